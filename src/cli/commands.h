@@ -1,0 +1,15 @@
+// Registration of the `custody` subcommands. Each group lives in its own file in src/cli/ and
+// attaches its subcommands to the root CLI11 app. A command reports failure by throwing
+// CLI::RuntimeError(exit_code) after printing a clear message to stderr.
+#pragma once
+
+namespace CLI {
+class App;
+}
+
+namespace custody::cli {
+
+void RegisterLedgerCommands(CLI::App& app);
+void RegisterCedarCommands(CLI::App& app);
+
+}  // namespace custody::cli

@@ -1,0 +1,17 @@
+// The `custody` command. The only main() in the project.
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"Custody: a chain of custody for the actions of AI agents"};
+  app.require_subcommand(1);
+#ifdef CUSTODY_HAVE_LEDGER
+  custody::cli::RegisterLedgerCommands(app);
+#endif
+#ifdef CUSTODY_HAVE_POLICY
+  custody::cli::RegisterCedarCommands(app);
+#endif
+  CLI11_PARSE(app, argc, argv);
+  return 0;
+}
