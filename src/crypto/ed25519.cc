@@ -1,0 +1,135 @@
+#include "crypto/ed25519.h"
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+namespace custody::crypto {
+namespace {
+
+std::string OpenSslError(std::string_view what) {
+  std::string m(what);
+  unsigned long e = ERR_get_error();
+  if (e != 0) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof(buf));
+    m += ": ";
+    m += buf;
+  }
+  ERR_clear_error();
+  return m;
+}
+
+struct PkeyCtxDeleter {
+  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+};
+
+}  // namespace
+
+struct Ed25519PrivateKey::Impl {
+  EVP_PKEY* pkey = nullptr;
+  ~Impl() { EVP_PKEY_free(pkey); }
+};
+
+Ed25519PrivateKey::Ed25519PrivateKey(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
+  size_t len = public_key_.size();
+  EVP_PKEY_get_raw_public_key(impl_->pkey, public_key_.data(), &len);
+}
+Ed25519PrivateKey::Ed25519PrivateKey(Ed25519PrivateKey&&) noexcept = default;
+Ed25519PrivateKey& Ed25519PrivateKey::operator=(Ed25519PrivateKey&&) noexcept = default;
+Ed25519PrivateKey::~Ed25519PrivateKey() = default;
+
+Result<Ed25519PrivateKey> Ed25519PrivateKey::Generate() {
+  EVP_PKEY* pkey = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
+  if (pkey == nullptr) return InternalError(OpenSslError("Ed25519 key generation failed"));
+  auto impl = std::make_unique<Impl>();
+  impl->pkey = pkey;
+  return Ed25519PrivateKey(std::move(impl));
+}
+
+Result<Ed25519PrivateKey> Ed25519PrivateKey::FromSeed(std::span<const uint8_t> seed32) {
+  if (seed32.size() != 32) return InvalidArgumentError("Ed25519 seed must be 32 bytes");
+  EVP_PKEY* pkey =
+      EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed32.data(), seed32.size());
+  if (pkey == nullptr) return InvalidArgumentError(OpenSslError("invalid Ed25519 seed"));
+  auto impl = std::make_unique<Impl>();
+  impl->pkey = pkey;
+  return Ed25519PrivateKey(std::move(impl));
+}
+
+Result<Ed25519PrivateKey> Ed25519PrivateKey::FromPkcs8Pem(std::string_view pem) {
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  if (bio == nullptr) return InternalError("out of memory");
+  EVP_PKEY* pkey = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  if (pkey == nullptr) return InvalidArgumentError(OpenSslError("not a PKCS#8 PEM private key"));
+  if (EVP_PKEY_get_id(pkey) != EVP_PKEY_ED25519) {
+    EVP_PKEY_free(pkey);
+    return InvalidArgumentError("private key is not an Ed25519 key");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->pkey = pkey;
+  return Ed25519PrivateKey(std::move(impl));
+}
+
+Result<Ed25519Signature> Ed25519PrivateKey::Sign(std::span<const uint8_t> message) const {
+  std::unique_ptr<EVP_MD_CTX, PkeyCtxDeleter> ctx(EVP_MD_CTX_new());
+  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, impl_->pkey) != 1) {
+    return InternalError(OpenSslError("Ed25519 sign init failed"));
+  }
+  Ed25519Signature sig{};
+  size_t len = sig.size();
+  if (EVP_DigestSign(ctx.get(), sig.data(), &len, message.data(), message.size()) != 1 ||
+      len != sig.size()) {
+    return InternalError(OpenSslError("Ed25519 sign failed"));
+  }
+  return sig;
+}
+
+Result<Ed25519Signature> Ed25519PrivateKey::Sign(std::string_view message) const {
+  return Sign(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(message.data()),
+                                       message.size()));
+}
+
+Result<std::string> Ed25519PrivateKey::ToPkcs8Pem() const {
+  BIO* bio = BIO_new(BIO_s_mem());
+  if (bio == nullptr) return InternalError("out of memory");
+  if (PEM_write_bio_PKCS8PrivateKey(bio, impl_->pkey, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+    BIO_free(bio);
+    return InternalError(OpenSslError("PEM encoding failed"));
+  }
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio, &data);
+  std::string out(data, static_cast<size_t>(n));
+  BIO_free(bio);
+  return out;
+}
+
+bool Ed25519Verify(const Ed25519PublicKey& public_key, std::span<const uint8_t> message,
+                   std::span<const uint8_t> signature) {
+  if (signature.size() != 64) return false;
+  EVP_PKEY* pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, public_key.data(),
+                                               public_key.size());
+  if (pkey == nullptr) {
+    ERR_clear_error();
+    return false;
+  }
+  std::unique_ptr<EVP_MD_CTX, PkeyCtxDeleter> ctx(EVP_MD_CTX_new());
+  bool ok = ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, pkey) == 1 &&
+            EVP_DigestVerify(ctx.get(), signature.data(), signature.size(), message.data(),
+                             message.size()) == 1;
+  EVP_PKEY_free(pkey);
+  ERR_clear_error();
+  return ok;
+}
+
+bool Ed25519Verify(const Ed25519PublicKey& public_key, std::string_view message,
+                   std::span<const uint8_t> signature) {
+  return Ed25519Verify(
+      public_key,
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(message.data()), message.size()),
+      signature);
+}
+
+}  // namespace custody::crypto

@@ -1,0 +1,67 @@
+#include "crypto/key_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace custody::crypto {
+
+Status WriteSecretFile(const std::string& path, std::string_view contents) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    if (errno == EEXIST) return AlreadyExistsError("file already exists: " + path);
+    return UnavailableError("cannot create " + path + ": " + std::strerror(errno));
+  }
+  size_t off = 0;
+  while (off < contents.size()) {
+    ssize_t n = ::write(fd, contents.data() + off, contents.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      std::string err = std::strerror(errno);
+      ::close(fd);
+      return UnavailableError("cannot write " + path + ": " + err);
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    std::string err = std::strerror(errno);
+    ::close(fd);
+    return UnavailableError("cannot fsync " + path + ": " + err);
+  }
+  ::close(fd);
+  return OkStatus();
+}
+
+Result<std::string> ReadFileToString(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFoundError("cannot open " + path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return UnavailableError("cannot read " + path);
+  return ss.str();
+}
+
+Result<Ed25519PrivateKey> LoadOrCreateEd25519Key(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    if ((st.st_mode & 077) != 0) {
+      return PermissionDeniedError("key file " + path +
+                                   " is readable by group or others; chmod 600 it");
+    }
+    ASSIGN_OR_RETURN(std::string pem, ReadFileToString(path));
+    auto key = Ed25519PrivateKey::FromPkcs8Pem(pem);
+    if (!key.ok()) return key.status().WithContext("key file " + path);
+    return key;
+  }
+  ASSIGN_OR_RETURN(Ed25519PrivateKey key, Ed25519PrivateKey::Generate());
+  ASSIGN_OR_RETURN(std::string pem, key.ToPkcs8Pem());
+  RETURN_IF_ERROR(WriteSecretFile(path, pem));
+  return key;
+}
+
+}  // namespace custody::crypto
