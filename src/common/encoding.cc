@@ -53,7 +53,8 @@ Result<std::vector<uint8_t>> Decode64(std::string_view text, const char* alphabe
 
   size_t len = text.size();
   if (padded) {
-    if (len % 4 != 0) return InvalidArgumentError(std::string(what) + ": length not a multiple of 4");
+    if (len % 4 != 0)
+      return InvalidArgumentError(std::string(what) + ": length not a multiple of 4");
     if (len > 0 && text[len - 1] == '=') --len;
     if (len > 0 && text[len - 1] == '=') --len;
   }

@@ -33,12 +33,12 @@ TEST(EncodingTest, UrlAlphabet) {
 TEST(EncodingTest, DecodersRejectMalformedInput) {
   EXPECT_FALSE(HexDecode("abc").ok());
   EXPECT_FALSE(HexDecode("zz").ok());
-  EXPECT_FALSE(Base64Decode("Zm9").ok());         // missing padding
-  EXPECT_FALSE(Base64Decode("Zm9v!A==").ok());    // bad character
-  EXPECT_FALSE(Base64Decode("Zh==").ok());        // non-zero trailing bits
-  EXPECT_FALSE(Base64UrlDecode("Zg==").ok());     // padding in base64url
-  EXPECT_FALSE(Base64UrlDecode("Z").ok());        // impossible length
-  EXPECT_FALSE(Base64UrlDecode("+/+/").ok());     // standard alphabet in base64url
+  EXPECT_FALSE(Base64Decode("Zm9").ok());       // missing padding
+  EXPECT_FALSE(Base64Decode("Zm9v!A==").ok());  // bad character
+  EXPECT_FALSE(Base64Decode("Zh==").ok());      // non-zero trailing bits
+  EXPECT_FALSE(Base64UrlDecode("Zg==").ok());   // padding in base64url
+  EXPECT_FALSE(Base64UrlDecode("Z").ok());      // impossible length
+  EXPECT_FALSE(Base64UrlDecode("+/+/").ok());   // standard alphabet in base64url
   EXPECT_EQ(HexDecode("ABcd")->size(), 2u);
 }
 

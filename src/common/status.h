@@ -83,7 +83,7 @@ inline Status InternalError(std::string m) { return Status(StatusCode::kInternal
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT: implicit by design
     assert(!std::get<Status>(v_).ok() && "Result constructed from an OK status");
     if (std::get<Status>(v_).ok()) v_ = InternalError("Result constructed from an OK status");
@@ -130,10 +130,10 @@ Status ToStatus(const Result<T>& r) {
 #define CUSTODY_CONCAT_(a, b) CUSTODY_CONCAT_INNER_(a, b)
 
 // Returns the status of `expr` (a Status or Result) from the current function if it is not OK.
-#define RETURN_IF_ERROR(expr)                                                            \
-  do {                                                                                   \
+#define RETURN_IF_ERROR(expr)                                                              \
+  do {                                                                                     \
     if (auto custody_status_ = ::custody::internal::ToStatus(expr); !custody_status_.ok()) \
-      return custody_status_;                                                            \
+      return custody_status_;                                                              \
   } while (0)
 
 // ASSIGN_OR_RETURN(auto x, MakeX()): declares/assigns `lhs` from a Result, or returns its error.

@@ -65,8 +65,8 @@ TEST(Ed25519Test, RejectsTamperedMessageAndSignature) {
 }
 
 TEST(KeyFileTest, CreatesWithMode0600AndReloadsSameKey) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("custody-key-test-" + std::to_string(::getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("custody-key-test-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   std::string path = (dir / "ledger.key").string();
   std::filesystem::remove(path);

@@ -88,8 +88,8 @@ Result<Ed25519Signature> Ed25519PrivateKey::Sign(std::span<const uint8_t> messag
 }
 
 Result<Ed25519Signature> Ed25519PrivateKey::Sign(std::string_view message) const {
-  return Sign(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(message.data()),
-                                       message.size()));
+  return Sign(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(message.data()), message.size()));
 }
 
 Result<std::string> Ed25519PrivateKey::ToPkcs8Pem() const {
@@ -109,8 +109,8 @@ Result<std::string> Ed25519PrivateKey::ToPkcs8Pem() const {
 bool Ed25519Verify(const Ed25519PublicKey& public_key, std::span<const uint8_t> message,
                    std::span<const uint8_t> signature) {
   if (signature.size() != 64) return false;
-  EVP_PKEY* pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, public_key.data(),
-                                               public_key.size());
+  EVP_PKEY* pkey =
+      EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, public_key.data(), public_key.size());
   if (pkey == nullptr) {
     ERR_clear_error();
     return false;
