@@ -1,0 +1,132 @@
+#include "policy/authorizer.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <set>
+
+#include "policy/parser.h"
+
+namespace custody::policy {
+namespace {
+
+void PutU32(std::string* out, uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<char>((v >> shift) & 0xff));
+}
+
+std::string Sha256Hex(const std::string& data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) {
+    out.push_back(kHex[md[i] >> 4]);
+    out.push_back(kHex[md[i] & 0xf]);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string_view DecisionName(Decision d) { return d == Decision::kAllow ? "allow" : "deny"; }
+
+Result<PolicySet> PolicySet::Create(std::vector<Policy> policies) {
+  PolicySet ps;
+  std::set<std::string> ids;
+  for (const auto& p : policies)
+    if (!ids.insert(p.id).second) return InvalidArgumentError("duplicate policy id `" + p.id + "`");
+  ps.policies_ = std::move(policies);
+  ps.BuildIndex();
+
+  std::vector<const Policy*> sorted;
+  for (const auto& p : ps.policies_) sorted.push_back(&p);
+  std::sort(sorted.begin(), sorted.end(), [](const Policy* a, const Policy* b) { return a->id < b->id; });
+  std::string buf;
+  for (const Policy* p : sorted) {
+    PutU32(&buf, static_cast<uint32_t>(p->id.size()));
+    buf += p->id;
+    PutU32(&buf, static_cast<uint32_t>(p->text.size()));
+    buf += p->text;
+  }
+  ps.hash_hex_ = Sha256Hex(buf);
+  return ps;
+}
+
+Result<PolicySet> PolicySet::FromText(std::string_view text, bool use_id_annotation) {
+  ASSIGN_OR_RETURN(std::vector<Policy> policies, ParsePolicySetText(text, use_id_annotation));
+  return Create(std::move(policies));
+}
+
+void PolicySet::BuildIndex() {
+  auto add = [](VarIndex* idx, const ScopeConstraint& c, uint32_t i) {
+    using Op = ScopeConstraint::Op;
+    switch (c.op) {
+      case Op::kAny: idx->any.push_back(i); break;
+      case Op::kIs: idx->by_type[c.type].push_back(i); break;
+      default:
+        for (const auto& u : c.uids) {
+          auto& v = idx->by_uid[u];
+          if (v.empty() || v.back() != i) v.push_back(i);
+        }
+    }
+  };
+  for (uint32_t i = 0; i < policies_.size(); ++i) {
+    add(&principal_idx_, policies_[i].principal, i);
+    add(&action_idx_, policies_[i].action, i);
+    add(&resource_idx_, policies_[i].resource, i);
+  }
+}
+
+void PolicySet::Candidates(const VarIndex& idx, const EntityUid& uid, const Entities& entities,
+                           std::vector<uint32_t>* out) {
+  out->insert(out->end(), idx.any.begin(), idx.any.end());
+  if (!idx.by_type.empty()) {
+    if (auto it = idx.by_type.find(uid.type); it != idx.by_type.end())
+      out->insert(out->end(), it->second.begin(), it->second.end());
+  }
+  if (idx.by_uid.empty()) return;
+  if (auto it = idx.by_uid.find(uid); it != idx.by_uid.end())
+    out->insert(out->end(), it->second.begin(), it->second.end());
+  if (const Entity* e = entities.Find(uid)) {
+    for (const auto& a : e->ancestors)
+      if (auto it = idx.by_uid.find(a); it != idx.by_uid.end())
+        out->insert(out->end(), it->second.begin(), it->second.end());
+  }
+}
+
+Response PolicySet::IsAuthorized(const Request& request, const Entities& entities) const {
+  std::vector<uint32_t> cand[3];
+  Candidates(principal_idx_, request.principal, entities, &cand[0]);
+  Candidates(action_idx_, request.action, entities, &cand[1]);
+  Candidates(resource_idx_, request.resource, entities, &cand[2]);
+  std::vector<uint32_t>* best = &cand[0];
+  for (auto& c : cand)
+    if (c.size() < best->size()) best = &c;
+  std::sort(best->begin(), best->end());
+  best->erase(std::unique(best->begin(), best->end()), best->end());
+
+  Response resp;
+  std::vector<const Policy*> permits, forbids;
+  for (uint32_t i : *best) {
+    const Policy& p = policies_[i];
+    Result<bool> r = EvaluatePolicy(p, request, entities);
+    if (!r.ok()) {
+      resp.errors.push_back({p.id, r.status().message()});
+    } else if (*r) {
+      (p.effect == Effect::kPermit ? permits : forbids).push_back(&p);
+    }
+  }
+  if (!forbids.empty()) {
+    resp.decision = Decision::kDeny;
+    for (const Policy* p : forbids) resp.reasons.push_back(p->id);
+  } else if (!permits.empty()) {
+    resp.decision = Decision::kAllow;
+    for (const Policy* p : permits) resp.reasons.push_back(p->id);
+  } else {
+    resp.decision = Decision::kDeny;
+  }
+  return resp;
+}
+
+}  // namespace custody::policy

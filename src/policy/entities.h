@@ -1,0 +1,51 @@
+// The entity store: every entity's attributes, tags, parents and (transitive) ancestors.
+//
+// Ancestors are computed once, when the store is finished, so that `in` is a hash lookup at
+// request time. An Entities object is immutable after Finish() and safe to read from many threads.
+#pragma once
+
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "common/status.h"
+#include "policy/value.h"
+
+namespace custody::policy {
+
+struct Entity {
+  EntityUid uid;
+  Record attrs;
+  Record tags;
+  std::vector<EntityUid> parents;
+  // Every entity reachable through parents, excluding the entity itself.
+  std::unordered_set<EntityUid, EntityUidHash> ancestors;
+};
+
+class Entities {
+ public:
+  // Fails with AlreadyExists on a duplicate uid.
+  [[nodiscard]] Status Add(Entity entity);
+  // Adds `parent` to the parents of `uid` if the entity exists.
+  void AddParent(const EntityUid& uid, const EntityUid& parent);
+  // Computes the transitive ancestors of every entity. Call after the last Add().
+  void Finish();
+
+  const Entity* Find(const EntityUid& uid) const {
+    auto it = map_.find(uid);
+    return it == map_.end() ? nullptr : &it->second;
+  }
+  // `a in b`: equal, or b is an ancestor of a.
+  bool In(const EntityUid& a, const EntityUid& b) const {
+    if (a == b) return true;
+    const Entity* e = Find(a);
+    return e != nullptr && e->ancestors.count(b) > 0;
+  }
+  size_t size() const { return map_.size(); }
+  const std::unordered_map<EntityUid, Entity, EntityUidHash>& all() const { return map_; }
+
+ private:
+  std::unordered_map<EntityUid, Entity, EntityUidHash> map_;
+};
+
+}  // namespace custody::policy

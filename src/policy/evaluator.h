@@ -1,0 +1,32 @@
+// Evaluation of Cedar expressions and policies against one request and an entity store.
+//
+// Errors (type errors, missing attributes, overflow, extension errors) are returned as a non-OK
+// Result, exactly where the reference semantics raise them; `&&`, `||` and `if` short-circuit.
+// Stateless; safe to call from many threads with distinct or shared const inputs.
+#pragma once
+
+#include "common/status.h"
+#include "policy/ast.h"
+#include "policy/entities.h"
+#include "policy/value.h"
+
+namespace custody::policy {
+
+struct Request {
+  EntityUid principal;
+  EntityUid action;
+  EntityUid resource;
+  Value context = Value::MakeRecord({});
+};
+
+[[nodiscard]] Result<Value> Evaluate(const Expr& expr, const Request& request,
+                                     const Entities& entities);
+
+// True iff the policy's scope matches the request. Scope checks cannot fail.
+bool ScopeMatches(const Policy& policy, const Request& request, const Entities& entities);
+
+// True iff the scope matches and every `when` holds and no `unless` does.
+[[nodiscard]] Result<bool> EvaluatePolicy(const Policy& policy, const Request& request,
+                                          const Entities& entities);
+
+}  // namespace custody::policy

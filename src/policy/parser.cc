@@ -1,0 +1,659 @@
+#include "policy/parser.h"
+
+#include "policy/internal/lexer.h"
+
+#include <cstdint>
+#include <set>
+
+namespace custody::policy {
+namespace {
+
+using internal::Describe;
+using internal::Lex;
+using internal::SyntaxError;
+using internal::Tok;
+using internal::Token;
+using internal::Unescape;
+
+// Nesting bound: deeper input is rejected with an error instead of exhausting the stack.
+constexpr int kMaxDepth = 200;
+
+bool IsReserved(std::string_view s) {
+  return s == "true" || s == "false" || s == "if" || s == "then" || s == "else" || s == "in" ||
+         s == "is" || s == "like" || s == "has" || s == "__cedar";
+}
+
+ExprPtr MakeExpr(Expr::Kind kind) {
+  auto e = std::make_unique<Expr>();
+  e->kind = kind;
+  return e;
+}
+
+ExprPtr MakeUnary(Expr::Kind kind, ExprPtr a) {
+  auto e = MakeExpr(kind);
+  e->kids.push_back(std::move(a));
+  return e;
+}
+
+ExprPtr MakeBinary(Expr::Kind kind, ExprPtr a, ExprPtr b) {
+  auto e = MakeExpr(kind);
+  e->kids.push_back(std::move(a));
+  e->kids.push_back(std::move(b));
+  return e;
+}
+
+class Parser {
+ public:
+  Parser(std::string_view src, std::vector<Token> toks) : src_(src), toks_(std::move(toks)) {}
+
+  bool AtEnd() const { return Peek().kind == Tok::kEnd; }
+  size_t pos() const { return pos_; }
+
+  // Skips to just past the next `;` (error recovery).
+  void SkipPolicy() {
+    while (!AtEnd()) {
+      if (IsPunct(";")) {
+        ++pos_;
+        return;
+      }
+      ++pos_;
+    }
+  }
+
+  Policy ParsePolicy() {
+    Policy p;
+    size_t start = Peek().offset;
+    std::set<std::string, std::less<>> seen;
+    while (IsPunct("@")) {
+      ++pos_;
+      const Token& name = ExpectIdent("an annotation name");
+      std::string value;
+      if (IsPunct("(")) {
+        ++pos_;
+        const Token& s = Expect(Tok::kStr, "a string literal");
+        Unescape(s.text, s.offset, &value, nullptr);
+        ExpectPunct(")");
+      }
+      if (!seen.insert(std::string(name.text)).second)
+        throw SyntaxError{name.offset, "duplicate annotation `@" + std::string(name.text) + "`"};
+      p.annotations.emplace_back(std::string(name.text), std::move(value));
+    }
+    const Token& eff = Peek();
+    if (IsIdent("permit")) {
+      p.effect = Effect::kPermit;
+    } else if (IsIdent("forbid")) {
+      p.effect = Effect::kForbid;
+    } else {
+      throw Unexpected("`permit` or `forbid`");
+    }
+    ++pos_;
+    ExpectPunct("(");
+    ParseScopeVar("principal", &p.principal);
+    ExpectPunct(",");
+    ParseScopeVar("action", &p.action);
+    ExpectPunct(",");
+    ParseScopeVar("resource", &p.resource);
+    if (IsPunct(",")) ++pos_;  // trailing comma is allowed by the reference grammar
+    ExpectPunct(")");
+    while (IsIdent("when") || IsIdent("unless")) {
+      Condition c;
+      c.is_when = Peek().text == "when";
+      ++pos_;
+      ExpectPunct("{");
+      if (IsPunct("}")) throw Unexpected("an expression");
+      c.expr = ParseExpr(0);
+      ExpectPunct("}");
+      p.conditions.push_back(std::move(c));
+    }
+    const Token& semi = ExpectPunct(";");
+    p.text = std::string(src_.substr(start, semi.offset + 1 - start));
+    (void)eff;
+    return p;
+  }
+
+  ExprPtr ParseStandaloneExpr() {
+    ExprPtr e = ParseExpr(0);
+    if (!AtEnd()) throw Unexpected("end of input");
+    return e;
+  }
+
+  size_t StartOffset() const { return Peek().offset; }
+
+ private:
+  const Token& Peek(size_t k = 0) const {
+    size_t i = pos_ + k;
+    return i < toks_.size() ? toks_[i] : toks_.back();
+  }
+  bool IsPunct(std::string_view p, size_t k = 0) const {
+    return Peek(k).kind == Tok::kPunct && Peek(k).text == p;
+  }
+  bool IsIdent(std::string_view s, size_t k = 0) const {
+    return Peek(k).kind == Tok::kIdent && Peek(k).text == s;
+  }
+  SyntaxError Unexpected(std::string_view expected) const {
+    return SyntaxError{Peek().offset, "unexpected " + Describe(Peek()) + ", expected " + std::string(expected)};
+  }
+  const Token& Expect(Tok kind, std::string_view what) {
+    if (Peek().kind != kind) throw Unexpected(what);
+    return toks_[pos_++];
+  }
+  const Token& ExpectIdent(std::string_view what) { return Expect(Tok::kIdent, what); }
+  const Token& ExpectPunct(std::string_view p) {
+    if (!IsPunct(p)) throw Unexpected("`" + std::string(p) + "`");
+    return toks_[pos_++];
+  }
+
+  std::string ParseStr() {
+    const Token& t = Expect(Tok::kStr, "a string literal");
+    std::string s;
+    Unescape(t.text, t.offset, &s, nullptr);
+    return s;
+  }
+
+  // PATH ::= IDENT {'::' IDENT}; stops before `::` STR.
+  std::string ParsePath() {
+    const Token& first = ExpectIdent("an identifier");
+    if (IsReserved(first.text)) throw SyntaxError{first.offset, "`" + std::string(first.text) + "` is a reserved word"};
+    std::string path(first.text);
+    while (IsPunct("::") && Peek(1).kind == Tok::kIdent) {
+      pos_ += 2;
+      path += "::";
+      path += toks_[pos_ - 1].text;
+    }
+    return path;
+  }
+
+  EntityUid ParseEntityRef() {
+    if (IsPunct("?")) throw SyntaxError{Peek().offset, "policy templates (`?principal`, `?resource`) are not supported"};
+    std::string type = ParsePath();
+    if (!IsPunct("::")) throw Unexpected("`::` and an entity id");
+    ++pos_;
+    return EntityUid{std::move(type), ParseStr()};
+  }
+
+  void ParseScopeVar(std::string_view var, ScopeConstraint* sc) {
+    if (!IsIdent(var)) throw Unexpected("`" + std::string(var) + "`");
+    ++pos_;
+    using Op = ScopeConstraint::Op;
+    if (IsPunct("==")) {
+      ++pos_;
+      sc->op = Op::kEq;
+      sc->uids.push_back(ParseEntityRef());
+    } else if (IsIdent("in")) {
+      ++pos_;
+      if (IsPunct("[")) {
+        if (var != "action") throw SyntaxError{Peek().offset, "a list of entities is only allowed in the action scope"};
+        ++pos_;
+        sc->op = Op::kInSet;
+        if (!IsPunct("]")) {
+          sc->uids.push_back(ParseEntityRef());
+          while (IsPunct(",")) {
+            ++pos_;
+            if (IsPunct("]")) break;
+            sc->uids.push_back(ParseEntityRef());
+          }
+        }
+        ExpectPunct("]");
+      } else {
+        sc->op = Op::kIn;
+        sc->uids.push_back(ParseEntityRef());
+      }
+    } else if (IsIdent("is")) {
+      if (var == "action") throw SyntaxError{Peek().offset, "`is` is not allowed in the action scope"};
+      ++pos_;
+      sc->type = ParsePath();
+      sc->op = Op::kIs;
+      if (IsIdent("in")) {
+        ++pos_;
+        sc->op = Op::kIsIn;
+        sc->uids.push_back(ParseEntityRef());
+      }
+    }
+  }
+
+  struct DepthGuard {
+    explicit DepthGuard(Parser* p) : p_(p) {
+      if (++p_->depth_ > kMaxDepth) throw SyntaxError{p_->Peek().offset, "expression nested too deeply"};
+    }
+    ~DepthGuard() { --p_->depth_; }
+    Parser* p_;
+  };
+
+  ExprPtr ParseExpr(int) {
+    DepthGuard g(this);
+    if (IsIdent("if")) {
+      ++pos_;
+      auto c = ParseExpr(0);
+      if (!IsIdent("then")) throw Unexpected("`then`");
+      ++pos_;
+      auto t = ParseExpr(0);
+      if (!IsIdent("else")) throw Unexpected("`else`");
+      ++pos_;
+      auto e = ParseExpr(0);
+      auto x = MakeExpr(Expr::Kind::kIf);
+      x->kids.push_back(std::move(c));
+      x->kids.push_back(std::move(t));
+      x->kids.push_back(std::move(e));
+      return x;
+    }
+    return ParseOr();
+  }
+
+  ExprPtr ParseOr() {
+    auto lhs = ParseAnd();
+    while (IsPunct("||")) {
+      ++pos_;
+      lhs = MakeBinary(Expr::Kind::kOr, std::move(lhs), ParseAnd());
+    }
+    return lhs;
+  }
+
+  ExprPtr ParseAnd() {
+    auto lhs = ParseRelation();
+    while (IsPunct("&&")) {
+      ++pos_;
+      lhs = MakeBinary(Expr::Kind::kAnd, std::move(lhs), ParseRelation());
+    }
+    return lhs;
+  }
+
+  ExprPtr ParseRelation() {
+    auto lhs = ParseAdd();
+    using K = Expr::Kind;
+    static const std::pair<std::string_view, K> kOps[] = {
+        {"==", K::kEq}, {"!=", K::kNe}, {"<", K::kLt}, {"<=", K::kLe}, {">", K::kGt}, {">=", K::kGe}};
+    for (const auto& [op, kind] : kOps) {
+      if (IsPunct(op)) {
+        ++pos_;
+        auto rhs = ParseAdd();
+        return MakeBinary(kind, std::move(lhs), std::move(rhs));
+      }
+    }
+    if (IsPunct("=")) throw SyntaxError{Peek().offset, "unexpected `=`, did you mean `==`?"};
+    if (IsIdent("in")) {
+      ++pos_;
+      return MakeBinary(K::kIn, std::move(lhs), ParseAdd());
+    }
+    if (IsIdent("has")) {
+      ++pos_;
+      std::vector<std::string> path;
+      if (Peek().kind == Tok::kStr) {
+        path.push_back(ParseStr());
+      } else {
+        path.emplace_back(ExpectIdent("an attribute name").text);
+        while (IsPunct(".") && Peek(1).kind == Tok::kIdent) {
+          path.emplace_back(Peek(1).text);
+          pos_ += 2;
+        }
+      }
+      // `e has a.b.c` means `e has a && e.a has b && e.a.b has c`.
+      ExprPtr result;
+      for (size_t i = 0; i < path.size(); ++i) {
+        ExprPtr base = CloneExpr(*lhs);
+        for (size_t j = 0; j < i; ++j) {
+          auto g = MakeUnary(K::kGetAttr, std::move(base));
+          g->name = path[j];
+          base = std::move(g);
+        }
+        auto h = MakeUnary(K::kHas, std::move(base));
+        h->name = path[i];
+        result = result ? MakeBinary(K::kAnd, std::move(result), std::move(h)) : std::move(h);
+      }
+      return result;
+    }
+    if (IsIdent("like")) {
+      ++pos_;
+      const Token& t = Expect(Tok::kStr, "a pattern string");
+      auto e = MakeUnary(K::kLike, std::move(lhs));
+      Unescape(t.text, t.offset, nullptr, &e->pattern);
+      return e;
+    }
+    if (IsIdent("is")) {
+      ++pos_;
+      auto e = MakeUnary(K::kIs, CloneExpr(*lhs));
+      e->name = ParsePath();
+      if (IsIdent("in")) {
+        ++pos_;
+        // `e is T in x` means `e is T && e in x`.
+        auto in = MakeBinary(K::kIn, std::move(lhs), ParseAdd());
+        return MakeBinary(K::kAnd, std::move(e), std::move(in));
+      }
+      return e;
+    }
+    return lhs;
+  }
+
+  static ExprPtr CloneExpr(const Expr& e) {
+    auto c = std::make_unique<Expr>();
+    c->kind = e.kind;
+    c->var = e.var;
+    c->ext_fn = e.ext_fn;
+    c->lit = e.lit;
+    c->name = e.name;
+    c->keys = e.keys;
+    c->pattern = e.pattern;
+    for (const auto& k : e.kids) c->kids.push_back(CloneExpr(*k));
+    return c;
+  }
+
+  ExprPtr ParseAdd() {
+    auto lhs = ParseMult();
+    while (IsPunct("+") || IsPunct("-")) {
+      auto kind = Peek().text == "+" ? Expr::Kind::kAdd : Expr::Kind::kSub;
+      ++pos_;
+      lhs = MakeBinary(kind, std::move(lhs), ParseMult());
+    }
+    return lhs;
+  }
+
+  ExprPtr ParseMult() {
+    auto lhs = ParseUnary();
+    while (IsPunct("*")) {
+      ++pos_;
+      lhs = MakeBinary(Expr::Kind::kMul, std::move(lhs), ParseUnary());
+    }
+    if (IsPunct("/") || IsPunct("%"))
+      throw SyntaxError{Peek().offset, "`" + std::string(Peek().text) + "` is not a Cedar operator"};
+    return lhs;
+  }
+
+  ExprPtr ParseUnary() {
+    DepthGuard g(this);
+    if (IsPunct("!")) {
+      ++pos_;
+      return MakeUnary(Expr::Kind::kNot, ParseUnary());
+    }
+    if (IsPunct("-")) {
+      ++pos_;
+      // A minus directly before an integer literal is part of the literal, so that
+      // -9223372036854775808 is representable.
+      if (Peek().kind == Tok::kInt && !IsPunct(".", 1) && !IsPunct("[", 1)) {
+        const Token& t = toks_[pos_++];
+        uint64_t v = ParseU64(t);
+        if (v > (uint64_t{1} << 63)) throw SyntaxError{t.offset, "integer literal out of range"};
+        auto e = MakeExpr(Expr::Kind::kLit);
+        e->lit = Value::Long(static_cast<int64_t>(0 - v));
+        return e;
+      }
+      return MakeUnary(Expr::Kind::kNeg, ParseUnary());
+    }
+    return ParseMember();
+  }
+
+  static uint64_t ParseU64(const Token& t) {
+    uint64_t v = 0;
+    for (char c : t.text) {
+      uint64_t d = c - '0';
+      if (v > (UINT64_MAX - d) / 10) throw SyntaxError{t.offset, "integer literal out of range"};
+      v = v * 10 + d;
+    }
+    return v;
+  }
+
+  std::vector<ExprPtr> ParseArgs() {
+    ExpectPunct("(");
+    std::vector<ExprPtr> args;
+    if (!IsPunct(")")) {
+      args.push_back(ParseExpr(0));
+      while (IsPunct(",")) {
+        ++pos_;
+        args.push_back(ParseExpr(0));
+      }
+    }
+    ExpectPunct(")");
+    return args;
+  }
+
+  ExprPtr ParseMember() {
+    auto e = ParsePrimary();
+    using K = Expr::Kind;
+    while (true) {
+      if (IsPunct(".")) {
+        ++pos_;
+        const Token& name = ExpectIdent("an attribute or method name");
+        if (IsPunct("(")) {
+          size_t at = name.offset;
+          auto args = ParseArgs();
+          struct Builtin {
+            std::string_view name;
+            K kind;
+            size_t arity;
+          };
+          static const Builtin kBuiltins[] = {{"contains", K::kContains, 1},
+                                              {"containsAll", K::kContainsAll, 1},
+                                              {"containsAny", K::kContainsAny, 1},
+                                              {"isEmpty", K::kIsEmpty, 0},
+                                              {"getTag", K::kGetTag, 1},
+                                              {"hasTag", K::kHasTag, 1}};
+          bool found = false;
+          for (const auto& b : kBuiltins) {
+            if (b.name == name.text) {
+              if (args.size() != b.arity)
+                throw SyntaxError{at, "`" + std::string(b.name) + "` takes " + std::to_string(b.arity) + " argument(s)"};
+              auto m = MakeExpr(b.kind);
+              m->kids.push_back(std::move(e));
+              for (auto& a : args) m->kids.push_back(std::move(a));
+              e = std::move(m);
+              found = true;
+              break;
+            }
+          }
+          if (found) continue;
+          auto fn = LookupExtMethod(name.text);
+          if (!fn) throw SyntaxError{at, "unknown method `" + std::string(name.text) + "`"};
+          if (static_cast<int>(args.size()) + 1 != ExtFnArity(*fn))
+            throw SyntaxError{at, "`" + std::string(name.text) + "` takes " + std::to_string(ExtFnArity(*fn) - 1) + " argument(s)"};
+          auto m = MakeExpr(K::kExtCall);
+          m->ext_fn = *fn;
+          m->kids.push_back(std::move(e));
+          for (auto& a : args) m->kids.push_back(std::move(a));
+          e = std::move(m);
+        } else {
+          auto g = MakeUnary(K::kGetAttr, std::move(e));
+          g->name = std::string(name.text);
+          e = std::move(g);
+        }
+      } else if (IsPunct("[")) {
+        ++pos_;
+        std::string key = ParseStr();
+        ExpectPunct("]");
+        auto g = MakeUnary(K::kGetAttr, std::move(e));
+        g->name = std::move(key);
+        e = std::move(g);
+      } else {
+        return e;
+      }
+    }
+  }
+
+  ExprPtr ParsePrimary() {
+    DepthGuard g(this);
+    using K = Expr::Kind;
+    const Token& t = Peek();
+    if (t.kind == Tok::kInt) {
+      ++pos_;
+      uint64_t v = ParseU64(t);
+      if (v > static_cast<uint64_t>(INT64_MAX)) throw SyntaxError{t.offset, "integer literal out of range"};
+      auto e = MakeExpr(K::kLit);
+      e->lit = Value::Long(static_cast<int64_t>(v));
+      return e;
+    }
+    if (t.kind == Tok::kStr) {
+      auto e = MakeExpr(K::kLit);
+      e->lit = Value::String(ParseStr());
+      return e;
+    }
+    if (IsPunct("(")) {
+      ++pos_;
+      auto e = ParseExpr(0);
+      ExpectPunct(")");
+      return e;
+    }
+    if (IsPunct("[")) {
+      ++pos_;
+      auto e = MakeExpr(K::kSet);
+      if (!IsPunct("]")) {
+        e->kids.push_back(ParseExpr(0));
+        while (IsPunct(",")) {
+          ++pos_;
+          e->kids.push_back(ParseExpr(0));
+        }
+      }
+      ExpectPunct("]");
+      return e;
+    }
+    if (IsPunct("{")) {
+      ++pos_;
+      auto e = MakeExpr(K::kRecord);
+      std::set<std::string, std::less<>> seen;
+      while (!IsPunct("}")) {
+        size_t at = Peek().offset;
+        std::string key;
+        if (Peek().kind == Tok::kStr) {
+          key = ParseStr();
+        } else {
+          key = std::string(ExpectIdent("a record key").text);
+        }
+        if (!seen.insert(key).second) throw SyntaxError{at, "duplicate record key `" + key + "`"};
+        ExpectPunct(":");
+        e->keys.push_back(std::move(key));
+        e->kids.push_back(ParseExpr(0));
+        if (!IsPunct(",")) break;
+        ++pos_;
+      }
+      ExpectPunct("}");
+      return e;
+    }
+    if (IsPunct("?")) throw SyntaxError{t.offset, "policy templates are not supported"};
+    if (t.kind != Tok::kIdent) throw Unexpected("an expression");
+    if (t.text == "true" || t.text == "false") {
+      ++pos_;
+      auto e = MakeExpr(K::kLit);
+      e->lit = Value::Bool(t.text == "true");
+      return e;
+    }
+    static const std::pair<std::string_view, Var> kVars[] = {{"principal", Var::kPrincipal},
+                                                            {"action", Var::kAction},
+                                                            {"resource", Var::kResource},
+                                                            {"context", Var::kContext}};
+    for (const auto& [name, var] : kVars) {
+      if (t.text == name && !IsPunct("::", 1)) {
+        ++pos_;
+        auto e = MakeExpr(K::kVar);
+        e->var = var;
+        return e;
+      }
+    }
+    size_t at = t.offset;
+    std::string path = ParsePath();
+    if (IsPunct("::") && Peek(1).kind == Tok::kStr) {
+      ++pos_;
+      auto e = MakeExpr(K::kLit);
+      e->lit = Value::Entity(EntityUid{std::move(path), ParseStr()});
+      return e;
+    }
+    if (IsPunct("(")) {
+      auto fn = LookupExtConstructor(path);
+      if (!fn) throw SyntaxError{at, "unknown function `" + path + "`"};
+      auto args = ParseArgs();
+      if (static_cast<int>(args.size()) != ExtFnArity(*fn))
+        throw SyntaxError{at, "`" + path + "` takes " + std::to_string(ExtFnArity(*fn)) + " argument(s)"};
+      auto e = MakeExpr(K::kExtCall);
+      e->ext_fn = *fn;
+      e->kids = std::move(args);
+      return e;
+    }
+    throw SyntaxError{at, "unexpected identifier `" + path + "`, expected an expression"};
+  }
+
+  std::string_view src_;
+  std::vector<Token> toks_;
+  size_t pos_ = 0;
+  int depth_ = 0;
+};
+
+ParseError MakeError(std::string_view src, size_t offset, std::string message) {
+  ParseError e;
+  e.line = 1;
+  e.column = 1;
+  for (size_t i = 0; i < offset && i < src.size(); ++i) {
+    if (src[i] == '\n') {
+      ++e.line;
+      e.column = 1;
+    } else {
+      ++e.column;
+    }
+  }
+  e.message = std::move(message);
+  return e;
+}
+
+}  // namespace
+
+std::string ParseError::ToString() const {
+  return std::to_string(line) + ":" + std::to_string(column) + ": " + message;
+}
+
+ParseOutput ParsePolicies(std::string_view text, bool use_id_annotation) {
+  ParseOutput out;
+  std::vector<Token> toks;
+  try {
+    toks = Lex(text);
+  } catch (const SyntaxError& e) {
+    out.errors.push_back(MakeError(text, e.offset, e.message));
+    return out;
+  }
+  Parser p(text, std::move(toks));
+  std::set<std::string> ids;
+  int index = 0;
+  while (!p.AtEnd()) {
+    size_t start = p.StartOffset();
+    size_t before = p.pos();
+    try {
+      Policy pol = p.ParsePolicy();
+      ParseError where = MakeError(text, start, "");
+      pol.line = where.line;
+      pol.column = where.column;
+      pol.id = "policy" + std::to_string(index);
+      if (use_id_annotation) {
+        for (const auto& [k, v] : pol.annotations)
+          if (k == "id") pol.id = v;
+      }
+      if (!ids.insert(pol.id).second) {
+        out.errors.push_back(MakeError(text, start, "duplicate policy id `" + pol.id + "`"));
+      } else {
+        out.policies.push_back(std::move(pol));
+      }
+    } catch (const SyntaxError& e) {
+      out.errors.push_back(MakeError(text, e.offset, e.message));
+      p.SkipPolicy();
+      if (p.pos() == before) break;
+    }
+    ++index;
+  }
+  return out;
+}
+
+Result<std::vector<Policy>> ParsePolicySetText(std::string_view text, bool use_id_annotation) {
+  ParseOutput out = ParsePolicies(text, use_id_annotation);
+  if (!out.errors.empty()) {
+    std::string msg;
+    for (const auto& e : out.errors) {
+      if (!msg.empty()) msg += "; ";
+      msg += e.ToString();
+    }
+    return InvalidArgumentError("policy parse error: " + msg);
+  }
+  return std::move(out.policies);
+}
+
+Result<ExprPtr> ParseExpression(std::string_view text) {
+  try {
+    Parser p(text, Lex(text));
+    return p.ParseStandaloneExpr();
+  } catch (const SyntaxError& e) {
+    return InvalidArgumentError("expression parse error: " + MakeError(text, e.offset, e.message).ToString());
+  }
+}
+
+}  // namespace custody::policy
