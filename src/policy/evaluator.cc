@@ -208,12 +208,19 @@ class Evaluator {
         return Value::MakeRecord(std::move(rec));
       }
       case Expr::Kind::kExtCall: {
-        Value args[2];
-        if (e.kids.size() > 2) return InternalError("extension call with too many arguments");
-        for (size_t i = 0; i < e.kids.size(); ++i) {
-          ASSIGN_OR_RETURN(args[i], Eval(*e.kids[i]));
+        if (e.kids.size() <= 2) {
+          Value args[2];
+          for (size_t i = 0; i < e.kids.size(); ++i) {
+            ASSIGN_OR_RETURN(args[i], Eval(*e.kids[i]));
+          }
+          return CallExt(e.ext_fn, std::span<const Value>(args, e.kids.size()));
         }
-        return CallExt(e.ext_fn, std::span<const Value>(args, e.kids.size()));
+        std::vector<Value> args;
+        for (const auto& k : e.kids) {
+          ASSIGN_OR_RETURN(Value v, Eval(*k));
+          args.push_back(std::move(v));
+        }
+        return CallExt(e.ext_fn, args);
       }
     }
     return InternalError("unknown expression kind");

@@ -441,8 +441,6 @@ class Parser {
           if (found) continue;
           auto fn = LookupExtMethod(name.text);
           if (!fn) throw SyntaxError{at, "unknown method `" + std::string(name.text) + "`"};
-          if (static_cast<int>(args.size()) + 1 != ExtFnArity(*fn))
-            throw SyntaxError{at, "`" + std::string(name.text) + "` takes " + std::to_string(ExtFnArity(*fn) - 1) + " argument(s)"};
           auto m = MakeExpr(K::kExtCall);
           m->ext_fn = *fn;
           m->kids.push_back(std::move(e));
@@ -555,9 +553,8 @@ class Parser {
     if (IsPunct("(")) {
       auto fn = LookupExtConstructor(path);
       if (!fn) throw SyntaxError{at, "unknown function `" + path + "`"};
+      // A wrong argument count is an evaluation error in Cedar, not a parse error.
       auto args = ParseArgs();
-      if (static_cast<int>(args.size()) != ExtFnArity(*fn))
-        throw SyntaxError{at, "`" + path + "` takes " + std::to_string(ExtFnArity(*fn)) + " argument(s)"};
       auto e = MakeExpr(K::kExtCall);
       e->ext_fn = *fn;
       e->kids = std::move(args);
