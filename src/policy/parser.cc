@@ -2,6 +2,7 @@
 
 #include "policy/internal/lexer.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <set>
 
@@ -49,15 +50,25 @@ class Parser {
   bool AtEnd() const { return Peek().kind == Tok::kEnd; }
   size_t pos() const { return pos_; }
 
-  // Skips to just past the next `;` (error recovery).
-  void SkipPolicy() {
+  // Error recovery: skips to just past the next `;`, or to the start of the next policy
+  // (`@`, `permit`, `forbid`) when the `;` is missing. Always makes progress.
+  void SkipPolicy(size_t before, size_t error_pos) {
+    pos_ = std::max(pos_, error_pos);
+    if (pos_ == before && !AtEnd()) ++pos_;
     while (!AtEnd()) {
       if (IsPunct(";")) {
         ++pos_;
         return;
       }
+      bool after_dot = pos_ > 0 && toks_[pos_ - 1].kind == Tok::kPunct && toks_[pos_ - 1].text == ".";
+      if (!after_dot && (IsPunct("@") || IsIdent("permit") || IsIdent("forbid"))) return;
       ++pos_;
     }
+  }
+  size_t PosOfOffset(size_t offset) const {
+    auto it = std::lower_bound(toks_.begin(), toks_.end(), offset,
+                               [](const Token& t, size_t off) { return t.offset < off; });
+    return std::min(static_cast<size_t>(it - toks_.begin()), toks_.size() - 1);
   }
 
   Policy ParsePolicy() {
@@ -569,18 +580,19 @@ class Parser {
   int depth_ = 0;
 };
 
-ParseError MakeError(std::string_view src, size_t offset, std::string message) {
+// Offsets of the first character of every line, for offset -> line:column.
+std::vector<size_t> LineStarts(std::string_view src) {
+  std::vector<size_t> starts{0};
+  for (size_t i = 0; i < src.size(); ++i)
+    if (src[i] == '\n') starts.push_back(i + 1);
+  return starts;
+}
+
+ParseError MakeError(const std::vector<size_t>& lines, size_t offset, std::string message) {
+  auto it = std::upper_bound(lines.begin(), lines.end(), offset);
   ParseError e;
-  e.line = 1;
-  e.column = 1;
-  for (size_t i = 0; i < offset && i < src.size(); ++i) {
-    if (src[i] == '\n') {
-      ++e.line;
-      e.column = 1;
-    } else {
-      ++e.column;
-    }
-  }
+  e.line = static_cast<int>(it - lines.begin());
+  e.column = static_cast<int>(offset - *(it - 1)) + 1;
   e.message = std::move(message);
   return e;
 }
@@ -593,11 +605,12 @@ std::string ParseError::ToString() const {
 
 ParseOutput ParsePolicies(std::string_view text, bool use_id_annotation) {
   ParseOutput out;
+  const std::vector<size_t> lines = LineStarts(text);
   std::vector<Token> toks;
   try {
     toks = Lex(text);
   } catch (const SyntaxError& e) {
-    out.errors.push_back(MakeError(text, e.offset, e.message));
+    out.errors.push_back(MakeError(lines, e.offset, e.message));
     return out;
   }
   Parser p(text, std::move(toks));
@@ -608,7 +621,7 @@ ParseOutput ParsePolicies(std::string_view text, bool use_id_annotation) {
     size_t before = p.pos();
     try {
       Policy pol = p.ParsePolicy();
-      ParseError where = MakeError(text, start, "");
+      ParseError where = MakeError(lines, start, "");
       pol.line = where.line;
       pol.column = where.column;
       pol.id = "policy" + std::to_string(index);
@@ -617,13 +630,13 @@ ParseOutput ParsePolicies(std::string_view text, bool use_id_annotation) {
           if (k == "id") pol.id = v;
       }
       if (!ids.insert(pol.id).second) {
-        out.errors.push_back(MakeError(text, start, "duplicate policy id `" + pol.id + "`"));
+        out.errors.push_back(MakeError(lines, start, "duplicate policy id `" + pol.id + "`"));
       } else {
         out.policies.push_back(std::move(pol));
       }
     } catch (const SyntaxError& e) {
-      out.errors.push_back(MakeError(text, e.offset, e.message));
-      p.SkipPolicy();
+      out.errors.push_back(MakeError(lines, e.offset, e.message));
+      p.SkipPolicy(before, p.PosOfOffset(e.offset));
       if (p.pos() == before) break;
     }
     ++index;
@@ -649,7 +662,8 @@ Result<ExprPtr> ParseExpression(std::string_view text) {
     Parser p(text, Lex(text));
     return p.ParseStandaloneExpr();
   } catch (const SyntaxError& e) {
-    return InvalidArgumentError("expression parse error: " + MakeError(text, e.offset, e.message).ToString());
+    return InvalidArgumentError("expression parse error: " +
+                                MakeError(LineStarts(text), e.offset, e.message).ToString());
   }
 }
 
