@@ -1,6 +1,7 @@
 #include "ledger/merkle.h"
 
 #include <bit>
+#include <cstring>
 
 namespace custody::ledger {
 namespace {
@@ -28,7 +29,12 @@ Hash HashLeaf(std::string_view data) {
 }
 
 Hash HashChildren(const Hash& l, const Hash& r) {
-  return ThreadHasher().Update(kNodePrefix).Update(l).Update(r).Finish();
+  // One Update call: this is the innermost operation of every proof and append.
+  uint8_t buf[1 + 2 * sizeof(Hash)];
+  buf[0] = kNodePrefix;
+  std::memcpy(buf + 1, l.data(), l.size());
+  std::memcpy(buf + 1 + l.size(), r.data(), r.size());
+  return ThreadHasher().Update(std::span<const uint8_t>(buf, sizeof buf)).Finish();
 }
 
 Hash EmptyRoot() {

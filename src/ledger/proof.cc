@@ -66,6 +66,19 @@ Result<Hash> RootAt(uint64_t size, HashReader& r) {
   return RangeHash(0, size, r);
 }
 
+Result<CompactRange> CompactRangeAt(uint64_t size, HashReader& r) {
+  std::vector<Hash> hashes;
+  hashes.reserve(std::popcount(size));
+  uint64_t pos = 0;
+  for (int level = 63; level >= 0; --level) {
+    if (((size >> level) & 1) == 0) continue;
+    ASSIGN_OR_RETURN(Hash h, r.ReadNode(static_cast<uint8_t>(level), pos >> level));
+    hashes.push_back(h);
+    pos += uint64_t{1} << level;
+  }
+  return CompactRange::FromHashes(size, std::move(hashes));
+}
+
 Status InclusionProofInto(uint64_t index, uint64_t size, HashReader& r, std::vector<Hash>* out) {
   out->clear();
   if (index >= size) {

@@ -28,6 +28,10 @@ class HashReader {
 // MTH of the first `size` leaves, from the complete subtrees of the decomposition of `size`.
 Result<Hash> RootAt(uint64_t size, HashReader& r);
 
+// The compact range of the first `size` leaves, read from complete subtrees: how a ledger resumes
+// appending after a restart without rehashing its leaves.
+Result<CompactRange> CompactRangeAt(uint64_t size, HashReader& r);
+
 // The audit path of leaf `index` in the tree of `size` leaves, leaf sibling first.
 // InvalidArgument unless index < size.
 Result<std::vector<Hash>> InclusionProof(uint64_t index, uint64_t size, HashReader& r);

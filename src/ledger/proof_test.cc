@@ -33,6 +33,21 @@ TEST(ProofTest, RootAtMatchesReferenceForEverySize) {
   }
 }
 
+TEST(ProofTest, CompactRangeAtResumesAppending) {
+  MemoryTree tree(MakeLeafHashes(kMaxSize));
+  for (uint64_t n = 0; n <= kMaxSize; ++n) {
+    tree.set_limit(n);
+    auto range = CompactRangeAt(n, tree);
+    ASSERT_TRUE(range.ok()) << range.status().ToString();
+    EXPECT_EQ(range->size(), n);
+    EXPECT_EQ(range->Root(), Mth(tree.leaves(), 0, n));
+    if (n < kMaxSize) {
+      range->Append(tree.leaves()[n]);
+      EXPECT_EQ(range->Root(), Mth(tree.leaves(), 0, n + 1));
+    }
+  }
+}
+
 TEST(ProofTest, EveryInclusionProofMatchesRfc6962AndVerifies) {
   MemoryTree tree(MakeLeafHashes(kMaxSize));
   std::vector<Hash> proof;

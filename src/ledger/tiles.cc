@@ -222,7 +222,10 @@ Result<TileHashReader::Tile*> TileHashReader::GetTile(uint8_t tile_level, uint64
                                                       size_t min_width) {
   const uint64_t key = (static_cast<uint64_t>(tile_level) << 56) | tile_index;
   auto it = cache_.find(key);
-  if (it != cache_.end() && it->second.levels[0].size() >= min_width) return &it->second;
+  if (it != cache_.end()) {
+    lru_.splice(lru_.begin(), lru_, it->second.lru);
+    if (it->second.levels[0].size() >= min_width) return &it->second;
+  }
 
   ++fetches_;
   ASSIGN_OR_RETURN(std::vector<Hash> row, fetch_(tile_level, tile_index));
@@ -235,8 +238,13 @@ Result<TileHashReader::Tile*> TileHashReader::GetTile(uint8_t tile_level, uint64
                          " hashes; the node needs " + std::to_string(min_width));
   }
   if (it == cache_.end()) {
-    if (cache_.size() >= max_cached_tiles_) cache_.erase(cache_.begin());
+    if (cache_.size() >= max_cached_tiles_) {
+      cache_.erase(lru_.back());
+      lru_.pop_back();
+    }
     it = cache_.emplace(key, Tile{}).first;
+    lru_.push_front(key);
+    it->second.lru = lru_.begin();
   }
   Tile& tile = it->second;
   auto& cached = tile.levels[0];
@@ -244,6 +252,7 @@ Result<TileHashReader::Tile*> TileHashReader::GetTile(uint8_t tile_level, uint64
   // Tiles only grow: a refetched row must start with what we cached.
   if (old_width > row.size() ||
       (old_width != 0 && std::memcmp(cached.data(), row.data(), old_width * sizeof(Hash)) != 0)) {
+    lru_.erase(it->second.lru);
     cache_.erase(it);
     return DataLossError("tile " + name + " changed: it no longer extends its earlier contents");
   }

@@ -14,6 +14,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <list>
 #include <optional>
 #include <span>
 #include <string>
@@ -77,7 +78,8 @@ using TileFetcher =
 // A HashReader over tiles: any complete subtree is one stored hash, or the root of a perfect
 // subtree inside one tile, which it computes once per tile and caches (all seven intra-tile
 // levels). Partial tiles are cached as the prefix they had and fetched again only when a node
-// needs a wider prefix; a refetched row must extend the cached one, else DataLoss.
+// needs a wider prefix; a refetched row must extend the cached one, else DataLoss. The least
+// recently used tile is evicted beyond `max_cached_tiles` (a tile costs about 16 KiB).
 // Not thread-safe: use one per thread, or guard it.
 class TileHashReader : public HashReader {
  public:
@@ -92,6 +94,7 @@ class TileHashReader : public HashReader {
   struct Tile {
     // levels[k] holds the complete subtrees of height k within the tile; levels[0] is the row.
     std::array<std::vector<Hash>, kTileHeight> levels;
+    std::list<uint64_t>::iterator lru;  // position in lru_
   };
   Result<Tile*> GetTile(uint8_t tile_level, uint64_t tile_index, size_t min_width);
   // Hashes the intra-tile subtrees that the row's new entries complete.
@@ -100,6 +103,7 @@ class TileHashReader : public HashReader {
   TileFetcher fetch_;
   size_t max_cached_tiles_;
   std::unordered_map<uint64_t, Tile> cache_;  // key: tile_level << 56 | tile_index
+  std::list<uint64_t> lru_;                   // cache_ keys, most recently used first
   uint64_t fetches_ = 0;
 };
 

@@ -274,6 +274,24 @@ TEST(TileHashReaderTest, RepeatedProofsHitTheCache) {
   EXPECT_EQ(store.calls(), after_first);  // same level-0 tile, same upper tiles
 }
 
+TEST(TileHashReaderTest, EvictsTheLeastRecentlyUsedTile) {
+  const auto leaves = MakeLeafHashes(3000);
+  TileStore store(leaves);
+  TileHashReader reader(store.Fetcher(), /*max_cached_tiles=*/2);
+  ASSERT_TRUE(reader.ReadNode(0, 0).ok());    // tile 0
+  ASSERT_TRUE(reader.ReadNode(0, 256).ok());  // tile 1
+  ASSERT_TRUE(reader.ReadNode(0, 1).ok());    // tile 0 again: now the most recent
+  EXPECT_EQ(store.calls(), 2u);
+  ASSERT_TRUE(reader.ReadNode(0, 512).ok());  // tile 2 evicts tile 1
+  EXPECT_EQ(store.calls(), 3u);
+  ASSERT_TRUE(reader.ReadNode(0, 2).ok());  // tile 0 still cached
+  EXPECT_EQ(store.calls(), 3u);
+  auto h = reader.ReadNode(0, 257);  // tile 1 fetched again
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(*h, leaves[257]);
+  EXPECT_EQ(store.calls(), 4u);
+}
+
 TEST(TileHashReaderTest, ReportsMissingAndRewrittenTiles) {
   const auto leaves = MakeLeafHashes(600);
   TileStore store(leaves);
