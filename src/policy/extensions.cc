@@ -203,10 +203,9 @@ std::optional<Decimal> ParseDecimal(std::string_view s) {
   if (!l || !r) return std::nullopt;
   i128 scale = 1;
   for (size_t i = right.size(); i < 4; ++i) scale *= 10;
-  i128 lv = neg ? -*l : *l;
-  i128 v = lv * 10000;
-  // As in the reference: the fraction follows the sign of the integer part, so "-0.5" is 0.5.
-  v = lv >= 0 ? v + *r * scale : v - *r * scale;
+  // The sign applies to the whole number: "-0.5" is -0.5 (as cedar-wasm computes it).
+  i128 v = *l * 10000 + *r * scale;
+  if (neg) v = -v;
   if (!FitsI64(v)) return std::nullopt;
   return Decimal{static_cast<int64_t>(v)};
 }

@@ -368,27 +368,34 @@ class Parser {
     return lhs;
   }
 
+  // Unary ::= ('!'{1,4} | '-'{1,4})? Member. The two operators do not mix, as in the reference.
   ExprPtr ParseUnary() {
     DepthGuard g(this);
-    if (IsPunct("!")) {
+    if (!IsPunct("!") && !IsPunct("-")) return ParseMember();
+    std::string_view op = Peek().text;
+    size_t at = Peek().offset;
+    int n = 0;
+    while (IsPunct(op)) {
       ++pos_;
-      return MakeUnary(Expr::Kind::kNot, ParseUnary());
+      ++n;
     }
-    if (IsPunct("-")) {
-      ++pos_;
-      // A minus directly before an integer literal is part of the literal, so that
-      // -9223372036854775808 is representable.
-      if (Peek().kind == Tok::kInt && !IsPunct(".", 1) && !IsPunct("[", 1)) {
-        const Token& t = toks_[pos_++];
-        uint64_t v = ParseU64(t);
-        if (v > (uint64_t{1} << 63)) throw SyntaxError{t.offset, "integer literal out of range"};
-        auto e = MakeExpr(Expr::Kind::kLit);
-        e->lit = Value::Long(static_cast<int64_t>(0 - v));
-        return e;
-      }
-      return MakeUnary(Expr::Kind::kNeg, ParseUnary());
+    if (n > 4) throw SyntaxError{at, "too many occurrences of `" + std::string(op) + "`"};
+    const Expr::Kind kind = op == "!" ? Expr::Kind::kNot : Expr::Kind::kNeg;
+    ExprPtr e;
+    // A minus directly before an integer literal is part of the literal, so that
+    // -9223372036854775808 is representable.
+    if (kind == Expr::Kind::kNeg && Peek().kind == Tok::kInt && !IsPunct(".", 1) && !IsPunct("[", 1)) {
+      const Token& t = toks_[pos_++];
+      uint64_t v = ParseU64(t);
+      if (v > (uint64_t{1} << 63)) throw SyntaxError{t.offset, "integer literal out of range"};
+      e = MakeExpr(Expr::Kind::kLit);
+      e->lit = Value::Long(static_cast<int64_t>(0 - v));
+      --n;
+    } else {
+      e = ParseMember();
     }
-    return ParseMember();
+    for (int i = 0; i < n; ++i) e = MakeUnary(kind, std::move(e));
+    return e;
   }
 
   static uint64_t ParseU64(const Token& t) {
