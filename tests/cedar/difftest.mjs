@@ -64,6 +64,18 @@ const DATETIMES = ['2024-01-01', '2024-02-29T12:30:00Z', '1969-12-31T23:59:59.99
   '2025-12-31T23:59:59-1100', '1970-01-01'];
 const DURATIONS = ['1d', '2h30m', '-15m', '90s', '1500ms', '0ms', '1d2h3m4s5ms', '-3d'];
 
+// Malformed or edge-case literals, used only in policy text so they surface as evaluation
+// (extension) errors rather than as rejected entity data.
+const BAD_DECIMALS = ['1.23456', '-.5', '1.', '+1.0', '01.5', '-0.5', '922337203685477.5808', '1e3', ''];
+const BAD_IPS = ['01.2.3.4', '1.2.3.4/33', '1.2.3.4/08', '::ffff:1.2.3.4', '1:2:3:4:5:6:7:8:9', '::', '1.2.3',
+  'FF02::1', '1::2::3', '255.255.255.255/32', '::/0', '1.2.3.4/', '2001:DB8:0:0:0:0:0:1/129'];
+const BAD_DATETIMES = ['2024-13-01', '2024-02-30', '2023-02-29', '2024-01-01T24:00:00Z', '2024-01-01T00:00:60Z',
+  '2024-01-01T00:00:00+2400', '2024-01-01T00:00:00+0060', '2024-1-01', '2024-01-01T00:00:00.1Z',
+  '2024-01-01T00:00:00', '0000-01-01', '9999-12-31T23:59:59.999-2359', '2024-01-01T00:00:00.123+0100'];
+const BAD_DURATIONS = ['1h1d', '', '-', '1d-2h', '9223372036854775807ms', '9223372036854775808ms', '106751991167d',
+  '106751991168d', '1m1ms', '1.5h', '-9223372036854775808ms', '1d1d', 'ms', '5 m'];
+const litPick = (good, bad) => strLit(chance(0.25) ? pick(bad) : pick(good));
+
 const strLit = (s) => JSON.stringify(s); // JSON escapes are valid Cedar escapes for these strings
 const uid = (type, id) => ({ type, id });
 const uidText = (u) => `${u.type}::${strLit(u.id)}`;
@@ -193,7 +205,7 @@ function setExpr(d) {
 function anyExpr(d) {
   return pick([() => longExpr(d), stringExpr, () => setExpr(d), () => entityExpr(d), () => boolExpr(d),
     () => `{a: ${longExpr(0)}, "b c": ${stringExpr()}}`, () => 'context.rec', () => 'principal.profile',
-    () => `decimal(${strLit(pick(DECIMALS))})`, () => `ip(${strLit(pick(IPS))})`])();
+    () => `decimal(${litPick(DECIMALS, BAD_DECIMALS)})`, () => `ip(${litPick(IPS, BAD_IPS)})`])();
 }
 function boolExpr(d) {
   if (d <= 0) {
@@ -227,6 +239,14 @@ function boolExpr(d) {
     () => `${pick(['context.when', 'resource.created', `datetime(${strLit(pick(DATETIMES))})`])} ${pick(['<', '<=', '>', '>=', '=='])} ${pick(['context.when', `datetime(${strLit(pick(DATETIMES))})`, `context.when.offset(${pick(['context.dur', `duration(${strLit(pick(DURATIONS))})`])})`, 'resource.created.toDate()'])}`,
     () => `context.when.durationSince(${pick(['resource.created', `datetime(${strLit(pick(DATETIMES))})`])}) ${pick(['<', '>', '=='])} duration(${strLit(pick(DURATIONS))})`,
     () => `context.when.toTime() ${pick(['<', '>='])} ${pick(['context.dur', 'resource.getTag("ttl")'])}`,
+    () => `datetime(${litPick(DATETIMES, BAD_DATETIMES)}).${pick(['toDate()', 'toTime()', 'offset(duration(' + litPick(DURATIONS, BAD_DURATIONS) + '))'])} ${pick(['==', '<', '>='])} ${pick(['context.when', 'context.dur', 'datetime(' + litPick(DATETIMES, BAD_DATETIMES) + ')'])}`,
+    () => `duration(${litPick(DURATIONS, BAD_DURATIONS)}).${pick(['toDays', 'toHours', 'toMinutes', 'toSeconds', 'toMilliseconds'])}() ${pick(['==', '<', '>'])} ${longExpr(0)}`,
+    () => `ip(${litPick(IPS, BAD_IPS)}).${pick(['isIpv4()', 'isIpv6()', 'isLoopback()', 'isMulticast()', 'isInRange(ip(' + litPick(IPS, BAD_IPS) + '))'])}`,
+    () => `decimal(${litPick(DECIMALS, BAD_DECIMALS)}).${pick(['lessThan', 'greaterThanOrEqual'])}(decimal(${litPick(DECIMALS, BAD_DECIMALS)}))`,
+    () => `${anyExpr(d - 1)}.${pick(['lessThan(decimal("1.0"))', 'isIpv4()', 'toDate()', 'toDays()', 'offset(context.dur)'])}`,
+    () => `${anyExpr(d - 1)} ${pick(['<', '>='])} ${anyExpr(d - 1)}`,
+    () => `${pick(['{a: 1, b: "x"}', 'context.rec', '{}'])} == ${pick(['{b: "x", a: 1}', 'context.rec', '{}', 'principal.profile'])}`,
+    () => `[${longExpr(0)}, ${longExpr(0)}] == [${longExpr(0)}, ${longExpr(0)}]`,
     () => `context.amount == decimal(${strLit(pick(DECIMALS))})`,
     () => `${pick(['context', 'principal', 'context.rec'])}.${pick(['n', 's', 'flag', 'age', 'inner'])} == ${anyExpr(0)}`,
   ])();

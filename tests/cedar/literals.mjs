@@ -1,0 +1,44 @@
+// Extension-literal edge cases (valid and malformed decimal, ip, datetime and duration strings)
+// decided by cedar-wasm and by our engine; every outcome, including errors, must agree.
+//   node literals.mjs --driver PATH
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const wasmPath = join(here, 'node_modules', '@cedar-policy', 'cedar-wasm', 'nodejs', 'cedar_wasm.js');
+if (!existsSync(wasmPath)) {
+  console.error(`literals: ${wasmPath} is missing; run \`npm ci\` in ${here} first`);
+  process.exit(1);
+}
+const i = process.argv.indexOf('--driver');
+const driver = i >= 0 ? process.argv[i + 1] : undefined;
+if (!driver || !existsSync(driver)) {
+  console.error(`literals: --driver must name the built custody_policy_difftest_driver (got ${driver})`);
+  process.exit(1);
+}
+const require = createRequire(import.meta.url);
+const cedar = require(wasmPath);
+const lits = {
+ decimal: ['1.23456', '-.5', '1.', '+1.0', '01.5', '-0.5', '922337203685477.5808', '922337203685477.5807','-922337203685477.5808','-922337203685477.5809', '1e3', '', '0.1234', '1_0.5', ' 1.0', '-0.0', '00.00'],
+ ip: ['01.2.3.4', '1.2.3.4/33', '1.2.3.4/08', '::ffff:1.2.3.4', '1:2:3:4:5:6:7:8:9', '::', '1.2.3', 'FF02::1', '1::2::3', '255.255.255.255/32', '::/0', '1.2.3.4/', '2001:DB8:0:0:0:0:0:1/129', '1:2:3:4:5:6:7::', '::1:2:3:4:5:6:7', '1:2:3:4:5:6:7:8/064', '0.0.0.0', '1.2.3.4/0', '00::1', '12345::1', 'a:b:c:d:e:f:1.2.3.4', ' 1.2.3.4', '1.2.3.4 ', '256.1.1.1', '1.2.3.4/32/1'],
+ datetime: ['2024-13-01', '2024-02-30', '2023-02-29', '2024-01-01T24:00:00Z', '2024-01-01T00:00:60Z', '2024-01-01T00:00:00+2400', '2024-01-01T00:00:00+0060', '2024-1-01', '2024-01-01T00:00:00.1Z', '2024-01-01T00:00:00', '0000-01-01', '9999-12-31T23:59:59.999-2359', '2024-01-01T00:00:00.123+0100', '2024-01-01T00:00:00+2359', '2024-01-01t00:00:00Z', '2024-01-01T00:00:00z', '+2024-01-01', '2024-01-01T00:00Z', '2024-01-01 00:00:00Z', '1600-02-29', '1900-02-29', '2000-02-29T23:59:59.999Z', '2024-01-01T00:00:00.1234Z', '2024-01-01T00:00:00-0000', '2024-01-01T00:00:00.000+000'],
+ duration: ['1h1d', '', '-', '1d-2h', '9223372036854775807ms', '9223372036854775808ms', '106751991167d', '106751991168d', '1m1ms', '1.5h', '-9223372036854775808ms', '1d1d', 'ms', '5 m', '-0ms', '0d', '1s1ms', '1ms1s', '01h', '+1h', '1D', '1h30', '30', '-1d-1h'],
+};
+const cases = []; const want = [];
+for (const [fn, ls] of Object.entries(lits)) for (const l of ls) {
+  const policies = `permit(principal, action, resource) when { ${fn}(${JSON.stringify(l)}) == ${fn}(${JSON.stringify(l)}) };\npermit(principal, action, resource) when { ${fn === 'datetime' ? `datetime(${JSON.stringify(l)}).toTime() == duration("0ms") || datetime(${JSON.stringify(l)}) > datetime("1970-01-01T00:00:00Z")` : fn === 'duration' ? `duration(${JSON.stringify(l)}).toMilliseconds() > 0` : fn === 'ip' ? `ip(${JSON.stringify(l)}).isInRange(ip("1.0.0.0/8")) || ip(${JSON.stringify(l)}).isLoopback()` : `decimal(${JSON.stringify(l)}).lessThan(decimal("0.0"))`} };`;
+  const req = {principal:{type:'U',id:'a'},action:{type:'Action',id:'a'},resource:{type:'R',id:'r'},context:{}};
+  const a = cedar.isAuthorized({...req, policies:{staticPolicies: policies}, entities: []});
+  cases.push({policies, entities: [], requests:[req]});
+  want.push(a.type==='success' ? {d:a.response.decision, r:a.response.diagnostics.reason.sort(), e:a.response.diagnostics.errors.map(x=>x.policyId).sort()} : 'reject');
+}
+const out = execFileSync(driver, {input: cases.map(c=>JSON.stringify(c)).join('\n')+'\n'}).toString().trim().split('\n');
+let bad=0;
+out.forEach((l,i)=>{ const g=JSON.parse(l); const w=want[i];
+  const gg = g.error ? 'reject' : {d:g.results[0].decision, r:g.results[0].reason.sort(), e:g.results[0].errors.map(x=>x.policy).sort()};
+  if (JSON.stringify(gg)!==JSON.stringify(w)) { bad++; console.log('MISMATCH', cases[i].policies.split('\n')[0], JSON.stringify(w), JSON.stringify(gg)); }});
+console.log(`literals: ${cases.length} literal cases compared, ${bad} mismatches`);
+if (bad > 0) process.exit(1);
