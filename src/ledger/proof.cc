@@ -8,10 +8,10 @@ namespace {
 
 std::string Str(uint64_t v) { return std::to_string(v); }
 
-// Hash of the subtree spanning leaves [begin, end). `begin` must be a multiple of the largest
-// power of two not above end - begin's bit width, as every right-edge subtree of an RFC 6962
-// tree is. It folds the complete subtrees of the binary decomposition of end - begin from the
-// right, exactly as MTH splits at the largest power of two.
+// Hash of the subtree spanning leaves [begin, end), where `begin` is aligned to a power of two
+// larger than end - begin (true of the whole tree and of every right-edge subtree). It folds the
+// complete subtrees of the binary decomposition of end - begin from the right, which is exactly
+// how MTH splits at the largest power of two.
 Result<Hash> RangeHash(uint64_t begin, uint64_t end, HashReader& r) {
   uint64_t width = end - begin;
   // Collect (level, index) of the decomposition, largest first; at most 64 of them.
@@ -35,11 +35,34 @@ Result<Hash> RangeHash(uint64_t begin, uint64_t end, HashReader& r) {
   return hash;
 }
 
+}  // namespace
+
+// Grants proof.cc access to RightEdgeCache's state without exposing it in the header API.
+class RightEdgeAccess {
+ public:
+  static const Hash* Find(RightEdgeCache* c, uint64_t size, uint8_t level) {
+    if (c == nullptr) return nullptr;
+    if (c->size_ != size) {
+      c->size_ = size;
+      c->valid_ = 0;
+      return nullptr;
+    }
+    return ((c->valid_ >> level) & 1) != 0 ? &c->hashes_[level] : nullptr;
+  }
+  static void Put(RightEdgeCache* c, uint8_t level, const Hash& h) {
+    if (c == nullptr) return;
+    c->hashes_[level] = h;
+    c->valid_ |= uint64_t{1} << level;
+  }
+};
+
+namespace {
+
 // Appends to `out` the siblings on the path from the complete node (level, index) up to the root
 // of the tree of `size` leaves. A sibling to the right may be an incomplete right-edge subtree;
 // a missing right sibling (beyond the tree) means the node is carried up unchanged.
 Status AppendPath(uint8_t level, uint64_t index, uint64_t size, HashReader& r,
-                  std::vector<Hash>* out) {
+                  std::vector<Hash>* out, RightEdgeCache* cache) {
   const uint64_t last = size - 1;
   for (uint8_t l = level; l < 64 && (last >> l) != 0; ++l) {
     const uint64_t node = index >> (l - level);
@@ -49,8 +72,11 @@ Status AppendPath(uint8_t level, uint64_t index, uint64_t size, HashReader& r,
     if (size - begin >= (uint64_t{1} << l)) {
       ASSIGN_OR_RETURN(Hash h, r.ReadNode(l, sibling));
       out->push_back(h);
+    } else if (const Hash* cached = RightEdgeAccess::Find(cache, size, l)) {
+      out->push_back(*cached);
     } else {
       ASSIGN_OR_RETURN(Hash h, RangeHash(begin, size, r));
+      RightEdgeAccess::Put(cache, l, h);
       out->push_back(h);
     }
   }
@@ -79,14 +105,15 @@ Result<CompactRange> CompactRangeAt(uint64_t size, HashReader& r) {
   return CompactRange::FromHashes(size, std::move(hashes));
 }
 
-Status InclusionProofInto(uint64_t index, uint64_t size, HashReader& r, std::vector<Hash>* out) {
+Status InclusionProofInto(uint64_t index, uint64_t size, HashReader& r, std::vector<Hash>* out,
+                          RightEdgeCache* cache) {
   out->clear();
   if (index >= size) {
     return InvalidArgumentError("inclusion proof: index " + Str(index) +
                                 " is not below tree size " + Str(size));
   }
   out->reserve(std::bit_width(size - 1));
-  return AppendPath(0, index, size, r, out);
+  return AppendPath(0, index, size, r, out, cache);
 }
 
 Result<std::vector<Hash>> InclusionProof(uint64_t index, uint64_t size, HashReader& r) {
@@ -95,7 +122,8 @@ Result<std::vector<Hash>> InclusionProof(uint64_t index, uint64_t size, HashRead
   return proof;
 }
 
-Status ConsistencyProofInto(uint64_t size1, uint64_t size2, HashReader& r, std::vector<Hash>* out) {
+Status ConsistencyProofInto(uint64_t size1, uint64_t size2, HashReader& r, std::vector<Hash>* out,
+                            RightEdgeCache* cache) {
   out->clear();
   if (size1 > size2) {
     return InvalidArgumentError("consistency proof: size " + Str(size1) + " is larger than " +
@@ -112,7 +140,7 @@ Status ConsistencyProofInto(uint64_t size1, uint64_t size2, HashReader& r, std::
     ASSIGN_OR_RETURN(Hash h, r.ReadNode(level, index));
     out->push_back(h);
   }
-  return AppendPath(level, index, size2, r, out);
+  return AppendPath(level, index, size2, r, out, cache);
 }
 
 Result<std::vector<Hash>> ConsistencyProof(uint64_t size1, uint64_t size2, HashReader& r) {

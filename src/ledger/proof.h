@@ -7,6 +7,7 @@
 // The verifiers are pure and follow RFC 9162 §2.1.3.2 and §2.1.4.2 step by step.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -25,6 +26,21 @@ class HashReader {
   virtual Result<Hash> ReadNode(uint8_t level, uint64_t index) = 0;
 };
 
+// Memoises the incomplete right-edge subtrees of one tree size (at most one per level), so a batch
+// of proofs against the same checkpoint assembles each of them once instead of once per proof.
+// Owned by the caller; not thread-safe. It resets itself when used with another tree size; call
+// Clear() if the HashReader's contents for a size could change (they never do in a log).
+class RightEdgeCache {
+ public:
+  void Clear() { valid_ = 0; }
+
+ private:
+  friend class RightEdgeAccess;
+  uint64_t size_ = 0;
+  uint64_t valid_ = 0;  // bit l: hashes_[l] holds the right-edge subtree at level l for size_
+  std::array<Hash, 64> hashes_;
+};
+
 // MTH of the first `size` leaves, from the complete subtrees of the decomposition of `size`.
 Result<Hash> RootAt(uint64_t size, HashReader& r);
 
@@ -36,12 +52,15 @@ Result<CompactRange> CompactRangeAt(uint64_t size, HashReader& r);
 // InvalidArgument unless index < size.
 Result<std::vector<Hash>> InclusionProof(uint64_t index, uint64_t size, HashReader& r);
 // Same, into `*out` (cleared first), so a hot loop can reuse one buffer.
-Status InclusionProofInto(uint64_t index, uint64_t size, HashReader& r, std::vector<Hash>* out);
+// With `cache`, proofs for many leaves at one size share the right-edge work.
+Status InclusionProofInto(uint64_t index, uint64_t size, HashReader& r, std::vector<Hash>* out,
+                          RightEdgeCache* cache = nullptr);
 
 // The consistency proof between the trees of size1 and size2 leaves. Empty when size1 is 0 or
 // size1 == size2. InvalidArgument if size1 > size2.
 Result<std::vector<Hash>> ConsistencyProof(uint64_t size1, uint64_t size2, HashReader& r);
-Status ConsistencyProofInto(uint64_t size1, uint64_t size2, HashReader& r, std::vector<Hash>* out);
+Status ConsistencyProofInto(uint64_t size1, uint64_t size2, HashReader& r, std::vector<Hash>* out,
+                            RightEdgeCache* cache = nullptr);
 
 // RFC 9162 §2.1.3.2. OK iff `proof` proves that `leaf_hash` is leaf `index` of the tree of `size`
 // leaves whose root is `root`. Failures are Unauthenticated (the proof does not verify) or

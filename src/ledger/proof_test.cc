@@ -87,6 +87,35 @@ TEST(ProofTest, EveryConsistencyProofMatchesRfc6962AndVerifies) {
   }
 }
 
+TEST(ProofTest, RightEdgeCacheSharesWorkAcrossABatch) {
+  MemoryTree tree(MakeLeafHashes(1000));
+  RightEdgeCache cache;
+  std::vector<Hash> with_cache;
+  std::vector<Hash> without;
+  for (uint64_t n : {1000u, 999u, 1000u, 513u, 512u}) {
+    tree.set_limit(n);
+    int reads_with = 0;
+    int reads_without = 0;
+    for (uint64_t i = 0; i < n; ++i) {
+      tree.reset_reads();
+      ASSERT_TRUE(InclusionProofInto(i, n, tree, &with_cache, &cache).ok());
+      reads_with += tree.reads();
+      tree.reset_reads();
+      ASSERT_TRUE(InclusionProofInto(i, n, tree, &without).ok());
+      reads_without += tree.reads();
+      ASSERT_EQ(with_cache, without) << i << " " << n;
+    }
+    for (uint64_t m = 0; m <= n; m += 7) {
+      ASSERT_TRUE(ConsistencyProofInto(m, n, tree, &with_cache, &cache).ok());
+      ASSERT_TRUE(ConsistencyProofInto(m, n, tree, &without).ok());
+      ASSERT_EQ(with_cache, without) << m << " " << n;
+    }
+    if (!std::has_single_bit(n)) {
+      EXPECT_LT(reads_with, reads_without) << n;
+    }
+  }
+}
+
 TEST(ProofTest, RfcSevenLeafExamples) {
   // RFC 6962 §2.1.3: audit paths and consistency proofs of the 7-leaf tree.
   MemoryTree tree(MakeLeafHashes(7));
