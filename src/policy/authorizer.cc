@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <set>
 
 #include "policy/parser.h"
@@ -79,38 +80,49 @@ void PolicySet::BuildIndex() {
 }
 
 void PolicySet::Candidates(const VarIndex& idx, const EntityUid& uid, const Entities& entities,
-                           std::vector<uint32_t>* out) {
-  out->insert(out->end(), idx.any.begin(), idx.any.end());
+                           std::vector<const std::vector<uint32_t>*>* lists) {
+  if (!idx.any.empty()) lists->push_back(&idx.any);
   if (!idx.by_type.empty()) {
-    if (auto it = idx.by_type.find(uid.type); it != idx.by_type.end())
-      out->insert(out->end(), it->second.begin(), it->second.end());
+    if (auto it = idx.by_type.find(uid.type); it != idx.by_type.end()) lists->push_back(&it->second);
   }
   if (idx.by_uid.empty()) return;
-  if (auto it = idx.by_uid.find(uid); it != idx.by_uid.end())
-    out->insert(out->end(), it->second.begin(), it->second.end());
+  if (auto it = idx.by_uid.find(uid); it != idx.by_uid.end()) lists->push_back(&it->second);
   if (const Entity* e = entities.Find(uid)) {
     for (const auto& a : e->ancestors)
-      if (auto it = idx.by_uid.find(a); it != idx.by_uid.end())
-        out->insert(out->end(), it->second.begin(), it->second.end());
+      if (auto it = idx.by_uid.find(a); it != idx.by_uid.end()) lists->push_back(&it->second);
   }
 }
 
 Response PolicySet::IsAuthorized(const Request& request, const Entities& entities) const {
-  std::vector<uint32_t> cand[3];
-  Candidates(principal_idx_, request.principal, entities, &cand[0]);
-  Candidates(action_idx_, request.action, entities, &cand[1]);
-  Candidates(resource_idx_, request.resource, entities, &cand[2]);
-  std::vector<uint32_t>* best = &cand[0];
-  for (auto& c : cand)
-    if (c.size() < best->size()) best = &c;
-  std::sort(best->begin(), best->end());
-  best->erase(std::unique(best->begin(), best->end()), best->end());
+  // Every policy that can match must be in each variable's candidate lists; evaluate only the
+  // variable with the fewest candidates (the others are checked by the scope test).
+  std::vector<const std::vector<uint32_t>*> lists[3];
+  Candidates(principal_idx_, request.principal, entities, &lists[0]);
+  Candidates(action_idx_, request.action, entities, &lists[1]);
+  Candidates(resource_idx_, request.resource, entities, &lists[2]);
+  size_t best = 0, best_size = SIZE_MAX;
+  for (size_t v = 0; v < 3; ++v) {
+    size_t n = 0;
+    for (const auto* l : lists[v]) n += l->size();
+    if (n < best_size) {
+      best = v;
+      best_size = n;
+    }
+  }
+  std::vector<uint32_t> cand;
+  cand.reserve(best_size);
+  for (const auto* l : lists[best]) cand.insert(cand.end(), l->begin(), l->end());
+  if (lists[best].size() > 1) {
+    std::sort(cand.begin(), cand.end());
+    cand.erase(std::unique(cand.begin(), cand.end()), cand.end());
+  }
 
+  const RequestValues vars(request);
   Response resp;
   std::vector<const Policy*> permits, forbids;
-  for (uint32_t i : *best) {
+  for (uint32_t i : cand) {
     const Policy& p = policies_[i];
-    Result<bool> r = EvaluatePolicy(p, request, entities);
+    Result<bool> r = EvaluatePolicy(p, vars, entities);
     if (!r.ok()) {
       resp.errors.push_back({p.id, r.status().message()});
     } else if (*r) {

@@ -61,9 +61,10 @@ class PolicySet {
     std::vector<uint32_t> any;
   };
   void BuildIndex();
-  // Appends to `out` every policy whose constraint on this variable may match `uid`.
+  // Appends the index lists holding every policy whose constraint on this variable may match
+  // `uid` (a policy may appear in several lists).
   static void Candidates(const VarIndex& idx, const EntityUid& uid, const Entities& entities,
-                         std::vector<uint32_t>* out);
+                         std::vector<const std::vector<uint32_t>*>* lists);
 
   std::vector<Policy> policies_;
   VarIndex principal_idx_, action_idx_, resource_idx_;

@@ -40,7 +40,7 @@ bool WildcardMatch(std::string_view s, const std::vector<PatternElem>& p) {
 
 class Evaluator {
  public:
-  Evaluator(const Request& req, const Entities& es) : req_(req), es_(es) {}
+  Evaluator(const RequestValues& vars, const Entities& es) : vars_(vars), req_(vars.request), es_(es) {}
 
   Result<Value> Eval(const Expr& e) {
     switch (e.kind) {
@@ -48,9 +48,9 @@ class Evaluator {
         return e.lit;
       case Expr::Kind::kVar:
         switch (e.var) {
-          case Var::kPrincipal: return Value::Entity(req_.principal);
-          case Var::kAction: return Value::Entity(req_.action);
-          case Var::kResource: return Value::Entity(req_.resource);
+          case Var::kPrincipal: return vars_.principal;
+          case Var::kAction: return vars_.action;
+          case Var::kResource: return vars_.resource;
           case Var::kContext: return req_.context;
         }
         return InternalError("bad variable");
@@ -281,6 +281,7 @@ class Evaluator {
     return Value::Bool(false);
   }
 
+  const RequestValues& vars_;
   const Request& req_;
   const Entities& es_;
 };
@@ -304,7 +305,8 @@ bool ConstraintMatches(const ScopeConstraint& c, const EntityUid& uid, const Ent
 }  // namespace
 
 Result<Value> Evaluate(const Expr& expr, const Request& request, const Entities& entities) {
-  Evaluator ev(request, entities);
+  RequestValues vars(request);
+  Evaluator ev(vars, entities);
   return ev.Eval(expr);
 }
 
@@ -314,8 +316,12 @@ bool ScopeMatches(const Policy& p, const Request& r, const Entities& es) {
 }
 
 Result<bool> EvaluatePolicy(const Policy& p, const Request& r, const Entities& es) {
-  if (!ScopeMatches(p, r, es)) return false;
-  Evaluator ev(r, es);
+  return EvaluatePolicy(p, RequestValues(r), es);
+}
+
+Result<bool> EvaluatePolicy(const Policy& p, const RequestValues& vars, const Entities& es) {
+  if (!ScopeMatches(p, vars.request, es)) return false;
+  Evaluator ev(vars, es);
   for (const Condition& c : p.conditions) {
     ASSIGN_OR_RETURN(Value v, ev.Eval(*c.expr));
     if (!v.is(K::kBool)) return TypeError(c.is_when ? "when" : "unless", "Bool", v);

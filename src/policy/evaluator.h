@@ -22,6 +22,21 @@ struct Request {
 [[nodiscard]] Result<Value> Evaluate(const Expr& expr, const Request& request,
                                      const Entities& entities);
 
+// The request's variables as Values, built once per request and shared by every policy
+// evaluated for it (so that `principal` does not allocate on each use).
+struct RequestValues {
+  explicit RequestValues(const Request& r)
+      : request(r),
+        principal(Value::Entity(r.principal)),
+        action(Value::Entity(r.action)),
+        resource(Value::Entity(r.resource)) {}
+  const Request& request;
+  Value principal, action, resource;
+};
+
+[[nodiscard]] Result<bool> EvaluatePolicy(const Policy& policy, const RequestValues& request,
+                                          const Entities& entities);
+
 // True iff the policy's scope matches the request. Scope checks cannot fail.
 bool ScopeMatches(const Policy& policy, const Request& request, const Entities& entities);
 
