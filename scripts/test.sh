@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds the dev preset (ASan + UBSan) and runs the whole CTest suite,
+# including the end-to-end tests that drive real processes. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" -eq 0 ]; then
+  bash scripts/install-deps.sh
+else
+  bash scripts/install-deps.sh || { echo "test: run as root to install packages" >&2; exit 1; }
+fi
+# Node packages for tests against real peers (pinned by each folder's package-lock.json).
+for lock in tests/*/package-lock.json; do
+  [ -e "$lock" ] || continue
+  dir="$(dirname "$lock")"
+  if [ ! -d "$dir/node_modules" ] || [ "$lock" -nt "$dir/node_modules" ]; then
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done
+bash scripts/build.sh dev
+ctest --preset dev "$@"

@@ -1,0 +1,274 @@
+#include "ledger/ledger.h"
+
+#include "common/jcs.h"
+#include "ledger/checkpoint.h"
+#include "ledger/proof.h"
+#include "ledger/receipt.h"
+
+namespace custody::ledger {
+namespace {
+
+constexpr const char* kOriginMetaKey = "origin";
+constexpr const char* kPublicKeyMetaKey = "public_key";
+
+std::string MakeReceipt(uint64_t index, std::vector<Hash> proof, const std::string& note) {
+  Receipt r;
+  r.index = index;
+  r.proof = std::move(proof);
+  r.signed_checkpoint = note;
+  return FormatReceipt(r);
+}
+
+}  // namespace
+
+Ledger::Ledger(std::unique_ptr<LedgerStore> store, crypto::Ed25519PrivateKey key,
+               std::string origin, const LedgerOptions& options)
+    : store_(std::move(store)),
+      key_(std::move(key)),
+      origin_(std::move(origin)),
+      options_(options),
+      tree_(*store_, options.tile_cache_tiles) {}
+
+Result<std::unique_ptr<Ledger>> Ledger::Open(std::unique_ptr<LedgerStore> store,
+                                             crypto::Ed25519PrivateKey key,
+                                             const LedgerOptions& options) {
+  if (options.max_batch == 0) return InvalidArgumentError("max_batch must be at least 1");
+  ASSIGN_OR_RETURN(std::optional<std::string> stored_origin, store->GetMeta(kOriginMetaKey));
+  std::string origin = options.origin;
+  if (stored_origin) {
+    if (!origin.empty() && origin != *stored_origin) {
+      return FailedPreconditionError("ledger origin is \"" + *stored_origin +
+                                     "\"; refusing to open it as \"" + origin + "\"");
+    }
+    origin = *stored_origin;
+  } else {
+    if (origin.empty()) return InvalidArgumentError("a new ledger needs an origin");
+    RETURN_IF_ERROR(store->PutMeta(kOriginMetaKey, origin));
+  }
+  // The public key is recorded for information only; verification always uses a key the
+  // verifier trusts, never this column.
+  std::string pub(reinterpret_cast<const char*>(key.public_key().data()), 32);
+  ASSIGN_OR_RETURN(std::optional<std::string> stored_pub, store->GetMeta(kPublicKeyMetaKey));
+  if (stored_pub && *stored_pub != pub) {
+    return FailedPreconditionError(
+        "the signing key does not match the key this ledger was created with");
+  }
+  if (!stored_pub) RETURN_IF_ERROR(store->PutMeta(kPublicKeyMetaKey, pub));
+
+  std::unique_ptr<Ledger> ledger(
+      new Ledger(std::move(store), std::move(key), std::move(origin), options));
+  ASSIGN_OR_RETURN(NoteSigner signer, NoteSigner::Create(ledger->origin_, ledger->key_));
+  ledger->signer_.emplace(std::move(signer));
+
+  // Recover: the leaves, tiles and checkpoint of a batch are one transaction, so the leaf count
+  // and the latest checkpoint agree unless the file was tampered with.
+  ASSIGN_OR_RETURN(uint64_t count, ledger->store_->LeafCount());
+  ASSIGN_OR_RETURN(std::optional<StoredCheckpoint> cp, ledger->store_->LatestCheckpoint());
+  uint64_t cp_size = cp ? cp->size : 0;
+  if (cp_size != count) {
+    return DataLossError("ledger has " + std::to_string(count) +
+                         " leaves but its latest checkpoint covers " + std::to_string(cp_size) +
+                         "; run `custody ledger verify`");
+  }
+  RETURN_IF_ERROR(ledger->tree_.Load(count));
+  if (cp && ledger->tree_.Root() != cp->root) {
+    return DataLossError("stored tiles do not match the latest checkpoint at size " +
+                         std::to_string(cp_size) + "; run `custody ledger verify`");
+  }
+  ledger->checkpoint_ = std::move(cp);
+  ledger->sequencer_ = std::thread([l = ledger.get()] { l->Run(); });
+  return ledger;
+}
+
+Ledger::~Ledger() { Close(); }
+
+void Ledger::Close() {
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    closing_ = true;
+  }
+  queue_cv_.notify_all();
+  if (sequencer_.joinable()) sequencer_.join();
+}
+
+std::string Ledger::VerifierKey() const { return signer_->VerifierKey(); }
+
+Status Ledger::AppendAsync(std::string_view event_json, const EventColumns& columns,
+                           Callback done) {
+  ASSIGN_OR_RETURN(std::string canonical, CanonicalizeJson(event_json));
+  AppendCanonicalAsync(std::move(canonical), columns, std::move(done));
+  return OkStatus();
+}
+
+void Ledger::AppendCanonicalAsync(std::string canonical, const EventColumns& columns,
+                                  Callback done) {
+  Pending p;
+  p.leaf_hash = HashLeaf(canonical);  // hashed on the caller's thread, off the sequencer
+  p.data = std::move(canonical);
+  p.columns = columns;
+  p.done = std::move(done);
+  Enqueue(std::move(p));
+}
+
+void Ledger::Enqueue(Pending p) {
+  {
+    std::unique_lock<std::mutex> lock(queue_mu_);
+    if (!closing_) {
+      queue_.push_back(std::move(p));
+      if (queue_.size() == 1 || queue_.size() >= options_.max_batch) queue_cv_.notify_one();
+      return;
+    }
+  }
+  p.done(UnavailableError("ledger is closed"));
+}
+
+Result<AppendResult> Ledger::Append(std::string_view event_json, const EventColumns& columns) {
+  std::promise<Result<AppendResult>> promise;
+  auto future = promise.get_future();
+  RETURN_IF_ERROR(AppendAsync(event_json, columns, [&promise](Result<AppendResult> r) {
+    promise.set_value(std::move(r));
+  }));
+  return future.get();
+}
+
+void Ledger::Run() {
+  std::vector<Pending> batch;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(queue_mu_);
+      queue_cv_.wait(lock, [&] { return closing_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // closing and drained
+      if (options_.max_delay.count() > 0 && !closing_) {
+        auto deadline = std::chrono::steady_clock::now() + options_.max_delay;
+        queue_cv_.wait_until(lock, deadline,
+                             [&] { return closing_ || queue_.size() >= options_.max_batch; });
+      }
+      size_t n = std::min(queue_.size(), options_.max_batch);
+      batch.clear();
+      batch.reserve(n);
+      for (size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    CommitBatch(batch);
+  }
+}
+
+void Ledger::CommitBatch(std::vector<Pending>& batch) {
+  auto started = std::chrono::steady_clock::now();
+  std::vector<Result<AppendResult>> results;
+  results.reserve(batch.size());
+  {
+    std::lock_guard<std::mutex> lock(tree_mu_);
+    LedgerBatch b;
+    uint64_t start = tree_.size();
+    b.leaves.reserve(batch.size());
+    for (size_t i = 0; i < batch.size(); ++i) {
+      tree_.Append(batch[i].leaf_hash);
+      StoredLeaf leaf;
+      leaf.index = start + i;
+      leaf.data = std::move(batch[i].data);
+      leaf.leaf_hash = batch[i].leaf_hash;
+      leaf.columns = std::move(batch[i].columns);
+      b.leaves.push_back(std::move(leaf));
+    }
+    Checkpoint cp;
+    cp.origin = origin_;
+    cp.size = tree_.size();
+    cp.root = tree_.Root();
+    Result<std::string> note = SignCheckpoint(*signer_, cp);
+    Status st = note.status();
+    if (st.ok()) {
+      b.tiles = tree_.TakeDirtyTiles();
+      b.checkpoint = StoredCheckpoint{cp.size, cp.root, *note};
+      st = store_->CommitBatch(b);
+    }
+    if (!st.ok()) {
+      Status rolled = tree_.Rollback();
+      Status failure = st.WithContext("ledger append not committed");
+      if (!rolled.ok()) failure = rolled.WithContext("ledger append failed and reload failed");
+      for (size_t i = 0; i < batch.size(); ++i) results.emplace_back(failure);
+    } else {
+      checkpoint_ = b.checkpoint;
+      std::vector<Hash> proof;
+      for (size_t i = 0; i < batch.size(); ++i) {
+        uint64_t index = start + i;
+        Status ps = InclusionProofInto(index, cp.size, tree_, &proof);
+        if (!ps.ok()) {
+          results.emplace_back(ps);
+          continue;
+        }
+        AppendResult r;
+        r.index = index;
+        r.leaf_hash = b.leaves[i].leaf_hash;
+        r.receipt = MakeReceipt(index, proof, *note);
+        results.emplace_back(std::move(r));
+      }
+      auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                        std::chrono::steady_clock::now() - started)
+                        .count();
+      stats_.batches++;
+      stats_.events += batch.size();
+      stats_.commit_micros_total += static_cast<uint64_t>(micros);
+      stats_.max_batch_seen = std::max<uint64_t>(stats_.max_batch_seen, batch.size());
+    }
+  }
+  for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(results[i]));
+}
+
+Result<StoredCheckpoint> Ledger::LatestCheckpoint() {
+  std::lock_guard<std::mutex> lock(tree_mu_);
+  if (!checkpoint_) return FailedPreconditionError("the ledger is empty: no checkpoint yet");
+  return *checkpoint_;
+}
+
+uint64_t Ledger::Size() {
+  std::lock_guard<std::mutex> lock(tree_mu_);
+  return checkpoint_ ? checkpoint_->size : 0;
+}
+
+LedgerStats Ledger::Stats() {
+  std::lock_guard<std::mutex> lock(tree_mu_);
+  return stats_;
+}
+
+Result<std::vector<Hash>> Ledger::InclusionProof(uint64_t index, uint64_t size) {
+  std::lock_guard<std::mutex> lock(tree_mu_);
+  uint64_t have = checkpoint_ ? checkpoint_->size : 0;
+  if (size > have) {
+    return InvalidArgumentError("size " + std::to_string(size) + " exceeds the ledger size " +
+                                std::to_string(have));
+  }
+  if (index >= size) {
+    return InvalidArgumentError("index " + std::to_string(index) + " is not below size " +
+                                std::to_string(size));
+  }
+  return ledger::InclusionProof(index, size, tree_);
+}
+
+Result<std::vector<Hash>> Ledger::ConsistencyProof(uint64_t size1, uint64_t size2) {
+  std::lock_guard<std::mutex> lock(tree_mu_);
+  uint64_t have = checkpoint_ ? checkpoint_->size : 0;
+  if (size2 > have) {
+    return InvalidArgumentError("size " + std::to_string(size2) + " exceeds the ledger size " +
+                                std::to_string(have));
+  }
+  if (size1 > size2) {
+    return InvalidArgumentError("from (" + std::to_string(size1) + ") is greater than to (" +
+                                std::to_string(size2) + ")");
+  }
+  return ledger::ConsistencyProof(size1, size2, tree_);
+}
+
+Result<std::string> Ledger::ReceiptFor(uint64_t index) {
+  std::lock_guard<std::mutex> lock(tree_mu_);
+  if (!checkpoint_ || index >= checkpoint_->size) {
+    return NotFoundError("no ledger entry at index " + std::to_string(index));
+  }
+  ASSIGN_OR_RETURN(std::vector<Hash> proof,
+                   ledger::InclusionProof(index, checkpoint_->size, tree_));
+  return MakeReceipt(index, std::move(proof), checkpoint_->note);
+}
+
+}  // namespace custody::ledger

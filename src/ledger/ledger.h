@@ -1,0 +1,134 @@
+// Ledger: the tamper-evident, append-only event log.
+//
+// Append() canonicalizes an event to RFC 8785 bytes (the leaf), then hands it to the sequencer.
+// The sequencer thread group-commits batches: each batch is one durable LedgerStore transaction
+// holding its leaves, the changed hash tiles and one C2SP checkpoint signed as a signed-note
+// (Ed25519). Only after that commit does each caller get its receipt: a C2SP tlog-proof@v1
+// proving its leaf against that checkpoint. No append is acknowledged before it is durable.
+//
+// Thread-safe. The Ledger owns its store and signing key. Close() (or the destructor) commits
+// everything already queued, then stops the sequencer.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "crypto/ed25519.h"
+#include "ledger/ledger_store.h"
+#include "ledger/merkle.h"
+#include "ledger/note.h"
+#include "ledger/tile_tree.h"
+
+namespace custody::ledger {
+
+struct LedgerOptions {
+  // C2SP origin line and signed-note key name. Required when the store is new; when the store
+  // already has an origin, an empty value means "use it" and a different one is refused.
+  std::string origin;
+  // A batch is committed when it has this many events...
+  size_t max_batch = 4096;
+  // ...or this long after its first event arrived, whichever comes first. Zero commits whatever
+  // is queued as soon as the previous commit has finished.
+  std::chrono::microseconds max_delay{0};
+  size_t tile_cache_tiles = 1024;
+};
+
+struct AppendResult {
+  uint64_t index = 0;
+  Hash leaf_hash{};
+  std::string receipt;  // C2SP tlog-proof@v1 text
+};
+
+// Observations of the sequencer, for metrics and benchmarks.
+struct LedgerStats {
+  uint64_t batches = 0;
+  uint64_t events = 0;
+  uint64_t commit_micros_total = 0;  // time spent in durable commits (includes fsync)
+  uint64_t max_batch_seen = 0;
+};
+
+class Ledger {
+ public:
+  using Callback = std::function<void(Result<AppendResult>)>;
+
+  static Result<std::unique_ptr<Ledger>> Open(std::unique_ptr<LedgerStore> store,
+                                              crypto::Ed25519PrivateKey key,
+                                              const LedgerOptions& options);
+  ~Ledger();
+  Ledger(const Ledger&) = delete;
+  Ledger& operator=(const Ledger&) = delete;
+
+  // Appends one event (any JSON value; objects in practice). InvalidArgument for JSON that is
+  // not I-JSON, before anything is queued. Blocks until the event is durable.
+  Result<AppendResult> Append(std::string_view event_json, const EventColumns& columns = {});
+  // Same, but returns at once; `done` runs on the sequencer thread once the event is durable
+  // (or failed). Returns the canonicalization error, if any, without calling `done`.
+  Status AppendAsync(std::string_view event_json, const EventColumns& columns, Callback done);
+  // Appends bytes that are already RFC 8785 canonical (the caller guarantees it).
+  void AppendCanonicalAsync(std::string canonical, const EventColumns& columns, Callback done);
+
+  // Commits everything queued and stops accepting appends. Idempotent.
+  void Close();
+
+  const std::string& origin() const { return origin_; }
+  // The signed-note verifier key: name+hex8(keyid)+base64(0x01||pub).
+  std::string VerifierKey() const;
+
+  // The newest signed checkpoint (a signed note); FailedPrecondition while the log is empty.
+  Result<StoredCheckpoint> LatestCheckpoint();
+  uint64_t Size();
+  Result<std::vector<Hash>> InclusionProof(uint64_t index, uint64_t size);
+  Result<std::vector<Hash>> ConsistencyProof(uint64_t size1, uint64_t size2);
+  // A tlog-proof receipt for `index` against the latest checkpoint.
+  Result<std::string> ReceiptFor(uint64_t index);
+  Result<StoredLeaf> GetEntry(uint64_t index) { return store_->GetLeaf(index); }
+  LedgerStore& store() { return *store_; }
+  LedgerStats Stats();
+
+ private:
+  struct Pending {
+    std::string data;
+    Hash leaf_hash;
+    EventColumns columns;
+    Callback done;
+  };
+
+  Ledger(std::unique_ptr<LedgerStore> store, crypto::Ed25519PrivateKey key, std::string origin,
+         const LedgerOptions& options);
+  void Enqueue(Pending p);
+  void Run();
+  void CommitBatch(std::vector<Pending>& batch);
+
+  std::unique_ptr<LedgerStore> store_;
+  crypto::Ed25519PrivateKey key_;
+  std::optional<NoteSigner> signer_;  // set once in Open(), signs with key_
+  const std::string origin_;
+  const LedgerOptions options_;
+
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::deque<Pending> queue_;  // guarded by queue_mu_
+  bool closing_ = false;       // guarded by queue_mu_
+
+  std::mutex tree_mu_;
+  TileTree tree_;                               // guarded by tree_mu_
+  std::optional<StoredCheckpoint> checkpoint_;  // guarded by tree_mu_
+  LedgerStats stats_;                           // guarded by tree_mu_
+
+  std::thread sequencer_;
+};
+
+}  // namespace custody::ledger

@@ -1,0 +1,252 @@
+#include "ledger/ledger.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <future>
+#include <set>
+#include <thread>
+
+#include "common/encoding.h"
+#include "common/jcs.h"
+#include "ledger/checkpoint.h"
+#include "ledger/proof.h"
+#include "ledger/receipt.h"
+#include "ledger/sqlite_ledger_store.h"
+
+namespace custody::ledger {
+namespace {
+
+namespace fs = std::filesystem;
+
+class LedgerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("custody-ledger-test-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    auto seed = std::vector<uint8_t>(32, 7);
+    key_seed_ = seed;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string DbPath() const { return (dir_ / "ledger.db").string(); }
+
+  std::unique_ptr<Ledger> Open(LedgerOptions options = {}) {
+    if (options.origin.empty()) options.origin = "test.example/ledger";
+    auto store = SqliteLedgerStore::Open(DbPath());
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    auto key = crypto::Ed25519PrivateKey::FromSeed(key_seed_);
+    auto ledger = Ledger::Open(std::move(*store), std::move(*key), options);
+    EXPECT_TRUE(ledger.ok()) << ledger.status().ToString();
+    return ledger.ok() ? std::move(*ledger) : nullptr;
+  }
+
+  static std::string Event(int i) {
+    return "{\"kind\":\"action.decision\",\"n\":" + std::to_string(i) +
+           ",\"actor\":{\"agent\":\"a\"}}";
+  }
+
+  fs::path dir_;
+  std::vector<uint8_t> key_seed_;
+};
+
+TEST_F(LedgerTest, ReceiptsVerifyOfflineWithOnlyTheVerifierKey) {
+  auto ledger = Open();
+  ASSERT_NE(ledger, nullptr);
+  auto verifier = NoteVerifier::FromVerifierKey(ledger->VerifierKey());
+  ASSERT_TRUE(verifier.ok());
+  for (int i = 0; i < 300; ++i) {  // crosses the first 256-wide tile boundary
+    auto r = ledger->Append(Event(i));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->index, static_cast<uint64_t>(i));
+    std::string canonical = *CanonicalizeJson(Event(i));
+    EXPECT_EQ(r->leaf_hash, HashLeaf(canonical));
+    EXPECT_TRUE(VerifyReceipt(*verifier, r->receipt, AsBytes(canonical)).ok()) << i;
+    // The receipt does not verify for any other event.
+    std::string other = *CanonicalizeJson(Event(i + 1));
+    EXPECT_FALSE(VerifyReceipt(*verifier, r->receipt, AsBytes(other)).ok());
+  }
+  EXPECT_EQ(ledger->Size(), 300u);
+}
+
+TEST_F(LedgerTest, StoresExactlyTheCanonicalBytes) {
+  auto ledger = Open();
+  auto r = ledger->Append(R"({ "z": 1.50, "a": [true, null], "m": "\u0041" })");
+  ASSERT_TRUE(r.ok());
+  auto entry = ledger->GetEntry(r->index);
+  ASSERT_TRUE(entry.ok());
+  EXPECT_EQ(entry->data, R"({"a":[true,null],"m":"A","z":1.5})");
+  EXPECT_EQ(entry->leaf_hash, HashLeaf(entry->data));
+}
+
+TEST_F(LedgerTest, BadJsonIsRejectedAndAppendsNothing) {
+  auto ledger = Open();
+  ASSERT_TRUE(ledger->Append(Event(0)).ok());
+  for (const char* bad : {"{\"a\":", "{\"a\":1,\"a\":2}", "nope", ""}) {
+    auto r = ledger->Append(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  }
+  EXPECT_EQ(ledger->Size(), 1u);
+  ASSERT_TRUE(ledger->Append(Event(1)).ok());
+  EXPECT_EQ(ledger->Size(), 2u);
+}
+
+TEST_F(LedgerTest, ConcurrentAppendsAreBatchedAndAllProvable) {
+  LedgerOptions options;
+  options.max_batch = 512;
+  auto ledger = Open(options);
+  auto verifier = *NoteVerifier::FromVerifierKey(ledger->VerifierKey());
+  constexpr int kThreads = 8, kPerThread = 1000;
+  std::vector<std::thread> threads;
+  std::mutex mu;
+  std::set<uint64_t> indices;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<std::future<Result<AppendResult>>> futures;
+      std::vector<std::string> events;
+      for (int i = 0; i < kPerThread; ++i) {
+        auto p = std::make_shared<std::promise<Result<AppendResult>>>();
+        futures.push_back(p->get_future());
+        events.push_back(Event(t * kPerThread + i));
+        Status st = ledger->AppendAsync(
+            events.back(), {}, [p](Result<AppendResult> r) { p->set_value(std::move(r)); });
+        if (!st.ok()) failures++;
+      }
+      for (int i = 0; i < kPerThread; ++i) {
+        auto r = futures[i].get();
+        if (!r.ok() ||
+            !VerifyReceipt(verifier, r->receipt, AsBytes(*CanonicalizeJson(events[i]))).ok()) {
+          failures++;
+          continue;
+        }
+        std::lock_guard<std::mutex> lock(mu);
+        indices.insert(r->index);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  ASSERT_EQ(indices.size(), static_cast<size_t>(kThreads * kPerThread));
+  EXPECT_EQ(*indices.begin(), 0u);
+  EXPECT_EQ(*indices.rbegin(), static_cast<uint64_t>(kThreads * kPerThread - 1));
+  LedgerStats stats = ledger->Stats();
+  EXPECT_EQ(stats.events, static_cast<uint64_t>(kThreads * kPerThread));
+  EXPECT_LT(stats.batches, stats.events);  // group commit really groups
+  EXPECT_LE(stats.max_batch_seen, 512u);
+}
+
+TEST_F(LedgerTest, MaxDelayFillsBatchesUpToMaxBatch) {
+  LedgerOptions options;
+  options.max_batch = 10;
+  options.max_delay = std::chrono::seconds(5);  // never reached: batches fill first
+  auto ledger = Open(options);
+  std::vector<std::future<Result<AppendResult>>> futures;
+  for (int i = 0; i < 30; ++i) {
+    auto p = std::make_shared<std::promise<Result<AppendResult>>>();
+    futures.push_back(p->get_future());
+    ASSERT_TRUE(
+        ledger
+            ->AppendAsync(Event(i), {}, [p](Result<AppendResult> r) { p->set_value(std::move(r)); })
+            .ok());
+  }
+  for (auto& f : futures) ASSERT_TRUE(f.get().ok());
+  EXPECT_EQ(ledger->Stats().batches, 3u);
+}
+
+TEST_F(LedgerTest, EveryInclusionProofMatchesTheReferenceTree) {
+  auto ledger = Open();
+  std::vector<Hash> leaves;
+  for (int i = 0; i < 600; ++i) {
+    auto r = ledger->Append(Event(i));
+    ASSERT_TRUE(r.ok());
+    leaves.push_back(r->leaf_hash);
+  }
+  for (uint64_t n : {1ull, 2ull, 3ull, 255ull, 256ull, 257ull, 511ull, 512ull, 513ull, 600ull}) {
+    Hash root = RootFromLeafHashes(std::span(leaves).first(n));
+    for (uint64_t i = 0; i < n; ++i) {
+      auto proof = ledger->InclusionProof(i, n);
+      ASSERT_TRUE(proof.ok()) << i << "/" << n;
+      EXPECT_TRUE(VerifyInclusion(i, n, leaves[i], *proof, root).ok()) << i << "/" << n;
+    }
+    for (uint64_t m = 0; m <= n; m += 37) {
+      auto proof = ledger->ConsistencyProof(m, n);
+      ASSERT_TRUE(proof.ok());
+      Hash r1 = RootFromLeafHashes(std::span(leaves).first(m));
+      EXPECT_TRUE(VerifyConsistency(m, n, *proof, r1, root).ok()) << m << "->" << n;
+    }
+  }
+  EXPECT_FALSE(ledger->InclusionProof(600, 600).ok());
+  EXPECT_FALSE(ledger->InclusionProof(0, 601).ok());
+  EXPECT_FALSE(ledger->ConsistencyProof(5, 4).ok());
+}
+
+TEST_F(LedgerTest, ReopenResumesAndOldReceiptsStayValid) {
+  std::vector<std::pair<std::string, std::string>> receipts;  // (canonical event, receipt)
+  std::string vkey;
+  std::string old_checkpoint;
+  {
+    auto ledger = Open();
+    vkey = ledger->VerifierKey();
+    for (int i = 0; i < 700; ++i) {
+      auto r = ledger->Append(Event(i));
+      ASSERT_TRUE(r.ok());
+      receipts.emplace_back(*CanonicalizeJson(Event(i)), r->receipt);
+    }
+    old_checkpoint = ledger->LatestCheckpoint()->note;
+  }
+  auto ledger = Open();
+  EXPECT_EQ(ledger->Size(), 700u);
+  EXPECT_EQ(ledger->VerifierKey(), vkey);
+  for (int i = 700; i < 1000; ++i) ASSERT_TRUE(ledger->Append(Event(i)).ok());
+  auto verifier = *NoteVerifier::FromVerifierKey(vkey);
+  for (auto& [event, receipt] : receipts) {
+    EXPECT_TRUE(VerifyReceipt(verifier, receipt, AsBytes(event)).ok());
+  }
+  // Fresh receipts for old entries prove against the new checkpoint, which is consistent with
+  // the old one.
+  auto fresh = ledger->ReceiptFor(5);
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_TRUE(VerifyReceipt(verifier, *fresh, AsBytes(receipts[5].first)).ok());
+  auto old_cp = *ParseCheckpointBody(*verifier.Verify(old_checkpoint));
+  auto new_cp = *ParseCheckpointBody(*verifier.Verify(ledger->LatestCheckpoint()->note));
+  auto proof = ledger->ConsistencyProof(old_cp.size, new_cp.size);
+  ASSERT_TRUE(proof.ok());
+  EXPECT_TRUE(VerifyConsistency(old_cp.size, new_cp.size, *proof, old_cp.root, new_cp.root).ok());
+}
+
+TEST_F(LedgerTest, RefusesAnotherOriginOrAnotherKey) {
+  { ASSERT_NE(Open(), nullptr); }
+  {
+    auto store = SqliteLedgerStore::Open(DbPath());
+    LedgerOptions options;
+    options.origin = "other.example/log";
+    auto r =
+        Ledger::Open(std::move(*store), *crypto::Ed25519PrivateKey::FromSeed(key_seed_), options);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
+  }
+  {
+    auto store = SqliteLedgerStore::Open(DbPath());
+    auto r = Ledger::Open(std::move(*store), *crypto::Ed25519PrivateKey::Generate(), {});
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
+  }
+}
+
+TEST_F(LedgerTest, AppendAfterCloseFailsCleanly) {
+  auto ledger = Open();
+  ASSERT_TRUE(ledger->Append(Event(0)).ok());
+  ledger->Close();
+  auto r = ledger->Append(Event(1));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace custody::ledger
