@@ -79,6 +79,7 @@ Result<LedgerVerifyReport> VerifyLedger(LedgerStore& store, const NoteVerifier& 
     ASSIGN_OR_RETURN(StoredTile t, store.GetTile(level, index));
     return std::move(t.hashes);
   });
+  const uint64_t signed_max = checkpoints.empty() ? 0 : checkpoints.back().size;
   TileChecker tiles(store);
   CompactRange range;
   Status problem;
@@ -130,6 +131,11 @@ Result<LedgerVerifyReport> VerifyLedger(LedgerStore& store, const NoteVerifier& 
       problem =
           DataLossError("leaf " + std::to_string(expected) + " is missing (next stored leaf is " +
                         std::to_string(leaf.index) + ")");
+      return false;
+    }
+    if (leaf.index >= signed_max) {
+      problem = DataLossError("leaves from " + std::to_string(leaf.index) +
+                              " on are not covered by any checkpoint");
       return false;
     }
     Hash h = HashLeaf(leaf.data);
