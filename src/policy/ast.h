@@ -82,6 +82,8 @@ struct ScopeConstraint {
   Op op = Op::kAny;
   std::string type;
   std::vector<EntityUid> uids;
+  // EntityUidHash of each uid, filled by the parser (and refreshed by PolicySet::Create).
+  std::vector<size_t> hashes;
 };
 
 enum class Effect : uint8_t { kPermit, kForbid };

@@ -38,6 +38,12 @@ Result<PolicySet> PolicySet::Create(std::vector<Policy> policies) {
   for (const auto& p : policies)
     if (!ids.insert(p.id).second) return InvalidArgumentError("duplicate policy id `" + p.id + "`");
   ps.policies_ = std::move(policies);
+  for (Policy& p : ps.policies_) {
+    for (ScopeConstraint* c : {&p.principal, &p.action, &p.resource}) {
+      c->hashes.clear();
+      for (const auto& u : c->uids) c->hashes.push_back(EntityUidHash()(u));
+    }
+  }
   ps.BuildIndex();
 
   std::vector<const Policy*> sorted;
@@ -79,16 +85,16 @@ void PolicySet::BuildIndex() {
   }
 }
 
-void PolicySet::Candidates(const VarIndex& idx, const EntityUid& uid, const Entities& entities,
+void PolicySet::Candidates(const VarIndex& idx, const UidRef& uid, const Entity* entity,
                            std::vector<const std::vector<uint32_t>*>* lists) {
   if (!idx.any.empty()) lists->push_back(&idx.any);
   if (!idx.by_type.empty()) {
-    if (auto it = idx.by_type.find(uid.type); it != idx.by_type.end()) lists->push_back(&it->second);
+    if (auto it = idx.by_type.find(uid.uid->type); it != idx.by_type.end()) lists->push_back(&it->second);
   }
   if (idx.by_uid.empty()) return;
   if (auto it = idx.by_uid.find(uid); it != idx.by_uid.end()) lists->push_back(&it->second);
-  if (const Entity* e = entities.Find(uid)) {
-    for (const auto& a : e->ancestors)
+  if (entity != nullptr) {
+    for (const UidRef& a : entity->ancestor_refs)
       if (auto it = idx.by_uid.find(a); it != idx.by_uid.end()) lists->push_back(&it->second);
   }
 }
@@ -96,10 +102,11 @@ void PolicySet::Candidates(const VarIndex& idx, const EntityUid& uid, const Enti
 Response PolicySet::IsAuthorized(const Request& request, const Entities& entities) const {
   // Every policy that can match must be in each variable's candidate lists; evaluate only the
   // variable with the fewest candidates (the others are checked by the scope test).
+  const RequestValues vars(request, entities);
   std::vector<const std::vector<uint32_t>*> lists[3];
-  Candidates(principal_idx_, request.principal, entities, &lists[0]);
-  Candidates(action_idx_, request.action, entities, &lists[1]);
-  Candidates(resource_idx_, request.resource, entities, &lists[2]);
+  Candidates(principal_idx_, vars.principal_ref, vars.principal_entity, &lists[0]);
+  Candidates(action_idx_, vars.action_ref, vars.action_entity, &lists[1]);
+  Candidates(resource_idx_, vars.resource_ref, vars.resource_entity, &lists[2]);
   size_t best = 0, best_size = SIZE_MAX;
   for (size_t v = 0; v < 3; ++v) {
     size_t n = 0;
@@ -117,7 +124,6 @@ Response PolicySet::IsAuthorized(const Request& request, const Entities& entitie
     cand.erase(std::unique(cand.begin(), cand.end()), cand.end());
   }
 
-  const RequestValues vars(request);
   Response resp;
   std::vector<const Policy*> permits, forbids;
   for (uint32_t i : cand) {

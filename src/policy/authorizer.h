@@ -56,14 +56,14 @@ class PolicySet {
   // One index per scope variable: policies by the uid they name, by the type they name (`is`),
   // and those that do not constrain the variable at all.
   struct VarIndex {
-    std::unordered_map<EntityUid, std::vector<uint32_t>, EntityUidHash> by_uid;
+    std::unordered_map<EntityUid, std::vector<uint32_t>, EntityUidHash, EntityUidEq> by_uid;
     std::unordered_map<std::string, std::vector<uint32_t>> by_type;
     std::vector<uint32_t> any;
   };
   void BuildIndex();
   // Appends the index lists holding every policy whose constraint on this variable may match
   // `uid` (a policy may appear in several lists).
-  static void Candidates(const VarIndex& idx, const EntityUid& uid, const Entities& entities,
+  static void Candidates(const VarIndex& idx, const UidRef& uid, const Entity* entity,
                          std::vector<const std::vector<uint32_t>*>* lists);
 
   std::vector<Policy> policies_;

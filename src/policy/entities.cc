@@ -21,6 +21,7 @@ void Entities::Finish() {
   // Iterative DFS from each entity; parents that are not in the store are still ancestors.
   for (auto& [uid, entity] : map_) {
     entity.ancestors.clear();
+    entity.ancestor_refs.clear();
     std::vector<const EntityUid*> stack;
     for (const auto& p : entity.parents) stack.push_back(&p);
     while (!stack.empty()) {
@@ -31,6 +32,7 @@ void Entities::Finish() {
       if (it == map_.end()) continue;
       for (const auto& p : it->second.parents) stack.push_back(&p);
     }
+    for (const auto& a : entity.ancestors) entity.ancestor_refs.push_back(MakeUidRef(a));
   }
 }
 

@@ -18,8 +18,10 @@ struct Entity {
   Record attrs;
   Record tags;
   std::vector<EntityUid> parents;
-  // Every entity reachable through parents, excluding the entity itself.
-  std::unordered_set<EntityUid, EntityUidHash> ancestors;
+  // Every entity reachable through parents (the entity itself only through a cycle).
+  std::unordered_set<EntityUid, EntityUidHash, EntityUidEq> ancestors;
+  // The same uids with their hashes, pointing into `ancestors` (stable node addresses).
+  std::vector<UidRef> ancestor_refs;
 };
 
 class Entities {
@@ -35,6 +37,15 @@ class Entities {
     auto it = map_.find(uid);
     return it == map_.end() ? nullptr : &it->second;
   }
+  const Entity* Find(const UidRef& ref) const {
+    auto it = map_.find(ref);
+    return it == map_.end() ? nullptr : &it->second;
+  }
+  // `a in b` where `a_entity` is Find(a), already looked up by the caller.
+  static bool In(const UidRef& a, const Entity* a_entity, const UidRef& b) {
+    if (a.hash == b.hash && *a.uid == *b.uid) return true;
+    return a_entity != nullptr && a_entity->ancestors.count(b) > 0;
+  }
   // `a in b`: equal, or b is an ancestor of a.
   bool In(const EntityUid& a, const EntityUid& b) const {
     if (a == b) return true;
@@ -42,10 +53,10 @@ class Entities {
     return e != nullptr && e->ancestors.count(b) > 0;
   }
   size_t size() const { return map_.size(); }
-  const std::unordered_map<EntityUid, Entity, EntityUidHash>& all() const { return map_; }
+  const std::unordered_map<EntityUid, Entity, EntityUidHash, EntityUidEq>& all() const { return map_; }
 
  private:
-  std::unordered_map<EntityUid, Entity, EntityUidHash> map_;
+  std::unordered_map<EntityUid, Entity, EntityUidHash, EntityUidEq> map_;
 };
 
 }  // namespace custody::policy

@@ -286,18 +286,24 @@ class Evaluator {
   const Entities& es_;
 };
 
-bool ConstraintMatches(const ScopeConstraint& c, const EntityUid& uid, const Entities& es) {
+bool ConstraintMatches(const ScopeConstraint& c, const UidRef& uid, const Entity* entity) {
   using Op = ScopeConstraint::Op;
+  auto target = [&](size_t i) {
+    return UidRef{&c.uids[i], i < c.hashes.size() ? c.hashes[i] : EntityUidHash()(c.uids[i])};
+  };
   switch (c.op) {
     case Op::kAny: return true;
-    case Op::kEq: return uid == c.uids[0];
-    case Op::kIn: return es.In(uid, c.uids[0]);
+    case Op::kEq: {
+      UidRef t = target(0);
+      return t.hash == uid.hash && *t.uid == *uid.uid;
+    }
+    case Op::kIn: return Entities::In(uid, entity, target(0));
     case Op::kInSet:
-      for (const auto& u : c.uids)
-        if (es.In(uid, u)) return true;
+      for (size_t i = 0; i < c.uids.size(); ++i)
+        if (Entities::In(uid, entity, target(i))) return true;
       return false;
-    case Op::kIs: return uid.type == c.type;
-    case Op::kIsIn: return uid.type == c.type && es.In(uid, c.uids[0]);
+    case Op::kIs: return uid.uid->type == c.type;
+    case Op::kIsIn: return uid.uid->type == c.type && Entities::In(uid, entity, target(0));
   }
   return false;
 }
@@ -305,22 +311,27 @@ bool ConstraintMatches(const ScopeConstraint& c, const EntityUid& uid, const Ent
 }  // namespace
 
 Result<Value> Evaluate(const Expr& expr, const Request& request, const Entities& entities) {
-  RequestValues vars(request);
+  RequestValues vars(request, entities);
   Evaluator ev(vars, entities);
   return ev.Eval(expr);
 }
 
 bool ScopeMatches(const Policy& p, const Request& r, const Entities& es) {
-  return ConstraintMatches(p.principal, r.principal, es) && ConstraintMatches(p.action, r.action, es) &&
-         ConstraintMatches(p.resource, r.resource, es);
+  return ScopeMatches(p, RequestValues(r, es));
+}
+
+bool ScopeMatches(const Policy& p, const RequestValues& v) {
+  return ConstraintMatches(p.principal, v.principal_ref, v.principal_entity) &&
+         ConstraintMatches(p.action, v.action_ref, v.action_entity) &&
+         ConstraintMatches(p.resource, v.resource_ref, v.resource_entity);
 }
 
 Result<bool> EvaluatePolicy(const Policy& p, const Request& r, const Entities& es) {
-  return EvaluatePolicy(p, RequestValues(r), es);
+  return EvaluatePolicy(p, RequestValues(r, es), es);
 }
 
 Result<bool> EvaluatePolicy(const Policy& p, const RequestValues& vars, const Entities& es) {
-  if (!ScopeMatches(p, vars.request, es)) return false;
+  if (!ScopeMatches(p, vars)) return false;
   Evaluator ev(vars, es);
   for (const Condition& c : p.conditions) {
     ASSIGN_OR_RETURN(Value v, ev.Eval(*c.expr));

@@ -24,14 +24,25 @@ struct Request {
 
 // The request's variables as Values, built once per request and shared by every policy
 // evaluated for it (so that `principal` does not allocate on each use).
+// Also caches the variables' uid hashes and their entities, for scope matching.
 struct RequestValues {
-  explicit RequestValues(const Request& r)
+  RequestValues(const Request& r, const Entities& es)
       : request(r),
         principal(Value::Entity(r.principal)),
         action(Value::Entity(r.action)),
-        resource(Value::Entity(r.resource)) {}
+        resource(Value::Entity(r.resource)),
+        principal_ref(MakeUidRef(r.principal)),
+        action_ref(MakeUidRef(r.action)),
+        resource_ref(MakeUidRef(r.resource)),
+        principal_entity(es.Find(principal_ref)),
+        action_entity(es.Find(action_ref)),
+        resource_entity(es.Find(resource_ref)) {}
   const Request& request;
   Value principal, action, resource;
+  UidRef principal_ref, action_ref, resource_ref;
+  const Entity* principal_entity;
+  const Entity* action_entity;
+  const Entity* resource_entity;
 };
 
 [[nodiscard]] Result<bool> EvaluatePolicy(const Policy& policy, const RequestValues& request,
@@ -39,6 +50,7 @@ struct RequestValues {
 
 // True iff the policy's scope matches the request. Scope checks cannot fail.
 bool ScopeMatches(const Policy& policy, const Request& request, const Entities& entities);
+bool ScopeMatches(const Policy& policy, const RequestValues& request);
 
 // True iff the scope matches and every `when` holds and no `unless` does.
 [[nodiscard]] Result<bool> EvaluatePolicy(const Policy& policy, const Request& request,

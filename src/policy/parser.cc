@@ -183,6 +183,11 @@ class Parser {
   }
 
   void ParseScopeVar(std::string_view var, ScopeConstraint* sc) {
+    ParseScopeVarInner(var, sc);
+    for (const auto& u : sc->uids) sc->hashes.push_back(EntityUidHash()(u));
+  }
+
+  void ParseScopeVarInner(std::string_view var, ScopeConstraint* sc) {
     if (!IsIdent(var)) throw Unexpected("`" + std::string(var) + "`");
     ++pos_;
     using Op = ScopeConstraint::Op;

@@ -27,9 +27,26 @@ struct EntityUid {
   std::string ToString() const;
 };
 
-struct EntityUidHash {
-  size_t operator()(const EntityUid& uid) const;
+// An entity uid with its hash computed once, for repeated lookups in the containers below.
+struct UidRef {
+  const EntityUid* uid = nullptr;
+  size_t hash = 0;
 };
+
+// Transparent hash and equality: containers keyed by EntityUid accept a UidRef as lookup key,
+// which skips rehashing the strings.
+struct EntityUidHash {
+  using is_transparent = void;
+  size_t operator()(const EntityUid& uid) const;
+  size_t operator()(const UidRef& ref) const { return ref.hash; }
+};
+struct EntityUidEq {
+  using is_transparent = void;
+  bool operator()(const EntityUid& a, const EntityUid& b) const { return a == b; }
+  bool operator()(const UidRef& a, const EntityUid& b) const { return *a.uid == b; }
+  bool operator()(const EntityUid& a, const UidRef& b) const { return a == *b.uid; }
+};
+inline UidRef MakeUidRef(const EntityUid& uid) { return UidRef{&uid, EntityUidHash()(uid)}; }
 
 // Fixed-point decimal with four fractional digits: the value is `scaled / 10^4`.
 struct Decimal {
