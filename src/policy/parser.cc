@@ -154,6 +154,14 @@ class Parser {
     return toks_[pos_++];
   }
 
+  // An identifier used as an attribute name or record key; reserved words are rejected.
+  std::string_view ExpectAttrIdent(std::string_view what) {
+    const Token& t = ExpectIdent(what);
+    if (IsReserved(t.text))
+      throw SyntaxError{t.offset, "`" + std::string(t.text) + "` is a reserved identifier and cannot be used here"};
+    return t.text;
+  }
+
   std::string ParseStr() {
     const Token& t = Expect(Tok::kStr, "a string literal");
     std::string s;
@@ -183,7 +191,15 @@ class Parser {
   }
 
   void ParseScopeVar(std::string_view var, ScopeConstraint* sc) {
+    size_t at = Peek().offset;
     ParseScopeVarInner(var, sc);
+    if (var == "action") {
+      for (const auto& u : sc->uids) {
+        std::string_view t = u.type;
+        if (t != "Action" && !(t.size() > 8 && t.substr(t.size() - 8) == "::Action"))
+          throw SyntaxError{at, "expected an entity uid with type `Action` but got " + u.ToString()};
+      }
+    }
     for (const auto& u : sc->uids) sc->hashes.push_back(EntityUidHash()(u));
   }
 
@@ -296,10 +312,10 @@ class Parser {
       if (Peek().kind == Tok::kStr) {
         path.push_back(ParseStr());
       } else {
-        path.emplace_back(ExpectIdent("an attribute name").text);
+        path.emplace_back(ExpectAttrIdent("an attribute name"));
         while (IsPunct(".") && Peek(1).kind == Tok::kIdent) {
-          path.emplace_back(Peek(1).text);
-          pos_ += 2;
+          ++pos_;
+          path.emplace_back(ExpectAttrIdent("an attribute name"));
         }
       }
       // `e has a.b.c` means `e has a && e.a has b && e.a.b has c`.
@@ -434,6 +450,8 @@ class Parser {
       if (IsPunct(".")) {
         ++pos_;
         const Token& name = ExpectIdent("an attribute or method name");
+        if (!IsPunct("(") && IsReserved(name.text))
+          throw SyntaxError{name.offset, "`" + std::string(name.text) + "` is a reserved identifier and cannot be used here"};
         if (IsPunct("(")) {
           size_t at = name.offset;
           auto args = ParseArgs();
@@ -513,12 +531,10 @@ class Parser {
     if (IsPunct("[")) {
       ++pos_;
       auto e = MakeExpr(K::kSet);
-      if (!IsPunct("]")) {
+      while (!IsPunct("]")) {  // a trailing comma is allowed
         e->kids.push_back(ParseExpr(0));
-        while (IsPunct(",")) {
-          ++pos_;
-          e->kids.push_back(ParseExpr(0));
-        }
+        if (!IsPunct(",")) break;
+        ++pos_;
       }
       ExpectPunct("]");
       return e;
@@ -533,7 +549,7 @@ class Parser {
         if (Peek().kind == Tok::kStr) {
           key = ParseStr();
         } else {
-          key = std::string(ExpectIdent("a record key").text);
+          key = std::string(ExpectAttrIdent("a record key"));
         }
         if (!seen.insert(key).second) throw SyntaxError{at, "duplicate record key `" + key + "`"};
         ExpectPunct(":");

@@ -1,5 +1,7 @@
-// Extension-literal edge cases (valid and malformed decimal, ip, datetime and duration strings)
-// decided by cedar-wasm and by our engine; every outcome, including errors, must agree.
+// Edge cases checked against cedar-wasm: extension literals (valid and malformed decimal, ip,
+// datetime and duration strings), whose decisions and errors must agree, and syntax corner
+// cases (reserved words, trailing commas, operator chaining, scope forms), which both engines
+// must accept or both reject.
 //   node literals.mjs --driver PATH
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -41,4 +43,38 @@ out.forEach((l,i)=>{ const g=JSON.parse(l); const w=want[i];
   const gg = g.error ? 'reject' : {d:g.results[0].decision, r:g.results[0].reason.sort(), e:g.results[0].errors.map(x=>x.policy).sort()};
   if (JSON.stringify(gg)!==JSON.stringify(w)) { bad++; console.log('MISMATCH', cases[i].policies.split('\n')[0], JSON.stringify(w), JSON.stringify(gg)); }});
 console.log(`literals: ${cases.length} literal cases compared, ${bad} mismatches`);
-if (bad > 0) process.exit(1);
+
+const conds = ['principal.if == 1', '{if: 1} == {}', 'principal has if', 'context["a b"] == 1', 'principal has "a b"',
+ '[1,2,] == [1]', '{a:1,} == {}', 'principal has a.if', 'true.foo', 'context.x.y.z', '"\\u{0}" == ""', '"\\x7F" == ""', '"\\x80" == ""',
+ "'a' == 'a'", '01 == 1', '1_000 == 1', 'principal.contains(1)', '[].contains()', 'principal.getTag(1,2)', 'if true then 1 else 2 == 2',
+ '!if true then true else false', '"a" like "\\u{2a}"', '"*" like "\\u{2a}"', '"a" like "\\\\*"', 'if::"a" == principal', '__cedar::"x" == principal',
+ 'principal is __cedar::X', 'principal is if', 'User::"a".x == 1', 'User::"a"["x"] == 1', '[1][0] == 1', '{a: 1}.a == 1', '{a: 1}["a"] == 1',
+ 'principal in [User::"a"]', 'ip("1.2.3.4").isIpv4(1)', 'decimal("1.0", "2.0") == 1', 'principal.isEmpty()', 'context has is', 'context has then',
+ 'context has principal', 'context.principal == 1', 'context.true == 1', 'context.in == 1', '{in: 1} == {}', '{true: 1} == {}', '{principal: 1} == {}',
+ 'principal has __cedar', '{"": 1} == {}', 'context has ""', 'principal == action == resource', 'principal in action in resource', 'principal has a has b',
+ '(principal has a) has b', 'principal like "x" like "y"', 'principal is User is User', '1 + -2 == -1', '1 - - 2 == 3', '1 * -2 == -2', '!!!!true', '-----1 == 1'];
+const scopes = ['principal, action, resource,', 'principal in [User::"a"], action, resource', 'principal, action == [Action::"a"], resource',
+ 'principal, action in Action::"a", resource', 'principal == Action::"a", action, resource', 'principal is User in [Group::"a"], action, resource',
+ 'principal is User == User::"a", action, resource', 'principal, action, resource is Doc in Folder::"f"', 'principal, action in [], resource',
+ 'principal == User::"a", action == User::"b", resource', 'resource, action, principal', 'principal, action, resource, context',
+ 'principal, action is Action, resource', 'principal is if, action, resource'];
+const texts = conds.map(c => `permit(principal, action, resource) when { ${c} };`)
+ .concat(scopes.map(s => `permit(${s});`))
+ .concat(['@id("") permit(principal, action, resource);', '@id permit(principal, action, resource);', '@if("a") permit(principal, action, resource);',
+  'permit(principal, action, resource) // c', 'permit(principal, action, resource) when { true } unless { false };', 'permit(principal, action, resource);;',
+  'Permit(principal, action, resource);', 'permit(principal, action, resource) when { true }', '', '// only comment', 'permit(principal, action, resource) when { true } when { true };',
+  'permit(principal, action, resource) advice { true };', '@a @b("x") permit(principal, action, resource);', 'permit(principal, action, resource) when { /* c */ true };']);
+const syntaxCases = texts.map((t) => ({ policies: t, entities: [], requests: [] }));
+const syntaxOut = execFileSync(driver, { input: syntaxCases.map((c) => JSON.stringify(c)).join('\n') + '\n' })
+  .toString().trim().split('\n');
+let syntaxBad = 0;
+texts.forEach((t, k) => {
+  const w = cedar.checkParsePolicySet({ staticPolicies: t });
+  const g = JSON.parse(syntaxOut[k]);
+  if ((w.type === 'success') !== !g.error) {
+    syntaxBad++;
+    console.log(w.type === 'success' ? 'cedar-wasm accepts, we reject:' : 'cedar-wasm rejects, we accept:', JSON.stringify(t));
+  }
+});
+console.log(`literals: ${texts.length} syntax cases compared, ${syntaxBad} mismatches`);
+if (bad > 0 || syntaxBad > 0) process.exit(1);
