@@ -361,12 +361,12 @@ class Parser {
           out += '\t';
           break;
         case 'u': {
-          uint32_t v;
+          uint32_t v = 0;
           RETURN_IF_ERROR(Hex4(v));
           if (v >= 0xDC00 && v <= 0xDFFF) return Error("lone low surrogate");
           if (v >= 0xD800 && v <= 0xDBFF) {
             if (!Consume("\\u")) return Error("lone high surrogate");
-            uint32_t lo;
+            uint32_t lo = 0;
             RETURN_IF_ERROR(Hex4(lo));
             if (lo < 0xDC00 || lo > 0xDFFF) return Error("lone high surrogate");
             v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);

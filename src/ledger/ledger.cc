@@ -192,9 +192,10 @@ void Ledger::CommitBatch(std::vector<Pending>& batch) {
     } else {
       checkpoint_ = b.checkpoint;
       std::vector<Hash> proof;
+      RightEdgeCache edge;  // every proof in the batch shares the same right edge
       for (size_t i = 0; i < batch.size(); ++i) {
         uint64_t index = start + i;
-        Status ps = InclusionProofInto(index, cp.size, tree_, &proof);
+        Status ps = InclusionProofInto(index, cp.size, tree_, &proof, &edge);
         if (!ps.ok()) {
           results.emplace_back(ps);
           continue;
