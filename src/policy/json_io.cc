@@ -1,6 +1,7 @@
 #include "policy/json_io.h"
 
 #include <boost/json.hpp>
+#include <set>
 
 #include "policy/extensions.h"
 
@@ -21,17 +22,46 @@ Result<json::value> ParseJson(std::string_view text, std::string_view what) {
 
 std::string Str(const json::string& s) { return std::string(s.data(), s.size()); }
 
+bool IsReservedName(std::string_view s) {
+  return s == "true" || s == "false" || s == "if" || s == "then" || s == "else" || s == "in" ||
+         s == "is" || s == "like" || s == "has" || s == "__cedar";
+}
+
+// A Cedar entity type name: `::`-separated identifiers, none reserved, no `__cedar` namespace.
+bool IsValidTypeName(std::string_view name) {
+  size_t start = 0;
+  while (true) {
+    size_t end = name.find("::", start);
+    std::string_view seg = name.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+    if (seg.empty() || IsReservedName(seg)) return false;
+    if (!((seg[0] >= 'a' && seg[0] <= 'z') || (seg[0] >= 'A' && seg[0] <= 'Z') || seg[0] == '_')) return false;
+    for (char c : seg)
+      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')) return false;
+    if (end == std::string_view::npos) return true;
+    start = end + 2;
+  }
+}
+
+bool LooksLikeUid(const json::value& v) {
+  const json::object* o = v.if_object();
+  if (!o) return false;
+  const json::value* type = o->if_contains("type");
+  const json::value* id = o->if_contains("id");
+  return type && id && type->is_string() && id->is_string();
+}
+
 Result<EntityUid> UidFromJson(const json::value& v, std::string_view what) {
   const json::object* o = v.if_object();
   if (!o) return InvalidArgumentError(std::string(what) + ": expected an entity reference object");
   if (const json::value* inner = o->if_contains("__entity"); inner && o->size() == 1)
     return UidFromJson(*inner, what);
-  const json::value* type = o->if_contains("type");
-  const json::value* id = o->if_contains("id");
-  if (!type || !id || !type->is_string() || !id->is_string())
+  if (!LooksLikeUid(v))
     return InvalidArgumentError(std::string(what) +
                                 ": an entity reference needs string fields \"type\" and \"id\"");
-  return EntityUid{Str(type->get_string()), Str(id->get_string())};
+  std::string type = Str(o->at("type").get_string());
+  if (!IsValidTypeName(type))
+    return InvalidArgumentError(std::string(what) + ": `" + type + "` is not a valid entity type name");
+  return EntityUid{std::move(type), Str(o->at("id").get_string())};
 }
 
 class Converter {
@@ -78,11 +108,15 @@ class Converter {
       }
       case json::kind::object: {
         const json::object& o = v.get_object();
-        if (o.size() == 1 && o.contains("__entity")) {
+        // An escape whose body has the wrong shape is an ordinary record, as in the reference.
+        if (o.size() == 1 && o.contains("__entity") && LooksLikeUid(o.at("__entity"))) {
           ASSIGN_OR_RETURN(EntityUid uid, UidFromJson(o.at("__entity"), "__entity"));
           return Value::Entity(std::move(uid));
         }
-        if (o.size() == 1 && o.contains("__extn")) return ConvertExtn(o.at("__extn"), depth);
+        if (o.size() == 1 && o.contains("__extn") && IsExtnBody(o.at("__extn")))
+          return ConvertExtn(o.at("__extn"), depth);
+        if (o.size() == 1 && o.contains("__expr"))
+          return InvalidArgumentError("the `__expr` escape is no longer supported");
         if (expected && expected->kind == SK::kEntity) {
           ASSIGN_OR_RETURN(EntityUid uid, UidFromJson(v, "entity reference"));
           return Value::Entity(std::move(uid));
@@ -125,6 +159,11 @@ class Converter {
       return InvalidArgumentError("__extn: missing \"arg\" or \"args\"");
     }
     return CallExt(*ext, args);
+  }
+
+  static bool IsExtnBody(const json::value& v) {
+    const json::object* o = v.if_object();
+    return o && o->contains("fn") && o->at("fn").is_string() && (o->contains("arg") || o->contains("args"));
   }
 
   const Schema* schema_;
@@ -296,6 +335,8 @@ Result<Entities> ParseEntitiesJson(std::string_view text, const Schema* schema) 
     const json::value* uid_v = o->if_contains("uid");
     if (!uid_v) return InvalidArgumentError(where + ": missing \"uid\"");
     ASSIGN_OR_RETURN(EntityUid uid, UidFromJson(*uid_v, where + ".uid"));
+    if (!o->contains("attrs")) return InvalidArgumentError(where + ": missing \"attrs\"");
+    if (!o->contains("parents")) return InvalidArgumentError(where + ": missing \"parents\"");
     Entity e;
     e.uid = uid;
     const Schema::EntityType* et = schema ? schema->FindEntityType(uid.type) : nullptr;
@@ -331,6 +372,14 @@ Result<Entities> ParseEntitiesJson(std::string_view text, const Schema* schema) 
         e.parents.push_back(std::move(puid));
       }
     }
+    // A repeated entry is accepted only if it says exactly the same thing.
+    if (const Entity* prev = entities.Find(e.uid)) {
+      std::set<EntityUid> p1(prev->parents.begin(), prev->parents.end());
+      std::set<EntityUid> p2(e.parents.begin(), e.parents.end());
+      if (prev->attrs != e.attrs || prev->tags != e.tags || p1 != p2)
+        return InvalidArgumentError(where + ": duplicate entity " + e.uid.ToString());
+      continue;
+    }
     RETURN_IF_ERROR(entities.Add(std::move(e)));
   }
   if (schema) {
@@ -346,6 +395,10 @@ Result<Entities> ParseEntitiesJson(std::string_view text, const Schema* schema) 
     }
   }
   entities.Finish();
+  for (const auto& [uid, entity] : entities.all()) {
+    if (entity.ancestors.count(uid))
+      return InvalidArgumentError("entities: the parent hierarchy has a cycle through " + uid.ToString());
+  }
   return entities;
 }
 

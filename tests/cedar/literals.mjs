@@ -77,4 +77,37 @@ texts.forEach((t, k) => {
   }
 });
 console.log(`literals: ${texts.length} syntax cases compared, ${syntaxBad} mismatches`);
-if (bad > 0 || syntaxBad > 0) process.exit(1);
+
+// Entities JSON corner cases: escapes, malformed names, required fields, duplicates, cycles.
+const U = {type: 'User', id: 'a'};
+const attrsList = [
+ {x: {__entity: U, y: 1}}, {x: {__extn: {fn: 'ip', arg: '1.2.3.4'}, y: 1}}, {x: {__extn: {fn: 'ip', arg: '1.2.3.4', extra: 1}}},
+ {x: {type: 'User', id: 'a'}}, {x: {__entity: {type: 'User', id: 'a', z: 1}}}, {x: {__extn: {fn: 'ip', args: ['1.2.3.4']}}},
+ {x: {__extn: {fn: 'isIpv4', arg: {__extn: {fn: 'ip', arg: '1.2.3.4'}}}}}, {x: {__extn: {fn: 'lessThan', args: [{__extn:{fn:'decimal',arg:'1.0'}},{__extn:{fn:'decimal',arg:'2.0'}}]}}},
+ {x: {__expr: '1 + 1'}}, {x: 1.0}, {x: 1e3}, {x: -0}, {x: null}, {x: {__entity: {type: 'User'}}}, {x: {__entity: {type: '', id: 'a'}}},
+ {x: {__entity: {type: 'Us er', id: 'a'}}}, {x: {__entity: {type: 'A::B', id: 'a'}}}, {x: {__entity: {type: 'A::', id: 'a'}}}, {x: {__entity: {type: 'if', id: 'a'}}},
+ {x: [1, 'a', [true]]}, {x: {__extn: {fn: 'decimal', arg: 5}}}, {x: {__extn: 'ip'}},
+];
+const uids = [U, {type: 'User', id: ''}, {type: 'if', id: 'a'}, {type: 'A::B', id: 'a'}, {type: 'Us er', id: 'a'}, {type: '__cedar::X', id: 'a'}, {__entity: U}, {type: 'User', id: 'a', extra: 1}];
+const entsList = attrsList.map(a => [{uid: U, attrs: a, parents: []}])
+  .concat(uids.map(u => [{uid: u, attrs: {}, parents: []}]))
+  .concat([[{uid: U, attrs: {}, parents: [{__entity: {type: 'G', id: 'g'}}]}], [{uid: U, attrs: {}, parents: [U]}], [{uid: U}], [{uid: U, attrs: {}, parents: [], tags: {t: 1}}],
+    [{uid: U, attrs: {}, parents: [], extra: 1}], [{uid: U, attrs: {}, parents: []}, {uid: U, attrs: {}, parents: []}], [{uid: U, attrs: [], parents: []}], [{uid: U, attrs: {}, parents: {}}]]);
+const entReq = {principal: U, action: {type: 'Action', id: 'a'}, resource: U, context: {}};
+const entPolicy = 'permit(principal, action, resource) when { principal.x == principal.x };';
+const entCases = entsList.map((e) => ({ policies: entPolicy, entities: e, requests: [entReq] }));
+const entOut = execFileSync(driver, { input: entCases.map((c) => JSON.stringify(c)).join('\n') + '\n' })
+  .toString().trim().split('\n');
+let entBad = 0;
+entsList.forEach((e, k) => {
+  const w = cedar.isAuthorized({ ...entReq, policies: { staticPolicies: entPolicy }, entities: e });
+  const g = JSON.parse(entOut[k]);
+  const ws = w.type === 'success' ? `${w.response.decision}/${w.response.diagnostics.errors.length}` : 'reject';
+  const gs = g.error ? 'reject' : `${g.results[0].decision}/${g.results[0].errors.length}`;
+  if (ws !== gs) {
+    entBad++;
+    console.log('entities mismatch:', JSON.stringify(e), 'cedar-wasm', ws, 'ours', gs);
+  }
+});
+console.log(`literals: ${entsList.length} entities cases compared, ${entBad} mismatches`);
+if (bad > 0 || syntaxBad > 0 || entBad > 0) process.exit(1);
