@@ -1,15 +1,18 @@
 // Test tool for tests/cedar/difftest.mjs: reads one case per stdin line,
-//   {"policies": "<cedar text>", "entities": [...], "requests": [{principal, action, resource, context}]}
+//   {"policies": "<cedar text>", "entities": [...], "requests": [{principal, action, resource, context}],
+//    "schema": "<cedarschema or JSON schema text>" (optional)}
 // and writes one line per case,
 //   {"results": [{"decision", "reason", "errors": [{"policy", "message"}]} | {"error": "..."}]}
 // or {"error": "..."} when the policies or entities are rejected. Policy ids are positional
 // (policy0, policy1, ...), as in cedar-wasm.
 #include <boost/json.hpp>
 #include <iostream>
+#include <memory>
 #include <string>
 
 #include "policy/authorizer.h"
 #include "policy/json_io.h"
+#include "policy/schema.h"
 
 namespace json = boost::json;
 using namespace custody::policy;
@@ -30,13 +33,19 @@ json::value RunCase(const std::string& line) {
   if (!o.contains("policies") || !o.at("policies").is_string()) return ErrorObject("no policies");
   auto ps = PolicySet::FromText(std::string(o.at("policies").get_string()), false);
   if (!ps.ok()) return ErrorObject(ps.status().message());
+  std::unique_ptr<Schema> schema;
+  if (o.contains("schema") && o.at("schema").is_string()) {
+    auto s = ParseSchema(std::string(o.at("schema").get_string()));
+    if (!s.ok()) return ErrorObject(s.status().message());
+    schema = std::make_unique<Schema>(std::move(s).value());
+  }
   auto es = ParseEntitiesJson(json::serialize(o.contains("entities") ? o.at("entities") : json::array()),
-                              nullptr);
+                              schema.get());
   if (!es.ok()) return ErrorObject(es.status().message());
   json::array results;
   if (o.contains("requests") && o.at("requests").is_array()) {
     for (const auto& r : o.at("requests").get_array()) {
-      auto req = ParseRequestJson(json::serialize(r), nullptr);
+      auto req = ParseRequestJson(json::serialize(r), schema.get());
       if (!req.ok()) {
         results.push_back(ErrorObject(req.status().message()));
         continue;

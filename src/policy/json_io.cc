@@ -372,6 +372,7 @@ Result<Entities> ParseEntitiesJson(std::string_view text, const Schema* schema) 
         e.parents.push_back(std::move(puid));
       }
     }
+    if (schema) RETURN_IF_ERROR(ValidateEntity(*schema, e).WithContext("entities"));
     // A repeated entry is accepted only if it says exactly the same thing.
     if (const Entity* prev = entities.Find(e.uid)) {
       std::set<EntityUid> p1(prev->parents.begin(), prev->parents.end());
@@ -406,7 +407,17 @@ Result<Value> ParseContextJson(std::string_view text, const Schema* schema, cons
   ASSIGN_OR_RETURN(json::value root, ParseJson(text, "context"));
   if (!root.is_object()) return InvalidArgumentError("context: expected a JSON object");
   Converter conv(schema);
-  return conv.Convert(root, ContextType(schema, action), 0);
+  ASSIGN_OR_RETURN(Value ctx, conv.Convert(root, ContextType(schema, action), 0));
+  if (schema) {
+    const Schema::Action* a = schema->FindAction(action);
+    if (a == nullptr) return InvalidArgumentError("context: action " + action.ToString() + " is not declared in the schema");
+    if (a->context) {
+      RETURN_IF_ERROR(CheckConforms(*schema, ctx, *a->context, "context"));
+    } else if (!ctx.as_record().empty()) {
+      return InvalidArgumentError("context: " + action.ToString() + " declares no context attributes");
+    }
+  }
+  return ctx;
 }
 
 Result<Request> ParseRequestJson(std::string_view text, const Schema* schema) {
@@ -427,6 +438,7 @@ Result<Request> ParseRequestJson(std::string_view text, const Schema* schema) {
     if (!v.ok()) return v.status().WithContext("request.context");
     r.context = std::move(v).value();
   }
+  if (schema) RETURN_IF_ERROR(ValidateRequest(*schema, r).WithContext("request"));
   return r;
 }
 

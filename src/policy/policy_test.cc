@@ -444,6 +444,41 @@ TEST(Schema, CedarSchemaDrivesEntityAndContextParsing) {
   EXPECT_TRUE(req->context.as_record().at("who").is(Value::Kind::kEntity));
 }
 
+TEST(Schema, DataMustConformToTheSchema) {
+  auto schema = ParseCedarSchema(kCedarSchema);
+  ASSERT_TRUE(schema.ok());
+  for (const char* bad : {
+           // undeclared attribute, missing required attribute, wrong type, undeclared type
+           R"([{"uid": {"type": "App::User", "id": "a"}, "parents": [],
+                "attrs": {"addr": "10.0.0.1", "roles": [], "limit": "1.0", "zzz": 1}}])",
+           R"([{"uid": {"type": "App::User", "id": "a"}, "parents": [], "attrs": {"roles": [], "limit": "1.0"}}])",
+           R"([{"uid": {"type": "App::User", "id": "a"}, "parents": [],
+                "attrs": {"addr": "10.0.0.1", "roles": [1], "limit": "1.0"}}])",
+           R"([{"uid": {"type": "App::Nope", "id": "a"}, "parents": [], "attrs": {}}])",
+           // parent type not allowed, tags on a type without tags, bad action groups
+           R"([{"uid": {"type": "App::Group", "id": "g"}, "parents": [{"type": "App::Doc", "id": "d"}], "attrs": {}}])",
+           R"([{"uid": {"type": "App::Group", "id": "g"}, "parents": [], "attrs": {}, "tags": {"t": "1.1.1.1"}}])",
+           R"([{"uid": {"type": "App::Action", "id": "all"}, "parents": [{"type": "App::Action", "id": "view"}], "attrs": {}}])",
+       }) {
+    EXPECT_FALSE(ParseEntitiesJson(bad, &*schema).ok()) << bad;
+  }
+  for (const char* bad : {
+           // principal type not in appliesTo, undeclared action, context missing / extra / mistyped
+           R"({"principal": {"type": "App::Doc", "id": "a"}, "action": {"type": "App::Action", "id": "read"},
+               "resource": {"type": "App::Doc", "id": "d"}, "context": {"from": "1.1.1.1", "who": {"type": "App::User", "id": "a"}}})",
+           R"({"principal": {"type": "App::User", "id": "a"}, "action": {"type": "App::Action", "id": "nope"},
+               "resource": {"type": "App::Doc", "id": "d"}, "context": {}})",
+           R"({"principal": {"type": "App::User", "id": "a"}, "action": {"type": "App::Action", "id": "read"},
+               "resource": {"type": "App::Doc", "id": "d"}, "context": {"from": "1.1.1.1"}})",
+           R"({"principal": {"type": "App::User", "id": "a"}, "action": {"type": "App::Action", "id": "read"},
+               "resource": {"type": "App::Doc", "id": "d"}, "context": {"from": "1.1.1.1", "who": {"type": "App::User", "id": "a"}, "x": 1}})",
+           R"({"principal": {"type": "App::User", "id": "a"}, "action": {"type": "App::Action", "id": "read"},
+               "resource": {"type": "App::Doc", "id": "d"}, "context": {"from": "1.1.1.1", "who": {"type": "App::Group", "id": "a"}}})",
+       }) {
+    EXPECT_FALSE(ParseRequestJson(bad, &*schema).ok()) << bad;
+  }
+}
+
 TEST(Schema, JsonSchemaFormat) {
   auto schema = ParseSchema(R"({"App": {
       "commonTypes": {"Addr": {"type": "Extension", "name": "ipaddr"}},

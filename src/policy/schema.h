@@ -74,6 +74,23 @@ class Schema {
   std::map<std::string, SchemaTypePtr, std::less<>> builtins_;
 };
 
+struct Entity;
+struct Request;
+
+// Checks that `value` has the schema type `type`: records have their required attributes and no
+// undeclared ones, entity references have the declared entity type, and so on.
+[[nodiscard]] Status CheckConforms(const Schema& schema, const Value& value, const SchemaType& type,
+                                   std::string_view where);
+
+// Checks an entity as the reference does when parsing entities with a schema: its type is
+// declared (or it is a declared action, with the declared groups), its attributes and tags
+// conform, its parents have allowed types, and an enumerated type's id is one of the values.
+[[nodiscard]] Status ValidateEntity(const Schema& schema, const Entity& entity);
+
+// Checks a request as the reference does with request validation on: the action is declared,
+// the principal and resource types are among those it applies to, and the context conforms.
+[[nodiscard]] Status ValidateRequest(const Schema& schema, const Request& request);
+
 [[nodiscard]] Result<Schema> ParseCedarSchema(std::string_view text);
 // Defined with the other JSON adapters in json_io.cc.
 [[nodiscard]] Result<Schema> ParseJsonSchema(std::string_view text);

@@ -110,4 +110,63 @@ entsList.forEach((e, k) => {
   }
 });
 console.log(`literals: ${entsList.length} entities cases compared, ${entBad} mismatches`);
-if (bad > 0 || syntaxBad > 0 || entBad > 0) process.exit(1);
+
+// Schema-based parsing and validation (cedar-wasm with validateRequest: true).
+const sSchema = `entity Group; entity Color enum ["red", "blue"];
+entity User in [Group] = { age: Long, nick?: String, addr?: ipaddr, boss?: User, tagsok?: Set<String>, rec?: { a: Long, b?: Bool } } tags String;
+entity Doc = { owner: User };
+action view appliesTo { principal: [User], resource: [Doc], context: { n: Long, ip?: ipaddr } };
+action edit in [view];`;
+const SU = (id) => ({type: 'User', id});
+const sBase = [{uid: SU('a'), attrs: {age: 1}, parents: [{type: 'Group', id: 'g'}]}, {uid: {type: 'Group', id: 'g'}, attrs: {}, parents: []}, {uid: {type: 'Doc', id: 'd'}, attrs: {owner: SU('a')}, parents: []}];
+const sReq = {principal: SU('a'), action: {type: 'Action', id: 'view'}, resource: {type: 'Doc', id: 'd'}, context: {n: 1}};
+const variants = {
+  ok: [sBase, sReq],
+  missingReq: [[{uid: SU('a'), attrs: {}, parents: []}, ...sBase.slice(1)], sReq],
+  extraAttr: [[{uid: SU('a'), attrs: {age: 1, zzz: 2}, parents: []}, ...sBase.slice(1)], sReq],
+  wrongType: [[{uid: SU('a'), attrs: {age: "1"}, parents: []}, ...sBase.slice(1)], sReq],
+  undeclaredType: [[...sBase, {uid: {type: 'Nope', id: 'x'}, attrs: {}, parents: []}], sReq],
+  badParentType: [[{uid: SU('a'), attrs: {age: 1}, parents: [{type: 'Doc', id: 'd'}]}, ...sBase.slice(1)], sReq],
+  undeclaredParentEntity: [[{uid: SU('a'), attrs: {age: 1}, parents: [{type: 'Group', id: 'zz'}]}, ...sBase.slice(1)], sReq],
+  tagWrongType: [[{uid: SU('a'), attrs: {age: 1}, parents: [], tags: {t: 1}}, ...sBase.slice(1)], sReq],
+  tagsOnUntagged: [[...sBase.slice(0, 2), {uid: {type: 'Doc', id: 'd'}, attrs: {owner: SU('a')}, parents: [], tags: {t: 'x'}}], sReq],
+  enumBad: [[...sBase, {uid: {type: 'Color', id: 'green'}, attrs: {}, parents: []}], sReq],
+  enumOk: [[...sBase, {uid: {type: 'Color', id: 'red'}, attrs: {}, parents: []}], sReq],
+  wrongEntityType: [[...sBase.slice(0, 2), {uid: {type: 'Doc', id: 'd'}, attrs: {owner: {type: 'Group', id: 'g'}}, parents: []}], sReq],
+  recMissing: [[{uid: SU('a'), attrs: {age: 1, rec: {}}, parents: []}, ...sBase.slice(1)], sReq],
+  recExtra: [[{uid: SU('a'), attrs: {age: 1, rec: {a: 1, c: 2}}, parents: []}, ...sBase.slice(1)], sReq],
+  setWrong: [[{uid: SU('a'), attrs: {age: 1, tagsok: [1]}, parents: []}, ...sBase.slice(1)], sReq],
+  ipString: [[{uid: SU('a'), attrs: {age: 1, addr: '1.2.3.4'}, parents: []}, ...sBase.slice(1)], sReq],
+  ipBad: [[{uid: SU('a'), attrs: {age: 1, addr: 'zz'}, parents: []}, ...sBase.slice(1)], sReq],
+  ipAsLong: [[{uid: SU('a'), attrs: {age: 1, addr: 5}, parents: []}, ...sBase.slice(1)], sReq],
+  ctxMissing: [sBase, {...sReq, context: {}}],
+  ctxExtra: [sBase, {...sReq, context: {n: 1, q: 2}}],
+  ctxWrong: [sBase, {...sReq, context: {n: 'x'}}],
+  ctxIp: [sBase, {...sReq, context: {n: 1, ip: '1.1.1.1'}}],
+  principalWrongType: [sBase, {...sReq, principal: {type: 'Group', id: 'g'}}],
+  principalUndeclared: [sBase, {...sReq, principal: {type: 'Nope', id: 'g'}}],
+  actionUndeclared: [sBase, {...sReq, action: {type: 'Action', id: 'zzz'}}],
+  actionNoAppliesTo: [sBase, {...sReq, action: {type: 'Action', id: 'edit'}}],
+  actionEntityInData: [[...sBase, {uid: {type: 'Action', id: 'view'}, attrs: {}, parents: []}], sReq],
+  actionEntityBadParent: [[...sBase, {uid: {type: 'Action', id: 'view'}, attrs: {}, parents: [{type: 'Action', id: 'edit'}]}], sReq],
+  principalMissingEntity: [sBase, {...sReq, principal: SU('zz')}],
+};
+const sPolicy = 'permit(principal, action in Action::"view", resource) when { principal has age };';
+const sNames = Object.keys(variants);
+const sCases = sNames.map((n) => ({ policies: sPolicy, schema: sSchema, entities: variants[n][0], requests: [variants[n][1]] }));
+const sOut = execFileSync(driver, { input: sCases.map((c) => JSON.stringify(c)).join('\n') + '\n' })
+  .toString().trim().split('\n');
+let schemaBad = 0;
+sNames.forEach((n, k) => {
+  const [ents, r] = variants[n];
+  const w = cedar.isAuthorized({ ...r, policies: { staticPolicies: sPolicy }, entities: ents, schema: sSchema, validateRequest: true });
+  const g = JSON.parse(sOut[k]);
+  const ws = w.type === 'success' ? `${w.response.decision}/${w.response.diagnostics.errors.length}` : 'reject';
+  const gs = g.error ? 'reject' : g.results[0].error ? 'reject' : `${g.results[0].decision}/${g.results[0].errors.length}`;
+  if (ws !== gs) {
+    schemaBad++;
+    console.log('schema mismatch:', n, 'cedar-wasm', ws, 'ours', gs, g.error || (g.results[0] && g.results[0].error) || '');
+  }
+});
+console.log(`literals: ${sNames.length} schema cases compared, ${schemaBad} mismatches`);
+if (bad > 0 || syntaxBad > 0 || entBad > 0 || schemaBad > 0) process.exit(1);
