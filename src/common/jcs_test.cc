@@ -116,7 +116,9 @@ TEST(JcsTest, RejectsWhatIJsonForbids) {
   for (const char* b : bad) {
     auto r = CanonicalizeJson(b);
     EXPECT_FALSE(r.ok()) << "accepted: " << b;
-    if (!r.ok()) EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    }
   }
 }
 
