@@ -67,6 +67,9 @@ struct Expr {
   std::vector<std::string> keys;
   std::vector<PatternElem> pattern;
   std::vector<ExprPtr> kids;
+  // 1 + the greatest height of the kids; the parser bounds it so that evaluation and
+  // destruction recurse only so deep.
+  uint32_t height = 1;
 };
 
 // A scope constraint on principal, action or resource.

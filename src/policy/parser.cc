@@ -18,6 +18,9 @@ using internal::Unescape;
 
 // Nesting bound: deeper input is rejected with an error instead of exhausting the stack.
 constexpr int kMaxDepth = 200;
+// Bound on the height of an expression tree, which long operator chains (`1 + 1 + ...`,
+// `a.b.c...`) grow without nesting.
+constexpr uint32_t kMaxHeight = 500;
 
 bool IsReserved(std::string_view s) {
   return s == "true" || s == "false" || s == "if" || s == "then" || s == "else" || s == "in" ||
@@ -30,17 +33,26 @@ ExprPtr MakeExpr(Expr::Kind kind) {
   return e;
 }
 
-ExprPtr MakeUnary(Expr::Kind kind, ExprPtr a) {
-  auto e = MakeExpr(kind);
-  e->kids.push_back(std::move(a));
+// Computes the node's height; throws when the tree would be too deep to evaluate safely.
+ExprPtr Seal(ExprPtr e, size_t offset) {
+  uint32_t h = 0;
+  for (const auto& k : e->kids) h = std::max(h, k->height);
+  e->height = h + 1;
+  if (e->height > kMaxHeight) throw SyntaxError{offset, "expression nested too deeply"};
   return e;
 }
 
-ExprPtr MakeBinary(Expr::Kind kind, ExprPtr a, ExprPtr b) {
+ExprPtr MakeUnary(Expr::Kind kind, ExprPtr a, size_t offset) {
+  auto e = MakeExpr(kind);
+  e->kids.push_back(std::move(a));
+  return Seal(std::move(e), offset);
+}
+
+ExprPtr MakeBinary(Expr::Kind kind, ExprPtr a, ExprPtr b, size_t offset) {
   auto e = MakeExpr(kind);
   e->kids.push_back(std::move(a));
   e->kids.push_back(std::move(b));
-  return e;
+  return Seal(std::move(e), offset);
 }
 
 class Parser {
@@ -131,6 +143,12 @@ class Parser {
   size_t StartOffset() const { return Peek().offset; }
 
  private:
+  ExprPtr Unary(Expr::Kind k, ExprPtr a) { return MakeUnary(k, std::move(a), Peek().offset); }
+  ExprPtr Binary(Expr::Kind k, ExprPtr a, ExprPtr b) {
+    return MakeBinary(k, std::move(a), std::move(b), Peek().offset);
+  }
+  ExprPtr Sealed(ExprPtr e) { return Seal(std::move(e), Peek().offset); }
+
   const Token& Peek(size_t k = 0) const {
     size_t i = pos_ + k;
     return i < toks_.size() ? toks_[i] : toks_.back();
@@ -266,7 +284,7 @@ class Parser {
       x->kids.push_back(std::move(c));
       x->kids.push_back(std::move(t));
       x->kids.push_back(std::move(e));
-      return x;
+      return Sealed(std::move(x));
     }
     return ParseOr();
   }
@@ -275,7 +293,7 @@ class Parser {
     auto lhs = ParseAnd();
     while (IsPunct("||")) {
       ++pos_;
-      lhs = MakeBinary(Expr::Kind::kOr, std::move(lhs), ParseAnd());
+      lhs = Binary(Expr::Kind::kOr, std::move(lhs), ParseAnd());
     }
     return lhs;
   }
@@ -284,7 +302,7 @@ class Parser {
     auto lhs = ParseRelation();
     while (IsPunct("&&")) {
       ++pos_;
-      lhs = MakeBinary(Expr::Kind::kAnd, std::move(lhs), ParseRelation());
+      lhs = Binary(Expr::Kind::kAnd, std::move(lhs), ParseRelation());
     }
     return lhs;
   }
@@ -298,13 +316,13 @@ class Parser {
       if (IsPunct(op)) {
         ++pos_;
         auto rhs = ParseAdd();
-        return MakeBinary(kind, std::move(lhs), std::move(rhs));
+        return Binary(kind, std::move(lhs), std::move(rhs));
       }
     }
     if (IsPunct("=")) throw SyntaxError{Peek().offset, "unexpected `=`, did you mean `==`?"};
     if (IsIdent("in")) {
       ++pos_;
-      return MakeBinary(K::kIn, std::move(lhs), ParseAdd());
+      return Binary(K::kIn, std::move(lhs), ParseAdd());
     }
     if (IsIdent("has")) {
       ++pos_;
@@ -323,32 +341,32 @@ class Parser {
       for (size_t i = 0; i < path.size(); ++i) {
         ExprPtr base = CloneExpr(*lhs);
         for (size_t j = 0; j < i; ++j) {
-          auto g = MakeUnary(K::kGetAttr, std::move(base));
+          auto g = Unary(K::kGetAttr, std::move(base));
           g->name = path[j];
           base = std::move(g);
         }
-        auto h = MakeUnary(K::kHas, std::move(base));
+        auto h = Unary(K::kHas, std::move(base));
         h->name = path[i];
-        result = result ? MakeBinary(K::kAnd, std::move(result), std::move(h)) : std::move(h);
+        result = result ? Binary(K::kAnd, std::move(result), std::move(h)) : std::move(h);
       }
       return result;
     }
     if (IsIdent("like")) {
       ++pos_;
       const Token& t = Expect(Tok::kStr, "a pattern string");
-      auto e = MakeUnary(K::kLike, std::move(lhs));
+      auto e = Unary(K::kLike, std::move(lhs));
       Unescape(t.text, t.offset, nullptr, &e->pattern);
       return e;
     }
     if (IsIdent("is")) {
       ++pos_;
-      auto e = MakeUnary(K::kIs, CloneExpr(*lhs));
+      auto e = Unary(K::kIs, CloneExpr(*lhs));
       e->name = ParsePath();
       if (IsIdent("in")) {
         ++pos_;
         // `e is T in x` means `e is T && e in x`.
-        auto in = MakeBinary(K::kIn, std::move(lhs), ParseAdd());
-        return MakeBinary(K::kAnd, std::move(e), std::move(in));
+        auto in = Binary(K::kIn, std::move(lhs), ParseAdd());
+        return Binary(K::kAnd, std::move(e), std::move(in));
       }
       return e;
     }
@@ -360,6 +378,7 @@ class Parser {
     c->kind = e.kind;
     c->var = e.var;
     c->ext_fn = e.ext_fn;
+    c->height = e.height;
     c->lit = e.lit;
     c->name = e.name;
     c->keys = e.keys;
@@ -373,7 +392,7 @@ class Parser {
     while (IsPunct("+") || IsPunct("-")) {
       auto kind = Peek().text == "+" ? Expr::Kind::kAdd : Expr::Kind::kSub;
       ++pos_;
-      lhs = MakeBinary(kind, std::move(lhs), ParseMult());
+      lhs = Binary(kind, std::move(lhs), ParseMult());
     }
     return lhs;
   }
@@ -382,7 +401,7 @@ class Parser {
     auto lhs = ParseUnary();
     while (IsPunct("*")) {
       ++pos_;
-      lhs = MakeBinary(Expr::Kind::kMul, std::move(lhs), ParseUnary());
+      lhs = Binary(Expr::Kind::kMul, std::move(lhs), ParseUnary());
     }
     if (IsPunct("/") || IsPunct("%"))
       throw SyntaxError{Peek().offset, "`" + std::string(Peek().text) + "` is not a Cedar operator"};
@@ -415,7 +434,7 @@ class Parser {
     } else {
       e = ParseMember();
     }
-    for (int i = 0; i < n; ++i) e = MakeUnary(kind, std::move(e));
+    for (int i = 0; i < n; ++i) e = Unary(kind, std::move(e));
     return e;
   }
 
@@ -474,7 +493,7 @@ class Parser {
               auto m = MakeExpr(b.kind);
               m->kids.push_back(std::move(e));
               for (auto& a : args) m->kids.push_back(std::move(a));
-              e = std::move(m);
+              e = Sealed(std::move(m));
               found = true;
               break;
             }
@@ -486,9 +505,9 @@ class Parser {
           m->ext_fn = *fn;
           m->kids.push_back(std::move(e));
           for (auto& a : args) m->kids.push_back(std::move(a));
-          e = std::move(m);
+          e = Sealed(std::move(m));
         } else {
-          auto g = MakeUnary(K::kGetAttr, std::move(e));
+          auto g = Unary(K::kGetAttr, std::move(e));
           g->name = std::string(name.text);
           e = std::move(g);
         }
@@ -496,7 +515,7 @@ class Parser {
         ++pos_;
         std::string key = ParseStr();
         ExpectPunct("]");
-        auto g = MakeUnary(K::kGetAttr, std::move(e));
+        auto g = Unary(K::kGetAttr, std::move(e));
         g->name = std::move(key);
         e = std::move(g);
       } else {
@@ -537,7 +556,7 @@ class Parser {
         ++pos_;
       }
       ExpectPunct("]");
-      return e;
+      return Sealed(std::move(e));
     }
     if (IsPunct("{")) {
       ++pos_;
@@ -559,7 +578,7 @@ class Parser {
         ++pos_;
       }
       ExpectPunct("}");
-      return e;
+      return Sealed(std::move(e));
     }
     if (IsPunct("?")) throw SyntaxError{t.offset, "policy templates are not supported"};
     if (t.kind != Tok::kIdent) throw Unexpected("an expression");
@@ -597,7 +616,7 @@ class Parser {
       auto e = MakeExpr(K::kExtCall);
       e->ext_fn = *fn;
       e->kids = std::move(args);
-      return e;
+      return Sealed(std::move(e));
     }
     throw SyntaxError{at, "unexpected identifier `" + path + "`, expected an expression"};
   }

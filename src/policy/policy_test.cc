@@ -243,6 +243,34 @@ TEST(Parser, DeepNestingIsAnErrorNotACrash) {
   EXPECT_FALSE(ParsePolicies(std::string(1 << 20, '"')).errors.empty());
 }
 
+TEST(Parser, LongOperatorChainsAreBounded) {
+  // Chains grow the tree without nesting; they must be rejected, not overflow the stack when
+  // evaluated or destroyed.
+  std::string sum = "1";
+  for (int i = 0; i < 100000; ++i) sum += " + 1";
+  std::string attrs = "principal";
+  for (int i = 0; i < 100000; ++i) attrs += ".a";
+  std::string calls = "[1]";
+  for (int i = 0; i < 100000; ++i) calls += ".containsAll([1])";
+  std::string ands = "true";
+  for (int i = 0; i < 100000; ++i) ands += " && true";
+  for (const std::string& body : {sum + " > 0", attrs + " == 1", calls, ands}) {
+    auto out = ParsePolicies("permit(principal, action, resource) when { " + body + " };");
+    ASSERT_EQ(out.errors.size(), 1u);
+    EXPECT_NE(out.errors[0].message.find("nested too deeply"), std::string::npos);
+  }
+  // A long but reasonable chain still works.
+  std::string ok = "1";
+  for (int i = 0; i < 300; ++i) ok += " + 1";
+  auto e = ParseExpression(ok + " == 301");
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  Entities none;
+  Request r{{"U", "a"}, {"Action", "a"}, {"R", "r"}, Value::MakeRecord({})};
+  auto v = Evaluate(**e, r, none);
+  ASSERT_TRUE(v.ok());
+  EXPECT_TRUE(v->as_bool());
+}
+
 TEST(Parser, HugeInput) {
   std::string text;
   for (int i = 0; i < 20000; ++i)
