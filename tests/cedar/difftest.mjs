@@ -99,6 +99,38 @@ function randRecordData(depth) {
   if (depth < 2 && chance(0.3)) r.inner = randRecordData(depth + 1);
   return r;
 }
+// A quarter of the cases carry this schema: their data is then validated against it, written
+// partly without escapes (entity references as {type, id}, extension values as strings), and
+// the action hierarchy comes from the schema instead of the entity data.
+const SCHEMA = `
+type Profile = { n?: Long, s?: String, inner?: { n?: Long, s?: String, inner?: { n?: Long, s?: String } } };
+entity Group in [Group] = { size?: Long };
+entity Folder = { shared?: Bool };
+entity User in [Group] = { age?: Long, name?: String, roles?: Set<String>, manager?: User,
+                           level?: decimal, addr?: ipaddr, profile?: Profile } tags String;
+entity Doc in [Folder] = { owner?: User, public?: Bool, size?: Long, created?: datetime,
+                           labels?: Set<String> } tags String;
+type Ctx = { n?: Long, s?: String, flag?: Bool, when?: datetime, dur?: duration, addr?: ipaddr,
+             amount?: decimal, list?: Set<Long>, who?: User, rec?: Profile };
+action readOnly, any;
+action read in [readOnly, any] appliesTo { principal: [User, Group], resource: [Doc, Folder], context: Ctx };
+action write in [any] appliesTo { principal: [User, Group], resource: [Doc, Folder], context: Ctx };
+action delete appliesTo { principal: [User], resource: [Doc], context: Ctx };
+`;
+let schemaMode = false;
+
+// Drops escapes (at random) where the schema says what a value is.
+function unescapeValue(v) {
+  if (Array.isArray(v)) return v.map(unescapeValue);
+  if (v && typeof v === 'object') {
+    if (v.__entity && chance(0.5)) return v.__entity;
+    if (v.__extn && chance(0.5)) return v.__extn.arg;
+    if (v.__entity || v.__extn) return v;
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, unescapeValue(x)]));
+  }
+  return v;
+}
+
 function randEntities() {
   const out = [];
   for (const u of USERS) {
@@ -113,7 +145,7 @@ function randEntities() {
     if (chance(0.5)) attrs.profile = randRecordData(0);
     const parents = GROUPS.filter(() => chance(0.4)).map((g) => uid('Group', g));
     const e = { uid: uid('User', u), attrs, parents };
-    if (chance(0.5)) e.tags = { team: pick(STRINGS), clearance: pick(LONGS) };
+    if (chance(0.5)) e.tags = { team: pick(STRINGS), clearance: schemaMode ? String(pick(LONGS)) : pick(LONGS) };
     out.push(e);
   }
   for (const g of GROUPS) {
@@ -130,10 +162,11 @@ function randEntities() {
     if (chance(0.4)) attrs.labels = Array.from({ length: int(3) }, () => pick(STRINGS));
     const parents = FOLDERS.filter(() => chance(0.5)).map((f) => uid('Folder', f));
     const e = { uid: uid('Doc', d), attrs, parents };
-    if (chance(0.5)) e.tags = { sensitivity: pick(['low', 'high']), ttl: extn('duration', pick(DURATIONS)) };
+    if (chance(0.5)) e.tags = { sensitivity: pick(['low', 'high']), ttl: schemaMode ? pick(DURATIONS) : extn('duration', pick(DURATIONS)) };
     out.push(e);
   }
   for (const f of FOLDERS) out.push({ uid: uid('Folder', f), attrs: { shared: chance(0.5) }, parents: [] });
+  if (schemaMode) return out.map((e) => ({ ...e, attrs: unescapeValue(e.attrs) }));
   for (const a of ACTIONS) {
     const parents = ACTION_GROUPS.filter(() => chance(0.5)).map((g) => uid('Action', g));
     out.push({ uid: uid('Action', a), attrs: {}, parents });
@@ -151,7 +184,8 @@ function randContext() {
   if (chance(0.5)) c.addr = extn('ip', pick(IPS));
   if (chance(0.5)) c.amount = extn('decimal', pick(DECIMALS));
   if (chance(0.5)) c.list = Array.from({ length: int(4) }, () => pick(LONGS));
-  if (chance(0.3)) c.who = { __entity: randUserOrGroup() };
+  if (chance(0.3)) c.who = { __entity: schemaMode ? uid('User', pick(USERS)) : randUserOrGroup() };
+  if (schemaMode) return unescapeValue(c);
   if (chance(0.3)) c.rec = randRecordData(0);
   return c;
 }
@@ -280,16 +314,17 @@ function randPolicy() {
 }
 
 function randCase() {
+  schemaMode = chance(0.25);
   const n = 2 + int(6);
   const policies = Array.from({ length: n }, randPolicy).join('\n');
   const entities = randEntities();
   const requests = Array.from({ length: reqsPerCase }, () => ({
     principal: chance(0.9) ? uid('User', pick(USERS)) : uid('Group', pick(GROUPS)),
-    action: uid('Action', pick(ACTIONS)),
+    action: uid('Action', schemaMode && chance(0.9) ? pick(['read', 'write']) : pick(ACTIONS)),
     resource: randResource(),
     context: randContext(),
   }));
-  return { policies, entities, requests };
+  return schemaMode ? { policies, entities, requests, schema: SCHEMA } : { policies, entities, requests };
 }
 
 // ---- run --------------------------------------------------------------------------------------
@@ -300,18 +335,21 @@ let wasmRejected = 0;
 let allow = 0, deny = 0, withErrors = 0;
 for (let i = 0; i < numCases; i++) {
   const c = randCase();
+  // One entry per request: cedar-wasm's answer, or null when it rejected the request (bad
+  // policies, entities or request); our engine must then reject it too.
   const answers = [];
-  let rejected = false;
   for (const r of c.requests) {
-    const a = cedar.isAuthorized({ ...r, policies: { staticPolicies: c.policies }, entities: c.entities });
+    const a = cedar.isAuthorized({ ...r, policies: { staticPolicies: c.policies }, entities: c.entities,
+      ...(c.schema ? { schema: c.schema, validateRequest: true } : {}) });
     if (a.type !== 'success') {
-      rejected = true;
+      wasmRejected++;
       if (verbose) {
         const loc = (a.errors[0].sourceLocations || [])[0];
         const at = loc ? c.policies.slice(Math.max(0, loc.start - 40), loc.end + 20) : '';
         console.error('wasm rejected case', i, a.errors[0].message, JSON.stringify(at));
       }
-      break;
+      answers.push(null);
+      continue;
     }
     answers.push({
       decision: a.response.decision,
@@ -320,10 +358,8 @@ for (let i = 0; i < numCases; i++) {
       messages: a.response.diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`),
     });
   }
-  if (rejected) wasmRejected++;
   cases.push(c);
-  // A case cedar-wasm rejects must be rejected by our engine too.
-  expected.push(rejected ? null : answers);
+  expected.push(answers);
 }
 
 const child = spawn(driver, [], { stdio: ['pipe', 'pipe', 'inherit'] });
@@ -348,34 +384,33 @@ const same = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
 let bothRejected = 0;
 for (let i = 0; i < cases.length; i++) {
   const got = JSON.parse(lines[i]);
-  if (expected[i] === null) {
-    compared++;
-    if (got.error) {
-      bothRejected++;
-    } else {
-      mismatches++;
-      if (report.length < 10) report.push({ policies: cases[i].policies, want: 'rejected by cedar-wasm', got });
-    }
-    continue;
-  }
   for (let j = 0; j < expected[i].length; j++) {
     compared++;
     const want = expected[i][j];
-    want.decision === 'allow' ? allow++ : deny++;
-    if (want.errors.length) withErrors++;
     const g = got.results ? got.results[j] : got;
-    const ok = g && !g.error && g.decision === want.decision && same([...g.reason].sort(), want.reason) &&
-      same(g.errors.map((e) => e.policy).sort(), want.errors);
+    let ok;
+    if (want === null) {
+      ok = !!(g && g.error);
+      if (ok) bothRejected++;
+    } else {
+      want.decision === 'allow' ? allow++ : deny++;
+      if (want.errors.length) withErrors++;
+      ok = g && !g.error && g.decision === want.decision && same([...g.reason].sort(), want.reason) &&
+        same(g.errors.map((e) => e.policy).sort(), want.errors);
+    }
     if (!ok) {
       mismatches++;
       if (report.length < 10) {
-        report.push({ policies: cases[i].policies, entities: cases[i].entities, request: cases[i].requests[j], want, got: g });
+        report.push({ policies: cases[i].policies, schema: cases[i].schema, entities: cases[i].entities,
+          request: cases[i].requests[j], want: want === null ? 'rejected by cedar-wasm' : want, got: g });
       }
     }
   }
 }
-console.log(`difftest: seed ${seed}, ${cases.length} cases (${wasmRejected} rejected by cedar-wasm, ` +
-  `${bothRejected} of them rejected by both), ${compared} comparisons (${allow} allow, ${deny} deny, ${withErrors} with errors), ${mismatches} mismatches`);
+const withSchema = cases.filter((c) => c.schema).length;
+console.log(`difftest: seed ${seed}, ${cases.length} cases (${withSchema} with a schema), ${compared} requests compared ` +
+  `(${allow} allow, ${deny} deny, ${withErrors} with errors, ${wasmRejected} rejected by cedar-wasm and ` +
+  `${bothRejected} of those by us too), ${mismatches} mismatches`);
 if (mismatches > 0) {
   const file = join(process.env.TMPDIR || '/tmp', `cedar-difftest-${seed}.json`);
   writeFileSync(file, JSON.stringify(report, null, 2));
