@@ -149,11 +149,12 @@ Result<VerifiedJws> VerifyJwsEs256(std::string_view token, const JwsKeyResolver&
   if (header->contains("crit")) {
     return UnauthenticatedError("JWS has critical header parameters we do not understand");
   }
-  auto kid = header->find("kid");
-  if (kid == header->end() || !kid->value().is_string()) {
-    return UnauthenticatedError("JWS header has no kid");
+  // A missing kid reaches the resolver as "": it decides whether a key applies (a client's one
+  // registered key) or not (our own tokens always carry one).
+  if (auto kid = header->find("kid"); kid != header->end()) {
+    if (!kid->value().is_string()) return UnauthenticatedError("JWS kid must be a string");
+    out.kid = std::string(kid->value().as_string());
   }
-  out.kid = std::string(kid->value().as_string());
   if (auto typ = header->find("typ"); typ != header->end()) {
     if (!typ->value().is_string()) return UnauthenticatedError("JWS typ must be a string");
     out.typ = std::string(typ->value().as_string());

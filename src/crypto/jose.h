@@ -45,7 +45,7 @@ struct VerifiedJws {
   std::string typ;  // empty if absent
 };
 
-// Returns the verification key for a kid, or nullptr if unknown.
+// Returns the verification key for a kid ("" when the header has none), or nullptr if unknown.
 using JwsKeyResolver = std::function<const EcdsaP256PublicKey*(std::string_view kid)>;
 
 // Signs header.payload with ES256. `header_json` must be a JSON object with "alg":"ES256".

@@ -1,0 +1,438 @@
+#include "identity/sqlite_identity_store.h"
+
+#include <sqlite3.h>
+
+#include <functional>
+
+namespace custody::identity {
+namespace {
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS agents(
+  name TEXT PRIMARY KEY,
+  description TEXT NOT NULL,
+  environment TEXT NOT NULL,
+  business_owner TEXT NOT NULL,
+  technical_owner TEXT NOT NULL,
+  sponsor TEXT NOT NULL,
+  revocation_contact TEXT NOT NULL,
+  grants TEXT NOT NULL,
+  permissions TEXT NOT NULL,
+  max_delegation_depth INTEGER NOT NULL,
+  max_token_lifetime_s INTEGER NOT NULL,
+  client_jwk TEXT NOT NULL,
+  client_secret_sha256 TEXT NOT NULL,
+  disabled INTEGER NOT NULL,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions(
+  sid TEXT PRIMARY KEY,
+  parent_sid TEXT,
+  root_sid TEXT NOT NULL,
+  depth INTEGER NOT NULL,
+  max_depth INTEGER NOT NULL,
+  agent TEXT NOT NULL,
+  instance TEXT NOT NULL,
+  initiator TEXT NOT NULL,
+  initiator_issuer TEXT NOT NULL,
+  verification TEXT NOT NULL,
+  asserted_by TEXT NOT NULL,
+  scopes TEXT NOT NULL,
+  objective_digest TEXT NOT NULL,
+  txn TEXT NOT NULL,
+  jti TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  revoked INTEGER NOT NULL DEFAULT 0,
+  revoked_at INTEGER NOT NULL DEFAULT 0,
+  revoke_reason TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS sessions_parent ON sessions(parent_sid);
+CREATE INDEX IF NOT EXISTS sessions_agent ON sessions(agent, revoked);
+CREATE INDEX IF NOT EXISTS sessions_root ON sessions(root_sid);
+CREATE TABLE IF NOT EXISTS revoked_jtis(jti TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS assertion_jtis(jti TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS signing_keys(
+  kid TEXT PRIMARY KEY,
+  private_pem TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  retired_at INTEGER NOT NULL,
+  publish_until INTEGER NOT NULL);
+)sql";
+
+// A prepared statement that finalizes itself.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK) s_ = nullptr;
+  }
+  ~Stmt() { sqlite3_finalize(s_); }
+  bool ok() const { return s_ != nullptr; }
+  Stmt& Bind(int i, const std::string& v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& Bind(int i, int64_t v) {
+    sqlite3_bind_int64(s_, i, v);
+    return *this;
+  }
+  Stmt& BindNullIfEmpty(int i, const std::string& v) {
+    if (v.empty()) {
+      sqlite3_bind_null(s_, i);
+      return *this;
+    }
+    return Bind(i, v);
+  }
+  int Step() { return sqlite3_step(s_); }
+  std::string Text(int i) const {
+    const unsigned char* t = sqlite3_column_text(s_, i);
+    return t ? std::string(reinterpret_cast<const char*>(t),
+                           static_cast<size_t>(sqlite3_column_bytes(s_, i)))
+             : std::string();
+  }
+  int64_t Int(int i) const { return sqlite3_column_int64(s_, i); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* s_ = nullptr;
+};
+
+Status SqlError(sqlite3* db, const std::string& what) {
+  int code = sqlite3_errcode(db);
+  std::string msg = "identity store: " + what + ": " + sqlite3_errmsg(db);
+  if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) return DataLossError(msg);
+  return UnavailableError(msg);
+}
+
+std::vector<std::string> SplitSpaces(const std::string& s) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos < s.size()) {
+    size_t sp = s.find(' ', pos);
+    if (sp == std::string::npos) sp = s.size();
+    if (sp > pos) out.push_back(s.substr(pos, sp - pos));
+    pos = sp + 1;
+  }
+  return out;
+}
+
+std::string JoinSpaces(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : " ") + s;
+  return out;
+}
+
+constexpr const char* kAgentColumns =
+    "name, description, environment, business_owner, technical_owner, sponsor, "
+    "revocation_contact, grants, permissions, max_delegation_depth, max_token_lifetime_s, "
+    "client_jwk, client_secret_sha256, disabled, created_at, updated_at";
+
+void BindAgent(Stmt& s, const Agent& a) {
+  s.Bind(1, a.name).Bind(2, a.description).Bind(3, std::string(EnvironmentName(a.environment)));
+  s.Bind(4, a.business_owner).Bind(5, a.technical_owner).Bind(6, a.sponsor);
+  s.Bind(7, a.revocation_contact).Bind(8, JoinSpaces(a.grants)).Bind(9, JoinSpaces(a.permissions));
+  s.Bind(10, int64_t{a.max_delegation_depth}).Bind(11, a.max_token_lifetime_s);
+  s.Bind(12, a.client_jwk).Bind(13, a.client_secret_sha256).Bind(14, int64_t{a.disabled ? 1 : 0});
+  s.Bind(15, a.created_at).Bind(16, a.updated_at);
+}
+
+Result<Agent> ReadAgent(const Stmt& s) {
+  Agent a;
+  a.name = s.Text(0);
+  a.description = s.Text(1);
+  ASSIGN_OR_RETURN(a.environment, ParseEnvironment(s.Text(2)));
+  a.business_owner = s.Text(3);
+  a.technical_owner = s.Text(4);
+  a.sponsor = s.Text(5);
+  a.revocation_contact = s.Text(6);
+  a.grants = SplitSpaces(s.Text(7));
+  a.permissions = SplitSpaces(s.Text(8));
+  a.max_delegation_depth = static_cast<int>(s.Int(9));
+  a.max_token_lifetime_s = s.Int(10);
+  a.client_jwk = s.Text(11);
+  a.client_secret_sha256 = s.Text(12);
+  a.disabled = s.Int(13) != 0;
+  a.created_at = s.Text(14);
+  a.updated_at = s.Text(15);
+  return a;
+}
+
+constexpr const char* kSessionColumns =
+    "sid, parent_sid, root_sid, depth, agent, instance, initiator, initiator_issuer, "
+    "verification, asserted_by, scopes, objective_digest, txn, jti, created_at, expires_at, "
+    "revoked, revoked_at, revoke_reason, max_depth";
+
+Session ReadSession(const Stmt& s) {
+  Session x;
+  x.sid = s.Text(0);
+  x.parent_sid = s.Text(1);
+  x.root_sid = s.Text(2);
+  x.depth = static_cast<int>(s.Int(3));
+  x.agent = s.Text(4);
+  x.instance = s.Text(5);
+  x.initiator = s.Text(6);
+  x.initiator_issuer = s.Text(7);
+  x.verification =
+      s.Text(8) == "asserted" ? InitiatorVerification::kAsserted : InitiatorVerification::kVerified;
+  x.asserted_by = s.Text(9);
+  x.scopes = SplitSpaces(s.Text(10));
+  x.objective_digest = s.Text(11);
+  x.txn = s.Text(12);
+  x.jti = s.Text(13);
+  x.created_at = s.Int(14);
+  x.expires_at = s.Int(15);
+  x.revoked = s.Int(16) != 0;
+  x.revoked_at = s.Int(17);
+  x.revoke_reason = s.Text(18);
+  x.max_depth = static_cast<int>(s.Int(19));
+  return x;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<SqliteIdentityStore>> SqliteIdentityStore::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                      nullptr) != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close_v2(db);
+    return UnavailableError("cannot open identity database " + path + ": " + msg);
+  }
+  std::unique_ptr<SqliteIdentityStore> store(new SqliteIdentityStore(db, path));
+  sqlite3_busy_timeout(db, 5000);
+  RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"));
+  RETURN_IF_ERROR(store->Exec(kSchema));
+  return store;
+}
+
+SqliteIdentityStore::~SqliteIdentityStore() { sqlite3_close_v2(db_); }
+
+Status SqliteIdentityStore::Exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string m = err ? err : "unknown error";
+    sqlite3_free(err);
+    return UnavailableError("identity store (" + path_ + "): " + m);
+  }
+  return OkStatus();
+}
+
+Status SqliteIdentityStore::CreateAgent(const Agent& agent) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string sql = std::string("INSERT INTO agents(") + kAgentColumns +
+                    ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)";
+  Stmt s(db_, sql.c_str());
+  if (!s.ok()) return SqlError(db_, "prepare");
+  BindAgent(s, agent);
+  int rc = s.Step();
+  if (rc == SQLITE_CONSTRAINT) return AlreadyExistsError("agent \"" + agent.name + "\" exists");
+  if (rc != SQLITE_DONE) return SqlError(db_, "create agent");
+  return OkStatus();
+}
+
+Status SqliteIdentityStore::UpdateAgent(const Agent& agent) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(db_,
+         "UPDATE agents SET description=?2, environment=?3, business_owner=?4, "
+         "technical_owner=?5, sponsor=?6, revocation_contact=?7, grants=?8, permissions=?9, "
+         "max_delegation_depth=?10, max_token_lifetime_s=?11, client_jwk=?12, "
+         "client_secret_sha256=?13, disabled=?14, created_at=?15, updated_at=?16 WHERE name=?1");
+  if (!s.ok()) return SqlError(db_, "prepare");
+  BindAgent(s, agent);
+  if (s.Step() != SQLITE_DONE) return SqlError(db_, "update agent");
+  if (sqlite3_changes(db_) == 0) return NotFoundError("no agent \"" + agent.name + "\"");
+  return OkStatus();
+}
+
+Result<Agent> SqliteIdentityStore::GetAgent(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string sql = std::string("SELECT ") + kAgentColumns + " FROM agents WHERE name=?1";
+  Stmt s(db_, sql.c_str());
+  if (!s.ok()) return SqlError(db_, "prepare");
+  s.Bind(1, name);
+  int rc = s.Step();
+  if (rc == SQLITE_DONE) return NotFoundError("no agent \"" + name + "\"");
+  if (rc != SQLITE_ROW) return SqlError(db_, "read agent");
+  return ReadAgent(s);
+}
+
+Result<std::vector<Agent>> SqliteIdentityStore::ListAgents() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string sql = std::string("SELECT ") + kAgentColumns + " FROM agents ORDER BY name";
+  Stmt s(db_, sql.c_str());
+  if (!s.ok()) return SqlError(db_, "prepare");
+  std::vector<Agent> out;
+  while (true) {
+    int rc = s.Step();
+    if (rc == SQLITE_DONE) return out;
+    if (rc != SQLITE_ROW) return SqlError(db_, "list agents");
+    ASSIGN_OR_RETURN(Agent a, ReadAgent(s));
+    out.push_back(std::move(a));
+  }
+}
+
+Status SqliteIdentityStore::CreateSession(const Session& x) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string sql =
+      std::string("INSERT INTO sessions(") + kSessionColumns +
+      ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)";
+  Stmt s(db_, sql.c_str());
+  if (!s.ok()) return SqlError(db_, "prepare");
+  s.Bind(1, x.sid).BindNullIfEmpty(2, x.parent_sid).Bind(3, x.root_sid).Bind(4, int64_t{x.depth});
+  s.Bind(5, x.agent).Bind(6, x.instance).Bind(7, x.initiator).Bind(8, x.initiator_issuer);
+  s.Bind(9,
+         std::string(x.verification == InitiatorVerification::kAsserted ? "asserted" : "verified"));
+  s.Bind(10, x.asserted_by).Bind(11, JoinSpaces(x.scopes)).Bind(12, x.objective_digest);
+  s.Bind(13, x.txn).Bind(14, x.jti).Bind(15, x.created_at).Bind(16, x.expires_at);
+  s.Bind(17, int64_t{x.revoked ? 1 : 0}).Bind(18, x.revoked_at).Bind(19, x.revoke_reason);
+  s.Bind(20, int64_t{x.max_depth});
+  int rc = s.Step();
+  if (rc == SQLITE_CONSTRAINT) return AlreadyExistsError("session " + x.sid + " exists");
+  if (rc != SQLITE_DONE) return SqlError(db_, "create session");
+  return OkStatus();
+}
+
+Result<Session> SqliteIdentityStore::GetSession(const std::string& sid) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string sql = std::string("SELECT ") + kSessionColumns + " FROM sessions WHERE sid=?1";
+  Stmt s(db_, sql.c_str());
+  if (!s.ok()) return SqlError(db_, "prepare");
+  s.Bind(1, sid);
+  int rc = s.Step();
+  if (rc == SQLITE_DONE) return NotFoundError("no session " + sid);
+  if (rc != SQLITE_ROW) return SqlError(db_, "read session");
+  return ReadSession(s);
+}
+
+Result<std::vector<Session>> SqliteIdentityStore::TreeLocked(const std::string& sid) {
+  std::string sql = std::string(
+                        "WITH RECURSIVE tree(sid, ord) AS (SELECT sid, 0 FROM sessions "
+                        "WHERE sid=?1 UNION ALL SELECT s.sid, tree.ord + 1 FROM sessions "
+                        "s JOIN tree ON s.parent_sid = tree.sid) SELECT ") +
+                    kSessionColumns +
+                    " FROM sessions WHERE sid IN (SELECT sid FROM tree) ORDER BY depth, "
+                    "created_at, sid";
+  Stmt s(db_, sql.c_str());
+  if (!s.ok()) return SqlError(db_, "prepare");
+  s.Bind(1, sid);
+  std::vector<Session> out;
+  while (true) {
+    int rc = s.Step();
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return SqlError(db_, "read session tree");
+    out.push_back(ReadSession(s));
+  }
+  if (out.empty()) return NotFoundError("no session " + sid);
+  return out;
+}
+
+Result<std::vector<Session>> SqliteIdentityStore::SessionTree(const std::string& sid) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return TreeLocked(sid);
+}
+
+Result<std::vector<std::string>> SqliteIdentityStore::RevokeTreeLocked(const std::string& sid,
+                                                                       const std::string& reason,
+                                                                       int64_t now) {
+  ASSIGN_OR_RETURN(std::vector<Session> tree, TreeLocked(sid));
+  std::vector<std::string> revoked;
+  for (const Session& x : tree) {
+    Stmt u(db_,
+           "UPDATE sessions SET revoked=1, revoked_at=?2, revoke_reason=?3 WHERE sid=?1 AND "
+           "revoked=0");
+    u.Bind(1, x.sid).Bind(2, now).Bind(3, reason);
+    if (u.Step() != SQLITE_DONE) return SqlError(db_, "revoke session");
+    if (sqlite3_changes(db_) > 0) revoked.push_back(x.sid);
+  }
+  return revoked;
+}
+
+Result<std::vector<std::string>> SqliteIdentityStore::RevokeSessionTree(const std::string& sid,
+                                                                        const std::string& reason,
+                                                                        int64_t now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  auto r = RevokeTreeLocked(sid, reason, now);
+  RETURN_IF_ERROR(Exec(r.ok() ? "COMMIT" : "ROLLBACK"));
+  return r;
+}
+
+Result<std::vector<std::string>> SqliteIdentityStore::RevokeAgentSessions(const std::string& agent,
+                                                                          const std::string& reason,
+                                                                          int64_t now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> roots;
+  {
+    Stmt s(db_, "SELECT sid FROM sessions WHERE agent=?1 AND revoked=0");
+    if (!s.ok()) return SqlError(db_, "prepare");
+    s.Bind(1, agent);
+    while (s.Step() == SQLITE_ROW) roots.push_back(s.Text(0));
+  }
+  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  std::vector<std::string> all;
+  for (const auto& sid : roots) {
+    auto r = RevokeTreeLocked(sid, reason, now);
+    if (!r.ok()) {
+      RETURN_IF_ERROR(Exec("ROLLBACK"));
+      return r.status();
+    }
+    all.insert(all.end(), r->begin(), r->end());
+  }
+  RETURN_IF_ERROR(Exec("COMMIT"));
+  return all;
+}
+
+Status SqliteIdentityStore::RevokeJti(const std::string& jti, int64_t expires_at) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(db_, "INSERT OR IGNORE INTO revoked_jtis(jti, expires_at) VALUES(?1, ?2)");
+  s.Bind(1, jti).Bind(2, expires_at);
+  if (s.Step() != SQLITE_DONE) return SqlError(db_, "revoke jti");
+  return OkStatus();
+}
+
+Result<bool> SqliteIdentityStore::IsJtiRevoked(const std::string& jti) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(db_, "SELECT 1 FROM revoked_jtis WHERE jti=?1");
+  s.Bind(1, jti);
+  int rc = s.Step();
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  return SqlError(db_, "read revoked jti");
+}
+
+Status SqliteIdentityStore::UseAssertionJti(const std::string& jti, int64_t expires_at) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(db_, "INSERT INTO assertion_jtis(jti, expires_at) VALUES(?1, ?2)");
+  s.Bind(1, jti).Bind(2, expires_at);
+  int rc = s.Step();
+  if (rc == SQLITE_CONSTRAINT) return AlreadyExistsError("client assertion jti already used");
+  if (rc != SQLITE_DONE) return SqlError(db_, "record assertion jti");
+  return OkStatus();
+}
+
+Status SqliteIdentityStore::PutSigningKey(const SigningKeyRecord& k) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(db_,
+         "INSERT OR REPLACE INTO signing_keys(kid, private_pem, created_at, retired_at, "
+         "publish_until) VALUES(?1, ?2, ?3, ?4, ?5)");
+  s.Bind(1, k.kid).Bind(2, k.private_pem).Bind(3, k.created_at).Bind(4, k.retired_at);
+  s.Bind(5, k.publish_until);
+  if (s.Step() != SQLITE_DONE) return SqlError(db_, "store signing key");
+  return OkStatus();
+}
+
+Result<std::vector<SigningKeyRecord>> SqliteIdentityStore::ListSigningKeys() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(db_,
+         "SELECT kid, private_pem, created_at, retired_at, publish_until FROM signing_keys ORDER "
+         "BY created_at, kid");
+  std::vector<SigningKeyRecord> out;
+  while (true) {
+    int rc = s.Step();
+    if (rc == SQLITE_DONE) return out;
+    if (rc != SQLITE_ROW) return SqlError(db_, "list signing keys");
+    out.push_back(SigningKeyRecord{s.Text(0), s.Text(1), s.Int(2), s.Int(3), s.Int(4)});
+  }
+}
+
+}  // namespace custody::identity

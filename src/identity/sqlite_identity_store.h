@@ -1,0 +1,51 @@
+// SqliteIdentityStore: the embedded IdentityStore, one SQLite file (WAL, synchronous=FULL).
+// Thread-safe: one connection behind a mutex.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "identity/identity_store.h"
+
+struct sqlite3;
+
+namespace custody::identity {
+
+class SqliteIdentityStore final : public IdentityStore {
+ public:
+  static Result<std::unique_ptr<SqliteIdentityStore>> Open(const std::string& path);
+  ~SqliteIdentityStore() override;
+
+  Status CreateAgent(const Agent& agent) override;
+  Status UpdateAgent(const Agent& agent) override;
+  Result<Agent> GetAgent(const std::string& name) override;
+  Result<std::vector<Agent>> ListAgents() override;
+  Status CreateSession(const Session& session) override;
+  Result<Session> GetSession(const std::string& sid) override;
+  Result<std::vector<Session>> SessionTree(const std::string& sid) override;
+  Result<std::vector<std::string>> RevokeSessionTree(const std::string& sid,
+                                                     const std::string& reason,
+                                                     int64_t now) override;
+  Result<std::vector<std::string>> RevokeAgentSessions(const std::string& agent,
+                                                       const std::string& reason,
+                                                       int64_t now) override;
+  Status RevokeJti(const std::string& jti, int64_t expires_at) override;
+  Result<bool> IsJtiRevoked(const std::string& jti) override;
+  Status UseAssertionJti(const std::string& jti, int64_t expires_at) override;
+  Status PutSigningKey(const SigningKeyRecord& key) override;
+  Result<std::vector<SigningKeyRecord>> ListSigningKeys() override;
+
+ private:
+  explicit SqliteIdentityStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  Status Exec(const char* sql);
+  Result<std::vector<std::string>> RevokeTreeLocked(const std::string& sid,
+                                                    const std::string& reason, int64_t now);
+  Result<std::vector<Session>> TreeLocked(const std::string& sid);
+
+  std::mutex mu_;
+  sqlite3* db_;  // guarded by mu_
+  std::string path_;
+};
+
+}  // namespace custody::identity

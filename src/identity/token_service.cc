@@ -1,0 +1,739 @@
+#include "identity/token_service.h"
+
+#include <openssl/crypto.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+
+#include "common/encoding.h"
+#include "crypto/sha256.h"
+#include "identity/spiffe_id.h"
+
+namespace custody::identity {
+namespace {
+
+namespace json = boost::json;
+
+// Registered claims of a verified JWT, read strictly.
+struct Claims {
+  json::object raw;
+  std::string iss, sub, jti;
+  std::vector<std::string> aud;
+  std::optional<int64_t> exp, nbf, iat;
+
+  std::string Str(std::string_view name) const {
+    auto it = raw.find(name);
+    return it != raw.end() && it->value().is_string() ? std::string(it->value().as_string()) : "";
+  }
+};
+
+std::optional<int64_t> NumericDate(const json::object& o, std::string_view name, bool* bad) {
+  auto it = o.find(name);
+  if (it == o.end()) return std::nullopt;
+  const json::value& v = it->value();
+  if (v.is_int64()) return v.as_int64();
+  if (v.is_uint64() && v.as_uint64() < (uint64_t{1} << 62))
+    return static_cast<int64_t>(v.as_uint64());
+  if (v.is_double()) return static_cast<int64_t>(v.as_double());
+  *bad = true;
+  return std::nullopt;
+}
+
+Result<Claims> ParseClaims(const std::string& payload) {
+  boost::system::error_code ec;
+  json::value v = json::parse(payload, ec);
+  if (ec || !v.is_object()) return UnauthenticatedError("token claims are not a JSON object");
+  Claims c;
+  c.raw = std::move(v.as_object());
+  c.iss = c.Str("iss");
+  c.sub = c.Str("sub");
+  c.jti = c.Str("jti");
+  if (auto it = c.raw.find("aud"); it != c.raw.end()) {
+    if (it->value().is_string()) {
+      c.aud.emplace_back(it->value().as_string());
+    } else if (it->value().is_array()) {
+      for (const auto& a : it->value().as_array()) {
+        if (!a.is_string()) return UnauthenticatedError("token aud must hold strings");
+        c.aud.emplace_back(a.as_string());
+      }
+    } else {
+      return UnauthenticatedError("token aud must be a string or an array");
+    }
+  }
+  bool bad = false;
+  c.exp = NumericDate(c.raw, "exp", &bad);
+  c.nbf = NumericDate(c.raw, "nbf", &bad);
+  c.iat = NumericDate(c.raw, "iat", &bad);
+  if (bad) return UnauthenticatedError("token time claims must be numbers");
+  return c;
+}
+
+// exp required and not past; nbf (if present) not in the future; both with leeway.
+Status CheckTimes(const Claims& c, int64_t now, int64_t leeway) {
+  if (!c.exp) return UnauthenticatedError("token has no exp");
+  if (*c.exp + leeway <= now) return UnauthenticatedError("token expired");
+  if (c.nbf && *c.nbf - leeway > now) return UnauthenticatedError("token is not valid yet (nbf)");
+  return OkStatus();
+}
+
+bool HasAudience(const Claims& c, std::string_view aud) {
+  return std::find(c.aud.begin(), c.aud.end(), aud) != c.aud.end();
+}
+
+// The header of a verified JWS may carry only alg, kid and typ (JWT-SVID §2).
+Status CheckSvidHeader(const std::string& header_json, const std::string& typ) {
+  json::value v = json::parse(header_json);
+  for (const auto& kv : v.as_object()) {
+    if (kv.key() != "alg" && kv.key() != "kid" && kv.key() != "typ") {
+      return UnauthenticatedError("JWT-SVID header may not carry \"" + std::string(kv.key()) +
+                                  "\"");
+    }
+  }
+  if (!typ.empty() && typ != "JWT" && typ != "JOSE") {
+    return UnauthenticatedError("JWT-SVID typ must be JWT or JOSE");
+  }
+  return OkStatus();
+}
+
+std::string HexSha256(std::string_view s) { return HexEncode(crypto::Sha256(s)); }
+
+bool ConstantTimeEquals(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// Extracts the agent name from spiffe://<td>/agent/<name>/instance/<id>.
+std::string AgentOfInstance(const SpiffeId& id, std::string_view trust_domain) {
+  if (id.trust_domain != trust_domain) return "";
+  constexpr std::string_view kPrefix = "/agent/";
+  std::string_view p = id.path;
+  if (p.substr(0, kPrefix.size()) != kPrefix) return "";
+  p.remove_prefix(kPrefix.size());
+  size_t slash = p.find('/');
+  if (slash == std::string_view::npos) return "";
+  std::string_view rest = p.substr(slash);
+  if (rest.substr(0, 10) != "/instance/" || rest.size() <= 10) return "";
+  if (rest.find('/', 10) != std::string_view::npos) return "";
+  return std::string(p.substr(0, slash));
+}
+
+// The payload of a JWS, unverified: only to pick which issuer's keys to verify it with.
+std::string UnverifiedIssuer(const std::string& token) {
+  size_t d1 = token.find('.');
+  size_t d2 = d1 == std::string::npos ? d1 : token.find('.', d1 + 1);
+  if (d2 == std::string::npos) return "";
+  auto payload = Base64UrlDecode(std::string_view(token).substr(d1 + 1, d2 - d1 - 1));
+  if (!payload.ok()) return "";
+  boost::system::error_code ec;
+  json::value v = json::parse(AsString(*payload), ec);
+  if (ec || !v.is_object()) return "";
+  auto it = v.as_object().find("iss");
+  return it != v.as_object().end() && it->value().is_string() ? std::string(it->value().as_string())
+                                                              : "";
+}
+
+json::array ToArray(const std::vector<std::string>& v) {
+  json::array a;
+  for (const auto& s : v) a.emplace_back(s);
+  return a;
+}
+
+}  // namespace
+
+TokenService::TokenService(IdentityStore& store, const Clock& clock, Random& random,
+                           IdentityEventSink sink, TokenServiceOptions options)
+    : store_(store),
+      clock_(clock),
+      random_(random),
+      ids_(clock, random),
+      sink_(std::move(sink)),
+      options_(std::move(options)) {
+  if (options_.token_endpoint.empty()) options_.token_endpoint = options_.issuer + "/oauth2/token";
+}
+
+Result<std::unique_ptr<TokenService>> TokenService::Create(IdentityStore& store, const Clock& clock,
+                                                           Random& random, IdentityEventSink sink,
+                                                           TokenServiceOptions options) {
+  RETURN_IF_ERROR(ValidateTrustDomain(options.trust_domain));
+  if (options.issuer.empty()) return InvalidArgumentError("token issuer must be set");
+  std::unique_ptr<TokenService> s(
+      new TokenService(store, clock, random, std::move(sink), std::move(options)));
+  RETURN_IF_ERROR(s->LoadOrCreateKeys());
+  return s;
+}
+
+int64_t TokenService::Now() const {
+  return std::chrono::duration_cast<std::chrono::seconds>(clock_.Now().time_since_epoch()).count();
+}
+
+std::string TokenService::NewId() { return ids_.NextString(); }
+
+Status TokenService::Record(const std::string& event_json) {
+  if (!sink_) return OkStatus();
+  return sink_(event_json);
+}
+
+Status TokenService::LoadOrCreateKeys() {
+  ASSIGN_OR_RETURN(std::vector<SigningKeyRecord> records, store_.ListSigningKeys());
+  std::lock_guard<std::mutex> lock(keys_mu_);
+  int64_t now = Now();
+  keys_.clear();
+  bool have_current = false;
+  for (const auto& r : records) {
+    if (r.retired_at != 0 && r.publish_until <= now) continue;  // no live token can use it
+    ASSIGN_OR_RETURN(crypto::EcdsaP256PrivateKey key,
+                     crypto::EcdsaP256PrivateKey::FromPkcs8Pem(r.private_pem));
+    keys_.push_back(
+        SigningKey{r.kid, std::make_shared<const crypto::EcdsaP256PrivateKey>(std::move(key)), r});
+    have_current = have_current || r.retired_at == 0;
+  }
+  // Retired keys first, the current (signing) key last.
+  std::stable_sort(keys_.begin(), keys_.end(), [](const SigningKey& a, const SigningKey& b) {
+    return (a.record.retired_at == 0) < (b.record.retired_at == 0);
+  });
+  if (have_current) return OkStatus();
+  ASSIGN_OR_RETURN(crypto::EcdsaP256PrivateKey key, crypto::EcdsaP256PrivateKey::Generate());
+  SigningKeyRecord r;
+  r.kid = crypto::JwkThumbprint(key.public_key());
+  ASSIGN_OR_RETURN(r.private_pem, key.ToPkcs8Pem());
+  r.created_at = now;
+  RETURN_IF_ERROR(store_.PutSigningKey(r));
+  keys_.push_back(
+      SigningKey{r.kid, std::make_shared<const crypto::EcdsaP256PrivateKey>(std::move(key)), r});
+  return OkStatus();
+}
+
+Status TokenService::RotateSigningKey() {
+  int64_t now = Now();
+  {
+    std::lock_guard<std::mutex> lock(keys_mu_);
+    for (auto& k : keys_) {
+      if (k.record.retired_at != 0) continue;
+      k.record.retired_at = now;
+      // Tokens live at most 24 h (ValidateAgent caps lifetimes), so publish that long.
+      k.record.publish_until = now + 86400 + options_.leeway_s;
+      RETURN_IF_ERROR(store_.PutSigningKey(k.record));
+    }
+  }
+  RETURN_IF_ERROR(LoadOrCreateKeys());
+  json::object e{{"kind", "key.rotate"}, {"time", FormatRfc3339Millis(clock_.Now())}};
+  {
+    std::lock_guard<std::mutex> lock(keys_mu_);
+    e["kid"] = keys_.back().kid;
+  }
+  return Record(json::serialize(e));
+}
+
+std::string TokenService::JwksJson() {
+  std::lock_guard<std::mutex> lock(keys_mu_);
+  crypto::Jwks set;
+  for (const auto& k : keys_) set.Add(k.kid, k.key->public_key());
+  return set.ToJson();
+}
+
+const crypto::EcdsaP256PublicKey* TokenService::FindKey(std::string_view kid) {
+  std::lock_guard<std::mutex> lock(keys_mu_);
+  for (const auto& k : keys_) {
+    if (k.kid == kid) return &k.key->public_key();  // keys are never freed while in use
+  }
+  return nullptr;
+}
+
+Result<std::string> TokenService::Sign(const std::string& typ, const std::string& claims_json,
+                                       int64_t /*expires_at*/) {
+  std::shared_ptr<const crypto::EcdsaP256PrivateKey> key;
+  std::string kid;
+  {
+    std::lock_guard<std::mutex> lock(keys_mu_);
+    key = keys_.back().key;
+    kid = keys_.back().kid;
+  }
+  json::object header{{"alg", "ES256"}, {"kid", kid}, {"typ", typ}};
+  return crypto::SignJwsEs256(json::serialize(header), claims_json, *key);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registry
+
+Result<TokenService::Registered> TokenService::RegisterAgent(Agent agent, bool generate_secret,
+                                                             const std::string& by) {
+  Registered out;
+  if (generate_secret) {
+    if (!agent.client_jwk.empty()) {
+      return InvalidArgumentError("give either a client JWK or ask for a client secret, not both");
+    }
+    std::array<uint8_t, 32> raw{};
+    random_.Fill(raw);
+    out.client_secret = "cs_" + Base64UrlEncode(raw);
+    agent.client_secret_sha256 = HexSha256(out.client_secret);
+  }
+  RETURN_IF_ERROR(ValidateAgent(agent));
+  ASSIGN_OR_RETURN(agent.grants, ParseScopes(JoinScopes(agent.grants)));  // sorted, unique
+  agent.disabled = false;
+  agent.created_at = agent.updated_at = FormatRfc3339Millis(clock_.Now());
+  RETURN_IF_ERROR(store_.CreateAgent(agent));
+  json::object e{
+      {"kind", "agent.register"},
+      {"event_id", NewId()},
+      {"time", agent.created_at},
+      {"requested_by", by},
+      {"agent",
+       {{"name", agent.name},
+        {"environment", std::string(EnvironmentName(agent.environment))},
+        {"business_owner", agent.business_owner},
+        {"technical_owner", agent.technical_owner},
+        {"sponsor", agent.sponsor},
+        {"revocation_contact", agent.revocation_contact},
+        {"grants", ToArray(agent.grants)},
+        {"permissions", ToArray(agent.permissions)},
+        {"max_delegation_depth", agent.max_delegation_depth},
+        {"max_token_lifetime_s", agent.max_token_lifetime_s},
+        {"credential", agent.client_jwk.empty() ? "client_secret" : "private_key_jwt"}}}};
+  RETURN_IF_ERROR(Record(json::serialize(e)));
+  out.agent = std::move(agent);
+  return out;
+}
+
+Result<Agent> TokenService::UpdateAgent(Agent agent, const std::string& by) {
+  ASSIGN_OR_RETURN(Agent current, store_.GetAgent(agent.name));
+  if (agent.client_jwk.empty() && agent.client_secret_sha256.empty()) {
+    agent.client_jwk = current.client_jwk;
+    agent.client_secret_sha256 = current.client_secret_sha256;
+  }
+  agent.created_at = current.created_at;
+  agent.disabled = current.disabled;
+  RETURN_IF_ERROR(ValidateAgent(agent));  // a promotion to prod is checked here
+  ASSIGN_OR_RETURN(agent.grants, ParseScopes(JoinScopes(agent.grants)));
+  agent.updated_at = FormatRfc3339Millis(clock_.Now());
+  RETURN_IF_ERROR(store_.UpdateAgent(agent));
+  json::object e{{"kind", "agent.update"},
+                 {"event_id", NewId()},
+                 {"time", agent.updated_at},
+                 {"requested_by", by},
+                 {"agent",
+                  {{"name", agent.name},
+                   {"environment", std::string(EnvironmentName(agent.environment))},
+                   {"grants", ToArray(agent.grants)}}}};
+  RETURN_IF_ERROR(Record(json::serialize(e)));
+  return agent;
+}
+
+Result<std::vector<std::string>> TokenService::DisableAgent(const std::string& name,
+                                                            const std::string& by) {
+  ASSIGN_OR_RETURN(Agent agent, store_.GetAgent(name));
+  agent.disabled = true;
+  agent.updated_at = FormatRfc3339Millis(clock_.Now());
+  RETURN_IF_ERROR(store_.UpdateAgent(agent));
+  ASSIGN_OR_RETURN(std::vector<std::string> revoked,
+                   store_.RevokeAgentSessions(name, "agent disabled", Now()));
+  json::object e{{"kind", "revocation"},
+                 {"event_id", NewId()},
+                 {"time", agent.updated_at},
+                 {"requested_by", by},
+                 {"target", {{"agent", name}}},
+                 {"reason", "agent disabled"},
+                 {"revoked_sessions", ToArray(revoked)}};
+  RETURN_IF_ERROR(Record(json::serialize(e)));
+  return revoked;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client authentication (RFC 6749 §2.3, RFC 7523 §2.2 and §3)
+
+OAuthResult<Agent> TokenService::AuthenticateClient(const std::string& client_id,
+                                                    const std::string& assertion_type,
+                                                    const std::string& assertion,
+                                                    const std::string& secret) {
+  using R = OAuthResult<Agent>;
+  if (client_id.empty()) return R::Fail("invalid_client", "client_id is required", 401);
+  auto agent = store_.GetAgent(client_id);
+  if (!agent.ok()) return R::Fail("invalid_client", "unknown client", 401);
+  if (agent->disabled) return R::Fail("invalid_client", "client is disabled", 401);
+  int64_t now = Now();
+
+  if (!assertion.empty()) {
+    if (assertion_type != kClientAssertionTypeJwtBearer) {
+      return R::Fail("invalid_client", "client_assertion_type must be jwt-bearer", 401);
+    }
+    if (agent->client_jwk.empty()) {
+      return R::Fail("invalid_client", "client has no registered public key", 401);
+    }
+    std::string registered_kid;
+    auto key = crypto::ParseEcPublicJwk(agent->client_jwk, &registered_kid);
+    if (!key.ok()) return R::Fail("invalid_client", "registered client key is unusable", 401);
+    auto jws = crypto::VerifyJwsEs256(assertion, [&](std::string_view kid) {
+      return kid.empty() || registered_kid.empty() || kid == registered_kid ? &*key : nullptr;
+    });
+    if (!jws.ok())
+      return R::Fail("invalid_client", "client assertion: " + jws.status().message(), 401);
+    auto claims = ParseClaims(jws->payload);
+    if (!claims.ok()) return R::Fail("invalid_client", claims.status().message(), 401);
+    if (claims->iss != client_id || claims->sub != client_id) {
+      return R::Fail("invalid_client", "client assertion iss and sub must be the client_id", 401);
+    }
+    if (!HasAudience(*claims, options_.token_endpoint) && !HasAudience(*claims, options_.issuer)) {
+      return R::Fail("invalid_client", "client assertion aud must be the token endpoint", 401);
+    }
+    if (Status t = CheckTimes(*claims, now, options_.leeway_s); !t.ok()) {
+      return R::Fail("invalid_client", "client assertion: " + t.message(), 401);
+    }
+    if (*claims->exp - now > options_.max_assertion_lifetime_s) {
+      return R::Fail("invalid_client", "client assertion lifetime is too long", 401);
+    }
+    if (claims->jti.empty()) return R::Fail("invalid_client", "client assertion has no jti", 401);
+    Status fresh = store_.UseAssertionJti(client_id + "/" + claims->jti, *claims->exp);
+    if (fresh.code() == StatusCode::kAlreadyExists) {
+      return R::Fail("invalid_client", "client assertion was already used", 401);
+    }
+    if (!fresh.ok()) return R::Fail("server_error", "cannot record client assertion", 500);
+  } else if (!secret.empty()) {
+    if (agent->client_secret_sha256.empty() ||
+        !ConstantTimeEquals(HexSha256(secret), agent->client_secret_sha256)) {
+      return R::Fail("invalid_client", "client authentication failed", 401);
+    }
+  } else {
+    return R::Fail("invalid_client", "client authentication is required", 401);
+  }
+  R r;
+  r.value = std::move(*agent);
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// JWT-SVID
+
+OAuthResult<IssuedToken> TokenService::IssueSvid(const Agent& client, const std::string& audience) {
+  using R = OAuthResult<IssuedToken>;
+  if (audience.empty()) return R::Fail("invalid_request", "audience is required (JWT-SVID aud)");
+  std::string instance = NewId();
+  auto sub = AgentInstanceSpiffeId(options_.trust_domain, client.name, instance);
+  if (!sub.ok()) return R::Fail("invalid_request", sub.status().message());
+  int64_t now = Now();
+  int64_t exp = now + options_.svid_lifetime_s;
+  std::string jti = NewId();
+  json::object claims{{"aud", json::array{json::value(audience)}},
+                      {"exp", exp},
+                      {"iat", now},
+                      {"iss", options_.issuer},
+                      {"jti", jti},
+                      {"sub", *sub}};
+  auto token = Sign("JWT", json::serialize(claims), exp);
+  if (!token.ok()) return R::Fail("server_error", "cannot sign token", 500);
+  json::object e{{"kind", "credential.issue"},
+                 {"event_id", NewId()},
+                 {"time", FormatRfc3339Millis(clock_.Now())},
+                 {"actor", {{"agent", client.name}, {"instance", *sub}, {"credential", jti}}},
+                 {"credential",
+                  {{"type", "jwt-svid"},
+                   {"jti", jti},
+                   {"exp", exp},
+                   {"aud", json::array{json::value(audience)}}}},
+                 {"requested_by", client.name}};
+  if (!Record(json::serialize(e)).ok())
+    return R::Fail("server_error", "cannot record issuance", 500);
+  R r;
+  r.value = IssuedToken{*token, "Bearer", std::string(kTokenTypeJwt), exp - now, "", jti, "", *sub};
+  return r;
+}
+
+Result<std::string> TokenService::VerifySvid(const std::string& token,
+                                             const std::string& audience) {
+  ASSIGN_OR_RETURN(
+      crypto::VerifiedJws jws,
+      crypto::VerifyJwsEs256(token, [this](std::string_view kid) { return FindKey(kid); }));
+  RETURN_IF_ERROR(CheckSvidHeader(jws.header_json, jws.typ));
+  ASSIGN_OR_RETURN(Claims c, ParseClaims(jws.payload));
+  if (c.iss != options_.issuer) return UnauthenticatedError("JWT-SVID was not issued by Custody");
+  auto id = ParseSpiffeId(c.sub);
+  if (!id.ok())
+    return UnauthenticatedError("JWT-SVID sub is not a SPIFFE ID: " + id.status().message());
+  if (id->trust_domain != options_.trust_domain) {
+    return UnauthenticatedError("JWT-SVID is for another trust domain");
+  }
+  if (c.aud.empty()) return UnauthenticatedError("JWT-SVID has no aud");
+  if (!HasAudience(c, audience))
+    return UnauthenticatedError("JWT-SVID aud does not include " + audience);
+  RETURN_IF_ERROR(CheckTimes(c, Now(), options_.leeway_s));
+  if (!c.jti.empty()) {
+    ASSIGN_OR_RETURN(bool revoked, store_.IsJtiRevoked(c.jti));
+    if (revoked) return UnauthenticatedError("credential revoked");
+  }
+  return c.sub;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Access tokens (RFC 9068) and token exchange (RFC 8693)
+
+Result<VerifiedAccess> TokenService::VerifyAccessToken(const std::string& token,
+                                                       const std::string& audience) {
+  ASSIGN_OR_RETURN(
+      crypto::VerifiedJws jws,
+      crypto::VerifyJwsEs256(token, [this](std::string_view kid) { return FindKey(kid); }));
+  if (jws.typ != "at+jwt") return UnauthenticatedError("not an access token (typ must be at+jwt)");
+  ASSIGN_OR_RETURN(Claims c, ParseClaims(jws.payload));
+  if (c.iss != options_.issuer)
+    return UnauthenticatedError("access token was not issued by Custody");
+  RETURN_IF_ERROR(CheckTimes(c, Now(), options_.leeway_s));
+  if (!audience.empty() && !HasAudience(c, audience)) {
+    return UnauthenticatedError("access token audience does not include " + audience);
+  }
+  std::string sid = c.Str("sid");
+  if (sid.empty() || c.jti.empty()) return UnauthenticatedError("access token has no sid or jti");
+  auto session = store_.GetSession(sid);
+  if (!session.ok()) return UnauthenticatedError("unknown session");
+  if (session->jti != c.jti) return UnauthenticatedError("token does not belong to its session");
+  if (session->revoked) return UnauthenticatedError("session revoked: " + session->revoke_reason);
+  if (session->expires_at + options_.leeway_s <= Now())
+    return UnauthenticatedError("session expired");
+  ASSIGN_OR_RETURN(bool revoked, store_.IsJtiRevoked(c.jti));
+  if (revoked) return UnauthenticatedError("credential revoked");
+  VerifiedAccess out;
+  out.session = std::move(*session);
+  out.jti = c.jti;
+  out.audiences = c.aud;
+  out.exp = *c.exp;
+  if (auto it = c.raw.find("act"); it != c.raw.end()) out.act_json = json::serialize(it->value());
+  return out;
+}
+
+OAuthResult<IssuedToken> TokenService::Exchange(const Agent& client, const ExchangeRequest& req) {
+  using R = OAuthResult<IssuedToken>;
+  int64_t now = Now();
+  if (req.audience.empty()) return R::Fail("invalid_request", "audience is required");
+  if (req.actor_token.empty() || req.actor_token_type != kTokenTypeJwt) {
+    return R::Fail("invalid_request",
+                   "actor_token (the agent's JWT-SVID, type urn:ietf:params:oauth:token-type:jwt) "
+                   "is required");
+  }
+  // The actor: a JWT-SVID of the authenticated client's own agent.
+  auto actor = VerifySvid(req.actor_token, options_.issuer);
+  if (!actor.ok()) return R::Fail("invalid_grant", "actor_token: " + actor.status().message());
+  auto actor_id = ParseSpiffeId(*actor);
+  if (!actor_id.ok() || AgentOfInstance(*actor_id, options_.trust_domain) != client.name) {
+    return R::Fail("invalid_grant", "actor_token belongs to another agent than the client");
+  }
+
+  Session s;
+  s.agent = client.name;
+  s.instance = *actor;
+  std::optional<VerifiedAccess> parent;
+  if (req.subject_token.empty()) return R::Fail("invalid_request", "subject_token is required");
+  if (req.subject_token_type == kTokenTypeIdToken) {
+    std::string iss = UnverifiedIssuer(req.subject_token);
+    auto trusted = std::find_if(options_.trusted_issuers.begin(), options_.trusted_issuers.end(),
+                                [&](const TrustedIssuer& t) { return t.issuer == iss; });
+    if (iss.empty() || trusted == options_.trusted_issuers.end()) {
+      return R::Fail("invalid_grant", "ID token issuer is not trusted");
+    }
+    auto jws = crypto::VerifyJwsEs256(
+        req.subject_token, [&](std::string_view kid) { return trusted->jwks.Find(kid); });
+    if (!jws.ok()) return R::Fail("invalid_grant", "ID token: " + jws.status().message());
+    auto c = ParseClaims(jws->payload);
+    if (!c.ok()) return R::Fail("invalid_grant", "ID token: " + c.status().message());
+    if (c->iss != trusted->issuer || !HasAudience(*c, trusted->audience)) {
+      return R::Fail("invalid_grant", "ID token iss/aud do not match the trusted issuer");
+    }
+    if (Status t = CheckTimes(*c, now, options_.leeway_s); !t.ok()) {
+      return R::Fail("invalid_grant", "ID token: " + t.message());
+    }
+    if (c->sub.empty()) return R::Fail("invalid_grant", "ID token has no sub");
+    s.initiator = c->sub;
+    s.initiator_issuer = c->iss;
+    s.verification = InitiatorVerification::kVerified;
+  } else if (req.subject_token_type == kTokenTypeAccessToken ||
+             req.subject_token_type == kTokenTypeJwt) {
+    auto p = VerifyAccessToken(req.subject_token, "");
+    if (!p.ok()) return R::Fail("invalid_grant", "subject_token: " + p.status().message());
+    parent = std::move(*p);
+    s.initiator = parent->session.initiator;
+    s.initiator_issuer = parent->session.initiator_issuer;
+    s.verification = parent->session.verification;
+    s.asserted_by = parent->session.asserted_by;
+  } else if (req.subject_token_type == kTokenTypeInitiatorAssertion) {
+    if (!client.HasPermission(kAssertInitiator)) {
+      return R::Fail("invalid_grant", "client may not assert initiators (needs assert_initiator)");
+    }
+    boost::system::error_code ec;
+    json::value v = json::parse(req.subject_token, ec);
+    if (ec || !v.is_object() || !v.as_object().contains("sub") ||
+        !v.as_object().at("sub").is_string() || v.as_object().at("sub").as_string().empty()) {
+      return R::Fail("invalid_request", "initiator assertion must be a JSON object with a sub");
+    }
+    s.initiator = std::string(v.as_object().at("sub").as_string());
+    if (auto it = v.as_object().find("iss"); it != v.as_object().end() && it->value().is_string()) {
+      s.initiator_issuer = std::string(it->value().as_string());
+    }
+    s.verification = InitiatorVerification::kAsserted;
+    s.asserted_by = client.name;
+  } else {
+    return R::Fail("invalid_request", "unsupported subject_token_type");
+  }
+
+  // Depth: a child sits one below its parent. Every agent on the chain bounds how deep the tree
+  // below it may go, so the limit carried down is the smallest seen so far.
+  s.depth = parent ? parent->session.depth + 1 : 0;
+  s.max_depth = parent ? std::min(parent->session.max_depth, client.max_delegation_depth)
+                       : client.max_delegation_depth;
+  if (parent && s.depth > parent->session.max_depth) {
+    return R::Fail("invalid_grant", "delegation depth limit (" +
+                                        std::to_string(parent->session.max_depth) +
+                                        ") of this session tree reached");
+  }
+  if (s.depth > client.max_delegation_depth) {
+    return R::Fail("invalid_grant", "delegation depth limit (" +
+                                        std::to_string(client.max_delegation_depth) +
+                                        ") reached for agent " + client.name);
+  }
+
+  // Scope = requested ∩ grants ∩ parent's scope; asking for more than either is refused.
+  ScopeSet allowed = parent ? Intersect(client.grants, parent->session.scopes) : client.grants;
+  if (!req.scope.empty()) {
+    auto requested = ParseScopes(req.scope);
+    if (!requested.ok()) return R::Fail("invalid_scope", requested.status().message());
+    for (const auto& sc : *requested) {
+      if (!CoveredBy(sc, client.grants)) {
+        return R::Fail("invalid_scope", "scope " + sc + " is not granted to agent " + client.name);
+      }
+      if (parent && !CoveredBy(sc, parent->session.scopes)) {
+        return R::Fail("invalid_scope", "scope " + sc + " exceeds the parent session's scope");
+      }
+    }
+    s.scopes = *requested;
+  } else {
+    s.scopes = allowed;
+  }
+  if (s.scopes.empty()) return R::Fail("invalid_scope", "no scope is left to delegate");
+
+  // Lifetime: the agent's maximum, never past the parent's expiry.
+  int64_t lifetime = client.max_token_lifetime_s;
+  if (req.requested_lifetime_s > 0) {
+    if (req.requested_lifetime_s > client.max_token_lifetime_s) {
+      return R::Fail("invalid_request", "requested lifetime exceeds the agent's maximum");
+    }
+    lifetime = req.requested_lifetime_s;
+  }
+  int64_t exp = now + lifetime;
+  if (parent) {
+    if (req.requested_lifetime_s > 0 && exp > parent->exp) {
+      return R::Fail("invalid_request", "a delegated token may not outlive its parent");
+    }
+    exp = std::min(exp, parent->exp);
+  }
+
+  s.sid = NewId();
+  s.parent_sid = parent ? parent->session.sid : "";
+  s.root_sid = parent ? parent->session.root_sid : s.sid;
+  s.txn = parent ? parent->session.txn : NewId();
+  s.jti = NewId();
+  s.objective_digest = req.objective.empty() ? "" : HexSha256(req.objective);
+  s.created_at = now;
+  s.expires_at = exp;
+
+  // act: the current actor, with the prior actors nested inside (RFC 8693 §4.1).
+  json::object act{{"sub", s.instance}};
+  if (parent && !parent->act_json.empty()) act["act"] = json::parse(parent->act_json);
+  json::object claims{
+      {"iss", options_.issuer},
+      {"sub", s.initiator},
+      {"aud", json::array{json::value(req.audience)}},
+      {"exp", exp},
+      {"iat", now},
+      {"nbf", now},
+      {"jti", s.jti},
+      {"client_id", client.name},
+      {"scope", JoinScopes(s.scopes)},
+      {"sid", s.sid},
+      {"txn", s.txn},
+      {"act", act},
+      {"initiator_verification",
+       s.verification == InitiatorVerification::kVerified ? "verified" : "asserted"}};
+  if (!s.objective_digest.empty()) claims["objective"] = "sha256:" + s.objective_digest;
+  auto token = Sign("at+jwt", json::serialize(claims), exp);
+  if (!token.ok()) return R::Fail("server_error", "cannot sign token", 500);
+  if (!store_.CreateSession(s).ok()) return R::Fail("server_error", "cannot store session", 500);
+
+  json::object initiator{
+      {"id", s.initiator},
+      {"issuer", s.initiator_issuer},
+      {"verification",
+       s.verification == InitiatorVerification::kVerified ? "verified" : "asserted"}};
+  if (!s.asserted_by.empty()) initiator["asserted_by"] = s.asserted_by;
+  json::object e{
+      {"kind", parent ? "delegation" : "session.start"},
+      {"event_id", NewId()},
+      {"time", FormatRfc3339Millis(clock_.Now())},
+      {"actor",
+       {{"agent", s.agent}, {"instance", s.instance}, {"session", s.sid}, {"credential", s.jti}}},
+      {"initiator", initiator},
+      {"session",
+       {{"sid", s.sid},
+        {"parent_sid", s.parent_sid},
+        {"root_sid", s.root_sid},
+        {"depth", s.depth},
+        {"scopes", ToArray(s.scopes)},
+        {"exp", exp},
+        {"objective_digest", s.objective_digest}}},
+      {"trace", {{"txn", s.txn}}},
+      {"requested_by", client.name}};
+  if (!Record(json::serialize(e)).ok())
+    return R::Fail("server_error", "cannot record session", 500);
+
+  R r;
+  r.value = IssuedToken{*token,
+                        "Bearer",
+                        std::string(kTokenTypeAccessToken),
+                        exp - now,
+                        JoinScopes(s.scopes),
+                        s.jti,
+                        s.sid,
+                        s.initiator};
+  return r;
+}
+
+std::string TokenService::Introspect(const std::string& token) {
+  auto v = VerifyAccessToken(token, "");
+  if (!v.ok()) return R"({"active":false})";
+  const Session& s = v->session;
+  json::object o{{"active", true},
+                 {"iss", options_.issuer},
+                 {"sub", s.initiator},
+                 {"client_id", s.agent},
+                 {"scope", JoinScopes(s.scopes)},
+                 {"exp", v->exp},
+                 {"iat", s.created_at},
+                 {"jti", v->jti},
+                 {"sid", s.sid},
+                 {"txn", s.txn},
+                 {"aud", ToArray(v->audiences)},
+                 {"token_type", "Bearer"},
+                 {"initiator_verification",
+                  s.verification == InitiatorVerification::kVerified ? "verified" : "asserted"}};
+  if (!v->act_json.empty()) o["act"] = json::parse(v->act_json);
+  return json::serialize(o);
+}
+
+Result<std::vector<std::string>> TokenService::RevokeSession(const std::string& sid,
+                                                             const std::string& reason,
+                                                             const std::string& by) {
+  ASSIGN_OR_RETURN(std::vector<std::string> revoked, store_.RevokeSessionTree(sid, reason, Now()));
+  json::object e{{"kind", "revocation"},
+                 {"event_id", NewId()},
+                 {"time", FormatRfc3339Millis(clock_.Now())},
+                 {"requested_by", by},
+                 {"target", {{"session", sid}}},
+                 {"reason", reason},
+                 {"revoked_sessions", ToArray(revoked)}};
+  RETURN_IF_ERROR(Record(json::serialize(e)));
+  return revoked;
+}
+
+Status TokenService::RevokeCredential(const std::string& jti, const std::string& by) {
+  RETURN_IF_ERROR(store_.RevokeJti(jti, Now() + 86400 + options_.leeway_s));
+  json::object e{{"kind", "revocation"},
+                 {"event_id", NewId()},
+                 {"time", FormatRfc3339Millis(clock_.Now())},
+                 {"requested_by", by},
+                 {"target", {{"credential", jti}}}};
+  return Record(json::serialize(e));
+}
+
+}  // namespace custody::identity

@@ -1,0 +1,188 @@
+// TokenService: agent registration, client authentication, JWT-SVID issuance, RFC 8693 token
+// exchange into RFC 9068 access tokens, verification, introspection and revocation.
+//
+// Every token is ES256 (crypto/jose.h refuses anything else). Every state change is reported to
+// the EventSink (the ledger in production) with who asked and the token's jti, never a token.
+// Thread-safe: the store is thread-safe and the signing keys are guarded by keys_mu_.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/random.h"
+#include "common/status.h"
+#include "common/uuid.h"
+#include "crypto/ecdsa_p256.h"
+#include "crypto/jose.h"
+#include "identity/agent.h"
+#include "identity/identity_store.h"
+
+namespace custody::identity {
+
+inline constexpr std::string_view kTokenTypeJwt = "urn:ietf:params:oauth:token-type:jwt";
+inline constexpr std::string_view kTokenTypeIdToken = "urn:ietf:params:oauth:token-type:id_token";
+inline constexpr std::string_view kTokenTypeAccessToken =
+    "urn:ietf:params:oauth:token-type:access_token";
+// An unsigned initiator assertion ({"sub":…,"iss":…} as JSON), accepted only from clients with
+// the assert_initiator permission.
+inline constexpr std::string_view kTokenTypeInitiatorAssertion =
+    "urn:custody:params:oauth:token-type:initiator-assertion";
+inline constexpr std::string_view kClientAssertionTypeJwtBearer =
+    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+// An OIDC provider whose ID tokens Custody accepts as proof of a human initiator.
+struct TrustedIssuer {
+  std::string issuer;
+  std::string audience;  // the client_id Custody is registered as at that provider
+  crypto::Jwks jwks;
+};
+
+struct TokenServiceOptions {
+  std::string trust_domain = "custody.local";
+  std::string issuer = "https://custody.local";  // iss of Custody's tokens
+  std::string token_endpoint;                    // audience of client assertions (default issuer)
+  int64_t svid_lifetime_s = 300;
+  int64_t leeway_s = 30;
+  int64_t max_assertion_lifetime_s = 600;
+  std::vector<TrustedIssuer> trusted_issuers;
+};
+
+// An RFC 6749 §5.2 error: `error` is the OAuth code, `http_status` 400 or 401.
+struct OAuthError {
+  std::string error;
+  std::string description;
+  int http_status = 400;
+};
+
+template <typename T>
+struct OAuthResult {
+  std::optional<T> value;
+  OAuthError error;
+  bool ok() const { return value.has_value(); }
+  static OAuthResult Fail(std::string error, std::string description, int status = 400) {
+    OAuthResult r;
+    r.error = OAuthError{std::move(error), std::move(description), status};
+    return r;
+  }
+};
+
+struct IssuedToken {
+  std::string access_token;
+  std::string token_type = "Bearer";
+  std::string issued_token_type;  // RFC 8693 §2.2.1
+  int64_t expires_in = 0;
+  std::string scope;
+  std::string jti;
+  std::string sid;  // exchange only
+  std::string subject;
+};
+
+struct ExchangeRequest {
+  std::string subject_token;
+  std::string subject_token_type;
+  std::string actor_token;
+  std::string actor_token_type;
+  std::string scope;                 // space-delimited; empty: everything allowed
+  std::string audience;              // required
+  std::string objective;             // the task or prompt; only its SHA-256 is kept
+  int64_t requested_lifetime_s = 0;  // 0: the agent's maximum
+};
+
+// The verified facts behind a Custody access token.
+struct VerifiedAccess {
+  Session session;
+  std::string jti;
+  std::vector<std::string> audiences;
+  std::string act_json;  // the act claim, as issued
+  int64_t exp = 0;
+};
+
+// Receives identity events (agent.register, credential.issue, delegation, revocation, …) as JSON
+// objects. In production it appends to the ledger and returns once the event is durable.
+using IdentityEventSink = std::function<Status(const std::string& event_json)>;
+
+class TokenService {
+ public:
+  static Result<std::unique_ptr<TokenService>> Create(IdentityStore& store, const Clock& clock,
+                                                      Random& random, IdentityEventSink sink,
+                                                      TokenServiceOptions options);
+
+  // --- Registry. `by` names the operator (admin token id) making the change.
+  struct Registered {
+    Agent agent;
+    std::string client_secret;  // set only when one was generated; shown once
+  };
+  Result<Registered> RegisterAgent(Agent agent, bool generate_secret, const std::string& by);
+  Result<Agent> UpdateAgent(Agent agent, const std::string& by);
+  Result<Agent> GetAgent(const std::string& name) { return store_.GetAgent(name); }
+  Result<std::vector<Agent>> ListAgents() { return store_.ListAgents(); }
+  // Disables the agent and revokes every live session of it.
+  Result<std::vector<std::string>> DisableAgent(const std::string& name, const std::string& by);
+
+  // --- OAuth token endpoint.
+  // private_key_jwt (RFC 7523) or client_secret; returns the authenticated agent.
+  OAuthResult<Agent> AuthenticateClient(const std::string& client_id,
+                                        const std::string& client_assertion_type,
+                                        const std::string& client_assertion,
+                                        const std::string& client_secret);
+  // grant_type=client_credentials: a JWT-SVID for a new agent instance.
+  OAuthResult<IssuedToken> IssueSvid(const Agent& client, const std::string& audience);
+  // grant_type=urn:ietf:params:oauth:grant-type:token-exchange.
+  OAuthResult<IssuedToken> Exchange(const Agent& client, const ExchangeRequest& request);
+
+  // --- Verification (every check inside Custody goes through these).
+  // A JWT-SVID of ours whose aud contains `audience`. Returns its SPIFFE ID (sub).
+  Result<std::string> VerifySvid(const std::string& token, const std::string& audience);
+  // A Custody access token: signature, typ at+jwt, iss, exp/nbf, aud (if non-empty), session
+  // live (not revoked, not expired), jti not revoked. Unauthenticated otherwise.
+  Result<VerifiedAccess> VerifyAccessToken(const std::string& token, const std::string& audience);
+  // RFC 7662 response body.
+  std::string Introspect(const std::string& token);
+
+  // --- Sessions and revocation.
+  Result<std::vector<Session>> SessionTree(const std::string& sid) {
+    return store_.SessionTree(sid);
+  }
+  Result<std::vector<std::string>> RevokeSession(const std::string& sid, const std::string& reason,
+                                                 const std::string& by);
+  Status RevokeCredential(const std::string& jti, const std::string& by);
+
+  // --- Keys.
+  std::string JwksJson();
+  // Starts signing with a new key; the old one stays published until its last token expires.
+  Status RotateSigningKey();
+
+ private:
+  TokenService(IdentityStore& store, const Clock& clock, Random& random, IdentityEventSink sink,
+               TokenServiceOptions options);
+  Status LoadOrCreateKeys();
+  int64_t Now() const;
+  std::string NewId();
+  Result<std::string> Sign(const std::string& typ, const std::string& claims_json,
+                           int64_t expires_at);
+  const crypto::EcdsaP256PublicKey* FindKey(std::string_view kid);
+  Status Record(const std::string& event_json);
+
+  IdentityStore& store_;
+  const Clock& clock_;
+  Random& random_;
+  UuidV7Generator ids_;
+  IdentityEventSink sink_;
+  TokenServiceOptions options_;
+
+  struct SigningKey {
+    std::string kid;
+    std::shared_ptr<const crypto::EcdsaP256PrivateKey> key;
+    SigningKeyRecord record;
+  };
+  std::mutex keys_mu_;
+  std::vector<SigningKey> keys_;  // guarded by keys_mu_; the last one signs
+};
+
+}  // namespace custody::identity

@@ -1,0 +1,431 @@
+// TokenService against a real SQLite store and a fake clock. Most of the value is in the
+// refusals: every forged, expired, escalated or misdirected token must be turned away.
+#include "identity/token_service.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+
+#include "common/encoding.h"
+#include "crypto/sha256.h"
+#include "identity/sqlite_identity_store.h"
+
+namespace custody::identity {
+namespace {
+
+namespace json = boost::json;
+constexpr const char* kIssuer = "https://custody.test";
+constexpr const char* kIdp = "https://idp.example.com";
+
+json::object Payload(const std::string& token) {
+  size_t d1 = token.find('.'), d2 = token.rfind('.');
+  auto bytes = Base64UrlDecode(std::string_view(token).substr(d1 + 1, d2 - d1 - 1));
+  return json::parse(AsString(*bytes)).as_object();
+}
+json::object Header(const std::string& token) {
+  auto bytes = Base64UrlDecode(std::string_view(token).substr(0, token.find('.')));
+  return json::parse(AsString(*bytes)).as_object();
+}
+
+class TokenServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = std::filesystem::temp_directory_path() /
+            ("custody-tokens-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".db");
+    std::filesystem::remove(path_);
+    store_ = std::move(*SqliteIdentityStore::Open(path_.string()));
+    idp_key_ =
+        std::make_unique<crypto::EcdsaP256PrivateKey>(*crypto::EcdsaP256PrivateKey::Generate());
+    TokenServiceOptions o;
+    o.trust_domain = "custody.test";
+    o.issuer = kIssuer;
+    TrustedIssuer idp;
+    idp.issuer = kIdp;
+    idp.audience = "custody";
+    idp.jwks.Add("idp-1", idp_key_->public_key());
+    o.trusted_issuers.push_back(idp);
+    auto s = TokenService::Create(
+        *store_, clock_, random_,
+        [this](const std::string& e) {
+          events_.push_back(e);
+          return OkStatus();
+        },
+        o);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    svc_ = std::move(*s);
+    planner_key_ = Register("planner", {"github/*", "db/read"}, {"assert_initiator"}, 2);
+    worker_key_ = Register("worker", {"github/create_issue", "github/list_issues"}, {}, 3);
+  }
+  void TearDown() override {
+    svc_.reset();
+    store_.reset();
+    for (const char* suffix : {"", "-wal", "-shm"})
+      std::filesystem::remove(path_.string() + suffix);
+  }
+
+  std::shared_ptr<crypto::EcdsaP256PrivateKey> Register(const std::string& name, ScopeSet grants,
+                                                        std::vector<std::string> perms, int depth) {
+    auto key =
+        std::make_shared<crypto::EcdsaP256PrivateKey>(*crypto::EcdsaP256PrivateKey::Generate());
+    Agent a;
+    a.name = name;
+    a.grants = std::move(grants);
+    a.permissions = std::move(perms);
+    a.max_delegation_depth = depth;
+    a.client_jwk = crypto::EcPublicJwkJson(key->public_key(), name + "-key");
+    auto r = svc_->RegisterAgent(a, false, "admin-1");
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return key;
+  }
+
+  int64_t Now() const {
+    return std::chrono::duration_cast<std::chrono::seconds>(clock_.Now().time_since_epoch())
+        .count();
+  }
+
+  std::string Assertion(const std::string& client, const crypto::EcdsaP256PrivateKey& key,
+                        const std::string& aud = std::string(kIssuer) + "/oauth2/token",
+                        int64_t exp_in = 60, std::string jti = "") {
+    if (jti.empty()) jti = "a-" + std::to_string(++counter_);
+    json::object c{{"iss", client},         {"sub", client}, {"aud", aud},
+                   {"exp", Now() + exp_in}, {"iat", Now()},  {"jti", jti}};
+    json::object h{{"alg", "ES256"}, {"kid", client + "-key"}};
+    return *crypto::SignJwsEs256(json::serialize(h), json::serialize(c), key);
+  }
+
+  Agent Auth(const std::string& client, const crypto::EcdsaP256PrivateKey& key) {
+    auto a = svc_->AuthenticateClient(client, std::string(kClientAssertionTypeJwtBearer),
+                                      Assertion(client, key), "");
+    EXPECT_TRUE(a.ok()) << a.error.description;
+    return *a.value;
+  }
+
+  std::string Svid(const Agent& a) {
+    auto t = svc_->IssueSvid(a, kIssuer);
+    EXPECT_TRUE(t.ok()) << t.error.description;
+    return t.value->access_token;
+  }
+
+  std::string IdToken(const std::string& sub, const crypto::EcdsaP256PrivateKey& key,
+                      const std::string& iss = kIdp, int64_t exp_in = 300) {
+    json::object c{
+        {"iss", iss}, {"sub", sub}, {"aud", "custody"}, {"exp", Now() + exp_in}, {"iat", Now()}};
+    return *crypto::SignJwsEs256(R"({"alg":"ES256","kid":"idp-1"})", json::serialize(c), key);
+  }
+
+  // planner starts a session for alice (verified by the IdP).
+  OAuthResult<IssuedToken> RootSession(const std::string& scope = "") {
+    Agent planner = Auth("planner", *planner_key_);
+    ExchangeRequest r;
+    r.subject_token = IdToken("alice@example.com", *idp_key_);
+    r.subject_token_type = std::string(kTokenTypeIdToken);
+    r.actor_token = Svid(planner);
+    r.actor_token_type = std::string(kTokenTypeJwt);
+    r.audience = "custody-gateway";
+    r.scope = scope;
+    r.objective = "triage the open issues";
+    return svc_->Exchange(planner, r);
+  }
+
+  OAuthResult<IssuedToken> Delegate(const std::string& parent_token, const std::string& client,
+                                    const crypto::EcdsaP256PrivateKey& key,
+                                    const std::string& scope = "", int64_t lifetime = 0) {
+    Agent agent = Auth(client, key);
+    ExchangeRequest r;
+    r.subject_token = parent_token;
+    r.subject_token_type = std::string(kTokenTypeAccessToken);
+    r.actor_token = Svid(agent);
+    r.actor_token_type = std::string(kTokenTypeJwt);
+    r.audience = "custody-gateway";
+    r.scope = scope;
+    r.requested_lifetime_s = lifetime;
+    return svc_->Exchange(agent, r);
+  }
+
+  FakeClock clock_;
+  SystemRandom random_;
+  std::filesystem::path path_;
+  std::unique_ptr<SqliteIdentityStore> store_;
+  std::unique_ptr<TokenService> svc_;
+  std::unique_ptr<crypto::EcdsaP256PrivateKey> idp_key_;
+  std::shared_ptr<crypto::EcdsaP256PrivateKey> planner_key_, worker_key_;
+  std::vector<std::string> events_;
+  int counter_ = 0;
+};
+
+TEST_F(TokenServiceTest, JwtSvidFollowsTheSpiffeProfile) {
+  Agent planner = Auth("planner", *planner_key_);
+  auto t = svc_->IssueSvid(planner, "reports");
+  ASSERT_TRUE(t.ok());
+  json::object h = Header(t.value->access_token);
+  EXPECT_EQ(h.size(), 3u);  // alg, kid, typ and nothing else
+  EXPECT_EQ(h.at("alg"), "ES256");
+  EXPECT_EQ(h.at("typ"), "JWT");
+  json::object c = Payload(t.value->access_token);
+  std::string sub(c.at("sub").as_string());
+  EXPECT_EQ(sub.rfind("spiffe://custody.test/agent/planner/instance/", 0), 0u) << sub;
+  EXPECT_EQ(c.at("aud").as_array().at(0), "reports");
+  EXPECT_EQ(c.at("exp").as_int64(), Now() + 300);
+  EXPECT_TRUE(svc_->VerifySvid(t.value->access_token, "reports").ok());
+  EXPECT_FALSE(svc_->VerifySvid(t.value->access_token, "billing").ok());  // wrong aud
+  clock_.Advance(std::chrono::seconds(301 + 30));
+  EXPECT_FALSE(svc_->VerifySvid(t.value->access_token, "reports").ok());  // expired
+  EXPECT_FALSE(svc_->IssueSvid(planner, "").ok());                        // aud required
+}
+
+TEST_F(TokenServiceTest, ClientAssertionsAreStrict) {
+  auto kt = std::string(kClientAssertionTypeJwtBearer);
+  std::string a = Assertion("planner", *planner_key_);
+  EXPECT_TRUE(svc_->AuthenticateClient("planner", kt, a, "").ok());
+  auto replay = svc_->AuthenticateClient("planner", kt, a, "");
+  ASSERT_FALSE(replay.ok());
+  EXPECT_EQ(replay.error.error, "invalid_client");
+  EXPECT_EQ(replay.error.http_status, 401);
+  EXPECT_FALSE(
+      svc_->AuthenticateClient("planner", kt, Assertion("planner", *worker_key_), "").ok());
+  EXPECT_FALSE(
+      svc_->AuthenticateClient("planner", kt, Assertion("planner", *planner_key_, "elsewhere"), "")
+          .ok());
+  EXPECT_FALSE(svc_->AuthenticateClient("planner", kt,
+                                        Assertion("planner", *planner_key_, kIssuer, -100), "")
+                   .ok());  // expired
+  EXPECT_FALSE(
+      svc_->AuthenticateClient("worker", kt, Assertion("planner", *planner_key_), "").ok());
+  EXPECT_FALSE(svc_->AuthenticateClient("nobody", kt, Assertion("nobody", *planner_key_), "").ok());
+  EXPECT_FALSE(svc_->AuthenticateClient("planner", "", "", "").ok());
+}
+
+TEST_F(TokenServiceTest, ClientSecretIsShownOnceAndStoredHashed) {
+  Agent a;
+  a.name = "scripted";
+  a.grants = {"db/read"};
+  auto r = svc_->RegisterAgent(a, true, "admin-1");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_FALSE(r->client_secret.empty());
+  auto stored = svc_->GetAgent("scripted");
+  EXPECT_EQ(stored->client_secret_sha256.find(r->client_secret), std::string::npos);
+  EXPECT_TRUE(svc_->AuthenticateClient("scripted", "", "", r->client_secret).ok());
+  EXPECT_FALSE(svc_->AuthenticateClient("scripted", "", "", r->client_secret + "x").ok());
+  for (const auto& e : events_) EXPECT_EQ(e.find(r->client_secret), std::string::npos);
+}
+
+TEST_F(TokenServiceTest, ProdAgentWithoutOwnersIsRefusedAndSaysWhy) {
+  Agent a;
+  a.name = "prod-bot";
+  a.environment = Environment::kProd;
+  a.grants = {"db/read"};
+  auto r = svc_->RegisterAgent(a, true, "admin-1");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("business owner"), std::string::npos);
+  // Promotion of an existing dev agent is checked the same way.
+  auto planner = svc_->GetAgent("planner");
+  planner->environment = Environment::kProd;
+  EXPECT_EQ(svc_->UpdateAgent(*planner, "admin-1").status().code(),
+            StatusCode::kFailedPrecondition);
+}
+
+TEST_F(TokenServiceTest, ExchangeBuildsAnAtJwtWithTheChain) {
+  auto root = RootSession();
+  ASSERT_TRUE(root.ok()) << root.error.description;
+  json::object h = Header(root.value->access_token);
+  EXPECT_EQ(h.at("typ"), "at+jwt");
+  json::object c = Payload(root.value->access_token);
+  EXPECT_EQ(c.at("sub"), "alice@example.com");
+  EXPECT_EQ(c.at("scope"), "db/read github/*");
+  EXPECT_EQ(c.at("initiator_verification"), "verified");
+  EXPECT_EQ(std::string(c.at("objective").as_string()),
+            "sha256:" + HexEncode(crypto::Sha256("triage the open issues")));
+  std::string planner_instance(c.at("act").as_object().at("sub").as_string());
+
+  auto child = Delegate(root.value->access_token, "worker", *worker_key_);
+  ASSERT_TRUE(child.ok()) << child.error.description;
+  json::object cc = Payload(child.value->access_token);
+  EXPECT_EQ(cc.at("sub"), "alice@example.com");  // the initiator stays the subject
+  EXPECT_EQ(cc.at("scope"), "github/create_issue github/list_issues");  // narrowed
+  EXPECT_EQ(cc.at("txn"), c.at("txn"));
+  EXPECT_EQ(cc.at("act").as_object().at("act").as_object().at("sub"), planner_instance.c_str());
+  EXPECT_LE(cc.at("exp").as_int64(), c.at("exp").as_int64());
+  auto v = svc_->VerifyAccessToken(child.value->access_token, "custody-gateway");
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(v->session.parent_sid, root.value->sid);
+  EXPECT_EQ(v->session.depth, 1);
+  EXPECT_FALSE(svc_->VerifyAccessToken(child.value->access_token, "other-aud").ok());
+  // Events carry jtis, never tokens.
+  for (const auto& e : events_) {
+    EXPECT_EQ(e.find(root.value->access_token), std::string::npos);
+    EXPECT_EQ(e.find("eyJ"), std::string::npos);
+  }
+}
+
+TEST_F(TokenServiceTest, ScopeEscalationThroughExchangeIsRefused) {
+  auto root = RootSession("github/create_issue");
+  ASSERT_TRUE(root.ok());
+  auto wider = Delegate(root.value->access_token, "worker", *worker_key_, "github/list_issues");
+  ASSERT_FALSE(wider.ok());
+  EXPECT_EQ(wider.error.error, "invalid_scope");
+  auto ungranted = RootSession("fs/write");
+  ASSERT_FALSE(ungranted.ok());
+  EXPECT_EQ(ungranted.error.error, "invalid_scope");
+}
+
+TEST_F(TokenServiceTest, DepthLimitAndExpiryExtensionAreRefused) {
+  auto root = RootSession();
+  auto d1 = Delegate(root.value->access_token, "worker", *worker_key_);
+  ASSERT_TRUE(d1.ok());
+  auto d2 = Delegate(d1.value->access_token, "worker", *worker_key_);
+  ASSERT_TRUE(d2.ok()) << d2.error.description;
+  // planner's limit is 2: a third level below its root session is refused.
+  auto d3 = Delegate(d2.value->access_token, "worker", *worker_key_);
+  ASSERT_FALSE(d3.ok());
+  EXPECT_EQ(d3.error.error, "invalid_grant");
+  EXPECT_NE(d3.error.description.find("depth"), std::string::npos);
+  clock_.Advance(std::chrono::seconds(1800));
+  auto longer = Delegate(root.value->access_token, "worker", *worker_key_, "", 3000);
+  ASSERT_FALSE(longer.ok());
+  EXPECT_NE(longer.error.description.find("outlive"), std::string::npos);
+}
+
+TEST_F(TokenServiceTest, SomeoneElsesActorTokenIsRefused) {
+  auto root = RootSession();
+  Agent worker = Auth("worker", *worker_key_);
+  Agent planner = Auth("planner", *planner_key_);
+  ExchangeRequest r;
+  r.subject_token = root.value->access_token;
+  r.subject_token_type = std::string(kTokenTypeAccessToken);
+  r.actor_token = Svid(planner);  // planner's identity, presented by worker
+  r.actor_token_type = std::string(kTokenTypeJwt);
+  r.audience = "custody-gateway";
+  auto out = svc_->Exchange(worker, r);
+  ASSERT_FALSE(out.ok());
+  EXPECT_NE(out.error.description.find("another agent"), std::string::npos);
+}
+
+TEST_F(TokenServiceTest, IdTokensMustComeFromATrustedIssuerAndBeValid) {
+  Agent planner = Auth("planner", *planner_key_);
+  auto rogue = crypto::EcdsaP256PrivateKey::Generate();
+  ExchangeRequest r;
+  r.subject_token_type = std::string(kTokenTypeIdToken);
+  r.actor_token_type = std::string(kTokenTypeJwt);
+  r.audience = "custody-gateway";
+  for (const std::string& id_token :
+       {IdToken("mallory", *rogue, "https://evil.example.com"),  // untrusted issuer
+        IdToken("mallory", *rogue),                              // trusted iss, wrong key
+        IdToken("alice", *idp_key_, kIdp, -60)}) {               // expired
+    r.subject_token = id_token;
+    r.actor_token = Svid(planner);
+    auto out = svc_->Exchange(planner, r);
+    ASSERT_FALSE(out.ok());
+    EXPECT_EQ(out.error.error, "invalid_grant");
+  }
+}
+
+TEST_F(TokenServiceTest, AssertedInitiatorNeedsThePermissionAndIsRecordedAsAsserted) {
+  Agent worker = Auth("worker", *worker_key_);
+  ExchangeRequest r;
+  r.subject_token = R"({"sub":"nightly-workflow","iss":"ci"})";
+  r.subject_token_type = std::string(kTokenTypeInitiatorAssertion);
+  r.actor_token = Svid(worker);
+  r.actor_token_type = std::string(kTokenTypeJwt);
+  r.audience = "custody-gateway";
+  EXPECT_FALSE(svc_->Exchange(worker, r).ok());
+  Agent planner = Auth("planner", *planner_key_);
+  r.actor_token = Svid(planner);
+  auto out = svc_->Exchange(planner, r);
+  ASSERT_TRUE(out.ok()) << out.error.description;
+  auto v = svc_->VerifyAccessToken(out.value->access_token, "");
+  EXPECT_EQ(v->session.verification, InitiatorVerification::kAsserted);
+  EXPECT_EQ(v->session.asserted_by, "planner");
+}
+
+TEST_F(TokenServiceTest, RevokedSessionAndItsGrandchildrenAreRefusedAtOnce) {
+  auto root = RootSession();
+  auto child = Delegate(root.value->access_token, "worker", *worker_key_);
+  auto grandchild = Delegate(child.value->access_token, "worker", *worker_key_);
+  ASSERT_TRUE(grandchild.ok());
+  auto revoked = svc_->RevokeSession(child.value->sid, "tripwire", "admin-1");
+  ASSERT_TRUE(revoked.ok());
+  EXPECT_EQ(revoked->size(), 2u);
+  EXPECT_FALSE(svc_->VerifyAccessToken(child.value->access_token, "").ok());
+  EXPECT_FALSE(svc_->VerifyAccessToken(grandchild.value->access_token, "").ok());
+  EXPECT_TRUE(svc_->VerifyAccessToken(root.value->access_token, "").ok());
+  EXPECT_EQ(svc_->Introspect(grandchild.value->access_token), R"({"active":false})");
+  EXPECT_NE(svc_->Introspect(root.value->access_token).find("\"active\":true"), std::string::npos);
+  // A revoked parent cannot be exchanged for a new child either.
+  EXPECT_FALSE(Delegate(child.value->access_token, "worker", *worker_key_).ok());
+}
+
+TEST_F(TokenServiceTest, DisablingAnAgentRevokesItsSessions) {
+  auto root = RootSession();
+  auto child = Delegate(root.value->access_token, "worker", *worker_key_);
+  ASSERT_TRUE(svc_->DisableAgent("planner", "admin-1").ok());
+  EXPECT_FALSE(svc_->VerifyAccessToken(root.value->access_token, "").ok());
+  EXPECT_FALSE(svc_->VerifyAccessToken(child.value->access_token, "").ok());
+  EXPECT_FALSE(svc_->AuthenticateClient("planner", std::string(kClientAssertionTypeJwtBearer),
+                                        Assertion("planner", *planner_key_), "")
+                   .ok());
+}
+
+TEST_F(TokenServiceTest, ForgedTokensAreRefused) {
+  auto root = RootSession();
+  const std::string& good = root.value->access_token;
+  size_t d1 = good.find('.'), d2 = good.rfind('.');
+  // Tampered payload.
+  json::object c = Payload(good);
+  c["scope"] = "admin/*";
+  std::string tampered = good.substr(0, d1 + 1) +
+                         Base64UrlEncode(std::string_view(json::serialize(c))) + good.substr(d2);
+  EXPECT_FALSE(svc_->VerifyAccessToken(tampered, "").ok());
+  // alg none.
+  std::string none = Base64UrlEncode(std::string_view(R"({"alg":"none","typ":"at+jwt"})")) + "." +
+                     good.substr(d1 + 1, d2 - d1 - 1) + ".";
+  EXPECT_FALSE(svc_->VerifyAccessToken(none, "").ok());
+  // HS256 with the public JWKS as the secret (we never run HMAC at all).
+  std::string hs = Base64UrlEncode(std::string_view(R"({"alg":"HS256","typ":"at+jwt"})")) + "." +
+                   good.substr(d1 + 1, d2 - d1 - 1) + "." +
+                   Base64UrlEncode(crypto::Sha256(svc_->JwksJson()));
+  EXPECT_FALSE(svc_->VerifyAccessToken(hs, "").ok());
+  // Unknown kid: a well-formed token from a key Custody never published.
+  auto rogue = crypto::EcdsaP256PrivateKey::Generate();
+  std::string unknown = *crypto::SignJwsEs256(R"({"alg":"ES256","kid":"rogue","typ":"at+jwt"})",
+                                              json::serialize(Payload(good)), *rogue);
+  EXPECT_FALSE(svc_->VerifyAccessToken(unknown, "").ok());
+  // A JWT-SVID is not an access token.
+  Agent planner = Auth("planner", *planner_key_);
+  EXPECT_FALSE(svc_->VerifyAccessToken(Svid(planner), "").ok());
+  // Expired, and nbf in the future.
+  clock_.Advance(std::chrono::seconds(3600 + 31));
+  EXPECT_FALSE(svc_->VerifyAccessToken(good, "").ok());
+  clock_.Advance(std::chrono::seconds(-(3600 + 31) - 120));
+  EXPECT_FALSE(svc_->VerifyAccessToken(good, "").ok());  // issued "in the future" now
+}
+
+TEST_F(TokenServiceTest, RotationKeepsOldKeysPublishedForTheirTokens) {
+  auto root = RootSession();
+  std::string old_kid(Header(root.value->access_token).at("kid").as_string());
+  ASSERT_TRUE(svc_->RotateSigningKey().ok());
+  auto jwks = crypto::Jwks::Parse(svc_->JwksJson());
+  ASSERT_TRUE(jwks.ok());
+  EXPECT_EQ(jwks->size(), 2u);
+  EXPECT_NE(jwks->Find(old_kid), nullptr);
+  EXPECT_TRUE(svc_->VerifyAccessToken(root.value->access_token, "").ok());
+  auto next = RootSession();
+  EXPECT_NE(std::string(Header(next.value->access_token).at("kid").as_string()), old_kid);
+  // A day later the retired key is gone from the JWKS after a reload.
+  clock_.Advance(std::chrono::hours(25));
+  auto reloaded = TokenService::Create(*store_, clock_, random_, nullptr,
+                                       TokenServiceOptions{"custody.test", kIssuer});
+  ASSERT_TRUE(reloaded.ok());
+  EXPECT_EQ(crypto::Jwks::Parse((*reloaded)->JwksJson())->Find(old_kid), nullptr);
+}
+
+TEST_F(TokenServiceTest, CredentialRevocationByJti) {
+  auto root = RootSession();
+  ASSERT_TRUE(svc_->RevokeCredential(root.value->jti, "admin-1").ok());
+  EXPECT_FALSE(svc_->VerifyAccessToken(root.value->access_token, "").ok());
+}
+
+}  // namespace
+}  // namespace custody::identity
