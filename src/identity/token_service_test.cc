@@ -415,8 +415,10 @@ TEST_F(TokenServiceTest, RotationKeepsOldKeysPublishedForTheirTokens) {
   EXPECT_NE(std::string(Header(next.value->access_token).at("kid").as_string()), old_kid);
   // A day later the retired key is gone from the JWKS after a reload.
   clock_.Advance(std::chrono::hours(25));
-  auto reloaded = TokenService::Create(*store_, clock_, random_, nullptr,
-                                       TokenServiceOptions{"custody.test", kIssuer});
+  TokenServiceOptions options;
+  options.trust_domain = "custody.test";
+  options.issuer = kIssuer;
+  auto reloaded = TokenService::Create(*store_, clock_, random_, nullptr, options);
   ASSERT_TRUE(reloaded.ok());
   EXPECT_EQ(crypto::Jwks::Parse((*reloaded)->JwksJson())->Find(old_kid), nullptr);
 }
