@@ -117,15 +117,33 @@ std::string PolicyText(int n) {
   return out;
 }
 
+// The 10-policy set plus (n - 10) policies for other tenants (groups and servers the requests
+// never touch): the work per request should stay flat as n grows, thanks to the scope index.
+std::string TenantPolicyText(int n) {
+  std::string out = PolicyText(10);
+  std::mt19937 rng(7000 + n);
+  for (int i = 10; i < n; ++i) {
+    std::string g = "AgentGroup::\"tenant" + std::to_string(i) + "\"";
+    std::string s = "Server::\"tenant" + std::to_string(i) + "\"";
+    if (i % 3 == 0) {
+      out += "forbid(principal in " + g + ", action, resource in " + s + ") when { context.risk > 50 };\n";
+    } else {
+      out += "permit(principal in " + g + ", action == Action::\"call\", resource in " + s +
+             ")\n  when { context.risk < " + std::to_string(40 + rng() % 50) + " && context.env == \"prod\" };\n";
+    }
+  }
+  return out;
+}
+
 struct Fixture {
   PolicySet policies;
   Entities entities;
   std::vector<Request> requests;
 };
 
-Fixture Build(int n) {
+Fixture Build(int n, bool tenants = false) {
   const Workload& w = GetWorkload();
-  auto ps = PolicySet::FromText(PolicyText(n));
+  auto ps = PolicySet::FromText(tenants ? TenantPolicyText(n) : PolicyText(n));
   auto es = ParseEntitiesJson(w.entities_json, nullptr);
   if (!ps.ok() || !es.ok()) std::abort();
   Fixture f{std::move(ps).value(), std::move(es).value(), {}};
@@ -144,12 +162,15 @@ void DumpIfAsked() {
   std::ofstream(std::string(dir) + "/entities.json") << w.entities_json;
   std::ofstream req(std::string(dir) + "/requests.jsonl");
   for (const auto& l : w.request_lines) req << l << "\n";
-  for (int n : {10, 100, 1000}) std::ofstream(std::string(dir) + "/policies_" + std::to_string(n) + ".cedar") << PolicyText(n);
+  for (int n : {10, 100, 1000}) {
+    std::ofstream(std::string(dir) + "/policies_" + std::to_string(n) + ".cedar") << PolicyText(n);
+    std::ofstream(std::string(dir) + "/tenants_" + std::to_string(n) + ".cedar") << TenantPolicyText(n);
+  }
 }
 
 // Times every request individually to report the latency distribution.
-void BM_AuthorizeLatency(benchmark::State& state) {
-  Fixture f = Build(static_cast<int>(state.range(0)));
+void Latency(benchmark::State& state, bool tenants) {
+  Fixture f = Build(static_cast<int>(state.range(0)), tenants);
   std::vector<double> samples;
   samples.reserve(1 << 20);
   size_t i = 0, allows = 0;
@@ -169,7 +190,11 @@ void BM_AuthorizeLatency(benchmark::State& state) {
     state.counters["allow_pct"] = 100.0 * allows / samples.size();
   }
 }
+void BM_AuthorizeLatency(benchmark::State& state) { Latency(state, false); }
 BENCHMARK(BM_AuthorizeLatency)->Arg(10)->Arg(100)->Arg(1000);
+// Same requests; the extra policies belong to other tenants.
+void BM_AuthorizeLatencyOtherTenants(benchmark::State& state) { Latency(state, true); }
+BENCHMARK(BM_AuthorizeLatencyOtherTenants)->Arg(10)->Arg(100)->Arg(1000);
 
 // Throughput without per-request clock reads.
 void BM_AuthorizeThroughput(benchmark::State& state) {

@@ -7,7 +7,8 @@
 //
 // cedar-wasm is used at its best: the policy set is pre-parsed once (statefulIsAuthorized) and
 // each call receives only the entity slice the request needs (principal and its groups, the
-// resource and its server, the action and its group), not the whole store. With --driver, the
+// resource and its server, the action and its group), not the whole store. `tenants=N` runs the
+// 10-policy set plus policies for other tenants (see cedar_benchmark.cc). With --driver, the
 // decisions are also checked against Custody's engine.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -47,9 +48,11 @@ function slice(req) {
 const slices = requests.map(slice);
 
 console.log(`cedar-wasm ${cedar.getCedarVersion()}, node ${process.version}, ${requests.length} requests`);
-for (const n of [10, 100, 1000]) {
-  const text = readFileSync(join(dir, `policies_${n}.cedar`), 'utf8');
-  const id = `bench${n}`;
+const sets = [10, 100, 1000].map((n) => [`policies=${n}`, `policies_${n}.cedar`, n])
+  .concat([10, 100, 1000].map((n) => [`tenants=${n}`, `tenants_${n}.cedar`, n]));
+for (const [label, file, n] of sets) {
+  const text = readFileSync(join(dir, file), 'utf8');
+  const id = `bench-${file}`;
   const pre = cedar.preparsePolicySet(id, { staticPolicies: text });
   if (pre.type !== 'success') throw new Error(JSON.stringify(pre));
   const decide = (i) => cedar.statefulIsAuthorized({ ...requests[i], preparsedPolicySetId: id, entities: slices[i] });
@@ -88,6 +91,6 @@ for (const n of [10, 100, 1000]) {
     });
     agree = `, decisions differing from Custody: ${diff}`;
   }
-  console.log(`policies=${n}: p50 ${p50.toFixed(2)} us, p99 ${p99.toFixed(2)} us, ` +
+  console.log(`${label}: p50 ${p50.toFixed(2)} us, p99 ${p99.toFixed(2)} us, ` +
     `${(samples.length / total).toFixed(0)} req/s, allow ${(100 * allow / decisions.length).toFixed(1)}%${agree}`);
 }
