@@ -397,6 +397,15 @@ TEST(PolicySetHash, IsStableAndSensitiveToContent) {
   EXPECT_NE(h4->hash_hex(), h5->hash_hex());
 }
 
+// Pins the documented byte layout (docs/CEDAR.md): sorted by id; u32be id length, id, u32be
+// text length, exact policy text. Expected value computed independently with Python hashlib.
+TEST(PolicySetHash, KnownAnswer) {
+  auto ps = PolicySet::FromText(
+      "permit(principal, action, resource);\n// a comment\n@id(\"custom\") forbid(principal, action, resource);");
+  ASSERT_TRUE(ps.ok());
+  EXPECT_EQ(ps->hash_hex(), "a0b88d87ac8c5439c9a4ca86a817d260793fe88930776a3408e5b085a51dbbdd");
+}
+
 TEST(EntitiesJson, MalformedInputIsAnError) {
   for (const char* bad : {
            "", "{", "{}", "[1]", "[{}]", R"([{"uid": {"type": "A"}}])",
