@@ -1,11 +1,11 @@
 #include "policy/authorizer.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <set>
 
+#include "common/encoding.h"
+#include "crypto/sha256.h"
 #include "policy/parser.h"
 
 namespace custody::policy {
@@ -13,19 +13,6 @@ namespace {
 
 void PutU32(std::string* out, uint32_t v) {
   for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<char>((v >> shift) & 0xff));
-}
-
-std::string Sha256Hex(const std::string& data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  static const char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out.push_back(kHex[md[i] >> 4]);
-    out.push_back(kHex[md[i] & 0xf]);
-  }
-  return out;
 }
 
 }  // namespace
@@ -56,7 +43,7 @@ Result<PolicySet> PolicySet::Create(std::vector<Policy> policies) {
     PutU32(&buf, static_cast<uint32_t>(p->text.size()));
     buf += p->text;
   }
-  ps.hash_hex_ = Sha256Hex(buf);
+  ps.hash_hex_ = HexEncode(crypto::Sha256(buf));
   return ps;
 }
 
