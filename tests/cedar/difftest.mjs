@@ -54,7 +54,7 @@ const DOCS = ['d1', 'd2', 'd3'];
 const FOLDERS = ['f1', 'f2'];
 const ACTIONS = ['read', 'write', 'delete'];
 const ACTION_GROUPS = ['readOnly', 'any'];
-const STRINGS = ['', 'a', 'abc', 'a*c', 'hello world', 'x\\y', 'ünï'];
+const STRINGS = ['', 'a', 'abc', 'a*c', 'hello world', 'x\\y', 'ünï', 'line\nbreak', 'tab\tx', 'quote"q', '*', '日本'];
 const LONGS = [0, 1, -1, 2, 7, 42, 100, -100, 2 ** 53 - 1, -(2 ** 53) + 1];
 const BIG_LITERALS = ['9223372036854775807', '-9223372036854775808', '4611686018427387904', '3037000500'];
 const DECIMALS = ['0.0', '1.5', '-2.25', '3.1415', '100.0', '-0.0001', '922337203685477.5807'];
@@ -281,6 +281,16 @@ function boolExpr(d) {
     () => `${anyExpr(d - 1)} ${pick(['<', '>='])} ${anyExpr(d - 1)}`,
     () => `${pick(['{a: 1, b: "x"}', 'context.rec', '{}'])} == ${pick(['{b: "x", a: 1}', 'context.rec', '{}', 'principal.profile'])}`,
     () => `[${longExpr(0)}, ${longExpr(0)}] == [${longExpr(0)}, ${longExpr(0)}]`,
+    // Operators applied to values of the wrong type (type errors must agree too).
+    () => `${anyExpr(d - 1)} has ${pick(['n', 'age', '"s"'])}`,
+    () => `${anyExpr(d - 1)}.contains(${anyExpr(0)})`,
+    () => `${anyExpr(d - 1)} in ${anyExpr(d - 1)}`,
+    () => `${anyExpr(d - 1)} like ${strLit(pick(['*', 'a*', '*\\**']))}`,
+    () => `${anyExpr(d - 1)} is ${pick(['User', 'Doc'])}`,
+    () => `${anyExpr(d - 1)}.${pick(['hasTag("team")', 'isEmpty()', 'containsAny([1])'])}`,
+    () => `(${anyExpr(d - 1)} ${pick(['&&', '||'])} ${boolExpr(d - 1)})`,
+    () => `(if ${anyExpr(d - 1)} then true else false)`,
+    () => `${pick(['principal', 'resource', 'context', 'principal.profile'])}[${strLit(pick(['age', 'n', 's', 'b c', '']))}] == ${anyExpr(0)}`,
     () => `context.amount == decimal(${strLit(pick(DECIMALS))})`,
     () => `${pick(['context', 'principal', 'context.rec'])}.${pick(['n', 's', 'flag', 'age', 'inner'])} == ${anyExpr(0)}`,
   ])();
