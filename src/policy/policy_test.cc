@@ -424,6 +424,37 @@ TEST(EntitiesJson, MalformedInputIsAnError) {
   EXPECT_FALSE(ParseEntitiesJson(deep, nullptr).ok());
 }
 
+TEST(EntitiesJson, LargeStore) {
+  // 30,000 users in 2 of 100 groups each, groups in 10 orgs, and a 300-deep chain of folders.
+  std::string json = "[";
+  auto uid = [](const std::string& t, const std::string& id) {
+    return "{\"type\":\"" + t + "\",\"id\":\"" + id + "\"}";
+  };
+  for (int i = 0; i < 30000; ++i) {
+    json += "{\"uid\":" + uid("User", "u" + std::to_string(i)) + ",\"attrs\":{\"n\":" + std::to_string(i) +
+            "},\"parents\":[" + uid("Group", "g" + std::to_string(i % 100)) + "," +
+            uid("Group", "g" + std::to_string((i * 7) % 100)) + "]},";
+  }
+  for (int g = 0; g < 100; ++g)
+    json += "{\"uid\":" + uid("Group", "g" + std::to_string(g)) + ",\"attrs\":{},\"parents\":[" +
+            uid("Org", "o" + std::to_string(g % 10)) + "]},";
+  for (int f = 0; f < 300; ++f)
+    json += "{\"uid\":" + uid("Folder", "f" + std::to_string(f)) + ",\"attrs\":{},\"parents\":[" +
+            (f + 1 < 300 ? uid("Folder", "f" + std::to_string(f + 1)) : "") + "]},";
+  json.back() = ']';
+  auto es = ParseEntitiesJson(json, nullptr);
+  ASSERT_TRUE(es.ok()) << es.status().ToString();
+  EXPECT_EQ(es->size(), 30400u);
+  EXPECT_TRUE(es->In({"User", "u12345"}, {"Org", "o5"}));
+  EXPECT_TRUE(es->In({"Folder", "f0"}, {"Folder", "f299"}));
+  EXPECT_FALSE(es->In({"Folder", "f299"}, {"Folder", "f0"}));
+  auto ps = PolicySet::FromText(R"(permit(principal in Org::"o5", action, resource in Folder::"f299")
+                                     when { principal.n > 100 };)");
+  ASSERT_TRUE(ps.ok());
+  Request r{{"User", "u12345"}, {"Action", "a"}, {"Folder", "f0"}, Value::MakeRecord({})};
+  EXPECT_EQ(ps->IsAuthorized(r, *es).decision, Decision::kAllow);
+}
+
 TEST(EntitiesJson, AncestorsAreTransitive) {
   auto es = ParseEntitiesJson(kEntities, nullptr);
   ASSERT_TRUE(es.ok());
