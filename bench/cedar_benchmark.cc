@@ -47,38 +47,45 @@ const Workload& GetWorkload() {
       e += "{\"uid\":" + uid + ",\"attrs\":{" + attrs + "},\"parents\":[" + parents + "]}";
     };
     add(Uid("AgentGroup", "all"), "", "");
-    for (int g = 0; g < kGroups; ++g) add(Uid("AgentGroup", "g" + std::to_string(g)), "", Uid("AgentGroup", "all"));
+    for (int g = 0; g < kGroups; ++g)
+      add(Uid("AgentGroup", "g" + std::to_string(g)), "", Uid("AgentGroup", "all"));
     for (int a = 0; a < kAgents; ++a) {
       std::string parents = Uid("AgentGroup", "g" + std::to_string(a % kGroups));
       if (a % 3 == 0) parents += "," + Uid("AgentGroup", "g" + std::to_string(rng() % kGroups));
       add(Uid("Agent", "a" + std::to_string(a)),
-          "\"clearance\":" + std::to_string(rng() % 5) + ",\"owner\":\"team" + std::to_string(a % 7) + "\"",
+          "\"clearance\":" + std::to_string(rng() % 5) + ",\"owner\":\"team" +
+              std::to_string(a % 7) + "\"",
           parents);
     }
     for (int s = 0; s < kServers; ++s) {
-      add(Uid("Server", "s" + std::to_string(s)), "\"env\":\"" + std::string(s % 4 ? "prod" : "dev") + "\"", "");
+      add(Uid("Server", "s" + std::to_string(s)),
+          "\"env\":\"" + std::string(s % 4 ? "prod" : "dev") + "\"", "");
       for (int t = 0; t < kToolsPerServer; ++t) {
         add(Uid("Tool", "s" + std::to_string(s) + "t" + std::to_string(t)),
-            "\"sensitivity\":" + std::to_string(rng() % 5) + ",\"readOnly\":" + (t % 2 ? "true" : "false"),
+            "\"sensitivity\":" + std::to_string(rng() % 5) +
+                ",\"readOnly\":" + (t % 2 ? "true" : "false"),
             Uid("Server", "s" + std::to_string(s)));
       }
     }
     add(Uid("Action", "any"), "", "");
-    for (const char* act : {"call", "list", "read"}) add(Uid("Action", act), "", Uid("Action", "any"));
+    for (const char* act : {"call", "list", "read"})
+      add(Uid("Action", act), "", Uid("Action", "any"));
     w.entities_json = e + "]";
 
     const char* actions[] = {"call", "call", "call", "list", "read"};
     for (int i = 0; i < kRequests; ++i) {
       int s = rng() % kServers;
       std::string tool = "s" + std::to_string(s) + "t" + std::to_string(rng() % kToolsPerServer);
-      std::string ctx = "{\"risk\":" + std::to_string(rng() % 100) + ",\"session_calls\":" +
-                        std::to_string(rng() % 150) + ",\"mfa\":" + (rng() % 4 ? "true" : "false") +
-                        ",\"env\":\"" + (rng() % 5 ? "prod" : "dev") +
-                        "\",\"source_ip\":{\"__extn\":{\"fn\":\"ip\",\"arg\":\"10.0." + std::to_string(rng() % 4) +
-                        "." + std::to_string(rng() % 250) + "\"}}}";
-      w.request_lines.push_back("{\"principal\":" + Uid("Agent", "a" + std::to_string(rng() % kAgents)) +
-                                ",\"action\":" + Uid("Action", actions[rng() % 5]) +
-                                ",\"resource\":" + Uid("Tool", tool) + ",\"context\":" + ctx + "}");
+      std::string ctx = "{\"risk\":" + std::to_string(rng() % 100) +
+                        ",\"session_calls\":" + std::to_string(rng() % 150) +
+                        ",\"mfa\":" + (rng() % 4 ? "true" : "false") + ",\"env\":\"" +
+                        (rng() % 5 ? "prod" : "dev") +
+                        "\",\"source_ip\":{\"__extn\":{\"fn\":\"ip\",\"arg\":\"10.0." +
+                        std::to_string(rng() % 4) + "." + std::to_string(rng() % 250) + "\"}}}";
+      w.request_lines.push_back(
+          "{\"principal\":" + Uid("Agent", "a" + std::to_string(rng() % kAgents)) +
+          ",\"action\":" + Uid("Action", actions[rng() % 5]) +
+          ",\"resource\":" + Uid("Tool", tool) + ",\"context\":" + ctx + "}");
     }
     return w;
   }();
@@ -98,17 +105,21 @@ std::string PolicyText(int n) {
     std::string g = "AgentGroup::\"g" + std::to_string(rng() % kGroups) + "\"";
     std::string s = "Server::\"s" + std::to_string(rng() % kServers) + "\"";
     std::string a = "Agent::\"a" + std::to_string(rng() % kAgents) + "\"";
-    std::string t = "Tool::\"s" + std::to_string(rng() % kServers) + "t" + std::to_string(rng() % kToolsPerServer) + "\"";
+    std::string t = "Tool::\"s" + std::to_string(rng() % kServers) + "t" +
+                    std::to_string(rng() % kToolsPerServer) + "\"";
     if (kind < 5) {
       out += "permit(principal in " + g + ", action == Action::\"call\", resource in " + s +
              ")\n  when { context.risk < " + std::to_string(40 + rng() % 50) +
              " && context.env == \"prod\" && resource.sensitivity <= principal.clearance };\n";
     } else if (kind < 7) {
-      out += "permit(principal == " + a + ", action in [Action::\"call\", Action::\"list\"], resource == " + t +
-             ")\n  when { context.session_calls < 100 && context.source_ip.isInRange(ip(\"10.0.0.0/16\")) };\n";
+      out += "permit(principal == " + a +
+             ", action in [Action::\"call\", Action::\"list\"], resource == " + t +
+             ")\n  when { context.session_calls < 100 && "
+             "context.source_ip.isInRange(ip(\"10.0.0.0/16\")) };\n";
     } else if (kind < 9) {
-      out += "permit(principal in " + g + ", action in [Action::\"list\", Action::\"read\"], resource is Tool in " +
-             s + ")\n  when { resource.readOnly || principal.owner like \"team*\" };\n";
+      out += "permit(principal in " + g +
+             ", action in [Action::\"list\", Action::\"read\"], resource is Tool in " + s +
+             ")\n  when { resource.readOnly || principal.owner like \"team*\" };\n";
     } else {
       out += "forbid(principal in " + g + ", action, resource in " + s +
              ")\n  when { context.session_calls > " + std::to_string(100 + rng() % 40) + " };\n";
@@ -126,10 +137,12 @@ std::string TenantPolicyText(int n) {
     std::string g = "AgentGroup::\"tenant" + std::to_string(i) + "\"";
     std::string s = "Server::\"tenant" + std::to_string(i) + "\"";
     if (i % 3 == 0) {
-      out += "forbid(principal in " + g + ", action, resource in " + s + ") when { context.risk > 50 };\n";
+      out += "forbid(principal in " + g + ", action, resource in " + s +
+             ") when { context.risk > 50 };\n";
     } else {
       out += "permit(principal in " + g + ", action == Action::\"call\", resource in " + s +
-             ")\n  when { context.risk < " + std::to_string(40 + rng() % 50) + " && context.env == \"prod\" };\n";
+             ")\n  when { context.risk < " + std::to_string(40 + rng() % 50) +
+             " && context.env == \"prod\" };\n";
     }
   }
   return out;
@@ -164,7 +177,8 @@ void DumpIfAsked() {
   for (const auto& l : w.request_lines) req << l << "\n";
   for (int n : {10, 100, 1000}) {
     std::ofstream(std::string(dir) + "/policies_" + std::to_string(n) + ".cedar") << PolicyText(n);
-    std::ofstream(std::string(dir) + "/tenants_" + std::to_string(n) + ".cedar") << TenantPolicyText(n);
+    std::ofstream(std::string(dir) + "/tenants_" + std::to_string(n) + ".cedar")
+        << TenantPolicyText(n);
   }
 }
 

@@ -1,6 +1,5 @@
 // `custody cedar authorize` and `custody cedar check`: the Cedar engine from the command line.
 #include <CLI/CLI.hpp>
-
 #include <fstream>
 #include <iostream>
 #include <memory>

@@ -28,13 +28,13 @@ struct PatternElem {
 
 struct Expr {
   enum class Kind : uint8_t {
-    kLit,       // lit
-    kVar,       // var
-    kIf,        // kids[0] ? kids[1] : kids[2]
-    kAnd,       // kids[0] && kids[1]
-    kOr,        // kids[0] || kids[1]
-    kNot,       // !kids[0]
-    kNeg,       // -kids[0]
+    kLit,  // lit
+    kVar,  // var
+    kIf,   // kids[0] ? kids[1] : kids[2]
+    kAnd,  // kids[0] && kids[1]
+    kOr,   // kids[0] || kids[1]
+    kNot,  // !kids[0]
+    kNeg,  // -kids[0]
     kEq,
     kNe,
     kLt,
@@ -45,19 +45,19 @@ struct Expr {
     kAdd,
     kSub,
     kMul,
-    kContains,     // kids[0].contains(kids[1])
+    kContains,  // kids[0].contains(kids[1])
     kContainsAll,
     kContainsAny,
     kIsEmpty,
     kGetTag,
     kHasTag,
-    kHas,       // kids[0] has name
-    kGetAttr,   // kids[0].name
-    kLike,      // kids[0] like pattern
-    kIs,        // kids[0] is name (an entity type)
-    kSet,       // [kids...]
-    kRecord,    // {keys[i]: kids[i]}
-    kExtCall,   // ext_fn(kids...)
+    kHas,      // kids[0] has name
+    kGetAttr,  // kids[0].name
+    kLike,     // kids[0] like pattern
+    kIs,       // kids[0] is name (an entity type)
+    kSet,      // [kids...]
+    kRecord,   // {keys[i]: kids[i]}
+    kExtCall,  // ext_fn(kids...)
   };
   Kind kind = Kind::kLit;
   Var var = Var::kPrincipal;

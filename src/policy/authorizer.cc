@@ -12,7 +12,8 @@ namespace custody::policy {
 namespace {
 
 void PutU32(std::string* out, uint32_t v) {
-  for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<char>((v >> shift) & 0xff));
+  for (int shift = 24; shift >= 0; shift -= 8)
+    out->push_back(static_cast<char>((v >> shift) & 0xff));
 }
 
 }  // namespace
@@ -35,7 +36,8 @@ Result<PolicySet> PolicySet::Create(std::vector<Policy> policies) {
 
   std::vector<const Policy*> sorted;
   for (const auto& p : ps.policies_) sorted.push_back(&p);
-  std::sort(sorted.begin(), sorted.end(), [](const Policy* a, const Policy* b) { return a->id < b->id; });
+  std::sort(sorted.begin(), sorted.end(),
+            [](const Policy* a, const Policy* b) { return a->id < b->id; });
   std::string buf;
   for (const Policy* p : sorted) {
     PutU32(&buf, static_cast<uint32_t>(p->id.size()));
@@ -56,8 +58,12 @@ void PolicySet::BuildIndex() {
   auto add = [](VarIndex* idx, const ScopeConstraint& c, uint32_t i) {
     using Op = ScopeConstraint::Op;
     switch (c.op) {
-      case Op::kAny: idx->any.push_back(i); break;
-      case Op::kIs: idx->by_type[c.type].push_back(i); break;
+      case Op::kAny:
+        idx->any.push_back(i);
+        break;
+      case Op::kIs:
+        idx->by_type[c.type].push_back(i);
+        break;
       default:
         for (const auto& u : c.uids) {
           auto& v = idx->by_uid[u];
@@ -76,7 +82,8 @@ void PolicySet::Candidates(const VarIndex& idx, const UidRef& uid, const Entity*
                            std::vector<const std::vector<uint32_t>*>* lists) {
   if (!idx.any.empty()) lists->push_back(&idx.any);
   if (!idx.by_type.empty()) {
-    if (auto it = idx.by_type.find(uid.uid->type); it != idx.by_type.end()) lists->push_back(&it->second);
+    if (auto it = idx.by_type.find(uid.uid->type); it != idx.by_type.end())
+      lists->push_back(&it->second);
   }
   if (idx.by_uid.empty()) return;
   if (auto it = idx.by_uid.find(uid); it != idx.by_uid.end()) lists->push_back(&it->second);

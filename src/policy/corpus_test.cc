@@ -87,11 +87,13 @@ void RunTestFile(const fs::path& test_file, const fs::path& base, Counts* counts
     req["resource"] = r.at("resource");
     req["context"] = r.at("context");
     Result<Request> request = ParseRequestJson(json::serialize(req), schema.get());
-    std::string desc = r.contains("description") ? std::string(r.at("description").as_string()) : "";
+    std::string desc =
+        r.contains("description") ? std::string(r.at("description").as_string()) : "";
     if (!request.ok()) {
       ++counts->mismatches;
       if (counts->details.size() < 40)
-        counts->details.push_back(test_file.string() + " [" + desc + "]: request: " + request.status().message());
+        counts->details.push_back(test_file.string() + " [" + desc +
+                                  "]: request: " + request.status().message());
       continue;
     }
     Response resp = ps->IsAuthorized(*request, *es);
@@ -105,13 +107,14 @@ void RunTestFile(const fs::path& test_file, const fs::path& base, Counts* counts
       got_errors.insert(e.policy_id);
       messages += " " + e.policy_id + ": " + e.message + ";";
     }
-    if (want_decision != DecisionName(resp.decision) || want_reason != got_reason || want_errors != got_errors) {
+    if (want_decision != DecisionName(resp.decision) || want_reason != got_reason ||
+        want_errors != got_errors) {
       ++counts->mismatches;
       if (counts->details.size() < 40) {
-        counts->details.push_back(test_file.string() + " [" + desc + "]: want " + want_decision + " " +
-                                  Join(want_reason) + " errors " + Join(want_errors) + ", got " +
-                                  std::string(DecisionName(resp.decision)) + " " + Join(got_reason) +
-                                  " errors " + Join(got_errors) + messages);
+        counts->details.push_back(test_file.string() + " [" + desc + "]: want " + want_decision +
+                                  " " + Join(want_reason) + " errors " + Join(want_errors) +
+                                  ", got " + std::string(DecisionName(resp.decision)) + " " +
+                                  Join(got_reason) + " errors " + Join(got_errors) + messages);
       }
     }
   }

@@ -1,5 +1,6 @@
 // Test tool for tests/cedar/difftest.mjs: reads one case per stdin line,
-//   {"policies": "<cedar text>", "entities": [...], "requests": [{principal, action, resource, context}],
+//   {"policies": "<cedar text>", "entities": [...], "requests": [{principal, action, resource,
+//   context}],
 //    "schema": "<cedarschema or JSON schema text>" (optional)}
 // and writes one line per case,
 //   {"results": [{"decision", "reason", "errors": [{"policy", "message"}]} | {"error": "..."}]}
@@ -39,8 +40,8 @@ json::value RunCase(const std::string& line) {
     if (!s.ok()) return ErrorObject(s.status().message());
     schema = std::make_unique<Schema>(std::move(s).value());
   }
-  auto es = ParseEntitiesJson(json::serialize(o.contains("entities") ? o.at("entities") : json::array()),
-                              schema.get());
+  auto es = ParseEntitiesJson(
+      json::serialize(o.contains("entities") ? o.at("entities") : json::array()), schema.get());
   if (!es.ok()) return ErrorObject(es.status().message());
   json::array results;
   if (o.contains("requests") && o.at("requests").is_array()) {

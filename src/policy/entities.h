@@ -53,7 +53,9 @@ class Entities {
     return e != nullptr && e->ancestors.count(b) > 0;
   }
   size_t size() const { return map_.size(); }
-  const std::unordered_map<EntityUid, Entity, EntityUidHash, EntityUidEq>& all() const { return map_; }
+  const std::unordered_map<EntityUid, Entity, EntityUidHash, EntityUidEq>& all() const {
+    return map_;
+  }
 
  private:
   std::unordered_map<EntityUid, Entity, EntityUidHash, EntityUidEq> map_;

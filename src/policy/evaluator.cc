@@ -40,7 +40,8 @@ bool WildcardMatch(std::string_view s, const std::vector<PatternElem>& p) {
 
 class Evaluator {
  public:
-  Evaluator(const RequestValues& vars, const Entities& es) : vars_(vars), req_(vars.request), es_(es) {}
+  Evaluator(const RequestValues& vars, const Entities& es)
+      : vars_(vars), req_(vars.request), es_(es) {}
 
   Result<Value> Eval(const Expr& e) {
     switch (e.kind) {
@@ -48,10 +49,14 @@ class Evaluator {
         return e.lit;
       case Expr::Kind::kVar:
         switch (e.var) {
-          case Var::kPrincipal: return vars_.principal;
-          case Var::kAction: return vars_.action;
-          case Var::kResource: return vars_.resource;
-          case Var::kContext: return req_.context;
+          case Var::kPrincipal:
+            return vars_.principal;
+          case Var::kAction:
+            return vars_.action;
+          case Var::kResource:
+            return vars_.resource;
+          case Var::kContext:
+            return req_.context;
         }
         return InternalError("bad variable");
       case Expr::Kind::kIf: {
@@ -101,9 +106,10 @@ class Evaluator {
         if (!a.is(K::kLong)) return TypeError(op, "Long", a);
         if (!b.is(K::kLong)) return TypeError(op, "Long", b);
         int64_t r;
-        bool ovf = e.kind == Expr::Kind::kAdd   ? __builtin_add_overflow(a.as_long(), b.as_long(), &r)
-                   : e.kind == Expr::Kind::kSub ? __builtin_sub_overflow(a.as_long(), b.as_long(), &r)
-                                                : __builtin_mul_overflow(a.as_long(), b.as_long(), &r);
+        bool ovf = e.kind == Expr::Kind::kAdd ? __builtin_add_overflow(a.as_long(), b.as_long(), &r)
+                   : e.kind == Expr::Kind::kSub
+                       ? __builtin_sub_overflow(a.as_long(), b.as_long(), &r)
+                       : __builtin_mul_overflow(a.as_long(), b.as_long(), &r);
         if (ovf) return Overflow(op);
         return Value::Long(r);
       }
@@ -147,7 +153,8 @@ class Evaluator {
         if (!b.is(K::kString)) return TypeError(op, "String", b);
         const Entity* ent = es_.Find(a.as_entity());
         if (!get) return Value::Bool(ent != nullptr && ent->tags.count(b.as_string()) > 0);
-        if (ent == nullptr) return NotFoundError("entity " + a.as_entity().ToString() + " does not exist");
+        if (ent == nullptr)
+          return NotFoundError("entity " + a.as_entity().ToString() + " does not exist");
         auto it = ent->tags.find(b.as_string());
         if (it == ent->tags.end())
           return NotFoundError("entity " + a.as_entity().ToString() + " has no tag \"" +
@@ -170,7 +177,8 @@ class Evaluator {
           rec = &a.as_record();
         } else if (a.is(K::kEntity)) {
           const Entity* ent = es_.Find(a.as_entity());
-          if (ent == nullptr) return NotFoundError("entity " + a.as_entity().ToString() + " does not exist");
+          if (ent == nullptr)
+            return NotFoundError("entity " + a.as_entity().ToString() + " does not exist");
           rec = &ent->attrs;
         } else {
           return TypeError("attribute access", "Entity or Record", a);
@@ -234,8 +242,9 @@ class Evaluator {
   }
 
   static bool SetContains(const ValueSet& set, const Value& v) {
-    return std::binary_search(set.begin(), set.end(), v,
-                              [](const Value& a, const Value& b) { return Value::Compare(a, b) < 0; });
+    return std::binary_search(set.begin(), set.end(), v, [](const Value& a, const Value& b) {
+      return Value::Compare(a, b) < 0;
+    });
   }
 
   Result<Value> Compare(const Expr& e) {
@@ -261,10 +270,14 @@ class Evaluator {
                                   std::string(Value::KindName(b.kind())) + ")");
     }
     switch (e.kind) {
-      case Expr::Kind::kLt: return Value::Bool(x < y);
-      case Expr::Kind::kLe: return Value::Bool(x <= y);
-      case Expr::Kind::kGt: return Value::Bool(x > y);
-      default: return Value::Bool(x >= y);
+      case Expr::Kind::kLt:
+        return Value::Bool(x < y);
+      case Expr::Kind::kLe:
+        return Value::Bool(x <= y);
+      case Expr::Kind::kGt:
+        return Value::Bool(x > y);
+      default:
+        return Value::Bool(x >= y);
     }
   }
 
@@ -292,18 +305,22 @@ bool ConstraintMatches(const ScopeConstraint& c, const UidRef& uid, const Entity
     return UidRef{&c.uids[i], i < c.hashes.size() ? c.hashes[i] : EntityUidHash()(c.uids[i])};
   };
   switch (c.op) {
-    case Op::kAny: return true;
+    case Op::kAny:
+      return true;
     case Op::kEq: {
       UidRef t = target(0);
       return t.hash == uid.hash && *t.uid == *uid.uid;
     }
-    case Op::kIn: return Entities::In(uid, entity, target(0));
+    case Op::kIn:
+      return Entities::In(uid, entity, target(0));
     case Op::kInSet:
       for (size_t i = 0; i < c.uids.size(); ++i)
         if (Entities::In(uid, entity, target(i))) return true;
       return false;
-    case Op::kIs: return uid.uid->type == c.type;
-    case Op::kIsIn: return uid.uid->type == c.type && Entities::In(uid, entity, target(0));
+    case Op::kIs:
+      return uid.uid->type == c.type;
+    case Op::kIsIn:
+      return uid.uid->type == c.type && Entities::In(uid, entity, target(0));
   }
   return false;
 }

@@ -135,9 +135,7 @@ std::optional<IpAddr> ParseIpv4(std::string_view s) {
   return ip;
 }
 
-bool IsHex(char c) {
-  return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
+bool IsHex(char c) { return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
 std::optional<std::vector<uint16_t>> ParseV6Groups(std::string_view s) {
   std::vector<uint16_t> out;
@@ -237,7 +235,8 @@ std::string FormatIp(const IpAddr& ip) {
   }
   std::string out;
   for (int i = 0; i < 8; ++i) {
-    std::snprintf(buf, sizeof buf, "%s%x", i ? ":" : "", (ip.bytes[2 * i] << 8) | ip.bytes[2 * i + 1]);
+    std::snprintf(buf, sizeof buf, "%s%x", i ? ":" : "",
+                  (ip.bytes[2 * i] << 8) | ip.bytes[2 * i + 1]);
     out += buf;
   }
   return out + "/" + std::to_string(ip.prefix);
@@ -248,7 +247,8 @@ std::optional<Datetime> ParseDatetime(std::string_view s) {
   if (s.size() < 10 || s[4] != '-' || s[7] != '-') return std::nullopt;
   auto y = Fixed(s, 0, 4), mo = Fixed(s, 5, 2), d = Fixed(s, 8, 2);
   if (!y || !mo || !d) return std::nullopt;
-  if (*mo < 1 || *mo > 12 || *d < 1 || *d > static_cast<int>(DaysInMonth(*y, *mo))) return std::nullopt;
+  if (*mo < 1 || *mo > 12 || *d < 1 || *d > static_cast<int>(DaysInMonth(*y, *mo)))
+    return std::nullopt;
   i128 ms = static_cast<i128>(DaysFromCivil(*y, *mo, *d)) * kMsPerDay;
   if (s.size() == 10) {
     if (!FitsI64(ms)) return std::nullopt;
@@ -291,7 +291,8 @@ std::optional<Duration> ParseDuration(std::string_view s) {
     std::string_view suffix;
     int64_t ms;
   };
-  static const Unit kUnits[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", kMsPerDay}};
+  static const Unit kUnits[] = {
+      {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", kMsPerDay}};
   i128 total = 0;
   for (const Unit& u : kUnits) {
     if (s.size() < u.suffix.size() || s.substr(s.size() - u.suffix.size()) != u.suffix) continue;
@@ -363,8 +364,8 @@ Result<Value> CallExt(ExtFn fn, std::span<const Value> args) {
   using K = Value::Kind;
   std::string_view name = ExtFnName(fn);
   if (static_cast<int>(args.size()) != ExtFnArity(fn)) {
-    return InvalidArgumentError("wrong number of arguments to `" + std::string(name) + "`: expected " +
-                                std::to_string(ExtFnArity(fn)) + ", got " +
+    return InvalidArgumentError("wrong number of arguments to `" + std::string(name) +
+                                "`: expected " + std::to_string(ExtFnArity(fn)) + ", got " +
                                 std::to_string(args.size()));
   }
   auto kinds = [&](K a, K b) { return args[0].is(a) && args[1].is(b); };
@@ -372,25 +373,32 @@ Result<Value> CallExt(ExtFn fn, std::span<const Value> args) {
     case ExtFn::kDecimal: {
       if (!args[0].is(K::kString)) return TypeError(name, args);
       auto d = ParseDecimal(args[0].as_string());
-      if (!d) return ExtError("invalid decimal literal \"" + EscapeCedarString(args[0].as_string()) + "\"");
+      if (!d)
+        return ExtError("invalid decimal literal \"" + EscapeCedarString(args[0].as_string()) +
+                        "\"");
       return Value::FromDecimal(*d);
     }
     case ExtFn::kIp: {
       if (!args[0].is(K::kString)) return TypeError(name, args);
       auto d = ParseIp(args[0].as_string());
-      if (!d) return ExtError("invalid ip literal \"" + EscapeCedarString(args[0].as_string()) + "\"");
+      if (!d)
+        return ExtError("invalid ip literal \"" + EscapeCedarString(args[0].as_string()) + "\"");
       return Value::FromIp(*d);
     }
     case ExtFn::kDatetime: {
       if (!args[0].is(K::kString)) return TypeError(name, args);
       auto d = ParseDatetime(args[0].as_string());
-      if (!d) return ExtError("invalid datetime literal \"" + EscapeCedarString(args[0].as_string()) + "\"");
+      if (!d)
+        return ExtError("invalid datetime literal \"" + EscapeCedarString(args[0].as_string()) +
+                        "\"");
       return Value::FromDatetime(*d);
     }
     case ExtFn::kDuration: {
       if (!args[0].is(K::kString)) return TypeError(name, args);
       auto d = ParseDuration(args[0].as_string());
-      if (!d) return ExtError("invalid duration literal \"" + EscapeCedarString(args[0].as_string()) + "\"");
+      if (!d)
+        return ExtError("invalid duration literal \"" + EscapeCedarString(args[0].as_string()) +
+                        "\"");
       return Value::FromDuration(*d);
     }
     case ExtFn::kLessThan:
@@ -399,10 +407,10 @@ Result<Value> CallExt(ExtFn fn, std::span<const Value> args) {
     case ExtFn::kGreaterThanOrEqual: {
       if (!kinds(K::kDecimal, K::kDecimal)) return TypeError(name, args);
       int64_t a = args[0].as_decimal().scaled, b = args[1].as_decimal().scaled;
-      bool r = fn == ExtFn::kLessThan           ? a < b
-               : fn == ExtFn::kLessThanOrEqual  ? a <= b
-               : fn == ExtFn::kGreaterThan      ? a > b
-                                                : a >= b;
+      bool r = fn == ExtFn::kLessThan          ? a < b
+               : fn == ExtFn::kLessThanOrEqual ? a <= b
+               : fn == ExtFn::kGreaterThan     ? a > b
+                                               : a >= b;
       return Value::Bool(r);
     }
     case ExtFn::kIsIpv4:
@@ -475,11 +483,16 @@ Result<Value> CallExt(ExtFn fn, std::span<const Value> args) {
       if (!args[0].is(K::kDuration)) return TypeError(name, args);
       int64_t v = args[0].as_duration().ms;
       switch (fn) {
-        case ExtFn::kToDays: return Value::Long(v / kMsPerDay);
-        case ExtFn::kToHours: return Value::Long(v / 3600000);
-        case ExtFn::kToMinutes: return Value::Long(v / 60000);
-        case ExtFn::kToSeconds: return Value::Long(v / 1000);
-        default: return Value::Long(v);
+        case ExtFn::kToDays:
+          return Value::Long(v / kMsPerDay);
+        case ExtFn::kToHours:
+          return Value::Long(v / 3600000);
+        case ExtFn::kToMinutes:
+          return Value::Long(v / 60000);
+        case ExtFn::kToSeconds:
+          return Value::Long(v / 1000);
+        default:
+          return Value::Long(v);
       }
     }
   }

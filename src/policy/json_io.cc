@@ -32,11 +32,14 @@ bool IsValidTypeName(std::string_view name) {
   size_t start = 0;
   while (true) {
     size_t end = name.find("::", start);
-    std::string_view seg = name.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+    std::string_view seg =
+        name.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
     if (seg.empty() || IsReservedName(seg)) return false;
-    if (!((seg[0] >= 'a' && seg[0] <= 'z') || (seg[0] >= 'A' && seg[0] <= 'Z') || seg[0] == '_')) return false;
+    if (!((seg[0] >= 'a' && seg[0] <= 'z') || (seg[0] >= 'A' && seg[0] <= 'Z') || seg[0] == '_'))
+      return false;
     for (char c : seg)
-      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')) return false;
+      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+        return false;
     if (end == std::string_view::npos) return true;
     start = end + 2;
   }
@@ -60,7 +63,8 @@ Result<EntityUid> UidFromJson(const json::value& v, std::string_view what) {
                                 ": an entity reference needs string fields \"type\" and \"id\"");
   std::string type = Str(o->at("type").get_string());
   if (!IsValidTypeName(type))
-    return InvalidArgumentError(std::string(what) + ": `" + type + "` is not a valid entity type name");
+    return InvalidArgumentError(std::string(what) + ": `" + type +
+                                "` is not a valid entity type name");
   return EntityUid{std::move(type), Str(o->at("id").get_string())};
 }
 
@@ -79,7 +83,8 @@ class Converter {
       case json::kind::int64:
         return Value::Long(v.get_int64());
       case json::kind::uint64:
-        return InvalidArgumentError("integer " + std::to_string(v.get_uint64()) + " is out of range");
+        return InvalidArgumentError("integer " + std::to_string(v.get_uint64()) +
+                                    " is out of range");
       case json::kind::double_:
         return InvalidArgumentError("floating-point numbers are not Cedar values");
       case json::kind::null:
@@ -87,7 +92,8 @@ class Converter {
       case json::kind::string: {
         std::string s = Str(v.get_string());
         if (expected && expected->kind == SK::kExtension) {
-          std::string_view fn = expected->name == "ipaddr" ? "ip" : std::string_view(expected->name);
+          std::string_view fn =
+              expected->name == "ipaddr" ? "ip" : std::string_view(expected->name);
           auto ext = LookupExtConstructor(fn);
           if (!ext) return InvalidArgumentError("unknown extension type " + expected->name);
           Value arg = Value::String(std::move(s));
@@ -96,8 +102,9 @@ class Converter {
         return Value::String(std::move(s));
       }
       case json::kind::array: {
-        const SchemaType* elem =
-            expected && expected->kind == SK::kSet && expected->element ? expected->element.get() : nullptr;
+        const SchemaType* elem = expected && expected->kind == SK::kSet && expected->element
+                                     ? expected->element.get()
+                                     : nullptr;
         std::vector<Value> out;
         out.reserve(v.get_array().size());
         for (const auto& x : v.get_array()) {
@@ -163,7 +170,8 @@ class Converter {
 
   static bool IsExtnBody(const json::value& v) {
     const json::object* o = v.if_object();
-    return o && o->contains("fn") && o->at("fn").is_string() && (o->contains("arg") || o->contains("args"));
+    return o && o->contains("fn") && o->at("fn").is_string() &&
+           (o->contains("arg") || o->contains("args"));
   }
 
   const Schema* schema_;
@@ -210,7 +218,8 @@ Result<SchemaTypePtr> JsonSchemaType(const json::value& v, const std::string& ns
       for (const auto& kv : attrs->get_object()) {
         SchemaAttr a;
         ASSIGN_OR_RETURN(a.type, JsonSchemaType(kv.value(), ns, depth + 1));
-        if (const json::value* r = kv.value().as_object().if_contains("required"); r && r->is_bool())
+        if (const json::value* r = kv.value().as_object().if_contains("required");
+            r && r->is_bool())
           a.required = r->get_bool();
         t->attrs[std::string(kv.key().data(), kv.key().size())] = a;
       }
@@ -291,8 +300,10 @@ Status ParseJsonNamespace(const std::string& ns, const json::object& body, Schem
       }
       if (const json::value* at = ao->if_contains("appliesTo"); at && at->is_object()) {
         const json::object& ato = at->get_object();
-        ASSIGN_OR_RETURN(std::vector<std::string> ps, StringList(ato.if_contains("principalTypes"), "principalTypes"));
-        ASSIGN_OR_RETURN(std::vector<std::string> rs, StringList(ato.if_contains("resourceTypes"), "resourceTypes"));
+        ASSIGN_OR_RETURN(std::vector<std::string> ps,
+                         StringList(ato.if_contains("principalTypes"), "principalTypes"));
+        ASSIGN_OR_RETURN(std::vector<std::string> rs,
+                         StringList(ato.if_contains("resourceTypes"), "resourceTypes"));
         for (const auto& p : ps) a.principal_types.push_back(Unresolved(ns, p));
         for (const auto& r : rs) a.resource_types.push_back(Unresolved(ns, r));
         if (const json::value* ctx = ato.if_contains("context")) {
@@ -309,11 +320,13 @@ Status ParseJsonNamespace(const std::string& ns, const json::object& body, Schem
 
 Result<Schema> ParseJsonSchema(std::string_view text) {
   ASSIGN_OR_RETURN(json::value root, ParseJson(text, "schema"));
-  if (!root.is_object()) return InvalidArgumentError("schema: expected a JSON object of namespaces");
+  if (!root.is_object())
+    return InvalidArgumentError("schema: expected a JSON object of namespaces");
   Schema schema;
   for (const auto& kv : root.get_object()) {
     if (!kv.value().is_object())
-      return InvalidArgumentError("schema: namespace `" + std::string(kv.key()) + "` must be an object");
+      return InvalidArgumentError("schema: namespace `" + std::string(kv.key()) +
+                                  "` must be an object");
     RETURN_IF_ERROR(ParseJsonNamespace(std::string(kv.key().data(), kv.key().size()),
                                        kv.value().get_object(), &schema)
                         .WithContext("schema"));
@@ -398,23 +411,28 @@ Result<Entities> ParseEntitiesJson(std::string_view text, const Schema* schema) 
   entities.Finish();
   for (const auto& [uid, entity] : entities.all()) {
     if (entity.ancestors.count(uid))
-      return InvalidArgumentError("entities: the parent hierarchy has a cycle through " + uid.ToString());
+      return InvalidArgumentError("entities: the parent hierarchy has a cycle through " +
+                                  uid.ToString());
   }
   return entities;
 }
 
-Result<Value> ParseContextJson(std::string_view text, const Schema* schema, const EntityUid& action) {
+Result<Value> ParseContextJson(std::string_view text, const Schema* schema,
+                               const EntityUid& action) {
   ASSIGN_OR_RETURN(json::value root, ParseJson(text, "context"));
   if (!root.is_object()) return InvalidArgumentError("context: expected a JSON object");
   Converter conv(schema);
   ASSIGN_OR_RETURN(Value ctx, conv.Convert(root, ContextType(schema, action), 0));
   if (schema) {
     const Schema::Action* a = schema->FindAction(action);
-    if (a == nullptr) return InvalidArgumentError("context: action " + action.ToString() + " is not declared in the schema");
+    if (a == nullptr)
+      return InvalidArgumentError("context: action " + action.ToString() +
+                                  " is not declared in the schema");
     if (a->context) {
       RETURN_IF_ERROR(CheckConforms(*schema, ctx, *a->context, "context"));
     } else if (!ctx.as_record().empty()) {
-      return InvalidArgumentError("context: " + action.ToString() + " declares no context attributes");
+      return InvalidArgumentError("context: " + action.ToString() +
+                                  " declares no context attributes");
     }
   }
   return ctx;

@@ -1,10 +1,10 @@
 #include "policy/parser.h"
 
-#include "policy/internal/lexer.h"
-
 #include <algorithm>
 #include <cstdint>
 #include <set>
+
+#include "policy/internal/lexer.h"
 
 namespace custody::policy {
 namespace {
@@ -72,7 +72,8 @@ class Parser {
         ++pos_;
         return;
       }
-      bool after_dot = pos_ > 0 && toks_[pos_ - 1].kind == Tok::kPunct && toks_[pos_ - 1].text == ".";
+      bool after_dot =
+          pos_ > 0 && toks_[pos_ - 1].kind == Tok::kPunct && toks_[pos_ - 1].text == ".";
       if (!after_dot && (IsPunct("@") || IsIdent("permit") || IsIdent("forbid"))) return;
       ++pos_;
     }
@@ -101,7 +102,6 @@ class Parser {
         throw SyntaxError{name.offset, "duplicate annotation `@" + std::string(name.text) + "`"};
       p.annotations.emplace_back(std::string(name.text), std::move(value));
     }
-    const Token& eff = Peek();
     if (IsIdent("permit")) {
       p.effect = Effect::kPermit;
     } else if (IsIdent("forbid")) {
@@ -124,18 +124,17 @@ class Parser {
       ++pos_;
       ExpectPunct("{");
       if (IsPunct("}")) throw Unexpected("an expression");
-      c.expr = ParseExpr(0);
+      c.expr = ParseExpr();
       ExpectPunct("}");
       p.conditions.push_back(std::move(c));
     }
     const Token& semi = ExpectPunct(";");
     p.text = std::string(src_.substr(start, semi.offset + 1 - start));
-    (void)eff;
     return p;
   }
 
   ExprPtr ParseStandaloneExpr() {
-    ExprPtr e = ParseExpr(0);
+    ExprPtr e = ParseExpr();
     if (!AtEnd()) throw Unexpected("end of input");
     return e;
   }
@@ -160,7 +159,8 @@ class Parser {
     return Peek(k).kind == Tok::kIdent && Peek(k).text == s;
   }
   SyntaxError Unexpected(std::string_view expected) const {
-    return SyntaxError{Peek().offset, "unexpected " + Describe(Peek()) + ", expected " + std::string(expected)};
+    return SyntaxError{Peek().offset,
+                       "unexpected " + Describe(Peek()) + ", expected " + std::string(expected)};
   }
   const Token& Expect(Tok kind, std::string_view what) {
     if (Peek().kind != kind) throw Unexpected(what);
@@ -176,7 +176,8 @@ class Parser {
   std::string_view ExpectAttrIdent(std::string_view what) {
     const Token& t = ExpectIdent(what);
     if (IsReserved(t.text))
-      throw SyntaxError{t.offset, "`" + std::string(t.text) + "` is a reserved identifier and cannot be used here"};
+      throw SyntaxError{t.offset, "`" + std::string(t.text) +
+                                      "` is a reserved identifier and cannot be used here"};
     return t.text;
   }
 
@@ -190,7 +191,8 @@ class Parser {
   // PATH ::= IDENT {'::' IDENT}; stops before `::` STR.
   std::string ParsePath() {
     const Token& first = ExpectIdent("an identifier");
-    if (IsReserved(first.text)) throw SyntaxError{first.offset, "`" + std::string(first.text) + "` is a reserved word"};
+    if (IsReserved(first.text))
+      throw SyntaxError{first.offset, "`" + std::string(first.text) + "` is a reserved word"};
     std::string path(first.text);
     while (IsPunct("::") && Peek(1).kind == Tok::kIdent) {
       pos_ += 2;
@@ -201,7 +203,9 @@ class Parser {
   }
 
   EntityUid ParseEntityRef() {
-    if (IsPunct("?")) throw SyntaxError{Peek().offset, "policy templates (`?principal`, `?resource`) are not supported"};
+    if (IsPunct("?"))
+      throw SyntaxError{Peek().offset,
+                        "policy templates (`?principal`, `?resource`) are not supported"};
     std::string type = ParsePath();
     if (!IsPunct("::")) throw Unexpected("`::` and an entity id");
     ++pos_;
@@ -215,7 +219,8 @@ class Parser {
       for (const auto& u : sc->uids) {
         std::string_view t = u.type;
         if (t != "Action" && !(t.size() > 8 && t.substr(t.size() - 8) == "::Action"))
-          throw SyntaxError{at, "expected an entity uid with type `Action` but got " + u.ToString()};
+          throw SyntaxError{at,
+                            "expected an entity uid with type `Action` but got " + u.ToString()};
       }
     }
     for (const auto& u : sc->uids) sc->hashes.push_back(EntityUidHash()(u));
@@ -232,7 +237,9 @@ class Parser {
     } else if (IsIdent("in")) {
       ++pos_;
       if (IsPunct("[")) {
-        if (var != "action") throw SyntaxError{Peek().offset, "a list of entities is only allowed in the action scope"};
+        if (var != "action")
+          throw SyntaxError{Peek().offset,
+                            "a list of entities is only allowed in the action scope"};
         ++pos_;
         sc->op = Op::kInSet;
         if (!IsPunct("]")) {
@@ -249,7 +256,8 @@ class Parser {
         sc->uids.push_back(ParseEntityRef());
       }
     } else if (IsIdent("is")) {
-      if (var == "action") throw SyntaxError{Peek().offset, "`is` is not allowed in the action scope"};
+      if (var == "action")
+        throw SyntaxError{Peek().offset, "`is` is not allowed in the action scope"};
       ++pos_;
       sc->type = ParsePath();
       sc->op = Op::kIs;
@@ -263,23 +271,24 @@ class Parser {
 
   struct DepthGuard {
     explicit DepthGuard(Parser* p) : p_(p) {
-      if (++p_->depth_ > kMaxDepth) throw SyntaxError{p_->Peek().offset, "expression nested too deeply"};
+      if (++p_->depth_ > kMaxDepth)
+        throw SyntaxError{p_->Peek().offset, "expression nested too deeply"};
     }
     ~DepthGuard() { --p_->depth_; }
     Parser* p_;
   };
 
-  ExprPtr ParseExpr(int) {
+  ExprPtr ParseExpr() {
     DepthGuard g(this);
     if (IsIdent("if")) {
       ++pos_;
-      auto c = ParseExpr(0);
+      auto c = ParseExpr();
       if (!IsIdent("then")) throw Unexpected("`then`");
       ++pos_;
-      auto t = ParseExpr(0);
+      auto t = ParseExpr();
       if (!IsIdent("else")) throw Unexpected("`else`");
       ++pos_;
-      auto e = ParseExpr(0);
+      auto e = ParseExpr();
       auto x = MakeExpr(Expr::Kind::kIf);
       x->kids.push_back(std::move(c));
       x->kids.push_back(std::move(t));
@@ -310,8 +319,9 @@ class Parser {
   ExprPtr ParseRelation() {
     auto lhs = ParseAdd();
     using K = Expr::Kind;
-    static const std::pair<std::string_view, K> kOps[] = {
-        {"==", K::kEq}, {"!=", K::kNe}, {"<", K::kLt}, {"<=", K::kLe}, {">", K::kGt}, {">=", K::kGe}};
+    static const std::pair<std::string_view, K> kOps[] = {{"==", K::kEq}, {"!=", K::kNe},
+                                                          {"<", K::kLt},  {"<=", K::kLe},
+                                                          {">", K::kGt},  {">=", K::kGe}};
     for (const auto& [op, kind] : kOps) {
       if (IsPunct(op)) {
         ++pos_;
@@ -404,7 +414,8 @@ class Parser {
       lhs = Binary(Expr::Kind::kMul, std::move(lhs), ParseUnary());
     }
     if (IsPunct("/") || IsPunct("%"))
-      throw SyntaxError{Peek().offset, "`" + std::string(Peek().text) + "` is not a Cedar operator"};
+      throw SyntaxError{Peek().offset,
+                        "`" + std::string(Peek().text) + "` is not a Cedar operator"};
     return lhs;
   }
 
@@ -424,7 +435,8 @@ class Parser {
     ExprPtr e;
     // A minus directly before an integer literal is part of the literal, so that
     // -9223372036854775808 is representable.
-    if (kind == Expr::Kind::kNeg && Peek().kind == Tok::kInt && !IsPunct(".", 1) && !IsPunct("[", 1)) {
+    if (kind == Expr::Kind::kNeg && Peek().kind == Tok::kInt && !IsPunct(".", 1) &&
+        !IsPunct("[", 1)) {
       const Token& t = toks_[pos_++];
       uint64_t v = ParseU64(t);
       if (v > (uint64_t{1} << 63)) throw SyntaxError{t.offset, "integer literal out of range"};
@@ -452,10 +464,10 @@ class Parser {
     ExpectPunct("(");
     std::vector<ExprPtr> args;
     if (!IsPunct(")")) {
-      args.push_back(ParseExpr(0));
+      args.push_back(ParseExpr());
       while (IsPunct(",")) {
         ++pos_;
-        args.push_back(ParseExpr(0));
+        args.push_back(ParseExpr());
       }
     }
     ExpectPunct(")");
@@ -470,7 +482,8 @@ class Parser {
         ++pos_;
         const Token& name = ExpectIdent("an attribute or method name");
         if (!IsPunct("(") && IsReserved(name.text))
-          throw SyntaxError{name.offset, "`" + std::string(name.text) + "` is a reserved identifier and cannot be used here"};
+          throw SyntaxError{name.offset, "`" + std::string(name.text) +
+                                             "` is a reserved identifier and cannot be used here"};
         if (IsPunct("(")) {
           size_t at = name.offset;
           auto args = ParseArgs();
@@ -479,17 +492,16 @@ class Parser {
             K kind;
             size_t arity;
           };
-          static const Builtin kBuiltins[] = {{"contains", K::kContains, 1},
-                                              {"containsAll", K::kContainsAll, 1},
-                                              {"containsAny", K::kContainsAny, 1},
-                                              {"isEmpty", K::kIsEmpty, 0},
-                                              {"getTag", K::kGetTag, 1},
-                                              {"hasTag", K::kHasTag, 1}};
+          static const Builtin kBuiltins[] = {
+              {"contains", K::kContains, 1},       {"containsAll", K::kContainsAll, 1},
+              {"containsAny", K::kContainsAny, 1}, {"isEmpty", K::kIsEmpty, 0},
+              {"getTag", K::kGetTag, 1},           {"hasTag", K::kHasTag, 1}};
           bool found = false;
           for (const auto& b : kBuiltins) {
             if (b.name == name.text) {
               if (args.size() != b.arity)
-                throw SyntaxError{at, "`" + std::string(b.name) + "` takes " + std::to_string(b.arity) + " argument(s)"};
+                throw SyntaxError{at, "`" + std::string(b.name) + "` takes " +
+                                          std::to_string(b.arity) + " argument(s)"};
               auto m = MakeExpr(b.kind);
               m->kids.push_back(std::move(e));
               for (auto& a : args) m->kids.push_back(std::move(a));
@@ -531,7 +543,8 @@ class Parser {
     if (t.kind == Tok::kInt) {
       ++pos_;
       uint64_t v = ParseU64(t);
-      if (v > static_cast<uint64_t>(INT64_MAX)) throw SyntaxError{t.offset, "integer literal out of range"};
+      if (v > static_cast<uint64_t>(INT64_MAX))
+        throw SyntaxError{t.offset, "integer literal out of range"};
       auto e = MakeExpr(K::kLit);
       e->lit = Value::Long(static_cast<int64_t>(v));
       return e;
@@ -543,7 +556,7 @@ class Parser {
     }
     if (IsPunct("(")) {
       ++pos_;
-      auto e = ParseExpr(0);
+      auto e = ParseExpr();
       ExpectPunct(")");
       return e;
     }
@@ -551,7 +564,7 @@ class Parser {
       ++pos_;
       auto e = MakeExpr(K::kSet);
       while (!IsPunct("]")) {  // a trailing comma is allowed
-        e->kids.push_back(ParseExpr(0));
+        e->kids.push_back(ParseExpr());
         if (!IsPunct(",")) break;
         ++pos_;
       }
@@ -573,7 +586,7 @@ class Parser {
         if (!seen.insert(key).second) throw SyntaxError{at, "duplicate record key `" + key + "`"};
         ExpectPunct(":");
         e->keys.push_back(std::move(key));
-        e->kids.push_back(ParseExpr(0));
+        e->kids.push_back(ParseExpr());
         if (!IsPunct(",")) break;
         ++pos_;
       }
@@ -589,9 +602,9 @@ class Parser {
       return e;
     }
     static const std::pair<std::string_view, Var> kVars[] = {{"principal", Var::kPrincipal},
-                                                            {"action", Var::kAction},
-                                                            {"resource", Var::kResource},
-                                                            {"context", Var::kContext}};
+                                                             {"action", Var::kAction},
+                                                             {"resource", Var::kResource},
+                                                             {"context", Var::kContext}};
     for (const auto& [name, var] : kVars) {
       if (t.text == name && !IsPunct("::", 1)) {
         ++pos_;

@@ -3,8 +3,8 @@
 // policies are also evaluated against a small fixed request, to reach the evaluator.
 //
 // Built only with clang (see CMakeLists.txt):
-//   CXX=clang++ cmake --preset dev -B build/fuzz && cmake --build build/fuzz --target custody_policy_parser_fuzz
-//   build/fuzz/src/policy/custody_policy_parser_fuzz -max_total_time=60
+//   CXX=clang++ cmake --preset dev -B build/fuzz && cmake --build build/fuzz --target
+//   custody_policy_parser_fuzz build/fuzz/src/policy/custody_policy_parser_fuzz -max_total_time=60
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -19,9 +19,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
 
   static const Entities* entities = [] {
-    auto es = ParseEntitiesJson(R"([{"uid": {"type": "User", "id": "a"}, "attrs": {"n": 1, "s": "x"},
+    auto es =
+        ParseEntitiesJson(R"([{"uid": {"type": "User", "id": "a"}, "attrs": {"n": 1, "s": "x"},
         "parents": [{"type": "Group", "id": "g"}], "tags": {"t": 2}}])",
-                                nullptr);
+                          nullptr);
     return new Entities(std::move(es).value());
   }();
   Request request{{"User", "a"}, {"Action", "read"}, {"Doc", "d"}, Value::MakeRecord({})};

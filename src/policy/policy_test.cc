@@ -38,8 +38,9 @@ class EvalTest : public ::testing::Test {
     request_.principal = {"User", "alice"};
     request_.action = {"Action", "read"};
     request_.resource = {"Doc", "d1"};
-    auto ctx = ParseContextJson(R"({"n": 5, "s": "hello", "when": {"__extn": {"fn": "datetime", "arg": "2024-03-01T10:00:00Z"}}})",
-                                nullptr, request_.action);
+    auto ctx = ParseContextJson(
+        R"({"n": 5, "s": "hello", "when": {"__extn": {"fn": "datetime", "arg": "2024-03-01T10:00:00Z"}}})",
+        nullptr, request_.action);
     ASSERT_TRUE(ctx.ok()) << ctx.status().ToString();
     request_.context = *ctx;
   }
@@ -127,7 +128,8 @@ TEST_F(EvalTest, AttributesHasAndTags) {
   EXPECT_EQ(EvalBool("principal.nope == 1"), "error");
   EXPECT_EQ(EvalBool("principal.manager.age == 1"), "error");
   EXPECT_EQ(EvalBool("resource.owner.roles.contains(\"admin\")"), "true");
-  EXPECT_EQ(EvalBool("principal.hasTag(\"team\") && principal.getTag(\"team\") == \"core\""), "true");
+  EXPECT_EQ(EvalBool("principal.hasTag(\"team\") && principal.getTag(\"team\") == \"core\""),
+            "true");
   EXPECT_EQ(EvalBool("principal.hasTag(\"nope\")"), "false");
   EXPECT_EQ(EvalBool("principal.getTag(\"nope\") == 1"), "error");
   EXPECT_EQ(EvalBool("User::\"ghost\".hasTag(\"team\")"), "false");
@@ -142,7 +144,8 @@ TEST_F(EvalTest, SetsAndLike) {
   EXPECT_EQ(EvalBool("1.contains(1)"), "error");
   EXPECT_EQ(EvalBool("\"a*c\" like \"a\\*c\""), "true");
   EXPECT_EQ(EvalBool("\"abc\" like \"a\\*c\""), "false");
-  EXPECT_EQ(EvalBool("\"abc\" like \"a*\" && \"\" like \"*\" && \"hello world\" like \"h*o w*d\""), "true");
+  EXPECT_EQ(EvalBool("\"abc\" like \"a*\" && \"\" like \"*\" && \"hello world\" like \"h*o w*d\""),
+            "true");
   EXPECT_EQ(EvalBool("\"abc\" like \"b*\""), "false");
 }
 
@@ -156,10 +159,14 @@ TEST_F(EvalTest, Extensions) {
   EXPECT_EQ(EvalBool("ip(\"01.2.3.4\").isIpv4()"), "error");
   EXPECT_EQ(EvalBool("context.when.toDate() == datetime(\"2024-03-01\")"), "true");
   EXPECT_EQ(EvalBool("context.when.toTime() == duration(\"10h\")"), "true");
-  EXPECT_EQ(EvalBool("datetime(\"1969-12-31T23:00:00Z\").toDate() == datetime(\"1969-12-31\")"), "true");
+  EXPECT_EQ(EvalBool("datetime(\"1969-12-31T23:00:00Z\").toDate() == datetime(\"1969-12-31\")"),
+            "true");
   EXPECT_EQ(EvalBool("datetime(\"2024-01-01T02:00:00+0200\") == datetime(\"2024-01-01\")"), "true");
-  EXPECT_EQ(EvalBool("context.when.offset(duration(\"-1d\")) == datetime(\"2024-02-29T10:00:00Z\")"), "true");
-  EXPECT_EQ(EvalBool("context.when.durationSince(datetime(\"2024-03-01\")).toMinutes() == 600"), "true");
+  EXPECT_EQ(
+      EvalBool("context.when.offset(duration(\"-1d\")) == datetime(\"2024-02-29T10:00:00Z\")"),
+      "true");
+  EXPECT_EQ(EvalBool("context.when.durationSince(datetime(\"2024-03-01\")).toMinutes() == 600"),
+            "true");
   EXPECT_EQ(EvalBool("duration(\"-1d2h\").toHours() == -26"), "true");
   EXPECT_EQ(EvalBool("datetime(\"2023-02-29\") == datetime(\"2023-03-01\")"), "error");
   EXPECT_EQ(EvalBool("duration(\"1h1d\") == duration(\"25h\")"), "error");
@@ -195,9 +202,10 @@ TEST(Parser, IdsAndAnnotations) {
 }
 
 TEST(Parser, ErrorsHaveLineColumnAndExpectation) {
-  auto out = ParsePolicies("permit(principal, action, resource)\n  when { 1 + };\n"
-                           "forbid(principal, action, resource) when { a < b < c };\n"
-                           "permit(principal, action);\n");
+  auto out = ParsePolicies(
+      "permit(principal, action, resource)\n  when { 1 + };\n"
+      "forbid(principal, action, resource) when { a < b < c };\n"
+      "permit(principal, action);\n");
   ASSERT_EQ(out.errors.size(), 3u);
   EXPECT_EQ(out.errors[0].line, 2);
   EXPECT_EQ(out.errors[0].column, 14);
@@ -274,8 +282,8 @@ TEST(Parser, LongOperatorChainsAreBounded) {
 TEST(Parser, HugeInput) {
   std::string text;
   for (int i = 0; i < 20000; ++i)
-    text += "permit(principal == User::\"u" + std::to_string(i) + "\", action, resource) when { context.n > " +
-            std::to_string(i) + " };\n";
+    text += "permit(principal == User::\"u" + std::to_string(i) +
+            "\", action, resource) when { context.n > " + std::to_string(i) + " };\n";
   auto out = ParsePolicies(text);
   EXPECT_TRUE(out.errors.empty());
   EXPECT_EQ(out.policies.size(), 20000u);
@@ -331,23 +339,46 @@ TEST(Authorizer, IndexMatchesLinearScan) {
   for (int i = 0; i < 600; ++i) {
     std::string p, a, r;
     switch (pick(5)) {
-      case 0: p = "principal"; break;
-      case 1: p = std::string("principal == User::\"") + users[pick(3)] + "\""; break;
-      case 2: p = std::string("principal in Group::\"") + groups[pick(3)] + "\""; break;
-      case 3: p = "principal is User"; break;
-      default: p = std::string("principal is User in Group::\"") + groups[pick(3)] + "\"";
+      case 0:
+        p = "principal";
+        break;
+      case 1:
+        p = std::string("principal == User::\"") + users[pick(3)] + "\"";
+        break;
+      case 2:
+        p = std::string("principal in Group::\"") + groups[pick(3)] + "\"";
+        break;
+      case 3:
+        p = "principal is User";
+        break;
+      default:
+        p = std::string("principal is User in Group::\"") + groups[pick(3)] + "\"";
     }
     switch (pick(4)) {
-      case 0: a = "action"; break;
-      case 1: a = "action == Action::\"read\""; break;
-      case 2: a = "action in Action::\"readOnly\""; break;
-      default: a = "action in [Action::\"write\", Action::\"readOnly\"]";
+      case 0:
+        a = "action";
+        break;
+      case 1:
+        a = "action == Action::\"read\"";
+        break;
+      case 2:
+        a = "action in Action::\"readOnly\"";
+        break;
+      default:
+        a = "action in [Action::\"write\", Action::\"readOnly\"]";
     }
     switch (pick(4)) {
-      case 0: r = "resource"; break;
-      case 1: r = "resource == Doc::\"d1\""; break;
-      case 2: r = "resource in Folder::\"f1\""; break;
-      default: r = "resource is Folder";
+      case 0:
+        r = "resource";
+        break;
+      case 1:
+        r = "resource == Doc::\"d1\"";
+        break;
+      case 2:
+        r = "resource in Folder::\"f1\"";
+        break;
+      default:
+        r = "resource is Folder";
     }
     text += std::string(pick(3) ? "permit" : "forbid") + "(" + p + ", " + a + ", " + r + ")" +
             (pick(4) == 0 ? " when { principal.nope }" : "") + ";\n";
@@ -359,13 +390,18 @@ TEST(Authorizer, IndexMatchesLinearScan) {
     for (const char* act : {"read", "write", "readOnly"}) {
       for (const char* res : {"Doc::d1", "Folder::f1", "Doc::d9"}) {
         std::string rt(res, std::string_view(res).find("::"));
-        Request req{{"User", u}, {"Action", act}, {rt, std::string(res + rt.size() + 2)}, Value::MakeRecord({})};
+        Request req{{"User", u},
+                    {"Action", act},
+                    {rt, std::string(res + rt.size() + 2)},
+                    Value::MakeRecord({})};
         Response got = ps->IsAuthorized(req, *es);
         std::set<std::string> sat_permit, sat_forbid, errs;
         for (const Policy& pol : ps->policies()) {
           Result<bool> b = EvaluatePolicy(pol, req, *es);
-          if (!b.ok()) errs.insert(pol.id);
-          else if (*b) (pol.effect == Effect::kPermit ? sat_permit : sat_forbid).insert(pol.id);
+          if (!b.ok())
+            errs.insert(pol.id);
+          else if (*b)
+            (pol.effect == Effect::kPermit ? sat_permit : sat_forbid).insert(pol.id);
         }
         std::set<std::string> got_reasons(got.reasons.begin(), got.reasons.end());
         std::set<std::string> got_errs;
@@ -384,10 +420,12 @@ TEST(Authorizer, IndexMatchesLinearScan) {
 }
 
 TEST(PolicySetHash, IsStableAndSensitiveToContent) {
-  const char* a = "permit(principal, action, resource);\nforbid(principal, action, resource) when { false };";
+  const char* a =
+      "permit(principal, action, resource);\nforbid(principal, action, resource) when { false };";
   auto h1 = PolicySet::FromText(a);
   auto h2 = PolicySet::FromText(a);
-  auto h3 = PolicySet::FromText("permit(principal, action, resource);\nforbid(principal, action, resource) when { true };");
+  auto h3 = PolicySet::FromText(
+      "permit(principal, action, resource);\nforbid(principal, action, resource) when { true };");
   auto h4 = PolicySet::FromText("@id(\"x\") permit(principal, action, resource);");
   auto h5 = PolicySet::FromText("@id(\"y\") permit(principal, action, resource);");
   ASSERT_TRUE(h1.ok() && h2.ok() && h3.ok() && h4.ok() && h5.ok());
@@ -401,26 +439,34 @@ TEST(PolicySetHash, IsStableAndSensitiveToContent) {
 // text length, exact policy text. Expected value computed independently with Python hashlib.
 TEST(PolicySetHash, KnownAnswer) {
   auto ps = PolicySet::FromText(
-      "permit(principal, action, resource);\n// a comment\n@id(\"custom\") forbid(principal, action, resource);");
+      "permit(principal, action, resource);\n// a comment\n@id(\"custom\") forbid(principal, "
+      "action, resource);");
   ASSERT_TRUE(ps.ok());
   EXPECT_EQ(ps->hash_hex(), "a0b88d87ac8c5439c9a4ca86a817d260793fe88930776a3408e5b085a51dbbdd");
 }
 
 TEST(EntitiesJson, MalformedInputIsAnError) {
-  for (const char* bad : {
-           "", "{", "{}", "[1]", "[{}]", R"([{"uid": {"type": "A"}}])",
-           R"([{"uid": {"type": "A", "id": "a"}, "attrs": {"x": 1.5}}])",
-           R"([{"uid": {"type": "A", "id": "a"}, "attrs": {"x": null}}])",
-           R"([{"uid": {"type": "A", "id": "a"}, "attrs": {"x": 18446744073709551615}}])",
-           R"([{"uid": {"type": "A", "id": "a"}, "attrs": {"x": {"__extn": {"fn": "ip", "arg": "nope"}}}}])",
-           R"([{"uid": {"type": "A", "id": "a"}, "attrs": {"x": {"__extn": {"fn": "bogus", "arg": "1"}}}}])",
-           R"([{"uid": {"type": "A", "id": "a"}, "parents": [1]}])",
-           R"([{"uid": {"type": "A", "id": "a"}}, {"uid": {"type": "A", "id": "a"}}])",
-       }) {
+  for (
+      const char* bad : {
+          "",
+          "{",
+          "{}",
+          "[1]",
+          "[{}]",
+          R"([{"uid": {"type": "A"}}])",
+          R"([{"uid": {"type": "A", "id": "a"}, "attrs": {"x": 1.5}}])",
+          R"([{"uid": {"type": "A", "id": "a"}, "attrs": {"x": null}}])",
+          R"([{"uid": {"type": "A", "id": "a"}, "attrs": {"x": 18446744073709551615}}])",
+          R"([{"uid": {"type": "A", "id": "a"}, "attrs": {"x": {"__extn": {"fn": "ip", "arg": "nope"}}}}])",
+          R"([{"uid": {"type": "A", "id": "a"}, "attrs": {"x": {"__extn": {"fn": "bogus", "arg": "1"}}}}])",
+          R"([{"uid": {"type": "A", "id": "a"}, "parents": [1]}])",
+          R"([{"uid": {"type": "A", "id": "a"}}, {"uid": {"type": "A", "id": "a"}}])",
+      }) {
     EXPECT_FALSE(ParseEntitiesJson(bad, nullptr).ok()) << bad;
   }
-  std::string deep = "[{\"uid\": {\"type\": \"A\", \"id\": \"a\"}, \"attrs\": {\"x\": " +
-                     std::string(5000, '[') + std::string(5000, ']') + "}}]";
+  std::string deep =
+      "[{\"uid\": {\"type\": \"A\", \"id\": \"a\"}, \"attrs\": {\"x\": " + std::string(5000, '[') +
+      std::string(5000, ']') + "}}]";
   EXPECT_FALSE(ParseEntitiesJson(deep, nullptr).ok());
 }
 
@@ -431,8 +477,9 @@ TEST(EntitiesJson, LargeStore) {
     return "{\"type\":\"" + t + "\",\"id\":\"" + id + "\"}";
   };
   for (int i = 0; i < 30000; ++i) {
-    json += "{\"uid\":" + uid("User", "u" + std::to_string(i)) + ",\"attrs\":{\"n\":" + std::to_string(i) +
-            "},\"parents\":[" + uid("Group", "g" + std::to_string(i % 100)) + "," +
+    json += "{\"uid\":" + uid("User", "u" + std::to_string(i)) +
+            ",\"attrs\":{\"n\":" + std::to_string(i) + "},\"parents\":[" +
+            uid("Group", "g" + std::to_string(i % 100)) + "," +
             uid("Group", "g" + std::to_string((i * 7) % 100)) + "]},";
   }
   for (int g = 0; g < 100; ++g)
@@ -448,7 +495,8 @@ TEST(EntitiesJson, LargeStore) {
   EXPECT_TRUE(es->In({"User", "u12345"}, {"Org", "o5"}));
   EXPECT_TRUE(es->In({"Folder", "f0"}, {"Folder", "f299"}));
   EXPECT_FALSE(es->In({"Folder", "f299"}, {"Folder", "f0"}));
-  auto ps = PolicySet::FromText(R"(permit(principal in Org::"o5", action, resource in Folder::"f299")
+  auto ps =
+      PolicySet::FromText(R"(permit(principal in Org::"o5", action, resource in Folder::"f299")
                                      when { principal.n > 100 };)");
   ASSERT_TRUE(ps.ok());
   Request r{{"User", "u12345"}, {"Action", "a"}, {"Folder", "f0"}, Value::MakeRecord({})};
@@ -464,9 +512,10 @@ TEST(EntitiesJson, AncestorsAreTransitive) {
 }
 
 TEST(RequestJson, MalformedRequestsAreErrors) {
-  for (const char* bad : {"", "[]", "{}", R"({"principal": {"type": "U", "id": "a"}})",
-                          R"({"principal": 1, "action": 2, "resource": 3})",
-                          R"({"principal": {"type": "U", "id": "a"}, "action": {"type": "A", "id": "a"},
+  for (const char* bad :
+       {"", "[]", "{}", R"({"principal": {"type": "U", "id": "a"}})",
+        R"({"principal": 1, "action": 2, "resource": 3})",
+        R"({"principal": {"type": "U", "id": "a"}, "action": {"type": "A", "id": "a"},
                               "resource": {"type": "R", "id": "r"}, "context": [1]})"}) {
     EXPECT_FALSE(ParseRequestJson(bad, nullptr).ok()) << bad;
   }
@@ -515,34 +564,36 @@ TEST(Schema, CedarSchemaDrivesEntityAndContextParsing) {
 TEST(Schema, DataMustConformToTheSchema) {
   auto schema = ParseCedarSchema(kCedarSchema);
   ASSERT_TRUE(schema.ok());
-  for (const char* bad : {
-           // undeclared attribute, missing required attribute, wrong type, undeclared type
-           R"([{"uid": {"type": "App::User", "id": "a"}, "parents": [],
+  for (
+      const char* bad : {
+          // undeclared attribute, missing required attribute, wrong type, undeclared type
+          R"([{"uid": {"type": "App::User", "id": "a"}, "parents": [],
                 "attrs": {"addr": "10.0.0.1", "roles": [], "limit": "1.0", "zzz": 1}}])",
-           R"([{"uid": {"type": "App::User", "id": "a"}, "parents": [], "attrs": {"roles": [], "limit": "1.0"}}])",
-           R"([{"uid": {"type": "App::User", "id": "a"}, "parents": [],
+          R"([{"uid": {"type": "App::User", "id": "a"}, "parents": [], "attrs": {"roles": [], "limit": "1.0"}}])",
+          R"([{"uid": {"type": "App::User", "id": "a"}, "parents": [],
                 "attrs": {"addr": "10.0.0.1", "roles": [1], "limit": "1.0"}}])",
-           R"([{"uid": {"type": "App::Nope", "id": "a"}, "parents": [], "attrs": {}}])",
-           // parent type not allowed, tags on a type without tags, bad action groups
-           R"([{"uid": {"type": "App::Group", "id": "g"}, "parents": [{"type": "App::Doc", "id": "d"}], "attrs": {}}])",
-           R"([{"uid": {"type": "App::Group", "id": "g"}, "parents": [], "attrs": {}, "tags": {"t": "1.1.1.1"}}])",
-           R"([{"uid": {"type": "App::Action", "id": "all"}, "parents": [{"type": "App::Action", "id": "view"}], "attrs": {}}])",
-       }) {
+          R"([{"uid": {"type": "App::Nope", "id": "a"}, "parents": [], "attrs": {}}])",
+          // parent type not allowed, tags on a type without tags, bad action groups
+          R"([{"uid": {"type": "App::Group", "id": "g"}, "parents": [{"type": "App::Doc", "id": "d"}], "attrs": {}}])",
+          R"([{"uid": {"type": "App::Group", "id": "g"}, "parents": [], "attrs": {}, "tags": {"t": "1.1.1.1"}}])",
+          R"([{"uid": {"type": "App::Action", "id": "all"}, "parents": [{"type": "App::Action", "id": "view"}], "attrs": {}}])",
+      }) {
     EXPECT_FALSE(ParseEntitiesJson(bad, &*schema).ok()) << bad;
   }
-  for (const char* bad : {
-           // principal type not in appliesTo, undeclared action, context missing / extra / mistyped
-           R"({"principal": {"type": "App::Doc", "id": "a"}, "action": {"type": "App::Action", "id": "read"},
+  for (
+      const char* bad : {
+          // principal type not in appliesTo, undeclared action, context missing / extra / mistyped
+          R"({"principal": {"type": "App::Doc", "id": "a"}, "action": {"type": "App::Action", "id": "read"},
                "resource": {"type": "App::Doc", "id": "d"}, "context": {"from": "1.1.1.1", "who": {"type": "App::User", "id": "a"}}})",
-           R"({"principal": {"type": "App::User", "id": "a"}, "action": {"type": "App::Action", "id": "nope"},
+          R"({"principal": {"type": "App::User", "id": "a"}, "action": {"type": "App::Action", "id": "nope"},
                "resource": {"type": "App::Doc", "id": "d"}, "context": {}})",
-           R"({"principal": {"type": "App::User", "id": "a"}, "action": {"type": "App::Action", "id": "read"},
+          R"({"principal": {"type": "App::User", "id": "a"}, "action": {"type": "App::Action", "id": "read"},
                "resource": {"type": "App::Doc", "id": "d"}, "context": {"from": "1.1.1.1"}})",
-           R"({"principal": {"type": "App::User", "id": "a"}, "action": {"type": "App::Action", "id": "read"},
+          R"({"principal": {"type": "App::User", "id": "a"}, "action": {"type": "App::Action", "id": "read"},
                "resource": {"type": "App::Doc", "id": "d"}, "context": {"from": "1.1.1.1", "who": {"type": "App::User", "id": "a"}, "x": 1}})",
-           R"({"principal": {"type": "App::User", "id": "a"}, "action": {"type": "App::Action", "id": "read"},
+          R"({"principal": {"type": "App::User", "id": "a"}, "action": {"type": "App::Action", "id": "read"},
                "resource": {"type": "App::Doc", "id": "d"}, "context": {"from": "1.1.1.1", "who": {"type": "App::Group", "id": "a"}}})",
-       }) {
+      }) {
     EXPECT_FALSE(ParseRequestJson(bad, &*schema).ok()) << bad;
   }
 }
@@ -568,9 +619,9 @@ TEST(Schema, JsonSchemaFormat) {
 }
 
 TEST(Schema, MalformedSchemasAreErrors) {
-  for (const char* bad : {"entity", "entity A in ;", "action a appliesTo { principal: };",
-                          "namespace A { entity B; ", "type = Long;", "{\"A\": 1}", "{",
-                          "entity A; entity A;"}) {
+  for (const char* bad :
+       {"entity", "entity A in ;", "action a appliesTo { principal: };", "namespace A { entity B; ",
+        "type = Long;", "{\"A\": 1}", "{", "entity A; entity A;"}) {
     EXPECT_FALSE(ParseSchema(bad).ok()) << bad;
   }
 }

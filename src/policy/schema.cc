@@ -69,7 +69,8 @@ class SchemaParser {
   bool IsPunct(std::string_view p) const { return Peek().kind == Tok::kPunct && Peek().text == p; }
   bool IsIdent(std::string_view s) const { return Peek().kind == Tok::kIdent && Peek().text == s; }
   SyntaxError Unexpected(std::string_view expected) const {
-    return SyntaxError{Peek().offset, "unexpected " + Describe(Peek()) + ", expected " + std::string(expected)};
+    return SyntaxError{Peek().offset,
+                       "unexpected " + Describe(Peek()) + ", expected " + std::string(expected)};
   }
   const Token& ExpectPunct(std::string_view p) {
     if (!IsPunct(p)) throw Unexpected("`" + std::string(p) + "`");
@@ -377,43 +378,52 @@ void Schema::Finish() {
     for (auto& p : a.principal_types) p = FixEntityTypeName(*this, p);
     for (auto& r : a.resource_types) r = FixEntityTypeName(*this, r);
   }
-  for (const char* b : {"Long", "String", "Bool", "Boolean", "ipaddr", "decimal", "datetime", "duration"})
+  for (const char* b :
+       {"Long", "String", "Bool", "Boolean", "ipaddr", "decimal", "datetime", "duration"})
     builtins_[b] = Builtin(b);
 }
 
 namespace {
 
 Status Mismatch(std::string_view where, std::string_view expected, const Value& v) {
-  return InvalidArgumentError(std::string(where) + ": type mismatch: expected " + std::string(expected) +
-                              ", got " + std::string(Value::KindName(v.kind())));
+  return InvalidArgumentError(std::string(where) + ": type mismatch: expected " +
+                              std::string(expected) + ", got " +
+                              std::string(Value::KindName(v.kind())));
 }
 
-Status Conforms(const Schema& schema, const Value& v, const SchemaType& declared, const std::string& where,
-                int depth) {
+Status Conforms(const Schema& schema, const Value& v, const SchemaType& declared,
+                const std::string& where, int depth) {
   if (depth > 100) return InvalidArgumentError(where + ": type nested too deeply");
   const SchemaType* t = schema.Resolve(declared);
-  if (t == nullptr) return InvalidArgumentError(where + ": unknown type `" + declared.name + "` in the schema");
+  if (t == nullptr)
+    return InvalidArgumentError(where + ": unknown type `" + declared.name + "` in the schema");
   using SK = SchemaType::Kind;
   using VK = Value::Kind;
   switch (t->kind) {
-    case SK::kLong: return v.is(VK::kLong) ? OkStatus() : Mismatch(where, "Long", v);
-    case SK::kString: return v.is(VK::kString) ? OkStatus() : Mismatch(where, "String", v);
-    case SK::kBool: return v.is(VK::kBool) ? OkStatus() : Mismatch(where, "Bool", v);
+    case SK::kLong:
+      return v.is(VK::kLong) ? OkStatus() : Mismatch(where, "Long", v);
+    case SK::kString:
+      return v.is(VK::kString) ? OkStatus() : Mismatch(where, "String", v);
+    case SK::kBool:
+      return v.is(VK::kBool) ? OkStatus() : Mismatch(where, "Bool", v);
     case SK::kExtension: {
-      VK want = t->name == "ipaddr" ? VK::kIp : t->name == "decimal" ? VK::kDecimal
-                : t->name == "datetime" ? VK::kDatetime : VK::kDuration;
+      VK want = t->name == "ipaddr"     ? VK::kIp
+                : t->name == "decimal"  ? VK::kDecimal
+                : t->name == "datetime" ? VK::kDatetime
+                                        : VK::kDuration;
       return v.is(want) ? OkStatus() : Mismatch(where, t->name, v);
     }
     case SK::kEntity:
       if (!v.is(VK::kEntity)) return Mismatch(where, "entity of type " + t->name, v);
       if (v.as_entity().type != t->name)
-        return InvalidArgumentError(where + ": type mismatch: expected an entity of type " + t->name +
-                                    ", got " + v.as_entity().ToString());
+        return InvalidArgumentError(where + ": type mismatch: expected an entity of type " +
+                                    t->name + ", got " + v.as_entity().ToString());
       return OkStatus();
     case SK::kSet:
       if (!v.is(VK::kSet)) return Mismatch(where, "Set", v);
       if (t->element) {
-        for (const Value& e : v.as_set()) RETURN_IF_ERROR(Conforms(schema, e, *t->element, where, depth + 1));
+        for (const Value& e : v.as_set())
+          RETURN_IF_ERROR(Conforms(schema, e, *t->element, where, depth + 1));
       }
       return OkStatus();
     case SK::kRecord: {
@@ -422,7 +432,8 @@ Status Conforms(const Schema& schema, const Value& v, const SchemaType& declared
       for (const auto& [name, attr] : t->attrs) {
         auto it = rec.find(name);
         if (it == rec.end()) {
-          if (attr.required) return InvalidArgumentError(where + ": missing required attribute `" + name + "`");
+          if (attr.required)
+            return InvalidArgumentError(where + ": missing required attribute `" + name + "`");
           continue;
         }
         RETURN_IF_ERROR(Conforms(schema, it->second, *attr.type, where + "." + name, depth + 1));
@@ -430,11 +441,13 @@ Status Conforms(const Schema& schema, const Value& v, const SchemaType& declared
       if (!t->additional_attributes) {
         for (const auto& [name, value] : rec)
           if (!t->attrs.count(name))
-            return InvalidArgumentError(where + ": attribute `" + name + "` is not declared in the schema");
+            return InvalidArgumentError(where + ": attribute `" + name +
+                                        "` is not declared in the schema");
       }
       return OkStatus();
     }
-    case SK::kNamed: break;
+    case SK::kNamed:
+      break;
   }
   return InternalError("unresolved schema type");
 }
@@ -454,7 +467,8 @@ Status ValidateEntity(const Schema& schema, const Entity& e) {
   const std::string where = e.uid.ToString();
   if (IsActionType(e.uid.type)) {
     const Schema::Action* a = schema.FindAction(e.uid);
-    if (a == nullptr) return InvalidArgumentError("action " + where + " is not declared in the schema");
+    if (a == nullptr)
+      return InvalidArgumentError("action " + where + " is not declared in the schema");
     // Entity data may list an action's transitive groups; each must be one in the schema.
     std::set<EntityUid> declared;
     std::vector<const EntityUid*> stack;
@@ -468,49 +482,65 @@ Status ValidateEntity(const Schema& schema, const Entity& e) {
     }
     for (const auto& p : e.parents)
       if (!declared.count(p))
-        return InvalidArgumentError("the definition of action " + where + " does not match its schema declaration");
-    if (!e.attrs.empty()) return InvalidArgumentError("action " + where + " may not have attributes");
+        return InvalidArgumentError("the definition of action " + where +
+                                    " does not match its schema declaration");
+    if (!e.attrs.empty())
+      return InvalidArgumentError("action " + where + " may not have attributes");
     return OkStatus();
   }
   const Schema::EntityType* et = schema.FindEntityType(e.uid.type);
   if (et == nullptr)
-    return InvalidArgumentError("entity " + where + " has type `" + e.uid.type + "`, which the schema does not declare");
-  if (!et->enum_ids.empty() && std::find(et->enum_ids.begin(), et->enum_ids.end(), e.uid.id) == et->enum_ids.end())
-    return InvalidArgumentError("entity " + where + " is of an enumerated type, but its id is not one of its values");
+    return InvalidArgumentError("entity " + where + " has type `" + e.uid.type +
+                                "`, which the schema does not declare");
+  if (!et->enum_ids.empty() &&
+      std::find(et->enum_ids.begin(), et->enum_ids.end(), e.uid.id) == et->enum_ids.end())
+    return InvalidArgumentError("entity " + where +
+                                " is of an enumerated type, but its id is not one of its values");
   if (et->shape) {
     RETURN_IF_ERROR(Conforms(schema, Value::MakeRecord(e.attrs), *et->shape, where, 0));
   } else if (!e.attrs.empty()) {
-    return InvalidArgumentError(where + ": attribute `" + e.attrs.begin()->first + "` is not declared in the schema");
+    return InvalidArgumentError(where + ": attribute `" + e.attrs.begin()->first +
+                                "` is not declared in the schema");
   }
   if (!e.tags.empty()) {
-    if (!et->tags) return InvalidArgumentError(where + ": the schema declares no tags for `" + e.uid.type + "`");
-    for (const auto& [k, v] : e.tags) RETURN_IF_ERROR(Conforms(schema, v, *et->tags, where + " tag `" + k + "`", 0));
+    if (!et->tags)
+      return InvalidArgumentError(where + ": the schema declares no tags for `" + e.uid.type + "`");
+    for (const auto& [k, v] : e.tags)
+      RETURN_IF_ERROR(Conforms(schema, v, *et->tags, where + " tag `" + k + "`", 0));
   }
   for (const auto& p : e.parents) {
     if (std::find(et->member_of.begin(), et->member_of.end(), p.type) == et->member_of.end())
-      return InvalidArgumentError(where + " may not have a parent of type `" + p.type + "` according to the schema");
+      return InvalidArgumentError(where + " may not have a parent of type `" + p.type +
+                                  "` according to the schema");
   }
   return OkStatus();
 }
 
 Status ValidateRequest(const Schema& schema, const Request& r) {
   const Schema::Action* a = schema.FindAction(r.action);
-  if (a == nullptr) return InvalidArgumentError("action " + r.action.ToString() + " is not declared in the schema");
-  auto check = [&](const EntityUid& uid, const std::vector<std::string>& allowed, const char* role) -> Status {
+  if (a == nullptr)
+    return InvalidArgumentError("action " + r.action.ToString() + " is not declared in the schema");
+  auto check = [&](const EntityUid& uid, const std::vector<std::string>& allowed,
+                   const char* role) -> Status {
     if (schema.FindEntityType(uid.type) == nullptr)
-      return InvalidArgumentError(std::string(role) + " type `" + uid.type + "` is not declared in the schema");
+      return InvalidArgumentError(std::string(role) + " type `" + uid.type +
+                                  "` is not declared in the schema");
     if (std::find(allowed.begin(), allowed.end(), uid.type) == allowed.end())
-      return InvalidArgumentError(std::string(role) + " type `" + uid.type + "` is not valid for " + r.action.ToString());
+      return InvalidArgumentError(std::string(role) + " type `" + uid.type + "` is not valid for " +
+                                  r.action.ToString());
     const Schema::EntityType* et = schema.FindEntityType(uid.type);
-    if (!et->enum_ids.empty() && std::find(et->enum_ids.begin(), et->enum_ids.end(), uid.id) == et->enum_ids.end())
-      return InvalidArgumentError(std::string(role) + " " + uid.ToString() + " is not a value of its enumerated type");
+    if (!et->enum_ids.empty() &&
+        std::find(et->enum_ids.begin(), et->enum_ids.end(), uid.id) == et->enum_ids.end())
+      return InvalidArgumentError(std::string(role) + " " + uid.ToString() +
+                                  " is not a value of its enumerated type");
     return OkStatus();
   };
   RETURN_IF_ERROR(check(r.principal, a->principal_types, "principal"));
   RETURN_IF_ERROR(check(r.resource, a->resource_types, "resource"));
   if (a->context) return Conforms(schema, r.context, *a->context, "context", 0);
   if (r.context.is(Value::Kind::kRecord) && !r.context.as_record().empty())
-    return InvalidArgumentError("context: " + r.action.ToString() + " declares no context attributes");
+    return InvalidArgumentError("context: " + r.action.ToString() +
+                                " declares no context attributes");
   return OkStatus();
 }
 

@@ -13,12 +13,24 @@ std::string EscapeCedarString(std::string_view s) {
   out.reserve(s.size());
   for (unsigned char c : s) {
     switch (c) {
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\\': out += "\\\\"; break;
-      case '"': out += "\\\""; break;
-      case '\0': out += "\\0"; break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\0':
+        out += "\\0";
+        break;
       default:
         if (c < 0x20 || c == 0x7f) {
           char buf[16];
@@ -122,7 +134,8 @@ int Value::Compare(const Value& a, const Value& b) {
     case Kind::kDuration:
       return Cmp(a.scalar_, b.scalar_);
     case Kind::kString:
-      return a.as_string().compare(b.as_string()) < 0 ? -1 : (a.as_string() == b.as_string() ? 0 : 1);
+      return a.as_string().compare(b.as_string()) < 0 ? -1
+                                                      : (a.as_string() == b.as_string() ? 0 : 1);
     case Kind::kEntity: {
       auto c = a.as_entity() <=> b.as_entity();
       return c < 0 ? -1 : (c > 0 ? 1 : 0);
@@ -164,26 +177,40 @@ int Value::Compare(const Value& a, const Value& b) {
 
 std::string_view Value::KindName(Kind k) {
   switch (k) {
-    case Kind::kBool: return "Bool";
-    case Kind::kLong: return "Long";
-    case Kind::kString: return "String";
-    case Kind::kEntity: return "Entity";
-    case Kind::kSet: return "Set";
-    case Kind::kRecord: return "Record";
-    case Kind::kDecimal: return "decimal";
-    case Kind::kIp: return "ipaddr";
-    case Kind::kDatetime: return "datetime";
-    case Kind::kDuration: return "duration";
+    case Kind::kBool:
+      return "Bool";
+    case Kind::kLong:
+      return "Long";
+    case Kind::kString:
+      return "String";
+    case Kind::kEntity:
+      return "Entity";
+    case Kind::kSet:
+      return "Set";
+    case Kind::kRecord:
+      return "Record";
+    case Kind::kDecimal:
+      return "decimal";
+    case Kind::kIp:
+      return "ipaddr";
+    case Kind::kDatetime:
+      return "datetime";
+    case Kind::kDuration:
+      return "duration";
   }
   return "?";
 }
 
 std::string Value::ToString() const {
   switch (kind_) {
-    case Kind::kBool: return as_bool() ? "true" : "false";
-    case Kind::kLong: return std::to_string(scalar_);
-    case Kind::kString: return "\"" + EscapeCedarString(as_string()) + "\"";
-    case Kind::kEntity: return as_entity().ToString();
+    case Kind::kBool:
+      return as_bool() ? "true" : "false";
+    case Kind::kLong:
+      return std::to_string(scalar_);
+    case Kind::kString:
+      return "\"" + EscapeCedarString(as_string()) + "\"";
+    case Kind::kEntity:
+      return as_entity().ToString();
     case Kind::kSet: {
       std::string out = "[";
       bool first = true;
@@ -204,10 +231,14 @@ std::string Value::ToString() const {
       }
       return out + "}";
     }
-    case Kind::kDecimal: return "decimal(\"" + FormatDecimal(as_decimal()) + "\")";
-    case Kind::kIp: return "ip(\"" + FormatIp(as_ip()) + "\")";
-    case Kind::kDatetime: return "datetime(" + std::to_string(scalar_) + "ms)";
-    case Kind::kDuration: return "duration(\"" + std::to_string(scalar_) + "ms\")";
+    case Kind::kDecimal:
+      return "decimal(\"" + FormatDecimal(as_decimal()) + "\")";
+    case Kind::kIp:
+      return "ip(\"" + FormatIp(as_ip()) + "\")";
+    case Kind::kDatetime:
+      return "datetime(" + std::to_string(scalar_) + "ms)";
+    case Kind::kDuration:
+      return "duration(\"" + std::to_string(scalar_) + "ms\")";
   }
   return "?";
 }

@@ -7,10 +7,14 @@ bool IsIdentChar(char c) { return IsIdentStart(c) || (c >= '0' && c <= '9'); }
 
 std::string Describe(const Token& t) {
   switch (t.kind) {
-    case Tok::kEnd: return "end of input";
-    case Tok::kStr: return "string literal";
-    case Tok::kInt: return "integer `" + std::string(t.text) + "`";
-    default: return "`" + std::string(t.text) + "`";
+    case Tok::kEnd:
+      return "end of input";
+    case Tok::kStr:
+      return "string literal";
+    case Tok::kInt:
+      return "integer `" + std::string(t.text) + "`";
+    default:
+      return "`" + std::string(t.text) + "`";
   }
 }
 
@@ -133,19 +137,32 @@ void Unescape(std::string_view body, size_t offset, std::string* out,
     char e = body[i];
     std::string tmp;
     switch (e) {
-      case 'n': emit("\n", false); break;
-      case 'r': emit("\r", false); break;
-      case 't': emit("\t", false); break;
-      case '\\': emit("\\", false); break;
-      case '0': emit(std::string_view("\0", 1), false); break;
-      case '\'': emit("'", false); break;
-      case '"': emit("\"", false); break;
+      case 'n':
+        emit("\n", false);
+        break;
+      case 'r':
+        emit("\r", false);
+        break;
+      case 't':
+        emit("\t", false);
+        break;
+      case '\\':
+        emit("\\", false);
+        break;
+      case '0':
+        emit(std::string_view("\0", 1), false);
+        break;
+      case '\'':
+        emit("'", false);
+        break;
+      case '"':
+        emit("\"", false);
+        break;
       case '*':
         if (!pattern) throw SyntaxError{esc, "invalid escape `\\*` outside a `like` pattern"};
         emit("*", false);
         break;
       case 'x': {
-        if (i + 2 >= body.size() + 0 && i + 2 > body.size()) throw SyntaxError{esc, "invalid \\x escape"};
         int h = i + 1 < body.size() ? HexVal(body[i + 1]) : -1;
         int l = i + 2 < body.size() ? HexVal(body[i + 2]) : -1;
         if (h < 0 || l < 0 || h > 7) throw SyntaxError{esc, "invalid \\x escape"};
@@ -155,7 +172,8 @@ void Unescape(std::string_view body, size_t offset, std::string* out,
         break;
       }
       case 'u': {
-        if (i + 1 >= body.size() || body[i + 1] != '{') throw SyntaxError{esc, "invalid \\u escape"};
+        if (i + 1 >= body.size() || body[i + 1] != '{')
+          throw SyntaxError{esc, "invalid \\u escape"};
         size_t j = i + 2;
         uint32_t cp = 0;
         int digits = 0;
@@ -177,6 +195,5 @@ void Unescape(std::string_view body, size_t offset, std::string* out,
     }
   }
 }
-
 
 }  // namespace custody::policy::internal
