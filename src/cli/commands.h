@@ -11,5 +11,7 @@ namespace custody::cli {
 
 void RegisterLedgerCommands(CLI::App& app);
 void RegisterCedarCommands(CLI::App& app);
+void RegisterServeCommands(CLI::App& app);
+void RegisterAdminCommands(CLI::App& app);
 
 }  // namespace custody::cli

@@ -12,6 +12,10 @@ int main(int argc, char** argv) {
 #ifdef CUSTODY_HAVE_POLICY
   custody::cli::RegisterCedarCommands(app);
 #endif
+#ifdef CUSTODY_HAVE_API
+  custody::cli::RegisterServeCommands(app);
+  custody::cli::RegisterAdminCommands(app);
+#endif
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

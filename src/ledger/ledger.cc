@@ -157,6 +157,7 @@ void Ledger::Run() {
 
 void Ledger::CommitBatch(std::vector<Pending>& batch) {
   auto started = std::chrono::steady_clock::now();
+  int64_t committed_micros = -1;  // set when the batch is durable
   std::vector<Result<AppendResult>> results;
   results.reserve(batch.size());
   {
@@ -213,7 +214,11 @@ void Ledger::CommitBatch(std::vector<Pending>& batch) {
       stats_.events += batch.size();
       stats_.commit_micros_total += static_cast<uint64_t>(micros);
       stats_.max_batch_seen = std::max<uint64_t>(stats_.max_batch_seen, batch.size());
+      committed_micros = micros;
     }
+  }
+  if (committed_micros >= 0 && options_.on_batch_committed) {
+    options_.on_batch_committed(batch.size(), std::chrono::microseconds(committed_micros));
   }
   for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(results[i]));
 }

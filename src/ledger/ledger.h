@@ -44,6 +44,10 @@ struct LedgerOptions {
   // is queued as soon as the previous commit has finished.
   std::chrono::microseconds max_delay{0};
   size_t tile_cache_tiles = 1024;
+  // Called on the sequencer thread after each durable commit with the batch's event count and
+  // the time from taking the batch to the end of the commit (fsync included). For metrics; it
+  // must be cheap and must not call back into the Ledger.
+  std::function<void(size_t events, std::chrono::microseconds commit)> on_batch_committed;
 };
 
 struct AppendResult {

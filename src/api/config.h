@@ -1,0 +1,87 @@
+// Config: the service's settings, from a TOML file, then CUSTODY_* environment variables, then
+// command-line flags (each overrides the one before). Unknown keys are errors, reported with the
+// file, line and column that toml++ gives; every value is validated before the service starts.
+//
+// Keys (TOML dotted name -> environment variable, e.g. ledger.batch_size ->
+// CUSTODY_LEDGER_BATCH_SIZE); defaults in parentheses:
+//   listen ("127.0.0.1:8750")   data_dir ("./custody-data")   trust_domain ("custody.local")
+//   worker_threads (0 = one per hardware thread)
+//   ledger.origin ("custody.local/ledger")  ledger.batch_size (4096)  ledger.batch_delay_us (0)
+//   ledger.max_events_per_request (1000)
+//   admin.token_db ("<data_dir>/custody.db")  admin.protect_reads (false: GETs are public)
+//   log.level ("info": debug|info|warn|error)  log.format ("json": json|text)
+//   tls.cert, tls.key (PEM files; both or neither)
+//   limits.max_body_bytes (1 MiB)  limits.max_header_bytes (16 KiB)
+//   limits.header_timeout_ms (10000)  limits.body_timeout_ms (30000)
+//   limits.write_timeout_ms (30000)  limits.shutdown_timeout_ms (30000)
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+
+namespace custody::api {
+
+struct Config {
+  std::string listen = "127.0.0.1:8750";
+  std::string data_dir = "./custody-data";
+  std::string trust_domain = "custody.local";
+  int64_t worker_threads = 0;
+  struct Ledger {
+    std::string origin = "custody.local/ledger";
+    int64_t batch_size = 4096;
+    int64_t batch_delay_us = 0;
+    int64_t max_events_per_request = 1000;
+  } ledger;
+  struct Admin {
+    std::string token_db;  // empty: <data_dir>/custody.db
+    bool protect_reads = false;
+  } admin;
+  struct Log {
+    std::string level = "info";
+    std::string format = "json";
+  } log;
+  struct Tls {
+    std::string cert;
+    std::string key;
+  } tls;
+  struct Limits {
+    int64_t max_body_bytes = 1024 * 1024;
+    int64_t max_header_bytes = 16 * 1024;
+    int64_t header_timeout_ms = 10000;
+    int64_t body_timeout_ms = 30000;
+    int64_t write_timeout_ms = 30000;
+    int64_t shutdown_timeout_ms = 30000;
+  } limits;
+
+  std::string TokenDbPath() const;
+  std::string LedgerDbPath() const { return data_dir + "/ledger.db"; }
+  std::string LedgerKeyPath() const { return data_dir + "/ledger.key"; }
+};
+
+struct HostPort {
+  std::string host;  // IP literal, without brackets
+  uint16_t port = 0;
+};
+// "127.0.0.1:8750", "[::1]:0", "0.0.0.0:80". "localhost" is accepted as 127.0.0.1.
+Result<HostPort> ParseListen(std::string_view text);
+
+struct ConfigSources {
+  std::optional<std::string> file;         // TOML file path
+  std::map<std::string, std::string> env;  // the process environment (injected for tests)
+  std::vector<std::pair<std::string, std::string>> overrides;  // dotted key -> value, from flags
+};
+
+// InvalidArgument naming the source (file:line:col, the variable, or the flag) of a bad value.
+Result<Config> LoadConfig(const ConfigSources& sources);
+// Parses TOML text (for tests); `name` is used in messages.
+Result<Config> ParseConfigToml(std::string_view toml, std::string_view name, Config base = {});
+// The environment as a map, for ConfigSources::env.
+std::map<std::string, std::string> ProcessEnvironment();
+
+}  // namespace custody::api

@@ -1,0 +1,112 @@
+#include "api/config.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace custody::api {
+namespace {
+
+std::string WriteTemp(const std::string& name, const std::string& text) {
+  auto dir = std::filesystem::temp_directory_path() / ("custody_cfg_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto path = (dir / name).string();
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(Config, DefaultsAreLoopbackAndLocalDataDir) {
+  auto c = LoadConfig({});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->listen, "127.0.0.1:8750");
+  EXPECT_EQ(c->data_dir, "./custody-data");
+  EXPECT_EQ(c->TokenDbPath(), "./custody-data/custody.db");
+  EXPECT_EQ(c->log.level, "info");
+  EXPECT_FALSE(c->admin.protect_reads);
+}
+
+TEST(Config, FileThenEnvironmentThenFlags) {
+  std::string path = WriteTemp("layers.toml", R"(
+listen = "127.0.0.1:9000"
+data_dir = "/tmp/a"
+[ledger]
+batch_size = 128
+origin = "example.com/log"
+[log]
+level = "debug"
+[admin]
+protect_reads = true
+)");
+  ConfigSources s;
+  s.file = path;
+  s.env = {{"CUSTODY_LISTEN", "127.0.0.1:9001"},
+           {"CUSTODY_LEDGER_BATCH_SIZE", "64"},
+           {"CUSTODY_SOURCE_DIR", "/ignored"}};
+  s.overrides = {{"listen", "127.0.0.1:0"}};
+  auto c = LoadConfig(s);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->listen, "127.0.0.1:0");  // flag beats env beats file
+  EXPECT_EQ(c->ledger.batch_size, 64);  // env beats file
+  EXPECT_EQ(c->data_dir, "/tmp/a");     // file beats default
+  EXPECT_EQ(c->ledger.origin, "example.com/log");
+  EXPECT_EQ(c->log.level, "debug");
+  EXPECT_TRUE(c->admin.protect_reads);
+}
+
+TEST(Config, UnknownKeysAndBadValuesAreErrorsWithPositions) {
+  auto c = ParseConfigToml("listen = \"x\"\nlisten_addr = \"y\"\n", "a.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("a.toml:2:1"), std::string::npos) << c.status().message();
+  EXPECT_NE(c.status().message().find("unknown key listen_addr"), std::string::npos);
+  c = ParseConfigToml("[nope]\nx = 1\n", "b.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("unknown section [nope]"), std::string::npos);
+  c = ParseConfigToml("[ledger]\nbatch_size = \"big\"\n", "c.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("c.toml:2:"), std::string::npos);
+  EXPECT_NE(c.status().message().find("must be an integer"), std::string::npos);
+  c = ParseConfigToml("listen = \n", "d.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("d.toml:1:"), std::string::npos) << c.status().message();
+
+  ConfigSources s;
+  s.env = {{"CUSTODY_WORKER_THREADS", "many"}};
+  auto e = LoadConfig(s);
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("CUSTODY_WORKER_THREADS"), std::string::npos);
+  s.env = {{"CUSTODY_LOG_LEVEL", "loud"}};
+  EXPECT_FALSE(LoadConfig(s).ok());
+  s.env = {{"CUSTODY_TLS_CERT", "/x.pem"}};
+  EXPECT_FALSE(LoadConfig(s).ok());  // a certificate without a key
+  s.env = {};
+  s.overrides = {{"no.such", "1"}};
+  EXPECT_FALSE(LoadConfig(s).ok());
+  s.overrides = {{"ledger.batch_size", "0"}};
+  EXPECT_FALSE(LoadConfig(s).ok());
+  s.overrides = {};
+  s.file = "/nonexistent/custody.toml";
+  auto f = LoadConfig(s);
+  ASSERT_FALSE(f.ok());
+  EXPECT_NE(f.status().message().find("/nonexistent/custody.toml"), std::string::npos);
+}
+
+TEST(Config, ParseListen) {
+  auto hp = ParseListen("127.0.0.1:8750");
+  ASSERT_TRUE(hp.ok());
+  EXPECT_EQ(hp->host, "127.0.0.1");
+  EXPECT_EQ(hp->port, 8750);
+  hp = ParseListen("[::1]:0");
+  ASSERT_TRUE(hp.ok());
+  EXPECT_EQ(hp->host, "::1");
+  EXPECT_EQ(hp->port, 0);
+  EXPECT_EQ(ParseListen("localhost:1")->host, "127.0.0.1");
+  EXPECT_FALSE(ParseListen("127.0.0.1").ok());
+  EXPECT_FALSE(ParseListen("127.0.0.1:70000").ok());
+  EXPECT_FALSE(ParseListen(":80").ok());
+  EXPECT_FALSE(ParseListen("::1:80").ok());
+}
+
+}  // namespace
+}  // namespace custody::api

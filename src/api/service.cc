@@ -1,0 +1,178 @@
+#include "api/service.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "api/metrics.h"
+#include "api/routes.h"
+#include "crypto/key_file.h"
+#include "http/server.h"
+#include "ledger/ledger.h"
+#include "ledger/sqlite_ledger_store.h"
+#include "store/sqlite_admin_token_store.h"
+
+namespace custody::api {
+
+struct Service::Impl {
+  Config config;
+  const Clock* clock = nullptr;
+  Logger* log = nullptr;
+  Random* random = nullptr;
+  Metrics metrics;
+  std::unique_ptr<store::SqliteAdminTokenStore> tokens;
+  std::unique_ptr<TokenAuthenticator> authenticator;
+  std::unique_ptr<ledger::Ledger> ledger;
+  http::Router router;
+  std::unique_ptr<http::Server> server;
+  std::optional<IssuedToken> bootstrap;
+  bool shut_down = false;
+};
+
+Status EnsurePrivateDir(const std::string& dir, bool create) {
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) {
+    if (!create) {
+      return NotFoundError("data directory " + dir +
+                           " does not exist (create it, or run `custody serve --quickstart`)");
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return UnavailableError("cannot create data directory " + dir + ": " + ec.message());
+    if (::chmod(dir.c_str(), 0700) != 0) {
+      return UnavailableError("cannot set mode 0700 on " + dir);
+    }
+    return OkStatus();
+  }
+  if (!S_ISDIR(st.st_mode)) return InvalidArgumentError(dir + " is not a directory");
+  if (st.st_mode & 0077) {
+    return FailedPreconditionError("data directory " + dir +
+                                   " is accessible to group or others; chmod 700 it");
+  }
+  return OkStatus();
+}
+
+Service::Service(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Service::~Service() { Shutdown(); }
+
+Result<std::unique_ptr<Service>> Service::Open(const Config& config, const ServiceOptions& options,
+                                               const Clock& clock, Random& random, Logger& log) {
+  auto impl = std::make_unique<Impl>();
+  impl->config = config;
+  impl->clock = &clock;
+  impl->log = &log;
+  impl->random = &random;
+  RETURN_IF_ERROR(EnsurePrivateDir(config.data_dir, options.quickstart));
+
+  ASSIGN_OR_RETURN(impl->tokens, store::SqliteAdminTokenStore::Open(config.TokenDbPath()));
+  impl->authenticator = std::make_unique<TokenAuthenticator>(*impl->tokens);
+  if (options.quickstart) {
+    ASSIGN_OR_RETURN(auto records, impl->tokens->List());
+    bool have_admin = false;
+    for (const auto& r : records) {
+      if (r.role == kRoleAdmin && !r.revoked_unix_ms) have_admin = true;
+    }
+    if (!have_admin) {
+      ASSIGN_OR_RETURN(IssuedToken t,
+                       IssueAdminToken(*impl->tokens, kRoleAdmin, "quickstart", clock, random));
+      impl->bootstrap = std::move(t);
+    }
+  }
+
+  ASSIGN_OR_RETURN(auto store, ledger::SqliteLedgerStore::Open(config.LedgerDbPath()));
+  ASSIGN_OR_RETURN(crypto::Ed25519PrivateKey key,
+                   crypto::LoadOrCreateEd25519Key(config.LedgerKeyPath()));
+  ledger::LedgerOptions lo;
+  ASSIGN_OR_RETURN(std::optional<std::string> stored_origin, store->GetMeta("origin"));
+  // An existing ledger keeps its origin; the configured one names a new ledger.
+  lo.origin = stored_origin ? *stored_origin : config.ledger.origin;
+  if (stored_origin && *stored_origin != config.ledger.origin &&
+      config.ledger.origin != Config{}.ledger.origin) {
+    return FailedPreconditionError("ledger.origin is \"" + config.ledger.origin +
+                                   "\" but the ledger in " + config.data_dir + " has origin \"" +
+                                   *stored_origin + "\"");
+  }
+  lo.max_batch = static_cast<size_t>(config.ledger.batch_size);
+  lo.max_delay = std::chrono::microseconds(config.ledger.batch_delay_us);
+  Metrics* metrics = &impl->metrics;
+  lo.on_batch_committed = [metrics](size_t events, std::chrono::microseconds commit) {
+    metrics->ObserveBatch(events, static_cast<double>(commit.count()) / 1e6);
+  };
+  ASSIGN_OR_RETURN(impl->ledger, ledger::Ledger::Open(std::move(store), std::move(key), lo));
+  ledger::Ledger* led = impl->ledger.get();
+  impl->metrics.AddGauge("custody_ledger_size", "Leaves in the latest signed checkpoint.",
+                         [led] { return static_cast<double>(led->Size()); });
+
+  RouteOptions ro;
+  if (config.admin.protect_reads) {
+    ro.read_auth =
+        http::AuthRequirement::AnyOf({std::string(kRoleAdmin), std::string(kRoleReader)});
+  }
+  ro.max_events_per_request = static_cast<size_t>(config.ledger.max_events_per_request);
+  RETURN_IF_ERROR(AddLedgerRoutes(impl->router, *impl->ledger, ro));
+  Impl* raw = impl.get();
+  RETURN_IF_ERROR(AddOpsRoutes(
+      impl->router, impl->metrics,
+      [raw]() -> Status {
+        RETURN_IF_ERROR(raw->tokens->CheckWritable().WithContext("token store"));
+        RETURN_IF_ERROR(raw->ledger->store().LeafCount().status().WithContext("ledger store"));
+        if (::access(raw->config.data_dir.c_str(), W_OK) != 0) {
+          return UnavailableError("data directory is not writable");
+        }
+        if (raw->ledger->VerifierKey().empty()) return UnavailableError("no ledger key loaded");
+        return OkStatus();
+      },
+      ro));
+
+  ASSIGN_OR_RETURN(HostPort hp, ParseListen(config.listen));
+  http::ServerOptions so;
+  so.host = hp.host;
+  so.port = hp.port;
+  so.threads = static_cast<int>(config.worker_threads);
+  so.max_body_bytes = static_cast<size_t>(config.limits.max_body_bytes);
+  so.max_header_bytes = static_cast<size_t>(config.limits.max_header_bytes);
+  so.header_timeout = std::chrono::milliseconds(config.limits.header_timeout_ms);
+  so.body_timeout = std::chrono::milliseconds(config.limits.body_timeout_ms);
+  so.write_timeout = std::chrono::milliseconds(config.limits.write_timeout_ms);
+  so.shutdown_timeout = std::chrono::milliseconds(config.limits.shutdown_timeout_ms);
+  so.tls_cert_file = config.tls.cert;
+  so.tls_key_file = config.tls.key;
+  Logger* logger = &log;
+  auto observer = [metrics, logger](const http::RequestRecord& r) {
+    double seconds = static_cast<double>(r.latency.count()) / 1e6;
+    metrics->ObserveRequest(r.method, r.route, r.status, seconds);
+    if (logger->Enabled(LogLevel::kInfo)) {
+      logger->Log(LogLevel::kInfo, "request",
+                  {{"method", r.method},
+                   {"route", r.route},
+                   {"status", static_cast<int64_t>(r.status)},
+                   {"latency_ms", seconds * 1000},
+                   {"request_id", r.request_id},
+                   {"remote", r.remote},
+                   {"token_id", r.principal},
+                   {"bytes_in", static_cast<int64_t>(r.request_bytes)},
+                   {"bytes_out", static_cast<int64_t>(r.response_bytes)}});
+    }
+  };
+  impl->server = std::make_unique<http::Server>(so, impl->router, impl->authenticator.get(),
+                                                observer, clock, random);
+  return std::unique_ptr<Service>(new Service(std::move(impl)));
+}
+
+Status Service::Start() { return impl_->server->Start(); }
+
+void Service::Shutdown() {
+  if (!impl_ || impl_->shut_down) return;
+  impl_->shut_down = true;
+  impl_->server->Shutdown();
+  impl_->ledger->Close();
+}
+
+uint16_t Service::port() const { return impl_->server->port(); }
+bool Service::tls() const { return impl_->server->tls(); }
+int Service::threads() const { return impl_->server->threads(); }
+std::string Service::VerifierKey() const { return impl_->ledger->VerifierKey(); }
+const std::optional<IssuedToken>& Service::bootstrap_token() const { return impl_->bootstrap; }
+
+}  // namespace custody::api

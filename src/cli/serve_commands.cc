@@ -1,0 +1,145 @@
+// `custody serve`: runs the HTTP service until SIGTERM or SIGINT, then shuts down gracefully
+// (stop accepting, finish in-flight requests, flush the ledger) and exits 0.
+//
+// stdout carries only machine-readable lines, flushed at once:
+//   {"event":"admin_token","id":"…","role":"admin","token":"cst_…"}   (quickstart, once)
+//   {"event":"listening","address":"127.0.0.1:8750","url":"http://127.0.0.1:8750",…}
+// Logs (JSON lines by default) go to stderr.
+#include <pthread.h>
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "api/config.h"
+#include "api/logger.h"
+#include "api/service.h"
+#include "cli/commands.h"
+#include "common/jcs.h"
+
+namespace custody::cli {
+namespace {
+
+struct ServeFlags {
+  std::string config_file;
+  std::string listen;
+  std::string data_dir;
+  std::string origin;
+  std::string log_level;
+  std::string log_format;
+  std::string tls_cert;
+  std::string tls_key;
+  int64_t threads = -1;
+  bool quickstart = false;
+  std::vector<std::string> sets;  // key=value
+};
+
+[[noreturn]] void Fail(const Status& s) {
+  std::cerr << "custody: " << s.ToString() << "\n";
+  throw CLI::RuntimeError(s.code() == StatusCode::kInvalidArgument ? 2 : 1);
+}
+
+std::string JsonString(std::string_view s) {
+  std::string out;
+  AppendJcsString(s, out);
+  return out;
+}
+
+int RunServe(const ServeFlags& f) {
+  api::ConfigSources sources;
+  sources.env = api::ProcessEnvironment();
+  if (!f.config_file.empty()) {
+    sources.file = f.config_file;
+  } else if (auto it = sources.env.find("CUSTODY_CONFIG"); it != sources.env.end()) {
+    sources.file = it->second;
+  }
+  auto add = [&](const char* key, const std::string& v) {
+    if (!v.empty()) sources.overrides.emplace_back(key, v);
+  };
+  add("listen", f.listen);
+  add("data_dir", f.data_dir);
+  add("ledger.origin", f.origin);
+  add("log.level", f.log_level);
+  add("log.format", f.log_format);
+  add("tls.cert", f.tls_cert);
+  add("tls.key", f.tls_key);
+  if (f.threads >= 0) add("worker_threads", std::to_string(f.threads));
+  for (const std::string& kv : f.sets) {
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos) Fail(InvalidArgumentError("--set expects KEY=VALUE: " + kv));
+    sources.overrides.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  Result<api::Config> config = api::LoadConfig(sources);
+  if (!config.ok()) Fail(config.status().WithContext("configuration"));
+
+  // Block the shutdown signals in every thread (threads inherit the mask), and take them
+  // synchronously with sigwait below: no async-signal-safety concerns.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  SystemClock clock;
+  SystemRandom random;
+  api::Logger log(*api::ParseLogLevel(config->log.level), config->log.format == "json", clock);
+  api::ServiceOptions options;
+  options.quickstart = f.quickstart;
+  auto service = api::Service::Open(*config, options, clock, random, log);
+  if (!service.ok()) Fail(service.status());
+  if (const auto& t = (*service)->bootstrap_token()) {
+    std::cout << "{\"event\":\"admin_token\",\"id\":\"" << t->id << "\",\"role\":\"" << t->role
+              << "\",\"token\":\"" << t->token << "\"}" << std::endl;
+    std::cerr << "custody: an admin token was created and printed above (token id " << t->id
+              << "). It is shown only this once and stored hashed; keep it somewhere safe.\n";
+  }
+  Status st = (*service)->Start();
+  if (!st.ok()) Fail(st);
+  api::HostPort hp = *api::ParseListen(config->listen);
+  std::string host = hp.host.find(':') != std::string::npos ? "[" + hp.host + "]" : hp.host;
+  std::string address = host + ":" + std::to_string((*service)->port());
+  std::string url = ((*service)->tls() ? "https://" : "http://") + address;
+  std::string vkey = (*service)->VerifierKey();
+  log.Log(api::LogLevel::kInfo, "listening",
+          {{"address", std::string_view(address)},
+           {"tls", (*service)->tls()},
+           {"threads", static_cast<int64_t>((*service)->threads())},
+           {"data_dir", std::string_view(config->data_dir)},
+           {"ledger_verifier_key", std::string_view(vkey)}});
+  std::cout << "{\"event\":\"listening\",\"address\":" << JsonString(address)
+            << ",\"url\":" << JsonString(url) << ",\"verifier_key\":" << JsonString(vkey) << "}"
+            << std::endl;
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  log.Log(api::LogLevel::kInfo, "shutting down",
+          {{"signal", std::string_view(sig == SIGTERM ? "SIGTERM" : "SIGINT")}});
+  (*service)->Shutdown();
+  log.Log(api::LogLevel::kInfo, "stopped");
+  return 0;
+}
+
+}  // namespace
+
+void RegisterServeCommands(CLI::App& app) {
+  auto f = std::make_shared<ServeFlags>();
+  auto* serve = app.add_subcommand("serve", "Run the HTTP service");
+  serve->add_option("--config", f->config_file, "TOML config file (or CUSTODY_CONFIG)");
+  serve->add_option("--listen", f->listen, "ADDR:PORT (default 127.0.0.1:8750; port 0: any)");
+  serve->add_option("--data-dir", f->data_dir, "Data directory (default ./custody-data)");
+  serve->add_option("--origin", f->origin, "Ledger origin for a new ledger");
+  serve->add_option("--log-level", f->log_level, "debug|info|warn|error");
+  serve->add_option("--log-format", f->log_format, "json|text");
+  serve->add_option("--tls-cert", f->tls_cert, "PEM certificate chain (enables TLS)");
+  serve->add_option("--tls-key", f->tls_key, "PEM private key");
+  serve->add_option("--threads", f->threads, "Worker threads (0: one per hardware thread)");
+  serve->add_option("--set", f->sets, "Any config key: --set limits.max_body_bytes=65536");
+  serve->add_flag("--quickstart", f->quickstart,
+                  "Create the data directory, keys and an admin token if missing, then serve");
+  serve->callback([f] {
+    if (int rc = RunServe(*f); rc != 0) throw CLI::RuntimeError(rc);
+  });
+}
+
+}  // namespace custody::cli

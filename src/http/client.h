@@ -1,0 +1,85 @@
+// Client: a small HTTP/1.1 client over one keep-alive connection (Boost.Beast, C++20
+// coroutines), with optional TLS and Server-Sent Events reading. The MCP gateway uses it to reach
+// upstream servers; tests use it to talk to `custody serve`.
+//
+// HttpClient is not thread-safe: one coroutine at a time per instance. It reconnects when the
+// server closed the connection. BlockingHttpClient wraps one in its own io_context for callers
+// outside a coroutine (tests, CLI tools).
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "http/http.h"
+
+namespace custody::http {
+
+struct ClientOptions {
+  bool tls = false;
+  bool verify_peer = true;                   // with tls: verify the certificate chain and host name
+  std::string ca_file;                       // PEM trust anchors; default: the system store
+  std::chrono::milliseconds timeout{30000};  // per request (connect + write + read)
+  size_t max_response_bytes = 64 * 1024 * 1024;
+};
+
+struct ClientRequest {
+  std::string method = "GET";
+  std::string target = "/";
+  Headers headers;
+  std::string body;
+};
+
+struct ClientResponse {
+  int status = 0;
+  Headers headers;
+  std::string body;
+};
+
+struct SseEvent {
+  std::string event;  // "message" when the stream did not name it
+  std::string data;
+  std::string id;
+};
+
+class HttpClient {
+ public:
+  HttpClient(boost::asio::any_io_executor ex, std::string host, uint16_t port,
+             ClientOptions options = {});
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  // Unavailable for connection and I/O failures (including timeouts); any HTTP status is a
+  // successful result.
+  boost::asio::awaitable<Result<ClientResponse>> Send(ClientRequest request);
+  // Sends `request` and reads a text/event-stream response, calling `on_event` per event until
+  // the stream ends or `on_event` returns false. Returns the response head (body empty).
+  boost::asio::awaitable<Result<ClientResponse>> Stream(
+      ClientRequest request, std::function<bool(const SseEvent&)> on_event);
+  void Close();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+class BlockingHttpClient {
+ public:
+  BlockingHttpClient(std::string host, uint16_t port, ClientOptions options = {});
+  ~BlockingHttpClient();
+  Result<ClientResponse> Send(ClientRequest request);
+  Result<ClientResponse> Stream(ClientRequest request,
+                                std::function<bool(const SseEvent&)> on_event);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace custody::http

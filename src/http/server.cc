@@ -1,0 +1,612 @@
+#include "http/server.h"
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "common/uuid.h"
+
+namespace custody::http {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+using Strand = asio::strand<asio::io_context::executor_type>;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+tcp::socket& Lowest(tcp::socket& s) { return s; }
+const boost::system::error_category& ParseCategory() {
+  return bhttp::make_error_code(bhttp::error::bad_method).category();
+}
+tcp::socket& Lowest(asio::ssl::stream<tcp::socket>& s) { return s.next_layer(); }
+
+// The per-connection I/O state. Shared with the deadline timer's handler so that a late timer
+// callback never touches a destroyed socket. Everything here runs on the connection's strand.
+template <class Stream>
+struct ConnIo {
+  template <class... Args>
+  ConnIo(Strand strand, Args&&... args)
+      : stream(std::forward<Args>(args)...), timer(strand), wake(strand) {}
+  Stream stream;
+  asio::steady_timer timer;  // deadline for the current read or write
+  asio::steady_timer wake;   // wakes an SSE writer loop
+  uint64_t generation = 0;   // invalidates deadline callbacks that were already queued
+  bool timed_out = false;
+  bool idle = false;  // waiting for a request header: may be closed by Shutdown()
+  bool stop = false;  // Shutdown() asked this connection to finish
+};
+
+template <class Stream>
+void Arm(const std::shared_ptr<ConnIo<Stream>>& io, std::chrono::milliseconds d) {
+  uint64_t gen = ++io->generation;
+  io->timed_out = false;
+  io->timer.expires_after(d);
+  io->timer.async_wait([io, gen](error_code ec) {
+    if (ec || gen != io->generation) return;
+    io->timed_out = true;
+    error_code ignored;
+    Lowest(io->stream).cancel(ignored);
+  });
+}
+
+template <class Stream>
+void Disarm(const std::shared_ptr<ConnIo<Stream>>& io) {
+  ++io->generation;
+  io->timer.cancel();
+}
+
+std::string MediaType(std::string_view content_type) {
+  std::string_view v = content_type.substr(0, content_type.find(';'));
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  std::string out(v);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+class SseWriterImpl final : public SseWriter, public std::enable_shared_from_this<SseWriterImpl> {
+ public:
+  using WakeFn = std::function<void()>;
+  explicit SseWriterImpl(WakeFn wake) : wake_(std::move(wake)) {}
+
+  bool Send(std::string_view event, std::string_view data, std::string_view id) override {
+    return Push(FormatSseEvent(event, data, id));
+  }
+  bool Comment(std::string_view text) override { return Push(": " + std::string(text) + "\n\n"); }
+  void Close() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (closed_) return;
+      closed_ = true;
+    }
+    wake_();
+  }
+  bool closed() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return closed_;
+  }
+  // Takes what is queued; `closed` reports whether the stream should end after it.
+  std::string Take(bool* closed) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string out;
+    for (auto& s : queue_) out += s;
+    queue_.clear();
+    *closed = closed_;
+    return out;
+  }
+
+ private:
+  bool Push(std::string chunk) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (closed_) return false;
+      queue_.push_back(std::move(chunk));
+    }
+    wake_();
+    return true;
+  }
+  WakeFn wake_;
+  mutable std::mutex mu_;
+  std::deque<std::string> queue_;  // guarded by mu_
+  bool closed_ = false;            // guarded by mu_
+};
+
+// Waits for an asynchronous handler's Responder, which may be called from any thread.
+struct PendingResponse {
+  explicit PendingResponse(asio::any_io_executor ex) : timer(ex) {
+    timer.expires_at(asio::steady_timer::time_point::max());
+  }
+  asio::steady_timer timer;
+  std::optional<Response> response;  // touched only on the connection's strand
+};
+
+}  // namespace
+
+struct Server::Impl {
+  Impl(ServerOptions o, const Router& r, Authenticator* a, RequestObserver obs, const Clock& clock,
+       Random& random)
+      : options(std::move(o)),
+        router(r),
+        authenticator(a),
+        observer(std::move(obs)),
+        ids(clock, random),
+        thread_count(options.threads > 0
+                         ? options.threads
+                         : std::max(1, static_cast<int>(std::thread::hardware_concurrency()))),
+        ioc(thread_count),
+        acceptor_strand(asio::make_strand(ioc)),
+        acceptor(acceptor_strand) {}
+
+  ServerOptions options;
+  const Router& router;
+  Authenticator* authenticator;
+  RequestObserver observer;
+  UuidV7Generator ids;
+  int thread_count;
+  // Declared before the io_context: destroying it destroys unfinished session coroutines,
+  // whose guards still use these.
+  std::mutex mu;
+  std::condition_variable cv;
+  uint64_t next_conn_id = 0;                           // guarded by mu
+  std::map<uint64_t, std::function<void()>> stoppers;  // guarded by mu; posts to the strand
+  size_t active = 0;                                   // guarded by mu
+  bool shut_down = false;                              // guarded by mu
+  std::optional<asio::ssl::context> ssl;
+  asio::io_context ioc;
+  Strand acceptor_strand;
+  tcp::acceptor acceptor;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::vector<std::thread> threads;
+  uint16_t bound_port = 0;
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> started{false};
+
+  asio::awaitable<void> Accept();
+  template <class Stream>
+  asio::awaitable<void> Session(std::shared_ptr<ConnIo<Stream>> io, std::string remote);
+  template <class Stream>
+  asio::awaitable<void> Lingering(std::shared_ptr<ConnIo<Stream>> io);
+  asio::awaitable<Response> Dispatch(Request& req, const Route** route_out);
+  void Finish(uint64_t id) {
+    std::lock_guard<std::mutex> lock(mu);
+    stoppers.erase(id);
+    --active;
+    cv.notify_all();
+  }
+};
+
+asio::awaitable<void> Server::Impl::Accept() {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(ioc), kTuple);
+    if (stopping) co_return;
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+      continue;  // e.g. the peer reset before accept; EMFILE clears as connections close
+    }
+    error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    std::string remote;
+    auto ep = socket.remote_endpoint(ignored);
+    if (!ignored) remote = ep.address().to_string() + ":" + std::to_string(ep.port());
+    Strand strand = socket.get_executor();
+    if (ssl) {
+      auto io =
+          std::make_shared<ConnIo<asio::ssl::stream<tcp::socket>>>(strand, std::move(socket), *ssl);
+      asio::co_spawn(strand, Session(io, remote), asio::detached);
+    } else {
+      auto io = std::make_shared<ConnIo<tcp::socket>>(strand, std::move(socket));
+      asio::co_spawn(strand, Session(io, remote), asio::detached);
+    }
+  }
+}
+
+asio::awaitable<Response> Server::Impl::Dispatch(Request& req, const Route** route_out) {
+  Router::Match m = router.Find(req.method, req.path);
+  if (!m.route) {
+    if (m.path_matched) {
+      std::string allow;
+      for (const auto& a : m.allowed) allow += (allow.empty() ? "" : ", ") + a;
+      Response r = ErrorResponse(InvalidArgumentError("method " + req.method + " not allowed here"),
+                                 req.request_id, 405);
+      r.headers.Set("allow", allow);
+      co_return r;
+    }
+    co_return ErrorResponse(NotFoundError("no such route"), req.request_id);
+  }
+  const Route& route = *m.route;
+  *route_out = &route;
+  req.params = std::move(m.params);
+  if (route.auth.required) {
+    std::optional<std::string_view> h = req.headers.Get("authorization");
+    if (!h || h->size() < 7 || !beast::iequals(h->substr(0, 7), "Bearer ")) {
+      co_return ErrorResponse(UnauthenticatedError("a bearer token is required"), req.request_id);
+    }
+    if (!authenticator) {
+      co_return ErrorResponse(UnauthenticatedError("authentication is not configured"),
+                              req.request_id);
+    }
+    Result<Principal> p = authenticator->Authenticate(h->substr(7));
+    if (!p.ok()) co_return ErrorResponse(p.status(), req.request_id);
+    if (!route.auth.roles.empty() && std::find(route.auth.roles.begin(), route.auth.roles.end(),
+                                               p->role) == route.auth.roles.end()) {
+      req.principal = *p;
+      co_return ErrorResponse(
+          PermissionDeniedError("role \"" + p->role + "\" may not call this route"),
+          req.request_id);
+    }
+    req.principal = std::move(*p);
+  }
+  if (!route.content_type.empty() &&
+      (req.method == "POST" || req.method == "PUT" || req.method == "PATCH")) {
+    std::optional<std::string_view> ct = req.headers.Get("content-type");
+    if (!ct || MediaType(*ct) != route.content_type) {
+      co_return ErrorResponse(InvalidArgumentError("Content-Type must be " + route.content_type),
+                              req.request_id, 415);
+    }
+  }
+  auto ex = co_await asio::this_coro::executor;
+  auto pending = std::make_shared<PendingResponse>(ex);
+  // Weak, and the executor lives in PendingResponse: a Responder kept after its connection ended
+  // (or the server stopped) must keep nothing of the io_context alive; calling it then is a no-op.
+  std::weak_ptr<PendingResponse> weak = pending;
+  Responder respond = [weak](Response r) {
+    auto p = weak.lock();
+    if (!p) return;
+    asio::post(p->timer.get_executor(), [weak, r = std::move(r)]() mutable {
+      auto pending = weak.lock();
+      if (!pending || pending->response) return;  // gone, or a second call: ignored
+      pending->response = std::move(r);
+      pending->timer.cancel();
+    });
+  };
+  try {
+    route.handler(req, std::move(respond));
+  } catch (const std::exception& e) {
+    co_return ErrorResponse(InternalError("handler failed"), req.request_id);
+  }
+  while (!pending->response) {
+    co_await pending->timer.async_wait(kTuple);
+  }
+  co_return std::move(*pending->response);
+}
+
+template <class Stream>
+asio::awaitable<void> Server::Impl::Lingering(std::shared_ptr<ConnIo<Stream>> io) {
+  // After an error answer the client may still be sending a body we did not read; closing at
+  // once would make the kernel send RST and could destroy our answer before the client reads
+  // it. So: half-close, then drain (bounded) until the peer closes.
+  error_code ec;
+  Lowest(io->stream).shutdown(tcp::socket::shutdown_send, ec);
+  Arm(io, std::chrono::milliseconds(2000));
+  std::vector<char> sink(64 * 1024);
+  size_t drained = 0;
+  while (drained < 16 * 1024 * 1024) {
+    auto [rec, n] = co_await Lowest(io->stream).async_read_some(asio::buffer(sink), kTuple);
+    if (rec) break;
+    drained += n;
+  }
+  Disarm(io);
+}
+
+template <class Stream>
+asio::awaitable<void> Server::Impl::Session(std::shared_ptr<ConnIo<Stream>> io,
+                                            std::string remote) {
+  uint64_t conn_id;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    conn_id = next_conn_id++;
+    ++active;
+    auto ex = io->timer.get_executor();
+    std::weak_ptr<ConnIo<Stream>> weak = io;
+    stoppers[conn_id] = [ex, weak] {
+      asio::post(ex, [weak] {
+        auto io = weak.lock();
+        if (!io) return;
+        io->stop = true;
+        if (io->idle) {
+          error_code ignored;
+          Lowest(io->stream).cancel(ignored);
+        }
+        io->wake.cancel();
+      });
+    };
+  }
+  struct Guard {
+    Impl* impl;
+    uint64_t id;
+    ~Guard() { impl->Finish(id); }
+  } guard{this, conn_id};
+
+  if constexpr (std::is_same_v<Stream, asio::ssl::stream<tcp::socket>>) {
+    Arm(io, options.header_timeout);
+    auto [ec] = co_await io->stream.async_handshake(asio::ssl::stream_base::server, kTuple);
+    Disarm(io);
+    if (ec) co_return;
+  }
+
+  beast::flat_buffer buffer;
+  for (;;) {
+    if (io->stop || stopping) break;
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
+    parser.body_limit(options.max_body_bytes);
+    io->idle = true;
+    Arm(io, options.header_timeout);
+    auto [ec, n] = co_await bhttp::async_read_header(io->stream, buffer, parser, kTuple);
+    Disarm(io);
+    io->idle = false;
+    auto started = std::chrono::steady_clock::now();
+    std::string request_id;
+    auto fail_and_close = [&](Status st, int http_status) -> Response {
+      if (request_id.empty()) request_id = ids.NextString();
+      Response r = ErrorResponse(st, request_id, http_status);
+      return r;
+    };
+    std::optional<Response> early;
+    if (ec) {
+      if (io->timed_out) {
+        if (buffer.size() == 0 && !parser.got_some()) break;  // idle keep-alive: just close
+        early = fail_and_close(InvalidArgumentError("request header not received in time"), 408);
+      } else if (ec == bhttp::error::header_limit) {
+        early = fail_and_close(InvalidArgumentError("request header too large"), 431);
+      } else if (ec == bhttp::error::body_limit) {
+        early = fail_and_close(InvalidArgumentError("request body too large"), 413);
+      } else if (ec.category() == ParseCategory() && ec != bhttp::error::end_of_stream &&
+                 ec != bhttp::error::partial_message) {
+        early = fail_and_close(InvalidArgumentError("malformed HTTP request"), 400);
+      } else {
+        break;  // peer closed, reset, or we were stopped while idle
+      }
+    }
+    if (!early) {
+      if (auto h = parser.get().find("x-request-id");
+          h != parser.get().end() && IsSaneRequestId(std::string_view(h->value()))) {
+        request_id = std::string(h->value());
+      } else {
+        request_id = ids.NextString();
+      }
+      auto cl = parser.content_length();
+      if (cl && *cl > options.max_body_bytes) {
+        early = fail_and_close(InvalidArgumentError("request body too large"), 413);
+      }
+    }
+    if (!early && !parser.is_done()) {
+      if (auto e = parser.get().find(bhttp::field::expect);
+          e != parser.get().end() && beast::iequals(e->value(), "100-continue")) {
+        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        Arm(io, options.write_timeout);
+        auto [wec, wn] = co_await asio::async_write(io->stream, asio::buffer(kContinue), kTuple);
+        Disarm(io);
+        if (wec) break;
+      }
+      Arm(io, options.body_timeout);
+      auto [bec, bn] = co_await bhttp::async_read(io->stream, buffer, parser, kTuple);
+      Disarm(io);
+      if (bec) {
+        if (io->timed_out) {
+          early = fail_and_close(InvalidArgumentError("request body not received in time"), 408);
+        } else if (bec == bhttp::error::body_limit) {
+          early = fail_and_close(InvalidArgumentError("request body too large"), 413);
+        } else if (bec.category() == ParseCategory() && bec != bhttp::error::end_of_stream &&
+                   bec != bhttp::error::partial_message) {
+          early = fail_and_close(InvalidArgumentError("malformed HTTP request body"), 400);
+        } else {
+          break;
+        }
+      }
+    }
+
+    Request req;
+    const Route* route = nullptr;
+    Response resp;
+    bool keep_alive = false;
+    unsigned version = 11;
+    uint64_t request_bytes = 0;
+    if (early) {
+      resp = std::move(*early);
+      req.method = parser.is_header_done() ? std::string(parser.get().method_string()) : "";
+    } else {
+      auto& m = parser.get();
+      version = m.version();
+      keep_alive = m.keep_alive();
+      req.method = std::string(m.method_string());
+      req.target = std::string(m.target());
+      size_t q = req.target.find('?');
+      req.path = req.target.substr(0, q);
+      if (q != std::string::npos) req.query = req.target.substr(q + 1);
+      for (const auto& f : m) req.headers.Add(std::string(f.name_string()), std::string(f.value()));
+      req.body = std::move(m.body());
+      request_bytes = req.body.size();
+      req.request_id = request_id;
+      req.remote = remote;
+      if (req.path.empty() || req.path[0] != '/') {
+        resp = ErrorResponse(InvalidArgumentError("request target must be an absolute path"),
+                             request_id);
+      } else {
+        resp = co_await Dispatch(req, &route);
+      }
+    }
+    if (io->stop || stopping) keep_alive = false;
+    if (early) keep_alive = false;
+
+    uint64_t response_bytes = 0;
+    bool write_failed = false;
+    if (resp.sse && !early) {
+      bhttp::response<bhttp::empty_body> head{bhttp::status::ok, version};
+      for (const auto& [k, v] : resp.headers.entries()) head.set(k, v);
+      head.set(bhttp::field::content_type, "text/event-stream");
+      head.set(bhttp::field::cache_control, "no-cache");
+      head.set("x-request-id", request_id);
+      head.keep_alive(false);
+      bhttp::response_serializer<bhttp::empty_body> sr{head};
+      Arm(io, options.write_timeout);
+      auto [hec, hn] = co_await bhttp::async_write_header(io->stream, sr, kTuple);
+      Disarm(io);
+      resp.status = 200;
+      if (!hec) {
+        std::weak_ptr<ConnIo<Stream>> weak = io;
+        auto ex = io->timer.get_executor();
+        auto writer = std::make_shared<SseWriterImpl>([weak, ex] {
+          asio::post(ex, [weak] {
+            if (auto io = weak.lock()) io->wake.cancel();
+          });
+        });
+        resp.sse(writer);
+        for (;;) {
+          bool closed = false;
+          std::string chunk = writer->Take(&closed);
+          if (!chunk.empty()) {
+            Arm(io, options.write_timeout);
+            auto [wec, wn] = co_await asio::async_write(io->stream, asio::buffer(chunk), kTuple);
+            Disarm(io);
+            response_bytes += wn;
+            if (wec) break;
+            continue;
+          }
+          if (closed || io->stop || stopping) break;
+          io->wake.expires_at(asio::steady_timer::time_point::max());
+          co_await io->wake.async_wait(kTuple);
+        }
+        writer->Close();
+      }
+      keep_alive = false;
+    } else {
+      bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(resp.status), version};
+      for (const auto& [k, v] : resp.headers.entries()) res.set(k, v);
+      res.set("x-request-id", request_id);
+      res.keep_alive(keep_alive);
+      bool head_only = req.method == "HEAD";
+      size_t len = resp.body.size();
+      res.body() = head_only ? std::string() : std::move(resp.body);
+      res.prepare_payload();
+      if (head_only) res.content_length(len);
+      Arm(io, options.write_timeout);
+      auto [wec, wn] = co_await bhttp::async_write(io->stream, res, kTuple);
+      Disarm(io);
+      response_bytes = wn;
+      write_failed = static_cast<bool>(wec);
+    }
+    if (observer) {
+      RequestRecord rec;
+      rec.method = req.method;
+      rec.route = route ? std::string_view(route->pattern) : std::string_view("unmatched");
+      rec.status = resp.status;
+      rec.latency = std::chrono::duration_cast<std::chrono::microseconds>(
+          std::chrono::steady_clock::now() - started);
+      rec.request_id = request_id;
+      rec.remote = remote;
+      rec.principal = req.principal ? std::string_view(req.principal->id) : std::string_view();
+      rec.request_bytes = request_bytes;
+      rec.response_bytes = response_bytes;
+      observer(rec);
+    }
+    if (write_failed) break;
+    if (early) {
+      co_await Lingering(io);
+      break;
+    }
+    if (!keep_alive) break;
+  }
+  error_code ignored;
+  if constexpr (std::is_same_v<Stream, asio::ssl::stream<tcp::socket>>) {
+    Arm(io, std::chrono::milliseconds(1000));
+    co_await io->stream.async_shutdown(kTuple);
+    Disarm(io);
+  }
+  Lowest(io->stream).shutdown(tcp::socket::shutdown_both, ignored);
+  Lowest(io->stream).close(ignored);
+}
+
+Server::Server(ServerOptions options, const Router& router, Authenticator* authenticator,
+               RequestObserver observer, const Clock& clock, Random& random)
+    : impl_(std::make_unique<Impl>(std::move(options), router, authenticator, std::move(observer),
+                                   clock, random)) {}
+
+Server::~Server() { Shutdown(); }
+
+Status Server::Start() {
+  Impl& s = *impl_;
+  if (s.started.exchange(true)) return FailedPreconditionError("server already started");
+  try {
+    if (!s.options.tls_cert_file.empty() || !s.options.tls_key_file.empty()) {
+      if (s.options.tls_cert_file.empty() || s.options.tls_key_file.empty()) {
+        return InvalidArgumentError("TLS needs both a certificate and a key file");
+      }
+      s.ssl.emplace(asio::ssl::context::tls_server);
+      s.ssl->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                         asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                         asio::ssl::context::no_tlsv1_1);
+      error_code ec;
+      s.ssl->use_certificate_chain_file(s.options.tls_cert_file, ec);
+      if (ec) return InvalidArgumentError("cannot load TLS certificate " + s.options.tls_cert_file);
+      s.ssl->use_private_key_file(s.options.tls_key_file, asio::ssl::context::pem, ec);
+      if (ec) return InvalidArgumentError("cannot load TLS key " + s.options.tls_key_file);
+    }
+    error_code ec;
+    auto address = asio::ip::make_address(s.options.host, ec);
+    if (ec) return InvalidArgumentError("listen host must be an IP address: " + s.options.host);
+    tcp::endpoint ep(address, s.options.port);
+    s.acceptor.open(ep.protocol(), ec);
+    if (!ec) s.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) s.acceptor.bind(ep, ec);
+    if (!ec) s.acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return UnavailableError("cannot listen on " + s.options.host + ":" +
+                              std::to_string(s.options.port) + ": " + ec.message());
+    }
+    s.bound_port = s.acceptor.local_endpoint().port();
+  } catch (const std::exception& e) {
+    return InvalidArgumentError(std::string("cannot start the server: ") + e.what());
+  }
+  s.work.emplace(s.ioc.get_executor());
+  asio::co_spawn(s.acceptor_strand, s.Accept(), asio::detached);
+  for (int i = 0; i < s.thread_count; ++i) s.threads.emplace_back([&s] { s.ioc.run(); });
+  return OkStatus();
+}
+
+uint16_t Server::port() const { return impl_->bound_port; }
+bool Server::tls() const { return impl_->ssl.has_value(); }
+int Server::threads() const { return impl_->thread_count; }
+
+void Server::Shutdown() {
+  Impl& s = *impl_;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    if (s.shut_down) return;
+    s.shut_down = true;
+  }
+  s.stopping = true;
+  if (s.started) {
+    std::promise<void> closed;
+    asio::post(s.acceptor_strand, [&s, &closed] {
+      error_code ignored;
+      s.acceptor.close(ignored);
+      closed.set_value();
+    });
+    closed.get_future().wait();
+  }
+  std::unique_lock<std::mutex> lock(s.mu);
+  for (auto& [id, stop] : s.stoppers) stop();
+  bool drained = s.cv.wait_for(lock, s.options.shutdown_timeout, [&s] { return s.active == 0; });
+  lock.unlock();
+  if (!drained) {
+    // In-flight requests did not finish in time: stop anyway. Their sockets close when the
+    // io_context is destroyed.
+  }
+  s.work.reset();
+  s.ioc.stop();
+  for (auto& t : s.threads) t.join();
+  s.threads.clear();
+}
+
+}  // namespace custody::http
