@@ -6,6 +6,7 @@
 #include <boost/beast/http.hpp>
 #include <condition_variable>
 #include <deque>
+#include <future>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -170,6 +171,7 @@ struct Server::Impl {
   uint16_t bound_port = 0;
   std::atomic<bool> stopping{false};
   std::atomic<bool> started{false};
+  std::atomic<bool> running{false};  // Start() succeeded: worker threads are running
 
   asio::awaitable<void> Accept();
   template <class Stream>
@@ -571,6 +573,7 @@ Status Server::Start() {
   s.work.emplace(s.ioc.get_executor());
   asio::co_spawn(s.acceptor_strand, s.Accept(), asio::detached);
   for (int i = 0; i < s.thread_count; ++i) s.threads.emplace_back([&s] { s.ioc.run(); });
+  s.running = true;
   return OkStatus();
 }
 
@@ -586,7 +589,9 @@ void Server::Shutdown() {
     s.shut_down = true;
   }
   s.stopping = true;
-  if (s.started) {
+  // Only a server whose threads run can close its acceptor on the acceptor's strand; one whose
+  // Start() failed has nothing to drain.
+  if (s.running) {
     std::promise<void> closed;
     asio::post(s.acceptor_strand, [&s, &closed] {
       error_code ignored;

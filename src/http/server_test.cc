@@ -341,6 +341,19 @@ TEST(Server, GracefulShutdownFinishesInFlightRequests) {
   EXPECT_EQ((*got)->headers.Get("connection").value_or(""), "close");
 }
 
+TEST(Server, AddressInUseIsAnErrorAndDestructionDoesNotHang) {
+  Fixture f;
+  ServerOptions o;
+  o.port = f.server->port();
+  Server second(o, f.router, nullptr, nullptr, f.clock, f.random);
+  Status st = second.Start();
+  EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
+  ServerOptions bad;
+  bad.host = "not-an-ip";
+  Server third(bad, f.router, nullptr, nullptr, f.clock, f.random);
+  EXPECT_EQ(third.Start().code(), StatusCode::kInvalidArgument);
+}
+
 // A self-signed P-256 certificate for 127.0.0.1, made with the OpenSSL API.
 void MakeSelfSigned(const std::string& cert_path, const std::string& key_path) {
   EVP_PKEY* pkey = EVP_EC_gen("P-256");
