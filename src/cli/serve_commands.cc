@@ -9,6 +9,7 @@
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 
@@ -75,6 +76,10 @@ int RunServe(const ServeFlags& f) {
 
   // Block the shutdown signals in every thread (threads inherit the mask), and take them
   // synchronously with sigwait below: no async-signal-safety concerns.
+  // A shell starts background jobs with SIGINT ignored, and an ignored signal is discarded
+  // rather than left pending for sigwait, so restore the default disposition first.
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);

@@ -84,8 +84,8 @@ class ServeProcess {
   }
   bool started() const { return port_ != 0; }
   // SIGTERM and wait; returns the exit status as from waitpid.
-  int Stop() {
-    proc_->Kill(SIGTERM);
+  int Stop(int signal = SIGTERM) {
+    proc_->Kill(signal);
     stopped_ = true;
     return proc_->Wait();
   }
@@ -232,7 +232,7 @@ TEST(Serve, QuickstartFromAnEmptyDirectory) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 201);
   EXPECT_EQ(json::parse(r->body).as_object().at("index").as_int64(), 1);
-  EXPECT_EQ(again.Stop(), 0);
+  EXPECT_EQ(again.Stop(SIGINT), 0);  // Ctrl-C stops it gracefully too
   fs::remove_all(dir);
 }
 
