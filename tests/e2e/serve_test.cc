@@ -527,7 +527,27 @@ TEST(Serve, LedgerRoutesAndTilesAgreeWithProofs) {
     EXPECT_EQ(json::serialize(eo.at("event")), *CanonicalizeJson(events[i]));
     ExpectReceiptVerifies(s.vkey(), eo.at("receipt").as_string().c_str(), events[i]);
   }
-  auto e404 = c.Send(Get("/v1/ledger/entries/600"));
+  // The index columns are filled from the event.
+  {
+    auto r = c.Send(PostJson(
+        R"({"event_id":"e-1","kind":"action.decision","actor":{"agent":"planner","session":"s-9"}})",
+        s.token()));
+    ASSERT_TRUE(r.ok());
+    ASSERT_EQ(r->status, 201);
+    ledger::SqliteLedgerStore::Options so;
+    so.read_only = true;
+    so.create_if_missing = false;
+    auto store = ledger::SqliteLedgerStore::Open((dir / "data" / "ledger.db").string(), so);
+    ASSERT_TRUE(store.ok());
+    auto leaf = (*store)->GetLeaf(600);
+    ASSERT_TRUE(leaf.ok());
+    EXPECT_EQ(leaf->columns.event_id, "e-1");
+    EXPECT_EQ(leaf->columns.kind, "action.decision");
+    EXPECT_EQ(leaf->columns.agent, "planner");
+    EXPECT_EQ(leaf->columns.session, "s-9");
+    EXPECT_EQ(leaf->columns.time, "");
+  }
+  auto e404 = c.Send(Get("/v1/ledger/entries/601"));
   ASSERT_TRUE(e404.ok());
   EXPECT_EQ(e404->status, 404);
   // Consistency from 100 to 600 verifies against the roots of both sizes.
