@@ -1,6 +1,7 @@
 #include "subprocess.h"
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +15,8 @@ Subprocess::Subprocess(const std::vector<std::string>& argv, bool merge_stderr) 
   if (pipe(in) != 0 || pipe(out) != 0) std::abort();
   pid_ = fork();
   if (pid_ == 0) {
+    // A test that crashes must not leave its servers running.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     dup2(in[0], 0);
     dup2(out[1], 1);
     if (merge_stderr) dup2(out[1], 2);
