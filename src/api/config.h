@@ -42,6 +42,13 @@ struct Config {
     std::string token_db;  // empty: <data_dir>/custody.db
     bool protect_reads = false;
   } admin;
+  struct Identity {
+    std::string issuer = "https://custody.local";  // iss of Custody's tokens
+    int64_t svid_lifetime_s = 300;
+    // A JSON file: [{"issuer": …, "audience": …, "jwks": {"keys": […]}}, …] of OIDC providers
+    // whose ID tokens prove a human initiator. Empty: none trusted.
+    std::string trusted_issuers_file;
+  } identity;
   struct Log {
     std::string level = "info";
     std::string format = "json";
@@ -62,6 +69,7 @@ struct Config {
   std::string TokenDbPath() const;
   std::string LedgerDbPath() const { return data_dir + "/ledger.db"; }
   std::string LedgerKeyPath() const { return data_dir + "/ledger.key"; }
+  std::string IdentityDbPath() const { return data_dir + "/identity.db"; }
 };
 
 struct HostPort {

@@ -5,10 +5,13 @@
 
 #include <filesystem>
 
+#include "api/identity_routes.h"
 #include "api/metrics.h"
 #include "api/routes.h"
 #include "crypto/key_file.h"
 #include "http/server.h"
+#include "identity/sqlite_identity_store.h"
+#include "identity/token_service.h"
 #include "ledger/ledger.h"
 #include "ledger/sqlite_ledger_store.h"
 #include "store/sqlite_admin_token_store.h"
@@ -24,6 +27,8 @@ struct Service::Impl {
   std::unique_ptr<store::SqliteAdminTokenStore> tokens;
   std::unique_ptr<TokenAuthenticator> authenticator;
   std::unique_ptr<ledger::Ledger> ledger;
+  std::unique_ptr<identity::SqliteIdentityStore> identity_store;  // after ledger: sink uses it
+  std::unique_ptr<identity::TokenService> identity;
   http::Router router;
   std::unique_ptr<http::Server> server;
   std::optional<IssuedToken> bootstrap;
@@ -111,6 +116,24 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   }
   ro.max_events_per_request = static_cast<size_t>(config.ledger.max_events_per_request);
   RETURN_IF_ERROR(AddLedgerRoutes(impl->router, *impl->ledger, ro));
+
+  // Identity: every registration, issuance, exchange and revocation is a ledger event, durable
+  // before the caller gets its answer.
+  ASSIGN_OR_RETURN(impl->identity_store,
+                   identity::SqliteIdentityStore::Open(config.IdentityDbPath()));
+  identity::TokenServiceOptions io;
+  io.trust_domain = config.trust_domain;
+  io.issuer = config.identity.issuer;
+  io.svid_lifetime_s = config.identity.svid_lifetime_s;
+  if (!config.identity.trusted_issuers_file.empty()) {
+    ASSIGN_OR_RETURN(io.trusted_issuers, LoadTrustedIssuers(config.identity.trusted_issuers_file));
+  }
+  ASSIGN_OR_RETURN(
+      impl->identity,
+      identity::TokenService::Create(
+          *impl->identity_store, clock, random,
+          [led](const std::string& event) { return led->Append(event).status(); }, std::move(io)));
+  RETURN_IF_ERROR(AddIdentityRoutes(impl->router, *impl->identity));
   Impl* raw = impl.get();
   RETURN_IF_ERROR(AddOpsRoutes(
       impl->router, impl->metrics,

@@ -82,8 +82,7 @@ std::optional<std::string_view> Headers::Get(std::string_view name) const {
   return std::nullopt;
 }
 
-std::optional<std::string> Request::QueryParam(std::string_view name) const {
-  std::string_view q = query;
+std::optional<std::string> FormParam(std::string_view q, std::string_view name) {
   while (!q.empty()) {
     size_t amp = q.find('&');
     std::string_view pair = q.substr(0, amp);
@@ -97,6 +96,10 @@ std::optional<std::string> Request::QueryParam(std::string_view name) const {
     q.remove_prefix(amp + 1);
   }
   return std::nullopt;
+}
+
+std::optional<std::string> Request::QueryParam(std::string_view name) const {
+  return FormParam(query, name);
 }
 
 Response Response::Text(int status, std::string body, std::string content_type) {

@@ -173,6 +173,9 @@ struct RequestRecord {
 };
 using RequestObserver = std::function<void(const RequestRecord&)>;
 
+// The decoded value of `name` in an application/x-www-form-urlencoded body (or a query string).
+std::optional<std::string> FormParam(std::string_view form, std::string_view name);
+
 // A caller-supplied X-Request-ID is echoed only if it is 1..128 characters of [A-Za-z0-9._:-].
 bool IsSaneRequestId(std::string_view id);
 

@@ -13,7 +13,9 @@
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/json.hpp>
+#include <cctype>
 #include <condition_variable>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -21,6 +23,7 @@
 
 #include "common/encoding.h"
 #include "common/jcs.h"
+#include "crypto/jose.h"
 #include "http/client.h"
 #include "ledger/checkpoint.h"
 #include "ledger/merkle.h"
@@ -793,6 +796,179 @@ TEST(Serve, Tls) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(s.Stop(), 0);
+  fs::remove_all(dir);
+}
+
+// --- Identity over HTTP: registry, client_credentials, token exchange, introspection, revocation.
+
+std::string FormEncode(const std::vector<std::pair<std::string, std::string>>& fields) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (const auto& [k, v] : fields) {
+    if (!out.empty()) out += '&';
+    for (const std::string* part : {&k, &v}) {
+      for (unsigned char c : *part) {
+        if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+          out += static_cast<char>(c);
+        } else {
+          out += '%';
+          out += kHex[c >> 4];
+          out += kHex[c & 15];
+        }
+      }
+      if (part == &k) out += '=';
+    }
+  }
+  return out;
+}
+
+ClientRequest PostForm(const std::string& target,
+                       const std::vector<std::pair<std::string, std::string>>& fields,
+                       const std::string& token = "") {
+  ClientRequest r;
+  r.method = "POST";
+  r.target = target;
+  r.body = FormEncode(fields);
+  r.headers.Set("content-type", "application/x-www-form-urlencoded");
+  if (!token.empty()) r.headers.Set("authorization", "Bearer " + token);
+  return r;
+}
+
+TEST(Serve, IdentityTokensOverHttp) {
+  fs::path dir = TempDir("identity");
+  fs::path data = dir / "data";
+  ServeProcess s(data, {"--log-level", "warn"});
+  ASSERT_TRUE(s.started());
+  auto c = s.Client();
+  const std::string issuer = "https://custody.local";
+
+  auto jwks = c.Send(Get("/.well-known/jwks.json"));
+  ASSERT_TRUE(jwks.ok());
+  ASSERT_EQ(jwks->status, 200);
+  auto published = crypto::Jwks::Parse(jwks->body);
+  ASSERT_TRUE(published.ok()) << jwks->body;
+  EXPECT_EQ(published->size(), 1u);
+
+  auto key = crypto::EcdsaP256PrivateKey::Generate();
+  json::object agent{{"name", "planner"},
+                     {"grants", json::array{"github/*"}},
+                     {"permissions", json::array{"assert_initiator"}},
+                     {"max_delegation_depth", 2},
+                     {"client_jwk", json::parse(crypto::EcPublicJwkJson(key->public_key(), "k1"))}};
+  auto r = c.Send(PostJson(json::serialize(agent), "", "/v1/agents"));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 401);  // registration changes state: it needs an admin token
+  r = c.Send(PostJson(json::serialize(agent), s.token(), "/v1/agents"));
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->status, 201) << r->body;
+  json::object prod{{"name", "prod-bot"},
+                    {"environment", "prod"},
+                    {"grants", json::array{"db/read"}},
+                    {"client_secret", true}};
+  r = c.Send(PostJson(json::serialize(prod), s.token(), "/v1/agents"));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 409) << r->body;
+  EXPECT_NE(r->body.find("business owner"), std::string::npos);
+
+  auto assertion = [&](const std::string& jti) {
+    json::object claims{{"iss", "planner"},
+                        {"sub", "planner"},
+                        {"aud", issuer + "/oauth2/token"},
+                        {"exp", ::time(nullptr) + 60},
+                        {"iat", ::time(nullptr)},
+                        {"jti", jti}};
+    return *crypto::SignJwsEs256(R"({"alg":"ES256","kid":"k1"})", json::serialize(claims), *key);
+  };
+  const std::string kBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+  std::string a1 = assertion("a1");
+  r = c.Send(PostForm("/oauth2/token", {{"grant_type", "client_credentials"},
+                                        {"client_id", "planner"},
+                                        {"client_assertion_type", kBearer},
+                                        {"client_assertion", a1},
+                                        {"audience", issuer}}));
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(r->headers.Get("cache-control").value_or(""), "no-store");
+  std::string svid(json::parse(r->body).as_object().at("access_token").as_string());
+  // The same assertion again is a replay.
+  r = c.Send(PostForm("/oauth2/token", {{"grant_type", "client_credentials"},
+                                        {"client_id", "planner"},
+                                        {"client_assertion_type", kBearer},
+                                        {"client_assertion", a1},
+                                        {"audience", issuer}}));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 401);
+  EXPECT_EQ(json::parse(r->body).as_object().at("error"), "invalid_client");
+
+  auto exchange = [&](const std::string& jti, const std::string& scope) {
+    std::vector<std::pair<std::string, std::string>> f = {
+        {"grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"},
+        {"client_id", "planner"},
+        {"client_assertion_type", kBearer},
+        {"client_assertion", assertion(jti)},
+        {"subject_token", R"({"sub":"nightly-triage","iss":"ci"})"},
+        {"subject_token_type", "urn:custody:params:oauth:token-type:initiator-assertion"},
+        {"actor_token", svid},
+        {"actor_token_type", "urn:ietf:params:oauth:token-type:jwt"},
+        {"audience", "custody-gateway"},
+        {"objective", "triage issues"}};
+    if (!scope.empty()) f.emplace_back("scope", scope);
+    return c.Send(PostForm("/oauth2/token", f));
+  };
+  r = exchange("a2", "fs/write");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(json::parse(r->body).as_object().at("error"), "invalid_scope");
+  r = exchange("a3", "");
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->status, 200) << r->body;
+  std::string access(json::parse(r->body).as_object().at("access_token").as_string());
+
+  r = c.Send(PostForm("/oauth2/introspect", {{"token", access}}));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 401);  // introspection is authenticated
+  r = c.Send(PostForm("/oauth2/introspect", {{"token", access}}, s.token()));
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->status, 200);
+  auto info = json::parse(r->body).as_object();
+  EXPECT_EQ(info.at("active"), true);
+  EXPECT_EQ(info.at("scope"), "github/*");
+  EXPECT_EQ(info.at("initiator_verification"), "asserted");
+  std::string sid(info.at("sid").as_string());
+
+  r = c.Send(Get("/v1/sessions/" + sid));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 401);  // sessions name people: reading them needs a token
+  ClientRequest get_session = Get("/v1/sessions/" + sid);
+  get_session.headers.Set("authorization", "Bearer " + s.token());
+  r = c.Send(get_session);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->status, 200) << r->body;
+  auto session = json::parse(r->body).as_object().at("session").as_object();
+  EXPECT_EQ(session.at("initiator").as_object().at("asserted_by"), "planner");
+  EXPECT_EQ(session.at("status"), "active");
+
+  r = c.Send(PostJson("{\"reason\":\"e2e\"}", s.token(), "/v1/sessions/" + sid + "/revoke"));
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->status, 200) << r->body;
+  r = c.Send(PostForm("/oauth2/introspect", {{"token", access}}, s.token()));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(json::parse(r->body).as_object().at("active"), false);
+
+  // Every identity event is in the ledger, and none carries a token.
+  ASSERT_EQ(s.Stop(), 0);
+  std::string out;
+  ASSERT_EQ(LedgerVerify(data, &out), 0) << out;
+  ASSERT_EQ(RunCommand({"/usr/bin/sqlite3", (data / "ledger.db").string(),
+                        "SELECT CAST(data AS TEXT) FROM leaves ORDER BY idx"},
+                       &out),
+            0);
+  for (const char* kind : {"agent.register", "credential.issue", "session.start", "revocation"}) {
+    EXPECT_NE(out.find(std::string("\"kind\":\"") + kind + "\""), std::string::npos) << kind;
+  }
+  EXPECT_EQ(out.find(svid), std::string::npos);
+  EXPECT_EQ(out.find(access), std::string::npos);
+  EXPECT_EQ(out.find("eyJ"), std::string::npos);
   fs::remove_all(dir);
 }
 
