@@ -10,25 +10,11 @@
 
 #include <cstring>
 
+#include "crypto/internal/openssl_util.h"
+
 namespace custody::crypto {
 namespace {
 
-std::string OpenSslError(std::string_view what) {
-  std::string m(what);
-  unsigned long e = ERR_get_error();
-  if (e != 0) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof(buf));
-    m += ": ";
-    m += buf;
-  }
-  ERR_clear_error();
-  return m;
-}
-
-struct MdCtxFree {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
 struct SigFree {
   void operator()(ECDSA_SIG* s) const { ECDSA_SIG_free(s); }
 };
@@ -103,7 +89,7 @@ Result<EcdsaP256PublicKey> EcdsaP256PublicKey::FromCoordinates(std::span<const u
   }
   if (!ok) {
     EVP_PKEY_free(pkey);
-    return InvalidArgumentError(OpenSslError("not a valid P-256 public key"));
+    return InvalidArgumentError(internal::OpenSslError("not a valid P-256 public key"));
   }
   auto impl = std::make_shared<Impl>();
   impl->pkey = pkey;
@@ -128,7 +114,7 @@ bool EcdsaP256PublicKey::Verify(std::span<const uint8_t> message,
     ERR_clear_error();
     return false;
   }
-  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
+  std::unique_ptr<EVP_MD_CTX, internal::MdCtxFree> ctx(EVP_MD_CTX_new());
   bool ok = ctx &&
             EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, impl_->pkey) == 1 &&
             EVP_DigestVerify(ctx.get(), der, static_cast<size_t>(der_len), message.data(),
@@ -153,7 +139,7 @@ Result<EcdsaP256PrivateKey> EcdsaP256PrivateKey::FromPkey(void* p) {
   std::array<uint8_t, 32> x{}, y{};
   if (!PublicPoint(pkey, x, y)) {
     EVP_PKEY_free(pkey);
-    return InternalError(OpenSslError("cannot read the P-256 public point"));
+    return InternalError(internal::OpenSslError("cannot read the P-256 public point"));
   }
   ASSIGN_OR_RETURN(EcdsaP256PublicKey pub, EcdsaP256PublicKey::FromCoordinates(x, y));
   auto impl = std::make_unique<Impl>();
@@ -163,7 +149,7 @@ Result<EcdsaP256PrivateKey> EcdsaP256PrivateKey::FromPkey(void* p) {
 
 Result<EcdsaP256PrivateKey> EcdsaP256PrivateKey::Generate() {
   EVP_PKEY* pkey = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
-  if (pkey == nullptr) return InternalError(OpenSslError("P-256 key generation failed"));
+  if (pkey == nullptr) return InternalError(internal::OpenSslError("P-256 key generation failed"));
   return FromPkey(pkey);
 }
 
@@ -172,7 +158,8 @@ Result<EcdsaP256PrivateKey> EcdsaP256PrivateKey::FromPkcs8Pem(std::string_view p
   if (bio == nullptr) return InternalError("out of memory");
   EVP_PKEY* pkey = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
   BIO_free(bio);
-  if (pkey == nullptr) return InvalidArgumentError(OpenSslError("not a PKCS#8 PEM private key"));
+  if (pkey == nullptr)
+    return InvalidArgumentError(internal::OpenSslError("not a PKCS#8 PEM private key"));
   return FromPkey(pkey);
 }
 
@@ -206,24 +193,24 @@ Result<EcdsaP256PrivateKey> EcdsaP256PrivateKey::FromScalar(std::span<const uint
   BN_clear_free(bn);
   if (!ok) {
     EVP_PKEY_free(pkey);
-    return InvalidArgumentError(OpenSslError("not a valid P-256 private scalar"));
+    return InvalidArgumentError(internal::OpenSslError("not a valid P-256 private scalar"));
   }
   return FromPkey(pkey);
 }
 
 Result<EcdsaP256Signature> EcdsaP256PrivateKey::Sign(std::span<const uint8_t> message) const {
-  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
+  std::unique_ptr<EVP_MD_CTX, internal::MdCtxFree> ctx(EVP_MD_CTX_new());
   if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, impl_->pkey) != 1) {
-    return InternalError(OpenSslError("ES256 sign init failed"));
+    return InternalError(internal::OpenSslError("ES256 sign init failed"));
   }
   unsigned char der[80];
   size_t der_len = sizeof(der);
   if (EVP_DigestSign(ctx.get(), der, &der_len, message.data(), message.size()) != 1) {
-    return InternalError(OpenSslError("ES256 sign failed"));
+    return InternalError(internal::OpenSslError("ES256 sign failed"));
   }
   const unsigned char* p = der;
   std::unique_ptr<ECDSA_SIG, SigFree> sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der_len)));
-  if (!sig) return InternalError(OpenSslError("ES256 signature decode failed"));
+  if (!sig) return InternalError(internal::OpenSslError("ES256 signature decode failed"));
   EcdsaP256Signature out{};
   if (BN_bn2binpad(ECDSA_SIG_get0_r(sig.get()), out.data(), 32) != 32 ||
       BN_bn2binpad(ECDSA_SIG_get0_s(sig.get()), out.data() + 32, 32) != 32) {
@@ -237,7 +224,7 @@ Result<std::string> EcdsaP256PrivateKey::ToPkcs8Pem() const {
   if (bio == nullptr) return InternalError("out of memory");
   if (PEM_write_bio_PKCS8PrivateKey(bio, impl_->pkey, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
     BIO_free(bio);
-    return InternalError(OpenSslError("PEM encoding failed"));
+    return InternalError(internal::OpenSslError("PEM encoding failed"));
   }
   char* data = nullptr;
   long n = BIO_get_mem_data(bio, &data);

@@ -5,28 +5,9 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "crypto/internal/openssl_util.h"
+
 namespace custody::crypto {
-namespace {
-
-std::string OpenSslError(std::string_view what) {
-  std::string m(what);
-  unsigned long e = ERR_get_error();
-  if (e != 0) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof(buf));
-    m += ": ";
-    m += buf;
-  }
-  ERR_clear_error();
-  return m;
-}
-
-struct PkeyCtxDeleter {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
-
-}  // namespace
-
 struct Ed25519PrivateKey::Impl {
   EVP_PKEY* pkey = nullptr;
   ~Impl() { EVP_PKEY_free(pkey); }
@@ -42,7 +23,8 @@ Ed25519PrivateKey::~Ed25519PrivateKey() = default;
 
 Result<Ed25519PrivateKey> Ed25519PrivateKey::Generate() {
   EVP_PKEY* pkey = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
-  if (pkey == nullptr) return InternalError(OpenSslError("Ed25519 key generation failed"));
+  if (pkey == nullptr)
+    return InternalError(internal::OpenSslError("Ed25519 key generation failed"));
   auto impl = std::make_unique<Impl>();
   impl->pkey = pkey;
   return Ed25519PrivateKey(std::move(impl));
@@ -52,7 +34,7 @@ Result<Ed25519PrivateKey> Ed25519PrivateKey::FromSeed(std::span<const uint8_t> s
   if (seed32.size() != 32) return InvalidArgumentError("Ed25519 seed must be 32 bytes");
   EVP_PKEY* pkey =
       EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed32.data(), seed32.size());
-  if (pkey == nullptr) return InvalidArgumentError(OpenSslError("invalid Ed25519 seed"));
+  if (pkey == nullptr) return InvalidArgumentError(internal::OpenSslError("invalid Ed25519 seed"));
   auto impl = std::make_unique<Impl>();
   impl->pkey = pkey;
   return Ed25519PrivateKey(std::move(impl));
@@ -63,7 +45,8 @@ Result<Ed25519PrivateKey> Ed25519PrivateKey::FromPkcs8Pem(std::string_view pem) 
   if (bio == nullptr) return InternalError("out of memory");
   EVP_PKEY* pkey = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
   BIO_free(bio);
-  if (pkey == nullptr) return InvalidArgumentError(OpenSslError("not a PKCS#8 PEM private key"));
+  if (pkey == nullptr)
+    return InvalidArgumentError(internal::OpenSslError("not a PKCS#8 PEM private key"));
   if (EVP_PKEY_get_id(pkey) != EVP_PKEY_ED25519) {
     EVP_PKEY_free(pkey);
     return InvalidArgumentError("private key is not an Ed25519 key");
@@ -74,15 +57,15 @@ Result<Ed25519PrivateKey> Ed25519PrivateKey::FromPkcs8Pem(std::string_view pem) 
 }
 
 Result<Ed25519Signature> Ed25519PrivateKey::Sign(std::span<const uint8_t> message) const {
-  std::unique_ptr<EVP_MD_CTX, PkeyCtxDeleter> ctx(EVP_MD_CTX_new());
+  std::unique_ptr<EVP_MD_CTX, internal::MdCtxFree> ctx(EVP_MD_CTX_new());
   if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, impl_->pkey) != 1) {
-    return InternalError(OpenSslError("Ed25519 sign init failed"));
+    return InternalError(internal::OpenSslError("Ed25519 sign init failed"));
   }
   Ed25519Signature sig{};
   size_t len = sig.size();
   if (EVP_DigestSign(ctx.get(), sig.data(), &len, message.data(), message.size()) != 1 ||
       len != sig.size()) {
-    return InternalError(OpenSslError("Ed25519 sign failed"));
+    return InternalError(internal::OpenSslError("Ed25519 sign failed"));
   }
   return sig;
 }
@@ -97,7 +80,7 @@ Result<std::string> Ed25519PrivateKey::ToPkcs8Pem() const {
   if (bio == nullptr) return InternalError("out of memory");
   if (PEM_write_bio_PKCS8PrivateKey(bio, impl_->pkey, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
     BIO_free(bio);
-    return InternalError(OpenSslError("PEM encoding failed"));
+    return InternalError(internal::OpenSslError("PEM encoding failed"));
   }
   char* data = nullptr;
   long n = BIO_get_mem_data(bio, &data);
@@ -115,7 +98,7 @@ bool Ed25519Verify(const Ed25519PublicKey& public_key, std::span<const uint8_t> 
     ERR_clear_error();
     return false;
   }
-  std::unique_ptr<EVP_MD_CTX, PkeyCtxDeleter> ctx(EVP_MD_CTX_new());
+  std::unique_ptr<EVP_MD_CTX, internal::MdCtxFree> ctx(EVP_MD_CTX_new());
   bool ok = ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, pkey) == 1 &&
             EVP_DigestVerify(ctx.get(), signature.data(), signature.size(), message.data(),
                              message.size()) == 1;
