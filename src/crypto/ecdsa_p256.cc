@@ -154,12 +154,7 @@ Result<EcdsaP256PrivateKey> EcdsaP256PrivateKey::Generate() {
 }
 
 Result<EcdsaP256PrivateKey> EcdsaP256PrivateKey::FromPkcs8Pem(std::string_view pem) {
-  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
-  if (bio == nullptr) return InternalError("out of memory");
-  EVP_PKEY* pkey = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
-  BIO_free(bio);
-  if (pkey == nullptr)
-    return InvalidArgumentError(internal::OpenSslError("not a PKCS#8 PEM private key"));
+  ASSIGN_OR_RETURN(EVP_PKEY * pkey, internal::ReadPrivateKeyPem(pem));
   return FromPkey(pkey);
 }
 
@@ -220,17 +215,7 @@ Result<EcdsaP256Signature> EcdsaP256PrivateKey::Sign(std::span<const uint8_t> me
 }
 
 Result<std::string> EcdsaP256PrivateKey::ToPkcs8Pem() const {
-  BIO* bio = BIO_new(BIO_s_mem());
-  if (bio == nullptr) return InternalError("out of memory");
-  if (PEM_write_bio_PKCS8PrivateKey(bio, impl_->pkey, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
-    BIO_free(bio);
-    return InternalError(internal::OpenSslError("PEM encoding failed"));
-  }
-  char* data = nullptr;
-  long n = BIO_get_mem_data(bio, &data);
-  std::string out(data, static_cast<size_t>(n));
-  BIO_free(bio);
-  return out;
+  return internal::WritePkcs8Pem(impl_->pkey);
 }
 
 }  // namespace custody::crypto

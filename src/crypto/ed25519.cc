@@ -41,12 +41,7 @@ Result<Ed25519PrivateKey> Ed25519PrivateKey::FromSeed(std::span<const uint8_t> s
 }
 
 Result<Ed25519PrivateKey> Ed25519PrivateKey::FromPkcs8Pem(std::string_view pem) {
-  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
-  if (bio == nullptr) return InternalError("out of memory");
-  EVP_PKEY* pkey = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
-  BIO_free(bio);
-  if (pkey == nullptr)
-    return InvalidArgumentError(internal::OpenSslError("not a PKCS#8 PEM private key"));
+  ASSIGN_OR_RETURN(EVP_PKEY * pkey, internal::ReadPrivateKeyPem(pem));
   if (EVP_PKEY_get_id(pkey) != EVP_PKEY_ED25519) {
     EVP_PKEY_free(pkey);
     return InvalidArgumentError("private key is not an Ed25519 key");
@@ -76,17 +71,7 @@ Result<Ed25519Signature> Ed25519PrivateKey::Sign(std::string_view message) const
 }
 
 Result<std::string> Ed25519PrivateKey::ToPkcs8Pem() const {
-  BIO* bio = BIO_new(BIO_s_mem());
-  if (bio == nullptr) return InternalError("out of memory");
-  if (PEM_write_bio_PKCS8PrivateKey(bio, impl_->pkey, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
-    BIO_free(bio);
-    return InternalError(internal::OpenSslError("PEM encoding failed"));
-  }
-  char* data = nullptr;
-  long n = BIO_get_mem_data(bio, &data);
-  std::string out(data, static_cast<size_t>(n));
-  BIO_free(bio);
-  return out;
+  return internal::WritePkcs8Pem(impl_->pkey);
 }
 
 bool Ed25519Verify(const Ed25519PublicKey& public_key, std::span<const uint8_t> message,

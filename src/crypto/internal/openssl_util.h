@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/status.h"
+
 namespace custody::crypto::internal {
 
 // `what`, plus OpenSSL's first queued error if any; clears the error queue either way.
@@ -26,5 +28,10 @@ inline std::string OpenSslError(std::string_view what) {
 struct MdCtxFree {
   void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
 };
+
+// PKCS#8 PEM text of a private key.
+Result<std::string> WritePkcs8Pem(EVP_PKEY* pkey);
+// Parses PEM private-key text; the caller owns the returned key (EVP_PKEY_free).
+Result<EVP_PKEY*> ReadPrivateKeyPem(std::string_view pem);
 
 }  // namespace custody::crypto::internal
