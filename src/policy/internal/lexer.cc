@@ -1,5 +1,7 @@
 #include "policy/internal/lexer.h"
 
+#include "common/utf8.h"
+
 namespace custody::policy::internal {
 
 bool IsIdentStart(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
@@ -80,24 +82,6 @@ std::vector<Token> Lex(std::string_view src) {
 }
 
 namespace {
-
-void AppendUtf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
 
 int HexVal(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -185,7 +169,7 @@ void Unescape(std::string_view body, size_t offset, std::string* out,
         }
         if (j >= body.size() || digits == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
           throw SyntaxError{esc, "invalid \\u escape"};
-        AppendUtf8(tmp, cp);
+        AppendUtf8(cp, tmp);
         emit(tmp, false);
         i = j;
         break;
