@@ -90,7 +90,14 @@ class SseWriterImpl final : public SseWriter, public std::enable_shared_from_thi
       if (closed_) return;
       closed_ = true;
     }
-    wake_();
+    Wake();
+  }
+  // Called by the connection when the stream ends. After it returns, no producer thread touches
+  // the connection's executor again, so the server may be destroyed while producers still hold
+  // the writer.
+  void Detach() {
+    std::lock_guard<std::mutex> lock(wake_mu_);
+    wake_ = nullptr;
   }
   bool closed() const override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -113,13 +120,44 @@ class SseWriterImpl final : public SseWriter, public std::enable_shared_from_thi
       if (closed_) return false;
       queue_.push_back(std::move(chunk));
     }
-    wake_();
+    Wake();
     return true;
   }
-  WakeFn wake_;
+  void Wake() {
+    std::lock_guard<std::mutex> lock(wake_mu_);
+    if (wake_) wake_();
+  }
+  std::mutex wake_mu_;
+  WakeFn wake_;  // guarded by wake_mu_; null once detached
   mutable std::mutex mu_;
   std::deque<std::string> queue_;  // guarded by mu_
   bool closed_ = false;            // guarded by mu_
+};
+
+// Hands a handler's answer to its connection. Deliver() and Clear() are serialized, so once
+// Clear() returns no other thread is inside the delivery function.
+class Mailbox {
+ public:
+  using DeliverFn = std::function<void(Response)>;
+  void Set(DeliverFn fn) {
+    std::lock_guard<std::mutex> lock(mu_);
+    fn_ = std::move(fn);
+  }
+  void Deliver(Response r) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fn_) fn_(std::move(r));
+  }
+  void Clear() {
+    DeliverFn old;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      old.swap(fn_);
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  DeliverFn fn_;  // guarded by mu_; null once cleared
 };
 
 // Waits for an asynchronous handler's Responder, which may be called from any thread.
@@ -258,19 +296,26 @@ asio::awaitable<Response> Server::Impl::Dispatch(Request& req, const Route** rou
   }
   auto ex = co_await asio::this_coro::executor;
   auto pending = std::make_shared<PendingResponse>(ex);
-  // Weak, and the executor lives in PendingResponse: a Responder kept after its connection ended
-  // (or the server stopped) must keep nothing of the io_context alive; calling it then is a no-op.
-  std::weak_ptr<PendingResponse> weak = pending;
-  Responder respond = [weak](Response r) {
-    auto p = weak.lock();
-    if (!p) return;
-    asio::post(p->timer.get_executor(), [weak, r = std::move(r)]() mutable {
-      auto pending = weak.lock();
-      if (!pending || pending->response) return;  // gone, or a second call: ignored
-      pending->response = std::move(r);
-      pending->timer.cancel();
+  // A Responder may outlive its connection and even the server, and may be called from any
+  // thread. It holds only the Mailbox; the connection empties the mailbox when it stops waiting,
+  // so no handler thread touches the io_context afterwards (calling it then is a no-op).
+  auto mailbox = std::make_shared<Mailbox>();
+  {
+    std::weak_ptr<PendingResponse> weak = pending;
+    mailbox->Set([weak, ex](Response r) {
+      asio::post(ex, [weak, r = std::move(r)]() mutable {
+        auto pending = weak.lock();
+        if (!pending || pending->response) return;  // gone, or a second call: ignored
+        pending->response = std::move(r);
+        pending->timer.cancel();
+      });
     });
-  };
+  }
+  struct ClearOnExit {
+    Mailbox* m;
+    ~ClearOnExit() { m->Clear(); }
+  } clear_on_exit{mailbox.get()};
+  Responder respond = [mailbox](Response r) { mailbox->Deliver(std::move(r)); };
   try {
     route.handler(req, std::move(respond));
   } catch (const std::exception& e) {
@@ -463,6 +508,10 @@ asio::awaitable<void> Server::Impl::Session(std::shared_ptr<ConnIo<Stream>> io,
             if (auto io = weak.lock()) io->wake.cancel();
           });
         });
+        struct DetachOnExit {
+          SseWriterImpl* w;
+          ~DetachOnExit() { w->Detach(); }
+        } detach_on_exit{writer.get()};
         resp.sse(writer);
         for (;;) {
           bool closed = false;

@@ -8,7 +8,9 @@
 #include <openssl/x509v3.h>
 
 #include <boost/asio.hpp>
+#include <atomic>
 #include <filesystem>
+#include <future>
 #include <fstream>
 #include <thread>
 
@@ -302,6 +304,57 @@ TEST(Server, ServerSentEvents) {
   EXPECT_EQ(events[1].event, "tick");
   EXPECT_EQ(events[1].id, "1");
   EXPECT_EQ(events[1].data, "n=1\nend");
+}
+
+// Producers may keep an SSE writer or a Responder after the server is gone (CI once caught a
+// use-after-free here): using them then must be a harmless no-op, whatever the interleaving.
+TEST(Server, StreamProducersAndRespondersMayOutliveTheServer) {
+  for (int round = 0; round < 20; ++round) {
+    std::promise<std::shared_ptr<SseWriter>> writer_promise;
+    std::promise<Responder> responder_promise;
+    std::atomic<bool> stop{false};
+    std::thread producer;
+    {
+      Fixture f;
+      Route forever;
+      forever.method = "GET";
+      forever.pattern = "/forever";
+      forever.handler = [&](Request&, Responder respond) {
+        Response r;
+        r.sse = [&](std::shared_ptr<SseWriter> w) { writer_promise.set_value(w); };
+        respond(std::move(r));
+      };
+      ASSERT_TRUE(f.router.Add(forever).ok());
+      Route never;
+      never.method = "GET";
+      never.pattern = "/never";
+      never.handler = [&](Request&, Responder respond) {
+        responder_promise.set_value(std::move(respond));
+      };
+      ASSERT_TRUE(f.router.Add(never).ok());
+      asio::io_context io;
+      tcp::socket s1(io), s2(io);
+      s1.connect({asio::ip::make_address("127.0.0.1"), f.server->port()});
+      s2.connect({asio::ip::make_address("127.0.0.1"), f.server->port()});
+      asio::write(s1, asio::buffer(std::string("GET /forever HTTP/1.1\r\nHost: x\r\n\r\n")));
+      asio::write(s2, asio::buffer(std::string("GET /never HTTP/1.1\r\nHost: x\r\n\r\n")));
+      auto writer = writer_promise.get_future().get();
+      auto respond = responder_promise.get_future().get();
+      producer = std::thread([&stop, writer, respond] {
+        while (!stop.load()) {
+          writer->Send("tick", "x", "");
+          respond(Response::Text(200, "late"));
+        }
+        // After the server is gone: both are no-ops.
+        EXPECT_FALSE(writer->Send("tick", "x", ""));
+        respond(Response::Text(200, "later still"));
+        writer->Close();
+      });
+      ReadUntil(s1, [](const std::string& d) { return d.find("event: tick") != std::string::npos; });
+    }  // the server is destroyed while the producer is still sending
+    stop = true;
+    producer.join();
+  }
 }
 
 TEST(Server, GracefulShutdownFinishesInFlightRequests) {
