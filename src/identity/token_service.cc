@@ -464,7 +464,8 @@ Result<std::string> TokenService::VerifySvid(const std::string& token,
 // Access tokens (RFC 9068) and token exchange (RFC 8693)
 
 Result<VerifiedAccess> TokenService::VerifyAccessToken(const std::string& token,
-                                                       const std::string& audience) {
+                                                       const std::string& audience,
+                                                       VerifiedAccess* revoked) {
   ASSIGN_OR_RETURN(
       crypto::VerifiedJws jws,
       crypto::VerifyJwsEs256(token, [this](std::string_view kid) { return FindKey(kid); }));
@@ -481,7 +482,16 @@ Result<VerifiedAccess> TokenService::VerifyAccessToken(const std::string& token,
   auto session = store_.GetSession(sid);
   if (!session.ok()) return UnauthenticatedError("unknown session");
   if (session->jti != c.jti) return UnauthenticatedError("token does not belong to its session");
-  if (session->revoked) return UnauthenticatedError("session revoked: " + session->revoke_reason);
+  if (session->revoked) {
+    // Genuine, but revoked: the caller may record the refusal against the real session.
+    if (revoked != nullptr) {
+      revoked->session = *session;
+      revoked->jti = c.jti;
+      revoked->audiences = c.aud;
+      revoked->exp = *c.exp;
+    }
+    return UnauthenticatedError("session revoked: " + session->revoke_reason);
+  }
   if (session->expires_at + options_.leeway_s <= Now())
     return UnauthenticatedError("session expired");
   ASSIGN_OR_RETURN(bool revoked, store_.IsJtiRevoked(c.jti));

@@ -140,8 +140,10 @@ class TokenService {
   // A JWT-SVID of ours whose aud contains `audience`. Returns its SPIFFE ID (sub).
   Result<std::string> VerifySvid(const std::string& token, const std::string& audience);
   // A Custody access token: signature, typ at+jwt, iss, exp/nbf, aud (if non-empty), session
-  // live (not revoked, not expired), jti not revoked. Unauthenticated otherwise.
-  Result<VerifiedAccess> VerifyAccessToken(const std::string& token, const std::string& audience);
+  // live (not revoked, not expired), jti not revoked. Unauthenticated otherwise. When the token
+  // is genuine and only its session is revoked, `revoked` (if given) receives its facts.
+  Result<VerifiedAccess> VerifyAccessToken(const std::string& token, const std::string& audience,
+                                           VerifiedAccess* revoked = nullptr);
   // RFC 7662 response body.
   std::string Introspect(const std::string& token);
 
