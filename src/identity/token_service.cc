@@ -202,8 +202,9 @@ Status TokenService::LoadOrCreateKeys() {
   return OkStatus();
 }
 
-Status TokenService::RotateSigningKey() {
+Result<std::string> TokenService::RotateSigningKey(const std::string& by) {
   int64_t now = Now();
+  json::array retired;
   {
     std::lock_guard<std::mutex> lock(keys_mu_);
     for (auto& k : keys_) {
@@ -212,15 +213,24 @@ Status TokenService::RotateSigningKey() {
       // Tokens live at most 24 h (ValidateAgent caps lifetimes), so publish that long.
       k.record.publish_until = now + 86400 + options_.leeway_s;
       RETURN_IF_ERROR(store_.PutSigningKey(k.record));
+      retired.emplace_back(k.kid);
     }
   }
   RETURN_IF_ERROR(LoadOrCreateKeys());
-  json::object e{{"kind", "key.rotate"}, {"time", FormatRfc3339Millis(clock_.Now())}};
+  std::string kid;
   {
     std::lock_guard<std::mutex> lock(keys_mu_);
-    e["kid"] = keys_.back().kid;
+    kid = keys_.back().kid;
   }
-  return Record(json::serialize(e));
+  json::object e{{"kind", "key.rotate"},
+                 {"event_id", NewId()},
+                 {"time", FormatRfc3339Millis(clock_.Now())},
+                 {"requested_by", by},
+                 {"kid", kid},
+                 {"retired_kids", retired},
+                 {"publish_until", now + 86400 + options_.leeway_s}};
+  RETURN_IF_ERROR(Record(json::serialize(e)));
+  return kid;
 }
 
 std::string TokenService::JwksJson() {
@@ -230,12 +240,21 @@ std::string TokenService::JwksJson() {
   return set.ToJson();
 }
 
-const crypto::EcdsaP256PublicKey* TokenService::FindKey(std::string_view kid) {
+std::shared_ptr<const crypto::EcdsaP256PrivateKey> TokenService::FindKey(std::string_view kid) {
   std::lock_guard<std::mutex> lock(keys_mu_);
   for (const auto& k : keys_) {
-    if (k.kid == kid) return &k.key->public_key();  // keys are never freed while in use
+    if (k.kid == kid) return k.key;
   }
   return nullptr;
+}
+
+Result<crypto::VerifiedJws> TokenService::VerifyOwnJws(const std::string& token) {
+  // `held` keeps the key alive while it is used: a rotation may drop it from keys_ meanwhile.
+  std::shared_ptr<const crypto::EcdsaP256PrivateKey> held;
+  return crypto::VerifyJwsEs256(token, [&](std::string_view kid) {
+    held = FindKey(kid);
+    return held ? &held->public_key() : nullptr;
+  });
 }
 
 Result<std::string> TokenService::Sign(const std::string& typ, const std::string& claims_json,
@@ -437,9 +456,7 @@ OAuthResult<IssuedToken> TokenService::IssueSvid(const Agent& client, const std:
 
 Result<std::string> TokenService::VerifySvid(const std::string& token,
                                              const std::string& audience) {
-  ASSIGN_OR_RETURN(
-      crypto::VerifiedJws jws,
-      crypto::VerifyJwsEs256(token, [this](std::string_view kid) { return FindKey(kid); }));
+  ASSIGN_OR_RETURN(crypto::VerifiedJws jws, VerifyOwnJws(token));
   RETURN_IF_ERROR(CheckSvidHeader(jws.header_json, jws.typ));
   ASSIGN_OR_RETURN(Claims c, ParseClaims(jws.payload));
   if (c.iss != options_.issuer) return UnauthenticatedError("JWT-SVID was not issued by Custody");
@@ -463,23 +480,78 @@ Result<std::string> TokenService::VerifySvid(const std::string& token,
 // ---------------------------------------------------------------------------------------------
 // Access tokens (RFC 9068) and token exchange (RFC 8693)
 
-Result<VerifiedAccess> TokenService::VerifyAccessToken(const std::string& token,
-                                                       const std::string& audience,
-                                                       VerifiedAccess* revoked) {
-  ASSIGN_OR_RETURN(
-      crypto::VerifiedJws jws,
-      crypto::VerifyJwsEs256(token, [this](std::string_view kid) { return FindKey(kid); }));
+Result<TokenService::AccessClaims> TokenService::VerifyAccessSignature(
+    const std::string& token) {
+  ASSIGN_OR_RETURN(crypto::VerifiedJws jws, VerifyOwnJws(token));
   if (jws.typ != "at+jwt") return UnauthenticatedError("not an access token (typ must be at+jwt)");
   ASSIGN_OR_RETURN(Claims c, ParseClaims(jws.payload));
   if (c.iss != options_.issuer)
     return UnauthenticatedError("access token was not issued by Custody");
-  RETURN_IF_ERROR(CheckTimes(c, Now(), options_.leeway_s));
-  if (!audience.empty() && !HasAudience(c, audience)) {
+  if (!c.exp) return UnauthenticatedError("token has no exp");
+  AccessClaims a;
+  a.sid = c.Str("sid");
+  a.jti = c.jti;
+  if (a.sid.empty() || a.jti.empty()) {
+    return UnauthenticatedError("access token has no sid or jti");
+  }
+  a.aud = std::move(c.aud);
+  a.exp = *c.exp;
+  a.nbf = c.nbf;
+  if (auto it = c.raw.find("act"); it != c.raw.end()) a.act_json = json::serialize(it->value());
+  return a;
+}
+
+Result<TokenService::AccessClaims> TokenService::AccessClaimsOf(const std::string& token,
+                                                                 int64_t now) {
+  if (options_.verify_cache_entries == 0) return VerifyAccessSignature(token);
+  std::array<uint8_t, 32> digest = crypto::Sha256(token);
+  std::string key(reinterpret_cast<const char*>(digest.data()), digest.size());
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) {
+      if (it->second.valid_until > now) return it->second.claims;
+      cache_.erase(it);  // its slot in cache_order_ is skipped when it comes up
+    }
+  }
+  ASSIGN_OR_RETURN(AccessClaims claims, VerifyAccessSignature(token));
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  if (cache_.size() >= options_.verify_cache_entries) {
+    // Evict the oldest insertions (FIFO): entries live at most a minute anyway.
+    while (!cache_order_.empty() && cache_.size() >= options_.verify_cache_entries) {
+      cache_.erase(cache_order_.front());
+      cache_order_.pop_front();
+    }
+  }
+  // A skipped (already erased) key can leave cache_order_ longer than cache_; bound it too.
+  if (cache_order_.size() > 2 * options_.verify_cache_entries) {
+    std::deque<std::string> live;
+    for (auto& k : cache_order_) {
+      if (cache_.count(k) != 0) live.push_back(std::move(k));
+    }
+    cache_order_.swap(live);
+  }
+  CachedAccess entry{claims, std::min(claims.exp + options_.leeway_s, now + kVerifyCacheTtlS)};
+  if (cache_.insert_or_assign(key, std::move(entry)).second) cache_order_.push_back(key);
+  return claims;
+}
+
+Result<VerifiedAccess> TokenService::VerifyAccessToken(const std::string& token,
+                                                       const std::string& audience,
+                                                       VerifiedAccess* revoked) {
+  int64_t now = Now();
+  // Signature and claims, possibly from the verified-token cache. Everything below (times,
+  // audience, session and revocation state) is checked on every call, cached or not, so
+  // revocation is effective at once.
+  ASSIGN_OR_RETURN(AccessClaims c, AccessClaimsOf(token, now));
+  if (c.exp + options_.leeway_s <= now) return UnauthenticatedError("token expired");
+  if (c.nbf && *c.nbf - options_.leeway_s > now) {
+    return UnauthenticatedError("token is not valid yet (nbf)");
+  }
+  if (!audience.empty() && std::find(c.aud.begin(), c.aud.end(), audience) == c.aud.end()) {
     return UnauthenticatedError("access token audience does not include " + audience);
   }
-  std::string sid = c.Str("sid");
-  if (sid.empty() || c.jti.empty()) return UnauthenticatedError("access token has no sid or jti");
-  auto session = store_.GetSession(sid);
+  auto session = store_.GetSession(c.sid);
   if (!session.ok()) return UnauthenticatedError("unknown session");
   if (session->jti != c.jti) return UnauthenticatedError("token does not belong to its session");
   if (session->revoked) {
@@ -488,20 +560,20 @@ Result<VerifiedAccess> TokenService::VerifyAccessToken(const std::string& token,
       revoked->session = *session;
       revoked->jti = c.jti;
       revoked->audiences = c.aud;
-      revoked->exp = *c.exp;
+      revoked->exp = c.exp;
     }
     return UnauthenticatedError("session revoked: " + session->revoke_reason);
   }
-  if (session->expires_at + options_.leeway_s <= Now())
+  if (session->expires_at + options_.leeway_s <= now)
     return UnauthenticatedError("session expired");
-  ASSIGN_OR_RETURN(bool revoked, store_.IsJtiRevoked(c.jti));
-  if (revoked) return UnauthenticatedError("credential revoked");
+  ASSIGN_OR_RETURN(bool jti_revoked, store_.IsJtiRevoked(c.jti));
+  if (jti_revoked) return UnauthenticatedError("credential revoked");
   VerifiedAccess out;
   out.session = std::move(*session);
-  out.jti = c.jti;
-  out.audiences = c.aud;
-  out.exp = *c.exp;
-  if (auto it = c.raw.find("act"); it != c.raw.end()) out.act_json = json::serialize(it->value());
+  out.jti = std::move(c.jti);
+  out.audiences = std::move(c.aud);
+  out.exp = c.exp;
+  out.act_json = std::move(c.act_json);
   return out;
 }
 
@@ -534,8 +606,9 @@ OAuthResult<IssuedToken> TokenService::Exchange(const Agent& client, const Excha
     if (iss.empty() || trusted == options_.trusted_issuers.end()) {
       return R::Fail("invalid_grant", "ID token issuer is not trusted");
     }
-    auto jws = crypto::VerifyJwsEs256(
-        req.subject_token, [&](std::string_view kid) { return trusted->jwks.Find(kid); });
+    // ES256 or RS256 (most providers sign with RS256), the key's type matching the alg.
+    auto jws = crypto::VerifyJwsWithJwks(req.subject_token, trusted->jwks,
+                                         crypto::kTrustedIssuerAlgorithms);
     if (!jws.ok()) return R::Fail("invalid_grant", "ID token: " + jws.status().message());
     auto c = ParseClaims(jws->payload);
     if (!c.ok()) return R::Fail("invalid_grant", "ID token: " + c.status().message());

@@ -1,17 +1,21 @@
 // TokenService: agent registration, client authentication, JWT-SVID issuance, RFC 8693 token
 // exchange into RFC 9068 access tokens, verification, introspection and revocation.
 //
-// Every token is ES256 (crypto/jose.h refuses anything else). Every state change is reported to
+// Every token Custody issues or accepts from clients is ES256 (crypto/jose.h refuses anything
+// else); only trusted issuers' ID tokens may also be RS256. Every state change is reported to
 // the EventSink (the ledger in production) with who asked and the token's jti, never a token.
-// Thread-safe: the store is thread-safe and the signing keys are guarded by keys_mu_.
+// Thread-safe: the store is thread-safe, the signing keys are guarded by keys_mu_ and the
+// verified-token cache by cache_mu_.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/clock.h"
@@ -51,6 +55,10 @@ struct TokenServiceOptions {
   int64_t leeway_s = 30;
   int64_t max_assertion_lifetime_s = 600;
   std::vector<TrustedIssuer> trusted_issuers;
+  // Verified access tokens whose signature and claims need not be checked again (keyed by the
+  // token's SHA-256, each kept until min(exp, now + 60 s)). Session and revocation state is
+  // still read on every verification. 0 disables the cache.
+  size_t verify_cache_entries = 4096;
 };
 
 // An RFC 6749 §5.2 error: `error` is the OAuth code, `http_status` 400 or 401.
@@ -148,6 +156,7 @@ class TokenService {
   std::string Introspect(const std::string& token);
 
   // --- Sessions and revocation.
+  Result<Session> GetSession(const std::string& sid) { return store_.GetSession(sid); }
   Result<std::vector<Session>> SessionTree(const std::string& sid) {
     return store_.SessionTree(sid);
   }
@@ -158,7 +167,8 @@ class TokenService {
   // --- Keys.
   std::string JwksJson();
   // Starts signing with a new key; the old one stays published until its last token expires.
-  Status RotateSigningKey();
+  // Records a key.rotate event naming `by`. Returns the new key's kid.
+  Result<std::string> RotateSigningKey(const std::string& by = "");
 
  private:
   TokenService(IdentityStore& store, const Clock& clock, Random& random, IdentityEventSink sink,
@@ -168,7 +178,21 @@ class TokenService {
   std::string NewId();
   Result<std::string> Sign(const std::string& typ, const std::string& claims_json,
                            int64_t expires_at);
-  const crypto::EcdsaP256PublicKey* FindKey(std::string_view kid);
+  std::shared_ptr<const crypto::EcdsaP256PrivateKey> FindKey(std::string_view kid);
+  // ES256 with one of our keys (current or still published).
+  Result<crypto::VerifiedJws> VerifyOwnJws(const std::string& token);
+
+  // What an access token's signature vouches for (checked once, then cacheable).
+  struct AccessClaims {
+    std::string sid, jti, act_json;
+    std::vector<std::string> aud;
+    int64_t exp = 0;
+    std::optional<int64_t> nbf;
+  };
+  // Signature, typ, iss and the presence of exp/sid/jti: the parts that never change.
+  Result<AccessClaims> VerifyAccessSignature(const std::string& token);
+  // The same, through the verified-token cache.
+  Result<AccessClaims> AccessClaimsOf(const std::string& token, int64_t now);
   Status Record(const std::string& event_json);
 
   IdentityStore& store_;
@@ -185,6 +209,15 @@ class TokenService {
   };
   std::mutex keys_mu_;
   std::vector<SigningKey> keys_;  // guarded by keys_mu_; the last one signs
+
+  static constexpr int64_t kVerifyCacheTtlS = 60;
+  struct CachedAccess {
+    AccessClaims claims;
+    int64_t valid_until = 0;
+  };
+  std::mutex cache_mu_;
+  std::unordered_map<std::string, CachedAccess> cache_;  // guarded by cache_mu_; key: SHA-256
+  std::deque<std::string> cache_order_;                  // guarded by cache_mu_; insertion order
 };
 
 }  // namespace custody::identity

@@ -6,7 +6,10 @@
 #include <unistd.h>
 
 #include <boost/json.hpp>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "common/encoding.h"
 #include "crypto/sha256.h"
@@ -405,14 +408,19 @@ TEST_F(TokenServiceTest, ForgedTokensAreRefused) {
 TEST_F(TokenServiceTest, RotationKeepsOldKeysPublishedForTheirTokens) {
   auto root = RootSession();
   std::string old_kid(Header(root.value->access_token).at("kid").as_string());
-  ASSERT_TRUE(svc_->RotateSigningKey().ok());
+  auto new_kid = svc_->RotateSigningKey("admin:ops");
+  ASSERT_TRUE(new_kid.ok());
+  EXPECT_NE(*new_kid, old_kid);
+  EXPECT_NE(events_.back().find("\"kind\":\"key.rotate\""), std::string::npos);
+  EXPECT_NE(events_.back().find("\"requested_by\":\"admin:ops\""), std::string::npos);
+  EXPECT_NE(events_.back().find(old_kid), std::string::npos);  // the retired kid
   auto jwks = crypto::Jwks::Parse(svc_->JwksJson());
   ASSERT_TRUE(jwks.ok());
   EXPECT_EQ(jwks->size(), 2u);
   EXPECT_NE(jwks->Find(old_kid), nullptr);
   EXPECT_TRUE(svc_->VerifyAccessToken(root.value->access_token, "").ok());
   auto next = RootSession();
-  EXPECT_NE(std::string(Header(next.value->access_token).at("kid").as_string()), old_kid);
+  EXPECT_EQ(std::string(Header(next.value->access_token).at("kid").as_string()), *new_kid);
   // A day later the retired key is gone from the JWKS after a reload.
   clock_.Advance(std::chrono::hours(25));
   TokenServiceOptions options;
@@ -421,6 +429,142 @@ TEST_F(TokenServiceTest, RotationKeepsOldKeysPublishedForTheirTokens) {
   auto reloaded = TokenService::Create(*store_, clock_, random_, nullptr, options);
   ASSERT_TRUE(reloaded.ok());
   EXPECT_EQ(crypto::Jwks::Parse((*reloaded)->JwksJson())->Find(old_kid), nullptr);
+}
+
+// Most OIDC providers sign ID tokens with RS256. The vectors (signed by the jose npm package) are
+// in src/crypto/testdata/rs256_vectors.json: iss https://idp.example.com, aud custody-test.
+TEST_F(TokenServiceTest, Rs256IdTokensFromATrustedIssuerAreVerified) {
+  const char* src = std::getenv("CUSTODY_SOURCE_DIR");
+  std::ifstream in(std::string(src ? src : ".") + "/src/crypto/testdata/rs256_vectors.json");
+  ASSERT_TRUE(in.good()) << "set CUSTODY_SOURCE_DIR";
+  std::stringstream text;
+  text << in.rdbuf();
+  json::object v = json::parse(text.str()).as_object();
+  auto vec = [&](const char* name) { return std::string(v.at(name).as_string()); };
+
+  TokenServiceOptions o;
+  o.trust_domain = "custody.test";
+  o.issuer = kIssuer;
+  TrustedIssuer idp;
+  idp.issuer = std::string(v.at("claims").at("iss").as_string());
+  idp.audience = std::string(v.at("claims").at("aud").as_string());
+  auto jwks = crypto::Jwks::Parse(json::serialize(v.at("jwks")));
+  ASSERT_TRUE(jwks.ok()) << jwks.status().ToString();
+  idp.jwks = std::move(*jwks);
+  o.trusted_issuers.push_back(std::move(idp));
+  auto s = TokenService::Create(
+      *store_, clock_, random_,
+      [this](const std::string& e) {
+        events_.push_back(e);
+        return OkStatus();
+      },
+      o);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  svc_ = std::move(*s);  // same store: planner and worker stay registered
+
+  auto exchange = [&](const std::string& id_token) {
+    Agent planner = Auth("planner", *planner_key_);
+    ExchangeRequest r;
+    r.subject_token = id_token;
+    r.subject_token_type = std::string(kTokenTypeIdToken);
+    r.actor_token = Svid(planner);
+    r.actor_token_type = std::string(kTokenTypeJwt);
+    r.audience = "custody-gateway";
+    return svc_->Exchange(planner, r);
+  };
+  for (const char* name : {"rs256_2048", "rs256_3072", "es256"}) {
+    auto out = exchange(vec(name));
+    ASSERT_TRUE(out.ok()) << name << ": " << out.error.description;
+    auto verified = svc_->VerifyAccessToken(out.value->access_token, "custody-gateway");
+    ASSERT_TRUE(verified.ok()) << verified.status().ToString();
+    EXPECT_EQ(verified->session.initiator, "alice@example.com");
+    EXPECT_EQ(verified->session.initiator_issuer, "https://idp.example.com");
+    EXPECT_EQ(verified->session.verification, InitiatorVerification::kVerified);
+    // Our own token is still ES256, whatever the ID token was signed with.
+    EXPECT_EQ(Header(out.value->access_token).at("alg"), "ES256");
+  }
+  EXPECT_NE(events_.back().find("\"verification\":\"verified\""), std::string::npos);
+
+  // Refused: a key under 2048 bits (not in the set), PS256 (not on the allow-list), alg none,
+  // HS256 keyed with the public modulus, RS256 naming the EC key, and a tampered payload.
+  std::string good = vec("rs256_2048");
+  size_t d1 = good.find('.'), d2 = good.rfind('.');
+  std::string payload = good.substr(d1 + 1, d2 - d1 - 1);
+  json::object claims = Payload(good);
+  claims["sub"] = "mallory@example.com";
+  std::string tampered = good.substr(0, d1 + 1) +
+                         Base64UrlEncode(std::string_view(json::serialize(claims))) +
+                         good.substr(d2);
+  std::string none =
+      Base64UrlEncode(std::string_view(R"({"alg":"none","kid":"rsa-2048"})")) + "." + payload + ".";
+  std::string hs = Base64UrlEncode(std::string_view(R"({"alg":"HS256","kid":"rsa-2048"})")) +
+                   "." + payload + "." +
+                   Base64UrlEncode(crypto::Sha256(std::string(
+                       v.at("jwks").at("keys").as_array()[0].at("n").as_string())));
+  for (const std::string& bad : {vec("rs256_1024"), vec("ps256_2048"), none, hs,
+                                 vec("rs256_with_ec_kid"), tampered}) {
+    auto out = exchange(bad);
+    ASSERT_FALSE(out.ok());
+    EXPECT_EQ(out.error.error, "invalid_grant") << out.error.description;
+  }
+  // The same RS256 token from an issuer we do not trust under that name is refused too.
+  EXPECT_FALSE(exchange(IdToken("alice", *idp_key_)).ok());  // kIdp's ES256 key is not in the set
+}
+
+TEST_F(TokenServiceTest, VerifiedTokenCacheNeverHidesRevocation) {
+  auto root = RootSession();
+  auto child = Delegate(root.value->access_token, "worker", *worker_key_);
+  ASSERT_TRUE(child.ok());
+  // Fill the cache, and hit it.
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(svc_->VerifyAccessToken(root.value->access_token, "custody-gateway").ok());
+    ASSERT_TRUE(svc_->VerifyAccessToken(child.value->access_token, "").ok());
+  }
+  // A cached token is still checked for audience and time on every hit.
+  EXPECT_FALSE(svc_->VerifyAccessToken(root.value->access_token, "elsewhere").ok());
+  // Revocation by jti and by session is effective at once for cached tokens.
+  ASSERT_TRUE(svc_->RevokeCredential(child.value->jti, "admin-1").ok());
+  EXPECT_FALSE(svc_->VerifyAccessToken(child.value->access_token, "").ok());
+  ASSERT_TRUE(svc_->RevokeSession(root.value->sid, "tripwire", "admin-1").ok());
+  auto refused = svc_->VerifyAccessToken(root.value->access_token, "");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("revoked"), std::string::npos);
+  EXPECT_EQ(svc_->Introspect(root.value->access_token), R"({"active":false})");
+  // Expiry is not hidden by the cache either (entries live at most 60 s; exp is checked anyway).
+  auto fresh = RootSession();
+  ASSERT_TRUE(svc_->VerifyAccessToken(fresh.value->access_token, "").ok());
+  clock_.Advance(std::chrono::seconds(3600 + 31));
+  EXPECT_FALSE(svc_->VerifyAccessToken(fresh.value->access_token, "").ok());
+}
+
+TEST_F(TokenServiceTest, VerifiedTokenCacheIsBoundedAndCanBeDisabled) {
+  for (size_t entries : {size_t{0}, size_t{2}}) {
+    TokenServiceOptions o;
+    o.trust_domain = "custody.test";
+    o.issuer = kIssuer;
+    o.verify_cache_entries = entries;
+    auto s = TokenService::Create(*store_, clock_, random_, nullptr, o);
+    ASSERT_TRUE(s.ok());
+    Agent planner = Auth("planner", *planner_key_);
+    std::vector<std::string> tokens;
+    for (int i = 0; i < 5; ++i) {
+      ExchangeRequest r;
+      r.subject_token = R"({"sub":"nightly-workflow"})";
+      r.subject_token_type = std::string(kTokenTypeInitiatorAssertion);
+      r.actor_token = Svid(planner);  // same store, same signing key
+      r.actor_token_type = std::string(kTokenTypeJwt);
+      r.audience = "custody-gateway";
+      auto out = (*s)->Exchange(planner, r);
+      ASSERT_TRUE(out.ok()) << out.error.description;
+      tokens.push_back(out.value->access_token);
+    }
+    // More tokens than entries: every one still verifies (misses re-verify the signature).
+    for (int round = 0; round < 2; ++round) {
+      for (const auto& t : tokens) EXPECT_TRUE((*s)->VerifyAccessToken(t, "").ok());
+    }
+    ASSERT_TRUE((*s)->RevokeCredential(Payload(tokens[4]).at("jti").as_string().c_str(), "a").ok());
+    EXPECT_FALSE((*s)->VerifyAccessToken(tokens[4], "").ok());
+  }
 }
 
 TEST_F(TokenServiceTest, CredentialRevocationByJti) {
