@@ -29,8 +29,12 @@ void Entities::Finish() {
       stack.pop_back();
       if (!entity.ancestors.insert(*cur).second) continue;
       auto it = map_.find(*cur);
-      if (it == map_.end()) continue;
-      for (const auto& p : it->second.parents) stack.push_back(&p);
+      if (it != map_.end()) {
+        for (const auto& p : it->second.parents) stack.push_back(&p);
+      } else if (const Entity* b = base_ ? base_->Find(*cur) : nullptr) {
+        // The base store's ancestors are already transitive.
+        for (const auto& a : b->ancestors) entity.ancestors.insert(a);
+      }
     }
     for (const auto& a : entity.ancestors) entity.ancestor_refs.push_back(MakeUidRef(a));
   }

@@ -26,6 +26,12 @@ struct Entity {
 
 class Entities {
  public:
+  Entities() = default;
+  // An overlay: entities added here shadow those of `base`, which must outlive this store and
+  // stay unchanged; lookups that miss fall through to it. Lets a caller add a few per-request
+  // entities (the acting agent, the tool) without copying a large published store.
+  explicit Entities(const Entities* base) : base_(base) {}
+
   // Fails with AlreadyExists on a duplicate uid.
   [[nodiscard]] Status Add(Entity entity);
   // Adds `parent` to the parents of `uid` if the entity exists.
@@ -35,11 +41,13 @@ class Entities {
 
   const Entity* Find(const EntityUid& uid) const {
     auto it = map_.find(uid);
-    return it == map_.end() ? nullptr : &it->second;
+    if (it != map_.end()) return &it->second;
+    return base_ ? base_->Find(uid) : nullptr;
   }
   const Entity* Find(const UidRef& ref) const {
     auto it = map_.find(ref);
-    return it == map_.end() ? nullptr : &it->second;
+    if (it != map_.end()) return &it->second;
+    return base_ ? base_->Find(ref) : nullptr;
   }
   // `a in b` where `a_entity` is Find(a), already looked up by the caller.
   static bool In(const UidRef& a, const Entity* a_entity, const UidRef& b) {
@@ -59,6 +67,7 @@ class Entities {
 
  private:
   std::unordered_map<EntityUid, Entity, EntityUidHash, EntityUidEq> map_;
+  const Entities* base_ = nullptr;
 };
 
 }  // namespace custody::policy

@@ -1,0 +1,867 @@
+#include "attribution/attribution_service.h"
+
+#include <boost/json.hpp>
+#include <future>
+
+#include "attribution/trace_context.h"
+#include "common/encoding.h"
+#include "common/jcs.h"
+#include "crypto/sha256.h"
+#include "identity/scopes.h"
+#include "identity/token_service.h"
+#include "ledger/ledger.h"
+#include "policy/authorizer.h"
+#include "policy/json_io.h"
+#include "policy/parser.h"
+
+namespace custody::attribution {
+
+namespace json = boost::json;
+using policy::EntityUid;
+using policy::Value;
+
+struct PolicyBundle {
+  policy::PolicySet set;
+  policy::Entities entities;
+  std::string hash;
+  std::map<std::string, std::string> contain;  // policy id -> "session" | "agent"
+};
+
+struct AttributionService::SessionState {
+  std::mutex mu;
+  // Immutable facts, set once by StateOf().
+  std::vector<std::string> chain_agents;  // root first, this session's agent last
+  std::vector<std::string> chain_sids;
+  // Live counters (guarded by mu).
+  int64_t calls = 0;
+  int64_t denials = 0;
+  std::set<std::string> targets;
+  std::deque<int64_t> recent_ms;  // times of calls in the last minute
+};
+
+namespace {
+
+constexpr int64_t kMinuteMs = 60'000;
+
+bool IsIdent(std::string_view s) {
+  if (s.empty() || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+}
+
+// A Cedar entity type name: identifiers joined by "::".
+bool IsTypeName(std::string_view s) {
+  size_t pos = 0;
+  while (true) {
+    size_t next = s.find("::", pos);
+    if (!IsIdent(s.substr(pos, next == std::string_view::npos ? s.npos : next - pos))) return false;
+    if (next == std::string_view::npos) return true;
+    pos = next + 2;
+  }
+}
+
+bool Printable(std::string_view s, size_t max) {
+  return !s.empty() && s.size() <= max && std::all_of(s.begin(), s.end(), [](char c) {
+    return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f;
+  });
+}
+
+// JSON -> Cedar: strings, booleans, integers, arrays (sets) and objects (records). Cedar has
+// no null and no floating point: nulls are left out, other numbers become their JSON text.
+Value ToCedar(const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::string:
+      return Value::String(std::string(v.get_string()));
+    case json::kind::bool_:
+      return Value::Bool(v.get_bool());
+    case json::kind::int64:
+      return Value::Long(v.get_int64());
+    case json::kind::uint64:
+      if (v.get_uint64() <= static_cast<uint64_t>(INT64_MAX))
+        return Value::Long(static_cast<int64_t>(v.get_uint64()));
+      return Value::String(json::serialize(v));
+    case json::kind::double_:
+      return Value::String(json::serialize(v));
+    case json::kind::array: {
+      std::vector<Value> elems;
+      for (const auto& e : v.get_array())
+        if (!e.is_null()) elems.push_back(ToCedar(e));
+      return Value::Set(std::move(elems));
+    }
+    case json::kind::object: {
+      policy::Record rec;
+      for (const auto& [k, e] : v.get_object())
+        if (!e.is_null()) rec.emplace(std::string(k), ToCedar(e));
+      return Value::MakeRecord(std::move(rec));
+    }
+    case json::kind::null:
+      break;
+  }
+  return Value::MakeRecord({});
+}
+
+void Redact(json::value& v, const std::vector<std::string>& fields) {
+  if (v.is_object()) {
+    for (auto& [k, e] : v.get_object()) {
+      if (std::find(fields.begin(), fields.end(), std::string_view(k)) != fields.end()) {
+        e = "[redacted]";
+      } else {
+        Redact(e, fields);
+      }
+    }
+  } else if (v.is_array()) {
+    for (auto& e : v.get_array()) Redact(e, fields);
+  }
+}
+
+Result<json::value> ParseObject(const std::string& text, const char* what, size_t max) {
+  if (text.empty()) return json::value(json::object());
+  if (text.size() > max) {
+    return InvalidArgumentError(std::string(what) + " is larger than " + std::to_string(max) +
+                                " bytes");
+  }
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec || !v.is_object()) return InvalidArgumentError(std::string(what) + " must be a JSON object");
+  return v;
+}
+
+json::array ToArray(const std::vector<std::string>& v) {
+  json::array a;
+  for (const auto& s : v) a.emplace_back(s);
+  return a;
+}
+
+std::string Sha256Hex(std::string_view data) { return HexEncode(crypto::Sha256(data)); }
+
+const char* VerificationName(identity::InitiatorVerification v) {
+  return v == identity::InitiatorVerification::kVerified ? "verified" : "asserted";
+}
+
+json::object ActorJson(const identity::Session& s, const std::string& jti) {
+  return {{"agent", s.agent}, {"instance", s.instance}, {"session", s.sid}, {"credential", jti}};
+}
+
+json::object InitiatorJson(const identity::Session& s) {
+  json::object o{{"id", s.initiator},
+                 {"issuer", s.initiator_issuer},
+                 {"verification", VerificationName(s.verification)}};
+  if (!s.asserted_by.empty()) o["asserted_by"] = s.asserted_by;
+  return o;
+}
+
+json::object TargetJson(const Target& t) {
+  json::object o{{"key", t.Key()}};
+  if (t.is_tool()) {
+    o["server"] = t.server;
+    o["tool"] = t.tool;
+  } else {
+    o["type"] = t.type;
+    o["id"] = t.id;
+  }
+  return o;
+}
+
+ledger::EventColumns Columns(const std::string& id, const char* kind, const identity::Session& s,
+                             const std::string& time) {
+  ledger::EventColumns c;
+  c.event_id = id;
+  c.kind = kind;
+  c.session = s.sid;
+  c.agent = s.agent;
+  c.time = time;
+  return c;
+}
+
+// Adds (or overlays) `uid` in `out`: attributes from `base` first, then `attrs`; parents from
+// `base` plus `parents`.
+Status Overlay(policy::Entities& out, const policy::Entities& base, EntityUid uid,
+               policy::Record attrs, std::vector<EntityUid> parents) {
+  policy::Entity e;
+  e.uid = std::move(uid);
+  if (const policy::Entity* b = base.Find(e.uid)) {
+    e.attrs = b->attrs;
+    e.tags = b->tags;
+    e.parents = b->parents;
+  }
+  for (auto& [k, v] : attrs) e.attrs.insert_or_assign(k, std::move(v));
+  for (auto& p : parents)
+    if (std::find(e.parents.begin(), e.parents.end(), p) == e.parents.end())
+      e.parents.push_back(std::move(p));
+  return out.Add(std::move(e));
+}
+
+}  // namespace
+
+std::string Target::Key() const {
+  return is_tool() ? server + "/" + tool : type + ":" + id;
+}
+
+Status Target::Validate() const {
+  if (is_tool()) {
+    if (!Printable(server, 128) || server.find('/') != std::string::npos)
+      return InvalidArgumentError("target.server must be 1-128 printable characters without '/'");
+    if (!Printable(tool, 256)) return InvalidArgumentError("target.tool must be 1-256 printable characters");
+    if (!type.empty() || !id.empty())
+      return InvalidArgumentError("a target is either a tool (server, tool) or a resource (type, id)");
+    return OkStatus();
+  }
+  if (!server.empty()) return InvalidArgumentError("target.server needs target.tool");
+  if (!IsTypeName(type))
+    return InvalidArgumentError("target.type must be a Cedar entity type name (e.g. Database)");
+  if (!Printable(id, 512)) return InvalidArgumentError("target.id must be 1-512 printable characters");
+  return OkStatus();
+}
+
+AttributionService::AttributionService(identity::TokenService& tokens, ledger::Ledger& ledger,
+                                       AttributionStore& store, const Clock& clock,
+                                       Random& random, AttributionOptions options)
+    : tokens_(tokens),
+      ledger_(ledger),
+      store_(store),
+      clock_(clock),
+      random_(random),
+      options_(std::move(options)),
+      ids_(clock, random) {}
+
+namespace {
+
+Result<std::shared_ptr<const PolicyBundle>> MakeBundle(const std::string& policies,
+                                                       const std::string& entities) {
+  ASSIGN_OR_RETURN(auto set, policy::PolicySet::FromText(policies));
+  auto b = std::make_shared<PolicyBundle>(PolicyBundle{std::move(set), {}, "", {}});
+  if (!entities.empty()) {
+    ASSIGN_OR_RETURN(b->entities, policy::ParseEntitiesJson(entities, nullptr));
+  }
+  b->hash = b->set.hash_hex();
+  for (const policy::Policy& p : b->set.policies()) {
+    for (const auto& [k, v] : p.annotations) {
+      if (k != "contain") continue;
+      if (p.effect != policy::Effect::kForbid)
+        return InvalidArgumentError("policy " + p.id + ": @contain is only allowed on forbid");
+      if (v != "session" && v != "agent")
+        return InvalidArgumentError("policy " + p.id +
+                                    ": @contain must be \"session\" or \"agent\", not \"" + v + "\"");
+      b->contain[p.id] = v;
+    }
+  }
+  return std::shared_ptr<const PolicyBundle>(std::move(b));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<AttributionService>> AttributionService::Create(
+    identity::TokenService& tokens, ledger::Ledger& ledger, AttributionStore& store,
+    const Clock& clock, Random& random, AttributionOptions options) {
+  std::unique_ptr<AttributionService> s(
+      new AttributionService(tokens, ledger, store, clock, random, std::move(options)));
+  ASSIGN_OR_RETURN(auto active, store.ActivePolicySet());
+  if (active) {
+    auto b = MakeBundle(active->policies, active->entities);
+    if (!b.ok()) return b.status().WithContext("the stored active policy set");
+    s->bundle_ = *b;
+  } else {
+    ASSIGN_OR_RETURN(s->bundle_, MakeBundle("", ""));  // nothing published: everything denied
+  }
+  s->indexer_ = std::thread([p = s.get()] { p->IndexLoop(); });
+  return s;
+}
+
+AttributionService::~AttributionService() {
+  {
+    std::lock_guard<std::mutex> lock(index_mu_);
+    index_stop_ = true;
+  }
+  index_cv_.notify_all();
+  if (indexer_.joinable()) indexer_.join();
+}
+
+std::shared_ptr<const PolicyBundle> AttributionService::Bundle() const {
+  std::lock_guard<std::mutex> lock(bundle_mu_);
+  return bundle_;
+}
+
+// --- Indexer -------------------------------------------------------------------------------
+
+void AttributionService::Index(ActionRow row, bool outcome_only) {
+  {
+    std::lock_guard<std::mutex> lock(index_mu_);
+    if (outcome_only) {
+      auto it = pending_rows_.find(row.action_id);
+      if (it != pending_rows_.end()) {
+        it->second.outcome_index = row.outcome_index;
+        it->second.status = row.status;
+      }
+    } else {
+      pending_rows_[row.action_id] = row;
+    }
+    index_queue_.push_back(IndexOp{std::move(row), outcome_only});
+  }
+  index_cv_.notify_one();
+}
+
+void AttributionService::IndexLoop() {
+  std::unique_lock<std::mutex> lock(index_mu_);
+  for (;;) {
+    index_cv_.wait(lock, [&] { return index_stop_ || !index_queue_.empty(); });
+    if (index_queue_.empty()) {
+      if (index_stop_) return;
+      continue;
+    }
+    std::deque<IndexOp> ops;
+    ops.swap(index_queue_);
+    index_busy_ = true;
+    lock.unlock();
+    std::vector<ActionRow> inserts;
+    for (IndexOp& op : ops) {
+      if (!op.outcome_only) {
+        inserts.push_back(std::move(op.row));
+        continue;
+      }
+      // Flush inserts first, so the row the outcome names exists.
+      (void)store_.InsertActions(inserts);
+      inserts.clear();
+      (void)store_.SetOutcome(op.row.action_id, op.row.outcome_index, op.row.status);
+    }
+    (void)store_.InsertActions(inserts);
+    lock.lock();
+    for (const IndexOp& op : ops) {
+      if (!op.outcome_only) pending_rows_.erase(op.row.action_id);
+    }
+    index_busy_ = false;
+    index_idle_cv_.notify_all();
+  }
+}
+
+void AttributionService::FlushIndex() {
+  std::unique_lock<std::mutex> lock(index_mu_);
+  index_idle_cv_.wait(lock, [&] { return index_queue_.empty() && !index_busy_; });
+}
+
+// --- Sessions --------------------------------------------------------------------------------
+
+std::shared_ptr<AttributionService::SessionState> AttributionService::StateOf(
+    const std::string& sid, int64_t now_ms) {
+  {
+    std::lock_guard<std::mutex> lock(sessions_mu_);
+    auto it = sessions_.find(sid);
+    if (it != sessions_.end()) return it->second;
+  }
+  auto st = std::make_shared<SessionState>();
+  // The chain, root first.
+  std::string cur = sid;
+  for (int guard = 0; !cur.empty() && guard < 64; ++guard) {
+    auto s = tokens_.GetSession(cur);
+    if (!s.ok()) break;
+    st->chain_sids.insert(st->chain_sids.begin(), s->sid);
+    st->chain_agents.insert(st->chain_agents.begin(), s->agent);
+    cur = s->parent_sid;
+  }
+  // Counters survive a restart: rebuild them from the index.
+  FlushIndex();
+  if (auto rows = store_.ActionsOfSessions({sid}); rows.ok()) {
+    for (const ActionRow& r : *rows) {
+      st->calls++;
+      if (r.decision == "deny") st->denials++;
+      st->targets.insert(r.target);
+      if (r.time_ms >= now_ms - kMinuteMs) st->recent_ms.push_back(r.time_ms);
+    }
+  }
+  std::lock_guard<std::mutex> lock(sessions_mu_);
+  auto [it, inserted] = sessions_.emplace(sid, st);
+  return it->second;
+}
+
+// --- Authorize -------------------------------------------------------------------------------
+
+Result<AuthorizeResult> AttributionService::AuthorizeSync(AuthorizeRequest request) {
+  std::promise<Result<AuthorizeResult>> p;
+  auto f = p.get_future();
+  Authorize(std::move(request), [&p](Result<AuthorizeResult> r) { p.set_value(std::move(r)); });
+  return f.get();
+}
+
+void AttributionService::Authorize(AuthorizeRequest req, AuthorizeCallback done) {
+  auto fail = [&](Status st) { done(std::move(st)); };
+  if (req.action.empty() || req.action.size() > 128 ||
+      !std::all_of(req.action.begin(), req.action.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' ||
+               c == ':' || c == '/';
+      })) {
+    return fail(InvalidArgumentError("action must be 1-128 characters of [A-Za-z0-9_.:/-]"));
+  }
+  if (Status st = req.target.Validate(); !st.ok()) return fail(st);
+  auto args = ParseObject(req.arguments_json, "arguments", options_.max_arguments_bytes);
+  if (!args.ok()) return fail(args.status());
+  auto caller_ctx = ParseObject(req.caller_context_json, "context", options_.max_arguments_bytes);
+  if (!caller_ctx.ok()) return fail(caller_ctx.status());
+
+  identity::VerifiedAccess revoked;
+  auto access = tokens_.VerifyAccessToken(req.token, options_.audience, &revoked);
+  const bool session_revoked = !access.ok() && !revoked.session.sid.empty();
+  if (!access.ok() && !session_revoked) return fail(access.status());
+  const identity::VerifiedAccess& va = access.ok() ? *access : revoked;
+  const identity::Session& session = va.session;
+
+  const int64_t now_ms = UnixMillis(clock_.Now());
+  const std::string time = FormatRfc3339Millis(clock_.Now());
+  std::string action_id = ids_.NextString();
+  auto incoming = ParseTraceParent(req.traceparent);
+  std::string trace_id = incoming ? incoming->trace_id : NewTraceId(random_);
+  std::string span_id = NewSpanId(random_);
+  std::string flags = incoming ? incoming->flags : "01";
+  std::string parent_event;
+  if (incoming) {
+    if (auto parent = store_.ActionBySpan(trace_id, incoming->parent_id); parent.ok() && *parent)
+      parent_event = (*parent)->action_id;
+  }
+  const std::string target_key = req.target.Key();
+
+  auto state = StateOf(session.sid, now_ms);
+  auto bundle = Bundle();
+
+  AuthorizeResult result;
+  result.action_id = action_id;
+  result.sid = session.sid;
+  result.policy_hash = bundle->hash;
+  result.traceparent = FormatTraceParent(trace_id, span_id, flags);
+  result.session_revoked = session_revoked;
+
+  // The context: verified session facts, live counters, then the caller's inputs under keys of
+  // their own. Nothing the caller sends can land outside `arguments` and `caller`.
+  json::object sess{
+      {"id", session.sid},
+      {"root", session.root_sid},
+      {"parent", session.parent_sid},
+      {"depth", session.depth},
+      {"chain", ToArray(state->chain_agents)},
+      {"agent", session.agent},
+      {"instance", session.instance},
+      {"initiator",
+       {{"id", session.initiator},
+        {"issuer", session.initiator_issuer},
+        {"verified", session.verification == identity::InitiatorVerification::kVerified},
+        {"asserted_by", session.asserted_by}}},
+      {"scopes", ToArray(session.scopes)},
+      {"txn", session.txn},
+      {"objective_digest", session.objective_digest}};
+  auto agent = tokens_.GetAgent(session.agent);
+  if (!agent.ok()) return fail(InternalError("the session's agent is not registered"));
+  sess["environment"] = std::string(identity::EnvironmentName(agent->environment));
+
+  bool first_use = false;
+  json::object counters;
+  {
+    std::lock_guard<std::mutex> lock(state->mu);
+    while (!state->recent_ms.empty() && state->recent_ms.front() < now_ms - kMinuteMs)
+      state->recent_ms.pop_front();
+    counters = {{"calls", state->calls},
+                {"denials", state->denials},
+                {"distinct_tools", static_cast<int64_t>(state->targets.size())},
+                {"calls_last_minute", static_cast<int64_t>(state->recent_ms.size())}};
+  }
+  {
+    std::lock_guard<std::mutex> lock(usage_mu_);
+    first_use = used_.count({session.agent, target_key}) == 0;
+  }
+  if (first_use) {
+    auto used = store_.HasUsed(session.agent, target_key);
+    if (used.ok() && *used) {
+      first_use = false;
+      std::lock_guard<std::mutex> lock(usage_mu_);
+      used_.insert({session.agent, target_key});
+    }
+  }
+  counters["first_use"] = first_use;
+
+  json::object context{{"session", sess},
+                       {"counters", counters},
+                       {"via", req.via},
+                       {"arguments", *args},
+                       {"caller", *caller_ctx}};
+
+  // Entities: the published store, overlaid with the agent and the target as the registry and
+  // the request describe them.
+  policy::Entities overlay(&bundle->entities);
+  {
+    policy::Record a;
+    a.emplace("name", Value::String(agent->name));
+    a.emplace("environment", Value::String(std::string(identity::EnvironmentName(agent->environment))));
+    a.emplace("business_owner", Value::String(agent->business_owner));
+    a.emplace("technical_owner", Value::String(agent->technical_owner));
+    a.emplace("sponsor", Value::String(agent->sponsor));
+    std::vector<Value> grants;
+    for (const auto& g : agent->grants) grants.push_back(Value::String(g));
+    a.emplace("grants", Value::Set(std::move(grants)));
+    (void)Overlay(overlay, bundle->entities, EntityUid{"Agent", agent->name}, std::move(a), {});
+  }
+  EntityUid resource;
+  if (req.target.is_tool()) {
+    resource = EntityUid{"Tool", req.target.server + "/" + req.target.tool};
+    EntityUid server{"Server", req.target.server};
+    policy::Record t;
+    t.emplace("name", Value::String(req.target.tool));
+    t.emplace("server", Value::String(req.target.server));
+    for (const auto& [k, v] : req.resource_attrs) t.insert_or_assign(k, Value::String(v));
+    (void)Overlay(overlay, bundle->entities, resource, std::move(t), {server});
+    if (!bundle->entities.Find(server)) {
+      policy::Record sr;
+      sr.emplace("name", Value::String(req.target.server));
+      (void)Overlay(overlay, bundle->entities, server, std::move(sr), {});
+    }
+  } else {
+    resource = EntityUid{req.target.type, req.target.id};
+    if (!req.resource_attrs.empty()) {
+      policy::Record t;
+      for (const auto& [k, v] : req.resource_attrs) t.emplace(k, Value::String(v));
+      (void)Overlay(overlay, bundle->entities, resource, std::move(t), {});
+    }
+  }
+  overlay.Finish();
+
+  policy::Request creq;
+  creq.principal = EntityUid{"Agent", agent->name};
+  creq.action = EntityUid{"Action", req.action};
+  creq.resource = resource;
+  creq.context = ToCedar(context);
+
+  std::string contain_scope;
+  std::string tripwire;
+  if (session_revoked) {
+    result.allowed = false;
+    result.reasons = {"custody:session_revoked"};
+    result.message = "session revoked: " + session.revoke_reason;
+  } else {
+    policy::Response resp = bundle->set.IsAuthorized(creq, overlay);
+    result.allowed = resp.decision == policy::Decision::kAllow;
+    result.reasons = resp.reasons;
+    for (const auto& e : resp.errors) result.errors.push_back(e.policy_id + ": " + e.message);
+    if (!result.allowed) {
+      for (const auto& id : resp.reasons) {
+        auto it = bundle->contain.find(id);
+        if (it == bundle->contain.end()) continue;
+        if (contain_scope.empty() || it->second == "agent") {
+          contain_scope = it->second;
+          tripwire = id;
+        }
+      }
+      result.message = resp.reasons.empty() ? "no permit policy matched"
+                                             : "forbidden by policy " + resp.reasons.front();
+    }
+    // The session's scopes bound every action, whatever the policies say.
+    if (result.allowed && !identity::CoveredBy(target_key, session.scopes)) {
+      result.allowed = false;
+      result.reasons = {"custody:scope"};
+      result.message = "the session's scopes do not cover " + target_key;
+    }
+    if (result.allowed) result.message = "allowed by " + (result.reasons.empty() ? std::string("policy") : result.reasons.front());
+  }
+
+  // Containment takes effect before the answer leaves: the next request is refused.
+  std::vector<std::string> revoked_sids;
+  if (!contain_scope.empty()) {
+    std::string subject = contain_scope == "agent" ? session.agent : session.sid;
+    std::string reason = "tripwire " + tripwire + " (action " + action_id + ")";
+    auto r = contain_scope == "agent"
+                 ? tokens_.DisableAgent(subject, "custody:tripwire")
+                 : tokens_.RevokeSession(subject, reason, "custody:tripwire");
+    if (r.ok()) {
+      revoked_sids = *r;
+      result.contained = contain_scope + " " + subject;
+    } else {
+      result.errors.push_back("containment failed: " + r.status().message());
+    }
+  }
+
+  // Counters, then the record.
+  {
+    std::lock_guard<std::mutex> lock(state->mu);
+    state->calls++;
+    if (!result.allowed) state->denials++;
+    state->targets.insert(target_key);
+    state->recent_ms.push_back(now_ms);
+  }
+  if (result.allowed && first_use) {
+    (void)store_.MarkUsed(session.agent, target_key, now_ms);
+    std::lock_guard<std::mutex> lock(usage_mu_);
+    used_.insert({session.agent, target_key});
+  }
+
+  json::object recorded_context = context;
+  recorded_context.erase("arguments");
+  json::object arguments_record;
+  {
+    std::string canon = json::serialize(*args);
+    auto c = CanonicalizeJson(canon);
+    arguments_record["digest"] = "sha256:" + Sha256Hex(c.ok() ? *c : canon);
+    if (options_.arguments == ArgumentRecording::kRedacted) {
+      json::value copy = *args;
+      Redact(copy, options_.redact_fields);
+      arguments_record["value"] = copy;
+    }
+  }
+  json::array errors;
+  for (const auto& e : result.errors) errors.emplace_back(e);
+  json::object chain_obj{{"sids", ToArray(state->chain_sids)}, {"agents", ToArray(state->chain_agents)}};
+  json::object e{
+      {"kind", "action.decision"},
+      {"event_id", action_id},
+      {"time", time},
+      {"actor", ActorJson(session, va.jti)},
+      {"initiator", InitiatorJson(session)},
+      {"session",
+       {{"sid", session.sid},
+        {"parent_sid", session.parent_sid},
+        {"root_sid", session.root_sid},
+        {"depth", session.depth},
+        {"chain", chain_obj}}},
+      {"trace",
+       {{"trace_id", trace_id},
+        {"span_id", span_id},
+        {"parent_span_id", incoming ? incoming->parent_id : ""},
+        {"txn", session.txn}}},
+      {"request", {{"action", req.action}, {"target", TargetJson(req.target)}, {"via", req.via}}},
+      {"arguments", arguments_record},
+      {"policy",
+       {{"set_hash", bundle->hash}, {"determining", ToArray(result.reasons)}, {"errors", errors}}},
+      {"context", recorded_context},
+      {"decision", result.allowed ? "allow" : "deny"},
+      {"reasons", ToArray(result.reasons)},
+      {"message", result.message}};
+  if (!parent_event.empty()) e["parent_event"] = parent_event;
+  if (!result.contained.empty()) {
+    e["containment"] = {{"scope", contain_scope}, {"tripwire", tripwire},
+                        {"revoked_sessions", ToArray(revoked_sids)}};
+  }
+
+  ActionRow row;
+  row.action_id = action_id;
+  row.sid = session.sid;
+  row.root_sid = session.root_sid;
+  row.agent = session.agent;
+  row.initiator = session.initiator;
+  row.action = req.action;
+  row.target = target_key;
+  row.decision = result.allowed ? "allow" : "deny";
+  row.trace_id = trace_id;
+  row.span_id = span_id;
+  row.txn = session.txn;
+  row.time_ms = now_ms;
+
+  auto shared = std::make_shared<AuthorizeResult>(std::move(result));
+  auto cb = std::make_shared<AuthorizeCallback>(std::move(done));
+  std::string containment_json;
+  ContainmentRow crow;
+  if (!shared->contained.empty()) {
+    crow.event_id = ids_.NextString();
+    crow.scope = contain_scope;
+    crow.subject = contain_scope == "agent" ? session.agent : session.sid;
+    crow.reason = "tripwire " + tripwire;
+    crow.trigger_action = action_id;
+    crow.time_ms = now_ms;
+    json::object c{{"kind", "containment"},
+                   {"event_id", crow.event_id},
+                   {"time", time},
+                   {"actor", ActorJson(session, va.jti)},
+                   {"scope", contain_scope},
+                   {"subject", crow.subject},
+                   {"reason", crow.reason},
+                   {"trigger", {{"action_id", action_id}, {"policy", tripwire}}},
+                   {"revoked_sessions", ToArray(revoked_sids)},
+                   {"trace", {{"trace_id", trace_id}, {"span_id", span_id}, {"txn", session.txn}}}};
+    containment_json = json::serialize(c);
+  }
+  Status st = ledger_.AppendAsync(
+      json::serialize(e), Columns(action_id, "action.decision", session, time),
+      [this, shared, cb, row, containment_json, crow, session,
+       time](Result<ledger::AppendResult> r) mutable {
+        if (!r.ok()) return (*cb)(r.status().WithContext("recording the decision"));
+        shared->receipt = std::move(r->receipt);
+        shared->ledger_index = r->index;
+        row.decision_index = static_cast<int64_t>(r->index);
+        Index(std::move(row), false);
+        if (containment_json.empty()) return (*cb)(std::move(*shared));
+        Status cs = ledger_.AppendAsync(
+            containment_json, Columns(crow.event_id, "containment", session, time),
+            [this, shared, cb, crow](Result<ledger::AppendResult> cr) mutable {
+              if (cr.ok()) {
+                crow.ledger_index = static_cast<int64_t>(cr->index);
+                (void)store_.InsertContainment(crow);
+              } else {
+                shared->errors.push_back("containment record: " + cr.status().message());
+              }
+              (*cb)(std::move(*shared));
+            });
+        if (!cs.ok()) (*cb)(std::move(*shared));
+      });
+  if (!st.ok()) (*cb)(st);
+}
+
+// --- Complete --------------------------------------------------------------------------------
+
+Result<CompleteResult> AttributionService::CompleteSync(CompleteRequest request) {
+  std::promise<Result<CompleteResult>> p;
+  auto f = p.get_future();
+  Complete(std::move(request), [&p](Result<CompleteResult> r) { p.set_value(std::move(r)); });
+  return f.get();
+}
+
+void AttributionService::Complete(CompleteRequest req, CompleteCallback done) {
+  if (req.status != "ok" && req.status != "error")
+    return done(InvalidArgumentError("status must be \"ok\" or \"error\""));
+  if (req.error.size() > 4096) return done(InvalidArgumentError("error is longer than 4096 bytes"));
+  if (!req.output_digest.empty()) {
+    std::string_view d = req.output_digest;
+    bool ok = d.size() == 71 && d.substr(0, 7) == "sha256:" &&
+              std::all_of(d.begin() + 7, d.end(), [](char c) {
+                return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+              });
+    if (!ok) return done(InvalidArgumentError("output_digest must be sha256:<64 lower-case hex>"));
+  }
+  identity::VerifiedAccess revoked;
+  auto access = tokens_.VerifyAccessToken(req.token, options_.audience, &revoked);
+  if (!access.ok() && revoked.session.sid.empty()) return done(access.status());
+  const identity::VerifiedAccess& va = access.ok() ? *access : revoked;
+
+  std::optional<ActionRow> row;
+  {
+    std::lock_guard<std::mutex> lock(index_mu_);
+    auto it = pending_rows_.find(req.action_id);
+    if (it != pending_rows_.end()) row = it->second;
+  }
+  if (!row) {
+    auto r = store_.GetAction(req.action_id);
+    if (!r.ok()) return done(r.status());
+    row = *r;
+  }
+  if (!row) return done(NotFoundError("no action " + req.action_id));
+  if (row->sid != va.session.sid)
+    return done(PermissionDeniedError("action " + req.action_id + " belongs to another session"));
+  if (row->outcome_index >= 0 || !row->status.empty())
+    return done(AlreadyExistsError("the outcome of action " + req.action_id + " is recorded"));
+  // Claim it, so a concurrent second completion is refused.
+  row->status = req.status;
+  row->outcome_index = 0;
+  Index(*row, true);
+
+  std::string event_id = ids_.NextString();
+  std::string time = FormatRfc3339Millis(clock_.Now());
+  json::object outcome{{"status", req.status}};
+  if (!req.error.empty()) outcome["error"] = req.error;
+  if (!req.output_digest.empty()) outcome["output_digest"] = req.output_digest;
+  if (req.latency_ms >= 0) outcome["latency_ms"] = req.latency_ms;
+  json::object e{{"kind", "action.outcome"},
+                 {"event_id", event_id},
+                 {"time", time},
+                 {"action_id", req.action_id},
+                 {"decision_index", row->decision_index},
+                 {"actor", ActorJson(va.session, va.jti)},
+                 {"session", {{"sid", va.session.sid}, {"root_sid", va.session.root_sid}}},
+                 {"trace",
+                  {{"trace_id", row->trace_id}, {"span_id", row->span_id}, {"txn", row->txn}}},
+                 {"outcome", outcome}};
+  ActionRow update = *row;
+  auto cb = std::make_shared<CompleteCallback>(std::move(done));
+  Status st = ledger_.AppendAsync(
+      json::serialize(e), Columns(event_id, "action.outcome", va.session, time),
+      [this, cb, update, event_id](Result<ledger::AppendResult> r) mutable {
+        if (!r.ok()) return (*cb)(r.status().WithContext("recording the outcome"));
+        update.outcome_index = static_cast<int64_t>(r->index);
+        Index(update, true);
+        (*cb)(CompleteResult{event_id, std::move(r->receipt), r->index});
+      });
+  if (!st.ok()) (*cb)(st);
+}
+
+// --- Policies --------------------------------------------------------------------------------
+
+Result<PublishResult> AttributionService::PublishPolicies(const std::string& policies,
+                                                          const std::string& entities,
+                                                          const std::string& by) {
+  if (policies.size() > 4 * 1024 * 1024)
+    return InvalidArgumentError("policy text is larger than 4 MiB");
+  auto bundle = MakeBundle(policies, entities);
+  if (!bundle.ok()) return bundle.status().WithContext("policy set refused");
+  std::lock_guard<std::mutex> publish(publish_mu_);
+  PublishResult out;
+  out.hash = (*bundle)->hash;
+  out.policies = (*bundle)->set.policies().size();
+  out.entities = (*bundle)->entities.size();
+  for (const auto& [id, scope] : (*bundle)->contain) out.tripwires.push_back(id);
+  ASSIGN_OR_RETURN(auto active, store_.ActivePolicySet());
+  std::string entities_digest = Sha256Hex(entities);
+  if (active && active->hash == out.hash && active->entities == entities) {
+    out.ledger_index = static_cast<uint64_t>(active->ledger_index);
+    return out;
+  }
+  std::string event_id = ids_.NextString();
+  std::string time = FormatRfc3339Millis(clock_.Now());
+  json::object e{{"kind", "policy.publish"},
+                 {"event_id", event_id},
+                 {"time", time},
+                 {"by", by},
+                 {"policy", {{"set_hash", out.hash},
+                             {"policies", out.policies},
+                             {"entities", out.entities},
+                             {"entities_digest", "sha256:" + entities_digest},
+                             {"tripwires", ToArray(out.tripwires)},
+                             {"previous", active ? active->hash : ""}}}};
+  ledger::EventColumns cols;
+  cols.event_id = event_id;
+  cols.kind = "policy.publish";
+  cols.time = time;
+  ASSIGN_OR_RETURN(auto appended, ledger_.Append(json::serialize(e), cols));
+  out.ledger_index = appended.index;
+  PolicySetRecord rec{out.hash, policies, entities, UnixMillis(clock_.Now()), by,
+                      static_cast<int64_t>(appended.index)};
+  RETURN_IF_ERROR(store_.PutPolicySet(rec));
+  std::lock_guard<std::mutex> lock(bundle_mu_);
+  bundle_ = *bundle;
+  return out;
+}
+
+// --- Containment -----------------------------------------------------------------------------
+
+Result<ContainResult> AttributionService::Contain(const std::string& scope,
+                                                  const std::string& subject,
+                                                  const std::string& reason,
+                                                  const std::string& by) {
+  if (scope != "session" && scope != "agent")
+    return InvalidArgumentError("scope must be \"session\" or \"agent\"");
+  if (subject.empty()) return InvalidArgumentError("what to contain is missing");
+  if (reason.empty()) return InvalidArgumentError("a reason is required");
+  if (reason.size() > 1024) return InvalidArgumentError("reason is longer than 1024 bytes");
+  std::vector<std::string> revoked;
+  if (scope == "session") {
+    ASSIGN_OR_RETURN(identity::Session s, tokens_.GetSession(subject));
+    (void)s;
+    ASSIGN_OR_RETURN(revoked, tokens_.RevokeSession(subject, reason, by));
+  } else {
+    ASSIGN_OR_RETURN(revoked, tokens_.DisableAgent(subject, by));
+  }
+  ContainResult out;
+  out.event_id = ids_.NextString();
+  out.scope = scope;
+  out.subject = subject;
+  out.revoked_sessions = revoked;
+  std::string time = FormatRfc3339Millis(clock_.Now());
+  json::object e{{"kind", "containment"},       {"event_id", out.event_id},
+                 {"time", time},                {"scope", scope},
+                 {"subject", subject},          {"reason", reason},
+                 {"by", by},                    {"revoked_sessions", ToArray(revoked)}};
+  ledger::EventColumns cols;
+  cols.event_id = out.event_id;
+  cols.kind = "containment";
+  cols.time = time;
+  if (scope == "session") cols.session = subject;
+  if (scope == "agent") cols.agent = subject;
+  ASSIGN_OR_RETURN(auto appended, ledger_.Append(json::serialize(e), cols));
+  out.ledger_index = appended.index;
+  out.receipt = appended.receipt;
+  RETURN_IF_ERROR(store_.InsertContainment(ContainmentRow{out.event_id, scope, subject, reason, "",
+                                                          by, UnixMillis(clock_.Now()),
+                                                          static_cast<int64_t>(appended.index)}));
+  return out;
+}
+
+}  // namespace custody::attribution

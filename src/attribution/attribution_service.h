@@ -1,0 +1,211 @@
+// AttributionService: decide, record, contain. Every action an agent takes is checked here
+// before it runs (Authorize) and its outcome recorded after (Complete).
+//
+// Authorize verifies the session token, builds the Cedar request from verified facts only
+// (principal: the registered agent; resource: the tool under its server, or a typed resource;
+// context: the session as Custody knows it, live counters, and the caller's arguments under
+// their own key), evaluates the active policy set, checks the session's scopes, and appends
+// the decision to the ledger before answering, with the policy-set hash, the determining and
+// erroring policies and the evaluated context. A deny determined by a `forbid` annotated
+// `@contain("session")` or `@contain("agent")` revokes that session tree (or every session of
+// the agent, disabling it) before the answer leaves, and a containment record that points at
+// the decision follows it into the ledger. See docs/ATTRIBUTION.md.
+//
+// Thread-safe. The ledger, token service and store must outlive the service.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "attribution/attribution_store.h"
+#include "common/clock.h"
+#include "common/random.h"
+#include "common/status.h"
+#include "common/uuid.h"
+
+namespace custody::ledger {
+class Ledger;
+}
+namespace custody::identity {
+class TokenService;
+}
+
+namespace custody::attribution {
+
+struct PolicyBundle;  // the active policy set and entities (attribution_service.cc)
+
+// What an action is aimed at: a tool (server and tool name) or a typed resource.
+struct Target {
+  std::string server;
+  std::string tool;
+  std::string type;
+  std::string id;
+  bool is_tool() const { return !tool.empty(); }
+  // The scope that covers it, and the key it is indexed under: "<server>/<tool>" or
+  // "<type>:<id>".
+  std::string Key() const;
+  Status Validate() const;
+};
+
+enum class ArgumentRecording {
+  kDigest,    // only the SHA-256 of the canonical arguments (default)
+  kRedacted,  // the arguments, with the named fields replaced by "[redacted]"
+};
+
+struct AttributionOptions {
+  // When non-empty, session tokens must carry this audience.
+  std::string audience;
+  ArgumentRecording arguments = ArgumentRecording::kDigest;
+  std::vector<std::string> redact_fields;  // field names, at any depth
+  size_t max_arguments_bytes = 256 * 1024;
+};
+
+struct AuthorizeRequest {
+  std::string token;  // the bearer session token
+  std::string action = "call_tool";
+  Target target;
+  std::string arguments_json;       // a JSON object, or empty
+  std::string caller_context_json;  // a JSON object, or empty: lands under context.caller
+  std::string traceparent;          // W3C, optional
+  std::string via = "native";       // "native", "authzen", "mcp": recorded
+  // Extra string attributes of the resource entity (the gateway adds the definition hash).
+  std::map<std::string, std::string> resource_attrs;
+};
+
+struct AuthorizeResult {
+  std::string action_id;
+  bool allowed = false;
+  // The token was genuine but its session is revoked: refused (and recorded) before policy.
+  bool session_revoked = false;
+  std::vector<std::string> reasons;  // determining policy ids, or custody:* reasons
+  std::vector<std::string> errors;   // "<policy id>: <message>"
+  std::string message;               // why, for people
+  std::string policy_hash;
+  std::string receipt;  // C2SP tlog-proof for the decision event
+  uint64_t ledger_index = 0;
+  std::string sid;
+  std::string traceparent;  // the span Custody opened for this action (propagate it)
+  std::string contained;    // "session <sid>" or "agent <name>" when this call tripped a wire
+};
+using AuthorizeCallback = std::function<void(Result<AuthorizeResult>)>;
+
+struct CompleteRequest {
+  std::string token;
+  std::string action_id;
+  std::string status;  // "ok" | "error"
+  std::string error;
+  std::string output_digest;  // "sha256:<hex>", optional
+  int64_t latency_ms = -1;
+};
+struct CompleteResult {
+  std::string event_id;
+  std::string receipt;
+  uint64_t ledger_index = 0;
+};
+using CompleteCallback = std::function<void(Result<CompleteResult>)>;
+
+struct PublishResult {
+  std::string hash;
+  size_t policies = 0;
+  size_t entities = 0;
+  uint64_t ledger_index = 0;
+  std::vector<std::string> tripwires;  // ids of @contain policies
+};
+
+struct ContainResult {
+  std::string event_id;
+  std::string scope;
+  std::string subject;
+  std::vector<std::string> revoked_sessions;
+  uint64_t ledger_index = 0;
+  std::string receipt;
+};
+
+class AttributionService {
+ public:
+  static Result<std::unique_ptr<AttributionService>> Create(identity::TokenService& tokens,
+                                                            ledger::Ledger& ledger,
+                                                            AttributionStore& store,
+                                                            const Clock& clock, Random& random,
+                                                            AttributionOptions options);
+  ~AttributionService();
+
+  // `done` runs once, on another thread, after the decision is durable (or failed).
+  // Unauthenticated for a token that does not verify; InvalidArgument for a malformed request.
+  void Authorize(AuthorizeRequest request, AuthorizeCallback done);
+  Result<AuthorizeResult> AuthorizeSync(AuthorizeRequest request);
+  // Records the outcome of an authorized action of the token's session (genuine tokens of
+  // sessions revoked since are accepted: the outcome is evidence).
+  void Complete(CompleteRequest request, CompleteCallback done);
+  Result<CompleteResult> CompleteSync(CompleteRequest request);
+
+  // Parses, validates and activates a policy set (and its entities JSON, "" for none); records
+  // it in the ledger. Publishing the active set again is a no-op that reports it.
+  Result<PublishResult> PublishPolicies(const std::string& policies, const std::string& entities,
+                                        const std::string& by);
+  Result<std::optional<PolicySetRecord>> ActivePolicySet() { return store_.ActivePolicySet(); }
+
+  // Manual containment: scope "session" (the tree below it too) or "agent" (disables it).
+  Result<ContainResult> Contain(const std::string& scope, const std::string& subject,
+                                const std::string& reason, const std::string& by);
+
+  AttributionStore& store() { return store_; }
+  // Waits until every action row handed to the indexer is written (tests, shutdown).
+  void FlushIndex();
+
+ private:
+  struct SessionState;
+  AttributionService(identity::TokenService& tokens, ledger::Ledger& ledger,
+                     AttributionStore& store, const Clock& clock, Random& random,
+                     AttributionOptions options);
+  void IndexLoop();
+  void Index(ActionRow row, bool outcome_only);
+  std::shared_ptr<const PolicyBundle> Bundle() const;
+  std::shared_ptr<SessionState> StateOf(const std::string& sid, int64_t now_ms);
+
+  identity::TokenService& tokens_;
+  ledger::Ledger& ledger_;
+  AttributionStore& store_;
+  const Clock& clock_;
+  Random& random_;
+  const AttributionOptions options_;
+  UuidV7Generator ids_;  // thread-safe
+
+  mutable std::mutex bundle_mu_;
+  std::shared_ptr<const PolicyBundle> bundle_;  // guarded by bundle_mu_
+  std::mutex publish_mu_;                       // one publication at a time
+
+  std::mutex sessions_mu_;
+  std::unordered_map<std::string, std::shared_ptr<SessionState>> sessions_;  // guarded
+  std::mutex usage_mu_;
+  std::set<std::pair<std::string, std::string>> used_;  // (agent, target) known used; guarded
+
+  // Action rows are written by one thread, in batches; rows not yet written are kept in
+  // pending_ so Complete and investigations see them.
+  std::mutex index_mu_;
+  std::condition_variable index_cv_;
+  std::condition_variable index_idle_cv_;
+  struct IndexOp {
+    ActionRow row;
+    bool outcome_only = false;  // set outcome_index/status of an existing row
+  };
+  std::deque<IndexOp> index_queue_;                           // guarded by index_mu_
+  std::unordered_map<std::string, ActionRow> pending_rows_;   // guarded by index_mu_
+  bool index_busy_ = false;                                   // guarded by index_mu_
+  bool index_stop_ = false;                                   // guarded by index_mu_
+  std::thread indexer_;
+};
+
+}  // namespace custody::attribution

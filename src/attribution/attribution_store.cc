@@ -1,0 +1,299 @@
+#include "attribution/attribution_store.h"
+
+namespace custody::attribution {
+namespace {
+
+using store::kSqliteDone;
+using store::kSqliteRow;
+using store::Stmt;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '1');
+CREATE TABLE IF NOT EXISTS policy_sets(
+  hash TEXT PRIMARY KEY,
+  policies TEXT NOT NULL,
+  entities TEXT NOT NULL,
+  published_ms INTEGER NOT NULL,
+  published_by TEXT NOT NULL,
+  ledger_index INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS actions(
+  action_id TEXT PRIMARY KEY,
+  decision_index INTEGER NOT NULL,
+  outcome_index INTEGER NOT NULL DEFAULT -1,
+  sid TEXT NOT NULL,
+  root_sid TEXT NOT NULL,
+  agent TEXT NOT NULL,
+  initiator TEXT NOT NULL,
+  action TEXT NOT NULL,
+  target TEXT NOT NULL,
+  decision TEXT NOT NULL,
+  trace_id TEXT NOT NULL,
+  span_id TEXT NOT NULL,
+  txn TEXT NOT NULL,
+  time_ms INTEGER NOT NULL,
+  status TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS actions_sid ON actions(sid, time_ms);
+CREATE INDEX IF NOT EXISTS actions_root ON actions(root_sid, time_ms);
+CREATE INDEX IF NOT EXISTS actions_agent ON actions(agent, time_ms);
+CREATE INDEX IF NOT EXISTS actions_initiator ON actions(initiator, time_ms);
+CREATE INDEX IF NOT EXISTS actions_trace ON actions(trace_id, span_id);
+CREATE INDEX IF NOT EXISTS actions_txn ON actions(txn, time_ms);
+CREATE INDEX IF NOT EXISTS actions_target ON actions(target, time_ms);
+CREATE INDEX IF NOT EXISTS actions_time ON actions(time_ms);
+CREATE TABLE IF NOT EXISTS tool_usage(
+  agent TEXT NOT NULL,
+  target TEXT NOT NULL,
+  first_ms INTEGER NOT NULL,
+  PRIMARY KEY(agent, target)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS containments(
+  event_id TEXT PRIMARY KEY,
+  scope TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  trigger_action TEXT NOT NULL,
+  by TEXT NOT NULL,
+  time_ms INTEGER NOT NULL,
+  ledger_index INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS containments_subject ON containments(subject);
+)sql";
+
+constexpr const char* kActionColumns =
+    "action_id, decision_index, outcome_index, sid, root_sid, agent, initiator, action, target, "
+    "decision, trace_id, span_id, txn, time_ms, status";
+
+ActionRow ReadAction(const Stmt& s) {
+  ActionRow r;
+  r.action_id = s.Text(0);
+  r.decision_index = s.Int(1);
+  r.outcome_index = s.Int(2);
+  r.sid = s.Text(3);
+  r.root_sid = s.Text(4);
+  r.agent = s.Text(5);
+  r.initiator = s.Text(6);
+  r.action = s.Text(7);
+  r.target = s.Text(8);
+  r.decision = s.Text(9);
+  r.trace_id = s.Text(10);
+  r.span_id = s.Text(11);
+  r.txn = s.Text(12);
+  r.time_ms = s.Int(13);
+  r.status = s.Text(14);
+  return r;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<AttributionStore>> AttributionStore::Open(const std::string& path) {
+  ASSIGN_OR_RETURN(auto db,
+                   store::SqliteDb::Open(path, "attribution store", store::Durability::kNormal));
+  RETURN_IF_ERROR(db->Exec(kSchema));
+  return std::unique_ptr<AttributionStore>(new AttributionStore(std::move(db)));
+}
+
+Status AttributionStore::PutPolicySet(const PolicySetRecord& r) {
+  std::lock_guard<std::mutex> lock(mu_);
+  RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
+  Stmt s(*db_,
+         "INSERT INTO policy_sets(hash, policies, entities, published_ms, published_by, "
+         "ledger_index) VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT(hash) DO UPDATE SET "
+         "entities=excluded.entities, published_ms=excluded.published_ms, "
+         "published_by=excluded.published_by, ledger_index=excluded.ledger_index");
+  Stmt m(*db_, "INSERT OR REPLACE INTO meta(key, value) VALUES('active_policy', ?1)");
+  if (!s.ok() || !m.ok()) {
+    Status st = db_->Error("prepare");
+    (void)db_->Exec("ROLLBACK");
+    return st;
+  }
+  s.Bind(1, r.hash).Bind(2, r.policies).Bind(3, r.entities).Bind(4, r.published_ms);
+  s.Bind(5, r.published_by).Bind(6, r.ledger_index);
+  m.Bind(1, r.hash);
+  if (s.Step() != kSqliteDone || m.Step() != kSqliteDone) {
+    Status st = db_->Error("store policy set");
+    (void)db_->Exec("ROLLBACK");
+    return st;
+  }
+  return db_->Exec("COMMIT");
+}
+
+Result<std::optional<PolicySetRecord>> AttributionStore::ActivePolicySet() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(*db_,
+         "SELECT p.hash, p.policies, p.entities, p.published_ms, p.published_by, p.ledger_index "
+         "FROM meta m JOIN policy_sets p ON p.hash = m.value WHERE m.key = 'active_policy'");
+  if (!s.ok()) return db_->Error("prepare");
+  int rc = s.Step();
+  if (rc == kSqliteDone) return std::optional<PolicySetRecord>();
+  if (rc != kSqliteRow) return db_->Error("read active policy set");
+  PolicySetRecord r{s.Text(0), s.Text(1), s.Text(2), s.Int(3), s.Text(4), s.Int(5)};
+  return std::optional<PolicySetRecord>(std::move(r));
+}
+
+Result<std::vector<PolicySetRecord>> AttributionStore::ListPolicySets() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(*db_,
+         "SELECT hash, published_ms, published_by, ledger_index FROM policy_sets "
+         "ORDER BY published_ms DESC, hash");
+  if (!s.ok()) return db_->Error("prepare");
+  std::vector<PolicySetRecord> out;
+  int rc;
+  while ((rc = s.Step()) == kSqliteRow) {
+    PolicySetRecord r;
+    r.hash = s.Text(0);
+    r.published_ms = s.Int(1);
+    r.published_by = s.Text(2);
+    r.ledger_index = s.Int(3);
+    out.push_back(std::move(r));
+  }
+  if (rc != kSqliteDone) return db_->Error("list policy sets");
+  return out;
+}
+
+Status AttributionStore::InsertActions(const std::vector<ActionRow>& rows) {
+  if (rows.empty()) return OkStatus();
+  std::lock_guard<std::mutex> lock(mu_);
+  RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
+  std::string sql = std::string("INSERT OR REPLACE INTO actions(") + kActionColumns +
+                    ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)";
+  Stmt s(*db_, sql.c_str());
+  if (!s.ok()) {
+    Status st = db_->Error("prepare");
+    (void)db_->Exec("ROLLBACK");
+    return st;
+  }
+  for (const ActionRow& r : rows) {
+    s.Bind(1, r.action_id).Bind(2, r.decision_index).Bind(3, r.outcome_index).Bind(4, r.sid);
+    s.Bind(5, r.root_sid).Bind(6, r.agent).Bind(7, r.initiator).Bind(8, r.action);
+    s.Bind(9, r.target).Bind(10, r.decision).Bind(11, r.trace_id).Bind(12, r.span_id);
+    s.Bind(13, r.txn).Bind(14, r.time_ms).Bind(15, r.status);
+    if (s.Step() != kSqliteDone) {
+      Status st = db_->Error("insert action");
+      (void)db_->Exec("ROLLBACK");
+      return st;
+    }
+    s.Reset();
+  }
+  return db_->Exec("COMMIT");
+}
+
+Status AttributionStore::SetOutcome(const std::string& action_id, int64_t outcome_index,
+                                    const std::string& status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(*db_, "UPDATE actions SET outcome_index=?2, status=?3 WHERE action_id=?1");
+  if (!s.ok()) return db_->Error("prepare");
+  s.Bind(1, action_id).Bind(2, outcome_index).Bind(3, status);
+  if (s.Step() != kSqliteDone) return db_->Error("record outcome");
+  if (db_->changes() == 0) return NotFoundError("no action " + action_id);
+  return OkStatus();
+}
+
+Result<std::vector<ActionRow>> AttributionStore::QueryActions(
+    const std::string& where, const std::vector<std::string>& args) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string sql = std::string("SELECT ") + kActionColumns + " FROM actions WHERE " + where;
+  Stmt s(*db_, sql.c_str());
+  if (!s.ok()) return db_->Error("prepare");
+  for (size_t i = 0; i < args.size(); ++i) s.Bind(static_cast<int>(i + 1), args[i]);
+  std::vector<ActionRow> out;
+  int rc;
+  while ((rc = s.Step()) == kSqliteRow) out.push_back(ReadAction(s));
+  if (rc != kSqliteDone) return db_->Error("query actions");
+  return out;
+}
+
+Result<std::optional<ActionRow>> AttributionStore::GetAction(const std::string& action_id) {
+  ASSIGN_OR_RETURN(auto rows, QueryActions("action_id = ?1", {action_id}));
+  if (rows.empty()) return std::optional<ActionRow>();
+  return std::optional<ActionRow>(std::move(rows[0]));
+}
+
+Result<std::vector<ActionRow>> AttributionStore::ActionsOfSessions(
+    const std::vector<std::string>& sids) {
+  if (sids.empty()) return std::vector<ActionRow>();
+  std::string where = "sid IN (";
+  for (size_t i = 0; i < sids.size(); ++i) {
+    where += (i ? ",?" : "?") + std::to_string(i + 1);
+  }
+  where += ") ORDER BY time_ms, decision_index";
+  return QueryActions(where, sids);
+}
+
+Result<std::vector<ActionRow>> AttributionStore::ActionsOfAgent(const std::string& agent,
+                                                                 int64_t since_ms) {
+  return QueryActions("agent = ?1 AND time_ms >= CAST(?2 AS INTEGER) ORDER BY time_ms",
+                      {agent, std::to_string(since_ms)});
+}
+
+Result<std::vector<ActionRow>> AttributionStore::ActionsOfInitiator(const std::string& initiator) {
+  return QueryActions("initiator = ?1 ORDER BY time_ms", {initiator});
+}
+
+Result<std::optional<ActionRow>> AttributionStore::ActionBySpan(const std::string& trace_id,
+                                                                const std::string& span_id) {
+  ASSIGN_OR_RETURN(auto rows, QueryActions("trace_id = ?1 AND span_id = ?2", {trace_id, span_id}));
+  if (rows.empty()) return std::optional<ActionRow>();
+  return std::optional<ActionRow>(std::move(rows[0]));
+}
+
+Result<SessionCounts> AttributionStore::CountSession(const std::string& sid, int64_t since_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(*db_,
+         "SELECT count(*), coalesce(sum(decision = 'deny'), 0), count(DISTINCT target), "
+         "coalesce(sum(time_ms >= ?2), 0) FROM actions WHERE sid = ?1");
+  if (!s.ok()) return db_->Error("prepare");
+  s.Bind(1, sid).Bind(2, since_ms);
+  if (s.Step() != kSqliteRow) return db_->Error("count session");
+  return SessionCounts{s.Int(0), s.Int(1), s.Int(2), s.Int(3)};
+}
+
+Result<bool> AttributionStore::HasUsed(const std::string& agent, const std::string& target) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(*db_, "SELECT 1 FROM tool_usage WHERE agent = ?1 AND target = ?2");
+  if (!s.ok()) return db_->Error("prepare");
+  s.Bind(1, agent).Bind(2, target);
+  int rc = s.Step();
+  if (rc == kSqliteRow) return true;
+  if (rc == kSqliteDone) return false;
+  return db_->Error("read tool usage");
+}
+
+Status AttributionStore::MarkUsed(const std::string& agent, const std::string& target,
+                                  int64_t time_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(*db_, "INSERT OR IGNORE INTO tool_usage(agent, target, first_ms) VALUES(?1,?2,?3)");
+  if (!s.ok()) return db_->Error("prepare");
+  s.Bind(1, agent).Bind(2, target).Bind(3, time_ms);
+  if (s.Step() != kSqliteDone) return db_->Error("record tool usage");
+  return OkStatus();
+}
+
+Status AttributionStore::InsertContainment(const ContainmentRow& r) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(*db_,
+         "INSERT INTO containments(event_id, scope, subject, reason, trigger_action, by, "
+         "time_ms, ledger_index) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)");
+  if (!s.ok()) return db_->Error("prepare");
+  s.Bind(1, r.event_id).Bind(2, r.scope).Bind(3, r.subject).Bind(4, r.reason);
+  s.Bind(5, r.trigger_action).Bind(6, r.by).Bind(7, r.time_ms).Bind(8, r.ledger_index);
+  if (s.Step() != kSqliteDone) return db_->Error("record containment");
+  return OkStatus();
+}
+
+Result<std::vector<ContainmentRow>> AttributionStore::ContainmentsOf(const std::string& subject) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(*db_,
+         "SELECT event_id, scope, subject, reason, trigger_action, by, time_ms, ledger_index "
+         "FROM containments WHERE subject = ?1 ORDER BY time_ms");
+  if (!s.ok()) return db_->Error("prepare");
+  s.Bind(1, subject);
+  std::vector<ContainmentRow> out;
+  int rc;
+  while ((rc = s.Step()) == kSqliteRow) {
+    out.push_back(ContainmentRow{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Text(5),
+                                 s.Int(6), s.Int(7)});
+  }
+  if (rc != kSqliteDone) return db_->Error("read containments");
+  return out;
+}
+
+}  // namespace custody::attribution

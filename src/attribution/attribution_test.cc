@@ -1,0 +1,450 @@
+// AttributionService against real SQLite stores, a real ledger and real tokens: decisions are
+// recorded with their provenance, tripwires contain, forged context is ignored.
+#include "attribution/attribution_service.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+
+#include "attribution/trace_context.h"
+#include "common/encoding.h"
+#include "identity/sqlite_identity_store.h"
+#include "identity/token_service.h"
+#include "ledger/ledger.h"
+#include "ledger/receipt.h"
+#include "ledger/sqlite_ledger_store.h"
+
+namespace custody::attribution {
+namespace {
+
+namespace json = boost::json;
+using identity::Agent;
+using identity::ExchangeRequest;
+using identity::TokenService;
+constexpr const char* kIssuer = "https://custody.test";
+
+std::string S(const json::value& v) {
+  return v.is_string() ? std::string(v.get_string()) : json::serialize(v);
+}
+
+class AttributionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("custody-attr-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    auto lstore = ledger::SqliteLedgerStore::Open((dir_ / "ledger.db").string());
+    ASSERT_TRUE(lstore.ok()) << lstore.status().ToString();
+    auto key = crypto::Ed25519PrivateKey::Generate();
+    verifier_key_ = ledger::NoteVerifier::FromPublicKey("custody.test/ledger", key->public_key())
+                        .VerifierKey();
+    ledger::LedgerOptions lo;
+    lo.origin = "custody.test/ledger";
+    ledger_ = std::move(*ledger::Ledger::Open(std::move(*lstore), std::move(*key), lo));
+    ids_ = std::move(*identity::SqliteIdentityStore::Open((dir_ / "identity.db").string()));
+    identity::TokenServiceOptions o;
+    o.trust_domain = "custody.test";
+    o.issuer = kIssuer;
+    tokens_ = std::move(*TokenService::Create(
+        *ids_, clock_, random_,
+        [this](const std::string& e) { return ledger_->Append(e).status(); }, o));
+    store_ = std::move(*AttributionStore::Open((dir_ / "attribution.db").string()));
+    Open();
+    Register("planner", {"*"}, {"assert_initiator"}, identity::Environment::kProd);
+    Register("worker", {"github/*", "Database:*"}, {}, identity::Environment::kDev);
+  }
+  void Open(AttributionOptions o = {}) {
+    svc_.reset();
+    auto s = AttributionService::Create(*tokens_, *ledger_, *store_, clock_, random_, o);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    svc_ = std::move(*s);
+  }
+  void TearDown() override {
+    svc_.reset();
+    tokens_.reset();
+    ledger_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void Register(const std::string& name, identity::ScopeSet grants,
+                std::vector<std::string> perms, identity::Environment env) {
+    Agent a;
+    a.name = name;
+    a.environment = env;
+    a.business_owner = "ops";
+    a.technical_owner = "platform";
+    a.revocation_contact = "sec@example.com";
+    a.grants = std::move(grants);
+    a.permissions = std::move(perms);
+    auto r = tokens_->RegisterAgent(a, true, "admin");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    secrets_[name] = r->client_secret;
+  }
+  Agent Auth(const std::string& name) {
+    auto a = tokens_->AuthenticateClient(name, "", "", secrets_[name]);
+    EXPECT_TRUE(a.ok()) << a.error.description;
+    return *a.value;
+  }
+  std::string Svid(const Agent& a) { return tokens_->IssueSvid(a, kIssuer).value->access_token; }
+  // planner starts work for alice (asserted); returns the session token.
+  std::string Root(const std::string& scope = "") {
+    Agent planner = Auth("planner");
+    ExchangeRequest r;
+    r.subject_token = R"({"sub":"alice@example.com","iss":"https://hr.example.com"})";
+    r.subject_token_type = std::string(identity::kTokenTypeInitiatorAssertion);
+    r.actor_token = Svid(planner);
+    r.actor_token_type = std::string(identity::kTokenTypeJwt);
+    r.audience = "custody";
+    r.scope = scope;
+    auto t = tokens_->Exchange(planner, r);
+    EXPECT_TRUE(t.ok()) << t.error.description;
+    return t.value->access_token;
+  }
+  std::string Child(const std::string& parent, const std::string& agent,
+                    const std::string& scope = "") {
+    Agent a = Auth(agent);
+    ExchangeRequest r;
+    r.subject_token = parent;
+    r.subject_token_type = std::string(identity::kTokenTypeAccessToken);
+    r.actor_token = Svid(a);
+    r.actor_token_type = std::string(identity::kTokenTypeJwt);
+    r.audience = "custody";
+    r.scope = scope;
+    auto t = tokens_->Exchange(a, r);
+    EXPECT_TRUE(t.ok()) << t.error.description;
+    return t.value->access_token;
+  }
+  void Publish(const std::string& policies, const std::string& entities = "") {
+    auto r = svc_->PublishPolicies(policies, entities, "admin");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  }
+  Result<AuthorizeResult> Call(const std::string& token, const std::string& server,
+                               const std::string& tool, const std::string& args = "{}",
+                               const std::string& ctx = "") {
+    AuthorizeRequest r;
+    r.token = token;
+    r.target.server = server;
+    r.target.tool = tool;
+    r.arguments_json = args;
+    r.caller_context_json = ctx;
+    return svc_->AuthorizeSync(r);
+  }
+  json::object Event(uint64_t index) {
+    auto leaf = ledger_->GetEntry(index);
+    EXPECT_TRUE(leaf.ok());
+    return json::parse(leaf->data).as_object();
+  }
+
+  std::filesystem::path dir_;
+  SystemClock clock_;
+  SystemRandom random_;
+  std::string verifier_key_;
+  std::unique_ptr<ledger::Ledger> ledger_;
+  std::unique_ptr<identity::SqliteIdentityStore> ids_;
+  std::unique_ptr<TokenService> tokens_;
+  std::unique_ptr<AttributionStore> store_;
+  std::unique_ptr<AttributionService> svc_;
+  std::map<std::string, std::string> secrets_;
+};
+
+constexpr const char* kPermitGithub =
+    "@id(\"github-ok\") permit(principal, action == Action::\"call_tool\", resource in "
+    "Server::\"github\");";
+
+TEST_F(AttributionTest, AllowedCallIsRecordedBeforeAnsweringWithAVerifiableReceipt) {
+  Publish(kPermitGithub);
+  std::string root = Root();
+  auto r = Call(root, "github", "create_issue", R"({"title":"x","token":"s3cret"})");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->allowed);
+  EXPECT_EQ(r->reasons, std::vector<std::string>{"github-ok"});
+  // The receipt verifies offline against the ledger's key and the event bytes.
+  auto leaf = ledger_->GetEntry(r->ledger_index);
+  ASSERT_TRUE(leaf.ok());
+  auto verifier = ledger::NoteVerifier::FromVerifierKey(verifier_key_);
+  EXPECT_TRUE(ledger::VerifyReceipt(*verifier, r->receipt, AsBytes(leaf->data)).ok());
+  json::object e = Event(r->ledger_index);
+  EXPECT_EQ(S(e["kind"]), "action.decision");
+  EXPECT_EQ(S(e["event_id"]), r->action_id);
+  EXPECT_EQ(S(e["decision"]), "allow");
+  EXPECT_EQ(S(e.at("policy").at("set_hash")), r->policy_hash);
+  EXPECT_EQ(S(e.at("initiator").at("id")), "alice@example.com");
+  EXPECT_EQ(e.at("context").at("session").at("chain").as_array().size(), 1u);
+  // Arguments are kept as a digest only, by default: the secret is not in the ledger.
+  EXPECT_EQ(leaf->data.find("s3cret"), std::string::npos);
+  EXPECT_EQ(e.at("arguments").at("digest").as_string().size(), 71u);
+
+  auto c = svc_->CompleteSync(CompleteRequest{root, r->action_id, "ok", "", "", 12});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  json::object o = Event(c->ledger_index);
+  EXPECT_EQ(S(o["kind"]), "action.outcome");
+  EXPECT_EQ(S(o["action_id"]), r->action_id);
+  EXPECT_EQ(o.at("decision_index").as_int64(), static_cast<int64_t>(r->ledger_index));
+  // Twice is refused; so is another session completing it.
+  EXPECT_EQ(svc_->CompleteSync(CompleteRequest{root, r->action_id, "ok", "", "", 1})
+                .status()
+                .code(),
+            StatusCode::kAlreadyExists);
+  std::string other = Root();
+  auto r2 = Call(root, "github", "list_issues");
+  ASSERT_TRUE(r2.ok());
+  EXPECT_EQ(svc_->CompleteSync(CompleteRequest{other, r2->action_id, "ok", "", "", 1})
+                .status()
+                .code(),
+            StatusCode::kPermissionDenied);
+  svc_->FlushIndex();
+  auto row = store_->GetAction(r->action_id);
+  ASSERT_TRUE(row.ok() && *row);
+  EXPECT_EQ((*row)->status, "ok");
+  EXPECT_EQ((*row)->outcome_index, static_cast<int64_t>(c->ledger_index));
+}
+
+TEST_F(AttributionTest, DeniedCallIsRecordedToo) {
+  Publish(kPermitGithub);
+  auto r = Call(Root(), "slack", "post_message");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(r->allowed);
+  EXPECT_EQ(r->message, "no permit policy matched");
+  json::object e = Event(r->ledger_index);
+  EXPECT_EQ(S(e["decision"]), "deny");
+  EXPECT_EQ(S(e.at("request").at("target").at("key")), "slack/post_message");
+}
+
+TEST_F(AttributionTest, NothingPublishedMeansEverythingIsDenied) {
+  auto r = Call(Root(), "github", "create_issue");
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->allowed);
+}
+
+TEST_F(AttributionTest, CallerSuppliedContextCannotOverrideCustodysSessionFacts) {
+  Publish(R"(permit(principal, action, resource) when {
+               context.session.initiator.id == "mallory" || context.session.depth > 5 };)");
+  auto r = Call(Root(), "github", "create_issue", R"({"session":{"depth":9}})",
+                R"({"session":{"initiator":{"id":"mallory","verified":true},"depth":9}})");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(r->allowed);
+  json::object e = Event(r->ledger_index);
+  EXPECT_EQ(S(e.at("context").at("session").at("initiator").at("id")), "alice@example.com");
+  EXPECT_EQ(S(e.at("context").at("caller").at("session").at("initiator").at("id")), "mallory");
+  // The caller's values are reachable, under their own key.
+  Publish(R"(permit(principal, action, resource) when {
+               context.caller.session.initiator.id == "mallory" };)");
+  auto r2 = Call(Root(), "github", "create_issue", "{}",
+                 R"({"session":{"initiator":{"id":"mallory"}}})");
+  ASSERT_TRUE(r2.ok());
+  EXPECT_TRUE(r2->allowed);
+}
+
+TEST_F(AttributionTest, SessionScopesBoundWhatPolicyAllows) {
+  Publish("permit(principal, action, resource);");
+  std::string root = Root();
+  std::string worker = Child(root, "worker", "github/list_issues");
+  auto ok = Call(worker, "github", "list_issues");
+  ASSERT_TRUE(ok.ok());
+  EXPECT_TRUE(ok->allowed);
+  auto no = Call(worker, "github", "create_issue");
+  ASSERT_TRUE(no.ok());
+  EXPECT_FALSE(no->allowed);
+  EXPECT_EQ(no->reasons, std::vector<std::string>{"custody:scope"});
+}
+
+TEST_F(AttributionTest, TripwireContainsTheSessionTreeAndSparesTheSibling) {
+  Publish(std::string(kPermitGithub) + R"(
+    @id("no-dev-on-prod") @contain("session")
+    forbid(principal, action, resource in Server::"prod-db")
+      when { context.session.environment == "dev" };)");
+  std::string root = Root();
+  std::string bad = Child(root, "worker");
+  std::string good = Child(root, "worker");
+  std::string grandchild = Child(bad, "worker");
+  ASSERT_TRUE(Call(bad, "github", "list_issues")->allowed);
+  auto trip = Call(bad, "prod-db", "drop_table");
+  ASSERT_TRUE(trip.ok()) << trip.status().ToString();
+  EXPECT_FALSE(trip->allowed);
+  EXPECT_EQ(trip->reasons, std::vector<std::string>{"no-dev-on-prod"});
+  EXPECT_EQ(trip->contained, "session " + trip->sid);
+  // The very next request of the session, and of its child, is refused and recorded.
+  for (const std::string* t : {&bad, &grandchild}) {
+    auto after = Call(*t, "github", "list_issues");
+    ASSERT_TRUE(after.ok()) << after.status().ToString();
+    EXPECT_FALSE(after->allowed);
+    EXPECT_TRUE(after->session_revoked);
+    EXPECT_EQ(after->reasons, std::vector<std::string>{"custody:session_revoked"});
+  }
+  auto sibling = Call(good, "github", "list_issues");
+  ASSERT_TRUE(sibling.ok());
+  EXPECT_TRUE(sibling->allowed);
+  // The containment record follows the decision and points at it.
+  json::object d = Event(trip->ledger_index);
+  EXPECT_EQ(S(d.at("containment").at("tripwire")), "no-dev-on-prod");
+  auto rows = store_->ContainmentsOf(trip->sid);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].trigger_action, trip->action_id);
+  json::object c = Event(static_cast<uint64_t>((*rows)[0].ledger_index));
+  EXPECT_EQ(S(c["kind"]), "containment");
+  EXPECT_EQ(S(c.at("trigger").at("action_id")), trip->action_id);
+  EXPECT_EQ(c.at("revoked_sessions").as_array().size(), 2u);
+}
+
+TEST_F(AttributionTest, AgentTripwireOnDenialCountDisablesTheAgent) {
+  Publish(R"(@id("ok") permit(principal, action, resource in Server::"github");
+    @id("too-many-denials") @contain("agent")
+    forbid(principal, action, resource) when { context.counters.denials >= 2 };)");
+  std::string root = Root();
+  std::string w1 = Child(root, "worker");
+  std::string w2 = Child(root, "worker");
+  EXPECT_FALSE(Call(w1, "slack", "a")->allowed);
+  EXPECT_FALSE(Call(w1, "slack", "b")->allowed);
+  auto trip = Call(w1, "github", "list_issues");
+  ASSERT_TRUE(trip.ok());
+  EXPECT_FALSE(trip->allowed);
+  EXPECT_EQ(trip->contained, "agent worker");
+  // Every session of the agent is cut off, and it cannot start new ones.
+  EXPECT_TRUE(Call(w2, "github", "list_issues")->session_revoked);
+  EXPECT_TRUE(tokens_->GetAgent("worker")->disabled);
+  EXPECT_TRUE(Call(root, "github", "list_issues")->allowed);
+}
+
+TEST_F(AttributionTest, CountersFirstUseAndTraceParentReachPolicyAndRecord) {
+  Publish(R"(permit(principal, action, resource) when { context.counters.first_use };)");
+  std::string root = Root();
+  auto first = Call(root, "github", "list_issues");
+  ASSERT_TRUE(first->allowed);
+  auto second = Call(root, "github", "list_issues");  // no longer the first use
+  EXPECT_FALSE(second->allowed);
+  json::object e = Event(second->ledger_index);
+  EXPECT_EQ(e.at("context").at("counters").at("calls").as_int64(), 1);
+  // A call that carries the first call's span as its parent links to it.
+  svc_->FlushIndex();
+  AuthorizeRequest r;
+  r.token = root;
+  r.target.server = "github";
+  r.target.tool = "get_issue";
+  r.traceparent = first->traceparent;
+  auto child = svc_->AuthorizeSync(r);
+  ASSERT_TRUE(child.ok());
+  json::object ce = Event(child->ledger_index);
+  EXPECT_EQ(S(ce.at("parent_event")), first->action_id);
+  EXPECT_EQ(S(ce.at("trace").at("trace_id")), ParseTraceParent(first->traceparent)->trace_id);
+  EXPECT_NE(child->traceparent, first->traceparent);
+}
+
+TEST_F(AttributionTest, CountersSurviveARestart) {
+  Publish(R"(permit(principal, action, resource) when { context.counters.calls < 2 };)");
+  std::string root = Root();
+  EXPECT_TRUE(Call(root, "github", "a")->allowed);
+  EXPECT_TRUE(Call(root, "github", "b")->allowed);
+  Open();  // a new service over the same stores
+  EXPECT_FALSE(Call(root, "github", "c")->allowed);
+}
+
+TEST_F(AttributionTest, RedactedArgumentsModeKeepsTheRestOfTheArguments) {
+  AttributionOptions o;
+  o.arguments = ArgumentRecording::kRedacted;
+  o.redact_fields = {"password"};
+  Open(o);
+  Publish("permit(principal, action, resource);");
+  auto r = Call(Root(), "db", "login", R"({"user":"bob","nested":{"password":"hunter2"}})");
+  ASSERT_TRUE(r.ok());
+  auto leaf = ledger_->GetEntry(r->ledger_index);
+  EXPECT_EQ(leaf->data.find("hunter2"), std::string::npos);
+  json::object e = Event(r->ledger_index);
+  EXPECT_EQ(S(e.at("arguments").at("value").at("user")), "bob");
+  EXPECT_EQ(S(e.at("arguments").at("value").at("nested").at("password")), "[redacted]");
+}
+
+TEST_F(AttributionTest, EntitiesFileSuppliesGroupsAndResources) {
+  Publish(R"(permit(principal in Group::"readers", action == Action::"read",
+                    resource in Database::"analytics");)",
+          R"([{"uid":{"type":"Group","id":"readers"},"attrs":{},"parents":[]},
+              {"uid":{"type":"Agent","id":"planner"},"attrs":{},"parents":[{"type":"Group","id":"readers"}]},
+              {"uid":{"type":"Database","id":"analytics"},"attrs":{},"parents":[]},
+              {"uid":{"type":"Database","id":"events"},"attrs":{},
+               "parents":[{"type":"Database","id":"analytics"}]}])");
+  AuthorizeRequest r;
+  r.token = Root();
+  r.action = "read";
+  r.target.type = "Database";
+  r.target.id = "events";
+  auto ok = svc_->AuthorizeSync(r);
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_TRUE(ok->allowed);
+  r.target.id = "billing";
+  EXPECT_FALSE(svc_->AuthorizeSync(r)->allowed);
+}
+
+TEST_F(AttributionTest, BadPoliciesAreRefusedAndTheActiveSetStays) {
+  Publish(kPermitGithub);
+  std::string hash = (*svc_->ActivePolicySet())->hash;
+  EXPECT_EQ(svc_->PublishPolicies("permit(principal, action", "", "a").status().code(),
+            StatusCode::kInvalidArgument);
+  auto bad = svc_->PublishPolicies("@contain(\"session\") permit(principal, action, resource);",
+                                   "", "a");
+  EXPECT_NE(bad.status().message().find("only allowed on forbid"), std::string::npos)
+      << bad.status().ToString();
+  EXPECT_FALSE(
+      svc_->PublishPolicies("@contain(\"world\") forbid(principal, action, resource);", "", "a")
+          .ok());
+  EXPECT_EQ((*svc_->ActivePolicySet())->hash, hash);
+  // Republishing the same set is reported, not recorded twice.
+  uint64_t size = ledger_->Size();
+  auto again = svc_->PublishPolicies(kPermitGithub, "", "admin");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->hash, hash);
+  EXPECT_EQ(ledger_->Size(), size);
+}
+
+TEST_F(AttributionTest, MalformedRequestsAndTokensAreRefused) {
+  Publish(kPermitGithub);
+  std::string root = Root();
+  EXPECT_EQ(Call(root, "github", "x", "[1,2]").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Call(root, "github", "x", "{oops").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Call(root, "git/hub", "x").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Call(root, "", "x").status().code(), StatusCode::kInvalidArgument);
+  std::string tampered = root;
+  tampered[tampered.size() / 2] = tampered[tampered.size() / 2] == 'A' ? 'B' : 'A';
+  EXPECT_EQ(Call(tampered, "github", "x").status().code(), StatusCode::kUnauthenticated);
+  EXPECT_EQ(Call("", "github", "x").status().code(), StatusCode::kUnauthenticated);
+  AuthorizeRequest r;
+  r.token = root;
+  r.target.type = "not a type";
+  r.target.id = "x";
+  EXPECT_EQ(svc_->AuthorizeSync(r).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(AttributionTest, ManualContainmentRevokesAndIsRecorded) {
+  Publish(kPermitGithub);
+  std::string root = Root();
+  std::string child = Child(root, "worker");
+  auto sid = tokens_->VerifyAccessToken(root, "")->session.sid;
+  auto c = svc_->Contain("session", sid, "suspicious", "admin-1");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->revoked_sessions.size(), 2u);
+  EXPECT_TRUE(Call(child, "github", "x")->session_revoked);
+  EXPECT_EQ(svc_->Contain("session", "no-such", "x", "a").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(svc_->Contain("galaxy", sid, "x", "a").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(svc_->Contain("session", sid, "", "a").status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(TraceContext, ParsesOnlyValidTraceparents) {
+  auto t = ParseTraceParent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_EQ(t->parent_id, "00f067aa0ba902b7");
+  for (const char* bad : {"", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+                          "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+                          "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+                          "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                          "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+                          "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra"}) {
+    EXPECT_FALSE(ParseTraceParent(bad)) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace custody::attribution

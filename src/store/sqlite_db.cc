@@ -1,0 +1,88 @@
+#include "store/sqlite_db.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace custody::store {
+
+static_assert(kSqliteRow == SQLITE_ROW && kSqliteDone == SQLITE_DONE);
+
+Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path, const std::string& what,
+                                                 Durability durability) {
+  if (!std::filesystem::exists(path)) {
+    // Created 0600 before SQLite touches it, so it is never readable by others.
+    int fd = ::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd >= 0) ::close(fd);
+  }
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
+      SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close_v2(db);
+    return UnavailableError("cannot open " + what + " " + path + ": " + msg);
+  }
+  std::unique_ptr<SqliteDb> out(new SqliteDb(db, what));
+  sqlite3_busy_timeout(db, 5000);
+  RETURN_IF_ERROR(out->Exec("PRAGMA journal_mode=WAL"));
+  RETURN_IF_ERROR(out->Exec(durability == Durability::kFull ? "PRAGMA synchronous=FULL"
+                                                            : "PRAGMA synchronous=NORMAL"));
+  return out;
+}
+
+SqliteDb::~SqliteDb() { sqlite3_close_v2(db_); }
+
+Status SqliteDb::Exec(const std::string& sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string m = err ? err : "unknown error";
+    sqlite3_free(err);
+    int code = sqlite3_errcode(db_);
+    if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) return DataLossError(what_ + ": " + m);
+    return UnavailableError(what_ + ": " + m);
+  }
+  return OkStatus();
+}
+
+Status SqliteDb::Error(const std::string& doing) const {
+  int code = sqlite3_errcode(db_);
+  std::string msg = what_ + ": " + doing + ": " + sqlite3_errmsg(db_);
+  if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) return DataLossError(msg);
+  return UnavailableError(msg);
+}
+
+int64_t SqliteDb::changes() const { return sqlite3_changes(db_); }
+
+Stmt::Stmt(SqliteDb& db, const char* sql) {
+  if (sqlite3_prepare_v2(db.raw(), sql, -1, &s_, nullptr) != SQLITE_OK) s_ = nullptr;
+}
+Stmt::~Stmt() { sqlite3_finalize(s_); }
+Stmt& Stmt::Bind(int i, const std::string& v) {
+  sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+Stmt& Stmt::Bind(int i, int64_t v) {
+  sqlite3_bind_int64(s_, i, v);
+  return *this;
+}
+Stmt& Stmt::BindNull(int i) {
+  sqlite3_bind_null(s_, i);
+  return *this;
+}
+int Stmt::Step() { return sqlite3_step(s_); }
+void Stmt::Reset() {
+  sqlite3_reset(s_);
+  sqlite3_clear_bindings(s_);
+}
+std::string Stmt::Text(int i) const {
+  const unsigned char* t = sqlite3_column_text(s_, i);
+  return t ? std::string(reinterpret_cast<const char*>(t),
+                         static_cast<size_t>(sqlite3_column_bytes(s_, i)))
+           : std::string();
+}
+int64_t Stmt::Int(int i) const { return sqlite3_column_int64(s_, i); }
+bool Stmt::IsNull(int i) const { return sqlite3_column_type(s_, i) == SQLITE_NULL; }
+
+}  // namespace custody::store

@@ -1,0 +1,70 @@
+// SqliteDb and Stmt: the small SQLite layer shared by the service's own stores (attribution
+// today; the older stores still carry their own copies, see docs/ARCHITECTURE.md).
+//
+// SqliteDb opens (creating it 0600 when asked) a WAL database and runs statements; it is not
+// internally locked: callers serialize access (each store holds one mutex per connection).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace custody::store {
+
+enum class Durability {
+  kFull,    // synchronous=FULL: every commit is fsynced
+  kNormal,  // synchronous=NORMAL in WAL mode: survives a process crash, not a power loss
+};
+
+class SqliteDb {
+ public:
+  // `what` names the database in errors ("attribution store").
+  static Result<std::unique_ptr<SqliteDb>> Open(const std::string& path, const std::string& what,
+                                                Durability durability);
+  ~SqliteDb();
+  SqliteDb(const SqliteDb&) = delete;
+  SqliteDb& operator=(const SqliteDb&) = delete;
+
+  Status Exec(const std::string& sql);
+  // An Unavailable (or DataLoss for a corrupt file) error naming the database and `doing`.
+  Status Error(const std::string& doing) const;
+  int64_t changes() const;
+  sqlite3* raw() const { return db_; }
+
+ private:
+  SqliteDb(sqlite3* db, std::string what) : db_(db), what_(std::move(what)) {}
+  sqlite3* db_;
+  std::string what_;
+};
+
+// A prepared statement that finalizes itself. Bind indexes start at 1, columns at 0.
+class Stmt {
+ public:
+  Stmt(SqliteDb& db, const char* sql);
+  ~Stmt();
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  bool ok() const { return s_ != nullptr; }
+  Stmt& Bind(int i, const std::string& v);
+  Stmt& Bind(int i, int64_t v);
+  Stmt& BindNull(int i);
+  // SQLITE_ROW, SQLITE_DONE or an error code.
+  int Step();
+  void Reset();
+  std::string Text(int i) const;
+  int64_t Int(int i) const;
+  bool IsNull(int i) const;
+
+ private:
+  sqlite3_stmt* s_ = nullptr;
+};
+
+inline constexpr int kSqliteRow = 100;   // SQLITE_ROW
+inline constexpr int kSqliteDone = 101;  // SQLITE_DONE
+
+}  // namespace custody::store
