@@ -191,6 +191,90 @@ Status Overlay(policy::Entities& out, const policy::Entities& base, EntityUid ui
   return out.Add(std::move(e));
 }
 
+
+json::object CountersJson(const SessionCounts& c, bool first_use) {
+  return json::object{{"calls", c.calls},
+                      {"denials", c.denials},
+                      {"distinct_tools", c.distinct_targets},
+                      {"calls_last_minute", c.calls_since},
+                      {"first_use", first_use}};
+}
+
+// The verified session facts under context.session.
+json::object SessionContext(const identity::Session& session,
+                            const std::vector<std::string>& chain_agents,
+                            const identity::Agent& agent) {
+  return json::object{
+      {"id", session.sid},
+      {"root", session.root_sid},
+      {"parent", session.parent_sid},
+      {"depth", session.depth},
+      {"chain", ToArray(chain_agents)},
+      {"agent", session.agent},
+      {"instance", session.instance},
+      {"initiator",
+       {{"id", session.initiator},
+        {"issuer", session.initiator_issuer},
+        {"verified", session.verification == identity::InitiatorVerification::kVerified},
+        {"asserted_by", session.asserted_by}}},
+      {"scopes", ToArray(session.scopes)},
+      {"txn", session.txn},
+      {"objective_digest", session.objective_digest},
+      {"environment", std::string(identity::EnvironmentName(agent.environment))}};
+}
+
+// Evaluates the active set for `agent` doing `action` on `target` with `context`. Entities: the
+// published store, overlaid with the agent and the target as the registry and the request
+// describe them.
+policy::Response Evaluate(const PolicyBundle& bundle, const identity::Agent& agent,
+                          const std::string& action, const Target& target,
+                          const std::map<std::string, std::string>& resource_attrs,
+                          const json::object& context) {
+  policy::Entities overlay(&bundle.entities);
+  {
+    policy::Record a;
+    a.emplace("name", Value::String(agent.name));
+    a.emplace("environment", Value::String(std::string(identity::EnvironmentName(agent.environment))));
+    a.emplace("business_owner", Value::String(agent.business_owner));
+    a.emplace("technical_owner", Value::String(agent.technical_owner));
+    a.emplace("sponsor", Value::String(agent.sponsor));
+    std::vector<Value> grants;
+    for (const auto& g : agent.grants) grants.push_back(Value::String(g));
+    a.emplace("grants", Value::Set(std::move(grants)));
+    (void)Overlay(overlay, bundle.entities, EntityUid{"Agent", agent.name}, std::move(a), {});
+  }
+  EntityUid resource;
+  if (target.is_tool()) {
+    resource = EntityUid{"Tool", target.server + "/" + target.tool};
+    EntityUid server{"Server", target.server};
+    policy::Record t;
+    t.emplace("name", Value::String(target.tool));
+    t.emplace("server", Value::String(target.server));
+    for (const auto& [k, v] : resource_attrs) t.insert_or_assign(k, Value::String(v));
+    (void)Overlay(overlay, bundle.entities, resource, std::move(t), {server});
+    if (!bundle.entities.Find(server)) {
+      policy::Record sr;
+      sr.emplace("name", Value::String(target.server));
+      (void)Overlay(overlay, bundle.entities, server, std::move(sr), {});
+    }
+  } else {
+    resource = EntityUid{target.type, target.id};
+    if (!resource_attrs.empty()) {
+      policy::Record t;
+      for (const auto& [k, v] : resource_attrs) t.emplace(k, Value::String(v));
+      (void)Overlay(overlay, bundle.entities, resource, std::move(t), {});
+    }
+  }
+  overlay.Finish();
+
+  policy::Request creq;
+  creq.principal = EntityUid{"Agent", agent.name};
+  creq.action = EntityUid{"Action", action};
+  creq.resource = resource;
+  creq.context = ToCedar(json::value(context));
+  return bundle.set.IsAuthorized(creq, overlay);
+}
+
 }  // namespace
 
 std::string Target::Key() const {
@@ -372,6 +456,32 @@ std::shared_ptr<AttributionService::SessionState> AttributionService::StateOf(
   return it->second;
 }
 
+SessionCounts AttributionService::LiveCounts(SessionState& state, int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(state.mu);
+  while (!state.recent_ms.empty() && state.recent_ms.front() < now_ms - kMinuteMs)
+    state.recent_ms.pop_front();
+  SessionCounts c;
+  c.calls = state.calls;
+  c.denials = state.denials;
+  c.distinct_targets = static_cast<int64_t>(state.targets.size());
+  c.calls_since = static_cast<int64_t>(state.recent_ms.size());
+  return c;
+}
+
+bool AttributionService::FirstUse(const std::string& agent, const std::string& target_key) {
+  {
+    std::lock_guard<std::mutex> lock(usage_mu_);
+    if (used_.count({agent, target_key}) != 0) return false;
+  }
+  auto used = store_.HasUsed(agent, target_key);
+  if (used.ok() && *used) {
+    std::lock_guard<std::mutex> lock(usage_mu_);
+    used_.insert({agent, target_key});
+    return false;
+  }
+  return true;
+}
+
 // --- Authorize -------------------------------------------------------------------------------
 
 Result<AuthorizeResult> AttributionService::AuthorizeSync(AuthorizeRequest request) {
@@ -402,6 +512,11 @@ void AttributionService::Authorize(AuthorizeRequest req, AuthorizeCallback done)
   if (!access.ok() && !session_revoked) return fail(access.status());
   const identity::VerifiedAccess& va = access.ok() ? *access : revoked;
   const identity::Session& session = va.session;
+  if (!req.expected_subject.empty() && req.expected_subject != session.agent &&
+      req.expected_subject != session.instance) {
+    return fail(PermissionDeniedError("subject \"" + req.expected_subject +
+                                      "\" is not the agent of the session token"));
+  }
 
   const int64_t now_ms = UnixMillis(clock_.Now());
   const std::string time = FormatRfc3339Millis(clock_.Now());
@@ -429,101 +544,18 @@ void AttributionService::Authorize(AuthorizeRequest req, AuthorizeCallback done)
 
   // The context: verified session facts, live counters, then the caller's inputs under keys of
   // their own. Nothing the caller sends can land outside `arguments` and `caller`.
-  json::object sess{
-      {"id", session.sid},
-      {"root", session.root_sid},
-      {"parent", session.parent_sid},
-      {"depth", session.depth},
-      {"chain", ToArray(state->chain_agents)},
-      {"agent", session.agent},
-      {"instance", session.instance},
-      {"initiator",
-       {{"id", session.initiator},
-        {"issuer", session.initiator_issuer},
-        {"verified", session.verification == identity::InitiatorVerification::kVerified},
-        {"asserted_by", session.asserted_by}}},
-      {"scopes", ToArray(session.scopes)},
-      {"txn", session.txn},
-      {"objective_digest", session.objective_digest}};
   auto agent = tokens_.GetAgent(session.agent);
   if (!agent.ok()) return fail(InternalError("the session's agent is not registered"));
-  sess["environment"] = std::string(identity::EnvironmentName(agent->environment));
+  json::object sess = SessionContext(session, state->chain_agents, *agent);
 
-  bool first_use = false;
-  json::object counters;
-  {
-    std::lock_guard<std::mutex> lock(state->mu);
-    while (!state->recent_ms.empty() && state->recent_ms.front() < now_ms - kMinuteMs)
-      state->recent_ms.pop_front();
-    counters = {{"calls", state->calls},
-                {"denials", state->denials},
-                {"distinct_tools", static_cast<int64_t>(state->targets.size())},
-                {"calls_last_minute", static_cast<int64_t>(state->recent_ms.size())}};
-  }
-  {
-    std::lock_guard<std::mutex> lock(usage_mu_);
-    first_use = used_.count({session.agent, target_key}) == 0;
-  }
-  if (first_use) {
-    auto used = store_.HasUsed(session.agent, target_key);
-    if (used.ok() && *used) {
-      first_use = false;
-      std::lock_guard<std::mutex> lock(usage_mu_);
-      used_.insert({session.agent, target_key});
-    }
-  }
-  counters["first_use"] = first_use;
+  const bool first_use = FirstUse(session.agent, target_key);
+  json::object counters = CountersJson(LiveCounts(*state, now_ms), first_use);
 
   json::object context{{"session", sess},
                        {"counters", counters},
                        {"via", req.via},
                        {"arguments", *args},
                        {"caller", *caller_ctx}};
-
-  // Entities: the published store, overlaid with the agent and the target as the registry and
-  // the request describe them.
-  policy::Entities overlay(&bundle->entities);
-  {
-    policy::Record a;
-    a.emplace("name", Value::String(agent->name));
-    a.emplace("environment", Value::String(std::string(identity::EnvironmentName(agent->environment))));
-    a.emplace("business_owner", Value::String(agent->business_owner));
-    a.emplace("technical_owner", Value::String(agent->technical_owner));
-    a.emplace("sponsor", Value::String(agent->sponsor));
-    std::vector<Value> grants;
-    for (const auto& g : agent->grants) grants.push_back(Value::String(g));
-    a.emplace("grants", Value::Set(std::move(grants)));
-    (void)Overlay(overlay, bundle->entities, EntityUid{"Agent", agent->name}, std::move(a), {});
-  }
-  EntityUid resource;
-  if (req.target.is_tool()) {
-    resource = EntityUid{"Tool", req.target.server + "/" + req.target.tool};
-    EntityUid server{"Server", req.target.server};
-    policy::Record t;
-    t.emplace("name", Value::String(req.target.tool));
-    t.emplace("server", Value::String(req.target.server));
-    for (const auto& [k, v] : req.resource_attrs) t.insert_or_assign(k, Value::String(v));
-    (void)Overlay(overlay, bundle->entities, resource, std::move(t), {server});
-    if (!bundle->entities.Find(server)) {
-      policy::Record sr;
-      sr.emplace("name", Value::String(req.target.server));
-      (void)Overlay(overlay, bundle->entities, server, std::move(sr), {});
-    }
-  } else {
-    resource = EntityUid{req.target.type, req.target.id};
-    if (!req.resource_attrs.empty()) {
-      policy::Record t;
-      for (const auto& [k, v] : req.resource_attrs) t.emplace(k, Value::String(v));
-      (void)Overlay(overlay, bundle->entities, resource, std::move(t), {});
-    }
-  }
-  overlay.Finish();
-
-  policy::Request creq;
-  creq.principal = EntityUid{"Agent", agent->name};
-  creq.action = EntityUid{"Action", req.action};
-  creq.resource = resource;
-  creq.context = ToCedar(context);
 
   std::string contain_scope;
   std::string tripwire;
@@ -532,7 +564,8 @@ void AttributionService::Authorize(AuthorizeRequest req, AuthorizeCallback done)
     result.reasons = {"custody:session_revoked"};
     result.message = "session revoked: " + session.revoke_reason;
   } else {
-    policy::Response resp = bundle->set.IsAuthorized(creq, overlay);
+    policy::Response resp =
+        Evaluate(*bundle, *agent, req.action, req.target, req.resource_attrs, context);
     result.allowed = resp.decision == policy::Decision::kAllow;
     result.reasons = resp.reasons;
     for (const auto& e : resp.errors) result.errors.push_back(e.policy_id + ": " + e.message);
@@ -695,6 +728,59 @@ void AttributionService::Authorize(AuthorizeRequest req, AuthorizeCallback done)
         if (!cs.ok()) (*cb)(std::move(*shared));
       });
   if (!st.ok()) (*cb)(st);
+}
+
+// --- Dry run ---------------------------------------------------------------------------------
+
+Result<bool> AttributionService::WouldAllow(const identity::Session& session,
+                                            const std::string& action, const Target& target) {
+  RETURN_IF_ERROR(target.Validate());
+  const int64_t now_ms = UnixMillis(clock_.Now());
+  ASSIGN_OR_RETURN(identity::Agent agent, tokens_.GetAgent(session.agent));
+  // A stored session: its real chain and live counters. A synthesized one (no sid in the
+  // registry): a root session with no history.
+  std::vector<std::string> chain{session.agent};
+  SessionCounts counts;
+  if (auto stored = tokens_.GetSession(session.sid); stored.ok()) {
+    auto state = StateOf(session.sid, now_ms);
+    chain = state->chain_agents;
+    counts = LiveCounts(*state, now_ms);
+  }
+  const std::string key = target.Key();
+  json::object context{{"session", SessionContext(session, chain, agent)},
+                       {"counters", CountersJson(counts, FirstUse(session.agent, key))},
+                       {"via", "native"},
+                       {"arguments", json::object()},
+                       {"caller", json::object()}};
+  auto bundle = Bundle();
+  policy::Response resp = Evaluate(*bundle, agent, action, target, {}, context);
+  if (resp.decision != policy::Decision::kAllow) return false;
+  return identity::CoveredBy(key, session.scopes);
+}
+
+std::vector<Target> AttributionService::PublishedTargets(
+    const std::set<std::string>& skip_types) const {
+  auto bundle = Bundle();
+  std::map<std::string, Target> out;
+  for (const auto& [uid, e] : bundle->entities.all()) {
+    Target t;
+    if (uid.type == "Tool") {
+      size_t slash = uid.id.find('/');
+      if (slash == std::string::npos) continue;
+      t.server = uid.id.substr(0, slash);
+      t.tool = uid.id.substr(slash + 1);
+    } else if (uid.type == "Agent" || uid.type == "Server" || uid.type == "Action" ||
+               skip_types.count(uid.type)) {
+      continue;
+    } else {
+      t.type = uid.type;
+      t.id = uid.id;
+    }
+    if (t.Validate().ok()) out.emplace(t.Key(), t);
+  }
+  std::vector<Target> v;
+  for (auto& [k, t] : out) v.push_back(std::move(t));
+  return v;
 }
 
 // --- Complete --------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ class Ledger;
 }
 namespace custody::identity {
 class TokenService;
+struct Session;
 }
 
 namespace custody::attribution {
@@ -80,6 +81,9 @@ struct AuthorizeRequest {
   std::string caller_context_json;  // a JSON object, or empty: lands under context.caller
   std::string traceparent;          // W3C, optional
   std::string via = "native";       // "native", "authzen", "mcp": recorded
+  // When set (AuthZEN's subject.id), it must name the session's agent or its instance SPIFFE
+  // ID; otherwise the request is refused (PermissionDenied) before policy is evaluated.
+  std::string expected_subject;
   // Extra string attributes of the resource entity (the gateway adds the definition hash).
   std::map<std::string, std::string> resource_attrs;
 };
@@ -161,6 +165,17 @@ class AttributionService {
   Result<ContainResult> Contain(const std::string& scope, const std::string& subject,
                                 const std::string& reason, const std::string& by);
 
+  // Dry run: would `session` be allowed `action` on `target` under the active policies and the
+  // session's scopes? Nothing is recorded and no counter moves. A session the registry knows is
+  // evaluated with its real chain and live counters; any other (e.g. one synthesized for an
+  // agent without live sessions) as a root session with no history. A tripwire that would
+  // determine a deny is just a deny here.
+  Result<bool> WouldAllow(const identity::Session& session, const std::string& action,
+                          const Target& target);
+  // The tools (Tool::"<server>/<tool>") and resources (any type but Agent, Server, Action and
+  // groups named in `skip_types`) in the active set's published entities, sorted by key.
+  std::vector<Target> PublishedTargets(const std::set<std::string>& skip_types = {}) const;
+
   AttributionStore& store() { return store_; }
   // Waits until every action row handed to the indexer is written (tests, shutdown).
   void FlushIndex();
@@ -174,6 +189,8 @@ class AttributionService {
   void Index(ActionRow row, bool outcome_only);
   std::shared_ptr<const PolicyBundle> Bundle() const;
   std::shared_ptr<SessionState> StateOf(const std::string& sid, int64_t now_ms);
+  SessionCounts LiveCounts(SessionState& state, int64_t now_ms);  // calls_since: last minute
+  bool FirstUse(const std::string& agent, const std::string& target_key);
 
   identity::TokenService& tokens_;
   ledger::Ledger& ledger_;
