@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <cstring>
+#include <memory>
 #include <vector>
 
 namespace custody::ledger {
@@ -350,6 +351,30 @@ Status SqliteLedgerStore::ScanLeaves(uint64_t from,
     if (chunk.size() < static_cast<size_t>(kChunk)) return OkStatus();
     from = chunk.back().index + 1;
   }
+}
+
+// Uses the partial indexes leaves_event_id, leaves_session and leaves_agent.
+Result<std::vector<uint64_t>> SqliteLedgerStore::FindLeaves(Column column,
+                                                            const std::string& value) {
+  const char* sql = column == Column::kEventId
+                        ? "SELECT idx FROM leaves WHERE event_id = ?1 ORDER BY idx"
+                    : column == Column::kSession
+                        ? "SELECT idx FROM leaves WHERE session = ?1 ORDER BY idx"
+                        : "SELECT idx FROM leaves WHERE agent = ?1 ORDER BY idx";
+  std::vector<uint64_t> out;
+  if (value.empty()) return out;
+  std::lock_guard<std::mutex> lock(mu_);
+  sqlite3_stmt* raw = nullptr;
+  if (sqlite3_prepare_v2(db_, sql, -1, &raw, nullptr) != SQLITE_OK) return Error("prepare");
+  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> s(raw, sqlite3_finalize);
+  sqlite3_bind_text(raw, 1, value.data(), static_cast<int>(value.size()), SQLITE_STATIC);
+  while (true) {
+    int rc = sqlite3_step(raw);
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return Error("find leaves");
+    out.push_back(static_cast<uint64_t>(sqlite3_column_int64(raw, 0)));
+  }
+  return out;
 }
 
 Result<StoredTile> SqliteLedgerStore::GetTile(uint8_t level, uint64_t index) {
