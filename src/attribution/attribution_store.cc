@@ -267,6 +267,44 @@ Status AttributionStore::MarkUsed(const std::string& agent, const std::string& t
   return OkStatus();
 }
 
+namespace {
+Result<std::vector<std::string>> Strings(store::SqliteDb& db, const char* sql) {
+  Stmt s(db, sql);
+  if (!s.ok()) return db.Error("prepare");
+  std::vector<std::string> out;
+  int rc;
+  while ((rc = s.Step()) == kSqliteRow) out.push_back(s.Text(0));
+  if (rc != kSqliteDone) return db.Error("query actions");
+  return out;
+}
+}  // namespace
+
+Result<std::vector<std::string>> AttributionStore::DistinctTargets() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return Strings(*db_, "SELECT DISTINCT target FROM actions ORDER BY target");
+}
+
+Result<std::vector<std::string>> AttributionStore::DistinctActions() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return Strings(*db_, "SELECT DISTINCT action FROM actions ORDER BY action");
+}
+
+Result<std::vector<ActionUsage>> AttributionStore::UsageBySession() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(*db_,
+         "SELECT sid, root_sid, agent, initiator, target, decision, COUNT(*), MAX(time_ms) "
+         "FROM actions GROUP BY sid, target, decision ORDER BY root_sid, sid, target");
+  if (!s.ok()) return db_->Error("prepare");
+  std::vector<ActionUsage> out;
+  int rc;
+  while ((rc = s.Step()) == kSqliteRow) {
+    out.push_back(ActionUsage{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Text(5),
+                              s.Int(6), s.Int(7)});
+  }
+  if (rc != kSqliteDone) return db_->Error("query actions");
+  return out;
+}
+
 Status AttributionStore::InsertContainment(const ContainmentRow& r) {
   std::lock_guard<std::mutex> lock(mu_);
   Stmt s(*db_,

@@ -55,6 +55,18 @@ struct SessionCounts {
   int64_t calls_since = 0;  // calls at or after `since_ms`
 };
 
+// Allowed or denied use of one target by one session, summed (graphs, blast radius).
+struct ActionUsage {
+  std::string sid;
+  std::string root_sid;
+  std::string agent;
+  std::string initiator;
+  std::string target;
+  std::string decision;
+  int64_t count = 0;
+  int64_t last_ms = 0;
+};
+
 struct ContainmentRow {
   std::string event_id;
   std::string scope;    // "session" | "agent"
@@ -83,6 +95,11 @@ class AttributionStore {
   Result<std::vector<ActionRow>> ActionsOfInitiator(const std::string& initiator);
   Result<std::optional<ActionRow>> ActionBySpan(const std::string& trace_id,
                                                 const std::string& span_id);
+  // Every distinct target, and every distinct action name, ever recorded (from their indexes).
+  Result<std::vector<std::string>> DistinctTargets();
+  Result<std::vector<std::string>> DistinctActions();
+  // Usage summed per (session, target, decision). A full pass over the index: for graphs.
+  Result<std::vector<ActionUsage>> UsageBySession();
   Result<SessionCounts> CountSession(const std::string& sid, int64_t since_ms);
 
   Result<bool> HasUsed(const std::string& agent, const std::string& target);

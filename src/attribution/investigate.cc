@@ -1,0 +1,790 @@
+#include "attribution/investigate.h"
+
+#include <boost/json.hpp>
+#include <functional>
+#include <map>
+#include <set>
+#include <tuple>
+
+#include "attribution/attribution_service.h"
+#include "identity/scopes.h"
+#include "identity/token_service.h"
+#include "ledger/ledger.h"
+
+namespace custody::attribution {
+
+namespace json = boost::json;
+
+namespace {
+
+constexpr size_t kMaxChain = 64;
+
+std::string Str(const json::object& o, std::string_view key) {
+  auto it = o.find(key);
+  return it != o.end() && it->value().is_string() ? std::string(it->value().get_string())
+                                                  : std::string();
+}
+
+const json::object& Obj(const json::object& o, std::string_view key) {
+  static const json::object kEmpty;
+  auto it = o.find(key);
+  return it != o.end() && it->value().is_object() ? it->value().get_object() : kEmpty;
+}
+
+json::array Arr(const json::object& o, std::string_view key) {
+  auto it = o.find(key);
+  return it != o.end() && it->value().is_array() ? it->value().get_array() : json::array();
+}
+
+json::array ToArray(const std::vector<std::string>& v) {
+  json::array a;
+  for (const auto& s : v) a.emplace_back(s);
+  return a;
+}
+
+std::string TimeOf(int64_t ms) {
+  return FormatRfc3339Millis(TimePoint(std::chrono::milliseconds(ms)));
+}
+
+const char* Verification(identity::InitiatorVerification v) {
+  return v == identity::InitiatorVerification::kVerified ? "verified" : "asserted";
+}
+
+json::object SessionJson(const identity::Session& s) {
+  json::object o{{"sid", s.sid},
+                 {"parent_sid", s.parent_sid},
+                 {"root_sid", s.root_sid},
+                 {"depth", s.depth},
+                 {"agent", s.agent},
+                 {"instance", s.instance},
+                 {"initiator", {{"id", s.initiator},
+                                {"issuer", s.initiator_issuer},
+                                {"verification", Verification(s.verification)}}},
+                 {"scopes", ToArray(s.scopes)},
+                 {"txn", s.txn},
+                 {"credential", s.jti},
+                 {"created_at", s.created_at},
+                 {"expires_at", s.expires_at},
+                 {"revoked", s.revoked}};
+  if (!s.asserted_by.empty()) o["initiator"].as_object()["asserted_by"] = s.asserted_by;
+  if (s.revoked) {
+    o["revoked_at"] = s.revoked_at;
+    o["revoke_reason"] = s.revoke_reason;
+  }
+  return o;
+}
+
+json::object ActionJson(const ActionRow& r) {
+  json::object o{{"action_id", r.action_id},
+                 {"time", TimeOf(r.time_ms)},
+                 {"action", r.action},
+                 {"target", r.target},
+                 {"decision", r.decision},
+                 {"decision_index", r.decision_index},
+                 {"trace_id", r.trace_id}};
+  if (!r.status.empty()) o["outcome"] = r.status;
+  if (r.outcome_index >= 0) o["outcome_index"] = r.outcome_index;
+  return o;
+}
+
+json::object ContainmentJson(const ContainmentRow& c) {
+  json::object o{{"event_id", c.event_id}, {"scope", c.scope},     {"subject", c.subject},
+                 {"reason", c.reason},     {"time", TimeOf(c.time_ms)},
+                 {"ledger_index", c.ledger_index}};
+  if (!c.trigger_action.empty()) o["trigger_action"] = c.trigger_action;
+  if (!c.by.empty()) o["by"] = c.by;
+  return o;
+}
+
+// "<server>/<tool>" or "<Type>:<id>" (Type may contain "::").
+std::optional<Target> ParseTargetKey(const std::string& key) {
+  Target t;
+  size_t slash = key.find('/');
+  size_t colon = std::string::npos;
+  for (size_t i = 0; i < key.size(); ++i) {
+    if (key[i] != ':') continue;
+    if (i + 1 < key.size() && key[i + 1] == ':') {
+      ++i;
+      continue;
+    }
+    colon = i;
+    break;
+  }
+  if (slash != std::string::npos && (colon == std::string::npos || slash < colon)) {
+    t.server = key.substr(0, slash);
+    t.tool = key.substr(slash + 1);
+  } else if (colon != std::string::npos) {
+    t.type = key.substr(0, colon);
+    t.id = key.substr(colon + 1);
+  } else {
+    return std::nullopt;
+  }
+  if (!t.Validate().ok()) return std::nullopt;
+  return t;
+}
+
+Result<json::object> ParseLeaf(const ledger::StoredLeaf& leaf) {
+  boost::system::error_code ec;
+  json::value v = json::parse(leaf.data, ec);
+  if (ec || !v.is_object())
+    return DataLossError("ledger entry " + std::to_string(leaf.index) + " is not a JSON object");
+  return std::move(v.as_object());
+}
+
+bool Live(const identity::Session& s, int64_t now_s) {
+  return !s.revoked && (s.expires_at == 0 || s.expires_at > now_s);
+}
+
+}  // namespace
+
+// --- Trace -----------------------------------------------------------------------------------
+
+Result<std::string> Investigator::Trace(const std::string& event_id) {
+  if (event_id.empty() || event_id.size() > 128) return InvalidArgumentError("bad event id");
+  AttributionStore& store = attribution_.store();
+  ASSIGN_OR_RETURN(auto row, store.GetAction(event_id));
+  if (!row) {
+    attribution_.FlushIndex();  // a decision recorded a moment ago may still be queued
+    ASSIGN_OR_RETURN(row, store.GetAction(event_id));
+  }
+  json::object traced_from;
+  if (!row) {
+    // Another event: an outcome or containment points at its decision.
+    ASSIGN_OR_RETURN(auto idx,
+                     ledger_.store().FindLeaves(ledger::LedgerStore::Column::kEventId, event_id));
+    if (idx.empty()) return NotFoundError("no event " + event_id);
+    ASSIGN_OR_RETURN(ledger::StoredLeaf leaf, ledger_.GetEntry(idx.front()));
+    ASSIGN_OR_RETURN(json::object ev, ParseLeaf(leaf));
+    std::string action_id = Str(ev, "action_id");
+    if (action_id.empty()) action_id = Str(Obj(ev, "trigger"), "action_id");
+    traced_from = {{"event_id", event_id}, {"kind", Str(ev, "kind")}, {"index", leaf.index}};
+    if (action_id.empty()) {
+      return FailedPreconditionError("event " + event_id + " (" + Str(ev, "kind") +
+                                     ") is not an action; trace an action, its outcome or a "
+                                     "tripwire containment");
+    }
+    ASSIGN_OR_RETURN(row, store.GetAction(action_id));
+    if (!row) return NotFoundError("event " + event_id + " names unknown action " + action_id);
+  }
+
+  ASSIGN_OR_RETURN(ledger::StoredLeaf dleaf,
+                   ledger_.GetEntry(static_cast<uint64_t>(row->decision_index)));
+  ASSIGN_OR_RETURN(json::object d, ParseLeaf(dleaf));
+  if (Str(d, "kind") != "action.decision" || Str(d, "event_id") != row->action_id) {
+    return DataLossError("ledger entry " + std::to_string(dleaf.index) +
+                         " is not the decision of action " + row->action_id);
+  }
+  const json::object& actor = Obj(d, "actor");
+  const json::object& initiator = Obj(d, "initiator");
+  const json::object& session = Obj(d, "session");
+  const json::object& policy = Obj(d, "policy");
+  const json::object& request = Obj(d, "request");
+
+  // The path: each session of the recorded chain as the registry knows it now.
+  json::array path;
+  json::array chain = Arr(Obj(session, "chain"), "sids");
+  json::array chain_agents = Arr(Obj(session, "chain"), "agents");
+  std::vector<std::string> chain_sids;
+  for (size_t i = 0; i < chain.size() && i < kMaxChain; ++i) {
+    if (!chain[i].is_string()) continue;
+    std::string sid(chain[i].get_string());
+    chain_sids.push_back(sid);
+    auto s = tokens_.GetSession(sid);
+    if (s.ok()) {
+      json::object node = SessionJson(*s);
+      node["type"] = i == 0 ? "root_session" : "delegated_session";
+      path.push_back(std::move(node));
+    } else {
+      json::object node{{"type", "session"}, {"sid", sid}, {"error", s.status().message()}};
+      if (i < chain_agents.size()) node["agent"] = chain_agents[i];
+      path.push_back(std::move(node));
+    }
+  }
+  json::object action_node{{"type", "action"},
+                           {"action_id", row->action_id},
+                           {"action", Str(request, "action")},
+                           {"target", Obj(request, "target")},
+                           {"decision", Str(d, "decision")},
+                           {"time", Str(d, "time")}};
+  path.push_back(action_node);
+
+  // Containments that bear on it: tripped by it, or on any session of its chain, or its agent.
+  json::array containments;
+  std::set<std::string> seen;
+  auto add_containments = [&](const std::string& subject) -> Status {
+    ASSIGN_OR_RETURN(auto rows, store.ContainmentsOf(subject));
+    for (const ContainmentRow& c : rows) {
+      if (!seen.insert(c.event_id).second) continue;
+      json::object o = ContainmentJson(c);
+      o["tripped_by_this_action"] = c.trigger_action == row->action_id;
+      containments.push_back(std::move(o));
+    }
+    return OkStatus();
+  };
+  for (const auto& sid : chain_sids) RETURN_IF_ERROR(add_containments(sid));
+  RETURN_IF_ERROR(add_containments(row->agent));
+
+  json::object outcome;
+  if (row->outcome_index >= 0) {
+    auto oleaf = ledger_.GetEntry(static_cast<uint64_t>(row->outcome_index));
+    if (oleaf.ok()) {
+      auto oev = ParseLeaf(*oleaf);
+      if (oev.ok()) {
+        outcome = Obj(*oev, "outcome");
+        outcome["event_id"] = Str(*oev, "event_id");
+        outcome["index"] = oleaf->index;
+      }
+    }
+  }
+
+  // The published set the decision was made under.
+  json::object policy_set{{"hash", Str(policy, "set_hash")}};
+  if (auto sets = store.ListPolicySets(); sets.ok()) {
+    for (const PolicySetRecord& p : *sets) {
+      if (p.hash != Str(policy, "set_hash")) continue;
+      policy_set["published_by"] = p.published_by;
+      policy_set["published"] = TimeOf(p.published_ms);
+      policy_set["ledger_index"] = p.ledger_index;
+      break;
+    }
+  }
+
+  std::string how = Str(initiator, "verification") == "verified"
+                        ? "verified (a trusted issuer's signed ID token)"
+                        : "asserted by " + Str(initiator, "asserted_by") +
+                              " (an unsigned assertion from a client allowed to make it)";
+  json::array delegation;
+  for (size_t i = 0; i < chain_sids.size(); ++i) {
+    json::object link{{"sid", chain_sids[i]}};
+    if (i < chain_agents.size()) link["agent"] = chain_agents[i];
+    delegation.push_back(std::move(link));
+  }
+  json::array determining = Arr(policy, "determining");
+  std::string allowed_by;
+  for (const auto& v : determining) {
+    if (!v.is_string()) continue;
+    if (!allowed_by.empty()) allowed_by += ", ";
+    allowed_by += std::string(v.get_string());
+  }
+  std::string what = Str(d, "decision") == "allow"
+                         ? "allowed by " + (allowed_by.empty() ? "policy" : allowed_by) +
+                               " under policy set " + Str(policy, "set_hash")
+                         : "denied: " + Str(d, "message");
+
+  json::object out{
+      {"event_id", row->action_id},
+      {"index", dleaf.index},
+      {"time", Str(d, "time")},
+      {"decision", Str(d, "decision")},
+      {"message", Str(d, "message")},
+      {"request", request},
+      {"initiated_by",
+       {{"id", Str(initiator, "id")},
+        {"issuer", Str(initiator, "issuer")},
+        {"verification", Str(initiator, "verification")},
+        {"asserted_by", Str(initiator, "asserted_by")},
+        {"how_known", how}}},
+      {"executed_by",
+       {{"agent", Str(actor, "agent")},
+        {"instance", Str(actor, "instance")},
+        {"session", Str(actor, "session")},
+        {"credential", Str(actor, "credential")}}},
+      {"allowed_by",
+       {{"decision", Str(d, "decision")},
+        {"reasons", Arr(d, "reasons")},
+        {"determining_policies", determining},
+        {"policy_errors", Arr(policy, "errors")},
+        {"policy_set", policy_set},
+        {"delegation_chain", delegation},
+        {"context", Obj(d, "context")},
+        {"approvals", json::array()},
+        {"approvals_note", "Custody has no approval workflow yet"}}},
+      {"path", path},
+      {"containments", containments},
+      {"trace",
+       {{"trace_id", row->trace_id},
+        {"span_id", row->span_id},
+        {"txn", row->txn},
+        {"parent_event", Str(d, "parent_event")}}},
+      {"answers",
+       {{"who_initiated", Str(initiator, "id") + " (" + how + ")"},
+        {"who_executed", "agent " + Str(actor, "agent") + " instance " + Str(actor, "instance") +
+                             " in session " + Str(actor, "session") + " with credential " +
+                             Str(actor, "credential")},
+        {"what_allowed", what}}}};
+  if (d.contains("containment")) out["allowed_by"].as_object()["tripwire"] = d.at("containment");
+  if (!outcome.empty()) out["outcome"] = outcome;
+  if (!traced_from.empty()) out["traced_from"] = traced_from;
+  if (auto receipt = ledger_.ReceiptFor(dleaf.index); receipt.ok()) out["receipt"] = *receipt;
+  return json::serialize(out);
+}
+
+// --- Session events ----------------------------------------------------------------------------
+
+Result<std::string> Investigator::SessionEvents(const std::string& sid) {
+  ASSIGN_OR_RETURN(std::vector<identity::Session> tree, tokens_.SessionTree(sid));
+  std::vector<std::string> sids;
+  for (const auto& s : tree) sids.push_back(s.sid);
+  attribution_.FlushIndex();
+  ASSIGN_OR_RETURN(std::vector<ActionRow> rows, attribution_.store().ActionsOfSessions(sids));
+  std::map<std::string, json::array> by_sid;
+  for (const ActionRow& r : rows) by_sid[r.sid].push_back(ActionJson(r));
+  json::array sessions;
+  for (const auto& s : tree) {
+    json::object o = SessionJson(s);
+    o["actions"] = std::move(by_sid[s.sid]);
+    json::array cs;
+    if (auto c = attribution_.store().ContainmentsOf(s.sid); c.ok())
+      for (const auto& row : *c) cs.push_back(ContainmentJson(row));
+    o["containments"] = std::move(cs);
+    sessions.push_back(std::move(o));
+  }
+  json::object out{{"session", sid},
+                   {"sessions", std::move(sessions)},
+                   {"actions", static_cast<int64_t>(rows.size())}};
+  return json::serialize(out);
+}
+
+// --- Blast radius ----------------------------------------------------------------------------
+
+Result<std::string> Investigator::BlastRadius(const std::string& kind, const std::string& id) {
+  if (kind != "agent" && kind != "session" && kind != "user")
+    return InvalidArgumentError("kind must be agent, session or user");
+  if (id.empty()) return InvalidArgumentError("an id is required");
+  AttributionStore& store = attribution_.store();
+  attribution_.FlushIndex();
+  const int64_t now_s = UnixMillis(clock_.Now()) / 1000;
+
+  // The sessions in play (each with its subtree), and the agents they belong to.
+  std::map<std::string, identity::Session> sessions;  // sid -> session
+  std::vector<std::string> notes;
+  auto add_tree = [&](const std::string& root) -> Status {
+    ASSIGN_OR_RETURN(auto tree, tokens_.SessionTree(root));
+    for (auto& s : tree) sessions.emplace(s.sid, std::move(s));
+    return OkStatus();
+  };
+  std::set<std::string> agents;
+  if (kind == "session") {
+    RETURN_IF_ERROR(add_tree(id));
+  } else if (kind == "user") {
+    ASSIGN_OR_RETURN(auto rows, store.ActionsOfInitiator(id));
+    std::set<std::string> roots;
+    for (const auto& r : rows) roots.insert(r.root_sid);
+    for (const auto& r : roots) RETURN_IF_ERROR(add_tree(r));
+    if (roots.empty()) return NotFoundError("no recorded action was initiated by " + id);
+    notes.push_back("sessions of a user are found through their recorded actions");
+  } else {
+    ASSIGN_OR_RETURN(identity::Agent a, tokens_.GetAgent(id));
+    agents.insert(a.name);
+    std::set<std::string> own;
+    ASSIGN_OR_RETURN(auto idx, ledger_.store().FindLeaves(ledger::LedgerStore::Column::kAgent, id));
+    for (uint64_t i : idx) {
+      ASSIGN_OR_RETURN(ledger::StoredLeaf leaf, ledger_.GetEntry(i));
+      if (leaf.columns.kind != "session.start" && leaf.columns.kind != "delegation") continue;
+      if (!leaf.columns.session.empty()) own.insert(leaf.columns.session);
+    }
+    ASSIGN_OR_RETURN(auto rows, store.ActionsOfAgent(id, 0));
+    for (const auto& r : rows) own.insert(r.sid);
+    for (const auto& sid : own) RETURN_IF_ERROR(add_tree(sid));
+  }
+  for (const auto& [sid, s] : sessions) agents.insert(s.agent);
+
+  // Candidates: published tools and resources, and every target ever recorded.
+  std::map<std::string, Target> targets;
+  for (const Target& t : attribution_.PublishedTargets()) targets.emplace(t.Key(), t);
+  ASSIGN_OR_RETURN(auto seen, store.DistinctTargets());
+  for (const auto& k : seen)
+    if (auto t = ParseTargetKey(k)) targets.emplace(k, *t);
+  ASSIGN_OR_RETURN(auto action_names, store.DistinctActions());
+  std::set<std::string> actions(action_names.begin(), action_names.end());
+  actions.insert("call_tool");
+
+  json::array per_agent;
+  std::map<std::string, std::pair<std::set<std::string>, std::set<std::string>>> potential;
+  for (const std::string& name : agents) {
+    ASSIGN_OR_RETURN(identity::Agent agent, tokens_.GetAgent(name));
+    std::vector<identity::Session> evaluated;
+    for (const auto& [sid, s] : sessions)
+      if (s.agent == name && Live(s, now_s)) evaluated.push_back(s);
+    bool synthesized = false;
+    if (evaluated.empty()) {
+      identity::Session s;
+      s.agent = name;
+      s.sid = "";  // not in the registry: WouldAllow treats it as a fresh root session
+      s.instance = "spiffe://(none)/agent/" + name;
+      s.initiator = kind == "user" ? id : "";
+      s.verification = identity::InitiatorVerification::kAsserted;
+      s.scopes = agent.grants;
+      evaluated.push_back(std::move(s));
+      synthesized = true;
+    }
+    json::array reach;
+    for (const auto& [key, target] : targets) {
+      if (!identity::CoveredBy(key, agent.grants)) continue;
+      json::array allowed_actions;
+      std::set<std::string> via;
+      for (const std::string& action : actions) {
+        bool any = false;
+        for (const auto& s : evaluated) {
+          ASSIGN_OR_RETURN(bool ok, attribution_.WouldAllow(s, action, target));
+          if (ok) {
+            any = true;
+            via.insert(s.sid.empty() ? "(synthesized)" : s.sid);
+          }
+        }
+        if (any) allowed_actions.emplace_back(action);
+      }
+      if (allowed_actions.empty()) continue;
+      for (const auto& a : allowed_actions) potential[key].first.insert(std::string(a.get_string()));
+      potential[key].second.insert(name);
+      reach.push_back(json::object{{"target", key},
+                                   {"actions", allowed_actions},
+                                   {"sessions", ToArray({via.begin(), via.end()})}});
+    }
+    json::array sids;
+    for (const auto& s : evaluated)
+      if (!s.sid.empty()) sids.emplace_back(s.sid);
+    json::object a{{"agent", name},
+                   {"grants", ToArray(agent.grants)},
+                   {"disabled", agent.disabled},
+                   {"evaluated_sessions", sids},
+                   {"synthesized_session", synthesized},
+                   {"reachable", reach}};
+    if (synthesized) {
+      a["note"] =
+          "no live session: evaluated as a fresh root session with its grants as scopes and an "
+          "unverified initiator";
+    }
+    per_agent.push_back(std::move(a));
+  }
+  json::array potential_arr;
+  for (const auto& [key, v] : potential) {
+    potential_arr.push_back(json::object{{"target", key},
+                                         {"actions", ToArray({v.first.begin(), v.first.end()})},
+                                         {"agents", ToArray({v.second.begin(), v.second.end()})}});
+  }
+
+  // Actual: allowed actions of the sessions in play (and, for an agent, all of its own).
+  std::vector<ActionRow> rows;
+  {
+    std::vector<std::string> sids;
+    for (const auto& [sid, s] : sessions) sids.push_back(sid);
+    ASSIGN_OR_RETURN(rows, store.ActionsOfSessions(sids));
+  }
+  struct Use {
+    int64_t count = 0, denied = 0, last_ms = 0;
+    std::set<std::string> agents, actions;
+  };
+  std::map<std::string, Use> used;
+  for (const auto& r : rows) {
+    Use& u = used[r.target];
+    if (r.decision != "allow") {
+      u.denied++;
+      continue;
+    }
+    u.count++;
+    u.last_ms = std::max(u.last_ms, r.time_ms);
+    u.agents.insert(r.agent);
+    u.actions.insert(r.action);
+  }
+  json::array actual;
+  for (const auto& [key, u] : used) {
+    if (u.count == 0) continue;
+    actual.push_back(json::object{{"target", key},
+                                  {"count", u.count},
+                                  {"denied", u.denied},
+                                  {"last", TimeOf(u.last_ms)},
+                                  {"actions", ToArray({u.actions.begin(), u.actions.end()})},
+                                  {"agents", ToArray({u.agents.begin(), u.agents.end()})}});
+  }
+  json::array session_ids;
+  for (const auto& [sid, s] : sessions) session_ids.emplace_back(sid);
+  std::string set_hash;
+  if (auto active = attribution_.ActivePolicySet(); active.ok() && *active) set_hash = (*active)->hash;
+  json::object out{{"kind", kind},
+                   {"id", id},
+                   {"policy_set", set_hash},
+                   {"sessions", session_ids},
+                   {"agents", per_agent},
+                   {"potential", potential_arr},
+                   {"actual", actual},
+                   {"candidates", {{"targets", static_cast<int64_t>(targets.size())},
+                                   {"actions", ToArray({actions.begin(), actions.end()})}}},
+                   {"notes", ToArray(notes)}};
+  return json::serialize(out);
+}
+
+// --- Review ----------------------------------------------------------------------------------
+
+Result<std::string> Investigator::Review(const std::string& agent_name, int64_t since_ms) {
+  ASSIGN_OR_RETURN(identity::Agent agent, tokens_.GetAgent(agent_name));
+  attribution_.FlushIndex();
+  ASSIGN_OR_RETURN(auto rows, attribution_.store().ActionsOfAgent(agent_name, since_ms));
+  std::map<std::string, std::pair<int64_t, int64_t>> used;  // target -> (count, last)
+  for (const auto& r : rows) {
+    if (r.decision != "allow") continue;
+    auto& u = used[r.target];
+    u.first++;
+    u.second = std::max(u.second, r.time_ms);
+  }
+  json::array grants, unused, uncovered;
+  for (const auto& g : agent.grants) {
+    json::array covered;
+    int64_t calls = 0;
+    for (const auto& [target, u] : used) {
+      if (!identity::Covers(g, target)) continue;
+      covered.push_back(json::object{{"target", target}, {"count", u.first},
+                                     {"last", TimeOf(u.second)}});
+      calls += u.first;
+    }
+    if (covered.empty()) unused.emplace_back(g);
+    grants.push_back(json::object{{"scope", g}, {"used", !covered.empty()}, {"calls", calls},
+                                  {"targets", covered}});
+  }
+  for (const auto& [target, u] : used)
+    if (!identity::CoveredBy(target, agent.grants)) uncovered.emplace_back(target);
+  json::object out{{"agent", agent_name},
+                   {"since", TimeOf(since_ms)},
+                   {"allowed_actions", static_cast<int64_t>(
+                                           std::count_if(rows.begin(), rows.end(), [](auto& r) {
+                                             return r.decision == "allow";
+                                           }))},
+                   {"grants", grants},
+                   {"unused_grants", unused},
+                   {"removal_candidates", unused},
+                   {"used_outside_grants", uncovered}};
+  return json::serialize(out);
+}
+
+// --- Graph -----------------------------------------------------------------------------------
+
+namespace {
+std::string DotId(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+}  // namespace
+
+Result<std::string> Investigator::Graph(const std::string& format) {
+  if (format != "json" && format != "dot") return InvalidArgumentError("format must be json or dot");
+  attribution_.FlushIndex();
+  ASSIGN_OR_RETURN(auto usage, attribution_.store().UsageBySession());
+  // Every session tree that has acted, sessions without actions included.
+  std::set<std::string> roots;
+  for (const auto& u : usage) roots.insert(u.root_sid);
+  std::map<std::string, identity::Session> sessions;
+  for (const auto& r : roots) {
+    auto tree = tokens_.SessionTree(r);
+    if (!tree.ok()) continue;
+    for (auto& s : *tree) sessions.emplace(s.sid, std::move(s));
+  }
+  // Nodes: "human:<id>", "session:<sid>", "agent:<name>", "tool:<key>" / "resource:<key>".
+  std::map<std::string, json::object> nodes;
+  std::map<std::tuple<std::string, std::string, std::string>, std::pair<int64_t, int64_t>> edges;
+  auto node = [&](const std::string& type, const std::string& id) {
+    std::string key = type + ":" + id;
+    nodes.try_emplace(key, json::object{{"id", key}, {"type", type}, {"label", id}});
+    return key;
+  };
+  auto edge = [&](const std::string& from, const std::string& to, const std::string& label,
+                  int64_t count, int64_t denied) {
+    auto& e = edges[{from, to, label}];
+    e.first += count;
+    e.second += denied;
+  };
+  for (const auto& [sid, s] : sessions) {
+    std::string sn = node("session", sid);
+    if (s.parent_sid.empty()) {
+      edge(node("human", s.initiator.empty() ? "(unknown)" : s.initiator), sn, "started", 0, 0);
+    } else {
+      edge(node("session", s.parent_sid), sn, "delegated", 0, 0);
+    }
+    edge(sn, node("agent", s.agent), "acted_as", 0, 0);
+  }
+  for (const auto& u : usage) {
+    if (!sessions.count(u.sid)) {  // not in the registry any more: still show what it did
+      node("session", u.sid);
+      edge(node("human", u.initiator), node("session", u.sid), "started", 0, 0);
+      edge(node("session", u.sid), node("agent", u.agent), "acted_as", 0, 0);
+    }
+    auto t = ParseTargetKey(u.target);
+    std::string tn = node(t && !t->is_tool() ? "resource" : "tool", u.target);
+    bool allowed = u.decision == "allow";
+    edge(node("agent", u.agent), tn, "used", allowed ? u.count : 0, allowed ? 0 : u.count);
+  }
+  if (format == "json") {
+    json::array ns, es;
+    for (auto& [k, n] : nodes) ns.push_back(n);
+    for (const auto& [k, v] : edges) {
+      json::object e{{"from", std::get<0>(k)}, {"to", std::get<1>(k)}, {"type", std::get<2>(k)}};
+      if (std::get<2>(k) == "used") {
+        e["allowed"] = v.first;
+        e["denied"] = v.second;
+      }
+      es.push_back(std::move(e));
+    }
+    return json::serialize(json::object{{"nodes", ns}, {"edges", es}});
+  }
+  std::string dot = "digraph custody {\n  rankdir=LR;\n";
+  for (const auto& [k, n] : nodes) {
+    std::string type(n.at("type").get_string());
+    const char* shape = type == "human"     ? "house"
+                        : type == "session" ? "ellipse"
+                        : type == "agent"   ? "box"
+                                            : "component";
+    dot += "  " + DotId(k) + " [label=" + DotId(type + "\n" + std::string(n.at("label").get_string())) +
+           ", shape=" + shape + "];\n";
+  }
+  for (const auto& [k, v] : edges) {
+    std::string label = std::get<2>(k);
+    if (label == "used") {
+      label = std::to_string(v.first) + " allowed";
+      if (v.second) label += ", " + std::to_string(v.second) + " denied";
+    }
+    dot += "  " + DotId(std::get<0>(k)) + " -> " + DotId(std::get<1>(k)) + " [label=" +
+           DotId(label) + (v.second && !v.first ? ", style=dashed" : "") + "];\n";
+  }
+  return dot + "}\n";
+}
+
+// --- Renderers -------------------------------------------------------------------------------
+
+namespace {
+
+Result<json::object> ParseAnswer(std::string_view text) {
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec || !v.is_object()) return InvalidArgumentError("not a JSON object");
+  return std::move(v.as_object());
+}
+
+std::string Join(const json::array& a, const char* sep = ", ") {
+  std::string out;
+  for (const auto& v : a) {
+    if (!out.empty()) out += sep;
+    out += v.is_string() ? std::string(v.get_string()) : json::serialize(v);
+  }
+  return out;
+}
+
+std::string SessionLine(const json::object& s) {
+  std::string line = "session " + Str(s, "sid") + "  agent " + Str(s, "agent");
+  if (!Str(s, "instance").empty()) line += "  instance " + Str(s, "instance");
+  const json::object& in = Obj(s, "initiator");
+  if (!Str(in, "id").empty())
+    line += "  for " + Str(in, "id") + " (" + Str(in, "verification") + ")";
+  json::array scopes = Arr(s, "scopes");
+  line += "  scopes [" + Join(scopes, " ") + "]";
+  if (auto it = s.find("revoked"); it != s.end() && it->value().is_bool() && it->value().get_bool())
+    line += "  REVOKED (" + Str(s, "revoke_reason") + ")";
+  return line;
+}
+
+}  // namespace
+
+Result<std::string> RenderTrace(std::string_view trace_json) {
+  ASSIGN_OR_RETURN(json::object t, ParseAnswer(trace_json));
+  if (!t.contains("path") || !t.contains("answers"))
+    return InvalidArgumentError("not a trace answer");
+  const json::object& ans = Obj(t, "answers");
+  std::string out = "action " + Str(t, "event_id") + " (ledger index " +
+                    json::serialize(t.at("index")) + ", " + Str(t, "time") + ")\n";
+  out += "  who initiated:  " + Str(ans, "who_initiated") + "\n";
+  out += "  who executed:   " + Str(ans, "who_executed") + "\n";
+  out += "  what allowed:   " + Str(ans, "what_allowed") + "\n";
+  const json::object& allowed = Obj(t, "allowed_by");
+  out += "  policy set:     " + Str(Obj(allowed, "policy_set"), "hash") + "\n";
+  out += "  reasons:        " + Join(Arr(allowed, "reasons")) + "\n";
+  if (allowed.contains("tripwire")) {
+    const json::object& tw = Obj(allowed, "tripwire");
+    out += "  tripwire:       " + Str(tw, "tripwire") + " contained " + Str(tw, "scope") +
+           " (revoked: " + Join(Arr(tw, "revoked_sessions")) + ")\n";
+  }
+  out += "  approvals:      none\n";
+  out += "path:\n";
+  json::array path = Arr(t, "path");
+  std::string indent = "  ";
+  for (size_t i = 0; i < path.size(); ++i) {
+    if (!path[i].is_object()) continue;
+    const json::object& n = path[i].get_object();
+    std::string prefix = indent + (i == 0 ? "" : "└─ ");
+    if (Str(n, "type") == "action") {
+      const json::object& tg = Obj(n, "target");
+      out += prefix + "action " + Str(n, "action") + " on " + Str(tg, "key") + " -> " +
+             Str(n, "decision") + "\n";
+    } else {
+      out += prefix + SessionLine(n) + "\n";
+    }
+    if (i > 0) indent += "   ";
+  }
+  json::array cs = Arr(t, "containments");
+  if (!cs.empty()) {
+    out += "containments:\n";
+    for (const auto& c : cs) {
+      if (!c.is_object()) continue;
+      const json::object& o = c.get_object();
+      out += "  " + Str(o, "scope") + " " + Str(o, "subject") + ": " + Str(o, "reason") +
+             (Str(o, "trigger_action").empty() ? "" : " (triggered by " + Str(o, "trigger_action") + ")") +
+             "\n";
+    }
+  }
+  if (t.contains("outcome")) {
+    const json::object& o = Obj(t, "outcome");
+    out += "outcome: " + Str(o, "status") +
+           (Str(o, "error").empty() ? "" : " (" + Str(o, "error") + ")") + "\n";
+  }
+  return out;
+}
+
+Result<std::string> RenderSessionEvents(std::string_view session_events_json) {
+  ASSIGN_OR_RETURN(json::object t, ParseAnswer(session_events_json));
+  if (!t.contains("sessions")) return InvalidArgumentError("not a session events answer");
+  json::array sessions = Arr(t, "sessions");
+  std::map<std::string, std::vector<const json::object*>> children;
+  std::set<std::string> present;
+  for (const auto& v : sessions)
+    if (v.is_object()) present.insert(Str(v.get_object(), "sid"));
+  std::vector<const json::object*> tops;
+  for (const auto& v : sessions) {
+    if (!v.is_object()) continue;
+    const json::object& s = v.get_object();
+    std::string parent = Str(s, "parent_sid");
+    if (parent.empty() || !present.count(parent)) {
+      tops.push_back(&s);
+    } else {
+      children[parent].push_back(&s);
+    }
+  }
+  std::string out;
+  std::function<void(const json::object&, const std::string&, bool, bool)> walk =
+      [&](const json::object& s, const std::string& prefix, bool last, bool top) {
+        std::string here = top ? "" : (last ? "└─ " : "├─ ");
+        std::string below = top ? "" : (last ? "   " : "│  ");
+        out += prefix + here + SessionLine(s) + "\n";
+        json::array actions = Arr(s, "actions");
+        auto& kids = children[Str(s, "sid")];
+        for (size_t i = 0; i < actions.size(); ++i) {
+          if (!actions[i].is_object()) continue;
+          const json::object& a = actions[i].get_object();
+          bool lastline = kids.empty() && i + 1 == actions.size();
+          out += prefix + below + (lastline ? "└─ " : "├─ ") + Str(a, "time") + " " +
+                 Str(a, "action") + " " + Str(a, "target") + " -> " + Str(a, "decision") +
+                 (Str(a, "outcome").empty() ? "" : " [" + Str(a, "outcome") + "]") + "  (" +
+                 Str(a, "action_id") + ")\n";
+        }
+        for (size_t i = 0; i < kids.size(); ++i)
+          walk(*kids[i], prefix + below, i + 1 == kids.size(), false);
+      };
+  for (const json::object* s : tops) walk(*s, "", true, true);
+  return out;
+}
+
+}  // namespace custody::attribution

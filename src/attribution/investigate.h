@@ -1,0 +1,66 @@
+// Investigator: answers questions about recorded actions from the ledger (the record of truth),
+// the attribution index and the identity registry. Every answer is a JSON document; the Render*
+// functions turn the trace and session answers into indented trees for people.
+//
+//   Trace(event_id)        who initiated, which identity executed, what allowed it, and the path
+//                          root session -> ... -> action
+//   SessionEvents(sid)     the session tree with each session's actions in order
+//   BlastRadius(kind, id)  potential reach (the active policies evaluated with WouldAllow over
+//                          every known tool and resource, bounded by grants) and actual use
+//   Review(agent, since)   granted scopes against used ones; unused grants
+//   Graph(format)          initiators -> sessions -> agents -> targets, as DOT or JSON
+//
+// Trace and SessionEvents use indexed lookups only (actions by id and by session, ledger leaves
+// by event id, sessions by id). BlastRadius and Graph read distinct targets, actions and a
+// per-session usage summary from the attribution index, which are passes over that index.
+//
+// Thread-safe as far as its collaborators are; they must outlive it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "common/clock.h"
+#include "common/status.h"
+
+namespace custody::ledger {
+class Ledger;
+}
+namespace custody::identity {
+class TokenService;
+}
+
+namespace custody::attribution {
+
+class AttributionService;
+
+class Investigator {
+ public:
+  Investigator(identity::TokenService& tokens, ledger::Ledger& ledger,
+               AttributionService& attribution, const Clock& clock)
+      : tokens_(tokens), ledger_(ledger), attribution_(attribution), clock_(clock) {}
+
+  // `event_id` is an action id (= its decision's event id), or the event id of any ledger
+  // event (an outcome or a containment is traced to its decision). NotFound if unknown.
+  Result<std::string> Trace(const std::string& event_id);
+  Result<std::string> SessionEvents(const std::string& sid);
+  // kind: "agent", "session" or "user" (an initiator id).
+  Result<std::string> BlastRadius(const std::string& kind, const std::string& id);
+  Result<std::string> Review(const std::string& agent, int64_t since_ms);
+  // format: "json" or "dot".
+  Result<std::string> Graph(const std::string& format);
+
+ private:
+  identity::TokenService& tokens_;
+  ledger::Ledger& ledger_;
+  AttributionService& attribution_;
+  const Clock& clock_;
+};
+
+// Indented trees for people, from the JSON answers above (so the CLI can render what a server
+// returned). InvalidArgument if the JSON is not such an answer.
+Result<std::string> RenderTrace(std::string_view trace_json);
+Result<std::string> RenderSessionEvents(std::string_view session_events_json);
+
+}  // namespace custody::attribution

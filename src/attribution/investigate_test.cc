@@ -1,0 +1,519 @@
+// Investigations and evidence bundles against real SQLite stores, a real ledger and real tokens:
+// a trace names the human, the chain and the tripwire; blast radius evaluates the policies;
+// review finds unused grants; a bundle verifies offline and every tampering is named.
+#include "attribution/investigate.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+
+#include "attribution/attribution_service.h"
+#include "attribution/evidence.h"
+#include "common/encoding.h"
+#include "identity/sqlite_identity_store.h"
+#include "identity/token_service.h"
+#include "ledger/ledger.h"
+#include "ledger/note.h"
+#include "ledger/sqlite_ledger_store.h"
+
+namespace custody::attribution {
+namespace {
+
+namespace json = boost::json;
+using identity::Agent;
+using identity::ExchangeRequest;
+using identity::TokenService;
+constexpr const char* kIssuer = "https://custody.test";
+
+std::string S(const json::value& v) {
+  return v.is_string() ? std::string(v.get_string()) : json::serialize(v);
+}
+
+// The ledger index columns of an identity event, as the service should fill them: the acting
+// session and agent, or the session/agent an event is about.
+ledger::EventColumns IdentityColumns(const std::string& event) {
+  ledger::EventColumns c;
+  json::object o = json::parse(event).as_object();
+  c.event_id = S(o["event_id"]);
+  c.kind = S(o["kind"]);
+  c.time = S(o["time"]);
+  for (const char* k : {"actor", "target"}) {
+    auto it = o.find(k);
+    if (it == o.end() || !it->value().is_object()) continue;
+    const json::object& a = it->value().get_object();
+    if (c.session.empty() && a.contains("session")) c.session = S(a.at("session"));
+    if (c.agent.empty() && a.contains("agent")) c.agent = S(a.at("agent"));
+  }
+  return c;
+}
+
+constexpr const char* kPolicies = R"(
+  @id("github-ok") permit(principal, action == Action::"call_tool", resource in Server::"github");
+  @id("slack-roots") permit(principal, action == Action::"call_tool", resource == Tool::"slack/post")
+    when { context.session.depth == 0 };
+  @id("no-dev-on-prod") @contain("session")
+  forbid(principal, action, resource in Server::"prod-db")
+    when { context.session.environment == "dev" };)";
+
+constexpr const char* kEntities = R"([
+  {"uid":{"type":"Server","id":"github"},"attrs":{},"parents":[]},
+  {"uid":{"type":"Tool","id":"github/create_issue"},"attrs":{},"parents":[{"type":"Server","id":"github"}]},
+  {"uid":{"type":"Tool","id":"slack/post"},"attrs":{},"parents":[]},
+  {"uid":{"type":"Database","id":"orders"},"attrs":{},"parents":[]}
+])";
+
+class InvestigateTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("custody-inv-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    auto lstore = ledger::SqliteLedgerStore::Open((dir_ / "ledger.db").string());
+    ASSERT_TRUE(lstore.ok()) << lstore.status().ToString();
+    auto key = crypto::Ed25519PrivateKey::Generate();
+    verifier_key_ = ledger::NoteVerifier::FromPublicKey("custody.test/ledger", key->public_key())
+                        .VerifierKey();
+    ledger::LedgerOptions lo;
+    lo.origin = "custody.test/ledger";
+    ledger_ = std::move(*ledger::Ledger::Open(std::move(*lstore), std::move(*key), lo));
+    ids_ = std::move(*identity::SqliteIdentityStore::Open((dir_ / "identity.db").string()));
+    identity::TokenServiceOptions o;
+    o.trust_domain = "custody.test";
+    o.issuer = kIssuer;
+    tokens_ = std::move(*TokenService::Create(
+        *ids_, clock_, random_,
+        [this](const std::string& e) { return ledger_->Append(e, IdentityColumns(e)).status(); },
+        o));
+    store_ = std::move(*AttributionStore::Open((dir_ / "attribution.db").string()));
+    auto s = AttributionService::Create(*tokens_, *ledger_, *store_, clock_, random_, {});
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    svc_ = std::move(*s);
+    inv_ = std::make_unique<Investigator>(*tokens_, *ledger_, *svc_, clock_);
+    Register("planner", {"*"}, {"assert_initiator"}, identity::Environment::kProd);
+    Register("worker", {"github/*", "Database:*", "prod-db/*"}, {}, identity::Environment::kDev);
+    ASSERT_TRUE(svc_->PublishPolicies(kPolicies, kEntities, "admin").ok());
+  }
+  void TearDown() override {
+    inv_.reset();
+    svc_.reset();
+    tokens_.reset();
+    ledger_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void Register(const std::string& name, identity::ScopeSet grants,
+                std::vector<std::string> perms, identity::Environment env) {
+    Agent a;
+    a.name = name;
+    a.environment = env;
+    a.business_owner = "ops";
+    a.technical_owner = "platform";
+    a.revocation_contact = "sec@example.com";
+    a.grants = std::move(grants);
+    a.permissions = std::move(perms);
+    auto r = tokens_->RegisterAgent(a, true, "admin");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    secrets_[name] = r->client_secret;
+  }
+  Agent Auth(const std::string& name) {
+    auto a = tokens_->AuthenticateClient(name, "", "", secrets_[name]);
+    EXPECT_TRUE(a.ok()) << a.error.description;
+    return *a.value;
+  }
+  std::string Svid(const Agent& a) { return tokens_->IssueSvid(a, kIssuer).value->access_token; }
+  // The token and the sid.
+  std::pair<std::string, std::string> Root() {
+    Agent planner = Auth("planner");
+    ExchangeRequest r;
+    r.subject_token = R"({"sub":"alice@example.com","iss":"https://hr.example.com"})";
+    r.subject_token_type = std::string(identity::kTokenTypeInitiatorAssertion);
+    r.actor_token = Svid(planner);
+    r.actor_token_type = std::string(identity::kTokenTypeJwt);
+    r.audience = "custody";
+    auto t = tokens_->Exchange(planner, r);
+    EXPECT_TRUE(t.ok()) << t.error.description;
+    return {t.value->access_token, t.value->sid};
+  }
+  std::pair<std::string, std::string> Child(const std::string& parent, const std::string& agent) {
+    Agent a = Auth(agent);
+    ExchangeRequest r;
+    r.subject_token = parent;
+    r.subject_token_type = std::string(identity::kTokenTypeAccessToken);
+    r.actor_token = Svid(a);
+    r.actor_token_type = std::string(identity::kTokenTypeJwt);
+    r.audience = "custody";
+    auto t = tokens_->Exchange(a, r);
+    EXPECT_TRUE(t.ok()) << t.error.description;
+    return {t.value->access_token, t.value->sid};
+  }
+  AuthorizeResult Call(const std::string& token, const std::string& server,
+                       const std::string& tool) {
+    AuthorizeRequest r;
+    r.token = token;
+    r.target.server = server;
+    r.target.tool = tool;
+    auto res = svc_->AuthorizeSync(r);
+    EXPECT_TRUE(res.ok()) << res.status().ToString();
+    return *res;
+  }
+  json::object Answer(const Result<std::string>& r) {
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? json::parse(*r).as_object() : json::object();
+  }
+  // The scenario of the issue: alice's planner delegates to two workers; one works, the other
+  // trips the prod tripwire; its later call is refused.
+  struct Scenario {
+    std::string root_sid, good_sid, bad_sid;
+    AuthorizeResult ok, trip, refused;
+  };
+  Scenario Run() {
+    Scenario s;
+    auto [root, root_sid] = Root();
+    auto [good, good_sid] = Child(root, "worker");
+    auto [bad, bad_sid] = Child(root, "worker");
+    s.root_sid = root_sid;
+    s.good_sid = good_sid;
+    s.bad_sid = bad_sid;
+    s.ok = Call(good, "github", "list_issues");
+    CompleteRequest c;
+    c.token = good;
+    c.action_id = s.ok.action_id;
+    c.status = "ok";
+    EXPECT_TRUE(svc_->CompleteSync(c).ok());
+    s.trip = Call(bad, "prod-db", "drop_table");
+    s.refused = Call(bad, "github", "list_issues");
+    EXPECT_TRUE(s.ok.allowed);
+    EXPECT_FALSE(s.trip.allowed);
+    EXPECT_FALSE(s.refused.allowed);
+    return s;
+  }
+
+  std::filesystem::path dir_;
+  SystemClock clock_;
+  SystemRandom random_;
+  std::string verifier_key_;
+  std::unique_ptr<ledger::Ledger> ledger_;
+  std::unique_ptr<identity::SqliteIdentityStore> ids_;
+  std::unique_ptr<TokenService> tokens_;
+  std::unique_ptr<AttributionStore> store_;
+  std::unique_ptr<AttributionService> svc_;
+  std::unique_ptr<Investigator> inv_;
+  std::map<std::string, std::string> secrets_;
+};
+
+TEST_F(InvestigateTest, TraceOfARefusedCallNamesTheHumanTheChainAndTheTripwire) {
+  Scenario s = Run();
+  json::object t = Answer(inv_->Trace(s.refused.action_id));
+  EXPECT_EQ(S(t["decision"]), "deny");
+  EXPECT_EQ(S(t["initiated_by"].at("id")), "alice@example.com");
+  EXPECT_EQ(S(t["initiated_by"].at("verification")), "asserted");
+  EXPECT_EQ(S(t["initiated_by"].at("asserted_by")), "planner");
+  EXPECT_EQ(S(t["executed_by"].at("agent")), "worker");
+  EXPECT_EQ(S(t["executed_by"].at("session")), s.bad_sid);
+  EXPECT_NE(S(t["executed_by"].at("instance")).find("spiffe://custody.test/"), std::string::npos);
+  EXPECT_FALSE(S(t["executed_by"].at("credential")).empty());
+  json::array reasons = t["allowed_by"].at("reasons").as_array();
+  ASSERT_EQ(reasons.size(), 1u);
+  EXPECT_EQ(S(reasons[0]), "custody:session_revoked");
+  // root session -> worker session -> action
+  json::array path = t["path"].as_array();
+  ASSERT_EQ(path.size(), 3u);
+  EXPECT_EQ(S(path[0].at("sid")), s.root_sid);
+  EXPECT_EQ(S(path[0].at("agent")), "planner");
+  EXPECT_EQ(S(path[1].at("sid")), s.bad_sid);
+  EXPECT_EQ(path[1].at("revoked").as_bool(), true);
+  EXPECT_EQ(S(path[2].at("type")), "action");
+  // The containment that refused it, pointing at the call that tripped the wire.
+  json::array cs = t["containments"].as_array();
+  ASSERT_EQ(cs.size(), 1u);
+  EXPECT_EQ(S(cs[0].at("trigger_action")), s.trip.action_id);
+  EXPECT_EQ(S(cs[0].at("reason")), "tripwire no-dev-on-prod");
+
+  auto tree = RenderTrace(*inv_->Trace(s.refused.action_id));
+  ASSERT_TRUE(tree.ok());
+  EXPECT_NE(tree->find("alice@example.com"), std::string::npos) << *tree;
+  EXPECT_NE(tree->find("tripwire no-dev-on-prod"), std::string::npos) << *tree;
+  EXPECT_NE(tree->find("└─ session " + s.bad_sid), std::string::npos) << *tree;
+}
+
+TEST_F(InvestigateTest, TraceOfTheTrippingCallNamesThePolicySetAndTripwire) {
+  Scenario s = Run();
+  json::object t = Answer(inv_->Trace(s.trip.action_id));
+  const json::object& a = t["allowed_by"].as_object();
+  EXPECT_EQ(S(a.at("policy_set").at("hash")), s.trip.policy_hash);
+  EXPECT_EQ(S(a.at("policy_set").at("published_by")), "admin");
+  EXPECT_EQ(S(a.at("determining_policies").as_array()[0]), "no-dev-on-prod");
+  EXPECT_EQ(S(a.at("tripwire").at("tripwire")), "no-dev-on-prod");
+  EXPECT_EQ(S(a.at("delegation_chain").as_array()[0].at("agent")), "planner");
+  EXPECT_EQ(S(a.at("delegation_chain").as_array()[1].at("agent")), "worker");
+  EXPECT_TRUE(a.at("approvals").as_array().empty());
+  EXPECT_TRUE(t["containments"].as_array()[0].at("tripped_by_this_action").as_bool());
+  EXPECT_FALSE(S(t["receipt"]).empty());
+
+  // The allowed call: its outcome and the permit that allowed it.
+  json::object ok = Answer(inv_->Trace(s.ok.action_id));
+  EXPECT_EQ(S(ok["decision"]), "allow");
+  EXPECT_EQ(S(ok["allowed_by"].at("determining_policies").as_array()[0]), "github-ok");
+  EXPECT_EQ(S(ok["outcome"].at("status")), "ok");
+  // An outcome's or a containment's event id traces to its decision.
+  json::object via_outcome = Answer(inv_->Trace(S(ok["outcome"].at("event_id"))));
+  EXPECT_EQ(S(via_outcome["event_id"]), s.ok.action_id);
+  EXPECT_EQ(S(via_outcome["traced_from"].at("kind")), "action.outcome");
+  auto rows = store_->ContainmentsOf(s.bad_sid);
+  ASSERT_TRUE(rows.ok() && rows->size() == 1);
+  json::object via_c = Answer(inv_->Trace((*rows)[0].event_id));
+  EXPECT_EQ(S(via_c["event_id"]), s.trip.action_id);
+
+  EXPECT_EQ(inv_->Trace("no-such-event").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(InvestigateTest, SessionEventsListTheTreeWithItsActionsInOrder) {
+  Scenario s = Run();
+  json::object e = Answer(inv_->SessionEvents(s.root_sid));
+  json::array sessions = e["sessions"].as_array();
+  ASSERT_EQ(sessions.size(), 3u);
+  EXPECT_EQ(S(sessions[0].at("sid")), s.root_sid);
+  EXPECT_EQ(e["actions"].as_int64(), 3);
+  for (const auto& v : sessions) {
+    const json::object& o = v.as_object();
+    if (S(o.at("sid")) == s.good_sid) {
+      ASSERT_EQ(o.at("actions").as_array().size(), 1u);
+      EXPECT_EQ(S(o.at("actions").as_array()[0].at("outcome")), "ok");
+    }
+    if (S(o.at("sid")) == s.bad_sid) {
+      json::array acts = o.at("actions").as_array();
+      ASSERT_EQ(acts.size(), 2u);
+      EXPECT_EQ(S(acts[0].at("action_id")), s.trip.action_id);
+      EXPECT_EQ(S(acts[1].at("action_id")), s.refused.action_id);
+      EXPECT_EQ(o.at("containments").as_array().size(), 1u);
+    }
+  }
+  auto tree = RenderSessionEvents(*inv_->SessionEvents(s.root_sid));
+  ASSERT_TRUE(tree.ok());
+  EXPECT_NE(tree->find("session " + s.root_sid), std::string::npos) << *tree;
+  EXPECT_NE(tree->find("prod-db/drop_table -> deny"), std::string::npos) << *tree;
+  EXPECT_NE(tree->find("github/list_issues -> allow [ok]"), std::string::npos) << *tree;
+  EXPECT_EQ(inv_->SessionEvents("nope").status().code(), StatusCode::kNotFound);
+}
+
+std::set<std::string> Targets(const json::array& a) {
+  std::set<std::string> out;
+  for (const auto& v : a) out.insert(S(v.at("target")));
+  return out;
+}
+
+TEST_F(InvestigateTest, BlastRadiusEvaluatesPoliciesWithinGrantsAndRecordsNothing) {
+  // An agent without sessions: a synthesized root session, said so.
+  uint64_t size = ledger_->Size();
+  json::object w = Answer(inv_->BlastRadius("agent", "worker"));
+  EXPECT_EQ(ledger_->Size(), size);  // a dry run appends nothing
+  json::object wa = w["agents"].as_array()[0].as_object();
+  EXPECT_TRUE(wa.at("synthesized_session").as_bool());
+  // github/create_issue: policy and grants allow it; slack/post: grants do not cover it (and
+  // the policy wants a root session); Database:orders: no permit; prod-db: never seen.
+  EXPECT_EQ(Targets(w["potential"].as_array()), std::set<std::string>{"github/create_issue"});
+  EXPECT_TRUE(w["actual"].as_array().empty());
+
+  Scenario s = Run();
+  // A session tree: the planner's root session reaches slack/post (depth 0, grants "*"), the
+  // workers do not; prod-db/drop_table is never reachable by a dev agent.
+  json::object b = Answer(inv_->BlastRadius("session", s.root_sid));
+  std::set<std::string> want{"github/create_issue", "github/list_issues", "slack/post"};
+  EXPECT_EQ(Targets(b["potential"].as_array()), want);
+  for (const auto& v : b["potential"].as_array()) {
+    if (S(v.at("target")) == "slack/post") {
+      ASSERT_EQ(v.at("agents").as_array().size(), 1u);
+      EXPECT_EQ(S(v.at("agents").as_array()[0]), "planner");
+    }
+  }
+  json::array actual = b["actual"].as_array();
+  ASSERT_EQ(actual.size(), 1u);
+  EXPECT_EQ(S(actual[0].at("target")), "github/list_issues");
+  EXPECT_EQ(actual[0].at("count").as_int64(), 1);
+  EXPECT_EQ(actual[0].at("denied").as_int64(), 1);  // the refused call after containment
+
+  // The worker agent now: its live session (the good one) is evaluated with its real facts.
+  json::object w2 = Answer(inv_->BlastRadius("agent", "worker"));
+  json::object wa2 = w2["agents"].as_array()[0].as_object();
+  EXPECT_FALSE(wa2.at("synthesized_session").as_bool());
+  ASSERT_EQ(wa2.at("evaluated_sessions").as_array().size(), 1u);
+  EXPECT_EQ(S(wa2.at("evaluated_sessions").as_array()[0]), s.good_sid);
+
+  json::object u = Answer(inv_->BlastRadius("user", "alice@example.com"));
+  EXPECT_EQ(u["agents"].as_array().size(), 2u);
+  EXPECT_EQ(Targets(u["potential"].as_array()), want);
+  EXPECT_EQ(inv_->BlastRadius("robot", "x").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(inv_->BlastRadius("agent", "ghost").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(InvestigateTest, ReviewListsGrantsNeverUsedAsRemovalCandidates) {
+  Scenario s = Run();
+  json::object r = Answer(inv_->Review("worker", 0));
+  json::array unused = r["removal_candidates"].as_array();
+  std::set<std::string> got;
+  for (const auto& v : unused) got.insert(S(v));
+  // prod-db/* was only ever denied: still unused.
+  EXPECT_EQ(got, (std::set<std::string>{"Database:*", "prod-db/*"}));
+  for (const auto& g : r["grants"].as_array()) {
+    if (S(g.at("scope")) == "github/*") {
+      EXPECT_TRUE(g.at("used").as_bool());
+      EXPECT_EQ(g.at("calls").as_int64(), 1);
+    }
+  }
+  // Since a moment in the future: nothing used.
+  json::object later = Answer(inv_->Review("worker", UnixMillis(clock_.Now()) + 3'600'000));
+  EXPECT_EQ(later["removal_candidates"].as_array().size(), 3u);
+}
+
+TEST_F(InvestigateTest, GraphLinksHumansSessionsAgentsAndTools) {
+  Scenario s = Run();
+  json::object g = Answer(inv_->Graph("json"));
+  std::set<std::string> ids;
+  for (const auto& n : g["nodes"].as_array()) ids.insert(S(n.at("id")));
+  for (const std::string& id :
+       {std::string("human:alice@example.com"), "session:" + s.root_sid, "session:" + s.bad_sid,
+        std::string("agent:planner"), std::string("agent:worker"),
+        std::string("tool:github/list_issues"), std::string("tool:prod-db/drop_table")}) {
+    EXPECT_TRUE(ids.count(id)) << id;
+  }
+  bool delegated = false;
+  for (const auto& e : g["edges"].as_array()) {
+    if (S(e.at("type")) == "delegated" && S(e.at("to")) == "session:" + s.good_sid) delegated = true;
+  }
+  EXPECT_TRUE(delegated);
+  auto dot = inv_->Graph("dot");
+  ASSERT_TRUE(dot.ok());
+  EXPECT_EQ(dot->rfind("digraph custody {", 0), 0u);
+  EXPECT_NE(dot->find("\"agent:worker\" -> \"tool:github/list_issues\""), std::string::npos);
+  EXPECT_EQ(inv_->Graph("svg").status().code(), StatusCode::kInvalidArgument);
+}
+
+// --- Evidence ------------------------------------------------------------------------------------
+
+class EvidenceTest : public InvestigateTest {
+ protected:
+  std::string Bundle(const Scenario& s) {
+    auto b = BuildEvidence(*tokens_, *ledger_, *store_, s.root_sid);
+    EXPECT_TRUE(b.ok()) << b.status().ToString();
+    return b.ok() ? *b : "";
+  }
+  EvidenceReport Verify(const std::string& bundle, std::optional<std::string> key) {
+    auto r = VerifyEvidence(bundle, key);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : EvidenceReport{};
+  }
+  static std::string Problems(const EvidenceReport& r) {
+    std::string out;
+    for (const auto& p : r.problems) out += p + "\n";
+    return out;
+  }
+};
+
+TEST_F(EvidenceTest, BundleHoldsEveryEventOfTheTreeAndVerifiesOffline) {
+  Scenario s = Run();
+  std::string bundle = Bundle(s);
+  json::object b = json::parse(bundle).as_object();
+  EXPECT_EQ(S(b["format"]), "custody-evidence/v1");
+  EXPECT_EQ(S(b["verifier_key"]), verifier_key_);
+  std::map<std::string, int> kinds;
+  for (const auto& e : b["events"].as_array()) kinds[S(e.at("kind"))]++;
+  EXPECT_EQ(kinds["session.start"], 1);
+  EXPECT_EQ(kinds["delegation"], 2);
+  EXPECT_EQ(kinds["action.decision"], 3);
+  EXPECT_EQ(kinds["action.outcome"], 1);
+  EXPECT_EQ(kinds["containment"], 1);
+  EXPECT_EQ(kinds["revocation"], 1);
+  EvidenceReport r = Verify(bundle, verifier_key_);
+  EXPECT_TRUE(r.ok) << Problems(r);
+  EXPECT_EQ(r.verified, b["events"].as_array().size());
+  EXPECT_TRUE(r.key_pinned);
+  // Not pinned: self-consistent.
+  EXPECT_TRUE(Verify(bundle, std::nullopt).ok);
+  EXPECT_EQ(BuildEvidence(*tokens_, *ledger_, *store_, "nope").status().code(),
+            StatusCode::kNotFound);
+}
+
+TEST_F(EvidenceTest, TamperedEventByteIsNamed) {
+  Scenario s = Run();
+  json::object b = json::parse(Bundle(s)).as_object();
+  json::object& e = b["events"].as_array()[2].as_object();
+  std::string jcs = S(e["jcs"]);
+  size_t at = jcs.find("\"kind\":\"") + 8;
+  jcs[at] = jcs[at] == 'a' ? 'b' : 'a';  // still canonical JSON, other bytes
+  e["jcs"] = jcs;
+  e.erase("leaf_hash");  // a forger would drop or recompute it; the proof still fails
+  EvidenceReport r = Verify(json::serialize(b), verifier_key_);
+  EXPECT_FALSE(r.ok);
+  ASSERT_EQ(r.problems.size(), 1u) << Problems(r);
+  EXPECT_NE(r.problems[0].find("event 2 (index " + json::serialize(e["index"])), std::string::npos)
+      << r.problems[0];
+  EXPECT_NE(r.problems[0].find("inclusion proof"), std::string::npos) << r.problems[0];
+}
+
+TEST_F(EvidenceTest, RemovedProofHashIsNamed) {
+  Scenario s = Run();
+  json::object b = json::parse(Bundle(s)).as_object();
+  json::object& e = b["events"].as_array()[1].as_object();
+  ASSERT_FALSE(e["proof"].as_array().empty());
+  e["proof"].as_array().pop_back();
+  EvidenceReport r = Verify(json::serialize(b), verifier_key_);
+  EXPECT_FALSE(r.ok);
+  ASSERT_EQ(r.problems.size(), 1u) << Problems(r);
+  EXPECT_EQ(r.problems[0].rfind("event 1 (index", 0), 0u) << r.problems[0];
+}
+
+TEST_F(EvidenceTest, EditedCheckpointIsDetected) {
+  Scenario s = Run();
+  json::object b = json::parse(Bundle(s)).as_object();
+  std::string note = S(b["checkpoint"]);
+  size_t nl = note.find('\n');
+  size_t nl2 = note.find('\n', nl + 1);
+  uint64_t size = std::stoull(note.substr(nl + 1, nl2 - nl - 1));
+  note.replace(nl + 1, nl2 - nl - 1, std::to_string(size + 1));
+  b["checkpoint"] = note;
+  EvidenceReport r = Verify(json::serialize(b), verifier_key_);
+  EXPECT_FALSE(r.ok);
+  ASSERT_FALSE(r.problems.empty());
+  EXPECT_EQ(r.problems[0].rfind("checkpoint: does not verify under the pinned key", 0), 0u)
+      << Problems(r);
+}
+
+TEST_F(EvidenceTest, WrongPinnedKeyIsDetected) {
+  Scenario s = Run();
+  std::string bundle = Bundle(s);
+  auto other = crypto::Ed25519PrivateKey::Generate();
+  std::string wrong =
+      ledger::NoteVerifier::FromPublicKey("custody.test/ledger", other->public_key()).VerifierKey();
+  EvidenceReport r = Verify(bundle, wrong);
+  EXPECT_FALSE(r.ok);
+  EXPECT_NE(Problems(r).find("another verifier key than the pinned one"), std::string::npos)
+      << Problems(r);
+  EXPECT_NE(Problems(r).find("checkpoint: does not verify under the pinned key"),
+            std::string::npos)
+      << Problems(r);
+  // A bundle re-signed by a forger under its own key verifies only unpinned.
+  json::object b = json::parse(bundle).as_object();
+  b["verifier_key"] = wrong;
+  EXPECT_FALSE(Verify(json::serialize(b), std::nullopt).ok);
+}
+
+TEST_F(EvidenceTest, DuplicateEventsAndNonBundlesAreRefused) {
+  Scenario s = Run();
+  json::object b = json::parse(Bundle(s)).as_object();
+  json::array& events = b["events"].as_array();
+  events.push_back(events[0]);
+  EvidenceReport r = Verify(json::serialize(b), verifier_key_);
+  EXPECT_FALSE(r.ok);
+  ASSERT_EQ(r.problems.size(), 1u) << Problems(r);
+  EXPECT_NE(r.problems[0].find("appears more than once"), std::string::npos);
+  EXPECT_EQ(VerifyEvidence("{}", std::nullopt).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(VerifyEvidence("not json", std::nullopt).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace custody::attribution
