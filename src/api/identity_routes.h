@@ -1,7 +1,7 @@
 // HTTP routes of the identity module: the OAuth token endpoint (client_credentials for
 // JWT-SVIDs, RFC 8693 token exchange), RFC 7662 introspection, the JWKS, the agent registry's
-// admin API and the session API. Errors on /oauth2/* use the RFC 6749 §5.2 body; everything else
-// uses the one Custody error shape.
+// admin API, the session API and key rotation (POST /v1/keys/rotate, admin). Errors on
+// /oauth2/* use the RFC 6749 §5.2 body; everything else uses the one Custody error shape.
 #pragma once
 
 #include <string>

@@ -13,5 +13,7 @@ void RegisterLedgerCommands(CLI::App& app);
 void RegisterCedarCommands(CLI::App& app);
 void RegisterServeCommands(CLI::App& app);
 void RegisterAdminCommands(CLI::App& app);
+// key rotate (over HTTP).
+void RegisterKeyCommands(CLI::App& app);
 
 }  // namespace custody::cli

@@ -16,6 +16,9 @@ int main(int argc, char** argv) {
   custody::cli::RegisterServeCommands(app);
   custody::cli::RegisterAdminCommands(app);
 #endif
+#ifdef CUSTODY_HAVE_KEY_CLI
+  custody::cli::RegisterKeyCommands(app);
+#endif
   CLI11_PARSE(app, argc, argv);
   return 0;
 }
