@@ -13,6 +13,10 @@ void RegisterLedgerCommands(CLI::App& app);
 void RegisterCedarCommands(CLI::App& app);
 void RegisterServeCommands(CLI::App& app);
 void RegisterAdminCommands(CLI::App& app);
+// agent register|list|show|disable; session show|revoke; credential revoke (over HTTP).
+void RegisterAgentCommands(CLI::App& app);
+void RegisterSessionCommands(CLI::App& app);
+void RegisterCredentialCommands(CLI::App& app);
 // key rotate (over HTTP).
 void RegisterKeyCommands(CLI::App& app);
 

@@ -16,6 +16,11 @@ int main(int argc, char** argv) {
   custody::cli::RegisterServeCommands(app);
   custody::cli::RegisterAdminCommands(app);
 #endif
+#ifdef CUSTODY_HAVE_IDENTITY_CLI
+  custody::cli::RegisterAgentCommands(app);
+  custody::cli::RegisterSessionCommands(app);
+  custody::cli::RegisterCredentialCommands(app);
+#endif
 #ifdef CUSTODY_HAVE_KEY_CLI
   custody::cli::RegisterKeyCommands(app);
 #endif
