@@ -36,6 +36,10 @@ const std::vector<KeyDef>& Keys() {
        [](Config& c) -> Setting { return &c.identity.svid_lifetime_s; }},
       {"identity.trusted_issuers_file",
        [](Config& c) -> Setting { return &c.identity.trusted_issuers_file; }},
+      {"attribution.audience", [](Config& c) -> Setting { return &c.attribution.audience; }},
+      {"attribution.arguments", [](Config& c) -> Setting { return &c.attribution.arguments; }},
+      {"attribution.redact_fields",
+       [](Config& c) -> Setting { return &c.attribution.redact_fields; }},
       {"log.level", [](Config& c) -> Setting { return &c.log.level; }},
       {"log.format", [](Config& c) -> Setting { return &c.log.format; }},
       {"tls.cert", [](Config& c) -> Setting { return &c.tls.cert; }},
@@ -170,6 +174,9 @@ Status Validate(const Config& c) {
   }
   if (c.log.format != "json" && c.log.format != "text") {
     return InvalidArgumentError("log.format must be json or text");
+  }
+  if (c.attribution.arguments != "digest" && c.attribution.arguments != "redacted") {
+    return InvalidArgumentError("attribution.arguments must be digest or redacted");
   }
   if (c.tls.cert.empty() != c.tls.key.empty()) {
     return InvalidArgumentError("tls.cert and tls.key must be set together");

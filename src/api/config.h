@@ -9,6 +9,8 @@
 //   ledger.origin ("custody.local/ledger")  ledger.batch_size (4096)  ledger.batch_delay_us (0)
 //   ledger.max_events_per_request (1000)
 //   admin.token_db ("<data_dir>/custody.db")  admin.protect_reads (false: GETs are public)
+//   attribution.audience ("": any)  attribution.arguments ("digest": digest|redacted)
+//   attribution.redact_fields ("": comma-separated field names)
 //   log.level ("info": debug|info|warn|error)  log.format ("json": json|text)
 //   tls.cert, tls.key (PEM files; both or neither)
 //   limits.max_body_bytes (1 MiB)  limits.max_header_bytes (16 KiB)
@@ -49,6 +51,11 @@ struct Config {
     // whose ID tokens prove a human initiator. Empty: none trusted.
     std::string trusted_issuers_file;
   } identity;
+  struct Attribution {
+    std::string audience;              // when set, session tokens must carry this audience
+    std::string arguments = "digest";  // digest | redacted: how action arguments are recorded
+    std::string redact_fields;         // comma-separated field names (redacted mode)
+  } attribution;
   struct Log {
     std::string level = "info";
     std::string format = "json";
@@ -70,6 +77,7 @@ struct Config {
   std::string LedgerDbPath() const { return data_dir + "/ledger.db"; }
   std::string LedgerKeyPath() const { return data_dir + "/ledger.key"; }
   std::string IdentityDbPath() const { return data_dir + "/identity.db"; }
+  std::string AttributionDbPath() const { return data_dir + "/attribution.db"; }
 };
 
 struct HostPort {

@@ -5,9 +5,12 @@
 
 #include <filesystem>
 
+#include "api/attribution_routes.h"
 #include "api/identity_routes.h"
 #include "api/metrics.h"
 #include "api/routes.h"
+#include "attribution/attribution_service.h"
+#include "attribution/attribution_store.h"
 #include "crypto/key_file.h"
 #include "http/server.h"
 #include "identity/sqlite_identity_store.h"
@@ -29,6 +32,8 @@ struct Service::Impl {
   std::unique_ptr<ledger::Ledger> ledger;
   std::unique_ptr<identity::SqliteIdentityStore> identity_store;  // after ledger: sink uses it
   std::unique_ptr<identity::TokenService> identity;
+  std::unique_ptr<attribution::AttributionStore> attribution_store;
+  std::unique_ptr<attribution::AttributionService> attribution;
   http::Router router;
   std::unique_ptr<http::Server> server;
   std::optional<IssuedToken> bootstrap;
@@ -134,6 +139,32 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
           *impl->identity_store, clock, random,
           [led](const std::string& event) { return led->Append(event).status(); }, std::move(io)));
   RETURN_IF_ERROR(AddIdentityRoutes(impl->router, *impl->identity));
+
+  // Attribution: every decision is durable in the ledger before the caller hears it.
+  ASSIGN_OR_RETURN(impl->attribution_store,
+                   attribution::AttributionStore::Open(config.AttributionDbPath()));
+  attribution::AttributionOptions ao;
+  ao.audience = config.attribution.audience;
+  ao.arguments = config.attribution.arguments == "redacted"
+                     ? attribution::ArgumentRecording::kRedacted
+                     : attribution::ArgumentRecording::kDigest;
+  for (size_t pos = 0; pos < config.attribution.redact_fields.size();) {
+    size_t comma = config.attribution.redact_fields.find(',', pos);
+    if (comma == std::string::npos) comma = config.attribution.redact_fields.size();
+    std::string f = config.attribution.redact_fields.substr(pos, comma - pos);
+    while (!f.empty() && f.front() == ' ') f.erase(f.begin());
+    while (!f.empty() && f.back() == ' ') f.pop_back();
+    if (!f.empty()) ao.redact_fields.push_back(f);
+    pos = comma + 1;
+  }
+  ASSIGN_OR_RETURN(impl->attribution,
+                   attribution::AttributionService::Create(*impl->identity, *impl->ledger,
+                                                           *impl->attribution_store, clock, random,
+                                                           std::move(ao)));
+  AttributionRouteOptions aro;
+  aro.read_auth = ro.read_auth;
+  aro.base_url = config.identity.issuer;
+  RETURN_IF_ERROR(AddAttributionRoutes(impl->router, *impl->attribution, aro));
   Impl* raw = impl.get();
   RETURN_IF_ERROR(AddOpsRoutes(
       impl->router, impl->metrics,
@@ -190,6 +221,7 @@ void Service::Shutdown() {
   impl_->shut_down = true;
   impl_->server->Shutdown();
   impl_->ledger->Close();
+  impl_->attribution->FlushIndex();
 }
 
 uint16_t Service::port() const { return impl_->server->port(); }

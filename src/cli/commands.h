@@ -19,5 +19,10 @@ void RegisterSessionCommands(CLI::App& app);
 void RegisterCredentialCommands(CLI::App& app);
 // key rotate (over HTTP).
 void RegisterKeyCommands(CLI::App& app);
+// policy publish|show|list; contain (over HTTP).
+void RegisterPolicyCommands(CLI::App& app);
+void RegisterContainCommands(CLI::App& app);
+// trace, session-events, blast-radius, review, graph, evidence (over HTTP).
+void RegisterInvestigateCommands(CLI::App& app);
 
 }  // namespace custody::cli

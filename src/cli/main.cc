@@ -24,6 +24,13 @@ int main(int argc, char** argv) {
 #ifdef CUSTODY_HAVE_KEY_CLI
   custody::cli::RegisterKeyCommands(app);
 #endif
+#ifdef CUSTODY_HAVE_POLICY_CLI
+  custody::cli::RegisterPolicyCommands(app);
+  custody::cli::RegisterContainCommands(app);
+#endif
+#ifdef CUSTODY_HAVE_INVESTIGATE_CLI
+  custody::cli::RegisterInvestigateCommands(app);
+#endif
   CLI11_PARSE(app, argc, argv);
   return 0;
 }
