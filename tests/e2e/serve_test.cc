@@ -32,6 +32,7 @@
 #include "ledger/receipt.h"
 #include "ledger/sqlite_ledger_store.h"
 #include "ledger/tiles.h"
+#include "serve_util.h"
 #include "subprocess.h"
 
 namespace custody {
@@ -42,96 +43,14 @@ namespace json = boost::json;
 using http::BlockingHttpClient;
 using http::ClientRequest;
 using http::ClientResponse;
+using testing::CreateToken;
+using testing::Get;
+using testing::PostForm;
+using testing::PostJson;
 using testing::RunCommand;
+using testing::ServeProcess;
 using testing::Subprocess;
-
-fs::path TempDir(const std::string& name) {
-  fs::path dir =
-      fs::temp_directory_path() / ("custody_serve_" + std::to_string(::getpid()) + "_" + name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-// A running `custody serve`. Reads its stdout up to the "listening" line.
-class ServeProcess {
- public:
-  ServeProcess(const fs::path& data_dir, std::vector<std::string> extra, bool quickstart = true,
-               bool merge_stderr = false) {
-    std::vector<std::string> argv = {CUSTODY_BINARY, "serve",      "--listen",
-                                     "127.0.0.1:0",  "--data-dir", data_dir.string()};
-    if (quickstart) argv.push_back("--quickstart");
-    for (auto& e : extra) argv.push_back(e);
-    proc_ = std::make_unique<Subprocess>(argv, merge_stderr);
-    std::string line;
-    while (proc_->ReadLine(&line)) {
-      lines_.push_back(line);
-      if (line.find("\"event\":\"admin_token\"") != std::string::npos) {
-        token_ = json::parse(line).as_object().at("token").as_string().c_str();
-      }
-      if (line.find("\"event\":\"listening\"") != std::string::npos) {
-        auto obj = json::parse(line).as_object();
-        std::string address = obj.at("address").as_string().c_str();
-        port_ = static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
-        vkey_ = obj.at("verifier_key").as_string().c_str();
-        url_ = obj.at("url").as_string().c_str();
-        break;
-      }
-    }
-  }
-  ~ServeProcess() {
-    if (!stopped_) {
-      proc_->Kill(SIGKILL);
-      proc_->Wait();
-    }
-  }
-  bool started() const { return port_ != 0; }
-  // SIGTERM and wait; returns the exit status as from waitpid.
-  int Stop(int signal = SIGTERM) {
-    proc_->Kill(signal);
-    stopped_ = true;
-    return proc_->Wait();
-  }
-  // Remaining output (after Stop(), with merge_stderr: the logs).
-  std::vector<std::string> DrainOutput() {
-    std::string line;
-    while (proc_->ReadLine(&line)) lines_.push_back(line);
-    return lines_;
-  }
-  BlockingHttpClient Client(http::ClientOptions o = {}) {
-    return BlockingHttpClient("127.0.0.1", port_, o);
-  }
-
-  uint16_t port() const { return port_; }
-  const std::string& token() const { return token_; }
-  const std::string& vkey() const { return vkey_; }
-  const std::string& url() const { return url_; }
-  const std::vector<std::string>& lines() const { return lines_; }
-
- private:
-  std::unique_ptr<Subprocess> proc_;
-  std::vector<std::string> lines_;
-  uint16_t port_ = 0;
-  std::string token_, vkey_, url_;
-  bool stopped_ = false;
-};
-
-ClientRequest Get(std::string target) {
-  ClientRequest r;
-  r.target = std::move(target);
-  return r;
-}
-
-ClientRequest PostJson(std::string body, const std::string& token,
-                       std::string target = "/v1/ledger/entries") {
-  ClientRequest r;
-  r.method = "POST";
-  r.target = std::move(target);
-  r.body = std::move(body);
-  r.headers.Set("content-type", "application/json");
-  if (!token.empty()) r.headers.Set("authorization", "Bearer " + token);
-  return r;
-}
+using testing::TempDir;
 
 std::string Event(uint64_t n, const std::string& tag = "e2e") {
   return "{\"kind\":\"" + tag + "\",\"n\":" + std::to_string(n) + "}";
@@ -147,17 +66,6 @@ void ExpectErrorShape(const ClientResponse& r, const std::string& code) {
   std::string rid = err.at("request_id").as_string().c_str();
   EXPECT_EQ(rid, std::string(r.headers.Get("x-request-id").value_or("")));
   EXPECT_FALSE(rid.empty());
-}
-
-std::string CreateToken(const fs::path& data, const std::string& role, std::string* id) {
-  std::string out;
-  int rc = RunCommand(
-      {CUSTODY_BINARY, "admin", "token", "create", "--role", role, "--data-dir", data.string()},
-      &out);
-  EXPECT_EQ(rc, 0) << out;
-  auto obj = json::parse(out).as_object();
-  if (id) *id = obj.at("id").as_string().c_str();
-  return obj.at("token").as_string().c_str();
 }
 
 // Verifies a receipt from the server against the verifier key and the event's canonical bytes.
@@ -800,39 +708,6 @@ TEST(Serve, Tls) {
 }
 
 // --- Identity over HTTP: registry, client_credentials, token exchange, introspection, revocation.
-
-std::string FormEncode(const std::vector<std::pair<std::string, std::string>>& fields) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (const auto& [k, v] : fields) {
-    if (!out.empty()) out += '&';
-    for (const std::string* part : {&k, &v}) {
-      for (unsigned char c : *part) {
-        if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-          out += static_cast<char>(c);
-        } else {
-          out += '%';
-          out += kHex[c >> 4];
-          out += kHex[c & 15];
-        }
-      }
-      if (part == &k) out += '=';
-    }
-  }
-  return out;
-}
-
-ClientRequest PostForm(const std::string& target,
-                       const std::vector<std::pair<std::string, std::string>>& fields,
-                       const std::string& token = "") {
-  ClientRequest r;
-  r.method = "POST";
-  r.target = target;
-  r.body = FormEncode(fields);
-  r.headers.Set("content-type", "application/x-www-form-urlencoded");
-  if (!token.empty()) r.headers.Set("authorization", "Bearer " + token);
-  return r;
-}
 
 TEST(Serve, IdentityTokensOverHttp) {
   fs::path dir = TempDir("identity");

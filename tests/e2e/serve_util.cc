@@ -1,0 +1,126 @@
+#include "serve_util.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <cctype>
+
+namespace custody::testing {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+using http::ClientRequest;
+
+fs::path TempDir(const std::string& name) {
+  fs::path dir =
+      fs::temp_directory_path() / ("custody_serve_" + std::to_string(::getpid()) + "_" + name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+ServeProcess::ServeProcess(const fs::path& data_dir, std::vector<std::string> extra,
+                           bool quickstart, bool merge_stderr) {
+  std::vector<std::string> argv = {CUSTODY_BINARY, "serve",      "--listen",
+                                   "127.0.0.1:0",  "--data-dir", data_dir.string()};
+  if (quickstart) argv.push_back("--quickstart");
+  for (auto& e : extra) argv.push_back(e);
+  proc_ = std::make_unique<Subprocess>(argv, merge_stderr);
+  std::string line;
+  while (proc_->ReadLine(&line)) {
+    lines_.push_back(line);
+    if (line.find("\"event\":\"admin_token\"") != std::string::npos) {
+      token_ = json::parse(line).as_object().at("token").as_string().c_str();
+    }
+    if (line.find("\"event\":\"listening\"") != std::string::npos) {
+      auto obj = json::parse(line).as_object();
+      std::string address = obj.at("address").as_string().c_str();
+      port_ = static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
+      vkey_ = obj.at("verifier_key").as_string().c_str();
+      url_ = obj.at("url").as_string().c_str();
+      break;
+    }
+  }
+}
+
+ServeProcess::~ServeProcess() {
+  if (!stopped_) {
+    proc_->Kill(SIGKILL);
+    proc_->Wait();
+  }
+}
+
+int ServeProcess::Stop(int signal) {
+  proc_->Kill(signal);
+  stopped_ = true;
+  return proc_->Wait();
+}
+
+std::vector<std::string> ServeProcess::DrainOutput() {
+  std::string line;
+  while (proc_->ReadLine(&line)) lines_.push_back(line);
+  return lines_;
+}
+
+ClientRequest Get(std::string target) {
+  ClientRequest r;
+  r.target = std::move(target);
+  return r;
+}
+
+ClientRequest PostJson(std::string body, const std::string& token, std::string target) {
+  ClientRequest r;
+  r.method = "POST";
+  r.target = std::move(target);
+  r.body = std::move(body);
+  r.headers.Set("content-type", "application/json");
+  if (!token.empty()) r.headers.Set("authorization", "Bearer " + token);
+  return r;
+}
+
+std::string CreateToken(const fs::path& data, const std::string& role, std::string* id) {
+  std::string out;
+  int rc = RunCommand(
+      {CUSTODY_BINARY, "admin", "token", "create", "--role", role, "--data-dir", data.string()},
+      &out);
+  EXPECT_EQ(rc, 0) << out;
+  auto obj = json::parse(out).as_object();
+  if (id) *id = obj.at("id").as_string().c_str();
+  return obj.at("token").as_string().c_str();
+}
+
+std::string FormEncode(const std::vector<std::pair<std::string, std::string>>& fields) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (const auto& [k, v] : fields) {
+    if (!out.empty()) out += '&';
+    for (const std::string* part : {&k, &v}) {
+      for (unsigned char c : *part) {
+        if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+          out += static_cast<char>(c);
+        } else {
+          out += '%';
+          out += kHex[c >> 4];
+          out += kHex[c & 15];
+        }
+      }
+      if (part == &k) out += '=';
+    }
+  }
+  return out;
+}
+
+ClientRequest PostForm(const std::string& target,
+                       const std::vector<std::pair<std::string, std::string>>& fields,
+                       const std::string& token) {
+  ClientRequest r;
+  r.method = "POST";
+  r.target = target;
+  r.body = FormEncode(fields);
+  r.headers.Set("content-type", "application/x-www-form-urlencoded");
+  if (!token.empty()) r.headers.Set("authorization", "Bearer " + token);
+  return r;
+}
+
+}  // namespace custody::testing
