@@ -1,6 +1,7 @@
 #include "attribution/investigate.h"
 
 #include <boost/json.hpp>
+#include <ctime>
 #include <functional>
 #include <map>
 #include <set>
@@ -620,39 +621,88 @@ Result<std::string> Investigator::Graph(const std::string& format) {
     bool allowed = u.decision == "allow";
     edge(node("agent", u.agent), tn, "used", allowed ? u.count : 0, allowed ? 0 : u.count);
   }
-  if (format == "json") {
-    json::array ns, es;
-    for (auto& [k, n] : nodes) ns.push_back(n);
-    for (const auto& [k, v] : edges) {
-      json::object e{{"from", std::get<0>(k)}, {"to", std::get<1>(k)}, {"type", std::get<2>(k)}};
-      if (std::get<2>(k) == "used") {
-        e["allowed"] = v.first;
-        e["denied"] = v.second;
-      }
-      es.push_back(std::move(e));
+  json::array ns, es;
+  for (auto& [k, n] : nodes) ns.push_back(n);
+  for (const auto& [k, v] : edges) {
+    json::object e{{"from", std::get<0>(k)}, {"to", std::get<1>(k)}, {"type", std::get<2>(k)}};
+    if (std::get<2>(k) == "used") {
+      e["allowed"] = v.first;
+      e["denied"] = v.second;
     }
-    return json::serialize(json::object{{"nodes", ns}, {"edges", es}});
+    es.push_back(std::move(e));
   }
+  std::string out = json::serialize(json::object{{"nodes", ns}, {"edges", es}});
+  if (format == "dot") return GraphToDot(out);
+  return out;
+}
+
+Result<std::string> GraphToDot(std::string_view graph_json) {
+  boost::system::error_code ec;
+  json::value v = json::parse(graph_json, ec);
+  if (ec || !v.is_object()) return InvalidArgumentError("not a graph answer");
+  const json::object& g = v.get_object();
   std::string dot = "digraph custody {\n  rankdir=LR;\n";
-  for (const auto& [k, n] : nodes) {
-    std::string type(n.at("type").get_string());
+  for (const auto& nv : Arr(g, "nodes")) {
+    if (!nv.is_object()) continue;
+    const json::object& n = nv.get_object();
+    std::string type = Str(n, "type");
     const char* shape = type == "human"     ? "house"
                         : type == "session" ? "ellipse"
                         : type == "agent"   ? "box"
                                             : "component";
-    dot += "  " + DotId(k) + " [label=" + DotId(type + "\n" + std::string(n.at("label").get_string())) +
+    dot += "  " + DotId(Str(n, "id")) + " [label=" + DotId(type + "\n" + Str(n, "label")) +
            ", shape=" + shape + "];\n";
   }
-  for (const auto& [k, v] : edges) {
-    std::string label = std::get<2>(k);
+  for (const auto& ev : Arr(g, "edges")) {
+    if (!ev.is_object()) continue;
+    const json::object& e = ev.get_object();
+    std::string label = Str(e, "type");
+    bool only_denied = false;
     if (label == "used") {
-      label = std::to_string(v.first) + " allowed";
-      if (v.second) label += ", " + std::to_string(v.second) + " denied";
+      auto num = [&](const char* k) {
+        auto it = e.find(k);
+        return it != e.end() && it->value().is_int64() ? it->value().get_int64() : int64_t{0};
+      };
+      int64_t allowed = num("allowed"), denied = num("denied");
+      label = std::to_string(allowed) + " allowed";
+      if (denied) label += ", " + std::to_string(denied) + " denied";
+      only_denied = denied && !allowed;
     }
-    dot += "  " + DotId(std::get<0>(k)) + " -> " + DotId(std::get<1>(k)) + " [label=" +
-           DotId(label) + (v.second && !v.first ? ", style=dashed" : "") + "];\n";
+    dot += "  " + DotId(Str(e, "from")) + " -> " + DotId(Str(e, "to")) + " [label=" +
+           DotId(label) + (only_denied ? ", style=dashed" : "") + "];\n";
   }
   return dot + "}\n";
+}
+
+Result<int64_t> ParseSince(std::string_view text, int64_t now_ms) {
+  auto bad = [&] {
+    return InvalidArgumentError("since must be Unix milliseconds, <N>d|h|m, or an RFC 3339 UTC "
+                                "date or time");
+  };
+  if (text.empty()) return int64_t{0};
+  if (text.size() > 40) return bad();
+  auto digits = [](std::string_view d) {
+    return !d.empty() && d.size() <= 15 &&
+           std::all_of(d.begin(), d.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  if (digits(text)) return static_cast<int64_t>(std::stoll(std::string(text)));
+  char unit = text.back();
+  if ((unit == 'd' || unit == 'h' || unit == 'm') && digits(text.substr(0, text.size() - 1))) {
+    int64_t n = std::stoll(std::string(text.substr(0, text.size() - 1)));
+    int64_t ms = unit == 'd' ? 86'400'000 : unit == 'h' ? 3'600'000 : 60'000;
+    if (n > 100'000) return bad();
+    return now_ms - n * ms;
+  }
+  std::tm tm{};
+  std::string t(text);
+  const char* end = nullptr;
+  if (t.size() == 10) {
+    end = ::strptime(t.c_str(), "%Y-%m-%d", &tm);
+  } else if (t.size() == 20 && t.back() == 'Z') {
+    end = ::strptime(t.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  }
+  if (end == nullptr || *end != '\0') return bad();
+  return static_cast<int64_t>(::timegm(&tm)) * 1000;
 }
 
 // --- Renderers -------------------------------------------------------------------------------

@@ -58,9 +58,15 @@ class Investigator {
   const Clock& clock_;
 };
 
+// A review's "since": "" (everything), Unix milliseconds, a relative "<N>d", "<N>h" or "<N>m"
+// before `now_ms`, or an RFC 3339 UTC date ("2026-11-01") or time ("2026-11-01T08:00:00Z").
+Result<int64_t> ParseSince(std::string_view text, int64_t now_ms);
+
 // Indented trees for people, from the JSON answers above (so the CLI can render what a server
 // returned). InvalidArgument if the JSON is not such an answer.
 Result<std::string> RenderTrace(std::string_view trace_json);
 Result<std::string> RenderSessionEvents(std::string_view session_events_json);
+// Graphviz DOT from a Graph("json") answer (what Graph("dot") returns).
+Result<std::string> GraphToDot(std::string_view graph_json);
 
 }  // namespace custody::attribution

@@ -392,6 +392,18 @@ TEST_F(InvestigateTest, GraphLinksHumansSessionsAgentsAndTools) {
   EXPECT_EQ(inv_->Graph("svg").status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(ParseSinceTest, AcceptsMillisRelativeAndRfc3339AndRefusesTheRest) {
+  const int64_t now = 1'800'000'000'000;
+  EXPECT_EQ(*ParseSince("", now), 0);
+  EXPECT_EQ(*ParseSince("1700000000000", now), 1'700'000'000'000);
+  EXPECT_EQ(*ParseSince("2d", now), now - 2 * 86'400'000);
+  EXPECT_EQ(*ParseSince("3h", now), now - 3 * 3'600'000);
+  EXPECT_EQ(*ParseSince("2023-11-14", now), 1'699'920'000'000);
+  EXPECT_EQ(*ParseSince("2023-11-14T22:13:20Z", now), 1'700'000'000'000);
+  for (const char* bad : {"yesterday", "-5d", "2023-11-14T22:13:20", "2023-13-45", "5w"})
+    EXPECT_EQ(ParseSince(bad, now).status().code(), StatusCode::kInvalidArgument) << bad;
+}
+
 // --- Evidence ------------------------------------------------------------------------------------
 
 class EvidenceTest : public InvestigateTest {
