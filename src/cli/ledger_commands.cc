@@ -10,6 +10,7 @@
 #include <future>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "cli/commands.h"
@@ -21,6 +22,9 @@
 #include "ledger/receipt.h"
 #include "ledger/sqlite_ledger_store.h"
 #include "ledger/verifier.h"
+#ifdef CUSTODY_HAVE_ATTRIBUTION
+#include "attribution/evidence.h"
+#endif
 
 namespace custody::cli {
 namespace {
@@ -249,6 +253,35 @@ int RunVerifyReceipt(const std::string& vkey, const std::string& receipt_file,
   return 0;
 }
 
+#ifdef CUSTODY_HAVE_ATTRIBUTION
+// Offline check of a custody-evidence/v1 bundle; exit 1 naming every problem.
+void RunVerifyBundle(const std::string& file, const std::string& vkey) {
+  std::optional<std::string> pinned;
+  if (!vkey.empty()) {
+    std::string key_text = vkey;
+    if (std::filesystem::exists(vkey)) {
+      key_text = OrFail(crypto::ReadFileToString(vkey));
+      while (!key_text.empty() && (key_text.back() == '\n' || key_text.back() == '\r')) {
+        key_text.pop_back();
+      }
+    }
+    pinned = key_text;
+  }
+  std::string bundle = OrFail(crypto::ReadFileToString(file));
+  auto report = attribution::VerifyEvidence(bundle, pinned);
+  if (!report.ok()) Fail(report.status().WithContext(file));
+  std::cout << attribution::EvidenceReportJson(*report) << "\n";
+  if (!report->ok) {
+    for (const auto& p : report->problems) std::cerr << "custody: bundle FAILED: " << p << "\n";
+    throw CLI::RuntimeError(1);
+  }
+  if (!pinned) {
+    std::cerr << "custody: note: no --key given; the bundle was checked against the key it "
+                 "carries, which proves only that it is self-consistent\n";
+  }
+}
+#endif
+
 int RunDemo(const LedgerFlags& f) {
   auto ledger = OpenLedger(f, /*create=*/true);
   std::cout << "ledger: " << f.db << "\nverifier key: " << ledger->VerifierKey() << "\n\n";
@@ -370,6 +403,17 @@ void RegisterLedgerCommands(CLI::App& app) {
   vr->add_option("--event", *event_file, "Event file (JSON)")->required();
   vr->callback(
       [vkey, receipt_file, event_file] { RunVerifyReceipt(*vkey, *receipt_file, *event_file); });
+
+#ifdef CUSTODY_HAVE_ATTRIBUTION
+  auto bundle_file = std::make_shared<std::string>();
+  auto bundle_key = std::make_shared<std::string>();
+  auto* vb = ledger_cmd->add_subcommand(
+      "verify-bundle", "Verify an evidence bundle (custody evidence) offline: checkpoint "
+                       "signature, every event's inclusion proof, duplicates");
+  vb->add_option("FILE", *bundle_file, "Evidence bundle (JSON)")->required();
+  vb->add_option("--key", *bundle_key, "Pinned verifier key (string or file); recommended");
+  vb->callback([bundle_file, bundle_key] { RunVerifyBundle(*bundle_file, *bundle_key); });
+#endif
 
   auto* demo = ledger_cmd->add_subcommand(
       "demo", "Append sample events, print a receipt and verify it and the ledger");
