@@ -7,6 +7,7 @@
 
 #include "api/attribution_routes.h"
 #include "api/identity_routes.h"
+#include "api/investigation_routes.h"
 #include "api/metrics.h"
 #include "api/routes.h"
 #include "attribution/attribution_service.h"
@@ -165,6 +166,8 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   aro.read_auth = ro.read_auth;
   aro.base_url = config.identity.issuer;
   RETURN_IF_ERROR(AddAttributionRoutes(impl->router, *impl->attribution, aro));
+  RETURN_IF_ERROR(AddInvestigationRoutes(impl->router, *impl->identity, *impl->ledger,
+                                         *impl->attribution, clock));
   Impl* raw = impl.get();
   RETURN_IF_ERROR(AddOpsRoutes(
       impl->router, impl->metrics,
