@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "ledger/ledger_store.h"
 
 namespace custody::ledger {
 class Ledger;
@@ -59,6 +60,12 @@ struct EvidenceReport {
 // checkpoint's size. InvalidArgument only when the document is not a bundle at all.
 Result<EvidenceReport> VerifyEvidence(std::string_view bundle,
                                       std::optional<std::string> pinned_key = std::nullopt);
+
+// The ledger index columns an event needs for bundles and investigations to find it by index:
+// event_id, kind, time, and the session and agent it is by ("actor") or about ("target", e.g. a
+// revocation). Whoever appends identity events (session.start, delegation, revocation) should
+// pass these; without them a bundle holds only the tree's decisions, outcomes and containments.
+ledger::EventColumns InvestigationColumns(std::string_view event_json);
 
 // The report as JSON ({"ok":…, "problems":[…], …}).
 std::string EvidenceReportJson(const EvidenceReport& report);

@@ -31,24 +31,6 @@ std::string S(const json::value& v) {
   return v.is_string() ? std::string(v.get_string()) : json::serialize(v);
 }
 
-// The ledger index columns of an identity event, as the service should fill them: the acting
-// session and agent, or the session/agent an event is about.
-ledger::EventColumns IdentityColumns(const std::string& event) {
-  ledger::EventColumns c;
-  json::object o = json::parse(event).as_object();
-  c.event_id = S(o["event_id"]);
-  c.kind = S(o["kind"]);
-  c.time = S(o["time"]);
-  for (const char* k : {"actor", "target"}) {
-    auto it = o.find(k);
-    if (it == o.end() || !it->value().is_object()) continue;
-    const json::object& a = it->value().get_object();
-    if (c.session.empty() && a.contains("session")) c.session = S(a.at("session"));
-    if (c.agent.empty() && a.contains("agent")) c.agent = S(a.at("agent"));
-  }
-  return c;
-}
-
 constexpr const char* kPolicies = R"(
   @id("github-ok") permit(principal, action == Action::"call_tool", resource in Server::"github");
   @id("slack-roots") permit(principal, action == Action::"call_tool", resource == Tool::"slack/post")
@@ -86,7 +68,7 @@ class InvestigateTest : public ::testing::Test {
     o.issuer = kIssuer;
     tokens_ = std::move(*TokenService::Create(
         *ids_, clock_, random_,
-        [this](const std::string& e) { return ledger_->Append(e, IdentityColumns(e)).status(); },
+        [this](const std::string& e) { return ledger_->Append(e, InvestigationColumns(e)).status(); },
         o));
     store_ = std::move(*AttributionStore::Open((dir_ / "attribution.db").string()));
     auto s = AttributionService::Create(*tokens_, *ledger_, *store_, clock_, random_, {});
@@ -390,6 +372,19 @@ TEST_F(InvestigateTest, GraphLinksHumansSessionsAgentsAndTools) {
   EXPECT_EQ(dot->rfind("digraph custody {", 0), 0u);
   EXPECT_NE(dot->find("\"agent:worker\" -> \"tool:github/list_issues\""), std::string::npos);
   EXPECT_EQ(inv_->Graph("svg").status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(InvestigationColumnsTest, TakeTheActorOrTheTargetOfAnEvent) {
+  auto c = InvestigationColumns(
+      R"({"kind":"revocation","event_id":"e1","time":"t","target":{"session":"s1"}})");
+  EXPECT_EQ(c.kind, "revocation");
+  EXPECT_EQ(c.event_id, "e1");
+  EXPECT_EQ(c.session, "s1");
+  EXPECT_EQ(c.agent, "");
+  c = InvestigationColumns(R"({"kind":"delegation","actor":{"agent":"a","session":"s2"}})");
+  EXPECT_EQ(c.session, "s2");
+  EXPECT_EQ(c.agent, "a");
+  EXPECT_EQ(InvestigationColumns("not json").kind, "");
 }
 
 TEST(ParseSinceTest, AcceptsMillisRelativeAndRfc3339AndRefusesTheRest) {
