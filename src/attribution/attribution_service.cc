@@ -380,6 +380,7 @@ void AttributionService::Index(ActionRow row, bool outcome_only) {
       pending_rows_[row.action_id] = row;
     }
     index_queue_.push_back(IndexOp{std::move(row), outcome_only});
+    ++index_queued_;
   }
   index_cv_.notify_one();
 }
@@ -394,6 +395,7 @@ void AttributionService::IndexLoop() {
     }
     std::deque<IndexOp> ops;
     ops.swap(index_queue_);
+    const uint64_t upto = index_queued_;
     index_busy_ = true;
     lock.unlock();
     std::vector<ActionRow> inserts;
@@ -413,13 +415,17 @@ void AttributionService::IndexLoop() {
       if (!op.outcome_only) pending_rows_.erase(op.row.action_id);
     }
     index_busy_ = false;
+    index_written_ = upto;
     index_idle_cv_.notify_all();
   }
 }
 
 void AttributionService::FlushIndex() {
+  // Waits for what was queued before the call only, so a steady stream of new decisions cannot
+  // keep an investigation waiting.
   std::unique_lock<std::mutex> lock(index_mu_);
-  index_idle_cv_.wait(lock, [&] { return index_queue_.empty() && !index_busy_; });
+  const uint64_t target = index_queued_;
+  index_idle_cv_.wait(lock, [&] { return index_written_ >= target; });
 }
 
 // --- Sessions --------------------------------------------------------------------------------

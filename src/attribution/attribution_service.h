@@ -177,7 +177,8 @@ class AttributionService {
   std::vector<Target> PublishedTargets(const std::set<std::string>& skip_types = {}) const;
 
   AttributionStore& store() { return store_; }
-  // Waits until every action row handed to the indexer is written (tests, shutdown).
+  // Waits until every action row handed to the indexer before the call is written
+  // (investigations, tests).
   void FlushIndex();
 
  private:
@@ -221,6 +222,8 @@ class AttributionService {
   std::deque<IndexOp> index_queue_;                           // guarded by index_mu_
   std::unordered_map<std::string, ActionRow> pending_rows_;   // guarded by index_mu_
   bool index_busy_ = false;                                   // guarded by index_mu_
+  uint64_t index_queued_ = 0;   // ops ever queued; guarded by index_mu_
+  uint64_t index_written_ = 0;  // ops ever written (a prefix of those queued); guarded by index_mu_
   bool index_stop_ = false;                                   // guarded by index_mu_
   std::thread indexer_;
 };
