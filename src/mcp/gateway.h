@@ -1,0 +1,131 @@
+// The MCP gateway: a Streamable HTTP front end at /mcp/{server} for the stdio MCP servers that
+// Custody supervises, with every tools/call verified, authorized, recorded and answered with a
+// receipt. See docs/MCP.md.
+//
+// Per request: Origin check; bearer token verified for the gateway audience (401 with an RFC
+// 9728 resource_metadata pointer otherwise); the MCP session (issued at initialize, bound to the
+// token's Custody session) looked up; then
+//   - tools/list: forwarded, each tool's definition hashed and pinned, and the list filtered to
+//     the tools the policy could allow this caller (AttributionService::WouldAllow);
+//   - tools/call: refused if the tool's definition changed since it was approved; otherwise
+//     AttributionService::Authorize (the decision is in the ledger before anything is
+//     forwarded), forwarded with a new traceparent in params._meta, its outcome recorded with
+//     Complete, and the upstream result returned with the receipts under
+//     _meta["dev.custody/receipt"];
+//   - anything else but initialize and ping: method not found (only tools pass the gateway).
+// The agent's token never goes upstream. A contained (revoked) session's MCP sessions answer 404.
+//
+// Thread-safe. The token service, attribution service and pin store must outlive the gateway.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/random.h"
+#include "common/status.h"
+#include "common/uuid.h"
+#include "http/http.h"
+#include "mcp/jsonrpc.h"
+#include "mcp/stdio_upstream.h"
+#include "mcp/tool_pins.h"
+
+namespace custody::identity {
+class TokenService;
+}
+namespace custody::attribution {
+class AttributionService;
+}
+
+namespace custody::mcp {
+
+// Protocol versions the front end speaks, newest first.
+inline constexpr const char* kProtocolVersions[] = {"2025-11-25", "2025-06-18", "2025-03-26"};
+// The _meta key of the receipt in tools/call results (reverse DNS; MCP reserves only
+// modelcontextprotocol.io/ and mcp.dev/ prefixes).
+inline constexpr const char* kReceiptMetaKey = "dev.custody/receipt";
+
+// The version to answer an initialize with: the client's if supported, else the newest.
+std::string NegotiateProtocolVersion(std::string_view requested);
+
+// Whether `origin` (an Origin header value) is a loopback origin or listed in `allowed`.
+bool OriginAllowed(std::string_view origin, const std::vector<std::string>& allowed);
+
+// Appends one event (a JSON object) to the ledger; returns once it is durable.
+using EventSink = std::function<Status(const std::string& event_json)>;
+
+struct GatewayOptions {
+  std::string audience;  // access tokens must carry this audience (the gateway's resource id)
+  std::string issuer;    // the authorization server named in the RFC 9728 metadata
+  bool tls = false;      // for the resource_metadata URL built from the Host header
+  std::vector<std::string> allowed_origins;  // besides loopback origins
+  size_t max_message_bytes = 1 << 20;
+  UpstreamOptions upstream;  // timeouts, backoff, log (shared by every server)
+};
+
+class Gateway {
+ public:
+  Gateway(std::vector<StdioServerConfig> servers, identity::TokenService& tokens,
+          attribution::AttributionService& attribution, ToolPinStore& pins, EventSink events,
+          const Clock& clock, Random& random, GatewayOptions options);
+  ~Gateway();  // Stop()
+
+  void Start();  // starts every upstream
+  void Stop();
+
+  // /mcp/{server} (POST, GET, DELETE), /.well-known/oauth-protected-resource[/mcp/{server}],
+  // and the admin routes GET /v1/mcp/tools, POST /v1/mcp/tools/approve.
+  Status AddRoutes(http::Router& router, const http::AuthRequirement& read_auth);
+
+  // Approves a changed tool definition (recorded in the ledger as tool.approve).
+  Status Approve(const std::string& server, const std::string& tool, const std::string& hash,
+                 const std::string& by);
+
+  size_t session_count() const;
+
+ private:
+  struct Server;
+  struct McpSession {
+    std::string server;
+    std::string sid;    // the Custody session it is bound to
+    std::string agent;  // for logs
+    std::string protocol_version;
+  };
+  struct Call;    // one tools/call in flight
+  struct Caller;  // the verified token behind a request
+
+  void HandlePost(http::Request& req, http::Responder respond);
+  void HandleDelete(http::Request& req, http::Responder respond);
+  void HandleToolsList(Server& server, const Caller& caller, json::value id,
+                       json::object params, http::Responder respond);
+  void HandleToolsCall(Server& server, const Caller& caller, json::value id,
+                       json::object params, http::Responder respond);
+  void ForwardCall(std::shared_ptr<Call> call);
+  // Records the definitions in a tools/list result; returns the hashes by tool name.
+  std::map<std::string, std::string> PinTools(Server& server, const json::array& tools);
+  http::Response Unauthorized(const http::Request& req, const std::string& server,
+                              const std::string& why) const;
+  std::string MetadataUrl(const http::Request& req, const std::string& server) const;
+
+  identity::TokenService& tokens_;
+  attribution::AttributionService& attribution_;
+  ToolPinStore& pins_;
+  EventSink events_;
+  const Clock& clock_;
+  Random& random_;
+  const GatewayOptions options_;
+  UuidV7Generator ids_;
+
+  std::map<std::string, std::unique_ptr<Server>> servers_;  // fixed after construction
+
+  mutable std::mutex sessions_mu_;
+  std::unordered_map<std::string, McpSession> sessions_;  // guarded by sessions_mu_
+};
+
+}  // namespace custody::mcp

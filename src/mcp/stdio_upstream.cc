@@ -1,0 +1,442 @@
+#include "mcp/stdio_upstream.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <set>
+
+extern char** environ;
+
+namespace custody::mcp {
+
+namespace json = boost::json;
+using Clock = std::chrono::steady_clock;
+
+StdioUpstream::StdioUpstream(StdioServerConfig config, UpstreamOptions options)
+    : config_(std::move(config)), options_(std::move(options)) {}
+
+StdioUpstream::~StdioUpstream() { Stop(); }
+
+void StdioUpstream::Start() {
+  std::lock_guard lock(mu_);
+  if (started_ || stop_) return;
+  started_ = true;
+  supervisor_ = std::thread([this] { Supervise(); });
+}
+
+void StdioUpstream::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stop_ && !supervisor_.joinable()) return;
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (supervisor_.joinable()) supervisor_.join();
+  FailAll("the gateway is shutting down", /*include_waiting=*/true);
+}
+
+bool StdioUpstream::ready() const {
+  std::lock_guard lock(mu_);
+  return ready_;
+}
+int64_t StdioUpstream::starts() const {
+  std::lock_guard lock(mu_);
+  return starts_;
+}
+int StdioUpstream::pid() const {
+  std::lock_guard lock(mu_);
+  return pid_;
+}
+
+void StdioUpstream::Supervise() {
+  auto backoff = options_.min_backoff;
+  for (;;) {
+    {
+      std::lock_guard lock(mu_);
+      if (stop_) break;
+    }
+    auto started_at = Clock::now();
+    if (Spawn()) {
+      std::unique_lock lk(mu_);
+      while (!child_gone_ && !stop_) {
+        cv_.wait_for(lk, std::chrono::milliseconds(100));
+        lk.unlock();
+        ExpireDeadlines();
+        lk.lock();
+      }
+      bool stopping = stop_;
+      int pid = pid_;
+      if (stopping && !child_gone_) {
+        ::kill(pid, SIGTERM);
+        if (!cv_.wait_for(lk, std::chrono::seconds(2), [this] { return child_gone_; })) {
+          ::kill(pid, SIGKILL);
+        }
+      }
+      lk.unlock();
+      if (stdout_reader_.joinable()) stdout_reader_.join();
+      if (stderr_reader_.joinable()) stderr_reader_.join();
+      int wstatus = 0;
+      ::waitpid(pid, &wstatus, 0);
+      {
+        std::lock_guard wl(write_mu_);
+        if (stdin_fd_ >= 0) ::close(stdin_fd_);
+        stdin_fd_ = -1;
+      }
+      {
+        std::lock_guard lock(mu_);
+        ready_ = false;
+        pid_ = 0;
+        child_gone_ = false;
+      }
+      std::string how = WIFEXITED(wstatus)     ? "exited with status " +
+                                                 std::to_string(WEXITSTATUS(wstatus))
+                        : WIFSIGNALED(wstatus) ? "was killed by signal " +
+                                                     std::to_string(WTERMSIG(wstatus))
+                                               : "ended";
+      if (options_.log) {
+        options_.log(stopping ? 1 : 2, config_.name, "upstream server " + how);
+      }
+      FailAll("upstream server " + how, /*include_waiting=*/false);
+      if (stopping) break;
+      if (Clock::now() - started_at > std::chrono::seconds(10)) backoff = options_.min_backoff;
+    }
+    if (options_.log) {
+      options_.log(2, config_.name,
+                   "restarting upstream server in " + std::to_string(backoff.count()) + " ms");
+    }
+    std::unique_lock lk(mu_);
+    auto until = Clock::now() + backoff;
+    while (!stop_ && Clock::now() < until) {
+      cv_.wait_until(lk, std::min(until, Clock::now() + std::chrono::milliseconds(100)));
+      lk.unlock();
+      ExpireDeadlines();
+      lk.lock();
+    }
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+bool StdioUpstream::Spawn() {
+  int in[2], out[2], err[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) != 0) return false;
+  if (::pipe2(out, O_CLOEXEC) != 0) {
+    ::close(in[0]);
+    ::close(in[1]);
+    return false;
+  }
+  if (::pipe2(err, O_CLOEXEC) != 0) {
+    for (int fd : {in[0], in[1], out[0], out[1]}) ::close(fd);
+    return false;
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, in[1], 0);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  // `custody serve` blocks SIGTERM/SIGINT in every thread; the child must not inherit that.
+  sigset_t empty, defaults;
+  sigemptyset(&empty);
+  sigemptyset(&defaults);
+  for (int s : {SIGTERM, SIGINT, SIGPIPE, SIGHUP}) sigaddset(&defaults, s);
+  posix_spawnattr_setsigmask(&attr, &empty);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+
+  std::vector<std::string> argv_s{config_.command};
+  argv_s.insert(argv_s.end(), config_.args.begin(), config_.args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_s;
+  for (char** e = environ; e && *e; ++e) {
+    std::string_view kv(*e);
+    std::string key(kv.substr(0, kv.find('=')));
+    if (!config_.env.count(key)) env_s.emplace_back(kv);
+  }
+  for (const auto& [k, v] : config_.env) env_s.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& e : env_s) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
+  pid_t pid = 0;
+  int rc = ::posix_spawnp(&pid, config_.command.c_str(), &fa, &attr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  ::close(in[1]);
+  ::close(out[1]);
+  ::close(err[1]);
+  if (rc != 0) {
+    ::close(in[0]);
+    ::close(out[0]);
+    ::close(err[0]);
+    if (options_.log) {
+      options_.log(3, config_.name,
+                   "cannot start " + config_.command + ": " + std::strerror(rc));
+    }
+    return false;
+  }
+  int64_t init_id;
+  {
+    std::lock_guard lock(mu_);
+    pid_ = pid;
+    ++starts_;
+    child_gone_ = false;
+    ready_ = false;
+    init_id = init_id_ = next_id_++;
+  }
+  {
+    std::lock_guard wl(write_mu_);
+    stdin_fd_ = in[0];
+  }
+  stdout_reader_ = std::thread([this, fd = out[0]] { ReadStdout(fd); });
+  stderr_reader_ = std::thread([this, fd = err[0]] { ReadStderr(fd); });
+  if (options_.log) {
+    options_.log(1, config_.name,
+                 "started upstream server (pid " + std::to_string(pid) + "): " + config_.command);
+  }
+  json::object init{
+      {"jsonrpc", "2.0"},
+      {"id", init_id},
+      {"method", "initialize"},
+      {"params",
+       json::object{{"protocolVersion", options_.protocol_version},
+                    {"capabilities", json::object{}},
+                    {"clientInfo", json::object{{"name", "custody-mcp-gateway"},
+                                                {"version", "0.1.0"}}}}}};
+  (void)WriteLine(json::serialize(init));
+  return true;
+}
+
+namespace {
+
+// Reads lines from `fd` until EOF, calling `on_line` for each; lines longer than `max` are
+// dropped (reported once each through `on_overlong`).
+template <typename F, typename G>
+void ReadLines(int fd, size_t max, F on_line, G on_overlong) {
+  std::string buf;
+  bool skipping = false;
+  char chunk[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    buf.append(chunk, static_cast<size_t>(n));
+    size_t start = 0;
+    for (;;) {
+      size_t nl = buf.find('\n', start);
+      if (nl == std::string::npos) break;
+      if (!skipping) on_line(std::string_view(buf).substr(start, nl - start));
+      skipping = false;
+      start = nl + 1;
+    }
+    buf.erase(0, start);
+    if (buf.size() > max) {
+      if (!skipping) on_overlong();
+      skipping = true;
+      buf.clear();
+    }
+  }
+  if (!buf.empty() && !skipping) on_line(buf);
+  ::close(fd);
+}
+
+}  // namespace
+
+void StdioUpstream::ReadStdout(int fd) {
+  ReadLines(
+      fd, options_.max_line_bytes, [this](std::string_view line) { HandleLine(line); },
+      [this] {
+        if (options_.log) options_.log(2, config_.name, "dropped an overlong stdout line");
+      });
+  {
+    std::lock_guard lock(mu_);
+    child_gone_ = true;
+  }
+  cv_.notify_all();
+}
+
+void StdioUpstream::ReadStderr(int fd) {
+  ReadLines(
+      fd, 64 * 1024,
+      [this](std::string_view line) {
+        if (!options_.log || line.empty()) return;
+        std::string s(line.substr(0, 4096));
+        options_.log(1, config_.name, "stderr: " + s);
+      },
+      [] {});
+}
+
+void StdioUpstream::HandleLine(std::string_view line) {
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+  if (line.empty()) return;
+  boost::system::error_code ec;
+  json::value v = json::parse(line, ec);
+  if (ec || !v.is_object()) {
+    if (options_.log) options_.log(2, config_.name, "ignored a stdout line that is not JSON-RPC");
+    return;
+  }
+  json::object& o = v.get_object();
+  auto idit = o.find("id");
+  auto mit = o.find("method");
+  if (mit != o.end()) {
+    if (idit != o.end()) {  // a request from the server
+      bool ping = mit->value().is_string() && mit->value().get_string() == "ping";
+      json::object reply{{"jsonrpc", "2.0"}, {"id", idit->value()}};
+      if (ping) {
+        reply["result"] = json::object{};
+      } else {
+        reply["error"] = json::object{{"code", -32601},
+                                      {"message", "the Custody gateway offers no client features"}};
+      }
+      (void)WriteLine(json::serialize(reply));
+    } else if (options_.on_notification) {
+      options_.on_notification(o);
+    }
+    return;
+  }
+  if (idit == o.end() || !idit->value().is_int64()) return;  // not one of our ids
+  int64_t id = idit->value().get_int64();
+  std::unique_lock lk(mu_);
+  if (id == init_id_) {
+    if (o.contains("error")) {
+      int pid = pid_;
+      lk.unlock();
+      if (options_.log) {
+        options_.log(3, config_.name,
+                     "upstream refused initialize: " + json::serialize(o["error"]));
+      }
+      ::kill(pid, SIGTERM);
+      return;
+    }
+    ready_ = true;
+    std::vector<std::string> lines;
+    for (int64_t w : waiting_) {
+      auto it = pending_.find(w);
+      if (it != pending_.end()) lines.push_back(std::move(it->second.line));
+    }
+    waiting_.clear();
+    lk.unlock();
+    (void)WriteLine(R"({"jsonrpc":"2.0","method":"notifications/initialized"})");
+    for (const auto& l : lines) (void)WriteLine(l);
+    if (options_.log) options_.log(1, config_.name, "upstream server initialized");
+    return;
+  }
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return;  // timed out already
+  UpstreamCallback done = std::move(it->second.done);
+  pending_.erase(it);
+  lk.unlock();
+  o.erase("id");
+  o.erase("jsonrpc");
+  done(std::move(o));
+}
+
+bool StdioUpstream::WriteLine(const std::string& line) {
+  std::lock_guard wl(write_mu_);
+  if (stdin_fd_ < 0) return false;
+  std::string data = line + "\n";
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::send(stdin_fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+void StdioUpstream::Call(const std::string& method, json::value params, UpstreamCallback done) {
+  std::unique_lock lk(mu_);
+  if (stop_) {
+    lk.unlock();
+    done(UnavailableError("the gateway is shutting down"));
+    return;
+  }
+  int64_t id = next_id_++;
+  json::object req{{"jsonrpc", "2.0"}, {"id", id}, {"method", method}};
+  if (!params.is_null()) req["params"] = std::move(params);
+  std::string line = json::serialize(req);
+  auto deadline = Clock::now() + options_.request_timeout;
+  if (ready_) {
+    pending_[id] = Pending{std::move(done), deadline, ""};
+    lk.unlock();
+    if (!WriteLine(line)) {
+      lk.lock();
+      auto it = pending_.find(id);
+      if (it == pending_.end()) return;
+      UpstreamCallback d = std::move(it->second.done);
+      pending_.erase(it);
+      lk.unlock();
+      d(UnavailableError("upstream server " + config_.name + " is not reachable"));
+    }
+    return;
+  }
+  if (waiting_.size() >= options_.max_waiting) {
+    lk.unlock();
+    done(UnavailableError("upstream server " + config_.name + " is starting; too many waiting"));
+    return;
+  }
+  pending_[id] = Pending{std::move(done), deadline, std::move(line)};
+  waiting_.push_back(id);
+}
+
+void StdioUpstream::Notify(const std::string& method, json::value params) {
+  {
+    std::lock_guard lock(mu_);
+    if (!ready_) return;
+  }
+  json::object n{{"jsonrpc", "2.0"}, {"method", method}};
+  if (!params.is_null()) n["params"] = std::move(params);
+  (void)WriteLine(json::serialize(n));
+}
+
+void StdioUpstream::FailAll(const std::string& why, bool include_waiting) {
+  std::vector<UpstreamCallback> failed;
+  {
+    std::lock_guard lock(mu_);
+    std::set<int64_t> waiting(waiting_.begin(), waiting_.end());
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (!include_waiting && waiting.count(it->first)) {
+        ++it;
+        continue;
+      }
+      failed.push_back(std::move(it->second.done));
+      it = pending_.erase(it);
+    }
+    if (include_waiting) waiting_.clear();
+  }
+  for (auto& d : failed) d(UnavailableError(why));
+}
+
+void StdioUpstream::ExpireDeadlines() {
+  std::vector<std::pair<int64_t, UpstreamCallback>> expired;
+  auto now = Clock::now();
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (it->second.deadline > now) {
+        ++it;
+        continue;
+      }
+      expired.emplace_back(it->first, std::move(it->second.done));
+      std::erase(waiting_, it->first);
+      it = pending_.erase(it);
+    }
+  }
+  for (auto& [id, d] : expired) {
+    Notify("notifications/cancelled",
+           json::object{{"requestId", id}, {"reason", "timed out at the Custody gateway"}});
+    d(UnavailableError("upstream server " + config_.name + " did not answer in time"));
+  }
+}
+
+}  // namespace custody::mcp

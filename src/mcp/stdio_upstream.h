@@ -1,0 +1,117 @@
+// StdioUpstream: an MCP server that Custody spawns and supervises, spoken to in JSON-RPC over
+// newline-delimited stdin/stdout (the MCP stdio transport).
+//
+// A supervisor thread starts the process, performs the MCP initialize handshake, and restarts
+// it with exponential backoff when it exits. A reader thread parses stdout; another forwards
+// stderr lines to the log. Many requests may be in flight: each gets a fresh upstream id, and
+// the response is routed back to the caller's callback by that id (the caller's own id never
+// reaches the upstream). Requests sent while the server is (re)starting wait for the handshake;
+// when the process dies, or a request outlives its deadline, its callback gets Unavailable.
+// Requests from the server to the client are answered: `ping` with {}, anything else with
+// method-not-found (the gateway offers no client capabilities upstream).
+//
+// Thread-safe. Callbacks run on the reader or supervisor thread and must not block.
+#pragma once
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+
+namespace custody::mcp {
+
+struct StdioServerConfig {
+  std::string name;     // the server's name in the gateway (/mcp/{name})
+  std::string command;  // looked up in PATH when it has no '/'
+  std::vector<std::string> args;
+  std::map<std::string, std::string> env;  // added to (and overriding) Custody's environment
+};
+
+// level: 0 debug, 1 info, 2 warn, 3 error.
+using UpstreamLog = std::function<void(int level, const std::string& server,
+                                       const std::string& message)>;
+// The upstream's response object ({"result":…} or {"error":…}), or Unavailable.
+using UpstreamCallback = std::function<void(Result<boost::json::object>)>;
+using NotificationHandler = std::function<void(const boost::json::object& message)>;
+
+struct UpstreamOptions {
+  std::chrono::milliseconds request_timeout{60000};
+  std::chrono::milliseconds min_backoff{100};
+  std::chrono::milliseconds max_backoff{30000};
+  size_t max_line_bytes = 16 << 20;  // longer stdout lines are dropped (and logged)
+  size_t max_waiting = 1024;         // requests queued while the server (re)starts
+  std::string protocol_version = "2025-06-18";
+  UpstreamLog log;
+  NotificationHandler on_notification;  // server notifications (e.g. tools/list_changed)
+};
+
+class StdioUpstream {
+ public:
+  StdioUpstream(StdioServerConfig config, UpstreamOptions options);
+  ~StdioUpstream();  // Stop()
+  StdioUpstream(const StdioUpstream&) = delete;
+  StdioUpstream& operator=(const StdioUpstream&) = delete;
+
+  // Starts the supervisor (returns at once; the process starts in the background).
+  void Start();
+  // Terminates the process (SIGTERM, then SIGKILL after 2 s) and fails what is in flight.
+  void Stop();
+
+  // Sends a request; `done` runs once.
+  void Call(const std::string& method, boost::json::value params, UpstreamCallback done);
+  // Sends a notification (dropped while the server is not initialized).
+  void Notify(const std::string& method, boost::json::value params);
+
+  const std::string& name() const { return config_.name; }
+  bool ready() const;
+  int64_t starts() const;  // processes started so far (1 + restarts)
+  int pid() const;         // of the current process, 0 when none
+
+ private:
+  struct Pending {
+    UpstreamCallback done;
+    std::chrono::steady_clock::time_point deadline;
+    std::string line;  // the request, kept while waiting for the handshake
+  };
+  void Supervise();
+  bool Spawn();  // with mu_ not held
+  void ReadStdout(int fd);
+  void ReadStderr(int fd);
+  void HandleLine(std::string_view line);
+  bool WriteLine(const std::string& line);  // with write_mu_
+  void FailAll(const std::string& why, bool include_waiting);
+  void ExpireDeadlines();
+
+  const StdioServerConfig config_;
+  const UpstreamOptions options_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;            // guarded by mu_
+  bool started_ = false;         // guarded by mu_
+  bool ready_ = false;           // guarded by mu_: handshake done
+  bool child_gone_ = false;      // guarded by mu_: stdout reached EOF
+  int pid_ = 0;                  // guarded by mu_
+  int64_t starts_ = 0;           // guarded by mu_
+  int64_t next_id_ = 1;          // guarded by mu_
+  int64_t init_id_ = 0;          // guarded by mu_
+  std::map<int64_t, Pending> pending_;  // guarded by mu_: sent, awaiting a response
+  std::vector<int64_t> waiting_;        // guarded by mu_: ids not yet sent (before ready)
+
+  std::mutex write_mu_;
+  int stdin_fd_ = -1;  // guarded by write_mu_
+
+  std::thread supervisor_;
+  std::thread stdout_reader_;  // owned by the supervisor thread
+  std::thread stderr_reader_;  // owned by the supervisor thread
+};
+
+}  // namespace custody::mcp

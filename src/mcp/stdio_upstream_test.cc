@@ -1,0 +1,134 @@
+// StdioUpstream against a tiny fake MCP server (testdata/fake_server.mjs, run with node).
+#include "mcp/stdio_upstream.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <future>
+
+namespace custody::mcp {
+namespace {
+
+namespace json = boost::json;
+
+std::string FakeServer() {
+  const char* src = std::getenv("CUSTODY_SOURCE_DIR");
+  return std::string(src ? src : ".") + "/src/mcp/testdata/fake_server.mjs";
+}
+
+struct Logs {
+  std::mutex mu;
+  std::vector<std::string> lines;  // guarded by mu
+  std::condition_variable cv;
+  bool WaitFor(const std::string& needle) {
+    std::unique_lock lk(mu);
+    return cv.wait_for(lk, std::chrono::seconds(20), [&] {
+      for (auto& l : lines) {
+        if (l.find(needle) != std::string::npos) return true;
+      }
+      return false;
+    });
+  }
+};
+
+class StdioUpstreamTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<StdioUpstream> Make(std::string command, std::vector<std::string> args,
+                                      std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+    UpstreamOptions o;
+    o.request_timeout = timeout;
+    o.min_backoff = std::chrono::milliseconds(10);
+    o.max_backoff = std::chrono::milliseconds(50);
+    o.log = [this](int, const std::string& server, const std::string& msg) {
+      std::lock_guard lock(logs_.mu);
+      logs_.lines.push_back(server + ": " + msg);
+      logs_.cv.notify_all();
+    };
+    auto u = std::make_unique<StdioUpstream>(StdioServerConfig{"fake", command, args, {}}, o);
+    u->Start();
+    return u;
+  }
+  std::future<Result<json::object>> Call(StdioUpstream& u, const std::string& tool,
+                                         json::object args) {
+    auto p = std::make_shared<std::promise<Result<json::object>>>();
+    auto f = p->get_future();
+    u.Call("tools/call", json::object{{"name", tool}, {"arguments", std::move(args)}},
+           [p](Result<json::object> r) { p->set_value(std::move(r)); });
+    return f;
+  }
+  static Result<json::object> Get(std::future<Result<json::object>>& f) {
+    if (f.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
+      return InternalError("no answer");
+    }
+    return f.get();
+  }
+  Logs logs_;
+};
+
+TEST_F(StdioUpstreamTest, ManyRequestsInFlightAreMatchedToTheirCallers) {
+  auto u = Make("node", {FakeServer()});
+  // Sent before the handshake completes: they wait for it.
+  auto slow = Call(*u, "slow", json::object{{"ms", 300}, {"tag", "slow"}});
+  std::vector<std::future<Result<json::object>>> fast;
+  for (int i = 0; i < 20; ++i) fast.push_back(Call(*u, "echo", json::object{{"i", i}}));
+  for (int i = 0; i < 20; ++i) {
+    auto r = Get(fast[i]);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->at("result").at("structuredContent").at("arguments").at("i"), json::value(i));
+  }
+  auto s = Get(slow);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->at("result").at("structuredContent").at("arguments").at("tag"),
+            json::value("slow"));
+  // stderr went to the log.
+  EXPECT_TRUE(logs_.WaitFor("fake: stderr: fake server started"));
+  EXPECT_EQ(u->starts(), 1);
+}
+
+TEST_F(StdioUpstreamTest, ACrashFailsWhatIsInFlightAndTheServerIsRestarted) {
+  auto u = Make("node", {FakeServer()});
+  auto first = Call(*u, "echo", json::object{});
+  auto r1 = Get(first);
+  ASSERT_TRUE(r1.ok());
+  int64_t pid1 = r1->at("result").at("structuredContent").at("pid").as_int64();
+
+  auto crash = Call(*u, "crash", json::object{});
+  auto rc = Get(crash);
+  ASSERT_FALSE(rc.ok());
+  EXPECT_EQ(rc.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(rc.status().message().find("exited with status 3"), std::string::npos)
+      << rc.status().ToString();
+
+  // The next call waits for the restarted process and is answered by it.
+  auto again = Call(*u, "echo", json::object{{"after", "crash"}});
+  auto r2 = Get(again);
+  ASSERT_TRUE(r2.ok()) << r2.status().ToString();
+  EXPECT_NE(r2->at("result").at("structuredContent").at("pid").as_int64(), pid1);
+  EXPECT_EQ(u->starts(), 2);
+  EXPECT_TRUE(logs_.WaitFor("restarting upstream server"));
+}
+
+TEST_F(StdioUpstreamTest, ARequestThatOutlivesItsDeadlineIsFailed) {
+  auto u = Make("node", {FakeServer()}, std::chrono::milliseconds(500));
+  auto warm = Call(*u, "echo", json::object{});
+  ASSERT_TRUE(Get(warm).ok());
+  auto slow = Call(*u, "slow", json::object{{"ms", 60000}});
+  auto r = Get(slow);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(r.status().message().find("did not answer in time"), std::string::npos);
+}
+
+TEST_F(StdioUpstreamTest, AMissingCommandIsLoggedAndCallsFail) {
+  auto u = Make("/nonexistent/custody-no-such-server", {}, std::chrono::milliseconds(300));
+  auto f = Call(*u, "echo", json::object{});
+  auto r = Get(f);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(logs_.WaitFor("cannot start /nonexistent/custody-no-such-server"));
+  u->Stop();
+  EXPECT_EQ(u->starts(), 0);
+}
+
+}  // namespace
+}  // namespace custody::mcp

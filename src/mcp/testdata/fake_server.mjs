@@ -1,0 +1,46 @@
+// A tiny MCP stdio server for the gateway's unit and end-to-end tests (no dependencies).
+// Tools: echo (returns its arguments and the _meta it received), slow (answers after `ms`),
+// crash (exits with status 3 without answering), touch (writes the file named by
+// FAKE_MARKER_FILE: proof that a call reached this server). The description of echo is read from the file
+// named by FAKE_DESC_FILE on every tools/list when that is set, so a test can change a tool's
+// definition under the gateway.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+
+process.stderr.write('fake server started\n');
+const send = (m) => process.stdout.write(JSON.stringify({ jsonrpc: '2.0', ...m }) + '\n');
+const description = () => {
+  const f = process.env.FAKE_DESC_FILE;
+  if (f) {
+    try { return readFileSync(f, 'utf8').trim(); } catch { /* fall through */ }
+  }
+  return 'Echoes its arguments';
+};
+
+for await (const line of createInterface({ input: process.stdin })) {
+  if (!line.trim()) continue;
+  const m = JSON.parse(line);
+  if (m.method === 'initialize') {
+    send({ id: m.id, result: { protocolVersion: m.params.protocolVersion, capabilities: { tools: {} },
+      serverInfo: { name: 'fake', version: '1' } } });
+  } else if (m.method === 'tools/list') {
+    send({ id: m.id, result: { tools: [
+      { name: 'echo', description: description(), inputSchema: { type: 'object' } },
+      { name: 'slow', description: 'Answers after ms milliseconds', inputSchema: { type: 'object' } },
+      { name: 'crash', description: 'Exits without answering', inputSchema: { type: 'object' } },
+      { name: 'touch', description: 'Writes a marker file', inputSchema: { type: 'object' } },
+    ] } });
+  } else if (m.method === 'tools/call') {
+    const args = m.params.arguments ?? {};
+    if (m.params.name === 'crash') process.exit(3);
+    const answer = () => send({ id: m.id, result: {
+      content: [{ type: 'text', text: JSON.stringify(args) }],
+      structuredContent: { arguments: args, meta: m.params._meta ?? null, pid: process.pid } } });
+    if (m.params.name === 'touch') writeFileSync(process.env.FAKE_MARKER_FILE, 'reached\n');
+    if (m.params.name === 'slow') setTimeout(answer, args.ms ?? 100);
+    else if (m.params.name === 'echo' || m.params.name === 'touch') answer();
+    else send({ id: m.id, error: { code: -32602, message: 'unknown tool ' + m.params.name } });
+  } else if (m.id !== undefined && m.method) {
+    send({ id: m.id, error: { code: -32601, message: 'method not found' } });
+  }
+}
