@@ -378,11 +378,13 @@ Result<std::string> Investigator::BlastRadius(const std::string& kind, const std
     ASSIGN_OR_RETURN(identity::Agent a, tokens_.GetAgent(id));
     agents.insert(a.name);
     std::set<std::string> own;
-    ASSIGN_OR_RETURN(auto idx, ledger_.store().FindLeaves(ledger::LedgerStore::Column::kAgent, id));
-    for (uint64_t i : idx) {
-      ASSIGN_OR_RETURN(ledger::StoredLeaf leaf, ledger_.GetEntry(i));
-      if (leaf.columns.kind != "session.start" && leaf.columns.kind != "delegation") continue;
-      if (!leaf.columns.session.empty()) own.insert(leaf.columns.session);
+    for (const char* k : {"session.start", "delegation"}) {
+      ASSIGN_OR_RETURN(auto idx,
+                       ledger_.store().FindLeaves(ledger::LedgerStore::Column::kAgent, id, k));
+      for (uint64_t i : idx) {
+        ASSIGN_OR_RETURN(ledger::StoredLeaf leaf, ledger_.GetEntry(i));
+        if (!leaf.columns.session.empty()) own.insert(leaf.columns.session);
+      }
     }
     ASSIGN_OR_RETURN(auto rows, store.ActionsOfAgent(id, 0));
     for (const auto& r : rows) own.insert(r.sid);

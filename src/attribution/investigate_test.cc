@@ -332,6 +332,28 @@ TEST_F(InvestigateTest, BlastRadiusEvaluatesPoliciesWithinGrantsAndRecordsNothin
   EXPECT_EQ(inv_->BlastRadius("agent", "ghost").status().code(), StatusCode::kNotFound);
 }
 
+TEST_F(InvestigateTest, LedgerFindsLeavesByIndexColumnAndKind) {
+  Scenario s = Run();
+  using Column = ledger::LedgerStore::Column;
+  auto delegations = ledger_->store().FindLeaves(Column::kAgent, "worker", "delegation");
+  ASSERT_TRUE(delegations.ok());
+  EXPECT_EQ(delegations->size(), 2u);
+  auto of_bad = ledger_->store().FindLeaves(Column::kSession, s.bad_sid);
+  ASSERT_TRUE(of_bad.ok());
+  std::vector<std::string> kinds;
+  for (uint64_t i : *of_bad) kinds.push_back(ledger_->GetEntry(i)->columns.kind);
+  // delegation, decision, decision, containment, revocation, decision (ascending index)
+  EXPECT_EQ(kinds.front(), "delegation");
+  EXPECT_EQ(std::count(kinds.begin(), kinds.end(), "action.decision"), 2);
+  EXPECT_EQ(std::count(kinds.begin(), kinds.end(), "containment"), 1);
+  EXPECT_TRUE(std::is_sorted(of_bad->begin(), of_bad->end()));
+  auto by_id = ledger_->store().FindLeaves(Column::kEventId, s.trip.action_id);
+  ASSERT_TRUE(by_id.ok());
+  ASSERT_EQ(by_id->size(), 1u);
+  EXPECT_EQ((*by_id)[0], s.trip.ledger_index);
+  EXPECT_TRUE(ledger_->store().FindLeaves(Column::kSession, "").value().empty());
+}
+
 TEST_F(InvestigateTest, ReviewListsGrantsNeverUsedAsRemovalCandidates) {
   Scenario s = Run();
   json::object r = Answer(inv_->Review("worker", 0));

@@ -71,20 +71,26 @@ class LedgerStore {
   // Visits leaves in index order starting at `from`; stops early if `fn` returns false.
   virtual Status ScanLeaves(uint64_t from, const std::function<bool(const StoredLeaf&)>& fn) = 0;
 
-  // Indexes (ascending) of the leaves whose index column `column` equals `value` (investigations:
-  // every event of a session, an event by id). This default scans every leaf; SqliteLedgerStore
-  // answers from its indexes.
+  // Indexes (ascending) of the leaves whose index column `column` equals `value`, and whose kind
+  // is `kind` unless that is empty (investigations: every event of a session, an event by id, the
+  // sessions an agent started). This default scans every leaf; SqliteLedgerStore answers from
+  // its indexes.
   enum class Column { kEventId, kSession, kAgent };
-  virtual Result<std::vector<uint64_t>> FindLeaves(Column column, const std::string& value) {
+  virtual Result<std::vector<uint64_t>> FindLeaves(Column column, const std::string& value,
+                                                   const std::string& kind) {
     std::vector<uint64_t> out;
     RETURN_IF_ERROR(ScanLeaves(0, [&](const StoredLeaf& l) {
       const std::string& v = column == Column::kEventId   ? l.columns.event_id
                              : column == Column::kSession ? l.columns.session
                                                           : l.columns.agent;
-      if (!v.empty() && v == value) out.push_back(l.index);
+      if (!v.empty() && v == value && (kind.empty() || l.columns.kind == kind))
+        out.push_back(l.index);
       return true;
     }));
     return out;
+  }
+  Result<std::vector<uint64_t>> FindLeaves(Column column, const std::string& value) {
+    return FindLeaves(column, value, "");
   }
 
   // NotFound if the tile was never written.

@@ -355,12 +355,16 @@ Status SqliteLedgerStore::ScanLeaves(uint64_t from,
 
 // Uses the partial indexes leaves_event_id, leaves_session and leaves_agent.
 Result<std::vector<uint64_t>> SqliteLedgerStore::FindLeaves(Column column,
-                                                            const std::string& value) {
+                                                            const std::string& value,
+                                                            const std::string& kind) {
   const char* sql = column == Column::kEventId
-                        ? "SELECT idx FROM leaves WHERE event_id = ?1 ORDER BY idx"
+                        ? "SELECT idx FROM leaves WHERE event_id = ?1 AND (?2 IS NULL OR kind = ?2) "
+                          "ORDER BY idx"
                     : column == Column::kSession
-                        ? "SELECT idx FROM leaves WHERE session = ?1 ORDER BY idx"
-                        : "SELECT idx FROM leaves WHERE agent = ?1 ORDER BY idx";
+                        ? "SELECT idx FROM leaves WHERE session = ?1 AND (?2 IS NULL OR kind = ?2) "
+                          "ORDER BY idx"
+                        : "SELECT idx FROM leaves WHERE agent = ?1 AND (?2 IS NULL OR kind = ?2) "
+                          "ORDER BY idx";
   std::vector<uint64_t> out;
   if (value.empty()) return out;
   std::lock_guard<std::mutex> lock(mu_);
@@ -368,6 +372,7 @@ Result<std::vector<uint64_t>> SqliteLedgerStore::FindLeaves(Column column,
   if (sqlite3_prepare_v2(db_, sql, -1, &raw, nullptr) != SQLITE_OK) return Error("prepare");
   std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> s(raw, sqlite3_finalize);
   sqlite3_bind_text(raw, 1, value.data(), static_cast<int>(value.size()), SQLITE_STATIC);
+  BindText(raw, 2, kind);  // NULL when empty: any kind
   while (true) {
     int rc = sqlite3_step(raw);
     if (rc == SQLITE_DONE) break;

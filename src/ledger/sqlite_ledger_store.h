@@ -35,7 +35,9 @@ class SqliteLedgerStore final : public LedgerStore {
   Result<uint64_t> LeafCount() override;
   Result<StoredLeaf> GetLeaf(uint64_t index) override;
   Status ScanLeaves(uint64_t from, const std::function<bool(const StoredLeaf&)>& fn) override;
-  Result<std::vector<uint64_t>> FindLeaves(Column column, const std::string& value) override;
+  Result<std::vector<uint64_t>> FindLeaves(Column column, const std::string& value,
+                                           const std::string& kind) override;
+  using LedgerStore::FindLeaves;
   Result<StoredTile> GetTile(uint8_t level, uint64_t index) override;
   Result<std::optional<StoredCheckpoint>> LatestCheckpoint() override;
   Result<std::optional<StoredCheckpoint>> GetCheckpoint(uint64_t size) override;
