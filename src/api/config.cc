@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include <cctype>
 #include <charconv>
 #include <functional>
 #include <variant>
@@ -52,6 +53,10 @@ const std::vector<KeyDef>& Keys() {
       {"limits.write_timeout_ms", [](Config& c) -> Setting { return &c.limits.write_timeout_ms; }},
       {"limits.shutdown_timeout_ms",
        [](Config& c) -> Setting { return &c.limits.shutdown_timeout_ms; }},
+      {"mcp.audience", [](Config& c) -> Setting { return &c.mcp.audience; }},
+      {"mcp.allowed_origins", [](Config& c) -> Setting { return &c.mcp.allowed_origins; }},
+      {"mcp.max_message_bytes", [](Config& c) -> Setting { return &c.mcp.max_message_bytes; }},
+      {"mcp.request_timeout_ms", [](Config& c) -> Setting { return &c.mcp.request_timeout_ms; }},
   };
   return keys;
 }
@@ -101,10 +106,83 @@ std::string Where(std::string_view name, const toml::source_region& src) {
          std::to_string(src.begin.column);
 }
 
+// [mcp.servers.NAME]: command (string, required), args (array of strings), env (table of
+// strings). Unknown keys are errors, as everywhere else.
+Status ApplyMcpServers(Config& c, const toml::table& servers, std::string_view name) {
+  for (const auto& [k, node] : servers) {
+    std::string server(k.str());
+    const toml::table* t = node.as_table();
+    if (!t) {
+      return InvalidArgumentError(Where(name, node.source()) + ": mcp.servers." + server +
+                                  " must be a table");
+    }
+    bool name_ok = !server.empty() && server.size() <= 64;
+    for (char ch : server) {
+      if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_' && ch != '.') {
+        name_ok = false;
+      }
+    }
+    if (!name_ok) {
+      return InvalidArgumentError(Where(name, node.source()) + ": MCP server name \"" + server +
+                                  "\" must be 1-64 of [A-Za-z0-9._-]");
+    }
+    Config::McpServer s;
+    for (const auto& [mk, mv] : *t) {
+      std::string key = "mcp.servers." + server + "." + std::string(mk.str());
+      if (mk.str() == "command") {
+        if (!mv.is_string()) {
+          return InvalidArgumentError(Where(name, mv.source()) + ": " + key + " must be a string");
+        }
+        s.command = *mv.value<std::string>();
+      } else if (mk.str() == "args") {
+        const toml::array* a = mv.as_array();
+        if (!a) {
+          return InvalidArgumentError(Where(name, mv.source()) + ": " + key +
+                                      " must be an array of strings");
+        }
+        for (const auto& e : *a) {
+          if (!e.is_string()) {
+            return InvalidArgumentError(Where(name, e.source()) + ": " + key +
+                                        " must be an array of strings");
+          }
+          s.args.push_back(*e.value<std::string>());
+        }
+      } else if (mk.str() == "env") {
+        const toml::table* e = mv.as_table();
+        if (!e) {
+          return InvalidArgumentError(Where(name, mv.source()) + ": " + key +
+                                      " must be a table of strings");
+        }
+        for (const auto& [ek, ev] : *e) {
+          if (!ev.is_string()) {
+            return InvalidArgumentError(Where(name, ev.source()) + ": " + key + "." +
+                                        std::string(ek.str()) + " must be a string");
+          }
+          s.env[std::string(ek.str())] = *ev.value<std::string>();
+        }
+      } else {
+        return InvalidArgumentError(Where(name, mv.source()) + ": unknown key " + key);
+      }
+    }
+    if (s.command.empty()) {
+      return InvalidArgumentError(Where(name, node.source()) + ": mcp.servers." + server +
+                                  ".command is required");
+    }
+    c.mcp.servers[server] = std::move(s);
+  }
+  return OkStatus();
+}
+
 Status ApplyTable(Config& c, const toml::table& table, const std::string& prefix,
                   std::string_view name) {
   for (const auto& [k, node] : table) {
     std::string key = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+    if (key == "mcp.servers") {
+      const toml::table* sub = node.as_table();
+      if (!sub) return InvalidArgumentError(Where(name, node.source()) + ": mcp.servers must be a table");
+      RETURN_IF_ERROR(ApplyMcpServers(c, *sub, name));
+      continue;
+    }
     if (const toml::table* sub = node.as_table()) {
       bool is_section = false;
       for (const KeyDef& d : Keys()) {
@@ -178,6 +256,8 @@ Status Validate(const Config& c) {
   if (c.attribution.arguments != "digest" && c.attribution.arguments != "redacted") {
     return InvalidArgumentError("attribution.arguments must be digest or redacted");
   }
+  RETURN_IF_ERROR(Range("mcp.max_message_bytes", c.mcp.max_message_bytes, 1, 1LL << 30));
+  RETURN_IF_ERROR(Range("mcp.request_timeout_ms", c.mcp.request_timeout_ms, 1, 3'600'000));
   if (c.tls.cert.empty() != c.tls.key.empty()) {
     return InvalidArgumentError("tls.cert and tls.key must be set together");
   }

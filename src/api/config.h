@@ -16,6 +16,11 @@
 //   limits.max_body_bytes (1 MiB)  limits.max_header_bytes (16 KiB)
 //   limits.header_timeout_ms (10000)  limits.body_timeout_ms (30000)
 //   limits.write_timeout_ms (30000)  limits.shutdown_timeout_ms (30000)
+//   mcp.audience ("<identity.issuer>/mcp": the audience session tokens must carry at the gateway)
+//   mcp.allowed_origins ("": comma-separated Origins accepted besides loopback ones)
+//   mcp.max_message_bytes (1 MiB)  mcp.request_timeout_ms (60000)
+//   [mcp.servers.NAME] command = "…", args = ["…"], env = {K = "V"}: stdio MCP servers that
+//   the gateway spawns and serves at /mcp/NAME (file only; no environment variable or flag)
 #pragma once
 
 #include <cstdint>
@@ -72,12 +77,28 @@ struct Config {
     int64_t write_timeout_ms = 30000;
     int64_t shutdown_timeout_ms = 30000;
   } limits;
+  struct McpServer {
+    std::string command;
+    std::vector<std::string> args;
+    std::map<std::string, std::string> env;
+  };
+  struct Mcp {
+    std::string audience;         // empty: identity.issuer + "/mcp"
+    std::string allowed_origins;  // comma-separated
+    int64_t max_message_bytes = 1024 * 1024;
+    int64_t request_timeout_ms = 60000;
+    std::map<std::string, McpServer> servers;
+  } mcp;
 
   std::string TokenDbPath() const;
   std::string LedgerDbPath() const { return data_dir + "/ledger.db"; }
   std::string LedgerKeyPath() const { return data_dir + "/ledger.key"; }
   std::string IdentityDbPath() const { return data_dir + "/identity.db"; }
   std::string AttributionDbPath() const { return data_dir + "/attribution.db"; }
+  std::string McpDbPath() const { return data_dir + "/mcp.db"; }
+  std::string McpAudience() const {
+    return mcp.audience.empty() ? identity.issuer + "/mcp" : mcp.audience;
+  }
 };
 
 struct HostPort {

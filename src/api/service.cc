@@ -18,6 +18,8 @@
 #include "identity/token_service.h"
 #include "ledger/ledger.h"
 #include "ledger/sqlite_ledger_store.h"
+#include "mcp/gateway.h"
+#include "mcp/tool_pins.h"
 #include "store/sqlite_admin_token_store.h"
 
 namespace custody::api {
@@ -35,6 +37,8 @@ struct Service::Impl {
   std::unique_ptr<identity::TokenService> identity;
   std::unique_ptr<attribution::AttributionStore> attribution_store;
   std::unique_ptr<attribution::AttributionService> attribution;
+  std::unique_ptr<mcp::SqliteToolPinStore> mcp_pins;
+  std::unique_ptr<mcp::Gateway> mcp;  // after attribution: it calls it
   http::Router router;
   std::unique_ptr<http::Server> server;
   std::optional<IssuedToken> bootstrap;
@@ -166,6 +170,43 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   aro.read_auth = ro.read_auth;
   aro.base_url = config.identity.issuer;
   RETURN_IF_ERROR(AddAttributionRoutes(impl->router, *impl->attribution, aro));
+
+  // The MCP gateway: /mcp/{server} for the configured stdio servers, every tools/call
+  // authorized and recorded by attribution (docs/MCP.md). Upstreams start with the server.
+  {
+    ASSIGN_OR_RETURN(impl->mcp_pins, mcp::SqliteToolPinStore::Open(config.McpDbPath()));
+    std::vector<mcp::StdioServerConfig> servers;
+    for (const auto& [name, s] : config.mcp.servers) {
+      servers.push_back(mcp::StdioServerConfig{name, s.command, s.args, s.env});
+    }
+    mcp::GatewayOptions go;
+    go.audience = config.McpAudience();
+    go.issuer = config.identity.issuer;
+    go.tls = !config.tls.cert.empty();
+    for (size_t pos = 0; pos < config.mcp.allowed_origins.size();) {
+      size_t comma = config.mcp.allowed_origins.find(',', pos);
+      if (comma == std::string::npos) comma = config.mcp.allowed_origins.size();
+      std::string o = config.mcp.allowed_origins.substr(pos, comma - pos);
+      std::erase(o, ' ');
+      if (!o.empty()) go.allowed_origins.push_back(o);
+      pos = comma + 1;
+    }
+    go.max_message_bytes = static_cast<size_t>(config.mcp.max_message_bytes);
+    go.upstream.request_timeout = std::chrono::milliseconds(config.mcp.request_timeout_ms);
+    Logger* mlog = &log;
+    go.upstream.log = [mlog](int level, const std::string& server, const std::string& message) {
+      LogLevel l = level <= 0 ? LogLevel::kDebug
+                   : level == 1 ? LogLevel::kInfo
+                   : level == 2 ? LogLevel::kWarn
+                                : LogLevel::kError;
+      if (mlog->Enabled(l)) mlog->Log(l, "mcp_upstream", {{"server", server}, {"message", message}});
+    };
+    impl->mcp = std::make_unique<mcp::Gateway>(
+        std::move(servers), *impl->identity, *impl->attribution, *impl->mcp_pins,
+        [led](const std::string& event) { return led->Append(event).status(); }, clock, random,
+        std::move(go));
+    RETURN_IF_ERROR(impl->mcp->AddRoutes(impl->router, ro.read_auth));
+  }
   RETURN_IF_ERROR(AddInvestigationRoutes(impl->router, *impl->identity, *impl->ledger,
                                          *impl->attribution, clock));
   Impl* raw = impl.get();
@@ -217,12 +258,17 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   return std::unique_ptr<Service>(new Service(std::move(impl)));
 }
 
-Status Service::Start() { return impl_->server->Start(); }
+Status Service::Start() {
+  RETURN_IF_ERROR(impl_->server->Start());
+  if (impl_->mcp) impl_->mcp->Start();
+  return OkStatus();
+}
 
 void Service::Shutdown() {
   if (!impl_ || impl_->shut_down) return;
   impl_->shut_down = true;
   impl_->server->Shutdown();
+  if (impl_->mcp) impl_->mcp->Stop();  // before the ledger closes: outcomes are recorded
   impl_->ledger->Close();
   impl_->attribution->FlushIndex();
 }

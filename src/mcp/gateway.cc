@@ -632,11 +632,13 @@ Status Gateway::AddRoutes(http::Router& router, const http::AuthRequirement& rea
     RETURN_IF_ERROR(router.Add(http::Route{
         "POST", pattern, [this](Request& req, Responder respond) {
           HandlePost(req, std::move(respond));
-        }}));
+        },
+        http::AuthRequirement::None(), ""}));
     RETURN_IF_ERROR(router.Add(http::Route{
         "DELETE", pattern, [this](Request& req, Responder respond) {
           HandleDelete(req, std::move(respond));
-        }}));
+        },
+        http::AuthRequirement::None(), ""}));
   }
   auto metadata = [this](Request&, Responder respond) {
     json::object m{{"resource", options_.audience},
@@ -645,9 +647,11 @@ Status Gateway::AddRoutes(http::Router& router, const http::AuthRequirement& rea
                    {"resource_name", "Custody MCP gateway"}};
     respond(Response::Json(200, json::serialize(m)));
   };
-  RETURN_IF_ERROR(router.Add(http::Route{"GET", "/.well-known/oauth-protected-resource", metadata}));
-  RETURN_IF_ERROR(router.Add(
-      http::Route{"GET", "/.well-known/oauth-protected-resource/mcp/{server}", metadata}));
+  for (const char* path :
+       {"/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp/{server}"}) {
+    RETURN_IF_ERROR(
+        router.Add(http::Route{"GET", path, metadata, http::AuthRequirement::None(), ""}));
+  }
 
   RETURN_IF_ERROR(router.Add(http::Route{
       "GET", "/v1/mcp/tools",
@@ -670,7 +674,7 @@ Status Gateway::AddRoutes(http::Router& router, const http::AuthRequirement& rea
         }
         respond(Response::Json(200, json::serialize(json::object{{"tools", std::move(tools)}})));
       },
-      read_auth}));
+      read_auth, ""}));
   RETURN_IF_ERROR(router.Add(http::Route{
       "POST", "/v1/mcp/tools/approve",
       [this](Request& req, Responder respond) {
