@@ -9,6 +9,7 @@
 #include <iostream>
 #include <map>
 
+#include "attribution/investigate.h"
 #include "cli/commands.h"
 #include "cli/server_client.h"
 
@@ -23,6 +24,7 @@ struct SessionFlags {
   std::string reason;
   bool tree = false;
   bool json = false;
+  bool events = false;
 };
 
 std::string Text(const json::object& o, std::string_view key) {
@@ -113,8 +115,19 @@ void RegisterSessionCommands(CLI::App& app) {
   AddServerOptions(show, f->server);
   show->add_option("sid", f->id, "Session id")->required();
   show->add_flag("--tree", f->tree, "Show the whole subtree as an indented tree");
-  show->add_flag("--json", f->json, "With --tree: print the server's JSON instead");
+  show->add_flag("--json", f->json, "With --tree/--events: print the server's JSON instead");
+  show->add_flag("--events", f->events,
+                 "The session tree with each session's recorded actions, in order");
   show->callback([f] {
+    if (f->events) {
+      json::value ev = CallServer(f->server, "GET", "/v1/sessions/" + PathSegment(f->id) + "/events",
+                                  "", "session show " + f->id + " --events");
+      if (f->json) return PrintJson(ev);
+      auto text = attribution::RenderSessionEvents(json::serialize(ev));
+      if (!text.ok()) FailWith("session show: " + text.status().message());
+      std::fputs(text->c_str(), stdout);
+      return;
+    }
     json::value r = CallServer(f->server, "GET", "/v1/sessions/" + PathSegment(f->id), "",
                                "session show " + f->id);
     if (!f->tree) {

@@ -239,6 +239,11 @@ TEST_F(AttributionE2E, ScenarioDelegationTripwireContainmentAndSiblingContinues)
   std::string planner_sid = S(Body(Send(PostForm("/oauth2/introspect", {{"token", planner}},
                                                  server_->token())))["sid"]);
   ASSERT_FALSE(planner_sid.empty());
+  // The tree with its actions in order, for people.
+  ASSERT_EQ(Cli({"session", "show", planner_sid, "--events"}, &out), 0) << out;
+  EXPECT_NE(out.find("drop_table"), std::string::npos) << out;
+  EXPECT_NE(out.find("search_issues"), std::string::npos) << out;
+  EXPECT_LT(out.find("search_issues"), out.find("get_issue")) << out;
   fs::path bundle = dir_ / "evidence.json";
   ASSERT_EQ(Cli({"evidence", planner_sid, "--out", bundle.string()}, &out), 0) << out;
   std::string vout;
