@@ -24,5 +24,7 @@ void RegisterPolicyCommands(CLI::App& app);
 void RegisterContainCommands(CLI::App& app);
 // trace, session-events, blast-radius, review, graph, evidence (over HTTP).
 void RegisterInvestigateCommands(CLI::App& app);
+// tool list|approve: the MCP gateway's tool-definition pins (over HTTP).
+void RegisterToolCommands(CLI::App& app);
 
 }  // namespace custody::cli

@@ -31,6 +31,9 @@ int main(int argc, char** argv) {
 #ifdef CUSTODY_HAVE_INVESTIGATE_CLI
   custody::cli::RegisterInvestigateCommands(app);
 #endif
+#ifdef CUSTODY_HAVE_TOOL_CLI
+  custody::cli::RegisterToolCommands(app);
+#endif
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

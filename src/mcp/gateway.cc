@@ -229,6 +229,22 @@ void Gateway::HandlePost(Request& req, Responder respond) {
     return;
   }
 
+  // The 2026-07-28 routing headers, when sent, must name what the body does: the tool that is
+  // logged must be the tool that runs.
+  if (auto mh = req.headers.Get("mcp-method"); mh && *mh != msg.method) {
+    respond(RpcResponse(400, ErrorText(msg.id, kInvalidRequest,
+                                       "Mcp-Method header does not match the body's method")));
+    return;
+  }
+  if (auto nh = req.headers.Get("mcp-name")) {
+    auto n = msg.params().find("name");
+    if (n == msg.params().end() || !n->value().is_string() || n->value().get_string() != *nh) {
+      respond(RpcResponse(400, ErrorText(msg.id, kInvalidRequest,
+                                         "Mcp-Name header does not match params.name")));
+      return;
+    }
+  }
+
   if (msg.kind == MessageKind::kRequest && msg.method == "initialize") {
     std::string requested;
     if (auto it = msg.params().find("protocolVersion");
@@ -577,7 +593,7 @@ void Gateway::ForwardCall(std::shared_ptr<Call> call) {
       }
       *out = json::object{{"jsonrpc", "2.0"}, {"id", call->id}, {"result", std::move(result)}};
     }
-    attribution_.Complete(std::move(c), [call, out](Result<CompleteResult> cr) {
+    attribution_.Complete(std::move(c), [this, call, out](Result<CompleteResult> cr) {
       json::object receipt{{"action_id", call->decision.action_id},
                            {"decision", "allow"},
                            {"reasons", Strings(call->decision.reasons)},
@@ -592,6 +608,16 @@ void Gateway::ForwardCall(std::shared_ptr<Call> call) {
                                           {"receipt", cr->receipt}};
       } else {
         receipt["outcome_error"] = cr.status().ToString();
+      }
+      // Contained while the call ran: the outcome is recorded, but the result is withheld.
+      identity::VerifiedAccess revoked;
+      if (!tokens_.VerifyAccessToken(call->caller.token, options_.audience, &revoked).ok() &&
+          !revoked.session.sid.empty()) {
+        call->respond(RpcResponse(
+            200, ErrorText(call->id, kDenied,
+                           "the session was contained while the call ran; the result is withheld",
+                           json::object{{kReceiptMetaKey, std::move(receipt)}})));
+        return;
       }
       if (auto res = out->find("result"); res != out->end()) {
         json::object& result = res->value().as_object();

@@ -1,18 +1,20 @@
 // The MCP gateway end to end, against real peers: the official TypeScript SDK client
 // (@modelcontextprotocol/sdk, Streamable HTTP) talks to `custody serve`, which spawns and
-// supervises @modelcontextprotocol/server-everything over stdio, plus the small fake server in
-// src/mcp/testdata (its tools can crash, leave a marker when reached, or change definition).
+// supervises @modelcontextprotocol/server-everything and @modelcontextprotocol/server-filesystem
+// (on a temporary directory) over stdio, plus the small fake server in src/mcp/testdata (its
+// tools can crash, leave a marker when reached, or change definition).
 //   node gateway_e2e.mjs /path/to/custody /path/to/source/root
 // Checks: initialize and session binding; tools/list filtered by policy; an allowed call returns
 // the server's real result with a receipt whose decision is in the ledger; a denied call is
 // refused with its reason, recorded, and never reaches the server; traceparent propagation;
 // another session's or audience's token refused; bad input (malformed, batch, unknown method,
-// oversized, foreign Origin); a changed tool definition refused until approved; an upstream
+// oversized, foreign Origin, Mcp-Name mismatch); a changed tool definition refused until
+// approved (`custody tool list|approve`); filesystem reads allowed, writes denied; an upstream
 // crash survived; a contained session cut off (404) while its sibling continues.
 // Exits non-zero on the first failure; needs `npm ci` in tests/mcp (scripts/test.sh does it).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -39,6 +41,11 @@ if (!existsSync(everything)) {
   console.error(`FAIL: ${everything} is missing; run \`npm ci\` in tests/mcp`);
   process.exit(1);
 }
+const filesystem = join(here, 'node_modules/@modelcontextprotocol/server-filesystem/dist/index.js');
+if (!existsSync(filesystem)) {
+  console.error(`FAIL: ${filesystem} is missing; run \`npm ci\` in tests/mcp`);
+  process.exit(1);
+}
 const fake = join(sourceRoot, 'src/mcp/testdata/fake_server.mjs');
 
 const ISSUER = 'https://custody.local';
@@ -47,6 +54,7 @@ const AGENT = 'mcp-e2e-agent';
 const dir = mkdtempSync(join(tmpdir(), 'custody-mcp-'));
 const descFile = join(dir, 'desc.txt');
 const markerFile = join(dir, 'reached');
+const fsRoot = join(dir, 'files');
 let server;
 let stderr = '';
 
@@ -65,6 +73,10 @@ request_timeout_ms = 20000
 [mcp.servers.everything]
 command = ${JSON.stringify(process.execPath)}
 args = [${JSON.stringify(everything)}, "stdio"]
+
+[mcp.servers.fs]
+command = ${JSON.stringify(process.execPath)}
+args = [${JSON.stringify(filesystem)}, ${JSON.stringify(fsRoot)}]
 
 [mcp.servers.fake]
 command = ${JSON.stringify(process.execPath)}
@@ -111,12 +123,14 @@ const claims = (jwt) => JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').t
 
 async function main() {
   writeFileSync(descFile, 'Echoes its arguments (v1)');
+  mkdirSync(fsRoot);
+  writeFileSync(join(fsRoot, 'notes.txt'), 'custody was here\n');
   const { url, adminToken } = await startServer();
 
   // An agent with a client secret that may assert its initiator (a workflow), and two sessions.
   const reg = await request(url, '/v1/agents', { token: adminToken, body: {
     name: AGENT, environment: 'dev', business_owner: 'ops', technical_owner: 'platform',
-    revocation_contact: 'sec@example.com', grants: ['everything/*', 'fake/*'],
+    revocation_contact: 'sec@example.com', grants: ['everything/*', 'fake/*', 'fs/*'],
     permissions: ['assert_initiator'], client_secret: true } });
   assert.equal(reg.status, 201, reg.text);
   const secret = reg.json.client_secret;
@@ -135,6 +149,7 @@ async function main() {
     audience, objective: 'mcp e2e' });
   const tokenA = await session();
   const tokenB = await session();
+  const tokenC = await session();
   const wrongAudience = await session('https://elsewhere.example');
 
   // Policy: everything's tools except get-env; the fake server's except touch.
@@ -143,6 +158,8 @@ async function main() {
 @id("fake-tools") permit(principal, action == Action::"call_tool", resource in Server::"fake");
 @id("no-env") forbid(principal, action, resource == Tool::"everything/get-env");
 @id("no-touch") forbid(principal, action, resource == Tool::"fake/touch");
+@id("fs-tools") permit(principal, action == Action::"call_tool", resource in Server::"fs");
+@id("fs-read-only") forbid(principal, action, resource == Tool::"fs/write_file");
 ` } });
   assert.equal(pub.status, 200, pub.text);
 
@@ -230,7 +247,11 @@ async function main() {
   const noSession = await request(url, '/mcp/everything', { token: tokenA, headers: accept,
     body: { jsonrpc: '2.0', id: 10, method: 'ping' } });
   assert.equal(noSession.status, 400);
-  console.log('ok malformed JSON -32700, batch -32600, unknown method -32601, oversized 413, foreign Origin 403');
+  const mismatch = await request(url, '/mcp/everything', { token: tokenA,
+    headers: { ...sess, 'mcp-method': 'tools/call', 'mcp-name': 'echo' },
+    body: { jsonrpc: '2.0', id: 13, method: 'tools/call', params: { name: 'get-env', arguments: {} } } });
+  assert.equal(mismatch.status, 400, mismatch.text);
+  console.log('ok malformed JSON -32700, batch -32600, unknown method -32601, oversized 413, foreign Origin 403, Mcp-Name mismatch 400');
 
   // --- Another Custody session's token cannot use this MCP session.
   const stolen = await request(url, '/mcp/everything', { token: tokenB, headers: sess,
@@ -259,20 +280,60 @@ async function main() {
   await f.client.listTools();
   await assert.rejects(f.client.callTool({ name: 'echo', arguments: { n: 2 } }),
     (e) => e.code === -32001 && /tool_definition_changed/.test(e.message));
-  const pins = await request(url, '/v1/mcp/tools', { method: 'GET', token: adminToken });
-  const pin = pins.json.tools.find((t) => t.server === 'fake' && t.tool === 'echo');
+  // The operator sees the change and approves exactly the advertised hash (`custody tool …`).
+  const cli = (...args) => JSON.parse(execFileSync(custody,
+    [...args, '--server', url, '--token', adminToken], { encoding: 'utf8' }));
+  const pin = cli('tool', 'list').tools.find((t) => t.server === 'fake' && t.tool === 'echo');
   assert.equal(pin.status, 'changed');
-  const approve = await request(url, '/v1/mcp/tools/approve', { token: adminToken,
+  assert.notEqual(pin.seen_hash, pin.approved_hash);
+  const wrong = await request(url, '/v1/mcp/tools/approve', { token: adminToken,
+    body: { server: 'fake', tool: 'echo', hash: pin.approved_hash } });
+  assert.equal(wrong.status, 409, wrong.text);
+  const noAdmin = await request(url, '/v1/mcp/tools/approve', { token: tokenB,
     body: { server: 'fake', tool: 'echo', hash: pin.seen_hash } });
-  assert.equal(approve.status, 200, approve.text);
+  assert.equal(noAdmin.status, 401, noAdmin.text);
+  assert.equal(cli('tool', 'approve', 'fake', 'echo', pin.seen_hash).approved_hash, pin.seen_hash);
   const after = await f.client.callTool({ name: 'echo', arguments: { n: 3 } });
   assert.equal(after._meta['dev.custody/receipt'].definition_hash, pin.seen_hash);
-  console.log('ok a changed tool definition is refused until approved');
+  console.log('ok a changed tool definition is refused until approved (custody tool list|approve)');
 
   await assert.rejects(f.client.callTool({ name: 'crash', arguments: {} }), (e) => e.code === -32002);
   const revived = await f.client.callTool({ name: 'echo', arguments: { n: 4 } });
   assert.notEqual(revived.structuredContent.pid, pid1, 'not restarted');
   console.log('ok an upstream crash is survived (restarted)');
+
+  // --- server-filesystem over stdio, against a temporary directory: reads pass, writes do not.
+  const fsc = await connect('fs', tokenB);
+  const fsTools = (await fsc.client.listTools()).tools.map((t) => t.name);
+  assert.ok(fsTools.includes('read_text_file') && !fsTools.includes('write_file'), `${fsTools}`);
+  const read = await fsc.client.callTool({ name: 'read_text_file', arguments: { path: join(fsRoot, 'notes.txt') } });
+  assert.equal(read.content[0].text, 'custody was here\n');
+  assert.ok(read._meta['dev.custody/receipt'].receipt);
+  await assert.rejects(fsc.client.callTool({ name: 'write_file',
+    arguments: { path: join(fsRoot, 'evil.txt'), content: 'x' } }),
+  (e) => e.code === -32001 && /fs-read-only/.test(e.message));
+  assert.ok(!existsSync(join(fsRoot, 'evil.txt')), 'a denied write reached the filesystem server');
+  console.log('ok server-filesystem: reads return the file with a receipt, a denied write never happens');
+
+  // --- A session contained while its call runs upstream does not get the result.
+  const c = await connect('fake', tokenC);
+  await c.client.listTools();
+  const slow = request(url, '/mcp/fake', { token: tokenC,
+    headers: { ...accept, 'mcp-session-id': c.transport.sessionId },
+    body: { jsonrpc: '2.0', id: 20, method: 'tools/call', params: { name: 'slow', arguments: { ms: 1500 } } } });
+  const started = markerFile + '.slow-started';
+  for (let i = 0; i < 500 && !existsSync(started); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(existsSync(started), 'the slow call never reached the server');
+  const containC = await request(url, '/v1/contain', { token: adminToken,
+    body: { session: claims(tokenC).sid, reason: 'mcp e2e: mid-call' } });
+  assert.equal(containC.status, 200, containC.text);
+  const withheld = await slow;
+  assert.equal(withheld.status, 200, withheld.text);
+  assert.equal(withheld.json.error?.code, -32001, withheld.text);
+  assert.match(withheld.json.error.message, /contained while the call ran/);
+  assert.ok(withheld.json.error.data['dev.custody/receipt'].outcome.receipt, 'outcome not recorded');
+  await c.client.close().catch(() => {});
+  console.log('ok a session contained mid-call gets no result');
 
   // --- Containment: A's session is contained; its MCP session is gone, B continues.
   const sidA = claims(tokenA).sid;

@@ -1,7 +1,8 @@
 // A tiny MCP stdio server for the gateway's unit and end-to-end tests (no dependencies).
 // Tools: echo (returns its arguments and the _meta it received), slow (answers after `ms`),
 // crash (exits with status 3 without answering), touch (writes the file named by
-// FAKE_MARKER_FILE: proof that a call reached this server). The description of echo is read from the file
+// FAKE_MARKER_FILE: proof that a call reached this server); slow also writes
+// FAKE_MARKER_FILE.slow-started when it begins, so a test knows the call is in flight. The description of echo is read from the file
 // named by FAKE_DESC_FILE on every tools/list when that is set, so a test can change a tool's
 // definition under the gateway.
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -37,6 +38,9 @@ for await (const line of createInterface({ input: process.stdin })) {
       content: [{ type: 'text', text: JSON.stringify(args) }],
       structuredContent: { arguments: args, meta: m.params._meta ?? null, pid: process.pid } } });
     if (m.params.name === 'touch') writeFileSync(process.env.FAKE_MARKER_FILE, 'reached\n');
+    if (m.params.name === 'slow' && process.env.FAKE_MARKER_FILE) {
+      writeFileSync(process.env.FAKE_MARKER_FILE + '.slow-started', 'started\n');
+    }
     if (m.params.name === 'slow') setTimeout(answer, args.ms ?? 100);
     else if (m.params.name === 'echo' || m.params.name === 'touch') answer();
     else send({ id: m.id, error: { code: -32602, message: 'unknown tool ' + m.params.name } });
