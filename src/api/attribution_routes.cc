@@ -17,8 +17,8 @@ using http::Response;
 
 constexpr const char* kJson = "application/json";
 
-void Reply(Responder& respond, const Request& req, const Status& s) {
-  Response r = http::ErrorResponse(s, req.request_id);
+void Reply(const Responder& respond, const std::string& request_id, const Status& s) {
+  Response r = http::ErrorResponse(s, request_id);
   if (s.code() == StatusCode::kUnauthenticated) {
     r.headers.Set("www-authenticate", "Bearer realm=\"custody\", error=\"invalid_token\"");
   }
@@ -260,6 +260,23 @@ void RunNext(AttributionService* svc, std::shared_ptr<EvaluationsRun> run) {
   });
 }
 
+// One evaluation answered as AuthZEN's single shape; request errors (no or bad token, a bad
+// request, a subject that is not the token's agent) are HTTP errors, not decisions.
+void RespondSingle(AttributionService* svc, const Evaluation& e, const std::string& token,
+                   const std::string& traceparent, Responder respond,
+                   const std::string& request_id) {
+  Evaluate(svc, e, token, traceparent, [respond, request_id](Result<AuthorizeResult> r) {
+    StatusCode code = r.ok() ? StatusCode::kOk : r.status().code();
+    if (code == StatusCode::kUnauthenticated || code == StatusCode::kInvalidArgument ||
+        code == StatusCode::kPermissionDenied) {
+      return Reply(respond, request_id, r.status());
+    }
+    Response resp = Response::Json(200, json::serialize(AuthzenDecision(r)));
+    if (r.ok()) resp.headers.Set("traceparent", r->traceparent);
+    respond(std::move(resp));
+  });
+}
+
 }  // namespace
 
 Status AddAttributionRoutes(http::Router& router, AttributionService& service,
@@ -271,16 +288,11 @@ Status AddAttributionRoutes(http::Router& router, AttributionService& service,
       {"POST", "/v1/actions:authorize",
        [svc](Request& req, Responder respond) {
          auto a = NativeRequest(req);
-         if (!a.ok()) return Reply(respond, req, a.status());
+         if (!a.ok()) return Reply(respond, req.request_id, a.status());
          if (a->token.empty())
-           return Reply(respond, req, UnauthenticatedError("a bearer session token is required"));
+           return Reply(respond, req.request_id, UnauthenticatedError("a bearer session token is required"));
          svc->Authorize(std::move(*a), [respond, id = req.request_id](Result<AuthorizeResult> r) {
-           if (!r.ok()) {
-             Request fake;
-             fake.request_id = id;
-             Responder rs = respond;
-             return Reply(rs, fake, r.status());
-           }
+           if (!r.ok()) return Reply(respond, id, r.status());
            respond(AuthorizeResponse(*r));
          });
        },
@@ -292,39 +304,36 @@ Status AddAttributionRoutes(http::Router& router, AttributionService& service,
          const std::string& op = req.params["op"];
          constexpr std::string_view kSuffix = ":complete";
          if (op.size() <= kSuffix.size() || !op.ends_with(kSuffix))
-           return Reply(respond, req, NotFoundError("unknown action operation (try :complete)"));
+           return Reply(respond, req.request_id, NotFoundError("unknown action operation (try :complete)"));
          attribution::CompleteRequest c;
          c.action_id = op.substr(0, op.size() - kSuffix.size());
          c.token = Bearer(req);
          if (c.token.empty())
-           return Reply(respond, req, UnauthenticatedError("a bearer session token is required"));
+           return Reply(respond, req.request_id, UnauthenticatedError("a bearer session token is required"));
          auto o = ParseBody(req.body);
-         if (!o.ok()) return Reply(respond, req, o.status());
+         if (!o.ok()) return Reply(respond, req.request_id, o.status());
          for (const auto& kv : *o) {
            std::string_view k = kv.key();
            if (k != "status" && k != "error" && k != "output_digest" && k != "latency_ms")
-             return Reply(respond, req,
+             return Reply(respond, req.request_id,
                           InvalidArgumentError("unknown field \"" + std::string(k) + "\""));
          }
          auto st = OptString(*o, "status");
          auto er = OptString(*o, "error");
          auto od = OptString(*o, "output_digest");
          if (!st.ok() || !er.ok() || !od.ok())
-           return Reply(respond, req, InvalidArgumentError("status, error and output_digest are strings"));
+           return Reply(respond, req.request_id, InvalidArgumentError("status, error and output_digest are strings"));
          c.status = *st;
          c.error = *er;
          c.output_digest = *od;
          if (auto it = o->find("latency_ms"); it != o->end()) {
            if (!it->value().is_int64() || it->value().get_int64() < 0)
-             return Reply(respond, req, InvalidArgumentError("latency_ms must be a non-negative integer"));
+             return Reply(respond, req.request_id, InvalidArgumentError("latency_ms must be a non-negative integer"));
            c.latency_ms = it->value().get_int64();
          }
          svc->Complete(std::move(c), [respond, id = req.request_id](
                                          Result<attribution::CompleteResult> r) {
-           Responder rs = respond;
-           Request fake;
-           fake.request_id = id;
-           if (!r.ok()) return Reply(rs, fake, r.status());
+           if (!r.ok()) return Reply(respond, id, r.status());
            json::object body{{"event_id", r->event_id},
                              {"ledger_index", r->ledger_index},
                              {"receipt", r->receipt}};
@@ -337,22 +346,22 @@ Status AddAttributionRoutes(http::Router& router, AttributionService& service,
       {"POST", "/v1/policies",
        [svc](Request& req, Responder respond) {
          auto o = ParseBody(req.body);
-         if (!o.ok()) return Reply(respond, req, o.status());
+         if (!o.ok()) return Reply(respond, req.request_id, o.status());
          for (const auto& kv : *o) {
            if (kv.key() != "policies" && kv.key() != "entities")
-             return Reply(respond, req,
+             return Reply(respond, req.request_id,
                           InvalidArgumentError("unknown field \"" + std::string(kv.key()) + "\""));
          }
          auto policies = OptString(*o, "policies");
-         if (!policies.ok()) return Reply(respond, req, policies.status());
+         if (!policies.ok()) return Reply(respond, req.request_id, policies.status());
          std::string entities;
          if (auto it = o->find("entities"); it != o->end() && !it->value().is_null()) {
            if (!it->value().is_array())
-             return Reply(respond, req, InvalidArgumentError("entities must be a JSON array"));
+             return Reply(respond, req.request_id, InvalidArgumentError("entities must be a JSON array"));
            entities = json::serialize(it->value());
          }
          auto r = svc->PublishPolicies(*policies, entities, By(req));
-         if (!r.ok()) return Reply(respond, req, r.status());
+         if (!r.ok()) return Reply(respond, req.request_id, r.status());
          json::object body{{"hash", r->hash},
                            {"policies", r->policies},
                            {"entities", r->entities},
@@ -366,8 +375,8 @@ Status AddAttributionRoutes(http::Router& router, AttributionService& service,
       {"GET", "/v1/policies/active",
        [svc](Request& req, Responder respond) {
          auto r = svc->ActivePolicySet();
-         if (!r.ok()) return Reply(respond, req, r.status());
-         if (!*r) return Reply(respond, req, NotFoundError("no policy set has been published"));
+         if (!r.ok()) return Reply(respond, req.request_id, r.status());
+         if (!*r) return Reply(respond, req.request_id, NotFoundError("no policy set has been published"));
          const auto& p = **r;
          json::value entities = p.entities.empty() ? json::value(json::array())
                                                    : json::parse(p.entities);
@@ -385,7 +394,7 @@ Status AddAttributionRoutes(http::Router& router, AttributionService& service,
       {"GET", "/v1/policies",
        [svc](Request& req, Responder respond) {
          auto r = svc->store().ListPolicySets();
-         if (!r.ok()) return Reply(respond, req, r.status());
+         if (!r.ok()) return Reply(respond, req.request_id, r.status());
          json::array a;
          for (const auto& p : *r) {
            a.push_back(json::object{{"hash", p.hash},
@@ -401,17 +410,17 @@ Status AddAttributionRoutes(http::Router& router, AttributionService& service,
       {"POST", "/v1/contain",
        [svc](Request& req, Responder respond) {
          auto o = ParseBody(req.body);
-         if (!o.ok()) return Reply(respond, req, o.status());
+         if (!o.ok()) return Reply(respond, req.request_id, o.status());
          auto session = OptString(*o, "session");
          auto agent = OptString(*o, "agent");
          auto reason = OptString(*o, "reason");
          if (!session.ok() || !agent.ok() || !reason.ok())
-           return Reply(respond, req, InvalidArgumentError("session, agent and reason are strings"));
+           return Reply(respond, req.request_id, InvalidArgumentError("session, agent and reason are strings"));
          if (session->empty() == agent->empty())
-           return Reply(respond, req, InvalidArgumentError("name exactly one of session or agent"));
+           return Reply(respond, req.request_id, InvalidArgumentError("name exactly one of session or agent"));
          auto r = session->empty() ? svc->Contain("agent", *agent, *reason, By(req))
                                    : svc->Contain("session", *session, *reason, By(req));
-         if (!r.ok()) return Reply(respond, req, r.status());
+         if (!r.ok()) return Reply(respond, req.request_id, r.status());
          json::object body{{"event_id", r->event_id},
                            {"scope", r->scope},
                            {"subject", r->subject},
@@ -442,26 +451,13 @@ Status AddAttributionRoutes(http::Router& router, AttributionService& service,
        [svc](Request& req, Responder respond) {
          std::string token = Bearer(req);
          if (token.empty())
-           return Reply(respond, req, UnauthenticatedError("a bearer session token is required"));
+           return Reply(respond, req.request_id, UnauthenticatedError("a bearer session token is required"));
          auto o = ParseBody(req.body);
-         if (!o.ok()) return Reply(respond, req, o.status());
+         if (!o.ok()) return Reply(respond, req.request_id, o.status());
          auto e = Merge(*o, nullptr);
-         if (!e.ok()) return Reply(respond, req, e.status());
-         std::string tp(req.headers.Get("traceparent").value_or(""));
-         Evaluate(svc, *e, token, tp,
-                  [respond, id = req.request_id](Result<AuthorizeResult> r) {
-                    Responder rs = respond;
-                    Request fake;
-                    fake.request_id = id;
-                    if (!r.ok() && (r.status().code() == StatusCode::kUnauthenticated ||
-                                    r.status().code() == StatusCode::kInvalidArgument ||
-                                    r.status().code() == StatusCode::kPermissionDenied)) {
-                      return Reply(rs, fake, r.status());
-                    }
-                    Response resp = Response::Json(200, json::serialize(AuthzenDecision(r)));
-                    if (r.ok()) resp.headers.Set("traceparent", r->traceparent);
-                    respond(std::move(resp));
-                  });
+         if (!e.ok()) return Reply(respond, req.request_id, e.status());
+         RespondSingle(svc, *e, token, std::string(req.headers.Get("traceparent").value_or("")),
+                       std::move(respond), req.request_id);
        },
        AuthRequirement::None(), kJson}));
 
@@ -470,9 +466,9 @@ Status AddAttributionRoutes(http::Router& router, AttributionService& service,
        [svc](Request& req, Responder respond) {
          std::string token = Bearer(req);
          if (token.empty())
-           return Reply(respond, req, UnauthenticatedError("a bearer session token is required"));
+           return Reply(respond, req.request_id, UnauthenticatedError("a bearer session token is required"));
          auto o = ParseBody(req.body);
-         if (!o.ok()) return Reply(respond, req, o.status());
+         if (!o.ok()) return Reply(respond, req.request_id, o.status());
          auto run = std::make_shared<EvaluationsRun>();
          run->token = token;
          run->traceparent = std::string(req.headers.Get("traceparent").value_or(""));
@@ -480,13 +476,13 @@ Status AddAttributionRoutes(http::Router& router, AttributionService& service,
          run->semantic = "execute_all";
          if (auto it = o->find("options"); it != o->end()) {
            if (!it->value().is_object())
-             return Reply(respond, req, InvalidArgumentError("options must be an object"));
+             return Reply(respond, req.request_id, InvalidArgumentError("options must be an object"));
            auto sem = OptString(it->value().get_object(), "evaluations_semantic");
-           if (!sem.ok()) return Reply(respond, req, sem.status());
+           if (!sem.ok()) return Reply(respond, req.request_id, sem.status());
            if (!sem->empty()) run->semantic = *sem;
            if (run->semantic != "execute_all" && run->semantic != "deny_on_first_deny" &&
                run->semantic != "permit_on_first_permit") {
-             return Reply(respond, req,
+             return Reply(respond, req.request_id,
                           InvalidArgumentError("evaluations_semantic must be execute_all, "
                                                "deny_on_first_deny or permit_on_first_permit"));
            }
@@ -496,22 +492,19 @@ Status AddAttributionRoutes(http::Router& router, AttributionService& service,
              (items->value().is_array() && items->value().get_array().empty())) {
            // No evaluations: the request is a single evaluation, answered as one.
            auto e = Merge(*o, nullptr);
-           if (!e.ok()) return Reply(respond, req, e.status());
-           Evaluate(svc, *e, token, run->traceparent,
-                    [respond](Result<AuthorizeResult> r) {
-                      respond(Response::Json(200, json::serialize(AuthzenDecision(r))));
-                    });
-           return;
+           if (!e.ok()) return Reply(respond, req.request_id, e.status());
+           return RespondSingle(svc, *e, token, run->traceparent, std::move(respond),
+                                req.request_id);
          }
          if (!items->value().is_array())
-           return Reply(respond, req, InvalidArgumentError("evaluations must be an array"));
+           return Reply(respond, req.request_id, InvalidArgumentError("evaluations must be an array"));
          if (items->value().get_array().size() > 256)
-           return Reply(respond, req, InvalidArgumentError("at most 256 evaluations per request"));
+           return Reply(respond, req.request_id, InvalidArgumentError("at most 256 evaluations per request"));
          for (const auto& item : items->value().get_array()) {
            if (!item.is_object())
-             return Reply(respond, req, InvalidArgumentError("each evaluation must be an object"));
+             return Reply(respond, req.request_id, InvalidArgumentError("each evaluation must be an object"));
            auto e = Merge(*o, &item.get_object());
-           if (!e.ok()) return Reply(respond, req, e.status());
+           if (!e.ok()) return Reply(respond, req.request_id, e.status());
            run->items.push_back(std::move(*e));
          }
          run->respond = std::move(respond);

@@ -257,6 +257,9 @@ TEST_F(AttributionE2E, ScenarioDelegationTripwireContainmentAndSiblingContinues)
     std::ifstream in(bundle);
     text.assign(std::istreambuf_iterator<char>(in), {});
   }
+  // It holds the identity events of the tree too: how the sessions started and were revoked.
+  EXPECT_NE(text.find("session.start"), std::string::npos);
+  EXPECT_NE(text.find("revocation"), std::string::npos);
   size_t at = text.find("drop_table");
   ASSERT_NE(at, std::string::npos);
   text.replace(at, 10, "drop_tabel");
