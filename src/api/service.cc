@@ -12,6 +12,7 @@
 #include "api/routes.h"
 #include "attribution/attribution_service.h"
 #include "attribution/attribution_store.h"
+#include "attribution/evidence.h"
 #include "crypto/key_file.h"
 #include "http/server.h"
 #include "identity/sqlite_identity_store.h"
@@ -142,7 +143,12 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
       impl->identity,
       identity::TokenService::Create(
           *impl->identity_store, clock, random,
-          [led](const std::string& event) { return led->Append(event).status(); }, std::move(io)));
+          [led](const std::string& event) {
+            // Index columns (session, agent, event id) so investigations and evidence bundles
+            // find identity events too.
+            return led->Append(event, attribution::InvestigationColumns(event)).status();
+          },
+          std::move(io)));
   RETURN_IF_ERROR(AddIdentityRoutes(impl->router, *impl->identity));
 
   // Attribution: every decision is durable in the ledger before the caller hears it.
@@ -203,7 +209,10 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
     };
     impl->mcp = std::make_unique<mcp::Gateway>(
         std::move(servers), *impl->identity, *impl->attribution, *impl->mcp_pins,
-        [led](const std::string& event) { return led->Append(event).status(); }, clock, random,
+        [led](const std::string& event) {
+          return led->Append(event, attribution::InvestigationColumns(event)).status();
+        },
+        clock, random,
         std::move(go));
     RETURN_IF_ERROR(impl->mcp->AddRoutes(impl->router, ro.read_auth));
   }
