@@ -13,12 +13,13 @@
 // crash survived; a contained session cut off (404) while its sibling continues.
 // Exits non-zero on the first failure; needs `npm ci` in tests/mcp (scripts/test.sh does it).
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+
+import { AUDIENCE, ISSUER, claims, registerAgent, request, startCustody } from './harness.mjs';
 
 let Client, StreamableHTTPClientTransport;
 try {
@@ -48,15 +49,13 @@ if (!existsSync(filesystem)) {
 }
 const fake = join(sourceRoot, 'src/mcp/testdata/fake_server.mjs');
 
-const ISSUER = 'https://custody.local';
-const AUDIENCE = ISSUER + '/mcp';
 const AGENT = 'mcp-e2e-agent';
 const dir = mkdtempSync(join(tmpdir(), 'custody-mcp-'));
 const descFile = join(dir, 'desc.txt');
 const markerFile = join(dir, 'reached');
 const fsRoot = join(dir, 'files');
 let server;
-let stderr = '';
+let stderrOf = () => '';
 
 function cleanup() {
   if (server && server.exitCode === null) server.kill('SIGKILL');
@@ -64,8 +63,7 @@ function cleanup() {
 }
 
 async function startServer() {
-  const config = join(dir, 'custody.toml');
-  writeFileSync(config, `
+  const started = await startCustody(custody, dir, `
 [mcp]
 max_message_bytes = 65536
 request_timeout_ms = 20000
@@ -83,43 +81,10 @@ command = ${JSON.stringify(process.execPath)}
 args = [${JSON.stringify(fake)}]
 env = { FAKE_DESC_FILE = ${JSON.stringify(descFile)}, FAKE_MARKER_FILE = ${JSON.stringify(markerFile)} }
 `);
-  server = spawn(custody, ['serve', '--quickstart', '--config', config, '--listen', '127.0.0.1:0',
-    '--data-dir', join(dir, 'data'), '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  server.stderr.on('data', (d) => { stderr += d; });
-  const exited = new Promise((_, reject) => server.on('exit', (code, sig) =>
-    reject(new Error(`custody serve exited (${code ?? sig}) before listening`))));
-  const listening = (async () => {
-    let adminToken;
-    for await (const line of createInterface({ input: server.stdout })) {
-      if (!line.startsWith('{')) continue;
-      const ev = JSON.parse(line);
-      if (ev.event === 'admin_token') adminToken = ev.token;
-      if (ev.event === 'listening') return { url: ev.url.replace(/\/$/, ''), adminToken };
-    }
-    throw new Error('custody serve closed stdout before listening');
-  })();
-  return Promise.race([listening, exited]);
+  server = started.server;
+  stderrOf = started.stderr;
+  return started;
 }
-
-async function request(url, path, { method = 'POST', body, token, form, headers = {} } = {}) {
-  const h = { ...headers };
-  if (token) h.authorization = `Bearer ${token}`;
-  let payload;
-  if (form) {
-    h['content-type'] = 'application/x-www-form-urlencoded';
-    payload = new URLSearchParams(body).toString();
-  } else if (body !== undefined) {
-    h['content-type'] = 'application/json';
-    payload = typeof body === 'string' ? body : JSON.stringify(body);
-  }
-  const r = await fetch(url + path, { method, headers: h, body: payload });
-  const text = await r.text();
-  let json;
-  try { json = JSON.parse(text); } catch { json = undefined; }
-  return { status: r.status, json, text, headers: r.headers };
-}
-
-const claims = (jwt) => JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString());
 
 // A misspelt key under [mcp.servers.NAME] stops the server before it starts, naming file:line.
 function checkBadConfig() {
@@ -145,26 +110,8 @@ async function main() {
   writeFileSync(join(fsRoot, 'notes.txt'), 'custody was here\n');
   const { url, adminToken } = await startServer();
 
-  // An agent with a client secret that may assert its initiator (a workflow), and two sessions.
-  const reg = await request(url, '/v1/agents', { token: adminToken, body: {
-    name: AGENT, environment: 'dev', business_owner: 'ops', technical_owner: 'platform',
-    revocation_contact: 'sec@example.com', grants: ['everything/*', 'fake/*', 'fs/*'],
-    permissions: ['assert_initiator'], client_secret: true } });
-  assert.equal(reg.status, 201, reg.text);
-  const secret = reg.json.client_secret;
-  const oauth = async (params) => {
-    const r = await request(url, '/oauth2/token', { form: true,
-      body: { client_id: AGENT, client_secret: secret, ...params } });
-    assert.equal(r.status, 200, `token endpoint: ${r.text}`);
-    return r.json.access_token;
-  };
-  const session = async (audience = AUDIENCE) => oauth({
-    grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-    subject_token: JSON.stringify({ sub: 'nightly-workflow', iss: 'ci' }),
-    subject_token_type: 'urn:custody:params:oauth:token-type:initiator-assertion',
-    actor_token: await oauth({ grant_type: 'client_credentials', audience: ISSUER }),
-    actor_token_type: 'urn:ietf:params:oauth:token-type:jwt',
-    audience, objective: 'mcp e2e' });
+  // An agent with a client secret that may assert its initiator (a workflow), and its sessions.
+  const { session } = await registerAgent(url, adminToken, AGENT, ['everything/*', 'fake/*', 'fs/*']);
   const tokenA = await session();
   const tokenB = await session();
   const tokenC = await session();
@@ -393,6 +340,7 @@ try {
   cleanup();
 } catch (e) {
   console.error('FAIL:', e?.stack ?? e);
+  const stderr = stderrOf();
   if (stderr) console.error('--- custody serve stderr (last 6 KiB) ---\n' + stderr.slice(-6144));
   cleanup();
   process.exit(1);

@@ -1,0 +1,82 @@
+// Shared by gateway_e2e.mjs and overhead_bench.mjs: run `custody serve`, talk HTTP to it, and
+// get delegated session tokens for an agent (client secret + initiator assertion, RFC 8693).
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+export const ISSUER = 'https://custody.local';
+export const AUDIENCE = ISSUER + '/mcp';
+
+// Starts `custody serve --quickstart` with `configText` on 127.0.0.1:0 in `dir`. Resolves with
+// { server, url, adminToken, stderr() } once it prints its "listening" line.
+export async function startCustody(custody, dir, configText, logLevel = 'info') {
+  const config = join(dir, 'custody.toml');
+  writeFileSync(config, configText);
+  const server = spawn(custody, ['serve', '--quickstart', '--config', config, '--listen',
+    '127.0.0.1:0', '--data-dir', join(dir, 'data'), '--log-level', logLevel],
+  { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  server.stderr.on('data', (d) => { stderr += d; });
+  const exited = new Promise((_, reject) => server.on('exit', (code, sig) =>
+    reject(new Error(`custody serve exited (${code ?? sig}) before listening\n${stderr}`))));
+  const listening = (async () => {
+    let adminToken;
+    for await (const line of createInterface({ input: server.stdout })) {
+      if (!line.startsWith('{')) continue;
+      const ev = JSON.parse(line);
+      if (ev.event === 'admin_token') adminToken = ev.token;
+      if (ev.event === 'listening') {
+        return { server, url: ev.url.replace(/\/$/, ''), adminToken, stderr: () => stderr };
+      }
+    }
+    throw new Error('custody serve closed stdout before listening');
+  })();
+  return Promise.race([listening, exited]);
+}
+
+// One HTTP request; the body is JSON unless `form`. Resolves with { status, json, text, headers }.
+export async function request(url, path, { method = 'POST', body, token, form, headers = {} } = {}) {
+  const h = { ...headers };
+  if (token) h.authorization = `Bearer ${token}`;
+  let payload;
+  if (form) {
+    h['content-type'] = 'application/x-www-form-urlencoded';
+    payload = new URLSearchParams(body).toString();
+  } else if (body !== undefined) {
+    h['content-type'] = 'application/json';
+    payload = typeof body === 'string' ? body : JSON.stringify(body);
+  }
+  const r = await fetch(url + path, { method, headers: h, body: payload });
+  const text = await r.text();
+  let json;
+  try { json = JSON.parse(text); } catch { json = undefined; }
+  return { status: r.status, json, text, headers: r.headers };
+}
+
+export const claims = (jwt) => JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString());
+
+// Registers an agent (client secret, may assert its initiator) and returns session(audience),
+// which mints a new delegated session token for a "nightly-workflow" initiator.
+export async function registerAgent(url, adminToken, name, grants) {
+  const reg = await request(url, '/v1/agents', { token: adminToken, body: {
+    name, environment: 'dev', business_owner: 'ops', technical_owner: 'platform',
+    revocation_contact: 'sec@example.com', grants, permissions: ['assert_initiator'],
+    client_secret: true } });
+  if (reg.status !== 201) throw new Error(`agent registration: ${reg.status} ${reg.text}`);
+  const secret = reg.json.client_secret;
+  const oauth = async (params) => {
+    const r = await request(url, '/oauth2/token', { form: true,
+      body: { client_id: name, client_secret: secret, ...params } });
+    if (r.status !== 200) throw new Error(`token endpoint: ${r.status} ${r.text}`);
+    return r.json.access_token;
+  };
+  const session = async (audience = AUDIENCE) => oauth({
+    grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+    subject_token: JSON.stringify({ sub: 'nightly-workflow', iss: 'ci' }),
+    subject_token_type: 'urn:custody:params:oauth:token-type:initiator-assertion',
+    actor_token: await oauth({ grant_type: 'client_credentials', audience: ISSUER }),
+    actor_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+    audience, objective: 'mcp test' });
+  return { session };
+}
