@@ -27,14 +27,12 @@
 #include "api/service.h"
 #include "attribution/attribution_service.h"
 #include "attribution/investigate.h"
+#include "attribution/testing/world.h"
 #include "common/clock.h"
 #include "common/random.h"
-#include "crypto/ed25519.h"
 #include "http/client.h"
-#include "identity/sqlite_identity_store.h"
 #include "identity/token_service.h"
 #include "ledger/ledger.h"
-#include "ledger/sqlite_ledger_store.h"
 
 namespace custody {
 namespace {
@@ -80,92 +78,29 @@ double Us(Clk::duration d) {
   return std::chrono::duration<double, std::micro>(d).count();
 }
 
-// Ledger, identity and attribution in one temporary directory.
+// Ledger, identity and attribution in one temporary directory (the tests' World), with the
+// benchmark's policies and two agents.
 struct World {
   World() {
-    dir = fs::temp_directory_path() / ("custody-attr-bench-" + std::to_string(::getpid()));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-    auto key = Must(crypto::Ed25519PrivateKey::Generate(), "key");
-    ledger::LedgerOptions lo;
-    lo.origin = "custody.bench/ledger";
-    ledger = Must(ledger::Ledger::Open(
-                      Must(ledger::SqliteLedgerStore::Open((dir / "ledger.db").string()), "store"),
-                      std::move(key), lo),
-                  "ledger");
-    ids = Must(identity::SqliteIdentityStore::Open((dir / "identity.db").string()), "identity");
-    identity::TokenServiceOptions o;
-    o.trust_domain = "custody.bench";
-    o.issuer = "https://custody.bench";
-    ledger::Ledger* l = ledger.get();
-    tokens = Must(identity::TokenService::Create(
-                      *ids, clock, random,
-                      [l](const std::string& e) { return l->Append(e).status(); }, o),
-                  "tokens");
-    store = Must(attribution::AttributionStore::Open((dir / "attribution.db").string()), "attr");
-    svc = Must(attribution::AttributionService::Create(*tokens, *ledger, *store, clock, random, {}),
-               "service");
-    Must(svc->PublishPolicies(kPolicies, "", "bench").status(), "publish");
-    Register("planner", {"*"}, {"assert_initiator"}, identity::Environment::kProd);
-    Register("worker", {"*"}, {}, identity::Environment::kDev);
-  }
-  ~World() {
-    svc.reset();
-    tokens.reset();
-    ledger.reset();
-    fs::remove_all(dir);
-  }
-  void Register(const std::string& name, identity::ScopeSet grants, std::vector<std::string> perms,
-                identity::Environment env) {
-    identity::Agent a;
-    a.name = name;
-    a.environment = env;
-    a.business_owner = "ops";
-    a.technical_owner = "platform";
-    a.revocation_contact = "sec@example.com";
-    a.grants = std::move(grants);
-    a.permissions = std::move(perms);
-    secrets[name] = Must(tokens->RegisterAgent(a, true, "bench"), "register").client_secret;
+    w = Must(attribution::testkit::World::Create(
+                 fs::temp_directory_path() / ("custody-attr-bench-" + std::to_string(::getpid()))),
+             "world");
+    Must(w->svc->PublishPolicies(kPolicies, "", "bench").status(), "publish");
+    Must(w->Register("planner", {"*"}, {"assert_initiator"}, identity::Environment::kProd),
+         "register");
+    Must(w->Register("worker", {"*"}, {}, identity::Environment::kDev), "register");
+    svc = w->svc.get();
   }
   std::string Token(const std::string& agent, const std::string& parent = "") {
-    auto client = *tokens->AuthenticateClient(agent, "", "", secrets[agent]).value;
-    identity::ExchangeRequest r;
-    if (parent.empty()) {
-      r.subject_token = R"({"sub":"alice@example.com","iss":"https://hr.example.com"})";
-      r.subject_token_type = std::string(identity::kTokenTypeInitiatorAssertion);
-    } else {
-      r.subject_token = parent;
-      r.subject_token_type = std::string(identity::kTokenTypeAccessToken);
-    }
-    r.actor_token = tokens->IssueSvid(client, "https://custody.bench").value->access_token;
-    r.actor_token_type = std::string(identity::kTokenTypeJwt);
-    r.audience = "custody";
-    auto t = tokens->Exchange(client, r);
-    if (!t.ok()) {
-      fprintf(stderr, "exchange: %s\n", t.error.description.c_str());
-      std::exit(1);
-    }
-    return t.value->access_token;
+    return Must(parent.empty() ? w->Root(agent) : w->Child(parent, agent), "session").token;
   }
-  attribution::AuthorizeRequest Call(const std::string& token, const std::string& server,
-                                     const std::string& tool) {
-    attribution::AuthorizeRequest r;
-    r.token = token;
-    r.target.server = server;
-    r.target.tool = tool;
-    r.arguments_json = R"({"repo":"custody","title":"benchmark issue","labels":["perf"]})";
-    return r;
+  static attribution::AuthorizeRequest Call(const std::string& token, const std::string& server,
+                                            const std::string& tool) {
+    return attribution::testkit::World::Call(
+        token, server, tool, R"({"repo":"custody","title":"benchmark issue","labels":["perf"]})");
   }
-
-  fs::path dir;
-  SystemClock clock;
-  SystemRandom random;
-  std::unique_ptr<ledger::Ledger> ledger;
-  std::unique_ptr<identity::SqliteIdentityStore> ids;
-  std::unique_ptr<identity::TokenService> tokens;
-  std::unique_ptr<attribution::AttributionStore> store;
-  std::unique_ptr<attribution::AttributionService> svc;
-  std::map<std::string, std::string> secrets;
+  std::unique_ptr<attribution::testkit::World> w;
+  attribution::AttributionService* svc = nullptr;
 };
 
 // Each thread has its own session and keeps `window` authorizations in flight.
@@ -387,7 +322,7 @@ void Trace(uint64_t fill, int reps) {
         cv.wait(lock, [&] { return in_flight < 8192; });
         ++in_flight;
       }
-      Must(w.ledger->AppendAsync(ev, cols,
+      Must(w.w->ledger->AppendAsync(ev, cols,
                                  [&](Result<ledger::AppendResult> r) {
                                    if (!r.ok()) std::abort();
                                    std::lock_guard<std::mutex> lock(mu);
@@ -411,7 +346,7 @@ void Trace(uint64_t fill, int reps) {
       row.time_ms = static_cast<int64_t>(i);
       rows.push_back(std::move(row));
       if (rows.size() == 50000) {
-        Must(w.store->InsertActions(rows), "index");
+        Must(w.w->store->InsertActions(rows), "index");
         rows.clear();
       }
       if (i % 1000000 == 999999) {
@@ -419,7 +354,7 @@ void Trace(uint64_t fill, int reps) {
                 std::chrono::duration<double>(Clk::now() - start).count());
       }
     }
-    Must(w.store->InsertActions(rows), "index");
+    Must(w.w->store->InsertActions(rows), "index");
     std::unique_lock<std::mutex> lock(mu);
     cv.wait(lock, [&] { return in_flight == 0; });
   }
@@ -430,7 +365,7 @@ void Trace(uint64_t fill, int reps) {
     actions.push_back(r->action_id);
   }
   w.svc->FlushIndex();
-  attribution::Investigator inv(*w.tokens, *w.ledger, *w.svc, w.clock);
+  attribution::Investigator inv(*w.w->tokens, *w.w->ledger, *w.w->svc, w.w->clock);
   std::vector<double> lat;
   for (int i = 0; i < reps; ++i) {
     auto t0 = Clk::now();
@@ -443,11 +378,11 @@ void Trace(uint64_t fill, int reps) {
   }
   auto p = Pct(lat);
   printf("# trace on a ledger of %llu events (+%zu real actions); filled in %.0f s\n",
-         static_cast<unsigned long long>(w.ledger->Size()), actions.size(), fill_s);
+         static_cast<unsigned long long>(w.w->ledger->Size()), actions.size(), fill_s);
   printf("trace: %d calls  p50 %.0f us  p99 %.0f us\n", reps, p.p50, p.p99);
   auto sz = [&](const char* f) {
     std::error_code ec;
-    return static_cast<double>(fs::file_size(w.dir / f, ec)) / (1 << 20);
+    return static_cast<double>(fs::file_size(w.w->dir / f, ec)) / (1 << 20);
   };
   printf("ledger.db %.0f MiB, attribution.db %.0f MiB\n", sz("ledger.db"), sz("attribution.db"));
 }

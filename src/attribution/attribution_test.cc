@@ -8,9 +8,9 @@
 #include <boost/json.hpp>
 #include <filesystem>
 
+#include "attribution/testing/world.h"
 #include "attribution/trace_context.h"
 #include "common/encoding.h"
-#include "identity/sqlite_identity_store.h"
 #include "identity/token_service.h"
 #include "ledger/ledger.h"
 #include "ledger/receipt.h"
@@ -20,10 +20,6 @@ namespace custody::attribution {
 namespace {
 
 namespace json = boost::json;
-using identity::Agent;
-using identity::ExchangeRequest;
-using identity::TokenService;
-constexpr const char* kIssuer = "https://custody.test";
 
 std::string S(const json::value& v) {
   return v.is_string() ? std::string(v.get_string()) : json::serialize(v);
@@ -32,123 +28,44 @@ std::string S(const json::value& v) {
 class AttributionTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("custody-attr-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    auto lstore = ledger::SqliteLedgerStore::Open((dir_ / "ledger.db").string());
-    ASSERT_TRUE(lstore.ok()) << lstore.status().ToString();
-    auto key = crypto::Ed25519PrivateKey::Generate();
-    verifier_key_ = ledger::NoteVerifier::FromPublicKey("custody.test/ledger", key->public_key())
-                        .VerifierKey();
-    ledger::LedgerOptions lo;
-    lo.origin = "custody.test/ledger";
-    ledger_ = std::move(*ledger::Ledger::Open(std::move(*lstore), std::move(*key), lo));
-    ids_ = std::move(*identity::SqliteIdentityStore::Open((dir_ / "identity.db").string()));
-    identity::TokenServiceOptions o;
-    o.trust_domain = "custody.test";
-    o.issuer = kIssuer;
-    tokens_ = std::move(*TokenService::Create(
-        *ids_, clock_, random_,
-        [this](const std::string& e) { return ledger_->Append(e).status(); }, o));
-    store_ = std::move(*AttributionStore::Open((dir_ / "attribution.db").string()));
-    Open();
-    Register("planner", {"*"}, {"assert_initiator"}, identity::Environment::kProd);
-    Register("worker", {"github/*", "Database:*"}, {}, identity::Environment::kDev);
+    auto w = testkit::World::Create(std::filesystem::temp_directory_path() /
+                                    ("custody-attr-" + std::to_string(::getpid()) + "-" +
+                                     ::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    w_ = std::move(*w);
+    ASSERT_TRUE(w_->Register("planner", {"*"}, {"assert_initiator"}, identity::Environment::kProd).ok());
+    ASSERT_TRUE(w_->Register("worker", {"github/*", "Database:*"}, {}, identity::Environment::kDev).ok());
   }
-  void Open(AttributionOptions o = {}) {
-    svc_.reset();
-    auto s = AttributionService::Create(*tokens_, *ledger_, *store_, clock_, random_, o);
-    ASSERT_TRUE(s.ok()) << s.status().ToString();
-    svc_ = std::move(*s);
-  }
-  void TearDown() override {
-    svc_.reset();
-    tokens_.reset();
-    ledger_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
-  void Register(const std::string& name, identity::ScopeSet grants,
-                std::vector<std::string> perms, identity::Environment env) {
-    Agent a;
-    a.name = name;
-    a.environment = env;
-    a.business_owner = "ops";
-    a.technical_owner = "platform";
-    a.revocation_contact = "sec@example.com";
-    a.grants = std::move(grants);
-    a.permissions = std::move(perms);
-    auto r = tokens_->RegisterAgent(a, true, "admin");
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
-    secrets_[name] = r->client_secret;
-  }
-  Agent Auth(const std::string& name) {
-    auto a = tokens_->AuthenticateClient(name, "", "", secrets_[name]);
-    EXPECT_TRUE(a.ok()) << a.error.description;
-    return *a.value;
-  }
-  std::string Svid(const Agent& a) { return tokens_->IssueSvid(a, kIssuer).value->access_token; }
-  // planner starts work for alice (asserted); returns the session token.
+  void Open(AttributionOptions o = {}) { ASSERT_TRUE(w_->Reopen(o).ok()); }
   std::string Root(const std::string& scope = "") {
-    Agent planner = Auth("planner");
-    ExchangeRequest r;
-    r.subject_token = R"({"sub":"alice@example.com","iss":"https://hr.example.com"})";
-    r.subject_token_type = std::string(identity::kTokenTypeInitiatorAssertion);
-    r.actor_token = Svid(planner);
-    r.actor_token_type = std::string(identity::kTokenTypeJwt);
-    r.audience = "custody";
-    r.scope = scope;
-    auto t = tokens_->Exchange(planner, r);
-    EXPECT_TRUE(t.ok()) << t.error.description;
-    return t.value->access_token;
+    auto s = w_->Root("planner", scope);
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    return s.ok() ? s->token : "";
   }
   std::string Child(const std::string& parent, const std::string& agent,
                     const std::string& scope = "") {
-    Agent a = Auth(agent);
-    ExchangeRequest r;
-    r.subject_token = parent;
-    r.subject_token_type = std::string(identity::kTokenTypeAccessToken);
-    r.actor_token = Svid(a);
-    r.actor_token_type = std::string(identity::kTokenTypeJwt);
-    r.audience = "custody";
-    r.scope = scope;
-    auto t = tokens_->Exchange(a, r);
-    EXPECT_TRUE(t.ok()) << t.error.description;
-    return t.value->access_token;
+    auto s = w_->Child(parent, agent, scope);
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    return s.ok() ? s->token : "";
   }
   void Publish(const std::string& policies, const std::string& entities = "") {
-    auto r = svc_->PublishPolicies(policies, entities, "admin");
+    auto r = w_->svc->PublishPolicies(policies, entities, "admin");
     ASSERT_TRUE(r.ok()) << r.status().ToString();
   }
   Result<AuthorizeResult> Call(const std::string& token, const std::string& server,
                                const std::string& tool, const std::string& args = "{}",
                                const std::string& ctx = "") {
-    AuthorizeRequest r;
-    r.token = token;
-    r.target.server = server;
-    r.target.tool = tool;
-    r.arguments_json = args;
+    AuthorizeRequest r = testkit::World::Call(token, server, tool, args);
     r.caller_context_json = ctx;
-    return svc_->AuthorizeSync(r);
+    return w_->svc->AuthorizeSync(r);
   }
   json::object Event(uint64_t index) {
-    auto leaf = ledger_->GetEntry(index);
+    auto leaf = w_->ledger->GetEntry(index);
     EXPECT_TRUE(leaf.ok());
     return json::parse(leaf->data).as_object();
   }
 
-  std::filesystem::path dir_;
-  SystemClock clock_;
-  SystemRandom random_;
-  std::string verifier_key_;
-  std::unique_ptr<ledger::Ledger> ledger_;
-  std::unique_ptr<identity::SqliteIdentityStore> ids_;
-  std::unique_ptr<TokenService> tokens_;
-  std::unique_ptr<AttributionStore> store_;
-  std::unique_ptr<AttributionService> svc_;
-  std::map<std::string, std::string> secrets_;
+  std::unique_ptr<testkit::World> w_;
 };
 
 constexpr const char* kPermitGithub =
@@ -163,9 +80,9 @@ TEST_F(AttributionTest, AllowedCallIsRecordedBeforeAnsweringWithAVerifiableRecei
   EXPECT_TRUE(r->allowed);
   EXPECT_EQ(r->reasons, std::vector<std::string>{"github-ok"});
   // The receipt verifies offline against the ledger's key and the event bytes.
-  auto leaf = ledger_->GetEntry(r->ledger_index);
+  auto leaf = w_->ledger->GetEntry(r->ledger_index);
   ASSERT_TRUE(leaf.ok());
-  auto verifier = ledger::NoteVerifier::FromVerifierKey(verifier_key_);
+  auto verifier = ledger::NoteVerifier::FromVerifierKey(w_->verifier_key);
   EXPECT_TRUE(ledger::VerifyReceipt(*verifier, r->receipt, AsBytes(leaf->data)).ok());
   json::object e = Event(r->ledger_index);
   EXPECT_EQ(S(e["kind"]), "action.decision");
@@ -178,26 +95,26 @@ TEST_F(AttributionTest, AllowedCallIsRecordedBeforeAnsweringWithAVerifiableRecei
   EXPECT_EQ(leaf->data.find("s3cret"), std::string::npos);
   EXPECT_EQ(e.at("arguments").at("digest").as_string().size(), 71u);
 
-  auto c = svc_->CompleteSync(CompleteRequest{root, r->action_id, "ok", "", "", 12});
+  auto c = w_->svc->CompleteSync(CompleteRequest{root, r->action_id, "ok", "", "", 12});
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   json::object o = Event(c->ledger_index);
   EXPECT_EQ(S(o["kind"]), "action.outcome");
   EXPECT_EQ(S(o["action_id"]), r->action_id);
   EXPECT_EQ(o.at("decision_index").as_int64(), static_cast<int64_t>(r->ledger_index));
   // Twice is refused; so is another session completing it.
-  EXPECT_EQ(svc_->CompleteSync(CompleteRequest{root, r->action_id, "ok", "", "", 1})
+  EXPECT_EQ(w_->svc->CompleteSync(CompleteRequest{root, r->action_id, "ok", "", "", 1})
                 .status()
                 .code(),
             StatusCode::kAlreadyExists);
   std::string other = Root();
   auto r2 = Call(root, "github", "list_issues");
   ASSERT_TRUE(r2.ok());
-  EXPECT_EQ(svc_->CompleteSync(CompleteRequest{other, r2->action_id, "ok", "", "", 1})
+  EXPECT_EQ(w_->svc->CompleteSync(CompleteRequest{other, r2->action_id, "ok", "", "", 1})
                 .status()
                 .code(),
             StatusCode::kPermissionDenied);
-  svc_->FlushIndex();
-  auto row = store_->GetAction(r->action_id);
+  w_->svc->FlushIndex();
+  auto row = w_->store->GetAction(r->action_id);
   ASSERT_TRUE(row.ok() && *row);
   EXPECT_EQ((*row)->status, "ok");
   EXPECT_EQ((*row)->outcome_index, static_cast<int64_t>(c->ledger_index));
@@ -281,7 +198,7 @@ TEST_F(AttributionTest, TripwireContainsTheSessionTreeAndSparesTheSibling) {
   // The containment record follows the decision and points at it.
   json::object d = Event(trip->ledger_index);
   EXPECT_EQ(S(d.at("containment").at("tripwire")), "no-dev-on-prod");
-  auto rows = store_->ContainmentsOf(trip->sid);
+  auto rows = w_->store->ContainmentsOf(trip->sid);
   ASSERT_TRUE(rows.ok());
   ASSERT_EQ(rows->size(), 1u);
   EXPECT_EQ((*rows)[0].trigger_action, trip->action_id);
@@ -306,7 +223,7 @@ TEST_F(AttributionTest, AgentTripwireOnDenialCountDisablesTheAgent) {
   EXPECT_EQ(trip->contained, "agent worker");
   // Every session of the agent is cut off, and it cannot start new ones.
   EXPECT_TRUE(Call(w2, "github", "list_issues")->session_revoked);
-  EXPECT_TRUE(tokens_->GetAgent("worker")->disabled);
+  EXPECT_TRUE(w_->tokens->GetAgent("worker")->disabled);
   EXPECT_TRUE(Call(root, "github", "list_issues")->allowed);
 }
 
@@ -320,13 +237,13 @@ TEST_F(AttributionTest, CountersFirstUseAndTraceParentReachPolicyAndRecord) {
   json::object e = Event(second->ledger_index);
   EXPECT_EQ(e.at("context").at("counters").at("calls").as_int64(), 1);
   // A call that carries the first call's span as its parent links to it.
-  svc_->FlushIndex();
+  w_->svc->FlushIndex();
   AuthorizeRequest r;
   r.token = root;
   r.target.server = "github";
   r.target.tool = "get_issue";
   r.traceparent = first->traceparent;
-  auto child = svc_->AuthorizeSync(r);
+  auto child = w_->svc->AuthorizeSync(r);
   ASSERT_TRUE(child.ok());
   json::object ce = Event(child->ledger_index);
   EXPECT_EQ(S(ce.at("parent_event")), first->action_id);
@@ -351,7 +268,7 @@ TEST_F(AttributionTest, RedactedArgumentsModeKeepsTheRestOfTheArguments) {
   Publish("permit(principal, action, resource);");
   auto r = Call(Root(), "db", "login", R"({"user":"bob","nested":{"password":"hunter2"}})");
   ASSERT_TRUE(r.ok());
-  auto leaf = ledger_->GetEntry(r->ledger_index);
+  auto leaf = w_->ledger->GetEntry(r->ledger_index);
   EXPECT_EQ(leaf->data.find("hunter2"), std::string::npos);
   json::object e = Event(r->ledger_index);
   EXPECT_EQ(S(e.at("arguments").at("value").at("user")), "bob");
@@ -371,32 +288,32 @@ TEST_F(AttributionTest, EntitiesFileSuppliesGroupsAndResources) {
   r.action = "read";
   r.target.type = "Database";
   r.target.id = "events";
-  auto ok = svc_->AuthorizeSync(r);
+  auto ok = w_->svc->AuthorizeSync(r);
   ASSERT_TRUE(ok.ok()) << ok.status().ToString();
   EXPECT_TRUE(ok->allowed);
   r.target.id = "billing";
-  EXPECT_FALSE(svc_->AuthorizeSync(r)->allowed);
+  EXPECT_FALSE(w_->svc->AuthorizeSync(r)->allowed);
 }
 
 TEST_F(AttributionTest, BadPoliciesAreRefusedAndTheActiveSetStays) {
   Publish(kPermitGithub);
-  std::string hash = (*svc_->ActivePolicySet())->hash;
-  EXPECT_EQ(svc_->PublishPolicies("permit(principal, action", "", "a").status().code(),
+  std::string hash = (*w_->svc->ActivePolicySet())->hash;
+  EXPECT_EQ(w_->svc->PublishPolicies("permit(principal, action", "", "a").status().code(),
             StatusCode::kInvalidArgument);
-  auto bad = svc_->PublishPolicies("@contain(\"session\") permit(principal, action, resource);",
+  auto bad = w_->svc->PublishPolicies("@contain(\"session\") permit(principal, action, resource);",
                                    "", "a");
   EXPECT_NE(bad.status().message().find("only allowed on forbid"), std::string::npos)
       << bad.status().ToString();
   EXPECT_FALSE(
-      svc_->PublishPolicies("@contain(\"world\") forbid(principal, action, resource);", "", "a")
+      w_->svc->PublishPolicies("@contain(\"world\") forbid(principal, action, resource);", "", "a")
           .ok());
-  EXPECT_EQ((*svc_->ActivePolicySet())->hash, hash);
+  EXPECT_EQ((*w_->svc->ActivePolicySet())->hash, hash);
   // Republishing the same set is reported, not recorded twice.
-  uint64_t size = ledger_->Size();
-  auto again = svc_->PublishPolicies(kPermitGithub, "", "admin");
+  uint64_t size = w_->ledger->Size();
+  auto again = w_->svc->PublishPolicies(kPermitGithub, "", "admin");
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->hash, hash);
-  EXPECT_EQ(ledger_->Size(), size);
+  EXPECT_EQ(w_->ledger->Size(), size);
 }
 
 TEST_F(AttributionTest, MalformedRequestsAndTokensAreRefused) {
@@ -414,21 +331,21 @@ TEST_F(AttributionTest, MalformedRequestsAndTokensAreRefused) {
   r.token = root;
   r.target.type = "not a type";
   r.target.id = "x";
-  EXPECT_EQ(svc_->AuthorizeSync(r).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(w_->svc->AuthorizeSync(r).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST_F(AttributionTest, ManualContainmentRevokesAndIsRecorded) {
   Publish(kPermitGithub);
   std::string root = Root();
   std::string child = Child(root, "worker");
-  auto sid = tokens_->VerifyAccessToken(root, "")->session.sid;
-  auto c = svc_->Contain("session", sid, "suspicious", "admin-1");
+  auto sid = w_->tokens->VerifyAccessToken(root, "")->session.sid;
+  auto c = w_->svc->Contain("session", sid, "suspicious", "admin-1");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->revoked_sessions.size(), 2u);
   EXPECT_TRUE(Call(child, "github", "x")->session_revoked);
-  EXPECT_EQ(svc_->Contain("session", "no-such", "x", "a").status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(svc_->Contain("galaxy", sid, "x", "a").status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(svc_->Contain("session", sid, "", "a").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(w_->svc->Contain("session", "no-such", "x", "a").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(w_->svc->Contain("galaxy", sid, "x", "a").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(w_->svc->Contain("session", sid, "", "a").status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(TraceContext, ParsesOnlyValidTraceparents) {

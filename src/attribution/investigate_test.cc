@@ -11,8 +11,8 @@
 
 #include "attribution/attribution_service.h"
 #include "attribution/evidence.h"
+#include "attribution/testing/world.h"
 #include "common/encoding.h"
-#include "identity/sqlite_identity_store.h"
 #include "identity/token_service.h"
 #include "ledger/ledger.h"
 #include "ledger/note.h"
@@ -22,10 +22,7 @@ namespace custody::attribution {
 namespace {
 
 namespace json = boost::json;
-using identity::Agent;
-using identity::ExchangeRequest;
 using identity::TokenService;
-constexpr const char* kIssuer = "https://custody.test";
 
 std::string S(const json::value& v) {
   return v.is_string() ? std::string(v.get_string()) : json::serialize(v);
@@ -49,88 +46,37 @@ constexpr const char* kEntities = R"([
 class InvestigateTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("custody-inv-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    auto lstore = ledger::SqliteLedgerStore::Open((dir_ / "ledger.db").string());
-    ASSERT_TRUE(lstore.ok()) << lstore.status().ToString();
-    auto key = crypto::Ed25519PrivateKey::Generate();
-    verifier_key_ = ledger::NoteVerifier::FromPublicKey("custody.test/ledger", key->public_key())
-                        .VerifierKey();
-    ledger::LedgerOptions lo;
-    lo.origin = "custody.test/ledger";
-    ledger_ = std::move(*ledger::Ledger::Open(std::move(*lstore), std::move(*key), lo));
-    ids_ = std::move(*identity::SqliteIdentityStore::Open((dir_ / "identity.db").string()));
-    identity::TokenServiceOptions o;
-    o.trust_domain = "custody.test";
-    o.issuer = kIssuer;
-    tokens_ = std::move(*TokenService::Create(
-        *ids_, clock_, random_,
-        [this](const std::string& e) { return ledger_->Append(e, InvestigationColumns(e)).status(); },
-        o));
-    store_ = std::move(*AttributionStore::Open((dir_ / "attribution.db").string()));
-    auto s = AttributionService::Create(*tokens_, *ledger_, *store_, clock_, random_, {});
-    ASSERT_TRUE(s.ok()) << s.status().ToString();
-    svc_ = std::move(*s);
+    auto w = testkit::World::Create(std::filesystem::temp_directory_path() /
+                                    ("custody-inv-" + std::to_string(::getpid()) + "-" +
+                                     ::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    w_ = std::move(*w);
+    ledger_ = w_->ledger.get();
+    tokens_ = w_->tokens.get();
+    store_ = w_->store.get();
+    svc_ = w_->svc.get();
+    verifier_key_ = w_->verifier_key;
     inv_ = std::make_unique<Investigator>(*tokens_, *ledger_, *svc_, clock_);
-    Register("planner", {"*"}, {"assert_initiator"}, identity::Environment::kProd);
-    Register("worker", {"github/*", "Database:*", "prod-db/*"}, {}, identity::Environment::kDev);
+    ASSERT_TRUE(w_->Register("planner", {"*"}, {"assert_initiator"}, identity::Environment::kProd).ok());
+    ASSERT_TRUE(w_->Register("worker", {"github/*", "Database:*", "prod-db/*"}, {},
+                             identity::Environment::kDev)
+                    .ok());
     ASSERT_TRUE(svc_->PublishPolicies(kPolicies, kEntities, "admin").ok());
   }
   void TearDown() override {
     inv_.reset();
-    svc_.reset();
-    tokens_.reset();
-    ledger_.reset();
-    std::filesystem::remove_all(dir_);
+    w_.reset();
   }
-
-  void Register(const std::string& name, identity::ScopeSet grants,
-                std::vector<std::string> perms, identity::Environment env) {
-    Agent a;
-    a.name = name;
-    a.environment = env;
-    a.business_owner = "ops";
-    a.technical_owner = "platform";
-    a.revocation_contact = "sec@example.com";
-    a.grants = std::move(grants);
-    a.permissions = std::move(perms);
-    auto r = tokens_->RegisterAgent(a, true, "admin");
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
-    secrets_[name] = r->client_secret;
-  }
-  Agent Auth(const std::string& name) {
-    auto a = tokens_->AuthenticateClient(name, "", "", secrets_[name]);
-    EXPECT_TRUE(a.ok()) << a.error.description;
-    return *a.value;
-  }
-  std::string Svid(const Agent& a) { return tokens_->IssueSvid(a, kIssuer).value->access_token; }
   // The token and the sid.
   std::pair<std::string, std::string> Root() {
-    Agent planner = Auth("planner");
-    ExchangeRequest r;
-    r.subject_token = R"({"sub":"alice@example.com","iss":"https://hr.example.com"})";
-    r.subject_token_type = std::string(identity::kTokenTypeInitiatorAssertion);
-    r.actor_token = Svid(planner);
-    r.actor_token_type = std::string(identity::kTokenTypeJwt);
-    r.audience = "custody";
-    auto t = tokens_->Exchange(planner, r);
-    EXPECT_TRUE(t.ok()) << t.error.description;
-    return {t.value->access_token, t.value->sid};
+    auto s = w_->Root();
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    return s.ok() ? std::pair{s->token, s->sid} : std::pair<std::string, std::string>{};
   }
   std::pair<std::string, std::string> Child(const std::string& parent, const std::string& agent) {
-    Agent a = Auth(agent);
-    ExchangeRequest r;
-    r.subject_token = parent;
-    r.subject_token_type = std::string(identity::kTokenTypeAccessToken);
-    r.actor_token = Svid(a);
-    r.actor_token_type = std::string(identity::kTokenTypeJwt);
-    r.audience = "custody";
-    auto t = tokens_->Exchange(a, r);
-    EXPECT_TRUE(t.ok()) << t.error.description;
-    return {t.value->access_token, t.value->sid};
+    auto s = w_->Child(parent, agent);
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    return s.ok() ? std::pair{s->token, s->sid} : std::pair<std::string, std::string>{};
   }
   AuthorizeResult Call(const std::string& token, const std::string& server,
                        const std::string& tool) {
@@ -174,17 +120,15 @@ class InvestigateTest : public ::testing::Test {
     return s;
   }
 
-  std::filesystem::path dir_;
+  std::unique_ptr<testkit::World> w_;
   SystemClock clock_;
-  SystemRandom random_;
+  // Borrowed from w_.
+  ledger::Ledger* ledger_ = nullptr;
+  TokenService* tokens_ = nullptr;
+  AttributionStore* store_ = nullptr;
+  AttributionService* svc_ = nullptr;
   std::string verifier_key_;
-  std::unique_ptr<ledger::Ledger> ledger_;
-  std::unique_ptr<identity::SqliteIdentityStore> ids_;
-  std::unique_ptr<TokenService> tokens_;
-  std::unique_ptr<AttributionStore> store_;
-  std::unique_ptr<AttributionService> svc_;
   std::unique_ptr<Investigator> inv_;
-  std::map<std::string, std::string> secrets_;
 };
 
 TEST_F(InvestigateTest, TraceOfARefusedCallNamesTheHumanTheChainAndTheTripwire) {

@@ -1,0 +1,112 @@
+#include "attribution/testing/world.h"
+
+#include "attribution/evidence.h"
+#include "crypto/ed25519.h"
+#include "identity/sqlite_identity_store.h"
+#include "identity/token_service.h"
+#include "ledger/ledger.h"
+#include "ledger/note.h"
+#include "ledger/sqlite_ledger_store.h"
+
+namespace custody::attribution::testkit {
+
+Result<std::unique_ptr<World>> World::Create(const std::filesystem::path& dir,
+                                             AttributionOptions options) {
+  std::unique_ptr<World> w(new World());
+  w->dir = dir;
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return UnavailableError("cannot create " + dir.string() + ": " + ec.message());
+  ASSIGN_OR_RETURN(auto lstore, ledger::SqliteLedgerStore::Open((dir / "ledger.db").string()));
+  ASSIGN_OR_RETURN(auto key, crypto::Ed25519PrivateKey::Generate());
+  w->verifier_key = ledger::NoteVerifier::FromPublicKey(kTestOrigin, key.public_key()).VerifierKey();
+  ledger::LedgerOptions lo;
+  lo.origin = kTestOrigin;
+  ASSIGN_OR_RETURN(w->ledger, ledger::Ledger::Open(std::move(lstore), std::move(key), lo));
+  ASSIGN_OR_RETURN(w->ids, identity::SqliteIdentityStore::Open((dir / "identity.db").string()));
+  identity::TokenServiceOptions o;
+  o.trust_domain = "custody.test";
+  o.issuer = kTestIssuer;
+  ledger::Ledger* led = w->ledger.get();
+  ASSIGN_OR_RETURN(w->tokens,
+                   identity::TokenService::Create(
+                       *w->ids, w->clock, w->random,
+                       [led](const std::string& e) {
+                         return led->Append(e, InvestigationColumns(e)).status();
+                       },
+                       o));
+  ASSIGN_OR_RETURN(w->store, AttributionStore::Open((dir / "attribution.db").string()));
+  RETURN_IF_ERROR(w->Reopen(std::move(options)));
+  return w;
+}
+
+World::~World() {
+  svc.reset();
+  tokens.reset();
+  ledger.reset();
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
+Status World::Reopen(AttributionOptions options) {
+  svc.reset();
+  ASSIGN_OR_RETURN(svc, AttributionService::Create(*tokens, *ledger, *store, clock, random,
+                                                   std::move(options)));
+  return OkStatus();
+}
+
+Status World::Register(const std::string& name, identity::ScopeSet grants,
+                       std::vector<std::string> permissions, identity::Environment env) {
+  identity::Agent a;
+  a.name = name;
+  a.environment = env;
+  a.business_owner = "ops";
+  a.technical_owner = "platform";
+  a.revocation_contact = "sec@example.com";
+  a.grants = std::move(grants);
+  a.permissions = std::move(permissions);
+  ASSIGN_OR_RETURN(auto r, tokens->RegisterAgent(a, true, "admin"));
+  secrets_[name] = r.client_secret;
+  return OkStatus();
+}
+
+Result<IssuedSession> World::Exchange(const std::string& agent, const std::string& subject,
+                                      const std::string& subject_type, const std::string& scope) {
+  auto client = tokens->AuthenticateClient(agent, "", "", secrets_[agent]);
+  if (!client.ok()) return UnauthenticatedError(agent + ": " + client.error.description);
+  auto svid = tokens->IssueSvid(*client.value, kTestIssuer);
+  if (!svid.ok()) return UnauthenticatedError(agent + ": " + svid.error.description);
+  identity::ExchangeRequest r;
+  r.subject_token = subject;
+  r.subject_token_type = subject_type;
+  r.actor_token = svid.value->access_token;
+  r.actor_token_type = std::string(identity::kTokenTypeJwt);
+  r.audience = "custody";
+  r.scope = scope;
+  auto t = tokens->Exchange(*client.value, r);
+  if (!t.ok()) return PermissionDeniedError(agent + ": " + t.error.description);
+  return IssuedSession{t.value->access_token, t.value->sid};
+}
+
+Result<IssuedSession> World::Root(const std::string& agent, const std::string& scope) {
+  return Exchange(agent, R"({"sub":"alice@example.com","iss":"https://hr.example.com"})",
+                  std::string(identity::kTokenTypeInitiatorAssertion), scope);
+}
+
+Result<IssuedSession> World::Child(const std::string& parent_token, const std::string& agent,
+                                   const std::string& scope) {
+  return Exchange(agent, parent_token, std::string(identity::kTokenTypeAccessToken), scope);
+}
+
+AuthorizeRequest World::Call(const std::string& token, const std::string& server,
+                             const std::string& tool, const std::string& arguments) {
+  AuthorizeRequest r;
+  r.token = token;
+  r.target.server = server;
+  r.target.tool = tool;
+  r.arguments_json = arguments;
+  return r;
+}
+
+}  // namespace custody::attribution::testkit

@@ -1,0 +1,76 @@
+// A whole attribution stack on fresh SQLite files, for tests and benchmarks: a ledger (fsync per
+// batch), an identity store and TokenService whose events go to that ledger, the attribution
+// store and service. Helpers register agents and mint session tokens the way agents get them
+// (client secret, JWT-SVID, RFC 8693 exchange). Not thread-safe except where the services are.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "attribution/attribution_service.h"
+#include "attribution/attribution_store.h"
+#include "common/clock.h"
+#include "common/random.h"
+#include "common/status.h"
+#include "identity/agent.h"
+
+namespace custody::ledger {
+class Ledger;
+}
+namespace custody::identity {
+class SqliteIdentityStore;
+class TokenService;
+}  // namespace custody::identity
+
+namespace custody::attribution::testkit {
+
+inline constexpr const char* kTestIssuer = "https://custody.test";
+inline constexpr const char* kTestOrigin = "custody.test/ledger";
+
+struct IssuedSession {
+  std::string token;
+  std::string sid;
+};
+
+class World {
+ public:
+  // Creates `dir` afresh (removing what was there); the destructor removes it.
+  static Result<std::unique_ptr<World>> Create(const std::filesystem::path& dir,
+                                               AttributionOptions options = {});
+  ~World();
+
+  // A new AttributionService over the same stores (a restart).
+  Status Reopen(AttributionOptions options = {});
+  // Registers an agent with a generated client secret (owners and contact filled in).
+  Status Register(const std::string& name, identity::ScopeSet grants,
+                  std::vector<std::string> permissions, identity::Environment env);
+  // A root session of `agent` (which needs assert_initiator) for alice@example.com, asserted.
+  Result<IssuedSession> Root(const std::string& agent = "planner", const std::string& scope = "");
+  // A child session of the session `parent_token`, for `agent`.
+  Result<IssuedSession> Child(const std::string& parent_token, const std::string& agent,
+                              const std::string& scope = "");
+  // An authorize request for a tool call.
+  static AuthorizeRequest Call(const std::string& token, const std::string& server,
+                               const std::string& tool, const std::string& arguments = "{}");
+
+  std::filesystem::path dir;
+  SystemClock clock;
+  SystemRandom random;
+  std::string verifier_key;
+  std::unique_ptr<ledger::Ledger> ledger;
+  std::unique_ptr<identity::SqliteIdentityStore> ids;
+  std::unique_ptr<identity::TokenService> tokens;
+  std::unique_ptr<AttributionStore> store;
+  std::unique_ptr<AttributionService> svc;
+
+ private:
+  World() = default;
+  Result<IssuedSession> Exchange(const std::string& agent, const std::string& subject,
+                                 const std::string& subject_type, const std::string& scope);
+  std::map<std::string, std::string> secrets_;
+};
+
+}  // namespace custody::attribution::testkit
