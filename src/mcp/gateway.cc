@@ -86,9 +86,45 @@ bool OriginAllowed(std::string_view origin, const std::vector<std::string>& allo
   return false;
 }
 
+// An SSE response opened before its writer exists: events queue until the server attaches it.
+class SseSink {
+ public:
+  void Attach(std::shared_ptr<http::SseWriter> writer) {
+    std::lock_guard lock(mu_);
+    writer_ = std::move(writer);
+    for (auto& e : queued_) writer_->Send("message", e);
+    queued_.clear();
+    if (finished_) writer_->Close();
+  }
+  void Send(const std::string& data, bool last = false) {
+    std::lock_guard lock(mu_);
+    if (finished_) return;
+    finished_ = last;
+    if (!writer_) {
+      queued_.push_back(data);
+      return;
+    }
+    writer_->Send("message", data);
+    if (last) writer_->Close();
+  }
+
+ private:
+  std::mutex mu_;
+  std::shared_ptr<http::SseWriter> writer_;  // guarded by mu_
+  std::vector<std::string> queued_;          // guarded by mu_
+  bool finished_ = false;                    // guarded by mu_
+};
+
 struct Gateway::Server {
   std::string name;
   std::unique_ptr<StdioUpstream> upstream;
+  struct Progress {
+    json::value client_token;
+    std::shared_ptr<SseSink> sink;
+  };
+  std::mutex progress_mu;
+  int64_t next_progress = 1;                  // guarded by progress_mu
+  std::map<std::string, Progress> progress;   // guarded by progress_mu: upstream token -> call
   struct ToolState {
     std::string hash;
     bool approved = false;
@@ -99,6 +135,7 @@ struct Gateway::Server {
 
 struct Gateway::Caller {
   std::string token;
+  bool accepts_sse = false;  // the client's Accept lists text/event-stream
   identity::VerifiedAccess access;
   std::string session_id;
 };
@@ -113,6 +150,8 @@ struct Gateway::Call {
   Responder respond;
   AuthorizeResult decision;
   SteadyClock::time_point forwarded;
+  std::shared_ptr<SseSink> sse;     // set when progress is streamed back
+  std::string progress_token;       // the token the upstream sees
 };
 
 Gateway::Gateway(std::vector<StdioServerConfig> servers, identity::TokenService& tokens,
@@ -129,7 +168,11 @@ Gateway::Gateway(std::vector<StdioServerConfig> servers, identity::TokenService&
   for (auto& cfg : servers) {
     auto s = std::make_unique<Server>();
     s->name = cfg.name;
-    s->upstream = std::make_unique<StdioUpstream>(cfg, options_.upstream);
+    UpstreamOptions uo = options_.upstream;
+    uo.on_notification = [this, server = s.get()](const json::object& m) {
+      OnUpstreamNotification(*server, m);
+    };
+    s->upstream = std::make_unique<StdioUpstream>(cfg, std::move(uo));
     servers_[cfg.name] = std::move(s);
   }
 }
@@ -192,6 +235,8 @@ void Gateway::HandlePost(Request& req, Responder respond) {
   }
   Caller caller;
   caller.token = Bearer(req);
+  caller.accepts_sse =
+      req.headers.Get("accept").value_or("").find("text/event-stream") != std::string_view::npos;
   if (caller.token.empty()) {
     respond(Unauthorized(req, server.name, "a bearer session token is required"));
     return;
@@ -559,6 +604,24 @@ void Gateway::ForwardCall(std::shared_ptr<Call> call) {
     meta = m->value().get_object();
   }
   meta["traceparent"] = call->decision.traceparent;
+  // Progress: the upstream sees a token unique to this call, and the client gets its own back
+  // on an SSE response that ends with the result.
+  if (auto pt = meta.find("progressToken");
+      pt != meta.end() && call->caller.accepts_sse &&
+      (pt->value().is_string() || pt->value().is_int64() || pt->value().is_uint64())) {
+    call->sse = std::make_shared<SseSink>();
+    Server& s = *call->server;
+    {
+      std::lock_guard lock(s.progress_mu);
+      call->progress_token = "custody-" + std::to_string(s.next_progress++);
+      s.progress[call->progress_token] = Server::Progress{pt->value(), call->sse};
+    }
+    pt->value() = call->progress_token;
+    Response r;
+    r.status = 200;
+    r.sse = [sink = call->sse](std::shared_ptr<http::SseWriter> w) { sink->Attach(std::move(w)); };
+    call->respond(std::move(r));
+  }
   fwd["_meta"] = std::move(meta);
   call->forwarded = SteadyClock::now();
   call->server->upstream->Call("tools/call", std::move(fwd), [this, call](Result<json::object> r) {
@@ -613,10 +676,10 @@ void Gateway::ForwardCall(std::shared_ptr<Call> call) {
       identity::VerifiedAccess revoked;
       if (!tokens_.VerifyAccessToken(call->caller.token, options_.audience, &revoked).ok() &&
           !revoked.session.sid.empty()) {
-        call->respond(RpcResponse(
-            200, ErrorText(call->id, kDenied,
-                           "the session was contained while the call ran; the result is withheld",
-                           json::object{{kReceiptMetaKey, std::move(receipt)}})));
+        Reply(*call, 200,
+              ErrorText(call->id, kDenied,
+                        "the session was contained while the call ran; the result is withheld",
+                        json::object{{kReceiptMetaKey, std::move(receipt)}}));
         return;
       }
       if (auto res = out->find("result"); res != out->end()) {
@@ -630,9 +693,43 @@ void Gateway::ForwardCall(std::shared_ptr<Call> call) {
       } else if (auto err = out->find("error"); err != out->end()) {
         err->value().as_object()["data"] = json::object{{kReceiptMetaKey, std::move(receipt)}};
       }
-      call->respond(RpcResponse(200, json::serialize(*out)));
+      Reply(*call, 200, json::serialize(*out));
     });
   });
+}
+
+void Gateway::Reply(Call& call, int http_status, std::string body) {
+  if (!call.sse) {
+    call.respond(RpcResponse(http_status, std::move(body)));
+    return;
+  }
+  {
+    std::lock_guard lock(call.server->progress_mu);
+    call.server->progress.erase(call.progress_token);
+  }
+  call.sse->Send(body, /*last=*/true);
+}
+
+void Gateway::OnUpstreamNotification(Server& server, const json::object& message) {
+  auto m = message.find("method");
+  if (m == message.end() || !m->value().is_string() ||
+      m->value().get_string() != "notifications/progress") {
+    return;  // others (list_changed, logging, …) are not passed on: no GET stream yet
+  }
+  auto p = message.find("params");
+  if (p == message.end() || !p->value().is_object()) return;
+  auto t = p->value().get_object().find("progressToken");
+  if (t == p->value().get_object().end() || !t->value().is_string()) return;
+  Server::Progress target;
+  {
+    std::lock_guard lock(server.progress_mu);
+    auto it = server.progress.find(std::string(t->value().get_string()));
+    if (it == server.progress.end()) return;
+    target = it->second;
+  }
+  json::object out = message;
+  out["params"].as_object()["progressToken"] = target.client_token;
+  target.sink->Send(json::serialize(out));
 }
 
 Status Gateway::Approve(const std::string& server, const std::string& tool,

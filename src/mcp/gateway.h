@@ -107,6 +107,10 @@ class Gateway {
   void HandleToolsCall(Server& server, const Caller& caller, json::value id,
                        json::object params, http::Responder respond);
   void ForwardCall(std::shared_ptr<Call> call);
+  // Sends the final JSON-RPC message of a call: as the HTTP response, or on its SSE stream.
+  void Reply(Call& call, int http_status, std::string body);
+  // notifications/progress from an upstream, routed to the call whose token it carries.
+  void OnUpstreamNotification(Server& server, const json::object& message);
   // Records the definitions in a tools/list result; returns the hashes by tool name.
   std::map<std::string, std::string> PinTools(Server& server, const json::array& tools);
   http::Response Unauthorized(const http::Request& req, const std::string& server,

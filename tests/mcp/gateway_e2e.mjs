@@ -6,7 +6,8 @@
 //   node gateway_e2e.mjs /path/to/custody /path/to/source/root
 // Checks: initialize and session binding; tools/list filtered by policy; an allowed call returns
 // the server's real result with a receipt whose decision is in the ledger; a denied call is
-// refused with its reason, recorded, and never reaches the server; traceparent propagation;
+// refused with its reason, recorded, and never reaches the server; progress notifications of a
+// long-running tool (SSE response); traceparent propagation;
 // another session's or audience's token refused; bad input (malformed, batch, unknown method,
 // oversized, foreign Origin, Mcp-Name mismatch); a changed tool definition refused until
 // approved (`custody tool list|approve`); filesystem reads allowed, writes denied; an upstream
@@ -183,6 +184,16 @@ async function main() {
   const sum = await a.client.callTool({ name: 'get-sum', arguments: { a: 2, b: 40 } });
   assert.match(sum.content[0].text, /42/);
   console.log(`ok allowed calls return the real result with a receipt (decision at ledger index ${receipt.ledger_index})`);
+
+  // Progress of a long-running tool arrives (SSE response), then the result with its receipt.
+  const progress = [];
+  const long = await a.client.callTool({ name: 'trigger-long-running-operation',
+    arguments: { duration: 1, steps: 4 } }, undefined, { onprogress: (p) => progress.push(p) });
+  assert.match(long.content[0].text, /Long running operation completed/);
+  assert.deepEqual(progress.map((p) => p.progress), [1, 2, 3, 4]);
+  assert.equal(progress[0].total, 4);
+  assert.ok(long._meta['dev.custody/receipt'].outcome.receipt);
+  console.log('ok progress notifications of a long-running tool arrive, then the result');
 
   await assert.rejects(a.client.callTool({ name: 'get-env', arguments: {} }),
     (e) => e.code === -32001 && /no-env/.test(e.message), 'get-env was not refused with its reason');
