@@ -59,13 +59,28 @@ CREATE TABLE IF NOT EXISTS signing_keys(
   publish_until INTEGER NOT NULL);
 )sql";
 
-// A prepared statement that finalizes itself.
+// A prepared statement from the store's cache (prepared on first use); reset for reuse when
+// it goes out of scope.
 class Stmt {
  public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK) s_ = nullptr;
+  Stmt(std::unordered_map<std::string, sqlite3_stmt*>& cache, sqlite3* db, const char* sql)
+      : db_(db) {
+    auto it = cache.find(sql);
+    if (it != cache.end()) {
+      s_ = it->second;
+      return;
+    }
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s_, nullptr) != SQLITE_OK) {
+      s_ = nullptr;
+      return;
+    }
+    cache.emplace(sql, s_);
   }
-  ~Stmt() { sqlite3_finalize(s_); }
+  ~Stmt() {
+    if (s_ == nullptr) return;
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
   bool ok() const { return s_ != nullptr; }
   Stmt& Bind(int i, const std::string& v) {
     sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
@@ -205,7 +220,10 @@ Result<std::unique_ptr<SqliteIdentityStore>> SqliteIdentityStore::Open(const std
   return store;
 }
 
-SqliteIdentityStore::~SqliteIdentityStore() { sqlite3_close_v2(db_); }
+SqliteIdentityStore::~SqliteIdentityStore() {
+  for (auto& [sql, stmt] : stmts_) sqlite3_finalize(stmt);
+  sqlite3_close_v2(db_);
+}
 
 Status SqliteIdentityStore::Exec(const char* sql) {
   char* err = nullptr;
@@ -221,7 +239,7 @@ Status SqliteIdentityStore::CreateAgent(const Agent& agent) {
   std::lock_guard<std::mutex> lock(mu_);
   std::string sql = std::string("INSERT INTO agents(") + kAgentColumns +
                     ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)";
-  Stmt s(db_, sql.c_str());
+  Stmt s(stmts_, db_, sql.c_str());
   if (!s.ok()) return SqlError(db_, "prepare");
   BindAgent(s, agent);
   int rc = s.Step();
@@ -232,7 +250,7 @@ Status SqliteIdentityStore::CreateAgent(const Agent& agent) {
 
 Status SqliteIdentityStore::UpdateAgent(const Agent& agent) {
   std::lock_guard<std::mutex> lock(mu_);
-  Stmt s(db_,
+  Stmt s(stmts_, db_,
          "UPDATE agents SET description=?2, environment=?3, business_owner=?4, "
          "technical_owner=?5, sponsor=?6, revocation_contact=?7, grants=?8, permissions=?9, "
          "max_delegation_depth=?10, max_token_lifetime_s=?11, client_jwk=?12, "
@@ -247,7 +265,7 @@ Status SqliteIdentityStore::UpdateAgent(const Agent& agent) {
 Result<Agent> SqliteIdentityStore::GetAgent(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   std::string sql = std::string("SELECT ") + kAgentColumns + " FROM agents WHERE name=?1";
-  Stmt s(db_, sql.c_str());
+  Stmt s(stmts_, db_, sql.c_str());
   if (!s.ok()) return SqlError(db_, "prepare");
   s.Bind(1, name);
   int rc = s.Step();
@@ -259,7 +277,7 @@ Result<Agent> SqliteIdentityStore::GetAgent(const std::string& name) {
 Result<std::vector<Agent>> SqliteIdentityStore::ListAgents() {
   std::lock_guard<std::mutex> lock(mu_);
   std::string sql = std::string("SELECT ") + kAgentColumns + " FROM agents ORDER BY name";
-  Stmt s(db_, sql.c_str());
+  Stmt s(stmts_, db_, sql.c_str());
   if (!s.ok()) return SqlError(db_, "prepare");
   std::vector<Agent> out;
   while (true) {
@@ -276,7 +294,7 @@ Status SqliteIdentityStore::CreateSession(const Session& x) {
   std::string sql =
       std::string("INSERT INTO sessions(") + kSessionColumns +
       ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)";
-  Stmt s(db_, sql.c_str());
+  Stmt s(stmts_, db_, sql.c_str());
   if (!s.ok()) return SqlError(db_, "prepare");
   s.Bind(1, x.sid).BindNullIfEmpty(2, x.parent_sid).Bind(3, x.root_sid).Bind(4, int64_t{x.depth});
   s.Bind(5, x.agent).Bind(6, x.instance).Bind(7, x.initiator).Bind(8, x.initiator_issuer);
@@ -295,7 +313,7 @@ Status SqliteIdentityStore::CreateSession(const Session& x) {
 Result<Session> SqliteIdentityStore::GetSession(const std::string& sid) {
   std::lock_guard<std::mutex> lock(mu_);
   std::string sql = std::string("SELECT ") + kSessionColumns + " FROM sessions WHERE sid=?1";
-  Stmt s(db_, sql.c_str());
+  Stmt s(stmts_, db_, sql.c_str());
   if (!s.ok()) return SqlError(db_, "prepare");
   s.Bind(1, sid);
   int rc = s.Step();
@@ -312,7 +330,7 @@ Result<std::vector<Session>> SqliteIdentityStore::TreeLocked(const std::string& 
                     kSessionColumns +
                     " FROM sessions WHERE sid IN (SELECT sid FROM tree) ORDER BY depth, "
                     "created_at, sid";
-  Stmt s(db_, sql.c_str());
+  Stmt s(stmts_, db_, sql.c_str());
   if (!s.ok()) return SqlError(db_, "prepare");
   s.Bind(1, sid);
   std::vector<Session> out;
@@ -337,7 +355,7 @@ Result<std::vector<std::string>> SqliteIdentityStore::RevokeTreeLocked(const std
   ASSIGN_OR_RETURN(std::vector<Session> tree, TreeLocked(sid));
   std::vector<std::string> revoked;
   for (const Session& x : tree) {
-    Stmt u(db_,
+    Stmt u(stmts_, db_,
            "UPDATE sessions SET revoked=1, revoked_at=?2, revoke_reason=?3 WHERE sid=?1 AND "
            "revoked=0");
     u.Bind(1, x.sid).Bind(2, now).Bind(3, reason);
@@ -363,7 +381,7 @@ Result<std::vector<std::string>> SqliteIdentityStore::RevokeAgentSessions(const 
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<std::string> roots;
   {
-    Stmt s(db_, "SELECT sid FROM sessions WHERE agent=?1 AND revoked=0");
+    Stmt s(stmts_, db_, "SELECT sid FROM sessions WHERE agent=?1 AND revoked=0");
     if (!s.ok()) return SqlError(db_, "prepare");
     s.Bind(1, agent);
     while (s.Step() == SQLITE_ROW) roots.push_back(s.Text(0));
@@ -384,7 +402,7 @@ Result<std::vector<std::string>> SqliteIdentityStore::RevokeAgentSessions(const 
 
 Status SqliteIdentityStore::RevokeJti(const std::string& jti, int64_t expires_at) {
   std::lock_guard<std::mutex> lock(mu_);
-  Stmt s(db_, "INSERT OR IGNORE INTO revoked_jtis(jti, expires_at) VALUES(?1, ?2)");
+  Stmt s(stmts_, db_, "INSERT OR IGNORE INTO revoked_jtis(jti, expires_at) VALUES(?1, ?2)");
   s.Bind(1, jti).Bind(2, expires_at);
   if (s.Step() != SQLITE_DONE) return SqlError(db_, "revoke jti");
   return OkStatus();
@@ -392,7 +410,7 @@ Status SqliteIdentityStore::RevokeJti(const std::string& jti, int64_t expires_at
 
 Result<bool> SqliteIdentityStore::IsJtiRevoked(const std::string& jti) {
   std::lock_guard<std::mutex> lock(mu_);
-  Stmt s(db_, "SELECT 1 FROM revoked_jtis WHERE jti=?1");
+  Stmt s(stmts_, db_, "SELECT 1 FROM revoked_jtis WHERE jti=?1");
   s.Bind(1, jti);
   int rc = s.Step();
   if (rc == SQLITE_ROW) return true;
@@ -402,7 +420,7 @@ Result<bool> SqliteIdentityStore::IsJtiRevoked(const std::string& jti) {
 
 Status SqliteIdentityStore::UseAssertionJti(const std::string& jti, int64_t expires_at) {
   std::lock_guard<std::mutex> lock(mu_);
-  Stmt s(db_, "INSERT INTO assertion_jtis(jti, expires_at) VALUES(?1, ?2)");
+  Stmt s(stmts_, db_, "INSERT INTO assertion_jtis(jti, expires_at) VALUES(?1, ?2)");
   s.Bind(1, jti).Bind(2, expires_at);
   int rc = s.Step();
   if (rc == SQLITE_CONSTRAINT) return AlreadyExistsError("client assertion jti already used");
@@ -412,7 +430,7 @@ Status SqliteIdentityStore::UseAssertionJti(const std::string& jti, int64_t expi
 
 Status SqliteIdentityStore::PutSigningKey(const SigningKeyRecord& k) {
   std::lock_guard<std::mutex> lock(mu_);
-  Stmt s(db_,
+  Stmt s(stmts_, db_,
          "INSERT OR REPLACE INTO signing_keys(kid, private_pem, created_at, retired_at, "
          "publish_until) VALUES(?1, ?2, ?3, ?4, ?5)");
   s.Bind(1, k.kid).Bind(2, k.private_pem).Bind(3, k.created_at).Bind(4, k.retired_at);
@@ -423,7 +441,7 @@ Status SqliteIdentityStore::PutSigningKey(const SigningKeyRecord& k) {
 
 Result<std::vector<SigningKeyRecord>> SqliteIdentityStore::ListSigningKeys() {
   std::lock_guard<std::mutex> lock(mu_);
-  Stmt s(db_,
+  Stmt s(stmts_, db_,
          "SELECT kid, private_pem, created_at, retired_at, publish_until FROM signing_keys ORDER "
          "BY created_at, kid");
   std::vector<SigningKeyRecord> out;

@@ -4,11 +4,13 @@
 
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 #include <string>
 
 #include "identity/identity_store.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace custody::identity {
 
@@ -46,6 +48,9 @@ class SqliteIdentityStore final : public IdentityStore {
   std::mutex mu_;
   sqlite3* db_;  // guarded by mu_
   std::string path_;
+  // Prepared statements by SQL text, reused (reset) across calls: preparing costs more than
+  // most of these queries. Guarded by mu_; finalized before the connection closes.
+  std::unordered_map<std::string, sqlite3_stmt*> stmts_;
 };
 
 }  // namespace custody::identity

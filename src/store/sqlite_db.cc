@@ -32,7 +32,21 @@ Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path, const 
   return out;
 }
 
-SqliteDb::~SqliteDb() { sqlite3_close_v2(db_); }
+SqliteDb::~SqliteDb() {
+  for (auto& [sql, stmt] : stmts_) sqlite3_finalize(stmt);
+  sqlite3_close_v2(db_);
+}
+
+sqlite3_stmt* SqliteDb::Prepared(const char* sql) {
+  auto it = stmts_.find(sql);
+  if (it != stmts_.end()) return it->second;
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK) {
+    return nullptr;
+  }
+  stmts_.emplace(sql, s);
+  return s;
+}
 
 Status SqliteDb::Exec(const std::string& sql) {
   char* err = nullptr;
@@ -55,10 +69,12 @@ Status SqliteDb::Error(const std::string& doing) const {
 
 int64_t SqliteDb::changes() const { return sqlite3_changes(db_); }
 
-Stmt::Stmt(SqliteDb& db, const char* sql) {
-  if (sqlite3_prepare_v2(db.raw(), sql, -1, &s_, nullptr) != SQLITE_OK) s_ = nullptr;
+Stmt::Stmt(SqliteDb& db, const char* sql) : s_(db.Prepared(sql)) {}
+Stmt::~Stmt() {
+  if (s_ == nullptr) return;
+  sqlite3_reset(s_);
+  sqlite3_clear_bindings(s_);
 }
-Stmt::~Stmt() { sqlite3_finalize(s_); }
 Stmt& Stmt::Bind(int i, const std::string& v) {
   sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
   return *this;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "common/status.h"
 
@@ -35,14 +36,19 @@ class SqliteDb {
   Status Error(const std::string& doing) const;
   int64_t changes() const;
   sqlite3* raw() const { return db_; }
+  // The prepared statement for `sql`, prepared on first use and kept (nullptr on a bad
+  // statement). Stmt uses it; the caller's lock guards it like the connection.
+  sqlite3_stmt* Prepared(const char* sql);
 
  private:
   SqliteDb(sqlite3* db, std::string what) : db_(db), what_(std::move(what)) {}
   sqlite3* db_;
   std::string what_;
+  std::unordered_map<std::string, sqlite3_stmt*> stmts_;
 };
 
-// A prepared statement that finalizes itself. Bind indexes start at 1, columns at 0.
+// A cached prepared statement, reset for reuse when it goes out of scope (so one SQL text may
+// not be in use twice at once). Bind indexes start at 1, columns at 0.
 class Stmt {
  public:
   Stmt(SqliteDb& db, const char* sql);
