@@ -125,6 +125,8 @@ struct Gateway::Server {
   std::mutex progress_mu;
   int64_t next_progress = 1;                  // guarded by progress_mu
   std::map<std::string, Progress> progress;   // guarded by progress_mu: upstream token -> call
+  // (MCP session id, client request id as JSON) -> upstream id of a forwarded tools/call.
+  std::map<std::pair<std::string, std::string>, int64_t> inflight;  // guarded by progress_mu
   struct ToolState {
     std::string hash;
     bool approved = false;
@@ -152,6 +154,7 @@ struct Gateway::Call {
   SteadyClock::time_point forwarded;
   std::shared_ptr<SseSink> sse;     // set when progress is streamed back
   std::string progress_token;       // the token the upstream sees
+  bool finished = false;            // guarded by server->progress_mu: upstream answered
 };
 
 Gateway::Gateway(std::vector<StdioServerConfig> servers, identity::TokenService& tokens,
@@ -339,8 +342,20 @@ void Gateway::HandlePost(Request& req, Responder respond) {
     }
   }
   if (msg.kind != MessageKind::kRequest) {
-    // Notifications (initialized, cancelled, progress) and responses stop here: the gateway
-    // starts no requests toward the client.
+    // A cancellation of a forwarded tools/call goes upstream (under the upstream's id); other
+    // notifications and responses stop here: the gateway starts no requests toward the client.
+    if (msg.method == "notifications/cancelled") {
+      auto rid = msg.params().find("requestId");
+      if (rid != msg.params().end()) {
+        int64_t upstream_id = 0;
+        {
+          std::lock_guard lock(server.progress_mu);
+          auto it = server.inflight.find({caller.session_id, json::serialize(rid->value())});
+          if (it != server.inflight.end()) upstream_id = it->second;
+        }
+        if (upstream_id != 0) server.upstream->Cancel(upstream_id, "cancelled by the client");
+      }
+    }
     respond(Response::Text(202, ""));
     return;
   }
@@ -624,7 +639,15 @@ void Gateway::ForwardCall(std::shared_ptr<Call> call) {
   }
   fwd["_meta"] = std::move(meta);
   call->forwarded = SteadyClock::now();
-  call->server->upstream->Call("tools/call", std::move(fwd), [this, call](Result<json::object> r) {
+  auto key = std::make_pair(call->caller.session_id, json::serialize(call->id));
+  int64_t upstream_id = call->server->upstream->Call("tools/call", std::move(fwd), [this, call,
+                                                                                  key](
+                                                                                     Result<json::object> r) {
+    {
+      std::lock_guard lock(call->server->progress_mu);
+      call->finished = true;
+      call->server->inflight.erase(key);
+    }
     int64_t latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              SteadyClock::now() - call->forwarded)
                              .count();
@@ -696,6 +719,8 @@ void Gateway::ForwardCall(std::shared_ptr<Call> call) {
       Reply(*call, 200, json::serialize(*out));
     });
   });
+  std::lock_guard lock(call->server->progress_mu);
+  if (upstream_id != 0 && !call->finished) call->server->inflight[key] = upstream_id;
 }
 
 void Gateway::Reply(Call& call, int http_status, std::string body) {

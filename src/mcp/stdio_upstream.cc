@@ -354,12 +354,13 @@ bool StdioUpstream::WriteLine(const std::string& line) {
   return true;
 }
 
-void StdioUpstream::Call(const std::string& method, json::value params, UpstreamCallback done) {
+int64_t StdioUpstream::Call(const std::string& method, json::value params,
+                            UpstreamCallback done) {
   std::unique_lock lk(mu_);
   if (stop_) {
     lk.unlock();
     done(UnavailableError("the gateway is shutting down"));
-    return;
+    return 0;
   }
   int64_t id = next_id_++;
   json::object req{{"jsonrpc", "2.0"}, {"id", id}, {"method", method}};
@@ -372,21 +373,40 @@ void StdioUpstream::Call(const std::string& method, json::value params, Upstream
     if (!WriteLine(line)) {
       lk.lock();
       auto it = pending_.find(id);
-      if (it == pending_.end()) return;
+      if (it == pending_.end()) return id;
       UpstreamCallback d = std::move(it->second.done);
       pending_.erase(it);
       lk.unlock();
       d(UnavailableError("upstream server " + config_.name + " is not reachable"));
     }
-    return;
+    return id;
   }
   if (waiting_.size() >= options_.max_waiting) {
     lk.unlock();
     done(UnavailableError("upstream server " + config_.name + " is starting; too many waiting"));
-    return;
+    return 0;
   }
   pending_[id] = Pending{std::move(done), deadline, std::move(line)};
   waiting_.push_back(id);
+  return id;
+}
+
+void StdioUpstream::Cancel(int64_t id, const std::string& reason) {
+  UpstreamCallback done;
+  bool sent = true;
+  {
+    std::lock_guard lock(mu_);
+    auto it = pending_.find(id);
+    if (it == pending_.end()) return;
+    done = std::move(it->second.done);
+    pending_.erase(it);
+    if (std::find(waiting_.begin(), waiting_.end(), id) != waiting_.end()) {
+      sent = false;
+      std::erase(waiting_, id);
+    }
+  }
+  if (sent) Notify("notifications/cancelled", json::object{{"requestId", id}, {"reason", reason}});
+  done(UnavailableError("cancelled: " + reason));
 }
 
 void StdioUpstream::Notify(const std::string& method, json::value params) {

@@ -65,8 +65,11 @@ class StdioUpstream {
   // Terminates the process (SIGTERM, then SIGKILL after 2 s) and fails what is in flight.
   void Stop();
 
-  // Sends a request; `done` runs once.
-  void Call(const std::string& method, boost::json::value params, UpstreamCallback done);
+  // Sends a request; `done` runs once. Returns the upstream id (for Cancel), 0 if refused.
+  int64_t Call(const std::string& method, boost::json::value params, UpstreamCallback done);
+  // Gives up on request `id`: sends notifications/cancelled upstream (if it was sent) and runs
+  // its callback with Unavailable. Nothing happens if it already finished.
+  void Cancel(int64_t id, const std::string& reason);
   // Sends a notification (dropped while the server is not initialized).
   void Notify(const std::string& method, boost::json::value params);
 

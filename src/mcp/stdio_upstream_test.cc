@@ -3,7 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <future>
 
 namespace custody::mcp {
@@ -34,7 +38,8 @@ struct Logs {
 class StdioUpstreamTest : public ::testing::Test {
  protected:
   std::unique_ptr<StdioUpstream> Make(std::string command, std::vector<std::string> args,
-                                      std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+                                      std::chrono::milliseconds timeout = std::chrono::seconds(20),
+                                      std::map<std::string, std::string> env = {}) {
     UpstreamOptions o;
     o.request_timeout = timeout;
     o.min_backoff = std::chrono::milliseconds(10);
@@ -44,7 +49,7 @@ class StdioUpstreamTest : public ::testing::Test {
       logs_.lines.push_back(server + ": " + msg);
       logs_.cv.notify_all();
     };
-    auto u = std::make_unique<StdioUpstream>(StdioServerConfig{"fake", command, args, {}}, o);
+    auto u = std::make_unique<StdioUpstream>(StdioServerConfig{"fake", command, args, env}, o);
     u->Start();
     return u;
   }
@@ -117,6 +122,35 @@ TEST_F(StdioUpstreamTest, ARequestThatOutlivesItsDeadlineIsFailed) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
   EXPECT_NE(r.status().message().find("did not answer in time"), std::string::npos);
+}
+
+TEST_F(StdioUpstreamTest, ACancelledRequestIsFailedAndTheUpstreamIsTold) {
+  std::string marker = (std::filesystem::temp_directory_path() /
+                        ("custody-upstream-cancel-" + std::to_string(::getpid())))
+                           .string();
+  std::filesystem::remove(marker + ".cancelled");
+  auto u = Make("node", {FakeServer()}, std::chrono::seconds(20), {{"FAKE_MARKER_FILE", marker}});
+  auto warm = Call(*u, "echo", json::object{});
+  ASSERT_TRUE(Get(warm).ok());
+  auto p = std::make_shared<std::promise<Result<json::object>>>();
+  auto f = p->get_future();
+  int64_t id = u->Call("tools/call",
+                       json::object{{"name", "slow"}, {"arguments", json::object{{"ms", 60000}}}},
+                       [p](Result<json::object> r) { p->set_value(std::move(r)); });
+  ASSERT_NE(id, 0);
+  u->Cancel(id, "test");
+  auto r = Get(f);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("cancelled"), std::string::npos);
+  // The server reads stdin in order: once this echo is answered, it has seen the cancellation.
+  auto after = Call(*u, "echo", json::object{});
+  ASSERT_TRUE(Get(after).ok());
+  std::ifstream in(marker + ".cancelled");
+  std::string line;
+  std::getline(in, line);
+  EXPECT_NE(line.find("\"requestId\":" + std::to_string(id)), std::string::npos) << line;
+  std::filesystem::remove(marker + ".cancelled");
+  std::filesystem::remove(marker + ".slow-started");
 }
 
 TEST_F(StdioUpstreamTest, AMissingCommandIsLoggedAndCallsFail) {

@@ -7,7 +7,7 @@
 // Checks: initialize and session binding; tools/list filtered by policy; an allowed call returns
 // the server's real result with a receipt whose decision is in the ledger; a denied call is
 // refused with its reason, recorded, and never reaches the server; progress notifications of a
-// long-running tool (SSE response); traceparent propagation;
+// long-running tool (SSE response); cancellation passed upstream; traceparent propagation;
 // another session's or audience's token refused; bad input (malformed, batch, unknown method,
 // oversized, foreign Origin, Mcp-Name mismatch); a changed tool definition refused until
 // approved (`custody tool list|approve`); filesystem reads allowed, writes denied; an upstream
@@ -291,15 +291,29 @@ async function main() {
   assert.ok(!existsSync(join(fsRoot, 'evil.txt')), 'a denied write reached the filesystem server');
   console.log('ok server-filesystem: reads return the file with a receipt, a denied write never happens');
 
+  // --- A client's cancellation reaches the upstream (under the upstream's request id).
+  const started = markerFile + '.slow-started';
+  const waitFor = async (file) => {
+    for (let i = 0; i < 500 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(existsSync(file), `${file} never appeared`);
+  };
+  const ac = new AbortController();
+  const cancelled = f.client.callTool({ name: 'slow', arguments: { ms: 60000 } }, undefined,
+    { signal: ac.signal });
+  await waitFor(started);
+  rmSync(started);
+  ac.abort('e2e cancel');
+  await assert.rejects(cancelled);
+  await waitFor(markerFile + '.cancelled');
+  console.log('ok a client cancellation is passed to the upstream');
+
   // --- A session contained while its call runs upstream does not get the result.
   const c = await connect('fake', tokenC);
   await c.client.listTools();
   const slow = request(url, '/mcp/fake', { token: tokenC,
     headers: { ...accept, 'mcp-session-id': c.transport.sessionId },
     body: { jsonrpc: '2.0', id: 20, method: 'tools/call', params: { name: 'slow', arguments: { ms: 1500 } } } });
-  const started = markerFile + '.slow-started';
-  for (let i = 0; i < 500 && !existsSync(started); i++) await new Promise((r) => setTimeout(r, 20));
-  assert.ok(existsSync(started), 'the slow call never reached the server');
+  await waitFor(started);
   const containC = await request(url, '/v1/contain', { token: adminToken,
     body: { session: claims(tokenC).sid, reason: 'mcp e2e: mid-call' } });
   assert.equal(containC.status, 200, containC.text);

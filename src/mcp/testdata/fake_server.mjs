@@ -2,7 +2,8 @@
 // Tools: echo (returns its arguments and the _meta it received), slow (answers after `ms`),
 // crash (exits with status 3 without answering), touch (writes the file named by
 // FAKE_MARKER_FILE: proof that a call reached this server); slow also writes
-// FAKE_MARKER_FILE.slow-started when it begins, so a test knows the call is in flight. The description of echo is read from the file
+// FAKE_MARKER_FILE.slow-started when it begins, so a test knows the call is in flight, and a
+// notifications/cancelled for it is recorded in FAKE_MARKER_FILE.cancelled. The description of echo is read from the file
 // named by FAKE_DESC_FILE on every tools/list when that is set, so a test can change a tool's
 // definition under the gateway.
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -18,6 +19,7 @@ const description = () => {
   return 'Echoes its arguments';
 };
 
+const timers = new Map();  // request id -> timer of a pending slow call
 for await (const line of createInterface({ input: process.stdin })) {
   if (!line.trim()) continue;
   const m = JSON.parse(line);
@@ -41,9 +43,16 @@ for await (const line of createInterface({ input: process.stdin })) {
     if (m.params.name === 'slow' && process.env.FAKE_MARKER_FILE) {
       writeFileSync(process.env.FAKE_MARKER_FILE + '.slow-started', 'started\n');
     }
-    if (m.params.name === 'slow') setTimeout(answer, args.ms ?? 100);
+    if (m.params.name === 'slow') timers.set(m.id, setTimeout(answer, args.ms ?? 100));
     else if (m.params.name === 'echo' || m.params.name === 'touch') answer();
     else send({ id: m.id, error: { code: -32602, message: 'unknown tool ' + m.params.name } });
+  } else if (m.method === 'notifications/cancelled') {
+    // A cancelled request is not answered; FAKE_MARKER_FILE.cancelled records that it came.
+    clearTimeout(timers.get(m.params.requestId));
+    timers.delete(m.params.requestId);
+    if (process.env.FAKE_MARKER_FILE) {
+      writeFileSync(process.env.FAKE_MARKER_FILE + '.cancelled', JSON.stringify(m.params) + '\n');
+    }
   } else if (m.id !== undefined && m.method) {
     send({ id: m.id, error: { code: -32601, message: 'method not found' } });
   }
