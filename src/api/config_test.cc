@@ -55,6 +55,37 @@ protect_reads = true
   EXPECT_TRUE(c->admin.protect_reads);
 }
 
+TEST(Config, McpServersAreTablesOfCommandArgsAndEnv) {
+  auto c = ParseConfigToml(R"([mcp]
+request_timeout_ms = 5000
+[mcp.servers.everything]
+command = "node"
+args = ["dist/index.js", "stdio"]
+env = { A = "1" }
+)", "m.toml");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->mcp.request_timeout_ms, 5000);
+  ASSERT_EQ(c->mcp.servers.count("everything"), 1u);
+  const auto& s = c->mcp.servers.at("everything");
+  EXPECT_EQ(s.command, "node");
+  EXPECT_EQ(s.args, (std::vector<std::string>{"dist/index.js", "stdio"}));
+  EXPECT_EQ(s.env.at("A"), "1");
+  EXPECT_EQ(c->McpAudience(), "https://custody.local/mcp");
+
+  auto typo = ParseConfigToml("[mcp.servers.x]\ncommand = \"n\"\ncomand = \"n\"\n", "t.toml");
+  ASSERT_FALSE(typo.ok());
+  EXPECT_NE(typo.status().message().find("t.toml:3:"), std::string::npos);
+  EXPECT_NE(typo.status().message().find("unknown key mcp.servers.x.comand"), std::string::npos);
+  auto nocmd = ParseConfigToml("[mcp.servers.x]\nargs = [\"a\"]\n", "n.toml");
+  ASSERT_FALSE(nocmd.ok());
+  EXPECT_NE(nocmd.status().message().find("command is required"), std::string::npos);
+  auto badargs = ParseConfigToml("[mcp.servers.x]\ncommand = \"n\"\nargs = [1]\n", "b.toml");
+  ASSERT_FALSE(badargs.ok());
+  EXPECT_NE(badargs.status().message().find("array of strings"), std::string::npos);
+  auto badname = ParseConfigToml("[mcp.servers.\"a/b\"]\ncommand = \"n\"\n", "x.toml");
+  ASSERT_FALSE(badname.ok());
+}
+
 TEST(Config, UnknownKeysAndBadValuesAreErrorsWithPositions) {
   auto c = ParseConfigToml("listen = \"x\"\nlisten_addr = \"y\"\n", "a.toml");
   ASSERT_FALSE(c.ok());
