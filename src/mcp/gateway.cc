@@ -125,8 +125,12 @@ struct Gateway::Server {
   std::mutex progress_mu;
   int64_t next_progress = 1;                  // guarded by progress_mu
   std::map<std::string, Progress> progress;   // guarded by progress_mu: upstream token -> call
-  // (MCP session id, client request id as JSON) -> upstream id of a forwarded tools/call.
-  std::map<std::pair<std::string, std::string>, int64_t> inflight;  // guarded by progress_mu
+  // (MCP session id, client request id as JSON) -> a forwarded tools/call.
+  struct Inflight {
+    int64_t upstream_id = 0;
+    std::string token;  // the caller's, to notice containment (never sent upstream)
+  };
+  std::map<std::pair<std::string, std::string>, Inflight> inflight;  // guarded by progress_mu
   struct ToolState {
     std::string hash;
     bool approved = false;
@@ -184,10 +188,40 @@ Gateway::~Gateway() { Stop(); }
 
 void Gateway::Start() {
   for (auto& [_, s] : servers_) s->upstream->Start();
+  std::lock_guard lock(sweep_mu_);
+  if (!sweeper_.joinable() && !sweep_stop_) sweeper_ = std::thread([this] { SweepContained(); });
 }
 
 void Gateway::Stop() {
+  {
+    std::lock_guard lock(sweep_mu_);
+    sweep_stop_ = true;
+  }
+  sweep_cv_.notify_all();
+  if (sweeper_.joinable()) sweeper_.join();
   for (auto& [_, s] : servers_) s->upstream->Stop();
+}
+
+void Gateway::SweepContained() {
+  std::unique_lock lk(sweep_mu_);
+  while (!sweep_cv_.wait_for(lk, std::chrono::milliseconds(100), [this] { return sweep_stop_; })) {
+    lk.unlock();
+    for (auto& [_, s] : servers_) {
+      std::vector<Server::Inflight> calls;
+      {
+        std::lock_guard lock(s->progress_mu);
+        for (const auto& [key, call] : s->inflight) calls.push_back(call);
+      }
+      for (const auto& call : calls) {
+        identity::VerifiedAccess revoked;
+        if (!tokens_.VerifyAccessToken(call.token, options_.audience, &revoked).ok() &&
+            !revoked.session.sid.empty()) {
+          s->upstream->Cancel(call.upstream_id, "the session was contained");
+        }
+      }
+    }
+    lk.lock();
+  }
 }
 
 size_t Gateway::session_count() const {
@@ -351,7 +385,7 @@ void Gateway::HandlePost(Request& req, Responder respond) {
         {
           std::lock_guard lock(server.progress_mu);
           auto it = server.inflight.find({caller.session_id, json::serialize(rid->value())});
-          if (it != server.inflight.end()) upstream_id = it->second;
+          if (it != server.inflight.end()) upstream_id = it->second.upstream_id;
         }
         if (upstream_id != 0) server.upstream->Cancel(upstream_id, "cancelled by the client");
       }
@@ -720,7 +754,9 @@ void Gateway::ForwardCall(std::shared_ptr<Call> call) {
     });
   });
   std::lock_guard lock(call->server->progress_mu);
-  if (upstream_id != 0 && !call->finished) call->server->inflight[key] = upstream_id;
+  if (upstream_id != 0 && !call->finished) {
+    call->server->inflight[key] = Server::Inflight{upstream_id, call->caller.token};
+  }
 }
 
 void Gateway::Reply(Call& call, int http_status, std::string body) {

@@ -19,11 +19,13 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -127,6 +129,13 @@ class Gateway {
   UuidV7Generator ids_;
 
   std::map<std::string, std::unique_ptr<Server>> servers_;  // fixed after construction
+
+  // Every 100 ms, cancels upstream the in-flight calls of sessions revoked (contained) since.
+  void SweepContained();
+  std::thread sweeper_;
+  std::mutex sweep_mu_;
+  std::condition_variable sweep_cv_;
+  bool sweep_stop_ = false;  // guarded by sweep_mu_
 
   mutable std::mutex sessions_mu_;
   std::unordered_map<std::string, McpSession> sessions_;  // guarded by sessions_mu_

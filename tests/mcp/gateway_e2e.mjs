@@ -15,7 +15,7 @@
 // Exits non-zero on the first failure; needs `npm ci` in tests/mcp (scripts/test.sh does it).
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -305,14 +305,16 @@ async function main() {
   ac.abort('e2e cancel');
   await assert.rejects(cancelled);
   await waitFor(markerFile + '.cancelled');
+  assert.match(readFileSync(markerFile + '.cancelled', 'utf8'), /"reason":"cancelled by the client"/);
   console.log('ok a client cancellation is passed to the upstream');
 
   // --- A session contained while its call runs upstream does not get the result.
   const c = await connect('fake', tokenC);
   await c.client.listTools();
+  rmSync(markerFile + '.cancelled');
   const slow = request(url, '/mcp/fake', { token: tokenC,
     headers: { ...accept, 'mcp-session-id': c.transport.sessionId },
-    body: { jsonrpc: '2.0', id: 20, method: 'tools/call', params: { name: 'slow', arguments: { ms: 1500 } } } });
+    body: { jsonrpc: '2.0', id: 20, method: 'tools/call', params: { name: 'slow', arguments: { ms: 60000 } } } });
   await waitFor(started);
   const containC = await request(url, '/v1/contain', { token: adminToken,
     body: { session: claims(tokenC).sid, reason: 'mcp e2e: mid-call' } });
@@ -322,8 +324,11 @@ async function main() {
   assert.equal(withheld.json.error?.code, -32001, withheld.text);
   assert.match(withheld.json.error.message, /contained while the call ran/);
   assert.ok(withheld.json.error.data['dev.custody/receipt'].outcome.receipt, 'outcome not recorded');
+  // The gateway cancelled the call upstream because of the containment (not a timeout).
+  await waitFor(markerFile + '.cancelled');
+  assert.match(readFileSync(markerFile + '.cancelled', 'utf8'), /"reason":"the session was contained"/);
   await c.client.close().catch(() => {});
-  console.log('ok a session contained mid-call gets no result');
+  console.log('ok a session contained mid-call: its call is cancelled upstream and it gets no result');
 
   // --- Containment: A's session is contained; its MCP session is gone, B continues.
   const sidA = claims(tokenA).sid;
