@@ -364,8 +364,12 @@ async function main() {
 
 try {
   await main();
+  // A graceful stop (upstreams terminated, ledger flushed) exits 0, with no sanitizer report.
   server.kill('SIGTERM');
   await new Promise((r) => (server.exitCode !== null ? r() : server.on('exit', r)));
+  assert.equal(server.exitCode, 0, `custody serve exited with ${server.exitCode ?? server.signalCode}`);
+  assert.ok(!/Sanitizer/.test(stderrOf()), 'custody serve reported a sanitizer error');
+  console.log('ok custody serve stops cleanly with its upstreams');
   console.log('PASS mcp gateway e2e');
   cleanup();
 } catch (e) {
