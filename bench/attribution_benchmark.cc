@@ -74,9 +74,7 @@ Percentiles Pct(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return {v[v.size() / 2], v[std::min(v.size() - 1, v.size() * 99 / 100)]};
 }
-double Us(Clk::duration d) {
-  return std::chrono::duration<double, std::micro>(d).count();
-}
+double Us(Clk::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
 
 // Ledger, identity and attribution in one temporary directory (the tests' World), with the
 // benchmark's policies and two agents.
@@ -204,8 +202,10 @@ void Http(const std::vector<int>& thread_counts, int calls_per_thread) {
   };
   auto session = [&] {
     auto svid = post("/oauth2/token",
-                     form({{"grant_type", "client_credentials"}, {"client_id", "planner"},
-                           {"client_secret", secret}, {"audience", "https://custody.local"}}),
+                     form({{"grant_type", "client_credentials"},
+                           {"client_id", "planner"},
+                           {"client_secret", secret},
+                           {"audience", "https://custody.local"}}),
                      "", "application/x-www-form-urlencoded");
     auto tok = post(
         "/oauth2/token",
@@ -220,9 +220,10 @@ void Http(const std::vector<int>& thread_counts, int calls_per_thread) {
         "", "application/x-www-form-urlencoded");
     return std::string(tok["access_token"].as_string());
   };
-  printf("# loopback HTTP: POST /v1/actions:authorize, keep-alive, 1 in flight per client,\n"
-         "# server worker threads = %d\n",
-         service->threads());
+  printf(
+      "# loopback HTTP: POST /v1/actions:authorize, keep-alive, 1 in flight per client,\n"
+      "# server worker threads = %d\n",
+      service->threads());
   printf("clients  calls      calls/s    p50_us    p99_us\n");
   const std::string body =
       R"({"action":"call_tool","target":{"server":"github","tool":"create_issue"},)"
@@ -287,8 +288,8 @@ void Contain(int rounds) {
   }
   auto a = Pct(trip_us), b = Pct(to_refusal_us), c = Pct(child_refusal_us);
   printf("# containment, %d rounds (in process; each step durable in the ledger)\n", rounds);
-  printf("tripping call answered (session tree already revoked): p50 %.0f us  p99 %.0f us\n",
-         a.p50, a.p99);
+  printf("tripping call answered (session tree already revoked): p50 %.0f us  p99 %.0f us\n", a.p50,
+         a.p99);
   printf("trip sent -> next call of the session refused:          p50 %.0f us  p99 %.0f us\n",
          b.p50, b.p99);
   printf("trip sent -> next call of its child refused:            p50 %.0f us  p99 %.0f us\n",
@@ -323,12 +324,12 @@ void Trace(uint64_t fill, int reps) {
         ++in_flight;
       }
       Must(w.w->ledger->AppendAsync(ev, cols,
-                                 [&](Result<ledger::AppendResult> r) {
-                                   if (!r.ok()) std::abort();
-                                   std::lock_guard<std::mutex> lock(mu);
-                                   --in_flight;
-                                   cv.notify_one();
-                                 }),
+                                    [&](Result<ledger::AppendResult> r) {
+                                      if (!r.ok()) std::abort();
+                                      std::lock_guard<std::mutex> lock(mu);
+                                      --in_flight;
+                                      cv.notify_one();
+                                    }),
            "append");
       attribution::ActionRow row;
       row.action_id = id;
@@ -408,22 +409,33 @@ int main(int argc, char** argv) {
   uint64_t fill = 1000000;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
-    if (k == "--mode") mode = v;
-    else if (k == "--threads") threads = v;
-    else if (k == "--calls") calls = std::stoi(v);
-    else if (k == "--window") window = std::stoi(v);
-    else if (k == "--rounds") rounds = std::stoi(v);
-    else if (k == "--fill") fill = std::stoull(v);
-    else if (k == "--reps") reps = std::stoi(v);
+    if (k == "--mode")
+      mode = v;
+    else if (k == "--threads")
+      threads = v;
+    else if (k == "--calls")
+      calls = std::stoi(v);
+    else if (k == "--window")
+      window = std::stoi(v);
+    else if (k == "--rounds")
+      rounds = std::stoi(v);
+    else if (k == "--fill")
+      fill = std::stoull(v);
+    else if (k == "--reps")
+      reps = std::stoi(v);
     else {
       fprintf(stderr, "unknown flag %s\n", k.c_str());
       return 2;
     }
   }
-  if (mode == "inprocess") custody::InProcess(custody::ParseList(threads), calls, window);
-  else if (mode == "http") custody::Http(custody::ParseList(threads), calls);
-  else if (mode == "contain") custody::Contain(rounds);
-  else if (mode == "trace") custody::Trace(fill, reps);
+  if (mode == "inprocess")
+    custody::InProcess(custody::ParseList(threads), calls, window);
+  else if (mode == "http")
+    custody::Http(custody::ParseList(threads), calls);
+  else if (mode == "contain")
+    custody::Contain(rounds);
+  else if (mode == "trace")
+    custody::Trace(fill, reps);
   else {
     fprintf(stderr, "--mode inprocess|http|contain|trace\n");
     return 2;

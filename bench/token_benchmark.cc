@@ -60,11 +60,11 @@ class Fixture {
     if (with_ledger) {
       ledger::LedgerOptions lo;
       lo.origin = "custody.bench/ledger";
-      ledger_ = Must(ledger::Ledger::Open(Must(ledger::SqliteLedgerStore::Open(
-                                                   (dir_ / "ledger.db").string()),
-                                               "ledger store"),
-                                          Must(crypto::Ed25519PrivateKey::Generate(), "key"), lo),
-                     "ledger");
+      ledger_ = Must(
+          ledger::Ledger::Open(
+              Must(ledger::SqliteLedgerStore::Open((dir_ / "ledger.db").string()), "ledger store"),
+              Must(crypto::Ed25519PrivateKey::Generate(), "key"), lo),
+          "ledger");
       ledger::Ledger* led = ledger_.get();
       sink = [led](const std::string& e) { return led->Append(e).status(); };
     }
@@ -92,15 +92,11 @@ class Fixture {
 
   // A client assertion as the agent would sign it (RFC 7523), each with a fresh jti.
   std::string Assertion() {
-    int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                      clock_.Now().time_since_epoch())
-                      .count();
-    json::object c{{"iss", "bench"},
-                   {"sub", "bench"},
-                   {"aud", std::string(kIssuer) + "/oauth2/token"},
-                   {"exp", now + 120},
-                   {"iat", now},
-                   {"jti", "a-" + std::to_string(++assertions_)}};
+    int64_t now =
+        std::chrono::duration_cast<std::chrono::seconds>(clock_.Now().time_since_epoch()).count();
+    json::object c{
+        {"iss", "bench"},   {"sub", "bench"}, {"aud", std::string(kIssuer) + "/oauth2/token"},
+        {"exp", now + 120}, {"iat", now},     {"jti", "a-" + std::to_string(++assertions_)}};
     return Must(crypto::SignJwsEs256(R"({"alg":"ES256","kid":"bench-key"})", json::serialize(c),
                                      *client_key_),
                 "assertion");
@@ -164,8 +160,8 @@ void BM_ClientCredentials(benchmark::State& state) {
       next = 0;
       state.ResumeTiming();
     }
-    auto client = f.svc().AuthenticateClient(
-        "bench", std::string(kClientAssertionTypeJwtBearer), batch[next++], "");
+    auto client = f.svc().AuthenticateClient("bench", std::string(kClientAssertionTypeJwtBearer),
+                                             batch[next++], "");
     if (!client.ok()) state.SkipWithError(client.error.description.c_str());
     auto t = f.svc().IssueSvid(*client.value, kIssuer);
     if (!t.ok()) state.SkipWithError(t.error.description.c_str());
@@ -205,7 +201,10 @@ void BM_ExchangeChild(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(BM_ExchangeChild)->ArgNames({"ledger", "cache"})->Args({0, 0})->Args({0, 4096})
+BENCHMARK(BM_ExchangeChild)
+    ->ArgNames({"ledger", "cache"})
+    ->Args({0, 0})
+    ->Args({0, 4096})
     ->UseRealTime();
 
 // VerifyAccessToken over a pool of distinct live tokens, round-robin: signature, claims,

@@ -55,7 +55,8 @@ Result<std::string> OptString(const json::object& o, std::string_view key) {
 Result<std::string> OptObjectText(const json::object& o, std::string_view key) {
   auto it = o.find(key);
   if (it == o.end() || it->value().is_null()) return std::string();
-  if (!it->value().is_object()) return InvalidArgumentError(std::string(key) + " must be an object");
+  if (!it->value().is_object())
+    return InvalidArgumentError(std::string(key) + " must be an object");
   return json::serialize(it->value());
 }
 
@@ -66,14 +67,10 @@ json::array Strings(const std::vector<std::string>& v) {
 }
 
 json::object ResultJson(const AuthorizeResult& r) {
-  json::object o{{"action_id", r.action_id},
-                 {"decision", r.allowed ? "allow" : "deny"},
-                 {"reasons", Strings(r.reasons)},
-                 {"message", r.message},
-                 {"policy_hash", r.policy_hash},
-                 {"session", r.sid},
-                 {"traceparent", r.traceparent},
-                 {"ledger_index", r.ledger_index},
+  json::object o{{"action_id", r.action_id},      {"decision", r.allowed ? "allow" : "deny"},
+                 {"reasons", Strings(r.reasons)}, {"message", r.message},
+                 {"policy_hash", r.policy_hash},  {"session", r.sid},
+                 {"traceparent", r.traceparent},  {"ledger_index", r.ledger_index},
                  {"receipt", r.receipt}};
   if (!r.errors.empty()) o["errors"] = Strings(r.errors);
   if (!r.contained.empty()) o["contained"] = r.contained;
@@ -110,7 +107,8 @@ Result<AuthorizeRequest> NativeRequest(const Request& req) {
   ASSIGN_OR_RETURN(a.arguments_json, OptObjectText(o, "arguments"));
   ASSIGN_OR_RETURN(a.caller_context_json, OptObjectText(o, "context"));
   ASSIGN_OR_RETURN(a.traceparent, OptString(o, "traceparent"));
-  if (a.traceparent.empty()) a.traceparent = std::string(req.headers.Get("traceparent").value_or(""));
+  if (a.traceparent.empty())
+    a.traceparent = std::string(req.headers.Get("traceparent").value_or(""));
   a.token = Bearer(req);
   a.via = "native";
   return a;
@@ -154,7 +152,8 @@ Result<AuthorizeRequest> FromAuthzen(const Evaluation& e, const std::string& tok
   if (a.action.empty()) return InvalidArgumentError("action.name is required");
   ASSIGN_OR_RETURN(std::string rtype, OptString(e.resource, "type"));
   ASSIGN_OR_RETURN(std::string rid, OptString(e.resource, "id"));
-  if (rtype.empty() || rid.empty()) return InvalidArgumentError("resource.type and resource.id are required");
+  if (rtype.empty() || rid.empty())
+    return InvalidArgumentError("resource.type and resource.id are required");
   if (rtype == "tool") {
     size_t slash = rid.find('/');
     if (slash == std::string::npos)
@@ -178,9 +177,11 @@ Result<AuthorizeRequest> FromAuthzen(const Evaluation& e, const std::string& tok
 
 json::object AuthzenDecision(const Result<AuthorizeResult>& r) {
   if (!r.ok()) {
-    return {{"decision", false},
-            {"context", {{"error", {{"status", static_cast<int>(r.status().code())},
-                                    {"message", r.status().message()}}}}}};
+    return {
+        {"decision", false},
+        {"context",
+         {{"error",
+           {{"status", static_cast<int>(r.status().code())}, {"message", r.status().message()}}}}}};
   }
   return {{"decision", r->allowed},
           {"context",
@@ -231,8 +232,7 @@ struct EvaluationsRun {
 void RunNext(AttributionService* svc, std::shared_ptr<EvaluationsRun> run);
 
 void Evaluate(AttributionService* svc, const Evaluation& e, const std::string& token,
-              const std::string& traceparent,
-              std::function<void(Result<AuthorizeResult>)> done) {
+              const std::string& traceparent, std::function<void(Result<AuthorizeResult>)> done) {
   auto a = FromAuthzen(e, token, traceparent);
   if (!a.ok()) return done(a.status());
   svc->Authorize(std::move(*a), std::move(done));
@@ -290,7 +290,8 @@ Status AddAttributionRoutes(http::Router& router, AttributionService& service,
          auto a = NativeRequest(req);
          if (!a.ok()) return Reply(respond, req.request_id, a.status());
          if (a->token.empty())
-           return Reply(respond, req.request_id, UnauthenticatedError("a bearer session token is required"));
+           return Reply(respond, req.request_id,
+                        UnauthenticatedError("a bearer session token is required"));
          svc->Authorize(std::move(*a), [respond, id = req.request_id](Result<AuthorizeResult> r) {
            if (!r.ok()) return Reply(respond, id, r.status());
            respond(AuthorizeResponse(*r));
@@ -304,12 +305,14 @@ Status AddAttributionRoutes(http::Router& router, AttributionService& service,
          const std::string& op = req.params["op"];
          constexpr std::string_view kSuffix = ":complete";
          if (op.size() <= kSuffix.size() || !op.ends_with(kSuffix))
-           return Reply(respond, req.request_id, NotFoundError("unknown action operation (try :complete)"));
+           return Reply(respond, req.request_id,
+                        NotFoundError("unknown action operation (try :complete)"));
          attribution::CompleteRequest c;
          c.action_id = op.substr(0, op.size() - kSuffix.size());
          c.token = Bearer(req);
          if (c.token.empty())
-           return Reply(respond, req.request_id, UnauthenticatedError("a bearer session token is required"));
+           return Reply(respond, req.request_id,
+                        UnauthenticatedError("a bearer session token is required"));
          auto o = ParseBody(req.body);
          if (!o.ok()) return Reply(respond, req.request_id, o.status());
          for (const auto& kv : *o) {
@@ -322,23 +325,25 @@ Status AddAttributionRoutes(http::Router& router, AttributionService& service,
          auto er = OptString(*o, "error");
          auto od = OptString(*o, "output_digest");
          if (!st.ok() || !er.ok() || !od.ok())
-           return Reply(respond, req.request_id, InvalidArgumentError("status, error and output_digest are strings"));
+           return Reply(respond, req.request_id,
+                        InvalidArgumentError("status, error and output_digest are strings"));
          c.status = *st;
          c.error = *er;
          c.output_digest = *od;
          if (auto it = o->find("latency_ms"); it != o->end()) {
            if (!it->value().is_int64() || it->value().get_int64() < 0)
-             return Reply(respond, req.request_id, InvalidArgumentError("latency_ms must be a non-negative integer"));
+             return Reply(respond, req.request_id,
+                          InvalidArgumentError("latency_ms must be a non-negative integer"));
            c.latency_ms = it->value().get_int64();
          }
-         svc->Complete(std::move(c), [respond, id = req.request_id](
-                                         Result<attribution::CompleteResult> r) {
-           if (!r.ok()) return Reply(respond, id, r.status());
-           json::object body{{"event_id", r->event_id},
-                             {"ledger_index", r->ledger_index},
-                             {"receipt", r->receipt}};
-           respond(Response::Json(200, json::serialize(body)));
-         });
+         svc->Complete(std::move(c),
+                       [respond, id = req.request_id](Result<attribution::CompleteResult> r) {
+                         if (!r.ok()) return Reply(respond, id, r.status());
+                         json::object body{{"event_id", r->event_id},
+                                           {"ledger_index", r->ledger_index},
+                                           {"receipt", r->receipt}};
+                         respond(Response::Json(200, json::serialize(body)));
+                       });
        },
        AuthRequirement::None(), kJson}));
 
@@ -357,7 +362,8 @@ Status AddAttributionRoutes(http::Router& router, AttributionService& service,
          std::string entities;
          if (auto it = o->find("entities"); it != o->end() && !it->value().is_null()) {
            if (!it->value().is_array())
-             return Reply(respond, req.request_id, InvalidArgumentError("entities must be a JSON array"));
+             return Reply(respond, req.request_id,
+                          InvalidArgumentError("entities must be a JSON array"));
            entities = json::serialize(it->value());
          }
          auto r = svc->PublishPolicies(*policies, entities, By(req));
@@ -371,40 +377,42 @@ Status AddAttributionRoutes(http::Router& router, AttributionService& service,
        },
        admin, kJson}));
 
-  RETURN_IF_ERROR(router.Add(
-      {"GET", "/v1/policies/active",
-       [svc](Request& req, Responder respond) {
-         auto r = svc->ActivePolicySet();
-         if (!r.ok()) return Reply(respond, req.request_id, r.status());
-         if (!*r) return Reply(respond, req.request_id, NotFoundError("no policy set has been published"));
-         const auto& p = **r;
-         json::value entities = p.entities.empty() ? json::value(json::array())
-                                                   : json::parse(p.entities);
-         json::object body{{"hash", p.hash},
-                           {"policies", p.policies},
-                           {"entities", entities},
-                           {"published_ms", p.published_ms},
-                           {"published_by", p.published_by},
-                           {"ledger_index", p.ledger_index}};
-         respond(Response::Json(200, json::serialize(body)));
-       },
-       options.read_auth, ""}));
+  RETURN_IF_ERROR(router.Add({"GET", "/v1/policies/active",
+                              [svc](Request& req, Responder respond) {
+                                auto r = svc->ActivePolicySet();
+                                if (!r.ok()) return Reply(respond, req.request_id, r.status());
+                                if (!*r)
+                                  return Reply(respond, req.request_id,
+                                               NotFoundError("no policy set has been published"));
+                                const auto& p = **r;
+                                json::value entities = p.entities.empty()
+                                                           ? json::value(json::array())
+                                                           : json::parse(p.entities);
+                                json::object body{{"hash", p.hash},
+                                                  {"policies", p.policies},
+                                                  {"entities", entities},
+                                                  {"published_ms", p.published_ms},
+                                                  {"published_by", p.published_by},
+                                                  {"ledger_index", p.ledger_index}};
+                                respond(Response::Json(200, json::serialize(body)));
+                              },
+                              options.read_auth, ""}));
 
-  RETURN_IF_ERROR(router.Add(
-      {"GET", "/v1/policies",
-       [svc](Request& req, Responder respond) {
-         auto r = svc->store().ListPolicySets();
-         if (!r.ok()) return Reply(respond, req.request_id, r.status());
-         json::array a;
-         for (const auto& p : *r) {
-           a.push_back(json::object{{"hash", p.hash},
-                                    {"published_ms", p.published_ms},
-                                    {"published_by", p.published_by},
-                                    {"ledger_index", p.ledger_index}});
-         }
-         respond(Response::Json(200, json::serialize(json::object{{"policy_sets", a}})));
-       },
-       options.read_auth, ""}));
+  RETURN_IF_ERROR(
+      router.Add({"GET", "/v1/policies",
+                  [svc](Request& req, Responder respond) {
+                    auto r = svc->store().ListPolicySets();
+                    if (!r.ok()) return Reply(respond, req.request_id, r.status());
+                    json::array a;
+                    for (const auto& p : *r) {
+                      a.push_back(json::object{{"hash", p.hash},
+                                               {"published_ms", p.published_ms},
+                                               {"published_by", p.published_by},
+                                               {"ledger_index", p.ledger_index}});
+                    }
+                    respond(Response::Json(200, json::serialize(json::object{{"policy_sets", a}})));
+                  },
+                  options.read_auth, ""}));
 
   RETURN_IF_ERROR(router.Add(
       {"POST", "/v1/contain",
@@ -415,18 +423,18 @@ Status AddAttributionRoutes(http::Router& router, AttributionService& service,
          auto agent = OptString(*o, "agent");
          auto reason = OptString(*o, "reason");
          if (!session.ok() || !agent.ok() || !reason.ok())
-           return Reply(respond, req.request_id, InvalidArgumentError("session, agent and reason are strings"));
+           return Reply(respond, req.request_id,
+                        InvalidArgumentError("session, agent and reason are strings"));
          if (session->empty() == agent->empty())
-           return Reply(respond, req.request_id, InvalidArgumentError("name exactly one of session or agent"));
+           return Reply(respond, req.request_id,
+                        InvalidArgumentError("name exactly one of session or agent"));
          auto r = session->empty() ? svc->Contain("agent", *agent, *reason, By(req))
                                    : svc->Contain("session", *session, *reason, By(req));
          if (!r.ok()) return Reply(respond, req.request_id, r.status());
-         json::object body{{"event_id", r->event_id},
-                           {"scope", r->scope},
-                           {"subject", r->subject},
-                           {"revoked_sessions", Strings(r->revoked_sessions)},
-                           {"ledger_index", r->ledger_index},
-                           {"receipt", r->receipt}};
+         json::object body{
+             {"event_id", r->event_id},         {"scope", r->scope},
+             {"subject", r->subject},           {"revoked_sessions", Strings(r->revoked_sessions)},
+             {"ledger_index", r->ledger_index}, {"receipt", r->receipt}};
          respond(Response::Json(200, json::serialize(body)));
        },
        admin, kJson}));
@@ -451,7 +459,8 @@ Status AddAttributionRoutes(http::Router& router, AttributionService& service,
        [svc](Request& req, Responder respond) {
          std::string token = Bearer(req);
          if (token.empty())
-           return Reply(respond, req.request_id, UnauthenticatedError("a bearer session token is required"));
+           return Reply(respond, req.request_id,
+                        UnauthenticatedError("a bearer session token is required"));
          auto o = ParseBody(req.body);
          if (!o.ok()) return Reply(respond, req.request_id, o.status());
          auto e = Merge(*o, nullptr);
@@ -466,7 +475,8 @@ Status AddAttributionRoutes(http::Router& router, AttributionService& service,
        [svc](Request& req, Responder respond) {
          std::string token = Bearer(req);
          if (token.empty())
-           return Reply(respond, req.request_id, UnauthenticatedError("a bearer session token is required"));
+           return Reply(respond, req.request_id,
+                        UnauthenticatedError("a bearer session token is required"));
          auto o = ParseBody(req.body);
          if (!o.ok()) return Reply(respond, req.request_id, o.status());
          auto run = std::make_shared<EvaluationsRun>();
@@ -476,7 +486,8 @@ Status AddAttributionRoutes(http::Router& router, AttributionService& service,
          run->semantic = "execute_all";
          if (auto it = o->find("options"); it != o->end()) {
            if (!it->value().is_object())
-             return Reply(respond, req.request_id, InvalidArgumentError("options must be an object"));
+             return Reply(respond, req.request_id,
+                          InvalidArgumentError("options must be an object"));
            auto sem = OptString(it->value().get_object(), "evaluations_semantic");
            if (!sem.ok()) return Reply(respond, req.request_id, sem.status());
            if (!sem->empty()) run->semantic = *sem;
@@ -497,12 +508,15 @@ Status AddAttributionRoutes(http::Router& router, AttributionService& service,
                                 req.request_id);
          }
          if (!items->value().is_array())
-           return Reply(respond, req.request_id, InvalidArgumentError("evaluations must be an array"));
+           return Reply(respond, req.request_id,
+                        InvalidArgumentError("evaluations must be an array"));
          if (items->value().get_array().size() > 256)
-           return Reply(respond, req.request_id, InvalidArgumentError("at most 256 evaluations per request"));
+           return Reply(respond, req.request_id,
+                        InvalidArgumentError("at most 256 evaluations per request"));
          for (const auto& item : items->value().get_array()) {
            if (!item.is_object())
-             return Reply(respond, req.request_id, InvalidArgumentError("each evaluation must be an object"));
+             return Reply(respond, req.request_id,
+                          InvalidArgumentError("each evaluation must be an object"));
            auto e = Merge(*o, &item.get_object());
            if (!e.ok()) return Reply(respond, req.request_id, e.status());
            run->items.push_back(std::move(*e));

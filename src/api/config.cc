@@ -179,7 +179,8 @@ Status ApplyTable(Config& c, const toml::table& table, const std::string& prefix
     std::string key = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
     if (key == "mcp.servers") {
       const toml::table* sub = node.as_table();
-      if (!sub) return InvalidArgumentError(Where(name, node.source()) + ": mcp.servers must be a table");
+      if (!sub)
+        return InvalidArgumentError(Where(name, node.source()) + ": mcp.servers must be a table");
       RETURN_IF_ERROR(ApplyMcpServers(c, *sub, name));
       continue;
     }

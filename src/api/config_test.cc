@@ -62,7 +62,8 @@ request_timeout_ms = 5000
 command = "node"
 args = ["dist/index.js", "stdio"]
 env = { A = "1" }
-)", "m.toml");
+)",
+                           "m.toml");
   ASSERT_TRUE(c.ok()) << c.status().message();
   EXPECT_EQ(c->mcp.request_timeout_ms, 5000);
   ASSERT_EQ(c->mcp.servers.count("everything"), 1u);

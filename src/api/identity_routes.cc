@@ -363,15 +363,15 @@ Status AddIdentityRoutes(http::Router& router, TokenService& tokens) {
 
   // Starts signing with a new key. The retired key stays in the JWKS until every token it
   // signed has expired, so nothing issued before stops verifying.
-  RETURN_IF_ERROR(router.Add({"POST", "/v1/keys/rotate",
-                              [svc](Request& req, Responder respond) {
-                                auto kid = svc->RotateSigningKey(By(req));
-                                if (!kid.ok()) return Reply(respond, req, kid.status());
-                                json::object o{{"kid", *kid},
-                                               {"jwks", json::parse(svc->JwksJson())}};
-                                respond(Response::Json(200, json::serialize(o)));
-                              },
-                              admin, ""}));
+  RETURN_IF_ERROR(
+      router.Add({"POST", "/v1/keys/rotate",
+                  [svc](Request& req, Responder respond) {
+                    auto kid = svc->RotateSigningKey(By(req));
+                    if (!kid.ok()) return Reply(respond, req, kid.status());
+                    json::object o{{"kid", *kid}, {"jwks", json::parse(svc->JwksJson())}};
+                    respond(Response::Json(200, json::serialize(o)));
+                  },
+                  admin, ""}));
   return OkStatus();
 }
 

@@ -82,8 +82,8 @@ Status AddInvestigationRoutes(http::Router& router, identity::TokenService& toke
                                 auto g = inv->Graph(format);
                                 if (!g.ok()) return Reply(respond, req, g.status());
                                 if (format == "dot") {
-                                  return respond(Response::Text(200, std::move(*g),
-                                                                "text/vnd.graphviz; charset=utf-8"));
+                                  return respond(Response::Text(
+                                      200, std::move(*g), "text/vnd.graphviz; charset=utf-8"));
                                 }
                                 respond(Response::Json(200, std::move(*g)));
                               },

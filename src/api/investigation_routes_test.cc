@@ -36,8 +36,8 @@ class InvestigationRoutesTest : public ::testing::Test {
     ledger::LedgerOptions lo;
     lo.origin = "custody.test/ledger";
     ledger_ = std::move(*ledger::Ledger::Open(
-        std::move(*ledger::SqliteLedgerStore::Open((dir_ / "ledger.db").string())),
-        std::move(*key), lo));
+        std::move(*ledger::SqliteLedgerStore::Open((dir_ / "ledger.db").string())), std::move(*key),
+        lo));
     ids_ = std::move(*identity::SqliteIdentityStore::Open((dir_ / "identity.db").string()));
     identity::TokenServiceOptions o;
     o.trust_domain = "custody.test";
@@ -49,8 +49,8 @@ class InvestigationRoutesTest : public ::testing::Test {
         },
         o));
     store_ = std::move(*attribution::AttributionStore::Open((dir_ / "attribution.db").string()));
-    attr_ = std::move(*attribution::AttributionService::Create(*tokens_, *ledger_, *store_, clock_,
-                                                               random_, {}));
+    attr_ = std::move(
+        *attribution::AttributionService::Create(*tokens_, *ledger_, *store_, clock_, random_, {}));
     ASSERT_TRUE(AddInvestigationRoutes(router_, *tokens_, *ledger_, *attr_, clock_).ok());
 
     identity::Agent a;
@@ -138,9 +138,7 @@ TEST_F(InvestigationRoutesTest, AnswersJsonTreesAndDot) {
 }
 
 TEST_F(InvestigationRoutesTest, ErrorsUseTheErrorShape) {
-  auto code = [](const http::Response& r) {
-    return S(json::parse(r.body).at("error").at("code"));
-  };
+  auto code = [](const http::Response& r) { return S(json::parse(r.body).at("error").at("code")); };
   http::Response r = Get("/v1/trace/nope");
   EXPECT_EQ(r.status, 404);
   EXPECT_EQ(code(r), "not_found");

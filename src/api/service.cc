@@ -168,10 +168,9 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
     if (!f.empty()) ao.redact_fields.push_back(f);
     pos = comma + 1;
   }
-  ASSIGN_OR_RETURN(impl->attribution,
-                   attribution::AttributionService::Create(*impl->identity, *impl->ledger,
-                                                           *impl->attribution_store, clock, random,
-                                                           std::move(ao)));
+  ASSIGN_OR_RETURN(impl->attribution, attribution::AttributionService::Create(
+                                          *impl->identity, *impl->ledger, *impl->attribution_store,
+                                          clock, random, std::move(ao)));
   AttributionRouteOptions aro;
   aro.read_auth = ro.read_auth;
   aro.base_url = config.identity.issuer;
@@ -201,19 +200,19 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
     go.upstream.request_timeout = std::chrono::milliseconds(config.mcp.request_timeout_ms);
     Logger* mlog = &log;
     go.upstream.log = [mlog](int level, const std::string& server, const std::string& message) {
-      LogLevel l = level <= 0 ? LogLevel::kDebug
+      LogLevel l = level <= 0   ? LogLevel::kDebug
                    : level == 1 ? LogLevel::kInfo
                    : level == 2 ? LogLevel::kWarn
                                 : LogLevel::kError;
-      if (mlog->Enabled(l)) mlog->Log(l, "mcp_upstream", {{"server", server}, {"message", message}});
+      if (mlog->Enabled(l))
+        mlog->Log(l, "mcp_upstream", {{"server", server}, {"message", message}});
     };
     impl->mcp = std::make_unique<mcp::Gateway>(
         std::move(servers), *impl->identity, *impl->attribution, *impl->mcp_pins,
         [led](const std::string& event) {
           return led->Append(event, attribution::InvestigationColumns(event)).status();
         },
-        clock, random,
-        std::move(go));
+        clock, random, std::move(go));
     RETURN_IF_ERROR(impl->mcp->AddRoutes(impl->router, ro.read_auth));
   }
   RETURN_IF_ERROR(AddInvestigationRoutes(impl->router, *impl->identity, *impl->ledger,

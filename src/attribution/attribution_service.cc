@@ -45,8 +45,9 @@ constexpr int64_t kMinuteMs = 60'000;
 
 bool IsIdent(std::string_view s) {
   if (s.empty() || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
-  return std::all_of(s.begin(), s.end(),
-                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+  });
 }
 
 // A Cedar entity type name: identifiers joined by "::".
@@ -122,7 +123,8 @@ Result<json::value> ParseObject(const std::string& text, const char* what, size_
   }
   boost::system::error_code ec;
   json::value v = json::parse(text, ec);
-  if (ec || !v.is_object()) return InvalidArgumentError(std::string(what) + " must be a JSON object");
+  if (ec || !v.is_object())
+    return InvalidArgumentError(std::string(what) + " must be a JSON object");
   return v;
 }
 
@@ -191,7 +193,6 @@ Status Overlay(policy::Entities& out, const policy::Entities& base, EntityUid ui
   return out.Add(std::move(e));
 }
 
-
 json::object CountersJson(const SessionCounts& c, bool first_use) {
   return json::object{{"calls", c.calls},
                       {"denials", c.denials},
@@ -234,7 +235,8 @@ policy::Response Evaluate(const PolicyBundle& bundle, const identity::Agent& age
   {
     policy::Record a;
     a.emplace("name", Value::String(agent.name));
-    a.emplace("environment", Value::String(std::string(identity::EnvironmentName(agent.environment))));
+    a.emplace("environment",
+              Value::String(std::string(identity::EnvironmentName(agent.environment))));
     a.emplace("business_owner", Value::String(agent.business_owner));
     a.emplace("technical_owner", Value::String(agent.technical_owner));
     a.emplace("sponsor", Value::String(agent.sponsor));
@@ -277,29 +279,30 @@ policy::Response Evaluate(const PolicyBundle& bundle, const identity::Agent& age
 
 }  // namespace
 
-std::string Target::Key() const {
-  return is_tool() ? server + "/" + tool : type + ":" + id;
-}
+std::string Target::Key() const { return is_tool() ? server + "/" + tool : type + ":" + id; }
 
 Status Target::Validate() const {
   if (is_tool()) {
     if (!Printable(server, 128) || server.find('/') != std::string::npos)
       return InvalidArgumentError("target.server must be 1-128 printable characters without '/'");
-    if (!Printable(tool, 256)) return InvalidArgumentError("target.tool must be 1-256 printable characters");
+    if (!Printable(tool, 256))
+      return InvalidArgumentError("target.tool must be 1-256 printable characters");
     if (!type.empty() || !id.empty())
-      return InvalidArgumentError("a target is either a tool (server, tool) or a resource (type, id)");
+      return InvalidArgumentError(
+          "a target is either a tool (server, tool) or a resource (type, id)");
     return OkStatus();
   }
   if (!server.empty()) return InvalidArgumentError("target.server needs target.tool");
   if (!IsTypeName(type))
     return InvalidArgumentError("target.type must be a Cedar entity type name (e.g. Database)");
-  if (!Printable(id, 512)) return InvalidArgumentError("target.id must be 1-512 printable characters");
+  if (!Printable(id, 512))
+    return InvalidArgumentError("target.id must be 1-512 printable characters");
   return OkStatus();
 }
 
 AttributionService::AttributionService(identity::TokenService& tokens, ledger::Ledger& ledger,
-                                       AttributionStore& store, const Clock& clock,
-                                       Random& random, AttributionOptions options)
+                                       AttributionStore& store, const Clock& clock, Random& random,
+                                       AttributionOptions options)
     : tokens_(tokens),
       ledger_(ledger),
       store_(store),
@@ -324,8 +327,8 @@ Result<std::shared_ptr<const PolicyBundle>> MakeBundle(const std::string& polici
       if (p.effect != policy::Effect::kForbid)
         return InvalidArgumentError("policy " + p.id + ": @contain is only allowed on forbid");
       if (v != "session" && v != "agent")
-        return InvalidArgumentError("policy " + p.id +
-                                    ": @contain must be \"session\" or \"agent\", not \"" + v + "\"");
+        return InvalidArgumentError(
+            "policy " + p.id + ": @contain must be \"session\" or \"agent\", not \"" + v + "\"");
       b->contain[p.id] = v;
     }
   }
@@ -585,7 +588,7 @@ void AttributionService::Authorize(AuthorizeRequest req, AuthorizeCallback done)
         }
       }
       result.message = resp.reasons.empty() ? "no permit policy matched"
-                                             : "forbidden by policy " + resp.reasons.front();
+                                            : "forbidden by policy " + resp.reasons.front();
     }
     // The session's scopes bound every action, whatever the policies say.
     if (result.allowed && !identity::CoveredBy(target_key, session.scopes)) {
@@ -593,7 +596,9 @@ void AttributionService::Authorize(AuthorizeRequest req, AuthorizeCallback done)
       result.reasons = {"custody:scope"};
       result.message = "the session's scopes do not cover " + target_key;
     }
-    if (result.allowed) result.message = "allowed by " + (result.reasons.empty() ? std::string("policy") : result.reasons.front());
+    if (result.allowed)
+      result.message =
+          "allowed by " + (result.reasons.empty() ? std::string("policy") : result.reasons.front());
   }
 
   // Containment takes effect before the answer leaves: the next request is refused.
@@ -601,9 +606,8 @@ void AttributionService::Authorize(AuthorizeRequest req, AuthorizeCallback done)
   if (!contain_scope.empty()) {
     std::string subject = contain_scope == "agent" ? session.agent : session.sid;
     std::string reason = "tripwire " + tripwire + " (action " + action_id + ")";
-    auto r = contain_scope == "agent"
-                 ? tokens_.DisableAgent(subject, "custody:tripwire")
-                 : tokens_.RevokeSession(subject, reason, "custody:tripwire");
+    auto r = contain_scope == "agent" ? tokens_.DisableAgent(subject, "custody:tripwire")
+                                      : tokens_.RevokeSession(subject, reason, "custody:tripwire");
     if (r.ok()) {
       revoked_sids = *r;
       result.contained = contain_scope + " " + subject;
@@ -641,7 +645,8 @@ void AttributionService::Authorize(AuthorizeRequest req, AuthorizeCallback done)
   }
   json::array errors;
   for (const auto& e : result.errors) errors.emplace_back(e);
-  json::object chain_obj{{"sids", ToArray(state->chain_sids)}, {"agents", ToArray(state->chain_agents)}};
+  json::object chain_obj{{"sids", ToArray(state->chain_sids)},
+                         {"agents", ToArray(state->chain_agents)}};
   json::object e{
       {"kind", "action.decision"},
       {"event_id", action_id},
@@ -669,7 +674,8 @@ void AttributionService::Authorize(AuthorizeRequest req, AuthorizeCallback done)
       {"message", result.message}};
   if (!parent_event.empty()) e["parent_event"] = parent_event;
   if (!result.contained.empty()) {
-    e["containment"] = {{"scope", contain_scope}, {"tripwire", tripwire},
+    e["containment"] = {{"scope", contain_scope},
+                        {"tripwire", tripwire},
                         {"revoked_sessions", ToArray(revoked_sids)}};
   }
 
@@ -805,9 +811,8 @@ void AttributionService::Complete(CompleteRequest req, CompleteCallback done) {
   if (!req.output_digest.empty()) {
     std::string_view d = req.output_digest;
     bool ok = d.size() == 71 && d.substr(0, 7) == "sha256:" &&
-              std::all_of(d.begin() + 7, d.end(), [](char c) {
-                return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-              });
+              std::all_of(d.begin() + 7, d.end(),
+                          [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
     if (!ok) return done(InvalidArgumentError("output_digest must be sha256:<64 lower-case hex>"));
   }
   identity::VerifiedAccess revoked;
@@ -842,26 +847,27 @@ void AttributionService::Complete(CompleteRequest req, CompleteCallback done) {
   if (!req.error.empty()) outcome["error"] = req.error;
   if (!req.output_digest.empty()) outcome["output_digest"] = req.output_digest;
   if (req.latency_ms >= 0) outcome["latency_ms"] = req.latency_ms;
-  json::object e{{"kind", "action.outcome"},
-                 {"event_id", event_id},
-                 {"time", time},
-                 {"action_id", req.action_id},
-                 {"decision_index", row->decision_index},
-                 {"actor", ActorJson(va.session, va.jti)},
-                 {"session", {{"sid", va.session.sid}, {"root_sid", va.session.root_sid}}},
-                 {"trace",
-                  {{"trace_id", row->trace_id}, {"span_id", row->span_id}, {"txn", row->txn}}},
-                 {"outcome", outcome}};
+  json::object e{
+      {"kind", "action.outcome"},
+      {"event_id", event_id},
+      {"time", time},
+      {"action_id", req.action_id},
+      {"decision_index", row->decision_index},
+      {"actor", ActorJson(va.session, va.jti)},
+      {"session", {{"sid", va.session.sid}, {"root_sid", va.session.root_sid}}},
+      {"trace", {{"trace_id", row->trace_id}, {"span_id", row->span_id}, {"txn", row->txn}}},
+      {"outcome", outcome}};
   ActionRow update = *row;
   auto cb = std::make_shared<CompleteCallback>(std::move(done));
-  Status st = ledger_.AppendAsync(
-      json::serialize(e), Columns(event_id, "action.outcome", va.session, time),
-      [this, cb, update, event_id](Result<ledger::AppendResult> r) mutable {
-        if (!r.ok()) return (*cb)(r.status().WithContext("recording the outcome"));
-        update.outcome_index = static_cast<int64_t>(r->index);
-        Index(update, true);
-        (*cb)(CompleteResult{event_id, std::move(r->receipt), r->index});
-      });
+  Status st =
+      ledger_.AppendAsync(json::serialize(e), Columns(event_id, "action.outcome", va.session, time),
+                          [this, cb, update, event_id](Result<ledger::AppendResult> r) mutable {
+                            if (!r.ok())
+                              return (*cb)(r.status().WithContext("recording the outcome"));
+                            update.outcome_index = static_cast<int64_t>(r->index);
+                            Index(update, true);
+                            (*cb)(CompleteResult{event_id, std::move(r->receipt), r->index});
+                          });
   if (!st.ok()) (*cb)(st);
 }
 
@@ -892,20 +898,22 @@ Result<PublishResult> AttributionService::PublishPolicies(const std::string& pol
                  {"event_id", event_id},
                  {"time", time},
                  {"by", by},
-                 {"policy", {{"set_hash", out.hash},
-                             {"policies", out.policies},
-                             {"entities", out.entities},
-                             {"entities_digest", "sha256:" + entities_digest},
-                             {"tripwires", ToArray(out.tripwires)},
-                             {"previous", active ? active->hash : ""}}}};
+                 {"policy",
+                  {{"set_hash", out.hash},
+                   {"policies", out.policies},
+                   {"entities", out.entities},
+                   {"entities_digest", "sha256:" + entities_digest},
+                   {"tripwires", ToArray(out.tripwires)},
+                   {"previous", active ? active->hash : ""}}}};
   ledger::EventColumns cols;
   cols.event_id = event_id;
   cols.kind = "policy.publish";
   cols.time = time;
   ASSIGN_OR_RETURN(auto appended, ledger_.Append(json::serialize(e), cols));
   out.ledger_index = appended.index;
-  PolicySetRecord rec{out.hash, policies, entities, UnixMillis(clock_.Now()), by,
-                      static_cast<int64_t>(appended.index)};
+  PolicySetRecord rec{out.hash, policies,
+                      entities, UnixMillis(clock_.Now()),
+                      by,       static_cast<int64_t>(appended.index)};
   RETURN_IF_ERROR(store_.PutPolicySet(rec));
   std::lock_guard<std::mutex> lock(bundle_mu_);
   bundle_ = *bundle;
@@ -937,10 +945,14 @@ Result<ContainResult> AttributionService::Contain(const std::string& scope,
   out.subject = subject;
   out.revoked_sessions = revoked;
   std::string time = FormatRfc3339Millis(clock_.Now());
-  json::object e{{"kind", "containment"},       {"event_id", out.event_id},
-                 {"time", time},                {"scope", scope},
-                 {"subject", subject},          {"reason", reason},
-                 {"by", by},                    {"revoked_sessions", ToArray(revoked)}};
+  json::object e{{"kind", "containment"},
+                 {"event_id", out.event_id},
+                 {"time", time},
+                 {"scope", scope},
+                 {"subject", subject},
+                 {"reason", reason},
+                 {"by", by},
+                 {"revoked_sessions", ToArray(revoked)}};
   ledger::EventColumns cols;
   cols.event_id = out.event_id;
   cols.kind = "containment";

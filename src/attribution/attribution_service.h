@@ -41,7 +41,7 @@ class Ledger;
 namespace custody::identity {
 class TokenService;
 struct Session;
-}
+}  // namespace custody::identity
 
 namespace custody::attribution {
 
@@ -219,12 +219,12 @@ class AttributionService {
     ActionRow row;
     bool outcome_only = false;  // set outcome_index/status of an existing row
   };
-  std::deque<IndexOp> index_queue_;                           // guarded by index_mu_
-  std::unordered_map<std::string, ActionRow> pending_rows_;   // guarded by index_mu_
-  bool index_busy_ = false;                                   // guarded by index_mu_
+  std::deque<IndexOp> index_queue_;                          // guarded by index_mu_
+  std::unordered_map<std::string, ActionRow> pending_rows_;  // guarded by index_mu_
+  bool index_busy_ = false;                                  // guarded by index_mu_
   uint64_t index_queued_ = 0;   // ops ever queued; guarded by index_mu_
   uint64_t index_written_ = 0;  // ops ever written (a prefix of those queued); guarded by index_mu_
-  bool index_stop_ = false;                                   // guarded by index_mu_
+  bool index_stop_ = false;     // guarded by index_mu_
   std::thread indexer_;
 };
 

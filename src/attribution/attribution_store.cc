@@ -219,7 +219,7 @@ Result<std::vector<ActionRow>> AttributionStore::ActionsOfSessions(
 }
 
 Result<std::vector<ActionRow>> AttributionStore::ActionsOfAgent(const std::string& agent,
-                                                                 int64_t since_ms) {
+                                                                int64_t since_ms) {
   return QueryActions("agent = ?1 AND time_ms >= CAST(?2 AS INTEGER) ORDER BY time_ms",
                       {agent, std::to_string(since_ms)});
 }

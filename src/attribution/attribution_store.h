@@ -39,7 +39,7 @@ struct ActionRow {
   std::string agent;
   std::string initiator;
   std::string action;
-  std::string target;  // "<server>/<tool>" or "<type>:<id>"
+  std::string target;    // "<server>/<tool>" or "<type>:<id>"
   std::string decision;  // "allow" | "deny"
   std::string trace_id;
   std::string span_id;

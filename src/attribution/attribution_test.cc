@@ -1,13 +1,12 @@
 // AttributionService against real SQLite stores, a real ledger and real tokens: decisions are
 // recorded with their provenance, tripwires contain, forged context is ignored.
-#include "attribution/attribution_service.h"
-
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
 #include <filesystem>
 
+#include "attribution/attribution_service.h"
 #include "attribution/testing/world.h"
 #include "attribution/trace_context.h"
 #include "common/encoding.h"
@@ -28,13 +27,16 @@ std::string S(const json::value& v) {
 class AttributionTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto w = testkit::World::Create(std::filesystem::temp_directory_path() /
-                                    ("custody-attr-" + std::to_string(::getpid()) + "-" +
-                                     ::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    auto w =
+        testkit::World::Create(std::filesystem::temp_directory_path() /
+                               ("custody-attr-" + std::to_string(::getpid()) + "-" +
+                                ::testing::UnitTest::GetInstance()->current_test_info()->name()));
     ASSERT_TRUE(w.ok()) << w.status().ToString();
     w_ = std::move(*w);
-    ASSERT_TRUE(w_->Register("planner", {"*"}, {"assert_initiator"}, identity::Environment::kProd).ok());
-    ASSERT_TRUE(w_->Register("worker", {"github/*", "Database:*"}, {}, identity::Environment::kDev).ok());
+    ASSERT_TRUE(
+        w_->Register("planner", {"*"}, {"assert_initiator"}, identity::Environment::kProd).ok());
+    ASSERT_TRUE(
+        w_->Register("worker", {"github/*", "Database:*"}, {}, identity::Environment::kDev).ok());
   }
   void Open(AttributionOptions o = {}) { ASSERT_TRUE(w_->Reopen(o).ok()); }
   std::string Root(const std::string& scope = "") {
@@ -102,17 +104,15 @@ TEST_F(AttributionTest, AllowedCallIsRecordedBeforeAnsweringWithAVerifiableRecei
   EXPECT_EQ(S(o["action_id"]), r->action_id);
   EXPECT_EQ(o.at("decision_index").as_int64(), static_cast<int64_t>(r->ledger_index));
   // Twice is refused; so is another session completing it.
-  EXPECT_EQ(w_->svc->CompleteSync(CompleteRequest{root, r->action_id, "ok", "", "", 1})
-                .status()
-                .code(),
-            StatusCode::kAlreadyExists);
+  EXPECT_EQ(
+      w_->svc->CompleteSync(CompleteRequest{root, r->action_id, "ok", "", "", 1}).status().code(),
+      StatusCode::kAlreadyExists);
   std::string other = Root();
   auto r2 = Call(root, "github", "list_issues");
   ASSERT_TRUE(r2.ok());
-  EXPECT_EQ(w_->svc->CompleteSync(CompleteRequest{other, r2->action_id, "ok", "", "", 1})
-                .status()
-                .code(),
-            StatusCode::kPermissionDenied);
+  EXPECT_EQ(
+      w_->svc->CompleteSync(CompleteRequest{other, r2->action_id, "ok", "", "", 1}).status().code(),
+      StatusCode::kPermissionDenied);
   w_->svc->FlushIndex();
   auto row = w_->store->GetAction(r->action_id);
   ASSERT_TRUE(row.ok() && *row);
@@ -150,8 +150,8 @@ TEST_F(AttributionTest, CallerSuppliedContextCannotOverrideCustodysSessionFacts)
   // The caller's values are reachable, under their own key.
   Publish(R"(permit(principal, action, resource) when {
                context.caller.session.initiator.id == "mallory" };)");
-  auto r2 = Call(Root(), "github", "create_issue", "{}",
-                 R"({"session":{"initiator":{"id":"mallory"}}})");
+  auto r2 =
+      Call(Root(), "github", "create_issue", "{}", R"({"session":{"initiator":{"id":"mallory"}}})");
   ASSERT_TRUE(r2.ok());
   EXPECT_TRUE(r2->allowed);
 }
@@ -301,7 +301,7 @@ TEST_F(AttributionTest, BadPoliciesAreRefusedAndTheActiveSetStays) {
   EXPECT_EQ(w_->svc->PublishPolicies("permit(principal, action", "", "a").status().code(),
             StatusCode::kInvalidArgument);
   auto bad = w_->svc->PublishPolicies("@contain(\"session\") permit(principal, action, resource);",
-                                   "", "a");
+                                      "", "a");
   EXPECT_NE(bad.status().message().find("only allowed on forbid"), std::string::npos)
       << bad.status().ToString();
   EXPECT_FALSE(
@@ -343,9 +343,12 @@ TEST_F(AttributionTest, ManualContainmentRevokesAndIsRecorded) {
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->revoked_sessions.size(), 2u);
   EXPECT_TRUE(Call(child, "github", "x")->session_revoked);
-  EXPECT_EQ(w_->svc->Contain("session", "no-such", "x", "a").status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(w_->svc->Contain("galaxy", sid, "x", "a").status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(w_->svc->Contain("session", sid, "", "a").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(w_->svc->Contain("session", "no-such", "x", "a").status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(w_->svc->Contain("galaxy", sid, "x", "a").status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(w_->svc->Contain("session", sid, "", "a").status().code(),
+            StatusCode::kInvalidArgument);
 }
 
 TEST(TraceContext, ParsesOnlyValidTraceparents) {

@@ -118,9 +118,9 @@ Result<EvidenceReport> VerifyEvidence(std::string_view bundle,
   if (!verifier.ok()) {
     r.problems.push_back("verifier key: " + verifier.status().message());
   } else {
-    auto opened = ledger::OpenCheckpoint(*verifier, Str(b, "checkpoint"),
-                                         r.origin.empty() ? std::nullopt
-                                                          : std::optional<std::string_view>(r.origin));
+    auto opened = ledger::OpenCheckpoint(
+        *verifier, Str(b, "checkpoint"),
+        r.origin.empty() ? std::nullopt : std::optional<std::string_view>(r.origin));
     if (!opened.ok()) {
       r.problems.push_back(std::string("checkpoint: ") +
                            (pinned_key ? "does not verify under the pinned key: "
@@ -130,8 +130,9 @@ Result<EvidenceReport> VerifyEvidence(std::string_view bundle,
       cp = *opened;
       r.checkpoint_size = cp->size;
       auto size_it = b.find("checkpoint_size");
-      if (size_it != b.end() && (!size_it->value().is_number() ||
-                                 size_it->value().to_number<double>() != static_cast<double>(cp->size)))
+      if (size_it != b.end() &&
+          (!size_it->value().is_number() ||
+           size_it->value().to_number<double>() != static_cast<double>(cp->size)))
         r.problems.push_back("checkpoint_size does not match the signed checkpoint");
     }
   }
@@ -192,8 +193,8 @@ Result<EvidenceReport> VerifyEvidence(std::string_view bundle,
     std::vector<ledger::Hash> proof;
     bool bad = false;
     for (const auto& h : proof_it->value().get_array()) {
-      auto raw = h.is_string() ? Base64Decode(h.get_string()) : Result<std::vector<uint8_t>>(
-                                                                     InvalidArgumentError("x"));
+      auto raw = h.is_string() ? Base64Decode(h.get_string())
+                               : Result<std::vector<uint8_t>>(InvalidArgumentError("x"));
       if (!raw.ok() || raw->size() != 32 || proof.size() >= 64) {
         bad = true;
         break;

@@ -58,9 +58,10 @@ json::object SessionJson(const identity::Session& s) {
                  {"depth", s.depth},
                  {"agent", s.agent},
                  {"instance", s.instance},
-                 {"initiator", {{"id", s.initiator},
-                                {"issuer", s.initiator_issuer},
-                                {"verification", Verification(s.verification)}}},
+                 {"initiator",
+                  {{"id", s.initiator},
+                   {"issuer", s.initiator_issuer},
+                   {"verification", Verification(s.verification)}}},
                  {"scopes", ToArray(s.scopes)},
                  {"txn", s.txn},
                  {"credential", s.jti},
@@ -76,12 +77,9 @@ json::object SessionJson(const identity::Session& s) {
 }
 
 json::object ActionJson(const ActionRow& r) {
-  json::object o{{"action_id", r.action_id},
-                 {"time", TimeOf(r.time_ms)},
-                 {"action", r.action},
-                 {"target", r.target},
-                 {"decision", r.decision},
-                 {"decision_index", r.decision_index},
+  json::object o{{"action_id", r.action_id}, {"time", TimeOf(r.time_ms)},
+                 {"action", r.action},       {"target", r.target},
+                 {"decision", r.decision},   {"decision_index", r.decision_index},
                  {"trace_id", r.trace_id}};
   if (!r.status.empty()) o["outcome"] = r.status;
   if (r.outcome_index >= 0) o["outcome_index"] = r.outcome_index;
@@ -89,9 +87,9 @@ json::object ActionJson(const ActionRow& r) {
 }
 
 json::object ContainmentJson(const ContainmentRow& c) {
-  json::object o{{"event_id", c.event_id}, {"scope", c.scope},     {"subject", c.subject},
-                 {"reason", c.reason},     {"time", TimeOf(c.time_ms)},
-                 {"ledger_index", c.ledger_index}};
+  json::object o{{"event_id", c.event_id},    {"scope", c.scope},
+                 {"subject", c.subject},      {"reason", c.reason},
+                 {"time", TimeOf(c.time_ms)}, {"ledger_index", c.ledger_index}};
   if (!c.trigger_action.empty()) o["trigger_action"] = c.trigger_action;
   if (!c.by.empty()) o["by"] = c.by;
   return o;
@@ -438,7 +436,8 @@ Result<std::string> Investigator::BlastRadius(const std::string& kind, const std
         if (any) allowed_actions.emplace_back(action);
       }
       if (allowed_actions.empty()) continue;
-      for (const auto& a : allowed_actions) potential[key].first.insert(std::string(a.get_string()));
+      for (const auto& a : allowed_actions)
+        potential[key].first.insert(std::string(a.get_string()));
       potential[key].second.insert(name);
       reach.push_back(json::object{{"target", key},
                                    {"actions", allowed_actions},
@@ -503,7 +502,8 @@ Result<std::string> Investigator::BlastRadius(const std::string& kind, const std
   json::array session_ids;
   for (const auto& [sid, s] : sessions) session_ids.emplace_back(sid);
   std::string set_hash;
-  if (auto active = attribution_.ActivePolicySet(); active.ok() && *active) set_hash = (*active)->hash;
+  if (auto active = attribution_.ActivePolicySet(); active.ok() && *active)
+    set_hash = (*active)->hash;
   json::object out{{"kind", kind},
                    {"id", id},
                    {"policy_set", set_hash},
@@ -511,8 +511,9 @@ Result<std::string> Investigator::BlastRadius(const std::string& kind, const std
                    {"agents", per_agent},
                    {"potential", potential_arr},
                    {"actual", actual},
-                   {"candidates", {{"targets", static_cast<int64_t>(targets.size())},
-                                   {"actions", ToArray({actions.begin(), actions.end()})}}},
+                   {"candidates",
+                    {{"targets", static_cast<int64_t>(targets.size())},
+                     {"actions", ToArray({actions.begin(), actions.end()})}}},
                    {"notes", ToArray(notes)}};
   return json::serialize(out);
 }
@@ -536,22 +537,21 @@ Result<std::string> Investigator::Review(const std::string& agent_name, int64_t 
     int64_t calls = 0;
     for (const auto& [target, u] : used) {
       if (!identity::Covers(g, target)) continue;
-      covered.push_back(json::object{{"target", target}, {"count", u.first},
-                                     {"last", TimeOf(u.second)}});
+      covered.push_back(
+          json::object{{"target", target}, {"count", u.first}, {"last", TimeOf(u.second)}});
       calls += u.first;
     }
     if (covered.empty()) unused.emplace_back(g);
-    grants.push_back(json::object{{"scope", g}, {"used", !covered.empty()}, {"calls", calls},
-                                  {"targets", covered}});
+    grants.push_back(json::object{
+        {"scope", g}, {"used", !covered.empty()}, {"calls", calls}, {"targets", covered}});
   }
   for (const auto& [target, u] : used)
     if (!identity::CoveredBy(target, agent.grants)) uncovered.emplace_back(target);
   json::object out{{"agent", agent_name},
                    {"since", TimeOf(since_ms)},
-                   {"allowed_actions", static_cast<int64_t>(
-                                           std::count_if(rows.begin(), rows.end(), [](auto& r) {
-                                             return r.decision == "allow";
-                                           }))},
+                   {"allowed_actions",
+                    static_cast<int64_t>(std::count_if(
+                        rows.begin(), rows.end(), [](auto& r) { return r.decision == "allow"; }))},
                    {"grants", grants},
                    {"unused_grants", unused},
                    {"removal_candidates", unused},
@@ -577,7 +577,8 @@ std::string DotId(const std::string& s) {
 }  // namespace
 
 Result<std::string> Investigator::Graph(const std::string& format) {
-  if (format != "json" && format != "dot") return InvalidArgumentError("format must be json or dot");
+  if (format != "json" && format != "dot")
+    return InvalidArgumentError("format must be json or dot");
   attribution_.FlushIndex();
   ASSIGN_OR_RETURN(auto usage, attribution_.store().UsageBySession());
   // Every session tree that has acted, sessions without actions included.
@@ -670,16 +671,17 @@ Result<std::string> GraphToDot(std::string_view graph_json) {
       if (denied) label += ", " + std::to_string(denied) + " denied";
       only_denied = denied && !allowed;
     }
-    dot += "  " + DotId(Str(e, "from")) + " -> " + DotId(Str(e, "to")) + " [label=" +
-           DotId(label) + (only_denied ? ", style=dashed" : "") + "];\n";
+    dot += "  " + DotId(Str(e, "from")) + " -> " + DotId(Str(e, "to")) + " [label=" + DotId(label) +
+           (only_denied ? ", style=dashed" : "") + "];\n";
   }
   return dot + "}\n";
 }
 
 Result<int64_t> ParseSince(std::string_view text, int64_t now_ms) {
   auto bad = [&] {
-    return InvalidArgumentError("since must be Unix milliseconds, <N>d|h|m, or an RFC 3339 UTC "
-                                "date or time");
+    return InvalidArgumentError(
+        "since must be Unix milliseconds, <N>d|h|m, or an RFC 3339 UTC "
+        "date or time");
   };
   if (text.empty()) return int64_t{0};
   if (text.size() > 40) return bad();
@@ -783,9 +785,11 @@ Result<std::string> RenderTrace(std::string_view trace_json) {
     for (const auto& c : cs) {
       if (!c.is_object()) continue;
       const json::object& o = c.get_object();
-      out += "  " + Str(o, "scope") + " " + Str(o, "subject") + ": " + Str(o, "reason") +
-             (Str(o, "trigger_action").empty() ? "" : " (triggered by " + Str(o, "trigger_action") + ")") +
-             "\n";
+      out +=
+          "  " + Str(o, "scope") + " " + Str(o, "subject") + ": " + Str(o, "reason") +
+          (Str(o, "trigger_action").empty() ? ""
+                                            : " (triggered by " + Str(o, "trigger_action") + ")") +
+          "\n";
     }
   }
   if (t.contains("outcome")) {

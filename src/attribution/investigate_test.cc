@@ -46,9 +46,10 @@ constexpr const char* kEntities = R"([
 class InvestigateTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto w = testkit::World::Create(std::filesystem::temp_directory_path() /
-                                    ("custody-inv-" + std::to_string(::getpid()) + "-" +
-                                     ::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    auto w =
+        testkit::World::Create(std::filesystem::temp_directory_path() /
+                               ("custody-inv-" + std::to_string(::getpid()) + "-" +
+                                ::testing::UnitTest::GetInstance()->current_test_info()->name()));
     ASSERT_TRUE(w.ok()) << w.status().ToString();
     w_ = std::move(*w);
     ledger_ = w_->ledger.get();
@@ -57,7 +58,8 @@ class InvestigateTest : public ::testing::Test {
     svc_ = w_->svc.get();
     verifier_key_ = w_->verifier_key;
     inv_ = std::make_unique<Investigator>(*tokens_, *ledger_, *svc_, clock_);
-    ASSERT_TRUE(w_->Register("planner", {"*"}, {"assert_initiator"}, identity::Environment::kProd).ok());
+    ASSERT_TRUE(
+        w_->Register("planner", {"*"}, {"assert_initiator"}, identity::Environment::kProd).ok());
     ASSERT_TRUE(w_->Register("worker", {"github/*", "Database:*", "prod-db/*"}, {},
                              identity::Environment::kDev)
                     .ok());
@@ -330,7 +332,8 @@ TEST_F(InvestigateTest, GraphLinksHumansSessionsAgentsAndTools) {
   }
   bool delegated = false;
   for (const auto& e : g["edges"].as_array()) {
-    if (S(e.at("type")) == "delegated" && S(e.at("to")) == "session:" + s.good_sid) delegated = true;
+    if (S(e.at("type")) == "delegated" && S(e.at("to")) == "session:" + s.good_sid)
+      delegated = true;
   }
   EXPECT_TRUE(delegated);
   auto dot = inv_->Graph("dot");
@@ -465,8 +468,7 @@ TEST_F(EvidenceTest, WrongPinnedKeyIsDetected) {
   EXPECT_FALSE(r.ok);
   EXPECT_NE(Problems(r).find("another verifier key than the pinned one"), std::string::npos)
       << Problems(r);
-  EXPECT_NE(Problems(r).find("checkpoint: does not verify under the pinned key"),
-            std::string::npos)
+  EXPECT_NE(Problems(r).find("checkpoint: does not verify under the pinned key"), std::string::npos)
       << Problems(r);
   // A bundle re-signed by a forger under its own key verifies only unpinned.
   json::object b = json::parse(bundle).as_object();
@@ -484,8 +486,7 @@ TEST_F(EvidenceTest, DuplicateEventsAndNonBundlesAreRefused) {
   ASSERT_EQ(r.problems.size(), 1u) << Problems(r);
   EXPECT_NE(r.problems[0].find("appears more than once"), std::string::npos);
   EXPECT_EQ(VerifyEvidence("{}", std::nullopt).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(VerifyEvidence("not json", std::nullopt).status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(VerifyEvidence("not json", std::nullopt).status().code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace

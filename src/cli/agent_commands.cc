@@ -84,9 +84,10 @@ json::object AgentBody(const AgentFlags& f) {
   if (f.client_secret) body["client_secret"] = true;
   if (!body.contains("name")) FailWith("agent register needs --name (or a name in --file)", 2);
   if (!body.contains("client_jwk") && !body.contains("client_secret")) {
-    FailWith("agent register needs a client credential: --jwk FILE (public EC P-256 JWK for "
-             "private_key_jwt) or --client-secret",
-             2);
+    FailWith(
+        "agent register needs a client credential: --jwk FILE (public EC P-256 JWK for "
+        "private_key_jwt) or --client-secret",
+        2);
   }
   return body;
 }

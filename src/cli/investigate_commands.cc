@@ -55,8 +55,8 @@ void RegisterInvestigateCommands(CLI::App& app) {
   {
     auto sid = std::make_shared<std::string>();
     auto tree = std::make_shared<bool>(false);
-    CLI::App* c = app.add_subcommand("session-events",
-                                     "A session tree with each session's actions in order");
+    CLI::App* c =
+        app.add_subcommand("session-events", "A session tree with each session's actions in order");
     c->add_option("SID", *sid, "Session id")->required();
     c->add_flag("--tree", *tree, "Readable tree instead of JSON");
     AddServerOptions(c, *server);
@@ -128,8 +128,8 @@ void RegisterInvestigateCommands(CLI::App& app) {
       // Check it before writing, so a bad bundle is never handed on as evidence.
       auto report = attribution::VerifyEvidence(bundle);
       if (!report.ok()) FailWith("evidence: " + report.status().message());
-      if (!report->ok) FailWith("evidence: the server's bundle does not verify: " +
-                                report->problems.front());
+      if (!report->ok)
+        FailWith("evidence: the server's bundle does not verify: " + report->problems.front());
       std::ofstream f(*out, std::ios::binary | std::ios::trunc);
       f << bundle << "\n";
       f.close();

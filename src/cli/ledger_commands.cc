@@ -407,9 +407,10 @@ void RegisterLedgerCommands(CLI::App& app) {
 #ifdef CUSTODY_HAVE_ATTRIBUTION
   auto bundle_file = std::make_shared<std::string>();
   auto bundle_key = std::make_shared<std::string>();
-  auto* vb = ledger_cmd->add_subcommand(
-      "verify-bundle", "Verify an evidence bundle (custody evidence) offline: checkpoint "
-                       "signature, every event's inclusion proof, duplicates");
+  auto* vb =
+      ledger_cmd->add_subcommand("verify-bundle",
+                                 "Verify an evidence bundle (custody evidence) offline: checkpoint "
+                                 "signature, every event's inclusion proof, duplicates");
   vb->add_option("FILE", *bundle_file, "Evidence bundle (JSON)")->required();
   vb->add_option("--key", *bundle_key, "Pinned verifier key (string or file); recommended");
   vb->callback([bundle_file, bundle_key] { RunVerifyBundle(*bundle_file, *bundle_key); });

@@ -60,8 +60,8 @@ void RegisterPolicyCommands(CLI::App& app) {
       if (ec || !v.is_array()) FailWith("entities file " + pub->entities + " is not a JSON array");
       body["entities"] = std::move(v);
     }
-    PrintJson(CallServer(pub->server, "POST", "/v1/policies", json::serialize(body),
-                         "policy publish"));
+    PrintJson(
+        CallServer(pub->server, "POST", "/v1/policies", json::serialize(body), "policy publish"));
   });
 
   auto show_server = std::make_shared<ServerFlags>();

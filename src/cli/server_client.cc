@@ -144,9 +144,9 @@ void PrintIndented(const json::value& v, int indent, std::string& out) {
 }  // namespace
 
 void AddServerOptions(CLI::App* cmd, ServerFlags& flags) {
-  cmd->add_option("--server", flags.url,
-                  "Custody server URL (or CUSTODY_SERVER; default " +
-                      std::string(kDefaultServerUrl) + ")");
+  cmd->add_option(
+      "--server", flags.url,
+      "Custody server URL (or CUSTODY_SERVER; default " + std::string(kDefaultServerUrl) + ")");
   cmd->add_option("--token", flags.token, "Admin API bearer token (or CUSTODY_TOKEN)");
   cmd->add_option("--ca-file", flags.ca_file, "PEM trust anchors for an https:// server");
 }
@@ -171,14 +171,12 @@ std::string PathSegment(std::string_view s) {
   throw CLI::RuntimeError(exit_code);
 }
 
-json::value CallServer(const ServerFlags& flags, std::string_view method,
-                       const std::string& target, const std::string& body,
-                       std::string_view what) {
+json::value CallServer(const ServerFlags& flags, std::string_view method, const std::string& target,
+                       const std::string& body, std::string_view what) {
   std::string url = EffectiveUrl(flags);
   ServerUrl server;
   if (!ParseServerUrl(url, &server)) {
-    FailWith("--server must be http://HOST[:PORT] or https://HOST[:PORT], got \"" + url + "\"",
-             2);
+    FailWith("--server must be http://HOST[:PORT] or https://HOST[:PORT], got \"" + url + "\"", 2);
   }
   http::ClientOptions options;
   options.tls = server.tls;

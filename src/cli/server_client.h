@@ -7,10 +7,9 @@
 // Not thread-safe; one command runs per process.
 #pragma once
 
+#include <boost/json/fwd.hpp>
 #include <string>
 #include <string_view>
-
-#include <boost/json/fwd.hpp>
 
 namespace CLI {
 class App;

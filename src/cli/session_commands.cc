@@ -86,8 +86,8 @@ void PrintTree(const json::value& answer) {
     initiator += ", " + Text(i, "verification");
     if (!Text(i, "asserted_by").empty()) initiator += " by " + Text(i, "asserted_by");
   }
-  out += "txn " + Text(*root, "txn") + ", root " + Text(*root, "root_sid") + ", " + initiator +
-         "\n";
+  out +=
+      "txn " + Text(*root, "txn") + ", root " + Text(*root, "root_sid") + ", " + initiator + "\n";
   out += SessionLine(*root) + "\n";
   // Depth-first; `prefix` carries the vertical bars of the ancestors still open.
   auto walk = [&](auto&& self, const std::string& sid, const std::string& prefix) -> void {
@@ -120,8 +120,9 @@ void RegisterSessionCommands(CLI::App& app) {
                  "The session tree with each session's recorded actions, in order");
   show->callback([f] {
     if (f->events) {
-      json::value ev = CallServer(f->server, "GET", "/v1/sessions/" + PathSegment(f->id) + "/events",
-                                  "", "session show " + f->id + " --events");
+      json::value ev =
+          CallServer(f->server, "GET", "/v1/sessions/" + PathSegment(f->id) + "/events", "",
+                     "session show " + f->id + " --events");
       if (f->json) return PrintJson(ev);
       auto text = attribution::RenderSessionEvents(json::serialize(ev));
       if (!text.ok()) FailWith("session show: " + text.status().message());
@@ -160,9 +161,9 @@ void RegisterCredentialCommands(CLI::App& app) {
   AddServerOptions(revoke, f->server);
   revoke->add_option("jti", f->id, "The token's jti")->required();
   revoke->callback([f] {
-    json::value r = CallServer(f->server, "POST", "/v1/credentials/" + PathSegment(f->id) +
-                                                      "/revoke",
-                               "", "credential revoke " + f->id);
+    json::value r =
+        CallServer(f->server, "POST", "/v1/credentials/" + PathSegment(f->id) + "/revoke", "",
+                   "credential revoke " + f->id);
     if (r.is_object()) r.as_object()["jti"] = f->id;
     PrintJson(r);
   });

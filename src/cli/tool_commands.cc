@@ -12,7 +12,8 @@ namespace custody::cli {
 namespace json = boost::json;
 
 void RegisterToolCommands(CLI::App& app) {
-  CLI::App* tool = app.add_subcommand("tool", "MCP gateway tool-definition pins of a running server");
+  CLI::App* tool =
+      app.add_subcommand("tool", "MCP gateway tool-definition pins of a running server");
   tool->require_subcommand(1);
 
   auto list_flags = std::make_shared<ServerFlags>();

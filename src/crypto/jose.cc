@@ -102,7 +102,8 @@ Result<ParsedJws> ParseCompactJws(std::string_view token, JwsAlgorithms allowed)
     return UnauthenticatedError("JWS header has no alg");
   }
   std::string_view alg_name = alg->value().as_string();
-  bool allowed_alg = (alg_name == "ES256" && allowed.es256) || (alg_name == "RS256" && allowed.rs256);
+  bool allowed_alg =
+      (alg_name == "ES256" && allowed.es256) || (alg_name == "RS256" && allowed.rs256);
   if (!allowed_alg) {
     std::string list = allowed.rs256 ? (allowed.es256 ? "ES256, RS256" : "RS256") : "ES256";
     return UnauthenticatedError("JWS algorithm \"" + std::string(alg_name) +

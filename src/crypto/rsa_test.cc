@@ -97,8 +97,7 @@ TEST_F(Rs256Test, AlgNoneHs256AndPs256AreRefused) {
     auto r = Verify(t);
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.status().code(), StatusCode::kUnauthenticated);
-    EXPECT_NE(r.status().message().find("not allowed"), std::string::npos)
-        << r.status().message();
+    EXPECT_NE(r.status().message().find("not allowed"), std::string::npos) << r.status().message();
   }
 }
 
@@ -109,8 +108,8 @@ TEST_F(Rs256Test, AlgAndKeyTypeMustMatch) {
   EXPECT_NE(r.status().message().find("not RSA"), std::string::npos) << r.status().message();
   // An ES256 header naming an RSA key, with the ES256 token's signature.
   std::string es = Vec("es256");
-  std::string forged = Part(R"({"alg":"ES256","kid":"rsa-2048","typ":"JWT"})") +
-                       es.substr(es.find('.'));
+  std::string forged =
+      Part(R"({"alg":"ES256","kid":"rsa-2048","typ":"JWT"})") + es.substr(es.find('.'));
   auto e = Verify(forged);
   ASSERT_FALSE(e.ok());
   EXPECT_NE(e.status().message().find("not EC"), std::string::npos) << e.status().message();
@@ -160,8 +159,8 @@ TEST_F(Rs256Test, TamperedTokensAndBadSignaturesAreRefused) {
   sig.pop_back();
   EXPECT_FALSE(Verify(good.substr(0, d2 + 1) + Base64UrlEncode(sig)).ok());
   std::string other = Vec("rs256_3072");
-  std::string swapped = Part(R"({"alg":"RS256","kid":"rsa-2048","typ":"JWT"})") +
-                        other.substr(other.find('.'));
+  std::string swapped =
+      Part(R"({"alg":"RS256","kid":"rsa-2048","typ":"JWT"})") + other.substr(other.find('.'));
   EXPECT_FALSE(Verify(swapped).ok());
   EXPECT_TRUE(Verify(good).ok());
 }

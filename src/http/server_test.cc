@@ -7,11 +7,11 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include <boost/asio.hpp>
 #include <atomic>
+#include <boost/asio.hpp>
 #include <filesystem>
-#include <future>
 #include <fstream>
+#include <future>
 #include <thread>
 
 #include "http/client.h"
@@ -350,7 +350,8 @@ TEST(Server, StreamProducersAndRespondersMayOutliveTheServer) {
         respond(Response::Text(200, "later still"));
         writer->Close();
       });
-      ReadUntil(s1, [](const std::string& d) { return d.find("event: tick") != std::string::npos; });
+      ReadUntil(s1,
+                [](const std::string& d) { return d.find("event: tick") != std::string::npos; });
     }  // the server is destroyed while the producer is still sending
     stop = true;
     producer.join();

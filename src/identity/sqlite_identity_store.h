@@ -4,8 +4,8 @@
 
 #include <memory>
 #include <mutex>
-#include <unordered_map>
 #include <string>
+#include <unordered_map>
 
 #include "identity/identity_store.h"
 

@@ -480,8 +480,7 @@ Result<std::string> TokenService::VerifySvid(const std::string& token,
 // ---------------------------------------------------------------------------------------------
 // Access tokens (RFC 9068) and token exchange (RFC 8693)
 
-Result<TokenService::AccessClaims> TokenService::VerifyAccessSignature(
-    const std::string& token) {
+Result<TokenService::AccessClaims> TokenService::VerifyAccessSignature(const std::string& token) {
   ASSIGN_OR_RETURN(crypto::VerifiedJws jws, VerifyOwnJws(token));
   if (jws.typ != "at+jwt") return UnauthenticatedError("not an access token (typ must be at+jwt)");
   ASSIGN_OR_RETURN(Claims c, ParseClaims(jws.payload));
@@ -502,7 +501,7 @@ Result<TokenService::AccessClaims> TokenService::VerifyAccessSignature(
 }
 
 Result<TokenService::AccessClaims> TokenService::AccessClaimsOf(const std::string& token,
-                                                                 int64_t now) {
+                                                                int64_t now) {
   if (options_.verify_cache_entries == 0) return VerifyAccessSignature(token);
   std::array<uint8_t, 32> digest = crypto::Sha256(token);
   std::string key(reinterpret_cast<const char*>(digest.data()), digest.size());

@@ -497,12 +497,12 @@ TEST_F(TokenServiceTest, Rs256IdTokensFromATrustedIssuerAreVerified) {
                          good.substr(d2);
   std::string none =
       Base64UrlEncode(std::string_view(R"({"alg":"none","kid":"rsa-2048"})")) + "." + payload + ".";
-  std::string hs = Base64UrlEncode(std::string_view(R"({"alg":"HS256","kid":"rsa-2048"})")) +
-                   "." + payload + "." +
-                   Base64UrlEncode(crypto::Sha256(std::string(
-                       v.at("jwks").at("keys").as_array()[0].at("n").as_string())));
-  for (const std::string& bad : {vec("rs256_1024"), vec("ps256_2048"), none, hs,
-                                 vec("rs256_with_ec_kid"), tampered}) {
+  std::string hs = Base64UrlEncode(std::string_view(R"({"alg":"HS256","kid":"rsa-2048"})")) + "." +
+                   payload + "." +
+                   Base64UrlEncode(crypto::Sha256(
+                       std::string(v.at("jwks").at("keys").as_array()[0].at("n").as_string())));
+  for (const std::string& bad :
+       {vec("rs256_1024"), vec("ps256_2048"), none, hs, vec("rs256_with_ec_kid"), tampered}) {
     auto out = exchange(bad);
     ASSERT_FALSE(out.ok());
     EXPECT_EQ(out.error.error, "invalid_grant") << out.error.description;

@@ -354,17 +354,17 @@ Status SqliteLedgerStore::ScanLeaves(uint64_t from,
 }
 
 // Uses the partial indexes leaves_event_id, leaves_session and leaves_agent.
-Result<std::vector<uint64_t>> SqliteLedgerStore::FindLeaves(Column column,
-                                                            const std::string& value,
+Result<std::vector<uint64_t>> SqliteLedgerStore::FindLeaves(Column column, const std::string& value,
                                                             const std::string& kind) {
-  const char* sql = column == Column::kEventId
-                        ? "SELECT idx FROM leaves WHERE event_id = ?1 AND (?2 IS NULL OR kind = ?2) "
-                          "ORDER BY idx"
-                    : column == Column::kSession
-                        ? "SELECT idx FROM leaves WHERE session = ?1 AND (?2 IS NULL OR kind = ?2) "
-                          "ORDER BY idx"
-                        : "SELECT idx FROM leaves WHERE agent = ?1 AND (?2 IS NULL OR kind = ?2) "
-                          "ORDER BY idx";
+  const char* sql =
+      column == Column::kEventId
+          ? "SELECT idx FROM leaves WHERE event_id = ?1 AND (?2 IS NULL OR kind = ?2) "
+            "ORDER BY idx"
+      : column == Column::kSession
+          ? "SELECT idx FROM leaves WHERE session = ?1 AND (?2 IS NULL OR kind = ?2) "
+            "ORDER BY idx"
+          : "SELECT idx FROM leaves WHERE agent = ?1 AND (?2 IS NULL OR kind = ?2) "
+            "ORDER BY idx";
   std::vector<uint64_t> out;
   if (value.empty()) return out;
   std::lock_guard<std::mutex> lock(mu_);

@@ -39,7 +39,9 @@ std::string Bearer(const Request& req) {
   return scheme == "bearer " ? std::string(h->substr(7)) : "";
 }
 
-Response RpcResponse(int status, std::string body) { return Response::Json(status, std::move(body)); }
+Response RpcResponse(int status, std::string body) {
+  return Response::Json(status, std::move(body));
+}
 
 json::array Strings(const std::vector<std::string>& v) {
   json::array a;
@@ -76,8 +78,8 @@ bool OriginAllowed(std::string_view origin, const std::vector<std::string>& allo
       if (host == loop) return true;
       if (host.starts_with(loop) && host.size() > loop.size() && host[loop.size()] == ':') {
         std::string_view port = host.substr(loop.size() + 1);
-        if (!port.empty() && std::all_of(port.begin(), port.end(),
-                                         [](char c) { return c >= '0' && c <= '9'; })) {
+        if (!port.empty() &&
+            std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
           return true;
         }
       }
@@ -123,8 +125,8 @@ struct Gateway::Server {
     std::shared_ptr<SseSink> sink;
   };
   std::mutex progress_mu;
-  int64_t next_progress = 1;                  // guarded by progress_mu
-  std::map<std::string, Progress> progress;   // guarded by progress_mu: upstream token -> call
+  int64_t next_progress = 1;                 // guarded by progress_mu
+  std::map<std::string, Progress> progress;  // guarded by progress_mu: upstream token -> call
   // (MCP session id, client request id as JSON) -> a forwarded tools/call.
   struct Inflight {
     int64_t upstream_id = 0;
@@ -156,14 +158,14 @@ struct Gateway::Call {
   Responder respond;
   AuthorizeResult decision;
   SteadyClock::time_point forwarded;
-  std::shared_ptr<SseSink> sse;     // set when progress is streamed back
-  std::string progress_token;       // the token the upstream sees
-  bool finished = false;            // guarded by server->progress_mu: upstream answered
+  std::shared_ptr<SseSink> sse;  // set when progress is streamed back
+  std::string progress_token;    // the token the upstream sees
+  bool finished = false;         // guarded by server->progress_mu: upstream answered
 };
 
 Gateway::Gateway(std::vector<StdioServerConfig> servers, identity::TokenService& tokens,
-                 attribution::AttributionService& attribution, ToolPinStore& pins,
-                 EventSink events, const Clock& clock, Random& random, GatewayOptions options)
+                 attribution::AttributionService& attribution, ToolPinStore& pins, EventSink events,
+                 const Clock& clock, Random& random, GatewayOptions options)
     : tokens_(tokens),
       attribution_(attribution),
       pins_(pins),
@@ -231,11 +233,11 @@ size_t Gateway::session_count() const {
 
 std::string Gateway::MetadataUrl(const Request& req, const std::string& server) const {
   std::string host(req.headers.Get("host").value_or(""));
-  bool sane = !host.empty() && host.size() < 256 &&
-              std::all_of(host.begin(), host.end(), [](char c) {
-                return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ||
-                       c == ':' || c == '[' || c == ']';
-              });
+  bool sane =
+      !host.empty() && host.size() < 256 && std::all_of(host.begin(), host.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' ||
+               c == '[' || c == ']';
+      });
   if (!sane) host = "127.0.0.1";
   return std::string(options_.tls ? "https://" : "http://") + host +
          "/.well-known/oauth-protected-resource/mcp/" + server;
@@ -253,9 +255,9 @@ Response Gateway::Unauthorized(const Request& req, const std::string& server,
 void Gateway::HandlePost(Request& req, Responder respond) {
   auto sit = servers_.find(req.params["server"]);
   if (sit == servers_.end()) {
-    respond(http::ErrorResponse(NotFoundError("no MCP server named \"" + req.params["server"] +
-                                              "\" is configured"),
-                                req.request_id));
+    respond(http::ErrorResponse(
+        NotFoundError("no MCP server named \"" + req.params["server"] + "\" is configured"),
+        req.request_id));
     return;
   }
   Server& server = *sit->second;
@@ -321,8 +323,8 @@ void Gateway::HandlePost(Request& req, Responder respond) {
   if (auto nh = req.headers.Get("mcp-name")) {
     auto n = msg.params().find("name");
     if (n == msg.params().end() || !n->value().is_string() || n->value().get_string() != *nh) {
-      respond(RpcResponse(400, ErrorText(msg.id, kInvalidRequest,
-                                         "Mcp-Name header does not match params.name")));
+      respond(RpcResponse(
+          400, ErrorText(msg.id, kInvalidRequest, "Mcp-Name header does not match params.name")));
       return;
     }
   }
@@ -339,14 +341,14 @@ void Gateway::HandlePost(Request& req, Responder respond) {
     std::string session_id = HexEncode(std::span<const uint8_t>(raw, sizeof raw));
     {
       std::lock_guard lock(sessions_mu_);
-      sessions_[session_id] = McpSession{server.name, caller.access.session.sid,
-                                         caller.access.session.agent, version};
+      sessions_[session_id] =
+          McpSession{server.name, caller.access.session.sid, caller.access.session.agent, version};
     }
     json::object result{
         {"protocolVersion", version},
         {"capabilities", json::object{{"tools", json::object{{"listChanged", false}}}}},
-        {"serverInfo", json::object{{"name", "custody-gateway/" + server.name},
-                                    {"version", "0.1.0"}}},
+        {"serverInfo",
+         json::object{{"name", "custody-gateway/" + server.name}, {"version", "0.1.0"}}},
         {"instructions",
          "Tool calls through this gateway are authorized by policy and recorded by Custody; "
          "results carry a receipt under _meta[\"dev.custody/receipt\"]."}};
@@ -370,8 +372,8 @@ void Gateway::HandlePost(Request& req, Responder respond) {
       return;
     }
     if (it->second.sid != caller.access.session.sid) {
-      respond(RpcResponse(403, ErrorText(msg.id, kDenied,
-                                         "this MCP session belongs to another Custody session")));
+      respond(RpcResponse(
+          403, ErrorText(msg.id, kDenied, "this MCP session belongs to another Custody session")));
       return;
     }
   }
@@ -419,8 +421,9 @@ void Gateway::HandleDelete(Request& req, Responder respond) {
   auto access = tokens_.VerifyAccessToken(token, options_.audience, &revoked);
   std::string sid = access.ok() ? access->session.sid : revoked.session.sid;
   if (sid.empty()) {
-    respond(Unauthorized(req, sit->first, token.empty() ? "a bearer session token is required"
-                                                        : access.status().message()));
+    respond(Unauthorized(
+        req, sit->first,
+        token.empty() ? "a bearer session token is required" : access.status().message()));
     return;
   }
   if (!session_header) {
@@ -434,8 +437,8 @@ void Gateway::HandleDelete(Request& req, Responder respond) {
     return;
   }
   if (it->second.sid != sid) {
-    respond(RpcResponse(403, ErrorText(nullptr, kDenied,
-                                       "this MCP session belongs to another Custody session")));
+    respond(RpcResponse(
+        403, ErrorText(nullptr, kDenied, "this MCP session belongs to another Custody session")));
     return;
   }
   sessions_.erase(it);
@@ -485,8 +488,7 @@ void Gateway::HandleToolsList(Server& server, const Caller& caller, json::value 
   if (auto it = params.find("cursor"); it != params.end()) fwd["cursor"] = it->value();
   identity::Session session = caller.access.session;
   server.upstream->Call(
-      "tools/list", std::move(fwd),
-      [this, &server, session, id, respond](Result<json::object> r) {
+      "tools/list", std::move(fwd), [this, &server, session, id, respond](Result<json::object> r) {
         if (!r.ok()) {
           respond(RpcResponse(200, ErrorText(id, kUnavailable, r.status().message())));
           return;
@@ -556,8 +558,8 @@ void Gateway::HandleToolsCall(Server& server, const Caller& caller, json::value 
       }
     }
     if (!known) {
-      call->respond(RpcResponse(200, ErrorText(call->id, kInvalidParams,
-                                               "unknown tool: " + call->tool)));
+      call->respond(
+          RpcResponse(200, ErrorText(call->id, kInvalidParams, "unknown tool: " + call->tool)));
       return;
     }
     call->hash = state.hash;
@@ -587,14 +589,13 @@ void Gateway::HandleToolsCall(Server& server, const Caller& caller, json::value 
         a.traceparent = std::string(tp->value().get_string());
       }
     }
-    a.caller_context_json =
-        json::serialize(json::object{{"mcp_session", call->caller.session_id}});
+    a.caller_context_json = json::serialize(json::object{{"mcp_session", call->caller.session_id}});
     a.via = "mcp";
     a.resource_attrs["definition_hash"] = state.hash;
     attribution_.Authorize(std::move(a), [this, call](Result<AuthorizeResult> r) {
       if (!r.ok()) {
-        call->respond(RpcResponse(200, ErrorText(call->id, JsonRpcCodeFor(r.status().code()),
-                                                 r.status().message())));
+        call->respond(RpcResponse(
+            200, ErrorText(call->id, JsonRpcCodeFor(r.status().code()), r.status().message())));
         return;
       }
       if (!r->allowed) {
@@ -606,10 +607,11 @@ void Gateway::HandleToolsCall(Server& server, const Caller& caller, json::value 
         if (!r->contained.empty()) data["contained"] = r->contained;
         std::string why = r->reasons.empty() ? r->message : Join(r->reasons);
         call->respond(RpcResponse(
-            200, ErrorText(call->id, kDenied,
-                           "denied by Custody policy: " + why +
-                               (r->message.empty() || r->reasons.empty() ? "" : " (" + r->message + ")"),
-                           data)));
+            200,
+            ErrorText(call->id, kDenied,
+                      "denied by Custody policy: " + why +
+                          (r->message.empty() || r->reasons.empty() ? "" : " (" + r->message + ")"),
+                      data)));
         return;
       }
       call->decision = std::move(*r);
@@ -627,23 +629,22 @@ void Gateway::HandleToolsCall(Server& server, const Caller& caller, json::value 
     return;
   }
   // Not listed yet through the gateway: learn (and pin) the definitions first.
-  server.upstream->Call("tools/list", json::object{},
-                        [this, call, proceed](Result<json::object> r) {
-                          if (r.ok()) {
-                            auto res = r->find("result");
-                            if (res != r->end() && res->value().is_object()) {
-                              auto t = res->value().get_object().find("tools");
-                              if (t != res->value().get_object().end() && t->value().is_array()) {
-                                PinTools(*call->server, t->value().get_array());
-                              }
-                            }
-                          } else {
-                            call->respond(RpcResponse(
-                                200, ErrorText(call->id, kUnavailable, r.status().message())));
-                            return;
-                          }
-                          proceed();
-                        });
+  server.upstream->Call(
+      "tools/list", json::object{}, [this, call, proceed](Result<json::object> r) {
+        if (r.ok()) {
+          auto res = r->find("result");
+          if (res != r->end() && res->value().is_object()) {
+            auto t = res->value().get_object().find("tools");
+            if (t != res->value().get_object().end() && t->value().is_array()) {
+              PinTools(*call->server, t->value().get_array());
+            }
+          }
+        } else {
+          call->respond(RpcResponse(200, ErrorText(call->id, kUnavailable, r.status().message())));
+          return;
+        }
+        proceed();
+      });
 }
 
 void Gateway::ForwardCall(std::shared_ptr<Call> call) {
@@ -674,85 +675,84 @@ void Gateway::ForwardCall(std::shared_ptr<Call> call) {
   fwd["_meta"] = std::move(meta);
   call->forwarded = SteadyClock::now();
   auto key = std::make_pair(call->caller.session_id, json::serialize(call->id));
-  int64_t upstream_id = call->server->upstream->Call("tools/call", std::move(fwd), [this, call,
-                                                                                  key](
-                                                                                     Result<json::object> r) {
-    {
-      std::lock_guard lock(call->server->progress_mu);
-      call->finished = true;
-      call->server->inflight.erase(key);
-    }
-    int64_t latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             SteadyClock::now() - call->forwarded)
-                             .count();
-    CompleteRequest c;
-    c.token = call->caller.token;
-    c.action_id = call->decision.action_id;
-    c.latency_ms = latency_ms;
-    c.status = "ok";
-    // What goes back to the client: the upstream's result (with receipts) or its error.
-    auto out = std::make_shared<json::object>();
-    if (!r.ok()) {
-      c.status = "error";
-      c.error = r.status().message();
-      *out = ErrorObject(call->id, kUnavailable, r.status().message());
-    } else if (auto e = r->find("error"); e != r->end()) {
-      c.status = "error";
-      c.error = "upstream error: " + json::serialize(e->value());
-      c.output_digest = OutputDigest(e->value());
-      *out = json::object{{"jsonrpc", "2.0"}, {"id", call->id}, {"error", e->value()}};
-    } else {
-      auto res = r->find("result");
-      json::value result = res != r->end() ? res->value() : json::value(json::object{});
-      if (!result.is_object()) result = json::object{};
-      c.output_digest = OutputDigest(result);
-      if (auto ie = result.get_object().find("isError");
-          ie != result.get_object().end() && ie->value().is_bool() && ie->value().get_bool()) {
-        c.status = "error";
-        c.error = "the tool reported an error (isError)";
-      }
-      *out = json::object{{"jsonrpc", "2.0"}, {"id", call->id}, {"result", std::move(result)}};
-    }
-    attribution_.Complete(std::move(c), [this, call, out](Result<CompleteResult> cr) {
-      json::object receipt{{"action_id", call->decision.action_id},
-                           {"decision", "allow"},
-                           {"reasons", Strings(call->decision.reasons)},
-                           {"policy_hash", call->decision.policy_hash},
-                           {"ledger_index", call->decision.ledger_index},
-                           {"receipt", call->decision.receipt},
-                           {"traceparent", call->decision.traceparent},
-                           {"definition_hash", call->hash}};
-      if (cr.ok()) {
-        receipt["outcome"] = json::object{{"event_id", cr->event_id},
-                                          {"ledger_index", cr->ledger_index},
-                                          {"receipt", cr->receipt}};
-      } else {
-        receipt["outcome_error"] = cr.status().ToString();
-      }
-      // Contained while the call ran: the outcome is recorded, but the result is withheld.
-      identity::VerifiedAccess revoked;
-      if (!tokens_.VerifyAccessToken(call->caller.token, options_.audience, &revoked).ok() &&
-          !revoked.session.sid.empty()) {
-        Reply(*call, 200,
-              ErrorText(call->id, kDenied,
-                        "the session was contained while the call ran; the result is withheld",
-                        json::object{{kReceiptMetaKey, std::move(receipt)}}));
-        return;
-      }
-      if (auto res = out->find("result"); res != out->end()) {
-        json::object& result = res->value().as_object();
-        json::object meta;
-        if (auto m = result.find("_meta"); m != result.end() && m->value().is_object()) {
-          meta = m->value().get_object();
+  int64_t upstream_id = call->server->upstream->Call(
+      "tools/call", std::move(fwd), [this, call, key](Result<json::object> r) {
+        {
+          std::lock_guard lock(call->server->progress_mu);
+          call->finished = true;
+          call->server->inflight.erase(key);
         }
-        meta[kReceiptMetaKey] = std::move(receipt);
-        result["_meta"] = std::move(meta);
-      } else if (auto err = out->find("error"); err != out->end()) {
-        err->value().as_object()["data"] = json::object{{kReceiptMetaKey, std::move(receipt)}};
-      }
-      Reply(*call, 200, json::serialize(*out));
-    });
-  });
+        int64_t latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 SteadyClock::now() - call->forwarded)
+                                 .count();
+        CompleteRequest c;
+        c.token = call->caller.token;
+        c.action_id = call->decision.action_id;
+        c.latency_ms = latency_ms;
+        c.status = "ok";
+        // What goes back to the client: the upstream's result (with receipts) or its error.
+        auto out = std::make_shared<json::object>();
+        if (!r.ok()) {
+          c.status = "error";
+          c.error = r.status().message();
+          *out = ErrorObject(call->id, kUnavailable, r.status().message());
+        } else if (auto e = r->find("error"); e != r->end()) {
+          c.status = "error";
+          c.error = "upstream error: " + json::serialize(e->value());
+          c.output_digest = OutputDigest(e->value());
+          *out = json::object{{"jsonrpc", "2.0"}, {"id", call->id}, {"error", e->value()}};
+        } else {
+          auto res = r->find("result");
+          json::value result = res != r->end() ? res->value() : json::value(json::object{});
+          if (!result.is_object()) result = json::object{};
+          c.output_digest = OutputDigest(result);
+          if (auto ie = result.get_object().find("isError");
+              ie != result.get_object().end() && ie->value().is_bool() && ie->value().get_bool()) {
+            c.status = "error";
+            c.error = "the tool reported an error (isError)";
+          }
+          *out = json::object{{"jsonrpc", "2.0"}, {"id", call->id}, {"result", std::move(result)}};
+        }
+        attribution_.Complete(std::move(c), [this, call, out](Result<CompleteResult> cr) {
+          json::object receipt{{"action_id", call->decision.action_id},
+                               {"decision", "allow"},
+                               {"reasons", Strings(call->decision.reasons)},
+                               {"policy_hash", call->decision.policy_hash},
+                               {"ledger_index", call->decision.ledger_index},
+                               {"receipt", call->decision.receipt},
+                               {"traceparent", call->decision.traceparent},
+                               {"definition_hash", call->hash}};
+          if (cr.ok()) {
+            receipt["outcome"] = json::object{{"event_id", cr->event_id},
+                                              {"ledger_index", cr->ledger_index},
+                                              {"receipt", cr->receipt}};
+          } else {
+            receipt["outcome_error"] = cr.status().ToString();
+          }
+          // Contained while the call ran: the outcome is recorded, but the result is withheld.
+          identity::VerifiedAccess revoked;
+          if (!tokens_.VerifyAccessToken(call->caller.token, options_.audience, &revoked).ok() &&
+              !revoked.session.sid.empty()) {
+            Reply(*call, 200,
+                  ErrorText(call->id, kDenied,
+                            "the session was contained while the call ran; the result is withheld",
+                            json::object{{kReceiptMetaKey, std::move(receipt)}}));
+            return;
+          }
+          if (auto res = out->find("result"); res != out->end()) {
+            json::object& result = res->value().as_object();
+            json::object meta;
+            if (auto m = result.find("_meta"); m != result.end() && m->value().is_object()) {
+              meta = m->value().get_object();
+            }
+            meta[kReceiptMetaKey] = std::move(receipt);
+            result["_meta"] = std::move(meta);
+          } else if (auto err = out->find("error"); err != out->end()) {
+            err->value().as_object()["data"] = json::object{{kReceiptMetaKey, std::move(receipt)}};
+          }
+          Reply(*call, 200, json::serialize(*out));
+        });
+      });
   std::lock_guard lock(call->server->progress_mu);
   if (upstream_id != 0 && !call->finished) {
     call->server->inflight[key] = Server::Inflight{upstream_id, call->caller.token};
@@ -793,15 +793,13 @@ void Gateway::OnUpstreamNotification(Server& server, const json::object& message
   target.sink->Send(json::serialize(out));
 }
 
-Status Gateway::Approve(const std::string& server, const std::string& tool,
-                        const std::string& hash, const std::string& by) {
+Status Gateway::Approve(const std::string& server, const std::string& tool, const std::string& hash,
+                        const std::string& by) {
   RETURN_IF_ERROR(pins_.Approve(server, tool, hash));
-  json::object ev{{"event_id", ids_.NextString()},
-                  {"time", FormatRfc3339Millis(clock_.Now())},
-                  {"kind", "tool.approve"},
-                  {"target", json::object{{"server", server}, {"tool", tool}}},
-                  {"approved_hash", hash},
-                  {"by", by}};
+  json::object ev{
+      {"event_id", ids_.NextString()}, {"time", FormatRfc3339Millis(clock_.Now())},
+      {"kind", "tool.approve"},        {"target", json::object{{"server", server}, {"tool", tool}}},
+      {"approved_hash", hash},         {"by", by}};
   if (events_) RETURN_IF_ERROR(events_(json::serialize(ev)));
   if (auto it = servers_.find(server); it != servers_.end()) {
     std::lock_guard lock(it->second->mu);
@@ -814,14 +812,12 @@ Status Gateway::Approve(const std::string& server, const std::string& tool,
 Status Gateway::AddRoutes(http::Router& router, const http::AuthRequirement& read_auth) {
   for (const char* pattern : {"/mcp/{server}"}) {
     RETURN_IF_ERROR(router.Add(http::Route{
-        "POST", pattern, [this](Request& req, Responder respond) {
-          HandlePost(req, std::move(respond));
-        },
+        "POST", pattern,
+        [this](Request& req, Responder respond) { HandlePost(req, std::move(respond)); },
         http::AuthRequirement::None(), ""}));
     RETURN_IF_ERROR(router.Add(http::Route{
-        "DELETE", pattern, [this](Request& req, Responder respond) {
-          HandleDelete(req, std::move(respond));
-        },
+        "DELETE", pattern,
+        [this](Request& req, Responder respond) { HandleDelete(req, std::move(respond)); },
         http::AuthRequirement::None(), ""}));
   }
   auto metadata = [this](Request&, Responder respond) {
@@ -831,8 +827,8 @@ Status Gateway::AddRoutes(http::Router& router, const http::AuthRequirement& rea
                    {"resource_name", "Custody MCP gateway"}};
     respond(Response::Json(200, json::serialize(m)));
   };
-  for (const char* path :
-       {"/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp/{server}"}) {
+  for (const char* path : {"/.well-known/oauth-protected-resource",
+                           "/.well-known/oauth-protected-resource/mcp/{server}"}) {
     RETURN_IF_ERROR(
         router.Add(http::Route{"GET", path, metadata, http::AuthRequirement::None(), ""}));
   }
@@ -847,14 +843,14 @@ Status Gateway::AddRoutes(http::Router& router, const http::AuthRequirement& rea
         }
         json::array tools;
         for (const auto& p : *pins) {
-          tools.push_back(json::object{{"server", p.server},
-                                       {"tool", p.tool},
-                                       {"status", p.approved_hash == p.seen_hash ? "approved"
-                                                                                 : "changed"},
-                                       {"approved_hash", p.approved_hash},
-                                       {"seen_hash", p.seen_hash},
-                                       {"first_seen_ms", p.first_seen_ms},
-                                       {"changed_ms", p.changed_ms}});
+          tools.push_back(
+              json::object{{"server", p.server},
+                           {"tool", p.tool},
+                           {"status", p.approved_hash == p.seen_hash ? "approved" : "changed"},
+                           {"approved_hash", p.approved_hash},
+                           {"seen_hash", p.seen_hash},
+                           {"first_seen_ms", p.first_seen_ms},
+                           {"changed_ms", p.changed_ms}});
         }
         respond(Response::Json(200, json::serialize(json::object{{"tools", std::move(tools)}})));
       },
@@ -884,9 +880,9 @@ Status Gateway::AddRoutes(http::Router& router, const http::AuthRequirement& rea
           respond(http::ErrorResponse(s, req.request_id));
           return;
         }
-        respond(Response::Json(200, json::serialize(json::object{{"server", server},
-                                                                 {"tool", tool},
-                                                                 {"approved_hash", hash}})));
+        respond(
+            Response::Json(200, json::serialize(json::object{
+                                    {"server", server}, {"tool", tool}, {"approved_hash", hash}})));
       },
       http::AuthRequirement::AnyOf({"admin"}), "application/json"}));
   return OkStatus();

@@ -104,10 +104,10 @@ class Gateway {
 
   void HandlePost(http::Request& req, http::Responder respond);
   void HandleDelete(http::Request& req, http::Responder respond);
-  void HandleToolsList(Server& server, const Caller& caller, json::value id,
-                       json::object params, http::Responder respond);
-  void HandleToolsCall(Server& server, const Caller& caller, json::value id,
-                       json::object params, http::Responder respond);
+  void HandleToolsList(Server& server, const Caller& caller, json::value id, json::object params,
+                       http::Responder respond);
+  void HandleToolsCall(Server& server, const Caller& caller, json::value id, json::object params,
+                       http::Responder respond);
   void ForwardCall(std::shared_ptr<Call> call);
   // Sends the final JSON-RPC message of a call: as the HTTP response, or on its SSE stream.
   void Reply(Call& call, int http_status, std::string body);

@@ -49,14 +49,14 @@ TEST(JsonRpcTest, RefusesMalformedMessagesWithTheRightCodes) {
   EXPECT_NE(batch.error.message.find("batch"), std::string::npos);
 
   for (const char* text : {
-           R"({"id":1,"method":"ping"})",                        // no jsonrpc
-           R"({"jsonrpc":"1.0","id":1,"method":"ping"})",        // wrong version
-           R"({"jsonrpc":"2.0","id":null,"method":"ping"})",     // null id
-           R"({"jsonrpc":"2.0","id":1.5,"method":"ping"})",      // fractional id
-           R"({"jsonrpc":"2.0","id":1,"method":""})",            // empty method
+           R"({"id":1,"method":"ping"})",                            // no jsonrpc
+           R"({"jsonrpc":"1.0","id":1,"method":"ping"})",            // wrong version
+           R"({"jsonrpc":"2.0","id":null,"method":"ping"})",         // null id
+           R"({"jsonrpc":"2.0","id":1.5,"method":"ping"})",          // fractional id
+           R"({"jsonrpc":"2.0","id":1,"method":""})",                // empty method
            R"({"jsonrpc":"2.0","id":1,"method":"x","params":[1]})",  // positional params
-           R"({"jsonrpc":"2.0","id":1})",                        // neither result nor error
-           R"({"jsonrpc":"2.0","id":1,"result":{},"error":{}})",  // both
+           R"({"jsonrpc":"2.0","id":1})",                            // neither result nor error
+           R"({"jsonrpc":"2.0","id":1,"result":{},"error":{}})",     // both
            R"("ping")",
        }) {
     auto p = Parse(text);
@@ -72,8 +72,9 @@ TEST(JsonRpcTest, BuildsResultsAndErrors) {
   EXPECT_EQ(ResultText(json::value(1), json::object{}), R"({"jsonrpc":"2.0","id":1,"result":{}})");
   EXPECT_EQ(ErrorText(json::value("x"), kMethodNotFound, "nope"),
             R"({"jsonrpc":"2.0","id":"x","error":{"code":-32601,"message":"nope"}})");
-  EXPECT_EQ(ErrorText(nullptr, kDenied, "no", json::object{{"reason", "r"}}),
-            R"({"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"no","data":{"reason":"r"}}})");
+  EXPECT_EQ(
+      ErrorText(nullptr, kDenied, "no", json::object{{"reason", "r"}}),
+      R"({"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"no","data":{"reason":"r"}}})");
   EXPECT_EQ(JsonRpcCodeFor(StatusCode::kInvalidArgument), kInvalidParams);
   EXPECT_EQ(JsonRpcCodeFor(StatusCode::kPermissionDenied), kDenied);
   EXPECT_EQ(JsonRpcCodeFor(StatusCode::kUnavailable), kUnavailable);
@@ -89,8 +90,8 @@ TEST(GatewayHelpersTest, NegotiatesProtocolVersions) {
 }
 
 TEST(GatewayHelpersTest, AcceptsOnlyLoopbackOrListedOrigins) {
-  for (const char* o : {"http://localhost", "http://localhost:3000", "https://127.0.0.1:8443",
-                        "http://[::1]:80"}) {
+  for (const char* o :
+       {"http://localhost", "http://localhost:3000", "https://127.0.0.1:8443", "http://[::1]:80"}) {
     EXPECT_TRUE(OriginAllowed(o, {})) << o;
   }
   for (const char* o : {"https://evil.example", "http://localhost.evil.example",

@@ -95,11 +95,10 @@ void StdioUpstream::Supervise() {
         pid_ = 0;
         child_gone_ = false;
       }
-      std::string how = WIFEXITED(wstatus)     ? "exited with status " +
-                                                 std::to_string(WEXITSTATUS(wstatus))
-                        : WIFSIGNALED(wstatus) ? "was killed by signal " +
-                                                     std::to_string(WTERMSIG(wstatus))
-                                               : "ended";
+      std::string how =
+          WIFEXITED(wstatus)     ? "exited with status " + std::to_string(WEXITSTATUS(wstatus))
+          : WIFSIGNALED(wstatus) ? "was killed by signal " + std::to_string(WTERMSIG(wstatus))
+                                 : "ended";
       if (options_.log) {
         options_.log(stopping ? 1 : 2, config_.name, "upstream server " + how);
       }
@@ -179,8 +178,7 @@ bool StdioUpstream::Spawn() {
     ::close(out[0]);
     ::close(err[0]);
     if (options_.log) {
-      options_.log(3, config_.name,
-                   "cannot start " + config_.command + ": " + std::strerror(rc));
+      options_.log(3, config_.name, "cannot start " + config_.command + ": " + std::strerror(rc));
     }
     return false;
   }
@@ -207,11 +205,10 @@ bool StdioUpstream::Spawn() {
       {"jsonrpc", "2.0"},
       {"id", init_id},
       {"method", "initialize"},
-      {"params",
-       json::object{{"protocolVersion", options_.protocol_version},
-                    {"capabilities", json::object{}},
-                    {"clientInfo", json::object{{"name", "custody-mcp-gateway"},
-                                                {"version", "0.1.0"}}}}}};
+      {"params", json::object{{"protocolVersion", options_.protocol_version},
+                              {"capabilities", json::object{}},
+                              {"clientInfo", json::object{{"name", "custody-mcp-gateway"},
+                                                          {"version", "0.1.0"}}}}}};
   (void)WriteLine(json::serialize(init));
   return true;
 }
@@ -354,8 +351,7 @@ bool StdioUpstream::WriteLine(const std::string& line) {
   return true;
 }
 
-int64_t StdioUpstream::Call(const std::string& method, json::value params,
-                            UpstreamCallback done) {
+int64_t StdioUpstream::Call(const std::string& method, json::value params, UpstreamCallback done) {
   std::unique_lock lk(mu_);
   if (stop_) {
     lk.unlock();

@@ -36,8 +36,8 @@ struct StdioServerConfig {
 };
 
 // level: 0 debug, 1 info, 2 warn, 3 error.
-using UpstreamLog = std::function<void(int level, const std::string& server,
-                                       const std::string& message)>;
+using UpstreamLog =
+    std::function<void(int level, const std::string& server, const std::string& message)>;
 // The upstream's response object ({"result":…} or {"error":…}), or Unavailable.
 using UpstreamCallback = std::function<void(Result<boost::json::object>)>;
 using NotificationHandler = std::function<void(const boost::json::object& message)>;
@@ -98,14 +98,14 @@ class StdioUpstream {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  bool stop_ = false;            // guarded by mu_
-  bool started_ = false;         // guarded by mu_
-  bool ready_ = false;           // guarded by mu_: handshake done
-  bool child_gone_ = false;      // guarded by mu_: stdout reached EOF
-  int pid_ = 0;                  // guarded by mu_
-  int64_t starts_ = 0;           // guarded by mu_
-  int64_t next_id_ = 1;          // guarded by mu_
-  int64_t init_id_ = 0;          // guarded by mu_
+  bool stop_ = false;                   // guarded by mu_
+  bool started_ = false;                // guarded by mu_
+  bool ready_ = false;                  // guarded by mu_: handshake done
+  bool child_gone_ = false;             // guarded by mu_: stdout reached EOF
+  int pid_ = 0;                         // guarded by mu_
+  int64_t starts_ = 0;                  // guarded by mu_
+  int64_t next_id_ = 1;                 // guarded by mu_
+  int64_t init_id_ = 0;                 // guarded by mu_
   std::map<int64_t, Pending> pending_;  // guarded by mu_: sent, awaiting a response
   std::vector<int64_t> waiting_;        // guarded by mu_: ids not yet sent (before ready)
 

@@ -2,7 +2,6 @@
 #include "mcp/stdio_upstream.h"
 
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cstdlib>
@@ -83,8 +82,7 @@ TEST_F(StdioUpstreamTest, ManyRequestsInFlightAreMatchedToTheirCallers) {
   }
   auto s = Get(slow);
   ASSERT_TRUE(s.ok());
-  EXPECT_EQ(s->at("result").at("structuredContent").at("arguments").at("tag"),
-            json::value("slow"));
+  EXPECT_EQ(s->at("result").at("structuredContent").at("arguments").at("tag"), json::value("slow"));
   // stderr went to the log.
   EXPECT_TRUE(logs_.WaitFor("fake: stderr: fake server started"));
   EXPECT_EQ(u->starts(), 1);

@@ -39,8 +39,8 @@ Result<std::unique_ptr<SqliteToolPinStore>> SqliteToolPinStore::Open(const std::
 }
 
 Result<PinObservation> SqliteToolPinStore::Observe(const std::string& server,
-                                                   const std::string& tool,
-                                                   const std::string& hash, int64_t now_ms) {
+                                                   const std::string& tool, const std::string& hash,
+                                                   int64_t now_ms) {
   std::lock_guard lock(mu_);
   store::Stmt q(*db_, "SELECT approved_hash, seen_hash FROM tool_pins WHERE server=? AND tool=?");
   if (!q.ok()) return db_->Error("reading a tool pin");
@@ -65,11 +65,15 @@ Result<PinObservation> SqliteToolPinStore::Observe(const std::string& server,
   obs.approved = obs.approved_hash == hash;
   obs.newly_changed = !obs.approved && seen != hash;
   if (seen != hash) {
-    store::Stmt up(*db_,
-                   "UPDATE tool_pins SET seen_hash=?, changed_ms=CASE WHEN ? THEN ? ELSE changed_ms "
-                   "END WHERE server=? AND tool=?");
+    store::Stmt up(
+        *db_,
+        "UPDATE tool_pins SET seen_hash=?, changed_ms=CASE WHEN ? THEN ? ELSE changed_ms "
+        "END WHERE server=? AND tool=?");
     if (!up.ok()) return db_->Error("updating a tool pin");
-    up.Bind(1, hash).Bind(2, int64_t{obs.newly_changed ? 1 : 0}).Bind(3, now_ms).Bind(4, server)
+    up.Bind(1, hash)
+        .Bind(2, int64_t{obs.newly_changed ? 1 : 0})
+        .Bind(3, now_ms)
+        .Bind(4, server)
         .Bind(5, tool);
     if (up.Step() != store::kSqliteDone) return db_->Error("updating a tool pin");
   }

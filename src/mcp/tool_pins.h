@@ -37,8 +37,8 @@ struct PinRecord {
 };
 
 struct PinObservation {
-  bool approved = false;     // seen hash == approved hash
-  bool first_seen = false;   // pinned just now
+  bool approved = false;       // seen hash == approved hash
+  bool first_seen = false;     // pinned just now
   bool newly_changed = false;  // a hash not seen before, different from the approved one
   std::string approved_hash;
 };

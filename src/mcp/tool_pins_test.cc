@@ -14,8 +14,8 @@ namespace json = boost::json;
 json::object Tool(std::string_view text) { return json::parse(text).as_object(); }
 
 TEST(ToolDefinitionHashTest, CoversNameDescriptionSchemaAndAnnotationsCanonically) {
-  auto a = ToolDefinitionHash(Tool(
-      R"({"name":"echo","description":"Echo","inputSchema":{"type":"object","b":1,"a":2}})"));
+  auto a = ToolDefinitionHash(
+      Tool(R"({"name":"echo","description":"Echo","inputSchema":{"type":"object","b":1,"a":2}})"));
   // Member order does not matter (JCS); other members (title, _meta) are not covered.
   auto b = ToolDefinitionHash(Tool(
       R"({"inputSchema":{"a":2,"type":"object","b":1},"description":"Echo","name":"echo","title":"x"})"));
@@ -23,12 +23,13 @@ TEST(ToolDefinitionHashTest, CoversNameDescriptionSchemaAndAnnotationsCanonicall
   ASSERT_TRUE(b.ok());
   EXPECT_EQ(*a, *b);
   EXPECT_EQ(a->size(), 64u);
-  for (const char* changed : {
-           R"({"name":"echo","description":"Echo!","inputSchema":{"type":"object","b":1,"a":2}})",
-           R"({"name":"echo","description":"Echo","inputSchema":{"type":"object","b":1}})",
-           R"({"name":"echo","description":"Echo","inputSchema":{"type":"object","b":1,"a":2},"annotations":{"destructiveHint":true}})",
-           R"({"name":"echo2","description":"Echo","inputSchema":{"type":"object","b":1,"a":2}})",
-       }) {
+  for (
+      const char* changed : {
+          R"({"name":"echo","description":"Echo!","inputSchema":{"type":"object","b":1,"a":2}})",
+          R"({"name":"echo","description":"Echo","inputSchema":{"type":"object","b":1}})",
+          R"({"name":"echo","description":"Echo","inputSchema":{"type":"object","b":1,"a":2},"annotations":{"destructiveHint":true}})",
+          R"({"name":"echo2","description":"Echo","inputSchema":{"type":"object","b":1,"a":2}})",
+      }) {
     auto c = ToolDefinitionHash(Tool(changed));
     ASSERT_TRUE(c.ok());
     EXPECT_NE(*c, *a) << changed;
@@ -49,7 +50,8 @@ class ToolPinStoreTest : public ::testing::Test {
   }
   void TearDown() override {
     store_.reset();
-    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path_.string() + suffix);
+    for (const char* suffix : {"", "-wal", "-shm"})
+      std::filesystem::remove(path_.string() + suffix);
   }
   std::filesystem::path path_;
   std::unique_ptr<SqliteToolPinStore> store_;

@@ -48,8 +48,8 @@ class AttributionE2E : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = TempDir("attr-e2e");
-    idp_key_ = std::make_unique<crypto::EcdsaP256PrivateKey>(
-        *crypto::EcdsaP256PrivateKey::Generate());
+    idp_key_ =
+        std::make_unique<crypto::EcdsaP256PrivateKey>(*crypto::EcdsaP256PrivateKey::Generate());
     json::array issuers{json::object{
         {"issuer", kIdp},
         {"audience", "custody"},
@@ -57,9 +57,9 @@ class AttributionE2E : public ::testing::Test {
                              crypto::EcPublicJwkJson(idp_key_->public_key(), "idp-1") + "]}")}}};
     std::ofstream(dir_ / "issuers.json") << json::serialize(issuers);
     server_ = std::make_unique<ServeProcess>(
-        dir_ / "data", std::vector<std::string>{"--log-level", "warn", "--set",
-                                                "identity.trusted_issuers_file=" +
-                                                    (dir_ / "issuers.json").string()});
+        dir_ / "data", std::vector<std::string>{
+                           "--log-level", "warn", "--set",
+                           "identity.trusted_issuers_file=" + (dir_ / "issuers.json").string()});
     ASSERT_TRUE(server_->started());
     Register("planner", "prod", {"*"});
     Register("researcher", "dev", {"github/*", "docs/*"});
@@ -95,25 +95,25 @@ class AttributionE2E : public ::testing::Test {
   }
   std::string Exchange(const std::string& agent, const std::string& subject,
                        const std::string& subject_type) {
-    auto r = Send(PostForm("/oauth2/token", {{"grant_type", kExchange},
-                                             {"client_id", agent},
-                                             {"client_secret", secrets_[agent]},
-                                             {"subject_token", subject},
-                                             {"subject_token_type", subject_type},
-                                             {"actor_token", Svid(agent)},
-                                             {"actor_token_type",
-                                              "urn:ietf:params:oauth:token-type:jwt"},
-                                             {"audience", "custody"}}));
+    auto r = Send(
+        PostForm("/oauth2/token", {{"grant_type", kExchange},
+                                   {"client_id", agent},
+                                   {"client_secret", secrets_[agent]},
+                                   {"subject_token", subject},
+                                   {"subject_token_type", subject_type},
+                                   {"actor_token", Svid(agent)},
+                                   {"actor_token_type", "urn:ietf:params:oauth:token-type:jwt"},
+                                   {"audience", "custody"}}));
     EXPECT_EQ(r->status, 200) << r->body;
     return S(Body(r)["access_token"]);
   }
   // The human's verified ID token from the trusted IdP.
   std::string IdToken(const std::string& sub) {
     int64_t now = static_cast<int64_t>(::time(nullptr));
-    json::object c{{"iss", kIdp}, {"sub", sub}, {"aud", "custody"}, {"iat", now},
-                   {"exp", now + 300}};
-    return *crypto::SignJwsEs256(R"({"alg":"ES256","kid":"idp-1","typ":"JWT"})",
-                                 json::serialize(c), *idp_key_);
+    json::object c{
+        {"iss", kIdp}, {"sub", sub}, {"aud", "custody"}, {"iat", now}, {"exp", now + 300}};
+    return *crypto::SignJwsEs256(R"({"alg":"ES256","kid":"idp-1","typ":"JWT"})", json::serialize(c),
+                                 *idp_key_);
   }
   std::string Child(const std::string& parent, const std::string& agent) {
     return Exchange(agent, parent, "urn:ietf:params:oauth:token-type:access_token");
@@ -121,8 +121,8 @@ class AttributionE2E : public ::testing::Test {
 
   Result<ClientResponse> Authorize(const std::string& token, const std::string& server,
                                    const std::string& tool, const std::string& extra = "") {
-    std::string body = R"({"action":"call_tool","target":{"server":")" + server +
-                       R"(","tool":")" + tool + R"("},"arguments":{"q":1})" + extra + "}";
+    std::string body = R"({"action":"call_tool","target":{"server":")" + server + R"(","tool":")" +
+                       tool + R"("},"arguments":{"q":1})" + extra + "}";
     return Send(PostJson(body, token, "/v1/actions:authorize"));
   }
 
@@ -171,8 +171,8 @@ forbid(principal, action, resource in Environment::"prod")
 TEST_F(AttributionE2E, ScenarioDelegationTripwireContainmentAndSiblingContinues) {
   PublishScenarioPolicies();
   // 1. A human (verified by the IdP) starts the planner.
-  std::string planner =
-      Exchange("planner", IdToken("alice@example.com"), "urn:ietf:params:oauth:token-type:id_token");
+  std::string planner = Exchange("planner", IdToken("alice@example.com"),
+                                 "urn:ietf:params:oauth:token-type:id_token");
   // 2. The planner delegates to two sub-agents; the coder has a helper below it.
   std::string researcher = Child(planner, "researcher");
   std::string coder = Child(planner, "coder");
@@ -236,8 +236,8 @@ TEST_F(AttributionE2E, ScenarioDelegationTripwireContainmentAndSiblingContinues)
   ASSERT_EQ(Cli({"trace", refused_id}, &out), 0) << out;
   EXPECT_NE(out.find("alice@example.com"), std::string::npos) << out;
   // 7. The evidence bundle of the whole tree verifies offline, and a tampered one does not.
-  std::string planner_sid = S(Body(Send(PostForm("/oauth2/introspect", {{"token", planner}},
-                                                 server_->token())))["sid"]);
+  std::string planner_sid =
+      S(Body(Send(PostForm("/oauth2/introspect", {{"token", planner}}, server_->token())))["sid"]);
   ASSERT_FALSE(planner_sid.empty());
   // The tree with its actions in order, for people.
   ASSERT_EQ(Cli({"session", "show", planner_sid, "--events"}, &out), 0) << out;
@@ -271,10 +271,10 @@ TEST_F(AttributionE2E, ScenarioDelegationTripwireContainmentAndSiblingContinues)
       << vout;
   // The ledger, with every decision in it, still verifies.
   server_->Stop();
-  EXPECT_EQ(testing::RunCommand({CUSTODY_BINARY, "ledger", "verify", "--db",
-                                 (dir_ / "data" / "ledger.db").string(), "--key",
-                                 (dir_ / "data" / "ledger.key").string()},
-                                &vout),
+  EXPECT_EQ(testing::RunCommand(
+                {CUSTODY_BINARY, "ledger", "verify", "--db", (dir_ / "data" / "ledger.db").string(),
+                 "--key", (dir_ / "data" / "ledger.key").string()},
+                &vout),
             0)
       << vout;
 }
@@ -294,7 +294,8 @@ TEST_F(AttributionE2E, ForgedContextDoesNotOverrideTheSession) {
 TEST_F(AttributionE2E, BadRequestsGetClearErrors) {
   std::string planner = Exchange("planner", IdToken("alice@example.com"),
                                  "urn:ietf:params:oauth:token-type:id_token");
-  auto none = Send(PostJson(R"({"target":{"server":"a","tool":"b"}})", "", "/v1/actions:authorize"));
+  auto none =
+      Send(PostJson(R"({"target":{"server":"a","tool":"b"}})", "", "/v1/actions:authorize"));
   EXPECT_EQ(none->status, 401);
   auto junk = Send(PostJson("{nope", planner, "/v1/actions:authorize"));
   EXPECT_EQ(junk->status, 400);
@@ -309,14 +310,15 @@ TEST_F(AttributionE2E, BadRequestsGetClearErrors) {
   auto bad_op = Send(PostJson(R"({"status":"ok"})", planner, "/v1/actions/x:frobnicate"));
   EXPECT_EQ(bad_op->status, 404);
   // Publishing needs the admin role; a bad policy is refused with the parser's message.
-  auto anon = Send(PostJson(R"({"policies":"permit(principal,action,resource);"})", "",
-                            "/v1/policies"));
+  auto anon =
+      Send(PostJson(R"({"policies":"permit(principal,action,resource);"})", "", "/v1/policies"));
   EXPECT_EQ(anon->status, 401);
-  auto bad = Send(PostJson(R"({"policies":"permit(principal,"})", server_->token(), "/v1/policies"));
+  auto bad =
+      Send(PostJson(R"({"policies":"permit(principal,"})", server_->token(), "/v1/policies"));
   EXPECT_EQ(bad->status, 400) << bad->body;
   // Containment needs admin too, and one target.
-  auto both = Send(PostJson(R"({"session":"a","agent":"b","reason":"x"})", server_->token(),
-                            "/v1/contain"));
+  auto both = Send(
+      PostJson(R"({"session":"a","agent":"b","reason":"x"})", server_->token(), "/v1/contain"));
   EXPECT_EQ(both->status, 400);
 }
 
@@ -366,16 +368,15 @@ TEST_F(AttributionE2E, AuthZenEvaluationShapesAndSemantics) {
   ASSERT_EQ(ab["evaluations"].as_array().size(), 3u) << all->body;
   EXPECT_EQ(ab["evaluations"].as_array()[1].as_object().at("decision"), json::value(false));
   EXPECT_EQ(ab["evaluations"].as_array()[2].as_object().at("decision"), json::value(true));
-  auto first_deny =
-      eval(batch + R"(,"options":{"evaluations_semantic":"deny_on_first_deny"}})",
-           "/access/v1/evaluations");
+  auto first_deny = eval(batch + R"(,"options":{"evaluations_semantic":"deny_on_first_deny"}})",
+                         "/access/v1/evaluations");
   EXPECT_EQ(Body(first_deny)["evaluations"].as_array().size(), 2u) << first_deny->body;
   auto first_permit =
       eval(batch + R"(,"options":{"evaluations_semantic":"permit_on_first_permit"}})",
            "/access/v1/evaluations");
   EXPECT_EQ(Body(first_permit)["evaluations"].as_array().size(), 1u);
-  auto bad_sem = eval(batch + R"(,"options":{"evaluations_semantic":"random"}})",
-                      "/access/v1/evaluations");
+  auto bad_sem =
+      eval(batch + R"(,"options":{"evaluations_semantic":"random"}})", "/access/v1/evaluations");
   EXPECT_EQ(bad_sem->status, 400);
 }
 

@@ -173,12 +173,12 @@ class IdentityE2e : public ::testing::Test {
   TestAgent Register(const std::string& name, json::array grants, int max_depth = 3,
                      json::object extra = {}) {
     TestAgent a{name, *EcdsaP256PrivateKey::Generate()};
-    json::object body{{"name", name},
-                      {"grants", std::move(grants)},
-                      {"permissions", json::array{"assert_initiator"}},
-                      {"max_delegation_depth", max_depth},
-                      {"client_jwk", json::parse(crypto::EcPublicJwkJson(a.key.public_key(),
-                                                                         name + "-key"))}};
+    json::object body{
+        {"name", name},
+        {"grants", std::move(grants)},
+        {"permissions", json::array{"assert_initiator"}},
+        {"max_delegation_depth", max_depth},
+        {"client_jwk", json::parse(crypto::EcPublicJwkJson(a.key.public_key(), name + "-key"))}};
     for (auto& kv : extra) body[kv.key()] = kv.value();
     auto r = Send(PostJson(json::serialize(body), admin(), "/v1/agents"));
     EXPECT_TRUE(r.ok());
@@ -199,8 +199,8 @@ class IdentityE2e : public ::testing::Test {
   }
   std::string Assertion(const TestAgent& a) { return Assertion(a, AssertionClaims(a)); }
   Form ClientAuth(const TestAgent& a, const std::string& assertion) {
-    return {{"client_id", a.name}, {"client_assertion_type", kBearer},
-            {"client_assertion", assertion}};
+    return {
+        {"client_id", a.name}, {"client_assertion_type", kBearer}, {"client_assertion", assertion}};
   }
 
   Result<ClientResponse> SvidRequest(const TestAgent& a, const std::string& assertion,
@@ -244,8 +244,8 @@ class IdentityE2e : public ::testing::Test {
   }
   // A root session started by `a` for an asserted initiator.
   std::string RootToken(const TestAgent& a, const std::string& scope = "") {
-    return Issued(Exchange(a, Svid(a), R"({"sub":"nightly-triage","iss":"ci"})", kAssertionType,
-                           scope));
+    return Issued(
+        Exchange(a, Svid(a), R"({"sub":"nightly-triage","iss":"ci"})", kAssertionType, scope));
   }
   // A child session of `parent` (an access token), by `a`.
   std::string ChildToken(const TestAgent& a, const std::string& parent,
@@ -264,8 +264,11 @@ class IdentityE2e : public ::testing::Test {
 
   // An ID token from the trusted issuer (signed with its key) unless told otherwise.
   json::object IdClaims() {
-    return json::object{{"iss", kIdp},   {"sub", "alice@example.com"}, {"aud", kIdpAudience},
-                        {"exp", Now() + 300}, {"iat", Now()}};
+    return json::object{{"iss", kIdp},
+                        {"sub", "alice@example.com"},
+                        {"aud", kIdpAudience},
+                        {"exp", Now() + 300},
+                        {"iat", Now()}};
   }
   std::string IdToken(const json::object& claims, const EcdsaP256PrivateKey* key = nullptr,
                       const std::string& kid = kIdpKid) {
@@ -333,8 +336,8 @@ TEST_F(IdentityE2e, Hs256WithThePublicKeyAsSecretIsRefused) {
   // The client's own registered public key as the secret of its assertion.
   std::string client_jwk = crypto::EcPublicJwkJson(a.key.public_key(), "planner-key");
   for (const std::string& secret : {client_jwk, PublicKeyPem(a.key.public_key())}) {
-    std::string forged = SignHs256({{"alg", "HS256"}, {"kid", "planner-key"}},
-                                   AssertionClaims(a), secret);
+    std::string forged =
+        SignHs256({{"alg", "HS256"}, {"kid", "planner-key"}}, AssertionClaims(a), secret);
     ExpectOAuthError(SvidRequest(a, forged), 401, "invalid_client", "\"HS256\" is not allowed");
   }
 }
@@ -344,12 +347,10 @@ TEST_F(IdentityE2e, UnknownKidIsRefused) {
   std::string real = RootToken(a);
   json::object claims = DecodePart(Split(real).payload);
   auto attacker = EcdsaP256PrivateKey::Generate();
-  std::string forged =
-      SignEs256({{"alg", "ES256"}, {"kid", "not-a-custody-key"}, {"typ", "at+jwt"}}, claims,
-                *attacker);
+  std::string forged = SignEs256(
+      {{"alg", "ES256"}, {"kid", "not-a-custody-key"}, {"typ", "at+jwt"}}, claims, *attacker);
   EXPECT_FALSE(Active(forged));
-  ExpectOAuthError(Exchange(a, Svid(a), forged, kAccessType), 400, "invalid_grant",
-                   "unknown kid");
+  ExpectOAuthError(Exchange(a, Svid(a), forged, kAccessType), 400, "invalid_grant", "unknown kid");
   // The same with Custody's real kid: the signature does not verify.
   std::string kid = DecodePart(Split(real).header)["kid"].as_string().c_str();
   forged = SignEs256({{"alg", "ES256"}, {"kid", kid}, {"typ", "at+jwt"}}, claims, *attacker);
@@ -415,16 +416,17 @@ TEST_F(IdentityE2e, TamperedPayloadIsRefused) {
   claims["scope"] = "github/read github/write";
   std::string forged = p.header + "." + B64(json::serialize(claims)) + "." + p.signature;
   EXPECT_FALSE(Active(forged));
-  ExpectOAuthError(Exchange(a, Svid(a), forged, kAccessType, "github/write"), 400,
-                   "invalid_grant", "signature does not verify");
+  ExpectOAuthError(Exchange(a, Svid(a), forged, kAccessType, "github/write"), 400, "invalid_grant",
+                   "signature does not verify");
   // A JWT-SVID with its sub moved to another agent's instance.
   Register("admin-bot", {"github/*"});
   JwtParts s = Split(Svid(a));
   json::object svid_claims = DecodePart(s.payload);
   std::string sub(svid_claims["sub"].as_string());
-  svid_claims["sub"] = "spiffe://custody.local/agent/admin-bot/instance/" +
-                       sub.substr(sub.rfind('/') + 1);
-  std::string tampered_svid = s.header + "." + B64(json::serialize(svid_claims)) + "." + s.signature;
+  svid_claims["sub"] =
+      "spiffe://custody.local/agent/admin-bot/instance/" + sub.substr(sub.rfind('/') + 1);
+  std::string tampered_svid =
+      s.header + "." + B64(json::serialize(svid_claims)) + "." + s.signature;
   ExpectOAuthError(Exchange(a, tampered_svid, R"({"sub":"x"})", kAssertionType), 400,
                    "invalid_grant", "signature does not verify");
   EXPECT_TRUE(Active(real));  // the genuine token is untouched
@@ -441,8 +443,8 @@ TEST_F(IdentityE2e, RevokedSessionAndItsGrandchildrenAreRefused) {
   std::string root_sid(Introspect(root)["sid"].as_string());
   std::string grandchild_sid(Introspect(grandchild)["sid"].as_string());
 
-  auto r = Send(PostJson(R"({"reason":"incident 42"})", admin(),
-                         "/v1/sessions/" + root_sid + "/revoke"));
+  auto r = Send(
+      PostJson(R"({"reason":"incident 42"})", admin(), "/v1/sessions/" + root_sid + "/revoke"));
   ASSERT_TRUE(r.ok());
   ASSERT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(Body(*r)["revoked_sessions"].as_array().size(), 3u) << r->body;
@@ -484,8 +486,8 @@ TEST_F(IdentityE2e, ScopeEscalationThroughExchangeIsRefused) {
 TEST_F(IdentityE2e, DepthLimitReachedIsRefused) {
   TestAgent orch = Register("orchestrator", {"github/*"}, /*max_depth=*/1);
   TestAgent coder = Register("coder", {"github/*"});
-  std::string root = RootToken(orch);               // depth 0
-  std::string child = ChildToken(coder, root);      // depth 1: the tree's limit
+  std::string root = RootToken(orch);           // depth 0
+  std::string child = ChildToken(coder, root);  // depth 1: the tree's limit
   ASSERT_FALSE(child.empty());
   ExpectOAuthError(Exchange(coder, Svid(coder), child, kAccessType), 400, "invalid_grant",
                    "delegation depth limit (1)");
@@ -586,8 +588,7 @@ class IdentityCli : public IdentityE2e {
     fs::path err = dir_ / "stderr.txt";
     std::vector<std::string> argv = {"/usr/bin/env"};
     for (auto& e : env) argv.push_back(e);
-    argv.insert(argv.end(), {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>\"$CLI_ERR\"",
-                             CUSTODY_BINARY});
+    argv.insert(argv.end(), {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>\"$CLI_ERR\"", CUSTODY_BINARY});
     argv.insert(argv.begin() + 1, "CLI_ERR=" + err.string());
     for (auto& a : args) argv.push_back(a);
     if (std::find(args.begin(), args.end(), "--server") == args.end()) {
@@ -612,12 +613,33 @@ class IdentityCli : public IdentityE2e {
 TEST_F(IdentityCli, AgentRegisterListShowDisable) {
   auto key = EcdsaP256PrivateKey::Generate();
   std::ofstream(dir_ / "planner.jwk") << crypto::EcPublicJwkJson(key->public_key(), "k1");
-  CliResult r = Cli({"agent", "register", "--name", "planner", "--description", "plans work",
-                     "--environment", "staging", "--business-owner", "eng",
-                     "--technical-owner", "platform", "--sponsor", "cto",
-                     "--revocation-contact", "oncall@example.com", "--scope", "github/read",
-                     "--scope", "github/write", "--permission", "assert_initiator",
-                     "--max-depth", "2", "--max-token-lifetime", "900", "--jwk",
+  CliResult r = Cli({"agent",
+                     "register",
+                     "--name",
+                     "planner",
+                     "--description",
+                     "plans work",
+                     "--environment",
+                     "staging",
+                     "--business-owner",
+                     "eng",
+                     "--technical-owner",
+                     "platform",
+                     "--sponsor",
+                     "cto",
+                     "--revocation-contact",
+                     "oncall@example.com",
+                     "--scope",
+                     "github/read",
+                     "--scope",
+                     "github/write",
+                     "--permission",
+                     "assert_initiator",
+                     "--max-depth",
+                     "2",
+                     "--max-token-lifetime",
+                     "900",
+                     "--jwk",
                      (dir_ / "planner.jwk").string()});
   ASSERT_EQ(r.rc, 0) << r.out << r.err;
   json::object agent = r.Json().as_object();

@@ -75,16 +75,16 @@ class RotationTest : public ::testing::Test {
                                                        {"client_secret", secret_},
                                                        {"audience", kIssuer}})));
     std::string s(svid.at("access_token").as_string());
-    auto at = Body(c.Send(PostForm(
-        "/oauth2/token",
-        {{"grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"},
-         {"client_id", "rotator"},
-         {"client_secret", secret_},
-         {"subject_token", R"({"sub":"nightly","iss":"ci"})"},
-         {"subject_token_type", "urn:custody:params:oauth:token-type:initiator-assertion"},
-         {"actor_token", s},
-         {"actor_token_type", "urn:ietf:params:oauth:token-type:jwt"},
-         {"audience", "gateway"}})));
+    auto at = Body(c.Send(
+        PostForm("/oauth2/token",
+                 {{"grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"},
+                  {"client_id", "rotator"},
+                  {"client_secret", secret_},
+                  {"subject_token", R"({"sub":"nightly","iss":"ci"})"},
+                  {"subject_token_type", "urn:custody:params:oauth:token-type:initiator-assertion"},
+                  {"actor_token", s},
+                  {"actor_token_type", "urn:ietf:params:oauth:token-type:jwt"},
+                  {"audience", "gateway"}})));
     return {s, std::string(at.at("access_token").as_string())};
   }
 
@@ -117,9 +117,9 @@ TEST_F(RotationTest, CliRotationKeepsOldTokensValidAndSignsWithTheNewKey) {
   std::string size_before = CheckpointSize(c);
 
   std::string out;
-  int rc = RunCommand({CUSTODY_BINARY, "key", "rotate", "--server", server_->url(), "--token",
-                       server_->token()},
-                      &out);
+  int rc = RunCommand(
+      {CUSTODY_BINARY, "key", "rotate", "--server", server_->url(), "--token", server_->token()},
+      &out);
   ASSERT_EQ(rc, 0) << out;
   json::object printed = json::parse(out).as_object();
   std::string new_kid(printed.at("kid").as_string());
@@ -138,15 +138,14 @@ TEST_F(RotationTest, CliRotationKeepsOldTokensValidAndSignsWithTheNewKey) {
   EXPECT_TRUE(Active(token1));
   // The old JWT-SVID is still accepted as an actor token (verified inside Custody).
   auto child = Body(c.Send(PostForm(
-      "/oauth2/token",
-      {{"grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"},
-       {"client_id", "rotator"},
-       {"client_secret", secret_},
-       {"subject_token", token1},
-       {"subject_token_type", "urn:ietf:params:oauth:token-type:access_token"},
-       {"actor_token", svid1},
-       {"actor_token_type", "urn:ietf:params:oauth:token-type:jwt"},
-       {"audience", "gateway"}})));
+      "/oauth2/token", {{"grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"},
+                        {"client_id", "rotator"},
+                        {"client_secret", secret_},
+                        {"subject_token", token1},
+                        {"subject_token_type", "urn:ietf:params:oauth:token-type:access_token"},
+                        {"actor_token", svid1},
+                        {"actor_token_type", "urn:ietf:params:oauth:token-type:jwt"},
+                        {"audience", "gateway"}})));
   ASSERT_TRUE(child.contains("access_token")) << json::serialize(child);
   EXPECT_EQ(KidOf(std::string(child.at("access_token").as_string())), new_kid);
 
@@ -174,10 +173,10 @@ TEST_F(RotationTest, OnlyAdminsMayRotate) {
   EXPECT_EQ(PublishedKeys().size(), 1u);
   // The CLI says why and exits non-zero.
   std::string out;
-  EXPECT_NE(RunCommand({CUSTODY_BINARY, "key", "rotate", "--server", server_->url(), "--token",
-                        reader},
-                       &out),
-            0);
+  EXPECT_NE(
+      RunCommand({CUSTODY_BINARY, "key", "rotate", "--server", server_->url(), "--token", reader},
+                 &out),
+      0);
   EXPECT_NE(out.find("key rotate"), std::string::npos) << out;
   EXPECT_EQ(PublishedKeys().size(), 1u);
 }

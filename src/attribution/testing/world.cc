@@ -20,7 +20,8 @@ Result<std::unique_ptr<World>> World::Create(const std::filesystem::path& dir,
   if (ec) return UnavailableError("cannot create " + dir.string() + ": " + ec.message());
   ASSIGN_OR_RETURN(auto lstore, ledger::SqliteLedgerStore::Open((dir / "ledger.db").string()));
   ASSIGN_OR_RETURN(auto key, crypto::Ed25519PrivateKey::Generate());
-  w->verifier_key = ledger::NoteVerifier::FromPublicKey(kTestOrigin, key.public_key()).VerifierKey();
+  w->verifier_key =
+      ledger::NoteVerifier::FromPublicKey(kTestOrigin, key.public_key()).VerifierKey();
   ledger::LedgerOptions lo;
   lo.origin = kTestOrigin;
   ASSIGN_OR_RETURN(w->ledger, ledger::Ledger::Open(std::move(lstore), std::move(key), lo));
@@ -29,13 +30,12 @@ Result<std::unique_ptr<World>> World::Create(const std::filesystem::path& dir,
   o.trust_domain = "custody.test";
   o.issuer = kTestIssuer;
   ledger::Ledger* led = w->ledger.get();
-  ASSIGN_OR_RETURN(w->tokens,
-                   identity::TokenService::Create(
-                       *w->ids, w->clock, w->random,
-                       [led](const std::string& e) {
-                         return led->Append(e, InvestigationColumns(e)).status();
-                       },
-                       o));
+  ASSIGN_OR_RETURN(w->tokens, identity::TokenService::Create(
+                                  *w->ids, w->clock, w->random,
+                                  [led](const std::string& e) {
+                                    return led->Append(e, InvestigationColumns(e)).status();
+                                  },
+                                  o));
   ASSIGN_OR_RETURN(w->store, AttributionStore::Open((dir / "attribution.db").string()));
   RETURN_IF_ERROR(w->Reopen(std::move(options)));
   return w;
@@ -51,8 +51,8 @@ World::~World() {
 
 Status World::Reopen(AttributionOptions options) {
   svc.reset();
-  ASSIGN_OR_RETURN(svc, AttributionService::Create(*tokens, *ledger, *store, clock, random,
-                                                   std::move(options)));
+  ASSIGN_OR_RETURN(
+      svc, AttributionService::Create(*tokens, *ledger, *store, clock, random, std::move(options)));
   return OkStatus();
 }
 
