@@ -27,14 +27,17 @@ void Reply(const Responder& respond, const std::string& request_id, const Status
 
 std::string By(const Request& req) { return req.principal ? "admin:" + req.principal->id : ""; }
 
-// The bearer token of the request; the agent's session token on these routes.
-std::string Bearer(const Request& req) {
+// The bearer token of the request: the agent's session token on these routes (every one of
+// them needs it; verifying it is the service's job).
+Result<std::string> Bearer(const Request& req) {
   auto h = req.headers.Get("authorization");
-  if (!h || h->size() < 7) return "";
-  std::string_view v = *h;
-  std::string scheme(v.substr(0, 7));
-  for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return scheme == "bearer " ? std::string(v.substr(7)) : "";
+  if (h && h->size() > 7) {
+    std::string_view v = *h;
+    std::string scheme(v.substr(0, 7));
+    for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (scheme == "bearer ") return std::string(v.substr(7));
+  }
+  return UnauthenticatedError("a bearer session token is required");
 }
 
 Result<json::object> ParseBody(const std::string& body) {
@@ -80,8 +83,9 @@ json::object ResultJson(const AuthorizeResult& r) {
 // {"action": "call_tool", "target": {"server","tool"} | {"type","id"}, "arguments": {..},
 //  "context": {..}, "traceparent": ".."}; unknown members are refused.
 Result<AuthorizeRequest> NativeRequest(const Request& req) {
-  ASSIGN_OR_RETURN(json::object o, ParseBody(req.body));
   AuthorizeRequest a;
+  ASSIGN_OR_RETURN(a.token, Bearer(req));
+  ASSIGN_OR_RETURN(json::object o, ParseBody(req.body));
   for (const auto& kv : o) {
     std::string_view k = kv.key();
     if (k != "action" && k != "target" && k != "arguments" && k != "context" &&
@@ -109,7 +113,6 @@ Result<AuthorizeRequest> NativeRequest(const Request& req) {
   ASSIGN_OR_RETURN(a.traceparent, OptString(o, "traceparent"));
   if (a.traceparent.empty())
     a.traceparent = std::string(req.headers.Get("traceparent").value_or(""));
-  a.token = Bearer(req);
   a.via = "native";
   return a;
 }
@@ -284,20 +287,17 @@ Status AddAttributionRoutes(http::Router& router, AttributionService& service,
   AttributionService* svc = &service;
   auto admin = AuthRequirement::AnyOf({"admin"});
 
-  RETURN_IF_ERROR(router.Add(
-      {"POST", "/v1/actions:authorize",
-       [svc](Request& req, Responder respond) {
-         auto a = NativeRequest(req);
-         if (!a.ok()) return Reply(respond, req.request_id, a.status());
-         if (a->token.empty())
-           return Reply(respond, req.request_id,
-                        UnauthenticatedError("a bearer session token is required"));
-         svc->Authorize(std::move(*a), [respond, id = req.request_id](Result<AuthorizeResult> r) {
-           if (!r.ok()) return Reply(respond, id, r.status());
-           respond(AuthorizeResponse(*r));
-         });
-       },
-       AuthRequirement::None(), kJson}));
+  RETURN_IF_ERROR(router.Add({"POST", "/v1/actions:authorize",
+                              [svc](Request& req, Responder respond) {
+                                auto a = NativeRequest(req);
+                                if (!a.ok()) return Reply(respond, req.request_id, a.status());
+                                svc->Authorize(std::move(*a), [respond, id = req.request_id](
+                                                                  Result<AuthorizeResult> r) {
+                                  if (!r.ok()) return Reply(respond, id, r.status());
+                                  respond(AuthorizeResponse(*r));
+                                });
+                              },
+                              AuthRequirement::None(), kJson}));
 
   RETURN_IF_ERROR(router.Add(
       {"POST", "/v1/actions/{op}",
@@ -309,10 +309,9 @@ Status AddAttributionRoutes(http::Router& router, AttributionService& service,
                         NotFoundError("unknown action operation (try :complete)"));
          attribution::CompleteRequest c;
          c.action_id = op.substr(0, op.size() - kSuffix.size());
-         c.token = Bearer(req);
-         if (c.token.empty())
-           return Reply(respond, req.request_id,
-                        UnauthenticatedError("a bearer session token is required"));
+         auto token = Bearer(req);
+         if (!token.ok()) return Reply(respond, req.request_id, token.status());
+         c.token = std::move(*token);
          auto o = ParseBody(req.body);
          if (!o.ok()) return Reply(respond, req.request_id, o.status());
          for (const auto& kv : *o) {
@@ -457,10 +456,9 @@ Status AddAttributionRoutes(http::Router& router, AttributionService& service,
   RETURN_IF_ERROR(router.Add(
       {"POST", "/access/v1/evaluation",
        [svc](Request& req, Responder respond) {
-         std::string token = Bearer(req);
-         if (token.empty())
-           return Reply(respond, req.request_id,
-                        UnauthenticatedError("a bearer session token is required"));
+         auto bearer = Bearer(req);
+         if (!bearer.ok()) return Reply(respond, req.request_id, bearer.status());
+         const std::string& token = *bearer;
          auto o = ParseBody(req.body);
          if (!o.ok()) return Reply(respond, req.request_id, o.status());
          auto e = Merge(*o, nullptr);
@@ -473,10 +471,9 @@ Status AddAttributionRoutes(http::Router& router, AttributionService& service,
   RETURN_IF_ERROR(router.Add(
       {"POST", "/access/v1/evaluations",
        [svc](Request& req, Responder respond) {
-         std::string token = Bearer(req);
-         if (token.empty())
-           return Reply(respond, req.request_id,
-                        UnauthenticatedError("a bearer session token is required"));
+         auto bearer = Bearer(req);
+         if (!bearer.ok()) return Reply(respond, req.request_id, bearer.status());
+         const std::string& token = *bearer;
          auto o = ParseBody(req.body);
          if (!o.ok()) return Reply(respond, req.request_id, o.status());
          auto run = std::make_shared<EvaluationsRun>();
