@@ -106,8 +106,9 @@ std::string Where(std::string_view name, const toml::source_region& src) {
          std::to_string(src.begin.column);
 }
 
-// [mcp.servers.NAME]: command (string, required), args (array of strings), env (table of
-// strings). Unknown keys are errors, as everywhere else.
+// [mcp.servers.NAME]: either command (string) with args (array of strings) and env (table of
+// strings), or url (http/https) with headers (table of strings) and ca_file. Unknown keys are
+// errors, as everywhere else.
 Status ApplyMcpServers(Config& c, const toml::table& servers, std::string_view name) {
   for (const auto& [k, node] : servers) {
     std::string server(k.str());
@@ -147,26 +148,45 @@ Status ApplyMcpServers(Config& c, const toml::table& servers, std::string_view n
           }
           s.args.push_back(*e.value<std::string>());
         }
-      } else if (mk.str() == "env") {
+      } else if (mk.str() == "env" || mk.str() == "headers") {
         const toml::table* e = mv.as_table();
         if (!e) {
           return InvalidArgumentError(Where(name, mv.source()) + ": " + key +
                                       " must be a table of strings");
         }
+        auto& out = mk.str() == "env" ? s.env : s.headers;
         for (const auto& [ek, ev] : *e) {
           if (!ev.is_string()) {
             return InvalidArgumentError(Where(name, ev.source()) + ": " + key + "." +
                                         std::string(ek.str()) + " must be a string");
           }
-          s.env[std::string(ek.str())] = *ev.value<std::string>();
+          out[std::string(ek.str())] = *ev.value<std::string>();
         }
+      } else if (mk.str() == "url" || mk.str() == "ca_file") {
+        if (!mv.is_string()) {
+          return InvalidArgumentError(Where(name, mv.source()) + ": " + key + " must be a string");
+        }
+        (mk.str() == "url" ? s.url : s.ca_file) = *mv.value<std::string>();
       } else {
         return InvalidArgumentError(Where(name, mv.source()) + ": unknown key " + key);
       }
     }
-    if (s.command.empty()) {
+    if (s.command.empty() == s.url.empty()) {
       return InvalidArgumentError(Where(name, node.source()) + ": mcp.servers." + server +
-                                  ".command is required");
+                                  " needs exactly one of command (a stdio server) and url (a "
+                                  "Streamable HTTP server)");
+    }
+    if (!s.url.empty() && !s.url.starts_with("http://") && !s.url.starts_with("https://")) {
+      return InvalidArgumentError(Where(name, node.source()) + ": mcp.servers." + server +
+                                  ".url must start with http:// or https://");
+    }
+    if (s.url.empty() && (!s.headers.empty() || !s.ca_file.empty())) {
+      return InvalidArgumentError(Where(name, node.source()) + ": mcp.servers." + server +
+                                  ": headers and ca_file apply to url servers only");
+    }
+    if (!s.url.empty() && (!s.args.empty() || !s.env.empty())) {
+      return InvalidArgumentError(Where(name, node.source()) + ": mcp.servers." + server +
+                                  ": args and env apply to command servers only");
     }
     c.mcp.servers[server] = std::move(s);
   }

@@ -78,9 +78,12 @@ struct Config {
     int64_t shutdown_timeout_ms = 30000;
   } limits;
   struct McpServer {
-    std::string command;
+    std::string command;  // stdio upstream
     std::vector<std::string> args;
     std::map<std::string, std::string> env;
+    std::string url;                             // or a remote Streamable HTTP upstream
+    std::map<std::string, std::string> headers;  // sent to it; "${VAR}" reads the environment
+    std::string ca_file;                         // https trust anchors (default: system store)
   };
   struct Mcp {
     std::string audience;         // empty: identity.issuer + "/mcp"

@@ -79,12 +79,39 @@ env = { A = "1" }
   EXPECT_NE(typo.status().message().find("unknown key mcp.servers.x.comand"), std::string::npos);
   auto nocmd = ParseConfigToml("[mcp.servers.x]\nargs = [\"a\"]\n", "n.toml");
   ASSERT_FALSE(nocmd.ok());
-  EXPECT_NE(nocmd.status().message().find("command is required"), std::string::npos);
+  EXPECT_NE(nocmd.status().message().find("needs exactly one of command"), std::string::npos);
   auto badargs = ParseConfigToml("[mcp.servers.x]\ncommand = \"n\"\nargs = [1]\n", "b.toml");
   ASSERT_FALSE(badargs.ok());
   EXPECT_NE(badargs.status().message().find("array of strings"), std::string::npos);
   auto badname = ParseConfigToml("[mcp.servers.\"a/b\"]\ncommand = \"n\"\n", "x.toml");
   ASSERT_FALSE(badname.ok());
+}
+
+TEST(Config, McpServersMayBeRemoteUrlsWithHeaders) {
+  auto c = ParseConfigToml(R"([mcp.servers.remote]
+url = "https://tools.example.com/mcp"
+headers = { Authorization = "Bearer ${UPSTREAM_TOKEN}" }
+ca_file = "/etc/custody/upstream-ca.pem"
+)",
+                           "r.toml");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  const auto& s = c->mcp.servers.at("remote");
+  EXPECT_EQ(s.url, "https://tools.example.com/mcp");
+  EXPECT_EQ(s.headers.at("Authorization"), "Bearer ${UPSTREAM_TOKEN}");
+  EXPECT_EQ(s.ca_file, "/etc/custody/upstream-ca.pem");
+  EXPECT_TRUE(s.command.empty());
+
+  auto both =
+      ParseConfigToml("[mcp.servers.x]\ncommand = \"n\"\nurl = \"http://h/mcp\"\n", "b.toml");
+  ASSERT_FALSE(both.ok());
+  EXPECT_NE(both.status().message().find("exactly one of command"), std::string::npos);
+  auto scheme = ParseConfigToml("[mcp.servers.x]\nurl = \"ftp://h/mcp\"\n", "s.toml");
+  ASSERT_FALSE(scheme.ok());
+  EXPECT_NE(scheme.status().message().find("http:// or https://"), std::string::npos);
+  auto stray =
+      ParseConfigToml("[mcp.servers.x]\ncommand = \"n\"\nheaders = { A = \"b\" }\n", "h.toml");
+  ASSERT_FALSE(stray.ok());
+  EXPECT_NE(stray.status().message().find("url servers only"), std::string::npos);
 }
 
 TEST(Config, UnknownKeysAndBadValuesAreErrorsWithPositions) {

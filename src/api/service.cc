@@ -180,9 +180,10 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   // authorized and recorded by attribution (docs/MCP.md). Upstreams start with the server.
   {
     ASSIGN_OR_RETURN(impl->mcp_pins, mcp::SqliteToolPinStore::Open(config.McpDbPath()));
-    std::vector<mcp::StdioServerConfig> servers;
+    std::vector<mcp::UpstreamConfig> servers;
     for (const auto& [name, s] : config.mcp.servers) {
-      servers.push_back(mcp::StdioServerConfig{name, s.command, s.args, s.env});
+      servers.push_back(
+          mcp::UpstreamConfig{name, s.command, s.args, s.env, s.url, s.headers, s.ca_file});
     }
     mcp::GatewayOptions go;
     go.audience = config.McpAudience();
@@ -207,12 +208,14 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
       if (mlog->Enabled(l))
         mlog->Log(l, "mcp_upstream", {{"server", server}, {"message", message}});
     };
-    impl->mcp = std::make_unique<mcp::Gateway>(
-        std::move(servers), *impl->identity, *impl->attribution, *impl->mcp_pins,
-        [led](const std::string& event) {
-          return led->Append(event, attribution::InvestigationColumns(event)).status();
-        },
-        clock, random, std::move(go));
+    ASSIGN_OR_RETURN(
+        impl->mcp,
+        mcp::Gateway::Create(
+            std::move(servers), *impl->identity, *impl->attribution, *impl->mcp_pins,
+            [led](const std::string& event) {
+              return led->Append(event, attribution::InvestigationColumns(event)).status();
+            },
+            clock, random, std::move(go)));
     RETURN_IF_ERROR(impl->mcp->AddRoutes(impl->router, ro.read_auth));
   }
   RETURN_IF_ERROR(AddInvestigationRoutes(impl->router, *impl->identity, *impl->ledger,

@@ -119,7 +119,7 @@ class SseSink {
 
 struct Gateway::Server {
   std::string name;
-  std::unique_ptr<StdioUpstream> upstream;
+  std::unique_ptr<Upstream> upstream;
   struct Progress {
     json::value client_token;
     std::shared_ptr<SseSink> sink;
@@ -163,9 +163,9 @@ struct Gateway::Call {
   bool finished = false;         // guarded by server->progress_mu: upstream answered
 };
 
-Gateway::Gateway(std::vector<StdioServerConfig> servers, identity::TokenService& tokens,
-                 attribution::AttributionService& attribution, ToolPinStore& pins, EventSink events,
-                 const Clock& clock, Random& random, GatewayOptions options)
+Gateway::Gateway(identity::TokenService& tokens, attribution::AttributionService& attribution,
+                 ToolPinStore& pins, EventSink events, const Clock& clock, Random& random,
+                 GatewayOptions options)
     : tokens_(tokens),
       attribution_(attribution),
       pins_(pins),
@@ -173,17 +173,27 @@ Gateway::Gateway(std::vector<StdioServerConfig> servers, identity::TokenService&
       clock_(clock),
       random_(random),
       options_(std::move(options)),
-      ids_(clock, random) {
+      ids_(clock, random) {}
+
+Result<std::unique_ptr<Gateway>> Gateway::Create(std::vector<UpstreamConfig> servers,
+                                                 identity::TokenService& tokens,
+                                                 attribution::AttributionService& attribution,
+                                                 ToolPinStore& pins, EventSink events,
+                                                 const Clock& clock, Random& random,
+                                                 GatewayOptions options) {
+  std::unique_ptr<Gateway> g(
+      new Gateway(tokens, attribution, pins, std::move(events), clock, random, std::move(options)));
   for (auto& cfg : servers) {
     auto s = std::make_unique<Server>();
     s->name = cfg.name;
-    UpstreamOptions uo = options_.upstream;
-    uo.on_notification = [this, server = s.get()](const json::object& m) {
-      OnUpstreamNotification(*server, m);
+    UpstreamOptions uo = g->options_.upstream;
+    uo.on_notification = [gw = g.get(), server = s.get()](const json::object& m) {
+      gw->OnUpstreamNotification(*server, m);
     };
-    s->upstream = std::make_unique<StdioUpstream>(cfg, std::move(uo));
-    servers_[cfg.name] = std::move(s);
+    ASSIGN_OR_RETURN(s->upstream, MakeUpstream(std::move(cfg), std::move(uo)));
+    g->servers_[s->name] = std::move(s);
   }
+  return g;
 }
 
 Gateway::~Gateway() { Stop(); }

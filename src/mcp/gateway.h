@@ -35,8 +35,8 @@
 #include "common/uuid.h"
 #include "http/http.h"
 #include "mcp/jsonrpc.h"
-#include "mcp/stdio_upstream.h"
 #include "mcp/tool_pins.h"
+#include "mcp/upstream.h"
 
 namespace custody::identity {
 class TokenService;
@@ -73,9 +73,13 @@ struct GatewayOptions {
 
 class Gateway {
  public:
-  Gateway(std::vector<StdioServerConfig> servers, identity::TokenService& tokens,
-          attribution::AttributionService& attribution, ToolPinStore& pins, EventSink events,
-          const Clock& clock, Random& random, GatewayOptions options);
+  // InvalidArgument when a server's configuration names no usable transport.
+  static Result<std::unique_ptr<Gateway>> Create(std::vector<UpstreamConfig> servers,
+                                                 identity::TokenService& tokens,
+                                                 attribution::AttributionService& attribution,
+                                                 ToolPinStore& pins, EventSink events,
+                                                 const Clock& clock, Random& random,
+                                                 GatewayOptions options);
   ~Gateway();  // Stop()
 
   void Start();  // starts every upstream
@@ -92,6 +96,9 @@ class Gateway {
   size_t session_count() const;
 
  private:
+  Gateway(identity::TokenService& tokens, attribution::AttributionService& attribution,
+          ToolPinStore& pins, EventSink events, const Clock& clock, Random& random,
+          GatewayOptions options);
   struct Server;
   struct McpSession {
     std::string server;

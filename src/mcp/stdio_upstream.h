@@ -25,35 +25,11 @@
 #include <vector>
 
 #include "common/status.h"
+#include "mcp/upstream.h"
 
 namespace custody::mcp {
 
-struct StdioServerConfig {
-  std::string name;     // the server's name in the gateway (/mcp/{name})
-  std::string command;  // looked up in PATH when it has no '/'
-  std::vector<std::string> args;
-  std::map<std::string, std::string> env;  // added to (and overriding) Custody's environment
-};
-
-// level: 0 debug, 1 info, 2 warn, 3 error.
-using UpstreamLog =
-    std::function<void(int level, const std::string& server, const std::string& message)>;
-// The upstream's response object ({"result":…} or {"error":…}), or Unavailable.
-using UpstreamCallback = std::function<void(Result<boost::json::object>)>;
-using NotificationHandler = std::function<void(const boost::json::object& message)>;
-
-struct UpstreamOptions {
-  std::chrono::milliseconds request_timeout{60000};
-  std::chrono::milliseconds min_backoff{100};
-  std::chrono::milliseconds max_backoff{30000};
-  size_t max_line_bytes = 16 << 20;  // longer stdout lines are dropped (and logged)
-  size_t max_waiting = 1024;         // requests queued while the server (re)starts
-  std::string protocol_version = "2025-06-18";
-  UpstreamLog log;
-  NotificationHandler on_notification;  // server notifications (e.g. tools/list_changed)
-};
-
-class StdioUpstream {
+class StdioUpstream final : public Upstream {
  public:
   StdioUpstream(StdioServerConfig config, UpstreamOptions options);
   ~StdioUpstream();  // Stop()
@@ -61,20 +37,21 @@ class StdioUpstream {
   StdioUpstream& operator=(const StdioUpstream&) = delete;
 
   // Starts the supervisor (returns at once; the process starts in the background).
-  void Start();
+  void Start() override;
   // Terminates the process (SIGTERM, then SIGKILL after 2 s) and fails what is in flight.
-  void Stop();
+  void Stop() override;
 
   // Sends a request; `done` runs once. Returns the upstream id (for Cancel), 0 if refused.
-  int64_t Call(const std::string& method, boost::json::value params, UpstreamCallback done);
+  int64_t Call(const std::string& method, boost::json::value params,
+               UpstreamCallback done) override;
   // Gives up on request `id`: sends notifications/cancelled upstream (if it was sent) and runs
   // its callback with Unavailable. Nothing happens if it already finished.
-  void Cancel(int64_t id, const std::string& reason);
+  void Cancel(int64_t id, const std::string& reason) override;
   // Sends a notification (dropped while the server is not initialized).
-  void Notify(const std::string& method, boost::json::value params);
+  void Notify(const std::string& method, boost::json::value params) override;
 
-  const std::string& name() const { return config_.name; }
-  bool ready() const;
+  const std::string& name() const override { return config_.name; }
+  bool ready() const override;
   int64_t starts() const;  // processes started so far (1 + restarts)
   int pid() const;         // of the current process, 0 when none
 

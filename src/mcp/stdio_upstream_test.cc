@@ -48,7 +48,12 @@ class StdioUpstreamTest : public ::testing::Test {
       logs_.lines.push_back(server + ": " + msg);
       logs_.cv.notify_all();
     };
-    auto u = std::make_unique<StdioUpstream>(StdioServerConfig{"fake", command, args, env}, o);
+    UpstreamConfig cfg;
+    cfg.name = "fake";
+    cfg.command = command;
+    cfg.args = args;
+    cfg.env = env;
+    auto u = std::make_unique<StdioUpstream>(cfg, o);
     u->Start();
     return u;
   }

@@ -100,7 +100,7 @@ function checkBadConfig() {
   const r2 = spawnSync(custody, ['serve', '--quickstart', '--config', noCommand, '--listen',
     '127.0.0.1:0', '--data-dir', join(dir, 'bad-data')], { encoding: 'utf8', timeout: 30000 });
   assert.notEqual(r2.status, 0);
-  assert.match(r2.stderr, /mcp\.servers\.x\.command is required/, r2.stderr);
+  assert.match(r2.stderr, /mcp\.servers\.x needs exactly one of command .* and url/, r2.stderr);
   console.log('ok unknown or missing [mcp.servers.NAME] keys are refused with file:line');
 }
 

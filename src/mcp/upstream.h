@@ -1,0 +1,86 @@
+// Upstream: one MCP server behind the gateway, whatever the transport. The gateway speaks to
+// every upstream through this interface: StdioUpstream (a process Custody spawns and
+// supervises, docs/MCP.md) and HttpUpstream (a remote Streamable HTTP server).
+//
+// Contract shared by the implementations:
+// - Call() sends a JSON-RPC request under a fresh upstream id (the client's own id never
+//   reaches the upstream) and runs `done` exactly once: with the upstream's response object
+//   ({"result":…} or {"error":…}), or with Unavailable (transport failure, the server went
+//   away, the deadline passed, or the call was cancelled).
+// - Cancel() gives up on a request: notifications/cancelled goes upstream when the request
+//   had been sent, and its callback runs with Unavailable.
+// - Server notifications (progress, list_changed, …) go to UpstreamOptions::on_notification.
+// - Requests from the server to the client are answered by the upstream itself: ping with {},
+//   anything else with method-not-found (the gateway offers no client features upstream).
+// - Callbacks run on the upstream's own threads and must not block.
+//
+// Thread-safe.
+#pragma once
+
+#include <boost/json/fwd.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace custody::mcp {
+
+// How to reach one upstream: `command` (stdio) or `url` (Streamable HTTP), never both.
+struct UpstreamConfig {
+  std::string name;     // the server's name in the gateway (/mcp/{name})
+  std::string command;  // stdio: looked up in PATH when it has no '/'
+  std::vector<std::string> args;
+  std::map<std::string, std::string> env;      // stdio: added to (overriding) Custody's environment
+  std::string url;                             // http(s)://host[:port]/path
+  std::map<std::string, std::string> headers;  // http: sent with every request (e.g. the
+                                               // upstream's own credential; never the agent's)
+  std::string ca_file;  // https: PEM trust anchors instead of the system store
+};
+using StdioServerConfig = UpstreamConfig;
+
+// level: 0 debug, 1 info, 2 warn, 3 error.
+using UpstreamLog =
+    std::function<void(int level, const std::string& server, const std::string& message)>;
+// The upstream's response object ({"result":…} or {"error":…}), or Unavailable.
+using UpstreamCallback = std::function<void(Result<boost::json::object>)>;
+using NotificationHandler = std::function<void(const boost::json::object& message)>;
+
+struct UpstreamOptions {
+  std::chrono::milliseconds request_timeout{60000};
+  std::chrono::milliseconds min_backoff{100};
+  std::chrono::milliseconds max_backoff{30000};
+  size_t max_line_bytes = 16 << 20;  // longer messages are dropped (and logged)
+  size_t max_waiting = 1024;         // requests queued while the server (re)starts
+  std::string protocol_version = "2025-06-18";
+  UpstreamLog log;
+  NotificationHandler on_notification;  // server notifications (e.g. tools/list_changed)
+};
+
+class Upstream {
+ public:
+  virtual ~Upstream() = default;
+  // Starts connecting / the process in the background; returns at once.
+  virtual void Start() = 0;
+  // Ends the upstream and fails what is in flight with Unavailable.
+  virtual void Stop() = 0;
+  // Sends a request; `done` runs once. Returns the upstream id (for Cancel), 0 if refused (then
+  // `done` has already run).
+  virtual int64_t Call(const std::string& method, boost::json::value params,
+                       UpstreamCallback done) = 0;
+  virtual void Cancel(int64_t id, const std::string& reason) = 0;
+  // Sends a notification (dropped while the server is not initialized).
+  virtual void Notify(const std::string& method, boost::json::value params) = 0;
+  virtual const std::string& name() const = 0;
+  virtual bool ready() const = 0;
+};
+
+// The implementation `config` asks for. InvalidArgument when it names neither or both of
+// command and url, or a url that is not http(s).
+Result<std::unique_ptr<Upstream>> MakeUpstream(UpstreamConfig config, UpstreamOptions options);
+
+}  // namespace custody::mcp
