@@ -57,6 +57,7 @@ const std::vector<KeyDef>& Keys() {
       {"mcp.allowed_origins", [](Config& c) -> Setting { return &c.mcp.allowed_origins; }},
       {"mcp.max_message_bytes", [](Config& c) -> Setting { return &c.mcp.max_message_bytes; }},
       {"mcp.request_timeout_ms", [](Config& c) -> Setting { return &c.mcp.request_timeout_ms; }},
+      {"mcp.await_outcome", [](Config& c) -> Setting { return &c.mcp.await_outcome; }},
   };
   return keys;
 }

@@ -90,6 +90,7 @@ struct Config {
     std::string allowed_origins;  // comma-separated
     int64_t max_message_bytes = 1024 * 1024;
     int64_t request_timeout_ms = 60000;
+    bool await_outcome = false;  // answer tools/call once its outcome is durable too
     std::map<std::string, McpServer> servers;
   } mcp;
 

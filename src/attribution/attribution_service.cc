@@ -744,8 +744,9 @@ void AttributionService::Authorize(AuthorizeRequest req, AuthorizeCallback done)
 
 // --- Dry run ---------------------------------------------------------------------------------
 
-Result<bool> AttributionService::WouldAllow(const identity::Session& session,
-                                            const std::string& action, const Target& target) {
+Result<bool> AttributionService::WouldAllow(
+    const identity::Session& session, const std::string& action, const Target& target,
+    const std::map<std::string, std::string>& resource_attrs) {
   RETURN_IF_ERROR(target.Validate());
   const int64_t now_ms = UnixMillis(clock_.Now());
   ASSIGN_OR_RETURN(identity::Agent agent, tokens_.GetAgent(session.agent));
@@ -765,7 +766,7 @@ Result<bool> AttributionService::WouldAllow(const identity::Session& session,
                        {"arguments", json::object()},
                        {"caller", json::object()}};
   auto bundle = Bundle();
-  policy::Response resp = Evaluate(*bundle, agent, action, target, {}, context);
+  policy::Response resp = Evaluate(*bundle, agent, action, target, resource_attrs, context);
   if (resp.decision != policy::Decision::kAllow) return false;
   return identity::CoveredBy(key, session.scopes);
 }
@@ -804,20 +805,24 @@ Result<CompleteResult> AttributionService::CompleteSync(CompleteRequest request)
   return f.get();
 }
 
-void AttributionService::Complete(CompleteRequest req, CompleteCallback done) {
+std::string AttributionService::Complete(CompleteRequest req, CompleteCallback done) {
+  auto fail = [&done](Status st) {
+    done(std::move(st));
+    return std::string();
+  };
   if (req.status != "ok" && req.status != "error")
-    return done(InvalidArgumentError("status must be \"ok\" or \"error\""));
-  if (req.error.size() > 4096) return done(InvalidArgumentError("error is longer than 4096 bytes"));
+    return fail(InvalidArgumentError("status must be \"ok\" or \"error\""));
+  if (req.error.size() > 4096) return fail(InvalidArgumentError("error is longer than 4096 bytes"));
   if (!req.output_digest.empty()) {
     std::string_view d = req.output_digest;
     bool ok = d.size() == 71 && d.substr(0, 7) == "sha256:" &&
               std::all_of(d.begin() + 7, d.end(),
                           [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-    if (!ok) return done(InvalidArgumentError("output_digest must be sha256:<64 lower-case hex>"));
+    if (!ok) return fail(InvalidArgumentError("output_digest must be sha256:<64 lower-case hex>"));
   }
   identity::VerifiedAccess revoked;
   auto access = tokens_.VerifyAccessToken(req.token, options_.audience, &revoked);
-  if (!access.ok() && revoked.session.sid.empty()) return done(access.status());
+  if (!access.ok() && revoked.session.sid.empty()) return fail(access.status());
   const identity::VerifiedAccess& va = access.ok() ? *access : revoked;
 
   std::optional<ActionRow> row;
@@ -828,14 +833,14 @@ void AttributionService::Complete(CompleteRequest req, CompleteCallback done) {
   }
   if (!row) {
     auto r = store_.GetAction(req.action_id);
-    if (!r.ok()) return done(r.status());
+    if (!r.ok()) return fail(r.status());
     row = *r;
   }
-  if (!row) return done(NotFoundError("no action " + req.action_id));
+  if (!row) return fail(NotFoundError("no action " + req.action_id));
   if (row->sid != va.session.sid)
-    return done(PermissionDeniedError("action " + req.action_id + " belongs to another session"));
+    return fail(PermissionDeniedError("action " + req.action_id + " belongs to another session"));
   if (row->outcome_index >= 0 || !row->status.empty())
-    return done(AlreadyExistsError("the outcome of action " + req.action_id + " is recorded"));
+    return fail(AlreadyExistsError("the outcome of action " + req.action_id + " is recorded"));
   // Claim it, so a concurrent second completion is refused.
   row->status = req.status;
   row->outcome_index = 0;
@@ -868,7 +873,11 @@ void AttributionService::Complete(CompleteRequest req, CompleteCallback done) {
                             Index(update, true);
                             (*cb)(CompleteResult{event_id, std::move(r->receipt), r->index});
                           });
-  if (!st.ok()) (*cb)(st);
+  if (!st.ok()) {
+    (*cb)(st);
+    return "";
+  }
+  return event_id;
 }
 
 // --- Policies --------------------------------------------------------------------------------

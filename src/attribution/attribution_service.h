@@ -152,7 +152,9 @@ class AttributionService {
   Result<AuthorizeResult> AuthorizeSync(AuthorizeRequest request);
   // Records the outcome of an authorized action of the token's session (genuine tokens of
   // sessions revoked since are accepted: the outcome is evidence).
-  void Complete(CompleteRequest request, CompleteCallback done);
+  // Returns the outcome's event id once the event is queued for the ledger ("" when `done` has
+  // already run with an error); `done` runs once it is durable (or failed).
+  std::string Complete(CompleteRequest request, CompleteCallback done);
   Result<CompleteResult> CompleteSync(CompleteRequest request);
 
   // Parses, validates and activates a policy set (and its entities JSON, "" for none); records
@@ -171,7 +173,8 @@ class AttributionService {
   // agent without live sessions) as a root session with no history. A tripwire that would
   // determine a deny is just a deny here.
   Result<bool> WouldAllow(const identity::Session& session, const std::string& action,
-                          const Target& target);
+                          const Target& target,
+                          const std::map<std::string, std::string>& resource_attrs = {});
   // The tools (Tool::"<server>/<tool>") and resources (any type but Agent, Server, Action and
   // groups named in `skip_types`) in the active set's published entities, sorted by key.
   std::vector<Target> PublishedTargets(const std::set<std::string>& skip_types = {}) const;

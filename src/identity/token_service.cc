@@ -344,6 +344,7 @@ Result<std::vector<std::string>> TokenService::DisableAgent(const std::string& n
   RETURN_IF_ERROR(store_.UpdateAgent(agent));
   ASSIGN_OR_RETURN(std::vector<std::string> revoked,
                    store_.RevokeAgentSessions(name, "agent disabled", Now()));
+  NotifyRevoked(revoked);
   json::object e{{"kind", "revocation"},
                  {"event_id", NewId()},
                  {"time", agent.updated_at},
@@ -797,6 +798,7 @@ Result<std::vector<std::string>> TokenService::RevokeSession(const std::string& 
                                                              const std::string& reason,
                                                              const std::string& by) {
   ASSIGN_OR_RETURN(std::vector<std::string> revoked, store_.RevokeSessionTree(sid, reason, Now()));
+  NotifyRevoked(revoked);
   json::object e{{"kind", "revocation"},
                  {"event_id", NewId()},
                  {"time", FormatRfc3339Millis(clock_.Now())},
@@ -806,6 +808,24 @@ Result<std::vector<std::string>> TokenService::RevokeSession(const std::string& 
                  {"revoked_sessions", ToArray(revoked)}};
   RETURN_IF_ERROR(Record(json::serialize(e)));
   return revoked;
+}
+
+int TokenService::AddRevocationListener(RevocationListener listener) {
+  std::lock_guard lock(listeners_mu_);
+  int id = next_listener_++;
+  listeners_[id] = std::move(listener);
+  return id;
+}
+
+void TokenService::RemoveRevocationListener(int id) {
+  std::lock_guard lock(listeners_mu_);
+  listeners_.erase(id);
+}
+
+void TokenService::NotifyRevoked(const std::vector<std::string>& sids) {
+  if (sids.empty()) return;
+  std::lock_guard lock(listeners_mu_);
+  for (const auto& [_, l] : listeners_) l(sids);
 }
 
 Status TokenService::RevokeCredential(const std::string& jti, const std::string& by) {

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -163,6 +164,14 @@ class TokenService {
   Result<std::vector<std::string>> RevokeSession(const std::string& sid, const std::string& reason,
                                                  const std::string& by);
   Status RevokeCredential(const std::string& jti, const std::string& by);
+  // Called with the session ids each revocation (RevokeSession, DisableAgent) just revoked,
+  // after the store has them and before the call returns, so that whoever holds work of those
+  // sessions (the MCP gateway's in-flight calls and streams) can cut it off at once. Listeners
+  // run on the revoking thread and must not block or call back into revocation. Returns an id
+  // for RemoveRevocationListener.
+  using RevocationListener = std::function<void(const std::vector<std::string>& sids)>;
+  int AddRevocationListener(RevocationListener listener);
+  void RemoveRevocationListener(int id);
 
   // --- Keys.
   std::string JwksJson();
@@ -194,6 +203,7 @@ class TokenService {
   // The same, through the verified-token cache.
   Result<AccessClaims> AccessClaimsOf(const std::string& token, int64_t now);
   Status Record(const std::string& event_json);
+  void NotifyRevoked(const std::vector<std::string>& sids);
 
   IdentityStore& store_;
   const Clock& clock_;
@@ -215,6 +225,10 @@ class TokenService {
     AccessClaims claims;
     int64_t valid_until = 0;
   };
+  std::mutex listeners_mu_;
+  int next_listener_ = 1;                        // guarded by listeners_mu_
+  std::map<int, RevocationListener> listeners_;  // guarded by listeners_mu_
+
   std::mutex cache_mu_;
   std::unordered_map<std::string, CachedAccess> cache_;  // guarded by cache_mu_; key: SHA-256
   std::deque<std::string> cache_order_;                  // guarded by cache_mu_; insertion order

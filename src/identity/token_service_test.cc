@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "common/encoding.h"
@@ -369,6 +370,29 @@ TEST_F(TokenServiceTest, DisablingAnAgentRevokesItsSessions) {
   EXPECT_FALSE(svc_->AuthenticateClient("planner", std::string(kClientAssertionTypeJwtBearer),
                                         Assertion("planner", *planner_key_), "")
                    .ok());
+}
+
+TEST_F(TokenServiceTest, RevocationListenersHearOfEveryRevokedSession) {
+  std::vector<std::vector<std::string>> heard;
+  int id = svc_->AddRevocationListener([&](const std::vector<std::string>& sids) {
+    // Already revoked in the store when the listener runs.
+    for (const auto& sid : sids) EXPECT_TRUE(svc_->GetSession(sid)->revoked) << sid;
+    heard.push_back(sids);
+  });
+  auto root = RootSession();
+  auto child = Delegate(root.value->access_token, "worker", *worker_key_);
+  auto grandchild = Delegate(child.value->access_token, "worker", *worker_key_);
+  ASSERT_TRUE(svc_->RevokeSession(child.value->sid, "tripwire", "admin-1").ok());
+  ASSERT_EQ(heard.size(), 1u);
+  std::set<std::string> got(heard[0].begin(), heard[0].end());
+  EXPECT_EQ(got, (std::set<std::string>{child.value->sid, grandchild.value->sid}));
+  ASSERT_TRUE(svc_->DisableAgent("planner", "admin-1").ok());
+  ASSERT_EQ(heard.size(), 2u);
+  EXPECT_EQ(heard[1], std::vector<std::string>{root.value->sid});
+  svc_->RemoveRevocationListener(id);
+  auto other = Delegate(grandchild.value->access_token, "worker", *worker_key_);
+  EXPECT_FALSE(other.ok());  // revoked parent
+  EXPECT_EQ(heard.size(), 2u);
 }
 
 TEST_F(TokenServiceTest, ForgedTokensAreRefused) {

@@ -98,16 +98,23 @@ class SseSink {
     queued_.clear();
     if (finished_) writer_->Close();
   }
-  void Send(const std::string& data, bool last = false) {
+  // Returns false once the stream is finished or its peer went away.
+  bool Send(const std::string& data, bool last = false) {
     std::lock_guard lock(mu_);
-    if (finished_) return;
+    if (finished_) return false;
     finished_ = last;
     if (!writer_) {
       queued_.push_back(data);
-      return;
+      return true;
     }
-    writer_->Send("message", data);
+    bool sent = writer_->Send("message", data);
     if (last) writer_->Close();
+    return sent;
+  }
+  void Close() {
+    std::lock_guard lock(mu_);
+    finished_ = true;
+    if (writer_) writer_->Close();
   }
 
  private:
@@ -124,21 +131,29 @@ struct Gateway::Server {
     json::value client_token;
     std::shared_ptr<SseSink> sink;
   };
-  std::mutex progress_mu;
-  int64_t next_progress = 1;                 // guarded by progress_mu
-  std::map<std::string, Progress> progress;  // guarded by progress_mu: upstream token -> call
-  // (MCP session id, client request id as JSON) -> a forwarded tools/call.
-  struct Inflight {
-    int64_t upstream_id = 0;
-    std::string token;  // the caller's, to notice containment (never sent upstream)
-  };
-  std::map<std::pair<std::string, std::string>, Inflight> inflight;  // guarded by progress_mu
   struct ToolState {
     std::string hash;
     bool approved = false;
   };
   std::mutex mu;
-  std::map<std::string, ToolState> tools;  // guarded by mu: as last listed upstream
+  int64_t next_progress = 1;                 // guarded by mu
+  std::map<std::string, Progress> progress;  // guarded by mu: upstream token -> call
+  std::map<std::string, ToolState> tools;    // guarded by mu: as last listed upstream
+};
+
+struct Gateway::McpSession {
+  std::string server;  // "" on the aggregate endpoint
+  std::string sid;     // the Custody session it is bound to
+  std::string agent;   // for logs
+  std::string protocol_version;
+  std::shared_ptr<SseSink> stream;  // the GET stream, when open
+};
+
+struct Gateway::Inflight {
+  Server* server = nullptr;
+  int64_t upstream_id = 0;  // 0 until Upstream::Call returned
+  std::string sid;
+  std::string cancel_reason;  // set when cancelled before upstream_id was known
 };
 
 struct Gateway::Caller {
@@ -148,19 +163,25 @@ struct Gateway::Caller {
   std::string session_id;
 };
 
+struct Gateway::Admitted {
+  Server* server = nullptr;  // nullptr on the aggregate endpoint
+  Caller caller;
+  Message msg;
+};
+
 struct Gateway::Call {
   Server* server = nullptr;
   Caller caller;
   json::value id;
   json::object params;
-  std::string tool;
+  std::string tool;  // the upstream's name for it
   std::string hash;
   Responder respond;
   AuthorizeResult decision;
   SteadyClock::time_point forwarded;
-  std::shared_ptr<SseSink> sse;  // set when progress is streamed back
-  std::string progress_token;    // the token the upstream sees
-  bool finished = false;         // guarded by server->progress_mu: upstream answered
+  std::shared_ptr<SseSink> sse;             // set when progress is streamed back
+  std::string progress_token;               // the token the upstream sees
+  std::pair<std::string, std::string> key;  // in inflight_
 };
 
 Gateway::Gateway(identity::TokenService& tokens, attribution::AttributionService& attribution,
@@ -193,46 +214,81 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(std::vector<UpstreamConfig> ser
     ASSIGN_OR_RETURN(s->upstream, MakeUpstream(std::move(cfg), std::move(uo)));
     g->servers_[s->name] = std::move(s);
   }
+  g->revocation_listener_ = tokens.AddRevocationListener(
+      [gw = g.get()](const std::vector<std::string>& sids) { gw->OnRevoked(sids); });
   return g;
 }
 
-Gateway::~Gateway() { Stop(); }
+Gateway::~Gateway() {
+  tokens_.RemoveRevocationListener(revocation_listener_);
+  Stop();
+}
 
 void Gateway::Start() {
   for (auto& [_, s] : servers_) s->upstream->Start();
-  std::lock_guard lock(sweep_mu_);
-  if (!sweeper_.joinable() && !sweep_stop_) sweeper_ = std::thread([this] { SweepContained(); });
 }
 
 void Gateway::Stop() {
+  std::vector<std::shared_ptr<SseSink>> streams;
   {
-    std::lock_guard lock(sweep_mu_);
-    sweep_stop_ = true;
+    std::lock_guard lock(sessions_mu_);
+    for (auto& [_, m] : sessions_) {
+      if (m.stream) streams.push_back(std::move(m.stream));
+    }
   }
-  sweep_cv_.notify_all();
-  if (sweeper_.joinable()) sweeper_.join();
+  for (auto& s : streams) s->Close();
   for (auto& [_, s] : servers_) s->upstream->Stop();
 }
 
-void Gateway::SweepContained() {
-  std::unique_lock lk(sweep_mu_);
-  while (!sweep_cv_.wait_for(lk, std::chrono::milliseconds(100), [this] { return sweep_stop_; })) {
-    lk.unlock();
-    for (auto& [_, s] : servers_) {
-      std::vector<Server::Inflight> calls;
-      {
-        std::lock_guard lock(s->progress_mu);
-        for (const auto& [key, call] : s->inflight) calls.push_back(call);
-      }
-      for (const auto& call : calls) {
-        identity::VerifiedAccess revoked;
-        if (!tokens_.VerifyAccessToken(call.token, options_.audience, &revoked).ok() &&
-            !revoked.session.sid.empty()) {
-          s->upstream->Cancel(call.upstream_id, "the session was contained");
-        }
-      }
+std::vector<std::pair<Upstream*, int64_t>> Gateway::TakeCancels(const std::string& mcp_session,
+                                                                const std::set<std::string>* sids,
+                                                                const std::string& reason) {
+  std::vector<std::pair<Upstream*, int64_t>> out;
+  for (auto& [key, f] : inflight_) {
+    if (!mcp_session.empty() && key.first != mcp_session) continue;
+    if (sids && !sids->count(f.sid)) continue;
+    if (f.upstream_id != 0) {
+      out.emplace_back(f.server->upstream.get(), f.upstream_id);
+    } else {
+      f.cancel_reason = reason;  // ForwardCall cancels it once the upstream id is known
     }
-    lk.lock();
+  }
+  return out;
+}
+
+void Gateway::OnRevoked(const std::vector<std::string>& sids) {
+  const std::set<std::string> revoked(sids.begin(), sids.end());
+  const std::string reason = "the session was contained";
+  std::vector<std::shared_ptr<SseSink>> streams;
+  std::vector<std::pair<Upstream*, int64_t>> cancels;
+  size_t ended = 0;
+  {
+    std::lock_guard lock(sessions_mu_);
+    for (auto it = sessions_.begin(); it != sessions_.end();) {
+      if (!revoked.count(it->second.sid)) {
+        ++it;
+        continue;
+      }
+      if (it->second.stream) streams.push_back(std::move(it->second.stream));
+      ended_[it->first] = "the Custody session " + it->second.sid +
+                          " of this MCP session was revoked (contained); the MCP session is gone";
+      ended_order_.push_back(it->first);
+      while (ended_order_.size() > 10000) {
+        ended_.erase(ended_order_.front());
+        ended_order_.pop_front();
+      }
+      it = sessions_.erase(it);
+      ++ended;
+    }
+    cancels = TakeCancels("", &revoked, reason);
+  }
+  for (auto& s : streams) s->Close();
+  for (auto& [upstream, id] : cancels) upstream->Cancel(id, reason);
+  if ((ended || !cancels.empty()) && options_.upstream.log) {
+    options_.upstream.log(1, "",
+                          "contained: " + std::to_string(ended) + " MCP session(s) ended, " +
+                              std::to_string(streams.size()) + " stream(s) closed, " +
+                              std::to_string(cancels.size()) + " call(s) cancelled upstream");
   }
 }
 
@@ -250,7 +306,7 @@ std::string Gateway::MetadataUrl(const Request& req, const std::string& server) 
       });
   if (!sane) host = "127.0.0.1";
   return std::string(options_.tls ? "https://" : "http://") + host +
-         "/.well-known/oauth-protected-resource/mcp/" + server;
+         "/.well-known/oauth-protected-resource/mcp" + (server.empty() ? "" : "/" + server);
 }
 
 Response Gateway::Unauthorized(const Request& req, const std::string& server,
@@ -262,55 +318,80 @@ Response Gateway::Unauthorized(const Request& req, const std::string& server,
   return r;
 }
 
-void Gateway::HandlePost(Request& req, Responder respond) {
-  auto sit = servers_.find(req.params["server"]);
+bool Gateway::ResolveServer(Request& req, Responder& respond, Server** server) {
+  *server = nullptr;
+  auto p = req.params.find("server");
+  if (p == req.params.end()) return true;  // the aggregate endpoint
+  auto sit = servers_.find(p->second);
   if (sit == servers_.end()) {
     respond(http::ErrorResponse(
-        NotFoundError("no MCP server named \"" + req.params["server"] + "\" is configured"),
-        req.request_id));
-    return;
+        NotFoundError("no MCP server named \"" + p->second + "\" is configured"), req.request_id));
+    return false;
   }
-  Server& server = *sit->second;
+  *server = sit->second.get();
+  return true;
+}
+
+// The transport checks every method shares: Origin, then the bearer token. On a refusal the
+// response is sent and false returned.
+bool Gateway::Admit(Request& req, Responder& respond, Admitted* out) {
+  if (!ResolveServer(req, respond, &out->server)) return false;
+  const std::string scope = out->server ? out->server->name : "";
   if (auto origin = req.headers.Get("origin");
       origin && !OriginAllowed(*origin, options_.allowed_origins)) {
     respond(RpcResponse(403, ErrorText(nullptr, kInvalidRequest, "Origin not allowed")));
-    return;
+    return false;
   }
   if (req.body.size() > options_.max_message_bytes) {
     respond(RpcResponse(413, ErrorText(nullptr, kInvalidRequest,
                                        "message larger than " +
                                            std::to_string(options_.max_message_bytes) + " bytes")));
-    return;
+    return false;
   }
-  Caller caller;
+  Caller& caller = out->caller;
   caller.token = Bearer(req);
   caller.accepts_sse =
       req.headers.Get("accept").value_or("").find("text/event-stream") != std::string_view::npos;
   if (caller.token.empty()) {
-    respond(Unauthorized(req, server.name, "a bearer session token is required"));
-    return;
+    respond(Unauthorized(req, scope, "a bearer session token is required"));
+    return false;
   }
   auto session_header = req.headers.Get("mcp-session-id");
+  if (session_header) caller.session_id = std::string(*session_header);
   identity::VerifiedAccess revoked;
   auto access = tokens_.VerifyAccessToken(caller.token, options_.audience, &revoked);
   if (!access.ok()) {
     if (!revoked.session.sid.empty() && session_header) {
+      // The session's own token after containment: its MCP session is gone.
       std::lock_guard lock(sessions_mu_);
-      auto it = sessions_.find(std::string(*session_header));
+      std::string why =
+          "the Custody session of this MCP session is revoked (contained); the "
+          "MCP session is gone";
+      if (auto e = ended_.find(caller.session_id); e != ended_.end()) why = e->second;
+      auto it = sessions_.find(caller.session_id);
+      bool known = ended_.count(caller.session_id) > 0;
       if (it != sessions_.end() && it->second.sid == revoked.session.sid) {
         sessions_.erase(it);
-        respond(RpcResponse(404, ErrorText(nullptr, kDenied,
-                                           "the Custody session of this MCP session is revoked "
-                                           "(contained); the MCP session is gone")));
-        return;
+        known = true;
+      }
+      if (known) {
+        respond(RpcResponse(404, ErrorText(nullptr, kDenied, why)));
+        return false;
       }
     }
-    respond(Unauthorized(req, server.name, access.status().message()));
-    return;
+    respond(Unauthorized(req, scope, access.status().message()));
+    return false;
   }
   caller.access = std::move(*access);
+  return true;
+}
 
-  Message msg;
+void Gateway::HandlePost(Request& req, Responder respond) {
+  Admitted in;
+  if (!Admit(req, respond, &in)) return;
+  Server* server = in.server;
+  Caller& caller = in.caller;
+  Message& msg = in.msg;
   RpcError perr;
   json::value id;
   if (!ParseMessage(req.body, &msg, &perr, &id)) {
@@ -322,7 +403,6 @@ void Gateway::HandlePost(Request& req, Responder respond) {
                                        "unsupported MCP-Protocol-Version " + std::string(*pv))));
     return;
   }
-
   // The 2026-07-28 routing headers, when sent, must name what the body does: the tool that is
   // logged must be the tool that runs.
   if (auto mh = req.headers.Get("mcp-method"); mh && *mh != msg.method) {
@@ -338,6 +418,7 @@ void Gateway::HandlePost(Request& req, Responder respond) {
       return;
     }
   }
+  const std::string scope = server ? server->name : "";
 
   if (msg.kind == MessageKind::kRequest && msg.method == "initialize") {
     std::string requested;
@@ -351,34 +432,39 @@ void Gateway::HandlePost(Request& req, Responder respond) {
     std::string session_id = HexEncode(std::span<const uint8_t>(raw, sizeof raw));
     {
       std::lock_guard lock(sessions_mu_);
-      sessions_[session_id] =
-          McpSession{server.name, caller.access.session.sid, caller.access.session.agent, version};
+      sessions_[session_id] = McpSession{scope, caller.access.session.sid,
+                                         caller.access.session.agent, version, nullptr};
     }
     json::object result{
         {"protocolVersion", version},
-        {"capabilities", json::object{{"tools", json::object{{"listChanged", false}}}}},
-        {"serverInfo",
-         json::object{{"name", "custody-gateway/" + server.name}, {"version", "0.1.0"}}},
+        {"capabilities", json::object{{"tools", json::object{{"listChanged", true}}}}},
+        {"serverInfo", json::object{{"name", server ? "custody-gateway/" + scope
+                                                    : std::string("custody-gateway")},
+                                    {"version", "0.1.0"}}},
         {"instructions",
-         "Tool calls through this gateway are authorized by policy and recorded by Custody; "
-         "results carry a receipt under _meta[\"dev.custody/receipt\"]."}};
+         std::string(
+             server ? "" : "Tools of every server behind this gateway, named <server>__<tool>. ") +
+             "Tool calls through this gateway are authorized by policy and recorded by Custody; "
+             "results carry a receipt under _meta[\"dev.custody/receipt\"]."}};
     Response r = RpcResponse(200, ResultText(msg.id, std::move(result)));
     r.headers.Set("mcp-session-id", session_id);
     respond(std::move(r));
     return;
   }
 
-  if (!session_header) {
+  if (caller.session_id.empty()) {
     respond(RpcResponse(400, ErrorText(msg.id, kInvalidRequest,
                                        "Mcp-Session-Id is required (send initialize first)")));
     return;
   }
-  caller.session_id = std::string(*session_header);
   {
     std::lock_guard lock(sessions_mu_);
     auto it = sessions_.find(caller.session_id);
-    if (it == sessions_.end() || it->second.server != server.name) {
-      respond(RpcResponse(404, ErrorText(msg.id, kInvalidRequest, "unknown or ended MCP session")));
+    if (it == sessions_.end() || it->second.server != scope) {
+      auto e = ended_.find(caller.session_id);
+      respond(RpcResponse(
+          404, ErrorText(msg.id, kInvalidRequest,
+                         e != ended_.end() ? e->second : "unknown or ended MCP session")));
       return;
     }
     if (it->second.sid != caller.access.session.sid) {
@@ -393,13 +479,19 @@ void Gateway::HandlePost(Request& req, Responder respond) {
     if (msg.method == "notifications/cancelled") {
       auto rid = msg.params().find("requestId");
       if (rid != msg.params().end()) {
-        int64_t upstream_id = 0;
+        std::pair<Upstream*, int64_t> cancel{nullptr, 0};
         {
-          std::lock_guard lock(server.progress_mu);
-          auto it = server.inflight.find({caller.session_id, json::serialize(rid->value())});
-          if (it != server.inflight.end()) upstream_id = it->second.upstream_id;
+          std::lock_guard lock(sessions_mu_);
+          auto it = inflight_.find({caller.session_id, json::serialize(rid->value())});
+          if (it != inflight_.end()) {
+            if (it->second.upstream_id != 0) {
+              cancel = {it->second.server->upstream.get(), it->second.upstream_id};
+            } else {
+              it->second.cancel_reason = "cancelled by the client";
+            }
+          }
         }
-        if (upstream_id != 0) server.upstream->Cancel(upstream_id, "cancelled by the client");
+        if (cancel.first) cancel.first->Cancel(cancel.second, "cancelled by the client");
       }
     }
     respond(Response::Text(202, ""));
@@ -411,7 +503,31 @@ void Gateway::HandlePost(Request& req, Responder respond) {
   } else if (msg.method == "tools/list") {
     HandleToolsList(server, caller, msg.id, std::move(params), std::move(respond));
   } else if (msg.method == "tools/call") {
-    HandleToolsCall(server, caller, msg.id, std::move(params), std::move(respond));
+    if (server) {
+      HandleToolsCall(*server, caller, msg.id, std::move(params), std::move(respond));
+      return;
+    }
+    // The aggregate endpoint: "<server>__<tool>", the longest configured server name wins.
+    auto n = params.find("name");
+    std::string name = n != params.end() && n->value().is_string()
+                           ? std::string(n->value().get_string())
+                           : std::string();
+    Server* target = nullptr;
+    for (auto& [sname, s] : servers_) {
+      std::string prefix = sname + std::string(kToolSeparator);
+      if (name.size() > prefix.size() && name.starts_with(prefix) &&
+          (!target || sname.size() > target->name.size())) {
+        target = s.get();
+      }
+    }
+    if (!target) {
+      respond(RpcResponse(
+          200, ErrorText(msg.id, kInvalidParams,
+                         "unknown tool: " + name + " (tools on /mcp are named <server>__<tool>)")));
+      return;
+    }
+    params["name"] = name.substr(target->name.size() + kToolSeparator.size());
+    HandleToolsCall(*target, caller, msg.id, std::move(params), std::move(respond));
   } else {
     respond(RpcResponse(200, ErrorText(msg.id, kMethodNotFound,
                                        "method not found: " + msg.method +
@@ -419,12 +535,53 @@ void Gateway::HandlePost(Request& req, Responder respond) {
   }
 }
 
-void Gateway::HandleDelete(Request& req, Responder respond) {
-  auto sit = servers_.find(req.params["server"]);
-  if (sit == servers_.end()) {
-    respond(http::ErrorResponse(NotFoundError("no such MCP server"), req.request_id));
+// GET: the session's server-initiated stream (tools/list_changed). One per MCP session: a new
+// GET replaces the previous stream.
+void Gateway::HandleGet(Request& req, Responder respond) {
+  Admitted in;
+  if (!Admit(req, respond, &in)) return;
+  const std::string scope = in.server ? in.server->name : "";
+  if (!in.caller.accepts_sse) {
+    respond(http::ErrorResponse(
+        InvalidArgumentError("GET opens the server's event stream: Accept must list "
+                             "text/event-stream"),
+        req.request_id, 406));
     return;
   }
+  if (in.caller.session_id.empty()) {
+    respond(RpcResponse(400, ErrorText(nullptr, kInvalidRequest, "Mcp-Session-Id is required")));
+    return;
+  }
+  auto sink = std::make_shared<SseSink>();
+  std::shared_ptr<SseSink> old;
+  {
+    std::lock_guard lock(sessions_mu_);
+    auto it = sessions_.find(in.caller.session_id);
+    if (it == sessions_.end() || it->second.server != scope) {
+      auto e = ended_.find(in.caller.session_id);
+      respond(RpcResponse(
+          404, ErrorText(nullptr, kInvalidRequest,
+                         e != ended_.end() ? e->second : "unknown or ended MCP session")));
+      return;
+    }
+    if (it->second.sid != in.caller.access.session.sid) {
+      respond(RpcResponse(
+          403, ErrorText(nullptr, kDenied, "this MCP session belongs to another Custody session")));
+      return;
+    }
+    old = std::exchange(it->second.stream, sink);
+  }
+  if (old) old->Close();
+  Response r;
+  r.status = 200;
+  r.sse = [sink](std::shared_ptr<http::SseWriter> w) { sink->Attach(std::move(w)); };
+  respond(std::move(r));
+}
+
+void Gateway::HandleDelete(Request& req, Responder respond) {
+  Server* server = nullptr;
+  if (!ResolveServer(req, respond, &server)) return;
+  const std::string scope = server ? server->name : "";
   std::string token = Bearer(req);
   auto session_header = req.headers.Get("mcp-session-id");
   identity::VerifiedAccess revoked;
@@ -432,7 +589,7 @@ void Gateway::HandleDelete(Request& req, Responder respond) {
   std::string sid = access.ok() ? access->session.sid : revoked.session.sid;
   if (sid.empty()) {
     respond(Unauthorized(
-        req, sit->first,
+        req, scope,
         token.empty() ? "a bearer session token is required" : access.status().message()));
     return;
   }
@@ -440,18 +597,28 @@ void Gateway::HandleDelete(Request& req, Responder respond) {
     respond(RpcResponse(400, ErrorText(nullptr, kInvalidRequest, "Mcp-Session-Id is required")));
     return;
   }
-  std::lock_guard lock(sessions_mu_);
-  auto it = sessions_.find(std::string(*session_header));
-  if (it == sessions_.end() || it->second.server != sit->first) {
-    respond(RpcResponse(404, ErrorText(nullptr, kInvalidRequest, "unknown or ended MCP session")));
-    return;
+  const std::string mcp_session(*session_header);
+  std::shared_ptr<SseSink> stream;
+  std::vector<std::pair<Upstream*, int64_t>> cancels;
+  {
+    std::lock_guard lock(sessions_mu_);
+    auto it = sessions_.find(mcp_session);
+    if (it == sessions_.end() || it->second.server != scope) {
+      respond(
+          RpcResponse(404, ErrorText(nullptr, kInvalidRequest, "unknown or ended MCP session")));
+      return;
+    }
+    if (it->second.sid != sid) {
+      respond(RpcResponse(
+          403, ErrorText(nullptr, kDenied, "this MCP session belongs to another Custody session")));
+      return;
+    }
+    stream = std::move(it->second.stream);
+    sessions_.erase(it);
+    cancels = TakeCancels(mcp_session, nullptr, "the client ended the MCP session");
   }
-  if (it->second.sid != sid) {
-    respond(RpcResponse(
-        403, ErrorText(nullptr, kDenied, "this MCP session belongs to another Custody session")));
-    return;
-  }
-  sessions_.erase(it);
+  if (stream) stream->Close();
+  for (auto& [upstream, id] : cancels) upstream->Cancel(id, "the client ended the MCP session");
   respond(Response::Text(204, ""));
 }
 
@@ -492,48 +659,138 @@ std::map<std::string, std::string> Gateway::PinTools(Server& server, const json:
   return out;
 }
 
-void Gateway::HandleToolsList(Server& server, const Caller& caller, json::value id,
+void Gateway::ListVisible(Server& server, const identity::Session& session, json::value cursor,
+                          bool all_pages, std::function<void(Result<json::object>)> done) {
+  struct State {
+    json::object first;  // the first page's result (other members kept)
+    json::array tools;
+    int pages = 0;
+  };
+  auto state = std::make_shared<State>();
+  auto page = std::make_shared<std::function<void(json::value)>>();
+  // The recursion holds `page` only through the upstream callbacks it schedules; the last page
+  // clears it.
+  *page = [this, &server, session, all_pages, done, state, page](json::value cur) {
+    json::object fwd;
+    if (!cur.is_null()) fwd["cursor"] = cur;
+    server.upstream->Call(
+        "tools/list", std::move(fwd),
+        [this, &server, session, all_pages, done, state, page](Result<json::object> r) {
+          auto finish = [&](Result<json::object> out) {
+            *page = nullptr;
+            done(std::move(out));
+          };
+          if (!r.ok()) return finish(r.status());
+          if (auto e = r->find("error"); e != r->end()) {
+            std::string why = "upstream " + server.name + " refused tools/list: ";
+            if (e->value().is_object()) {
+              auto m = e->value().get_object().find("message");
+              why += m != e->value().get_object().end() && m->value().is_string()
+                         ? std::string(m->value().get_string())
+                         : json::serialize(e->value());
+            }
+            return finish(UnavailableError(why));
+          }
+          auto res = r->find("result");
+          if (res == r->end() || !res->value().is_object()) {
+            return finish(
+                InternalError("malformed tools/list answer from upstream " + server.name));
+          }
+          json::object& result = res->value().as_object();
+          if (state->pages++ == 0) state->first = result;
+          json::array tools;
+          if (auto t = result.find("tools"); t != result.end() && t->value().is_array()) {
+            tools = t->value().get_array();
+          }
+          auto hashes = PinTools(server, tools);
+          for (auto& t : tools) {
+            if (!t.is_object()) continue;
+            auto n = t.get_object().find("name");
+            if (n == t.get_object().end() || !n->value().is_string()) continue;
+            attribution::Target target;
+            target.server = server.name;
+            target.tool = std::string(n->value().get_string());
+            auto allowed = attribution_.WouldAllow(session, "call_tool", target,
+                                                   {{"definition_hash", hashes[target.tool]}});
+            if (allowed.ok() && *allowed) state->tools.push_back(std::move(t));
+          }
+          auto next = result.find("nextCursor");
+          bool more = next != result.end() && next->value().is_string() &&
+                      !next->value().get_string().empty();
+          if (all_pages && more && state->pages < 100) {
+            json::value c = next->value();
+            (*page)(std::move(c));
+            return;
+          }
+          json::object out = all_pages ? json::object{} : state->first;
+          if (all_pages) {
+            out.erase("nextCursor");
+          } else if (more) {
+            out["nextCursor"] = next->value();
+          }
+          out["tools"] = std::move(state->tools);
+          finish(std::move(out));
+        });
+  };
+  (*page)(std::move(cursor));
+}
+
+void Gateway::HandleToolsList(Server* server, const Caller& caller, json::value id,
                               json::object params, Responder respond) {
-  json::object fwd;
-  if (auto it = params.find("cursor"); it != params.end()) fwd["cursor"] = it->value();
-  identity::Session session = caller.access.session;
-  server.upstream->Call(
-      "tools/list", std::move(fwd), [this, &server, session, id, respond](Result<json::object> r) {
-        if (!r.ok()) {
-          respond(RpcResponse(200, ErrorText(id, kUnavailable, r.status().message())));
-          return;
-        }
-        json::object& o = *r;
-        if (auto e = o.find("error"); e != o.end()) {
-          json::object out{{"jsonrpc", "2.0"}, {"id", id}, {"error", e->value()}};
-          respond(RpcResponse(200, json::serialize(out)));
-          return;
-        }
-        auto res = o.find("result");
-        if (res == o.end() || !res->value().is_object()) {
-          respond(RpcResponse(200, ErrorText(id, kInternalError, "malformed upstream answer")));
-          return;
-        }
-        json::object result = res->value().get_object();
-        json::array tools;
-        if (auto t = result.find("tools"); t != result.end() && t->value().is_array()) {
-          tools = t->value().get_array();
-        }
-        PinTools(server, tools);
-        json::array visible;
-        for (auto& t : tools) {
-          if (!t.is_object()) continue;
-          auto n = t.get_object().find("name");
-          if (n == t.get_object().end() || !n->value().is_string()) continue;
-          attribution::Target target;
-          target.server = server.name;
-          target.tool = std::string(n->value().get_string());
-          auto allowed = attribution_.WouldAllow(session, "call_tool", target);
-          if (allowed.ok() && *allowed) visible.push_back(std::move(t));
-        }
-        result["tools"] = std::move(visible);
-        respond(RpcResponse(200, ResultText(id, std::move(result))));
-      });
+  const identity::Session& session = caller.access.session;
+  if (server) {
+    json::value cursor = nullptr;
+    if (auto it = params.find("cursor"); it != params.end()) cursor = it->value();
+    ListVisible(*server, session, std::move(cursor), false, [id, respond](Result<json::object> r) {
+      if (!r.ok()) {
+        respond(RpcResponse(
+            200, ErrorText(id, JsonRpcCodeFor(r.status().code()), r.status().message())));
+        return;
+      }
+      respond(RpcResponse(200, ResultText(id, std::move(*r))));
+    });
+    return;
+  }
+  // The aggregate endpoint: every server's tools (all pages), named <server>__<tool>. A server
+  // that cannot list right now is left out (and logged) rather than failing the whole list.
+  if (servers_.empty()) {
+    respond(RpcResponse(200, ResultText(id, json::object{{"tools", json::array{}}})));
+    return;
+  }
+  struct Gather {
+    std::mutex mu;
+    size_t left = 0;
+    std::map<std::string, json::array> tools;  // by server, so the order is stable
+  };
+  auto g = std::make_shared<Gather>();
+  g->left = servers_.size();
+  for (auto& [name, s] : servers_) {
+    ListVisible(
+        *s, session, nullptr, true, [this, g, id, respond, sname = name](Result<json::object> r) {
+          json::array mine;
+          if (r.ok()) {
+            if (auto t = r->find("tools"); t != r->end() && t->value().is_array()) {
+              for (auto& tool : t->value().as_array()) {
+                json::object& o = tool.as_object();
+                o["name"] =
+                    sname + std::string(kToolSeparator) + std::string(o["name"].as_string());
+                mine.push_back(std::move(tool));
+              }
+            }
+          } else if (options_.upstream.log) {
+            options_.upstream.log(2, sname,
+                                  "left out of the aggregate tools/list: " + r.status().message());
+          }
+          std::lock_guard lock(g->mu);
+          g->tools[sname] = std::move(mine);
+          if (--g->left != 0) return;
+          json::array all;
+          for (auto& [_, list] : g->tools) {
+            for (auto& t : list) all.push_back(std::move(t));
+          }
+          respond(RpcResponse(200, ResultText(id, json::object{{"tools", std::move(all)}})));
+        });
+  }
 }
 
 void Gateway::HandleToolsCall(Server& server, const Caller& caller, json::value id,
@@ -658,6 +915,21 @@ void Gateway::HandleToolsCall(Server& server, const Caller& caller, json::value 
 }
 
 void Gateway::ForwardCall(std::shared_ptr<Call> call) {
+  Server& s = *call->server;
+  call->key = {call->caller.session_id, json::serialize(call->id)};
+  // Registered before anything is sent, under the lock OnRevoked takes: a session contained
+  // after its decision but before this point is caught here, and one contained later finds
+  // the call in inflight_.
+  {
+    std::lock_guard lock(sessions_mu_);
+    auto it = sessions_.find(call->caller.session_id);
+    if (it == sessions_.end()) {
+      // Contained (or ended) between the decision and the forward: nothing goes upstream.
+      FinishCall(call, UnavailableError("cancelled before forwarding: the MCP session ended"));
+      return;
+    }
+    inflight_[call->key] = Inflight{&s, 0, call->caller.access.session.sid, ""};
+  }
   json::object fwd = call->params;
   json::object meta;
   if (auto m = fwd.find("_meta"); m != fwd.end() && m->value().is_object()) {
@@ -670,9 +942,8 @@ void Gateway::ForwardCall(std::shared_ptr<Call> call) {
       pt != meta.end() && call->caller.accepts_sse &&
       (pt->value().is_string() || pt->value().is_int64() || pt->value().is_uint64())) {
     call->sse = std::make_shared<SseSink>();
-    Server& s = *call->server;
     {
-      std::lock_guard lock(s.progress_mu);
+      std::lock_guard lock(s.mu);
       call->progress_token = "custody-" + std::to_string(s.next_progress++);
       s.progress[call->progress_token] = Server::Progress{pt->value(), call->sse};
     }
@@ -684,88 +955,120 @@ void Gateway::ForwardCall(std::shared_ptr<Call> call) {
   }
   fwd["_meta"] = std::move(meta);
   call->forwarded = SteadyClock::now();
-  auto key = std::make_pair(call->caller.session_id, json::serialize(call->id));
-  int64_t upstream_id = call->server->upstream->Call(
-      "tools/call", std::move(fwd), [this, call, key](Result<json::object> r) {
+  int64_t upstream_id =
+      s.upstream->Call("tools/call", std::move(fwd), [this, call](Result<json::object> r) {
         {
-          std::lock_guard lock(call->server->progress_mu);
-          call->finished = true;
-          call->server->inflight.erase(key);
+          std::lock_guard lock(sessions_mu_);
+          inflight_.erase(call->key);
         }
-        int64_t latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+        FinishCall(call, std::move(r));
+      });
+  std::string cancel;
+  {
+    std::lock_guard lock(sessions_mu_);
+    auto it = inflight_.find(call->key);
+    if (it == inflight_.end() || upstream_id == 0) return;  // already answered
+    it->second.upstream_id = upstream_id;
+    cancel = it->second.cancel_reason;
+  }
+  if (!cancel.empty()) s.upstream->Cancel(upstream_id, cancel);
+}
+
+void Gateway::FinishCall(std::shared_ptr<Call> call, Result<json::object> r) {
+  int64_t latency_ms = call->forwarded == SteadyClock::time_point{}
+                           ? 0
+                           : std::chrono::duration_cast<std::chrono::milliseconds>(
                                  SteadyClock::now() - call->forwarded)
                                  .count();
-        CompleteRequest c;
-        c.token = call->caller.token;
-        c.action_id = call->decision.action_id;
-        c.latency_ms = latency_ms;
-        c.status = "ok";
-        // What goes back to the client: the upstream's result (with receipts) or its error.
-        auto out = std::make_shared<json::object>();
-        if (!r.ok()) {
-          c.status = "error";
-          c.error = r.status().message();
-          *out = ErrorObject(call->id, kUnavailable, r.status().message());
-        } else if (auto e = r->find("error"); e != r->end()) {
-          c.status = "error";
-          c.error = "upstream error: " + json::serialize(e->value());
-          c.output_digest = OutputDigest(e->value());
-          *out = json::object{{"jsonrpc", "2.0"}, {"id", call->id}, {"error", e->value()}};
-        } else {
-          auto res = r->find("result");
-          json::value result = res != r->end() ? res->value() : json::value(json::object{});
-          if (!result.is_object()) result = json::object{};
-          c.output_digest = OutputDigest(result);
-          if (auto ie = result.get_object().find("isError");
-              ie != result.get_object().end() && ie->value().is_bool() && ie->value().get_bool()) {
-            c.status = "error";
-            c.error = "the tool reported an error (isError)";
-          }
-          *out = json::object{{"jsonrpc", "2.0"}, {"id", call->id}, {"result", std::move(result)}};
-        }
-        attribution_.Complete(std::move(c), [this, call, out](Result<CompleteResult> cr) {
-          json::object receipt{{"action_id", call->decision.action_id},
-                               {"decision", "allow"},
-                               {"reasons", Strings(call->decision.reasons)},
-                               {"policy_hash", call->decision.policy_hash},
-                               {"ledger_index", call->decision.ledger_index},
-                               {"receipt", call->decision.receipt},
-                               {"traceparent", call->decision.traceparent},
-                               {"definition_hash", call->hash}};
-          if (cr.ok()) {
-            receipt["outcome"] = json::object{{"event_id", cr->event_id},
-                                              {"ledger_index", cr->ledger_index},
-                                              {"receipt", cr->receipt}};
-          } else {
-            receipt["outcome_error"] = cr.status().ToString();
-          }
-          // Contained while the call ran: the outcome is recorded, but the result is withheld.
-          identity::VerifiedAccess revoked;
-          if (!tokens_.VerifyAccessToken(call->caller.token, options_.audience, &revoked).ok() &&
-              !revoked.session.sid.empty()) {
-            Reply(*call, 200,
-                  ErrorText(call->id, kDenied,
-                            "the session was contained while the call ran; the result is withheld",
-                            json::object{{kReceiptMetaKey, std::move(receipt)}}));
-            return;
-          }
-          if (auto res = out->find("result"); res != out->end()) {
-            json::object& result = res->value().as_object();
-            json::object meta;
-            if (auto m = result.find("_meta"); m != result.end() && m->value().is_object()) {
-              meta = m->value().get_object();
-            }
-            meta[kReceiptMetaKey] = std::move(receipt);
-            result["_meta"] = std::move(meta);
-          } else if (auto err = out->find("error"); err != out->end()) {
-            err->value().as_object()["data"] = json::object{{kReceiptMetaKey, std::move(receipt)}};
-          }
-          Reply(*call, 200, json::serialize(*out));
-        });
+  CompleteRequest c;
+  c.token = call->caller.token;
+  c.action_id = call->decision.action_id;
+  c.latency_ms = latency_ms;
+  c.status = "ok";
+  // What goes back to the client: the upstream's result (with receipts) or its error.
+  auto out = std::make_shared<json::object>();
+  if (!r.ok()) {
+    c.status = "error";
+    c.error = r.status().message();
+    *out = ErrorObject(call->id, kUnavailable, r.status().message());
+  } else if (auto e = r->find("error"); e != r->end()) {
+    c.status = "error";
+    c.error = "upstream error: " + json::serialize(e->value());
+    c.output_digest = OutputDigest(e->value());
+    *out = json::object{{"jsonrpc", "2.0"}, {"id", call->id}, {"error", e->value()}};
+  } else {
+    auto res = r->find("result");
+    json::value result = res != r->end() ? res->value() : json::value(json::object{});
+    if (!result.is_object()) result = json::object{};
+    c.output_digest = OutputDigest(result);
+    if (auto ie = result.get_object().find("isError");
+        ie != result.get_object().end() && ie->value().is_bool() && ie->value().get_bool()) {
+      c.status = "error";
+      c.error = "the tool reported an error (isError)";
+    }
+    *out = json::object{{"jsonrpc", "2.0"}, {"id", call->id}, {"result", std::move(result)}};
+  }
+  // The receipt: the decision's (durable before forwarding), and the outcome's event id; with
+  // await_outcome, the outcome's inclusion proof too.
+  auto answer = [this, call, out](json::object outcome) {
+    json::object receipt{{"action_id", call->decision.action_id},
+                         {"decision", "allow"},
+                         {"reasons", Strings(call->decision.reasons)},
+                         {"policy_hash", call->decision.policy_hash},
+                         {"ledger_index", call->decision.ledger_index},
+                         {"receipt", call->decision.receipt},
+                         {"traceparent", call->decision.traceparent},
+                         {"definition_hash", call->hash},
+                         {"outcome", std::move(outcome)}};
+    // Contained while the call ran: the outcome is recorded, but the result is withheld.
+    identity::VerifiedAccess revoked;
+    if (!tokens_.VerifyAccessToken(call->caller.token, options_.audience, &revoked).ok() &&
+        !revoked.session.sid.empty()) {
+      Reply(*call, 200,
+            ErrorText(call->id, kDenied,
+                      "the session was contained while the call ran; the result is withheld",
+                      json::object{{kReceiptMetaKey, std::move(receipt)}}));
+      return;
+    }
+    if (auto res = out->find("result"); res != out->end()) {
+      json::object& result = res->value().as_object();
+      json::object meta;
+      if (auto m = result.find("_meta"); m != result.end() && m->value().is_object()) {
+        meta = m->value().get_object();
+      }
+      meta[kReceiptMetaKey] = std::move(receipt);
+      result["_meta"] = std::move(meta);
+    } else if (auto err = out->find("error"); err != out->end()) {
+      err->value().as_object()["data"] = json::object{{kReceiptMetaKey, std::move(receipt)}};
+    }
+    Reply(*call, 200, json::serialize(*out));
+  };
+  if (options_.await_outcome) {
+    attribution_.Complete(std::move(c), [answer](Result<CompleteResult> cr) {
+      if (cr.ok()) {
+        answer(json::object{{"event_id", cr->event_id},
+                            {"ledger_index", cr->ledger_index},
+                            {"receipt", cr->receipt}});
+      } else {
+        answer(json::object{{"error", cr.status().ToString()}});
+      }
+    });
+    return;
+  }
+  auto log = options_.upstream.log;
+  std::string server = call->server->name;
+  std::string action = call->decision.action_id;
+  auto failed = std::make_shared<std::string>();
+  std::string event_id =
+      attribution_.Complete(std::move(c), [log, server, action, failed](Result<CompleteResult> cr) {
+        if (cr.ok()) return;
+        *failed = cr.status().ToString();
+        if (log) log(3, server, "recording the outcome of " + action + " failed: " + *failed);
       });
-  std::lock_guard lock(call->server->progress_mu);
-  if (upstream_id != 0 && !call->finished) {
-    call->server->inflight[key] = Server::Inflight{upstream_id, call->caller.token};
+  if (event_id.empty()) {
+    answer(json::object{{"error", *failed}});
+  } else {
+    answer(json::object{{"event_id", event_id}, {"durable", false}});
   }
 }
 
@@ -775,7 +1078,7 @@ void Gateway::Reply(Call& call, int http_status, std::string body) {
     return;
   }
   {
-    std::lock_guard lock(call.server->progress_mu);
+    std::lock_guard lock(call.server->mu);
     call.server->progress.erase(call.progress_token);
   }
   call.sse->Send(body, /*last=*/true);
@@ -783,17 +1086,32 @@ void Gateway::Reply(Call& call, int http_status, std::string body) {
 
 void Gateway::OnUpstreamNotification(Server& server, const json::object& message) {
   auto m = message.find("method");
-  if (m == message.end() || !m->value().is_string() ||
-      m->value().get_string() != "notifications/progress") {
-    return;  // others (list_changed, logging, …) are not passed on: no GET stream yet
+  if (m == message.end() || !m->value().is_string()) return;
+  std::string_view method = m->value().get_string();
+  if (method == "notifications/tools/list_changed") {
+    // Every session that sees this server and has its GET stream open hears of it.
+    std::string text = json::serialize(
+        json::object{{"jsonrpc", "2.0"}, {"method", "notifications/tools/list_changed"}});
+    std::vector<std::shared_ptr<SseSink>> sinks;
+    {
+      std::lock_guard lock(sessions_mu_);
+      for (auto& [_, sess] : sessions_) {
+        if (sess.stream && (sess.server.empty() || sess.server == server.name)) {
+          sinks.push_back(sess.stream);
+        }
+      }
+    }
+    for (auto& sink : sinks) sink->Send(text);
+    return;
   }
+  if (method != "notifications/progress") return;  // logging etc.: only tools pass the gateway
   auto p = message.find("params");
   if (p == message.end() || !p->value().is_object()) return;
   auto t = p->value().get_object().find("progressToken");
   if (t == p->value().get_object().end() || !t->value().is_string()) return;
   Server::Progress target;
   {
-    std::lock_guard lock(server.progress_mu);
+    std::lock_guard lock(server.mu);
     auto it = server.progress.find(std::string(t->value().get_string()));
     if (it == server.progress.end()) return;
     target = it->second;
@@ -820,11 +1138,15 @@ Status Gateway::Approve(const std::string& server, const std::string& tool, cons
 }
 
 Status Gateway::AddRoutes(http::Router& router, const http::AuthRequirement& read_auth) {
-  for (const char* pattern : {"/mcp/{server}"}) {
+  for (const char* pattern : {"/mcp", "/mcp/{server}"}) {
     RETURN_IF_ERROR(router.Add(http::Route{
         "POST", pattern,
         [this](Request& req, Responder respond) { HandlePost(req, std::move(respond)); },
         http::AuthRequirement::None(), ""}));
+    RETURN_IF_ERROR(router.Add(
+        http::Route{"GET", pattern,
+                    [this](Request& req, Responder respond) { HandleGet(req, std::move(respond)); },
+                    http::AuthRequirement::None(), ""}));
     RETURN_IF_ERROR(router.Add(http::Route{
         "DELETE", pattern,
         [this](Request& req, Responder respond) { HandleDelete(req, std::move(respond)); },
@@ -837,8 +1159,9 @@ Status Gateway::AddRoutes(http::Router& router, const http::AuthRequirement& rea
                    {"resource_name", "Custody MCP gateway"}};
     respond(Response::Json(200, json::serialize(m)));
   };
-  for (const char* path : {"/.well-known/oauth-protected-resource",
-                           "/.well-known/oauth-protected-resource/mcp/{server}"}) {
+  for (const char* path :
+       {"/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-protected-resource/mcp/{server}"}) {
     RETURN_IF_ERROR(
         router.Add(http::Route{"GET", path, metadata, http::AuthRequirement::None(), ""}));
   }

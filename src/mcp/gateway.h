@@ -1,7 +1,8 @@
-// The MCP gateway: a Streamable HTTP front end at /mcp/{server} for the stdio MCP servers that
-// Custody supervises, with every tools/call verified, authorized, recorded and answered with a
-// receipt. See docs/MCP.md.
+// The MCP gateway: a Streamable HTTP front end at /mcp/{server} for the MCP servers (stdio or
+// remote Streamable HTTP) behind Custody, with every tools/call verified, authorized, recorded
+// and answered with a receipt. See docs/MCP.md.
 //
+// The aggregate endpoint /mcp multiplexes every server, with tool names "<server>__<tool>".
 // Per request: Origin check; bearer token verified for the gateway audience (401 with an RFC
 // 9728 resource_metadata pointer otherwise); the MCP session (issued at initialize, bound to the
 // token's Custody session) looked up; then
@@ -13,19 +14,22 @@
 //     Complete, and the upstream result returned with the receipts under
 //     _meta["dev.custody/receipt"];
 //   - anything else but initialize and ping: method not found (only tools pass the gateway).
-// The agent's token never goes upstream. A contained (revoked) session's MCP sessions answer 404.
+// GET opens the session's server-initiated SSE stream (tools/list_changed); DELETE ends it.
+// The agent's token never goes upstream. When a Custody session is revoked (contained), the
+// token service tells the gateway at once: its MCP sessions end (404), their streams close, and
+// their in-flight calls are cancelled upstream and answered with a refusal.
 //
 // Thread-safe. The token service, attribution service and pin store must outlive the gateway.
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -40,6 +44,7 @@
 
 namespace custody::identity {
 class TokenService;
+struct Session;
 }
 namespace custody::attribution {
 class AttributionService;
@@ -68,8 +73,15 @@ struct GatewayOptions {
   bool tls = false;      // for the resource_metadata URL built from the Host header
   std::vector<std::string> allowed_origins;  // besides loopback origins
   size_t max_message_bytes = 1 << 20;
+  // Answer a tools/call only once its outcome is durable too (the receipt then carries the
+  // outcome's inclusion proof). Off: the decision is durable before forwarding, the outcome is
+  // queued for the ledger before the answer leaves, and its event id is in the receipt.
+  bool await_outcome = false;
   UpstreamOptions upstream;  // timeouts, backoff, log (shared by every server)
 };
+
+// On the aggregate endpoint /mcp, tool names are "<server>__<tool>".
+inline constexpr std::string_view kToolSeparator = "__";
 
 class Gateway {
  public:
@@ -85,8 +97,8 @@ class Gateway {
   void Start();  // starts every upstream
   void Stop();
 
-  // /mcp/{server} (POST, GET, DELETE), /.well-known/oauth-protected-resource[/mcp/{server}],
-  // and the admin routes GET /v1/mcp/tools, POST /v1/mcp/tools/approve.
+  // /mcp and /mcp/{server} (POST, GET, DELETE), /.well-known/oauth-protected-resource[/mcp
+  // [/{server}]], and the admin routes GET /v1/mcp/tools, POST /v1/mcp/tools/approve.
   Status AddRoutes(http::Router& router, const http::AuthRequirement& read_auth);
 
   // Approves a changed tool definition (recorded in the ledger as tool.approve).
@@ -100,26 +112,44 @@ class Gateway {
           ToolPinStore& pins, EventSink events, const Clock& clock, Random& random,
           GatewayOptions options);
   struct Server;
-  struct McpSession {
-    std::string server;
-    std::string sid;    // the Custody session it is bound to
-    std::string agent;  // for logs
-    std::string protocol_version;
-  };
-  struct Call;    // one tools/call in flight
-  struct Caller;  // the verified token behind a request
+  struct McpSession;
+  struct Inflight;
+  struct Call;      // one tools/call in flight
+  struct Caller;    // the verified token behind a request
+  struct Admitted;  // a POST that passed the transport, auth and framing checks
 
+  // Origin, size, bearer token, framing and headers; answers and returns false on refusal.
+  bool Admit(http::Request& req, http::Responder& respond, Admitted* out);
   void HandlePost(http::Request& req, http::Responder respond);
+  void HandleGet(http::Request& req, http::Responder respond);
   void HandleDelete(http::Request& req, http::Responder respond);
-  void HandleToolsList(Server& server, const Caller& caller, json::value id, json::object params,
+  // The server named by the route ("" for the aggregate endpoint); nullptr after answering 404.
+  bool ResolveServer(http::Request& req, http::Responder& respond, Server** server);
+
+  // Lists one upstream's tools (every page when `all_pages`), pins them, and keeps those the
+  // policy could allow `session` to call. `done` gets the (filtered) tools/list result.
+  void ListVisible(Server& server, const identity::Session& session, json::value cursor,
+                   bool all_pages, std::function<void(Result<json::object>)> done);
+  void HandleToolsList(Server* server, const Caller& caller, json::value id, json::object params,
                        http::Responder respond);
   void HandleToolsCall(Server& server, const Caller& caller, json::value id, json::object params,
                        http::Responder respond);
   void ForwardCall(std::shared_ptr<Call> call);
+  void FinishCall(std::shared_ptr<Call> call, Result<json::object> upstream);
   // Sends the final JSON-RPC message of a call: as the HTTP response, or on its SSE stream.
   void Reply(Call& call, int http_status, std::string body);
-  // notifications/progress from an upstream, routed to the call whose token it carries.
+  // Upstream notifications: progress goes to the call whose token it carries, tools/
+  // list_changed to the GET streams of the sessions that see that server.
   void OnUpstreamNotification(Server& server, const json::object& message);
+  // Revoked Custody sessions: their MCP sessions end (404 from now on), their GET streams
+  // close, and their forwarded calls are cancelled upstream.
+  void OnRevoked(const std::vector<std::string>& sids);
+  // Cancels upstream every forwarded call of `mcp_session` (all of them when empty) whose
+  // Custody session is in `sids` (any when null). With sessions_mu_ held; returns the cancels
+  // to send once it is released.
+  std::vector<std::pair<Upstream*, int64_t>> TakeCancels(const std::string& mcp_session,
+                                                         const std::set<std::string>* sids,
+                                                         const std::string& reason);
   // Records the definitions in a tools/list result; returns the hashes by tool name.
   std::map<std::string, std::string> PinTools(Server& server, const json::array& tools);
   http::Response Unauthorized(const http::Request& req, const std::string& server,
@@ -134,18 +164,17 @@ class Gateway {
   Random& random_;
   const GatewayOptions options_;
   UuidV7Generator ids_;
+  int revocation_listener_ = 0;
 
   std::map<std::string, std::unique_ptr<Server>> servers_;  // fixed after construction
 
-  // Every 100 ms, cancels upstream the in-flight calls of sessions revoked (contained) since.
-  void SweepContained();
-  std::thread sweeper_;
-  std::mutex sweep_mu_;
-  std::condition_variable sweep_cv_;
-  bool sweep_stop_ = false;  // guarded by sweep_mu_
-
   mutable std::mutex sessions_mu_;
   std::unordered_map<std::string, McpSession> sessions_;  // guarded by sessions_mu_
+  // MCP session ids ended by containment, with why (bounded), for a clear 404.
+  std::unordered_map<std::string, std::string> ended_;  // guarded by sessions_mu_
+  std::deque<std::string> ended_order_;                 // guarded by sessions_mu_
+  // (MCP session id, client request id as JSON) -> a forwarded tools/call.
+  std::map<std::pair<std::string, std::string>, Inflight> inflight_;  // guarded by sessions_mu_
 };
 
 }  // namespace custody::mcp

@@ -22,9 +22,10 @@ import { fileURLToPath } from 'node:url';
 
 import { AUDIENCE, ISSUER, claims, registerAgent, request, startCustody } from './harness.mjs';
 
-let Client, StreamableHTTPClientTransport;
+let Client, StreamableHTTPClientTransport, ToolListChangedNotificationSchema;
 try {
   ({ Client } = await import('@modelcontextprotocol/sdk/client/index.js'));
+  ({ ToolListChangedNotificationSchema } = await import('@modelcontextprotocol/sdk/types.js'));
   ({ StreamableHTTPClientTransport } = await import('@modelcontextprotocol/sdk/client/streamableHttp.js'));
 } catch (e) {
   console.error('FAIL: cannot load @modelcontextprotocol/sdk; run `npm ci` in tests/mcp (' + e.message + ')');
@@ -119,18 +120,20 @@ async function main() {
   const wrongAudience = await session('https://elsewhere.example');
 
   // Policy: everything's tools except get-env; the fake server's except touch.
-  const pub = await request(url, '/v1/policies', { token: adminToken, body: { policies: `
+  const basePolicies = `
 @id("everything-tools") permit(principal, action == Action::"call_tool", resource in Server::"everything");
 @id("fake-tools") permit(principal, action == Action::"call_tool", resource in Server::"fake");
 @id("no-env") forbid(principal, action, resource == Tool::"everything/get-env");
 @id("no-touch") forbid(principal, action, resource == Tool::"fake/touch");
 @id("fs-tools") permit(principal, action == Action::"call_tool", resource in Server::"fs");
 @id("fs-read-only") forbid(principal, action, resource == Tool::"fs/write_file");
-` } });
+`;
+  const pub = await request(url, '/v1/policies', { token: adminToken, body: { policies: basePolicies } });
   assert.equal(pub.status, 200, pub.text);
 
   const connect = async (serverName, token) => {
-    const transport = new StreamableHTTPClientTransport(new URL(`${url}/mcp/${serverName}`),
+    const transport = new StreamableHTTPClientTransport(
+      new URL(serverName ? `${url}/mcp/${serverName}` : `${url}/mcp`),
       { requestInit: { headers: { authorization: `Bearer ${token}` } } });
     const client = new Client({ name: 'custody-mcp-e2e', version: '1.0.0' });
     await client.connect(transport);
@@ -171,7 +174,10 @@ async function main() {
   const receipt = echo._meta?.['dev.custody/receipt'];
   assert.ok(receipt, 'no receipt in _meta: ' + JSON.stringify(echo));
   assert.match(receipt.receipt, /^c2sp\.org\/tlog-proof@v1\nindex \d+\n/);
-  assert.match(receipt.outcome.receipt, /^c2sp\.org\/tlog-proof@v1\n/);
+  // The decision is durable before forwarding; the outcome is queued before the answer and
+  // lands in the ledger right after (mcp.await_outcome = true would wait for it).
+  assert.match(receipt.outcome.event_id, /^[0-9a-f-]{36}$/);
+  assert.equal(receipt.outcome.durable, false);
   assert.deepEqual(receipt.reasons, ['everything-tools']);
   assert.match(receipt.definition_hash, /^[0-9a-f]{64}$/);
   assert.equal(receipt.traceparent.split('-')[1], '0af7651916cd43dd8448eb211c80319c', 'trace id not kept');
@@ -181,6 +187,15 @@ async function main() {
   assert.ok(decisionText.includes('action.decision') && decisionText.includes('everything/echo') ||
     decisionText.includes('"echo"'), decisionText);
   assert.ok(decisionText.includes(receipt.action_id), 'the ledger entry is not this action');
+  let traced;
+  for (let i = 0; i < 100; i++) {
+    traced = await request(url, `/v1/trace/${receipt.action_id}`, { method: 'GET', token: adminToken });
+    if (traced.json?.outcome) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.equal(traced.json?.outcome?.event_id, receipt.outcome.event_id, traced.text);
+  const outcomeEntry = await request(url, `/v1/ledger/entries/${traced.json.outcome.index}`, { method: 'GET' });
+  assert.match(outcomeEntry.json.receipt, /^c2sp\.org\/tlog-proof@v1\n/, outcomeEntry.text);
   const sum = await a.client.callTool({ name: 'get-sum', arguments: { a: 2, b: 40 } });
   assert.match(sum.content[0].text, /42/);
   console.log(`ok allowed calls return the real result with a receipt (decision at ledger index ${receipt.ledger_index})`);
@@ -192,7 +207,7 @@ async function main() {
   assert.match(long.content[0].text, /Long running operation completed/);
   assert.deepEqual(progress.map((p) => p.progress), [1, 2, 3, 4]);
   assert.equal(progress[0].total, 4);
-  assert.ok(long._meta['dev.custody/receipt'].outcome.receipt);
+  assert.ok(long._meta['dev.custody/receipt'].outcome.event_id);
   console.log('ok progress notifications of a long-running tool arrive, then the result');
 
   await assert.rejects(a.client.callTool({ name: 'get-env', arguments: {} }),
@@ -291,6 +306,46 @@ async function main() {
   assert.ok(!existsSync(join(fsRoot, 'evil.txt')), 'a denied write reached the filesystem server');
   console.log('ok server-filesystem: reads return the file with a receipt, a denied write never happens');
 
+  // --- The aggregate endpoint /mcp: every server's tools as <server>__<tool>, same policy.
+  const agg = await connect('', tokenB);
+  assert.equal(agg.client.getServerVersion().name, 'custody-gateway');
+  const aggTools = (await agg.client.listTools()).tools.map((t) => t.name);
+  for (const t of ['everything__echo', 'fake__echo', 'fs__read_text_file']) {
+    assert.ok(aggTools.includes(t), `${t} not in the aggregate list: ${aggTools}`);
+  }
+  for (const t of ['everything__get-env', 'fs__write_file', 'fake__touch']) {
+    assert.ok(!aggTools.includes(t), `${t} is forbidden but was listed on /mcp`);
+  }
+  const aggEcho = await agg.client.callTool({ name: 'everything__echo', arguments: { message: 'via /mcp' } });
+  assert.equal(aggEcho.content[0].text, 'Echo: via /mcp');
+  const aggReceipt = aggEcho._meta['dev.custody/receipt'];
+  const aggTrace = await request(url, `/v1/trace/${aggReceipt.action_id}`, { method: 'GET', token: adminToken });
+  assert.ok(JSON.stringify(aggTrace.json).includes('everything/echo') ||
+    JSON.stringify(aggTrace.json).includes('"echo"'), aggTrace.text);
+  await assert.rejects(agg.client.callTool({ name: 'everything__get-env', arguments: {} }),
+    (e) => e.code === -32001 && /no-env/.test(e.message));
+  await assert.rejects(agg.client.callTool({ name: 'nowhere__echo', arguments: {} }),
+    (e) => e.code === -32602 && /<server>__<tool>/.test(e.message));
+  // A session opened on /mcp is not a session of /mcp/everything.
+  const crossed = await request(url, '/mcp/everything', { token: tokenB,
+    headers: { ...accept, 'mcp-session-id': agg.transport.sessionId }, body: { jsonrpc: '2.0', id: 30, method: 'ping' } });
+  assert.equal(crossed.status, 404, crossed.text);
+  console.log(`ok /mcp lists ${aggTools.length} tools as <server>__<tool> (forbidden ones hidden) and routes calls`);
+
+  // --- The GET stream: an upstream's tools/list_changed reaches the SDK client's GET stream,
+  // on /mcp/fake and on /mcp alike.
+  const changed = [];
+  f.client.setNotificationHandler(ToolListChangedNotificationSchema, () => changed.push('fake'));
+  agg.client.setNotificationHandler(ToolListChangedNotificationSchema, () => changed.push('agg'));
+  await f.client.callTool({ name: 'echo', arguments: { list_changed: true } });
+  for (let i = 0; i < 250 && changed.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(changed.sort(), ['agg', 'fake'], 'tools/list_changed did not reach both GET streams');
+  const noAccept = await request(url, '/mcp/fake', { method: 'GET', token: tokenB,
+    headers: { 'mcp-session-id': f.transport.sessionId } });
+  assert.equal(noAccept.status, 406, noAccept.text);
+  console.log('ok upstream tools/list_changed arrives on the GET streams of /mcp/fake and /mcp');
+  await agg.client.close();
+
   // --- A client's cancellation reaches the upstream (under the upstream's request id).
   const started = markerFile + '.slow-started';
   const waitFor = async (file) => {
@@ -308,27 +363,62 @@ async function main() {
   assert.match(readFileSync(markerFile + '.cancelled', 'utf8'), /"reason":"cancelled by the client"/);
   console.log('ok a client cancellation is passed to the upstream');
 
-  // --- A session contained while its call runs upstream does not get the result.
-  const c = await connect('fake', tokenC);
-  await c.client.listTools();
-  rmSync(markerFile + '.cancelled');
+  // --- A session contained while its call runs upstream does not get the result, and its GET
+  // stream is closed. Raw HTTP here, to watch the stream end.
+  const initC = await request(url, '/mcp/fake', { body: init, token: tokenC, headers: accept });
+  assert.equal(initC.status, 200, initC.text);
+  const sessC = initC.headers.get('mcp-session-id');
+  const streamC = await fetch(`${url}/mcp/fake`, { headers: { accept: 'text/event-stream',
+    authorization: `Bearer ${tokenC}`, 'mcp-session-id': sessC } });
+  assert.equal(streamC.status, 200);
+  assert.match(streamC.headers.get('content-type'), /text\/event-stream/);
+  const streamEnded = (async () => {
+    const reader = streamC.body.getReader();
+    for (;;) { const { done } = await reader.read(); if (done) return performance.now(); }
+  })();
+  rmSync(markerFile + '.cancelled', { force: true });
   const slow = request(url, '/mcp/fake', { token: tokenC,
-    headers: { ...accept, 'mcp-session-id': c.transport.sessionId },
+    headers: { ...accept, 'mcp-session-id': sessC },
     body: { jsonrpc: '2.0', id: 20, method: 'tools/call', params: { name: 'slow', arguments: { ms: 60000 } } } });
   await waitFor(started);
+  const c0 = performance.now();
   const containC = await request(url, '/v1/contain', { token: adminToken,
     body: { session: claims(tokenC).sid, reason: 'mcp e2e: mid-call' } });
   assert.equal(containC.status, 200, containC.text);
   const withheld = await slow;
+  const c1 = performance.now();
+  const c2 = await streamEnded;
+  console.log(`   containment of a session mid-call: in-flight call refused ${(c1 - c0).toFixed(1)} ms, ` +
+    `GET stream closed ${(c2 - c0).toFixed(1)} ms after POST /v1/contain was sent`);
   assert.equal(withheld.status, 200, withheld.text);
   assert.equal(withheld.json.error?.code, -32001, withheld.text);
   assert.match(withheld.json.error.message, /contained while the call ran/);
-  assert.ok(withheld.json.error.data['dev.custody/receipt'].outcome.receipt, 'outcome not recorded');
+  assert.ok(withheld.json.error.data['dev.custody/receipt'].outcome.event_id, 'outcome not recorded');
   // The gateway cancelled the call upstream because of the containment (not a timeout).
   await waitFor(markerFile + '.cancelled');
   assert.match(readFileSync(markerFile + '.cancelled', 'utf8'), /"reason":"the session was contained"/);
-  await c.client.close().catch(() => {});
-  console.log('ok a session contained mid-call: its call is cancelled upstream and it gets no result');
+  const afterC = await request(url, '/mcp/fake', { token: tokenC, headers: { ...accept, 'mcp-session-id': sessC },
+    body: { jsonrpc: '2.0', id: 21, method: 'ping' } });
+  assert.equal(afterC.status, 404, afterC.text);
+  assert.match(afterC.json.error.message, /revoked \(contained\)/);
+  console.log('ok a session contained mid-call: its call is cancelled upstream, it gets no result, its stream closes, then 404');
+
+  // --- Policy can pin a definition: resource.definition_hash is seen by calls and by listing.
+  const sumPin = cli('tool', 'list').tools.find((t) => t.server === 'everything' && t.tool === 'get-sum');
+  const pinned = (hash) => basePolicies + `@id("sum-pinned") forbid(principal, action, resource == Tool::"everything/get-sum")
+  unless { resource has definition_hash && resource.definition_hash == "${hash}" };`;
+  let rep = await request(url, '/v1/policies', { token: adminToken, body: { policies: pinned(sumPin.approved_hash) } });
+  assert.equal(rep.status, 200, rep.text);
+  assert.ok((await a.client.listTools()).tools.some((t) => t.name === 'get-sum'), 'pinned hash: get-sum hidden');
+  assert.match((await a.client.callTool({ name: 'get-sum', arguments: { a: 1, b: 1 } })).content[0].text, /2/);
+  rep = await request(url, '/v1/policies', { token: adminToken, body: { policies: pinned('0'.repeat(64)) } });
+  assert.equal(rep.status, 200, rep.text);
+  assert.ok(!(await a.client.listTools()).tools.some((t) => t.name === 'get-sum'), 'other hash: get-sum listed');
+  await assert.rejects(a.client.callTool({ name: 'get-sum', arguments: { a: 1, b: 1 } }),
+    (e) => e.code === -32001 && /sum-pinned/.test(e.message));
+  rep = await request(url, '/v1/policies', { token: adminToken, body: { policies: basePolicies } });
+  assert.equal(rep.status, 200, rep.text);
+  console.log('ok a policy on resource.definition_hash governs both tools/list and tools/call');
 
   // --- Containment: A's session is contained; its MCP session is gone, B continues.
   const sidA = claims(tokenA).sid;

@@ -5,7 +5,8 @@
 // FAKE_MARKER_FILE.slow-started when it begins, so a test knows the call is in flight, and a
 // notifications/cancelled for it is recorded in FAKE_MARKER_FILE.cancelled. The description of echo is read from the file
 // named by FAKE_DESC_FILE on every tools/list when that is set, so a test can change a tool's
-// definition under the gateway.
+// definition under the gateway. An echo whose arguments have list_changed: true first sends
+// notifications/tools/list_changed.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 
@@ -39,6 +40,9 @@ for await (const line of createInterface({ input: process.stdin })) {
     const answer = () => send({ id: m.id, result: {
       content: [{ type: 'text', text: JSON.stringify(args) }],
       structuredContent: { arguments: args, meta: m.params._meta ?? null, pid: process.pid } } });
+    if (m.params.name === 'echo' && args.list_changed === true) {
+      send({ method: 'notifications/tools/list_changed' });
+    }
     if (m.params.name === 'touch') writeFileSync(process.env.FAKE_MARKER_FILE, 'reached\n');
     if (m.params.name === 'slow' && process.env.FAKE_MARKER_FILE) {
       writeFileSync(process.env.FAKE_MARKER_FILE + '.slow-started', 'started\n');
