@@ -1,5 +1,6 @@
 #include "mcp/upstream.h"
 
+#include "mcp/http_upstream.h"
 #include "mcp/stdio_upstream.h"
 
 namespace custody::mcp {
@@ -13,8 +14,8 @@ Result<std::unique_ptr<Upstream>> MakeUpstream(UpstreamConfig config, UpstreamOp
     return std::unique_ptr<Upstream>(
         std::make_unique<StdioUpstream>(std::move(config), std::move(options)));
   }
-  return InvalidArgumentError("MCP server \"" + config.name +
-                              "\": remote (url) upstreams are not available in this build");
+  ASSIGN_OR_RETURN(auto http, HttpUpstream::Create(std::move(config), std::move(options)));
+  return std::unique_ptr<Upstream>(std::move(http));
 }
 
 }  // namespace custody::mcp
