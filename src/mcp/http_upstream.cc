@@ -1,5 +1,6 @@
 #include "mcp/http_upstream.h"
 
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -764,8 +765,15 @@ struct HttpUpstream::Impl {
     if (!pv || !pv->is_string() || pv->get_string().empty()) {
       co_return UnavailableError("initialize answered without a protocolVersion");
     }
+    std::string_view offered = pv->get_string();
+    if (offered != options.protocol_version && offered != "2025-11-25" && offered != "2025-06-18" &&
+        offered != "2025-03-26") {
+      co_return UnavailableError("initialize answered with an unsupported protocolVersion");
+    }
     std::string new_session = r->session_id;
-    if (HasControlOrSpace(new_session)) {
+    if (HasControlOrSpace(new_session) ||
+        std::any_of(new_session.begin(), new_session.end(),
+                    [](char c) { return static_cast<unsigned char>(c) >= 0x80; })) {
       co_return UnavailableError("initialize answered with an invalid Mcp-Session-Id");
     }
     session_id = new_session;
@@ -831,6 +839,7 @@ struct HttpUpstream::Impl {
     for (;;) {
       if (Stopping() || gen != generation) co_return;
       auto conn = Acquire(0);
+      auto opened = Clock::now();
       EventSink sink = [this](std::string_view data) {
         Dispatch(data, 0, nullptr);
         return true;
@@ -855,7 +864,9 @@ struct HttpUpstream::Impl {
         co_return;
       }
       if (r->status >= 200 && r->status < 300) {
-        backoff = options.min_backoff;  // a stream that ended: reopen it soon
+        // A stream that ended after a while is reopened soon; one that keeps ending at once
+        // backs off.
+        if (Clock::now() - opened > std::chrono::seconds(10)) backoff = options.min_backoff;
       } else {
         Log(2, "GET stream answered HTTP " + std::to_string(r->status));
       }

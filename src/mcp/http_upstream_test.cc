@@ -261,16 +261,38 @@ TEST_F(HttpUpstreamTest, NotificationsOnTheGetStreamAreDelivered) {
   ASSERT_TRUE(u);
   auto warm = Call(*u, "echo", json::object{});
   ASSERT_TRUE(Get(warm).ok());
-  // The GET stream opens after the handshake; notify_get reports how many streams it reached.
-  for (int i = 0; i < 200; ++i) {
-    if (server.Debug().at("gets").as_int64() > 0) break;
-    std::this_thread::sleep_for(10ms);
-  }
+  // The GET stream opens after the handshake (notify_get waits for it) and stays the only one.
   auto r = Call(*u, "notify_get", json::object{{"hello", "get"}});
   auto a = Get(r);
   ASSERT_TRUE(a.ok()) << a.status().ToString();
   EXPECT_EQ(a->at("result").at("structuredContent").at("streams"), json::value(1));
   EXPECT_TRUE(rec_.WaitForNotification("notifications/message"));
+  EXPECT_EQ(server.Debug().at("gets"), json::value(1));
+}
+
+TEST_F(HttpUpstreamTest, RequestsWaitingForTheHandshakeAreBounded) {
+  UpstreamConfig cfg;
+  cfg.name = "remote";
+  cfg.url = "http://127.0.0.1:" + std::to_string(FreePort()) + "/mcp";
+  UpstreamOptions o;
+  o.max_waiting = 2;
+  o.min_backoff = 20ms;
+  auto u = MakeUpstream(cfg, o);
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
+  (*u)->Start();
+  auto a = Call(**u, "echo", json::object{});
+  auto b = Call(**u, "echo", json::object{});
+  int64_t id = -1;
+  auto c = Call(**u, "echo", json::object{}, {}, &id);
+  EXPECT_EQ(id, 0);
+  ASSERT_EQ(c.wait_for(0s), std::future_status::ready);  // refused at once
+  auto r = c.get();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(r.status().message(), "upstream remote is not ready and too many requests are waiting");
+  (*u)->Stop();
+  EXPECT_EQ(Get(a).status().message(), "the gateway is shutting down");
+  EXPECT_EQ(Get(b).status().message(), "the gateway is shutting down");
 }
 
 TEST_F(HttpUpstreamTest, AServerWithoutGetStreamIsAskedOnce) {

@@ -9,7 +9,8 @@
 //                the result after `ms` (nothing if cancelled meanwhile)
 //   ping_client  SSE: sends a ping request to the client and answers with the client's reply
 //   fail500      HTTP 500
-//   notify_get   sends notifications/message on every open GET stream, then answers
+//   notify_get   sends notifications/message on every open GET stream (once one is open),
+//                then answers
 // GET /mcp: the server-to-client SSE stream (405 with --no-get).
 // DELETE /mcp: ends the session.
 // Test hooks (no MCP): GET /debug -> {headers, cancelled, deletes, sessions, gets};
@@ -68,9 +69,14 @@ function callTool(m, res) {
     structuredContent: { arguments: args, ...extra } } });
   if (name === 'echo') return json(res, 200, { jsonrpc: '2.0', ...result() });
   if (name === 'fail500') return json(res, 500, { error: 'on demand' });
-  if (name === 'notify_get') {
-    for (const send of getStreams) send({ method: 'notifications/message', params: { level: 'info', data: args } });
-    return json(res, 200, { jsonrpc: '2.0', ...result({ streams: getStreams.size }) });
+  if (name === 'notify_get') {  // waits (5 s at most) for a GET stream to be open
+    const deadline = Date.now() + 5000;
+    const go = () => {
+      if (getStreams.size === 0 && Date.now() < deadline) return setTimeout(go, 10);
+      for (const send of getStreams) send({ method: 'notifications/message', params: { level: 'info', data: args } });
+      json(res, 200, { jsonrpc: '2.0', ...result({ streams: getStreams.size }) });
+    };
+    return go();
   }
   if (name === 'slow') {
     const send = sse(res);
