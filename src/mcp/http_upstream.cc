@@ -824,8 +824,9 @@ struct HttpUpstream::Impl {
         std::lock_guard lock(mu);
         init_error = st.message();
       }
-      Log(2, "cannot initialize " + config.url.substr(0, config.url.find('?')) + ": " +
-                 st.message() + "; retrying in " + std::to_string(backoff.count()) + " ms");
+      // (The URL is not logged: a path or query may carry a credential.)
+      Log(2, "cannot initialize: " + st.message() + "; retrying in " +
+                 std::to_string(backoff.count()) + " ms");
       wake.expires_after(backoff);
       co_await wake.async_wait(kTuple);
       backoff = std::min(backoff * 2, options.max_backoff);
