@@ -1,7 +1,11 @@
-// Gateway overhead per tools/call: the same echo call made directly to an upstream over stdio,
-// and through `custody serve` (token check, policy, durable decision + outcome, receipts),
-// at several concurrencies, over loopback. The upstream is src/mcp/testdata/fake_server.mjs
-// (fast, no dependencies), so what differs is the gateway's own cost (plus HTTP).
+// Gateway overhead per tools/call: the same echo call made directly to an upstream and through
+// `custody serve` (token check, policy, durable decision, outcome queued, receipts), at several
+// concurrencies, over loopback. Two upstreams, both fast and dependency-free:
+// - src/mcp/testdata/fake_http_server.mjs over Streamable HTTP: the client speaks the same
+//   transport (node:http, keep-alive) to the upstream directly and to Custody, so the overhead
+//   is Custody's own cost plus the one extra loopback hop;
+// - src/mcp/testdata/fake_server.mjs over stdio: direct is a pipe, so the overhead also
+//   includes the client's HTTP.
 //   node overhead_bench.mjs /path/to/custody [source root] [calls per level] [--await-outcome]
 // With --await-outcome the gateway runs with mcp.await_outcome = true (answers once the
 // outcome is durable too). The gateway is driven with node:http over one keep-alive connection
@@ -23,7 +27,7 @@ const positional = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const custody = positional[0];
 const sourceRoot = positional[1] ?? join(here, '..', '..');
 const calls = Number(positional[2] ?? 2000);
-const levels = [1, 4, 16];
+const levels = (process.env.LEVELS ?? "1,4,16").split(",").map(Number);  // LEVELS=1,4 to choose
 const fake = join(sourceRoot, 'src/mcp/testdata/fake_server.mjs');
 if (!custody) {
   console.error('usage: node overhead_bench.mjs /path/to/custody [source root] [calls per level]');
@@ -70,10 +74,43 @@ async function directClient() {
   return { call, close: () => child.kill() };
 }
 
+// One POST of a JSON-RPC body over a keep-alive agent; resolves with the response text.
+function post(agent, target, headers, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ hostname: target.hostname, port: target.port, path: target.pathname,
+      method: 'POST', agent, headers: { ...headers, 'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+// The fake Streamable HTTP server (src/mcp/testdata/fake_http_server.mjs); resolves with its URL.
+async function startHttpUpstream() {
+  const child = spawn(process.execPath, [join(sourceRoot, 'src/mcp/testdata/fake_http_server.mjs')],
+    { stdio: ['ignore', 'pipe', 'ignore'] });
+  for await (const line of createInterface({ input: child.stdout })) {
+    return { child, url: `http://127.0.0.1:${line.trim()}/mcp` };
+  }
+  throw new Error('fake_http_server.mjs did not print its port');
+}
+
+const initBody = (id) => JSON.stringify({ jsonrpc: '2.0', id, method: 'initialize',
+  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'bench', version: '1' } } });
+const echoBody = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call',
+  params: { name: 'echo', arguments: { text: 'benchmark' } } });
+
 const dir = mkdtempSync(join(tmpdir(), 'custody-mcp-bench-'));
 let started;
+let httpUpstream;
 try {
   const direct = await directClient();
+  httpUpstream = await startHttpUpstream();
   started = await startCustody(custody, dir, `
 [mcp]
 await_outcome = ${awaitOutcome}
@@ -81,50 +118,58 @@ await_outcome = ${awaitOutcome}
 command = ${JSON.stringify(process.execPath)}
 args = [${JSON.stringify(fake)}]
 env = { FAKE_MARKER_FILE = ${JSON.stringify(join(dir, 'marker'))} }
+[mcp.servers.remote]
+url = ${JSON.stringify(httpUpstream.url)}
 `, 'warn');
   const { url, adminToken } = started;
-  const { session } = await registerAgent(url, adminToken, 'bench-agent', ['fake/*']);
+  const { session } = await registerAgent(url, adminToken, 'bench-agent', ['fake/*', 'remote/*']);
   const token = await session();
   const pub = await request(url, '/v1/policies', { token: adminToken, body: {
-    policies: '@id("bench") permit(principal, action == Action::"call_tool", resource in Server::"fake");' } });
+    policies: '@id("bench") permit(principal, action == Action::"call_tool", resource in Server::"fake");\n' +
+      '@id("bench-remote") permit(principal, action == Action::"call_tool", resource in Server::"remote");' } });
   if (pub.status !== 200) throw new Error(pub.text);
-  const headers = { accept: 'application/json, text/event-stream' };
-  const init = await request(url, '/mcp/fake', { token, headers, body: { jsonrpc: '2.0', id: 0,
-    method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'bench', version: '1' } } } });
-  headers['mcp-session-id'] = init.headers.get('mcp-session-id');
-  headers['mcp-protocol-version'] = '2025-06-18';
-  await request(url, '/mcp/fake', { token, headers, body: { jsonrpc: '2.0', id: 1, method: 'tools/list' } });
-  const echo = { name: 'echo', arguments: { text: 'benchmark' } };
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  const { hostname, port } = new URL(url);
-  const body = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: echo });
-  const callHeaders = { ...headers, authorization: `Bearer ${token}`, 'content-type': 'application/json',
-    'content-length': Buffer.byteLength(body) };
-  const viaGateway = () => new Promise((resolve, reject) => {
-    const req = http.request({ hostname, port, path: '/mcp/fake', method: 'POST', agent, headers: callHeaders },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d) => { text += d; });
-        res.on('end', () => {
-          if (!text.includes('"dev.custody/receipt"')) reject(new Error('no receipt: ' + text));
-          else resolve();
-        });
-      });
-    req.on('error', reject);
-    req.end(body);
-  });
-  const viaStdio = async () => { await direct.call('tools/call', echo); };
-  for (let i = 0; i < 200; i++) { await viaGateway(); await viaStdio(); }  // warm up
+  const accept = { accept: 'application/json, text/event-stream' };
+
+  // An MCP session on `endpoint` (with `auth` headers); returns a caller of echo that checks
+  // the answer (`mark` must be in it).
+  const mcpSession = async (endpoint, auth, mark) => {
+    const target = new URL(endpoint);
+    const init = await post(agent, target, { ...accept, ...auth }, initBody(0));
+    if (init.status !== 200) throw new Error(`initialize on ${endpoint}: ${init.status} ${init.text}`);
+    const h = { ...accept, ...auth, 'mcp-protocol-version': '2025-06-18' };
+    if (init.headers['mcp-session-id']) h['mcp-session-id'] = init.headers['mcp-session-id'];
+    await post(agent, target, h, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }));
+    await post(agent, target, h, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }));
+    return async () => {
+      const r = await post(agent, target, h, echoBody);
+      if (r.status !== 200 || !r.text.includes(mark)) throw new Error(`${endpoint}: ${r.status} ${r.text}`);
+    };
+  };
+  const auth = { authorization: `Bearer ${token}` };
+  const viaGatewayStdio = await mcpSession(`${url}/mcp/fake`, auth, '"dev.custody/receipt"');
+  const viaGatewayHttp = await mcpSession(`${url}/mcp/remote`, auth, '"dev.custody/receipt"');
+  const directHttp = await mcpSession(httpUpstream.url, {}, 'benchmark');
+  const viaStdio = async () => { await direct.call('tools/call', { name: 'echo', arguments: { text: 'benchmark' } }); };
+  for (let i = 0; i < 200; i++) {  // warm up
+    await viaGatewayStdio(); await viaStdio(); await viaGatewayHttp(); await directHttp();
+  }
 
   console.log(`calls per level: ${calls}; custody: ${custody}; mcp.await_outcome = ${awaitOutcome}`);
-  console.log('concurrency | direct p50 / p99 ms | gateway p50 / p99 ms | overhead p50 ms | gateway calls/s');
-  for (const c of levels) {
-    const d = await drive(viaStdio, c);
-    const g = await drive(viaGateway, c);
-    console.log(`${String(c).padStart(11)} | ${d.p50.toFixed(3)} / ${d.p99.toFixed(3)} | ` +
-      `${g.p50.toFixed(3)} / ${g.p99.toFixed(3)} | ${(g.p50 - d.p50).toFixed(3)} | ${g.rate.toFixed(0)}`);
-  }
+  const table = async (title, directFn, gatewayFn) => {
+    console.log(`\n${title}`);
+    console.log('concurrency | direct p50 / p99 ms | gateway p50 / p99 ms | overhead p50 ms | gateway calls/s');
+    for (const c of levels) {
+      const d = await drive(directFn, c);
+      const g = await drive(gatewayFn, c);
+      console.log(`${String(c).padStart(11)} | ${d.p50.toFixed(3)} / ${d.p99.toFixed(3)} | ` +
+        `${g.p50.toFixed(3)} / ${g.p99.toFixed(3)} | ${(g.p50 - d.p50).toFixed(3)} | ${g.rate.toFixed(0)}`);
+    }
+  };
+  await table('Streamable HTTP upstream: node:http -> fake_http_server.mjs, versus node:http -> custody -> HttpUpstream -> fake_http_server.mjs',
+    directHttp, viaGatewayHttp);
+  await table('stdio upstream: stdio -> fake_server.mjs, versus node:http -> custody -> StdioUpstream -> fake_server.mjs',
+    viaStdio, viaGatewayStdio);
   direct.close();
 
   // Containment of a session with a call in flight upstream: the time from sending
@@ -166,5 +211,6 @@ env = { FAKE_MARKER_FILE = ${JSON.stringify(join(dir, 'marker'))} }
 } finally {
   if (started && started.server.exitCode === null) started.server.kill('SIGTERM');
   if (started) await new Promise((r) => (started.server.exitCode !== null ? r() : started.server.on('exit', r)));
+  httpUpstream?.child.kill();
   rmSync(dir, { recursive: true, force: true });
 }
