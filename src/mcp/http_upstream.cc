@@ -577,15 +577,10 @@ struct HttpUpstream::Impl {
     auto mit = o.find("method");
     if (mit != o.end()) {
       if (idit != o.end()) {  // a request from the server
-        bool ping = mit->value().is_string() && mit->value().get_string() == "ping";
-        json::object reply{{"jsonrpc", "2.0"}, {"id", idit->value()}};
-        if (ping) {
-          reply["result"] = json::object{};
-        } else {
-          reply["error"] = json::object{
-              {"code", -32601}, {"message", "the Custody gateway offers no client features"}};
-        }
-        Spawn(SendMessage(json::serialize(reply), "a reply to a server request"));
+        std::string_view method =
+            mit->value().is_string() ? std::string_view(mit->value().get_string()) : "";
+        Spawn(
+            SendMessage(AnswerServerRequest(idit->value(), method), "a reply to a server request"));
       } else if (options.on_notification) {
         options.on_notification(o);
       }

@@ -286,15 +286,9 @@ void StdioUpstream::HandleLine(std::string_view line) {
   auto mit = o.find("method");
   if (mit != o.end()) {
     if (idit != o.end()) {  // a request from the server
-      bool ping = mit->value().is_string() && mit->value().get_string() == "ping";
-      json::object reply{{"jsonrpc", "2.0"}, {"id", idit->value()}};
-      if (ping) {
-        reply["result"] = json::object{};
-      } else {
-        reply["error"] = json::object{{"code", -32601},
-                                      {"message", "the Custody gateway offers no client features"}};
-      }
-      (void)WriteLine(json::serialize(reply));
+      std::string_view method =
+          mit->value().is_string() ? std::string_view(mit->value().get_string()) : "";
+      (void)WriteLine(AnswerServerRequest(idit->value(), method));
     } else if (options_.on_notification) {
       options_.on_notification(o);
     }

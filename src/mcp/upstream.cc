@@ -1,9 +1,22 @@
 #include "mcp/upstream.h"
 
+#include <boost/json.hpp>
+
 #include "mcp/http_upstream.h"
 #include "mcp/stdio_upstream.h"
 
 namespace custody::mcp {
+
+std::string AnswerServerRequest(const boost::json::value& id, std::string_view method) {
+  boost::json::object reply{{"jsonrpc", "2.0"}, {"id", id}};
+  if (method == "ping") {
+    reply["result"] = boost::json::object{};
+  } else {
+    reply["error"] = boost::json::object{
+        {"code", -32601}, {"message", "the Custody gateway offers no client features"}};
+  }
+  return boost::json::serialize(reply);
+}
 
 Result<std::unique_ptr<Upstream>> MakeUpstream(UpstreamConfig config, UpstreamOptions options) {
   if (config.command.empty() == config.url.empty()) {

@@ -24,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -78,6 +79,11 @@ class Upstream {
   virtual const std::string& name() const = 0;
   virtual bool ready() const = 0;
 };
+
+// The answer to a request an upstream server sent to the gateway (its id and method): `ping`
+// gets {}, anything else method-not-found, since the gateway offers no client features
+// upstream. Serialized JSON-RPC, ready to send.
+std::string AnswerServerRequest(const boost::json::value& id, std::string_view method);
 
 // The implementation `config` asks for. InvalidArgument when it names neither or both of
 // command and url, or a url that is not http(s).
