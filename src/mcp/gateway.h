@@ -45,7 +45,7 @@
 namespace custody::identity {
 class TokenService;
 struct Session;
-}
+}  // namespace custody::identity
 namespace custody::attribution {
 class AttributionService;
 }

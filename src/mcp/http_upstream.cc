@@ -721,20 +721,13 @@ struct HttpUpstream::Impl {
       std::lock_guard lock(mu);
       init_id = next_id++;
     }
-    json::object init{
-        {"jsonrpc", "2.0"},
-        {"id", init_id},
-        {"method", "initialize"},
-        {"params", json::object{{"protocolVersion", options.protocol_version},
-                                {"capabilities", json::object{}},
-                                {"clientInfo", json::object{{"name", "custody-gateway"},
-                                                            {"version", "0.1.0"}}}}}};
+    const std::string init = InitializeRequest(init_id, options.protocol_version);
     session_id.clear();
     version.clear();
     auto conn = Acquire(0);
     std::optional<json::object> answer;
     EventSink sink = [&](std::string_view data) { return !Dispatch(data, init_id, &answer); };
-    auto r = co_await conn->Exchange(bhttp::verb::post, Headers(false, true), json::serialize(init),
+    auto r = co_await conn->Exchange(bhttp::verb::post, Headers(false, true), init,
                                      options.request_timeout, options.max_line_bytes, &sink);
     if (!r.ok()) {
       Release(std::move(conn), false);

@@ -201,15 +201,7 @@ bool StdioUpstream::Spawn() {
     options_.log(1, config_.name,
                  "started upstream server (pid " + std::to_string(pid) + "): " + config_.command);
   }
-  json::object init{
-      {"jsonrpc", "2.0"},
-      {"id", init_id},
-      {"method", "initialize"},
-      {"params", json::object{{"protocolVersion", options_.protocol_version},
-                              {"capabilities", json::object{}},
-                              {"clientInfo", json::object{{"name", "custody-mcp-gateway"},
-                                                          {"version", "0.1.0"}}}}}};
-  (void)WriteLine(json::serialize(init));
+  (void)WriteLine(InitializeRequest(init_id, options_.protocol_version));
   return true;
 }
 

@@ -18,6 +18,15 @@ std::string AnswerServerRequest(const boost::json::value& id, std::string_view m
   return boost::json::serialize(reply);
 }
 
+std::string InitializeRequest(int64_t id, const std::string& protocol_version) {
+  boost::json::object params{
+      {"protocolVersion", protocol_version},
+      {"capabilities", boost::json::object{}},
+      {"clientInfo", boost::json::object{{"name", "custody-gateway"}, {"version", "0.1.0"}}}};
+  return boost::json::serialize(boost::json::object{
+      {"jsonrpc", "2.0"}, {"id", id}, {"method", "initialize"}, {"params", std::move(params)}});
+}
+
 Result<std::unique_ptr<Upstream>> MakeUpstream(UpstreamConfig config, UpstreamOptions options) {
   if (config.command.empty() == config.url.empty()) {
     return InvalidArgumentError("MCP server \"" + config.name +

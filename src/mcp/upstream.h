@@ -85,6 +85,9 @@ class Upstream {
 // upstream. Serialized JSON-RPC, ready to send.
 std::string AnswerServerRequest(const boost::json::value& id, std::string_view method);
 
+// The initialize request the gateway sends upstream (no client capabilities).
+std::string InitializeRequest(int64_t id, const std::string& protocol_version);
+
 // The implementation `config` asks for. InvalidArgument when it names neither or both of
 // command and url, or a url that is not http(s).
 Result<std::unique_ptr<Upstream>> MakeUpstream(UpstreamConfig config, UpstreamOptions options);
