@@ -117,6 +117,7 @@ async function main() {
   const tokenA = await session();
   const tokenB = await session();
   const tokenC = await session();
+  const tokenD = await session();
   const wrongAudience = await session('https://elsewhere.example');
 
   // Policy: everything's tools except get-env; the fake server's except touch.
@@ -402,6 +403,30 @@ async function main() {
   assert.equal(afterC.status, 404, afterC.text);
   assert.match(afterC.json.error.message, /revoked \(contained\)/);
   console.log('ok a session contained mid-call: its call is cancelled upstream, it gets no result, its stream closes, then 404');
+
+  // --- A session contained mid-stream: server-everything's long-running operation is streaming
+  // progress over SSE when the session is contained; the stream ends with the refusal instead
+  // of running to its result.
+  const d = await connect('everything', tokenD);
+  const progressD = [];
+  const longD = d.client.callTool({ name: 'trigger-long-running-operation',
+    arguments: { duration: 30, steps: 60 } }, undefined,
+  { onprogress: (p) => progressD.push(p), timeout: 120000 })
+    .then((r) => ({ result: r }), (e) => ({ error: e }));  // settled before it is awaited
+  for (let i = 0; i < 500 && progressD.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(progressD.length > 0, 'no progress before containment');
+  const containD = await request(url, '/v1/contain', { token: adminToken,
+    body: { session: claims(tokenD).sid, reason: 'mcp e2e: mid-stream' } });
+  assert.equal(containD.status, 200, containD.text);
+  const outD = await longD;
+  assert.ok(outD.error, 'the streaming call was not cut off: ' + JSON.stringify(outD.result));
+  assert.equal(outD.error.code, -32001, String(outD.error));
+  assert.match(outD.error.message, /contained while the call ran/);
+  assert.ok(progressD.length < 60, 'the long-running operation ran to its end');
+  const siblingD = await a.client.callTool({ name: 'echo', arguments: { message: 'sibling of D' } });
+  assert.equal(siblingD.content[0].text, 'Echo: sibling of D');
+  await d.client.close().catch(() => {});
+  console.log(`ok a session contained mid-stream is cut off after ${progressD.length} progress event(s); its sibling continues`);
 
   // --- Policy can pin a definition: resource.definition_hash is seen by calls and by listing.
   const sumPin = cli('tool', 'list').tools.find((t) => t.server === 'everything' && t.tool === 'get-sum');
