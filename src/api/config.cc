@@ -58,6 +58,10 @@ const std::vector<KeyDef>& Keys() {
       {"mcp.max_message_bytes", [](Config& c) -> Setting { return &c.mcp.max_message_bytes; }},
       {"mcp.request_timeout_ms", [](Config& c) -> Setting { return &c.mcp.request_timeout_ms; }},
       {"mcp.await_outcome", [](Config& c) -> Setting { return &c.mcp.await_outcome; }},
+      {"mcp.session_idle_timeout_ms",
+       [](Config& c) -> Setting { return &c.mcp.session_idle_timeout_ms; }},
+      {"mcp.max_sessions_per_custody_session",
+       [](Config& c) -> Setting { return &c.mcp.max_sessions_per_custody_session; }},
   };
   return keys;
 }
@@ -280,6 +284,10 @@ Status Validate(const Config& c) {
   }
   RETURN_IF_ERROR(Range("mcp.max_message_bytes", c.mcp.max_message_bytes, 1, 1LL << 30));
   RETURN_IF_ERROR(Range("mcp.request_timeout_ms", c.mcp.request_timeout_ms, 1, 3'600'000));
+  RETURN_IF_ERROR(
+      Range("mcp.session_idle_timeout_ms", c.mcp.session_idle_timeout_ms, 100, 30LL * 86'400'000));
+  RETURN_IF_ERROR(Range("mcp.max_sessions_per_custody_session",
+                        c.mcp.max_sessions_per_custody_session, 1, 100'000));
   if (c.tls.cert.empty() != c.tls.key.empty()) {
     return InvalidArgumentError("tls.cert and tls.key must be set together");
   }

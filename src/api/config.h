@@ -91,6 +91,8 @@ struct Config {
     int64_t max_message_bytes = 1024 * 1024;
     int64_t request_timeout_ms = 60000;
     bool await_outcome = false;  // answer tools/call once its outcome is durable too
+    int64_t session_idle_timeout_ms = 3'600'000;  // an unused MCP session ends after this
+    int64_t max_sessions_per_custody_session = 64;
     std::map<std::string, McpServer> servers;
   } mcp;
 

@@ -200,6 +200,9 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
     go.max_message_bytes = static_cast<size_t>(config.mcp.max_message_bytes);
     go.upstream.request_timeout = std::chrono::milliseconds(config.mcp.request_timeout_ms);
     go.await_outcome = config.mcp.await_outcome;
+    go.session_idle_timeout = std::chrono::milliseconds(config.mcp.session_idle_timeout_ms);
+    go.max_sessions_per_custody_session =
+        static_cast<size_t>(config.mcp.max_sessions_per_custody_session);
     Logger* mlog = &log;
     go.upstream.log = [mlog](int level, const std::string& server, const std::string& message) {
       LogLevel l = level <= 0   ? LogLevel::kDebug

@@ -116,6 +116,11 @@ class SseSink {
     finished_ = true;
     if (writer_) writer_->Close();
   }
+  // Not finished, and its peer (once attached) still there.
+  bool open() {
+    std::lock_guard lock(mu_);
+    return !finished_ && (!writer_ || !writer_->closed());
+  }
 
  private:
   std::mutex mu_;
@@ -147,6 +152,7 @@ struct Gateway::McpSession {
   std::string agent;   // for logs
   std::string protocol_version;
   std::shared_ptr<SseSink> stream;  // the GET stream, when open
+  SteadyClock::time_point last_used;
 };
 
 struct Gateway::Inflight {
@@ -270,14 +276,10 @@ void Gateway::OnRevoked(const std::vector<std::string>& sids) {
         continue;
       }
       if (it->second.stream) streams.push_back(std::move(it->second.stream));
-      ended_[it->first] = "the Custody session " + it->second.sid +
-                          " of this MCP session was revoked (contained); the MCP session is gone";
-      ended_order_.push_back(it->first);
-      while (ended_order_.size() > 10000) {
-        ended_.erase(ended_order_.front());
-        ended_order_.pop_front();
-      }
-      it = sessions_.erase(it);
+      std::string id = (it++)->first;
+      EndSession(id,
+                 "the Custody session of this MCP session was revoked (contained); the MCP "
+                 "session is gone");
       ++ended;
     }
     cancels = TakeCancels("", &revoked, reason);
@@ -290,6 +292,45 @@ void Gateway::OnRevoked(const std::vector<std::string>& sids) {
                               std::to_string(streams.size()) + " stream(s) closed, " +
                               std::to_string(cancels.size()) + " call(s) cancelled upstream");
   }
+}
+
+void Gateway::EndSession(const std::string& id, std::string reason) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  if (it->second.stream) it->second.stream->Close();
+  sessions_.erase(it);
+  if (ended_.insert_or_assign(id, std::move(reason)).second) ended_order_.push_back(id);
+  while (ended_order_.size() > 10000) {
+    ended_.erase(ended_order_.front());
+    ended_order_.pop_front();
+  }
+}
+
+bool Gateway::ExpireIfIdle(const std::string& id) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return false;
+  const McpSession& m = it->second;
+  if (SteadyClock::now() - m.last_used <= options_.session_idle_timeout) return false;
+  if (m.stream && m.stream->open()) return false;
+  auto first = inflight_.lower_bound({id, std::string()});
+  if (first != inflight_.end() && first->first.first == id) return false;  // a call runs
+  int64_t ms = options_.session_idle_timeout.count();
+  EndSession(id, "the MCP session expired after " +
+                     (ms < 10000 ? std::to_string(ms) + " ms" : std::to_string(ms / 1000) + " s") +
+                     " without use; initialize again");
+  return true;
+}
+
+Gateway::McpSession* Gateway::UseSession(const std::string& id, std::string* why) {
+  ExpireIfIdle(id);
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) {
+    auto e = ended_.find(id);
+    *why = e != ended_.end() ? e->second : "unknown or ended MCP session";
+    return nullptr;
+  }
+  it->second.last_used = SteadyClock::now();
+  return &it->second;
 }
 
 size_t Gateway::session_count() const {
@@ -432,8 +473,26 @@ void Gateway::HandlePost(Request& req, Responder respond) {
     std::string session_id = HexEncode(std::span<const uint8_t>(raw, sizeof raw));
     {
       std::lock_guard lock(sessions_mu_);
-      sessions_[session_id] = McpSession{scope, caller.access.session.sid,
-                                         caller.access.session.agent, version, nullptr};
+      // Idle sessions end here too (at most once a second), not only when they are used again.
+      auto now = SteadyClock::now();
+      if (now - last_purge_ > std::chrono::seconds(1)) {
+        last_purge_ = now;
+        std::vector<std::string> ids;
+        for (const auto& [id, _] : sessions_) ids.push_back(id);
+        for (const auto& id : ids) ExpireIfIdle(id);
+      }
+      size_t mine = 0;
+      for (const auto& [_, m] : sessions_) mine += m.sid == caller.access.session.sid;
+      if (mine >= options_.max_sessions_per_custody_session) {
+        respond(RpcResponse(
+            429, ErrorText(msg.id, kDenied,
+                           "this Custody session already has " + std::to_string(mine) +
+                               " MCP sessions (mcp.max_sessions_per_custody_session); end one "
+                               "with DELETE before starting another")));
+        return;
+      }
+      sessions_[session_id] = McpSession{
+          scope, caller.access.session.sid, caller.access.session.agent, version, nullptr, now};
     }
     json::object result{
         {"protocolVersion", version},
@@ -459,15 +518,13 @@ void Gateway::HandlePost(Request& req, Responder respond) {
   }
   {
     std::lock_guard lock(sessions_mu_);
-    auto it = sessions_.find(caller.session_id);
-    if (it == sessions_.end() || it->second.server != scope) {
-      auto e = ended_.find(caller.session_id);
-      respond(RpcResponse(
-          404, ErrorText(msg.id, kInvalidRequest,
-                         e != ended_.end() ? e->second : "unknown or ended MCP session")));
+    std::string why = "unknown or ended MCP session";
+    McpSession* m = UseSession(caller.session_id, &why);
+    if (!m || m->server != scope) {
+      respond(RpcResponse(404, ErrorText(msg.id, kInvalidRequest, why)));
       return;
     }
-    if (it->second.sid != caller.access.session.sid) {
+    if (m->sid != caller.access.session.sid) {
       respond(RpcResponse(
           403, ErrorText(msg.id, kDenied, "this MCP session belongs to another Custody session")));
       return;
@@ -556,20 +613,18 @@ void Gateway::HandleGet(Request& req, Responder respond) {
   std::shared_ptr<SseSink> old;
   {
     std::lock_guard lock(sessions_mu_);
-    auto it = sessions_.find(in.caller.session_id);
-    if (it == sessions_.end() || it->second.server != scope) {
-      auto e = ended_.find(in.caller.session_id);
-      respond(RpcResponse(
-          404, ErrorText(nullptr, kInvalidRequest,
-                         e != ended_.end() ? e->second : "unknown or ended MCP session")));
+    std::string why = "unknown or ended MCP session";
+    McpSession* m = UseSession(in.caller.session_id, &why);
+    if (!m || m->server != scope) {
+      respond(RpcResponse(404, ErrorText(nullptr, kInvalidRequest, why)));
       return;
     }
-    if (it->second.sid != in.caller.access.session.sid) {
+    if (m->sid != in.caller.access.session.sid) {
       respond(RpcResponse(
           403, ErrorText(nullptr, kDenied, "this MCP session belongs to another Custody session")));
       return;
     }
-    old = std::exchange(it->second.stream, sink);
+    old = std::exchange(m->stream, sink);
   }
   if (old) old->Close();
   Response r;
@@ -602,6 +657,7 @@ void Gateway::HandleDelete(Request& req, Responder respond) {
   std::vector<std::pair<Upstream*, int64_t>> cancels;
   {
     std::lock_guard lock(sessions_mu_);
+    ExpireIfIdle(mcp_session);
     auto it = sessions_.find(mcp_session);
     if (it == sessions_.end() || it->second.server != scope) {
       respond(

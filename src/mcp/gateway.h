@@ -77,6 +77,11 @@ struct GatewayOptions {
   // outcome's inclusion proof). Off: the decision is durable before forwarding, the outcome is
   // queued for the ledger before the answer leaves, and its event id is in the receipt.
   bool await_outcome = false;
+  // An MCP session unused this long (no request, no open GET stream, no call in flight) ends:
+  // later requests on it get 404 and the client initializes again.
+  std::chrono::milliseconds session_idle_timeout{3'600'000};
+  // initialize is refused (HTTP 429) beyond this many live MCP sessions per Custody session.
+  size_t max_sessions_per_custody_session = 64;
   UpstreamOptions upstream;  // timeouts, backoff, log (shared by every server)
 };
 
@@ -150,6 +155,14 @@ class Gateway {
   std::vector<std::pair<Upstream*, int64_t>> TakeCancels(const std::string& mcp_session,
                                                          const std::set<std::string>* sids,
                                                          const std::string& reason);
+  // With sessions_mu_ held: the MCP session `id` if it is live (its idle clock restarted), or
+  // nullptr after ending an idle one or when it is unknown; `why` says which.
+  McpSession* UseSession(const std::string& id, std::string* why);
+  // With sessions_mu_ held: ends MCP session `id` if it has been idle too long (no open GET
+  // stream, no call in flight); returns whether it did.
+  bool ExpireIfIdle(const std::string& id);
+  // With sessions_mu_ held: ends MCP session `id` for `reason` (kept for a clear 404).
+  void EndSession(const std::string& id, std::string reason);
   // Records the definitions in a tools/list result; returns the hashes by tool name.
   std::map<std::string, std::string> PinTools(Server& server, const json::array& tools);
   http::Response Unauthorized(const http::Request& req, const std::string& server,
@@ -173,6 +186,7 @@ class Gateway {
   // MCP session ids ended by containment, with why (bounded), for a clear 404.
   std::unordered_map<std::string, std::string> ended_;  // guarded by sessions_mu_
   std::deque<std::string> ended_order_;                 // guarded by sessions_mu_
+  std::chrono::steady_clock::time_point last_purge_;    // guarded by sessions_mu_
   // (MCP session id, client request id as JSON) -> a forwarded tools/call.
   std::map<std::pair<std::string, std::string>, Inflight> inflight_;  // guarded by sessions_mu_
 };

@@ -105,8 +105,56 @@ function checkBadConfig() {
   console.log('ok unknown or missing [mcp.servers.NAME] keys are refused with file:line');
 }
 
+// MCP sessions are bounded: at most mcp.max_sessions_per_custody_session live per Custody session
+// (429 beyond, until one is DELETEd), and one unused for mcp.session_idle_timeout_ms ends (404
+// naming why). A second, short-lived `custody serve` with small limits.
+async function checkSessionLimits() {
+  const sub = join(dir, 'limits');
+  mkdirSync(sub);
+  const lim = await startCustody(custody, sub, `
+[mcp]
+session_idle_timeout_ms = 400
+max_sessions_per_custody_session = 2
+[mcp.servers.fake]
+command = ${JSON.stringify(process.execPath)}
+args = [${JSON.stringify(fake)}]
+`);
+  try {
+    const { session } = await registerAgent(lim.url, lim.adminToken, AGENT, ['fake/*']);
+    const token = await session();
+    const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18',
+      capabilities: {}, clientInfo: { name: 'raw', version: '1' } } };
+    const accept = { accept: 'application/json, text/event-stream' };
+    const open = () => request(lim.url, '/mcp/fake', { body: init, token, headers: accept });
+    const ping = (sid) => request(lim.url, '/mcp/fake', { token, headers: { ...accept, 'mcp-session-id': sid },
+      body: { jsonrpc: '2.0', id: 2, method: 'ping' } });
+    const s1 = (await open()).headers.get('mcp-session-id');
+    const s2 = (await open()).headers.get('mcp-session-id');
+    const third = await open();
+    assert.equal(third.status, 429, third.text);
+    assert.match(third.json.error.message, /max_sessions_per_custody_session/);
+    const del = await request(lim.url, '/mcp/fake', { method: 'DELETE', token, headers: { 'mcp-session-id': s2 } });
+    assert.equal(del.status, 204, del.text);
+    const s3 = (await open()).headers.get('mcp-session-id');
+    assert.ok(s3);
+    // s1 kept alive by use; s3 left idle past the timeout.
+    for (let i = 0; i < 6; i++) {
+      await new Promise((r) => setTimeout(r, 150));
+      assert.equal((await ping(s1)).status, 200);
+    }
+    const idle = await ping(s3);
+    assert.equal(idle.status, 404, idle.text);
+    assert.match(idle.json.error.message, /expired after 400 ms without use/);
+    console.log('ok MCP sessions are bounded per Custody session (429) and end when idle (404)');
+  } finally {
+    lim.server.kill('SIGTERM');
+    await new Promise((r) => (lim.server.exitCode !== null ? r() : lim.server.on('exit', r)));
+  }
+}
+
 async function main() {
   checkBadConfig();
+  await checkSessionLimits();
   writeFileSync(descFile, 'Echoes its arguments (v1)');
   mkdirSync(fsRoot);
   writeFileSync(join(fsRoot, 'notes.txt'), 'custody was here\n');
