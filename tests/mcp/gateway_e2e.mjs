@@ -236,6 +236,20 @@ async function main() {
   assert.ok(decisionText.includes('action.decision') && decisionText.includes('everything/echo') ||
     decisionText.includes('"echo"'), decisionText);
   assert.ok(decisionText.includes(receipt.action_id), 'the ledger entry is not this action');
+  // The receipt verifies offline, with only the ledger's verifier key, against the decision
+  // event; the same receipt over a tampered event does not.
+  const key = (await request(url, '/v1/ledger/key', { method: 'GET' })).text.trim();
+  writeFileSync(join(dir, 'receipt.txt'), receipt.receipt);
+  writeFileSync(join(dir, 'decision.json'), JSON.stringify(decision.json.event));
+  const verify = (eventFile) => spawnSync(custody, ['ledger', 'verify-receipt', '--key', key,
+    '--receipt', join(dir, 'receipt.txt'), '--event', eventFile], { encoding: 'utf8' });
+  const good = verify(join(dir, 'decision.json'));
+  assert.equal(good.status, 0, good.stdout + good.stderr);
+  const forged = JSON.parse(JSON.stringify(decision.json.event));
+  forged.decision = forged.decision === 'allow' ? 'deny' : 'allow';
+  writeFileSync(join(dir, 'forged.json'), JSON.stringify(forged));
+  const bad = verify(join(dir, 'forged.json'));
+  assert.notEqual(bad.status, 0, 'a receipt verified a tampered event');
   let traced;
   for (let i = 0; i < 100; i++) {
     traced = await request(url, `/v1/trace/${receipt.action_id}`, { method: 'GET', token: adminToken });
@@ -247,7 +261,7 @@ async function main() {
   assert.match(outcomeEntry.json.receipt, /^c2sp\.org\/tlog-proof@v1\n/, outcomeEntry.text);
   const sum = await a.client.callTool({ name: 'get-sum', arguments: { a: 2, b: 40 } });
   assert.match(sum.content[0].text, /42/);
-  console.log(`ok allowed calls return the real result with a receipt (decision at ledger index ${receipt.ledger_index})`);
+  console.log(`ok allowed calls return the real result with a receipt that verifies offline (decision at ledger index ${receipt.ledger_index}; a tampered event fails)`);
 
   // Progress of a long-running tool arrives (SSE response), then the result with its receipt.
   const progress = [];
