@@ -19,8 +19,11 @@ constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 // Parses SSE lines as they arrive (https://html.spec.whatwg.org/#event-stream-interpretation).
 class SseParser {
  public:
-  // Returns false once `on_event` asked to stop.
-  bool Feed(std::string_view bytes, const std::function<bool(const SseEvent&)>& on_event) {
+  enum class Fed { kMore, kStop, kTooLarge };
+  // `max` bounds an event's data and an unterminated line.
+  explicit SseParser(size_t max) : max_(max) {}
+
+  Fed Feed(std::string_view bytes, const std::function<bool(const SseEvent&)>& on_event) {
     pending_.append(bytes);
     size_t start = 0;
     for (;;) {
@@ -38,7 +41,7 @@ class SseParser {
           has_data_ = false;
           if (!on_event(ev)) {
             pending_.erase(0, start);
-            return false;
+            return Fed::kStop;
           }
         }
         current_.event.clear();
@@ -52,6 +55,7 @@ class SseParser {
       if (field == "data") {
         current_.data.append(value).append("\n");
         has_data_ = true;
+        if (current_.data.size() > max_) return Fed::kTooLarge;
       } else if (field == "event") {
         current_.event = std::string(value);
       } else if (field == "id") {
@@ -59,152 +63,244 @@ class SseParser {
       }
     }
     pending_.erase(0, start);
-    return true;
+    return pending_.size() > max_ ? Fed::kTooLarge : Fed::kMore;
   }
 
  private:
+  size_t max_;
   std::string pending_;
   SseEvent current_;
   bool has_data_ = false;
 };
 
+// How a response body is read.
+enum class Mode {
+  kWhole,          // Send
+  kEvents,         // Stream: always as text/event-stream
+  kByContentType,  // Exchange
+};
+
+bool IsEventStream(std::string_view content_type) {
+  constexpr std::string_view kType = "text/event-stream";
+  if (content_type.size() < kType.size()) return false;
+  for (size_t i = 0; i < kType.size(); ++i) {
+    char c = content_type[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != kType[i]) return false;
+  }
+  return true;
+}
+
+bool IsStale(const error_code& ec) {
+  return ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+         ec == asio::error::connection_reset || ec == asio::error::broken_pipe;
+}
+
 }  // namespace
 
 struct HttpClient::Impl {
+  using OnEvent = std::function<bool(const SseEvent&)>;
+
   Impl(asio::any_io_executor e, std::string h, uint16_t p, ClientOptions o)
-      : ex(e), host(std::move(h)), port(p), options(std::move(o)), timer(e) {}
+      : ex(e), host(std::move(h)), port(p), options(std::move(o)), timer(e), resolver(e) {}
   asio::any_io_executor ex;
   std::string host;
   uint16_t port;
   ClientOptions options;
   asio::steady_timer timer;
-  std::optional<asio::ssl::context> ssl_ctx;
+  tcp::resolver resolver;
+  std::optional<asio::ssl::context> ssl_ctx;  // set only once fully configured
   std::unique_ptr<tcp::socket> plain;
   std::unique_ptr<asio::ssl::stream<tcp::socket>> tls;
   beast::flat_buffer buffer;
   bool timed_out = false;
+  uint64_t armed = 0;   // serial of the current deadline (a stale expiry must not cancel)
+  bool busy = false;    // an operation is in progress: the stream objects must stay
+  bool closed = false;  // Close() was called during the current operation
 
   tcp::socket& Lowest() { return tls ? tls->next_layer() : *plain; }
   bool connected() const {
     return (plain && plain->is_open()) || (tls && tls->next_layer().is_open());
   }
+  std::string HostPort() const {
+    bool ipv6 = host.find(':') != std::string::npos;
+    return (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  }
 
-  void Arm() {
+  void Arm(std::chrono::milliseconds timeout) {
     timed_out = false;
-    timer.expires_after(options.timeout);
-    timer.async_wait([this](error_code ec) {
-      if (ec) return;
+    uint64_t serial = ++armed;
+    timer.expires_after(timeout);
+    timer.async_wait([this, serial](error_code ec) {
+      if (ec || serial != armed) return;
       timed_out = true;
       error_code ignored;
+      resolver.cancel();
       if (plain) plain->cancel(ignored);
       if (tls) tls->next_layer().cancel(ignored);
     });
   }
-  void Disarm() { timer.cancel(); }
+  void Disarm() {
+    ++armed;
+    timer.cancel();
+  }
 
-  void Reset() {
+  // Closes the socket only; the objects go in Reset, when no operation refers to them.
+  void CloseSocket() {
     error_code ignored;
+    resolver.cancel();
     if (plain) plain->close(ignored);
     if (tls) tls->next_layer().close(ignored);
+  }
+  void Reset() {
+    CloseSocket();
     plain.reset();
     tls.reset();
     buffer.clear();
   }
+  void Close() {
+    if (busy) {
+      closed = true;
+      CloseSocket();
+    } else {
+      Reset();
+    }
+  }
 
   Status IoError(std::string_view what, const error_code& ec) {
     Reset();
-    return UnavailableError(std::string(what) + " " + host + ":" + std::to_string(port) + ": " +
+    if (closed) return UnavailableError("the connection to " + HostPort() + " was closed");
+    return UnavailableError(std::string(what) + " " + HostPort() + ": " +
                             (timed_out ? std::string("timed out") : ec.message()));
+  }
+
+  Status MakeTlsContext() {
+    if (ssl_ctx) return OkStatus();
+    asio::ssl::context ctx(asio::ssl::context::tls_client);
+    if (options.verify_peer) {
+      error_code ec;
+      if (!options.ca_file.empty()) {
+        ctx.load_verify_file(options.ca_file, ec);
+      } else {
+        ctx.set_default_verify_paths(ec);
+      }
+      if (ec) {
+        return InvalidArgumentError((options.ca_file.empty()
+                                         ? std::string("cannot load the system CA store")
+                                         : "cannot load CA file " + options.ca_file) +
+                                    ": " + ec.message());
+      }
+      ctx.set_verify_mode(asio::ssl::verify_peer);
+    } else {
+      ctx.set_verify_mode(asio::ssl::verify_none);
+    }
+    ssl_ctx.emplace(std::move(ctx));
+    return OkStatus();
   }
 
   asio::awaitable<Status> Connect() {
     if (connected()) co_return OkStatus();
     Reset();
-    tcp::resolver resolver(ex);
-    auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(port), kTuple);
-    if (rec) co_return IoError("cannot resolve", rec);
     if (options.tls) {
-      if (!ssl_ctx) {
-        ssl_ctx.emplace(asio::ssl::context::tls_client);
-        error_code ec;
-        if (options.verify_peer) {
-          if (!options.ca_file.empty()) {
-            ssl_ctx->load_verify_file(options.ca_file, ec);
-          } else {
-            ssl_ctx->set_default_verify_paths(ec);
-          }
-          if (ec) co_return InvalidArgumentError("cannot load CA file " + options.ca_file);
-          ssl_ctx->set_verify_mode(asio::ssl::verify_peer);
-        } else {
-          ssl_ctx->set_verify_mode(asio::ssl::verify_none);
-        }
-      }
+      Status st = MakeTlsContext();
+      if (!st.ok()) co_return st;
+    }
+    auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(port), kTuple);
+    if (rec || closed) co_return IoError("cannot resolve", rec);
+    if (options.tls) {
       tls = std::make_unique<asio::ssl::stream<tcp::socket>>(ex, *ssl_ctx);
       if (options.verify_peer) {
         tls->set_verify_callback(asio::ssl::host_name_verification(host));
       }
-      SSL_set_tlsext_host_name(tls->native_handle(), host.c_str());
+      error_code not_ip;
+      asio::ip::make_address(host, not_ip);
+      if (not_ip) SSL_set_tlsext_host_name(tls->native_handle(), host.c_str());  // SNI: names only
     } else {
       plain = std::make_unique<tcp::socket>(ex);
     }
     auto [cec, ep] = co_await asio::async_connect(Lowest(), results, kTuple);
-    if (cec) co_return IoError("cannot connect to", cec);
+    if (cec || closed) co_return IoError("cannot connect to", cec);
     error_code ignored;
     Lowest().set_option(tcp::no_delay(true), ignored);
     if (tls) {
       auto [hec] = co_await tls->async_handshake(asio::ssl::stream_base::client, kTuple);
-      if (hec) co_return IoError("TLS handshake failed with", hec);
+      if (hec || closed) co_return IoError("TLS handshake failed with", hec);
     }
     co_return OkStatus();
   }
 
+  // One request and its response on the open connection. `stale` tells whether the server had
+  // closed a kept-alive connection before it saw the request (so sending again is safe).
   template <class S>
-  asio::awaitable<Result<ClientResponse>> Exchange(
-      S& stream, ClientRequest& request, const std::function<bool(const SseEvent&)>* on_event) {
+  asio::awaitable<Result<ClientResponse>> RoundTrip(S& stream, ClientRequest& request, Mode mode,
+                                                    const OnEvent* on_event, bool* stale) {
     bhttp::request<bhttp::string_body> req{bhttp::string_to_verb(request.method), request.target,
                                            11};
     if (req.method() == bhttp::verb::unknown) req.method_string(request.method);
-    req.set(bhttp::field::host, host + ":" + std::to_string(port));
+    req.set(bhttp::field::host, HostPort());
     for (const auto& [k, v] : request.headers.entries()) req.set(k, v);
     req.body() = std::move(request.body);
     req.keep_alive(true);
     req.prepare_payload();
     auto [wec, wn] = co_await bhttp::async_write(stream, req, kTuple);
-    if (wec) co_return IoError("cannot send to", wec);
-
-    ClientResponse out;
-    if (!on_event) {
-      bhttp::response_parser<bhttp::string_body> parser;
-      parser.body_limit(options.max_response_bytes);
-      if (request.method == "HEAD") parser.skip(true);
-      auto [rec, rn] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
-      if (rec) co_return IoError("cannot read the response from", rec);
-      auto& res = parser.get();
-      out.status = res.result_int();
-      for (const auto& f : res)
-        out.headers.Add(std::string(f.name_string()), std::string(f.value()));
-      out.body = std::move(res.body());
-      if (!res.keep_alive()) Reset();
-      co_return out;
+    if (wec || closed) {
+      *stale = true;
+      co_return IoError("cannot send to", wec);
     }
-    bhttp::response_parser<bhttp::buffer_body> parser;
-    parser.body_limit(boost::none);
-    auto [hec, hn] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
-    if (hec) co_return IoError("cannot read the response from", hec);
-    out.status = parser.get().result_int();
-    for (const auto& f : parser.get()) {
+
+    bhttp::response_parser<bhttp::empty_body> head;
+    if (request.method == "HEAD") head.skip(true);
+    auto [hec, hn] = co_await bhttp::async_read_header(stream, buffer, head, kTuple);
+    if (hec || closed) {
+      *stale = IsStale(hec);
+      co_return IoError("cannot read the response from", hec);
+    }
+    ClientResponse out;
+    out.status = head.get().result_int();
+    for (const auto& f : head.get()) {
       out.headers.Add(std::string(f.name_string()), std::string(f.value()));
     }
-    SseParser sse;
+    out.event_stream =
+        mode == Mode::kEvents ||
+        (mode == Mode::kByContentType && IsEventStream(head.get()[bhttp::field::content_type]));
+
+    if (!out.event_stream) {
+      // (The Content-Length was parsed with the head: check it here; chunks are checked as read.)
+      auto length = head.content_length();
+      if (length && !head.is_done() && *length > options.max_response_bytes) {
+        co_return IoError("cannot read the response from", bhttp::error::body_limit);
+      }
+      bhttp::response_parser<bhttp::string_body> parser(std::move(head));
+      parser.body_limit(options.max_response_bytes);
+      if (!parser.is_done()) {
+        auto [rec, rn] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
+        if (rec || closed) co_return IoError("cannot read the response from", rec);
+      }
+      out.body = std::move(parser.get().body());
+      if (!parser.get().keep_alive()) Reset();
+      co_return out;
+    }
+
+    // An event stream lasts as long as it must (Stream has its own, long timeout).
+    if (mode == Mode::kByContentType) Disarm();
+    bhttp::response_parser<bhttp::buffer_body> parser(std::move(head));
+    parser.body_limit(boost::none);
+    SseParser sse(mode == Mode::kEvents ? std::string::npos : options.max_response_bytes);
     char chunk[8192];
-    bool more = true;
-    while (more && !parser.is_done()) {
+    auto fed = SseParser::Fed::kMore;
+    while (fed == SseParser::Fed::kMore && !parser.is_done()) {
       parser.get().body().data = chunk;
       parser.get().body().size = sizeof(chunk);
       auto [ec, n] = co_await bhttp::async_read_some(stream, buffer, parser, kTuple);
+      if (closed) co_return IoError("stream from", ec);
       if (ec == bhttp::error::need_buffer) ec = {};
       size_t got = sizeof(chunk) - parser.get().body().size;
-      if (got) more = sse.Feed(std::string_view(chunk, got), *on_event);
+      if (got) fed = sse.Feed(std::string_view(chunk, got), *on_event);
+      if (closed) co_return IoError("stream from", ec);
+      if (fed == SseParser::Fed::kTooLarge) {
+        Reset();
+        co_return UnavailableError("an event from " + HostPort() + " is too large");
+      }
       if (ec) {
         if (ec == bhttp::error::end_of_stream || ec == asio::error::eof) break;
         co_return IoError("stream from", ec);
@@ -214,30 +310,42 @@ struct HttpClient::Impl {
     co_return out;
   }
 
-  asio::awaitable<Result<ClientResponse>> Run(
-      ClientRequest request, const std::function<bool(const SseEvent&)>* on_event) {
-    // One retry when a kept-alive connection turned out to be closed by the server.
-    for (int attempt = 0; attempt < 2; ++attempt) {
+  asio::awaitable<Result<ClientResponse>> Run(ClientRequest request, Mode mode,
+                                              const OnEvent* on_event) {
+    struct Busy {
+      explicit Busy(Impl* i) : impl(i) {
+        impl->busy = true;
+        impl->closed = false;
+      }
+      ~Busy() { impl->busy = false; }
+      Impl* impl;
+    } busy_while_running(this);
+    auto timeout = request.timeout.value_or(options.timeout);
+    for (int attempt = 0;; ++attempt) {
       bool reused = connected();
-      Arm();
+      Arm(timeout);
       Status st = co_await Connect();
       if (!st.ok()) {
         Disarm();
         co_return st;
       }
       ClientRequest copy = request;
+      bool stale = false;
       // (No co_await inside ?: — GCC 12 miscompiles that.)
       std::optional<Result<ClientResponse>> r;
       if (tls) {
-        r.emplace(co_await Exchange(*tls, copy, on_event));
+        r.emplace(co_await RoundTrip(*tls, copy, mode, on_event, &stale));
       } else {
-        r.emplace(co_await Exchange(*plain, copy, on_event));
+        r.emplace(co_await RoundTrip(*plain, copy, mode, on_event, &stale));
       }
       Disarm();
-      // An event stream's own duration is not bounded by the request timeout.
-      if (r->ok() || !reused || timed_out || on_event) co_return std::move(*r);
+      // One retry when a kept-alive connection turned out to be closed by the server. Send
+      // retries after any failure on a reused connection (as it always did); Exchange only
+      // when the server cannot have seen the request; an event stream never.
+      bool retry = reused && attempt == 0 && !timed_out && !closed &&
+                   (mode == Mode::kWhole || (mode == Mode::kByContentType && stale));
+      if (r->ok() || !retry) co_return std::move(*r);
     }
-    co_return UnavailableError("unreachable");
   }
 };
 
@@ -247,20 +355,23 @@ HttpClient::HttpClient(asio::any_io_executor ex, std::string host, uint16_t port
 HttpClient::~HttpClient() = default;
 
 asio::awaitable<Result<ClientResponse>> HttpClient::Send(ClientRequest request) {
-  co_return co_await impl_->Run(std::move(request), nullptr);
+  co_return co_await impl_->Run(std::move(request), Mode::kWhole, nullptr);
 }
 
 asio::awaitable<Result<ClientResponse>> HttpClient::Stream(
     ClientRequest request, std::function<bool(const SseEvent&)> on_event) {
-  // Streams may be long: no overall deadline beyond connect and the response head.
-  auto saved = impl_->options.timeout;
-  impl_->options.timeout = std::chrono::hours(24 * 365);
-  auto r = co_await impl_->Run(std::move(request), &on_event);
-  impl_->options.timeout = saved;
-  co_return r;
+  // Streams may be long: no overall deadline unless the request sets one.
+  if (!request.timeout) request.timeout = std::chrono::hours(24 * 365);
+  co_return co_await impl_->Run(std::move(request), Mode::kEvents, &on_event);
 }
 
-void HttpClient::Close() { impl_->Reset(); }
+asio::awaitable<Result<ClientResponse>> HttpClient::Exchange(
+    ClientRequest request, std::function<bool(const SseEvent&)> on_event) {
+  if (!on_event) on_event = [](const SseEvent&) { return true; };
+  co_return co_await impl_->Run(std::move(request), Mode::kByContentType, &on_event);
+}
+
+void HttpClient::Close() { impl_->Close(); }
 
 struct BlockingHttpClient::Impl {
   Impl(std::string host, uint16_t port, ClientOptions options)
@@ -295,6 +406,12 @@ Result<ClientResponse> BlockingHttpClient::Stream(ClientRequest request,
                                                   std::function<bool(const SseEvent&)> on_event) {
   return impl_->RunSync(
       [&] { return impl_->client.Stream(std::move(request), std::move(on_event)); });
+}
+
+Result<ClientResponse> BlockingHttpClient::Exchange(ClientRequest request,
+                                                    std::function<bool(const SseEvent&)> on_event) {
+  return impl_->RunSync(
+      [&] { return impl_->client.Exchange(std::move(request), std::move(on_event)); });
 }
 
 }  // namespace custody::http

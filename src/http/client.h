@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/status.h"
@@ -33,12 +34,14 @@ struct ClientRequest {
   std::string target = "/";
   Headers headers;
   std::string body;
+  std::optional<std::chrono::milliseconds> timeout;  // overrides ClientOptions::timeout
 };
 
 struct ClientResponse {
   int status = 0;
   Headers headers;
   std::string body;
+  bool event_stream = false;  // the body was read as events (they went to on_event): body empty
 };
 
 struct SseEvent {
@@ -62,6 +65,18 @@ class HttpClient {
   // the stream ends or `on_event` returns false. Returns the response head (body empty).
   boost::asio::awaitable<Result<ClientResponse>> Stream(
       ClientRequest request, std::function<bool(const SseEvent&)> on_event);
+  // Sends `request` and reads the response as its Content-Type says. A text/event-stream body
+  // goes to `on_event`, event by event, until the stream ends or `on_event` returns false; the
+  // head comes back with event_stream set, and the timeout bounds only what precedes the body.
+  // Any other body is read whole, within the timeout. max_response_bytes bounds that body, or
+  // each event. A kept-alive connection that the server closed before answering is reopened
+  // once; the request is never sent again after the server began to answer.
+  boost::asio::awaitable<Result<ClientResponse>> Exchange(
+      ClientRequest request, std::function<bool(const SseEvent&)> on_event);
+  // Closes the connection; the next request opens a new one. An operation in progress fails
+  // with Unavailable: only its socket is closed here (a pending TLS operation still uses the
+  // stream object), and the stream is destroyed once that operation has returned. The client
+  // itself must outlive every operation.
   void Close();
 
  private:
@@ -76,6 +91,8 @@ class BlockingHttpClient {
   Result<ClientResponse> Send(ClientRequest request);
   Result<ClientResponse> Stream(ClientRequest request,
                                 std::function<bool(const SseEvent&)> on_event);
+  Result<ClientResponse> Exchange(ClientRequest request,
+                                  std::function<bool(const SseEvent&)> on_event);
 
  private:
   struct Impl;

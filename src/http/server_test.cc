@@ -306,6 +306,94 @@ TEST(Server, ServerSentEvents) {
   EXPECT_EQ(events[1].data, "n=1\nend");
 }
 
+TEST(Client, ExchangeReadsAJsonAnswerWholeOverKeepAlive) {
+  Fixture f;
+  auto c = f.Client();
+  int events = 0;
+  for (int i = 0; i < 2; ++i) {
+    auto r = c.Exchange(Post("/echo", "{\"i\":" + std::to_string(i) + "}"), [&](const SseEvent&) {
+      ++events;
+      return true;
+    });
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->status, 200);
+    EXPECT_FALSE(r->event_stream);
+    EXPECT_EQ(r->body, "{\"i\":" + std::to_string(i) + "}");
+  }
+  EXPECT_EQ(events, 0);
+  // A non-2xx answer is a result too, read the same way.
+  auto r = c.Exchange(Get("/nope"), nullptr);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 404);
+  EXPECT_NE(r->body.find("not_found"), std::string::npos);
+}
+
+TEST(Client, ExchangeDeliversAnEventStreamEventByEvent) {
+  Fixture f;
+  auto c = f.Client();
+  std::vector<SseEvent> events;
+  auto r = c.Exchange(Get("/events"), [&](const SseEvent& e) {
+    events.push_back(e);
+    return true;
+  });
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_TRUE(r->event_stream);
+  EXPECT_TRUE(r->body.empty());
+  ASSERT_EQ(events.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(events[i].event, "tick");
+    EXPECT_EQ(events[i].id, std::to_string(i));
+    EXPECT_EQ(events[i].data, "n=" + std::to_string(i) + "\nend");
+  }
+  // The same client goes on with a JSON answer (on a new connection).
+  auto j = c.Exchange(Post("/echo", "[1]"), nullptr);
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  EXPECT_EQ(j->body, "[1]");
+}
+
+TEST(Client, ExchangeStopsReadingWhenTheCallbackSaysSo) {
+  Fixture f;
+  auto c = f.Client();
+  std::vector<std::string> ids;
+  auto r = c.Exchange(Get("/events"), [&](const SseEvent& e) {
+    ids.push_back(e.id);
+    return false;
+  });
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->event_stream);
+  EXPECT_EQ(ids, std::vector<std::string>{"0"});
+  auto j = c.Exchange(Post("/echo", "[2]"), nullptr);
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  EXPECT_EQ(j->body, "[2]");
+}
+
+TEST(Client, ExchangeRefusesAnOversizedBodyOrEvent) {
+  Fixture f;
+  ClientOptions small;
+  small.max_response_bytes = 16;
+  auto c = f.Client(small);
+  auto r = c.Exchange(Post("/echo", "[\"" + std::string(100, 'x') + "\"]"), nullptr);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  int events = 0;
+  ClientOptions tiny;
+  tiny.max_response_bytes = 4;
+  auto big = f.Client(tiny);
+  auto e = big.Exchange(Get("/events"), [&](const SseEvent&) {
+    ++events;
+    return true;
+  });
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(e.status().message().find("too large"), std::string::npos) << e.status().ToString();
+  EXPECT_EQ(events, 0);
+  // Within the bound the same client is fine.
+  auto ok = c.Exchange(Post("/echo", "[3]"), nullptr);
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->body, "[3]");
+}
+
 // Producers may keep an SSE writer or a Responder after the server is gone (CI once caught a
 // use-after-free here): using them then must be a harmless no-op, whatever the interleaving.
 TEST(Server, StreamProducersAndRespondersMayOutliveTheServer) {
@@ -459,13 +547,74 @@ TEST(Server, Tls) {
     EXPECT_EQ(r->body, "[true]");
   }
   // A client that does not trust the certificate fails the handshake.
-  auto untrusting = f.Client(ClientOptions{.tls = true});
+  ClientOptions tls_only;
+  tls_only.tls = true;
+  auto untrusting = f.Client(tls_only);
   auto bad = untrusting.Send(Get("/later/1"));
   EXPECT_FALSE(bad.ok());
   // Plain HTTP to a TLS port gets no HTTP answer.
   auto plain = f.Client();
   auto p = plain.Send(Get("/later/1"));
   EXPECT_TRUE(!p.ok() || p->status != 200);
+  std::filesystem::remove_all(dir);
+}
+
+// Close() while an Exchange reads an event stream over TLS (where the pending read still uses
+// the stream object) fails that Exchange; the same client then serves the next request.
+TEST(Client, CloseDuringAnExchangeFailsItAndTheClientGoesOn) {
+  auto dir =
+      std::filesystem::temp_directory_path() / ("custody_tls_close_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::string cert = (dir / "cert.pem").string(), key = (dir / "key.pem").string();
+  MakeSelfSigned(cert, key);
+  std::mutex writers_mu;
+  std::vector<std::shared_ptr<SseWriter>> writers;  // guarded by writers_mu
+  ServerOptions o;
+  o.tls_cert_file = cert;
+  o.tls_key_file = key;
+  Fixture f(o);
+  Route forever;
+  forever.method = "GET";
+  forever.pattern = "/forever";
+  // Registered after Start(): only safe here because no request has been routed yet.
+  forever.handler = [&](Request&, Responder respond) {
+    Response r;
+    r.sse = [&](std::shared_ptr<SseWriter> w) {
+      w->Send("tick", "first", "");
+      std::lock_guard lock(writers_mu);
+      writers.push_back(std::move(w));  // never closed: the stream stays open
+    };
+    respond(std::move(r));
+  };
+  ASSERT_TRUE(f.router.Add(forever).ok());
+  ClientOptions co;
+  co.tls = true;
+  co.ca_file = cert;
+  for (int round = 0; round < 3; ++round) {
+    asio::io_context io;
+    HttpClient client(io.get_executor(), "127.0.0.1", f.server->port(), co);
+    std::optional<Result<ClientResponse>> streamed, after;
+    int events = 0;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          streamed.emplace(co_await client.Exchange(Get("/forever"), [&](const SseEvent&) {
+            ++events;
+            asio::post(io, [&] { client.Close(); });
+            return true;
+          }));
+          after.emplace(co_await client.Exchange(Post("/echo", "[4]"), nullptr));
+        },
+        asio::detached);
+    io.run();
+    EXPECT_EQ(events, 1);
+    ASSERT_TRUE(streamed);
+    ASSERT_FALSE(streamed->ok());
+    EXPECT_EQ(streamed->status().code(), StatusCode::kUnavailable);
+    ASSERT_TRUE(after);
+    ASSERT_TRUE(after->ok()) << after->status().ToString();
+    EXPECT_EQ((*after)->body, "[4]");
+  }
   std::filesystem::remove_all(dir);
 }
 
