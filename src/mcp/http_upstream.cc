@@ -2,10 +2,6 @@
 
 #include <algorithm>
 #include <boost/asio.hpp>
-#include <boost/asio/ssl.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <boost/json.hpp>
 #include <cstdlib>
 #include <deque>
@@ -17,14 +13,13 @@
 #include <utility>
 #include <vector>
 
+#include "http/client.h"
+
 namespace custody::mcp {
 namespace {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace bhttp = boost::beast::http;
 namespace json = boost::json;
-using tcp = asio::ip::tcp;
 using boost::system::error_code;
 using Clock = std::chrono::steady_clock;
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
@@ -54,7 +49,6 @@ struct Endpoint {
   std::string host;  // without the brackets of an IPv6 literal
   uint16_t port = 0;
   std::string target = "/";
-  bool ipv6 = false;
 };
 
 Result<Endpoint> ParseUrl(std::string_view url) {
@@ -82,7 +76,6 @@ Result<Endpoint> ParseUrl(std::string_view url) {
       return InvalidArgumentError("url has an unterminated IPv6 literal");
     }
     ep.host = std::string(authority.substr(1, close - 1));
-    ep.ipv6 = true;
     std::string_view after = authority.substr(close + 1);
     if (!after.empty()) {
       if (after[0] != ':') return InvalidArgumentError("url has junk after its IPv6 literal");
@@ -154,258 +147,6 @@ Result<std::string> ExpandHeader(const std::string& header, const std::string& v
   return out;
 }
 
-// Response of one exchange. For an event stream the events went to the sink; body is empty.
-struct Reply {
-  int status = 0;
-  bool sse = false;
-  std::string session_id;
-  std::string body;
-};
-// Gets each SSE event's data; returns false to stop reading.
-using EventSink = std::function<bool(std::string_view data)>;
-
-// Incremental text/event-stream parser (WHATWG event-stream interpretation; only data matters).
-class SseParser {
- public:
-  enum class Outcome { kMore, kStop, kTooLarge };
-  explicit SseParser(size_t max) : max_(max) {}
-  Outcome Feed(std::string_view bytes, const EventSink& sink) {
-    pending_.append(bytes);
-    size_t start = 0;
-    Outcome outcome = Outcome::kMore;
-    for (;;) {
-      size_t nl = pending_.find('\n', start);
-      if (nl == std::string::npos) break;
-      std::string_view line(pending_.data() + start, nl - start);
-      start = nl + 1;
-      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      if (line.empty()) {
-        if (has_data_) {
-          if (!data_.empty() && data_.back() == '\n') data_.pop_back();
-          bool more = sink(data_);
-          data_.clear();
-          has_data_ = false;
-          if (!more) {
-            outcome = Outcome::kStop;
-            break;
-          }
-        }
-        continue;
-      }
-      if (line.starts_with("data")) {
-        std::string_view value = line.substr(4);
-        if (!value.empty() && value[0] != ':') continue;  // another field, e.g. "dataX"
-        if (!value.empty()) value.remove_prefix(1);
-        if (!value.empty() && value[0] == ' ') value.remove_prefix(1);
-        data_.append(value).append("\n");
-        has_data_ = true;
-        if (data_.size() > max_) return Outcome::kTooLarge;
-      }
-    }
-    pending_.erase(0, start);
-    if (pending_.size() > max_) return Outcome::kTooLarge;
-    return outcome;
-  }
-
- private:
-  size_t max_;
-  std::string pending_;
-  std::string data_;
-  bool has_data_ = false;
-};
-
-// One keep-alive HTTP/1.1 connection (plain or TLS). Not thread-safe: used on the io thread
-// only, by one exchange at a time. Registers itself in `live` so Stop can abandon it.
-class Conn {
- public:
-  Conn(asio::any_io_executor ex, const Endpoint& ep, asio::ssl::context* ssl, std::set<Conn*>* live)
-      : ex_(ex), ep_(ep), ssl_(ssl), live_(live), resolver_(ex) {
-    live_->insert(this);
-  }
-  ~Conn() {
-    live_->erase(this);
-    Reset();
-  }
-  Conn(const Conn&) = delete;
-  Conn& operator=(const Conn&) = delete;
-
-  // Abandons whatever is in progress; the connection is not used again. Only the socket is
-  // closed: the stream objects stay until the pending operation has completed (a TLS operation
-  // still refers to its stream), and go with the exchange's own error path or the destructor.
-  void Close() {
-    dead_ = true;
-    resolver_.cancel();
-    error_code ignored;
-    if (plain_) plain_->socket().close(ignored);
-    if (tls_) beast::get_lowest_layer(*tls_).socket().close(ignored);
-  }
-  bool reusable() const { return !dead_ && open(); }
-
-  uint64_t use = 0;  // serial of the request it carries (0: none), for Cancel
-
-  // Sends one request and reads the answer: a JSON (or any non-SSE) body into Reply::body, or
-  // an event stream into `sink` until it ends or the sink says stop. `timeout` bounds connect,
-  // write, the response head and a non-SSE body. A kept-alive connection that the server had
-  // closed is reopened once.
-  asio::awaitable<Result<Reply>> Exchange(bhttp::verb verb, const HeaderList& headers,
-                                          const std::string& body,
-                                          std::chrono::milliseconds timeout, size_t max_bytes,
-                                          const EventSink* sink) {
-    for (int attempt = 0;; ++attempt) {
-      if (dead_) co_return Abandoned();
-      bool reused = open();
-      if (!reused) {
-        Status st = co_await Connect(timeout);
-        if (!st.ok()) co_return st;
-      }
-      bool stale = false;
-      std::optional<Result<Reply>> r;
-      // (No co_await inside ?: — GCC 12 miscompiles that.)
-      if (tls_) {
-        r.emplace(co_await Run(*tls_, verb, headers, body, timeout, max_bytes, sink, &stale));
-      } else {
-        r.emplace(co_await Run(*plain_, verb, headers, body, timeout, max_bytes, sink, &stale));
-      }
-      if (r->ok() || !reused || !stale || attempt > 0 || dead_) co_return std::move(*r);
-    }
-  }
-
- private:
-  bool open() const {
-    return (plain_ && plain_->socket().is_open()) ||
-           (tls_ && beast::get_lowest_layer(*tls_).socket().is_open());
-  }
-  beast::tcp_stream& Lowest() { return tls_ ? beast::get_lowest_layer(*tls_) : *plain_; }
-  std::string HostPort() const {
-    return (ep_.ipv6 ? "[" + ep_.host + "]" : ep_.host) + ":" + std::to_string(ep_.port);
-  }
-  void Reset() {
-    error_code ignored;
-    if (plain_) plain_->socket().close(ignored);
-    if (tls_) beast::get_lowest_layer(*tls_).socket().close(ignored);
-    plain_.reset();
-    tls_.reset();
-    buffer_.clear();
-  }
-  Status Abandoned() {
-    return UnavailableError("the exchange with " + HostPort() + " was abandoned");
-  }
-  Status IoError(std::string_view what, const error_code& ec) {
-    Reset();
-    return UnavailableError(
-        std::string(what) + " " + HostPort() + ": " +
-        (ec == beast::error::timeout ? std::string("timed out") : ec.message()));
-  }
-
-  asio::awaitable<Status> Connect(std::chrono::milliseconds timeout) {
-    Reset();
-    auto [rec, results] =
-        co_await resolver_.async_resolve(ep_.host, std::to_string(ep_.port), kTuple);
-    if (dead_) co_return Abandoned();
-    if (rec) co_return IoError("cannot resolve", rec);
-    if (ssl_) {
-      tls_ = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ex_, *ssl_);
-      tls_->set_verify_callback(asio::ssl::host_name_verification(ep_.host));
-      error_code ip_ec;
-      asio::ip::make_address(ep_.host, ip_ec);
-      if (ip_ec) SSL_set_tlsext_host_name(tls_->native_handle(), ep_.host.c_str());  // SNI
-    } else {
-      plain_ = std::make_unique<beast::tcp_stream>(ex_);
-    }
-    Lowest().expires_after(timeout);
-    auto [cec, unused] = co_await Lowest().async_connect(results, kTuple);
-    if (dead_) co_return Abandoned();
-    if (cec) co_return IoError("cannot connect to", cec);
-    error_code ignored;
-    Lowest().socket().set_option(tcp::no_delay(true), ignored);
-    if (tls_) {
-      auto [hec] = co_await tls_->async_handshake(asio::ssl::stream_base::client, kTuple);
-      if (dead_) co_return Abandoned();
-      if (hec) co_return IoError("TLS handshake failed with", hec);
-    }
-    co_return OkStatus();
-  }
-
-  template <class S>
-  asio::awaitable<Result<Reply>> Run(S& stream, bhttp::verb verb, const HeaderList& headers,
-                                     const std::string& body, std::chrono::milliseconds timeout,
-                                     size_t max_bytes, const EventSink* sink, bool* stale) {
-    bhttp::request<bhttp::string_body> req{verb, ep_.target, 11};
-    req.set(bhttp::field::host, HostPort());
-    for (const auto& [k, v] : headers) req.set(k, v);
-    req.body() = body;
-    req.keep_alive(true);
-    req.prepare_payload();
-    Lowest().expires_after(timeout);
-    auto [wec, wn] = co_await bhttp::async_write(stream, req, kTuple);
-    if (dead_) co_return Abandoned();
-    if (wec) {
-      *stale = true;
-      co_return IoError("cannot send to", wec);
-    }
-    bhttp::response_parser<bhttp::buffer_body> parser;
-    parser.body_limit(boost::none);
-    auto [hec, hn] = co_await bhttp::async_read_header(stream, buffer_, parser, kTuple);
-    if (dead_) co_return Abandoned();
-    if (hec) {
-      *stale = hec == bhttp::error::end_of_stream || hec == asio::error::eof ||
-               hec == asio::error::connection_reset || hec == asio::error::broken_pipe;
-      co_return IoError("cannot read the answer from", hec);
-    }
-    Reply reply;
-    auto& head = parser.get();
-    reply.status = head.result_int();
-    reply.session_id = std::string(head["mcp-session-id"]);
-    reply.sse = Lower(head[bhttp::field::content_type]).starts_with("text/event-stream");
-    if (reply.sse) Lowest().expires_never();  // an event stream lasts as long as it must
-    SseParser sse(max_bytes);
-    char chunk[16384];
-    bool stopped = false;
-    while (!parser.is_done()) {
-      parser.get().body().data = chunk;
-      parser.get().body().size = sizeof(chunk);
-      auto [ec, n] = co_await bhttp::async_read_some(stream, buffer_, parser, kTuple);
-      if (dead_) co_return Abandoned();
-      if (ec == bhttp::error::need_buffer) ec = {};
-      size_t got = sizeof(chunk) - parser.get().body().size;
-      if (got && reply.sse && sink) {
-        auto outcome = sse.Feed(std::string_view(chunk, got), *sink);
-        if (dead_) co_return Abandoned();
-        if (outcome == SseParser::Outcome::kTooLarge) {
-          Reset();
-          co_return UnavailableError("an event from " + HostPort() + " is too large");
-        }
-        if (outcome == SseParser::Outcome::kStop) {
-          stopped = true;
-          break;
-        }
-      } else if (got && !reply.sse) {
-        if (reply.body.size() + got > max_bytes) {
-          Reset();
-          co_return UnavailableError("the answer from " + HostPort() + " is too large");
-        }
-        reply.body.append(chunk, got);
-      }
-      if (ec) {
-        if (ec == bhttp::error::end_of_stream || ec == asio::error::eof) break;
-        co_return IoError("cannot read the answer from", ec);
-      }
-    }
-    if (reply.sse || stopped || !parser.is_done() || !parser.get().keep_alive()) Reset();
-    co_return reply;
-  }
-
-  asio::any_io_executor ex_;
-  const Endpoint& ep_;
-  asio::ssl::context* ssl_;
-  std::set<Conn*>* live_;
-  tcp::resolver resolver_;
-  std::unique_ptr<beast::tcp_stream> plain_;
-  std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls_;
-  beast::flat_buffer buffer_;
-  bool dead_ = false;
-};
-
 }  // namespace
 
 struct HttpUpstream::Impl {
@@ -423,39 +164,25 @@ struct HttpUpstream::Impl {
         options(std::move(o)),
         endpoint(std::move(ep)),
         headers(std::move(h)),
-        prefix("upstream " + config.name + " ") {
-    if (endpoint.tls) {
-      ssl.emplace(asio::ssl::context::tls_client);
-      error_code ec;
-      if (!config.ca_file.empty()) {
-        ssl->load_verify_file(config.ca_file, ec);
-      } else {
-        ssl->set_default_verify_paths(ec);
-      }
-      if (ec) ssl_error = "cannot load the CA file " + config.ca_file + ": " + ec.message();
-      ssl->set_verify_mode(asio::ssl::verify_peer);
-    }
-  }
+        prefix("upstream " + config.name + " ") {}
 
   const UpstreamConfig config;
   const UpstreamOptions options;
   const Endpoint endpoint;
   const HeaderList headers;  // configured, ${VAR} expanded: credentials, never logged
   const std::string prefix;  // "upstream NAME "
-  std::string ssl_error;     // set in the constructor only
 
   // Declared before every I/O object so that those are destroyed first.
   asio::io_context ioc;
-  std::optional<asio::ssl::context> ssl;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   std::thread thread;
 
   // Used on the io thread only.
-  asio::steady_timer wake{ioc};    // the supervisor's: "initialize needed" and backoff
-  asio::steady_timer listen{ioc};  // the GET stream's backoff
-  asio::steady_timer sweep{ioc};   // deadlines
-  std::set<Conn*> live;            // every connection, in use or idle
-  std::vector<std::unique_ptr<Conn>> idle;
+  asio::steady_timer wake{ioc};                // the supervisor's: "initialize needed" and backoff
+  asio::steady_timer listen{ioc};              // the GET stream's backoff
+  asio::steady_timer sweep{ioc};               // deadlines
+  std::map<http::HttpClient*, uint64_t> busy;  // each connection in use: serial of its use
+  std::vector<std::unique_ptr<http::HttpClient>> idle;
   uint64_t next_use = 1;
   uint64_t generation = 0;  // bumped by each completed handshake
   bool need_init = true;
@@ -498,42 +225,59 @@ struct HttpUpstream::Impl {
     });
   }
 
-  HeaderList Headers(bool with_session, bool post) const {
-    HeaderList h = headers;
-    if (post) {
-      h.emplace_back("Content-Type", "application/json");
-      h.emplace_back("Accept", "application/json, text/event-stream");
-    } else {
-      h.emplace_back("Accept", "text/event-stream");
+  // A request to the server's URL with the configured headers. A POST carries a JSON-RPC
+  // message; `timeout` bounds connect, send, the response head and a JSON answer.
+  http::ClientRequest Request(std::string method, bool with_session, std::string body,
+                              std::chrono::milliseconds timeout) const {
+    http::ClientRequest r;
+    r.method = std::move(method);
+    r.target = endpoint.target;
+    for (const auto& [k, v] : headers) r.headers.Add(k, v);
+    if (r.method == "POST") {
+      r.headers.Add("Content-Type", "application/json");
+      r.headers.Add("Accept", "application/json, text/event-stream");
+    } else if (r.method == "GET") {
+      r.headers.Add("Accept", "text/event-stream");
     }
     if (with_session) {
-      if (!version.empty()) h.emplace_back("MCP-Protocol-Version", version);
-      if (!session_id.empty()) h.emplace_back("Mcp-Session-Id", session_id);
+      if (!version.empty()) r.headers.Add("MCP-Protocol-Version", version);
+      if (!session_id.empty()) r.headers.Add("Mcp-Session-Id", session_id);
     }
-    return h;
+    r.body = std::move(body);
+    r.timeout = timeout;
+    return r;
   }
 
-  std::unique_ptr<Conn> Acquire(uint64_t use) {
-    std::unique_ptr<Conn> c;
+  std::unique_ptr<http::HttpClient> NewClient(size_t max_bytes) {
+    http::ClientOptions o;
+    o.tls = endpoint.tls;
+    o.verify_peer = true;
+    o.ca_file = config.ca_file;
+    o.max_response_bytes = max_bytes;
+    return std::make_unique<http::HttpClient>(ioc.get_executor(), endpoint.host, endpoint.port,
+                                              std::move(o));
+  }
+  // A kept-alive connection from the pool, or a new one; `use` (0: none) lets Cancel find it.
+  std::unique_ptr<http::HttpClient> Acquire(uint64_t use) {
+    std::unique_ptr<http::HttpClient> c;
     if (!idle.empty()) {
       c = std::move(idle.back());
       idle.pop_back();
     } else {
-      c = std::make_unique<Conn>(ioc.get_executor(), endpoint, ssl ? &*ssl : nullptr, &live);
+      c = NewClient(options.max_line_bytes);
     }
-    c->use = use;
+    busy[c.get()] = use;
     return c;
   }
-  void Release(std::unique_ptr<Conn> c, bool keep) {
-    c->use = 0;
-    if (keep && c->reusable() && idle.size() < kMaxIdleConnections && !Stopping()) {
-      idle.push_back(std::move(c));
-    }
+  void Release(std::unique_ptr<http::HttpClient> c, bool keep) {
+    busy.erase(c.get());
+    if (keep && idle.size() < kMaxIdleConnections && !Stopping()) idle.push_back(std::move(c));
   }
+  // Abandons the exchange carrying `use`: its connection is closed, so it fails at once.
   void CloseUse(uint64_t use) {
     if (use == 0) return;
-    for (Conn* c : live) {
-      if (c->use == use) c->Close();
+    for (auto& [c, u] : busy) {
+      if (u == use) c->Close();
     }
   }
 
@@ -600,8 +344,8 @@ struct HttpUpstream::Impl {
   asio::awaitable<void> SendMessage(std::string body, std::string what) {
     if (Stopping()) co_return;
     auto conn = Acquire(0);
-    auto r = co_await conn->Exchange(bhttp::verb::post, Headers(true, true), body, kNotifyTimeout,
-                                     options.max_line_bytes, nullptr);
+    auto r =
+        co_await conn->Exchange(Request("POST", true, std::move(body), kNotifyTimeout), nullptr);
     if (!r.ok()) {
       if (!Stopping()) Log(2, "cannot send " + what + ": " + r.status().message());
     } else if (r->status < 200 || r->status >= 300) {
@@ -656,10 +400,9 @@ struct HttpUpstream::Impl {
     bool had_session = !session_id.empty();
     auto conn = Acquire(use);
     std::optional<json::object> answer;
-    EventSink sink = [&](std::string_view data) { return !Dispatch(data, id, &answer); };
-    auto r = co_await conn->Exchange(bhttp::verb::post, Headers(true, true), body,
-                                     options.request_timeout + std::chrono::seconds(1),
-                                     options.max_line_bytes, &sink);
+    auto r = co_await conn->Exchange(
+        Request("POST", true, std::move(body), options.request_timeout + std::chrono::seconds(1)),
+        [&](const http::SseEvent& e) { return !Dispatch(e.data, id, &answer); });
     bool still;
     {
       std::lock_guard lock(mu);
@@ -675,7 +418,7 @@ struct HttpUpstream::Impl {
       RequestReinit(gen, prefix + "is unreachable");
       co_return;
     }
-    if (!r->sse && !answer && !r->body.empty() && r->status >= 200 && r->status < 300) {
+    if (!r->event_stream && !answer && !r->body.empty() && r->status >= 200 && r->status < 300) {
       Dispatch(r->body, id, &answer);
     }
     Release(std::move(conn), true);
@@ -715,7 +458,6 @@ struct HttpUpstream::Impl {
   // POST initialize, then notifications/initialized. On success session_id and version hold
   // the new session.
   asio::awaitable<Status> Initialize() {
-    if (!ssl_error.empty()) co_return InvalidArgumentError(ssl_error);
     int64_t init_id;
     {
       std::lock_guard lock(mu);
@@ -726,9 +468,9 @@ struct HttpUpstream::Impl {
     version.clear();
     auto conn = Acquire(0);
     std::optional<json::object> answer;
-    EventSink sink = [&](std::string_view data) { return !Dispatch(data, init_id, &answer); };
-    auto r = co_await conn->Exchange(bhttp::verb::post, Headers(false, true), init,
-                                     options.request_timeout, options.max_line_bytes, &sink);
+    auto r = co_await conn->Exchange(
+        Request("POST", false, init, options.request_timeout),
+        [&](const http::SseEvent& e) { return !Dispatch(e.data, init_id, &answer); });
     if (!r.ok()) {
       Release(std::move(conn), false);
       co_return r.status();
@@ -737,7 +479,7 @@ struct HttpUpstream::Impl {
     if (r->status < 200 || r->status >= 300) {
       co_return UnavailableError("initialize answered HTTP " + std::to_string(r->status));
     }
-    if (!r->sse && !answer) Dispatch(r->body, init_id, &answer);
+    if (!r->event_stream && !answer) Dispatch(r->body, init_id, &answer);
     if (!answer) co_return UnavailableError("no answer to initialize");
     if (auto* err = answer->if_contains("error")) {
       std::string code = "?";
@@ -758,7 +500,7 @@ struct HttpUpstream::Impl {
         offered != "2025-03-26") {
       co_return UnavailableError("initialize answered with an unsupported protocolVersion");
     }
-    std::string new_session = r->session_id;
+    std::string new_session(r->headers.Get("mcp-session-id").value_or(""));
     if (HasControlOrSpace(new_session) ||
         std::any_of(new_session.begin(), new_session.end(),
                     [](char c) { return static_cast<unsigned char>(c) >= 0x80; })) {
@@ -767,9 +509,10 @@ struct HttpUpstream::Impl {
     session_id = new_session;
     version = std::string(pv->get_string());
     auto conn2 = Acquire(0);
-    auto n = co_await conn2->Exchange(bhttp::verb::post, Headers(true, true),
-                                      R"({"jsonrpc":"2.0","method":"notifications/initialized"})",
-                                      options.request_timeout, options.max_line_bytes, nullptr);
+    auto n = co_await conn2->Exchange(
+        Request("POST", true, R"({"jsonrpc":"2.0","method":"notifications/initialized"})",
+                options.request_timeout),
+        nullptr);
     Release(std::move(conn2), n.ok());
     if (!n.ok()) co_return n.status();
     if (n->status < 200 || n->status >= 300) {
@@ -829,19 +572,18 @@ struct HttpUpstream::Impl {
       if (Stopping() || gen != generation) co_return;
       auto conn = Acquire(0);
       auto opened = Clock::now();
-      EventSink sink = [this](std::string_view data) {
-        Dispatch(data, 0, nullptr);
-        return true;
-      };
-      auto r = co_await conn->Exchange(bhttp::verb::get, Headers(true, false), "",
-                                       std::chrono::seconds(30), options.max_line_bytes, &sink);
+      auto r = co_await conn->Exchange(Request("GET", true, "", std::chrono::seconds(30)),
+                                       [this](const http::SseEvent& e) {
+                                         Dispatch(e.data, 0, nullptr);
+                                         return true;
+                                       });
       Release(std::move(conn), false);
       if (Stopping() || gen != generation) co_return;
       if (!r.ok()) {
         RequestReinit(gen, prefix + "is unreachable (" + r.status().message() + ")");
         co_return;
       }
-      if (r->status == 405 || (r->status >= 200 && r->status < 300 && !r->sse)) {
+      if (r->status == 405 || (r->status >= 200 && r->status < 300 && !r->event_stream)) {
         get_unsupported = true;
         Log(0, "offers no server-to-client stream (GET answered HTTP " + std::to_string(r->status) +
                    ")");
@@ -898,12 +640,12 @@ struct HttpUpstream::Impl {
   }
 
   asio::awaitable<void> DeleteSession(std::string sid) {
-    HeaderList h = headers;
-    if (!version.empty()) h.emplace_back("MCP-Protocol-Version", version);
-    h.emplace_back("Mcp-Session-Id", sid);
-    Conn conn(ioc.get_executor(), endpoint, ssl ? &*ssl : nullptr, &live);
-    auto r =
-        co_await conn.Exchange(bhttp::verb::delete_, h, "", kDeleteTimeout, 64 * 1024, nullptr);
+    // (The session is already cleared: it goes explicitly.)
+    http::ClientRequest request = Request("DELETE", false, "", kDeleteTimeout);
+    if (!version.empty()) request.headers.Add("MCP-Protocol-Version", version);
+    request.headers.Add("Mcp-Session-Id", sid);
+    auto client = NewClient(64 * 1024);
+    auto r = co_await client->Exchange(std::move(request), nullptr);
     if (!r.ok()) {
       Log(1, "could not end the session: " + r.status().message());
     } else if (r->status >= 300 && r->status != 405) {
@@ -918,7 +660,7 @@ struct HttpUpstream::Impl {
     wake.cancel();
     listen.cancel();
     sweep.cancel();
-    for (Conn* c : live) c->Close();
+    for (auto& [c, use] : busy) c->Close();
     idle.clear();
     {
       std::lock_guard lock(mu);
