@@ -20,17 +20,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { AUDIENCE, ISSUER, claims, registerAgent, request, startCustody } from './harness.mjs';
+import {
+  AUDIENCE, ISSUER, claims, loadSdk, referenceServer, registerAgent, request, startCustody,
+} from './harness.mjs';
 
-let Client, StreamableHTTPClientTransport, ToolListChangedNotificationSchema;
-try {
-  ({ Client } = await import('@modelcontextprotocol/sdk/client/index.js'));
-  ({ ToolListChangedNotificationSchema } = await import('@modelcontextprotocol/sdk/types.js'));
-  ({ StreamableHTTPClientTransport } = await import('@modelcontextprotocol/sdk/client/streamableHttp.js'));
-} catch (e) {
-  console.error('FAIL: cannot load @modelcontextprotocol/sdk; run `npm ci` in tests/mcp (' + e.message + ')');
-  process.exit(1);
-}
+const { Client, StreamableHTTPClientTransport, ToolListChangedNotificationSchema } = await loadSdk();
 
 const here = dirname(fileURLToPath(import.meta.url));
 const custody = process.argv[2];
@@ -39,16 +33,8 @@ if (!custody) {
   console.error('usage: node gateway_e2e.mjs /path/to/custody [source root]');
   process.exit(2);
 }
-const everything = join(here, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js');
-if (!existsSync(everything)) {
-  console.error(`FAIL: ${everything} is missing; run \`npm ci\` in tests/mcp`);
-  process.exit(1);
-}
-const filesystem = join(here, 'node_modules/@modelcontextprotocol/server-filesystem/dist/index.js');
-if (!existsSync(filesystem)) {
-  console.error(`FAIL: ${filesystem} is missing; run \`npm ci\` in tests/mcp`);
-  process.exit(1);
-}
+const everything = referenceServer('@modelcontextprotocol/server-everything');
+const filesystem = referenceServer('@modelcontextprotocol/server-filesystem');
 const fake = join(sourceRoot, 'src/mcp/testdata/fake_server.mjs');
 
 const AGENT = 'mcp-e2e-agent';

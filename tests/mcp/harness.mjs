@@ -1,9 +1,36 @@
 // Shared by gateway_e2e.mjs and overhead_bench.mjs: run `custody serve`, talk HTTP to it, and
 // get delegated session tokens for an agent (client secret + initiator assertion, RFC 8693).
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+// The official MCP SDK's client pieces the tests use. Missing packages fail the test (never a
+// skip): scripts/test.sh runs `npm ci` here.
+export async function loadSdk() {
+  try {
+    const { Client } = await import('@modelcontextprotocol/sdk/client/index.js');
+    const { StreamableHTTPClientTransport } = await import('@modelcontextprotocol/sdk/client/streamableHttp.js');
+    const { ToolListChangedNotificationSchema } = await import('@modelcontextprotocol/sdk/types.js');
+    return { Client, StreamableHTTPClientTransport, ToolListChangedNotificationSchema };
+  } catch (e) {
+    console.error('FAIL: cannot load @modelcontextprotocol/sdk; run `npm ci` in tests/mcp (' + e.message + ')');
+    process.exit(1);
+  }
+}
+
+// The path of a reference server's entry point under tests/mcp/node_modules, which must exist.
+export function referenceServer(pkg) {
+  const path = join(here, 'node_modules', pkg, 'dist/index.js');
+  if (!existsSync(path)) {
+    console.error(`FAIL: ${path} is missing; run \`npm ci\` in tests/mcp`);
+    process.exit(1);
+  }
+  return path;
+}
 
 export const ISSUER = 'https://custody.local';
 export const AUDIENCE = ISSUER + '/mcp';

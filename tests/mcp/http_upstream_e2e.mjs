@@ -9,23 +9,16 @@
 // serve stops cleanly and ends its upstream session with DELETE. Needs `npm ci` in tests/mcp (scripts/test.sh does it).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-import { registerAgent, request, startCustody } from './harness.mjs';
+import { loadSdk, referenceServer, registerAgent, request, startCustody } from './harness.mjs';
 
-let Client, StreamableHTTPClientTransport;
-try {
-  ({ Client } = await import('@modelcontextprotocol/sdk/client/index.js'));
-  ({ StreamableHTTPClientTransport } = await import('@modelcontextprotocol/sdk/client/streamableHttp.js'));
-} catch (e) {
-  console.error('FAIL: cannot load @modelcontextprotocol/sdk; run `npm ci` in tests/mcp (' + e.message + ')');
-  process.exit(1);
-}
+const { Client, StreamableHTTPClientTransport } = await loadSdk();
 
 const here = dirname(fileURLToPath(import.meta.url));
 const custody = process.argv[2];
@@ -33,11 +26,7 @@ if (!custody) {
   console.error('usage: node http_upstream_e2e.mjs /path/to/custody [source root]');
   process.exit(2);
 }
-const everything = join(here, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js');
-if (!existsSync(everything)) {
-  console.error(`FAIL: ${everything} is missing; run \`npm ci\` in tests/mcp`);
-  process.exit(1);
-}
+const everything = referenceServer('@modelcontextprotocol/server-everything');
 
 const AGENT = 'mcp-http-e2e-agent';
 const dir = mkdtempSync(join(tmpdir(), 'custody-mcp-http-'));
