@@ -317,19 +317,11 @@ struct HttpUpstream::Impl {
       return false;
     }
     json::object& o = v.get_object();
+    auto send = [this](std::string text) {
+      Spawn(SendMessage(std::move(text), "a reply to a server request"));
+    };
+    if (HandleServerMessage(o, send, options.on_notification)) return false;
     auto idit = o.find("id");
-    auto mit = o.find("method");
-    if (mit != o.end()) {
-      if (idit != o.end()) {  // a request from the server
-        std::string_view method =
-            mit->value().is_string() ? std::string_view(mit->value().get_string()) : "";
-        Spawn(
-            SendMessage(AnswerServerRequest(idit->value(), method), "a reply to a server request"));
-      } else if (options.on_notification) {
-        options.on_notification(o);
-      }
-      return false;
-    }
     if (want == 0 || idit == o.end() || !idit->value().is_int64() ||
         idit->value().get_int64() != want) {
       return false;

@@ -274,18 +274,11 @@ void StdioUpstream::HandleLine(std::string_view line) {
     return;
   }
   json::object& o = v.get_object();
-  auto idit = o.find("id");
-  auto mit = o.find("method");
-  if (mit != o.end()) {
-    if (idit != o.end()) {  // a request from the server
-      std::string_view method =
-          mit->value().is_string() ? std::string_view(mit->value().get_string()) : "";
-      (void)WriteLine(AnswerServerRequest(idit->value(), method));
-    } else if (options_.on_notification) {
-      options_.on_notification(o);
-    }
+  if (HandleServerMessage(
+          o, [this](std::string text) { (void)WriteLine(text); }, options_.on_notification)) {
     return;
   }
+  auto idit = o.find("id");
   if (idit == o.end() || !idit->value().is_int64()) return;  // not one of our ids
   int64_t id = idit->value().get_int64();
   std::unique_lock lk(mu_);

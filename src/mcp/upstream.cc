@@ -18,6 +18,21 @@ std::string AnswerServerRequest(const boost::json::value& id, std::string_view m
   return boost::json::serialize(reply);
 }
 
+bool HandleServerMessage(const boost::json::object& message,
+                         const std::function<void(std::string)>& reply,
+                         const NotificationHandler& on_notification) {
+  auto mit = message.find("method");
+  if (mit == message.end()) return false;
+  if (auto idit = message.find("id"); idit != message.end()) {
+    std::string_view method =
+        mit->value().is_string() ? std::string_view(mit->value().get_string()) : "";
+    reply(AnswerServerRequest(idit->value(), method));
+  } else if (on_notification) {
+    on_notification(message);
+  }
+  return true;
+}
+
 std::string InitializeRequest(int64_t id, const std::string& protocol_version) {
   boost::json::object params{
       {"protocolVersion", protocol_version},

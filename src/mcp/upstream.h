@@ -85,6 +85,13 @@ class Upstream {
 // upstream. Serialized JSON-RPC, ready to send.
 std::string AnswerServerRequest(const boost::json::value& id, std::string_view method);
 
+// Handles a message from an upstream server that is not a response: a request is answered
+// (AnswerServerRequest, sent with `reply`), a notification goes to `on_notification` (if set).
+// Returns false when `message` is a response, for the caller to match to its request.
+bool HandleServerMessage(const boost::json::object& message,
+                         const std::function<void(std::string)>& reply,
+                         const NotificationHandler& on_notification);
+
 // The initialize request the gateway sends upstream (no client capabilities).
 std::string InitializeRequest(int64_t id, const std::string& protocol_version);
 
