@@ -1076,10 +1076,16 @@ void Gateway::FinishCall(std::shared_ptr<Call> call, Result<json::object> r) {
                          {"traceparent", call->decision.traceparent},
                          {"definition_hash", call->hash},
                          {"outcome", std::move(outcome)}};
-    // Contained while the call ran: the outcome is recorded, but the result is withheld.
-    identity::VerifiedAccess revoked;
-    if (!tokens_.VerifyAccessToken(call->caller.token, options_.audience, &revoked).ok() &&
-        !revoked.session.sid.empty()) {
+    // Contained while the call ran (OnRevoked ended its MCP session): the outcome is recorded,
+    // but the result is withheld. No second token verification: the revocation listener has
+    // already told us.
+    bool contained;
+    {
+      std::lock_guard lock(sessions_mu_);
+      contained =
+          !sessions_.count(call->caller.session_id) && ended_.count(call->caller.session_id) > 0;
+    }
+    if (contained) {
       Reply(*call, 200,
             ErrorText(call->id, kDenied,
                       "the session was contained while the call ran; the result is withheld",
