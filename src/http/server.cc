@@ -182,8 +182,8 @@ struct Server::Impl {
         thread_count(options.threads > 0
                          ? options.threads
                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()))),
-        ioc(thread_count),
-        acceptor_strand(asio::make_strand(ioc)),
+        iocs(MakeContexts(thread_count)),
+        acceptor_strand(asio::make_strand(*iocs.front())),
         acceptor(acceptor_strand) {}
 
   ServerOptions options;
@@ -201,15 +201,28 @@ struct Server::Impl {
   size_t active = 0;                                   // guarded by mu
   bool shut_down = false;                              // guarded by mu
   std::optional<asio::ssl::context> ssl;
-  asio::io_context ioc;
+  // One io_context per worker thread, each run by that thread alone: a connection stays on the
+  // thread that accepted it (round robin), so a request and its response never hop between
+  // workers. One shared io_context run by N threads wakes a second thread for work the first
+  // would have done next (epoll thread -> handler thread), which cost ~0.2 ms per request on a
+  // 2-vCPU VM (docs/PERFORMANCE.md, gateway overhead).
+  std::vector<std::unique_ptr<asio::io_context>> iocs;
+  size_t next_ioc = 0;  // touched only on the acceptor's strand
   Strand acceptor_strand;
   tcp::acceptor acceptor;
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work;
   std::vector<std::thread> threads;
   uint16_t bound_port = 0;
   std::atomic<bool> stopping{false};
   std::atomic<bool> started{false};
   std::atomic<bool> running{false};  // Start() succeeded: worker threads are running
+
+  static std::vector<std::unique_ptr<asio::io_context>> MakeContexts(int n) {
+    std::vector<std::unique_ptr<asio::io_context>> v;
+    for (int i = 0; i < n; ++i) v.push_back(std::make_unique<asio::io_context>(1));
+    return v;
+  }
+  asio::io_context& NextContext() { return *iocs[next_ioc++ % iocs.size()]; }
 
   asio::awaitable<void> Accept();
   template <class Stream>
@@ -227,7 +240,7 @@ struct Server::Impl {
 
 asio::awaitable<void> Server::Impl::Accept() {
   for (;;) {
-    auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(ioc), kTuple);
+    auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(NextContext()), kTuple);
     if (stopping) co_return;
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
@@ -619,9 +632,9 @@ Status Server::Start() {
   } catch (const std::exception& e) {
     return InvalidArgumentError(std::string("cannot start the server: ") + e.what());
   }
-  s.work.emplace(s.ioc.get_executor());
+  for (auto& ioc : s.iocs) s.work.push_back(asio::make_work_guard(*ioc));
   asio::co_spawn(s.acceptor_strand, s.Accept(), asio::detached);
-  for (int i = 0; i < s.thread_count; ++i) s.threads.emplace_back([&s] { s.ioc.run(); });
+  for (auto& ioc : s.iocs) s.threads.emplace_back([c = ioc.get()] { c->run(); });
   s.running = true;
   return OkStatus();
 }
@@ -657,8 +670,8 @@ void Server::Shutdown() {
     // In-flight requests did not finish in time: stop anyway. Their sockets close when the
     // io_context is destroyed.
   }
-  s.work.reset();
-  s.ioc.stop();
+  s.work.clear();
+  for (auto& ioc : s.iocs) ioc->stop();
   for (auto& t : s.threads) t.join();
   s.threads.clear();
 }

@@ -7,6 +7,7 @@
 // - src/mcp/testdata/fake_server.mjs over stdio: direct is a pipe, so the overhead also
 //   includes the client's HTTP.
 //   node overhead_bench.mjs /path/to/custody [source root] [calls per level] [--await-outcome]
+// BENCH_CONFIG adds top-level config lines (e.g. BENCH_CONFIG='worker_threads = 1').
 // With --await-outcome the gateway runs with mcp.await_outcome = true (answers once the
 // outcome is durable too). The gateway is driven with node:http over one keep-alive connection
 // per concurrent caller (fetch adds ~0.2 ms of its own per call).
@@ -111,7 +112,7 @@ let httpUpstream;
 try {
   const direct = await directClient();
   httpUpstream = await startHttpUpstream();
-  started = await startCustody(custody, dir, `
+  started = await startCustody(custody, dir, `${process.env.BENCH_CONFIG ?? ''}
 [mcp]
 await_outcome = ${awaitOutcome}
 [mcp.servers.fake]
