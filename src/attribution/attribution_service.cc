@@ -371,21 +371,33 @@ std::shared_ptr<const PolicyBundle> AttributionService::Bundle() const {
 // --- Indexer -------------------------------------------------------------------------------
 
 void AttributionService::Index(ActionRow row, bool outcome_only) {
+  bool wake;
   {
     std::lock_guard<std::mutex> lock(index_mu_);
-    if (outcome_only) {
-      auto it = pending_rows_.find(row.action_id);
-      if (it != pending_rows_.end()) {
-        it->second.outcome_index = row.outcome_index;
-        it->second.status = row.status;
-      }
-    } else {
-      pending_rows_[row.action_id] = row;
-    }
-    index_queue_.push_back(IndexOp{std::move(row), outcome_only});
-    ++index_queued_;
+    wake = IndexLocked(std::move(row), outcome_only);
   }
-  index_cv_.notify_one();
+  if (wake) index_cv_.notify_one();
+}
+
+bool AttributionService::IndexLocked(ActionRow row, bool outcome_only) {
+  // The pending entry is the newest state of the row until every op queued for it is written.
+  // Outcome ops carry the whole row, so they can recreate an entry already written.
+  PendingRow& p = pending_rows_[row.action_id];
+  if (outcome_only && p.queued > 0) {
+    p.row.outcome_index = row.outcome_index;
+    p.row.status = row.status;
+  } else {
+    p.row = row;
+  }
+  if (!outcome_only && !row.trace_id.empty()) {
+    pending_spans_[row.trace_id + "/" + row.span_id] = row.action_id;
+  }
+  ++p.queued;
+  index_queue_.push_back(IndexOp{std::move(row), outcome_only});
+  ++index_queued_;
+  // The indexer is woken for the first row of a batch and for a full one; in between it
+  // sleeps out kIndexDelay.
+  return index_queue_.size() == 1 || index_queue_.size() == kIndexBatch;
 }
 
 void AttributionService::IndexLoop() {
@@ -396,13 +408,19 @@ void AttributionService::IndexLoop() {
       if (index_stop_) return;
       continue;
     }
+    index_cv_.wait_for(lock, kIndexDelay, [&] {
+      return index_stop_ || flush_waiters_ > 0 || index_queue_.size() >= kIndexBatch;
+    });
     std::deque<IndexOp> ops;
     ops.swap(index_queue_);
     const uint64_t upto = index_queued_;
     index_busy_ = true;
     lock.unlock();
     std::vector<ActionRow> inserts;
+    std::vector<std::string> written;  // the ops' action ids
+    written.reserve(ops.size());
     for (IndexOp& op : ops) {
+      written.push_back(op.row.action_id);
       if (!op.outcome_only) {
         inserts.push_back(std::move(op.row));
         continue;
@@ -414,8 +432,12 @@ void AttributionService::IndexLoop() {
     }
     (void)store_.InsertActions(inserts);
     lock.lock();
-    for (const IndexOp& op : ops) {
-      if (!op.outcome_only) pending_rows_.erase(op.row.action_id);
+    for (const std::string& id : written) {
+      auto it = pending_rows_.find(id);
+      if (it == pending_rows_.end() || --it->second.queued > 0) continue;
+      const ActionRow& r = it->second.row;
+      if (!r.trace_id.empty()) pending_spans_.erase(r.trace_id + "/" + r.span_id);
+      pending_rows_.erase(it);
     }
     index_busy_ = false;
     index_written_ = upto;
@@ -428,7 +450,11 @@ void AttributionService::FlushIndex() {
   // keep an investigation waiting.
   std::unique_lock<std::mutex> lock(index_mu_);
   const uint64_t target = index_queued_;
+  if (index_written_ >= target) return;
+  ++flush_waiters_;
+  index_cv_.notify_one();  // no waiting out kIndexDelay while somebody waits
   index_idle_cv_.wait(lock, [&] { return index_written_ >= target; });
+  --flush_waiters_;
 }
 
 // --- Sessions --------------------------------------------------------------------------------
@@ -536,8 +562,20 @@ void AttributionService::Authorize(AuthorizeRequest req, AuthorizeCallback done)
   std::string flags = incoming ? incoming->flags : "01";
   std::string parent_event;
   if (incoming) {
-    if (auto parent = store_.ActionBySpan(trace_id, incoming->parent_id); parent.ok() && *parent)
-      parent_event = (*parent)->action_id;
+    {
+      // A decision of a moment ago may still wait for the indexer.
+      std::lock_guard<std::mutex> lock(index_mu_);
+      if (auto it = pending_spans_.find(trace_id + "/" + incoming->parent_id);
+          it != pending_spans_.end()) {
+        parent_event = it->second;
+      }
+    }
+    if (parent_event.empty()) {
+      if (auto parent = store_.ActionBySpan(trace_id, incoming->parent_id);
+          parent.ok() && *parent) {
+        parent_event = (*parent)->action_id;
+      }
+    }
   }
   const std::string target_key = req.target.Key();
 
@@ -821,15 +859,19 @@ std::string AttributionService::Complete(CompleteRequest req, CompleteCallback d
     if (!ok) return fail(InvalidArgumentError("output_digest must be sha256:<64 lower-case hex>"));
   }
   identity::VerifiedAccess revoked;
-  auto access = tokens_.VerifyAccessToken(req.token, options_.audience, &revoked);
-  if (!access.ok() && revoked.session.sid.empty()) return fail(access.status());
-  const identity::VerifiedAccess& va = access.ok() ? *access : revoked;
+  Result<identity::VerifiedAccess> access = UnauthenticatedError("not verified");
+  if (req.verified == nullptr) {
+    access = tokens_.VerifyAccessToken(req.token, options_.audience, &revoked);
+    if (!access.ok() && revoked.session.sid.empty()) return fail(access.status());
+  }
+  const identity::VerifiedAccess& va =
+      req.verified != nullptr ? *req.verified : (access.ok() ? *access : revoked);
 
   std::optional<ActionRow> row;
   {
     std::lock_guard<std::mutex> lock(index_mu_);
     auto it = pending_rows_.find(req.action_id);
-    if (it != pending_rows_.end()) row = it->second;
+    if (it != pending_rows_.end()) row = it->second.row;
   }
   if (!row) {
     auto r = store_.GetAction(req.action_id);
@@ -839,14 +881,27 @@ std::string AttributionService::Complete(CompleteRequest req, CompleteCallback d
   if (!row) return fail(NotFoundError("no action " + req.action_id));
   if (row->sid != va.session.sid)
     return fail(PermissionDeniedError("action " + req.action_id + " belongs to another session"));
-  if (row->outcome_index >= 0 || !row->status.empty())
+  // Check and claim under one lock, so a concurrent second completion is refused.
+  bool claimed = false;
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(index_mu_);
+    if (auto it = pending_rows_.find(req.action_id); it != pending_rows_.end()) {
+      row = it->second.row;
+    }
+    if (row->outcome_index < 0 && row->status.empty()) {
+      // The claim is the status alone: outcome_index stays -1 until the outcome is durable, so
+      // an investigation never shows an outcome that is not in the ledger yet.
+      row->status = req.status;
+      wake = IndexLocked(*row, true);
+      claimed = true;
+    }
+  }
+  if (wake) index_cv_.notify_one();
+  if (!claimed)
     return fail(AlreadyExistsError("the outcome of action " + req.action_id + " is recorded"));
-  // Claim it, so a concurrent second completion is refused.
-  row->status = req.status;
-  row->outcome_index = 0;
-  Index(*row, true);
 
-  std::string event_id = ids_.NextString();
+  std::string event_id = req.event_id.empty() ? ids_.NextString() : req.event_id;
   std::string time = FormatRfc3339Millis(clock_.Now());
   json::object outcome{{"status", req.status}};
   if (!req.error.empty()) outcome["error"] = req.error;

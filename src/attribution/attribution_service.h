@@ -15,6 +15,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -40,6 +41,7 @@ class Ledger;
 }
 namespace custody::identity {
 class TokenService;
+struct VerifiedAccess;
 struct Session;
 }  // namespace custody::identity
 
@@ -112,6 +114,12 @@ struct CompleteRequest {
   std::string error;
   std::string output_digest;  // "sha256:<hex>", optional
   int64_t latency_ms = -1;
+  // For in-process callers only (the MCP gateway). `event_id`: the outcome's event id, from
+  // NewEventId(), so the caller can name it in its answer before the event is queued.
+  // `verified`: the caller's own verification of `token` (same audience), which is then not
+  // repeated; it must outlive the call to Complete.
+  std::string event_id;
+  const identity::VerifiedAccess* verified = nullptr;
 };
 struct CompleteResult {
   std::string event_id;
@@ -155,6 +163,8 @@ class AttributionService {
   // Returns the outcome's event id once the event is queued for the ledger ("" when `done` has
   // already run with an error); `done` runs once it is durable (or failed).
   std::string Complete(CompleteRequest request, CompleteCallback done);
+  // A fresh event id for CompleteRequest::event_id.
+  std::string NewEventId() { return ids_.NextString(); }
   Result<CompleteResult> CompleteSync(CompleteRequest request);
 
   // Parses, validates and activates a policy set (and its entities JSON, "" for none); records
@@ -181,8 +191,13 @@ class AttributionService {
 
   AttributionStore& store() { return store_; }
   // Waits until every action row handed to the indexer before the call is written
-  // (investigations, tests).
+  // (investigations, tests). Without it, rows are written in batches up to kIndexDelay late.
   void FlushIndex();
+  // How long the indexer lets rows gather before writing them, unless FlushIndex() waits or
+  // kIndexBatch rows are queued: one wake-up per batch, not one per row (each wake-up of a
+  // thread costs the call path CPU on a small machine).
+  static constexpr std::chrono::milliseconds kIndexDelay{5};
+  static constexpr size_t kIndexBatch = 512;
 
  private:
   struct SessionState;
@@ -191,6 +206,7 @@ class AttributionService {
                      AttributionOptions options);
   void IndexLoop();
   void Index(ActionRow row, bool outcome_only);
+  bool IndexLocked(ActionRow row, bool outcome_only);  // index_mu_ held; true: wake the indexer
   std::shared_ptr<const PolicyBundle> Bundle() const;
   std::shared_ptr<SessionState> StateOf(const std::string& sid, int64_t now_ms);
   SessionCounts LiveCounts(SessionState& state, int64_t now_ms);  // calls_since: last minute
@@ -223,7 +239,14 @@ class AttributionService {
     bool outcome_only = false;  // set outcome_index/status of an existing row
   };
   std::deque<IndexOp> index_queue_;                          // guarded by index_mu_
-  std::unordered_map<std::string, ActionRow> pending_rows_;  // guarded by index_mu_
+  struct PendingRow {
+    ActionRow row;
+    int queued = 0;  // ops for this row not yet written
+  };
+  std::unordered_map<std::string, PendingRow> pending_rows_;  // guarded by index_mu_
+  // trace_id + "/" + span_id of each pending decision -> its action id; guarded by index_mu_
+  std::unordered_map<std::string, std::string> pending_spans_;
+  int flush_waiters_ = 0;  // FlushIndex() calls waiting; guarded by index_mu_
   bool index_busy_ = false;                                  // guarded by index_mu_
   uint64_t index_queued_ = 0;   // ops ever queued; guarded by index_mu_
   uint64_t index_written_ = 0;  // ops ever written (a prefix of those queued); guarded by index_mu_

@@ -74,6 +74,16 @@ constexpr const char* kPermitGithub =
     "@id(\"github-ok\") permit(principal, action == Action::\"call_tool\", resource in "
     "Server::\"github\");";
 
+CompleteRequest Outcome(const std::string& token, const std::string& action_id,
+                        const std::string& status, int64_t latency_ms) {
+  CompleteRequest c;
+  c.token = token;
+  c.action_id = action_id;
+  c.status = status;
+  c.latency_ms = latency_ms;
+  return c;
+}
+
 TEST_F(AttributionTest, AllowedCallIsRecordedBeforeAnsweringWithAVerifiableReceipt) {
   Publish(kPermitGithub);
   std::string root = Root();
@@ -97,7 +107,7 @@ TEST_F(AttributionTest, AllowedCallIsRecordedBeforeAnsweringWithAVerifiableRecei
   EXPECT_EQ(leaf->data.find("s3cret"), std::string::npos);
   EXPECT_EQ(e.at("arguments").at("digest").as_string().size(), 71u);
 
-  auto c = w_->svc->CompleteSync(CompleteRequest{root, r->action_id, "ok", "", "", 12});
+  auto c = w_->svc->CompleteSync(Outcome(root, r->action_id, "ok", 12));
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   json::object o = Event(c->ledger_index);
   EXPECT_EQ(S(o["kind"]), "action.outcome");
@@ -105,15 +115,19 @@ TEST_F(AttributionTest, AllowedCallIsRecordedBeforeAnsweringWithAVerifiableRecei
   EXPECT_EQ(o.at("decision_index").as_int64(), static_cast<int64_t>(r->ledger_index));
   // Twice is refused; so is another session completing it.
   EXPECT_EQ(
-      w_->svc->CompleteSync(CompleteRequest{root, r->action_id, "ok", "", "", 1}).status().code(),
+      w_->svc->CompleteSync(Outcome(root, r->action_id, "ok", 1)).status().code(),
       StatusCode::kAlreadyExists);
   std::string other = Root();
   auto r2 = Call(root, "github", "list_issues");
   ASSERT_TRUE(r2.ok());
   EXPECT_EQ(
-      w_->svc->CompleteSync(CompleteRequest{other, r2->action_id, "ok", "", "", 1}).status().code(),
+      w_->svc->CompleteSync(Outcome(other, r2->action_id, "ok", 1)).status().code(),
       StatusCode::kPermissionDenied);
   w_->svc->FlushIndex();
+  // Still refused once the rows are written (the claim is in the index, not only in memory).
+  EXPECT_EQ(
+      w_->svc->CompleteSync(Outcome(root, r->action_id, "error", 1)).status().code(),
+      StatusCode::kAlreadyExists);
   auto row = w_->store->GetAction(r->action_id);
   ASSERT_TRUE(row.ok() && *row);
   EXPECT_EQ((*row)->status, "ok");
@@ -249,6 +263,12 @@ TEST_F(AttributionTest, CountersFirstUseAndTraceParentReachPolicyAndRecord) {
   EXPECT_EQ(S(ce.at("parent_event")), first->action_id);
   EXPECT_EQ(S(ce.at("trace").at("trace_id")), ParseTraceParent(first->traceparent)->trace_id);
   EXPECT_NE(child->traceparent, first->traceparent);
+  // A child of a decision made a moment ago links to it too, whether or not the indexer has
+  // written that decision yet (rows are written in batches, up to kIndexDelay late).
+  r.traceparent = child->traceparent;
+  auto grandchild = w_->svc->AuthorizeSync(r);
+  ASSERT_TRUE(grandchild.ok());
+  EXPECT_EQ(S(Event(grandchild->ledger_index).at("parent_event")), child->action_id);
 }
 
 TEST_F(AttributionTest, CountersSurviveARestart) {

@@ -22,6 +22,15 @@ using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 
+// At most `max` bytes of `s`, cut at a UTF-8 character boundary and marked with "...".
+std::string Clip(std::string s, size_t max) {
+  if (s.size() <= max) return s;
+  size_t n = max - 3;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  s.resize(n);
+  return s + "...";
+}
+
 constexpr std::string_view kReasonChanged = "custody:tool_definition_changed";
 
 bool Supported(std::string_view v) {
@@ -1117,21 +1126,21 @@ void Gateway::FinishCall(std::shared_ptr<Call> call, Result<json::object> r) {
     });
     return;
   }
+  c.error = Clip(std::move(c.error), 4096);  // Complete's limit: the outcome is never lost to it
+  // The answer leaves first, naming the outcome's event id; the outcome event is built and
+  // queued after it, off the caller's wait. The caller's token was verified at admission, so
+  // Complete does not verify it again (a session contained since still gets its outcome).
+  c.event_id = attribution_.NewEventId();
+  c.verified = &call->caller.access;
+  answer(json::object{{"event_id", c.event_id}, {"durable", false}});
   auto log = options_.upstream.log;
   std::string server = call->server->name;
   std::string action = call->decision.action_id;
-  auto failed = std::make_shared<std::string>();
-  std::string event_id =
-      attribution_.Complete(std::move(c), [log, server, action, failed](Result<CompleteResult> cr) {
-        if (cr.ok()) return;
-        *failed = cr.status().ToString();
-        if (log) log(3, server, "recording the outcome of " + action + " failed: " + *failed);
-      });
-  if (event_id.empty()) {
-    answer(json::object{{"error", *failed}});
-  } else {
-    answer(json::object{{"event_id", event_id}, {"durable", false}});
-  }
+  attribution_.Complete(std::move(c), [log, server, action](Result<CompleteResult> cr) {
+    if (!cr.ok() && log) {
+      log(3, server, "recording the outcome of " + action + " failed: " + cr.status().ToString());
+    }
+  });
 }
 
 void Gateway::Reply(Call& call, int http_status, std::string body) {

@@ -33,6 +33,7 @@ for await (const line of createInterface({ input: process.stdin })) {
       { name: 'slow', description: 'Answers after ms milliseconds', inputSchema: { type: 'object' } },
       { name: 'crash', description: 'Exits without answering', inputSchema: { type: 'object' } },
       { name: 'touch', description: 'Writes a marker file', inputSchema: { type: 'object' } },
+      { name: 'fail', description: 'Answers with a JSON-RPC error of about `bytes` bytes', inputSchema: { type: 'object' } },
     ] } });
   } else if (m.method === 'tools/call') {
     const args = m.params.arguments ?? {};
@@ -47,7 +48,9 @@ for await (const line of createInterface({ input: process.stdin })) {
     if (m.params.name === 'slow' && process.env.FAKE_MARKER_FILE) {
       writeFileSync(process.env.FAKE_MARKER_FILE + '.slow-started', 'started\n');
     }
-    if (m.params.name === 'slow') timers.set(m.id, setTimeout(answer, args.ms ?? 100));
+    if (m.params.name === 'fail') {
+      send({ id: m.id, error: { code: -32000, message: 'failed: ' + 'x'.repeat(args.bytes ?? 10) } });
+    } else if (m.params.name === 'slow') timers.set(m.id, setTimeout(answer, args.ms ?? 100));
     else if (m.params.name === 'echo' || m.params.name === 'touch') answer();
     else send({ id: m.id, error: { code: -32602, message: 'unknown tool ' + m.params.name } });
   } else if (m.method === 'notifications/cancelled') {
