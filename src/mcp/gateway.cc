@@ -5,7 +5,7 @@
 
 #include "attribution/attribution_service.h"
 #include "common/encoding.h"
-#include "common/jcs.h"
+#include "common/jcs_value.h"
 #include "crypto/sha256.h"
 #include "identity/token_service.h"
 
@@ -65,7 +65,7 @@ std::string Join(const std::vector<std::string>& v) {
 }
 
 std::string OutputDigest(const json::value& v) {
-  auto canonical = CanonicalizeJson(json::serialize(v));
+  auto canonical = CanonicalizeJsonValue(v);
   std::string bytes = canonical.ok() ? *canonical : json::serialize(v);
   return "sha256:" + HexEncode(crypto::Sha256(bytes));
 }

@@ -3,7 +3,7 @@
 #include <boost/json.hpp>
 
 #include "common/encoding.h"
-#include "common/jcs.h"
+#include "common/jcs_value.h"
 #include "crypto/sha256.h"
 #include "store/sqlite_db.h"
 
@@ -20,7 +20,7 @@ Result<std::string> ToolDefinitionHash(const json::object& tool) {
   for (const char* k : {"name", "description", "inputSchema", "annotations"}) {
     if (auto it = tool.find(k); it != tool.end()) def[k] = it->value();
   }
-  ASSIGN_OR_RETURN(std::string canonical, CanonicalizeJson(json::serialize(def)));
+  ASSIGN_OR_RETURN(std::string canonical, CanonicalizeJsonValue(def));
   crypto::Sha256Digest d = crypto::Sha256(canonical);
   return HexEncode(d);
 }
