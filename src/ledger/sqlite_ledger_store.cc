@@ -6,6 +6,8 @@
 #include <memory>
 #include <vector>
 
+#include "ledger/tiles.h"
+
 namespace custody::ledger {
 namespace {
 
@@ -91,6 +93,7 @@ struct SqliteLedgerStore::Statements {
   sqlite3_stmt* get_leaf = nullptr;
   sqlite3_stmt* scan_leaves = nullptr;
   sqlite3_stmt* get_tile = nullptr;
+  sqlite3_stmt* leaf_hashes = nullptr;
   sqlite3_stmt* latest_checkpoint = nullptr;
   sqlite3_stmt* get_checkpoint = nullptr;
   sqlite3_stmt* scan_checkpoints = nullptr;
@@ -100,7 +103,8 @@ struct SqliteLedgerStore::Statements {
 
   ~Statements() {
     for (sqlite3_stmt* s : {get_meta, put_meta, insert_leaf, put_tile, insert_checkpoint,
-                            leaf_count, get_leaf, scan_leaves, get_tile, latest_checkpoint,
+                            leaf_count, get_leaf, scan_leaves, get_tile, leaf_hashes,
+                            latest_checkpoint,
                             get_checkpoint, scan_checkpoints, begin, commit, rollback}) {
       sqlite3_finalize(s);
     }
@@ -192,6 +196,7 @@ Status SqliteLedgerStore::Prepare() {
        "SELECT idx, leaf_hash, data, event_id, kind, session, agent, time FROM leaves "
        "WHERE idx >= ?1 ORDER BY idx LIMIT ?2"},
       {&stmt_->get_tile, "SELECT hashes FROM tiles WHERE level = ?1 AND idx = ?2"},
+      {&stmt_->leaf_hashes, "SELECT idx, leaf_hash FROM leaves WHERE idx >= ?1 AND idx < ?2 ORDER BY idx"},
       {&stmt_->latest_checkpoint,
        "SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1"},
       {&stmt_->get_checkpoint, "SELECT size, root, note FROM checkpoints WHERE size = ?1"},
@@ -259,6 +264,10 @@ Status SqliteLedgerStore::CommitBatch(const LedgerBatch& batch) {
     if (sqlite3_step(s.get()) != SQLITE_DONE) return fail("insert leaf");
   }
   for (const StoredTile& tile : batch.tiles) {
+    // A partial tile of level 0 is the leaf hashes of its leaves, which are stored with the
+    // leaves: GetTile() reads it from there. Rewriting it (up to 8 KiB, on overflow pages) on
+    // every commit was half of the pages each commit wrote.
+    if (tile.level == 0 && tile.hashes.size() < kTileWidth) continue;
     StmtScope s(stmt_->put_tile);
     sqlite3_bind_int(s.get(), 1, tile.level);
     sqlite3_bind_int64(s.get(), 2, static_cast<sqlite3_int64>(tile.index));
@@ -384,22 +393,52 @@ Result<std::vector<uint64_t>> SqliteLedgerStore::FindLeaves(Column column, const
 
 Result<StoredTile> SqliteLedgerStore::GetTile(uint8_t level, uint64_t index) {
   std::lock_guard<std::mutex> lock(mu_);
-  StmtScope s(stmt_->get_tile);
-  sqlite3_bind_int(s.get(), 1, level);
-  sqlite3_bind_int64(s.get(), 2, static_cast<sqlite3_int64>(index));
-  int rc = sqlite3_step(s.get());
   std::string where = "tile " + std::to_string(level) + "/" + std::to_string(index);
-  if (rc == SQLITE_DONE) return NotFoundError(where + " not found");
-  if (rc != SQLITE_ROW) return Error("read tile");
-  int bytes = sqlite3_column_bytes(s.get(), 0);
-  if (bytes == 0 || bytes % 32 != 0 || bytes > 256 * 32) {
-    return DataLossError(where + ": stored row has " + std::to_string(bytes) + " bytes");
-  }
   StoredTile tile;
   tile.level = level;
   tile.index = index;
-  tile.hashes.resize(static_cast<size_t>(bytes / 32));
-  std::memcpy(tile.hashes.data(), sqlite3_column_blob(s.get(), 0), static_cast<size_t>(bytes));
+  {
+    StmtScope s(stmt_->get_tile);
+    sqlite3_bind_int(s.get(), 1, level);
+    sqlite3_bind_int64(s.get(), 2, static_cast<sqlite3_int64>(index));
+    int rc = sqlite3_step(s.get());
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return Error("read tile");
+    if (rc == SQLITE_ROW) {
+      int bytes = sqlite3_column_bytes(s.get(), 0);
+      if (bytes == 0 || bytes % 32 != 0 || bytes > kTileWidth * 32) {
+        return DataLossError(where + ": stored row has " + std::to_string(bytes) + " bytes");
+      }
+      tile.hashes.resize(static_cast<size_t>(bytes / 32));
+      std::memcpy(tile.hashes.data(), sqlite3_column_blob(s.get(), 0),
+                  static_cast<size_t>(bytes));
+    }
+  }
+  if (level != 0 || tile.hashes.size() == kTileWidth) {
+    if (tile.hashes.empty()) return NotFoundError(where + " not found");
+    return tile;
+  }
+  // Level 0 and not full: the hashes of the leaves stored so far (a partial row stored by an
+  // older version is a prefix of them, and is ignored).
+  tile.hashes.clear();
+  StmtScope s(stmt_->leaf_hashes);
+  const uint64_t first = index * kTileWidth;
+  sqlite3_bind_int64(s.get(), 1, static_cast<sqlite3_int64>(first));
+  sqlite3_bind_int64(s.get(), 2, static_cast<sqlite3_int64>(first + kTileWidth));
+  int rc;
+  while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+    // Contiguous from the tile's first leaf: a gap ends the row (the verifier names it).
+    if (static_cast<uint64_t>(sqlite3_column_int64(s.get(), 0)) != first + tile.hashes.size()) {
+      break;
+    }
+    Hash h;
+    if (!ColumnHash(s.get(), 1, h)) {
+      return DataLossError(where + ": leaf " + std::to_string(first + tile.hashes.size()) +
+                           " has a stored leaf hash that is not 32 bytes");
+    }
+    tile.hashes.push_back(h);
+  }
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Error("read leaf hashes");
+  if (tile.hashes.empty()) return NotFoundError(where + " not found");
   return tile;
 }
 
