@@ -111,15 +111,19 @@ void Ledger::AppendCanonicalAsync(std::string canonical, const EventColumns& col
 }
 
 void Ledger::Enqueue(Pending p) {
+  bool wake;
   {
     std::unique_lock<std::mutex> lock(queue_mu_);
-    if (!closing_) {
-      queue_.push_back(std::move(p));
-      if (queue_.size() == 1 || queue_.size() >= options_.max_batch) queue_cv_.notify_one();
+    if (closing_) {
+      lock.unlock();
+      p.done(UnavailableError("ledger is closed"));
       return;
     }
+    queue_.push_back(std::move(p));
+    wake = queue_.size() == 1 || queue_.size() >= options_.max_batch;
   }
-  p.done(UnavailableError("ledger is closed"));
+  // Notified after the unlock, so the woken sequencer does not block on the mutex at once.
+  if (wake) queue_cv_.notify_one();
 }
 
 Result<AppendResult> Ledger::Append(std::string_view event_json, const EventColumns& columns) {
