@@ -285,7 +285,9 @@ struct HttpClient::Impl {
     if (mode == Mode::kByContentType) Disarm();
     bhttp::response_parser<bhttp::buffer_body> parser(std::move(head));
     parser.body_limit(boost::none);
-    SseParser sse(mode == Mode::kEvents ? std::string::npos : options.max_response_bytes);
+    // Events are handed on as they come, so only each event (and an unterminated line) is
+    // bounded, in every mode: a stream may last for ever, one event may not grow for ever.
+    SseParser sse(options.max_response_bytes);
     char chunk[8192];
     auto fed = SseParser::Fed::kMore;
     while (fed == SseParser::Fed::kMore && !parser.is_done()) {

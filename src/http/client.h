@@ -63,6 +63,7 @@ class HttpClient {
   boost::asio::awaitable<Result<ClientResponse>> Send(ClientRequest request);
   // Sends `request` and reads a text/event-stream response, calling `on_event` per event until
   // the stream ends or `on_event` returns false. Returns the response head (body empty).
+  // max_response_bytes bounds each event (Unavailable "too large"), not the stream.
   boost::asio::awaitable<Result<ClientResponse>> Stream(
       ClientRequest request, std::function<bool(const SseEvent&)> on_event);
   // Sends `request` and reads the response as its Content-Type says. A text/event-stream body

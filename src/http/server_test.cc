@@ -304,6 +304,19 @@ TEST(Server, ServerSentEvents) {
   EXPECT_EQ(events[1].event, "tick");
   EXPECT_EQ(events[1].id, "1");
   EXPECT_EQ(events[1].data, "n=1\nend");
+  // Each event is bounded by max_response_bytes, for a long-lived stream too: an event larger
+  // than that ends the stream with an error instead of growing without end.
+  ClientOptions tiny;
+  tiny.max_response_bytes = 4;
+  auto small = f.Client(tiny);
+  int seen = 0;
+  auto big = small.Stream(Get("/events"), [&](const SseEvent&) {
+    ++seen;
+    return true;
+  });
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(big.status().message().find("too large"), std::string::npos) << big.status().ToString();
 }
 
 TEST(Client, ExchangeReadsAJsonAnswerWholeOverKeepAlive) {
