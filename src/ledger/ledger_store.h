@@ -62,7 +62,9 @@ class LedgerStore {
   virtual Result<std::optional<std::string>> GetMeta(const std::string& key) = 0;
   virtual Status PutMeta(const std::string& key, const std::string& value) = 0;
 
-  // Commits `batch` in one transaction and returns only once it is durable.
+  // Commits `batch` in one transaction and returns only once it is durable. Its tiles are the
+  // rows that changed, except partial rows of level 0: those are the leaves' own hashes, which
+  // GetTile returns.
   virtual Status CommitBatch(const LedgerBatch& batch) = 0;
 
   // Number of leaves; equals the size of the latest checkpoint in a consistent store.
@@ -93,7 +95,8 @@ class LedgerStore {
     return FindLeaves(column, value, "");
   }
 
-  // NotFound if the tile was never written.
+  // NotFound if the tile was never written (for level 0: if none of its leaves exists). A
+  // partial tile of level 0 is the hashes of the leaves stored so far, from its first leaf on.
   virtual Result<StoredTile> GetTile(uint8_t level, uint64_t index) = 0;
 
   virtual Result<std::optional<StoredCheckpoint>> LatestCheckpoint() = 0;

@@ -77,8 +77,10 @@ std::vector<StoredTile> TileTree::TakeDirtyTiles() {
   finished_.clear();
   for (uint8_t L = 0; L < edge_.size(); ++L) {
     if (!edge_[L].dirty) continue;
-    out.push_back(StoredTile{L, edge_[L].index, edge_[L].hashes});
     edge_[L].dirty = false;
+    // A partial row of level 0 is the leaves' hashes, which the store has (LedgerStore).
+    if (L == 0 && edge_[L].hashes.size() < kTileWidth) continue;
+    out.push_back(StoredTile{L, edge_[L].index, edge_[L].hashes});
   }
   durable_size_ = range_.size();
   return out;

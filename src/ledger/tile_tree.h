@@ -30,8 +30,9 @@ class TileTree final : public HashReader {
   uint64_t size() const { return range_.size(); }
   Hash Root() const { return range_.Root(); }
 
-  // The tile rows changed since the last call, for persisting with a batch; marks the current
-  // size as durable.
+  // The tile rows changed since the last call, for persisting with a batch (a partial row of
+  // level 0 is left out: the store has those hashes with the leaves); marks the current size
+  // as durable.
   std::vector<StoredTile> TakeDirtyTiles();
 
   // Returns to the last durable state (the last Load() or TakeDirtyTiles()), used when a batch
