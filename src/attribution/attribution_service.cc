@@ -928,8 +928,7 @@ std::string AttributionService::Complete(CompleteRequest req, CompleteCallback d
       {"outcome", outcome}};
   ActionRow update = *row;
   auto cb = std::make_shared<CompleteCallback>(std::move(done));
-  Status st =
-      AppendEvent(ledger_, e, Columns(event_id, "action.outcome", va.session, time),
+  Status st = AppendEvent(ledger_, e, Columns(event_id, "action.outcome", va.session, time),
                           [this, cb, update, event_id](Result<ledger::AppendResult> r) mutable {
                             if (!r.ok())
                               return (*cb)(r.status().WithContext("recording the outcome"));

@@ -238,7 +238,7 @@ class AttributionService {
     ActionRow row;
     bool outcome_only = false;  // set outcome_index/status of an existing row
   };
-  std::deque<IndexOp> index_queue_;                          // guarded by index_mu_
+  std::deque<IndexOp> index_queue_;  // guarded by index_mu_
   struct PendingRow {
     ActionRow row;
     int queued = 0;  // ops for this row not yet written
@@ -246,8 +246,8 @@ class AttributionService {
   std::unordered_map<std::string, PendingRow> pending_rows_;  // guarded by index_mu_
   // trace_id + "/" + span_id of each pending decision -> its action id; guarded by index_mu_
   std::unordered_map<std::string, std::string> pending_spans_;
-  int flush_waiters_ = 0;  // FlushIndex() calls waiting; guarded by index_mu_
-  bool index_busy_ = false;                                  // guarded by index_mu_
+  int flush_waiters_ = 0;       // FlushIndex() calls waiting; guarded by index_mu_
+  bool index_busy_ = false;     // guarded by index_mu_
   uint64_t index_queued_ = 0;   // ops ever queued; guarded by index_mu_
   uint64_t index_written_ = 0;  // ops ever written (a prefix of those queued); guarded by index_mu_
   bool index_stop_ = false;     // guarded by index_mu_

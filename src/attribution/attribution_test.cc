@@ -114,20 +114,17 @@ TEST_F(AttributionTest, AllowedCallIsRecordedBeforeAnsweringWithAVerifiableRecei
   EXPECT_EQ(S(o["action_id"]), r->action_id);
   EXPECT_EQ(o.at("decision_index").as_int64(), static_cast<int64_t>(r->ledger_index));
   // Twice is refused; so is another session completing it.
-  EXPECT_EQ(
-      w_->svc->CompleteSync(Outcome(root, r->action_id, "ok", 1)).status().code(),
-      StatusCode::kAlreadyExists);
+  EXPECT_EQ(w_->svc->CompleteSync(Outcome(root, r->action_id, "ok", 1)).status().code(),
+            StatusCode::kAlreadyExists);
   std::string other = Root();
   auto r2 = Call(root, "github", "list_issues");
   ASSERT_TRUE(r2.ok());
-  EXPECT_EQ(
-      w_->svc->CompleteSync(Outcome(other, r2->action_id, "ok", 1)).status().code(),
-      StatusCode::kPermissionDenied);
+  EXPECT_EQ(w_->svc->CompleteSync(Outcome(other, r2->action_id, "ok", 1)).status().code(),
+            StatusCode::kPermissionDenied);
   w_->svc->FlushIndex();
   // Still refused once the rows are written (the claim is in the index, not only in memory).
-  EXPECT_EQ(
-      w_->svc->CompleteSync(Outcome(root, r->action_id, "error", 1)).status().code(),
-      StatusCode::kAlreadyExists);
+  EXPECT_EQ(w_->svc->CompleteSync(Outcome(root, r->action_id, "error", 1)).status().code(),
+            StatusCode::kAlreadyExists);
   auto row = w_->store->GetAction(r->action_id);
   ASSERT_TRUE(row.ok() && *row);
   EXPECT_EQ((*row)->status, "ok");

@@ -105,7 +105,7 @@ class Parser {
       if (pos_ >= in_.size() || in_[pos_] != '"') return Error("expected a member name");
       Member m;
       RETURN_IF_ERROR(String(m.name));
-      m.key = ToUtf16(m.name);
+      m.key = JcsMemberSortKey(m.name);
       SkipWs();
       if (pos_ >= in_.size() || in_[pos_] != ':') return Error("expected ':'");
       ++pos_;
@@ -364,33 +364,32 @@ class Parser {
     }
   }
 
-  // Member names sort by their UTF-16 code units (RFC 8785 §3.2.3). Input is valid UTF-8 here.
-  static std::u16string ToUtf16(std::string_view s) {
-    std::u16string out;
-    out.reserve(s.size());
-    for (size_t i = 0; i < s.size();) {
-      uint8_t c = static_cast<uint8_t>(s[i]);
-      uint32_t cp;
-      int len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : 4;
-      cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
-      for (int k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<uint8_t>(s[i + k]) & 0x3F);
-      i += len;
-      if (cp >= 0x10000) {
-        cp -= 0x10000;
-        out += static_cast<char16_t>(0xD800 + (cp >> 10));
-        out += static_cast<char16_t>(0xDC00 + (cp & 0x3FF));
-      } else {
-        out += static_cast<char16_t>(cp);
-      }
-    }
-    return out;
-  }
-
   std::string_view in_;
   size_t pos_ = 0;
 };
 
 }  // namespace
+
+std::u16string JcsMemberSortKey(std::string_view s) {
+  std::u16string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    uint8_t c = static_cast<uint8_t>(s[i]);
+    uint32_t cp;
+    int len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : 4;
+    cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
+    for (int k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<uint8_t>(s[i + k]) & 0x3F);
+    i += len;
+    if (cp >= 0x10000) {
+      cp -= 0x10000;
+      out += static_cast<char16_t>(0xD800 + (cp >> 10));
+      out += static_cast<char16_t>(0xDC00 + (cp & 0x3FF));
+    } else {
+      out += static_cast<char16_t>(cp);
+    }
+  }
+  return out;
+}
 
 std::string SerializeJcsNumber(double value) {
   if (value == 0) return "0";

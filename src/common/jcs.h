@@ -23,6 +23,10 @@ Result<std::string> CanonicalizeJson(std::string_view json);
 // -0 serializes as "0". Callers must not pass NaN or infinity.
 std::string SerializeJcsNumber(double value);
 
+// The key RFC 8785 §3.2.3 sorts member names by: their UTF-16 code units. `utf8` must be valid
+// UTF-8.
+std::u16string JcsMemberSortKey(std::string_view utf8);
+
 // Appends `s` (valid UTF-8) to `out` as a JCS string literal, quotes included.
 void AppendJcsString(std::string_view s, std::string& out);
 

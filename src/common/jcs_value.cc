@@ -1,13 +1,12 @@
 #include "common/jcs_value.h"
 
 #include <algorithm>
+#include <boost/json.hpp>
 #include <cmath>
 #include <cstdint>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <boost/json.hpp>
 
 #include "common/jcs.h"
 
@@ -48,29 +47,6 @@ bool ValidUtf8(std::string_view s) {
   return true;
 }
 
-// Member names sort by UTF-16 code units (RFC 8785 §3.2.3). Input is valid UTF-8.
-std::u16string Utf16Key(std::string_view s) {
-  std::u16string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size();) {
-    auto c = static_cast<uint8_t>(s[i]);
-    int len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : 4;
-    uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
-    for (int k = 1; k < len; ++k) {
-      cp = (cp << 6) | (static_cast<uint8_t>(s[i + static_cast<size_t>(k)]) & 0x3F);
-    }
-    i += static_cast<size_t>(len);
-    if (cp >= 0x10000) {
-      cp -= 0x10000;
-      out += static_cast<char16_t>(0xD800 + (cp >> 10));
-      out += static_cast<char16_t>(0xDC00 + (cp & 0x3FF));
-    } else {
-      out += static_cast<char16_t>(cp);
-    }
-  }
-  return out;
-}
-
 bool Ascii(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<uint8_t>(c) < 0x80; });
 }
@@ -89,7 +65,8 @@ Status EmitObject(const json::object& o, std::string& out, int depth) {
   bool ascii = true;
   for (const auto& kv : o) {
     std::string_view name(kv.key().data(), kv.key().size());
-    if (!ValidUtf8(name)) return InvalidArgumentError("invalid JSON: invalid UTF-8 in a member name");
+    if (!ValidUtf8(name))
+      return InvalidArgumentError("invalid JSON: invalid UTF-8 in a member name");
     ascii = ascii && Ascii(name);
     members.push_back(Member{name, {}, &kv.value()});
   }
@@ -98,7 +75,7 @@ Status EmitObject(const json::object& o, std::string& out, int depth) {
     std::sort(members.begin(), members.end(),
               [](const Member& a, const Member& b) { return a.name < b.name; });
   } else {
-    for (Member& m : members) m.key = Utf16Key(m.name);
+    for (Member& m : members) m.key = JcsMemberSortKey(m.name);
     std::sort(members.begin(), members.end(),
               [](const Member& a, const Member& b) { return a.key < b.key; });
   }

@@ -8,9 +8,8 @@
 // numbers as in JSON text, so those beyond 2^53 lose precision exactly as a parse would.
 #pragma once
 
-#include <string>
-
 #include <boost/json/fwd.hpp>
+#include <string>
 
 #include "common/status.h"
 

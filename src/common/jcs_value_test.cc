@@ -3,11 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <bit>
+#include <boost/json.hpp>
 #include <cstdint>
 #include <limits>
 #include <string>
-
-#include <boost/json.hpp>
 
 #include "common/jcs.h"
 
@@ -75,10 +74,10 @@ TEST(JcsValueTest, RefusesWhatTheParserRefuses) {
   EXPECT_NE(refused(json::value(std::numeric_limits<double>::infinity())).find("not finite"),
             std::string::npos);
   refused(json::value(std::numeric_limits<double>::quiet_NaN()));
-  EXPECT_NE(refused(json::string("\xC0\xAF")).find("UTF-8"), std::string::npos);  // overlong
-  refused(json::string("\xED\xA0\x80"));                                          // surrogate
-  refused(json::string("ab\xE2\x82"));                                            // truncated
-  refused(json::object{{"\xFF", 1}});                                             // bad name
+  EXPECT_NE(refused(json::string("\xC0\xAF")).find("UTF-8"), std::string::npos);   // overlong
+  refused(json::string("\xED\xA0\x80"));                                           // surrogate
+  refused(json::string("ab\xE2\x82"));                                             // truncated
+  refused(json::object{{"\xFF", 1}});                                              // bad name
   refused(json::array{1, json::object{{"k", json::string("\xF4\x90\x80\x80")}}});  // > U+10FFFF
 }
 

@@ -102,10 +102,10 @@ struct SqliteLedgerStore::Statements {
   sqlite3_stmt* rollback = nullptr;
 
   ~Statements() {
-    for (sqlite3_stmt* s : {get_meta, put_meta, insert_leaf, put_tile, insert_checkpoint,
-                            leaf_count, get_leaf, scan_leaves, get_tile, leaf_hashes,
-                            latest_checkpoint,
-                            get_checkpoint, scan_checkpoints, begin, commit, rollback}) {
+    for (sqlite3_stmt* s :
+         {get_meta, put_meta, insert_leaf, put_tile, insert_checkpoint, leaf_count, get_leaf,
+          scan_leaves, get_tile, leaf_hashes, latest_checkpoint, get_checkpoint, scan_checkpoints,
+          begin, commit, rollback}) {
       sqlite3_finalize(s);
     }
   }
@@ -196,7 +196,8 @@ Status SqliteLedgerStore::Prepare() {
        "SELECT idx, leaf_hash, data, event_id, kind, session, agent, time FROM leaves "
        "WHERE idx >= ?1 ORDER BY idx LIMIT ?2"},
       {&stmt_->get_tile, "SELECT hashes FROM tiles WHERE level = ?1 AND idx = ?2"},
-      {&stmt_->leaf_hashes, "SELECT idx, leaf_hash FROM leaves WHERE idx >= ?1 AND idx < ?2 ORDER BY idx"},
+      {&stmt_->leaf_hashes,
+       "SELECT idx, leaf_hash FROM leaves WHERE idx >= ?1 AND idx < ?2 ORDER BY idx"},
       {&stmt_->latest_checkpoint,
        "SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1"},
       {&stmt_->get_checkpoint, "SELECT size, root, note FROM checkpoints WHERE size = ?1"},
@@ -409,8 +410,7 @@ Result<StoredTile> SqliteLedgerStore::GetTile(uint8_t level, uint64_t index) {
         return DataLossError(where + ": stored row has " + std::to_string(bytes) + " bytes");
       }
       tile.hashes.resize(static_cast<size_t>(bytes / 32));
-      std::memcpy(tile.hashes.data(), sqlite3_column_blob(s.get(), 0),
-                  static_cast<size_t>(bytes));
+      std::memcpy(tile.hashes.data(), sqlite3_column_blob(s.get(), 0), static_cast<size_t>(bytes));
     }
   }
   if (level != 0 || tile.hashes.size() == kTileWidth) {

@@ -202,6 +202,18 @@ async function main() {
   assert.ok(!listed.includes('get-env'), 'a tool the policy forbids was listed');
   console.log(`ok tools/list filtered (${listed.length} tools, get-env hidden)`);
 
+  // The outcome a receipt names, once it is in the ledger (it is queued after the answer):
+  // its ledger entry, after checking the trace links it to the receipt's action.
+  const recordedOutcome = async (r) => {
+    let traced;
+    for (let i = 0; i < 100; i++) {
+      traced = await request(url, `/v1/trace/${r.action_id}`, { method: 'GET', token: adminToken });
+      if (traced.json?.outcome) break;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    assert.equal(traced.json?.outcome?.event_id, r.outcome.event_id, traced.text);
+    return request(url, `/v1/ledger/entries/${traced.json.outcome.index}`, { method: 'GET' });
+  };
   const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
   const echo = await a.client.callTool({ name: 'echo', arguments: { message: 'hello custody' },
     _meta: { traceparent } });
@@ -236,14 +248,7 @@ async function main() {
   writeFileSync(join(dir, 'forged.json'), JSON.stringify(forged));
   const bad = verify(join(dir, 'forged.json'));
   assert.notEqual(bad.status, 0, 'a receipt verified a tampered event');
-  let traced;
-  for (let i = 0; i < 100; i++) {
-    traced = await request(url, `/v1/trace/${receipt.action_id}`, { method: 'GET', token: adminToken });
-    if (traced.json?.outcome) break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  assert.equal(traced.json?.outcome?.event_id, receipt.outcome.event_id, traced.text);
-  const outcomeEntry = await request(url, `/v1/ledger/entries/${traced.json.outcome.index}`, { method: 'GET' });
+  const outcomeEntry = await recordedOutcome(receipt);
   assert.match(outcomeEntry.json.receipt, /^c2sp\.org\/tlog-proof@v1\n/, outcomeEntry.text);
   const sum = await a.client.callTool({ name: 'get-sum', arguments: { a: 2, b: 40 } });
   assert.match(sum.content[0].text, /42/);
@@ -323,15 +328,7 @@ async function main() {
     failed = e;
     return e.code === -32000 && e.message.includes('x'.repeat(100));
   });
-  const failReceipt = failed.data['dev.custody/receipt'];
-  let failTrace;
-  for (let i = 0; i < 100; i++) {
-    failTrace = await request(url, `/v1/trace/${failReceipt.action_id}`, { method: 'GET', token: adminToken });
-    if (failTrace.json?.outcome) break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  assert.equal(failTrace.json?.outcome?.event_id, failReceipt.outcome.event_id, failTrace.text);
-  const failOutcome = await request(url, `/v1/ledger/entries/${failTrace.json.outcome.index}`, { method: 'GET' });
+  const failOutcome = await recordedOutcome(failed.data['dev.custody/receipt']);
   const failEvent = failOutcome.json.event;
   assert.equal(failEvent.outcome.status, 'error', failOutcome.text);
   assert.ok(failEvent.outcome.error.length <= 4096 && failEvent.outcome.error.startsWith('upstream error:'),
