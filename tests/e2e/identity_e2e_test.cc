@@ -132,7 +132,9 @@ void ExpectOAuthError(const Result<ClientResponse>& r, int status, const std::st
       << r->body;
   EXPECT_EQ(o.find("access_token"), o.end());
   EXPECT_EQ(r->headers.Get("cache-control").value_or(""), "no-store");
-  if (status == 401) EXPECT_TRUE(r->headers.Get("www-authenticate").has_value());
+  if (status == 401) {
+    EXPECT_TRUE(r->headers.Get("www-authenticate").has_value());
+  }
 }
 
 // A registered agent and the private key of its private_key_jwt credential.
@@ -161,7 +163,9 @@ class IdentityE2e : public ::testing::Test {
   }
   void TearDown() override {
     client_.reset();
-    if (server_ && server_->started()) EXPECT_EQ(server_->Stop(), 0);
+    if (server_ && server_->started()) {
+      EXPECT_EQ(server_->Stop(), 0);
+    }
     server_.reset();
     fs::remove_all(dir_);
   }
@@ -182,7 +186,9 @@ class IdentityE2e : public ::testing::Test {
     for (auto& kv : extra) body[kv.key()] = kv.value();
     auto r = Send(PostJson(json::serialize(body), admin(), "/v1/agents"));
     EXPECT_TRUE(r.ok());
-    if (r.ok()) EXPECT_EQ(r->status, 201) << r->body;
+    if (r.ok()) {
+      EXPECT_EQ(r->status, 201) << r->body;
+    }
     return a;
   }
 
