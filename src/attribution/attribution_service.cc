@@ -5,7 +5,6 @@
 
 #include "attribution/trace_context.h"
 #include "common/encoding.h"
-#include "common/jcs.h"
 #include "common/jcs_value.h"
 #include "crypto/sha256.h"
 #include "identity/scopes.h"
@@ -174,6 +173,11 @@ ledger::EventColumns Columns(const std::string& id, const char* kind, const iden
   c.agent = s.agent;
   c.time = time;
   return c;
+}
+
+// The key of pending_spans_.
+std::string SpanKey(const std::string& trace_id, const std::string& span_id) {
+  return trace_id + "/" + span_id;
 }
 
 // Appends an event built here: its canonical bytes come straight from the value, without
@@ -400,7 +404,7 @@ bool AttributionService::IndexLocked(ActionRow row, bool outcome_only) {
     p.row = row;
   }
   if (!outcome_only && !row.trace_id.empty()) {
-    pending_spans_[row.trace_id + "/" + row.span_id] = row.action_id;
+    pending_spans_[SpanKey(row.trace_id, row.span_id)] = row.action_id;
   }
   ++p.queued;
   index_queue_.push_back(IndexOp{std::move(row), outcome_only});
@@ -424,7 +428,6 @@ void AttributionService::IndexLoop() {
     std::deque<IndexOp> ops;
     ops.swap(index_queue_);
     const uint64_t upto = index_queued_;
-    index_busy_ = true;
     lock.unlock();
     std::vector<ActionRow> inserts;
     std::vector<std::string> written;  // the ops' action ids
@@ -446,10 +449,9 @@ void AttributionService::IndexLoop() {
       auto it = pending_rows_.find(id);
       if (it == pending_rows_.end() || --it->second.queued > 0) continue;
       const ActionRow& r = it->second.row;
-      if (!r.trace_id.empty()) pending_spans_.erase(r.trace_id + "/" + r.span_id);
+      if (!r.trace_id.empty()) pending_spans_.erase(SpanKey(r.trace_id, r.span_id));
       pending_rows_.erase(it);
     }
-    index_busy_ = false;
     index_written_ = upto;
     index_idle_cv_.notify_all();
   }
@@ -575,7 +577,7 @@ void AttributionService::Authorize(AuthorizeRequest req, AuthorizeCallback done)
     {
       // A decision of a moment ago may still wait for the indexer.
       std::lock_guard<std::mutex> lock(index_mu_);
-      if (auto it = pending_spans_.find(trace_id + "/" + incoming->parent_id);
+      if (auto it = pending_spans_.find(SpanKey(trace_id, incoming->parent_id));
           it != pending_spans_.end()) {
         parent_event = it->second;
       }

@@ -244,10 +244,9 @@ class AttributionService {
     int queued = 0;  // ops for this row not yet written
   };
   std::unordered_map<std::string, PendingRow> pending_rows_;  // guarded by index_mu_
-  // trace_id + "/" + span_id of each pending decision -> its action id; guarded by index_mu_
+  // SpanKey(trace_id, span_id) of each pending decision -> its action id; guarded by index_mu_
   std::unordered_map<std::string, std::string> pending_spans_;
   int flush_waiters_ = 0;       // FlushIndex() calls waiting; guarded by index_mu_
-  bool index_busy_ = false;     // guarded by index_mu_
   uint64_t index_queued_ = 0;   // ops ever queued; guarded by index_mu_
   uint64_t index_written_ = 0;  // ops ever written (a prefix of those queued); guarded by index_mu_
   bool index_stop_ = false;     // guarded by index_mu_

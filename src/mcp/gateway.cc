@@ -1075,6 +1075,9 @@ void Gateway::FinishCall(std::shared_ptr<Call> call, Result<json::object> r) {
   }
   // The receipt: the decision's (durable before forwarding), and the outcome's event id; with
   // await_outcome, the outcome's inclusion proof too.
+  // Complete refuses a longer error (as it must for callers of its API); the gateway's own
+  // outcome is clipped instead, so it is never lost, with or without await_outcome.
+  c.error = Clip(std::move(c.error), 4096);
   auto answer = [this, call, out](json::object outcome) {
     json::object receipt{{"action_id", call->decision.action_id},
                          {"decision", "allow"},
@@ -1126,7 +1129,6 @@ void Gateway::FinishCall(std::shared_ptr<Call> call, Result<json::object> r) {
     });
     return;
   }
-  c.error = Clip(std::move(c.error), 4096);  // Complete's limit: the outcome is never lost to it
   // The answer leaves first, naming the outcome's event id; the outcome event is built and
   // queued after it, off the caller's wait. The caller's token was verified at admission, so
   // Complete does not verify it again (a session contained since still gets its outcome).
