@@ -130,6 +130,22 @@ TEST_F(IdentityStoreTest, AgentsRoundTrip) {
   EXPECT_EQ(store_->GetAgent("nobody").status().code(), StatusCode::kNotFound);
 }
 
+TEST_F(IdentityStoreTest, ASecondOpenerIsRefusedWhileTheFileIsInUse) {
+  ASSERT_TRUE(store_->CreateAgent(ValidAgent()).ok());
+  // The server holds its files exclusively: a second opener (another `custody serve` on the
+  // same data directory) gets a clear refusal, and nothing is lost.
+  auto second = SqliteIdentityStore::Open(path_.string());
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(second.status().message().find("locked by another process"), std::string::npos)
+      << second.status().ToString();
+  EXPECT_TRUE(store_->GetAgent("planner").ok());
+  store_.reset();
+  auto reopened = SqliteIdentityStore::Open(path_.string());
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  EXPECT_TRUE((*reopened)->GetAgent("planner").ok());
+}
+
 TEST_F(IdentityStoreTest, RevocationCascadesToGrandchildrenOnly) {
   ASSERT_TRUE(store_->CreateSession(MakeSession("root", "", 0)).ok());
   ASSERT_TRUE(store_->CreateSession(MakeSession("child-a", "root", 1)).ok());

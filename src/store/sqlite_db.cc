@@ -25,11 +25,24 @@ Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path, const 
     return UnavailableError("cannot open " + what + " " + path + ": " + msg);
   }
   std::unique_ptr<SqliteDb> out(new SqliteDb(db, what));
+  sqlite3_busy_timeout(db, 1000);  // a held lock is reported after 1 s, not 5
+  // One connection per file, owned by this process: an exclusive lock spares two fcntl calls
+  // per transaction and the shared-memory WAL index (set before the first WAL access), and it
+  // keeps a second `custody serve` from opening the same data directory.
+  if (Status st = out->Exec("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL"); !st.ok()) {
+    if (sqlite3_errcode(db) == SQLITE_BUSY) return InUseError(what, path);
+    return st;
+  }
   sqlite3_busy_timeout(db, 5000);
-  RETURN_IF_ERROR(out->Exec("PRAGMA journal_mode=WAL"));
   RETURN_IF_ERROR(out->Exec(durability == Durability::kFull ? "PRAGMA synchronous=FULL"
                                                             : "PRAGMA synchronous=NORMAL"));
   return out;
+}
+
+Status InUseError(const std::string& what, const std::string& path) {
+  return FailedPreconditionError(what + " " + path +
+                                 " is locked by another process (is another custody serve "
+                                 "running on this data directory?)");
 }
 
 SqliteDb::~SqliteDb() {

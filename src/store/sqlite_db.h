@@ -22,6 +22,9 @@ enum class Durability {
   kNormal,  // synchronous=NORMAL in WAL mode: survives a process crash, not a power loss
 };
 
+// FailedPrecondition: `what` at `path` is held (exclusively locked) by another process.
+Status InUseError(const std::string& what, const std::string& path);
+
 class SqliteDb {
  public:
   // `what` names the database in errors ("attribution store").

@@ -1,0 +1,43 @@
+#include "store/sqlite_db.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace custody::store {
+namespace {
+
+TEST(SqliteDb, ASecondOpenerIsRefusedAndTheFirstKeepsItsData) {
+  auto dir =
+      std::filesystem::temp_directory_path() / ("custody_sqlite_db_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::string path = (dir / "attribution.db").string();
+  {
+    auto first = SqliteDb::Open(path, "attribution store", Durability::kNormal);
+    ASSERT_TRUE(first.ok()) << first.status().ToString();
+    ASSERT_TRUE((*first)->Exec("CREATE TABLE t(x); INSERT INTO t VALUES(42);").ok());
+
+    auto second = SqliteDb::Open(path, "attribution store", Durability::kNormal);
+    ASSERT_FALSE(second.ok());
+    EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition);
+    EXPECT_NE(second.status().message().find("attribution store " + path +
+                                             " is locked by another process"),
+              std::string::npos)
+        << second.status().ToString();
+    // The first connection still reads and writes.
+    EXPECT_TRUE((*first)->Exec("INSERT INTO t VALUES(43);").ok());
+  }
+  // Closed: the file opens again with both rows (the WAL was checkpointed at close).
+  auto again = SqliteDb::Open(path, "attribution store", Durability::kNormal);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  Stmt s(**again, "SELECT count(*), sum(x) FROM t");
+  ASSERT_EQ(s.Step(), kSqliteRow);
+  EXPECT_EQ(s.Int(0), 2);
+  EXPECT_EQ(s.Int(1), 85);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace custody::store
