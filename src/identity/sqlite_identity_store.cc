@@ -216,15 +216,7 @@ Result<std::unique_ptr<SqliteIdentityStore>> SqliteIdentityStore::Open(const std
     return UnavailableError("cannot open identity database " + path + ": " + msg);
   }
   std::unique_ptr<SqliteIdentityStore> store(new SqliteIdentityStore(db, path));
-  sqlite3_busy_timeout(db, 1000);  // a held lock is reported after 1 s, not 5
-  // Exclusive: this process is the file's only user (see store::SqliteDb::Open).
-  if (Status st = store->Exec(
-          "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
-      !st.ok()) {
-    if (sqlite3_errcode(db) == SQLITE_BUSY) return store::InUseError("identity database", path);
-    return st;
-  }
-  sqlite3_busy_timeout(db, 5000);
+  RETURN_IF_ERROR(store::LockExclusiveWal(db, "identity database", path, store::Durability::kFull));
   RETURN_IF_ERROR(store->Exec(kSchema));
   return store;
 }

@@ -25,18 +25,34 @@ Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path, const 
     return UnavailableError("cannot open " + what + " " + path + ": " + msg);
   }
   std::unique_ptr<SqliteDb> out(new SqliteDb(db, what));
+  RETURN_IF_ERROR(LockExclusiveWal(db, what, path, durability));
+  return out;
+}
+
+Status LockExclusiveWal(sqlite3* db, const std::string& what, const std::string& path,
+                        Durability durability) {
   sqlite3_busy_timeout(db, 1000);  // a held lock is reported after 1 s, not 5
   // One connection per file, owned by this process: an exclusive lock spares two fcntl calls
   // per transaction and the shared-memory WAL index (set before the first WAL access), and it
   // keeps a second `custody serve` from opening the same data directory.
-  if (Status st = out->Exec("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL"); !st.ok()) {
-    if (sqlite3_errcode(db) == SQLITE_BUSY) return InUseError(what, path);
-    return st;
+  const char* sql = durability == Durability::kFull
+                        ? "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; "
+                          "PRAGMA synchronous=FULL;"
+                        : "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; "
+                          "PRAGMA synchronous=NORMAL;";
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string m = err ? err : "unknown error";
+    sqlite3_free(err);
+    int code = sqlite3_errcode(db);
+    if (code == SQLITE_BUSY) return InUseError(what, path);
+    if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) {
+      return DataLossError(what + " " + path + ": " + m);
+    }
+    return UnavailableError(what + " " + path + ": " + m);
   }
   sqlite3_busy_timeout(db, 5000);
-  RETURN_IF_ERROR(out->Exec(durability == Durability::kFull ? "PRAGMA synchronous=FULL"
-                                                            : "PRAGMA synchronous=NORMAL"));
-  return out;
+  return OkStatus();
 }
 
 Status InUseError(const std::string& what, const std::string& path) {

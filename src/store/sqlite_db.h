@@ -25,6 +25,12 @@ enum class Durability {
 // FailedPrecondition: `what` at `path` is held (exclusively locked) by another process.
 Status InUseError(const std::string& what, const std::string& path);
 
+// Puts a freshly opened connection into exclusive WAL mode with the given durability: this
+// process becomes the file's only user. A file another process holds gives InUseError after
+// one second; a file that is not a database gives DataLoss. Leaves a 5 s busy timeout set.
+Status LockExclusiveWal(sqlite3* db, const std::string& what, const std::string& path,
+                        Durability durability);
+
 class SqliteDb {
  public:
   // `what` names the database in errors ("attribution store").

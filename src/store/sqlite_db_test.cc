@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 namespace custody::store {
 namespace {
@@ -36,6 +38,25 @@ TEST(SqliteDb, ASecondOpenerIsRefusedAndTheFirstKeepsItsData) {
   ASSERT_EQ(s.Step(), kSqliteRow);
   EXPECT_EQ(s.Int(0), 2);
   EXPECT_EQ(s.Int(1), 85);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(SqliteDb, AFileThatIsNotADatabaseIsDataLossAndIsLeftAsItWas) {
+  auto dir = std::filesystem::temp_directory_path() /
+             ("custody_sqlite_db_bad_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::string path = (dir / "mcp.db").string();
+  const std::string junk(8192, 'x');
+  { std::ofstream(path, std::ios::binary) << junk; }
+  auto db = SqliteDb::Open(path, "MCP store", Durability::kFull);
+  ASSERT_FALSE(db.ok());
+  EXPECT_EQ(db.status().code(), StatusCode::kDataLoss) << db.status().ToString();
+  EXPECT_NE(db.status().message().find("MCP store " + path), std::string::npos)
+      << db.status().ToString();
+  std::ifstream in(path, std::ios::binary);
+  std::string after((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(after, junk);
   std::filesystem::remove_all(dir);
 }
 
