@@ -347,7 +347,7 @@ void Trace(uint64_t fill, int reps) {
       row.time_ms = static_cast<int64_t>(i);
       rows.push_back(std::move(row));
       if (rows.size() == 50000) {
-        Must(w.w->store->InsertActions(rows), "index");
+        Must(w.w->store->WriteActions(rows, {}), "index");
         rows.clear();
       }
       if (i % 1000000 == 999999) {
@@ -355,7 +355,7 @@ void Trace(uint64_t fill, int reps) {
                 std::chrono::duration<double>(Clk::now() - start).count());
       }
     }
-    Must(w.w->store->InsertActions(rows), "index");
+    Must(w.w->store->WriteActions(rows, {}), "index");
     std::unique_lock<std::mutex> lock(mu);
     cv.wait(lock, [&] { return in_flight == 0; });
   }

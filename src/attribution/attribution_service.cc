@@ -429,21 +429,32 @@ void AttributionService::IndexLoop() {
     ops.swap(index_queue_);
     const uint64_t upto = index_queued_;
     lock.unlock();
-    std::vector<ActionRow> inserts;
-    std::vector<std::string> written;  // the ops' action ids
+    // The whole batch is one transaction. An outcome whose decision is in the same batch is
+    // folded into that row, so the row and its eight indexes are written once: one
+    // transaction per op wrote ~20 WAL pages per call.
+    std::vector<ActionRow> rows;
+    std::vector<ActionRow> outcomes;
+    std::unordered_map<std::string, size_t> row_at;  // action id -> index in rows
+    std::vector<std::string> written;                // the ops' action ids
     written.reserve(ops.size());
     for (IndexOp& op : ops) {
       written.push_back(op.row.action_id);
+      auto it = row_at.find(op.row.action_id);
       if (!op.outcome_only) {
-        inserts.push_back(std::move(op.row));
-        continue;
+        if (it != row_at.end()) {
+          rows[it->second] = std::move(op.row);
+        } else {
+          row_at.emplace(op.row.action_id, rows.size());
+          rows.push_back(std::move(op.row));
+        }
+      } else if (it != row_at.end()) {
+        rows[it->second].outcome_index = op.row.outcome_index;
+        rows[it->second].status = op.row.status;
+      } else {
+        outcomes.push_back(std::move(op.row));
       }
-      // Flush inserts first, so the row the outcome names exists.
-      (void)store_.InsertActions(inserts);
-      inserts.clear();
-      (void)store_.SetOutcome(op.row.action_id, op.row.outcome_index, op.row.status);
     }
-    (void)store_.InsertActions(inserts);
+    (void)store_.WriteActions(rows, outcomes);
     lock.lock();
     for (const std::string& id : written) {
       auto it = pending_rows_.find(id);

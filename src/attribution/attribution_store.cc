@@ -149,42 +149,41 @@ Result<std::vector<PolicySetRecord>> AttributionStore::ListPolicySets() {
   return out;
 }
 
-Status AttributionStore::InsertActions(const std::vector<ActionRow>& rows) {
-  if (rows.empty()) return OkStatus();
+Status AttributionStore::WriteActions(const std::vector<ActionRow>& rows,
+                                      const std::vector<ActionRow>& outcomes) {
+  if (rows.empty() && outcomes.empty()) return OkStatus();
   std::lock_guard<std::mutex> lock(mu_);
   RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
-  std::string sql = std::string("INSERT OR REPLACE INTO actions(") + kActionColumns +
-                    ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)";
-  Stmt s(*db_, sql.c_str());
-  if (!s.ok()) {
-    Status st = db_->Error("prepare");
+  auto fail = [&](const char* doing) {
+    Status st = db_->Error(doing);
     (void)db_->Exec("ROLLBACK");
     return st;
-  }
+  };
+  const std::string insert_sql = std::string("INSERT OR REPLACE INTO actions(") + kActionColumns +
+                                 ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)";
+  Stmt ins(*db_, insert_sql.c_str());
+  Stmt upd(*db_, "UPDATE actions SET outcome_index=?2, status=?3 WHERE action_id=?1");
+  if (!ins.ok() || !upd.ok()) return fail("prepare");
+  auto insert = [&](const ActionRow& r) {
+    ins.Bind(1, r.action_id).Bind(2, r.decision_index).Bind(3, r.outcome_index).Bind(4, r.sid);
+    ins.Bind(5, r.root_sid).Bind(6, r.agent).Bind(7, r.initiator).Bind(8, r.action);
+    ins.Bind(9, r.target).Bind(10, r.decision).Bind(11, r.trace_id).Bind(12, r.span_id);
+    ins.Bind(13, r.txn).Bind(14, r.time_ms).Bind(15, r.status);
+    int rc = ins.Step();
+    ins.Reset();
+    return rc == kSqliteDone;
+  };
   for (const ActionRow& r : rows) {
-    s.Bind(1, r.action_id).Bind(2, r.decision_index).Bind(3, r.outcome_index).Bind(4, r.sid);
-    s.Bind(5, r.root_sid).Bind(6, r.agent).Bind(7, r.initiator).Bind(8, r.action);
-    s.Bind(9, r.target).Bind(10, r.decision).Bind(11, r.trace_id).Bind(12, r.span_id);
-    s.Bind(13, r.txn).Bind(14, r.time_ms).Bind(15, r.status);
-    if (s.Step() != kSqliteDone) {
-      Status st = db_->Error("insert action");
-      (void)db_->Exec("ROLLBACK");
-      return st;
-    }
-    s.Reset();
+    if (!insert(r)) return fail("insert action");
+  }
+  for (const ActionRow& r : outcomes) {
+    upd.Bind(1, r.action_id).Bind(2, r.outcome_index).Bind(3, r.status);
+    int rc = upd.Step();
+    upd.Reset();
+    if (rc != kSqliteDone) return fail("record outcome");
+    if (db_->changes() == 0 && !insert(r)) return fail("insert action");
   }
   return db_->Exec("COMMIT");
-}
-
-Status AttributionStore::SetOutcome(const std::string& action_id, int64_t outcome_index,
-                                    const std::string& status) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Stmt s(*db_, "UPDATE actions SET outcome_index=?2, status=?3 WHERE action_id=?1");
-  if (!s.ok()) return db_->Error("prepare");
-  s.Bind(1, action_id).Bind(2, outcome_index).Bind(3, status);
-  if (s.Step() != kSqliteDone) return db_->Error("record outcome");
-  if (db_->changes() == 0) return NotFoundError("no action " + action_id);
-  return OkStatus();
 }
 
 Result<std::vector<ActionRow>> AttributionStore::QueryActions(

@@ -86,8 +86,9 @@ class AttributionStore {
   Result<std::optional<PolicySetRecord>> ActivePolicySet();
   Result<std::vector<PolicySetRecord>> ListPolicySets();  // newest first, without texts
 
-  Status InsertActions(const std::vector<ActionRow>& rows);  // one transaction
-  Status SetOutcome(const std::string& action_id, int64_t outcome_index, const std::string& status);
+  // One transaction: every row of `rows` is written whole (insert or replace), then each of
+  // `outcomes` sets outcome_index and status of its row, written whole if it is missing.
+  Status WriteActions(const std::vector<ActionRow>& rows, const std::vector<ActionRow>& outcomes);
   Result<std::optional<ActionRow>> GetAction(const std::string& action_id);
   // Actions of any of `sids`, oldest first.
   Result<std::vector<ActionRow>> ActionsOfSessions(const std::vector<std::string>& sids);

@@ -131,6 +131,61 @@ TEST_F(AttributionTest, AllowedCallIsRecordedBeforeAnsweringWithAVerifiableRecei
   EXPECT_EQ((*row)->outcome_index, static_cast<int64_t>(c->ledger_index));
 }
 
+TEST_F(AttributionTest, AnOutcomeInALaterIndexBatchUpdatesTheWrittenRow) {
+  Publish(kPermitGithub);
+  std::string root = Root();
+  auto r = Call(root, "github", "list_issues");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  w_->svc->FlushIndex();  // the decision row is written on its own
+  auto before = w_->store->GetAction(r->action_id);
+  ASSERT_TRUE(before.ok() && *before);
+  EXPECT_EQ((*before)->outcome_index, -1);
+  EXPECT_EQ((*before)->status, "");
+  auto c = w_->svc->CompleteSync(Outcome(root, r->action_id, "error", 3));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  w_->svc->FlushIndex();
+  auto row = w_->store->GetAction(r->action_id);
+  ASSERT_TRUE(row.ok() && *row);
+  EXPECT_EQ((*row)->status, "error");
+  EXPECT_EQ((*row)->outcome_index, static_cast<int64_t>(c->ledger_index));
+  EXPECT_EQ((*row)->decision_index, static_cast<int64_t>(r->ledger_index));
+  EXPECT_EQ((*row)->target, "github/list_issues");
+}
+
+TEST(AttributionStore, WriteActionsIsOneTransactionAndWritesAMissingOutcomeRowWhole) {
+  auto dir = std::filesystem::temp_directory_path() /
+             ("custody_attr_store_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  auto store = AttributionStore::Open((dir / "attribution.db").string());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  ActionRow a;
+  a.action_id = "a1";
+  a.decision_index = 4;
+  a.sid = "s1";
+  a.decision = "allow";
+  a.target = "fs/read";
+  ActionRow lost = a;  // an outcome whose decision row was never written
+  lost.action_id = "a2";
+  lost.outcome_index = 9;
+  lost.status = "ok";
+  ActionRow done = a;
+  done.outcome_index = 7;
+  done.status = "ok";
+  ASSERT_TRUE((*store)->WriteActions({a}, {done, lost}).ok());
+  auto r1 = (*store)->GetAction("a1");
+  auto r2 = (*store)->GetAction("a2");
+  ASSERT_TRUE(r1.ok() && *r1 && r2.ok() && *r2);
+  EXPECT_EQ((*r1)->outcome_index, 7);
+  EXPECT_EQ((*r1)->status, "ok");
+  EXPECT_EQ((*r2)->outcome_index, 9);
+  EXPECT_EQ((*r2)->target, "fs/read");
+  auto rows = (*store)->ActionsOfSessions({"s1"});
+  ASSERT_TRUE(rows.ok());
+  EXPECT_EQ(rows->size(), 2u);
+  std::filesystem::remove_all(dir);
+}
+
 TEST_F(AttributionTest, DeniedCallIsRecordedToo) {
   Publish(kPermitGithub);
   auto r = Call(Root(), "slack", "post_message");
