@@ -153,8 +153,8 @@ TEST_F(AttributionTest, AnOutcomeInALaterIndexBatchUpdatesTheWrittenRow) {
 }
 
 TEST(AttributionStore, WriteActionsIsOneTransactionAndWritesAMissingOutcomeRowWhole) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("custody_attr_store_" + std::to_string(::getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("custody_attr_store_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   auto store = AttributionStore::Open((dir / "attribution.db").string());
