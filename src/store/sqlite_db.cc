@@ -10,6 +10,23 @@ namespace custody::store {
 
 static_assert(kSqliteRow == SQLITE_ROW && kSqliteDone == SQLITE_DONE);
 
+namespace {
+// A corrupt file or one that is not a database is DataLoss; anything else is Unavailable.
+Status Classified(int code, const std::string& msg) {
+  if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) return DataLossError(msg);
+  return UnavailableError(msg);
+}
+
+// Runs `sql`; an error is classified and prefixed with `prefix`.
+Status ExecOn(sqlite3* db, const char* sql, const std::string& prefix) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) == SQLITE_OK) return OkStatus();
+  std::string m = err ? err : "unknown error";
+  sqlite3_free(err);
+  return Classified(sqlite3_errcode(db), prefix + ": " + m);
+}
+}  // namespace
+
 Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path, const std::string& what,
                                                  Durability durability) {
   if (!std::filesystem::exists(path)) {
@@ -35,21 +52,12 @@ Status LockExclusiveWal(sqlite3* db, const std::string& what, const std::string&
   // One connection per file, owned by this process: an exclusive lock spares two fcntl calls
   // per transaction and the shared-memory WAL index (set before the first WAL access), and it
   // keeps a second `custody serve` from opening the same data directory.
-  const char* sql = durability == Durability::kFull
-                        ? "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; "
-                          "PRAGMA synchronous=FULL;"
-                        : "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; "
-                          "PRAGMA synchronous=NORMAL;";
-  char* err = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string m = err ? err : "unknown error";
-    sqlite3_free(err);
-    int code = sqlite3_errcode(db);
-    if (code == SQLITE_BUSY) return InUseError(what, path);
-    if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) {
-      return DataLossError(what + " " + path + ": " + m);
-    }
-    return UnavailableError(what + " " + path + ": " + m);
+  const std::string sql =
+      std::string("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=") +
+      (durability == Durability::kFull ? "FULL" : "NORMAL");
+  if (Status st = ExecOn(db, sql.c_str(), what + " " + path); !st.ok()) {
+    if (sqlite3_errcode(db) == SQLITE_BUSY) return InUseError(what, path);
+    return st;
   }
   sqlite3_busy_timeout(db, 5000);
   return OkStatus();
@@ -77,23 +85,10 @@ sqlite3_stmt* SqliteDb::Prepared(const char* sql) {
   return s;
 }
 
-Status SqliteDb::Exec(const std::string& sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string m = err ? err : "unknown error";
-    sqlite3_free(err);
-    int code = sqlite3_errcode(db_);
-    if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) return DataLossError(what_ + ": " + m);
-    return UnavailableError(what_ + ": " + m);
-  }
-  return OkStatus();
-}
+Status SqliteDb::Exec(const std::string& sql) { return ExecOn(db_, sql.c_str(), what_); }
 
 Status SqliteDb::Error(const std::string& doing) const {
-  int code = sqlite3_errcode(db_);
-  std::string msg = what_ + ": " + doing + ": " + sqlite3_errmsg(db_);
-  if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) return DataLossError(msg);
-  return UnavailableError(msg);
+  return Classified(sqlite3_errcode(db_), what_ + ": " + doing + ": " + sqlite3_errmsg(db_));
 }
 
 int64_t SqliteDb::changes() const { return sqlite3_changes(db_); }
