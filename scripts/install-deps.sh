@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential g++ cmake ninja-build pkg-config git
   libboost1.81-dev libssl-dev libsqlite3-dev sqlite3 libcli11-dev libtomlplusplus-dev
+  libsodium-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nodejs npm
 )

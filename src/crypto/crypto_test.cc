@@ -49,6 +49,27 @@ TEST(Ed25519Test, Rfc8032Vectors) {
             "13d0f11d8c387b2eaeb4302aeeb00d291612bb0c00");
 }
 
+// A key read back from its PKCS#8 file signs the same bytes (the fast signing key is derived
+// from whatever form the key was loaded in), and a long message signs and verifies.
+TEST(Ed25519Test, AKeyReadFromPemSignsTheSameBytes) {
+  auto key = Ed25519PrivateKey::Generate();
+  ASSERT_TRUE(key.ok());
+  auto pem = key->ToPkcs8Pem();
+  ASSERT_TRUE(pem.ok());
+  auto loaded = Ed25519PrivateKey::FromPkcs8Pem(*pem);
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_EQ(loaded->public_key(), key->public_key());
+  std::string message(100000, 'x');
+  auto a = key->Sign(message);
+  auto b = loaded->Sign(message);
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(*a, *b);
+  EXPECT_TRUE(Ed25519Verify(key->public_key(), message, *a));
+  message[99999] = 'y';
+  EXPECT_FALSE(Ed25519Verify(key->public_key(), message, *a));
+}
+
 TEST(Ed25519Test, RejectsTamperedMessageAndSignature) {
   auto key = Ed25519PrivateKey::Generate();
   ASSERT_TRUE(key.ok());
