@@ -7,6 +7,7 @@
 // Logs (JSON lines by default) go to stderr.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
 #include <csignal>
@@ -48,6 +49,10 @@ std::string JsonString(std::string_view s) {
 }
 
 int RunServe(const ServeFlags& f) {
+  // Every file the service creates (databases, their WAL and shared-memory files, keys) is for
+  // its own user only, whatever umask it was started with (as SPIRE does). The data directory
+  // is 0700 as well; this keeps the files private if it is ever moved or opened up.
+  ::umask(077);
   api::ConfigSources sources;
   sources.env = api::ProcessEnvironment();
   if (!f.config_file.empty()) {

@@ -86,6 +86,9 @@ int LedgerVerify(const fs::path& data, std::string* out) {
 }
 
 TEST(Serve, QuickstartFromAnEmptyDirectory) {
+  // The server inherits a permissive umask, so a file it created group- or world-readable
+  // would show below.
+  mode_t saved_umask = ::umask(022);
   fs::path dir = TempDir("quickstart");
   fs::path data = dir / "custody-data";
   std::string token, vkey;
@@ -101,8 +104,13 @@ TEST(Serve, QuickstartFromAnEmptyDirectory) {
     EXPECT_EQ(st.st_mode & 0777, 0700u);
     EXPECT_TRUE(fs::exists(data / "ledger.key"));
     EXPECT_TRUE(fs::exists(data / "custody.db"));
-    // The token is stored hashed: its text appears in no file of the data directory.
+    // The token is stored hashed: its text appears in no file of the data directory. Every
+    // file there is the service user's alone, whatever this test's umask.
     for (const auto& f : fs::directory_iterator(data)) {
+      struct stat fst;
+      ASSERT_EQ(::stat(f.path().c_str(), &fst), 0);
+      EXPECT_EQ(fst.st_mode & 077, 0u)
+          << f.path() << " has mode " << std::oct << (fst.st_mode & 0777);
       std::ifstream in(f.path(), std::ios::binary);
       std::string content((std::istreambuf_iterator<char>(in)), {});
       EXPECT_EQ(content.find(token.substr(21)), std::string::npos) << f.path();
@@ -145,6 +153,7 @@ TEST(Serve, QuickstartFromAnEmptyDirectory) {
   EXPECT_EQ(json::parse(r->body).as_object().at("index").as_int64(), 1);
   EXPECT_EQ(again.Stop(SIGINT), 0);  // Ctrl-C stops it gracefully too
   fs::remove_all(dir);
+  ::umask(saved_umask);
 }
 
 TEST(Serve, WithoutQuickstartAMissingDataDirIsAClearError) {
