@@ -118,5 +118,33 @@ TEST(KeyFileTest, CreatesWithMode0600AndReloadsSameKey) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(KeyFileTest, CreatePrivateFileIfMissingIs0600AndLeavesAnExistingFileAlone) {
+  auto dir = std::filesystem::temp_directory_path() /
+             ("custody-private-test-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  mode_t saved = ::umask(022);
+  std::string path = (dir / "a.db").string();
+  ASSERT_TRUE(CreatePrivateFileIfMissing(path).ok());
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600);
+  EXPECT_EQ(st.st_size, 0);
+  // An existing file keeps its contents and mode.
+  std::string other = (dir / "b.db").string();
+  ASSERT_TRUE(WriteSecretFile(other, "data").ok());
+  ASSERT_TRUE(CreatePrivateFileIfMissing(other).ok());
+  auto text = ReadFileToString(other);
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(*text, "data");
+  // A directory that does not exist is a clear error naming the path.
+  std::string missing = (dir / "no" / "c.db").string();
+  Status st2 = CreatePrivateFileIfMissing(missing);
+  EXPECT_EQ(st2.code(), StatusCode::kUnavailable);
+  EXPECT_NE(st2.message().find(missing), std::string::npos);
+  ::umask(saved);
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace custody::crypto

@@ -37,6 +37,16 @@ Status WriteSecretFile(const std::string& path, std::string_view contents) {
   return OkStatus();
 }
 
+Status CreatePrivateFileIfMissing(const std::string& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    ::close(fd);
+    return OkStatus();
+  }
+  if (errno == EEXIST) return OkStatus();
+  return UnavailableError("cannot create " + path + ": " + std::strerror(errno));
+}
+
 Result<std::string> ReadFileToString(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFoundError("cannot open " + path);

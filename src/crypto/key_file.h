@@ -12,6 +12,11 @@ namespace custody::crypto {
 // the file exists.
 Status WriteSecretFile(const std::string& path, std::string_view contents);
 
+// Creates `path` empty with mode 0600 if it does not exist, so a database SQLite then opens
+// there (and the -wal and -shm files SQLite gives the database's mode) is never readable by
+// group or others, whatever the process's umask. An existing file is left as it is.
+Status CreatePrivateFileIfMissing(const std::string& path);
+
 // Reads a whole file.
 Result<std::string> ReadFileToString(const std::string& path);
 

@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -128,6 +129,23 @@ TEST_F(IdentityStoreTest, AgentsRoundTrip) {
   EXPECT_EQ(back->grants, a.grants);
   EXPECT_TRUE(back->HasPermission(kAssertInitiator));
   EXPECT_EQ(store_->GetAgent("nobody").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(IdentityStoreTest, ANewDatabaseAndItsWalAreMode0600WhateverTheUmask) {
+  store_.reset();
+  std::filesystem::remove(path_);
+  std::filesystem::remove(path_.string() + "-wal");
+  mode_t saved = ::umask(022);
+  auto opened = SqliteIdentityStore::Open(path_.string());
+  ::umask(saved);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  store_ = std::move(*opened);
+  ASSERT_TRUE(store_->CreateAgent(ValidAgent()).ok());
+  for (const char* suffix : {"", "-wal"}) {
+    struct stat st {};
+    ASSERT_EQ(::stat((path_.string() + suffix).c_str(), &st), 0) << suffix;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << path_.string() << suffix;
+  }
 }
 
 TEST_F(IdentityStoreTest, ASecondOpenerIsRefusedWhileTheFileIsInUse) {

@@ -4,6 +4,7 @@
 
 #include <functional>
 
+#include "crypto/key_file.h"
 #include "store/sqlite_db.h"
 
 namespace custody::identity {
@@ -207,6 +208,7 @@ Session ReadSession(const Stmt& s) {
 }  // namespace
 
 Result<std::unique_ptr<SqliteIdentityStore>> SqliteIdentityStore::Open(const std::string& path) {
+  RETURN_IF_ERROR(crypto::CreatePrivateFileIfMissing(path));
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(path.c_str(), &db,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <filesystem>
@@ -72,6 +73,23 @@ TEST_F(LedgerTest, ReceiptsVerifyOfflineWithOnlyTheVerifierKey) {
     EXPECT_FALSE(VerifyReceipt(*verifier, r->receipt, AsBytes(other)).ok());
   }
   EXPECT_EQ(ledger->Size(), 300u);
+}
+
+// The ledger file and its WAL are the owner's alone, whatever the umask (a ledger made with
+// `custody ledger append` is not under `custody serve`'s umask).
+TEST_F(LedgerTest, TheDatabaseAndItsWalAreCreatedMode0600) {
+  mode_t saved = ::umask(022);
+  {
+    auto ledger = Open();
+    ASSERT_TRUE(ledger);
+    ASSERT_TRUE(ledger->Append(Event(1), {}).ok());
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+      struct stat st {};
+      ASSERT_EQ(::stat((DbPath() + suffix).c_str(), &st), 0) << suffix;
+      EXPECT_EQ(st.st_mode & 0777, 0600u) << DbPath() << suffix;
+    }
+  }
+  ::umask(saved);
 }
 
 TEST_F(LedgerTest, StoresExactlyTheCanonicalBytes) {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "crypto/key_file.h"
 #include "ledger/tiles.h"
 
 namespace custody::ledger {
@@ -145,6 +146,9 @@ Status SqliteLedgerStore::Exec(const char* sql) {
 
 Result<std::unique_ptr<SqliteLedgerStore>> SqliteLedgerStore::Open(const std::string& path,
                                                                    const Options& options) {
+  if (!options.read_only && options.create_if_missing) {
+    RETURN_IF_ERROR(crypto::CreatePrivateFileIfMissing(path));
+  }
   int flags = SQLITE_OPEN_NOMUTEX;
   if (options.read_only) {
     flags |= SQLITE_OPEN_READONLY;

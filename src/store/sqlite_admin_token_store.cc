@@ -1,12 +1,11 @@
 #include "store/sqlite_admin_token_store.h"
 
-#include <fcntl.h>
 #include <sqlite3.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
+
+#include "crypto/key_file.h"
 
 namespace custody::store {
 namespace {
@@ -38,9 +37,7 @@ Result<std::unique_ptr<SqliteAdminTokenStore>> SqliteAdminTokenStore::Open(const
                                                                            bool create_if_missing) {
   if (!std::filesystem::exists(path)) {
     if (!create_if_missing) return NotFoundError("no token database at " + path);
-    // Create it 0600 before SQLite does, so it is never group- or world-readable.
-    int fd = ::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
-    if (fd >= 0) ::close(fd);
+    RETURN_IF_ERROR(crypto::CreatePrivateFileIfMissing(path));
   }
   sqlite3* db = nullptr;
   int rc =

@@ -1,10 +1,8 @@
 #include "store/sqlite_db.h"
 
-#include <fcntl.h>
 #include <sqlite3.h>
-#include <unistd.h>
 
-#include <filesystem>
+#include "crypto/key_file.h"
 
 namespace custody::store {
 
@@ -29,11 +27,7 @@ Status ExecOn(sqlite3* db, const char* sql, const std::string& prefix) {
 
 Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path, const std::string& what,
                                                  Durability durability) {
-  if (!std::filesystem::exists(path)) {
-    // Created 0600 before SQLite touches it, so it is never readable by others.
-    int fd = ::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
-    if (fd >= 0) ::close(fd);
-  }
+  RETURN_IF_ERROR(crypto::CreatePrivateFileIfMissing(path));
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
       SQLITE_OK) {
