@@ -23,13 +23,13 @@
 #include <vector>
 
 #include "api/config.h"
-#include "api/logger.h"
 #include "api/service.h"
 #include "attribution/attribution_service.h"
 #include "attribution/investigate.h"
 #include "attribution/testing/world.h"
 #include "common/clock.h"
 #include "common/random.h"
+#include "common/stream_logger.h"
 #include "http/client.h"
 #include "identity/token_service.h"
 #include "ledger/ledger.h"
@@ -153,7 +153,7 @@ void Http(const std::vector<int>& thread_counts, int calls_per_thread) {
   fs::remove_all(dir);
   SystemClock clock;
   SystemRandom random;
-  api::Logger log(api::LogLevel::kError, true, clock);
+  StreamLogger log(LogLevel::kError, true, clock);
   api::Config config;
   config.data_dir = dir.string();
   config.listen = "127.0.0.1:0";

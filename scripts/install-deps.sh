@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential g++ cmake ninja-build pkg-config git
+  clang
   libboost1.81-dev libssl-dev libsqlite3-dev sqlite3 libcli11-dev libtomlplusplus-dev
   libsodium-dev
   libgtest-dev libgmock-dev libbenchmark-dev

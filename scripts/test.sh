@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds the dev preset (ASan + UBSan) and runs the whole CTest suite,
-# including the end-to-end tests that drive real processes. Exits non-zero on any failure.
+# Installs what is missing, checks the locking annotations (the tsa preset: clang with
+# -Werror=thread-safety, libraries and binary only), builds the dev preset (ASan + UBSan) and
+# runs the whole CTest suite, including the end-to-end tests that drive real processes. Exits
+# non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -eq 0 ]; then
@@ -16,5 +18,6 @@ for lock in tests/*/package-lock.json; do
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 done
+bash scripts/build.sh tsa
 bash scripts/build.sh dev
 ctest --preset dev "$@"

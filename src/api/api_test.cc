@@ -1,8 +1,8 @@
 #include <gtest/gtest.h>
 
-#include "api/logger.h"
 #include "api/metrics.h"
 #include "api/routes.h"
+#include "common/stream_logger.h"
 
 namespace custody::api {
 namespace {
@@ -15,6 +15,24 @@ TEST(SplitCanonicalArray, SplitsTopLevelOnly) {
   EXPECT_EQ(v[2], "3");
   EXPECT_TRUE(SplitCanonicalArray("[]").empty());
   EXPECT_EQ(SplitCanonicalArray(R"(["\\",1])").size(), 2u);
+}
+
+TEST(Metrics, ErrorsNoCallerHeardOfAreCountedBySite) {
+  Metrics m;
+  NullLogger log;
+  ErrorReporter errors(log);
+  m.ReportErrorsOf(errors);
+  EXPECT_EQ(m.Render().find("custody_errors_total{"), std::string::npos);
+  errors.Report("attribution.index_write", UnavailableError("disk full"));
+  errors.Report("attribution.index_write", UnavailableError("disk full"));
+  errors.Report("mcp.upstream_write", UnavailableError("broken pipe"));
+  std::string text = m.Render();
+  EXPECT_NE(text.find("# TYPE custody_errors_total counter\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("custody_errors_total{site=\"attribution.index_write\"} 2\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("custody_errors_total{site=\"mcp.upstream_write\"} 1\n"), std::string::npos)
+      << text;
 }
 
 TEST(Metrics, PrometheusText) {
@@ -44,7 +62,7 @@ TEST(Metrics, PrometheusText) {
 
 TEST(Logger, JsonAndTextLines) {
   FakeClock clock;
-  Logger json(LogLevel::kInfo, true, clock);
+  StreamLogger json(LogLevel::kInfo, true, clock);
   std::string line = json.Format(LogLevel::kInfo, "request",
                                  {{"method", std::string_view("GET")},
                                   {"status", int64_t{200}},
@@ -53,7 +71,7 @@ TEST(Logger, JsonAndTextLines) {
             "{\"time\":\"2023-11-14T22:13:20.000Z\",\"level\":\"info\",\"msg\":\"request\","
             "\"method\":\"GET\",\"status\":200,\"odd\":\"a\\\"b\\u000a\\u00ff\"}\n");
   EXPECT_FALSE(json.Enabled(LogLevel::kDebug));
-  Logger text(LogLevel::kDebug, false, clock);
+  StreamLogger text(LogLevel::kDebug, false, clock);
   EXPECT_EQ(text.Format(LogLevel::kWarn, "x", {{"k", std::string_view("v")}}),
             "2023-11-14T22:13:20.000Z warn x k=v\n");
 }

@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include "crypto/key_file.h"
+#include "identity/session_json.h"
 
 namespace custody::api {
 namespace {
@@ -61,34 +62,6 @@ json::object AgentJson(const Agent& a) {
                       {"disabled", a.disabled},
                       {"created_at", a.created_at},
                       {"updated_at", a.updated_at}};
-}
-
-json::object SessionJson(const Session& s) {
-  json::object o{
-      {"sid", s.sid},
-      {"parent_sid", s.parent_sid.empty() ? json::value(nullptr) : json::value(s.parent_sid)},
-      {"root_sid", s.root_sid},
-      {"depth", s.depth},
-      {"agent", s.agent},
-      {"instance", s.instance},
-      {"initiator",
-       {{"id", s.initiator},
-        {"issuer", s.initiator_issuer},
-        {"verification",
-         s.verification == identity::InitiatorVerification::kVerified ? "verified" : "asserted"},
-        {"asserted_by", s.asserted_by}}},
-      {"scopes", Strings(s.scopes)},
-      {"objective_digest", s.objective_digest},
-      {"txn", s.txn},
-      {"jti", s.jti},
-      {"created_at", s.created_at},
-      {"expires_at", s.expires_at},
-      {"status", s.revoked ? "revoked" : "active"}};
-  if (s.revoked) {
-    o["revoked_at"] = s.revoked_at;
-    o["revoke_reason"] = s.revoke_reason;
-  }
-  return o;
 }
 
 // Reads an agent record from a JSON body; unknown fields are refused.

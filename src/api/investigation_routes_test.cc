@@ -10,6 +10,7 @@
 
 #include "attribution/attribution_service.h"
 #include "attribution/evidence.h"
+#include "events/recorder.h"
 #include "identity/sqlite_identity_store.h"
 #include "identity/token_service.h"
 #include "ledger/ledger.h"
@@ -44,13 +45,11 @@ class InvestigationRoutesTest : public ::testing::Test {
     o.issuer = "https://custody.test";
     tokens_ = std::move(*identity::TokenService::Create(
         *ids_, clock_, random_,
-        [this](const std::string& e) {
-          return ledger_->Append(e, attribution::InvestigationColumns(e)).status();
-        },
+        [this](const std::string& e) { return events::Recorder(*ledger_).RecordText(e).status(); },
         o));
     store_ = std::move(*attribution::AttributionStore::Open((dir_ / "attribution.db").string()));
-    attr_ = std::move(
-        *attribution::AttributionService::Create(*tokens_, *ledger_, *store_, clock_, random_, {}));
+    attr_ = std::move(*attribution::AttributionService::Create(*tokens_, *ledger_, *store_, clock_,
+                                                               random_, errors_, {}));
     ASSERT_TRUE(AddInvestigationRoutes(router_, *tokens_, *ledger_, *attr_, clock_).ok());
 
     identity::Agent a;
@@ -102,6 +101,8 @@ class InvestigationRoutesTest : public ::testing::Test {
   std::filesystem::path dir_;
   SystemClock clock_;
   SystemRandom random_;
+  NullLogger log_;
+  ErrorReporter errors_{log_};
   std::unique_ptr<ledger::Ledger> ledger_;
   std::unique_ptr<identity::SqliteIdentityStore> ids_;
   std::unique_ptr<identity::TokenService> tokens_;

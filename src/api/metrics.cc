@@ -63,7 +63,7 @@ Metrics::Metrics() : batch_size_(kBatchBounds), commit_seconds_(kLatencyBounds) 
 
 void Metrics::ObserveRequest(std::string_view method, std::string_view route, int status,
                              double seconds) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   requests_[{std::string(method), std::string(route), status}]++;
   auto key = std::make_pair(std::string(method), std::string(route));
   auto it = latency_.find(key);
@@ -72,29 +72,44 @@ void Metrics::ObserveRequest(std::string_view method, std::string_view route, in
 }
 
 void Metrics::ObserveBatch(size_t events, double commit_seconds) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   batch_size_.Observe(static_cast<double>(events));
   commit_seconds_.Observe(commit_seconds);
 }
 
 void Metrics::AddGauge(std::string name, std::string help, std::function<double()> read) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   gauges_.push_back({std::move(name), std::move(help), std::move(read)});
+}
+
+void Metrics::ReportErrorsOf(const ErrorReporter& errors) {
+  MutexLock lock(mu_);
+  errors_ = &errors;
 }
 
 std::string Metrics::Render() {
   std::vector<Gauge> gauges;
+  const ErrorReporter* errors;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     gauges = gauges_;
+    errors = errors_;
   }
   std::string out;
+  if (errors != nullptr) {
+    out +=
+        "# HELP custody_errors_total Errors no caller could be told of, by site (each is also "
+        "logged at warn).\n# TYPE custody_errors_total counter\n";
+    for (const auto& [site, n] : errors->Counts()) {
+      out += "custody_errors_total{site=\"" + Escape(site) + "\"} " + std::to_string(n) + "\n";
+    }
+  }
   // Gauges are read outside mu_: they may take other locks (the ledger's).
   for (const Gauge& g : gauges) {
     out += "# HELP " + g.name + " " + g.help + "\n# TYPE " + g.name + " gauge\n";
     out += g.name + " " + Num(g.read()) + "\n";
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   out += "# HELP custody_http_requests_total HTTP requests by method, route pattern and status.\n";
   out += "# TYPE custody_http_requests_total counter\n";
   for (const auto& [key, n] : requests_) {

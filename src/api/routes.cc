@@ -8,6 +8,7 @@
 #include "api/auth.h"
 #include "common/encoding.h"
 #include "common/jcs.h"
+#include "events/columns.h"
 #include "ledger/tiles.h"
 
 namespace custody::api {
@@ -20,31 +21,6 @@ using http::Response;
 constexpr size_t kMaxEventBytes = 65535;  // an entry bundle stores a uint16 length per entry
 
 Response Error(const Status& s, const Request& r) { return http::ErrorResponse(s, r.request_id); }
-
-// The ledger's index columns, from the event's top-level "event_id", "kind", "time" and its
-// "actor" object's "agent" and "session" (the shape `custody ledger demo` uses). Missing or
-// non-string fields stay empty (stored as NULL). The event was already validated as I-JSON.
-ledger::EventColumns ColumnsOf(std::string_view canonical) {
-  ledger::EventColumns c;
-  boost::system::error_code ec;
-  boost::json::value v = boost::json::parse(canonical, ec);
-  if (ec || !v.is_object()) return c;
-  const boost::json::object& o = v.get_object();
-  auto str = [](const boost::json::object& obj, std::string_view key) -> std::string {
-    auto it = obj.find(key);
-    return it != obj.end() && it->value().is_string()
-               ? std::string(it->value().get_string().c_str())
-               : std::string();
-  };
-  c.event_id = str(o, "event_id");
-  c.kind = str(o, "kind");
-  c.time = str(o, "time");
-  if (auto it = o.find("actor"); it != o.end() && it->value().is_object()) {
-    c.agent = str(it->value().get_object(), "agent");
-    c.session = str(it->value().get_object(), "session");
-  }
-  return c;
-}
 
 // A strict decimal uint64: digits only, no sign, no leading zeros.
 Result<uint64_t> ParseUint(std::string_view name, std::optional<std::string> text) {
@@ -172,7 +148,7 @@ void HandleAppend(ledger::Ledger& ledger, size_t max_events, Request& req, Respo
   batch->respond = std::move(respond);
   for (size_t i = 0; i < events.size(); ++i) {
     ledger.AppendCanonicalAsync(
-        std::string(events[i]), ColumnsOf(events[i]),
+        std::string(events[i]), events::ColumnsOfText(events[i]),
         [batch, i](Result<ledger::AppendResult> r) { batch->Done(i, std::move(r)); });
   }
 }

@@ -14,6 +14,7 @@
 #include "attribution/attribution_store.h"
 #include "attribution/evidence.h"
 #include "crypto/key_file.h"
+#include "events/recorder.h"
 #include "http/server.h"
 #include "identity/sqlite_identity_store.h"
 #include "identity/token_service.h"
@@ -30,10 +31,12 @@ struct Service::Impl {
   const Clock* clock = nullptr;
   Logger* log = nullptr;
   Random* random = nullptr;
+  std::unique_ptr<ErrorReporter> errors;
   Metrics metrics;
   std::unique_ptr<store::SqliteAdminTokenStore> tokens;
   std::unique_ptr<TokenAuthenticator> authenticator;
   std::unique_ptr<ledger::Ledger> ledger;
+  std::unique_ptr<events::Recorder> recorder;  // every event's one way into the ledger
   std::unique_ptr<identity::SqliteIdentityStore> identity_store;  // after ledger: sink uses it
   std::unique_ptr<identity::TokenService> identity;
   std::unique_ptr<attribution::AttributionStore> attribution_store;
@@ -79,6 +82,8 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   impl->clock = &clock;
   impl->log = &log;
   impl->random = &random;
+  impl->errors = std::make_unique<ErrorReporter>(log);
+  impl->metrics.ReportErrorsOf(*impl->errors);
   RETURN_IF_ERROR(EnsurePrivateDir(config.data_dir, options.quickstart));
 
   ASSIGN_OR_RETURN(impl->tokens, store::SqliteAdminTokenStore::Open(config.TokenDbPath()));
@@ -117,6 +122,7 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   };
   ASSIGN_OR_RETURN(impl->ledger, ledger::Ledger::Open(std::move(store), std::move(key), lo));
   ledger::Ledger* led = impl->ledger.get();
+  impl->recorder = std::make_unique<events::Recorder>(*led);
   impl->metrics.AddGauge("custody_ledger_size", "Leaves in the latest signed checkpoint.",
                          [led] { return static_cast<double>(led->Size()); });
 
@@ -139,16 +145,12 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   if (!config.identity.trusted_issuers_file.empty()) {
     ASSIGN_OR_RETURN(io.trusted_issuers, LoadTrustedIssuers(config.identity.trusted_issuers_file));
   }
-  ASSIGN_OR_RETURN(
-      impl->identity,
-      identity::TokenService::Create(
-          *impl->identity_store, clock, random,
-          [led](const std::string& event) {
-            // Index columns (session, agent, event id) so investigations and evidence bundles
-            // find identity events too.
-            return led->Append(event, attribution::InvestigationColumns(event)).status();
-          },
-          std::move(io)));
+  ASSIGN_OR_RETURN(impl->identity, identity::TokenService::Create(
+                                       *impl->identity_store, clock, random,
+                                       [rec = impl->recorder.get()](const std::string& event) {
+                                         return rec->RecordText(event).status();
+                                       },
+                                       std::move(io)));
   RETURN_IF_ERROR(AddIdentityRoutes(impl->router, *impl->identity));
 
   // Attribution: every decision is durable in the ledger before the caller hears it.
@@ -170,7 +172,7 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   }
   ASSIGN_OR_RETURN(impl->attribution, attribution::AttributionService::Create(
                                           *impl->identity, *impl->ledger, *impl->attribution_store,
-                                          clock, random, std::move(ao)));
+                                          clock, random, *impl->errors, std::move(ao)));
   AttributionRouteOptions aro;
   aro.read_auth = ro.read_auth;
   aro.base_url = config.identity.issuer;
@@ -203,23 +205,15 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
     go.session_idle_timeout = std::chrono::milliseconds(config.mcp.session_idle_timeout_ms);
     go.max_sessions_per_custody_session =
         static_cast<size_t>(config.mcp.max_sessions_per_custody_session);
-    Logger* mlog = &log;
-    go.upstream.log = [mlog](int level, const std::string& server, const std::string& message) {
-      LogLevel l = level <= 0   ? LogLevel::kDebug
-                   : level == 1 ? LogLevel::kInfo
-                   : level == 2 ? LogLevel::kWarn
-                                : LogLevel::kError;
-      if (mlog->Enabled(l))
-        mlog->Log(l, "mcp_upstream", {{"server", server}, {"message", message}});
-    };
-    ASSIGN_OR_RETURN(
-        impl->mcp,
-        mcp::Gateway::Create(
-            std::move(servers), *impl->identity, *impl->attribution, *impl->mcp_pins,
-            [led](const std::string& event) {
-              return led->Append(event, attribution::InvestigationColumns(event)).status();
-            },
-            clock, random, std::move(go)));
+    go.upstream.log = &log;
+    go.upstream.errors = impl->errors.get();
+    ASSIGN_OR_RETURN(impl->mcp,
+                     mcp::Gateway::Create(
+                         std::move(servers), *impl->identity, *impl->attribution, *impl->mcp_pins,
+                         [rec = impl->recorder.get()](const std::string& event) {
+                           return rec->RecordText(event).status();
+                         },
+                         clock, random, std::move(go)));
     RETURN_IF_ERROR(impl->mcp->AddRoutes(impl->router, ro.read_auth));
   }
   RETURN_IF_ERROR(AddInvestigationRoutes(impl->router, *impl->identity, *impl->ledger,
@@ -234,6 +228,7 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
           return UnavailableError("data directory is not writable");
         }
         if (raw->ledger->VerifierKey().empty()) return UnavailableError("no ledger key loaded");
+        RETURN_IF_ERROR(raw->attribution->IndexHealth());
         return OkStatus();
       },
       ro));

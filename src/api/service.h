@@ -12,8 +12,8 @@
 
 #include "api/auth.h"
 #include "api/config.h"
-#include "api/logger.h"
 #include "common/clock.h"
+#include "common/logger.h"
 #include "common/random.h"
 #include "common/status.h"
 

@@ -7,6 +7,7 @@
 #include "common/encoding.h"
 #include "common/jcs_value.h"
 #include "crypto/sha256.h"
+#include "events/recorder.h"
 #include "identity/scopes.h"
 #include "identity/token_service.h"
 #include "ledger/ledger.h"
@@ -28,15 +29,15 @@ struct PolicyBundle {
 };
 
 struct AttributionService::SessionState {
-  std::mutex mu;
+  Mutex mu;
   // Immutable facts, set once by StateOf().
   std::vector<std::string> chain_agents;  // root first, this session's agent last
   std::vector<std::string> chain_sids;
-  // Live counters (guarded by mu).
-  int64_t calls = 0;
-  int64_t denials = 0;
-  std::set<std::string> targets;
-  std::deque<int64_t> recent_ms;  // times of calls in the last minute
+  // Live counters.
+  int64_t calls GUARDED_BY(mu) = 0;
+  int64_t denials GUARDED_BY(mu) = 0;
+  std::set<std::string> targets GUARDED_BY(mu);
+  std::deque<int64_t> recent_ms GUARDED_BY(mu);  // times of calls in the last minute
 };
 
 namespace {
@@ -164,29 +165,9 @@ json::object TargetJson(const Target& t) {
   return o;
 }
 
-ledger::EventColumns Columns(const std::string& id, const char* kind, const identity::Session& s,
-                             const std::string& time) {
-  ledger::EventColumns c;
-  c.event_id = id;
-  c.kind = kind;
-  c.session = s.sid;
-  c.agent = s.agent;
-  c.time = time;
-  return c;
-}
-
 // The key of pending_spans_.
 std::string SpanKey(const std::string& trace_id, const std::string& span_id) {
   return trace_id + "/" + span_id;
-}
-
-// Appends an event built here: its canonical bytes come straight from the value, without
-// printing it and parsing the text again (that parse was ~40% of an Authorize's own time).
-Status AppendEvent(ledger::Ledger& ledger, const json::object& event,
-                   const ledger::EventColumns& columns, ledger::Ledger::Callback done) {
-  ASSIGN_OR_RETURN(std::string canonical, CanonicalizeJsonValue(event));
-  ledger.AppendCanonicalAsync(std::move(canonical), columns, std::move(done));
-  return OkStatus();
 }
 
 // Adds (or overlays) `uid` in `out`: attributes from `base` first, then `attrs`; parents from
@@ -316,12 +297,14 @@ Status Target::Validate() const {
 
 AttributionService::AttributionService(identity::TokenService& tokens, ledger::Ledger& ledger,
                                        AttributionStore& store, const Clock& clock, Random& random,
-                                       AttributionOptions options)
+                                       ErrorReporter& errors, AttributionOptions options)
     : tokens_(tokens),
       ledger_(ledger),
       store_(store),
       clock_(clock),
       random_(random),
+      errors_(errors),
+      recorder_(ledger),
       options_(std::move(options)),
       ids_(clock, random) {}
 
@@ -353,9 +336,9 @@ Result<std::shared_ptr<const PolicyBundle>> MakeBundle(const std::string& polici
 
 Result<std::unique_ptr<AttributionService>> AttributionService::Create(
     identity::TokenService& tokens, ledger::Ledger& ledger, AttributionStore& store,
-    const Clock& clock, Random& random, AttributionOptions options) {
+    const Clock& clock, Random& random, ErrorReporter& errors, AttributionOptions options) {
   std::unique_ptr<AttributionService> s(
-      new AttributionService(tokens, ledger, store, clock, random, std::move(options)));
+      new AttributionService(tokens, ledger, store, clock, random, errors, std::move(options)));
   ASSIGN_OR_RETURN(auto active, store.ActivePolicySet());
   if (active) {
     auto b = MakeBundle(active->policies, active->entities);
@@ -370,15 +353,15 @@ Result<std::unique_ptr<AttributionService>> AttributionService::Create(
 
 AttributionService::~AttributionService() {
   {
-    std::lock_guard<std::mutex> lock(index_mu_);
+    MutexLock lock(index_mu_);
     index_stop_ = true;
   }
-  index_cv_.notify_all();
+  index_cv_.NotifyAll();
   if (indexer_.joinable()) indexer_.join();
 }
 
 std::shared_ptr<const PolicyBundle> AttributionService::Bundle() const {
-  std::lock_guard<std::mutex> lock(bundle_mu_);
+  MutexLock lock(bundle_mu_);
   return bundle_;
 }
 
@@ -387,10 +370,10 @@ std::shared_ptr<const PolicyBundle> AttributionService::Bundle() const {
 void AttributionService::Index(ActionRow row, bool outcome_only) {
   bool wake;
   {
-    std::lock_guard<std::mutex> lock(index_mu_);
+    MutexLock lock(index_mu_);
     wake = IndexLocked(std::move(row), outcome_only);
   }
-  if (wake) index_cv_.notify_one();
+  if (wake) index_cv_.NotifyOne();
 }
 
 bool AttributionService::IndexLocked(ActionRow row, bool outcome_only) {
@@ -415,69 +398,125 @@ bool AttributionService::IndexLocked(ActionRow row, bool outcome_only) {
 }
 
 void AttributionService::IndexLoop() {
-  std::unique_lock<std::mutex> lock(index_mu_);
+  MutexLock lock(index_mu_);
+  std::chrono::milliseconds backoff = kIndexRetryFirst;
   for (;;) {
-    index_cv_.wait(lock, [&] { return index_stop_ || !index_queue_.empty(); });
+    index_cv_.Wait(index_mu_,
+                   [&]() REQUIRES(index_mu_) { return index_stop_ || !index_queue_.empty(); });
     if (index_queue_.empty()) {
       if (index_stop_) return;
       continue;
     }
-    index_cv_.wait_for(lock, kIndexDelay, [&] {
-      return index_stop_ || flush_waiters_ > 0 || index_queue_.size() >= kIndexBatch;
-    });
+    if (!index_failing_) {
+      index_cv_.WaitFor(index_mu_, kIndexDelay, [&]() REQUIRES(index_mu_) {
+        return index_stop_ || flush_waiters_ > 0 || index_queue_.size() >= kIndexBatch;
+      });
+    }
     std::deque<IndexOp> ops;
     ops.swap(index_queue_);
     const uint64_t upto = index_queued_;
-    lock.unlock();
-    // The whole batch is one transaction. An outcome whose decision is in the same batch is
-    // folded into that row, so the row and its eight indexes are written once: one
-    // transaction per op wrote ~20 WAL pages per call.
-    std::vector<ActionRow> rows;
-    std::vector<ActionRow> outcomes;
-    std::unordered_map<std::string, size_t> row_at;  // action id -> index in rows
-    std::vector<std::string> written;                // the ops' action ids
-    written.reserve(ops.size());
-    for (IndexOp& op : ops) {
-      written.push_back(op.row.action_id);
-      auto it = row_at.find(op.row.action_id);
-      if (!op.outcome_only) {
-        if (it != row_at.end()) {
-          rows[it->second] = std::move(op.row);
-        } else {
-          row_at.emplace(op.row.action_id, rows.size());
-          rows.push_back(std::move(op.row));
-        }
-      } else if (it != row_at.end()) {
-        rows[it->second].outcome_index = op.row.outcome_index;
-        rows[it->second].status = op.row.status;
-      } else {
-        outcomes.push_back(std::move(op.row));
+    lock.Unlock();
+    Status written = WriteIndexBatch(ops);
+    lock.Lock();
+    if (!written.ok()) {
+      // Keep the ops, ahead of any queued since, and try again after a backoff: the rows stay
+      // in pending_rows_, so Complete and the investigations still see them meanwhile.
+      const bool first = !index_failing_;
+      if (first) index_failing_since_ms_ = UnixMillis(clock_.Now());
+      index_failing_ = true;
+      ++index_failures_;
+      index_last_error_ = written;
+      const size_t kept = ops.size();
+      for (auto it = ops.rbegin(); it != ops.rend(); ++it) index_queue_.push_front(std::move(*it));
+      index_idle_cv_.NotifyAll();  // FlushIndex() stops waiting for what cannot be written yet
+      lock.Unlock();
+      errors_.Report("attribution.index_write",
+                     written.WithContext("writing " + std::to_string(kept) +
+                                         " action index rows (kept; retrying)"));
+      lock.Lock();
+      if (index_stop_) {
+        // One last try was this one; the ledger still holds every event (docs/ARCHITECTURE.md).
+        const size_t dropped = index_queue_.size();
+        lock.Unlock();
+        errors_.Report("attribution.index_dropped_at_shutdown",
+                       UnavailableError(std::to_string(dropped) +
+                                        " action index rows not written at shutdown"));
+        return;
       }
+      // A FlushIndex() caller cuts the wait short: it gets one more attempt, not a backoff.
+      index_cv_.WaitFor(index_mu_, backoff,
+                        [&]() REQUIRES(index_mu_) { return index_stop_ || flush_waiters_ > 0; });
+      backoff = std::min(backoff * 2, kIndexRetryMax);
+      continue;
     }
-    (void)store_.WriteActions(rows, outcomes);
-    lock.lock();
-    for (const std::string& id : written) {
-      auto it = pending_rows_.find(id);
+    if (index_failing_) {
+      errors_.log().Log(LogLevel::kInfo, "action index writes recovered",
+                        {{"failed_attempts", static_cast<int64_t>(index_failures_)}});
+    }
+    index_failing_ = false;
+    index_failures_ = 0;
+    backoff = kIndexRetryFirst;
+    for (const IndexOp& op : ops) {
+      auto it = pending_rows_.find(op.row.action_id);
       if (it == pending_rows_.end() || --it->second.queued > 0) continue;
       const ActionRow& r = it->second.row;
       if (!r.trace_id.empty()) pending_spans_.erase(SpanKey(r.trace_id, r.span_id));
       pending_rows_.erase(it);
     }
     index_written_ = upto;
-    index_idle_cv_.notify_all();
+    index_idle_cv_.NotifyAll();
   }
+}
+
+Status AttributionService::WriteIndexBatch(std::deque<IndexOp>& ops) {
+  // The whole batch is one transaction. An outcome whose decision is in the same batch is
+  // folded into that row, so the row and its eight indexes are written once: one
+  // transaction per op wrote ~20 WAL pages per call.
+  std::vector<ActionRow> rows;
+  std::vector<ActionRow> outcomes;
+  std::unordered_map<std::string, size_t> row_at;  // action id -> index in rows
+  for (const IndexOp& op : ops) {
+    auto it = row_at.find(op.row.action_id);
+    if (!op.outcome_only) {
+      if (it != row_at.end()) {
+        rows[it->second] = op.row;
+      } else {
+        row_at.emplace(op.row.action_id, rows.size());
+        rows.push_back(op.row);
+      }
+    } else if (it != row_at.end()) {
+      rows[it->second].outcome_index = op.row.outcome_index;
+      rows[it->second].status = op.row.status;
+    } else {
+      outcomes.push_back(op.row);
+    }
+  }
+  return store_.WriteActions(rows, outcomes);
 }
 
 void AttributionService::FlushIndex() {
   // Waits for what was queued before the call only, so a steady stream of new decisions cannot
-  // keep an investigation waiting.
-  std::unique_lock<std::mutex> lock(index_mu_);
+  // keep an investigation waiting; and not past one more failed attempt (see the header).
+  MutexLock lock(index_mu_);
   const uint64_t target = index_queued_;
   if (index_written_ >= target) return;
+  const uint64_t failures = index_failures_;
   ++flush_waiters_;
-  index_cv_.notify_one();  // no waiting out kIndexDelay while somebody waits
-  index_idle_cv_.wait(lock, [&] { return index_written_ >= target; });
+  index_cv_.NotifyOne();  // no waiting out kIndexDelay while somebody waits
+  index_idle_cv_.Wait(index_mu_, [&]() REQUIRES(index_mu_) {
+    return index_written_ >= target || index_failures_ != failures;
+  });
   --flush_waiters_;
+}
+
+Status AttributionService::IndexHealth() const {
+  MutexLock lock(index_mu_);
+  if (!index_failing_) return OkStatus();
+  const int64_t secs = (UnixMillis(clock_.Now()) - index_failing_since_ms_) / 1000;
+  return UnavailableError("action index: " + std::to_string(index_failures_) +
+                          " writes failed in a row over " + std::to_string(secs) + " s (" +
+                          std::to_string(index_queue_.size()) +
+                          " rows kept for retry): " + index_last_error_.message());
 }
 
 // --- Sessions --------------------------------------------------------------------------------
@@ -485,7 +524,7 @@ void AttributionService::FlushIndex() {
 std::shared_ptr<AttributionService::SessionState> AttributionService::StateOf(
     const std::string& sid, int64_t now_ms) {
   {
-    std::lock_guard<std::mutex> lock(sessions_mu_);
+    MutexLock lock(sessions_mu_);
     auto it = sessions_.find(sid);
     if (it != sessions_.end()) return it->second;
   }
@@ -509,13 +548,13 @@ std::shared_ptr<AttributionService::SessionState> AttributionService::StateOf(
       if (r.time_ms >= now_ms - kMinuteMs) st->recent_ms.push_back(r.time_ms);
     }
   }
-  std::lock_guard<std::mutex> lock(sessions_mu_);
+  MutexLock lock(sessions_mu_);
   auto [it, inserted] = sessions_.emplace(sid, st);
   return it->second;
 }
 
 SessionCounts AttributionService::LiveCounts(SessionState& state, int64_t now_ms) {
-  std::lock_guard<std::mutex> lock(state.mu);
+  MutexLock lock(state.mu);
   while (!state.recent_ms.empty() && state.recent_ms.front() < now_ms - kMinuteMs)
     state.recent_ms.pop_front();
   SessionCounts c;
@@ -528,12 +567,12 @@ SessionCounts AttributionService::LiveCounts(SessionState& state, int64_t now_ms
 
 bool AttributionService::FirstUse(const std::string& agent, const std::string& target_key) {
   {
-    std::lock_guard<std::mutex> lock(usage_mu_);
+    MutexLock lock(usage_mu_);
     if (used_.count({agent, target_key}) != 0) return false;
   }
   auto used = store_.HasUsed(agent, target_key);
   if (used.ok() && *used) {
-    std::lock_guard<std::mutex> lock(usage_mu_);
+    MutexLock lock(usage_mu_);
     used_.insert({agent, target_key});
     return false;
   }
@@ -549,169 +588,230 @@ Result<AuthorizeResult> AttributionService::AuthorizeSync(AuthorizeRequest reque
   return f.get();
 }
 
+// One authorization in progress: what each step of Authorize learns, for the steps after it.
+struct AttributionService::Decision {
+  AuthorizeRequest req;
+  json::value args;        // the caller's arguments (an object)
+  json::value caller_ctx;  // the caller's context (an object)
+  identity::VerifiedAccess va;
+  bool session_revoked = false;  // a genuine token of a revoked session: refused, recorded
+  int64_t now_ms = 0;
+  std::string time;
+  std::string action_id;
+  std::optional<TraceParent> incoming;
+  std::string trace_id, span_id, flags, parent_event;
+  std::string target_key;
+  std::shared_ptr<SessionState> state;
+  std::shared_ptr<const PolicyBundle> bundle;
+  identity::Agent agent;
+  bool first_use = false;
+  json::object context;
+  std::string contain_scope;  // "session" | "agent" when a tripwire determined the deny
+  std::string tripwire;
+  std::vector<std::string> revoked_sids;
+  AuthorizeResult result;
+};
+
+// Authorize, step by step: each step reads what the ones before it set in the Decision.
 void AttributionService::Authorize(AuthorizeRequest req, AuthorizeCallback done) {
-  auto fail = [&](Status st) { done(std::move(st)); };
-  if (req.action.empty() || req.action.size() > 128 ||
-      !std::all_of(req.action.begin(), req.action.end(), [](char c) {
+  Decision d;
+  d.req = std::move(req);
+  if (Status st = CheckRequest(d); !st.ok()) return done(std::move(st));
+  if (Status st = VerifySession(d); !st.ok()) return done(std::move(st));
+  OpenSpan(d);
+  if (Status st = GatherContext(d); !st.ok()) return done(std::move(st));
+  Decide(d);
+  ContainIfTripped(d);
+  Count(d);
+  Record(std::move(d), std::move(done));
+}
+
+// The request's own shape: the action name, the target, the arguments and context objects.
+Status AttributionService::CheckRequest(Decision& d) const {
+  const std::string& action = d.req.action;
+  if (action.empty() || action.size() > 128 ||
+      !std::all_of(action.begin(), action.end(), [](char c) {
         return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' ||
                c == ':' || c == '/';
       })) {
-    return fail(InvalidArgumentError("action must be 1-128 characters of [A-Za-z0-9_.:/-]"));
+    return InvalidArgumentError("action must be 1-128 characters of [A-Za-z0-9_.:/-]");
   }
-  if (Status st = req.target.Validate(); !st.ok()) return fail(st);
-  auto args = ParseObject(req.arguments_json, "arguments", options_.max_arguments_bytes);
-  if (!args.ok()) return fail(args.status());
-  auto caller_ctx = ParseObject(req.caller_context_json, "context", options_.max_arguments_bytes);
-  if (!caller_ctx.ok()) return fail(caller_ctx.status());
+  RETURN_IF_ERROR(d.req.target.Validate());
+  ASSIGN_OR_RETURN(d.args,
+                   ParseObject(d.req.arguments_json, "arguments", options_.max_arguments_bytes));
+  ASSIGN_OR_RETURN(d.caller_ctx,
+                   ParseObject(d.req.caller_context_json, "context", options_.max_arguments_bytes));
+  return OkStatus();
+}
 
+// The session token, and the subject the caller expects it to name (AuthZEN).
+Status AttributionService::VerifySession(Decision& d) {
   identity::VerifiedAccess revoked;
-  auto access = tokens_.VerifyAccessToken(req.token, options_.audience, &revoked);
-  const bool session_revoked = !access.ok() && !revoked.session.sid.empty();
-  if (!access.ok() && !session_revoked) return fail(access.status());
-  const identity::VerifiedAccess& va = access.ok() ? *access : revoked;
-  const identity::Session& session = va.session;
-  if (!req.expected_subject.empty() && req.expected_subject != session.agent &&
-      req.expected_subject != session.instance) {
-    return fail(PermissionDeniedError("subject \"" + req.expected_subject +
-                                      "\" is not the agent of the session token"));
+  auto access = tokens_.VerifyAccessToken(d.req.token, options_.audience, &revoked);
+  d.session_revoked = !access.ok() && !revoked.session.sid.empty();
+  if (!access.ok() && !d.session_revoked) return access.status();
+  d.va = access.ok() ? std::move(*access) : std::move(revoked);
+  const identity::Session& session = d.va.session;
+  if (!d.req.expected_subject.empty() && d.req.expected_subject != session.agent &&
+      d.req.expected_subject != session.instance) {
+    return PermissionDeniedError("subject \"" + d.req.expected_subject +
+                                 "\" is not the agent of the session token");
   }
+  return OkStatus();
+}
 
-  const int64_t now_ms = UnixMillis(clock_.Now());
-  const std::string time = FormatRfc3339Millis(clock_.Now());
-  std::string action_id = ids_.NextString();
-  auto incoming = ParseTraceParent(req.traceparent);
-  std::string trace_id = incoming ? incoming->trace_id : NewTraceId(random_);
-  std::string span_id = NewSpanId(random_);
-  std::string flags = incoming ? incoming->flags : "01";
-  std::string parent_event;
-  if (incoming) {
+// The action's id, time and span (W3C trace context), and the decision it follows, if any.
+void AttributionService::OpenSpan(Decision& d) {
+  d.now_ms = UnixMillis(clock_.Now());
+  d.time = FormatRfc3339Millis(clock_.Now());
+  d.action_id = ids_.NextString();
+  d.incoming = ParseTraceParent(d.req.traceparent);
+  d.trace_id = d.incoming ? d.incoming->trace_id : NewTraceId(random_);
+  d.span_id = NewSpanId(random_);
+  d.flags = d.incoming ? d.incoming->flags : "01";
+  if (d.incoming) {
     {
       // A decision of a moment ago may still wait for the indexer.
-      std::lock_guard<std::mutex> lock(index_mu_);
-      if (auto it = pending_spans_.find(SpanKey(trace_id, incoming->parent_id));
+      MutexLock lock(index_mu_);
+      if (auto it = pending_spans_.find(SpanKey(d.trace_id, d.incoming->parent_id));
           it != pending_spans_.end()) {
-        parent_event = it->second;
+        d.parent_event = it->second;
       }
     }
-    if (parent_event.empty()) {
-      if (auto parent = store_.ActionBySpan(trace_id, incoming->parent_id);
+    if (d.parent_event.empty()) {
+      if (auto parent = store_.ActionBySpan(d.trace_id, d.incoming->parent_id);
           parent.ok() && *parent) {
-        parent_event = (*parent)->action_id;
+        d.parent_event = (*parent)->action_id;
       }
     }
   }
-  const std::string target_key = req.target.Key();
+  d.target_key = d.req.target.Key();
+  d.result.action_id = d.action_id;
+  d.result.sid = d.va.session.sid;
+  d.result.traceparent = FormatTraceParent(d.trace_id, d.span_id, d.flags);
+  d.result.session_revoked = d.session_revoked;
+}
 
-  auto state = StateOf(session.sid, now_ms);
-  auto bundle = Bundle();
-
-  AuthorizeResult result;
-  result.action_id = action_id;
-  result.sid = session.sid;
-  result.policy_hash = bundle->hash;
-  result.traceparent = FormatTraceParent(trace_id, span_id, flags);
-  result.session_revoked = session_revoked;
-
-  // The context: verified session facts, live counters, then the caller's inputs under keys of
-  // their own. Nothing the caller sends can land outside `arguments` and `caller`.
+// The context policy sees: verified session facts, live counters, then the caller's inputs
+// under keys of their own. Nothing the caller sends can land outside `arguments` and `caller`.
+Status AttributionService::GatherContext(Decision& d) {
+  const identity::Session& session = d.va.session;
+  d.state = StateOf(session.sid, d.now_ms);
+  d.bundle = Bundle();
+  d.result.policy_hash = d.bundle->hash;
   auto agent = tokens_.GetAgent(session.agent);
-  if (!agent.ok()) return fail(InternalError("the session's agent is not registered"));
-  json::object sess = SessionContext(session, state->chain_agents, *agent);
+  if (!agent.ok()) return InternalError("the session's agent is not registered");
+  d.agent = std::move(*agent);
+  json::object sess = SessionContext(session, d.state->chain_agents, d.agent);
+  d.first_use = FirstUse(session.agent, d.target_key);
+  json::object counters = CountersJson(LiveCounts(*d.state, d.now_ms), d.first_use);
+  d.context = json::object{{"session", std::move(sess)},
+                           {"counters", std::move(counters)},
+                           {"via", d.req.via},
+                           {"arguments", d.args},
+                           {"caller", d.caller_ctx}};
+  return OkStatus();
+}
 
-  const bool first_use = FirstUse(session.agent, target_key);
-  json::object counters = CountersJson(LiveCounts(*state, now_ms), first_use);
-
-  json::object context{{"session", sess},
-                       {"counters", counters},
-                       {"via", req.via},
-                       {"arguments", *args},
-                       {"caller", *caller_ctx}};
-
-  std::string contain_scope;
-  std::string tripwire;
-  if (session_revoked) {
+// The decision: a revoked session is refused before policy; otherwise the active policy set
+// decides, a tripwire among the determining forbids is noted, and the session's scopes bound
+// whatever the policies allow.
+void AttributionService::Decide(Decision& d) const {
+  AuthorizeResult& result = d.result;
+  const identity::Session& session = d.va.session;
+  if (d.session_revoked) {
     result.allowed = false;
     result.reasons = {"custody:session_revoked"};
     result.message = "session revoked: " + session.revoke_reason;
-  } else {
-    policy::Response resp =
-        Evaluate(*bundle, *agent, req.action, req.target, req.resource_attrs, context);
-    result.allowed = resp.decision == policy::Decision::kAllow;
-    result.reasons = resp.reasons;
-    for (const auto& e : resp.errors) result.errors.push_back(e.policy_id + ": " + e.message);
-    if (!result.allowed) {
-      for (const auto& id : resp.reasons) {
-        auto it = bundle->contain.find(id);
-        if (it == bundle->contain.end()) continue;
-        if (contain_scope.empty() || it->second == "agent") {
-          contain_scope = it->second;
-          tripwire = id;
-        }
+    return;
+  }
+  policy::Response resp =
+      Evaluate(*d.bundle, d.agent, d.req.action, d.req.target, d.req.resource_attrs, d.context);
+  result.allowed = resp.decision == policy::Decision::kAllow;
+  result.reasons = resp.reasons;
+  for (const auto& e : resp.errors) result.errors.push_back(e.policy_id + ": " + e.message);
+  if (!result.allowed) {
+    for (const auto& id : resp.reasons) {
+      auto it = d.bundle->contain.find(id);
+      if (it == d.bundle->contain.end()) continue;
+      if (d.contain_scope.empty() || it->second == "agent") {
+        d.contain_scope = it->second;
+        d.tripwire = id;
       }
-      result.message = resp.reasons.empty() ? "no permit policy matched"
-                                            : "forbidden by policy " + resp.reasons.front();
     }
-    // The session's scopes bound every action, whatever the policies say.
-    if (result.allowed && !identity::CoveredBy(target_key, session.scopes)) {
-      result.allowed = false;
-      result.reasons = {"custody:scope"};
-      result.message = "the session's scopes do not cover " + target_key;
-    }
-    if (result.allowed)
-      result.message =
-          "allowed by " + (result.reasons.empty() ? std::string("policy") : result.reasons.front());
+    result.message = resp.reasons.empty() ? "no permit policy matched"
+                                          : "forbidden by policy " + resp.reasons.front();
   }
+  if (result.allowed && !identity::CoveredBy(d.target_key, session.scopes)) {
+    result.allowed = false;
+    result.reasons = {"custody:scope"};
+    result.message = "the session's scopes do not cover " + d.target_key;
+  }
+  if (result.allowed)
+    result.message =
+        "allowed by " + (result.reasons.empty() ? std::string("policy") : result.reasons.front());
+}
 
-  // Containment takes effect before the answer leaves: the next request is refused.
-  std::vector<std::string> revoked_sids;
-  if (!contain_scope.empty()) {
-    std::string subject = contain_scope == "agent" ? session.agent : session.sid;
-    std::string reason = "tripwire " + tripwire + " (action " + action_id + ")";
-    auto r = contain_scope == "agent" ? tokens_.DisableAgent(subject, "custody:tripwire")
+// Containment takes effect before the answer leaves: the next request is refused.
+void AttributionService::ContainIfTripped(Decision& d) {
+  if (d.contain_scope.empty()) return;
+  const identity::Session& session = d.va.session;
+  std::string subject = d.contain_scope == "agent" ? session.agent : session.sid;
+  std::string reason = "tripwire " + d.tripwire + " (action " + d.action_id + ")";
+  auto r = d.contain_scope == "agent" ? tokens_.DisableAgent(subject, "custody:tripwire")
                                       : tokens_.RevokeSession(subject, reason, "custody:tripwire");
-    if (r.ok()) {
-      revoked_sids = *r;
-      result.contained = contain_scope + " " + subject;
-    } else {
-      result.errors.push_back("containment failed: " + r.status().message());
-    }
+  if (r.ok()) {
+    d.revoked_sids = *r;
+    d.result.contained = d.contain_scope + " " + subject;
+  } else {
+    d.result.errors.push_back("containment failed: " + r.status().message());
   }
+}
 
-  // Counters, then the record.
+// The session's live counters, and the agent's first use of the target.
+void AttributionService::Count(Decision& d) {
+  const identity::Session& session = d.va.session;
   {
-    std::lock_guard<std::mutex> lock(state->mu);
-    state->calls++;
-    if (!result.allowed) state->denials++;
-    state->targets.insert(target_key);
-    state->recent_ms.push_back(now_ms);
+    MutexLock lock(d.state->mu);
+    d.state->calls++;
+    if (!d.result.allowed) d.state->denials++;
+    d.state->targets.insert(d.target_key);
+    d.state->recent_ms.push_back(d.now_ms);
   }
-  if (result.allowed && first_use) {
-    (void)store_.MarkUsed(session.agent, target_key, now_ms);
-    std::lock_guard<std::mutex> lock(usage_mu_);
-    used_.insert({session.agent, target_key});
+  if (d.result.allowed && d.first_use) {
+    // Best effort: a row not written only makes a later call look like a first use again.
+    if (Status st = store_.MarkUsed(session.agent, d.target_key, d.now_ms); !st.ok())
+      errors_.Report("attribution.mark_used", st);
+    MutexLock lock(usage_mu_);
+    used_.insert({session.agent, d.target_key});
   }
+}
 
-  json::object recorded_context = context;
+// The action.decision event.
+json::object AttributionService::DecisionEvent(const Decision& d) const {
+  const identity::Session& session = d.va.session;
+  const AuthorizeResult& result = d.result;
+  json::object recorded_context = d.context;
   recorded_context.erase("arguments");
   json::object arguments_record;
   {
-    auto c = CanonicalizeJsonValue(*args);
-    arguments_record["digest"] = "sha256:" + Sha256Hex(c.ok() ? *c : json::serialize(*args));
+    auto c = CanonicalizeJsonValue(d.args);
+    arguments_record["digest"] = "sha256:" + Sha256Hex(c.ok() ? *c : json::serialize(d.args));
     if (options_.arguments == ArgumentRecording::kRedacted) {
-      json::value copy = *args;
+      json::value copy = d.args;
       Redact(copy, options_.redact_fields);
       arguments_record["value"] = copy;
     }
   }
   json::array errors;
   for (const auto& e : result.errors) errors.emplace_back(e);
-  json::object chain_obj{{"sids", ToArray(state->chain_sids)},
-                         {"agents", ToArray(state->chain_agents)}};
+  json::object chain_obj{{"sids", ToArray(d.state->chain_sids)},
+                         {"agents", ToArray(d.state->chain_agents)}};
   json::object e{
       {"kind", "action.decision"},
-      {"event_id", action_id},
-      {"time", time},
-      {"actor", ActorJson(session, va.jti)},
+      {"event_id", d.action_id},
+      {"time", d.time},
+      {"actor", ActorJson(session, d.va.jti)},
       {"initiator", InitiatorJson(session)},
       {"session",
        {{"sid", session.sid},
@@ -720,85 +820,95 @@ void AttributionService::Authorize(AuthorizeRequest req, AuthorizeCallback done)
         {"depth", session.depth},
         {"chain", chain_obj}}},
       {"trace",
-       {{"trace_id", trace_id},
-        {"span_id", span_id},
-        {"parent_span_id", incoming ? incoming->parent_id : ""},
+       {{"trace_id", d.trace_id},
+        {"span_id", d.span_id},
+        {"parent_span_id", d.incoming ? d.incoming->parent_id : ""},
         {"txn", session.txn}}},
-      {"request", {{"action", req.action}, {"target", TargetJson(req.target)}, {"via", req.via}}},
+      {"request",
+       {{"action", d.req.action}, {"target", TargetJson(d.req.target)}, {"via", d.req.via}}},
       {"arguments", arguments_record},
       {"policy",
-       {{"set_hash", bundle->hash}, {"determining", ToArray(result.reasons)}, {"errors", errors}}},
+       {{"set_hash", d.bundle->hash},
+        {"determining", ToArray(result.reasons)},
+        {"errors", errors}}},
       {"context", recorded_context},
       {"decision", result.allowed ? "allow" : "deny"},
       {"reasons", ToArray(result.reasons)},
       {"message", result.message}};
-  if (!parent_event.empty()) e["parent_event"] = parent_event;
+  if (!d.parent_event.empty()) e["parent_event"] = d.parent_event;
   if (!result.contained.empty()) {
-    e["containment"] = {{"scope", contain_scope},
-                        {"tripwire", tripwire},
-                        {"revoked_sessions", ToArray(revoked_sids)}};
+    e["containment"] = {{"scope", d.contain_scope},
+                        {"tripwire", d.tripwire},
+                        {"revoked_sessions", ToArray(d.revoked_sids)}};
   }
+  return e;
+}
+
+// The decision first, then (when a tripwire contained) the containment that points at it; the
+// answer leaves once both are durable. The action index row is queued once the decision is.
+void AttributionService::Record(Decision d, AuthorizeCallback done) {
+  const identity::Session& session = d.va.session;
+  json::object e = DecisionEvent(d);
 
   ActionRow row;
-  row.action_id = action_id;
+  row.action_id = d.action_id;
   row.sid = session.sid;
   row.root_sid = session.root_sid;
   row.agent = session.agent;
   row.initiator = session.initiator;
-  row.action = req.action;
-  row.target = target_key;
-  row.decision = result.allowed ? "allow" : "deny";
-  row.trace_id = trace_id;
-  row.span_id = span_id;
+  row.action = d.req.action;
+  row.target = d.target_key;
+  row.decision = d.result.allowed ? "allow" : "deny";
+  row.trace_id = d.trace_id;
+  row.span_id = d.span_id;
   row.txn = session.txn;
-  row.time_ms = now_ms;
+  row.time_ms = d.now_ms;
 
-  auto shared = std::make_shared<AuthorizeResult>(std::move(result));
-  auto cb = std::make_shared<AuthorizeCallback>(std::move(done));
-  std::string containment_json;
+  json::object containment;  // the tripwire's containment event, if it tripped
   ContainmentRow crow;
-  if (!shared->contained.empty()) {
+  if (!d.result.contained.empty()) {
     crow.event_id = ids_.NextString();
-    crow.scope = contain_scope;
-    crow.subject = contain_scope == "agent" ? session.agent : session.sid;
-    crow.reason = "tripwire " + tripwire;
-    crow.trigger_action = action_id;
-    crow.time_ms = now_ms;
-    json::object c{{"kind", "containment"},
-                   {"event_id", crow.event_id},
-                   {"time", time},
-                   {"actor", ActorJson(session, va.jti)},
-                   {"scope", contain_scope},
-                   {"subject", crow.subject},
-                   {"reason", crow.reason},
-                   {"trigger", {{"action_id", action_id}, {"policy", tripwire}}},
-                   {"revoked_sessions", ToArray(revoked_sids)},
-                   {"trace", {{"trace_id", trace_id}, {"span_id", span_id}, {"txn", session.txn}}}};
-    containment_json = json::serialize(c);
+    crow.scope = d.contain_scope;
+    crow.subject = d.contain_scope == "agent" ? session.agent : session.sid;
+    crow.reason = "tripwire " + d.tripwire;
+    crow.trigger_action = d.action_id;
+    crow.time_ms = d.now_ms;
+    containment = json::object{
+        {"kind", "containment"},
+        {"event_id", crow.event_id},
+        {"time", d.time},
+        {"actor", ActorJson(session, d.va.jti)},
+        {"scope", d.contain_scope},
+        {"subject", crow.subject},
+        {"reason", crow.reason},
+        {"trigger", {{"action_id", d.action_id}, {"policy", d.tripwire}}},
+        {"revoked_sessions", ToArray(d.revoked_sids)},
+        {"trace", {{"trace_id", d.trace_id}, {"span_id", d.span_id}, {"txn", session.txn}}}};
   }
-  Status st = AppendEvent(
-      ledger_, e, Columns(action_id, "action.decision", session, time),
-      [this, shared, cb, row, containment_json, crow, session,
-       time](Result<ledger::AppendResult> r) mutable {
-        if (!r.ok()) return (*cb)(r.status().WithContext("recording the decision"));
-        shared->receipt = std::move(r->receipt);
-        shared->ledger_index = r->index;
-        row.decision_index = static_cast<int64_t>(r->index);
-        Index(std::move(row), false);
-        if (containment_json.empty()) return (*cb)(std::move(*shared));
-        Status cs = ledger_.AppendAsync(
-            containment_json, Columns(crow.event_id, "containment", session, time),
-            [this, shared, cb, crow](Result<ledger::AppendResult> cr) mutable {
-              if (cr.ok()) {
-                crow.ledger_index = static_cast<int64_t>(cr->index);
-                (void)store_.InsertContainment(crow);
-              } else {
-                shared->errors.push_back("containment record: " + cr.status().message());
-              }
-              (*cb)(std::move(*shared));
-            });
-        if (!cs.ok()) (*cb)(std::move(*shared));
-      });
+  auto shared = std::make_shared<AuthorizeResult>(std::move(d.result));
+  auto cb = std::make_shared<AuthorizeCallback>(std::move(done));
+  Status st = recorder_.RecordAsync(e, [this, shared, cb, row, containment = std::move(containment),
+                                        crow](Result<ledger::AppendResult> r) mutable {
+    if (!r.ok()) return (*cb)(r.status().WithContext("recording the decision"));
+    shared->receipt = std::move(r->receipt);
+    shared->ledger_index = r->index;
+    row.decision_index = static_cast<int64_t>(r->index);
+    Index(std::move(row), false);
+    if (containment.empty()) return (*cb)(std::move(*shared));
+    Status cs = recorder_.RecordAsync(
+        containment, [this, shared, cb, crow](Result<ledger::AppendResult> cr) mutable {
+          if (cr.ok()) {
+            crow.ledger_index = static_cast<int64_t>(cr->index);
+            // The containment event is in the ledger; only the index row is missing.
+            if (Status st = store_.InsertContainment(crow); !st.ok())
+              errors_.Report("attribution.containment_index", st);
+          } else {
+            shared->errors.push_back("containment record: " + cr.status().message());
+          }
+          (*cb)(std::move(*shared));
+        });
+    if (!cs.ok()) (*cb)(std::move(*shared));
+  });
   if (!st.ok()) (*cb)(st);
 }
 
@@ -891,7 +1001,7 @@ std::string AttributionService::Complete(CompleteRequest req, CompleteCallback d
 
   std::optional<ActionRow> row;
   {
-    std::lock_guard<std::mutex> lock(index_mu_);
+    MutexLock lock(index_mu_);
     auto it = pending_rows_.find(req.action_id);
     if (it != pending_rows_.end()) row = it->second.row;
   }
@@ -907,7 +1017,7 @@ std::string AttributionService::Complete(CompleteRequest req, CompleteCallback d
   bool claimed = false;
   bool wake = false;
   {
-    std::lock_guard<std::mutex> lock(index_mu_);
+    MutexLock lock(index_mu_);
     if (auto it = pending_rows_.find(req.action_id); it != pending_rows_.end()) {
       row = it->second.row;
     }
@@ -919,7 +1029,7 @@ std::string AttributionService::Complete(CompleteRequest req, CompleteCallback d
       claimed = true;
     }
   }
-  if (wake) index_cv_.notify_one();
+  if (wake) index_cv_.NotifyOne();
   if (!claimed)
     return fail(AlreadyExistsError("the outcome of action " + req.action_id + " is recorded"));
 
@@ -941,14 +1051,13 @@ std::string AttributionService::Complete(CompleteRequest req, CompleteCallback d
       {"outcome", outcome}};
   ActionRow update = *row;
   auto cb = std::make_shared<CompleteCallback>(std::move(done));
-  Status st = AppendEvent(ledger_, e, Columns(event_id, "action.outcome", va.session, time),
-                          [this, cb, update, event_id](Result<ledger::AppendResult> r) mutable {
-                            if (!r.ok())
-                              return (*cb)(r.status().WithContext("recording the outcome"));
-                            update.outcome_index = static_cast<int64_t>(r->index);
-                            Index(update, true);
-                            (*cb)(CompleteResult{event_id, std::move(r->receipt), r->index});
-                          });
+  Status st = recorder_.RecordAsync(
+      e, [this, cb, update, event_id](Result<ledger::AppendResult> r) mutable {
+        if (!r.ok()) return (*cb)(r.status().WithContext("recording the outcome"));
+        update.outcome_index = static_cast<int64_t>(r->index);
+        Index(update, true);
+        (*cb)(CompleteResult{event_id, std::move(r->receipt), r->index});
+      });
   if (!st.ok()) {
     (*cb)(st);
     return "";
@@ -965,7 +1074,7 @@ Result<PublishResult> AttributionService::PublishPolicies(const std::string& pol
     return InvalidArgumentError("policy text is larger than 4 MiB");
   auto bundle = MakeBundle(policies, entities);
   if (!bundle.ok()) return bundle.status().WithContext("policy set refused");
-  std::lock_guard<std::mutex> publish(publish_mu_);
+  MutexLock publish(publish_mu_);
   PublishResult out;
   out.hash = (*bundle)->hash;
   out.policies = (*bundle)->set.policies().size();
@@ -990,17 +1099,13 @@ Result<PublishResult> AttributionService::PublishPolicies(const std::string& pol
                    {"entities_digest", "sha256:" + entities_digest},
                    {"tripwires", ToArray(out.tripwires)},
                    {"previous", active ? active->hash : ""}}}};
-  ledger::EventColumns cols;
-  cols.event_id = event_id;
-  cols.kind = "policy.publish";
-  cols.time = time;
-  ASSIGN_OR_RETURN(auto appended, ledger_.Append(json::serialize(e), cols));
+  ASSIGN_OR_RETURN(auto appended, recorder_.Record(e));
   out.ledger_index = appended.index;
   PolicySetRecord rec{out.hash, policies,
                       entities, UnixMillis(clock_.Now()),
                       by,       static_cast<int64_t>(appended.index)};
   RETURN_IF_ERROR(store_.PutPolicySet(rec));
-  std::lock_guard<std::mutex> lock(bundle_mu_);
+  MutexLock lock(bundle_mu_);
   bundle_ = *bundle;
   return out;
 }
@@ -1038,13 +1143,7 @@ Result<ContainResult> AttributionService::Contain(const std::string& scope,
                  {"reason", reason},
                  {"by", by},
                  {"revoked_sessions", ToArray(revoked)}};
-  ledger::EventColumns cols;
-  cols.event_id = out.event_id;
-  cols.kind = "containment";
-  cols.time = time;
-  if (scope == "session") cols.session = subject;
-  if (scope == "agent") cols.agent = subject;
-  ASSIGN_OR_RETURN(auto appended, ledger_.Append(json::serialize(e), cols));
+  ASSIGN_OR_RETURN(auto appended, recorder_.Record(e));
   out.ledger_index = appended.index;
   out.receipt = appended.receipt;
   RETURN_IF_ERROR(store_.InsertContainment(ContainmentRow{out.event_id, scope, subject, reason, "",

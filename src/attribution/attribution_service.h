@@ -15,14 +15,13 @@
 #pragma once
 
 #include <atomic>
+#include <boost/json/fwd.hpp>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -32,9 +31,12 @@
 
 #include "attribution/attribution_store.h"
 #include "common/clock.h"
+#include "common/error_reporter.h"
+#include "common/mutex.h"
 #include "common/random.h"
 #include "common/status.h"
 #include "common/uuid.h"
+#include "events/recorder.h"
 
 namespace custody::ledger {
 class Ledger;
@@ -147,11 +149,9 @@ struct ContainResult {
 
 class AttributionService {
  public:
-  static Result<std::unique_ptr<AttributionService>> Create(identity::TokenService& tokens,
-                                                            ledger::Ledger& ledger,
-                                                            AttributionStore& store,
-                                                            const Clock& clock, Random& random,
-                                                            AttributionOptions options);
+  static Result<std::unique_ptr<AttributionService>> Create(
+      identity::TokenService& tokens, ledger::Ledger& ledger, AttributionStore& store,
+      const Clock& clock, Random& random, ErrorReporter& errors, AttributionOptions options);
   ~AttributionService();
 
   // `done` runs once, on another thread, after the decision is durable (or failed).
@@ -191,22 +191,47 @@ class AttributionService {
 
   AttributionStore& store() { return store_; }
   // Waits until every action row handed to the indexer before the call is written
-  // (investigations, tests). Without it, rows are written in batches up to kIndexDelay late.
+  // (investigations, tests), or until one more attempt to write them has failed (a waiting
+  // flush cuts the retry backoff short): rows not yet written stay visible to Complete and the
+  // investigations while the indexer retries. Without it, rows are written in batches up to
+  // kIndexDelay late.
   void FlushIndex();
+  // OK while the indexer keeps up; Unavailable, with how long and why, while its writes fail
+  // (it keeps the rows and retries them with backoff). /readyz reports it.
+  Status IndexHealth() const;
   // How long the indexer lets rows gather before writing them, unless FlushIndex() waits or
   // kIndexBatch rows are queued: one wake-up per batch, not one per row (each wake-up of a
   // thread costs the call path CPU on a small machine).
   static constexpr std::chrono::milliseconds kIndexDelay{5};
   static constexpr size_t kIndexBatch = 512;
+  // Backoff between retries of a failed index write: doubled from the first to the last.
+  static constexpr std::chrono::milliseconds kIndexRetryFirst{10};
+  static constexpr std::chrono::milliseconds kIndexRetryMax{5000};
 
  private:
   struct SessionState;
+  struct Decision;  // one Authorize in progress (attribution_service.cc)
   AttributionService(identity::TokenService& tokens, ledger::Ledger& ledger,
                      AttributionStore& store, const Clock& clock, Random& random,
-                     AttributionOptions options);
+                     ErrorReporter& errors, AttributionOptions options);
   void IndexLoop();
+  struct IndexOp;
+  // Writes one batch of ops in one transaction.
+  Status WriteIndexBatch(std::deque<IndexOp>& ops);
   void Index(ActionRow row, bool outcome_only);
-  bool IndexLocked(ActionRow row, bool outcome_only);  // index_mu_ held; true: wake the indexer
+  // true: wake the indexer
+  bool IndexLocked(ActionRow row, bool outcome_only) REQUIRES(index_mu_);
+  // The steps of Authorize, in order.
+  Status CheckRequest(Decision& d) const;
+  Status VerifySession(Decision& d);
+  void OpenSpan(Decision& d);
+  Status GatherContext(Decision& d);
+  void Decide(Decision& d) const;
+  void ContainIfTripped(Decision& d);
+  void Count(Decision& d);
+  void Record(Decision d, AuthorizeCallback done);
+  boost::json::object DecisionEvent(const Decision& d) const;
+
   std::shared_ptr<const PolicyBundle> Bundle() const;
   std::shared_ptr<SessionState> StateOf(const std::string& sid, int64_t now_ms);
   SessionCounts LiveCounts(SessionState& state, int64_t now_ms);  // calls_since: last minute
@@ -217,39 +242,48 @@ class AttributionService {
   AttributionStore& store_;
   const Clock& clock_;
   Random& random_;
+  ErrorReporter& errors_;
+  events::Recorder recorder_;  // over ledger_
   const AttributionOptions options_;
   UuidV7Generator ids_;  // thread-safe
 
-  mutable std::mutex bundle_mu_;
-  std::shared_ptr<const PolicyBundle> bundle_;  // guarded by bundle_mu_
-  std::mutex publish_mu_;                       // one publication at a time
+  mutable Mutex bundle_mu_;
+  std::shared_ptr<const PolicyBundle> bundle_ GUARDED_BY(bundle_mu_);
+  Mutex publish_mu_;  // one publication at a time
 
-  std::mutex sessions_mu_;
-  std::unordered_map<std::string, std::shared_ptr<SessionState>> sessions_;  // guarded
-  std::mutex usage_mu_;
-  std::set<std::pair<std::string, std::string>> used_;  // (agent, target) known used; guarded
+  Mutex sessions_mu_;
+  std::unordered_map<std::string, std::shared_ptr<SessionState>> sessions_ GUARDED_BY(sessions_mu_);
+  Mutex usage_mu_;
+  // (agent, target) known used
+  std::set<std::pair<std::string, std::string>> used_ GUARDED_BY(usage_mu_);
 
   // Action rows are written by one thread, in batches; rows not yet written are kept in
   // pending_ so Complete and investigations see them.
-  std::mutex index_mu_;
-  std::condition_variable index_cv_;
-  std::condition_variable index_idle_cv_;
+  mutable Mutex index_mu_;
+  CondVar index_cv_;
+  CondVar index_idle_cv_;
   struct IndexOp {
     ActionRow row;
     bool outcome_only = false;  // set outcome_index/status of an existing row
   };
-  std::deque<IndexOp> index_queue_;  // guarded by index_mu_
+  std::deque<IndexOp> index_queue_ GUARDED_BY(index_mu_);
   struct PendingRow {
     ActionRow row;
     int queued = 0;  // ops for this row not yet written
   };
-  std::unordered_map<std::string, PendingRow> pending_rows_;  // guarded by index_mu_
-  // SpanKey(trace_id, span_id) of each pending decision -> its action id; guarded by index_mu_
-  std::unordered_map<std::string, std::string> pending_spans_;
-  int flush_waiters_ = 0;       // FlushIndex() calls waiting; guarded by index_mu_
-  uint64_t index_queued_ = 0;   // ops ever queued; guarded by index_mu_
-  uint64_t index_written_ = 0;  // ops ever written (a prefix of those queued); guarded by index_mu_
-  bool index_stop_ = false;     // guarded by index_mu_
+  std::unordered_map<std::string, PendingRow> pending_rows_ GUARDED_BY(index_mu_);
+  // SpanKey(trace_id, span_id) of each pending decision -> its action id
+  std::unordered_map<std::string, std::string> pending_spans_ GUARDED_BY(index_mu_);
+  int flush_waiters_ GUARDED_BY(index_mu_) = 0;      // FlushIndex() calls waiting
+  uint64_t index_queued_ GUARDED_BY(index_mu_) = 0;  // ops ever queued
+  // ops ever written (a prefix of those queued)
+  uint64_t index_written_ GUARDED_BY(index_mu_) = 0;
+  bool index_stop_ GUARDED_BY(index_mu_) = false;
+  // The last write failed and its ops wait for a retry.
+  bool index_failing_ GUARDED_BY(index_mu_) = false;
+  int64_t index_failing_since_ms_ GUARDED_BY(index_mu_) = 0;
+  uint64_t index_failures_ GUARDED_BY(index_mu_) = 0;  // failed writes in a row
+  Status index_last_error_ GUARDED_BY(index_mu_);
   std::thread indexer_;
 };
 

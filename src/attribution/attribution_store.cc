@@ -7,7 +7,9 @@ using store::kSqliteDone;
 using store::kSqliteRow;
 using store::Stmt;
 
-constexpr const char* kSchema = R"sql(
+// Schema steps (store/sqlite_schema.h): kSchemaSteps[i] takes attribution.db from version i to
+// i+1. Released steps never change; a layout change is a new step.
+constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '1');
 CREATE TABLE IF NOT EXISTS policy_sets(
@@ -57,6 +59,7 @@ CREATE TABLE IF NOT EXISTS containments(
   ledger_index INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS containments_subject ON containments(subject);
 )sql";
+constexpr const char* kSchemaSteps[] = {kSchemaV1};
 
 constexpr const char* kActionColumns =
     "action_id, decision_index, outcome_index, sid, root_sid, agent, initiator, action, target, "
@@ -85,14 +88,13 @@ ActionRow ReadAction(const Stmt& s) {
 }  // namespace
 
 Result<std::unique_ptr<AttributionStore>> AttributionStore::Open(const std::string& path) {
-  ASSIGN_OR_RETURN(auto db,
-                   store::SqliteDb::Open(path, "attribution store", store::Durability::kNormal));
-  RETURN_IF_ERROR(db->Exec(kSchema));
+  ASSIGN_OR_RETURN(auto db, store::SqliteDb::Open(path, "attribution store",
+                                                  store::Durability::kNormal, kSchemaSteps));
   return std::unique_ptr<AttributionStore>(new AttributionStore(std::move(db)));
 }
 
 Status AttributionStore::PutPolicySet(const PolicySetRecord& r) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
   Stmt s(*db_,
          "INSERT INTO policy_sets(hash, policies, entities, published_ms, published_by, "
@@ -117,7 +119,7 @@ Status AttributionStore::PutPolicySet(const PolicySetRecord& r) {
 }
 
 Result<std::optional<PolicySetRecord>> AttributionStore::ActivePolicySet() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Stmt s(*db_,
          "SELECT p.hash, p.policies, p.entities, p.published_ms, p.published_by, p.ledger_index "
          "FROM meta m JOIN policy_sets p ON p.hash = m.value WHERE m.key = 'active_policy'");
@@ -130,7 +132,7 @@ Result<std::optional<PolicySetRecord>> AttributionStore::ActivePolicySet() {
 }
 
 Result<std::vector<PolicySetRecord>> AttributionStore::ListPolicySets() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Stmt s(*db_,
          "SELECT hash, published_ms, published_by, ledger_index FROM policy_sets "
          "ORDER BY published_ms DESC, hash");
@@ -152,7 +154,7 @@ Result<std::vector<PolicySetRecord>> AttributionStore::ListPolicySets() {
 Status AttributionStore::WriteActions(const std::vector<ActionRow>& rows,
                                       const std::vector<ActionRow>& outcomes) {
   if (rows.empty() && outcomes.empty()) return OkStatus();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
   auto fail = [&](const char* doing) {
     Status st = db_->Error(doing);
@@ -188,7 +190,7 @@ Status AttributionStore::WriteActions(const std::vector<ActionRow>& rows,
 
 Result<std::vector<ActionRow>> AttributionStore::QueryActions(
     const std::string& where, const std::vector<std::string>& args) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::string sql = std::string("SELECT ") + kActionColumns + " FROM actions WHERE " + where;
   Stmt s(*db_, sql.c_str());
   if (!s.ok()) return db_->Error("prepare");
@@ -235,7 +237,7 @@ Result<std::optional<ActionRow>> AttributionStore::ActionBySpan(const std::strin
 }
 
 Result<SessionCounts> AttributionStore::CountSession(const std::string& sid, int64_t since_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Stmt s(*db_,
          "SELECT count(*), coalesce(sum(decision = 'deny'), 0), count(DISTINCT target), "
          "coalesce(sum(time_ms >= ?2), 0) FROM actions WHERE sid = ?1");
@@ -246,7 +248,7 @@ Result<SessionCounts> AttributionStore::CountSession(const std::string& sid, int
 }
 
 Result<bool> AttributionStore::HasUsed(const std::string& agent, const std::string& target) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Stmt s(*db_, "SELECT 1 FROM tool_usage WHERE agent = ?1 AND target = ?2");
   if (!s.ok()) return db_->Error("prepare");
   s.Bind(1, agent).Bind(2, target);
@@ -258,7 +260,7 @@ Result<bool> AttributionStore::HasUsed(const std::string& agent, const std::stri
 
 Status AttributionStore::MarkUsed(const std::string& agent, const std::string& target,
                                   int64_t time_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Stmt s(*db_, "INSERT OR IGNORE INTO tool_usage(agent, target, first_ms) VALUES(?1,?2,?3)");
   if (!s.ok()) return db_->Error("prepare");
   s.Bind(1, agent).Bind(2, target).Bind(3, time_ms);
@@ -279,17 +281,17 @@ Result<std::vector<std::string>> Strings(store::SqliteDb& db, const char* sql) {
 }  // namespace
 
 Result<std::vector<std::string>> AttributionStore::DistinctTargets() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return Strings(*db_, "SELECT DISTINCT target FROM actions ORDER BY target");
 }
 
 Result<std::vector<std::string>> AttributionStore::DistinctActions() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return Strings(*db_, "SELECT DISTINCT action FROM actions ORDER BY action");
 }
 
 Result<std::vector<ActionUsage>> AttributionStore::UsageBySession() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Stmt s(*db_,
          "SELECT sid, root_sid, agent, initiator, target, decision, COUNT(*), MAX(time_ms) "
          "FROM actions GROUP BY sid, target, decision ORDER BY root_sid, sid, target");
@@ -305,7 +307,7 @@ Result<std::vector<ActionUsage>> AttributionStore::UsageBySession() {
 }
 
 Status AttributionStore::InsertContainment(const ContainmentRow& r) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Stmt s(*db_,
          "INSERT INTO containments(event_id, scope, subject, reason, trigger_action, by, "
          "time_ms, ledger_index) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)");
@@ -317,7 +319,7 @@ Status AttributionStore::InsertContainment(const ContainmentRow& r) {
 }
 
 Result<std::vector<ContainmentRow>> AttributionStore::ContainmentsOf(const std::string& subject) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Stmt s(*db_,
          "SELECT event_id, scope, subject, reason, trigger_action, by, time_ms, ledger_index "
          "FROM containments WHERE subject = ?1 ORDER BY time_ms");

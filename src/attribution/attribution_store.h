@@ -11,11 +11,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/status.h"
 #include "store/sqlite_db.h"
 
@@ -113,8 +113,8 @@ class AttributionStore {
   explicit AttributionStore(std::unique_ptr<store::SqliteDb> db) : db_(std::move(db)) {}
   Result<std::vector<ActionRow>> QueryActions(const std::string& where,
                                               const std::vector<std::string>& args);
-  std::mutex mu_;
-  std::unique_ptr<store::SqliteDb> db_;  // guarded by mu_
+  Mutex mu_;
+  std::unique_ptr<store::SqliteDb> db_ PT_GUARDED_BY(mu_);
 };
 
 }  // namespace custody::attribution

@@ -14,6 +14,7 @@
 #include "ledger/ledger.h"
 #include "ledger/receipt.h"
 #include "ledger/sqlite_ledger_store.h"
+#include "store/testing/fault_vfs.h"
 
 namespace custody::attribution {
 namespace {
@@ -150,6 +151,67 @@ TEST_F(AttributionTest, AnOutcomeInALaterIndexBatchUpdatesTheWrittenRow) {
   EXPECT_EQ((*row)->outcome_index, static_cast<int64_t>(c->ledger_index));
   EXPECT_EQ((*row)->decision_index, static_cast<int64_t>(r->ledger_index));
   EXPECT_EQ((*row)->target, "github/list_issues");
+}
+
+// A full disk under the action index: the decision is still recorded and answered (the ledger
+// is another file), the index rows are kept and retried instead of dropped, the failure is
+// reported (warn + custody_errors_total) and readiness says so until a retry succeeds.
+TEST_F(AttributionTest, AFailedIndexWriteIsKeptRetriedAndReported) {
+  using store::testing::Fault;
+  using store::testing::FaultVfs;
+  FaultVfs::Install();  // before the World reopens its files below
+  w_.reset();
+  SetUp();
+  Publish(kPermitGithub);
+  std::string root = Root();
+  EXPECT_TRUE(w_->svc->IndexHealth().ok());
+
+  FaultVfs::Fail("attribution.db", Fault::kDiskFull);
+  auto r = Call(root, "github", "create_issue");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->allowed);
+  w_->svc->FlushIndex();  // returns after the failed attempt instead of hanging
+  Status health = w_->svc->IndexHealth();
+  EXPECT_EQ(health.code(), StatusCode::kUnavailable);
+  EXPECT_NE(health.message().find("rows kept for retry"), std::string::npos) << health.ToString();
+  EXPECT_GE(w_->errors.Count("attribution.index_write"), 1u);
+  auto missing = w_->store->GetAction(r->action_id);
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value()) << "the row cannot be on disk yet";
+  // The kept row still serves: the agent completes its action, the outcome is recorded.
+  auto c = w_->svc->CompleteSync(Outcome(root, r->action_id, "ok", 5));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  w_->svc->FlushIndex();
+  EXPECT_FALSE(w_->svc->IndexHealth().ok());
+
+  FaultVfs::Clear();
+  w_->svc->FlushIndex();  // cuts the backoff short: the retry writes the kept rows
+  EXPECT_TRUE(w_->svc->IndexHealth().ok()) << w_->svc->IndexHealth().ToString();
+  auto row = w_->store->GetAction(r->action_id);
+  ASSERT_TRUE(row.ok() && *row) << "the kept row was written by the retry";
+  EXPECT_EQ((*row)->status, "ok");
+  EXPECT_EQ((*row)->outcome_index, static_cast<int64_t>(c->ledger_index));
+  EXPECT_EQ((*row)->decision_index, static_cast<int64_t>(r->ledger_index));
+}
+
+// Shutting down while the index cannot be written does not hang; what was lost is reported.
+TEST_F(AttributionTest, ShutdownWithAFailingIndexReportsWhatItCouldNotWrite) {
+  using store::testing::Fault;
+  using store::testing::FaultVfs;
+  FaultVfs::Install();
+  w_.reset();
+  SetUp();
+  Publish(kPermitGithub);
+  std::string root = Root();
+  FaultVfs::Fail("attribution.db", Fault::kIoError);
+  auto r = Call(root, "github", "list_issues");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  w_->svc.reset();
+  FaultVfs::Clear();
+  EXPECT_EQ(w_->errors.Count("attribution.index_dropped_at_shutdown"), 1u);
+  EXPECT_GE(w_->errors.Count("attribution.index_write"), 1u);
+  // The decision itself is in the ledger: the index is derived from it.
+  EXPECT_EQ(S(Event(r->ledger_index)["event_id"]), r->action_id);
 }
 
 TEST(AttributionStore, WriteActionsIsOneTransactionAndWritesAMissingOutcomeRowWhole) {

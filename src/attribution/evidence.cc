@@ -225,25 +225,6 @@ Result<EvidenceReport> VerifyEvidence(std::string_view bundle,
   return r;
 }
 
-ledger::EventColumns InvestigationColumns(std::string_view event_json) {
-  ledger::EventColumns c;
-  boost::system::error_code ec;
-  json::value v = json::parse(event_json, ec);
-  if (ec || !v.is_object()) return c;
-  const json::object& o = v.get_object();
-  c.event_id = Str(o, "event_id");
-  c.kind = Str(o, "kind");
-  c.time = Str(o, "time");
-  for (const char* k : {"actor", "target"}) {
-    auto it = o.find(k);
-    if (it == o.end() || !it->value().is_object()) continue;
-    const json::object& a = it->value().get_object();
-    if (c.session.empty()) c.session = Str(a, "session");
-    if (c.agent.empty()) c.agent = Str(a, "agent");
-  }
-  return c;
-}
-
 std::string EvidenceReportJson(const EvidenceReport& r) {
   json::array problems;
   for (const auto& p : r.problems) problems.emplace_back(p);

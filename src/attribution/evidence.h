@@ -61,12 +61,6 @@ struct EvidenceReport {
 Result<EvidenceReport> VerifyEvidence(std::string_view bundle,
                                       std::optional<std::string> pinned_key = std::nullopt);
 
-// The ledger index columns an event needs for bundles and investigations to find it by index:
-// event_id, kind, time, and the session and agent it is by ("actor") or about ("target", e.g. a
-// revocation). Whoever appends identity events (session.start, delegation, revocation) should
-// pass these; without them a bundle holds only the tree's decisions, outcomes and containments.
-ledger::EventColumns InvestigationColumns(std::string_view event_json);
-
 // The report as JSON ({"ok":…, "problems":[…], …}).
 std::string EvidenceReportJson(const EvidenceReport& report);
 

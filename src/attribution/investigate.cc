@@ -9,6 +9,7 @@
 
 #include "attribution/attribution_service.h"
 #include "identity/scopes.h"
+#include "identity/session_json.h"
 #include "identity/token_service.h"
 #include "ledger/ledger.h"
 
@@ -45,35 +46,6 @@ json::array ToArray(const std::vector<std::string>& v) {
 
 std::string TimeOf(int64_t ms) {
   return FormatRfc3339Millis(TimePoint(std::chrono::milliseconds(ms)));
-}
-
-const char* Verification(identity::InitiatorVerification v) {
-  return v == identity::InitiatorVerification::kVerified ? "verified" : "asserted";
-}
-
-json::object SessionJson(const identity::Session& s) {
-  json::object o{{"sid", s.sid},
-                 {"parent_sid", s.parent_sid},
-                 {"root_sid", s.root_sid},
-                 {"depth", s.depth},
-                 {"agent", s.agent},
-                 {"instance", s.instance},
-                 {"initiator",
-                  {{"id", s.initiator},
-                   {"issuer", s.initiator_issuer},
-                   {"verification", Verification(s.verification)}}},
-                 {"scopes", ToArray(s.scopes)},
-                 {"txn", s.txn},
-                 {"credential", s.jti},
-                 {"created_at", s.created_at},
-                 {"expires_at", s.expires_at},
-                 {"revoked", s.revoked}};
-  if (!s.asserted_by.empty()) o["initiator"].as_object()["asserted_by"] = s.asserted_by;
-  if (s.revoked) {
-    o["revoked_at"] = s.revoked_at;
-    o["revoke_reason"] = s.revoke_reason;
-  }
-  return o;
 }
 
 json::object ActionJson(const ActionRow& r) {
@@ -190,7 +162,7 @@ Result<std::string> Investigator::Trace(const std::string& event_id) {
     chain_sids.push_back(sid);
     auto s = tokens_.GetSession(sid);
     if (s.ok()) {
-      json::object node = SessionJson(*s);
+      json::object node = identity::SessionJson(*s);
       node["type"] = i == 0 ? "root_session" : "delegated_session";
       path.push_back(std::move(node));
     } else {
@@ -330,7 +302,7 @@ Result<std::string> Investigator::SessionEvents(const std::string& sid) {
   for (const ActionRow& r : rows) by_sid[r.sid].push_back(ActionJson(r));
   json::array sessions;
   for (const auto& s : tree) {
-    json::object o = SessionJson(s);
+    json::object o = identity::SessionJson(s);
     o["actions"] = std::move(by_sid[s.sid]);
     json::array cs;
     if (auto c = attribution_.store().ContainmentsOf(s.sid); c.ok())
@@ -737,8 +709,7 @@ std::string SessionLine(const json::object& s) {
     line += "  for " + Str(in, "id") + " (" + Str(in, "verification") + ")";
   json::array scopes = Arr(s, "scopes");
   line += "  scopes [" + Join(scopes, " ") + "]";
-  if (auto it = s.find("revoked"); it != s.end() && it->value().is_bool() && it->value().get_bool())
-    line += "  REVOKED (" + Str(s, "revoke_reason") + ")";
+  if (Str(s, "status") == "revoked") line += "  REVOKED (" + Str(s, "revoke_reason") + ")";
   return line;
 }
 

@@ -13,6 +13,7 @@
 #include "attribution/evidence.h"
 #include "attribution/testing/world.h"
 #include "common/encoding.h"
+#include "events/columns.h"
 #include "identity/token_service.h"
 #include "ledger/ledger.h"
 #include "ledger/note.h"
@@ -153,7 +154,7 @@ TEST_F(InvestigateTest, TraceOfARefusedCallNamesTheHumanTheChainAndTheTripwire) 
   EXPECT_EQ(S(path[0].at("sid")), s.root_sid);
   EXPECT_EQ(S(path[0].at("agent")), "planner");
   EXPECT_EQ(S(path[1].at("sid")), s.bad_sid);
-  EXPECT_EQ(path[1].at("revoked").as_bool(), true);
+  EXPECT_EQ(S(path[1].at("status")), "revoked");
   EXPECT_EQ(S(path[2].at("type")), "action");
   // The containment that refused it, pointing at the call that tripped the wire.
   json::array cs = t["containments"].as_array();
@@ -344,16 +345,16 @@ TEST_F(InvestigateTest, GraphLinksHumansSessionsAgentsAndTools) {
 }
 
 TEST(InvestigationColumnsTest, TakeTheActorOrTheTargetOfAnEvent) {
-  auto c = InvestigationColumns(
+  auto c = events::ColumnsOfText(
       R"({"kind":"revocation","event_id":"e1","time":"t","target":{"session":"s1"}})");
   EXPECT_EQ(c.kind, "revocation");
   EXPECT_EQ(c.event_id, "e1");
   EXPECT_EQ(c.session, "s1");
   EXPECT_EQ(c.agent, "");
-  c = InvestigationColumns(R"({"kind":"delegation","actor":{"agent":"a","session":"s2"}})");
+  c = events::ColumnsOfText(R"({"kind":"delegation","actor":{"agent":"a","session":"s2"}})");
   EXPECT_EQ(c.session, "s2");
   EXPECT_EQ(c.agent, "a");
-  EXPECT_EQ(InvestigationColumns("not json").kind, "");
+  EXPECT_EQ(events::ColumnsOfText("not json").kind, "");
 }
 
 TEST(ParseSinceTest, AcceptsMillisRelativeAndRfc3339AndRefusesTheRest) {

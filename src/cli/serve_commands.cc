@@ -15,10 +15,10 @@
 #include <iostream>
 
 #include "api/config.h"
-#include "api/logger.h"
 #include "api/service.h"
 #include "cli/commands.h"
 #include "common/jcs.h"
+#include "common/stream_logger.h"
 
 namespace custody::cli {
 namespace {
@@ -93,7 +93,7 @@ int RunServe(const ServeFlags& f) {
 
   SystemClock clock;
   SystemRandom random;
-  api::Logger log(*api::ParseLogLevel(config->log.level), config->log.format == "json", clock);
+  StreamLogger log(*ParseLogLevel(config->log.level), config->log.format == "json", clock);
   api::ServiceOptions options;
   options.quickstart = f.quickstart;
   auto service = api::Service::Open(*config, options, clock, random, log);
@@ -111,7 +111,7 @@ int RunServe(const ServeFlags& f) {
   std::string address = host + ":" + std::to_string((*service)->port());
   std::string url = ((*service)->tls() ? "https://" : "http://") + address;
   std::string vkey = (*service)->VerifierKey();
-  log.Log(api::LogLevel::kInfo, "listening",
+  log.Log(LogLevel::kInfo, "listening",
           {{"address", std::string_view(address)},
            {"tls", (*service)->tls()},
            {"threads", static_cast<int64_t>((*service)->threads())},
@@ -123,10 +123,10 @@ int RunServe(const ServeFlags& f) {
 
   int sig = 0;
   sigwait(&signals, &sig);
-  log.Log(api::LogLevel::kInfo, "shutting down",
+  log.Log(LogLevel::kInfo, "shutting down",
           {{"signal", std::string_view(sig == SIGTERM ? "SIGTERM" : "SIGINT")}});
   (*service)->Shutdown();
-  log.Log(api::LogLevel::kInfo, "stopped");
+  log.Log(LogLevel::kInfo, "stopped");
   return 0;
 }
 

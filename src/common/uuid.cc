@@ -31,7 +31,7 @@ Uuid UuidV7Generator::Next() {
   random_.Fill(id);
   int64_t ms = UnixMillis(clock_.Now());
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (ms <= last_ms_) {
       // Same (or earlier) millisecond: count up; on counter overflow borrow the next millisecond.
       if (++counter_ > 0x0FFF) {

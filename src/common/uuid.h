@@ -6,11 +6,11 @@
 
 #include <array>
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <string_view>
 
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "common/random.h"
 #include "common/status.h"
 
@@ -31,9 +31,9 @@ class UuidV7Generator {
  private:
   const Clock& clock_;
   Random& random_;
-  std::mutex mu_;
-  int64_t last_ms_ = -1;  // guarded by mu_
-  uint16_t counter_ = 0;  // guarded by mu_
+  Mutex mu_;
+  int64_t last_ms_ GUARDED_BY(mu_) = -1;
+  uint16_t counter_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace custody

@@ -4,14 +4,13 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <condition_variable>
 #include <deque>
 #include <future>
 #include <map>
-#include <mutex>
 #include <thread>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/uuid.h"
 
 namespace custody::http {
@@ -86,7 +85,7 @@ class SseWriterImpl final : public SseWriter, public std::enable_shared_from_thi
   bool Comment(std::string_view text) override { return Push(": " + std::string(text) + "\n\n"); }
   void Close() override {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       if (closed_) return;
       closed_ = true;
     }
@@ -96,16 +95,16 @@ class SseWriterImpl final : public SseWriter, public std::enable_shared_from_thi
   // the connection's executor again, so the server may be destroyed while producers still hold
   // the writer.
   void Detach() {
-    std::lock_guard<std::mutex> lock(wake_mu_);
+    MutexLock lock(wake_mu_);
     wake_ = nullptr;
   }
   bool closed() const override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     return closed_;
   }
   // Takes what is queued; `closed` reports whether the stream should end after it.
   std::string Take(bool* closed) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     std::string out;
     for (auto& s : queue_) out += s;
     queue_.clear();
@@ -116,7 +115,7 @@ class SseWriterImpl final : public SseWriter, public std::enable_shared_from_thi
  private:
   bool Push(std::string chunk) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       if (closed_) return false;
       queue_.push_back(std::move(chunk));
     }
@@ -124,14 +123,14 @@ class SseWriterImpl final : public SseWriter, public std::enable_shared_from_thi
     return true;
   }
   void Wake() {
-    std::lock_guard<std::mutex> lock(wake_mu_);
+    MutexLock lock(wake_mu_);
     if (wake_) wake_();
   }
-  std::mutex wake_mu_;
-  WakeFn wake_;  // guarded by wake_mu_; null once detached
-  mutable std::mutex mu_;
-  std::deque<std::string> queue_;  // guarded by mu_
-  bool closed_ = false;            // guarded by mu_
+  Mutex wake_mu_;
+  WakeFn wake_ GUARDED_BY(wake_mu_);  // null once detached
+  mutable Mutex mu_;
+  std::deque<std::string> queue_ GUARDED_BY(mu_);
+  bool closed_ GUARDED_BY(mu_) = false;
 };
 
 // Hands a handler's answer to its connection. Deliver() and Clear() are serialized, so once
@@ -140,24 +139,24 @@ class Mailbox {
  public:
   using DeliverFn = std::function<void(Response)>;
   void Set(DeliverFn fn) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     fn_ = std::move(fn);
   }
   void Deliver(Response r) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (fn_) fn_(std::move(r));
   }
   void Clear() {
     DeliverFn old;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       old.swap(fn_);
     }
   }
 
  private:
-  std::mutex mu_;
-  DeliverFn fn_;  // guarded by mu_; null once cleared
+  Mutex mu_;
+  DeliverFn fn_ GUARDED_BY(mu_);  // null once cleared
 };
 
 // Waits for an asynchronous handler's Responder, which may be called from any thread.
@@ -194,12 +193,12 @@ struct Server::Impl {
   int thread_count;
   // Declared before the io_context: destroying it destroys unfinished session coroutines,
   // whose guards still use these.
-  std::mutex mu;
-  std::condition_variable cv;
-  uint64_t next_conn_id = 0;                           // guarded by mu
-  std::map<uint64_t, std::function<void()>> stoppers;  // guarded by mu; posts to the strand
-  size_t active = 0;                                   // guarded by mu
-  bool shut_down = false;                              // guarded by mu
+  Mutex mu;
+  CondVar cv;
+  uint64_t next_conn_id GUARDED_BY(mu) = 0;
+  std::map<uint64_t, std::function<void()>> stoppers GUARDED_BY(mu);  // posts to the strand
+  size_t active GUARDED_BY(mu) = 0;
+  bool shut_down GUARDED_BY(mu) = false;
   std::optional<asio::ssl::context> ssl;
   // One io_context per worker thread, each run by that thread alone: a connection stays on the
   // thread that accepted it (round robin), so a request and its response never hop between
@@ -231,10 +230,10 @@ struct Server::Impl {
   asio::awaitable<void> Lingering(std::shared_ptr<ConnIo<Stream>> io);
   asio::awaitable<Response> Dispatch(Request& req, const Route** route_out);
   void Finish(uint64_t id) {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(mu);
     stoppers.erase(id);
     --active;
-    cv.notify_all();
+    cv.NotifyAll();
   }
 };
 
@@ -363,7 +362,7 @@ asio::awaitable<void> Server::Impl::Session(std::shared_ptr<ConnIo<Stream>> io,
                                             std::string remote) {
   uint64_t conn_id;
   {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(mu);
     conn_id = next_conn_id++;
     ++active;
     auto ex = io->timer.get_executor();
@@ -646,7 +645,7 @@ int Server::threads() const { return impl_->thread_count; }
 void Server::Shutdown() {
   Impl& s = *impl_;
   {
-    std::lock_guard<std::mutex> lock(s.mu);
+    MutexLock lock(s.mu);
     if (s.shut_down) return;
     s.shut_down = true;
   }
@@ -662,10 +661,11 @@ void Server::Shutdown() {
     });
     closed.get_future().wait();
   }
-  std::unique_lock<std::mutex> lock(s.mu);
+  MutexLock lock(s.mu);
   for (auto& [id, stop] : s.stoppers) stop();
-  bool drained = s.cv.wait_for(lock, s.options.shutdown_timeout, [&s] { return s.active == 0; });
-  lock.unlock();
+  bool drained = s.cv.WaitFor(s.mu, s.options.shutdown_timeout,
+                              [&s]() REQUIRES(s.mu) { return s.active == 0; });
+  lock.Unlock();
   if (!drained) {
     // In-flight requests did not finish in time: stop anyway. Their sockets close when the
     // io_context is destroyed.

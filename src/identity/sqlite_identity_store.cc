@@ -239,7 +239,7 @@ Status SqliteIdentityStore::Exec(const char* sql) {
 }
 
 Status SqliteIdentityStore::CreateAgent(const Agent& agent) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::string sql = std::string("INSERT INTO agents(") + kAgentColumns +
                     ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)";
   Stmt s(stmts_, db_, sql.c_str());
@@ -252,7 +252,7 @@ Status SqliteIdentityStore::CreateAgent(const Agent& agent) {
 }
 
 Status SqliteIdentityStore::UpdateAgent(const Agent& agent) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Stmt s(stmts_, db_,
          "UPDATE agents SET description=?2, environment=?3, business_owner=?4, "
          "technical_owner=?5, sponsor=?6, revocation_contact=?7, grants=?8, permissions=?9, "
@@ -266,7 +266,7 @@ Status SqliteIdentityStore::UpdateAgent(const Agent& agent) {
 }
 
 Result<Agent> SqliteIdentityStore::GetAgent(const std::string& name) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::string sql = std::string("SELECT ") + kAgentColumns + " FROM agents WHERE name=?1";
   Stmt s(stmts_, db_, sql.c_str());
   if (!s.ok()) return SqlError(db_, "prepare");
@@ -278,7 +278,7 @@ Result<Agent> SqliteIdentityStore::GetAgent(const std::string& name) {
 }
 
 Result<std::vector<Agent>> SqliteIdentityStore::ListAgents() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::string sql = std::string("SELECT ") + kAgentColumns + " FROM agents ORDER BY name";
   Stmt s(stmts_, db_, sql.c_str());
   if (!s.ok()) return SqlError(db_, "prepare");
@@ -293,7 +293,7 @@ Result<std::vector<Agent>> SqliteIdentityStore::ListAgents() {
 }
 
 Status SqliteIdentityStore::CreateSession(const Session& x) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::string sql =
       std::string("INSERT INTO sessions(") + kSessionColumns +
       ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)";
@@ -314,7 +314,7 @@ Status SqliteIdentityStore::CreateSession(const Session& x) {
 }
 
 Result<Session> SqliteIdentityStore::GetSession(const std::string& sid) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::string sql = std::string("SELECT ") + kSessionColumns + " FROM sessions WHERE sid=?1";
   Stmt s(stmts_, db_, sql.c_str());
   if (!s.ok()) return SqlError(db_, "prepare");
@@ -348,7 +348,7 @@ Result<std::vector<Session>> SqliteIdentityStore::TreeLocked(const std::string& 
 }
 
 Result<std::vector<Session>> SqliteIdentityStore::SessionTree(const std::string& sid) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return TreeLocked(sid);
 }
 
@@ -371,7 +371,7 @@ Result<std::vector<std::string>> SqliteIdentityStore::RevokeTreeLocked(const std
 Result<std::vector<std::string>> SqliteIdentityStore::RevokeSessionTree(const std::string& sid,
                                                                         const std::string& reason,
                                                                         int64_t now) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
   auto r = RevokeTreeLocked(sid, reason, now);
   RETURN_IF_ERROR(Exec(r.ok() ? "COMMIT" : "ROLLBACK"));
@@ -381,7 +381,7 @@ Result<std::vector<std::string>> SqliteIdentityStore::RevokeSessionTree(const st
 Result<std::vector<std::string>> SqliteIdentityStore::RevokeAgentSessions(const std::string& agent,
                                                                           const std::string& reason,
                                                                           int64_t now) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::vector<std::string> roots;
   {
     Stmt s(stmts_, db_, "SELECT sid FROM sessions WHERE agent=?1 AND revoked=0");
@@ -404,7 +404,7 @@ Result<std::vector<std::string>> SqliteIdentityStore::RevokeAgentSessions(const 
 }
 
 Status SqliteIdentityStore::RevokeJti(const std::string& jti, int64_t expires_at) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Stmt s(stmts_, db_, "INSERT OR IGNORE INTO revoked_jtis(jti, expires_at) VALUES(?1, ?2)");
   s.Bind(1, jti).Bind(2, expires_at);
   if (s.Step() != SQLITE_DONE) return SqlError(db_, "revoke jti");
@@ -412,7 +412,7 @@ Status SqliteIdentityStore::RevokeJti(const std::string& jti, int64_t expires_at
 }
 
 Result<bool> SqliteIdentityStore::IsJtiRevoked(const std::string& jti) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Stmt s(stmts_, db_, "SELECT 1 FROM revoked_jtis WHERE jti=?1");
   s.Bind(1, jti);
   int rc = s.Step();
@@ -422,7 +422,7 @@ Result<bool> SqliteIdentityStore::IsJtiRevoked(const std::string& jti) {
 }
 
 Status SqliteIdentityStore::UseAssertionJti(const std::string& jti, int64_t expires_at) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Stmt s(stmts_, db_, "INSERT INTO assertion_jtis(jti, expires_at) VALUES(?1, ?2)");
   s.Bind(1, jti).Bind(2, expires_at);
   int rc = s.Step();
@@ -432,7 +432,7 @@ Status SqliteIdentityStore::UseAssertionJti(const std::string& jti, int64_t expi
 }
 
 Status SqliteIdentityStore::PutSigningKey(const SigningKeyRecord& k) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Stmt s(stmts_, db_,
          "INSERT OR REPLACE INTO signing_keys(kid, private_pem, created_at, retired_at, "
          "publish_until) VALUES(?1, ?2, ?3, ?4, ?5)");
@@ -443,7 +443,7 @@ Status SqliteIdentityStore::PutSigningKey(const SigningKeyRecord& k) {
 }
 
 Result<std::vector<SigningKeyRecord>> SqliteIdentityStore::ListSigningKeys() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Stmt s(stmts_, db_,
          "SELECT kid, private_pem, created_at, retired_at, publish_until FROM signing_keys ORDER "
          "BY created_at, kid");

@@ -3,10 +3,10 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 
+#include "common/mutex.h"
 #include "identity/identity_store.h"
 
 struct sqlite3;
@@ -40,17 +40,18 @@ class SqliteIdentityStore final : public IdentityStore {
 
  private:
   explicit SqliteIdentityStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
-  Status Exec(const char* sql);
+  Status Exec(const char* sql) REQUIRES(mu_);
   Result<std::vector<std::string>> RevokeTreeLocked(const std::string& sid,
-                                                    const std::string& reason, int64_t now);
-  Result<std::vector<Session>> TreeLocked(const std::string& sid);
+                                                    const std::string& reason, int64_t now)
+      REQUIRES(mu_);
+  Result<std::vector<Session>> TreeLocked(const std::string& sid) REQUIRES(mu_);
 
-  std::mutex mu_;
-  sqlite3* db_;  // guarded by mu_
+  Mutex mu_;
+  sqlite3* db_ GUARDED_BY(mu_);
   std::string path_;
   // Prepared statements by SQL text, reused (reset) across calls: preparing costs more than
-  // most of these queries. Guarded by mu_; finalized before the connection closes.
-  std::unordered_map<std::string, sqlite3_stmt*> stmts_;
+  // most of these queries. Finalized before the connection closes.
+  std::unordered_map<std::string, sqlite3_stmt*> stmts_ GUARDED_BY(mu_);
 };
 
 }  // namespace custody::identity

@@ -174,7 +174,7 @@ Status TokenService::Record(const std::string& event_json) {
 
 Status TokenService::LoadOrCreateKeys() {
   ASSIGN_OR_RETURN(std::vector<SigningKeyRecord> records, store_.ListSigningKeys());
-  std::lock_guard<std::mutex> lock(keys_mu_);
+  MutexLock lock(keys_mu_);
   int64_t now = Now();
   keys_.clear();
   bool have_current = false;
@@ -206,7 +206,7 @@ Result<std::string> TokenService::RotateSigningKey(const std::string& by) {
   int64_t now = Now();
   json::array retired;
   {
-    std::lock_guard<std::mutex> lock(keys_mu_);
+    MutexLock lock(keys_mu_);
     for (auto& k : keys_) {
       if (k.record.retired_at != 0) continue;
       k.record.retired_at = now;
@@ -219,7 +219,7 @@ Result<std::string> TokenService::RotateSigningKey(const std::string& by) {
   RETURN_IF_ERROR(LoadOrCreateKeys());
   std::string kid;
   {
-    std::lock_guard<std::mutex> lock(keys_mu_);
+    MutexLock lock(keys_mu_);
     kid = keys_.back().kid;
   }
   json::object e{{"kind", "key.rotate"},
@@ -234,14 +234,14 @@ Result<std::string> TokenService::RotateSigningKey(const std::string& by) {
 }
 
 std::string TokenService::JwksJson() {
-  std::lock_guard<std::mutex> lock(keys_mu_);
+  MutexLock lock(keys_mu_);
   crypto::Jwks set;
   for (const auto& k : keys_) set.Add(k.kid, k.key->public_key());
   return set.ToJson();
 }
 
 std::shared_ptr<const crypto::EcdsaP256PrivateKey> TokenService::FindKey(std::string_view kid) {
-  std::lock_guard<std::mutex> lock(keys_mu_);
+  MutexLock lock(keys_mu_);
   for (const auto& k : keys_) {
     if (k.kid == kid) return k.key;
   }
@@ -262,7 +262,7 @@ Result<std::string> TokenService::Sign(const std::string& typ, const std::string
   std::shared_ptr<const crypto::EcdsaP256PrivateKey> key;
   std::string kid;
   {
-    std::lock_guard<std::mutex> lock(keys_mu_);
+    MutexLock lock(keys_mu_);
     key = keys_.back().key;
     kid = keys_.back().kid;
   }
@@ -507,7 +507,7 @@ Result<TokenService::AccessClaims> TokenService::AccessClaimsOf(const std::strin
   std::array<uint8_t, 32> digest = crypto::Sha256(token);
   std::string key(reinterpret_cast<const char*>(digest.data()), digest.size());
   {
-    std::lock_guard<std::mutex> lock(cache_mu_);
+    MutexLock lock(cache_mu_);
     auto it = cache_.find(key);
     if (it != cache_.end()) {
       if (it->second.valid_until > now) return it->second.claims;
@@ -515,7 +515,7 @@ Result<TokenService::AccessClaims> TokenService::AccessClaimsOf(const std::strin
     }
   }
   ASSIGN_OR_RETURN(AccessClaims claims, VerifyAccessSignature(token));
-  std::lock_guard<std::mutex> lock(cache_mu_);
+  MutexLock lock(cache_mu_);
   if (cache_.size() >= options_.verify_cache_entries) {
     // Evict the oldest insertions (FIFO): entries live at most a minute anyway.
     while (!cache_order_.empty() && cache_.size() >= options_.verify_cache_entries) {
@@ -811,20 +811,20 @@ Result<std::vector<std::string>> TokenService::RevokeSession(const std::string& 
 }
 
 int TokenService::AddRevocationListener(RevocationListener listener) {
-  std::lock_guard lock(listeners_mu_);
+  MutexLock lock(listeners_mu_);
   int id = next_listener_++;
   listeners_[id] = std::move(listener);
   return id;
 }
 
 void TokenService::RemoveRevocationListener(int id) {
-  std::lock_guard lock(listeners_mu_);
+  MutexLock lock(listeners_mu_);
   listeners_.erase(id);
 }
 
 void TokenService::NotifyRevoked(const std::vector<std::string>& sids) {
   if (sids.empty()) return;
-  std::lock_guard lock(listeners_mu_);
+  MutexLock lock(listeners_mu_);
   for (const auto& [_, l] : listeners_) l(sids);
 }
 

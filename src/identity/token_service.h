@@ -13,13 +13,13 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "common/random.h"
 #include "common/status.h"
 #include "common/uuid.h"
@@ -182,12 +182,13 @@ class TokenService {
  private:
   TokenService(IdentityStore& store, const Clock& clock, Random& random, IdentityEventSink sink,
                TokenServiceOptions options);
-  Status LoadOrCreateKeys();
+  Status LoadOrCreateKeys() EXCLUDES(keys_mu_);
   int64_t Now() const;
   std::string NewId();
   Result<std::string> Sign(const std::string& typ, const std::string& claims_json,
-                           int64_t expires_at);
-  std::shared_ptr<const crypto::EcdsaP256PrivateKey> FindKey(std::string_view kid);
+                           int64_t expires_at) EXCLUDES(keys_mu_);
+  std::shared_ptr<const crypto::EcdsaP256PrivateKey> FindKey(std::string_view kid)
+      EXCLUDES(keys_mu_);
   // ES256 with one of our keys (current or still published).
   Result<crypto::VerifiedJws> VerifyOwnJws(const std::string& token);
 
@@ -201,9 +202,9 @@ class TokenService {
   // Signature, typ, iss and the presence of exp/sid/jti: the parts that never change.
   Result<AccessClaims> VerifyAccessSignature(const std::string& token);
   // The same, through the verified-token cache.
-  Result<AccessClaims> AccessClaimsOf(const std::string& token, int64_t now);
+  Result<AccessClaims> AccessClaimsOf(const std::string& token, int64_t now) EXCLUDES(cache_mu_);
   Status Record(const std::string& event_json);
-  void NotifyRevoked(const std::vector<std::string>& sids);
+  void NotifyRevoked(const std::vector<std::string>& sids) EXCLUDES(listeners_mu_);
 
   IdentityStore& store_;
   const Clock& clock_;
@@ -217,21 +218,21 @@ class TokenService {
     std::shared_ptr<const crypto::EcdsaP256PrivateKey> key;
     SigningKeyRecord record;
   };
-  std::mutex keys_mu_;
-  std::vector<SigningKey> keys_;  // guarded by keys_mu_; the last one signs
+  Mutex keys_mu_;
+  std::vector<SigningKey> keys_ GUARDED_BY(keys_mu_);  // the last one signs
 
   static constexpr int64_t kVerifyCacheTtlS = 60;
   struct CachedAccess {
     AccessClaims claims;
     int64_t valid_until = 0;
   };
-  std::mutex listeners_mu_;
-  int next_listener_ = 1;                        // guarded by listeners_mu_
-  std::map<int, RevocationListener> listeners_;  // guarded by listeners_mu_
+  Mutex listeners_mu_;
+  int next_listener_ GUARDED_BY(listeners_mu_) = 1;
+  std::map<int, RevocationListener> listeners_ GUARDED_BY(listeners_mu_);
 
-  std::mutex cache_mu_;
-  std::unordered_map<std::string, CachedAccess> cache_;  // guarded by cache_mu_; key: SHA-256
-  std::deque<std::string> cache_order_;                  // guarded by cache_mu_; insertion order
+  Mutex cache_mu_;
+  std::unordered_map<std::string, CachedAccess> cache_ GUARDED_BY(cache_mu_);  // key: SHA-256
+  std::deque<std::string> cache_order_ GUARDED_BY(cache_mu_);                  // insertion order
 };
 
 }  // namespace custody::identity

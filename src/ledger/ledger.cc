@@ -70,12 +70,17 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(std::unique_ptr<LedgerStore> store,
                          " leaves but its latest checkpoint covers " + std::to_string(cp_size) +
                          "; run `custody ledger verify`");
   }
-  RETURN_IF_ERROR(ledger->tree_.Load(count));
-  if (cp && ledger->tree_.Root() != cp->root) {
-    return DataLossError("stored tiles do not match the latest checkpoint at size " +
-                         std::to_string(cp_size) + "; run `custody ledger verify`");
+  {
+    // Nobody else has the ledger yet (the sequencer starts below): the lock is uncontended and
+    // taken for the analysis, which checks every access to tree_ and checkpoint_.
+    MutexLock lock(ledger->tree_mu_);
+    RETURN_IF_ERROR(ledger->tree_.Load(count));
+    if (cp && ledger->tree_.Root() != cp->root) {
+      return DataLossError("stored tiles do not match the latest checkpoint at size " +
+                           std::to_string(cp_size) + "; run `custody ledger verify`");
+    }
+    ledger->checkpoint_ = std::move(cp);
   }
-  ledger->checkpoint_ = std::move(cp);
   ledger->sequencer_ = std::thread([l = ledger.get()] { l->Run(); });
   return ledger;
 }
@@ -84,10 +89,10 @@ Ledger::~Ledger() { Close(); }
 
 void Ledger::Close() {
   {
-    std::lock_guard<std::mutex> lock(queue_mu_);
+    MutexLock lock(queue_mu_);
     closing_ = true;
   }
-  queue_cv_.notify_all();
+  queue_cv_.NotifyAll();
   if (sequencer_.joinable()) sequencer_.join();
 }
 
@@ -113,9 +118,9 @@ void Ledger::AppendCanonicalAsync(std::string canonical, const EventColumns& col
 void Ledger::Enqueue(Pending p) {
   bool wake;
   {
-    std::unique_lock<std::mutex> lock(queue_mu_);
+    MutexLock lock(queue_mu_);
     if (closing_) {
-      lock.unlock();
+      lock.Unlock();
       p.done(UnavailableError("ledger is closed"));
       return;
     }
@@ -123,7 +128,7 @@ void Ledger::Enqueue(Pending p) {
     wake = queue_.size() == 1 || queue_.size() >= options_.max_batch;
   }
   // Notified after the unlock, so the woken sequencer does not block on the mutex at once.
-  if (wake) queue_cv_.notify_one();
+  if (wake) queue_cv_.NotifyOne();
 }
 
 Result<AppendResult> Ledger::Append(std::string_view event_json, const EventColumns& columns) {
@@ -139,13 +144,14 @@ void Ledger::Run() {
   std::vector<Pending> batch;
   while (true) {
     {
-      std::unique_lock<std::mutex> lock(queue_mu_);
-      queue_cv_.wait(lock, [&] { return closing_ || !queue_.empty(); });
+      MutexLock lock(queue_mu_);
+      queue_cv_.Wait(queue_mu_, [&]() REQUIRES(queue_mu_) { return closing_ || !queue_.empty(); });
       if (queue_.empty()) return;  // closing and drained
       if (options_.max_delay.count() > 0 && !closing_) {
         auto deadline = std::chrono::steady_clock::now() + options_.max_delay;
-        queue_cv_.wait_until(lock, deadline,
-                             [&] { return closing_ || queue_.size() >= options_.max_batch; });
+        queue_cv_.WaitUntil(queue_mu_, deadline, [&]() REQUIRES(queue_mu_) {
+          return closing_ || queue_.size() >= options_.max_batch;
+        });
       }
       size_t n = std::min(queue_.size(), options_.max_batch);
       batch.clear();
@@ -165,7 +171,7 @@ void Ledger::CommitBatch(std::vector<Pending>& batch) {
   std::vector<Result<AppendResult>> results;
   results.reserve(batch.size());
   {
-    std::lock_guard<std::mutex> lock(tree_mu_);
+    MutexLock lock(tree_mu_);
     LedgerBatch b;
     uint64_t start = tree_.size();
     b.leaves.reserve(batch.size());
@@ -228,23 +234,23 @@ void Ledger::CommitBatch(std::vector<Pending>& batch) {
 }
 
 Result<StoredCheckpoint> Ledger::LatestCheckpoint() {
-  std::lock_guard<std::mutex> lock(tree_mu_);
+  MutexLock lock(tree_mu_);
   if (!checkpoint_) return FailedPreconditionError("the ledger is empty: no checkpoint yet");
   return *checkpoint_;
 }
 
 uint64_t Ledger::Size() {
-  std::lock_guard<std::mutex> lock(tree_mu_);
+  MutexLock lock(tree_mu_);
   return checkpoint_ ? checkpoint_->size : 0;
 }
 
 LedgerStats Ledger::Stats() {
-  std::lock_guard<std::mutex> lock(tree_mu_);
+  MutexLock lock(tree_mu_);
   return stats_;
 }
 
 Result<std::vector<Hash>> Ledger::InclusionProof(uint64_t index, uint64_t size) {
-  std::lock_guard<std::mutex> lock(tree_mu_);
+  MutexLock lock(tree_mu_);
   uint64_t have = checkpoint_ ? checkpoint_->size : 0;
   if (size > have) {
     return InvalidArgumentError("size " + std::to_string(size) + " exceeds the ledger size " +
@@ -258,7 +264,7 @@ Result<std::vector<Hash>> Ledger::InclusionProof(uint64_t index, uint64_t size) 
 }
 
 Result<std::vector<Hash>> Ledger::ConsistencyProof(uint64_t size1, uint64_t size2) {
-  std::lock_guard<std::mutex> lock(tree_mu_);
+  MutexLock lock(tree_mu_);
   uint64_t have = checkpoint_ ? checkpoint_->size : 0;
   if (size2 > have) {
     return InvalidArgumentError("size " + std::to_string(size2) + " exceeds the ledger size " +
@@ -272,7 +278,7 @@ Result<std::vector<Hash>> Ledger::ConsistencyProof(uint64_t size1, uint64_t size
 }
 
 Result<std::string> Ledger::ReceiptFor(uint64_t index) {
-  std::lock_guard<std::mutex> lock(tree_mu_);
+  MutexLock lock(tree_mu_);
   if (!checkpoint_ || index >= checkpoint_->size) {
     return NotFoundError("no ledger entry at index " + std::to_string(index));
   }

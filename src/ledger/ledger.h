@@ -11,13 +11,11 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <future>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,6 +23,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "common/status.h"
 #include "crypto/ed25519.h"
 #include "ledger/ledger_store.h"
@@ -112,9 +111,9 @@ class Ledger {
 
   Ledger(std::unique_ptr<LedgerStore> store, crypto::Ed25519PrivateKey key, std::string origin,
          const LedgerOptions& options);
-  void Enqueue(Pending p);
-  void Run();
-  void CommitBatch(std::vector<Pending>& batch);
+  void Enqueue(Pending p) EXCLUDES(queue_mu_);
+  void Run() EXCLUDES(queue_mu_);
+  void CommitBatch(std::vector<Pending>& batch) EXCLUDES(tree_mu_);
 
   std::unique_ptr<LedgerStore> store_;
   crypto::Ed25519PrivateKey key_;
@@ -122,15 +121,15 @@ class Ledger {
   const std::string origin_;
   const LedgerOptions options_;
 
-  std::mutex queue_mu_;
-  std::condition_variable queue_cv_;
-  std::deque<Pending> queue_;  // guarded by queue_mu_
-  bool closing_ = false;       // guarded by queue_mu_
+  Mutex queue_mu_;
+  CondVar queue_cv_;
+  std::deque<Pending> queue_ GUARDED_BY(queue_mu_);
+  bool closing_ GUARDED_BY(queue_mu_) = false;
 
-  std::mutex tree_mu_;
-  TileTree tree_;                               // guarded by tree_mu_
-  std::optional<StoredCheckpoint> checkpoint_;  // guarded by tree_mu_
-  LedgerStats stats_;                           // guarded by tree_mu_
+  Mutex tree_mu_;
+  TileTree tree_ GUARDED_BY(tree_mu_);
+  std::optional<StoredCheckpoint> checkpoint_ GUARDED_BY(tree_mu_);
+  LedgerStats stats_ GUARDED_BY(tree_mu_);
 
   std::thread sequencer_;
 };

@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <vector>
 
@@ -225,7 +226,7 @@ Status SqliteLedgerStore::Prepare() {
 }
 
 Result<std::optional<std::string>> SqliteLedgerStore::GetMeta(const std::string& key) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   StmtScope s(stmt_->get_meta);
   BindText(s.get(), 1, key);
   int rc = sqlite3_step(s.get());
@@ -235,7 +236,7 @@ Result<std::optional<std::string>> SqliteLedgerStore::GetMeta(const std::string&
 }
 
 Status SqliteLedgerStore::PutMeta(const std::string& key, const std::string& value) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   StmtScope s(stmt_->put_meta);
   BindText(s.get(), 1, key);
   sqlite3_bind_blob(s.get(), 2, value.data(), static_cast<int>(value.size()), SQLITE_STATIC);
@@ -244,12 +245,12 @@ Status SqliteLedgerStore::PutMeta(const std::string& key, const std::string& val
 }
 
 Status SqliteLedgerStore::CommitBatch(const LedgerBatch& batch) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   {
     StmtScope b(stmt_->begin);
     if (sqlite3_step(b.get()) != SQLITE_DONE) return Error("begin batch");
   }
-  auto fail = [&](const char* what) {
+  auto fail = [&](const char* what) REQUIRES(mu_) {
     Status st = Error(what);
     StmtScope r(stmt_->rollback);
     (void)sqlite3_step(r.get());
@@ -293,7 +294,7 @@ Status SqliteLedgerStore::CommitBatch(const LedgerBatch& batch) {
 }
 
 Result<uint64_t> SqliteLedgerStore::LeafCount() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   StmtScope s(stmt_->leaf_count);
   if (sqlite3_step(s.get()) != SQLITE_ROW) return Error("count leaves");
   return static_cast<uint64_t>(sqlite3_column_int64(s.get(), 0));
@@ -329,7 +330,7 @@ Result<StoredCheckpoint> ReadCheckpointRow(sqlite3_stmt* s) {
 }  // namespace
 
 Result<StoredLeaf> SqliteLedgerStore::GetLeaf(uint64_t index) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   StmtScope s(stmt_->get_leaf);
   sqlite3_bind_int64(s.get(), 1, static_cast<sqlite3_int64>(index));
   int rc = sqlite3_step(s.get());
@@ -347,7 +348,7 @@ Status SqliteLedgerStore::ScanLeaves(uint64_t from,
   while (true) {
     chunk.clear();
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       StmtScope s(stmt_->scan_leaves);
       sqlite3_bind_int64(s.get(), 1, static_cast<sqlite3_int64>(from));
       sqlite3_bind_int(s.get(), 2, kChunk);
@@ -381,7 +382,7 @@ Result<std::vector<uint64_t>> SqliteLedgerStore::FindLeaves(Column column, const
             "ORDER BY idx";
   std::vector<uint64_t> out;
   if (value.empty()) return out;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   sqlite3_stmt* raw = nullptr;
   if (sqlite3_prepare_v2(db_, sql, -1, &raw, nullptr) != SQLITE_OK) return Error("prepare");
   std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> s(raw, sqlite3_finalize);
@@ -397,7 +398,7 @@ Result<std::vector<uint64_t>> SqliteLedgerStore::FindLeaves(Column column, const
 }
 
 Result<StoredTile> SqliteLedgerStore::GetTile(uint8_t level, uint64_t index) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::string where = "tile " + std::to_string(level) + "/" + std::to_string(index);
   StoredTile tile;
   tile.level = level;
@@ -447,7 +448,7 @@ Result<StoredTile> SqliteLedgerStore::GetTile(uint8_t level, uint64_t index) {
 }
 
 Result<std::optional<StoredCheckpoint>> SqliteLedgerStore::LatestCheckpoint() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   StmtScope s(stmt_->latest_checkpoint);
   int rc = sqlite3_step(s.get());
   if (rc == SQLITE_DONE) return std::optional<StoredCheckpoint>();
@@ -457,7 +458,7 @@ Result<std::optional<StoredCheckpoint>> SqliteLedgerStore::LatestCheckpoint() {
 }
 
 Result<std::optional<StoredCheckpoint>> SqliteLedgerStore::GetCheckpoint(uint64_t size) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   StmtScope s(stmt_->get_checkpoint);
   sqlite3_bind_int64(s.get(), 1, static_cast<sqlite3_int64>(size));
   int rc = sqlite3_step(s.get());
@@ -474,7 +475,7 @@ Status SqliteLedgerStore::ScanCheckpoints(const std::function<bool(const StoredC
   while (true) {
     chunk.clear();
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       StmtScope s(stmt_->scan_checkpoints);
       sqlite3_bind_int64(s.get(), 1, static_cast<sqlite3_int64>(from));
       sqlite3_bind_int(s.get(), 2, kChunk);

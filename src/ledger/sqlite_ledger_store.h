@@ -6,9 +6,9 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
 #include <string>
 
+#include "common/mutex.h"
 #include "ledger/ledger_store.h"
 
 struct sqlite3;
@@ -46,13 +46,13 @@ class SqliteLedgerStore final : public LedgerStore {
  private:
   struct Statements;
   SqliteLedgerStore(sqlite3* db, std::string path);
-  Status Prepare();
-  Status Exec(const char* sql);
-  Status Error(const char* what) const;
+  Status Prepare() REQUIRES(mu_);
+  Status Exec(const char* sql) REQUIRES(mu_);
+  Status Error(const char* what) const REQUIRES(mu_);
 
-  std::mutex mu_;
-  sqlite3* db_;                       // guarded by mu_
-  std::unique_ptr<Statements> stmt_;  // guarded by mu_
+  Mutex mu_;
+  sqlite3* db_ GUARDED_BY(mu_);
+  std::unique_ptr<Statements> stmt_ GUARDED_BY(mu_);
   std::string path_;
 };
 

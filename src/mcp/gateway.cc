@@ -101,7 +101,7 @@ bool OriginAllowed(std::string_view origin, const std::vector<std::string>& allo
 class SseSink {
  public:
   void Attach(std::shared_ptr<http::SseWriter> writer) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     writer_ = std::move(writer);
     for (auto& e : queued_) writer_->Send("message", e);
     queued_.clear();
@@ -109,7 +109,7 @@ class SseSink {
   }
   // Returns false once the stream is finished or its peer went away.
   bool Send(const std::string& data, bool last = false) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (finished_) return false;
     finished_ = last;
     if (!writer_) {
@@ -121,21 +121,21 @@ class SseSink {
     return sent;
   }
   void Close() {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     finished_ = true;
     if (writer_) writer_->Close();
   }
   // Not finished, and its peer (once attached) still there.
   bool open() {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return !finished_ && (!writer_ || !writer_->closed());
   }
 
  private:
-  std::mutex mu_;
-  std::shared_ptr<http::SseWriter> writer_;  // guarded by mu_
-  std::vector<std::string> queued_;          // guarded by mu_
-  bool finished_ = false;                    // guarded by mu_
+  Mutex mu_;
+  std::shared_ptr<http::SseWriter> writer_ GUARDED_BY(mu_);
+  std::vector<std::string> queued_ GUARDED_BY(mu_);
+  bool finished_ GUARDED_BY(mu_) = false;
 };
 
 struct Gateway::Server {
@@ -149,10 +149,10 @@ struct Gateway::Server {
     std::string hash;
     bool approved = false;
   };
-  std::mutex mu;
-  int64_t next_progress = 1;                 // guarded by mu
-  std::map<std::string, Progress> progress;  // guarded by mu: upstream token -> call
-  std::map<std::string, ToolState> tools;    // guarded by mu: as last listed upstream
+  Mutex mu;
+  int64_t next_progress GUARDED_BY(mu) = 1;
+  std::map<std::string, Progress> progress GUARDED_BY(mu);  // upstream token -> call
+  std::map<std::string, ToolState> tools GUARDED_BY(mu);    // as last listed upstream
 };
 
 struct Gateway::McpSession {
@@ -246,7 +246,7 @@ void Gateway::Start() {
 void Gateway::Stop() {
   std::vector<std::shared_ptr<SseSink>> streams;
   {
-    std::lock_guard lock(sessions_mu_);
+    MutexLock lock(sessions_mu_);
     for (auto& [_, m] : sessions_) {
       if (m.stream) streams.push_back(std::move(m.stream));
     }
@@ -278,7 +278,7 @@ void Gateway::OnRevoked(const std::vector<std::string>& sids) {
   std::vector<std::pair<Upstream*, int64_t>> cancels;
   size_t ended = 0;
   {
-    std::lock_guard lock(sessions_mu_);
+    MutexLock lock(sessions_mu_);
     for (auto it = sessions_.begin(); it != sessions_.end();) {
       if (!revoked.count(it->second.sid)) {
         ++it;
@@ -295,11 +295,11 @@ void Gateway::OnRevoked(const std::vector<std::string>& sids) {
   }
   for (auto& s : streams) s->Close();
   for (auto& [upstream, id] : cancels) upstream->Cancel(id, reason);
-  if ((ended || !cancels.empty()) && options_.upstream.log) {
-    options_.upstream.log(1, "",
-                          "contained: " + std::to_string(ended) + " MCP session(s) ended, " +
-                              std::to_string(streams.size()) + " stream(s) closed, " +
-                              std::to_string(cancels.size()) + " call(s) cancelled upstream");
+  if (ended || !cancels.empty()) {
+    LogUpstream(options_.upstream, LogLevel::kInfo, "",
+                "contained: " + std::to_string(ended) + " MCP session(s) ended, " +
+                    std::to_string(streams.size()) + " stream(s) closed, " +
+                    std::to_string(cancels.size()) + " call(s) cancelled upstream");
   }
 }
 
@@ -343,7 +343,7 @@ Gateway::McpSession* Gateway::UseSession(const std::string& id, std::string* why
 }
 
 size_t Gateway::session_count() const {
-  std::lock_guard lock(sessions_mu_);
+  MutexLock lock(sessions_mu_);
   return sessions_.size();
 }
 
@@ -413,7 +413,7 @@ bool Gateway::Admit(Request& req, Responder& respond, Admitted* out) {
   if (!access.ok()) {
     if (!revoked.session.sid.empty() && session_header) {
       // The session's own token after containment: its MCP session is gone.
-      std::lock_guard lock(sessions_mu_);
+      MutexLock lock(sessions_mu_);
       std::string why =
           "the Custody session of this MCP session is revoked (contained); the "
           "MCP session is gone";
@@ -481,7 +481,7 @@ void Gateway::HandlePost(Request& req, Responder respond) {
     random_.Fill(raw);
     std::string session_id = HexEncode(std::span<const uint8_t>(raw, sizeof raw));
     {
-      std::lock_guard lock(sessions_mu_);
+      MutexLock lock(sessions_mu_);
       // Idle sessions end here too (at most once a second), not only when they are used again.
       auto now = SteadyClock::now();
       if (now - last_purge_ > std::chrono::seconds(1)) {
@@ -526,7 +526,7 @@ void Gateway::HandlePost(Request& req, Responder respond) {
     return;
   }
   {
-    std::lock_guard lock(sessions_mu_);
+    MutexLock lock(sessions_mu_);
     std::string why = "unknown or ended MCP session";
     McpSession* m = UseSession(caller.session_id, &why);
     if (!m || m->server != scope) {
@@ -547,7 +547,7 @@ void Gateway::HandlePost(Request& req, Responder respond) {
       if (rid != msg.params().end()) {
         std::pair<Upstream*, int64_t> cancel{nullptr, 0};
         {
-          std::lock_guard lock(sessions_mu_);
+          MutexLock lock(sessions_mu_);
           auto it = inflight_.find({caller.session_id, json::serialize(rid->value())});
           if (it != inflight_.end()) {
             if (it->second.upstream_id != 0) {
@@ -621,7 +621,7 @@ void Gateway::HandleGet(Request& req, Responder respond) {
   auto sink = std::make_shared<SseSink>();
   std::shared_ptr<SseSink> old;
   {
-    std::lock_guard lock(sessions_mu_);
+    MutexLock lock(sessions_mu_);
     std::string why = "unknown or ended MCP session";
     McpSession* m = UseSession(in.caller.session_id, &why);
     if (!m || m->server != scope) {
@@ -665,7 +665,7 @@ void Gateway::HandleDelete(Request& req, Responder respond) {
   std::shared_ptr<SseSink> stream;
   std::vector<std::pair<Upstream*, int64_t>> cancels;
   {
-    std::lock_guard lock(sessions_mu_);
+    MutexLock lock(sessions_mu_);
     ExpireIfIdle(mcp_session);
     auto it = sessions_.find(mcp_session);
     if (it == sessions_.end() || it->second.server != scope) {
@@ -697,8 +697,10 @@ std::map<std::string, std::string> Gateway::PinTools(Server& server, const json:
     std::string name(t.get_object().at("name").get_string());
     auto obs = pins_.Observe(server.name, name, *hash, now_ms);
     bool approved = obs.ok() && obs->approved;
-    if (!obs.ok() && options_.upstream.log) {
-      options_.upstream.log(3, server.name, "tool pin store: " + obs.status().ToString());
+    if (!obs.ok()) {
+      // The tool stays unapproved (its calls are refused) until the store answers again.
+      ReportUpstream(options_.upstream, "mcp.tool_pin_store",
+                     obs.status().WithContext("tool pin store, server " + server.name));
     }
     if (obs.ok() && obs->newly_changed) {
       json::object ev{{"event_id", ids_.NextString()},
@@ -709,16 +711,16 @@ std::map<std::string, std::string> Gateway::PinTools(Server& server, const json:
                       {"new_hash", *hash},
                       {"via", "mcp"}};
       Status s = events_ ? events_(json::serialize(ev)) : OkStatus();
-      if (options_.upstream.log) {
-        options_.upstream.log(2, server.name,
-                              "definition of tool " + name + " changed (approved " +
-                                  obs->approved_hash + ", now " + *hash +
-                                  "); calls refused until approved" +
-                                  (s.ok() ? "" : "; recording failed: " + s.ToString()));
+      LogUpstream(options_.upstream, LogLevel::kWarn, server.name,
+                  "definition of tool " + name + " changed (approved " + obs->approved_hash +
+                      ", now " + *hash + "); calls refused until approved");
+      if (!s.ok()) {
+        ReportUpstream(options_.upstream, "mcp.definition_change_record",
+                       s.WithContext("recording the changed definition of " + name));
       }
     }
     out[name] = *hash;
-    std::lock_guard lock(server.mu);
+    MutexLock lock(server.mu);
     server.tools[name] = Server::ToolState{*hash, approved};
   }
   return out;
@@ -823,12 +825,12 @@ void Gateway::HandleToolsList(Server* server, const Caller& caller, json::value 
     return;
   }
   struct Gather {
-    std::mutex mu;
-    size_t left = 0;
-    std::map<std::string, json::array> tools;  // by server, so the order is stable
+    explicit Gather(size_t servers) : left(servers) {}
+    Mutex mu;
+    size_t left GUARDED_BY(mu);                               // servers still to answer
+    std::map<std::string, json::array> tools GUARDED_BY(mu);  // by server: a stable order
   };
-  auto g = std::make_shared<Gather>();
-  g->left = servers_.size();
+  auto g = std::make_shared<Gather>(servers_.size());
   for (auto& [name, s] : servers_) {
     ListVisible(
         *s, session, nullptr, true, [this, g, id, respond, sname = name](Result<json::object> r) {
@@ -842,11 +844,11 @@ void Gateway::HandleToolsList(Server* server, const Caller& caller, json::value 
                 mine.push_back(std::move(tool));
               }
             }
-          } else if (options_.upstream.log) {
-            options_.upstream.log(2, sname,
-                                  "left out of the aggregate tools/list: " + r.status().message());
+          } else {
+            LogUpstream(options_.upstream, LogLevel::kWarn, sname,
+                        "left out of the aggregate tools/list: " + r.status().message());
           }
-          std::lock_guard lock(g->mu);
+          MutexLock lock(g->mu);
           g->tools[sname] = std::move(mine);
           if (--g->left != 0) return;
           json::array all;
@@ -883,7 +885,7 @@ void Gateway::HandleToolsCall(Server& server, const Caller& caller, json::value 
     Server::ToolState state;
     bool known = false;
     {
-      std::lock_guard lock(s.mu);
+      MutexLock lock(s.mu);
       if (auto it = s.tools.find(call->tool); it != s.tools.end()) {
         state = it->second;
         known = true;
@@ -953,7 +955,7 @@ void Gateway::HandleToolsCall(Server& server, const Caller& caller, json::value 
 
   bool known;
   {
-    std::lock_guard lock(server.mu);
+    MutexLock lock(server.mu);
     known = server.tools.count(call->tool) > 0;
   }
   if (known) {
@@ -985,15 +987,20 @@ void Gateway::ForwardCall(std::shared_ptr<Call> call) {
   // Registered before anything is sent, under the lock OnRevoked takes: a session contained
   // after its decision but before this point is caught here, and one contained later finds
   // the call in inflight_.
+  bool session_ended = false;
   {
-    std::lock_guard lock(sessions_mu_);
-    auto it = sessions_.find(call->caller.session_id);
-    if (it == sessions_.end()) {
-      // Contained (or ended) between the decision and the forward: nothing goes upstream.
-      FinishCall(call, UnavailableError("cancelled before forwarding: the MCP session ended"));
-      return;
+    MutexLock lock(sessions_mu_);
+    if (sessions_.find(call->caller.session_id) == sessions_.end()) {
+      session_ended = true;
+    } else {
+      inflight_[call->key] = Inflight{&s, 0, call->caller.access.session.sid, ""};
     }
-    inflight_[call->key] = Inflight{&s, 0, call->caller.access.session.sid, ""};
+  }
+  if (session_ended) {
+    // Contained (or ended) between the decision and the forward: nothing goes upstream. Not
+    // under sessions_mu_: FinishCall's answer takes it (it used to deadlock here).
+    FinishCall(call, UnavailableError("cancelled before forwarding: the MCP session ended"));
+    return;
   }
   json::object fwd = call->params;
   json::object meta;
@@ -1008,7 +1015,7 @@ void Gateway::ForwardCall(std::shared_ptr<Call> call) {
       (pt->value().is_string() || pt->value().is_int64() || pt->value().is_uint64())) {
     call->sse = std::make_shared<SseSink>();
     {
-      std::lock_guard lock(s.mu);
+      MutexLock lock(s.mu);
       call->progress_token = "custody-" + std::to_string(s.next_progress++);
       s.progress[call->progress_token] = Server::Progress{pt->value(), call->sse};
     }
@@ -1023,14 +1030,14 @@ void Gateway::ForwardCall(std::shared_ptr<Call> call) {
   int64_t upstream_id =
       s.upstream->Call("tools/call", std::move(fwd), [this, call](Result<json::object> r) {
         {
-          std::lock_guard lock(sessions_mu_);
+          MutexLock lock(sessions_mu_);
           inflight_.erase(call->key);
         }
         FinishCall(call, std::move(r));
       });
   std::string cancel;
   {
-    std::lock_guard lock(sessions_mu_);
+    MutexLock lock(sessions_mu_);
     auto it = inflight_.find(call->key);
     if (it == inflight_.end() || upstream_id == 0) return;  // already answered
     it->second.upstream_id = upstream_id;
@@ -1093,7 +1100,7 @@ void Gateway::FinishCall(std::shared_ptr<Call> call, Result<json::object> r) {
     // already told us.
     bool contained;
     {
-      std::lock_guard lock(sessions_mu_);
+      MutexLock lock(sessions_mu_);
       contained =
           !sessions_.count(call->caller.session_id) && ended_.count(call->caller.session_id) > 0;
     }
@@ -1135,12 +1142,11 @@ void Gateway::FinishCall(std::shared_ptr<Call> call, Result<json::object> r) {
   c.event_id = attribution_.NewEventId();
   c.verified = &call->caller.access;
   answer(json::object{{"event_id", c.event_id}, {"durable", false}});
-  auto log = options_.upstream.log;
-  std::string server = call->server->name;
   std::string action = call->decision.action_id;
-  attribution_.Complete(std::move(c), [log, server, action](Result<CompleteResult> cr) {
-    if (!cr.ok() && log) {
-      log(3, server, "recording the outcome of " + action + " failed: " + cr.status().ToString());
+  attribution_.Complete(std::move(c), [this, action](Result<CompleteResult> cr) {
+    if (!cr.ok()) {
+      ReportUpstream(options_.upstream, "mcp.outcome_record",
+                     cr.status().WithContext("recording the outcome of " + action));
     }
   });
 }
@@ -1151,7 +1157,7 @@ void Gateway::Reply(Call& call, int http_status, std::string body) {
     return;
   }
   {
-    std::lock_guard lock(call.server->mu);
+    MutexLock lock(call.server->mu);
     call.server->progress.erase(call.progress_token);
   }
   call.sse->Send(body, /*last=*/true);
@@ -1167,7 +1173,7 @@ void Gateway::OnUpstreamNotification(Server& server, const json::object& message
         json::object{{"jsonrpc", "2.0"}, {"method", "notifications/tools/list_changed"}});
     std::vector<std::shared_ptr<SseSink>> sinks;
     {
-      std::lock_guard lock(sessions_mu_);
+      MutexLock lock(sessions_mu_);
       for (auto& [_, sess] : sessions_) {
         if (sess.stream && (sess.server.empty() || sess.server == server.name)) {
           sinks.push_back(sess.stream);
@@ -1184,7 +1190,7 @@ void Gateway::OnUpstreamNotification(Server& server, const json::object& message
   if (t == p->value().get_object().end() || !t->value().is_string()) return;
   Server::Progress target;
   {
-    std::lock_guard lock(server.mu);
+    MutexLock lock(server.mu);
     auto it = server.progress.find(std::string(t->value().get_string()));
     if (it == server.progress.end()) return;
     target = it->second;
@@ -1203,7 +1209,7 @@ Status Gateway::Approve(const std::string& server, const std::string& tool, cons
       {"approved_hash", hash},         {"by", by}};
   if (events_) RETURN_IF_ERROR(events_(json::serialize(ev)));
   if (auto it = servers_.find(server); it != servers_.end()) {
-    std::lock_guard lock(it->second->mu);
+    MutexLock lock(it->second->mu);
     auto t = it->second->tools.find(tool);
     if (t != it->second->tools.end() && t->second.hash == hash) t->second.approved = true;
   }

@@ -27,13 +27,13 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "common/random.h"
 #include "common/status.h"
 #include "common/uuid.h"
@@ -140,7 +140,7 @@ class Gateway {
   void HandleToolsCall(Server& server, const Caller& caller, json::value id, json::object params,
                        http::Responder respond);
   void ForwardCall(std::shared_ptr<Call> call);
-  void FinishCall(std::shared_ptr<Call> call, Result<json::object> upstream);
+  void FinishCall(std::shared_ptr<Call> call, Result<json::object> upstream) EXCLUDES(sessions_mu_);
   // Sends the final JSON-RPC message of a call: as the HTTP response, or on its SSE stream.
   void Reply(Call& call, int http_status, std::string body);
   // Upstream notifications: progress goes to the call whose token it carries, tools/
@@ -154,15 +154,16 @@ class Gateway {
   // to send once it is released.
   std::vector<std::pair<Upstream*, int64_t>> TakeCancels(const std::string& mcp_session,
                                                          const std::set<std::string>* sids,
-                                                         const std::string& reason);
+                                                         const std::string& reason)
+      REQUIRES(sessions_mu_);
   // With sessions_mu_ held: the MCP session `id` if it is live (its idle clock restarted), or
   // nullptr after ending an idle one or when it is unknown; `why` says which.
-  McpSession* UseSession(const std::string& id, std::string* why);
+  McpSession* UseSession(const std::string& id, std::string* why) REQUIRES(sessions_mu_);
   // With sessions_mu_ held: ends MCP session `id` if it has been idle too long (no open GET
   // stream, no call in flight); returns whether it did.
-  bool ExpireIfIdle(const std::string& id);
+  bool ExpireIfIdle(const std::string& id) REQUIRES(sessions_mu_);
   // With sessions_mu_ held: ends MCP session `id` for `reason` (kept for a clear 404).
-  void EndSession(const std::string& id, std::string reason);
+  void EndSession(const std::string& id, std::string reason) REQUIRES(sessions_mu_);
   // Records the definitions in a tools/list result; returns the hashes by tool name.
   std::map<std::string, std::string> PinTools(Server& server, const json::array& tools);
   http::Response Unauthorized(const http::Request& req, const std::string& server,
@@ -181,14 +182,14 @@ class Gateway {
 
   std::map<std::string, std::unique_ptr<Server>> servers_;  // fixed after construction
 
-  mutable std::mutex sessions_mu_;
-  std::unordered_map<std::string, McpSession> sessions_;  // guarded by sessions_mu_
+  mutable Mutex sessions_mu_;
+  std::unordered_map<std::string, McpSession> sessions_ GUARDED_BY(sessions_mu_);
   // MCP session ids ended by containment, with why (bounded), for a clear 404.
-  std::unordered_map<std::string, std::string> ended_;  // guarded by sessions_mu_
-  std::deque<std::string> ended_order_;                 // guarded by sessions_mu_
-  std::chrono::steady_clock::time_point last_purge_;    // guarded by sessions_mu_
+  std::unordered_map<std::string, std::string> ended_ GUARDED_BY(sessions_mu_);
+  std::deque<std::string> ended_order_ GUARDED_BY(sessions_mu_);
+  std::chrono::steady_clock::time_point last_purge_ GUARDED_BY(sessions_mu_);
   // (MCP session id, client request id as JSON) -> a forwarded tools/call.
-  std::map<std::pair<std::string, std::string>, Inflight> inflight_;  // guarded by sessions_mu_
+  std::map<std::pair<std::string, std::string>, Inflight> inflight_ GUARDED_BY(sessions_mu_);
 };
 
 }  // namespace custody::mcp

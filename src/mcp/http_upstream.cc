@@ -6,13 +6,13 @@
 #include <cstdlib>
 #include <deque>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "common/mutex.h"
 #include "http/client.h"
 
 namespace custody::mcp {
@@ -190,24 +190,24 @@ struct HttpUpstream::Impl {
   std::string session_id;        // Mcp-Session-Id issued at initialize ("" if none)
   std::string version;           // negotiated protocol version
 
-  std::mutex lifecycle_mu;  // serialises Start and Stop
+  Mutex lifecycle_mu;  // serialises Start and Stop
 
-  mutable std::mutex mu;
-  bool started = false;                // guarded by mu
-  bool stopping = false;               // guarded by mu
-  bool stopped = false;                // guarded by mu: Stop() completed
-  bool ready = false;                  // guarded by mu: a session is initialized
-  int64_t next_id = 1;                 // guarded by mu
-  int64_t handshakes = 0;              // guarded by mu
-  std::string init_error;              // guarded by mu: why the last handshake failed
-  std::map<int64_t, Pending> pending;  // guarded by mu: every request not yet answered
-  std::deque<int64_t> waiting;         // guarded by mu: ids waiting for the handshake
+  mutable Mutex mu ACQUIRED_AFTER(lifecycle_mu);
+  bool started GUARDED_BY(mu) = false;
+  bool stopping GUARDED_BY(mu) = false;
+  bool stopped GUARDED_BY(mu) = false;  // Stop() completed
+  bool ready GUARDED_BY(mu) = false;    // a session is initialized
+  int64_t next_id GUARDED_BY(mu) = 1;
+  int64_t handshakes GUARDED_BY(mu) = 0;
+  std::string init_error GUARDED_BY(mu);              // why the last handshake failed
+  std::map<int64_t, Pending> pending GUARDED_BY(mu);  // every request not yet answered
+  std::deque<int64_t> waiting GUARDED_BY(mu);         // ids waiting for the handshake
 
-  void Log(int level, const std::string& message) const {
-    if (options.log) options.log(level, config.name, message);
+  void Log(LogLevel level, const std::string& message) const {
+    LogUpstream(options, level, config.name, message);
   }
   bool Stopping() const {
-    std::lock_guard lock(mu);
+    MutexLock lock(mu);
     return stopping;
   }
 
@@ -218,9 +218,9 @@ struct HttpUpstream::Impl {
       try {
         std::rethrow_exception(e);
       } catch (const std::exception& ex) {
-        Log(3, std::string("internal error: ") + ex.what());
+        Log(LogLevel::kError, std::string("internal error: ") + ex.what());
       } catch (...) {
-        Log(3, "internal error");
+        Log(LogLevel::kError, "internal error");
       }
     });
   }
@@ -285,7 +285,7 @@ struct HttpUpstream::Impl {
   bool Finish(int64_t id, Result<json::object> r) {
     UpstreamCallback done;
     {
-      std::lock_guard lock(mu);
+      MutexLock lock(mu);
       auto it = pending.find(id);
       if (it == pending.end()) return false;
       done = std::move(it->second.done);
@@ -299,7 +299,7 @@ struct HttpUpstream::Impl {
   void FailAll(const std::string& why) {
     std::vector<UpstreamCallback> failed;
     {
-      std::lock_guard lock(mu);
+      MutexLock lock(mu);
       for (auto& [id, p] : pending) failed.push_back(std::move(p.done));
       pending.clear();
       waiting.clear();
@@ -313,7 +313,7 @@ struct HttpUpstream::Impl {
     error_code ec;
     json::value v = json::parse(data, ec);
     if (ec || !v.is_object()) {
-      Log(2, "ignored a message that is not a JSON-RPC object");
+      Log(LogLevel::kWarn, "ignored a message that is not a JSON-RPC object");
       return false;
     }
     json::object& o = v.get_object();
@@ -339,9 +339,9 @@ struct HttpUpstream::Impl {
     auto r =
         co_await conn->Exchange(Request("POST", true, std::move(body), kNotifyTimeout), nullptr);
     if (!r.ok()) {
-      if (!Stopping()) Log(2, "cannot send " + what + ": " + r.status().message());
+      if (!Stopping()) Log(LogLevel::kWarn, "cannot send " + what + ": " + r.status().message());
     } else if (r->status < 200 || r->status >= 300) {
-      Log(2, what + " answered HTTP " + std::to_string(r->status));
+      Log(LogLevel::kWarn, what + " answered HTTP " + std::to_string(r->status));
     }
     Release(std::move(conn), r.ok());
   }
@@ -358,16 +358,16 @@ struct HttpUpstream::Impl {
     if (gen != generation || need_init || Stopping()) return;
     need_init = true;
     {
-      std::lock_guard lock(mu);
+      MutexLock lock(mu);
       ready = false;
     }
-    Log(2, why + "; initializing again");
+    Log(LogLevel::kWarn, why + "; initializing again");
     wake.cancel();
   }
 
   void Launch(int64_t id) {
     {
-      std::lock_guard lock(mu);
+      MutexLock lock(mu);
       if (!pending.count(id) || stopping) return;
       if (!ready) {
         waiting.push_back(id);
@@ -381,7 +381,7 @@ struct HttpUpstream::Impl {
     std::string body;
     uint64_t use = next_use++;
     {
-      std::lock_guard lock(mu);
+      MutexLock lock(mu);
       auto it = pending.find(id);
       if (it == pending.end() || stopping) co_return;
       it->second.sent = true;
@@ -397,7 +397,7 @@ struct HttpUpstream::Impl {
         [&](const http::SseEvent& e) { return !Dispatch(e.data, id, &answer); });
     bool still;
     {
-      std::lock_guard lock(mu);
+      MutexLock lock(mu);
       still = pending.count(id) > 0;
     }
     if (!still) {  // cancelled, timed out or shut down meanwhile: that closed the connection
@@ -417,7 +417,7 @@ struct HttpUpstream::Impl {
     if (r->status == 404 && had_session) {
       bool retry = false;
       {
-        std::lock_guard lock(mu);
+        MutexLock lock(mu);
         auto it = pending.find(id);
         if (it != pending.end() && !it->second.retried) {
           it->second.retried = true;
@@ -452,7 +452,7 @@ struct HttpUpstream::Impl {
   asio::awaitable<Status> Initialize() {
     int64_t init_id;
     {
-      std::lock_guard lock(mu);
+      MutexLock lock(mu);
       init_id = next_id++;
     }
     const std::string init = InitializeRequest(init_id, options.protocol_version);
@@ -531,25 +531,25 @@ struct HttpUpstream::Impl {
         ++generation;
         std::deque<int64_t> launch;
         {
-          std::lock_guard lock(mu);
+          MutexLock lock(mu);
           ready = true;
           ++handshakes;
           init_error.clear();
           launch.swap(waiting);
         }
-        Log(1, "initialized: protocol " + version +
-                   (session_id.empty() ? ", no session id" : ", session id issued"));
+        Log(LogLevel::kInfo, "initialized: protocol " + version +
+                                 (session_id.empty() ? ", no session id" : ", session id issued"));
         for (int64_t id : launch) Spawn(Post(id));
         if (!get_unsupported) Spawn(Listen(generation));
         continue;
       }
       {
-        std::lock_guard lock(mu);
+        MutexLock lock(mu);
         init_error = st.message();
       }
       // (The URL is not logged: a path or query may carry a credential.)
-      Log(2, "cannot initialize: " + st.message() + "; retrying in " +
-                 std::to_string(backoff.count()) + " ms");
+      Log(LogLevel::kWarn, "cannot initialize: " + st.message() + "; retrying in " +
+                               std::to_string(backoff.count()) + " ms");
       wake.expires_after(backoff);
       co_await wake.async_wait(kTuple);
       backoff = std::min(backoff * 2, options.max_backoff);
@@ -577,8 +577,8 @@ struct HttpUpstream::Impl {
       }
       if (r->status == 405 || (r->status >= 200 && r->status < 300 && !r->event_stream)) {
         get_unsupported = true;
-        Log(0, "offers no server-to-client stream (GET answered HTTP " + std::to_string(r->status) +
-                   ")");
+        Log(LogLevel::kDebug, "offers no server-to-client stream (GET answered HTTP " +
+                                  std::to_string(r->status) + ")");
         co_return;
       }
       if (r->status == 404 || r->status == 400) {
@@ -591,7 +591,7 @@ struct HttpUpstream::Impl {
         // backs off.
         if (Clock::now() - opened > std::chrono::seconds(10)) backoff = options.min_backoff;
       } else {
-        Log(2, "GET stream answered HTTP " + std::to_string(r->status));
+        Log(LogLevel::kWarn, "GET stream answered HTTP " + std::to_string(r->status));
       }
       listen.expires_after(backoff);
       co_await listen.async_wait(kTuple);
@@ -609,7 +609,7 @@ struct HttpUpstream::Impl {
       auto now = Clock::now();
       std::string not_ready;
       {
-        std::lock_guard lock(mu);
+        MutexLock lock(mu);
         if (!ready && !init_error.empty()) not_ready = " (not initialized: " + init_error + ")";
         for (auto it = pending.begin(); it != pending.end();) {
           if (it->second.deadline > now) {
@@ -639,9 +639,9 @@ struct HttpUpstream::Impl {
     auto client = NewClient(64 * 1024);
     auto r = co_await client->Exchange(std::move(request), nullptr);
     if (!r.ok()) {
-      Log(1, "could not end the session: " + r.status().message());
+      Log(LogLevel::kInfo, "could not end the session: " + r.status().message());
     } else if (r->status >= 300 && r->status != 405) {
-      Log(1, "ending the session answered HTTP " + std::to_string(r->status));
+      Log(LogLevel::kInfo, "ending the session answered HTTP " + std::to_string(r->status));
     }
   }
 
@@ -655,7 +655,7 @@ struct HttpUpstream::Impl {
     for (auto& [c, use] : busy) c->Close();
     idle.clear();
     {
-      std::lock_guard lock(mu);
+      MutexLock lock(mu);
       ready = false;
     }
     if (!session_id.empty() && !need_init) Spawn(DeleteSession(session_id));
@@ -699,9 +699,9 @@ HttpUpstream::~HttpUpstream() { Stop(); }
 
 void HttpUpstream::Start() {
   Impl& m = *impl_;
-  std::lock_guard lifecycle(m.lifecycle_mu);
+  MutexLock lifecycle(m.lifecycle_mu);
   {
-    std::lock_guard lock(m.mu);
+    MutexLock lock(m.mu);
     if (m.started || m.stopping) return;
     m.started = true;
   }
@@ -713,10 +713,10 @@ void HttpUpstream::Start() {
 
 void HttpUpstream::Stop() {
   Impl& m = *impl_;
-  std::lock_guard lifecycle(m.lifecycle_mu);
+  MutexLock lifecycle(m.lifecycle_mu);
   bool started;
   {
-    std::lock_guard lock(m.mu);
+    MutexLock lock(m.mu);
     if (m.stopped) return;
     m.stopping = true;
     started = m.started;
@@ -727,20 +727,20 @@ void HttpUpstream::Stop() {
   } else {
     m.FailAll("the gateway is shutting down");
   }
-  std::lock_guard lock(m.mu);
+  MutexLock lock(m.mu);
   m.stopped = true;
 }
 
 int64_t HttpUpstream::Call(const std::string& method, json::value params, UpstreamCallback done) {
   Impl& m = *impl_;
-  std::unique_lock lk(m.mu);
+  MutexLock lk(m.mu);
   if (m.stopping) {
-    lk.unlock();
+    lk.Unlock();
     done(UnavailableError("the gateway is shutting down"));
     return 0;
   }
   if (!m.ready && m.waiting.size() >= m.options.max_waiting) {
-    lk.unlock();
+    lk.Unlock();
     done(UnavailableError(m.prefix + "is not ready and too many requests are waiting"));
     return 0;
   }
@@ -751,7 +751,7 @@ int64_t HttpUpstream::Call(const std::string& method, json::value params, Upstre
       Impl::Pending{std::move(req), std::move(done), Clock::now() + m.options.request_timeout};
   bool now = m.ready && m.started;
   if (!now) m.waiting.push_back(id);
-  lk.unlock();
+  lk.Unlock();
   if (now) asio::post(m.ioc, [&m, id] { m.Launch(id); });
   return id;
 }
@@ -760,7 +760,7 @@ void HttpUpstream::Cancel(int64_t id, const std::string& reason) {
   Impl& m = *impl_;
   Impl::Pending p;
   {
-    std::lock_guard lock(m.mu);
+    MutexLock lock(m.mu);
     auto it = m.pending.find(id);
     if (it == m.pending.end()) return;
     p = std::move(it->second);
@@ -780,7 +780,7 @@ void HttpUpstream::Notify(const std::string& method, json::value params) {
   Impl& m = *impl_;
   json::object n{{"jsonrpc", "2.0"}, {"method", method}};
   if (!params.is_null()) n["params"] = std::move(params);
-  std::lock_guard lock(m.mu);
+  MutexLock lock(m.mu);
   if (!m.ready || m.stopping) return;
   asio::post(m.ioc,
              [&m, body = json::serialize(n), method] { m.Spawn(m.SendMessage(body, method)); });
@@ -789,12 +789,12 @@ void HttpUpstream::Notify(const std::string& method, json::value params) {
 const std::string& HttpUpstream::name() const { return impl_->config.name; }
 
 bool HttpUpstream::ready() const {
-  std::lock_guard lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   return impl_->ready;
 }
 
 int64_t HttpUpstream::handshakes() const {
-  std::lock_guard lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   return impl_->handshakes;
 }
 

@@ -96,7 +96,16 @@ class FakeHttpServer {
   uint16_t port_ = 0;
 };
 
-struct Recorder {
+// Records the upstream's log lines as "<level> <server>: <message>", and its notifications.
+struct Recorder : Logger {
+  bool Enabled(LogLevel) const override { return true; }
+  void Log(LogLevel level, std::string_view, std::initializer_list<LogField> fields) override {
+    std::lock_guard lock(mu);
+    logs.push_back(std::to_string(static_cast<int>(level)) + " " +
+                   std::string(FieldString(fields, "server")) + ": " +
+                   std::string(FieldString(fields, "message")));
+    cv.notify_all();
+  }
   std::mutex mu;
   std::condition_variable cv;
   std::vector<std::string> logs;            // guarded by mu
@@ -137,11 +146,7 @@ class HttpUpstreamTest : public ::testing::Test {
     o.request_timeout = timeout;
     o.min_backoff = 20ms;
     o.max_backoff = 200ms;
-    o.log = [this](int level, const std::string& server, const std::string& msg) {
-      std::lock_guard lock(rec_.mu);
-      rec_.logs.push_back(std::to_string(level) + " " + server + ": " + msg);
-      rec_.cv.notify_all();
-    };
+    o.log = &rec_;
     o.on_notification = [this](const json::object& n) {
       std::lock_guard lock(rec_.mu);
       rec_.notifications.push_back(n);

@@ -25,7 +25,7 @@ StdioUpstream::StdioUpstream(StdioServerConfig config, UpstreamOptions options)
 StdioUpstream::~StdioUpstream() { Stop(); }
 
 void StdioUpstream::Start() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (started_ || stop_) return;
   started_ = true;
   supervisor_ = std::thread([this] { Supervise(); });
@@ -33,25 +33,25 @@ void StdioUpstream::Start() {
 
 void StdioUpstream::Stop() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (stop_ && !supervisor_.joinable()) return;
     stop_ = true;
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
   if (supervisor_.joinable()) supervisor_.join();
   FailAll("the gateway is shutting down", /*include_waiting=*/true);
 }
 
 bool StdioUpstream::ready() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return ready_;
 }
 int64_t StdioUpstream::starts() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return starts_;
 }
 int StdioUpstream::pid() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return pid_;
 }
 
@@ -59,38 +59,39 @@ void StdioUpstream::Supervise() {
   auto backoff = options_.min_backoff;
   for (;;) {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       if (stop_) break;
     }
     auto started_at = Clock::now();
     if (Spawn()) {
-      std::unique_lock lk(mu_);
+      MutexLock lk(mu_);
       while (!child_gone_ && !stop_) {
-        cv_.wait_for(lk, std::chrono::milliseconds(100));
-        lk.unlock();
+        cv_.WaitFor(mu_, std::chrono::milliseconds(100));
+        lk.Unlock();
         ExpireDeadlines();
-        lk.lock();
+        lk.Lock();
       }
       bool stopping = stop_;
       int pid = pid_;
       if (stopping && !child_gone_) {
         ::kill(pid, SIGTERM);
-        if (!cv_.wait_for(lk, std::chrono::seconds(2), [this] { return child_gone_; })) {
+        if (!cv_.WaitFor(mu_, std::chrono::seconds(2),
+                         [this]() REQUIRES(mu_) { return child_gone_; })) {
           ::kill(pid, SIGKILL);
         }
       }
-      lk.unlock();
+      lk.Unlock();
       if (stdout_reader_.joinable()) stdout_reader_.join();
       if (stderr_reader_.joinable()) stderr_reader_.join();
       int wstatus = 0;
       ::waitpid(pid, &wstatus, 0);
       {
-        std::lock_guard wl(write_mu_);
+        MutexLock wl(write_mu_);
         if (stdin_fd_ >= 0) ::close(stdin_fd_);
         stdin_fd_ = -1;
       }
       {
-        std::lock_guard lock(mu_);
+        MutexLock lock(mu_);
         ready_ = false;
         pid_ = 0;
         child_gone_ = false;
@@ -100,23 +101,24 @@ void StdioUpstream::Supervise() {
           : WIFSIGNALED(wstatus) ? "was killed by signal " + std::to_string(WTERMSIG(wstatus))
                                  : "ended";
       if (options_.log) {
-        options_.log(stopping ? 1 : 2, config_.name, "upstream server " + how);
+        LogUpstream(options_, stopping ? LogLevel::kInfo : LogLevel::kWarn, config_.name,
+                    "upstream server " + how);
       }
       FailAll("upstream server " + how, /*include_waiting=*/false);
       if (stopping) break;
       if (Clock::now() - started_at > std::chrono::seconds(10)) backoff = options_.min_backoff;
     }
     if (options_.log) {
-      options_.log(2, config_.name,
-                   "restarting upstream server in " + std::to_string(backoff.count()) + " ms");
+      LogUpstream(options_, LogLevel::kWarn, config_.name,
+                  "restarting upstream server in " + std::to_string(backoff.count()) + " ms");
     }
-    std::unique_lock lk(mu_);
+    MutexLock lk(mu_);
     auto until = Clock::now() + backoff;
     while (!stop_ && Clock::now() < until) {
-      cv_.wait_until(lk, std::min(until, Clock::now() + std::chrono::milliseconds(100)));
-      lk.unlock();
+      cv_.WaitUntil(mu_, std::min(until, Clock::now() + std::chrono::milliseconds(100)));
+      lk.Unlock();
       ExpireDeadlines();
-      lk.lock();
+      lk.Lock();
     }
     backoff = std::min(backoff * 2, options_.max_backoff);
   }
@@ -178,13 +180,14 @@ bool StdioUpstream::Spawn() {
     ::close(out[0]);
     ::close(err[0]);
     if (options_.log) {
-      options_.log(3, config_.name, "cannot start " + config_.command + ": " + std::strerror(rc));
+      LogUpstream(options_, LogLevel::kError, config_.name,
+                  "cannot start " + config_.command + ": " + std::strerror(rc));
     }
     return false;
   }
   int64_t init_id;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     pid_ = pid;
     ++starts_;
     child_gone_ = false;
@@ -192,15 +195,16 @@ bool StdioUpstream::Spawn() {
     init_id = init_id_ = next_id_++;
   }
   {
-    std::lock_guard wl(write_mu_);
+    MutexLock wl(write_mu_);
     stdin_fd_ = in[0];
   }
   stdout_reader_ = std::thread([this, fd = out[0]] { ReadStdout(fd); });
   stderr_reader_ = std::thread([this, fd = err[0]] { ReadStderr(fd); });
   if (options_.log) {
-    options_.log(1, config_.name,
-                 "started upstream server (pid " + std::to_string(pid) + "): " + config_.command);
+    LogUpstream(options_, LogLevel::kInfo, config_.name,
+                "started upstream server (pid " + std::to_string(pid) + "): " + config_.command);
   }
+  // A failed write is reported by WriteLine; the handshake then times out and is retried.
   (void)WriteLine(InitializeRequest(init_id, options_.protocol_version));
   return true;
 }
@@ -244,13 +248,13 @@ void StdioUpstream::ReadStdout(int fd) {
   ReadLines(
       fd, options_.max_line_bytes, [this](std::string_view line) { HandleLine(line); },
       [this] {
-        if (options_.log) options_.log(2, config_.name, "dropped an overlong stdout line");
+        LogUpstream(options_, LogLevel::kWarn, config_.name, "dropped an overlong stdout line");
       });
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     child_gone_ = true;
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
 }
 
 void StdioUpstream::ReadStderr(int fd) {
@@ -259,7 +263,7 @@ void StdioUpstream::ReadStderr(int fd) {
       [this](std::string_view line) {
         if (!options_.log || line.empty()) return;
         std::string s(line.substr(0, 4096));
-        options_.log(1, config_.name, "stderr: " + s);
+        LogUpstream(options_, LogLevel::kInfo, config_.name, "stderr: " + s);
       },
       [] {});
 }
@@ -270,25 +274,30 @@ void StdioUpstream::HandleLine(std::string_view line) {
   boost::system::error_code ec;
   json::value v = json::parse(line, ec);
   if (ec || !v.is_object()) {
-    if (options_.log) options_.log(2, config_.name, "ignored a stdout line that is not JSON-RPC");
+    LogUpstream(options_, LogLevel::kWarn, config_.name,
+                "ignored a stdout line that is not JSON-RPC");
     return;
   }
   json::object& o = v.get_object();
   if (HandleServerMessage(
-          o, [this](std::string text) { (void)WriteLine(text); }, options_.on_notification)) {
+          o,
+          [this](std::string text) {
+            (void)WriteLine(text);  // reported by WriteLine; the server is being restarted
+          },
+          options_.on_notification)) {
     return;
   }
   auto idit = o.find("id");
   if (idit == o.end() || !idit->value().is_int64()) return;  // not one of our ids
   int64_t id = idit->value().get_int64();
-  std::unique_lock lk(mu_);
+  MutexLock lk(mu_);
   if (id == init_id_) {
     if (o.contains("error")) {
       int pid = pid_;
-      lk.unlock();
+      lk.Unlock();
       if (options_.log) {
-        options_.log(3, config_.name,
-                     "upstream refused initialize: " + json::serialize(o["error"]));
+        LogUpstream(options_, LogLevel::kError, config_.name,
+                    "upstream refused initialize: " + json::serialize(o["error"]));
       }
       ::kill(pid, SIGTERM);
       return;
@@ -300,40 +309,49 @@ void StdioUpstream::HandleLine(std::string_view line) {
       if (it != pending_.end()) lines.push_back(std::move(it->second.line));
     }
     waiting_.clear();
-    lk.unlock();
+    lk.Unlock();
+    // Failed writes are reported by WriteLine; the waiting calls then time out (their callers
+    // hear Unavailable) and the supervisor restarts the server.
     (void)WriteLine(R"({"jsonrpc":"2.0","method":"notifications/initialized"})");
     for (const auto& l : lines) (void)WriteLine(l);
-    if (options_.log) options_.log(1, config_.name, "upstream server initialized");
+    LogUpstream(options_, LogLevel::kInfo, config_.name, "upstream server initialized");
     return;
   }
   auto it = pending_.find(id);
   if (it == pending_.end()) return;  // timed out already
   UpstreamCallback done = std::move(it->second.done);
   pending_.erase(it);
-  lk.unlock();
+  lk.Unlock();
   o.erase("id");
   o.erase("jsonrpc");
   done(std::move(o));
 }
 
 bool StdioUpstream::WriteLine(const std::string& line) {
-  std::lock_guard wl(write_mu_);
-  if (stdin_fd_ < 0) return false;
+  MutexLock wl(write_mu_);
+  if (stdin_fd_ < 0) return false;  // no server running: the supervisor is (re)starting one
   std::string data = line + "\n";
   size_t off = 0;
   while (off < data.size()) {
     ssize_t n = ::send(stdin_fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
+    if (n <= 0) {
+      // The server's stdin is gone (it exited or closed it); the supervisor sees it exit and
+      // restarts it. Every caller of WriteLine relies on this report.
+      ReportUpstream(options_, "mcp.upstream_write",
+                     UnavailableError("writing to upstream server " + config_.name + ": " +
+                                      (n < 0 ? std::strerror(errno) : "nothing written")));
+      return false;
+    }
     off += static_cast<size_t>(n);
   }
   return true;
 }
 
 int64_t StdioUpstream::Call(const std::string& method, json::value params, UpstreamCallback done) {
-  std::unique_lock lk(mu_);
+  MutexLock lk(mu_);
   if (stop_) {
-    lk.unlock();
+    lk.Unlock();
     done(UnavailableError("the gateway is shutting down"));
     return 0;
   }
@@ -344,20 +362,20 @@ int64_t StdioUpstream::Call(const std::string& method, json::value params, Upstr
   auto deadline = Clock::now() + options_.request_timeout;
   if (ready_) {
     pending_[id] = Pending{std::move(done), deadline, ""};
-    lk.unlock();
+    lk.Unlock();
     if (!WriteLine(line)) {
-      lk.lock();
+      lk.Lock();
       auto it = pending_.find(id);
       if (it == pending_.end()) return id;
       UpstreamCallback d = std::move(it->second.done);
       pending_.erase(it);
-      lk.unlock();
+      lk.Unlock();
       d(UnavailableError("upstream server " + config_.name + " is not reachable"));
     }
     return id;
   }
   if (waiting_.size() >= options_.max_waiting) {
-    lk.unlock();
+    lk.Unlock();
     done(UnavailableError("upstream server " + config_.name + " is starting; too many waiting"));
     return 0;
   }
@@ -370,7 +388,7 @@ void StdioUpstream::Cancel(int64_t id, const std::string& reason) {
   UpstreamCallback done;
   bool sent = true;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = pending_.find(id);
     if (it == pending_.end()) return;
     done = std::move(it->second.done);
@@ -386,18 +404,18 @@ void StdioUpstream::Cancel(int64_t id, const std::string& reason) {
 
 void StdioUpstream::Notify(const std::string& method, json::value params) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (!ready_) return;
   }
   json::object n{{"jsonrpc", "2.0"}, {"method", method}};
   if (!params.is_null()) n["params"] = std::move(params);
-  (void)WriteLine(json::serialize(n));
+  (void)WriteLine(json::serialize(n));  // notifications are best effort; WriteLine reports
 }
 
 void StdioUpstream::FailAll(const std::string& why, bool include_waiting) {
   std::vector<UpstreamCallback> failed;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     std::set<int64_t> waiting(waiting_.begin(), waiting_.end());
     for (auto it = pending_.begin(); it != pending_.end();) {
       if (!include_waiting && waiting.count(it->first)) {
@@ -416,7 +434,7 @@ void StdioUpstream::ExpireDeadlines() {
   std::vector<std::pair<int64_t, UpstreamCallback>> expired;
   auto now = Clock::now();
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (auto it = pending_.begin(); it != pending_.end();) {
       if (it->second.deadline > now) {
         ++it;

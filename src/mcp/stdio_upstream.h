@@ -15,15 +15,14 @@
 
 #include <boost/json.hpp>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/status.h"
 #include "mcp/upstream.h"
 
@@ -61,33 +60,33 @@ class StdioUpstream final : public Upstream {
     std::chrono::steady_clock::time_point deadline;
     std::string line;  // the request, kept while waiting for the handshake
   };
-  void Supervise();
-  bool Spawn();  // with mu_ not held
-  void ReadStdout(int fd);
+  void Supervise() EXCLUDES(mu_, write_mu_);
+  bool Spawn() EXCLUDES(mu_, write_mu_);
+  void ReadStdout(int fd) EXCLUDES(mu_);
   void ReadStderr(int fd);
-  void HandleLine(std::string_view line);
-  bool WriteLine(const std::string& line);  // with write_mu_
-  void FailAll(const std::string& why, bool include_waiting);
-  void ExpireDeadlines();
+  void HandleLine(std::string_view line) EXCLUDES(mu_, write_mu_);
+  bool WriteLine(const std::string& line) EXCLUDES(write_mu_);  // takes write_mu_
+  void FailAll(const std::string& why, bool include_waiting) EXCLUDES(mu_);
+  void ExpireDeadlines() EXCLUDES(mu_);
 
   const StdioServerConfig config_;
   const UpstreamOptions options_;
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;                   // guarded by mu_
-  bool started_ = false;                // guarded by mu_
-  bool ready_ = false;                  // guarded by mu_: handshake done
-  bool child_gone_ = false;             // guarded by mu_: stdout reached EOF
-  int pid_ = 0;                         // guarded by mu_
-  int64_t starts_ = 0;                  // guarded by mu_
-  int64_t next_id_ = 1;                 // guarded by mu_
-  int64_t init_id_ = 0;                 // guarded by mu_
-  std::map<int64_t, Pending> pending_;  // guarded by mu_: sent, awaiting a response
-  std::vector<int64_t> waiting_;        // guarded by mu_: ids not yet sent (before ready)
+  mutable Mutex mu_;
+  CondVar cv_;
+  bool stop_ GUARDED_BY(mu_) = false;
+  bool started_ GUARDED_BY(mu_) = false;
+  bool ready_ GUARDED_BY(mu_) = false;       // handshake done
+  bool child_gone_ GUARDED_BY(mu_) = false;  // stdout reached EOF
+  int pid_ GUARDED_BY(mu_) = 0;
+  int64_t starts_ GUARDED_BY(mu_) = 0;
+  int64_t next_id_ GUARDED_BY(mu_) = 1;
+  int64_t init_id_ GUARDED_BY(mu_) = 0;
+  std::map<int64_t, Pending> pending_ GUARDED_BY(mu_);  // sent, awaiting a response
+  std::vector<int64_t> waiting_ GUARDED_BY(mu_);        // ids not yet sent (before ready)
 
-  std::mutex write_mu_;
-  int stdin_fd_ = -1;  // guarded by write_mu_
+  Mutex write_mu_;
+  int stdin_fd_ GUARDED_BY(write_mu_) = -1;
 
   std::thread supervisor_;
   std::thread stdout_reader_;  // owned by the supervisor thread

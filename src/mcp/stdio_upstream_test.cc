@@ -19,7 +19,15 @@ std::string FakeServer() {
   return std::string(src ? src : ".") + "/src/mcp/testdata/fake_server.mjs";
 }
 
-struct Logs {
+// Records the upstream's log lines as "<server>: <message>".
+struct Logs : Logger {
+  bool Enabled(LogLevel) const override { return true; }
+  void Log(LogLevel, std::string_view, std::initializer_list<LogField> fields) override {
+    std::lock_guard lock(mu);
+    lines.push_back(std::string(FieldString(fields, "server")) + ": " +
+                    std::string(FieldString(fields, "message")));
+    cv.notify_all();
+  }
   std::mutex mu;
   std::vector<std::string> lines;  // guarded by mu
   std::condition_variable cv;
@@ -43,11 +51,7 @@ class StdioUpstreamTest : public ::testing::Test {
     o.request_timeout = timeout;
     o.min_backoff = std::chrono::milliseconds(10);
     o.max_backoff = std::chrono::milliseconds(50);
-    o.log = [this](int, const std::string& server, const std::string& msg) {
-      std::lock_guard lock(logs_.mu);
-      logs_.lines.push_back(server + ": " + msg);
-      logs_.cv.notify_all();
-    };
+    o.log = &logs_;
     UpstreamConfig cfg;
     cfg.name = "fake";
     cfg.command = command;

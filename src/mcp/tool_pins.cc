@@ -41,7 +41,7 @@ Result<std::unique_ptr<SqliteToolPinStore>> SqliteToolPinStore::Open(const std::
 Result<PinObservation> SqliteToolPinStore::Observe(const std::string& server,
                                                    const std::string& tool, const std::string& hash,
                                                    int64_t now_ms) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   store::Stmt q(*db_, "SELECT approved_hash, seen_hash FROM tool_pins WHERE server=? AND tool=?");
   if (!q.ok()) return db_->Error("reading a tool pin");
   q.Bind(1, server).Bind(2, tool);
@@ -82,7 +82,7 @@ Result<PinObservation> SqliteToolPinStore::Observe(const std::string& server,
 
 Status SqliteToolPinStore::Approve(const std::string& server, const std::string& tool,
                                    const std::string& hash) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   store::Stmt q(*db_, "SELECT seen_hash FROM tool_pins WHERE server=? AND tool=?");
   if (!q.ok()) return db_->Error("reading a tool pin");
   q.Bind(1, server).Bind(2, tool);
@@ -103,7 +103,7 @@ Status SqliteToolPinStore::Approve(const std::string& server, const std::string&
 }
 
 Result<std::vector<PinRecord>> SqliteToolPinStore::List() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   store::Stmt q(*db_,
                 "SELECT server, tool, approved_hash, seen_hash, first_seen_ms, changed_ms FROM "
                 "tool_pins ORDER BY server, tool");

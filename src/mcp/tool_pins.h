@@ -11,10 +11,10 @@
 #include <boost/json/fwd.hpp>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/status.h"
 
 namespace custody::store {
@@ -69,8 +69,8 @@ class SqliteToolPinStore final : public ToolPinStore {
 
  private:
   explicit SqliteToolPinStore(std::unique_ptr<store::SqliteDb> db);
-  std::mutex mu_;
-  std::unique_ptr<store::SqliteDb> db_;  // guarded by mu_
+  Mutex mu_;
+  std::unique_ptr<store::SqliteDb> db_ GUARDED_BY(mu_);
 };
 
 }  // namespace custody::mcp

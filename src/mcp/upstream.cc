@@ -42,6 +42,17 @@ std::string InitializeRequest(int64_t id, const std::string& protocol_version) {
       {"jsonrpc", "2.0"}, {"id", id}, {"method", "initialize"}, {"params", std::move(params)}});
 }
 
+void LogUpstream(const UpstreamOptions& o, LogLevel level, const std::string& server,
+                 const std::string& message) {
+  if (o.log != nullptr && o.log->Enabled(level)) {
+    o.log->Log(level, "mcp_upstream", {{"server", server}, {"message", message}});
+  }
+}
+
+void ReportUpstream(const UpstreamOptions& o, std::string_view site, const Status& status) {
+  if (o.errors != nullptr) o.errors->Report(site, status);
+}
+
 Result<std::unique_ptr<Upstream>> MakeUpstream(UpstreamConfig config, UpstreamOptions options) {
   if (config.command.empty() == config.url.empty()) {
     return InvalidArgumentError("MCP server \"" + config.name +

@@ -27,6 +27,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/error_reporter.h"
+#include "common/logger.h"
 #include "common/status.h"
 
 namespace custody::mcp {
@@ -44,9 +46,6 @@ struct UpstreamConfig {
 };
 using StdioServerConfig = UpstreamConfig;
 
-// level: 0 debug, 1 info, 2 warn, 3 error.
-using UpstreamLog =
-    std::function<void(int level, const std::string& server, const std::string& message)>;
 // The upstream's response object ({"result":…} or {"error":…}), or Unavailable.
 using UpstreamCallback = std::function<void(Result<boost::json::object>)>;
 using NotificationHandler = std::function<void(const boost::json::object& message)>;
@@ -58,9 +57,18 @@ struct UpstreamOptions {
   size_t max_line_bytes = 16 << 20;  // longer messages are dropped (and logged)
   size_t max_waiting = 1024;         // requests queued while the server (re)starts
   std::string protocol_version = "2025-06-18";
-  UpstreamLog log;
+  // Where the upstream logs (its lifecycle, its server's stderr) and reports the errors no
+  // caller hears of. Not owned; null: nothing is logged or counted.
+  Logger* log = nullptr;
+  ErrorReporter* errors = nullptr;
   NotificationHandler on_notification;  // server notifications (e.g. tools/list_changed)
 };
+
+// One log line about `server` ("mcp_upstream", with the server and the message), if `o` has a
+// logger; and an error reported under `site`, if it has a reporter.
+void LogUpstream(const UpstreamOptions& o, LogLevel level, const std::string& server,
+                 const std::string& message);
+void ReportUpstream(const UpstreamOptions& o, std::string_view site, const Status& status);
 
 class Upstream {
  public:

@@ -76,7 +76,7 @@ Status SqliteAdminTokenStore::Exec(const char* sql) {
 }
 
 Status SqliteAdminTokenStore::Insert(const AdminTokenRecord& r) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Stmt st;
   std::string sql = std::string("INSERT INTO admin_tokens(") + kColumns + ") VALUES(?,?,?,?,?,?)";
   if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st.s, nullptr) != SQLITE_OK) {
@@ -99,7 +99,7 @@ Status SqliteAdminTokenStore::Insert(const AdminTokenRecord& r) {
 }
 
 Result<std::optional<AdminTokenRecord>> SqliteAdminTokenStore::Get(std::string_view id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Stmt st;
   std::string sql = std::string("SELECT ") + kColumns + " FROM admin_tokens WHERE id = ?";
   if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st.s, nullptr) != SQLITE_OK) {
@@ -113,7 +113,7 @@ Result<std::optional<AdminTokenRecord>> SqliteAdminTokenStore::Get(std::string_v
 }
 
 Result<std::vector<AdminTokenRecord>> SqliteAdminTokenStore::List() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Stmt st;
   std::string sql =
       std::string("SELECT ") + kColumns + " FROM admin_tokens ORDER BY created_ms, id";
@@ -128,7 +128,7 @@ Result<std::vector<AdminTokenRecord>> SqliteAdminTokenStore::List() {
 }
 
 Status SqliteAdminTokenStore::Revoke(std::string_view id, int64_t at_unix_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Stmt st;
   const char* sql = "UPDATE admin_tokens SET revoked_ms = COALESCE(revoked_ms, ?) WHERE id = ?";
   if (sqlite3_prepare_v2(db_, sql, -1, &st.s, nullptr) != SQLITE_OK) return Error("prepare revoke");
@@ -140,7 +140,7 @@ Status SqliteAdminTokenStore::Revoke(std::string_view id, int64_t at_unix_ms) {
 }
 
 Status SqliteAdminTokenStore::CheckWritable() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
   return Exec("ROLLBACK");
 }

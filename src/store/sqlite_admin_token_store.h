@@ -8,9 +8,9 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
 #include <string>
 
+#include "common/mutex.h"
 #include "store/admin_token_store.h"
 
 struct sqlite3;
@@ -33,11 +33,11 @@ class SqliteAdminTokenStore final : public AdminTokenStore {
 
  private:
   explicit SqliteAdminTokenStore(sqlite3* db) : db_(db) {}
-  Status Exec(const char* sql);
-  Status Error(const char* what);
+  Status Exec(const char* sql) REQUIRES(mu_);
+  Status Error(const char* what) REQUIRES(mu_);
 
-  std::mutex mu_;
-  sqlite3* db_;  // guarded by mu_
+  Mutex mu_;
+  sqlite3* db_ GUARDED_BY(mu_);
 };
 
 }  // namespace custody::store

@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include "crypto/key_file.h"
+#include "store/sqlite_schema.h"
 
 namespace custody::store {
 
@@ -38,6 +39,14 @@ Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path, const 
   std::unique_ptr<SqliteDb> out(new SqliteDb(db, what));
   RETURN_IF_ERROR(LockExclusiveWal(db, what, path, durability));
   return out;
+}
+
+Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path, const std::string& what,
+                                                 Durability durability,
+                                                 std::span<const char* const> schema_steps) {
+  ASSIGN_OR_RETURN(auto db, Open(path, what, durability));
+  RETURN_IF_ERROR(ApplySchema(db->raw(), what, path, schema_steps));
+  return db;
 }
 
 Status LockExclusiveWal(sqlite3* db, const std::string& what, const std::string& path,

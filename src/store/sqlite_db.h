@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <unordered_map>
 
@@ -36,6 +37,10 @@ class SqliteDb {
   // `what` names the database in errors ("attribution store").
   static Result<std::unique_ptr<SqliteDb>> Open(const std::string& path, const std::string& what,
                                                 Durability durability);
+  // Open, then bring the file to the schema of `steps` (store/sqlite_schema.h).
+  static Result<std::unique_ptr<SqliteDb>> Open(const std::string& path, const std::string& what,
+                                                Durability durability,
+                                                std::span<const char* const> schema_steps);
   ~SqliteDb();
   SqliteDb(const SqliteDb&) = delete;
   SqliteDb& operator=(const SqliteDb&) = delete;

@@ -2,6 +2,7 @@
 
 #include "attribution/evidence.h"
 #include "crypto/ed25519.h"
+#include "events/recorder.h"
 #include "identity/sqlite_identity_store.h"
 #include "identity/token_service.h"
 #include "ledger/ledger.h"
@@ -33,7 +34,7 @@ Result<std::unique_ptr<World>> World::Create(const std::filesystem::path& dir,
   ASSIGN_OR_RETURN(w->tokens, identity::TokenService::Create(
                                   *w->ids, w->clock, w->random,
                                   [led](const std::string& e) {
-                                    return led->Append(e, InvestigationColumns(e)).status();
+                                    return events::Recorder(*led).RecordText(e).status();
                                   },
                                   o));
   ASSIGN_OR_RETURN(w->store, AttributionStore::Open((dir / "attribution.db").string()));
@@ -51,8 +52,8 @@ World::~World() {
 
 Status World::Reopen(AttributionOptions options) {
   svc.reset();
-  ASSIGN_OR_RETURN(
-      svc, AttributionService::Create(*tokens, *ledger, *store, clock, random, std::move(options)));
+  ASSIGN_OR_RETURN(svc, AttributionService::Create(*tokens, *ledger, *store, clock, random, errors,
+                                                   std::move(options)));
   return OkStatus();
 }
 

@@ -13,6 +13,8 @@
 #include "attribution/attribution_service.h"
 #include "attribution/attribution_store.h"
 #include "common/clock.h"
+#include "common/error_reporter.h"
+#include "common/logger.h"
 #include "common/random.h"
 #include "common/status.h"
 #include "identity/agent.h"
@@ -59,6 +61,8 @@ class World {
   std::filesystem::path dir;
   SystemClock clock;
   SystemRandom random;
+  NullLogger log;
+  ErrorReporter errors{log};  // a test reads errors.Count(site) to see what was reported
   std::string verifier_key;
   std::unique_ptr<ledger::Ledger> ledger;
   std::unique_ptr<identity::SqliteIdentityStore> ids;

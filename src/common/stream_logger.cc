@@ -1,11 +1,10 @@
-#include "api/logger.h"
+#include "common/stream_logger.h"
 
 #include <cmath>
 
-namespace custody::api {
-namespace {
+namespace custody {
 
-const char* LevelName(LogLevel l) {
+const char* LogLevelName(LogLevel l) {
   switch (l) {
     case LogLevel::kDebug:
       return "debug";
@@ -18,6 +17,8 @@ const char* LevelName(LogLevel l) {
   }
   return "info";
 }
+
+namespace {
 
 // JSON string escaping that never fails: bytes outside printable ASCII become \u00XX, so a
 // stray invalid UTF-8 byte from a peer cannot break the line.
@@ -72,12 +73,12 @@ Result<LogLevel> ParseLogLevel(std::string_view name) {
   return InvalidArgumentError("unknown log level");
 }
 
-std::string Logger::Format(LogLevel level, std::string_view msg,
-                           std::initializer_list<LogField> fields) const {
+std::string StreamLogger::Format(LogLevel level, std::string_view msg,
+                                 std::initializer_list<LogField> fields) const {
   std::string out;
   std::string time = FormatRfc3339Millis(clock_.Now());
   if (json_) {
-    out = "{\"time\":\"" + time + "\",\"level\":\"" + LevelName(level) + "\",\"msg\":";
+    out = "{\"time\":\"" + time + "\",\"level\":\"" + LogLevelName(level) + "\",\"msg\":";
     AppendJsonString(msg, out);
     for (const LogField& f : fields) {
       out += ',';
@@ -87,7 +88,7 @@ std::string Logger::Format(LogLevel level, std::string_view msg,
     }
     out += "}\n";
   } else {
-    out = time + " " + LevelName(level) + " " + std::string(msg);
+    out = time + " " + LogLevelName(level) + " " + std::string(msg);
     for (const LogField& f : fields) {
       out += ' ';
       out += f.key;
@@ -99,12 +100,13 @@ std::string Logger::Format(LogLevel level, std::string_view msg,
   return out;
 }
 
-void Logger::Log(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields) {
+void StreamLogger::Log(LogLevel level, std::string_view msg,
+                       std::initializer_list<LogField> fields) {
   if (!Enabled(level)) return;
   std::string line = Format(level, msg, fields);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::fwrite(line.data(), 1, line.size(), out_);
   std::fflush(out_);
 }
 
-}  // namespace custody::api
+}  // namespace custody
