@@ -15,6 +15,7 @@
 #include "identity/token_service.h"
 #include "ledger/ledger.h"
 #include "ledger/sqlite_ledger_store.h"
+#include "store/sqlite/sqlite_attribution_store.h"
 
 namespace custody::api {
 namespace {
@@ -47,7 +48,7 @@ class InvestigationRoutesTest : public ::testing::Test {
         *ids_, clock_, random_,
         [this](const std::string& e) { return events::Recorder(*ledger_).RecordText(e).status(); },
         o));
-    store_ = std::move(*attribution::AttributionStore::Open((dir_ / "attribution.db").string()));
+    store_ = std::move(*store::SqliteAttributionStore::Open((dir_ / "attribution.db").string()));
     attr_ = std::move(*attribution::AttributionService::Create(*tokens_, *ledger_, *store_, clock_,
                                                                random_, errors_, {}));
     ASSERT_TRUE(AddInvestigationRoutes(router_, *tokens_, *ledger_, *attr_, clock_).ok());
@@ -106,7 +107,7 @@ class InvestigationRoutesTest : public ::testing::Test {
   std::unique_ptr<ledger::Ledger> ledger_;
   std::unique_ptr<identity::SqliteIdentityStore> ids_;
   std::unique_ptr<identity::TokenService> tokens_;
-  std::unique_ptr<attribution::AttributionStore> store_;
+  std::unique_ptr<store::SqliteAttributionStore> store_;
   std::unique_ptr<attribution::AttributionService> attr_;
   http::Router router_;
   std::string sid_;

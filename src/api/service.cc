@@ -11,7 +11,6 @@
 #include "api/metrics.h"
 #include "api/routes.h"
 #include "attribution/attribution_service.h"
-#include "attribution/attribution_store.h"
 #include "attribution/evidence.h"
 #include "crypto/key_file.h"
 #include "events/recorder.h"
@@ -22,6 +21,7 @@
 #include "ledger/sqlite_ledger_store.h"
 #include "mcp/gateway.h"
 #include "mcp/tool_pins.h"
+#include "store/sqlite/sqlite_attribution_store.h"
 #include "store/sqlite_admin_token_store.h"
 
 namespace custody::api {
@@ -39,7 +39,7 @@ struct Service::Impl {
   std::unique_ptr<events::Recorder> recorder;  // every event's one way into the ledger
   std::unique_ptr<identity::SqliteIdentityStore> identity_store;  // after ledger: sink uses it
   std::unique_ptr<identity::TokenService> identity;
-  std::unique_ptr<attribution::AttributionStore> attribution_store;
+  std::unique_ptr<store::SqliteAttributionStore> attribution_store;
   std::unique_ptr<attribution::AttributionService> attribution;
   std::unique_ptr<mcp::SqliteToolPinStore> mcp_pins;
   std::unique_ptr<mcp::Gateway> mcp;  // after attribution: it calls it
@@ -155,7 +155,7 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
 
   // Attribution: every decision is durable in the ledger before the caller hears it.
   ASSIGN_OR_RETURN(impl->attribution_store,
-                   attribution::AttributionStore::Open(config.AttributionDbPath()));
+                   store::SqliteAttributionStore::Open(config.AttributionDbPath()));
   attribution::AttributionOptions ao;
   ao.audience = config.attribution.audience;
   ao.arguments = config.attribution.arguments == "redacted"

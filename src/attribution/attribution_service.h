@@ -29,7 +29,6 @@
 #include <unordered_map>
 #include <vector>
 
-#include "attribution/attribution_store.h"
 #include "common/clock.h"
 #include "common/error_reporter.h"
 #include "common/mutex.h"
@@ -37,6 +36,7 @@
 #include "common/status.h"
 #include "common/uuid.h"
 #include "events/recorder.h"
+#include "store/attribution_store.h"
 
 namespace custody::ledger {
 class Ledger;
@@ -48,6 +48,14 @@ struct Session;
 }  // namespace custody::identity
 
 namespace custody::attribution {
+
+// The attribution module's names for its store and the store's records (store/attribution_store.h).
+using store::ActionRow;
+using store::ActionUsage;
+using store::AttributionStore;
+using store::ContainmentRow;
+using store::PolicySetRecord;
+using store::SessionCounts;
 
 struct PolicyBundle;  // the active policy set and entities (attribution_service.cc)
 

@@ -3,7 +3,6 @@
 #include <boost/json.hpp>
 #include <set>
 
-#include "attribution/attribution_store.h"
 #include "common/encoding.h"
 #include "common/jcs.h"
 #include "identity/token_service.h"
@@ -11,6 +10,7 @@
 #include "ledger/ledger.h"
 #include "ledger/note.h"
 #include "ledger/proof.h"
+#include "store/attribution_store.h"
 
 namespace custody::attribution {
 
@@ -29,7 +29,7 @@ std::string Str(const json::object& o, std::string_view key) {
 }  // namespace
 
 Result<std::string> BuildEvidence(identity::TokenService& tokens, ledger::Ledger& ledger,
-                                  AttributionStore& store, const std::string& sid) {
+                                  store::AttributionStore& store, const std::string& sid) {
   ASSIGN_OR_RETURN(std::vector<identity::Session> tree, tokens.SessionTree(sid));
   // The checkpoint first: every event found afterwards at an index below its size is covered.
   ASSIGN_OR_RETURN(ledger::StoredCheckpoint cp, ledger.LatestCheckpoint());

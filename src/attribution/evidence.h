@@ -29,17 +29,18 @@ class Ledger;
 namespace custody::identity {
 class TokenService;
 }
+namespace custody::store {
+class AttributionStore;
+}
 
 namespace custody::attribution {
-
-class AttributionStore;
 
 inline constexpr std::string_view kEvidenceFormat = "custody-evidence/v1";
 
 // Reads only; the collaborators must outlive the call. NotFound for an unknown session,
 // FailedPrecondition while the ledger is empty.
 Result<std::string> BuildEvidence(identity::TokenService& tokens, ledger::Ledger& ledger,
-                                  AttributionStore& store, const std::string& sid);
+                                  store::AttributionStore& store, const std::string& sid);
 
 struct EvidenceReport {
   bool ok = false;

@@ -226,7 +226,9 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(std::vector<UpstreamConfig> ser
     uo.on_notification = [gw = g.get(), server = s.get()](const json::object& m) {
       gw->OnUpstreamNotification(*server, m);
     };
-    ASSIGN_OR_RETURN(s->upstream, MakeUpstream(std::move(cfg), std::move(uo)));
+    ASSIGN_OR_RETURN(s->upstream, g->options_.make_upstream
+                                      ? g->options_.make_upstream(std::move(cfg), std::move(uo))
+                                      : MakeUpstream(std::move(cfg), std::move(uo)));
     g->servers_[s->name] = std::move(s);
   }
   g->revocation_listener_ = tokens.AddRevocationListener(

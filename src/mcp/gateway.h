@@ -83,6 +83,9 @@ struct GatewayOptions {
   // initialize is refused (HTTP 429) beyond this many live MCP sessions per Custody session.
   size_t max_sessions_per_custody_session = 64;
   UpstreamOptions upstream;  // timeouts, backoff, log (shared by every server)
+  // Makes each server's upstream; empty: MakeUpstream (stdio or Streamable HTTP). Tests inject
+  // an in-process fake here.
+  std::function<Result<std::unique_ptr<Upstream>>(UpstreamConfig, UpstreamOptions)> make_upstream;
 };
 
 // On the aggregate endpoint /mcp, tool names are "<server>__<tool>".

@@ -8,6 +8,7 @@
 #include "ledger/ledger.h"
 #include "ledger/note.h"
 #include "ledger/sqlite_ledger_store.h"
+#include "store/sqlite/sqlite_attribution_store.h"
 
 namespace custody::attribution::testkit {
 
@@ -37,7 +38,8 @@ Result<std::unique_ptr<World>> World::Create(const std::filesystem::path& dir,
                                     return events::Recorder(*led).RecordText(e).status();
                                   },
                                   o));
-  ASSIGN_OR_RETURN(w->store, AttributionStore::Open((dir / "attribution.db").string()));
+  ASSIGN_OR_RETURN(w->store,
+                   store::SqliteAttributionStore::Open((dir / "attribution.db").string()));
   RETURN_IF_ERROR(w->Reopen(std::move(options)));
   return w;
 }

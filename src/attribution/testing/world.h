@@ -11,13 +11,13 @@
 #include <vector>
 
 #include "attribution/attribution_service.h"
-#include "attribution/attribution_store.h"
 #include "common/clock.h"
 #include "common/error_reporter.h"
 #include "common/logger.h"
 #include "common/random.h"
 #include "common/status.h"
 #include "identity/agent.h"
+#include "store/sqlite/sqlite_attribution_store.h"
 
 namespace custody::ledger {
 class Ledger;
@@ -67,7 +67,7 @@ class World {
   std::unique_ptr<ledger::Ledger> ledger;
   std::unique_ptr<identity::SqliteIdentityStore> ids;
   std::unique_ptr<identity::TokenService> tokens;
-  std::unique_ptr<AttributionStore> store;
+  std::unique_ptr<store::SqliteAttributionStore> store;
   std::unique_ptr<AttributionService> svc;
 
  private:

@@ -1,11 +1,9 @@
-#include "attribution/attribution_store.h"
+#include "store/sqlite/sqlite_attribution_store.h"
 
-namespace custody::attribution {
+#include <sqlite3.h>
+
+namespace custody::store {
 namespace {
-
-using store::kSqliteDone;
-using store::kSqliteRow;
-using store::Stmt;
 
 // Schema steps (store/sqlite_schema.h): kSchemaSteps[i] takes attribution.db from version i to
 // i+1. Released steps never change; a layout change is a new step.
@@ -87,13 +85,14 @@ ActionRow ReadAction(const Stmt& s) {
 
 }  // namespace
 
-Result<std::unique_ptr<AttributionStore>> AttributionStore::Open(const std::string& path) {
-  ASSIGN_OR_RETURN(auto db, store::SqliteDb::Open(path, "attribution store",
-                                                  store::Durability::kNormal, kSchemaSteps));
-  return std::unique_ptr<AttributionStore>(new AttributionStore(std::move(db)));
+Result<std::unique_ptr<SqliteAttributionStore>> SqliteAttributionStore::Open(
+    const std::string& path) {
+  ASSIGN_OR_RETURN(auto db,
+                   SqliteDb::Open(path, "attribution store", Durability::kNormal, kSchemaSteps));
+  return std::unique_ptr<SqliteAttributionStore>(new SqliteAttributionStore(std::move(db)));
 }
 
-Status AttributionStore::PutPolicySet(const PolicySetRecord& r) {
+Status SqliteAttributionStore::PutPolicySet(const PolicySetRecord& r) {
   MutexLock lock(mu_);
   RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
   Stmt s(*db_,
@@ -118,7 +117,7 @@ Status AttributionStore::PutPolicySet(const PolicySetRecord& r) {
   return db_->Exec("COMMIT");
 }
 
-Result<std::optional<PolicySetRecord>> AttributionStore::ActivePolicySet() {
+Result<std::optional<PolicySetRecord>> SqliteAttributionStore::ActivePolicySet() {
   MutexLock lock(mu_);
   Stmt s(*db_,
          "SELECT p.hash, p.policies, p.entities, p.published_ms, p.published_by, p.ledger_index "
@@ -131,7 +130,7 @@ Result<std::optional<PolicySetRecord>> AttributionStore::ActivePolicySet() {
   return std::optional<PolicySetRecord>(std::move(r));
 }
 
-Result<std::vector<PolicySetRecord>> AttributionStore::ListPolicySets() {
+Result<std::vector<PolicySetRecord>> SqliteAttributionStore::ListPolicySets() {
   MutexLock lock(mu_);
   Stmt s(*db_,
          "SELECT hash, published_ms, published_by, ledger_index FROM policy_sets "
@@ -151,8 +150,8 @@ Result<std::vector<PolicySetRecord>> AttributionStore::ListPolicySets() {
   return out;
 }
 
-Status AttributionStore::WriteActions(const std::vector<ActionRow>& rows,
-                                      const std::vector<ActionRow>& outcomes) {
+Status SqliteAttributionStore::WriteActions(const std::vector<ActionRow>& rows,
+                                            const std::vector<ActionRow>& outcomes) {
   if (rows.empty() && outcomes.empty()) return OkStatus();
   MutexLock lock(mu_);
   RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
@@ -188,7 +187,7 @@ Status AttributionStore::WriteActions(const std::vector<ActionRow>& rows,
   return db_->Exec("COMMIT");
 }
 
-Result<std::vector<ActionRow>> AttributionStore::QueryActions(
+Result<std::vector<ActionRow>> SqliteAttributionStore::QueryActions(
     const std::string& where, const std::vector<std::string>& args) {
   MutexLock lock(mu_);
   std::string sql = std::string("SELECT ") + kActionColumns + " FROM actions WHERE " + where;
@@ -202,13 +201,13 @@ Result<std::vector<ActionRow>> AttributionStore::QueryActions(
   return out;
 }
 
-Result<std::optional<ActionRow>> AttributionStore::GetAction(const std::string& action_id) {
+Result<std::optional<ActionRow>> SqliteAttributionStore::GetAction(const std::string& action_id) {
   ASSIGN_OR_RETURN(auto rows, QueryActions("action_id = ?1", {action_id}));
   if (rows.empty()) return std::optional<ActionRow>();
   return std::optional<ActionRow>(std::move(rows[0]));
 }
 
-Result<std::vector<ActionRow>> AttributionStore::ActionsOfSessions(
+Result<std::vector<ActionRow>> SqliteAttributionStore::ActionsOfSessions(
     const std::vector<std::string>& sids) {
   if (sids.empty()) return std::vector<ActionRow>();
   std::string where = "sid IN (";
@@ -219,24 +218,26 @@ Result<std::vector<ActionRow>> AttributionStore::ActionsOfSessions(
   return QueryActions(where, sids);
 }
 
-Result<std::vector<ActionRow>> AttributionStore::ActionsOfAgent(const std::string& agent,
-                                                                int64_t since_ms) {
+Result<std::vector<ActionRow>> SqliteAttributionStore::ActionsOfAgent(const std::string& agent,
+                                                                      int64_t since_ms) {
   return QueryActions("agent = ?1 AND time_ms >= CAST(?2 AS INTEGER) ORDER BY time_ms",
                       {agent, std::to_string(since_ms)});
 }
 
-Result<std::vector<ActionRow>> AttributionStore::ActionsOfInitiator(const std::string& initiator) {
+Result<std::vector<ActionRow>> SqliteAttributionStore::ActionsOfInitiator(
+    const std::string& initiator) {
   return QueryActions("initiator = ?1 ORDER BY time_ms", {initiator});
 }
 
-Result<std::optional<ActionRow>> AttributionStore::ActionBySpan(const std::string& trace_id,
-                                                                const std::string& span_id) {
+Result<std::optional<ActionRow>> SqliteAttributionStore::ActionBySpan(const std::string& trace_id,
+                                                                      const std::string& span_id) {
   ASSIGN_OR_RETURN(auto rows, QueryActions("trace_id = ?1 AND span_id = ?2", {trace_id, span_id}));
   if (rows.empty()) return std::optional<ActionRow>();
   return std::optional<ActionRow>(std::move(rows[0]));
 }
 
-Result<SessionCounts> AttributionStore::CountSession(const std::string& sid, int64_t since_ms) {
+Result<SessionCounts> SqliteAttributionStore::CountSession(const std::string& sid,
+                                                           int64_t since_ms) {
   MutexLock lock(mu_);
   Stmt s(*db_,
          "SELECT count(*), coalesce(sum(decision = 'deny'), 0), count(DISTINCT target), "
@@ -247,7 +248,7 @@ Result<SessionCounts> AttributionStore::CountSession(const std::string& sid, int
   return SessionCounts{s.Int(0), s.Int(1), s.Int(2), s.Int(3)};
 }
 
-Result<bool> AttributionStore::HasUsed(const std::string& agent, const std::string& target) {
+Result<bool> SqliteAttributionStore::HasUsed(const std::string& agent, const std::string& target) {
   MutexLock lock(mu_);
   Stmt s(*db_, "SELECT 1 FROM tool_usage WHERE agent = ?1 AND target = ?2");
   if (!s.ok()) return db_->Error("prepare");
@@ -258,8 +259,8 @@ Result<bool> AttributionStore::HasUsed(const std::string& agent, const std::stri
   return db_->Error("read tool usage");
 }
 
-Status AttributionStore::MarkUsed(const std::string& agent, const std::string& target,
-                                  int64_t time_ms) {
+Status SqliteAttributionStore::MarkUsed(const std::string& agent, const std::string& target,
+                                        int64_t time_ms) {
   MutexLock lock(mu_);
   Stmt s(*db_, "INSERT OR IGNORE INTO tool_usage(agent, target, first_ms) VALUES(?1,?2,?3)");
   if (!s.ok()) return db_->Error("prepare");
@@ -269,7 +270,7 @@ Status AttributionStore::MarkUsed(const std::string& agent, const std::string& t
 }
 
 namespace {
-Result<std::vector<std::string>> Strings(store::SqliteDb& db, const char* sql) {
+Result<std::vector<std::string>> Strings(SqliteDb& db, const char* sql) {
   Stmt s(db, sql);
   if (!s.ok()) return db.Error("prepare");
   std::vector<std::string> out;
@@ -280,17 +281,17 @@ Result<std::vector<std::string>> Strings(store::SqliteDb& db, const char* sql) {
 }
 }  // namespace
 
-Result<std::vector<std::string>> AttributionStore::DistinctTargets() {
+Result<std::vector<std::string>> SqliteAttributionStore::DistinctTargets() {
   MutexLock lock(mu_);
   return Strings(*db_, "SELECT DISTINCT target FROM actions ORDER BY target");
 }
 
-Result<std::vector<std::string>> AttributionStore::DistinctActions() {
+Result<std::vector<std::string>> SqliteAttributionStore::DistinctActions() {
   MutexLock lock(mu_);
   return Strings(*db_, "SELECT DISTINCT action FROM actions ORDER BY action");
 }
 
-Result<std::vector<ActionUsage>> AttributionStore::UsageBySession() {
+Result<std::vector<ActionUsage>> SqliteAttributionStore::UsageBySession() {
   MutexLock lock(mu_);
   Stmt s(*db_,
          "SELECT sid, root_sid, agent, initiator, target, decision, COUNT(*), MAX(time_ms) "
@@ -306,7 +307,7 @@ Result<std::vector<ActionUsage>> AttributionStore::UsageBySession() {
   return out;
 }
 
-Status AttributionStore::InsertContainment(const ContainmentRow& r) {
+Status SqliteAttributionStore::InsertContainment(const ContainmentRow& r) {
   MutexLock lock(mu_);
   Stmt s(*db_,
          "INSERT INTO containments(event_id, scope, subject, reason, trigger_action, by, "
@@ -314,11 +315,17 @@ Status AttributionStore::InsertContainment(const ContainmentRow& r) {
   if (!s.ok()) return db_->Error("prepare");
   s.Bind(1, r.event_id).Bind(2, r.scope).Bind(3, r.subject).Bind(4, r.reason);
   s.Bind(5, r.trigger_action).Bind(6, r.by).Bind(7, r.time_ms).Bind(8, r.ledger_index);
-  if (s.Step() != kSqliteDone) return db_->Error("record containment");
+  if (s.Step() != kSqliteDone) {
+    if (sqlite3_errcode(db_->raw()) == SQLITE_CONSTRAINT) {
+      return AlreadyExistsError("containment " + r.event_id + " is recorded");
+    }
+    return db_->Error("record containment");
+  }
   return OkStatus();
 }
 
-Result<std::vector<ContainmentRow>> AttributionStore::ContainmentsOf(const std::string& subject) {
+Result<std::vector<ContainmentRow>> SqliteAttributionStore::ContainmentsOf(
+    const std::string& subject) {
   MutexLock lock(mu_);
   Stmt s(*db_,
          "SELECT event_id, scope, subject, reason, trigger_action, by, time_ms, ledger_index "
@@ -335,4 +342,4 @@ Result<std::vector<ContainmentRow>> AttributionStore::ContainmentsOf(const std::
   return out;
 }
 
-}  // namespace custody::attribution
+}  // namespace custody::store

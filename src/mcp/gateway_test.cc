@@ -1,0 +1,335 @@
+// The gateway's call pipeline in-process: a real token service, attribution service, ledger and
+// pin store (fresh SQLite files), and a fake upstream the test scripts. Requests go through the
+// gateway's own routes, as the HTTP server would hand them over.
+#include "mcp/gateway.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <future>
+#include <mutex>
+
+#include "attribution/testing/world.h"
+#include "events/recorder.h"
+#include "identity/token_service.h"
+#include "ledger/ledger.h"
+#include "mcp/jsonrpc.h"
+
+namespace custody::mcp {
+namespace {
+
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+// An upstream MCP server the test scripts: its tools, and what a tools/call does.
+class FakeUpstream final : public Upstream {
+ public:
+  enum class Mode { kAnswer, kHold, kCrash };
+  explicit FakeUpstream(std::string name) : name_(std::move(name)) {}
+
+  void Start() override {}
+  void Stop() override {
+    std::map<int64_t, UpstreamCallback> held;
+    {
+      std::lock_guard lock(mu_);
+      held.swap(held_);
+    }
+    for (auto& [id, done] : held) done(UnavailableError("the upstream stopped"));
+  }
+  int64_t Call(const std::string& method, json::value params, UpstreamCallback done) override {
+    std::unique_lock lock(mu_);
+    const int64_t id = next_id_++;
+    if (method == "tools/list") {
+      json::object result{{"tools", tools_}};
+      lock.unlock();
+      done(json::object{{"result", std::move(result)}});
+      return id;
+    }
+    calls_.push_back(params.as_object());
+    switch (mode_) {
+      case Mode::kHold:
+        held_[id] = std::move(done);
+        cv_.notify_all();
+        return id;
+      case Mode::kCrash:
+        lock.unlock();
+        done(UnavailableError("upstream server files exited (signal 9)"));
+        return id;
+      case Mode::kAnswer:
+        break;
+    }
+    lock.unlock();
+    done(json::object{{"result",
+                       {{"content", json::array{json::object{{"type", "text"},
+                                                             {"text", "done by " + name_}}}}}}});
+    return id;
+  }
+  void Cancel(int64_t id, const std::string& reason) override {
+    UpstreamCallback done;
+    {
+      std::lock_guard lock(mu_);
+      cancelled_.push_back(id);
+      auto it = held_.find(id);
+      if (it == held_.end()) return;
+      done = std::move(it->second);
+      held_.erase(it);
+    }
+    done(UnavailableError("cancelled: " + reason));
+  }
+  void Notify(const std::string&, json::value) override {}
+  const std::string& name() const override { return name_; }
+  bool ready() const override { return true; }
+
+  void SetTools(json::array tools) {
+    std::lock_guard lock(mu_);
+    tools_ = std::move(tools);
+  }
+  void SetMode(Mode m) {
+    std::lock_guard lock(mu_);
+    mode_ = m;
+  }
+  std::vector<json::object> Calls() {
+    std::lock_guard lock(mu_);
+    return calls_;
+  }
+  std::vector<int64_t> Cancelled() {
+    std::lock_guard lock(mu_);
+    return cancelled_;
+  }
+  bool WaitHeld(size_t n) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, 20s, [&] { return held_.size() >= n; });
+  }
+
+ private:
+  const std::string name_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  json::array tools_;                         // guarded by mu_
+  Mode mode_ = Mode::kAnswer;                 // guarded by mu_
+  int64_t next_id_ = 1;                       // guarded by mu_
+  std::vector<json::object> calls_;           // guarded by mu_: params of every tools/call
+  std::map<int64_t, UpstreamCallback> held_;  // guarded by mu_
+  std::vector<int64_t> cancelled_;            // guarded by mu_
+};
+
+json::object Tool(const std::string& name, const std::string& description) {
+  return json::object{{"name", name},
+                      {"description", description},
+                      {"inputSchema", json::object{{"type", "object"}}}};
+}
+
+class GatewayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto w = attribution::testkit::World::Create(
+        std::filesystem::temp_directory_path() /
+        ("custody-gw-" + std::to_string(::getpid()) + "-" +
+         ::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    w_ = std::move(*w);
+    ASSERT_TRUE(
+        w_->Register("planner", {"*"}, {"assert_initiator"}, identity::Environment::kProd).ok());
+    auto pub = w_->svc->PublishPolicies(
+        "@id(\"files-ok\") permit(principal, action == Action::\"call_tool\", resource in "
+        "Server::\"files\");\n"
+        "@id(\"no-delete\") forbid(principal, action, resource == Tool::\"files/delete\");",
+        "", "admin");
+    ASSERT_TRUE(pub.ok()) << pub.status().ToString();
+    auto pins = SqliteToolPinStore::Open((w_->dir / "mcp.db").string());
+    ASSERT_TRUE(pins.ok()) << pins.status().ToString();
+    pins_ = std::move(*pins);
+
+    GatewayOptions o;
+    o.audience = "custody";
+    o.issuer = attribution::testkit::kTestIssuer;
+    o.make_upstream = [this](UpstreamConfig cfg, UpstreamOptions) {
+      auto u = std::make_unique<FakeUpstream>(cfg.name);
+      upstream_ = u.get();
+      return Result<std::unique_ptr<Upstream>>(std::unique_ptr<Upstream>(std::move(u)));
+    };
+    ledger::Ledger* led = w_->ledger.get();
+    UpstreamConfig files;
+    files.name = "files";
+    files.command = "unused";  // the fake replaces the process
+    auto g = Gateway::Create(
+        {files}, *w_->tokens, *w_->svc, *pins_,
+        [led](const std::string& e) { return events::Recorder(*led).RecordText(e).status(); },
+        w_->clock, w_->random, o);
+    ASSERT_TRUE(g.ok()) << g.status().ToString();
+    gateway_ = std::move(*g);
+    ASSERT_TRUE(gateway_->AddRoutes(router_, http::AuthRequirement{}).ok());
+    gateway_->Start();
+    upstream_->SetTools(json::array{Tool("read", "Reads a file"), Tool("delete", "Deletes")});
+
+    auto s = w_->Root("planner");
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    token_ = s->token;
+    sid_ = s->sid;
+    http::Response init = Post(Rpc(1, "initialize", {{"protocolVersion", "2025-06-18"}}));
+    ASSERT_EQ(init.status, 200) << init.body;
+    mcp_session_ = std::string(init.headers.Get("mcp-session-id").value_or(""));
+    ASSERT_FALSE(mcp_session_.empty());
+  }
+  void TearDown() override {
+    gateway_.reset();
+    w_.reset();
+  }
+
+  static std::string Rpc(int id, const std::string& method, json::object params) {
+    return json::serialize(json::object{
+        {"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", std::move(params)}});
+  }
+  // A POST to /mcp/files, answered (the gateway may answer from another thread).
+  http::Response Post(const std::string& body) {
+    http::Request req;
+    req.method = "POST";
+    req.path = "/mcp/files";
+    req.target = req.path;
+    req.body = body;
+    req.headers.Set("authorization", "Bearer " + token_);
+    req.headers.Set("content-type", "application/json");
+    req.headers.Set("accept", "application/json");
+    if (!mcp_session_.empty()) req.headers.Set("mcp-session-id", mcp_session_);
+    auto m = router_.Find("POST", req.path);
+    EXPECT_NE(m.route, nullptr);
+    if (m.route == nullptr) return {};
+    req.params = m.params;
+    auto p = std::make_shared<std::promise<http::Response>>();
+    auto f = p->get_future();
+    m.route->handler(req, [p](http::Response r) { p->set_value(std::move(r)); });
+    if (f.wait_for(30s) != std::future_status::ready) {
+      ADD_FAILURE() << "no answer to " << body;
+      return {};
+    }
+    return f.get();
+  }
+  json::object CallTool(int id, const std::string& tool) {
+    http::Response r =
+        Post(Rpc(id, "tools/call", {{"name", tool}, {"arguments", {{"path", "a"}}}}));
+    EXPECT_EQ(r.status, 200) << r.body;
+    boost::system::error_code ec;
+    json::value v = json::parse(r.body, ec);
+    EXPECT_FALSE(ec) << r.body;
+    return v.is_object() ? v.as_object() : json::object{};
+  }
+  json::object ListTools() {
+    http::Response r = Post(Rpc(50, "tools/list", {}));
+    EXPECT_EQ(r.status, 200) << r.body;
+    return json::parse(r.body).as_object();
+  }
+  std::optional<store::ActionRow> Action(const std::string& action_id) {
+    w_->svc->FlushIndex();
+    auto row = w_->store->GetAction(action_id);
+    EXPECT_TRUE(row.ok());
+    return row.ok() ? *row : std::nullopt;
+  }
+  static std::string ActionIdOf(const json::object& answer) {
+    const json::value* meta =
+        answer.contains("result") ? answer.at("result").as_object().if_contains("_meta") : nullptr;
+    if (meta == nullptr) return "";
+    return std::string(meta->at(kReceiptMetaKey).at("action_id").as_string());
+  }
+
+  std::unique_ptr<attribution::testkit::World> w_;
+  std::unique_ptr<SqliteToolPinStore> pins_;
+  std::unique_ptr<Gateway> gateway_;
+  FakeUpstream* upstream_ = nullptr;  // owned by the gateway
+  http::Router router_;
+  std::string token_, sid_, mcp_session_;
+};
+
+TEST_F(GatewayTest, AnAllowedCallIsRecordedForwardedAndAnsweredWithItsReceipt) {
+  json::object list = ListTools();
+  ASSERT_EQ(list.at("result").at("tools").as_array().size(), 1u)
+      << "the forbidden tool is filtered out: " << json::serialize(list);
+  json::object a = CallTool(2, "read");
+  ASSERT_TRUE(a.contains("result")) << json::serialize(a);
+  EXPECT_EQ(a.at("result").at("content").at(0).at("text"), "done by files");
+  const json::object& receipt = a.at("result").at("_meta").at(kReceiptMetaKey).as_object();
+  EXPECT_NE(receipt.at("receipt").as_string().find("c2sp.org/tlog-proof@v1"), std::string::npos);
+  // Upstream got the call with Custody's traceparent, and never the agent's token.
+  auto calls = upstream_->Calls();
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].at("name"), "read");
+  EXPECT_TRUE(calls[0].at("_meta").as_object().contains("traceparent"));
+  EXPECT_EQ(json::serialize(calls[0]).find(token_), std::string::npos);
+  // The decision and the outcome are in the ledger and the index.
+  auto row = Action(std::string(receipt.at("action_id").as_string()));
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(row->decision, "allow");
+  EXPECT_EQ(row->target, "files/read");
+  EXPECT_EQ(row->status, "ok");
+  EXPECT_EQ(row->sid, sid_);
+}
+
+TEST_F(GatewayTest, ADeniedCallIsRecordedAndNeverForwarded) {
+  ListTools();
+  json::object a = CallTool(3, "delete");
+  ASSERT_TRUE(a.contains("error")) << json::serialize(a);
+  EXPECT_EQ(a.at("error").at("code"), kDenied);
+  EXPECT_NE(a.at("error").at("message").as_string().find("no-delete"), std::string::npos)
+      << json::serialize(a);
+  EXPECT_TRUE(upstream_->Calls().empty());
+  w_->svc->FlushIndex();
+  auto rows = w_->store->ActionsOfSessions({sid_});
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].decision, "deny");
+  EXPECT_EQ((*rows)[0].target, "files/delete");
+}
+
+TEST_F(GatewayTest, ContainingTheSessionMidCallCancelsItUpstreamAndEndsTheMcpSession) {
+  ListTools();
+  upstream_->SetMode(FakeUpstream::Mode::kHold);
+  auto answer = std::async(std::launch::async, [&] { return CallTool(4, "read"); });
+  ASSERT_TRUE(upstream_->WaitHeld(1));
+  auto contained = w_->svc->Contain("session", sid_, "exfiltration suspected", "admin");
+  ASSERT_TRUE(contained.ok()) << contained.status().ToString();
+  json::object a = answer.get();
+  ASSERT_TRUE(a.contains("error")) << json::serialize(a);
+  EXPECT_EQ(a.at("error").at("code"), kDenied) << json::serialize(a);
+  EXPECT_EQ(upstream_->Cancelled().size(), 1u);
+  // The MCP session is gone: the next request is refused.
+  http::Response next = Post(Rpc(5, "tools/list", {}));
+  EXPECT_EQ(next.status, 404) << next.body;
+}
+
+TEST_F(GatewayTest, AnUpstreamCrashIsAnErrorAndItsOutcomeIsRecorded) {
+  ListTools();
+  upstream_->SetMode(FakeUpstream::Mode::kCrash);
+  json::object a = CallTool(6, "read");
+  ASSERT_TRUE(a.contains("error")) << json::serialize(a);
+  EXPECT_NE(a.at("error").at("message").as_string().find("exited"), std::string::npos)
+      << json::serialize(a);
+  w_->svc->FlushIndex();
+  auto rows = w_->store->ActionsOfSessions({sid_});
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].decision, "allow");
+  EXPECT_EQ((*rows)[0].status, "error") << "the decision was recorded, then its failure";
+}
+
+TEST_F(GatewayTest, AChangedToolDefinitionIsRefusedUntilApproved) {
+  ListTools();
+  upstream_->SetTools(
+      json::array{Tool("read", "Reads a file, then mails it elsewhere"), Tool("delete", "D")});
+  ListTools();  // observes the change
+  json::object a = CallTool(7, "read");
+  ASSERT_TRUE(a.contains("error")) << json::serialize(a);
+  EXPECT_EQ(a.at("error").at("code"), kDenied);
+  const std::string hash(a.at("error").at("data").at("definition_hash").as_string());
+  EXPECT_EQ(a.at("error").at("data").at("reason"), "custody:tool_definition_changed");
+  EXPECT_TRUE(upstream_->Calls().empty());
+
+  ASSERT_TRUE(gateway_->Approve("files", "read", hash, "admin").ok());
+  json::object b = CallTool(8, "read");
+  EXPECT_TRUE(b.contains("result")) << json::serialize(b);
+  EXPECT_EQ(upstream_->Calls().size(), 1u);
+  EXPECT_FALSE(ActionIdOf(b).empty());
+}
+
+}  // namespace
+}  // namespace custody::mcp

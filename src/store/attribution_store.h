@@ -1,0 +1,120 @@
+// AttributionStore: the attribution module's own state: published policy sets (by content hash,
+// one active), an index of recorded actions (what investigations and session counters query:
+// session, root session, agent, trace, txn, target, time), first use of a tool by an agent, and
+// containments. The ledger stays the record of truth: an action row points at its decision and
+// outcome leaves, and the index can be derived from the ledger again.
+//
+// An interface: SqliteAttributionStore (store/sqlite/, `attribution.db`) is the embedded default,
+// MemoryAttributionStore (store/memory/) serves unit tests. Both pass the same conformance suite
+// (store/testing/attribution_store_conformance.h), as every future backend must. Implementations
+// are thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace custody::store {
+
+struct PolicySetRecord {
+  std::string hash;      // PolicySet::hash_hex()
+  std::string policies;  // Cedar text, as published
+  std::string entities;  // Cedar entities JSON (may be "[]")
+  int64_t published_ms = 0;
+  std::string published_by;
+  int64_t ledger_index = -1;
+};
+
+struct ActionRow {
+  std::string action_id;  // also the decision event's event_id
+  int64_t decision_index = -1;
+  int64_t outcome_index = -1;
+  std::string sid;
+  std::string root_sid;
+  std::string agent;
+  std::string initiator;
+  std::string action;
+  std::string target;    // "<server>/<tool>" or "<type>:<id>"
+  std::string decision;  // "allow" | "deny"
+  std::string trace_id;
+  std::string span_id;
+  std::string txn;
+  int64_t time_ms = 0;
+  std::string status;  // outcome status once completed
+};
+
+struct SessionCounts {
+  int64_t calls = 0;
+  int64_t denials = 0;
+  int64_t distinct_targets = 0;
+  int64_t calls_since = 0;  // calls at or after `since_ms`
+};
+
+// Allowed or denied use of one target by one session, summed (graphs, blast radius).
+struct ActionUsage {
+  std::string sid;
+  std::string root_sid;
+  std::string agent;
+  std::string initiator;
+  std::string target;
+  std::string decision;
+  int64_t count = 0;
+  int64_t last_ms = 0;
+};
+
+struct ContainmentRow {
+  std::string event_id;
+  std::string scope;    // "session" | "agent"
+  std::string subject;  // sid or agent name
+  std::string reason;
+  std::string trigger_action;  // the decision that tripped it, if automatic
+  std::string by;              // operator, if manual
+  int64_t time_ms = 0;
+  int64_t ledger_index = -1;
+};
+
+class AttributionStore {
+ public:
+  virtual ~AttributionStore() = default;
+
+  virtual Status PutPolicySet(const PolicySetRecord& r) = 0;  // and makes it the active one
+  virtual Result<std::optional<PolicySetRecord>> ActivePolicySet() = 0;
+  virtual Result<std::vector<PolicySetRecord>> ListPolicySets() = 0;  // newest first, no texts
+
+  // One transaction: every row of `rows` is written whole (insert or replace), then each of
+  // `outcomes` sets outcome_index and status of its row, written whole if it is missing.
+  virtual Status WriteActions(const std::vector<ActionRow>& rows,
+                              const std::vector<ActionRow>& outcomes) = 0;
+  virtual Result<std::optional<ActionRow>> GetAction(const std::string& action_id) = 0;
+  // Actions of any of `sids`, oldest first.
+  virtual Result<std::vector<ActionRow>> ActionsOfSessions(
+      const std::vector<std::string>& sids) = 0;
+  // Actions of `agent` at or after `since_ms`, oldest first.
+  virtual Result<std::vector<ActionRow>> ActionsOfAgent(const std::string& agent,
+                                                        int64_t since_ms) = 0;
+  // Actions whose session's initiator is `initiator`, oldest first.
+  virtual Result<std::vector<ActionRow>> ActionsOfInitiator(const std::string& initiator) = 0;
+  virtual Result<std::optional<ActionRow>> ActionBySpan(const std::string& trace_id,
+                                                        const std::string& span_id) = 0;
+  // Every distinct target, and every distinct action name, ever recorded, sorted.
+  virtual Result<std::vector<std::string>> DistinctTargets() = 0;
+  virtual Result<std::vector<std::string>> DistinctActions() = 0;
+  // Usage summed per (session, target, decision). A full pass over the index: for graphs.
+  virtual Result<std::vector<ActionUsage>> UsageBySession() = 0;
+  virtual Result<SessionCounts> CountSession(const std::string& sid, int64_t since_ms) = 0;
+
+  virtual Result<bool> HasUsed(const std::string& agent, const std::string& target) = 0;
+  // The first use is kept: marking a used target again changes nothing.
+  virtual Status MarkUsed(const std::string& agent, const std::string& target, int64_t time_ms) = 0;
+
+  virtual Status InsertContainment(const ContainmentRow& row) = 0;
+  // Containments of `subject`, oldest first.
+  virtual Result<std::vector<ContainmentRow>> ContainmentsOf(const std::string& subject) = 0;
+};
+
+}  // namespace custody::store

@@ -1,0 +1,52 @@
+// MemoryAttributionStore: the AttributionStore in memory, for unit tests of the modules above
+// the store (no files, no fsync). It answers exactly as SqliteAttributionStore does: both pass
+// store/testing/attribution_store_conformance.h. Thread-safe (one mutex).
+#pragma once
+
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "common/mutex.h"
+#include "store/attribution_store.h"
+
+namespace custody::store {
+
+class MemoryAttributionStore final : public AttributionStore {
+ public:
+  Status PutPolicySet(const PolicySetRecord& r) override;
+  Result<std::optional<PolicySetRecord>> ActivePolicySet() override;
+  Result<std::vector<PolicySetRecord>> ListPolicySets() override;
+  Status WriteActions(const std::vector<ActionRow>& rows,
+                      const std::vector<ActionRow>& outcomes) override;
+  Result<std::optional<ActionRow>> GetAction(const std::string& action_id) override;
+  Result<std::vector<ActionRow>> ActionsOfSessions(const std::vector<std::string>& sids) override;
+  Result<std::vector<ActionRow>> ActionsOfAgent(const std::string& agent,
+                                                int64_t since_ms) override;
+  Result<std::vector<ActionRow>> ActionsOfInitiator(const std::string& initiator) override;
+  Result<std::optional<ActionRow>> ActionBySpan(const std::string& trace_id,
+                                                const std::string& span_id) override;
+  Result<std::vector<std::string>> DistinctTargets() override;
+  Result<std::vector<std::string>> DistinctActions() override;
+  Result<std::vector<ActionUsage>> UsageBySession() override;
+  Result<SessionCounts> CountSession(const std::string& sid, int64_t since_ms) override;
+  Result<bool> HasUsed(const std::string& agent, const std::string& target) override;
+  Status MarkUsed(const std::string& agent, const std::string& target, int64_t time_ms) override;
+  Status InsertContainment(const ContainmentRow& row) override;
+  Result<std::vector<ContainmentRow>> ContainmentsOf(const std::string& subject) override;
+
+ private:
+  // The rows matching `keep`, oldest first (time, then decision index, then id).
+  template <class Pred>
+  std::vector<ActionRow> Actions(Pred keep) const REQUIRES(mu_);
+
+  mutable Mutex mu_;
+  std::map<std::string, PolicySetRecord> policy_sets_ GUARDED_BY(mu_);  // by hash
+  std::string active_policy_ GUARDED_BY(mu_);
+  std::map<std::string, ActionRow> actions_ GUARDED_BY(mu_);            // by action id
+  std::set<std::pair<std::string, std::string>> used_ GUARDED_BY(mu_);  // (agent, target)
+  std::map<std::string, ContainmentRow> containments_ GUARDED_BY(mu_);  // by event id
+};
+
+}  // namespace custody::store

@@ -1,0 +1,51 @@
+// SqliteAttributionStore: the AttributionStore in one SQLite file (`attribution.db`), opened
+// exclusively by the serving process. Action rows are written in batches (one transaction per
+// WriteActions) with synchronous=NORMAL: the ledger is the record of truth, and the index can be
+// derived from it again. Thread-safe (one mutex over the one connection).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "common/mutex.h"
+#include "store/attribution_store.h"
+#include "store/sqlite_db.h"
+
+namespace custody::store {
+
+class SqliteAttributionStore final : public AttributionStore {
+ public:
+  // Opens (creating it 0600) and migrates the file (store/sqlite_schema.h).
+  static Result<std::unique_ptr<SqliteAttributionStore>> Open(const std::string& path);
+
+  Status PutPolicySet(const PolicySetRecord& r) override;
+  Result<std::optional<PolicySetRecord>> ActivePolicySet() override;
+  Result<std::vector<PolicySetRecord>> ListPolicySets() override;
+  Status WriteActions(const std::vector<ActionRow>& rows,
+                      const std::vector<ActionRow>& outcomes) override;
+  Result<std::optional<ActionRow>> GetAction(const std::string& action_id) override;
+  Result<std::vector<ActionRow>> ActionsOfSessions(const std::vector<std::string>& sids) override;
+  Result<std::vector<ActionRow>> ActionsOfAgent(const std::string& agent,
+                                                int64_t since_ms) override;
+  Result<std::vector<ActionRow>> ActionsOfInitiator(const std::string& initiator) override;
+  Result<std::optional<ActionRow>> ActionBySpan(const std::string& trace_id,
+                                                const std::string& span_id) override;
+  Result<std::vector<std::string>> DistinctTargets() override;
+  Result<std::vector<std::string>> DistinctActions() override;
+  Result<std::vector<ActionUsage>> UsageBySession() override;
+  Result<SessionCounts> CountSession(const std::string& sid, int64_t since_ms) override;
+  Result<bool> HasUsed(const std::string& agent, const std::string& target) override;
+  Status MarkUsed(const std::string& agent, const std::string& target, int64_t time_ms) override;
+  Status InsertContainment(const ContainmentRow& row) override;
+  Result<std::vector<ContainmentRow>> ContainmentsOf(const std::string& subject) override;
+
+ private:
+  explicit SqliteAttributionStore(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
+  // The SQL stays in this file: `where` is one of the fixed clauses above, never caller input.
+  Result<std::vector<ActionRow>> QueryActions(const std::string& where,
+                                              const std::vector<std::string>& args);
+  Mutex mu_;
+  std::unique_ptr<SqliteDb> db_ PT_GUARDED_BY(mu_);
+};
+
+}  // namespace custody::store

@@ -1,0 +1,238 @@
+#include "store/testing/attribution_store_conformance.h"
+
+#include <unistd.h>
+
+namespace custody::store::testing {
+
+void AttributionStoreConformance::SetUp() {
+  dir_ = std::filesystem::temp_directory_path() /
+         ("custody_conformance_" + std::to_string(::getpid()) + "_" + GetParam().name + "_" +
+          ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  std::filesystem::remove_all(dir_);
+  std::filesystem::create_directories(dir_);
+  auto s = GetParam().open(dir_);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  store_ = std::move(*s);
+}
+
+void AttributionStoreConformance::TearDown() {
+  store_.reset();
+  std::filesystem::remove_all(dir_);
+}
+
+std::string BackendName(const ::testing::TestParamInfo<AttributionStoreBackend>& info) {
+  return info.param.name;
+}
+
+namespace {
+
+ActionRow Row(const std::string& id, const std::string& sid, const std::string& target,
+              int64_t time_ms, const std::string& decision = "allow") {
+  ActionRow r;
+  r.action_id = id;
+  r.decision_index = time_ms;  // distinct and increasing with time, like a ledger index
+  r.sid = sid;
+  r.root_sid = "root-" + sid.substr(0, 1);
+  r.agent = sid == "s3" ? "worker" : "planner";
+  r.initiator = sid == "s3" ? "bob@example.com" : "alice@example.com";
+  r.action = target == "db:prod" ? "query" : "call_tool";
+  r.target = target;
+  r.decision = decision;
+  r.trace_id = "t-" + id;
+  r.span_id = "p-" + id;
+  r.txn = "x";
+  r.time_ms = time_ms;
+  return r;
+}
+
+std::vector<std::string> Ids(const std::vector<ActionRow>& rows) {
+  std::vector<std::string> out;
+  for (const ActionRow& r : rows) out.push_back(r.action_id);
+  return out;
+}
+
+using Strings = std::vector<std::string>;
+
+TEST_P(AttributionStoreConformance, PolicySetsOneActiveNewestFirstTextKeptOnRepublish) {
+  auto none = store_->ActivePolicySet();
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_FALSE(none->has_value());
+  ASSERT_TRUE(
+      store_->PutPolicySet({"aaa", "permit(principal,action,resource);", "[]", 10, "admin", 1})
+          .ok());
+  ASSERT_TRUE(
+      store_->PutPolicySet({"bbb", "forbid(principal,action,resource);", "[]", 20, "ops", 2}).ok());
+  auto active = store_->ActivePolicySet();
+  ASSERT_TRUE(active.ok() && active->has_value());
+  EXPECT_EQ((*active)->hash, "bbb");
+  EXPECT_EQ((*active)->policies, "forbid(principal,action,resource);");
+  EXPECT_EQ((*active)->published_by, "ops");
+
+  // Publishing an earlier set again makes it active, with its text as first stored.
+  ASSERT_TRUE(store_->PutPolicySet({"aaa", "ignored", "[{}]", 30, "admin2", 3}).ok());
+  active = store_->ActivePolicySet();
+  ASSERT_TRUE(active.ok() && active->has_value());
+  EXPECT_EQ((*active)->hash, "aaa");
+  EXPECT_EQ((*active)->policies, "permit(principal,action,resource);");
+  EXPECT_EQ((*active)->entities, "[{}]");
+  EXPECT_EQ((*active)->published_ms, 30);
+  EXPECT_EQ((*active)->ledger_index, 3);
+
+  auto list = store_->ListPolicySets();
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].hash, "aaa");
+  EXPECT_EQ((*list)[1].hash, "bbb");
+  EXPECT_EQ((*list)[0].policies, "") << "listed without texts";
+  EXPECT_EQ((*list)[1].published_by, "ops");
+}
+
+TEST_P(AttributionStoreConformance, ActionsAreWrittenWholeAndOutcomesFoldIntoTheirRow) {
+  auto missing = store_->GetAction("nope");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value());
+
+  ASSERT_TRUE(store_->WriteActions({Row("a1", "s1", "github/list", 100)}, {}).ok());
+  ActionRow outcome = Row("a1", "s1", "github/list", 100);
+  outcome.outcome_index = 7;
+  outcome.status = "ok";
+  outcome.target = "changed";  // an outcome sets only its outcome fields on an existing row
+  ActionRow orphan = Row("a2", "s1", "github/create", 200);
+  orphan.outcome_index = 9;
+  orphan.status = "error";
+  ASSERT_TRUE(store_->WriteActions({}, {outcome, orphan}).ok());
+
+  auto a1 = store_->GetAction("a1");
+  ASSERT_TRUE(a1.ok() && a1->has_value());
+  EXPECT_EQ((*a1)->outcome_index, 7);
+  EXPECT_EQ((*a1)->status, "ok");
+  EXPECT_EQ((*a1)->target, "github/list");
+  EXPECT_EQ((*a1)->decision_index, 100);
+  // An outcome whose row is missing writes the row whole.
+  auto a2 = store_->GetAction("a2");
+  ASSERT_TRUE(a2.ok() && a2->has_value());
+  EXPECT_EQ((*a2)->target, "github/create");
+  EXPECT_EQ((*a2)->status, "error");
+  EXPECT_EQ((*a2)->initiator, "alice@example.com");
+  // Writing a row again replaces it whole.
+  ASSERT_TRUE(store_->WriteActions({Row("a1", "s1", "github/list", 100, "deny")}, {}).ok());
+  a1 = store_->GetAction("a1");
+  ASSERT_TRUE(a1.ok() && a1->has_value());
+  EXPECT_EQ((*a1)->decision, "deny");
+  EXPECT_EQ((*a1)->status, "");
+  EXPECT_EQ((*a1)->outcome_index, -1);
+  // Nothing to write is fine.
+  EXPECT_TRUE(store_->WriteActions({}, {}).ok());
+}
+
+TEST_P(AttributionStoreConformance, QueriesAnswerOldestFirst) {
+  ASSERT_TRUE(
+      store_
+          ->WriteActions({Row("c", "s1", "github/b", 300), Row("a", "s1", "github/a", 100),
+                          Row("d", "s2", "db:prod", 400, "deny"), Row("b", "s3", "github/a", 200)},
+                         {})
+          .ok());
+  auto of = store_->ActionsOfSessions({"s2", "s1"});
+  ASSERT_TRUE(of.ok());
+  EXPECT_EQ(Ids(*of), (Strings{"a", "c", "d"}));
+  auto none = store_->ActionsOfSessions({});
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+  auto agent = store_->ActionsOfAgent("planner", 300);
+  ASSERT_TRUE(agent.ok());
+  EXPECT_EQ(Ids(*agent), (Strings{"c", "d"}));
+  auto worker = store_->ActionsOfAgent("worker", 0);
+  ASSERT_TRUE(worker.ok());
+  EXPECT_EQ(Ids(*worker), (Strings{"b"}));
+  auto alice = store_->ActionsOfInitiator("alice@example.com");
+  ASSERT_TRUE(alice.ok());
+  EXPECT_EQ(Ids(*alice), (Strings{"a", "c", "d"}));
+  auto span = store_->ActionBySpan("t-c", "p-c");
+  ASSERT_TRUE(span.ok() && span->has_value());
+  EXPECT_EQ((*span)->action_id, "c");
+  auto no_span = store_->ActionBySpan("t-c", "p-a");
+  ASSERT_TRUE(no_span.ok());
+  EXPECT_FALSE(no_span->has_value());
+}
+
+TEST_P(AttributionStoreConformance, DistinctValuesCountsAndUsage) {
+  ASSERT_TRUE(store_
+                  ->WriteActions({Row("a", "s1", "github/a", 100), Row("b", "s1", "github/a", 150),
+                                  Row("c", "s1", "db:prod", 200, "deny"),
+                                  Row("d", "s1", "github/b", 300), Row("e", "s3", "github/a", 50)},
+                                 {})
+                  .ok());
+  auto targets = store_->DistinctTargets();
+  ASSERT_TRUE(targets.ok());
+  EXPECT_EQ(*targets, (Strings{"db:prod", "github/a", "github/b"}));
+  auto actions = store_->DistinctActions();
+  ASSERT_TRUE(actions.ok());
+  EXPECT_EQ(*actions, (Strings{"call_tool", "query"}));
+
+  auto counts = store_->CountSession("s1", 200);
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->calls, 4);
+  EXPECT_EQ(counts->denials, 1);
+  EXPECT_EQ(counts->distinct_targets, 3);
+  EXPECT_EQ(counts->calls_since, 2);
+  auto empty = store_->CountSession("nobody", 0);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(empty->calls, 0);
+  EXPECT_EQ(empty->distinct_targets, 0);
+
+  auto usage = store_->UsageBySession();
+  ASSERT_TRUE(usage.ok());
+  ASSERT_EQ(usage->size(), 4u);
+  // Ordered by root session, session, target.
+  EXPECT_EQ((*usage)[0].sid, "s1");
+  EXPECT_EQ((*usage)[0].target, "db:prod");
+  EXPECT_EQ((*usage)[0].decision, "deny");
+  EXPECT_EQ((*usage)[0].count, 1);
+  EXPECT_EQ((*usage)[1].target, "github/a");
+  EXPECT_EQ((*usage)[1].count, 2);
+  EXPECT_EQ((*usage)[1].last_ms, 150);
+  EXPECT_EQ((*usage)[1].agent, "planner");
+  EXPECT_EQ((*usage)[1].root_sid, "root-s");
+  EXPECT_EQ((*usage)[2].target, "github/b");
+  EXPECT_EQ((*usage)[3].sid, "s3");
+  EXPECT_EQ((*usage)[3].initiator, "bob@example.com");
+}
+
+TEST_P(AttributionStoreConformance, FirstUseIsKept) {
+  auto used = store_->HasUsed("planner", "github/a");
+  ASSERT_TRUE(used.ok());
+  EXPECT_FALSE(*used);
+  ASSERT_TRUE(store_->MarkUsed("planner", "github/a", 10).ok());
+  ASSERT_TRUE(store_->MarkUsed("planner", "github/a", 20).ok());
+  used = store_->HasUsed("planner", "github/a");
+  ASSERT_TRUE(used.ok());
+  EXPECT_TRUE(*used);
+  used = store_->HasUsed("worker", "github/a");
+  ASSERT_TRUE(used.ok());
+  EXPECT_FALSE(*used);
+}
+
+TEST_P(AttributionStoreConformance, ContainmentsByTimeAndADuplicateIsRefused) {
+  ContainmentRow late{"e2", "session", "s1", "manual", "", "admin", 200, 5};
+  ContainmentRow early{"e1", "session", "s1", "tripwire no-prod", "a9", "", 100, 4};
+  ContainmentRow other{"e3", "agent", "worker", "manual", "", "admin", 150, 6};
+  ASSERT_TRUE(store_->InsertContainment(late).ok());
+  ASSERT_TRUE(store_->InsertContainment(early).ok());
+  ASSERT_TRUE(store_->InsertContainment(other).ok());
+  Status dup = store_->InsertContainment(early);
+  EXPECT_EQ(dup.code(), StatusCode::kAlreadyExists) << dup.ToString();
+  auto of = store_->ContainmentsOf("s1");
+  ASSERT_TRUE(of.ok());
+  ASSERT_EQ(of->size(), 2u);
+  EXPECT_EQ((*of)[0].event_id, "e1");
+  EXPECT_EQ((*of)[0].trigger_action, "a9");
+  EXPECT_EQ((*of)[0].ledger_index, 4);
+  EXPECT_EQ((*of)[1].event_id, "e2");
+  EXPECT_EQ((*of)[1].by, "admin");
+  auto none = store_->ContainmentsOf("nobody");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
+}  // namespace
+}  // namespace custody::store::testing
