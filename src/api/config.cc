@@ -2,9 +2,10 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
+#include <array>
 #include <cctype>
 #include <charconv>
-#include <functional>
 #include <variant>
 
 extern char** environ;
@@ -12,97 +13,349 @@ extern char** environ;
 namespace custody::api {
 namespace {
 
-using Setting = std::variant<std::string*, int64_t*, bool*>;
+// Where a key's value lives: a field of Config, or of one [mcp.servers.NAME] table.
+using Field = std::variant<std::string*, int64_t*, bool*>;
+using ServerField =
+    std::variant<std::string*, std::vector<std::string>*, std::map<std::string, std::string>*>;
 
 struct KeyDef {
-  const char* name;
-  std::function<Setting(Config&)> get;
+  ConfigKey key;
+  Field (*field)(Config&) = nullptr;                          // a key of Config
+  ServerField (*server_field)(Config::McpServer&) = nullptr;  // a key of [mcp.servers.NAME]
 };
 
-const std::vector<KeyDef>& Keys() {
-  static const std::vector<KeyDef> keys = {
-      {"listen", [](Config& c) -> Setting { return &c.listen; }},
-      {"data_dir", [](Config& c) -> Setting { return &c.data_dir; }},
-      {"trust_domain", [](Config& c) -> Setting { return &c.trust_domain; }},
-      {"worker_threads", [](Config& c) -> Setting { return &c.worker_threads; }},
-      {"ledger.origin", [](Config& c) -> Setting { return &c.ledger.origin; }},
-      {"ledger.batch_size", [](Config& c) -> Setting { return &c.ledger.batch_size; }},
-      {"ledger.batch_delay_us", [](Config& c) -> Setting { return &c.ledger.batch_delay_us; }},
-      {"ledger.max_events_per_request",
-       [](Config& c) -> Setting { return &c.ledger.max_events_per_request; }},
-      {"admin.token_db", [](Config& c) -> Setting { return &c.admin.token_db; }},
-      {"admin.protect_reads", [](Config& c) -> Setting { return &c.admin.protect_reads; }},
-      {"identity.issuer", [](Config& c) -> Setting { return &c.identity.issuer; }},
-      {"identity.svid_lifetime_s",
-       [](Config& c) -> Setting { return &c.identity.svid_lifetime_s; }},
-      {"identity.trusted_issuers_file",
-       [](Config& c) -> Setting { return &c.identity.trusted_issuers_file; }},
-      {"attribution.audience", [](Config& c) -> Setting { return &c.attribution.audience; }},
-      {"attribution.arguments", [](Config& c) -> Setting { return &c.attribution.arguments; }},
-      {"attribution.redact_fields",
-       [](Config& c) -> Setting { return &c.attribution.redact_fields; }},
-      {"log.level", [](Config& c) -> Setting { return &c.log.level; }},
-      {"log.format", [](Config& c) -> Setting { return &c.log.format; }},
-      {"tls.cert", [](Config& c) -> Setting { return &c.tls.cert; }},
-      {"tls.key", [](Config& c) -> Setting { return &c.tls.key; }},
-      {"limits.max_body_bytes", [](Config& c) -> Setting { return &c.limits.max_body_bytes; }},
-      {"limits.max_header_bytes", [](Config& c) -> Setting { return &c.limits.max_header_bytes; }},
-      {"limits.header_timeout_ms",
-       [](Config& c) -> Setting { return &c.limits.header_timeout_ms; }},
-      {"limits.body_timeout_ms", [](Config& c) -> Setting { return &c.limits.body_timeout_ms; }},
-      {"limits.write_timeout_ms", [](Config& c) -> Setting { return &c.limits.write_timeout_ms; }},
-      {"limits.shutdown_timeout_ms",
-       [](Config& c) -> Setting { return &c.limits.shutdown_timeout_ms; }},
-      {"mcp.audience", [](Config& c) -> Setting { return &c.mcp.audience; }},
-      {"mcp.allowed_origins", [](Config& c) -> Setting { return &c.mcp.allowed_origins; }},
-      {"mcp.max_message_bytes", [](Config& c) -> Setting { return &c.mcp.max_message_bytes; }},
-      {"mcp.request_timeout_ms", [](Config& c) -> Setting { return &c.mcp.request_timeout_ms; }},
-      {"mcp.await_outcome", [](Config& c) -> Setting { return &c.mcp.await_outcome; }},
-      {"mcp.session_idle_timeout_ms",
-       [](Config& c) -> Setting { return &c.mcp.session_idle_timeout_ms; }},
-      {"mcp.max_sessions_per_custody_session",
-       [](Config& c) -> Setting { return &c.mcp.max_sessions_per_custody_session; }},
-  };
-  return keys;
-}
+using enum ConfigType;
+constexpr int64_t kMiB = 1 << 20;
+constexpr int64_t kGiB = 1LL << 30;
+constexpr int64_t kHourMs = 3'600'000;
 
+// The one table of keys. The parser accepts exactly these, reads exactly these environment
+// variables, and checks exactly these ranges and choices; `custody config keys` prints it.
+constexpr KeyDef kKeys[] = {
+    {.key = {.name = "listen",
+             .env = "CUSTODY_LISTEN",
+             .default_text = "127.0.0.1:8750",
+             .description = "Address to listen on: ADDR:PORT or [IPv6]:PORT (port 0: any free "
+                            "port; localhost means 127.0.0.1)"},
+     .field = [](Config& c) -> Field { return &c.listen; }},
+    {.key = {.name = "data_dir",
+             .env = "CUSTODY_DATA_DIR",
+             .default_text = "./custody-data",
+             .description = "Directory of the ledger, its key and the databases (refused if "
+                            "group or others can read it)",
+             .non_empty = true},
+     .field = [](Config& c) -> Field { return &c.data_dir; }},
+    {.key = {.name = "trust_domain",
+             .env = "CUSTODY_TRUST_DOMAIN",
+             .default_text = "custody.local",
+             .description = "SPIFFE trust domain of agent identities (spiffe://TRUST_DOMAIN/...)",
+             .non_empty = true},
+     .field = [](Config& c) -> Field { return &c.trust_domain; }},
+    {.key = {.name = "worker_threads",
+             .env = "CUSTODY_WORKER_THREADS",
+             .type = kInteger,
+             .default_text = "0",
+             .description = "HTTP worker threads; 0: one per hardware thread",
+             .min = 0,
+             .max = 256},
+     .field = [](Config& c) -> Field { return &c.worker_threads; }},
+    {.key = {.name = "ledger.origin",
+             .env = "CUSTODY_LEDGER_ORIGIN",
+             .default_text = "custody.local/ledger",
+             .description = "Origin (checkpoint name) of a new ledger; an existing ledger keeps "
+                            "its own, and a different non-default value is refused",
+             .non_empty = true},
+     .field = [](Config& c) -> Field { return &c.ledger.origin; }},
+    {.key = {.name = "ledger.batch_size",
+             .env = "CUSTODY_LEDGER_BATCH_SIZE",
+             .type = kInteger,
+             .default_text = "4096",
+             .description = "The sequencer commits a batch once it has this many events (or "
+                            "after ledger.batch_delay_us)",
+             .min = 1,
+             .max = kMiB},
+     .field = [](Config& c) -> Field { return &c.ledger.batch_size; }},
+    {.key = {.name = "ledger.batch_delay_us",
+             .env = "CUSTODY_LEDGER_BATCH_DELAY_US",
+             .type = kInteger,
+             .default_text = "0",
+             .description = "Microseconds a batch may wait for more events after its first; 0: "
+                            "committed as soon as the previous commit has finished",
+             .min = 0,
+             .max = 10'000'000},
+     .field = [](Config& c) -> Field { return &c.ledger.batch_delay_us; }},
+    {.key = {.name = "ledger.max_events_per_request",
+             .env = "CUSTODY_LEDGER_MAX_EVENTS_PER_REQUEST",
+             .type = kInteger,
+             .default_text = "1000",
+             .description = "Most events one POST /v1/ledger/entries may append",
+             .min = 1,
+             .max = 100'000},
+     .field = [](Config& c) -> Field { return &c.ledger.max_events_per_request; }},
+    {.key = {.name = "admin.token_db",
+             .env = "CUSTODY_ADMIN_TOKEN_DB",
+             .default_text = "",
+             .description = "SQLite file of the admin tokens; empty: <data_dir>/custody.db"},
+     .field = [](Config& c) -> Field { return &c.admin.token_db; }},
+    {.key = {.name = "admin.protect_reads",
+             .env = "CUSTODY_ADMIN_PROTECT_READS",
+             .type = kBoolean,
+             .default_text = "false",
+             .description = "Reads (GET routes) need a reader or admin token; false: they are "
+                            "public"},
+     .field = [](Config& c) -> Field { return &c.admin.protect_reads; }},
+    {.key = {.name = "identity.issuer",
+             .env = "CUSTODY_IDENTITY_ISSUER",
+             .default_text = "https://custody.local",
+             .description = "Issuer (iss) of Custody's tokens, also its published base URL"},
+     .field = [](Config& c) -> Field { return &c.identity.issuer; }},
+    {.key = {.name = "identity.svid_lifetime_s",
+             .env = "CUSTODY_IDENTITY_SVID_LIFETIME_S",
+             .type = kInteger,
+             .default_text = "300",
+             .description = "Lifetime of the JWT-SVIDs Custody issues, in seconds"},
+     .field = [](Config& c) -> Field { return &c.identity.svid_lifetime_s; }},
+    {.key = {.name = "identity.trusted_issuers_file",
+             .env = "CUSTODY_IDENTITY_TRUSTED_ISSUERS_FILE",
+             .default_text = "",
+             .description = "JSON file of OIDC providers whose ID tokens prove a human "
+                            "initiator: [{\"issuer\", \"audience\", \"jwks\"}, ...]; empty: none"},
+     .field = [](Config& c) -> Field { return &c.identity.trusted_issuers_file; }},
+    {.key = {.name = "attribution.audience",
+             .env = "CUSTODY_ATTRIBUTION_AUDIENCE",
+             .default_text = "",
+             .description = "Audience session tokens must carry (at the MCP gateway too); "
+                            "empty: any"},
+     .field = [](Config& c) -> Field { return &c.attribution.audience; }},
+    {.key = {.name = "attribution.arguments",
+             .env = "CUSTODY_ATTRIBUTION_ARGUMENTS",
+             .default_text = "digest",
+             .description = "How action arguments are recorded: the SHA-256 of their canonical "
+                            "JSON, or the JSON with attribution.redact_fields redacted",
+             .choices = "digest|redacted"},
+     .field = [](Config& c) -> Field { return &c.attribution.arguments; }},
+    {.key = {.name = "attribution.redact_fields",
+             .env = "CUSTODY_ATTRIBUTION_REDACT_FIELDS",
+             .default_text = "",
+             .description = "Comma-separated argument field names (at any depth) recorded as "
+                            "\"[redacted]\" when arguments = redacted"},
+     .field = [](Config& c) -> Field { return &c.attribution.redact_fields; }},
+    {.key = {.name = "log.level",
+             .env = "CUSTODY_LOG_LEVEL",
+             .default_text = "info",
+             .description = "Least severe level logged (to stderr)",
+             .choices = "debug|info|warn|error"},
+     .field = [](Config& c) -> Field { return &c.log.level; }},
+    {.key = {.name = "log.format",
+             .env = "CUSTODY_LOG_FORMAT",
+             .default_text = "json",
+             .description = "Log lines as JSON objects or as text",
+             .choices = "json|text"},
+     .field = [](Config& c) -> Field { return &c.log.format; }},
+    {.key = {.name = "tls.cert",
+             .env = "CUSTODY_TLS_CERT",
+             .default_text = "",
+             .description = "PEM certificate chain; with tls.key (both or neither) the service "
+                            "speaks HTTPS"},
+     .field = [](Config& c) -> Field { return &c.tls.cert; }},
+    {.key = {.name = "tls.key",
+             .env = "CUSTODY_TLS_KEY",
+             .default_text = "",
+             .description = "PEM private key of tls.cert"},
+     .field = [](Config& c) -> Field { return &c.tls.key; }},
+    {.key = {.name = "limits.max_body_bytes",
+             .env = "CUSTODY_LIMITS_MAX_BODY_BYTES",
+             .type = kInteger,
+             .default_text = "1048576",
+             .description = "Largest request body (larger: 413)",
+             .min = 1,
+             .max = kGiB},
+     .field = [](Config& c) -> Field { return &c.limits.max_body_bytes; }},
+    {.key = {.name = "limits.max_header_bytes",
+             .env = "CUSTODY_LIMITS_MAX_HEADER_BYTES",
+             .type = kInteger,
+             .default_text = "16384",
+             .description = "Largest request header (larger: 431)",
+             .min = 512,
+             .max = kMiB},
+     .field = [](Config& c) -> Field { return &c.limits.max_header_bytes; }},
+    {.key = {.name = "limits.header_timeout_ms",
+             .env = "CUSTODY_LIMITS_HEADER_TIMEOUT_MS",
+             .type = kInteger,
+             .default_text = "10000",
+             .description = "Time to receive a request's header (then 408 and the connection "
+                            "closes)",
+             .min = 1,
+             .max = kHourMs},
+     .field = [](Config& c) -> Field { return &c.limits.header_timeout_ms; }},
+    {.key = {.name = "limits.body_timeout_ms",
+             .env = "CUSTODY_LIMITS_BODY_TIMEOUT_MS",
+             .type = kInteger,
+             .default_text = "30000",
+             .description = "Time to receive a request's body (then 408 and the connection "
+                            "closes)",
+             .min = 1,
+             .max = kHourMs},
+     .field = [](Config& c) -> Field { return &c.limits.body_timeout_ms; }},
+    {.key = {.name = "limits.write_timeout_ms",
+             .env = "CUSTODY_LIMITS_WRITE_TIMEOUT_MS",
+             .type = kInteger,
+             .default_text = "30000",
+             .description = "Time to write a response",
+             .min = 1,
+             .max = kHourMs},
+     .field = [](Config& c) -> Field { return &c.limits.write_timeout_ms; }},
+    {.key = {.name = "limits.shutdown_timeout_ms",
+             .env = "CUSTODY_LIMITS_SHUTDOWN_TIMEOUT_MS",
+             .type = kInteger,
+             .default_text = "30000",
+             .description = "On shutdown, how long in-flight requests may take to finish",
+             .min = 1,
+             .max = kHourMs},
+     .field = [](Config& c) -> Field { return &c.limits.shutdown_timeout_ms; }},
+    {.key = {.name = "mcp.audience",
+             .env = "CUSTODY_MCP_AUDIENCE",
+             .default_text = "",
+             .description = "Audience session tokens must carry at the MCP gateway; empty: "
+                            "<identity.issuer>/mcp"},
+     .field = [](Config& c) -> Field { return &c.mcp.audience; }},
+    {.key = {.name = "mcp.allowed_origins",
+             .env = "CUSTODY_MCP_ALLOWED_ORIGINS",
+             .default_text = "",
+             .description = "Comma-separated Origins the gateway accepts besides loopback ones "
+                            "(others: 403)"},
+     .field = [](Config& c) -> Field { return &c.mcp.allowed_origins; }},
+    {.key = {.name = "mcp.max_message_bytes",
+             .env = "CUSTODY_MCP_MAX_MESSAGE_BYTES",
+             .type = kInteger,
+             .default_text = "1048576",
+             .description = "Largest MCP request body (larger: 413 with a JSON-RPC error)",
+             .min = 1,
+             .max = kGiB},
+     .field = [](Config& c) -> Field { return &c.mcp.max_message_bytes; }},
+    {.key = {.name = "mcp.request_timeout_ms",
+             .env = "CUSTODY_MCP_REQUEST_TIMEOUT_MS",
+             .type = kInteger,
+             .default_text = "60000",
+             .description = "An upstream request older than this fails (-32002) and is "
+                            "cancelled upstream",
+             .min = 1,
+             .max = kHourMs},
+     .field = [](Config& c) -> Field { return &c.mcp.request_timeout_ms; }},
+    {.key = {.name = "mcp.await_outcome",
+             .env = "CUSTODY_MCP_AWAIT_OUTCOME",
+             .type = kBoolean,
+             .default_text = "false",
+             .description = "Answer a tools/call only once its outcome is durable in the ledger "
+                            "too"},
+     .field = [](Config& c) -> Field { return &c.mcp.await_outcome; }},
+    {.key = {.name = "mcp.session_idle_timeout_ms",
+             .env = "CUSTODY_MCP_SESSION_IDLE_TIMEOUT_MS",
+             .type = kInteger,
+             .default_text = "3600000",
+             .description = "An MCP session unused this long ends (404 afterwards)",
+             .min = 100,
+             .max = 30 * 24 * kHourMs},
+     .field = [](Config& c) -> Field { return &c.mcp.session_idle_timeout_ms; }},
+    {.key = {.name = "mcp.max_sessions_per_custody_session",
+             .env = "CUSTODY_MCP_MAX_SESSIONS_PER_CUSTODY_SESSION",
+             .type = kInteger,
+             .default_text = "64",
+             .description = "Live MCP sessions one Custody session may have (initialize beyond: "
+                            "429)",
+             .min = 1,
+             .max = 100'000},
+     .field = [](Config& c) -> Field { return &c.mcp.max_sessions_per_custody_session; }},
+    // [mcp.servers.NAME]: file only. A server has exactly one of command and url.
+    {.key = {.name = "mcp.servers.NAME.command",
+             .default_text = "",
+             .description = "Program of a stdio MCP server, spawned by the gateway and served "
+                            "at /mcp/NAME"},
+     .server_field = [](Config::McpServer& s) -> ServerField { return &s.command; }},
+    {.key = {.name = "mcp.servers.NAME.args",
+             .type = kStringArray,
+             .default_text = "[]",
+             .description = "Arguments of command (command servers only)"},
+     .server_field = [](Config::McpServer& s) -> ServerField { return &s.args; }},
+    {.key = {.name = "mcp.servers.NAME.env",
+             .type = kStringTable,
+             .default_text = "{}",
+             .description = "Environment variables for command, added to Custody's own (command "
+                            "servers only)"},
+     .server_field = [](Config::McpServer& s) -> ServerField { return &s.env; }},
+    {.key = {.name = "mcp.servers.NAME.url",
+             .default_text = "",
+             .description = "http:// or https:// URL of a remote Streamable HTTP MCP server, "
+                            "served at /mcp/NAME"},
+     .server_field = [](Config::McpServer& s) -> ServerField { return &s.url; }},
+    {.key = {.name = "mcp.servers.NAME.headers",
+             .type = kStringTable,
+             .default_text = "{}",
+             .description = "Headers sent with every request to url; ${VAR} in a value reads "
+                            "the environment (url servers only)"},
+     .server_field = [](Config::McpServer& s) -> ServerField { return &s.headers; }},
+    {.key = {.name = "mcp.servers.NAME.ca_file",
+             .default_text = "",
+             .description = "PEM trust anchors for an https url, instead of the system store "
+                            "(url servers only)"},
+     .server_field = [](Config::McpServer& s) -> ServerField { return &s.ca_file; }},
+};
+
+constexpr std::string_view kServersSection = "mcp.servers";
+constexpr std::string_view kServerKeyPrefix = "mcp.servers.NAME.";
+
+constexpr auto kPublicKeys = [] {
+  std::array<ConfigKey, std::size(kKeys)> out{};
+  for (size_t i = 0; i < out.size(); ++i) out[i] = kKeys[i].key;
+  return out;
+}();
+
+// A key of Config (not of a server), as a TOML dotted name or a --set key.
 const KeyDef* FindKey(std::string_view name) {
-  for (const KeyDef& k : Keys()) {
-    if (name == k.name) return &k;
+  for (const KeyDef& k : kKeys) {
+    if (k.field != nullptr && name == k.key.name) return &k;
   }
   return nullptr;
 }
 
-std::string EnvName(std::string_view key) {
-  std::string out = "CUSTODY_";
-  for (char c : key)
-    out += c == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return out;
+// A key of [mcp.servers.NAME], e.g. "command".
+const KeyDef* FindServerKey(std::string_view key) {
+  for (const KeyDef& k : kKeys) {
+    if (k.server_field != nullptr && k.key.name.substr(kServerKeyPrefix.size()) == key) return &k;
+  }
+  return nullptr;
+}
+
+// "a string", "an integer", …: what a value of `type` must be, for messages.
+std::string MustBe(ConfigType type) {
+  std::string_view name = ConfigTypeName(type);
+  return std::string(name.front() == 'a' || name.front() == 'i' ? "an " : "a ") + std::string(name);
 }
 
 // Sets a key from text (environment variables and flags).
 Status SetFromString(Config& c, const KeyDef& def, std::string_view value, std::string_view where) {
-  Setting s = def.get(c);
-  if (auto* str = std::get_if<std::string*>(&s)) {
+  std::string name(def.key.name);
+  Field f = def.field(c);
+  if (auto* str = std::get_if<std::string*>(&f)) {
     **str = std::string(value);
     return OkStatus();
   }
-  if (auto* b = std::get_if<bool*>(&s)) {
+  if (auto* b = std::get_if<bool*>(&f)) {
     if (value == "true" || value == "1") {
       **b = true;
     } else if (value == "false" || value == "0") {
       **b = false;
     } else {
-      return InvalidArgumentError(std::string(where) + ": " + def.name + " must be true or false");
+      return InvalidArgumentError(std::string(where) + ": " + name + " must be true or false");
     }
     return OkStatus();
   }
   int64_t v = 0;
   auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
   if (ec != std::errc() || p != value.data() + value.size()) {
-    return InvalidArgumentError(std::string(where) + ": " + def.name + " must be an integer");
+    return InvalidArgumentError(std::string(where) + ": " + name + " must be an integer");
   }
-  *std::get<int64_t*>(s) = v;
+  *std::get<int64_t*>(f) = v;
   return OkStatus();
 }
 
@@ -135,31 +388,28 @@ Status ApplyMcpServers(Config& c, const toml::table& servers, std::string_view n
     Config::McpServer s;
     for (const auto& [mk, mv] : *t) {
       std::string key = "mcp.servers." + server + "." + std::string(mk.str());
-      if (mk.str() == "command") {
+      const KeyDef* def = FindServerKey(mk.str());
+      if (!def) return InvalidArgumentError(Where(name, mv.source()) + ": unknown key " + key);
+      std::string must_be = " must be " + MustBe(def->key.type);
+      ServerField f = def->server_field(s);
+      if (auto* str = std::get_if<std::string*>(&f)) {
         if (!mv.is_string()) {
-          return InvalidArgumentError(Where(name, mv.source()) + ": " + key + " must be a string");
+          return InvalidArgumentError(Where(name, mv.source()) + ": " + key + must_be);
         }
-        s.command = *mv.value<std::string>();
-      } else if (mk.str() == "args") {
+        **str = *mv.value<std::string>();
+      } else if (auto* list = std::get_if<std::vector<std::string>*>(&f)) {
         const toml::array* a = mv.as_array();
-        if (!a) {
-          return InvalidArgumentError(Where(name, mv.source()) + ": " + key +
-                                      " must be an array of strings");
-        }
+        if (!a) return InvalidArgumentError(Where(name, mv.source()) + ": " + key + must_be);
         for (const auto& e : *a) {
           if (!e.is_string()) {
-            return InvalidArgumentError(Where(name, e.source()) + ": " + key +
-                                        " must be an array of strings");
+            return InvalidArgumentError(Where(name, e.source()) + ": " + key + must_be);
           }
-          s.args.push_back(*e.value<std::string>());
+          (*list)->push_back(*e.value<std::string>());
         }
-      } else if (mk.str() == "env" || mk.str() == "headers") {
+      } else {
+        std::map<std::string, std::string>& out = *std::get<std::map<std::string, std::string>*>(f);
         const toml::table* e = mv.as_table();
-        if (!e) {
-          return InvalidArgumentError(Where(name, mv.source()) + ": " + key +
-                                      " must be a table of strings");
-        }
-        auto& out = mk.str() == "env" ? s.env : s.headers;
+        if (!e) return InvalidArgumentError(Where(name, mv.source()) + ": " + key + must_be);
         for (const auto& [ek, ev] : *e) {
           if (!ev.is_string()) {
             return InvalidArgumentError(Where(name, ev.source()) + ": " + key + "." +
@@ -167,13 +417,6 @@ Status ApplyMcpServers(Config& c, const toml::table& servers, std::string_view n
           }
           out[std::string(ek.str())] = *ev.value<std::string>();
         }
-      } else if (mk.str() == "url" || mk.str() == "ca_file") {
-        if (!mv.is_string()) {
-          return InvalidArgumentError(Where(name, mv.source()) + ": " + key + " must be a string");
-        }
-        (mk.str() == "url" ? s.url : s.ca_file) = *mv.value<std::string>();
-      } else {
-        return InvalidArgumentError(Where(name, mv.source()) + ": unknown key " + key);
       }
     }
     if (s.command.empty() == s.url.empty()) {
@@ -202,7 +445,7 @@ Status ApplyTable(Config& c, const toml::table& table, const std::string& prefix
                   std::string_view name) {
   for (const auto& [k, node] : table) {
     std::string key = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
-    if (key == "mcp.servers") {
+    if (key == kServersSection) {
       const toml::table* sub = node.as_table();
       if (!sub)
         return InvalidArgumentError(Where(name, node.source()) + ": mcp.servers must be a table");
@@ -211,8 +454,8 @@ Status ApplyTable(Config& c, const toml::table& table, const std::string& prefix
     }
     if (const toml::table* sub = node.as_table()) {
       bool is_section = false;
-      for (const KeyDef& d : Keys()) {
-        if (std::string_view(d.name).starts_with(key + ".")) is_section = true;
+      for (const KeyDef& d : kKeys) {
+        if (d.key.name.starts_with(key + ".")) is_section = true;
       }
       if (!is_section) {
         return InvalidArgumentError(Where(name, node.source()) + ": unknown section [" + key + "]");
@@ -222,72 +465,62 @@ Status ApplyTable(Config& c, const toml::table& table, const std::string& prefix
     }
     const KeyDef* def = FindKey(key);
     if (!def) return InvalidArgumentError(Where(name, node.source()) + ": unknown key " + key);
-    Setting s = def->get(c);
-    if (auto* str = std::get_if<std::string*>(&s)) {
+    std::string must_be = " must be " + MustBe(def->key.type);
+    Field f = def->field(c);
+    if (auto* str = std::get_if<std::string*>(&f)) {
       auto v = node.value<std::string>();
       if (!node.is_string() || !v) {
-        return InvalidArgumentError(Where(name, node.source()) + ": " + key + " must be a string");
+        return InvalidArgumentError(Where(name, node.source()) + ": " + key + must_be);
       }
       **str = *v;
-    } else if (auto* b = std::get_if<bool*>(&s)) {
+    } else if (auto* b = std::get_if<bool*>(&f)) {
       if (!node.is_boolean()) {
-        return InvalidArgumentError(Where(name, node.source()) + ": " + key + " must be a boolean");
+        return InvalidArgumentError(Where(name, node.source()) + ": " + key + must_be);
       }
       **b = *node.value<bool>();
     } else {
       if (!node.is_integer()) {
-        return InvalidArgumentError(Where(name, node.source()) + ": " + key +
-                                    " must be an integer");
+        return InvalidArgumentError(Where(name, node.source()) + ": " + key + must_be);
       }
-      *std::get<int64_t*>(s) = *node.value<int64_t>();
+      *std::get<int64_t*>(f) = *node.value<int64_t>();
     }
   }
   return OkStatus();
 }
 
-Status Range(std::string_view key, int64_t v, int64_t lo, int64_t hi) {
-  if (v < lo || v > hi) {
-    return InvalidArgumentError(std::string(key) + " must be in [" + std::to_string(lo) + ", " +
-                                std::to_string(hi) + "], got " + std::to_string(v));
+// The checks of one key that its table row describes: range, choices, non-empty.
+Status CheckValue(const ConfigKey& key, const Field& f) {
+  std::string name(key.name);
+  if (const int64_t* const* v = std::get_if<int64_t*>(&f)) {
+    if (**v < key.min || **v > key.max) {
+      return InvalidArgumentError(name + " must be in [" + std::to_string(key.min) + ", " +
+                                  std::to_string(key.max) + "], got " + std::to_string(**v));
+    }
+    return OkStatus();
   }
-  return OkStatus();
+  const std::string* const* str = std::get_if<std::string*>(&f);
+  if (str == nullptr) return OkStatus();
+  if (key.non_empty && (*str)->empty()) return InvalidArgumentError(name + " must not be empty");
+  if (key.choices.empty()) return OkStatus();
+  // "a|b|c": accepted if one of them; the message lists them as "a, b or c".
+  std::string list;
+  for (size_t pos = 0; pos <= key.choices.size();) {
+    size_t bar = std::min(key.choices.find('|', pos), key.choices.size());
+    std::string_view choice = key.choices.substr(pos, bar - pos);
+    if (**str == choice) return OkStatus();
+    if (!list.empty()) list += bar == key.choices.size() ? " or " : ", ";
+    list += choice;
+    pos = bar + 1;
+  }
+  return InvalidArgumentError(name + " must be " + list);
 }
 
-Status Validate(const Config& c) {
+// `c` is not changed; it is not const only because the table's accessors take a Config&.
+Status Validate(Config& c) {
   RETURN_IF_ERROR(ParseListen(c.listen).status().WithContext("listen"));
-  if (c.data_dir.empty()) return InvalidArgumentError("data_dir must not be empty");
-  if (c.ledger.origin.empty()) return InvalidArgumentError("ledger.origin must not be empty");
-  if (c.trust_domain.empty()) return InvalidArgumentError("trust_domain must not be empty");
-  RETURN_IF_ERROR(Range("worker_threads", c.worker_threads, 0, 256));
-  RETURN_IF_ERROR(Range("ledger.batch_size", c.ledger.batch_size, 1, 1 << 20));
-  RETURN_IF_ERROR(Range("ledger.batch_delay_us", c.ledger.batch_delay_us, 0, 10'000'000));
-  RETURN_IF_ERROR(
-      Range("ledger.max_events_per_request", c.ledger.max_events_per_request, 1, 100'000));
-  RETURN_IF_ERROR(Range("limits.max_body_bytes", c.limits.max_body_bytes, 1, 1LL << 30));
-  RETURN_IF_ERROR(Range("limits.max_header_bytes", c.limits.max_header_bytes, 512, 1 << 20));
-  for (auto [k, v] :
-       {std::pair<const char*, int64_t>{"limits.header_timeout_ms", c.limits.header_timeout_ms},
-        {"limits.body_timeout_ms", c.limits.body_timeout_ms},
-        {"limits.write_timeout_ms", c.limits.write_timeout_ms},
-        {"limits.shutdown_timeout_ms", c.limits.shutdown_timeout_ms}}) {
-    RETURN_IF_ERROR(Range(k, v, 1, 3'600'000));
+  for (const KeyDef& d : kKeys) {
+    if (d.field != nullptr) RETURN_IF_ERROR(CheckValue(d.key, d.field(c)));
   }
-  if (c.log.level != "debug" && c.log.level != "info" && c.log.level != "warn" &&
-      c.log.level != "error") {
-    return InvalidArgumentError("log.level must be debug, info, warn or error");
-  }
-  if (c.log.format != "json" && c.log.format != "text") {
-    return InvalidArgumentError("log.format must be json or text");
-  }
-  if (c.attribution.arguments != "digest" && c.attribution.arguments != "redacted") {
-    return InvalidArgumentError("attribution.arguments must be digest or redacted");
-  }
-  RETURN_IF_ERROR(Range("mcp.max_message_bytes", c.mcp.max_message_bytes, 1, 1LL << 30));
-  RETURN_IF_ERROR(Range("mcp.request_timeout_ms", c.mcp.request_timeout_ms, 1, 3'600'000));
-  RETURN_IF_ERROR(
-      Range("mcp.session_idle_timeout_ms", c.mcp.session_idle_timeout_ms, 100, 30LL * 86'400'000));
-  RETURN_IF_ERROR(Range("mcp.max_sessions_per_custody_session",
-                        c.mcp.max_sessions_per_custody_session, 1, 100'000));
   if (c.tls.cert.empty() != c.tls.key.empty()) {
     return InvalidArgumentError("tls.cert and tls.key must be set together");
   }
@@ -295,6 +528,30 @@ Status Validate(const Config& c) {
 }
 
 }  // namespace
+
+std::string_view ConfigTypeName(ConfigType type) {
+  switch (type) {
+    case ConfigType::kString:
+      return "string";
+    case ConfigType::kInteger:
+      return "integer";
+    case ConfigType::kBoolean:
+      return "boolean";
+    case ConfigType::kStringArray:
+      return "array of strings";
+    case ConfigType::kStringTable:
+      return "table of strings";
+  }
+  return "unknown";
+}
+
+std::span<const ConfigKey> ConfigKeys() { return kPublicKeys; }
+
+Status SetConfigValue(Config& config, std::string_view key, std::string_view value) {
+  const KeyDef* def = FindKey(key);
+  if (!def) return InvalidArgumentError("unknown config key " + std::string(key));
+  return SetFromString(config, *def, value, "flag for " + std::string(key));
+}
 
 std::string Config::TokenDbPath() const {
   return admin.token_db.empty() ? data_dir + "/custody.db" : admin.token_db;
@@ -357,16 +614,15 @@ Result<Config> LoadConfig(const ConfigSources& sources) {
     }
     RETURN_IF_ERROR(ApplyTable(c, table, "", *sources.file));
   }
-  for (const KeyDef& def : Keys()) {
-    std::string env = EnvName(def.name);
+  for (const KeyDef& def : kKeys) {
+    if (def.field == nullptr || def.key.env.empty()) continue;  // file only
+    std::string env(def.key.env);
     if (auto it = sources.env.find(env); it != sources.env.end()) {
       RETURN_IF_ERROR(SetFromString(c, def, it->second, "environment variable " + env));
     }
   }
   for (const auto& [key, value] : sources.overrides) {
-    const KeyDef* def = FindKey(key);
-    if (!def) return InvalidArgumentError("unknown config key " + key);
-    RETURN_IF_ERROR(SetFromString(c, *def, value, "flag for " + key));
+    RETURN_IF_ERROR(SetConfigValue(c, key, value));
   }
   RETURN_IF_ERROR(Validate(c));
   return c;

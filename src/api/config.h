@@ -2,31 +2,18 @@
 // command-line flags (each overrides the one before). Unknown keys are errors, reported with the
 // file, line and column that toml++ gives; every value is validated before the service starts.
 //
-// Keys (TOML dotted name -> environment variable, e.g. ledger.batch_size ->
-// CUSTODY_LEDGER_BATCH_SIZE); defaults in parentheses:
-//   listen ("127.0.0.1:8750")   data_dir ("./custody-data")   trust_domain ("custody.local")
-//   worker_threads (0 = one per hardware thread)
-//   ledger.origin ("custody.local/ledger")  ledger.batch_size (4096)  ledger.batch_delay_us (0)
-//   ledger.max_events_per_request (1000)
-//   admin.token_db ("<data_dir>/custody.db")  admin.protect_reads (false: GETs are public)
-//   attribution.audience ("": any)  attribution.arguments ("digest": digest|redacted)
-//   attribution.redact_fields ("": comma-separated field names)
-//   log.level ("info": debug|info|warn|error)  log.format ("json": json|text)
-//   tls.cert, tls.key (PEM files; both or neither)
-//   limits.max_body_bytes (1 MiB)  limits.max_header_bytes (16 KiB)
-//   limits.header_timeout_ms (10000)  limits.body_timeout_ms (30000)
-//   limits.write_timeout_ms (30000)  limits.shutdown_timeout_ms (30000)
-//   mcp.audience ("<identity.issuer>/mcp": the audience session tokens must carry at the gateway)
-//   mcp.allowed_origins ("": comma-separated Origins accepted besides loopback ones)
-//   mcp.max_message_bytes (1 MiB)  mcp.request_timeout_ms (60000)
-//   [mcp.servers.NAME] command = "…", args = ["…"], env = {K = "V"}: stdio MCP servers that
-//   the gateway spawns and serves at /mcp/NAME (file only; no environment variable or flag)
+// Every key, with its environment variable, type, default, accepted values and meaning, is one
+// row of ConfigKeys(); the parser takes its keys, variables and checks from that table, so the
+// list cannot drift from what is accepted. `custody config keys` prints it, and docs/CONFIG.md is
+// its Markdown form.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -44,10 +31,12 @@ struct Config {
     int64_t batch_size = 4096;
     int64_t batch_delay_us = 0;
     int64_t max_events_per_request = 1000;
+    bool operator==(const Ledger&) const = default;
   } ledger;
   struct Admin {
     std::string token_db;  // empty: <data_dir>/custody.db
     bool protect_reads = false;
+    bool operator==(const Admin&) const = default;
   } admin;
   struct Identity {
     std::string issuer = "https://custody.local";  // iss of Custody's tokens
@@ -55,19 +44,23 @@ struct Config {
     // A JSON file: [{"issuer": …, "audience": …, "jwks": {"keys": […]}}, …] of OIDC providers
     // whose ID tokens prove a human initiator. Empty: none trusted.
     std::string trusted_issuers_file;
+    bool operator==(const Identity&) const = default;
   } identity;
   struct Attribution {
     std::string audience;              // when set, session tokens must carry this audience
     std::string arguments = "digest";  // digest | redacted: how action arguments are recorded
     std::string redact_fields;         // comma-separated field names (redacted mode)
+    bool operator==(const Attribution&) const = default;
   } attribution;
   struct Log {
     std::string level = "info";
     std::string format = "json";
+    bool operator==(const Log&) const = default;
   } log;
   struct Tls {
     std::string cert;
     std::string key;
+    bool operator==(const Tls&) const = default;
   } tls;
   struct Limits {
     int64_t max_body_bytes = 1024 * 1024;
@@ -76,6 +69,7 @@ struct Config {
     int64_t body_timeout_ms = 30000;
     int64_t write_timeout_ms = 30000;
     int64_t shutdown_timeout_ms = 30000;
+    bool operator==(const Limits&) const = default;
   } limits;
   struct McpServer {
     std::string command;  // stdio upstream
@@ -84,6 +78,7 @@ struct Config {
     std::string url;                             // or a remote Streamable HTTP upstream
     std::map<std::string, std::string> headers;  // sent to it; "${VAR}" reads the environment
     std::string ca_file;                         // https trust anchors (default: system store)
+    bool operator==(const McpServer&) const = default;
   };
   struct Mcp {
     std::string audience;         // empty: identity.issuer + "/mcp"
@@ -94,6 +89,7 @@ struct Config {
     int64_t session_idle_timeout_ms = 3'600'000;  // an unused MCP session ends after this
     int64_t max_sessions_per_custody_session = 64;
     std::map<std::string, McpServer> servers;
+    bool operator==(const Mcp&) const = default;
   } mcp;
 
   std::string TokenDbPath() const;
@@ -105,7 +101,36 @@ struct Config {
   std::string McpAudience() const {
     return mcp.audience.empty() ? identity.issuer + "/mcp" : mcp.audience;
   }
+
+  // Field by field (the tests compare with Config{}).
+  bool operator==(const Config&) const = default;
 };
+
+enum class ConfigType { kString, kInteger, kBoolean, kStringArray, kStringTable };
+// "string", "integer", "boolean", "array of strings", "table of strings".
+std::string_view ConfigTypeName(ConfigType type);
+
+// One configuration key: a row of the table that the parser, `custody config keys` and
+// docs/CONFIG.md all come from.
+struct ConfigKey {
+  // TOML dotted name. The keys of one MCP server are "mcp.servers.NAME.<key>", NAME standing
+  // for the server's name.
+  std::string_view name = {};
+  std::string_view env = {};  // CUSTODY_… variable; empty: the file only (no variable, no --set)
+  ConfigType type = ConfigType::kString;
+  // Config{}'s value, as an environment variable or --set would give it ("" for an empty
+  // string, "[]" and "{}" for an empty array or table).
+  std::string_view default_text = {};
+  std::string_view description = {};  // one line
+  // What LoadConfig checks besides the type: an integer range, a set of strings ("a|b|c"),
+  // or any string but the empty one.
+  int64_t min = INT64_MIN;
+  int64_t max = INT64_MAX;
+  std::string_view choices = {};
+  bool non_empty = false;
+};
+// Every key the parser accepts, in the order of Config's fields.
+std::span<const ConfigKey> ConfigKeys();
 
 struct HostPort {
   std::string host;  // IP literal, without brackets
@@ -124,6 +149,10 @@ struct ConfigSources {
 Result<Config> LoadConfig(const ConfigSources& sources);
 // Parses TOML text (for tests); `name` is used in messages.
 Result<Config> ParseConfigToml(std::string_view toml, std::string_view name, Config base = {});
+// Sets one key from text, as `--set key=value` does (LoadConfig uses it for flags), with the same
+// messages: unknown keys and values not of the key's type are refused. Nothing else is checked
+// here; LoadConfig validates the whole Config once every source has been applied.
+Status SetConfigValue(Config& config, std::string_view key, std::string_view value);
 // The environment as a map, for ConfigSources::env.
 std::map<std::string, std::string> ProcessEnvironment();
 

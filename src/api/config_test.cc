@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 namespace custody::api {
 namespace {
@@ -149,6 +152,217 @@ TEST(Config, UnknownKeysAndBadValuesAreErrorsWithPositions) {
   auto f = LoadConfig(s);
   ASSERT_FALSE(f.ok());
   EXPECT_NE(f.status().message().find("/nonexistent/custody.toml"), std::string::npos);
+}
+
+// The key table is what the parser accepts: these tests go through every row, so a key added to
+// one and not the other, or a default written down wrongly, fails here.
+
+bool IsServerKey(const ConfigKey& k) { return k.name.starts_with("mcp.servers.NAME."); }
+
+// A value of the key's type that differs from its default, as --set or a variable gives it.
+std::string OtherValue(const ConfigKey& k) {
+  switch (k.type) {
+    case ConfigType::kInteger:
+      return std::to_string(std::stoll(std::string(k.default_text)) + 1);
+    case ConfigType::kBoolean:
+      return k.default_text == "true" ? "false" : "true";
+    default:
+      return "custody-test-value";
+  }
+}
+
+// `text` (as --set would take it) as a TOML value of the key's type.
+std::string TomlValue(const ConfigKey& k, std::string_view text) {
+  switch (k.type) {
+    case ConfigType::kInteger:
+    case ConfigType::kBoolean:
+      return std::string(text);
+    case ConfigType::kStringArray:
+      return "[\"" + std::string(text) + "\"]";
+    case ConfigType::kStringTable:
+      return "{ A = \"" + std::string(text) + "\" }";
+    case ConfigType::kString:
+      break;
+  }
+  std::string out = "\"";
+  for (char ch : text) {
+    if (ch == '"' || ch == '\\') out += '\\';
+    out += ch;
+  }
+  return out + "\"";
+}
+
+TEST(ConfigKeys, NamesAndEnvironmentVariablesAreUniqueAndFollowTheRule) {
+  std::set<std::string_view> names, envs;
+  for (const ConfigKey& k : ConfigKeys()) {
+    SCOPED_TRACE(std::string(k.name));
+    EXPECT_TRUE(names.insert(k.name).second) << "duplicate key";
+    EXPECT_FALSE(k.description.empty());
+    EXPECT_EQ(k.description.find('\n'), std::string_view::npos);
+    if (IsServerKey(k)) {
+      EXPECT_TRUE(k.env.empty()) << "server keys are file only";
+      continue;
+    }
+    std::string expected = "CUSTODY_";
+    for (char ch : k.name) {
+      expected += ch == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    }
+    EXPECT_EQ(k.env, expected);
+    EXPECT_TRUE(envs.insert(k.env).second) << "duplicate variable";
+  }
+  // The keys the old hand-written list in config.h missed are here now.
+  for (std::string_view key :
+       {"identity.issuer", "identity.svid_lifetime_s", "identity.trusted_issuers_file",
+        "mcp.await_outcome", "mcp.session_idle_timeout_ms", "mcp.max_sessions_per_custody_session",
+        "mcp.servers.NAME.url", "mcp.servers.NAME.headers", "mcp.servers.NAME.ca_file"}) {
+    EXPECT_EQ(names.count(key), 1u) << key;
+  }
+}
+
+TEST(ConfigKeys, EveryKeyIsSettableAndItsDefaultIsConfigsDefault) {
+  const Config defaults;
+  auto loaded_defaults = LoadConfig({});
+  ASSERT_TRUE(loaded_defaults.ok()) << loaded_defaults.status().ToString();
+  EXPECT_EQ(*loaded_defaults, defaults);
+  for (const ConfigKey& k : ConfigKeys()) {
+    if (IsServerKey(k)) continue;
+    SCOPED_TRACE(std::string(k.name));
+    std::string other = OtherValue(k);
+
+    // --set's path.
+    Config c;
+    Status st = SetConfigValue(c, k.name, other);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    EXPECT_NE(c, defaults) << "setting the key changed nothing";
+    st = SetConfigValue(c, k.name, k.default_text);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    EXPECT_EQ(c, defaults) << "the table's default is not Config{}'s: " << k.default_text;
+    // A value of another type is refused (so the row's type is the field's).
+    if (k.type == ConfigType::kInteger) {
+      EXPECT_FALSE(SetConfigValue(c, k.name, "true").ok());
+    } else if (k.type == ConfigType::kBoolean) {
+      EXPECT_FALSE(SetConfigValue(c, k.name, "2").ok());
+    } else {
+      EXPECT_TRUE(SetConfigValue(c, k.name, "not a number").ok());
+    }
+
+    // The file, as a dotted key.
+    std::string toml = std::string(k.name) + " = " + TomlValue(k, other) + "\n";
+    auto f = ParseConfigToml(toml, "k.toml");
+    ASSERT_TRUE(f.ok()) << toml << f.status().ToString();
+    EXPECT_NE(*f, defaults) << toml;
+    toml = std::string(k.name) + " = " + TomlValue(k, k.default_text) + "\n";
+    f = ParseConfigToml(toml, "k.toml");
+    ASSERT_TRUE(f.ok()) << toml << f.status().ToString();
+    EXPECT_EQ(*f, defaults) << toml;
+
+    // The environment variable and the flag, through LoadConfig (which also validates, so a
+    // changed value may be refused: then it was read).
+    ConfigSources env;
+    env.env = {{std::string(k.env), std::string(k.default_text)}};
+    auto e = LoadConfig(env);
+    ASSERT_TRUE(e.ok()) << e.status().ToString();
+    EXPECT_EQ(*e, defaults);
+    env.env = {{std::string(k.env), other}};
+    e = LoadConfig(env);
+    EXPECT_TRUE(!e.ok() || *e != defaults) << k.env << " was not read";
+    ConfigSources flag;
+    flag.overrides = {{std::string(k.name), std::string(k.default_text)}};
+    auto o = LoadConfig(flag);
+    ASSERT_TRUE(o.ok()) << o.status().ToString();
+    EXPECT_EQ(*o, defaults);
+    flag.overrides = {{std::string(k.name), other}};
+    o = LoadConfig(flag);
+    EXPECT_TRUE(!o.ok() || *o != defaults) << "--set " << k.name << " was not applied";
+
+    // A near miss is refused everywhere.
+    std::string typo = std::string(k.name) + "x";
+    EXPECT_EQ(SetConfigValue(c, typo, other).message(), "unknown config key " + typo);
+    flag.overrides = {{typo, other}};
+    EXPECT_FALSE(LoadConfig(flag).ok());
+    f = ParseConfigToml(typo + " = " + TomlValue(k, other) + "\n", "t.toml");
+    ASSERT_FALSE(f.ok());
+    EXPECT_NE(f.status().message().find("unknown key " + typo), std::string::npos)
+        << f.status().message();
+  }
+}
+
+TEST(ConfigKeys, ServerKeysAreAcceptedInTheFileOnly) {
+  int server_keys = 0;
+  for (const ConfigKey& k : ConfigKeys()) {
+    if (!IsServerKey(k)) continue;
+    ++server_keys;
+    SCOPED_TRACE(std::string(k.name));
+    std::string key(k.name.substr(std::string_view("mcp.servers.NAME.").size()));
+    std::string line = key + " = " + TomlValue(k, "http://h/x") + "\n";
+    // A server needs exactly one of command and url; try the key alone, then with either.
+    bool accepted = false;
+    for (std::string companion : {"", "command = \"c\"\n", "url = \"http://h/mcp\"\n"}) {
+      std::string toml = "[mcp.servers.s]\n" + companion + line;
+      auto with = ParseConfigToml(toml, "s.toml");
+      if (!with.ok()) continue;
+      accepted = true;
+      auto without = ParseConfigToml("[mcp.servers.s]\n" + companion, "s.toml");
+      if (companion.empty()) {
+        EXPECT_EQ(with->mcp.servers.count("s"), 1u);
+      } else {
+        ASSERT_TRUE(without.ok()) << without.status().ToString();
+        EXPECT_NE(with->mcp.servers.at("s"), without->mcp.servers.at("s")) << "key ignored";
+      }
+    }
+    EXPECT_TRUE(accepted) << "no [mcp.servers.s] with this key parses";
+    // A value of another type is refused ("1" is none of string, array, table).
+    auto wrong = ParseConfigToml("[mcp.servers.s]\n" + key + " = 1\n", "w.toml");
+    ASSERT_FALSE(wrong.ok());
+    EXPECT_NE(wrong.status().message().find("mcp.servers.s." + key + " must be "),
+              std::string::npos)
+        << wrong.status().message();
+    // Neither a variable nor --set reaches it.
+    Config c;
+    EXPECT_FALSE(SetConfigValue(c, "mcp.servers.s." + key, "x").ok());
+    EXPECT_FALSE(SetConfigValue(c, k.name, "x").ok());
+  }
+  EXPECT_EQ(server_keys, 6);
+}
+
+TEST(ConfigKeys, CheckedRangesAndChoicesComeFromTheTable) {
+  for (const ConfigKey& k : ConfigKeys()) {
+    if (IsServerKey(k)) continue;
+    SCOPED_TRACE(std::string(k.name));
+    ConfigSources s;
+    if (k.type == ConfigType::kInteger && k.max != INT64_MAX) {
+      s.overrides = {{std::string(k.name), std::to_string(k.max + 1)}};
+      auto c = LoadConfig(s);
+      ASSERT_FALSE(c.ok());
+      EXPECT_EQ(c.status().message(), std::string(k.name) + " must be in [" +
+                                          std::to_string(k.min) + ", " + std::to_string(k.max) +
+                                          "], got " + std::to_string(k.max + 1));
+      s.overrides = {{std::string(k.name), std::to_string(k.min)}};
+      EXPECT_TRUE(LoadConfig(s).ok());
+    }
+    if (!k.choices.empty()) {
+      s.overrides = {{std::string(k.name), "none-of-them"}};
+      EXPECT_FALSE(LoadConfig(s).ok());
+      for (size_t pos = 0; pos <= k.choices.size();) {
+        size_t bar = std::min(k.choices.find('|', pos), k.choices.size());
+        s.overrides = {{std::string(k.name), std::string(k.choices.substr(pos, bar - pos))}};
+        EXPECT_TRUE(LoadConfig(s).ok()) << s.overrides[0].second;
+        pos = bar + 1;
+      }
+    }
+    if (k.non_empty) {
+      s.overrides = {{std::string(k.name), ""}};
+      auto c = LoadConfig(s);
+      ASSERT_FALSE(c.ok());
+      EXPECT_EQ(c.status().message(), std::string(k.name) + " must not be empty");
+    }
+  }
+  // The messages the hand-written checks gave.
+  ConfigSources s;
+  s.overrides = {{"log.level", "loud"}};
+  EXPECT_EQ(LoadConfig(s).status().message(), "log.level must be debug, info, warn or error");
+  s.overrides = {{"attribution.arguments", "all"}};
+  EXPECT_EQ(LoadConfig(s).status().message(), "attribution.arguments must be digest or redacted");
 }
 
 TEST(Config, ParseListen) {

@@ -26,5 +26,7 @@ void RegisterContainCommands(CLI::App& app);
 void RegisterInvestigateCommands(CLI::App& app);
 // tool list|approve: the MCP gateway's tool-definition pins (over HTTP).
 void RegisterToolCommands(CLI::App& app);
+// config keys: every configuration key (docs/CONFIG.md is its Markdown output).
+void RegisterConfigCommands(CLI::App& app);
 
 }  // namespace custody::cli

@@ -34,6 +34,9 @@ int main(int argc, char** argv) {
 #ifdef CUSTODY_HAVE_TOOL_CLI
   custody::cli::RegisterToolCommands(app);
 #endif
+#ifdef CUSTODY_HAVE_CONFIG_CLI
+  custody::cli::RegisterConfigCommands(app);
+#endif
   CLI11_PARSE(app, argc, argv);
   return 0;
 }
