@@ -25,13 +25,13 @@
 #include "api/config.h"
 #include "api/service.h"
 #include "attribution/attribution_service.h"
-#include "attribution/investigate.h"
 #include "attribution/testing/world.h"
 #include "common/clock.h"
 #include "common/random.h"
 #include "common/stream_logger.h"
 #include "http/client.h"
 #include "identity/token_service.h"
+#include "investigate/investigate.h"
 #include "ledger/ledger.h"
 
 namespace custody {
@@ -366,7 +366,7 @@ void Trace(uint64_t fill, int reps) {
     actions.push_back(r->action_id);
   }
   w.svc->FlushIndex();
-  attribution::Investigator inv(*w.w->tokens, *w.w->ledger, *w.w->svc, w.w->clock);
+  investigate::Investigator inv(*w.w->tokens, *w.w->ledger, *w.w->svc, w.w->clock);
   std::vector<double> lat;
   for (int i = 0; i < reps; ++i) {
     auto t0 = Clk::now();

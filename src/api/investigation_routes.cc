@@ -3,8 +3,8 @@
 #include <memory>
 
 #include "attribution/attribution_service.h"
-#include "attribution/evidence.h"
-#include "attribution/investigate.h"
+#include "investigate/evidence.h"
+#include "investigate/investigate.h"
 
 namespace custody::api {
 namespace {
@@ -38,7 +38,7 @@ void Answer(Responder& respond, const Request& req, Result<std::string> r,
 Status AddInvestigationRoutes(http::Router& router, identity::TokenService& tokens,
                               ledger::Ledger& ledger, attribution::AttributionService& attribution,
                               const Clock& clock) {
-  auto inv = std::make_shared<attribution::Investigator>(tokens, ledger, attribution, clock);
+  auto inv = std::make_shared<investigate::Investigator>(tokens, ledger, attribution, clock);
   auto reader = AuthRequirement::AnyOf({"admin", "reader"});
   identity::TokenService* tok = &tokens;
   ledger::Ledger* led = &ledger;
@@ -48,13 +48,13 @@ Status AddInvestigationRoutes(http::Router& router, identity::TokenService& toke
   RETURN_IF_ERROR(router.Add({"GET", "/v1/trace/{event_id}",
                               [inv](Request& req, Responder respond) {
                                 Answer(respond, req, inv->Trace(req.params["event_id"]),
-                                       &attribution::RenderTrace);
+                                       &investigate::RenderTrace);
                               },
                               reader, ""}));
   RETURN_IF_ERROR(router.Add({"GET", "/v1/sessions/{sid}/events",
                               [inv](Request& req, Responder respond) {
                                 Answer(respond, req, inv->SessionEvents(req.params["sid"]),
-                                       &attribution::RenderSessionEvents);
+                                       &investigate::RenderSessionEvents);
                               },
                               reader, ""}));
   RETURN_IF_ERROR(router.Add({"GET", "/v1/blast-radius",
@@ -70,7 +70,7 @@ Status AddInvestigationRoutes(http::Router& router, identity::TokenService& toke
                               reader, ""}));
   RETURN_IF_ERROR(router.Add({"GET", "/v1/review/{agent}",
                               [inv, clk](Request& req, Responder respond) {
-                                auto since = attribution::ParseSince(
+                                auto since = investigate::ParseSince(
                                     req.QueryParam("since").value_or(""), UnixMillis(clk->Now()));
                                 if (!since.ok()) return Reply(respond, req, since.status());
                                 Answer(respond, req, inv->Review(req.params["agent"], *since));
@@ -91,7 +91,7 @@ Status AddInvestigationRoutes(http::Router& router, identity::TokenService& toke
   RETURN_IF_ERROR(router.Add(
       {"GET", "/v1/evidence/{sid}",
        [tok, led, attr](Request& req, Responder respond) {
-         auto b = attribution::BuildEvidence(*tok, *led, attr->store(), req.params["sid"]);
+         auto b = investigate::BuildEvidence(*tok, *led, attr->store(), req.params["sid"]);
          if (!b.ok()) return Reply(respond, req, b.status());
          Response r = Response::Json(200, std::move(*b));
          r.headers.Set("content-disposition", "attachment; filename=\"evidence.json\"");

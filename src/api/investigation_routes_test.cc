@@ -9,10 +9,10 @@
 #include <filesystem>
 
 #include "attribution/attribution_service.h"
-#include "attribution/evidence.h"
 #include "events/recorder.h"
 #include "identity/sqlite_identity_store.h"
 #include "identity/token_service.h"
+#include "investigate/evidence.h"
 #include "ledger/ledger.h"
 #include "ledger/sqlite_ledger_store.h"
 #include "store/sqlite/sqlite_attribution_store.h"
@@ -133,7 +133,7 @@ TEST_F(InvestigationRoutesTest, AnswersJsonTreesAndDot) {
 
   http::Response evidence = Get("/v1/evidence/" + sid_);
   ASSERT_EQ(evidence.status, 200) << evidence.body;
-  auto report = attribution::VerifyEvidence(evidence.body, ledger_->VerifierKey());
+  auto report = investigate::VerifyEvidence(evidence.body, ledger_->VerifierKey());
   ASSERT_TRUE(report.ok());
   EXPECT_TRUE(report->ok);
   EXPECT_GE(report->events, 1u);  // the session.start

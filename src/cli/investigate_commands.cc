@@ -12,10 +12,10 @@
 #include <fstream>
 #include <iostream>
 
-#include "attribution/evidence.h"
-#include "attribution/investigate.h"
 #include "cli/commands.h"
 #include "cli/server_client.h"
+#include "investigate/evidence.h"
+#include "investigate/investigate.h"
 
 namespace custody::cli {
 namespace {
@@ -49,7 +49,7 @@ void RegisterInvestigateCommands(CLI::App& app) {
     AddServerOptions(c, *server);
     c->callback([server, id, tree] {
       json::value v = CallServer(*server, "GET", "/v1/trace/" + PathSegment(*id), "", "trace");
-      PrintTreeOr(v, *tree, &attribution::RenderTrace);
+      PrintTreeOr(v, *tree, &investigate::RenderTrace);
     });
   }
   {
@@ -63,7 +63,7 @@ void RegisterInvestigateCommands(CLI::App& app) {
     c->callback([server, sid, tree] {
       json::value v = CallServer(*server, "GET", "/v1/sessions/" + PathSegment(*sid) + "/events",
                                  "", "session events");
-      PrintTreeOr(v, *tree, &attribution::RenderSessionEvents);
+      PrintTreeOr(v, *tree, &investigate::RenderSessionEvents);
     });
   }
   {
@@ -106,7 +106,7 @@ void RegisterInvestigateCommands(CLI::App& app) {
     c->callback([server, format] {
       json::value v = CallServer(*server, "GET", "/v1/graph?format=json", "", "graph");
       if (*format == "json") return PrintJson(v);
-      auto dot = attribution::GraphToDot(json::serialize(v));
+      auto dot = investigate::GraphToDot(json::serialize(v));
       if (!dot.ok()) FailWith("graph: " + dot.status().message());
       std::cout << *dot;
     });
@@ -126,7 +126,7 @@ void RegisterInvestigateCommands(CLI::App& app) {
           CallServer(*server, "GET", "/v1/evidence/" + PathSegment(*sid), "", "evidence");
       std::string bundle = json::serialize(v);
       // Check it before writing, so a bad bundle is never handed on as evidence.
-      auto report = attribution::VerifyEvidence(bundle);
+      auto report = investigate::VerifyEvidence(bundle);
       if (!report.ok()) FailWith("evidence: " + report.status().message());
       if (!report->ok)
         FailWith("evidence: the server's bundle does not verify: " + report->problems.front());

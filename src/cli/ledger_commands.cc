@@ -23,7 +23,7 @@
 #include "ledger/sqlite_ledger_store.h"
 #include "ledger/verifier.h"
 #ifdef CUSTODY_HAVE_ATTRIBUTION
-#include "attribution/evidence.h"
+#include "investigate/evidence.h"
 #endif
 
 namespace custody::cli {
@@ -268,9 +268,9 @@ void RunVerifyBundle(const std::string& file, const std::string& vkey) {
     pinned = key_text;
   }
   std::string bundle = OrFail(crypto::ReadFileToString(file));
-  auto report = attribution::VerifyEvidence(bundle, pinned);
+  auto report = investigate::VerifyEvidence(bundle, pinned);
   if (!report.ok()) Fail(report.status().WithContext(file));
-  std::cout << attribution::EvidenceReportJson(*report) << "\n";
+  std::cout << investigate::EvidenceReportJson(*report) << "\n";
   if (!report->ok) {
     for (const auto& p : report->problems) std::cerr << "custody: bundle FAILED: " << p << "\n";
     throw CLI::RuntimeError(1);

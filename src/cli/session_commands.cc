@@ -9,9 +9,9 @@
 #include <iostream>
 #include <map>
 
-#include "attribution/investigate.h"
 #include "cli/commands.h"
 #include "cli/server_client.h"
+#include "investigate/investigate.h"
 
 namespace custody::cli {
 namespace {
@@ -124,7 +124,7 @@ void RegisterSessionCommands(CLI::App& app) {
           CallServer(f->server, "GET", "/v1/sessions/" + PathSegment(f->id) + "/events", "",
                      "session show " + f->id + " --events");
       if (f->json) return PrintJson(ev);
-      auto text = attribution::RenderSessionEvents(json::serialize(ev));
+      auto text = investigate::RenderSessionEvents(json::serialize(ev));
       if (!text.ok()) FailWith("session show: " + text.status().message());
       std::fputs(text->c_str(), stdout);
       return;

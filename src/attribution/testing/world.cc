@@ -1,6 +1,5 @@
 #include "attribution/testing/world.h"
 
-#include "attribution/evidence.h"
 #include "crypto/ed25519.h"
 #include "events/recorder.h"
 #include "identity/sqlite_identity_store.h"

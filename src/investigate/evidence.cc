@@ -1,4 +1,4 @@
-#include "attribution/evidence.h"
+#include "investigate/evidence.h"
 
 #include <boost/json.hpp>
 #include <set>
@@ -12,7 +12,7 @@
 #include "ledger/proof.h"
 #include "store/attribution_store.h"
 
-namespace custody::attribution {
+namespace custody::investigate {
 
 namespace json = boost::json;
 
@@ -238,4 +238,4 @@ std::string EvidenceReportJson(const EvidenceReport& r) {
                                       {"problems", std::move(problems)}});
 }
 
-}  // namespace custody::attribution
+}  // namespace custody::investigate

@@ -1,4 +1,4 @@
-#include "attribution/investigate.h"
+#include "investigate/investigate.h"
 
 #include <boost/json.hpp>
 #include <ctime>
@@ -13,9 +13,15 @@
 #include "identity/token_service.h"
 #include "ledger/ledger.h"
 
-namespace custody::attribution {
+namespace custody::investigate {
 
 namespace json = boost::json;
+using attribution::ActionRow;
+using attribution::ActionUsage;
+using attribution::AttributionStore;
+using attribution::ContainmentRow;
+using attribution::PolicySetRecord;
+using attribution::Target;
 
 namespace {
 
@@ -814,4 +820,4 @@ Result<std::string> RenderSessionEvents(std::string_view session_events_json) {
   return out;
 }
 
-}  // namespace custody::attribution
+}  // namespace custody::investigate

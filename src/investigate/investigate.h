@@ -32,8 +32,12 @@ class TokenService;
 }
 
 namespace custody::attribution {
-
 class AttributionService;
+}
+
+namespace custody::investigate {
+
+using attribution::AttributionService;
 
 class Investigator {
  public:
@@ -69,4 +73,4 @@ Result<std::string> RenderSessionEvents(std::string_view session_events_json);
 // Graphviz DOT from a Graph("json") answer (what Graph("dot") returns).
 Result<std::string> GraphToDot(std::string_view graph_json);
 
-}  // namespace custody::attribution
+}  // namespace custody::investigate

@@ -33,7 +33,7 @@ namespace custody::store {
 class AttributionStore;
 }
 
-namespace custody::attribution {
+namespace custody::investigate {
 
 inline constexpr std::string_view kEvidenceFormat = "custody-evidence/v1";
 
@@ -65,4 +65,4 @@ Result<EvidenceReport> VerifyEvidence(std::string_view bundle,
 // The report as JSON ({"ok":…, "problems":[…], …}).
 std::string EvidenceReportJson(const EvidenceReport& report);
 
-}  // namespace custody::attribution
+}  // namespace custody::investigate

@@ -1,7 +1,7 @@
 // Investigations and evidence bundles against real SQLite stores, a real ledger and real tokens:
 // a trace names the human, the chain and the tripwire; blast radius evaluates the policies;
 // review finds unused grants; a bundle verifies offline and every tampering is named.
-#include "attribution/investigate.h"
+#include "investigate/investigate.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -10,17 +10,25 @@
 #include <filesystem>
 
 #include "attribution/attribution_service.h"
-#include "attribution/evidence.h"
 #include "attribution/testing/world.h"
 #include "common/encoding.h"
 #include "events/columns.h"
 #include "identity/token_service.h"
+#include "investigate/evidence.h"
 #include "ledger/ledger.h"
 #include "ledger/note.h"
 #include "ledger/sqlite_ledger_store.h"
 
-namespace custody::attribution {
+namespace custody::investigate {
 namespace {
+
+using attribution::ActionRow;
+using attribution::AttributionService;
+using attribution::AttributionStore;
+using attribution::AuthorizeRequest;
+using attribution::AuthorizeResult;
+using attribution::CompleteRequest;
+namespace testkit = attribution::testkit;
 
 namespace json = boost::json;
 using identity::TokenService;
@@ -491,4 +499,4 @@ TEST_F(EvidenceTest, DuplicateEventsAndNonBundlesAreRefused) {
 }
 
 }  // namespace
-}  // namespace custody::attribution
+}  // namespace custody::investigate
