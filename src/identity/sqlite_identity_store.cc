@@ -6,11 +6,14 @@
 
 #include "crypto/key_file.h"
 #include "store/sqlite_db.h"
+#include "store/sqlite_schema.h"
 
 namespace custody::identity {
 namespace {
 
-constexpr const char* kSchema = R"sql(
+// Schema steps (store/sqlite_schema.h): kSchemaSteps[i] takes identity.db from version i to i+1.
+// Released steps never change; a layout change is a new step.
+constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE IF NOT EXISTS agents(
   name TEXT PRIMARY KEY,
   description TEXT NOT NULL,
@@ -61,6 +64,7 @@ CREATE TABLE IF NOT EXISTS signing_keys(
   retired_at INTEGER NOT NULL,
   publish_until INTEGER NOT NULL);
 )sql";
+constexpr const char* kSchemaSteps[] = {kSchemaV1};
 
 // A prepared statement from the store's cache (prepared on first use); reset for reuse when
 // it goes out of scope.
@@ -219,7 +223,7 @@ Result<std::unique_ptr<SqliteIdentityStore>> SqliteIdentityStore::Open(const std
   }
   std::unique_ptr<SqliteIdentityStore> store(new SqliteIdentityStore(db, path));
   RETURN_IF_ERROR(store::LockExclusiveWal(db, "identity database", path, store::Durability::kFull));
-  RETURN_IF_ERROR(store->Exec(kSchema));
+  RETURN_IF_ERROR(store::ApplySchema(db, "identity database", path, kSchemaSteps));
   return store;
 }
 

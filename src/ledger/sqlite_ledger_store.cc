@@ -9,11 +9,17 @@
 
 #include "crypto/key_file.h"
 #include "ledger/tiles.h"
+#include "store/sqlite_schema.h"
 
 namespace custody::ledger {
 namespace {
 
-constexpr const char* kSchema = R"sql(
+constexpr const char* kWhat = "ledger database";
+
+// Schema steps (store/sqlite_schema.h): kSchemaSteps[i] takes ledger.db from version i to i+1.
+// Released steps never change; a layout change is a new step. (The meta row schema_version is
+// older than user_version and stays "1": it marks a file as a Custody ledger.)
+constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE IF NOT EXISTS meta(
   key   TEXT PRIMARY KEY,
   value BLOB NOT NULL);
@@ -40,6 +46,28 @@ CREATE TABLE IF NOT EXISTS checkpoints(
   note TEXT NOT NULL);
 INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '1');
 )sql";
+constexpr const char* kSchemaSteps[] = {kSchemaV1};
+constexpr int64_t kSchemaVersion = static_cast<int64_t>(std::size(kSchemaSteps));
+// A read-only open cannot migrate, so it reads a file of any version from this one up to
+// kSchemaVersion as it is: their layouts must be readable by this code (version 0 is the
+// version 1 layout). Raise it when a step changes what the readers query.
+constexpr int64_t kOldestReadableVersion = 0;
+
+// The schema check of a read-only open, which must never write: a newer file is refused
+// (ApplySchema refuses it before it writes anything, with the same message as a write open), an
+// older one is read as it is if its layout is readable, else it must be migrated first.
+Status CheckReadOnlySchema(sqlite3* db, const std::string& path) {
+  ASSIGN_OR_RETURN(int64_t version, store::SchemaVersion(db, kWhat));
+  if (version > kSchemaVersion) return store::ApplySchema(db, kWhat, path, kSchemaSteps);
+  if (version < kOldestReadableVersion) {
+    return FailedPreconditionError(
+        std::string(kWhat) + " " + path + " has schema version " + std::to_string(version) +
+        ", older than version " + std::to_string(kSchemaVersion) +
+        " and not readable as it is; open it once with `custody serve` (or another command "
+        "that writes to the ledger) to migrate it");
+  }
+  return OkStatus();
+}
 
 void BindText(sqlite3_stmt* s, int i, const std::string& v) {
   if (v.empty()) {
@@ -168,11 +196,17 @@ Result<std::unique_ptr<SqliteLedgerStore>> SqliteLedgerStore::Open(const std::st
   }
   std::unique_ptr<SqliteLedgerStore> store(new SqliteLedgerStore(db, path));
   sqlite3_busy_timeout(db, 5000);
-  if (!options.read_only) {
-    RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"));
-    RETURN_IF_ERROR(store->Exec(kSchema));
+  {
+    // Uncontended (the store is not shared yet); taken for the analysis.
+    MutexLock lock(store->mu_);
+    if (options.read_only) {
+      RETURN_IF_ERROR(CheckReadOnlySchema(db, path));
+    } else {
+      RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"));
+      RETURN_IF_ERROR(store::ApplySchema(db, kWhat, path, kSchemaSteps));
+    }
+    RETURN_IF_ERROR(store->Prepare());
   }
-  RETURN_IF_ERROR(store->Prepare());
   auto version = store->GetMeta("schema_version");
   if (!version.ok()) return version.status();
   if (!*version || **version != "1") {
@@ -253,6 +287,8 @@ Status SqliteLedgerStore::CommitBatch(const LedgerBatch& batch) {
   auto fail = [&](const char* what) REQUIRES(mu_) {
     Status st = Error(what);
     StmtScope r(stmt_->rollback);
+    // `st` is the error to report. Should the rollback fail too, the transaction stays open
+    // and the next BEGIN fails, reported there.
     (void)sqlite3_step(r.get());
     return st;
   };

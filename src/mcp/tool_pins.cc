@@ -28,13 +28,20 @@ Result<std::string> ToolDefinitionHash(const json::object& tool) {
 SqliteToolPinStore::SqliteToolPinStore(std::unique_ptr<store::SqliteDb> db) : db_(std::move(db)) {}
 SqliteToolPinStore::~SqliteToolPinStore() = default;
 
+namespace {
+// Schema steps (store/sqlite_schema.h): kSchemaSteps[i] takes mcp.db from version i to i+1.
+// Released steps never change; a layout change is a new step.
+constexpr const char* kSchemaV1 =
+    "CREATE TABLE IF NOT EXISTS tool_pins ("
+    " server TEXT NOT NULL, tool TEXT NOT NULL, approved_hash TEXT NOT NULL,"
+    " seen_hash TEXT NOT NULL, first_seen_ms INTEGER NOT NULL, changed_ms INTEGER NOT NULL,"
+    " PRIMARY KEY (server, tool))";
+constexpr const char* kSchemaSteps[] = {kSchemaV1};
+}  // namespace
+
 Result<std::unique_ptr<SqliteToolPinStore>> SqliteToolPinStore::Open(const std::string& path) {
-  ASSIGN_OR_RETURN(auto db, store::SqliteDb::Open(path, "mcp store", store::Durability::kFull));
-  RETURN_IF_ERROR(db->Exec(
-      "CREATE TABLE IF NOT EXISTS tool_pins ("
-      " server TEXT NOT NULL, tool TEXT NOT NULL, approved_hash TEXT NOT NULL,"
-      " seen_hash TEXT NOT NULL, first_seen_ms INTEGER NOT NULL, changed_ms INTEGER NOT NULL,"
-      " PRIMARY KEY (server, tool))"));
+  ASSIGN_OR_RETURN(
+      auto db, store::SqliteDb::Open(path, "mcp store", store::Durability::kFull, kSchemaSteps));
   return std::unique_ptr<SqliteToolPinStore>(new SqliteToolPinStore(std::move(db)));
 }
 

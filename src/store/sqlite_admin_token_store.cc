@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "crypto/key_file.h"
+#include "store/sqlite_schema.h"
 
 namespace custody::store {
 namespace {
@@ -31,6 +32,15 @@ AdminTokenRecord ReadRow(sqlite3_stmt* s) {
 
 constexpr const char* kColumns = "id, hash, role, label, created_ms, revoked_ms";
 
+// Schema steps (store/sqlite_schema.h): kSchemaSteps[i] takes custody.db from version i to i+1.
+// Released steps never change; a layout change is a new step.
+constexpr const char* kSchemaV1 =
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '1');"
+    "CREATE TABLE IF NOT EXISTS admin_tokens(id TEXT PRIMARY KEY, hash BLOB NOT NULL, "
+    "role TEXT NOT NULL, label TEXT, created_ms INTEGER NOT NULL, revoked_ms INTEGER)";
+constexpr const char* kSchemaSteps[] = {kSchemaV1};
+
 }  // namespace
 
 Result<std::unique_ptr<SqliteAdminTokenStore>> SqliteAdminTokenStore::Open(const std::string& path,
@@ -49,13 +59,12 @@ Result<std::unique_ptr<SqliteAdminTokenStore>> SqliteAdminTokenStore::Open(const
   }
   std::unique_ptr<SqliteAdminTokenStore> store(new SqliteAdminTokenStore(db));
   sqlite3_busy_timeout(db, 5000);
-  RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode=WAL"));
-  RETURN_IF_ERROR(store->Exec("PRAGMA synchronous=FULL"));
-  RETURN_IF_ERROR(store->Exec(
-      "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-      "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '1');"
-      "CREATE TABLE IF NOT EXISTS admin_tokens(id TEXT PRIMARY KEY, hash BLOB NOT NULL, "
-      "role TEXT NOT NULL, label TEXT, created_ms INTEGER NOT NULL, revoked_ms INTEGER)"));
+  {
+    MutexLock lock(store->mu_);  // uncontended (the store is not shared yet); for the analysis
+    RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode=WAL"));
+    RETURN_IF_ERROR(store->Exec("PRAGMA synchronous=FULL"));
+  }
+  RETURN_IF_ERROR(ApplySchema(db, "token database", path, kSchemaSteps));
   return store;
 }
 

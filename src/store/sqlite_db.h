@@ -1,5 +1,6 @@
-// SqliteDb and Stmt: the small SQLite layer shared by the service's own stores (attribution
-// today; the older stores still carry their own copies, see docs/ARCHITECTURE.md).
+// SqliteDb and Stmt: the small SQLite layer shared by the stores (attribution, MCP tool pins;
+// the ledger, identity and admin-token stores still carry their own statement helpers, see
+// docs/ARCHITECTURE.md). Schema versions: store/sqlite_schema.h.
 //
 // SqliteDb opens (creating it 0600 when asked) a WAL database and runs statements; it is not
 // internally locked: callers serialize access (each store holds one mutex per connection).

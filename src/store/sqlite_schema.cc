@@ -37,6 +37,10 @@ Status ApplySchema(sqlite3* db, const std::string& what, const std::string& path
                    std::span<const char* const> steps) {
   const int64_t target = static_cast<int64_t>(steps.size());
   ASSIGN_OR_RETURN(int64_t version, SchemaVersion(db, what));
+  if (version < 0) {
+    return DataLossError(what + " " + path + " has schema version " + std::to_string(version) +
+                         ", which no custody writes");
+  }
   if (version > target) {
     return FailedPreconditionError(what + " " + path + " has schema version " +
                                    std::to_string(version) + ", newer than version " +
@@ -51,6 +55,10 @@ Status ApplySchema(sqlite3* db, const std::string& what, const std::string& path
   if (!now.ok()) {
     sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
     return now.status();
+  }
+  if (*now < 0 || *now > target) {
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);  // changed meanwhile: re-check it
+    return ApplySchema(db, what, path, steps);
   }
   for (int64_t v = *now; v < target; ++v) {
     if (sqlite3_exec(db, steps[static_cast<size_t>(v)], nullptr, nullptr, nullptr) != SQLITE_OK) {

@@ -1,0 +1,325 @@
+// Database files written before schema versions existed (tests/fixtures/v0, made by `custody
+// serve` of that time, see tests/fixtures/README.md) open with today's stores: each is migrated
+// in place to the current version and the rows the old code wrote are still read through the
+// store API. The same files marked with a newer version are refused, untouched, naming both
+// versions. A read-only ledger open reads an old file without writing it, as `custody ledger
+// verify` does.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include "identity/sqlite_identity_store.h"
+#include "ledger/note.h"
+#include "ledger/sqlite_ledger_store.h"
+#include "ledger/verifier.h"
+#include "mcp/tool_pins.h"
+#include "store/sqlite/sqlite_attribution_store.h"
+#include "store/sqlite_admin_token_store.h"
+#include "subprocess.h"
+
+namespace custody {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int64_t kCurrentVersion = 1;
+// What the fixtures hold (tests/fixtures/README.md).
+constexpr const char* kAdminTokenId = "0db749c7f94e5ab7";
+constexpr const char* kAgent = "fixture-agent";
+constexpr const char* kSession = "01a24700-2842-71a8-8c22-02cee306a480";
+constexpr const char* kPolicyHash =
+    "7c70862a1e42bca66cb84ac9742f5bd1ef77292f45a8ae746e57180d83b8677b";
+constexpr const char* kActionId = "01a24700-2aa8-70f7-9e16-f116bbb6ec78";
+constexpr const char* kFirstEvent =
+    R"({"event_id":"fixture-1","kind":"fixture.note","note":"written before schema versions",)"
+    R"("time":"2025-01-01T00:00:00Z"})";
+
+std::string ReadFile(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// PRAGMA user_version of a closed file, read (or written) with a connection of its own.
+int64_t UserVersion(const std::string& path) {
+  sqlite3* db = nullptr;
+  int64_t v = -1;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, nullptr) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW) {
+      v = sqlite3_column_int64(s, 0);
+    }
+    sqlite3_finalize(s);
+  }
+  sqlite3_close_v2(db);
+  return v;
+}
+
+void SetUserVersion(const std::string& path, int64_t v) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+  std::string sql = "PRAGMA user_version = " + std::to_string(v);
+  EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close_v2(db);
+}
+
+ledger::SqliteLedgerStore::Options ReadOnly() {
+  ledger::SqliteLedgerStore::Options o;
+  o.read_only = true;
+  o.create_if_missing = false;
+  return o;
+}
+
+// Opens a file with one store's Open and drops it; the status is what a caller would see.
+struct Opener {
+  const char* file;
+  std::function<Status(const std::string&)> open;
+};
+
+template <typename T>
+Status Drop(const Result<T>& r) {
+  return r.status();
+}
+
+// Every store's Open, creating a missing file; with `read_only_ledger`, also the ledger's
+// read-only open (`custody ledger verify`), which never creates.
+std::vector<Opener> Openers(bool read_only_ledger) {
+  std::vector<Opener> out = {
+      {"ledger.db", [](const std::string& p) { return Drop(ledger::SqliteLedgerStore::Open(p)); }},
+      {"identity.db",
+       [](const std::string& p) { return Drop(identity::SqliteIdentityStore::Open(p)); }},
+      {"custody.db",
+       [](const std::string& p) { return Drop(store::SqliteAdminTokenStore::Open(p)); }},
+      {"attribution.db",
+       [](const std::string& p) { return Drop(store::SqliteAttributionStore::Open(p)); }},
+      {"mcp.db", [](const std::string& p) { return Drop(mcp::SqliteToolPinStore::Open(p)); }},
+  };
+  if (read_only_ledger) {
+    out.push_back({"ledger.db", [](const std::string& p) {
+                     return Drop(ledger::SqliteLedgerStore::Open(p, ReadOnly()));
+                   }});
+  }
+  return out;
+}
+
+class SchemaFixtureTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("custody_schema_fixture_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // A private copy of a fixture file (the committed one is never opened).
+  std::string Copy(const std::string& name) {
+    fs::path to = dir_ / name;
+    fs::remove(to);
+    fs::copy_file(fs::path(CUSTODY_FIXTURE_DIR) / name, to);
+    fs::permissions(to, fs::perms::owner_read | fs::perms::owner_write);
+    EXPECT_EQ(UserVersion(to.string()), 0) << name << " is not a file from before versions";
+    return to.string();
+  }
+  static ledger::NoteVerifier Verifier() {
+    std::string vkey = ReadFile(fs::path(CUSTODY_FIXTURE_DIR) / "ledger.vkey");
+    while (!vkey.empty() && vkey.back() == '\n') vkey.pop_back();
+    return *ledger::NoteVerifier::FromVerifierKey(vkey);
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(SchemaFixtureTest, LedgerIsMigratedAndKeepsItsLeavesAndCheckpoints) {
+  std::string path = Copy("ledger.db");
+  {
+    auto store = ledger::SqliteLedgerStore::Open(path);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    EXPECT_EQ(*(*store)->LeafCount(), 7u);
+    auto leaf = (*store)->GetLeaf(0);
+    ASSERT_TRUE(leaf.ok()) << leaf.status().ToString();
+    EXPECT_EQ(leaf->data, kFirstEvent);
+    EXPECT_EQ(leaf->columns.kind, "fixture.note");
+    EXPECT_EQ(leaf->columns.event_id, "fixture-1");
+    auto decision = (*store)->GetLeaf(5);
+    ASSERT_TRUE(decision.ok()) << decision.status().ToString();
+    EXPECT_EQ(decision->columns.kind, "action.decision");
+    EXPECT_EQ(decision->columns.session, kSession);
+    EXPECT_EQ(decision->columns.agent, kAgent);
+    auto found = (*store)->FindLeaves(ledger::LedgerStore::Column::kSession, kSession, "");
+    ASSERT_TRUE(found.ok()) << found.status().ToString();
+    EXPECT_EQ(*found, (std::vector<uint64_t>{3, 5, 6}));
+    auto latest = (*store)->LatestCheckpoint();
+    ASSERT_TRUE(latest.ok() && latest->has_value());
+    EXPECT_EQ((*latest)->size, 7u);
+    auto origin = (*store)->GetMeta("origin");
+    ASSERT_TRUE(origin.ok() && origin->has_value());
+    auto report = ledger::VerifyLedger(**store, Verifier(), **origin);
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    EXPECT_EQ(report->leaves, 7u);
+    EXPECT_EQ(report->checkpoints, 7u);
+  }
+  EXPECT_EQ(UserVersion(path), kCurrentVersion);
+  // A migrated file opens again, for writing and read-only.
+  auto again = ledger::SqliteLedgerStore::Open(path);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  again->reset();
+  auto ro = ledger::SqliteLedgerStore::Open(path, ReadOnly());
+  ASSERT_TRUE(ro.ok()) << ro.status().ToString();
+  EXPECT_EQ(*(*ro)->LeafCount(), 7u);
+}
+
+TEST_F(SchemaFixtureTest, ReadOnlyLedgerOpenReadsAnOldFileWithoutWritingIt) {
+  std::string path = Copy("ledger.db");
+  std::string before = ReadFile(path);
+  {
+    auto store = ledger::SqliteLedgerStore::Open(path, ReadOnly());
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    auto origin = (*store)->GetMeta("origin");
+    ASSERT_TRUE(origin.ok() && origin->has_value());
+    auto report = ledger::VerifyLedger(**store, Verifier(), **origin);
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    EXPECT_EQ(report->leaves, 7u);
+  }
+  EXPECT_EQ(UserVersion(path), 0);
+  EXPECT_TRUE(ReadFile(path) == before) << "a read-only open changed the file";
+}
+
+TEST_F(SchemaFixtureTest, CliLedgerVerifyWorksOnAFixtureCopy) {
+  std::string path = Copy("ledger.db");
+  std::string vkey = (fs::path(CUSTODY_FIXTURE_DIR) / "ledger.vkey").string();
+  std::string out;
+  ASSERT_EQ(
+      testing::RunCommand({CUSTODY_BINARY, "ledger", "verify", "--db", path, "--vkey", vkey}, &out),
+      0)
+      << out;
+  EXPECT_NE(out.find("\"ok\":true,\"leaves\":7,\"checkpoints\":7"), std::string::npos) << out;
+  EXPECT_EQ(UserVersion(path), 0);  // verify only reads
+
+  SetUserVersion(path, 99);
+  EXPECT_NE(
+      testing::RunCommand({CUSTODY_BINARY, "ledger", "verify", "--db", path, "--vkey", vkey}, &out),
+      0);
+  EXPECT_NE(out.find("has schema version 99, newer than version 1"), std::string::npos) << out;
+  EXPECT_EQ(UserVersion(path), 99);
+}
+
+TEST_F(SchemaFixtureTest, IdentityIsMigratedAndKeepsItsAgentSessionAndKey) {
+  std::string path = Copy("identity.db");
+  {
+    auto store = identity::SqliteIdentityStore::Open(path);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    auto agent = (*store)->GetAgent(kAgent);
+    ASSERT_TRUE(agent.ok()) << agent.status().ToString();
+    EXPECT_EQ(agent->environment, identity::Environment::kDev);
+    EXPECT_EQ(agent->business_owner, "ops");
+    EXPECT_TRUE(agent->HasPermission("assert_initiator"));
+    EXPECT_FALSE(agent->client_secret_sha256.empty());
+    EXPECT_FALSE(agent->disabled);
+    auto session = (*store)->GetSession(kSession);
+    ASSERT_TRUE(session.ok()) << session.status().ToString();
+    EXPECT_EQ(session->agent, kAgent);
+    EXPECT_EQ(session->initiator, "alice@example.com");
+    EXPECT_FALSE(session->revoked);
+    auto keys = (*store)->ListSigningKeys();
+    ASSERT_TRUE(keys.ok()) << keys.status().ToString();
+    ASSERT_EQ(keys->size(), 1u);
+    EXPECT_NE((*keys)[0].private_pem.find("PRIVATE KEY"), std::string::npos);
+  }
+  EXPECT_EQ(UserVersion(path), kCurrentVersion);
+}
+
+TEST_F(SchemaFixtureTest, AdminTokensAreMigratedAndKeepTheQuickstartToken) {
+  std::string path = Copy("custody.db");
+  {
+    auto store = store::SqliteAdminTokenStore::Open(path, /*create_if_missing=*/false);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    auto token = (*store)->Get(kAdminTokenId);
+    ASSERT_TRUE(token.ok()) << token.status().ToString();
+    ASSERT_TRUE(token->has_value());
+    EXPECT_EQ((*token)->role, "admin");
+    EXPECT_EQ((*token)->label, "quickstart");
+    EXPECT_FALSE((*token)->revoked_unix_ms.has_value());
+    EXPECT_NE((*token)->hash, crypto::Sha256Digest{});
+    EXPECT_TRUE((*store)->CheckWritable().ok());
+  }
+  EXPECT_EQ(UserVersion(path), kCurrentVersion);
+}
+
+TEST_F(SchemaFixtureTest, AttributionIsMigratedAndKeepsItsPolicySetAndAction) {
+  std::string path = Copy("attribution.db");
+  {
+    auto store = store::SqliteAttributionStore::Open(path);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    auto active = (*store)->ActivePolicySet();
+    ASSERT_TRUE(active.ok()) << active.status().ToString();
+    ASSERT_TRUE(active->has_value());
+    EXPECT_EQ((*active)->hash, kPolicyHash);
+    EXPECT_NE((*active)->policies.find("work-on-github"), std::string::npos);
+    EXPECT_EQ((*active)->ledger_index, 4);
+    auto action = (*store)->GetAction(kActionId);
+    ASSERT_TRUE(action.ok()) << action.status().ToString();
+    ASSERT_TRUE(action->has_value());
+    EXPECT_EQ((*action)->decision, "allow");
+    EXPECT_EQ((*action)->target, "github/create_issue");
+    EXPECT_EQ((*action)->decision_index, 5);
+    EXPECT_EQ((*action)->outcome_index, 6);
+    EXPECT_EQ((*action)->status, "ok");
+    EXPECT_EQ(*(*store)->HasUsed(kAgent, "github/create_issue"), true);
+  }
+  EXPECT_EQ(UserVersion(path), kCurrentVersion);
+}
+
+TEST_F(SchemaFixtureTest, ToolPinsAreMigrated) {
+  std::string path = Copy("mcp.db");
+  {
+    auto store = mcp::SqliteToolPinStore::Open(path);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    auto pins = (*store)->List();
+    ASSERT_TRUE(pins.ok()) << pins.status().ToString();
+    EXPECT_TRUE(pins->empty());  // the fixture server had no MCP upstream
+    auto seen = (*store)->Observe("github", "create_issue", std::string(64, 'a'), 1);
+    ASSERT_TRUE(seen.ok()) << seen.status().ToString();
+    EXPECT_TRUE(seen->first_seen);
+  }
+  EXPECT_EQ(UserVersion(path), kCurrentVersion);
+}
+
+TEST_F(SchemaFixtureTest, ANewFileGetsTheCurrentVersion) {
+  for (const Opener& o : Openers(/*read_only_ledger=*/false)) {
+    SCOPED_TRACE(o.file);
+    std::string path = (dir_ / o.file).string();
+    Status st = o.open(path);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    EXPECT_EQ(UserVersion(path), kCurrentVersion);
+    st = o.open(path);  // and opens again as it is
+    EXPECT_TRUE(st.ok()) << st.ToString();
+  }
+}
+
+TEST_F(SchemaFixtureTest, AFileFromANewerCustodyIsRefusedUntouched) {
+  for (const Opener& o : Openers(/*read_only_ledger=*/true)) {
+    SCOPED_TRACE(o.file);
+    std::string path = Copy(o.file);
+    SetUserVersion(path, 99);
+    std::string before = ReadFile(path);
+    Status st = o.open(path);
+    EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
+    EXPECT_NE(st.message().find(path + " has schema version 99, newer than version 1"),
+              std::string::npos)
+        << st.ToString();
+    EXPECT_EQ(UserVersion(path), 99);
+    EXPECT_TRUE(ReadFile(path) == before) << "a refused open changed the file";
+  }
+}
+
+}  // namespace
+}  // namespace custody
