@@ -7,6 +7,7 @@
 #include "common/encoding.h"
 #include "common/jcs_value.h"
 #include "crypto/sha256.h"
+#include "events/action_events.h"
 #include "events/recorder.h"
 #include "identity/scopes.h"
 #include "identity/token_service.h"
@@ -137,32 +138,18 @@ json::array ToArray(const std::vector<std::string>& v) {
 
 std::string Sha256Hex(std::string_view data) { return HexEncode(crypto::Sha256(data)); }
 
-const char* VerificationName(identity::InitiatorVerification v) {
-  return v == identity::InitiatorVerification::kVerified ? "verified" : "asserted";
+events::Actor ActorOf(const identity::Session& s, const std::string& jti) {
+  return events::Actor{s.agent, s.instance, s.sid, jti};
 }
 
-json::object ActorJson(const identity::Session& s, const std::string& jti) {
-  return {{"agent", s.agent}, {"instance", s.instance}, {"session", s.sid}, {"credential", jti}};
+events::Initiator InitiatorOf(const identity::Session& s) {
+  return events::Initiator{s.initiator, s.initiator_issuer,
+                           s.verification == identity::InitiatorVerification::kVerified,
+                           s.asserted_by};
 }
 
-json::object InitiatorJson(const identity::Session& s) {
-  json::object o{{"id", s.initiator},
-                 {"issuer", s.initiator_issuer},
-                 {"verification", VerificationName(s.verification)}};
-  if (!s.asserted_by.empty()) o["asserted_by"] = s.asserted_by;
-  return o;
-}
-
-json::object TargetJson(const Target& t) {
-  json::object o{{"key", t.Key()}};
-  if (t.is_tool()) {
-    o["server"] = t.server;
-    o["tool"] = t.tool;
-  } else {
-    o["type"] = t.type;
-    o["id"] = t.id;
-  }
-  return o;
+events::TargetRef TargetOf(const Target& t) {
+  return events::TargetRef{t.Key(), t.server, t.tool, t.type, t.id};
 }
 
 // The key of pending_spans_.
@@ -238,6 +225,8 @@ policy::Response Evaluate(const PolicyBundle& bundle, const identity::Agent& age
     std::vector<Value> grants;
     for (const auto& g : agent.grants) grants.push_back(Value::String(g));
     a.emplace("grants", Value::Set(std::move(grants)));
+    // Overlay fails only for a uid added twice; each is added once below, except a typed
+    // resource that names the agent itself, which then keeps the agent's own attributes.
     (void)Overlay(overlay, bundle.entities, EntityUid{"Agent", agent.name}, std::move(a), {});
   }
   EntityUid resource;
@@ -790,58 +779,46 @@ void AttributionService::Count(Decision& d) {
 // The action.decision event.
 json::object AttributionService::DecisionEvent(const Decision& d) const {
   const identity::Session& session = d.va.session;
-  const AuthorizeResult& result = d.result;
-  json::object recorded_context = d.context;
-  recorded_context.erase("arguments");
-  json::object arguments_record;
+  events::ActionDecision e;
+  e.event_id = d.action_id;
+  e.time = d.time;
+  e.actor = ActorOf(session, d.va.jti);
+  e.initiator = InitiatorOf(session);
+  e.sid = session.sid;
+  e.parent_sid = session.parent_sid;
+  e.root_sid = session.root_sid;
+  e.depth = session.depth;
+  e.chain_sids = d.state->chain_sids;
+  e.chain_agents = d.state->chain_agents;
+  e.trace_id = d.trace_id;
+  e.span_id = d.span_id;
+  e.parent_span_id = d.incoming ? d.incoming->parent_id : "";
+  e.txn = session.txn;
+  e.action = d.req.action;
+  e.via = d.req.via;
+  e.target = TargetOf(d.req.target);
   {
     auto c = CanonicalizeJsonValue(d.args);
-    arguments_record["digest"] = "sha256:" + Sha256Hex(c.ok() ? *c : json::serialize(d.args));
+    e.arguments["digest"] = "sha256:" + Sha256Hex(c.ok() ? *c : json::serialize(d.args));
     if (options_.arguments == ArgumentRecording::kRedacted) {
       json::value copy = d.args;
       Redact(copy, options_.redact_fields);
-      arguments_record["value"] = copy;
+      e.arguments["value"] = copy;
     }
   }
-  json::array errors;
-  for (const auto& e : result.errors) errors.emplace_back(e);
-  json::object chain_obj{{"sids", ToArray(d.state->chain_sids)},
-                         {"agents", ToArray(d.state->chain_agents)}};
-  json::object e{
-      {"kind", "action.decision"},
-      {"event_id", d.action_id},
-      {"time", d.time},
-      {"actor", ActorJson(session, d.va.jti)},
-      {"initiator", InitiatorJson(session)},
-      {"session",
-       {{"sid", session.sid},
-        {"parent_sid", session.parent_sid},
-        {"root_sid", session.root_sid},
-        {"depth", session.depth},
-        {"chain", chain_obj}}},
-      {"trace",
-       {{"trace_id", d.trace_id},
-        {"span_id", d.span_id},
-        {"parent_span_id", d.incoming ? d.incoming->parent_id : ""},
-        {"txn", session.txn}}},
-      {"request",
-       {{"action", d.req.action}, {"target", TargetJson(d.req.target)}, {"via", d.req.via}}},
-      {"arguments", arguments_record},
-      {"policy",
-       {{"set_hash", d.bundle->hash},
-        {"determining", ToArray(result.reasons)},
-        {"errors", errors}}},
-      {"context", recorded_context},
-      {"decision", result.allowed ? "allow" : "deny"},
-      {"reasons", ToArray(result.reasons)},
-      {"message", result.message}};
-  if (!d.parent_event.empty()) e["parent_event"] = d.parent_event;
-  if (!result.contained.empty()) {
-    e["containment"] = {{"scope", d.contain_scope},
-                        {"tripwire", d.tripwire},
-                        {"revoked_sessions", ToArray(d.revoked_sids)}};
+  e.policy_hash = d.bundle->hash;
+  e.reasons = d.result.reasons;
+  e.errors = d.result.errors;
+  e.context = d.context;
+  e.context.erase("arguments");
+  e.allowed = d.result.allowed;
+  e.message = d.result.message;
+  e.parent_event = d.parent_event;
+  if (!d.result.contained.empty()) {
+    e.containment =
+        events::ActionDecision::Containment{d.contain_scope, d.tripwire, d.revoked_sids};
   }
-  return e;
+  return events::Build(e);
 }
 
 // The decision first, then (when a tripwire contained) the containment that points at it; the
@@ -873,17 +850,20 @@ void AttributionService::Record(Decision d, AuthorizeCallback done) {
     crow.reason = "tripwire " + d.tripwire;
     crow.trigger_action = d.action_id;
     crow.time_ms = d.now_ms;
-    containment = json::object{
-        {"kind", "containment"},
-        {"event_id", crow.event_id},
-        {"time", d.time},
-        {"actor", ActorJson(session, d.va.jti)},
-        {"scope", d.contain_scope},
-        {"subject", crow.subject},
-        {"reason", crow.reason},
-        {"trigger", {{"action_id", d.action_id}, {"policy", d.tripwire}}},
-        {"revoked_sessions", ToArray(d.revoked_sids)},
-        {"trace", {{"trace_id", d.trace_id}, {"span_id", d.span_id}, {"txn", session.txn}}}};
+    events::Containment c;
+    c.event_id = crow.event_id;
+    c.time = d.time;
+    c.actor = ActorOf(session, d.va.jti);
+    c.scope = d.contain_scope;
+    c.subject = crow.subject;
+    c.reason = crow.reason;
+    c.trigger_action = d.action_id;
+    c.trigger_policy = d.tripwire;
+    c.revoked_sessions = d.revoked_sids;
+    c.trace_id = d.trace_id;
+    c.span_id = d.span_id;
+    c.txn = session.txn;
+    containment = events::Build(c);
   }
   auto shared = std::make_shared<AuthorizeResult>(std::move(d.result));
   auto cb = std::make_shared<AuthorizeCallback>(std::move(done));
@@ -1035,20 +1015,22 @@ std::string AttributionService::Complete(CompleteRequest req, CompleteCallback d
 
   std::string event_id = req.event_id.empty() ? ids_.NextString() : req.event_id;
   std::string time = FormatRfc3339Millis(clock_.Now());
-  json::object outcome{{"status", req.status}};
-  if (!req.error.empty()) outcome["error"] = req.error;
-  if (!req.output_digest.empty()) outcome["output_digest"] = req.output_digest;
-  if (req.latency_ms >= 0) outcome["latency_ms"] = req.latency_ms;
-  json::object e{
-      {"kind", "action.outcome"},
-      {"event_id", event_id},
-      {"time", time},
-      {"action_id", req.action_id},
-      {"decision_index", row->decision_index},
-      {"actor", ActorJson(va.session, va.jti)},
-      {"session", {{"sid", va.session.sid}, {"root_sid", va.session.root_sid}}},
-      {"trace", {{"trace_id", row->trace_id}, {"span_id", row->span_id}, {"txn", row->txn}}},
-      {"outcome", outcome}};
+  events::ActionOutcome o;
+  o.event_id = event_id;
+  o.time = time;
+  o.action_id = req.action_id;
+  o.decision_index = row->decision_index;
+  o.actor = ActorOf(va.session, va.jti);
+  o.sid = va.session.sid;
+  o.root_sid = va.session.root_sid;
+  o.trace_id = row->trace_id;
+  o.span_id = row->span_id;
+  o.txn = row->txn;
+  o.status = req.status;
+  o.error = req.error;
+  o.output_digest = req.output_digest;
+  o.latency_ms = req.latency_ms;
+  json::object e = events::Build(o);
   ActionRow update = *row;
   auto cb = std::make_shared<CompleteCallback>(std::move(done));
   Status st = recorder_.RecordAsync(
@@ -1088,18 +1070,17 @@ Result<PublishResult> AttributionService::PublishPolicies(const std::string& pol
   }
   std::string event_id = ids_.NextString();
   std::string time = FormatRfc3339Millis(clock_.Now());
-  json::object e{{"kind", "policy.publish"},
-                 {"event_id", event_id},
-                 {"time", time},
-                 {"by", by},
-                 {"policy",
-                  {{"set_hash", out.hash},
-                   {"policies", out.policies},
-                   {"entities", out.entities},
-                   {"entities_digest", "sha256:" + entities_digest},
-                   {"tripwires", ToArray(out.tripwires)},
-                   {"previous", active ? active->hash : ""}}}};
-  ASSIGN_OR_RETURN(auto appended, recorder_.Record(e));
+  events::PolicyPublish e;
+  e.event_id = event_id;
+  e.time = time;
+  e.by = by;
+  e.set_hash = out.hash;
+  e.policies = static_cast<int64_t>(out.policies);
+  e.entities = static_cast<int64_t>(out.entities);
+  e.entities_digest = "sha256:" + entities_digest;
+  e.tripwires = out.tripwires;
+  e.previous = active ? active->hash : "";
+  ASSIGN_OR_RETURN(auto appended, recorder_.Record(events::Build(e)));
   out.ledger_index = appended.index;
   PolicySetRecord rec{out.hash, policies,
                       entities, UnixMillis(clock_.Now()),
@@ -1135,15 +1116,15 @@ Result<ContainResult> AttributionService::Contain(const std::string& scope,
   out.subject = subject;
   out.revoked_sessions = revoked;
   std::string time = FormatRfc3339Millis(clock_.Now());
-  json::object e{{"kind", "containment"},
-                 {"event_id", out.event_id},
-                 {"time", time},
-                 {"scope", scope},
-                 {"subject", subject},
-                 {"reason", reason},
-                 {"by", by},
-                 {"revoked_sessions", ToArray(revoked)}};
-  ASSIGN_OR_RETURN(auto appended, recorder_.Record(e));
+  events::Containment e;
+  e.event_id = out.event_id;
+  e.time = time;
+  e.scope = scope;
+  e.subject = subject;
+  e.reason = reason;
+  e.by = by;
+  e.revoked_sessions = revoked;
+  ASSIGN_OR_RETURN(auto appended, recorder_.Record(events::Build(e)));
   out.ledger_index = appended.index;
   out.receipt = appended.receipt;
   RETURN_IF_ERROR(store_.InsertContainment(ContainmentRow{out.event_id, scope, subject, reason, "",

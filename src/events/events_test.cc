@@ -6,7 +6,9 @@
 #include <boost/json.hpp>
 #include <filesystem>
 
+#include "common/jcs_value.h"
 #include "crypto/ed25519.h"
+#include "events/action_events.h"
 #include "events/columns.h"
 #include "events/recorder.h"
 #include "ledger/sqlite_ledger_store.h"
@@ -92,6 +94,143 @@ TEST(Recorder, RecordsCanonicalBytesWithTheDerivedColumnsAndRefusesWhatIsNotAnOb
   EXPECT_EQ(rec.RecordText("{").status().code(), StatusCode::kInvalidArgument);
   led->reset();
   std::filesystem::remove_all(dir);
+}
+
+// The canonical bytes of each kind built here are pinned: a change of shape must be deliberate
+// (and documented), since verifiers and SIEM mappings read these fields.
+std::string Canonical(const json::object& o) { return *CanonicalizeJsonValue(o); }
+
+Actor TestActor() { return Actor{"worker", "spiffe://custody.test/agent/worker/i1", "s-2", "j-2"}; }
+
+TEST(ActionEvents, DecisionBytesArePinned) {
+  ActionDecision d;
+  d.event_id = "e-1";
+  d.time = "2026-12-05T10:00:00.000Z";
+  d.actor = TestActor();
+  d.initiator = Initiator{"alice@example.com", "https://hr.example.com", false, "planner"};
+  d.sid = "s-2";
+  d.parent_sid = "s-1";
+  d.root_sid = "s-1";
+  d.depth = 1;
+  d.chain_sids = {"s-1", "s-2"};
+  d.chain_agents = {"planner", "worker"};
+  d.trace_id = "t1";
+  d.span_id = "p2";
+  d.parent_span_id = "p1";
+  d.txn = "x1";
+  d.action = "call_tool";
+  d.via = "mcp";
+  d.target = TargetRef{"github/create_issue", "github", "create_issue", "", ""};
+  d.arguments = json::object{{"digest", "sha256:ab"}};
+  d.policy_hash = "h1";
+  d.reasons = {"no-prod"};
+  d.errors = {"p9: overflow"};
+  d.context = json::object{{"via", "mcp"}};
+  d.allowed = false;
+  d.message = "forbidden by policy no-prod";
+  d.parent_event = "e-0";
+  d.containment = ActionDecision::Containment{"session", "no-prod", {"s-2"}};
+  EXPECT_EQ(
+      Canonical(Build(d)),
+      R"({"actor":{"agent":"worker","credential":"j-2","instance":"spiffe://custody.test/agent/worker/i1","session":"s-2"},)"
+      R"("arguments":{"digest":"sha256:ab"},"containment":{"revoked_sessions":["s-2"],"scope":"session","tripwire":"no-prod"},)"
+      R"("context":{"via":"mcp"},"decision":"deny","event_id":"e-1",)"
+      R"("initiator":{"asserted_by":"planner","id":"alice@example.com","issuer":"https://hr.example.com","verification":"asserted"},)"
+      R"("kind":"action.decision","message":"forbidden by policy no-prod","parent_event":"e-0",)"
+      R"("policy":{"determining":["no-prod"],"errors":["p9: overflow"],"set_hash":"h1"},"reasons":["no-prod"],)"
+      R"("request":{"action":"call_tool","target":{"key":"github/create_issue","server":"github","tool":"create_issue"},"via":"mcp"},)"
+      R"("session":{"chain":{"agents":["planner","worker"],"sids":["s-1","s-2"]},"depth":1,"parent_sid":"s-1","root_sid":"s-1","sid":"s-2"},)"
+      R"("time":"2026-12-05T10:00:00.000Z","trace":{"parent_span_id":"p1","span_id":"p2","trace_id":"t1","txn":"x1"}})");
+  // An allowed call on a typed resource, by a verified initiator, with no parent or tripwire.
+  d.target = TargetRef{"Database:prod", "", "", "Database", "prod"};
+  d.initiator = Initiator{"alice@example.com", "https://hr.example.com", true, ""};
+  d.allowed = true;
+  d.parent_event.clear();
+  d.containment.reset();
+  json::object o = Build(d);
+  EXPECT_EQ(o.at("decision"), "allow");
+  EXPECT_FALSE(o.contains("parent_event"));
+  EXPECT_FALSE(o.contains("containment"));
+  EXPECT_EQ(json::serialize(o.at("request").at("target")),
+            R"({"key":"Database:prod","type":"Database","id":"prod"})");
+  EXPECT_EQ(
+      json::serialize(o.at("initiator")),
+      R"({"id":"alice@example.com","issuer":"https://hr.example.com","verification":"verified"})");
+}
+
+TEST(ActionEvents, OutcomeBytesArePinned) {
+  ActionOutcome o;
+  o.event_id = "e-3";
+  o.time = "2026-12-05T10:00:01.000Z";
+  o.action_id = "e-1";
+  o.decision_index = 41;
+  o.actor = TestActor();
+  o.sid = "s-2";
+  o.root_sid = "s-1";
+  o.trace_id = "t1";
+  o.span_id = "p2";
+  o.txn = "x1";
+  o.status = "error";
+  o.error = "timeout";
+  o.output_digest = "sha256:cd";
+  o.latency_ms = 12;
+  EXPECT_EQ(
+      Canonical(Build(o)),
+      R"({"action_id":"e-1","actor":{"agent":"worker","credential":"j-2","instance":"spiffe://custody.test/agent/worker/i1","session":"s-2"},)"
+      R"("decision_index":41,"event_id":"e-3","kind":"action.outcome",)"
+      R"("outcome":{"error":"timeout","latency_ms":12,"output_digest":"sha256:cd","status":"error"},)"
+      R"("session":{"root_sid":"s-1","sid":"s-2"},"time":"2026-12-05T10:00:01.000Z","trace":{"span_id":"p2","trace_id":"t1","txn":"x1"}})");
+  o.error.clear();
+  o.output_digest.clear();
+  o.latency_ms = -1;
+  o.status = "ok";
+  EXPECT_EQ(json::serialize(Build(o).at("outcome")), R"({"status":"ok"})");
+}
+
+TEST(ActionEvents, ContainmentAndPolicyPublishBytesArePinned) {
+  Containment manual;
+  manual.event_id = "e-4";
+  manual.time = "t";
+  manual.scope = "agent";
+  manual.subject = "worker";
+  manual.reason = "exfiltration";
+  manual.by = "admin";
+  manual.revoked_sessions = {"s-2", "s-3"};
+  EXPECT_EQ(Canonical(Build(manual)),
+            R"({"by":"admin","event_id":"e-4","kind":"containment","reason":"exfiltration",)"
+            R"("revoked_sessions":["s-2","s-3"],"scope":"agent","subject":"worker","time":"t"})");
+  Containment tripped = manual;
+  tripped.by.clear();
+  tripped.actor = TestActor();
+  tripped.scope = "session";
+  tripped.subject = "s-2";
+  tripped.reason = "tripwire no-prod";
+  tripped.trigger_action = "e-1";
+  tripped.trigger_policy = "no-prod";
+  tripped.revoked_sessions = {"s-2"};
+  tripped.trace_id = "t1";
+  tripped.span_id = "p2";
+  tripped.txn = "x1";
+  EXPECT_EQ(
+      Canonical(Build(tripped)),
+      R"({"actor":{"agent":"worker","credential":"j-2","instance":"spiffe://custody.test/agent/worker/i1","session":"s-2"},)"
+      R"("event_id":"e-4","kind":"containment","reason":"tripwire no-prod","revoked_sessions":["s-2"],)"
+      R"("scope":"session","subject":"s-2","time":"t","trace":{"span_id":"p2","trace_id":"t1","txn":"x1"},)"
+      R"("trigger":{"action_id":"e-1","policy":"no-prod"}})");
+  PolicyPublish p;
+  p.event_id = "e-5";
+  p.time = "t";
+  p.by = "admin";
+  p.set_hash = "h2";
+  p.policies = 4;
+  p.entities = 2;
+  p.entities_digest = "sha256:ef";
+  p.tripwires = {"no-prod"};
+  p.previous = "h1";
+  EXPECT_EQ(
+      Canonical(Build(p)),
+      R"({"by":"admin","event_id":"e-5","kind":"policy.publish","policy":{"entities":2,)"
+      R"("entities_digest":"sha256:ef","policies":4,"previous":"h1","set_hash":"h2","tripwires":["no-prod"]},"time":"t"})");
 }
 
 }  // namespace

@@ -1145,12 +1145,15 @@ void Gateway::FinishCall(std::shared_ptr<Call> call, Result<json::object> r) {
   c.verified = &call->caller.access;
   answer(json::object{{"event_id", c.event_id}, {"durable", false}});
   std::string action = call->decision.action_id;
-  attribution_.Complete(std::move(c), [this, action](Result<CompleteResult> cr) {
-    if (!cr.ok()) {
-      ReportUpstream(options_.upstream, "mcp.outcome_record",
-                     cr.status().WithContext("recording the outcome of " + action));
-    }
-  });
+  // The callback may run after the gateway is gone (the ledger's sequencer runs it): it holds
+  // the reporter, which outlives both, not the gateway.
+  attribution_.Complete(
+      std::move(c), [upstream = options_.upstream, action](Result<CompleteResult> cr) {
+        if (!cr.ok()) {
+          ReportUpstream(upstream, "mcp.outcome_record",
+                         cr.status().WithContext("recording the outcome of " + action));
+        }
+      });
 }
 
 void Gateway::Reply(Call& call, int http_status, std::string body) {

@@ -145,6 +145,9 @@ class GatewayTest : public ::testing::Test {
     GatewayOptions o;
     o.audience = "custody";
     o.issuer = attribution::testkit::kTestIssuer;
+    // Answers leave once the outcome is durable and queued for the index, so the tests can read
+    // it back without racing the recorder.
+    o.await_outcome = true;
     o.make_upstream = [this](UpstreamConfig cfg, UpstreamOptions) {
       auto u = std::make_unique<FakeUpstream>(cfg.name);
       upstream_ = u.get();
@@ -174,6 +177,9 @@ class GatewayTest : public ::testing::Test {
     ASSERT_FALSE(mcp_session_.empty());
   }
   void TearDown() override {
+    // As `custody serve` stops: the ledger runs what is queued while everything is alive.
+    gateway_->Stop();
+    w_->ledger->Close();
     gateway_.reset();
     w_.reset();
   }

@@ -44,6 +44,8 @@ Result<std::unique_ptr<World>> World::Create(const std::filesystem::path& dir,
 }
 
 World::~World() {
+  // As `custody serve` stops: the ledger runs what is queued while the services are alive.
+  if (ledger) ledger->Close();
   svc.reset();
   tokens.reset();
   ledger.reset();

@@ -103,7 +103,7 @@ Status SqliteAttributionStore::PutPolicySet(const PolicySetRecord& r) {
   Stmt m(*db_, "INSERT OR REPLACE INTO meta(key, value) VALUES('active_policy', ?1)");
   if (!s.ok() || !m.ok()) {
     Status st = db_->Error("prepare");
-    (void)db_->Exec("ROLLBACK");
+    (void)db_->Exec("ROLLBACK");  // `st` is the error to report (see Rollback below)
     return st;
   }
   s.Bind(1, r.hash).Bind(2, r.policies).Bind(3, r.entities).Bind(4, r.published_ms);
@@ -111,7 +111,7 @@ Status SqliteAttributionStore::PutPolicySet(const PolicySetRecord& r) {
   m.Bind(1, r.hash);
   if (s.Step() != kSqliteDone || m.Step() != kSqliteDone) {
     Status st = db_->Error("store policy set");
-    (void)db_->Exec("ROLLBACK");
+    (void)db_->Exec("ROLLBACK");  // `st` is the error to report (see Rollback below)
     return st;
   }
   return db_->Exec("COMMIT");
@@ -157,6 +157,8 @@ Status SqliteAttributionStore::WriteActions(const std::vector<ActionRow>& rows,
   RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
   auto fail = [&](const char* doing) {
     Status st = db_->Error(doing);
+    // Rollback: `st` is the error to report. Should the rollback fail too, the transaction
+    // stays open and the next BEGIN fails, reported there.
     (void)db_->Exec("ROLLBACK");
     return st;
   };

@@ -1,0 +1,129 @@
+#include "events/action_events.h"
+
+#include <boost/json.hpp>
+
+namespace custody::events {
+namespace {
+
+namespace json = boost::json;
+
+json::array Strings(const std::vector<std::string>& v) {
+  json::array a;
+  for (const auto& s : v) a.emplace_back(s);
+  return a;
+}
+
+json::object ActorJson(const Actor& a) {
+  return {{"agent", a.agent},
+          {"instance", a.instance},
+          {"session", a.session},
+          {"credential", a.credential}};
+}
+
+json::object InitiatorJson(const Initiator& i) {
+  json::object o{
+      {"id", i.id}, {"issuer", i.issuer}, {"verification", i.verified ? "verified" : "asserted"}};
+  if (!i.asserted_by.empty()) o["asserted_by"] = i.asserted_by;
+  return o;
+}
+
+json::object TargetJson(const TargetRef& t) {
+  json::object o{{"key", t.key}};
+  if (!t.tool.empty()) {
+    o["server"] = t.server;
+    o["tool"] = t.tool;
+  } else {
+    o["type"] = t.type;
+    o["id"] = t.id;
+  }
+  return o;
+}
+
+}  // namespace
+
+json::object Build(const ActionDecision& d) {
+  json::object e{
+      {"kind", "action.decision"},
+      {"event_id", d.event_id},
+      {"time", d.time},
+      {"actor", ActorJson(d.actor)},
+      {"initiator", InitiatorJson(d.initiator)},
+      {"session",
+       {{"sid", d.sid},
+        {"parent_sid", d.parent_sid},
+        {"root_sid", d.root_sid},
+        {"depth", d.depth},
+        {"chain", {{"sids", Strings(d.chain_sids)}, {"agents", Strings(d.chain_agents)}}}}},
+      {"trace",
+       {{"trace_id", d.trace_id},
+        {"span_id", d.span_id},
+        {"parent_span_id", d.parent_span_id},
+        {"txn", d.txn}}},
+      {"request", {{"action", d.action}, {"target", TargetJson(d.target)}, {"via", d.via}}},
+      {"arguments", d.arguments},
+      {"policy",
+       {{"set_hash", d.policy_hash},
+        {"determining", Strings(d.reasons)},
+        {"errors", Strings(d.errors)}}},
+      {"context", d.context},
+      {"decision", d.allowed ? "allow" : "deny"},
+      {"reasons", Strings(d.reasons)},
+      {"message", d.message}};
+  if (!d.parent_event.empty()) e["parent_event"] = d.parent_event;
+  if (d.containment) {
+    e["containment"] = {{"scope", d.containment->scope},
+                        {"tripwire", d.containment->tripwire},
+                        {"revoked_sessions", Strings(d.containment->revoked_sessions)}};
+  }
+  return e;
+}
+
+json::object Build(const ActionOutcome& o) {
+  json::object outcome{{"status", o.status}};
+  if (!o.error.empty()) outcome["error"] = o.error;
+  if (!o.output_digest.empty()) outcome["output_digest"] = o.output_digest;
+  if (o.latency_ms >= 0) outcome["latency_ms"] = o.latency_ms;
+  return json::object{{"kind", "action.outcome"},
+                      {"event_id", o.event_id},
+                      {"time", o.time},
+                      {"action_id", o.action_id},
+                      {"decision_index", o.decision_index},
+                      {"actor", ActorJson(o.actor)},
+                      {"session", {{"sid", o.sid}, {"root_sid", o.root_sid}}},
+                      {"trace", {{"trace_id", o.trace_id}, {"span_id", o.span_id}, {"txn", o.txn}}},
+                      {"outcome", std::move(outcome)}};
+}
+
+json::object Build(const Containment& c) {
+  json::object e{{"kind", "containment"},
+                 {"event_id", c.event_id},
+                 {"time", c.time},
+                 {"scope", c.scope},
+                 {"subject", c.subject},
+                 {"reason", c.reason},
+                 {"revoked_sessions", Strings(c.revoked_sessions)}};
+  if (c.actor) {
+    e["actor"] = ActorJson(*c.actor);
+    e["trigger"] = {{"action_id", c.trigger_action}, {"policy", c.trigger_policy}};
+    e["trace"] = {{"trace_id", c.trace_id}, {"span_id", c.span_id}, {"txn", c.txn}};
+  } else {
+    e["by"] = c.by;
+  }
+  return e;
+}
+
+json::object Build(const PolicyPublish& p) {
+  return json::object{{"kind", "policy.publish"},
+                      {"event_id", p.event_id},
+                      {"time", p.time},
+                      {"by", p.by},
+                      {"policy",
+                       {{"set_hash", p.set_hash},
+                        {"policies", p.policies},
+                        {"entities", p.entities},
+                        {"entities_digest", p.entities_digest},
+                        {"tripwires", Strings(p.tripwires)},
+                        {"previous", p.previous}}}};
+}
+
+}  // namespace custody::events

@@ -1,0 +1,95 @@
+// Typed builders for the events of the decide -> execute -> outcome path and of containment:
+// action.decision, action.outcome, containment (by a tripwire or by an operator) and
+// policy.publish. Each kind is built here and nowhere else; events_test.cc pins the canonical
+// bytes of each, so a change of shape is a deliberate, documented one. (Identity and MCP events
+// move here next; see docs/ARCHITECTURE.md.)
+//
+// Included only by the modules that record these events: it carries Boost.JSON.
+#pragma once
+
+#include <boost/json/object.hpp>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace custody::events {
+
+// Who acted: the agent, its instance (SPIFFE ID), its session and the credential (jti).
+struct Actor {
+  std::string agent, instance, session, credential;
+};
+// Who started the work, and how Custody knows it.
+struct Initiator {
+  std::string id, issuer;
+  bool verified = false;
+  std::string asserted_by;  // the client that asserted it, when asserted
+};
+// What an action is aimed at: a tool of a server, or a typed resource.
+struct TargetRef {
+  std::string key;  // "<server>/<tool>" or "<type>:<id>"
+  std::string server, tool;
+  std::string type, id;
+};
+
+struct ActionDecision {
+  std::string event_id, time;
+  Actor actor;
+  Initiator initiator;
+  std::string sid, parent_sid, root_sid;
+  int64_t depth = 0;
+  std::vector<std::string> chain_sids, chain_agents;  // root first
+  std::string trace_id, span_id, parent_span_id, txn;
+  std::string action, via;
+  TargetRef target;
+  boost::json::object arguments;  // {"digest"} and, when recorded, {"value"}
+  std::string policy_hash;
+  std::vector<std::string> reasons, errors;
+  boost::json::object context;  // what policy evaluated, without the arguments
+  bool allowed = false;
+  std::string message;
+  std::string parent_event;  // the decision this one follows in its trace, if any
+  struct Containment {
+    std::string scope, tripwire;
+    std::vector<std::string> revoked_sessions;
+  };
+  std::optional<Containment> containment;  // set when this decision tripped a wire
+};
+
+struct ActionOutcome {
+  std::string event_id, time, action_id;
+  int64_t decision_index = -1;
+  Actor actor;
+  std::string sid, root_sid;
+  std::string trace_id, span_id, txn;
+  std::string status, error, output_digest;  // error and digest: "" when absent
+  int64_t latency_ms = -1;                   // -1 when absent
+};
+
+// A containment a tripwire caused (`actor` set, `trigger_action` its decision) or an operator
+// ordered (`by` set).
+struct Containment {
+  std::string event_id, time;
+  std::optional<Actor> actor;
+  std::string scope, subject, reason;
+  std::string trigger_action, trigger_policy;  // a tripwire's
+  std::string by;                              // an operator's
+  std::vector<std::string> revoked_sessions;
+  std::string trace_id, span_id, txn;  // a tripwire's
+};
+
+struct PolicyPublish {
+  std::string event_id, time, by;
+  std::string set_hash;
+  int64_t policies = 0, entities = 0;
+  std::string entities_digest;  // "sha256:<hex>"
+  std::vector<std::string> tripwires;
+  std::string previous;  // the set it replaces, "" for the first
+};
+
+boost::json::object Build(const ActionDecision& e);
+boost::json::object Build(const ActionOutcome& e);
+boost::json::object Build(const Containment& e);
+boost::json::object Build(const PolicyPublish& e);
+
+}  // namespace custody::events
