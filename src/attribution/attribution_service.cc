@@ -329,12 +329,17 @@ Result<std::unique_ptr<AttributionService>> AttributionService::Create(
   std::unique_ptr<AttributionService> s(
       new AttributionService(tokens, ledger, store, clock, random, errors, std::move(options)));
   ASSIGN_OR_RETURN(auto active, store.ActivePolicySet());
+  std::shared_ptr<const PolicyBundle> bundle;
   if (active) {
     auto b = MakeBundle(active->policies, active->entities);
     if (!b.ok()) return b.status().WithContext("the stored active policy set");
-    s->bundle_ = *b;
+    bundle = *b;
   } else {
-    ASSIGN_OR_RETURN(s->bundle_, MakeBundle("", ""));  // nothing published: everything denied
+    ASSIGN_OR_RETURN(bundle, MakeBundle("", ""));  // nothing published: everything denied
+  }
+  {
+    MutexLock lock(s->bundle_mu_);
+    s->bundle_ = std::move(bundle);
   }
   s->indexer_ = std::thread([p = s.get()] { p->IndexLoop(); });
   return s;
@@ -530,6 +535,7 @@ std::shared_ptr<AttributionService::SessionState> AttributionService::StateOf(
   // Counters survive a restart: rebuild them from the index.
   FlushIndex();
   if (auto rows = store_.ActionsOfSessions({sid}); rows.ok()) {
+    MutexLock counters(st->mu);  // not shared yet; the lock keeps the rule simple
     for (const ActionRow& r : *rows) {
       st->calls++;
       if (r.decision == "deny") st->denials++;

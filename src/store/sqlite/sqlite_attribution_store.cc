@@ -155,7 +155,7 @@ Status SqliteAttributionStore::WriteActions(const std::vector<ActionRow>& rows,
   if (rows.empty() && outcomes.empty()) return OkStatus();
   MutexLock lock(mu_);
   RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
-  auto fail = [&](const char* doing) {
+  auto fail = [&](const char* doing) REQUIRES(mu_) {
     Status st = db_->Error(doing);
     // Rollback: `st` is the error to report. Should the rollback fail too, the transaction
     // stays open and the next BEGIN fails, reported there.
