@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Configures and builds one CMake preset (default: release). Usage: scripts/build.sh [dev|release] [targets...]
+# Configures and builds one CMake preset (default: release). Usage: scripts/build.sh [dev|release|tsa] [targets...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 preset="${1:-release}"
