@@ -49,6 +49,8 @@ World::~World() {
   svc.reset();
   tokens.reset();
   ledger.reset();
+  store.reset();  // every store closed before its directory goes
+  ids.reset();
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
 }
