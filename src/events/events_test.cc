@@ -11,6 +11,7 @@
 #include "events/action_events.h"
 #include "events/columns.h"
 #include "events/recorder.h"
+#include "events/tool_events.h"
 #include "ledger/sqlite_ledger_store.h"
 
 namespace custody::events {
@@ -231,6 +232,15 @@ TEST(ActionEvents, ContainmentAndPolicyPublishBytesArePinned) {
       Canonical(Build(p)),
       R"({"by":"admin","event_id":"e-5","kind":"policy.publish","policy":{"entities":2,)"
       R"("entities_digest":"sha256:ef","policies":4,"previous":"h1","set_hash":"h2","tripwires":["no-prod"]},"time":"t"})");
+}
+
+TEST(ToolEvents, DefinitionChangeAndApproveBytesArePinned) {
+  EXPECT_EQ(Canonical(Build(ToolDefinitionChange{"e-6", "t", "files", "read", "h1", "h2", "mcp"})),
+            R"({"approved_hash":"h1","event_id":"e-6","kind":"tool.definition_change",)"
+            R"("new_hash":"h2","target":{"server":"files","tool":"read"},"time":"t","via":"mcp"})");
+  EXPECT_EQ(Canonical(Build(ToolApprove{"e-7", "t", "files", "read", "h2", "admin"})),
+            R"({"approved_hash":"h2","by":"admin","event_id":"e-7","kind":"tool.approve",)"
+            R"("target":{"server":"files","tool":"read"},"time":"t"})");
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "common/encoding.h"
 #include "common/jcs_value.h"
 #include "crypto/sha256.h"
+#include "events/tool_events.h"
 #include "identity/token_service.h"
 
 namespace custody::mcp {
@@ -705,13 +706,9 @@ std::map<std::string, std::string> Gateway::PinTools(Server& server, const json:
                      obs.status().WithContext("tool pin store, server " + server.name));
     }
     if (obs.ok() && obs->newly_changed) {
-      json::object ev{{"event_id", ids_.NextString()},
-                      {"time", FormatRfc3339Millis(clock_.Now())},
-                      {"kind", "tool.definition_change"},
-                      {"target", json::object{{"server", server.name}, {"tool", name}}},
-                      {"approved_hash", obs->approved_hash},
-                      {"new_hash", *hash},
-                      {"via", "mcp"}};
+      json::object ev = events::Build(
+          events::ToolDefinitionChange{ids_.NextString(), FormatRfc3339Millis(clock_.Now()),
+                                       server.name, name, obs->approved_hash, *hash, "mcp"});
       Status s = events_ ? events_(json::serialize(ev)) : OkStatus();
       LogUpstream(options_.upstream, LogLevel::kWarn, server.name,
                   "definition of tool " + name + " changed (approved " + obs->approved_hash +
@@ -1208,10 +1205,8 @@ void Gateway::OnUpstreamNotification(Server& server, const json::object& message
 Status Gateway::Approve(const std::string& server, const std::string& tool, const std::string& hash,
                         const std::string& by) {
   RETURN_IF_ERROR(pins_.Approve(server, tool, hash));
-  json::object ev{
-      {"event_id", ids_.NextString()}, {"time", FormatRfc3339Millis(clock_.Now())},
-      {"kind", "tool.approve"},        {"target", json::object{{"server", server}, {"tool", tool}}},
-      {"approved_hash", hash},         {"by", by}};
+  json::object ev = events::Build(events::ToolApprove{
+      ids_.NextString(), FormatRfc3339Millis(clock_.Now()), server, tool, hash, by});
   if (events_) RETURN_IF_ERROR(events_(json::serialize(ev)));
   if (auto it = servers_.find(server); it != servers_.end()) {
     MutexLock lock(it->second->mu);
