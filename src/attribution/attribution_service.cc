@@ -409,6 +409,7 @@ void AttributionService::IndexLoop() {
     std::deque<IndexOp> ops;
     ops.swap(index_queue_);
     const uint64_t upto = index_queued_;
+    const uint64_t attempt = ++index_attempts_;
     lock.Unlock();
     Status written = WriteIndexBatch(ops);
     lock.Lock();
@@ -419,6 +420,7 @@ void AttributionService::IndexLoop() {
       if (first) index_failing_since_ms_ = UnixMillis(clock_.Now());
       index_failing_ = true;
       ++index_failures_;
+      index_last_failed_attempt_ = attempt;
       index_last_error_ = written;
       const size_t kept = ops.size();
       for (auto it = ops.rbegin(); it != ops.rend(); ++it) index_queue_.push_front(std::move(*it));
@@ -490,15 +492,16 @@ Status AttributionService::WriteIndexBatch(std::deque<IndexOp>& ops) {
 
 void AttributionService::FlushIndex() {
   // Waits for what was queued before the call only, so a steady stream of new decisions cannot
-  // keep an investigation waiting; and not past one more failed attempt (see the header).
+  // keep an investigation waiting; and not past the failure of an attempt that began after the
+  // call (an attempt already under way when the call came may have read an older state).
   MutexLock lock(index_mu_);
   const uint64_t target = index_queued_;
   if (index_written_ >= target) return;
-  const uint64_t failures = index_failures_;
+  const uint64_t began = index_attempts_;
   ++flush_waiters_;
   index_cv_.NotifyOne();  // no waiting out kIndexDelay while somebody waits
   index_idle_cv_.Wait(index_mu_, [&]() REQUIRES(index_mu_) {
-    return index_written_ >= target || index_failures_ != failures;
+    return index_written_ >= target || index_last_failed_attempt_ > began;
   });
   --flush_waiters_;
 }

@@ -199,10 +199,10 @@ class AttributionService {
 
   AttributionStore& store() { return store_; }
   // Waits until every action row handed to the indexer before the call is written
-  // (investigations, tests), or until one more attempt to write them has failed (a waiting
-  // flush cuts the retry backoff short): rows not yet written stay visible to Complete and the
-  // investigations while the indexer retries. Without it, rows are written in batches up to
-  // kIndexDelay late.
+  // (investigations, tests), or until an attempt to write them that began after the call has
+  // failed (a waiting flush cuts the retry backoff short): rows not yet written stay visible to
+  // Complete and the investigations while the indexer retries. Without it, rows are written in
+  // batches up to kIndexDelay late.
   void FlushIndex();
   // OK while the indexer keeps up; Unavailable, with how long and why, while its writes fail
   // (it keeps the rows and retries them with backoff). /readyz reports it.
@@ -291,6 +291,9 @@ class AttributionService {
   bool index_failing_ GUARDED_BY(index_mu_) = false;
   int64_t index_failing_since_ms_ GUARDED_BY(index_mu_) = 0;
   uint64_t index_failures_ GUARDED_BY(index_mu_) = 0;  // failed writes in a row
+  uint64_t index_attempts_ GUARDED_BY(index_mu_) = 0;  // writes ever begun
+  // The number (in index_attempts_) of the last write that failed.
+  uint64_t index_last_failed_attempt_ GUARDED_BY(index_mu_) = 0;
   Status index_last_error_ GUARDED_BY(index_mu_);
   std::thread indexer_;
 };
