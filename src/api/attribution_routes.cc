@@ -3,6 +3,8 @@
 #include <boost/json.hpp>
 #include <memory>
 
+#include "common/json_array.h"
+
 namespace custody::api {
 namespace {
 
@@ -63,19 +65,17 @@ Result<std::string> OptObjectText(const json::object& o, std::string_view key) {
   return json::serialize(it->value());
 }
 
-json::array Strings(const std::vector<std::string>& v) {
-  json::array a;
-  for (const auto& s : v) a.emplace_back(s);
-  return a;
-}
-
 json::object ResultJson(const AuthorizeResult& r) {
-  json::object o{{"action_id", r.action_id},      {"decision", r.allowed ? "allow" : "deny"},
-                 {"reasons", Strings(r.reasons)}, {"message", r.message},
-                 {"policy_hash", r.policy_hash},  {"session", r.sid},
-                 {"traceparent", r.traceparent},  {"ledger_index", r.ledger_index},
+  json::object o{{"action_id", r.action_id},
+                 {"decision", r.allowed ? "allow" : "deny"},
+                 {"reasons", StringArray(r.reasons)},
+                 {"message", r.message},
+                 {"policy_hash", r.policy_hash},
+                 {"session", r.sid},
+                 {"traceparent", r.traceparent},
+                 {"ledger_index", r.ledger_index},
                  {"receipt", r.receipt}};
-  if (!r.errors.empty()) o["errors"] = Strings(r.errors);
+  if (!r.errors.empty()) o["errors"] = StringArray(r.errors);
   if (!r.contained.empty()) o["contained"] = r.contained;
   return o;
 }
@@ -189,7 +189,7 @@ json::object AuthzenDecision(const Result<AuthorizeResult>& r) {
   return {{"decision", r->allowed},
           {"context",
            {{"id", r->action_id},
-            {"reasons", Strings(r->reasons)},
+            {"reasons", StringArray(r->reasons)},
             {"reason_admin", {{"en", r->message}}},
             {"policy_hash", r->policy_hash},
             {"ledger_index", r->ledger_index},
@@ -370,7 +370,7 @@ Status AddAttributionRoutes(http::Router& router, AttributionService& service,
          json::object body{{"hash", r->hash},
                            {"policies", r->policies},
                            {"entities", r->entities},
-                           {"tripwires", Strings(r->tripwires)},
+                           {"tripwires", StringArray(r->tripwires)},
                            {"ledger_index", r->ledger_index}};
          respond(Response::Json(200, json::serialize(body)));
        },
@@ -430,10 +430,12 @@ Status AddAttributionRoutes(http::Router& router, AttributionService& service,
          auto r = session->empty() ? svc->Contain("agent", *agent, *reason, By(req))
                                    : svc->Contain("session", *session, *reason, By(req));
          if (!r.ok()) return Reply(respond, req.request_id, r.status());
-         json::object body{
-             {"event_id", r->event_id},         {"scope", r->scope},
-             {"subject", r->subject},           {"revoked_sessions", Strings(r->revoked_sessions)},
-             {"ledger_index", r->ledger_index}, {"receipt", r->receipt}};
+         json::object body{{"event_id", r->event_id},
+                           {"scope", r->scope},
+                           {"subject", r->subject},
+                           {"revoked_sessions", StringArray(r->revoked_sessions)},
+                           {"ledger_index", r->ledger_index},
+                           {"receipt", r->receipt}};
          respond(Response::Json(200, json::serialize(body)));
        },
        admin, kJson}));

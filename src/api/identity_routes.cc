@@ -2,6 +2,7 @@
 
 #include <boost/json.hpp>
 
+#include "common/json_array.h"
 #include "crypto/key_file.h"
 #include "identity/session_json.h"
 
@@ -40,12 +41,6 @@ Response TokenResponse(const identity::IssuedToken& t) {
   return r;
 }
 
-json::array Strings(const std::vector<std::string>& v) {
-  json::array a;
-  for (const auto& s : v) a.emplace_back(s);
-  return a;
-}
-
 json::object AgentJson(const Agent& a) {
   return json::object{{"name", a.name},
                       {"description", a.description},
@@ -54,8 +49,8 @@ json::object AgentJson(const Agent& a) {
                       {"technical_owner", a.technical_owner},
                       {"sponsor", a.sponsor},
                       {"revocation_contact", a.revocation_contact},
-                      {"grants", Strings(a.grants)},
-                      {"permissions", Strings(a.permissions)},
+                      {"grants", StringArray(a.grants)},
+                      {"permissions", StringArray(a.permissions)},
                       {"max_delegation_depth", a.max_delegation_depth},
                       {"max_token_lifetime_s", a.max_token_lifetime_s},
                       {"credential", a.client_jwk.empty() ? "client_secret" : "private_key_jwt"},
@@ -289,7 +284,7 @@ Status AddIdentityRoutes(http::Router& router, TokenService& tokens) {
                     auto r = svc->DisableAgent(req.params["name"], By(req));
                     if (!r.ok()) return Reply(respond, req, r.status());
                     respond(Response::Json(
-                        200, json::serialize(json::object{{"revoked_sessions", Strings(*r)}})));
+                        200, json::serialize(json::object{{"revoked_sessions", StringArray(*r)}})));
                   },
                   admin, ""}));
 
@@ -321,8 +316,8 @@ Status AddIdentityRoutes(http::Router& router, TokenService& tokens) {
          }
          auto r = svc->RevokeSession(req.params["sid"], reason, By(req));
          if (!r.ok()) return Reply(respond, req, r.status());
-         respond(
-             Response::Json(200, json::serialize(json::object{{"revoked_sessions", Strings(*r)}})));
+         respond(Response::Json(
+             200, json::serialize(json::object{{"revoked_sessions", StringArray(*r)}})));
        },
        admin, ""}));
 

@@ -6,6 +6,7 @@
 #include "attribution/trace_context.h"
 #include "common/encoding.h"
 #include "common/jcs_value.h"
+#include "common/json_array.h"
 #include "crypto/sha256.h"
 #include "events/action_events.h"
 #include "events/recorder.h"
@@ -130,12 +131,6 @@ Result<json::value> ParseObject(const std::string& text, const char* what, size_
   return v;
 }
 
-json::array ToArray(const std::vector<std::string>& v) {
-  json::array a;
-  for (const auto& s : v) a.emplace_back(s);
-  return a;
-}
-
 std::string Sha256Hex(std::string_view data) { return HexEncode(crypto::Sha256(data)); }
 
 events::Actor ActorOf(const identity::Session& s, const std::string& jti) {
@@ -192,7 +187,7 @@ json::object SessionContext(const identity::Session& session,
       {"root", session.root_sid},
       {"parent", session.parent_sid},
       {"depth", session.depth},
-      {"chain", ToArray(chain_agents)},
+      {"chain", StringArray(chain_agents)},
       {"agent", session.agent},
       {"instance", session.instance},
       {"initiator",
@@ -200,7 +195,7 @@ json::object SessionContext(const identity::Session& session,
         {"issuer", session.initiator_issuer},
         {"verified", session.verification == identity::InitiatorVerification::kVerified},
         {"asserted_by", session.asserted_by}}},
-      {"scopes", ToArray(session.scopes)},
+      {"scopes", StringArray(session.scopes)},
       {"txn", session.txn},
       {"objective_digest", session.objective_digest},
       {"environment", std::string(identity::EnvironmentName(agent.environment))}};
@@ -401,7 +396,7 @@ void AttributionService::IndexLoop() {
       if (index_stop_) return;
       continue;
     }
-    if (!index_failing_) {
+    if (index_failures_ == 0) {
       index_cv_.WaitFor(index_mu_, kIndexDelay, [&]() REQUIRES(index_mu_) {
         return index_stop_ || flush_waiters_ > 0 || index_queue_.size() >= kIndexBatch;
       });
@@ -416,10 +411,7 @@ void AttributionService::IndexLoop() {
     if (!written.ok()) {
       // Keep the ops, ahead of any queued since, and try again after a backoff: the rows stay
       // in pending_rows_, so Complete and the investigations still see them meanwhile.
-      const bool first = !index_failing_;
-      if (first) index_failing_since_ms_ = UnixMillis(clock_.Now());
-      index_failing_ = true;
-      ++index_failures_;
+      if (index_failures_++ == 0) index_failing_since_ms_ = UnixMillis(clock_.Now());
       index_last_failed_attempt_ = attempt;
       index_last_error_ = written;
       const size_t kept = ops.size();
@@ -445,11 +437,10 @@ void AttributionService::IndexLoop() {
       backoff = std::min(backoff * 2, kIndexRetryMax);
       continue;
     }
-    if (index_failing_) {
+    if (index_failures_ > 0) {
       errors_.log().Log(LogLevel::kInfo, "action index writes recovered",
                         {{"failed_attempts", static_cast<int64_t>(index_failures_)}});
     }
-    index_failing_ = false;
     index_failures_ = 0;
     backoff = kIndexRetryFirst;
     for (const IndexOp& op : ops) {
@@ -508,7 +499,7 @@ void AttributionService::FlushIndex() {
 
 Status AttributionService::IndexHealth() const {
   MutexLock lock(index_mu_);
-  if (!index_failing_) return OkStatus();
+  if (index_failures_ == 0) return OkStatus();
   const int64_t secs = (UnixMillis(clock_.Now()) - index_failing_since_ms_) / 1000;
   return UnavailableError("action index: " + std::to_string(index_failures_) +
                           " writes failed in a row over " + std::to_string(secs) + " s (" +

@@ -287,10 +287,9 @@ class AttributionService {
   // ops ever written (a prefix of those queued)
   uint64_t index_written_ GUARDED_BY(index_mu_) = 0;
   bool index_stop_ GUARDED_BY(index_mu_) = false;
-  // The last write failed and its ops wait for a retry.
-  bool index_failing_ GUARDED_BY(index_mu_) = false;
   int64_t index_failing_since_ms_ GUARDED_BY(index_mu_) = 0;
-  uint64_t index_failures_ GUARDED_BY(index_mu_) = 0;  // failed writes in a row
+  // Failed writes in a row: non-zero while the last write failed and its ops wait for a retry.
+  uint64_t index_failures_ GUARDED_BY(index_mu_) = 0;
   uint64_t index_attempts_ GUARDED_BY(index_mu_) = 0;  // writes ever begun
   // The number (in index_attempts_) of the last write that failed.
   uint64_t index_last_failed_attempt_ GUARDED_BY(index_mu_) = 0;

@@ -2,16 +2,12 @@
 
 #include <boost/json.hpp>
 
+#include "common/json_array.h"
+
 namespace custody::events {
 namespace {
 
 namespace json = boost::json;
-
-json::array Strings(const std::vector<std::string>& v) {
-  json::array a;
-  for (const auto& s : v) a.emplace_back(s);
-  return a;
-}
 
 json::object ActorJson(const Actor& a) {
   return {{"agent", a.agent},
@@ -53,7 +49,7 @@ json::object Build(const ActionDecision& d) {
         {"parent_sid", d.parent_sid},
         {"root_sid", d.root_sid},
         {"depth", d.depth},
-        {"chain", {{"sids", Strings(d.chain_sids)}, {"agents", Strings(d.chain_agents)}}}}},
+        {"chain", {{"sids", StringArray(d.chain_sids)}, {"agents", StringArray(d.chain_agents)}}}}},
       {"trace",
        {{"trace_id", d.trace_id},
         {"span_id", d.span_id},
@@ -63,17 +59,17 @@ json::object Build(const ActionDecision& d) {
       {"arguments", d.arguments},
       {"policy",
        {{"set_hash", d.policy_hash},
-        {"determining", Strings(d.reasons)},
-        {"errors", Strings(d.errors)}}},
+        {"determining", StringArray(d.reasons)},
+        {"errors", StringArray(d.errors)}}},
       {"context", d.context},
       {"decision", d.allowed ? "allow" : "deny"},
-      {"reasons", Strings(d.reasons)},
+      {"reasons", StringArray(d.reasons)},
       {"message", d.message}};
   if (!d.parent_event.empty()) e["parent_event"] = d.parent_event;
   if (d.containment) {
     e["containment"] = {{"scope", d.containment->scope},
                         {"tripwire", d.containment->tripwire},
-                        {"revoked_sessions", Strings(d.containment->revoked_sessions)}};
+                        {"revoked_sessions", StringArray(d.containment->revoked_sessions)}};
   }
   return e;
 }
@@ -101,7 +97,7 @@ json::object Build(const Containment& c) {
                  {"scope", c.scope},
                  {"subject", c.subject},
                  {"reason", c.reason},
-                 {"revoked_sessions", Strings(c.revoked_sessions)}};
+                 {"revoked_sessions", StringArray(c.revoked_sessions)}};
   if (c.actor) {
     e["actor"] = ActorJson(*c.actor);
     e["trigger"] = {{"action_id", c.trigger_action}, {"policy", c.trigger_policy}};
@@ -122,7 +118,7 @@ json::object Build(const PolicyPublish& p) {
                         {"policies", p.policies},
                         {"entities", p.entities},
                         {"entities_digest", p.entities_digest},
-                        {"tripwires", Strings(p.tripwires)},
+                        {"tripwires", StringArray(p.tripwires)},
                         {"previous", p.previous}}}};
 }
 

@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 
 #include "common/encoding.h"
+#include "common/json_array.h"
 #include "crypto/sha256.h"
 #include "identity/spiffe_id.h"
 
@@ -129,12 +130,6 @@ std::string UnverifiedIssuer(const std::string& token) {
   auto it = v.as_object().find("iss");
   return it != v.as_object().end() && it->value().is_string() ? std::string(it->value().as_string())
                                                               : "";
-}
-
-json::array ToArray(const std::vector<std::string>& v) {
-  json::array a;
-  for (const auto& s : v) a.emplace_back(s);
-  return a;
 }
 
 }  // namespace
@@ -302,8 +297,8 @@ Result<TokenService::Registered> TokenService::RegisterAgent(Agent agent, bool g
         {"technical_owner", agent.technical_owner},
         {"sponsor", agent.sponsor},
         {"revocation_contact", agent.revocation_contact},
-        {"grants", ToArray(agent.grants)},
-        {"permissions", ToArray(agent.permissions)},
+        {"grants", StringArray(agent.grants)},
+        {"permissions", StringArray(agent.permissions)},
         {"max_delegation_depth", agent.max_delegation_depth},
         {"max_token_lifetime_s", agent.max_token_lifetime_s},
         {"credential", agent.client_jwk.empty() ? "client_secret" : "private_key_jwt"}}}};
@@ -331,7 +326,7 @@ Result<Agent> TokenService::UpdateAgent(Agent agent, const std::string& by) {
                  {"agent",
                   {{"name", agent.name},
                    {"environment", std::string(EnvironmentName(agent.environment))},
-                   {"grants", ToArray(agent.grants)}}}};
+                   {"grants", StringArray(agent.grants)}}}};
   RETURN_IF_ERROR(Record(json::serialize(e)));
   return agent;
 }
@@ -351,7 +346,7 @@ Result<std::vector<std::string>> TokenService::DisableAgent(const std::string& n
                  {"requested_by", by},
                  {"target", {{"agent", name}}},
                  {"reason", "agent disabled"},
-                 {"revoked_sessions", ToArray(revoked)}};
+                 {"revoked_sessions", StringArray(revoked)}};
   RETURN_IF_ERROR(Record(json::serialize(e)));
   return revoked;
 }
@@ -752,7 +747,7 @@ OAuthResult<IssuedToken> TokenService::Exchange(const Agent& client, const Excha
         {"parent_sid", s.parent_sid},
         {"root_sid", s.root_sid},
         {"depth", s.depth},
-        {"scopes", ToArray(s.scopes)},
+        {"scopes", StringArray(s.scopes)},
         {"exp", exp},
         {"objective_digest", s.objective_digest}}},
       {"trace", {{"txn", s.txn}}},
@@ -786,7 +781,7 @@ std::string TokenService::Introspect(const std::string& token) {
                  {"jti", v->jti},
                  {"sid", s.sid},
                  {"txn", s.txn},
-                 {"aud", ToArray(v->audiences)},
+                 {"aud", StringArray(v->audiences)},
                  {"token_type", "Bearer"},
                  {"initiator_verification",
                   s.verification == InitiatorVerification::kVerified ? "verified" : "asserted"}};
@@ -805,7 +800,7 @@ Result<std::vector<std::string>> TokenService::RevokeSession(const std::string& 
                  {"requested_by", by},
                  {"target", {{"session", sid}}},
                  {"reason", reason},
-                 {"revoked_sessions", ToArray(revoked)}};
+                 {"revoked_sessions", StringArray(revoked)}};
   RETURN_IF_ERROR(Record(json::serialize(e)));
   return revoked;
 }

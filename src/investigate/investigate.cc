@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "attribution/attribution_service.h"
+#include "common/json_array.h"
 #include "identity/scopes.h"
 #include "identity/session_json.h"
 #include "identity/token_service.h"
@@ -42,12 +43,6 @@ const json::object& Obj(const json::object& o, std::string_view key) {
 json::array Arr(const json::object& o, std::string_view key) {
   auto it = o.find(key);
   return it != o.end() && it->value().is_array() ? it->value().get_array() : json::array();
-}
-
-json::array ToArray(const std::vector<std::string>& v) {
-  json::array a;
-  for (const auto& s : v) a.emplace_back(s);
-  return a;
 }
 
 std::string TimeOf(int64_t ms) {
@@ -419,13 +414,13 @@ Result<std::string> Investigator::BlastRadius(const std::string& kind, const std
       potential[key].second.insert(name);
       reach.push_back(json::object{{"target", key},
                                    {"actions", allowed_actions},
-                                   {"sessions", ToArray({via.begin(), via.end()})}});
+                                   {"sessions", StringArray({via.begin(), via.end()})}});
     }
     json::array sids;
     for (const auto& s : evaluated)
       if (!s.sid.empty()) sids.emplace_back(s.sid);
     json::object a{{"agent", name},
-                   {"grants", ToArray(agent.grants)},
+                   {"grants", StringArray(agent.grants)},
                    {"disabled", agent.disabled},
                    {"evaluated_sessions", sids},
                    {"synthesized_session", synthesized},
@@ -439,9 +434,10 @@ Result<std::string> Investigator::BlastRadius(const std::string& kind, const std
   }
   json::array potential_arr;
   for (const auto& [key, v] : potential) {
-    potential_arr.push_back(json::object{{"target", key},
-                                         {"actions", ToArray({v.first.begin(), v.first.end()})},
-                                         {"agents", ToArray({v.second.begin(), v.second.end()})}});
+    potential_arr.push_back(
+        json::object{{"target", key},
+                     {"actions", StringArray({v.first.begin(), v.first.end()})},
+                     {"agents", StringArray({v.second.begin(), v.second.end()})}});
   }
 
   // Actual: allowed actions of the sessions in play (and, for an agent, all of its own).
@@ -474,8 +470,8 @@ Result<std::string> Investigator::BlastRadius(const std::string& kind, const std
                                   {"count", u.count},
                                   {"denied", u.denied},
                                   {"last", TimeOf(u.last_ms)},
-                                  {"actions", ToArray({u.actions.begin(), u.actions.end()})},
-                                  {"agents", ToArray({u.agents.begin(), u.agents.end()})}});
+                                  {"actions", StringArray({u.actions.begin(), u.actions.end()})},
+                                  {"agents", StringArray({u.agents.begin(), u.agents.end()})}});
   }
   json::array session_ids;
   for (const auto& [sid, s] : sessions) session_ids.emplace_back(sid);
@@ -491,8 +487,8 @@ Result<std::string> Investigator::BlastRadius(const std::string& kind, const std
                    {"actual", actual},
                    {"candidates",
                     {{"targets", static_cast<int64_t>(targets.size())},
-                     {"actions", ToArray({actions.begin(), actions.end()})}}},
-                   {"notes", ToArray(notes)}};
+                     {"actions", StringArray({actions.begin(), actions.end()})}}},
+                   {"notes", StringArray(notes)}};
   return json::serialize(out);
 }
 

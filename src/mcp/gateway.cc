@@ -6,6 +6,7 @@
 #include "attribution/attribution_service.h"
 #include "common/encoding.h"
 #include "common/jcs_value.h"
+#include "common/json_array.h"
 #include "crypto/sha256.h"
 #include "events/tool_events.h"
 #include "identity/token_service.h"
@@ -51,12 +52,6 @@ std::string Bearer(const Request& req) {
 
 Response RpcResponse(int status, std::string body) {
   return Response::Json(status, std::move(body));
-}
-
-json::array Strings(const std::vector<std::string>& v) {
-  json::array a;
-  for (const auto& s : v) a.emplace_back(s);
-  return a;
 }
 
 std::string Join(const std::vector<std::string>& v) {
@@ -933,7 +928,7 @@ void Gateway::HandleToolsCall(Server& server, const Caller& caller, json::value 
       }
       if (!r->allowed) {
         json::object data{{"action_id", r->action_id},
-                          {"reasons", Strings(r->reasons)},
+                          {"reasons", StringArray(r->reasons)},
                           {"receipt", r->receipt},
                           {"ledger_index", r->ledger_index},
                           {"policy_hash", r->policy_hash}};
@@ -1087,7 +1082,7 @@ void Gateway::FinishCall(std::shared_ptr<Call> call, Result<json::object> r) {
   auto answer = [this, call, out](json::object outcome) {
     json::object receipt{{"action_id", call->decision.action_id},
                          {"decision", "allow"},
-                         {"reasons", Strings(call->decision.reasons)},
+                         {"reasons", StringArray(call->decision.reasons)},
                          {"policy_hash", call->decision.policy_hash},
                          {"ledger_index", call->decision.ledger_index},
                          {"receipt", call->decision.receipt},
