@@ -182,9 +182,7 @@ class GatewayTest : public ::testing::Test {
     w_->ledger->Close();
     gateway_.reset();
     pins_.reset();
-    const std::filesystem::path dir = w_->dir;
-    w_.reset();
-    std::filesystem::remove_all(dir);  // the World removes it too; this is in case it could not
+    w_.reset();  // removes the directory, once every store is closed
   }
 
   static std::string Rpc(int id, const std::string& method, json::object params) {
