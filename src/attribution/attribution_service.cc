@@ -412,16 +412,18 @@ void AttributionService::IndexLoop() {
       // Keep the ops, ahead of any queued since, and try again after a backoff: the rows stay
       // in pending_rows_, so Complete and the investigations still see them meanwhile.
       if (index_failures_++ == 0) index_failing_since_ms_ = UnixMillis(clock_.Now());
-      index_last_failed_attempt_ = attempt;
       index_last_error_ = written;
       const size_t kept = ops.size();
       for (auto it = ops.rbegin(); it != ops.rend(); ++it) index_queue_.push_front(std::move(*it));
-      index_idle_cv_.NotifyAll();  // FlushIndex() stops waiting for what cannot be written yet
       lock.Unlock();
       errors_.Report("attribution.index_write",
                      written.WithContext("writing " + std::to_string(kept) +
                                          " action index rows (kept; retrying)"));
       lock.Lock();
+      // Only now, once the failure is reported: a FlushIndex() caller that returns on it must
+      // find it in the error counts too.
+      index_last_failed_attempt_ = attempt;
+      index_idle_cv_.NotifyAll();  // FlushIndex() stops waiting for what cannot be written yet
       if (index_stop_) {
         // One last try was this one; the ledger still holds every event (docs/ARCHITECTURE.md).
         const size_t dropped = index_queue_.size();
