@@ -6,9 +6,11 @@
 #include <unistd.h>
 
 #include <boost/json.hpp>
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -589,6 +591,160 @@ TEST_F(TokenServiceTest, VerifiedTokenCacheIsBoundedAndCanBeDisabled) {
     ASSERT_TRUE((*s)->RevokeCredential(Payload(tokens[4]).at("jti").as_string().c_str(), "a").ok());
     EXPECT_FALSE((*s)->VerifyAccessToken(tokens[4], "").ok());
   }
+}
+
+// The bytes every identity event hands the sink (the ledger canonicalizes them), pinned whole:
+// field names, order, types, and "" against absent. Ids (UUIDv7: event ids, sids, jtis, txns,
+// instances) and key ids are random, so each is replaced by its order of first appearance.
+TEST_F(TokenServiceTest, EveryIdentityEventKeepsItsBytes) {
+  std::string old_kid(json::parse(svc_->JwksJson()).at("keys").at(0).at("kid").as_string());
+  Agent full;
+  full.name = "reporter";
+  full.environment = Environment::kStaging;
+  full.business_owner = "finance";
+  full.technical_owner = "platform";
+  full.sponsor = "cfo";
+  full.revocation_contact = "sec@example.com";
+  full.grants = {"db/read", "db/read", "crm/*"};
+  full.permissions = {"assert_initiator"};
+  full.max_delegation_depth = 1;
+  full.max_token_lifetime_s = 900;
+  auto reg = svc_->RegisterAgent(full, true, "admin-1");
+  ASSERT_TRUE(reg.ok()) << reg.status().ToString();
+  Agent upd = reg->agent;
+  upd.grants = {"db/read"};
+  ASSERT_TRUE(svc_->UpdateAgent(upd, "admin-2").ok());
+  clock_.Advance(std::chrono::milliseconds(1234));
+  auto root = RootSession();  // credential.issue, then session.start (verified)
+  ASSERT_TRUE(root.ok()) << root.error.description;
+  auto child = Delegate(root.value->access_token, "worker", *worker_key_, "github/create_issue");
+  ASSERT_TRUE(child.ok()) << child.error.description;
+  Agent reporter = *svc_->AuthenticateClient("reporter", "", "", reg->client_secret).value;
+  ExchangeRequest asserted;
+  asserted.subject_token = R"({"sub":"nightly-workflow"})";
+  asserted.subject_token_type = std::string(kTokenTypeInitiatorAssertion);
+  asserted.actor_token = Svid(reporter);
+  asserted.actor_token_type = std::string(kTokenTypeJwt);
+  asserted.audience = "custody-gateway";
+  ASSERT_TRUE(svc_->Exchange(reporter, asserted).ok());
+  ASSERT_TRUE(svc_->RevokeCredential(child.value->jti, "admin-1").ok());
+  ASSERT_TRUE(svc_->RevokeSession(root.value->sid, "", "admin-1").ok());
+  ASSERT_TRUE(svc_->DisableAgent("reporter", "admin-3").ok());
+  auto new_kid = svc_->RotateSigningKey("admin:ops");
+  ASSERT_TRUE(new_kid.ok());
+
+  std::string all;
+  for (const auto& e : events_) all += e + "\n";
+  for (const auto& [kid, label] : {std::pair{old_kid, "<kid1>"}, std::pair{*new_kid, "<kid2>"}}) {
+    for (size_t at; (at = all.find(kid)) != std::string::npos;) all.replace(at, kid.size(), label);
+  }
+  auto is_uuid_v7 = [](std::string_view s) {
+    for (size_t i = 0; i < s.size(); ++i) {
+      bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+      if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+    }
+    return s[14] == '7';
+  };
+  std::map<std::string, std::string> names;  // each id by its order of first appearance
+  std::string out;
+  for (size_t i = 0; i < all.size();) {
+    if (i + 36 <= all.size() && is_uuid_v7(std::string_view(all).substr(i, 36))) {
+      auto [it, fresh] = names.emplace(all.substr(i, 36), "");
+      if (fresh) it->second = "<id" + std::to_string(names.size()) + ">";
+      out += it->second;
+      i += 36;
+    } else {
+      out += all[i++];
+    }
+  }
+  EXPECT_EQ(
+      out,
+      R"({"kind":"agent.register","event_id":"<id1>","time":"2023-11-14T22:13:20.000Z",)"
+      R"("requested_by":"admin-1","agent":{"name":"planner","environment":"dev",)"
+      R"("business_owner":"","technical_owner":"","sponsor":"","revocation_contact":"",)"
+      R"("grants":["db/read","github/*"],"permissions":["assert_initiator"],)"
+      R"("max_delegation_depth":2,"max_token_lifetime_s":3600,)"
+      R"("credential":"private_key_jwt"}})"
+      "\n"
+      R"({"kind":"agent.register","event_id":"<id2>","time":"2023-11-14T22:13:20.000Z",)"
+      R"("requested_by":"admin-1","agent":{"name":"worker","environment":"dev",)"
+      R"("business_owner":"","technical_owner":"","sponsor":"","revocation_contact":"",)"
+      R"("grants":["github/create_issue","github/list_issues"],"permissions":[],)"
+      R"("max_delegation_depth":3,"max_token_lifetime_s":3600,)"
+      R"("credential":"private_key_jwt"}})"
+      "\n"
+      R"({"kind":"agent.register","event_id":"<id3>","time":"2023-11-14T22:13:20.000Z",)"
+      R"("requested_by":"admin-1","agent":{"name":"reporter","environment":"staging",)"
+      R"("business_owner":"finance","technical_owner":"platform","sponsor":"cfo",)"
+      R"("revocation_contact":"sec@example.com","grants":["crm/*","db/read"],)"
+      R"("permissions":["assert_initiator"],"max_delegation_depth":1,)"
+      R"("max_token_lifetime_s":900,"credential":"client_secret"}})"
+      "\n"
+      R"({"kind":"agent.update","event_id":"<id4>","time":"2023-11-14T22:13:20.000Z",)"
+      R"("requested_by":"admin-2","agent":{"name":"reporter","environment":"staging",)"
+      R"("grants":["db/read"]}})"
+      "\n"
+      R"({"kind":"credential.issue","event_id":"<id5>","time":"2023-11-14T22:13:21.234Z",)"
+      R"("actor":{"agent":"planner",)"
+      R"("instance":"spiffe://custody.test/agent/planner/instance/<id6>",)"
+      R"("credential":"<id7>"},"credential":{"type":"jwt-svid","jti":"<id7>",)"
+      R"("exp":1700000301,"aud":["https://custody.test"]},"requested_by":"planner"})"
+      "\n"
+      R"({"kind":"session.start","event_id":"<id8>","time":"2023-11-14T22:13:21.234Z",)"
+      R"("actor":{"agent":"planner",)"
+      R"("instance":"spiffe://custody.test/agent/planner/instance/<id6>","session":"<id9>",)"
+      R"("credential":"<id10>"},"initiator":{"id":"alice@example.com",)"
+      R"("issuer":"https://idp.example.com","verification":"verified"},)"
+      R"("session":{"sid":"<id9>","parent_sid":"","root_sid":"<id9>","depth":0,)"
+      R"("scopes":["db/read","github/*"],"exp":1700003601,)"
+      R"("objective_digest":"c34a8e08c5aab52cc2225799e67af9238355dc72d8c619cab4648adc2d982c50"},)"
+      R"("trace":{"txn":"<id11>"},"requested_by":"planner"})"
+      "\n"
+      R"({"kind":"credential.issue","event_id":"<id12>","time":"2023-11-14T22:13:21.234Z",)"
+      R"("actor":{"agent":"worker",)"
+      R"("instance":"spiffe://custody.test/agent/worker/instance/<id13>",)"
+      R"("credential":"<id14>"},"credential":{"type":"jwt-svid","jti":"<id14>",)"
+      R"("exp":1700000301,"aud":["https://custody.test"]},"requested_by":"worker"})"
+      "\n"
+      R"({"kind":"delegation","event_id":"<id15>","time":"2023-11-14T22:13:21.234Z",)"
+      R"("actor":{"agent":"worker",)"
+      R"("instance":"spiffe://custody.test/agent/worker/instance/<id13>","session":"<id16>",)"
+      R"("credential":"<id17>"},"initiator":{"id":"alice@example.com",)"
+      R"("issuer":"https://idp.example.com","verification":"verified"},)"
+      R"("session":{"sid":"<id16>","parent_sid":"<id9>","root_sid":"<id9>","depth":1,)"
+      R"("scopes":["github/create_issue"],"exp":1700003601,"objective_digest":""},)"
+      R"("trace":{"txn":"<id11>"},"requested_by":"worker"})"
+      "\n"
+      R"({"kind":"credential.issue","event_id":"<id18>","time":"2023-11-14T22:13:21.234Z",)"
+      R"("actor":{"agent":"reporter",)"
+      R"("instance":"spiffe://custody.test/agent/reporter/instance/<id19>",)"
+      R"("credential":"<id20>"},"credential":{"type":"jwt-svid","jti":"<id20>",)"
+      R"("exp":1700000301,"aud":["https://custody.test"]},"requested_by":"reporter"})"
+      "\n"
+      R"({"kind":"session.start","event_id":"<id21>","time":"2023-11-14T22:13:21.234Z",)"
+      R"("actor":{"agent":"reporter",)"
+      R"("instance":"spiffe://custody.test/agent/reporter/instance/<id19>",)"
+      R"("session":"<id22>","credential":"<id23>"},"initiator":{"id":"nightly-workflow",)"
+      R"("issuer":"","verification":"asserted","asserted_by":"reporter"},)"
+      R"("session":{"sid":"<id22>","parent_sid":"","root_sid":"<id22>","depth":0,)"
+      R"("scopes":["db/read"],"exp":1700000901,"objective_digest":""},)"
+      R"("trace":{"txn":"<id24>"},"requested_by":"reporter"})"
+      "\n"
+      R"({"kind":"revocation","event_id":"<id25>","time":"2023-11-14T22:13:21.234Z",)"
+      R"("requested_by":"admin-1","target":{"credential":"<id17>"}})"
+      "\n"
+      R"({"kind":"revocation","event_id":"<id26>","time":"2023-11-14T22:13:21.234Z",)"
+      R"("requested_by":"admin-1","target":{"session":"<id9>"},"reason":"",)"
+      R"("revoked_sessions":["<id9>","<id16>"]})"
+      "\n"
+      R"({"kind":"revocation","event_id":"<id27>","time":"2023-11-14T22:13:21.234Z",)"
+      R"("requested_by":"admin-3","target":{"agent":"reporter"},"reason":"agent disabled",)"
+      R"("revoked_sessions":["<id22>"]})"
+      "\n"
+      R"({"kind":"key.rotate","event_id":"<id28>","time":"2023-11-14T22:13:21.234Z",)"
+      R"("requested_by":"admin:ops","kid":"<kid2>","retired_kids":["<kid1>"],)"
+      R"("publish_until":1700086431})"
+      "\n");
 }
 
 TEST_F(TokenServiceTest, CredentialRevocationByJti) {
