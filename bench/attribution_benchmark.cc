@@ -313,7 +313,7 @@ void Trace(uint64_t fill, int reps) {
       std::string ev = R"({"kind":"action.decision","event_id":")" + id +
                        R"(","actor":{"agent":"agent-)" + std::to_string(i % 1000) +
                        R"(","session":")" + sid + R"("},"decision":"allow"})";
-      ledger::EventColumns cols;
+      store::EventColumns cols;
       cols.event_id = id;
       cols.kind = "action.decision";
       cols.session = sid;

@@ -174,7 +174,7 @@ void HandleTile(ledger::Ledger& ledger, Request& req, Responder respond) {
     std::vector<std::string> entries;
     entries.reserve(c->width);
     uint64_t first = c->index * ledger::kTileWidth;
-    Status st = ledger.store().ScanLeaves(first, [&](const ledger::StoredLeaf& leaf) {
+    Status st = ledger.store().ScanLeaves(first, [&](const store::StoredLeaf& leaf) {
       entries.push_back(leaf.data);
       return entries.size() < c->width;
     });
@@ -186,7 +186,7 @@ void HandleTile(ledger::Ledger& ledger, Request& req, Responder respond) {
     if (!bundle.ok()) return respond(Error(bundle.status(), req));
     resp.body = std::move(*bundle);
   } else {
-    Result<ledger::StoredTile> tile = ledger.store().GetTile(c->level, c->index);
+    Result<store::StoredTile> tile = ledger.store().GetTile(c->level, c->index);
     if (!tile.ok()) return respond(Error(tile.status(), req));
     if (tile->hashes.size() < c->width) {
       return respond(Error(InternalError("stored tile narrower than the tree"), req));
@@ -242,7 +242,7 @@ Status AddLedgerRoutes(http::Router& router, ledger::Ledger& ledger, const Route
   RETURN_IF_ERROR(router.Add(std::move(append)));
 
   auto checkpoint = [&ledger](Request& req, Responder respond) {
-    Result<ledger::StoredCheckpoint> cp = ledger.LatestCheckpoint();
+    Result<store::StoredCheckpoint> cp = ledger.LatestCheckpoint();
     if (!cp.ok()) {
       return respond(Error(NotFoundError("the ledger is empty: no checkpoint yet"), req));
     }
@@ -268,7 +268,7 @@ Status AddLedgerRoutes(http::Router& router, ledger::Ledger& ledger, const Route
         if (*index >= ledger.Size()) {
           return respond(Error(NotFoundError("no entry " + std::to_string(*index)), req));
         }
-        Result<ledger::StoredLeaf> leaf = ledger.GetEntry(*index);
+        Result<store::StoredLeaf> leaf = ledger.GetEntry(*index);
         if (!leaf.ok()) return respond(Error(leaf.status(), req));
         Result<std::string> receipt = ledger.ReceiptFor(*index);
         if (!receipt.ok()) return respond(Error(receipt.status(), req));
@@ -294,7 +294,7 @@ Status AddLedgerRoutes(http::Router& router, ledger::Ledger& ledger, const Route
         }
         Result<std::vector<ledger::Hash>> proof = ledger.InclusionProof(*index, size);
         if (!proof.ok()) return respond(Error(proof.status(), req));
-        Result<ledger::StoredLeaf> leaf = ledger.GetEntry(*index);
+        Result<store::StoredLeaf> leaf = ledger.GetEntry(*index);
         if (!leaf.ok()) return respond(Error(leaf.status(), req));
         respond(Response::Json(200, "{\"index\":" + std::to_string(*index) +
                                         ",\"size\":" + std::to_string(size) + ",\"leaf_hash\":\"" +

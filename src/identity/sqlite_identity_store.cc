@@ -5,8 +5,8 @@
 #include <functional>
 
 #include "crypto/key_file.h"
-#include "store/sqlite_db.h"
-#include "store/sqlite_schema.h"
+#include "store/sqlite/sqlite_db.h"
+#include "store/sqlite/sqlite_schema.h"
 
 namespace custody::identity {
 namespace {

@@ -32,7 +32,7 @@ Result<std::string> BuildEvidence(identity::TokenService& tokens, ledger::Ledger
                                   store::AttributionStore& store, const std::string& sid) {
   ASSIGN_OR_RETURN(std::vector<identity::Session> tree, tokens.SessionTree(sid));
   // The checkpoint first: every event found afterwards at an index below its size is covered.
-  ASSIGN_OR_RETURN(ledger::StoredCheckpoint cp, ledger.LatestCheckpoint());
+  ASSIGN_OR_RETURN(store::StoredCheckpoint cp, ledger.LatestCheckpoint());
 
   std::set<uint64_t> indexes;
   std::set<std::string> agents;
@@ -41,7 +41,7 @@ Result<std::string> BuildEvidence(identity::TokenService& tokens, ledger::Ledger
     sids.push_back(s.sid);
     agents.insert(s.agent);
     ASSIGN_OR_RETURN(auto found,
-                     ledger.store().FindLeaves(ledger::LedgerStore::Column::kSession, s.sid));
+                     ledger.store().FindLeaves(store::LedgerStore::Column::kSession, s.sid));
     indexes.insert(found.begin(), found.end());
     ASSIGN_OR_RETURN(auto contained, store.ContainmentsOf(s.sid));
     for (const auto& c : contained)
@@ -65,7 +65,7 @@ Result<std::string> BuildEvidence(identity::TokenService& tokens, ledger::Ledger
       omitted++;
       continue;
     }
-    ASSIGN_OR_RETURN(ledger::StoredLeaf leaf, ledger.GetEntry(idx));
+    ASSIGN_OR_RETURN(store::StoredLeaf leaf, ledger.GetEntry(idx));
     ASSIGN_OR_RETURN(std::vector<ledger::Hash> proof, ledger.InclusionProof(idx, cp.size));
     json::array p;
     for (const auto& h : proof) p.emplace_back(Base64Encode(h));

@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "ledger/ledger_store.h"
+#include "store/ledger_store.h"
 
 namespace custody::ledger {
 class Ledger;

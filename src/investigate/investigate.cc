@@ -95,7 +95,7 @@ std::optional<Target> ParseTargetKey(const std::string& key) {
   return t;
 }
 
-Result<json::object> ParseLeaf(const ledger::StoredLeaf& leaf) {
+Result<json::object> ParseLeaf(const store::StoredLeaf& leaf) {
   boost::system::error_code ec;
   json::value v = json::parse(leaf.data, ec);
   if (ec || !v.is_object())
@@ -123,9 +123,9 @@ Result<std::string> Investigator::Trace(const std::string& event_id) {
   if (!row) {
     // Another event: an outcome or containment points at its decision.
     ASSIGN_OR_RETURN(auto idx,
-                     ledger_.store().FindLeaves(ledger::LedgerStore::Column::kEventId, event_id));
+                     ledger_.store().FindLeaves(store::LedgerStore::Column::kEventId, event_id));
     if (idx.empty()) return NotFoundError("no event " + event_id);
-    ASSIGN_OR_RETURN(ledger::StoredLeaf leaf, ledger_.GetEntry(idx.front()));
+    ASSIGN_OR_RETURN(store::StoredLeaf leaf, ledger_.GetEntry(idx.front()));
     ASSIGN_OR_RETURN(json::object ev, ParseLeaf(leaf));
     std::string action_id = Str(ev, "action_id");
     if (action_id.empty()) action_id = Str(Obj(ev, "trigger"), "action_id");
@@ -139,7 +139,7 @@ Result<std::string> Investigator::Trace(const std::string& event_id) {
     if (!row) return NotFoundError("event " + event_id + " names unknown action " + action_id);
   }
 
-  ASSIGN_OR_RETURN(ledger::StoredLeaf dleaf,
+  ASSIGN_OR_RETURN(store::StoredLeaf dleaf,
                    ledger_.GetEntry(static_cast<uint64_t>(row->decision_index)));
   ASSIGN_OR_RETURN(json::object d, ParseLeaf(dleaf));
   if (Str(d, "kind") != "action.decision" || Str(d, "event_id") != row->action_id) {
@@ -351,9 +351,9 @@ Result<std::string> Investigator::BlastRadius(const std::string& kind, const std
     std::set<std::string> own;
     for (const char* k : {"session.start", "delegation"}) {
       ASSIGN_OR_RETURN(auto idx,
-                       ledger_.store().FindLeaves(ledger::LedgerStore::Column::kAgent, id, k));
+                       ledger_.store().FindLeaves(store::LedgerStore::Column::kAgent, id, k));
       for (uint64_t i : idx) {
-        ASSIGN_OR_RETURN(ledger::StoredLeaf leaf, ledger_.GetEntry(i));
+        ASSIGN_OR_RETURN(store::StoredLeaf leaf, ledger_.GetEntry(i));
         if (!leaf.columns.session.empty()) own.insert(leaf.columns.session);
       }
     }

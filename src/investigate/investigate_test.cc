@@ -289,7 +289,7 @@ TEST_F(InvestigateTest, BlastRadiusEvaluatesPoliciesWithinGrantsAndRecordsNothin
 
 TEST_F(InvestigateTest, LedgerFindsLeavesByIndexColumnAndKind) {
   Scenario s = Run();
-  using Column = ledger::LedgerStore::Column;
+  using Column = store::LedgerStore::Column;
   auto delegations = ledger_->store().FindLeaves(Column::kAgent, "worker", "delegation");
   ASSERT_TRUE(delegations.ok());
   EXPECT_EQ(delegations->size(), 2u);

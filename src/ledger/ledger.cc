@@ -21,7 +21,7 @@ std::string MakeReceipt(uint64_t index, std::vector<Hash> proof, const std::stri
 
 }  // namespace
 
-Ledger::Ledger(std::unique_ptr<LedgerStore> store, crypto::Ed25519PrivateKey key,
+Ledger::Ledger(std::unique_ptr<store::LedgerStore> store, crypto::Ed25519PrivateKey key,
                std::string origin, const LedgerOptions& options)
     : store_(std::move(store)),
       key_(std::move(key)),
@@ -29,7 +29,7 @@ Ledger::Ledger(std::unique_ptr<LedgerStore> store, crypto::Ed25519PrivateKey key
       options_(options),
       tree_(*store_, options.tile_cache_tiles) {}
 
-Result<std::unique_ptr<Ledger>> Ledger::Open(std::unique_ptr<LedgerStore> store,
+Result<std::unique_ptr<Ledger>> Ledger::Open(std::unique_ptr<store::LedgerStore> store,
                                              crypto::Ed25519PrivateKey key,
                                              const LedgerOptions& options) {
   if (options.max_batch == 0) return InvalidArgumentError("max_batch must be at least 1");
@@ -63,7 +63,7 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(std::unique_ptr<LedgerStore> store,
   // Recover: the leaves, tiles and checkpoint of a batch are one transaction, so the leaf count
   // and the latest checkpoint agree unless the file was tampered with.
   ASSIGN_OR_RETURN(uint64_t count, ledger->store_->LeafCount());
-  ASSIGN_OR_RETURN(std::optional<StoredCheckpoint> cp, ledger->store_->LatestCheckpoint());
+  ASSIGN_OR_RETURN(std::optional<store::StoredCheckpoint> cp, ledger->store_->LatestCheckpoint());
   uint64_t cp_size = cp ? cp->size : 0;
   if (cp_size != count) {
     return DataLossError("ledger has " + std::to_string(count) +
@@ -98,14 +98,14 @@ void Ledger::Close() {
 
 std::string Ledger::VerifierKey() const { return signer_->VerifierKey(); }
 
-Status Ledger::AppendAsync(std::string_view event_json, const EventColumns& columns,
+Status Ledger::AppendAsync(std::string_view event_json, const store::EventColumns& columns,
                            Callback done) {
   ASSIGN_OR_RETURN(std::string canonical, CanonicalizeJson(event_json));
   AppendCanonicalAsync(std::move(canonical), columns, std::move(done));
   return OkStatus();
 }
 
-void Ledger::AppendCanonicalAsync(std::string canonical, const EventColumns& columns,
+void Ledger::AppendCanonicalAsync(std::string canonical, const store::EventColumns& columns,
                                   Callback done) {
   Pending p;
   p.leaf_hash = HashLeaf(canonical);  // hashed on the caller's thread, off the sequencer
@@ -131,7 +131,8 @@ void Ledger::Enqueue(Pending p) {
   if (wake) queue_cv_.NotifyOne();
 }
 
-Result<AppendResult> Ledger::Append(std::string_view event_json, const EventColumns& columns) {
+Result<AppendResult> Ledger::Append(std::string_view event_json,
+                                    const store::EventColumns& columns) {
   std::promise<Result<AppendResult>> promise;
   auto future = promise.get_future();
   RETURN_IF_ERROR(AppendAsync(event_json, columns, [&promise](Result<AppendResult> r) {
@@ -172,12 +173,12 @@ void Ledger::CommitBatch(std::vector<Pending>& batch) {
   results.reserve(batch.size());
   {
     MutexLock lock(tree_mu_);
-    LedgerBatch b;
+    store::LedgerBatch b;
     uint64_t start = tree_.size();
     b.leaves.reserve(batch.size());
     for (size_t i = 0; i < batch.size(); ++i) {
       tree_.Append(batch[i].leaf_hash);
-      StoredLeaf leaf;
+      store::StoredLeaf leaf;
       leaf.index = start + i;
       leaf.data = std::move(batch[i].data);
       leaf.leaf_hash = batch[i].leaf_hash;
@@ -192,7 +193,7 @@ void Ledger::CommitBatch(std::vector<Pending>& batch) {
     Status st = note.status();
     if (st.ok()) {
       b.tiles = tree_.TakeDirtyTiles();
-      b.checkpoint = StoredCheckpoint{cp.size, cp.root, *note};
+      b.checkpoint = store::StoredCheckpoint{cp.size, cp.root, *note};
       st = store_->CommitBatch(b);
     }
     if (!st.ok()) {
@@ -233,7 +234,7 @@ void Ledger::CommitBatch(std::vector<Pending>& batch) {
   for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(results[i]));
 }
 
-Result<StoredCheckpoint> Ledger::LatestCheckpoint() {
+Result<store::StoredCheckpoint> Ledger::LatestCheckpoint() {
   MutexLock lock(tree_mu_);
   if (!checkpoint_) return FailedPreconditionError("the ledger is empty: no checkpoint yet");
   return *checkpoint_;

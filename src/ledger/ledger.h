@@ -26,10 +26,10 @@
 #include "common/mutex.h"
 #include "common/status.h"
 #include "crypto/ed25519.h"
-#include "ledger/ledger_store.h"
 #include "ledger/merkle.h"
 #include "ledger/note.h"
 #include "ledger/tile_tree.h"
+#include "store/ledger_store.h"
 
 namespace custody::ledger {
 
@@ -67,7 +67,7 @@ class Ledger {
  public:
   using Callback = std::function<void(Result<AppendResult>)>;
 
-  static Result<std::unique_ptr<Ledger>> Open(std::unique_ptr<LedgerStore> store,
+  static Result<std::unique_ptr<Ledger>> Open(std::unique_ptr<store::LedgerStore> store,
                                               crypto::Ed25519PrivateKey key,
                                               const LedgerOptions& options);
   ~Ledger();
@@ -76,12 +76,14 @@ class Ledger {
 
   // Appends one event (any JSON value; objects in practice). InvalidArgument for JSON that is
   // not I-JSON, before anything is queued. Blocks until the event is durable.
-  Result<AppendResult> Append(std::string_view event_json, const EventColumns& columns = {});
+  Result<AppendResult> Append(std::string_view event_json, const store::EventColumns& columns = {});
   // Same, but returns at once; `done` runs on the sequencer thread once the event is durable
   // (or failed). Returns the canonicalization error, if any, without calling `done`.
-  Status AppendAsync(std::string_view event_json, const EventColumns& columns, Callback done);
+  Status AppendAsync(std::string_view event_json, const store::EventColumns& columns,
+                     Callback done);
   // Appends bytes that are already RFC 8785 canonical (the caller guarantees it).
-  void AppendCanonicalAsync(std::string canonical, const EventColumns& columns, Callback done);
+  void AppendCanonicalAsync(std::string canonical, const store::EventColumns& columns,
+                            Callback done);
 
   // Commits everything queued and stops accepting appends. Idempotent.
   void Close();
@@ -91,31 +93,31 @@ class Ledger {
   std::string VerifierKey() const;
 
   // The newest signed checkpoint (a signed note); FailedPrecondition while the log is empty.
-  Result<StoredCheckpoint> LatestCheckpoint();
+  Result<store::StoredCheckpoint> LatestCheckpoint();
   uint64_t Size();
   Result<std::vector<Hash>> InclusionProof(uint64_t index, uint64_t size);
   Result<std::vector<Hash>> ConsistencyProof(uint64_t size1, uint64_t size2);
   // A tlog-proof receipt for `index` against the latest checkpoint.
   Result<std::string> ReceiptFor(uint64_t index);
-  Result<StoredLeaf> GetEntry(uint64_t index) { return store_->GetLeaf(index); }
-  LedgerStore& store() { return *store_; }
+  Result<store::StoredLeaf> GetEntry(uint64_t index) { return store_->GetLeaf(index); }
+  store::LedgerStore& store() { return *store_; }
   LedgerStats Stats();
 
  private:
   struct Pending {
     std::string data;
     Hash leaf_hash;
-    EventColumns columns;
+    store::EventColumns columns;
     Callback done;
   };
 
-  Ledger(std::unique_ptr<LedgerStore> store, crypto::Ed25519PrivateKey key, std::string origin,
-         const LedgerOptions& options);
+  Ledger(std::unique_ptr<store::LedgerStore> store, crypto::Ed25519PrivateKey key,
+         std::string origin, const LedgerOptions& options);
   void Enqueue(Pending p) EXCLUDES(queue_mu_);
   void Run() EXCLUDES(queue_mu_);
   void CommitBatch(std::vector<Pending>& batch) EXCLUDES(tree_mu_);
 
-  std::unique_ptr<LedgerStore> store_;
+  std::unique_ptr<store::LedgerStore> store_;
   crypto::Ed25519PrivateKey key_;
   std::optional<NoteSigner> signer_;  // set once in Open(), signs with key_
   const std::string origin_;
@@ -128,7 +130,7 @@ class Ledger {
 
   Mutex tree_mu_;
   TileTree tree_ GUARDED_BY(tree_mu_);
-  std::optional<StoredCheckpoint> checkpoint_ GUARDED_BY(tree_mu_);
+  std::optional<store::StoredCheckpoint> checkpoint_ GUARDED_BY(tree_mu_);
   LedgerStats stats_ GUARDED_BY(tree_mu_);
 
   std::thread sequencer_;

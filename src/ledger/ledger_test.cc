@@ -1,7 +1,6 @@
 #include "ledger/ledger.h"
 
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 #include <sys/stat.h>
 
 #include <atomic>
@@ -15,7 +14,8 @@
 #include "ledger/checkpoint.h"
 #include "ledger/proof.h"
 #include "ledger/receipt.h"
-#include "ledger/sqlite_ledger_store.h"
+#include "store/sqlite/sqlite_ledger_store.h"
+#include "store/testing/sqlite_file.h"
 
 namespace custody::ledger {
 namespace {
@@ -39,7 +39,7 @@ class LedgerTest : public ::testing::Test {
 
   std::unique_ptr<Ledger> Open(LedgerOptions options = {}) {
     if (options.origin.empty()) options.origin = "test.example/ledger";
-    auto store = SqliteLedgerStore::Open(DbPath());
+    auto store = store::SqliteLedgerStore::Open(DbPath());
     EXPECT_TRUE(store.ok()) << store.status().ToString();
     auto key = crypto::Ed25519PrivateKey::FromSeed(key_seed_);
     auto ledger = Ledger::Open(std::move(*store), std::move(*key), options);
@@ -243,15 +243,9 @@ TEST_F(LedgerTest, ReopenResumesAndOldReceiptsStayValid) {
 // hashes stored with the leaves (rewriting it on every commit was half the pages written).
 TEST_F(LedgerTest, PartialLevelZeroTilesComeFromTheLeaves) {
   auto sql = [this](const std::string& q) {
-    sqlite3* db = nullptr;
-    EXPECT_EQ(sqlite3_open(DbPath().c_str(), &db), SQLITE_OK);
-    int64_t n = -1;
-    sqlite3_stmt* s = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db, q.c_str(), -1, &s, nullptr), SQLITE_OK) << q;
-    if (sqlite3_step(s) == SQLITE_ROW) n = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    sqlite3_close(db);
-    return n;
+    auto n = store::testing::QueryIntOnFile(DbPath(), q);
+    EXPECT_TRUE(n.ok()) << q << ": " << n.status().ToString();
+    return n.ok() ? *n : -1;
   };
   Hash root;
   {
@@ -270,7 +264,10 @@ TEST_F(LedgerTest, PartialLevelZeroTilesComeFromTheLeaves) {
   EXPECT_EQ(sql("SELECT count(*) FROM tiles WHERE level = 0"), 1);  // the full tile only
   // A partial row left by an older version is a stale prefix: it is ignored, on reopening and
   // when read.
-  sql("INSERT OR REPLACE INTO tiles(level, idx, hashes) VALUES(0, 1, zeroblob(320))");
+  ASSERT_TRUE(
+      store::testing::ExecOnFile(
+          DbPath(), "INSERT OR REPLACE INTO tiles(level, idx, hashes) VALUES(0, 1, zeroblob(320))")
+          .ok());
   auto ledger = Open();
   ASSERT_NE(ledger, nullptr);
   EXPECT_EQ(ledger->LatestCheckpoint()->root, root);
@@ -288,7 +285,7 @@ TEST_F(LedgerTest, PartialLevelZeroTilesComeFromTheLeaves) {
 TEST_F(LedgerTest, RefusesAnotherOriginOrAnotherKey) {
   { ASSERT_NE(Open(), nullptr); }
   {
-    auto store = SqliteLedgerStore::Open(DbPath());
+    auto store = store::SqliteLedgerStore::Open(DbPath());
     LedgerOptions options;
     options.origin = "other.example/log";
     auto r =
@@ -297,7 +294,7 @@ TEST_F(LedgerTest, RefusesAnotherOriginOrAnotherKey) {
     EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
   }
   {
-    auto store = SqliteLedgerStore::Open(DbPath());
+    auto store = store::SqliteLedgerStore::Open(DbPath());
     auto r = Ledger::Open(std::move(*store), *crypto::Ed25519PrivateKey::Generate(), {});
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);

@@ -2,7 +2,9 @@
 
 namespace custody::ledger {
 
-TileTree::TileTree(LedgerStore& store, size_t cache_tiles)
+static_assert(kTileWidth == store::kLedgerTileWidth, "the store keeps full rows of this width");
+
+TileTree::TileTree(store::LedgerStore& store, size_t cache_tiles)
     : store_(store), cache_tiles_(cache_tiles < 64 ? 64 : cache_tiles) {
   ResetReader();
 }
@@ -16,7 +18,7 @@ Result<std::vector<Hash>> TileTree::Fetch(uint8_t tile_level, uint64_t tile_inde
   if (tile_level < edge_.size() && edge_[tile_level].index == tile_index) {
     return edge_[tile_level].hashes;
   }
-  ASSIGN_OR_RETURN(StoredTile t, store_.GetTile(tile_level, tile_index));
+  ASSIGN_OR_RETURN(store::StoredTile t, store_.GetTile(tile_level, tile_index));
   return std::move(t.hashes);
 }
 
@@ -62,7 +64,7 @@ void TileTree::Visit(uint8_t level, uint64_t index, const Hash& hash) {
   if (edge_.size() <= L) edge_.resize(L + 1);
   EdgeRow& row = edge_[L];
   if (row.hashes.size() == 256) {
-    if (row.dirty) finished_.push_back(StoredTile{L, row.index, std::move(row.hashes)});
+    if (row.dirty) finished_.push_back(store::StoredTile{L, row.index, std::move(row.hashes)});
     row = EdgeRow{};
     row.index = index >> 8;
   } else if (row.hashes.empty()) {
@@ -72,15 +74,15 @@ void TileTree::Visit(uint8_t level, uint64_t index, const Hash& hash) {
   row.dirty = true;
 }
 
-std::vector<StoredTile> TileTree::TakeDirtyTiles() {
-  std::vector<StoredTile> out = std::move(finished_);
+std::vector<store::StoredTile> TileTree::TakeDirtyTiles() {
+  std::vector<store::StoredTile> out = std::move(finished_);
   finished_.clear();
   for (uint8_t L = 0; L < edge_.size(); ++L) {
     if (!edge_[L].dirty) continue;
     edge_[L].dirty = false;
     // A partial row of level 0 is the leaves' hashes, which the store has (LedgerStore).
     if (L == 0 && edge_[L].hashes.size() < kTileWidth) continue;
-    out.push_back(StoredTile{L, edge_[L].index, edge_[L].hashes});
+    out.push_back(store::StoredTile{L, edge_[L].index, edge_[L].hashes});
   }
   durable_size_ = range_.size();
   return out;

@@ -11,16 +11,16 @@
 #include <memory>
 #include <vector>
 
-#include "ledger/ledger_store.h"
 #include "ledger/merkle.h"
 #include "ledger/proof.h"
 #include "ledger/tiles.h"
+#include "store/ledger_store.h"
 
 namespace custody::ledger {
 
 class TileTree final : public HashReader {
  public:
-  TileTree(LedgerStore& store, size_t cache_tiles);
+  TileTree(store::LedgerStore& store, size_t cache_tiles);
 
   // Loads the rightmost row of each tile level of a tree of `size` leaves from the store and
   // rebuilds the compact range from them. DataLoss if the stored tiles do not cover `size`.
@@ -33,7 +33,7 @@ class TileTree final : public HashReader {
   // The tile rows changed since the last call, for persisting with a batch (a partial row of
   // level 0 is left out: the store has those hashes with the leaves); marks the current size
   // as durable.
-  std::vector<StoredTile> TakeDirtyTiles();
+  std::vector<store::StoredTile> TakeDirtyTiles();
 
   // Returns to the last durable state (the last Load() or TakeDirtyTiles()), used when a batch
   // could not be committed.
@@ -53,12 +53,12 @@ class TileTree final : public HashReader {
   Result<std::vector<Hash>> Fetch(uint8_t tile_level, uint64_t tile_index);
   void ResetReader();
 
-  LedgerStore& store_;
+  store::LedgerStore& store_;
   size_t cache_tiles_;
   uint64_t durable_size_ = 0;
   CompactRange range_;
   std::vector<EdgeRow> edge_;         // edge_[L]: the rightmost row of tile level L
-  std::vector<StoredTile> finished_;  // rows completed since the last take
+  std::vector<store::StoredTile> finished_;  // rows completed since the last take
   std::unique_ptr<TileHashReader> reader_;
 };
 

@@ -17,7 +17,7 @@ std::string HexOf(const Hash& h) { return HexEncode(h); }
 // Checks each tile-row node the rebuilt tree completes against the stored tile rows.
 class TileChecker {
  public:
-  explicit TileChecker(LedgerStore& store) : store_(store) {}
+  explicit TileChecker(store::LedgerStore& store) : store_(store) {}
 
   Status Check(uint8_t level, uint64_t index, const Hash& hash) {
     if (level % 8 != 0) return OkStatus();
@@ -61,22 +61,22 @@ class TileChecker {
     uint64_t index = 0;
     std::vector<Hash> hashes;
   };
-  LedgerStore& store_;
+  store::LedgerStore& store_;
   std::map<uint8_t, Row> rows_;
 };
 
 }  // namespace
 
-Result<LedgerVerifyReport> VerifyLedger(LedgerStore& store, const NoteVerifier& verifier,
+Result<LedgerVerifyReport> VerifyLedger(store::LedgerStore& store, const NoteVerifier& verifier,
                                         const std::string& origin) {
-  std::vector<StoredCheckpoint> checkpoints;
-  RETURN_IF_ERROR(store.ScanCheckpoints([&](const StoredCheckpoint& cp) {
+  std::vector<store::StoredCheckpoint> checkpoints;
+  RETURN_IF_ERROR(store.ScanCheckpoints([&](const store::StoredCheckpoint& cp) {
     checkpoints.push_back(cp);
     return true;
   }));
 
   TileHashReader stored_tiles([&store](uint8_t level, uint64_t index) -> Result<std::vector<Hash>> {
-    ASSIGN_OR_RETURN(StoredTile t, store.GetTile(level, index));
+    ASSIGN_OR_RETURN(store::StoredTile t, store.GetTile(level, index));
     return std::move(t.hashes);
   });
   const uint64_t signed_max = checkpoints.empty() ? 0 : checkpoints.back().size;
@@ -84,13 +84,13 @@ Result<LedgerVerifyReport> VerifyLedger(LedgerStore& store, const NoteVerifier& 
   CompactRange range;
   Status problem;
   size_t next_cp = 0;
-  const StoredCheckpoint* prev_cp = nullptr;
+  const store::StoredCheckpoint* prev_cp = nullptr;
   uint64_t expected = 0;
 
   // Verifies the checkpoint(s) whose size equals the rebuilt tree's size.
   auto check_checkpoints = [&]() -> Status {
     while (next_cp < checkpoints.size() && checkpoints[next_cp].size == range.size()) {
-      const StoredCheckpoint& cp = checkpoints[next_cp];
+      const store::StoredCheckpoint& cp = checkpoints[next_cp];
       std::string where = "checkpoint at size " + std::to_string(cp.size);
       auto parsed = OpenCheckpoint(verifier, cp.note, origin);
       if (!parsed.ok()) return DataLossError(where + ": " + parsed.status().message());
@@ -126,7 +126,7 @@ Result<LedgerVerifyReport> VerifyLedger(LedgerStore& store, const NoteVerifier& 
   };
 
   RETURN_IF_ERROR(check_checkpoints());  // a checkpoint of size 0 would be checked here
-  Status scan = store.ScanLeaves(0, [&](const StoredLeaf& leaf) {
+  Status scan = store.ScanLeaves(0, [&](const store::StoredLeaf& leaf) {
     if (leaf.index != expected) {
       problem =
           DataLossError("leaf " + std::to_string(expected) + " is missing (next stored leaf is " +

@@ -10,9 +10,9 @@
 #include <cstdint>
 
 #include "common/status.h"
-#include "ledger/ledger_store.h"
 #include "ledger/merkle.h"
 #include "ledger/note.h"
+#include "store/ledger_store.h"
 
 namespace custody::ledger {
 
@@ -22,7 +22,7 @@ struct LedgerVerifyReport {
   Hash root{};
 };
 
-Result<LedgerVerifyReport> VerifyLedger(LedgerStore& store, const NoteVerifier& verifier,
+Result<LedgerVerifyReport> VerifyLedger(store::LedgerStore& store, const NoteVerifier& verifier,
                                         const std::string& origin);
 
 }  // namespace custody::ledger

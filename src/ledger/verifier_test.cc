@@ -2,14 +2,14 @@
 #include "ledger/verifier.h"
 
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <functional>
 
 #include "ledger/ledger.h"
-#include "ledger/sqlite_ledger_store.h"
+#include "store/sqlite/sqlite_ledger_store.h"
+#include "store/testing/sqlite_file.h"
 
 namespace custody::ledger {
 namespace {
@@ -25,7 +25,7 @@ class VerifierTest : public ::testing::Test {
     fs::remove_all(*dir_);
     fs::create_directories(*dir_);
     auto key = crypto::Ed25519PrivateKey::FromSeed(std::vector<uint8_t>(32, 9));
-    auto store = SqliteLedgerStore::Open(Pristine());
+    auto store = store::SqliteLedgerStore::Open(Pristine());
     ASSERT_TRUE(store.ok());
     LedgerOptions options;
     options.origin = kOrigin;
@@ -65,23 +65,18 @@ class VerifierTest : public ::testing::Test {
     fs::remove(path);
     fs::copy_file(Pristine(), path);
     if (!sql.empty()) {
-      sqlite3* db = nullptr;
-      EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-      char* err = nullptr;
-      EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK)
-          << (err ? err : "");
-      sqlite3_free(err);
-      sqlite3_close(db);
+      Status st = store::testing::ExecOnFile(path, sql);
+      EXPECT_TRUE(st.ok()) << st.ToString();
     }
     return VerifyPath(path);
   }
 
   static Result<LedgerVerifyReport> VerifyPath(const std::string& path,
                                                const std::string& vkey = "") {
-    SqliteLedgerStore::Options so;
+    store::SqliteLedgerStore::Options so;
     so.read_only = true;
     so.create_if_missing = false;
-    ASSIGN_OR_RETURN(auto store, SqliteLedgerStore::Open(path, so));
+    ASSIGN_OR_RETURN(auto store, store::SqliteLedgerStore::Open(path, so));
     ASSIGN_OR_RETURN(NoteVerifier verifier,
                      NoteVerifier::FromVerifierKey(vkey.empty() ? *vkey_ : vkey));
     return VerifyLedger(*store, verifier, kOrigin);
@@ -117,22 +112,15 @@ TEST_F(VerifierTest, ChangedLeafByteIsNamed) {
 
 TEST_F(VerifierTest, ChangedLeafWithRecomputedLeafHashIsNamed) {
   // An attacker who also rewrites the leaf-hash column is caught by the tile row.
-  sqlite3* db = nullptr;
   std::string probe = (*dir_ / "probe.db").string();
   fs::remove(probe);
   fs::copy_file(Pristine(), probe);
-  ASSERT_EQ(sqlite3_open(probe.c_str(), &db), SQLITE_OK);
   std::string forged = "{\"kind\":\"test\",\"n\":999999}";
   Hash h = HashLeaf(forged);
-  sqlite3_stmt* st = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db, "UPDATE leaves SET data = ?1, leaf_hash = ?2 WHERE idx = 300",
-                               -1, &st, nullptr),
-            SQLITE_OK);
-  sqlite3_bind_blob(st, 1, forged.data(), static_cast<int>(forged.size()), SQLITE_STATIC);
-  sqlite3_bind_blob(st, 2, h.data(), 32, SQLITE_STATIC);
-  ASSERT_EQ(sqlite3_step(st), SQLITE_DONE);
-  sqlite3_finalize(st);
-  sqlite3_close(db);
+  Status st = store::testing::ExecOnFile(
+      probe, "UPDATE leaves SET data = ?1, leaf_hash = ?2 WHERE idx = 300",
+      {forged, std::string(reinterpret_cast<const char*>(h.data()), h.size())});
+  ASSERT_TRUE(st.ok()) << st.ToString();
   ExpectDetected(VerifyPath(probe), "leaf 300");
 }
 

@@ -4,6 +4,8 @@
 //
 // Implementations are thread-safe and may be shared by several processes (the server reads
 // while `custody admin token revoke` writes), so a revocation takes effect at the next request.
+// Backends: SqliteAdminTokenStore (store/sqlite/), MemoryAdminTokenStore (store/memory/), both
+// checked by store/testing/admin_token_store_conformance.h.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +38,8 @@ class AdminTokenStore {
   virtual Result<std::vector<AdminTokenRecord>> List() = 0;
   // NotFound for an unknown id; revoking twice keeps the first time.
   virtual Status Revoke(std::string_view id, int64_t at_unix_ms) = 0;
+  // For readiness checks (/readyz): OK if a write would succeed now; changes nothing.
+  virtual Status CheckWritable() = 0;
 };
 
 }  // namespace custody::store

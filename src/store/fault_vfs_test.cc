@@ -7,7 +7,7 @@
 
 #include <filesystem>
 
-#include "store/sqlite_db.h"
+#include "store/sqlite/sqlite_db.h"
 
 namespace custody::store {
 namespace {

@@ -154,7 +154,7 @@ TEST_F(SchemaFixtureTest, LedgerIsMigratedAndKeepsItsLeavesAndCheckpoints) {
     EXPECT_EQ(decision->columns.kind, "action.decision");
     EXPECT_EQ(decision->columns.session, kSession);
     EXPECT_EQ(decision->columns.agent, kAgent);
-    auto found = (*store)->FindLeaves(ledger::LedgerStore::Column::kSession, kSession, "");
+    auto found = (*store)->FindLeaves(store::LedgerStore::Column::kSession, kSession, "");
     ASSERT_TRUE(found.ok()) << found.status().ToString();
     EXPECT_EQ(*found, (std::vector<uint64_t>{3, 5, 6}));
     auto latest = (*store)->LatestCheckpoint();

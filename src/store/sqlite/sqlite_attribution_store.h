@@ -9,7 +9,7 @@
 
 #include "common/mutex.h"
 #include "store/attribution_store.h"
-#include "store/sqlite_db.h"
+#include "store/sqlite/sqlite_db.h"
 
 namespace custody::store {
 

@@ -1,20 +1,23 @@
-#include "store/sqlite_db.h"
+#include "store/sqlite/sqlite_db.h"
 
 #include <sqlite3.h>
 
 #include "crypto/key_file.h"
-#include "store/sqlite_schema.h"
+#include "store/sqlite/sqlite_schema.h"
 
 namespace custody::store {
 
 static_assert(kSqliteRow == SQLITE_ROW && kSqliteDone == SQLITE_DONE);
 
-namespace {
 // A corrupt file or one that is not a database is DataLoss; anything else is Unavailable.
-Status Classified(int code, const std::string& msg) {
-  if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) return DataLossError(msg);
-  return UnavailableError(msg);
+Status SqliteError(int code, const std::string& message) {
+  code &= 0xff;  // the primary code of an extended one
+  if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) return DataLossError(message);
+  return UnavailableError(message);
 }
+
+namespace {
+Status Classified(int code, const std::string& msg) { return SqliteError(code, msg); }
 
 // Runs `sql`; an error is classified and prefixed with `prefix`.
 Status ExecOn(sqlite3* db, const char* sql, const std::string& prefix) {
@@ -27,17 +30,34 @@ Status ExecOn(sqlite3* db, const char* sql, const std::string& prefix) {
 }  // namespace
 
 Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path, const std::string& what,
-                                                 Durability durability) {
-  RETURN_IF_ERROR(crypto::CreatePrivateFileIfMissing(path));
+                                                 const Options& options) {
+  if (!options.read_only && options.create_if_missing) {
+    RETURN_IF_ERROR(crypto::CreatePrivateFileIfMissing(path));
+  }
+  // SQLITE_OPEN_CREATE is never needed: a file to create was created above, mode 0600.
+  const int flags =
+      SQLITE_OPEN_NOMUTEX | (options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE);
   sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
-      SQLITE_OK) {
-    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+  if (int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr); rc != SQLITE_OK) {
+    std::string msg =
+        "cannot open " + what + " " + path + ": " + (db ? sqlite3_errmsg(db) : "out of memory");
     sqlite3_close_v2(db);
-    return UnavailableError("cannot open " + what + " " + path + ": " + msg);
+    if (rc == SQLITE_CANTOPEN) return NotFoundError(msg);
+    return UnavailableError(msg);
   }
   std::unique_ptr<SqliteDb> out(new SqliteDb(db, what));
-  RETURN_IF_ERROR(LockExclusiveWal(db, what, path, durability));
+  if (options.exclusive && !options.read_only) {
+    RETURN_IF_ERROR(LockExclusiveWal(db, what, path, options.durability));
+    return out;
+  }
+  sqlite3_busy_timeout(db, 5000);
+  if (!options.read_only) {
+    RETURN_IF_ERROR(ExecOn(db,
+                           options.durability == Durability::kFull
+                               ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                               : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                           what + " " + path));
+  }
   return out;
 }
 
@@ -88,6 +108,14 @@ sqlite3_stmt* SqliteDb::Prepared(const char* sql) {
   return s;
 }
 
+Result<sqlite3_stmt*> SqliteDb::Prepare(const char* sql) {
+  sqlite3_stmt* s = Prepared(sql);
+  if (s == nullptr) return Error("preparing a statement");
+  return s;
+}
+
+int SqliteDb::last_error() const { return sqlite3_errcode(db_) & 0xff; }
+
 Status SqliteDb::Exec(const std::string& sql) { return ExecOn(db_, sql.c_str(), what_); }
 
 Status SqliteDb::Error(const std::string& doing) const {
@@ -114,6 +142,17 @@ Stmt& Stmt::BindNull(int i) {
   sqlite3_bind_null(s_, i);
   return *this;
 }
+Stmt& Stmt::BindNullIfEmpty(int i, const std::string& v) {
+  return v.empty() ? BindNull(i) : Bind(i, v);
+}
+Stmt& Stmt::BindTextRef(int i, std::string_view v) {
+  sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+  return *this;
+}
+Stmt& Stmt::BindBlobRef(int i, const void* data, size_t size) {
+  sqlite3_bind_blob(s_, i, data, static_cast<int>(size), SQLITE_STATIC);
+  return *this;
+}
 int Stmt::Step() { return sqlite3_step(s_); }
 void Stmt::Reset() {
   sqlite3_reset(s_);
@@ -124,6 +163,18 @@ std::string Stmt::Text(int i) const {
   return t ? std::string(reinterpret_cast<const char*>(t),
                          static_cast<size_t>(sqlite3_column_bytes(s_, i)))
            : std::string();
+}
+std::string Stmt::Blob(int i) const {
+  const void* b = sqlite3_column_blob(s_, i);
+  return b ? std::string(static_cast<const char*>(b),
+                         static_cast<size_t>(sqlite3_column_bytes(s_, i)))
+           : std::string();
+}
+std::span<const uint8_t> Stmt::BlobView(int i) const {
+  const void* b = sqlite3_column_blob(s_, i);
+  return b ? std::span<const uint8_t>(static_cast<const uint8_t*>(b),
+                                      static_cast<size_t>(sqlite3_column_bytes(s_, i)))
+           : std::span<const uint8_t>();
 }
 int64_t Stmt::Int(int i) const { return sqlite3_column_int64(s_, i); }
 bool Stmt::IsNull(int i) const { return sqlite3_column_type(s_, i) == SQLITE_NULL; }

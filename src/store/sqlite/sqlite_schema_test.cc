@@ -1,7 +1,7 @@
 // Schema versions: a new file gets the current layout, an older one is migrated in place with
 // its data, a failed step leaves the file as it was, and a file from a newer Custody is refused
 // untouched with both versions named.
-#include "store/sqlite_schema.h"
+#include "store/sqlite/sqlite_schema.h"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -9,7 +9,7 @@
 
 #include <filesystem>
 
-#include "store/sqlite_db.h"
+#include "store/sqlite/sqlite_db.h"
 
 namespace custody::store {
 namespace {

@@ -1,4 +1,4 @@
-#include "store/sqlite_admin_token_store.h"
+#include "store/sqlite/sqlite_admin_token_store.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>

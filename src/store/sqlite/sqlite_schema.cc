@@ -1,15 +1,14 @@
-#include "store/sqlite_schema.h"
+#include "store/sqlite/sqlite_schema.h"
 
 #include <sqlite3.h>
+
+#include "store/sqlite/sqlite_db.h"
 
 namespace custody::store {
 namespace {
 
 Status Failed(sqlite3* db, const std::string& what, const std::string& doing) {
-  std::string msg = what + ": " + doing + ": " + sqlite3_errmsg(db);
-  int code = sqlite3_errcode(db);
-  if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) return DataLossError(msg);
-  return UnavailableError(msg);
+  return SqliteError(sqlite3_errcode(db), what + ": " + doing + ": " + sqlite3_errmsg(db));
 }
 
 Status Exec(sqlite3* db, const char* sql, const std::string& what, const std::string& doing) {
