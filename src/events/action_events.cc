@@ -3,25 +3,14 @@
 #include <boost/json.hpp>
 
 #include "common/json_array.h"
+#include "events/internal/parts_json.h"
 
 namespace custody::events {
 namespace {
 
 namespace json = boost::json;
-
-json::object ActorJson(const Actor& a) {
-  return {{"agent", a.agent},
-          {"instance", a.instance},
-          {"session", a.session},
-          {"credential", a.credential}};
-}
-
-json::object InitiatorJson(const Initiator& i) {
-  json::object o{
-      {"id", i.id}, {"issuer", i.issuer}, {"verification", i.verified ? "verified" : "asserted"}};
-  if (!i.asserted_by.empty()) o["asserted_by"] = i.asserted_by;
-  return o;
-}
+using internal::ActorJson;
+using internal::InitiatorJson;
 
 json::object TargetJson(const TargetRef& t) {
   json::object o{{"key", t.key}};

@@ -1,8 +1,8 @@
 // Typed builders for the events of the decide -> execute -> outcome path and of containment:
 // action.decision, action.outcome, containment (by a tripwire or by an operator) and
 // policy.publish. Each kind is built here and nowhere else; events_test.cc pins the canonical
-// bytes of each, so a change of shape is a deliberate, documented one. (Identity and MCP events
-// move here next; see docs/ARCHITECTURE.md.)
+// bytes of each, so a change of shape is a deliberate, documented one. The MCP gateway's tool
+// events are in tool_events.h, the identity events in identity_events.h.
 //
 // Included only by the modules that record these events: it carries Boost.JSON.
 #pragma once
@@ -13,18 +13,10 @@
 #include <string>
 #include <vector>
 
+#include "events/event_parts.h"
+
 namespace custody::events {
 
-// Who acted: the agent, its instance (SPIFFE ID), its session and the credential (jti).
-struct Actor {
-  std::string agent, instance, session, credential;
-};
-// Who started the work, and how Custody knows it.
-struct Initiator {
-  std::string id, issuer;
-  bool verified = false;
-  std::string asserted_by;  // the client that asserted it, when asserted
-};
 // What an action is aimed at: a tool of a server, or a typed resource.
 struct TargetRef {
   std::string key;  // "<server>/<tool>" or "<type>:<id>"

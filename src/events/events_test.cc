@@ -10,6 +10,7 @@
 #include "crypto/ed25519.h"
 #include "events/action_events.h"
 #include "events/columns.h"
+#include "events/identity_events.h"
 #include "events/recorder.h"
 #include "events/tool_events.h"
 #include "ledger/sqlite_ledger_store.h"
@@ -241,6 +242,131 @@ TEST(ToolEvents, DefinitionChangeAndApproveBytesArePinned) {
   EXPECT_EQ(Canonical(Build(ToolApprove{"e-7", "t", "files", "read", "h2", "admin"})),
             R"({"approved_hash":"h2","by":"admin","event_id":"e-7","kind":"tool.approve",)"
             R"("target":{"server":"files","tool":"read"},"time":"t"})");
+}
+
+// The identity events are pinned as the text TokenService hands its sink (member order included);
+// the ledger keeps their canonical bytes, and their columns come from ColumnsOfText like any
+// other event's.
+TEST(IdentityEvents, AgentRegisterAndUpdateBytesArePinned) {
+  AgentRegister r;
+  r.event_id = "e-8";
+  r.time = "t";
+  r.requested_by = "admin";
+  r.name = "reporter";
+  r.environment = "staging";
+  r.business_owner = "finance";
+  r.technical_owner = "platform";
+  r.sponsor = "";
+  r.revocation_contact = "sec@example.com";
+  r.grants = {"crm/*", "db/read"};
+  r.permissions = {};
+  r.max_delegation_depth = 1;
+  r.max_token_lifetime_s = 900;
+  r.credential = "client_secret";
+  EXPECT_EQ(Build(r),
+            R"({"kind":"agent.register","event_id":"e-8","time":"t","requested_by":"admin",)"
+            R"("agent":{"name":"reporter","environment":"staging","business_owner":"finance",)"
+            R"("technical_owner":"platform","sponsor":"","revocation_contact":"sec@example.com",)"
+            R"("grants":["crm/*","db/read"],"permissions":[],"max_delegation_depth":1,)"
+            R"("max_token_lifetime_s":900,"credential":"client_secret"}})");
+  EXPECT_EQ(Build(AgentUpdate{"e-9", "t", "admin", "reporter", "prod", {"db/read"}}),
+            R"({"kind":"agent.update","event_id":"e-9","time":"t","requested_by":"admin",)"
+            R"("agent":{"name":"reporter","environment":"prod","grants":["db/read"]}})");
+  // Neither acts as, nor targets, an agent or a session: no session or agent column.
+  auto c = ColumnsOfText(Build(r));
+  EXPECT_EQ(c.kind, "agent.register");
+  EXPECT_EQ(c.event_id, "e-8");
+  EXPECT_EQ(c.agent, "");
+  EXPECT_EQ(c.session, "");
+}
+
+TEST(IdentityEvents, CredentialIssueAndSessionBytesArePinned) {
+  const std::string instance = "spiffe://custody.test/agent/worker/instance/i1";
+  std::string issue =
+      Build(CredentialIssue{"e-10", "t", "worker", instance, "j-1", 1700000300, "aud-1", "worker"});
+  EXPECT_EQ(issue,
+            R"({"kind":"credential.issue","event_id":"e-10","time":"t","actor":{"agent":"worker",)"
+            R"("instance":"spiffe://custody.test/agent/worker/instance/i1","credential":"j-1"},)"
+            R"("credential":{"type":"jwt-svid","jti":"j-1","exp":1700000300,"aud":["aud-1"]},)"
+            R"("requested_by":"worker"})");
+  EXPECT_EQ(ColumnsOfText(issue).agent, "worker");
+  EXPECT_EQ(ColumnsOfText(issue).session, "");
+
+  SessionStart s;
+  s.event_id = "e-11";
+  s.time = "t";
+  s.agent = "planner";
+  s.instance = "spiffe://custody.test/agent/planner/instance/i0";
+  s.jti = "j-0";
+  s.initiator = Initiator{"alice@example.com", "https://idp.example.com", true, ""};
+  s.sid = "s-1";
+  s.root_sid = "s-1";
+  s.depth = 0;
+  s.scopes = {"db/read", "github/*"};
+  s.exp = 1700003600;
+  s.objective_digest = "ab12";
+  s.txn = "x1";
+  s.requested_by = "planner";
+  std::string root = Build(s);
+  EXPECT_EQ(root,
+            R"({"kind":"session.start","event_id":"e-11","time":"t","actor":{"agent":"planner",)"
+            R"("instance":"spiffe://custody.test/agent/planner/instance/i0","session":"s-1",)"
+            R"("credential":"j-0"},"initiator":{"id":"alice@example.com",)"
+            R"("issuer":"https://idp.example.com","verification":"verified"},)"
+            R"("session":{"sid":"s-1","parent_sid":"","root_sid":"s-1","depth":0,)"
+            R"("scopes":["db/read","github/*"],"exp":1700003600,"objective_digest":"ab12"},)"
+            R"("trace":{"txn":"x1"},"requested_by":"planner"})");
+  auto c = ColumnsOfText(root);
+  EXPECT_EQ(c.session, "s-1");
+  EXPECT_EQ(c.agent, "planner");
+  // A child session is a delegation; an asserted initiator names who asserted it.
+  s.event_id = "e-12";
+  s.agent = "worker";
+  s.instance = instance;
+  s.jti = "j-2";
+  s.initiator = Initiator{"nightly", "", false, "planner"};
+  s.sid = "s-2";
+  s.parent_sid = "s-1";
+  s.depth = 1;
+  s.scopes = {};
+  s.objective_digest = "";
+  s.requested_by = "worker";
+  EXPECT_EQ(Build(s),
+            R"({"kind":"delegation","event_id":"e-12","time":"t","actor":{"agent":"worker",)"
+            R"("instance":"spiffe://custody.test/agent/worker/instance/i1","session":"s-2",)"
+            R"("credential":"j-2"},"initiator":{"id":"nightly","issuer":"",)"
+            R"("verification":"asserted","asserted_by":"planner"},)"
+            R"("session":{"sid":"s-2","parent_sid":"s-1","root_sid":"s-1","depth":1,)"
+            R"("scopes":[],"exp":1700003600,"objective_digest":""},)"
+            R"("trace":{"txn":"x1"},"requested_by":"worker"})");
+  EXPECT_EQ(ColumnsOfText(Build(s)).session, "s-2");
+}
+
+TEST(IdentityEvents, RevocationAndKeyRotateBytesArePinned) {
+  std::string session =
+      Build(Revocation{"e-13", "t", "admin", Revocation::Of::kSession, "s-1", "", {"s-1", "s-2"}});
+  EXPECT_EQ(session, R"({"kind":"revocation","event_id":"e-13","time":"t","requested_by":"admin",)"
+                     R"("target":{"session":"s-1"},"reason":"","revoked_sessions":["s-1","s-2"]})");
+  EXPECT_EQ(ColumnsOfText(session).session, "s-1");
+  std::string agent = Build(
+      Revocation{"e-14", "t", "admin", Revocation::Of::kAgent, "worker", "agent disabled", {}});
+  EXPECT_EQ(agent,
+            R"({"kind":"revocation","event_id":"e-14","time":"t","requested_by":"admin",)"
+            R"("target":{"agent":"worker"},"reason":"agent disabled","revoked_sessions":[]})");
+  EXPECT_EQ(ColumnsOfText(agent).agent, "worker");
+  // A credential's revocation has no reason and no sessions, even when given them.
+  std::string credential =
+      Build(Revocation{"e-15", "t", "admin", Revocation::Of::kCredential, "j-2", "x", {"s-2"}});
+  EXPECT_EQ(credential,
+            R"({"kind":"revocation","event_id":"e-15","time":"t","requested_by":"admin",)"
+            R"("target":{"credential":"j-2"}})");
+  EXPECT_EQ(ColumnsOfText(credential).session, "");
+  EXPECT_EQ(Build(KeyRotate{"e-16", "t", "admin:ops", "k2", {"k1"}, 1700086430}),
+            R"({"kind":"key.rotate","event_id":"e-16","time":"t","requested_by":"admin:ops",)"
+            R"("kid":"k2","retired_kids":["k1"],"publish_until":1700086430})");
+  EXPECT_EQ(Build(KeyRotate{"e-17", "t", "", "k3", {}, 0}),
+            R"({"kind":"key.rotate","event_id":"e-17","time":"t","requested_by":"",)"
+            R"("kid":"k3","retired_kids":[],"publish_until":0})");
 }
 
 }  // namespace

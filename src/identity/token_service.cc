@@ -8,6 +8,7 @@
 #include "common/encoding.h"
 #include "common/json_array.h"
 #include "crypto/sha256.h"
+#include "events/identity_events.h"
 #include "identity/spiffe_id.h"
 
 namespace custody::identity {
@@ -199,7 +200,7 @@ Status TokenService::LoadOrCreateKeys() {
 
 Result<std::string> TokenService::RotateSigningKey(const std::string& by) {
   int64_t now = Now();
-  json::array retired;
+  std::vector<std::string> retired;
   {
     MutexLock lock(keys_mu_);
     for (auto& k : keys_) {
@@ -217,14 +218,14 @@ Result<std::string> TokenService::RotateSigningKey(const std::string& by) {
     MutexLock lock(keys_mu_);
     kid = keys_.back().kid;
   }
-  json::object e{{"kind", "key.rotate"},
-                 {"event_id", NewId()},
-                 {"time", FormatRfc3339Millis(clock_.Now())},
-                 {"requested_by", by},
-                 {"kid", kid},
-                 {"retired_kids", retired},
-                 {"publish_until", now + 86400 + options_.leeway_s}};
-  RETURN_IF_ERROR(Record(json::serialize(e)));
+  events::KeyRotate e;
+  e.event_id = NewId();
+  e.time = FormatRfc3339Millis(clock_.Now());
+  e.requested_by = by;
+  e.kid = kid;
+  e.retired_kids = std::move(retired);
+  e.publish_until = now + 86400 + options_.leeway_s;
+  RETURN_IF_ERROR(Record(events::Build(e)));
   return kid;
 }
 
@@ -285,24 +286,22 @@ Result<TokenService::Registered> TokenService::RegisterAgent(Agent agent, bool g
   agent.disabled = false;
   agent.created_at = agent.updated_at = FormatRfc3339Millis(clock_.Now());
   RETURN_IF_ERROR(store_.CreateAgent(agent));
-  json::object e{
-      {"kind", "agent.register"},
-      {"event_id", NewId()},
-      {"time", agent.created_at},
-      {"requested_by", by},
-      {"agent",
-       {{"name", agent.name},
-        {"environment", std::string(EnvironmentName(agent.environment))},
-        {"business_owner", agent.business_owner},
-        {"technical_owner", agent.technical_owner},
-        {"sponsor", agent.sponsor},
-        {"revocation_contact", agent.revocation_contact},
-        {"grants", StringArray(agent.grants)},
-        {"permissions", StringArray(agent.permissions)},
-        {"max_delegation_depth", agent.max_delegation_depth},
-        {"max_token_lifetime_s", agent.max_token_lifetime_s},
-        {"credential", agent.client_jwk.empty() ? "client_secret" : "private_key_jwt"}}}};
-  RETURN_IF_ERROR(Record(json::serialize(e)));
+  events::AgentRegister e;
+  e.event_id = NewId();
+  e.time = agent.created_at;
+  e.requested_by = by;
+  e.name = agent.name;
+  e.environment = std::string(EnvironmentName(agent.environment));
+  e.business_owner = agent.business_owner;
+  e.technical_owner = agent.technical_owner;
+  e.sponsor = agent.sponsor;
+  e.revocation_contact = agent.revocation_contact;
+  e.grants = agent.grants;
+  e.permissions = agent.permissions;
+  e.max_delegation_depth = agent.max_delegation_depth;
+  e.max_token_lifetime_s = agent.max_token_lifetime_s;
+  e.credential = agent.client_jwk.empty() ? "client_secret" : "private_key_jwt";
+  RETURN_IF_ERROR(Record(events::Build(e)));
   out.agent = std::move(agent);
   return out;
 }
@@ -319,15 +318,13 @@ Result<Agent> TokenService::UpdateAgent(Agent agent, const std::string& by) {
   ASSIGN_OR_RETURN(agent.grants, ParseScopes(JoinScopes(agent.grants)));
   agent.updated_at = FormatRfc3339Millis(clock_.Now());
   RETURN_IF_ERROR(store_.UpdateAgent(agent));
-  json::object e{{"kind", "agent.update"},
-                 {"event_id", NewId()},
-                 {"time", agent.updated_at},
-                 {"requested_by", by},
-                 {"agent",
-                  {{"name", agent.name},
-                   {"environment", std::string(EnvironmentName(agent.environment))},
-                   {"grants", StringArray(agent.grants)}}}};
-  RETURN_IF_ERROR(Record(json::serialize(e)));
+  RETURN_IF_ERROR(Record(events::Build(
+      events::AgentUpdate{.event_id = NewId(),
+                          .time = agent.updated_at,
+                          .requested_by = by,
+                          .name = agent.name,
+                          .environment = std::string(EnvironmentName(agent.environment)),
+                          .grants = agent.grants})));
   return agent;
 }
 
@@ -340,14 +337,13 @@ Result<std::vector<std::string>> TokenService::DisableAgent(const std::string& n
   ASSIGN_OR_RETURN(std::vector<std::string> revoked,
                    store_.RevokeAgentSessions(name, "agent disabled", Now()));
   NotifyRevoked(revoked);
-  json::object e{{"kind", "revocation"},
-                 {"event_id", NewId()},
-                 {"time", agent.updated_at},
-                 {"requested_by", by},
-                 {"target", {{"agent", name}}},
-                 {"reason", "agent disabled"},
-                 {"revoked_sessions", StringArray(revoked)}};
-  RETURN_IF_ERROR(Record(json::serialize(e)));
+  RETURN_IF_ERROR(Record(events::Build(events::Revocation{.event_id = NewId(),
+                                                          .time = agent.updated_at,
+                                                          .requested_by = by,
+                                                          .of = events::Revocation::Of::kAgent,
+                                                          .subject = name,
+                                                          .reason = "agent disabled",
+                                                          .revoked_sessions = revoked})));
   return revoked;
 }
 
@@ -433,18 +429,16 @@ OAuthResult<IssuedToken> TokenService::IssueSvid(const Agent& client, const std:
                       {"sub", *sub}};
   auto token = Sign("JWT", json::serialize(claims), exp);
   if (!token.ok()) return R::Fail("server_error", "cannot sign token", 500);
-  json::object e{{"kind", "credential.issue"},
-                 {"event_id", NewId()},
-                 {"time", FormatRfc3339Millis(clock_.Now())},
-                 {"actor", {{"agent", client.name}, {"instance", *sub}, {"credential", jti}}},
-                 {"credential",
-                  {{"type", "jwt-svid"},
-                   {"jti", jti},
-                   {"exp", exp},
-                   {"aud", json::array{json::value(audience)}}}},
-                 {"requested_by", client.name}};
-  if (!Record(json::serialize(e)).ok())
-    return R::Fail("server_error", "cannot record issuance", 500);
+  Status recorded =
+      Record(events::Build(events::CredentialIssue{.event_id = NewId(),
+                                                   .time = FormatRfc3339Millis(clock_.Now()),
+                                                   .agent = client.name,
+                                                   .instance = *sub,
+                                                   .jti = jti,
+                                                   .exp = exp,
+                                                   .audience = audience,
+                                                   .requested_by = client.name}));
+  if (!recorded.ok()) return R::Fail("server_error", "cannot record issuance", 500);
   R r;
   r.value = IssuedToken{*token, "Bearer", std::string(kTokenTypeJwt), exp - now, "", jti, "", *sub};
   return r;
@@ -729,31 +723,26 @@ OAuthResult<IssuedToken> TokenService::Exchange(const Agent& client, const Excha
   if (!token.ok()) return R::Fail("server_error", "cannot sign token", 500);
   if (!store_.CreateSession(s).ok()) return R::Fail("server_error", "cannot store session", 500);
 
-  json::object initiator{
-      {"id", s.initiator},
-      {"issuer", s.initiator_issuer},
-      {"verification",
-       s.verification == InitiatorVerification::kVerified ? "verified" : "asserted"}};
-  if (!s.asserted_by.empty()) initiator["asserted_by"] = s.asserted_by;
-  json::object e{
-      {"kind", parent ? "delegation" : "session.start"},
-      {"event_id", NewId()},
-      {"time", FormatRfc3339Millis(clock_.Now())},
-      {"actor",
-       {{"agent", s.agent}, {"instance", s.instance}, {"session", s.sid}, {"credential", s.jti}}},
-      {"initiator", initiator},
-      {"session",
-       {{"sid", s.sid},
-        {"parent_sid", s.parent_sid},
-        {"root_sid", s.root_sid},
-        {"depth", s.depth},
-        {"scopes", StringArray(s.scopes)},
-        {"exp", exp},
-        {"objective_digest", s.objective_digest}}},
-      {"trace", {{"txn", s.txn}}},
-      {"requested_by", client.name}};
-  if (!Record(json::serialize(e)).ok())
-    return R::Fail("server_error", "cannot record session", 500);
+  events::SessionStart e;  // a delegation when it has a parent (parent_sid is set)
+  e.event_id = NewId();
+  e.time = FormatRfc3339Millis(clock_.Now());
+  e.agent = s.agent;
+  e.instance = s.instance;
+  e.jti = s.jti;
+  e.initiator =
+      events::Initiator{s.initiator, s.initiator_issuer,
+                        s.verification == InitiatorVerification::kVerified, s.asserted_by};
+  e.sid = s.sid;
+  e.parent_sid = s.parent_sid;
+  e.root_sid = s.root_sid;
+  e.depth = s.depth;
+  e.scopes = s.scopes;
+  e.exp = exp;
+  e.objective_digest = s.objective_digest;
+  e.txn = s.txn;
+  e.requested_by = client.name;
+  Status recorded = Record(events::Build(e));
+  if (!recorded.ok()) return R::Fail("server_error", "cannot record session", 500);
 
   R r;
   r.value = IssuedToken{*token,
@@ -794,14 +783,13 @@ Result<std::vector<std::string>> TokenService::RevokeSession(const std::string& 
                                                              const std::string& by) {
   ASSIGN_OR_RETURN(std::vector<std::string> revoked, store_.RevokeSessionTree(sid, reason, Now()));
   NotifyRevoked(revoked);
-  json::object e{{"kind", "revocation"},
-                 {"event_id", NewId()},
-                 {"time", FormatRfc3339Millis(clock_.Now())},
-                 {"requested_by", by},
-                 {"target", {{"session", sid}}},
-                 {"reason", reason},
-                 {"revoked_sessions", StringArray(revoked)}};
-  RETURN_IF_ERROR(Record(json::serialize(e)));
+  RETURN_IF_ERROR(Record(events::Build(events::Revocation{.event_id = NewId(),
+                                                          .time = FormatRfc3339Millis(clock_.Now()),
+                                                          .requested_by = by,
+                                                          .of = events::Revocation::Of::kSession,
+                                                          .subject = sid,
+                                                          .reason = reason,
+                                                          .revoked_sessions = revoked})));
   return revoked;
 }
 
@@ -825,12 +813,13 @@ void TokenService::NotifyRevoked(const std::vector<std::string>& sids) {
 
 Status TokenService::RevokeCredential(const std::string& jti, const std::string& by) {
   RETURN_IF_ERROR(store_.RevokeJti(jti, Now() + 86400 + options_.leeway_s));
-  json::object e{{"kind", "revocation"},
-                 {"event_id", NewId()},
-                 {"time", FormatRfc3339Millis(clock_.Now())},
-                 {"requested_by", by},
-                 {"target", {{"credential", jti}}}};
-  return Record(json::serialize(e));
+  events::Revocation e;  // a credential's: no reason, no sessions
+  e.event_id = NewId();
+  e.time = FormatRfc3339Millis(clock_.Now());
+  e.requested_by = by;
+  e.of = events::Revocation::Of::kCredential;
+  e.subject = jti;
+  return Record(events::Build(e));
 }
 
 }  // namespace custody::identity

@@ -3,9 +3,9 @@
 //
 // Every token Custody issues or accepts from clients is ES256 (crypto/jose.h refuses anything
 // else); only trusted issuers' ID tokens may also be RS256. Every state change is reported to
-// the EventSink (the ledger in production) with who asked and the token's jti, never a token.
-// Thread-safe: the store is thread-safe, the signing keys are guarded by keys_mu_ and the
-// verified-token cache by cache_mu_.
+// the EventSink (the ledger in production) with who asked and the token's jti, never a token;
+// the events are built by events/identity_events.h. Thread-safe: the store is thread-safe, the
+// signing keys are guarded by keys_mu_ and the verified-token cache by cache_mu_.
 #pragma once
 
 #include <cstdint>

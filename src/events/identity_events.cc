@@ -1,0 +1,103 @@
+#include "events/identity_events.h"
+
+#include <boost/json.hpp>
+
+#include "common/json_array.h"
+#include "events/internal/parts_json.h"
+
+namespace custody::events {
+
+namespace json = boost::json;
+
+std::string Build(const AgentRegister& e) {
+  json::object o{{"kind", "agent.register"},
+                 {"event_id", e.event_id},
+                 {"time", e.time},
+                 {"requested_by", e.requested_by},
+                 {"agent",
+                  {{"name", e.name},
+                   {"environment", e.environment},
+                   {"business_owner", e.business_owner},
+                   {"technical_owner", e.technical_owner},
+                   {"sponsor", e.sponsor},
+                   {"revocation_contact", e.revocation_contact},
+                   {"grants", StringArray(e.grants)},
+                   {"permissions", StringArray(e.permissions)},
+                   {"max_delegation_depth", e.max_delegation_depth},
+                   {"max_token_lifetime_s", e.max_token_lifetime_s},
+                   {"credential", e.credential}}}};
+  return json::serialize(o);
+}
+
+std::string Build(const AgentUpdate& e) {
+  json::object o{
+      {"kind", "agent.update"},
+      {"event_id", e.event_id},
+      {"time", e.time},
+      {"requested_by", e.requested_by},
+      {"agent",
+       {{"name", e.name}, {"environment", e.environment}, {"grants", StringArray(e.grants)}}}};
+  return json::serialize(o);
+}
+
+std::string Build(const CredentialIssue& e) {
+  json::object o{{"kind", "credential.issue"},
+                 {"event_id", e.event_id},
+                 {"time", e.time},
+                 {"actor", {{"agent", e.agent}, {"instance", e.instance}, {"credential", e.jti}}},
+                 {"credential",
+                  {{"type", "jwt-svid"},
+                   {"jti", e.jti},
+                   {"exp", e.exp},
+                   {"aud", json::array{json::value(e.audience)}}}},
+                 {"requested_by", e.requested_by}};
+  return json::serialize(o);
+}
+
+std::string Build(const SessionStart& e) {
+  json::object o{{"kind", e.parent_sid.empty() ? "session.start" : "delegation"},
+                 {"event_id", e.event_id},
+                 {"time", e.time},
+                 {"actor", internal::ActorJson(Actor{e.agent, e.instance, e.sid, e.jti})},
+                 {"initiator", internal::InitiatorJson(e.initiator)},
+                 {"session",
+                  {{"sid", e.sid},
+                   {"parent_sid", e.parent_sid},
+                   {"root_sid", e.root_sid},
+                   {"depth", e.depth},
+                   {"scopes", StringArray(e.scopes)},
+                   {"exp", e.exp},
+                   {"objective_digest", e.objective_digest}}},
+                 {"trace", {{"txn", e.txn}}},
+                 {"requested_by", e.requested_by}};
+  return json::serialize(o);
+}
+
+std::string Build(const Revocation& e) {
+  const char* target = e.of == Revocation::Of::kSession ? "session"
+                       : e.of == Revocation::Of::kAgent ? "agent"
+                                                        : "credential";
+  json::object o{{"kind", "revocation"},
+                 {"event_id", e.event_id},
+                 {"time", e.time},
+                 {"requested_by", e.requested_by},
+                 {"target", {{target, e.subject}}}};
+  if (e.of != Revocation::Of::kCredential) {
+    o["reason"] = e.reason;
+    o["revoked_sessions"] = StringArray(e.revoked_sessions);
+  }
+  return json::serialize(o);
+}
+
+std::string Build(const KeyRotate& e) {
+  json::object o{{"kind", "key.rotate"},
+                 {"event_id", e.event_id},
+                 {"time", e.time},
+                 {"requested_by", e.requested_by},
+                 {"kid", e.kid},
+                 {"retired_kids", StringArray(e.retired_kids)},
+                 {"publish_until", e.publish_until}};
+  return json::serialize(o);
+}
+
+}  // namespace custody::events

@@ -1,0 +1,85 @@
+// Typed builders for the identity events TokenService records: agent.register, agent.update,
+// credential.issue (a JWT-SVID for a new agent instance), session.start and delegation,
+// revocation (of a session tree, of an agent's sessions, or of one credential) and key.rotate.
+// Each kind is built here and nowhere else; events_test.cc pins the bytes of each.
+//
+// Each builder returns the event's JSON text, which is what the identity event sink takes
+// (identity/token_service.h); the Recorder canonicalizes it and derives its index columns
+// (events/columns.h). Plain types only: identity depends on events, never the reverse, so agents,
+// environments and sessions arrive as strings and integers. No Boost.JSON here.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "events/event_parts.h"
+
+namespace custody::events {
+
+struct AgentRegister {
+  std::string event_id, time, requested_by;
+  std::string name, environment;  // "dev", "staging" or "prod"
+  std::string business_owner, technical_owner, sponsor, revocation_contact;
+  std::vector<std::string> grants, permissions;
+  int64_t max_delegation_depth = 0, max_token_lifetime_s = 0;
+  std::string credential;  // "private_key_jwt" or "client_secret"
+};
+
+struct AgentUpdate {
+  std::string event_id, time, requested_by;
+  std::string name, environment;
+  std::vector<std::string> grants;
+};
+
+// A JWT-SVID issued to a new instance of an agent (there is no session yet).
+struct CredentialIssue {
+  std::string event_id, time;
+  std::string agent, instance;  // instance: the SVID's SPIFFE ID
+  std::string jti;
+  int64_t exp = 0;
+  std::string audience;
+  std::string requested_by;
+};
+
+// A root session (kind session.start) or a delegated one (kind delegation: parent_sid is set).
+// Its actor is {agent, instance, sid, jti}.
+struct SessionStart {
+  std::string event_id, time;
+  std::string agent, instance, jti;
+  Initiator initiator;
+  std::string sid, parent_sid, root_sid;
+  int64_t depth = 0;
+  std::vector<std::string> scopes;
+  int64_t exp = 0;
+  std::string objective_digest;  // hex SHA-256, "" when none was given
+  std::string txn;
+  std::string requested_by;
+};
+
+// What was revoked: a session and its descendants, every session of an agent (it was disabled),
+// or one credential. A credential's revocation carries no reason and no revoked_sessions.
+struct Revocation {
+  enum class Of { kSession, kAgent, kCredential };
+  std::string event_id, time, requested_by;
+  Of of = Of::kSession;
+  std::string subject;  // the sid, the agent's name or the jti
+  std::string reason;
+  std::vector<std::string> revoked_sessions;
+};
+
+struct KeyRotate {
+  std::string event_id, time, requested_by;
+  std::string kid;  // the new signing key's
+  std::vector<std::string> retired_kids;
+  int64_t publish_until = 0;  // Unix seconds: the retired keys stay published until then
+};
+
+std::string Build(const AgentRegister& e);
+std::string Build(const AgentUpdate& e);
+std::string Build(const CredentialIssue& e);
+std::string Build(const SessionStart& e);
+std::string Build(const Revocation& e);
+std::string Build(const KeyRotate& e);
+
+}  // namespace custody::events
