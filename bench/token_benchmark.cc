@@ -21,6 +21,8 @@
 
 #include "common/clock.h"
 #include "common/encoding.h"
+#include "common/error_reporter.h"
+#include "common/logger.h"
 #include "common/random.h"
 #include "crypto/ed25519.h"
 #include "crypto/jose.h"
@@ -72,7 +74,7 @@ class Fixture {
     o.trust_domain = "custody.bench";
     o.issuer = kIssuer;
     o.verify_cache_entries = cache_entries;
-    svc_ = Must(TokenService::Create(*store_, clock_, random_, sink, o), "token service");
+    svc_ = Must(TokenService::Create(*store_, clock_, random_, errors_, sink, o), "token service");
     client_key_ = std::make_unique<crypto::EcdsaP256PrivateKey>(
         Must(crypto::EcdsaP256PrivateKey::Generate(), "client key"));
     Agent a;
@@ -125,6 +127,8 @@ class Fixture {
   fs::path dir_;
   SystemClock clock_;
   SystemRandom random_;
+  NullLogger log_;
+  ErrorReporter errors_{log_};
   std::unique_ptr<SqliteIdentityStore> store_;
   std::unique_ptr<ledger::Ledger> ledger_;
   std::unique_ptr<TokenService> svc_;

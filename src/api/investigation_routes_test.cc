@@ -45,7 +45,7 @@ class InvestigationRoutesTest : public ::testing::Test {
     o.trust_domain = "custody.test";
     o.issuer = "https://custody.test";
     tokens_ = std::move(*identity::TokenService::Create(
-        *ids_, clock_, random_,
+        *ids_, clock_, random_, errors_,
         [this](const std::string& e) { return events::Recorder(*ledger_).RecordText(e).status(); },
         o));
     store_ = std::move(*store::SqliteAttributionStore::Open((dir_ / "attribution.db").string()));

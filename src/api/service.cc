@@ -146,7 +146,7 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
     ASSIGN_OR_RETURN(io.trusted_issuers, LoadTrustedIssuers(config.identity.trusted_issuers_file));
   }
   ASSIGN_OR_RETURN(impl->identity, identity::TokenService::Create(
-                                       *impl->identity_store, clock, random,
+                                       *impl->identity_store, clock, random, *impl->errors,
                                        [rec = impl->recorder.get()](const std::string& event) {
                                          return rec->RecordText(event).status();
                                        },

@@ -136,10 +136,12 @@ std::string UnverifiedIssuer(const std::string& token) {
 }  // namespace
 
 TokenService::TokenService(IdentityStore& store, const Clock& clock, Random& random,
-                           IdentityEventSink sink, TokenServiceOptions options)
+                           ErrorReporter& errors, IdentityEventSink sink,
+                           TokenServiceOptions options)
     : store_(store),
       clock_(clock),
       random_(random),
+      errors_(errors),
       ids_(clock, random),
       sink_(std::move(sink)),
       options_(std::move(options)) {
@@ -147,12 +149,13 @@ TokenService::TokenService(IdentityStore& store, const Clock& clock, Random& ran
 }
 
 Result<std::unique_ptr<TokenService>> TokenService::Create(IdentityStore& store, const Clock& clock,
-                                                           Random& random, IdentityEventSink sink,
+                                                           Random& random, ErrorReporter& errors,
+                                                           IdentityEventSink sink,
                                                            TokenServiceOptions options) {
   RETURN_IF_ERROR(ValidateTrustDomain(options.trust_domain));
   if (options.issuer.empty()) return InvalidArgumentError("token issuer must be set");
   std::unique_ptr<TokenService> s(
-      new TokenService(store, clock, random, std::move(sink), std::move(options)));
+      new TokenService(store, clock, random, errors, std::move(sink), std::move(options)));
   RETURN_IF_ERROR(s->LoadOrCreateKeys());
   return s;
 }
@@ -357,7 +360,13 @@ OAuthResult<Agent> TokenService::AuthenticateClient(const std::string& client_id
   using R = OAuthResult<Agent>;
   if (client_id.empty()) return R::Fail("invalid_client", "client_id is required", 401);
   auto agent = store_.GetAgent(client_id);
-  if (!agent.ok()) return R::Fail("invalid_client", "unknown client", 401);
+  if (!agent.ok()) {
+    // A store failure is not the client's fault, but the answer stays what it was.
+    if (agent.status().code() != StatusCode::kNotFound) {
+      errors_.Report("identity.client_lookup", agent.status());
+    }
+    return R::Fail("invalid_client", "unknown client", 401);
+  }
   if (agent->disabled) return R::Fail("invalid_client", "client is disabled", 401);
   int64_t now = Now();
 
@@ -370,7 +379,10 @@ OAuthResult<Agent> TokenService::AuthenticateClient(const std::string& client_id
     }
     std::string registered_kid;
     auto key = crypto::ParseEcPublicJwk(agent->client_jwk, &registered_kid);
-    if (!key.ok()) return R::Fail("invalid_client", "registered client key is unusable", 401);
+    if (!key.ok()) {
+      errors_.Report("identity.client_key", key.status());  // it was validated at registration
+      return R::Fail("invalid_client", "registered client key is unusable", 401);
+    }
     auto jws = crypto::VerifyJwsEs256(assertion, [&](std::string_view kid) {
       return kid.empty() || registered_kid.empty() || kid == registered_kid ? &*key : nullptr;
     });
@@ -395,7 +407,10 @@ OAuthResult<Agent> TokenService::AuthenticateClient(const std::string& client_id
     if (fresh.code() == StatusCode::kAlreadyExists) {
       return R::Fail("invalid_client", "client assertion was already used", 401);
     }
-    if (!fresh.ok()) return R::Fail("server_error", "cannot record client assertion", 500);
+    if (!fresh.ok()) {
+      errors_.Report("identity.assertion_jti", fresh);
+      return R::Fail("server_error", "cannot record client assertion", 500);
+    }
   } else if (!secret.empty()) {
     if (agent->client_secret_sha256.empty() ||
         !ConstantTimeEquals(HexSha256(secret), agent->client_secret_sha256)) {
@@ -428,7 +443,10 @@ OAuthResult<IssuedToken> TokenService::IssueSvid(const Agent& client, const std:
                       {"jti", jti},
                       {"sub", *sub}};
   auto token = Sign("JWT", json::serialize(claims), exp);
-  if (!token.ok()) return R::Fail("server_error", "cannot sign token", 500);
+  if (!token.ok()) {
+    errors_.Report("identity.sign", token.status());
+    return R::Fail("server_error", "cannot sign token", 500);
+  }
   Status recorded =
       Record(events::Build(events::CredentialIssue{.event_id = NewId(),
                                                    .time = FormatRfc3339Millis(clock_.Now()),
@@ -438,7 +456,10 @@ OAuthResult<IssuedToken> TokenService::IssueSvid(const Agent& client, const std:
                                                    .exp = exp,
                                                    .audience = audience,
                                                    .requested_by = client.name}));
-  if (!recorded.ok()) return R::Fail("server_error", "cannot record issuance", 500);
+  if (!recorded.ok()) {
+    errors_.Report("identity.event_record", recorded);
+    return R::Fail("server_error", "cannot record issuance", 500);
+  }
   R r;
   r.value = IssuedToken{*token, "Bearer", std::string(kTokenTypeJwt), exp - now, "", jti, "", *sub};
   return r;
@@ -541,7 +562,12 @@ Result<VerifiedAccess> TokenService::VerifyAccessToken(const std::string& token,
     return UnauthenticatedError("access token audience does not include " + audience);
   }
   auto session = store_.GetSession(c.sid);
-  if (!session.ok()) return UnauthenticatedError("unknown session");
+  if (!session.ok()) {
+    if (session.status().code() != StatusCode::kNotFound) {
+      errors_.Report("identity.session_lookup", session.status());
+    }
+    return UnauthenticatedError("unknown session");
+  }
   if (session->jti != c.jti) return UnauthenticatedError("token does not belong to its session");
   if (session->revoked) {
     // Genuine, but revoked: the caller may record the refusal against the real session.
@@ -720,8 +746,14 @@ OAuthResult<IssuedToken> TokenService::Exchange(const Agent& client, const Excha
        s.verification == InitiatorVerification::kVerified ? "verified" : "asserted"}};
   if (!s.objective_digest.empty()) claims["objective"] = "sha256:" + s.objective_digest;
   auto token = Sign("at+jwt", json::serialize(claims), exp);
-  if (!token.ok()) return R::Fail("server_error", "cannot sign token", 500);
-  if (!store_.CreateSession(s).ok()) return R::Fail("server_error", "cannot store session", 500);
+  if (!token.ok()) {
+    errors_.Report("identity.sign", token.status());
+    return R::Fail("server_error", "cannot sign token", 500);
+  }
+  if (Status stored = store_.CreateSession(s); !stored.ok()) {
+    errors_.Report("identity.session_store", stored);
+    return R::Fail("server_error", "cannot store session", 500);
+  }
 
   events::SessionStart e;  // a delegation when it has a parent (parent_sid is set)
   e.event_id = NewId();
@@ -742,7 +774,10 @@ OAuthResult<IssuedToken> TokenService::Exchange(const Agent& client, const Excha
   e.txn = s.txn;
   e.requested_by = client.name;
   Status recorded = Record(events::Build(e));
-  if (!recorded.ok()) return R::Fail("server_error", "cannot record session", 500);
+  if (!recorded.ok()) {
+    errors_.Report("identity.event_record", recorded);
+    return R::Fail("server_error", "cannot record session", 500);
+  }
 
   R r;
   r.value = IssuedToken{*token,
@@ -758,7 +793,14 @@ OAuthResult<IssuedToken> TokenService::Exchange(const Agent& client, const Excha
 
 std::string TokenService::Introspect(const std::string& token) {
   auto v = VerifyAccessToken(token, "");
-  if (!v.ok()) return R"({"active":false})";
+  if (!v.ok()) {
+    // A token that does not verify is inactive (RFC 7662 §2.2); a store failure says so too,
+    // but is reported. (A session lookup's failure is reported where it happens.)
+    if (v.status().code() != StatusCode::kUnauthenticated) {
+      errors_.Report("identity.introspect", v.status());
+    }
+    return R"({"active":false})";
+  }
   const Session& s = v->session;
   json::object o{{"active", true},
                  {"iss", options_.issuer},

@@ -4,8 +4,10 @@
 // Every token Custody issues or accepts from clients is ES256 (crypto/jose.h refuses anything
 // else); only trusted issuers' ID tokens may also be RS256. Every state change is reported to
 // the EventSink (the ledger in production) with who asked and the token's jti, never a token;
-// the events are built by events/identity_events.h. Thread-safe: the store is thread-safe, the
-// signing keys are guarded by keys_mu_ and the verified-token cache by cache_mu_.
+// the events are built by events/identity_events.h. Errors no caller is told of (e.g. a failed
+// store write or event behind an OAuth "server_error", a store failure behind "unknown client")
+// go to the injected ErrorReporter under "identity.*" sites. Thread-safe: the store is
+// thread-safe, the signing keys are guarded by keys_mu_ and the verified-token cache by cache_mu_.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +21,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/error_reporter.h"
 #include "common/mutex.h"
 #include "common/random.h"
 #include "common/status.h"
@@ -118,8 +121,10 @@ using IdentityEventSink = std::function<Status(const std::string& event_json)>;
 
 class TokenService {
  public:
+  // `errors` must outlive the service.
   static Result<std::unique_ptr<TokenService>> Create(IdentityStore& store, const Clock& clock,
-                                                      Random& random, IdentityEventSink sink,
+                                                      Random& random, ErrorReporter& errors,
+                                                      IdentityEventSink sink,
                                                       TokenServiceOptions options);
 
   // --- Registry. `by` names the operator (admin token id) making the change.
@@ -180,8 +185,8 @@ class TokenService {
   Result<std::string> RotateSigningKey(const std::string& by = "");
 
  private:
-  TokenService(IdentityStore& store, const Clock& clock, Random& random, IdentityEventSink sink,
-               TokenServiceOptions options);
+  TokenService(IdentityStore& store, const Clock& clock, Random& random, ErrorReporter& errors,
+               IdentityEventSink sink, TokenServiceOptions options);
   Status LoadOrCreateKeys() EXCLUDES(keys_mu_);
   int64_t Now() const;
   std::string NewId();
@@ -209,6 +214,7 @@ class TokenService {
   IdentityStore& store_;
   const Clock& clock_;
   Random& random_;
+  ErrorReporter& errors_;
   UuidV7Generator ids_;
   IdentityEventSink sink_;
   TokenServiceOptions options_;

@@ -17,6 +17,7 @@
 #include "common/encoding.h"
 #include "crypto/sha256.h"
 #include "identity/sqlite_identity_store.h"
+#include "store/testing/fault_vfs.h"
 
 namespace custody::identity {
 namespace {
@@ -54,8 +55,9 @@ class TokenServiceTest : public ::testing::Test {
     idp.jwks.Add("idp-1", idp_key_->public_key());
     o.trusted_issuers.push_back(idp);
     auto s = TokenService::Create(
-        *store_, clock_, random_,
+        *store_, clock_, random_, errors_,
         [this](const std::string& e) {
+          if (!sink_status_.ok()) return sink_status_;
           events_.push_back(e);
           return OkStatus();
         },
@@ -153,12 +155,15 @@ class TokenServiceTest : public ::testing::Test {
 
   FakeClock clock_;
   SystemRandom random_;
+  NullLogger log_;
+  ErrorReporter errors_{log_};  // declared before svc_, which reports to it
   std::filesystem::path path_;
   std::unique_ptr<SqliteIdentityStore> store_;
   std::unique_ptr<TokenService> svc_;
   std::unique_ptr<crypto::EcdsaP256PrivateKey> idp_key_;
   std::shared_ptr<crypto::EcdsaP256PrivateKey> planner_key_, worker_key_;
   std::vector<std::string> events_;
+  Status sink_status_ = OkStatus();  // what the event sink answers; events are kept if OK
   int counter_ = 0;
 };
 
@@ -452,7 +457,7 @@ TEST_F(TokenServiceTest, RotationKeepsOldKeysPublishedForTheirTokens) {
   TokenServiceOptions options;
   options.trust_domain = "custody.test";
   options.issuer = kIssuer;
-  auto reloaded = TokenService::Create(*store_, clock_, random_, nullptr, options);
+  auto reloaded = TokenService::Create(*store_, clock_, random_, errors_, nullptr, options);
   ASSERT_TRUE(reloaded.ok());
   EXPECT_EQ(crypto::Jwks::Parse((*reloaded)->JwksJson())->Find(old_kid), nullptr);
 }
@@ -479,7 +484,7 @@ TEST_F(TokenServiceTest, Rs256IdTokensFromATrustedIssuerAreVerified) {
   idp.jwks = std::move(*jwks);
   o.trusted_issuers.push_back(std::move(idp));
   auto s = TokenService::Create(
-      *store_, clock_, random_,
+      *store_, clock_, random_, errors_,
       [this](const std::string& e) {
         events_.push_back(e);
         return OkStatus();
@@ -569,7 +574,7 @@ TEST_F(TokenServiceTest, VerifiedTokenCacheIsBoundedAndCanBeDisabled) {
     o.trust_domain = "custody.test";
     o.issuer = kIssuer;
     o.verify_cache_entries = entries;
-    auto s = TokenService::Create(*store_, clock_, random_, nullptr, o);
+    auto s = TokenService::Create(*store_, clock_, random_, errors_, nullptr, o);
     ASSERT_TRUE(s.ok());
     Agent planner = Auth("planner", *planner_key_);
     std::vector<std::string> tokens;
@@ -745,6 +750,54 @@ TEST_F(TokenServiceTest, EveryIdentityEventKeepsItsBytes) {
       R"("requested_by":"admin:ops","kid":"<kid2>","retired_kids":["<kid1>"],)"
       R"("publish_until":1700086431})"
       "\n");
+}
+
+// What no caller is told of goes to the ErrorReporter (warn + custody_errors_total{site}): a
+// store write or an event that failed behind an OAuth server_error. A client that does not
+// exist is not an error.
+TEST_F(TokenServiceTest, FailuresBehindAServerErrorAreReported) {
+  using store::testing::Fault;
+  using store::testing::FaultVfs;
+  FaultVfs::Install();  // before the identity store is reopened below
+  TearDown();
+  SetUp();
+  Agent planner = Auth("planner", *planner_key_);
+  ExchangeRequest r;
+  r.subject_token = R"({"sub":"nightly-workflow"})";
+  r.subject_token_type = std::string(kTokenTypeInitiatorAssertion);
+  r.actor_token = Svid(planner);
+  r.actor_token_type = std::string(kTokenTypeJwt);
+  r.audience = "custody-gateway";
+
+  FaultVfs::Fail(path_.filename().string(), Fault::kDiskFull);
+  auto auth = svc_->AuthenticateClient("planner", std::string(kClientAssertionTypeJwtBearer),
+                                       Assertion("planner", *planner_key_), "");
+  ASSERT_FALSE(auth.ok());
+  EXPECT_EQ(auth.error.error, "server_error");
+  EXPECT_EQ(auth.error.http_status, 500);
+  EXPECT_EQ(errors_.Count("identity.assertion_jti"), 1u);
+  auto out = svc_->Exchange(planner, r);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.error.description, "cannot store session");
+  EXPECT_EQ(errors_.Count("identity.session_store"), 1u);
+  FaultVfs::Clear();
+  ASSERT_TRUE(svc_->Exchange(planner, r).ok());
+
+  sink_status_ = UnavailableError("ledger is closed");
+  auto svid = svc_->IssueSvid(planner, kIssuer);
+  ASSERT_FALSE(svid.ok());
+  EXPECT_EQ(svid.error.description, "cannot record issuance");
+  out = svc_->Exchange(planner, r);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.error.description, "cannot record session");
+  EXPECT_EQ(errors_.Count("identity.event_record"), 2u);
+  sink_status_ = OkStatus();
+
+  EXPECT_FALSE(svc_->AuthenticateClient("nobody", "", "", "secret").ok());
+  EXPECT_EQ(errors_.Count("identity.client_lookup"), 0u);
+  std::vector<std::pair<std::string, uint64_t>> want{
+      {"identity.assertion_jti", 1}, {"identity.event_record", 2}, {"identity.session_store", 1}};
+  EXPECT_EQ(errors_.Counts(), want);
 }
 
 TEST_F(TokenServiceTest, CredentialRevocationByJti) {

@@ -32,7 +32,7 @@ Result<std::unique_ptr<World>> World::Create(const std::filesystem::path& dir,
   o.issuer = kTestIssuer;
   ledger::Ledger* led = w->ledger.get();
   ASSIGN_OR_RETURN(w->tokens, identity::TokenService::Create(
-                                  *w->ids, w->clock, w->random,
+                                  *w->ids, w->clock, w->random, w->errors,
                                   [led](const std::string& e) {
                                     return events::Recorder(*led).RecordText(e).status();
                                   },
