@@ -32,12 +32,8 @@ std::string By(const Request& req) { return req.principal ? "admin:" + req.princ
 // The bearer token of the request: the agent's session token on these routes (every one of
 // them needs it; verifying it is the service's job).
 Result<std::string> Bearer(const Request& req) {
-  auto h = req.headers.Get("authorization");
-  if (h && h->size() > 7) {
-    std::string_view v = *h;
-    std::string scheme(v.substr(0, 7));
-    for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (scheme == "bearer ") return std::string(v.substr(7));
+  if (auto token = http::BearerToken(req.headers); token && !token->empty()) {
+    return std::string(*token);
   }
   return UnauthenticatedError("a bearer session token is required");
 }

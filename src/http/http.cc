@@ -131,6 +131,16 @@ std::string FormatSseEvent(std::string_view event, std::string_view data, std::s
   return out;
 }
 
+std::optional<std::string_view> BearerToken(const Headers& headers) {
+  std::optional<std::string_view> h = headers.Get("authorization");
+  constexpr std::string_view kScheme = "bearer ";
+  if (!h || h->size() < kScheme.size()) return std::nullopt;
+  for (size_t i = 0; i < kScheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>((*h)[i])) != kScheme[i]) return std::nullopt;
+  }
+  return h->substr(kScheme.size());
+}
+
 int HttpStatusFor(StatusCode code) {
   switch (code) {
     case StatusCode::kOk:

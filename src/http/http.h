@@ -91,6 +91,10 @@ class SseWriter {
 // Formats one SSE event (shared by the server and tests).
 std::string FormatSseEvent(std::string_view event, std::string_view data, std::string_view id);
 
+// The credential of an "Authorization: Bearer <token>" header (scheme matched without regard
+// to case), possibly empty; nullopt when there is no such header. The one bearer parser.
+std::optional<std::string_view> BearerToken(const Headers& headers);
+
 // --- Errors ----------------------------------------------------------------------------------
 
 // The one mapping from Status codes to HTTP statuses (the JSON-RPC mapping will sit beside it).

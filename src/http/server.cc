@@ -279,15 +279,15 @@ asio::awaitable<Response> Server::Impl::Dispatch(Request& req, const Route** rou
   *route_out = &route;
   req.params = std::move(m.params);
   if (route.auth.required) {
-    std::optional<std::string_view> h = req.headers.Get("authorization");
-    if (!h || h->size() < 7 || !beast::iequals(h->substr(0, 7), "Bearer ")) {
+    std::optional<std::string_view> token = BearerToken(req.headers);
+    if (!token) {
       co_return ErrorResponse(UnauthenticatedError("a bearer token is required"), req.request_id);
     }
     if (!authenticator) {
       co_return ErrorResponse(UnauthenticatedError("authentication is not configured"),
                               req.request_id);
     }
-    Result<Principal> p = authenticator->Authenticate(h->substr(7));
+    Result<Principal> p = authenticator->Authenticate(*token);
     if (!p.ok()) co_return ErrorResponse(p.status(), req.request_id);
     if (!route.auth.roles.empty() && std::find(route.auth.roles.begin(), route.auth.roles.end(),
                                                p->role) == route.auth.roles.end()) {

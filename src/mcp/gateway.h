@@ -22,23 +22,21 @@
 // Thread-safe. The token service, attribution service and pin store must outlive the gateway.
 #pragma once
 
+#include <boost/json/fwd.hpp>
 #include <chrono>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "common/clock.h"
-#include "common/mutex.h"
 #include "common/random.h"
 #include "common/status.h"
-#include "common/uuid.h"
 #include "http/http.h"
-#include "mcp/jsonrpc.h"
+#include "mcp/admission.h"
+#include "mcp/tool_catalog.h"
 #include "mcp/tool_pins.h"
 #include "mcp/upstream.h"
 
@@ -52,20 +50,11 @@ class AttributionService;
 
 namespace custody::mcp {
 
-// Protocol versions the front end speaks, newest first.
-inline constexpr const char* kProtocolVersions[] = {"2025-11-25", "2025-06-18", "2025-03-26"};
 // The _meta key of the receipt in tools/call results (reverse DNS; MCP reserves only
 // modelcontextprotocol.io/ and mcp.dev/ prefixes).
 inline constexpr const char* kReceiptMetaKey = "dev.custody/receipt";
 
-// The version to answer an initialize with: the client's if supported, else the newest.
-std::string NegotiateProtocolVersion(std::string_view requested);
-
-// Whether `origin` (an Origin header value) is a loopback origin or listed in `allowed`.
-bool OriginAllowed(std::string_view origin, const std::vector<std::string>& allowed);
-
-// Appends one event (a JSON object) to the ledger; returns once it is durable.
-using EventSink = std::function<Status(const std::string& event_json)>;
+class SessionRegistry;
 
 struct GatewayOptions {
   std::string audience;  // access tokens must carry this audience (the gateway's resource id)
@@ -119,80 +108,72 @@ class Gateway {
   Gateway(identity::TokenService& tokens, attribution::AttributionService& attribution,
           ToolPinStore& pins, EventSink events, const Clock& clock, Random& random,
           GatewayOptions options);
+  // The gateway's parts, one file each (docs/ARCHITECTURE.md, "MCP gateway"):
+  //   admission.cc         protocol versions, Origin allow-list, metadata URL (pure functions)
+  //   session_registry.cc  MCP sessions, their streams, idle expiry, calls in flight
+  //   tool_catalog.cc      tool definitions pinned, changes recorded, approvals
+  //   front_end.cc         the HTTP methods: admission, initialize, dispatch, GET, DELETE
+  //   tools_list.cc        tools/list, filtered to what policy could allow
+  //   call_pipeline.cc     tools/call: pin check, Authorize, forward, Complete, answer
+  //   gateway.cc           composition, upstream notifications, the containment listener
+  //   admin_routes.cc      routes, RFC 9728 metadata, tool pin administration
   struct Server;
-  struct McpSession;
-  struct Inflight;
   struct Call;      // one tools/call in flight
   struct Caller;    // the verified token behind a request
-  struct Admitted;  // a POST that passed the transport, auth and framing checks
+  struct Admitted;  // a request that passed the transport and auth checks
 
-  // Origin, size, bearer token, framing and headers; answers and returns false on refusal.
+  // --- front_end.cc
+  // Origin, size and bearer token; answers and returns false on refusal.
   bool Admit(http::Request& req, http::Responder& respond, Admitted* out);
   void HandlePost(http::Request& req, http::Responder respond);
   void HandleGet(http::Request& req, http::Responder respond);
   void HandleDelete(http::Request& req, http::Responder respond);
-  // The server named by the route ("" for the aggregate endpoint); nullptr after answering 404.
+  // The server named by the route (nullptr for the aggregate endpoint); false after answering
+  // 404.
   bool ResolveServer(http::Request& req, http::Responder& respond, Server** server);
+  void HandleInitialize(Server* server, const Caller& caller, const boost::json::value& id,
+                        const boost::json::object& params, http::Responder respond);
+  // tools/call on the aggregate endpoint: "<server>__<tool>", the longest server name wins.
+  void RouteToolsCall(const Caller& caller, boost::json::value id, boost::json::object params,
+                      http::Responder respond);
+  http::Response Unauthorized(const http::Request& req, const std::string& server,
+                              const std::string& why) const;
 
+  // --- tools_list.cc
   // Lists one upstream's tools (every page when `all_pages`), pins them, and keeps those the
   // policy could allow `session` to call. `done` gets the (filtered) tools/list result.
-  void ListVisible(Server& server, const identity::Session& session, json::value cursor,
-                   bool all_pages, std::function<void(Result<json::object>)> done);
-  void HandleToolsList(Server* server, const Caller& caller, json::value id, json::object params,
-                       http::Responder respond);
-  void HandleToolsCall(Server& server, const Caller& caller, json::value id, json::object params,
-                       http::Responder respond);
+  void ListVisible(Server& server, const identity::Session& session, boost::json::value cursor,
+                   bool all_pages, std::function<void(Result<boost::json::object>)> done);
+  void HandleToolsList(Server* server, const Caller& caller, boost::json::value id,
+                       boost::json::object params, http::Responder respond);
+
+  // --- call_pipeline.cc
+  void HandleToolsCall(Server& server, const Caller& caller, boost::json::value id,
+                       boost::json::object params, http::Responder respond);
+  // The tool's pin checked, then Authorize; an allowed call goes on to ForwardCall.
+  void AuthorizeCall(std::shared_ptr<Call> call);
   void ForwardCall(std::shared_ptr<Call> call);
-  void FinishCall(std::shared_ptr<Call> call, Result<json::object> upstream) EXCLUDES(sessions_mu_);
+  void FinishCall(std::shared_ptr<Call> call, Result<boost::json::object> upstream);
   // Sends the final JSON-RPC message of a call: as the HTTP response, or on its SSE stream.
   void Reply(Call& call, int http_status, std::string body);
+
+  // --- gateway.cc
   // Upstream notifications: progress goes to the call whose token it carries, tools/
   // list_changed to the GET streams of the sessions that see that server.
-  void OnUpstreamNotification(Server& server, const json::object& message);
+  void OnUpstreamNotification(Server& server, const boost::json::object& message);
   // Revoked Custody sessions: their MCP sessions end (404 from now on), their GET streams
   // close, and their forwarded calls are cancelled upstream.
   void OnRevoked(const std::vector<std::string>& sids);
-  // Cancels upstream every forwarded call of `mcp_session` (all of them when empty) whose
-  // Custody session is in `sids` (any when null). With sessions_mu_ held; returns the cancels
-  // to send once it is released.
-  std::vector<std::pair<Upstream*, int64_t>> TakeCancels(const std::string& mcp_session,
-                                                         const std::set<std::string>* sids,
-                                                         const std::string& reason)
-      REQUIRES(sessions_mu_);
-  // With sessions_mu_ held: the MCP session `id` if it is live (its idle clock restarted), or
-  // nullptr after ending an idle one or when it is unknown; `why` says which.
-  McpSession* UseSession(const std::string& id, std::string* why) REQUIRES(sessions_mu_);
-  // With sessions_mu_ held: ends MCP session `id` if it has been idle too long (no open GET
-  // stream, no call in flight); returns whether it did.
-  bool ExpireIfIdle(const std::string& id) REQUIRES(sessions_mu_);
-  // With sessions_mu_ held: ends MCP session `id` for `reason` (kept for a clear 404).
-  void EndSession(const std::string& id, std::string reason) REQUIRES(sessions_mu_);
-  // Records the definitions in a tools/list result; returns the hashes by tool name.
-  std::map<std::string, std::string> PinTools(Server& server, const json::array& tools);
-  http::Response Unauthorized(const http::Request& req, const std::string& server,
-                              const std::string& why) const;
-  std::string MetadataUrl(const http::Request& req, const std::string& server) const;
 
   identity::TokenService& tokens_;
   attribution::AttributionService& attribution_;
-  ToolPinStore& pins_;
-  EventSink events_;
-  const Clock& clock_;
-  Random& random_;
   const GatewayOptions options_;
-  UuidV7Generator ids_;
+  Random& random_;
+  ToolCatalog catalog_;
+  std::unique_ptr<SessionRegistry> sessions_;
   int revocation_listener_ = 0;
 
   std::map<std::string, std::unique_ptr<Server>> servers_;  // fixed after construction
-
-  mutable Mutex sessions_mu_;
-  std::unordered_map<std::string, McpSession> sessions_ GUARDED_BY(sessions_mu_);
-  // MCP session ids ended by containment, with why (bounded), for a clear 404.
-  std::unordered_map<std::string, std::string> ended_ GUARDED_BY(sessions_mu_);
-  std::deque<std::string> ended_order_ GUARDED_BY(sessions_mu_);
-  std::chrono::steady_clock::time_point last_purge_ GUARDED_BY(sessions_mu_);
-  // (MCP session id, client request id as JSON) -> a forwarded tools/call.
-  std::map<std::pair<std::string, std::string>, Inflight> inflight_ GUARDED_BY(sessions_mu_);
 };
 
 }  // namespace custody::mcp

@@ -2,8 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include "mcp/gateway.h"
-
 namespace custody::mcp {
 namespace {
 
@@ -79,26 +77,6 @@ TEST(JsonRpcTest, BuildsResultsAndErrors) {
   EXPECT_EQ(JsonRpcCodeFor(StatusCode::kPermissionDenied), kDenied);
   EXPECT_EQ(JsonRpcCodeFor(StatusCode::kUnavailable), kUnavailable);
   EXPECT_EQ(JsonRpcCodeFor(StatusCode::kInternal), kInternalError);
-}
-
-TEST(GatewayHelpersTest, NegotiatesProtocolVersions) {
-  EXPECT_EQ(NegotiateProtocolVersion("2025-11-25"), "2025-11-25");
-  EXPECT_EQ(NegotiateProtocolVersion("2025-06-18"), "2025-06-18");
-  EXPECT_EQ(NegotiateProtocolVersion("2025-03-26"), "2025-03-26");
-  EXPECT_EQ(NegotiateProtocolVersion("2024-11-05"), "2025-11-25");
-  EXPECT_EQ(NegotiateProtocolVersion(""), "2025-11-25");
-}
-
-TEST(GatewayHelpersTest, AcceptsOnlyLoopbackOrListedOrigins) {
-  for (const char* o :
-       {"http://localhost", "http://localhost:3000", "https://127.0.0.1:8443", "http://[::1]:80"}) {
-    EXPECT_TRUE(OriginAllowed(o, {})) << o;
-  }
-  for (const char* o : {"https://evil.example", "http://localhost.evil.example",
-                        "http://127.0.0.1.nip.io", "http://localhost:80x", "null", ""}) {
-    EXPECT_FALSE(OriginAllowed(o, {})) << o;
-  }
-  EXPECT_TRUE(OriginAllowed("https://app.example", {"https://app.example"}));
 }
 
 }  // namespace

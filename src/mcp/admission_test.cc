@@ -1,0 +1,105 @@
+#include "mcp/admission.h"
+
+#include <gtest/gtest.h>
+
+#include "http/http.h"
+#include "mcp/sse_sink.h"
+
+namespace custody::mcp {
+namespace {
+
+TEST(AdmissionTest, NegotiatesProtocolVersions) {
+  EXPECT_EQ(NegotiateProtocolVersion("2025-11-25"), "2025-11-25");
+  EXPECT_EQ(NegotiateProtocolVersion("2025-06-18"), "2025-06-18");
+  EXPECT_EQ(NegotiateProtocolVersion("2025-03-26"), "2025-03-26");
+  EXPECT_EQ(NegotiateProtocolVersion("2024-11-05"), "2025-11-25");
+  EXPECT_EQ(NegotiateProtocolVersion(""), "2025-11-25");
+}
+
+TEST(AdmissionTest, AcceptsOnlyLoopbackOrListedOrigins) {
+  for (const char* o :
+       {"http://localhost", "http://localhost:3000", "https://127.0.0.1:8443", "http://[::1]:80"}) {
+    EXPECT_TRUE(OriginAllowed(o, {})) << o;
+  }
+  for (const char* o : {"https://evil.example", "http://localhost.evil.example",
+                        "http://127.0.0.1.nip.io", "http://localhost:80x", "null", ""}) {
+    EXPECT_FALSE(OriginAllowed(o, {})) << o;
+  }
+  EXPECT_TRUE(OriginAllowed("https://app.example", {"https://app.example"}));
+}
+
+TEST(AdmissionTest, MetadataUrlNamesTheEndpointAndDistrustsOddHosts) {
+  http::Request req;
+  req.headers.Set("host", "gw.example:8443");
+  EXPECT_EQ(ResourceMetadataUrl(req, true, "files"),
+            "https://gw.example:8443/.well-known/oauth-protected-resource/mcp/files");
+  EXPECT_EQ(ResourceMetadataUrl(req, false, ""),
+            "http://gw.example:8443/.well-known/oauth-protected-resource/mcp");
+  // A Host that could inject into the WWW-Authenticate header is not echoed.
+  for (const char* host : {"evil.example\"\r\nx: y", "a b", "", "x/y"}) {
+    http::Request odd;
+    if (*host) odd.headers.Set("host", host);
+    EXPECT_EQ(ResourceMetadataUrl(odd, false, ""),
+              "http://127.0.0.1/.well-known/oauth-protected-resource/mcp")
+        << host;
+  }
+}
+
+TEST(AdmissionTest, BearerTokenIsTheOneParser) {
+  http::Headers h;
+  EXPECT_FALSE(http::BearerToken(h).has_value());
+  h.Set("authorization", "Basic dXNlcjpwYXNz");
+  EXPECT_FALSE(http::BearerToken(h).has_value());
+  h.Set("authorization", "bEaReR abc.def");
+  EXPECT_EQ(http::BearerToken(h).value_or("-"), "abc.def");
+  h.Set("authorization", "Bearer ");
+  EXPECT_EQ(http::BearerToken(h).value_or("-"), "");
+  h.Set("authorization", "Bearer");
+  EXPECT_FALSE(http::BearerToken(h).has_value());
+}
+
+// A writer that records what the sink sends.
+class RecordingWriter final : public http::SseWriter {
+ public:
+  bool Send(std::string_view event, std::string_view data, std::string_view) override {
+    if (closed_ || gone) return false;
+    sent.push_back(std::string(event) + ":" + std::string(data));
+    return true;
+  }
+  bool Comment(std::string_view) override { return !closed_; }
+  void Close() override { closed_ = true; }
+  bool closed() const override { return closed_ || gone; }
+  std::vector<std::string> sent;
+  bool gone = false;
+
+ private:
+  bool closed_ = false;
+};
+
+TEST(SseSinkTest, QueuesUntilAttachedAndFinishesWithTheLastMessage) {
+  SseSink sink;
+  EXPECT_TRUE(sink.open());
+  EXPECT_TRUE(sink.Send("one"));
+  EXPECT_TRUE(sink.Send("two", /*last=*/true));
+  EXPECT_FALSE(sink.Send("three")) << "nothing after the last message";
+  EXPECT_FALSE(sink.open());
+  auto w = std::make_shared<RecordingWriter>();
+  sink.Attach(w);
+  EXPECT_EQ(w->sent, (std::vector<std::string>{"message:one", "message:two"}));
+  EXPECT_TRUE(w->closed()) << "a finished stream closes its writer once attached";
+}
+
+TEST(SseSinkTest, APeerThatWentAwayClosesTheStream) {
+  SseSink sink;
+  auto w = std::make_shared<RecordingWriter>();
+  sink.Attach(w);
+  EXPECT_TRUE(sink.Send("hello"));
+  w->gone = true;
+  EXPECT_FALSE(sink.open());
+  EXPECT_FALSE(sink.Send("lost"));
+  sink.Close();
+  EXPECT_EQ(w->sent, (std::vector<std::string>{"message:hello"}));
+}
+
+}  // namespace
+}  // namespace custody::mcp

@@ -1,0 +1,315 @@
+// The tools/call pipeline: the tool's pinned definition checked, the call authorized (the
+// decision is durable before anything is forwarded), forwarded with a traceparent and its own
+// progress token, its outcome recorded, and the upstream's answer returned with the receipt.
+#include <boost/json.hpp>
+
+#include "common/encoding.h"
+#include "common/jcs_value.h"
+#include "common/json_array.h"
+#include "crypto/sha256.h"
+#include "mcp/gateway.h"
+#include "mcp/gateway_internal.h"
+
+namespace custody::mcp {
+
+using attribution::AuthorizeRequest;
+using attribution::AuthorizeResult;
+using attribution::CompleteRequest;
+using attribution::CompleteResult;
+using http::Responder;
+using http::Response;
+using SteadyClock = std::chrono::steady_clock;
+
+namespace {
+
+// At most `max` bytes of `s`, cut at a UTF-8 character boundary and marked with "...".
+std::string Clip(std::string s, size_t max) {
+  if (s.size() <= max) return s;
+  size_t n = max - 3;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  s.resize(n);
+  return s + "...";
+}
+
+constexpr std::string_view kReasonChanged = "custody:tool_definition_changed";
+
+std::string Join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+std::string OutputDigest(const json::value& v) {
+  auto canonical = CanonicalizeJsonValue(v);
+  std::string bytes = canonical.ok() ? *canonical : json::serialize(v);
+  return "sha256:" + HexEncode(crypto::Sha256(bytes));
+}
+
+}  // namespace
+
+void Gateway::HandleToolsCall(Server& server, const Caller& caller, json::value id,
+                              json::object params, Responder respond) {
+  auto n = params.find("name");
+  if (n == params.end() || !n->value().is_string() || n->value().get_string().empty()) {
+    respond(RpcResponse(200, ErrorText(id, kInvalidParams, "params.name must be a tool name")));
+    return;
+  }
+  if (auto a = params.find("arguments");
+      a != params.end() && !a->value().is_object() && !a->value().is_null()) {
+    respond(RpcResponse(200, ErrorText(id, kInvalidParams, "params.arguments must be an object")));
+    return;
+  }
+  auto call = std::make_shared<Call>();
+  call->server = &server;
+  call->caller = caller;
+  call->id = id;
+  call->tool = std::string(n->value().get_string());
+  call->params = std::move(params);
+  call->respond = std::move(respond);
+
+  if (catalog_.Find(server.name, call->tool)) {
+    AuthorizeCall(call);
+    return;
+  }
+  // Not listed yet through the gateway: learn (and pin) the definitions first.
+  server.upstream->Call("tools/list", json::object{}, [this, call](Result<json::object> r) {
+    if (!r.ok()) {
+      call->respond(RpcResponse(200, ErrorText(call->id, kUnavailable, r.status().message())));
+      return;
+    }
+    auto res = r->find("result");
+    if (res != r->end() && res->value().is_object()) {
+      auto t = res->value().get_object().find("tools");
+      if (t != res->value().get_object().end() && t->value().is_array()) {
+        catalog_.Pin(call->server->name, t->value().get_array());
+      }
+    }
+    AuthorizeCall(call);
+  });
+}
+
+void Gateway::AuthorizeCall(std::shared_ptr<Call> call) {
+  Server& s = *call->server;
+  std::optional<ToolCatalog::Tool> tool = catalog_.Find(s.name, call->tool);
+  if (!tool) {
+    call->respond(
+        RpcResponse(200, ErrorText(call->id, kInvalidParams, "unknown tool: " + call->tool)));
+    return;
+  }
+  call->hash = tool->hash;
+  if (!tool->approved) {
+    json::object data{{"reason", kReasonChanged}, {"definition_hash", tool->hash}};
+    call->respond(RpcResponse(
+        200, ErrorText(call->id, kDenied,
+                       "refused: the definition of tool " + s.name + "/" + call->tool +
+                           " changed since it was approved (" + std::string(kReasonChanged) +
+                           "); an operator must approve it: custody tool approve " + s.name + " " +
+                           call->tool + " " + tool->hash,
+                       data)));
+    return;
+  }
+  AuthorizeRequest a;
+  a.token = call->caller.token;
+  a.action = "call_tool";
+  a.target.server = s.name;
+  a.target.tool = call->tool;
+  if (auto args = call->params.find("arguments");
+      args != call->params.end() && args->value().is_object()) {
+    a.arguments_json = json::serialize(args->value());
+  }
+  if (auto m = call->params.find("_meta"); m != call->params.end() && m->value().is_object()) {
+    if (auto tp = m->value().get_object().find("traceparent");
+        tp != m->value().get_object().end() && tp->value().is_string()) {
+      a.traceparent = std::string(tp->value().get_string());
+    }
+  }
+  a.caller_context_json = json::serialize(json::object{{"mcp_session", call->caller.session_id}});
+  a.via = "mcp";
+  a.resource_attrs["definition_hash"] = tool->hash;
+  attribution_.Authorize(std::move(a), [this, call](Result<AuthorizeResult> r) {
+    if (!r.ok()) {
+      call->respond(RpcResponse(
+          200, ErrorText(call->id, JsonRpcCodeFor(r.status().code()), r.status().message())));
+      return;
+    }
+    if (!r->allowed) {
+      json::object data{{"action_id", r->action_id},
+                        {"reasons", StringArray(r->reasons)},
+                        {"receipt", r->receipt},
+                        {"ledger_index", r->ledger_index},
+                        {"policy_hash", r->policy_hash}};
+      if (!r->contained.empty()) data["contained"] = r->contained;
+      std::string why = r->reasons.empty() ? r->message : Join(r->reasons);
+      call->respond(RpcResponse(
+          200,
+          ErrorText(call->id, kDenied,
+                    "denied by Custody policy: " + why +
+                        (r->message.empty() || r->reasons.empty() ? "" : " (" + r->message + ")"),
+                    data)));
+      return;
+    }
+    call->decision = std::move(*r);
+    ForwardCall(call);
+  });
+}
+
+void Gateway::ForwardCall(std::shared_ptr<Call> call) {
+  Server& s = *call->server;
+  call->key = {call->caller.session_id, json::serialize(call->id)};
+  // Registered before anything is sent, under the registry's lock that containment takes too:
+  // a session contained after its decision but before this point is caught here, and one
+  // contained later finds the call among those in flight.
+  if (!sessions_->BeginCall(call->key, s.upstream.get(), call->caller.access.session.sid)) {
+    // Contained (or ended) between the decision and the forward: nothing goes upstream.
+    FinishCall(call, UnavailableError("cancelled before forwarding: the MCP session ended"));
+    return;
+  }
+  json::object fwd = call->params;
+  json::object meta;
+  if (auto m = fwd.find("_meta"); m != fwd.end() && m->value().is_object()) {
+    meta = m->value().get_object();
+  }
+  meta["traceparent"] = call->decision.traceparent;
+  // Progress: the upstream sees a token unique to this call, and the client gets its own back
+  // on an SSE response that ends with the result.
+  if (auto pt = meta.find("progressToken");
+      pt != meta.end() && call->caller.accepts_sse &&
+      (pt->value().is_string() || pt->value().is_int64() || pt->value().is_uint64())) {
+    call->sse = std::make_shared<SseSink>();
+    {
+      MutexLock lock(s.mu);
+      call->progress_token = "custody-" + std::to_string(s.next_progress++);
+      s.progress[call->progress_token] = Server::Progress{pt->value(), call->sse};
+    }
+    pt->value() = call->progress_token;
+    Response r;
+    r.status = 200;
+    r.sse = [sink = call->sse](std::shared_ptr<http::SseWriter> w) { sink->Attach(std::move(w)); };
+    call->respond(std::move(r));
+  }
+  fwd["_meta"] = std::move(meta);
+  call->forwarded = SteadyClock::now();
+  int64_t upstream_id =
+      s.upstream->Call("tools/call", std::move(fwd), [this, call](Result<json::object> r) {
+        sessions_->EndCall(call->key);
+        FinishCall(call, std::move(r));
+      });
+  std::string cancel = sessions_->Forwarded(call->key, upstream_id);
+  if (!cancel.empty()) s.upstream->Cancel(upstream_id, cancel);
+}
+
+void Gateway::FinishCall(std::shared_ptr<Call> call, Result<json::object> r) {
+  int64_t latency_ms = call->forwarded == SteadyClock::time_point{}
+                           ? 0
+                           : std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 SteadyClock::now() - call->forwarded)
+                                 .count();
+  CompleteRequest c;
+  c.token = call->caller.token;
+  c.action_id = call->decision.action_id;
+  c.latency_ms = latency_ms;
+  c.status = "ok";
+  // What goes back to the client: the upstream's result (with receipts) or its error.
+  auto out = std::make_shared<json::object>();
+  if (!r.ok()) {
+    c.status = "error";
+    c.error = r.status().message();
+    *out = ErrorObject(call->id, kUnavailable, r.status().message());
+  } else if (auto e = r->find("error"); e != r->end()) {
+    c.status = "error";
+    c.error = "upstream error: " + json::serialize(e->value());
+    c.output_digest = OutputDigest(e->value());
+    *out = json::object{{"jsonrpc", "2.0"}, {"id", call->id}, {"error", e->value()}};
+  } else {
+    auto res = r->find("result");
+    json::value result = res != r->end() ? res->value() : json::value(json::object{});
+    if (!result.is_object()) result = json::object{};
+    c.output_digest = OutputDigest(result);
+    if (auto ie = result.get_object().find("isError");
+        ie != result.get_object().end() && ie->value().is_bool() && ie->value().get_bool()) {
+      c.status = "error";
+      c.error = "the tool reported an error (isError)";
+    }
+    *out = json::object{{"jsonrpc", "2.0"}, {"id", call->id}, {"result", std::move(result)}};
+  }
+  // The receipt: the decision's (durable before forwarding), and the outcome's event id; with
+  // await_outcome, the outcome's inclusion proof too.
+  // Complete refuses a longer error (as it must for callers of its API); the gateway's own
+  // outcome is clipped instead, so it is never lost, with or without await_outcome.
+  c.error = Clip(std::move(c.error), 4096);
+  auto answer = [this, call, out](json::object outcome) {
+    json::object receipt{{"action_id", call->decision.action_id},
+                         {"decision", "allow"},
+                         {"reasons", StringArray(call->decision.reasons)},
+                         {"policy_hash", call->decision.policy_hash},
+                         {"ledger_index", call->decision.ledger_index},
+                         {"receipt", call->decision.receipt},
+                         {"traceparent", call->decision.traceparent},
+                         {"definition_hash", call->hash},
+                         {"outcome", std::move(outcome)}};
+    // Contained while the call ran (OnRevoked ended its MCP session): the outcome is recorded,
+    // but the result is withheld. No second token verification: the revocation listener has
+    // already told us.
+    if (sessions_->EndedByGateway(call->caller.session_id)) {
+      Reply(*call, 200,
+            ErrorText(call->id, kDenied,
+                      "the session was contained while the call ran; the result is withheld",
+                      json::object{{kReceiptMetaKey, std::move(receipt)}}));
+      return;
+    }
+    if (auto res = out->find("result"); res != out->end()) {
+      json::object& result = res->value().as_object();
+      json::object meta;
+      if (auto m = result.find("_meta"); m != result.end() && m->value().is_object()) {
+        meta = m->value().get_object();
+      }
+      meta[kReceiptMetaKey] = std::move(receipt);
+      result["_meta"] = std::move(meta);
+    } else if (auto err = out->find("error"); err != out->end()) {
+      err->value().as_object()["data"] = json::object{{kReceiptMetaKey, std::move(receipt)}};
+    }
+    Reply(*call, 200, json::serialize(*out));
+  };
+  if (options_.await_outcome) {
+    attribution_.Complete(std::move(c), [answer](Result<CompleteResult> cr) {
+      if (cr.ok()) {
+        answer(json::object{{"event_id", cr->event_id},
+                            {"ledger_index", cr->ledger_index},
+                            {"receipt", cr->receipt}});
+      } else {
+        answer(json::object{{"error", cr.status().ToString()}});
+      }
+    });
+    return;
+  }
+  // The answer leaves first, naming the outcome's event id; the outcome event is built and
+  // queued after it, off the caller's wait. The caller's token was verified at admission, so
+  // Complete does not verify it again (a session contained since still gets its outcome).
+  c.event_id = attribution_.NewEventId();
+  c.verified = &call->caller.access;
+  answer(json::object{{"event_id", c.event_id}, {"durable", false}});
+  std::string action = call->decision.action_id;
+  // The callback may run after the gateway is gone (the ledger's sequencer runs it): it holds
+  // the reporter, which outlives both, not the gateway.
+  attribution_.Complete(
+      std::move(c), [upstream = options_.upstream, action](Result<CompleteResult> cr) {
+        if (!cr.ok()) {
+          ReportUpstream(upstream, "mcp.outcome_record",
+                         cr.status().WithContext("recording the outcome of " + action));
+        }
+      });
+}
+
+void Gateway::Reply(Call& call, int http_status, std::string body) {
+  if (!call.sse) {
+    call.respond(RpcResponse(http_status, std::move(body)));
+    return;
+  }
+  {
+    MutexLock lock(call.server->mu);
+    call.server->progress.erase(call.progress_token);
+  }
+  call.sse->Send(body, /*last=*/true);
+}
+
+}  // namespace custody::mcp

@@ -1,0 +1,303 @@
+// The gateway's HTTP front end: admission (Origin, size, bearer token), initialize, the
+// JSON-RPC dispatch of a POST, the GET stream, and DELETE.
+#include <boost/json.hpp>
+
+#include "common/encoding.h"
+#include "mcp/gateway.h"
+#include "mcp/gateway_internal.h"
+
+namespace custody::mcp {
+
+using http::Request;
+using http::Responder;
+using http::Response;
+
+namespace {
+
+std::string Bearer(const Request& req) {
+  return std::string(http::BearerToken(req.headers).value_or(""));
+}
+
+// The answer to a request the session registry refused.
+Response SessionRefusal(const Status& s, const json::value& id) {
+  if (s.code() == StatusCode::kPermissionDenied) {
+    return RpcResponse(403, ErrorText(id, kDenied, s.message()));
+  }
+  return RpcResponse(404, ErrorText(id, kInvalidRequest, s.message()));
+}
+
+}  // namespace
+
+Response Gateway::Unauthorized(const Request& req, const std::string& server,
+                               const std::string& why) const {
+  Response r = http::ErrorResponse(UnauthenticatedError(why), req.request_id);
+  std::string challenge =
+      "Bearer resource_metadata=\"" + ResourceMetadataUrl(req, options_.tls, server) + "\"";
+  if (!Bearer(req).empty()) challenge += ", error=\"invalid_token\"";
+  r.headers.Set("www-authenticate", challenge);
+  return r;
+}
+
+bool Gateway::ResolveServer(Request& req, Responder& respond, Server** server) {
+  *server = nullptr;
+  auto p = req.params.find("server");
+  if (p == req.params.end()) return true;  // the aggregate endpoint
+  auto sit = servers_.find(p->second);
+  if (sit == servers_.end()) {
+    respond(http::ErrorResponse(
+        NotFoundError("no MCP server named \"" + p->second + "\" is configured"), req.request_id));
+    return false;
+  }
+  *server = sit->second.get();
+  return true;
+}
+
+// The transport checks every method shares: Origin, then the bearer token. On a refusal the
+// response is sent and false returned.
+bool Gateway::Admit(Request& req, Responder& respond, Admitted* out) {
+  if (!ResolveServer(req, respond, &out->server)) return false;
+  const std::string scope = out->server ? out->server->name : "";
+  if (auto origin = req.headers.Get("origin");
+      origin && !OriginAllowed(*origin, options_.allowed_origins)) {
+    respond(RpcResponse(403, ErrorText(nullptr, kInvalidRequest, "Origin not allowed")));
+    return false;
+  }
+  if (req.body.size() > options_.max_message_bytes) {
+    respond(RpcResponse(413, ErrorText(nullptr, kInvalidRequest,
+                                       "message larger than " +
+                                           std::to_string(options_.max_message_bytes) + " bytes")));
+    return false;
+  }
+  Caller& caller = out->caller;
+  caller.token = Bearer(req);
+  caller.accepts_sse =
+      req.headers.Get("accept").value_or("").find("text/event-stream") != std::string_view::npos;
+  if (caller.token.empty()) {
+    respond(Unauthorized(req, scope, "a bearer session token is required"));
+    return false;
+  }
+  auto session_header = req.headers.Get("mcp-session-id");
+  if (session_header) caller.session_id = std::string(*session_header);
+  identity::VerifiedAccess revoked;
+  auto access = tokens_.VerifyAccessToken(caller.token, options_.audience, &revoked);
+  if (!access.ok()) {
+    if (!revoked.session.sid.empty() && session_header) {
+      // The session's own token after containment: its MCP session is gone.
+      if (auto why = sessions_->EndedWithRevokedSession(caller.session_id, revoked.session.sid)) {
+        respond(RpcResponse(404, ErrorText(nullptr, kDenied, *why)));
+        return false;
+      }
+    }
+    respond(Unauthorized(req, scope, access.status().message()));
+    return false;
+  }
+  caller.access = std::move(*access);
+  return true;
+}
+
+void Gateway::HandlePost(Request& req, Responder respond) {
+  Admitted in;
+  if (!Admit(req, respond, &in)) return;
+  Server* server = in.server;
+  Caller& caller = in.caller;
+  Message msg;
+  RpcError perr;
+  json::value id;
+  if (!ParseMessage(req.body, &msg, &perr, &id)) {
+    respond(RpcResponse(400, ErrorText(id, perr.code, perr.message)));
+    return;
+  }
+  if (auto pv = req.headers.Get("mcp-protocol-version"); pv && !ProtocolVersionSupported(*pv)) {
+    respond(RpcResponse(400, ErrorText(msg.id, kInvalidRequest,
+                                       "unsupported MCP-Protocol-Version " + std::string(*pv))));
+    return;
+  }
+  // The 2026-07-28 routing headers, when sent, must name what the body does: the tool that is
+  // logged must be the tool that runs.
+  if (auto mh = req.headers.Get("mcp-method"); mh && *mh != msg.method) {
+    respond(RpcResponse(400, ErrorText(msg.id, kInvalidRequest,
+                                       "Mcp-Method header does not match the body's method")));
+    return;
+  }
+  if (auto nh = req.headers.Get("mcp-name")) {
+    auto n = msg.params().find("name");
+    if (n == msg.params().end() || !n->value().is_string() || n->value().get_string() != *nh) {
+      respond(RpcResponse(
+          400, ErrorText(msg.id, kInvalidRequest, "Mcp-Name header does not match params.name")));
+      return;
+    }
+  }
+  const std::string scope = server ? server->name : "";
+
+  if (msg.kind == MessageKind::kRequest && msg.method == "initialize") {
+    HandleInitialize(server, caller, msg.id, msg.params(), std::move(respond));
+    return;
+  }
+  if (caller.session_id.empty()) {
+    respond(RpcResponse(400, ErrorText(msg.id, kInvalidRequest,
+                                       "Mcp-Session-Id is required (send initialize first)")));
+    return;
+  }
+  if (Status s = sessions_->Use(caller.session_id, scope, caller.access.session.sid); !s.ok()) {
+    respond(SessionRefusal(s, msg.id));
+    return;
+  }
+  if (msg.kind != MessageKind::kRequest) {
+    // A cancellation of a forwarded tools/call goes upstream (under the upstream's id); other
+    // notifications and responses stop here: the gateway starts no requests toward the client.
+    if (msg.method == "notifications/cancelled") {
+      auto rid = msg.params().find("requestId");
+      if (rid != msg.params().end()) {
+        const std::string reason = "cancelled by the client";
+        if (auto cancel =
+                sessions_->CancelCall({caller.session_id, json::serialize(rid->value())}, reason)) {
+          cancel->first->Cancel(cancel->second, reason);
+        }
+      }
+    }
+    respond(Response::Text(202, ""));
+    return;
+  }
+  json::object params = msg.params();
+  if (msg.method == "ping") {
+    respond(RpcResponse(200, ResultText(msg.id, json::object{})));
+  } else if (msg.method == "tools/list") {
+    HandleToolsList(server, caller, msg.id, std::move(params), std::move(respond));
+  } else if (msg.method == "tools/call") {
+    if (server) {
+      HandleToolsCall(*server, caller, msg.id, std::move(params), std::move(respond));
+    } else {
+      RouteToolsCall(caller, msg.id, std::move(params), std::move(respond));
+    }
+  } else {
+    respond(RpcResponse(200, ErrorText(msg.id, kMethodNotFound,
+                                       "method not found: " + msg.method +
+                                           " (the Custody gateway passes tools only)")));
+  }
+}
+
+void Gateway::HandleInitialize(Server* server, const Caller& caller, const json::value& id,
+                               const json::object& params, Responder respond) {
+  const std::string scope = server ? server->name : "";
+  std::string requested;
+  if (auto it = params.find("protocolVersion"); it != params.end() && it->value().is_string()) {
+    requested = std::string(it->value().get_string());
+  }
+  std::string version = NegotiateProtocolVersion(requested);
+  uint8_t raw[16];
+  random_.Fill(raw);
+  std::string session_id = HexEncode(std::span<const uint8_t>(raw, sizeof raw));
+  Status opened = sessions_->Open(
+      session_id,
+      McpSession{
+          scope, caller.access.session.sid, caller.access.session.agent, version, nullptr, {}});
+  if (!opened.ok()) {
+    respond(RpcResponse(429, ErrorText(id, kDenied, opened.message())));
+    return;
+  }
+  json::object result{
+      {"protocolVersion", version},
+      {"capabilities", json::object{{"tools", json::object{{"listChanged", true}}}}},
+      {"serverInfo",
+       json::object{{"name", server ? "custody-gateway/" + scope : std::string("custody-gateway")},
+                    {"version", "0.1.0"}}},
+      {"instructions",
+       std::string(server ? ""
+                          : "Tools of every server behind this gateway, named <server>__<tool>. ") +
+           "Tool calls through this gateway are authorized by policy and recorded by Custody; "
+           "results carry a receipt under _meta[\"dev.custody/receipt\"]."}};
+  Response r = RpcResponse(200, ResultText(id, std::move(result)));
+  r.headers.Set("mcp-session-id", session_id);
+  respond(std::move(r));
+}
+
+void Gateway::RouteToolsCall(const Caller& caller, json::value id, json::object params,
+                             Responder respond) {
+  auto n = params.find("name");
+  std::string name = n != params.end() && n->value().is_string()
+                         ? std::string(n->value().get_string())
+                         : std::string();
+  Server* target = nullptr;
+  for (auto& [sname, s] : servers_) {
+    std::string prefix = sname + std::string(kToolSeparator);
+    if (name.size() > prefix.size() && name.starts_with(prefix) &&
+        (!target || sname.size() > target->name.size())) {
+      target = s.get();
+    }
+  }
+  if (!target) {
+    respond(RpcResponse(
+        200, ErrorText(id, kInvalidParams,
+                       "unknown tool: " + name + " (tools on /mcp are named <server>__<tool>)")));
+    return;
+  }
+  params["name"] = name.substr(target->name.size() + kToolSeparator.size());
+  HandleToolsCall(*target, caller, std::move(id), std::move(params), std::move(respond));
+}
+
+// GET: the session's server-initiated stream (tools/list_changed). One per MCP session: a new
+// GET replaces the previous stream.
+void Gateway::HandleGet(Request& req, Responder respond) {
+  Admitted in;
+  if (!Admit(req, respond, &in)) return;
+  const std::string scope = in.server ? in.server->name : "";
+  if (!in.caller.accepts_sse) {
+    respond(http::ErrorResponse(
+        InvalidArgumentError("GET opens the server's event stream: Accept must list "
+                             "text/event-stream"),
+        req.request_id, 406));
+    return;
+  }
+  if (in.caller.session_id.empty()) {
+    respond(RpcResponse(400, ErrorText(nullptr, kInvalidRequest, "Mcp-Session-Id is required")));
+    return;
+  }
+  auto sink = std::make_shared<SseSink>();
+  std::shared_ptr<SseSink> old;
+  if (Status s = sessions_->AttachStream(in.caller.session_id, scope, in.caller.access.session.sid,
+                                         sink, &old);
+      !s.ok()) {
+    respond(SessionRefusal(s, nullptr));
+    return;
+  }
+  if (old) old->Close();
+  Response r;
+  r.status = 200;
+  r.sse = [sink](std::shared_ptr<http::SseWriter> w) { sink->Attach(std::move(w)); };
+  respond(std::move(r));
+}
+
+void Gateway::HandleDelete(Request& req, Responder respond) {
+  Server* server = nullptr;
+  if (!ResolveServer(req, respond, &server)) return;
+  const std::string scope = server ? server->name : "";
+  std::string token = Bearer(req);
+  auto session_header = req.headers.Get("mcp-session-id");
+  identity::VerifiedAccess revoked;
+  auto access = tokens_.VerifyAccessToken(token, options_.audience, &revoked);
+  std::string sid = access.ok() ? access->session.sid : revoked.session.sid;
+  if (sid.empty()) {
+    respond(Unauthorized(
+        req, scope,
+        token.empty() ? "a bearer session token is required" : access.status().message()));
+    return;
+  }
+  if (!session_header) {
+    respond(RpcResponse(400, ErrorText(nullptr, kInvalidRequest, "Mcp-Session-Id is required")));
+    return;
+  }
+  const std::string reason = "the client ended the MCP session";
+  std::shared_ptr<SseSink> stream;
+  std::vector<UpstreamCancel> cancels;
+  if (Status s =
+          sessions_->Close(std::string(*session_header), scope, sid, reason, &stream, &cancels);
+      !s.ok()) {
+    respond(SessionRefusal(s, nullptr));
+    return;
+  }
+  if (stream) stream->Close();
+  for (auto& [upstream, id] : cancels) upstream->Cancel(id, reason);
+  respond(Response::Text(204, ""));
+}
+
+}  // namespace custody::mcp

@@ -1,0 +1,69 @@
+// The gateway's private types, shared by the files that implement it (gateway.h lists them).
+// Not for use outside src/mcp/.
+#pragma once
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "attribution/attribution_service.h"
+#include "common/mutex.h"
+#include "identity/token_service.h"
+#include "mcp/gateway.h"
+#include "mcp/jsonrpc.h"
+#include "mcp/session_registry.h"
+#include "mcp/sse_sink.h"
+
+namespace custody::mcp {
+
+namespace json = boost::json;
+
+struct Gateway::Server {
+  std::string name;
+  std::unique_ptr<Upstream> upstream;
+  // A tools/call whose progress the client asked for: the upstream sees a token unique to the
+  // call, the client its own token back.
+  struct Progress {
+    json::value client_token;
+    std::shared_ptr<SseSink> sink;
+  };
+  Mutex mu;
+  int64_t next_progress GUARDED_BY(mu) = 1;
+  std::map<std::string, Progress> progress GUARDED_BY(mu);  // upstream token -> call
+};
+
+struct Gateway::Caller {
+  std::string token;
+  bool accepts_sse = false;  // the client's Accept lists text/event-stream
+  identity::VerifiedAccess access;
+  std::string session_id;  // Mcp-Session-Id, when sent
+};
+
+struct Gateway::Admitted {
+  Server* server = nullptr;  // nullptr on the aggregate endpoint
+  Caller caller;
+};
+
+struct Gateway::Call {
+  Server* server = nullptr;
+  Caller caller;
+  json::value id;
+  json::object params;
+  std::string tool;  // the upstream's name for it
+  std::string hash;
+  http::Responder respond;
+  attribution::AuthorizeResult decision;
+  std::chrono::steady_clock::time_point forwarded;
+  std::shared_ptr<SseSink> sse;  // set when progress is streamed back
+  std::string progress_token;    // the token the upstream sees
+  CallKey key;                   // in the session registry
+};
+
+// A JSON-RPC message as the HTTP response.
+inline http::Response RpcResponse(int status, std::string body) {
+  return http::Response::Json(status, std::move(body));
+}
+
+}  // namespace custody::mcp

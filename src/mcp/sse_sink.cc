@@ -1,0 +1,37 @@
+#include "mcp/sse_sink.h"
+
+namespace custody::mcp {
+
+void SseSink::Attach(std::shared_ptr<http::SseWriter> writer) {
+  MutexLock lock(mu_);
+  writer_ = std::move(writer);
+  for (auto& e : queued_) writer_->Send("message", e);
+  queued_.clear();
+  if (finished_) writer_->Close();
+}
+
+bool SseSink::Send(const std::string& data, bool last) {
+  MutexLock lock(mu_);
+  if (finished_) return false;
+  finished_ = last;
+  if (!writer_) {
+    queued_.push_back(data);
+    return true;
+  }
+  bool sent = writer_->Send("message", data);
+  if (last) writer_->Close();
+  return sent;
+}
+
+void SseSink::Close() {
+  MutexLock lock(mu_);
+  finished_ = true;
+  if (writer_) writer_->Close();
+}
+
+bool SseSink::open() {
+  MutexLock lock(mu_);
+  return !finished_ && (!writer_ || !writer_->closed());
+}
+
+}  // namespace custody::mcp
