@@ -21,7 +21,7 @@
 #include "ledger/ledger.h"
 #include "ledger/note.h"
 #include "ledger/receipt.h"
-#include "ledger/sqlite_ledger_store.h"
+#include "store/stores.h"
 
 namespace {
 
@@ -54,7 +54,7 @@ struct RunResult {
 RunResult RunOnce(const std::string& dir, int threads, uint64_t total, int window, size_t batch) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
-  auto store = ledger::SqliteLedgerStore::Open(dir + "/bench.db");
+  auto store = store::OpenLedgerFile(dir + "/bench.db");
   if (!store.ok()) {
     std::fprintf(stderr, "%s\n", store.status().ToString().c_str());
     std::exit(1);

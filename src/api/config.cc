@@ -8,6 +8,8 @@
 #include <charconv>
 #include <variant>
 
+#include "store/stores.h"
+
 extern char** environ;
 
 namespace custody::api {
@@ -555,6 +557,14 @@ Status SetConfigValue(Config& config, std::string_view key, std::string_view val
 
 std::string Config::TokenDbPath() const {
   return admin.token_db.empty() ? data_dir + "/custody.db" : admin.token_db;
+}
+
+store::StorageOptions Config::Storage() const {
+  store::StorageOptions o;
+  o.ledger_path = LedgerDbPath();
+  o.attribution_path = AttributionDbPath();
+  o.admin_token_path = TokenDbPath();
+  return o;
 }
 
 Result<HostPort> ParseListen(std::string_view text) {

@@ -19,6 +19,10 @@
 
 #include "common/status.h"
 
+namespace custody::store {
+struct StorageOptions;
+}  // namespace custody::store
+
 namespace custody::api {
 
 struct Config {
@@ -93,6 +97,8 @@ struct Config {
   } mcp;
 
   std::string TokenDbPath() const;
+  // Where the stores live (store/stores.h): the files below, SQLite.
+  store::StorageOptions Storage() const;
   std::string LedgerDbPath() const { return data_dir + "/ledger.db"; }
   std::string LedgerKeyPath() const { return data_dir + "/ledger.key"; }
   std::string IdentityDbPath() const { return data_dir + "/identity.db"; }

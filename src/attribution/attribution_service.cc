@@ -290,7 +290,8 @@ AttributionService::AttributionService(identity::TokenService& tokens, ledger::L
       errors_(errors),
       recorder_(ledger),
       options_(std::move(options)),
-      ids_(clock, random) {}
+      ids_(clock, random),
+      containment_(tokens, recorder_, store, errors, clock, random) {}
 
 namespace {
 
@@ -748,9 +749,7 @@ void AttributionService::ContainIfTripped(Decision& d) {
   if (d.contain_scope.empty()) return;
   const identity::Session& session = d.va.session;
   std::string subject = d.contain_scope == "agent" ? session.agent : session.sid;
-  std::string reason = "tripwire " + d.tripwire + " (action " + d.action_id + ")";
-  auto r = d.contain_scope == "agent" ? tokens_.DisableAgent(subject, "custody:tripwire")
-                                      : tokens_.RevokeSession(subject, reason, "custody:tripwire");
+  auto r = containment_.RevokeForTripwire(d.contain_scope, session, d.tripwire, d.action_id);
   if (r.ok()) {
     d.revoked_sids = *r;
     d.result.contained = d.contain_scope + " " + subject;
@@ -843,53 +842,37 @@ void AttributionService::Record(Decision d, AuthorizeCallback done) {
   row.txn = session.txn;
   row.time_ms = d.now_ms;
 
-  json::object containment;  // the tripwire's containment event, if it tripped
-  ContainmentRow crow;
+  std::optional<events::Containment> containment;  // what the tripwire did, if it tripped
   if (!d.result.contained.empty()) {
-    crow.event_id = ids_.NextString();
-    crow.scope = d.contain_scope;
-    crow.subject = d.contain_scope == "agent" ? session.agent : session.sid;
-    crow.reason = "tripwire " + d.tripwire;
-    crow.trigger_action = d.action_id;
-    crow.time_ms = d.now_ms;
-    events::Containment c;
-    c.event_id = crow.event_id;
+    events::Containment& c = containment.emplace();
     c.time = d.time;
     c.actor = ActorOf(session, d.va.jti);
     c.scope = d.contain_scope;
-    c.subject = crow.subject;
-    c.reason = crow.reason;
+    c.subject = d.contain_scope == "agent" ? session.agent : session.sid;
+    c.reason = "tripwire " + d.tripwire;
     c.trigger_action = d.action_id;
     c.trigger_policy = d.tripwire;
     c.revoked_sessions = d.revoked_sids;
     c.trace_id = d.trace_id;
     c.span_id = d.span_id;
     c.txn = session.txn;
-    containment = events::Build(c);
   }
+  const int64_t now_ms = d.now_ms;
   auto shared = std::make_shared<AuthorizeResult>(std::move(d.result));
   auto cb = std::make_shared<AuthorizeCallback>(std::move(done));
   Status st = recorder_.RecordAsync(e, [this, shared, cb, row, containment = std::move(containment),
-                                        crow](Result<ledger::AppendResult> r) mutable {
+                                        now_ms](Result<ledger::AppendResult> r) mutable {
     if (!r.ok()) return (*cb)(r.status().WithContext("recording the decision"));
     shared->receipt = std::move(r->receipt);
     shared->ledger_index = r->index;
     row.decision_index = static_cast<int64_t>(r->index);
     Index(std::move(row), false);
-    if (containment.empty()) return (*cb)(std::move(*shared));
-    Status cs = recorder_.RecordAsync(
-        containment, [this, shared, cb, crow](Result<ledger::AppendResult> cr) mutable {
-          if (cr.ok()) {
-            crow.ledger_index = static_cast<int64_t>(cr->index);
-            // The containment event is in the ledger; only the index row is missing.
-            if (Status st = store_.InsertContainment(crow); !st.ok())
-              errors_.Report("attribution.containment_index", st);
-          } else {
-            shared->errors.push_back("containment record: " + cr.status().message());
-          }
-          (*cb)(std::move(*shared));
-        });
-    if (!cs.ok()) (*cb)(std::move(*shared));
+    if (!containment) return (*cb)(std::move(*shared));
+    // The containment that points at the decision; the answer waits for it to be durable.
+    containment_.RecordTripwire(std::move(*containment), now_ms, [shared, cb](Status cs) {
+      if (!cs.ok()) shared->errors.push_back("containment record: " + cs.message());
+      (*cb)(std::move(*shared));
+    });
   });
   if (!st.ok()) (*cb)(st);
 }
@@ -1090,48 +1073,6 @@ Result<PublishResult> AttributionService::PublishPolicies(const std::string& pol
   RETURN_IF_ERROR(store_.PutPolicySet(rec));
   MutexLock lock(bundle_mu_);
   bundle_ = *bundle;
-  return out;
-}
-
-// --- Containment -----------------------------------------------------------------------------
-
-Result<ContainResult> AttributionService::Contain(const std::string& scope,
-                                                  const std::string& subject,
-                                                  const std::string& reason,
-                                                  const std::string& by) {
-  if (scope != "session" && scope != "agent")
-    return InvalidArgumentError("scope must be \"session\" or \"agent\"");
-  if (subject.empty()) return InvalidArgumentError("what to contain is missing");
-  if (reason.empty()) return InvalidArgumentError("a reason is required");
-  if (reason.size() > 1024) return InvalidArgumentError("reason is longer than 1024 bytes");
-  std::vector<std::string> revoked;
-  if (scope == "session") {
-    ASSIGN_OR_RETURN(identity::Session s, tokens_.GetSession(subject));
-    (void)s;
-    ASSIGN_OR_RETURN(revoked, tokens_.RevokeSession(subject, reason, by));
-  } else {
-    ASSIGN_OR_RETURN(revoked, tokens_.DisableAgent(subject, by));
-  }
-  ContainResult out;
-  out.event_id = ids_.NextString();
-  out.scope = scope;
-  out.subject = subject;
-  out.revoked_sessions = revoked;
-  std::string time = FormatRfc3339Millis(clock_.Now());
-  events::Containment e;
-  e.event_id = out.event_id;
-  e.time = time;
-  e.scope = scope;
-  e.subject = subject;
-  e.reason = reason;
-  e.by = by;
-  e.revoked_sessions = revoked;
-  ASSIGN_OR_RETURN(auto appended, recorder_.Record(events::Build(e)));
-  out.ledger_index = appended.index;
-  out.receipt = appended.receipt;
-  RETURN_IF_ERROR(store_.InsertContainment(ContainmentRow{out.event_id, scope, subject, reason, "",
-                                                          by, UnixMillis(clock_.Now()),
-                                                          static_cast<int64_t>(appended.index)}));
   return out;
 }
 

@@ -35,6 +35,7 @@
 #include "common/random.h"
 #include "common/status.h"
 #include "common/uuid.h"
+#include "containment/containment_service.h"
 #include "events/recorder.h"
 #include "store/attribution_store.h"
 
@@ -146,14 +147,7 @@ struct PublishResult {
   std::vector<std::string> tripwires;  // ids of @contain policies
 };
 
-struct ContainResult {
-  std::string event_id;
-  std::string scope;
-  std::string subject;
-  std::vector<std::string> revoked_sessions;
-  uint64_t ledger_index = 0;
-  std::string receipt;
-};
+using containment::ContainResult;
 
 class AttributionService {
  public:
@@ -182,8 +176,11 @@ class AttributionService {
   Result<std::optional<PolicySetRecord>> ActivePolicySet() { return store_.ActivePolicySet(); }
 
   // Manual containment: scope "session" (the tree below it too) or "agent" (disables it).
+  // ContainmentService::Contain, on the service's ledger and store.
   Result<ContainResult> Contain(const std::string& scope, const std::string& subject,
-                                const std::string& reason, const std::string& by);
+                                const std::string& reason, const std::string& by) {
+    return containment_.Contain(scope, subject, reason, by);
+  }
 
   // Dry run: would `session` be allowed `action` on `target` under the active policies and the
   // session's scopes? Nothing is recorded and no counter moves. A session the registry knows is
@@ -254,6 +251,7 @@ class AttributionService {
   events::Recorder recorder_;  // over ledger_
   const AttributionOptions options_;
   UuidV7Generator ids_;  // thread-safe
+  containment::ContainmentService containment_;  // over tokens_, recorder_, store_
 
   mutable Mutex bundle_mu_;
   std::shared_ptr<const PolicyBundle> bundle_ GUARDED_BY(bundle_mu_);

@@ -13,8 +13,7 @@
 #include "identity/token_service.h"
 #include "ledger/ledger.h"
 #include "ledger/receipt.h"
-#include "ledger/sqlite_ledger_store.h"
-#include "store/sqlite/sqlite_attribution_store.h"
+#include "store/stores.h"
 #include "store/testing/fault_vfs.h"
 
 namespace custody::attribution {
@@ -220,7 +219,7 @@ TEST(AttributionStore, WriteActionsIsOneTransactionAndWritesAMissingOutcomeRowWh
       std::filesystem::temp_directory_path() / ("custody_attr_store_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
-  auto store = store::SqliteAttributionStore::Open((dir / "attribution.db").string());
+  auto store = store::OpenAttributionStore(store::StorageOptions::InDirectory(dir.string()));
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   ActionRow a;
   a.action_id = "a1";

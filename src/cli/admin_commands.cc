@@ -9,7 +9,7 @@
 #include "api/service.h"
 #include "cli/commands.h"
 #include "common/jcs.h"
-#include "store/sqlite_admin_token_store.h"
+#include "store/stores.h"
 
 namespace custody::cli {
 namespace {
@@ -41,10 +41,10 @@ api::Config LoadAdminConfig(const AdminFlags& f) {
   return *c;
 }
 
-std::unique_ptr<store::SqliteAdminTokenStore> OpenStore(const api::Config& c, bool create) {
+std::unique_ptr<store::AdminTokenStore> OpenStore(const api::Config& c, bool create) {
   Status st = api::EnsurePrivateDir(c.data_dir, create);
   if (!st.ok()) Fail(st);
-  auto s = store::SqliteAdminTokenStore::Open(c.TokenDbPath(), create);
+  auto s = store::OpenAdminTokenStore(c.Storage(), create);
   if (!s.ok()) Fail(s.status());
   return std::move(*s);
 }

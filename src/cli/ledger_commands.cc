@@ -20,8 +20,8 @@
 #include "ledger/ledger.h"
 #include "ledger/note.h"
 #include "ledger/receipt.h"
-#include "ledger/sqlite_ledger_store.h"
 #include "ledger/verifier.h"
+#include "store/stores.h"
 #ifdef CUSTODY_HAVE_ATTRIBUTION
 #include "investigate/evidence.h"
 #endif
@@ -64,9 +64,8 @@ std::unique_ptr<ledger::Ledger> OpenLedger(const LedgerFlags& f, bool create) {
   if (!create && !std::filesystem::exists(f.db)) {
     Fail(NotFoundError("no ledger at " + f.db));
   }
-  ledger::SqliteLedgerStore::Options so;
-  so.create_if_missing = create;
-  auto store = OrFail(ledger::SqliteLedgerStore::Open(f.db, so));
+  auto store =
+      OrFail(store::OpenLedgerFile(f.db, {.read_only = false, .create_if_missing = create}));
   crypto::Ed25519PrivateKey key = OrFail(create ? crypto::LoadOrCreateEd25519Key(f.KeyPath())
                                                 : [&]() -> Result<crypto::Ed25519PrivateKey> {
     if (!std::filesystem::exists(f.KeyPath())) {
@@ -192,10 +191,8 @@ Result<ledger::NoteVerifier> VerifierFor(const LedgerFlags& f, const std::string
     return NotFoundError("no key to verify with: pass --vkey or --key");
   }
   ASSIGN_OR_RETURN(crypto::Ed25519PrivateKey key, crypto::LoadOrCreateEd25519Key(f.KeyPath()));
-  ledger::SqliteLedgerStore::Options so;
-  so.read_only = true;
-  so.create_if_missing = false;
-  ASSIGN_OR_RETURN(auto store, ledger::SqliteLedgerStore::Open(f.db, so));
+  ASSIGN_OR_RETURN(auto store,
+                   store::OpenLedgerFile(f.db, {.read_only = true, .create_if_missing = false}));
   ASSIGN_OR_RETURN(std::optional<std::string> origin, store->GetMeta("origin"));
   ASSIGN_OR_RETURN(ledger::NoteSigner signer,
                    ledger::NoteSigner::Create(origin.value_or(kDefaultOrigin), key));
@@ -205,10 +202,7 @@ Result<ledger::NoteVerifier> VerifierFor(const LedgerFlags& f, const std::string
 int RunVerify(const LedgerFlags& f, const std::string& vkey) {
   if (!std::filesystem::exists(f.db)) Fail(NotFoundError("no ledger at " + f.db));
   auto verifier = OrFail(VerifierFor(f, vkey));
-  ledger::SqliteLedgerStore::Options so;
-  so.read_only = true;
-  so.create_if_missing = false;
-  auto store = ledger::SqliteLedgerStore::Open(f.db, so);
+  auto store = store::OpenLedgerFile(f.db, {.read_only = true, .create_if_missing = false});
   if (!store.ok()) Fail(DataLossError("cannot open the ledger: " + store.status().message()));
   auto origin = (*store)->GetMeta("origin");
   if (!origin.ok()) Fail(DataLossError("cannot read the ledger: " + origin.status().message()));
@@ -306,7 +300,7 @@ int RunDemo(const LedgerFlags& f) {
   Status bad = ledger::VerifyReceipt(verifier, last.receipt, AsBytes(tampered));
   std::cout << "tampered event rejected: " << (bad.ok() ? "NO (bug)" : bad.message()) << "\n";
   ledger->Close();
-  auto store = OrFail(ledger::SqliteLedgerStore::Open(f.db));
+  auto store = OrFail(store::OpenLedgerFile(f.db, {}));
   auto report = ledger::VerifyLedger(*store, verifier, ledger->origin());
   std::cout << "whole-ledger verification: "
             << (report.ok() ? "OK (" + std::to_string(report->leaves) + " leaves, " +

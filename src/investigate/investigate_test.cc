@@ -17,7 +17,7 @@
 #include "investigate/evidence.h"
 #include "ledger/ledger.h"
 #include "ledger/note.h"
-#include "ledger/sqlite_ledger_store.h"
+#include "store/ledger_store.h"
 
 namespace custody::investigate {
 namespace {

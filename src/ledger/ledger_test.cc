@@ -14,7 +14,7 @@
 #include "ledger/checkpoint.h"
 #include "ledger/proof.h"
 #include "ledger/receipt.h"
-#include "store/sqlite/sqlite_ledger_store.h"
+#include "store/stores.h"
 #include "store/testing/sqlite_file.h"
 
 namespace custody::ledger {
@@ -39,7 +39,7 @@ class LedgerTest : public ::testing::Test {
 
   std::unique_ptr<Ledger> Open(LedgerOptions options = {}) {
     if (options.origin.empty()) options.origin = "test.example/ledger";
-    auto store = store::SqliteLedgerStore::Open(DbPath());
+    auto store = store::OpenLedgerFile(DbPath());
     EXPECT_TRUE(store.ok()) << store.status().ToString();
     auto key = crypto::Ed25519PrivateKey::FromSeed(key_seed_);
     auto ledger = Ledger::Open(std::move(*store), std::move(*key), options);
@@ -285,7 +285,7 @@ TEST_F(LedgerTest, PartialLevelZeroTilesComeFromTheLeaves) {
 TEST_F(LedgerTest, RefusesAnotherOriginOrAnotherKey) {
   { ASSERT_NE(Open(), nullptr); }
   {
-    auto store = store::SqliteLedgerStore::Open(DbPath());
+    auto store = store::OpenLedgerFile(DbPath());
     LedgerOptions options;
     options.origin = "other.example/log";
     auto r =
@@ -294,7 +294,7 @@ TEST_F(LedgerTest, RefusesAnotherOriginOrAnotherKey) {
     EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
   }
   {
-    auto store = store::SqliteLedgerStore::Open(DbPath());
+    auto store = store::OpenLedgerFile(DbPath());
     auto r = Ledger::Open(std::move(*store), *crypto::Ed25519PrivateKey::Generate(), {});
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);

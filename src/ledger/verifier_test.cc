@@ -8,7 +8,7 @@
 #include <functional>
 
 #include "ledger/ledger.h"
-#include "store/sqlite/sqlite_ledger_store.h"
+#include "store/stores.h"
 #include "store/testing/sqlite_file.h"
 
 namespace custody::ledger {
@@ -25,7 +25,7 @@ class VerifierTest : public ::testing::Test {
     fs::remove_all(*dir_);
     fs::create_directories(*dir_);
     auto key = crypto::Ed25519PrivateKey::FromSeed(std::vector<uint8_t>(32, 9));
-    auto store = store::SqliteLedgerStore::Open(Pristine());
+    auto store = store::OpenLedgerFile(Pristine());
     ASSERT_TRUE(store.ok());
     LedgerOptions options;
     options.origin = kOrigin;
@@ -73,10 +73,8 @@ class VerifierTest : public ::testing::Test {
 
   static Result<LedgerVerifyReport> VerifyPath(const std::string& path,
                                                const std::string& vkey = "") {
-    store::SqliteLedgerStore::Options so;
-    so.read_only = true;
-    so.create_if_missing = false;
-    ASSIGN_OR_RETURN(auto store, store::SqliteLedgerStore::Open(path, so));
+    ASSIGN_OR_RETURN(auto store,
+                     store::OpenLedgerFile(path, {.read_only = true, .create_if_missing = false}));
     ASSIGN_OR_RETURN(NoteVerifier verifier,
                      NoteVerifier::FromVerifierKey(vkey.empty() ? *vkey_ : vkey));
     return VerifyLedger(*store, verifier, kOrigin);

@@ -19,7 +19,7 @@ Result<std::unique_ptr<AttributionStore>> OpenMemory(const std::filesystem::path
 INSTANTIATE_TEST_SUITE_P(Backends, AttributionStoreConformance,
                          ::testing::Values(AttributionStoreBackend{"Sqlite", OpenSqlite},
                                            AttributionStoreBackend{"Memory", OpenMemory}),
-                         BackendName);
+                         BackendName<AttributionStore>);
 
 }  // namespace
 }  // namespace custody::store::testing

@@ -16,7 +16,7 @@
 #include "ledger/checkpoint.h"
 #include "ledger/ledger.h"
 #include "ledger/receipt.h"
-#include "ledger/sqlite_ledger_store.h"
+#include "store/stores.h"
 #include "subprocess.h"
 
 namespace custody {
@@ -116,7 +116,7 @@ TEST_F(LedgerCrashTest, ReceiptsSurviveSigkillAndTheLedgerVerifies) {
   EXPECT_NE(out.find("\"ok\":true"), std::string::npos);
 
   // It reopens, grows, and the new checkpoint is consistent with the last one handed out.
-  auto store = ledger::SqliteLedgerStore::Open(db);
+  auto store = store::OpenLedgerFile(db);
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   auto key = crypto::LoadOrCreateEd25519Key(db + ".key");
   ASSERT_TRUE(key.ok());

@@ -5,7 +5,6 @@
 // versions. A read-only ledger open reads an old file without writing it, as `custody ledger
 // verify` does.
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -15,11 +14,10 @@
 
 #include "identity/sqlite_identity_store.h"
 #include "ledger/note.h"
-#include "ledger/sqlite_ledger_store.h"
 #include "ledger/verifier.h"
 #include "mcp/tool_pins.h"
-#include "store/sqlite/sqlite_attribution_store.h"
-#include "store/sqlite_admin_token_store.h"
+#include "store/stores.h"
+#include "store/testing/sqlite_file.h"
 #include "subprocess.h"
 
 namespace custody {
@@ -48,34 +46,23 @@ std::string ReadFile(const fs::path& p) {
 
 // PRAGMA user_version of a closed file, read (or written) with a connection of its own.
 int64_t UserVersion(const std::string& path) {
-  sqlite3* db = nullptr;
-  int64_t v = -1;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
-    sqlite3_stmt* s = nullptr;
-    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, nullptr) == SQLITE_OK &&
-        sqlite3_step(s) == SQLITE_ROW) {
-      v = sqlite3_column_int64(s, 0);
-    }
-    sqlite3_finalize(s);
-  }
-  sqlite3_close_v2(db);
-  return v;
+  auto v = store::testing::QueryIntOnFile(path, "PRAGMA user_version");
+  return v.ok() ? *v : -1;
 }
 
 void SetUserVersion(const std::string& path, int64_t v) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
-  std::string sql = "PRAGMA user_version = " + std::to_string(v);
-  EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close_v2(db);
+  Status st = store::testing::ExecOnFile(path, "PRAGMA user_version = " + std::to_string(v));
+  EXPECT_TRUE(st.ok()) << st.ToString();
 }
 
-ledger::SqliteLedgerStore::Options ReadOnly() {
-  ledger::SqliteLedgerStore::Options o;
-  o.read_only = true;
-  o.create_if_missing = false;
+// The stores' factory (store/stores.h), on one file.
+store::StorageOptions At(const std::string& path) {
+  store::StorageOptions o;
+  o.ledger_path = o.attribution_path = o.admin_token_path = path;
   return o;
 }
+
+constexpr store::LedgerOpenOptions kReadOnly = {.read_only = true, .create_if_missing = false};
 
 // Opens a file with one store's Open and drops it; the status is what a caller would see.
 struct Opener {
@@ -92,18 +79,17 @@ Status Drop(const Result<T>& r) {
 // read-only open (`custody ledger verify`), which never creates.
 std::vector<Opener> Openers(bool read_only_ledger) {
   std::vector<Opener> out = {
-      {"ledger.db", [](const std::string& p) { return Drop(ledger::SqliteLedgerStore::Open(p)); }},
+      {"ledger.db", [](const std::string& p) { return Drop(store::OpenLedgerStore(At(p))); }},
       {"identity.db",
        [](const std::string& p) { return Drop(identity::SqliteIdentityStore::Open(p)); }},
-      {"custody.db",
-       [](const std::string& p) { return Drop(store::SqliteAdminTokenStore::Open(p)); }},
+      {"custody.db", [](const std::string& p) { return Drop(store::OpenAdminTokenStore(At(p))); }},
       {"attribution.db",
-       [](const std::string& p) { return Drop(store::SqliteAttributionStore::Open(p)); }},
+       [](const std::string& p) { return Drop(store::OpenAttributionStore(At(p))); }},
       {"mcp.db", [](const std::string& p) { return Drop(mcp::SqliteToolPinStore::Open(p)); }},
   };
   if (read_only_ledger) {
     out.push_back({"ledger.db", [](const std::string& p) {
-                     return Drop(ledger::SqliteLedgerStore::Open(p, ReadOnly()));
+                     return Drop(store::OpenLedgerStore(At(p), kReadOnly));
                    }});
   }
   return out;
@@ -141,7 +127,7 @@ class SchemaFixtureTest : public ::testing::Test {
 TEST_F(SchemaFixtureTest, LedgerIsMigratedAndKeepsItsLeavesAndCheckpoints) {
   std::string path = Copy("ledger.db");
   {
-    auto store = ledger::SqliteLedgerStore::Open(path);
+    auto store = store::OpenLedgerStore(At(path));
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     EXPECT_EQ(*(*store)->LeafCount(), 7u);
     auto leaf = (*store)->GetLeaf(0);
@@ -169,10 +155,10 @@ TEST_F(SchemaFixtureTest, LedgerIsMigratedAndKeepsItsLeavesAndCheckpoints) {
   }
   EXPECT_EQ(UserVersion(path), kCurrentVersion);
   // A migrated file opens again, for writing and read-only.
-  auto again = ledger::SqliteLedgerStore::Open(path);
+  auto again = store::OpenLedgerStore(At(path));
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   again->reset();
-  auto ro = ledger::SqliteLedgerStore::Open(path, ReadOnly());
+  auto ro = store::OpenLedgerStore(At(path), kReadOnly);
   ASSERT_TRUE(ro.ok()) << ro.status().ToString();
   EXPECT_EQ(*(*ro)->LeafCount(), 7u);
 }
@@ -181,7 +167,7 @@ TEST_F(SchemaFixtureTest, ReadOnlyLedgerOpenReadsAnOldFileWithoutWritingIt) {
   std::string path = Copy("ledger.db");
   std::string before = ReadFile(path);
   {
-    auto store = ledger::SqliteLedgerStore::Open(path, ReadOnly());
+    auto store = store::OpenLedgerStore(At(path), kReadOnly);
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     auto origin = (*store)->GetMeta("origin");
     ASSERT_TRUE(origin.ok() && origin->has_value());
@@ -240,7 +226,7 @@ TEST_F(SchemaFixtureTest, IdentityIsMigratedAndKeepsItsAgentSessionAndKey) {
 TEST_F(SchemaFixtureTest, AdminTokensAreMigratedAndKeepTheQuickstartToken) {
   std::string path = Copy("custody.db");
   {
-    auto store = store::SqliteAdminTokenStore::Open(path, /*create_if_missing=*/false);
+    auto store = store::OpenAdminTokenStore(At(path), /*create_if_missing=*/false);
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     auto token = (*store)->Get(kAdminTokenId);
     ASSERT_TRUE(token.ok()) << token.status().ToString();
@@ -257,7 +243,7 @@ TEST_F(SchemaFixtureTest, AdminTokensAreMigratedAndKeepTheQuickstartToken) {
 TEST_F(SchemaFixtureTest, AttributionIsMigratedAndKeepsItsPolicySetAndAction) {
   std::string path = Copy("attribution.db");
   {
-    auto store = store::SqliteAttributionStore::Open(path);
+    auto store = store::OpenAttributionStore(At(path));
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     auto active = (*store)->ActivePolicySet();
     ASSERT_TRUE(active.ok()) << active.status().ToString();

@@ -30,9 +30,9 @@
 #include "ledger/note.h"
 #include "ledger/proof.h"
 #include "ledger/receipt.h"
-#include "ledger/sqlite_ledger_store.h"
 #include "ledger/tiles.h"
 #include "serve_util.h"
+#include "store/stores.h"
 #include "subprocess.h"
 
 namespace custody {
@@ -454,10 +454,8 @@ TEST(Serve, LedgerRoutesAndTilesAgreeWithProofs) {
         s.token()));
     ASSERT_TRUE(r.ok());
     ASSERT_EQ(r->status, 201);
-    ledger::SqliteLedgerStore::Options so;
-    so.read_only = true;
-    so.create_if_missing = false;
-    auto store = ledger::SqliteLedgerStore::Open((dir / "data" / "ledger.db").string(), so);
+    auto store = store::OpenLedgerFile((dir / "data" / "ledger.db").string(),
+                                       {.read_only = true, .create_if_missing = false});
     ASSERT_TRUE(store.ok());
     auto leaf = (*store)->GetLeaf(600);
     ASSERT_TRUE(leaf.ok());
@@ -595,10 +593,8 @@ TEST(Serve, GracefulShutdownLosesNoAcknowledgedAppend) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
   std::string out;
   EXPECT_EQ(LedgerVerify(data, &out), 0) << out;
-  ledger::SqliteLedgerStore::Options so;
-  so.read_only = true;
-  so.create_if_missing = false;
-  auto store = ledger::SqliteLedgerStore::Open((data / "ledger.db").string(), so);
+  auto store = store::OpenLedgerFile((data / "ledger.db").string(),
+                                     {.read_only = true, .create_if_missing = false});
   ASSERT_TRUE(store.ok());
   for (const auto& [index, ev] : acked) {
     auto leaf = (*store)->GetLeaf(index);

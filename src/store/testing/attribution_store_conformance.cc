@@ -1,28 +1,6 @@
 #include "store/testing/attribution_store_conformance.h"
 
-#include <unistd.h>
-
 namespace custody::store::testing {
-
-void AttributionStoreConformance::SetUp() {
-  dir_ = std::filesystem::temp_directory_path() /
-         ("custody_conformance_" + std::to_string(::getpid()) + "_" + GetParam().name + "_" +
-          ::testing::UnitTest::GetInstance()->current_test_info()->name());
-  std::filesystem::remove_all(dir_);
-  std::filesystem::create_directories(dir_);
-  auto s = GetParam().open(dir_);
-  ASSERT_TRUE(s.ok()) << s.status().ToString();
-  store_ = std::move(*s);
-}
-
-void AttributionStoreConformance::TearDown() {
-  store_.reset();
-  std::filesystem::remove_all(dir_);
-}
-
-std::string BackendName(const ::testing::TestParamInfo<AttributionStoreBackend>& info) {
-  return info.param.name;
-}
 
 namespace {
 

@@ -1,0 +1,65 @@
+#include "store/stores.h"
+
+#include "store/memory/memory_admin_token_store.h"
+#include "store/memory/memory_attribution_store.h"
+#include "store/memory/memory_ledger_store.h"
+#include "store/sqlite/sqlite_admin_token_store.h"
+#include "store/sqlite/sqlite_attribution_store.h"
+#include "store/sqlite/sqlite_ledger_store.h"
+
+namespace custody::store {
+
+StorageOptions StorageOptions::InDirectory(const std::string& dir) {
+  StorageOptions o;
+  o.ledger_path = dir + "/ledger.db";
+  o.attribution_path = dir + "/attribution.db";
+  o.admin_token_path = dir + "/custody.db";
+  return o;
+}
+
+Result<std::unique_ptr<LedgerStore>> OpenLedgerStore(const StorageOptions& options,
+                                                     const LedgerOpenOptions& open) {
+  if (options.backend == Backend::kMemory) {
+    return std::unique_ptr<LedgerStore>(std::make_unique<MemoryLedgerStore>());
+  }
+  SqliteLedgerStore::Options o;
+  o.read_only = open.read_only;
+  o.create_if_missing = open.create_if_missing;
+  ASSIGN_OR_RETURN(auto s, SqliteLedgerStore::Open(options.ledger_path, o));
+  return std::unique_ptr<LedgerStore>(std::move(s));
+}
+
+Result<std::unique_ptr<LedgerStore>> OpenLedgerFile(const std::string& path,
+                                                    const LedgerOpenOptions& open) {
+  StorageOptions o;
+  o.ledger_path = path;
+  return OpenLedgerStore(o, open);
+}
+
+Result<std::unique_ptr<AttributionStore>> OpenAttributionStore(const StorageOptions& options) {
+  if (options.backend == Backend::kMemory) {
+    return std::unique_ptr<AttributionStore>(std::make_unique<MemoryAttributionStore>());
+  }
+  ASSIGN_OR_RETURN(auto s, SqliteAttributionStore::Open(options.attribution_path));
+  return std::unique_ptr<AttributionStore>(std::move(s));
+}
+
+Result<std::unique_ptr<AdminTokenStore>> OpenAdminTokenStore(const StorageOptions& options,
+                                                             bool create_if_missing) {
+  if (options.backend == Backend::kMemory) {
+    return std::unique_ptr<AdminTokenStore>(std::make_unique<MemoryAdminTokenStore>());
+  }
+  ASSIGN_OR_RETURN(auto s,
+                   SqliteAdminTokenStore::Open(options.admin_token_path, create_if_missing));
+  return std::unique_ptr<AdminTokenStore>(std::move(s));
+}
+
+Result<Stores> OpenStores(const StorageOptions& options) {
+  Stores s;
+  ASSIGN_OR_RETURN(s.admin_tokens, OpenAdminTokenStore(options));
+  ASSIGN_OR_RETURN(s.ledger, OpenLedgerStore(options));
+  ASSIGN_OR_RETURN(s.attribution, OpenAttributionStore(options));
+  return s;
+}
+
+}  // namespace custody::store

@@ -1,0 +1,70 @@
+// The one factory that opens Custody's stores, and the only code outside store/<backend>/ that
+// names a backend. `custody serve` opens them all (OpenStores); a command that touches one file
+// opens just that store (`custody ledger` the ledger, `custody admin token` the token store).
+// SQLite files by default; kMemory gives fresh, empty in-memory stores for unit tests.
+//
+// What each store keeps, and how durably, is the store's own business (the ledger fsyncs every
+// commit; the attribution index is derived and synchronous=NORMAL): that is not an option here.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "store/admin_token_store.h"
+#include "store/attribution_store.h"
+#include "store/ledger_store.h"
+
+namespace custody::store {
+
+enum class Backend {
+  kSqlite,  // one SQLite file per store, at the paths below
+  kMemory,  // in memory: empty when opened, gone when closed (tests)
+};
+
+struct StorageOptions {
+  Backend backend = Backend::kSqlite;
+  // SQLite: the file of each store (created mode 0600 when missing). Empty paths are not
+  // needed by kMemory.
+  std::string ledger_path;
+  std::string attribution_path;
+  std::string admin_token_path;
+
+  // The files of a data directory: ledger.db, attribution.db, custody.db.
+  static StorageOptions InDirectory(const std::string& dir);
+  static StorageOptions InMemory() {
+    StorageOptions o;
+    o.backend = Backend::kMemory;
+    return o;
+  }
+};
+
+// Every store the server runs on.
+struct Stores {
+  std::unique_ptr<AdminTokenStore> admin_tokens;
+  std::unique_ptr<LedgerStore> ledger;
+  std::unique_ptr<AttributionStore> attribution;
+};
+
+// Opens every store, in the order above (an error names the store that failed; the stores
+// opened before it are closed again).
+Result<Stores> OpenStores(const StorageOptions& options);
+
+struct LedgerOpenOptions {
+  // Never writes (not even a migration): `custody ledger verify`, readers of a live ledger.
+  bool read_only = false;
+  // A missing ledger is created; otherwise NotFound.
+  bool create_if_missing = true;
+};
+Result<std::unique_ptr<LedgerStore>> OpenLedgerStore(const StorageOptions& options,
+                                                     const LedgerOpenOptions& open = {});
+// The SQLite ledger file at `path` alone (the `custody ledger --db` commands, tests and tools
+// that read a ledger file).
+Result<std::unique_ptr<LedgerStore>> OpenLedgerFile(const std::string& path,
+                                                    const LedgerOpenOptions& open = {});
+Result<std::unique_ptr<AttributionStore>> OpenAttributionStore(const StorageOptions& options);
+// `create_if_missing` false: a missing token database is NotFound.
+Result<std::unique_ptr<AdminTokenStore>> OpenAdminTokenStore(const StorageOptions& options,
+                                                             bool create_if_missing = true);
+
+}  // namespace custody::store
