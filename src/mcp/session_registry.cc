@@ -52,24 +52,29 @@ McpSession* SessionRegistry::UseLocked(const std::string& id, std::string* why) 
   return &it->second;
 }
 
-Status SessionRegistry::Use(const std::string& id, const std::string& scope,
-                            const std::string& sid) {
-  MutexLock lock(mu_);
+Status SessionRegistry::CheckLocked(const std::string& id, const std::string& scope,
+                                    const std::string& sid, McpSession** out) {
   std::string why(kUnknown);
   McpSession* m = UseLocked(id, &why);
   if (!m || m->server != scope) return NotFoundError(why);
   if (m->sid != sid) return PermissionDeniedError(std::string(kOthers));
+  *out = m;
   return OkStatus();
+}
+
+Status SessionRegistry::Use(const std::string& id, const std::string& scope,
+                            const std::string& sid) {
+  MutexLock lock(mu_);
+  McpSession* m = nullptr;
+  return CheckLocked(id, scope, sid, &m);
 }
 
 Status SessionRegistry::AttachStream(const std::string& id, const std::string& scope,
                                      const std::string& sid, std::shared_ptr<SseSink> stream,
                                      std::shared_ptr<SseSink>* old) {
   MutexLock lock(mu_);
-  std::string why(kUnknown);
-  McpSession* m = UseLocked(id, &why);
-  if (!m || m->server != scope) return NotFoundError(why);
-  if (m->sid != sid) return PermissionDeniedError(std::string(kOthers));
+  McpSession* m = nullptr;
+  RETURN_IF_ERROR(CheckLocked(id, scope, sid, &m));
   *old = std::exchange(m->stream, std::move(stream));
   return OkStatus();
 }

@@ -110,6 +110,9 @@ class SessionRegistry {
   };
 
   McpSession* UseLocked(const std::string& id, std::string* why) REQUIRES(mu_);
+  // Use's checks; on OK, `*out` is the session.
+  Status CheckLocked(const std::string& id, const std::string& scope, const std::string& sid,
+                     McpSession** out) REQUIRES(mu_);
   bool ExpireIfIdle(const std::string& id) REQUIRES(mu_);
   void EndLocked(const std::string& id, std::string why) REQUIRES(mu_);
   std::vector<UpstreamCancel> TakeCancels(const std::string& mcp_session,
