@@ -1,7 +1,7 @@
 // Identity throughput, in process: tokens issued per second (client_credentials JWT-SVIDs and
 // RFC 8693 exchanges) and access-token verifications per second with and without the
-// verified-token cache. TokenService runs against a real SqliteIdentityStore (WAL,
-// synchronous=FULL) in a temporary directory and the system clock.
+// verified-token cache. TokenService runs against a real SQLite identity store (WAL,
+// synchronous=FULL, opened through store/stores.h) in a temporary directory and the system clock.
 //
 // The event sink is the benchmark argument "ledger": 0 is a no-op sink (TokenService alone),
 // 1 is a real Ledger on SQLite in the same directory, appended synchronously as `custody serve`
@@ -26,10 +26,9 @@
 #include "common/random.h"
 #include "crypto/ed25519.h"
 #include "crypto/jose.h"
-#include "identity/sqlite_identity_store.h"
 #include "identity/token_service.h"
 #include "ledger/ledger.h"
-#include "ledger/sqlite_ledger_store.h"
+#include "store/stores.h"
 
 namespace custody::identity {
 namespace {
@@ -57,16 +56,16 @@ class Fixture {
            ("custody-token-bench-" + std::to_string(::getpid()) + "-" + std::to_string(++n));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    store_ = Must(SqliteIdentityStore::Open((dir_ / "identity.db").string()), "identity store");
+    store_ = Must(store::OpenIdentityStore(store::StorageOptions::InDirectory(dir_.string())),
+                  "identity store");
     IdentityEventSink sink;
     if (with_ledger) {
       ledger::LedgerOptions lo;
       lo.origin = "custody.bench/ledger";
-      ledger_ = Must(
-          ledger::Ledger::Open(
-              Must(ledger::SqliteLedgerStore::Open((dir_ / "ledger.db").string()), "ledger store"),
-              Must(crypto::Ed25519PrivateKey::Generate(), "key"), lo),
-          "ledger");
+      ledger_ = Must(ledger::Ledger::Open(
+                         Must(store::OpenLedgerFile((dir_ / "ledger.db").string()), "ledger store"),
+                         Must(crypto::Ed25519PrivateKey::Generate(), "key"), lo),
+                     "ledger");
       ledger::Ledger* led = ledger_.get();
       sink = [led](const std::string& e) { return led->Append(e).status(); };
     }
@@ -129,7 +128,7 @@ class Fixture {
   SystemRandom random_;
   NullLogger log_;
   ErrorReporter errors_{log_};
-  std::unique_ptr<SqliteIdentityStore> store_;
+  std::unique_ptr<store::IdentityStore> store_;
   std::unique_ptr<ledger::Ledger> ledger_;
   std::unique_ptr<TokenService> svc_;
   std::unique_ptr<crypto::EcdsaP256PrivateKey> client_key_;

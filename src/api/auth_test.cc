@@ -2,38 +2,23 @@
 
 #include <gtest/gtest.h>
 
-#include <map>
+#include <memory>
+
+#include "store/stores.h"
 
 namespace custody::api {
 namespace {
 
-class MemoryTokenStore : public store::AdminTokenStore {
- public:
-  Status Insert(const store::AdminTokenRecord& r) override {
-    if (!records_.emplace(r.id, r).second) return AlreadyExistsError("dup");
-    return OkStatus();
-  }
-  Result<std::optional<store::AdminTokenRecord>> Get(std::string_view id) override {
-    auto it = records_.find(std::string(id));
-    if (it == records_.end()) return std::optional<store::AdminTokenRecord>();
-    return std::optional<store::AdminTokenRecord>(it->second);
-  }
-  Result<std::vector<store::AdminTokenRecord>> List() override {
-    std::vector<store::AdminTokenRecord> out;
-    for (auto& [k, v] : records_) out.push_back(v);
-    return out;
-  }
-  Status Revoke(std::string_view id, int64_t at) override {
-    auto it = records_.find(std::string(id));
-    if (it == records_.end()) return NotFoundError("no");
-    it->second.revoked_unix_ms = at;
-    return OkStatus();
-  }
-  std::map<std::string, store::AdminTokenRecord> records_;
-};
+// The in-memory admin token store, from the factory.
+std::unique_ptr<store::AdminTokenStore> MemoryTokens() {
+  auto s = store::OpenAdminTokenStore(store::StorageOptions::InMemory());
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  return s.ok() ? std::move(*s) : nullptr;
+}
 
 TEST(Auth, IssuedTokensAuthenticateAndAreStoredHashed) {
-  MemoryTokenStore store;
+  auto owned = MemoryTokens();
+  store::AdminTokenStore& store = *owned;
   FakeClock clock;
   SystemRandom random;
   auto t = IssueAdminToken(store, "admin", "ops", clock, random);
@@ -41,7 +26,9 @@ TEST(Auth, IssuedTokensAuthenticateAndAreStoredHashed) {
   EXPECT_TRUE(t->token.starts_with("cst_" + t->id + "_"));
   EXPECT_EQ(t->token.size(), 4u + 16 + 1 + 43);
   // Nothing stored contains the token or its secret part.
-  const auto& rec = store.records_.at(t->id);
+  auto got = store.Get(t->id);
+  ASSERT_TRUE(got.ok() && got->has_value());
+  const store::AdminTokenRecord& rec = **got;
   EXPECT_EQ(rec.role, "admin");
   EXPECT_EQ(rec.label, "ops");
   std::string secret = t->token.substr(21);
@@ -56,7 +43,8 @@ TEST(Auth, IssuedTokensAuthenticateAndAreStoredHashed) {
 }
 
 TEST(Auth, WrongMalformedAndRevokedTokensAreRefused) {
-  MemoryTokenStore store;
+  auto owned = MemoryTokens();
+  store::AdminTokenStore& store = *owned;
   FakeClock clock;
   SystemRandom random;
   auto t = IssueAdminToken(store, "reader", "", clock, random);

@@ -562,6 +562,7 @@ std::string Config::TokenDbPath() const {
 store::StorageOptions Config::Storage() const {
   store::StorageOptions o;
   o.ledger_path = LedgerDbPath();
+  o.identity_path = IdentityDbPath();
   o.attribution_path = AttributionDbPath();
   o.admin_token_path = TokenDbPath();
   return o;

@@ -10,12 +10,10 @@
 
 #include "attribution/attribution_service.h"
 #include "events/recorder.h"
-#include "identity/sqlite_identity_store.h"
 #include "identity/token_service.h"
 #include "investigate/evidence.h"
 #include "ledger/ledger.h"
-#include "ledger/sqlite_ledger_store.h"
-#include "store/sqlite/sqlite_attribution_store.h"
+#include "store/stores.h"
 
 namespace custody::api {
 namespace {
@@ -37,10 +35,10 @@ class InvestigationRoutesTest : public ::testing::Test {
     auto key = crypto::Ed25519PrivateKey::Generate();
     ledger::LedgerOptions lo;
     lo.origin = "custody.test/ledger";
-    ledger_ = std::move(*ledger::Ledger::Open(
-        std::move(*ledger::SqliteLedgerStore::Open((dir_ / "ledger.db").string())), std::move(*key),
-        lo));
-    ids_ = std::move(*identity::SqliteIdentityStore::Open((dir_ / "identity.db").string()));
+    auto stores = store::OpenStores(store::StorageOptions::InDirectory(dir_.string()));
+    ASSERT_TRUE(stores.ok()) << stores.status().ToString();
+    ledger_ = std::move(*ledger::Ledger::Open(std::move(stores->ledger), std::move(*key), lo));
+    ids_ = std::move(stores->identity);
     identity::TokenServiceOptions o;
     o.trust_domain = "custody.test";
     o.issuer = "https://custody.test";
@@ -48,7 +46,7 @@ class InvestigationRoutesTest : public ::testing::Test {
         *ids_, clock_, random_, errors_,
         [this](const std::string& e) { return events::Recorder(*ledger_).RecordText(e).status(); },
         o));
-    store_ = std::move(*store::SqliteAttributionStore::Open((dir_ / "attribution.db").string()));
+    store_ = std::move(stores->attribution);
     attr_ = std::move(*attribution::AttributionService::Create(*tokens_, *ledger_, *store_, clock_,
                                                                random_, errors_, {}));
     ASSERT_TRUE(AddInvestigationRoutes(router_, *tokens_, *ledger_, *attr_, clock_).ok());
@@ -105,9 +103,9 @@ class InvestigationRoutesTest : public ::testing::Test {
   NullLogger log_;
   ErrorReporter errors_{log_};
   std::unique_ptr<ledger::Ledger> ledger_;
-  std::unique_ptr<identity::SqliteIdentityStore> ids_;
+  std::unique_ptr<store::IdentityStore> ids_;
   std::unique_ptr<identity::TokenService> tokens_;
-  std::unique_ptr<store::SqliteAttributionStore> store_;
+  std::unique_ptr<store::AttributionStore> store_;
   std::unique_ptr<attribution::AttributionService> attr_;
   http::Router router_;
   std::string sid_;

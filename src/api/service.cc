@@ -14,15 +14,12 @@
 #include "crypto/key_file.h"
 #include "events/recorder.h"
 #include "http/server.h"
-#include "identity/sqlite_identity_store.h"
 #include "identity/token_service.h"
 #include "investigate/evidence.h"
 #include "ledger/ledger.h"
-#include "ledger/sqlite_ledger_store.h"
 #include "mcp/gateway.h"
 #include "mcp/tool_pins.h"
-#include "store/sqlite/sqlite_attribution_store.h"
-#include "store/sqlite_admin_token_store.h"
+#include "store/stores.h"
 
 namespace custody::api {
 
@@ -33,13 +30,13 @@ struct Service::Impl {
   Random* random = nullptr;
   std::unique_ptr<ErrorReporter> errors;
   Metrics metrics;
-  std::unique_ptr<store::SqliteAdminTokenStore> tokens;
+  std::unique_ptr<store::AdminTokenStore> tokens;
   std::unique_ptr<TokenAuthenticator> authenticator;
   std::unique_ptr<ledger::Ledger> ledger;
   std::unique_ptr<events::Recorder> recorder;  // every event's one way into the ledger
-  std::unique_ptr<identity::SqliteIdentityStore> identity_store;  // after ledger: sink uses it
+  std::unique_ptr<store::IdentityStore> identity_store;  // after ledger: sink uses it
   std::unique_ptr<identity::TokenService> identity;
-  std::unique_ptr<store::SqliteAttributionStore> attribution_store;
+  std::unique_ptr<store::AttributionStore> attribution_store;
   std::unique_ptr<attribution::AttributionService> attribution;
   std::unique_ptr<mcp::SqliteToolPinStore> mcp_pins;
   std::unique_ptr<mcp::Gateway> mcp;  // after attribution: it calls it
@@ -86,7 +83,10 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   impl->metrics.ReportErrorsOf(*impl->errors);
   RETURN_IF_ERROR(EnsurePrivateDir(config.data_dir, options.quickstart));
 
-  ASSIGN_OR_RETURN(impl->tokens, store::SqliteAdminTokenStore::Open(config.TokenDbPath()));
+  // Every store, through the one factory (store/stores.h); the MCP tool pins still open their
+  // own file below.
+  ASSIGN_OR_RETURN(store::Stores stores, store::OpenStores(config.Storage()));
+  impl->tokens = std::move(stores.admin_tokens);
   impl->authenticator = std::make_unique<TokenAuthenticator>(*impl->tokens);
   if (options.quickstart) {
     ASSIGN_OR_RETURN(auto records, impl->tokens->List());
@@ -101,11 +101,10 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
     }
   }
 
-  ASSIGN_OR_RETURN(auto store, ledger::SqliteLedgerStore::Open(config.LedgerDbPath()));
   ASSIGN_OR_RETURN(crypto::Ed25519PrivateKey key,
                    crypto::LoadOrCreateEd25519Key(config.LedgerKeyPath()));
   ledger::LedgerOptions lo;
-  ASSIGN_OR_RETURN(std::optional<std::string> stored_origin, store->GetMeta("origin"));
+  ASSIGN_OR_RETURN(std::optional<std::string> stored_origin, stores.ledger->GetMeta("origin"));
   // An existing ledger keeps its origin; the configured one names a new ledger.
   lo.origin = stored_origin ? *stored_origin : config.ledger.origin;
   if (stored_origin && *stored_origin != config.ledger.origin &&
@@ -120,7 +119,8 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   lo.on_batch_committed = [metrics](size_t events, std::chrono::microseconds commit) {
     metrics->ObserveBatch(events, static_cast<double>(commit.count()) / 1e6);
   };
-  ASSIGN_OR_RETURN(impl->ledger, ledger::Ledger::Open(std::move(store), std::move(key), lo));
+  ASSIGN_OR_RETURN(impl->ledger,
+                   ledger::Ledger::Open(std::move(stores.ledger), std::move(key), lo));
   ledger::Ledger* led = impl->ledger.get();
   impl->recorder = std::make_unique<events::Recorder>(*led);
   impl->metrics.AddGauge("custody_ledger_size", "Leaves in the latest signed checkpoint.",
@@ -136,8 +136,7 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
 
   // Identity: every registration, issuance, exchange and revocation is a ledger event, durable
   // before the caller gets its answer.
-  ASSIGN_OR_RETURN(impl->identity_store,
-                   identity::SqliteIdentityStore::Open(config.IdentityDbPath()));
+  impl->identity_store = std::move(stores.identity);
   identity::TokenServiceOptions io;
   io.trust_domain = config.trust_domain;
   io.issuer = config.identity.issuer;
@@ -154,8 +153,7 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   RETURN_IF_ERROR(AddIdentityRoutes(impl->router, *impl->identity));
 
   // Attribution: every decision is durable in the ledger before the caller hears it.
-  ASSIGN_OR_RETURN(impl->attribution_store,
-                   store::SqliteAttributionStore::Open(config.AttributionDbPath()));
+  impl->attribution_store = std::move(stores.attribution);
   attribution::AttributionOptions ao;
   ao.audience = config.attribution.audience;
   ao.arguments = config.attribution.arguments == "redacted"

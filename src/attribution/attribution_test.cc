@@ -214,6 +214,32 @@ TEST_F(AttributionTest, ShutdownWithAFailingIndexReportsWhatItCouldNotWrite) {
   EXPECT_EQ(S(Event(r->ledger_index)["event_id"]), r->action_id);
 }
 
+// The same stack on the in-memory stores (store/stores.h, Backend::kMemory): no file is
+// written, and a call is decided, recorded with a receipt and indexed as on SQLite.
+TEST(AttributionWorld, TheWholeStackRunsOnMemoryStores) {
+  auto dir = std::filesystem::temp_directory_path() /
+             ("custody-attr-memory-" + std::to_string(::getpid()));
+  auto w = testkit::World::Create(dir, {}, store::Backend::kMemory);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  ASSERT_TRUE(
+      (*w)->Register("planner", {"*"}, {"assert_initiator"}, identity::Environment::kDev).ok());
+  ASSERT_TRUE((*w)->svc->PublishPolicies(kPermitGithub, "", "admin").ok());
+  auto root = (*w)->Root("planner");
+  ASSERT_TRUE(root.ok()) << root.status().ToString();
+  auto r = (*w)->svc->AuthorizeSync(testkit::World::Call(root->token, "github", "create_issue"));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->allowed);
+  auto leaf = (*w)->ledger->GetEntry(r->ledger_index);
+  ASSERT_TRUE(leaf.ok()) << leaf.status().ToString();
+  auto verifier = ledger::NoteVerifier::FromVerifierKey((*w)->verifier_key);
+  EXPECT_TRUE(ledger::VerifyReceipt(*verifier, r->receipt, AsBytes(leaf->data)).ok());
+  (*w)->svc->FlushIndex();
+  auto row = (*w)->store->GetAction(r->action_id);
+  ASSERT_TRUE(row.ok() && row->has_value());
+  EXPECT_EQ((*row)->decision, "allow");
+  EXPECT_TRUE(std::filesystem::is_empty(dir)) << "memory stores write no file";
+}
+
 TEST(AttributionStore, WriteActionsIsOneTransactionAndWritesAMissingOutcomeRowWhole) {
   auto dir =
       std::filesystem::temp_directory_path() / ("custody_attr_store_" + std::to_string(::getpid()));

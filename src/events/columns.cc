@@ -15,8 +15,8 @@ std::string Str(const json::object& o, std::string_view key) {
 
 }  // namespace
 
-ledger::EventColumns ColumnsOf(const json::object& o) {
-  ledger::EventColumns c;
+store::EventColumns ColumnsOf(const json::object& o) {
+  store::EventColumns c;
   c.event_id = Str(o, "event_id");
   c.kind = Str(o, "kind");
   c.time = Str(o, "time");
@@ -35,7 +35,7 @@ ledger::EventColumns ColumnsOf(const json::object& o) {
   return c;
 }
 
-ledger::EventColumns ColumnsOfText(std::string_view event_json) {
+store::EventColumns ColumnsOfText(std::string_view event_json) {
   boost::system::error_code ec;
   json::value v = json::parse(event_json, ec);
   if (ec || !v.is_object()) return {};

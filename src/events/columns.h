@@ -12,12 +12,12 @@
 #include <boost/json/fwd.hpp>
 #include <string_view>
 
-#include "ledger/ledger_store.h"
+#include "store/ledger_store.h"
 
 namespace custody::events {
 
-ledger::EventColumns ColumnsOf(const boost::json::object& event);
+store::EventColumns ColumnsOf(const boost::json::object& event);
 // The same for event text; text that is not a JSON object has empty columns.
-ledger::EventColumns ColumnsOfText(std::string_view event_json);
+store::EventColumns ColumnsOfText(std::string_view event_json);
 
 }  // namespace custody::events

@@ -13,7 +13,7 @@
 #include "events/identity_events.h"
 #include "events/recorder.h"
 #include "events/tool_events.h"
-#include "ledger/sqlite_ledger_store.h"
+#include "store/stores.h"
 
 namespace custody::events {
 namespace {
@@ -60,7 +60,7 @@ TEST(Recorder, RecordsCanonicalBytesWithTheDerivedColumnsAndRefusesWhatIsNotAnOb
       std::filesystem::temp_directory_path() / ("custody_events_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
-  auto store = ledger::SqliteLedgerStore::Open((dir / "ledger.db").string());
+  auto store = store::OpenLedgerFile((dir / "ledger.db").string());
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   auto key = crypto::Ed25519PrivateKey::Generate();
   ASSERT_TRUE(key.ok());

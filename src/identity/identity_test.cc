@@ -8,7 +8,7 @@
 #include "identity/agent.h"
 #include "identity/scopes.h"
 #include "identity/spiffe_id.h"
-#include "identity/sqlite_identity_store.h"
+#include "store/stores.h"
 
 namespace custody::identity {
 namespace {
@@ -92,7 +92,7 @@ class IdentityStoreTest : public ::testing::Test {
     path_ = std::filesystem::temp_directory_path() /
             ("custody-identity-" + std::to_string(::getpid()) + ".db");
     std::filesystem::remove(path_);
-    store_ = std::move(*SqliteIdentityStore::Open(path_.string()));
+    store_ = std::move(*store::OpenIdentityStore(Files()));
   }
   void TearDown() override {
     store_.reset();
@@ -116,7 +116,12 @@ class IdentityStoreTest : public ::testing::Test {
     return s;
   }
   std::filesystem::path path_;
-  std::unique_ptr<SqliteIdentityStore> store_;
+  store::StorageOptions Files() const {
+    store::StorageOptions o;
+    o.identity_path = path_.string();
+    return o;
+  }
+  std::unique_ptr<store::IdentityStore> store_;
 };
 
 TEST_F(IdentityStoreTest, AgentsRoundTrip) {
@@ -136,7 +141,7 @@ TEST_F(IdentityStoreTest, ANewDatabaseAndItsWalAreMode0600WhateverTheUmask) {
   std::filesystem::remove(path_);
   std::filesystem::remove(path_.string() + "-wal");
   mode_t saved = ::umask(022);
-  auto opened = SqliteIdentityStore::Open(path_.string());
+  auto opened = store::OpenIdentityStore(Files());
   ::umask(saved);
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
   store_ = std::move(*opened);
@@ -152,14 +157,14 @@ TEST_F(IdentityStoreTest, ASecondOpenerIsRefusedWhileTheFileIsInUse) {
   ASSERT_TRUE(store_->CreateAgent(ValidAgent()).ok());
   // The server holds its files exclusively: a second opener (another `custody serve` on the
   // same data directory) gets a clear refusal, and nothing is lost.
-  auto second = SqliteIdentityStore::Open(path_.string());
+  auto second = store::OpenIdentityStore(Files());
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(second.status().message().find("locked by another process"), std::string::npos)
       << second.status().ToString();
   EXPECT_TRUE(store_->GetAgent("planner").ok());
   store_.reset();
-  auto reopened = SqliteIdentityStore::Open(path_.string());
+  auto reopened = store::OpenIdentityStore(Files());
   ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
   EXPECT_TRUE((*reopened)->GetAgent("planner").ok());
 }

@@ -6,7 +6,7 @@
 
 #include <boost/json/fwd.hpp>
 
-#include "identity/identity_store.h"
+#include "identity/records.h"
 
 namespace custody::identity {
 

@@ -135,7 +135,7 @@ std::string UnverifiedIssuer(const std::string& token) {
 
 }  // namespace
 
-TokenService::TokenService(IdentityStore& store, const Clock& clock, Random& random,
+TokenService::TokenService(store::IdentityStore& store, const Clock& clock, Random& random,
                            ErrorReporter& errors, IdentityEventSink sink,
                            TokenServiceOptions options)
     : store_(store),
@@ -148,8 +148,9 @@ TokenService::TokenService(IdentityStore& store, const Clock& clock, Random& ran
   if (options_.token_endpoint.empty()) options_.token_endpoint = options_.issuer + "/oauth2/token";
 }
 
-Result<std::unique_ptr<TokenService>> TokenService::Create(IdentityStore& store, const Clock& clock,
-                                                           Random& random, ErrorReporter& errors,
+Result<std::unique_ptr<TokenService>> TokenService::Create(store::IdentityStore& store,
+                                                           const Clock& clock, Random& random,
+                                                           ErrorReporter& errors,
                                                            IdentityEventSink sink,
                                                            TokenServiceOptions options) {
   RETURN_IF_ERROR(ValidateTrustDomain(options.trust_domain));

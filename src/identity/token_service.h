@@ -29,7 +29,8 @@
 #include "crypto/ecdsa_p256.h"
 #include "crypto/jose.h"
 #include "identity/agent.h"
-#include "identity/identity_store.h"
+#include "identity/records.h"
+#include "store/identity_store.h"
 
 namespace custody::identity {
 
@@ -122,9 +123,9 @@ using IdentityEventSink = std::function<Status(const std::string& event_json)>;
 class TokenService {
  public:
   // `errors` must outlive the service.
-  static Result<std::unique_ptr<TokenService>> Create(IdentityStore& store, const Clock& clock,
-                                                      Random& random, ErrorReporter& errors,
-                                                      IdentityEventSink sink,
+  static Result<std::unique_ptr<TokenService>> Create(store::IdentityStore& store,
+                                                      const Clock& clock, Random& random,
+                                                      ErrorReporter& errors, IdentityEventSink sink,
                                                       TokenServiceOptions options);
 
   // --- Registry. `by` names the operator (admin token id) making the change.
@@ -185,8 +186,8 @@ class TokenService {
   Result<std::string> RotateSigningKey(const std::string& by = "");
 
  private:
-  TokenService(IdentityStore& store, const Clock& clock, Random& random, ErrorReporter& errors,
-               IdentityEventSink sink, TokenServiceOptions options);
+  TokenService(store::IdentityStore& store, const Clock& clock, Random& random,
+               ErrorReporter& errors, IdentityEventSink sink, TokenServiceOptions options);
   Status LoadOrCreateKeys() EXCLUDES(keys_mu_);
   int64_t Now() const;
   std::string NewId();
@@ -211,7 +212,7 @@ class TokenService {
   Status Record(const std::string& event_json);
   void NotifyRevoked(const std::vector<std::string>& sids) EXCLUDES(listeners_mu_);
 
-  IdentityStore& store_;
+  store::IdentityStore& store_;
   const Clock& clock_;
   Random& random_;
   ErrorReporter& errors_;

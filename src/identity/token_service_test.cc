@@ -16,7 +16,7 @@
 
 #include "common/encoding.h"
 #include "crypto/sha256.h"
-#include "identity/sqlite_identity_store.h"
+#include "store/stores.h"
 #include "store/testing/fault_vfs.h"
 
 namespace custody::identity {
@@ -43,7 +43,9 @@ class TokenServiceTest : public ::testing::Test {
             ("custody-tokens-" + std::to_string(::getpid()) + "-" +
              ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".db");
     std::filesystem::remove(path_);
-    store_ = std::move(*SqliteIdentityStore::Open(path_.string()));
+    store::StorageOptions files;
+    files.identity_path = path_.string();
+    store_ = std::move(*store::OpenIdentityStore(files));
     idp_key_ =
         std::make_unique<crypto::EcdsaP256PrivateKey>(*crypto::EcdsaP256PrivateKey::Generate());
     TokenServiceOptions o;
@@ -158,7 +160,7 @@ class TokenServiceTest : public ::testing::Test {
   NullLogger log_;
   ErrorReporter errors_{log_};  // declared before svc_, which reports to it
   std::filesystem::path path_;
-  std::unique_ptr<SqliteIdentityStore> store_;
+  std::unique_ptr<store::IdentityStore> store_;
   std::unique_ptr<TokenService> svc_;
   std::unique_ptr<crypto::EcdsaP256PrivateKey> idp_key_;
   std::shared_ptr<crypto::EcdsaP256PrivateKey> planner_key_, worker_key_;

@@ -2,9 +2,11 @@
 
 #include "store/memory/memory_admin_token_store.h"
 #include "store/memory/memory_attribution_store.h"
+#include "store/memory/memory_identity_store.h"
 #include "store/memory/memory_ledger_store.h"
 #include "store/sqlite/sqlite_admin_token_store.h"
 #include "store/sqlite/sqlite_attribution_store.h"
+#include "store/sqlite/sqlite_identity_store.h"
 #include "store/sqlite/sqlite_ledger_store.h"
 
 namespace custody::store {
@@ -12,6 +14,7 @@ namespace custody::store {
 StorageOptions StorageOptions::InDirectory(const std::string& dir) {
   StorageOptions o;
   o.ledger_path = dir + "/ledger.db";
+  o.identity_path = dir + "/identity.db";
   o.attribution_path = dir + "/attribution.db";
   o.admin_token_path = dir + "/custody.db";
   return o;
@@ -36,6 +39,14 @@ Result<std::unique_ptr<LedgerStore>> OpenLedgerFile(const std::string& path,
   return OpenLedgerStore(o, open);
 }
 
+Result<std::unique_ptr<IdentityStore>> OpenIdentityStore(const StorageOptions& options) {
+  if (options.backend == Backend::kMemory) {
+    return std::unique_ptr<IdentityStore>(std::make_unique<MemoryIdentityStore>());
+  }
+  ASSIGN_OR_RETURN(auto s, SqliteIdentityStore::Open(options.identity_path));
+  return std::unique_ptr<IdentityStore>(std::move(s));
+}
+
 Result<std::unique_ptr<AttributionStore>> OpenAttributionStore(const StorageOptions& options) {
   if (options.backend == Backend::kMemory) {
     return std::unique_ptr<AttributionStore>(std::make_unique<MemoryAttributionStore>());
@@ -58,6 +69,7 @@ Result<Stores> OpenStores(const StorageOptions& options) {
   Stores s;
   ASSIGN_OR_RETURN(s.admin_tokens, OpenAdminTokenStore(options));
   ASSIGN_OR_RETURN(s.ledger, OpenLedgerStore(options));
+  ASSIGN_OR_RETURN(s.identity, OpenIdentityStore(options));
   ASSIGN_OR_RETURN(s.attribution, OpenAttributionStore(options));
   return s;
 }

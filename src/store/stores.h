@@ -13,6 +13,7 @@
 #include "common/status.h"
 #include "store/admin_token_store.h"
 #include "store/attribution_store.h"
+#include "store/identity_store.h"
 #include "store/ledger_store.h"
 
 namespace custody::store {
@@ -27,10 +28,11 @@ struct StorageOptions {
   // SQLite: the file of each store (created mode 0600 when missing). Empty paths are not
   // needed by kMemory.
   std::string ledger_path;
+  std::string identity_path;
   std::string attribution_path;
   std::string admin_token_path;
 
-  // The files of a data directory: ledger.db, attribution.db, custody.db.
+  // The files of a data directory: ledger.db, identity.db, attribution.db, custody.db.
   static StorageOptions InDirectory(const std::string& dir);
   static StorageOptions InMemory() {
     StorageOptions o;
@@ -43,6 +45,7 @@ struct StorageOptions {
 struct Stores {
   std::unique_ptr<AdminTokenStore> admin_tokens;
   std::unique_ptr<LedgerStore> ledger;
+  std::unique_ptr<IdentityStore> identity;
   std::unique_ptr<AttributionStore> attribution;
 };
 
@@ -62,6 +65,7 @@ Result<std::unique_ptr<LedgerStore>> OpenLedgerStore(const StorageOptions& optio
 // that read a ledger file).
 Result<std::unique_ptr<LedgerStore>> OpenLedgerFile(const std::string& path,
                                                     const LedgerOpenOptions& open = {});
+Result<std::unique_ptr<IdentityStore>> OpenIdentityStore(const StorageOptions& options);
 Result<std::unique_ptr<AttributionStore>> OpenAttributionStore(const StorageOptions& options);
 // `create_if_missing` false: a missing token database is NotFound.
 Result<std::unique_ptr<AdminTokenStore>> OpenAdminTokenStore(const StorageOptions& options,

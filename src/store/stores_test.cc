@@ -29,8 +29,9 @@ TEST_F(StoresTest, ADataDirectoryGetsOnePrivateFilePerStore) {
   ASSERT_TRUE(stores.ok()) << stores.status().ToString();
   EXPECT_NE(stores->admin_tokens, nullptr);
   EXPECT_NE(stores->ledger, nullptr);
+  EXPECT_NE(stores->identity, nullptr);
   EXPECT_NE(stores->attribution, nullptr);
-  for (const char* name : {"ledger.db", "attribution.db", "custody.db"}) {
+  for (const char* name : {"ledger.db", "identity.db", "attribution.db", "custody.db"}) {
     struct stat st {};
     ASSERT_EQ(::stat((dir_ / name).c_str(), &st), 0) << name;
     EXPECT_EQ(st.st_mode & 0777, 0600u) << name;
@@ -42,6 +43,7 @@ TEST_F(StoresTest, MemoryStoresTouchNoFile) {
   ASSERT_TRUE(stores.ok()) << stores.status().ToString();
   EXPECT_EQ(*stores->ledger->LeafCount(), 0u);
   EXPECT_TRUE(stores->admin_tokens->List()->empty());
+  EXPECT_TRUE(stores->identity->ListAgents()->empty());
   EXPECT_TRUE(std::filesystem::is_empty(dir_));
 }
 

@@ -12,7 +12,6 @@
 #include <functional>
 #include <sstream>
 
-#include "identity/sqlite_identity_store.h"
 #include "ledger/note.h"
 #include "ledger/verifier.h"
 #include "mcp/tool_pins.h"
@@ -58,7 +57,7 @@ void SetUserVersion(const std::string& path, int64_t v) {
 // The stores' factory (store/stores.h), on one file.
 store::StorageOptions At(const std::string& path) {
   store::StorageOptions o;
-  o.ledger_path = o.attribution_path = o.admin_token_path = path;
+  o.ledger_path = o.identity_path = o.attribution_path = o.admin_token_path = path;
   return o;
 }
 
@@ -80,8 +79,7 @@ Status Drop(const Result<T>& r) {
 std::vector<Opener> Openers(bool read_only_ledger) {
   std::vector<Opener> out = {
       {"ledger.db", [](const std::string& p) { return Drop(store::OpenLedgerStore(At(p))); }},
-      {"identity.db",
-       [](const std::string& p) { return Drop(identity::SqliteIdentityStore::Open(p)); }},
+      {"identity.db", [](const std::string& p) { return Drop(store::OpenIdentityStore(At(p))); }},
       {"custody.db", [](const std::string& p) { return Drop(store::OpenAdminTokenStore(At(p))); }},
       {"attribution.db",
        [](const std::string& p) { return Drop(store::OpenAttributionStore(At(p))); }},
@@ -201,7 +199,7 @@ TEST_F(SchemaFixtureTest, CliLedgerVerifyWorksOnAFixtureCopy) {
 TEST_F(SchemaFixtureTest, IdentityIsMigratedAndKeepsItsAgentSessionAndKey) {
   std::string path = Copy("identity.db");
   {
-    auto store = identity::SqliteIdentityStore::Open(path);
+    auto store = store::OpenIdentityStore(At(path));
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     auto agent = (*store)->GetAgent(kAgent);
     ASSERT_TRUE(agent.ok()) << agent.status().ToString();

@@ -2,31 +2,31 @@
 
 #include "crypto/ed25519.h"
 #include "events/recorder.h"
-#include "identity/sqlite_identity_store.h"
 #include "identity/token_service.h"
 #include "ledger/ledger.h"
 #include "ledger/note.h"
-#include "ledger/sqlite_ledger_store.h"
-#include "store/sqlite/sqlite_attribution_store.h"
+#include "store/stores.h"
 
 namespace custody::attribution::testkit {
 
 Result<std::unique_ptr<World>> World::Create(const std::filesystem::path& dir,
-                                             AttributionOptions options) {
+                                             AttributionOptions options, store::Backend backend) {
   std::unique_ptr<World> w(new World());
   w->dir = dir;
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
   std::filesystem::create_directories(dir, ec);
   if (ec) return UnavailableError("cannot create " + dir.string() + ": " + ec.message());
-  ASSIGN_OR_RETURN(auto lstore, ledger::SqliteLedgerStore::Open((dir / "ledger.db").string()));
+  store::StorageOptions files = store::StorageOptions::InDirectory(dir.string());
+  files.backend = backend;
+  ASSIGN_OR_RETURN(store::Stores stores, store::OpenStores(files));
   ASSIGN_OR_RETURN(auto key, crypto::Ed25519PrivateKey::Generate());
   w->verifier_key =
       ledger::NoteVerifier::FromPublicKey(kTestOrigin, key.public_key()).VerifierKey();
   ledger::LedgerOptions lo;
   lo.origin = kTestOrigin;
-  ASSIGN_OR_RETURN(w->ledger, ledger::Ledger::Open(std::move(lstore), std::move(key), lo));
-  ASSIGN_OR_RETURN(w->ids, identity::SqliteIdentityStore::Open((dir / "identity.db").string()));
+  ASSIGN_OR_RETURN(w->ledger, ledger::Ledger::Open(std::move(stores.ledger), std::move(key), lo));
+  w->ids = std::move(stores.identity);
   identity::TokenServiceOptions o;
   o.trust_domain = "custody.test";
   o.issuer = kTestIssuer;
@@ -37,8 +37,7 @@ Result<std::unique_ptr<World>> World::Create(const std::filesystem::path& dir,
                                     return events::Recorder(*led).RecordText(e).status();
                                   },
                                   o));
-  ASSIGN_OR_RETURN(w->store,
-                   store::SqliteAttributionStore::Open((dir / "attribution.db").string()));
+  w->store = std::move(stores.attribution);
   RETURN_IF_ERROR(w->Reopen(std::move(options)));
   return w;
 }

@@ -1,6 +1,7 @@
-// A whole attribution stack on fresh SQLite files, for tests and benchmarks: a ledger (fsync per
+// A whole attribution stack on fresh stores, for tests and benchmarks: a ledger (fsync per
 // batch), an identity store and TokenService whose events go to that ledger, the attribution
-// store and service. Helpers register agents and mint session tokens the way agents get them
+// store and service. The stores are opened through store/stores.h: SQLite files in `dir` by
+// default, or in memory. Helpers register agents and mint session tokens the way agents get them
 // (client secret, JWT-SVID, RFC 8693 exchange). Not thread-safe except where the services are.
 #pragma once
 
@@ -17,13 +18,14 @@
 #include "common/random.h"
 #include "common/status.h"
 #include "identity/agent.h"
-#include "store/sqlite/sqlite_attribution_store.h"
+#include "store/attribution_store.h"
+#include "store/identity_store.h"
+#include "store/stores.h"
 
 namespace custody::ledger {
 class Ledger;
 }
 namespace custody::identity {
-class SqliteIdentityStore;
 class TokenService;
 }  // namespace custody::identity
 
@@ -39,9 +41,11 @@ struct IssuedSession {
 
 class World {
  public:
-  // Creates `dir` afresh (removing what was there); the destructor removes it.
+  // Creates `dir` afresh (removing what was there); the destructor removes it. With
+  // Backend::kMemory the stores are in memory and `dir` stays empty.
   static Result<std::unique_ptr<World>> Create(const std::filesystem::path& dir,
-                                               AttributionOptions options = {});
+                                               AttributionOptions options = {},
+                                               store::Backend backend = store::Backend::kSqlite);
   ~World();
 
   // A new AttributionService over the same stores (a restart).
@@ -65,9 +69,9 @@ class World {
   ErrorReporter errors{log};  // a test reads errors.Count(site) to see what was reported
   std::string verifier_key;
   std::unique_ptr<ledger::Ledger> ledger;
-  std::unique_ptr<identity::SqliteIdentityStore> ids;
+  std::unique_ptr<store::IdentityStore> ids;
   std::unique_ptr<identity::TokenService> tokens;
-  std::unique_ptr<store::SqliteAttributionStore> store;
+  std::unique_ptr<store::AttributionStore> store;
   std::unique_ptr<AttributionService> svc;
 
  private:

@@ -1,18 +1,20 @@
-#include "identity/sqlite_identity_store.h"
+#include "store/sqlite/sqlite_identity_store.h"
 
 #include <sqlite3.h>
 
 #include <functional>
 
-#include "crypto/key_file.h"
-#include "store/sqlite/sqlite_db.h"
-#include "store/sqlite/sqlite_schema.h"
+namespace custody::store {
 
-namespace custody::identity {
+using identity::Agent;
+using identity::InitiatorVerification;
+using identity::Session;
+using identity::SigningKeyRecord;
+
 namespace {
 
-// Schema steps (store/sqlite_schema.h): kSchemaSteps[i] takes identity.db from version i to i+1.
-// Released steps never change; a layout change is a new step.
+// Schema steps (store/sqlite/sqlite_schema.h): kSchemaSteps[i] takes identity.db from version i to
+// i+1. Released steps never change; a layout change is a new step.
 constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE IF NOT EXISTS agents(
   name TEXT PRIMARY KEY,
@@ -66,65 +68,6 @@ CREATE TABLE IF NOT EXISTS signing_keys(
 )sql";
 constexpr const char* kSchemaSteps[] = {kSchemaV1};
 
-// A prepared statement from the store's cache (prepared on first use); reset for reuse when
-// it goes out of scope.
-class Stmt {
- public:
-  Stmt(std::unordered_map<std::string, sqlite3_stmt*>& cache, sqlite3* db, const char* sql)
-      : db_(db) {
-    auto it = cache.find(sql);
-    if (it != cache.end()) {
-      s_ = it->second;
-      return;
-    }
-    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s_, nullptr) != SQLITE_OK) {
-      s_ = nullptr;
-      return;
-    }
-    cache.emplace(sql, s_);
-  }
-  ~Stmt() {
-    if (s_ == nullptr) return;
-    sqlite3_reset(s_);
-    sqlite3_clear_bindings(s_);
-  }
-  bool ok() const { return s_ != nullptr; }
-  Stmt& Bind(int i, const std::string& v) {
-    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& Bind(int i, int64_t v) {
-    sqlite3_bind_int64(s_, i, v);
-    return *this;
-  }
-  Stmt& BindNullIfEmpty(int i, const std::string& v) {
-    if (v.empty()) {
-      sqlite3_bind_null(s_, i);
-      return *this;
-    }
-    return Bind(i, v);
-  }
-  int Step() { return sqlite3_step(s_); }
-  std::string Text(int i) const {
-    const unsigned char* t = sqlite3_column_text(s_, i);
-    return t ? std::string(reinterpret_cast<const char*>(t),
-                           static_cast<size_t>(sqlite3_column_bytes(s_, i)))
-             : std::string();
-  }
-  int64_t Int(int i) const { return sqlite3_column_int64(s_, i); }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* s_ = nullptr;
-};
-
-Status SqlError(sqlite3* db, const std::string& what) {
-  int code = sqlite3_errcode(db);
-  std::string msg = "identity store: " + what + ": " + sqlite3_errmsg(db);
-  if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) return DataLossError(msg);
-  return UnavailableError(msg);
-}
-
 std::vector<std::string> SplitSpaces(const std::string& s) {
   std::vector<std::string> out;
   size_t pos = 0;
@@ -149,7 +92,9 @@ constexpr const char* kAgentColumns =
     "client_jwk, client_secret_sha256, disabled, created_at, updated_at";
 
 void BindAgent(Stmt& s, const Agent& a) {
-  s.Bind(1, a.name).Bind(2, a.description).Bind(3, std::string(EnvironmentName(a.environment)));
+  s.Bind(1, a.name)
+      .Bind(2, a.description)
+      .Bind(3, std::string(identity::EnvironmentName(a.environment)));
   s.Bind(4, a.business_owner).Bind(5, a.technical_owner).Bind(6, a.sponsor);
   s.Bind(7, a.revocation_contact).Bind(8, JoinSpaces(a.grants)).Bind(9, JoinSpaces(a.permissions));
   s.Bind(10, int64_t{a.max_delegation_depth}).Bind(11, a.max_token_lifetime_s);
@@ -161,7 +106,7 @@ Result<Agent> ReadAgent(const Stmt& s) {
   Agent a;
   a.name = s.Text(0);
   a.description = s.Text(1);
-  ASSIGN_OR_RETURN(a.environment, ParseEnvironment(s.Text(2)));
+  ASSIGN_OR_RETURN(a.environment, identity::ParseEnvironment(s.Text(2)));
   a.business_owner = s.Text(3);
   a.technical_owner = s.Text(4);
   a.sponsor = s.Text(5);
@@ -212,85 +157,60 @@ Session ReadSession(const Stmt& s) {
 }  // namespace
 
 Result<std::unique_ptr<SqliteIdentityStore>> SqliteIdentityStore::Open(const std::string& path) {
-  RETURN_IF_ERROR(crypto::CreatePrivateFileIfMissing(path));
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                      nullptr) != SQLITE_OK) {
-    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close_v2(db);
-    return UnavailableError("cannot open identity database " + path + ": " + msg);
-  }
-  std::unique_ptr<SqliteIdentityStore> store(new SqliteIdentityStore(db, path));
-  RETURN_IF_ERROR(store::LockExclusiveWal(db, "identity database", path, store::Durability::kFull));
-  RETURN_IF_ERROR(store::ApplySchema(db, "identity database", path, kSchemaSteps));
-  return store;
-}
-
-SqliteIdentityStore::~SqliteIdentityStore() {
-  for (auto& [sql, stmt] : stmts_) sqlite3_finalize(stmt);
-  sqlite3_close_v2(db_);
-}
-
-Status SqliteIdentityStore::Exec(const char* sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string m = err ? err : "unknown error";
-    sqlite3_free(err);
-    return UnavailableError("identity store (" + path_ + "): " + m);
-  }
-  return OkStatus();
+  ASSIGN_OR_RETURN(auto db,
+                   SqliteDb::Open(path, "identity database", Durability::kFull, kSchemaSteps));
+  return std::unique_ptr<SqliteIdentityStore>(new SqliteIdentityStore(std::move(db)));
 }
 
 Status SqliteIdentityStore::CreateAgent(const Agent& agent) {
   MutexLock lock(mu_);
   std::string sql = std::string("INSERT INTO agents(") + kAgentColumns +
                     ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)";
-  Stmt s(stmts_, db_, sql.c_str());
-  if (!s.ok()) return SqlError(db_, "prepare");
+  Stmt s(*db_, sql.c_str());
+  if (!s.ok()) return db_->Error("prepare");
   BindAgent(s, agent);
   int rc = s.Step();
   if (rc == SQLITE_CONSTRAINT) return AlreadyExistsError("agent \"" + agent.name + "\" exists");
-  if (rc != SQLITE_DONE) return SqlError(db_, "create agent");
+  if (rc != SQLITE_DONE) return db_->Error("create agent");
   return OkStatus();
 }
 
 Status SqliteIdentityStore::UpdateAgent(const Agent& agent) {
   MutexLock lock(mu_);
-  Stmt s(stmts_, db_,
+  Stmt s(*db_,
          "UPDATE agents SET description=?2, environment=?3, business_owner=?4, "
          "technical_owner=?5, sponsor=?6, revocation_contact=?7, grants=?8, permissions=?9, "
          "max_delegation_depth=?10, max_token_lifetime_s=?11, client_jwk=?12, "
          "client_secret_sha256=?13, disabled=?14, created_at=?15, updated_at=?16 WHERE name=?1");
-  if (!s.ok()) return SqlError(db_, "prepare");
+  if (!s.ok()) return db_->Error("prepare");
   BindAgent(s, agent);
-  if (s.Step() != SQLITE_DONE) return SqlError(db_, "update agent");
-  if (sqlite3_changes(db_) == 0) return NotFoundError("no agent \"" + agent.name + "\"");
+  if (s.Step() != SQLITE_DONE) return db_->Error("update agent");
+  if (db_->changes() == 0) return NotFoundError("no agent \"" + agent.name + "\"");
   return OkStatus();
 }
 
 Result<Agent> SqliteIdentityStore::GetAgent(const std::string& name) {
   MutexLock lock(mu_);
   std::string sql = std::string("SELECT ") + kAgentColumns + " FROM agents WHERE name=?1";
-  Stmt s(stmts_, db_, sql.c_str());
-  if (!s.ok()) return SqlError(db_, "prepare");
+  Stmt s(*db_, sql.c_str());
+  if (!s.ok()) return db_->Error("prepare");
   s.Bind(1, name);
   int rc = s.Step();
   if (rc == SQLITE_DONE) return NotFoundError("no agent \"" + name + "\"");
-  if (rc != SQLITE_ROW) return SqlError(db_, "read agent");
+  if (rc != SQLITE_ROW) return db_->Error("read agent");
   return ReadAgent(s);
 }
 
 Result<std::vector<Agent>> SqliteIdentityStore::ListAgents() {
   MutexLock lock(mu_);
   std::string sql = std::string("SELECT ") + kAgentColumns + " FROM agents ORDER BY name";
-  Stmt s(stmts_, db_, sql.c_str());
-  if (!s.ok()) return SqlError(db_, "prepare");
+  Stmt s(*db_, sql.c_str());
+  if (!s.ok()) return db_->Error("prepare");
   std::vector<Agent> out;
   while (true) {
     int rc = s.Step();
     if (rc == SQLITE_DONE) return out;
-    if (rc != SQLITE_ROW) return SqlError(db_, "list agents");
+    if (rc != SQLITE_ROW) return db_->Error("list agents");
     ASSIGN_OR_RETURN(Agent a, ReadAgent(s));
     out.push_back(std::move(a));
   }
@@ -301,8 +221,8 @@ Status SqliteIdentityStore::CreateSession(const Session& x) {
   std::string sql =
       std::string("INSERT INTO sessions(") + kSessionColumns +
       ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)";
-  Stmt s(stmts_, db_, sql.c_str());
-  if (!s.ok()) return SqlError(db_, "prepare");
+  Stmt s(*db_, sql.c_str());
+  if (!s.ok()) return db_->Error("prepare");
   s.Bind(1, x.sid).BindNullIfEmpty(2, x.parent_sid).Bind(3, x.root_sid).Bind(4, int64_t{x.depth});
   s.Bind(5, x.agent).Bind(6, x.instance).Bind(7, x.initiator).Bind(8, x.initiator_issuer);
   s.Bind(9,
@@ -313,19 +233,19 @@ Status SqliteIdentityStore::CreateSession(const Session& x) {
   s.Bind(20, int64_t{x.max_depth});
   int rc = s.Step();
   if (rc == SQLITE_CONSTRAINT) return AlreadyExistsError("session " + x.sid + " exists");
-  if (rc != SQLITE_DONE) return SqlError(db_, "create session");
+  if (rc != SQLITE_DONE) return db_->Error("create session");
   return OkStatus();
 }
 
 Result<Session> SqliteIdentityStore::GetSession(const std::string& sid) {
   MutexLock lock(mu_);
   std::string sql = std::string("SELECT ") + kSessionColumns + " FROM sessions WHERE sid=?1";
-  Stmt s(stmts_, db_, sql.c_str());
-  if (!s.ok()) return SqlError(db_, "prepare");
+  Stmt s(*db_, sql.c_str());
+  if (!s.ok()) return db_->Error("prepare");
   s.Bind(1, sid);
   int rc = s.Step();
   if (rc == SQLITE_DONE) return NotFoundError("no session " + sid);
-  if (rc != SQLITE_ROW) return SqlError(db_, "read session");
+  if (rc != SQLITE_ROW) return db_->Error("read session");
   return ReadSession(s);
 }
 
@@ -337,14 +257,14 @@ Result<std::vector<Session>> SqliteIdentityStore::TreeLocked(const std::string& 
                     kSessionColumns +
                     " FROM sessions WHERE sid IN (SELECT sid FROM tree) ORDER BY depth, "
                     "created_at, sid";
-  Stmt s(stmts_, db_, sql.c_str());
-  if (!s.ok()) return SqlError(db_, "prepare");
+  Stmt s(*db_, sql.c_str());
+  if (!s.ok()) return db_->Error("prepare");
   s.Bind(1, sid);
   std::vector<Session> out;
   while (true) {
     int rc = s.Step();
     if (rc == SQLITE_DONE) break;
-    if (rc != SQLITE_ROW) return SqlError(db_, "read session tree");
+    if (rc != SQLITE_ROW) return db_->Error("read session tree");
     out.push_back(ReadSession(s));
   }
   if (out.empty()) return NotFoundError("no session " + sid);
@@ -362,12 +282,12 @@ Result<std::vector<std::string>> SqliteIdentityStore::RevokeTreeLocked(const std
   ASSIGN_OR_RETURN(std::vector<Session> tree, TreeLocked(sid));
   std::vector<std::string> revoked;
   for (const Session& x : tree) {
-    Stmt u(stmts_, db_,
+    Stmt u(*db_,
            "UPDATE sessions SET revoked=1, revoked_at=?2, revoke_reason=?3 WHERE sid=?1 AND "
            "revoked=0");
     u.Bind(1, x.sid).Bind(2, now).Bind(3, reason);
-    if (u.Step() != SQLITE_DONE) return SqlError(db_, "revoke session");
-    if (sqlite3_changes(db_) > 0) revoked.push_back(x.sid);
+    if (u.Step() != SQLITE_DONE) return db_->Error("revoke session");
+    if (db_->changes() > 0) revoked.push_back(x.sid);
   }
   return revoked;
 }
@@ -376,9 +296,9 @@ Result<std::vector<std::string>> SqliteIdentityStore::RevokeSessionTree(const st
                                                                         const std::string& reason,
                                                                         int64_t now) {
   MutexLock lock(mu_);
-  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
   auto r = RevokeTreeLocked(sid, reason, now);
-  RETURN_IF_ERROR(Exec(r.ok() ? "COMMIT" : "ROLLBACK"));
+  RETURN_IF_ERROR(db_->Exec(r.ok() ? "COMMIT" : "ROLLBACK"));
   return r;
 }
 
@@ -388,76 +308,76 @@ Result<std::vector<std::string>> SqliteIdentityStore::RevokeAgentSessions(const 
   MutexLock lock(mu_);
   std::vector<std::string> roots;
   {
-    Stmt s(stmts_, db_, "SELECT sid FROM sessions WHERE agent=?1 AND revoked=0");
-    if (!s.ok()) return SqlError(db_, "prepare");
+    Stmt s(*db_, "SELECT sid FROM sessions WHERE agent=?1 AND revoked=0");
+    if (!s.ok()) return db_->Error("prepare");
     s.Bind(1, agent);
     while (s.Step() == SQLITE_ROW) roots.push_back(s.Text(0));
   }
-  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
   std::vector<std::string> all;
   for (const auto& sid : roots) {
     auto r = RevokeTreeLocked(sid, reason, now);
     if (!r.ok()) {
-      RETURN_IF_ERROR(Exec("ROLLBACK"));
+      RETURN_IF_ERROR(db_->Exec("ROLLBACK"));
       return r.status();
     }
     all.insert(all.end(), r->begin(), r->end());
   }
-  RETURN_IF_ERROR(Exec("COMMIT"));
+  RETURN_IF_ERROR(db_->Exec("COMMIT"));
   return all;
 }
 
 Status SqliteIdentityStore::RevokeJti(const std::string& jti, int64_t expires_at) {
   MutexLock lock(mu_);
-  Stmt s(stmts_, db_, "INSERT OR IGNORE INTO revoked_jtis(jti, expires_at) VALUES(?1, ?2)");
+  Stmt s(*db_, "INSERT OR IGNORE INTO revoked_jtis(jti, expires_at) VALUES(?1, ?2)");
   s.Bind(1, jti).Bind(2, expires_at);
-  if (s.Step() != SQLITE_DONE) return SqlError(db_, "revoke jti");
+  if (s.Step() != SQLITE_DONE) return db_->Error("revoke jti");
   return OkStatus();
 }
 
 Result<bool> SqliteIdentityStore::IsJtiRevoked(const std::string& jti) {
   MutexLock lock(mu_);
-  Stmt s(stmts_, db_, "SELECT 1 FROM revoked_jtis WHERE jti=?1");
+  Stmt s(*db_, "SELECT 1 FROM revoked_jtis WHERE jti=?1");
   s.Bind(1, jti);
   int rc = s.Step();
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
-  return SqlError(db_, "read revoked jti");
+  return db_->Error("read revoked jti");
 }
 
 Status SqliteIdentityStore::UseAssertionJti(const std::string& jti, int64_t expires_at) {
   MutexLock lock(mu_);
-  Stmt s(stmts_, db_, "INSERT INTO assertion_jtis(jti, expires_at) VALUES(?1, ?2)");
+  Stmt s(*db_, "INSERT INTO assertion_jtis(jti, expires_at) VALUES(?1, ?2)");
   s.Bind(1, jti).Bind(2, expires_at);
   int rc = s.Step();
   if (rc == SQLITE_CONSTRAINT) return AlreadyExistsError("client assertion jti already used");
-  if (rc != SQLITE_DONE) return SqlError(db_, "record assertion jti");
+  if (rc != SQLITE_DONE) return db_->Error("record assertion jti");
   return OkStatus();
 }
 
 Status SqliteIdentityStore::PutSigningKey(const SigningKeyRecord& k) {
   MutexLock lock(mu_);
-  Stmt s(stmts_, db_,
+  Stmt s(*db_,
          "INSERT OR REPLACE INTO signing_keys(kid, private_pem, created_at, retired_at, "
          "publish_until) VALUES(?1, ?2, ?3, ?4, ?5)");
   s.Bind(1, k.kid).Bind(2, k.private_pem).Bind(3, k.created_at).Bind(4, k.retired_at);
   s.Bind(5, k.publish_until);
-  if (s.Step() != SQLITE_DONE) return SqlError(db_, "store signing key");
+  if (s.Step() != SQLITE_DONE) return db_->Error("store signing key");
   return OkStatus();
 }
 
 Result<std::vector<SigningKeyRecord>> SqliteIdentityStore::ListSigningKeys() {
   MutexLock lock(mu_);
-  Stmt s(stmts_, db_,
+  Stmt s(*db_,
          "SELECT kid, private_pem, created_at, retired_at, publish_until FROM signing_keys ORDER "
          "BY created_at, kid");
   std::vector<SigningKeyRecord> out;
   while (true) {
     int rc = s.Step();
     if (rc == SQLITE_DONE) return out;
-    if (rc != SQLITE_ROW) return SqlError(db_, "list signing keys");
+    if (rc != SQLITE_ROW) return db_->Error("list signing keys");
     out.push_back(SigningKeyRecord{s.Text(0), s.Text(1), s.Int(2), s.Int(3), s.Int(4)});
   }
 }
 
-}  // namespace custody::identity
+}  // namespace custody::store

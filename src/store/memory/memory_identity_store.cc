@@ -1,0 +1,155 @@
+#include "store/memory/memory_identity_store.h"
+
+#include <algorithm>
+#include <tuple>
+
+namespace custody::store {
+
+using identity::Agent;
+using identity::Session;
+using identity::SigningKeyRecord;
+
+Status MemoryIdentityStore::CreateAgent(const Agent& agent) {
+  MutexLock lock(mu_);
+  if (!agents_.emplace(agent.name, agent).second) {
+    return AlreadyExistsError("agent \"" + agent.name + "\" exists");
+  }
+  return OkStatus();
+}
+
+Status MemoryIdentityStore::UpdateAgent(const Agent& agent) {
+  MutexLock lock(mu_);
+  auto it = agents_.find(agent.name);
+  if (it == agents_.end()) return NotFoundError("no agent \"" + agent.name + "\"");
+  it->second = agent;
+  return OkStatus();
+}
+
+Result<Agent> MemoryIdentityStore::GetAgent(const std::string& name) {
+  MutexLock lock(mu_);
+  auto it = agents_.find(name);
+  if (it == agents_.end()) return NotFoundError("no agent \"" + name + "\"");
+  return it->second;
+}
+
+Result<std::vector<Agent>> MemoryIdentityStore::ListAgents() {
+  MutexLock lock(mu_);
+  std::vector<Agent> out;
+  for (const auto& [name, a] : agents_) out.push_back(a);
+  return out;
+}
+
+Status MemoryIdentityStore::CreateSession(const Session& session) {
+  MutexLock lock(mu_);
+  if (!sessions_.emplace(session.sid, session).second) {
+    return AlreadyExistsError("session " + session.sid + " exists");
+  }
+  session_order_.push_back(session.sid);
+  if (!session.parent_sid.empty()) children_.emplace(session.parent_sid, session.sid);
+  return OkStatus();
+}
+
+Result<Session> MemoryIdentityStore::GetSession(const std::string& sid) {
+  MutexLock lock(mu_);
+  auto it = sessions_.find(sid);
+  if (it == sessions_.end()) return NotFoundError("no session " + sid);
+  return it->second;
+}
+
+Result<std::vector<Session>> MemoryIdentityStore::TreeLocked(const std::string& sid) {
+  auto root = sessions_.find(sid);
+  if (root == sessions_.end()) return NotFoundError("no session " + sid);
+  std::vector<Session> out = {root->second};
+  for (size_t i = 0; i < out.size(); ++i) {
+    auto [first, last] = children_.equal_range(out[i].sid);
+    for (auto it = first; it != last; ++it) out.push_back(sessions_.at(it->second));
+  }
+  std::sort(out.begin(), out.end(), [](const Session& a, const Session& b) {
+    return std::tie(a.depth, a.created_at, a.sid) < std::tie(b.depth, b.created_at, b.sid);
+  });
+  return out;
+}
+
+Result<std::vector<Session>> MemoryIdentityStore::SessionTree(const std::string& sid) {
+  MutexLock lock(mu_);
+  return TreeLocked(sid);
+}
+
+std::vector<std::string> MemoryIdentityStore::RevokeTreeLocked(const std::string& sid,
+                                                               const std::string& reason,
+                                                               int64_t now) {
+  std::vector<std::string> revoked;
+  Result<std::vector<Session>> tree = TreeLocked(sid);
+  if (!tree.ok()) return revoked;  // callers look the session up first
+  for (const Session& x : *tree) {
+    Session& s = sessions_.at(x.sid);
+    if (s.revoked) continue;
+    s.revoked = true;
+    s.revoked_at = now;
+    s.revoke_reason = reason;
+    revoked.push_back(s.sid);
+  }
+  return revoked;
+}
+
+Result<std::vector<std::string>> MemoryIdentityStore::RevokeSessionTree(const std::string& sid,
+                                                                        const std::string& reason,
+                                                                        int64_t now) {
+  MutexLock lock(mu_);
+  if (sessions_.count(sid) == 0) return NotFoundError("no session " + sid);
+  return RevokeTreeLocked(sid, reason, now);
+}
+
+Result<std::vector<std::string>> MemoryIdentityStore::RevokeAgentSessions(const std::string& agent,
+                                                                          const std::string& reason,
+                                                                          int64_t now) {
+  MutexLock lock(mu_);
+  std::vector<std::string> live;
+  for (const std::string& sid : session_order_) {
+    const Session& s = sessions_.at(sid);
+    if (s.agent == agent && !s.revoked) live.push_back(sid);
+  }
+  std::vector<std::string> all;
+  for (const std::string& sid : live) {
+    std::vector<std::string> r = RevokeTreeLocked(sid, reason, now);
+    all.insert(all.end(), r.begin(), r.end());
+  }
+  return all;
+}
+
+Status MemoryIdentityStore::RevokeJti(const std::string& jti, int64_t expires_at) {
+  MutexLock lock(mu_);
+  revoked_jtis_.emplace(jti, expires_at);  // a second revocation keeps the first
+  return OkStatus();
+}
+
+Result<bool> MemoryIdentityStore::IsJtiRevoked(const std::string& jti) {
+  MutexLock lock(mu_);
+  return revoked_jtis_.count(jti) != 0;
+}
+
+Status MemoryIdentityStore::UseAssertionJti(const std::string& jti, int64_t expires_at) {
+  MutexLock lock(mu_);
+  if (!assertion_jtis_.emplace(jti, expires_at).second) {
+    return AlreadyExistsError("client assertion jti already used");
+  }
+  return OkStatus();
+}
+
+Status MemoryIdentityStore::PutSigningKey(const SigningKeyRecord& key) {
+  MutexLock lock(mu_);
+  keys_[key.kid] = key;
+  return OkStatus();
+}
+
+Result<std::vector<SigningKeyRecord>> MemoryIdentityStore::ListSigningKeys() {
+  MutexLock lock(mu_);
+  std::vector<SigningKeyRecord> out;
+  for (const auto& [kid, k] : keys_) out.push_back(k);
+  std::sort(out.begin(), out.end(), [](const SigningKeyRecord& a, const SigningKeyRecord& b) {
+    return std::tie(a.created_at, a.kid) < std::tie(b.created_at, b.kid);
+  });
+  return out;
+}
+
+}  // namespace custody::store

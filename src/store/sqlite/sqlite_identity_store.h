@@ -1,0 +1,52 @@
+// SqliteIdentityStore: the embedded IdentityStore, one SQLite file (`identity.db`, WAL,
+// synchronous=FULL), opened exclusively by the serving process.
+// Thread-safe: one connection behind a mutex.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "common/mutex.h"
+#include "store/identity_store.h"
+#include "store/sqlite/sqlite_db.h"
+
+namespace custody::store {
+
+class SqliteIdentityStore final : public IdentityStore {
+ public:
+  // Opens (creating it 0600) and migrates the file (store/sqlite/sqlite_schema.h).
+  static Result<std::unique_ptr<SqliteIdentityStore>> Open(const std::string& path);
+
+  Status CreateAgent(const identity::Agent& agent) override;
+  Status UpdateAgent(const identity::Agent& agent) override;
+  Result<identity::Agent> GetAgent(const std::string& name) override;
+  Result<std::vector<identity::Agent>> ListAgents() override;
+  Status CreateSession(const identity::Session& session) override;
+  Result<identity::Session> GetSession(const std::string& sid) override;
+  Result<std::vector<identity::Session>> SessionTree(const std::string& sid) override;
+  Result<std::vector<std::string>> RevokeSessionTree(const std::string& sid,
+                                                     const std::string& reason,
+                                                     int64_t now) override;
+  Result<std::vector<std::string>> RevokeAgentSessions(const std::string& agent,
+                                                       const std::string& reason,
+                                                       int64_t now) override;
+  Status RevokeJti(const std::string& jti, int64_t expires_at) override;
+  Result<bool> IsJtiRevoked(const std::string& jti) override;
+  Status UseAssertionJti(const std::string& jti, int64_t expires_at) override;
+  Status PutSigningKey(const identity::SigningKeyRecord& key) override;
+  Result<std::vector<identity::SigningKeyRecord>> ListSigningKeys() override;
+
+ private:
+  explicit SqliteIdentityStore(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
+  Result<std::vector<std::string>> RevokeTreeLocked(const std::string& sid,
+                                                    const std::string& reason, int64_t now)
+      REQUIRES(mu_);
+  Result<std::vector<identity::Session>> TreeLocked(const std::string& sid) REQUIRES(mu_);
+
+  Mutex mu_;
+  // Its prepared statements are kept by SQL text and reused across calls (preparing costs more
+  // than most of these queries).
+  std::unique_ptr<SqliteDb> db_ PT_GUARDED_BY(mu_);
+};
+
+}  // namespace custody::store

@@ -1,0 +1,255 @@
+#include "store/testing/identity_store_conformance.h"
+
+#include <algorithm>
+
+namespace custody::store::testing {
+namespace {
+
+using identity::Agent;
+using identity::InitiatorVerification;
+using identity::Session;
+using identity::SigningKeyRecord;
+using Strings = std::vector<std::string>;
+
+Agent MakeAgent(const std::string& name) {
+  Agent a;
+  a.name = name;
+  a.description = "plans work";
+  a.environment = identity::Environment::kProd;
+  a.business_owner = "finance-team";
+  a.technical_owner = "platform";
+  a.sponsor = "cfo";
+  a.revocation_contact = "sec@example.com";
+  a.grants = {"db/read", "github/*"};
+  a.permissions = {"assert_initiator"};
+  a.max_delegation_depth = 2;
+  a.max_token_lifetime_s = 900;
+  a.client_jwk = R"({"kty":"EC","crv":"P-256","x":"x","y":"y","kid":"k"})";
+  a.disabled = false;
+  a.created_at = "2026-01-01T00:00:00Z";
+  a.updated_at = "2026-01-02T00:00:00Z";
+  return a;
+}
+
+void ExpectSameAgent(const Agent& got, const Agent& want) {
+  EXPECT_EQ(got.name, want.name);
+  EXPECT_EQ(got.description, want.description);
+  EXPECT_EQ(got.environment, want.environment);
+  EXPECT_EQ(got.business_owner, want.business_owner);
+  EXPECT_EQ(got.technical_owner, want.technical_owner);
+  EXPECT_EQ(got.sponsor, want.sponsor);
+  EXPECT_EQ(got.revocation_contact, want.revocation_contact);
+  EXPECT_EQ(got.grants, want.grants);
+  EXPECT_EQ(got.permissions, want.permissions);
+  EXPECT_EQ(got.max_delegation_depth, want.max_delegation_depth);
+  EXPECT_EQ(got.max_token_lifetime_s, want.max_token_lifetime_s);
+  EXPECT_EQ(got.client_jwk, want.client_jwk);
+  EXPECT_EQ(got.client_secret_sha256, want.client_secret_sha256);
+  EXPECT_EQ(got.disabled, want.disabled);
+  EXPECT_EQ(got.created_at, want.created_at);
+  EXPECT_EQ(got.updated_at, want.updated_at);
+}
+
+// As identity_test's IdentityStoreTest makes them: children are created after their parents.
+Session MakeSession(const std::string& sid, const std::string& parent, int depth,
+                    const std::string& agent = "") {
+  Session s;
+  s.sid = sid;
+  s.parent_sid = parent;
+  s.root_sid = parent.empty() ? sid : "root";
+  s.depth = depth;
+  s.agent = !agent.empty() ? agent : depth == 0 ? "planner" : "worker";
+  s.instance = "spiffe://custody.local/agent/x/instance/1";
+  s.initiator = "alice";
+  s.scopes = {"a"};
+  s.jti = "jti-" + sid;
+  s.created_at = 100 + depth;
+  s.expires_at = 1000;
+  return s;
+}
+
+Strings Sids(const std::vector<Session>& v) {
+  Strings out;
+  for (const Session& s : v) out.push_back(s.sid);
+  return out;
+}
+
+Strings Sorted(Strings v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+TEST_P(IdentityStoreConformance, AgentsKeepEveryFieldAndNamesAreUnique) {
+  Agent a = MakeAgent("planner");
+  ASSERT_TRUE(store_->CreateAgent(a).ok());
+  Agent again = MakeAgent("planner");
+  again.description = "another";
+  EXPECT_EQ(store_->CreateAgent(again).code(), StatusCode::kAlreadyExists);
+  auto back = store_->GetAgent("planner");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ExpectSameAgent(*back, a);
+  EXPECT_TRUE(back->HasPermission("assert_initiator"));
+  EXPECT_EQ(store_->GetAgent("nobody").status().code(), StatusCode::kNotFound);
+
+  a.disabled = true;
+  a.client_jwk.clear();
+  a.client_secret_sha256 = std::string(64, 'a');
+  a.environment = identity::Environment::kDev;
+  a.updated_at = "2026-02-01T00:00:00Z";
+  ASSERT_TRUE(store_->UpdateAgent(a).ok());
+  ExpectSameAgent(*store_->GetAgent("planner"), a);
+  EXPECT_EQ(store_->UpdateAgent(MakeAgent("nobody")).code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetAgent("nobody").status().code(), StatusCode::kNotFound)
+      << "an update does not create";
+}
+
+TEST_P(IdentityStoreConformance, AgentsAreListedByName) {
+  EXPECT_TRUE(store_->ListAgents()->empty());
+  for (const char* n : {"worker", "auditor", "planner"}) {
+    ASSERT_TRUE(store_->CreateAgent(MakeAgent(n)).ok());
+  }
+  auto list = store_->ListAgents();
+  ASSERT_TRUE(list.ok());
+  Strings names;
+  for (const Agent& a : *list) names.push_back(a.name);
+  EXPECT_EQ(names, (Strings{"auditor", "planner", "worker"}));
+}
+
+TEST_P(IdentityStoreConformance, SessionsKeepEveryFieldAndSidsAreUnique) {
+  Session s = MakeSession("child", "root", 1);
+  s.max_depth = 3;
+  s.initiator_issuer = "https://hr.example.com";
+  s.verification = InitiatorVerification::kAsserted;
+  s.asserted_by = "planner";
+  s.scopes = {"db/read", "github/create_issue"};
+  s.objective_digest = std::string(64, 'f');
+  s.txn = "txn-1";
+  ASSERT_TRUE(store_->CreateSession(s).ok());
+  EXPECT_EQ(store_->CreateSession(s).code(), StatusCode::kAlreadyExists);
+  auto back = store_->GetSession("child");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->sid, "child");
+  EXPECT_EQ(back->parent_sid, "root");
+  EXPECT_EQ(back->root_sid, "root");
+  EXPECT_EQ(back->depth, 1);
+  EXPECT_EQ(back->max_depth, 3);
+  EXPECT_EQ(back->agent, "worker");
+  EXPECT_EQ(back->instance, s.instance);
+  EXPECT_EQ(back->initiator, "alice");
+  EXPECT_EQ(back->initiator_issuer, "https://hr.example.com");
+  EXPECT_EQ(back->verification, InitiatorVerification::kAsserted);
+  EXPECT_EQ(back->asserted_by, "planner");
+  EXPECT_EQ(back->scopes, s.scopes);
+  EXPECT_EQ(back->objective_digest, s.objective_digest);
+  EXPECT_EQ(back->txn, "txn-1");
+  EXPECT_EQ(back->jti, "jti-child");
+  EXPECT_EQ(back->created_at, 101);
+  EXPECT_EQ(back->expires_at, 1000);
+  EXPECT_FALSE(back->revoked);
+  EXPECT_EQ(back->revoked_at, 0);
+  EXPECT_EQ(back->revoke_reason, "");
+  ASSERT_TRUE(store_->CreateSession(MakeSession("root", "", 0)).ok());
+  auto root = store_->GetSession("root");
+  ASSERT_TRUE(root.ok());
+  EXPECT_EQ(root->parent_sid, "") << "a root session has no parent";
+  EXPECT_EQ(root->verification, InitiatorVerification::kVerified);
+  EXPECT_EQ(store_->GetSession("nope").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->SessionTree("nope").status().code(), StatusCode::kNotFound);
+}
+
+// SessionTree: parents before children, by depth, then creation time, then sid.
+TEST_P(IdentityStoreConformance, SessionTreeIsTheSubtreeByDepthThenTimeThenSid) {
+  ASSERT_TRUE(store_->CreateSession(MakeSession("root", "", 0)).ok());
+  Session b = MakeSession("b", "root", 1);
+  b.created_at = 200;
+  ASSERT_TRUE(store_->CreateSession(b).ok());
+  Session a = MakeSession("a", "root", 1);
+  a.created_at = 300;
+  ASSERT_TRUE(store_->CreateSession(a).ok());
+  ASSERT_TRUE(store_->CreateSession(MakeSession("c", "root", 1)).ok());  // created_at 101
+  ASSERT_TRUE(store_->CreateSession(MakeSession("bb", "b", 2)).ok());
+  ASSERT_TRUE(store_->CreateSession(MakeSession("ba", "b", 2)).ok());
+  ASSERT_TRUE(store_->CreateSession(MakeSession("other", "", 0)).ok());
+  auto tree = store_->SessionTree("root");
+  ASSERT_TRUE(tree.ok()) << tree.status().ToString();
+  EXPECT_EQ(Sids(*tree), (Strings{"root", "c", "b", "a", "ba", "bb"}));
+  EXPECT_EQ(Sids(*store_->SessionTree("b")), (Strings{"b", "ba", "bb"}));
+  EXPECT_EQ(Sids(*store_->SessionTree("ba")), (Strings{"ba"}));
+}
+
+TEST_P(IdentityStoreConformance, RevocationCascadesToDescendantsAndReturnsOnlyTheNewlyRevoked) {
+  ASSERT_TRUE(store_->CreateSession(MakeSession("root", "", 0)).ok());
+  ASSERT_TRUE(store_->CreateSession(MakeSession("child-a", "root", 1)).ok());
+  ASSERT_TRUE(store_->CreateSession(MakeSession("child-b", "root", 1)).ok());
+  ASSERT_TRUE(store_->CreateSession(MakeSession("grandchild", "child-a", 2)).ok());
+  auto revoked = store_->RevokeSessionTree("child-a", "tripwire", 500);
+  ASSERT_TRUE(revoked.ok()) << revoked.status().ToString();
+  EXPECT_EQ(*revoked, (Strings{"child-a", "grandchild"}));
+  auto g = store_->GetSession("grandchild");
+  EXPECT_TRUE(g->revoked);
+  EXPECT_EQ(g->revoked_at, 500);
+  EXPECT_EQ(g->revoke_reason, "tripwire");
+  EXPECT_FALSE(store_->GetSession("child-b")->revoked);
+  EXPECT_FALSE(store_->GetSession("root")->revoked);
+  EXPECT_EQ(store_->SessionTree("root")->size(), 4u) << "revoked sessions stay in the tree";
+  // Revoking again revokes nothing new, and keeps the first revocation's time and reason.
+  EXPECT_TRUE(store_->RevokeSessionTree("child-a", "again", 600)->empty());
+  EXPECT_EQ(store_->GetSession("grandchild")->revoked_at, 500);
+  EXPECT_EQ(store_->GetSession("grandchild")->revoke_reason, "tripwire");
+  // Revoking the root now returns only what was still live.
+  EXPECT_EQ(*store_->RevokeSessionTree("root", "manual", 700), (Strings{"root", "child-b"}));
+  EXPECT_EQ(store_->RevokeSessionTree("nope", "x", 1).status().code(), StatusCode::kNotFound);
+}
+
+TEST_P(IdentityStoreConformance, AnAgentsLiveSessionsAreRevokedWithTheirDescendants) {
+  ASSERT_TRUE(store_->CreateSession(MakeSession("r1", "", 0, "planner")).ok());
+  ASSERT_TRUE(store_->CreateSession(MakeSession("r1-w", "r1", 1, "worker")).ok());
+  ASSERT_TRUE(store_->CreateSession(MakeSession("r1-w-p", "r1-w", 2, "planner")).ok());
+  ASSERT_TRUE(store_->CreateSession(MakeSession("r2", "", 0, "worker")).ok());
+  ASSERT_TRUE(store_->CreateSession(MakeSession("r2-p", "r2", 1, "planner")).ok());
+  ASSERT_TRUE(store_->CreateSession(MakeSession("r3", "", 0, "worker")).ok());
+  ASSERT_TRUE(store_->RevokeSessionTree("r2-p", "earlier", 10).ok());
+  auto revoked = store_->RevokeAgentSessions("planner", "disabled", 20);
+  ASSERT_TRUE(revoked.ok()) << revoked.status().ToString();
+  // Each sid once, the already revoked r2-p not at all.
+  EXPECT_EQ(Sorted(*revoked), (Strings{"r1", "r1-w", "r1-w-p"}));
+  EXPECT_EQ(store_->GetSession("r1-w")->revoke_reason, "disabled");
+  EXPECT_EQ(store_->GetSession("r2-p")->revoke_reason, "earlier");
+  EXPECT_FALSE(store_->GetSession("r2")->revoked);
+  EXPECT_FALSE(store_->GetSession("r3")->revoked);
+  EXPECT_TRUE(store_->RevokeAgentSessions("planner", "again", 30)->empty());
+  EXPECT_TRUE(store_->RevokeAgentSessions("nobody", "x", 30)->empty());
+}
+
+TEST_P(IdentityStoreConformance, AssertionJtiReplayIsDetectedAndRevokedJtisAreKept) {
+  EXPECT_TRUE(store_->UseAssertionJti("c/1", 100).ok());
+  EXPECT_EQ(store_->UseAssertionJti("c/1", 100).code(), StatusCode::kAlreadyExists);
+  EXPECT_TRUE(store_->UseAssertionJti("c/2", 100).ok());
+  EXPECT_FALSE(*store_->IsJtiRevoked("x"));
+  ASSERT_TRUE(store_->RevokeJti("x", 100).ok());
+  EXPECT_TRUE(*store_->IsJtiRevoked("x"));
+  EXPECT_TRUE(store_->RevokeJti("x", 200).ok()) << "revoking twice is not an error";
+  EXPECT_TRUE(*store_->IsJtiRevoked("x"));
+  EXPECT_FALSE(*store_->IsJtiRevoked("c/1")) << "a used assertion is not a revoked token";
+}
+
+TEST_P(IdentityStoreConformance, SigningKeysAreReplacedByKidAndListedOldestFirst) {
+  EXPECT_TRUE(store_->ListSigningKeys()->empty());
+  ASSERT_TRUE(store_->PutSigningKey({"k2", "pem-2", 20, 0, 0}).ok());
+  ASSERT_TRUE(store_->PutSigningKey({"k1", "pem-1", 10, 0, 0}).ok());
+  ASSERT_TRUE(store_->PutSigningKey({"k0", "pem-0", 20, 0, 0}).ok());
+  ASSERT_TRUE(store_->PutSigningKey({"k1", "pem-1", 10, 15, 99}).ok());  // retired
+  auto keys = store_->ListSigningKeys();
+  ASSERT_TRUE(keys.ok());
+  ASSERT_EQ(keys->size(), 3u);
+  EXPECT_EQ((*keys)[0].kid, "k1");
+  EXPECT_EQ((*keys)[0].private_pem, "pem-1");
+  EXPECT_EQ((*keys)[0].created_at, 10);
+  EXPECT_EQ((*keys)[0].retired_at, 15);
+  EXPECT_EQ((*keys)[0].publish_until, 99);
+  EXPECT_EQ((*keys)[1].kid, "k0");
+  EXPECT_EQ((*keys)[2].kid, "k2");
+}
+
+}  // namespace
+}  // namespace custody::store::testing

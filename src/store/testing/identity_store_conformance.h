@@ -1,0 +1,15 @@
+// The conformance suite every IdentityStore backend passes (store/testing/conformance.h):
+// agents (AlreadyExists, NotFound, every field kept), sessions and SessionTree's order,
+// cascading revocation that returns only what it revoked now, an agent's sessions revoked at
+// once, revoked and used jtis, signing keys. Cases in identity_store_conformance.cc.
+#pragma once
+
+#include "store/identity_store.h"
+#include "store/testing/conformance.h"
+
+namespace custody::store::testing {
+
+using IdentityStoreBackend = StoreBackend<IdentityStore>;
+class IdentityStoreConformance : public Conformance<IdentityStore> {};
+
+}  // namespace custody::store::testing
