@@ -565,6 +565,7 @@ store::StorageOptions Config::Storage() const {
   o.identity_path = IdentityDbPath();
   o.attribution_path = AttributionDbPath();
   o.admin_token_path = TokenDbPath();
+  o.tool_pin_path = McpDbPath();
   return o;
 }
 

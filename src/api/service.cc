@@ -18,7 +18,6 @@
 #include "investigate/evidence.h"
 #include "ledger/ledger.h"
 #include "mcp/gateway.h"
-#include "mcp/tool_pins.h"
 #include "store/stores.h"
 
 namespace custody::api {
@@ -38,7 +37,7 @@ struct Service::Impl {
   std::unique_ptr<identity::TokenService> identity;
   std::unique_ptr<store::AttributionStore> attribution_store;
   std::unique_ptr<attribution::AttributionService> attribution;
-  std::unique_ptr<mcp::SqliteToolPinStore> mcp_pins;
+  std::unique_ptr<store::ToolPinStore> mcp_pins;
   std::unique_ptr<mcp::Gateway> mcp;  // after attribution: it calls it
   http::Router router;
   std::unique_ptr<http::Server> server;
@@ -83,8 +82,7 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   impl->metrics.ReportErrorsOf(*impl->errors);
   RETURN_IF_ERROR(EnsurePrivateDir(config.data_dir, options.quickstart));
 
-  // Every store, through the one factory (store/stores.h); the MCP tool pins still open their
-  // own file below.
+  // Every store, through the one factory (store/stores.h).
   ASSIGN_OR_RETURN(store::Stores stores, store::OpenStores(config.Storage()));
   impl->tokens = std::move(stores.admin_tokens);
   impl->authenticator = std::make_unique<TokenAuthenticator>(*impl->tokens);
@@ -154,6 +152,7 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
 
   // Attribution: every decision is durable in the ledger before the caller hears it.
   impl->attribution_store = std::move(stores.attribution);
+  impl->mcp_pins = std::move(stores.tool_pins);
   attribution::AttributionOptions ao;
   ao.audience = config.attribution.audience;
   ao.arguments = config.attribution.arguments == "redacted"
@@ -179,7 +178,6 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   // The MCP gateway: /mcp/{server} for the configured stdio servers, every tools/call
   // authorized and recorded by attribution (docs/MCP.md). Upstreams start with the server.
   {
-    ASSIGN_OR_RETURN(impl->mcp_pins, mcp::SqliteToolPinStore::Open(config.McpDbPath()));
     std::vector<mcp::UpstreamConfig> servers;
     for (const auto& [name, s] : config.mcp.servers) {
       servers.push_back(

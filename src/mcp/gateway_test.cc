@@ -1,5 +1,5 @@
-// The gateway's call pipeline in-process: a real token service, attribution service, ledger and
-// pin store (fresh SQLite files), and a fake upstream the test scripts. Requests go through the
+// The gateway's call pipeline in-process: a real token service, attribution service and ledger
+// on the in-memory stores, and a fake upstream the test scripts. Requests go through the
 // gateway's own routes, as the HTTP server would hand them over.
 #include "mcp/gateway.h"
 
@@ -16,6 +16,7 @@
 #include "identity/token_service.h"
 #include "ledger/ledger.h"
 #include "mcp/jsonrpc.h"
+#include "store/stores.h"
 
 namespace custody::mcp {
 namespace {
@@ -124,10 +125,12 @@ json::object Tool(const std::string& name, const std::string& description) {
 class GatewayTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    // Every store in memory: the gateway's behaviour, not the files, is under test here.
     auto w = attribution::testkit::World::Create(
         std::filesystem::temp_directory_path() /
-        ("custody-gw-" + std::to_string(::getpid()) + "-" +
-         ::testing::UnitTest::GetInstance()->current_test_info()->name()));
+            ("custody-gw-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name()),
+        {}, store::Backend::kMemory);
     ASSERT_TRUE(w.ok()) << w.status().ToString();
     w_ = std::move(*w);
     ASSERT_TRUE(
@@ -138,7 +141,7 @@ class GatewayTest : public ::testing::Test {
         "@id(\"no-delete\") forbid(principal, action, resource == Tool::\"files/delete\");",
         "", "admin");
     ASSERT_TRUE(pub.ok()) << pub.status().ToString();
-    auto pins = SqliteToolPinStore::Open((w_->dir / "mcp.db").string());
+    auto pins = store::OpenToolPinStore(store::StorageOptions::InMemory());
     ASSERT_TRUE(pins.ok()) << pins.status().ToString();
     pins_ = std::move(*pins);
 
@@ -241,7 +244,7 @@ class GatewayTest : public ::testing::Test {
   }
 
   std::unique_ptr<attribution::testkit::World> w_;
-  std::unique_ptr<SqliteToolPinStore> pins_;
+  std::unique_ptr<ToolPinStore> pins_;
   std::unique_ptr<Gateway> gateway_;
   FakeUpstream* upstream_ = nullptr;  // owned by the gateway
   http::Router router_;

@@ -11,6 +11,7 @@
 
 #include "common/error_reporter.h"
 #include "common/logger.h"
+#include "store/stores.h"
 #include "store/testing/fault_vfs.h"
 
 namespace custody::mcp {
@@ -33,7 +34,7 @@ class ToolCatalogTest : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
-    auto pins = SqliteToolPinStore::Open((dir_ / "mcp.db").string());
+    auto pins = store::OpenToolPinStore(store::StorageOptions::InDirectory(dir_.string()));
     ASSERT_TRUE(pins.ok()) << pins.status().ToString();
     pins_ = std::move(*pins);
     UpstreamOptions report;
@@ -59,7 +60,7 @@ class ToolCatalogTest : public ::testing::Test {
   SystemRandom random_;
   NullLogger log_;
   ErrorReporter errors_{log_};
-  std::unique_ptr<SqliteToolPinStore> pins_;
+  std::unique_ptr<ToolPinStore> pins_;
   std::unique_ptr<ToolCatalog> catalog_;
   std::vector<json::object> events_;
   Status ledger_status_;

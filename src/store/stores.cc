@@ -4,10 +4,12 @@
 #include "store/memory/memory_attribution_store.h"
 #include "store/memory/memory_identity_store.h"
 #include "store/memory/memory_ledger_store.h"
+#include "store/memory/memory_tool_pin_store.h"
 #include "store/sqlite/sqlite_admin_token_store.h"
 #include "store/sqlite/sqlite_attribution_store.h"
 #include "store/sqlite/sqlite_identity_store.h"
 #include "store/sqlite/sqlite_ledger_store.h"
+#include "store/sqlite/sqlite_tool_pin_store.h"
 
 namespace custody::store {
 
@@ -17,6 +19,7 @@ StorageOptions StorageOptions::InDirectory(const std::string& dir) {
   o.identity_path = dir + "/identity.db";
   o.attribution_path = dir + "/attribution.db";
   o.admin_token_path = dir + "/custody.db";
+  o.tool_pin_path = dir + "/mcp.db";
   return o;
 }
 
@@ -55,6 +58,14 @@ Result<std::unique_ptr<AttributionStore>> OpenAttributionStore(const StorageOpti
   return std::unique_ptr<AttributionStore>(std::move(s));
 }
 
+Result<std::unique_ptr<ToolPinStore>> OpenToolPinStore(const StorageOptions& options) {
+  if (options.backend == Backend::kMemory) {
+    return std::unique_ptr<ToolPinStore>(std::make_unique<MemoryToolPinStore>());
+  }
+  ASSIGN_OR_RETURN(auto s, SqliteToolPinStore::Open(options.tool_pin_path));
+  return std::unique_ptr<ToolPinStore>(std::move(s));
+}
+
 Result<std::unique_ptr<AdminTokenStore>> OpenAdminTokenStore(const StorageOptions& options,
                                                              bool create_if_missing) {
   if (options.backend == Backend::kMemory) {
@@ -71,6 +82,7 @@ Result<Stores> OpenStores(const StorageOptions& options) {
   ASSIGN_OR_RETURN(s.ledger, OpenLedgerStore(options));
   ASSIGN_OR_RETURN(s.identity, OpenIdentityStore(options));
   ASSIGN_OR_RETURN(s.attribution, OpenAttributionStore(options));
+  ASSIGN_OR_RETURN(s.tool_pins, OpenToolPinStore(options));
   return s;
 }
 

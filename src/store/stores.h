@@ -15,6 +15,7 @@
 #include "store/attribution_store.h"
 #include "store/identity_store.h"
 #include "store/ledger_store.h"
+#include "store/tool_pin_store.h"
 
 namespace custody::store {
 
@@ -31,8 +32,9 @@ struct StorageOptions {
   std::string identity_path;
   std::string attribution_path;
   std::string admin_token_path;
+  std::string tool_pin_path;
 
-  // The files of a data directory: ledger.db, identity.db, attribution.db, custody.db.
+  // The files of a data directory: ledger.db, identity.db, attribution.db, custody.db, mcp.db.
   static StorageOptions InDirectory(const std::string& dir);
   static StorageOptions InMemory() {
     StorageOptions o;
@@ -47,6 +49,7 @@ struct Stores {
   std::unique_ptr<LedgerStore> ledger;
   std::unique_ptr<IdentityStore> identity;
   std::unique_ptr<AttributionStore> attribution;
+  std::unique_ptr<ToolPinStore> tool_pins;
 };
 
 // Opens every store, in the order above (an error names the store that failed; the stores
@@ -67,6 +70,7 @@ Result<std::unique_ptr<LedgerStore>> OpenLedgerFile(const std::string& path,
                                                     const LedgerOpenOptions& open = {});
 Result<std::unique_ptr<IdentityStore>> OpenIdentityStore(const StorageOptions& options);
 Result<std::unique_ptr<AttributionStore>> OpenAttributionStore(const StorageOptions& options);
+Result<std::unique_ptr<ToolPinStore>> OpenToolPinStore(const StorageOptions& options);
 // `create_if_missing` false: a missing token database is NotFound.
 Result<std::unique_ptr<AdminTokenStore>> OpenAdminTokenStore(const StorageOptions& options,
                                                              bool create_if_missing = true);

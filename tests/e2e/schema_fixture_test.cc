@@ -14,7 +14,6 @@
 
 #include "ledger/note.h"
 #include "ledger/verifier.h"
-#include "mcp/tool_pins.h"
 #include "store/stores.h"
 #include "store/testing/sqlite_file.h"
 #include "subprocess.h"
@@ -57,7 +56,8 @@ void SetUserVersion(const std::string& path, int64_t v) {
 // The stores' factory (store/stores.h), on one file.
 store::StorageOptions At(const std::string& path) {
   store::StorageOptions o;
-  o.ledger_path = o.identity_path = o.attribution_path = o.admin_token_path = path;
+  o.ledger_path = o.identity_path = o.attribution_path = o.admin_token_path = o.tool_pin_path =
+      path;
   return o;
 }
 
@@ -83,7 +83,7 @@ std::vector<Opener> Openers(bool read_only_ledger) {
       {"custody.db", [](const std::string& p) { return Drop(store::OpenAdminTokenStore(At(p))); }},
       {"attribution.db",
        [](const std::string& p) { return Drop(store::OpenAttributionStore(At(p))); }},
-      {"mcp.db", [](const std::string& p) { return Drop(mcp::SqliteToolPinStore::Open(p)); }},
+      {"mcp.db", [](const std::string& p) { return Drop(store::OpenToolPinStore(At(p))); }},
   };
   if (read_only_ledger) {
     out.push_back({"ledger.db", [](const std::string& p) {
@@ -265,7 +265,7 @@ TEST_F(SchemaFixtureTest, AttributionIsMigratedAndKeepsItsPolicySetAndAction) {
 TEST_F(SchemaFixtureTest, ToolPinsAreMigrated) {
   std::string path = Copy("mcp.db");
   {
-    auto store = mcp::SqliteToolPinStore::Open(path);
+    auto store = store::OpenToolPinStore(At(path));
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     auto pins = (*store)->List();
     ASSERT_TRUE(pins.ok()) << pins.status().ToString();

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 
 #include "common/status.h"
@@ -24,6 +25,12 @@ struct StoreBackend {
   // A fresh, empty store; `dir` exists and is removed after the test.
   std::function<Result<std::unique_ptr<Store>>(const std::filesystem::path& dir)> open;
 };
+
+// GoogleTest prints a test's parameter (CTest shows it): the backend's name, not its bytes.
+template <class Store>
+void PrintTo(const StoreBackend<Store>& backend, std::ostream* os) {
+  *os << backend.name;
+}
 
 template <class Store>
 class Conformance : public ::testing::TestWithParam<StoreBackend<Store>> {

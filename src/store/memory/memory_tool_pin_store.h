@@ -1,0 +1,29 @@
+// MemoryToolPinStore: the ToolPinStore in memory, for unit tests. It answers as
+// SqliteToolPinStore does: both pass store/testing/tool_pin_store_conformance.h.
+// Thread-safe (one mutex).
+#pragma once
+
+#include <map>
+#include <string>
+#include <utility>
+
+#include "common/mutex.h"
+#include "store/tool_pin_store.h"
+
+namespace custody::store {
+
+class MemoryToolPinStore final : public ToolPinStore {
+ public:
+  Result<PinObservation> Observe(const std::string& server, const std::string& tool,
+                                 const std::string& hash, int64_t now_ms) override;
+  Status Approve(const std::string& server, const std::string& tool,
+                 const std::string& hash) override;
+  Result<std::vector<PinRecord>> List() override;
+
+ private:
+  Mutex mu_;
+  // By (server, tool): List's order.
+  std::map<std::pair<std::string, std::string>, PinRecord> pins_ GUARDED_BY(mu_);
+};
+
+}  // namespace custody::store
