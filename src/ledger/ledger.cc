@@ -202,6 +202,7 @@ void Ledger::CommitBatch(std::vector<Pending>& batch) {
       if (!rolled.ok()) failure = rolled.WithContext("ledger append failed and reload failed");
       for (size_t i = 0; i < batch.size(); ++i) results.emplace_back(failure);
     } else {
+      tree_.Committed();
       checkpoint_ = b.checkpoint;
       std::vector<Hash> proof;
       RightEdgeCache edge;  // every proof in the batch shares the same right edge

@@ -15,6 +15,7 @@
 #include "ledger/proof.h"
 #include "ledger/receipt.h"
 #include "store/stores.h"
+#include "store/testing/fault_vfs.h"
 #include "store/testing/sqlite_file.h"
 
 namespace custody::ledger {
@@ -203,6 +204,45 @@ TEST_F(LedgerTest, EveryInclusionProofMatchesTheReferenceTree) {
   EXPECT_FALSE(ledger->InclusionProof(600, 600).ok());
   EXPECT_FALSE(ledger->InclusionProof(0, 601).ok());
   EXPECT_FALSE(ledger->ConsistencyProof(5, 4).ok());
+}
+
+// A commit that fails (a full disk) leaves the ledger exactly at its last durable state, ready
+// for the next append once the disk has room again: no entry lost, none duplicated, every
+// receipt valid (issue #16: the in-memory tree used to advance before the commit, and the
+// rollback then reloaded a size that was never written).
+TEST_F(LedgerTest, AFailedCommitLeavesTheLedgerAtItsLastDurableState) {
+  using store::testing::Fault;
+  using store::testing::FaultVfs;
+  FaultVfs::Install();
+  auto ledger = Open();
+  ASSERT_NE(ledger, nullptr);
+  auto verifier = *NoteVerifier::FromVerifierKey(ledger->VerifierKey());
+  for (int i = 0; i < 300; ++i) ASSERT_TRUE(ledger->Append(Event(i)).ok());  // a full tile
+  const std::string before = ledger->LatestCheckpoint()->note;
+
+  FaultVfs::Fail("ledger.db", Fault::kDiskFull);
+  for (int i = 0; i < 3; ++i) {
+    auto refused = ledger->Append(Event(1000 + i));
+    EXPECT_FALSE(refused.ok()) << "no receipt for an event that is not durable";
+  }
+  EXPECT_EQ(ledger->Size(), 300u);
+  EXPECT_EQ(ledger->LatestCheckpoint()->note, before);
+  FaultVfs::Clear();
+
+  for (int i = 300; i < 310; ++i) {
+    auto r = ledger->Append(Event(i));
+    ASSERT_TRUE(r.ok()) << "append after the disk has room again: " << r.status().ToString();
+    EXPECT_EQ(r->index, static_cast<uint64_t>(i));
+    EXPECT_TRUE(VerifyReceipt(verifier, r->receipt, AsBytes(*CanonicalizeJson(Event(i)))).ok());
+  }
+  EXPECT_EQ(ledger->Size(), 310u);
+  auto old_receipt = ledger->ReceiptFor(299);
+  ASSERT_TRUE(old_receipt.ok()) << old_receipt.status().ToString();
+  EXPECT_TRUE(VerifyReceipt(verifier, *old_receipt, AsBytes(*CanonicalizeJson(Event(299)))).ok());
+  ledger.reset();
+  auto reopened = Open();
+  ASSERT_NE(reopened, nullptr);
+  EXPECT_EQ(reopened->Size(), 310u);
 }
 
 TEST_F(LedgerTest, ReopenResumesAndOldReceiptsStayValid) {

@@ -84,9 +84,10 @@ std::vector<store::StoredTile> TileTree::TakeDirtyTiles() {
     if (L == 0 && edge_[L].hashes.size() < kTileWidth) continue;
     out.push_back(store::StoredTile{L, edge_[L].index, edge_[L].hashes});
   }
-  durable_size_ = range_.size();
   return out;
 }
+
+void TileTree::Committed() { durable_size_ = range_.size(); }
 
 Status TileTree::Rollback() { return Load(durable_size_); }
 

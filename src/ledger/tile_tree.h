@@ -31,12 +31,14 @@ class TileTree final : public HashReader {
   Hash Root() const { return range_.Root(); }
 
   // The tile rows changed since the last call, for persisting with a batch (a partial row of
-  // level 0 is left out: the store has those hashes with the leaves); marks the current size
-  // as durable.
+  // level 0 is left out: the store has those hashes with the leaves).
   std::vector<store::StoredTile> TakeDirtyTiles();
+  // The batch holding the current size has been committed: it is the durable state now.
+  void Committed();
 
-  // Returns to the last durable state (the last Load() or TakeDirtyTiles()), used when a batch
-  // could not be committed.
+  // Returns to the last durable state (the last Load() or Committed()), used when a batch could
+  // not be committed. Never to a size the store has not committed: that would fail to load and
+  // leave the tree empty while the store holds every leaf.
   Status Rollback();
 
   // HashReader: the hash of a complete subtree of the current tree.
