@@ -2,7 +2,10 @@
 
 #include <boost/json.hpp>
 
+#include "events/action_events.h"
+#include "events/recorder.h"
 #include "identity/token_service.h"
+#include "store/attribution_store.h"
 
 namespace custody::containment {
 

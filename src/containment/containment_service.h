@@ -19,14 +19,20 @@
 #include "common/random.h"
 #include "common/status.h"
 #include "common/uuid.h"
-#include "events/action_events.h"
-#include "events/recorder.h"
-#include "store/attribution_store.h"
 
+// Declared only: this header is included by attribution_service.h, and the event builders bring
+// Boost.JSON with them.
+namespace custody::events {
+struct Containment;
+class Recorder;
+}  // namespace custody::events
 namespace custody::identity {
 class TokenService;
 struct Session;
 }  // namespace custody::identity
+namespace custody::store {
+class AttributionStore;
+}
 
 namespace custody::containment {
 

@@ -67,8 +67,8 @@ void Gateway::HandleToolsCall(Server& server, const Caller& caller, json::value 
   call->params = std::move(params);
   call->respond = std::move(respond);
 
-  if (catalog_.Find(server.name, call->tool)) {
-    AuthorizeCall(call);
+  if (std::optional<ToolCatalog::Tool> tool = catalog_.Find(server.name, call->tool)) {
+    AuthorizeCall(call, tool);
     return;
   }
   // Not listed yet through the gateway: learn (and pin) the definitions first.
@@ -84,13 +84,12 @@ void Gateway::HandleToolsCall(Server& server, const Caller& caller, json::value 
         catalog_.Pin(call->server->name, t->value().get_array());
       }
     }
-    AuthorizeCall(call);
+    AuthorizeCall(call, catalog_.Find(call->server->name, call->tool));
   });
 }
 
-void Gateway::AuthorizeCall(std::shared_ptr<Call> call) {
+void Gateway::AuthorizeCall(std::shared_ptr<Call> call, std::optional<ToolCatalog::Tool> tool) {
   Server& s = *call->server;
-  std::optional<ToolCatalog::Tool> tool = catalog_.Find(s.name, call->tool);
   if (!tool) {
     call->respond(
         RpcResponse(200, ErrorText(call->id, kInvalidParams, "unknown tool: " + call->tool)));

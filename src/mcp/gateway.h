@@ -27,6 +27,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -150,8 +151,9 @@ class Gateway {
   // --- call_pipeline.cc
   void HandleToolsCall(Server& server, const Caller& caller, boost::json::value id,
                        boost::json::object params, http::Responder respond);
-  // The tool's pin checked, then Authorize; an allowed call goes on to ForwardCall.
-  void AuthorizeCall(std::shared_ptr<Call> call);
+  // The tool's pin checked (`tool`: as the catalog has it, nullopt if unknown), then Authorize;
+  // an allowed call goes on to ForwardCall.
+  void AuthorizeCall(std::shared_ptr<Call> call, std::optional<ToolCatalog::Tool> tool);
   void ForwardCall(std::shared_ptr<Call> call);
   void FinishCall(std::shared_ptr<Call> call, Result<boost::json::object> upstream);
   // Sends the final JSON-RPC message of a call: as the HTTP response, or on its SSE stream.
