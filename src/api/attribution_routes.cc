@@ -409,32 +409,32 @@ Status AddAttributionRoutes(http::Router& router, AttributionService& service,
                   },
                   options.read_auth, ""}));
 
-  RETURN_IF_ERROR(router.Add(
-      {"POST", "/v1/contain",
-       [svc](Request& req, Responder respond) {
-         auto o = ParseBody(req.body);
-         if (!o.ok()) return Reply(respond, req.request_id, o.status());
-         auto session = OptString(*o, "session");
-         auto agent = OptString(*o, "agent");
-         auto reason = OptString(*o, "reason");
-         if (!session.ok() || !agent.ok() || !reason.ok())
-           return Reply(respond, req.request_id,
-                        InvalidArgumentError("session, agent and reason are strings"));
-         if (session->empty() == agent->empty())
-           return Reply(respond, req.request_id,
-                        InvalidArgumentError("name exactly one of session or agent"));
-         auto r = session->empty() ? svc->Contain("agent", *agent, *reason, By(req))
-                                   : svc->Contain("session", *session, *reason, By(req));
-         if (!r.ok()) return Reply(respond, req.request_id, r.status());
-         json::object body{{"event_id", r->event_id},
-                           {"scope", r->scope},
-                           {"subject", r->subject},
-                           {"revoked_sessions", StringArray(r->revoked_sessions)},
-                           {"ledger_index", r->ledger_index},
-                           {"receipt", r->receipt}};
-         respond(Response::Json(200, json::serialize(body)));
-       },
-       admin, kJson}));
+  RETURN_IF_ERROR(
+      router.Add({"POST", "/v1/contain",
+                  [svc](Request& req, Responder respond) {
+                    auto o = ParseBody(req.body);
+                    if (!o.ok()) return Reply(respond, req.request_id, o.status());
+                    auto session = OptString(*o, "session");
+                    auto agent = OptString(*o, "agent");
+                    auto reason = OptString(*o, "reason");
+                    if (!session.ok() || !agent.ok() || !reason.ok())
+                      return Reply(respond, req.request_id,
+                                   InvalidArgumentError("session, agent and reason are strings"));
+                    if (session->empty() == agent->empty())
+                      return Reply(respond, req.request_id,
+                                   InvalidArgumentError("name exactly one of session or agent"));
+                    auto r = session->empty() ? svc->Contain("agent", *agent, *reason, By(req))
+                                              : svc->Contain("session", *session, *reason, By(req));
+                    if (!r.ok()) return Reply(respond, req.request_id, r.status());
+                    json::object body{{"event_id", r->event_id},
+                                      {"scope", r->scope},
+                                      {"subject", r->subject},
+                                      {"revoked_sessions", StringArray(r->revoked_sessions)},
+                                      {"ledger_index", r->ledger_index},
+                                      {"receipt", r->receipt}};
+                    respond(Response::Json(200, json::serialize(body)));
+                  },
+                  admin, kJson}));
 
   // --- AuthZEN 1.0 ---
   std::string base = options.base_url;

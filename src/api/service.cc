@@ -32,7 +32,7 @@ struct Service::Impl {
   std::unique_ptr<store::AdminTokenStore> tokens;
   std::unique_ptr<TokenAuthenticator> authenticator;
   std::unique_ptr<ledger::Ledger> ledger;
-  std::unique_ptr<events::Recorder> recorder;  // every event's one way into the ledger
+  std::unique_ptr<events::Recorder> recorder;            // every event's one way into the ledger
   std::unique_ptr<store::IdentityStore> identity_store;  // after ledger: sink uses it
   std::unique_ptr<identity::TokenService> identity;
   std::unique_ptr<store::AttributionStore> attribution_store;

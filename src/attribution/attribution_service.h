@@ -250,7 +250,7 @@ class AttributionService {
   ErrorReporter& errors_;
   events::Recorder recorder_;  // over ledger_
   const AttributionOptions options_;
-  UuidV7Generator ids_;  // thread-safe
+  UuidV7Generator ids_;                          // thread-safe
   containment::ContainmentService containment_;  // over tokens_, recorder_, store_
 
   mutable Mutex bundle_mu_;

@@ -59,7 +59,7 @@ class TileTree final : public HashReader {
   size_t cache_tiles_;
   uint64_t durable_size_ = 0;
   CompactRange range_;
-  std::vector<EdgeRow> edge_;         // edge_[L]: the rightmost row of tile level L
+  std::vector<EdgeRow> edge_;                // edge_[L]: the rightmost row of tile level L
   std::vector<store::StoredTile> finished_;  // rows completed since the last take
   std::unique_ptr<TileHashReader> reader_;
 };
