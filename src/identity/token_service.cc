@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <limits>
 
 #include "common/encoding.h"
 #include "common/json_array.h"
@@ -172,6 +173,16 @@ Status TokenService::Record(const std::string& event_json) {
   return sink_(event_json);
 }
 
+namespace {
+
+// A retired key stays published until every token it signed has expired; after that it verifies
+// nothing and leaves the JWKS, in the running server as on a restart.
+bool Published(const SigningKeyRecord& r, int64_t now) {
+  return r.retired_at == 0 || r.publish_until > now;
+}
+
+}  // namespace
+
 Status TokenService::LoadOrCreateKeys() {
   ASSIGN_OR_RETURN(std::vector<SigningKeyRecord> records, store_.ListSigningKeys());
   MutexLock lock(keys_mu_);
@@ -179,7 +190,7 @@ Status TokenService::LoadOrCreateKeys() {
   keys_.clear();
   bool have_current = false;
   for (const auto& r : records) {
-    if (r.retired_at != 0 && r.publish_until <= now) continue;  // no live token can use it
+    if (!Published(r, now)) continue;  // no live token can use it
     ASSIGN_OR_RETURN(crypto::EcdsaP256PrivateKey key,
                      crypto::EcdsaP256PrivateKey::FromPkcs8Pem(r.private_pem));
     keys_.push_back(
@@ -204,55 +215,74 @@ Status TokenService::LoadOrCreateKeys() {
 
 Result<std::string> TokenService::RotateSigningKey(const std::string& by) {
   int64_t now = Now();
+  // Tokens live at most 24 h (ValidateAgent caps lifetimes), so retired keys are published that
+  // long. The new key is stored first: if anything fails, the old key goes on signing.
+  const int64_t publish_until = now + 86400 + options_.leeway_s;
+  ASSIGN_OR_RETURN(crypto::EcdsaP256PrivateKey key, crypto::EcdsaP256PrivateKey::Generate());
+  SigningKeyRecord fresh;
+  fresh.kid = crypto::JwkThumbprint(key.public_key());
+  ASSIGN_OR_RETURN(fresh.private_pem, key.ToPkcs8Pem());
+  fresh.created_at = now;
   std::vector<std::string> retired;
   {
     MutexLock lock(keys_mu_);
+    RETURN_IF_ERROR(store_.PutSigningKey(fresh));
     for (auto& k : keys_) {
       if (k.record.retired_at != 0) continue;
-      k.record.retired_at = now;
-      // Tokens live at most 24 h (ValidateAgent caps lifetimes), so publish that long.
-      k.record.publish_until = now + 86400 + options_.leeway_s;
-      RETURN_IF_ERROR(store_.PutSigningKey(k.record));
+      SigningKeyRecord r = k.record;
+      r.retired_at = now;
+      r.publish_until = publish_until;
+      RETURN_IF_ERROR(store_.PutSigningKey(r));
+      k.record = std::move(r);
       retired.emplace_back(k.kid);
     }
-  }
-  RETURN_IF_ERROR(LoadOrCreateKeys());
-  std::string kid;
-  {
-    MutexLock lock(keys_mu_);
-    kid = keys_.back().kid;
+    std::erase_if(keys_, [&](const SigningKey& k) { return !Published(k.record, now); });
+    keys_.push_back(SigningKey{
+        fresh.kid, std::make_shared<const crypto::EcdsaP256PrivateKey>(std::move(key)), fresh});
   }
   events::KeyRotate e;
   e.event_id = NewId();
   e.time = FormatRfc3339Millis(clock_.Now());
   e.requested_by = by;
-  e.kid = kid;
+  e.kid = fresh.kid;
   e.retired_kids = std::move(retired);
-  e.publish_until = now + 86400 + options_.leeway_s;
+  e.publish_until = publish_until;
   RETURN_IF_ERROR(Record(events::Build(e)));
-  return kid;
+  return fresh.kid;
 }
 
 std::string TokenService::JwksJson() {
+  int64_t now = Now();
   MutexLock lock(keys_mu_);
   crypto::Jwks set;
-  for (const auto& k : keys_) set.Add(k.kid, k.key->public_key());
+  for (const auto& k : keys_) {
+    if (Published(k.record, now)) set.Add(k.kid, k.key->public_key());
+  }
   return set.ToJson();
 }
 
-std::shared_ptr<const crypto::EcdsaP256PrivateKey> TokenService::FindKey(std::string_view kid) {
+std::shared_ptr<const crypto::EcdsaP256PrivateKey> TokenService::FindKey(std::string_view kid,
+                                                                         int64_t* published_until) {
+  int64_t now = Now();
   MutexLock lock(keys_mu_);
   for (const auto& k : keys_) {
-    if (k.kid == kid) return k.key;
+    if (k.kid != kid) continue;
+    if (!Published(k.record, now)) return nullptr;
+    if (published_until != nullptr) {
+      *published_until =
+          k.record.retired_at == 0 ? std::numeric_limits<int64_t>::max() : k.record.publish_until;
+    }
+    return k.key;
   }
   return nullptr;
 }
 
-Result<crypto::VerifiedJws> TokenService::VerifyOwnJws(const std::string& token) {
+Result<crypto::VerifiedJws> TokenService::VerifyOwnJws(const std::string& token,
+                                                       int64_t* published_until) {
   // `held` keeps the key alive while it is used: a rotation may drop it from keys_ meanwhile.
   std::shared_ptr<const crypto::EcdsaP256PrivateKey> held;
   return crypto::VerifyJwsEs256(token, [&](std::string_view kid) {
-    held = FindKey(kid);
+    held = FindKey(kid, published_until);
     return held ? &held->public_key() : nullptr;
   });
 }
@@ -493,7 +523,8 @@ Result<std::string> TokenService::VerifySvid(const std::string& token,
 // Access tokens (RFC 9068) and token exchange (RFC 8693)
 
 Result<TokenService::AccessClaims> TokenService::VerifyAccessSignature(const std::string& token) {
-  ASSIGN_OR_RETURN(crypto::VerifiedJws jws, VerifyOwnJws(token));
+  int64_t published_until = 0;
+  ASSIGN_OR_RETURN(crypto::VerifiedJws jws, VerifyOwnJws(token, &published_until));
   if (jws.typ != "at+jwt") return UnauthenticatedError("not an access token (typ must be at+jwt)");
   ASSIGN_OR_RETURN(Claims c, ParseClaims(jws.payload));
   if (c.iss != options_.issuer)
@@ -508,6 +539,7 @@ Result<TokenService::AccessClaims> TokenService::VerifyAccessSignature(const std
   a.aud = std::move(c.aud);
   a.exp = *c.exp;
   a.nbf = c.nbf;
+  a.key_published_until = published_until;
   if (auto it = c.raw.find("act"); it != c.raw.end()) a.act_json = json::serialize(it->value());
   return a;
 }
@@ -542,7 +574,8 @@ Result<TokenService::AccessClaims> TokenService::AccessClaimsOf(const std::strin
     }
     cache_order_.swap(live);
   }
-  CachedAccess entry{claims, std::min(claims.exp + options_.leeway_s, now + kVerifyCacheTtlS)};
+  CachedAccess entry{claims, std::min({claims.exp + options_.leeway_s, now + kVerifyCacheTtlS,
+                                       claims.key_published_until})};
   if (cache_.insert_or_assign(key, std::move(entry)).second) cache_order_.push_back(key);
   return claims;
 }

@@ -193,10 +193,14 @@ class TokenService {
   std::string NewId();
   Result<std::string> Sign(const std::string& typ, const std::string& claims_json,
                            int64_t expires_at) EXCLUDES(keys_mu_);
-  std::shared_ptr<const crypto::EcdsaP256PrivateKey> FindKey(std::string_view kid)
+  // The published key with this kid, or null; `published_until` (if given) receives the end of
+  // its publication (INT64_MAX for the current key).
+  std::shared_ptr<const crypto::EcdsaP256PrivateKey> FindKey(std::string_view kid,
+                                                             int64_t* published_until = nullptr)
       EXCLUDES(keys_mu_);
   // ES256 with one of our keys (current or still published).
-  Result<crypto::VerifiedJws> VerifyOwnJws(const std::string& token);
+  Result<crypto::VerifiedJws> VerifyOwnJws(const std::string& token,
+                                           int64_t* published_until = nullptr);
 
   // What an access token's signature vouches for (checked once, then cacheable).
   struct AccessClaims {
@@ -204,6 +208,7 @@ class TokenService {
     std::vector<std::string> aud;
     int64_t exp = 0;
     std::optional<int64_t> nbf;
+    int64_t key_published_until = 0;  // a cached verification ends with its key's publication
   };
   // Signature, typ, iss and the presence of exp/sid/jti: the parts that never change.
   Result<AccessClaims> VerifyAccessSignature(const std::string& token);

@@ -464,6 +464,36 @@ TEST_F(TokenServiceTest, RotationKeepsOldKeysPublishedForTheirTokens) {
   EXPECT_EQ(crypto::Jwks::Parse((*reloaded)->JwksJson())->Find(old_kid), nullptr);
 }
 
+// A retired key leaves the JWKS and verifies nothing once its publication ends, in the running
+// service: a token forged with it (a leaked key, say) is refused without a restart.
+TEST_F(TokenServiceTest, ARetiredKeyIsWithdrawnOnTimeWhileRunning) {
+  auto root = RootSession();
+  std::string old_kid(Header(root.value->access_token).at("kid").as_string());
+  ASSERT_TRUE(svc_->VerifyAccessToken(root.value->access_token, "").ok());  // now cached
+  ASSERT_TRUE(svc_->RotateSigningKey("admin:ops").ok());
+  std::string old_pem;
+  auto records = store_->ListSigningKeys();
+  ASSERT_TRUE(records.ok());
+  for (const auto& r : *records) {
+    if (r.kid == old_kid) old_pem = r.private_pem;
+  }
+  auto old_key = crypto::EcdsaP256PrivateKey::FromPkcs8Pem(old_pem);
+  ASSERT_TRUE(old_key.ok());
+  clock_.Advance(std::chrono::hours(25));
+  EXPECT_EQ(crypto::Jwks::Parse(svc_->JwksJson())->Find(old_kid), nullptr);
+  EXPECT_EQ(crypto::Jwks::Parse(svc_->JwksJson())->size(), 1u);
+  // A live session's claims, signed with the retired key: only the key is wrong.
+  auto next = RootSession();
+  ASSERT_TRUE(svc_->VerifyAccessToken(next.value->access_token, "").ok());
+  json::object claims = Payload(next.value->access_token);
+  std::string header =
+      json::serialize(json::object{{"alg", "ES256"}, {"kid", old_kid}, {"typ", "at+jwt"}});
+  std::string forged = *crypto::SignJwsEs256(header, json::serialize(claims), *old_key);
+  auto verified = svc_->VerifyAccessToken(forged, "");
+  ASSERT_FALSE(verified.ok());
+  EXPECT_EQ(verified.status().code(), StatusCode::kUnauthenticated);
+}
+
 // Most OIDC providers sign ID tokens with RS256. The vectors (signed by the jose npm package) are
 // in src/crypto/testdata/rs256_vectors.json: iss https://idp.example.com, aud custody-test.
 TEST_F(TokenServiceTest, Rs256IdTokensFromATrustedIssuerAreVerified) {
