@@ -2,7 +2,8 @@
 // one active), an index of recorded actions (what investigations and session counters query:
 // session, root session, agent, trace, txn, target, time), first use of a tool by an agent, and
 // containments. The ledger stays the record of truth: an action row points at its decision and
-// outcome leaves, and the index can be derived from the ledger again.
+// outcome leaves, and the index can be derived from the ledger again; the index's high-water mark
+// (IndexedSize) says from where.
 //
 // An interface: SqliteAttributionStore (store/sqlite/, `attribution.db`) is the embedded default,
 // MemoryAttributionStore (store/memory/) serves unit tests. Both pass the same conformance suite
@@ -111,6 +112,12 @@ class AttributionStore {
   virtual Result<bool> HasUsed(const std::string& agent, const std::string& target) = 0;
   // The first use is kept: marking a used target again changes nothing.
   virtual Status MarkUsed(const std::string& agent, const std::string& target, int64_t time_ms) = 0;
+
+  // The index's high-water mark: a ledger size N such that every event at an index below N is in
+  // the index (start-up re-indexes from N on). 0 for a new index. The mark only moves forward:
+  // raising it to a size at or below the current one changes nothing.
+  virtual Result<uint64_t> IndexedSize() = 0;
+  virtual Status RaiseIndexedSize(uint64_t size) = 0;
 
   virtual Status InsertContainment(const ContainmentRow& row) = 0;
   // Containments of `subject`, oldest first.

@@ -165,6 +165,17 @@ Status MemoryAttributionStore::MarkUsed(const std::string& agent, const std::str
   return OkStatus();
 }
 
+Result<uint64_t> MemoryAttributionStore::IndexedSize() {
+  MutexLock lock(mu_);
+  return indexed_size_;
+}
+
+Status MemoryAttributionStore::RaiseIndexedSize(uint64_t size) {
+  MutexLock lock(mu_);
+  indexed_size_ = std::max(indexed_size_, size);
+  return OkStatus();
+}
+
 Status MemoryAttributionStore::InsertContainment(const ContainmentRow& row) {
   MutexLock lock(mu_);
   if (!containments_.emplace(row.event_id, row).second) {

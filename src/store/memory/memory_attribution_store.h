@@ -33,6 +33,8 @@ class MemoryAttributionStore final : public AttributionStore {
   Result<SessionCounts> CountSession(const std::string& sid, int64_t since_ms) override;
   Result<bool> HasUsed(const std::string& agent, const std::string& target) override;
   Status MarkUsed(const std::string& agent, const std::string& target, int64_t time_ms) override;
+  Result<uint64_t> IndexedSize() override;
+  Status RaiseIndexedSize(uint64_t size) override;
   Status InsertContainment(const ContainmentRow& row) override;
   Result<std::vector<ContainmentRow>> ContainmentsOf(const std::string& subject) override;
 
@@ -47,6 +49,7 @@ class MemoryAttributionStore final : public AttributionStore {
   std::map<std::string, ActionRow> actions_ GUARDED_BY(mu_);            // by action id
   std::set<std::pair<std::string, std::string>> used_ GUARDED_BY(mu_);  // (agent, target)
   std::map<std::string, ContainmentRow> containments_ GUARDED_BY(mu_);  // by event id
+  uint64_t indexed_size_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace custody::store

@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
+
 namespace custody::store {
 namespace {
 
@@ -307,6 +309,30 @@ Result<std::vector<ActionUsage>> SqliteAttributionStore::UsageBySession() {
   }
   if (rc != kSqliteDone) return db_->Error("query actions");
   return out;
+}
+
+// The mark is a row of `meta` (key 'indexed_size', the size in decimal): no schema step, and an
+// index written before marks existed reads as 0, so its first start re-indexes the whole ledger.
+Result<uint64_t> SqliteAttributionStore::IndexedSize() {
+  MutexLock lock(mu_);
+  Stmt s(*db_, "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'indexed_size'");
+  if (!s.ok()) return db_->Error("prepare");
+  int rc = s.Step();
+  if (rc == kSqliteDone) return uint64_t{0};
+  if (rc != kSqliteRow) return db_->Error("read the index mark");
+  return static_cast<uint64_t>(std::max<int64_t>(s.Int(0), 0));
+}
+
+Status SqliteAttributionStore::RaiseIndexedSize(uint64_t size) {
+  MutexLock lock(mu_);
+  // One statement: the upsert keeps the larger of the stored and the new size.
+  Stmt s(*db_,
+         "INSERT INTO meta(key, value) VALUES('indexed_size', ?1) ON CONFLICT(key) DO UPDATE SET "
+         "value = CAST(max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)");
+  if (!s.ok()) return db_->Error("prepare");
+  s.Bind(1, std::to_string(size));
+  if (s.Step() != kSqliteDone) return db_->Error("record the index mark");
+  return OkStatus();
 }
 
 Status SqliteAttributionStore::InsertContainment(const ContainmentRow& r) {

@@ -36,6 +36,8 @@ class SqliteAttributionStore final : public AttributionStore {
   Result<SessionCounts> CountSession(const std::string& sid, int64_t since_ms) override;
   Result<bool> HasUsed(const std::string& agent, const std::string& target) override;
   Status MarkUsed(const std::string& agent, const std::string& target, int64_t time_ms) override;
+  Result<uint64_t> IndexedSize() override;
+  Status RaiseIndexedSize(uint64_t size) override;
   Status InsertContainment(const ContainmentRow& row) override;
   Result<std::vector<ContainmentRow>> ContainmentsOf(const std::string& subject) override;
 

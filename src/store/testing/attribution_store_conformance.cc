@@ -190,6 +190,29 @@ TEST_P(AttributionStoreConformance, FirstUseIsKept) {
   EXPECT_FALSE(*used);
 }
 
+TEST_P(AttributionStoreConformance, TheIndexMarkStartsAtZeroAndOnlyMovesForward) {
+  auto mark = store_->IndexedSize();
+  ASSERT_TRUE(mark.ok()) << mark.status().ToString();
+  EXPECT_EQ(*mark, 0u);
+  ASSERT_TRUE(store_->RaiseIndexedSize(42).ok());
+  mark = store_->IndexedSize();
+  ASSERT_TRUE(mark.ok());
+  EXPECT_EQ(*mark, 42u);
+  // A batch that retried and lands late names a smaller size: the mark stays where it was.
+  ASSERT_TRUE(store_->RaiseIndexedSize(7).ok());
+  mark = store_->IndexedSize();
+  ASSERT_TRUE(mark.ok());
+  EXPECT_EQ(*mark, 42u);
+  ASSERT_TRUE(store_->RaiseIndexedSize(uint64_t{1} << 40).ok());
+  mark = store_->IndexedSize();
+  ASSERT_TRUE(mark.ok());
+  EXPECT_EQ(*mark, uint64_t{1} << 40);
+  // The mark is not an action: the index of actions stays empty.
+  auto targets = store_->DistinctTargets();
+  ASSERT_TRUE(targets.ok());
+  EXPECT_TRUE(targets->empty());
+}
+
 TEST_P(AttributionStoreConformance, ContainmentsByTimeAndADuplicateIsRefused) {
   ContainmentRow late{"e2", "session", "s1", "manual", "", "admin", 200, 5};
   ContainmentRow early{"e1", "session", "s1", "tripwire no-prod", "a9", "", 100, 4};
