@@ -100,4 +100,28 @@ std::string Build(const KeyRotate& e) {
   return json::serialize(o);
 }
 
+// The agent is named (and indexed) only once authenticated, and the session only once a subject
+// token verified: an unauthenticated client cannot file refusals under someone else's name.
+std::string Build(const TokenRefuse& e) {
+  json::object o{
+      {"kind", "token.refuse"},
+      {"event_id", e.event_id},
+      {"time", e.time},
+      {"actor", {{"agent", e.authenticated ? e.client_id : ""}, {"instance", e.instance}}},
+      {"target", {{"session", e.session}}},
+      {"client",
+       {{"id", e.client_id},
+        {"authenticated", e.authenticated},
+        {"authentication", e.client_auth}}},
+      {"request",
+       {{"grant_type", e.grant_type},
+        {"audience", e.audience},
+        {"scope", e.scope},
+        {"subject_token_type", e.subject_token_type},
+        {"actor_token_type", e.actor_token_type},
+        {"requested_lifetime", e.requested_lifetime}}},
+      {"refusal", {{"error", e.error}, {"reason", e.reason}}}};
+  return json::serialize(o);
+}
+
 }  // namespace custody::events

@@ -1,6 +1,7 @@
 // Typed builders for the identity events TokenService records: agent.register, agent.update,
 // credential.issue (a JWT-SVID for a new agent instance), session.start and delegation,
-// revocation (of a session tree, of an agent's sessions, or of one credential) and key.rotate.
+// revocation (of a session tree, of an agent's sessions, or of one credential), key.rotate and
+// token.refuse (a refused /oauth2/token request).
 // Each kind is built here and nowhere else; events_test.cc pins the bytes of each.
 //
 // Each builder returns the event's JSON text, which is what the identity event sink takes
@@ -75,11 +76,29 @@ struct KeyRotate {
   int64_t publish_until = 0;  // Unix seconds: the retired keys stay published until then
 };
 
+// A refused /oauth2/token request: what was asked, by which client, and why it was refused.
+// Never a token, secret or assertion: only their types, and what Custody had verified before it
+// refused (the client, the actor token's instance, the subject token's session). The strings a
+// client sent arrive already bounded and printable (TokenService sanitizes them).
+struct TokenRefuse {
+  std::string event_id, time;
+  std::string grant_type;
+  std::string client_id;       // as the client sent it
+  bool authenticated = false;  // client authentication succeeded (client_id is then the agent)
+  std::string client_auth;     // "private_key_jwt", "client_secret" or "none"
+  std::string audience, scope, subject_token_type, actor_token_type, requested_lifetime;
+  std::string instance;  // the verified actor token's SPIFFE ID; "" if it was not verified
+  std::string session;   // the verified subject token's session; "" if none was
+  std::string error;     // the OAuth error code answered (RFC 6749 §5.2)
+  std::string reason;    // the error_description answered
+};
+
 std::string Build(const AgentRegister& e);
 std::string Build(const AgentUpdate& e);
 std::string Build(const CredentialIssue& e);
 std::string Build(const SessionStart& e);
 std::string Build(const Revocation& e);
 std::string Build(const KeyRotate& e);
+std::string Build(const TokenRefuse& e);
 
 }  // namespace custody::events

@@ -626,7 +626,8 @@ Result<VerifiedAccess> TokenService::VerifyAccessToken(const std::string& token,
   return out;
 }
 
-OAuthResult<IssuedToken> TokenService::Exchange(const Agent& client, const ExchangeRequest& req) {
+OAuthResult<IssuedToken> TokenService::Exchange(const Agent& client, const ExchangeRequest& req,
+                                                ExchangeFacts* facts) {
   using R = OAuthResult<IssuedToken>;
   int64_t now = Now();
   if (req.audience.empty()) return R::Fail("invalid_request", "audience is required");
@@ -642,6 +643,7 @@ OAuthResult<IssuedToken> TokenService::Exchange(const Agent& client, const Excha
   if (!actor_id.ok() || AgentOfInstance(*actor_id, options_.trust_domain) != client.name) {
     return R::Fail("invalid_grant", "actor_token belongs to another agent than the client");
   }
+  if (facts != nullptr) facts->instance = *actor;
 
   Session s;
   s.agent = client.name;
@@ -673,9 +675,14 @@ OAuthResult<IssuedToken> TokenService::Exchange(const Agent& client, const Excha
     s.verification = InitiatorVerification::kVerified;
   } else if (req.subject_token_type == kTokenTypeAccessToken ||
              req.subject_token_type == kTokenTypeJwt) {
-    auto p = VerifyAccessToken(req.subject_token, "");
-    if (!p.ok()) return R::Fail("invalid_grant", "subject_token: " + p.status().message());
+    VerifiedAccess revoked;  // a genuine token of a revoked session: the refusal names it
+    auto p = VerifyAccessToken(req.subject_token, "", &revoked);
+    if (!p.ok()) {
+      if (facts != nullptr) facts->session = revoked.session.sid;
+      return R::Fail("invalid_grant", "subject_token: " + p.status().message());
+    }
     parent = std::move(*p);
+    if (facts != nullptr) facts->session = parent->session.sid;
     s.initiator = parent->session.initiator;
     s.initiator_issuer = parent->session.initiator_issuer;
     s.verification = parent->session.verification;

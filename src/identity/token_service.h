@@ -6,7 +6,8 @@
 // the EventSink (the ledger in production) with who asked and the token's jti, never a token;
 // the events are built by events/identity_events.h. Errors no caller is told of (e.g. a failed
 // store write or event behind an OAuth "server_error", a store failure behind "unknown client")
-// go to the injected ErrorReporter under "identity.*" sites. Thread-safe: the store is
+// go to the injected ErrorReporter under "identity.*" sites. A refused token request is
+// recorded too (token.refuse, through Token()). Thread-safe: the store is
 // thread-safe, the signing keys are guarded by keys_mu_ and the verified-token cache by cache_mu_.
 #pragma once
 
@@ -64,6 +65,14 @@ struct TokenServiceOptions {
   // token's SHA-256, each kept until min(exp, now + 60 s)). Session and revocation state is
   // still read on every verification. 0 disables the cache.
   size_t verify_cache_entries = 4096;
+  // Where token.refuse events go (every refused Token() request). Unset: through the event
+  // sink, before the refusal returns (tests). Set (custody serve: the ledger's asynchronous
+  // append): handed over without waiting for durability, so a client spamming refusals neither
+  // waits on the ledger nor holds a server thread; at most max_pending_refusals are in flight,
+  // and a refusal past that is answered but not recorded, reported as
+  // "identity.refusal_dropped". `done` must run exactly once, on any thread.
+  std::function<void(const std::string& event_json, std::function<void(Status)> done)> refusal_sink;
+  size_t max_pending_refusals = 256;
 };
 
 // An RFC 6749 §5.2 error: `error` is the OAuth code, `http_status` 400 or 401.
@@ -96,6 +105,16 @@ struct IssuedToken {
   std::string subject;
 };
 
+// A /oauth2/token request, its form fields as the client sent them.
+struct TokenRequest {
+  std::string grant_type;
+  std::string client_id, client_assertion_type, client_assertion, client_secret;
+  std::string audience, scope;
+  std::string subject_token, subject_token_type, actor_token, actor_token_type;
+  std::string objective;
+  std::string requested_lifetime;  // seconds, as text
+};
+
 struct ExchangeRequest {
   std::string subject_token;
   std::string subject_token_type;
@@ -105,6 +124,12 @@ struct ExchangeRequest {
   std::string audience;              // required
   std::string objective;             // the task or prompt; only its SHA-256 is kept
   int64_t requested_lifetime_s = 0;  // 0: the agent's maximum
+};
+
+// What an exchange had verified when it was refused, for the token.refuse event.
+struct ExchangeFacts {
+  std::string instance;  // the actor token's SPIFFE ID
+  std::string session;   // the subject token's session (also when it was revoked)
 };
 
 // The verified facts behind a Custody access token.
@@ -122,6 +147,9 @@ using IdentityEventSink = std::function<Status(const std::string& event_json)>;
 
 class TokenService {
  public:
+  // Waits for the refusals still being recorded (their sink must still be running).
+  ~TokenService();
+
   // `errors` must outlive the service.
   static Result<std::unique_ptr<TokenService>> Create(store::IdentityStore& store,
                                                       const Clock& clock, Random& random,
@@ -141,6 +169,10 @@ class TokenService {
   Result<std::vector<std::string>> DisableAgent(const std::string& name, const std::string& by);
 
   // --- OAuth token endpoint.
+  // POST /oauth2/token: authenticates the client and runs its grant. Every refusal is recorded
+  // as a token.refuse event (the request, the client, the error; never a token or secret); see
+  // TokenServiceOptions::refusal_sink. The primitives below record only what they issue.
+  OAuthResult<IssuedToken> Token(const TokenRequest& request);
   // private_key_jwt (RFC 7523) or client_secret; returns the authenticated agent.
   OAuthResult<Agent> AuthenticateClient(const std::string& client_id,
                                         const std::string& client_assertion_type,
@@ -149,7 +181,9 @@ class TokenService {
   // grant_type=client_credentials: a JWT-SVID for a new agent instance.
   OAuthResult<IssuedToken> IssueSvid(const Agent& client, const std::string& audience);
   // grant_type=urn:ietf:params:oauth:grant-type:token-exchange.
-  OAuthResult<IssuedToken> Exchange(const Agent& client, const ExchangeRequest& request);
+  // `facts` (if given) receives what was verified before a refusal.
+  OAuthResult<IssuedToken> Exchange(const Agent& client, const ExchangeRequest& request,
+                                    ExchangeFacts* facts = nullptr);
 
   // --- Verification (every check inside Custody goes through these).
   // A JWT-SVID of ours whose aud contains `audience`. Returns its SPIFFE ID (sub).
@@ -215,6 +249,10 @@ class TokenService {
   // The same, through the verified-token cache.
   Result<AccessClaims> AccessClaimsOf(const std::string& token, int64_t now) EXCLUDES(cache_mu_);
   Status Record(const std::string& event_json);
+  // Records a token.refuse event (through options_.refusal_sink when set); never fails the
+  // refusal it records.
+  void RecordRefusal(const TokenRequest& request, const Agent* client, const ExchangeFacts& facts,
+                     const OAuthError& error) EXCLUDES(refusals_mu_);
   void NotifyRevoked(const std::vector<std::string>& sids) EXCLUDES(listeners_mu_);
 
   store::IdentityStore& store_;
@@ -241,6 +279,11 @@ class TokenService {
   Mutex listeners_mu_;
   int next_listener_ GUARDED_BY(listeners_mu_) = 1;
   std::map<int, RevocationListener> listeners_ GUARDED_BY(listeners_mu_);
+
+  // Refusals handed to options_.refusal_sink and not yet done; the destructor waits for them.
+  Mutex refusals_mu_;
+  CondVar refusals_done_;
+  size_t refusals_pending_ GUARDED_BY(refusals_mu_) = 0;
 
   Mutex cache_mu_;
   std::unordered_map<std::string, CachedAccess> cache_ GUARDED_BY(cache_mu_);  // key: SHA-256

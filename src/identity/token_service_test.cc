@@ -56,6 +56,7 @@ class TokenServiceTest : public ::testing::Test {
     idp.audience = "custody";
     idp.jwks.Add("idp-1", idp_key_->public_key());
     o.trusted_issuers.push_back(idp);
+    if (configure_) configure_(o);
     auto s = TokenService::Create(
         *store_, clock_, random_, errors_,
         [this](const std::string& e) {
@@ -167,6 +168,7 @@ class TokenServiceTest : public ::testing::Test {
   std::vector<std::string> events_;
   Status sink_status_ = OkStatus();  // what the event sink answers; events are kept if OK
   int counter_ = 0;
+  std::function<void(TokenServiceOptions&)> configure_;  // SetUp's last word on the options
 };
 
 TEST_F(TokenServiceTest, JwtSvidFollowsTheSpiffeProfile) {
@@ -282,6 +284,135 @@ TEST_F(TokenServiceTest, ScopeEscalationThroughExchangeIsRefused) {
   auto ungranted = RootSession("fs/write");
   ASSERT_FALSE(ungranted.ok());
   EXPECT_EQ(ungranted.error.error, "invalid_scope");
+}
+
+// An escalation attempt through /oauth2/token is evidence: a token.refuse event names the
+// client, its instance, the session it tried to widen, what it asked for and why it was refused,
+// and carries none of the tokens or the assertion it sent.
+TEST_F(TokenServiceTest, ARefusedEscalationIsRecordedWithoutItsTokens) {
+  auto root = RootSession("github/create_issue");
+  ASSERT_TRUE(root.ok());
+  TokenRequest r;
+  r.grant_type = "urn:ietf:params:oauth:grant-type:token-exchange";
+  r.client_id = "worker";
+  r.client_assertion_type = std::string(kClientAssertionTypeJwtBearer);
+  r.client_assertion = Assertion("worker", *worker_key_);
+  r.subject_token = root.value->access_token;
+  r.subject_token_type = std::string(kTokenTypeAccessToken);
+  r.actor_token = Svid(Auth("worker", *worker_key_));
+  r.actor_token_type = std::string(kTokenTypeJwt);
+  r.audience = "custody-gateway";
+  r.scope = "github/list_issues";
+  size_t before = events_.size();
+  auto out = svc_->Token(r);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.error.error, "invalid_scope");
+  ASSERT_EQ(events_.size(), before + 1);
+  const std::string& text = events_.back();
+  for (const std::string& secret : {r.client_assertion, r.subject_token, r.actor_token}) {
+    EXPECT_EQ(text.find(secret), std::string::npos);
+    // Not even a token's signature part.
+    EXPECT_EQ(text.find(secret.substr(secret.rfind('.') + 1)), std::string::npos);
+  }
+  json::object e = json::parse(text).as_object();
+  EXPECT_EQ(e.at("kind"), "token.refuse");
+  EXPECT_EQ(e.at("refusal").at("error"), "invalid_scope");
+  EXPECT_EQ(e.at("refusal").at("reason"),
+            "scope github/list_issues exceeds the parent session's scope");
+  EXPECT_EQ(e.at("request").at("scope"), "github/list_issues");
+  EXPECT_EQ(e.at("client").at("id"), "worker");
+  EXPECT_EQ(e.at("client").at("authenticated"), true);
+  EXPECT_EQ(e.at("actor").at("agent"), "worker");
+  std::string instance(e.at("actor").at("instance").as_string());
+  EXPECT_EQ(instance.rfind("spiffe://custody.test/agent/worker/instance/", 0), 0u) << instance;
+  EXPECT_EQ(e.at("target").at("session"),
+            json::value(root.value->sid));    // filed under the widened session
+  EXPECT_TRUE(svc_->Token(r).ok() == false);  // the same again: one more event
+  EXPECT_EQ(events_.size(), before + 2);
+
+  // The answer is what the primitives answer: a granted request through Token() is issued and
+  // leaves no refusal.
+  r.client_assertion = Assertion("worker", *worker_key_);
+  r.scope = "github/create_issue";
+  auto ok = svc_->Token(r);
+  ASSERT_TRUE(ok.ok()) << ok.error.description;
+  EXPECT_NE(events_.back().find("\"kind\":\"delegation\""), std::string::npos);
+}
+
+// Refusals before any grant runs are recorded too: a client that does not authenticate (named
+// only as it asserted itself, never indexed under an agent), an unknown grant, a bad lifetime.
+// What the client sent is bounded and made printable.
+TEST_F(TokenServiceTest, EveryRefusedTokenRequestIsRecorded) {
+  auto last = [&] { return json::parse(events_.back()).as_object(); };
+  TokenRequest bad_secret;
+  bad_secret.grant_type = "client_credentials";
+  bad_secret.client_id = "planner";
+  bad_secret.client_secret = "not-the-secret";
+  bad_secret.audience = std::string(kIssuer);
+  EXPECT_EQ(svc_->Token(bad_secret).error.http_status, 401);
+  json::object e = last();
+  EXPECT_EQ(e.at("kind"), "token.refuse");
+  EXPECT_EQ(e.at("client").at("id"), "planner");
+  EXPECT_EQ(e.at("client").at("authenticated"), false);
+  EXPECT_EQ(e.at("client").at("authentication"), "client_secret");
+  EXPECT_EQ(e.at("actor").at("agent"), "");  // asserted, not authenticated: no agent column
+  EXPECT_EQ(e.at("refusal").at("error"), "invalid_client");
+  EXPECT_EQ(events_.back().find("not-the-secret"), std::string::npos);
+
+  TokenRequest grant;
+  grant.grant_type = "password";
+  grant.client_id = "planner";
+  grant.client_assertion_type = std::string(kClientAssertionTypeJwtBearer);
+  grant.client_assertion = Assertion("planner", *planner_key_);
+  EXPECT_EQ(svc_->Token(grant).error.error, "unsupported_grant_type");
+  e = last();
+  EXPECT_EQ(e.at("request").at("grant_type"), "password");
+  EXPECT_EQ(e.at("actor").at("agent"), "planner");
+  EXPECT_EQ(e.at("client").at("authentication"), "private_key_jwt");
+
+  grant.grant_type = "urn:ietf:params:oauth:grant-type:token-exchange";
+  grant.client_assertion = Assertion("planner", *planner_key_);
+  grant.requested_lifetime = "60s";
+  EXPECT_EQ(svc_->Token(grant).error.description, "bad requested_lifetime");
+  EXPECT_EQ(last().at("request").at("requested_lifetime"), "60s");
+
+  TokenRequest noisy;
+  noisy.grant_type = "client_credentials";
+  noisy.client_id = "\x01\xff" + std::string(1000, 'x');
+  noisy.client_secret = "s";
+  EXPECT_EQ(svc_->Token(noisy).error.error, "invalid_client");
+  EXPECT_EQ(last().at("client").at("id"), json::value("??" + std::string(254, 'x') + "..."));
+}
+
+// With an asynchronous refusal sink (custody serve), a refusal is answered without waiting for
+// its event, and at most max_pending_refusals wait at once: past that a refusal is answered,
+// not recorded, and reported; a failed recording is reported too.
+TEST_F(TokenServiceTest, RefusalsAreRecordedWithoutWaitingAndBounded) {
+  std::vector<std::pair<std::string, std::function<void(Status)>>> held;
+  TearDown();
+  configure_ = [&](TokenServiceOptions& o) {
+    o.max_pending_refusals = 2;
+    o.refusal_sink = [&](const std::string& e, std::function<void(Status)> done) {
+      held.emplace_back(e, std::move(done));
+    };
+  };
+  SetUp();
+  TokenRequest r;
+  r.grant_type = "client_credentials";
+  r.client_id = "planner";
+  r.client_secret = "wrong";
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(svc_->Token(r).error.error, "invalid_client");
+  ASSERT_EQ(held.size(), 2u);
+  EXPECT_NE(held[0].first.find("\"kind\":\"token.refuse\""), std::string::npos);
+  EXPECT_EQ(errors_.Count("identity.refusal_dropped"), 1u);
+  for (const auto& e : events_) EXPECT_EQ(e.find("token.refuse"), std::string::npos);
+  held[0].second(OkStatus());
+  held[1].second(UnavailableError("ledger is closed"));
+  EXPECT_EQ(errors_.Count("identity.refusal_record"), 1u);
+  EXPECT_EQ(svc_->Token(r).error.error, "invalid_client");  // room again
+  ASSERT_EQ(held.size(), 3u);
+  EXPECT_EQ(errors_.Count("identity.refusal_dropped"), 1u);
+  held[2].second(OkStatus());
 }
 
 TEST_F(TokenServiceTest, DepthLimitAndExpiryExtensionAreRefused) {
@@ -669,6 +800,26 @@ TEST_F(TokenServiceTest, EveryIdentityEventKeepsItsBytes) {
   ASSERT_TRUE(svc_->DisableAgent("reporter", "admin-3").ok());
   auto new_kid = svc_->RotateSigningKey("admin:ops");
   ASSERT_TRUE(new_kid.ok());
+  // Two refused token requests: a contained worker asking again on its revoked session, and a
+  // client that cannot authenticate (what it sent is recorded bounded and printable).
+  TokenRequest again;
+  again.grant_type = "urn:ietf:params:oauth:grant-type:token-exchange";
+  again.client_id = "worker";
+  again.client_assertion_type = std::string(kClientAssertionTypeJwtBearer);
+  again.client_assertion = Assertion("worker", *worker_key_);
+  again.subject_token = child.value->access_token;
+  again.subject_token_type = std::string(kTokenTypeAccessToken);
+  again.actor_token = Svid(Auth("worker", *worker_key_));
+  again.actor_token_type = std::string(kTokenTypeJwt);
+  again.audience = "custody-gateway";
+  again.scope = "github/create_issue";
+  again.requested_lifetime = "60";
+  ASSERT_EQ(svc_->Token(again).error.error, "invalid_grant");
+  TokenRequest stranger;
+  stranger.grant_type = "client_credentials";
+  stranger.client_id = "mallory\n";
+  stranger.client_secret = "guess";
+  ASSERT_EQ(svc_->Token(stranger).error.error, "invalid_client");
 
   std::string all;
   for (const auto& e : events_) all += e + "\n";
@@ -781,6 +932,30 @@ TEST_F(TokenServiceTest, EveryIdentityEventKeepsItsBytes) {
       R"({"kind":"key.rotate","event_id":"<id28>","time":"2023-11-14T22:13:21.234Z",)"
       R"("requested_by":"admin:ops","kid":"<kid2>","retired_kids":["<kid1>"],)"
       R"("publish_until":1700086431})"
+      "\n"
+      R"({"kind":"credential.issue","event_id":"<id29>","time":"2023-11-14T22:13:21.234Z",)"
+      R"("actor":{"agent":"worker",)"
+      R"("instance":"spiffe://custody.test/agent/worker/instance/<id30>",)"
+      R"("credential":"<id31>"},"credential":{"type":"jwt-svid","jti":"<id31>",)"
+      R"("exp":1700000301,"aud":["https://custody.test"]},"requested_by":"worker"})"
+      "\n"
+      R"({"kind":"token.refuse","event_id":"<id32>","time":"2023-11-14T22:13:21.234Z",)"
+      R"("actor":{"agent":"worker",)"
+      R"("instance":"spiffe://custody.test/agent/worker/instance/<id30>"},)"
+      R"("target":{"session":"<id16>"},)"
+      R"("client":{"id":"worker","authenticated":true,"authentication":"private_key_jwt"},)"
+      R"("request":{"grant_type":"urn:ietf:params:oauth:grant-type:token-exchange",)"
+      R"("audience":"custody-gateway","scope":"github/create_issue",)"
+      R"("subject_token_type":"urn:ietf:params:oauth:token-type:access_token",)"
+      R"("actor_token_type":"urn:ietf:params:oauth:token-type:jwt","requested_lifetime":"60"},)"
+      R"("refusal":{"error":"invalid_grant","reason":"subject_token: session revoked: "}})"
+      "\n"
+      R"({"kind":"token.refuse","event_id":"<id33>","time":"2023-11-14T22:13:21.234Z",)"
+      R"("actor":{"agent":"","instance":""},"target":{"session":""},)"
+      R"("client":{"id":"mallory?","authenticated":false,"authentication":"client_secret"},)"
+      R"("request":{"grant_type":"client_credentials","audience":"","scope":"",)"
+      R"("subject_token_type":"","actor_token_type":"","requested_lifetime":""},)"
+      R"("refusal":{"error":"invalid_client","reason":"unknown client"}})"
       "\n");
 }
 

@@ -1,0 +1,116 @@
+// TokenService::Token, the /oauth2/token request as a whole, and the token.refuse event every
+// refusal of it leaves in the ledger: an escalation attempt is evidence, not just an error.
+#include <charconv>
+
+#include "events/identity_events.h"
+#include "identity/token_service.h"
+
+namespace custody::identity {
+namespace {
+
+constexpr std::string_view kGrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange";
+constexpr size_t kMaxRecordedChars = 256;
+
+// What a client sent may be anything, and an unauthenticated client sends it: the ledger keeps
+// at most kMaxRecordedChars of printable ASCII of each field (anything else becomes '?', so
+// the event is always I-JSON and cannot carry control characters into a rendering).
+std::string Bounded(std::string_view s) {
+  std::string out;
+  out.reserve(std::min(s.size(), kMaxRecordedChars + 3));
+  for (char c : s.substr(0, kMaxRecordedChars)) out += c >= 0x20 && c < 0x7f ? c : '?';
+  if (s.size() > kMaxRecordedChars) out += "...";
+  return out;
+}
+
+}  // namespace
+
+TokenService::~TokenService() {
+  MutexLock lock(refusals_mu_);
+  refusals_done_.Wait(refusals_mu_,
+                      [&]() REQUIRES(refusals_mu_) { return refusals_pending_ == 0; });
+}
+
+OAuthResult<IssuedToken> TokenService::Token(const TokenRequest& req) {
+  using R = OAuthResult<IssuedToken>;
+  ExchangeFacts facts;
+  auto client = AuthenticateClient(req.client_id, req.client_assertion_type, req.client_assertion,
+                                   req.client_secret);
+  if (!client.ok()) {
+    RecordRefusal(req, nullptr, facts, client.error);
+    R r;
+    r.error = client.error;
+    return r;
+  }
+  const Agent& agent = *client.value;
+  R result = [&]() -> R {
+    if (req.grant_type == "client_credentials") return IssueSvid(agent, req.audience);
+    if (req.grant_type != kGrantTokenExchange) {
+      return R::Fail("unsupported_grant_type", "grant_type not supported");
+    }
+    ExchangeRequest x;
+    x.subject_token = req.subject_token;
+    x.subject_token_type = req.subject_token_type;
+    x.actor_token = req.actor_token;
+    x.actor_token_type = req.actor_token_type;
+    x.scope = req.scope;
+    x.audience = req.audience;
+    x.objective = req.objective;
+    if (const std::string& lt = req.requested_lifetime; !lt.empty()) {
+      auto [end, ec] = std::from_chars(lt.data(), lt.data() + lt.size(), x.requested_lifetime_s);
+      if (ec != std::errc() || end != lt.data() + lt.size()) {
+        return R::Fail("invalid_request", "bad requested_lifetime");
+      }
+    }
+    return Exchange(agent, x, &facts);
+  }();
+  // A server_error is Custody's failure, not the client's: it is reported where it happened.
+  if (!result.ok() && result.error.error != "server_error") {
+    RecordRefusal(req, &agent, facts, result.error);
+  }
+  return result;
+}
+
+void TokenService::RecordRefusal(const TokenRequest& req, const Agent* client,
+                                 const ExchangeFacts& facts, const OAuthError& error) {
+  events::TokenRefuse e;
+  e.event_id = NewId();
+  e.time = FormatRfc3339Millis(clock_.Now());
+  e.grant_type = Bounded(req.grant_type);
+  e.client_id = client != nullptr ? client->name : Bounded(req.client_id);
+  e.authenticated = client != nullptr;
+  e.client_auth = !req.client_assertion.empty() ? "private_key_jwt"
+                  : !req.client_secret.empty()  ? "client_secret"
+                                                : "none";
+  e.audience = Bounded(req.audience);
+  e.scope = Bounded(req.scope);
+  e.subject_token_type = Bounded(req.subject_token_type);
+  e.actor_token_type = Bounded(req.actor_token_type);
+  e.requested_lifetime = Bounded(req.requested_lifetime);
+  e.instance = facts.instance;
+  e.session = facts.session;
+  e.error = error.error;
+  e.reason = Bounded(error.description);
+  std::string event = events::Build(e);
+
+  if (!options_.refusal_sink) {
+    if (Status s = Record(event); !s.ok()) errors_.Report("identity.refusal_record", s);
+    return;
+  }
+  {
+    MutexLock lock(refusals_mu_);
+    if (refusals_pending_ >= options_.max_pending_refusals) {
+      lock.Unlock();
+      errors_.Report("identity.refusal_dropped",
+                     UnavailableError("too many token refusals are being recorded; one is not"));
+      return;
+    }
+    ++refusals_pending_;
+  }
+  options_.refusal_sink(event, [this](Status s) {
+    if (!s.ok()) errors_.Report("identity.refusal_record", s);
+    MutexLock lock(refusals_mu_);
+    if (--refusals_pending_ == 0) refusals_done_.NotifyAll();
+  });
+}
+
+}  // namespace custody::identity
