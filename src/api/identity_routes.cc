@@ -183,36 +183,22 @@ Status AddIdentityRoutes(http::Router& router, TokenService& tokens) {
       {"POST", "/oauth2/token",
        [svc](Request& req, Responder respond) {
          auto p = [&](std::string_view n) { return http::FormParam(req.body, n).value_or(""); };
-         auto client = svc->AuthenticateClient(p("client_id"), p("client_assertion_type"),
-                                               p("client_assertion"), p("client_secret"));
-         if (!client.ok()) return respond(OAuthErrorResponse(client.error));
-         std::string grant = p("grant_type");
-         if (grant == "client_credentials") {
-           std::string aud = p("audience");
-           auto t = svc->IssueSvid(*client.value, aud);
-           return respond(t.ok() ? TokenResponse(*t.value) : OAuthErrorResponse(t.error));
-         }
-         if (grant == "urn:ietf:params:oauth:grant-type:token-exchange") {
-           identity::ExchangeRequest x;
-           x.subject_token = p("subject_token");
-           x.subject_token_type = p("subject_token_type");
-           x.actor_token = p("actor_token");
-           x.actor_token_type = p("actor_token_type");
-           x.scope = p("scope");
-           x.audience = p("audience");
-           x.objective = p("objective");
-           if (std::string lt = p("requested_lifetime"); !lt.empty()) {
-             try {
-               x.requested_lifetime_s = std::stoll(lt);
-             } catch (...) {
-               return respond(
-                   OAuthErrorResponse({"invalid_request", "bad requested_lifetime", 400}));
-             }
-           }
-           auto t = svc->Exchange(*client.value, x);
-           return respond(t.ok() ? TokenResponse(*t.value) : OAuthErrorResponse(t.error));
-         }
-         respond(OAuthErrorResponse({"unsupported_grant_type", "grant_type not supported", 400}));
+         identity::TokenRequest t;
+         t.grant_type = p("grant_type");
+         t.client_id = p("client_id");
+         t.client_assertion_type = p("client_assertion_type");
+         t.client_assertion = p("client_assertion");
+         t.client_secret = p("client_secret");
+         t.audience = p("audience");
+         t.scope = p("scope");
+         t.subject_token = p("subject_token");
+         t.subject_token_type = p("subject_token_type");
+         t.actor_token = p("actor_token");
+         t.actor_token_type = p("actor_token_type");
+         t.objective = p("objective");
+         t.requested_lifetime = p("requested_lifetime");
+         auto issued = svc->Token(t);
+         respond(issued.ok() ? TokenResponse(*issued.value) : OAuthErrorResponse(issued.error));
        },
        AuthRequirement::None(), kForm}));
 

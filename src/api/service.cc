@@ -139,6 +139,13 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   io.trust_domain = config.trust_domain;
   io.issuer = config.identity.issuer;
   io.svid_lifetime_s = config.identity.svid_lifetime_s;
+  // A refused token request is recorded without waiting for durability (a flood of refusals
+  // neither waits on the ledger nor holds a server thread); see refusal_sink.
+  io.refusal_sink = [rec = impl->recorder.get()](const std::string& event,
+                                                 std::function<void(Status)> done) {
+    rec->RecordTextAsync(
+        event, [done = std::move(done)](Result<ledger::AppendResult> r) { done(r.status()); });
+  };
   if (!config.identity.trusted_issuers_file.empty()) {
     ASSIGN_OR_RETURN(io.trusted_issuers, LoadTrustedIssuers(config.identity.trusted_issuers_file));
   }

@@ -2,6 +2,7 @@
 
 #include <boost/json.hpp>
 #include <future>
+#include <memory>
 
 #include "common/jcs_value.h"
 #include "events/columns.h"
@@ -29,6 +30,14 @@ Result<ledger::AppendResult> Recorder::Record(const json::object& event) {
 Result<ledger::AppendResult> Recorder::RecordText(std::string_view event_json) {
   // The ledger's strict (I-JSON) reader canonicalizes the text itself.
   return ledger_.Append(event_json, ColumnsOfText(event_json));
+}
+
+void Recorder::RecordTextAsync(std::string_view event_json, ledger::Ledger::Callback done) {
+  // AppendAsync calls `done` only when it accepted the event; a refusal is handed over here.
+  auto shared = std::make_shared<ledger::Ledger::Callback>(std::move(done));
+  Status queued = ledger_.AppendAsync(event_json, ColumnsOfText(event_json),
+                                      [shared](Result<ledger::AppendResult> r) { (*shared)(r); });
+  if (!queued.ok()) (*shared)(queued);
 }
 
 }  // namespace custody::events

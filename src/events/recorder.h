@@ -23,6 +23,9 @@ class Recorder {
   // For sinks that hand over event text (identity, the MCP gateway) and the generic append
   // route: InvalidArgument for text that is not I-JSON. Blocks until the event is durable.
   Result<ledger::AppendResult> RecordText(std::string_view event_json);
+  // The same without waiting: `done` runs once, with the refusal of text that is not I-JSON, or
+  // on the ledger's sequencer once the event is durable (or failed).
+  void RecordTextAsync(std::string_view event_json, ledger::Ledger::Callback done);
 
   ledger::Ledger& ledger() { return ledger_; }
 

@@ -487,6 +487,38 @@ TEST_F(IdentityE2e, ScopeEscalationThroughExchangeIsRefused) {
   // Without a scope the child gets the intersection, never more.
   std::string child = ChildToken(coder, root);
   EXPECT_EQ(Introspect(child)["scope"], "github/read");
+
+  // Each refusal is evidence in the ledger (token.refuse), without the tokens sent. Refusals are
+  // recorded without waiting for durability, but in order: the child's events, durable when
+  // its token was answered, come after them.
+  auto read = [&](const std::string& path) {
+    http::ClientRequest g = Get(path);
+    g.headers.Set("authorization", "Bearer " + admin());
+    return Send(g);
+  };
+  auto cp = read("/v1/ledger/checkpoint");
+  ASSERT_TRUE(cp.ok());
+  ASSERT_EQ(cp->status, 200) << cp->body;
+  size_t nl = cp->body.find('\n');
+  uint64_t size = std::stoull(cp->body.substr(nl + 1, cp->body.find('\n', nl + 1) - nl - 1));
+  std::string root_sid(Introspect(root)["sid"].as_string());
+  std::vector<json::object> refusals;
+  for (uint64_t i = 0; i < size; ++i) {
+    auto e = read("/v1/ledger/entries/" + std::to_string(i));
+    ASSERT_TRUE(e.ok());
+    json::object ev = Body(*e)["event"].as_object();
+    if (ev["kind"] != "token.refuse") continue;
+    EXPECT_EQ(e->body.find(root.substr(root.rfind('.') + 1)), std::string::npos);
+    refusals.push_back(std::move(ev));
+  }
+  ASSERT_EQ(refusals.size(), 4u);
+  json::object& first = refusals[0];
+  EXPECT_EQ(first["refusal"].as_object()["error"], "invalid_scope");
+  EXPECT_EQ(first["request"].as_object()["scope"], "github/write");
+  EXPECT_EQ(first["actor"].as_object()["agent"], "coder");
+  EXPECT_EQ(first["target"].as_object()["session"], json::value(root_sid));
+  EXPECT_EQ(refusals[3]["refusal"].as_object()["reason"],
+            "scope fs/write is not granted to agent orchestrator");
 }
 
 TEST_F(IdentityE2e, DepthLimitReachedIsRefused) {
