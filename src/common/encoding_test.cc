@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "common/utf8.h"
+
 namespace custody {
 namespace {
 
@@ -40,6 +42,23 @@ TEST(EncodingTest, DecodersRejectMalformedInput) {
   EXPECT_FALSE(Base64UrlDecode("Z").ok());      // impossible length
   EXPECT_FALSE(Base64UrlDecode("+/+/").ok());   // standard alphabet in base64url
   EXPECT_EQ(HexDecode("ABcd")->size(), 2u);
+}
+
+// RFC 3629's well-formed sequences only: overlong forms, surrogates and code points above
+// U+10FFFF are not UTF-8, and each of their bytes becomes one U+FFFD.
+TEST(Utf8Test, ValidationAndRepair) {
+  EXPECT_TRUE(IsValidUtf8(""));
+  EXPECT_TRUE(IsValidUtf8("plain"));
+  EXPECT_TRUE(IsValidUtf8("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"));  // é € 😀
+  EXPECT_TRUE(IsValidUtf8("\xf4\x8f\xbf\xbf"));                      // U+10FFFF
+  for (std::string_view bad : {"\xff", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80",
+                               "\xf4\x90\x80\x80", "\xc3", "\xe2\x82", "a\x80z"}) {
+    EXPECT_FALSE(IsValidUtf8(bad)) << bad.size();
+  }
+  EXPECT_EQ(ToValidUtf8("a\xffz"), "a\xEF\xBF\xBDz");
+  EXPECT_EQ(ToValidUtf8("\xc3\xa9"), "\xc3\xa9");
+  EXPECT_EQ(ToValidUtf8("\xe2\x82"), "\xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_TRUE(IsValidUtf8(ToValidUtf8("\xed\xa0\x80\xc0\xaf\xff")));
 }
 
 }  // namespace

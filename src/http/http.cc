@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "common/jcs.h"
+#include "common/utf8.h"
 
 namespace custody::http {
 namespace {
@@ -210,9 +211,10 @@ std::string ErrorBody(const Status& status, std::string_view request_id) {
   std::string out = "{\"error\":{\"code\":\"";
   out += StatusCodeName(status.code());
   out += "\",\"message\":";
-  AppendJcsString(status.message(), out);
+  // Messages may quote what a client sent (a path segment, a query value): the body stays JSON.
+  AppendJcsString(ToValidUtf8(status.message()), out);
   out += ",\"request_id\":";
-  AppendJcsString(request_id, out);
+  AppendJcsString(ToValidUtf8(request_id), out);
   out += "}}";
   return out;
 }

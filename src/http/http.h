@@ -45,7 +45,7 @@ struct Principal {
 struct Request {
   std::string method;  // "GET", "POST", ...
   std::string target;  // as received: path and query
-  std::string path;    // percent-decoded path
+  std::string path;    // the path as received (not percent-decoded; printable ASCII)
   std::string query;   // raw query string, without '?'
   Headers headers;
   std::string body;

@@ -237,6 +237,33 @@ struct Server::Impl {
   }
 };
 
+namespace {
+
+// What every request must satisfy before it is routed. A target is ASCII (RFC 9112 3.2; other
+// bytes are percent-encoded), so nothing a route echoes of it can break a JSON answer; and a
+// request carries one credential: with two Authorization headers, which one is meant is a guess
+// that a proxy and Custody could make differently.
+Status CheckRequestHead(const Request& req) {
+  if (req.path.empty() || req.path[0] != '/') {
+    return InvalidArgumentError("request target must be an absolute path");
+  }
+  for (char ch : req.target) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c <= 0x20 || c >= 0x7F) {
+      return InvalidArgumentError(
+          "request target must be printable ASCII (percent-encode other bytes)");
+    }
+  }
+  int authorization = 0;
+  for (const auto& [name, value] : req.headers.entries()) {
+    if (beast::iequals(name, "authorization")) ++authorization;
+  }
+  if (authorization > 1) return InvalidArgumentError("more than one Authorization header");
+  return OkStatus();
+}
+
+}  // namespace
+
 asio::awaitable<void> Server::Impl::Accept() {
   for (;;) {
     auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(NextContext()), kTuple);
@@ -488,9 +515,8 @@ asio::awaitable<void> Server::Impl::Session(std::shared_ptr<ConnIo<Stream>> io,
       request_bytes = req.body.size();
       req.request_id = request_id;
       req.remote = remote;
-      if (req.path.empty() || req.path[0] != '/') {
-        resp = ErrorResponse(InvalidArgumentError("request target must be an absolute path"),
-                             request_id);
+      if (Status bad = CheckRequestHead(req); !bad.ok()) {
+        resp = ErrorResponse(bad, request_id);
       } else {
         resp = co_await Dispatch(req, &route);
       }

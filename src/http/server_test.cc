@@ -14,6 +14,7 @@
 #include <future>
 #include <thread>
 
+#include "common/utf8.h"
 #include "http/client.h"
 
 namespace custody::http {
@@ -262,6 +263,56 @@ TEST(Server, MalformedRequestGets400) {
   std::string resp = ReadUntil(s, [](const std::string&) { return false; });
   EXPECT_TRUE(resp.starts_with("HTTP/1.1 400")) << resp;
   EXPECT_NE(resp.find("\"request_id\""), std::string::npos);
+}
+
+// Raw bytes outside ASCII in a target are refused before any route sees them, and whatever an
+// error message quotes, the error body is JSON.
+TEST(Server, NonAsciiTargetsAreRefusedAndErrorBodiesStayJson) {
+  Fixture f;
+  for (std::string target : {std::string("/later/\xff"), std::string("/later/\xc3\xa9")}) {
+    asio::io_context io;
+    tcp::socket s(io);
+    s.connect({asio::ip::make_address("127.0.0.1"), f.server->port()});
+    asio::write(
+        s, asio::buffer("GET " + target + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    std::string resp = ReadUntil(s, [](const std::string&) { return false; });
+    EXPECT_TRUE(resp.starts_with("HTTP/1.1 400")) << resp;
+    std::string body = resp.substr(resp.find("\r\n\r\n") + 4);
+    EXPECT_TRUE(IsValidUtf8(body)) << body;
+    EXPECT_NE(body.find("printable ASCII"), std::string::npos) << body;
+  }
+  // Percent-encoded, the same bytes reach the route.
+  auto c = f.Client();
+  auto r = c.Send(Get("/later/%FF"));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "later %FF");
+  // An error message quoting invalid UTF-8 still gives a JSON body.
+  std::string b = ErrorBody(NotFoundError("no trace \xff\xfe here"), "rid");
+  EXPECT_TRUE(IsValidUtf8(b)) << b;
+  EXPECT_NE(b.find("no trace \xEF\xBF\xBD\xEF\xBF\xBD here"), std::string::npos) << b;
+}
+
+// Two credentials in one request: which is meant is a guess, so neither is taken.
+TEST(Server, TwoAuthorizationHeadersAreRefused) {
+  Fixture f;
+  asio::io_context io;
+  tcp::socket s(io);
+  s.connect({asio::ip::make_address("127.0.0.1"), f.server->port()});
+  asio::write(s, asio::buffer(std::string("POST /admin HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                                          "Authorization: Bearer good-admin\r\n"
+                                          "authorization: Bearer wrong\r\n"
+                                          "Connection: close\r\n\r\n")));
+  std::string resp = ReadUntil(s, [](const std::string&) { return false; });
+  EXPECT_TRUE(resp.starts_with("HTTP/1.1 400")) << resp;
+  EXPECT_NE(resp.find("more than one Authorization header"), std::string::npos) << resp;
+  // One is fine.
+  ClientRequest req = Post("/admin", "", "");
+  req.headers.Set("authorization", "Bearer good-admin");
+  auto c = f.Client();
+  auto r = c.Send(req);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200);
 }
 
 TEST(Server, SlowLorisIsDroppedWhileOthersAreServed) {
