@@ -114,11 +114,8 @@ bool Live(const identity::Session& s, int64_t now_s) {
 Result<std::string> Investigator::Trace(const std::string& event_id) {
   if (event_id.empty() || event_id.size() > 128) return InvalidArgumentError("bad event id");
   AttributionStore& store = attribution_.store();
-  ASSIGN_OR_RETURN(auto row, store.GetAction(event_id));
-  if (!row) {
-    attribution_.FlushIndex();  // a decision recorded a moment ago may still be queued
-    ASSIGN_OR_RETURN(row, store.GetAction(event_id));
-  }
+  // Queued for the index, indexed, or (not indexed yet) read from the ledger.
+  ASSIGN_OR_RETURN(auto row, attribution_.FindAction(event_id));
   json::object traced_from;
   if (!row) {
     // Another event: an outcome or containment points at its decision.
@@ -135,7 +132,7 @@ Result<std::string> Investigator::Trace(const std::string& event_id) {
                                      ") is not an action; trace an action, its outcome or a "
                                      "tripwire containment");
     }
-    ASSIGN_OR_RETURN(row, store.GetAction(action_id));
+    ASSIGN_OR_RETURN(row, attribution_.FindAction(action_id));
     if (!row) return NotFoundError("event " + event_id + " names unknown action " + action_id);
   }
 
@@ -373,15 +370,19 @@ Result<std::string> Investigator::BlastRadius(const std::string& kind, const std
   std::set<std::string> actions(action_names.begin(), action_names.end());
   actions.insert("call_tool");
 
+  // Only live sessions reach anything. An agent with none is evaluated as a fresh root session
+  // when it could start one (asked about an agent or a user, and it is not disabled); a session
+  // tree is what it is: with no live session left it is contained and reaches nothing.
   json::array per_agent;
   std::map<std::string, std::pair<std::set<std::string>, std::set<std::string>>> potential;
+  bool contained = true;
   for (const std::string& name : agents) {
     ASSIGN_OR_RETURN(identity::Agent agent, tokens_.GetAgent(name));
     std::vector<identity::Session> evaluated;
     for (const auto& [sid, s] : sessions)
       if (s.agent == name && Live(s, now_s)) evaluated.push_back(s);
     bool synthesized = false;
-    if (evaluated.empty()) {
+    if (evaluated.empty() && kind != "session" && !agent.disabled) {
       identity::Session s;
       s.agent = name;
       s.sid = "";  // not in the registry: WouldAllow treats it as a fresh root session
@@ -429,8 +430,19 @@ Result<std::string> Investigator::BlastRadius(const std::string& kind, const std
       a["note"] =
           "no live session: evaluated as a fresh root session with its grants as scopes and an "
           "unverified initiator";
+    } else if (evaluated.empty()) {
+      a["note"] = agent.disabled ? "disabled, with no live session: it can reach nothing"
+                                 : "no live session in this tree: it can reach nothing";
     }
+    if (!evaluated.empty()) contained = false;
     per_agent.push_back(std::move(a));
+  }
+  if (contained) {
+    notes.push_back(kind == "session"
+                        ? "contained: every session of this tree is revoked or expired; it can "
+                          "reach nothing"
+                        : "contained: no live session, and no agent in play can start one; "
+                          "nothing can be reached");
   }
   json::array potential_arr;
   for (const auto& [key, v] : potential) {
@@ -440,7 +452,8 @@ Result<std::string> Investigator::BlastRadius(const std::string& kind, const std
                      {"agents", StringArray({v.second.begin(), v.second.end()})}});
   }
 
-  // Actual: allowed actions of the sessions in play (and, for an agent, all of its own).
+  // Actual: every attempt of the sessions in play, allowed or denied. A target only ever denied
+  // stays (count 0): an attempt on it is exactly what an investigator looks for.
   std::vector<ActionRow> rows;
   {
     std::vector<std::string> sids;
@@ -454,18 +467,13 @@ Result<std::string> Investigator::BlastRadius(const std::string& kind, const std
   std::map<std::string, Use> used;
   for (const auto& r : rows) {
     Use& u = used[r.target];
-    if (r.decision != "allow") {
-      u.denied++;
-      continue;
-    }
-    u.count++;
+    (r.decision == "allow" ? u.count : u.denied)++;
     u.last_ms = std::max(u.last_ms, r.time_ms);
     u.agents.insert(r.agent);
     u.actions.insert(r.action);
   }
   json::array actual;
   for (const auto& [key, u] : used) {
-    if (u.count == 0) continue;
     actual.push_back(json::object{{"target", key},
                                   {"count", u.count},
                                   {"denied", u.denied},
@@ -482,6 +490,7 @@ Result<std::string> Investigator::BlastRadius(const std::string& kind, const std
                    {"id", id},
                    {"policy_set", set_hash},
                    {"sessions", session_ids},
+                   {"contained", contained},
                    {"agents", per_agent},
                    {"potential", potential_arr},
                    {"actual", actual},
@@ -564,7 +573,9 @@ Result<std::string> Investigator::Graph(const std::string& format) {
     if (!tree.ok()) continue;
     for (auto& s : *tree) sessions.emplace(s.sid, std::move(s));
   }
-  // Nodes: "human:<id>", "session:<sid>", "agent:<name>", "tool:<key>" / "resource:<key>".
+  // Nodes: "human:<id>" (verified by a trusted issuer's ID token), "initiator:<id>" (asserted
+  // by a client, or no longer known), "session:<sid>", "agent:<name>", "tool:<key>" /
+  // "resource:<key>".
   std::map<std::string, json::object> nodes;
   std::map<std::tuple<std::string, std::string, std::string>, std::pair<int64_t, int64_t>> edges;
   auto node = [&](const std::string& type, const std::string& id) {
@@ -578,10 +589,29 @@ Result<std::string> Investigator::Graph(const std::string& format) {
     e.first += count;
     e.second += denied;
   };
+  // How each initiator is known is part of its node: only an ID token verified against a
+  // trusted issuer makes a "human"; what a client asserted stays an assertion, by that client.
+  // The same id verified and asserted are two nodes: an assertion is not the verified person.
+  auto initiator = [&](const std::string& id, const std::string& verification,
+                       const std::string& issuer, const std::string& asserted_by) {
+    std::string label = id.empty() ? "(unknown)" : id;
+    std::string key = verification == "verified" ? node("human", label)
+                      : asserted_by.empty()      ? node("initiator", label)
+                                                 : node("initiator", asserted_by + "/" + label);
+    json::object& n = nodes[key];
+    n["label"] = label;
+    n["verification"] = verification;
+    if (!issuer.empty()) n["issuer"] = issuer;
+    if (!asserted_by.empty()) n["asserted_by"] = asserted_by;
+    return key;
+  };
   for (const auto& [sid, s] : sessions) {
     std::string sn = node("session", sid);
     if (s.parent_sid.empty()) {
-      edge(node("human", s.initiator.empty() ? "(unknown)" : s.initiator), sn, "started", 0, 0);
+      bool verified = s.verification == identity::InitiatorVerification::kVerified;
+      edge(initiator(s.initiator, verified ? "verified" : "asserted", s.initiator_issuer,
+                     verified ? "" : s.asserted_by),
+           sn, "started", 0, 0);
     } else {
       edge(node("session", s.parent_sid), sn, "delegated", 0, 0);
     }
@@ -590,7 +620,7 @@ Result<std::string> Investigator::Graph(const std::string& format) {
   for (const auto& u : usage) {
     if (!sessions.count(u.sid)) {  // not in the registry any more: still show what it did
       node("session", u.sid);
-      edge(node("human", u.initiator), node("session", u.sid), "started", 0, 0);
+      edge(initiator(u.initiator, "unknown", "", ""), node("session", u.sid), "started", 0, 0);
       edge(node("session", u.sid), node("agent", u.agent), "acted_as", 0, 0);
     }
     auto t = ParseTargetKey(u.target);
@@ -623,11 +653,18 @@ Result<std::string> GraphToDot(std::string_view graph_json) {
     if (!nv.is_object()) continue;
     const json::object& n = nv.get_object();
     std::string type = Str(n, "type");
-    const char* shape = type == "human"     ? "house"
-                        : type == "session" ? "ellipse"
-                        : type == "agent"   ? "box"
-                                            : "component";
-    dot += "  " + DotId(Str(n, "id")) + " [label=" + DotId(type + "\n" + Str(n, "label")) +
+    const char* shape = type == "human"       ? "house"
+                        : type == "initiator" ? "octagon"
+                        : type == "session"   ? "ellipse"
+                        : type == "agent"     ? "box"
+                                              : "component";
+    std::string heading = type;
+    if (type == "initiator") {
+      heading = Str(n, "asserted_by").empty()
+                    ? "initiator (" + Str(n, "verification") + ")"
+                    : "initiator (asserted by " + Str(n, "asserted_by") + ")";
+    }
+    dot += "  " + DotId(Str(n, "id")) + " [label=" + DotId(heading + "\n" + Str(n, "label")) +
            ", shape=" + shape + "];\n";
   }
   for (const auto& ev : Arr(g, "edges")) {

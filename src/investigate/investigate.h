@@ -6,9 +6,12 @@
 //                          root session -> ... -> action
 //   SessionEvents(sid)     the session tree with each session's actions in order
 //   BlastRadius(kind, id)  potential reach (the active policies evaluated with WouldAllow over
-//                          every known tool and resource, bounded by grants) and actual use
+//                          every known tool and resource, bounded by grants, for live sessions
+//                          only: a contained tree reaches nothing) and actual use, denied
+//                          attempts included
 //   Review(agent, since)   granted scopes against used ones; unused grants
-//   Graph(format)          initiators -> sessions -> agents -> targets, as DOT or JSON
+//   Graph(format)          initiators (each with how it is known) -> sessions -> agents ->
+//                          targets, as DOT or JSON
 //
 // Trace and SessionEvents use indexed lookups only (actions by id and by session, ledger leaves
 // by event id, sessions by id). BlastRadius and Graph read distinct targets, actions and a

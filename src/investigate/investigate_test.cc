@@ -267,11 +267,19 @@ TEST_F(InvestigateTest, BlastRadiusEvaluatesPoliciesWithinGrantsAndRecordsNothin
       EXPECT_EQ(S(v.at("agents").as_array()[0]), "planner");
     }
   }
+  EXPECT_FALSE(b["contained"].as_bool());
   json::array actual = b["actual"].as_array();
-  ASSERT_EQ(actual.size(), 1u);
+  ASSERT_EQ(actual.size(), 2u);
   EXPECT_EQ(S(actual[0].at("target")), "github/list_issues");
   EXPECT_EQ(actual[0].at("count").as_int64(), 1);
   EXPECT_EQ(actual[0].at("denied").as_int64(), 1);  // the refused call after containment
+  // Only ever denied, and still there: the attempt on the production database.
+  EXPECT_EQ(S(actual[1].at("target")), "prod-db/drop_table");
+  EXPECT_EQ(actual[1].at("count").as_int64(), 0);
+  EXPECT_EQ(actual[1].at("denied").as_int64(), 1);
+  EXPECT_EQ(S(actual[1].at("agents").as_array()[0]), "worker");
+  EXPECT_EQ(S(actual[1].at("actions").as_array()[0]), "call_tool");
+  EXPECT_EQ(S(actual[1].at("last")), S(Answer(inv_->Trace(s.trip.action_id))["time"]));
 
   // The worker agent now: its live session (the good one) is evaluated with its real facts.
   json::object w2 = Answer(inv_->BlastRadius("agent", "worker"));
@@ -285,6 +293,59 @@ TEST_F(InvestigateTest, BlastRadiusEvaluatesPoliciesWithinGrantsAndRecordsNothin
   EXPECT_EQ(Targets(u["potential"].as_array()), want);
   EXPECT_EQ(inv_->BlastRadius("robot", "x").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(inv_->BlastRadius("agent", "ghost").status().code(), StatusCode::kNotFound);
+}
+
+// A session tree whose sessions are all revoked is contained: it reaches nothing, and says so,
+// rather than being evaluated as a fresh root session. What it tried stays in `actual`.
+TEST_F(InvestigateTest, BlastRadiusOfAContainedTreeReachesNothing) {
+  Scenario s = Run();  // the tripwire revoked the bad worker's session
+  json::object b = Answer(inv_->BlastRadius("session", s.bad_sid));
+  EXPECT_TRUE(b["contained"].as_bool());
+  EXPECT_TRUE(b["potential"].as_array().empty()) << json::serialize(b);
+  json::object wa = b["agents"].as_array()[0].as_object();
+  EXPECT_FALSE(wa.at("synthesized_session").as_bool());
+  EXPECT_TRUE(wa.at("reachable").as_array().empty());
+  EXPECT_TRUE(wa.at("evaluated_sessions").as_array().empty());
+  EXPECT_EQ(S(wa.at("note")), "no live session in this tree: it can reach nothing");
+  ASSERT_EQ(b["notes"].as_array().size(), 1u);
+  EXPECT_EQ(S(b["notes"].as_array()[0]).rfind("contained:", 0), 0u);
+  EXPECT_EQ(Targets(b["actual"].as_array()),
+            (std::set<std::string>{"github/list_issues", "prod-db/drop_table"}));
+
+  // The whole tree revoked: the same for the root.
+  ASSERT_TRUE(tokens_->RevokeSession(s.root_sid, "incident", "admin").ok());
+  json::object r = Answer(inv_->BlastRadius("session", s.root_sid));
+  EXPECT_TRUE(r["contained"].as_bool());
+  EXPECT_TRUE(r["potential"].as_array().empty()) << json::serialize(r);
+  for (const auto& a : r["agents"].as_array())
+    EXPECT_TRUE(a.at("reachable").as_array().empty()) << json::serialize(a);
+}
+
+// A partly revoked tree: only its live sessions reach anything. With both workers' sessions
+// revoked, what only a worker could reach leaves the potential, and no worker is named in it.
+TEST_F(InvestigateTest, BlastRadiusOfAPartlyRevokedTreeCountsOnlyLiveSessions) {
+  Scenario s = Run();
+  json::object b = Answer(inv_->BlastRadius("session", s.root_sid));
+  for (const auto& a : b["agents"].as_array()) {
+    if (S(a.at("agent")) != "worker") continue;
+    ASSERT_EQ(a.at("evaluated_sessions").as_array().size(), 1u);
+    EXPECT_EQ(S(a.at("evaluated_sessions").as_array()[0]), s.good_sid);
+    for (const auto& t : a.at("reachable").as_array())
+      for (const auto& sid : t.at("sessions").as_array()) EXPECT_NE(S(sid), s.bad_sid);
+  }
+
+  ASSERT_TRUE(tokens_->RevokeSession(s.good_sid, "done", "admin").ok());
+  json::object p = Answer(inv_->BlastRadius("session", s.root_sid));
+  EXPECT_FALSE(p["contained"].as_bool());  // the planner's root session is live
+  for (const auto& t : p["potential"].as_array()) {
+    ASSERT_EQ(t.at("agents").as_array().size(), 1u) << json::serialize(t);
+    EXPECT_EQ(S(t.at("agents").as_array()[0]), "planner");
+  }
+  for (const auto& a : p["agents"].as_array()) {
+    if (S(a.at("agent")) != "worker") continue;
+    EXPECT_FALSE(a.at("synthesized_session").as_bool());
+    EXPECT_TRUE(a.at("reachable").as_array().empty());
+  }
 }
 
 TEST_F(InvestigateTest, LedgerFindsLeavesByIndexColumnAndKind) {
@@ -334,8 +395,8 @@ TEST_F(InvestigateTest, GraphLinksHumansSessionsAgentsAndTools) {
   std::set<std::string> ids;
   for (const auto& n : g["nodes"].as_array()) ids.insert(S(n.at("id")));
   for (const std::string& id :
-       {std::string("human:alice@example.com"), "session:" + s.root_sid, "session:" + s.bad_sid,
-        std::string("agent:planner"), std::string("agent:worker"),
+       {std::string("initiator:planner/alice@example.com"), "session:" + s.root_sid,
+        "session:" + s.bad_sid, std::string("agent:planner"), std::string("agent:worker"),
         std::string("tool:github/list_issues"), std::string("tool:prod-db/drop_table")}) {
     EXPECT_TRUE(ids.count(id)) << id;
   }
@@ -345,10 +406,28 @@ TEST_F(InvestigateTest, GraphLinksHumansSessionsAgentsAndTools) {
       delegated = true;
   }
   EXPECT_TRUE(delegated);
+  // alice was asserted by the planner, not verified: her node says so, and she is no "human".
+  for (const auto& v : g["nodes"].as_array()) {
+    const json::object& n = v.as_object();
+    EXPECT_NE(S(n.at("type")), "human") << json::serialize(n);
+    if (S(n.at("id")) != "initiator:planner/alice@example.com") continue;
+    EXPECT_EQ(S(n.at("type")), "initiator");
+    EXPECT_EQ(S(n.at("label")), "alice@example.com");
+    EXPECT_EQ(S(n.at("verification")), "asserted");
+    EXPECT_EQ(S(n.at("asserted_by")), "planner");
+  }
+  bool started = false;
+  for (const auto& e : g["edges"].as_array()) {
+    if (S(e.at("type")) == "started" && S(e.at("to")) == "session:" + s.root_sid)
+      started = S(e.at("from")) == "initiator:planner/alice@example.com";
+  }
+  EXPECT_TRUE(started);
   auto dot = inv_->Graph("dot");
   ASSERT_TRUE(dot.ok());
   EXPECT_EQ(dot->rfind("digraph custody {", 0), 0u);
   EXPECT_NE(dot->find("\"agent:worker\" -> \"tool:github/list_issues\""), std::string::npos);
+  EXPECT_NE(dot->find("initiator (asserted by planner)\\nalice@example.com"), std::string::npos)
+      << *dot;
   EXPECT_EQ(inv_->Graph("svg").status().code(), StatusCode::kInvalidArgument);
 }
 
