@@ -369,5 +369,57 @@ TEST(IdentityEvents, RevocationAndKeyRotateBytesArePinned) {
             R"("kid":"k3","retired_kids":[],"publish_until":0})");
 }
 
+// A refused token request: the agent and the session are columns only once verified.
+TEST(IdentityEvents, TokenRefuseBytesArePinned) {
+  TokenRefuse r;
+  r.event_id = "e-18";
+  r.time = "t";
+  r.grant_type = "urn:ietf:params:oauth:grant-type:token-exchange";
+  r.client_id = "worker";
+  r.authenticated = true;
+  r.client_auth = "private_key_jwt";
+  r.audience = "gw";
+  r.scope = "db/write";
+  r.subject_token_type = "urn:ietf:params:oauth:token-type:access_token";
+  r.actor_token_type = "urn:ietf:params:oauth:token-type:jwt";
+  r.instance = "spiffe://custody.test/agent/worker/instance/i1";
+  r.session = "s-1";
+  r.error = "invalid_scope";
+  r.reason = "scope db/write exceeds the parent session's scope";
+  std::string refused = Build(r);
+  EXPECT_EQ(refused,
+            R"({"kind":"token.refuse","event_id":"e-18","time":"t","actor":{"agent":"worker",)"
+            R"("instance":"spiffe://custody.test/agent/worker/instance/i1"},)"
+            R"("target":{"session":"s-1"},"client":{"id":"worker","authenticated":true,)"
+            R"("authentication":"private_key_jwt"},"request":{)"
+            R"("grant_type":"urn:ietf:params:oauth:grant-type:token-exchange","audience":"gw",)"
+            R"("scope":"db/write",)"
+            R"("subject_token_type":"urn:ietf:params:oauth:token-type:access_token",)"
+            R"("actor_token_type":"urn:ietf:params:oauth:token-type:jwt","requested_lifetime":""},)"
+            R"("refusal":{"error":"invalid_scope",)"
+            R"("reason":"scope db/write exceeds the parent session's scope"}})");
+  EXPECT_EQ(ColumnsOfText(refused).agent, "worker");
+  EXPECT_EQ(ColumnsOfText(refused).session, "s-1");
+  // Not authenticated: the client is named as it asserted itself, under no agent.
+  TokenRefuse s;
+  s.event_id = "e-19";
+  s.time = "t";
+  s.grant_type = "client_credentials";
+  s.client_id = "worker";
+  s.client_auth = "client_secret";
+  s.error = "invalid_client";
+  s.reason = "client authentication failed";
+  std::string stranger = Build(s);
+  EXPECT_EQ(stranger,
+            R"({"kind":"token.refuse","event_id":"e-19","time":"t",)"
+            R"("actor":{"agent":"","instance":""},"target":{"session":""},)"
+            R"("client":{"id":"worker","authenticated":false,"authentication":"client_secret"},)"
+            R"("request":{"grant_type":"client_credentials","audience":"","scope":"",)"
+            R"("subject_token_type":"","actor_token_type":"","requested_lifetime":""},)"
+            R"("refusal":{"error":"invalid_client","reason":"client authentication failed"}})");
+  EXPECT_EQ(ColumnsOfText(stranger).agent, "");
+  EXPECT_EQ(ColumnsOfText(stranger).session, "");
+}
+
 }  // namespace
 }  // namespace custody::events
