@@ -978,6 +978,9 @@ std::string AttributionService::Complete(CompleteRequest req, CompleteCallback d
   if (!row) return fail(NotFoundError("no action " + req.action_id));
   if (row->sid != va.session.sid)
     return fail(PermissionDeniedError("action " + req.action_id + " belongs to another session"));
+  // A revoked session reports nothing more: its claimed outcome is refused and the refusal is
+  // recorded (the gateway's own outcomes, req.verified, are observations and stay recorded).
+  if (req.verified == nullptr && !access.ok()) return RefuseOutcome(req, *row, va, std::move(done));
   // Check and claim under one lock, so a concurrent second completion is refused.
   bool claimed = false;
   bool wake = false;
@@ -1030,6 +1033,40 @@ std::string AttributionService::Complete(CompleteRequest req, CompleteCallback d
     return "";
   }
   return event_id;
+}
+
+std::string AttributionService::RefuseOutcome(const CompleteRequest& req, const ActionRow& row,
+                                              const identity::VerifiedAccess& va,
+                                              CompleteCallback done) {
+  std::string refusal = "session revoked: " + va.session.revoke_reason;
+  events::ActionOutcome o;
+  o.event_id = ids_.NextString();
+  o.time = FormatRfc3339Millis(clock_.Now());
+  o.action_id = req.action_id;
+  o.decision_index = row.decision_index;
+  o.actor = ActorOf(va.session, va.jti);
+  o.sid = va.session.sid;
+  o.root_sid = va.session.root_sid;
+  o.trace_id = row.trace_id;
+  o.span_id = row.span_id;
+  o.txn = row.txn;
+  o.status = req.status;
+  o.error = req.error;
+  o.output_digest = req.output_digest;
+  o.latency_ms = req.latency_ms;
+  o.refusal = refusal;
+  auto cb = std::make_shared<CompleteCallback>(std::move(done));
+  Status st = recorder_.RecordAsync(
+      events::Build(o), [cb, refusal](Result<ledger::AppendResult> r) {
+        if (!r.ok()) {
+          return (*cb)(UnauthenticatedError(refusal + " (recording the refusal failed: " +
+                                            r.status().message() + ")"));
+        }
+        (*cb)(UnauthenticatedError(refusal + "; the refusal is recorded at ledger index " +
+                                   std::to_string(r->index)));
+      });
+  if (!st.ok()) (*cb)(UnauthenticatedError(refusal));
+  return "";
 }
 
 // --- Policies --------------------------------------------------------------------------------

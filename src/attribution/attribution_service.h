@@ -222,6 +222,9 @@ class AttributionService {
   void IndexLoop();
   struct IndexOp;
   // Writes one batch of ops in one transaction.
+  // Refuses a revoked session's outcome and records the refusal (action.outcome_refused).
+  std::string RefuseOutcome(const CompleteRequest& req, const ActionRow& row,
+                            const identity::VerifiedAccess& va, CompleteCallback done);
   Status WriteIndexBatch(std::deque<IndexOp>& ops);
   void Index(ActionRow row, bool outcome_only);
   // true: wake the indexer

@@ -132,6 +132,35 @@ TEST_F(AttributionTest, AllowedCallIsRecordedBeforeAnsweringWithAVerifiableRecei
   EXPECT_EQ((*row)->outcome_index, static_cast<int64_t>(c->ledger_index));
 }
 
+// A contained agent writes nothing more into the record: the outcome of an action it was allowed
+// before its session was revoked is refused, and the refusal itself is recorded.
+TEST_F(AttributionTest, ARevokedSessionCannotCompleteItsEarlierActions) {
+  Publish(kPermitGithub);
+  std::string root = Root();
+  auto r = Call(root, "github", "create_issue");
+  ASSERT_TRUE(r.ok() && r->allowed) << r.status().ToString();
+  auto sid = w_->tokens->VerifyAccessToken(root, "")->session.sid;
+  ASSERT_TRUE(w_->tokens->RevokeSession(sid, "exfiltration", "admin:ops").ok());
+  uint64_t before = w_->ledger->Size();
+  auto c = w_->svc->CompleteSync(Outcome(root, r->action_id, "ok", 7));
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kUnauthenticated);  // like its other calls
+  EXPECT_NE(c.status().message().find("session revoked: exfiltration"), std::string::npos)
+      << c.status().ToString();
+  ASSERT_EQ(w_->ledger->Size(), before + 1);
+  json::object e = Event(before);
+  EXPECT_EQ(S(e["kind"]), "action.outcome_refused");
+  EXPECT_EQ(S(e["action_id"]), r->action_id);
+  EXPECT_EQ(S(e["refusal"]), "session revoked: exfiltration");
+  EXPECT_EQ(S(e.at("outcome").at("status")), "ok");
+  // The action has no outcome: investigations do not show one the session was refused.
+  w_->svc->FlushIndex();
+  auto row = w_->store->GetAction(r->action_id);
+  ASSERT_TRUE(row.ok() && *row);
+  EXPECT_EQ((*row)->outcome_index, -1);
+  EXPECT_TRUE((*row)->status.empty());
+}
+
 TEST_F(AttributionTest, AnOutcomeInALaterIndexBatchUpdatesTheWrittenRow) {
   Publish(kPermitGithub);
   std::string root = Root();

@@ -68,15 +68,17 @@ json::object Build(const ActionOutcome& o) {
   if (!o.error.empty()) outcome["error"] = o.error;
   if (!o.output_digest.empty()) outcome["output_digest"] = o.output_digest;
   if (o.latency_ms >= 0) outcome["latency_ms"] = o.latency_ms;
-  return json::object{{"kind", "action.outcome"},
-                      {"event_id", o.event_id},
-                      {"time", o.time},
-                      {"action_id", o.action_id},
-                      {"decision_index", o.decision_index},
-                      {"actor", ActorJson(o.actor)},
-                      {"session", {{"sid", o.sid}, {"root_sid", o.root_sid}}},
-                      {"trace", {{"trace_id", o.trace_id}, {"span_id", o.span_id}, {"txn", o.txn}}},
-                      {"outcome", std::move(outcome)}};
+  json::object e{{"kind", o.refusal.empty() ? "action.outcome" : "action.outcome_refused"},
+                 {"event_id", o.event_id},
+                 {"time", o.time},
+                 {"action_id", o.action_id},
+                 {"decision_index", o.decision_index},
+                 {"actor", ActorJson(o.actor)},
+                 {"session", {{"sid", o.sid}, {"root_sid", o.root_sid}}},
+                 {"trace", {{"trace_id", o.trace_id}, {"span_id", o.span_id}, {"txn", o.txn}}},
+                 {"outcome", std::move(outcome)}};
+  if (!o.refusal.empty()) e["refusal"] = o.refusal;
+  return e;
 }
 
 json::object Build(const Containment& c) {

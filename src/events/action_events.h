@@ -1,8 +1,8 @@
 // Typed builders for the events of the decide -> execute -> outcome path and of containment:
-// action.decision, action.outcome, containment (by a tripwire or by an operator) and
-// policy.publish. Each kind is built here and nowhere else; events_test.cc pins the canonical
-// bytes of each, so a change of shape is a deliberate, documented one. The MCP gateway's tool
-// events are in tool_events.h, the identity events in identity_events.h.
+// action.decision, action.outcome (and action.outcome_refused), containment (by a tripwire or by an
+// operator) and policy.publish. Each kind is built here and nowhere else; events_test.cc pins the
+// canonical bytes of each, so a change of shape is a deliberate, documented one. The MCP gateway's
+// tool events are in tool_events.h, the identity events in identity_events.h.
 //
 // Included only by the modules that record these events: it carries Boost.JSON.
 #pragma once
@@ -56,6 +56,9 @@ struct ActionOutcome {
   std::string trace_id, span_id, txn;
   std::string status, error, output_digest;  // error and digest: "" when absent
   int64_t latency_ms = -1;                   // -1 when absent
+  // Set when Custody refused the outcome (its session was revoked): the event is then an
+  // `action.outcome_refused`, the outcome is what the caller claimed, and `refusal` says why.
+  std::string refusal;
 };
 
 // A containment a tripwire caused (`actor` set, `trigger_action` its decision) or an operator

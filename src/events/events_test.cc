@@ -187,6 +187,13 @@ TEST(ActionEvents, OutcomeBytesArePinned) {
   o.latency_ms = -1;
   o.status = "ok";
   EXPECT_EQ(json::serialize(Build(o).at("outcome")), R"({"status":"ok"})");
+  // A refused outcome (a revoked session's) keeps what was claimed and says why it was refused.
+  o.refusal = "session revoked: exfiltration";
+  EXPECT_EQ(
+      Canonical(Build(o)),
+      R"({"action_id":"e-1","actor":{"agent":"worker","credential":"j-2","instance":"spiffe://custody.test/agent/worker/i1","session":"s-2"},)"
+      R"("decision_index":41,"event_id":"e-3","kind":"action.outcome_refused","outcome":{"status":"ok"},)"
+      R"("refusal":"session revoked: exfiltration","session":{"root_sid":"s-1","sid":"s-2"},"time":"2026-12-05T10:00:01.000Z","trace":{"span_id":"p2","trace_id":"t1","txn":"x1"}})");
 }
 
 TEST(ActionEvents, ContainmentAndPolicyPublishBytesArePinned) {

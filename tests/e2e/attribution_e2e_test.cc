@@ -191,6 +191,8 @@ TEST_F(AttributionE2E, ScenarioDelegationTripwireContainmentAndSiblingContinues)
   }
   auto docs = Authorize(researcher, "docs", "read");  // through its group, from the entities
   EXPECT_EQ(S(Body(docs)["decision"]), "allow") << docs->body;
+  auto coder_early = Authorize(coder, "github", "list_issues");
+  ASSERT_EQ(S(Body(coder_early)["decision"]), "allow") << coder_early->body;
   // 4. The coder touches prod: denied, and its session tree is contained on the spot.
   auto trip = Authorize(coder, "prod-db", "drop_table");
   json::object tb = Body(trip);
@@ -209,6 +211,11 @@ TEST_F(AttributionE2E, ScenarioDelegationTripwireContainmentAndSiblingContinues)
     EXPECT_NE(r->headers.Get("www-authenticate").value_or("").find("invalid_token"),
               std::string::npos);
   }
+  // Nor can it write the outcome of what it was allowed before: refused, like its other calls.
+  auto late = Send(PostJson(R"({"status":"ok"})", coder,
+                            "/v1/actions/" + S(Body(coder_early)["action_id"]) + ":complete"));
+  EXPECT_EQ(late->status, 401) << late->body;
+  EXPECT_NE(late->body.find("session revoked"), std::string::npos) << late->body;
   auto sibling = Authorize(researcher, "github", "list_issues");
   EXPECT_EQ(sibling->status, 200);
   EXPECT_EQ(S(Body(sibling)["decision"]), "allow");
