@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 #include <future>
 
+#include "attribution/reindex.h"
 #include "attribution/trace_context.h"
 #include "common/encoding.h"
 #include "common/jcs_value.h"
@@ -337,6 +338,20 @@ Result<std::unique_ptr<AttributionService>> AttributionService::Create(
     MutexLock lock(s->bundle_mu_);
     s->bundle_ = std::move(bundle);
   }
+  // Whatever the index lost (rows still queued at a crash, or never written) is in the ledger
+  // after the index's mark: index it before the first request, so no acknowledged action is
+  // missing from Complete or an investigation.
+  ASSIGN_OR_RETURN(uint64_t mark, store.IndexedSize());
+  auto reindexed = Reindex(ledger.store(), store, mark);
+  if (!reindexed.ok()) return reindexed.status().WithContext("the action index at start-up");
+  if (reindexed->decisions + reindexed->outcomes + reindexed->containments > 0) {
+    errors.log().Log(LogLevel::kInfo, "action index caught up with the ledger",
+                     {{"from", static_cast<int64_t>(reindexed->from)},
+                      {"to", static_cast<int64_t>(reindexed->to)},
+                      {"decisions", static_cast<int64_t>(reindexed->decisions)},
+                      {"outcomes", static_cast<int64_t>(reindexed->outcomes)},
+                      {"containments", static_cast<int64_t>(reindexed->containments)}});
+  }
   s->indexer_ = std::thread([p = s.get()] { p->IndexLoop(); });
   return s;
 }
@@ -481,7 +496,19 @@ Status AttributionService::WriteIndexBatch(std::deque<IndexOp>& ops) {
       outcomes.push_back(op.row);
     }
   }
-  return store_.WriteActions(rows, outcomes);
+  RETURN_IF_ERROR(store_.WriteActions(rows, outcomes));
+  // The mark: ops are queued from the ledger's callbacks, which run in ledger order, and a failed
+  // batch is retried ahead of later ones; so once this batch is written, every row of an event
+  // up to its newest is. (A claim, queued by Complete before its outcome is durable, has no
+  // ledger index.) A mark not raised only makes the next start-up read further back.
+  int64_t newest = -1;
+  for (const IndexOp& op : ops)
+    newest = std::max(newest, op.outcome_only ? op.row.outcome_index : op.row.decision_index);
+  if (newest >= 0) {
+    if (Status st = store_.RaiseIndexedSize(static_cast<uint64_t>(newest) + 1); !st.ok())
+      errors_.Report("attribution.index_mark", st);
+  }
+  return OkStatus();
 }
 
 void AttributionService::FlushIndex() {
@@ -498,6 +525,18 @@ void AttributionService::FlushIndex() {
     return index_written_ >= target || index_last_failed_attempt_ > began;
   });
   --flush_waiters_;
+}
+
+Result<std::optional<ActionRow>> AttributionService::FindAction(const std::string& action_id) {
+  {
+    MutexLock lock(index_mu_);
+    if (auto it = pending_rows_.find(action_id); it != pending_rows_.end())
+      return std::optional<ActionRow>(it->second.row);
+  }
+  ASSIGN_OR_RETURN(auto row, store_.GetAction(action_id));
+  if (row) return row;
+  // Not indexed (yet): the ledger is the record of truth.
+  return ActionFromLedger(ledger_.store(), action_id);
 }
 
 Status AttributionService::IndexHealth() const {
@@ -964,17 +1003,9 @@ std::string AttributionService::Complete(CompleteRequest req, CompleteCallback d
   const identity::VerifiedAccess& va =
       req.verified != nullptr ? *req.verified : (access.ok() ? *access : revoked);
 
-  std::optional<ActionRow> row;
-  {
-    MutexLock lock(index_mu_);
-    auto it = pending_rows_.find(req.action_id);
-    if (it != pending_rows_.end()) row = it->second.row;
-  }
-  if (!row) {
-    auto r = store_.GetAction(req.action_id);
-    if (!r.ok()) return fail(r.status());
-    row = *r;
-  }
+  auto found = FindAction(req.action_id);
+  if (!found.ok()) return fail(found.status());
+  std::optional<ActionRow> row = std::move(*found);
   if (!row) return fail(NotFoundError("no action " + req.action_id));
   if (row->sid != va.session.sid)
     return fail(PermissionDeniedError("action " + req.action_id + " belongs to another session"));

@@ -195,6 +195,10 @@ class AttributionService {
   std::vector<Target> PublishedTargets(const std::set<std::string>& skip_types = {}) const;
 
   AttributionStore& store() { return store_; }
+  // Action `action_id` as the index will hold it: a row still queued for the index, else the
+  // index's row, else its decision (and outcome) read from the ledger, for an action the index
+  // does not hold (yet). nullopt if the ledger has no such decision either.
+  Result<std::optional<ActionRow>> FindAction(const std::string& action_id);
   // Waits until every action row handed to the indexer before the call is written
   // (investigations, tests), or until an attempt to write them that began after the call has
   // failed (a waiting flush cuts the retry backoff short): rows not yet written stay visible to

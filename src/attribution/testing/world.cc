@@ -13,6 +13,7 @@ Result<std::unique_ptr<World>> World::Create(const std::filesystem::path& dir,
                                              AttributionOptions options, store::Backend backend) {
   std::unique_ptr<World> w(new World());
   w->dir = dir;
+  w->backend_ = backend;
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
   std::filesystem::create_directories(dir, ec);
@@ -58,6 +59,22 @@ Status World::Reopen(AttributionOptions options) {
   svc.reset();
   ASSIGN_OR_RETURN(svc, AttributionService::Create(*tokens, *ledger, *store, clock, random, errors,
                                                    std::move(options)));
+  return OkStatus();
+}
+
+Status World::LoseIndex() {
+  svc.reset();
+  store.reset();
+  store::StorageOptions files = store::StorageOptions::InDirectory(dir.string());
+  files.backend = backend_;
+  if (backend_ == store::Backend::kSqlite) {
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+      std::error_code ec;
+      std::filesystem::remove(files.attribution_path + suffix, ec);
+      if (ec) return UnavailableError("cannot remove the index: " + ec.message());
+    }
+  }
+  ASSIGN_OR_RETURN(store, store::OpenAttributionStore(files));
   return OkStatus();
 }
 

@@ -50,6 +50,9 @@ class World {
 
   // A new AttributionService over the same stores (a restart).
   Status Reopen(AttributionOptions options = {});
+  // Closes the service and the attribution store, removes the store's file and opens an empty
+  // one: an index that lost every row (the service is not reopened: Reopen()).
+  Status LoseIndex();
   // Registers an agent with a generated client secret (owners and contact filled in).
   Status Register(const std::string& name, identity::ScopeSet grants,
                   std::vector<std::string> permissions, identity::Environment env);
@@ -79,6 +82,7 @@ class World {
   Result<IssuedSession> Exchange(const std::string& agent, const std::string& subject,
                                  const std::string& subject_type, const std::string& scope);
   std::map<std::string, std::string> secrets_;
+  store::Backend backend_ = store::Backend::kSqlite;
 };
 
 }  // namespace custody::attribution::testkit
