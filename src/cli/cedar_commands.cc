@@ -1,4 +1,6 @@
 // `custody cedar authorize` and `custody cedar check`: the Cedar engine from the command line.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <fstream>
 #include <iostream>
@@ -6,8 +8,11 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
 
 #include "cli/commands.h"
+#include "cli/line_reader.h"
+#include "cli/line_writer.h"
 #include "policy/authorizer.h"
 #include "policy/json_io.h"
 #include "policy/parser.h"
@@ -53,29 +58,50 @@ void RunAuthorize(const AuthorizeOptions& opt) {
   Result<Entities> es = policy::ParseEntitiesJson(ReadFileOrFail(opt.entities), schema.get());
   if (!es.ok()) Fail(opt.entities + ": " + es.status().message());
 
-  auto decide = [&](const std::string& line) -> bool {
+  // Decides one request; `out` gets the decision, or an error line that keeps the output lines
+  // aligned with the input lines (the details go to stderr).
+  auto decide = [&](std::string_view line, std::string* out) -> bool {
     Result<policy::Request> req = policy::ParseRequestJson(line, schema.get());
     if (!req.ok()) {
-      // Keep output lines aligned with input lines; the details go to stderr.
       std::cerr << "custody cedar: invalid request: " << req.status().message() << "\n";
-      std::cout << "{\"error\":\"invalid request\"}\n";
+      *out = "{\"error\":\"invalid request\"}";
       return false;
     }
-    std::cout << policy::ResponseToJson(ps->IsAuthorized(*req, *es)) << "\n";
+    *out = policy::ResponseToJson(ps->IsAuthorized(*req, *es));
     return true;
   };
 
+  std::string answer;
   if (!opt.request.empty()) {
-    if (!decide(ReadFileOrFail(opt.request))) throw CLI::RuntimeError(kExitInvalid);
+    bool ok = decide(ReadFileOrFail(opt.request), &answer);
+    std::cout << answer << "\n";
+    if (!ok) throw CLI::RuntimeError(kExitInvalid);
     return;
   }
+  // Answers are written in large pieces, and whenever the next read might wait: a caller that
+  // sends one request and waits for its answer gets it at once.
+  LineWriter out(STDOUT_FILENO, ::isatty(STDOUT_FILENO) == 1);
+  Status write_status;
+  auto flush = [&] {
+    if (Status st = out.Flush(); !st.ok() && write_status.ok()) write_status = st;
+  };
+  LineReader in(STDIN_FILENO);
+  in.SetBeforeRead(flush);
   bool all_ok = true;
-  std::string line;
-  while (std::getline(std::cin, line)) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    all_ok = decide(line) && all_ok;
-    std::cout.flush();
+  std::string_view line;
+  while (true) {
+    Result<bool> more = in.Next(&line);
+    if (!more.ok()) {
+      flush();
+      Fail(more.status().message());
+    }
+    if (!*more) break;
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    all_ok = decide(line, &answer) && all_ok;
+    if (Status st = out.Write(answer); !st.ok() && write_status.ok()) write_status = st;
   }
+  flush();
+  if (!write_status.ok()) Fail(write_status.message(), 1);
   if (!all_ok) throw CLI::RuntimeError(kExitInvalid);
 }
 

@@ -3,19 +3,19 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <condition_variable>
-#include <cstdio>
 #include <deque>
 #include <filesystem>
-#include <future>
 #include <iostream>
-#include <mutex>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "cli/commands.h"
+#include "cli/line_reader.h"
+#include "cli/line_writer.h"
 #include "common/encoding.h"
 #include "common/jcs.h"
+#include "common/mutex.h"
 #include "crypto/key_file.h"
 #include "ledger/ledger.h"
 #include "ledger/note.h"
@@ -105,77 +105,144 @@ std::string ErrorLine(uint64_t line, const Status& s) {
   return out + "}}";
 }
 
+// The answers to the lines in flight, in input order. The reader adds a slot per line and waits
+// while too many are unanswered (to cap memory); the ledger's callbacks fill the slots on the
+// sequencer thread; the writer takes the answered ones from the front. One lock per line and a
+// wake-up only when someone waits for it: a future per line cost more than the line's append.
+class InOrderAnswers {
+ public:
+  struct Answer {
+    uint64_t line = 0;                                   // input line number, for errors
+    std::optional<Result<ledger::AppendResult>> result;  // empty until answered
+  };
+
+  explicit InOrderAnswers(size_t max_in_flight) : max_in_flight_(max_in_flight) {}
+
+  // Reader: a slot for input line `line`; returns its sequence number.
+  uint64_t Add(uint64_t line) {
+    MutexLock lock(mu_);
+    if (slots_.size() >= max_in_flight_) {
+      reader_waiting_ = true;
+      reader_cv_.Wait(mu_, [&]() REQUIRES(mu_) { return slots_.size() < max_in_flight_; });
+      reader_waiting_ = false;
+    }
+    slots_.push_back(Answer{.line = line, .result = std::nullopt});
+    return front_seq_ + slots_.size() - 1;
+  }
+
+  // Any thread: the answer for slot `seq`.
+  void Fill(uint64_t seq, Result<ledger::AppendResult> r) {
+    bool wake;
+    {
+      MutexLock lock(mu_);
+      slots_[seq - front_seq_].result.emplace(std::move(r));
+      wake = writer_waiting_ && seq == front_seq_;
+    }
+    if (wake) writer_cv_.NotifyOne();
+  }
+
+  // Reader: no more lines.
+  void Finish() {
+    {
+      MutexLock lock(mu_);
+      finished_ = true;
+    }
+    writer_cv_.NotifyOne();
+  }
+
+  // Writer: moves the answered slots at the front into `out`. With `wait`, first waits until
+  // there is one, or until there are none left to come. Returns false once all are taken.
+  bool Take(std::vector<Answer>* out, bool wait) {
+    MutexLock lock(mu_);
+    auto front_ready = [&]() REQUIRES(mu_) {
+      return !slots_.empty() && slots_.front().result.has_value();
+    };
+    if (wait && !front_ready() && !(finished_ && slots_.empty())) {
+      writer_waiting_ = true;
+      writer_cv_.Wait(
+          mu_, [&]() REQUIRES(mu_) { return front_ready() || (finished_ && slots_.empty()); });
+      writer_waiting_ = false;
+    }
+    while (front_ready()) {
+      out->push_back(std::move(slots_.front()));
+      slots_.pop_front();
+      ++front_seq_;
+    }
+    bool wake = reader_waiting_ && !out->empty();
+    bool more = !(finished_ && slots_.empty());
+    lock.Unlock();
+    if (wake) reader_cv_.NotifyOne();
+    return more || !out->empty();
+  }
+
+ private:
+  const size_t max_in_flight_;
+  Mutex mu_;
+  CondVar reader_cv_;
+  CondVar writer_cv_;
+  std::deque<Answer> slots_ GUARDED_BY(mu_);
+  uint64_t front_seq_ GUARDED_BY(mu_) = 0;  // sequence number of slots_.front()
+  bool finished_ GUARDED_BY(mu_) = false;
+  bool reader_waiting_ GUARDED_BY(mu_) = false;
+  bool writer_waiting_ GUARDED_BY(mu_) = false;
+};
+
 // Reads events from stdin and keeps reading while earlier lines wait for their batch; a writer
-// thread prints results in input order. In-flight lines are bounded to cap memory.
+// thread prints the answers in input order, flushing whenever it would wait, so a consumer
+// reading receipts as they come sees each batch's at once.
 int RunAppend(const LedgerFlags& f) {
   auto ledger = OpenLedger(f, /*create=*/true);
-  constexpr size_t kMaxInFlight = 1 << 16;
-  std::mutex mu;
-  std::condition_variable cv;
-  std::deque<std::future<std::string>> pending;  // guarded by mu
-  bool eof = false;                              // guarded by mu
-  bool any_error = false;
+  InOrderAnswers answers(/*max_in_flight=*/1 << 16);
+  bool any_error = false;  // written by the writer thread only, read after join
+  Status write_status;     // likewise
 
   std::thread writer([&] {
-    std::string buf;
-    while (true) {
-      std::future<std::string> next;
-      {
-        std::unique_lock<std::mutex> lock(mu);
-        cv.wait(lock, [&] { return eof || !pending.empty(); });
-        if (pending.empty()) break;
-        next = std::move(pending.front());
-        pending.pop_front();
+    LineWriter out(STDOUT_FILENO, ::isatty(STDOUT_FILENO) == 1);
+    std::vector<InOrderAnswers::Answer> ready;
+    bool more = true;
+    while (more) {
+      ready.clear();
+      more = answers.Take(&ready, /*wait=*/false);
+      if (ready.empty()) {
+        if (Status st = out.Flush(); !st.ok() && write_status.ok()) write_status = st;
+        more = answers.Take(&ready, /*wait=*/true);
       }
-      cv.notify_all();
-      std::string line = next.get();
-      if (line.rfind("{\"error\"", 0) == 0) any_error = true;
-      buf += line;
-      buf += '\n';
-      bool more;
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        more = !pending.empty() &&
-               pending.front().wait_for(std::chrono::seconds(0)) == std::future_status::ready;
-      }
-      if (!more || buf.size() > (1 << 20)) {
-        std::fwrite(buf.data(), 1, buf.size(), stdout);
-        std::fflush(stdout);
-        buf.clear();
+      for (auto& a : ready) {
+        any_error |= !a.result->ok();
+        std::string line =
+            a.result->ok() ? AppendLine(**a.result) : ErrorLine(a.line, a.result->status());
+        if (Status st = out.Write(line); !st.ok() && write_status.ok()) write_status = st;
       }
     }
-    std::fwrite(buf.data(), 1, buf.size(), stdout);
-    std::fflush(stdout);
+    if (Status st = out.Flush(); !st.ok() && write_status.ok()) write_status = st;
   });
 
-  std::string text;
+  LineReader in(STDIN_FILENO);
+  Status read_status;
+  std::string_view text;
   uint64_t line_no = 0;
-  while (std::getline(std::cin, text)) {
-    ++line_no;
-    if (!text.empty() && text.back() == '\r') text.pop_back();
-    if (text.find_first_not_of(" \t") == std::string::npos) continue;  // blank lines are skipped
-    auto promise = std::make_shared<std::promise<std::string>>();
-    std::future<std::string> fut = promise->get_future();
-    {
-      std::unique_lock<std::mutex> lock(mu);
-      cv.wait(lock, [&] { return pending.size() < kMaxInFlight; });
-      pending.push_back(std::move(fut));
+  while (true) {
+    Result<bool> more = in.Next(&text);
+    if (!more.ok()) {
+      read_status = more.status();
+      break;
     }
-    cv.notify_all();
-    uint64_t n = line_no;
-    Status st = ledger->AppendAsync(text, {}, [promise, n](Result<ledger::AppendResult> r) {
-      promise->set_value(r.ok() ? AppendLine(*r) : ErrorLine(n, r.status()));
+    if (!*more) break;
+    ++line_no;
+    if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+    if (text.find_first_not_of(" \t") == std::string_view::npos) continue;  // blank: skipped
+    uint64_t seq = answers.Add(line_no);
+    Status st = ledger->AppendAsync(text, {}, [&answers, seq](Result<ledger::AppendResult> r) {
+      answers.Fill(seq, std::move(r));
     });
-    if (!st.ok()) promise->set_value(ErrorLine(n, st));
+    if (!st.ok()) answers.Fill(seq, std::move(st));
   }
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    eof = true;
-  }
-  cv.notify_all();
+  answers.Finish();
   writer.join();
   ledger->Close();
-  return any_error ? 1 : 0;
+  if (!read_status.ok()) std::cerr << "custody: " << read_status.ToString() << "\n";
+  if (!write_status.ok()) std::cerr << "custody: " << write_status.ToString() << "\n";
+  return any_error || !read_status.ok() || !write_status.ok() ? 1 : 0;
 }
 
 Result<ledger::NoteVerifier> VerifierFor(const LedgerFlags& f, const std::string& vkey) {
