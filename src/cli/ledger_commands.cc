@@ -44,19 +44,45 @@ T OrFail(Result<T> r, int code = 1) {
   return std::move(r).value();
 }
 
+// `custody serve --data-dir DIR` keeps its ledger as DIR/ledger.db and the key as DIR/ledger.key;
+// for such a file, that key path.
+std::optional<std::filesystem::path> ServeKeyBeside(const std::string& db) {
+  std::filesystem::path p(db);
+  if (p.filename() != "ledger.db") return std::nullopt;
+  return p.parent_path() / "ledger.key";
+}
+
 struct LedgerFlags {
   std::string db;
-  std::string key;  // default: <db>.key
+  std::string key;  // default: see KeyPath()
   std::string origin;
   size_t batch_size = 4096;
   int64_t batch_delay_us = 0;
 
-  std::string KeyPath() const { return key.empty() ? db + ".key" : key; }
+  // The signing key: --key; else <db>.key if it exists; else the server's key beside a
+  // DIR/ledger.db if it exists (a command on the server's ledger must sign with the server's
+  // key, never a new one); else <db>.key, which only the commands that may create a ledger
+  // create.
+  std::string KeyPath() const {
+    if (!key.empty()) return key;
+    std::string own = db + ".key";
+    if (std::filesystem::exists(own)) return own;
+    auto served = ServeKeyBeside(db);
+    if (served && std::filesystem::exists(*served)) return served->string();
+    return own;
+  }
+  // Where KeyPath() looks, for the error when there is no key.
+  std::string KeyPathsTried() const {
+    auto served = ServeKeyBeside(db);
+    return db + ".key" + (served ? " or " + served->string() : "");
+  }
 };
 
 void AddDbFlags(CLI::App* cmd, LedgerFlags& f) {
   cmd->add_option("--db", f.db, "Ledger SQLite file")->required();
-  cmd->add_option("--key", f.key, "Ed25519 PKCS#8 PEM signing key (default: <db>.key, mode 0600)");
+  cmd->add_option("--key", f.key,
+                  "Ed25519 PKCS#8 PEM signing key, mode 0600 (default: <db>.key, or for "
+                  "DIR/ledger.db the DIR/ledger.key of `custody serve --data-dir DIR`)");
 }
 
 // Opens (and for writers creates) the ledger with its signing key.
@@ -69,7 +95,7 @@ std::unique_ptr<ledger::Ledger> OpenLedger(const LedgerFlags& f, bool create) {
   crypto::Ed25519PrivateKey key = OrFail(create ? crypto::LoadOrCreateEd25519Key(f.KeyPath())
                                                 : [&]() -> Result<crypto::Ed25519PrivateKey> {
     if (!std::filesystem::exists(f.KeyPath())) {
-      return NotFoundError("no signing key at " + f.KeyPath() + " (use --key)");
+      return NotFoundError("no signing key at " + f.KeyPathsTried() + " (use --key)");
     }
     return crypto::LoadOrCreateEd25519Key(f.KeyPath());
   }());
@@ -255,7 +281,8 @@ Result<ledger::NoteVerifier> VerifierFor(const LedgerFlags& f, const std::string
     return ledger::NoteVerifier::FromVerifierKey(text);
   }
   if (!std::filesystem::exists(f.KeyPath())) {
-    return NotFoundError("no key to verify with: pass --vkey or --key");
+    return NotFoundError("no key to verify with at " + f.KeyPathsTried() +
+                         ": pass --vkey or --key");
   }
   ASSIGN_OR_RETURN(crypto::Ed25519PrivateKey key, crypto::LoadOrCreateEd25519Key(f.KeyPath()));
   ASSIGN_OR_RETURN(auto store,

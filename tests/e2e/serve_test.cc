@@ -156,6 +156,86 @@ TEST(Serve, QuickstartFromAnEmptyDirectory) {
   ::umask(saved_umask);
 }
 
+// The `custody ledger` commands on a server's data directory (#16 defect 7): the server keeps
+// DIR/ledger.db and DIR/ledger.key, and `--db DIR/ledger.db` alone finds that key, for reading
+// and for appending. A wrong key or no key is a clear error, and no key is made up.
+TEST(Serve, LedgerCommandsOnAServersDataDirectoryUseItsKey) {
+  fs::path dir = TempDir("ledger-cli");
+  fs::path data = dir / "data";
+  std::string vkey;
+  {
+    ServeProcess s(data, {"--log-level", "warn"});
+    ASSERT_TRUE(s.started());
+    vkey = s.vkey();
+    auto c = s.Client();
+    for (int i = 0; i < 3; ++i) {
+      auto r = c.Send(PostJson(Event(i, "cli"), s.token()));
+      ASSERT_TRUE(r.ok());
+      ASSERT_EQ(r->status, 201) << r->body;
+    }
+    // Beside the running server, which keeps the ledger open.
+    std::string out;
+    EXPECT_EQ(
+        RunCommand({CUSTODY_BINARY, "ledger", "verify", "--db", (data / "ledger.db").string()},
+                   &out),
+        0)
+        << out;
+    EXPECT_NE(out.find("\"leaves\":3"), std::string::npos) << out;
+    ASSERT_EQ(s.Stop(), 0);
+  }
+  const std::string db = (data / "ledger.db").string();
+  std::string out;
+  ASSERT_EQ(RunCommand({CUSTODY_BINARY, "ledger", "verify", "--db", db}, &out), 0) << out;
+  EXPECT_NE(out.find("\"ok\":true,\"leaves\":3"), std::string::npos) << out;
+  // The verifier key the CLI derives is the server's.
+  ASSERT_EQ(RunCommand({CUSTODY_BINARY, "ledger", "key", "--db", db}, &out), 0) << out;
+  EXPECT_EQ(out, vkey + "\n");
+
+  // An append signs with the server's key: its receipt verifies under the server's verifier
+  // key, and the whole ledger still verifies.
+  {
+    Subprocess append({CUSTODY_BINARY, "ledger", "append", "--db", db});
+    std::string event = Event(3, "cli");
+    ASSERT_TRUE(append.Write(event + "\n"));
+    append.CloseStdin();
+    std::string line;
+    ASSERT_TRUE(append.ReadLine(&line));
+    EXPECT_EQ(WEXITSTATUS(append.Wait()), 0);
+    auto obj = json::parse(line).as_object();
+    EXPECT_EQ(obj.at("index").as_int64(), 3) << line;
+    ExpectReceiptVerifies(vkey, obj.at("receipt").as_string().c_str(), event);
+  }
+  EXPECT_FALSE(fs::exists(db + ".key"));  // no second key was made
+  ASSERT_EQ(RunCommand({CUSTODY_BINARY, "ledger", "verify", "--db", db, "--vkey", vkey}, &out), 0)
+      << out;
+  EXPECT_NE(out.find("\"leaves\":4"), std::string::npos) << out;
+
+  // A wrong key fails, saying so.
+  fs::path other = dir / "other";
+  fs::create_directories(other);
+  ASSERT_EQ(RunCommand({CUSTODY_BINARY, "ledger", "key", "--db", (other / "o.db").string()}, &out),
+            0)
+      << out;
+  EXPECT_EQ(RunCommand({CUSTODY_BINARY, "ledger", "verify", "--db", db, "--key",
+                        (other / "o.db.key").string()},
+                       &out),
+            1);
+  EXPECT_NE(out.find("verification FAILED"), std::string::npos) << out;
+
+  // Without the key, verify says where it looked and creates nothing.
+  fs::rename(data / "ledger.key", dir / "moved.key");
+  EXPECT_EQ(RunCommand({CUSTODY_BINARY, "ledger", "verify", "--db", db}, &out), 1);
+  EXPECT_NE(
+      out.find("no key to verify with at " + db + ".key or " + (data / "ledger.key").string()),
+      std::string::npos)
+      << out;
+  EXPECT_FALSE(fs::exists(data / "ledger.key"));
+  EXPECT_FALSE(fs::exists(db + ".key"));
+  EXPECT_EQ(RunCommand({CUSTODY_BINARY, "ledger", "checkpoint", "--db", db}, &out), 1);
+  EXPECT_NE(out.find("no signing key at"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(db + ".key"));
+}
+
 TEST(Serve, WithoutQuickstartAMissingDataDirIsAClearError) {
   fs::path dir = TempDir("noquick");
   std::string out;
