@@ -458,6 +458,40 @@ TEST(ParseSinceTest, AcceptsMillisRelativeAndRfc3339AndRefusesTheRest) {
 
 // --- Evidence ------------------------------------------------------------------------------------
 
+// An action the index lost (and whose loss the index's mark does not show) is traced from the
+// ledger, the record of truth, not refused as "not an action".
+TEST_F(InvestigateTest, TraceAnswersFromTheLedgerForAnActionTheIndexDoesNotHold) {
+  Scenario s = Run();
+  inv_.reset();
+  ASSERT_TRUE(w_->LoseIndex().ok());
+  ASSERT_TRUE(w_->store->RaiseIndexedSize(ledger_->Size()).ok());
+  ASSERT_TRUE(w_->Reopen().ok());
+  store_ = w_->store.get();
+  svc_ = w_->svc.get();
+  inv_ = std::make_unique<Investigator>(*tokens_, *ledger_, *svc_, clock_);
+  auto indexed = store_->GetAction(s.ok.action_id);
+  ASSERT_TRUE(indexed.ok());
+  ASSERT_FALSE(*indexed);
+
+  json::object t = Answer(inv_->Trace(s.ok.action_id));
+  EXPECT_EQ(S(t["event_id"]), s.ok.action_id);
+  EXPECT_EQ(t["index"].to_number<uint64_t>(), s.ok.ledger_index);
+  EXPECT_EQ(S(t["decision"]), "allow");
+  EXPECT_EQ(S(t.at("initiated_by").at("id")), "alice@example.com");
+  EXPECT_EQ(S(t.at("executed_by").at("session")), s.good_sid);
+  EXPECT_EQ(S(t.at("outcome").at("status")), "ok");  // its outcome, found in the ledger too
+  EXPECT_EQ(t.at("path").as_array().size(), 3u);     // root, the worker's session, the action
+  // The tripping call too, traced from its containment event.
+  auto contained =
+      ledger_->store().FindLeaves(store::LedgerStore::Column::kSession, s.bad_sid, "containment");
+  ASSERT_TRUE(contained.ok() && !contained->empty());
+  auto cleaf = ledger_->GetEntry(contained->front());
+  ASSERT_TRUE(cleaf.ok());
+  json::object tc = Answer(inv_->Trace(S(json::parse(cleaf->data).at("event_id"))));
+  EXPECT_EQ(S(tc["event_id"]), s.trip.action_id);
+  EXPECT_EQ(S(tc["decision"]), "deny");
+}
+
 class EvidenceTest : public InvestigateTest {
  protected:
   std::string Bundle(const Scenario& s) {
