@@ -16,3 +16,20 @@ function(custody_module name)
       PROPERTIES ENVIRONMENT "CUSTODY_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
   endif()
 endfunction()
+
+# custody_fuzzer(NAME SOURCES ... DEPS ...)
+# Declares the libFuzzer target custody_<NAME>_fuzz, only when CUSTODY_FUZZ is on (the fuzz
+# preset). Every fuzzer lands in <build>/fuzz/; its seed corpus is fuzz/corpus/<NAME>/ and
+# scripts/fuzz.sh runs it. The target `custody_fuzzers` builds them all.
+function(custody_fuzzer name)
+  if(NOT CUSTODY_FUZZ)
+    return()
+  endif()
+  cmake_parse_arguments(F "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(custody_${name}_fuzz ${F_SOURCES})
+  target_link_libraries(custody_${name}_fuzz PRIVATE ${F_DEPS})
+  target_link_options(custody_${name}_fuzz PRIVATE -fsanitize=fuzzer)
+  set_target_properties(custody_${name}_fuzz PROPERTIES
+    RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/fuzz)
+  add_dependencies(custody_fuzzers custody_${name}_fuzz)
+endfunction()

@@ -2,9 +2,8 @@
 // input must produce a value or an error, never a crash, hang or sanitizer report. Parsed
 // policies are also evaluated against a small fixed request, to reach the evaluator.
 //
-// Built only with clang (see CMakeLists.txt):
-//   CXX=clang++ cmake --preset dev -B build/fuzz && cmake --build build/fuzz --target
-//   custody_policy_parser_fuzz build/fuzz/src/policy/custody_policy_parser_fuzz -max_total_time=60
+// Built by the fuzz preset; `scripts/fuzz.sh 60 policy_parser` runs it on
+// fuzz/corpus/policy_parser/.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
