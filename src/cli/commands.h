@@ -26,6 +26,8 @@ void RegisterContainCommands(CLI::App& app);
 void RegisterInvestigateCommands(CLI::App& app);
 // tool list|approve: the MCP gateway's tool-definition pins (over HTTP).
 void RegisterToolCommands(CLI::App& app);
+// index rebuild: the action index derived from the ledger again (offline).
+void RegisterIndexCommands(CLI::App& app);
 // config keys: every configuration key (docs/CONFIG.md is its Markdown output).
 void RegisterConfigCommands(CLI::App& app);
 

@@ -34,6 +34,9 @@ int main(int argc, char** argv) {
 #ifdef CUSTODY_HAVE_TOOL_CLI
   custody::cli::RegisterToolCommands(app);
 #endif
+#ifdef CUSTODY_HAVE_INDEX_CLI
+  custody::cli::RegisterIndexCommands(app);
+#endif
 #ifdef CUSTODY_HAVE_CONFIG_CLI
   custody::cli::RegisterConfigCommands(app);
 #endif

@@ -403,5 +403,40 @@ TEST_F(AttributionE2E, ManualContainmentFromTheCli) {
   EXPECT_NE(Cli({"contain", "planner"}), 0);
 }
 
+// `custody index rebuild` derives the action index from the ledger again, offline; it refuses
+// to touch the index a running server holds.
+TEST_F(AttributionE2E, IndexRebuildFromTheLedger) {
+  std::ofstream(dir_ / "p.cedar") << "permit(principal, action, resource);";
+  ASSERT_EQ(Cli({"policy", "publish", (dir_ / "p.cedar").string()}), 0);
+  std::string planner = Exchange("planner", IdToken("alice@example.com"),
+                                 "urn:ietf:params:oauth:token-type:id_token");
+  ASSERT_EQ(Authorize(planner, "github", "x")->status, 200);
+  ASSERT_EQ(Authorize(planner, "github", "y")->status, 200);
+  const std::string data = (dir_ / "data").string();
+  std::string out;
+  EXPECT_NE(testing::RunCommand({CUSTODY_BINARY, "index", "rebuild", "--data-dir", data}, &out), 0);
+  EXPECT_NE(out.find("held by a running custody serve"), std::string::npos) << out;
+
+  server_->Stop();
+  // The index is lost; the ledger holds every decision.
+  for (const char* f : {"attribution.db", "attribution.db-wal", "attribution.db-shm"})
+    std::filesystem::remove(dir_ / "data" / f);
+  ASSERT_EQ(testing::RunCommand({CUSTODY_BINARY, "index", "rebuild", "--data-dir", data}, &out), 0)
+      << out;
+  json::object stats = json::parse(out).as_object();
+  EXPECT_EQ(stats["from"].to_number<int64_t>(), 0);
+  EXPECT_EQ(stats["decisions"].to_number<int64_t>(), 2);
+  EXPECT_EQ(stats["outcomes"].to_number<int64_t>(), 0);
+  EXPECT_GT(stats["to"].to_number<int64_t>(), 2);  // identity and policy events too
+  // The mark is recorded: from it on there is nothing left to index.
+  ASSERT_EQ(testing::RunCommand(
+                {CUSTODY_BINARY, "index", "rebuild", "--data-dir", data, "--from-mark"}, &out),
+            0)
+      << out;
+  json::object again = json::parse(out).as_object();
+  EXPECT_EQ(again["from"], stats["to"]);
+  EXPECT_EQ(again["decisions"].to_number<int64_t>(), 0);
+}
+
 }  // namespace
 }  // namespace custody
