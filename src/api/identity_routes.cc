@@ -27,6 +27,7 @@ Response OAuthErrorResponse(const identity::OAuthError& e) {
   Response r = Response::Json(e.http_status, json::serialize(o));
   r.headers.Set("cache-control", "no-store");
   if (e.http_status == 401) r.headers.Set("www-authenticate", "Bearer realm=\"custody\"");
+  if (e.http_status == 503) r.headers.Set("retry-after", "1");  // the ledger cannot commit yet
   return r;
 }
 
@@ -197,8 +198,10 @@ Status AddIdentityRoutes(http::Router& router, TokenService& tokens) {
          t.actor_token_type = p("actor_token_type");
          t.objective = p("objective");
          t.requested_lifetime = p("requested_lifetime");
-         auto issued = svc->Token(t);
-         respond(issued.ok() ? TokenResponse(*issued.value) : OAuthErrorResponse(issued.error));
+         // Answered once the issuance's event is durable (from the ledger's commit thread).
+         svc->TokenAsync(t, [respond](identity::OAuthResult<identity::IssuedToken> issued) {
+           respond(issued.ok() ? TokenResponse(*issued.value) : OAuthErrorResponse(issued.error));
+         });
        },
        AuthRequirement::None(), kForm}));
 

@@ -133,16 +133,16 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   RETURN_IF_ERROR(AddLedgerRoutes(impl->router, *impl->ledger, ro));
 
   // Identity: every registration, issuance, exchange and revocation is a ledger event, durable
-  // before the caller gets its answer.
+  // before the caller gets its answer. The token endpoint's events go to the ledger's group
+  // commit and /oauth2/token answers from the commit (no server thread waits on fsync); a
+  // refused token request is answered at once (see TokenServiceOptions::async_sink).
   impl->identity_store = std::move(stores.identity);
   identity::TokenServiceOptions io;
   io.trust_domain = config.trust_domain;
   io.issuer = config.identity.issuer;
   io.svid_lifetime_s = config.identity.svid_lifetime_s;
-  // A refused token request is recorded without waiting for durability (a flood of refusals
-  // neither waits on the ledger nor holds a server thread); see refusal_sink.
-  io.refusal_sink = [rec = impl->recorder.get()](const std::string& event,
-                                                 std::function<void(Status)> done) {
+  io.async_sink = [rec = impl->recorder.get()](const std::string& event,
+                                               std::function<void(Status)> done) {
     rec->RecordTextAsync(
         event, [done = std::move(done)](Result<ledger::AppendResult> r) { done(r.status()); });
   };

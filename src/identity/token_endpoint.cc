@@ -1,6 +1,8 @@
-// TokenService::Token, the /oauth2/token request as a whole, and the token.refuse event every
-// refusal of it leaves in the ledger: an escalation attempt is evidence, not just an error.
+// TokenService::TokenAsync, the /oauth2/token request as a whole: its issuance answered once its
+// event is durable, and the token.refuse event every refusal of it leaves in the ledger: an
+// escalation attempt is evidence, not just an error.
 #include <charconv>
+#include <future>
 
 #include "events/identity_events.h"
 #include "identity/token_service.h"
@@ -25,27 +27,26 @@ std::string Bounded(std::string_view s) {
 }  // namespace
 
 TokenService::~TokenService() {
-  MutexLock lock(refusals_mu_);
-  refusals_done_.Wait(refusals_mu_,
-                      [&]() REQUIRES(refusals_mu_) { return refusals_pending_ == 0; });
+  MutexLock lock(async_mu_);
+  async_done_.Wait(async_mu_, [&]() REQUIRES(async_mu_) {
+    return refusals_pending_ == 0 && issues_pending_ == 0;
+  });
 }
 
-OAuthResult<IssuedToken> TokenService::Token(const TokenRequest& req) {
+void TokenService::TokenAsync(const TokenRequest& req, TokenCallback done) {
   using R = OAuthResult<IssuedToken>;
   ExchangeFacts facts;
   auto client = AuthenticateClient(req.client_id, req.client_assertion_type, req.client_assertion,
                                    req.client_secret);
   if (!client.ok()) {
     RecordRefusal(req, nullptr, facts, client.error);
-    R r;
-    r.error = client.error;
-    return r;
+    return done(R{std::nullopt, client.error});
   }
   const Agent& agent = *client.value;
-  R result = [&]() -> R {
-    if (req.grant_type == "client_credentials") return IssueSvid(agent, req.audience);
+  OAuthResult<Issue> issue = [&]() -> OAuthResult<Issue> {
+    if (req.grant_type == "client_credentials") return PrepareSvid(agent, req.audience);
     if (req.grant_type != kGrantTokenExchange) {
-      return R::Fail("unsupported_grant_type", "grant_type not supported");
+      return OAuthResult<Issue>::Fail("unsupported_grant_type", "grant_type not supported");
     }
     ExchangeRequest x;
     x.subject_token = req.subject_token;
@@ -58,16 +59,42 @@ OAuthResult<IssuedToken> TokenService::Token(const TokenRequest& req) {
     if (const std::string& lt = req.requested_lifetime; !lt.empty()) {
       auto [end, ec] = std::from_chars(lt.data(), lt.data() + lt.size(), x.requested_lifetime_s);
       if (ec != std::errc() || end != lt.data() + lt.size()) {
-        return R::Fail("invalid_request", "bad requested_lifetime");
+        return OAuthResult<Issue>::Fail("invalid_request", "bad requested_lifetime");
       }
     }
-    return Exchange(agent, x, &facts);
+    return PrepareExchange(agent, x, &facts);
   }();
-  // A server_error is Custody's failure, not the client's: it is reported where it happened.
-  if (!result.ok() && result.error.error != "server_error") {
-    RecordRefusal(req, &agent, facts, result.error);
+  if (!issue.ok()) {
+    // A server_error is Custody's failure, not the client's: it is reported where it happened.
+    if (issue.error.error != "server_error") RecordRefusal(req, &agent, facts, issue.error);
+    return done(R{std::nullopt, issue.error});
   }
-  return result;
+  RecordIssue(std::move(*issue.value), std::move(done));
+}
+
+OAuthResult<IssuedToken> TokenService::Token(const TokenRequest& req) {
+  std::promise<OAuthResult<IssuedToken>> answer;
+  auto f = answer.get_future();
+  TokenAsync(req, [&answer](OAuthResult<IssuedToken> r) { answer.set_value(std::move(r)); });
+  return f.get();
+}
+
+void TokenService::RecordIssue(Issue issue, TokenCallback done) {
+  if (!options_.async_sink) {
+    Status recorded = Record(issue.event);
+    return done(FinishIssue(std::move(issue), recorded));
+  }
+  {
+    MutexLock lock(async_mu_);
+    ++issues_pending_;
+  }
+  std::string event = std::move(issue.event);
+  // The answer goes from here, after the ledger's group commit: many requests share one fsync.
+  options_.async_sink(event, [this, issue = std::move(issue), done = std::move(done)](Status s) {
+    done(FinishIssue(issue, s));
+    MutexLock lock(async_mu_);
+    if (--issues_pending_ == 0) async_done_.NotifyAll();
+  });
 }
 
 void TokenService::RecordRefusal(const TokenRequest& req, const Agent* client,
@@ -92,12 +119,12 @@ void TokenService::RecordRefusal(const TokenRequest& req, const Agent* client,
   e.reason = Bounded(error.description);
   std::string event = events::Build(e);
 
-  if (!options_.refusal_sink) {
+  if (!options_.async_sink) {
     if (Status s = Record(event); !s.ok()) errors_.Report("identity.refusal_record", s);
     return;
   }
   {
-    MutexLock lock(refusals_mu_);
+    MutexLock lock(async_mu_);
     if (refusals_pending_ >= options_.max_pending_refusals) {
       lock.Unlock();
       errors_.Report("identity.refusal_dropped",
@@ -106,10 +133,10 @@ void TokenService::RecordRefusal(const TokenRequest& req, const Agent* client,
     }
     ++refusals_pending_;
   }
-  options_.refusal_sink(event, [this](Status s) {
+  options_.async_sink(event, [this](Status s) {
     if (!s.ok()) errors_.Report("identity.refusal_record", s);
-    MutexLock lock(refusals_mu_);
-    if (--refusals_pending_ == 0) refusals_done_.NotifyAll();
+    MutexLock lock(async_mu_);
+    if (--refusals_pending_ == 0) async_done_.NotifyAll();
   });
 }
 

@@ -459,7 +459,15 @@ OAuthResult<Agent> TokenService::AuthenticateClient(const std::string& client_id
 // JWT-SVID
 
 OAuthResult<IssuedToken> TokenService::IssueSvid(const Agent& client, const std::string& audience) {
-  using R = OAuthResult<IssuedToken>;
+  auto issue = PrepareSvid(client, audience);
+  if (!issue.ok()) return OAuthResult<IssuedToken>{std::nullopt, issue.error};
+  Status recorded = Record(issue.value->event);
+  return FinishIssue(std::move(*issue.value), recorded);
+}
+
+OAuthResult<TokenService::Issue> TokenService::PrepareSvid(const Agent& client,
+                                                           const std::string& audience) {
+  using R = OAuthResult<Issue>;
   if (audience.empty()) return R::Fail("invalid_request", "audience is required (JWT-SVID aud)");
   std::string instance = NewId();
   auto sub = AgentInstanceSpiffeId(options_.trust_domain, client.name, instance);
@@ -478,22 +486,42 @@ OAuthResult<IssuedToken> TokenService::IssueSvid(const Agent& client, const std:
     errors_.Report("identity.sign", token.status());
     return R::Fail("server_error", "cannot sign token", 500);
   }
-  Status recorded =
-      Record(events::Build(events::CredentialIssue{.event_id = NewId(),
-                                                   .time = FormatRfc3339Millis(clock_.Now()),
-                                                   .agent = client.name,
-                                                   .instance = *sub,
-                                                   .jti = jti,
-                                                   .exp = exp,
-                                                   .audience = audience,
-                                                   .requested_by = client.name}));
-  if (!recorded.ok()) {
-    errors_.Report("identity.event_record", recorded);
-    return R::Fail("server_error", "cannot record issuance", 500);
-  }
   R r;
-  r.value = IssuedToken{*token, "Bearer", std::string(kTokenTypeJwt), exp - now, "", jti, "", *sub};
+  r.value =
+      Issue{IssuedToken{*token, "Bearer", std::string(kTokenTypeJwt), exp - now, "", jti, "", *sub},
+            events::Build(events::CredentialIssue{.event_id = NewId(),
+                                                  .time = FormatRfc3339Millis(clock_.Now()),
+                                                  .agent = client.name,
+                                                  .instance = *sub,
+                                                  .jti = jti,
+                                                  .exp = exp,
+                                                  .audience = audience,
+                                                  .requested_by = client.name}),
+            exp};
   return r;
+}
+
+OAuthResult<IssuedToken> TokenService::FinishIssue(Issue issue, const Status& recorded) {
+  using R = OAuthResult<IssuedToken>;
+  if (recorded.ok()) {
+    R r;
+    r.value = std::move(issue.token);
+    return r;
+  }
+  errors_.Report("identity.event_record", recorded);
+  // The token never leaves Custody. It is revoked as well, so that it would not verify even if
+  // it had: an exchange's session (written before its event), a JWT-SVID's jti.
+  const bool session = !issue.token.sid.empty();
+  if (session) {
+    auto revoked = store_.RevokeSessionTree(issue.token.sid, "issuance not recorded", Now());
+    if (!revoked.ok()) errors_.Report("identity.issue_undo", revoked.status());
+  } else if (Status s = store_.RevokeJti(issue.token.jti, issue.exp + options_.leeway_s); !s.ok()) {
+    errors_.Report("identity.issue_undo", s);
+  }
+  // The ledger's reason (it may name files) stays in the report; the client learns only that
+  // it may try again.
+  return R::Fail("temporarily_unavailable",
+                 session ? "cannot record session" : "cannot record issuance", 503);
 }
 
 Result<std::string> TokenService::VerifySvid(const std::string& token,
@@ -628,7 +656,16 @@ Result<VerifiedAccess> TokenService::VerifyAccessToken(const std::string& token,
 
 OAuthResult<IssuedToken> TokenService::Exchange(const Agent& client, const ExchangeRequest& req,
                                                 ExchangeFacts* facts) {
-  using R = OAuthResult<IssuedToken>;
+  auto issue = PrepareExchange(client, req, facts);
+  if (!issue.ok()) return OAuthResult<IssuedToken>{std::nullopt, issue.error};
+  Status recorded = Record(issue.value->event);
+  return FinishIssue(std::move(*issue.value), recorded);
+}
+
+OAuthResult<TokenService::Issue> TokenService::PrepareExchange(const Agent& client,
+                                                               const ExchangeRequest& req,
+                                                               ExchangeFacts* facts) {
+  using R = OAuthResult<Issue>;
   int64_t now = Now();
   if (req.audience.empty()) return R::Fail("invalid_request", "audience is required");
   if (req.actor_token.empty() || req.actor_token_type != kTokenTypeJwt) {
@@ -814,21 +851,11 @@ OAuthResult<IssuedToken> TokenService::Exchange(const Agent& client, const Excha
   e.objective_digest = s.objective_digest;
   e.txn = s.txn;
   e.requested_by = client.name;
-  Status recorded = Record(events::Build(e));
-  if (!recorded.ok()) {
-    errors_.Report("identity.event_record", recorded);
-    return R::Fail("server_error", "cannot record session", 500);
-  }
 
   R r;
-  r.value = IssuedToken{*token,
-                        "Bearer",
-                        std::string(kTokenTypeAccessToken),
-                        exp - now,
-                        JoinScopes(s.scopes),
-                        s.jti,
-                        s.sid,
-                        s.initiator};
+  r.value = Issue{IssuedToken{*token, "Bearer", std::string(kTokenTypeAccessToken), exp - now,
+                              JoinScopes(s.scopes), s.jti, s.sid, s.initiator},
+                  events::Build(e), exp};
   return r;
 }
 

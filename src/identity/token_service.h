@@ -7,7 +7,8 @@
 // the events are built by events/identity_events.h. Errors no caller is told of (e.g. a failed
 // store write or event behind an OAuth "server_error", a store failure behind "unknown client")
 // go to the injected ErrorReporter under "identity.*" sites. A refused token request is
-// recorded too (token.refuse, through Token()). Thread-safe: the store is
+// recorded too (token.refuse, through TokenAsync()); the token endpoint's events can be recorded
+// without blocking its caller (TokenServiceOptions::async_sink). Thread-safe: the store is
 // thread-safe, the signing keys are guarded by keys_mu_ and the verified-token cache by cache_mu_.
 #pragma once
 
@@ -65,13 +66,17 @@ struct TokenServiceOptions {
   // token's SHA-256, each kept until min(exp, now + 60 s)). Session and revocation state is
   // still read on every verification. 0 disables the cache.
   size_t verify_cache_entries = 4096;
-  // Where token.refuse events go (every refused Token() request). Unset: through the event
-  // sink, before the refusal returns (tests). Set (custody serve: the ledger's asynchronous
-  // append): handed over without waiting for durability, so a client spamming refusals neither
-  // waits on the ledger nor holds a server thread; at most max_pending_refusals are in flight,
-  // and a refusal past that is answered but not recorded, reported as
-  // "identity.refusal_dropped". `done` must run exactly once, on any thread.
-  std::function<void(const std::string& event_json, std::function<void(Status)> done)> refusal_sink;
+  // Where the token endpoint's events go without blocking its caller (custody serve: the
+  // ledger's group commit, Recorder::RecordTextAsync). `done` must run exactly once, on any
+  // thread, once the event is durable (or failed). Unset: every event goes through the
+  // synchronous sink before TokenAsync's `done` runs (tests).
+  //  - An issuance (credential.issue, session.start) is answered from `done`: no token leaves
+  //    before its event is durable, and concurrent requests share the ledger's fsync.
+  //  - A refusal (token.refuse) is answered at once, without waiting, so a client spamming
+  //    refusals neither waits on the ledger nor holds a server thread; at most
+  //    max_pending_refusals are in flight, and a refusal past that is answered but not
+  //    recorded, reported as "identity.refusal_dropped".
+  std::function<void(const std::string& event_json, std::function<void(Status)> done)> async_sink;
   size_t max_pending_refusals = 256;
 };
 
@@ -143,11 +148,13 @@ struct VerifiedAccess {
 
 // Receives identity events (agent.register, credential.issue, delegation, revocation, …) as JSON
 // objects. In production it appends to the ledger and returns once the event is durable.
+// The token endpoint's events go through TokenServiceOptions::async_sink instead when it is set.
 using IdentityEventSink = std::function<Status(const std::string& event_json)>;
 
 class TokenService {
  public:
-  // Waits for the refusals still being recorded (their sink must still be running).
+  // Waits for the token requests and refusals still being recorded (async_sink must still be
+  // running).
   ~TokenService();
 
   // `errors` must outlive the service.
@@ -169,9 +176,17 @@ class TokenService {
   Result<std::vector<std::string>> DisableAgent(const std::string& name, const std::string& by);
 
   // --- OAuth token endpoint.
-  // POST /oauth2/token: authenticates the client and runs its grant. Every refusal is recorded
-  // as a token.refuse event (the request, the client, the error; never a token or secret); see
-  // TokenServiceOptions::refusal_sink. The primitives below record only what they issue.
+  // POST /oauth2/token: authenticates the client and runs its grant. Validation and signing run
+  // on the calling thread; `done` runs once, after the issuance's event is durable (on the
+  // thread async_sink calls back on, or before TokenAsync returns when there is none). Every
+  // refusal is recorded as a token.refuse event (the request, the client, the error; never a
+  // token or secret); see TokenServiceOptions::async_sink. When the event cannot be recorded
+  // the answer is 503 temporarily_unavailable and the token signed for it is revoked (its
+  // session, or for a JWT-SVID its jti) before `done` runs, so it never verifies.
+  // The primitives below record only what they issue, synchronously.
+  using TokenCallback = std::function<void(OAuthResult<IssuedToken>)>;
+  void TokenAsync(const TokenRequest& request, TokenCallback done);
+  // TokenAsync, waiting for its answer (the CLI and tests).
   OAuthResult<IssuedToken> Token(const TokenRequest& request);
   // private_key_jwt (RFC 7523) or client_secret; returns the authenticated agent.
   OAuthResult<Agent> AuthenticateClient(const std::string& client_id,
@@ -249,10 +264,23 @@ class TokenService {
   // The same, through the verified-token cache.
   Result<AccessClaims> AccessClaimsOf(const std::string& token, int64_t now) EXCLUDES(cache_mu_);
   Status Record(const std::string& event_json);
-  // Records a token.refuse event (through options_.refusal_sink when set); never fails the
+  // A token signed, its session (if any) stored, and its event built but not yet recorded.
+  struct Issue {
+    IssuedToken token;
+    std::string event;
+    int64_t exp = 0;
+  };
+  OAuthResult<Issue> PrepareSvid(const Agent& client, const std::string& audience);
+  OAuthResult<Issue> PrepareExchange(const Agent& client, const ExchangeRequest& request,
+                                     ExchangeFacts* facts);
+  // Records the issuance's event (through async_sink when set) and answers `done` once it is
+  // durable; on failure revokes what was issued and answers temporarily_unavailable.
+  void RecordIssue(Issue issue, TokenCallback done) EXCLUDES(async_mu_);
+  OAuthResult<IssuedToken> FinishIssue(Issue issue, const Status& recorded);
+  // Records a token.refuse event (through options_.async_sink when set); never fails the
   // refusal it records.
   void RecordRefusal(const TokenRequest& request, const Agent* client, const ExchangeFacts& facts,
-                     const OAuthError& error) EXCLUDES(refusals_mu_);
+                     const OAuthError& error) EXCLUDES(async_mu_);
   void NotifyRevoked(const std::vector<std::string>& sids) EXCLUDES(listeners_mu_);
 
   store::IdentityStore& store_;
@@ -280,10 +308,11 @@ class TokenService {
   int next_listener_ GUARDED_BY(listeners_mu_) = 1;
   std::map<int, RevocationListener> listeners_ GUARDED_BY(listeners_mu_);
 
-  // Refusals handed to options_.refusal_sink and not yet done; the destructor waits for them.
-  Mutex refusals_mu_;
-  CondVar refusals_done_;
-  size_t refusals_pending_ GUARDED_BY(refusals_mu_) = 0;
+  // Events handed to options_.async_sink and not yet done; the destructor waits for them.
+  Mutex async_mu_;
+  CondVar async_done_;
+  size_t refusals_pending_ GUARDED_BY(async_mu_) = 0;
+  size_t issues_pending_ GUARDED_BY(async_mu_) = 0;
 
   Mutex cache_mu_;
   std::unordered_map<std::string, CachedAccess> cache_ GUARDED_BY(cache_mu_);  // key: SHA-256

@@ -392,7 +392,7 @@ TEST_F(TokenServiceTest, RefusalsAreRecordedWithoutWaitingAndBounded) {
   TearDown();
   configure_ = [&](TokenServiceOptions& o) {
     o.max_pending_refusals = 2;
-    o.refusal_sink = [&](const std::string& e, std::function<void(Status)> done) {
+    o.async_sink = [&](const std::string& e, std::function<void(Status)> done) {
       held.emplace_back(e, std::move(done));
     };
   };
@@ -990,12 +990,17 @@ TEST_F(TokenServiceTest, FailuresBehindAServerErrorAreReported) {
   FaultVfs::Clear();
   ASSERT_TRUE(svc_->Exchange(planner, r).ok());
 
+  // An event that cannot be recorded is Custody's failure too, but a passing one: the client
+  // may try again (503 temporarily_unavailable).
   sink_status_ = UnavailableError("ledger is closed");
   auto svid = svc_->IssueSvid(planner, kIssuer);
   ASSERT_FALSE(svid.ok());
+  EXPECT_EQ(svid.error.error, "temporarily_unavailable");
+  EXPECT_EQ(svid.error.http_status, 503);
   EXPECT_EQ(svid.error.description, "cannot record issuance");
   out = svc_->Exchange(planner, r);
   ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.error.error, "temporarily_unavailable");
   EXPECT_EQ(out.error.description, "cannot record session");
   EXPECT_EQ(errors_.Count("identity.event_record"), 2u);
   sink_status_ = OkStatus();

@@ -1,0 +1,261 @@
+// The token endpoint's asynchronous path against a real ledger (SQLite, group commit) through
+// the Recorder, as custody serve wires it: no answer leaves before its event is durable, many
+// requests share one commit, and a ledger that cannot commit leaves the client a clean
+// temporarily_unavailable and a token that does not verify.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/json.hpp>
+#include <filesystem>
+#include <thread>
+#include <vector>
+
+#include "common/logger.h"
+#include "crypto/ed25519.h"
+#include "events/recorder.h"
+#include "identity/token_service.h"
+#include "ledger/ledger.h"
+#include "store/stores.h"
+#include "store/testing/fault_vfs.h"
+
+namespace custody::identity {
+namespace {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+using store::testing::Fault;
+using store::testing::FaultVfs;
+constexpr const char* kIssuer = "https://custody.test";
+constexpr std::string_view kExchange = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+class TokenEndpointTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    FaultVfs::Install();  // before any file is opened; nothing fails until a test arms it
+    dir_ = fs::temp_directory_path() /
+           ("custody-tokenep-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    store::StorageOptions files;
+    files.identity_path = (dir_ / "identity.db").string();
+    store_ = std::move(*store::OpenIdentityStore(files));
+  }
+  void TearDown() override {
+    FaultVfs::Clear();
+    svc_.reset();  // waits for what is still being recorded
+    recorder_.reset();
+    ledger_.reset();
+    store_.reset();
+    fs::remove_all(dir_);
+  }
+
+  // The ledger, and the service recording the token endpoint's events through its group
+  // commit. Registrations go nowhere (no synchronous sink): only the endpoint's events are in
+  // the ledger.
+  void Start(const ledger::LedgerOptions& lo) {
+    ledger::LedgerOptions o = lo;
+    o.origin = "custody.test/ledger";
+    auto ls = store::OpenLedgerFile((dir_ / "ledger.db").string());
+    ASSERT_TRUE(ls.ok()) << ls.status().ToString();
+    auto led = ledger::Ledger::Open(std::move(*ls), *crypto::Ed25519PrivateKey::Generate(), o);
+    ASSERT_TRUE(led.ok()) << led.status().ToString();
+    ledger_ = std::move(*led);
+    recorder_ = std::make_unique<events::Recorder>(*ledger_);
+    TokenServiceOptions to;
+    to.trust_domain = "custody.test";
+    to.issuer = kIssuer;
+    to.async_sink = [this](const std::string& e, std::function<void(Status)> done) {
+      {
+        MutexLock lock(handed_mu_);
+        handed_.push_back(e);
+      }
+      recorder_->RecordTextAsync(
+          e, [done = std::move(done)](Result<ledger::AppendResult> r) { done(r.status()); });
+    };
+    auto s = TokenService::Create(*store_, clock_, random_, errors_, nullptr, to);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    svc_ = std::move(*s);
+    Agent a;
+    a.name = "planner";
+    a.grants = {"github/*"};
+    a.permissions = {"assert_initiator"};
+    a.max_delegation_depth = 2;
+    auto r = svc_->RegisterAgent(a, /*generate_secret=*/true, "admin-1");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    secret_ = r->client_secret;
+  }
+
+  TokenRequest SvidRequest() const {
+    TokenRequest t;
+    t.grant_type = "client_credentials";
+    t.client_id = "planner";
+    t.client_secret = secret_;
+    t.audience = kIssuer;
+    return t;
+  }
+  TokenRequest ExchangeRequestFor(const std::string& svid) const {
+    TokenRequest t = SvidRequest();
+    t.grant_type = std::string(kExchange);
+    t.audience = "custody-gateway";
+    t.subject_token = R"({"sub":"nightly-workflow"})";
+    t.subject_token_type = std::string(kTokenTypeInitiatorAssertion);
+    t.actor_token = svid;
+    t.actor_token_type = std::string(kTokenTypeJwt);
+    return t;
+  }
+
+  // The committed ledger's event carrying this jti, or null.
+  std::optional<json::object> CommittedEventWithJti(const std::string& jti) {
+    uint64_t size = ledger_->Size();  // the latest signed checkpoint: durable
+    for (uint64_t i = 0; i < size; ++i) {
+      auto leaf = ledger_->GetEntry(i);
+      if (!leaf.ok()) return std::nullopt;
+      // A jti is a UUIDv7: found in the event's text, it is this token's.
+      if (leaf->data.find('"' + jti + '"') != std::string::npos) {
+        return json::parse(leaf->data).as_object();
+      }
+    }
+    return std::nullopt;
+  }
+
+  fs::path dir_;
+  FakeClock clock_;
+  SystemRandom random_;
+  NullLogger log_;
+  ErrorReporter errors_{log_};
+  std::unique_ptr<store::IdentityStore> store_;
+  std::unique_ptr<ledger::Ledger> ledger_;
+  std::unique_ptr<events::Recorder> recorder_;
+  std::unique_ptr<TokenService> svc_;
+  std::string secret_;
+  Mutex handed_mu_;
+  std::vector<std::string> handed_ GUARDED_BY(handed_mu_);  // every event given to async_sink
+};
+
+// kThreads threads each send kPerThread requests without waiting for the answers. The ledger
+// commits only a full batch of all of them, so an answer that arrives at all arrived after the
+// shared commit: every answer finds every request submitted and its own event in the ledger's
+// signed checkpoint. The same for JWT-SVIDs (client_credentials), then for exchanges with them.
+TEST_F(TokenEndpointTest, ConcurrentRequestsAreAnsweredOnlyOnceTheirEventsAreDurable) {
+  constexpr int kThreads = 4, kPerThread = 4, kAll = kThreads * kPerThread;
+  ledger::LedgerOptions lo;
+  lo.max_batch = kAll;
+  lo.max_delay = std::chrono::seconds(60);  // a batch is committed only when it is full
+  Start(lo);
+
+  struct Answer {
+    OAuthResult<IssuedToken> result;
+    int submitted_then = 0;
+    std::optional<json::object> event;  // its event, read from the ledger when answered
+  };
+  auto run = [&](const std::function<TokenRequest(int)>& request) {
+    std::atomic<int> submitted{0};
+    std::vector<Answer> answers(kAll);
+    std::atomic<int> answered{0};
+    Mutex mu;
+    CondVar all_answered;
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < kPerThread; ++i) {
+          int n = t * kPerThread + i;
+          TokenRequest req = request(n);
+          submitted.fetch_add(1);
+          svc_->TokenAsync(req, [&, n](OAuthResult<IssuedToken> r) {
+            Answer& a = answers[n];
+            a.submitted_then = submitted.load();
+            if (r.ok()) a.event = CommittedEventWithJti(r.value->jti);
+            a.result = std::move(r);
+            MutexLock lock(mu);
+            if (answered.fetch_add(1) + 1 == kAll) all_answered.NotifyAll();
+          });
+        }
+      });
+    }
+    for (auto& th : threads) th.join();  // every call returned, answered or not
+    MutexLock lock(mu);
+    all_answered.Wait(mu, [&] { return answered.load() == kAll; });
+    return answers;
+  };
+
+  uint64_t batches_before = ledger_->Stats().batches;
+  std::vector<Answer> svids = run([&](int) { return SvidRequest(); });
+  EXPECT_EQ(ledger_->Stats().batches, batches_before + 1);  // one commit for all of them
+  for (const Answer& a : svids) {
+    ASSERT_TRUE(a.result.ok()) << a.result.error.description;
+    EXPECT_EQ(a.submitted_then, kAll);
+    ASSERT_TRUE(a.event.has_value()) << "answered before its event was durable";
+    EXPECT_EQ(a.event->at("kind"), "credential.issue");
+    EXPECT_TRUE(svc_->VerifySvid(a.result.value->access_token, kIssuer).ok());
+  }
+
+  std::vector<Answer> exchanges = run([&](int n) {
+    return ExchangeRequestFor(svids[static_cast<size_t>(n)].result.value->access_token);
+  });
+  EXPECT_EQ(ledger_->Stats().batches, batches_before + 2);
+  for (const Answer& a : exchanges) {
+    ASSERT_TRUE(a.result.ok()) << a.result.error.description;
+    EXPECT_EQ(a.submitted_then, kAll);
+    ASSERT_TRUE(a.event.has_value()) << "answered before its event was durable";
+    EXPECT_EQ(a.event->at("kind"), "session.start");
+    EXPECT_EQ(a.event->at("session").at("sid"), json::value(a.result.value->sid));
+    EXPECT_TRUE(svc_->VerifyAccessToken(a.result.value->access_token, "custody-gateway").ok());
+  }
+  EXPECT_EQ(ledger_->Size(), 2u * kAll);
+  EXPECT_TRUE(errors_.Counts().empty());
+}
+
+// A ledger that cannot commit (a full disk): the client hears temporarily_unavailable (503,
+// naming no file), what was signed for it is revoked so it never verifies, and the failure is
+// reported. Once the disk has room again, tokens are issued again.
+TEST_F(TokenEndpointTest, ALedgerThatCannotCommitLeavesNoUsableToken) {
+  Start({});
+  auto svid = svc_->Token(SvidRequest());
+  ASSERT_TRUE(svid.ok()) << svid.error.description;
+
+  FaultVfs::Fail("ledger.db", Fault::kDiskFull);
+  auto out = svc_->Token(ExchangeRequestFor(svid.value->access_token));
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.error.error, "temporarily_unavailable");
+  EXPECT_EQ(out.error.http_status, 503);
+  EXPECT_EQ(out.error.description.find('/'), std::string::npos) << out.error.description;
+  auto failed_svid = svc_->Token(SvidRequest());
+  ASSERT_FALSE(failed_svid.ok());
+  EXPECT_EQ(failed_svid.error.error, "temporarily_unavailable");
+  FaultVfs::Clear();
+  EXPECT_EQ(errors_.Count("identity.event_record"), 2u);
+  EXPECT_EQ(errors_.Count("identity.issue_undo"), 0u);
+
+  // The ledger holds only the first SVID's event. The refused exchange's session and the
+  // refused JWT-SVID's jti are revoked in the store, which every verification reads.
+  ASSERT_EQ(ledger_->Size(), 1u);
+  std::vector<std::string> handed;
+  {
+    MutexLock lock(handed_mu_);
+    handed = handed_;
+  }
+  ASSERT_EQ(handed.size(), 3u);
+  json::object exchange_event = json::parse(handed[1]).as_object();
+  ASSERT_EQ(exchange_event.at("kind"), "session.start");
+  auto session =
+      store_->GetSession(std::string(exchange_event.at("session").at("sid").as_string()));
+  ASSERT_TRUE(session.ok()) << session.status().ToString();
+  EXPECT_TRUE(session->revoked);
+  EXPECT_EQ(session->revoke_reason, "issuance not recorded");
+  json::object svid_event = json::parse(handed[2]).as_object();
+  ASSERT_EQ(svid_event.at("kind"), "credential.issue");
+  auto jti_revoked =
+      store_->IsJtiRevoked(std::string(svid_event.at("credential").at("jti").as_string()));
+  ASSERT_TRUE(jti_revoked.ok());
+  EXPECT_TRUE(*jti_revoked);
+
+  auto again = svc_->Token(ExchangeRequestFor(svid.value->access_token));
+  ASSERT_TRUE(again.ok()) << again.error.description;
+  EXPECT_TRUE(svc_->VerifyAccessToken(again.value->access_token, "custody-gateway").ok());
+  ASSERT_TRUE(CommittedEventWithJti(again.value->jti).has_value());
+}
+
+}  // namespace
+}  // namespace custody::identity
