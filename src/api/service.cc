@@ -117,6 +117,11 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   lo.on_batch_committed = [metrics](size_t events, std::chrono::microseconds commit) {
     metrics->ObserveBatch(events, static_cast<double>(commit.count()) / 1e6);
   };
+  // Every failed commit (a full disk, say) is counted (custody_errors_total{site="ledger.commit"})
+  // and logged with the store's own words; /readyz fails with the reason until a write succeeds.
+  lo.on_commit_failed = [errors = impl->errors.get()](const Status& failure) {
+    errors->Report("ledger.commit", failure);
+  };
   ASSIGN_OR_RETURN(impl->ledger,
                    ledger::Ledger::Open(std::move(stores.ledger), std::move(key), lo));
   ledger::Ledger* led = impl->ledger.get();
@@ -225,6 +230,7 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   RETURN_IF_ERROR(AddOpsRoutes(
       impl->router, impl->metrics,
       [raw]() -> Status {
+        RETURN_IF_ERROR(raw->ledger->CommitHealth());
         RETURN_IF_ERROR(raw->tokens->CheckWritable().WithContext("token store"));
         RETURN_IF_ERROR(raw->ledger->store().LeafCount().status().WithContext("ledger store"));
         if (::access(raw->config.data_dir.c_str(), W_OK) != 0) {

@@ -8,6 +8,15 @@
 namespace custody::ledger {
 namespace {
 
+// What a store failure says, for a client or a probe: its last part ("database or disk is full",
+// "disk I/O error"), without the context before it, which may name files.
+std::string StorageReason(const Status& st) {
+  std::string_view m = st.message();
+  if (size_t colon = m.rfind(": "); colon != std::string_view::npos) m = m.substr(colon + 2);
+  if (m.empty() || m.find('/') != std::string_view::npos) return "storage error";
+  return std::string(m);
+}
+
 constexpr const char* kOriginMetaKey = "origin";
 constexpr const char* kPublicKeyMetaKey = "public_key";
 
@@ -171,6 +180,7 @@ void Ledger::CommitBatch(std::vector<Pending>& batch) {
   int64_t committed_micros = -1;  // set when the batch is durable
   std::vector<Result<AppendResult>> results;
   results.reserve(batch.size());
+  Status failure;
   {
     MutexLock lock(tree_mu_);
     store::LedgerBatch b;
@@ -198,11 +208,15 @@ void Ledger::CommitBatch(std::vector<Pending>& batch) {
     }
     if (!st.ok()) {
       Status rolled = tree_.Rollback();
-      Status failure = st.WithContext("ledger append not committed");
+      failure = st.WithContext("ledger append not committed");
       if (!rolled.ok()) failure = rolled.WithContext("ledger append failed and reload failed");
-      for (size_t i = 0; i < batch.size(); ++i) results.emplace_back(failure);
+      commit_failure_ = StorageReason(st);
+      Status answer = UnavailableError("the event was not recorded: the ledger cannot commit (" +
+                                       commit_failure_ + ")");
+      for (size_t i = 0; i < batch.size(); ++i) results.emplace_back(answer);
     } else {
       tree_.Committed();
+      commit_failure_.clear();
       checkpoint_ = b.checkpoint;
       std::vector<Hash> proof;
       RightEdgeCache edge;  // every proof in the batch shares the same right edge
@@ -232,7 +246,20 @@ void Ledger::CommitBatch(std::vector<Pending>& batch) {
   if (committed_micros >= 0 && options_.on_batch_committed) {
     options_.on_batch_committed(batch.size(), std::chrono::microseconds(committed_micros));
   }
+  if (!failure.ok() && options_.on_commit_failed) options_.on_commit_failed(failure);
   for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(results[i]));
+}
+
+Status Ledger::CommitHealth() {
+  MutexLock lock(tree_mu_);
+  if (commit_failure_.empty()) return OkStatus();
+  // Nothing may have been appended since the failure: see whether the store takes a write now.
+  Status probe = store_->PutMeta("write_probe", std::to_string(tree_.size()));
+  if (probe.ok()) {
+    commit_failure_.clear();
+    return OkStatus();
+  }
+  return UnavailableError("the ledger cannot commit: " + StorageReason(probe));
 }
 
 Result<store::StoredCheckpoint> Ledger::LatestCheckpoint() {

@@ -47,6 +47,9 @@ struct LedgerOptions {
   // the time from taking the batch to the end of the commit (fsync included). For metrics; it
   // must be cheap and must not call back into the Ledger.
   std::function<void(size_t events, std::chrono::microseconds commit)> on_batch_committed;
+  // Called on the sequencer thread after each failed commit with the store's own status (for the
+  // operator: it may name files). Callers of the failed appends get a clean Unavailable instead.
+  std::function<void(const Status& failure)> on_commit_failed;
 };
 
 struct AppendResult {
@@ -102,6 +105,10 @@ class Ledger {
   Result<store::StoredLeaf> GetEntry(uint64_t index) { return store_->GetLeaf(index); }
   store::LedgerStore& store() { return *store_; }
   LedgerStats Stats();
+  // OK unless the last commit failed and the store still refuses a write (probed here, so a
+  // ledger that nobody appends to recovers once the disk has room); then Unavailable with the
+  // reason, e.g. "the ledger cannot commit: database or disk is full". Never names a file.
+  Status CommitHealth() EXCLUDES(tree_mu_);
 
  private:
   struct Pending {
@@ -132,6 +139,7 @@ class Ledger {
   TileTree tree_ GUARDED_BY(tree_mu_);
   std::optional<store::StoredCheckpoint> checkpoint_ GUARDED_BY(tree_mu_);
   LedgerStats stats_ GUARDED_BY(tree_mu_);
+  std::string commit_failure_ GUARDED_BY(tree_mu_);  // reason of the last commit, if it failed
 
   std::thread sequencer_;
 };

@@ -40,6 +40,9 @@ class LedgerTest : public ::testing::Test {
 
   std::unique_ptr<Ledger> Open(LedgerOptions options = {}) {
     if (options.origin.empty()) options.origin = "test.example/ledger";
+    if (!options.on_commit_failed) {
+      options.on_commit_failed = [this](const Status&) { ++failures_seen_; };
+    }
     auto store = store::OpenLedgerFile(DbPath());
     EXPECT_TRUE(store.ok()) << store.status().ToString();
     auto key = crypto::Ed25519PrivateKey::FromSeed(key_seed_);
@@ -55,6 +58,7 @@ class LedgerTest : public ::testing::Test {
 
   fs::path dir_;
   std::vector<uint8_t> key_seed_;
+  std::atomic<int> failures_seen_{0};
 };
 
 TEST_F(LedgerTest, ReceiptsVerifyOfflineWithOnlyTheVerifierKey) {
@@ -220,14 +224,27 @@ TEST_F(LedgerTest, AFailedCommitLeavesTheLedgerAtItsLastDurableState) {
   for (int i = 0; i < 300; ++i) ASSERT_TRUE(ledger->Append(Event(i)).ok());  // a full tile
   const std::string before = ledger->LatestCheckpoint()->note;
 
+  EXPECT_TRUE(ledger->CommitHealth().ok());
   FaultVfs::Fail("ledger.db", Fault::kDiskFull);
   for (int i = 0; i < 3; ++i) {
     auto refused = ledger->Append(Event(1000 + i));
-    EXPECT_FALSE(refused.ok()) << "no receipt for an event that is not durable";
+    ASSERT_FALSE(refused.ok()) << "no receipt for an event that is not durable";
+    // The caller hears a clean unavailable: the reason, no file name, no SQLite context.
+    EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable);
+    EXPECT_EQ(refused.status().message(),
+              "the event was not recorded: the ledger cannot commit (database or disk is full)");
   }
   EXPECT_EQ(ledger->Size(), 300u);
   EXPECT_EQ(ledger->LatestCheckpoint()->note, before);
+  EXPECT_EQ(failures_seen_, 3);  // each failed commit reached the operator's hook
+  // Health says so, and keeps saying so while the store refuses writes.
+  Status health = ledger->CommitHealth();
+  EXPECT_EQ(health.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(health.message(), "the ledger cannot commit: database or disk is full");
+  EXPECT_FALSE(ledger->CommitHealth().ok());
   FaultVfs::Clear();
+  // Room again: health recovers without waiting for an append.
+  EXPECT_TRUE(ledger->CommitHealth().ok());
 
   for (int i = 300; i < 310; ++i) {
     auto r = ledger->Append(Event(i));
