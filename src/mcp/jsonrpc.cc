@@ -1,5 +1,7 @@
 #include "mcp/jsonrpc.h"
 
+#include <cmath>
+
 namespace custody::mcp {
 
 int JsonRpcCodeFor(StatusCode code) {
@@ -30,6 +32,27 @@ namespace {
 
 bool ValidId(const json::value& v) { return v.is_string() || v.is_int64() || v.is_uint64(); }
 
+// Boost.JSON reads a number beyond the double range as infinity (and would write it back as
+// "Infinity", which is not JSON). The walk is bounded by the parser's depth limit.
+bool AllFinite(const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::double_:
+      return std::isfinite(v.get_double());
+    case json::kind::array:
+      for (const auto& e : v.get_array()) {
+        if (!AllFinite(e)) return false;
+      }
+      return true;
+    case json::kind::object:
+      for (const auto& m : v.get_object()) {
+        if (!AllFinite(m.value())) return false;
+      }
+      return true;
+    default:
+      return true;
+  }
+}
+
 bool Fail(RpcError* error, int code, std::string message) {
   error->code = code;
   error->message = std::move(message);
@@ -51,6 +74,7 @@ bool ParseMessage(std::string_view text, Message* out, RpcError* error, json::va
   json::object& o = v.get_object();
   auto idit = o.find("id");
   if (idit != o.end() && ValidId(idit->value())) *id = idit->value();
+  if (!AllFinite(v)) return Fail(error, kParseError, "parse error: a number is out of range");
   auto ver = o.find("jsonrpc");
   if (ver == o.end() || !ver->value().is_string() || ver->value().get_string() != "2.0") {
     return Fail(error, kInvalidRequest, "jsonrpc must be \"2.0\"");

@@ -66,6 +66,26 @@ TEST(JsonRpcTest, RefusesMalformedMessagesWithTheRightCodes) {
   EXPECT_EQ(p.id, json::value(9));
 }
 
+// Boost.JSON reads a number too large for a double as infinity and writes it back as
+// "Infinity", which is not JSON: a message with one must be refused as a parse error (answering
+// its id), not forwarded upstream as invalid JSON. Found by the jsonrpc fuzzer.
+TEST(JsonRpcTest, RefusesNumbersOutOfRangeAsParseErrors) {
+  for (const char* text : {
+           R"({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"arguments":{"n":1e400}}})",
+           R"({"jsonrpc":"2.0","id":3,"error":{"code":-333333331.03e32000,"message":"m"}})",
+           R"({"jsonrpc":"2.0","id":3,"result":[[{"deep":[-1e999]}]]})",
+       }) {
+    auto p = Parse(text);
+    EXPECT_FALSE(p.ok) << text;
+    EXPECT_EQ(p.error.code, kParseError) << text;
+    EXPECT_NE(p.error.message.find("out of range"), std::string::npos) << p.error.message;
+    EXPECT_EQ(p.id, json::value(3)) << text;
+  }
+  // Large but finite numbers still pass.
+  auto ok = Parse(R"({"jsonrpc":"2.0","id":4,"method":"x","params":{"n":1e308,"m":-5e-324}})");
+  EXPECT_TRUE(ok.ok) << ok.error.message;
+}
+
 TEST(JsonRpcTest, BuildsResultsAndErrors) {
   EXPECT_EQ(ResultText(json::value(1), json::object{}), R"({"jsonrpc":"2.0","id":1,"result":{}})");
   EXPECT_EQ(ErrorText(json::value("x"), kMethodNotFound, "nope"),
