@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, checks the locking annotations (the tsa preset: clang with
 # -Werror=thread-safety, libraries and binary only), builds the dev preset (ASan + UBSan) and
-# runs the whole CTest suite, including the end-to-end tests that drive real processes. Exits
+# runs the whole CTest suite, including the end-to-end tests that drive real processes, then
+# builds the fuzz preset and runs every fuzzer for 15 s on its seeds (scripts/fuzz.sh). Exits
 # non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,3 +22,4 @@ done
 bash scripts/build.sh tsa
 bash scripts/build.sh dev
 ctest --preset dev "$@"
+bash scripts/fuzz.sh 15
