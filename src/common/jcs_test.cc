@@ -122,6 +122,49 @@ TEST(JcsTest, RejectsWhatIJsonForbids) {
   }
 }
 
+// Strings are copied in runs of bytes that stand for themselves; an escape, a multi-byte
+// character or an error at either end of a run, or between two, must not lose or move a byte.
+TEST(JcsTest, StringsKeepEveryByteAroundEscapesAndUtf8) {
+  const std::string pad(300, 'x');
+  auto canon = [](const std::string& json) {
+    auto r = CanonicalizeJson(json);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : std::string();
+  };
+  EXPECT_EQ(canon("\"" + pad + "\""), "\"" + pad + "\"");
+  EXPECT_EQ(canon("\"\\n" + pad + "\\u0001\""), "\"\\n" + pad + "\\u0001\"");
+  EXPECT_EQ(canon("\"" + pad + "\xC3\xB6" + pad + "\\/\\\"" + pad + "\""),
+            "\"" + pad + "\xC3\xB6" + pad + "/\\\"" + pad + "\"");
+  EXPECT_EQ(canon("\"a\x7F\xE2\x82\xAC\xE2\x82\xAC\\\\b\""),
+            "\"a\x7F\xE2\x82\xAC\xE2\x82\xAC\\\\b\"");
+  EXPECT_EQ(canon("{\"" + pad + "\\t\":\"\\u00e9" + pad + "\"}"),
+            "{\"" + pad + "\\t\":\"\xC3\xA9" + pad + "\"}");
+  // An error right after a run names its offset: the opening quote, 300 bytes, then the error.
+  auto r = CanonicalizeJson("\"" + pad + "\n\"");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("offset 301: unescaped control"), std::string::npos)
+      << r.status().message();
+  r = CanonicalizeJson("\"" + pad + "\xC0\xAF\"");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("offset 301"), std::string::npos) << r.status().message();
+  r = CanonicalizeJson("\"" + pad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("unterminated string"), std::string::npos);
+}
+
+TEST(JcsTest, AppendJcsStringEscapesOnlyWhatItMust) {
+  std::string out = "prefix:";
+  AppendJcsString(
+      std::string(200, 'y') + "\"\\\x01\x1F\x7F\xF0\x9F\x98\x80\b\f\n\r\t" + std::string(200, 'z'),
+      out);
+  EXPECT_EQ(out, "prefix:\"" + std::string(200, 'y') +
+                     "\\\"\\\\\\u0001\\u001f\x7F\xF0\x9F\x98\x80\\b\\f\\n\\r\\t" +
+                     std::string(200, 'z') + "\"");
+  out.clear();
+  AppendJcsString("", out);
+  EXPECT_EQ(out, "\"\"");
+}
+
 TEST(JcsTest, BoundsNestingDepth) {
   std::string deep(kJcsMaxDepth, '[');
   deep += std::string(kJcsMaxDepth, ']');
