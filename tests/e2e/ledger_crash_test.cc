@@ -159,6 +159,49 @@ TEST_F(LedgerCrashTest, BadLinesGetErrorsInOrderAndAppendNothing) {
   EXPECT_NE(out.find("\"leaves\":3"), std::string::npos) << out;
 }
 
+// What stdin may hold: CRLF, blank lines (skipped, but counted in error line numbers), a line of
+// several MiB (longer than the read buffer), a last line without a newline.
+TEST_F(LedgerCrashTest, AppendTakesCrlfBlankLinesLongLinesAndNoFinalNewline) {
+  const std::string db = (dir_ / "lines.db").string();
+  Subprocess child({CUSTODY_BINARY, "ledger", "append", "--db", db});
+  const std::string big = "{\"big\":\"" + std::string(3 << 20, 'b') + "\"}";
+  ASSERT_TRUE(child.Write("{\"a\":1}\r\n\n  \t\r\n" + big + "\n{\"bad\":\n{\"c\":3}"));
+  child.CloseStdin();
+  std::vector<std::string> lines;
+  std::string line;
+  while (child.ReadLine(&line)) lines.push_back(line);
+  EXPECT_EQ(WEXITSTATUS(child.Wait()), 1);  // the bad line
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_EQ(IndexField(lines[0]), 0u);
+  EXPECT_EQ(IndexField(lines[1]), 1u);
+  EXPECT_NE(lines[2].find("\"line\":5"), std::string::npos) << lines[2];
+  EXPECT_EQ(IndexField(lines[3]), 2u);
+  auto store = store::OpenLedgerFile(db, {.read_only = true, .create_if_missing = false});
+  ASSERT_TRUE(store.ok());
+  auto leaf = (*store)->GetLeaf(1);
+  ASSERT_TRUE(leaf.ok());
+  EXPECT_EQ(leaf->data.size(), big.size());
+  leaf = (*store)->GetLeaf(2);
+  ASSERT_TRUE(leaf.ok());
+  EXPECT_EQ(leaf->data, "{\"c\":3}");
+}
+
+// A caller that waits for each receipt before sending the next event gets it: output to a pipe
+// is buffered, but written whenever the command would wait.
+TEST_F(LedgerCrashTest, AppendAnswersEachLineWhileStdinStaysOpen) {
+  const std::string db = (dir_ / "coproc.db").string();
+  Subprocess child({CUSTODY_BINARY, "ledger", "append", "--db", db});
+  std::string line;
+  for (uint64_t n = 0; n < 3; ++n) {
+    ASSERT_TRUE(child.Write(Event(n) + "\n"));
+    ASSERT_TRUE(child.ReadLine(&line));
+    EXPECT_EQ(IndexField(line), n) << line;
+  }
+  child.CloseStdin();
+  EXPECT_FALSE(child.ReadLine(&line));
+  EXPECT_EQ(WEXITSTATUS(child.Wait()), 0);
+}
+
 TEST_F(LedgerCrashTest, VerifyExitsNonZeroAndNamesTheBadCheckpoint) {
   const std::string db = (dir_ / "t.db").string();
   Subprocess child({CUSTODY_BINARY, "ledger", "append", "--db", db});
