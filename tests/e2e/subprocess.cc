@@ -13,6 +13,11 @@ namespace custody::testing {
 Subprocess::Subprocess(const std::vector<std::string>& argv, bool merge_stderr) {
   int in[2], out[2];
   if (pipe(in) != 0 || pipe(out) != 0) std::abort();
+  // Built before fork: a child of a multi-threaded test must not allocate (another thread may
+  // hold the allocator's lock at the fork), only call async-signal-safe functions until exec.
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
   pid_ = fork();
   if (pid_ == 0) {
     // A test that crashes must not leave its servers running.
@@ -24,9 +29,6 @@ Subprocess::Subprocess(const std::vector<std::string>& argv, bool merge_stderr) 
     close(in[1]);
     close(out[0]);
     close(out[1]);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
     execv(args[0], args.data());
     _exit(127);
   }
