@@ -652,4 +652,18 @@ std::map<std::string, std::string> ProcessEnvironment() {
   return out;
 }
 
+Result<Config> LoadLocalConfig(const std::string& config_file, const std::string& data_dir) {
+  ConfigSources sources;
+  sources.env = ProcessEnvironment();
+  if (!config_file.empty()) {
+    sources.file = config_file;
+  } else if (auto it = sources.env.find("CUSTODY_CONFIG"); it != sources.env.end()) {
+    sources.file = it->second;
+  }
+  if (!data_dir.empty()) sources.overrides.emplace_back("data_dir", data_dir);
+  auto c = LoadConfig(sources);
+  if (!c.ok()) return c.status().WithContext("configuration");
+  return c;
+}
+
 }  // namespace custody::api

@@ -162,4 +162,8 @@ Status SetConfigValue(Config& config, std::string_view key, std::string_view val
 // The environment as a map, for ConfigSources::env.
 std::map<std::string, std::string> ProcessEnvironment();
 
+// The configuration an offline command (`custody admin`, `custody index`) works on: the file
+// given with --config (else $CUSTODY_CONFIG), the CUSTODY_* environment, and --data-dir if given.
+Result<Config> LoadLocalConfig(const std::string& config_file, const std::string& data_dir);
+
 }  // namespace custody::api

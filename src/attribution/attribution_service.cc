@@ -138,6 +138,28 @@ events::Actor ActorOf(const identity::Session& s, const std::string& jti) {
   return events::Actor{s.agent, s.instance, s.sid, jti};
 }
 
+// The outcome event of `req` for the action `row`, reported by the session of `va`.
+events::ActionOutcome OutcomeEvent(const CompleteRequest& req, const ActionRow& row,
+                                   const identity::VerifiedAccess& va, std::string event_id,
+                                   std::string time) {
+  events::ActionOutcome o;
+  o.event_id = std::move(event_id);
+  o.time = std::move(time);
+  o.action_id = req.action_id;
+  o.decision_index = row.decision_index;
+  o.actor = ActorOf(va.session, va.jti);
+  o.sid = va.session.sid;
+  o.root_sid = va.session.root_sid;
+  o.trace_id = row.trace_id;
+  o.span_id = row.span_id;
+  o.txn = row.txn;
+  o.status = req.status;
+  o.error = req.error;
+  o.output_digest = req.output_digest;
+  o.latency_ms = req.latency_ms;
+  return o;
+}
+
 events::Initiator InitiatorOf(const identity::Session& s) {
   return events::Initiator{s.initiator, s.initiator_issuer,
                            s.verification == identity::InitiatorVerification::kVerified,
@@ -1033,23 +1055,8 @@ std::string AttributionService::Complete(CompleteRequest req, CompleteCallback d
     return fail(AlreadyExistsError("the outcome of action " + req.action_id + " is recorded"));
 
   std::string event_id = req.event_id.empty() ? ids_.NextString() : req.event_id;
-  std::string time = FormatRfc3339Millis(clock_.Now());
-  events::ActionOutcome o;
-  o.event_id = event_id;
-  o.time = time;
-  o.action_id = req.action_id;
-  o.decision_index = row->decision_index;
-  o.actor = ActorOf(va.session, va.jti);
-  o.sid = va.session.sid;
-  o.root_sid = va.session.root_sid;
-  o.trace_id = row->trace_id;
-  o.span_id = row->span_id;
-  o.txn = row->txn;
-  o.status = req.status;
-  o.error = req.error;
-  o.output_digest = req.output_digest;
-  o.latency_ms = req.latency_ms;
-  json::object e = events::Build(o);
+  json::object e =
+      events::Build(OutcomeEvent(req, *row, va, event_id, FormatRfc3339Millis(clock_.Now())));
   ActionRow update = *row;
   auto cb = std::make_shared<CompleteCallback>(std::move(done));
   Status st = recorder_.RecordAsync(
@@ -1070,21 +1077,8 @@ std::string AttributionService::RefuseOutcome(const CompleteRequest& req, const 
                                               const identity::VerifiedAccess& va,
                                               CompleteCallback done) {
   std::string refusal = "session revoked: " + va.session.revoke_reason;
-  events::ActionOutcome o;
-  o.event_id = ids_.NextString();
-  o.time = FormatRfc3339Millis(clock_.Now());
-  o.action_id = req.action_id;
-  o.decision_index = row.decision_index;
-  o.actor = ActorOf(va.session, va.jti);
-  o.sid = va.session.sid;
-  o.root_sid = va.session.root_sid;
-  o.trace_id = row.trace_id;
-  o.span_id = row.span_id;
-  o.txn = row.txn;
-  o.status = req.status;
-  o.error = req.error;
-  o.output_digest = req.output_digest;
-  o.latency_ms = req.latency_ms;
+  events::ActionOutcome o =
+      OutcomeEvent(req, row, va, ids_.NextString(), FormatRfc3339Millis(clock_.Now()));
   o.refusal = refusal;
   auto cb = std::make_shared<CompleteCallback>(std::move(done));
   Status st = recorder_.RecordAsync(

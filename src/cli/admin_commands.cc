@@ -28,16 +28,8 @@ struct AdminFlags {
 }
 
 api::Config LoadAdminConfig(const AdminFlags& f) {
-  api::ConfigSources sources;
-  sources.env = api::ProcessEnvironment();
-  if (!f.config_file.empty()) {
-    sources.file = f.config_file;
-  } else if (auto it = sources.env.find("CUSTODY_CONFIG"); it != sources.env.end()) {
-    sources.file = it->second;
-  }
-  if (!f.data_dir.empty()) sources.overrides.emplace_back("data_dir", f.data_dir);
-  auto c = api::LoadConfig(sources);
-  if (!c.ok()) Fail(c.status().WithContext("configuration"));
+  auto c = api::LoadLocalConfig(f.config_file, f.data_dir);
+  if (!c.ok()) Fail(c.status());
   return *c;
 }
 
