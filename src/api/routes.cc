@@ -139,6 +139,14 @@ void HandleAppend(ledger::Ledger& ledger, size_t max_events, Request& req, Respo
           InvalidArgumentError(where + "an event's canonical form must be at most 65535 bytes"),
           req));
     }
+    // Custody's own kinds come only from Custody: an appended "action.decision" would otherwise
+    // be traced, indexed (by a rebuild) and counted as a real decision.
+    if (std::string kind = events::ColumnsOfText(events[i]).kind; events::IsCustodyKind(kind)) {
+      return respond(Error(InvalidArgumentError(where + "kind \"" + kind +
+                                                "\" is recorded by Custody itself; append events "
+                                                "of your own kinds"),
+                           req));
+    }
   }
   auto batch = std::make_shared<AppendBatch>();
   batch->array = array;

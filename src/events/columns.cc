@@ -42,4 +42,18 @@ store::EventColumns ColumnsOfText(std::string_view event_json) {
   return ColumnsOf(v.get_object());
 }
 
+bool IsCustodyKind(std::string_view kind) {
+  // events_test checks that every builder's kind is here.
+  static constexpr std::string_view kKinds[] = {
+      "action.decision",  "action.outcome", "action.outcome_refused",
+      "containment",      "policy.publish", "tool.definition_change",
+      "tool.approve",     "agent.register", "agent.update",
+      "credential.issue", "session.start",  "delegation",
+      "revocation",       "key.rotate",     "token.refuse"};
+  for (std::string_view k : kKinds) {
+    if (k == kind) return true;
+  }
+  return false;
+}
+
 }  // namespace custody::events

@@ -20,4 +20,9 @@ store::EventColumns ColumnsOf(const boost::json::object& event);
 // The same for event text; text that is not a JSON object has empty columns.
 store::EventColumns ColumnsOfText(std::string_view event_json);
 
+// Whether `kind` is one Custody records itself (action.decision, revocation, token.refuse, …:
+// every kind the builders in this module make). The generic POST /v1/ledger/entries refuses
+// them, so an append cannot pass for a decision, a containment or an identity event.
+bool IsCustodyKind(std::string_view kind);
+
 }  // namespace custody::events

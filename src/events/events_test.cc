@@ -5,6 +5,7 @@
 
 #include <boost/json.hpp>
 #include <filesystem>
+#include <set>
 
 #include "common/jcs_value.h"
 #include "crypto/ed25519.h"
@@ -52,6 +53,39 @@ TEST(Columns, WhatIsNotAnObjectOrAStringIsLeftEmpty) {
     EXPECT_EQ(c.kind, "") << bad;
     EXPECT_EQ(c.session, "") << bad;
     EXPECT_EQ(c.agent, "") << bad;
+  }
+}
+
+// Every kind a builder makes is one the generic append route refuses, and nothing else is.
+TEST(Columns, EveryBuiltKindIsACustodyKind) {
+  auto kind_of = [](const auto& built) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(built)>, std::string>) {
+      return std::string(json::parse(built).as_object().at("kind").as_string());
+    } else {
+      return std::string(built.at("kind").as_string());
+    }
+  };
+  ActionOutcome refused;
+  refused.refusal = "session revoked: x";
+  SessionStart delegation;
+  delegation.parent_sid = "s-1";
+  std::vector<std::string> built = {
+      kind_of(Build(ActionDecision{})), kind_of(Build(ActionOutcome{})),
+      kind_of(Build(refused)),          kind_of(Build(Containment{})),
+      kind_of(Build(PolicyPublish{})),  kind_of(Build(ToolDefinitionChange{})),
+      kind_of(Build(ToolApprove{})),    kind_of(Build(AgentRegister{})),
+      kind_of(Build(AgentUpdate{})),    kind_of(Build(CredentialIssue{})),
+      kind_of(Build(SessionStart{})),   kind_of(Build(delegation)),
+      kind_of(Build(Revocation{})),     kind_of(Build(KeyRotate{})),
+      kind_of(Build(TokenRefuse{}))};
+  std::set<std::string> kinds;
+  for (const std::string& kind : built) {
+    EXPECT_TRUE(IsCustodyKind(kind)) << kind;
+    kinds.insert(kind);
+  }
+  EXPECT_EQ(kinds.size(), 15u);
+  for (std::string_view other : {"app.event", "test", "", "action", "action.decision2"}) {
+    EXPECT_FALSE(IsCustodyKind(other)) << other;
   }
 }
 

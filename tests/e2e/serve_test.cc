@@ -527,10 +527,20 @@ TEST(Serve, LedgerRoutesAndTilesAgreeWithProofs) {
     EXPECT_EQ(json::serialize(eo.at("event")), *CanonicalizeJson(events[i]));
     ExpectReceiptVerifies(s.vkey(), eo.at("receipt").as_string().c_str(), events[i]);
   }
+  // Custody's own kinds are refused: an append cannot pass for a decision or a revocation, and a
+  // refused array appends nothing.
+  for (const char* body :
+       {R"({"event_id":"e-0","kind":"action.decision","actor":{"agent":"planner"}})",
+        R"([{"kind":"app.x"},{"kind":"revocation","sid":"s-1"}])"}) {
+    auto r = c.Send(PostJson(body, s.token()));
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 400) << r->body;
+    EXPECT_NE(r->body.find("is recorded by Custody itself"), std::string::npos) << r->body;
+  }
   // The index columns are filled from the event.
   {
     auto r = c.Send(PostJson(
-        R"({"event_id":"e-1","kind":"action.decision","actor":{"agent":"planner","session":"s-9"}})",
+        R"({"event_id":"e-1","kind":"app.decision","actor":{"agent":"planner","session":"s-9"}})",
         s.token()));
     ASSERT_TRUE(r.ok());
     ASSERT_EQ(r->status, 201);
@@ -540,7 +550,7 @@ TEST(Serve, LedgerRoutesAndTilesAgreeWithProofs) {
     auto leaf = (*store)->GetLeaf(600);
     ASSERT_TRUE(leaf.ok());
     EXPECT_EQ(leaf->columns.event_id, "e-1");
-    EXPECT_EQ(leaf->columns.kind, "action.decision");
+    EXPECT_EQ(leaf->columns.kind, "app.decision");
     EXPECT_EQ(leaf->columns.agent, "planner");
     EXPECT_EQ(leaf->columns.session, "s-9");
     EXPECT_EQ(leaf->columns.time, "");
