@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, checks the locking annotations (the tsa preset: clang with
-# -Werror=thread-safety, libraries and binary only), builds the dev preset (ASan + UBSan) and
-# runs the whole CTest suite, including the end-to-end tests that drive real processes, then
-# builds the fuzz preset and runs every fuzzer for 15 s on its seeds (scripts/fuzz.sh). Exits
-# non-zero on any failure.
+# -Werror=thread-safety, libraries and binary only), builds the fuzz preset and runs every fuzzer
+# for 15 s on its seeds (scripts/fuzz.sh), builds the dev preset (ASan + UBSan) and runs the whole
+# CTest suite, including the end-to-end tests that drive real processes, so the output ends with
+# CTest's summary line. Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -eq 0 ]; then
@@ -20,6 +20,8 @@ for lock in tests/*/package-lock.json; do
   fi
 done
 bash scripts/build.sh tsa
+# The fuzzers, each for a bounded time over its committed seed corpus (fails on any finding);
+# before the suite, so the run ends with CTest's summary line.
+bash scripts/fuzz.sh 15
 bash scripts/build.sh dev
 ctest --preset dev "$@"
-bash scripts/fuzz.sh 15
