@@ -1081,11 +1081,11 @@ std::string AttributionService::RefuseOutcome(const CompleteRequest& req, const 
       OutcomeEvent(req, row, va, ids_.NextString(), FormatRfc3339Millis(clock_.Now()));
   o.refusal = refusal;
   auto cb = std::make_shared<CompleteCallback>(std::move(done));
-  Status st = recorder_.RecordAsync(
-      events::Build(o), [cb, refusal](Result<ledger::AppendResult> r) {
+  Status st =
+      recorder_.RecordAsync(events::Build(o), [cb, refusal](Result<ledger::AppendResult> r) {
         if (!r.ok()) {
-          return (*cb)(UnauthenticatedError(refusal + " (recording the refusal failed: " +
-                                            r.status().message() + ")"));
+          return (*cb)(UnauthenticatedError(
+              refusal + " (recording the refusal failed: " + r.status().message() + ")"));
         }
         (*cb)(UnauthenticatedError(refusal + "; the refusal is recorded at ledger index " +
                                    std::to_string(r->index)));
