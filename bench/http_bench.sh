@@ -22,21 +22,7 @@ fi
 cmake --build build/serve-rel --target custody -j2 >/dev/null
 BIN=build/serve-rel/src/cli/custody
 
-WORK=$(mktemp -d)
-trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
-mkfifo "$WORK/out"
-"$BIN" serve --quickstart --listen 127.0.0.1:0 --data-dir "$WORK/data" --threads "$SERVER_THREADS" \
-  --log-level warn >"$WORK/out" &
-SERVER=$!
-exec 3<"$WORK/out"
-TOKEN=""
-URL=""
-while read -r line <&3; do
-  case "$line" in
-    *'"event":"admin_token"'*) TOKEN=$(sed -E 's/.*"token":"([^"]+)".*/\1/' <<<"$line") ;;
-    *'"event":"listening"'*) URL=$(sed -E 's/.*"url":"([^"]+)".*/\1/' <<<"$line"); break ;;
-  esac
-done
+source bench/serve_quickstart.sh  # the script runs from the repository root
 export TOKEN
 
 echo "server: $URL, $SERVER_THREADS worker threads; wrk: $WRK_THREADS threads, $CONNS connections, ${DURATION}s"

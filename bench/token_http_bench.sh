@@ -14,21 +14,7 @@ SERVER_THREADS=${4:-2}
 HERE=$(cd "$(dirname "$0")" && pwd)
 command -v wrk >/dev/null 2>&1 || { echo "token_http_bench: wrk is missing (apt-get install wrk)" >&2; exit 1; }
 
-WORK=$(mktemp -d)
-trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
-mkfifo "$WORK/out"
-"$BIN" serve --quickstart --listen 127.0.0.1:0 --data-dir "$WORK/data" --threads "$SERVER_THREADS" \
-  --log-level warn >"$WORK/out" &
-SERVER=$!
-exec 3<"$WORK/out"
-TOKEN=""
-URL=""
-while read -r line <&3; do
-  case "$line" in
-    *'"event":"admin_token"'*) TOKEN=$(sed -E 's/.*"token":"([^"]+)".*/\1/' <<<"$line") ;;
-    *'"event":"listening"'*) URL=$(sed -E 's/.*"url":"([^"]+)".*/\1/' <<<"$line"); break ;;
-  esac
-done
+source "$HERE/serve_quickstart.sh"
 cat <&3 >/dev/null &  # keep draining the server's output
 
 SECRET=$(curl -sf -X POST "$URL/v1/agents" -H "Authorization: Bearer $TOKEN" \
