@@ -5,6 +5,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/json_array.h"
+
 namespace custody::attribution {
 namespace {
 
@@ -15,12 +17,6 @@ using store::StoredLeaf;
 
 // Rows written per transaction, as the live indexer's batches.
 constexpr size_t kChunk = 512;
-
-std::string Str(const json::object& o, std::string_view key) {
-  auto it = o.find(key);
-  return it != o.end() && it->value().is_string() ? std::string(it->value().get_string())
-                                                  : std::string();
-}
 
 const json::object& Obj(const json::object& o, std::string_view key) {
   static const json::object kEmpty;
@@ -52,26 +48,26 @@ int64_t MillisOf(const std::string& t) {
 }
 
 Result<ActionRow> RowOfDecision(const json::object& e, uint64_t index) {
-  if (Str(e, "kind") != "action.decision")
+  if (StringField(e, "kind") != "action.decision")
     return InvalidArgumentError("ledger entry " + std::to_string(index) +
                                 " is not an action.decision");
   const json::object& session = Obj(e, "session");
   const json::object& trace = Obj(e, "trace");
   const json::object& request = Obj(e, "request");
   ActionRow r;
-  r.action_id = Str(e, "event_id");
+  r.action_id = StringField(e, "event_id");
   r.decision_index = static_cast<int64_t>(index);
-  r.sid = Str(session, "sid");
-  r.root_sid = Str(session, "root_sid");
-  r.agent = Str(Obj(e, "actor"), "agent");
-  r.initiator = Str(Obj(e, "initiator"), "id");
-  r.action = Str(request, "action");
-  r.target = Str(Obj(request, "target"), "key");
-  r.decision = Str(e, "decision");
-  r.trace_id = Str(trace, "trace_id");
-  r.span_id = Str(trace, "span_id");
-  r.txn = Str(trace, "txn");
-  r.time_ms = MillisOf(Str(e, "time"));
+  r.sid = StringField(session, "sid");
+  r.root_sid = StringField(session, "root_sid");
+  r.agent = StringField(Obj(e, "actor"), "agent");
+  r.initiator = StringField(Obj(e, "initiator"), "id");
+  r.action = StringField(request, "action");
+  r.target = StringField(Obj(request, "target"), "key");
+  r.decision = StringField(e, "decision");
+  r.trace_id = StringField(trace, "trace_id");
+  r.span_id = StringField(trace, "span_id");
+  r.txn = StringField(trace, "txn");
+  r.time_ms = MillisOf(StringField(e, "time"));
   if (r.action_id.empty()) {
     return InvalidArgumentError("the decision at ledger entry " + std::to_string(index) +
                                 " has no event_id");
@@ -87,10 +83,10 @@ struct Outcome {
 };
 Outcome OutcomeOf(const json::object& e) {
   Outcome o;
-  o.action_id = Str(e, "action_id");
+  o.action_id = StringField(e, "action_id");
   if (auto it = e.find("decision_index"); it != e.end() && it->value().is_int64())
     o.decision_index = it->value().get_int64();
-  o.status = Str(Obj(e, "outcome"), "status");
+  o.status = StringField(Obj(e, "outcome"), "status");
   return o;
 }
 
@@ -212,13 +208,13 @@ Result<ReindexStats> Reindex(store::LedgerStore& ledger, store::AttributionStore
         }
       } else {
         ContainmentRow c;
-        c.event_id = Str(*e, "event_id");
-        c.scope = Str(*e, "scope");
-        c.subject = Str(*e, "subject");
-        c.reason = Str(*e, "reason");
-        c.trigger_action = Str(Obj(*e, "trigger"), "action_id");
-        c.by = Str(*e, "by");
-        c.time_ms = MillisOf(Str(*e, "time"));
+        c.event_id = StringField(*e, "event_id");
+        c.scope = StringField(*e, "scope");
+        c.subject = StringField(*e, "subject");
+        c.reason = StringField(*e, "reason");
+        c.trigger_action = StringField(Obj(*e, "trigger"), "action_id");
+        c.by = StringField(*e, "by");
+        c.time_ms = MillisOf(StringField(*e, "time"));
         c.ledger_index = static_cast<int64_t>(leaf.index);
         if (c.event_id.empty() || c.subject.empty()) {
           ++stats.skipped;

@@ -2,35 +2,31 @@
 
 #include <boost/json.hpp>
 
+#include "common/json_array.h"
+
 namespace custody::events {
 namespace {
 
 namespace json = boost::json;
 
-std::string Str(const json::object& o, std::string_view key) {
-  auto it = o.find(key);
-  return it != o.end() && it->value().is_string() ? std::string(it->value().get_string())
-                                                  : std::string();
-}
-
 }  // namespace
 
 store::EventColumns ColumnsOf(const json::object& o) {
   store::EventColumns c;
-  c.event_id = Str(o, "event_id");
-  c.kind = Str(o, "kind");
-  c.time = Str(o, "time");
+  c.event_id = StringField(o, "event_id");
+  c.kind = StringField(o, "kind");
+  c.time = StringField(o, "time");
   for (const char* k : {"actor", "target"}) {
     auto it = o.find(k);
     if (it == o.end() || !it->value().is_object()) continue;
     const json::object& a = it->value().get_object();
-    if (c.session.empty()) c.session = Str(a, "session");
-    if (c.agent.empty()) c.agent = Str(a, "agent");
+    if (c.session.empty()) c.session = StringField(a, "session");
+    if (c.agent.empty()) c.agent = StringField(a, "agent");
   }
   if (c.kind == "containment" && c.session.empty() && c.agent.empty()) {
-    const std::string scope = Str(o, "scope");
-    if (scope == "session") c.session = Str(o, "subject");
-    if (scope == "agent") c.agent = Str(o, "subject");
+    const std::string scope = StringField(o, "scope");
+    if (scope == "session") c.session = StringField(o, "subject");
+    if (scope == "agent") c.agent = StringField(o, "subject");
   }
   return c;
 }

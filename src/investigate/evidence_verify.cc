@@ -1,4 +1,6 @@
 // Offline verification of evidence bundles (evidence.h). Apart from BuildEvidence (evidence.cc)
+
+#include "common/json_array.h"
 // because checking a bundle needs only the ledger's formats, not the stores that made it: the
 // evidence fuzzer links this file without the attribution stack.
 #include <boost/json.hpp>
@@ -20,12 +22,6 @@ namespace {
 
 constexpr size_t kMaxEvents = 1'000'000;
 
-std::string Str(const json::object& o, std::string_view key) {
-  auto it = o.find(key);
-  return it != o.end() && it->value().is_string() ? std::string(it->value().get_string())
-                                                  : std::string();
-}
-
 }  // namespace
 
 Result<EvidenceReport> VerifyEvidence(std::string_view bundle,
@@ -34,7 +30,7 @@ Result<EvidenceReport> VerifyEvidence(std::string_view bundle,
   json::value v = json::parse(bundle, ec);
   if (ec || !v.is_object()) return InvalidArgumentError("the bundle is not a JSON object");
   const json::object& b = v.get_object();
-  if (Str(b, "format") != kEvidenceFormat)
+  if (StringField(b, "format") != kEvidenceFormat)
     return InvalidArgumentError("not a " + std::string(kEvidenceFormat) + " bundle");
   auto ev_it = b.find("events");
   if (ev_it == b.end() || !ev_it->value().is_array())
@@ -43,11 +39,11 @@ Result<EvidenceReport> VerifyEvidence(std::string_view bundle,
   if (events.size() > kMaxEvents) return InvalidArgumentError("too many events");
 
   EvidenceReport r;
-  r.origin = Str(b, "origin");
-  r.session = Str(b, "session");
+  r.origin = StringField(b, "origin");
+  r.session = StringField(b, "session");
   r.events = events.size();
   r.key_pinned = pinned_key.has_value();
-  const std::string bundle_key = Str(b, "verifier_key");
+  const std::string bundle_key = StringField(b, "verifier_key");
   if (pinned_key && *pinned_key != bundle_key)
     r.problems.push_back("the bundle names another verifier key than the pinned one");
   std::string key = pinned_key ? *pinned_key : bundle_key;
@@ -57,7 +53,7 @@ Result<EvidenceReport> VerifyEvidence(std::string_view bundle,
     r.problems.push_back("verifier key: " + verifier.status().message());
   } else {
     auto opened = ledger::OpenCheckpoint(
-        *verifier, Str(b, "checkpoint"),
+        *verifier, StringField(b, "checkpoint"),
         r.origin.empty() ? std::nullopt : std::optional<std::string_view>(r.origin));
     if (!opened.ok()) {
       r.problems.push_back(std::string("checkpoint: ") +
@@ -92,8 +88,8 @@ Result<EvidenceReport> VerifyEvidence(std::string_view bundle,
     uint64_t idx = idx_it->value().is_uint64() ? idx_it->value().get_uint64()
                                                : static_cast<uint64_t>(idx_it->value().get_int64());
     name += " (index " + std::to_string(idx);
-    if (!Str(e, "kind").empty()) name += ", " + Str(e, "kind");
-    if (!Str(e, "event_id").empty()) name += " " + Str(e, "event_id");
+    if (!StringField(e, "kind").empty()) name += ", " + StringField(e, "kind");
+    if (!StringField(e, "event_id").empty()) name += " " + StringField(e, "event_id");
     name += ")";
     if (!seen.insert(idx).second) {
       r.problems.push_back(name + ": index appears more than once");
@@ -111,15 +107,17 @@ Result<EvidenceReport> VerifyEvidence(std::string_view bundle,
       continue;
     }
     // The event's own event_id must be the one the bundle lists, so a listing cannot lie.
-    if (!Str(e, "event_id").empty()) {
+    if (!StringField(e, "event_id").empty()) {
       json::value parsed = json::parse(data, ec);
-      if (ec || !parsed.is_object() || Str(parsed.get_object(), "event_id") != Str(e, "event_id")) {
+      if (ec || !parsed.is_object() ||
+          StringField(parsed.get_object(), "event_id") != StringField(e, "event_id")) {
         r.problems.push_back(name + ": the listed event_id is not the event's");
         continue;
       }
     }
     ledger::Hash leaf_hash = ledger::HashLeaf(data);
-    if (!Str(e, "leaf_hash").empty() && Str(e, "leaf_hash") != HexEncode(leaf_hash)) {
+    if (!StringField(e, "leaf_hash").empty() &&
+        StringField(e, "leaf_hash") != HexEncode(leaf_hash)) {
       r.problems.push_back(name + ": event bytes do not hash to the listed leaf hash");
       continue;
     }

@@ -28,12 +28,6 @@ namespace {
 
 constexpr size_t kMaxChain = 64;
 
-std::string Str(const json::object& o, std::string_view key) {
-  auto it = o.find(key);
-  return it != o.end() && it->value().is_string() ? std::string(it->value().get_string())
-                                                  : std::string();
-}
-
 const json::object& Obj(const json::object& o, std::string_view key) {
   static const json::object kEmpty;
   auto it = o.find(key);
@@ -124,11 +118,12 @@ Result<std::string> Investigator::Trace(const std::string& event_id) {
     if (idx.empty()) return NotFoundError("no event " + event_id);
     ASSIGN_OR_RETURN(store::StoredLeaf leaf, ledger_.GetEntry(idx.front()));
     ASSIGN_OR_RETURN(json::object ev, ParseLeaf(leaf));
-    std::string action_id = Str(ev, "action_id");
-    if (action_id.empty()) action_id = Str(Obj(ev, "trigger"), "action_id");
-    traced_from = {{"event_id", event_id}, {"kind", Str(ev, "kind")}, {"index", leaf.index}};
+    std::string action_id = StringField(ev, "action_id");
+    if (action_id.empty()) action_id = StringField(Obj(ev, "trigger"), "action_id");
+    traced_from = {
+        {"event_id", event_id}, {"kind", StringField(ev, "kind")}, {"index", leaf.index}};
     if (action_id.empty()) {
-      return FailedPreconditionError("event " + event_id + " (" + Str(ev, "kind") +
+      return FailedPreconditionError("event " + event_id + " (" + StringField(ev, "kind") +
                                      ") is not an action; trace an action, its outcome or a "
                                      "tripwire containment");
     }
@@ -139,7 +134,7 @@ Result<std::string> Investigator::Trace(const std::string& event_id) {
   ASSIGN_OR_RETURN(store::StoredLeaf dleaf,
                    ledger_.GetEntry(static_cast<uint64_t>(row->decision_index)));
   ASSIGN_OR_RETURN(json::object d, ParseLeaf(dleaf));
-  if (Str(d, "kind") != "action.decision" || Str(d, "event_id") != row->action_id) {
+  if (StringField(d, "kind") != "action.decision" || StringField(d, "event_id") != row->action_id) {
     return DataLossError("ledger entry " + std::to_string(dleaf.index) +
                          " is not the decision of action " + row->action_id);
   }
@@ -171,10 +166,10 @@ Result<std::string> Investigator::Trace(const std::string& event_id) {
   }
   json::object action_node{{"type", "action"},
                            {"action_id", row->action_id},
-                           {"action", Str(request, "action")},
+                           {"action", StringField(request, "action")},
                            {"target", Obj(request, "target")},
-                           {"decision", Str(d, "decision")},
-                           {"time", Str(d, "time")}};
+                           {"decision", StringField(d, "decision")},
+                           {"time", StringField(d, "time")}};
   path.push_back(action_node);
 
   // Containments that bear on it: tripped by it, or on any session of its chain, or its agent.
@@ -200,17 +195,17 @@ Result<std::string> Investigator::Trace(const std::string& event_id) {
       auto oev = ParseLeaf(*oleaf);
       if (oev.ok()) {
         outcome = Obj(*oev, "outcome");
-        outcome["event_id"] = Str(*oev, "event_id");
+        outcome["event_id"] = StringField(*oev, "event_id");
         outcome["index"] = oleaf->index;
       }
     }
   }
 
   // The published set the decision was made under.
-  json::object policy_set{{"hash", Str(policy, "set_hash")}};
+  json::object policy_set{{"hash", StringField(policy, "set_hash")}};
   if (auto sets = store.ListPolicySets(); sets.ok()) {
     for (const PolicySetRecord& p : *sets) {
-      if (p.hash != Str(policy, "set_hash")) continue;
+      if (p.hash != StringField(policy, "set_hash")) continue;
       policy_set["published_by"] = p.published_by;
       policy_set["published"] = TimeOf(p.published_ms);
       policy_set["ledger_index"] = p.ledger_index;
@@ -218,9 +213,9 @@ Result<std::string> Investigator::Trace(const std::string& event_id) {
     }
   }
 
-  std::string how = Str(initiator, "verification") == "verified"
+  std::string how = StringField(initiator, "verification") == "verified"
                         ? "verified (a trusted issuer's signed ID token)"
-                        : "asserted by " + Str(initiator, "asserted_by") +
+                        : "asserted by " + StringField(initiator, "asserted_by") +
                               " (an unsigned assertion from a client allowed to make it)";
   json::array delegation;
   for (size_t i = 0; i < chain_sids.size(); ++i) {
@@ -235,52 +230,52 @@ Result<std::string> Investigator::Trace(const std::string& event_id) {
     if (!allowed_by.empty()) allowed_by += ", ";
     allowed_by += std::string(v.get_string());
   }
-  std::string what = Str(d, "decision") == "allow"
+  std::string what = StringField(d, "decision") == "allow"
                          ? "allowed by " + (allowed_by.empty() ? "policy" : allowed_by) +
-                               " under policy set " + Str(policy, "set_hash")
-                         : "denied: " + Str(d, "message");
+                               " under policy set " + StringField(policy, "set_hash")
+                         : "denied: " + StringField(d, "message");
 
-  json::object out{
-      {"event_id", row->action_id},
-      {"index", dleaf.index},
-      {"time", Str(d, "time")},
-      {"decision", Str(d, "decision")},
-      {"message", Str(d, "message")},
-      {"request", request},
-      {"initiated_by",
-       {{"id", Str(initiator, "id")},
-        {"issuer", Str(initiator, "issuer")},
-        {"verification", Str(initiator, "verification")},
-        {"asserted_by", Str(initiator, "asserted_by")},
-        {"how_known", how}}},
-      {"executed_by",
-       {{"agent", Str(actor, "agent")},
-        {"instance", Str(actor, "instance")},
-        {"session", Str(actor, "session")},
-        {"credential", Str(actor, "credential")}}},
-      {"allowed_by",
-       {{"decision", Str(d, "decision")},
-        {"reasons", Arr(d, "reasons")},
-        {"determining_policies", determining},
-        {"policy_errors", Arr(policy, "errors")},
-        {"policy_set", policy_set},
-        {"delegation_chain", delegation},
-        {"context", Obj(d, "context")},
-        {"approvals", json::array()},
-        {"approvals_note", "Custody has no approval workflow yet"}}},
-      {"path", path},
-      {"containments", containments},
-      {"trace",
-       {{"trace_id", row->trace_id},
-        {"span_id", row->span_id},
-        {"txn", row->txn},
-        {"parent_event", Str(d, "parent_event")}}},
-      {"answers",
-       {{"who_initiated", Str(initiator, "id") + " (" + how + ")"},
-        {"who_executed", "agent " + Str(actor, "agent") + " instance " + Str(actor, "instance") +
-                             " in session " + Str(actor, "session") + " with credential " +
-                             Str(actor, "credential")},
-        {"what_allowed", what}}}};
+  json::object out{{"event_id", row->action_id},
+                   {"index", dleaf.index},
+                   {"time", StringField(d, "time")},
+                   {"decision", StringField(d, "decision")},
+                   {"message", StringField(d, "message")},
+                   {"request", request},
+                   {"initiated_by",
+                    {{"id", StringField(initiator, "id")},
+                     {"issuer", StringField(initiator, "issuer")},
+                     {"verification", StringField(initiator, "verification")},
+                     {"asserted_by", StringField(initiator, "asserted_by")},
+                     {"how_known", how}}},
+                   {"executed_by",
+                    {{"agent", StringField(actor, "agent")},
+                     {"instance", StringField(actor, "instance")},
+                     {"session", StringField(actor, "session")},
+                     {"credential", StringField(actor, "credential")}}},
+                   {"allowed_by",
+                    {{"decision", StringField(d, "decision")},
+                     {"reasons", Arr(d, "reasons")},
+                     {"determining_policies", determining},
+                     {"policy_errors", Arr(policy, "errors")},
+                     {"policy_set", policy_set},
+                     {"delegation_chain", delegation},
+                     {"context", Obj(d, "context")},
+                     {"approvals", json::array()},
+                     {"approvals_note", "Custody has no approval workflow yet"}}},
+                   {"path", path},
+                   {"containments", containments},
+                   {"trace",
+                    {{"trace_id", row->trace_id},
+                     {"span_id", row->span_id},
+                     {"txn", row->txn},
+                     {"parent_event", StringField(d, "parent_event")}}},
+                   {"answers",
+                    {{"who_initiated", StringField(initiator, "id") + " (" + how + ")"},
+                     {"who_executed", "agent " + StringField(actor, "agent") + " instance " +
+                                          StringField(actor, "instance") + " in session " +
+                                          StringField(actor, "session") + " with credential " +
+                                          StringField(actor, "credential")},
+                     {"what_allowed", what}}}};
   if (d.contains("containment")) out["allowed_by"].as_object()["tripwire"] = d.at("containment");
   if (!outcome.empty()) out["outcome"] = outcome;
   if (!traced_from.empty()) out["traced_from"] = traced_from;
@@ -652,7 +647,7 @@ Result<std::string> GraphToDot(std::string_view graph_json) {
   for (const auto& nv : Arr(g, "nodes")) {
     if (!nv.is_object()) continue;
     const json::object& n = nv.get_object();
-    std::string type = Str(n, "type");
+    std::string type = StringField(n, "type");
     const char* shape = type == "human"       ? "house"
                         : type == "initiator" ? "octagon"
                         : type == "session"   ? "ellipse"
@@ -660,17 +655,18 @@ Result<std::string> GraphToDot(std::string_view graph_json) {
                                               : "component";
     std::string heading = type;
     if (type == "initiator") {
-      heading = Str(n, "asserted_by").empty()
-                    ? "initiator (" + Str(n, "verification") + ")"
-                    : "initiator (asserted by " + Str(n, "asserted_by") + ")";
+      heading = StringField(n, "asserted_by").empty()
+                    ? "initiator (" + StringField(n, "verification") + ")"
+                    : "initiator (asserted by " + StringField(n, "asserted_by") + ")";
     }
-    dot += "  " + DotId(Str(n, "id")) + " [label=" + DotId(heading + "\n" + Str(n, "label")) +
-           ", shape=" + shape + "];\n";
+    dot += "  " + DotId(StringField(n, "id")) +
+           " [label=" + DotId(heading + "\n" + StringField(n, "label")) + ", shape=" + shape +
+           "];\n";
   }
   for (const auto& ev : Arr(g, "edges")) {
     if (!ev.is_object()) continue;
     const json::object& e = ev.get_object();
-    std::string label = Str(e, "type");
+    std::string label = StringField(e, "type");
     bool only_denied = false;
     if (label == "used") {
       auto num = [&](const char* k) {
@@ -682,8 +678,8 @@ Result<std::string> GraphToDot(std::string_view graph_json) {
       if (denied) label += ", " + std::to_string(denied) + " denied";
       only_denied = denied && !allowed;
     }
-    dot += "  " + DotId(Str(e, "from")) + " -> " + DotId(Str(e, "to")) + " [label=" + DotId(label) +
-           (only_denied ? ", style=dashed" : "") + "];\n";
+    dot += "  " + DotId(StringField(e, "from")) + " -> " + DotId(StringField(e, "to")) +
+           " [label=" + DotId(label) + (only_denied ? ", style=dashed" : "") + "];\n";
   }
   return dot + "}\n";
 }
@@ -741,14 +737,15 @@ std::string Join(const json::array& a, const char* sep = ", ") {
 }
 
 std::string SessionLine(const json::object& s) {
-  std::string line = "session " + Str(s, "sid") + "  agent " + Str(s, "agent");
-  if (!Str(s, "instance").empty()) line += "  instance " + Str(s, "instance");
+  std::string line = "session " + StringField(s, "sid") + "  agent " + StringField(s, "agent");
+  if (!StringField(s, "instance").empty()) line += "  instance " + StringField(s, "instance");
   const json::object& in = Obj(s, "initiator");
-  if (!Str(in, "id").empty())
-    line += "  for " + Str(in, "id") + " (" + Str(in, "verification") + ")";
+  if (!StringField(in, "id").empty())
+    line += "  for " + StringField(in, "id") + " (" + StringField(in, "verification") + ")";
   json::array scopes = Arr(s, "scopes");
   line += "  scopes [" + Join(scopes, " ") + "]";
-  if (Str(s, "status") == "revoked") line += "  REVOKED (" + Str(s, "revoke_reason") + ")";
+  if (StringField(s, "status") == "revoked")
+    line += "  REVOKED (" + StringField(s, "revoke_reason") + ")";
   return line;
 }
 
@@ -759,18 +756,18 @@ Result<std::string> RenderTrace(std::string_view trace_json) {
   if (!t.contains("path") || !t.contains("answers"))
     return InvalidArgumentError("not a trace answer");
   const json::object& ans = Obj(t, "answers");
-  std::string out = "action " + Str(t, "event_id") + " (ledger index " +
-                    json::serialize(t.at("index")) + ", " + Str(t, "time") + ")\n";
-  out += "  who initiated:  " + Str(ans, "who_initiated") + "\n";
-  out += "  who executed:   " + Str(ans, "who_executed") + "\n";
-  out += "  what allowed:   " + Str(ans, "what_allowed") + "\n";
+  std::string out = "action " + StringField(t, "event_id") + " (ledger index " +
+                    json::serialize(t.at("index")) + ", " + StringField(t, "time") + ")\n";
+  out += "  who initiated:  " + StringField(ans, "who_initiated") + "\n";
+  out += "  who executed:   " + StringField(ans, "who_executed") + "\n";
+  out += "  what allowed:   " + StringField(ans, "what_allowed") + "\n";
   const json::object& allowed = Obj(t, "allowed_by");
-  out += "  policy set:     " + Str(Obj(allowed, "policy_set"), "hash") + "\n";
+  out += "  policy set:     " + StringField(Obj(allowed, "policy_set"), "hash") + "\n";
   out += "  reasons:        " + Join(Arr(allowed, "reasons")) + "\n";
   if (allowed.contains("tripwire")) {
     const json::object& tw = Obj(allowed, "tripwire");
-    out += "  tripwire:       " + Str(tw, "tripwire") + " contained " + Str(tw, "scope") +
-           " (revoked: " + Join(Arr(tw, "revoked_sessions")) + ")\n";
+    out += "  tripwire:       " + StringField(tw, "tripwire") + " contained " +
+           StringField(tw, "scope") + " (revoked: " + Join(Arr(tw, "revoked_sessions")) + ")\n";
   }
   out += "  approvals:      none\n";
   out += "path:\n";
@@ -780,10 +777,10 @@ Result<std::string> RenderTrace(std::string_view trace_json) {
     if (!path[i].is_object()) continue;
     const json::object& n = path[i].get_object();
     std::string prefix = indent + (i == 0 ? "" : "└─ ");
-    if (Str(n, "type") == "action") {
+    if (StringField(n, "type") == "action") {
       const json::object& tg = Obj(n, "target");
-      out += prefix + "action " + Str(n, "action") + " on " + Str(tg, "key") + " -> " +
-             Str(n, "decision") + "\n";
+      out += prefix + "action " + StringField(n, "action") + " on " + StringField(tg, "key") +
+             " -> " + StringField(n, "decision") + "\n";
     } else {
       out += prefix + SessionLine(n) + "\n";
     }
@@ -795,17 +792,18 @@ Result<std::string> RenderTrace(std::string_view trace_json) {
     for (const auto& c : cs) {
       if (!c.is_object()) continue;
       const json::object& o = c.get_object();
-      out +=
-          "  " + Str(o, "scope") + " " + Str(o, "subject") + ": " + Str(o, "reason") +
-          (Str(o, "trigger_action").empty() ? ""
-                                            : " (triggered by " + Str(o, "trigger_action") + ")") +
-          "\n";
+      out += "  " + StringField(o, "scope") + " " + StringField(o, "subject") + ": " +
+             StringField(o, "reason") +
+             (StringField(o, "trigger_action").empty()
+                  ? ""
+                  : " (triggered by " + StringField(o, "trigger_action") + ")") +
+             "\n";
     }
   }
   if (t.contains("outcome")) {
     const json::object& o = Obj(t, "outcome");
-    out += "outcome: " + Str(o, "status") +
-           (Str(o, "error").empty() ? "" : " (" + Str(o, "error") + ")") + "\n";
+    out += "outcome: " + StringField(o, "status") +
+           (StringField(o, "error").empty() ? "" : " (" + StringField(o, "error") + ")") + "\n";
   }
   return out;
 }
@@ -817,12 +815,12 @@ Result<std::string> RenderSessionEvents(std::string_view session_events_json) {
   std::map<std::string, std::vector<const json::object*>> children;
   std::set<std::string> present;
   for (const auto& v : sessions)
-    if (v.is_object()) present.insert(Str(v.get_object(), "sid"));
+    if (v.is_object()) present.insert(StringField(v.get_object(), "sid"));
   std::vector<const json::object*> tops;
   for (const auto& v : sessions) {
     if (!v.is_object()) continue;
     const json::object& s = v.get_object();
-    std::string parent = Str(s, "parent_sid");
+    std::string parent = StringField(s, "parent_sid");
     if (parent.empty() || !present.count(parent)) {
       tops.push_back(&s);
     } else {
@@ -836,15 +834,16 @@ Result<std::string> RenderSessionEvents(std::string_view session_events_json) {
         std::string below = top ? "" : (last ? "   " : "│  ");
         out += prefix + here + SessionLine(s) + "\n";
         json::array actions = Arr(s, "actions");
-        auto& kids = children[Str(s, "sid")];
+        auto& kids = children[StringField(s, "sid")];
         for (size_t i = 0; i < actions.size(); ++i) {
           if (!actions[i].is_object()) continue;
           const json::object& a = actions[i].get_object();
           bool lastline = kids.empty() && i + 1 == actions.size();
-          out += prefix + below + (lastline ? "└─ " : "├─ ") + Str(a, "time") + " " +
-                 Str(a, "action") + " " + Str(a, "target") + " -> " + Str(a, "decision") +
-                 (Str(a, "outcome").empty() ? "" : " [" + Str(a, "outcome") + "]") + "  (" +
-                 Str(a, "action_id") + ")\n";
+          out += prefix + below + (lastline ? "└─ " : "├─ ") + StringField(a, "time") + " " +
+                 StringField(a, "action") + " " + StringField(a, "target") + " -> " +
+                 StringField(a, "decision") +
+                 (StringField(a, "outcome").empty() ? "" : " [" + StringField(a, "outcome") + "]") +
+                 "  (" + StringField(a, "action_id") + ")\n";
         }
         for (size_t i = 0; i < kids.size(); ++i)
           walk(*kids[i], prefix + below, i + 1 == kids.size(), false);
