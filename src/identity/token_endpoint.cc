@@ -69,7 +69,30 @@ void TokenService::TokenAsync(const TokenRequest& req, TokenCallback done) {
     if (issue.error.error != "server_error") RecordRefusal(req, &agent, facts, issue.error);
     return done(R{std::nullopt, issue.error});
   }
-  RecordIssue(std::move(*issue.value), std::move(done));
+  if (!issue.value->session) return RecordIssue(std::move(*issue.value), std::move(done));
+
+  // An exchange: its session is stored first (concurrent exchanges share the store's
+  // transaction), then its event recorded, then the answer.
+  Session session = std::move(*issue.value->session);
+  issue.value->session.reset();
+  {
+    MutexLock lock(async_mu_);
+    ++issues_pending_;
+  }
+  store_.CreateSessionAsync(std::move(session),
+                            [this, issue = std::move(*issue.value), done = std::move(done), req,
+                             agent, facts](Status stored) mutable {
+                              if (stored.ok()) {
+                                RecordIssue(std::move(issue), std::move(done));
+                              } else {
+                                OAuthError error = SessionNotStored(stored);
+                                if (error.error != "server_error")
+                                  RecordRefusal(req, &agent, facts, error);
+                                done(R{std::nullopt, std::move(error)});
+                              }
+                              MutexLock lock(async_mu_);
+                              if (--issues_pending_ == 0) async_done_.NotifyAll();
+                            });
 }
 
 OAuthResult<IssuedToken> TokenService::Token(const TokenRequest& req) {

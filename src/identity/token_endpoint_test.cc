@@ -29,6 +29,55 @@ using store::testing::FaultVfs;
 constexpr const char* kIssuer = "https://custody.test";
 constexpr std::string_view kExchange = "urn:ietf:params:oauth:grant-type:token-exchange";
 
+// The real store, with a hook run as each session is handed to it: what another thread does
+// between an exchange's checks and its session's write (a revocation winning the race).
+class RacedStore final : public store::IdentityStore {
+ public:
+  explicit RacedStore(std::unique_ptr<store::IdentityStore> real) : real_(std::move(real)) {}
+  std::function<void()> before_create;
+
+  Status CreateAgent(const Agent& a) override { return real_->CreateAgent(a); }
+  Status UpdateAgent(const Agent& a) override { return real_->UpdateAgent(a); }
+  Result<Agent> GetAgent(const std::string& n) override { return real_->GetAgent(n); }
+  Result<std::vector<Agent>> ListAgents() override { return real_->ListAgents(); }
+  Status CreateSession(const Session& s) override {
+    if (before_create) before_create();
+    return real_->CreateSession(s);
+  }
+  void CreateSessionAsync(Session s, std::function<void(Status)> done) override {
+    if (before_create) before_create();
+    real_->CreateSessionAsync(std::move(s), std::move(done));
+  }
+  Result<Session> GetSession(const std::string& sid) override { return real_->GetSession(sid); }
+  Result<std::vector<Session>> SessionTree(const std::string& sid) override {
+    return real_->SessionTree(sid);
+  }
+  Result<std::vector<std::string>> RevokeSessionTree(const std::string& sid,
+                                                     const std::string& reason,
+                                                     int64_t now) override {
+    return real_->RevokeSessionTree(sid, reason, now);
+  }
+  Result<std::vector<std::string>> RevokeAgentSessions(const std::string& agent,
+                                                       const std::string& reason,
+                                                       int64_t now) override {
+    return real_->RevokeAgentSessions(agent, reason, now);
+  }
+  Status RevokeJti(const std::string& jti, int64_t exp) override {
+    return real_->RevokeJti(jti, exp);
+  }
+  Result<bool> IsJtiRevoked(const std::string& jti) override { return real_->IsJtiRevoked(jti); }
+  Status UseAssertionJti(const std::string& jti, int64_t exp) override {
+    return real_->UseAssertionJti(jti, exp);
+  }
+  Status PutSigningKey(const SigningKeyRecord& k) override { return real_->PutSigningKey(k); }
+  Result<std::vector<SigningKeyRecord>> ListSigningKeys() override {
+    return real_->ListSigningKeys();
+  }
+
+ private:
+  std::unique_ptr<store::IdentityStore> real_;
+};
+
 class TokenEndpointTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -40,7 +89,7 @@ class TokenEndpointTest : public ::testing::Test {
     fs::create_directories(dir_);
     store::StorageOptions files;
     files.identity_path = (dir_ / "identity.db").string();
-    store_ = std::move(*store::OpenIdentityStore(files));
+    store_ = std::make_unique<RacedStore>(std::move(*store::OpenIdentityStore(files)));
   }
   void TearDown() override {
     FaultVfs::Clear();
@@ -125,7 +174,7 @@ class TokenEndpointTest : public ::testing::Test {
   SystemRandom random_;
   NullLogger log_;
   ErrorReporter errors_{log_};
-  std::unique_ptr<store::IdentityStore> store_;
+  std::unique_ptr<RacedStore> store_;
   std::unique_ptr<ledger::Ledger> ledger_;
   std::unique_ptr<events::Recorder> recorder_;
   std::unique_ptr<TokenService> svc_;
@@ -255,6 +304,72 @@ TEST_F(TokenEndpointTest, ALedgerThatCannotCommitLeavesNoUsableToken) {
   ASSERT_TRUE(again.ok()) << again.error.description;
   EXPECT_TRUE(svc_->VerifyAccessToken(again.value->access_token, "custody-gateway").ok());
   ASSERT_TRUE(CommittedEventWithJti(again.value->jti).has_value());
+}
+
+// identity.db cannot commit (a full disk): the exchange is answered server_error, its event is
+// not recorded (nothing was issued), the failure is reported; once the disk has room, exchanges
+// work again.
+TEST_F(TokenEndpointTest, AnIdentityStoreThatCannotCommitIssuesNothing) {
+  Start({});
+  auto svid = svc_->Token(SvidRequest());
+  ASSERT_TRUE(svid.ok()) << svid.error.description;
+  const uint64_t size = ledger_->Size();
+
+  FaultVfs::Fail("identity.db", Fault::kDiskFull);
+  auto out = svc_->Token(ExchangeRequestFor(svid.value->access_token));
+  FaultVfs::Clear();
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.error.error, "server_error");
+  EXPECT_EQ(out.error.http_status, 500);
+  EXPECT_EQ(out.error.description, "cannot store session") << "no file name reaches the client";
+  EXPECT_EQ(errors_.Count("identity.session_store"), 1u);
+  EXPECT_EQ(ledger_->Size(), size) << "no session.start for a session that was not stored";
+
+  auto again = svc_->Token(ExchangeRequestFor(svid.value->access_token));
+  ASSERT_TRUE(again.ok()) << again.error.description;
+  EXPECT_TRUE(svc_->VerifyAccessToken(again.value->access_token, "custody-gateway").ok());
+}
+
+// A delegation whose parent is revoked between the exchange's checks and its session's write:
+// the store refuses the session, the client hears invalid_grant naming the revoked session, no
+// token of it verifies, and the ledger records the refusal (token.refuse), not a session.start.
+TEST_F(TokenEndpointTest, ADelegationRacingItsParentsRevocationIsRefusedAndRecorded) {
+  Start({});
+  auto svid = svc_->Token(SvidRequest());
+  ASSERT_TRUE(svid.ok()) << svid.error.description;
+  auto parent = svc_->Token(ExchangeRequestFor(svid.value->access_token));
+  ASSERT_TRUE(parent.ok()) << parent.error.description;
+
+  TokenRequest child = ExchangeRequestFor(svid.value->access_token);
+  child.subject_token = parent.value->access_token;
+  child.subject_token_type = std::string(kTokenTypeAccessToken);
+  child.audience = "custody-gateway";
+  const std::string parent_sid = parent.value->sid;
+  store_->before_create = [&] {
+    store_->before_create = nullptr;
+    ASSERT_TRUE(svc_->RevokeSession(parent_sid, "tripwire", "admin-1").ok());
+  };
+  auto out = svc_->Token(child);
+  ASSERT_FALSE(out.ok()) << "a token was issued below a revoked session";
+  EXPECT_EQ(out.error.error, "invalid_grant");
+  EXPECT_NE(out.error.description.find(parent_sid), std::string::npos) << out.error.description;
+  EXPECT_EQ(store_->SessionTree(parent_sid)->size(), 1u) << "the child's session was stored";
+  EXPECT_TRUE(errors_.Counts().empty());
+
+  std::vector<std::string> handed;
+  {
+    MutexLock lock(handed_mu_);
+    handed = handed_;
+  }
+  ASSERT_FALSE(handed.empty());
+  json::object refusal = json::parse(handed.back()).as_object();
+  EXPECT_EQ(refusal.at("kind"), "token.refuse");
+  EXPECT_NE(json::serialize(refusal).find(parent_sid), std::string::npos) << handed.back();
+  for (const std::string& e : handed) {
+    EXPECT_EQ(json::serialize(json::parse(e)).find("\"parent_sid\":\"" + parent_sid),
+              std::string::npos)
+        << "a session.start below the revoked session: " << e;
+  }
 }
 
 }  // namespace

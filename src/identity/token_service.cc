@@ -497,7 +497,7 @@ OAuthResult<TokenService::Issue> TokenService::PrepareSvid(const Agent& client,
                                                   .exp = exp,
                                                   .audience = audience,
                                                   .requested_by = client.name}),
-            exp};
+            exp, std::nullopt};
   return r;
 }
 
@@ -658,8 +658,21 @@ OAuthResult<IssuedToken> TokenService::Exchange(const Agent& client, const Excha
                                                 ExchangeFacts* facts) {
   auto issue = PrepareExchange(client, req, facts);
   if (!issue.ok()) return OAuthResult<IssuedToken>{std::nullopt, issue.error};
+  if (Status stored = store_.CreateSession(*issue.value->session); !stored.ok()) {
+    return OAuthResult<IssuedToken>{std::nullopt, SessionNotStored(stored)};
+  }
   Status recorded = Record(issue.value->event);
   return FinishIssue(std::move(*issue.value), recorded);
+}
+
+OAuthError TokenService::SessionNotStored(const Status& stored) {
+  // Refused by the store: the parent was revoked, or the agent disabled, after the exchange
+  // had verified them (store::IdentityStore::CreateSession).
+  if (stored.code() == StatusCode::kFailedPrecondition) {
+    return OAuthError{"invalid_grant", stored.message(), 400};
+  }
+  errors_.Report("identity.session_store", stored);
+  return OAuthError{"server_error", "cannot store session", 500};
 }
 
 OAuthResult<TokenService::Issue> TokenService::PrepareExchange(const Agent& client,
@@ -828,11 +841,6 @@ OAuthResult<TokenService::Issue> TokenService::PrepareExchange(const Agent& clie
     errors_.Report("identity.sign", token.status());
     return R::Fail("server_error", "cannot sign token", 500);
   }
-  if (Status stored = store_.CreateSession(s); !stored.ok()) {
-    errors_.Report("identity.session_store", stored);
-    return R::Fail("server_error", "cannot store session", 500);
-  }
-
   events::SessionStart e;  // a delegation when it has a parent (parent_sid is set)
   e.event_id = NewId();
   e.time = FormatRfc3339Millis(clock_.Now());
@@ -855,7 +863,7 @@ OAuthResult<TokenService::Issue> TokenService::PrepareExchange(const Agent& clie
   R r;
   r.value = Issue{IssuedToken{*token, "Bearer", std::string(kTokenTypeAccessToken), exp - now,
                               JoinScopes(s.scopes), s.jti, s.sid, s.initiator},
-                  events::Build(e), exp};
+                  events::Build(e), exp, std::move(s)};
   return r;
 }
 

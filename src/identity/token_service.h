@@ -177,8 +177,12 @@ class TokenService {
 
   // --- OAuth token endpoint.
   // POST /oauth2/token: authenticates the client and runs its grant. Validation and signing run
-  // on the calling thread; `done` runs once, after the issuance's event is durable (on the
-  // thread async_sink calls back on, or before TokenAsync returns when there is none). Every
+  // on the calling thread. An exchange's session is then stored through
+  // IdentityStore::CreateSessionAsync (concurrent exchanges share a transaction), and only then
+  // is its event recorded. `done` runs once, after the issuance's event is durable (on the
+  // thread async_sink or the store calls back on, or before TokenAsync returns when neither
+  // defers). A session the store refuses because a revocation won the race is answered
+  // invalid_grant and recorded as a refusal. Every
   // refusal is recorded as a token.refuse event (the request, the client, the error; never a
   // token or secret); see TokenServiceOptions::async_sink. When the event cannot be recorded
   // the answer is 503 temporarily_unavailable and the token signed for it is revoked (its
@@ -264,11 +268,13 @@ class TokenService {
   // The same, through the verified-token cache.
   Result<AccessClaims> AccessClaimsOf(const std::string& token, int64_t now) EXCLUDES(cache_mu_);
   Status Record(const std::string& event_json);
-  // A token signed, its session (if any) stored, and its event built but not yet recorded.
+  // A token signed and its event built, neither stored nor recorded yet; an exchange's session
+  // is stored before its event is recorded.
   struct Issue {
     IssuedToken token;
     std::string event;
     int64_t exp = 0;
+    std::optional<Session> session;  // exchange only
   };
   OAuthResult<Issue> PrepareSvid(const Agent& client, const std::string& audience);
   OAuthResult<Issue> PrepareExchange(const Agent& client, const ExchangeRequest& request,
@@ -277,6 +283,9 @@ class TokenService {
   // durable; on failure revokes what was issued and answers temporarily_unavailable.
   void RecordIssue(Issue issue, TokenCallback done) EXCLUDES(async_mu_);
   OAuthResult<IssuedToken> FinishIssue(Issue issue, const Status& recorded);
+  // The answer to a session the store did not keep: invalid_grant when it refused it (a
+  // revocation won the race), else a reported server_error.
+  OAuthError SessionNotStored(const Status& stored);
   // Records a token.refuse event (through options_.async_sink when set); never fails the
   // refusal it records.
   void RecordRefusal(const TokenRequest& request, const Agent* client, const ExchangeFacts& facts,

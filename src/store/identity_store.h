@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,8 +32,18 @@ class IdentityStore {
   // Ordered by name.
   virtual Result<std::vector<identity::Agent>> ListAgents() = 0;
 
-  // AlreadyExists if the sid is taken.
+  // AlreadyExists if the sid is taken. FailedPrecondition, and nothing stored, if the session's
+  // parent has been revoked or its agent disabled: the check and the insert are one atomic
+  // step, so a delegation racing a revocation (or DisableAgent) either lands in the tree the
+  // revocation walks or is refused, never left live below a revoked parent.
   virtual Status CreateSession(const identity::Session& session) = 0;
+  // CreateSession answered through `done` (exactly once, on any thread, possibly before this
+  // returns) once the session is durable or has been refused. A backend may store the sessions
+  // of concurrent calls in one transaction (SqliteIdentityStore: one fsync for many); this
+  // default stores it synchronously.
+  virtual void CreateSessionAsync(identity::Session session, std::function<void(Status)> done) {
+    done(CreateSession(session));
+  }
   // NotFound if absent.
   virtual Result<identity::Session> GetSession(const std::string& sid) = 0;
   // The session and all its descendants, parents before children: ordered by depth, then

@@ -41,6 +41,12 @@ Result<std::vector<Agent>> MemoryIdentityStore::ListAgents() {
 
 Status MemoryIdentityStore::CreateSession(const Session& session) {
   MutexLock lock(mu_);
+  if (auto p = sessions_.find(session.parent_sid); p != sessions_.end() && p->second.revoked) {
+    return FailedPreconditionError("session " + session.parent_sid + " has been revoked");
+  }
+  if (auto a = agents_.find(session.agent); a != agents_.end() && a->second.disabled) {
+    return FailedPreconditionError("agent \"" + session.agent + "\" is disabled");
+  }
   if (!sessions_.emplace(session.sid, session).second) {
     return AlreadyExistsError("session " + session.sid + " exists");
   }

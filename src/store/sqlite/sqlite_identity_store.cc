@@ -216,8 +216,95 @@ Result<std::vector<Agent>> SqliteIdentityStore::ListAgents() {
   }
 }
 
+SqliteIdentityStore::~SqliteIdentityStore() {
+  {
+    MutexLock lock(queue_mu_);
+    stopping_ = true;
+    queue_cv_.NotifyAll();
+  }
+  if (writer_.joinable()) writer_.join();  // the writer stores what is queued first
+}
+
 Status SqliteIdentityStore::CreateSession(const Session& x) {
   MutexLock lock(mu_);
+  return CreateSessionsLocked(std::span<const Session>(&x, 1)).front();
+}
+
+void SqliteIdentityStore::CreateSessionAsync(Session session, std::function<void(Status)> done) {
+  {
+    MutexLock lock(queue_mu_);
+    if (!stopping_) {
+      if (!writer_.joinable()) writer_ = std::thread([this] { WriterLoop(); });
+      queue_.push_back(QueuedSession{std::move(session), std::move(done)});
+      queue_cv_.NotifyOne();
+      return;
+    }
+  }
+  done(UnavailableError("identity database: closing; session " + session.sid + " not stored"));
+}
+
+void SqliteIdentityStore::WriterLoop() {
+  std::vector<QueuedSession> batch;
+  std::vector<Session> sessions;
+  while (true) {
+    {
+      MutexLock lock(queue_mu_);
+      queue_cv_.Wait(queue_mu_, [&]() REQUIRES(queue_mu_) { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and nothing is left to store
+      batch.swap(queue_);
+    }
+    // Whatever queued while the last batch was being committed goes in this one: under load
+    // many sessions share one transaction and its fsync.
+    sessions.clear();
+    for (QueuedSession& q : batch) sessions.push_back(std::move(q.session));
+    std::vector<Status> each;
+    {
+      MutexLock lock(mu_);
+      each = CreateSessionsLocked(sessions);
+    }
+    for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(each[i]));
+    batch.clear();
+  }
+}
+
+std::vector<Status> SqliteIdentityStore::CreateSessionsLocked(std::span<const Session> sessions) {
+  auto all = [&](const Status& st) { return std::vector<Status>(sessions.size(), st); };
+  if (Status st = db_->Exec("BEGIN IMMEDIATE"); !st.ok()) return all(st);
+  auto abandon = [&](const Status& st) REQUIRES(mu_) {
+    // `st` is the error to report. Should the rollback fail too, the transaction stays open
+    // and the next BEGIN fails, reported there.
+    if (sqlite3_get_autocommit(db_->raw()) == 0) (void)db_->Exec("ROLLBACK");
+    return all(st);
+  };
+  std::vector<Status> each;
+  each.reserve(sessions.size());
+  for (const Session& x : sessions) {
+    Status st = InsertSessionLocked(x);
+    // A refused session is that request's answer; a failed write (a full disk) is everyone's.
+    const bool refused =
+        st.code() == StatusCode::kAlreadyExists || st.code() == StatusCode::kFailedPrecondition;
+    if (!st.ok() && !refused) return abandon(st);
+    each.push_back(std::move(st));
+  }
+  if (Status st = db_->Exec("COMMIT"); !st.ok()) return abandon(st);
+  return each;
+}
+
+Status SqliteIdentityStore::InsertSessionLocked(const Session& x) {
+  // The parent revoked, or the agent disabled, since the exchange verified them: refused, in
+  // the same transaction as the insert (see IdentityStore::CreateSession).
+  Stmt c(*db_,
+         "SELECT (SELECT revoked FROM sessions WHERE sid=?1), "
+         "(SELECT disabled FROM agents WHERE name=?2)");
+  if (!c.ok()) return db_->Error("prepare");
+  c.Bind(1, x.parent_sid).Bind(2, x.agent);
+  if (c.Step() != SQLITE_ROW) return db_->Error("check session parent");
+  if (c.Int(0) != 0) {
+    return FailedPreconditionError("session " + x.parent_sid + " has been revoked");
+  }
+  if (c.Int(1) != 0) return FailedPreconditionError("agent \"" + x.agent + "\" is disabled");
+  c.Reset();
+
   std::string sql =
       std::string("INSERT INTO sessions(") + kSessionColumns +
       ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)";

@@ -1,10 +1,16 @@
 // SqliteIdentityStore: the embedded IdentityStore, one SQLite file (`identity.db`, WAL,
 // synchronous=FULL), opened exclusively by the serving process.
-// Thread-safe: one connection behind a mutex.
+// Thread-safe: one connection behind a mutex. CreateSessionAsync hands sessions to a writer
+// thread (started on first use) that stores everything queued meanwhile in one transaction: one
+// fsync for many token exchanges.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <span>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "common/mutex.h"
 #include "store/identity_store.h"
@@ -16,12 +22,15 @@ class SqliteIdentityStore final : public IdentityStore {
  public:
   // Opens (creating it 0600) and migrates the file (store/sqlite/sqlite_schema.h).
   static Result<std::unique_ptr<SqliteIdentityStore>> Open(const std::string& path);
+  // Stores the sessions still queued, then stops the writer.
+  ~SqliteIdentityStore() override;
 
   Status CreateAgent(const identity::Agent& agent) override;
   Status UpdateAgent(const identity::Agent& agent) override;
   Result<identity::Agent> GetAgent(const std::string& name) override;
   Result<std::vector<identity::Agent>> ListAgents() override;
   Status CreateSession(const identity::Session& session) override;
+  void CreateSessionAsync(identity::Session session, std::function<void(Status)> done) override;
   Result<identity::Session> GetSession(const std::string& sid) override;
   Result<std::vector<identity::Session>> SessionTree(const std::string& sid) override;
   Result<std::vector<std::string>> RevokeSessionTree(const std::string& sid,
@@ -42,11 +51,27 @@ class SqliteIdentityStore final : public IdentityStore {
                                                     const std::string& reason, int64_t now)
       REQUIRES(mu_);
   Result<std::vector<identity::Session>> TreeLocked(const std::string& sid) REQUIRES(mu_);
+  // One transaction: each session's status, in order. A refused session (AlreadyExists,
+  // FailedPrecondition) is not stored and the others are; a failed write stores none.
+  std::vector<Status> CreateSessionsLocked(std::span<const identity::Session> sessions)
+      REQUIRES(mu_);
+  Status InsertSessionLocked(const identity::Session& session) REQUIRES(mu_);
+  void WriterLoop() EXCLUDES(mu_, queue_mu_);
 
   Mutex mu_;
   // Its prepared statements are kept by SQL text and reused across calls (preparing costs more
   // than most of these queries).
   std::unique_ptr<SqliteDb> db_ PT_GUARDED_BY(mu_);
+
+  struct QueuedSession {
+    identity::Session session;
+    std::function<void(Status)> done;
+  };
+  Mutex queue_mu_;
+  CondVar queue_cv_;
+  std::vector<QueuedSession> queue_ GUARDED_BY(queue_mu_);
+  bool stopping_ GUARDED_BY(queue_mu_) = false;
+  std::thread writer_ GUARDED_BY(queue_mu_);
 };
 
 }  // namespace custody::store

@@ -1,6 +1,9 @@
 #include "store/testing/identity_store_conformance.h"
 
 #include <algorithm>
+#include <atomic>
+#include <future>
+#include <thread>
 
 namespace custody::store::testing {
 namespace {
@@ -219,6 +222,79 @@ TEST_P(IdentityStoreConformance, AnAgentsLiveSessionsAreRevokedWithTheirDescenda
   EXPECT_FALSE(store_->GetSession("r3")->revoked);
   EXPECT_TRUE(store_->RevokeAgentSessions("planner", "again", 30)->empty());
   EXPECT_TRUE(store_->RevokeAgentSessions("nobody", "x", 30)->empty());
+}
+
+TEST_P(IdentityStoreConformance, NoSessionIsStoredBelowARevokedParentOrForADisabledAgent) {
+  ASSERT_TRUE(store_->CreateAgent(MakeAgent("planner")).ok());
+  ASSERT_TRUE(store_->CreateSession(MakeSession("root", "", 0, "planner")).ok());
+  ASSERT_TRUE(store_->CreateSession(MakeSession("child", "root", 1)).ok());
+  ASSERT_TRUE(store_->RevokeSessionTree("root", "tripwire", 200).ok());
+  // A delegation verified before the revocation and stored after it: refused, not left live.
+  Status late = store_->CreateSession(MakeSession("late", "root", 1));
+  EXPECT_EQ(late.code(), StatusCode::kFailedPrecondition) << late.ToString();
+  EXPECT_NE(late.message().find("root"), std::string::npos) << late.ToString();
+  EXPECT_EQ(store_->GetSession("late").status().code(), StatusCode::kNotFound);
+  std::promise<Status> below;
+  store_->CreateSessionAsync(MakeSession("grandchild", "child", 2),
+                             [&](Status st) { below.set_value(std::move(st)); });
+  EXPECT_EQ(below.get_future().get().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->SessionTree("root")->size(), 2u);
+
+  Agent disabled = MakeAgent("planner");
+  disabled.disabled = true;
+  ASSERT_TRUE(store_->UpdateAgent(disabled).ok());
+  Status root = store_->CreateSession(MakeSession("r2", "", 0, "planner"));
+  EXPECT_EQ(root.code(), StatusCode::kFailedPrecondition) << root.ToString();
+  EXPECT_EQ(store_->GetSession("r2").status().code(), StatusCode::kNotFound);
+  // An agent the store does not know (a test's) and a parent it does not hold do not refuse.
+  EXPECT_TRUE(store_->CreateSession(MakeSession("r3", "", 0, "someone")).ok());
+  EXPECT_TRUE(store_->CreateSession(MakeSession("orphan", "elsewhere", 1)).ok());
+}
+
+TEST_P(IdentityStoreConformance, ConcurrentAsyncSessionsAreEachStoredAndAnsweredOnce) {
+  ASSERT_TRUE(store_->CreateSession(MakeSession("root", "", 0)).ok());
+  ASSERT_TRUE(store_->CreateSession(MakeSession("gone", "", 0)).ok());
+  ASSERT_TRUE(store_->RevokeSessionTree("gone", "manual", 5).ok());
+  constexpr int kThreads = 4, kEach = 50;
+  std::atomic<int> ok{0}, refused{0}, exists{0}, other{0}, answers{0};
+  std::promise<void> all_answered;
+  auto answer = [&](Status st) {
+    if (st.ok()) {
+      ++ok;
+    } else if (st.code() == StatusCode::kFailedPrecondition) {
+      ++refused;
+    } else if (st.code() == StatusCode::kAlreadyExists) {
+      ++exists;
+    } else {
+      ++other;
+    }
+    if (++answers == kThreads * kEach) all_answered.set_value();
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        // Every tenth a child of the revoked session, every 25th a sid already taken; their
+        // refusals are theirs alone: the rest of whatever batch they share is stored.
+        std::string sid = "s" + std::to_string(t) + "-" + std::to_string(i);
+        Session s = i % 10 == 9   ? MakeSession(sid, "gone", 1)
+                    : i % 25 == 0 ? MakeSession("root", "", 0)
+                                  : MakeSession(sid, "root", 1);
+        store_->CreateSessionAsync(std::move(s), answer);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  all_answered.get_future().wait();
+  EXPECT_EQ(refused.load(), kThreads * 5);
+  EXPECT_EQ(exists.load(), kThreads * 2);
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(ok.load(), kThreads * (kEach - 7));
+  EXPECT_EQ(answers.load(), kThreads * kEach) << "each answered exactly once";
+  EXPECT_EQ(store_->SessionTree("root")->size(), 1u + kThreads * (kEach - 7));
+  EXPECT_EQ(store_->SessionTree("gone")->size(), 1u);
+  EXPECT_TRUE(store_->GetSession("s3-48").ok());
+  EXPECT_EQ(store_->GetSession("s3-49").status().code(), StatusCode::kNotFound);
 }
 
 TEST_P(IdentityStoreConformance, AssertionJtiReplayIsDetectedAndRevokedJtisAreKept) {

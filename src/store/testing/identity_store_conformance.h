@@ -1,7 +1,9 @@
 // The conformance suite every IdentityStore backend passes (store/testing/conformance.h):
 // agents (AlreadyExists, NotFound, every field kept), sessions and SessionTree's order,
 // cascading revocation that returns only what it revoked now, an agent's sessions revoked at
-// once, revoked and used jtis, signing keys. Cases in identity_store_conformance.cc.
+// once, no session stored below a revoked parent or for a disabled agent, concurrent
+// CreateSessionAsync calls each answered once, revoked and used jtis, signing keys. Cases in
+// identity_store_conformance.cc.
 #pragma once
 
 #include "store/identity_store.h"

@@ -1,0 +1,116 @@
+// SqliteIdentityStore's group commit (CreateSessionAsync): what it answered ok is in the file
+// when it is opened again, a store closed with sessions still queued stores them first, and a
+// failed write (a full disk) fails every session of its transaction, stores none of them, and
+// leaves the store ready for the next.
+#include "store/sqlite/sqlite_identity_store.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <future>
+#include <vector>
+
+#include "store/testing/fault_vfs.h"
+
+namespace custody::store {
+namespace {
+
+using identity::Session;
+using testing::Fault;
+using testing::FaultVfs;
+
+Session MakeSession(const std::string& sid) {
+  Session s;
+  s.sid = sid;
+  s.root_sid = sid;
+  s.agent = "planner";
+  s.instance = "spiffe://custody.local/agent/planner/instance/1";
+  s.initiator = "alice";
+  s.scopes = {"db/read"};
+  s.jti = "jti-" + sid;
+  s.created_at = 100;
+  s.expires_at = 1000;
+  return s;
+}
+
+class SqliteIdentityStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    FaultVfs::Install();
+    dir_ = std::filesystem::temp_directory_path() /
+           ("custody_sqlite_identity_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    path_ = (dir_ / "identity.db").string();
+  }
+  void TearDown() override {
+    FaultVfs::Clear();
+    std::filesystem::remove_all(dir_);
+  }
+  std::unique_ptr<SqliteIdentityStore> Open() {
+    auto s = SqliteIdentityStore::Open(path_);
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    return s.ok() ? std::move(*s) : nullptr;
+  }
+  // Queues `n` sessions named prefix0.. and returns their answers' futures.
+  static std::vector<std::future<Status>> Queue(SqliteIdentityStore& store,
+                                                const std::string& prefix, int n) {
+    std::vector<std::future<Status>> answers;
+    for (int i = 0; i < n; ++i) {
+      auto p = std::make_shared<std::promise<Status>>();
+      answers.push_back(p->get_future());
+      store.CreateSessionAsync(MakeSession(prefix + std::to_string(i)),
+                               [p](Status st) { p->set_value(std::move(st)); });
+    }
+    return answers;
+  }
+  std::filesystem::path dir_;
+  std::string path_;
+};
+
+TEST_F(SqliteIdentityStoreTest, WhatWasAnsweredOkIsInTheFileWhenItIsOpenedAgain) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  for (auto& f : Queue(*store, "a", 100)) ASSERT_TRUE(f.get().ok());
+  // Queued and not waited for: closing the store stores them before it returns.
+  auto unwaited = Queue(*store, "b", 50);
+  store.reset();
+  for (auto& f : unwaited) EXPECT_TRUE(f.get().ok());
+
+  store = Open();
+  ASSERT_NE(store, nullptr);
+  for (const char* sid : {"a0", "a99", "b0", "b49"}) {
+    auto s = store->GetSession(sid);
+    ASSERT_TRUE(s.ok()) << sid << ": " << s.status().ToString();
+    EXPECT_EQ(s->jti, std::string("jti-") + sid);
+    EXPECT_EQ(s->scopes, std::vector<std::string>{"db/read"});
+  }
+}
+
+TEST_F(SqliteIdentityStoreTest, AFullDiskFailsTheWholeBatchAndTheNextOneIsStored) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->CreateSession(MakeSession("before")).ok());
+  FaultVfs::Fail("identity.db", Fault::kDiskFull);
+  for (auto& f : Queue(*store, "lost", 20)) {
+    Status st = f.get();
+    EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
+    EXPECT_NE(st.message().find("identity database"), std::string::npos) << st.ToString();
+  }
+  FaultVfs::Clear();
+  for (auto& f : Queue(*store, "after", 20)) EXPECT_TRUE(f.get().ok());
+  store.reset();
+
+  store = Open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_TRUE(store->GetSession("before").ok());
+  EXPECT_TRUE(store->GetSession("after19").ok());
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(store->GetSession("lost" + std::to_string(i)).status().code(), StatusCode::kNotFound)
+        << "a session answered with an error is not in the file";
+  }
+}
+
+}  // namespace
+}  // namespace custody::store
