@@ -2,8 +2,12 @@
 # Token exchanges per second through HTTP against a real `custody serve` (release build, a fresh
 # data directory, the real ledger: every answer waits for its session.start event's fsync).
 # Registers one agent (client secret, assert_initiator), takes one JWT-SVID for it, then runs
-# wrk (bench/token_http_bench.lua) at each concurrency.
+# wrk (bench/token_http_bench.lua) at each concurrency, for each kind of exchange:
+#   root:     a root session for an asserted initiator (one ES256 verification, one signature);
+#   delegate: a child of one root session (its access token verified too: two verifications
+#             and one signature, the parent's session and revocation state read).
 # Usage: bench/token_http_bench.sh BIN [duration_s=10] [connections="1 32"] [server_threads=2]
+#                                  [kinds="root delegate"]
 #   BIN: a custody binary, e.g. build/release/src/cli/custody
 # Figures go in docs/PERFORMANCE.md (with the machine and this command).
 set -euo pipefail
@@ -11,6 +15,7 @@ BIN=$1
 DURATION=${2:-10}
 CONNS=${3:-"1 32"}
 SERVER_THREADS=${4:-2}
+KINDS=${5:-"root delegate"}
 HERE=$(cd "$(dirname "$0")" && pwd)
 command -v wrk >/dev/null 2>&1 || { echo "token_http_bench: wrk is missing (apt-get install wrk)" >&2; exit 1; }
 
@@ -31,11 +36,23 @@ export CLIENT=bench SECRET SVID
 CHECK=$(wrk -t1 -c1 -d1s -s "$HERE/token_http_bench.lua" "$URL" | grep -c 'Non-2xx' || true)
 if [ "$CHECK" != 0 ]; then echo "token_http_bench: the exchange is refused" >&2; exit 1; fi
 
+# The parent of the delegations: one root session's access token.
+ROOT=$(curl -sf -X POST "$URL/oauth2/token" -H 'Content-Type: application/x-www-form-urlencoded' \
+  -d "grant_type=urn:ietf:params:oauth:grant-type:token-exchange&client_id=bench&client_secret=$SECRET&audience=bench-gateway&scope=tools/read&subject_token=%7B%22sub%22%3A%22bench-initiator%22%7D&subject_token_type=urn:custody:params:oauth:token-type:initiator-assertion&actor_token=$SVID&actor_token_type=urn:ietf:params:oauth:token-type:jwt" |
+  sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+CHECK=$(SUBJECT=$ROOT wrk -t1 -c1 -d1s -s "$HERE/token_http_bench.lua" "$URL" | grep -c 'Non-2xx' || true)
+if [ "$CHECK" != 0 ]; then echo "token_http_bench: the delegation is refused" >&2; exit 1; fi
+
 echo "server: $URL, $SERVER_THREADS worker threads; ${DURATION}s per run"
-for c in $CONNS; do
-  t=$(( c < 2 ? 1 : 2 ))
-  echo "== exchanges, $c connections (wrk -t$t)"
-  wrk -t"$t" -c"$c" -d"${DURATION}s" --latency -s "$HERE/token_http_bench.lua" "$URL" |
-    grep -E 'Requests/sec|^ +50%|^ +99%|Non-2xx|Socket errors'
+for kind in $KINDS; do
+  subject=""
+  [ "$kind" = delegate ] && subject=$ROOT
+  for c in $CONNS; do
+    t=$(( c < 2 ? 1 : 2 ))
+    echo "== $kind exchanges, $c connections (wrk -t$t)"
+    SUBJECT=$subject wrk -t"$t" -c"$c" -d"${DURATION}s" --latency -s "$HERE/token_http_bench.lua" \
+      "$URL" | grep -E 'Requests/sec|^ +50%|^ +99%|Non-2xx|Socket errors'
+  done
 done
+[ -n "${METRICS:-}" ] && ls -la "$WORK/data" && curl -s "$URL/metrics" -H "Authorization: Bearer $TOKEN" | grep -E "custody_ledger_(batch_size|commit_duration_seconds)_(sum|count)"
 echo "ledger size after the runs: $(curl -s "$URL/v1/ledger/checkpoint" | sed -n 2p) events"

@@ -146,7 +146,7 @@ TEST_F(IdentityStoreTest, ANewDatabaseAndItsWalAreMode0600WhateverTheUmask) {
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
   store_ = std::move(*opened);
   ASSERT_TRUE(store_->CreateAgent(ValidAgent()).ok());
-  for (const char* suffix : {"", "-wal"}) {
+  for (const char* suffix : {"", "-wal", "-shm", ".lock"}) {
     struct stat st {};
     ASSERT_EQ(::stat((path_.string() + suffix).c_str(), &st), 0) << suffix;
     EXPECT_EQ(st.st_mode & 0777, 0600u) << path_.string() << suffix;

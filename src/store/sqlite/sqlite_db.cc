@@ -1,6 +1,12 @@
 #include "store/sqlite/sqlite_db.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "crypto/key_file.h"
 #include "store/sqlite/sqlite_schema.h"
@@ -27,12 +33,29 @@ Status ExecOn(sqlite3* db, const char* sql, const std::string& prefix) {
   sqlite3_free(err);
   return Classified(sqlite3_errcode(db), prefix + ": " + m);
 }
+
+// Options::owner_lock_file: the descriptor holding the lock. A separate file, because closing
+// any descriptor of the database itself would drop the POSIX locks SQLite holds on it.
+Result<int> LockOwnerFile(const std::string& lock_path, const std::string& what,
+                          const std::string& path) {
+  int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return UnavailableError("cannot open " + lock_path + ": " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return fd;
+  const int err = errno;
+  ::close(fd);
+  if (err == EWOULDBLOCK) return InUseError(what, path);
+  return UnavailableError("cannot lock " + lock_path + ": " + std::strerror(err));
+}
 }  // namespace
 
 Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path, const std::string& what,
                                                  const Options& options) {
   if (!options.read_only && options.create_if_missing) {
     RETURN_IF_ERROR(crypto::CreatePrivateFileIfMissing(path));
+  }
+  int lock_fd = -1;
+  if (!options.owner_lock_file.empty()) {
+    ASSIGN_OR_RETURN(lock_fd, LockOwnerFile(options.owner_lock_file, what, path));
   }
   // SQLITE_OPEN_CREATE is never needed: a file to create was created above, mode 0600.
   const int flags =
@@ -42,10 +65,11 @@ Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path, const 
     std::string msg =
         "cannot open " + what + " " + path + ": " + (db ? sqlite3_errmsg(db) : "out of memory");
     sqlite3_close_v2(db);
+    if (lock_fd >= 0) ::close(lock_fd);
     if (rc == SQLITE_CANTOPEN) return NotFoundError(msg);
     return UnavailableError(msg);
   }
-  std::unique_ptr<SqliteDb> out(new SqliteDb(db, what));
+  std::unique_ptr<SqliteDb> out(new SqliteDb(db, what, lock_fd));
   if (options.exclusive && !options.read_only) {
     RETURN_IF_ERROR(LockExclusiveWal(db, what, path, options.durability));
     return out;
@@ -95,6 +119,7 @@ Status InUseError(const std::string& what, const std::string& path) {
 SqliteDb::~SqliteDb() {
   for (auto& [sql, stmt] : stmts_) sqlite3_finalize(stmt);
   sqlite3_close_v2(db_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
 sqlite3_stmt* SqliteDb::Prepared(const char* sql) {

@@ -49,13 +49,20 @@ class SqliteDb {
     bool read_only = false;
     // A missing file is created (mode 0600); else opening it is NotFound.
     bool create_if_missing = true;
+    // Set (with exclusive=false): this connection's process is the database's only writer. It
+    // holds a BSD lock (flock) on this file, created 0600, for as long as the SqliteDb lives;
+    // another Open naming the same file, in this process or another, fails at once with
+    // InUseError, while connections without one (a store's own reader) share the database.
+    std::string owner_lock_file;
   };
   // `what` names the database in errors ("attribution store").
   static Result<std::unique_ptr<SqliteDb>> Open(const std::string& path, const std::string& what,
                                                 const Options& options);
   static Result<std::unique_ptr<SqliteDb>> Open(const std::string& path, const std::string& what,
                                                 Durability durability) {
-    return Open(path, what, Options{.durability = durability});
+    Options o;
+    o.durability = durability;
+    return Open(path, what, o);
   }
   // Open, then bring the file to the schema of `steps` (store/sqlite_schema.h).
   static Result<std::unique_ptr<SqliteDb>> Open(const std::string& path, const std::string& what,
@@ -81,10 +88,12 @@ class SqliteDb {
   Result<sqlite3_stmt*> Prepare(const char* sql);
 
  private:
-  SqliteDb(sqlite3* db, std::string what) : db_(db), what_(std::move(what)) {}
+  SqliteDb(sqlite3* db, std::string what, int lock_fd)
+      : db_(db), what_(std::move(what)), lock_fd_(lock_fd) {}
   sqlite3* db_;
   std::string what_;
   std::unordered_map<std::string, sqlite3_stmt*> stmts_;
+  int lock_fd_;  // Options::owner_lock_file, or -1; closed after the connection
 };
 
 // A cached prepared statement, reset for reuse when it goes out of scope (so one SQL text may

@@ -41,6 +41,51 @@ TEST(SqliteDb, ASecondOpenerIsRefusedAndTheFirstKeepsItsData) {
   std::filesystem::remove_all(dir);
 }
 
+// Options::owner_lock_file: one owner at a time (refused at once, the first keeps writing), a
+// connection without the lock shares the file and sees each commit, and the lock goes with the
+// owner.
+TEST(SqliteDb, AnOwnerLockAdmitsOneOwnerAndSharesTheFileWithReaders) {
+  auto dir = std::filesystem::temp_directory_path() /
+             ("custody_sqlite_db_owner_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::string path = (dir / "identity.db").string();
+  SqliteDb::Options owner;
+  owner.exclusive = false;
+  owner.owner_lock_file = path + ".lock";
+  SqliteDb::Options reader;
+  reader.exclusive = false;
+  reader.create_if_missing = false;
+  {
+    auto first = SqliteDb::Open(path, "identity database", owner);
+    ASSERT_TRUE(first.ok()) << first.status().ToString();
+    ASSERT_TRUE((*first)->Exec("CREATE TABLE t(x); INSERT INTO t VALUES(1);").ok());
+    auto second = SqliteDb::Open(path, "identity database", owner);
+    ASSERT_FALSE(second.ok());
+    EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition);
+    EXPECT_NE(second.status().message().find("is locked by another process"), std::string::npos)
+        << second.status().ToString();
+
+    auto r = SqliteDb::Open(path, "identity database", reader);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    // A transaction in progress on the owner is invisible to the reader, which is not blocked
+    // by it; the commit is visible to the reader's next statement.
+    ASSERT_TRUE((*first)->Exec("BEGIN IMMEDIATE; INSERT INTO t VALUES(2);").ok());
+    {
+      Stmt s(**r, "SELECT count(*) FROM t");
+      ASSERT_EQ(s.Step(), kSqliteRow);
+      EXPECT_EQ(s.Int(0), 1);
+    }
+    ASSERT_TRUE((*first)->Exec("COMMIT").ok());
+    Stmt s(**r, "SELECT count(*) FROM t");
+    ASSERT_EQ(s.Step(), kSqliteRow);
+    EXPECT_EQ(s.Int(0), 2);
+  }
+  auto again = SqliteDb::Open(path, "identity database", owner);
+  EXPECT_TRUE(again.ok()) << "the lock was not released: " << again.status().ToString();
+  std::filesystem::remove_all(dir);
+}
+
 TEST(SqliteDb, AFileThatIsNotADatabaseIsDataLossAndIsLeftAsItWas) {
   auto dir = std::filesystem::temp_directory_path() /
              ("custody_sqlite_db_bad_" + std::to_string(::getpid()));

@@ -4,6 +4,8 @@
 
 #include <functional>
 
+#include "store/sqlite/sqlite_schema.h"
+
 namespace custody::store {
 
 using identity::Agent;
@@ -154,12 +156,49 @@ Session ReadSession(const Stmt& s) {
   return x;
 }
 
+// The session and its descendants (IdentityStore::SessionTree), read through `db`.
+Result<std::vector<Session>> ReadTree(SqliteDb& db, const std::string& sid) {
+  std::string sql = std::string(
+                        "WITH RECURSIVE tree(sid, ord) AS (SELECT sid, 0 FROM sessions "
+                        "WHERE sid=?1 UNION ALL SELECT s.sid, tree.ord + 1 FROM sessions "
+                        "s JOIN tree ON s.parent_sid = tree.sid) SELECT ") +
+                    kSessionColumns +
+                    " FROM sessions WHERE sid IN (SELECT sid FROM tree) ORDER BY depth, "
+                    "created_at, sid";
+  Stmt s(db, sql.c_str());
+  if (!s.ok()) return db.Error("prepare");
+  s.Bind(1, sid);
+  std::vector<Session> out;
+  while (true) {
+    int rc = s.Step();
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return db.Error("read session tree");
+    out.push_back(ReadSession(s));
+  }
+  if (out.empty()) return NotFoundError("no session " + sid);
+  return out;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<SqliteIdentityStore>> SqliteIdentityStore::Open(const std::string& path) {
-  ASSIGN_OR_RETURN(auto db,
-                   SqliteDb::Open(path, "identity database", Durability::kFull, kSchemaSteps));
-  return std::unique_ptr<SqliteIdentityStore>(new SqliteIdentityStore(std::move(db)));
+  constexpr const char* kWhat = "identity database";
+  // Two connections: the writer, whose process owns the file (a second custody serve on this
+  // data directory is refused), and a reader, so that token verification never waits behind a
+  // write's fsync (WAL readers see the last commit, not the transaction in progress).
+  SqliteDb::Options w;
+  w.durability = Durability::kFull;
+  w.exclusive = false;
+  w.owner_lock_file = path + ".lock";
+  ASSIGN_OR_RETURN(auto db, SqliteDb::Open(path, kWhat, w));
+  RETURN_IF_ERROR(ApplySchema(db->raw(), kWhat, path, kSchemaSteps));
+  SqliteDb::Options r;
+  r.exclusive = false;
+  r.create_if_missing = false;
+  ASSIGN_OR_RETURN(auto reader, SqliteDb::Open(path, kWhat, r));
+  RETURN_IF_ERROR(reader->Exec("PRAGMA query_only=ON"));
+  return std::unique_ptr<SqliteIdentityStore>(
+      new SqliteIdentityStore(std::move(db), std::move(reader)));
 }
 
 Status SqliteIdentityStore::CreateAgent(const Agent& agent) {
@@ -190,27 +229,27 @@ Status SqliteIdentityStore::UpdateAgent(const Agent& agent) {
 }
 
 Result<Agent> SqliteIdentityStore::GetAgent(const std::string& name) {
-  MutexLock lock(mu_);
+  MutexLock lock(read_mu_);
   std::string sql = std::string("SELECT ") + kAgentColumns + " FROM agents WHERE name=?1";
-  Stmt s(*db_, sql.c_str());
-  if (!s.ok()) return db_->Error("prepare");
+  Stmt s(*reader_, sql.c_str());
+  if (!s.ok()) return reader_->Error("prepare");
   s.Bind(1, name);
   int rc = s.Step();
   if (rc == SQLITE_DONE) return NotFoundError("no agent \"" + name + "\"");
-  if (rc != SQLITE_ROW) return db_->Error("read agent");
+  if (rc != SQLITE_ROW) return reader_->Error("read agent");
   return ReadAgent(s);
 }
 
 Result<std::vector<Agent>> SqliteIdentityStore::ListAgents() {
-  MutexLock lock(mu_);
+  MutexLock lock(read_mu_);
   std::string sql = std::string("SELECT ") + kAgentColumns + " FROM agents ORDER BY name";
-  Stmt s(*db_, sql.c_str());
-  if (!s.ok()) return db_->Error("prepare");
+  Stmt s(*reader_, sql.c_str());
+  if (!s.ok()) return reader_->Error("prepare");
   std::vector<Agent> out;
   while (true) {
     int rc = s.Step();
     if (rc == SQLITE_DONE) return out;
-    if (rc != SQLITE_ROW) return db_->Error("list agents");
+    if (rc != SQLITE_ROW) return reader_->Error("list agents");
     ASSIGN_OR_RETURN(Agent a, ReadAgent(s));
     out.push_back(std::move(a));
   }
@@ -325,48 +364,26 @@ Status SqliteIdentityStore::InsertSessionLocked(const Session& x) {
 }
 
 Result<Session> SqliteIdentityStore::GetSession(const std::string& sid) {
-  MutexLock lock(mu_);
+  MutexLock lock(read_mu_);
   std::string sql = std::string("SELECT ") + kSessionColumns + " FROM sessions WHERE sid=?1";
-  Stmt s(*db_, sql.c_str());
-  if (!s.ok()) return db_->Error("prepare");
+  Stmt s(*reader_, sql.c_str());
+  if (!s.ok()) return reader_->Error("prepare");
   s.Bind(1, sid);
   int rc = s.Step();
   if (rc == SQLITE_DONE) return NotFoundError("no session " + sid);
-  if (rc != SQLITE_ROW) return db_->Error("read session");
+  if (rc != SQLITE_ROW) return reader_->Error("read session");
   return ReadSession(s);
 }
 
-Result<std::vector<Session>> SqliteIdentityStore::TreeLocked(const std::string& sid) {
-  std::string sql = std::string(
-                        "WITH RECURSIVE tree(sid, ord) AS (SELECT sid, 0 FROM sessions "
-                        "WHERE sid=?1 UNION ALL SELECT s.sid, tree.ord + 1 FROM sessions "
-                        "s JOIN tree ON s.parent_sid = tree.sid) SELECT ") +
-                    kSessionColumns +
-                    " FROM sessions WHERE sid IN (SELECT sid FROM tree) ORDER BY depth, "
-                    "created_at, sid";
-  Stmt s(*db_, sql.c_str());
-  if (!s.ok()) return db_->Error("prepare");
-  s.Bind(1, sid);
-  std::vector<Session> out;
-  while (true) {
-    int rc = s.Step();
-    if (rc == SQLITE_DONE) break;
-    if (rc != SQLITE_ROW) return db_->Error("read session tree");
-    out.push_back(ReadSession(s));
-  }
-  if (out.empty()) return NotFoundError("no session " + sid);
-  return out;
-}
-
 Result<std::vector<Session>> SqliteIdentityStore::SessionTree(const std::string& sid) {
-  MutexLock lock(mu_);
-  return TreeLocked(sid);
+  MutexLock lock(read_mu_);
+  return ReadTree(*reader_, sid);
 }
 
 Result<std::vector<std::string>> SqliteIdentityStore::RevokeTreeLocked(const std::string& sid,
                                                                        const std::string& reason,
                                                                        int64_t now) {
-  ASSIGN_OR_RETURN(std::vector<Session> tree, TreeLocked(sid));
+  ASSIGN_OR_RETURN(std::vector<Session> tree, ReadTree(*db_, sid));
   std::vector<std::string> revoked;
   for (const Session& x : tree) {
     Stmt u(*db_,
@@ -423,13 +440,13 @@ Status SqliteIdentityStore::RevokeJti(const std::string& jti, int64_t expires_at
 }
 
 Result<bool> SqliteIdentityStore::IsJtiRevoked(const std::string& jti) {
-  MutexLock lock(mu_);
-  Stmt s(*db_, "SELECT 1 FROM revoked_jtis WHERE jti=?1");
+  MutexLock lock(read_mu_);
+  Stmt s(*reader_, "SELECT 1 FROM revoked_jtis WHERE jti=?1");
   s.Bind(1, jti);
   int rc = s.Step();
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
-  return db_->Error("read revoked jti");
+  return reader_->Error("read revoked jti");
 }
 
 Status SqliteIdentityStore::UseAssertionJti(const std::string& jti, int64_t expires_at) {
@@ -454,15 +471,15 @@ Status SqliteIdentityStore::PutSigningKey(const SigningKeyRecord& k) {
 }
 
 Result<std::vector<SigningKeyRecord>> SqliteIdentityStore::ListSigningKeys() {
-  MutexLock lock(mu_);
-  Stmt s(*db_,
+  MutexLock lock(read_mu_);
+  Stmt s(*reader_,
          "SELECT kid, private_pem, created_at, retired_at, publish_until FROM signing_keys ORDER "
          "BY created_at, kid");
   std::vector<SigningKeyRecord> out;
   while (true) {
     int rc = s.Step();
     if (rc == SQLITE_DONE) return out;
-    if (rc != SQLITE_ROW) return db_->Error("list signing keys");
+    if (rc != SQLITE_ROW) return reader_->Error("list signing keys");
     out.push_back(SigningKeyRecord{s.Text(0), s.Text(1), s.Int(2), s.Int(3), s.Int(4)});
   }
 }

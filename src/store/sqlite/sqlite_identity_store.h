@@ -1,8 +1,10 @@
 // SqliteIdentityStore: the embedded IdentityStore, one SQLite file (`identity.db`, WAL,
 // synchronous=FULL), opened exclusively by the serving process.
-// Thread-safe: one connection behind a mutex. CreateSessionAsync hands sessions to a writer
-// thread (started on first use) that stores everything queued meanwhile in one transaction: one
-// fsync for many token exchanges.
+// Thread-safe: two connections, each behind its own mutex: every write goes through the writer,
+// every read (agents, sessions, revoked jtis, keys) through the reader, so reads never wait for
+// a write's fsync. CreateSessionAsync hands sessions to a writer thread (started on first use)
+// that stores everything queued meanwhile in one transaction: one fsync for many exchanges.
+// The process owns the file through `identity.db.lock` (SqliteDb::Options::owner_lock_file).
 #pragma once
 
 #include <functional>
@@ -46,11 +48,11 @@ class SqliteIdentityStore final : public IdentityStore {
   Result<std::vector<identity::SigningKeyRecord>> ListSigningKeys() override;
 
  private:
-  explicit SqliteIdentityStore(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
+  SqliteIdentityStore(std::unique_ptr<SqliteDb> db, std::unique_ptr<SqliteDb> reader)
+      : db_(std::move(db)), reader_(std::move(reader)) {}
   Result<std::vector<std::string>> RevokeTreeLocked(const std::string& sid,
                                                     const std::string& reason, int64_t now)
       REQUIRES(mu_);
-  Result<std::vector<identity::Session>> TreeLocked(const std::string& sid) REQUIRES(mu_);
   // One transaction: each session's status, in order. A refused session (AlreadyExists,
   // FailedPrecondition) is not stored and the others are; a failed write stores none.
   std::vector<Status> CreateSessionsLocked(std::span<const identity::Session> sessions)
@@ -61,7 +63,9 @@ class SqliteIdentityStore final : public IdentityStore {
   Mutex mu_;
   // Its prepared statements are kept by SQL text and reused across calls (preparing costs more
   // than most of these queries).
-  std::unique_ptr<SqliteDb> db_ PT_GUARDED_BY(mu_);
+  std::unique_ptr<SqliteDb> db_ PT_GUARDED_BY(mu_);  // the writer
+  Mutex read_mu_;
+  std::unique_ptr<SqliteDb> reader_ PT_GUARDED_BY(read_mu_);  // closed before the writer
 
   struct QueuedSession {
     identity::Session session;
