@@ -189,7 +189,8 @@ json::object AuthzenDecision(const Result<AuthorizeResult>& r) {
             {"reason_admin", {{"en", r->message}}},
             {"policy_hash", r->policy_hash},
             {"ledger_index", r->ledger_index},
-            {"receipt", r->receipt}}}};
+            {"receipt", r->receipt},
+            {"traceparent", r->traceparent}}}};
 }
 
 Result<Evaluation> Merge(const json::object& defaults, const json::object* item) {

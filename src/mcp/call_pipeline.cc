@@ -47,6 +47,38 @@ std::string OutputDigest(const json::value& v) {
 
 }  // namespace
 
+AuthorizeRequest ToolCallRequest(const std::string& server, const std::string& tool,
+                                 const json::object& params, const std::string& token,
+                                 const std::string& mcp_session,
+                                 const std::string& definition_hash) {
+  AuthorizeRequest a;
+  a.token = token;
+  a.action = "call_tool";
+  a.target.server = server;
+  a.target.tool = tool;
+  if (auto args = params.find("arguments"); args != params.end() && args->value().is_object()) {
+    a.arguments_json = json::serialize(args->value());
+  }
+  if (auto m = params.find("_meta"); m != params.end() && m->value().is_object()) {
+    if (auto tp = m->value().get_object().find("traceparent");
+        tp != m->value().get_object().end() && tp->value().is_string()) {
+      a.traceparent = std::string(tp->value().get_string());
+    }
+  }
+  a.caller_context_json = json::serialize(json::object{{"mcp_session", mcp_session}});
+  a.via = "mcp";
+  if (!definition_hash.empty()) a.resource_attrs["definition_hash"] = definition_hash;
+  return a;
+}
+
+json::object DecisionData(const AuthorizeResult& r) {
+  json::object data{{"action_id", r.action_id},     {"reasons", StringArray(r.reasons)},
+                    {"receipt", r.receipt},         {"ledger_index", r.ledger_index},
+                    {"policy_hash", r.policy_hash}, {"traceparent", r.traceparent}};
+  if (!r.contained.empty()) data["contained"] = r.contained;
+  return data;
+}
+
 void Gateway::HandleToolsCall(Server& server, const Caller& caller, json::value id,
                               json::object params, Responder respond) {
   auto n = params.find("name");
@@ -107,24 +139,8 @@ void Gateway::AuthorizeCall(std::shared_ptr<Call> call, std::optional<ToolCatalo
                        data)));
     return;
   }
-  AuthorizeRequest a;
-  a.token = call->caller.token;
-  a.action = "call_tool";
-  a.target.server = s.name;
-  a.target.tool = call->tool;
-  if (auto args = call->params.find("arguments");
-      args != call->params.end() && args->value().is_object()) {
-    a.arguments_json = json::serialize(args->value());
-  }
-  if (auto m = call->params.find("_meta"); m != call->params.end() && m->value().is_object()) {
-    if (auto tp = m->value().get_object().find("traceparent");
-        tp != m->value().get_object().end() && tp->value().is_string()) {
-      a.traceparent = std::string(tp->value().get_string());
-    }
-  }
-  a.caller_context_json = json::serialize(json::object{{"mcp_session", call->caller.session_id}});
-  a.via = "mcp";
-  a.resource_attrs["definition_hash"] = tool->hash;
+  AuthorizeRequest a = ToolCallRequest(s.name, call->tool, call->params, call->caller.token,
+                                       call->caller.session_id, tool->hash);
   attribution_.Authorize(std::move(a), [this, call](Result<AuthorizeResult> r) {
     if (!r.ok()) {
       call->respond(RpcResponse(
@@ -132,12 +148,7 @@ void Gateway::AuthorizeCall(std::shared_ptr<Call> call, std::optional<ToolCatalo
       return;
     }
     if (!r->allowed) {
-      json::object data{{"action_id", r->action_id},
-                        {"reasons", StringArray(r->reasons)},
-                        {"receipt", r->receipt},
-                        {"ledger_index", r->ledger_index},
-                        {"policy_hash", r->policy_hash}};
-      if (!r->contained.empty()) data["contained"] = r->contained;
+      json::object data = DecisionData(*r);
       std::string why = r->reasons.empty() ? r->message : Join(r->reasons);
       call->respond(RpcResponse(
           200,

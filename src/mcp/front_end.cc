@@ -8,6 +8,7 @@
 
 namespace custody::mcp {
 
+using attribution::AuthorizeResult;
 using http::Request;
 using http::Responder;
 using http::Response;
@@ -84,6 +85,11 @@ bool Gateway::Admit(Request& req, Responder& respond, Admitted* out) {
     if (!revoked.session.sid.empty() && session_header) {
       // The session's own token after containment: its MCP session is gone.
       if (auto why = sessions_->EndedWithRevokedSession(caller.session_id, revoked.session.sid)) {
+        if (req.method == "POST") {  // the attempt is evidence: recorded, then refused
+          out->contained = std::move(*why);
+          caller.access = std::move(revoked);
+          return true;
+        }
         respond(RpcResponse(404, ErrorText(nullptr, kDenied, *why)));
         return false;
       }
@@ -128,6 +134,10 @@ void Gateway::HandlePost(Request& req, Responder respond) {
     }
   }
   const std::string scope = server ? server->name : "";
+  if (!in.contained.empty()) {
+    HandleContainedPost(server, caller, msg, in.contained, std::move(respond));
+    return;
+  }
 
   if (msg.kind == MessageKind::kRequest && msg.method == "initialize") {
     HandleInitialize(server, caller, msg.id, msg.params(), std::move(respond));
@@ -169,11 +179,54 @@ void Gateway::HandlePost(Request& req, Responder respond) {
     } else {
       RouteToolsCall(caller, msg.id, std::move(params), std::move(respond));
     }
+  } else if (IsPassThrough(msg.method)) {
+    PassThrough(server, msg.method, msg.id, std::move(params), std::move(respond));
   } else {
     respond(RpcResponse(200, ErrorText(msg.id, kMethodNotFound,
                                        "method not found: " + msg.method +
-                                           " (the Custody gateway passes tools only)")));
+                                           " (the Custody gateway passes tools, completion "
+                                           "and logging levels)")));
   }
+}
+
+bool Gateway::IsPassThrough(std::string_view method) {
+  return PassThroughCapability(method) != nullptr;
+}
+
+const char* Gateway::PassThroughCapability(std::string_view method) {
+  if (method == "completion/complete") return "completions";
+  if (method == "logging/setLevel") return "logging";
+  return nullptr;
+}
+
+void Gateway::PassThrough(Server* server, const std::string& method, json::value id,
+                          json::object params, Responder respond) {
+  if (!server) {
+    respond(RpcResponse(200, ErrorText(id, kMethodNotFound,
+                                       method + " is served on /mcp/{server} only: the aggregate "
+                                                "endpoint cannot tell which server it is for")));
+    return;
+  }
+  // Neither reads nor changes data: forwarded as they are and answered with the server's own
+  // result or error, under the client's id.
+  server->upstream->Call(
+      method, std::move(params),
+      [id = std::move(id), respond = std::move(respond)](Result<json::object> r) {
+        if (!r.ok()) {
+          respond(RpcResponse(
+              200, ErrorText(id, JsonRpcCodeFor(r.status().code()), r.status().message())));
+          return;
+        }
+        json::object out{{"jsonrpc", "2.0"}, {"id", id}};
+        if (auto e = r->find("error"); e != r->end()) {
+          out["error"] = e->value();
+        } else if (auto res = r->find("result"); res != r->end()) {
+          out["result"] = res->value();
+        } else {
+          out["result"] = json::object{};
+        }
+        respond(RpcResponse(200, json::serialize(out)));
+      });
 }
 
 void Gateway::HandleInitialize(Server* server, const Caller& caller, const json::value& id,
@@ -195,9 +248,17 @@ void Gateway::HandleInitialize(Server* server, const Caller& caller, const json:
     respond(RpcResponse(429, ErrorText(id, kDenied, opened.message())));
     return;
   }
+  json::object capabilities{{"tools", json::object{{"listChanged", true}}}};
+  // What passes through is offered only where the server behind offers it (never on /mcp).
+  if (server) {
+    for (const char* m : {"completion/complete", "logging/setLevel"}) {
+      const char* cap = PassThroughCapability(m);
+      if (server->upstream->HasCapability(cap)) capabilities[cap] = json::object{};
+    }
+  }
   json::object result{
       {"protocolVersion", version},
-      {"capabilities", json::object{{"tools", json::object{{"listChanged", true}}}}},
+      {"capabilities", std::move(capabilities)},
       {"serverInfo",
        json::object{{"name", server ? "custody-gateway/" + scope : std::string("custody-gateway")},
                     {"version", "0.1.0"}}},
@@ -211,12 +272,7 @@ void Gateway::HandleInitialize(Server* server, const Caller& caller, const json:
   respond(std::move(r));
 }
 
-void Gateway::RouteToolsCall(const Caller& caller, json::value id, json::object params,
-                             Responder respond) {
-  auto n = params.find("name");
-  std::string name = n != params.end() && n->value().is_string()
-                         ? std::string(n->value().get_string())
-                         : std::string();
+Gateway::Server* Gateway::ServerOfAggregateTool(std::string_view name) {
   Server* target = nullptr;
   for (auto& [sname, s] : servers_) {
     std::string prefix = sname + std::string(kToolSeparator);
@@ -225,6 +281,16 @@ void Gateway::RouteToolsCall(const Caller& caller, json::value id, json::object 
       target = s.get();
     }
   }
+  return target;
+}
+
+void Gateway::RouteToolsCall(const Caller& caller, json::value id, json::object params,
+                             Responder respond) {
+  auto n = params.find("name");
+  std::string name = n != params.end() && n->value().is_string()
+                         ? std::string(n->value().get_string())
+                         : std::string();
+  Server* target = ServerOfAggregateTool(name);
   if (!target) {
     respond(RpcResponse(
         200, ErrorText(id, kInvalidParams,
@@ -233,6 +299,40 @@ void Gateway::RouteToolsCall(const Caller& caller, json::value id, json::object 
   }
   params["name"] = name.substr(target->name.size() + kToolSeparator.size());
   HandleToolsCall(*target, caller, std::move(id), std::move(params), std::move(respond));
+}
+
+void Gateway::HandleContainedPost(Server* server, const Caller& caller, const Message& msg,
+                                  const std::string& why, Responder respond) {
+  // Only a tools/call names an action; anything else is refused as before, unrecorded.
+  auto n = msg.params().find("name");
+  std::string tool = msg.kind == MessageKind::kRequest && msg.method == "tools/call" &&
+                             n != msg.params().end() && n->value().is_string()
+                         ? std::string(n->value().get_string())
+                         : std::string();
+  if (!server && !tool.empty()) {
+    server = ServerOfAggregateTool(tool);
+    if (server) tool = tool.substr(server->name.size() + kToolSeparator.size());
+  }
+  if (!server || tool.empty()) {
+    respond(RpcResponse(404, ErrorText(msg.id, kDenied, why)));
+    return;
+  }
+  std::optional<ToolCatalog::Tool> known = catalog_.Find(server->name, tool);
+  // The revoked session is refused before policy (custody:session_revoked), and the refusal is
+  // recorded with its receipt, as the native API records it.
+  attribution_.Authorize(
+      ToolCallRequest(server->name, tool, msg.params(), caller.token, caller.session_id,
+                      known ? known->hash : ""),
+      [id = msg.id, why, respond = std::move(respond)](Result<AuthorizeResult> r) {
+        if (!r.ok()) {
+          respond(RpcResponse(404, ErrorText(id, kDenied, why)));
+          return;
+        }
+        respond(RpcResponse(404, ErrorText(id, kDenied,
+                                           why + "; the attempt is recorded at ledger index " +
+                                               std::to_string(r->ledger_index),
+                                           DecisionData(*r))));
+      });
 }
 
 // GET: the session's server-initiated stream (tools/list_changed). One per MCP session: a new

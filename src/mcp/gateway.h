@@ -13,7 +13,11 @@
 //     forwarded), forwarded with a new traceparent in params._meta, its outcome recorded with
 //     Complete, and the upstream result returned with the receipts under
 //     _meta["dev.custody/receipt"];
-//   - anything else but initialize and ping: method not found (only tools pass the gateway).
+//   - completion/complete, logging/setLevel: passed to the server as they are (per-server
+//     endpoints; the server's one upstream session is shared, so a log level is too);
+//   - anything else but initialize and ping: method not found.
+// A tools/call in an MCP session that containment ended is recorded as a refusal
+// (custody:session_revoked, with a receipt) before it is answered 404.
 // GET opens the session's server-initiated SSE stream (tools/list_changed); DELETE ends it.
 // The agent's token never goes upstream. When a Custody session is revoked (contained), the
 // token service tells the gateway at once: its MCP sessions end (404), their streams close, and
@@ -56,6 +60,7 @@ namespace custody::mcp {
 inline constexpr const char* kReceiptMetaKey = "dev.custody/receipt";
 
 class SessionRegistry;
+struct Message;
 
 struct GatewayOptions {
   std::string audience;  // access tokens must carry this audience (the gateway's resource id)
@@ -137,6 +142,21 @@ class Gateway {
   // tools/call on the aggregate endpoint: "<server>__<tool>", the longest server name wins.
   void RouteToolsCall(const Caller& caller, boost::json::value id, boost::json::object params,
                       http::Responder respond);
+  // completion/complete and logging/setLevel: forwarded to the route's server as they are (on
+  // /mcp: -32601), answered with its result or error. PassThroughCapability names the server
+  // capability each needs (advertised at initialize when the server declared it); null for a
+  // method that does not pass through.
+  static bool IsPassThrough(std::string_view method);
+  static const char* PassThroughCapability(std::string_view method);
+  void PassThrough(Server* server, const std::string& method, boost::json::value id,
+                   boost::json::object params, http::Responder respond);
+  // The server of an aggregate tool name (the longest server-name prefix), or nullptr.
+  Server* ServerOfAggregateTool(std::string_view name);
+  // A POST in an MCP session that containment ended: a tools/call is decided (refused,
+  // custody:session_revoked) and recorded with its receipt, as the native API records it, then
+  // answered 404 with `why`; anything else is answered 404 at once.
+  void HandleContainedPost(Server* server, const Caller& caller, const Message& msg,
+                           const std::string& why, http::Responder respond);
   http::Response Unauthorized(const http::Request& req, const std::string& server,
                               const std::string& why) const;
 

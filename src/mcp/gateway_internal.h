@@ -44,7 +44,22 @@ struct Gateway::Caller {
 struct Gateway::Admitted {
   Server* server = nullptr;  // nullptr on the aggregate endpoint
   Caller caller;
+  // Set for a POST in an MCP session that containment ended (its token's session is revoked;
+  // `caller.access` holds that session's facts): what it attempts is recorded as a refusal
+  // before it is answered 404 with this reason (HandleContainedPost).
+  std::string contained;
 };
+
+// The authorization of a tools/call of `tool` (the upstream's name) on `server`: its arguments
+// and traceparent from `params`, the caller's token and MCP session, the pinned definition hash
+// (when known) as a resource attribute.
+attribution::AuthorizeRequest ToolCallRequest(const std::string& server, const std::string& tool,
+                                              const json::object& params, const std::string& token,
+                                              const std::string& mcp_session,
+                                              const std::string& definition_hash);
+// A refusal's JSON-RPC error data: the action, reasons, receipt, ledger index, policy hash and
+// the decision's traceparent (a client carries its span on from a denial too).
+json::object DecisionData(const attribution::AuthorizeResult& r);
 
 struct Gateway::Call {
   Server* server = nullptr;

@@ -42,10 +42,23 @@ class FakeUpstream final : public Upstream {
   int64_t Call(const std::string& method, json::value params, UpstreamCallback done) override {
     std::unique_lock lock(mu_);
     const int64_t id = next_id_++;
+    methods_.push_back(method);
     if (method == "tools/list") {
       json::object result{{"tools", tools_}};
       lock.unlock();
       done(json::object{{"result", std::move(result)}});
+      return id;
+    }
+    if (method == "completion/complete") {
+      lock.unlock();
+      done(json::object{{"result", {{"completion", {{"values", {"alpha", "alpine"}}}}}}});
+      return id;
+    }
+    if (method == "logging/setLevel") {
+      const bool known = params.as_object().at("level") == "debug";
+      lock.unlock();
+      done(known ? json::object{{"result", json::object{}}}
+                 : json::object{{"error", {{"code", -32602}, {"message", "unknown level"}}}});
       return id;
     }
     calls_.push_back(params.as_object());
@@ -82,6 +95,13 @@ class FakeUpstream final : public Upstream {
   void Notify(const std::string&, json::value) override {}
   const std::string& name() const override { return name_; }
   bool ready() const override { return true; }
+  bool HasCapability(std::string_view name) const override {
+    return name == "completions" || name == "logging";
+  }
+  std::vector<std::string> Methods() {
+    std::lock_guard lock(mu_);
+    return methods_;
+  }
 
   void SetTools(json::array tools) {
     std::lock_guard lock(mu_);
@@ -114,6 +134,7 @@ class FakeUpstream final : public Upstream {
   std::vector<json::object> calls_;           // guarded by mu_: params of every tools/call
   std::map<int64_t, UpstreamCallback> held_;  // guarded by mu_
   std::vector<int64_t> cancelled_;            // guarded by mu_
+  std::vector<std::string> methods_;          // guarded by mu_: every method called
 };
 
 json::object Tool(const std::string& name, const std::string& description) {
@@ -282,6 +303,10 @@ TEST_F(GatewayTest, ADeniedCallIsRecordedAndNeverForwarded) {
   EXPECT_EQ(a.at("error").at("code"), kDenied);
   EXPECT_NE(a.at("error").at("message").as_string().find("no-delete"), std::string::npos)
       << json::serialize(a);
+  // Like an allowed call's receipt, the refusal carries the decision's span.
+  const json::string& tp = a.at("error").at("data").at("traceparent").as_string();
+  EXPECT_EQ(tp.size(), 55u) << tp;
+  EXPECT_TRUE(tp.starts_with("00-")) << tp;
   EXPECT_TRUE(upstream_->Calls().empty());
   w_->svc->FlushIndex();
   auto rows = w_->store->ActionsOfSessions({sid_});
@@ -305,6 +330,71 @@ TEST_F(GatewayTest, ContainingTheSessionMidCallCancelsItUpstreamAndEndsTheMcpSes
   // The MCP session is gone: the next request is refused.
   http::Response next = Post(Rpc(5, "tools/list", {}));
   EXPECT_EQ(next.status, 404) << next.body;
+}
+
+// What a contained session tries next through the gateway is evidence, as on the native API:
+// each tools/call is decided (refused before policy, custody:session_revoked), recorded with a
+// receipt, and answered 404 (the MCP session is gone), never forwarded. Other methods are
+// refused 404 as before.
+TEST_F(GatewayTest, AContainedSessionsNextCallsAreRecordedAsRefusalsAndAnswered404) {
+  ListTools();
+  ASSERT_TRUE(w_->svc->Contain("session", sid_, "exfiltration suspected", "admin").ok());
+  for (const char* tool : {"read", "delete"}) {
+    http::Response r =
+        Post(Rpc(6, "tools/call", {{"name", tool}, {"arguments", {{"path", "/etc/shadow"}}}}));
+    ASSERT_EQ(r.status, 404) << r.body;
+    json::object a = json::parse(r.body).as_object();
+    ASSERT_TRUE(a.contains("error")) << r.body;
+    EXPECT_EQ(a.at("error").at("code"), kDenied);
+    EXPECT_NE(a.at("error").at("message").as_string().find("contained"), std::string::npos)
+        << r.body;
+    EXPECT_NE(a.at("error").at("message").as_string().find("recorded at ledger index"),
+              std::string::npos)
+        << r.body;
+    const json::object& data = a.at("error").at("data").as_object();
+    EXPECT_EQ(json::serialize(data.at("reasons")), R"(["custody:session_revoked"])") << r.body;
+    EXPECT_NE(data.at("receipt").as_string().find("c2sp.org/tlog-proof@v1"), std::string::npos);
+    auto row = Action(std::string(data.at("action_id").as_string()));
+    ASSERT_TRUE(row.has_value()) << r.body;
+    EXPECT_EQ(row->decision, "deny");
+    EXPECT_EQ(row->sid, sid_);
+    EXPECT_EQ(row->target, std::string("files/") + tool);
+    // The recorded decision names the reason (the ledger's decision event).
+    auto leaf = w_->ledger->GetEntry(static_cast<uint64_t>(row->decision_index));
+    ASSERT_TRUE(leaf.ok());
+    EXPECT_NE(leaf->data.find("custody:session_revoked"), std::string::npos) << leaf->data;
+  }
+  EXPECT_TRUE(upstream_->Calls().empty()) << "nothing reaches the server";
+  http::Response list = Post(Rpc(7, "tools/list", {}));
+  EXPECT_EQ(list.status, 404) << list.body;
+  EXPECT_EQ(list.body.find("recorded"), std::string::npos) << list.body;
+}
+
+// completion/complete and logging/setLevel reach the server as they are, and its answer (result
+// or error) reaches the client under the client's id; the capabilities are offered because the
+// server declared them.
+TEST_F(GatewayTest, CompletionAndLogLevelPassThroughToTheServer) {
+  http::Response c = Post(Rpc(8, "completion/complete",
+                              {{"ref", {{"type", "ref/prompt"}, {"name", "greet"}}},
+                               {"argument", {{"name", "name"}, {"value", "al"}}}}));
+  ASSERT_EQ(c.status, 200) << c.body;
+  json::object a = json::parse(c.body).as_object();
+  EXPECT_EQ(a.at("id"), 8);
+  EXPECT_EQ(json::serialize(a.at("result").at("completion").at("values")), R"(["alpha","alpine"])");
+  http::Response ok = Post(Rpc(9, "logging/setLevel", {{"level", "debug"}}));
+  EXPECT_EQ(ok.body, R"({"jsonrpc":"2.0","id":9,"result":{}})");
+  http::Response bad = Post(Rpc(10, "logging/setLevel", {{"level", "loud"}}));
+  json::object b = json::parse(bad.body).as_object();
+  EXPECT_EQ(b.at("error").at("code"), -32602) << bad.body;
+  EXPECT_EQ(b.at("id"), 10);
+  auto methods = upstream_->Methods();
+  EXPECT_EQ(std::count(methods.begin(), methods.end(), "logging/setLevel"), 2);
+  EXPECT_EQ(std::count(methods.begin(), methods.end(), "completion/complete"), 1);
+
+  http::Response init = Post(Rpc(11, "initialize", {{"protocolVersion", "2025-06-18"}}));
+  json::object caps = json::parse(init.body).at("result").at("capabilities").as_object();
+  EXPECT_TRUE(caps.contains("completions")) << init.body;
+  EXPECT_TRUE(caps.contains("logging")) << init.body;
 }
 
 TEST_F(GatewayTest, AnUpstreamCrashIsAnErrorAndItsOutcomeIsRecorded) {

@@ -200,6 +200,7 @@ struct HttpUpstream::Impl {
   int64_t next_id GUARDED_BY(mu) = 1;
   int64_t handshakes GUARDED_BY(mu) = 0;
   std::string init_error GUARDED_BY(mu);              // why the last handshake failed
+  std::set<std::string, std::less<>> capabilities GUARDED_BY(mu);  // the server's, declared
   std::map<int64_t, Pending> pending GUARDED_BY(mu);  // every request not yet answered
   std::deque<int64_t> waiting GUARDED_BY(mu);         // ids waiting for the handshake
 
@@ -500,6 +501,10 @@ struct HttpUpstream::Impl {
     }
     session_id = new_session;
     version = std::string(pv->get_string());
+    {
+      MutexLock lock(mu);
+      capabilities = CapabilityNames(result->as_object());
+    }
     auto conn2 = Acquire(0);
     auto n = co_await conn2->Exchange(
         Request("POST", true, R"({"jsonrpc":"2.0","method":"notifications/initialized"})",
@@ -791,6 +796,11 @@ const std::string& HttpUpstream::name() const { return impl_->config.name; }
 bool HttpUpstream::ready() const {
   MutexLock lock(impl_->mu);
   return impl_->ready;
+}
+
+bool HttpUpstream::HasCapability(std::string_view name) const {
+  MutexLock lock(impl_->mu);
+  return impl_->capabilities.contains(name);
 }
 
 int64_t HttpUpstream::handshakes() const {

@@ -46,6 +46,10 @@ bool StdioUpstream::ready() const {
   MutexLock lock(mu_);
   return ready_;
 }
+bool StdioUpstream::HasCapability(std::string_view name) const {
+  MutexLock lock(mu_);
+  return capabilities_.contains(name);
+}
 int64_t StdioUpstream::starts() const {
   MutexLock lock(mu_);
   return starts_;
@@ -303,6 +307,9 @@ void StdioUpstream::HandleLine(std::string_view line) {
       return;
     }
     ready_ = true;
+    if (auto r = o.find("result"); r != o.end() && r->value().is_object()) {
+      capabilities_ = CapabilityNames(r->value().get_object());
+    }
     std::vector<std::string> lines;
     for (int64_t w : waiting_) {
       auto it = pending_.find(w);

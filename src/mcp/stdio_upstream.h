@@ -51,6 +51,7 @@ class StdioUpstream final : public Upstream {
 
   const std::string& name() const override { return config_.name; }
   bool ready() const override;
+  bool HasCapability(std::string_view name) const override;
   int64_t starts() const;  // processes started so far (1 + restarts)
   int pid() const;         // of the current process, 0 when none
 
@@ -77,6 +78,7 @@ class StdioUpstream final : public Upstream {
   bool stop_ GUARDED_BY(mu_) = false;
   bool started_ GUARDED_BY(mu_) = false;
   bool ready_ GUARDED_BY(mu_) = false;       // handshake done
+  std::set<std::string, std::less<>> capabilities_ GUARDED_BY(mu_);  // the server's, declared
   bool child_gone_ GUARDED_BY(mu_) = false;  // stdout reached EOF
   int pid_ GUARDED_BY(mu_) = 0;
   int64_t starts_ GUARDED_BY(mu_) = 0;

@@ -33,6 +33,14 @@ bool HandleServerMessage(const boost::json::object& message,
   return true;
 }
 
+std::set<std::string, std::less<>> CapabilityNames(const boost::json::object& result) {
+  std::set<std::string, std::less<>> out;
+  if (auto c = result.find("capabilities"); c != result.end() && c->value().is_object()) {
+    for (const auto& kv : c->value().get_object()) out.emplace(kv.key());
+  }
+  return out;
+}
+
 std::string InitializeRequest(int64_t id, const std::string& protocol_version) {
   boost::json::object params{
       {"protocolVersion", protocol_version},

@@ -23,6 +23,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -86,7 +87,13 @@ class Upstream {
   virtual void Notify(const std::string& method, boost::json::value params) = 0;
   virtual const std::string& name() const = 0;
   virtual bool ready() const = 0;
+  // Whether the server declared the capability `name` ("completions", "logging", "resources",
+  // …) in its last initialize answer (false before the first).
+  virtual bool HasCapability(std::string_view name) const = 0;
 };
+
+// The names of the capabilities an initialize result declares (its `capabilities` members).
+std::set<std::string, std::less<>> CapabilityNames(const boost::json::object& initialize_result);
 
 // The answer to a request an upstream server sent to the gateway (its id and method): `ping`
 // gets {}, anything else method-not-found, since the gateway offers no client features

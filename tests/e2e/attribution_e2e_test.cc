@@ -9,6 +9,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "common/encoding.h"
 #include "crypto/ecdsa_p256.h"
@@ -375,6 +376,14 @@ TEST_F(AttributionE2E, AuthZenEvaluationShapesAndSemantics) {
   ASSERT_EQ(ab["evaluations"].as_array().size(), 3u) << all->body;
   EXPECT_EQ(ab["evaluations"].as_array()[1].as_object().at("decision"), json::value(false));
   EXPECT_EQ(ab["evaluations"].as_array()[2].as_object().at("decision"), json::value(true));
+  // Every item, a denial too, carries its decision's span for the PEP to carry on.
+  std::set<std::string> spans;
+  for (const json::value& item : ab["evaluations"].as_array()) {
+    std::string tp = S(item.at("context").at("traceparent"));
+    EXPECT_EQ(tp.size(), 55u) << all->body;
+    spans.insert(tp);
+  }
+  EXPECT_EQ(spans.size(), 3u) << "one span per decision: " << all->body;
   auto first_deny = eval(batch + R"(,"options":{"evaluations_semantic":"deny_on_first_deny"}})",
                          "/access/v1/evaluations");
   EXPECT_EQ(Body(first_deny)["evaluations"].as_array().size(), 2u) << first_deny->body;
