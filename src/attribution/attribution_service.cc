@@ -248,13 +248,20 @@ policy::Response Evaluate(const PolicyBundle& bundle, const identity::Agent& age
     (void)Overlay(overlay, bundle.entities, EntityUid{"Agent", agent.name}, std::move(a), {});
   }
   EntityUid resource;
-  if (target.is_tool()) {
-    resource = EntityUid{"Tool", target.server + "/" + target.tool};
-    EntityUid server{"Server", target.server};
+  if (target.on_server()) {
+    // Tool::"<server>/<tool>", Resource::"<server>/<uri>" or Prompt::"<server>/<name>", each in
+    // Server::"<server>".
     policy::Record t;
-    t.emplace("name", Value::String(target.tool));
+    if (target.is_tool()) {
+      resource = EntityUid{"Tool", target.server + "/" + target.tool};
+      t.emplace("name", Value::String(target.tool));
+    } else {
+      resource = EntityUid{target.type, target.server + "/" + target.id};
+      t.emplace(target.type == "Resource" ? "uri" : "name", Value::String(target.id));
+    }
     t.emplace("server", Value::String(target.server));
     for (const auto& [k, v] : resource_attrs) t.insert_or_assign(k, Value::String(v));
+    EntityUid server{"Server", target.server};
     (void)Overlay(overlay, bundle.entities, resource, std::move(t), {server});
     if (!bundle.entities.Find(server)) {
       policy::Record sr;
@@ -281,7 +288,11 @@ policy::Response Evaluate(const PolicyBundle& bundle, const identity::Agent& age
 
 }  // namespace
 
-std::string Target::Key() const { return is_tool() ? server + "/" + tool : type + ":" + id; }
+std::string Target::Key() const {
+  if (is_tool()) return server + "/" + tool;
+  if (on_server()) return server + "/" + (type == "Resource" ? "resource:" : "prompt:") + id;
+  return type + ":" + id;
+}
 
 Status Target::Validate() const {
   if (is_tool()) {
@@ -294,7 +305,16 @@ Status Target::Validate() const {
           "a target is either a tool (server, tool) or a resource (type, id)");
     return OkStatus();
   }
-  if (!server.empty()) return InvalidArgumentError("target.server needs target.tool");
+  if (on_server()) {
+    if (!Printable(server, 128) || server.find('/') != std::string::npos)
+      return InvalidArgumentError("target.server must be 1-128 printable characters without '/'");
+    if (type != "Resource" && type != "Prompt")
+      return InvalidArgumentError(
+          "a target with a server is a tool (tool), a Resource or a Prompt (type, id)");
+    if (!Printable(id, 2048))
+      return InvalidArgumentError("target.id must be 1-2048 printable characters");
+    return OkStatus();
+  }
   if (!IsTypeName(type))
     return InvalidArgumentError("target.type must be a Cedar entity type name (e.g. Database)");
   if (!Printable(id, 512))

@@ -61,14 +61,19 @@ using store::SessionCounts;
 struct PolicyBundle;  // the active policy set and entities (attribution_service.cc)
 
 // What an action is aimed at: a tool (server and tool name) or a typed resource.
+// What an action is on: a tool of an MCP server (server, tool); an MCP server's resource or
+// prompt (server, type "Resource" with the URI as id, or type "Prompt" with the prompt's name);
+// or any other Cedar entity (type, id).
 struct Target {
   std::string server;
   std::string tool;
   std::string type;
   std::string id;
   bool is_tool() const { return !tool.empty(); }
-  // The scope that covers it, and the key it is indexed under: "<server>/<tool>" or
-  // "<type>:<id>".
+  bool on_server() const { return !server.empty(); }  // a tool, resource or prompt
+  // The scope that covers it, and the key it is indexed under: "<server>/<tool>",
+  // "<server>/resource:<uri>", "<server>/prompt:<name>" or "<type>:<id>" (so a scope
+  // "<server>/*" covers everything of a server).
   std::string Key() const;
   Status Validate() const;
 };

@@ -85,6 +85,24 @@ CompleteRequest Outcome(const std::string& token, const std::string& action_id,
   return c;
 }
 
+// An MCP server's tool, resource and prompt share the server's key space (so "<server>/*"
+// covers them) without colliding; a server-scoped target must be a Resource or a Prompt.
+TEST(Target, KeysAndShapesOfWhatAnMcpServerOffers) {
+  auto t = [](std::string server, std::string tool, std::string type, std::string id) {
+    return Target{std::move(server), std::move(tool), std::move(type), std::move(id)};
+  };
+  EXPECT_EQ(t("files", "read", "", "").Key(), "files/read");
+  EXPECT_EQ(t("files", "", "Resource", "file:///a/b").Key(), "files/resource:file:///a/b");
+  EXPECT_EQ(t("files", "", "Prompt", "read").Key(), "files/prompt:read");
+  EXPECT_EQ(t("", "", "Database", "prod").Key(), "Database:prod");
+  EXPECT_TRUE(t("files", "", "Resource", "file:///a").Validate().ok());
+  EXPECT_TRUE(t("files", "", "Prompt", "greet").Validate().ok());
+  EXPECT_FALSE(t("files", "", "Database", "prod").Validate().ok());
+  EXPECT_FALSE(t("fi/les", "", "Prompt", "greet").Validate().ok());
+  EXPECT_FALSE(t("files", "", "Resource", "").Validate().ok());
+  EXPECT_FALSE(t("files", "read", "Resource", "x").Validate().ok());
+}
+
 TEST_F(AttributionTest, AllowedCallIsRecordedBeforeAnsweringWithAVerifiableReceipt) {
   Publish(kPermitGithub);
   std::string root = Root();

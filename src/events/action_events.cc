@@ -18,6 +18,7 @@ json::object TargetJson(const TargetRef& t) {
     o["server"] = t.server;
     o["tool"] = t.tool;
   } else {
+    if (!t.server.empty()) o["server"] = t.server;  // an MCP server's resource or prompt
     o["type"] = t.type;
     o["id"] = t.id;
   }

@@ -19,7 +19,7 @@ namespace custody::events {
 
 // What an action is aimed at: a tool of a server, or a typed resource.
 struct TargetRef {
-  std::string key;  // "<server>/<tool>" or "<type>:<id>"
+  std::string key;  // attribution::Target::Key()
   std::string server, tool;
   std::string type, id;
 };

@@ -62,7 +62,8 @@ json::object ContainmentJson(const ContainmentRow& c) {
   return o;
 }
 
-// "<server>/<tool>" or "<Type>:<id>" (Type may contain "::").
+// Target::Key() read back: "<server>/<tool>", "<server>/resource:<uri>", "<server>/prompt:<name>"
+// or "<Type>:<id>" (Type may contain "::").
 std::optional<Target> ParseTargetKey(const std::string& key) {
   Target t;
   size_t slash = key.find('/');
@@ -78,7 +79,16 @@ std::optional<Target> ParseTargetKey(const std::string& key) {
   }
   if (slash != std::string::npos && (colon == std::string::npos || slash < colon)) {
     t.server = key.substr(0, slash);
-    t.tool = key.substr(slash + 1);
+    std::string rest = key.substr(slash + 1);
+    if (rest.starts_with("resource:")) {
+      t.type = "Resource";
+      t.id = rest.substr(9);
+    } else if (rest.starts_with("prompt:")) {
+      t.type = "Prompt";
+      t.id = rest.substr(7);
+    } else {
+      t.tool = std::move(rest);
+    }
   } else if (colon != std::string::npos) {
     t.type = key.substr(0, colon);
     t.id = key.substr(colon + 1);

@@ -47,15 +47,13 @@ std::string OutputDigest(const json::value& v) {
 
 }  // namespace
 
-AuthorizeRequest ToolCallRequest(const std::string& server, const std::string& tool,
-                                 const json::object& params, const std::string& token,
-                                 const std::string& mcp_session,
-                                 const std::string& definition_hash) {
+AuthorizeRequest CallRequest(const std::string& action, attribution::Target target,
+                             const json::object& params, const std::string& token,
+                             const std::string& mcp_session) {
   AuthorizeRequest a;
   a.token = token;
-  a.action = "call_tool";
-  a.target.server = server;
-  a.target.tool = tool;
+  a.action = action;
+  a.target = std::move(target);
   if (auto args = params.find("arguments"); args != params.end() && args->value().is_object()) {
     a.arguments_json = json::serialize(args->value());
   }
@@ -67,6 +65,17 @@ AuthorizeRequest ToolCallRequest(const std::string& server, const std::string& t
   }
   a.caller_context_json = json::serialize(json::object{{"mcp_session", mcp_session}});
   a.via = "mcp";
+  return a;
+}
+
+AuthorizeRequest ToolCallRequest(const std::string& server, const std::string& tool,
+                                 const json::object& params, const std::string& token,
+                                 const std::string& mcp_session,
+                                 const std::string& definition_hash) {
+  attribution::Target target;
+  target.server = server;
+  target.tool = tool;
+  AuthorizeRequest a = CallRequest("call_tool", std::move(target), params, token, mcp_session);
   if (!definition_hash.empty()) a.resource_attrs["definition_hash"] = definition_hash;
   return a;
 }
@@ -139,9 +148,12 @@ void Gateway::AuthorizeCall(std::shared_ptr<Call> call, std::optional<ToolCatalo
                        data)));
     return;
   }
-  AuthorizeRequest a = ToolCallRequest(s.name, call->tool, call->params, call->caller.token,
-                                       call->caller.session_id, tool->hash);
-  attribution_.Authorize(std::move(a), [this, call](Result<AuthorizeResult> r) {
+  DecideAndForward(call, ToolCallRequest(s.name, call->tool, call->params, call->caller.token,
+                                         call->caller.session_id, tool->hash));
+}
+
+void Gateway::DecideAndForward(std::shared_ptr<Call> call, AuthorizeRequest request) {
+  attribution_.Authorize(std::move(request), [this, call](Result<AuthorizeResult> r) {
     if (!r.ok()) {
       call->respond(RpcResponse(
           200, ErrorText(call->id, JsonRpcCodeFor(r.status().code()), r.status().message())));
@@ -200,7 +212,7 @@ void Gateway::ForwardCall(std::shared_ptr<Call> call) {
   fwd["_meta"] = std::move(meta);
   call->forwarded = SteadyClock::now();
   int64_t upstream_id =
-      s.upstream->Call("tools/call", std::move(fwd), [this, call](Result<json::object> r) {
+      s.upstream->Call(call->method, std::move(fwd), [this, call](Result<json::object> r) {
         sessions_->EndCall(call->key);
         FinishCall(call, std::move(r));
       });
@@ -255,8 +267,8 @@ void Gateway::FinishCall(std::shared_ptr<Call> call, Result<json::object> r) {
                          {"ledger_index", call->decision.ledger_index},
                          {"receipt", call->decision.receipt},
                          {"traceparent", call->decision.traceparent},
-                         {"definition_hash", call->hash},
                          {"outcome", std::move(outcome)}};
+    if (!call->hash.empty()) receipt["definition_hash"] = call->hash;
     // Contained while the call ran (OnRevoked ended its MCP session): the outcome is recorded,
     // but the result is withheld. No second token verification: the revocation listener has
     // already told us.

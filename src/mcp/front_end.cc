@@ -181,11 +181,24 @@ void Gateway::HandlePost(Request& req, Responder respond) {
     }
   } else if (IsPassThrough(msg.method)) {
     PassThrough(server, msg.method, msg.id, std::move(params), std::move(respond));
+  } else if (msg.method == "resources/read" || msg.method == "prompts/get" ||
+             IsFilteredList(msg.method)) {
+    if (!server) {
+      respond(RpcResponse(200, ErrorText(msg.id, kMethodNotFound,
+                                         msg.method + " is served on /mcp/{server} only (the "
+                                                      "aggregate endpoint has tools only)")));
+    } else if (msg.method == "resources/read") {
+      HandleResourceRead(*server, caller, msg.id, std::move(params), std::move(respond));
+    } else if (msg.method == "prompts/get") {
+      HandlePromptGet(*server, caller, msg.id, std::move(params), std::move(respond));
+    } else {
+      HandleFilteredList(*server, caller, msg.method, msg.id, std::move(params),
+                         std::move(respond));
+    }
   } else {
     respond(RpcResponse(200, ErrorText(msg.id, kMethodNotFound,
                                        "method not found: " + msg.method +
-                                           " (the Custody gateway passes tools, completion "
-                                           "and logging levels)")));
+                                           " (the Custody gateway does not pass it)")));
   }
 }
 
@@ -196,6 +209,7 @@ bool Gateway::IsPassThrough(std::string_view method) {
 const char* Gateway::PassThroughCapability(std::string_view method) {
   if (method == "completion/complete") return "completions";
   if (method == "logging/setLevel") return "logging";
+  if (method == "resources/subscribe" || method == "resources/unsubscribe") return "resources";
   return nullptr;
 }
 
@@ -249,10 +263,10 @@ void Gateway::HandleInitialize(Server* server, const Caller& caller, const json:
     return;
   }
   json::object capabilities{{"tools", json::object{{"listChanged", true}}}};
-  // What passes through is offered only where the server behind offers it (never on /mcp).
+  // What the gateway serves beyond tools is offered only where the server behind offers it
+  // (never on /mcp).
   if (server) {
-    for (const char* m : {"completion/complete", "logging/setLevel"}) {
-      const char* cap = PassThroughCapability(m);
+    for (const char* cap : {"completions", "logging", "resources", "prompts"}) {
       if (server->upstream->HasCapability(cap)) capabilities[cap] = json::object{};
     }
   }

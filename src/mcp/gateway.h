@@ -8,6 +8,9 @@
 // token's Custody session) looked up; then
 //   - tools/list: forwarded, each tool's definition hashed and pinned, and the list filtered to
 //     the tools the policy could allow this caller (AttributionService::WouldAllow);
+//   - resources/read, prompts/get: decided (read_resource, get_prompt), recorded and forwarded
+//     as a tools/call is; resources/list, resources/templates/list, prompts/list filtered per
+//     caller as tools/list is (resources_prompts.cc; per-server endpoints only);
 //   - tools/call: refused if the tool's definition changed since it was approved; otherwise
 //     AttributionService::Authorize (the decision is in the ledger before anything is
 //     forwarded), forwarded with a new traceparent in params._meta, its outcome recorded with
@@ -51,6 +54,7 @@ struct Session;
 }  // namespace custody::identity
 namespace custody::attribution {
 class AttributionService;
+struct AuthorizeRequest;
 }
 
 namespace custody::mcp {
@@ -174,6 +178,24 @@ class Gateway {
   // The tool's pin checked (`tool`: as the catalog has it, nullopt if unknown), then Authorize;
   // an allowed call goes on to ForwardCall.
   void AuthorizeCall(std::shared_ptr<Call> call, std::optional<ToolCatalog::Tool> tool);
+  // Authorize; a refusal is answered (-32001 with the decision's data), an allowed call goes on
+  // to ForwardCall.
+  void DecideAndForward(std::shared_ptr<Call> call, attribution::AuthorizeRequest request);
+
+  // --- resources_prompts.cc
+  // resources/read (Cedar action read_resource on Resource::"<server>/<uri>") and prompts/get
+  // (get_prompt on Prompt::"<server>/<name>"): decided, recorded and forwarded as a tools/call
+  // is (no definition pin yet). Per-server endpoints only.
+  void HandleResourceRead(Server& server, const Caller& caller, boost::json::value id,
+                          boost::json::object params, http::Responder respond);
+  void HandlePromptGet(Server& server, const Caller& caller, boost::json::value id,
+                       boost::json::object params, http::Responder respond);
+  // resources/list, resources/templates/list, prompts/list: the server's page, its items
+  // filtered to those the policy could allow the caller (WouldAllow, as for tools/list).
+  void HandleFilteredList(Server& server, const Caller& caller, const std::string& method,
+                          boost::json::value id, boost::json::object params,
+                          http::Responder respond);
+  static bool IsFilteredList(std::string_view method);
   void ForwardCall(std::shared_ptr<Call> call);
   void FinishCall(std::shared_ptr<Call> call, Result<boost::json::object> upstream);
   // Sends the final JSON-RPC message of a call: as the HTTP response, or on its SSE stream.

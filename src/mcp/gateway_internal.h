@@ -50,9 +50,14 @@ struct Gateway::Admitted {
   std::string contained;
 };
 
-// The authorization of a tools/call of `tool` (the upstream's name) on `server`: its arguments
-// and traceparent from `params`, the caller's token and MCP session, the pinned definition hash
-// (when known) as a resource attribute.
+// The authorization of `action` on `target` for an MCP request with `params`: its arguments
+// (params.arguments, when an object) and traceparent (params._meta.traceparent), the caller's
+// token and MCP session, `via` mcp.
+attribution::AuthorizeRequest CallRequest(const std::string& action, attribution::Target target,
+                                          const json::object& params, const std::string& token,
+                                          const std::string& mcp_session);
+// The same for a tools/call of `tool` (the upstream's name) on `server`, with the pinned
+// definition hash (when known) as a resource attribute.
 attribution::AuthorizeRequest ToolCallRequest(const std::string& server, const std::string& tool,
                                               const json::object& params, const std::string& token,
                                               const std::string& mcp_session,
@@ -61,13 +66,15 @@ attribution::AuthorizeRequest ToolCallRequest(const std::string& server, const s
 // the decision's traceparent (a client carries its span on from a denial too).
 json::object DecisionData(const attribution::AuthorizeResult& r);
 
+// One decided request in flight: a tools/call, resources/read or prompts/get.
 struct Gateway::Call {
   Server* server = nullptr;
   Caller caller;
   json::value id;
+  std::string method = "tools/call";  // as forwarded upstream
   json::object params;
-  std::string tool;  // the upstream's name for it
-  std::string hash;
+  std::string tool;  // tools/call: the upstream's name for it
+  std::string hash;  // tools/call: the pinned definition hash
   http::Responder respond;
   attribution::AuthorizeResult decision;
   std::chrono::steady_clock::time_point forwarded;

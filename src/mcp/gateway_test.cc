@@ -49,6 +49,20 @@ class FakeUpstream final : public Upstream {
       done(json::object{{"result", std::move(result)}});
       return id;
     }
+    if (method == "resources/list") {
+      lock.unlock();
+      done(json::object{{"result",
+                         {{"resources", json::array{{{"uri", "file:///public/a"}, {"name", "a"}},
+                                                    {{"uri", "file:///secret/b"}, {"name", "b"}}}},
+                          {"nextCursor", "page-2"}}}});
+      return id;
+    }
+    if (method == "prompts/list") {
+      lock.unlock();
+      done(json::object{
+          {"result", {{"prompts", json::array{{{"name", "greet"}}, {{"name", "leak"}}}}}}});
+      return id;
+    }
     if (method == "completion/complete") {
       lock.unlock();
       done(json::object{{"result", {{"completion", {{"values", {"alpha", "alpine"}}}}}}});
@@ -159,7 +173,11 @@ class GatewayTest : public ::testing::Test {
     auto pub = w_->svc->PublishPolicies(
         "@id(\"files-ok\") permit(principal, action == Action::\"call_tool\", resource in "
         "Server::\"files\");\n"
-        "@id(\"no-delete\") forbid(principal, action, resource == Tool::\"files/delete\");",
+        "@id(\"no-delete\") forbid(principal, action, resource == Tool::\"files/delete\");\n"
+        "@id(\"public-read\") permit(principal, action == Action::\"read_resource\", resource in "
+        "Server::\"files\") when { resource.uri like \"file:///public/*\" };\n"
+        "@id(\"greet\") permit(principal, action == Action::\"get_prompt\", resource == "
+        "Prompt::\"files/greet\");",
         "", "admin");
     ASSERT_TRUE(pub.ok()) << pub.status().ToString();
     auto pins = store::OpenToolPinStore(store::StorageOptions::InMemory());
@@ -395,6 +413,73 @@ TEST_F(GatewayTest, CompletionAndLogLevelPassThroughToTheServer) {
   json::object caps = json::parse(init.body).at("result").at("capabilities").as_object();
   EXPECT_TRUE(caps.contains("completions")) << init.body;
   EXPECT_TRUE(caps.contains("logging")) << init.body;
+}
+
+// Reading a resource and getting a prompt are decided like tool calls (read_resource on
+// Resource::"files/<uri>", get_prompt on Prompt::"files/<name>"), recorded, forwarded only when
+// allowed and answered with the receipt; their lists show only what the caller could use.
+TEST_F(GatewayTest, ResourcesAndPromptsAreDecidedRecordedAndFiltered) {
+  http::Response list = Post(Rpc(20, "resources/list", {}));
+  json::object l = json::parse(list.body).as_object();
+  ASSERT_TRUE(l.contains("result")) << list.body;
+  EXPECT_EQ(l.at("result").at("resources").as_array().size(), 1u) << list.body;
+  EXPECT_EQ(l.at("result").at("resources").at(0).at("uri"), "file:///public/a");
+  EXPECT_EQ(l.at("result").at("nextCursor"), "page-2") << "the server's paging is kept";
+  http::Response plist = Post(Rpc(21, "prompts/list", {}));
+  json::object pl = json::parse(plist.body).as_object();
+  ASSERT_EQ(pl.at("result").at("prompts").as_array().size(), 1u) << plist.body;
+  EXPECT_EQ(pl.at("result").at("prompts").at(0).at("name"), "greet");
+
+  http::Response ok = Post(Rpc(22, "resources/read", {{"uri", "file:///public/a"}}));
+  json::object a = json::parse(ok.body).as_object();
+  ASSERT_TRUE(a.contains("result")) << ok.body;
+  const json::object& receipt = a.at("result").at("_meta").at(kReceiptMetaKey).as_object();
+  auto row = Action(std::string(receipt.at("action_id").as_string()));
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(row->action, "read_resource");
+  EXPECT_EQ(row->target, "files/resource:file:///public/a");
+  EXPECT_EQ(row->decision, "allow");
+  EXPECT_EQ(row->status, "ok");
+
+  http::Response no = Post(Rpc(23, "resources/read", {{"uri", "file:///secret/b"}}));
+  json::object d = json::parse(no.body).as_object();
+  ASSERT_TRUE(d.contains("error")) << no.body;
+  EXPECT_EQ(d.at("error").at("code"), kDenied);
+  auto denied = Action(std::string(d.at("error").at("data").at("action_id").as_string()));
+  ASSERT_TRUE(denied.has_value());
+  EXPECT_EQ(denied->decision, "deny");
+  EXPECT_EQ(denied->target, "files/resource:file:///secret/b");
+
+  http::Response prompt =
+      Post(Rpc(24, "prompts/get", {{"name", "greet"}, {"arguments", {{"who", "ada"}}}}));
+  json::object p = json::parse(prompt.body).as_object();
+  ASSERT_TRUE(p.contains("result")) << prompt.body;
+  auto prow = Action(
+      std::string(p.at("result").at("_meta").at(kReceiptMetaKey).at("action_id").as_string()));
+  ASSERT_TRUE(prow.has_value());
+  EXPECT_EQ(prow->action, "get_prompt");
+  EXPECT_EQ(prow->target, "files/prompt:greet");
+  http::Response leak = Post(Rpc(25, "prompts/get", {{"name", "leak"}}));
+  EXPECT_EQ(json::parse(leak.body).at("error").at("code"), kDenied) << leak.body;
+
+  // Only the allowed read and prompt reached the server, with what the client sent.
+  auto calls = upstream_->Calls();
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0].at("uri"), "file:///public/a");
+  EXPECT_TRUE(calls[0].at("_meta").as_object().contains("traceparent"));
+  EXPECT_EQ(calls[1].at("name"), "greet");
+  EXPECT_EQ(calls[1].at("arguments").at("who"), "ada");
+
+  // Malformed params never reach policy or the server.
+  for (const auto& [method, params] : std::vector<std::pair<std::string, json::object>>{
+           {"resources/read", {}},
+           {"resources/read", {{"uri", 7}}},
+           {"prompts/get", {{"name", ""}}},
+           {"prompts/get", {{"name", "greet"}, {"arguments", 1}}}}) {
+    http::Response bad = Post(Rpc(26, method, params));
+    EXPECT_EQ(json::parse(bad.body).at("error").at("code"), kInvalidParams) << bad.body;
+  }
+  EXPECT_EQ(upstream_->Calls().size(), 2u);
 }
 
 TEST_F(GatewayTest, AnUpstreamCrashIsAnErrorAndItsOutcomeIsRecorded) {

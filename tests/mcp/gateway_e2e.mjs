@@ -276,7 +276,7 @@ async function main() {
     body: [{ jsonrpc: '2.0', id: 5, method: 'ping' }] });
   assert.equal(batch.json.error.code, -32600);
   const unknown = await request(url, '/mcp/everything', { token: tokenA, headers: sess,
-    body: { jsonrpc: '2.0', id: 6, method: 'resources/list' } });
+    body: { jsonrpc: '2.0', id: 6, method: 'no/such-method' } });
   assert.equal(unknown.json.error.code, -32601);
   assert.equal(unknown.json.id, 6);
   const big = await request(url, '/mcp/everything', { token: tokenA, headers: sess,

@@ -1,0 +1,135 @@
+// Resources and prompts through the gateway. Reading a resource and getting a prompt are actions
+// like calling a tool: Cedar actions read_resource on Resource::"<server>/<uri>" and get_prompt
+// on Prompt::"<server>/<name>" (each in Server::"<server>"), decided and recorded before
+// anything is forwarded, answered with the receipt (call_pipeline.cc does the rest). Their
+// lists are filtered per caller as tools/list is.
+#include <boost/json.hpp>
+
+#include "mcp/gateway.h"
+#include "mcp/gateway_internal.h"
+
+namespace custody::mcp {
+
+using http::Responder;
+
+namespace {
+
+// What each list method lists: the result's array, the member naming an item, and the action
+// and entity type an item is decided as.
+struct ListShape {
+  std::string_view items;
+  std::string_view id_member;
+  std::string_view type;
+  std::string_view action;
+};
+
+std::optional<ListShape> ShapeOf(std::string_view method) {
+  if (method == "resources/list") return ListShape{"resources", "uri", "Resource", "read_resource"};
+  if (method == "resources/templates/list") {
+    return ListShape{"resourceTemplates", "uriTemplate", "Resource", "read_resource"};
+  }
+  if (method == "prompts/list") return ListShape{"prompts", "name", "Prompt", "get_prompt"};
+  return std::nullopt;
+}
+
+attribution::Target ServerItem(const std::string& server, std::string_view type, std::string id) {
+  attribution::Target t;
+  t.server = server;
+  t.type = std::string(type);
+  t.id = std::move(id);
+  return t;
+}
+
+}  // namespace
+
+void Gateway::HandleResourceRead(Server& server, const Caller& caller, json::value id,
+                                 json::object params, Responder respond) {
+  auto uri = params.find("uri");
+  if (uri == params.end() || !uri->value().is_string() || uri->value().get_string().empty()) {
+    respond(RpcResponse(200, ErrorText(id, kInvalidParams, "params.uri must be a resource URI")));
+    return;
+  }
+  auto call = std::make_shared<Call>();
+  call->server = &server;
+  call->caller = caller;
+  call->id = std::move(id);
+  call->method = "resources/read";
+  attribution::Target target =
+      ServerItem(server.name, "Resource", std::string(uri->value().get_string()));
+  call->params = std::move(params);
+  call->respond = std::move(respond);
+  DecideAndForward(call, CallRequest("read_resource", std::move(target), call->params, caller.token,
+                                     caller.session_id));
+}
+
+void Gateway::HandlePromptGet(Server& server, const Caller& caller, json::value id,
+                              json::object params, Responder respond) {
+  auto name = params.find("name");
+  if (name == params.end() || !name->value().is_string() || name->value().get_string().empty()) {
+    respond(RpcResponse(200, ErrorText(id, kInvalidParams, "params.name must be a prompt name")));
+    return;
+  }
+  if (auto a = params.find("arguments");
+      a != params.end() && !a->value().is_object() && !a->value().is_null()) {
+    respond(RpcResponse(200, ErrorText(id, kInvalidParams, "params.arguments must be an object")));
+    return;
+  }
+  auto call = std::make_shared<Call>();
+  call->server = &server;
+  call->caller = caller;
+  call->id = std::move(id);
+  call->method = "prompts/get";
+  attribution::Target target =
+      ServerItem(server.name, "Prompt", std::string(name->value().get_string()));
+  call->params = std::move(params);
+  call->respond = std::move(respond);
+  DecideAndForward(call, CallRequest("get_prompt", std::move(target), call->params, caller.token,
+                                     caller.session_id));
+}
+
+void Gateway::HandleFilteredList(Server& server, const Caller& caller, const std::string& method,
+                                 json::value id, json::object params, Responder respond) {
+  std::optional<ListShape> shape = ShapeOf(method);
+  json::object fwd;
+  if (auto c = params.find("cursor"); c != params.end()) fwd["cursor"] = c->value();
+  server.upstream->Call(
+      method, std::move(fwd),
+      [this, &server, session = caller.access.session, shape = *shape, id = std::move(id),
+       respond = std::move(respond)](Result<json::object> r) {
+        if (!r.ok()) {
+          respond(RpcResponse(
+              200, ErrorText(id, JsonRpcCodeFor(r.status().code()), r.status().message())));
+          return;
+        }
+        if (auto e = r->find("error"); e != r->end()) {  // the server's own refusal
+          respond(RpcResponse(200, json::serialize(json::object{
+                                       {"jsonrpc", "2.0"}, {"id", id}, {"error", e->value()}})));
+          return;
+        }
+        auto res = r->find("result");
+        if (res == r->end() || !res->value().is_object()) {
+          respond(RpcResponse(
+              200, ErrorText(id, kUnavailable, "malformed answer from upstream " + server.name)));
+          return;
+        }
+        json::object result = res->value().get_object();
+        json::array visible;
+        if (auto it = result.find(shape.items); it != result.end() && it->value().is_array()) {
+          for (json::value& item : it->value().as_array()) {
+            const json::value* n =
+                item.is_object() ? item.get_object().if_contains(shape.id_member) : nullptr;
+            if (n == nullptr || !n->is_string()) continue;
+            auto allowed = attribution_.WouldAllow(
+                session, std::string(shape.action),
+                ServerItem(server.name, shape.type, std::string(n->get_string())), {});
+            if (allowed.ok() && *allowed) visible.push_back(std::move(item));
+          }
+        }
+        result[shape.items] = std::move(visible);
+        respond(RpcResponse(200, ResultText(id, std::move(result))));
+      });
+}
+
+bool Gateway::IsFilteredList(std::string_view method) { return ShapeOf(method).has_value(); }
+
+}  // namespace custody::mcp
