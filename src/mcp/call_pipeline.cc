@@ -88,25 +88,46 @@ json::object DecisionData(const AuthorizeResult& r) {
   return data;
 }
 
-void Gateway::HandleToolsCall(Server& server, const Caller& caller, json::value id,
-                              json::object params, Responder respond) {
-  auto n = params.find("name");
-  if (n == params.end() || !n->value().is_string() || n->value().get_string().empty()) {
-    respond(RpcResponse(200, ErrorText(id, kInvalidParams, "params.name must be a tool name")));
-    return;
+std::optional<std::string> NonEmptyString(const json::object& params, std::string_view member) {
+  auto it = params.find(member);
+  if (it == params.end() || !it->value().is_string() || it->value().get_string().empty()) {
+    return std::nullopt;
   }
-  if (auto a = params.find("arguments");
-      a != params.end() && !a->value().is_object() && !a->value().is_null()) {
-    respond(RpcResponse(200, ErrorText(id, kInvalidParams, "params.arguments must be an object")));
-    return;
-  }
+  return std::string(it->value().get_string());
+}
+
+bool ArgumentsAreAnObject(const json::object& params) {
+  auto a = params.find("arguments");
+  return a == params.end() || a->value().is_object() || a->value().is_null();
+}
+
+std::shared_ptr<Gateway::Call> Gateway::NewCall(Server& server, const Caller& caller,
+                                                json::value id, std::string method,
+                                                json::object params, Responder respond) {
   auto call = std::make_shared<Call>();
   call->server = &server;
   call->caller = caller;
-  call->id = id;
-  call->tool = std::string(n->value().get_string());
+  call->id = std::move(id);
+  call->method = std::move(method);
   call->params = std::move(params);
   call->respond = std::move(respond);
+  return call;
+}
+
+void Gateway::HandleToolsCall(Server& server, const Caller& caller, json::value id,
+                              json::object params, Responder respond) {
+  std::optional<std::string> name = NonEmptyString(params, "name");
+  if (!name) {
+    respond(RpcResponse(200, ErrorText(id, kInvalidParams, "params.name must be a tool name")));
+    return;
+  }
+  if (!ArgumentsAreAnObject(params)) {
+    respond(RpcResponse(200, ErrorText(id, kInvalidParams, "params.arguments must be an object")));
+    return;
+  }
+  auto call =
+      NewCall(server, caller, std::move(id), "tools/call", std::move(params), std::move(respond));
+  call->tool = std::move(*name);
 
   if (std::optional<ToolCatalog::Tool> tool = catalog_.Find(server.name, call->tool)) {
     AuthorizeCall(call, tool);

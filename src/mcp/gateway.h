@@ -178,6 +178,10 @@ class Gateway {
   // The tool's pin checked (`tool`: as the catalog has it, nullopt if unknown), then Authorize;
   // an allowed call goes on to ForwardCall.
   void AuthorizeCall(std::shared_ptr<Call> call, std::optional<ToolCatalog::Tool> tool);
+  // A request to decide and forward, not yet decided.
+  static std::shared_ptr<Call> NewCall(Server& server, const Caller& caller, boost::json::value id,
+                                       std::string method, boost::json::object params,
+                                       http::Responder respond);
   // Authorize; a refusal is answered (-32001 with the decision's data), an allowed call goes on
   // to ForwardCall.
   void DecideAndForward(std::shared_ptr<Call> call, attribution::AuthorizeRequest request);

@@ -62,6 +62,11 @@ attribution::AuthorizeRequest ToolCallRequest(const std::string& server, const s
                                               const json::object& params, const std::string& token,
                                               const std::string& mcp_session,
                                               const std::string& definition_hash);
+// params[member], when it is a non-empty string.
+std::optional<std::string> NonEmptyString(const json::object& params, std::string_view member);
+// params.arguments is absent, null or an object (what tools/call and prompts/get accept).
+bool ArgumentsAreAnObject(const json::object& params);
+
 // A refusal's JSON-RPC error data: the action, reasons, receipt, ledger index, policy hash and
 // the decision's traceparent (a client carries its span on from a denial too).
 json::object DecisionData(const attribution::AuthorizeResult& r);

@@ -44,47 +44,32 @@ attribution::Target ServerItem(const std::string& server, std::string_view type,
 
 void Gateway::HandleResourceRead(Server& server, const Caller& caller, json::value id,
                                  json::object params, Responder respond) {
-  auto uri = params.find("uri");
-  if (uri == params.end() || !uri->value().is_string() || uri->value().get_string().empty()) {
+  std::optional<std::string> uri = NonEmptyString(params, "uri");
+  if (!uri) {
     respond(RpcResponse(200, ErrorText(id, kInvalidParams, "params.uri must be a resource URI")));
     return;
   }
-  auto call = std::make_shared<Call>();
-  call->server = &server;
-  call->caller = caller;
-  call->id = std::move(id);
-  call->method = "resources/read";
-  attribution::Target target =
-      ServerItem(server.name, "Resource", std::string(uri->value().get_string()));
-  call->params = std::move(params);
-  call->respond = std::move(respond);
-  DecideAndForward(call, CallRequest("read_resource", std::move(target), call->params, caller.token,
-                                     caller.session_id));
+  auto call = NewCall(server, caller, std::move(id), "resources/read", std::move(params),
+                      std::move(respond));
+  DecideAndForward(call, CallRequest("read_resource", ServerItem(server.name, "Resource", *uri),
+                                     call->params, caller.token, caller.session_id));
 }
 
 void Gateway::HandlePromptGet(Server& server, const Caller& caller, json::value id,
                               json::object params, Responder respond) {
-  auto name = params.find("name");
-  if (name == params.end() || !name->value().is_string() || name->value().get_string().empty()) {
+  std::optional<std::string> name = NonEmptyString(params, "name");
+  if (!name) {
     respond(RpcResponse(200, ErrorText(id, kInvalidParams, "params.name must be a prompt name")));
     return;
   }
-  if (auto a = params.find("arguments");
-      a != params.end() && !a->value().is_object() && !a->value().is_null()) {
+  if (!ArgumentsAreAnObject(params)) {
     respond(RpcResponse(200, ErrorText(id, kInvalidParams, "params.arguments must be an object")));
     return;
   }
-  auto call = std::make_shared<Call>();
-  call->server = &server;
-  call->caller = caller;
-  call->id = std::move(id);
-  call->method = "prompts/get";
-  attribution::Target target =
-      ServerItem(server.name, "Prompt", std::string(name->value().get_string()));
-  call->params = std::move(params);
-  call->respond = std::move(respond);
-  DecideAndForward(call, CallRequest("get_prompt", std::move(target), call->params, caller.token,
-                                     caller.session_id));
+  auto call =
+      NewCall(server, caller, std::move(id), "prompts/get", std::move(params), std::move(respond));
+  DecideAndForward(call, CallRequest("get_prompt", ServerItem(server.name, "Prompt", *name),
+                                     call->params, caller.token, caller.session_id));
 }
 
 void Gateway::HandleFilteredList(Server& server, const Caller& caller, const std::string& method,

@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -31,6 +32,16 @@ export function referenceServer(pkg) {
   }
   return path;
 }
+
+// A loopback port that was free a moment ago (for servers that take their port as a setting).
+export const freePort = () => new Promise((resolve, reject) => {
+  const s = createServer();
+  s.on('error', reject);
+  s.listen(0, '127.0.0.1', () => {
+    const { port } = s.address();
+    s.close(() => resolve(port));
+  });
+});
 
 export const ISSUER = 'https://custody.local';
 export const AUDIENCE = ISSUER + '/mcp';

@@ -10,13 +10,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-import { loadSdk, referenceServer, registerAgent, request, startCustody } from './harness.mjs';
+import { freePort, loadSdk, referenceServer, registerAgent, request, startCustody } from './harness.mjs';
 
 const { Client, StreamableHTTPClientTransport } = await loadSdk();
 
@@ -41,15 +40,6 @@ function cleanup() {
   rmSync(dir, { recursive: true, force: true });
 }
 
-// A port that was free a moment ago (server-everything takes its port from PORT).
-const freePort = () => new Promise((resolve, reject) => {
-  const s = createServer();
-  s.on('error', reject);
-  s.listen(0, '127.0.0.1', () => {
-    const { port } = s.address();
-    s.close(() => resolve(port));
-  });
-});
 
 // Starts server-everything's Streamable HTTP transport on `port`; resolves once it listens.
 function startEverything(port) {

@@ -14,13 +14,12 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-import { registerAgent, request, startCustody } from '../mcp/harness.mjs';
+import { freePort, registerAgent, request, startCustody } from '../mcp/harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const custody = process.argv[2];
@@ -69,15 +68,6 @@ function track(child) {
   return child;
 }
 
-// A port that was free a moment ago (the everything-server takes its port from PORT).
-const freePort = () => new Promise((resolve, reject) => {
-  const s = createServer();
-  s.on('error', reject);
-  s.listen(0, '127.0.0.1', () => {
-    const { port } = s.address();
-    s.close(() => resolve(port));
-  });
-});
 
 // The reference everything-server over Streamable HTTP on `port`, loaded by tsx in-process
 // (`node --import tsx`, so one pid to stop); resolves once it prints that it is running.
