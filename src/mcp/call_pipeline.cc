@@ -96,6 +96,14 @@ std::optional<std::string> NonEmptyString(const json::object& params, std::strin
   return std::string(it->value().get_string());
 }
 
+attribution::Target ServerItem(const std::string& server, std::string_view type, std::string id) {
+  attribution::Target t;
+  t.server = server;
+  t.type = std::string(type);
+  t.id = std::move(id);
+  return t;
+}
+
 bool ArgumentsAreAnObject(const json::object& params) {
   auto a = params.find("arguments");
   return a == params.end() || a->value().is_object() || a->value().is_null();

@@ -8,6 +8,7 @@
 
 namespace custody::mcp {
 
+using attribution::AuthorizeRequest;
 using attribution::AuthorizeResult;
 using http::Request;
 using http::Responder;
@@ -180,7 +181,7 @@ void Gateway::HandlePost(Request& req, Responder respond) {
       RouteToolsCall(caller, msg.id, std::move(params), std::move(respond));
     }
   } else if (IsPassThrough(msg.method)) {
-    PassThrough(server, msg.method, msg.id, std::move(params), std::move(respond));
+    PassThrough(server, caller, msg.method, msg.id, std::move(params), std::move(respond));
   } else if (msg.method == "resources/read" || msg.method == "prompts/get" ||
              IsFilteredList(msg.method)) {
     if (!server) {
@@ -213,13 +214,28 @@ const char* Gateway::PassThroughCapability(std::string_view method) {
   return nullptr;
 }
 
-void Gateway::PassThrough(Server* server, const std::string& method, json::value id,
-                          json::object params, Responder respond) {
+void Gateway::PassThrough(Server* server, const Caller& caller, const std::string& method,
+                          json::value id, json::object params, Responder respond) {
   if (!server) {
     respond(RpcResponse(200, ErrorText(id, kMethodNotFound,
                                        method + " is served on /mcp/{server} only: the aggregate "
                                                 "endpoint cannot tell which server it is for")));
     return;
+  }
+  // A subscription is to a resource the caller could read (as resources/list shows it).
+  if (method == "resources/subscribe") {
+    std::string uri = NonEmptyString(params, "uri").value_or("");
+    Result<bool> allowed = false;
+    if (!uri.empty()) {
+      allowed = attribution_.WouldAllow(caller.access.session, "read_resource",
+                                        ServerItem(server->name, "Resource", uri), {});
+    }
+    if (!allowed.ok() || !*allowed) {
+      respond(RpcResponse(200, ErrorText(id, kDenied,
+                                         "denied by Custody policy: this session may not read " +
+                                             (uri.empty() ? std::string("(no uri)") : uri))));
+      return;
+    }
   }
   // Neither reads nor changes data: forwarded as they are and answered with the server's own
   // result or error, under the client's id.
@@ -317,26 +333,42 @@ void Gateway::RouteToolsCall(const Caller& caller, json::value id, json::object 
 
 void Gateway::HandleContainedPost(Server* server, const Caller& caller, const Message& msg,
                                   const std::string& why, Responder respond) {
-  // Only a tools/call names an action; anything else is refused as before, unrecorded.
-  auto n = msg.params().find("name");
-  std::string tool = msg.kind == MessageKind::kRequest && msg.method == "tools/call" &&
-                             n != msg.params().end() && n->value().is_string()
-                         ? std::string(n->value().get_string())
-                         : std::string();
-  if (!server && !tool.empty()) {
-    server = ServerOfAggregateTool(tool);
-    if (server) tool = tool.substr(server->name.size() + kToolSeparator.size());
+  // What the request would have done, as an action: a tools/call, resources/read or
+  // prompts/get. Anything else is refused as before, unrecorded.
+  std::optional<AuthorizeRequest> attempt;
+  if (msg.kind == MessageKind::kRequest) {
+    const json::object& params = msg.params();
+    if (msg.method == "tools/call") {
+      std::string tool = NonEmptyString(params, "name").value_or("");
+      if (!server && !tool.empty()) {
+        server = ServerOfAggregateTool(tool);
+        if (server) tool = tool.substr(server->name.size() + kToolSeparator.size());
+      }
+      if (server && !tool.empty()) {
+        std::optional<ToolCatalog::Tool> known = catalog_.Find(server->name, tool);
+        attempt = ToolCallRequest(server->name, tool, params, caller.token, caller.session_id,
+                                  known ? known->hash : "");
+      }
+    } else if (server && msg.method == "resources/read") {
+      if (auto uri = NonEmptyString(params, "uri")) {
+        attempt = CallRequest("read_resource", ServerItem(server->name, "Resource", *uri), params,
+                              caller.token, caller.session_id);
+      }
+    } else if (server && msg.method == "prompts/get") {
+      if (auto name = NonEmptyString(params, "name")) {
+        attempt = CallRequest("get_prompt", ServerItem(server->name, "Prompt", *name), params,
+                              caller.token, caller.session_id);
+      }
+    }
   }
-  if (!server || tool.empty()) {
+  if (!attempt) {
     respond(RpcResponse(404, ErrorText(msg.id, kDenied, why)));
     return;
   }
-  std::optional<ToolCatalog::Tool> known = catalog_.Find(server->name, tool);
   // The revoked session is refused before policy (custody:session_revoked), and the refusal is
   // recorded with its receipt, as the native API records it.
   attribution_.Authorize(
-      ToolCallRequest(server->name, tool, msg.params(), caller.token, caller.session_id,
-                      known ? known->hash : ""),
+      std::move(*attempt),
       [id = msg.id, why, respond = std::move(respond)](Result<AuthorizeResult> r) {
         if (!r.ok()) {
           respond(RpcResponse(404, ErrorText(id, kDenied, why)));

@@ -152,13 +152,14 @@ class Gateway {
   // method that does not pass through.
   static bool IsPassThrough(std::string_view method);
   static const char* PassThroughCapability(std::string_view method);
-  void PassThrough(Server* server, const std::string& method, boost::json::value id,
-                   boost::json::object params, http::Responder respond);
+  // resources/subscribe only for a resource the caller's policy could allow it to read.
+  void PassThrough(Server* server, const Caller& caller, const std::string& method,
+                   boost::json::value id, boost::json::object params, http::Responder respond);
   // The server of an aggregate tool name (the longest server-name prefix), or nullptr.
   Server* ServerOfAggregateTool(std::string_view name);
-  // A POST in an MCP session that containment ended: a tools/call is decided (refused,
-  // custody:session_revoked) and recorded with its receipt, as the native API records it, then
-  // answered 404 with `why`; anything else is answered 404 at once.
+  // A POST in an MCP session that containment ended: a tools/call, resources/read or prompts/get
+  // is decided (refused, custody:session_revoked) and recorded with its receipt, as the native
+  // API records it, then answered 404 with `why`; anything else is answered 404 at once.
   void HandleContainedPost(Server* server, const Caller& caller, const Message& msg,
                            const std::string& why, http::Responder respond);
   http::Response Unauthorized(const http::Request& req, const std::string& server,

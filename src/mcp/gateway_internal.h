@@ -62,6 +62,8 @@ attribution::AuthorizeRequest ToolCallRequest(const std::string& server, const s
                                               const json::object& params, const std::string& token,
                                               const std::string& mcp_session,
                                               const std::string& definition_hash);
+// An MCP server's resource (type "Resource", the URI as id) or prompt ("Prompt", its name).
+attribution::Target ServerItem(const std::string& server, std::string_view type, std::string id);
 // params[member], when it is a non-empty string.
 std::optional<std::string> NonEmptyString(const json::object& params, std::string_view member);
 // params.arguments is absent, null or an object (what tools/call and prompts/get accept).

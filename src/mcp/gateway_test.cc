@@ -129,6 +129,10 @@ class FakeUpstream final : public Upstream {
     std::lock_guard lock(mu_);
     return calls_;
   }
+  void ClearCalls() {
+    std::lock_guard lock(mu_);
+    calls_.clear();
+  }
   std::vector<int64_t> Cancelled() {
     std::lock_guard lock(mu_);
     return cancelled_;
@@ -382,6 +386,15 @@ TEST_F(GatewayTest, AContainedSessionsNextCallsAreRecordedAsRefusalsAndAnswered4
     ASSERT_TRUE(leaf.ok());
     EXPECT_NE(leaf->data.find("custody:session_revoked"), std::string::npos) << leaf->data;
   }
+  // Reading a resource is an attempt too.
+  http::Response read = Post(Rpc(8, "resources/read", {{"uri", "file:///public/a"}}));
+  ASSERT_EQ(read.status, 404) << read.body;
+  json::object rd = json::parse(read.body).as_object();
+  auto rrow = Action(std::string(rd.at("error").at("data").at("action_id").as_string()));
+  ASSERT_TRUE(rrow.has_value()) << read.body;
+  EXPECT_EQ(rrow->action, "read_resource");
+  EXPECT_EQ(rrow->decision, "deny");
+  EXPECT_EQ(rrow->target, "files/resource:file:///public/a");
   EXPECT_TRUE(upstream_->Calls().empty()) << "nothing reaches the server";
   http::Response list = Post(Rpc(7, "tools/list", {}));
   EXPECT_EQ(list.status, 404) << list.body;
@@ -470,6 +483,15 @@ TEST_F(GatewayTest, ResourcesAndPromptsAreDecidedRecordedAndFiltered) {
   EXPECT_EQ(calls[1].at("name"), "greet");
   EXPECT_EQ(calls[1].at("arguments").at("who"), "ada");
 
+  // A subscription only to what the caller could read; the refused one never reaches the server.
+  http::Response sub = Post(Rpc(27, "resources/subscribe", {{"uri", "file:///public/a"}}));
+  EXPECT_TRUE(json::parse(sub.body).as_object().contains("result")) << sub.body;
+  http::Response nosub = Post(Rpc(28, "resources/subscribe", {{"uri", "file:///secret/b"}}));
+  EXPECT_EQ(json::parse(nosub.body).at("error").at("code"), kDenied) << nosub.body;
+  auto methods = upstream_->Methods();
+  EXPECT_EQ(std::count(methods.begin(), methods.end(), "resources/subscribe"), 1);
+  upstream_->ClearCalls();
+
   // Malformed params never reach policy or the server.
   for (const auto& [method, params] : std::vector<std::pair<std::string, json::object>>{
            {"resources/read", {}},
@@ -479,7 +501,7 @@ TEST_F(GatewayTest, ResourcesAndPromptsAreDecidedRecordedAndFiltered) {
     http::Response bad = Post(Rpc(26, method, params));
     EXPECT_EQ(json::parse(bad.body).at("error").at("code"), kInvalidParams) << bad.body;
   }
-  EXPECT_EQ(upstream_->Calls().size(), 2u);
+  EXPECT_TRUE(upstream_->Calls().empty());
 }
 
 TEST_F(GatewayTest, AnUpstreamCrashIsAnErrorAndItsOutcomeIsRecorded) {

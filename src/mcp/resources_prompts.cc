@@ -32,14 +32,6 @@ std::optional<ListShape> ShapeOf(std::string_view method) {
   return std::nullopt;
 }
 
-attribution::Target ServerItem(const std::string& server, std::string_view type, std::string id) {
-  attribution::Target t;
-  t.server = server;
-  t.type = std::string(type);
-  t.id = std::move(id);
-  return t;
-}
-
 }  // namespace
 
 void Gateway::HandleResourceRead(Server& server, const Caller& caller, json::value id,
