@@ -88,14 +88,6 @@ json::object DecisionData(const AuthorizeResult& r) {
   return data;
 }
 
-std::optional<std::string> NonEmptyString(const json::object& params, std::string_view member) {
-  auto it = params.find(member);
-  if (it == params.end() || !it->value().is_string() || it->value().get_string().empty()) {
-    return std::nullopt;
-  }
-  return std::string(it->value().get_string());
-}
-
 attribution::Target ServerItem(const std::string& server, std::string_view type, std::string id) {
   attribution::Target t;
   t.server = server;
@@ -124,8 +116,8 @@ std::shared_ptr<Gateway::Call> Gateway::NewCall(Server& server, const Caller& ca
 
 void Gateway::HandleToolsCall(Server& server, const Caller& caller, json::value id,
                               json::object params, Responder respond) {
-  std::optional<std::string> name = NonEmptyString(params, "name");
-  if (!name) {
+  std::string name = StringField(params, "name");
+  if (name.empty()) {
     respond(RpcResponse(200, ErrorText(id, kInvalidParams, "params.name must be a tool name")));
     return;
   }
@@ -135,7 +127,7 @@ void Gateway::HandleToolsCall(Server& server, const Caller& caller, json::value 
   }
   auto call =
       NewCall(server, caller, std::move(id), "tools/call", std::move(params), std::move(respond));
-  call->tool = std::move(*name);
+  call->tool = std::move(name);
 
   if (std::optional<ToolCatalog::Tool> tool = catalog_.Find(server.name, call->tool)) {
     AuthorizeCall(call, tool);

@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include "common/encoding.h"
+#include "common/json_array.h"
 #include "mcp/gateway.h"
 #include "mcp/gateway_internal.h"
 
@@ -180,18 +181,23 @@ void Gateway::HandlePost(Request& req, Responder respond) {
     } else {
       RouteToolsCall(caller, msg.id, std::move(params), std::move(respond));
     }
+  } else if (msg.method == "resources/subscribe" && server &&
+             !MayRead(*server, caller, StringField(params, "uri"))) {
+    // A subscription only to a resource the caller could read (as resources/list shows it).
+    respond(RpcResponse(200, ErrorText(msg.id, kDenied,
+                                       "denied by Custody policy: this session may not read " +
+                                           StringField(params, "uri"))));
   } else if (IsPassThrough(msg.method)) {
-    PassThrough(server, caller, msg.method, msg.id, std::move(params), std::move(respond));
-  } else if (msg.method == "resources/read" || msg.method == "prompts/get" ||
-             IsFilteredList(msg.method)) {
+    PassThrough(server, msg.method, msg.id, std::move(params), std::move(respond));
+  } else if (const ServerItemMethod* item = ServerItemMethodOf(msg.method);
+             item || IsFilteredList(msg.method)) {
     if (!server) {
       respond(RpcResponse(200, ErrorText(msg.id, kMethodNotFound,
                                          msg.method + " is served on /mcp/{server} only (the "
                                                       "aggregate endpoint has tools only)")));
-    } else if (msg.method == "resources/read") {
-      HandleResourceRead(*server, caller, msg.id, std::move(params), std::move(respond));
-    } else if (msg.method == "prompts/get") {
-      HandlePromptGet(*server, caller, msg.id, std::move(params), std::move(respond));
+    } else if (item) {
+      HandleServerItem(*server, caller, *item, msg.method, msg.id, std::move(params),
+                       std::move(respond));
     } else {
       HandleFilteredList(*server, caller, msg.method, msg.id, std::move(params),
                          std::move(respond));
@@ -214,28 +220,13 @@ const char* Gateway::PassThroughCapability(std::string_view method) {
   return nullptr;
 }
 
-void Gateway::PassThrough(Server* server, const Caller& caller, const std::string& method,
-                          json::value id, json::object params, Responder respond) {
+void Gateway::PassThrough(Server* server, const std::string& method, json::value id,
+                          json::object params, Responder respond) {
   if (!server) {
     respond(RpcResponse(200, ErrorText(id, kMethodNotFound,
                                        method + " is served on /mcp/{server} only: the aggregate "
                                                 "endpoint cannot tell which server it is for")));
     return;
-  }
-  // A subscription is to a resource the caller could read (as resources/list shows it).
-  if (method == "resources/subscribe") {
-    std::string uri = NonEmptyString(params, "uri").value_or("");
-    Result<bool> allowed = false;
-    if (!uri.empty()) {
-      allowed = attribution_.WouldAllow(caller.access.session, "read_resource",
-                                        ServerItem(server->name, "Resource", uri), {});
-    }
-    if (!allowed.ok() || !*allowed) {
-      respond(RpcResponse(200, ErrorText(id, kDenied,
-                                         "denied by Custody policy: this session may not read " +
-                                             (uri.empty() ? std::string("(no uri)") : uri))));
-      return;
-    }
   }
   // Neither reads nor changes data: forwarded as they are and answered with the server's own
   // result or error, under the client's id.
@@ -339,7 +330,7 @@ void Gateway::HandleContainedPost(Server* server, const Caller& caller, const Me
   if (msg.kind == MessageKind::kRequest) {
     const json::object& params = msg.params();
     if (msg.method == "tools/call") {
-      std::string tool = NonEmptyString(params, "name").value_or("");
+      std::string tool = StringField(params, "name");
       if (!server && !tool.empty()) {
         server = ServerOfAggregateTool(tool);
         if (server) tool = tool.substr(server->name.size() + kToolSeparator.size());
@@ -349,15 +340,10 @@ void Gateway::HandleContainedPost(Server* server, const Caller& caller, const Me
         attempt = ToolCallRequest(server->name, tool, params, caller.token, caller.session_id,
                                   known ? known->hash : "");
       }
-    } else if (server && msg.method == "resources/read") {
-      if (auto uri = NonEmptyString(params, "uri")) {
-        attempt = CallRequest("read_resource", ServerItem(server->name, "Resource", *uri), params,
-                              caller.token, caller.session_id);
-      }
-    } else if (server && msg.method == "prompts/get") {
-      if (auto name = NonEmptyString(params, "name")) {
-        attempt = CallRequest("get_prompt", ServerItem(server->name, "Prompt", *name), params,
-                              caller.token, caller.session_id);
+    } else if (const ServerItemMethod* m = ServerItemMethodOf(msg.method); m && server) {
+      if (std::string item = StringField(params, m->member); !item.empty()) {
+        attempt = ServerItemRequest(*m, server->name, std::move(item), params, caller.token,
+                                    caller.session_id);
       }
     }
   }
@@ -367,18 +353,17 @@ void Gateway::HandleContainedPost(Server* server, const Caller& caller, const Me
   }
   // The revoked session is refused before policy (custody:session_revoked), and the refusal is
   // recorded with its receipt, as the native API records it.
-  attribution_.Authorize(
-      std::move(*attempt),
-      [id = msg.id, why, respond = std::move(respond)](Result<AuthorizeResult> r) {
-        if (!r.ok()) {
-          respond(RpcResponse(404, ErrorText(id, kDenied, why)));
-          return;
-        }
-        respond(RpcResponse(404, ErrorText(id, kDenied,
-                                           why + "; the attempt is recorded at ledger index " +
-                                               std::to_string(r->ledger_index),
-                                           DecisionData(*r))));
-      });
+  attribution_.Authorize(std::move(*attempt), [id = msg.id, why, respond = std::move(respond)](
+                                                  Result<AuthorizeResult> r) {
+    if (!r.ok()) {
+      respond(RpcResponse(404, ErrorText(id, kDenied, why)));
+      return;
+    }
+    respond(RpcResponse(404, ErrorText(id, kDenied,
+                                       why + "; the attempt is recorded at ledger index " +
+                                           std::to_string(r->ledger_index),
+                                       DecisionData(*r))));
+  });
 }
 
 // GET: the session's server-initiated stream (tools/list_changed). One per MCP session: a new

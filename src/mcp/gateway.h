@@ -55,7 +55,7 @@ struct Session;
 namespace custody::attribution {
 class AttributionService;
 struct AuthorizeRequest;
-}
+}  // namespace custody::attribution
 
 namespace custody::mcp {
 
@@ -65,6 +65,7 @@ inline constexpr const char* kReceiptMetaKey = "dev.custody/receipt";
 
 class SessionRegistry;
 struct Message;
+struct ServerItemMethod;
 
 struct GatewayOptions {
   std::string audience;  // access tokens must carry this audience (the gateway's resource id)
@@ -152,9 +153,8 @@ class Gateway {
   // method that does not pass through.
   static bool IsPassThrough(std::string_view method);
   static const char* PassThroughCapability(std::string_view method);
-  // resources/subscribe only for a resource the caller's policy could allow it to read.
-  void PassThrough(Server* server, const Caller& caller, const std::string& method,
-                   boost::json::value id, boost::json::object params, http::Responder respond);
+  void PassThrough(Server* server, const std::string& method, boost::json::value id,
+                   boost::json::object params, http::Responder respond);
   // The server of an aggregate tool name (the longest server-name prefix), or nullptr.
   Server* ServerOfAggregateTool(std::string_view name);
   // A POST in an MCP session that containment ended: a tools/call, resources/read or prompts/get
@@ -189,12 +189,13 @@ class Gateway {
 
   // --- resources_prompts.cc
   // resources/read (Cedar action read_resource on Resource::"<server>/<uri>") and prompts/get
-  // (get_prompt on Prompt::"<server>/<name>"): decided, recorded and forwarded as a tools/call
-  // is (no definition pin yet). Per-server endpoints only.
-  void HandleResourceRead(Server& server, const Caller& caller, boost::json::value id,
-                          boost::json::object params, http::Responder respond);
-  void HandlePromptGet(Server& server, const Caller& caller, boost::json::value id,
-                       boost::json::object params, http::Responder respond);
+  // (get_prompt on Prompt::"<server>/<name>"), as `m` describes them: decided, recorded and
+  // forwarded as a tools/call is (no definition pin yet). Per-server endpoints only.
+  void HandleServerItem(Server& server, const Caller& caller, const ServerItemMethod& m,
+                        const std::string& method, boost::json::value id,
+                        boost::json::object params, http::Responder respond);
+  // Whether the caller's policy could allow it to read `uri` of `server` (resources/subscribe).
+  bool MayRead(Server& server, const Caller& caller, const std::string& uri);
   // resources/list, resources/templates/list, prompts/list: the server's page, its items
   // filtered to those the policy could allow the caller (WouldAllow, as for tools/list).
   void HandleFilteredList(Server& server, const Caller& caller, const std::string& method,

@@ -64,8 +64,23 @@ attribution::AuthorizeRequest ToolCallRequest(const std::string& server, const s
                                               const std::string& definition_hash);
 // An MCP server's resource (type "Resource", the URI as id) or prompt ("Prompt", its name).
 attribution::Target ServerItem(const std::string& server, std::string_view type, std::string id);
-// params[member], when it is a non-empty string.
-std::optional<std::string> NonEmptyString(const json::object& params, std::string_view member);
+// resources/read and prompts/get: the member of params naming what they act on, its entity
+// type, the Cedar action, and whether params.arguments is taken.
+struct ServerItemMethod {
+  std::string_view member;  // "uri" | "name"
+  std::string_view noun;    // for errors: "a resource URI" | "a prompt name"
+  std::string_view type;    // "Resource" | "Prompt"
+  std::string_view action;  // "read_resource" | "get_prompt"
+  bool takes_arguments = false;
+};
+// Null for any other method.
+const ServerItemMethod* ServerItemMethodOf(std::string_view method);
+// The authorization of `m` on `item` (a URI or a prompt name) of `server`.
+attribution::AuthorizeRequest ServerItemRequest(const ServerItemMethod& m,
+                                                const std::string& server, std::string item,
+                                                const json::object& params,
+                                                const std::string& token,
+                                                const std::string& mcp_session);
 // params.arguments is absent, null or an object (what tools/call and prompts/get accept).
 bool ArgumentsAreAnObject(const json::object& params);
 

@@ -199,10 +199,10 @@ struct HttpUpstream::Impl {
   bool ready GUARDED_BY(mu) = false;    // a session is initialized
   int64_t next_id GUARDED_BY(mu) = 1;
   int64_t handshakes GUARDED_BY(mu) = 0;
-  std::string init_error GUARDED_BY(mu);              // why the last handshake failed
+  std::string init_error GUARDED_BY(mu);                           // why the last handshake failed
   std::set<std::string, std::less<>> capabilities GUARDED_BY(mu);  // the server's, declared
-  std::map<int64_t, Pending> pending GUARDED_BY(mu);  // every request not yet answered
-  std::deque<int64_t> waiting GUARDED_BY(mu);         // ids waiting for the handshake
+  std::map<int64_t, Pending> pending GUARDED_BY(mu);               // every request not yet answered
+  std::deque<int64_t> waiting GUARDED_BY(mu);                      // ids waiting for the handshake
 
   void Log(LogLevel level, const std::string& message) const {
     LogUpstream(options, level, config.name, message);

@@ -5,6 +5,7 @@
 // lists are filtered per caller as tools/list is.
 #include <boost/json.hpp>
 
+#include "common/json_array.h"
 #include "mcp/gateway.h"
 #include "mcp/gateway_internal.h"
 
@@ -34,34 +35,48 @@ std::optional<ListShape> ShapeOf(std::string_view method) {
 
 }  // namespace
 
-void Gateway::HandleResourceRead(Server& server, const Caller& caller, json::value id,
-                                 json::object params, Responder respond) {
-  std::optional<std::string> uri = NonEmptyString(params, "uri");
-  if (!uri) {
-    respond(RpcResponse(200, ErrorText(id, kInvalidParams, "params.uri must be a resource URI")));
-    return;
-  }
-  auto call = NewCall(server, caller, std::move(id), "resources/read", std::move(params),
-                      std::move(respond));
-  DecideAndForward(call, CallRequest("read_resource", ServerItem(server.name, "Resource", *uri),
-                                     call->params, caller.token, caller.session_id));
+const ServerItemMethod* ServerItemMethodOf(std::string_view method) {
+  static constexpr ServerItemMethod kRead{"uri", "a resource URI", "Resource", "read_resource",
+                                          false};
+  static constexpr ServerItemMethod kPrompt{"name", "a prompt name", "Prompt", "get_prompt", true};
+  if (method == "resources/read") return &kRead;
+  if (method == "prompts/get") return &kPrompt;
+  return nullptr;
 }
 
-void Gateway::HandlePromptGet(Server& server, const Caller& caller, json::value id,
-                              json::object params, Responder respond) {
-  std::optional<std::string> name = NonEmptyString(params, "name");
-  if (!name) {
-    respond(RpcResponse(200, ErrorText(id, kInvalidParams, "params.name must be a prompt name")));
+attribution::AuthorizeRequest ServerItemRequest(const ServerItemMethod& m,
+                                                const std::string& server, std::string item,
+                                                const json::object& params,
+                                                const std::string& token,
+                                                const std::string& mcp_session) {
+  return CallRequest(std::string(m.action), ServerItem(server, m.type, std::move(item)), params,
+                     token, mcp_session);
+}
+
+void Gateway::HandleServerItem(Server& server, const Caller& caller, const ServerItemMethod& m,
+                               const std::string& method, json::value id, json::object params,
+                               Responder respond) {
+  std::string item = StringField(params, m.member);
+  if (item.empty()) {
+    respond(RpcResponse(
+        200, ErrorText(id, kInvalidParams,
+                       "params." + std::string(m.member) + " must be " + std::string(m.noun))));
     return;
   }
-  if (!ArgumentsAreAnObject(params)) {
+  if (m.takes_arguments && !ArgumentsAreAnObject(params)) {
     respond(RpcResponse(200, ErrorText(id, kInvalidParams, "params.arguments must be an object")));
     return;
   }
-  auto call =
-      NewCall(server, caller, std::move(id), "prompts/get", std::move(params), std::move(respond));
-  DecideAndForward(call, CallRequest("get_prompt", ServerItem(server.name, "Prompt", *name),
-                                     call->params, caller.token, caller.session_id));
+  auto call = NewCall(server, caller, std::move(id), method, std::move(params), std::move(respond));
+  DecideAndForward(call, ServerItemRequest(m, server.name, std::move(item), call->params,
+                                           caller.token, caller.session_id));
+}
+
+bool Gateway::MayRead(Server& server, const Caller& caller, const std::string& uri) {
+  if (uri.empty()) return false;
+  auto allowed = attribution_.WouldAllow(caller.access.session, "read_resource",
+                                         ServerItem(server.name, "Resource", uri), {});
+  return allowed.ok() && *allowed;
 }
 
 void Gateway::HandleFilteredList(Server& server, const Caller& caller, const std::string& method,

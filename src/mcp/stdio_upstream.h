@@ -77,9 +77,9 @@ class StdioUpstream final : public Upstream {
   CondVar cv_;
   bool stop_ GUARDED_BY(mu_) = false;
   bool started_ GUARDED_BY(mu_) = false;
-  bool ready_ GUARDED_BY(mu_) = false;       // handshake done
+  bool ready_ GUARDED_BY(mu_) = false;                               // handshake done
   std::set<std::string, std::less<>> capabilities_ GUARDED_BY(mu_);  // the server's, declared
-  bool child_gone_ GUARDED_BY(mu_) = false;  // stdout reached EOF
+  bool child_gone_ GUARDED_BY(mu_) = false;                          // stdout reached EOF
   int pid_ GUARDED_BY(mu_) = 0;
   int64_t starts_ GUARDED_BY(mu_) = 0;
   int64_t next_id_ GUARDED_BY(mu_) = 1;
