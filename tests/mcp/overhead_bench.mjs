@@ -1,4 +1,5 @@
-// Gateway overhead per tools/call: the same echo call made directly to an upstream and through
+// Gateway overhead per tools/call (and per resources/read and prompts/get, decided, recorded and
+// forwarded the same way): the same request made directly to an upstream and through
 // `custody serve` (token check, policy, durable decision, outcome queued, receipts), at several
 // concurrencies, over loopback. Two upstreams, both fast and dependency-free:
 // - src/mcp/testdata/fake_http_server.mjs over Streamable HTTP: the client speaks the same
@@ -8,6 +9,9 @@
 //   includes the client's HTTP.
 //   node overhead_bench.mjs /path/to/custody [source root] [calls per level] [--await-outcome]
 // BENCH_CONFIG adds top-level config lines (e.g. BENCH_CONFIG='worker_threads = 1').
+// METHODS=tools/call,resources/read,prompts/get picks the requests (default tools/call only):
+// the echo tool, the resource fake://echo, the prompt echo. Each level measures every method,
+// direct then gateway, before the next level; the policy permits call_tool and the chosen methods.
 // With --await-outcome the gateway runs with mcp.await_outcome = true (answers once the
 // outcome is durable too). The gateway is driven with node:http over one keep-alive connection
 // per concurrent caller (fetch adds ~0.2 ms of its own per call).
@@ -29,9 +33,27 @@ const custody = positional[0];
 const sourceRoot = positional[1] ?? join(here, '..', '..');
 const calls = Number(positional[2] ?? 2000);
 const levels = (process.env.LEVELS ?? "1,4,16").split(",").map(Number);  // LEVELS=1,4 to choose
+// What each method asks, the Cedar action that must permit it, the capability a server declares
+// for it, and what a direct answer must contain.
+const kinds = {
+  'tools/call': { params: { name: 'echo', arguments: { text: 'benchmark' } }, action: 'call_tool',
+    capability: 'tools', mark: 'benchmark' },
+  'resources/read': { params: { uri: 'fake://echo' }, action: 'read_resource',
+    capability: 'resources', mark: 'echo resource' },
+  'prompts/get': { params: { name: 'echo', arguments: { text: 'benchmark' } }, action: 'get_prompt',
+    capability: 'prompts', mark: 'benchmark' },
+};
+const methods = (process.env.METHODS ?? 'tools/call').split(',');
+for (const m of methods) {
+  if (!kinds[m]) {
+    console.error(`METHODS: unknown method ${m} (known: ${Object.keys(kinds).join(', ')})`);
+    process.exit(2);
+  }
+}
 const fake = join(sourceRoot, 'src/mcp/testdata/fake_server.mjs');
 if (!custody) {
-  console.error('usage: node overhead_bench.mjs /path/to/custody [source root] [calls per level]');
+  console.error('usage: [METHODS=tools/call,resources/read,prompts/get] [LEVELS=1,4,16] node overhead_bench.mjs ' +
+    '/path/to/custody [source root] [calls per level] [--await-outcome]');
   process.exit(2);
 }
 
@@ -75,11 +97,12 @@ async function directClient() {
   return { call, close: () => child.kill() };
 }
 
-// One POST of a JSON-RPC body over a keep-alive agent; resolves with the response text.
-function post(agent, target, headers, body) {
+// One POST (or `method`) of a JSON-RPC body over a keep-alive agent; resolves with the response
+// text.
+function post(agent, target, headers, body, method = 'POST') {
   return new Promise((resolve, reject) => {
     const req = http.request({ hostname: target.hostname, port: target.port, path: target.pathname,
-      method: 'POST', agent, headers: { ...headers, 'content-type': 'application/json',
+      method, agent, headers: { ...headers, 'content-type': 'application/json',
         'content-length': Buffer.byteLength(body) } }, (res) => {
       let text = '';
       res.setEncoding('utf8');
@@ -103,8 +126,7 @@ async function startHttpUpstream() {
 
 const initBody = (id) => JSON.stringify({ jsonrpc: '2.0', id, method: 'initialize',
   params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'bench', version: '1' } } });
-const echoBody = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call',
-  params: { name: 'echo', arguments: { text: 'benchmark' } } });
+const callBody = (method) => JSON.stringify({ jsonrpc: '2.0', id: 2, method, params: kinds[method].params });
 
 const dir = mkdtempSync(join(tmpdir(), 'custody-mcp-bench-'));
 let started;
@@ -125,46 +147,83 @@ url = ${JSON.stringify(httpUpstream.url)}
   const { url, adminToken } = started;
   const { session } = await registerAgent(url, adminToken, 'bench-agent', ['fake/*', 'remote/*']);
   const token = await session();
-  const pub = await request(url, '/v1/policies', { token: adminToken, body: {
-    policies: '@id("bench") permit(principal, action == Action::"call_tool", resource in Server::"fake");\n' +
-      '@id("bench-remote") permit(principal, action == Action::"call_tool", resource in Server::"remote");' } });
+  // call_tool always (the containment rounds below call the slow tool), plus what METHODS adds;
+  // with METHODS unset, the same two policies as before methods could be chosen.
+  const permitted = ['tools/call', ...methods.filter((m) => m !== 'tools/call')];
+  const policies = permitted.flatMap((m) => {
+    const { action } = kinds[m];
+    const suffix = m === 'tools/call' ? '' : `-${action}`;
+    return [`@id("bench${suffix}") permit(principal, action == Action::"${action}", resource in Server::"fake");`,
+      `@id("bench-remote${suffix}") permit(principal, action == Action::"${action}", resource in Server::"remote");`];
+  });
+  const pub = await request(url, '/v1/policies', { token: adminToken, body: { policies: policies.join('\n') } });
   if (pub.status !== 200) throw new Error(pub.text);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   const accept = { accept: 'application/json, text/event-stream' };
 
-  // An MCP session on `endpoint` (with `auth` headers); returns a caller of echo that checks
-  // the answer (`mark` must be in it).
+  // An MCP session on `endpoint` (with `auth` headers); returns, per method, a caller that
+  // checks the answer (the method's mark and `mark`, if given, must be in it: the gateway puts
+  // its receipt in an upstream's error too). The gateway offers resources and prompts only once
+  // the server behind has declared them in its initialize answer, which may come after
+  // `custody serve` listens: until the session offers what METHODS needs, it is ended and
+  // another is opened (5 s at most).
   const mcpSession = async (endpoint, auth, mark) => {
     const target = new URL(endpoint);
-    const init = await post(agent, target, { ...accept, ...auth }, initBody(0));
-    if (init.status !== 200) throw new Error(`initialize on ${endpoint}: ${init.status} ${init.text}`);
-    const h = { ...accept, ...auth, 'mcp-protocol-version': '2025-06-18' };
-    if (init.headers['mcp-session-id']) h['mcp-session-id'] = init.headers['mcp-session-id'];
+    const needed = [...new Set(methods.map((m) => kinds[m].capability))];
+    let h;
+    for (let attempt = 0; ; attempt++) {
+      const init = await post(agent, target, { ...accept, ...auth }, initBody(0));
+      if (init.status !== 200) throw new Error(`initialize on ${endpoint}: ${init.status} ${init.text}`);
+      h = { ...accept, ...auth, 'mcp-protocol-version': '2025-06-18' };
+      if (init.headers['mcp-session-id']) h['mcp-session-id'] = init.headers['mcp-session-id'];
+      const offered = JSON.parse(init.text).result?.capabilities ?? {};
+      const missing = needed.filter((c) => !offered[c]);
+      if (missing.length === 0) break;
+      if (attempt === 250) throw new Error(`${endpoint} does not offer ${missing.join(', ')}: ${init.text}`);
+      await post(agent, target, h, '', 'DELETE');
+      await new Promise((r) => setTimeout(r, 20));
+    }
     await post(agent, target, h, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }));
     await post(agent, target, h, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }));
-    return async () => {
-      const r = await post(agent, target, h, echoBody);
-      if (r.status !== 200 || !r.text.includes(mark)) throw new Error(`${endpoint}: ${r.status} ${r.text}`);
-    };
+    return Object.fromEntries(methods.map((m) => {
+      const body = callBody(m);
+      const want = kinds[m].mark;
+      return [m, async () => {
+        const r = await post(agent, target, h, body);
+        if (r.status !== 200 || !r.text.includes(want) || (mark && !r.text.includes(mark))) {
+          throw new Error(`${endpoint} ${m}: ${r.status} ${r.text}`);
+        }
+      }];
+    }));
   };
   const auth = { authorization: `Bearer ${token}` };
   const viaGatewayStdio = await mcpSession(`${url}/mcp/fake`, auth, '"dev.custody/receipt"');
   const viaGatewayHttp = await mcpSession(`${url}/mcp/remote`, auth, '"dev.custody/receipt"');
-  const directHttp = await mcpSession(httpUpstream.url, {}, 'benchmark');
-  const viaStdio = async () => { await direct.call('tools/call', { name: 'echo', arguments: { text: 'benchmark' } }); };
+  const directHttp = await mcpSession(httpUpstream.url, {});
+  const viaStdio = Object.fromEntries(methods.map((m) => [m, async () => {
+    const r = await direct.call(m, kinds[m].params);
+    if (!r.result) throw new Error(`fake_server.mjs ${m}: ${JSON.stringify(r)}`);
+  }]));
   for (let i = 0; i < 200; i++) {  // warm up
-    await viaGatewayStdio(); await viaStdio(); await viaGatewayHttp(); await directHttp();
+    for (const m of methods) {
+      await viaGatewayStdio[m](); await viaStdio[m](); await viaGatewayHttp[m](); await directHttp[m]();
+    }
   }
 
-  console.log(`calls per level: ${calls}; custody: ${custody}; mcp.await_outcome = ${awaitOutcome}`);
-  const table = async (title, directFn, gatewayFn) => {
+  console.log(`calls per level: ${calls}; methods: ${methods.join(', ')}; custody: ${custody}; ` +
+    `mcp.await_outcome = ${awaitOutcome}`);
+  const width = Math.max(6, ...methods.map((m) => m.length));
+  const table = async (title, directFns, gatewayFns) => {
     console.log(`\n${title}`);
-    console.log('concurrency | direct p50 / p99 ms | gateway p50 / p99 ms | overhead p50 ms | gateway calls/s');
+    console.log(`${'method'.padEnd(width)} | concurrency | direct p50 / p99 ms | gateway p50 / p99 ms | ` +
+      'overhead p50 ms | gateway calls/s');
     for (const c of levels) {
-      const d = await drive(directFn, c);
-      const g = await drive(gatewayFn, c);
-      console.log(`${String(c).padStart(11)} | ${d.p50.toFixed(3)} / ${d.p99.toFixed(3)} | ` +
-        `${g.p50.toFixed(3)} / ${g.p99.toFixed(3)} | ${(g.p50 - d.p50).toFixed(3)} | ${g.rate.toFixed(0)}`);
+      for (const m of methods) {
+        const d = await drive(directFns[m], c);
+        const g = await drive(gatewayFns[m], c);
+        console.log(`${m.padEnd(width)} | ${String(c).padStart(11)} | ${d.p50.toFixed(3)} / ${d.p99.toFixed(3)} | ` +
+          `${g.p50.toFixed(3)} / ${g.p99.toFixed(3)} | ${(g.p50 - d.p50).toFixed(3)} | ${g.rate.toFixed(0)}`);
+      }
     }
   };
   await table('Streamable HTTP upstream: node:http -> fake_http_server.mjs, versus node:http -> custody -> HttpUpstream -> fake_http_server.mjs',

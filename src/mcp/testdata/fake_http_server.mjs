@@ -11,6 +11,9 @@
 //   fail500      HTTP 500
 //   notify_get   sends notifications/message on every open GET stream (once one is open),
 //                then answers
+// Beyond tools it declares resources and prompts, for the gateway's benchmark
+// (tests/mcp/overhead_bench.mjs): one text resource, fake://echo (resources/list, resources/read),
+// and one prompt, echo, with a `text` argument (prompts/list, prompts/get). All JSON answers.
 // GET /mcp: the server-to-client SSE stream (405 with --no-get).
 // DELETE /mcp: ends the session.
 // Test hooks (no MCP): GET /debug -> {headers, cancelled, deletes, sessions, gets};
@@ -104,6 +107,26 @@ function callTool(m, res) {
   return json(res, 200, { jsonrpc: '2.0', id: m.id, error: { code: -32602, message: 'unknown tool' } });
 }
 
+const resource = { uri: 'fake://echo', name: 'echo', description: 'A short text', mimeType: 'text/plain' };
+const prompt = { name: 'echo', description: 'Repeats its text argument',
+  arguments: [{ name: 'text', description: 'What to repeat', required: true }] };
+
+function readResource(m, res) {
+  if (m.params?.uri !== resource.uri) {
+    return json(res, 200, { jsonrpc: '2.0', id: m.id, error: { code: -32002, message: 'resource not found: ' + m.params?.uri } });
+  }
+  return json(res, 200, { jsonrpc: '2.0', id: m.id, result: {
+    contents: [{ uri: resource.uri, mimeType: 'text/plain', text: 'echo resource' }] } });
+}
+
+function getPrompt(m, res) {
+  if (m.params?.name !== prompt.name) {
+    return json(res, 200, { jsonrpc: '2.0', id: m.id, error: { code: -32602, message: 'unknown prompt ' + m.params?.name } });
+  }
+  return json(res, 200, { jsonrpc: '2.0', id: m.id, result: { description: prompt.description, messages: [
+    { role: 'user', content: { type: 'text', text: String(m.params.arguments?.text ?? '') } }] } });
+}
+
 async function handlePost(req, res) {
   let m;
   try { m = JSON.parse(await readBody(req)); } catch { return json(res, 400, { error: 'bad json' }); }
@@ -111,7 +134,7 @@ async function handlePost(req, res) {
     const sid = randomUUID();
     sessions.add(sid);
     return json(res, 200, { jsonrpc: '2.0', id: m.id, result: {
-      protocolVersion: m.params.protocolVersion, capabilities: { tools: {} },
+      protocolVersion: m.params.protocolVersion, capabilities: { tools: {}, resources: {}, prompts: {} },
       serverInfo: { name: 'fake-http', version: '1' } } }, { 'mcp-session-id': sid });
   }
   const sid = req.headers['mcp-session-id'];
@@ -135,6 +158,10 @@ async function handlePost(req, res) {
   }
   if (m.method === 'tools/list') return json(res, 200, { jsonrpc: '2.0', id: m.id, result: { tools } });
   if (m.method === 'tools/call') return callTool(m, res);
+  if (m.method === 'resources/list') return json(res, 200, { jsonrpc: '2.0', id: m.id, result: { resources: [resource] } });
+  if (m.method === 'resources/read') return readResource(m, res);
+  if (m.method === 'prompts/list') return json(res, 200, { jsonrpc: '2.0', id: m.id, result: { prompts: [prompt] } });
+  if (m.method === 'prompts/get') return getPrompt(m, res);
   return json(res, 200, { jsonrpc: '2.0', id: m.id, error: { code: -32601, message: 'method not found' } });
 }
 

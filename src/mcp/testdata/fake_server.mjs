@@ -7,6 +7,9 @@
 // named by FAKE_DESC_FILE on every tools/list when that is set, so a test can change a tool's
 // definition under the gateway. An echo whose arguments have list_changed: true first sends
 // notifications/tools/list_changed.
+// Beyond tools it declares resources and prompts, for the gateway's benchmark
+// (tests/mcp/overhead_bench.mjs): one text resource, fake://echo (resources/list, resources/read),
+// and one prompt, echo, with a `text` argument (prompts/list, prompts/get). Both answer at once.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 
@@ -20,12 +23,16 @@ const description = () => {
   return 'Echoes its arguments';
 };
 
+const resource = { uri: 'fake://echo', name: 'echo', description: 'A short text', mimeType: 'text/plain' };
+const prompt = { name: 'echo', description: 'Repeats its text argument',
+  arguments: [{ name: 'text', description: 'What to repeat', required: true }] };
+
 const timers = new Map();  // request id -> timer of a pending slow call
 for await (const line of createInterface({ input: process.stdin })) {
   if (!line.trim()) continue;
   const m = JSON.parse(line);
   if (m.method === 'initialize') {
-    send({ id: m.id, result: { protocolVersion: m.params.protocolVersion, capabilities: { tools: {} },
+    send({ id: m.id, result: { protocolVersion: m.params.protocolVersion, capabilities: { tools: {}, resources: {}, prompts: {} },
       serverInfo: { name: 'fake', version: '1' } } });
   } else if (m.method === 'tools/list') {
     send({ id: m.id, result: { tools: [
@@ -53,6 +60,19 @@ for await (const line of createInterface({ input: process.stdin })) {
     } else if (m.params.name === 'slow') timers.set(m.id, setTimeout(answer, args.ms ?? 100));
     else if (m.params.name === 'echo' || m.params.name === 'touch') answer();
     else send({ id: m.id, error: { code: -32602, message: 'unknown tool ' + m.params.name } });
+  } else if (m.method === 'resources/list') {
+    send({ id: m.id, result: { resources: [resource] } });
+  } else if (m.method === 'resources/read') {
+    if (m.params?.uri === resource.uri) {
+      send({ id: m.id, result: { contents: [{ uri: resource.uri, mimeType: 'text/plain', text: 'echo resource' }] } });
+    } else send({ id: m.id, error: { code: -32002, message: 'resource not found: ' + m.params?.uri } });
+  } else if (m.method === 'prompts/list') {
+    send({ id: m.id, result: { prompts: [prompt] } });
+  } else if (m.method === 'prompts/get') {
+    if (m.params?.name === prompt.name) {
+      send({ id: m.id, result: { description: prompt.description, messages: [
+        { role: 'user', content: { type: 'text', text: String(m.params.arguments?.text ?? '') } }] } });
+    } else send({ id: m.id, error: { code: -32602, message: 'unknown prompt ' + m.params?.name } });
   } else if (m.method === 'notifications/cancelled') {
     // A cancelled request is not answered; FAKE_MARKER_FILE.cancelled records that it came.
     clearTimeout(timers.get(m.params.requestId));
