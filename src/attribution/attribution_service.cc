@@ -138,10 +138,42 @@ events::Actor ActorOf(const identity::Session& s, const std::string& jti) {
   return events::Actor{s.agent, s.instance, s.sid, jti};
 }
 
+// A JSON value as the ledger records arguments: {"digest"} and, with kRedacted, "value".
+json::object Recorded(const json::value& v, const AttributionOptions& options) {
+  auto c = CanonicalizeJsonValue(v);
+  json::object out{{"digest", "sha256:" + Sha256Hex(c.ok() ? *c : json::serialize(v))}};
+  if (options.arguments == ArgumentRecording::kRedacted) {
+    json::value copy = v;
+    Redact(copy, options.redact_fields);
+    out["value"] = std::move(copy);
+  }
+  return out;
+}
+
+// outcome.exchanges: what the server asked the client during the action, recorded as
+// arguments are, and the digest of each answer.
+json::array ExchangesJson(const std::vector<RelayedExchange>& exchanges,
+                          const AttributionOptions& options) {
+  json::array out;
+  for (const RelayedExchange& x : exchanges) {
+    boost::system::error_code ec;
+    json::value params = x.params_json.empty() ? json::value() : json::parse(x.params_json, ec);
+    if (ec) params = x.params_json;  // recorded as the text it was
+    json::object e{{"method", x.method},
+                   {"client", x.client},
+                   {"asked", Recorded(params, options)},
+                   {"status", x.status}};
+    if (!x.answer_digest.empty()) e["answer_digest"] = x.answer_digest;
+    if (!x.note.empty()) e["note"] = x.note;
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
 // The outcome event of `req` for the action `row`, reported by the session of `va`.
 events::ActionOutcome OutcomeEvent(const CompleteRequest& req, const ActionRow& row,
                                    const identity::VerifiedAccess& va, std::string event_id,
-                                   std::string time) {
+                                   std::string time, const AttributionOptions& options) {
   events::ActionOutcome o;
   o.event_id = std::move(event_id);
   o.time = std::move(time);
@@ -157,6 +189,7 @@ events::ActionOutcome OutcomeEvent(const CompleteRequest& req, const ActionRow& 
   o.error = req.error;
   o.output_digest = req.output_digest;
   o.latency_ms = req.latency_ms;
+  o.exchanges = ExchangesJson(req.exchanges, options);
   return o;
 }
 
@@ -879,15 +912,7 @@ json::object AttributionService::DecisionEvent(const Decision& d) const {
   e.action = d.req.action;
   e.via = d.req.via;
   e.target = TargetOf(d.req.target);
-  {
-    auto c = CanonicalizeJsonValue(d.args);
-    e.arguments["digest"] = "sha256:" + Sha256Hex(c.ok() ? *c : json::serialize(d.args));
-    if (options_.arguments == ArgumentRecording::kRedacted) {
-      json::value copy = d.args;
-      Redact(copy, options_.redact_fields);
-      e.arguments["value"] = copy;
-    }
-  }
+  e.arguments = Recorded(d.args, options_);
   e.policy_hash = d.bundle->hash;
   e.reasons = d.result.reasons;
   e.errors = d.result.errors;
@@ -1075,8 +1100,8 @@ std::string AttributionService::Complete(CompleteRequest req, CompleteCallback d
     return fail(AlreadyExistsError("the outcome of action " + req.action_id + " is recorded"));
 
   std::string event_id = req.event_id.empty() ? ids_.NextString() : req.event_id;
-  json::object e =
-      events::Build(OutcomeEvent(req, *row, va, event_id, FormatRfc3339Millis(clock_.Now())));
+  json::object e = events::Build(
+      OutcomeEvent(req, *row, va, event_id, FormatRfc3339Millis(clock_.Now()), options_));
   ActionRow update = *row;
   auto cb = std::make_shared<CompleteCallback>(std::move(done));
   Status st = recorder_.RecordAsync(
@@ -1098,7 +1123,7 @@ std::string AttributionService::RefuseOutcome(const CompleteRequest& req, const 
                                               CompleteCallback done) {
   std::string refusal = "session revoked: " + va.session.revoke_reason;
   events::ActionOutcome o =
-      OutcomeEvent(req, row, va, ids_.NextString(), FormatRfc3339Millis(clock_.Now()));
+      OutcomeEvent(req, row, va, ids_.NextString(), FormatRfc3339Millis(clock_.Now()), options_);
   o.refusal = refusal;
   auto cb = std::make_shared<CompleteCallback>(std::move(done));
   Status st =

@@ -123,6 +123,21 @@ struct AuthorizeResult {
 };
 using AuthorizeCallback = std::function<void(Result<AuthorizeResult>)>;
 
+// A request the MCP server sent the client during the action (sampling/createMessage,
+// elicitation/create, roots/list), relayed by the gateway and recorded with the outcome: what
+// was asked (its params, recorded as arguments are: a digest, or the redacted value) and the
+// digest of the answer.
+struct RelayedExchange {
+  std::string method;
+  std::string client;         // the MCP session asked
+  std::string params_json;    // the request's params (a JSON value), or empty
+  std::string answer_digest;  // "sha256:<hex>" of the client's result or error, or empty
+  // "answered" | "error" (the client answered with an error) | "unanswered" (the action ended
+  // first) | "refused" (the gateway answered the server itself, `note` says why)
+  std::string status;
+  std::string note;
+};
+
 struct CompleteRequest {
   std::string token;
   std::string action_id;
@@ -136,6 +151,7 @@ struct CompleteRequest {
   // repeated; it must outlive the call to Complete.
   std::string event_id;
   const identity::VerifiedAccess* verified = nullptr;
+  std::vector<RelayedExchange> exchanges;  // the gateway's relays during the action
 };
 struct CompleteResult {
   std::string event_id;

@@ -69,6 +69,7 @@ json::object Build(const ActionOutcome& o) {
   if (!o.error.empty()) outcome["error"] = o.error;
   if (!o.output_digest.empty()) outcome["output_digest"] = o.output_digest;
   if (o.latency_ms >= 0) outcome["latency_ms"] = o.latency_ms;
+  if (!o.exchanges.empty()) outcome["exchanges"] = o.exchanges;
   json::object e{{"kind", o.refusal.empty() ? "action.outcome" : "action.outcome_refused"},
                  {"event_id", o.event_id},
                  {"time", o.time},

@@ -7,6 +7,7 @@
 // Included only by the modules that record these events: it carries Boost.JSON.
 #pragma once
 
+#include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <cstdint>
 #include <optional>
@@ -59,6 +60,9 @@ struct ActionOutcome {
   // Set when Custody refused the outcome (its session was revoked): the event is then an
   // `action.outcome_refused`, the outcome is what the caller claimed, and `refusal` says why.
   std::string refusal;
+  // The requests the MCP server sent the client during the action, as the gateway relayed them
+  // (outcome.exchanges; absent when none).
+  boost::json::array exchanges;
 };
 
 // A containment a tripwire caused (`actor` set, `trigger_action` its decision) or an operator

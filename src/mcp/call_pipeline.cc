@@ -39,13 +39,13 @@ std::string Join(const std::vector<std::string>& v) {
   return out;
 }
 
-std::string OutputDigest(const json::value& v) {
+}  // namespace
+
+std::string JsonDigest(const json::value& v) {
   auto canonical = CanonicalizeJsonValue(v);
   std::string bytes = canonical.ok() ? *canonical : json::serialize(v);
   return "sha256:" + HexEncode(crypto::Sha256(bytes));
 }
-
-}  // namespace
 
 AuthorizeRequest CallRequest(const std::string& action, attribution::Target target,
                              const json::object& params, const std::string& token,
@@ -214,29 +214,25 @@ void Gateway::ForwardCall(std::shared_ptr<Call> call) {
   }
   meta["traceparent"] = call->decision.traceparent;
   // Progress: the upstream sees a token unique to this call, and the client gets its own back
-  // on an SSE response that ends with the result.
+  // on the call's stream.
   if (auto pt = meta.find("progressToken");
       pt != meta.end() && call->caller.accepts_sse &&
       (pt->value().is_string() || pt->value().is_int64() || pt->value().is_uint64())) {
-    call->sse = std::make_shared<SseSink>();
-    {
-      MutexLock lock(s.mu);
-      call->progress_token = "custody-" + std::to_string(s.next_progress++);
-      s.progress[call->progress_token] = Server::Progress{pt->value(), call->sse};
-    }
+    MutexLock lock(s.mu);
+    call->progress_token = "custody-" + std::to_string(s.next_progress++);
+    s.progress[call->progress_token] = Server::Progress{pt->value(), call};
     pt->value() = call->progress_token;
-    Response r;
-    r.status = 200;
-    r.sse = [sink = call->sse](std::shared_ptr<http::SseWriter> w) { sink->Attach(std::move(w)); };
-    call->respond(std::move(r));
   }
   fwd["_meta"] = std::move(meta);
+  call->relay_call = relay_->Begin(s.name, call->caller.session_id, call);
   call->forwarded = SteadyClock::now();
   int64_t upstream_id =
       s.upstream->Call(call->method, std::move(fwd), [this, call](Result<json::object> r) {
         sessions_->EndCall(call->key);
+        EndRelay(*call);
         FinishCall(call, std::move(r));
       });
+  relay_->Forwarded(call->relay_call, upstream_id);
   std::string cancel = sessions_->Forwarded(call->key, upstream_id);
   if (!cancel.empty()) s.upstream->Cancel(upstream_id, cancel);
 }
@@ -261,13 +257,13 @@ void Gateway::FinishCall(std::shared_ptr<Call> call, Result<json::object> r) {
   } else if (auto e = r->find("error"); e != r->end()) {
     c.status = "error";
     c.error = "upstream error: " + json::serialize(e->value());
-    c.output_digest = OutputDigest(e->value());
+    c.output_digest = JsonDigest(e->value());
     *out = json::object{{"jsonrpc", "2.0"}, {"id", call->id}, {"error", e->value()}};
   } else {
     auto res = r->find("result");
     json::value result = res != r->end() ? res->value() : json::value(json::object{});
     if (!result.is_object()) result = json::object{};
-    c.output_digest = OutputDigest(result);
+    c.output_digest = JsonDigest(result);
     if (auto ie = result.get_object().find("isError");
         ie != result.get_object().end() && ie->value().is_bool() && ie->value().get_bool()) {
       c.status = "error";
@@ -280,6 +276,7 @@ void Gateway::FinishCall(std::shared_ptr<Call> call, Result<json::object> r) {
   // Complete refuses a longer error (as it must for callers of its API); the gateway's own
   // outcome is clipped instead, so it is never lost, with or without await_outcome.
   c.error = Clip(std::move(c.error), 4096);
+  c.exchanges = call->TakeExchanges();
   auto answer = [this, call, out](json::object outcome) {
     json::object receipt{{"action_id", call->decision.action_id},
                          {"decision", "allow"},
@@ -344,15 +341,11 @@ void Gateway::FinishCall(std::shared_ptr<Call> call, Result<json::object> r) {
 }
 
 void Gateway::Reply(Call& call, int http_status, std::string body) {
-  if (!call.sse) {
-    call.respond(RpcResponse(http_status, std::move(body)));
-    return;
-  }
-  {
+  if (!call.progress_token.empty()) {
     MutexLock lock(call.server->mu);
     call.server->progress.erase(call.progress_token);
   }
-  call.sse->Send(body, /*last=*/true);
+  call.Answer(http_status, std::move(body));
 }
 
 }  // namespace custody::mcp

@@ -154,9 +154,13 @@ void Gateway::HandlePost(Request& req, Responder respond) {
     respond(SessionRefusal(s, msg.id));
     return;
   }
+  if (msg.kind == MessageKind::kResponse) {
+    HandleClientResponse(caller, msg, std::move(respond));
+    return;
+  }
   if (msg.kind != MessageKind::kRequest) {
-    // A cancellation of a forwarded tools/call goes upstream (under the upstream's id); other
-    // notifications and responses stop here: the gateway starts no requests toward the client.
+    // A cancellation of a forwarded call goes upstream (under the upstream's id); other
+    // notifications stop here (the upstream session is shared, so no client speaks for it).
     if (msg.method == "notifications/cancelled") {
       auto rid = msg.params().find("requestId");
       if (rid != msg.params().end()) {
@@ -261,10 +265,13 @@ void Gateway::HandleInitialize(Server* server, const Caller& caller, const json:
   uint8_t raw[16];
   random_.Fill(raw);
   std::string session_id = HexEncode(std::span<const uint8_t>(raw, sizeof raw));
-  Status opened = sessions_->Open(
-      session_id,
-      McpSession{
-          scope, caller.access.session.sid, caller.access.session.agent, version, nullptr, {}});
+  Status opened = sessions_->Open(session_id, McpSession{scope,
+                                                         caller.access.session.sid,
+                                                         caller.access.session.agent,
+                                                         version,
+                                                         nullptr,
+                                                         {},
+                                                         ClientCapabilities(params)});
   if (!opened.ok()) {
     respond(RpcResponse(429, ErrorText(id, kDenied, opened.message())));
     return;

@@ -15,7 +15,8 @@ Gateway::Gateway(identity::TokenService& tokens, attribution::AttributionService
       random_(random),
       catalog_(pins, std::move(events), clock, random, options_.upstream),
       sessions_(std::make_unique<SessionRegistry>(options_.session_idle_timeout,
-                                                  options_.max_sessions_per_custody_session)) {}
+                                                  options_.max_sessions_per_custody_session)),
+      relay_(std::make_unique<Relay>()) {}
 
 Result<std::unique_ptr<Gateway>> Gateway::Create(std::vector<UpstreamConfig> servers,
                                                  identity::TokenService& tokens,
@@ -29,8 +30,11 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(std::vector<UpstreamConfig> ser
     auto s = std::make_unique<Server>();
     s->name = cfg.name;
     UpstreamOptions uo = g->options_.upstream;
-    uo.on_notification = [gw = g.get(), server = s.get()](const json::object& m) {
-      gw->OnUpstreamNotification(*server, m);
+    uo.on_notification = [gw = g.get(), server = s.get()](const json::object& m, int64_t related) {
+      gw->OnUpstreamNotification(*server, m, related);
+    };
+    uo.on_request = [gw = g.get(), server = s.get()](const json::object& m, int64_t related) {
+      gw->OnUpstreamRequest(*server, m, related);
     };
     ASSIGN_OR_RETURN(s->upstream, g->options_.make_upstream
                                       ? g->options_.make_upstream(std::move(cfg), std::move(uo))
@@ -79,7 +83,7 @@ void Gateway::OnRevoked(const std::vector<std::string>& sids) {
   }
 }
 
-void Gateway::OnUpstreamNotification(Server& server, const json::object& message) {
+void Gateway::OnUpstreamNotification(Server& server, const json::object& message, int64_t related) {
   auto m = message.find("method");
   if (m == message.end() || !m->value().is_string()) return;
   std::string_view method = m->value().get_string();
@@ -90,7 +94,17 @@ void Gateway::OnUpstreamNotification(Server& server, const json::object& message
     for (auto& sink : sessions_->StreamsSeeing(server.name)) sink->Send(text);
     return;
   }
-  if (method != "notifications/progress") return;  // logging etc.: only tools pass the gateway
+  if (method == "notifications/message") {
+    // A log message: to the client whose call it came during, never to another.
+    auto route = relay_->Find(server.name, related);
+    if (!route.ok() || !route->target->Deliver(json::serialize(message))) {
+      LogUpstream(options_.upstream, LogLevel::kDebug, server.name,
+                  "dropped a log message: " +
+                      (route.ok() ? std::string("the call has ended") : route.status().message()));
+    }
+    return;
+  }
+  if (method != "notifications/progress") return;  // the rest does not pass the gateway
   auto p = message.find("params");
   if (p == message.end() || !p->value().is_object()) return;
   auto t = p->value().get_object().find("progressToken");
@@ -102,9 +116,11 @@ void Gateway::OnUpstreamNotification(Server& server, const json::object& message
     if (it == server.progress.end()) return;
     target = it->second;
   }
+  auto call = target.call.lock();
+  if (!call) return;
   json::object out = message;
   out["params"].as_object()["progressToken"] = target.client_token;
-  target.sink->Send(json::serialize(out));
+  call->Deliver(json::serialize(out));
 }
 
 }  // namespace custody::mcp

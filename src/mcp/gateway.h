@@ -63,6 +63,7 @@ namespace custody::mcp {
 // modelcontextprotocol.io/ and mcp.dev/ prefixes).
 inline constexpr const char* kReceiptMetaKey = "dev.custody/receipt";
 
+class Relay;
 class SessionRegistry;
 struct Message;
 struct ServerItemMethod;
@@ -126,6 +127,7 @@ class Gateway {
   //   front_end.cc         the HTTP methods: admission, initialize, dispatch, GET, DELETE
   //   tools_list.cc        tools/list, filtered to what policy could allow
   //   call_pipeline.cc     tools/call: pin check, Authorize, forward, Complete, answer
+  //   relaying.cc          the server's requests and log messages to the client, and back
   //   gateway.cc           composition, upstream notifications, the containment listener
   //   admin_routes.cc      routes, RFC 9728 metadata, tool pin administration
   struct Server;
@@ -207,10 +209,25 @@ class Gateway {
   // Sends the final JSON-RPC message of a call: as the HTTP response, or on its SSE stream.
   void Reply(Call& call, int http_status, std::string body);
 
+  // --- relaying.cc
+  // A request from `server` to a client (sampling, elicitation, roots) during one of our calls
+  // (`related`: the upstream id whose stream carried it, 0 if unknown): relayed on that call's
+  // stream under an id of the gateway's, if the call's client declared the capability it
+  // needs; otherwise answered upstream with an error. Recorded with the call's outcome.
+  void OnUpstreamRequest(Server& server, const boost::json::object& request, int64_t related);
+  // A JSON-RPC response POSTed by a client: its answer to a relayed request, passed to the
+  // server that asked (202), or 400 when no such request waits for this MCP session's answer.
+  void HandleClientResponse(const Caller& caller, const Message& msg, http::Responder respond);
+  // The call ended: its relayed requests still unanswered are recorded as such, cancelled
+  // toward the client and answered upstream with an error.
+  void EndRelay(Call& call);
+
   // --- gateway.cc
-  // Upstream notifications: progress goes to the call whose token it carries, tools/
-  // list_changed to the GET streams of the sessions that see that server.
-  void OnUpstreamNotification(Server& server, const boost::json::object& message);
+  // Upstream notifications: progress goes to the call whose token it carries, log messages
+  // (notifications/message) to the call they came during (as the relay finds it; dropped when
+  // it cannot tell), tools/list_changed to the GET streams of the sessions that see that
+  // server.
+  void OnUpstreamNotification(Server& server, const boost::json::object& message, int64_t related);
   // Revoked Custody sessions: their MCP sessions end (404 from now on), their GET streams
   // close, and their forwarded calls are cancelled upstream.
   void OnRevoked(const std::vector<std::string>& sids);
@@ -221,6 +238,7 @@ class Gateway {
   Random& random_;
   ToolCatalog catalog_;
   std::unique_ptr<SessionRegistry> sessions_;
+  std::unique_ptr<Relay> relay_;
   int revocation_listener_ = 0;
 
   std::map<std::string, std::unique_ptr<Server>> servers_;  // fixed after construction

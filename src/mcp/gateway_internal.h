@@ -6,6 +6,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "attribution/attribution_service.h"
@@ -13,6 +14,7 @@
 #include "identity/token_service.h"
 #include "mcp/gateway.h"
 #include "mcp/jsonrpc.h"
+#include "mcp/relay.h"
 #include "mcp/session_registry.h"
 #include "mcp/sse_sink.h"
 
@@ -23,11 +25,11 @@ namespace json = boost::json;
 struct Gateway::Server {
   std::string name;
   std::unique_ptr<Upstream> upstream;
-  // A tools/call whose progress the client asked for: the upstream sees a token unique to the
-  // call, the client its own token back.
+  // A call whose progress the client asked for: the upstream sees a token unique to the call,
+  // the client its own token back, on the call's stream.
   struct Progress {
     json::value client_token;
-    std::shared_ptr<SseSink> sink;
+    std::weak_ptr<Call> call;
   };
   Mutex mu;
   int64_t next_progress GUARDED_BY(mu) = 1;
@@ -84,12 +86,21 @@ attribution::AuthorizeRequest ServerItemRequest(const ServerItemMethod& m,
 // params.arguments is absent, null or an object (what tools/call and prompts/get accept).
 bool ArgumentsAreAnObject(const json::object& params);
 
+// The client capabilities an initialize request declares, as SessionRegistry keeps them.
+std::set<std::string, std::less<>> ClientCapabilities(const json::object& initialize_params);
+
+// "sha256:<hex>" of the JCS form of `v` (outcomes and relayed answers are recorded so).
+std::string JsonDigest(const json::value& v);
+
 // A refusal's JSON-RPC error data: the action, reasons, receipt, ledger index, policy hash and
 // the decision's traceparent (a client carries its span on from a denial too).
 json::object DecisionData(const attribution::AuthorizeResult& r);
 
-// One decided request in flight: a tools/call, resources/read or prompts/get.
-struct Gateway::Call {
+// One decided request in flight: a tools/call, resources/read or prompts/get. Once forwarded it
+// is a RelayTarget: what its server sends the client meanwhile (progress, log messages,
+// sampling and elicitation requests) goes on the call's own response, which becomes an SSE
+// stream the first time something does.
+struct Gateway::Call : RelayTarget {
   Server* server = nullptr;
   Caller caller;
   json::value id;
@@ -100,9 +111,24 @@ struct Gateway::Call {
   http::Responder respond;
   attribution::AuthorizeResult decision;
   std::chrono::steady_clock::time_point forwarded;
-  std::shared_ptr<SseSink> sse;  // set when progress is streamed back
-  std::string progress_token;    // the token the upstream sees
-  CallKey key;                   // in the session registry
+  std::string progress_token;  // the token the upstream sees
+  CallKey key;                 // in the session registry
+  uint64_t relay_call = 0;     // in the relay
+
+  // The call's SSE stream, opened now if need be; null when the call has been answered or its
+  // client takes no event stream.
+  std::shared_ptr<SseSink> OpenStream();
+  bool Deliver(const std::string& message) override;
+  // Sends the final JSON-RPC message: as the HTTP response, or last on the SSE stream.
+  void Answer(int http_status, std::string body);
+  void Exchanged(attribution::RelayedExchange x);
+  std::vector<attribution::RelayedExchange> TakeExchanges();
+
+ private:
+  Mutex mu_;
+  bool answered_ GUARDED_BY(mu_) = false;
+  std::shared_ptr<SseSink> sse_ GUARDED_BY(mu_);
+  std::vector<attribution::RelayedExchange> exchanges_ GUARDED_BY(mu_);
 };
 
 // A JSON-RPC message as the HTTP response.

@@ -107,6 +107,7 @@ class FakeUpstream final : public Upstream {
     done(UnavailableError("cancelled: " + reason));
   }
   void Notify(const std::string&, json::value) override {}
+  void Respond(const json::value&, json::object) override {}
   const std::string& name() const override { return name_; }
   bool ready() const override { return true; }
   bool HasCapability(std::string_view name) const override {

@@ -321,7 +321,7 @@ struct HttpUpstream::Impl {
     auto send = [this](std::string text) {
       Spawn(SendMessage(std::move(text), "a reply to a server request"));
     };
-    if (HandleServerMessage(o, send, options.on_notification)) return false;
+    if (HandleServerMessage(o, want, send, options)) return false;
     auto idit = o.find("id");
     if (want == 0 || idit == o.end() || !idit->value().is_int64() ||
         idit->value().get_int64() != want) {
@@ -456,7 +456,7 @@ struct HttpUpstream::Impl {
       MutexLock lock(mu);
       init_id = next_id++;
     }
-    const std::string init = InitializeRequest(init_id, options.protocol_version);
+    const std::string init = InitializeRequest(init_id, options);
     session_id.clear();
     version.clear();
     auto conn = Acquire(0);
@@ -789,6 +789,15 @@ void HttpUpstream::Notify(const std::string& method, json::value params) {
   if (!m.ready || m.stopping) return;
   asio::post(m.ioc,
              [&m, body = json::serialize(n), method] { m.Spawn(m.SendMessage(body, method)); });
+}
+
+void HttpUpstream::Respond(const json::value& id, json::object answer) {
+  Impl& m = *impl_;
+  MutexLock lock(m.mu);
+  if (!m.ready || m.stopping) return;
+  asio::post(m.ioc, [&m, body = ResponseText(id, std::move(answer))] {
+    m.Spawn(m.SendMessage(body, "a reply to a server request"));
+  });
 }
 
 const std::string& HttpUpstream::name() const { return impl_->config.name; }

@@ -46,6 +46,7 @@ class HttpUpstream final : public Upstream {
   // notifications/cancelled goes upstream if the request was sent; its stream is abandoned.
   void Cancel(int64_t id, const std::string& reason) override;
   void Notify(const std::string& method, boost::json::value params) override;
+  void Respond(const boost::json::value& id, boost::json::object answer) override;
 
   const std::string& name() const override;
   bool ready() const override;

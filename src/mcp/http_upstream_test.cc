@@ -147,7 +147,7 @@ class HttpUpstreamTest : public ::testing::Test {
     o.min_backoff = 20ms;
     o.max_backoff = 200ms;
     o.log = &rec_;
-    o.on_notification = [this](const json::object& n) {
+    o.on_notification = [this](const json::object& n, int64_t) {
       std::lock_guard lock(rec_.mu);
       rec_.notifications.push_back(n);
       rec_.cv.notify_all();

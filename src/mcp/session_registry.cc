@@ -139,6 +139,12 @@ bool SessionRegistry::EndedByGateway(const std::string& id) const {
   return !sessions_.count(id) && ended_.count(id) > 0;
 }
 
+bool SessionRegistry::ClientDeclared(const std::string& id, std::string_view name) const {
+  MutexLock lock(mu_);
+  auto it = sessions_.find(id);
+  return it != sessions_.end() && it->second.client_capabilities.count(name) > 0;
+}
+
 void SessionRegistry::EndLocked(const std::string& id, std::string why) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return;

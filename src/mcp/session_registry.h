@@ -17,6 +17,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -36,6 +37,9 @@ struct McpSession {
   std::string protocol_version;
   std::shared_ptr<SseSink> stream;  // the GET stream, when open
   std::chrono::steady_clock::time_point last_used;
+  // What the client declared at initialize, as the relay checks it: "sampling", "roots",
+  // "elicitation.form", "elicitation.url".
+  std::set<std::string, std::less<>> client_capabilities;
 };
 
 // A forwarded tools/call: (MCP session id, the client's request id as JSON).
@@ -81,6 +85,8 @@ class SessionRegistry {
   // Whether MCP session `id` was ended by the gateway (containment, idle expiry), not by its
   // client and not unknown.
   bool EndedByGateway(const std::string& id) const;
+  // Whether live MCP session `id` declared client capability `name` (McpSession).
+  bool ClientDeclared(const std::string& id, std::string_view name) const;
 
   // A tools/call about to be forwarded through `upstream` for Custody session `sid`. False when
   // the MCP session has ended meanwhile: nothing may go upstream.

@@ -15,7 +15,7 @@ namespace {
 using namespace std::chrono_literals;
 
 McpSession Bound(const std::string& server, const std::string& sid) {
-  return McpSession{server, sid, "agent-" + sid, "2025-11-25", nullptr, {}};
+  return McpSession{server, sid, "agent-" + sid, "2025-11-25", nullptr, {}, {}};
 }
 
 // The registry never calls an upstream; it hands back which one to cancel.

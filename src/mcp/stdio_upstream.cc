@@ -209,7 +209,7 @@ bool StdioUpstream::Spawn() {
                 "started upstream server (pid " + std::to_string(pid) + "): " + config_.command);
   }
   // A failed write is reported by WriteLine; the handshake then times out and is retried.
-  (void)WriteLine(InitializeRequest(init_id, options_.protocol_version));
+  (void)WriteLine(InitializeRequest(init_id, options_));
   return true;
 }
 
@@ -284,11 +284,11 @@ void StdioUpstream::HandleLine(std::string_view line) {
   }
   json::object& o = v.get_object();
   if (HandleServerMessage(
-          o,
+          o, /*related=*/0,
           [this](std::string text) {
             (void)WriteLine(text);  // reported by WriteLine; the server is being restarted
           },
-          options_.on_notification)) {
+          options_)) {
     return;
   }
   auto idit = o.find("id");
@@ -417,6 +417,14 @@ void StdioUpstream::Notify(const std::string& method, json::value params) {
   json::object n{{"jsonrpc", "2.0"}, {"method", method}};
   if (!params.is_null()) n["params"] = std::move(params);
   (void)WriteLine(json::serialize(n));  // notifications are best effort; WriteLine reports
+}
+
+void StdioUpstream::Respond(const json::value& id, json::object answer) {
+  {
+    MutexLock lock(mu_);
+    if (!ready_) return;
+  }
+  (void)WriteLine(ResponseText(id, std::move(answer)));  // WriteLine reports a failure
 }
 
 void StdioUpstream::FailAll(const std::string& why, bool include_waiting) {

@@ -48,6 +48,7 @@ class StdioUpstream final : public Upstream {
   void Cancel(int64_t id, const std::string& reason) override;
   // Sends a notification (dropped while the server is not initialized).
   void Notify(const std::string& method, boost::json::value params) override;
+  void Respond(const boost::json::value& id, boost::json::object answer) override;
 
   const std::string& name() const override { return config_.name; }
   bool ready() const override;

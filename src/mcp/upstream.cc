@@ -18,17 +18,27 @@ std::string AnswerServerRequest(const boost::json::value& id, std::string_view m
   return boost::json::serialize(reply);
 }
 
-bool HandleServerMessage(const boost::json::object& message,
+std::string ResponseText(const boost::json::value& id, boost::json::object answer) {
+  boost::json::object reply{{"jsonrpc", "2.0"}, {"id", id}};
+  for (auto& kv : answer) reply[kv.key()] = std::move(kv.value());
+  return boost::json::serialize(reply);
+}
+
+bool HandleServerMessage(const boost::json::object& message, int64_t related,
                          const std::function<void(std::string)>& reply,
-                         const NotificationHandler& on_notification) {
+                         const UpstreamOptions& options) {
   auto mit = message.find("method");
   if (mit == message.end()) return false;
   if (auto idit = message.find("id"); idit != message.end()) {
     std::string_view method =
         mit->value().is_string() ? std::string_view(mit->value().get_string()) : "";
-    reply(AnswerServerRequest(idit->value(), method));
-  } else if (on_notification) {
-    on_notification(message);
+    if (method == "ping" || !options.on_request || method.empty()) {
+      reply(AnswerServerRequest(idit->value(), method));
+    } else {
+      options.on_request(message, related);
+    }
+  } else if (options.on_notification) {
+    options.on_notification(message, related);
   }
   return true;
 }
@@ -41,10 +51,16 @@ std::set<std::string, std::less<>> CapabilityNames(const boost::json::object& re
   return out;
 }
 
-std::string InitializeRequest(int64_t id, const std::string& protocol_version) {
+std::string InitializeRequest(int64_t id, const UpstreamOptions& options) {
+  boost::json::object capabilities;
+  if (options.on_request) {
+    capabilities["sampling"] = boost::json::object{};
+    capabilities["elicitation"] =
+        boost::json::object{{"form", boost::json::object{}}, {"url", boost::json::object{}}};
+  }
   boost::json::object params{
-      {"protocolVersion", protocol_version},
-      {"capabilities", boost::json::object{}},
+      {"protocolVersion", options.protocol_version},
+      {"capabilities", std::move(capabilities)},
       {"clientInfo", boost::json::object{{"name", "custody-gateway"}, {"version", "0.1.0"}}}};
   return boost::json::serialize(boost::json::object{
       {"jsonrpc", "2.0"}, {"id", id}, {"method", "initialize"}, {"params", std::move(params)}});

@@ -9,9 +9,15 @@
 //   away, the deadline passed, or the call was cancelled).
 // - Cancel() gives up on a request: notifications/cancelled goes upstream when the request
 //   had been sent, and its callback runs with Unavailable.
-// - Server notifications (progress, list_changed, …) go to UpstreamOptions::on_notification.
-// - Requests from the server to the client are answered by the upstream itself: ping with {},
-//   anything else with method-not-found (the gateway offers no client features upstream).
+// - Server notifications (progress, list_changed, log messages, …) go to
+//   UpstreamOptions::on_notification.
+// - Requests from the server to the client: ping is answered by the upstream itself ({}); the
+//   others (sampling/createMessage, elicitation/create, roots/list, …) go to
+//   UpstreamOptions::on_request, whose owner answers each exactly once with Respond(). Without
+//   on_request they are answered method-not-found.
+// - Both handlers are told which of the gateway's requests the message is related to: the
+//   upstream id of the request whose response stream carried it (Streamable HTTP), or 0 when
+//   nothing says (stdio, the GET stream).
 // - Callbacks run on the upstream's own threads and must not block.
 //
 // Thread-safe.
@@ -49,7 +55,10 @@ using StdioServerConfig = UpstreamConfig;
 
 // The upstream's response object ({"result":…} or {"error":…}), or Unavailable.
 using UpstreamCallback = std::function<void(Result<boost::json::object>)>;
-using NotificationHandler = std::function<void(const boost::json::object& message)>;
+// `related`: the upstream id of the gateway request the message came with, 0 if unknown.
+using NotificationHandler =
+    std::function<void(const boost::json::object& message, int64_t related)>;
+using RequestHandler = std::function<void(const boost::json::object& request, int64_t related)>;
 
 struct UpstreamOptions {
   std::chrono::milliseconds request_timeout{60000};
@@ -63,6 +72,11 @@ struct UpstreamOptions {
   Logger* log = nullptr;
   ErrorReporter* errors = nullptr;
   NotificationHandler on_notification;  // server notifications (e.g. tools/list_changed)
+  // Server requests other than ping. When set, initialize declares the client capabilities the
+  // gateway relays to its own clients (sampling, elicitation in form and URL mode); each request
+  // must then be answered with Respond(). Roots are not declared: the upstream session is shared
+  // by every client of the server, and one client's roots would change the server's view for all.
+  RequestHandler on_request;
 };
 
 // One log line about `server` ("mcp_upstream", with the server and the message), if `o` has a
@@ -85,6 +99,9 @@ class Upstream {
   virtual void Cancel(int64_t id, const std::string& reason) = 0;
   // Sends a notification (dropped while the server is not initialized).
   virtual void Notify(const std::string& method, boost::json::value params) = 0;
+  // Answers a request the server sent (on_request): `answer` holds its "result" or "error"
+  // member. Dropped, like a notification, while the server is not initialized.
+  virtual void Respond(const boost::json::value& id, boost::json::object answer) = 0;
   virtual const std::string& name() const = 0;
   virtual bool ready() const = 0;
   // Whether the server declared the capability `name` ("completions", "logging", "resources",
@@ -95,20 +112,25 @@ class Upstream {
 // The names of the capabilities an initialize result declares (its `capabilities` members).
 std::set<std::string, std::less<>> CapabilityNames(const boost::json::object& initialize_result);
 
-// The answer to a request an upstream server sent to the gateway (its id and method): `ping`
-// gets {}, anything else method-not-found, since the gateway offers no client features
-// upstream. Serialized JSON-RPC, ready to send.
+// The answer to a request an upstream server sent to the gateway (its id and method) when no
+// on_request takes it: `ping` gets {}, anything else method-not-found. Serialized JSON-RPC,
+// ready to send.
 std::string AnswerServerRequest(const boost::json::value& id, std::string_view method);
 
-// Handles a message from an upstream server that is not a response: a request is answered
-// (AnswerServerRequest, sent with `reply`), a notification goes to `on_notification` (if set).
-// Returns false when `message` is a response, for the caller to match to its request.
-bool HandleServerMessage(const boost::json::object& message,
-                         const std::function<void(std::string)>& reply,
-                         const NotificationHandler& on_notification);
+// A response to the server's request `id`: {"jsonrpc","id"} plus `answer`'s members.
+std::string ResponseText(const boost::json::value& id, boost::json::object answer);
 
-// The initialize request the gateway sends upstream (no client capabilities).
-std::string InitializeRequest(int64_t id, const std::string& protocol_version);
+// Handles a message from an upstream server that is not a response, `related` as above: ping
+// (and, without options.on_request, every request) is answered with `reply`; other requests go
+// to options.on_request, notifications to options.on_notification (if set). Returns false when
+// `message` is a response, for the caller to match to its request.
+bool HandleServerMessage(const boost::json::object& message, int64_t related,
+                         const std::function<void(std::string)>& reply,
+                         const UpstreamOptions& options);
+
+// The initialize request the gateway sends upstream: client capabilities only for what it
+// relays (options.on_request set: sampling and elicitation).
+std::string InitializeRequest(int64_t id, const UpstreamOptions& options);
 
 // The implementation `config` asks for. InvalidArgument when it names neither or both of
 // command and url, or a url that is not http(s).

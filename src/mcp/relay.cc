@@ -1,0 +1,101 @@
+#include "mcp/relay.h"
+
+namespace custody::mcp {
+
+uint64_t Relay::Begin(const std::string& server, const std::string& mcp_session,
+                      std::weak_ptr<RelayTarget> target) {
+  MutexLock lock(mu_);
+  uint64_t call = next_call_++;
+  flights_[call] = Flight{server, mcp_session, 0, std::move(target)};
+  return call;
+}
+
+void Relay::Forwarded(uint64_t call, int64_t upstream_id) {
+  MutexLock lock(mu_);
+  if (auto it = flights_.find(call); it != flights_.end()) it->second.upstream_id = upstream_id;
+}
+
+std::vector<RelayedRequest> Relay::End(uint64_t call) {
+  std::vector<RelayedRequest> left;
+  MutexLock lock(mu_);
+  flights_.erase(call);
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    if (it->second.call == call) {
+      left.push_back(std::move(it->second));
+      it = waiting_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return left;
+}
+
+Result<Relay::Route> Relay::Find(const std::string& server, int64_t related) const {
+  MutexLock lock(mu_);
+  const Flight* chosen = nullptr;
+  uint64_t chosen_call = 0;
+  if (related != 0) {
+    for (const auto& [call, f] : flights_) {
+      if (f.server == server && f.upstream_id == related) {
+        chosen = &f;
+        chosen_call = call;
+        break;
+      }
+    }
+  }
+  if (!chosen) {
+    for (const auto& [call, f] : flights_) {  // ascending: the latest call of a session wins
+      if (f.server != server) continue;
+      if (chosen && f.mcp_session != chosen->mcp_session) {
+        return FailedPreconditionError("calls of several MCP sessions are in flight on " + server +
+                                       " and the message does not say which it belongs to");
+      }
+      chosen = &f;
+      chosen_call = call;
+    }
+    if (!chosen) return NotFoundError("no call is in flight on " + server);
+  }
+  auto target = chosen->target.lock();
+  if (!target) return NotFoundError("the call has ended");
+  return Route{chosen_call, chosen->mcp_session, std::move(target)};
+}
+
+RelayedRequest Relay::Add(const Route& route, std::string upstream_id, std::string method,
+                          std::string params) {
+  MutexLock lock(mu_);
+  RelayedRequest r;
+  r.id = "custody-relay-" + std::to_string(next_request_++);
+  r.upstream_id = std::move(upstream_id);
+  r.method = std::move(method);
+  r.params = std::move(params);
+  r.mcp_session = route.mcp_session;
+  r.call = route.call;
+  r.target = route.target;
+  waiting_[r.id] = r;
+  return r;
+}
+
+Result<RelayedRequest> Relay::Take(const std::string& mcp_session, const std::string& id) {
+  MutexLock lock(mu_);
+  auto it = waiting_.find(id);
+  if (it == waiting_.end() || it->second.mcp_session != mcp_session) {
+    return NotFoundError("no request with id " + id +
+                         " is waiting for this MCP session's answer (never sent to it, or "
+                         "answered already)");
+  }
+  RelayedRequest r = std::move(it->second);
+  waiting_.erase(it);
+  return r;
+}
+
+size_t Relay::calls() const {
+  MutexLock lock(mu_);
+  return flights_.size();
+}
+
+size_t Relay::waiting() const {
+  MutexLock lock(mu_);
+  return waiting_.size();
+}
+
+}  // namespace custody::mcp

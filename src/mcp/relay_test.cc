@@ -1,0 +1,92 @@
+#include "mcp/relay.h"
+
+#include <gtest/gtest.h>
+
+namespace custody::mcp {
+namespace {
+
+struct Sink : RelayTarget {
+  bool Deliver(const std::string& m) override {
+    sent.push_back(m);
+    return true;
+  }
+  std::vector<std::string> sent;
+};
+
+TEST(Relay, RelatedStreamWinsOverSessions) {
+  Relay relay;
+  auto a = std::make_shared<Sink>(), b = std::make_shared<Sink>();
+  uint64_t ca = relay.Begin("s", "session-a", a);
+  uint64_t cb = relay.Begin("s", "session-b", b);
+  relay.Forwarded(ca, 11);
+  relay.Forwarded(cb, 12);
+  auto r = relay.Find("s", 12);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->call, cb);
+  EXPECT_EQ(r->mcp_session, "session-b");
+  EXPECT_EQ(r->target.get(), b.get());
+  // Without a related id, two sessions in flight: nobody is asked.
+  auto ambiguous = relay.Find("s", 0);
+  ASSERT_FALSE(ambiguous.ok());
+  EXPECT_EQ(ambiguous.status().code(), StatusCode::kFailedPrecondition);
+  // A related id of another server does not route here.
+  EXPECT_EQ(relay.Find("other", 12).status().code(), StatusCode::kNotFound);
+}
+
+TEST(Relay, OneSessionInFlightGetsItsLatestCall) {
+  Relay relay;
+  auto first = std::make_shared<Sink>(), second = std::make_shared<Sink>();
+  relay.Begin("s", "session-a", first);
+  uint64_t latest = relay.Begin("s", "session-a", second);
+  auto other = std::make_shared<Sink>();
+  relay.Begin("t", "session-b", other);  // another server's call does not make it ambiguous
+  auto r = relay.Find("s", 0);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->call, latest);
+  EXPECT_EQ(r->target.get(), second.get());
+  EXPECT_EQ(relay.Find("u", 0).status().code(), StatusCode::kNotFound);
+}
+
+TEST(Relay, OnlyTheSessionAskedMayAnswerAndOnlyOnce) {
+  Relay relay;
+  auto a = std::make_shared<Sink>();
+  uint64_t call = relay.Begin("s", "session-a", a);
+  auto route = relay.Find("s", 0);
+  ASSERT_TRUE(route.ok());
+  RelayedRequest req = relay.Add(*route, "7", "elicitation/create", R"({"message":"hi"})");
+  EXPECT_EQ(req.id.rfind("custody-relay-", 0), 0u);
+  EXPECT_EQ(relay.waiting(), 1u);
+  // Another session answering it is refused, and the request still waits.
+  EXPECT_EQ(relay.Take("session-b", req.id).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(relay.Take("session-a", "custody-relay-999").status().code(), StatusCode::kNotFound);
+  auto taken = relay.Take("session-a", req.id);
+  ASSERT_TRUE(taken.ok());
+  EXPECT_EQ(taken->upstream_id, "7");
+  EXPECT_EQ(taken->method, "elicitation/create");
+  EXPECT_EQ(taken->call, call);
+  EXPECT_EQ(relay.Take("session-a", req.id).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(relay.waiting(), 0u);
+}
+
+TEST(Relay, EndingACallReturnsWhatItsClientNeverAnswered) {
+  Relay relay;
+  auto a = std::make_shared<Sink>();
+  uint64_t call = relay.Begin("s", "session-a", a);
+  auto route = relay.Find("s", 0);
+  ASSERT_TRUE(route.ok());
+  RelayedRequest one = relay.Add(*route, "1", "sampling/createMessage", "");
+  RelayedRequest two = relay.Add(*route, "\"x\"", "elicitation/create", "");
+  ASSERT_TRUE(relay.Take("session-a", one.id).ok());
+  auto left = relay.End(call);
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].id, two.id);
+  EXPECT_EQ(relay.calls(), 0u);
+  EXPECT_EQ(relay.waiting(), 0u);
+  EXPECT_EQ(relay.Find("s", 0).status().code(), StatusCode::kNotFound);
+  // A call whose target is gone routes nowhere.
+  relay.Begin("s", "session-a", std::weak_ptr<RelayTarget>());
+  EXPECT_EQ(relay.Find("s", 0).status().code(), StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace custody::mcp

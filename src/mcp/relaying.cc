@@ -1,0 +1,181 @@
+// The server's requests to the client and its log messages, relayed on the call they came
+// during (relay.h says how that call is found), the client's answers passed back, and every
+// exchange recorded with the call's outcome.
+#include <boost/json.hpp>
+
+#include "mcp/gateway.h"
+#include "mcp/gateway_internal.h"
+
+namespace custody::mcp {
+
+using attribution::RelayedExchange;
+using http::Responder;
+using http::Response;
+
+namespace {
+
+// The client capability a server request needs (as SessionRegistry keeps them), or "" when the
+// method is not one the gateway knows (it is relayed; the client answers for itself).
+std::string NeededCapability(std::string_view method, const json::object& params) {
+  if (method == "sampling/createMessage") return "sampling";
+  if (method == "roots/list") return "roots";
+  if (method == "elicitation/create") {
+    auto mode = params.find("mode");
+    bool url =
+        mode != params.end() && mode->value().is_string() && mode->value().get_string() == "url";
+    return url ? "elicitation.url" : "elicitation.form";
+  }
+  return "";
+}
+
+json::object ErrorAnswer(int code, std::string message) {
+  return json::object{{"error", json::object{{"code", code}, {"message", std::move(message)}}}};
+}
+
+}  // namespace
+
+std::set<std::string, std::less<>> ClientCapabilities(const json::object& initialize_params) {
+  std::set<std::string, std::less<>> out;
+  auto c = initialize_params.find("capabilities");
+  if (c == initialize_params.end() || !c->value().is_object()) return out;
+  for (const auto& [name, value] : c->value().get_object()) {
+    if (name != "elicitation") {
+      out.emplace(name);
+      continue;
+    }
+    // An empty elicitation object means form mode (the only mode before 2025-11-25).
+    const json::object* modes = value.if_object();
+    bool form = !modes || modes->empty() || modes->contains("form");
+    if (form) out.emplace("elicitation.form");
+    if (modes && modes->contains("url")) out.emplace("elicitation.url");
+  }
+  return out;
+}
+
+std::shared_ptr<SseSink> Gateway::Call::OpenStream() {
+  std::shared_ptr<SseSink> sink;
+  {
+    MutexLock lock(mu_);
+    if (answered_ || !caller.accepts_sse) return nullptr;
+    if (sse_) return sse_;
+    sse_ = sink = std::make_shared<SseSink>();
+  }
+  // Only here, once: Answer() sends on the stream from now on. Events sent before the HTTP
+  // server attaches the writer wait in the sink.
+  Response r;
+  r.status = 200;
+  r.sse = [sink](std::shared_ptr<http::SseWriter> w) { sink->Attach(std::move(w)); };
+  respond(std::move(r));
+  return sink;
+}
+
+bool Gateway::Call::Deliver(const std::string& message) {
+  std::shared_ptr<SseSink> sink = OpenStream();
+  return sink && sink->Send(message);
+}
+
+void Gateway::Call::Answer(int http_status, std::string body) {
+  std::shared_ptr<SseSink> sink;
+  {
+    MutexLock lock(mu_);
+    if (answered_) return;
+    answered_ = true;
+    sink = sse_;
+  }
+  if (sink) {
+    sink->Send(body, /*last=*/true);
+  } else {
+    respond(RpcResponse(http_status, std::move(body)));
+  }
+}
+
+void Gateway::Call::Exchanged(RelayedExchange x) {
+  MutexLock lock(mu_);
+  exchanges_.push_back(std::move(x));
+}
+
+std::vector<RelayedExchange> Gateway::Call::TakeExchanges() {
+  MutexLock lock(mu_);
+  return std::move(exchanges_);
+}
+
+void Gateway::OnUpstreamRequest(Server& server, const json::object& request, int64_t related) {
+  const json::value& upstream_id = request.at("id");
+  std::string method(request.at("method").as_string());
+  json::object params;
+  if (auto p = request.find("params"); p != request.end() && p->value().is_object()) {
+    params = p->value().get_object();
+  }
+  auto route = relay_->Find(server.name, related);
+  if (!route.ok()) {
+    server.upstream->Respond(
+        upstream_id, ErrorAnswer(kInternalError, "the Custody gateway cannot relay " + method +
+                                                     ": " + route.status().message()));
+    LogUpstream(options_.upstream, LogLevel::kInfo, server.name,
+                "refused to relay " + method + ": " + route.status().message());
+    return;
+  }
+  auto& call = static_cast<Call&>(*route->target);  // the relay's targets are calls
+  RelayedExchange x{method, route->mcp_session, json::serialize(params), "", "refused", ""};
+  auto refuse = [&](int code, const std::string& why) {
+    server.upstream->Respond(upstream_id, ErrorAnswer(code, why));
+    x.note = why;
+    call.Exchanged(std::move(x));
+  };
+  if (std::string need = NeededCapability(method, params);
+      !need.empty() && !sessions_->ClientDeclared(route->mcp_session, need)) {
+    refuse(kMethodNotFound, "the client did not declare the " + need + " capability");
+    return;
+  }
+  RelayedRequest r =
+      relay_->Add(*route, json::serialize(upstream_id), method, json::serialize(params));
+  json::object out{{"jsonrpc", "2.0"}, {"id", r.id}, {"method", method}};
+  if (request.contains("params")) out["params"] = std::move(params);
+  if (!call.Deliver(json::serialize(out))) {
+    // Answered meanwhile, or the client takes no event stream: it cannot be asked.
+    if (relay_->Take(r.mcp_session, r.id).ok()) {
+      refuse(kInternalError,
+             "the client cannot be asked: " +
+                 std::string(call.caller.accepts_sse ? "the call it came during has been answered"
+                                                     : "it does not accept an event stream"));
+    }
+  }
+}
+
+void Gateway::HandleClientResponse(const Caller& caller, const Message& msg, Responder respond) {
+  std::string id = msg.id.is_string() ? std::string(msg.id.get_string()) : json::serialize(msg.id);
+  auto r = relay_->Take(caller.session_id, id);
+  if (!r.ok()) {
+    respond(RpcResponse(400, ErrorText(nullptr, kInvalidRequest, r.status().message())));
+    return;
+  }
+  auto& call = static_cast<Call&>(*r->target);
+  json::object answer;
+  RelayedExchange x{r->method, r->mcp_session, r->params, "", "answered", ""};
+  if (auto e = msg.obj.find("error"); e != msg.obj.end()) {
+    answer["error"] = e->value();
+    x.status = "error";
+    x.answer_digest = JsonDigest(e->value());
+  } else {
+    const json::value& result = msg.obj.at("result");
+    answer["result"] = result;
+    x.answer_digest = JsonDigest(result);
+  }
+  call.server->upstream->Respond(json::parse(r->upstream_id), std::move(answer));
+  call.Exchanged(std::move(x));
+  respond(Response::Text(202, ""));
+}
+
+void Gateway::EndRelay(Call& call) {
+  for (RelayedRequest& r : relay_->End(call.relay_call)) {
+    const std::string why = "the call ended before the client answered";
+    call.Deliver(json::serialize(
+        json::object{{"jsonrpc", "2.0"},
+                     {"method", "notifications/cancelled"},
+                     {"params", json::object{{"requestId", r.id}, {"reason", why}}}}));
+    call.server->upstream->Respond(json::parse(r.upstream_id), ErrorAnswer(kInternalError, why));
+    call.Exchanged(RelayedExchange{r.method, r.mcp_session, r.params, "", "unanswered", why});
+  }
+}
+
+}  // namespace custody::mcp
