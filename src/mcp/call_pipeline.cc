@@ -96,9 +96,12 @@ attribution::Target ServerItem(const std::string& server, std::string_view type,
   return t;
 }
 
-bool ArgumentsAreAnObject(const json::object& params) {
+bool TidyArguments(json::object& params) {
   auto a = params.find("arguments");
-  return a == params.end() || a->value().is_object() || a->value().is_null();
+  if (a == params.end() || a->value().is_object()) return true;
+  if (!a->value().is_null()) return false;
+  params.erase(a);  // null: no arguments (not passed on for the server to trip over)
+  return true;
 }
 
 std::shared_ptr<Gateway::Call> Gateway::NewCall(Server& server, const Caller& caller,
@@ -121,7 +124,7 @@ void Gateway::HandleToolsCall(Server& server, const Caller& caller, json::value 
     respond(RpcResponse(200, ErrorText(id, kInvalidParams, "params.name must be a tool name")));
     return;
   }
-  if (!ArgumentsAreAnObject(params)) {
+  if (!TidyArguments(params)) {
     respond(RpcResponse(200, ErrorText(id, kInvalidParams, "params.arguments must be an object")));
     return;
   }

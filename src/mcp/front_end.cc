@@ -185,12 +185,9 @@ void Gateway::HandlePost(Request& req, Responder respond) {
     } else {
       RouteToolsCall(caller, msg.id, std::move(params), std::move(respond));
     }
-  } else if (msg.method == "resources/subscribe" && server &&
-             !MayRead(*server, caller, StringField(params, "uri"))) {
-    // A subscription only to a resource the caller could read (as resources/list shows it).
-    respond(RpcResponse(200, ErrorText(msg.id, kDenied,
-                                       "denied by Custody policy: this session may not read " +
-                                           StringField(params, "uri"))));
+  } else if ((msg.method == "resources/subscribe" || msg.method == "resources/unsubscribe") &&
+             server) {
+    HandleSubscription(*server, caller, msg.method, msg.id, std::move(params), std::move(respond));
   } else if (IsPassThrough(msg.method)) {
     PassThrough(server, msg.method, msg.id, std::move(params), std::move(respond));
   } else if (const ServerItemMethod* item = ServerItemMethodOf(msg.method);
@@ -348,8 +345,9 @@ void Gateway::HandleContainedPost(Server* server, const Caller& caller, const Me
                                   known ? known->hash : "");
       }
     } else if (const ServerItemMethod* m = ServerItemMethodOf(msg.method); m && server) {
-      if (std::string item = StringField(params, m->member); !item.empty()) {
-        attempt = ServerItemRequest(*m, server->name, std::move(item), params, caller.token,
+      json::object canonical = params;
+      if (auto item = CanonicalItem(*m, canonical); item.ok()) {
+        attempt = ServerItemRequest(*m, server->name, std::move(*item), canonical, caller.token,
                                     caller.session_id);
       }
     }

@@ -196,8 +196,13 @@ class Gateway {
   void HandleServerItem(Server& server, const Caller& caller, const ServerItemMethod& m,
                         const std::string& method, boost::json::value id,
                         boost::json::object params, http::Responder respond);
-  // Whether the caller's policy could allow it to read `uri` of `server` (resources/subscribe).
+  // Whether the caller's policy could allow it to read `uri` (canonical) of `server`.
   bool MayRead(Server& server, const Caller& caller, const std::string& uri);
+  // resources/subscribe and unsubscribe: the URI made canonical (-32602 if it is not a URI),
+  // a subscription only to a resource the caller could read, then passed through.
+  void HandleSubscription(Server& server, const Caller& caller, const std::string& method,
+                          boost::json::value id, boost::json::object params,
+                          http::Responder respond);
   // resources/list, resources/templates/list, prompts/list: the server's page, its items
   // filtered to those the policy could allow the caller (WouldAllow, as for tools/list).
   void HandleFilteredList(Server& server, const Caller& caller, const std::string& method,

@@ -83,8 +83,15 @@ attribution::AuthorizeRequest ServerItemRequest(const ServerItemMethod& m,
                                                 const json::object& params,
                                                 const std::string& token,
                                                 const std::string& mcp_session);
-// params.arguments is absent, null or an object (what tools/call and prompts/get accept).
-bool ArgumentsAreAnObject(const json::object& params);
+// Whether params.arguments is absent, null or an object (what tools/call and prompts/get
+// accept); a null one is removed.
+bool TidyArguments(json::object& params);
+// The item a resources/read or prompts/get acts on, checked and made canonical in `params`:
+// a resource URI normalized (NormalizeUri: policy decides on the form the server is sent), a
+// prompt's arguments strings. InvalidArgument, with what is wrong, otherwise.
+Result<std::string> CanonicalItem(const ServerItemMethod& m, json::object& params);
+// A resource URI in the form policy decides on and the server is sent (NormalizeUri).
+Result<std::string> CanonicalUri(const json::object& params);
 
 // The client capabilities an initialize request declares, as SessionRegistry keeps them.
 std::set<std::string, std::less<>> ClientCapabilities(const json::object& initialize_params);

@@ -497,12 +497,42 @@ TEST_F(GatewayTest, ResourcesAndPromptsAreDecidedRecordedAndFiltered) {
   for (const auto& [method, params] : std::vector<std::pair<std::string, json::object>>{
            {"resources/read", {}},
            {"resources/read", {{"uri", 7}}},
+           {"resources/read", {{"uri", " file:///secret/b"}}},
+           {"resources/read", {{"uri", "secret/b"}}},
+           {"resources/subscribe", {{"uri", "file:///secret/b\n"}}},
            {"prompts/get", {{"name", ""}}},
-           {"prompts/get", {{"name", "greet"}, {"arguments", 1}}}}) {
+           {"prompts/get", {{"name", "greet"}, {"arguments", 1}}},
+           {"prompts/get", {{"name", "greet"}, {"arguments", {{"who", 5}}}}}}) {
     http::Response bad = Post(Rpc(26, method, params));
     EXPECT_EQ(json::parse(bad.body).at("error").at("code"), kInvalidParams) << bad.body;
   }
   EXPECT_TRUE(upstream_->Calls().empty());
+}
+
+TEST_F(GatewayTest, AResourceIsDecidedInTheFormTheServerIsSent) {
+  // Other spellings of a forbidden URI are the same URI: denied, and never forwarded.
+  for (const char* spelling : {"FILE:///secret/b", "file:///secret/./b",
+                               "file:///public/../secret/b", "file:///secret/%62"}) {
+    http::Response no = Post(Rpc(30, "resources/read", {{"uri", spelling}}));
+    json::object d = json::parse(no.body).as_object();
+    ASSERT_TRUE(d.contains("error")) << spelling << ": " << no.body;
+    EXPECT_EQ(d.at("error").at("code"), kDenied) << spelling;
+    auto row = Action(std::string(d.at("error").at("data").at("action_id").as_string()));
+    ASSERT_TRUE(row.has_value());
+    EXPECT_EQ(row->target, "files/resource:file:///secret/b") << spelling;
+    http::Response nosub = Post(Rpc(31, "resources/subscribe", {{"uri", spelling}}));
+    EXPECT_EQ(json::parse(nosub.body).at("error").at("code"), kDenied) << nosub.body;
+  }
+  EXPECT_TRUE(upstream_->Calls().empty());
+  // An allowed one is forwarded as it was decided; a null arguments is not passed on.
+  http::Response ok = Post(Rpc(32, "resources/read", {{"uri", "FILE:///public/./a"}}));
+  ASSERT_TRUE(json::parse(ok.body).as_object().contains("result")) << ok.body;
+  http::Response prompt = Post(Rpc(33, "prompts/get", {{"name", "greet"}, {"arguments", nullptr}}));
+  ASSERT_TRUE(json::parse(prompt.body).as_object().contains("result")) << prompt.body;
+  auto calls = upstream_->Calls();
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0].at("uri"), "file:///public/a");
+  EXPECT_FALSE(calls[1].contains("arguments"));
 }
 
 TEST_F(GatewayTest, AnUpstreamCrashIsAnErrorAndItsOutcomeIsRecorded) {

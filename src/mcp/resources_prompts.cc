@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 
 #include "common/json_array.h"
+#include "common/uri.h"
 #include "mcp/gateway.h"
 #include "mcp/gateway_internal.h"
 
@@ -53,27 +54,71 @@ attribution::AuthorizeRequest ServerItemRequest(const ServerItemMethod& m,
                      token, mcp_session);
 }
 
+Result<std::string> CanonicalUri(const json::object& params) {
+  std::string uri = StringField(params, "uri");
+  if (uri.empty()) return InvalidArgumentError("params.uri must be a resource URI");
+  auto canonical = NormalizeUri(uri);
+  if (!canonical.ok()) return InvalidArgumentError("params.uri: " + canonical.status().message());
+  return canonical;
+}
+
+Result<std::string> CanonicalItem(const ServerItemMethod& m, json::object& params) {
+  if (m.member == "uri") {
+    ASSIGN_OR_RETURN(std::string uri, CanonicalUri(params));
+    params["uri"] = uri;
+    return uri;
+  }
+  std::string item = StringField(params, m.member);
+  if (item.empty()) {
+    return InvalidArgumentError("params." + std::string(m.member) + " must be " +
+                                std::string(m.noun));
+  }
+  if (m.takes_arguments) {
+    if (!TidyArguments(params)) return InvalidArgumentError("params.arguments must be an object");
+    if (auto a = params.find("arguments"); a != params.end()) {
+      for (const auto& [name, value] : a->value().get_object()) {
+        if (!value.is_string()) {
+          return InvalidArgumentError("params.arguments." + std::string(name) +
+                                      " must be a string (prompt arguments are strings)");
+        }
+      }
+    }
+  }
+  return item;
+}
+
 void Gateway::HandleServerItem(Server& server, const Caller& caller, const ServerItemMethod& m,
                                const std::string& method, json::value id, json::object params,
                                Responder respond) {
-  std::string item = StringField(params, m.member);
-  if (item.empty()) {
-    respond(RpcResponse(
-        200, ErrorText(id, kInvalidParams,
-                       "params." + std::string(m.member) + " must be " + std::string(m.noun))));
-    return;
-  }
-  if (m.takes_arguments && !ArgumentsAreAnObject(params)) {
-    respond(RpcResponse(200, ErrorText(id, kInvalidParams, "params.arguments must be an object")));
+  auto item = CanonicalItem(m, params);
+  if (!item.ok()) {
+    respond(RpcResponse(200, ErrorText(id, kInvalidParams, item.status().message())));
     return;
   }
   auto call = NewCall(server, caller, std::move(id), method, std::move(params), std::move(respond));
-  DecideAndForward(call, ServerItemRequest(m, server.name, std::move(item), call->params,
+  DecideAndForward(call, ServerItemRequest(m, server.name, std::move(*item), call->params,
                                            caller.token, caller.session_id));
 }
 
+void Gateway::HandleSubscription(Server& server, const Caller& caller, const std::string& method,
+                                 json::value id, json::object params, Responder respond) {
+  auto uri = CanonicalUri(params);
+  if (!uri.ok()) {
+    respond(RpcResponse(200, ErrorText(id, kInvalidParams, uri.status().message())));
+    return;
+  }
+  // A subscription only to a resource the caller could read (as resources/list shows it).
+  if (method == "resources/subscribe" && !MayRead(server, caller, *uri)) {
+    respond(RpcResponse(
+        200,
+        ErrorText(id, kDenied, "denied by Custody policy: this session may not read " + *uri)));
+    return;
+  }
+  params["uri"] = *uri;
+  PassThrough(&server, method, std::move(id), std::move(params), std::move(respond));
+}
+
 bool Gateway::MayRead(Server& server, const Caller& caller, const std::string& uri) {
-  if (uri.empty()) return false;
   auto allowed = attribution_.WouldAllow(caller.access.session, "read_resource",
                                          ServerItem(server.name, "Resource", uri), {});
   return allowed.ok() && *allowed;
@@ -111,9 +156,15 @@ void Gateway::HandleFilteredList(Server& server, const Caller& caller, const std
             const json::value* n =
                 item.is_object() ? item.get_object().if_contains(shape.id_member) : nullptr;
             if (n == nullptr || !n->is_string()) continue;
-            auto allowed = attribution_.WouldAllow(
-                session, std::string(shape.action),
-                ServerItem(server.name, shape.type, std::string(n->get_string())), {});
+            // A listed URI is judged in the form a read of it would be decided on.
+            std::string name(n->get_string());
+            if (shape.id_member == "uri") {
+              auto canonical = NormalizeUri(name);
+              if (!canonical.ok()) continue;  // nothing could read it through the gateway
+              name = std::move(*canonical);
+            }
+            auto allowed = attribution_.WouldAllow(session, std::string(shape.action),
+                                                   ServerItem(server.name, shape.type, name), {});
             if (allowed.ok() && *allowed) visible.push_back(std::move(item));
           }
         }
