@@ -2,6 +2,8 @@
 // notifications, and the containment listener. The other parts are listed in gateway.h.
 #include "mcp/gateway.h"
 
+#include <thread>
+
 #include "mcp/gateway_internal.h"
 
 namespace custody::mcp {
@@ -53,6 +55,19 @@ Gateway::~Gateway() {
 
 void Gateway::Start() {
   for (auto& [_, s] : servers_) s->upstream->Start();
+  // A client's initialize answers with what its server declared at its own handshake: wait for
+  // those handshakes (bounded), so the first clients are not told of tools alone.
+  const auto deadline = std::chrono::steady_clock::now() + options_.upstream_ready_wait;
+  for (auto& [name, s] : servers_) {
+    while (!s->upstream->ready() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (!s->upstream->ready()) {
+      LogUpstream(options_.upstream, LogLevel::kWarn, name,
+                  "not initialized yet; serving without it meanwhile (until it is, its "
+                  "initialize answers declare tools only)");
+    }
+  }
 }
 
 void Gateway::Stop() {

@@ -83,6 +83,8 @@ struct GatewayOptions {
   std::chrono::milliseconds session_idle_timeout{3'600'000};
   // initialize is refused (HTTP 429) beyond this many live MCP sessions per Custody session.
   size_t max_sessions_per_custody_session = 64;
+  // Start() waits at most this long for every upstream's own handshake.
+  std::chrono::milliseconds upstream_ready_wait{5000};
   UpstreamOptions upstream;  // timeouts, backoff, log (shared by every server)
   // Makes each server's upstream; empty: MakeUpstream (stdio or Streamable HTTP). Tests inject
   // an in-process fake here.
@@ -103,7 +105,7 @@ class Gateway {
                                                  GatewayOptions options);
   ~Gateway();  // Stop()
 
-  void Start();  // starts every upstream
+  void Start();  // starts every upstream; waits (upstream_ready_wait) for their handshakes
   void Stop();
 
   // /mcp and /mcp/{server} (POST, GET, DELETE), /.well-known/oauth-protected-resource[/mcp

@@ -41,6 +41,7 @@ const AGENT = 'mcp-e2e-agent';
 const dir = mkdtempSync(join(tmpdir(), 'custody-mcp-'));
 const descFile = join(dir, 'desc.txt');
 const markerFile = join(dir, 'reached');
+const initFile = join(dir, 'fake-initialized');  // written by the fake server, 800 ms late
 const fsRoot = join(dir, 'files');
 let server;
 let stderrOf = () => '';
@@ -67,7 +68,7 @@ args = [${JSON.stringify(filesystem)}, ${JSON.stringify(fsRoot)}]
 [mcp.servers.fake]
 command = ${JSON.stringify(process.execPath)}
 args = [${JSON.stringify(fake)}]
-env = { FAKE_DESC_FILE = ${JSON.stringify(descFile)}, FAKE_MARKER_FILE = ${JSON.stringify(markerFile)} }
+env = { FAKE_DESC_FILE = ${JSON.stringify(descFile)}, FAKE_MARKER_FILE = ${JSON.stringify(markerFile)}, FAKE_INIT_DELAY_MS = "800", FAKE_INIT_FILE = ${JSON.stringify(initFile)} }
 `);
   server = started.server;
   stderrOf = started.stderr;
@@ -145,6 +146,10 @@ async function main() {
   mkdirSync(fsRoot);
   writeFileSync(join(fsRoot, 'notes.txt'), 'custody was here\n');
   const { url, adminToken } = await startServer();
+  // Custody listens only once its upstreams have answered their initialize (the fake one takes
+  // 800 ms), so a client's first initialize declares what the server has, not tools alone.
+  assert.ok(existsSync(initFile), 'custody serve listened before its slow upstream was initialized');
+  console.log('ok custody serve listens once its upstreams are initialized');
 
   // An agent with a client secret that may assert its initiator (a workflow), and its sessions.
   const { session } = await registerAgent(url, adminToken, AGENT, ['everything/*', 'fake/*', 'fs/*']);

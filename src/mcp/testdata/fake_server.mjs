@@ -32,8 +32,14 @@ for await (const line of createInterface({ input: process.stdin })) {
   if (!line.trim()) continue;
   const m = JSON.parse(line);
   if (m.method === 'initialize') {
-    send({ id: m.id, result: { protocolVersion: m.params.protocolVersion, capabilities: { tools: {}, resources: {}, prompts: {} },
-      serverInfo: { name: 'fake', version: '1' } } });
+    // FAKE_INIT_DELAY_MS: a server slow to start; FAKE_INIT_FILE: written when it has answered.
+    const answer = () => {
+      send({ id: m.id, result: { protocolVersion: m.params.protocolVersion, capabilities: { tools: {}, resources: {}, prompts: {} },
+        serverInfo: { name: 'fake', version: '1' } } });
+      if (process.env.FAKE_INIT_FILE) writeFileSync(process.env.FAKE_INIT_FILE, String(Date.now()));
+    };
+    const delay = Number(process.env.FAKE_INIT_DELAY_MS ?? 0);
+    if (delay > 0) setTimeout(answer, delay); else answer();
   } else if (m.method === 'tools/list') {
     send({ id: m.id, result: { tools: [
       { name: 'echo', description: description(), inputSchema: { type: 'object' } },
