@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 import { claims, loadSdk, referenceServer, registerAgent, request, startCustody } from './harness.mjs';
+import { tracedWithOutcome } from './traced.mjs';
 
 const { Client, StreamableHTTPClientTransport } = await loadSdk();
 
@@ -107,17 +108,6 @@ async function connect(ctx, serverName, token) {
   const client = new Client({ name: 'custody-sdk-clients-e2e', version: '1.0.0' });
   await client.connect(transport);
   return { client, transport };
-}
-
-// The trace of an action once its outcome is in the ledger (it is queued after the answer).
-async function tracedWithOutcome(ctx, actionId) {
-  let traced;
-  for (let i = 0; i < 150; i++) {
-    traced = await request(ctx.url, `/v1/trace/${actionId}`, { method: 'GET', token: ctx.adminToken });
-    if (traced.json?.outcome) return traced.json;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  assert.fail(`no outcome recorded for ${actionId}: ${traced.text}`);
 }
 
 // This session's recorded actions (GET /v1/sessions/{sid}/events), by action id.
@@ -373,8 +363,9 @@ async function checkMalformedParams(ctx) {
   console.log(`ok ${cases.length + 4} malformed resources/read and prompts/get params get -32602, none recorded or forwarded`);
 }
 
-// Elicitation, sampling and log notifications through the gateway go here, each as its own
-// async check(ctx) block like those above, called from main() after checkMalformedParams.
+// Elicitation, sampling and log notifications through the gateway (the upstream's requests to
+// the client, relayed on the call's stream) are checked in relay_e2e.mjs (Mcp.RelayE2E): they
+// need a short mcp.request_timeout_ms of their own.
 
 async function main() {
   mkdirSync(fsRoot);
