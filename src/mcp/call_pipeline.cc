@@ -49,7 +49,7 @@ std::string JsonDigest(const json::value& v) {
 
 AuthorizeRequest CallRequest(const std::string& action, attribution::Target target,
                              const json::object& params, const std::string& token,
-                             const std::string& mcp_session) {
+                             const std::string& caller_context) {
   AuthorizeRequest a;
   a.token = token;
   a.action = action;
@@ -63,19 +63,19 @@ AuthorizeRequest CallRequest(const std::string& action, attribution::Target targ
       a.traceparent = std::string(tp->value().get_string());
     }
   }
-  a.caller_context_json = json::serialize(json::object{{"mcp_session", mcp_session}});
+  a.caller_context_json = caller_context;
   a.via = "mcp";
   return a;
 }
 
 AuthorizeRequest ToolCallRequest(const std::string& server, const std::string& tool,
                                  const json::object& params, const std::string& token,
-                                 const std::string& mcp_session,
+                                 const std::string& caller_context,
                                  const std::string& definition_hash) {
   attribution::Target target;
   target.server = server;
   target.tool = tool;
-  AuthorizeRequest a = CallRequest("call_tool", std::move(target), params, token, mcp_session);
+  AuthorizeRequest a = CallRequest("call_tool", std::move(target), params, token, caller_context);
   if (!definition_hash.empty()) a.resource_attrs["definition_hash"] = definition_hash;
   return a;
 }
@@ -102,6 +102,13 @@ bool TidyArguments(json::object& params) {
   if (!a->value().is_null()) return false;
   params.erase(a);  // null: no arguments (not passed on for the server to trip over)
   return true;
+}
+
+std::string Gateway::CallerContext(const Caller& caller) {
+  if (!caller.modern) return json::serialize(json::object{{"mcp_session", caller.session_id}});
+  json::object c{{"mcp_protocol", caller.modern->version}};
+  if (!caller.modern->client_info.is_null()) c["mcp_client"] = caller.modern->client_info;
+  return json::serialize(c);
 }
 
 std::shared_ptr<Gateway::Call> Gateway::NewCall(Server& server, const Caller& caller,
@@ -173,7 +180,7 @@ void Gateway::AuthorizeCall(std::shared_ptr<Call> call, std::optional<ToolCatalo
     return;
   }
   DecideAndForward(call, ToolCallRequest(s.name, call->tool, call->params, call->caller.token,
-                                         call->caller.session_id, tool->hash));
+                                         CallerContext(call->caller), tool->hash));
 }
 
 void Gateway::DecideAndForward(std::shared_ptr<Call> call, AuthorizeRequest request) {
@@ -201,7 +208,7 @@ void Gateway::DecideAndForward(std::shared_ptr<Call> call, AuthorizeRequest requ
 
 void Gateway::ForwardCall(std::shared_ptr<Call> call) {
   Server& s = *call->server;
-  call->key = {call->caller.session_id, json::serialize(call->id)};
+  call->key = {CallScope(call->caller), json::serialize(call->id)};
   // Registered before anything is sent, under the registry's lock that containment takes too:
   // a session contained after its decision but before this point is caught here, and one
   // contained later finds the call among those in flight.
@@ -227,7 +234,7 @@ void Gateway::ForwardCall(std::shared_ptr<Call> call) {
     pt->value() = call->progress_token;
   }
   fwd["_meta"] = std::move(meta);
-  call->relay_call = relay_->Begin(s.name, call->caller.session_id, call);
+  call->relay_call = relay_->Begin(s.name, call->key.first, call);
   call->forwarded = SteadyClock::now();
   int64_t upstream_id =
       s.upstream->Call(call->method, std::move(fwd), [this, call](Result<json::object> r) {
@@ -293,7 +300,7 @@ void Gateway::FinishCall(std::shared_ptr<Call> call, Result<json::object> r) {
     // Contained while the call ran (OnRevoked ended its MCP session): the outcome is recorded,
     // but the result is withheld. No second token verification: the revocation listener has
     // already told us.
-    if (sessions_->EndedByGateway(call->caller.session_id)) {
+    if (sessions_->CallWithheld(call->key, call->caller.access.session.sid)) {
       Reply(*call, 200,
             ErrorText(call->id, kDenied,
                       "the session was contained while the call ran; the result is withheld",

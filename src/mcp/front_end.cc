@@ -84,6 +84,12 @@ bool Gateway::Admit(Request& req, Responder& respond, Admitted* out) {
   identity::VerifiedAccess revoked;
   auto access = tokens_.VerifyAccessToken(caller.token, options_.audience, &revoked);
   if (!access.ok()) {
+    if (!revoked.session.sid.empty() && !session_header && req.method == "POST") {
+      // Possibly a stateless (2026-07-28) attempt, which is evidence too: HandlePost decides.
+      out->revoked = access.status().message();
+      caller.access = std::move(revoked);
+      return true;
+    }
     if (!revoked.session.sid.empty() && session_header) {
       // The session's own token after containment: its MCP session is gone.
       if (auto why = sessions_->EndedWithRevokedSession(caller.session_id, revoked.session.sid)) {
@@ -115,6 +121,19 @@ void Gateway::HandlePost(Request& req, Responder respond) {
     respond(RpcResponse(400, ErrorText(id, perr.code, perr.message)));
     return;
   }
+  if (ClaimsModern(msg)) {
+    HandleModernPost(req, in, msg, std::move(respond));
+    return;
+  }
+  if (!in.revoked.empty()) {
+    respond(Unauthorized(req, server ? server->name : "", in.revoked));
+    return;
+  }
+  if (auto refusal = CheckLegacyHeader(req)) {
+    respond(RpcResponse(refusal->http_status,
+                        ErrorText(msg.id, refusal->code, refusal->message, refusal->data)));
+    return;
+  }
   if (auto pv = req.headers.Get("mcp-protocol-version"); pv && !ProtocolVersionSupported(*pv)) {
     respond(RpcResponse(400, ErrorText(msg.id, kInvalidRequest,
                                        "unsupported MCP-Protocol-Version " + std::string(*pv))));
@@ -137,7 +156,7 @@ void Gateway::HandlePost(Request& req, Responder respond) {
   }
   const std::string scope = server ? server->name : "";
   if (!in.contained.empty()) {
-    HandleContainedPost(server, caller, msg, in.contained, std::move(respond));
+    HandleContainedPost(server, caller, msg, in.contained, 404, std::move(respond));
     return;
   }
 
@@ -174,39 +193,40 @@ void Gateway::HandlePost(Request& req, Responder respond) {
     respond(Response::Text(202, ""));
     return;
   }
-  json::object params = msg.params();
-  if (msg.method == "ping") {
-    respond(RpcResponse(200, ResultText(msg.id, json::object{})));
-  } else if (msg.method == "tools/list") {
-    HandleToolsList(server, caller, msg.id, std::move(params), std::move(respond));
-  } else if (msg.method == "tools/call") {
+  Dispatch(server, caller, msg.method, msg.id, msg.params(), std::move(respond));
+}
+
+void Gateway::Dispatch(Server* server, const Caller& caller, const std::string& method,
+                       const json::value& id, json::object params, Responder respond) {
+  if (method == "ping") {
+    respond(RpcResponse(200, ResultText(id, json::object{})));
+  } else if (method == "tools/list") {
+    HandleToolsList(server, caller, id, std::move(params), std::move(respond));
+  } else if (method == "tools/call") {
     if (server) {
-      HandleToolsCall(*server, caller, msg.id, std::move(params), std::move(respond));
+      HandleToolsCall(*server, caller, id, std::move(params), std::move(respond));
     } else {
-      RouteToolsCall(caller, msg.id, std::move(params), std::move(respond));
+      RouteToolsCall(caller, id, std::move(params), std::move(respond));
     }
-  } else if ((msg.method == "resources/subscribe" || msg.method == "resources/unsubscribe") &&
-             server) {
-    HandleSubscription(*server, caller, msg.method, msg.id, std::move(params), std::move(respond));
-  } else if (IsPassThrough(msg.method)) {
-    PassThrough(server, msg.method, msg.id, std::move(params), std::move(respond));
-  } else if (const ServerItemMethod* item = ServerItemMethodOf(msg.method);
-             item || IsFilteredList(msg.method)) {
+  } else if ((method == "resources/subscribe" || method == "resources/unsubscribe") && server) {
+    HandleSubscription(*server, caller, method, id, std::move(params), std::move(respond));
+  } else if (IsPassThrough(method)) {
+    PassThrough(server, method, id, std::move(params), std::move(respond));
+  } else if (const ServerItemMethod* item = ServerItemMethodOf(method);
+             item || IsFilteredList(method)) {
     if (!server) {
-      respond(RpcResponse(200, ErrorText(msg.id, kMethodNotFound,
-                                         msg.method + " is served on /mcp/{server} only (the "
-                                                      "aggregate endpoint has tools only)")));
+      respond(RpcResponse(200, ErrorText(id, kMethodNotFound,
+                                         method + " is served on /mcp/{server} only (the "
+                                                  "aggregate endpoint has tools only)")));
     } else if (item) {
-      HandleServerItem(*server, caller, *item, msg.method, msg.id, std::move(params),
-                       std::move(respond));
+      HandleServerItem(*server, caller, *item, method, id, std::move(params), std::move(respond));
     } else {
-      HandleFilteredList(*server, caller, msg.method, msg.id, std::move(params),
-                         std::move(respond));
+      HandleFilteredList(*server, caller, method, id, std::move(params), std::move(respond));
     }
   } else {
-    respond(RpcResponse(200, ErrorText(msg.id, kMethodNotFound,
-                                       "method not found: " + msg.method +
-                                           " (the Custody gateway does not pass it)")));
+    respond(RpcResponse(
+        200, ErrorText(id, kMethodNotFound,
+                       "method not found: " + method + " (the Custody gateway does not pass it)")));
   }
 }
 
@@ -273,6 +293,16 @@ void Gateway::HandleInitialize(Server* server, const Caller& caller, const json:
     respond(RpcResponse(429, ErrorText(id, kDenied, opened.message())));
     return;
   }
+  json::object result{{"protocolVersion", version},
+                      {"capabilities", OfferedCapabilities(server)},
+                      {"serverInfo", ServerInfo(server)},
+                      {"instructions", Instructions(server)}};
+  Response r = RpcResponse(200, ResultText(id, std::move(result)));
+  r.headers.Set("mcp-session-id", session_id);
+  respond(std::move(r));
+}
+
+json::object Gateway::OfferedCapabilities(Server* server) {
   json::object capabilities{{"tools", json::object{{"listChanged", true}}}};
   // What the gateway serves beyond tools is offered only where the server behind offers it
   // (never on /mcp).
@@ -281,20 +311,20 @@ void Gateway::HandleInitialize(Server* server, const Caller& caller, const json:
       if (server->upstream->HasCapability(cap)) capabilities[cap] = json::object{};
     }
   }
-  json::object result{
-      {"protocolVersion", version},
-      {"capabilities", std::move(capabilities)},
-      {"serverInfo",
-       json::object{{"name", server ? "custody-gateway/" + scope : std::string("custody-gateway")},
-                    {"version", "0.1.0"}}},
-      {"instructions",
-       std::string(server ? ""
-                          : "Tools of every server behind this gateway, named <server>__<tool>. ") +
-           "Tool calls through this gateway are authorized by policy and recorded by Custody; "
-           "results carry a receipt under _meta[\"dev.custody/receipt\"]."}};
-  Response r = RpcResponse(200, ResultText(id, std::move(result)));
-  r.headers.Set("mcp-session-id", session_id);
-  respond(std::move(r));
+  return capabilities;
+}
+
+json::object Gateway::ServerInfo(Server* server) {
+  return json::object{
+      {"name", server ? "custody-gateway/" + server->name : std::string("custody-gateway")},
+      {"version", "0.1.0"}};
+}
+
+std::string Gateway::Instructions(Server* server) {
+  return std::string(
+             server ? "" : "Tools of every server behind this gateway, named <server>__<tool>. ") +
+         "Tool calls through this gateway are authorized by policy and recorded by Custody; "
+         "results carry a receipt under _meta[\"dev.custody/receipt\"].";
 }
 
 Gateway::Server* Gateway::ServerOfAggregateTool(std::string_view name) {
@@ -327,7 +357,7 @@ void Gateway::RouteToolsCall(const Caller& caller, json::value id, json::object 
 }
 
 void Gateway::HandleContainedPost(Server* server, const Caller& caller, const Message& msg,
-                                  const std::string& why, Responder respond) {
+                                  const std::string& why, int http_status, Responder respond) {
   // What the request would have done, as an action: a tools/call, resources/read or
   // prompts/get. Anything else is refused as before, unrecorded.
   std::optional<AuthorizeRequest> attempt;
@@ -341,33 +371,34 @@ void Gateway::HandleContainedPost(Server* server, const Caller& caller, const Me
       }
       if (server && !tool.empty()) {
         std::optional<ToolCatalog::Tool> known = catalog_.Find(server->name, tool);
-        attempt = ToolCallRequest(server->name, tool, params, caller.token, caller.session_id,
+        attempt = ToolCallRequest(server->name, tool, params, caller.token, CallerContext(caller),
                                   known ? known->hash : "");
       }
     } else if (const ServerItemMethod* m = ServerItemMethodOf(msg.method); m && server) {
       json::object canonical = params;
       if (auto item = CanonicalItem(*m, canonical); item.ok()) {
         attempt = ServerItemRequest(*m, server->name, std::move(*item), canonical, caller.token,
-                                    caller.session_id);
+                                    CallerContext(caller));
       }
     }
   }
   if (!attempt) {
-    respond(RpcResponse(404, ErrorText(msg.id, kDenied, why)));
+    respond(RpcResponse(http_status, ErrorText(msg.id, kDenied, why)));
     return;
   }
   // The revoked session is refused before policy (custody:session_revoked), and the refusal is
   // recorded with its receipt, as the native API records it.
-  attribution_.Authorize(std::move(*attempt), [id = msg.id, why, respond = std::move(respond)](
-                                                  Result<AuthorizeResult> r) {
+  attribution_.Authorize(std::move(*attempt), [id = msg.id, why, http_status,
+                                               respond =
+                                                   std::move(respond)](Result<AuthorizeResult> r) {
     if (!r.ok()) {
-      respond(RpcResponse(404, ErrorText(id, kDenied, why)));
+      respond(RpcResponse(http_status, ErrorText(id, kDenied, why)));
       return;
     }
-    respond(RpcResponse(404, ErrorText(id, kDenied,
-                                       why + "; the attempt is recorded at ledger index " +
-                                           std::to_string(r->ledger_index),
-                                       DecisionData(*r))));
+    respond(RpcResponse(http_status, ErrorText(id, kDenied,
+                                               why + "; the attempt is recorded at ledger index " +
+                                                   std::to_string(r->ledger_index),
+                                               DecisionData(*r))));
   });
 }
 

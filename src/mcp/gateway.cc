@@ -98,6 +98,17 @@ void Gateway::OnRevoked(const std::vector<std::string>& sids) {
   }
 }
 
+bool Gateway::LogWanted(const Call& call, const json::object& message) {
+  if (!call.caller.modern) return true;  // a 2025-era client set its level upstream
+  // A 2026-07-28 request asks for log messages in its own _meta, from a level up.
+  const std::string& wanted = call.caller.modern->log_level;
+  if (wanted.empty()) return false;
+  const json::value* params = message.if_contains("params");
+  const json::value* level =
+      params && params->is_object() ? params->get_object().if_contains("level") : nullptr;
+  return level && level->is_string() && LogSeverity(level->get_string()) >= LogSeverity(wanted);
+}
+
 void Gateway::OnUpstreamNotification(Server& server, const json::object& message, int64_t related) {
   auto m = message.find("method");
   if (m == message.end() || !m->value().is_string()) return;
@@ -112,6 +123,7 @@ void Gateway::OnUpstreamNotification(Server& server, const json::object& message
   if (method == "notifications/message") {
     // A log message: to the client whose call it came during, never to another.
     auto route = relay_->Find(server.name, related);
+    if (route.ok() && !LogWanted(static_cast<Call&>(*route->target), message)) return;
     if (!route.ok() || !route->target->Deliver(json::serialize(message))) {
       LogUpstream(options_.upstream, LogLevel::kDebug, server.name,
                   "dropped a log message: " +

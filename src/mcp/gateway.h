@@ -29,6 +29,7 @@
 // Thread-safe. The token service, attribution service and pin store must outlive the gateway.
 #pragma once
 
+#include <atomic>
 #include <boost/json/fwd.hpp>
 #include <chrono>
 #include <functional>
@@ -127,6 +128,7 @@ class Gateway {
   //   session_registry.cc  MCP sessions, their streams, idle expiry, calls in flight
   //   tool_catalog.cc      tool definitions pinned, changes recorded, approvals
   //   front_end.cc         the HTTP methods: admission, initialize, dispatch, GET, DELETE
+  //   modern_front_end.cc  2026-07-28 requests: checks, stateless dispatch, server/discover
   //   tools_list.cc        tools/list, filtered to what policy could allow
   //   call_pipeline.cc     tools/call: pin check, Authorize, forward, Complete, answer
   //   relaying.cc          the server's requests and log messages to the client, and back
@@ -148,6 +150,15 @@ class Gateway {
   bool ResolveServer(http::Request& req, http::Responder& respond, Server** server);
   void HandleInitialize(Server* server, const Caller& caller, const boost::json::value& id,
                         const boost::json::object& params, http::Responder respond);
+  // What initialize and server/discover tell a client of the endpoint (`server`, or nullptr for
+  // /mcp): its capabilities, the gateway's serverInfo, instructions.
+  static boost::json::object OfferedCapabilities(Server* server);
+  static boost::json::object ServerInfo(Server* server);
+  static std::string Instructions(Server* server);
+  // A request, past admission and its era's checks: to its method's handler (-32601 for a
+  // method the gateway does not pass).
+  void Dispatch(Server* server, const Caller& caller, const std::string& method,
+                const boost::json::value& id, boost::json::object params, http::Responder respond);
   // tools/call on the aggregate endpoint: "<server>__<tool>", the longest server name wins.
   void RouteToolsCall(const Caller& caller, boost::json::value id, boost::json::object params,
                       http::Responder respond);
@@ -163,11 +174,21 @@ class Gateway {
   Server* ServerOfAggregateTool(std::string_view name);
   // A POST in an MCP session that containment ended: a tools/call, resources/read or prompts/get
   // is decided (refused, custody:session_revoked) and recorded with its receipt, as the native
-  // API records it, then answered 404 with `why`; anything else is answered 404 at once.
+  // API records it, then answered `http_status` (404 for an MCP session, 401 for a stateless
+  // request) with `why`; anything else is answered so at once.
   void HandleContainedPost(Server* server, const Caller& caller, const Message& msg,
-                           const std::string& why, http::Responder respond);
+                           const std::string& why, int http_status, http::Responder respond);
   http::Response Unauthorized(const http::Request& req, const std::string& server,
                               const std::string& why) const;
+
+  // --- modern_front_end.cc
+  // A 2026-07-28 request (modern.h): the validation ladder, then stateless dispatch with the
+  // request's own client facts; results made modern (ModernBody); server/discover here.
+  void HandleModernPost(const http::Request& req, const Admitted& in, const Message& msg,
+                        http::Responder respond);
+  // The MCP session key of a call for the session registry and the relay: the MCP session id,
+  // or for a stateless request a key of its own ("stateless:<n>").
+  std::string CallScope(const Caller& caller);
 
   // --- tools_list.cc
   // Lists one upstream's tools (every page when `all_pages`), pins them, and keeps those the
@@ -178,6 +199,9 @@ class Gateway {
                        boost::json::object params, http::Responder respond);
 
   // --- call_pipeline.cc
+  // What a decision records of the caller's client (context.caller): its MCP session, or for a
+  // 2026-07-28 request its protocol version and clientInfo.
+  static std::string CallerContext(const Caller& caller);
   void HandleToolsCall(Server& server, const Caller& caller, boost::json::value id,
                        boost::json::object params, http::Responder respond);
   // The tool's pin checked (`tool`: as the catalog has it, nullopt if unknown), then Authorize;
@@ -235,6 +259,8 @@ class Gateway {
   // it cannot tell), tools/list_changed to the GET streams of the sessions that see that
   // server.
   void OnUpstreamNotification(Server& server, const boost::json::object& message, int64_t related);
+  // Whether log message `message` goes to `call`'s client (a 2026-07-28 request's logLevel).
+  static bool LogWanted(const Call& call, const boost::json::object& message);
   // Revoked Custody sessions: their MCP sessions end (404 from now on), their GET streams
   // close, and their forwarded calls are cancelled upstream.
   void OnRevoked(const std::vector<std::string>& sids);
@@ -246,6 +272,7 @@ class Gateway {
   ToolCatalog catalog_;
   std::unique_ptr<SessionRegistry> sessions_;
   std::unique_ptr<Relay> relay_;
+  std::atomic<uint64_t> next_stateless_{1};
   int revocation_listener_ = 0;
 
   std::map<std::string, std::unique_ptr<Server>> servers_;  // fixed after construction

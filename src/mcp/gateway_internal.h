@@ -14,6 +14,7 @@
 #include "identity/token_service.h"
 #include "mcp/gateway.h"
 #include "mcp/jsonrpc.h"
+#include "mcp/modern.h"
 #include "mcp/relay.h"
 #include "mcp/session_registry.h"
 #include "mcp/sse_sink.h"
@@ -41,6 +42,8 @@ struct Gateway::Caller {
   bool accepts_sse = false;  // the client's Accept lists text/event-stream
   identity::VerifiedAccess access;
   std::string session_id;  // Mcp-Session-Id, when sent
+  // A 2026-07-28 request: stateless (no session_id), with what it says of its client.
+  std::optional<ModernRequest> modern;
 };
 
 struct Gateway::Admitted {
@@ -50,19 +53,23 @@ struct Gateway::Admitted {
   // `caller.access` holds that session's facts): what it attempts is recorded as a refusal
   // before it is answered 404 with this reason (HandleContainedPost).
   std::string contained;
+  // Set (why) for a POST without an MCP session whose token's Custody session is revoked: a
+  // 2026-07-28 request's attempt is recorded the same way, then answered 401; any other such
+  // request is answered 401 at once.
+  std::string revoked;
 };
 
 // The authorization of `action` on `target` for an MCP request with `params`: its arguments
 // (params.arguments, when an object) and traceparent (params._meta.traceparent), the caller's
-// token and MCP session, `via` mcp.
+// token and what the request says of its client (Gateway::CallerContext), `via` mcp.
 attribution::AuthorizeRequest CallRequest(const std::string& action, attribution::Target target,
                                           const json::object& params, const std::string& token,
-                                          const std::string& mcp_session);
+                                          const std::string& caller_context);
 // The same for a tools/call of `tool` (the upstream's name) on `server`, with the pinned
 // definition hash (when known) as a resource attribute.
 attribution::AuthorizeRequest ToolCallRequest(const std::string& server, const std::string& tool,
                                               const json::object& params, const std::string& token,
-                                              const std::string& mcp_session,
+                                              const std::string& caller_context,
                                               const std::string& definition_hash);
 // An MCP server's resource (type "Resource", the URI as id) or prompt ("Prompt", its name).
 attribution::Target ServerItem(const std::string& server, std::string_view type, std::string id);
@@ -82,7 +89,7 @@ attribution::AuthorizeRequest ServerItemRequest(const ServerItemMethod& m,
                                                 const std::string& server, std::string item,
                                                 const json::object& params,
                                                 const std::string& token,
-                                                const std::string& mcp_session);
+                                                const std::string& caller_context);
 // Whether params.arguments is absent, null or an object (what tools/call and prompts/get
 // accept); a null one is removed.
 bool TidyArguments(json::object& params);

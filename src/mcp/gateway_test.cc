@@ -16,6 +16,7 @@
 #include "identity/token_service.h"
 #include "ledger/ledger.h"
 #include "mcp/jsonrpc.h"
+#include "mcp/modern.h"
 #include "store/stores.h"
 
 namespace custody::mcp {
@@ -237,7 +238,8 @@ class GatewayTest : public ::testing::Test {
         {"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", std::move(params)}});
   }
   // A POST to /mcp/files, answered (the gateway may answer from another thread).
-  http::Response Post(const std::string& body) {
+  http::Response Post(const std::string& body,
+                      const std::vector<std::pair<std::string, std::string>>& headers = {}) {
     http::Request req;
     req.method = "POST";
     req.path = "/mcp/files";
@@ -247,6 +249,7 @@ class GatewayTest : public ::testing::Test {
     req.headers.Set("content-type", "application/json");
     req.headers.Set("accept", "application/json");
     if (!mcp_session_.empty()) req.headers.Set("mcp-session-id", mcp_session_);
+    for (const auto& [name, value] : headers) req.headers.Set(name, value);
     auto m = router_.Find("POST", req.path);
     EXPECT_NE(m.route, nullptr);
     if (m.route == nullptr) return {};
@@ -259,6 +262,24 @@ class GatewayTest : public ::testing::Test {
       return {};
     }
     return f.get();
+  }
+  // A 2026-07-28 request: no MCP session, the protocol fields in _meta, the standard headers.
+  http::Response PostModern(int id, const std::string& method, json::object params,
+                            std::string version = "2026-07-28") {
+    json::object meta{
+        {"io.modelcontextprotocol/protocolVersion", version},
+        {"io.modelcontextprotocol/clientCapabilities", json::object{}},
+        {"io.modelcontextprotocol/clientInfo", {{"name", "stateless"}, {"version", "2"}}}};
+    std::vector<std::pair<std::string, std::string>> headers{{"mcp-protocol-version", version},
+                                                             {"mcp-method", method}};
+    if (auto n = params.find("name"); n != params.end() && n->value().is_string()) {
+      headers.emplace_back("mcp-name", std::string(n->value().get_string()));
+    }
+    params["_meta"] = std::move(meta);
+    std::string saved = std::exchange(mcp_session_, "");
+    http::Response r = Post(Rpc(id, method, std::move(params)), headers);
+    mcp_session_ = saved;
+    return r;
   }
   json::object CallTool(int id, const std::string& tool) {
     http::Response r =
@@ -353,6 +374,67 @@ TEST_F(GatewayTest, ContainingTheSessionMidCallCancelsItUpstreamAndEndsTheMcpSes
   // The MCP session is gone: the next request is refused.
   http::Response next = Post(Rpc(5, "tools/list", {}));
   EXPECT_EQ(next.status, 404) << next.body;
+}
+
+// A 2026-07-28 request is served without a session, decided and recorded per request, and
+// answered in the revision's shape; its own protocol fields are not passed upstream.
+TEST_F(GatewayTest, AModernRequestIsStatelessAndAnsweredInItsShape) {
+  http::Response call =
+      PostModern(60, "tools/call", {{"name", "read"}, {"arguments", {{"path", "a"}}}});
+  ASSERT_EQ(call.status, 200) << call.body;
+  json::object a = json::parse(call.body).as_object();
+  ASSERT_TRUE(a.contains("result")) << call.body;
+  EXPECT_EQ(a.at("result").at("resultType"), "complete");
+  EXPECT_FALSE(a.at("result").as_object().contains("ttlMs")) << "a call's result is not cacheable";
+  EXPECT_EQ(a.at("result").at("_meta").at("io.modelcontextprotocol/serverInfo").at("name"),
+            "custody-gateway/files");
+  auto row = Action(ActionIdOf(a));
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(row->decision, "allow");
+  auto calls = upstream_->Calls();
+  ASSERT_EQ(calls.size(), 1u);
+  const json::object& meta = calls[0].at("_meta").as_object();
+  EXPECT_TRUE(meta.contains("traceparent"));
+  EXPECT_FALSE(meta.contains("io.modelcontextprotocol/clientCapabilities"));
+
+  http::Response list = PostModern(61, "tools/list", {});
+  json::object l = json::parse(list.body).as_object();
+  EXPECT_EQ(l.at("result").at("ttlMs"), 0) << list.body;
+  EXPECT_EQ(l.at("result").at("cacheScope"), "private");
+  http::Response discover = PostModern(62, "server/discover", {});
+  json::object d = json::parse(discover.body).as_object();
+  ASSERT_TRUE(d.contains("result")) << discover.body;
+  EXPECT_EQ(d.at("result").at("supportedVersions").at(0), "2026-07-28");
+  EXPECT_TRUE(d.at("result").at("capabilities").as_object().contains("tools"));
+
+  // The ladder: an unsupported version, a header that disagrees, a removed method.
+  http::Response old = PostModern(63, "tools/list", {}, "2099-01-01");
+  EXPECT_EQ(old.status, 400);
+  EXPECT_EQ(json::parse(old.body).at("error").at("code"), kUnsupportedVersion) << old.body;
+  EXPECT_EQ(json::parse(old.body).at("error").at("data").at("requested"), "2099-01-01");
+  std::string saved = std::exchange(mcp_session_, "");
+  http::Response lying = Post(
+      Rpc(64, "tools/call",
+          {{"name", "delete"},
+           {"_meta",
+            {{"io.modelcontextprotocol/protocolVersion", "2026-07-28"},
+             {"io.modelcontextprotocol/clientCapabilities", json::object{}}}}}),
+      {{"mcp-protocol-version", "2026-07-28"}, {"mcp-method", "tools/call"}, {"mcp-name", "read"}});
+  mcp_session_ = saved;
+  EXPECT_EQ(lying.status, 400);
+  EXPECT_EQ(json::parse(lying.body).at("error").at("code"), kHeaderMismatch) << lying.body;
+  http::Response ping = PostModern(65, "ping", {});
+  EXPECT_EQ(ping.status, 404);
+  EXPECT_EQ(json::parse(ping.body).at("error").at("code"), kMethodNotFound);
+  EXPECT_EQ(upstream_->Calls().size(), 1u) << "nothing refused reached the server";
+
+  // A contained session's stateless attempt is recorded as a refusal, then answered 401.
+  ASSERT_TRUE(w_->svc->Contain("session", sid_, "exfiltration suspected", "admin").ok());
+  http::Response after =
+      PostModern(66, "tools/call", {{"name", "read"}, {"arguments", {{"path", "a"}}}});
+  EXPECT_EQ(after.status, 401) << after.body;
+  EXPECT_NE(after.body.find("recorded at ledger index"), std::string::npos) << after.body;
+  EXPECT_EQ(upstream_->Calls().size(), 1u);
 }
 
 // What a contained session tries next through the gateway is evidence, as on the native API:

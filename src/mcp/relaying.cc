@@ -82,11 +82,14 @@ void Gateway::Call::Answer(int http_status, std::string body) {
     answered_ = true;
     sink = sse_;
   }
-  if (sink) {
-    sink->Send(body, /*last=*/true);
-  } else {
-    respond(RpcResponse(http_status, std::move(body)));
+  if (!sink) {
+    respond(RpcResponse(http_status, std::move(body)));  // a modern caller's respond shapes it
+    return;
   }
+  if (caller.modern) {  // the last message of a stream is in the revision's shape too
+    body = ModernBody(std::move(body), CacheableMethod(method), ServerInfo(server), &http_status);
+  }
+  sink->Send(body, /*last=*/true);
 }
 
 void Gateway::Call::Exchanged(RelayedExchange x) {
@@ -117,11 +120,23 @@ void Gateway::OnUpstreamRequest(Server& server, const json::object& request, int
   }
   auto& call = static_cast<Call&>(*route->target);  // the relay's targets are calls
   RelayedExchange x{method, route->mcp_session, json::serialize(params), "", "refused", ""};
+  // Recorded before the server hears the answer: its result may end the call (and take the
+  // call's exchanges for the outcome) on another thread at once.
   auto refuse = [&](int code, const std::string& why) {
-    server.upstream->Respond(upstream_id, ErrorAnswer(code, why));
     x.note = why;
     call.Exchanged(std::move(x));
+    server.upstream->Respond(upstream_id, ErrorAnswer(code, why));
   };
+  if (call.caller.modern) {
+    // 2026-07-28 forbids requests to the client on any stream: it is asked through an
+    // input_required result and a retry, which the gateway does not bridge to a 2025-era
+    // upstream yet.
+    refuse(kInternalError, "the client speaks MCP " + std::string(kModernVersion) +
+                               ", which is asked through input_required results; the gateway "
+                               "does not bridge " +
+                               method + " to it yet");
+    return;
+  }
   if (std::string need = NeededCapability(method, params);
       !need.empty() && !sessions_->ClientDeclared(route->mcp_session, need)) {
     refuse(kMethodNotFound, "the client did not declare the " + need + " capability");
@@ -161,8 +176,8 @@ void Gateway::HandleClientResponse(const Caller& caller, const Message& msg, Res
     answer["result"] = result;
     x.answer_digest = JsonDigest(result);
   }
+  call.Exchanged(std::move(x));  // before the server hears it (see OnUpstreamRequest)
   call.server->upstream->Respond(json::parse(r->upstream_id), std::move(answer));
-  call.Exchanged(std::move(x));
   respond(Response::Text(202, ""));
 }
 
@@ -173,8 +188,8 @@ void Gateway::EndRelay(Call& call) {
         json::object{{"jsonrpc", "2.0"},
                      {"method", "notifications/cancelled"},
                      {"params", json::object{{"requestId", r.id}, {"reason", why}}}}));
-    call.server->upstream->Respond(json::parse(r.upstream_id), ErrorAnswer(kInternalError, why));
     call.Exchanged(RelayedExchange{r.method, r.mcp_session, r.params, "", "unanswered", why});
+    call.server->upstream->Respond(json::parse(r.upstream_id), ErrorAnswer(kInternalError, why));
   }
 }
 

@@ -49,9 +49,9 @@ attribution::AuthorizeRequest ServerItemRequest(const ServerItemMethod& m,
                                                 const std::string& server, std::string item,
                                                 const json::object& params,
                                                 const std::string& token,
-                                                const std::string& mcp_session) {
+                                                const std::string& caller_context) {
   return CallRequest(std::string(m.action), ServerItem(server, m.type, std::move(item)), params,
-                     token, mcp_session);
+                     token, caller_context);
 }
 
 Result<std::string> CanonicalUri(const json::object& params) {
@@ -97,7 +97,7 @@ void Gateway::HandleServerItem(Server& server, const Caller& caller, const Serve
   }
   auto call = NewCall(server, caller, std::move(id), method, std::move(params), std::move(respond));
   DecideAndForward(call, ServerItemRequest(m, server.name, std::move(*item), call->params,
-                                           caller.token, caller.session_id));
+                                           caller.token, CallerContext(caller)));
 }
 
 void Gateway::HandleSubscription(Server& server, const Caller& caller, const std::string& method,

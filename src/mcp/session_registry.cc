@@ -131,7 +131,24 @@ SessionRegistry::Ended SessionRegistry::EndSessionsOf(const std::set<std::string
     ++out.sessions;
   }
   out.cancels = TakeCancels("", &sids, cancel_reason);
+  for (const std::string& sid : sids) {
+    if (contained_.insert(sid).second) contained_order_.push_back(sid);
+  }
+  while (contained_order_.size() > kMaxRemembered) {
+    contained_.erase(contained_order_.front());
+    contained_order_.pop_front();
+  }
   return out;
+}
+
+bool SessionRegistry::IsStateless(const std::string& scope) {
+  return scope.starts_with(kStatelessPrefix);
+}
+
+bool SessionRegistry::CallWithheld(const CallKey& key, const std::string& sid) const {
+  MutexLock lock(mu_);
+  if (IsStateless(key.first)) return contained_.count(sid) > 0;
+  return !sessions_.count(key.first) && ended_.count(key.first) > 0;
 }
 
 bool SessionRegistry::EndedByGateway(const std::string& id) const {
@@ -190,7 +207,10 @@ std::vector<UpstreamCancel> SessionRegistry::TakeCancels(const std::string& mcp_
 
 bool SessionRegistry::BeginCall(const CallKey& key, Upstream* upstream, const std::string& sid) {
   MutexLock lock(mu_);
-  if (sessions_.find(key.first) == sessions_.end()) return false;
+  if (IsStateless(key.first) ? contained_.count(sid) > 0
+                             : sessions_.find(key.first) == sessions_.end()) {
+    return false;
+  }
   inflight_[key] = Inflight{upstream, 0, sid, ""};
   return true;
 }

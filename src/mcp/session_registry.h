@@ -42,8 +42,11 @@ struct McpSession {
   std::set<std::string, std::less<>> client_capabilities;
 };
 
-// A forwarded tools/call: (MCP session id, the client's request id as JSON).
+// A forwarded call: (MCP session id, the client's request id as JSON). A stateless
+// (2026-07-28) request has no MCP session: its first member is a key of its own, starting with
+// kStatelessPrefix.
 using CallKey = std::pair<std::string, std::string>;
+inline constexpr std::string_view kStatelessPrefix = "stateless:";
 // A call to cancel upstream: the upstream and its id for the call.
 using UpstreamCancel = std::pair<Upstream*, int64_t>;
 
@@ -85,11 +88,16 @@ class SessionRegistry {
   // Whether MCP session `id` was ended by the gateway (containment, idle expiry), not by its
   // client and not unknown.
   bool EndedByGateway(const std::string& id) const;
+  // Whether the result of call `key` of Custody session `sid` is to be withheld: its MCP
+  // session was ended by the gateway, or (stateless) `sid` was contained, while it ran.
+  bool CallWithheld(const CallKey& key, const std::string& sid) const;
+  static bool IsStateless(const std::string& scope);
   // Whether live MCP session `id` declared client capability `name` (McpSession).
   bool ClientDeclared(const std::string& id, std::string_view name) const;
 
-  // A tools/call about to be forwarded through `upstream` for Custody session `sid`. False when
-  // the MCP session has ended meanwhile: nothing may go upstream.
+  // A call about to be forwarded through `upstream` for Custody session `sid`. False when the
+  // MCP session has ended meanwhile, or (stateless) `sid` has been contained: nothing may go
+  // upstream.
   bool BeginCall(const CallKey& key, Upstream* upstream, const std::string& sid);
   // Once Upstream::Call returned `upstream_id`: the reason a cancellation arrived with before
   // the id was known ("" if none, or if the call has already ended).
@@ -135,6 +143,11 @@ class SessionRegistry {
   std::deque<std::string> ended_order_ GUARDED_BY(mu_);
   std::chrono::steady_clock::time_point last_purge_ GUARDED_BY(mu_);
   std::map<CallKey, Inflight> inflight_ GUARDED_BY(mu_);
+  // Custody sessions containment ended (bounded, oldest forgotten first): stateless calls of
+  // theirs are refused and their results withheld.
+  static constexpr size_t kMaxRemembered = 100000;
+  std::set<std::string> contained_ GUARDED_BY(mu_);
+  std::deque<std::string> contained_order_ GUARDED_BY(mu_);
 };
 
 }  // namespace custody::mcp
