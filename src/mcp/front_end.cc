@@ -147,10 +147,14 @@ void Gateway::HandlePost(Request& req, Responder respond) {
     return;
   }
   if (auto nh = req.headers.Get("mcp-name")) {
-    auto n = msg.params().find("name");
-    if (n == msg.params().end() || !n->value().is_string() || n->value().get_string() != *nh) {
+    std::string named = NameInBody(msg);
+    if (named.empty()) named = StringField(msg.params(), "name");
+    if (named.empty() || HeaderValue(*nh) != named) {
       respond(RpcResponse(
-          400, ErrorText(msg.id, kInvalidRequest, "Mcp-Name header does not match params.name")));
+          400, ErrorText(msg.id, kInvalidRequest,
+                         "Mcp-Name header does not match the body's " +
+                             std::string(msg.method == "resources/read" ? "params.uri"
+                                                                        : "params.name"))));
       return;
     }
   }
@@ -209,7 +213,7 @@ void Gateway::Dispatch(Server* server, const Caller& caller, const std::string& 
       RouteToolsCall(caller, id, std::move(params), std::move(respond));
     }
   } else if ((method == "resources/subscribe" || method == "resources/unsubscribe") && server) {
-    HandleSubscription(*server, caller, method, id, std::move(params), std::move(respond));
+    HandleResourceSubscription(*server, caller, method, id, std::move(params), std::move(respond));
   } else if (IsPassThrough(method)) {
     PassThrough(server, method, id, std::move(params), std::move(respond));
   } else if (const ServerItemMethod* item = ServerItemMethodOf(method);
@@ -251,24 +255,24 @@ void Gateway::PassThrough(Server* server, const std::string& method, json::value
   }
   // Neither reads nor changes data: forwarded as they are and answered with the server's own
   // result or error, under the client's id.
-  server->upstream->Call(
-      method, std::move(params),
-      [id = std::move(id), respond = std::move(respond)](Result<json::object> r) {
-        if (!r.ok()) {
-          respond(RpcResponse(
-              200, ErrorText(id, JsonRpcCodeFor(r.status().code()), r.status().message())));
-          return;
-        }
-        json::object out{{"jsonrpc", "2.0"}, {"id", id}};
-        if (auto e = r->find("error"); e != r->end()) {
-          out["error"] = e->value();
-        } else if (auto res = r->find("result"); res != r->end()) {
-          out["result"] = res->value();
-        } else {
-          out["result"] = json::object{};
-        }
-        respond(RpcResponse(200, json::serialize(out)));
-      });
+  server->upstream->Call(method, std::move(params),
+                         [id = std::move(id), respond = std::move(respond)](
+                             Result<json::object> r) { respond(UpstreamAnswer(id, r)); });
+}
+
+http::Response UpstreamAnswer(const json::value& id, const Result<json::object>& r) {
+  if (!r.ok()) {
+    return RpcResponse(200, ErrorText(id, JsonRpcCodeFor(r.status().code()), r.status().message()));
+  }
+  json::object out{{"jsonrpc", "2.0"}, {"id", id}};
+  if (auto e = r->find("error"); e != r->end()) {
+    out["error"] = e->value();
+  } else if (auto res = r->find("result"); res != r->end()) {
+    out["result"] = res->value();
+  } else {
+    out["result"] = json::object{};
+  }
+  return RpcResponse(200, json::serialize(out));
 }
 
 void Gateway::HandleInitialize(Server* server, const Caller& caller, const json::value& id,

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "mcp/gateway_internal.h"
+#include "mcp/subscriptions.h"
 
 namespace custody::mcp {
 
@@ -18,7 +19,8 @@ Gateway::Gateway(identity::TokenService& tokens, attribution::AttributionService
       catalog_(pins, std::move(events), clock, random, options_.upstream),
       sessions_(std::make_unique<SessionRegistry>(options_.session_idle_timeout,
                                                   options_.max_sessions_per_custody_session)),
-      relay_(std::make_unique<Relay>()) {}
+      relay_(std::make_unique<Relay>()),
+      subs_(std::make_unique<Subscriptions>()) {}
 
 Result<std::unique_ptr<Gateway>> Gateway::Create(std::vector<UpstreamConfig> servers,
                                                  identity::TokenService& tokens,
@@ -72,6 +74,7 @@ void Gateway::Start() {
 
 void Gateway::Stop() {
   for (auto& s : sessions_->TakeStreams()) s->Close();
+  for (auto& [key, l] : subs_->TakeAll()) l.sink->Close();
   for (auto& [_, s] : servers_) s->upstream->Stop();
 }
 
@@ -84,12 +87,17 @@ Status Gateway::Approve(const std::string& server, const std::string& tool, cons
 
 void Gateway::OnRevoked(const std::vector<std::string>& sids) {
   const std::string reason = "the session was contained";
+  const std::set<std::string> revoked(sids.begin(), sids.end());
   SessionRegistry::Ended ended = sessions_->EndSessionsOf(
-      std::set<std::string>(sids.begin(), sids.end()),
+      revoked,
       "the Custody session of this MCP session was revoked (contained); the MCP session is gone",
       reason);
   for (auto& s : ended.streams) s->Close();
   for (auto& [upstream, id] : ended.cancels) upstream->Cancel(id, reason);
+  for (auto& [key, l] : subs_->TakeListenersOf(revoked)) {
+    l.sink->Close();
+    UnsubscribeUpstream(subs_->Drop(key));
+  }
   if (ended.sessions || !ended.cancels.empty()) {
     LogUpstream(options_.upstream, LogLevel::kInfo, "",
                 "contained: " + std::to_string(ended.sessions) + " MCP session(s) ended, " +
@@ -113,11 +121,24 @@ void Gateway::OnUpstreamNotification(Server& server, const json::object& message
   auto m = message.find("method");
   if (m == message.end() || !m->value().is_string()) return;
   std::string_view method = m->value().get_string();
-  if (method == "notifications/tools/list_changed") {
-    // Every session that sees this server and has its GET stream open hears of it.
-    std::string text = json::serialize(
-        json::object{{"jsonrpc", "2.0"}, {"method", "notifications/tools/list_changed"}});
-    for (auto& sink : sessions_->StreamsSeeing(server.name)) sink->Send(text);
+  if (method == "notifications/tools/list_changed" ||
+      method == "notifications/prompts/list_changed" ||
+      method == "notifications/resources/list_changed") {
+    // Every session that sees this server (the aggregate ones: its tools only) and has its GET
+    // stream open hears of it, and every listen stream that asked.
+    const bool tools = method == "notifications/tools/list_changed";
+    json::object n{{"jsonrpc", "2.0"}, {"method", m->value()}};
+    std::string text = json::serialize(n);
+    for (auto& sink : sessions_->StreamsSeeing(server.name, tools)) sink->Send(text);
+    SendToListeners(server.name,
+                    tools                                            ? "tools"
+                    : method == "notifications/prompts/list_changed" ? "prompts"
+                                                                     : "resources",
+                    n);
+    return;
+  }
+  if (method == "notifications/resources/updated") {
+    OnResourceUpdated(server, message);
     return;
   }
   if (method == "notifications/message") {

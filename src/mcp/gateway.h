@@ -66,6 +66,7 @@ inline constexpr const char* kReceiptMetaKey = "dev.custody/receipt";
 
 class Relay;
 class SessionRegistry;
+class Subscriptions;
 struct Message;
 struct ServerItemMethod;
 
@@ -132,6 +133,7 @@ class Gateway {
   //   tools_list.cc        tools/list, filtered to what policy could allow
   //   call_pipeline.cc     tools/call: pin check, Authorize, forward, Complete, answer
   //   relaying.cc          the server's requests and log messages to the client, and back
+  //   subscribing.cc       resource subscriptions, 2026-07-28 listen streams, list changes
   //   gateway.cc           composition, upstream notifications, the containment listener
   //   admin_routes.cc      routes, RFC 9728 metadata, tool pin administration
   struct Server;
@@ -189,6 +191,27 @@ class Gateway {
   // The MCP session key of a call for the session registry and the relay: the MCP session id,
   // or for a stateless request a key of its own ("stateless:<n>").
   std::string CallScope(const Caller& caller);
+
+  // --- subscribing.cc
+  // resources/subscribe and unsubscribe of an MCP session: the URI made canonical (-32602 if it
+  // is not one), a subscription only to what the caller could read, the upstream subscribed for
+  // a URI's first subscriber and unsubscribed after its last (the others answered here).
+  void HandleResourceSubscription(Server& server, const Caller& caller, const std::string& method,
+                                  boost::json::value id, boost::json::object params,
+                                  http::Responder respond);
+  // 2026-07-28 subscriptions/listen: an SSE stream acknowledging what it will carry, then the
+  // list changes and resource updates asked for, each tagged with the request's id.
+  void HandleListen(Server* server, const Caller& caller, const boost::json::value& id,
+                    const boost::json::object& params, http::Responder respond);
+  // To the listeners of `server` that asked for `what` ("tools", "prompts", "resources").
+  void SendToListeners(const std::string& server, const std::string& what,
+                       const boost::json::object& message);
+  // notifications/resources/updated: to the URI's subscribers, sessions and listeners.
+  void OnResourceUpdated(Server& server, const boost::json::object& message);
+  // A listener gone: forgotten, and the URIs only it held unsubscribed upstream.
+  void EndListener(const std::string& key);
+  // (server, uri) pairs with no subscriber left: unsubscribed upstream.
+  void UnsubscribeUpstream(const std::vector<std::pair<std::string, std::string>>& left);
 
   // --- tools_list.cc
   // Lists one upstream's tools (every page when `all_pages`), pins them, and keeps those the
@@ -252,6 +275,14 @@ class Gateway {
   // The call ended: its relayed requests still unanswered are recorded as such, cancelled
   // toward the client and answered upstream with an error.
   void EndRelay(Call& call);
+  // A 2026-07-28 call's waiting requests asked in an input_required result (the call parks
+  // until the client retries with the answers and the result's requestState).
+  void AskModern(Call& call);
+  // A 2026-07-28 retry (params.requestState): the parked call it names takes this request's
+  // answer channel, its inputResponses go to the server, and what is still unanswered is asked
+  // again. -32602 for a state not issued for this session and method, used, or ended.
+  void HandleRetry(const Caller& caller, const Message& msg, const boost::json::object& params,
+                   http::Responder respond);
 
   // --- gateway.cc
   // Upstream notifications: progress goes to the call whose token it carries, log messages
@@ -272,6 +303,7 @@ class Gateway {
   ToolCatalog catalog_;
   std::unique_ptr<SessionRegistry> sessions_;
   std::unique_ptr<Relay> relay_;
+  std::unique_ptr<Subscriptions> subs_;
   std::atomic<uint64_t> next_stateless_{1};
   int revocation_listener_ = 0;
 

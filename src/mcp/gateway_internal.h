@@ -129,21 +129,38 @@ struct Gateway::Call : RelayTarget {
   CallKey key;                 // in the session registry
   uint64_t relay_call = 0;     // in the relay
 
-  // The call's SSE stream, opened now if need be; null when the call has been answered or its
-  // client takes no event stream.
+  // The call's SSE stream, opened now if need be; null when the call has been answered (or is
+  // parked) or its client takes no event stream.
   std::shared_ptr<SseSink> OpenStream();
   bool Deliver(const std::string& message) override;
-  // Sends the final JSON-RPC message: as the HTTP response, or last on the SSE stream.
+  // Sends the final JSON-RPC message: as the HTTP response, or last on the SSE stream. Its id
+  // becomes the retry's when the call was rebound. Dropped once answered, or while parked.
   void Answer(int http_status, std::string body);
+  // 2026-07-28: answers the client's request with `result` (an input_required result) while
+  // the call goes on upstream; false when it is answered or parked already.
+  bool Park(json::object result);
+  // The client's retry of a parked call: its answer goes to `respond`, under `id`. False when
+  // the call is not parked.
+  bool Rebind(json::value id, http::Responder respond);
   void Exchanged(attribution::RelayedExchange x);
   std::vector<attribution::RelayedExchange> TakeExchanges();
 
  private:
+  // Sends `body` last on `sink`, or (no stream) as the HTTP response through `to`.
+  void SendLast(std::shared_ptr<SseSink> sink, http::Responder to, int http_status,
+                std::string body);
+
+  enum class Phase { kOpen, kParked, kDone };
   Mutex mu_;
-  bool answered_ GUARDED_BY(mu_) = false;
+  Phase phase_ GUARDED_BY(mu_) = Phase::kOpen;
+  json::value reply_id_ GUARDED_BY(mu_);  // a retry's id, once rebound (null before)
   std::shared_ptr<SseSink> sse_ GUARDED_BY(mu_);
   std::vector<attribution::RelayedExchange> exchanges_ GUARDED_BY(mu_);
 };
+
+// The upstream's answer to a request passed through, under the client's `id`: its result or
+// error as they are, or -32002 when it could not be reached.
+http::Response UpstreamAnswer(const json::value& id, const Result<json::object>& r);
 
 // A JSON-RPC message as the HTTP response.
 inline http::Response RpcResponse(int status, std::string body) {

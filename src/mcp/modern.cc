@@ -23,7 +23,8 @@ Refusal Mismatch(std::string message) {
   return Refusal{400, kHeaderMismatch, "header mismatch: " + std::move(message), nullptr};
 }
 
-// The body's value an Mcp-Name header must repeat, or "" when the method has none.
+}  // namespace
+
 std::string NameInBody(const Message& msg) {
   std::string_view member;
   if (msg.method == "tools/call" || msg.method == "prompts/get") member = "name";
@@ -32,8 +33,6 @@ std::string NameInBody(const Message& msg) {
   const json::value* v = msg.params().if_contains(member);
   return v && v->is_string() ? std::string(v->get_string()) : "";
 }
-
-}  // namespace
 
 bool ClaimsModern(const Message& msg) {
   const json::object* meta = MetaOf(msg);

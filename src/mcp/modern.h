@@ -66,6 +66,10 @@ std::optional<Refusal> CheckLegacyHeader(const http::Request& req);
 // removed, a "=?base64?…?=" value decoded. nullopt when it is malformed.
 std::optional<std::string> HeaderValue(std::string_view raw);
 
+// The body's value an Mcp-Name header repeats: params.name of tools/call and prompts/get,
+// params.uri of resources/read; "" for other methods or when absent.
+std::string NameInBody(const Message& msg);
+
 // The versions a client may choose from (-32022's data.supported, server/discover).
 json::array SupportedVersions();
 

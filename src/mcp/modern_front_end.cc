@@ -42,14 +42,25 @@ void Gateway::HandleModernPost(const http::Request& req, const Admitted& in, con
   // A revoked token's attempt is recorded as a refusal, then answered 401 (an Mcp-Session-Id
   // sent along, which a stateless request does not need, changes nothing).
   if (!in.revoked.empty() || !in.contained.empty()) {
+    // A 401 names where to get a token (RFC 9728), as every other 401 of the gateway does.
+    std::string challenge(Unauthorized(req, in.server ? in.server->name : "", "")
+                              .headers.Get("www-authenticate")
+                              .value_or(""));
     HandleContainedPost(in.server, caller, msg, in.revoked.empty() ? in.contained : in.revoked, 401,
-                        std::move(out));
+                        [out = std::move(out), challenge](Response r) {
+                          r.headers.Set("www-authenticate", challenge);
+                          out(std::move(r));
+                        });
     return;
   }
   if (RemovedInModern(msg.method)) {
     out(RpcResponse(200,
                     ErrorText(msg.id, kMethodNotFound,
                               msg.method + " is not part of MCP " + std::string(kModernVersion))));
+    return;
+  }
+  if (msg.method == "subscriptions/listen") {
+    HandleListen(in.server, caller, msg.id, msg.params(), std::move(out));
     return;
   }
   if (msg.method == "server/discover") {
@@ -62,10 +73,17 @@ void Gateway::HandleModernPost(const http::Request& req, const Admitted& in, con
   // The request's own protocol fields describe this client to the gateway; the upstream, a
   // 2025-era session shared by every client, is not told them.
   json::object params = msg.params();
+  if (ServerItemMethodOf(msg.method) || msg.method == "tools/call") {
+    if (params.contains("requestState")) {
+      HandleRetry(caller, msg, params, std::move(out));
+      return;
+    }
+    params.erase("inputResponses");  // answers with no state to answer: nothing asked them
+  }
   if (auto m = params.find("_meta"); m != params.end() && m->value().is_object()) {
     json::object& meta = m->value().get_object();
-    for (std::string_view key : {kMetaVersion, kMetaCapabilities, kMetaClientInfo, kMetaLogLevel}) {
-      meta.erase(key);
+    for (auto it = meta.begin(); it != meta.end();) {
+      it = it->key().starts_with("io.modelcontextprotocol/") ? meta.erase(it) : it + 1;
     }
     if (meta.empty()) params.erase(m);
   }

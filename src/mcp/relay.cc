@@ -1,5 +1,7 @@
 #include "mcp/relay.h"
 
+#include <algorithm>
+
 namespace custody::mcp {
 
 uint64_t Relay::Begin(const std::string& server, const std::string& mcp_session,
@@ -19,6 +21,7 @@ std::vector<RelayedRequest> Relay::End(uint64_t call) {
   std::vector<RelayedRequest> left;
   MutexLock lock(mu_);
   flights_.erase(call);
+  std::erase_if(parked_, [call](const auto& kv) { return kv.second.call == call; });
   for (auto it = waiting_.begin(); it != waiting_.end();) {
     if (it->second.call == call) {
       left.push_back(std::move(it->second));
@@ -43,6 +46,13 @@ Result<Relay::Route> Relay::Find(const std::string& server, int64_t related) con
       }
     }
   }
+  if (!chosen && related != 0) {
+    // It came with a request of ours that is no call (a list, a completion): nobody's to
+    // answer. Unless a call's id is not known yet (its message outran Forwarded).
+    bool unknown = false;
+    for (const auto& [call, f] : flights_) unknown |= f.server == server && f.upstream_id == 0;
+    if (!unknown) return NotFoundError("the message came with a request that is not a call");
+  }
   if (!chosen) {
     for (const auto& [call, f] : flights_) {  // ascending: the latest call of a session wins
       if (f.server != server) continue;
@@ -64,7 +74,8 @@ RelayedRequest Relay::Add(const Route& route, std::string upstream_id, std::stri
                           std::string params) {
   MutexLock lock(mu_);
   RelayedRequest r;
-  r.id = "custody-relay-" + std::to_string(next_request_++);
+  r.seq = next_request_++;
+  r.id = "custody-relay-" + std::to_string(r.seq);
   r.upstream_id = std::move(upstream_id);
   r.method = std::move(method);
   r.params = std::move(params);
@@ -86,6 +97,37 @@ Result<RelayedRequest> Relay::Take(const std::string& mcp_session, const std::st
   RelayedRequest r = std::move(it->second);
   waiting_.erase(it);
   return r;
+}
+
+std::vector<RelayedRequest> Relay::Waiting(uint64_t call) const {
+  MutexLock lock(mu_);
+  std::vector<RelayedRequest> out;
+  for (const auto& [id, r] : waiting_) {
+    if (r.call == call) out.push_back(r);
+  }
+  std::sort(out.begin(), out.end(),
+            [](const RelayedRequest& a, const RelayedRequest& b) { return a.seq < b.seq; });
+  return out;
+}
+
+void Relay::Park(const std::string& state, Parked parked) {
+  MutexLock lock(mu_);
+  if (flights_.count(parked.call)) parked_[state] = std::move(parked);
+}
+
+std::optional<Relay::Parked> Relay::Unpark(const std::string& state) {
+  MutexLock lock(mu_);
+  auto it = parked_.find(state);
+  if (it == parked_.end()) return std::nullopt;
+  Parked p = std::move(it->second);
+  parked_.erase(it);
+  return p;
+}
+
+std::shared_ptr<RelayTarget> Relay::TargetOf(uint64_t call) const {
+  MutexLock lock(mu_);
+  auto it = flights_.find(call);
+  return it == flights_.end() ? nullptr : it->second.target.lock();
 }
 
 size_t Relay::calls() const {

@@ -6,10 +6,11 @@
 // from the MCP session it was sent to.
 //
 // Which call: the one whose response stream carried the message (Streamable HTTP upstreams
-// tell), else, when every call in flight on that server belongs to one MCP session, that
-// session's latest call. When calls of several MCP sessions are in flight and nothing says
-// which one a message is for, nobody is asked: the upstream session is shared by every client
-// of a server, and guessing would show one client another's question.
+// tell; a message that came with a request of ours that is no call goes nowhere), else, when
+// every call in flight on that server belongs to one MCP session, that session's latest call. When
+// calls of several MCP sessions are in flight and nothing says which one a message is for, nobody
+// is asked: the upstream session is shared by every client of a server, and guessing would show one
+// client another's question.
 //
 // Like SessionRegistry it sends nothing itself. Thread-safe; tested alone in relay_test.cc.
 #pragma once
@@ -44,6 +45,7 @@ struct RelayedRequest {
   std::string params;       // as JSON ("" when absent)
   std::string mcp_session;  // the client asked
   uint64_t call = 0;
+  uint64_t seq = 0;  // order of arrival
   std::shared_ptr<RelayTarget> target;
 };
 
@@ -75,6 +77,24 @@ class Relay {
   // to another session, or answered already).
   Result<RelayedRequest> Take(const std::string& mcp_session, const std::string& id);
 
+  // The requests of call `call` still waiting for an answer, oldest first.
+  std::vector<RelayedRequest> Waiting(uint64_t call) const;
+
+  // A 2026-07-28 client is asked through an input_required result, and its retry carries the
+  // result's requestState: an unguessable handle of the gateway's naming the waiting call and
+  // the Custody session it belongs to. Each state is good for one retry.
+  struct Parked {
+    uint64_t call = 0;
+    std::string sid;
+    std::string method;
+  };
+  void Park(const std::string& state, Parked parked);
+  // The call `state` names, taken (so a state is used once); nullopt for a state the gateway
+  // never issued, one used already, or one whose call has ended.
+  std::optional<Parked> Unpark(const std::string& state);
+  // The call's target while it is in flight.
+  std::shared_ptr<RelayTarget> TargetOf(uint64_t call) const;
+
   size_t calls() const;
   size_t waiting() const;
 
@@ -91,6 +111,7 @@ class Relay {
   uint64_t next_request_ GUARDED_BY(mu_) = 1;
   std::map<uint64_t, Flight> flights_ GUARDED_BY(mu_);
   std::map<std::string, RelayedRequest> waiting_ GUARDED_BY(mu_);  // by gateway id
+  std::map<std::string, Parked> parked_ GUARDED_BY(mu_);           // by requestState
 };
 
 }  // namespace custody::mcp

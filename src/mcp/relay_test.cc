@@ -31,6 +31,10 @@ TEST(Relay, RelatedStreamWinsOverSessions) {
   EXPECT_EQ(ambiguous.status().code(), StatusCode::kFailedPrecondition);
   // A related id of another server does not route here.
   EXPECT_EQ(relay.Find("other", 12).status().code(), StatusCode::kNotFound);
+  // One of a request that is no call (a tools/list, say) goes nowhere, even with one session.
+  relay.End(cb);
+  EXPECT_EQ(relay.Find("s", 99).status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(relay.Find("s", 0).ok());
 }
 
 TEST(Relay, OneSessionInFlightGetsItsLatestCall) {

@@ -3,6 +3,8 @@
 // exchange recorded with the call's outcome.
 #include <boost/json.hpp>
 
+#include "common/encoding.h"
+#include "common/json_array.h"
 #include "mcp/gateway.h"
 #include "mcp/gateway_internal.h"
 
@@ -26,6 +28,12 @@ std::string NeededCapability(std::string_view method, const json::object& params
     return url ? "elicitation.url" : "elicitation.form";
   }
   return "";
+}
+
+// Who was asked, as recorded: the MCP session, or "stateless" for a 2026-07-28 request (its
+// decision records its clientInfo).
+std::string Asked(const std::string& key) {
+  return SessionRegistry::IsStateless(key) ? "stateless" : key;
 }
 
 json::object ErrorAnswer(int code, std::string message) {
@@ -54,18 +62,20 @@ std::set<std::string, std::less<>> ClientCapabilities(const json::object& initia
 
 std::shared_ptr<SseSink> Gateway::Call::OpenStream() {
   std::shared_ptr<SseSink> sink;
+  http::Responder to;
   {
     MutexLock lock(mu_);
-    if (answered_ || !caller.accepts_sse) return nullptr;
+    if (phase_ != Phase::kOpen || !caller.accepts_sse) return nullptr;
     if (sse_) return sse_;
     sse_ = sink = std::make_shared<SseSink>();
+    to = std::move(respond);  // the HTTP response is the stream now
   }
-  // Only here, once: Answer() sends on the stream from now on. Events sent before the HTTP
-  // server attaches the writer wait in the sink.
+  // Only here, once per HTTP request: the last message goes on the stream from now on. Events
+  // sent before the HTTP server attaches the writer wait in the sink.
   Response r;
   r.status = 200;
   r.sse = [sink](std::shared_ptr<http::SseWriter> w) { sink->Attach(std::move(w)); };
-  respond(std::move(r));
+  to(std::move(r));
   return sink;
 }
 
@@ -76,14 +86,59 @@ bool Gateway::Call::Deliver(const std::string& message) {
 
 void Gateway::Call::Answer(int http_status, std::string body) {
   std::shared_ptr<SseSink> sink;
+  http::Responder to;
+  json::value id;
   {
     MutexLock lock(mu_);
-    if (answered_) return;
-    answered_ = true;
+    if (phase_ != Phase::kOpen) {
+      phase_ = Phase::kDone;  // parked: nobody is waiting for this answer any more
+      return;
+    }
+    phase_ = Phase::kDone;
     sink = sse_;
+    if (!sink) to = std::move(respond);
+    id = reply_id_;
   }
+  if (!id.is_null()) {  // a retry's answer carries the retry's id
+    boost::system::error_code ec;
+    json::value v = json::parse(body, ec);
+    if (!ec && v.is_object()) {
+      v.get_object()["id"] = id;
+      body = json::serialize(v);
+    }
+  }
+  SendLast(std::move(sink), std::move(to), http_status, std::move(body));
+}
+
+bool Gateway::Call::Park(json::object result) {
+  std::shared_ptr<SseSink> sink;
+  http::Responder to;
+  json::value reply;
+  {
+    MutexLock lock(mu_);
+    if (phase_ != Phase::kOpen) return false;
+    phase_ = Phase::kParked;
+    sink = std::exchange(sse_, nullptr);
+    if (!sink) to = std::move(respond);
+    reply = reply_id_.is_null() ? id : reply_id_;
+  }
+  SendLast(std::move(sink), std::move(to), 200, ResultText(reply, std::move(result)));
+  return true;
+}
+
+bool Gateway::Call::Rebind(json::value retry_id, http::Responder to) {
+  MutexLock lock(mu_);
+  if (phase_ != Phase::kParked) return false;
+  phase_ = Phase::kOpen;
+  reply_id_ = std::move(retry_id);
+  respond = std::move(to);
+  return true;
+}
+
+void Gateway::Call::SendLast(std::shared_ptr<SseSink> sink, http::Responder to, int http_status,
+                             std::string body) {
   if (!sink) {
-    respond(RpcResponse(http_status, std::move(body)));  // a modern caller's respond shapes it
+    to(RpcResponse(http_status, std::move(body)));  // a modern caller's responder shapes it
     return;
   }
   if (caller.modern) {  // the last message of a stream is in the revision's shape too
@@ -119,7 +174,7 @@ void Gateway::OnUpstreamRequest(Server& server, const json::object& request, int
     return;
   }
   auto& call = static_cast<Call&>(*route->target);  // the relay's targets are calls
-  RelayedExchange x{method, route->mcp_session, json::serialize(params), "", "refused", ""};
+  RelayedExchange x{method, Asked(route->mcp_session), json::serialize(params), "", "refused", ""};
   // Recorded before the server hears the answer: its result may end the call (and take the
   // call's exchanges for the outcome) on another thread at once.
   auto refuse = [&](int code, const std::string& why) {
@@ -127,23 +182,24 @@ void Gateway::OnUpstreamRequest(Server& server, const json::object& request, int
     call.Exchanged(std::move(x));
     server.upstream->Respond(upstream_id, ErrorAnswer(code, why));
   };
-  if (call.caller.modern) {
-    // 2026-07-28 forbids requests to the client on any stream: it is asked through an
-    // input_required result and a retry, which the gateway does not bridge to a 2025-era
-    // upstream yet.
-    refuse(kInternalError, "the client speaks MCP " + std::string(kModernVersion) +
-                               ", which is asked through input_required results; the gateway "
-                               "does not bridge " +
-                               method + " to it yet");
-    return;
-  }
+  // What the client declared: at initialize (its MCP session), or in this very request (2026).
   if (std::string need = NeededCapability(method, params);
-      !need.empty() && !sessions_->ClientDeclared(route->mcp_session, need)) {
+      !need.empty() &&
+      !(call.caller.modern
+            ? ClientCapabilities(json::object{{"capabilities", call.caller.modern->capabilities}})
+                      .count(need) > 0
+            : sessions_->ClientDeclared(route->mcp_session, need))) {
     refuse(kMethodNotFound, "the client did not declare the " + need + " capability");
     return;
   }
   RelayedRequest r =
       relay_->Add(*route, json::serialize(upstream_id), method, json::serialize(params));
+  if (call.caller.modern) {
+    // 2026-07-28 allows no request to the client on any stream: it is asked in an
+    // input_required result, and answers in its retry of the same request.
+    AskModern(call);
+    return;
+  }
   json::object out{{"jsonrpc", "2.0"}, {"id", r.id}, {"method", method}};
   if (request.contains("params")) out["params"] = std::move(params);
   if (!call.Deliver(json::serialize(out))) {
@@ -157,6 +213,59 @@ void Gateway::OnUpstreamRequest(Server& server, const json::object& request, int
   }
 }
 
+void Gateway::AskModern(Call& call) {
+  std::vector<RelayedRequest> waiting = relay_->Waiting(call.relay_call);
+  if (waiting.empty()) return;
+  json::object requests;
+  for (const RelayedRequest& r : waiting) {
+    json::object q{{"method", r.method}};
+    boost::system::error_code ec;
+    if (json::value p = json::parse(r.params, ec);
+        !ec && p.is_object() && !p.get_object().empty()) {
+      q["params"] = std::move(p);
+    }
+    requests[r.id] = std::move(q);
+  }
+  uint8_t raw[32];
+  random_.Fill(raw);
+  std::string state = Base64UrlEncode(std::span<const uint8_t>(raw, sizeof raw));
+  relay_->Park(state, Relay::Parked{call.relay_call, call.caller.access.session.sid, call.method});
+  json::object result{{"resultType", "input_required"},
+                      {"inputRequests", std::move(requests)},
+                      {"requestState", state}};
+  // Parked already (this request will be asked again at the retry) or answered: no new state.
+  if (!call.Park(std::move(result))) relay_->Unpark(state);
+}
+
+void Gateway::HandleRetry(const Caller& caller, const Message& msg, const json::object& params,
+                          Responder respond) {
+  auto refuse = [&](const std::string& why) {
+    respond(RpcResponse(200, ErrorText(msg.id, kInvalidParams, "params.requestState " + why)));
+  };
+  auto parked = relay_->Unpark(StringField(params, "requestState"));
+  if (!parked || parked->sid != caller.access.session.sid || parked->method != msg.method) {
+    refuse(
+        "is not one this gateway issued for this session and method (or it was used "
+        "already, or its call has ended)");
+    return;
+  }
+  auto call = std::static_pointer_cast<Call>(relay_->TargetOf(parked->call));
+  if (!call || !call->Rebind(msg.id, respond)) {
+    refuse("names a call that has ended");
+    return;
+  }
+  const json::value* given = params.if_contains("inputResponses");
+  const json::object* answers = given ? given->if_object() : nullptr;
+  for (const RelayedRequest& r : relay_->Waiting(parked->call)) {
+    const json::value* answer = answers ? answers->if_contains(r.id) : nullptr;
+    if (!answer || !relay_->Take(r.mcp_session, r.id).ok()) continue;
+    call->Exchanged(RelayedExchange{r.method, Asked(r.mcp_session), r.params, JsonDigest(*answer),
+                                    "answered", ""});
+    call->server->upstream->Respond(json::parse(r.upstream_id), json::object{{"result", *answer}});
+  }
+  AskModern(*call);  // what is still unanswered (or was asked meanwhile) is asked again
+}
+
 void Gateway::HandleClientResponse(const Caller& caller, const Message& msg, Responder respond) {
   std::string id = msg.id.is_string() ? std::string(msg.id.get_string()) : json::serialize(msg.id);
   auto r = relay_->Take(caller.session_id, id);
@@ -166,7 +275,7 @@ void Gateway::HandleClientResponse(const Caller& caller, const Message& msg, Res
   }
   auto& call = static_cast<Call&>(*r->target);
   json::object answer;
-  RelayedExchange x{r->method, r->mcp_session, r->params, "", "answered", ""};
+  RelayedExchange x{r->method, Asked(r->mcp_session), r->params, "", "answered", ""};
   if (auto e = msg.obj.find("error"); e != msg.obj.end()) {
     answer["error"] = e->value();
     x.status = "error";
@@ -188,7 +297,8 @@ void Gateway::EndRelay(Call& call) {
         json::object{{"jsonrpc", "2.0"},
                      {"method", "notifications/cancelled"},
                      {"params", json::object{{"requestId", r.id}, {"reason", why}}}}));
-    call.Exchanged(RelayedExchange{r.method, r.mcp_session, r.params, "", "unanswered", why});
+    call.Exchanged(
+        RelayedExchange{r.method, Asked(r.mcp_session), r.params, "", "unanswered", why});
     call.server->upstream->Respond(json::parse(r.upstream_id), ErrorAnswer(kInternalError, why));
   }
 }

@@ -240,14 +240,23 @@ std::optional<UpstreamCancel> SessionRegistry::CancelCall(const CallKey& key,
   return UpstreamCancel{it->second.upstream, it->second.upstream_id};
 }
 
-std::vector<std::shared_ptr<SseSink>> SessionRegistry::StreamsSeeing(
-    const std::string& server) const {
+std::vector<std::shared_ptr<SseSink>> SessionRegistry::StreamsSeeing(const std::string& server,
+                                                                     bool aggregate_too) const {
   std::vector<std::shared_ptr<SseSink>> out;
   MutexLock lock(mu_);
   for (const auto& [_, s] : sessions_) {
-    if (s.stream && (s.server.empty() || s.server == server)) out.push_back(s.stream);
+    if (s.stream && ((aggregate_too && s.server.empty()) || s.server == server)) {
+      out.push_back(s.stream);
+    }
   }
   return out;
+}
+
+std::optional<std::shared_ptr<SseSink>> SessionRegistry::StreamOf(const std::string& id) const {
+  MutexLock lock(mu_);
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return std::nullopt;
+  return it->second.stream;
 }
 
 std::vector<std::shared_ptr<SseSink>> SessionRegistry::TakeStreams() {

@@ -108,8 +108,12 @@ class SessionRegistry {
   // flight, or remembered until Forwarded).
   std::optional<UpstreamCancel> CancelCall(const CallKey& key, const std::string& reason);
 
-  // The open GET streams of the sessions that see `server` (its own and the aggregate ones).
-  std::vector<std::shared_ptr<SseSink>> StreamsSeeing(const std::string& server) const;
+  // The open GET streams of the sessions that see `server`: its own, and with `aggregate_too`
+  // the aggregate ones (which see its tools, not its resources or prompts).
+  std::vector<std::shared_ptr<SseSink>> StreamsSeeing(const std::string& server,
+                                                      bool aggregate_too = true) const;
+  // Live MCP session `id`'s GET stream (null when none is open); nullopt when it has ended.
+  std::optional<std::shared_ptr<SseSink>> StreamOf(const std::string& id) const;
   // Every open stream, taken from its session (at shutdown).
   std::vector<std::shared_ptr<SseSink>> TakeStreams();
 

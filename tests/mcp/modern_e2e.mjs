@@ -11,7 +11,7 @@
 // 2. Raw HTTP: every rung of the validation ladder (-32602, -32020, -32022; HTTP 400) and its
 //    order; server/discover; removed methods (404, -32601); resultType, ttlMs, cacheScope and
 //    serverInfo on results; handler errors in-band (HTTP 200); -32002 never sent to a modern
-//    client; an upstream's elicitation/sampling during a modern call refused and recorded; the
+//    client; an upstream's elicitation/sampling during a modern call asked through input_required; the
 //    ledger's per-request attribution (caller.mcp_protocol, caller.mcp_client).
 // 3. Log messages reach a modern call only with _meta logLevel, at that level or more severe.
 // Exits non-zero on the first failure; needs `npm ci` in tests/mcp and tests/mcp_conformance
@@ -24,7 +24,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { loadSdk, referenceServer, registerAgent, request, startCustody } from './harness.mjs';
-import { tracedWithOutcome } from './traced.mjs';
+import { digest, tracedWithOutcome } from './traced.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const custody = process.argv[2];
@@ -604,30 +604,71 @@ async function checkUnavailable(ctx) {
   console.log('ok an upstream timeout: -32002 to the 2025-11-25 client, -32000 (in-band) to the 2026-07-28 one');
 }
 
-// 2f. An upstream's elicitation/create or sampling/createMessage during a modern call: the
-// client is sent no request, the upstream gets an error, the exchange is recorded as refused.
+// 2f. An upstream's elicitation/create or sampling/createMessage during a modern call (the
+// server is 2025-era): the client is sent no request on any stream; it is asked in an
+// input_required result, and answers in its retry with inputResponses and the requestState. A
+// state is good once, for its session and method; a retry without the answer is asked again;
+// the exchange is recorded with the answer's digest. A client without the capability is not
+// asked: the upstream gets an error and the exchange is recorded as refused.
 async function checkServerRequests(ctx) {
+  // The conformance server's test_elicitation, and server-everything's sampling tool (the
+  // conformance server's test_sampling checks its answer against a schema no client answer meets).
   const cases = [
-    ['test_elicitation', { message: 'Your name?' }, { elicitation: { form: {} } }, 'elicitation/create',
-      /^Elicitation not supported or error: /],
-    ['test_sampling', { prompt: 'Say hi' }, { sampling: {} }, 'sampling/createMessage',
-      /^Sampling not supported or error: /],
+    ['/mcp/conf', 'test_elicitation', { message: 'Your name?' }, { elicitation: { form: {} } },
+      'elicitation/create', { action: 'accept', content: { response: 'Ada' } },
+      (t) => t === 'User response: action=accept, content={"response":"Ada"}',
+      /did not declare the elicitation\.form capability/],
+    ['/mcp/everything', 'trigger-sampling-request', { prompt: 'Say hi', maxTokens: 20 }, { sampling: {} },
+      'sampling/createMessage',
+      { role: 'assistant', content: { type: 'text', text: 'hi there' }, model: 'relay-model', stopReason: 'endTurn' },
+      (t) => t.includes('hi there') && t.includes('relay-model'),
+      /did not declare the sampling capability/],
   ];
-  for (const [tool, args, caps, method, said] of cases) {
-    // The client declares the capability: 2026-07-28 alone forbids the request.
-    const r = await modern(ctx, '/mcp/conf', 'tools/call', { name: tool, arguments: args }, { meta: { [CAPS]: caps } });
-    const res = assertModernResult(r, tool);
-    const requests = r.messages.filter((x) => x.method && x.id !== undefined);
-    assert.deepEqual(requests, [], `${tool}: the client was sent a request`);
-    assert.match(textOf(res), said, `${tool}: the upstream got no error: ${textOf(res)}`);
+  for (const [path, tool, args, caps, method, answer, expected, refusedText] of cases) {
+    const call = (extra = {}) => modern(ctx, path, 'tools/call', { name: tool, arguments: args, ...extra },
+      { meta: { [CAPS]: caps } });
+    const first = await call();
+    assert.equal(first.status, 200, first.text);
+    const asked = first.json?.result;
+    assert.equal(asked?.resultType, 'input_required', `${tool}: ${first.text}`);
+    assert.deepEqual(first.messages.filter((x) => x.method && x.id !== undefined), [],
+      `${tool}: the client was sent a request on a stream`);
+    const keys = Object.keys(asked.inputRequests ?? {});
+    assert.equal(keys.length, 1, first.text);
+    assert.equal(asked.inputRequests[keys[0]].method, method, first.text);
+    assert.equal(typeof asked.requestState, 'string', first.text);
+
+    // A state that is not the gateway's, and one for another method, are refused in-band.
+    const forged = await call({ requestState: asked.requestState + 'x', inputResponses: { [keys[0]]: answer } });
+    assert.equal(forged.json?.error?.code, -32602, `${tool}: forged state: ${forged.text}`);
+    // A retry without the answer is asked again, under a new state.
+    const again = await call({ requestState: asked.requestState, inputResponses: {} });
+    assert.equal(again.json?.result?.resultType, 'input_required', `${tool}: ${again.text}`);
+    assert.deepEqual(Object.keys(again.json.result.inputRequests), keys, again.text);
+    assert.notEqual(again.json.result.requestState, asked.requestState);
+    const reused = await call({ requestState: asked.requestState, inputResponses: { [keys[0]]: answer } });
+    assert.equal(reused.json?.error?.code, -32602, `${tool}: a used state: ${reused.text}`);
+    // The answer: the tool completes with it, and the exchange is recorded.
+    const done = await call({ requestState: again.json.result.requestState, inputResponses: { [keys[0]]: answer } });
+    const res = assertModernResult(done, tool);
+    assert.ok(expected(textOf(res)), `${tool}: ${done.text}`);
     const t = await tracedWithOutcome(ctx, receiptOf(res, tool).action_id);
     const ex = t.outcome.exchanges ?? [];
     assert.equal(ex.length, 1, JSON.stringify(t.outcome));
     assert.equal(ex[0].method, method, JSON.stringify(ex[0]));
-    assert.equal(ex[0].status, 'refused', JSON.stringify(ex[0]));
+    assert.equal(ex[0].status, 'answered', JSON.stringify(ex[0]));
+    assert.equal(ex[0].answer_digest, digest(answer), JSON.stringify(ex[0]));
+
+    // Without the capability in this request, the client is not asked.
+    const bare = await modern(ctx, path, 'tools/call', { name: tool, arguments: args });
+    const b = assertModernResult(bare, tool);
+    assert.match(textOf(b), refusedText, `${tool}: the upstream got no error: ${textOf(b)}`);
+    const tb = await tracedWithOutcome(ctx, receiptOf(b, tool).action_id);
+    assert.equal(tb.outcome.exchanges?.[0]?.status, 'refused', JSON.stringify(tb.outcome));
   }
-  console.log('ok elicitation/create and sampling/createMessage during a 2026-07-28 call: the client is ' +
-    'sent no request, the upstream gets an error, the exchange is recorded as refused');
+  console.log('ok elicitation/create and sampling/createMessage during a 2026-07-28 call: asked in an ' +
+    'input_required result, answered in the retry (state used once, forged refused, unanswered asked ' +
+    'again), recorded; without the capability the client is not asked');
 }
 
 // 3. Log messages for a modern call: only with _meta logLevel, and at that level or above (the

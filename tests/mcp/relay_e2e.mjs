@@ -16,13 +16,13 @@
 // notifications/cancelled for the relayed id first, and the exchange is recorded as unanswered.
 // Exits non-zero on the first failure; needs `npm ci` in tests/mcp (scripts/test.sh does it).
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { loadSdk, referenceServer, registerAgent, request, startCustody } from './harness.mjs';
-import { tracedWithOutcome } from './traced.mjs';
+import { digest, tracedWithOutcome } from './traced.mjs';
 
 const { Client, StreamableHTTPClientTransport } = await loadSdk();
 const { CreateMessageRequestSchema, ElicitRequestSchema, LoggingMessageNotificationSchema } =
@@ -46,14 +46,6 @@ const SAMPLING_ROUNDS = 8;
 const dir = mkdtempSync(join(tmpdir(), 'custody-mcp-relay-'));
 let server;
 let stderrOf = () => '';
-
-// RFC 8785 (JCS) for the plain JSON values here: keys sorted by UTF-16 units, numbers and strings
-// as JSON.stringify writes them. The ledger's digests are sha256 of that form.
-const jcs = (v) => (Array.isArray(v) ? `[${v.map(jcs).join(',')}]`
-  : v !== null && typeof v === 'object'
-    ? `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${jcs(v[k])}`).join(',')}}`
-    : JSON.stringify(v));
-const digest = (v) => 'sha256:' + createHash('sha256').update(jcs(v)).digest('hex');
 
 // The JSON-RPC messages of an SSE body, as they come: the `data:` lines of each event (an event
 // ends at a blank line).
