@@ -312,7 +312,7 @@ async function main() {
   // --- The fake server: never-forwarded denials, traceparent, pinning, crash.
   const f = await connect('fake', tokenB);
   const fakeTools = (await f.client.listTools()).tools.map((t) => t.name);
-  assert.deepEqual(fakeTools.sort(), ['crash', 'echo', 'fail', 'slow']);
+  assert.deepEqual(fakeTools.sort(), ['crash', 'echo', 'fail', 'slow', 'subscriptions']);
   await assert.rejects(f.client.callTool({ name: 'touch', arguments: {} }),
     (e) => e.code === -32001 && /no-touch/.test(e.message));
   assert.ok(!existsSync(markerFile), 'a denied call reached the upstream server');

@@ -10,6 +10,9 @@
 // Beyond tools it declares resources and prompts, for the gateway's benchmark
 // (tests/mcp/overhead_bench.mjs): one text resource, fake://echo (resources/list, resources/read),
 // and one prompt, echo, with a `text` argument (prompts/list, prompts/get). Both answer at once.
+// resources/subscribe and unsubscribe are answered and logged; the tool `subscriptions` returns
+// that log. An echo with resource_updated: true sends notifications/resources/updated for
+// fake://echo, with prompts_changed: true notifications/prompts/list_changed.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 
@@ -27,6 +30,7 @@ const resource = { uri: 'fake://echo', name: 'echo', description: 'A short text'
 const prompt = { name: 'echo', description: 'Repeats its text argument',
   arguments: [{ name: 'text', description: 'What to repeat', required: true }] };
 
+const subscriptionLog = [];  // [method, uri] of every resources/(un)subscribe received
 const timers = new Map();  // request id -> timer of a pending slow call
 for await (const line of createInterface({ input: process.stdin })) {
   if (!line.trim()) continue;
@@ -47,6 +51,7 @@ for await (const line of createInterface({ input: process.stdin })) {
       { name: 'crash', description: 'Exits without answering', inputSchema: { type: 'object' } },
       { name: 'touch', description: 'Writes a marker file', inputSchema: { type: 'object' } },
       { name: 'fail', description: 'Answers with a JSON-RPC error of about `bytes` bytes', inputSchema: { type: 'object' } },
+      { name: 'subscriptions', description: 'The resources/(un)subscribe requests received', inputSchema: { type: 'object' } },
     ] } });
   } else if (m.method === 'tools/call') {
     const args = m.params.arguments ?? {};
@@ -57,6 +62,17 @@ for await (const line of createInterface({ input: process.stdin })) {
     if (m.params.name === 'echo' && args.list_changed === true) {
       send({ method: 'notifications/tools/list_changed' });
     }
+    if (m.params.name === 'echo' && args.prompts_changed === true) {
+      send({ method: 'notifications/prompts/list_changed' });
+    }
+    if (m.params.name === 'echo' && args.resource_updated === true) {
+      send({ method: 'notifications/resources/updated', params: { uri: resource.uri } });
+    }
+    if (m.params.name === 'subscriptions') {
+      send({ id: m.id, result: { content: [{ type: 'text', text: JSON.stringify(subscriptionLog) }],
+        structuredContent: { log: subscriptionLog } } });
+      continue;
+    }
     if (m.params.name === 'touch') writeFileSync(process.env.FAKE_MARKER_FILE, 'reached\n');
     if (m.params.name === 'slow' && process.env.FAKE_MARKER_FILE) {
       writeFileSync(process.env.FAKE_MARKER_FILE + '.slow-started', 'started\n');
@@ -66,6 +82,9 @@ for await (const line of createInterface({ input: process.stdin })) {
     } else if (m.params.name === 'slow') timers.set(m.id, setTimeout(answer, args.ms ?? 100));
     else if (m.params.name === 'echo' || m.params.name === 'touch') answer();
     else send({ id: m.id, error: { code: -32602, message: 'unknown tool ' + m.params.name } });
+  } else if (m.method === 'resources/subscribe' || m.method === 'resources/unsubscribe') {
+    subscriptionLog.push([m.method, m.params?.uri]);
+    send({ id: m.id, result: {} });
   } else if (m.method === 'resources/list') {
     send({ id: m.id, result: { resources: [resource] } });
   } else if (m.method === 'resources/read') {
