@@ -311,8 +311,16 @@ json::object Gateway::OfferedCapabilities(Server* server) {
   // What the gateway serves beyond tools is offered only where the server behind offers it
   // (never on /mcp).
   if (server) {
-    for (const char* cap : {"completions", "logging", "resources", "prompts"}) {
-      if (server->upstream->HasCapability(cap)) capabilities[cap] = json::object{};
+    // With the flags the gateway honours where the server has them: subscriptions and list
+    // changes are relayed (subscribing.cc).
+    const Upstream& u = *server->upstream;
+    for (std::string_view cap : {"completions", "logging", "resources", "prompts"}) {
+      if (!u.HasCapability(cap)) continue;
+      json::object flags;
+      for (std::string_view flag : {"subscribe", "listChanged"}) {
+        if (u.HasCapability(std::string(cap) + "." + std::string(flag))) flags[flag] = true;
+      }
+      capabilities[cap] = std::move(flags);
     }
   }
   return capabilities;

@@ -46,7 +46,14 @@ bool HandleServerMessage(const boost::json::object& message, int64_t related,
 std::set<std::string, std::less<>> CapabilityNames(const boost::json::object& result) {
   std::set<std::string, std::less<>> out;
   if (auto c = result.find("capabilities"); c != result.end() && c->value().is_object()) {
-    for (const auto& kv : c->value().get_object()) out.emplace(kv.key());
+    for (const auto& kv : c->value().get_object()) {
+      out.emplace(kv.key());
+      if (const auto* flags = kv.value().if_object()) {
+        for (const auto& f : *flags) {
+          if (f.value() == true) out.emplace(std::string(kv.key()) + "." + std::string(f.key()));
+        }
+      }
+    }
   }
   return out;
 }

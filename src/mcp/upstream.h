@@ -105,11 +105,13 @@ class Upstream {
   virtual const std::string& name() const = 0;
   virtual bool ready() const = 0;
   // Whether the server declared the capability `name` ("completions", "logging", "resources",
-  // …) in its last initialize answer (false before the first).
+  // …, or a flag of one: "resources.subscribe") in its last initialize answer (false before the
+  // first).
   virtual bool HasCapability(std::string_view name) const = 0;
 };
 
-// The names of the capabilities an initialize result declares (its `capabilities` members).
+// The names of the capabilities an initialize result declares (its `capabilities` members),
+// and "<name>.<flag>" for each of their flags that is true ("resources.subscribe").
 std::set<std::string, std::less<>> CapabilityNames(const boost::json::object& initialize_result);
 
 // The answer to a request an upstream server sent to the gateway (its id and method) when no

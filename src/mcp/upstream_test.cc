@@ -108,5 +108,14 @@ TEST(Upstream, ServerMessagesGoToTheirHandlers) {
   EXPECT_EQ(r.at("result").at("action"), "accept");
 }
 
+TEST(Upstream, CapabilityNamesIncludeTheFlagsThatAreTrue) {
+  auto names = CapabilityNames(json::parse(R"({"capabilities":{"tools":{},"logging":{},
+      "resources":{"subscribe":true,"listChanged":false},"prompts":{"listChanged":true}}})")
+                                   .as_object());
+  EXPECT_EQ(names, (std::set<std::string, std::less<>>{"tools", "logging", "resources",
+                                                       "resources.subscribe", "prompts",
+                                                       "prompts.listChanged"}));
+}
+
 }  // namespace
 }  // namespace custody::mcp

@@ -88,7 +88,9 @@ args = [${JSON.stringify(fake)}]
       protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
     assert.equal(init.status, 200, init.text);
     const sid = init.headers.get('mcp-session-id');
-    assert.ok(init.json.result.capabilities.resources, init.text);
+    // The server's flags are offered: the gateway relays subscriptions and list changes.
+    assert.deepEqual(init.json.result.capabilities.resources, { subscribe: true, listChanged: true }, init.text);
+    assert.deepEqual(init.json.result.capabilities.prompts, { listChanged: true }, init.text);
     const get = await fetch(url + '/mcp/fake', { headers: { authorization: `Bearer ${token}`,
       accept: 'text/event-stream', 'mcp-session-id': sid } });
     assert.equal(get.status, 200);

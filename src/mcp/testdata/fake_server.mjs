@@ -38,7 +38,7 @@ for await (const line of createInterface({ input: process.stdin })) {
   if (m.method === 'initialize') {
     // FAKE_INIT_DELAY_MS: a server slow to start; FAKE_INIT_FILE: written when it has answered.
     const answer = () => {
-      send({ id: m.id, result: { protocolVersion: m.params.protocolVersion, capabilities: { tools: {}, resources: {}, prompts: {} },
+      send({ id: m.id, result: { protocolVersion: m.params.protocolVersion, capabilities: { tools: {}, resources: { subscribe: true, listChanged: true }, prompts: { listChanged: true } },
         serverInfo: { name: 'fake', version: '1' } } });
       if (process.env.FAKE_INIT_FILE) writeFileSync(process.env.FAKE_INIT_FILE, String(Date.now()));
     };
