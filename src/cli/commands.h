@@ -24,7 +24,7 @@ void RegisterPolicyCommands(CLI::App& app);
 void RegisterContainCommands(CLI::App& app);
 // trace, session-events, blast-radius, review, graph, evidence (over HTTP).
 void RegisterInvestigateCommands(CLI::App& app);
-// tool list|approve: the MCP gateway's tool-definition pins (over HTTP).
+// tool|resource|prompt list|approve: the MCP gateway's definition pins (over HTTP).
 void RegisterToolCommands(CLI::App& app);
 // index rebuild: the action index derived from the ledger again (offline).
 void RegisterIndexCommands(CLI::App& app);

@@ -40,12 +40,25 @@ store::EventColumns ColumnsOfText(std::string_view event_json) {
 
 bool IsCustodyKind(std::string_view kind) {
   // events_test checks that every builder's kind is here.
-  static constexpr std::string_view kKinds[] = {
-      "action.decision",  "action.outcome", "action.outcome_refused",
-      "containment",      "policy.publish", "tool.definition_change",
-      "tool.approve",     "agent.register", "agent.update",
-      "credential.issue", "session.start",  "delegation",
-      "revocation",       "key.rotate",     "token.refuse"};
+  static constexpr std::string_view kKinds[] = {"action.decision",
+                                                "action.outcome",
+                                                "action.outcome_refused",
+                                                "containment",
+                                                "policy.publish",
+                                                "tool.definition_change",
+                                                "tool.approve",
+                                                "agent.register",
+                                                "agent.update",
+                                                "credential.issue",
+                                                "session.start",
+                                                "delegation",
+                                                "revocation",
+                                                "key.rotate",
+                                                "token.refuse",
+                                                "resource.definition_change",
+                                                "resource.approve",
+                                                "prompt.definition_change",
+                                                "prompt.approve"};
   for (std::string_view k : kKinds) {
     if (k == kind) return true;
   }

@@ -78,12 +78,20 @@ TEST(Columns, EveryBuiltKindIsACustodyKind) {
       kind_of(Build(SessionStart{})),   kind_of(Build(delegation)),
       kind_of(Build(Revocation{})),     kind_of(Build(KeyRotate{})),
       kind_of(Build(TokenRefuse{}))};
+  for (const char* type : {"Resource", "Prompt"}) {
+    ItemDefinitionChange change;
+    change.type = type;
+    ItemApprove approve;
+    approve.type = type;
+    built.push_back(kind_of(Build(change)));
+    built.push_back(kind_of(Build(approve)));
+  }
   std::set<std::string> kinds;
   for (const std::string& kind : built) {
     EXPECT_TRUE(IsCustodyKind(kind)) << kind;
     kinds.insert(kind);
   }
-  EXPECT_EQ(kinds.size(), 15u);
+  EXPECT_EQ(kinds.size(), 19u);
   for (std::string_view other : {"app.event", "test", "", "action", "action.decision2"}) {
     EXPECT_FALSE(IsCustodyKind(other)) << other;
   }
@@ -283,6 +291,18 @@ TEST(ToolEvents, DefinitionChangeAndApproveBytesArePinned) {
   EXPECT_EQ(Canonical(Build(ToolApprove{"e-7", "t", "files", "read", "h2", "admin"})),
             R"({"approved_hash":"h2","by":"admin","event_id":"e-7","kind":"tool.approve",)"
             R"("target":{"server":"files","tool":"read"},"time":"t"})");
+}
+
+TEST(ToolEvents, ResourceAndPromptDefinitionChangeAndApproveBytesArePinned) {
+  EXPECT_EQ(
+      Canonical(Build(
+          ItemDefinitionChange{"e-8", "t", "files", "Resource", "file:///a", "h1", "h2", "mcp"})),
+      R"({"approved_hash":"h1","event_id":"e-8","kind":"resource.definition_change",)"
+      R"("new_hash":"h2","target":{"id":"file:///a","server":"files","type":"Resource"},"time":"t",)"
+      R"("via":"mcp"})");
+  EXPECT_EQ(Canonical(Build(ItemApprove{"e-9", "t", "files", "Prompt", "greet", "h2", "admin"})),
+            R"({"approved_hash":"h2","by":"admin","event_id":"e-9","kind":"prompt.approve",)"
+            R"("target":{"id":"greet","server":"files","type":"Prompt"},"time":"t"})");
 }
 
 // The identity events are pinned as the text TokenService hands its sink (member order included);

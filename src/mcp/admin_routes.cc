@@ -1,7 +1,9 @@
 // The gateway's routes: the MCP endpoints, the RFC 9728 protected resource metadata, and the
-// administration of tool pins (GET /v1/mcp/tools, POST /v1/mcp/tools/approve).
+// administration of definition pins: GET /v1/mcp/{tools,resources,prompts} and POST
+// /v1/mcp/{tools,resources,prompts}/approve.
 #include <boost/json.hpp>
 
+#include "common/uri.h"
 #include "mcp/gateway.h"
 #include "mcp/gateway_internal.h"
 
@@ -10,6 +12,43 @@ namespace custody::mcp {
 using http::Request;
 using http::Responder;
 using http::Response;
+
+namespace {
+
+// The routes of one kind of pin, and the member naming an item in their bodies.
+struct PinRoutes {
+  PinKind kind;
+  const char* list_path;
+  const char* approve_path;
+  const char* plural;  // the list's member
+  const char* member;  // "tool" | "uri" | "prompt"
+};
+
+constexpr PinRoutes kPinRoutes[] = {
+    {PinKind::kTool, "/v1/mcp/tools", "/v1/mcp/tools/approve", "tools", "tool"},
+    {PinKind::kResource, "/v1/mcp/resources", "/v1/mcp/resources/approve", "resources", "uri"},
+    {PinKind::kPrompt, "/v1/mcp/prompts", "/v1/mcp/prompts/approve", "prompts", "prompt"},
+};
+
+const char* MemberOf(PinKind kind) {
+  for (const PinRoutes& r : kPinRoutes) {
+    if (r.kind == kind) return r.member;
+  }
+  return "tool";
+}
+
+// A definition pin as the API shows it (docs/API.md, "Definition pin").
+json::object PinJson(const PinRecord& p) {
+  return json::object{{"server", p.server},
+                      {MemberOf(p.kind), p.name},
+                      {"status", p.approved_hash == p.seen_hash ? "approved" : "changed"},
+                      {"approved_hash", p.approved_hash},
+                      {"seen_hash", p.seen_hash},
+                      {"first_seen_ms", p.first_seen_ms},
+                      {"changed_ms", p.changed_ms}};
+}
+
+}  // namespace
 
 Status Gateway::AddRoutes(http::Router& router, const http::AuthRequirement& read_auth) {
   for (const char* pattern : {"/mcp", "/mcp/{server}"}) {
@@ -40,58 +79,63 @@ Status Gateway::AddRoutes(http::Router& router, const http::AuthRequirement& rea
         router.Add(http::Route{"GET", path, metadata, http::AuthRequirement::None(), ""}));
   }
 
-  RETURN_IF_ERROR(router.Add(http::Route{
-      "GET", "/v1/mcp/tools",
-      [this](Request& req, Responder respond) {
-        auto pins = catalog_.List();
-        if (!pins.ok()) {
-          respond(http::ErrorResponse(pins.status(), req.request_id));
-          return;
-        }
-        json::array tools;
-        for (const auto& p : *pins) {
-          tools.push_back(
-              json::object{{"server", p.server},
-                           {"tool", p.tool},
-                           {"status", p.approved_hash == p.seen_hash ? "approved" : "changed"},
-                           {"approved_hash", p.approved_hash},
-                           {"seen_hash", p.seen_hash},
-                           {"first_seen_ms", p.first_seen_ms},
-                           {"changed_ms", p.changed_ms}});
-        }
-        respond(Response::Json(200, json::serialize(json::object{{"tools", std::move(tools)}})));
-      },
-      read_auth, ""}));
-  RETURN_IF_ERROR(router.Add(http::Route{
-      "POST", "/v1/mcp/tools/approve",
-      [this](Request& req, Responder respond) {
-        boost::system::error_code ec;
-        json::value v = json::parse(req.body, ec);
-        auto str = [&](const char* k) -> std::string {
-          if (ec || !v.is_object()) return "";
-          auto it = v.get_object().find(k);
-          return it != v.get_object().end() && it->value().is_string()
-                     ? std::string(it->value().get_string())
-                     : "";
-        };
-        std::string server = str("server"), tool = str("tool"), hash = str("hash");
-        if (server.empty() || tool.empty() || hash.empty()) {
-          respond(http::ErrorResponse(
-              InvalidArgumentError("body must be {\"server\",\"tool\",\"hash\"} (strings)"),
-              req.request_id));
-          return;
-        }
-        std::string by = req.principal ? "admin:" + req.principal->id : "";
-        Status s = Approve(server, tool, hash, by);
-        if (!s.ok()) {
-          respond(http::ErrorResponse(s, req.request_id));
-          return;
-        }
-        respond(
-            Response::Json(200, json::serialize(json::object{
-                                    {"server", server}, {"tool", tool}, {"approved_hash", hash}})));
-      },
-      http::AuthRequirement::AnyOf({"admin"}), "application/json"}));
+  for (const PinRoutes& r : kPinRoutes) {
+    RETURN_IF_ERROR(router.Add(http::Route{
+        "GET", r.list_path,
+        [this, r](Request& req, Responder respond) {
+          auto pins = catalog_.List(r.kind);
+          if (!pins.ok()) {
+            respond(http::ErrorResponse(pins.status(), req.request_id));
+            return;
+          }
+          json::array out;
+          for (const auto& p : *pins) out.push_back(PinJson(p));
+          respond(Response::Json(200, json::serialize(json::object{{r.plural, std::move(out)}})));
+        },
+        read_auth, ""}));
+    RETURN_IF_ERROR(router.Add(http::Route{
+        "POST", r.approve_path,
+        [this, r](Request& req, Responder respond) {
+          const PinKind kind = r.kind;
+          boost::system::error_code ec;
+          json::value v = json::parse(req.body, ec);
+          auto str = [&](const char* k) -> std::string {
+            if (ec || !v.is_object()) return "";
+            auto it = v.get_object().find(k);
+            return it != v.get_object().end() && it->value().is_string()
+                       ? std::string(it->value().get_string())
+                       : "";
+          };
+          std::string server = str("server"), name = str(r.member), hash = str("hash");
+          if (server.empty() || name.empty() || hash.empty()) {
+            respond(http::ErrorResponse(
+                InvalidArgumentError("body must be {\"server\",\"" + std::string(r.member) +
+                                     "\",\"hash\"} (strings)"),
+                req.request_id));
+            return;
+          }
+          if (kind == PinKind::kResource) {  // pinned by its canonical URI, as reads are decided
+            auto uri = NormalizeUri(name);
+            if (!uri.ok()) {
+              respond(http::ErrorResponse(InvalidArgumentError("uri: " + uri.status().message()),
+                                          req.request_id));
+              return;
+            }
+            name = std::move(*uri);
+          }
+          std::string by = req.principal ? "admin:" + req.principal->id : "";
+          Status s = kind == PinKind::kTool ? Approve(server, name, hash, by)
+                                            : catalog_.Approve(kind, server, name, hash, by);
+          if (!s.ok()) {
+            respond(http::ErrorResponse(s, req.request_id));
+            return;
+          }
+          respond(Response::Json(
+              200, json::serialize(json::object{
+                       {"server", server}, {r.member, name}, {"approved_hash", hash}})));
+        },
+        http::AuthRequirement::AnyOf({"admin"}), "application/json"}));
+  }
   return OkStatus();
 }
 

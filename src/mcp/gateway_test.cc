@@ -651,5 +651,137 @@ TEST_F(GatewayTest, AChangedToolDefinitionIsRefusedUntilApproved) {
   EXPECT_FALSE(ActionIdOf(b).empty());
 }
 
+// Resources and prompts are pinned as tools are. Here the pins an earlier run approved differ
+// from what the server lists now (public/a had another description, greet another argument):
+// the first read of public/a lists the resources first, and it and greet are then refused
+// (custody:resource_definition_changed, custody:prompt_definition_changed), recorded once in the
+// ledger and never forwarded, until an operator approves the hashes through the API. secret/b
+// was approved with a size: its size is no part of its definition. What the server lists reaches
+// policy (resource.name, resource.definition_hash); a resource never listed is read unpinned.
+TEST_F(GatewayTest, AChangedResourceOrPromptDefinitionIsRefusedUntilApproved) {
+  auto earlier_a = ResourceDefinitionHash(
+      json::object{{"uri", "file:///public/a"}, {"name", "a"}, {"description", "Public notes"}});
+  auto earlier_b =
+      ResourceDefinitionHash(json::object{{"uri", "file:///secret/b"}, {"name", "b"}, {"size", 7}});
+  auto earlier_greet = PromptDefinitionHash(
+      json::object{{"name", "greet"}, {"arguments", json::array{json::object{{"name", "who"}}}}});
+  ASSERT_TRUE(earlier_a.ok() && earlier_b.ok() && earlier_greet.ok());
+  ASSERT_TRUE(pins_->Observe(PinKind::kResource, "files", earlier_a->uri, earlier_a->hash, 1).ok());
+  ASSERT_TRUE(pins_->Observe(PinKind::kResource, "files", earlier_b->uri, earlier_b->hash, 1).ok());
+  ASSERT_TRUE(pins_->Observe(PinKind::kPrompt, "files", "greet", *earlier_greet, 1).ok());
+
+  auto ledger_kinds = [&] {
+    std::vector<std::string> kinds;
+    for (uint64_t i = 0; i < w_->ledger->Size(); ++i) {
+      auto leaf = w_->ledger->GetEntry(i);
+      if (!leaf.ok()) continue;
+      json::object e = json::parse(leaf->data).as_object();
+      const std::string kind(e.at("kind").as_string());
+      if (kind.starts_with("resource.") || kind.starts_with("prompt.")) {
+        kinds.push_back(kind + " " + std::string(e.at("target").at("id").as_string()));
+      }
+    }
+    return kinds;
+  };
+  auto admin = [&](const std::string& method, const std::string& path, json::object body) {
+    http::Request req;
+    req.method = method;
+    req.path = req.target = path;
+    req.body = json::serialize(body);
+    req.principal = http::Principal{"t1", "admin"};
+    auto m = router_.Find(method, path);
+    EXPECT_NE(m.route, nullptr) << path;
+    http::Response out;
+    if (m.route != nullptr) m.route->handler(req, [&out](http::Response r) { out = std::move(r); });
+    return out;
+  };
+
+  http::Response read = Post(Rpc(40, "resources/read", {{"uri", "file:///public/a"}}));
+  json::object r = json::parse(read.body).as_object();
+  ASSERT_TRUE(r.contains("error")) << read.body;
+  EXPECT_EQ(r.at("error").at("code"), kDenied);
+  EXPECT_EQ(r.at("error").at("data").at("reason"), "custody:resource_definition_changed");
+  const std::string a_hash(r.at("error").at("data").at("definition_hash").as_string());
+  EXPECT_NE(a_hash, earlier_a->hash);
+  EXPECT_NE(r.at("error").at("message").as_string().find(
+                "custody resource approve files file:///public/a " + a_hash),
+            std::string::npos)
+      << read.body;
+  auto methods = upstream_->Methods();
+  EXPECT_NE(std::find(methods.begin(), methods.end(), "resources/list"), methods.end())
+      << "a read before any listing lists first";
+  http::Response get = Post(Rpc(41, "prompts/get", {{"name", "greet"}}));
+  json::object g = json::parse(get.body).as_object();
+  ASSERT_TRUE(g.contains("error")) << get.body;
+  EXPECT_EQ(g.at("error").at("data").at("reason"), "custody:prompt_definition_changed");
+  const std::string greet_hash(g.at("error").at("data").at("definition_hash").as_string());
+  EXPECT_TRUE(upstream_->Calls().empty()) << "nothing refused reached the server";
+  Post(Rpc(42, "resources/list", {}));  // the same change again: recorded once
+  EXPECT_EQ(ledger_kinds(), (std::vector<std::string>{"resource.definition_change file:///public/a",
+                                                      "prompt.definition_change greet"}))
+      << "secret/b's size is no change";
+
+  http::Response listed = admin("GET", "/v1/mcp/resources", {});
+  ASSERT_EQ(listed.status, 200) << listed.body;
+  std::map<std::string, std::string> status;  // by URI
+  const json::value pins = json::parse(listed.body);
+  for (const json::value& p : pins.at("resources").as_array()) {
+    status[std::string(p.at("uri").as_string())] = p.at("status").as_string();
+  }
+  EXPECT_EQ(status["file:///public/a"], "changed") << listed.body;
+  EXPECT_EQ(status["file:///secret/b"], "approved") << listed.body;
+  EXPECT_EQ(admin("POST", "/v1/mcp/resources/approve",
+                  {{"server", "files"}, {"uri", "file:///public/a"}, {"hash", earlier_a->hash}})
+                .status,
+            409)
+      << "only the hash the server lists now";
+  http::Response ok = admin("POST", "/v1/mcp/resources/approve",
+                            {{"server", "files"}, {"uri", "FILE:///public/./a"}, {"hash", a_hash}});
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(json::parse(ok.body).at("uri"), "file:///public/a");
+  ASSERT_EQ(admin("POST", "/v1/mcp/prompts/approve",
+                  {{"server", "files"}, {"prompt", "greet"}, {"hash", greet_hash}})
+                .status,
+            200);
+  EXPECT_EQ(
+      admin("POST", "/v1/mcp/prompts/approve", {{"server", "files"}, {"hash", greet_hash}}).status,
+      400);
+
+  read = Post(Rpc(43, "resources/read", {{"uri", "file:///public/a"}}));
+  r = json::parse(read.body).as_object();
+  ASSERT_TRUE(r.contains("result")) << read.body;
+  EXPECT_EQ(r.at("result").at("_meta").at(kReceiptMetaKey).at("definition_hash").as_string(),
+            a_hash);
+  get = Post(Rpc(44, "prompts/get", {{"name", "greet"}}));
+  ASSERT_TRUE(json::parse(get.body).as_object().contains("result")) << get.body;
+  EXPECT_EQ(upstream_->Calls().size(), 2u);
+  std::vector<std::string> kinds = ledger_kinds();
+  ASSERT_EQ(kinds.size(), 4u);
+  EXPECT_EQ(kinds[2], "resource.approve file:///public/a");
+  EXPECT_EQ(kinds[3], "prompt.approve greet");
+
+  // A resource no list names (a template's, say) is read unpinned: no definition_hash.
+  http::Response unlisted = Post(Rpc(45, "resources/read", {{"uri", "file:///public/unlisted"}}));
+  json::object u = json::parse(unlisted.body).as_object();
+  ASSERT_TRUE(u.contains("result")) << unlisted.body;
+  EXPECT_FALSE(
+      u.at("result").at("_meta").at(kReceiptMetaKey).as_object().contains("definition_hash"));
+  // Policy sees what the server lists: reads only of pinned resources, by name.
+  auto pub = w_->svc->PublishPolicies(
+      "@id(\"public-read\") permit(principal, action == Action::\"read_resource\", resource in "
+      "Server::\"files\") when { resource.uri like \"file:///public/*\" };\n"
+      "@id(\"pinned-only\") forbid(principal, action == Action::\"read_resource\", resource) "
+      "unless { resource has definition_hash && resource has name && resource.name == \"a\" };",
+      "", "admin");
+  ASSERT_TRUE(pub.ok()) << pub.status().ToString();
+  read = Post(Rpc(46, "resources/read", {{"uri", "file:///public/a"}}));
+  EXPECT_TRUE(json::parse(read.body).as_object().contains("result")) << read.body;
+  unlisted = Post(Rpc(47, "resources/read", {{"uri", "file:///public/unlisted"}}));
+  u = json::parse(unlisted.body).as_object();
+  ASSERT_TRUE(u.contains("error")) << unlisted.body;
+  EXPECT_NE(u.at("error").at("message").as_string().find("pinned-only"), std::string::npos)
+      << unlisted.body;
+}
+
 }  // namespace
 }  // namespace custody::mcp

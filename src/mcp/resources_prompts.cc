@@ -2,7 +2,9 @@
 // like calling a tool: Cedar actions read_resource on Resource::"<server>/<uri>" and get_prompt
 // on Prompt::"<server>/<name>" (each in Server::"<server>"), decided and recorded before
 // anything is forwarded, answered with the receipt (call_pipeline.cc does the rest). Their
-// lists are filtered per caller as tools/list is.
+// lists are filtered per caller as tools/list is, and their definitions pinned as tools' are
+// (ToolCatalog): a resource or prompt whose listed definition changed is refused
+// (custody:resource_definition_changed, custody:prompt_definition_changed) until approved.
 #include <boost/json.hpp>
 
 #include "common/json_array.h"
@@ -32,6 +34,66 @@ std::optional<ListShape> ShapeOf(std::string_view method) {
   }
   if (method == "prompts/list") return ListShape{"prompts", "name", "Prompt", "get_prompt"};
   return std::nullopt;
+}
+
+// What a list of `method` pins: resources and prompts (templates are not pinned: what they
+// expand to is never listed).
+std::optional<PinKind> PinnedBy(std::string_view method) {
+  if (method == "resources/list") return PinKind::kResource;
+  if (method == "prompts/list") return PinKind::kPrompt;
+  return std::nullopt;
+}
+
+PinKind KindOf(const ServerItemMethod& m) {
+  return m.type == "Resource" ? PinKind::kResource : PinKind::kPrompt;
+}
+
+// The refusal reason of a changed definition of `kind`.
+std::string_view ChangedReason(PinKind kind) {
+  return kind == PinKind::kResource ? "custody:resource_definition_changed"
+                                    : "custody:prompt_definition_changed";
+}
+
+// What policy sees of a listed item beside its id: the listed attributes and definition_hash.
+std::map<std::string, std::string> PolicyAttrs(const std::optional<ToolCatalog::Item>& item) {
+  if (!item) return {};
+  std::map<std::string, std::string> attrs = item->attrs;
+  attrs["definition_hash"] = item->hash;
+  return attrs;
+}
+
+// A list runs at most this many pages when the gateway learns definitions on its own (as
+// ListVisible bounds an aggregate tools/list).
+constexpr int kMaxLearnPages = 100;
+
+// Lists `kind` of `server` upstream, every page (at most kMaxLearnPages, and not past a cursor
+// the server hands back unchanged) from `cursor`, into `catalog`. `done` gets the failure to
+// reach the server; a server's own error answer lists nothing and is no failure. The upstream
+// and the catalog outlive their calls (the gateway's).
+void LearnItems(Upstream& upstream, ToolCatalog& catalog, PinKind kind, std::string server,
+                std::function<void(Status)> done, json::value cursor = nullptr, int pages = 0) {
+  json::object fwd;
+  if (!cursor.is_null()) fwd["cursor"] = cursor;
+  const bool resources = kind == PinKind::kResource;
+  upstream.Call(
+      resources ? "resources/list" : "prompts/list", std::move(fwd),
+      [&upstream, &catalog, kind, resources, server = std::move(server), done = std::move(done),
+       sent = std::move(cursor), pages](Result<json::object> r) mutable {
+        if (!r.ok()) return done(r.status());
+        const json::value* res = r->if_contains("result");
+        if (res == nullptr || !res->is_object()) return done(OkStatus());
+        const json::object& result = res->get_object();
+        if (const json::value* items = result.if_contains(resources ? "resources" : "prompts");
+            items != nullptr && items->is_array()) {
+          catalog.PinItems(kind, server, items->get_array());
+        }
+        const json::value* next = result.if_contains("nextCursor");
+        if (next == nullptr || !next->is_string() || next->get_string().empty() || *next == sent ||
+            pages + 1 >= kMaxLearnPages) {
+          return done(OkStatus());
+        }
+        LearnItems(upstream, catalog, kind, std::move(server), std::move(done), *next, pages + 1);
+      });
 }
 
 }  // namespace
@@ -96,8 +158,46 @@ void Gateway::HandleServerItem(Server& server, const Caller& caller, const Serve
     return;
   }
   auto call = NewCall(server, caller, std::move(id), method, std::move(params), std::move(respond));
-  DecideAndForward(call, ServerItemRequest(m, server.name, std::move(*item), call->params,
-                                           caller.token, CallerContext(caller)));
+  const PinKind kind = KindOf(m);
+  // The item's pin checked as the catalog has it, then decided: with its listed attributes and
+  // definition_hash, or, never listed (a URI of a template, say), unpinned and without them.
+  auto decide = [this, call, m = &m, kind, name = std::move(*item)]() {
+    const std::string& sname = call->server->name;
+    std::optional<ToolCatalog::Item> known = catalog_.FindItem(kind, sname, name);
+    if (known && !known->approved) {
+      const std::string noun(PinKindName(kind));
+      const std::string_view reason = ChangedReason(kind);
+      json::object data{{"reason", reason}, {"definition_hash", known->hash}};
+      call->respond(RpcResponse(
+          200, ErrorText(call->id, kDenied,
+                         "refused: the definition of " + noun + " " + sname + "/" + name +
+                             " changed since it was approved (" + std::string(reason) +
+                             "); an operator must approve it: custody " + noun + " approve " +
+                             sname + " " + name + " " + known->hash,
+                         data)));
+      return;
+    }
+    attribution::AuthorizeRequest request = ServerItemRequest(
+        *m, sname, name, call->params, call->caller.token, CallerContext(call->caller));
+    request.resource_attrs = PolicyAttrs(known);
+    if (known) call->hash = known->hash;
+    DecideAndForward(call, std::move(request));
+  };
+  if (catalog_.Listed(kind, server.name)) {
+    decide();
+    return;
+  }
+  // Not listed through the gateway since it started: learn (and pin) the definitions first, as
+  // a tools/call of a tool not yet listed does.
+  LearnItems(*server.upstream, catalog_, kind, server.name,
+             [call, decide = std::move(decide)](Status s) {
+               if (!s.ok()) {
+                 call->respond(
+                     RpcResponse(200, ErrorText(call->id, JsonRpcCodeFor(s.code()), s.message())));
+                 return;
+               }
+               decide();
+             });
 }
 
 void Gateway::HandleSubscription(Server& server, const Caller& caller, const std::string& method,
@@ -119,8 +219,9 @@ void Gateway::HandleSubscription(Server& server, const Caller& caller, const std
 }
 
 bool Gateway::MayRead(Server& server, const Caller& caller, const std::string& uri) {
-  auto allowed = attribution_.WouldAllow(caller.access.session, "read_resource",
-                                         ServerItem(server.name, "Resource", uri), {});
+  auto allowed = attribution_.WouldAllow(
+      caller.access.session, "read_resource", ServerItem(server.name, "Resource", uri),
+      PolicyAttrs(catalog_.FindItem(PinKind::kResource, server.name, uri)));
   return allowed.ok() && *allowed;
 }
 
@@ -131,8 +232,8 @@ void Gateway::HandleFilteredList(Server& server, const Caller& caller, const std
   if (auto c = params.find("cursor"); c != params.end()) fwd["cursor"] = c->value();
   server.upstream->Call(
       method, std::move(fwd),
-      [this, &server, session = caller.access.session, shape = *shape, id = std::move(id),
-       respond = std::move(respond)](Result<json::object> r) {
+      [this, &server, session = caller.access.session, shape = *shape, pinned = PinnedBy(method),
+       id = std::move(id), respond = std::move(respond)](Result<json::object> r) {
         if (!r.ok()) {
           respond(RpcResponse(
               200, ErrorText(id, JsonRpcCodeFor(r.status().code()), r.status().message())));
@@ -152,6 +253,8 @@ void Gateway::HandleFilteredList(Server& server, const Caller& caller, const std
         json::object result = res->value().get_object();
         json::array visible;
         if (auto it = result.find(shape.items); it != result.end() && it->value().is_array()) {
+          // Every item is pinned, shown or not, as tools/list pins every tool.
+          if (pinned) catalog_.PinItems(*pinned, server.name, it->value().get_array());
           for (json::value& item : it->value().as_array()) {
             const json::value* n =
                 item.is_object() ? item.get_object().if_contains(shape.id_member) : nullptr;
@@ -163,8 +266,12 @@ void Gateway::HandleFilteredList(Server& server, const Caller& caller, const std
               if (!canonical.ok()) continue;  // nothing could read it through the gateway
               name = std::move(*canonical);
             }
-            auto allowed = attribution_.WouldAllow(session, std::string(shape.action),
-                                                   ServerItem(server.name, shape.type, name), {});
+            // Judged with what a read or get of it would be: its attributes and definition_hash.
+            std::map<std::string, std::string> attrs;
+            if (pinned) attrs = PolicyAttrs(catalog_.FindItem(*pinned, server.name, name));
+            auto allowed =
+                attribution_.WouldAllow(session, std::string(shape.action),
+                                        ServerItem(server.name, shape.type, name), attrs);
             if (allowed.ok() && *allowed) visible.push_back(std::move(item));
           }
         }

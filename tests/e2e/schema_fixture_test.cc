@@ -24,6 +24,11 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr int64_t kCurrentVersion = 1;
+// mcp.db is at version 2 (resources and prompts pinned beside tools).
+constexpr int64_t kMcpVersion = 2;
+int64_t CurrentVersion(const std::string& file) {
+  return file == "mcp.db" ? kMcpVersion : kCurrentVersion;
+}
 // What the fixtures hold (tests/fixtures/README.md).
 constexpr const char* kAdminTokenId = "0db749c7f94e5ab7";
 constexpr const char* kAgent = "fixture-agent";
@@ -267,14 +272,15 @@ TEST_F(SchemaFixtureTest, ToolPinsAreMigrated) {
   {
     auto store = store::OpenToolPinStore(At(path));
     ASSERT_TRUE(store.ok()) << store.status().ToString();
-    auto pins = (*store)->List();
+    auto pins = (*store)->List(store::PinKind::kTool);
     ASSERT_TRUE(pins.ok()) << pins.status().ToString();
     EXPECT_TRUE(pins->empty());  // the fixture server had no MCP upstream
-    auto seen = (*store)->Observe("github", "create_issue", std::string(64, 'a'), 1);
+    auto seen =
+        (*store)->Observe(store::PinKind::kTool, "github", "create_issue", std::string(64, 'a'), 1);
     ASSERT_TRUE(seen.ok()) << seen.status().ToString();
     EXPECT_TRUE(seen->first_seen);
   }
-  EXPECT_EQ(UserVersion(path), kCurrentVersion);
+  EXPECT_EQ(UserVersion(path), kMcpVersion);
 }
 
 TEST_F(SchemaFixtureTest, ANewFileGetsTheCurrentVersion) {
@@ -283,7 +289,7 @@ TEST_F(SchemaFixtureTest, ANewFileGetsTheCurrentVersion) {
     std::string path = (dir_ / o.file).string();
     Status st = o.open(path);
     ASSERT_TRUE(st.ok()) << st.ToString();
-    EXPECT_EQ(UserVersion(path), kCurrentVersion);
+    EXPECT_EQ(UserVersion(path), CurrentVersion(o.file));
     st = o.open(path);  // and opens again as it is
     EXPECT_TRUE(st.ok()) << st.ToString();
   }
@@ -297,7 +303,8 @@ TEST_F(SchemaFixtureTest, AFileFromANewerCustodyIsRefusedUntouched) {
     std::string before = ReadFile(path);
     Status st = o.open(path);
     EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
-    EXPECT_NE(st.message().find(path + " has schema version 99, newer than version 1"),
+    EXPECT_NE(st.message().find(path + " has schema version 99, newer than version " +
+                                std::to_string(CurrentVersion(o.file))),
               std::string::npos)
         << st.ToString();
     EXPECT_EQ(UserVersion(path), 99);

@@ -2,15 +2,15 @@
 
 namespace custody::store {
 
-Result<PinObservation> MemoryToolPinStore::Observe(const std::string& server,
-                                                   const std::string& tool, const std::string& hash,
+Result<PinObservation> MemoryToolPinStore::Observe(PinKind kind, const std::string& server,
+                                                   const std::string& name, const std::string& hash,
                                                    int64_t now_ms) {
   MutexLock lock(mu_);
   PinObservation obs;
-  auto [it, inserted] = pins_.try_emplace({server, tool});
+  auto [it, inserted] = pins_.try_emplace({kind, server, name});
   PinRecord& p = it->second;
   if (inserted) {
-    p = PinRecord{server, tool, hash, hash, now_ms, 0};
+    p = PinRecord{server, kind, name, hash, hash, now_ms, 0};
     obs.approved = true;
     obs.first_seen = true;
     obs.approved_hash = hash;
@@ -26,15 +26,16 @@ Result<PinObservation> MemoryToolPinStore::Observe(const std::string& server,
   return obs;
 }
 
-Status MemoryToolPinStore::Approve(const std::string& server, const std::string& tool,
+Status MemoryToolPinStore::Approve(PinKind kind, const std::string& server, const std::string& name,
                                    const std::string& hash) {
   MutexLock lock(mu_);
-  auto it = pins_.find({server, tool});
+  auto it = pins_.find({kind, server, name});
   if (it == pins_.end()) {
-    return NotFoundError("tool " + server + "/" + tool + " has never been seen");
+    return NotFoundError(std::string(PinKindName(kind)) + " " + server + "/" + name +
+                         " has never been seen");
   }
   if (it->second.seen_hash != hash) {
-    return FailedPreconditionError("the upstream currently advertises " + server + "/" + tool +
+    return FailedPreconditionError("the upstream currently advertises " + server + "/" + name +
                                    " with definition hash " + it->second.seen_hash + ", not " +
                                    hash);
   }
@@ -42,10 +43,12 @@ Status MemoryToolPinStore::Approve(const std::string& server, const std::string&
   return OkStatus();
 }
 
-Result<std::vector<PinRecord>> MemoryToolPinStore::List() {
+Result<std::vector<PinRecord>> MemoryToolPinStore::List(PinKind kind) {
   MutexLock lock(mu_);
   std::vector<PinRecord> out;
-  for (const auto& [_, p] : pins_) out.push_back(p);
+  for (const auto& [key, p] : pins_) {
+    if (std::get<0>(key) == kind) out.push_back(p);
+  }
   return out;
 }
 

@@ -5,7 +5,7 @@
 
 #include <map>
 #include <string>
-#include <utility>
+#include <tuple>
 
 #include "common/mutex.h"
 #include "store/tool_pin_store.h"
@@ -14,16 +14,16 @@ namespace custody::store {
 
 class MemoryToolPinStore final : public ToolPinStore {
  public:
-  Result<PinObservation> Observe(const std::string& server, const std::string& tool,
+  Result<PinObservation> Observe(PinKind kind, const std::string& server, const std::string& name,
                                  const std::string& hash, int64_t now_ms) override;
-  Status Approve(const std::string& server, const std::string& tool,
+  Status Approve(PinKind kind, const std::string& server, const std::string& name,
                  const std::string& hash) override;
-  Result<std::vector<PinRecord>> List() override;
+  Result<std::vector<PinRecord>> List(PinKind kind) override;
 
  private:
   Mutex mu_;
-  // By (server, tool): List's order.
-  std::map<std::pair<std::string, std::string>, PinRecord> pins_ GUARDED_BY(mu_);
+  // By (kind, server, name): List's order within a kind.
+  std::map<std::tuple<PinKind, std::string, std::string>, PinRecord> pins_ GUARDED_BY(mu_);
 };
 
 }  // namespace custody::store

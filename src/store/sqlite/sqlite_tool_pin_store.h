@@ -1,5 +1,5 @@
-// SqliteToolPinStore: the tool pins in <data_dir>/mcp.db (schema version 1). One mutex around
-// the connection.
+// SqliteToolPinStore: the definition pins in <data_dir>/mcp.db (schema version 2: table `pins`,
+// keyed by server, kind and name). One mutex around the connection.
 #pragma once
 
 #include <memory>
@@ -18,11 +18,11 @@ class SqliteToolPinStore final : public ToolPinStore {
   static Result<std::unique_ptr<SqliteToolPinStore>> Open(const std::string& path);
   ~SqliteToolPinStore() override;
 
-  Result<PinObservation> Observe(const std::string& server, const std::string& tool,
+  Result<PinObservation> Observe(PinKind kind, const std::string& server, const std::string& name,
                                  const std::string& hash, int64_t now_ms) override;
-  Status Approve(const std::string& server, const std::string& tool,
+  Status Approve(PinKind kind, const std::string& server, const std::string& name,
                  const std::string& hash) override;
-  Result<std::vector<PinRecord>> List() override;
+  Result<std::vector<PinRecord>> List(PinKind kind) override;
 
  private:
   explicit SqliteToolPinStore(std::unique_ptr<SqliteDb> db);
