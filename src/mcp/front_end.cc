@@ -218,10 +218,10 @@ void Gateway::Dispatch(Server* server, const Caller& caller, const std::string& 
     PassThrough(server, method, id, std::move(params), std::move(respond));
   } else if (const ServerItemMethod* item = ServerItemMethodOf(method);
              item || IsFilteredList(method)) {
-    if (!server) {
-      respond(RpcResponse(200, ErrorText(id, kMethodNotFound,
-                                         method + " is served on /mcp/{server} only (the "
-                                                  "aggregate endpoint has tools only)")));
+    if (!server && item) {
+      RouteServerItem(caller, *item, method, id, std::move(params), std::move(respond));
+    } else if (!server) {
+      HandleAggregateList(caller, method, id, std::move(respond));
     } else if (item) {
       HandleServerItem(*server, caller, *item, method, id, std::move(params), std::move(respond));
     } else {
@@ -308,9 +308,15 @@ void Gateway::HandleInitialize(Server* server, const Caller& caller, const json:
 
 json::object Gateway::OfferedCapabilities(Server* server) {
   json::object capabilities{{"tools", json::object{{"listChanged", true}}}};
-  // What the gateway serves beyond tools is offered only where the server behind offers it
-  // (never on /mcp).
-  if (server) {
+  // What the gateway serves beyond tools is offered only where a server behind offers it: on
+  // /mcp, resources and prompts of any (aggregate.cc; no subscriptions or list changes there).
+  if (!server) {
+    for (auto& [_, s] : servers_) {
+      for (std::string_view cap : {"resources", "prompts"}) {
+        if (s->upstream->HasCapability(cap)) capabilities[cap] = json::object{};
+      }
+    }
+  } else {
     // With the flags the gateway honours where the server has them: subscriptions and list
     // changes are relayed (subscribing.cc).
     const Upstream& u = *server->upstream;
@@ -333,8 +339,10 @@ json::object Gateway::ServerInfo(Server* server) {
 }
 
 std::string Gateway::Instructions(Server* server) {
-  return std::string(
-             server ? "" : "Tools of every server behind this gateway, named <server>__<tool>. ") +
+  return std::string(server ? ""
+                            : "Tools, prompts and resources of every server behind this gateway: "
+                              "tools and prompts named <server>__<name>, resources "
+                              "custody://<server>/<the server's URI>. ") +
          "Tool calls through this gateway are authorized by policy and recorded by Custody; "
          "results carry a receipt under _meta[\"dev.custody/receipt\"].";
 }

@@ -127,15 +127,17 @@ class Gateway {
   // The gateway's parts, one file each (docs/ARCHITECTURE.md, "MCP gateway"):
   //   admission.cc         protocol versions, Origin allow-list, metadata URL (pure functions)
   //   session_registry.cc  MCP sessions, their streams, idle expiry, calls in flight
-  //   tool_catalog.cc      tool definitions pinned, changes recorded, approvals
-  //   front_end.cc         the HTTP methods: admission, initialize, dispatch, GET, DELETE
+  //   tool_catalog.cc      tool, resource and prompt definitions pinned, changes recorded,
+  //   approvals front_end.cc         the HTTP methods: admission, initialize, dispatch, GET, DELETE
   //   modern_front_end.cc  2026-07-28 requests: checks, stateless dispatch, server/discover
   //   tools_list.cc        tools/list, filtered to what policy could allow
   //   call_pipeline.cc     tools/call: pin check, Authorize, forward, Complete, answer
   //   relaying.cc          the server's requests and log messages to the client, and back
   //   subscribing.cc       resource subscriptions, 2026-07-28 listen streams, list changes
+  //   aggregate.cc         resources and prompts of every server on /mcp
   //   gateway.cc           composition, upstream notifications, the containment listener
-  //   admin_routes.cc      routes, RFC 9728 metadata, tool pin administration
+  //   admin_routes.cc      routes, RFC 9728 metadata, pin administration (tools, resources,
+  //   prompts)
   struct Server;
   struct Call;      // one tools/call in flight
   struct Caller;    // the verified token behind a request
@@ -154,7 +156,7 @@ class Gateway {
                         const boost::json::object& params, http::Responder respond);
   // What initialize and server/discover tell a client of the endpoint (`server`, or nullptr for
   // /mcp): its capabilities, the gateway's serverInfo, instructions.
-  static boost::json::object OfferedCapabilities(Server* server);
+  boost::json::object OfferedCapabilities(Server* server);
   static boost::json::object ServerInfo(Server* server);
   static std::string Instructions(Server* server);
   // A request, past admission and its era's checks: to its method's handler (-32601 for a
@@ -191,6 +193,15 @@ class Gateway {
   // The MCP session key of a call for the session registry and the relay: the MCP session id,
   // or for a stateless request a key of its own ("stateless:<n>").
   std::string CallScope(const Caller& caller);
+
+  // --- aggregate.cc
+  // resources/list, resources/templates/list and prompts/list on /mcp: every server's (all
+  // pages), filtered per caller, named "custody://<server>/<uri>" and "<server>__<prompt>".
+  void HandleAggregateList(const Caller& caller, const std::string& method, boost::json::value id,
+                           http::Responder respond);
+  // resources/read and prompts/get on /mcp: routed by that name to the server's handler.
+  void RouteServerItem(const Caller& caller, const ServerItemMethod& m, const std::string& method,
+                       boost::json::value id, boost::json::object params, http::Responder respond);
 
   // --- subscribing.cc
   // resources/subscribe and unsubscribe of an MCP session: the URI made canonical (-32602 if it
@@ -241,17 +252,12 @@ class Gateway {
   // --- resources_prompts.cc
   // resources/read (Cedar action read_resource on Resource::"<server>/<uri>") and prompts/get
   // (get_prompt on Prompt::"<server>/<name>"), as `m` describes them: decided, recorded and
-  // forwarded as a tools/call is (no definition pin yet). Per-server endpoints only.
+  // forwarded as a tools/call is, a changed definition refused until approved (as a tool's).
   void HandleServerItem(Server& server, const Caller& caller, const ServerItemMethod& m,
                         const std::string& method, boost::json::value id,
                         boost::json::object params, http::Responder respond);
   // Whether the caller's policy could allow it to read `uri` (canonical) of `server`.
   bool MayRead(Server& server, const Caller& caller, const std::string& uri);
-  // resources/subscribe and unsubscribe: the URI made canonical (-32602 if it is not a URI),
-  // a subscription only to a resource the caller could read, then passed through.
-  void HandleSubscription(Server& server, const Caller& caller, const std::string& method,
-                          boost::json::value id, boost::json::object params,
-                          http::Responder respond);
   // resources/list, resources/templates/list, prompts/list: the server's page, its items
   // filtered to those the policy could allow the caller (WouldAllow, as for tools/list).
   void HandleFilteredList(Server& server, const Caller& caller, const std::string& method,

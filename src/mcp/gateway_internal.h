@@ -121,7 +121,7 @@ struct Gateway::Call : RelayTarget {
   std::string method = "tools/call";  // as forwarded upstream
   json::object params;
   std::string tool;  // tools/call: the upstream's name for it
-  std::string hash;  // tools/call: the pinned definition hash
+  std::string hash;  // the pinned definition hash (a tool's, resource's or prompt's), if any
   http::Responder respond;
   attribution::AuthorizeResult decision;
   std::chrono::steady_clock::time_point forwarded;

@@ -112,7 +112,7 @@ class FakeUpstream final : public Upstream {
   const std::string& name() const override { return name_; }
   bool ready() const override { return true; }
   bool HasCapability(std::string_view name) const override {
-    return name == "completions" || name == "logging";
+    return name == "completions" || name == "logging" || name == "resources" || name == "prompts";
   }
   std::vector<std::string> Methods() {
     std::lock_guard lock(mu_);
@@ -242,7 +242,7 @@ class GatewayTest : public ::testing::Test {
                       const std::vector<std::pair<std::string, std::string>>& headers = {}) {
     http::Request req;
     req.method = "POST";
-    req.path = "/mcp/files";
+    req.path = path_;
     req.target = req.path;
     req.body = body;
     req.headers.Set("authorization", "Bearer " + token_);
@@ -314,6 +314,7 @@ class GatewayTest : public ::testing::Test {
   FakeUpstream* upstream_ = nullptr;  // owned by the gateway
   http::Router router_;
   std::string token_, sid_, mcp_session_;
+  std::string path_ = "/mcp/files";
 };
 
 TEST_F(GatewayTest, AnAllowedCallIsRecordedForwardedAndAnsweredWithItsReceipt) {
@@ -781,6 +782,50 @@ TEST_F(GatewayTest, AChangedResourceOrPromptDefinitionIsRefusedUntilApproved) {
   ASSERT_TRUE(u.contains("error")) << unlisted.body;
   EXPECT_NE(u.at("error").at("message").as_string().find("pinned-only"), std::string::npos)
       << unlisted.body;
+}
+
+// The aggregate endpoint serves every server's resources and prompts, named for their server,
+// filtered per caller, and routes reads and gets by those names to the same decisions.
+TEST_F(GatewayTest, TheAggregateEndpointNamesResourcesAndPromptsByServer) {
+  path_ = "/mcp";
+  mcp_session_.clear();
+  http::Response init = Post(Rpc(70, "initialize", {{"protocolVersion", "2025-11-25"}}));
+  ASSERT_EQ(init.status, 200) << init.body;
+  mcp_session_ = std::string(init.headers.Get("mcp-session-id").value_or(""));
+  json::object caps = json::parse(init.body).at("result").at("capabilities").as_object();
+  EXPECT_TRUE(caps.contains("resources") && caps.contains("prompts")) << init.body;
+
+  json::object list = json::parse(Post(Rpc(71, "resources/list", {})).body).as_object();
+  // Every page (the fake hands its cursor back unchanged: that ends it), each item once, the
+  // secret one filtered out.
+  ASSERT_EQ(list.at("result").at("resources").as_array().size(), 1u) << json::serialize(list);
+  EXPECT_EQ(list.at("result").at("resources").at(0).at("uri"), "custody://files/file:///public/a");
+  EXPECT_FALSE(list.at("result").as_object().contains("nextCursor"));
+  json::object prompts = json::parse(Post(Rpc(72, "prompts/list", {})).body).as_object();
+  ASSERT_EQ(prompts.at("result").at("prompts").as_array().size(), 1u);
+  EXPECT_EQ(prompts.at("result").at("prompts").at(0).at("name"), "files__greet");
+
+  http::Response read =
+      Post(Rpc(73, "resources/read", {{"uri", "custody://files/file:///public/a"}}));
+  json::object r = json::parse(read.body).as_object();
+  ASSERT_TRUE(r.contains("result")) << read.body;
+  auto row = Action(ActionIdOf(r));
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(row->target, "files/resource:file:///public/a");
+  http::Response no =
+      Post(Rpc(74, "resources/read", {{"uri", "custody://files/file:///secret/b"}}));
+  EXPECT_EQ(json::parse(no.body).at("error").at("code"), kDenied) << no.body;
+  http::Response get = Post(Rpc(75, "prompts/get", {{"name", "files__greet"}}));
+  ASSERT_TRUE(json::parse(get.body).as_object().contains("result")) << get.body;
+  for (const char* bad :
+       {"file:///public/a", "custody://nope/file:///public/a", "custody://files"}) {
+    http::Response b = Post(Rpc(76, "resources/read", {{"uri", bad}}));
+    EXPECT_EQ(json::parse(b.body).at("error").at("code"), kInvalidParams) << bad << ": " << b.body;
+  }
+  auto calls = upstream_->Calls();
+  ASSERT_EQ(calls.size(), 2u) << "only the allowed read and get reached the server";
+  EXPECT_EQ(calls[0].at("uri"), "file:///public/a");
+  EXPECT_EQ(calls[1].at("name"), "greet");
 }
 
 }  // namespace

@@ -200,24 +200,6 @@ void Gateway::HandleServerItem(Server& server, const Caller& caller, const Serve
              });
 }
 
-void Gateway::HandleSubscription(Server& server, const Caller& caller, const std::string& method,
-                                 json::value id, json::object params, Responder respond) {
-  auto uri = CanonicalUri(params);
-  if (!uri.ok()) {
-    respond(RpcResponse(200, ErrorText(id, kInvalidParams, uri.status().message())));
-    return;
-  }
-  // A subscription only to a resource the caller could read (as resources/list shows it).
-  if (method == "resources/subscribe" && !MayRead(server, caller, *uri)) {
-    respond(RpcResponse(
-        200,
-        ErrorText(id, kDenied, "denied by Custody policy: this session may not read " + *uri)));
-    return;
-  }
-  params["uri"] = *uri;
-  PassThrough(&server, method, std::move(id), std::move(params), std::move(respond));
-}
-
 bool Gateway::MayRead(Server& server, const Caller& caller, const std::string& uri) {
   auto allowed = attribution_.WouldAllow(
       caller.access.session, "read_resource", ServerItem(server.name, "Resource", uri),

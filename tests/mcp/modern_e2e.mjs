@@ -493,7 +493,7 @@ async function checkDiscover(ctx) {
   const want = {
     '/mcp/everything': ['completions', 'logging', 'prompts', 'resources', 'tools'],
     '/mcp/conf': ['completions', 'logging', 'prompts', 'resources', 'tools'],
-    '/mcp': ['tools'],
+    '/mcp': ['prompts', 'resources', 'tools'],  // every server's, named for it (aggregate.cc)
   };
   for (const [path, keys] of Object.entries(want)) {
     const d = await modern(ctx, path, 'server/discover');

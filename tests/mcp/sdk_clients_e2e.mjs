@@ -181,7 +181,7 @@ async function checkResources(ctx) {
   assert.equal(receipt.decision, 'allow');
   assert.deepEqual(receipt.reasons, ['everything-all']);
   assert.equal(receipt.policy_hash, ctx.policyHash);
-  assert.equal(receipt.definition_hash, undefined, 'resources are not pinned');
+  assert.match(receipt.definition_hash, /^[0-9a-f]{64}$/, 'a listed resource is pinned');
   assert.match(receipt.outcome.event_id, /^[0-9a-f-]{36}$/);
   await assertReceiptVerifies(ctx, receipt.receipt, receipt.ledger_index,
     { decision: 'allow', action: 'read_resource' });
@@ -240,7 +240,7 @@ async function checkPrompts(ctx) {
   assert.ok(receipt, 'no receipt in result._meta: ' + JSON.stringify(got));
   assert.equal(receipt.decision, 'allow');
   assert.deepEqual(receipt.reasons, ['everything-all']);
-  assert.equal(receipt.definition_hash, undefined, 'prompts are not pinned');
+  assert.match(receipt.definition_hash, /^[0-9a-f]{64}$/, 'a listed prompt is pinned');
   await assertReceiptVerifies(ctx, receipt.receipt, receipt.ledger_index, { decision: 'allow', action: 'get_prompt' });
   const traced = await tracedWithOutcome(ctx, receipt.action_id);
   assert.equal(traced.request.target.type, 'Prompt');
