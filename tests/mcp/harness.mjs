@@ -1,5 +1,6 @@
 // Shared by gateway_e2e.mjs and overhead_bench.mjs: run `custody serve`, talk HTTP to it, and
 // get delegated session tokens for an agent (client secret + initiator assertion, RFC 8693).
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -117,4 +118,24 @@ export async function registerAgent(url, adminToken, name, grants) {
     actor_token_type: 'urn:ietf:params:oauth:token-type:jwt',
     audience, objective: 'mcp test' });
   return { session };
+}
+
+// A graceful stop of `custody serve` (SIGTERM: upstreams terminated, ledger flushed) exits 0,
+// with no sanitizer report in its stderr (`stderr()`: what it has written so far).
+export async function stopCleanly(server, stderr) {
+  server.kill('SIGTERM');
+  await new Promise((r) => (server.exitCode !== null ? r() : server.on('exit', r)));
+  assert.equal(server.exitCode, 0, `custody serve exited with ${server.exitCode ?? server.signalCode}`);
+  assert.ok(!/Sanitizer/.test(stderr()), 'custody serve reported a sanitizer error');
+}
+
+// The error a promise rejects with (an SDK call expected to fail); fails if it resolves.
+export async function rejection(promise) {
+  try {
+    const r = await promise;
+    assert.fail('expected a JSON-RPC error, got a result: ' + JSON.stringify(r).slice(0, 500));
+  } catch (e) {
+    if (e instanceof assert.AssertionError) throw e;
+    return e;
+  }
 }

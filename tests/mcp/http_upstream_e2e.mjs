@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-import { freePort, loadSdk, referenceServer, registerAgent, request, startCustody } from './harness.mjs';
+import { freePort, loadSdk, referenceServer, registerAgent, request, startCustody, stopCleanly } from './harness.mjs';
 
 const { Client, StreamableHTTPClientTransport } = await loadSdk();
 
@@ -143,10 +143,7 @@ headers = { X-Upstream-Token = "\${CUSTODY_E2E_UPSTREAM_TOKEN}" }
 
 try {
   await main();
-  server.kill('SIGTERM');
-  await new Promise((r) => (server.exitCode !== null ? r() : server.on('exit', r)));
-  assert.equal(server.exitCode, 0, `custody serve exited with ${server.exitCode ?? server.signalCode}`);
-  assert.ok(!/Sanitizer/.test(stderrOf()), 'custody serve reported a sanitizer error');
+  await stopCleanly(server, stderrOf);
   // server-everything logs each DELETE of a session it knows (its output may trail a little).
   for (let i = 0; i < 100 && !/Received session termination request/.test(upstreamLog); i++) {
     await new Promise((r) => setTimeout(r, 20));

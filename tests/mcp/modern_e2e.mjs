@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { loadSdk, referenceServer, registerAgent, request, startCustody } from './harness.mjs';
+import { loadSdk, referenceServer, registerAgent, request, startCustody, stopCleanly, rejection } from './harness.mjs';
 import { digest, tracedWithOutcome } from './traced.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -231,16 +231,6 @@ async function logsOnStreamOf(wire, id) {
   if (!s) return [];
   await s.ended;
   return s.messages.filter((m) => m.method === 'notifications/message').map((m) => m.params);
-}
-
-async function rejection(promise) {
-  try {
-    const r = await promise;
-    assert.fail('expected a JSON-RPC error, got a result: ' + JSON.stringify(r).slice(0, 500));
-  } catch (e) {
-    if (e instanceof assert.AssertionError) throw e;
-    return e;
-  }
 }
 
 // 1. Both eras at once, on the same token and endpoints. Log messages come from the conformance
@@ -740,10 +730,7 @@ args = ${JSON.stringify(['--import', TSX, CONF_SERVER])}
 
 try {
   await main();
-  server.kill('SIGTERM');
-  await new Promise((r) => (server.exitCode !== null ? r() : server.on('exit', r)));
-  assert.equal(server.exitCode, 0, `custody serve exited with ${server.exitCode ?? server.signalCode}`);
-  assert.ok(!/Sanitizer/.test(stderrOf()), 'custody serve reported a sanitizer error');
+  await stopCleanly(server, stderrOf);
   console.log('PASS mcp modern e2e');
   cleanup();
 } catch (e) {

@@ -21,7 +21,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { loadSdk, referenceServer, registerAgent, request, startCustody } from './harness.mjs';
+import { loadSdk, referenceServer, registerAgent, request, startCustody, stopCleanly } from './harness.mjs';
 import { digest, tracedWithOutcome } from './traced.mjs';
 
 const { Client, StreamableHTTPClientTransport } = await loadSdk();
@@ -451,10 +451,7 @@ args = ${JSON.stringify([everything, 'stdio'])}
 
 try {
   await main();
-  server.kill('SIGTERM');
-  await new Promise((r) => (server.exitCode !== null ? r() : server.on('exit', r)));
-  assert.equal(server.exitCode, 0, `custody serve exited with ${server.exitCode ?? server.signalCode}`);
-  assert.ok(!/Sanitizer/.test(stderrOf()), 'custody serve reported a sanitizer error');
+  await stopCleanly(server, stderrOf);
   console.log('PASS mcp relay e2e');
   rmSync(dir, { recursive: true, force: true });
 } catch (e) {

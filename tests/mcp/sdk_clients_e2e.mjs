@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-import { claims, loadSdk, referenceServer, registerAgent, request, startCustody } from './harness.mjs';
+import { claims, loadSdk, referenceServer, registerAgent, request, startCustody, stopCleanly, rejection } from './harness.mjs';
 import { tracedWithOutcome } from './traced.mjs';
 
 const { Client, StreamableHTTPClientTransport } = await loadSdk();
@@ -148,16 +148,6 @@ function assertDenied(e, policyId, policyHash) {
   assert.match(e.data.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
   assert.ok(Number.isInteger(e.data.ledger_index), JSON.stringify(e.data));
   return e.data;
-}
-
-async function rejection(promise) {
-  try {
-    const r = await promise;
-    assert.fail('expected a JSON-RPC error, got a result: ' + JSON.stringify(r).slice(0, 500));
-  } catch (e) {
-    if (e instanceof assert.AssertionError) throw e;
-    return e;
-  }
 }
 
 // --- Resources on server-everything: listing filtered, reads answered with a receipt, a
@@ -410,10 +400,7 @@ ${upstreamConfig('fs', [filesystem, fsRoot])}`);
 
 try {
   await main();
-  server.kill('SIGTERM');
-  await new Promise((r) => (server.exitCode !== null ? r() : server.on('exit', r)));
-  assert.equal(server.exitCode, 0, `custody serve exited with ${server.exitCode ?? server.signalCode}`);
-  assert.ok(!/Sanitizer/.test(stderrOf()), 'custody serve reported a sanitizer error');
+  await stopCleanly(server, stderrOf);
   console.log('PASS mcp sdk clients e2e');
   cleanup();
 } catch (e) {
