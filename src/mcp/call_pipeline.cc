@@ -316,7 +316,11 @@ void Gateway::FinishCall(std::shared_ptr<Call> call, Result<json::object> r) {
       meta[kReceiptMetaKey] = std::move(receipt);
       result["_meta"] = std::move(meta);
     } else if (auto err = out->find("error"); err != out->end()) {
-      err->value().as_object()["data"] = json::object{{kReceiptMetaKey, std::move(receipt)}};
+      // The receipt joins what the error's data says (the gateway's own reason, a server's
+      // details); data that is no object is replaced.
+      json::value& data = err->value().as_object()["data"];
+      if (!data.is_object()) data = json::object{};
+      data.get_object()[kReceiptMetaKey] = std::move(receipt);
     }
     Reply(*call, 200, json::serialize(*out));
   };

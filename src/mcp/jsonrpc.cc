@@ -117,7 +117,12 @@ std::string ResultText(const json::value& id, json::value result) {
 json::object ErrorObject(const json::value& id, int code, std::string_view message,
                          const json::value& data) {
   json::object err{{"code", code}, {"message", message}};
-  if (!data.is_null()) err["data"] = data;
+  if (!data.is_null()) {
+    err["data"] = data;
+  } else if (code == kUnavailable) {
+    // The gateway's own -32002, told apart from a server's (2025-06-18's resource not found).
+    err["data"] = json::object{{"reason", kUnavailableReason}};
+  }
   return json::object{{"jsonrpc", "2.0"}, {"id", id}, {"error", std::move(err)}};
 }
 

@@ -25,6 +25,8 @@ inline constexpr int kInvalidParams = -32602;
 inline constexpr int kInternalError = -32603;
 inline constexpr int kDenied = -32001;       // refused by policy, containment or pinning
 inline constexpr int kUnavailable = -32002;  // the upstream server is down or timed out
+// error.data.reason of the gateway's own -32002 (ErrorObject adds it when no data is given).
+inline constexpr std::string_view kUnavailableReason = "custody:upstream_unavailable";
 
 // Status -> JSON-RPC error code: invalid_argument -32602, not_found -32601 (a method or tool
 // that does not exist), permission_denied/unauthenticated/failed_precondition -32001,
@@ -54,7 +56,8 @@ bool ParseMessage(std::string_view text, Message* out, RpcError* error, json::va
 
 // {"jsonrpc":"2.0","id":id,"result":result}
 std::string ResultText(const json::value& id, json::value result);
-// {"jsonrpc":"2.0","id":id,"error":{"code","message"[,"data"]}}
+// {"jsonrpc":"2.0","id":id,"error":{"code","message"[,"data"]}}; a kUnavailable error without
+// data gets {"reason": kUnavailableReason}.
 std::string ErrorText(const json::value& id, int code, std::string_view message,
                       const json::value& data = nullptr);
 json::object ErrorObject(const json::value& id, int code, std::string_view message,

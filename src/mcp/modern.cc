@@ -122,14 +122,18 @@ bool RemovedInModern(std::string_view method) {
          method == "resources/subscribe" || method == "resources/unsubscribe";
 }
 
+bool ServedInModern(std::string_view method) {
+  return CacheableMethod(method) || method == "tools/call" || method == "prompts/get" ||
+         method == "completion/complete" || method == "subscriptions/listen";
+}
+
 bool CacheableMethod(std::string_view method) {
   return method == "tools/list" || method == "resources/list" ||
          method == "resources/templates/list" || method == "prompts/list" ||
          method == "resources/read" || method == "server/discover";
 }
 
-std::string ModernBody(std::string body, bool cacheable, const json::object& server_info,
-                       int* http_status) {
+std::string ModernBody(std::string body, bool cacheable, const json::object& server_info) {
   boost::system::error_code ec;
   json::value v = json::parse(body, ec);
   if (ec || !v.is_object()) return body;
@@ -145,9 +149,16 @@ std::string ModernBody(std::string body, bool cacheable, const json::object& ser
     if (!meta.is_object()) meta = json::object{};
     meta.get_object()[kMetaServerInfo] = server_info;
   } else if (json::value* e = o.if_contains("error"); e && e->is_object()) {
-    json::value& code = e->get_object()["code"];
-    if (code == kUnavailable) code = -32000;
-    if (code == kMethodNotFound) *http_status = 404;
+    // -32002 is retired in 2026-07-28: the gateway's own (upstream unavailable) becomes -32000,
+    // a 2025-era server's (resource not found) the revision's -32602.
+    json::object& err = e->get_object();
+    if (err["code"] == kUnavailable) {
+      const json::value* data = err.if_contains("data");
+      const json::value* reason =
+          data && data->is_object() ? data->get_object().if_contains("reason") : nullptr;
+      const bool ours = reason && reason->is_string() && reason->get_string() == kUnavailableReason;
+      err["code"] = ours ? -32000 : kInvalidParams;
+    }
   }
   return json::serialize(v);
 }

@@ -73,8 +73,10 @@ std::string NameInBody(const Message& msg);
 // The versions a client may choose from (-32022's data.supported, server/discover).
 json::array SupportedVersions();
 
-// Methods the modern era removed: 404 with -32601 for a modern request.
+// Methods the modern era removed.
 bool RemovedInModern(std::string_view method);
+// Methods the gateway serves to a modern request; any other is 404 with -32601.
+bool ServedInModern(std::string_view method);
 
 // Results a modern client may cache, which carry ttlMs and cacheScope.
 bool CacheableMethod(std::string_view method);
@@ -82,10 +84,10 @@ bool CacheableMethod(std::string_view method);
 // A response (serialized JSON-RPC) made modern: a result gets resultType "complete" unless it
 // has one, `server_info` in _meta, and for `cacheable` methods ttlMs 0 and
 // cacheScope "private" (answers are filtered per caller and policy may change at any time);
-// the gateway's -32002 (upstream unavailable, a code the revision retired) becomes -32000.
-// `*http_status` becomes 404 for -32601. Text that is not a JSON object is returned as is.
-std::string ModernBody(std::string body, bool cacheable, const json::object& server_info,
-                       int* http_status);
+// -32002, a code the revision retired, becomes -32000 when it is the gateway's own (upstream
+// unavailable) and -32602 when it is a 2025-era server's (resource not found). Text that is
+// not a JSON object is returned as is.
+std::string ModernBody(std::string body, bool cacheable, const json::object& server_info);
 
 // How severe an MCP log level is (debug 0 .. emergency 7); -1 for an unknown one.
 int LogSeverity(std::string_view level);

@@ -36,7 +36,7 @@ void Gateway::HandleModernPost(const http::Request& req, const Admitted& in, con
   const bool cacheable = CacheableMethod(msg.method);
   Responder out = [respond = std::move(respond), cacheable,
                    info = ServerInfo(in.server)](Response r) {
-    if (!r.sse) r.body = ModernBody(std::move(r.body), cacheable, info, &r.status);
+    if (!r.sse) r.body = ModernBody(std::move(r.body), cacheable, info);
     respond(std::move(r));
   };
   // A revoked token's attempt is recorded as a refusal, then answered 401 (an Mcp-Session-Id
@@ -53,10 +53,12 @@ void Gateway::HandleModernPost(const http::Request& req, const Admitted& in, con
                         });
     return;
   }
-  if (RemovedInModern(msg.method)) {
-    out(RpcResponse(200,
-                    ErrorText(msg.id, kMethodNotFound,
-                              msg.method + " is not part of MCP " + std::string(kModernVersion))));
+  if (!ServedInModern(msg.method)) {  // the revision's answer to an unknown method: 404
+    out(RpcResponse(
+        404, ErrorText(msg.id, kMethodNotFound,
+                       RemovedInModern(msg.method)
+                           ? msg.method + " is not part of MCP " + std::string(kModernVersion)
+                           : "method not found: " + msg.method)));
     return;
   }
   if (msg.method == "subscriptions/listen") {

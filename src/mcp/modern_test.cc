@@ -89,22 +89,29 @@ TEST(Modern, NamesMayComeBase64Encoded) {
 }
 
 TEST(Modern, ResultsGetTheRevisionsShape) {
-  int status = 200;
   json::object info{{"name", "custody-gateway/x"}, {"version", "0.1.0"}};
-  json::value list = json::parse(
-      ModernBody(R"({"jsonrpc":"2.0","id":1,"result":{"tools":[]}})", true, info, &status));
+  json::value list =
+      json::parse(ModernBody(R"({"jsonrpc":"2.0","id":1,"result":{"tools":[]}})", true, info));
   EXPECT_EQ(list.at("result").at("resultType"), "complete");
   EXPECT_EQ(list.at("result").at("ttlMs"), 0);
   EXPECT_EQ(list.at("result").at("cacheScope"), "private");
   EXPECT_EQ(list.at("result").at("_meta").at("io.modelcontextprotocol/serverInfo"), info);
-  EXPECT_EQ(status, 200);
-  json::value gone = json::parse(ModernBody(
-      R"({"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"x"}})", false, info, &status));
-  EXPECT_EQ(status, 404);
+  // An upstream's own -32601 stays as it was.
+  json::value gone = json::parse(
+      ModernBody(R"({"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"x"}})", false, info));
   EXPECT_EQ(gone.at("error").at("code"), -32601);
-  json::value down = json::parse(ModernBody(
-      R"({"jsonrpc":"2.0","id":1,"error":{"code":-32002,"message":"x"}})", false, info, &status));
-  EXPECT_EQ(down.at("error").at("code"), -32000) << "-32002 is retired in 2026-07-28";
+  // -32002 is retired: the gateway's own (ErrorText marks it) becomes -32000, a 2025-era
+  // server's resource-not-found the revision's -32602.
+  json::value down = json::parse(ModernBody(ErrorText(1, kUnavailable, "down"), false, info));
+  EXPECT_EQ(down.at("error").at("code"), -32000);
+  EXPECT_EQ(down.at("error").at("data").at("reason").as_string(), kUnavailableReason);
+  json::value missing = json::parse(
+      ModernBody(R"({"jsonrpc":"2.0","id":1,"error":{"code":-32002,"message":"no such resource"}})",
+                 false, info));
+  EXPECT_EQ(missing.at("error").at("code"), kInvalidParams);
+  EXPECT_TRUE(ServedInModern("tools/call"));
+  EXPECT_FALSE(ServedInModern("ping"));
+  EXPECT_FALSE(ServedInModern("tools/frobnicate"));
   EXPECT_EQ(LogSeverity("warning"), 3);
   EXPECT_EQ(LogSeverity("loud"), -1);
 }

@@ -142,7 +142,7 @@ void Gateway::Call::SendLast(std::shared_ptr<SseSink> sink, http::Responder to, 
     return;
   }
   if (caller.modern) {  // the last message of a stream is in the revision's shape too
-    body = ModernBody(std::move(body), CacheableMethod(method), ServerInfo(server), &http_status);
+    body = ModernBody(std::move(body), CacheableMethod(method), ServerInfo(server));
   }
   sink->Send(body, /*last=*/true);
 }
