@@ -278,9 +278,10 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
 }
 
 Status Service::Start() {
-  RETURN_IF_ERROR(impl_->server->Start());
+  // The MCP upstreams first (their handshakes, at most upstream_ready_wait): the port opens
+  // once a client's initialize can say what each server has, not tools alone.
   if (impl_->mcp) impl_->mcp->Start();
-  return OkStatus();
+  return impl_->server->Start();
 }
 
 void Service::Shutdown() {
