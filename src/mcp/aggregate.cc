@@ -79,17 +79,14 @@ void Gateway::HandleAggregateList(const Caller& caller, const std::string& metho
     // Every page of the server's filtered list, its items renamed.
     auto page = std::make_shared<std::function<void(json::value, int)>>();
     *page = [this, s, caller, method, shape, g, finish, page](json::value cursor, int pages) {
-      json::object params;
-      if (!cursor.is_null()) params["cursor"] = cursor;
-      HandleFilteredList(
-          *s, caller, method, nullptr, std::move(params),
-          [this, s, shape, g, finish, page, pages, sent = cursor](Response r) {
-            boost::system::error_code ec;
-            json::value v = json::parse(r.body, ec);
+      ListFiltered(
+          *s, caller.access.session, method, cursor,
+          [this, s, shape, g, finish, page, pages, sent = cursor](Result<json::object> r) {
             json::value next;
             json::array mine;
-            if (const json::value* res = ec ? nullptr : v.as_object().if_contains("result")) {
-              if (const json::value* list = res->as_object().if_contains(shape.items);
+            const json::value* res = r.ok() ? r->if_contains("result") : nullptr;
+            if (res && res->is_object()) {
+              if (const json::value* list = res->get_object().if_contains(shape.items);
                   list && list->is_array()) {
                 for (const json::value& item : list->get_array()) {
                   json::object o = item.as_object();
@@ -100,13 +97,14 @@ void Gateway::HandleAggregateList(const Caller& caller, const std::string& metho
               }
               // The next page, unless the server hands the cursor back unchanged (or it has
               // been 100 pages).
-              if (const json::value* c = res->as_object().if_contains("nextCursor");
+              if (const json::value* c = res->get_object().if_contains("nextCursor");
                   c && c->is_string() && !c->get_string().empty() && *c != sent && pages < 100) {
                 next = *c;
               }
             } else {
               LogUpstream(options_.upstream, LogLevel::kWarn, s->name,
-                          "left out of the aggregate list: " + r.body);
+                          "left out of the aggregate list: " +
+                              (r.ok() ? json::serialize(*r) : r.status().message()));
             }
             bool done;
             {

@@ -264,6 +264,11 @@ class Gateway {
                           boost::json::value id, boost::json::object params,
                           http::Responder respond);
   static bool IsFilteredList(std::string_view method);
+  // The same for one page from `cursor`, for `session`: `done` gets the upstream's answer object
+  // ({"result"} filtered, or its own {"error"}), or Unavailable.
+  void ListFiltered(Server& server, const identity::Session& session, const std::string& method,
+                    boost::json::value cursor,
+                    std::function<void(Result<boost::json::object>)> done);
   void ForwardCall(std::shared_ptr<Call> call);
   void FinishCall(std::shared_ptr<Call> call, Result<boost::json::object> upstream);
   // Sends the final JSON-RPC message of a call: as the HTTP response, or on its SSE stream.

@@ -209,28 +209,28 @@ bool Gateway::MayRead(Server& server, const Caller& caller, const std::string& u
 
 void Gateway::HandleFilteredList(Server& server, const Caller& caller, const std::string& method,
                                  json::value id, json::object params, Responder respond) {
+  json::value cursor = nullptr;
+  if (auto c = params.find("cursor"); c != params.end()) cursor = c->value();
+  ListFiltered(server, caller.access.session, method, std::move(cursor),
+               [id = std::move(id), respond = std::move(respond)](Result<json::object> r) {
+                 respond(UpstreamAnswer(id, r));
+               });
+}
+
+void Gateway::ListFiltered(Server& server, const identity::Session& session,
+                           const std::string& method, json::value cursor,
+                           std::function<void(Result<json::object>)> done) {
   std::optional<ListShape> shape = ShapeOf(method);
   json::object fwd;
-  if (auto c = params.find("cursor"); c != params.end()) fwd["cursor"] = c->value();
+  if (!cursor.is_null()) fwd["cursor"] = std::move(cursor);
   server.upstream->Call(
       method, std::move(fwd),
-      [this, &server, session = caller.access.session, shape = *shape, pinned = PinnedBy(method),
-       id = std::move(id), respond = std::move(respond)](Result<json::object> r) {
-        if (!r.ok()) {
-          respond(RpcResponse(
-              200, ErrorText(id, JsonRpcCodeFor(r.status().code()), r.status().message())));
-          return;
-        }
-        if (auto e = r->find("error"); e != r->end()) {  // the server's own refusal
-          respond(RpcResponse(200, json::serialize(json::object{
-                                       {"jsonrpc", "2.0"}, {"id", id}, {"error", e->value()}})));
-          return;
-        }
+      [this, &server, session, shape = *shape, pinned = PinnedBy(method),
+       done = std::move(done)](Result<json::object> r) {
+        if (!r.ok() || r->contains("error")) return done(std::move(r));  // as the server said
         auto res = r->find("result");
         if (res == r->end() || !res->value().is_object()) {
-          respond(RpcResponse(
-              200, ErrorText(id, kUnavailable, "malformed answer from upstream " + server.name)));
-          return;
+          return done(UnavailableError("malformed answer from upstream " + server.name));
         }
         json::object result = res->value().get_object();
         json::array visible;
@@ -258,7 +258,7 @@ void Gateway::HandleFilteredList(Server& server, const Caller& caller, const std
           }
         }
         result[shape.items] = std::move(visible);
-        respond(RpcResponse(200, ResultText(id, std::move(result))));
+        done(json::object{{"result", std::move(result)}});
       });
 }
 
