@@ -301,6 +301,11 @@ constexpr KeyDef kKeys[] = {
              .description = "PEM trust anchors for an https url, instead of the system store "
                             "(url servers only)"},
      .server_field = [](Config::McpServer& s) -> ServerField { return &s.ca_file; }},
+    {.key = {.name = "mcp.servers.NAME.protocol",
+             .default_text = "auto",
+             .description = "The MCP era the server speaks: auto (ask with server/discover, "
+                            "else initialize), 2026-07-28, or 2025 (initialize only)"},
+     .server_field = [](Config::McpServer& s) -> ServerField { return &s.protocol; }},
 };
 
 constexpr std::string_view kServersSection = "mcp.servers";
@@ -433,6 +438,10 @@ Status ApplyMcpServers(Config& c, const toml::table& servers, std::string_view n
     if (s.url.empty() && (!s.headers.empty() || !s.ca_file.empty())) {
       return InvalidArgumentError(Where(name, node.source()) + ": mcp.servers." + server +
                                   ": headers and ca_file apply to url servers only");
+    }
+    if (s.protocol != "auto" && s.protocol != "2026-07-28" && s.protocol != "2025") {
+      return InvalidArgumentError(Where(name, node.source()) + ": mcp.servers." + server +
+                                  ".protocol must be \"auto\", \"2026-07-28\" or \"2025\"");
     }
     if (!s.url.empty() && (!s.args.empty() || !s.env.empty())) {
       return InvalidArgumentError(Where(name, node.source()) + ": mcp.servers." + server +

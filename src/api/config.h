@@ -82,6 +82,7 @@ struct Config {
     std::string url;                             // or a remote Streamable HTTP upstream
     std::map<std::string, std::string> headers;  // sent to it; "${VAR}" reads the environment
     std::string ca_file;                         // https trust anchors (default: system store)
+    std::string protocol = "auto";               // "auto", "2026-07-28" or "2025"
     bool operator==(const McpServer&) const = default;
   };
   struct Mcp {

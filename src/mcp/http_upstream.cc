@@ -1,6 +1,7 @@
 #include "mcp/http_upstream.h"
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/json.hpp>
 #include <cstdlib>
@@ -14,6 +15,7 @@
 
 #include "common/mutex.h"
 #include "http/client.h"
+#include "mcp/upstream_era.h"
 
 namespace custody::mcp {
 namespace {
@@ -189,6 +191,12 @@ struct HttpUpstream::Impl {
   bool get_unsupported = false;  // the server answered the GET stream with 405
   std::string session_id;        // Mcp-Session-Id issued at initialize ("" if none)
   std::string version;           // negotiated protocol version
+  uint64_t listen_use = 0;       // the modern listen stream's connection use (0: none open)
+  bool relisten = false;         // the listen stream was closed to open it with a new filter
+
+  // 2026-07-28 (upstream_era.h): whether server/discover said so at the last handshake.
+  ModernEra era{options};
+  std::atomic<bool> modern{false};
 
   Mutex lifecycle_mu;  // serialises Start and Stop
 
@@ -228,8 +236,11 @@ struct HttpUpstream::Impl {
 
   // A request to the server's URL with the configured headers. A POST carries a JSON-RPC
   // message; `timeout` bounds connect, send, the response head and a JSON answer.
+  // A modern upstream gets the revision's headers instead of a session: the version, and for
+  // `message` (the JSON-RPC request in `body`) Mcp-Method and Mcp-Name.
   http::ClientRequest Request(std::string method, bool with_session, std::string body,
-                              std::chrono::milliseconds timeout) const {
+                              std::chrono::milliseconds timeout,
+                              const json::object* message = nullptr) const {
     http::ClientRequest r;
     r.method = std::move(method);
     r.target = endpoint.target;
@@ -240,7 +251,15 @@ struct HttpUpstream::Impl {
     } else if (r.method == "GET") {
       r.headers.Add("Accept", "text/event-stream");
     }
-    if (with_session) {
+    if (with_session && modern) {
+      r.headers.Add("MCP-Protocol-Version", std::string(kModernProtocol));
+      if (message) {
+        if (const json::value* m = message->if_contains("method"); m && m->is_string()) {
+          r.headers.Add("Mcp-Method", std::string(m->get_string()));
+        }
+        if (auto name = McpNameHeader(*message)) r.headers.Add("Mcp-Name", *name);
+      }
+    } else if (with_session) {
       if (!version.empty()) r.headers.Add("MCP-Protocol-Version", version);
       if (!session_id.empty()) r.headers.Add("Mcp-Session-Id", session_id);
     }
@@ -293,6 +312,7 @@ struct HttpUpstream::Impl {
       pending.erase(it);
       std::erase(waiting, id);
     }
+    era.Forget(id);
     done(std::move(r));
     return true;
   }
@@ -318,6 +338,9 @@ struct HttpUpstream::Impl {
       return false;
     }
     json::object& o = v.get_object();
+    if (modern && o.contains("method") && !o.contains("id") && !ModernEra::Inbound(o)) {
+      return false;
+    }
     auto send = [this](std::string text) {
       Spawn(SendMessage(std::move(text), "a reply to a server request"));
     };
@@ -348,6 +371,7 @@ struct HttpUpstream::Impl {
   }
 
   void SendCancelled(int64_t id, const std::string& reason) {
+    if (modern) return;  // 2026-07-28: closing the request's stream is the cancellation
     json::object n{{"jsonrpc", "2.0"},
                    {"method", "notifications/cancelled"},
                    {"params", json::object{{"requestId", id}, {"reason", reason}}}};
@@ -381,20 +405,38 @@ struct HttpUpstream::Impl {
   asio::awaitable<void> Post(int64_t id) {
     std::string body;
     uint64_t use = next_use++;
+    std::optional<json::object> sent;  // a modern upstream's request as sent
+    std::optional<json::object> local;
+    bool changed = false;
     {
       MutexLock lock(mu);
       auto it = pending.find(id);
       if (it == pending.end() || stopping) co_return;
-      it->second.sent = true;
-      it->second.use = use;
-      body = json::serialize(it->second.request);
+      if (modern) {
+        local = era.Local(it->second.request, &changed);
+        if (!local) {
+          era.Shape(it->second.request);
+          sent = it->second.request;
+        }
+      }
+      if (!local) {
+        it->second.sent = true;
+        it->second.use = use;
+        body = json::serialize(it->second.request);
+      }
+    }
+    if (local) {
+      Finish(id, std::move(*local));
+      if (changed) Relisten();
+      co_return;
     }
     uint64_t gen = generation;
     bool had_session = !session_id.empty();
     auto conn = Acquire(use);
     std::optional<json::object> answer;
     auto r = co_await conn->Exchange(
-        Request("POST", true, std::move(body), options.request_timeout + std::chrono::seconds(1)),
+        Request("POST", true, std::move(body), options.request_timeout + std::chrono::seconds(1),
+                sent ? &*sent : nullptr),
         [&](const http::SseEvent& e) { return !Dispatch(e.data, id, &answer); });
     bool still;
     {
@@ -441,10 +483,161 @@ struct HttpUpstream::Impl {
       Finish(id, UnavailableError(prefix + "answered HTTP " + std::to_string(r->status)));
       co_return;
     }
-    if (answer) {
+    if (answer && sent) {
+      Answered(era.OnAnswer(id, *sent, std::move(*answer)));
+    } else if (answer) {
       Finish(id, std::move(*answer));
     } else {
       Finish(id, UnavailableError(prefix + "ended its answer without a response to the request"));
+    }
+  }
+
+  // What a modern upstream's answer (or a client's answer to its input request) leads to.
+  void Answered(ModernEra::Step step) {
+    switch (step.kind) {
+      case ModernEra::Step::kFinal:
+        Finish(step.call, std::move(step.answer));
+        break;
+      case ModernEra::Step::kAsk:
+        if (!options.on_request) {
+          Finish(step.call, json::object{{"error", json::object{{"code", -32603},
+                                                                {"message",
+                                                                 "the MCP server asked for input "
+                                                                 "the gateway cannot relay"}}}});
+          break;
+        }
+        for (const json::object& ask : step.asks) options.on_request(ask, step.call);
+        break;
+      case ModernEra::Step::kRetry: {
+        {
+          MutexLock lock(mu);
+          auto it = pending.find(step.call);
+          if (it == pending.end() || stopping) break;
+          it->second.request = std::move(step.request);
+          it->second.sent = false;
+          it->second.use = 0;
+        }
+        asio::post(ioc, [this, id = step.call] { Launch(id); });
+        break;
+      }
+      case ModernEra::Step::kWait:
+        break;
+    }
+  }
+
+  // Only from the io thread: the resource subscriptions changed; the listen stream is opened
+  // again with the new filter.
+  void Relisten() {
+    relisten = true;
+    CloseUse(listen_use);
+    listen.cancel();
+  }
+
+  // POST server/discover. True (and a modern session: version, capabilities) when the server
+  // serves 2026-07-28; false when it answers anything else; an error when it cannot be reached.
+  asio::awaitable<Result<bool>> Discover() {
+    int64_t id;
+    {
+      MutexLock lock(mu);
+      id = next_id++;
+    }
+    http::ClientRequest request =
+        Request("POST", false, DiscoverRequest(id), options.request_timeout);
+    request.headers.Add("MCP-Protocol-Version", std::string(kModernProtocol));
+    request.headers.Add("Mcp-Method", "server/discover");
+    auto conn = Acquire(0);
+    std::optional<json::object> answer;
+    auto r = co_await conn->Exchange(std::move(request), [&](const http::SseEvent& e) {
+      return !Dispatch(e.data, id, &answer);
+    });
+    if (!r.ok()) {
+      Release(std::move(conn), false);
+      co_return r.status();
+    }
+    Release(std::move(conn), true);
+    if (!r->event_stream && !answer && !r->body.empty()) Dispatch(r->body, id, &answer);
+    if (r->status < 200 || r->status >= 300 || !answer) co_return false;
+    auto caps = ModernCapabilities(*answer);
+    if (!caps) co_return false;
+    session_id.clear();
+    version = std::string(kModernProtocol);
+    {
+      MutexLock lock(mu);
+      capabilities = std::move(*caps);
+    }
+    co_return true;
+  }
+
+  // server/discover first (unless the configuration says the server is 2025-era), then
+  // initialize if the server is not modern.
+  asio::awaitable<Status> Handshake() {
+    modern = false;
+    if (config.protocol != "2025") {
+      auto d = co_await Discover();
+      if (!d.ok()) co_return d.status();
+      if (*d) {
+        modern = true;
+        co_return OkStatus();
+      }
+      if (config.protocol == std::string(kModernProtocol)) {
+        co_return UnavailableError("server/discover did not show a server of MCP " +
+                                   std::string(kModernProtocol));
+      }
+    }
+    co_return co_await Initialize();
+  }
+
+  // A modern upstream's subscriptions/listen stream: list changes and the subscribed
+  // resources' updates, with the filter of the moment. Reopened when it ends and whenever the
+  // resource subscriptions change.
+  asio::awaitable<void> ModernListen(uint64_t gen) {
+    auto backoff = options.min_backoff;
+    for (;;) {
+      if (Stopping() || gen != generation) co_return;
+      relisten = false;
+      std::set<std::string, std::less<>> caps;
+      int64_t id;
+      {
+        MutexLock lock(mu);
+        caps = capabilities;
+        id = next_id++;
+      }
+      auto request = era.ListenRequest(id, caps);
+      if (!request) {  // nothing to listen to until a resource is subscribed
+        listen.expires_at(Clock::time_point::max());
+        co_await listen.async_wait(kTuple);
+        continue;
+      }
+      uint64_t use = next_use++;
+      listen_use = use;
+      auto conn = Acquire(use);
+      auto opened = Clock::now();
+      auto r = co_await conn->Exchange(
+          Request("POST", true, json::serialize(*request), std::chrono::seconds(30), &*request),
+          [this](const http::SseEvent& e) {
+            Dispatch(e.data, 0, nullptr);
+            return true;
+          });
+      Release(std::move(conn), false);
+      listen_use = 0;
+      if (Stopping() || gen != generation) co_return;
+      if (relisten) {
+        backoff = options.min_backoff;
+        continue;
+      }
+      if (!r.ok()) {
+        RequestReinit(gen, prefix + "is unreachable (" + r.status().message() + ")");
+        co_return;
+      }
+      if (r->status < 200 || r->status >= 300) {
+        Log(LogLevel::kWarn, "subscriptions/listen answered HTTP " + std::to_string(r->status) +
+                                 "; list changes and resource updates will not be relayed");
+        co_return;
+      }
+      if (Clock::now() - opened > std::chrono::seconds(10)) backoff = options.min_backoff;
+      listen.expires_after(backoff);
+      co_await listen.async_wait(kTuple);
+      backoff = std::min(backoff * 2, options.max_backoff);
     }
   }
 
@@ -528,7 +721,7 @@ struct HttpUpstream::Impl {
         co_await wake.async_wait(kTuple);
         continue;
       }
-      Status st = co_await Initialize();
+      Status st = co_await Handshake();
       if (Stopping()) co_return;
       if (st.ok()) {
         need_init = false;
@@ -545,7 +738,11 @@ struct HttpUpstream::Impl {
         Log(LogLevel::kInfo, "initialized: protocol " + version +
                                  (session_id.empty() ? ", no session id" : ", session id issued"));
         for (int64_t id : launch) Spawn(Post(id));
-        if (!get_unsupported) Spawn(Listen(generation));
+        if (modern) {
+          Spawn(ModernListen(generation));
+        } else if (!get_unsupported) {
+          Spawn(Listen(generation));
+        }
         continue;
       }
       {
@@ -627,6 +824,7 @@ struct HttpUpstream::Impl {
         }
       }
       for (auto& [id, p] : expired) {
+        era.Forget(id);
         if (p.sent) {
           CloseUse(p.use);
           SendCancelled(id, "timed out at the Custody gateway");
@@ -771,6 +969,7 @@ void HttpUpstream::Cancel(int64_t id, const std::string& reason) {
     p = std::move(it->second);
     m.pending.erase(it);
     std::erase(m.waiting, id);
+    m.era.Forget(id);
     if (p.sent && !m.stopping) {
       asio::post(m.ioc, [&m, id, reason, use = p.use] {
         m.CloseUse(use);
@@ -786,13 +985,18 @@ void HttpUpstream::Notify(const std::string& method, json::value params) {
   json::object n{{"jsonrpc", "2.0"}, {"method", method}};
   if (!params.is_null()) n["params"] = std::move(params);
   MutexLock lock(m.mu);
-  if (!m.ready || m.stopping) return;
+  // 2026-07-28 has no client notifications over HTTP (a cancellation closes the stream).
+  if (!m.ready || m.stopping || m.modern) return;
   asio::post(m.ioc,
              [&m, body = json::serialize(n), method] { m.Spawn(m.SendMessage(body, method)); });
 }
 
 void HttpUpstream::Respond(const json::value& id, json::object answer) {
   Impl& m = *impl_;
+  if (m.modern) {  // an answer to one of the input requests of an input_required result
+    if (auto step = m.era.OnRespond(id, std::move(answer))) m.Answered(std::move(*step));
+    return;
+  }
   MutexLock lock(m.mu);
   if (!m.ready || m.stopping) return;
   asio::post(m.ioc, [&m, body = ResponseText(id, std::move(answer))] {

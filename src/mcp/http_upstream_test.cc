@@ -204,8 +204,9 @@ TEST_F(HttpUpstreamTest, ManyConcurrentCallsAreMatchedToTheirCallers) {
   EXPECT_EQ(static_cast<HttpUpstream&>(*u).handshakes(), 1);
   EXPECT_TRUE(rec_.WaitForLog("1 remote: initialized: protocol 2025-06-18"));
 
-  // Every request after initialize carried the session and the negotiated version, and the
-  // transport's own headers.
+  // The server/discover probe came first (this server is of the 2025 era: it answered with an
+  // error), then initialize. Every request after initialize carried the session and the
+  // negotiated version, and the transport's own headers.
   json::value d = server.Debug();
   int posts = 0;
   for (const auto& e : d.at("headers").as_array()) {
@@ -214,12 +215,17 @@ TEST_F(HttpUpstreamTest, ManyConcurrentCallsAreMatchedToTheirCallers) {
     ++posts;
     EXPECT_EQ(h.at("content-type"), json::value("application/json"));
     EXPECT_EQ(h.at("accept"), json::value("application/json, text/event-stream"));
-    if (posts > 1) {
+    if (posts == 1) {
+      EXPECT_EQ(h.at("mcp-method"), json::value("server/discover"));
+      EXPECT_EQ(h.at("mcp-protocol-version"), json::value("2026-07-28"));
+      EXPECT_FALSE(h.contains("mcp-session-id"));
+    } else if (posts > 2) {
       EXPECT_TRUE(h.contains("mcp-session-id"));
       EXPECT_EQ(h.at("mcp-protocol-version"), json::value("2025-06-18"));
+      EXPECT_FALSE(h.contains("mcp-method"));
     }
   }
-  EXPECT_GE(posts, 27);  // initialize, initialized, 25 calls
+  EXPECT_GE(posts, 28);  // server/discover, initialize, initialized, 25 calls
 }
 
 TEST_F(HttpUpstreamTest, ProgressArrivesBeforeTheResultAndServerPingsAreAnswered) {

@@ -190,13 +190,18 @@ bool StdioUpstream::Spawn() {
     return false;
   }
   int64_t init_id;
+  bool probe = config_.protocol != "2025";
   {
     MutexLock lock(mu_);
     pid_ = pid;
     ++starts_;
     child_gone_ = false;
     ready_ = false;
+    modern_ = false;
+    listen_id_ = 0;
     init_id = init_id_ = next_id_++;
+    probing_ = probe;
+    probe_deadline_ = Clock::now() + kDiscoverWait;
   }
   {
     MutexLock wl(write_mu_);
@@ -209,7 +214,7 @@ bool StdioUpstream::Spawn() {
                 "started upstream server (pid " + std::to_string(pid) + "): " + config_.command);
   }
   // A failed write is reported by WriteLine; the handshake then times out and is retried.
-  (void)WriteLine(InitializeRequest(init_id, options_));
+  (void)WriteLine(probe ? DiscoverRequest(init_id) : InitializeRequest(init_id, options_));
   return true;
 }
 
@@ -283,6 +288,12 @@ void StdioUpstream::HandleLine(std::string_view line) {
     return;
   }
   json::object& o = v.get_object();
+  bool modern;
+  {
+    MutexLock lock(mu_);
+    modern = modern_;
+  }
+  if (modern && o.contains("method") && !o.contains("id") && !ModernEra::Inbound(o)) return;
   if (HandleServerMessage(
           o, /*related=*/0,
           [this](std::string text) {
@@ -295,6 +306,45 @@ void StdioUpstream::HandleLine(std::string_view line) {
   if (idit == o.end() || !idit->value().is_int64()) return;  // not one of our ids
   int64_t id = idit->value().get_int64();
   MutexLock lk(mu_);
+  if (id == init_id_ && probing_) {
+    probing_ = false;
+    if (auto caps = ModernCapabilities(o)) {
+      modern_ = true;
+      ready_ = true;
+      capabilities_ = std::move(*caps);
+      std::vector<std::string> lines;
+      std::vector<std::pair<int64_t, json::object>> answered;
+      for (int64_t w : waiting_) {
+        std::optional<json::object> local;
+        bool changed = false;
+        std::string line = Prepare(w, &local, &changed);
+        if (local) answered.emplace_back(w, std::move(*local));
+        if (!line.empty()) lines.push_back(std::move(line));
+      }
+      waiting_.clear();
+      lk.Unlock();
+      LogUpstream(options_, LogLevel::kInfo, config_.name,
+                  "upstream server speaks MCP " + std::string(kModernProtocol));
+      for (auto& [w, a] : answered) Finish(w, std::move(a));
+      for (const auto& l : lines) (void)WriteLine(l);
+      Listen();
+      return;
+    }
+    if (config_.protocol == kModernProtocol) {
+      int pid = pid_;
+      lk.Unlock();
+      LogUpstream(options_, LogLevel::kError, config_.name,
+                  "upstream server does not speak MCP " + std::string(kModernProtocol) +
+                      " (server/discover answered otherwise)");
+      ::kill(pid, SIGTERM);
+      return;
+    }
+    init_id_ = next_id_++;
+    int64_t init = init_id_;
+    lk.Unlock();
+    (void)WriteLine(InitializeRequest(init, options_));
+    return;
+  }
   if (id == init_id_) {
     if (o.contains("error")) {
       int pid = pid_;
@@ -313,7 +363,8 @@ void StdioUpstream::HandleLine(std::string_view line) {
     std::vector<std::string> lines;
     for (int64_t w : waiting_) {
       auto it = pending_.find(w);
-      if (it != pending_.end()) lines.push_back(std::move(it->second.line));
+      if (it != pending_.end())
+        lines.push_back(json::serialize(std::exchange(it->second.request, {})));
     }
     waiting_.clear();
     lk.Unlock();
@@ -326,12 +377,98 @@ void StdioUpstream::HandleLine(std::string_view line) {
   }
   auto it = pending_.find(id);
   if (it == pending_.end()) return;  // timed out already
+  o.erase("id");
+  o.erase("jsonrpc");
+  if (modern_) {
+    json::object request = it->second.request;
+    lk.Unlock();
+    Answered(era_.OnAnswer(id, request, std::move(o)));
+    return;
+  }
   UpstreamCallback done = std::move(it->second.done);
   pending_.erase(it);
   lk.Unlock();
-  o.erase("id");
-  o.erase("jsonrpc");
   done(std::move(o));
+}
+
+std::string StdioUpstream::Prepare(int64_t id, std::optional<json::object>* local, bool* changed) {
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return "";
+  if (!modern_) return json::serialize(std::exchange(it->second.request, {}));
+  *local = era_.Local(it->second.request, changed);
+  if (*local) return "";
+  era_.Shape(it->second.request);  // kept: a retry after input_required sends it again
+  return json::serialize(it->second.request);
+}
+
+void StdioUpstream::Finish(int64_t id, Result<json::object> r) {
+  UpstreamCallback done;
+  {
+    MutexLock lock(mu_);
+    auto it = pending_.find(id);
+    if (it == pending_.end()) return;
+    done = std::move(it->second.done);
+    pending_.erase(it);
+    std::erase(waiting_, id);
+  }
+  era_.Forget(id);
+  done(std::move(r));
+}
+
+void StdioUpstream::Answered(ModernEra::Step step) {
+  switch (step.kind) {
+    case ModernEra::Step::kFinal:
+      Finish(step.call, std::move(step.answer));
+      break;
+    case ModernEra::Step::kAsk:
+      if (!options_.on_request) {
+        Finish(step.call, json::object{{"error", json::object{{"code", -32603},
+                                                              {"message",
+                                                               "the MCP server asked for input "
+                                                               "the gateway cannot relay"}}}});
+        break;
+      }
+      for (const json::object& ask : step.asks) options_.on_request(ask, step.call);
+      break;
+    case ModernEra::Step::kRetry: {
+      std::string line;
+      {
+        MutexLock lock(mu_);
+        auto it = pending_.find(step.call);
+        if (it == pending_.end()) break;
+        it->second.request = std::move(step.request);
+        line = json::serialize(it->second.request);
+      }
+      (void)WriteLine(line);  // a failed write is reported; the call then times out
+      break;
+    }
+    case ModernEra::Step::kWait:
+      break;
+  }
+}
+
+void StdioUpstream::Listen() {
+  int64_t old, id;
+  std::set<std::string, std::less<>> caps;
+  {
+    MutexLock lock(mu_);
+    if (!modern_ || !ready_) return;
+    old = listen_id_;
+    id = next_id_++;
+    caps = capabilities_;
+  }
+  auto request = era_.ListenRequest(id, caps);
+  {
+    MutexLock lock(mu_);
+    listen_id_ = request ? id : 0;
+  }
+  if (old != 0) {
+    (void)WriteLine(json::serialize(json::object{
+        {"jsonrpc", "2.0"},
+        {"method", "notifications/cancelled"},
+        {"params", json::object{{"requestId", old}, {"reason", "the subscriptions changed"}}}}));
+  }
+  if (request) (void)WriteLine(json::serialize(*request));
 }
 
 bool StdioUpstream::WriteLine(const std::string& line) {
@@ -365,11 +502,18 @@ int64_t StdioUpstream::Call(const std::string& method, json::value params, Upstr
   int64_t id = next_id_++;
   json::object req{{"jsonrpc", "2.0"}, {"id", id}, {"method", method}};
   if (!params.is_null()) req["params"] = std::move(params);
-  std::string line = json::serialize(req);
   auto deadline = Clock::now() + options_.request_timeout;
   if (ready_) {
-    pending_[id] = Pending{std::move(done), deadline, ""};
+    pending_[id] = Pending{std::move(done), deadline, std::move(req)};
+    std::optional<json::object> local;
+    bool changed = false;
+    std::string line = Prepare(id, &local, &changed);
     lk.Unlock();
+    if (local) {
+      Finish(id, std::move(*local));
+      if (changed) Listen();
+      return id;
+    }
     if (!WriteLine(line)) {
       lk.Lock();
       auto it = pending_.find(id);
@@ -386,7 +530,7 @@ int64_t StdioUpstream::Call(const std::string& method, json::value params, Upstr
     done(UnavailableError("upstream server " + config_.name + " is starting; too many waiting"));
     return 0;
   }
-  pending_[id] = Pending{std::move(done), deadline, std::move(line)};
+  pending_[id] = Pending{std::move(done), deadline, std::move(req)};
   waiting_.push_back(id);
   return id;
 }
@@ -405,6 +549,7 @@ void StdioUpstream::Cancel(int64_t id, const std::string& reason) {
       std::erase(waiting_, id);
     }
   }
+  era_.Forget(id);
   if (sent) Notify("notifications/cancelled", json::object{{"requestId", id}, {"reason", reason}});
   done(UnavailableError("cancelled: " + reason));
 }
@@ -423,6 +568,11 @@ void StdioUpstream::Respond(const json::value& id, json::object answer) {
   {
     MutexLock lock(mu_);
     if (!ready_) return;
+    if (modern_) {  // an answer to one of the input requests of an input_required result
+      lock.Unlock();
+      if (auto step = era_.OnRespond(id, std::move(answer))) Answered(std::move(*step));
+      return;
+    }
   }
   (void)WriteLine(ResponseText(id, std::move(answer)));  // WriteLine reports a failure
 }
@@ -437,6 +587,7 @@ void StdioUpstream::FailAll(const std::string& why, bool include_waiting) {
         ++it;
         continue;
       }
+      era_.Forget(it->first);
       failed.push_back(std::move(it->second.done));
       it = pending_.erase(it);
     }
@@ -448,8 +599,13 @@ void StdioUpstream::FailAll(const std::string& why, bool include_waiting) {
 void StdioUpstream::ExpireDeadlines() {
   std::vector<std::pair<int64_t, UpstreamCallback>> expired;
   auto now = Clock::now();
+  int64_t fallback = 0;  // a probe went unanswered: initialize under this id
   {
     MutexLock lock(mu_);
+    if (probing_ && now > probe_deadline_ && pid_ != 0) {
+      probing_ = false;
+      fallback = init_id_ = next_id_++;
+    }
     for (auto it = pending_.begin(); it != pending_.end();) {
       if (it->second.deadline > now) {
         ++it;
@@ -460,7 +616,13 @@ void StdioUpstream::ExpireDeadlines() {
       it = pending_.erase(it);
     }
   }
+  if (fallback != 0) {
+    LogUpstream(options_, LogLevel::kInfo, config_.name,
+                "upstream server did not answer server/discover; initializing");
+    (void)WriteLine(InitializeRequest(fallback, options_));
+  }
   for (auto& [id, d] : expired) {
+    era_.Forget(id);
     Notify("notifications/cancelled",
            json::object{{"requestId", id}, {"reason", "timed out at the Custody gateway"}});
     d(UnavailableError("upstream server " + config_.name + " did not answer in time"));

@@ -7,8 +7,9 @@
 // the response is routed back to the caller's callback by that id (the caller's own id never
 // reaches the upstream). Requests sent while the server is (re)starting wait for the handshake;
 // when the process dies, or a request outlives its deadline, its callback gets Unavailable.
-// Requests from the server to the client are answered: `ping` with {}, anything else with
-// method-not-found (the gateway offers no client capabilities upstream).
+// Requests from the server to the client: `ping` is answered with {}, the others go to
+// UpstreamOptions::on_request. The handshake starts with server/discover: a server of MCP
+// 2026-07-28 is spoken to statelessly (upstream_era.h), any other after initialize.
 //
 // Thread-safe. Callbacks run on the reader or supervisor thread and must not block.
 #pragma once
@@ -18,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +27,7 @@
 #include "common/mutex.h"
 #include "common/status.h"
 #include "mcp/upstream.h"
+#include "mcp/upstream_era.h"
 
 namespace custody::mcp {
 
@@ -60,7 +63,9 @@ class StdioUpstream final : public Upstream {
   struct Pending {
     UpstreamCallback done;
     std::chrono::steady_clock::time_point deadline;
-    std::string line;  // the request, kept while waiting for the handshake
+    // The request: kept while waiting for the handshake, and by a modern server's for a retry
+    // after input_required.
+    boost::json::object request;
   };
   void Supervise() EXCLUDES(mu_, write_mu_);
   bool Spawn() EXCLUDES(mu_, write_mu_);
@@ -70,9 +75,18 @@ class StdioUpstream final : public Upstream {
   bool WriteLine(const std::string& line) EXCLUDES(write_mu_);  // takes write_mu_
   void FailAll(const std::string& why, bool include_waiting) EXCLUDES(mu_);
   void ExpireDeadlines() EXCLUDES(mu_);
+  // The line to write for pending request `id` (shaped for a modern server), or "" when the
+  // gateway answered it itself (then `*local` holds the answer).
+  std::string Prepare(int64_t id, std::optional<boost::json::object>* local, bool* changed)
+      REQUIRES(mu_);
+  void Answered(ModernEra::Step step) EXCLUDES(mu_, write_mu_);
+  void Finish(int64_t id, Result<boost::json::object> r) EXCLUDES(mu_);
+  // Opens a modern server's subscriptions/listen (cancelling the one open).
+  void Listen() EXCLUDES(mu_, write_mu_);
 
   const StdioServerConfig config_;
   const UpstreamOptions options_;
+  ModernEra era_{options_};
 
   mutable Mutex mu_;
   CondVar cv_;
@@ -85,6 +99,10 @@ class StdioUpstream final : public Upstream {
   int64_t starts_ GUARDED_BY(mu_) = 0;
   int64_t next_id_ GUARDED_BY(mu_) = 1;
   int64_t init_id_ GUARDED_BY(mu_) = 0;
+  bool probing_ GUARDED_BY(mu_) = false;  // init_id_ is a server/discover probe
+  std::chrono::steady_clock::time_point probe_deadline_ GUARDED_BY(mu_);
+  bool modern_ GUARDED_BY(mu_) = false;                 // the server answered the probe: 2026-07-28
+  int64_t listen_id_ GUARDED_BY(mu_) = 0;               // the open subscriptions/listen (0: none)
   std::map<int64_t, Pending> pending_ GUARDED_BY(mu_);  // sent, awaiting a response
   std::vector<int64_t> waiting_ GUARDED_BY(mu_);        // ids not yet sent (before ready)
 

@@ -50,6 +50,9 @@ struct UpstreamConfig {
   std::map<std::string, std::string> headers;  // http: sent with every request (e.g. the
                                                // upstream's own credential; never the agent's)
   std::string ca_file;  // https: PEM trust anchors instead of the system store
+  // Which MCP era the server speaks: "auto" (probe with server/discover, else initialize),
+  // "2026-07-28" (nothing else is accepted) or "2025" (initialize only, no probe).
+  std::string protocol = "auto";
 };
 using StdioServerConfig = UpstreamConfig;
 
