@@ -304,7 +304,8 @@ constexpr KeyDef kKeys[] = {
     {.key = {.name = "mcp.servers.NAME.protocol",
              .default_text = "auto",
              .description = "The MCP era the server speaks: auto (ask with server/discover, "
-                            "else initialize), 2026-07-28, or 2025 (initialize only)"},
+                            "else initialize), 2026-07-28, or 2025 (initialize only)",
+             .choices = "auto|2026-07-28|2025"},
      .server_field = [](Config::McpServer& s) -> ServerField { return &s.protocol; }},
 };
 

@@ -233,6 +233,10 @@ void Gateway::ForwardCall(std::shared_ptr<Call> call) {
     s.progress[call->progress_token] = Server::Progress{pt->value(), call};
     pt->value() = call->progress_token;
   }
+  // A 2026-07-28 upstream asks only what this caller can answer (a 2025 session is shared).
+  if (s.upstream->modern()) {
+    meta["io.modelcontextprotocol/clientCapabilities"] = RelayedCapabilities(*call);
+  }
   fwd["_meta"] = std::move(meta);
   call->relay_call = relay_->Begin(s.name, call->key.first, call);
   call->forwarded = SteadyClock::now();

@@ -289,6 +289,9 @@ class Gateway {
   // A 2026-07-28 call's waiting requests asked in an input_required result (the call parks
   // until the client retries with the answers and the result's requestState).
   void AskModern(Call& call);
+  // The client capabilities a 2026-07-28 upstream is told of for `call`: those of its caller
+  // that the gateway relays (sampling, elicitation form/url, roots).
+  boost::json::object RelayedCapabilities(const Call& call) const;
   // A 2026-07-28 retry (params.requestState): the parked call it names takes this request's
   // answer channel, its inputResponses go to the server, and what is still unanswered is asked
   // again. -32602 for a state not issued for this session and method, used, or ended.

@@ -114,6 +114,7 @@ class FakeUpstream final : public Upstream {
   bool HasCapability(std::string_view name) const override {
     return name == "completions" || name == "logging" || name == "resources" || name == "prompts";
   }
+  bool modern() const override { return false; }
   std::vector<std::string> Methods() {
     std::lock_guard lock(mu_);
     return methods_;

@@ -453,7 +453,10 @@ struct HttpUpstream::Impl {
       RequestReinit(gen, prefix + "is unreachable");
       co_return;
     }
-    if (!r->event_stream && !answer && !r->body.empty() && r->status >= 200 && r->status < 300) {
+    // A 2026-07-28 server answers some errors with HTTP 400 and the JSON-RPC error (-32021,
+    // -32602, -32020): that is its answer, not a transport failure.
+    if (!r->event_stream && !answer && !r->body.empty() &&
+        ((r->status >= 200 && r->status < 300) || (sent && r->status >= 400 && r->status < 500))) {
       Dispatch(r->body, id, &answer);
     }
     Release(std::move(conn), true);
@@ -479,7 +482,7 @@ struct HttpUpstream::Impl {
       Finish(id, UnavailableError(prefix + "answered HTTP 404 again after a new session"));
       co_return;
     }
-    if (r->status < 200 || r->status >= 300) {
+    if ((r->status < 200 || r->status >= 300) && !(answer && sent)) {
       Finish(id, UnavailableError(prefix + "answered HTTP " + std::to_string(r->status)));
       co_return;
     }
@@ -1015,6 +1018,8 @@ bool HttpUpstream::HasCapability(std::string_view name) const {
   MutexLock lock(impl_->mu);
   return impl_->capabilities.contains(name);
 }
+
+bool HttpUpstream::modern() const { return impl_->modern; }
 
 int64_t HttpUpstream::handshakes() const {
   MutexLock lock(impl_->mu);

@@ -51,6 +51,7 @@ class HttpUpstream final : public Upstream {
   const std::string& name() const override;
   bool ready() const override;
   bool HasCapability(std::string_view name) const override;
+  bool modern() const override;
   int64_t handshakes() const;  // completed initialize handshakes (1 + re-initializations)
 
  private:

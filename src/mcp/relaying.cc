@@ -213,6 +213,23 @@ void Gateway::OnUpstreamRequest(Server& server, const json::object& request, int
   }
 }
 
+json::object Gateway::RelayedCapabilities(const Call& call) const {
+  auto declared = [&](std::string_view name) {
+    return call.caller.modern ? ClientCapabilities(json::object{{"capabilities",
+                                                                 call.caller.modern->capabilities}})
+                                        .count(name) > 0
+                              : sessions_->ClientDeclared(call.key.first, name);
+  };
+  json::object out;
+  if (declared("sampling")) out["sampling"] = json::object{};
+  if (declared("roots")) out["roots"] = json::object{};
+  json::object elicitation;
+  if (declared("elicitation.form")) elicitation["form"] = json::object{};
+  if (declared("elicitation.url")) elicitation["url"] = json::object{};
+  if (!elicitation.empty()) out["elicitation"] = std::move(elicitation);
+  return out;
+}
+
 void Gateway::AskModern(Call& call) {
   std::vector<RelayedRequest> waiting = relay_->Waiting(call.relay_call);
   if (waiting.empty()) return;

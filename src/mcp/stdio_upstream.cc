@@ -50,6 +50,10 @@ bool StdioUpstream::HasCapability(std::string_view name) const {
   MutexLock lock(mu_);
   return capabilities_.contains(name);
 }
+bool StdioUpstream::modern() const {
+  MutexLock lock(mu_);
+  return modern_;
+}
 int64_t StdioUpstream::starts() const {
   MutexLock lock(mu_);
   return starts_;
@@ -558,6 +562,8 @@ void StdioUpstream::Notify(const std::string& method, json::value params) {
   {
     MutexLock lock(mu_);
     if (!ready_) return;
+    // 2026-07-28 has one client notification: the cancellation.
+    if (modern_ && method != "notifications/cancelled") return;
   }
   json::object n{{"jsonrpc", "2.0"}, {"method", method}};
   if (!params.is_null()) n["params"] = std::move(params);

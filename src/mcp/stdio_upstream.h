@@ -56,6 +56,7 @@ class StdioUpstream final : public Upstream {
   const std::string& name() const override { return config_.name; }
   bool ready() const override;
   bool HasCapability(std::string_view name) const override;
+  bool modern() const override;
   int64_t starts() const;  // processes started so far (1 + restarts)
   int pid() const;         // of the current process, 0 when none
 

@@ -111,6 +111,8 @@ class Upstream {
   // …, or a flag of one: "resources.subscribe") in its last initialize answer (false before the
   // first).
   virtual bool HasCapability(std::string_view name) const = 0;
+  // Whether the server speaks MCP 2026-07-28 (upstream_era.h), as of its last handshake.
+  virtual bool modern() const = 0;
 };
 
 // The names of the capabilities an initialize result declares (its `capabilities` members),
