@@ -139,3 +139,46 @@ export async function rejection(promise) {
     return e;
   }
 }
+
+// A fetch for an SDK client's transport that keeps what went over the wire beside it: `posts`,
+// each POST's headers and JSON-RPC message; `answers`, each answer with a body: the message
+// POSTed (null for the GET stream), whether it is an event stream (`sse`), its JSON-RPC
+// `messages` as they arrive, and `ended` (resolves when the body has).
+export function wireRecorder() {
+  const wire = { posts: [], answers: [] };
+  const readEvents = async (body, into) => {
+    const decoder = new TextDecoder();
+    let rest = '';
+    let data = [];
+    for await (const chunk of body) {
+      const lines = (rest + decoder.decode(chunk, { stream: true })).split(/\r?\n/);
+      rest = lines.pop();
+      for (const line of lines) {
+        if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+        else if (line === '' && data.length) into.push(JSON.parse(data.splice(0).join('\n')));
+      }
+    }
+  };
+  wire.fetch = async (url, init) => {
+    const message = init?.method === 'POST' && typeof init.body === 'string' ? JSON.parse(init.body) : null;
+    if (message) wire.posts.push({ headers: new Headers(init.headers), body: message });
+    const res = await fetch(url, init);
+    const type = res.headers.get('content-type') ?? '';
+    if (!res.body || !/text\/event-stream|application\/json/.test(type)) return res;
+    const [mine, theirs] = res.body.tee();
+    const answer = { request: message, sse: type.includes('text/event-stream'), messages: [] };
+    answer.ended = (answer.sse ? readEvents(mine, answer.messages)
+      : new Response(mine).json().then((m) => { answer.messages.push(m); })).catch(() => {});  // closed by the client
+    wire.answers.push(answer);
+    return new Response(theirs, { status: res.status, statusText: res.statusText, headers: res.headers });
+  };
+  return wire;
+}
+
+// Waits until `check()` is truthy (polled every 20 ms), failing after `ms` with `what`.
+export async function eventually(what, check, ms = 5000) {
+  for (const end = Date.now() + ms; !check();) {
+    if (Date.now() > end) assert.fail(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
