@@ -337,10 +337,12 @@ void StdioUpstream::HandleLine(std::string_view line) {
     if (config_.protocol == kModernProtocol) {
       int pid = pid_;
       lk.Unlock();
-      LogUpstream(options_, LogLevel::kError, config_.name,
-                  "upstream server does not speak MCP " + std::string(kModernProtocol) +
-                      " (server/discover answered otherwise)");
+      std::string why = "upstream server " + config_.name + " does not speak MCP " +
+                        std::string(kModernProtocol) +
+                        " (server/discover answered otherwise), which its configuration requires";
+      LogUpstream(options_, LogLevel::kError, config_.name, why);
       ::kill(pid, SIGTERM);
+      FailAll(why, /*include_waiting=*/true);  // they would wait for a handshake that never comes
       return;
     }
     init_id_ = next_id_++;
