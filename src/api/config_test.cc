@@ -294,7 +294,10 @@ TEST(ConfigKeys, ServerKeysAreAcceptedInTheFileOnly) {
     ++server_keys;
     SCOPED_TRACE(std::string(k.name));
     std::string key(k.name.substr(std::string_view("mcp.servers.NAME.").size()));
-    std::string line = key + " = " + TomlValue(k, "http://h/x") + "\n";
+    // A key with choices takes its last one (not the default), any other a URL-like string.
+    std::string_view sample =
+        k.choices.empty() ? "http://h/x" : k.choices.substr(k.choices.rfind('|') + 1);
+    std::string line = key + " = " + TomlValue(k, sample) + "\n";
     // A server needs exactly one of command and url; try the key alone, then with either.
     bool accepted = false;
     for (std::string companion : {"", "command = \"c\"\n", "url = \"http://h/mcp\"\n"}) {
@@ -322,7 +325,13 @@ TEST(ConfigKeys, ServerKeysAreAcceptedInTheFileOnly) {
     EXPECT_FALSE(SetConfigValue(c, "mcp.servers.s." + key, "x").ok());
     EXPECT_FALSE(SetConfigValue(c, k.name, "x").ok());
   }
-  EXPECT_EQ(server_keys, 6);
+  EXPECT_EQ(server_keys, 7);
+  // protocol is one of its choices.
+  auto bad = ParseConfigToml("[mcp.servers.s]\ncommand = \"c\"\nprotocol = \"2024\"\n", "p.toml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("protocol must be \"auto\", \"2026-07-28\" or \"2025\""),
+            std::string::npos)
+      << bad.status().message();
 }
 
 TEST(ConfigKeys, CheckedRangesAndChoicesComeFromTheTable) {

@@ -40,6 +40,9 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(std::vector<UpstreamConfig> ser
     uo.on_request = [gw = g.get(), server = s.get()](const json::object& m, int64_t related) {
       gw->OnUpstreamRequest(*server, m, related);
     };
+    uo.on_requests_end = [gw = g.get(), server = s.get()](int64_t related) {
+      gw->OnUpstreamRequestsEnd(*server, related);
+    };
     ASSIGN_OR_RETURN(s->upstream, g->options_.make_upstream
                                       ? g->options_.make_upstream(std::move(cfg), std::move(uo))
                                       : MakeUpstream(std::move(cfg), std::move(uo)));

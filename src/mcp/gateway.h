@@ -280,6 +280,9 @@ class Gateway {
   // stream under an id of the gateway's, if the call's client declared the capability it
   // needs; otherwise answered upstream with an error. Recorded with the call's outcome.
   void OnUpstreamRequest(Server& server, const boost::json::object& request, int64_t related);
+  // A 2026-07-28 server's round of requests is complete: a 2026-07-28 caller is asked them all
+  // in one input_required result (OnUpstreamRequest leaves that to here for such a server).
+  void OnUpstreamRequestsEnd(Server& server, int64_t related);
   // A JSON-RPC response POSTed by a client: its answer to a relayed request, passed to the
   // server that asked (202), or 400 when no such request waits for this MCP session's answer.
   void HandleClientResponse(const Caller& caller, const Message& msg, http::Responder respond);

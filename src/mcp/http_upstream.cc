@@ -356,6 +356,23 @@ struct HttpUpstream::Impl {
     return true;
   }
 
+  // A JSON answer: one message, or (as some servers send notifications before the response
+  // in a JSON body) several, one per line.
+  void DispatchBody(std::string_view body, int64_t want, std::optional<json::object>* answer) {
+    // "}\n{" cannot occur inside one JSON value: only between two messages.
+    if (body.find("}\n{") == std::string_view::npos &&
+        body.find("}\r\n{") == std::string_view::npos) {
+      Dispatch(body, want, answer);
+      return;
+    }
+    while (!body.empty()) {
+      size_t nl = body.find('\n');
+      std::string_view line = body.substr(0, nl);
+      body = nl == std::string_view::npos ? std::string_view() : body.substr(nl + 1);
+      if (line.find_first_not_of(" \r\t") != std::string_view::npos) Dispatch(line, want, answer);
+    }
+  }
+
   // A notification or a reply to a server request: POST, expect 202.
   asio::awaitable<void> SendMessage(std::string body, std::string what) {
     if (Stopping()) co_return;
@@ -457,7 +474,7 @@ struct HttpUpstream::Impl {
     // -32602, -32020): that is its answer, not a transport failure.
     if (!r->event_stream && !answer && !r->body.empty() &&
         ((r->status >= 200 && r->status < 300) || (sent && r->status >= 400 && r->status < 500))) {
-      Dispatch(r->body, id, &answer);
+      DispatchBody(r->body, id, &answer);
     }
     Release(std::move(conn), true);
     if (r->status == 404 && had_session) {
@@ -510,6 +527,7 @@ struct HttpUpstream::Impl {
           break;
         }
         for (const json::object& ask : step.asks) options.on_request(ask, step.call);
+        if (options.on_requests_end) options.on_requests_end(step.call);
         break;
       case ModernEra::Step::kRetry: {
         {

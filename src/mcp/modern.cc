@@ -133,7 +133,8 @@ bool CacheableMethod(std::string_view method) {
          method == "resources/read" || method == "server/discover";
 }
 
-std::string ModernBody(std::string body, bool cacheable, const json::object& server_info) {
+std::string ModernBody(std::string body, bool cacheable, const json::object& server_info,
+                       int* http_status) {
   boost::system::error_code ec;
   json::value v = json::parse(body, ec);
   if (ec || !v.is_object()) return body;
@@ -159,6 +160,7 @@ std::string ModernBody(std::string body, bool cacheable, const json::object& ser
       const bool ours = reason && reason->is_string() && reason->get_string() == kUnavailableReason;
       err["code"] = ours ? -32000 : kInvalidParams;
     }
+    if (http_status && err["code"] == -32021) *http_status = 400;
   }
   return json::serialize(v);
 }

@@ -87,7 +87,10 @@ bool CacheableMethod(std::string_view method);
 // -32002, a code the revision retired, becomes -32000 when it is the gateway's own (upstream
 // unavailable) and -32602 when it is a 2025-era server's (resource not found). Text that is
 // not a JSON object is returned as is.
-std::string ModernBody(std::string body, bool cacheable, const json::object& server_info);
+// `*http_status`, when given, becomes 400 for -32021 (a missing client capability), the one
+// handler error the revision answers with 400.
+std::string ModernBody(std::string body, bool cacheable, const json::object& server_info,
+                       int* http_status = nullptr);
 
 // How severe an MCP log level is (debug 0 .. emergency 7); -1 for an unknown one.
 int LogSeverity(std::string_view level);

@@ -36,7 +36,7 @@ void Gateway::HandleModernPost(const http::Request& req, const Admitted& in, con
   const bool cacheable = CacheableMethod(msg.method);
   Responder out = [respond = std::move(respond), cacheable,
                    info = ServerInfo(in.server)](Response r) {
-    if (!r.sse) r.body = ModernBody(std::move(r.body), cacheable, info);
+    if (!r.sse) r.body = ModernBody(std::move(r.body), cacheable, info, &r.status);
     respond(std::move(r));
   };
   // A revoked token's attempt is recorded as a refusal, then answered 401 (an Mcp-Session-Id

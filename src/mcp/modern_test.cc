@@ -99,6 +99,14 @@ TEST(Modern, ResultsGetTheRevisionsShape) {
   // An upstream's own -32601 stays as it was.
   json::value gone = json::parse(
       ModernBody(R"({"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"x"}})", false, info));
+  int status = 200;
+  ModernBody(R"({"jsonrpc":"2.0","id":1,"error":{"code":-32021,"message":"x"}})", false, info,
+             &status);
+  EXPECT_EQ(status, 400);  // a missing client capability is the revision's HTTP 400
+  status = 200;
+  ModernBody(R"({"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"x"}})", false, info,
+             &status);
+  EXPECT_EQ(status, 200);
   EXPECT_EQ(gone.at("error").at("code"), -32601);
   // -32002 is retired: the gateway's own (ErrorText marks it) becomes -32000, a 2025-era
   // server's resource-not-found the revision's -32602.

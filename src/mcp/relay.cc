@@ -71,11 +71,18 @@ Result<Relay::Route> Relay::Find(const std::string& server, int64_t related) con
 }
 
 RelayedRequest Relay::Add(const Route& route, std::string upstream_id, std::string method,
-                          std::string params) {
+                          std::string params, std::string server_key) {
   MutexLock lock(mu_);
   RelayedRequest r;
   r.seq = next_request_++;
   r.id = "custody-relay-" + std::to_string(r.seq);
+  r.key = r.id;
+  if (!server_key.empty() && !server_key.starts_with("custody-relay-")) {
+    bool taken = false;
+    for (const auto& [id, w] : waiting_)
+      taken = taken || (w.call == route.call && w.key == server_key);
+    if (!taken) r.key = std::move(server_key);
+  }
   r.upstream_id = std::move(upstream_id);
   r.method = std::move(method);
   r.params = std::move(params);

@@ -40,6 +40,10 @@ class RelayTarget {
 // A relayed request waiting for the client's answer.
 struct RelayedRequest {
   std::string id;           // the gateway's id for it: what the client sees and answers
+  // Its key in a 2026-07-28 client's inputRequests and inputResponses: the server's own key
+  // when a 2026-07-28 server asked it (and no other waiting request of the call has that key),
+  // else `id`.
+  std::string key;
   std::string upstream_id;  // the server's id for it, as JSON
   std::string method;
   std::string params;       // as JSON ("" when absent)
@@ -69,9 +73,10 @@ class Relay {
   // FailedPrecondition when calls of several MCP sessions are and nothing says which.
   Result<Route> Find(const std::string& server, int64_t related) const;
 
-  // Registers a request for `route`'s client; returns it with its gateway id.
+  // Registers a request for `route`'s client; returns it with its gateway id (and key:
+  // `server_key` if given and free in the call).
   RelayedRequest Add(const Route& route, std::string upstream_id, std::string method,
-                     std::string params);
+                     std::string params, std::string server_key = "");
   // The client of `mcp_session` answered request `id`: the request, no longer waiting.
   // NotFound when no request with that id waits for that session's answer (never sent, sent
   // to another session, or answered already).

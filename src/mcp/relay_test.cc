@@ -92,5 +92,28 @@ TEST(Relay, EndingACallReturnsWhatItsClientNeverAnswered) {
   EXPECT_EQ(relay.Find("s", 0).status().code(), StatusCode::kNotFound);
 }
 
+TEST(Relay, AModernServersKeyIsKeptWhileFreeInTheCall) {
+  Relay relay;
+  auto a = std::make_shared<Sink>(), b = std::make_shared<Sink>();
+  uint64_t ca = relay.Begin("s", "stateless:1", a);
+  uint64_t cb = relay.Begin("s", "stateless:2", b);
+  relay.Forwarded(ca, 1);
+  relay.Forwarded(cb, 2);
+  auto ra = relay.Find("s", 1), rb = relay.Find("s", 2);
+  ASSERT_TRUE(ra.ok() && rb.ok());
+  RelayedRequest first = relay.Add(*ra, "\"custody-input-1\"", "elicitation/create", "", "name");
+  EXPECT_EQ(first.key, "name");
+  EXPECT_NE(first.id, "name");  // the client's answer on a 2025 stream still uses the id
+  // The same key again in that call: the gateway's id instead. Another call may use it.
+  RelayedRequest again = relay.Add(*ra, "\"custody-input-2\"", "roots/list", "", "name");
+  EXPECT_EQ(again.key, again.id);
+  EXPECT_EQ(relay.Add(*rb, "\"custody-input-3\"", "roots/list", "", "name").key, "name");
+  // No key, or one that looks like the gateway's: the gateway's id.
+  RelayedRequest plain = relay.Add(*rb, "7", "sampling/createMessage", "");
+  EXPECT_EQ(plain.key, plain.id);
+  RelayedRequest lookalike = relay.Add(*rb, "8", "roots/list", "", "custody-relay-1");
+  EXPECT_EQ(lookalike.key, lookalike.id);
+}
+
 }  // namespace
 }  // namespace custody::mcp

@@ -192,12 +192,17 @@ void Gateway::OnUpstreamRequest(Server& server, const json::object& request, int
     refuse(kMethodNotFound, "the client did not declare the " + need + " capability");
     return;
   }
+  // A 2026-07-28 server's request carries its own key (upstream_era.h): a 2026-07-28 client
+  // sees that key.
+  const json::value* key = request.if_contains("inputKey");
   RelayedRequest r =
-      relay_->Add(*route, json::serialize(upstream_id), method, json::serialize(params));
+      relay_->Add(*route, json::serialize(upstream_id), method, json::serialize(params),
+                  key && key->is_string() ? std::string(key->get_string()) : "");
   if (call.caller.modern) {
     // 2026-07-28 allows no request to the client on any stream: it is asked in an
-    // input_required result, and answers in its retry of the same request.
-    AskModern(call);
+    // input_required result, and answers in its retry of the same request. A 2026-07-28
+    // server's requests come as a round: asked together when the round ends.
+    if (!server.upstream->modern()) AskModern(call);
     return;
   }
   json::object out{{"jsonrpc", "2.0"}, {"id", r.id}, {"method", method}};
@@ -230,6 +235,13 @@ json::object Gateway::RelayedCapabilities(const Call& call) const {
   return out;
 }
 
+void Gateway::OnUpstreamRequestsEnd(Server& server, int64_t related) {
+  auto route = relay_->Find(server.name, related);
+  if (!route.ok()) return;  // the call ended meanwhile: its requests were answered upstream
+  auto& call = static_cast<Call&>(*route->target);
+  if (call.caller.modern) AskModern(call);
+}
+
 void Gateway::AskModern(Call& call) {
   std::vector<RelayedRequest> waiting = relay_->Waiting(call.relay_call);
   if (waiting.empty()) return;
@@ -241,7 +253,7 @@ void Gateway::AskModern(Call& call) {
         !ec && p.is_object() && !p.get_object().empty()) {
       q["params"] = std::move(p);
     }
-    requests[r.id] = std::move(q);
+    requests[r.key] = std::move(q);
   }
   uint8_t raw[32];
   random_.Fill(raw);
@@ -274,7 +286,7 @@ void Gateway::HandleRetry(const Caller& caller, const Message& msg, const json::
   const json::value* given = params.if_contains("inputResponses");
   const json::object* answers = given ? given->if_object() : nullptr;
   for (const RelayedRequest& r : relay_->Waiting(parked->call)) {
-    const json::value* answer = answers ? answers->if_contains(r.id) : nullptr;
+    const json::value* answer = answers ? answers->if_contains(r.key) : nullptr;
     if (!answer || !relay_->Take(r.mcp_session, r.id).ok()) continue;
     call->Exchanged(RelayedExchange{r.method, Asked(r.mcp_session), r.params, JsonDigest(*answer),
                                     "answered", ""});

@@ -435,6 +435,7 @@ void StdioUpstream::Answered(ModernEra::Step step) {
         break;
       }
       for (const json::object& ask : step.asks) options_.on_request(ask, step.call);
+      if (options_.on_requests_end) options_.on_requests_end(step.call);
       break;
     case ModernEra::Step::kRetry: {
       std::string line;

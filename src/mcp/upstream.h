@@ -80,6 +80,9 @@ struct UpstreamOptions {
   // must then be answered with Respond(). Roots are not declared: the upstream session is shared
   // by every client of the server, and one client's roots would change the server's view for all.
   RequestHandler on_request;
+  // After the requests of one 2026-07-28 input_required result went to on_request one by one
+  // (upstream_era.h), with the same `related`: the server asked all it will ask in this round.
+  std::function<void(int64_t related)> on_requests_end;
 };
 
 // One log line about `server` ("mcp_upstream", with the server and the message), if `o` has a

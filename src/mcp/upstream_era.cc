@@ -224,7 +224,7 @@ ModernEra::Step ModernEra::OnAnswer(int64_t id, const json::object& request, jso
     asks_[ask] = id;
     round.asks[ask] = std::string(key);
     round.methods[ask] = method;
-    json::object out{{"jsonrpc", "2.0"}, {"id", ask}, {"method", method}};
+    json::object out{{"jsonrpc", "2.0"}, {"id", ask}, {"method", method}, {"inputKey", key}};
     if (const json::value* params = ir->if_contains("params")) out["params"] = *params;
     step.asks.push_back(std::move(out));
   }

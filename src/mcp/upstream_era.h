@@ -11,7 +11,8 @@
 //   subscriptions/listen stream is opened again with the new resourceSubscriptions);
 // - an input_required result becomes requests to the client, as a 2025-era server would send
 //   them (sampling/createMessage, elicitation/create, roots/list), under ids of the gateway's
-//   own; when each is answered the request is sent again with inputResponses and the server's
+//   own (each with an `inputKey` member: the server's key, which a 2026-07-28 client is shown);
+//   when each is answered the request is sent again with inputResponses and the server's
 //   requestState, which never leaves the gateway. A client's error answer ends the request
 //   (-32021 with requiredCapabilities when the client lacks the capability);
 // - notifications from the listen stream lose their subscriptionId tag; its acknowledgement
