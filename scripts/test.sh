@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, checks the locking annotations (the tsa preset: clang with
 # -Werror=thread-safety, libraries and binary only), builds the fuzz preset and runs every fuzzer
-# for 15 s on its seeds (scripts/fuzz.sh), builds the dev preset (ASan + UBSan) and runs the whole
+# for 10 s on its seeds (scripts/fuzz.sh), builds the dev preset (ASan + UBSan) and runs the whole
 # CTest suite, including the end-to-end tests that drive real processes, so the output ends with
 # CTest's summary line. Exits non-zero on any failure.
 set -euo pipefail
@@ -22,6 +22,6 @@ done
 bash scripts/build.sh tsa
 # The fuzzers, each for a bounded time over its committed seed corpus (fails on any finding);
 # before the suite, so the run ends with CTest's summary line.
-bash scripts/fuzz.sh 15
+bash scripts/fuzz.sh 10
 bash scripts/build.sh dev
 ctest --preset dev "$@"
