@@ -11,36 +11,52 @@
 // The suite's client sends no Authorization header, so it talks to a loopback proxy that adds a
 // Custody session token and forwards everything else (Host and Origin included) untouched.
 // Needs `npm ci` in tests/mcp_conformance (scripts/test.sh does it).
+// Imported (tests/mcp_conformance_2026/conformance2026.mjs), it runs nothing and lends its
+// pieces: the reference server, the gateway behind its token proxy, suite runs, the verdicts and
+// table, and the test's lifecycle (runTest).
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 import { freePort, registerAgent, request, startCustody } from '../mcp/harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
+const isMain = process.argv[1] !== undefined && existsSync(process.argv[1]) &&
+  realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
 const custody = process.argv[2];
-if (!custody) {
+if (isMain && !custody) {
   console.error('usage: node conformance.mjs /path/to/custody [source root]');
   process.exit(2);
 }
 
-const SUITE_CLI = join(here, 'node_modules/@modelcontextprotocol/conformance/dist/index.js');
-const TSX = join(here, 'node_modules/tsx/dist/loader.mjs');
-for (const path of [SUITE_CLI, TSX]) {
-  if (!existsSync(path)) {
-    console.error(`FAIL: ${path} is missing; run \`npm ci\` in tests/mcp_conformance`);
-    process.exit(1);
+// The conformance suite and tsx installed in `folder` (tests/<name>, by `npm ci` there): the paths
+// of the suite's CLI and tsx's loader. A missing one fails the test.
+export function installed(folder) {
+  const paths = {
+    cli: join(folder, 'node_modules/@modelcontextprotocol/conformance/dist/index.js'),
+    tsx: join(folder, 'node_modules/tsx/dist/loader.mjs'),
+  };
+  for (const path of Object.values(paths)) {
+    if (!existsSync(path)) {
+      console.error(`FAIL: ${path} is missing; run \`npm ci\` in tests/${basename(folder)}`);
+      process.exit(1);
+    }
   }
+  return paths;
 }
+const { cli: SUITE_CLI, tsx: TSX } = isMain ? installed(here) : {};
+// How runSuite runs this folder's suite: every server scenario it has.
+const SUITE = { cwd: here, cli: SUITE_CLI, preload: join(here, 'node20/register.mjs'),
+  args: ['--suite', 'all'] };
 const EXPECTED_FILE = join(here, 'expected_through_custody.json');
 const expected = JSON.parse(readFileSync(EXPECTED_FILE, 'utf8'));
 
 // The runs, in table order. `upstream` names the [mcp.servers.NAME] Custody serves it as.
-const RUNS = [
+export const RUNS = [
   { kind: 'direct', title: 'direct' },
   { kind: 'http', title: 'via http upstream', upstream: 'everything-http' },
   { kind: 'stdio', title: 'via stdio upstream', upstream: 'everything-stdio' },
@@ -48,7 +64,7 @@ const RUNS = [
 // One suite run must not hang the test: past this it is killed and reported.
 const SUITE_DEADLINE_MS = 120_000;
 
-const dir = mkdtempSync(join(tmpdir(), 'custody-mcp-conformance-'));
+let dir;
 const children = new Set();
 let custodyServer;
 let stderrOf = () => '';
@@ -59,7 +75,7 @@ function cleanup() {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   proxy?.close();
   proxy?.closeAllConnections();
-  rmSync(dir, { recursive: true, force: true });
+  if (dir) rmSync(dir, { recursive: true, force: true });
 }
 
 function track(child) {
@@ -69,11 +85,12 @@ function track(child) {
 }
 
 
-// The reference everything-server over Streamable HTTP on `port`, loaded by tsx in-process
-// (`node --import tsx`, so one pid to stop); resolves once it prints that it is running.
-function startEverything(port) {
-  const child = track(spawn(process.execPath, ['--import', TSX, join(here, 'everything-server.ts')],
-    { cwd: here, env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] }));
+// The reference everything-server (`server`, this folder's by default) over Streamable HTTP on
+// `port`, loaded by tsx in-process (`node --import tsx`, so one pid to stop); resolves once it
+// prints that it is running.
+export function startEverything(port, { server = join(here, 'everything-server.ts'), tsx = TSX } = {}) {
+  const child = track(spawn(process.execPath, ['--import', tsx, server],
+    { cwd: dirname(server), env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] }));
   child.stderr.on('data', (d) => { upstreamLog += d; });
   const exited = new Promise((_, reject) => child.on('exit', (code, sig) =>
     reject(new Error(`everything-server exited (${code ?? sig}) before listening\n${upstreamLog}`))));
@@ -114,12 +131,13 @@ function startTokenProxy(target, token) {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
-// One run of the whole suite against `url`; resolves with
+// One run of the suite (`suite`: its folder, CLI, preload and scenario arguments; by default this
+// folder's, every scenario) against `url`; resolves with
 // { scenarios: [{ name, checks | undefined }], code, output }. Scenario order is the suite's.
-function runSuite(url, outDir) {
-  const child = track(spawn(process.execPath, ['--import', join(here, 'node20/register.mjs'),
-    SUITE_CLI, 'server', '--url', url, '--suite', 'all', '--output-dir', outDir],
-  { cwd: here, stdio: ['ignore', 'pipe', 'pipe'] }));
+function runSuite(url, outDir, suite = SUITE) {
+  const child = track(spawn(process.execPath, ['--import', suite.preload,
+    suite.cli, 'server', '--url', url, ...suite.args, '--output-dir', outDir],
+  { cwd: suite.cwd, stdio: ['ignore', 'pipe', 'pipe'] }));
   const begun = Date.now();
   let output = '';
   child.stdout.on('data', (d) => { output += d; });
@@ -153,18 +171,25 @@ function verdict(checks) {
   return { pass: failed.length === 0, passed, failed: failed.length, why };
 }
 
-function printTable(names, results) {
+// A verdict as a table cell.
+export const mark = (v) => (v.pass ? (v.passed === 0 ? 'pass*' : 'pass') : 'FAIL');
+
+// This test's cell for run `kind` of scenario `name` (verdict `v`): through Custody, against the
+// ratchet. printTable's `cell` is given the verdicts of every run too, as a fourth argument.
+function ratchetCell(kind, v, name) {
+  if (kind === 'direct') return mark(v);
+  const listed = expected[kind].includes(name);
+  if (v.pass && !listed) return 'pass (NEW: list it)';
+  if (!v.pass && listed) return 'FAIL (REGRESSION)';
+  return v.pass ? mark(v) : 'fail (expected)';
+}
+
+function printTable(names, results, cell = ratchetCell) {
   const rows = [['scenario', ...RUNS.map((r) => r.title)]];
   for (const name of names) {
     rows.push([name, ...RUNS.map(({ kind }) => {
       const v = results[kind].get(name);
-      if (!v) return 'not run';
-      const mark = v.pass ? (v.passed === 0 ? 'pass*' : 'pass') : 'FAIL';
-      if (kind === 'direct') return mark;
-      const listed = expected[kind].includes(name);
-      if (v.pass && !listed) return 'pass (NEW: list it)';
-      if (!v.pass && listed) return 'FAIL (REGRESSION)';
-      return v.pass ? mark : 'fail (expected)';
+      return v ? cell(kind, v, name, results) : 'not run';
     })]);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
@@ -176,15 +201,14 @@ function printTable(names, results) {
     'INFO/WARNING checks');
 }
 
-async function main() {
-  for (const { kind } of RUNS.slice(1)) {
-    if (!Array.isArray(expected[kind])) throw new Error(`${EXPECTED_FILE}: no "${kind}" list`);
-  }
-  const port = await freePort();
-  await startEverything(port);
+// `custody serve` (the binary `custodyPath`, in the test's folder) with the upstreams of RUNS: the
+// reference server listening on `port` as everything-http, and `node ...stdioArgs` as
+// everything-stdio; an agent granted both, everything permitted, behind a token proxy. Resolves
+// with the URLs the suite is given for them, by run kind ({ http, stdio }).
+export async function startGateway(custodyPath, port, stdioArgs) {
   // The suite's 0.1.16 client never DELETEs its MCP sessions, and every scenario opens at least
   // one: two upstream kinds of 32 scenarios exceed the default 64 live sessions per token.
-  const started = await startCustody(custody, dir, `
+  const started = await startCustody(custodyPath, dir, `
 [mcp]
 request_timeout_ms = 20000
 max_sessions_per_custody_session = 1000
@@ -194,7 +218,7 @@ url = ${JSON.stringify(`http://127.0.0.1:${port}/mcp`)}
 
 [mcp.servers.everything-stdio]
 command = ${JSON.stringify(process.execPath)}
-args = ${JSON.stringify(['--import', TSX, join(here, 'everything-server-stdio.ts')])}
+args = ${JSON.stringify(stdioArgs)}
 `);
   custodyServer = track(started.server);
   stderrOf = started.stderr;
@@ -207,15 +231,17 @@ args = ${JSON.stringify(['--import', TSX, join(here, 'everything-server-stdio.ts
   if (pub.status !== 200) throw new Error(`policy publication: ${pub.status} ${pub.text}`);
   proxy = await startTokenProxy(url, await session());
   const proxyUrl = `http://127.0.0.1:${proxy.address().port}`;
+  return Object.fromEntries(RUNS.slice(1).map(({ kind, upstream }) => [kind, `${proxyUrl}/mcp/${upstream}`]));
+}
 
-  const urls = {
-    direct: `http://localhost:${port}/mcp`,
-    http: `${proxyUrl}/mcp/everything-http`,
-    stdio: `${proxyUrl}/mcp/everything-stdio`,
-  };
+// The suite (`suite`, as runSuite takes it) three times at once, one per run of RUNS against
+// urls[kind]; prints how long they took and the table (`cell` as printTable takes it). Resolves
+// with { runs, names (the direct run's scenarios), results (per kind, name -> verdict), problems
+// (the direct run ran nothing, a run missed scenarios) }.
+export async function runEverywhere(urls, suite = SUITE, cell = ratchetCell) {
   const started_at = Date.now();
   const runs = Object.fromEntries(await Promise.all(RUNS.map(async ({ kind }) =>
-    [kind, await runSuite(urls[kind], join(dir, 'results', kind))])));
+    [kind, await runSuite(urls[kind], join(dir, 'results', kind), suite)])));
   const seconds = ((Date.now() - started_at) / 1000).toFixed(1);
 
   const names = runs.direct.scenarios.map((s) => s.name);
@@ -223,7 +249,7 @@ args = ${JSON.stringify(['--import', TSX, join(here, 'everything-server-stdio.ts
     [kind, new Map(runs[kind].scenarios.map((s) => [s.name, verdict(s.checks)]))]));
   console.log(`conformance suite: ${names.length} server scenarios, three runs at once in ${seconds} s ` +
     `(${RUNS.map(({ kind, title }) => `${title} ${runs[kind].seconds.toFixed(1)} s`).join(', ')})\n`);
-  printTable(names, results);
+  printTable(names, results, cell);
 
   const problems = [];
   if (names.length === 0) problems.push(`the direct run ran no scenario:\n${runs.direct.output}`);
@@ -232,6 +258,18 @@ args = ${JSON.stringify(['--import', TSX, join(here, 'everything-server-stdio.ts
     const missing = names.filter((n) => !ran.includes(n));
     if (missing.length) problems.push(`${title}: scenarios not run: ${missing.join(', ')}`);
   }
+  return { runs, names, results, problems };
+}
+
+async function main() {
+  for (const { kind } of RUNS.slice(1)) {
+    if (!Array.isArray(expected[kind])) throw new Error(`${EXPECTED_FILE}: no "${kind}" list`);
+  }
+  const port = await freePort();
+  await startEverything(port);
+  const through = await startGateway(custody, port, ['--import', TSX, join(here, 'everything-server-stdio.ts')]);
+  const { runs, names, results, problems } = await runEverywhere(
+    { direct: `http://localhost:${port}/mcp`, ...through });
   const directFailures = names.filter((n) => !results.direct.get(n).pass);
   for (const n of directFailures) {
     problems.push(`direct: ${n} fails against the reference server: ${results.direct.get(n).why}`);
@@ -264,22 +302,31 @@ args = ${JSON.stringify(['--import', TSX, join(here, 'everything-server-stdio.ts
     ' pass, as listed');
 }
 
-try {
-  await main();
-  const gone = new Promise((r) => (custodyServer.exitCode !== null ? r() : custodyServer.on('exit', r)));
-  custodyServer.kill('SIGTERM');
-  await gone;
-  if (custodyServer.exitCode !== 0) {
-    throw new Error(`custody serve exited with ${custodyServer.exitCode ?? custodyServer.signalCode}`);
+// The test's lifecycle: `main` (its scratch folder made first), then `custody serve` stopped,
+// which must exit 0 with no sanitizer report, and `passed` printed; on any failure, what went
+// wrong with the gateway's and the reference server's last output, and exit 1. Either way its
+// processes are killed and its folder removed.
+export async function runTest(main, passed) {
+  try {
+    dir = mkdtempSync(join(tmpdir(), 'custody-mcp-conformance-'));
+    await main();
+    const gone = new Promise((r) => (custodyServer.exitCode !== null ? r() : custodyServer.on('exit', r)));
+    custodyServer.kill('SIGTERM');
+    await gone;
+    if (custodyServer.exitCode !== 0) {
+      throw new Error(`custody serve exited with ${custodyServer.exitCode ?? custodyServer.signalCode}`);
+    }
+    if (/Sanitizer/.test(stderrOf())) throw new Error('custody serve reported a sanitizer error');
+    console.log(passed);
+    cleanup();
+  } catch (e) {
+    console.error('FAIL:', e?.stack ?? e);
+    const stderr = stderrOf();
+    if (stderr) console.error('--- custody serve stderr (last 6 KiB) ---\n' + stderr.slice(-6144));
+    if (upstreamLog) console.error('--- everything-server output (last 2 KiB) ---\n' + upstreamLog.slice(-2048));
+    cleanup();
+    process.exit(1);
   }
-  if (/Sanitizer/.test(stderrOf())) throw new Error('custody serve reported a sanitizer error');
-  console.log('PASS mcp conformance scenarios');
-  cleanup();
-} catch (e) {
-  console.error('FAIL:', e?.stack ?? e);
-  const stderr = stderrOf();
-  if (stderr) console.error('--- custody serve stderr (last 6 KiB) ---\n' + stderr.slice(-6144));
-  if (upstreamLog) console.error('--- everything-server output (last 2 KiB) ---\n' + upstreamLog.slice(-2048));
-  cleanup();
-  process.exit(1);
 }
+
+if (isMain) await runTest(main, 'PASS mcp conformance scenarios');
