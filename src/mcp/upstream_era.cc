@@ -192,11 +192,12 @@ ModernEra::Step ModernEra::OnAnswer(int64_t id, const json::object& request, jso
   const json::object* requests = q ? q->if_object() : nullptr;
   MutexLock lock(mu_);
   Round& round = rounds_[id];
-  auto fail = [&](json::object error) {
+  auto fail = [&](json::object error) REQUIRES(mu_) {
     for (const auto& [ask, key] : round.asks) asks_.erase(ask);
     rounds_.erase(id);
     step.kind = Step::kFinal;
     step.answer = std::move(error);
+    step.asks.clear();
     return step;
   };
   if (!requests || requests->empty()) {
