@@ -86,6 +86,9 @@ class SseWriter {
   // Ends the stream after queued events are written.
   virtual void Close() = 0;
   virtual bool closed() const = 0;
+  // `f` runs once (on the connection's thread) if the peer closes the stream before it is
+  // closed from this side: a client's way to say it no longer wants what is being streamed.
+  virtual void OnPeerGone(std::function<void()> f) { (void)f; }
 };
 
 // Formats one SSE event (shared by the server and tests).

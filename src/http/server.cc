@@ -102,6 +102,22 @@ class SseWriterImpl final : public SseWriter, public std::enable_shared_from_thi
     MutexLock lock(mu_);
     return closed_;
   }
+  void OnPeerGone(std::function<void()> f) override {
+    MutexLock lock(mu_);
+    on_gone_ = std::move(f);
+  }
+  // The connection saw the peer close (or fail) while the stream was open.
+  void PeerGone() {
+    std::function<void()> f;
+    {
+      MutexLock lock(mu_);
+      if (closed_) return;
+      closed_ = true;
+      f = std::move(on_gone_);
+    }
+    Wake();
+    if (f) f();
+  }
   // Takes what is queued; `closed` reports whether the stream should end after it.
   std::string Take(bool* closed) {
     MutexLock lock(mu_);
@@ -131,6 +147,7 @@ class SseWriterImpl final : public SseWriter, public std::enable_shared_from_thi
   mutable Mutex mu_;
   std::deque<std::string> queue_ GUARDED_BY(mu_);
   bool closed_ GUARDED_BY(mu_) = false;
+  std::function<void()> on_gone_ GUARDED_BY(mu_);
 };
 
 // Hands a handler's answer to its connection. Deliver() and Clear() are serialized, so once
@@ -551,6 +568,21 @@ asio::awaitable<void> Server::Impl::Session(std::shared_ptr<ConnIo<Stream>> io,
           ~DetachOnExit() { w->Detach(); }
         } detach_on_exit{writer.get()};
         resp.sse(writer);
+        // The peer is not expected to send anything on an event stream: a read that ends means
+        // it went away, and the stream ends now rather than at the next failed write. (Plain TCP
+        // only: over TLS a read beside the stream's writes and its shutdown is not attempted,
+        // and a peer that left is noticed at the next write.)
+        if constexpr (std::is_same_v<Stream, tcp::socket>) {
+          asio::co_spawn(
+              io->timer.get_executor(),
+              [io, writer]() -> asio::awaitable<void> {
+                char byte;
+                auto [rec, rn] =
+                    co_await io->stream.async_read_some(asio::buffer(&byte, 1), kTuple);
+                if (rec || rn == 0) writer->PeerGone();
+              },
+              asio::detached);
+        }
         for (;;) {
           bool closed = false;
           std::string chunk = writer->Take(&closed);

@@ -238,6 +238,15 @@ void Gateway::ForwardCall(std::shared_ptr<Call> call) {
     meta["io.modelcontextprotocol/clientCapabilities"] = RelayedCapabilities(*call);
   }
   fwd["_meta"] = std::move(meta);
+  if (call->caller.modern) {
+    // 2026-07-28: a client that closes the request's SSE stream cancels the request.
+    call->on_stream_gone = [this, key = call->key] {
+      const std::string reason = "the client closed the request's stream";
+      if (auto cancel = sessions_->CancelCall(key, reason)) {
+        cancel->first->Cancel(cancel->second, reason);
+      }
+    };
+  }
   call->relay_call = relay_->Begin(s.name, call->key.first, call);
   call->forwarded = SteadyClock::now();
   int64_t upstream_id =

@@ -128,6 +128,9 @@ struct Gateway::Call : RelayTarget {
   std::string progress_token;  // the token the upstream sees
   CallKey key;                 // in the session registry
   uint64_t relay_call = 0;     // in the relay
+  // Runs if the client closes the call's SSE stream before it ends (set for 2026-07-28
+  // callers, for whom that is the cancellation; before the call is forwarded).
+  std::function<void()> on_stream_gone;
 
   // The call's SSE stream, opened now if need be; null when the call has been answered (or is
   // parked) or its client takes no event stream.

@@ -68,6 +68,7 @@ std::shared_ptr<SseSink> Gateway::Call::OpenStream() {
     if (phase_ != Phase::kOpen || !caller.accepts_sse) return nullptr;
     if (sse_) return sse_;
     sse_ = sink = std::make_shared<SseSink>();
+    if (on_stream_gone) sink->OnPeerGone(on_stream_gone);
     to = std::move(respond);  // the HTTP response is the stream now
   }
   // Only here, once per HTTP request: the last message goes on the stream from now on. Events

@@ -5,9 +5,15 @@ namespace custody::mcp {
 void SseSink::Attach(std::shared_ptr<http::SseWriter> writer) {
   MutexLock lock(mu_);
   writer_ = std::move(writer);
+  if (on_gone_) writer_->OnPeerGone(std::move(on_gone_));
   for (auto& e : queued_) writer_->Send("message", e);
   queued_.clear();
   if (finished_) writer_->Close();
+}
+
+void SseSink::OnPeerGone(std::function<void()> f) {
+  MutexLock lock(mu_);
+  on_gone_ = std::move(f);
 }
 
 bool SseSink::Send(const std::string& data, bool last) {

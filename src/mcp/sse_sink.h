@@ -3,6 +3,7 @@
 // Thread-safe.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,6 +21,9 @@ class SseSink {
   // stream is finished or its peer went away.
   bool Send(const std::string& data, bool last = false);
   void Close();
+  // `f` runs once if the peer closes the stream before it finishes (http::SseWriter::OnPeerGone).
+  // Set before the writer is attached.
+  void OnPeerGone(std::function<void()> f);
   // Not finished, and its peer (once attached) still there.
   bool open();
 
@@ -28,6 +32,7 @@ class SseSink {
   std::shared_ptr<http::SseWriter> writer_ GUARDED_BY(mu_);
   std::vector<std::string> queued_ GUARDED_BY(mu_);
   bool finished_ GUARDED_BY(mu_) = false;
+  std::function<void()> on_gone_ GUARDED_BY(mu_);
 };
 
 }  // namespace custody::mcp

@@ -436,6 +436,31 @@ async function main() {
   assert.match(readFileSync(markerFile + '.cancelled', 'utf8'), /"reason":"cancelled by the client"/);
   console.log('ok a client cancellation is passed to the upstream');
 
+  // --- 2026-07-28: closing the request's SSE stream is the cancellation. Raw HTTP: the call's
+  // progress makes its answer a stream; the client reads the first event, then goes away.
+  rmSync(markerFile + '.cancelled', { force: true });
+  const modernMeta = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+    'io.modelcontextprotocol/clientCapabilities': {}, progressToken: 'p-1' };
+  const streamed = new AbortController();
+  const slowModern = await fetch(`${url}/mcp/fake`, { method: 'POST', signal: streamed.signal,
+    headers: { ...accept, 'content-type': 'application/json', authorization: `Bearer ${tokenB}`,
+      'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'slow' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 'm-1', method: 'tools/call',
+      params: { name: 'slow', arguments: { ms: 60000 }, _meta: modernMeta } }) });
+  assert.equal(slowModern.status, 200);
+  assert.match(slowModern.headers.get('content-type'), /text\/event-stream/);
+  const reader = slowModern.body.getReader();
+  const first = new TextDecoder().decode((await reader.read()).value);
+  assert.match(first, /notifications\/progress/, first);
+  const g0 = performance.now();
+  streamed.abort('gone');
+  await waitFor(markerFile + '.cancelled');
+  const g1 = performance.now();
+  assert.match(readFileSync(markerFile + '.cancelled', 'utf8'), /"reason":"the client closed the request's stream"/);
+  rmSync(started, { force: true });
+  console.log(`ok a 2026-07-28 client closing its request's stream cancels the call upstream ` +
+    `(${(g1 - g0).toFixed(1)} ms after the close)`);
+
   // --- A session contained while its call runs upstream does not get the result, and its GET
   // stream is closed. Raw HTTP here, to watch the stream end.
   const initC = await request(url, '/mcp/fake', { body: init, token: tokenC, headers: accept });

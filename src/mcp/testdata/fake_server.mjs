@@ -2,7 +2,8 @@
 // Tools: echo (returns its arguments and the _meta it received), slow (answers after `ms`),
 // crash (exits with status 3 without answering), touch (writes the file named by
 // FAKE_MARKER_FILE: proof that a call reached this server); slow also writes
-// FAKE_MARKER_FILE.slow-started when it begins, so a test knows the call is in flight, and a
+// FAKE_MARKER_FILE.slow-started when it begins (and progress 0 when it has a progressToken), so a
+// test knows the call is in flight, and a
 // notifications/cancelled for it is recorded in FAKE_MARKER_FILE.cancelled. The description of echo is read from the file
 // named by FAKE_DESC_FILE on every tools/list when that is set, so a test can change a tool's
 // definition under the gateway. An echo whose arguments have list_changed: true first sends
@@ -76,6 +77,11 @@ for await (const line of createInterface({ input: process.stdin })) {
     if (m.params.name === 'touch') writeFileSync(process.env.FAKE_MARKER_FILE, 'reached\n');
     if (m.params.name === 'slow' && process.env.FAKE_MARKER_FILE) {
       writeFileSync(process.env.FAKE_MARKER_FILE + '.slow-started', 'started\n');
+    }
+    // slow with a progressToken reports progress 0 at once (so its answer is a stream).
+    const token = m.params._meta?.progressToken;
+    if (m.params.name === 'slow' && token !== undefined) {
+      send({ method: 'notifications/progress', params: { progressToken: token, progress: 0 } });
     }
     if (m.params.name === 'fail') {
       send({ id: m.id, error: { code: -32000, message: 'failed: ' + 'x'.repeat(args.bytes ?? 10) } });
