@@ -514,20 +514,10 @@ struct HttpUpstream::Impl {
 
   // What a modern upstream's answer (or a client's answer to its input request) leads to.
   void Answered(ModernEra::Step step) {
+    step = ModernEra::Deliver(std::move(step), options);
     switch (step.kind) {
       case ModernEra::Step::kFinal:
         Finish(step.call, std::move(step.answer));
-        break;
-      case ModernEra::Step::kAsk:
-        if (!options.on_request) {
-          Finish(step.call, json::object{{"error", json::object{{"code", -32603},
-                                                                {"message",
-                                                                 "the MCP server asked for input "
-                                                                 "the gateway cannot relay"}}}});
-          break;
-        }
-        for (const json::object& ask : step.asks) options.on_request(ask, step.call);
-        if (options.on_requests_end) options.on_requests_end(step.call);
         break;
       case ModernEra::Step::kRetry: {
         {
@@ -541,6 +531,7 @@ struct HttpUpstream::Impl {
         asio::post(ioc, [this, id = step.call] { Launch(id); });
         break;
       }
+      case ModernEra::Step::kAsk:  // delivered: Deliver returns kWait for it
       case ModernEra::Step::kWait:
         break;
     }

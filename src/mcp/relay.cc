@@ -15,6 +15,7 @@ uint64_t Relay::Begin(const std::string& server, const std::string& mcp_session,
 void Relay::Forwarded(uint64_t call, int64_t upstream_id) {
   MutexLock lock(mu_);
   if (auto it = flights_.find(call); it != flights_.end()) it->second.upstream_id = upstream_id;
+  forwarded_.NotifyAll();
 }
 
 std::vector<RelayedRequest> Relay::End(uint64_t call) {
@@ -37,25 +38,36 @@ Result<Relay::Route> Relay::Find(const std::string& server, int64_t related) con
   MutexLock lock(mu_);
   const Flight* chosen = nullptr;
   uint64_t chosen_call = 0;
-  if (related != 0) {
+  auto unrecorded = [&]() REQUIRES(mu_) {
+    for (const auto& [call, f] : flights_) {
+      if (f.server == server && f.upstream_id == 0) return true;
+    }
+    return false;
+  };
+  auto match = [&]() REQUIRES(mu_) {
     for (const auto& [call, f] : flights_) {
       if (f.server == server && f.upstream_id == related) {
         chosen = &f;
         chosen_call = call;
-        break;
+        return true;
       }
     }
-  }
-  if (!chosen && related != 0) {
+    return false;
+  };
+  if (related != 0 && !match()) {
     // It came with a request of ours that is no call (a list, a completion): nobody's to
-    // answer. Unless a call's id is not known yet (its message outran Forwarded).
-    bool unknown = false;
-    for (const auto& [call, f] : flights_) unknown |= f.server == server && f.upstream_id == 0;
-    if (!unknown) return NotFoundError("the message came with a request that is not a call");
+    // answer. Unless a call's id is not known yet: its message outran Forwarded, which follows
+    // the send at once, so it is waited for (briefly), and then only such calls are candidates.
+    if (!unrecorded()) return NotFoundError("the message came with a request that is not a call");
+    forwarded_.WaitFor(mu_, kForwardedWait,
+                       [&]() REQUIRES(mu_) { return match() || !unrecorded(); });
+    if (!chosen && !unrecorded()) {
+      return NotFoundError("the message came with a request that is not a call");
+    }
   }
   if (!chosen) {
     for (const auto& [call, f] : flights_) {  // ascending: the latest call of a session wins
-      if (f.server != server) continue;
+      if (f.server != server || (related != 0 && f.upstream_id != 0)) continue;
       if (chosen && f.mcp_session != chosen->mcp_session) {
         return FailedPreconditionError("calls of several MCP sessions are in flight on " + server +
                                        " and the message does not say which it belongs to");

@@ -15,6 +15,7 @@
 // Like SessionRegistry it sends nothing itself. Thread-safe; tested alone in relay_test.cc.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -70,7 +71,9 @@ class Relay {
   };
   // The call a message from `server` belongs to (`related`: the upstream id whose stream
   // carried it, 0 if unknown). NotFound when no call is in flight on `server`;
-  // FailedPrecondition when calls of several MCP sessions are and nothing says which.
+  // FailedPrecondition when calls of several MCP sessions are and nothing says which. A
+  // `related` id no call has yet, while some call's id is not recorded, is waited for (at most
+  // kForwardedWait); then only calls whose id is still unknown are candidates.
   Result<Route> Find(const std::string& server, int64_t related) const;
 
   // Registers a request for `route`'s client; returns it with its gateway id (and key:
@@ -111,7 +114,12 @@ class Relay {
     std::weak_ptr<RelayTarget> target;
   };
 
+  // How long Find waits for a call's upstream id that a message names before Forwarded records
+  // it (the server can answer before Upstream::Call returns).
+  static constexpr std::chrono::milliseconds kForwardedWait{200};
+
   mutable Mutex mu_;
+  mutable CondVar forwarded_;  // notified by Forwarded
   uint64_t next_call_ GUARDED_BY(mu_) = 1;
   uint64_t next_request_ GUARDED_BY(mu_) = 1;
   std::map<uint64_t, Flight> flights_ GUARDED_BY(mu_);

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 namespace custody::mcp {
 namespace {
 
@@ -113,6 +116,31 @@ TEST(Relay, AModernServersKeyIsKeptWhileFreeInTheCall) {
   EXPECT_EQ(plain.key, plain.id);
   RelayedRequest lookalike = relay.Add(*rb, "8", "roots/list", "", "custody-relay-1");
   EXPECT_EQ(lookalike.key, lookalike.id);
+}
+
+TEST(Relay, AMessageThatOutranForwardedWaitsForItsCall) {
+  Relay relay;
+  auto parked = std::make_shared<Sink>(), fresh = std::make_shared<Sink>();
+  // Another session's call, recorded, waits on the same server (say, parked for a retry).
+  uint64_t old_call = relay.Begin("s", "stateless:1", parked);
+  relay.Forwarded(old_call, 3);
+  // A new call is sent; the server answers (related 9) before Forwarded(…, 9) is recorded.
+  uint64_t new_call = relay.Begin("s", "stateless:2", fresh);
+  std::thread late([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    relay.Forwarded(new_call, 9);
+  });
+  auto r = relay.Find("s", 9);
+  late.join();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->call, new_call);
+  // Never recorded: only the calls whose id is unknown are candidates, not the parked one.
+  uint64_t silent = relay.Begin("s", "stateless:3", fresh);
+  auto unknown = relay.Find("s", 42);
+  ASSERT_TRUE(unknown.ok()) << unknown.status().ToString();
+  EXPECT_EQ(unknown->call, silent);
+  relay.Forwarded(silent, 10);
+  EXPECT_EQ(relay.Find("s", 42).status().code(), StatusCode::kNotFound);
 }
 
 }  // namespace

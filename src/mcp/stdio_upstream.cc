@@ -422,20 +422,10 @@ void StdioUpstream::Finish(int64_t id, Result<json::object> r) {
 }
 
 void StdioUpstream::Answered(ModernEra::Step step) {
+  step = ModernEra::Deliver(std::move(step), options_);
   switch (step.kind) {
     case ModernEra::Step::kFinal:
       Finish(step.call, std::move(step.answer));
-      break;
-    case ModernEra::Step::kAsk:
-      if (!options_.on_request) {
-        Finish(step.call, json::object{{"error", json::object{{"code", -32603},
-                                                              {"message",
-                                                               "the MCP server asked for input "
-                                                               "the gateway cannot relay"}}}});
-        break;
-      }
-      for (const json::object& ask : step.asks) options_.on_request(ask, step.call);
-      if (options_.on_requests_end) options_.on_requests_end(step.call);
       break;
     case ModernEra::Step::kRetry: {
       std::string line;
@@ -449,6 +439,7 @@ void StdioUpstream::Answered(ModernEra::Step step) {
       (void)WriteLine(line);  // a failed write is reported; the call then times out
       break;
     }
+    case ModernEra::Step::kAsk:  // delivered: Deliver returns kWait for it
     case ModernEra::Step::kWait:
       break;
   }

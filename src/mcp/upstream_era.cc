@@ -290,6 +290,19 @@ std::optional<ModernEra::Step> ModernEra::OnRespond(const json::value& id, json:
   return step;
 }
 
+ModernEra::Step ModernEra::Deliver(Step step, const UpstreamOptions& options) {
+  if (step.kind != Step::kAsk) return step;
+  if (!options.on_request) {
+    step.kind = Step::kFinal;
+    step.answer = Error(-32603, "the MCP server asked for input the gateway cannot relay");
+    return step;
+  }
+  for (const json::object& ask : step.asks) options.on_request(ask, step.call);
+  if (options.on_requests_end) options.on_requests_end(step.call);
+  step.kind = Step::kWait;
+  return step;
+}
+
 void ModernEra::Forget(int64_t id) {
   MutexLock lock(mu_);
   auto it = rounds_.find(id);

@@ -89,6 +89,10 @@ class ModernEra {
   // when `id` is none of the gateway's asks; kWait while other asks of the round are open.
   std::optional<Step> OnRespond(const boost::json::value& id, boost::json::object answer)
       EXCLUDES(mu_);
+  // A kAsk step's requests handed to options.on_request one by one, then
+  // options.on_requests_end: kWait. Without on_request the request cannot go on: kFinal with
+  // an error. Any other step is returned as it is.
+  static Step Deliver(Step step, const UpstreamOptions& options);
   // Request `id` ended (answered, cancelled, timed out): its open asks are forgotten.
   void Forget(int64_t id) EXCLUDES(mu_);
   size_t open_rounds() const EXCLUDES(mu_);

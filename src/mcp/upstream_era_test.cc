@@ -208,5 +208,29 @@ TEST(UpstreamEra, EndlessOrEmptyInputRequestsEndTheRequest) {
   EXPECT_FALSE(era.OnRespond(step.asks[0].at("id"), {{"result", {}}}).has_value());
 }
 
+TEST(UpstreamEra, DeliverHandsARoundToTheRelayOrFailsWithoutOne) {
+  ModernEra era(Relaying());
+  json::object ask =
+      InputRequired(json::object{{"a", json::object{{"method", "roots/list"}}},
+                                 {"b", json::object{{"method", "sampling/createMessage"}}}},
+                    "s");
+  std::vector<std::string> seen;
+  UpstreamOptions relay;
+  relay.on_request = [&](const json::object& r, int64_t related) {
+    seen.push_back(std::string(r.at("inputKey").as_string()) + "@" + std::to_string(related));
+  };
+  relay.on_requests_end = [&](int64_t related) {
+    seen.push_back("end@" + std::to_string(related));
+  };
+  auto step = ModernEra::Deliver(era.OnAnswer(5, Request("tools/call", {}), ask), relay);
+  EXPECT_EQ(step.kind, ModernEra::Step::kWait);
+  EXPECT_EQ(seen, (std::vector<std::string>{"a@5", "b@5", "end@5"}));
+
+  auto none =
+      ModernEra::Deliver(era.OnAnswer(6, Request("tools/call", {}), ask), UpstreamOptions{});
+  EXPECT_EQ(none.kind, ModernEra::Step::kFinal);
+  EXPECT_EQ(none.answer.at("error").at("code"), -32603);
+}
+
 }  // namespace
 }  // namespace custody::mcp

@@ -24,6 +24,18 @@ export async function loadSdk() {
   }
 }
 
+// The 2026-07-28 client: the official SDK's 2.x line (Node >= 20, as scripts install). Missing
+// is a failure, never a skip.
+export async function loadModernSdk() {
+  try {
+    const { Client, StreamableHTTPClientTransport } = await import('@modelcontextprotocol/client');
+    return { Client, StreamableHTTPClientTransport };
+  } catch (e) {
+    console.error('FAIL: cannot load @modelcontextprotocol/client; run `npm ci` in tests/mcp (' + e.message + ')');
+    process.exit(1);
+  }
+}
+
 // The path of a reference server's entry point under tests/mcp/node_modules, which must exist.
 export function referenceServer(pkg) {
   const path = join(here, 'node_modules', pkg, 'dist/index.js');
@@ -44,6 +56,7 @@ export const freePort = () => new Promise((resolve, reject) => {
   });
 });
 
+// identity.issuer, set by startCustody (unset, it would be the URL of each run's port).
 export const ISSUER = 'https://custody.local';
 export const AUDIENCE = ISSUER + '/mcp';
 
@@ -53,7 +66,8 @@ export async function startCustody(custody, dir, configText, logLevel = 'info') 
   const config = join(dir, 'custody.toml');
   writeFileSync(config, configText);
   const server = spawn(custody, ['serve', '--quickstart', '--config', config, '--listen',
-    '127.0.0.1:0', '--data-dir', join(dir, 'data'), '--log-level', logLevel],
+    '127.0.0.1:0', '--data-dir', join(dir, 'data'), '--log-level', logLevel,
+    '--set', `identity.issuer=${ISSUER}`],
   { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   server.stderr.on('data', (d) => { stderr += d; });

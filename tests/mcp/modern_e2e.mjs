@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { loadSdk, referenceServer, registerAgent, request, startCustody, stopCleanly, rejection } from './harness.mjs';
+import { loadModernSdk, loadSdk, referenceServer, registerAgent, request, startCustody, stopCleanly, rejection } from './harness.mjs';
 import { digest, tracedWithOutcome } from './traced.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -44,17 +44,7 @@ for (const path of [TSX, CONF_SERVER]) {
 }
 
 const { Client: LegacyClient, StreamableHTTPClientTransport: LegacyTransport } = await loadSdk();
-// The 2026-07-28 client: the official SDK's 2.x line (Node >= 20, as scripts install). Missing
-// is a failure, never a skip.
-let ModernClient;
-let ModernTransport;
-try {
-  ({ Client: ModernClient, StreamableHTTPClientTransport: ModernTransport } =
-    await import('@modelcontextprotocol/client'));
-} catch (e) {
-  console.error('FAIL: cannot load @modelcontextprotocol/client; run `npm ci` in tests/mcp (' + e.message + ')');
-  process.exit(1);
-}
+const { Client: ModernClient, StreamableHTTPClientTransport: ModernTransport } = await loadModernSdk();
 
 const MODERN = '2026-07-28';
 const SUPPORTED = [MODERN, '2025-11-25', '2025-06-18', '2025-03-26'];

@@ -37,7 +37,7 @@ import { createInterface } from 'node:readline';
 import { isDeepStrictEqual } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
-import { eventually, loadSdk, registerAgent, rejection, request, startCustody, stopCleanly,
+import { eventually, loadModernSdk, loadSdk, registerAgent, rejection, request, startCustody, stopCleanly,
   wireRecorder } from './harness.mjs';
 import { digest, tracedWithOutcome } from './traced.mjs';
 
@@ -60,15 +60,7 @@ const { Client: LegacyClient, StreamableHTTPClientTransport: LegacyTransport,
 const { CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema,
   LoggingMessageNotificationSchema, ResourceUpdatedNotificationSchema } =
   await import('@modelcontextprotocol/sdk/types.js');
-let ModernClient;
-let ModernTransport;
-try {
-  ({ Client: ModernClient, StreamableHTTPClientTransport: ModernTransport } =
-    await import('@modelcontextprotocol/client'));
-} catch (e) {
-  console.error('FAIL: cannot load @modelcontextprotocol/client; run `npm ci` in tests/mcp (' + e.message + ')');
-  process.exit(1);
-}
+const { Client: ModernClient, StreamableHTTPClientTransport: ModernTransport } = await loadModernSdk();
 
 const MODERN = '2026-07-28';
 const PV = 'io.modelcontextprotocol/protocolVersion';
