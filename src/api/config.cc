@@ -108,8 +108,10 @@ constexpr KeyDef kKeys[] = {
      .field = [](Config& c) -> Field { return &c.admin.protect_reads; }},
     {.key = {.name = "identity.issuer",
              .env = "CUSTODY_IDENTITY_ISSUER",
-             .default_text = "https://custody.local",
-             .description = "Issuer (iss) of Custody's tokens, also its published base URL"},
+             .default_text = "",
+             .description = "Issuer (iss) of Custody's tokens, also its published base URL; "
+                            "empty: the URL it listens on (a warning at start: set it in "
+                            "production)"},
      .field = [](Config& c) -> Field { return &c.identity.issuer; }},
     {.key = {.name = "identity.svid_lifetime_s",
              .env = "CUSTODY_IDENTITY_SVID_LIFETIME_S",
@@ -606,6 +608,12 @@ Result<HostPort> ParseListen(std::string_view text) {
   }
   hp.port = static_cast<uint16_t>(v);
   return hp;
+}
+
+std::string ListenUrl(const HostPort& bound, bool tls) {
+  std::string host =
+      bound.host.find(':') != std::string::npos ? "[" + bound.host + "]" : bound.host;
+  return (tls ? "https://" : "http://") + host + ":" + std::to_string(bound.port);
 }
 
 Result<Config> ParseConfigToml(std::string_view text, std::string_view name, Config base) {

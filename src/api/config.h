@@ -43,7 +43,9 @@ struct Config {
     bool operator==(const Admin&) const = default;
   } admin;
   struct Identity {
-    std::string issuer = "https://custody.local";  // iss of Custody's tokens
+    // iss of Custody's tokens and its published base URL. Empty: the URL `custody serve`
+    // actually listens on (Service::Open resolves it, port 0 included, and warns).
+    std::string issuer;
     int64_t svid_lifetime_s = 300;
     // A JSON file: [{"issuer": …, "audience": …, "jwks": {"keys": […]}}, …] of OIDC providers
     // whose ID tokens prove a human initiator. Empty: none trusted.
@@ -105,9 +107,13 @@ struct Config {
   std::string IdentityDbPath() const { return data_dir + "/identity.db"; }
   std::string AttributionDbPath() const { return data_dir + "/attribution.db"; }
   std::string McpDbPath() const { return data_dir + "/mcp.db"; }
+  // On a Config whose identity.issuer is resolved (Service::issuer()); an empty issuer here
+  // would give "/mcp".
   std::string McpAudience() const {
     return mcp.audience.empty() ? identity.issuer + "/mcp" : mcp.audience;
   }
+  // TLS is on when both files are set (LoadConfig refuses one without the other).
+  bool TlsEnabled() const { return !tls.cert.empty() && !tls.key.empty(); }
 
   // Field by field (the tests compare with Config{}).
   bool operator==(const Config&) const = default;
@@ -145,6 +151,8 @@ struct HostPort {
 };
 // "127.0.0.1:8750", "[::1]:0", "0.0.0.0:80". "localhost" is accepted as 127.0.0.1.
 Result<HostPort> ParseListen(std::string_view text);
+// The URL of a bound address: "http://127.0.0.1:8750", "https://[::1]:8443".
+std::string ListenUrl(const HostPort& bound, bool tls);
 
 struct ConfigSources {
   std::optional<std::string> file;         // TOML file path

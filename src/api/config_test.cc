@@ -28,6 +28,17 @@ TEST(Config, DefaultsAreLoopbackAndLocalDataDir) {
   EXPECT_EQ(c->TokenDbPath(), "./custody-data/custody.db");
   EXPECT_EQ(c->log.level, "info");
   EXPECT_FALSE(c->admin.protect_reads);
+  // No made-up host: unset, the issuer is the URL the service listens on (Service::Open).
+  EXPECT_EQ(c->identity.issuer, "");
+}
+
+TEST(Config, IssuerIsTakenAsConfigured) {
+  ConfigSources sources;
+  sources.env = {{"CUSTODY_IDENTITY_ISSUER", "https://custody.example.com"}};
+  auto c = LoadConfig(sources);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->identity.issuer, "https://custody.example.com");
+  EXPECT_EQ(c->McpAudience(), "https://custody.example.com/mcp");
 }
 
 TEST(Config, FileThenEnvironmentThenFlags) {
@@ -74,7 +85,9 @@ env = { A = "1" }
   EXPECT_EQ(s.command, "node");
   EXPECT_EQ(s.args, (std::vector<std::string>{"dist/index.js", "stdio"}));
   EXPECT_EQ(s.env.at("A"), "1");
-  EXPECT_EQ(c->McpAudience(), "https://custody.local/mcp");
+  EXPECT_EQ(c->McpAudience(), "/mcp");  // on a Config whose issuer Service has not resolved
+  c->identity.issuer = "https://custody.example";
+  EXPECT_EQ(c->McpAudience(), "https://custody.example/mcp");
 
   auto typo = ParseConfigToml("[mcp.servers.x]\ncommand = \"n\"\ncomand = \"n\"\n", "t.toml");
   ASSERT_FALSE(typo.ok());
@@ -388,6 +401,12 @@ TEST(Config, ParseListen) {
   EXPECT_FALSE(ParseListen("127.0.0.1:70000").ok());
   EXPECT_FALSE(ParseListen(":80").ok());
   EXPECT_FALSE(ParseListen("::1:80").ok());
+}
+
+TEST(Config, ListenUrl) {
+  EXPECT_EQ(ListenUrl({"127.0.0.1", 8750}, false), "http://127.0.0.1:8750");
+  EXPECT_EQ(ListenUrl({"::1", 8443}, true), "https://[::1]:8443");
+  EXPECT_EQ(ListenUrl(*ParseListen("localhost:9"), false), "http://127.0.0.1:9");
 }
 
 }  // namespace

@@ -167,10 +167,46 @@ Result<std::vector<identity::TrustedIssuer>> LoadTrustedIssuers(const std::strin
   return out;
 }
 
-Status AddIdentityRoutes(http::Router& router, TokenService& tokens) {
+std::string AuthorizationServerMetadataJson(const std::string& issuer) {
+  // No authorization_endpoint and no response_types_supported: no grant Custody accepts uses
+  // an authorization endpoint (RFC 8414 §2, erratum 7793; §3.2 forbids empty arrays). No
+  // scopes_supported: scopes are each agent's grants, not a fixed set. No revocation_endpoint:
+  // revocation is the admin API's (/v1/sessions/{sid}/revoke), not RFC 7009.
+  json::object m{
+      {"issuer", issuer},
+      {"token_endpoint", issuer + "/oauth2/token"},
+      {"jwks_uri", issuer + "/.well-known/jwks.json"},
+      {"grant_types_supported",
+       json::array{"client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"}},
+      // private_key_jwt: an RFC 7523 assertion signed ES256 (crypto/jose.h takes nothing else);
+      // client_secret_post: client_secret in the form (no HTTP Basic).
+      {"token_endpoint_auth_methods_supported",
+       json::array{"private_key_jwt", "client_secret_post"}},
+      {"token_endpoint_auth_signing_alg_values_supported", json::array{"ES256"}},
+      // RFC 7662, authenticated with a Custody reader or admin token (an access token type).
+      {"introspection_endpoint", issuer + "/oauth2/introspect"},
+      {"introspection_endpoint_auth_methods_supported", json::array{"Bearer"}}};
+  return json::serialize(m);
+}
+
+Status AddIdentityRoutes(http::Router& router, TokenService& tokens, const std::string& issuer) {
   TokenService* svc = &tokens;
   auto admin = AuthRequirement::AnyOf({"admin"});
   auto reader = AuthRequirement::AnyOf({"admin", "reader"});
+
+  // One document, at RFC 8414's path and at OIDC Discovery's (which clients such as MCP's also
+  // try); Custody issues no ID tokens, so it names nothing OpenID-specific.
+  for (const char* path :
+       {"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"}) {
+    RETURN_IF_ERROR(router.Add(
+        {"GET", path,
+         [metadata = AuthorizationServerMetadataJson(issuer)](Request&, Responder respond) {
+           Response r = Response::Json(200, metadata);
+           r.headers.Set("cache-control", "max-age=60");
+           respond(std::move(r));
+         },
+         AuthRequirement::None(), ""}));
+  }
 
   RETURN_IF_ERROR(router.Add({"GET", "/.well-known/jwks.json",
                               [svc](Request&, Responder respond) {

@@ -1,7 +1,8 @@
 // HTTP routes of the identity module: the OAuth token endpoint (client_credentials for
-// JWT-SVIDs, RFC 8693 token exchange), RFC 7662 introspection, the JWKS, the agent registry's
-// admin API, the session API and key rotation (POST /v1/keys/rotate, admin). Errors on
-// /oauth2/* use the RFC 6749 §5.2 body; everything else uses the one Custody error shape.
+// JWT-SVIDs, RFC 8693 token exchange), RFC 7662 introspection, the JWKS, the RFC 8414
+// authorization server metadata (also at /.well-known/openid-configuration), the agent
+// registry's admin API, the session API and key rotation (POST /v1/keys/rotate, admin). Errors
+// on /oauth2/* use the RFC 6749 §5.2 body; everything else uses the one Custody error shape.
 #pragma once
 
 #include <string>
@@ -13,7 +14,13 @@
 
 namespace custody::api {
 
-Status AddIdentityRoutes(http::Router& router, identity::TokenService& tokens);
+// `issuer` is the one TokenService signs with (Service::issuer()); the metadata names it.
+Status AddIdentityRoutes(http::Router& router, identity::TokenService& tokens,
+                         const std::string& issuer);
+
+// The RFC 8414 metadata document: only what /oauth2/token and /oauth2/introspect implement
+// (docs/API.md, "Authorization server metadata").
+std::string AuthorizationServerMetadataJson(const std::string& issuer);
 
 // Reads the trusted OIDC issuers file: [{"issuer": …, "audience": …, "jwks": {"keys": […]}}].
 Result<std::vector<identity::TrustedIssuer>> LoadTrustedIssuers(const std::string& path);

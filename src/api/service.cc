@@ -1,5 +1,8 @@
 #include "api/service.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -42,8 +45,52 @@ struct Service::Impl {
   http::Router router;
   std::unique_ptr<http::Server> server;
   std::optional<IssuedToken> bootstrap;
+  // Holds the port chosen for "port 0" until the server has bound it (see ReservePort).
+  int reserved_port_fd = -1;
   bool shut_down = false;
+
+  ~Impl() { ReleasePort(); }
+  void ReleasePort() {
+    if (reserved_port_fd >= 0) ::close(reserved_port_fd);
+    reserved_port_fd = -1;
+  }
 };
+
+namespace {
+
+// The default issuer names the port Custody listens on, and it must be known before anything
+// can mint a token, i.e. before http::Server::Start binds. For port 0 we let the kernel pick a
+// port for a socket of our own, bound with SO_REUSEADDR but never listening, and hand that port
+// to the server: on Linux a second SO_REUSEADDR socket may bind and listen on it while ours
+// only holds it, and nobody else can bind it meanwhile. Ours is closed once the server listens.
+Result<uint16_t> ReservePort(const std::string& host, int* fd_out) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (::inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    len = sizeof(sockaddr_in);
+  } else if (::inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    len = sizeof(sockaddr_in6);
+  } else {
+    return InvalidArgumentError("listen host must be an IP address: " + host);
+  }
+  int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return UnavailableError("cannot create a socket to choose a port");
+  int one = 1;
+  if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      ::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    ::close(fd);
+    return UnavailableError("cannot choose a port on " + host);
+  }
+  *fd_out = fd;
+  return ntohs(ss.ss_family == AF_INET ? v4->sin_port : v6->sin6_port);
+}
+
+}  // namespace
 
 Status EnsurePrivateDir(const std::string& dir, bool create) {
   struct stat st;
@@ -81,6 +128,21 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   impl->errors = std::make_unique<ErrorReporter>(log);
   impl->metrics.ReportErrorsOf(*impl->errors);
   RETURN_IF_ERROR(EnsurePrivateDir(config.data_dir, options.quickstart));
+
+  // The issuer is decided here, before any token can be minted: tokens, the gateway's audience
+  // and the discovery documents all read impl->config, never `config`.
+  ASSIGN_OR_RETURN(HostPort hp, ParseListen(config.listen));
+  if (impl->config.identity.issuer.empty()) {
+    if (hp.port == 0) {
+      ASSIGN_OR_RETURN(hp.port, ReservePort(hp.host, &impl->reserved_port_fd));
+    }
+    impl->config.identity.issuer = ListenUrl(hp, config.TlsEnabled());
+    log.Log(LogLevel::kWarn,
+            "identity.issuer is not set: using " + impl->config.identity.issuer +
+                "; set it in production",
+            {{"issuer", std::string_view(impl->config.identity.issuer)}});
+  }
+  const Config& resolved = impl->config;
 
   // Every store, through the one factory (store/stores.h).
   ASSIGN_OR_RETURN(store::Stores stores, store::OpenStores(config.Storage()));
@@ -144,7 +206,7 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   impl->identity_store = std::move(stores.identity);
   identity::TokenServiceOptions io;
   io.trust_domain = config.trust_domain;
-  io.issuer = config.identity.issuer;
+  io.issuer = resolved.identity.issuer;
   io.svid_lifetime_s = config.identity.svid_lifetime_s;
   io.async_sink = [rec = impl->recorder.get()](const std::string& event,
                                                std::function<void(Status)> done) {
@@ -160,7 +222,7 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
                                          return rec->RecordText(event).status();
                                        },
                                        std::move(io)));
-  RETURN_IF_ERROR(AddIdentityRoutes(impl->router, *impl->identity));
+  RETURN_IF_ERROR(AddIdentityRoutes(impl->router, *impl->identity, resolved.identity.issuer));
 
   // Attribution: every decision is durable in the ledger before the caller hears it.
   impl->attribution_store = std::move(stores.attribution);
@@ -184,7 +246,7 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
                                           clock, random, *impl->errors, std::move(ao)));
   AttributionRouteOptions aro;
   aro.read_auth = ro.read_auth;
-  aro.base_url = config.identity.issuer;
+  aro.base_url = resolved.identity.issuer;
   RETURN_IF_ERROR(AddAttributionRoutes(impl->router, *impl->attribution, aro));
 
   // The MCP gateway: /mcp/{server} for the configured stdio servers, every tools/call
@@ -196,8 +258,8 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
                                             s.ca_file, s.protocol});
     }
     mcp::GatewayOptions go;
-    go.audience = config.McpAudience();
-    go.issuer = config.identity.issuer;
+    go.audience = resolved.McpAudience();
+    go.issuer = resolved.identity.issuer;
     go.tls = !config.tls.cert.empty();
     for (size_t pos = 0; pos < config.mcp.allowed_origins.size();) {
       size_t comma = config.mcp.allowed_origins.find(',', pos);
@@ -242,7 +304,6 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
       },
       ro));
 
-  ASSIGN_OR_RETURN(HostPort hp, ParseListen(config.listen));
   http::ServerOptions so;
   so.host = hp.host;
   so.port = hp.port;
@@ -281,12 +342,15 @@ Status Service::Start() {
   // The MCP upstreams first (their handshakes, at most upstream_ready_wait): the port opens
   // once a client's initialize can say what each server has, not tools alone.
   if (impl_->mcp) impl_->mcp->Start();
-  return impl_->server->Start();
+  Status started = impl_->server->Start();
+  impl_->ReleasePort();  // the server holds it now (or failed to, and says so)
+  return started;
 }
 
 void Service::Shutdown() {
   if (!impl_ || impl_->shut_down) return;
   impl_->shut_down = true;
+  impl_->ReleasePort();
   impl_->server->Shutdown();
   if (impl_->mcp) impl_->mcp->Stop();  // before the ledger closes: outcomes are recorded
   impl_->ledger->Close();
@@ -295,6 +359,7 @@ void Service::Shutdown() {
 
 uint16_t Service::port() const { return impl_->server->port(); }
 bool Service::tls() const { return impl_->server->tls(); }
+const std::string& Service::issuer() const { return impl_->config.identity.issuer; }
 int Service::threads() const { return impl_->server->threads(); }
 std::string Service::VerifierKey() const { return impl_->ledger->VerifierKey(); }
 const std::optional<IssuedToken>& Service::bootstrap_token() const { return impl_->bootstrap; }

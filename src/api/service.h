@@ -37,6 +37,9 @@ class Service {
 
   uint16_t port() const;
   bool tls() const;
+  // identity.issuer as every part of the service uses it: the configured one, else the URL it
+  // listens on (decided in Open, before anything can mint a token; port 0 resolved).
+  const std::string& issuer() const;
   int threads() const;
   std::string VerifierKey() const;
   // The token issued by quickstart, if any (print it once, then forget it).

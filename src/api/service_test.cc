@@ -2,6 +2,7 @@
 // command (store/testing/fault_vfs.h), real HTTP. What an operator and a client see must be
 // clean and visible: /readyz fails with the reason, every failed commit is counted and logged,
 // clients get `unavailable` naming no file, and everything works again once there is room.
+// Also: the issuer a service names when identity.issuer is not set, and the RFC 8414 document.
 #include "api/service.h"
 
 #include <gtest/gtest.h>
@@ -11,6 +12,7 @@
 #include <filesystem>
 #include <string>
 
+#include "api/identity_routes.h"
 #include "common/clock.h"
 #include "common/random.h"
 #include "common/stream_logger.h"
@@ -37,6 +39,8 @@ class FullDiskTest : public ::testing::Test {
     c.data_dir = dir_.string();
     c.listen = "127.0.0.1:0";
     c.worker_threads = 2;
+    // Set, so that the only warnings in the log are the full disk's (checked below).
+    c.identity.issuer = "https://custody.example";
     auto s = Service::Open(c, {.quickstart = true}, clock_, random_, *log_);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     service_ = std::move(*s);
@@ -139,6 +143,102 @@ TEST_F(FullDiskTest, AFullDiskIsVisibleCleanAndRecoverable) {
                      R"("technical_owner":"platform","revocation_contact":"s@e.com",)"
                      R"("grants":["github/*"],"client_secret":true})");
   EXPECT_EQ(agent2.status, 201) << agent2.body;
+}
+
+// identity.issuer unset: the service names the URL it really listens on (port 0 resolved before
+// anything could mint a token), warns that it should be set, and every part of it agrees: the
+// RFC 8414 metadata, the gateway's RFC 9728 metadata and the tokens' iss.
+class ServiceIssuerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("custody-issuer-test-" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    log_file_ = std::tmpfile();
+    ASSERT_NE(log_file_, nullptr);
+    log_ = std::make_unique<StreamLogger>(LogLevel::kInfo, true, clock_, log_file_);
+  }
+  void TearDown() override {
+    service_.reset();
+    if (log_file_ != nullptr) std::fclose(log_file_);
+    fs::remove_all(dir_);
+  }
+  void Open(const std::string& listen, const std::string& issuer) {
+    Config c;
+    c.data_dir = dir_.string();
+    c.listen = listen;
+    c.worker_threads = 1;
+    c.identity.issuer = issuer;
+    auto s = Service::Open(c, {.quickstart = true}, clock_, random_, *log_);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    service_ = std::move(*s);
+    ASSERT_TRUE(service_->Start().ok());
+  }
+  std::string Get(const std::string& target) {
+    http::ClientRequest r;
+    r.target = target;
+    auto resp = http::BlockingHttpClient("127.0.0.1", service_->port()).Send(r);
+    EXPECT_TRUE(resp.ok()) << resp.status().ToString();
+    EXPECT_EQ(resp.ok() ? resp->status : 0, 200) << target;
+    return resp.ok() ? resp->body : "";
+  }
+  std::string Log() {
+    std::fflush(log_file_);
+    std::rewind(log_file_);
+    std::string out;
+    char buf[4096];
+    while (size_t n = std::fread(buf, 1, sizeof buf, log_file_)) out.append(buf, n);
+    return out;
+  }
+
+  SystemClock clock_;
+  SystemRandom random_;
+  fs::path dir_;
+  std::FILE* log_file_ = nullptr;
+  std::unique_ptr<StreamLogger> log_;
+  std::unique_ptr<Service> service_;
+};
+
+TEST_F(ServiceIssuerTest, UnsetIsTheUrlListenedOnWithAWarning) {
+  ASSERT_NO_FATAL_FAILURE(Open("127.0.0.1:0", ""));
+  ASSERT_NE(service_->port(), 0);
+  const std::string url = "http://127.0.0.1:" + std::to_string(service_->port());
+  EXPECT_EQ(service_->issuer(), url);
+  std::string log = Log();
+  EXPECT_NE(log.find("identity.issuer is not set: using " + url + "; set it in production"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("\"level\":\"warn\""), std::string::npos) << log;
+
+  std::string as = Get("/.well-known/oauth-authorization-server");
+  EXPECT_NE(as.find("\"issuer\":\"" + url + "\""), std::string::npos) << as;
+  EXPECT_NE(as.find("\"token_endpoint\":\"" + url + "/oauth2/token\""), std::string::npos) << as;
+  EXPECT_EQ(Get("/.well-known/openid-configuration"), as);
+  std::string prm = Get("/.well-known/oauth-protected-resource/mcp");
+  EXPECT_NE(prm.find("\"authorization_servers\":[\"" + url + "\"]"), std::string::npos) << prm;
+  EXPECT_NE(prm.find("\"resource\":\"" + url + "/mcp\""), std::string::npos) << prm;
+}
+
+TEST_F(ServiceIssuerTest, ConfiguredIsUsedAsIsWithoutAWarning) {
+  ASSERT_NO_FATAL_FAILURE(Open("127.0.0.1:0", "https://custody.example"));
+  EXPECT_EQ(service_->issuer(), "https://custody.example");
+  EXPECT_EQ(Log().find("identity.issuer is not set"), std::string::npos);
+  std::string as = Get("/.well-known/oauth-authorization-server");
+  EXPECT_NE(as.find("\"issuer\":\"https://custody.example\""), std::string::npos) << as;
+  std::string prm = Get("/.well-known/oauth-protected-resource");
+  EXPECT_NE(prm.find("\"authorization_servers\":[\"https://custody.example\"]"), std::string::npos)
+      << prm;
+}
+
+TEST(AuthorizationServerMetadata, NamesOnlyWhatIsImplemented) {
+  std::string m = AuthorizationServerMetadataJson("https://c.example");
+  EXPECT_EQ(m,
+            R"({"issuer":"https://c.example","token_endpoint":"https://c.example/oauth2/token",)"
+            R"("jwks_uri":"https://c.example/.well-known/jwks.json","grant_types_supported":)"
+            R"(["client_credentials","urn:ietf:params:oauth:grant-type:token-exchange"],)"
+            R"("token_endpoint_auth_methods_supported":["private_key_jwt","client_secret_post"],)"
+            R"("token_endpoint_auth_signing_alg_values_supported":["ES256"],)"
+            R"("introspection_endpoint":"https://c.example/oauth2/introspect",)"
+            R"("introspection_endpoint_auth_methods_supported":["Bearer"]})");
 }
 
 }  // namespace

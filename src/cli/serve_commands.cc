@@ -4,7 +4,8 @@
 // stdout carries only machine-readable lines, flushed at once:
 //   {"event":"admin_token","id":"…","role":"admin","token":"cst_…"}   (quickstart, once)
 //   {"event":"listening","address":"127.0.0.1:8750","url":"http://127.0.0.1:8750",…}
-// Logs (JSON lines by default) go to stderr.
+// Logs (JSON lines by default) go to stderr. Without identity.issuer the issuer is that "url"
+// (port 0 resolved), with a warning at start (api::Service::Open).
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -107,12 +108,13 @@ int RunServe(const ServeFlags& f) {
   Status st = (*service)->Start();
   if (!st.ok()) Fail(st);
   api::HostPort hp = *api::ParseListen(config->listen);
-  std::string host = hp.host.find(':') != std::string::npos ? "[" + hp.host + "]" : hp.host;
-  std::string address = host + ":" + std::to_string((*service)->port());
-  std::string url = ((*service)->tls() ? "https://" : "http://") + address;
+  hp.port = (*service)->port();
+  std::string url = api::ListenUrl(hp, (*service)->tls());
+  std::string address = url.substr(url.find("://") + 3);
   std::string vkey = (*service)->VerifierKey();
   log.Log(LogLevel::kInfo, "listening",
           {{"address", std::string_view(address)},
+           {"issuer", std::string_view((*service)->issuer())},
            {"tls", (*service)->tls()},
            {"threads", static_cast<int64_t>((*service)->threads())},
            {"data_dir", std::string_view(config->data_dir)},
