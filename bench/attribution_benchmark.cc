@@ -205,7 +205,7 @@ void Http(const std::vector<int>& thread_counts, int calls_per_thread) {
                      form({{"grant_type", "client_credentials"},
                            {"client_id", "planner"},
                            {"client_secret", secret},
-                           {"audience", "https://custody.local"}}),
+                           {"audience", service->issuer()}}),
                      "", "application/x-www-form-urlencoded");
     auto tok = post(
         "/oauth2/token",

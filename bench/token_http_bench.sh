@@ -27,9 +27,10 @@ SECRET=$(curl -sf -X POST "$URL/v1/agents" -H "Authorization: Bearer $TOKEN" \
   -d '{"name":"bench","description":"token bench","environment":"dev","grants":["tools/*"],
        "permissions":["assert_initiator"],"max_delegation_depth":3,"client_secret":true}' |
   sed -E 's/.*"client_secret":"([^"]+)".*/\1/')
-# The actor token's audience is Custody's issuer (identity.issuer; the default here).
+# The actor token's audience is Custody's issuer: identity.issuer is not set here, so it is the
+# URL the server listens on.
 SVID=$(curl -sf -X POST "$URL/oauth2/token" -H 'Content-Type: application/x-www-form-urlencoded' \
-  -d "grant_type=client_credentials&client_id=bench&client_secret=$SECRET&audience=https://custody.local" |
+  -d "grant_type=client_credentials&client_id=bench&client_secret=$SECRET&audience=$URL" |
   sed -E 's/.*"access_token":"([^"]+)".*/\1/')
 export CLIENT=bench SECRET SVID
 # One second of exchanges first: a refused one stops the benchmark.

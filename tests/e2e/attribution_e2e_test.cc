@@ -60,7 +60,8 @@ class AttributionE2E : public ::testing::Test {
     server_ = std::make_unique<ServeProcess>(
         dir_ / "data", std::vector<std::string>{
                            "--log-level", "warn", "--set",
-                           "identity.trusted_issuers_file=" + (dir_ / "issuers.json").string()});
+                           "identity.trusted_issuers_file=" + (dir_ / "issuers.json").string(),
+                           "--set", "identity.issuer=https://custody.local"});
     ASSERT_TRUE(server_->started());
     Register("planner", "prod", {"*"});
     Register("researcher", "dev", {"github/*", "docs/*"});

@@ -155,9 +155,11 @@ class IdentityE2e : public ::testing::Test {
                                      {"jwks", json::object{{"keys", json::array{jwk}}}}}};
     std::ofstream(dir_ / "trusted_issuers.json") << json::serialize(issuers);
     server_ = std::make_unique<ServeProcess>(
-        dir_ / "data", std::vector<std::string>{"--log-level", "warn", "--set",
-                                                "identity.trusted_issuers_file=" +
-                                                    (dir_ / "trusted_issuers.json").string()});
+        dir_ / "data",
+        std::vector<std::string>{
+            "--log-level", "warn", "--set",
+            "identity.trusted_issuers_file=" + (dir_ / "trusted_issuers.json").string(), "--set",
+            std::string("identity.issuer=") + kIssuer});
     ASSERT_TRUE(server_->started());
     client_ = std::make_unique<http::BlockingHttpClient>("127.0.0.1", server_->port());
   }

@@ -22,7 +22,7 @@ using testing::RunCommand;
 using testing::ServeProcess;
 using testing::TempDir;
 
-constexpr const char* kIssuer = "https://custody.local";  // the default identity.issuer
+constexpr const char* kIssuer = "https://custody.local";  // identity.issuer, as configured
 
 json::object Body(const Result<http::ClientResponse>& r) {
   EXPECT_TRUE(r.ok());
@@ -50,7 +50,8 @@ class RotationTest : public ::testing::Test {
  protected:
   void SetUp() override {
     data_ = TempDir("rotation") / "data";  // created by --quickstart with mode 0700
-    server_ = std::make_unique<ServeProcess>(data_, std::vector<std::string>{});
+    server_ = std::make_unique<ServeProcess>(
+        data_, std::vector<std::string>{"--set", std::string("identity.issuer=") + kIssuer});
     ASSERT_TRUE(server_->started());
     auto c = server_->Client();
     json::object agent{{"name", "rotator"},

@@ -109,7 +109,8 @@ class ServeCrashTest : public ::testing::Test {
 
   void Start() {
     server_ = std::make_unique<ServeProcess>(
-        data_, std::vector<std::string>{"--config", config_.string(), "--log-level", "warn"});
+        data_, std::vector<std::string>{"--config", config_.string(), "--log-level", "warn",
+                                        "--set", std::string("identity.issuer=") + kIssuer});
     ASSERT_TRUE(server_->started());
   }
   http::ClientOptions Options() {

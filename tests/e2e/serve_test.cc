@@ -810,7 +810,7 @@ TEST(Serve, IdentityTokensOverHttp) {
   ServeProcess s(data, {"--log-level", "warn"});
   ASSERT_TRUE(s.started());
   auto c = s.Client();
-  const std::string issuer = "https://custody.local";
+  const std::string issuer = s.url();  // identity.issuer is not set: the URL listened on
 
   auto jwks = c.Send(Get("/.well-known/jwks.json"));
   ASSERT_TRUE(jwks.ok());
