@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 
 #include "http/client.h"
 
@@ -171,8 +172,14 @@ std::string PathSegment(std::string_view s) {
   throw CLI::RuntimeError(exit_code);
 }
 
-json::value CallServer(const ServerFlags& flags, std::string_view method, const std::string& target,
-                       const std::string& body, std::string_view what) {
+namespace {
+
+// One request: `content_type` for a non-empty body; the admin token only when `admin`. With
+// `optional`, an answer other than 2xx JSON is nullopt instead of the end of the command.
+std::optional<json::value> Call(const ServerFlags& flags, std::string_view method,
+                                const std::string& target, const std::string& body,
+                                std::string_view content_type, bool admin, bool optional,
+                                std::string_view what) {
   std::string url = EffectiveUrl(flags);
   ServerUrl server;
   if (!ParseServerUrl(url, &server)) {
@@ -187,11 +194,11 @@ json::value CallServer(const ServerFlags& flags, std::string_view method, const 
   req.method = std::string(method);
   req.target = server.prefix + target;
   req.headers.Set("accept", "application/json");
-  std::string token = EffectiveToken(flags);
+  std::string token = admin ? EffectiveToken(flags) : "";
   if (!token.empty()) req.headers.Set("authorization", "Bearer " + token);
   if (!body.empty()) {
     req.body = body;
-    req.headers.Set("content-type", "application/json");
+    req.headers.Set("content-type", std::string(content_type));
   }
   auto r = client.Send(std::move(req));
   if (!r.ok()) {
@@ -199,15 +206,42 @@ json::value CallServer(const ServerFlags& flags, std::string_view method, const 
              r.status().message() + "). Is `custody serve` running there? Set --server or " +
              "CUSTODY_SERVER.");
   }
+  if (optional && (r->status < 200 || r->status >= 300)) return std::nullopt;
   if (r->status < 200 || r->status >= 300) {
     std::string hint;
-    if (r->status == 401 && token.empty()) hint = " Pass --token or set CUSTODY_TOKEN.";
+    if (r->status == 401 && admin && token.empty()) hint = " Pass --token or set CUSTODY_TOKEN.";
     FailWith(std::string(what) + ": " + DescribeError(*r) + hint);
   }
   boost::system::error_code ec;
   json::value v = json::parse(r->body, ec);
+  if (ec && optional) return std::nullopt;
   if (ec) FailWith(std::string(what) + ": the server's answer is not JSON");
   return v;
+}
+
+}  // namespace
+
+json::value CallServer(const ServerFlags& flags, std::string_view method, const std::string& target,
+                       const std::string& body, std::string_view what) {
+  return *Call(flags, method, target, body, "application/json", /*admin=*/true,
+               /*optional=*/false, what);
+}
+
+json::value PostServerForm(const ServerFlags& flags, const std::string& target,
+                           const std::vector<std::pair<std::string, std::string>>& fields,
+                           std::string_view what) {
+  std::string body;
+  for (const auto& [name, value] : fields) {
+    if (!body.empty()) body += '&';
+    body += PathSegment(name) + "=" + PathSegment(value);
+  }
+  return *Call(flags, "POST", target, body, "application/x-www-form-urlencoded", /*admin=*/false,
+               /*optional=*/false, what);
+}
+
+std::optional<json::value> GetOptionalDocument(const ServerFlags& flags, const std::string& target,
+                                               std::string_view what) {
+  return Call(flags, "GET", target, "", "", /*admin=*/false, /*optional=*/true, what);
 }
 
 void PrintJson(const json::value& v) {

@@ -8,8 +8,11 @@
 #pragma once
 
 #include <boost/json/fwd.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace CLI {
 class App;
@@ -38,6 +41,21 @@ std::string PathSegment(std::string_view s);
 boost::json::value CallServer(const ServerFlags& flags, std::string_view method,
                               const std::string& target, const std::string& body,
                               std::string_view what);
+
+// An application/x-www-form-urlencoded POST (the OAuth endpoints, e.g. /oauth2/token), sent
+// without the admin token: `fields` are percent-encoded here. The answer and the errors are as
+// for CallServer; an OAuth refusal is printed as "<what>: <error>: <error_description> (HTTP n)".
+// Nothing of `fields` is ever printed (they hold tokens and client credentials).
+boost::json::value PostServerForm(const ServerFlags& flags, const std::string& target,
+                                  const std::vector<std::pair<std::string, std::string>>& fields,
+                                  std::string_view what);
+
+// A public document the server may not serve (e.g. /.well-known/oauth-authorization-server on
+// an older server): its JSON, or nullopt for any answer but 2xx JSON. Sent without the admin
+// token; an unreachable server ends the command as for CallServer.
+std::optional<boost::json::value> GetOptionalDocument(const ServerFlags& flags,
+                                                      const std::string& target,
+                                                      std::string_view what);
 
 // Prints `v` as indented JSON (two spaces) followed by a newline.
 void PrintJson(const boost::json::value& v);
