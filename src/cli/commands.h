@@ -17,6 +17,8 @@ void RegisterAdminCommands(CLI::App& app);
 void RegisterAgentCommands(CLI::App& app);
 void RegisterSessionCommands(CLI::App& app);
 void RegisterCredentialCommands(CLI::App& app);
+// token keygen|svid|exchange: an agent's JWT-SVID and session token (over /oauth2/token).
+void RegisterTokenCommands(CLI::App& app);
 // key rotate (over HTTP).
 void RegisterKeyCommands(CLI::App& app);
 // policy publish|show|list; contain (over HTTP).

@@ -21,6 +21,9 @@ int main(int argc, char** argv) {
   custody::cli::RegisterSessionCommands(app);
   custody::cli::RegisterCredentialCommands(app);
 #endif
+#ifdef CUSTODY_HAVE_TOKEN_CLI
+  custody::cli::RegisterTokenCommands(app);
+#endif
 #ifdef CUSTODY_HAVE_KEY_CLI
   custody::cli::RegisterKeyCommands(app);
 #endif
