@@ -40,7 +40,7 @@ class RelayTarget {
 
 // A relayed request waiting for the client's answer.
 struct RelayedRequest {
-  std::string id;           // the gateway's id for it: what the client sees and answers
+  std::string id;  // the gateway's id for it: what the client sees and answers
   // Its key in a 2026-07-28 client's inputRequests and inputResponses: the server's own key
   // when a 2026-07-28 server asked it (and no other waiting request of the call has that key),
   // else `id`.

@@ -220,10 +220,12 @@ void Gateway::OnUpstreamRequest(Server& server, const json::object& request, int
 }
 
 json::object Gateway::RelayedCapabilities(const Call& call) const {
+  std::set<std::string, std::less<>> modern;  // a 2026-07-28 caller's, read once
+  if (call.caller.modern) {
+    modern = ClientCapabilities(json::object{{"capabilities", call.caller.modern->capabilities}});
+  }
   auto declared = [&](std::string_view name) {
-    return call.caller.modern ? ClientCapabilities(json::object{{"capabilities",
-                                                                 call.caller.modern->capabilities}})
-                                        .count(name) > 0
+    return call.caller.modern ? modern.contains(name)
                               : sessions_->ClientDeclared(call.key.first, name);
   };
   json::object out;

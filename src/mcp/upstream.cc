@@ -58,17 +58,24 @@ std::set<std::string, std::less<>> CapabilityNames(const boost::json::object& re
   return out;
 }
 
-std::string InitializeRequest(int64_t id, const UpstreamOptions& options) {
+boost::json::object GatewayClientCapabilities(const UpstreamOptions& options) {
   boost::json::object capabilities;
   if (options.on_request) {
     capabilities["sampling"] = boost::json::object{};
     capabilities["elicitation"] =
         boost::json::object{{"form", boost::json::object{}}, {"url", boost::json::object{}}};
   }
-  boost::json::object params{
-      {"protocolVersion", options.protocol_version},
-      {"capabilities", std::move(capabilities)},
-      {"clientInfo", boost::json::object{{"name", "custody-gateway"}, {"version", "0.1.0"}}}};
+  return capabilities;
+}
+
+boost::json::object GatewayClientInfo() {
+  return boost::json::object{{"name", "custody-gateway"}, {"version", "0.1.0"}};
+}
+
+std::string InitializeRequest(int64_t id, const UpstreamOptions& options) {
+  boost::json::object params{{"protocolVersion", options.protocol_version},
+                             {"capabilities", GatewayClientCapabilities(options)},
+                             {"clientInfo", GatewayClientInfo()}};
   return boost::json::serialize(boost::json::object{
       {"jsonrpc", "2.0"}, {"id", id}, {"method", "initialize"}, {"params", std::move(params)}});
 }

@@ -138,6 +138,12 @@ bool HandleServerMessage(const boost::json::object& message, int64_t related,
                          const std::function<void(std::string)>& reply,
                          const UpstreamOptions& options);
 
+// What the gateway says of itself as an MCP client: the client capabilities it relays to its
+// own clients (options.on_request set: sampling, elicitation in form and URL mode; else none)
+// and its clientInfo. Shared by initialize and the 2026-07-28 per-request _meta.
+boost::json::object GatewayClientCapabilities(const UpstreamOptions& options);
+boost::json::object GatewayClientInfo();
+
 // The initialize request the gateway sends upstream: client capabilities only for what it
 // relays (options.on_request set: sampling and elicitation).
 std::string InitializeRequest(int64_t id, const UpstreamOptions& options);

@@ -16,16 +16,11 @@ constexpr std::string_view kClientInfoKey = "io.modelcontextprotocol/clientInfo"
 constexpr std::string_view kLogLevelKey = "io.modelcontextprotocol/logLevel";
 constexpr std::string_view kSubscriptionKey = "io.modelcontextprotocol/subscriptionId";
 
-json::object ClientMeta(bool relays) {
-  json::object capabilities;
-  if (relays) {  // as at initialize: what the gateway can ask its own clients
-    capabilities["sampling"] = json::object{};
-    capabilities["elicitation"] = json::object{{"form", json::object{}}, {"url", json::object{}}};
-  }
-  return json::object{
-      {kVersionKey, kModernProtocol},
-      {kCapabilitiesKey, std::move(capabilities)},
-      {kClientInfoKey, json::object{{"name", "custody-gateway"}, {"version", "0.1.0"}}}};
+// As at initialize: the capabilities the gateway relays (`options`) and its clientInfo.
+json::object ClientMeta(const UpstreamOptions& options) {
+  return json::object{{kVersionKey, kModernProtocol},
+                      {kCapabilitiesKey, GatewayClientCapabilities(options)},
+                      {kClientInfoKey, GatewayClientInfo()}};
 }
 
 json::object& ParamsOf(json::object& request) {
@@ -64,10 +59,11 @@ bool PlainAscii(std::string_view s) {
 }  // namespace
 
 std::string DiscoverRequest(int64_t id) {
-  return json::serialize(json::object{{"jsonrpc", "2.0"},
-                                      {"id", id},
-                                      {"method", "server/discover"},
-                                      {"params", json::object{{"_meta", ClientMeta(false)}}}});
+  return json::serialize(
+      json::object{{"jsonrpc", "2.0"},
+                   {"id", id},
+                   {"method", "server/discover"},
+                   {"params", json::object{{"_meta", ClientMeta(UpstreamOptions{})}}}});
 }
 
 std::optional<std::set<std::string, std::less<>>> ModernCapabilities(const json::object& answer) {
@@ -96,7 +92,7 @@ std::optional<std::string> McpNameHeader(const json::object& request) {
   return "=?base64?" + Base64Encode(s) + "?=";
 }
 
-ModernEra::ModernEra(const UpstreamOptions& options) : relays_(bool(options.on_request)) {}
+ModernEra::ModernEra(const UpstreamOptions& options) : meta_(ClientMeta(options)) {}
 
 std::optional<json::object> ModernEra::Local(const json::object& request, bool* listen_changed) {
   *listen_changed = false;
@@ -131,8 +127,8 @@ void ModernEra::Shape(json::object& request) const {
   json::value& m = params["_meta"];
   if (!m.is_object()) m = json::object{};
   json::object& meta = m.get_object();
-  for (auto& kv : ClientMeta(relays_)) {
-    if (!meta.contains(kv.key())) meta[kv.key()] = std::move(kv.value());
+  for (const auto& kv : meta_) {
+    if (!meta.contains(kv.key())) meta[kv.key()] = kv.value();
   }
   MutexLock lock(mu_);
   if (!log_level_.empty()) meta[kLogLevelKey] = log_level_;

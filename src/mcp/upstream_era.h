@@ -107,7 +107,8 @@ class ModernEra {
     int rounds = 0;
   };
 
-  const bool relays_;  // the gateway relays requests to its clients (options.on_request)
+  // What every request's _meta says of the gateway (version, capabilities it relays, clientInfo).
+  const boost::json::object meta_;
   mutable Mutex mu_;
   std::string log_level_ GUARDED_BY(mu_);
   std::multiset<std::string> resource_subscriptions_ GUARDED_BY(mu_);
