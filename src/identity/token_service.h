@@ -151,6 +151,9 @@ struct VerifiedAccess {
 // The token endpoint's events go through TokenServiceOptions::async_sink instead when it is set.
 using IdentityEventSink = std::function<Status(const std::string& event_json)>;
 
+struct TxnTokenRequest;  // identity/txn_token.h
+struct MintedTxnToken;
+
 class TokenService {
  public:
   // Waits for the token requests and refusals still being recorded (async_sink must still be
@@ -237,6 +240,13 @@ class TokenService {
   // Starts signing with a new key; the old one stays published until its last token expires.
   // Records a key.rotate event naming `by`. Returns the new key's kid.
   Result<std::string> RotateSigningKey(const std::string& by = "");
+
+  // --- Transaction Tokens (identity/txn_token.h; defined in txn_token.cc).
+  // Signs a Txn-Token with the current key. InvalidArgument for a request missing a required
+  // claim, an act_json that is not a JSON object, or a lifetime outside
+  // 1..kTxnTokenMaxLifetimeS; Internal (reported as "identity.sign") when signing fails.
+  // Nothing is recorded here: the caller records the jti where it records the action.
+  Result<MintedTxnToken> MintTxnToken(const TxnTokenRequest& request);
 
  private:
   TokenService(store::IdentityStore& store, const Clock& clock, Random& random,
