@@ -72,14 +72,17 @@ Result<Claims> ParseClaims(const std::string& payload) {
 }
 
 // exp required and not past; nbf (if present) not in the future; both with leeway.
-Status CheckTimes(const Claims& c, int64_t now, int64_t leeway) {
+// Claims: Claims, or a cached subset with the same exp/nbf/aud members.
+template <typename C>
+Status CheckTimes(const C& c, int64_t now, int64_t leeway) {
   if (!c.exp) return UnauthenticatedError("token has no exp");
   if (*c.exp + leeway <= now) return UnauthenticatedError("token expired");
   if (c.nbf && *c.nbf - leeway > now) return UnauthenticatedError("token is not valid yet (nbf)");
   return OkStatus();
 }
 
-bool HasAudience(const Claims& c, std::string_view aud) {
+template <typename C>
+bool HasAudience(const C& c, std::string_view aud) {
   return std::find(c.aud.begin(), c.aud.end(), aud) != c.aud.end();
 }
 
@@ -145,7 +148,9 @@ TokenService::TokenService(store::IdentityStore& store, const Clock& clock, Rand
       errors_(errors),
       ids_(clock, random),
       sink_(std::move(sink)),
-      options_(std::move(options)) {
+      options_(std::move(options)),
+      access_cache_(options_.verify_cache_entries),
+      svid_cache_(options_.verify_cache_entries) {
   if (options_.token_endpoint.empty()) options_.token_endpoint = options_.issuer + "/oauth2/token";
 }
 
@@ -524,9 +529,9 @@ OAuthResult<IssuedToken> TokenService::FinishIssue(Issue issue, const Status& re
                  session ? "cannot record session" : "cannot record issuance", 503);
 }
 
-Result<std::string> TokenService::VerifySvid(const std::string& token,
-                                             const std::string& audience) {
-  ASSIGN_OR_RETURN(crypto::VerifiedJws jws, VerifyOwnJws(token));
+Result<TokenService::SvidClaims> TokenService::VerifySvidSignature(const std::string& token) {
+  int64_t published_until = 0;
+  ASSIGN_OR_RETURN(crypto::VerifiedJws jws, VerifyOwnJws(token, &published_until));
   RETURN_IF_ERROR(CheckSvidHeader(jws.header_json, jws.typ));
   ASSIGN_OR_RETURN(Claims c, ParseClaims(jws.payload));
   if (c.iss != options_.issuer) return UnauthenticatedError("JWT-SVID was not issued by Custody");
@@ -537,14 +542,31 @@ Result<std::string> TokenService::VerifySvid(const std::string& token,
     return UnauthenticatedError("JWT-SVID is for another trust domain");
   }
   if (c.aud.empty()) return UnauthenticatedError("JWT-SVID has no aud");
+  if (!c.exp) return UnauthenticatedError("token has no exp");
+  return SvidClaims{std::move(c.sub), std::move(c.jti), std::move(c.aud), c.exp, c.nbf,
+                    published_until};
+}
+
+Result<std::string> TokenService::VerifySvid(const std::string& token,
+                                             const std::string& audience) {
+  int64_t now = Now();
+  // Signature and claims, possibly from the verified-token cache; audience, times and
+  // revocation are checked on every call.
+  ASSIGN_OR_RETURN(SvidClaims c,
+                   svid_cache_.GetOrVerify(
+                       token, now, [this](const std::string& t) { return VerifySvidSignature(t); },
+                       [&](const SvidClaims& v) {
+                         return std::min({*v.exp + options_.leeway_s, now + kVerifyCacheTtlS,
+                                          v.key_published_until});
+                       }));
   if (!HasAudience(c, audience))
     return UnauthenticatedError("JWT-SVID aud does not include " + audience);
-  RETURN_IF_ERROR(CheckTimes(c, Now(), options_.leeway_s));
+  RETURN_IF_ERROR(CheckTimes(c, now, options_.leeway_s));
   if (!c.jti.empty()) {
     ASSIGN_OR_RETURN(bool revoked, store_.IsJtiRevoked(c.jti));
     if (revoked) return UnauthenticatedError("credential revoked");
   }
-  return c.sub;
+  return std::move(c.sub);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -572,42 +594,6 @@ Result<TokenService::AccessClaims> TokenService::VerifyAccessSignature(const std
   return a;
 }
 
-Result<TokenService::AccessClaims> TokenService::AccessClaimsOf(const std::string& token,
-                                                                int64_t now) {
-  if (options_.verify_cache_entries == 0) return VerifyAccessSignature(token);
-  std::array<uint8_t, 32> digest = crypto::Sha256(token);
-  std::string key(reinterpret_cast<const char*>(digest.data()), digest.size());
-  {
-    MutexLock lock(cache_mu_);
-    auto it = cache_.find(key);
-    if (it != cache_.end()) {
-      if (it->second.valid_until > now) return it->second.claims;
-      cache_.erase(it);  // its slot in cache_order_ is skipped when it comes up
-    }
-  }
-  ASSIGN_OR_RETURN(AccessClaims claims, VerifyAccessSignature(token));
-  MutexLock lock(cache_mu_);
-  if (cache_.size() >= options_.verify_cache_entries) {
-    // Evict the oldest insertions (FIFO): entries live at most a minute anyway.
-    while (!cache_order_.empty() && cache_.size() >= options_.verify_cache_entries) {
-      cache_.erase(cache_order_.front());
-      cache_order_.pop_front();
-    }
-  }
-  // A skipped (already erased) key can leave cache_order_ longer than cache_; bound it too.
-  if (cache_order_.size() > 2 * options_.verify_cache_entries) {
-    std::deque<std::string> live;
-    for (auto& k : cache_order_) {
-      if (cache_.count(k) != 0) live.push_back(std::move(k));
-    }
-    cache_order_.swap(live);
-  }
-  CachedAccess entry{claims, std::min({claims.exp + options_.leeway_s, now + kVerifyCacheTtlS,
-                                       claims.key_published_until})};
-  if (cache_.insert_or_assign(key, std::move(entry)).second) cache_order_.push_back(key);
-  return claims;
-}
-
 Result<VerifiedAccess> TokenService::VerifyAccessToken(const std::string& token,
                                                        const std::string& audience,
                                                        VerifiedAccess* revoked) {
@@ -615,7 +601,14 @@ Result<VerifiedAccess> TokenService::VerifyAccessToken(const std::string& token,
   // Signature and claims, possibly from the verified-token cache. Everything below (times,
   // audience, session and revocation state) is checked on every call, cached or not, so
   // revocation is effective at once.
-  ASSIGN_OR_RETURN(AccessClaims c, AccessClaimsOf(token, now));
+  ASSIGN_OR_RETURN(
+      AccessClaims c,
+      access_cache_.GetOrVerify(
+          token, now, [this](const std::string& t) { return VerifyAccessSignature(t); },
+          [&](const AccessClaims& v) {
+            return std::min(
+                {v.exp + options_.leeway_s, now + kVerifyCacheTtlS, v.key_published_until});
+          }));
   if (c.exp + options_.leeway_s <= now) return UnauthenticatedError("token expired");
   if (c.nbf && *c.nbf - options_.leeway_s > now) {
     return UnauthenticatedError("token is not valid yet (nbf)");

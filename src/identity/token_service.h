@@ -9,7 +9,7 @@
 // go to the injected ErrorReporter under "identity.*" sites. A refused token request is
 // recorded too (token.refuse, through TokenAsync()); the token endpoint's events can be recorded
 // without blocking its caller (TokenServiceOptions::async_sink). Thread-safe: the store is
-// thread-safe, the signing keys are guarded by keys_mu_ and the verified-token cache by cache_mu_.
+// thread-safe, the signing keys are guarded by keys_mu_; the verified-token caches lock themselves.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +32,7 @@
 #include "crypto/jose.h"
 #include "identity/agent.h"
 #include "identity/records.h"
+#include "identity/verified_cache.h"
 #include "store/identity_store.h"
 
 namespace custody::identity {
@@ -62,9 +63,10 @@ struct TokenServiceOptions {
   int64_t leeway_s = 30;
   int64_t max_assertion_lifetime_s = 600;
   std::vector<TrustedIssuer> trusted_issuers;
-  // Verified access tokens whose signature and claims need not be checked again (keyed by the
-  // token's SHA-256, each kept until min(exp, now + 60 s)). Session and revocation state is
-  // still read on every verification. 0 disables the cache.
+  // Verified access tokens and JWT-SVIDs whose signature and claims need not be checked again
+  // (keyed by the token's SHA-256, each kept until min(exp, now + 60 s, its key's end of
+  // publication); this many of each kind). Audience, time, session and revocation state are
+  // still checked on every verification. 0 disables the caches.
   size_t verify_cache_entries = 4096;
   // Where the token endpoint's events go without blocking its caller (custody serve: the
   // ledger's group commit, Recorder::RecordTextAsync). `done` must run exactly once, on any
@@ -275,8 +277,15 @@ class TokenService {
   };
   // Signature, typ, iss and the presence of exp/sid/jti: the parts that never change.
   Result<AccessClaims> VerifyAccessSignature(const std::string& token);
-  // The same, through the verified-token cache.
-  Result<AccessClaims> AccessClaimsOf(const std::string& token, int64_t now) EXCLUDES(cache_mu_);
+  // What a JWT-SVID's signature vouches for (checked once, then cacheable).
+  struct SvidClaims {
+    std::string sub, jti;
+    std::vector<std::string> aud;
+    std::optional<int64_t> exp, nbf;
+    int64_t key_published_until = 0;
+  };
+  // Signature, header, iss, a SPIFFE ID of our trust domain as sub, a non-empty aud.
+  Result<SvidClaims> VerifySvidSignature(const std::string& token);
   Status Record(const std::string& event_json);
   // A token signed and its event built, neither stored nor recorded yet; an exchange's session
   // is stored before its event is recorded.
@@ -318,11 +327,12 @@ class TokenService {
   Mutex keys_mu_;
   std::vector<SigningKey> keys_ GUARDED_BY(keys_mu_);  // the last one signs
 
+  // Verified-token caches (options_.verify_cache_entries each): access tokens (a delegation's
+  // subject token, every gateway call) and JWT-SVIDs (every exchange's actor token). An entry
+  // lives until min(exp + leeway, now + kVerifyCacheTtlS, its key's end of publication).
   static constexpr int64_t kVerifyCacheTtlS = 60;
-  struct CachedAccess {
-    AccessClaims claims;
-    int64_t valid_until = 0;
-  };
+  VerifiedCache<AccessClaims> access_cache_;
+  VerifiedCache<SvidClaims> svid_cache_;
   Mutex listeners_mu_;
   int next_listener_ GUARDED_BY(listeners_mu_) = 1;
   std::map<int, RevocationListener> listeners_ GUARDED_BY(listeners_mu_);
@@ -332,10 +342,6 @@ class TokenService {
   CondVar async_done_;
   size_t refusals_pending_ GUARDED_BY(async_mu_) = 0;
   size_t issues_pending_ GUARDED_BY(async_mu_) = 0;
-
-  Mutex cache_mu_;
-  std::unordered_map<std::string, CachedAccess> cache_ GUARDED_BY(cache_mu_);  // key: SHA-256
-  std::deque<std::string> cache_order_ GUARDED_BY(cache_mu_);                  // insertion order
 };
 
 }  // namespace custody::identity

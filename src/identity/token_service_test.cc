@@ -731,6 +731,29 @@ TEST_F(TokenServiceTest, VerifiedTokenCacheNeverHidesRevocation) {
   EXPECT_FALSE(svc_->VerifyAccessToken(fresh.value->access_token, "").ok());
 }
 
+TEST_F(TokenServiceTest, VerifiedSvidCacheNeverHidesAudienceExpiryOrRevocation) {
+  Agent planner = Auth("planner", *planner_key_);
+  auto t = svc_->IssueSvid(planner, "reports");
+  ASSERT_TRUE(t.ok());
+  const std::string& svid = t.value->access_token;
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(svc_->VerifySvid(svid, "reports").ok());  // cached
+  EXPECT_FALSE(svc_->VerifySvid(svid, "billing").ok());  // audience checked on every hit
+  // A copy with one signature character changed is not the cached token.
+  std::string forged = svid;
+  forged[forged.size() - 3] = forged[forged.size() - 3] == 'A' ? 'B' : 'A';
+  EXPECT_FALSE(svc_->VerifySvid(forged, "reports").ok());
+  ASSERT_TRUE(svc_->RevokeCredential(t.value->jti, "admin-1").ok());
+  auto revoked = svc_->VerifySvid(svid, "reports");
+  ASSERT_FALSE(revoked.ok());
+  EXPECT_NE(revoked.status().message().find("revoked"), std::string::npos);
+  // Expiry is not hidden by the cache (an entry lives at most 60 s; exp is checked anyway).
+  auto u = svc_->IssueSvid(planner, "reports");
+  ASSERT_TRUE(u.ok());
+  ASSERT_TRUE(svc_->VerifySvid(u.value->access_token, "reports").ok());
+  clock_.Advance(std::chrono::seconds(300 + 31));
+  EXPECT_FALSE(svc_->VerifySvid(u.value->access_token, "reports").ok());
+}
+
 TEST_F(TokenServiceTest, VerifiedTokenCacheIsBoundedAndCanBeDisabled) {
   for (size_t entries : {size_t{0}, size_t{2}}) {
     TokenServiceOptions o;
