@@ -91,6 +91,9 @@ bool IsEventStream(std::string_view content_type) {
   return true;
 }
 
+// The words IsResponseTooLarge looks for (one place writes them, one reads them).
+constexpr std::string_view kTooLarge = "the response is larger than the client's limit";
+
 bool IsStale(const error_code& ec) {
   return ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
          ec == asio::error::connection_reset || ec == asio::error::broken_pipe;
@@ -170,6 +173,9 @@ struct HttpClient::Impl {
   Status IoError(std::string_view what, const error_code& ec) {
     Reset();
     if (closed) return UnavailableError("the connection to " + HostPort() + " was closed");
+    if (ec == bhttp::error::body_limit) {
+      return UnavailableError(std::string(what) + " " + HostPort() + ": " + std::string(kTooLarge));
+    }
     return UnavailableError(std::string(what) + " " + HostPort() + ": " +
                             (timed_out ? std::string("timed out") : ec.message()));
   }
@@ -205,8 +211,19 @@ struct HttpClient::Impl {
       Status st = MakeTlsContext();
       if (!st.ok()) co_return st;
     }
-    auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(port), kTuple);
-    if (rec || closed) co_return IoError("cannot resolve", rec);
+    // The endpoints: the caller's vetted addresses, else what the host name resolves to.
+    std::vector<tcp::endpoint> endpoints;
+    for (const std::string& a : options.connect_addresses) {
+      error_code aec;
+      asio::ip::address address = asio::ip::make_address(a, aec);
+      if (aec) co_return InvalidArgumentError("connect address is not an IP address: " + a);
+      endpoints.emplace_back(address, port);
+    }
+    if (endpoints.empty()) {
+      auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(port), kTuple);
+      if (rec || closed) co_return IoError("cannot resolve", rec);
+      for (const auto& r : results) endpoints.push_back(r.endpoint());
+    }
     if (options.tls) {
       tls = std::make_unique<asio::ssl::stream<tcp::socket>>(ex, *ssl_ctx);
       if (options.verify_peer) {
@@ -218,7 +235,7 @@ struct HttpClient::Impl {
     } else {
       plain = std::make_unique<tcp::socket>(ex);
     }
-    auto [cec, ep] = co_await asio::async_connect(Lowest(), results, kTuple);
+    auto [cec, ep] = co_await asio::async_connect(Lowest(), endpoints, kTuple);
     if (cec || closed) co_return IoError("cannot connect to", cec);
     error_code ignored;
     Lowest().set_option(tcp::no_delay(true), ignored);
@@ -350,6 +367,11 @@ struct HttpClient::Impl {
     }
   }
 };
+
+bool IsResponseTooLarge(const Status& status) {
+  return status.code() == StatusCode::kUnavailable &&
+         status.message().find(kTooLarge) != std::string::npos;
+}
 
 HttpClient::HttpClient(asio::any_io_executor ex, std::string host, uint16_t port,
                        ClientOptions options)

@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "http/http.h"
@@ -27,7 +28,15 @@ struct ClientOptions {
   std::string ca_file;                       // PEM trust anchors; default: the system store
   std::chrono::milliseconds timeout{30000};  // per request (connect + write + read)
   size_t max_response_bytes = 64 * 1024 * 1024;
+  // When set, the client connects to these IP addresses (literals, tried in order) and never
+  // resolves `host`, which still names the server: the Host header, TLS SNI and the
+  // certificate's host name check. For callers that resolved and vetted the addresses
+  // themselves (no second lookup that DNS rebinding could answer differently).
+  std::vector<std::string> connect_addresses;
 };
+
+// Whether `status` is a client's refusal of a response body larger than max_response_bytes.
+bool IsResponseTooLarge(const Status& status);
 
 struct ClientRequest {
   std::string method = "GET";

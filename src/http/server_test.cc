@@ -560,8 +560,10 @@ TEST(Server, AddressInUseIsAnErrorAndDestructionDoesNotHang) {
   EXPECT_EQ(third.Start().code(), StatusCode::kInvalidArgument);
 }
 
-// A self-signed P-256 certificate for 127.0.0.1, made with the OpenSSL API.
-void MakeSelfSigned(const std::string& cert_path, const std::string& key_path) {
+// A self-signed P-256 certificate for `host` (an IP address or a DNS name), made with the
+// OpenSSL API.
+void MakeSelfSigned(const std::string& cert_path, const std::string& key_path,
+                    const std::string& host = "127.0.0.1") {
   EVP_PKEY* pkey = EVP_EC_gen("P-256");
   ASSERT_NE(pkey, nullptr);
   X509* x = X509_new();
@@ -572,12 +574,15 @@ void MakeSelfSigned(const std::string& cert_path, const std::string& key_path) {
   X509_set_pubkey(x, pkey);
   X509_NAME* name = X509_get_subject_name(x);
   X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1, 0);
+                             reinterpret_cast<const unsigned char*>(host.c_str()), -1, -1, 0);
   X509_set_issuer_name(x, name);
   X509V3_CTX ctx;
   X509V3_set_ctx_nodb(&ctx);
   X509V3_set_ctx(&ctx, x, x, nullptr, nullptr, 0);
-  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_alt_name, "IP:127.0.0.1");
+  boost::system::error_code not_ip;
+  asio::ip::make_address(host, not_ip);
+  std::string san = (not_ip ? "DNS:" : "IP:") + host;
+  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_alt_name, san.c_str());
   X509_add_ext(x, ext, -1);
   X509_EXTENSION_free(ext);
   X509_sign(x, pkey, EVP_sha256());
@@ -680,6 +685,76 @@ TEST(Client, CloseDuringAnExchangeFailsItAndTheClientGoesOn) {
     EXPECT_EQ((*after)->body, "[4]");
   }
   std::filesystem::remove_all(dir);
+}
+
+// connect_addresses: the client connects to the address it was given and never resolves the
+// host (here a name no resolver knows), which still names the server in the Host header, in SNI
+// and in the certificate check.
+TEST(Client, ConnectAddressesReplaceResolutionButTheHostNameIsStillVerified) {
+  auto dir =
+      std::filesystem::temp_directory_path() / ("custody_tls_addr_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::string cert = (dir / "cert.pem").string(), key = (dir / "key.pem").string();
+  MakeSelfSigned(cert, key, "metadata.test");
+  ServerOptions o;
+  o.tls_cert_file = cert;
+  o.tls_key_file = key;
+  Fixture f(o);
+  Route host;
+  host.method = "GET";
+  host.pattern = "/host";
+  // Registered after Start(): only safe here because no request has been routed yet.
+  host.handler = [](Request& r, Responder respond) {
+    respond(Response::Text(200, std::string(r.headers.Get("host").value_or(""))));
+  };
+  ASSERT_TRUE(f.router.Add(host).ok());
+  ClientOptions co;
+  co.tls = true;
+  co.ca_file = cert;
+  co.connect_addresses = {"127.0.0.1"};
+  BlockingHttpClient named("metadata.test", f.server->port(), co);
+  auto r = named.Send(Get("/host"));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "metadata.test:" + std::to_string(f.server->port()));
+
+  // The certificate is checked against the host name, not the address connected to.
+  BlockingHttpClient other("other.test", f.server->port(), co);
+  EXPECT_FALSE(other.Send(Get("/host")).ok());
+  // Without connect_addresses the name is resolved, and .test names never resolve.
+  ClientOptions resolving = co;
+  resolving.connect_addresses.clear();
+  BlockingHttpClient unresolved("metadata.test", f.server->port(), resolving);
+  auto u = unresolved.Send(Get("/host"));
+  ASSERT_FALSE(u.ok());
+  EXPECT_NE(u.status().message().find("cannot resolve"), std::string::npos);
+  // A connect address that is not an IP address is refused before any connection.
+  ClientOptions bad = co;
+  bad.connect_addresses = {"localhost"};
+  BlockingHttpClient invalid("metadata.test", f.server->port(), bad);
+  EXPECT_EQ(invalid.Send(Get("/host")).status().code(), StatusCode::kInvalidArgument);
+  std::filesystem::remove_all(dir);
+}
+
+// A body over max_response_bytes is refused, and IsResponseTooLarge tells that refusal apart
+// from other failures.
+TEST(Client, ResponseLargerThanTheLimitIsRecognised) {
+  Fixture f;
+  ClientOptions small;
+  small.max_response_bytes = 4;
+  auto c = f.Client(small);
+  auto big = c.Send(Post("/echo", "[true,true]"));
+  ASSERT_FALSE(big.ok());
+  EXPECT_TRUE(IsResponseTooLarge(big.status())) << big.status().ToString();
+  auto fits = c.Send(Post("/echo", "[1]"));
+  ASSERT_TRUE(fits.ok()) << fits.status().ToString();
+  EXPECT_EQ(fits->body, "[1]");
+  // Nobody listening: unavailable, but not "too large".
+  uint16_t port = f.server->port();
+  f.server->Shutdown();
+  auto gone = BlockingHttpClient("127.0.0.1", port, small).Send(Get("/later/1"));
+  ASSERT_FALSE(gone.ok());
+  EXPECT_FALSE(IsResponseTooLarge(gone.status()));
 }
 
 }  // namespace
