@@ -15,6 +15,7 @@
 
 #include "common/status.h"
 #include "identity/agent.h"
+#include "identity/oauth_records.h"
 #include "identity/records.h"
 
 namespace custody::store {
@@ -71,6 +72,65 @@ class IdentityStore {
   virtual Status PutSigningKey(const identity::SigningKeyRecord& key) = 0;
   // Ordered by created_at, then kid.
   virtual Result<std::vector<identity::SigningKeyRecord>> ListSigningKeys() = 0;
+
+  // --- The authorization code flow (identity/authorization_server.h). Only hashes of refresh
+  // tokens are stored. The defaults answer Internal (a backend without the flow, e.g. a test
+  // double). A new family whose current refresh token has this SHA-256 (hex). AlreadyExists if the
+  // family id or the hash is taken.
+  virtual Status CreateRefreshFamily(const identity::RefreshFamily& family,
+                                     const std::string& token_sha256) {
+    (void)family, (void)token_sha256;
+    return InternalError("refresh tokens are not supported by this store");
+  }
+  // The family of a refresh token (current or rotated out); NotFound for an unknown hash.
+  virtual Result<identity::RefreshLookup> FindRefreshToken(const std::string& token_sha256) {
+    (void)token_sha256;
+    return InternalError("refresh tokens are not supported by this store");
+  }
+  // Replaces the family's current token `presented_sha256` by `next_sha256`, atomically.
+  // FailedPrecondition, and nothing changed, when `presented_sha256` is no longer current (a
+  // concurrent refresh won) or the family is revoked; NotFound for an unknown family.
+  virtual Status RotateRefreshToken(const std::string& family_id,
+                                    const std::string& presented_sha256,
+                                    const std::string& next_sha256) {
+    (void)family_id, (void)presented_sha256, (void)next_sha256;
+    return InternalError("refresh tokens are not supported by this store");
+  }
+  // Appends a session issued from the family. NotFound for an unknown family.
+  virtual Status AddRefreshFamilySession(const std::string& family_id, const std::string& sid) {
+    (void)family_id, (void)sid;
+    return InternalError("refresh tokens are not supported by this store");
+  }
+  // Revokes the family (no token of it refreshes again) and returns it as it now is; a second
+  // revocation keeps the first time and reason. NotFound for an unknown family.
+  virtual Result<identity::RefreshFamily> RevokeRefreshFamily(const std::string& family_id,
+                                                              const std::string& reason,
+                                                              int64_t now) {
+    (void)family_id, (void)reason, (void)now;
+    return InternalError("refresh tokens are not supported by this store");
+  }
+  // Inserts or replaces the consent of (initiator_issuer, initiator, client_id).
+  virtual Status PutConsent(const identity::Consent& consent) {
+    (void)consent;
+    return InternalError("consents are not supported by this store");
+  }
+  // NotFound if that person has not consented to that client.
+  virtual Result<identity::Consent> GetConsent(const std::string& initiator_issuer,
+                                               const std::string& initiator,
+                                               const std::string& client_id) {
+    (void)initiator_issuer, (void)initiator, (void)client_id;
+    return InternalError("consents are not supported by this store");
+  }
+  // Ordered by client_id, then initiator_issuer, then initiator.
+  virtual Result<std::vector<identity::Consent>> ListConsents() {
+    return InternalError("consents are not supported by this store");
+  }
+  // NotFound if there was no such consent.
+  virtual Status DeleteConsent(const std::string& initiator_issuer, const std::string& initiator,
+                               const std::string& client_id) {
+    (void)initiator_issuer, (void)initiator, (void)client_id;
+    return InternalError("consents are not supported by this store");
+  }
 };
 
 }  // namespace custody::store

@@ -159,3 +159,102 @@ Result<std::vector<SigningKeyRecord>> MemoryIdentityStore::ListSigningKeys() {
 }
 
 }  // namespace custody::store
+
+namespace custody::store {
+
+Status MemoryIdentityStore::CreateRefreshFamily(const identity::RefreshFamily& family,
+                                                const std::string& token_sha256) {
+  MutexLock lock(mu_);
+  if (families_.count(family.family_id) != 0 || refresh_hashes_.count(token_sha256) != 0) {
+    return AlreadyExistsError("refresh family " + family.family_id + " exists");
+  }
+  families_[family.family_id] = Family{family, token_sha256};
+  refresh_hashes_[token_sha256] = family.family_id;
+  return OkStatus();
+}
+
+Result<identity::RefreshLookup> MemoryIdentityStore::FindRefreshToken(
+    const std::string& token_sha256) {
+  MutexLock lock(mu_);
+  auto h = refresh_hashes_.find(token_sha256);
+  if (h == refresh_hashes_.end()) return NotFoundError("unknown refresh token");
+  const Family& f = families_.at(h->second);
+  return identity::RefreshLookup{f.family, f.current == token_sha256};
+}
+
+Status MemoryIdentityStore::RotateRefreshToken(const std::string& family_id,
+                                               const std::string& presented_sha256,
+                                               const std::string& next_sha256) {
+  MutexLock lock(mu_);
+  auto it = families_.find(family_id);
+  if (it == families_.end()) return NotFoundError("no refresh family " + family_id);
+  if (it->second.family.revoked) {
+    return FailedPreconditionError("refresh family " + family_id + " is revoked");
+  }
+  if (it->second.current != presented_sha256) {
+    return FailedPreconditionError("refresh token is no longer current");
+  }
+  if (refresh_hashes_.count(next_sha256) != 0) {
+    return AlreadyExistsError("refresh token hash exists");
+  }
+  it->second.current = next_sha256;
+  refresh_hashes_[next_sha256] = family_id;
+  return OkStatus();
+}
+
+Status MemoryIdentityStore::AddRefreshFamilySession(const std::string& family_id,
+                                                    const std::string& sid) {
+  MutexLock lock(mu_);
+  auto it = families_.find(family_id);
+  if (it == families_.end()) return NotFoundError("no refresh family " + family_id);
+  it->second.family.sessions.push_back(sid);
+  return OkStatus();
+}
+
+Result<identity::RefreshFamily> MemoryIdentityStore::RevokeRefreshFamily(
+    const std::string& family_id, const std::string& reason, int64_t now) {
+  MutexLock lock(mu_);
+  auto it = families_.find(family_id);
+  if (it == families_.end()) return NotFoundError("no refresh family " + family_id);
+  identity::RefreshFamily& f = it->second.family;
+  if (!f.revoked) {
+    f.revoked = true;
+    f.revoked_at = now;
+    f.revoke_reason = reason;
+  }
+  return f;
+}
+
+Status MemoryIdentityStore::PutConsent(const identity::Consent& consent) {
+  MutexLock lock(mu_);
+  consents_[{consent.client_id, consent.initiator_issuer, consent.initiator}] = consent;
+  return OkStatus();
+}
+
+Result<identity::Consent> MemoryIdentityStore::GetConsent(const std::string& initiator_issuer,
+                                                          const std::string& initiator,
+                                                          const std::string& client_id) {
+  MutexLock lock(mu_);
+  auto it = consents_.find({client_id, initiator_issuer, initiator});
+  if (it == consents_.end()) return NotFoundError("no consent");
+  return it->second;
+}
+
+Result<std::vector<identity::Consent>> MemoryIdentityStore::ListConsents() {
+  MutexLock lock(mu_);
+  std::vector<identity::Consent> out;
+  for (const auto& [k, c] : consents_) out.push_back(c);
+  return out;
+}
+
+Status MemoryIdentityStore::DeleteConsent(const std::string& initiator_issuer,
+                                          const std::string& initiator,
+                                          const std::string& client_id) {
+  MutexLock lock(mu_);
+  if (consents_.erase({client_id, initiator_issuer, initiator}) == 0) {
+    return NotFoundError("no consent");
+  }
+  return OkStatus();
+}
+
+}  // namespace custody::store

@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common/mutex.h"
@@ -34,6 +35,22 @@ class MemoryIdentityStore final : public IdentityStore {
   Status UseAssertionJti(const std::string& jti, int64_t expires_at) override;
   Status PutSigningKey(const identity::SigningKeyRecord& key) override;
   Result<std::vector<identity::SigningKeyRecord>> ListSigningKeys() override;
+  Status CreateRefreshFamily(const identity::RefreshFamily& family,
+                             const std::string& token_sha256) override;
+  Result<identity::RefreshLookup> FindRefreshToken(const std::string& token_sha256) override;
+  Status RotateRefreshToken(const std::string& family_id, const std::string& presented_sha256,
+                            const std::string& next_sha256) override;
+  Status AddRefreshFamilySession(const std::string& family_id, const std::string& sid) override;
+  Result<identity::RefreshFamily> RevokeRefreshFamily(const std::string& family_id,
+                                                      const std::string& reason,
+                                                      int64_t now) override;
+  Status PutConsent(const identity::Consent& consent) override;
+  Result<identity::Consent> GetConsent(const std::string& initiator_issuer,
+                                       const std::string& initiator,
+                                       const std::string& client_id) override;
+  Result<std::vector<identity::Consent>> ListConsents() override;
+  Status DeleteConsent(const std::string& initiator_issuer, const std::string& initiator,
+                       const std::string& client_id) override;
 
  private:
   Result<std::vector<identity::Session>> TreeLocked(const std::string& sid) REQUIRES(mu_);
@@ -48,6 +65,15 @@ class MemoryIdentityStore final : public IdentityStore {
   std::map<std::string, int64_t> revoked_jtis_ GUARDED_BY(mu_);             // jti -> expires_at
   std::map<std::string, int64_t> assertion_jtis_ GUARDED_BY(mu_);           // jti -> expires_at
   std::map<std::string, identity::SigningKeyRecord> keys_ GUARDED_BY(mu_);  // by kid
+  struct Family {
+    identity::RefreshFamily family;
+    std::string current;  // SHA-256 of the current refresh token
+  };
+  std::map<std::string, Family> families_ GUARDED_BY(mu_);             // by family id
+  std::map<std::string, std::string> refresh_hashes_ GUARDED_BY(mu_);  // hash -> family id
+  // (client_id, issuer, initiator) -> consent
+  std::map<std::tuple<std::string, std::string, std::string>, identity::Consent> consents_
+      GUARDED_BY(mu_);
 };
 
 }  // namespace custody::store

@@ -68,7 +68,40 @@ CREATE TABLE IF NOT EXISTS signing_keys(
   retired_at INTEGER NOT NULL,
   publish_until INTEGER NOT NULL);
 )sql";
-constexpr const char* kSchemaSteps[] = {kSchemaV1};
+// Version 2: the authorization code flow's refresh token families (only SHA-256 hashes of the
+// tokens), the sessions issued from each, and remembered consents.
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE refresh_families(
+  family_id TEXT PRIMARY KEY,
+  client_id TEXT NOT NULL,
+  agent TEXT NOT NULL,
+  instance TEXT NOT NULL,
+  initiator TEXT NOT NULL,
+  initiator_issuer TEXT NOT NULL,
+  scopes TEXT NOT NULL,
+  resource TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  revoked INTEGER NOT NULL DEFAULT 0,
+  revoked_at INTEGER NOT NULL DEFAULT 0,
+  revoke_reason TEXT NOT NULL DEFAULT '',
+  current_sha256 TEXT NOT NULL);
+CREATE TABLE refresh_tokens(token_sha256 TEXT PRIMARY KEY, family_id TEXT NOT NULL);
+CREATE TABLE refresh_family_sessions(
+  family_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  sid TEXT NOT NULL,
+  PRIMARY KEY(family_id, seq));
+CREATE TABLE consents(
+  client_id TEXT NOT NULL,
+  initiator_issuer TEXT NOT NULL,
+  initiator TEXT NOT NULL,
+  agent TEXT NOT NULL,
+  scopes TEXT NOT NULL,
+  granted_at INTEGER NOT NULL,
+  PRIMARY KEY(client_id, initiator_issuer, initiator));
+)sql";
+constexpr const char* kSchemaSteps[] = {kSchemaV1, kSchemaV2};
 
 std::vector<std::string> SplitSpaces(const std::string& s) {
   std::vector<std::string> out;
@@ -482,6 +515,243 @@ Result<std::vector<SigningKeyRecord>> SqliteIdentityStore::ListSigningKeys() {
     if (rc != SQLITE_ROW) return reader_->Error("list signing keys");
     out.push_back(SigningKeyRecord{s.Text(0), s.Text(1), s.Int(2), s.Int(3), s.Int(4)});
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The authorization code flow: refresh token families and consents. Refresh reads go through the
+// writer: a rotation must see the last one.
+
+namespace {
+
+constexpr const char* kFamilyColumns =
+    "family_id, client_id, agent, instance, initiator, initiator_issuer, scopes, resource, "
+    "created_at, expires_at, revoked, revoked_at, revoke_reason, current_sha256";
+
+}  // namespace
+
+Result<identity::RefreshFamily> SqliteIdentityStore::ReadFamilyLocked(const std::string& family_id,
+                                                                      std::string* current) {
+  std::string sql =
+      std::string("SELECT ") + kFamilyColumns + " FROM refresh_families WHERE family_id=?1";
+  Stmt s(*db_, sql.c_str());
+  if (!s.ok()) return db_->Error("prepare");
+  s.Bind(1, family_id);
+  int rc = s.Step();
+  if (rc == SQLITE_DONE) return NotFoundError("no refresh family " + family_id);
+  if (rc != SQLITE_ROW) return db_->Error("read refresh family");
+  identity::RefreshFamily f;
+  f.family_id = s.Text(0);
+  f.client_id = s.Text(1);
+  f.agent = s.Text(2);
+  f.instance = s.Text(3);
+  f.initiator = s.Text(4);
+  f.initiator_issuer = s.Text(5);
+  f.scopes = SplitSpaces(s.Text(6));
+  f.resource = s.Text(7);
+  f.created_at = s.Int(8);
+  f.expires_at = s.Int(9);
+  f.revoked = s.Int(10) != 0;
+  f.revoked_at = s.Int(11);
+  f.revoke_reason = s.Text(12);
+  if (current != nullptr) *current = s.Text(13);
+  s.Reset();
+  Stmt q(*db_, "SELECT sid FROM refresh_family_sessions WHERE family_id=?1 ORDER BY seq");
+  if (!q.ok()) return db_->Error("prepare");
+  q.Bind(1, family_id);
+  while (true) {
+    rc = q.Step();
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return db_->Error("read refresh family sessions");
+    f.sessions.push_back(q.Text(0));
+  }
+  return f;
+}
+
+Status SqliteIdentityStore::CreateRefreshFamily(const identity::RefreshFamily& f,
+                                                const std::string& token_sha256) {
+  MutexLock lock(mu_);
+  RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
+  auto fail = [&](Status st) REQUIRES(mu_) {
+    (void)db_->Exec("ROLLBACK");
+    return st;
+  };
+  std::string sql = std::string("INSERT INTO refresh_families(") + kFamilyColumns +
+                    ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)";
+  Stmt s(*db_, sql.c_str());
+  if (!s.ok()) return fail(db_->Error("prepare"));
+  s.Bind(1, f.family_id).Bind(2, f.client_id).Bind(3, f.agent).Bind(4, f.instance);
+  s.Bind(5, f.initiator).Bind(6, f.initiator_issuer).Bind(7, JoinSpaces(f.scopes));
+  s.Bind(8, f.resource).Bind(9, f.created_at).Bind(10, f.expires_at);
+  s.Bind(11, int64_t{f.revoked ? 1 : 0}).Bind(12, f.revoked_at).Bind(13, f.revoke_reason);
+  s.Bind(14, token_sha256);
+  int rc = s.Step();
+  if (rc == SQLITE_CONSTRAINT) {
+    return fail(AlreadyExistsError("refresh family " + f.family_id + " exists"));
+  }
+  if (rc != SQLITE_DONE) return fail(db_->Error("create refresh family"));
+  s.Reset();
+  Stmt t(*db_, "INSERT INTO refresh_tokens(token_sha256, family_id) VALUES(?1, ?2)");
+  if (!t.ok()) return fail(db_->Error("prepare"));
+  t.Bind(1, token_sha256).Bind(2, f.family_id);
+  rc = t.Step();
+  if (rc == SQLITE_CONSTRAINT) return fail(AlreadyExistsError("refresh token hash exists"));
+  if (rc != SQLITE_DONE) return fail(db_->Error("store refresh token hash"));
+  t.Reset();
+  int64_t seq = 0;
+  for (const std::string& sid : f.sessions) {
+    Stmt a(*db_, "INSERT INTO refresh_family_sessions(family_id, seq, sid) VALUES(?1, ?2, ?3)");
+    a.Bind(1, f.family_id).Bind(2, seq++).Bind(3, sid);
+    if (a.Step() != SQLITE_DONE) return fail(db_->Error("store refresh family session"));
+  }
+  return db_->Exec("COMMIT");
+}
+
+Result<identity::RefreshLookup> SqliteIdentityStore::FindRefreshToken(
+    const std::string& token_sha256) {
+  MutexLock lock(mu_);
+  std::string family_id;
+  {
+    Stmt s(*db_, "SELECT family_id FROM refresh_tokens WHERE token_sha256=?1");
+    if (!s.ok()) return db_->Error("prepare");
+    s.Bind(1, token_sha256);
+    int rc = s.Step();
+    if (rc == SQLITE_DONE) return NotFoundError("unknown refresh token");
+    if (rc != SQLITE_ROW) return db_->Error("read refresh token");
+    family_id = s.Text(0);
+  }
+  std::string current;
+  ASSIGN_OR_RETURN(identity::RefreshFamily f, ReadFamilyLocked(family_id, &current));
+  return identity::RefreshLookup{std::move(f), current == token_sha256};
+}
+
+Status SqliteIdentityStore::RotateRefreshToken(const std::string& family_id,
+                                               const std::string& presented_sha256,
+                                               const std::string& next_sha256) {
+  MutexLock lock(mu_);
+  RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
+  auto fail = [&](Status st) REQUIRES(mu_) {
+    (void)db_->Exec("ROLLBACK");
+    return st;
+  };
+  std::string current;
+  auto f = ReadFamilyLocked(family_id, &current);
+  if (!f.ok()) return fail(f.status());
+  if (f->revoked)
+    return fail(FailedPreconditionError("refresh family " + family_id + " is revoked"));
+  if (current != presented_sha256) {
+    return fail(FailedPreconditionError("refresh token is no longer current"));
+  }
+  Stmt t(*db_, "INSERT INTO refresh_tokens(token_sha256, family_id) VALUES(?1, ?2)");
+  if (!t.ok()) return fail(db_->Error("prepare"));
+  t.Bind(1, next_sha256).Bind(2, family_id);
+  int rc = t.Step();
+  if (rc == SQLITE_CONSTRAINT) return fail(AlreadyExistsError("refresh token hash exists"));
+  if (rc != SQLITE_DONE) return fail(db_->Error("store refresh token hash"));
+  t.Reset();
+  Stmt u(*db_, "UPDATE refresh_families SET current_sha256=?2 WHERE family_id=?1");
+  if (!u.ok()) return fail(db_->Error("prepare"));
+  u.Bind(1, family_id).Bind(2, next_sha256);
+  if (u.Step() != SQLITE_DONE) return fail(db_->Error("rotate refresh token"));
+  return db_->Exec("COMMIT");
+}
+
+Status SqliteIdentityStore::AddRefreshFamilySession(const std::string& family_id,
+                                                    const std::string& sid) {
+  MutexLock lock(mu_);
+  Stmt s(*db_,
+         "INSERT INTO refresh_family_sessions(family_id, seq, sid) SELECT ?1, "
+         "(SELECT COUNT(*) FROM refresh_family_sessions WHERE family_id=?1), ?2 WHERE EXISTS "
+         "(SELECT 1 FROM refresh_families WHERE family_id=?1)");
+  if (!s.ok()) return db_->Error("prepare");
+  s.Bind(1, family_id).Bind(2, sid);
+  if (s.Step() != SQLITE_DONE) return db_->Error("store refresh family session");
+  if (db_->changes() == 0) return NotFoundError("no refresh family " + family_id);
+  return OkStatus();
+}
+
+Result<identity::RefreshFamily> SqliteIdentityStore::RevokeRefreshFamily(
+    const std::string& family_id, const std::string& reason, int64_t now) {
+  MutexLock lock(mu_);
+  Stmt u(*db_,
+         "UPDATE refresh_families SET revoked=1, revoked_at=?2, revoke_reason=?3 WHERE "
+         "family_id=?1 AND revoked=0");
+  if (!u.ok()) return db_->Error("prepare");
+  u.Bind(1, family_id).Bind(2, now).Bind(3, reason);
+  if (u.Step() != SQLITE_DONE) return db_->Error("revoke refresh family");
+  u.Reset();
+  return ReadFamilyLocked(family_id, nullptr);
+}
+
+Status SqliteIdentityStore::PutConsent(const identity::Consent& c) {
+  MutexLock lock(mu_);
+  Stmt s(*db_,
+         "INSERT OR REPLACE INTO consents(client_id, initiator_issuer, initiator, agent, scopes, "
+         "granted_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
+  if (!s.ok()) return db_->Error("prepare");
+  s.Bind(1, c.client_id).Bind(2, c.initiator_issuer).Bind(3, c.initiator).Bind(4, c.agent);
+  s.Bind(5, JoinSpaces(c.scopes)).Bind(6, c.granted_at);
+  if (s.Step() != SQLITE_DONE) return db_->Error("store consent");
+  return OkStatus();
+}
+
+namespace {
+
+constexpr const char* kConsentColumns =
+    "client_id, initiator_issuer, initiator, agent, scopes, granted_at";
+
+identity::Consent ReadConsent(const Stmt& s) {
+  identity::Consent c;
+  c.client_id = s.Text(0);
+  c.initiator_issuer = s.Text(1);
+  c.initiator = s.Text(2);
+  c.agent = s.Text(3);
+  c.scopes = SplitSpaces(s.Text(4));
+  c.granted_at = s.Int(5);
+  return c;
+}
+
+}  // namespace
+
+Result<identity::Consent> SqliteIdentityStore::GetConsent(const std::string& initiator_issuer,
+                                                          const std::string& initiator,
+                                                          const std::string& client_id) {
+  MutexLock lock(read_mu_);
+  std::string sql = std::string("SELECT ") + kConsentColumns +
+                    " FROM consents WHERE client_id=?1 AND initiator_issuer=?2 AND initiator=?3";
+  Stmt s(*reader_, sql.c_str());
+  if (!s.ok()) return reader_->Error("prepare");
+  s.Bind(1, client_id).Bind(2, initiator_issuer).Bind(3, initiator);
+  int rc = s.Step();
+  if (rc == SQLITE_DONE) return NotFoundError("no consent");
+  if (rc != SQLITE_ROW) return reader_->Error("read consent");
+  return ReadConsent(s);
+}
+
+Result<std::vector<identity::Consent>> SqliteIdentityStore::ListConsents() {
+  MutexLock lock(read_mu_);
+  std::string sql = std::string("SELECT ") + kConsentColumns +
+                    " FROM consents ORDER BY client_id, initiator_issuer, initiator";
+  Stmt s(*reader_, sql.c_str());
+  if (!s.ok()) return reader_->Error("prepare");
+  std::vector<identity::Consent> out;
+  while (true) {
+    int rc = s.Step();
+    if (rc == SQLITE_DONE) return out;
+    if (rc != SQLITE_ROW) return reader_->Error("list consents");
+    out.push_back(ReadConsent(s));
+  }
+}
+
+Status SqliteIdentityStore::DeleteConsent(const std::string& initiator_issuer,
+                                          const std::string& initiator,
+                                          const std::string& client_id) {
+  MutexLock lock(mu_);
+  Stmt s(*db_, "DELETE FROM consents WHERE client_id=?1 AND initiator_issuer=?2 AND initiator=?3");
+  if (!s.ok()) return db_->Error("prepare");
+  s.Bind(1, client_id).Bind(2, initiator_issuer).Bind(3, initiator);
+  if (s.Step() != SQLITE_DONE) return db_->Error("delete consent");
+  if (db_->changes() == 0) return NotFoundError("no consent");
+  return OkStatus();
 }
 
 }  // namespace custody::store

@@ -46,6 +46,22 @@ class SqliteIdentityStore final : public IdentityStore {
   Status UseAssertionJti(const std::string& jti, int64_t expires_at) override;
   Status PutSigningKey(const identity::SigningKeyRecord& key) override;
   Result<std::vector<identity::SigningKeyRecord>> ListSigningKeys() override;
+  Status CreateRefreshFamily(const identity::RefreshFamily& family,
+                             const std::string& token_sha256) override;
+  Result<identity::RefreshLookup> FindRefreshToken(const std::string& token_sha256) override;
+  Status RotateRefreshToken(const std::string& family_id, const std::string& presented_sha256,
+                            const std::string& next_sha256) override;
+  Status AddRefreshFamilySession(const std::string& family_id, const std::string& sid) override;
+  Result<identity::RefreshFamily> RevokeRefreshFamily(const std::string& family_id,
+                                                      const std::string& reason,
+                                                      int64_t now) override;
+  Status PutConsent(const identity::Consent& consent) override;
+  Result<identity::Consent> GetConsent(const std::string& initiator_issuer,
+                                       const std::string& initiator,
+                                       const std::string& client_id) override;
+  Result<std::vector<identity::Consent>> ListConsents() override;
+  Status DeleteConsent(const std::string& initiator_issuer, const std::string& initiator,
+                       const std::string& client_id) override;
 
  private:
   SqliteIdentityStore(std::unique_ptr<SqliteDb> db, std::unique_ptr<SqliteDb> reader)
@@ -59,6 +75,9 @@ class SqliteIdentityStore final : public IdentityStore {
       REQUIRES(mu_);
   Status InsertSessionLocked(const identity::Session& session) REQUIRES(mu_);
   void WriterLoop() EXCLUDES(mu_, queue_mu_);
+  // The family and its current token's hash, through the writer.
+  Result<identity::RefreshFamily> ReadFamilyLocked(const std::string& family_id,
+                                                   std::string* current) REQUIRES(mu_);
 
   Mutex mu_;
   // Its prepared statements are kept by SQL text and reused across calls (preparing costs more

@@ -327,5 +327,112 @@ TEST_P(IdentityStoreConformance, SigningKeysAreReplacedByKidAndListedOldestFirst
   EXPECT_EQ((*keys)[2].kid, "k2");
 }
 
+identity::RefreshFamily MakeFamily(const std::string& id) {
+  identity::RefreshFamily f;
+  f.family_id = id;
+  f.client_id = "https://app.example/client";
+  f.agent = "planner";
+  f.instance = "spiffe://custody.local/agent/planner/instance/1";
+  f.initiator = "alice";
+  f.initiator_issuer = "https://idp.example";
+  f.scopes = {"db/read", "github/*"};
+  f.resource = "https://custody.example/mcp";
+  f.created_at = 100;
+  f.expires_at = 9000;
+  f.sessions = {"s1"};
+  return f;
+}
+
+// Refresh token families: every field kept, only hashes stored, rotation is compare-and-swap
+// (a rotated-out token is found but not current: its reuse is detectable), revocation sticks.
+TEST_P(IdentityStoreConformance, RefreshFamiliesRotateOnceAndRevocationSticks) {
+  identity::RefreshFamily f = MakeFamily("fam-1");
+  Status created = store_->CreateRefreshFamily(f, "h1");
+  ASSERT_TRUE(created.ok()) << created.ToString();
+  EXPECT_EQ(store_->CreateRefreshFamily(f, "h9").code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->CreateRefreshFamily(MakeFamily("fam-2"), "h1").code(),
+            StatusCode::kAlreadyExists)
+      << "a hash belongs to one family";
+  EXPECT_EQ(store_->FindRefreshToken("nope").status().code(), StatusCode::kNotFound);
+  auto found = store_->FindRefreshToken("h1");
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  EXPECT_TRUE(found->current);
+  EXPECT_EQ(found->family.family_id, "fam-1");
+  EXPECT_EQ(found->family.client_id, f.client_id);
+  EXPECT_EQ(found->family.agent, "planner");
+  EXPECT_EQ(found->family.instance, f.instance);
+  EXPECT_EQ(found->family.initiator, "alice");
+  EXPECT_EQ(found->family.initiator_issuer, "https://idp.example");
+  EXPECT_EQ(found->family.scopes, f.scopes);
+  EXPECT_EQ(found->family.resource, f.resource);
+  EXPECT_EQ(found->family.created_at, 100);
+  EXPECT_EQ(found->family.expires_at, 9000);
+  EXPECT_FALSE(found->family.revoked);
+  EXPECT_EQ(found->family.sessions, (Strings{"s1"}));
+
+  ASSERT_TRUE(store_->RotateRefreshToken("fam-1", "h1", "h2").ok());
+  EXPECT_EQ(store_->RotateRefreshToken("fam-1", "h1", "h3").code(), StatusCode::kFailedPrecondition)
+      << "a rotated-out token rotates no more (a concurrent refresh lost)";
+  EXPECT_EQ(store_->RotateRefreshToken("nope", "h1", "h3").code(), StatusCode::kNotFound);
+  EXPECT_FALSE(store_->FindRefreshToken("h1")->current) << "h1 was rotated out: reuse";
+  EXPECT_TRUE(store_->FindRefreshToken("h2")->current);
+  EXPECT_EQ(store_->FindRefreshToken("h3").status().code(), StatusCode::kNotFound);
+
+  ASSERT_TRUE(store_->AddRefreshFamilySession("fam-1", "s2").ok());
+  EXPECT_EQ(store_->AddRefreshFamilySession("nope", "s2").code(), StatusCode::kNotFound);
+  auto revoked = store_->RevokeRefreshFamily("fam-1", "refresh token reused", 500);
+  ASSERT_TRUE(revoked.ok()) << revoked.status().ToString();
+  EXPECT_TRUE(revoked->revoked);
+  EXPECT_EQ(revoked->revoked_at, 500);
+  EXPECT_EQ(revoked->revoke_reason, "refresh token reused");
+  EXPECT_EQ(revoked->sessions, (Strings{"s1", "s2"}));
+  auto again = store_->RevokeRefreshFamily("fam-1", "again", 600);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->revoked_at, 500) << "the first revocation is kept";
+  EXPECT_EQ(again->revoke_reason, "refresh token reused");
+  EXPECT_EQ(store_->RotateRefreshToken("fam-1", "h2", "h4").code(), StatusCode::kFailedPrecondition)
+      << "a revoked family never refreshes";
+  EXPECT_TRUE(store_->FindRefreshToken("h2")->family.revoked);
+  EXPECT_EQ(store_->RevokeRefreshFamily("nope", "x", 1).status().code(), StatusCode::kNotFound);
+}
+
+TEST_P(IdentityStoreConformance, ConsentsArePerPersonAndClientAndCanBeDeleted) {
+  identity::Consent c{"https://idp.example", "alice", "client-a", "planner", {"db/read"}, 10};
+  Status put = store_->PutConsent(c);
+  ASSERT_TRUE(put.ok()) << put.ToString();
+  identity::Consent bob = c;
+  bob.initiator = "bob";
+  ASSERT_TRUE(store_->PutConsent(bob).ok());
+  identity::Consent other = c;
+  other.client_id = "client-0";
+  ASSERT_TRUE(store_->PutConsent(other).ok());
+  auto got = store_->GetConsent("https://idp.example", "alice", "client-a");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->agent, "planner");
+  EXPECT_EQ(got->scopes, (Strings{"db/read"}));
+  EXPECT_EQ(got->granted_at, 10);
+  EXPECT_EQ(store_->GetConsent("https://other.example", "alice", "client-a").status().code(),
+            StatusCode::kNotFound)
+      << "a person is their issuer and subject";
+  c.scopes = {"db/read", "db/write"};
+  c.granted_at = 20;
+  ASSERT_TRUE(store_->PutConsent(c).ok());
+  EXPECT_EQ(store_->GetConsent("https://idp.example", "alice", "client-a")->scopes,
+            (Strings{"db/read", "db/write"}))
+      << "replaced";
+  auto list = store_->ListConsents();
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 3u);
+  EXPECT_EQ((*list)[0].client_id, "client-0");
+  EXPECT_EQ((*list)[1].initiator, "alice");
+  EXPECT_EQ((*list)[2].initiator, "bob");
+  ASSERT_TRUE(store_->DeleteConsent("https://idp.example", "alice", "client-a").ok());
+  EXPECT_EQ(store_->DeleteConsent("https://idp.example", "alice", "client-a").code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetConsent("https://idp.example", "alice", "client-a").status().code(),
+            StatusCode::kNotFound);
+  EXPECT_TRUE(store_->GetConsent("https://idp.example", "bob", "client-a").ok());
+}
+
 }  // namespace
 }  // namespace custody::store::testing
