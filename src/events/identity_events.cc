@@ -124,4 +124,71 @@ std::string Build(const TokenRefuse& e) {
   return json::serialize(o);
 }
 
+// The authorization code flow. The agent (and, once there is one, the session) is the actor, so
+// `ledger query --agent/--session` finds each step.
+std::string Build(const OAuthSignIn& e) {
+  json::object o{{"kind", "oauth.sign_in"},
+                 {"event_id", e.event_id},
+                 {"time", e.time},
+                 {"actor", {{"agent", e.agent}}},
+                 {"initiator", internal::InitiatorJson(e.initiator)},
+                 {"client", {{"id", e.client_id}}}};
+  return json::serialize(o);
+}
+
+std::string Build(const OAuthConsent& e) {
+  json::object o{{"kind", "oauth.consent"},
+                 {"event_id", e.event_id},
+                 {"time", e.time},
+                 {"requested_by", e.requested_by},
+                 {"decision", e.decision},
+                 {"actor", {{"agent", e.agent}}},
+                 {"initiator", internal::InitiatorJson(e.initiator)},
+                 {"client", {{"id", e.client_id}}},
+                 {"scopes", StringArray(e.scopes)}};
+  return json::serialize(o);
+}
+
+std::string Build(const OAuthCodeIssue& e) {
+  json::object o{{"kind", "oauth.code_issue"},
+                 {"event_id", e.event_id},
+                 {"time", e.time},
+                 {"actor", {{"agent", e.agent}}},
+                 {"initiator", internal::InitiatorJson(e.initiator)},
+                 {"client", {{"id", e.client_id}, {"redirect_uri", e.redirect_uri}}},
+                 {"code", {{"id", e.code_id}, {"exp", e.exp}}},
+                 {"resource", e.resource},
+                 {"scopes", StringArray(e.scopes)}};
+  return json::serialize(o);
+}
+
+std::string Build(const OAuthTokenIssue& e) {
+  json::object o{{"kind", "oauth.token_issue"},
+                 {"event_id", e.event_id},
+                 {"time", e.time},
+                 {"grant_type", e.grant_type},
+                 {"actor", internal::ActorJson(Actor{e.agent, e.instance, e.sid, e.jti})},
+                 {"initiator", internal::InitiatorJson(e.initiator)},
+                 {"client", {{"id", e.client_id}}},
+                 {"family", e.family_id},
+                 {"code", e.code_id},
+                 {"scopes", StringArray(e.scopes)},
+                 {"exp", e.exp}};
+  return json::serialize(o);
+}
+
+std::string Build(const OAuthReuse& e) {
+  json::object o{{"kind", "oauth.reuse"},
+                 {"event_id", e.event_id},
+                 {"time", e.time},
+                 {"what", e.what},
+                 {"actor", {{"agent", e.agent}}},
+                 {"initiator", internal::InitiatorJson(e.initiator)},
+                 {"client", {{"id", e.client_id}}},
+                 {"family", e.family_id},
+                 {"code", e.code_id},
+                 {"revoked_sessions", StringArray(e.revoked_sessions)}};
+  return json::serialize(o);
+}
+
 }  // namespace custody::events

@@ -1,7 +1,10 @@
 // Typed builders for the identity events TokenService records: agent.register, agent.update,
 // credential.issue (a JWT-SVID for a new agent instance), session.start and delegation,
 // revocation (of a session tree, of an agent's sessions, or of one credential), key.rotate and
-// token.refuse (a refused /oauth2/token request).
+// token.refuse (a refused /oauth2/token request); and the authorization code flow's steps
+// (identity/authorization_server.h): oauth.sign_in, oauth.consent, oauth.code_issue,
+// oauth.token_issue and oauth.reuse. Never a token, code, secret or verifier: codes and refresh
+// token families are named by ids of their own.
 // Each kind is built here and nowhere else; events_test.cc pins the bytes of each.
 //
 // Each builder returns the event's JSON text, which is what the identity event sink takes
@@ -93,6 +96,55 @@ struct TokenRefuse {
   std::string reason;    // the error_description answered
 };
 
+// A person signed in at the company IdP ([login]) during an authorization request: the IdP's ID
+// token verified (iss, aud, exp, nonce). The person is a verified initiator.
+struct OAuthSignIn {
+  std::string event_id, time;
+  Initiator initiator;
+  std::string client_id;  // the OAuth client the person is authorizing
+  std::string agent;      // the agent it acts as
+};
+
+// A consent decision: "granted" (on the consent page), "denied", "remembered" (an earlier
+// consent covered the request, no page shown) or "revoked" (by an operator).
+struct OAuthConsent {
+  std::string event_id, time, requested_by;
+  std::string decision;
+  Initiator initiator;
+  std::string client_id, agent;
+  std::vector<std::string> scopes;
+};
+
+// An authorization code was issued to a client's redirect URI (named by code_id, never the code).
+struct OAuthCodeIssue {
+  std::string event_id, time;
+  std::string code_id, client_id, agent, redirect_uri, resource;
+  Initiator initiator;
+  std::vector<std::string> scopes;
+  int64_t exp = 0;
+};
+
+// Tokens issued by grant_type=authorization_code (code_id set) or refresh_token: the session
+// started for it and the refresh token family (named by family_id, never a token).
+struct OAuthTokenIssue {
+  std::string event_id, time;
+  std::string grant_type;  // "authorization_code" or "refresh_token"
+  std::string client_id, agent, instance, sid, jti, family_id, code_id;
+  Initiator initiator;
+  std::vector<std::string> scopes;
+  int64_t exp = 0;
+};
+
+// Reuse detected: an authorization code redeemed a second time, or a rotated-out refresh token
+// presented again. What the first use issued is revoked: the family and its sessions.
+struct OAuthReuse {
+  std::string event_id, time;
+  std::string what;  // "authorization_code" or "refresh_token"
+  std::string client_id, agent, family_id, code_id;
+  Initiator initiator;
+  std::vector<std::string> revoked_sessions;
+};
+
 std::string Build(const AgentRegister& e);
 std::string Build(const AgentUpdate& e);
 std::string Build(const CredentialIssue& e);
@@ -100,5 +152,10 @@ std::string Build(const SessionStart& e);
 std::string Build(const Revocation& e);
 std::string Build(const KeyRotate& e);
 std::string Build(const TokenRefuse& e);
+std::string Build(const OAuthSignIn& e);
+std::string Build(const OAuthConsent& e);
+std::string Build(const OAuthCodeIssue& e);
+std::string Build(const OAuthTokenIssue& e);
+std::string Build(const OAuthReuse& e);
 
 }  // namespace custody::events
