@@ -581,11 +581,13 @@ struct ClientMetadataFetcher::Impl {
   }
 
   bool Allowed(AddressClass c, const ClientIdUrl& u) const {
+    // Plain http is a development switch for loopback: never to any other address.
+    if (!u.https) return c == AddressClass::kLoopback && options.allow_loopback_http;
     switch (c) {
       case AddressClass::kPublic:
         return true;
       case AddressClass::kLoopback:
-        return options.allow_loopback_addresses || (!u.https && options.allow_loopback_http);
+        return options.allow_loopback_addresses;
       case AddressClass::kPrivate:
         return options.allow_private_addresses;
       default:

@@ -386,6 +386,15 @@ TEST(ClientMetadataFetch, PlainHttpOnlyOnLoopbackWithTheDevelopmentSwitch) {
   ASSERT_TRUE(n.ok()) << n.status().ToString();
   EXPECT_EQ(n->client_id, named);
 
+  // A "localhost" that resolves elsewhere is not fetched over http, whatever else is allowed.
+  ClientMetadataOptions odd = dev;
+  odd.allow_private_addresses = true;
+  odd.resolve = [](const std::string&) -> Result<std::vector<std::string>> {
+    return std::vector<std::string>{"10.0.0.1"};
+  };
+  ClientMetadataFetcher odd_fetcher(odd);
+  ExpectRefused(odd_fetcher.Fetch("http://localhost:8080/c.json"), StatusCode::kInvalidArgument,
+                "a private address");
   // Even with the switch, http to a host that is not loopback is refused before any lookup.
   ExpectRefused(development.Fetch("http://client.example/dev.json"), StatusCode::kInvalidArgument,
                 "must be an https URL");
