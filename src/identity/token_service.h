@@ -139,6 +139,19 @@ struct ExchangeFacts {
   std::string session;   // the subject token's session (also when it was revoked)
 };
 
+// A root session for a person who signed in through Custody's own authorization endpoint
+// (identity/authorization_server.h): the authorization code and refresh token grants.
+struct SignedInSessionRequest {
+  std::string initiator;         // the person (sub at the company IdP), a verified initiator
+  std::string initiator_issuer;  // the IdP's issuer
+  ScopeSet scopes;               // already narrowed to the agent's grants
+  std::string audience;          // the RFC 8707 resource
+  std::string client_id;         // the OAuth client (the token's client_id claim)
+  std::string instance;          // the agent instance's SPIFFE ID; empty: a new instance
+  int64_t lifetime_s = 0;        // 0: the agent's maximum token lifetime
+  std::string requested_by;      // for the session.start event
+};
+
 // The verified facts behind a Custody access token.
 struct VerifiedAccess {
   Session session;
@@ -208,6 +221,12 @@ class TokenService {
   // `facts` (if given) receives what was verified before a refusal.
   OAuthResult<IssuedToken> Exchange(const Agent& client, const ExchangeRequest& request,
                                     ExchangeFacts* facts = nullptr);
+  // A new root session of `agent` for a verified person (defined in signed_in_session.cc):
+  // the same RFC 9068 token an exchange issues (sub = the person, act = {sub: the instance}),
+  // stored, its session.start event recorded (synchronously) before it is returned. The agent
+  // must not be disabled (invalid_grant); the scopes must be non-empty (invalid_scope).
+  OAuthResult<IssuedToken> IssueSignedInSession(const Agent& agent,
+                                                const SignedInSessionRequest& request);
 
   // --- Verification (every check inside Custody goes through these).
   // A JWT-SVID of ours whose aud contains `audience`. Returns its SPIFFE ID (sub).

@@ -1,0 +1,898 @@
+#include "identity/authorization_server.h"
+
+#include <openssl/crypto.h>
+
+#include <algorithm>
+
+#include "common/encoding.h"
+#include "crypto/sha256.h"
+#include "events/identity_events.h"
+
+namespace custody::identity {
+
+struct AuthorizationServer::Pending {
+  OAuthClient client;
+  std::string redirect_uri;
+  std::optional<std::string> state;
+  std::string code_challenge;
+  std::string resource;
+  ScopeSet scopes;
+  std::string browser_sha256;  // of the browser cookie that started the request
+  int64_t expires_at = 0;
+  // The sign-in leg.
+  std::string idp_nonce, idp_verifier;
+  // Set once the person signed in.
+  SignedInPerson person;
+  Agent agent;
+};
+
+struct AuthorizationServer::Code {
+  std::string code_id;
+  std::string client_id, redirect_uri, code_challenge, resource, agent;
+  ScopeSet scopes;
+  SignedInPerson person;
+  int64_t expires_at = 0;
+  bool used = false;
+  bool reused = false;         // presented again: what the first use issues is revoked
+  std::string sid, family_id;  // what the first use issued
+};
+
+namespace {
+
+std::string HexSha256(std::string_view s) { return HexEncode(crypto::Sha256(s)); }
+
+bool ConstantTimeEquals(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string HtmlEscape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+constexpr std::string_view kStyle =
+    "body{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;"
+    "color:#222}code{background:#f2f2f2;padding:0 .2rem}button{font-size:1rem;padding:.4rem "
+    "1rem;margin-right:.5rem}ul{padding-left:1.2rem}";
+
+std::string Page(const std::string& title, const std::string& body) {
+  return "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
+         "content=\"width=device-width\"><title>" +
+         HtmlEscape(title) + "</title><style>" + std::string(kStyle) + "</style></head><body>" +
+         body + "</body></html>";
+}
+
+BrowserAnswer ErrorPage(int status, const std::string& error, const std::string& description) {
+  BrowserAnswer a;
+  a.status = status;
+  a.error = error;
+  a.html =
+      Page("Authorization failed", "<h1>Authorization failed</h1><p>" + HtmlEscape(description) +
+                                       "</p><p>Error: <code>" + HtmlEscape(error) +
+                                       "</code></p><p>Close this window and try again from your "
+                                       "application.</p>");
+  return a;
+}
+
+// The value of cookie `name` in a Cookie header, or "".
+std::string CookieValue(const std::string& header, std::string_view name) {
+  size_t pos = 0;
+  while (pos < header.size()) {
+    size_t end = header.find(';', pos);
+    if (end == std::string::npos) end = header.size();
+    std::string_view part(header.data() + pos, end - pos);
+    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+    if (part.size() > name.size() && part.substr(0, name.size()) == name &&
+        part[name.size()] == '=') {
+      return std::string(part.substr(name.size() + 1));
+    }
+    pos = end + 1;
+  }
+  return "";
+}
+
+bool IsBase64UrlToken(std::string_view s, size_t min, size_t max) {
+  if (s.size() < min || s.size() > max) return false;
+  return std::all_of(s.begin(), s.end(),
+                     [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '_'; });
+}
+
+events::Initiator InitiatorOf(const SignedInPerson& p) {
+  return events::Initiator{p.subject, p.issuer, true, ""};
+}
+
+// What a client sent, bounded and printable, for a refusal event.
+std::string Bounded(std::string_view s) {
+  std::string out;
+  for (char c : s.substr(0, 256)) out += c >= 0x20 && c < 0x7f ? c : '?';
+  if (s.size() > 256) out += "...";
+  return out;
+}
+
+}  // namespace
+
+AuthorizationServer::AuthorizationServer(TokenService& tokens, store::IdentityStore& store,
+                                         ClientDirectory& clients, IdentityProvider* login,
+                                         const Clock& clock, Random& random, ErrorReporter& errors,
+                                         IdentityEventSink sink, AuthorizationServerOptions options)
+    : tokens_(tokens),
+      store_(store),
+      clients_(clients),
+      login_(login),
+      clock_(clock),
+      random_(random),
+      errors_(errors),
+      ids_(clock, random),
+      sink_(std::move(sink)),
+      options_(std::move(options)) {
+  options_.code_lifetime_s = std::clamp<int64_t>(options_.code_lifetime_s, 1, 60);
+}
+
+int64_t AuthorizationServer::Now() const {
+  return std::chrono::duration_cast<std::chrono::seconds>(clock_.Now().time_since_epoch()).count();
+}
+
+std::string AuthorizationServer::RandomToken(size_t bytes) {
+  std::vector<uint8_t> raw(bytes);
+  random_.Fill(raw);
+  return Base64UrlEncode(raw);
+}
+
+Status AuthorizationServer::Record(const std::string& event) {
+  if (!sink_) return OkStatus();
+  Status s = sink_(event);
+  if (!s.ok()) errors_.Report("identity.oauth_event", s);
+  return s;
+}
+
+std::string AuthorizationServer::DevAgentName(const std::string& client_id) {
+  return "oauth-dev-" + HexSha256(client_id).substr(0, 12);
+}
+
+void AuthorizationServer::PurgeLocked(int64_t now) {
+  for (auto* m : {&logins_, &consents_}) {
+    std::erase_if(*m, [now](const auto& kv) { return kv.second->expires_at <= now; });
+  }
+  // A used code is kept until it would have expired plus a grace period, so that its reuse
+  // is detected (and revokes what its first use issued) rather than answered "unknown".
+  std::erase_if(codes_, [&](const auto& kv) {
+    return kv.second->expires_at + (kv.second->used ? options_.login_lifetime_s : 0) <= now;
+  });
+}
+
+bool AuthorizationServer::FullLocked() const {
+  return logins_.size() + consents_.size() + codes_.size() >= options_.max_in_flight;
+}
+
+BrowserAnswer AuthorizationServer::ToClient(const std::string& redirect_uri,
+                                            const std::string& params,
+                                            const std::optional<std::string>& state) const {
+  BrowserAnswer a;
+  a.status = 302;
+  a.location = redirect_uri + (redirect_uri.find('?') == std::string::npos ? "?" : "&") + params;
+  if (state) a.location += "&state=" + FormEncode(*state);
+  a.location += "&iss=" + FormEncode(options_.issuer);  // RFC 9207
+  return a;
+}
+
+BrowserAnswer AuthorizationServer::ClientError(const std::string& redirect_uri,
+                                               const std::string& error,
+                                               const std::string& description,
+                                               const std::optional<std::string>& state) const {
+  BrowserAnswer a = ToClient(
+      redirect_uri, "error=" + FormEncode(error) + "&error_description=" + FormEncode(description),
+      state);
+  a.error = error;
+  return a;
+}
+
+// ---------------------------------------------------------------------------------------------
+// GET /oauth2/authorize
+
+BrowserAnswer AuthorizationServer::Authorize(const AuthorizeRequest& q,
+                                             const std::string& cookie_header) {
+  // 1. The client and its redirect URI: until both are known good, errors are shown here.
+  if (!q.client_id || q.client_id->empty()) {
+    return ErrorPage(400, "invalid_request", "The request names no client (client_id).");
+  }
+  if (!ValidateClientId(*q.client_id).ok()) {
+    return ErrorPage(400, "invalid_request", "The client_id is malformed.");
+  }
+  OAuthClient client;
+  auto found = clients_.Find(*q.client_id);
+  if (found.ok()) {
+    client = std::move(*found);
+  } else if (found.status().code() == StatusCode::kNotFound && options_.dev_unknown_clients) {
+    client.client_id = *q.client_id;
+    client.name = *q.client_id;
+    client.dev = true;
+    client.agent = DevAgentName(*q.client_id);
+  } else if (found.status().code() == StatusCode::kNotFound) {
+    return ErrorPage(400, "invalid_client",
+                     "This client is not registered with Custody. An operator registers it in "
+                     "[oauth.clients].");
+  } else {
+    errors_.Report("identity.oauth_client_lookup", found.status());
+    return ErrorPage(503, "temporarily_unavailable", "The client cannot be looked up now.");
+  }
+  if (!q.redirect_uri || q.redirect_uri->empty()) {
+    return ErrorPage(400, "invalid_request", "The request has no redirect_uri.");
+  }
+  const std::string& redirect_uri = *q.redirect_uri;
+  if (client.dev) {
+    // Nothing is registered to match: only a loopback http URI (the app on this machine).
+    if (!IsLoopbackHttpUri(redirect_uri) || !ValidateRedirectUri(redirect_uri).ok()) {
+      return ErrorPage(400, "invalid_request",
+                       "An unregistered client may only use a loopback http redirect URI.");
+    }
+  } else if (std::find(client.redirect_uris.begin(), client.redirect_uris.end(), redirect_uri) ==
+             client.redirect_uris.end()) {
+    return ErrorPage(400, "invalid_request",
+                     "The redirect_uri is not one registered for this client.");
+  }
+
+  // 2. From here on, errors go back to the client.
+  const auto& state = q.state;
+  if (!q.response_type || *q.response_type != "code") {
+    return ClientError(redirect_uri, "unsupported_response_type",
+                       "only response_type=code is supported", state);
+  }
+  if (!q.code_challenge || q.code_challenge->empty()) {
+    return ClientError(redirect_uri, "invalid_request", "PKCE is required (code_challenge)", state);
+  }
+  if (!q.code_challenge_method || *q.code_challenge_method != "S256") {
+    return ClientError(redirect_uri, "invalid_request",
+                       "code_challenge_method must be S256 (plain is not accepted)", state);
+  }
+  if (!IsBase64UrlToken(*q.code_challenge, 43, 43)) {
+    return ClientError(redirect_uri, "invalid_request",
+                       "code_challenge must be the base64url SHA-256 of the verifier", state);
+  }
+  std::string resource = options_.resource;
+  if (q.resource && *q.resource != options_.resource) {
+    return ClientError(redirect_uri, "invalid_target",
+                       "resource must be this gateway's resource, " + options_.resource, state);
+  }
+  if (login_ == nullptr) {
+    return ClientError(redirect_uri, "server_error", "no login provider is configured ([login])",
+                       state);
+  }
+
+  // Scopes: the tool scopes Custody understands, narrowed to the agent's grants.
+  ScopeSet grants;
+  if (client.dev) {
+    grants = options_.dev_grants;
+  } else {
+    auto agent = tokens_.GetAgent(client.agent);
+    if (!agent.ok() || agent->disabled) {
+      if (!agent.ok() && agent.status().code() != StatusCode::kNotFound) {
+        errors_.Report("identity.oauth_agent_lookup", agent.status());
+      }
+      return ClientError(redirect_uri, "unauthorized_client",
+                         "the client's agent is not registered or is disabled", state);
+    }
+    grants = agent->grants;
+  }
+  ScopeSet scopes = grants;
+  if (q.scope && !q.scope->empty()) {
+    auto requested = ParseScopes(*q.scope);
+    if (!requested.ok()) {
+      return ClientError(redirect_uri, "invalid_scope", requested.status().message(), state);
+    }
+    scopes = Intersect(*requested, grants);
+  }
+  if (scopes.empty()) {
+    return ClientError(redirect_uri, "invalid_scope",
+                       "none of the requested scopes is granted to the client's agent", state);
+  }
+
+  // 3. The browser binding: a cookie of its own, whose hash the request keeps. A browser that
+  // already has one keeps it (two authorizations in one browser do not undo each other).
+  auto p = std::make_shared<Pending>();
+  p->client = std::move(client);
+  p->redirect_uri = redirect_uri;
+  p->state = state;
+  p->code_challenge = *q.code_challenge;
+  p->resource = resource;
+  p->scopes = std::move(scopes);
+  int64_t now = Now();
+  p->expires_at = now + options_.login_lifetime_s;
+  std::string browser = CookieValue(cookie_header, kBrowserCookie);
+  if (!IsBase64UrlToken(browser, 43, 43)) browser = RandomToken(32);
+  p->browser_sha256 = HexSha256(browser);
+  p->idp_nonce = RandomToken(32);
+  p->idp_verifier = RandomToken(32);
+  std::string idp_state = RandomToken(32);
+  auto url = login_->AuthorizationUrl(idp_state, p->idp_nonce, PkceS256(p->idp_verifier));
+  if (!url.ok()) {
+    errors_.Report("identity.login_discovery", url.status());
+    return ClientError(redirect_uri, "temporarily_unavailable",
+                       "the login provider cannot be reached", state);
+  }
+  {
+    MutexLock lock(mu_);
+    PurgeLocked(now);
+    if (FullLocked()) {
+      return ClientError(redirect_uri, "temporarily_unavailable",
+                         "too many authorizations in progress", state);
+    }
+    logins_[idp_state] = p;
+  }
+  BrowserAnswer a;
+  a.status = 302;
+  a.location = *url;
+  // Secure: browsers keep Secure cookies from http://localhost and 127.0.0.1 too; HttpOnly;
+  // SameSite=Lax: sent on the IdP's top-level redirect back, never on cross-site subrequests.
+  a.set_cookies.push_back(std::string(kBrowserCookie) + "=" + browser +
+                          "; Path=/oauth2/; Max-Age=" + std::to_string(options_.login_lifetime_s) +
+                          "; HttpOnly; Secure; SameSite=Lax");
+  return a;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The IdP's answer, then consent
+
+Result<Agent> AuthorizationServer::AgentFor(const OAuthClient& client,
+                                            const SignedInPerson& person) {
+  auto agent = tokens_.GetAgent(client.agent);
+  if (agent.ok()) {
+    if (client.dev && agent->environment != Environment::kDev) {
+      return FailedPreconditionError("the development agent " + client.agent +
+                                     " is no longer in the dev environment");
+    }
+    return agent;
+  }
+  if (agent.status().code() != StatusCode::kNotFound || !client.dev) return agent.status();
+  // oauth.dev_unknown_clients: a dev agent of the client's own, owned by the person signing in.
+  Agent a;
+  a.name = client.agent;
+  a.description = "development agent of OAuth client " + client.client_id;
+  a.environment = Environment::kDev;
+  std::string owner = person.email.empty() ? person.subject : person.email;
+  a.business_owner = owner;
+  a.technical_owner = owner;
+  a.grants = options_.dev_grants;
+  // Its client secret is generated and dropped: this agent only ever acts through the
+  // authorization code flow.
+  auto registered = tokens_.RegisterAgent(a, /*generate_secret=*/true,
+                                          "oauth-dev:" + person.issuer + "#" + person.subject);
+  if (!registered.ok()) {
+    if (registered.status().code() == StatusCode::kAlreadyExists) {
+      return tokens_.GetAgent(client.agent);  // a concurrent first sign-in registered it
+    }
+    return registered.status();
+  }
+  return registered->agent;
+}
+
+BrowserAnswer AuthorizationServer::LoginCallback(const std::optional<std::string>& state,
+                                                 const std::optional<std::string>& code,
+                                                 const std::optional<std::string>& error,
+                                                 const std::string& cookie_header) {
+  if (!state || state->empty()) {
+    return ErrorPage(400, "invalid_request", "The sign-in answer has no state.");
+  }
+  std::shared_ptr<Pending> p;
+  int64_t now = Now();
+  {
+    MutexLock lock(mu_);
+    PurgeLocked(now);
+    auto it = logins_.find(*state);
+    if (it != logins_.end()) {
+      p = it->second;
+      logins_.erase(it);  // one answer per sign-in
+    }
+  }
+  if (!p) {
+    return ErrorPage(400, "invalid_request",
+                     "This sign-in is unknown or has expired. Start again from your application.");
+  }
+  std::string browser = CookieValue(cookie_header, kBrowserCookie);
+  if (browser.empty() || !ConstantTimeEquals(HexSha256(browser), p->browser_sha256)) {
+    return ErrorPage(400, "invalid_request",
+                     "This sign-in was started in another browser (or its cookie is missing).");
+  }
+  if (error || !code || code->empty()) {
+    return ClientError(p->redirect_uri, "access_denied", "the sign-in was not completed", p->state);
+  }
+  auto person = login_->Redeem(*code, p->idp_verifier, p->idp_nonce);
+  if (!person.ok()) {
+    errors_.Report("identity.login_redeem", person.status());
+    if (person.status().code() == StatusCode::kUnavailable) {
+      return ClientError(p->redirect_uri, "temporarily_unavailable",
+                         "the login provider cannot be reached", p->state);
+    }
+    return ClientError(p->redirect_uri, "access_denied", "the sign-in could not be verified",
+                       p->state);
+  }
+  p->person = std::move(*person);
+  auto agent = AgentFor(p->client, p->person);
+  if (!agent.ok() || agent->disabled) {
+    if (!agent.ok()) errors_.Report("identity.oauth_agent", agent.status());
+    return ClientError(p->redirect_uri, "unauthorized_client",
+                       "the client's agent is not available", p->state);
+  }
+  p->agent = std::move(*agent);
+  p->scopes = Intersect(p->scopes, p->agent.grants);
+  if (p->scopes.empty()) {
+    return ClientError(p->redirect_uri, "invalid_scope",
+                       "none of the requested scopes is granted to the client's agent", p->state);
+  }
+  if (!Record(events::Build(events::OAuthSignIn{.event_id = ids_.NextString(),
+                                                .time = FormatRfc3339Millis(clock_.Now()),
+                                                .initiator = InitiatorOf(p->person),
+                                                .client_id = p->client.client_id,
+                                                .agent = p->agent.name}))
+           .ok()) {
+    return ClientError(p->redirect_uri, "temporarily_unavailable", "cannot record the sign-in",
+                       p->state);
+  }
+
+  // A consent remembered for this person and client that covers the request: no page.
+  auto remembered = store_.GetConsent(p->person.issuer, p->person.subject, p->client.client_id);
+  if (remembered.ok() && remembered->agent == p->agent.name &&
+      std::all_of(p->scopes.begin(), p->scopes.end(),
+                  [&](const std::string& s) { return CoveredBy(s, remembered->scopes); })) {
+    if (!Record(events::Build(events::OAuthConsent{.event_id = ids_.NextString(),
+                                                   .time = FormatRfc3339Millis(clock_.Now()),
+                                                   .requested_by = "",
+                                                   .decision = "remembered",
+                                                   .initiator = InitiatorOf(p->person),
+                                                   .client_id = p->client.client_id,
+                                                   .agent = p->agent.name,
+                                                   .scopes = p->scopes}))
+             .ok()) {
+      return ClientError(p->redirect_uri, "temporarily_unavailable", "cannot record the consent",
+                         p->state);
+    }
+    return IssueCode(*p);
+  }
+  if (!remembered.ok() && remembered.status().code() != StatusCode::kNotFound) {
+    errors_.Report("identity.consent_lookup", remembered.status());
+  }
+  std::string request_id = RandomToken(24);
+  std::string csrf = RandomToken(32);
+  p->expires_at = now + options_.login_lifetime_s;
+  p->idp_verifier.clear();
+  p->idp_nonce = HexSha256(csrf);  // the CSRF token's hash (the nonce is spent)
+  {
+    MutexLock lock(mu_);
+    if (FullLocked()) {
+      return ClientError(p->redirect_uri, "temporarily_unavailable",
+                         "too many authorizations in progress", p->state);
+    }
+    consents_[request_id] = p;
+  }
+  return ConsentPage(*p, request_id, csrf);
+}
+
+BrowserAnswer AuthorizationServer::ConsentPage(const Pending& p, const std::string& request_id,
+                                               const std::string& csrf) {
+  std::string scopes;
+  for (const std::string& s : p.scopes) scopes += "<li><code>" + HtmlEscape(s) + "</code></li>";
+  std::string who = p.person.email.empty() ? p.person.subject : p.person.email;
+  std::string body =
+      "<h1>Allow access?</h1><p>Signed in as <b>" + HtmlEscape(who) + "</b> (" +
+      HtmlEscape(p.person.issuer) + ").</p><p>The application <b>" + HtmlEscape(p.client.name) +
+      "</b> (client <code>" + HtmlEscape(p.client.client_id) + "</code>" +
+      (p.client.dev ? ", not registered: development only" : "") +
+      ") asks to act on your behalf as the agent <b>" + HtmlEscape(p.agent.name) + "</b>" +
+      (p.agent.description.empty() ? "" : " (" + HtmlEscape(p.agent.description) + ")") +
+      ", with these tool scopes:</p><ul>" + scopes +
+      "</ul><p>Every action it takes is checked by policy and recorded with your name.</p>"
+      "<form method=\"post\" action=\"/oauth2/consent\"><input type=\"hidden\" name=\"request\" "
+      "value=\"" +
+      HtmlEscape(request_id) + "\"><input type=\"hidden\" name=\"csrf\" value=\"" +
+      HtmlEscape(csrf) +
+      "\"><button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>"
+      "<button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form>";
+  BrowserAnswer a;
+  a.status = 200;
+  a.html = Page("Allow " + p.client.name + "?", body);
+  return a;
+}
+
+BrowserAnswer AuthorizationServer::Consent(const std::string& request_id, const std::string& csrf,
+                                           const std::string& decision,
+                                           const std::string& cookie_header) {
+  std::shared_ptr<Pending> p;
+  int64_t now = Now();
+  {
+    MutexLock lock(mu_);
+    PurgeLocked(now);
+    auto it = consents_.find(request_id);
+    if (it != consents_.end()) {
+      p = it->second;
+      consents_.erase(it);  // one decision per request
+    }
+  }
+  if (!p) {
+    return ErrorPage(400, "invalid_request",
+                     "This request is unknown or has expired. Start again from your application.");
+  }
+  std::string browser = CookieValue(cookie_header, kBrowserCookie);
+  if (browser.empty() || !ConstantTimeEquals(HexSha256(browser), p->browser_sha256) ||
+      !ConstantTimeEquals(HexSha256(csrf), p->idp_nonce)) {
+    return ErrorPage(403, "invalid_request",
+                     "This form was not sent from the page Custody showed (CSRF check failed).");
+  }
+  const bool allow = decision == "allow";
+  events::OAuthConsent e{.event_id = ids_.NextString(),
+                         .time = FormatRfc3339Millis(clock_.Now()),
+                         .requested_by = "",
+                         .decision = allow ? "granted" : "denied",
+                         .initiator = InitiatorOf(p->person),
+                         .client_id = p->client.client_id,
+                         .agent = p->agent.name,
+                         .scopes = p->scopes};
+  if (!Record(events::Build(e)).ok()) {
+    return ClientError(p->redirect_uri, "temporarily_unavailable", "cannot record the consent",
+                       p->state);
+  }
+  if (!allow) {
+    return ClientError(p->redirect_uri, "access_denied", "the person denied the request", p->state);
+  }
+  identity::Consent c{p->person.issuer, p->person.subject, p->client.client_id,
+                      p->agent.name,    p->scopes,         now};
+  if (Status s = store_.PutConsent(c); !s.ok()) {
+    errors_.Report("identity.consent_store", s);  // this authorization goes on; not remembered
+  }
+  return IssueCode(*p);
+}
+
+BrowserAnswer AuthorizationServer::IssueCode(const Pending& p) {
+  std::string code = RandomToken(32);
+  auto c = std::make_shared<Code>();
+  c->code_id = ids_.NextString();
+  c->client_id = p.client.client_id;
+  c->redirect_uri = p.redirect_uri;
+  c->code_challenge = p.code_challenge;
+  c->resource = p.resource;
+  c->agent = p.agent.name;
+  c->scopes = p.scopes;
+  c->person = p.person;
+  int64_t now = Now();
+  c->expires_at = now + options_.code_lifetime_s;
+  if (!Record(events::Build(events::OAuthCodeIssue{.event_id = ids_.NextString(),
+                                                   .time = FormatRfc3339Millis(clock_.Now()),
+                                                   .code_id = c->code_id,
+                                                   .client_id = c->client_id,
+                                                   .agent = c->agent,
+                                                   .redirect_uri = c->redirect_uri,
+                                                   .resource = c->resource,
+                                                   .initiator = InitiatorOf(c->person),
+                                                   .scopes = c->scopes,
+                                                   .exp = c->expires_at}))
+           .ok()) {
+    return ClientError(p.redirect_uri, "temporarily_unavailable", "cannot record the code",
+                       p.state);
+  }
+  {
+    MutexLock lock(mu_);
+    PurgeLocked(now);
+    codes_[HexSha256(code)] = c;
+  }
+  return ToClient(p.redirect_uri, "code=" + FormEncode(code), p.state);
+}
+
+Status AuthorizationServer::RevokeConsent(const std::string& initiator_issuer,
+                                          const std::string& initiator,
+                                          const std::string& client_id, const std::string& by) {
+  ASSIGN_OR_RETURN(identity::Consent c, store_.GetConsent(initiator_issuer, initiator, client_id));
+  RETURN_IF_ERROR(store_.DeleteConsent(initiator_issuer, initiator, client_id));
+  return Record(events::Build(
+      events::OAuthConsent{.event_id = ids_.NextString(),
+                           .time = FormatRfc3339Millis(clock_.Now()),
+                           .requested_by = by,
+                           .decision = "revoked",
+                           .initiator = events::Initiator{initiator, initiator_issuer, true, ""},
+                           .client_id = client_id,
+                           .agent = c.agent,
+                           .scopes = c.scopes}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// POST /oauth2/token
+
+OAuthResult<CodeTokenAnswer> AuthorizationServer::Token(const CodeTokenRequest& req) {
+  using R = OAuthResult<CodeTokenAnswer>;
+  R r;
+  if (req.client_id.empty()) {
+    r = R::Fail("invalid_request", "client_id is required (public clients authenticate with it)");
+  } else if (req.client_authenticated_otherwise) {
+    r = R::Fail("invalid_client",
+                "clients of the authorization code flow are public "
+                "(token_endpoint_auth_method none)",
+                401);
+  } else if (req.grant_type == kAuthorizationCodeGrant) {
+    r = CodeGrant(req);
+  } else {
+    r = RefreshGrant(req);
+  }
+  if (!r.ok() && r.error.error != "server_error") RecordRefusal(req, r.error);
+  return r;
+}
+
+void AuthorizationServer::RecordRefusal(const CodeTokenRequest& req, const OAuthError& error) {
+  events::TokenRefuse e;
+  e.event_id = ids_.NextString();
+  e.time = FormatRfc3339Millis(clock_.Now());
+  e.grant_type = Bounded(req.grant_type);
+  e.client_id = Bounded(req.client_id);
+  e.authenticated = false;
+  e.client_auth = "none";
+  e.audience = Bounded(req.resource);
+  e.scope = Bounded(req.scope);
+  e.error = error.error;
+  e.reason = Bounded(error.description);
+  (void)Record(events::Build(e));
+}
+
+OAuthResult<CodeTokenAnswer> AuthorizationServer::CodeGrant(const CodeTokenRequest& req) {
+  using R = OAuthResult<CodeTokenAnswer>;
+  if (req.code.empty()) return R::Fail("invalid_request", "code is required");
+  std::shared_ptr<Code> c;
+  bool reuse = false;
+  std::string reuse_sid, reuse_family;
+  int64_t now = Now();
+  {
+    MutexLock lock(mu_);
+    auto it = codes_.find(HexSha256(req.code));
+    if (it != codes_.end()) {
+      c = it->second;
+      if (c->used) {
+        reuse = true;
+        c->reused = true;
+        reuse_sid = c->sid;
+        reuse_family = c->family_id;
+      } else {
+        c->used = true;  // single use: whatever happens next, this code is spent
+      }
+    }
+  }
+  if (!c) return R::Fail("invalid_grant", "unknown or expired authorization code");
+  if (reuse) {
+    // OAuth 2.1 §4.1.3: the code was already redeemed; what its first use issued is revoked.
+    std::vector<std::string> revoked;
+    if (!reuse_family.empty()) {
+      revoked = RevokeFamily(reuse_family, "authorization code reused");
+    } else if (!reuse_sid.empty()) {
+      auto r = tokens_.RevokeSession(reuse_sid, "authorization code reused", "oauth:code-reuse");
+      if (r.ok()) revoked = *r;
+    }
+    (void)Record(events::Build(events::OAuthReuse{.event_id = ids_.NextString(),
+                                                  .time = FormatRfc3339Millis(clock_.Now()),
+                                                  .what = "authorization_code",
+                                                  .client_id = c->client_id,
+                                                  .agent = c->agent,
+                                                  .family_id = reuse_family,
+                                                  .code_id = c->code_id,
+                                                  .initiator = InitiatorOf(c->person),
+                                                  .revoked_sessions = revoked}));
+    return R::Fail("invalid_grant",
+                   "authorization code was already used; the tokens issued from it are revoked");
+  }
+  if (c->expires_at <= now) return R::Fail("invalid_grant", "authorization code expired");
+  if (req.client_id != c->client_id) {
+    return R::Fail("invalid_grant", "authorization code was issued to another client");
+  }
+  if (req.redirect_uri != c->redirect_uri) {
+    return R::Fail("invalid_grant", "redirect_uri does not match the authorization request");
+  }
+  if (req.code_verifier.empty()) return R::Fail("invalid_grant", "code_verifier is required");
+  if (!IsPkceVerifier(req.code_verifier) ||
+      !ConstantTimeEquals(PkceS256(req.code_verifier), c->code_challenge)) {
+    return R::Fail("invalid_grant", "code_verifier does not match the code_challenge");
+  }
+  if (!req.resource.empty() && req.resource != c->resource) {
+    return R::Fail("invalid_target", "resource does not match the authorization request");
+  }
+  auto agent = tokens_.GetAgent(c->agent);
+  if (!agent.ok()) return R::Fail("invalid_grant", "the client's agent is not registered");
+  ScopeSet scopes = Intersect(c->scopes, agent->grants);
+  auto out = IssueTokens(*agent, c->client_id, c->person, scopes, c->resource, nullptr, c->code_id);
+  if (!out.ok()) return out;
+  bool raced = false;
+  {
+    MutexLock lock(mu_);
+    c->sid = out.value->token.sid;
+    c->family_id = out.value->family_id;
+    raced = c->reused;
+  }
+  if (raced) {
+    // Reused while this first use was being answered: revoke what it just issued.
+    RevokeFamily(c->family_id, "authorization code reused");
+    return R::Fail("invalid_grant", "authorization code was used twice; its tokens are revoked");
+  }
+  return out;
+}
+
+std::vector<std::string> AuthorizationServer::RevokeFamily(const std::string& family_id,
+                                                           const std::string& reason) {
+  std::vector<std::string> revoked;
+  auto f = store_.RevokeRefreshFamily(family_id, reason, Now());
+  if (!f.ok()) {
+    errors_.Report("identity.refresh_family_revoke", f.status());
+    return revoked;
+  }
+  for (const std::string& sid : f->sessions) {
+    auto r = tokens_.RevokeSession(sid, reason, "oauth:" + f->client_id);
+    if (r.ok()) {
+      revoked.insert(revoked.end(), r->begin(), r->end());
+    } else {
+      errors_.Report("identity.refresh_session_revoke", r.status());
+    }
+  }
+  return revoked;
+}
+
+OAuthResult<CodeTokenAnswer> AuthorizationServer::IssueTokens(
+    const Agent& agent, const std::string& client_id, const SignedInPerson& person,
+    const ScopeSet& scopes, const std::string& resource, const RefreshFamily* family,
+    const std::string& code_id) {
+  using R = OAuthResult<CodeTokenAnswer>;
+  SignedInSessionRequest s;
+  s.initiator = person.subject;
+  s.initiator_issuer = person.issuer;
+  s.scopes = scopes;
+  s.audience = resource;
+  s.client_id = client_id;
+  s.instance = family != nullptr ? family->instance : "";  // an authorization: a new instance
+  s.requested_by = "oauth:" + client_id;
+  auto issued = tokens_.IssueSignedInSession(agent, s);
+  if (!issued.ok()) return R{std::nullopt, issued.error};
+  CodeTokenAnswer answer;
+  answer.token = std::move(*issued.value);
+  answer.refresh_token = "rt_" + RandomToken(32);
+  const std::string hash = HexSha256(answer.refresh_token);
+  int64_t now = Now();
+  std::string family_id;
+  std::string instance;
+  if (family == nullptr) {
+    auto session = store_.GetSession(answer.token.sid);
+    RefreshFamily f;
+    f.family_id = ids_.NextString();
+    f.client_id = client_id;
+    f.agent = agent.name;
+    f.instance = session.ok() ? session->instance : "";
+    f.initiator = person.subject;
+    f.initiator_issuer = person.issuer;
+    f.scopes = scopes;
+    f.resource = resource;
+    f.created_at = now;
+    f.expires_at = now + options_.refresh_lifetime_s;
+    f.sessions = {answer.token.sid};
+    family_id = f.family_id;
+    instance = f.instance;
+    if (Status st = store_.CreateRefreshFamily(f, hash); !st.ok()) {
+      errors_.Report("identity.refresh_family_store", st);
+      (void)tokens_.RevokeSession(answer.token.sid, "refresh token not stored",
+                                  "oauth:" + client_id);
+      return R::Fail("server_error", "cannot store the refresh token", 500);
+    }
+  } else {
+    family_id = family->family_id;
+    instance = family->instance;
+    if (Status st = store_.AddRefreshFamilySession(family_id, answer.token.sid); !st.ok()) {
+      errors_.Report("identity.refresh_family_store", st);
+    }
+  }
+  answer.family_id = family_id;
+  if (!Record(events::Build(events::OAuthTokenIssue{
+                  .event_id = ids_.NextString(),
+                  .time = FormatRfc3339Millis(clock_.Now()),
+                  .grant_type =
+                      std::string(family == nullptr ? kAuthorizationCodeGrant : kRefreshTokenGrant),
+                  .client_id = client_id,
+                  .agent = agent.name,
+                  .instance = instance,
+                  .sid = answer.token.sid,
+                  .jti = answer.token.jti,
+                  .family_id = family_id,
+                  .code_id = code_id,
+                  .initiator = InitiatorOf(person),
+                  .scopes = scopes,
+                  .exp = Now() + answer.token.expires_in}))
+           .ok()) {
+    // Nothing leaves unrecorded: the session and (for a new family) the family are revoked.
+    if (family == nullptr) {
+      RevokeFamily(family_id, "issuance not recorded");
+    } else {
+      (void)tokens_.RevokeSession(answer.token.sid, "issuance not recorded", "oauth:" + client_id);
+    }
+    return R::Fail("temporarily_unavailable", "cannot record the issuance", 503);
+  }
+  R r;
+  r.value = std::move(answer);
+  return r;
+}
+
+OAuthResult<CodeTokenAnswer> AuthorizationServer::RefreshGrant(const CodeTokenRequest& req) {
+  using R = OAuthResult<CodeTokenAnswer>;
+  if (req.refresh_token.empty()) return R::Fail("invalid_request", "refresh_token is required");
+  const std::string hash = HexSha256(req.refresh_token);
+  auto found = store_.FindRefreshToken(hash);
+  if (!found.ok()) {
+    if (found.status().code() == StatusCode::kNotFound) {
+      return R::Fail("invalid_grant", "unknown refresh token");
+    }
+    errors_.Report("identity.refresh_lookup", found.status());
+    return R::Fail("server_error", "cannot look the refresh token up", 500);
+  }
+  RefreshFamily& f = found->family;
+  if (req.client_id != f.client_id) {
+    return R::Fail("invalid_grant", "refresh token was issued to another client");
+  }
+  SignedInPerson person{f.initiator, f.initiator_issuer, "", ""};
+  auto reused = [&]() {
+    std::vector<std::string> revoked = RevokeFamily(f.family_id, "refresh token reused");
+    (void)Record(events::Build(events::OAuthReuse{.event_id = ids_.NextString(),
+                                                  .time = FormatRfc3339Millis(clock_.Now()),
+                                                  .what = "refresh_token",
+                                                  .client_id = f.client_id,
+                                                  .agent = f.agent,
+                                                  .family_id = f.family_id,
+                                                  .code_id = "",
+                                                  .initiator = InitiatorOf(person),
+                                                  .revoked_sessions = revoked}));
+    return R::Fail("invalid_grant",
+                   "refresh token was already used; its family and sessions are revoked");
+  };
+  if (f.revoked) return R::Fail("invalid_grant", "refresh token is revoked");
+  if (!found->current) return reused();
+  if (f.expires_at <= Now()) return R::Fail("invalid_grant", "refresh token expired");
+  if (!req.resource.empty() && req.resource != f.resource) {
+    return R::Fail("invalid_target", "resource does not match the authorization");
+  }
+  ScopeSet scopes = f.scopes;
+  if (!req.scope.empty()) {
+    auto requested = ParseScopes(req.scope);
+    if (!requested.ok()) return R::Fail("invalid_scope", requested.status().message());
+    for (const std::string& s : *requested) {
+      if (!CoveredBy(s, f.scopes)) {
+        return R::Fail("invalid_scope", "scope " + s + " was not granted by the authorization");
+      }
+    }
+    scopes = *requested;
+  }
+  auto agent = tokens_.GetAgent(f.agent);
+  if (!agent.ok()) return R::Fail("invalid_grant", "the client's agent is not registered");
+  scopes = Intersect(scopes, agent->grants);
+  // The next token is chosen before the rotation, so the rotation is one compare-and-swap.
+  auto answer = IssueTokens(*agent, f.client_id, person, scopes, f.resource, &f, "");
+  if (!answer.ok()) return answer;
+  Status rotated =
+      store_.RotateRefreshToken(f.family_id, hash, HexSha256(answer.value->refresh_token));
+  if (!rotated.ok()) {
+    // The session just issued goes with the family either way.
+    (void)tokens_.RevokeSession(answer.value->token.sid, "refresh token not rotated",
+                                "oauth:" + f.client_id);
+    if (rotated.code() == StatusCode::kFailedPrecondition) return reused();  // a concurrent use
+    errors_.Report("identity.refresh_rotate", rotated);
+    return R::Fail("server_error", "cannot rotate the refresh token", 500);
+  }
+  return answer;
+}
+
+}  // namespace custody::identity

@@ -1,0 +1,171 @@
+// AuthorizationServer: Custody as the OAuth 2.1 authorization server of MCP clients (the MCP
+// authorization spec): GET /oauth2/authorize (authorization code, PKCE S256 only, exact
+// redirect URI match, RFC 9207 iss, RFC 8707 resource), the person's sign-in at the company IdP
+// (identity/login.h), a consent page, and the authorization_code and refresh_token grants of
+// POST /oauth2/token. Every access token is the RFC 9068 session token an RFC 8693 exchange
+// issues (TokenService::IssueSignedInSession): sub = the person (a verified initiator), act =
+// a new instance of the client's agent; so the gateway, policy, containment and investigations
+// treat it as any other session.
+//
+// HTTP-free: api/oauth_routes.cc turns requests into these calls and BrowserAnswers into
+// responses. Authorization codes (single use, at most 60 s) and sign-ins in flight are kept in
+// memory, bounded; refresh token families (hashes only) and consents are in the identity store.
+// Every step is a ledger event (events/identity_events.h: oauth.*); never a token, code,
+// verifier or secret in an event, a log line or an error.
+//
+// Thread-safe: the in-memory state is guarded by mu_.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/error_reporter.h"
+#include "common/mutex.h"
+#include "common/random.h"
+#include "common/status.h"
+#include "common/uuid.h"
+#include "identity/login.h"
+#include "identity/oauth_clients.h"
+#include "identity/token_service.h"
+#include "store/identity_store.h"
+
+namespace custody::identity {
+
+inline constexpr std::string_view kBrowserCookie = "custody_authz";
+
+struct AuthorizationServerOptions {
+  std::string issuer;    // RFC 9207 iss; the IdP callback is <issuer>/oauth2/login/callback
+  std::string resource;  // the gateway's resource (its RFC 9728 metadata's `resource`)
+  // Development: a client_id no directory knows is let in (loopback redirect URIs only), acting
+  // as a dev agent Custody registers for it on first sign-in, owned by the signing-in person.
+  bool dev_unknown_clients = false;
+  ScopeSet dev_grants;  // the grants of those dev agents
+  int64_t code_lifetime_s = 60;
+  int64_t login_lifetime_s = 600;               // sign-in + consent must finish within this
+  int64_t refresh_lifetime_s = 30 * 24 * 3600;  // a refresh token family's lifetime
+  size_t max_in_flight = 10000;                 // sign-ins, consents and codes held in memory
+};
+
+// GET /oauth2/authorize's query, as sent (nullopt: absent).
+struct AuthorizeRequest {
+  std::optional<std::string> response_type, client_id, redirect_uri, scope, state, code_challenge,
+      code_challenge_method, resource;
+};
+
+// What the browser gets: a redirect (`location` set, 302/303), or a small HTML page.
+struct BrowserAnswer {
+  int status = 302;
+  std::string location;
+  std::string html;
+  std::vector<std::string> set_cookies;  // Set-Cookie values
+  // For a page: the OAuth error it shows (tests and logs), "" for the consent page.
+  std::string error;
+};
+
+// POST /oauth2/token's fields for the two grants handled here.
+struct CodeTokenRequest {
+  std::string grant_type;  // "authorization_code" or "refresh_token"
+  std::string client_id, code, redirect_uri, code_verifier, resource, refresh_token, scope;
+  bool client_authenticated_otherwise = false;  // a client_secret/assertion was sent: refused
+};
+
+struct CodeTokenAnswer {
+  IssuedToken token;
+  std::string refresh_token;
+  std::string family_id;  // not sent: the refresh token family's id (events, tests)
+};
+
+class AuthorizationServer {
+ public:
+  // `login` may be null: then /oauth2/authorize answers that no login provider is configured.
+  // Everything passed must outlive the server.
+  AuthorizationServer(TokenService& tokens, store::IdentityStore& store, ClientDirectory& clients,
+                      IdentityProvider* login, const Clock& clock, Random& random,
+                      ErrorReporter& errors, IdentityEventSink sink,
+                      AuthorizationServerOptions options);
+
+  // GET /oauth2/authorize. Until the client and its redirect URI are validated, errors are an
+  // HTML page (never a redirect); after, a redirect to the client with the RFC 6749 §4.1.2.1
+  // error, its state and iss. On success: a redirect to the IdP, with the browser cookie.
+  BrowserAnswer Authorize(const AuthorizeRequest& request, const std::string& cookie_header);
+  // GET /oauth2/login/callback: the IdP sends the browser back. Answers the consent page, or
+  // (consent remembered) the redirect to the client with code, state and iss.
+  BrowserAnswer LoginCallback(const std::optional<std::string>& state,
+                              const std::optional<std::string>& code,
+                              const std::optional<std::string>& error,
+                              const std::string& cookie_header);
+  // POST /oauth2/consent: `decision` "allow" or "deny", with the page's request id and CSRF
+  // token, from the browser that started the request.
+  BrowserAnswer Consent(const std::string& request_id, const std::string& csrf,
+                        const std::string& decision, const std::string& cookie_header);
+
+  // POST /oauth2/token, grant_type authorization_code or refresh_token.
+  OAuthResult<CodeTokenAnswer> Token(const CodeTokenRequest& request);
+
+  // Consents (admin API). Revoking records an oauth.consent event ("revoked") naming `by`.
+  Result<std::vector<identity::Consent>> ListConsents() { return store_.ListConsents(); }
+  Status RevokeConsent(const std::string& initiator_issuer, const std::string& initiator,
+                       const std::string& client_id, const std::string& by);
+
+  // The dev agent name an unknown client gets (oauth-dev-<12 hex of SHA-256(client_id)>).
+  static std::string DevAgentName(const std::string& client_id);
+
+ private:
+  struct Pending;  // an authorization request in flight (sign-in, then consent)
+  struct Code;
+
+  int64_t Now() const;
+  std::string RandomToken(size_t bytes);
+  // The redirect to the client: `params` already encoded ("code=…" or "error=…"), then state
+  // and iss.
+  BrowserAnswer ToClient(const std::string& redirect_uri, const std::string& params,
+                         const std::optional<std::string>& state) const;
+  BrowserAnswer ClientError(const std::string& redirect_uri, const std::string& error,
+                            const std::string& description,
+                            const std::optional<std::string>& state) const;
+  BrowserAnswer IssueCode(const Pending& p);
+  BrowserAnswer ConsentPage(const Pending& p, const std::string& request_id,
+                            const std::string& csrf);
+  // The agent a client acts as; a dev client's is registered on first use.
+  Result<Agent> AgentFor(const OAuthClient& client, const SignedInPerson& person);
+  void PurgeLocked(int64_t now) REQUIRES(mu_);
+  bool FullLocked() const REQUIRES(mu_);
+  Status Record(const std::string& event);
+  OAuthResult<CodeTokenAnswer> CodeGrant(const CodeTokenRequest& request);
+  OAuthResult<CodeTokenAnswer> RefreshGrant(const CodeTokenRequest& request);
+  // Revokes a refresh family and its sessions (reuse detected); returns the sessions revoked.
+  std::vector<std::string> RevokeFamily(const std::string& family_id, const std::string& reason);
+  void RecordRefusal(const CodeTokenRequest& request, const OAuthError& error);
+  // Issues the session and the refresh token of a grant; `family` is set for a refresh.
+  OAuthResult<CodeTokenAnswer> IssueTokens(const Agent& agent, const std::string& client_id,
+                                           const SignedInPerson& person, const ScopeSet& scopes,
+                                           const std::string& resource, const RefreshFamily* family,
+                                           const std::string& code_id);
+
+  TokenService& tokens_;
+  store::IdentityStore& store_;
+  ClientDirectory& clients_;
+  IdentityProvider* login_;
+  const Clock& clock_;
+  Random& random_;
+  ErrorReporter& errors_;
+  UuidV7Generator ids_;
+  IdentityEventSink sink_;
+  AuthorizationServerOptions options_;
+
+  Mutex mu_;
+  std::map<std::string, std::shared_ptr<Pending>> logins_ GUARDED_BY(mu_);    // by IdP state
+  std::map<std::string, std::shared_ptr<Pending>> consents_ GUARDED_BY(mu_);  // by request id
+  std::map<std::string, std::shared_ptr<Code>> codes_ GUARDED_BY(mu_);        // by SHA-256
+};
+
+// The RFC 8414 fields the authorization endpoint adds to the metadata (for identity_routes).
+inline constexpr std::string_view kAuthorizationCodeGrant = "authorization_code";
+inline constexpr std::string_view kRefreshTokenGrant = "refresh_token";
+
+}  // namespace custody::identity

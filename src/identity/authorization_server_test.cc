@@ -1,0 +1,423 @@
+// AuthorizationServer: the validation of /oauth2/authorize, the sign-in and consent legs, and
+// the authorization_code and refresh_token grants, against a real TokenService and identity
+// store. The company IdP is a small fake here (its real counterpart, oidc-provider, drives
+// tests/oauth/); what is under test is Custody's side.
+#include "identity/authorization_server.h"
+
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "common/error_reporter.h"
+#include "common/logger.h"
+#include "store/memory/memory_identity_store.h"
+
+namespace custody::identity {
+namespace {
+
+constexpr char kIssuer[] = "https://custody.test";
+constexpr char kResource[] = "https://custody.test/mcp";
+constexpr char kIdp[] = "https://idp.test";
+constexpr char kRedirect[] = "http://127.0.0.1:5555/callback";
+const std::string kVerifier(64, 'v');
+
+class FakeIdp final : public IdentityProvider {
+ public:
+  Result<std::string> AuthorizationUrl(const std::string& state, const std::string& nonce,
+                                       const std::string& challenge) override {
+    last_state = state;
+    last_nonce = nonce;
+    last_challenge = challenge;
+    return std::string(kIdp) + "/auth?state=" + state;
+  }
+  Result<SignedInPerson> Redeem(const std::string& code, const std::string& verifier,
+                                const std::string& nonce) override {
+    if (code != "idp-code") return UnauthenticatedError("bad code");
+    if (PkceS256(verifier) != last_challenge) return UnauthenticatedError("bad verifier");
+    if (nonce != last_nonce) return UnauthenticatedError("bad nonce");
+    return SignedInPerson{"alice", kIdp, "Alice", "alice@example.com"};
+  }
+  std::string last_state, last_nonce, last_challenge;
+};
+
+std::string Param(const std::string& url, const std::string& name) {
+  std::smatch m;
+  if (std::regex_search(url, m, std::regex("[?&]" + name + "=([^&]*)"))) return m[1];
+  return "";
+}
+
+std::string Cookie(const BrowserAnswer& a) {
+  for (const std::string& c : a.set_cookies) {
+    if (c.starts_with("custody_authz=")) return c.substr(0, c.find(';'));
+  }
+  return "";
+}
+
+class AuthorizationServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    TokenServiceOptions o;
+    o.trust_domain = "custody.test";
+    o.issuer = kIssuer;
+    auto s = TokenService::Create(store_, clock_, random_, errors_, Sink(), o);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    tokens_ = std::move(*s);
+    Agent a;
+    a.name = "assistant";
+    a.environment = Environment::kDev;
+    a.grants = {"fake/*", "db/read"};
+    ASSERT_TRUE(tokens_->RegisterAgent(a, true, "test").ok());
+    auto d = StaticClientDirectory::Create(
+        {OAuthClient{"desktop-app", "Desktop App", {kRedirect}, "assistant"}});
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+    clients_ = std::make_unique<StaticClientDirectory>(std::move(*d));
+    Make({});
+  }
+  IdentityEventSink Sink() {
+    return [this](const std::string& e) {
+      events_.push_back(e);
+      return OkStatus();
+    };
+  }
+  void Make(AuthorizationServerOptions o) {
+    o.issuer = kIssuer;
+    o.resource = kResource;
+    server_ = std::make_unique<AuthorizationServer>(*tokens_, store_, *clients_, &idp_, clock_,
+                                                    random_, errors_, Sink(), o);
+  }
+  AuthorizeRequest Request() {
+    AuthorizeRequest q;
+    q.response_type = "code";
+    q.client_id = "desktop-app";
+    q.redirect_uri = kRedirect;
+    q.state = "client-state";
+    q.code_challenge = PkceS256(kVerifier);
+    q.code_challenge_method = "S256";
+    q.resource = kResource;
+    q.scope = "fake/echo";
+    return q;
+  }
+  // Authorize, sign in, consent (unless remembered): the redirect to the client.
+  BrowserAnswer Through(const AuthorizeRequest& q, bool expect_page = true) {
+    BrowserAnswer a = server_->Authorize(q, "");
+    EXPECT_EQ(a.status, 302);
+    EXPECT_TRUE(a.location.starts_with(std::string(kIdp) + "/auth")) << a.location;
+    std::string cookie = Cookie(a);
+    EXPECT_FALSE(cookie.empty());
+    BrowserAnswer page =
+        server_->LoginCallback(idp_.last_state, std::string("idp-code"), std::nullopt, cookie);
+    if (!expect_page) return page;
+    EXPECT_EQ(page.status, 200) << page.html;
+    std::smatch m;
+    std::regex_search(page.html, m, std::regex("name=\"request\" value=\"([^\"]+)\""));
+    std::string request = m[1];
+    std::regex_search(page.html, m, std::regex("name=\"csrf\" value=\"([^\"]+)\""));
+    std::string csrf = m[1];
+    return server_->Consent(request, csrf, "allow", cookie);
+  }
+  OAuthResult<CodeTokenAnswer> Redeem(const std::string& code,
+                                      const std::string& verifier = kVerifier) {
+    CodeTokenRequest t;
+    t.grant_type = "authorization_code";
+    t.client_id = "desktop-app";
+    t.code = code;
+    t.redirect_uri = kRedirect;
+    t.code_verifier = verifier;
+    t.resource = kResource;
+    return server_->Token(t);
+  }
+  OAuthResult<CodeTokenAnswer> Refresh(const std::string& rt) {
+    CodeTokenRequest t;
+    t.grant_type = "refresh_token";
+    t.client_id = "desktop-app";
+    t.refresh_token = rt;
+    return server_->Token(t);
+  }
+  bool Live(const std::string& token) { return tokens_->VerifyAccessToken(token, kResource).ok(); }
+  std::string AllEvents() {
+    std::string all;
+    for (const auto& e : events_) all += e + "\n";
+    return all;
+  }
+
+  FakeClock clock_;
+  SystemRandom random_;
+  NullLogger log_;
+  ErrorReporter errors_{log_};
+  store::MemoryIdentityStore store_;
+  std::vector<std::string> events_;
+  std::unique_ptr<TokenService> tokens_;
+  std::unique_ptr<StaticClientDirectory> clients_;
+  FakeIdp idp_;
+  std::unique_ptr<AuthorizationServer> server_;
+};
+
+TEST_F(AuthorizationServerTest, ErrorsBeforeTheRedirectUriIsValidatedAreAPageNeverARedirect) {
+  AuthorizeRequest q = Request();
+  q.client_id = "unknown-app";
+  BrowserAnswer a = server_->Authorize(q, "");
+  EXPECT_EQ(a.status, 400);
+  EXPECT_TRUE(a.location.empty());
+  EXPECT_EQ(a.error, "invalid_client");
+  EXPECT_NE(a.html.find("invalid_client"), std::string::npos);
+  q = Request();
+  q.redirect_uri = "http://127.0.0.1:5555/callback/evil";
+  a = server_->Authorize(q, "");
+  EXPECT_EQ(a.status, 400);
+  EXPECT_TRUE(a.location.empty()) << "a redirect URI that is not registered is never used";
+  q.redirect_uri = std::nullopt;
+  EXPECT_TRUE(server_->Authorize(q, "").location.empty());
+  q = Request();
+  q.client_id = std::nullopt;
+  EXPECT_EQ(server_->Authorize(q, "").status, 400);
+}
+
+TEST_F(AuthorizationServerTest, PkceS256IsRequiredAndErrorsGoBackWithStateAndIss) {
+  AuthorizeRequest q = Request();
+  q.code_challenge = std::nullopt;
+  q.code_challenge_method = std::nullopt;
+  BrowserAnswer a = server_->Authorize(q, "");
+  EXPECT_EQ(a.status, 302);
+  EXPECT_TRUE(a.location.starts_with(std::string(kRedirect) + "?error=invalid_request"))
+      << a.location;
+  EXPECT_EQ(Param(a.location, "state"), "client-state");
+  EXPECT_EQ(Param(a.location, "iss"), "https%3A%2F%2Fcustody.test");
+  q = Request();
+  q.code_challenge_method = "plain";
+  q.code_challenge = kVerifier;
+  EXPECT_EQ(Param(server_->Authorize(q, "").location, "error"), "invalid_request");
+  q.code_challenge_method = std::nullopt;  // plain by default (RFC 7636)
+  EXPECT_EQ(Param(server_->Authorize(q, "").location, "error"), "invalid_request");
+  q = Request();
+  q.response_type = "token";
+  EXPECT_EQ(Param(server_->Authorize(q, "").location, "error"), "unsupported_response_type");
+  q = Request();
+  q.resource = "https://elsewhere.test/mcp";
+  EXPECT_EQ(Param(server_->Authorize(q, "").location, "error"), "invalid_target");
+  q = Request();
+  q.scope = "github/write";
+  EXPECT_EQ(Param(server_->Authorize(q, "").location, "error"), "invalid_scope");
+  EXPECT_TRUE(idp_.last_state.empty()) << "no refused request reached the IdP";
+}
+
+TEST_F(AuthorizationServerTest, TheWholeFlowIssuesASessionTokenForTheVerifiedPerson) {
+  BrowserAnswer back = Through(Request());
+  ASSERT_EQ(back.status, 302);
+  ASSERT_TRUE(back.location.starts_with(std::string(kRedirect) + "?code=")) << back.location;
+  EXPECT_EQ(Param(back.location, "state"), "client-state");
+  EXPECT_EQ(Param(back.location, "iss"), "https%3A%2F%2Fcustody.test");
+  std::string code = Param(back.location, "code");
+  auto t = Redeem(code);
+  ASSERT_TRUE(t.ok()) << t.error.error << ": " << t.error.description;
+  EXPECT_EQ(t.value->token.scope, "fake/echo");
+  EXPECT_FALSE(t.value->refresh_token.empty());
+  auto v = tokens_->VerifyAccessToken(t.value->token.access_token, kResource);
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(v->session.initiator, "alice");
+  EXPECT_EQ(v->session.initiator_issuer, kIdp);
+  EXPECT_EQ(v->session.verification, InitiatorVerification::kVerified);
+  EXPECT_EQ(v->session.agent, "assistant");
+  EXPECT_TRUE(v->session.instance.starts_with("spiffe://custody.test/agent/assistant/instance/"));
+  EXPECT_NE(v->act_json.find(v->session.instance), std::string::npos);
+  // Every step is in the ledger, and no code, token or verifier is.
+  std::string all = AllEvents();
+  for (const char* kind : {"oauth.sign_in", "oauth.consent", "oauth.code_issue", "session.start",
+                           "oauth.token_issue"}) {
+    EXPECT_NE(all.find(kind), std::string::npos) << kind;
+  }
+  EXPECT_EQ(all.find(code), std::string::npos);
+  EXPECT_EQ(all.find(t.value->refresh_token), std::string::npos);
+  EXPECT_EQ(all.find(t.value->token.access_token), std::string::npos);
+  EXPECT_EQ(all.find(kVerifier), std::string::npos);
+
+  // Refresh: a new token of the same instance; the old refresh token is spent.
+  auto r = Refresh(t.value->refresh_token);
+  ASSERT_TRUE(r.ok()) << r.error.description;
+  auto v2 = tokens_->VerifyAccessToken(r.value->token.access_token, kResource);
+  ASSERT_TRUE(v2.ok());
+  EXPECT_EQ(v2->session.instance, v->session.instance);
+  EXPECT_NE(v2->session.sid, v->session.sid);
+  EXPECT_NE(r.value->refresh_token, t.value->refresh_token);
+  // Reuse of the rotated-out token: refused, and the family and its sessions are revoked.
+  auto reuse = Refresh(t.value->refresh_token);
+  ASSERT_FALSE(reuse.ok());
+  EXPECT_EQ(reuse.error.error, "invalid_grant");
+  EXPECT_FALSE(Live(t.value->token.access_token));
+  EXPECT_FALSE(Live(r.value->token.access_token));
+  auto after = Refresh(r.value->refresh_token);
+  EXPECT_EQ(after.error.error, "invalid_grant") << "the family is revoked";
+  EXPECT_NE(AllEvents().find("oauth.reuse"), std::string::npos);
+}
+
+TEST_F(AuthorizationServerTest, ACodeIsSingleUseAndItsReuseRevokesWhatItIssued) {
+  std::string code = Param(Through(Request()).location, "code");
+  auto t = Redeem(code);
+  ASSERT_TRUE(t.ok());
+  EXPECT_TRUE(Live(t.value->token.access_token));
+  auto again = Redeem(code);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error.error, "invalid_grant");
+  EXPECT_FALSE(Live(t.value->token.access_token)) << "the first use's token is revoked";
+  EXPECT_EQ(Refresh(t.value->refresh_token).error.error, "invalid_grant");
+}
+
+TEST_F(AuthorizationServerTest, TheCodeIsBoundToVerifierClientRedirectResourceAndTime) {
+  // Consent is remembered after the first authorization: no page the next times.
+  std::string code = Param(Through(Request()).location, "code");
+  EXPECT_EQ(Redeem(code, std::string(64, 'w')).error.error, "invalid_grant");
+  EXPECT_EQ(Redeem(code).error.error, "invalid_grant") << "a failed redemption spends the code";
+
+  auto fresh = [&]() { return Param(Through(Request(), false).location, "code"); };
+  CodeTokenRequest t;
+  t.grant_type = "authorization_code";
+  t.client_id = "desktop-app";
+  t.code = fresh();
+  ASSERT_FALSE(t.code.empty()) << "remembered consent: straight back to the client";
+  t.redirect_uri = "http://127.0.0.1:5555/other";
+  t.code_verifier = kVerifier;
+  EXPECT_EQ(server_->Token(t).error.error, "invalid_grant");
+  t.code = fresh();
+  t.redirect_uri = kRedirect;
+  t.resource = "https://elsewhere.test/mcp";
+  EXPECT_EQ(server_->Token(t).error.error, "invalid_target");
+  t.code = fresh();
+  t.resource = kResource;
+  t.client_id = "other-app";
+  EXPECT_EQ(server_->Token(t).error.error, "invalid_grant");
+  t.code = fresh();
+  t.client_id = "desktop-app";
+  clock_.Advance(std::chrono::seconds(61));
+  EXPECT_EQ(server_->Token(t).error.error, "invalid_grant") << "a code lives at most 60 s";
+  t.code = fresh();
+  t.code_verifier.clear();
+  EXPECT_EQ(server_->Token(t).error.error, "invalid_grant");
+  std::string all = AllEvents();
+  EXPECT_NE(all.find("\"decision\":\"remembered\""), std::string::npos);
+  EXPECT_NE(all.find("token.refuse"), std::string::npos);
+}
+
+TEST_F(AuthorizationServerTest, ConsentNeedsTheSameBrowserAndItsCsrfTokenAndCanBeDenied) {
+  BrowserAnswer a = server_->Authorize(Request(), "");
+  std::string cookie = Cookie(a);
+  EXPECT_EQ(server_
+                ->LoginCallback(idp_.last_state, std::string("idp-code"), std::nullopt,
+                                "custody_authz=" + std::string(43, 'x'))
+                .status,
+            400)
+      << "another browser's cookie";
+  a = server_->Authorize(Request(), cookie);
+  EXPECT_EQ(Cookie(a), cookie) << "a browser keeps its cookie";
+  BrowserAnswer page =
+      server_->LoginCallback(idp_.last_state, std::string("idp-code"), std::nullopt, cookie);
+  ASSERT_EQ(page.status, 200);
+  EXPECT_NE(page.html.find("Desktop App"), std::string::npos);
+  EXPECT_NE(page.html.find("assistant"), std::string::npos);
+  EXPECT_NE(page.html.find("fake/echo"), std::string::npos);
+  EXPECT_EQ(page.html.find("http"), page.html.find("https://idp.test"))
+      << "no external assets: the only URL is the IdP's name";
+  std::smatch m;
+  std::regex_search(page.html, m, std::regex("name=\"request\" value=\"([^\"]+)\""));
+  std::string request = m[1];
+  EXPECT_EQ(server_->Consent(request, "forged", "allow", cookie).status, 403);
+  EXPECT_EQ(server_->Consent(request, "forged", "allow", cookie).status, 400)
+      << "a request gets one decision";
+
+  server_->Authorize(Request(), cookie);
+  page = server_->LoginCallback(idp_.last_state, std::string("idp-code"), std::nullopt, cookie);
+  std::regex_search(page.html, m, std::regex("name=\"request\" value=\"([^\"]+)\""));
+  request = m[1];
+  std::regex_search(page.html, m, std::regex("name=\"csrf\" value=\"([^\"]+)\""));
+  BrowserAnswer denied = server_->Consent(request, m[1], "deny", cookie);
+  EXPECT_EQ(Param(denied.location, "error"), "access_denied");
+  EXPECT_FALSE(store_.GetConsent(kIdp, "alice", "desktop-app").ok());
+}
+
+TEST_F(AuthorizationServerTest, UnknownClientsComeInOnlyInDevelopmentAsDevAgentsOwnedByThePerson) {
+  AuthorizeRequest q = Request();
+  q.client_id = "http://127.0.0.1:7777/my-tool";
+  q.scope = std::nullopt;
+  EXPECT_EQ(server_->Authorize(q, "").error, "invalid_client");
+  AuthorizationServerOptions o;
+  o.dev_unknown_clients = true;
+  o.dev_grants = {"fake/echo"};
+  Make(o);
+  AuthorizeRequest https = q;
+  https.redirect_uri = "https://app.example/cb";
+  EXPECT_EQ(server_->Authorize(https, "").status, 400) << "loopback redirect URIs only";
+  BrowserAnswer back = Through(q);
+  std::string code = Param(back.location, "code");
+  ASSERT_FALSE(code.empty()) << back.location << back.html;
+  CodeTokenRequest t;
+  t.grant_type = "authorization_code";
+  t.client_id = *q.client_id;
+  t.code = code;
+  t.redirect_uri = kRedirect;
+  t.code_verifier = kVerifier;
+  auto issued = server_->Token(t);
+  ASSERT_TRUE(issued.ok()) << issued.error.description;
+  EXPECT_EQ(issued.value->token.scope, "fake/echo");
+  auto agent = tokens_->GetAgent(AuthorizationServer::DevAgentName(*q.client_id));
+  ASSERT_TRUE(agent.ok());
+  EXPECT_EQ(agent->environment, Environment::kDev);
+  EXPECT_EQ(agent->business_owner, "alice@example.com");
+}
+
+TEST_F(AuthorizationServerTest, ConsentsCanBeRevoked) {
+  ASSERT_EQ(Through(Request()).status, 302);
+  ASSERT_TRUE(store_.GetConsent(kIdp, "alice", "desktop-app").ok());
+  ASSERT_TRUE(server_->RevokeConsent(kIdp, "alice", "desktop-app", "admin:1").ok());
+  EXPECT_EQ(server_->RevokeConsent(kIdp, "alice", "desktop-app", "admin:1").code(),
+            StatusCode::kNotFound);
+  EXPECT_NE(AllEvents().find("\"decision\":\"revoked\""), std::string::npos);
+  // Revoked: the page is shown again.
+  server_->Authorize(Request(), "");
+  EXPECT_EQ(Through(Request()).status, 302);
+}
+
+TEST(OAuthClients, RedirectUrisAreHttpsLoopbackOrPrivateUseAndClientsNeedAnAgent) {
+  EXPECT_TRUE(ValidateRedirectUri("https://app.example/cb").ok());
+  EXPECT_TRUE(ValidateRedirectUri("http://127.0.0.1:8080/cb").ok());
+  EXPECT_TRUE(ValidateRedirectUri("http://[::1]:8080/cb").ok());
+  EXPECT_TRUE(ValidateRedirectUri("http://localhost/cb").ok());
+  EXPECT_TRUE(ValidateRedirectUri("com.example.app:/oauth").ok());
+  EXPECT_FALSE(ValidateRedirectUri("http://app.example/cb").ok());
+  EXPECT_FALSE(ValidateRedirectUri("https://app.example/cb#x").ok());
+  EXPECT_FALSE(ValidateRedirectUri("javascript:alert(1)").ok());
+  EXPECT_FALSE(ValidateRedirectUri("/relative").ok());
+  EXPECT_FALSE(StaticClientDirectory::Create({OAuthClient{"a", "", {}, "x"}}).ok());
+  EXPECT_FALSE(StaticClientDirectory::Create({OAuthClient{"a", "", {"https://a/cb"}, ""}}).ok());
+  EXPECT_FALSE(StaticClientDirectory::Create({OAuthClient{"a b", "", {"https://a/cb"}, "x"}}).ok());
+}
+
+TEST(OidcLogin, IdTokenClaimsAreCheckedStrictly) {
+  const std::string ok =
+      R"({"iss":"https://idp.test","aud":"custody","exp":2000,"iat":1000,"nonce":"n1","sub":"alice","email":"a@x"})";
+  auto p = CheckIdTokenClaims(ok, "https://idp.test", "custody", "n1", 1500, 60);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->subject, "alice");
+  EXPECT_EQ(p->email, "a@x");
+  EXPECT_FALSE(CheckIdTokenClaims(ok, "https://other.test", "custody", "n1", 1500, 60).ok());
+  EXPECT_FALSE(CheckIdTokenClaims(ok, "https://idp.test", "someone", "n1", 1500, 60).ok());
+  EXPECT_FALSE(CheckIdTokenClaims(ok, "https://idp.test", "custody", "n2", 1500, 60).ok());
+  EXPECT_FALSE(CheckIdTokenClaims(ok, "https://idp.test", "custody", "", 1500, 60).ok());
+  EXPECT_FALSE(CheckIdTokenClaims(ok, "https://idp.test", "custody", "n1", 2100, 60).ok())
+      << "expired";
+  EXPECT_FALSE(
+      CheckIdTokenClaims(
+          R"({"iss":"https://idp.test","aud":["custody","x"],"exp":2000,"iat":1000,"nonce":"n1","sub":"a"})",
+          "https://idp.test", "custody", "n1", 1500, 60)
+          .ok())
+      << "several audiences need azp";
+  bool plain = false;
+  OidcLoginOptions o;
+  o.issuer = "http://127.0.0.1:9/";
+  o.client_id = "c";
+  o.redirect_uri = "https://c/cb";
+  EXPECT_TRUE(ValidateOidcLoginOptions(o, &plain).ok());
+  EXPECT_TRUE(plain);
+  o.issuer = "http://idp.example";
+  EXPECT_FALSE(ValidateOidcLoginOptions(o, &plain).ok()) << "plain http only for a loopback issuer";
+}
+
+}  // namespace
+}  // namespace custody::identity

@@ -1,0 +1,98 @@
+// People sign in at the company's OpenID Connect provider ([login]): Custody is a relying party
+// that runs the authorization code flow with PKCE S256, state and nonce against it, and
+// verifies the ID token (iss, aud, azp, exp, nonce, signature with the provider's JWKS, ES256 or
+// RS256 only: crypto::kTrustedIssuerAlgorithms) before the person becomes the verified initiator
+// of the sessions Custody's own authorization endpoint starts (identity/authorization_server.h).
+//
+// IdentityProvider is what the authorization server needs of the IdP; OidcLogin implements it
+// over HTTP (http::BlockingHttpClient, TLS verified; plain http only for a loopback issuer).
+// Its provider metadata (/.well-known/openid-configuration) and JWKS are fetched on first use
+// and kept; an ID token signed with a kid not in the kept JWKS refetches it once.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/clock.h"
+#include "common/mutex.h"
+#include "common/status.h"
+#include "crypto/jose.h"
+
+namespace custody::identity {
+
+// The person an ID token vouches for.
+struct SignedInPerson {
+  std::string subject;  // sub
+  std::string issuer;   // iss
+  std::string name;     // optional claims, for the consent page
+  std::string email;
+};
+
+class IdentityProvider {
+ public:
+  virtual ~IdentityProvider() = default;
+  // The URL the browser is sent to. `state`, `nonce` and the PKCE `code_challenge` (S256) are
+  // Custody's, fresh per sign-in.
+  virtual Result<std::string> AuthorizationUrl(const std::string& state, const std::string& nonce,
+                                               const std::string& code_challenge) = 0;
+  // Redeems the provider's code (with the PKCE verifier) and verifies the ID token it answers
+  // with, `nonce` included. Unauthenticated for a token that does not verify; Unavailable when
+  // the provider cannot be reached. Messages never carry a token or secret.
+  virtual Result<SignedInPerson> Redeem(const std::string& code, const std::string& code_verifier,
+                                        const std::string& nonce) = 0;
+};
+
+struct OidcLoginOptions {
+  std::string issuer;  // https://…; http:// only on a loopback host (development)
+  std::string client_id;
+  std::string client_secret;  // sent with HTTP Basic (client_secret_basic)
+  std::string scopes = "openid email profile";
+  std::string redirect_uri;  // Custody's callback: <identity.issuer>/oauth2/login/callback
+  std::string ca_file;       // PEM trust anchors for https; empty: the system store
+  std::chrono::milliseconds timeout{10000};
+  int64_t leeway_s = 60;
+};
+
+// Checks the options: an issuer that is https, or http on a loopback host (then `*plain_http`
+// is set, for the caller's start-up warning); a client_id; a redirect_uri.
+Status ValidateOidcLoginOptions(const OidcLoginOptions& options, bool* plain_http);
+
+class OidcLogin final : public IdentityProvider {
+ public:
+  OidcLogin(OidcLoginOptions options, const Clock& clock);
+  ~OidcLogin() override;
+  Result<std::string> AuthorizationUrl(const std::string& state, const std::string& nonce,
+                                       const std::string& code_challenge) override;
+  Result<SignedInPerson> Redeem(const std::string& code, const std::string& code_verifier,
+                                const std::string& nonce) override;
+
+ private:
+  struct Discovered;
+  Result<std::shared_ptr<const Discovered>> Discover(bool refresh_keys) EXCLUDES(mu_);
+
+  OidcLoginOptions options_;
+  const Clock& clock_;
+  Mutex mu_;
+  std::shared_ptr<const Discovered> discovered_ GUARDED_BY(mu_);
+};
+
+// Verifies an ID token's claims (the signature already verified): iss equals `issuer`, aud
+// contains `client_id` (and azp, when present or aud has several values, equals it), exp not
+// past and iat present (with `leeway_s`), nonce equals `nonce`, a non-empty sub.
+Result<SignedInPerson> CheckIdTokenClaims(std::string_view payload_json, const std::string& issuer,
+                                          const std::string& client_id, const std::string& nonce,
+                                          int64_t now, int64_t leeway_s);
+
+// PKCE (RFC 7636): the S256 challenge of a verifier, and the verifier syntax (43-128 characters
+// of [A-Za-z0-9-._~]).
+std::string PkceS256(std::string_view verifier);
+bool IsPkceVerifier(std::string_view verifier);
+
+// application/x-www-form-urlencoded encoding of one value.
+std::string FormEncode(std::string_view value);
+
+}  // namespace custody::identity

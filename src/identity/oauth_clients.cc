@@ -1,0 +1,92 @@
+#include "identity/oauth_clients.h"
+
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
+
+namespace custody::identity {
+
+namespace {
+
+bool IsLoopbackHost(std::string_view host) {
+  return host == "127.0.0.1" || host == "[::1]" || host == "localhost";
+}
+
+}  // namespace
+
+bool IsLoopbackHttpUri(std::string_view uri) {
+  auto u = boost::urls::parse_absolute_uri(uri);
+  if (!u) return false;
+  std::string_view host = u->encoded_host();  // an IP literal keeps its brackets
+  return u->scheme() == "http" && IsLoopbackHost(host);
+}
+
+Status ValidateRedirectUri(std::string_view uri) {
+  if (uri.empty() || uri.size() > 2048)
+    return InvalidArgumentError("redirect URI is empty or too long");
+  for (char c : uri) {
+    if (c <= 0x20 || c >= 0x7f) {
+      return InvalidArgumentError("redirect URI has spaces or non-ASCII characters");
+    }
+  }
+  auto u = boost::urls::parse_absolute_uri(uri);
+  if (!u) return InvalidArgumentError("redirect URI is not an absolute URI");
+  if (u->has_fragment()) return InvalidArgumentError("redirect URI may not have a fragment");
+  std::string scheme(u->scheme());
+  if (scheme == "https") {
+    if (u->encoded_host().empty()) return InvalidArgumentError("https redirect URI has no host");
+    return OkStatus();
+  }
+  if (scheme == "http") {
+    if (!IsLoopbackHttpUri(uri)) {
+      return InvalidArgumentError(
+          "an http redirect URI must be on a loopback host (127.0.0.1, [::1], localhost)");
+    }
+    return OkStatus();
+  }
+  // RFC 8252 §7.1: a private-use scheme, in reverse domain name form.
+  if (scheme.find('.') == std::string::npos) {
+    return InvalidArgumentError(
+        "redirect URI scheme must be https, loopback http, or a "
+        "private-use scheme in reverse domain form");
+  }
+  return OkStatus();
+}
+
+Status ValidateClientId(std::string_view id) {
+  if (id.empty() || id.size() > 256)
+    return InvalidArgumentError("client_id must be 1-256 characters");
+  for (char c : id) {
+    if (c <= 0x20 || c >= 0x7f) {
+      return InvalidArgumentError("client_id must be printable ASCII without spaces");
+    }
+  }
+  return OkStatus();
+}
+
+Result<StaticClientDirectory> StaticClientDirectory::Create(std::vector<OAuthClient> clients) {
+  StaticClientDirectory d;
+  for (OAuthClient& c : clients) {
+    RETURN_IF_ERROR(ValidateClientId(c.client_id));
+    std::string what = "oauth.clients.\"" + c.client_id + "\"";
+    if (c.redirect_uris.empty()) return InvalidArgumentError(what + ": needs redirect_uris");
+    for (const std::string& r : c.redirect_uris) {
+      RETURN_IF_ERROR(ValidateRedirectUri(r).WithContext(what + ".redirect_uris"));
+    }
+    if (c.agent.empty()) return InvalidArgumentError(what + ": needs agent");
+    if (c.name.empty()) c.name = c.client_id;
+    c.dev = false;
+    std::string id = c.client_id;
+    if (!d.clients_.emplace(id, std::move(c)).second) {
+      return InvalidArgumentError(what + ": registered twice");
+    }
+  }
+  return d;
+}
+
+Result<OAuthClient> StaticClientDirectory::Find(const std::string& client_id) {
+  auto it = clients_.find(client_id);
+  if (it == clients_.end()) return NotFoundError("unknown client");
+  return it->second;
+}
+
+}  // namespace custody::identity

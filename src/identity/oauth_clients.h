@@ -1,0 +1,59 @@
+// OAuth clients of Custody's authorization endpoint (identity/authorization_server.h): who a
+// client_id is, where it may be sent back to, and which registered agent it acts as.
+//
+// ClientDirectory is the one lookup the authorization server uses, so that Client ID Metadata
+// Documents (identity/client_metadata.h) and Dynamic Client Registration can be added as other
+// directories later. Today: StaticClientDirectory, the clients an operator pre-registers in the
+// configuration ([oauth.clients."<client_id>"]). They are public clients
+// (token_endpoint_auth_method "none"): PKCE S256 binds the code to the client that asked for it.
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace custody::identity {
+
+struct OAuthClient {
+  std::string client_id;
+  std::string name;                        // shown on the consent page; default: client_id
+  std::vector<std::string> redirect_uris;  // matched exactly (no patterns, no prefixes)
+  std::string agent;                       // the registered agent the client acts as
+  // Admitted by oauth.dev_unknown_clients, not registered: its agent is a dev agent Custody
+  // registers for it with the signing-in person as owner; loopback redirect URIs only.
+  bool dev = false;
+};
+
+class ClientDirectory {
+ public:
+  virtual ~ClientDirectory() = default;
+  // NotFound for a client_id the directory does not know; another code when it cannot tell.
+  virtual Result<OAuthClient> Find(const std::string& client_id) = 0;
+};
+
+class StaticClientDirectory final : public ClientDirectory {
+ public:
+  // InvalidArgument for a client without redirect URIs or agent, or a redirect URI that is not
+  // an absolute https URL or a loopback http URL (RFC 8252 §7.3), or has a fragment.
+  static Result<StaticClientDirectory> Create(std::vector<OAuthClient> clients);
+  Result<OAuthClient> Find(const std::string& client_id) override;
+  const std::map<std::string, OAuthClient>& clients() const { return clients_; }
+
+ private:
+  std::map<std::string, OAuthClient> clients_;
+};
+
+// A redirect URI a client may register: https://…, or http:// on a loopback host (127.0.0.1,
+// [::1], localhost) for native apps (RFC 8252), or a private-use scheme ("com.example.app:/cb");
+// never a fragment. OK or InvalidArgument saying why.
+Status ValidateRedirectUri(std::string_view uri);
+// http://127.0.0.1…, http://[::1]…, http://localhost…: the only redirect URIs an unknown client
+// admitted in development may use.
+bool IsLoopbackHttpUri(std::string_view uri);
+// A client_id is 1..256 printable ASCII characters without spaces.
+Status ValidateClientId(std::string_view client_id);
+
+}  // namespace custody::identity
