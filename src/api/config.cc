@@ -20,10 +20,13 @@ using Field = std::variant<std::string*, int64_t*, bool*>;
 using ServerField =
     std::variant<std::string*, std::vector<std::string>*, std::map<std::string, std::string>*>;
 
+using ClientField = std::variant<std::string*, std::vector<std::string>*>;
+
 struct KeyDef {
   ConfigKey key;
-  Field (*field)(Config&) = nullptr;                          // a key of Config
-  ServerField (*server_field)(Config::McpServer&) = nullptr;  // a key of [mcp.servers.NAME]
+  Field (*field)(Config&) = nullptr;                            // a key of Config
+  ServerField (*server_field)(Config::McpServer&) = nullptr;    // a key of [mcp.servers.NAME]
+  ClientField (*client_field)(Config::OAuthClient&) = nullptr;  // of [oauth.clients."ID"]
 };
 
 using enum ConfigType;
@@ -125,6 +128,79 @@ constexpr KeyDef kKeys[] = {
              .description = "JSON file of OIDC providers whose ID tokens prove a human "
                             "initiator: [{\"issuer\", \"audience\", \"jwks\"}, ...]; empty: none"},
      .field = [](Config& c) -> Field { return &c.identity.trusted_issuers_file; }},
+    {.key = {.name = "login.issuer",
+             .env = "CUSTODY_LOGIN_ISSUER",
+             .default_text = "",
+             .description = "The company's OpenID Connect provider, where people sign in for "
+                            "/oauth2/authorize (https; http only on a loopback host); empty: off"},
+     .field = [](Config& c) -> Field { return &c.login.issuer; }},
+    {.key = {.name = "login.client_id",
+             .env = "CUSTODY_LOGIN_CLIENT_ID",
+             .default_text = "",
+             .description = "Custody's client_id at the login provider (required with "
+                            "login.issuer)"},
+     .field = [](Config& c) -> Field { return &c.login.client_id; }},
+    {.key = {.name = "login.client_secret",
+             .env = "CUSTODY_LOGIN_CLIENT_SECRET",
+             .default_text = "",
+             .description = "Custody's client secret at the login provider (client_secret_basic); "
+                            "prefer the environment variable to the file"},
+     .field = [](Config& c) -> Field { return &c.login.client_secret; }},
+    {.key = {.name = "login.scopes",
+             .env = "CUSTODY_LOGIN_SCOPES",
+             .default_text = "openid email profile",
+             .description = "Scopes asked of the login provider (must include openid)"},
+     .field = [](Config& c) -> Field { return &c.login.scopes; }},
+    {.key = {.name = "login.ca_file",
+             .env = "CUSTODY_LOGIN_CA_FILE",
+             .default_text = "",
+             .description = "PEM trust anchors for the login provider; empty: the system store"},
+     .field = [](Config& c) -> Field { return &c.login.ca_file; }},
+    {.key = {.name = "oauth.dev_unknown_clients",
+             .env = "CUSTODY_OAUTH_DEV_UNKNOWN_CLIENTS",
+             .type = kBoolean,
+             .default_text = "false",
+             .description = "Development: let unregistered OAuth clients in (loopback redirect "
+                            "URIs only), each as a dev agent owned by the person signing in"},
+     .field = [](Config& c) -> Field { return &c.oauth.dev_unknown_clients; }},
+    {.key = {.name = "oauth.dev_grants",
+             .env = "CUSTODY_OAUTH_DEV_GRANTS",
+             .default_text = "",
+             .description = "Space-separated scopes granted to the dev agents of unregistered "
+                            "clients"},
+     .field = [](Config& c) -> Field { return &c.oauth.dev_grants; }},
+    {.key = {.name = "oauth.code_lifetime_s",
+             .env = "CUSTODY_OAUTH_CODE_LIFETIME_S",
+             .type = kInteger,
+             .default_text = "60",
+             .description = "Lifetime of an authorization code, in seconds",
+             .min = 1,
+             .max = 60},
+     .field = [](Config& c) -> Field { return &c.oauth.code_lifetime_s; }},
+    {.key = {.name = "oauth.refresh_token_lifetime_s",
+             .env = "CUSTODY_OAUTH_REFRESH_TOKEN_LIFETIME_S",
+             .type = kInteger,
+             .default_text = "2592000",
+             .description = "Lifetime of a refresh token family (rotation does not extend it), "
+                            "in seconds",
+             .min = 60,
+             .max = 31'536'000},
+     .field = [](Config& c) -> Field { return &c.oauth.refresh_token_lifetime_s; }},
+    // [oauth.clients."ID"]: file only; ID is the client_id.
+    {.key = {.name = "oauth.clients.ID.redirect_uris",
+             .type = kStringArray,
+             .default_text = "[]",
+             .description = "The client's redirect URIs, matched exactly (https, loopback http, "
+                            "or a private-use scheme)"},
+     .client_field = [](Config::OAuthClient& c) -> ClientField { return &c.redirect_uris; }},
+    {.key = {.name = "oauth.clients.ID.agent",
+             .default_text = "",
+             .description = "The registered agent the client acts as (required)"},
+     .client_field = [](Config::OAuthClient& c) -> ClientField { return &c.agent; }},
+    {.key = {.name = "oauth.clients.ID.name",
+             .default_text = "",
+             .description = "The client's name on the consent page; empty: the client_id"},
+     .client_field = [](Config::OAuthClient& c) -> ClientField { return &c.name; }},
     {.key = {.name = "attribution.audience",
              .env = "CUSTODY_ATTRIBUTION_AUDIENCE",
              .default_text = "",
@@ -374,6 +450,59 @@ std::string Where(std::string_view name, const toml::source_region& src) {
          std::to_string(src.begin.column);
 }
 
+constexpr std::string_view kClientsSection = "oauth.clients";
+constexpr std::string_view kClientKeyPrefix = "oauth.clients.ID.";
+
+// [oauth.clients."ID"]: redirect_uris (array of strings), agent, name. What the values must be
+// (URIs, an agent) is checked when the service starts (identity::StaticClientDirectory).
+Status ApplyOAuthClients(Config& c, const toml::table& clients, std::string_view name) {
+  for (const auto& [k, node] : clients) {
+    std::string id(k.str());
+    const toml::table* t = node.as_table();
+    if (!t) {
+      return InvalidArgumentError(Where(name, node.source()) + ": oauth.clients.\"" + id +
+                                  "\" must be a table");
+    }
+    Config::OAuthClient client;
+    for (const auto& [ck, cv] : *t) {
+      std::string key = "oauth.clients.\"" + id + "\"." + std::string(ck.str());
+      const KeyDef* def = nullptr;
+      for (const KeyDef& d : kKeys) {
+        if (d.client_field != nullptr && d.key.name.substr(kClientKeyPrefix.size()) == ck.str()) {
+          def = &d;
+        }
+      }
+      if (!def) return InvalidArgumentError(Where(name, cv.source()) + ": unknown key " + key);
+      ClientField f = def->client_field(client);
+      if (auto* str = std::get_if<std::string*>(&f)) {
+        if (!cv.is_string()) {
+          return InvalidArgumentError(Where(name, cv.source()) + ": " + key + " must be a string");
+        }
+        **str = *cv.value<std::string>();
+      } else {
+        const toml::array* a = cv.as_array();
+        if (!a) {
+          return InvalidArgumentError(Where(name, cv.source()) + ": " + key +
+                                      " must be an array of strings");
+        }
+        for (const auto& e : *a) {
+          if (!e.is_string()) {
+            return InvalidArgumentError(Where(name, e.source()) + ": " + key +
+                                        " must be an array of strings");
+          }
+          std::get<std::vector<std::string>*>(f)->push_back(*e.value<std::string>());
+        }
+      }
+    }
+    if (client.redirect_uris.empty() || client.agent.empty()) {
+      return InvalidArgumentError(Where(name, node.source()) + ": oauth.clients.\"" + id +
+                                  "\" needs redirect_uris and agent");
+    }
+    c.oauth.clients[id] = std::move(client);
+  }
+  return OkStatus();
+}
+
 // [mcp.servers.NAME]: either command (string) with args (array of strings) and env (table of
 // strings), or url (http/https) with headers (table of strings) and ca_file. Unknown keys are
 // errors, as everywhere else.
@@ -459,6 +588,14 @@ Status ApplyTable(Config& c, const toml::table& table, const std::string& prefix
                   std::string_view name) {
   for (const auto& [k, node] : table) {
     std::string key = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+    if (key == kClientsSection) {
+      const toml::table* sub = node.as_table();
+      if (!sub) {
+        return InvalidArgumentError(Where(name, node.source()) + ": oauth.clients must be a table");
+      }
+      RETURN_IF_ERROR(ApplyOAuthClients(c, *sub, name));
+      continue;
+    }
     if (key == kServersSection) {
       const toml::table* sub = node.as_table();
       if (!sub)
@@ -537,6 +674,12 @@ Status Validate(Config& c) {
   }
   if (c.tls.cert.empty() != c.tls.key.empty()) {
     return InvalidArgumentError("tls.cert and tls.key must be set together");
+  }
+  if (!c.login.issuer.empty() && c.login.client_id.empty()) {
+    return InvalidArgumentError("login.client_id must be set with login.issuer");
+  }
+  if (c.login.issuer.empty() && (!c.login.client_id.empty() || !c.login.client_secret.empty())) {
+    return InvalidArgumentError("login.client_id and login.client_secret need login.issuer");
   }
   return OkStatus();
 }

@@ -52,6 +52,34 @@ struct Config {
     std::string trusted_issuers_file;
     bool operator==(const Identity&) const = default;
   } identity;
+  // [login]: the company's OpenID Connect provider, where people sign in during Custody's
+  // authorization code flow (docs/IDENTITY.md, "Authorization code flow"). Off while issuer is
+  // empty.
+  struct Login {
+    std::string issuer;  // https://…; http:// only on a loopback host (development)
+    std::string client_id;
+    std::string client_secret;  // also CUSTODY_LOGIN_CLIENT_SECRET
+    std::string scopes = "openid email profile";
+    std::string ca_file;  // PEM trust anchors for the provider; empty: the system store
+    bool operator==(const Login&) const = default;
+  } login;
+  // [oauth.clients."<client_id>"]: an OAuth client an operator registers (a public client).
+  struct OAuthClient {
+    std::vector<std::string> redirect_uris;  // matched exactly
+    std::string agent;                       // the registered agent it acts as
+    std::string name;                        // shown on the consent page
+    bool operator==(const OAuthClient&) const = default;
+  };
+  struct OAuth {
+    // Development: unknown client_ids are let in (loopback redirect URIs only), each acting as
+    // a dev agent registered on first sign-in with the person as owner and dev_grants as grants.
+    bool dev_unknown_clients = false;
+    std::string dev_grants;  // space-separated scopes
+    int64_t code_lifetime_s = 60;
+    int64_t refresh_token_lifetime_s = 2'592'000;  // 30 days
+    std::map<std::string, OAuthClient> clients;    // by client_id
+    bool operator==(const OAuth&) const = default;
+  } oauth;
   struct Attribution {
     std::string audience;              // when set, session tokens must carry this audience
     std::string arguments = "digest";  // digest | redacted: how action arguments are recorded
@@ -127,7 +155,7 @@ std::string_view ConfigTypeName(ConfigType type);
 // docs/CONFIG.md all come from.
 struct ConfigKey {
   // TOML dotted name. The keys of one MCP server are "mcp.servers.NAME.<key>", NAME standing
-  // for the server's name.
+  // for the server's name; those of one OAuth client "oauth.clients.ID.<key>".
   std::string_view name = {};
   std::string_view env = {};  // CUSTODY_… variable; empty: the file only (no variable, no --set)
   ConfigType type = ConfigType::kString;

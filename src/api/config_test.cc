@@ -171,6 +171,10 @@ TEST(Config, UnknownKeysAndBadValuesAreErrorsWithPositions) {
 // one and not the other, or a default written down wrongly, fails here.
 
 bool IsServerKey(const ConfigKey& k) { return k.name.starts_with("mcp.servers.NAME."); }
+// A key of one [mcp.servers.NAME] or [oauth.clients."ID"] table: the file only.
+bool IsFileOnlyKey(const ConfigKey& k) {
+  return IsServerKey(k) || k.name.starts_with("oauth.clients.ID.");
+}
 
 // A value of the key's type that differs from its default, as --set or a variable gives it.
 std::string OtherValue(const ConfigKey& k) {
@@ -212,8 +216,8 @@ TEST(ConfigKeys, NamesAndEnvironmentVariablesAreUniqueAndFollowTheRule) {
     EXPECT_TRUE(names.insert(k.name).second) << "duplicate key";
     EXPECT_FALSE(k.description.empty());
     EXPECT_EQ(k.description.find('\n'), std::string_view::npos);
-    if (IsServerKey(k)) {
-      EXPECT_TRUE(k.env.empty()) << "server keys are file only";
+    if (IsFileOnlyKey(k)) {
+      EXPECT_TRUE(k.env.empty()) << "server and client keys are file only";
       continue;
     }
     std::string expected = "CUSTODY_";
@@ -238,7 +242,7 @@ TEST(ConfigKeys, EveryKeyIsSettableAndItsDefaultIsConfigsDefault) {
   ASSERT_TRUE(loaded_defaults.ok()) << loaded_defaults.status().ToString();
   EXPECT_EQ(*loaded_defaults, defaults);
   for (const ConfigKey& k : ConfigKeys()) {
-    if (IsServerKey(k)) continue;
+    if (IsFileOnlyKey(k)) continue;
     SCOPED_TRACE(std::string(k.name));
     std::string other = OtherValue(k);
 
@@ -407,6 +411,45 @@ TEST(Config, ListenUrl) {
   EXPECT_EQ(ListenUrl({"127.0.0.1", 8750}, false), "http://127.0.0.1:8750");
   EXPECT_EQ(ListenUrl({"::1", 8443}, true), "https://[::1]:8443");
   EXPECT_EQ(ListenUrl(*ParseListen("localhost:9"), false), "http://127.0.0.1:9");
+}
+
+TEST(ConfigOAuth, ClientsAreTablesByClientIdAndLoginNeedsAClientId) {
+  auto c = ParseConfigToml(R"(
+[oauth]
+dev_grants = "fake/*"
+[oauth.clients."https://app.example/client.json"]
+redirect_uris = ["https://app.example/cb", "http://127.0.0.1:3000/cb"]
+agent = "assistant"
+name = "App"
+[oauth.clients.cli]
+redirect_uris = ["http://localhost/cb"]
+agent = "assistant"
+)",
+                           "o.toml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_EQ(c->oauth.clients.size(), 2u);
+  const auto& app = c->oauth.clients.at("https://app.example/client.json");
+  EXPECT_EQ(app.redirect_uris.size(), 2u);
+  EXPECT_EQ(app.agent, "assistant");
+  EXPECT_EQ(app.name, "App");
+  EXPECT_EQ(c->oauth.dev_grants, "fake/*");
+  auto bad = ParseConfigToml("[oauth.clients.x]\nagent = \"a\"\n", "o.toml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("needs redirect_uris and agent"), std::string::npos);
+  bad = ParseConfigToml(
+      "[oauth.clients.x]\nredirect_uris = [\"https://a/cb\"]\nagent = \"a\"\n"
+      "secret = \"s\"\n",
+      "o.toml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("unknown key"), std::string::npos);
+  ConfigSources env;
+  env.env = {{"CUSTODY_LOGIN_ISSUER", "https://idp.example"}};
+  EXPECT_FALSE(LoadConfig(env).ok()) << "login.issuer without login.client_id";
+  env.env["CUSTODY_LOGIN_CLIENT_ID"] = "custody";
+  env.env["CUSTODY_LOGIN_CLIENT_SECRET"] = "s3cret";
+  auto loaded = LoadConfig(env);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_EQ(loaded->login.client_secret, "s3cret");
 }
 
 }  // namespace

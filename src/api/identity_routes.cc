@@ -4,6 +4,7 @@
 
 #include "common/json_array.h"
 #include "crypto/key_file.h"
+#include "identity/authorization_server.h"
 #include "identity/session_json.h"
 
 namespace custody::api {
@@ -167,11 +168,12 @@ Result<std::vector<identity::TrustedIssuer>> LoadTrustedIssuers(const std::strin
   return out;
 }
 
-std::string AuthorizationServerMetadataJson(const std::string& issuer) {
-  // No authorization_endpoint and no response_types_supported: no grant Custody accepts uses
-  // an authorization endpoint (RFC 8414 §2, erratum 7793; §3.2 forbids empty arrays). No
-  // scopes_supported: scopes are each agent's grants, not a fixed set. No revocation_endpoint:
-  // revocation is the admin API's (/v1/sessions/{sid}/revoke), not RFC 7009.
+std::string AuthorizationServerMetadataJson(const std::string& issuer, bool authorization_code) {
+  // Without the authorization code flow: no authorization_endpoint and no
+  // response_types_supported, since no grant Custody accepts uses an authorization endpoint (RFC
+  // 8414 §2, erratum 7793; §3.2 forbids empty arrays). No scopes_supported: scopes are each
+  // agent's grants, not a fixed set. No revocation_endpoint: revocation is the admin API's
+  // (/v1/sessions/{sid}/revoke), not RFC 7009.
   json::object m{
       {"issuer", issuer},
       {"token_endpoint", issuer + "/oauth2/token"},
@@ -186,11 +188,25 @@ std::string AuthorizationServerMetadataJson(const std::string& issuer) {
       // RFC 7662, authenticated with a Custody reader or admin token (an access token type).
       {"introspection_endpoint", issuer + "/oauth2/introspect"},
       {"introspection_endpoint_auth_methods_supported", json::array{"Bearer"}}};
+  if (authorization_code) {
+    // The authorization code flow of MCP clients (identity/authorization_server.h): public
+    // clients ("none"), PKCE S256 only, RFC 9207 iss in every authorization response.
+    m["authorization_endpoint"] = issuer + "/oauth2/authorize";
+    m["response_types_supported"] = json::array{"code"};
+    m["response_modes_supported"] = json::array{"query"};
+    m["code_challenge_methods_supported"] = json::array{"S256"};
+    m["authorization_response_iss_parameter_supported"] = true;
+    m["grant_types_supported"].as_array().push_back("authorization_code");
+    m["grant_types_supported"].as_array().push_back("refresh_token");
+    m["token_endpoint_auth_methods_supported"].as_array().push_back("none");
+  }
   return json::serialize(m);
 }
 
-Status AddIdentityRoutes(http::Router& router, TokenService& tokens, const std::string& issuer) {
+Status AddIdentityRoutes(http::Router& router, TokenService& tokens, const std::string& issuer,
+                         identity::AuthorizationServer* authorization) {
   TokenService* svc = &tokens;
+  identity::AuthorizationServer* as = authorization;
   auto admin = AuthRequirement::AnyOf({"admin"});
   auto reader = AuthRequirement::AnyOf({"admin", "reader"});
 
@@ -200,7 +216,8 @@ Status AddIdentityRoutes(http::Router& router, TokenService& tokens, const std::
        {"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"}) {
     RETURN_IF_ERROR(router.Add(
         {"GET", path,
-         [metadata = AuthorizationServerMetadataJson(issuer)](Request&, Responder respond) {
+         [metadata = AuthorizationServerMetadataJson(issuer, as != nullptr)](Request&,
+                                                                              Responder respond) {
            Response r = Response::Json(200, metadata);
            r.headers.Set("cache-control", "max-age=60");
            respond(std::move(r));
@@ -218,10 +235,36 @@ Status AddIdentityRoutes(http::Router& router, TokenService& tokens, const std::
 
   RETURN_IF_ERROR(router.Add(
       {"POST", "/oauth2/token",
-       [svc](Request& req, Responder respond) {
+       [svc, as](Request& req, Responder respond) {
          auto p = [&](std::string_view n) { return http::FormParam(req.body, n).value_or(""); };
+         std::string grant = p("grant_type");
+         if (as != nullptr && (grant == identity::kAuthorizationCodeGrant ||
+                               grant == identity::kRefreshTokenGrant)) {
+           identity::CodeTokenRequest c;
+           c.grant_type = grant;
+           c.client_id = p("client_id");
+           c.code = p("code");
+           c.redirect_uri = p("redirect_uri");
+           c.code_verifier = p("code_verifier");
+           c.resource = p("resource");
+           c.refresh_token = p("refresh_token");
+           c.scope = p("scope");
+           c.client_authenticated_otherwise = !p("client_secret").empty() ||
+                                              !p("client_assertion").empty() ||
+                                              req.headers.Get("authorization").has_value();
+           auto issued = as->Token(c);
+           if (!issued.ok()) return respond(OAuthErrorResponse(issued.error));
+           json::object o{{"access_token", issued.value->token.access_token},
+                          {"token_type", "Bearer"},
+                          {"expires_in", issued.value->token.expires_in},
+                          {"scope", issued.value->token.scope},
+                          {"refresh_token", issued.value->refresh_token}};
+           Response r = Response::Json(200, json::serialize(o));
+           r.headers.Set("cache-control", "no-store");
+           return respond(std::move(r));
+         }
          identity::TokenRequest t;
-         t.grant_type = p("grant_type");
+         t.grant_type = grant;
          t.client_id = p("client_id");
          t.client_assertion_type = p("client_assertion_type");
          t.client_assertion = p("client_assertion");

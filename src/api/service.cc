@@ -12,11 +12,15 @@
 #include "api/identity_routes.h"
 #include "api/investigation_routes.h"
 #include "api/metrics.h"
+#include "api/oauth_routes.h"
 #include "api/routes.h"
 #include "attribution/attribution_service.h"
 #include "crypto/key_file.h"
 #include "events/recorder.h"
 #include "http/server.h"
+#include "identity/authorization_server.h"
+#include "identity/login.h"
+#include "identity/oauth_clients.h"
 #include "identity/token_service.h"
 #include "investigate/evidence.h"
 #include "ledger/ledger.h"
@@ -38,6 +42,10 @@ struct Service::Impl {
   std::unique_ptr<events::Recorder> recorder;            // every event's one way into the ledger
   std::unique_ptr<store::IdentityStore> identity_store;  // after ledger: sink uses it
   std::unique_ptr<identity::TokenService> identity;
+  // The authorization code flow ([login], [oauth]): after identity, which it issues through.
+  std::unique_ptr<identity::OidcLogin> login;
+  std::unique_ptr<identity::StaticClientDirectory> oauth_clients;
+  std::unique_ptr<identity::AuthorizationServer> authorization;
   std::unique_ptr<store::AttributionStore> attribution_store;
   std::unique_ptr<attribution::AttributionService> attribution;
   std::unique_ptr<store::ToolPinStore> mcp_pins;
@@ -222,7 +230,67 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
                                          return rec->RecordText(event).status();
                                        },
                                        std::move(io)));
-  RETURN_IF_ERROR(AddIdentityRoutes(impl->router, *impl->identity, resolved.identity.issuer));
+  // The authorization code flow of MCP clients: on when [login] names the company IdP
+  // (docs/IDENTITY.md, "Authorization code flow").
+  {
+    std::vector<identity::OAuthClient> clients;
+    for (const auto& [id, c] : config.oauth.clients) {
+      clients.push_back(identity::OAuthClient{id, c.name, c.redirect_uris, c.agent});
+    }
+    ASSIGN_OR_RETURN(identity::StaticClientDirectory directory,
+                     identity::StaticClientDirectory::Create(std::move(clients)));
+    impl->oauth_clients = std::make_unique<identity::StaticClientDirectory>(std::move(directory));
+    auto dev_grants = identity::ParseScopes(config.oauth.dev_grants);
+    if (!dev_grants.ok()) return dev_grants.status().WithContext("oauth.dev_grants");
+    if (!config.login.issuer.empty()) {
+      identity::OidcLoginOptions lo;
+      lo.issuer = config.login.issuer;
+      lo.client_id = config.login.client_id;
+      lo.client_secret = config.login.client_secret;
+      lo.scopes = config.login.scopes;
+      lo.ca_file = config.login.ca_file;
+      lo.redirect_uri = resolved.identity.issuer + "/oauth2/login/callback";
+      bool plain_http = false;
+      RETURN_IF_ERROR(identity::ValidateOidcLoginOptions(lo, &plain_http));
+      if (plain_http) {
+        log.Log(LogLevel::kWarn,
+                "login.issuer is plain http on a loopback host: for development only",
+                {{"issuer", std::string_view(config.login.issuer)}});
+      }
+      impl->login = std::make_unique<identity::OidcLogin>(std::move(lo), clock);
+      identity::AuthorizationServerOptions ao;
+      ao.issuer = resolved.identity.issuer;
+      ao.resource = resolved.McpAudience();
+      ao.dev_unknown_clients = config.oauth.dev_unknown_clients;
+      ao.dev_grants = *dev_grants;
+      ao.code_lifetime_s = config.oauth.code_lifetime_s;
+      ao.refresh_lifetime_s = config.oauth.refresh_token_lifetime_s;
+      impl->authorization = std::make_unique<identity::AuthorizationServer>(
+          *impl->identity, *impl->identity_store, *impl->oauth_clients, impl->login.get(), clock,
+          random, *impl->errors,
+          [rec = impl->recorder.get()](const std::string& event) {
+            return rec->RecordText(event).status();
+          },
+          std::move(ao));
+      if (config.oauth.dev_unknown_clients) {
+        log.Log(LogLevel::kWarn,
+                "oauth.dev_unknown_clients is on: unregistered OAuth clients may sign people in "
+                "as dev agents; never in production",
+                {});
+      }
+    } else if (!config.oauth.clients.empty() || config.oauth.dev_unknown_clients) {
+      log.Log(LogLevel::kWarn,
+              "[oauth] is configured but [login] is not: the authorization endpoint is off", {});
+    }
+  }
+  RETURN_IF_ERROR(AddIdentityRoutes(impl->router, *impl->identity, resolved.identity.issuer,
+                                    impl->authorization.get()));
+  if (impl->authorization) {
+    // Who consented to what is personal: the list needs a reader or admin token always.
+    RETURN_IF_ERROR(AddOAuthRoutes(
+        impl->router, *impl->authorization,
+        http::AuthRequirement::AnyOf({std::string(kRoleAdmin), std::string(kRoleReader)})));
+  }
 
   // Attribution: every decision is durable in the ledger before the caller hears it.
   impl->attribution_store = std::move(stores.attribution);

@@ -1,0 +1,384 @@
+// OAuth.AuthorizationCodeE2E: a real MCP client signs a person in through Custody.
+//
+// The company IdP is oidc-provider (a certified OpenID Provider, idp.mjs); the client is the
+// official MCP TypeScript SDK (its OAuthClientProvider, auth() and StreamableHTTPClientTransport)
+// against a real `custody serve`: discovery from the gateway's 401, the authorization request
+// with PKCE S256, the IdP's login form, Custody's consent page, the code, the token, a tool call
+// through the gateway whose trace names the person as verified initiator and the client's agent
+// instance as actor, a refresh (also after a restart: families are in identity.db). Then the
+// refusals, each with its RFC error and nothing issued: missing PKCE, plain, a wrong verifier, a
+// redirect URI mismatch, code reuse (what the first use issued is revoked), refresh reuse (the
+// family and its sessions revoked), a wrong resource, an unknown client (no dev switch).
+// The browser is headless (browser.mjs: redirects followed, forms submitted from node).
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+import { Browser } from './browser.mjs';
+import { startIdp } from './idp.mjs';
+
+let sdk;
+try {
+  const { Client } = await import('@modelcontextprotocol/sdk/client/index.js');
+  const { StreamableHTTPClientTransport } = await import('@modelcontextprotocol/sdk/client/streamableHttp.js');
+  const { auth, UnauthorizedError } = await import('@modelcontextprotocol/sdk/client/auth.js');
+  sdk = { Client, StreamableHTTPClientTransport, auth, UnauthorizedError };
+} catch (e) {
+  console.error('FAIL: cannot load the test packages; run `npm ci` in tests/oauth (' + e.message + ')');
+  process.exit(1);
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+const custody = process.argv[2];
+const sourceRoot = process.argv[3] ?? join(here, '..', '..');
+if (!custody) {
+  console.error('usage: node authorization_code_e2e.mjs /path/to/custody [source root]');
+  process.exit(2);
+}
+const fake = join(sourceRoot, 'src/mcp/testdata/fake_server.mjs');
+
+const freePort = () => new Promise((resolve, reject) => {
+  const s = createServer();
+  s.on('error', reject);
+  s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+});
+
+const dir = mkdtempSync(join(tmpdir(), 'custody-oauth-'));
+const IDP_SECRET = randomBytes(24).toString('base64url');
+const CLIENT_ID = 'e2e-desktop-client';
+const AGENT = 'desktop-assistant';
+const custodyPort = await freePort();
+const idpPort = await freePort();
+const cbPort = await freePort();
+const URL_ = `http://127.0.0.1:${custodyPort}`;
+const RESOURCE = `${URL_}/mcp`;
+const REDIRECT = `http://127.0.0.1:${cbPort}/callback`;
+let server;
+let stderr = '';
+let idp;
+
+function cleanup() {
+  if (server && server.exitCode === null) server.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+}
+
+async function startCustody() {
+  const config = join(dir, 'custody.toml');
+  writeFileSync(config, `
+[login]
+issuer = "http://127.0.0.1:${idpPort}"
+client_id = "custody"
+
+[oauth.clients."${CLIENT_ID}"]
+redirect_uris = ["${REDIRECT}"]
+agent = "${AGENT}"
+name = "E2E Desktop Client"
+
+[mcp.servers.fake]
+command = ${JSON.stringify(process.execPath)}
+args = [${JSON.stringify(fake)}]
+`);
+  server = spawn(custody, ['serve', '--quickstart', '--config', config, '--listen',
+    `127.0.0.1:${custodyPort}`, '--data-dir', join(dir, 'data'), '--log-level', 'info'],
+  { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CUSTODY_LOGIN_CLIENT_SECRET: IDP_SECRET } });
+  stderr = '';
+  server.stderr.on('data', (d) => { stderr += d; });
+  const exited = new Promise((_, reject) => server.on('exit', (code, sig) =>
+    reject(new Error(`custody serve exited (${code ?? sig}) before listening\n${stderr}`))));
+  const listening = (async () => {
+    let adminToken;
+    for await (const line of createInterface({ input: server.stdout })) {
+      if (!line.startsWith('{')) continue;
+      const ev = JSON.parse(line);
+      if (ev.event === 'admin_token') adminToken = ev.token;
+      if (ev.event === 'listening') return { adminToken };
+    }
+    throw new Error('custody serve closed stdout before listening');
+  })();
+  return Promise.race([listening, exited]);
+}
+
+async function stopCustody() {
+  server.kill('SIGTERM');
+  await new Promise((r) => (server.exitCode !== null ? r() : server.on('exit', r)));
+  assert.equal(server.exitCode, 0, `custody serve exited with ${server.exitCode ?? server.signalCode}`);
+  assert.ok(!/Sanitizer/.test(stderr), 'custody serve reported a sanitizer error');
+}
+
+async function http(path, { method, body, token, form } = {}) {
+  method ??= body !== undefined ? 'POST' : 'GET';
+  const headers = {};
+  if (token) headers.authorization = `Bearer ${token}`;
+  let payload;
+  if (form) {
+    headers['content-type'] = 'application/x-www-form-urlencoded';
+    payload = new URLSearchParams(body).toString();
+  } else if (body !== undefined) {
+    headers['content-type'] = 'application/json';
+    payload = JSON.stringify(body);
+  }
+  const r = await fetch(URL_ + path, { method, headers, body: payload, redirect: 'manual' });
+  const text = await r.text();
+  let json;
+  try { json = JSON.parse(text); } catch { json = undefined; }
+  return { status: r.status, json, text, headers: r.headers };
+}
+
+const claims = (jwt) => JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString());
+const s256 = (v) => createHash('sha256').update(v).digest('base64url');
+
+// The SDK's OAuthClientProvider for a pre-registered public client; the "browser" is ours.
+class Provider {
+  constructor() { this.authUrls = []; }
+  get redirectUrl() { return REDIRECT; }
+  get clientMetadata() {
+    return { client_name: 'E2E Desktop Client', redirect_uris: [REDIRECT], scope: 'fake/echo fake/slow',
+      grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'],
+      token_endpoint_auth_method: 'none' };
+  }
+  clientInformation() { return { client_id: CLIENT_ID }; }
+  tokens() { return this.saved; }
+  saveTokens(t) { this.saved = t; }
+  redirectToAuthorization(url) { this.authUrls.push(url); }
+  saveCodeVerifier(v) { this.verifier = v; }
+  codeVerifier() { return this.verifier; }
+  state() { return (this.lastState = randomBytes(16).toString('base64url')); }
+}
+
+try {
+  idp = await startIdp({ port: idpPort, custodyCallback: `${URL_}/oauth2/login/callback`, clientSecret: IDP_SECRET });
+  const { adminToken } = await startCustody();
+  assert.ok(adminToken, 'no quickstart admin token');
+  assert.match(stderr, /login\.issuer is plain http on a loopback host/, 'no warning for the http IdP');
+  const reg = await http('/v1/agents', { token: adminToken, body: {
+    name: AGENT, description: 'the desktop assistant', environment: 'dev', business_owner: 'it',
+    technical_owner: 'platform', revocation_contact: 'sec@example.com', grants: ['fake/*'],
+    client_secret: true } });
+  assert.equal(reg.status, 201, reg.text);
+  const pub = await http('/v1/policies', { token: adminToken, body: { policies:
+    '@id("fake-tools") permit(principal, action == Action::"call_tool", resource in Server::"fake");\n' +
+    '@id("no-touch") forbid(principal, action, resource == Tool::"fake/touch");\n' } });
+  assert.equal(pub.status, 200, pub.text);
+
+  // --- Discovery: the RFC 8414 metadata names the authorization endpoint and S256 only.
+  const as = await http('/.well-known/oauth-authorization-server');
+  assert.equal(as.status, 200);
+  assert.equal(as.json.authorization_endpoint, `${URL_}/oauth2/authorize`);
+  assert.deepEqual(as.json.code_challenge_methods_supported, ['S256']);
+  assert.deepEqual(as.json.response_types_supported, ['code']);
+  assert.equal(as.json.authorization_response_iss_parameter_supported, true);
+  for (const g of ['authorization_code', 'refresh_token']) assert.ok(as.json.grant_types_supported.includes(g), g);
+  assert.ok(as.json.token_endpoint_auth_methods_supported.includes('none'));
+  console.log('ok RFC 8414 metadata: authorization endpoint, code, S256 only, iss, public clients');
+
+  // --- The SDK client: 401 from the gateway, discovery, authorization request.
+  const serverUrl = new URL(`${URL_}/mcp/fake`);
+  const provider = new Provider();
+  let transport = new sdk.StreamableHTTPClientTransport(serverUrl, { authProvider: provider });
+  let client = new sdk.Client({ name: 'oauth-e2e', version: '1.0.0' });
+  await assert.rejects(client.connect(transport), (e) => e instanceof sdk.UnauthorizedError);
+  assert.equal(provider.authUrls.length, 1, 'the SDK did not start an authorization');
+  const authUrl = provider.authUrls[0];
+  assert.equal(authUrl.origin + authUrl.pathname, `${URL_}/oauth2/authorize`);
+  assert.equal(authUrl.searchParams.get('code_challenge_method'), 'S256');
+  assert.equal(authUrl.searchParams.get('resource'), RESOURCE);
+  console.log('ok the SDK discovered Custody from the 401 and asked with PKCE S256 and resource');
+
+  // --- The browser: Custody -> IdP login form -> IdP consent -> Custody consent -> the client.
+  const browser = new Browser();
+  const done = await browser.navigate(authUrl.href, REDIRECT);
+  assert.ok(done.redirect, 'the flow did not come back to the client: ' + JSON.stringify(done.page?.text?.slice(0, 500)));
+  const back = new URL(done.redirect);
+  assert.equal(back.searchParams.get('state'), provider.lastState);
+  assert.equal(back.searchParams.get('iss'), URL_, 'RFC 9207 iss');
+  const code = back.searchParams.get('code');
+  assert.ok(code);
+  const consentPage = browser.lastFormPage;
+  assert.match(consentPage.text, /E2E Desktop Client/);
+  assert.match(consentPage.text, new RegExp(AGENT));
+  assert.match(consentPage.text, /fake\/echo/);
+  assert.ok(!/(src|href)="https?:/.test(consentPage.text), 'the consent page loads nothing external');
+  assert.match(consentPage.headers.get('content-security-policy'), /default-src 'none'/);
+  const cookie = browser.log.find((l) => l.setCookie?.startsWith('custody_authz='));
+  assert.ok(cookie, 'no browser cookie from Custody');
+  assert.match(cookie.setCookie, /HttpOnly/);
+  assert.match(cookie.setCookie, /Secure/);
+  assert.match(cookie.setCookie, /SameSite=Lax/);
+  console.log('ok IdP login form, consent page (client, agent, scopes), cookie HttpOnly; Secure; SameSite=Lax');
+
+  await transport.finishAuth(code);
+  const tokens = provider.tokens();
+  assert.ok(tokens.access_token && tokens.refresh_token, JSON.stringify(Object.keys(tokens)));
+  const at = claims(tokens.access_token);
+  assert.equal(at.sub, 'alice');
+  assert.equal(at.iss, URL_);
+  assert.deepEqual(at.aud, [RESOURCE]);
+  assert.equal(at.client_id, CLIENT_ID);
+  assert.equal(at.initiator_verification, 'verified');
+  assert.match(at.act.sub, new RegExp(`^spiffe://custody\\.local/agent/${AGENT}/instance/`));
+  assert.equal(at.scope, 'fake/echo fake/slow');
+  console.log('ok code redeemed: RFC 9068 session token, sub = the person, act = a new instance');
+
+  // --- Through the gateway: list and call; the trace names the person and the instance.
+  transport = new sdk.StreamableHTTPClientTransport(serverUrl, { authProvider: provider });
+  client = new sdk.Client({ name: 'oauth-e2e', version: '1.0.0' });
+  await client.connect(transport);
+  const { tools } = await client.listTools();
+  assert.ok(tools.some((t) => t.name === 'echo'), JSON.stringify(tools.map((t) => t.name)));
+  const echo = await client.callTool({ name: 'echo', arguments: { hello: 'oauth' } });
+  const receipt = echo._meta?.['dev.custody/receipt'];
+  assert.ok(receipt, 'no receipt: ' + JSON.stringify(echo));
+  const seen = JSON.stringify(echo.structuredContent ?? echo.content);
+  assert.ok(!seen.includes(tokens.access_token), 'the upstream saw the client token');
+  let trace;
+  for (let i = 0; i < 100; i++) {
+    trace = await http(`/v1/trace/${receipt.action_id}`, { token: adminToken });
+    if (trace.status === 200) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.equal(trace.status, 200, trace.text);
+  assert.equal(trace.json.initiated_by.id, 'alice');
+  assert.equal(trace.json.initiated_by.issuer, `http://127.0.0.1:${idpPort}`);
+  assert.equal(trace.json.initiated_by.verification, 'verified');
+  assert.equal(trace.json.executed_by.agent, AGENT);
+  assert.equal(trace.json.executed_by.instance, at.act.sub);
+  await client.close();
+  console.log('ok tools/list and tools/call through the gateway; the trace names alice (verified) and the instance');
+
+  // --- Refresh with the SDK (rotation); then again after a restart (families in identity.db).
+  const before = provider.tokens();
+  assert.equal(await sdk.auth(provider, { serverUrl }), 'AUTHORIZED');
+  const refreshed = provider.tokens();
+  assert.notEqual(refreshed.refresh_token, before.refresh_token, 'the refresh token did not rotate');
+  assert.equal(claims(refreshed.access_token).act.sub, at.act.sub, 'a refresh keeps the instance');
+  await stopCustody();
+  await startCustody();  // the quickstart admin token of the first start stays valid
+  assert.equal(await sdk.auth(provider, { serverUrl }), 'AUTHORIZED');
+  const afterRestart = provider.tokens();
+  assert.notEqual(afterRestart.refresh_token, refreshed.refresh_token);
+  transport = new sdk.StreamableHTTPClientTransport(serverUrl, { authProvider: provider });
+  client = new sdk.Client({ name: 'oauth-e2e', version: '1.0.0' });
+  await client.connect(transport);
+  await client.callTool({ name: 'echo', arguments: { again: true } });
+  await client.close();
+  console.log('ok refresh rotates (same instance), also after a restart; the new token calls tools');
+
+  // --- Refusals. A raw authorization request, through the browser (consent is remembered now).
+  const verifier = randomBytes(32).toString('base64url');
+  const authorize = (params) => {
+    const u = new URL(`${URL_}/oauth2/authorize`);
+    const base = { response_type: 'code', client_id: CLIENT_ID, redirect_uri: REDIRECT, state: 'st-1',
+      code_challenge: s256(verifier), code_challenge_method: 'S256', resource: RESOURCE, scope: 'fake/echo' };
+    for (const [k, v] of Object.entries({ ...base, ...params })) if (v !== undefined) u.searchParams.set(k, v);
+    return u.href;
+  };
+  const refusedAtClient = async (params, error) => {
+    const r = await new Browser().request(authorize(params));
+    assert.equal(r.status, 302, r.text);
+    const to = new URL(r.location);
+    assert.equal(to.origin + to.pathname, REDIRECT);
+    assert.equal(to.searchParams.get('error'), error, r.location);
+    assert.equal(to.searchParams.get('state'), 'st-1');
+    assert.equal(to.searchParams.get('iss'), URL_);
+    assert.equal(to.searchParams.get('code'), null);
+  };
+  await refusedAtClient({ code_challenge: undefined, code_challenge_method: undefined }, 'invalid_request');
+  await refusedAtClient({ code_challenge: verifier, code_challenge_method: 'plain' }, 'invalid_request');
+  await refusedAtClient({ resource: 'https://elsewhere.example/mcp' }, 'invalid_target');
+  console.log('ok missing PKCE and plain refused (invalid_request), a wrong resource (invalid_target), with state and iss');
+  for (const [params, error] of [[{ redirect_uri: `${REDIRECT}/other` }, 'invalid_request'],
+    [{ client_id: 'unknown-client' }, 'invalid_client']]) {
+    const r = await new Browser().request(authorize(params));
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.location, null, 'an unvalidated redirect URI was used');
+    assert.match(r.text, new RegExp(error));
+  }
+  console.log('ok a redirect URI mismatch and an unknown client (no dev switch) get an error page, never a redirect');
+
+  const codeFor = async () => {
+    const b = new Browser();
+    const r = await b.navigate(authorize({}), REDIRECT);
+    assert.ok(r.redirect, JSON.stringify(r.page?.text?.slice(0, 300)));
+    return new URL(r.redirect).searchParams.get('code');
+  };
+  const redeem = (c, v = verifier, extra = {}) => http('/oauth2/token', { form: true, body: {
+    grant_type: 'authorization_code', client_id: CLIENT_ID, code: c, redirect_uri: REDIRECT,
+    code_verifier: v, resource: RESOURCE, ...extra } });
+  const introspect = async (t) => (await http('/oauth2/introspect', { form: true, token: adminToken, body: { token: t } })).json.active;
+
+  let c = await codeFor();
+  let r = await redeem(c, randomBytes(32).toString('base64url'));
+  assert.equal(r.status, 400);
+  assert.equal(r.json.error, 'invalid_grant');
+  assert.equal(r.json.access_token, undefined);
+  r = await redeem(c);
+  assert.equal(r.json.error, 'invalid_grant', 'a code is spent by a failed redemption');
+  console.log('ok a wrong code_verifier is invalid_grant and nothing is issued');
+
+  c = await codeFor();
+  r = await redeem(c, verifier, { redirect_uri: `${REDIRECT}/other` });
+  assert.equal(r.json.error, 'invalid_grant');
+  c = await codeFor();
+  const first = await redeem(c);
+  assert.equal(first.status, 200, first.text);
+  assert.equal(await introspect(first.json.access_token), true);
+  const second = await redeem(c);
+  assert.equal(second.status, 400);
+  assert.equal(second.json.error, 'invalid_grant');
+  assert.equal(second.json.access_token, undefined);
+  assert.equal(await introspect(first.json.access_token), false, 'the first use was not revoked');
+  const rt = await http('/oauth2/token', { form: true, body: { grant_type: 'refresh_token', client_id: CLIENT_ID, refresh_token: first.json.refresh_token } });
+  assert.equal(rt.json.error, 'invalid_grant', 'the first use\'s refresh token still works');
+  console.log('ok code reuse is invalid_grant and revokes the tokens its first use issued');
+
+  c = await codeFor();
+  const a = await redeem(c);
+  const refresh = (t) => http('/oauth2/token', { form: true, body: { grant_type: 'refresh_token', client_id: CLIENT_ID, refresh_token: t } });
+  const b = await refresh(a.json.refresh_token);
+  assert.equal(b.status, 200, b.text);
+  const reuse = await refresh(a.json.refresh_token);
+  assert.equal(reuse.status, 400);
+  assert.equal(reuse.json.error, 'invalid_grant');
+  assert.equal(reuse.json.access_token, undefined);
+  assert.equal(await introspect(a.json.access_token), false);
+  assert.equal(await introspect(b.json.access_token), false, 'the family\'s sessions were not revoked');
+  assert.equal((await refresh(b.json.refresh_token)).json.error, 'invalid_grant', 'the family is revoked');
+  const sid = claims(b.json.access_token).sid;
+  const session = await http(`/v1/sessions/${sid}`, { token: adminToken });
+  assert.equal(session.json.session.status, 'revoked', session.text);
+  assert.equal(session.json.session.revoke_reason, 'refresh token reused');
+  console.log('ok refresh reuse is invalid_grant and revokes the family and its sessions');
+
+  // --- The ledger: every step recorded; no code, token or secret in any event.
+  let all = '';
+  for (let i = 0; ; i++) {
+    const e = await http(`/v1/ledger/entries/${i}`, { token: adminToken });
+    if (e.status !== 200) break;
+    all += e.text + '\n';
+  }
+  for (const kind of ['oauth.sign_in', 'oauth.consent', 'oauth.code_issue', 'oauth.token_issue', 'oauth.reuse', 'token.refuse', 'revocation']) {
+    assert.ok(all.includes(kind), `no ${kind} event`);
+  }
+  for (const secret of [code, tokens.access_token, tokens.refresh_token, a.json.refresh_token, verifier, IDP_SECRET]) {
+    assert.ok(!all.includes(secret), 'a secret is in the ledger');
+    assert.ok(!stderr.includes(secret), 'a secret is in the log');
+  }
+  console.log('ok every step is a ledger event; no code, token, verifier or secret in the ledger or the log');
+
+  await stopCustody();
+  await idp.close();
+  cleanup();
+  console.log('PASS');
+  process.exit(0);
+} catch (e) {
+  console.error('FAIL', e);
+  console.error('--- custody stderr (tail) ---\n' + stderr.slice(-4000));
+  cleanup();
+  process.exit(1);
+}
