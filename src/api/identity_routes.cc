@@ -214,15 +214,14 @@ Status AddIdentityRoutes(http::Router& router, TokenService& tokens, const std::
   // try); Custody issues no ID tokens, so it names nothing OpenID-specific.
   for (const char* path :
        {"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"}) {
-    RETURN_IF_ERROR(router.Add(
-        {"GET", path,
-         [metadata = AuthorizationServerMetadataJson(issuer, as != nullptr)](Request&,
-                                                                              Responder respond) {
-           Response r = Response::Json(200, metadata);
-           r.headers.Set("cache-control", "max-age=60");
-           respond(std::move(r));
-         },
-         AuthRequirement::None(), ""}));
+    RETURN_IF_ERROR(router.Add({"GET", path,
+                                [metadata = AuthorizationServerMetadataJson(issuer, as != nullptr)](
+                                    Request&, Responder respond) {
+                                  Response r = Response::Json(200, metadata);
+                                  r.headers.Set("cache-control", "max-age=60");
+                                  respond(std::move(r));
+                                },
+                                AuthRequirement::None(), ""}));
   }
 
   RETURN_IF_ERROR(router.Add({"GET", "/.well-known/jwks.json",
