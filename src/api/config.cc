@@ -385,6 +385,18 @@ constexpr KeyDef kKeys[] = {
                             "else initialize), 2026-07-28, or 2025 (initialize only)",
              .choices = "auto|2026-07-28|2025"},
      .server_field = [](Config::McpServer& s) -> ServerField { return &s.protocol; }},
+    {.key = {.name = "mcp.servers.NAME.identity",
+             .default_text = "none",
+             .description = "What the server is told of who is behind each enforced call: none, "
+                            "or txn-token (a Transaction Token per call: Txn-Token header, or "
+                            "_meta dev.custody/txn-token on stdio)",
+             .choices = "none|txn-token"},
+     .server_field = [](Config::McpServer& s) -> ServerField { return &s.identity; }},
+    {.key = {.name = "mcp.servers.NAME.txn_audience",
+             .default_text = "",
+             .description = "aud of the server's Transaction Tokens (default: its url, or "
+                            "urn:custody:mcp:NAME for a command server)"},
+     .server_field = [](Config::McpServer& s) -> ServerField { return &s.txn_audience; }},
 };
 
 constexpr std::string_view kServersSection = "mcp.servers";
@@ -574,6 +586,10 @@ Status ApplyMcpServers(Config& c, const toml::table& servers, std::string_view n
     if (s.protocol != "auto" && s.protocol != "2026-07-28" && s.protocol != "2025") {
       return InvalidArgumentError(Where(name, node.source()) + ": mcp.servers." + server +
                                   ".protocol must be \"auto\", \"2026-07-28\" or \"2025\"");
+    }
+    if (s.identity != "none" && s.identity != "txn-token") {
+      return InvalidArgumentError(Where(name, node.source()) + ": mcp.servers." + server +
+                                  ".identity must be \"none\" or \"txn-token\"");
     }
     if (!s.url.empty() && (!s.args.empty() || !s.env.empty())) {
       return InvalidArgumentError(Where(name, node.source()) + ": mcp.servers." + server +

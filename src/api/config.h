@@ -113,6 +113,8 @@ struct Config {
     std::map<std::string, std::string> headers;  // sent to it; "${VAR}" reads the environment
     std::string ca_file;                         // https trust anchors (default: system store)
     std::string protocol = "auto";               // "auto", "2026-07-28" or "2025"
+    std::string identity = "none";               // "none" or "txn-token" (docs/MCP.md)
+    std::string txn_audience;  // aud of its Transaction Tokens; empty: url or urn:custody:mcp:NAME
     bool operator==(const McpServer&) const = default;
   };
   struct Mcp {

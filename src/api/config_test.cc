@@ -342,13 +342,29 @@ TEST(ConfigKeys, ServerKeysAreAcceptedInTheFileOnly) {
     EXPECT_FALSE(SetConfigValue(c, "mcp.servers.s." + key, "x").ok());
     EXPECT_FALSE(SetConfigValue(c, k.name, "x").ok());
   }
-  EXPECT_EQ(server_keys, 7);
+  EXPECT_EQ(server_keys, 9);
   // protocol is one of its choices.
   auto bad = ParseConfigToml("[mcp.servers.s]\ncommand = \"c\"\nprotocol = \"2024\"\n", "p.toml");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("protocol must be \"auto\", \"2026-07-28\" or \"2025\""),
             std::string::npos)
       << bad.status().message();
+  // So is identity, and an unknown one is named by its key.
+  auto unknown =
+      ParseConfigToml("[mcp.servers.s]\ncommand = \"c\"\nidentity = \"bearer\"\n", "i.toml");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(
+      unknown.status().message().find("mcp.servers.s.identity must be \"none\" or \"txn-token\""),
+      std::string::npos)
+      << unknown.status().message();
+  auto txn = ParseConfigToml(
+      "[mcp.servers.s]\nurl = \"http://h/mcp\"\nidentity = \"txn-token\"\n"
+      "txn_audience = \"https://tools.example\"\n",
+      "t.toml");
+  ASSERT_TRUE(txn.ok()) << txn.status().ToString();
+  EXPECT_EQ(txn->mcp.servers.at("s").identity, "txn-token");
+  EXPECT_EQ(txn->mcp.servers.at("s").txn_audience, "https://tools.example");
+  EXPECT_EQ(Config::McpServer{}.identity, "none");
 }
 
 TEST(ConfigKeys, CheckedRangesAndChoicesComeFromTheTable) {

@@ -323,7 +323,7 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
     std::vector<mcp::UpstreamConfig> servers;
     for (const auto& [name, s] : config.mcp.servers) {
       servers.push_back(mcp::UpstreamConfig{name, s.command, s.args, s.env, s.url, s.headers,
-                                            s.ca_file, s.protocol});
+                                            s.ca_file, s.protocol, s.identity, s.txn_audience});
     }
     mcp::GatewayOptions go;
     go.audience = resolved.McpAudience();

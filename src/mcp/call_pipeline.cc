@@ -7,6 +7,7 @@
 #include "common/jcs_value.h"
 #include "common/json_array.h"
 #include "crypto/sha256.h"
+#include "identity/txn_token.h"
 #include "mcp/gateway.h"
 #include "mcp/gateway_internal.h"
 
@@ -37,6 +38,33 @@ std::string Join(const std::vector<std::string>& v) {
   std::string out;
   for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
   return out;
+}
+
+// The Transaction Token of one allowed call (docs/MCP.md, "Identity for upstreams"): the
+// session's initiator and actor chain, the call's scope, the decision as the transaction.
+identity::TxnTokenRequest TxnTokenFor(const std::string& server, const std::string& audience,
+                                      const std::string& gateway_audience,
+                                      const std::string& action, const std::string& scope,
+                                      const attribution::AuthorizeResult& decision,
+                                      const identity::VerifiedAccess& access) {
+  const identity::Session& s = access.session;
+  identity::TxnTokenRequest r;
+  r.audience = audience;
+  r.txn = decision.action_id;
+  r.subject = s.initiator;
+  r.act_json = access.act_json;
+  r.scope = scope;
+  r.requesting_workload = gateway_audience;
+  r.tctx = {{"action", action}, {"action_id", decision.action_id}, {"sid", s.sid}};
+  if (!s.objective_digest.empty()) r.tctx["purpose"] = "sha256:" + s.objective_digest;
+  if (!s.txn.empty()) r.tctx["session_txn"] = s.txn;
+  r.rctx = {
+      {"via", "mcp"},
+      {"mcp_server", server},
+      {"initiator_verification",
+       s.verification == identity::InitiatorVerification::kVerified ? "verified" : "asserted"}};
+  if (!decision.traceparent.empty()) r.rctx["traceparent"] = decision.traceparent;
+  return r;
 }
 
 }  // namespace
@@ -184,6 +212,8 @@ void Gateway::AuthorizeCall(std::shared_ptr<Call> call, std::optional<ToolCatalo
 }
 
 void Gateway::DecideAndForward(std::shared_ptr<Call> call, AuthorizeRequest request) {
+  call->action = request.action;
+  call->scope = request.target.Key();
   attribution_.Authorize(std::move(request), [this, call](Result<AuthorizeResult> r) {
     if (!r.ok()) {
       call->respond(RpcResponse(
@@ -209,6 +239,21 @@ void Gateway::DecideAndForward(std::shared_ptr<Call> call, AuthorizeRequest requ
 void Gateway::ForwardCall(std::shared_ptr<Call> call) {
   Server& s = *call->server;
   call->key = {CallScope(call->caller), json::serialize(call->id)};
+  RequestExtras extras;
+  if (s.txn_tokens) {
+    auto minted =
+        tokens_.MintTxnToken(TxnTokenFor(s.name, s.txn_audience, options_.audience, call->action,
+                                         call->scope, call->decision, call->caller.access));
+    if (!minted.ok()) {
+      // Fail closed: a server configured to be told who is behind a call never gets one
+      // without. The outcome records why (no token is in the message).
+      FinishCall(call, UnavailableError("not forwarded: the transaction token for " + s.name +
+                                        " could not be minted: " + minted.status().message()));
+      return;
+    }
+    extras.txn_token = std::move(minted->token);
+    call->txn_token_jti = std::move(minted->jti);
+  }
   // Registered before anything is sent, under the registry's lock that containment takes too:
   // a session contained after its decision but before this point is caught here, and one
   // contained later finds the call among those in flight.
@@ -249,12 +294,12 @@ void Gateway::ForwardCall(std::shared_ptr<Call> call) {
   }
   call->relay_call = relay_->Begin(s.name, call->key.first, call);
   call->forwarded = SteadyClock::now();
-  int64_t upstream_id =
-      s.upstream->Call(call->method, std::move(fwd), [this, call](Result<json::object> r) {
-        sessions_->EndCall(call->key);
-        EndRelay(*call);
-        FinishCall(call, std::move(r));
-      });
+  int64_t upstream_id = s.upstream->Call(call->method, std::move(fwd), std::move(extras),
+                                         [this, call](Result<json::object> r) {
+                                           sessions_->EndCall(call->key);
+                                           EndRelay(*call);
+                                           FinishCall(call, std::move(r));
+                                         });
   relay_->Forwarded(call->relay_call, upstream_id);
   std::string cancel = sessions_->Forwarded(call->key, upstream_id);
   if (!cancel.empty()) s.upstream->Cancel(upstream_id, cancel);
@@ -310,6 +355,10 @@ void Gateway::FinishCall(std::shared_ptr<Call> call, Result<json::object> r) {
                          {"traceparent", call->decision.traceparent},
                          {"outcome", std::move(outcome)}};
     if (!call->hash.empty()) receipt["definition_hash"] = call->hash;
+    if (!call->txn_token_jti.empty()) {
+      receipt["txn_token"] =
+          json::object{{"jti", call->txn_token_jti}, {"aud", call->server->txn_audience}};
+    }
     // Contained while the call ran (OnRevoked ended its MCP session): the outcome is recorded,
     // but the result is withheld. No second token verification: the revocation listener has
     // already told us.

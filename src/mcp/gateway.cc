@@ -33,6 +33,12 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(std::vector<UpstreamConfig> ser
   for (auto& cfg : servers) {
     auto s = std::make_unique<Server>();
     s->name = cfg.name;
+    if (cfg.identity != kIdentityNone && cfg.identity != kIdentityTxnToken) {
+      return InvalidArgumentError("mcp.servers." + cfg.name +
+                                  ".identity must be \"none\" or \"txn-token\"");
+    }
+    s->txn_tokens = cfg.identity == kIdentityTxnToken;
+    s->txn_audience = cfg.txn_audience.empty() ? DefaultTxnAudience(cfg) : cfg.txn_audience;
     UpstreamOptions uo = g->options_.upstream;
     uo.on_notification = [gw = g.get(), server = s.get()](const json::object& m, int64_t related) {
       gw->OnUpstreamNotification(*server, m, related);

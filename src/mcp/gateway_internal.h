@@ -26,6 +26,10 @@ namespace json = boost::json;
 struct Gateway::Server {
   std::string name;
   std::unique_ptr<Upstream> upstream;
+  // identity = "txn-token": each enforced call forwarded carries a Transaction Token minted
+  // for it, with this audience (UpstreamConfig::identity, txn_audience).
+  bool txn_tokens = false;
+  std::string txn_audience;
   // A call whose progress the client asked for: the upstream sees a token unique to the call,
   // the client its own token back, on the call's stream.
   struct Progress {
@@ -120,8 +124,11 @@ struct Gateway::Call : RelayTarget {
   json::value id;
   std::string method = "tools/call";  // as forwarded upstream
   json::object params;
-  std::string tool;  // tools/call: the upstream's name for it
-  std::string hash;  // the pinned definition hash (a tool's, resource's or prompt's), if any
+  std::string tool;    // tools/call: the upstream's name for it
+  std::string hash;    // the pinned definition hash (a tool's, resource's or prompt's), if any
+  std::string action;  // the Cedar action decided (call_tool, read_resource, get_prompt)
+  std::string scope;   // the scope that covers what it acts on (attribution::Target::Key)
+  std::string txn_token_jti;  // of the Transaction Token it was forwarded with, if any
   http::Responder respond;
   attribution::AuthorizeResult decision;
   std::chrono::steady_clock::time_point forwarded;

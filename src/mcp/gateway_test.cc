@@ -12,6 +12,8 @@
 #include <mutex>
 
 #include "attribution/testing/world.h"
+#include "common/encoding.h"
+#include "crypto/jose.h"
 #include "events/recorder.h"
 #include "identity/token_service.h"
 #include "ledger/ledger.h"
@@ -40,7 +42,9 @@ class FakeUpstream final : public Upstream {
     }
     for (auto& [id, done] : held) done(UnavailableError("the upstream stopped"));
   }
-  int64_t Call(const std::string& method, json::value params, UpstreamCallback done) override {
+  using Upstream::Call;
+  int64_t Call(const std::string& method, json::value params, RequestExtras extras,
+               UpstreamCallback done) override {
     std::unique_lock lock(mu_);
     const int64_t id = next_id_++;
     methods_.push_back(method);
@@ -77,6 +81,7 @@ class FakeUpstream final : public Upstream {
       return id;
     }
     calls_.push_back(params.as_object());
+    txn_tokens_.push_back(std::move(extras.txn_token));
     switch (mode_) {
       case Mode::kHold:
         held_[id] = std::move(done);
@@ -135,6 +140,12 @@ class FakeUpstream final : public Upstream {
   void ClearCalls() {
     std::lock_guard lock(mu_);
     calls_.clear();
+    txn_tokens_.clear();
+  }
+  // The Transaction Token that went with each call in Calls() ("" for none).
+  std::vector<std::string> TxnTokens() {
+    std::lock_guard lock(mu_);
+    return txn_tokens_;
   }
   std::vector<int64_t> Cancelled() {
     std::lock_guard lock(mu_);
@@ -153,6 +164,7 @@ class FakeUpstream final : public Upstream {
   Mode mode_ = Mode::kAnswer;                 // guarded by mu_
   int64_t next_id_ = 1;                       // guarded by mu_
   std::vector<json::object> calls_;           // guarded by mu_: params of every tools/call
+  std::vector<std::string> txn_tokens_;       // guarded by mu_: the Txn-Token of each call
   std::map<int64_t, UpstreamCallback> held_;  // guarded by mu_
   std::vector<int64_t> cancelled_;            // guarded by mu_
   std::vector<std::string> methods_;          // guarded by mu_: every method called
@@ -206,6 +218,8 @@ class GatewayTest : public ::testing::Test {
     UpstreamConfig files;
     files.name = "files";
     files.command = "unused";  // the fake replaces the process
+    files.identity = files_identity_;
+    files.txn_audience = files_txn_audience_;
     auto g = Gateway::Create(
         {files}, *w_->tokens, *w_->svc, *pins_,
         [led](const std::string& e) { return events::Recorder(*led).RecordText(e).status(); },
@@ -316,6 +330,8 @@ class GatewayTest : public ::testing::Test {
   http::Router router_;
   std::string token_, sid_, mcp_session_;
   std::string path_ = "/mcp/files";
+  std::string files_identity_ = "none";  // the files server's identity (set before SetUp)
+  std::string files_txn_audience_;
 };
 
 TEST_F(GatewayTest, AnAllowedCallIsRecordedForwardedAndAnsweredWithItsReceipt) {
@@ -827,6 +843,187 @@ TEST_F(GatewayTest, TheAggregateEndpointNamesResourcesAndPromptsByServer) {
   ASSERT_EQ(calls.size(), 2u) << "only the allowed read and get reached the server";
   EXPECT_EQ(calls[0].at("uri"), "file:///public/a");
   EXPECT_EQ(calls[1].at("name"), "greet");
+}
+
+// --- Identity for upstreams: a Transaction Token with each enforced call (identity/txn_token.h).
+
+json::object JwtPart(const std::string& token, int index) {
+  size_t d1 = token.find('.'), d2 = token.rfind('.');
+  std::string_view part = index == 0 ? std::string_view(token).substr(0, d1)
+                                     : std::string_view(token).substr(d1 + 1, d2 - d1 - 1);
+  auto bytes = Base64UrlDecode(part);
+  if (!bytes.ok()) return {};
+  return json::parse(AsString(*bytes)).as_object();
+}
+
+class GatewayTxnTokenTest : public GatewayTest {
+ protected:
+  void SetUp() override {
+    files_identity_ = "txn-token";
+    GatewayTest::SetUp();
+  }
+  // The caller becomes a worker acting for the planner (alice -> planner -> worker), in an MCP
+  // session of its own.
+  void BecomeDelegatedWorker() {
+    ASSERT_TRUE(w_->Register("worker", {"files/*"}, {}, identity::Environment::kDev).ok());
+    auto child = w_->Child(token_, "worker");
+    ASSERT_TRUE(child.ok()) << child.status().ToString();
+    parent_token_ = token_;
+    token_ = child->token;
+    mcp_session_.clear();
+    http::Response init = Post(Rpc(1, "initialize", {{"protocolVersion", "2025-06-18"}}));
+    ASSERT_EQ(init.status, 200) << init.body;
+    mcp_session_ = std::string(init.headers.Get("mcp-session-id").value_or(""));
+  }
+  bool VerifiesWithJwks(const std::string& token) {
+    auto jwks = crypto::Jwks::Parse(w_->tokens->JwksJson());
+    return jwks.ok() && crypto::VerifyJwsWithJwks(token, *jwks, crypto::kCustodyAlgorithms).ok();
+  }
+  std::string parent_token_;
+};
+
+TEST_F(GatewayTxnTokenTest, EachAllowedCallCarriesATokenForItAlone) {
+  BecomeDelegatedWorker();
+  json::object first = CallTool(2, "read");
+  ASSERT_TRUE(first.contains("result")) << json::serialize(first);
+  json::object second = CallTool(3, "read");
+  ASSERT_TRUE(second.contains("result"));
+  std::vector<std::string> tokens = upstream_->TxnTokens();
+  ASSERT_EQ(tokens.size(), 2u);
+  ASSERT_FALSE(tokens[0].empty());
+
+  json::object h = JwtPart(tokens[0], 0);
+  EXPECT_EQ(h.at("typ"), "txntoken+jwt");
+  EXPECT_EQ(h.at("alg"), "ES256");
+  EXPECT_TRUE(VerifiesWithJwks(tokens[0]));
+  json::object c = JwtPart(tokens[0], 1);
+  json::object session = JwtPart(token_, 1);
+  EXPECT_EQ(c.at("iss"), attribution::testkit::kTestIssuer);
+  EXPECT_EQ(c.at("aud"), "urn:custody:mcp:files");  // a stdio server's default
+  EXPECT_EQ(c.at("sub"), "alice@example.com");
+  EXPECT_EQ(c.at("act"), session.at("act")) << "the actor chain as the session token has it";
+  EXPECT_TRUE(c.at("act").as_object().contains("act")) << "worker, acting for the planner";
+  EXPECT_EQ(c.at("scope"), "files/read") << "narrowed to the one tool";
+  EXPECT_EQ(c.at("req_wl"), "custody");  // the gateway's audience
+  EXPECT_LE(c.at("exp").as_int64() - c.at("iat").as_int64(), 60);
+  // The transaction is the decision: its action id is txn and in tctx, and the receipt names
+  // the token by jti (never the token itself).
+  std::string action_id = ActionIdOf(first);
+  EXPECT_EQ(c.at("txn"), action_id.c_str());
+  EXPECT_EQ(c.at("tctx").at("action_id"), action_id.c_str());
+  EXPECT_EQ(c.at("tctx").at("action"), "call_tool");
+  EXPECT_EQ(c.at("tctx").at("sid"), session.at("sid"));
+  EXPECT_EQ(c.at("rctx").at("mcp_server"), "files");
+  const json::object& receipt = first.at("result").at("_meta").at(kReceiptMetaKey).as_object();
+  EXPECT_EQ(receipt.at("txn_token").at("jti"), c.at("jti"));
+  EXPECT_EQ(json::serialize(first).find(tokens[0]), std::string::npos);
+  // Never the client's own token, in the token or anywhere in what the server got.
+  for (const std::string& t : {token_, parent_token_}) {
+    EXPECT_EQ(tokens[0].find(t), std::string::npos);
+    for (const auto& call : upstream_->Calls()) {
+      EXPECT_EQ(json::serialize(call).find(t), std::string::npos);
+    }
+  }
+
+  // A fresh token per call: another jti and transaction.
+  json::object c2 = JwtPart(tokens[1], 1);
+  EXPECT_NE(c2.at("jti"), c.at("jti"));
+  EXPECT_EQ(c2.at("txn"), ActionIdOf(second).c_str());
+  EXPECT_NE(c2.at("txn"), c.at("txn"));
+}
+
+TEST_F(GatewayTxnTokenTest, ResourcesAndPromptsGetTheirOwnScope) {
+  ASSERT_EQ(Post(Rpc(20, "resources/list", {})).status, 200);
+  ASSERT_EQ(Post(Rpc(21, "prompts/list", {})).status, 200);
+  http::Response read = Post(Rpc(22, "resources/read", {{"uri", "file:///public/a"}}));
+  ASSERT_TRUE(json::parse(read.body).as_object().contains("result")) << read.body;
+  http::Response get = Post(Rpc(23, "prompts/get", {{"name", "greet"}}));
+  ASSERT_TRUE(json::parse(get.body).as_object().contains("result")) << get.body;
+  // A denied read reaches nobody, so no token is minted for it.
+  http::Response no = Post(Rpc(24, "resources/read", {{"uri", "file:///secret/b"}}));
+  EXPECT_EQ(json::parse(no.body).at("error").at("code"), kDenied);
+  std::vector<std::string> tokens = upstream_->TxnTokens();
+  ASSERT_EQ(tokens.size(), 2u);
+  json::object read_claims = JwtPart(tokens[0], 1);
+  EXPECT_EQ(read_claims.at("scope"), "files/resource:file:///public/a");
+  EXPECT_EQ(read_claims.at("tctx").at("action"), "read_resource");
+  EXPECT_EQ(read_claims.at("sub"), "alice@example.com");
+  EXPECT_FALSE(read_claims.contains("act") && read_claims.at("act").as_object().contains("act"))
+      << "a root session has one actor";
+  json::object get_claims = JwtPart(tokens[1], 1);
+  EXPECT_EQ(get_claims.at("scope"), "files/prompt:greet");
+  EXPECT_EQ(get_claims.at("tctx").at("action"), "get_prompt");
+  // The lists themselves are not enforced calls: the fake saw them without a token.
+  EXPECT_EQ(upstream_->Calls().size(), 2u);
+}
+
+class GatewayTxnAudienceTest : public GatewayTxnTokenTest {
+ protected:
+  void SetUp() override {
+    files_txn_audience_ = "https://files.internal.example";
+    GatewayTxnTokenTest::SetUp();
+  }
+};
+
+TEST_F(GatewayTxnAudienceTest, TheConfiguredAudienceIsTheTokensAud) {
+  ASSERT_TRUE(CallTool(2, "read").contains("result"));
+  std::vector<std::string> tokens = upstream_->TxnTokens();
+  ASSERT_EQ(tokens.size(), 1u);
+  EXPECT_EQ(JwtPart(tokens[0], 1).at("aud"), "https://files.internal.example");
+}
+
+TEST_F(GatewayTest, IdentityNoneSendsNothing) {
+  ASSERT_TRUE(CallTool(2, "read").contains("result"));
+  json::object answer = CallTool(3, "read");
+  std::vector<std::string> tokens = upstream_->TxnTokens();
+  ASSERT_EQ(tokens.size(), 2u);
+  EXPECT_EQ(tokens[0], "");
+  EXPECT_EQ(tokens[1], "");
+  EXPECT_FALSE(
+      answer.at("result").at("_meta").at(kReceiptMetaKey).as_object().contains("txn_token"));
+}
+
+TEST_F(GatewayTest, AnUnknownIdentityIsRefusedNamingTheKey) {
+  UpstreamConfig bad;
+  bad.name = "odd";
+  bad.command = "unused";
+  bad.identity = "bearer";
+  GatewayOptions o;
+  o.make_upstream = [](UpstreamConfig cfg, UpstreamOptions) {
+    return Result<std::unique_ptr<Upstream>>(
+        std::unique_ptr<Upstream>(std::make_unique<FakeUpstream>(cfg.name)));
+  };
+  auto g = Gateway::Create({bad}, *w_->tokens, *w_->svc, *pins_, nullptr, w_->clock, w_->random, o);
+  ASSERT_FALSE(g.ok());
+  EXPECT_EQ(g.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(g.status().message().find("mcp.servers.odd.identity"), std::string::npos)
+      << g.status().message();
+}
+
+TEST(TxnTokenPlacement, OnlyTheGatewaysTokenIsInMeta) {
+  // A stdio request: the token in _meta, next to what was there.
+  json::value params = json::object{{"name", "read"}, {"_meta", {{"traceparent", "00-x"}}}};
+  PlaceTxnTokenMeta(params, "tok");
+  EXPECT_EQ(params.at("_meta").at(kTxnTokenMetaKey), "tok");
+  EXPECT_EQ(params.at("_meta").at("traceparent"), "00-x");
+  // A client's own token in _meta is replaced by the gateway's, or removed when there is none.
+  json::value forged = json::object{{"_meta", {{kTxnTokenMetaKey, "forged"}}}};
+  PlaceTxnTokenMeta(forged, "");
+  EXPECT_FALSE(forged.at("_meta").as_object().contains(kTxnTokenMetaKey));
+  json::value replaced = json::object{{"_meta", {{kTxnTokenMetaKey, "forged"}}}};
+  PlaceTxnTokenMeta(replaced, "tok");
+  EXPECT_EQ(replaced.at("_meta").at(kTxnTokenMetaKey), "tok");
+  json::value none;  // no params at all
+  PlaceTxnTokenMeta(none, "tok");
+  EXPECT_EQ(none.at("_meta").at(kTxnTokenMetaKey), "tok");
+  UpstreamConfig stdio;
+  stdio.name = "files";
+  stdio.command = "x";
+  EXPECT_EQ(DefaultTxnAudience(stdio), "urn:custody:mcp:files");
+  UpstreamConfig remote;
+  remote.name = "gh";
+  remote.url = "https://h.example/mcp";
+  EXPECT_EQ(DefaultTxnAudience(remote), "https://h.example/mcp");
 }
 
 }  // namespace

@@ -156,9 +156,10 @@ struct HttpUpstream::Impl {
     json::object request;
     UpstreamCallback done;
     Clock::time_point deadline;
-    bool sent = false;     // a POST carried it: cancelling must tell the server
-    bool retried = false;  // the one retry after a 404 (session expired) was used
-    uint64_t use = 0;      // serial of the connection use carrying it
+    bool sent = false;      // a POST carried it: cancelling must tell the server
+    bool retried = false;   // the one retry after a 404 (session expired) was used
+    uint64_t use = 0;       // serial of the connection use carrying it
+    std::string txn_token;  // sent as Txn-Token with every POST of it; never logged
   };
 
   Impl(UpstreamConfig c, UpstreamOptions o, Endpoint ep, HeaderList h)
@@ -424,6 +425,7 @@ struct HttpUpstream::Impl {
     uint64_t use = next_use++;
     std::optional<json::object> sent;  // a modern upstream's request as sent
     std::optional<json::object> local;
+    std::string txn_token;
     bool changed = false;
     {
       MutexLock lock(mu);
@@ -440,6 +442,7 @@ struct HttpUpstream::Impl {
         it->second.sent = true;
         it->second.use = use;
         body = json::serialize(it->second.request);
+        txn_token = it->second.txn_token;
       }
     }
     if (local) {
@@ -451,10 +454,12 @@ struct HttpUpstream::Impl {
     bool had_session = !session_id.empty();
     auto conn = Acquire(use);
     std::optional<json::object> answer;
-    auto r = co_await conn->Exchange(
+    http::ClientRequest post =
         Request("POST", true, std::move(body), options.request_timeout + std::chrono::seconds(1),
-                sent ? &*sent : nullptr),
-        [&](const http::SseEvent& e) { return !Dispatch(e.data, id, &answer); });
+                sent ? &*sent : nullptr);
+    if (!txn_token.empty()) post.headers.Add(kTxnTokenHeader, std::move(txn_token));
+    auto r = co_await conn->Exchange(
+        std::move(post), [&](const http::SseEvent& e) { return !Dispatch(e.data, id, &answer); });
     bool still;
     {
       MutexLock lock(mu);
@@ -887,7 +892,7 @@ Result<std::unique_ptr<HttpUpstream>> HttpUpstream::Create(UpstreamConfig config
   }
   static const std::set<std::string> kReserved = {
       "host",   "content-type",   "content-length",       "transfer-encoding", "connection",
-      "accept", "mcp-session-id", "mcp-protocol-version", "last-event-id"};
+      "accept", "mcp-session-id", "mcp-protocol-version", "last-event-id",     "txn-token"};
   HeaderList headers;
   for (const auto& [k, v] : config.headers) {
     if (k.empty() || HasControlOrSpace(k) || k.find(':') != std::string::npos) {
@@ -946,7 +951,9 @@ void HttpUpstream::Stop() {
   m.stopped = true;
 }
 
-int64_t HttpUpstream::Call(const std::string& method, json::value params, UpstreamCallback done) {
+int64_t HttpUpstream::Call(const std::string& method, json::value params, RequestExtras extras,
+                           UpstreamCallback done) {
+  PlaceTxnTokenMeta(params, "");  // the token goes in the header, never in the body
   Impl& m = *impl_;
   MutexLock lk(m.mu);
   if (m.stopping) {
@@ -962,8 +969,11 @@ int64_t HttpUpstream::Call(const std::string& method, json::value params, Upstre
   int64_t id = m.next_id++;
   json::object req{{"jsonrpc", "2.0"}, {"id", id}, {"method", method}};
   if (!params.is_null()) req["params"] = std::move(params);
-  m.pending[id] =
-      Impl::Pending{std::move(req), std::move(done), Clock::now() + m.options.request_timeout};
+  Impl::Pending& p = m.pending[id];
+  p.request = std::move(req);
+  p.done = std::move(done);
+  p.deadline = Clock::now() + m.options.request_timeout;
+  p.txn_token = std::move(extras.txn_token);
   bool now = m.ready && m.started;
   if (!now) m.waiting.push_back(id);
   lk.Unlock();

@@ -41,7 +41,10 @@ class HttpUpstream final : public Upstream {
   // best-effort DELETE (2 s at most) and joins the thread.
   void Stop() override;
 
-  int64_t Call(const std::string& method, boost::json::value params,
+  using Upstream::Call;
+  // A Transaction Token in `extras` goes in the Txn-Token header of every POST carrying the
+  // request (a retry after a 404 or an input_required round too).
+  int64_t Call(const std::string& method, boost::json::value params, RequestExtras extras,
                UpstreamCallback done) override;
   // notifications/cancelled goes upstream if the request was sent; its stream is abandoned.
   void Cancel(int64_t id, const std::string& reason) override;

@@ -490,7 +490,9 @@ bool StdioUpstream::WriteLine(const std::string& line) {
   return true;
 }
 
-int64_t StdioUpstream::Call(const std::string& method, json::value params, UpstreamCallback done) {
+int64_t StdioUpstream::Call(const std::string& method, json::value params, RequestExtras extras,
+                            UpstreamCallback done) {
+  PlaceTxnTokenMeta(params, std::move(extras.txn_token));
   MutexLock lk(mu_);
   if (stop_) {
     lk.Unlock();

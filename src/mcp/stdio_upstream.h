@@ -44,7 +44,9 @@ class StdioUpstream final : public Upstream {
   void Stop() override;
 
   // Sends a request; `done` runs once. Returns the upstream id (for Cancel), 0 if refused.
-  int64_t Call(const std::string& method, boost::json::value params,
+  using Upstream::Call;
+  // A Transaction Token in `extras` goes in params._meta["dev.custody/txn-token"].
+  int64_t Call(const std::string& method, boost::json::value params, RequestExtras extras,
                UpstreamCallback done) override;
   // Gives up on request `id`: sends notifications/cancelled upstream (if it was sent) and runs
   // its callback with Unavailable. Nothing happens if it already finished.

@@ -91,6 +91,28 @@ void ReportUpstream(const UpstreamOptions& o, std::string_view site, const Statu
   if (o.errors != nullptr) o.errors->Report(site, status);
 }
 
+int64_t Upstream::Call(const std::string& method, boost::json::value params,
+                       UpstreamCallback done) {
+  return Call(method, std::move(params), RequestExtras{}, std::move(done));
+}
+
+void PlaceTxnTokenMeta(boost::json::value& params, std::string txn_token) {
+  if (txn_token.empty()) {
+    boost::json::object* p = params.if_object();
+    boost::json::value* m = p ? p->if_contains("_meta") : nullptr;
+    if (m && m->is_object()) m->get_object().erase(kTxnTokenMetaKey);
+    return;
+  }
+  if (!params.is_object()) params = boost::json::object{};
+  boost::json::value& meta = params.get_object()["_meta"];
+  if (!meta.is_object()) meta = boost::json::object{};
+  meta.get_object()[kTxnTokenMetaKey] = std::move(txn_token);
+}
+
+std::string DefaultTxnAudience(const UpstreamConfig& config) {
+  return config.url.empty() ? "urn:custody:mcp:" + config.name : config.url;
+}
+
 Result<std::unique_ptr<Upstream>> MakeUpstream(UpstreamConfig config, UpstreamOptions options) {
   if (config.command.empty() == config.url.empty()) {
     return InvalidArgumentError("MCP server \"" + config.name +

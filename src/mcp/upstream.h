@@ -53,8 +53,38 @@ struct UpstreamConfig {
   // Which MCP era the server speaks: "auto" (probe with server/discover, else initialize),
   // "2026-07-28" (nothing else is accepted) or "2025" (initialize only, no probe).
   std::string protocol = "auto";
+  // What the server is told of who is behind each enforced call (tools/call, resources/read,
+  // prompts/get) the gateway forwards after an allowed decision: "none", or "txn-token" (a
+  // Transaction Token minted for that one call, identity/txn_token.h; docs/MCP.md, "Identity
+  // for upstreams"). The transports only carry it (RequestExtras); the gateway mints it.
+  std::string identity = "none";
+  // The aud of those tokens; empty: DefaultTxnAudience().
+  std::string txn_audience;
 };
 using StdioServerConfig = UpstreamConfig;
+
+inline constexpr std::string_view kIdentityNone = "none";
+inline constexpr std::string_view kIdentityTxnToken = "txn-token";
+// The _meta key of the Transaction Token in a request to a stdio server (reverse DNS, as the
+// receipt's dev.custody/receipt).
+inline constexpr const char* kTxnTokenMetaKey = "dev.custody/txn-token";
+// The HTTP header of the Transaction Token (draft-ietf-oauth-transaction-tokens-10 §7.1).
+inline constexpr const char* kTxnTokenHeader = "Txn-Token";
+// The default audience of a server's Transaction Tokens: its url (an HTTP server), or
+// "urn:custody:mcp:<name>" (a stdio server, which has no address of its own).
+std::string DefaultTxnAudience(const UpstreamConfig& config);
+
+// Puts `txn_token` in params._meta[kTxnTokenMetaKey] (stdio), or with an empty one removes
+// whatever a client put there: only the gateway's own token ever reaches a server. Both
+// transports run every request through it.
+void PlaceTxnTokenMeta(boost::json::value& params, std::string txn_token);
+
+// What travels with one request besides its params (Upstream::Call).
+struct RequestExtras {
+  // A Transaction Token for this request alone; empty: none. An HTTP upstream sends it in the
+  // Txn-Token header, a stdio one in params._meta[kTxnTokenMetaKey]. A secret: never logged.
+  std::string txn_token;
+};
 
 // The upstream's response object ({"result":…} or {"error":…}), or Unavailable.
 using UpstreamCallback = std::function<void(Result<boost::json::object>)>;
@@ -99,9 +129,11 @@ class Upstream {
   // Ends the upstream and fails what is in flight with Unavailable.
   virtual void Stop() = 0;
   // Sends a request; `done` runs once. Returns the upstream id (for Cancel), 0 if refused (then
-  // `done` has already run).
-  virtual int64_t Call(const std::string& method, boost::json::value params,
+  // `done` has already run). `extras` go with it (and with its retries) as RequestExtras says.
+  virtual int64_t Call(const std::string& method, boost::json::value params, RequestExtras extras,
                        UpstreamCallback done) = 0;
+  // Without extras.
+  int64_t Call(const std::string& method, boost::json::value params, UpstreamCallback done);
   virtual void Cancel(int64_t id, const std::string& reason) = 0;
   // Sends a notification (dropped while the server is not initialized).
   virtual void Notify(const std::string& method, boost::json::value params) = 0;

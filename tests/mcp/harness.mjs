@@ -110,7 +110,8 @@ export async function request(url, path, { method = 'POST', body, token, form, h
 export const claims = (jwt) => JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString());
 
 // Registers an agent (client secret, may assert its initiator) and returns session(audience),
-// which mints a new delegated session token for a "nightly-workflow" initiator.
+// which mints a new delegated session token for a "nightly-workflow" initiator, and
+// delegate(parentToken, audience), which mints a child session of another agent's.
 export async function registerAgent(url, adminToken, name, grants) {
   const reg = await request(url, '/v1/agents', { token: adminToken, body: {
     name, environment: 'dev', business_owner: 'ops', technical_owner: 'platform',
@@ -131,7 +132,16 @@ export async function registerAgent(url, adminToken, name, grants) {
     actor_token: await oauth({ grant_type: 'client_credentials', audience: ISSUER }),
     actor_token_type: 'urn:ietf:params:oauth:token-type:jwt',
     audience, objective: 'mcp test' });
-  return { session };
+  // A child session of `parentToken` (another agent's session token) for this agent: the
+  // initiator stays the parent's, and this agent's instance becomes the outermost actor.
+  const delegate = async (parentToken, audience = AUDIENCE) => oauth({
+    grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+    subject_token: parentToken,
+    subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+    actor_token: await oauth({ grant_type: 'client_credentials', audience: ISSUER }),
+    actor_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+    audience, objective: 'delegated mcp test' });
+  return { session, delegate };
 }
 
 // A graceful stop of `custody serve` (SIGTERM: upstreams terminated, ledger flushed) exits 0,

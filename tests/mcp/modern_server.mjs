@@ -7,7 +7,8 @@
 //   node modern_server.mjs stdio         newline-delimited JSON-RPC on stdin/stdout
 // MODERN_SERVER_LOG=<file>: one JSON line per JSON-RPC message received, appended:
 //   { transport, method, id?, meta: [params._meta keys], capabilities?, logLevel?,
-//     tool?, inputResponses?, requestState?, headers? (HTTP: the mcp-* request headers) }
+//     tool?, inputResponses?, requestState?, headers? (HTTP: the mcp-* request headers),
+//     txnToken? (the gateway's Transaction Token: the Txn-Token header, or stdio _meta) }
 // Offers:
 //   tools    echo {text} -> text; ask -> form elicitation of `name` -> "hello <name>";
 //            sample -> sampling/createMessage -> the model's text; roots -> roots/list -> the
@@ -34,7 +35,7 @@ const MEMOS = { 'memo://one': 'first memo', 'memo://two': 'second memo' };
 
 // --- What reached the server (MODERN_SERVER_LOG).
 const LOG_FILE = process.env.MODERN_SERVER_LOG;
-function record(message, transport, headers) {
+function record(message, transport, headers, txnToken) {
   if (!LOG_FILE || !message || typeof message !== 'object' || typeof message.method !== 'string') return;
   const params = message.params && typeof message.params === 'object' ? message.params : {};
   const meta = params._meta && typeof params._meta === 'object' ? params._meta : undefined;
@@ -51,6 +52,9 @@ function record(message, transport, headers) {
     line.requestState = params.requestState !== undefined;
   }
   if (headers) line.headers = headers;
+  // The Custody gateway's Transaction Token (HTTP: the Txn-Token header; stdio: _meta).
+  const txn = txnToken ?? meta?.['dev.custody/txn-token'];
+  if (txn !== undefined) line.txnToken = txn;
   try { appendFileSync(LOG_FILE, JSON.stringify(line) + '\n'); } catch (e) { console.error('MODERN_SERVER_LOG: ' + e.message); }
 }
 
@@ -185,7 +189,7 @@ if (mode === 'stdio') {
         let parsed;
         try { parsed = JSON.parse(body.toString('utf8')); } catch { parsed = undefined; }
         const mcpHeaders = Object.fromEntries(Object.entries(req.headers).filter(([k]) => k.startsWith('mcp-')));
-        for (const m of Array.isArray(parsed) ? parsed : [parsed]) record(m, 'http', mcpHeaders);
+        for (const m of Array.isArray(parsed) ? parsed : [parsed]) record(m, 'http', mcpHeaders, req.headers['txn-token']);
       }
       // The web-standard handler: a Request in, a Response out; the client going away aborts it.
       const abort = new AbortController();
