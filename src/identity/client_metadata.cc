@@ -2,6 +2,7 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio.hpp>
 #include <boost/json.hpp>
@@ -522,14 +523,54 @@ std::chrono::seconds CacheLifetime(const http::Headers& headers, TimePoint now,
   return seconds(lifetime);
 }
 
+namespace {
+
+// What a lookup thread needs of the fetcher, kept alive by the thread itself.
+struct LookupGate {
+  Mutex mu;
+  asio::io_context* ioc GUARDED_BY(mu) = nullptr;
+  bool alive GUARDED_BY(mu) = true;   // the io_context may still be posted to
+  size_t lookups GUARDED_BY(mu) = 0;  // threads running
+};
+
+// A lookup's answer, delivered on the fetcher's thread.
+struct Lookup {
+  explicit Lookup(asio::io_context& io) : timer(io) {}
+  asio::steady_timer timer;  // the deadline; cancelled when the answer comes
+  std::optional<Result<std::vector<std::string>>> result;
+};
+
+// The system resolver (getaddrinfo), blocking; each address once.
+Result<std::vector<std::string>> SystemResolve(const std::string& host) {
+  asio::io_context io;
+  tcp::resolver resolver(io);
+  error_code ec;
+  auto results = resolver.resolve(host, "443", ec);
+  if (ec) return UnavailableError(ec.message());
+  std::vector<std::string> out;
+  for (const auto& r : results) {
+    std::string a = r.endpoint().address().to_string();
+    if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(std::move(a));
+  }
+  return out;
+}
+
+}  // namespace
+
 struct ClientMetadataFetcher::Impl {
   explicit Impl(ClientMetadataOptions o)
-      : options(std::move(o)), work(asio::make_work_guard(ioc)) {}
+      : options(std::move(o)),
+        work(asio::make_work_guard(ioc)),
+        gate(std::make_shared<LookupGate>()) {
+    MutexLock lock(gate->mu);
+    gate->ioc = &ioc;
+  }
 
   ClientMetadataOptions options;
   asio::io_context ioc{1};
   asio::executor_work_guard<asio::io_context::executor_type> work;
   std::thread thread;
+  std::shared_ptr<LookupGate> gate;
 
   struct Entry {
     ClientMetadata metadata;
@@ -553,31 +594,47 @@ struct ClientMetadataFetcher::Impl {
     return status;
   }
 
-  // Resolves `u.host`, bounded by `deadline`.
+  // Resolves `u.host`, bounded by `deadline`. Each lookup runs on a thread of its own:
+  // getaddrinfo cannot be interrupted, and Asio's resolver runs every lookup on one thread, so a
+  // host whose DNS is slow would otherwise hold the fetch past its deadline and every other
+  // fetch's lookup behind it. A lookup that outlives its deadline finishes on its own and is
+  // dropped; at most max_concurrent_fetches of them run at once.
   asio::awaitable<Result<std::vector<std::string>>> Resolve(
       const ClientIdUrl& u, std::chrono::steady_clock::time_point deadline) {
     if (u.host_is_ip) co_return std::vector<std::string>{u.host};
-    if (options.resolve) co_return options.resolve(u.host);
-    struct State {
-      explicit State(asio::io_context& io) : resolver(io), timer(io) {}
-      tcp::resolver resolver;
-      asio::steady_timer timer;
-    };
-    auto state = std::make_shared<State>(ioc);
-    state->timer.expires_at(deadline);
-    state->timer.async_wait([state](error_code ec) {
-      if (!ec) state->resolver.cancel();
-    });
-    auto [ec, results] =
-        co_await state->resolver.async_resolve(u.host, std::to_string(u.port), kTuple);
-    state->timer.cancel();
-    if (ec) co_return UnavailableError(ec.message());
-    std::vector<std::string> out;
-    for (const auto& r : results) {
-      std::string a = r.endpoint().address().to_string();
-      if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(std::move(a));
+    {
+      MutexLock lock(gate->mu);
+      if (gate->lookups >= options.max_concurrent_fetches) {
+        co_return FailedPreconditionError("too many host name lookups in progress");
+      }
+      ++gate->lookups;
     }
-    co_return out;
+    auto waiting = std::make_shared<Lookup>(ioc);
+    waiting->timer.expires_at(deadline);
+    auto lookup = [gate = gate, resolve = options.resolve, host = u.host,
+                   weak = std::weak_ptr<Lookup>(waiting)] {
+      Result<std::vector<std::string>> r = resolve ? resolve(host) : SystemResolve(host);
+      MutexLock lock(gate->mu);
+      --gate->lookups;
+      // The io_context exists while `alive` (the fetcher clears it, under this lock, first).
+      if (!gate->alive) return;
+      asio::post(*gate->ioc, [weak, r = std::move(r)]() mutable {
+        if (auto w = weak.lock()) {
+          w->result.emplace(std::move(r));
+          w->timer.cancel();
+        }
+      });
+    };
+    try {
+      std::thread(std::move(lookup)).detach();
+    } catch (const std::system_error&) {  // no thread to be had: this fetch fails, nothing else
+      MutexLock lock(gate->mu);
+      --gate->lookups;
+      co_return UnavailableError("cannot start a host name lookup");
+    }
+    co_await waiting->timer.async_wait(kTuple);
+    if (!waiting->result) co_return UnavailableError("timed out");
+    co_return std::move(*waiting->result);
   }
 
   bool Allowed(AddressClass c, const ClientIdUrl& u) const {
@@ -602,6 +659,10 @@ struct ClientMetadataFetcher::Impl {
     std::string limit_text = std::to_string(options.timeout.count()) + " ms";
 
     auto resolved = co_await Resolve(u, deadline);
+    if (!resolved.ok() && resolved.status().code() == StatusCode::kFailedPrecondition) {
+      co_return Fail(client_id, UnavailableError("too many client metadata documents are being "
+                                                 "fetched; try again later"));
+    }
     if (steady_clock::now() >= deadline) {
       co_return Fail(
           client_id,
@@ -720,6 +781,10 @@ ClientMetadataFetcher::~ClientMetadataFetcher() {
   {
     MutexLock lock(impl_->mu);
     impl_->stopping = true;
+  }
+  {
+    MutexLock lock(impl_->gate->mu);
+    impl_->gate->alive = false;  // lookups still running post nothing from now on
   }
   impl_->work.reset();
   impl_->ioc.stop();

@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <functional>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -471,6 +472,33 @@ TEST(ClientMetadataFetch, NonPublicAddressesAreRefusedBeforeAnyConnection) {
   ClientMetadataFetcher lenient(o);
   ExpectRefused(lenient.Fetch("https://metadata.test/c.json"), StatusCode::kInvalidArgument,
                 "a link-local address");
+}
+
+// A host whose name service does not answer costs its own fetch the time limit, and holds up
+// no other fetch meanwhile (each lookup runs on a thread of its own).
+TEST(ClientMetadataFetch, SlowNameLookupHitsTheTimeLimitAndHoldsUpNobody) {
+  DocumentServer server(true);
+  FakeClock clock;
+  server.SetDocument("tool.json");
+  auto release = std::make_shared<std::promise<void>>();
+  std::shared_future<void> released = release->get_future().share();
+  ClientMetadataOptions o = OptionsFor(server, clock);
+  o.timeout = std::chrono::milliseconds(300);
+  o.resolve = [released](const std::string& host) -> Result<std::vector<std::string>> {
+    if (host == "stuck.test") released.wait();  // until the test is over
+    return std::vector<std::string>{"127.0.0.1"};
+  };
+  {
+    ClientMetadataFetcher fetcher(o);
+    std::promise<Result<ClientMetadata>> stuck;
+    fetcher.FetchAsync("https://stuck.test/c.json",
+                       [&](Result<ClientMetadata> r) { stuck.set_value(std::move(r)); });
+    auto good = fetcher.Fetch(server.Url("tool.json"));  // while stuck.test is being looked up
+    EXPECT_TRUE(good.ok()) << good.status().ToString();
+    ExpectRefused(stuck.get_future().get(), StatusCode::kUnavailable,
+                  "could not be resolved within 300 ms");
+  }
+  release->set_value();  // the abandoned lookup finishes after its fetcher is gone: harmless
 }
 
 TEST(ClientMetadataFetch, CacheFollowsMaxAgeWithinBounds) {
