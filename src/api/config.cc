@@ -186,6 +186,21 @@ constexpr KeyDef kKeys[] = {
              .min = 60,
              .max = 31'536'000},
      .field = [](Config& c) -> Field { return &c.oauth.refresh_token_lifetime_s; }},
+    {.key = {.name = "oauth.client_metadata_documents",
+             .env = "CUSTODY_OAUTH_CLIENT_METADATA_DOCUMENTS",
+             .type = kBoolean,
+             .default_text = "false",
+             .description = "Fetch Client ID Metadata Documents: an https client_id's redirect "
+                            "URIs and name come from its document (its agent from "
+                            "[oauth.clients.\"<url>\"], else dev only)"},
+     .field = [](Config& c) -> Field { return &c.oauth.client_metadata_documents; }},
+    {.key = {.name = "oauth.client_metadata_allow_loopback",
+             .env = "CUSTODY_OAUTH_CLIENT_METADATA_ALLOW_LOOPBACK",
+             .type = kBoolean,
+             .default_text = "false",
+             .description = "Development: accept http://127.0.0.1 (loopback) client ID URLs and "
+                            "fetch documents from loopback addresses"},
+     .field = [](Config& c) -> Field { return &c.oauth.client_metadata_allow_loopback; }},
     // [oauth.clients."ID"]: file only; ID is the client_id.
     {.key = {.name = "oauth.clients.ID.redirect_uris",
              .type = kStringArray,
@@ -506,7 +521,9 @@ Status ApplyOAuthClients(Config& c, const toml::table& clients, std::string_view
         }
       }
     }
-    if (client.redirect_uris.empty() || client.agent.empty()) {
+    // A client_id that is a URL may leave its redirect URIs to its metadata document.
+    const bool url = id.starts_with("https://") || id.starts_with("http://");
+    if ((client.redirect_uris.empty() && !url) || client.agent.empty()) {
       return InvalidArgumentError(Where(name, node.source()) + ": oauth.clients.\"" + id +
                                   "\" needs redirect_uris and agent");
     }

@@ -77,6 +77,11 @@ struct Config {
     std::string dev_grants;  // space-separated scopes
     int64_t code_lifetime_s = 60;
     int64_t refresh_token_lifetime_s = 2'592'000;  // 30 days
+    // Client ID Metadata Documents: a client_id that is an https URL is fetched for its
+    // redirect URIs and name (identity/client_metadata.h); allow_loopback: development only,
+    // http://127.0.0.1… client IDs and loopback addresses.
+    bool client_metadata_documents = false;
+    bool client_metadata_allow_loopback = false;
     std::map<std::string, OAuthClient> clients;    // by client_id
     bool operator==(const OAuth&) const = default;
   } oauth;

@@ -168,7 +168,8 @@ Result<std::vector<identity::TrustedIssuer>> LoadTrustedIssuers(const std::strin
   return out;
 }
 
-std::string AuthorizationServerMetadataJson(const std::string& issuer, bool authorization_code) {
+std::string AuthorizationServerMetadataJson(const std::string& issuer, bool authorization_code,
+                                            bool client_id_metadata_documents) {
   // Without the authorization code flow: no authorization_endpoint and no
   // response_types_supported, since no grant Custody accepts uses an authorization endpoint (RFC
   // 8414 §2, erratum 7793; §3.2 forbids empty arrays). No scopes_supported: scopes are each
@@ -199,6 +200,8 @@ std::string AuthorizationServerMetadataJson(const std::string& issuer, bool auth
     m["grant_types_supported"].as_array().push_back("authorization_code");
     m["grant_types_supported"].as_array().push_back("refresh_token");
     m["token_endpoint_auth_methods_supported"].as_array().push_back("none");
+    // draft-ietf-oauth-client-id-metadata-document: https client_ids are fetched.
+    if (client_id_metadata_documents) m["client_id_metadata_document_supported"] = true;
   }
   return json::serialize(m);
 }
@@ -214,14 +217,16 @@ Status AddIdentityRoutes(http::Router& router, TokenService& tokens, const std::
   // try); Custody issues no ID tokens, so it names nothing OpenID-specific.
   for (const char* path :
        {"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"}) {
-    RETURN_IF_ERROR(router.Add({"GET", path,
-                                [metadata = AuthorizationServerMetadataJson(issuer, as != nullptr)](
-                                    Request&, Responder respond) {
-                                  Response r = Response::Json(200, metadata);
-                                  r.headers.Set("cache-control", "max-age=60");
-                                  respond(std::move(r));
-                                },
-                                AuthRequirement::None(), ""}));
+    RETURN_IF_ERROR(router.Add(
+        {"GET", path,
+         [metadata = AuthorizationServerMetadataJson(
+              issuer, as != nullptr, as != nullptr && as->client_id_metadata_documents())](
+             Request&, Responder respond) {
+           Response r = Response::Json(200, metadata);
+           r.headers.Set("cache-control", "max-age=60");
+           respond(std::move(r));
+         },
+         AuthRequirement::None(), ""}));
   }
 
   RETURN_IF_ERROR(router.Add({"GET", "/.well-known/jwks.json",

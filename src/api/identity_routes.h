@@ -30,7 +30,8 @@ Status AddIdentityRoutes(http::Router& router, identity::TokenService& tokens,
 // with `authorization_code` the authorization endpoint and its grants (docs/API.md,
 // "Authorization server metadata").
 std::string AuthorizationServerMetadataJson(const std::string& issuer,
-                                            bool authorization_code = false);
+                                            bool authorization_code = false,
+                                            bool client_id_metadata_documents = false);
 
 // Reads the trusted OIDC issuers file: [{"issuer": …, "audience": …, "jwks": {"keys": […]}}].
 Result<std::vector<identity::TrustedIssuer>> LoadTrustedIssuers(const std::string& path);

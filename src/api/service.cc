@@ -19,6 +19,7 @@
 #include "events/recorder.h"
 #include "http/server.h"
 #include "identity/authorization_server.h"
+#include "identity/client_metadata.h"
 #include "identity/login.h"
 #include "identity/oauth_clients.h"
 #include "identity/token_service.h"
@@ -45,6 +46,8 @@ struct Service::Impl {
   // The authorization code flow ([login], [oauth]): after identity, which it issues through.
   std::unique_ptr<identity::OidcLogin> login;
   std::unique_ptr<identity::StaticClientDirectory> oauth_clients;
+  std::unique_ptr<identity::ClientMetadataFetcher> client_metadata;  // CIMD, when on
+  std::unique_ptr<identity::MetadataDocumentClientDirectory> document_clients;
   std::unique_ptr<identity::AuthorizationServer> authorization;
   std::unique_ptr<store::AttributionStore> attribution_store;
   std::unique_ptr<attribution::AttributionService> attribution;
@@ -265,9 +268,22 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
       ao.dev_grants = *dev_grants;
       ao.code_lifetime_s = config.oauth.code_lifetime_s;
       ao.refresh_lifetime_s = config.oauth.refresh_token_lifetime_s;
+      identity::ClientDirectory* directory = impl->oauth_clients.get();
+      if (config.oauth.client_metadata_documents) {
+        identity::ClientMetadataOptions mo;
+        mo.clock = &clock;
+        mo.logger = &log;
+        mo.allow_loopback_http = config.oauth.client_metadata_allow_loopback;
+        mo.allow_loopback_addresses = config.oauth.client_metadata_allow_loopback;
+        impl->client_metadata = std::make_unique<identity::ClientMetadataFetcher>(mo);
+        impl->document_clients = std::make_unique<identity::MetadataDocumentClientDirectory>(
+            *impl->oauth_clients, *impl->client_metadata);
+        directory = impl->document_clients.get();
+        ao.client_id_metadata_documents = true;
+      }
       impl->authorization = std::make_unique<identity::AuthorizationServer>(
-          *impl->identity, *impl->identity_store, *impl->oauth_clients, impl->login.get(), clock,
-          random, *impl->errors,
+          *impl->identity, *impl->identity_store, *directory, impl->login.get(), clock, random,
+          *impl->errors,
           [rec = impl->recorder.get()](const std::string& event) {
             return rec->RecordText(event).status();
           },

@@ -232,16 +232,39 @@ BrowserAnswer AuthorizationServer::Authorize(const AuthorizeRequest& q,
     return ErrorPage(400, "invalid_client",
                      "This client is not registered with Custody. An operator registers it in "
                      "[oauth.clients].");
+  } else if (found.status().code() == StatusCode::kInvalidArgument) {
+    // A Client ID Metadata Document that breaks a rule (the fetcher's message is safe to show).
+    return ErrorPage(400, "invalid_client", found.status().message());
+  } else if (found.status().code() == StatusCode::kUnavailable) {
+    return ErrorPage(
+        400, "invalid_client",
+        "The client's metadata document cannot be fetched: " + found.status().message());
   } else {
     errors_.Report("identity.oauth_client_lookup", found.status());
     return ErrorPage(503, "temporarily_unavailable", "The client cannot be looked up now.");
+  }
+  if (client.agent.empty()) {
+    // Known by its metadata document only: no operator mapped it to an agent.
+    if (!options_.dev_unknown_clients) {
+      return ErrorPage(400, "invalid_client",
+                       "No agent is registered for this client. An operator maps it to one in "
+                       "[oauth.clients].");
+    }
+    client.dev = true;
+    client.agent = DevAgentName(client.client_id);
   }
   if (!q.redirect_uri || q.redirect_uri->empty()) {
     return ErrorPage(400, "invalid_request", "The request has no redirect_uri.");
   }
   const std::string& redirect_uri = *q.redirect_uri;
-  if (client.dev) {
-    // Nothing is registered to match: only a loopback http URI (the app on this machine).
+  if (client.redirect_uris.empty()) {
+    // Nothing is registered to match: only for an unknown client in development, and then only
+    // a loopback http URI (the app on this machine).
+    if (!client.dev) {
+      return ErrorPage(400, "invalid_request",
+                       "No redirect URI is known for this client (its metadata document is "
+                       "not fetched: oauth.client_metadata_documents is off).");
+    }
     if (!IsLoopbackHttpUri(redirect_uri) || !ValidateRedirectUri(redirect_uri).ok()) {
       return ErrorPage(400, "invalid_request",
                        "An unregistered client may only use a loopback http redirect URI.");

@@ -45,6 +45,8 @@ struct AuthorizationServerOptions {
   // as a dev agent Custody registers for it on first sign-in, owned by the signing-in person.
   bool dev_unknown_clients = false;
   ScopeSet dev_grants;  // the grants of those dev agents
+  // The directory fetches Client ID Metadata Documents (advertised in the RFC 8414 metadata).
+  bool client_id_metadata_documents = false;
   int64_t code_lifetime_s = 60;
   int64_t login_lifetime_s = 600;               // sign-in + consent must finish within this
   int64_t refresh_lifetime_s = 30 * 24 * 3600;  // a refresh token family's lifetime
@@ -111,6 +113,8 @@ class AuthorizationServer {
   Result<std::vector<identity::Consent>> ListConsents() { return store_.ListConsents(); }
   Status RevokeConsent(const std::string& initiator_issuer, const std::string& initiator,
                        const std::string& client_id, const std::string& by);
+
+  bool client_id_metadata_documents() const { return options_.client_id_metadata_documents; }
 
   // The dev agent name an unknown client gets (oauth-dev-<12 hex of SHA-256(client_id)>).
   static std::string DevAgentName(const std::string& client_id);

@@ -374,6 +374,53 @@ TEST_F(AuthorizationServerTest, ConsentsCanBeRevoked) {
   EXPECT_EQ(Through(Request()).status, 302);
 }
 
+// A directory as MetadataDocumentClientDirectory answers: a client known by its document only
+// (no agent), and a document refused.
+class DocumentDirectory final : public ClientDirectory {
+ public:
+  Result<OAuthClient> Find(const std::string& id) override {
+    if (id == "https://tool.example/client.json") {
+      return OAuthClient{id, "Tool", {"https://tool.example/cb"}, ""};
+    }
+    if (id == "https://bad.example/client.json") {
+      return InvalidArgumentError("client metadata document: client_id does not match its URL");
+    }
+    return NotFoundError("unknown client");
+  }
+};
+
+TEST_F(AuthorizationServerTest, ADocumentOnlyClientNeedsAnAgentMappingOrTheDevSwitch) {
+  DocumentDirectory documents;
+  AuthorizationServerOptions o;
+  o.issuer = kIssuer;
+  o.resource = kResource;
+  auto strict = std::make_unique<AuthorizationServer>(*tokens_, store_, documents, &idp_, clock_,
+                                                      random_, errors_, Sink(), o);
+  AuthorizeRequest q = Request();
+  q.client_id = "https://tool.example/client.json";
+  q.redirect_uri = "https://tool.example/cb";
+  BrowserAnswer a = strict->Authorize(q, "");
+  EXPECT_EQ(a.status, 400);
+  EXPECT_EQ(a.error, "invalid_client");
+  EXPECT_NE(a.html.find("No agent is registered"), std::string::npos);
+  q.client_id = "https://bad.example/client.json";
+  a = strict->Authorize(q, "");
+  EXPECT_EQ(a.error, "invalid_client");
+  EXPECT_NE(a.html.find("does not match its URL"), std::string::npos);
+  EXPECT_TRUE(a.location.empty());
+  o.dev_unknown_clients = true;
+  o.dev_grants = {"fake/echo"};
+  auto dev = std::make_unique<AuthorizationServer>(*tokens_, store_, documents, &idp_, clock_,
+                                                   random_, errors_, Sink(), o);
+  q.client_id = "https://tool.example/client.json";
+  q.redirect_uri = "https://tool.example/other";
+  EXPECT_EQ(dev->Authorize(q, "").status, 400) << "the document's redirect URIs, exactly";
+  q.redirect_uri = "https://tool.example/cb";
+  a = dev->Authorize(q, "");
+  EXPECT_EQ(a.status, 302);
+  EXPECT_TRUE(a.location.starts_with(kIdp)) << a.location;
+}
+
 TEST(OAuthClients, RedirectUrisAreHttpsLoopbackOrPrivateUseAndClientsNeedAnAgent) {
   EXPECT_TRUE(ValidateRedirectUri("https://app.example/cb").ok());
   EXPECT_TRUE(ValidateRedirectUri("http://127.0.0.1:8080/cb").ok());
@@ -385,6 +432,9 @@ TEST(OAuthClients, RedirectUrisAreHttpsLoopbackOrPrivateUseAndClientsNeedAnAgent
   EXPECT_FALSE(ValidateRedirectUri("javascript:alert(1)").ok());
   EXPECT_FALSE(ValidateRedirectUri("/relative").ok());
   EXPECT_FALSE(StaticClientDirectory::Create({OAuthClient{"a", "", {}, "x"}}).ok());
+  EXPECT_TRUE(
+      StaticClientDirectory::Create({OAuthClient{"https://a.example/c.json", "", {}, "x"}}).ok())
+      << "a client_id URL may take its redirect URIs from its metadata document";
   EXPECT_FALSE(StaticClientDirectory::Create({OAuthClient{"a", "", {"https://a/cb"}, ""}}).ok());
   EXPECT_FALSE(StaticClientDirectory::Create({OAuthClient{"a b", "", {"https://a/cb"}, "x"}}).ok());
 }

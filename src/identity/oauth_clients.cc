@@ -3,6 +3,8 @@
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
 
+#include "identity/client_metadata.h"
+
 namespace custody::identity {
 
 namespace {
@@ -68,7 +70,9 @@ Result<StaticClientDirectory> StaticClientDirectory::Create(std::vector<OAuthCli
   for (OAuthClient& c : clients) {
     RETURN_IF_ERROR(ValidateClientId(c.client_id));
     std::string what = "oauth.clients.\"" + c.client_id + "\"";
-    if (c.redirect_uris.empty()) return InvalidArgumentError(what + ": needs redirect_uris");
+    if (c.redirect_uris.empty() && !IsClientIdUrl(c.client_id)) {
+      return InvalidArgumentError(what + ": needs redirect_uris");
+    }
     for (const std::string& r : c.redirect_uris) {
       RETURN_IF_ERROR(ValidateRedirectUri(r).WithContext(what + ".redirect_uris"));
     }
@@ -81,6 +85,25 @@ Result<StaticClientDirectory> StaticClientDirectory::Create(std::vector<OAuthCli
     }
   }
   return d;
+}
+
+Result<OAuthClient> MetadataDocumentClientDirectory::Find(const std::string& client_id) {
+  auto registered = registered_.Find(client_id);
+  if (registered.ok() && !registered->redirect_uris.empty()) return registered;
+  if (!registered.ok() && registered.status().code() != StatusCode::kNotFound) return registered;
+  if (!IsClientIdUrl(client_id)) return NotFoundError("unknown client");
+  ASSIGN_OR_RETURN(ClientMetadata doc, fetcher_.Fetch(client_id));
+  if (!doc.token_endpoint_auth_method.empty() && doc.token_endpoint_auth_method != "none") {
+    return InvalidArgumentError(
+        "client metadata document: token_endpoint_auth_method must be \"none\" (public "
+        "clients only)");
+  }
+  OAuthClient c;
+  c.client_id = client_id;
+  c.name = !doc.client_name.empty() ? doc.client_name : client_id;
+  c.redirect_uris = doc.redirect_uris;
+  if (registered.ok()) c.agent = registered->agent;  // the operator's mapping to an agent
+  return c;
 }
 
 Result<OAuthClient> StaticClientDirectory::Find(const std::string& client_id) {

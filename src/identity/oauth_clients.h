@@ -36,14 +36,36 @@ class ClientDirectory {
 
 class StaticClientDirectory final : public ClientDirectory {
  public:
-  // InvalidArgument for a client without redirect URIs or agent, or a redirect URI that is not
-  // an absolute https URL or a loopback http URL (RFC 8252 §7.3), or has a fragment.
+  // InvalidArgument for a client without agent, or without redirect URIs unless its client_id
+  // is a URL (a Client ID Metadata Document's redirect URIs are then used, see
+  // MetadataDocumentClientDirectory), or a redirect URI that is not an absolute https URL or a
+  // loopback http URL (RFC 8252 §7.3), or has a fragment.
   static Result<StaticClientDirectory> Create(std::vector<OAuthClient> clients);
   Result<OAuthClient> Find(const std::string& client_id) override;
   const std::map<std::string, OAuthClient>& clients() const { return clients_; }
 
  private:
   std::map<std::string, OAuthClient> clients_;
+};
+
+class ClientMetadataFetcher;  // identity/client_metadata.h
+
+// Client ID Metadata Documents in front of the registered clients. A registered client with
+// redirect URIs is answered as registered. A client_id that is a URL (https, or loopback http
+// when the fetcher allows it) is fetched: its document gives the redirect URIs and the name; its
+// agent is that of its registration ([oauth.clients."<url>"] with agent and no redirect_uris),
+// else none (the authorization server then admits it only with oauth.dev_unknown_clients).
+// A document refused is InvalidArgument, one that cannot be fetched Unavailable (the fetcher's
+// messages, safe to show). Only public clients (token_endpoint_auth_method "none").
+class MetadataDocumentClientDirectory final : public ClientDirectory {
+ public:
+  MetadataDocumentClientDirectory(ClientDirectory& registered, ClientMetadataFetcher& fetcher)
+      : registered_(registered), fetcher_(fetcher) {}
+  Result<OAuthClient> Find(const std::string& client_id) override;
+
+ private:
+  ClientDirectory& registered_;
+  ClientMetadataFetcher& fetcher_;
 };
 
 // A redirect URI a client may register: https://…, or http:// on a loopback host (127.0.0.1,

@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -59,6 +60,26 @@ const cbPort = await freePort();
 const URL_ = `http://127.0.0.1:${custodyPort}`;
 const RESOURCE = `${URL_}/mcp`;
 const REDIRECT = `http://127.0.0.1:${cbPort}/callback`;
+// Client ID Metadata Documents, served on loopback (oauth.client_metadata_allow_loopback).
+const docPort = await freePort();
+const DOC = (name) => `http://127.0.0.1:${docPort}/${name}.json`;
+const DOC_REDIRECT = `http://127.0.0.1:${cbPort}/cimd-callback`;
+const documents = {
+  '/tool.json': { client_id: DOC('tool'), client_name: 'CIMD Tool', redirect_uris: [DOC_REDIRECT],
+    grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'],
+    token_endpoint_auth_method: 'none' },
+  '/unmapped.json': { client_id: DOC('unmapped'), client_name: 'Unmapped', redirect_uris: [DOC_REDIRECT],
+    token_endpoint_auth_method: 'none' },
+  '/mismatch.json': { client_id: 'http://127.0.0.1:1/elsewhere.json', redirect_uris: [DOC_REDIRECT],
+    token_endpoint_auth_method: 'none' },
+};
+const docServer = createHttpServer((req, res) => {
+  const doc = documents[req.url];
+  if (!doc) { res.writeHead(404); res.end(); return; }
+  res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(JSON.stringify(doc));
+});
+await new Promise((r) => docServer.listen(docPort, '127.0.0.1', r));
 let server;
 let stderr = '';
 let idp;
@@ -74,6 +95,13 @@ async function startCustody() {
 [login]
 issuer = "http://127.0.0.1:${idpPort}"
 client_id = "custody"
+
+[oauth]
+client_metadata_documents = true
+client_metadata_allow_loopback = true
+
+[oauth.clients."${DOC('tool')}"]
+agent = "${AGENT}"
 
 [oauth.clients."${CLIENT_ID}"]
 redirect_uris = ["${REDIRECT}"]
@@ -355,6 +383,41 @@ try {
   assert.equal(session.json.session.revoke_reason, 'refresh token reused');
   console.log('ok refresh reuse is invalid_grant and revokes the family and its sessions');
 
+  // --- Client ID Metadata Documents: the document gives the name and redirect URIs, the
+  // configuration the agent; refused documents are invalid_client on an error page.
+  assert.equal(as.json.client_id_metadata_document_supported, true);
+  const docVerifier = randomBytes(32).toString('base64url');
+  const docAuthorize = (clientId, redirect = DOC_REDIRECT) => {
+    const u = new URL(`${URL_}/oauth2/authorize`);
+    for (const [k, v] of Object.entries({ response_type: 'code', client_id: clientId, redirect_uri: redirect,
+      state: 'doc-1', code_challenge: s256(docVerifier), code_challenge_method: 'S256', resource: RESOURCE })) {
+      u.searchParams.set(k, v);
+    }
+    return u.href;
+  };
+  const docBrowser = new Browser();
+  const docDone = await docBrowser.navigate(docAuthorize(DOC('tool')), DOC_REDIRECT);
+  assert.ok(docDone.redirect, JSON.stringify(docDone.page?.text?.slice(0, 500)));
+  assert.match(docBrowser.lastFormPage.text, /CIMD Tool/);
+  const docCode = new URL(docDone.redirect).searchParams.get('code');
+  const docToken = await http('/oauth2/token', { form: true, body: { grant_type: 'authorization_code',
+    client_id: DOC('tool'), code: docCode, redirect_uri: DOC_REDIRECT, code_verifier: docVerifier } });
+  assert.equal(docToken.status, 200, docToken.text);
+  assert.equal(claims(docToken.json.access_token).client_id, DOC('tool'));
+  assert.match(claims(docToken.json.access_token).act.sub, new RegExp(`/agent/${AGENT}/instance/`));
+  for (const [clientId, redirect, why] of [
+    [DOC('tool'), REDIRECT, /not one registered/],
+    [DOC('unmapped'), DOC_REDIRECT, /No agent is registered/],
+    [DOC('mismatch'), DOC_REDIRECT, /client_id/],
+    [DOC('missing'), DOC_REDIRECT, /invalid_client/],
+    [`http://127.0.0.1:${await freePort()}/gone.json`, DOC_REDIRECT, /cannot be fetched/]]) {
+    const r = await new Browser().request(docAuthorize(clientId, redirect));
+    assert.equal(r.status, 400, `${clientId}: ${r.status} ${r.text.slice(0, 300)}`);
+    assert.equal(r.location, null);
+    assert.match(r.text, why, clientId);
+  }
+  console.log('ok a Client ID Metadata Document client signs in (its name, redirect URIs; the configured agent); a mismatched, unmapped, missing or unreachable document is invalid_client on an error page');
+
   // --- The ledger: every step recorded; no code, token or secret in any event.
   let all = '';
   for (let i = 0; ; i++) {
@@ -373,6 +436,7 @@ try {
 
   await stopCustody();
   await idp.close();
+  docServer.close();
   cleanup();
   console.log('PASS');
   process.exit(0);
@@ -380,5 +444,6 @@ try {
   console.error('FAIL', e);
   console.error('--- custody stderr (tail) ---\n' + stderr.slice(-4000));
   cleanup();
+  docServer.close();
   process.exit(1);
 }
