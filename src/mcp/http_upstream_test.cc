@@ -476,6 +476,43 @@ TEST_F(HttpUpstreamTest, WithoutConfiguredHeadersNoAuthorizationIsSent) {
   }
 }
 
+// A Transaction Token (RequestExtras) goes in the Txn-Token header of its own request, and of no
+// other; it cannot be configured as a static header.
+TEST_F(HttpUpstreamTest, ATxnTokenGoesInTheTxnTokenHeaderOfItsRequestOnly) {
+  FakeHttpServer server;
+  auto u = Make(server.url());
+  ASSERT_TRUE(u);
+  auto p = std::make_shared<std::promise<Result<json::object>>>();
+  auto with = p->get_future();
+  json::object params{
+      {"name", "echo"}, {"arguments", {{"i", 1}}}, {"_meta", {{kTxnTokenMetaKey, "client-made"}}}};
+  u->Call("tools/call", std::move(params), RequestExtras{.txn_token = "txn-token-1"},
+          [p](Result<json::object> r) { p->set_value(std::move(r)); });
+  auto without = Call(*u, "echo", json::object{{"i", 2}});
+  auto r1 = Get(with);
+  ASSERT_TRUE(r1.ok()) << r1.status().ToString();
+  EXPECT_EQ(Args(r1).at("i"), json::value(1));
+  ASSERT_TRUE(Get(without).ok());
+  int carrying = 0;
+  json::value d = server.Debug();
+  for (const auto& e : d.at("headers").as_array()) {
+    const auto& h = e.at("headers").as_object();
+    if (const json::value* t = h.if_contains("txn-token")) {
+      ++carrying;
+      EXPECT_EQ(*t, json::value("txn-token-1"));
+    }
+  }
+  EXPECT_EQ(carrying, 1) << "only the request it was minted for carries it";
+
+  UpstreamConfig cfg;
+  cfg.name = "remote";
+  cfg.url = server.url();
+  cfg.headers = {{"Txn-Token", "static"}};
+  auto bad = MakeUpstream(cfg, UpstreamOptions{});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("set by the transport"), std::string::npos);
+}
+
 TEST_F(HttpUpstreamTest, BadConfigurationsAreRefused) {
   auto refuse = [](std::string url, std::map<std::string, std::string> headers = {}) {
     UpstreamConfig cfg;
