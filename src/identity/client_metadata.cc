@@ -585,8 +585,10 @@ struct ClientMetadataFetcher::Impl {
 
   void Log(std::string_view client_id, std::string_view why, std::string_view detail) {
     if (options.logger == nullptr || !options.logger->Enabled(LogLevel::kInfo)) return;
-    options.logger->Log(LogLevel::kInfo, "client metadata document refused",
-                        {{"client_id", client_id}, {"reason", why}, {"detail", detail}});
+    // The client_id is the client's text: at most 256 bytes of it.
+    options.logger->Log(
+        LogLevel::kInfo, "client metadata document refused",
+        {{"client_id", client_id.substr(0, 256)}, {"reason", why}, {"detail", detail}});
   }
 
   Status Fail(std::string_view client_id, Status status, std::string_view detail = {}) {
