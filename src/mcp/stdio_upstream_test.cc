@@ -97,6 +97,33 @@ TEST_F(StdioUpstreamTest, ManyRequestsInFlightAreMatchedToTheirCallers) {
   EXPECT_EQ(u->starts(), 1);
 }
 
+// A Transaction Token (RequestExtras) goes in params._meta["dev.custody/txn-token"] beside what
+// _meta held; without one, a token a client put there is removed.
+TEST_F(StdioUpstreamTest, ATxnTokenGoesInMetaAndOnlyTheGatewaysOwn) {
+  auto u = Make("node", {FakeServer()});
+  auto send = [&](json::object meta, std::string token) {
+    auto p = std::make_shared<std::promise<Result<json::object>>>();
+    auto f = p->get_future();
+    u->Call("tools/call",
+            json::object{{"name", "echo"}, {"arguments", json::object{}}, {"_meta", meta}},
+            RequestExtras{.txn_token = std::move(token)},
+            [p](Result<json::object> r) { p->set_value(std::move(r)); });
+    return f;
+  };
+  auto with = send({{"traceparent", "00-abc"}, {kTxnTokenMetaKey, "client-made"}}, "txn-token-1");
+  auto without = send({{"traceparent", "00-def"}, {kTxnTokenMetaKey, "client-made"}}, "");
+  auto r1 = Get(with);
+  ASSERT_TRUE(r1.ok()) << r1.status().ToString();
+  const json::value& m1 = r1->at("result").at("structuredContent").at("meta");
+  EXPECT_EQ(m1.at(kTxnTokenMetaKey), json::value("txn-token-1"));
+  EXPECT_EQ(m1.at("traceparent"), json::value("00-abc"));
+  auto r2 = Get(without);
+  ASSERT_TRUE(r2.ok()) << r2.status().ToString();
+  const json::value& m2 = r2->at("result").at("structuredContent").at("meta");
+  EXPECT_FALSE(m2.as_object().contains(kTxnTokenMetaKey)) << json::serialize(m2);
+  EXPECT_EQ(m2.at("traceparent"), json::value("00-def"));
+}
+
 TEST_F(StdioUpstreamTest, ACrashFailsWhatIsInFlightAndTheServerIsRestarted) {
   auto u = Make("node", {FakeServer()});
   auto first = Call(*u, "echo", json::object{});
