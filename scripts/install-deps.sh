@@ -7,7 +7,7 @@ packages=(
   build-essential g++ cmake ninja-build pkg-config git
   clang
   libboost1.81-dev libssl-dev libsqlite3-dev sqlite3 libcli11-dev libtomlplusplus-dev
-  libsodium-dev
+  libsodium-dev libpq-dev postgresql
   libgtest-dev libgmock-dev libbenchmark-dev
   nodejs npm
 )

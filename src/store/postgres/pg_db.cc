@@ -1,0 +1,221 @@
+#include "store/postgres/pg_db.h"
+
+#include <libpq-fe.h>
+
+#include <charconv>
+#include <cstring>
+
+#include "common/encoding.h"
+
+namespace custody::store {
+namespace {
+
+// SQLSTATEs the callers distinguish (PostgreSQL, Appendix A).
+constexpr std::string_view kUniqueViolation = "23505";
+
+// PostgreSQL's primary message, one line; never the statement or its parameters.
+std::string Primary(const PGresult* r, PGconn* conn) {
+  const char* m = r != nullptr ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+  std::string s = m != nullptr ? m : (conn != nullptr ? PQerrorMessage(conn) : "no result");
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  for (char& c : s) c = c == '\n' ? ' ' : c;
+  return s;
+}
+
+Status ResultError(std::string_view what, std::string_view op, const PGresult* r, PGconn* conn) {
+  const char* state = r != nullptr ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+  std::string msg = std::string(what) + ": " + std::string(op) + ": " + Primary(r, conn);
+  std::string_view sqlstate = state != nullptr ? state : "";
+  if (sqlstate == kUniqueViolation) return AlreadyExistsError(msg);
+  return UnavailableError(msg);
+}
+
+}  // namespace
+
+// --- PgRows
+
+PgRows::PgRows(PGresult* result) : result_(result) {}
+PgRows::PgRows(PgRows&& o) noexcept : result_(o.result_) { o.result_ = nullptr; }
+PgRows& PgRows::operator=(PgRows&& o) noexcept {
+  if (this != &o) {
+    if (result_ != nullptr) PQclear(result_);
+    result_ = o.result_;
+    o.result_ = nullptr;
+  }
+  return *this;
+}
+PgRows::~PgRows() {
+  if (result_ != nullptr) PQclear(result_);
+}
+
+int PgRows::size() const { return result_ != nullptr ? PQntuples(result_) : 0; }
+
+bool PgRows::IsNull(int row, int col) const { return PQgetisnull(result_, row, col) != 0; }
+
+std::string_view PgRows::Text(int row, int col) const {
+  return std::string_view(PQgetvalue(result_, row, col),
+                          static_cast<size_t>(PQgetlength(result_, row, col)));
+}
+
+int64_t PgRows::Int(int row, int col) const {
+  std::string_view t = Text(row, col);
+  int64_t v = 0;
+  std::from_chars(t.data(), t.data() + t.size(), v);
+  return v;
+}
+
+std::vector<uint8_t> PgRows::Bytes(int row, int col) const {
+  std::string_view t = Text(row, col);
+  if (t.size() < 2 || t.substr(0, 2) != "\\x") return {};  // bytea_output is hex (the default)
+  auto bytes = HexDecode(t.substr(2));
+  return bytes.ok() ? std::move(*bytes) : std::vector<uint8_t>{};
+}
+
+int64_t PgRows::affected() const {
+  const char* n = result_ != nullptr ? PQcmdTuples(result_) : "";
+  int64_t v = 0;
+  std::from_chars(n, n + std::strlen(n), v);
+  return v;
+}
+
+// --- PgConn
+
+PgConn::PgConn(PGconn* conn, std::string what) : conn_(conn), what_(std::move(what)) {}
+PgConn::~PgConn() { PQfinish(conn_); }
+
+bool PgConn::broken() const { return PQstatus(conn_) != CONNECTION_OK; }
+
+Result<PgRows> PgConn::Exec(std::string_view what, std::string_view sql,
+                            std::span<const PgParam> params) {
+  std::vector<const char*> values(params.size());
+  std::vector<int> lengths(params.size());
+  std::vector<int> formats(params.size());
+  for (size_t i = 0; i < params.size(); ++i) {
+    values[i] = params[i].null ? nullptr : params[i].value.data();
+    lengths[i] = static_cast<int>(params[i].value.size());
+    formats[i] = params[i].binary ? 1 : 0;
+  }
+  std::string text(sql);
+  PGresult* r = PQexecParams(conn_, text.c_str(), static_cast<int>(params.size()), nullptr,
+                             values.data(), lengths.data(), formats.data(), 0);
+  PgRows rows(r);  // owns r from here
+  ExecStatusType st = r != nullptr ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+    return ResultError(what_, what, r, conn_);
+  }
+  return rows;
+}
+
+// --- PgDb
+
+std::string PgDb::Redact(std::string_view url) {
+  // postgresql://user:password@host:port/db?params: drop the password and every parameter
+  // (a parameter may carry a password or a key file's path too).
+  std::string u(url.substr(0, url.find('?')));
+  size_t scheme = u.find("://");
+  if (scheme == std::string::npos) return "(a PostgreSQL connection string)";
+  size_t at = u.find('@', scheme + 3);
+  if (at != std::string::npos) {
+    size_t colon = u.find(':', scheme + 3);
+    if (colon != std::string::npos && colon < at) u.erase(colon, at - colon);
+  }
+  return u;
+}
+
+PgDb::PgDb(std::string url, std::string where, PgOptions options)
+    : url_(std::move(url)), where_(std::move(where)), options_(std::move(options)) {}
+
+PgDb::~PgDb() = default;
+
+Result<std::unique_ptr<PgDb>> PgDb::Open(const std::string& url, PgOptions options) {
+  if (url.rfind("postgresql://", 0) != 0 && url.rfind("postgres://", 0) != 0) {
+    return InvalidArgumentError(options.what + ": the URL must start with postgresql:// (got " +
+                                Redact(url) + ")");
+  }
+  if (options.pool_size == 0) options.pool_size = 1;
+  std::unique_ptr<PgDb> db(new PgDb(url, Redact(url), std::move(options)));
+  ASSIGN_OR_RETURN(std::unique_ptr<PgConn> first, db->Connect());
+  MutexLock lock(db->mu_);
+  db->idle_.push_back(std::move(first));
+  db->open_ = 1;
+  return db;
+}
+
+Result<std::unique_ptr<PgConn>> PgDb::Connect() {
+  std::string timeout = std::to_string(std::max<int64_t>(
+      1, std::chrono::duration_cast<std::chrono::seconds>(options_.connect_timeout).count()));
+  const char* keys[] = {"dbname", "connect_timeout", "application_name", nullptr};
+  const char* values[] = {url_.c_str(), timeout.c_str(), "custody", nullptr};
+  PGconn* c = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  if (c == nullptr) return UnavailableError(options_.what + ": out of memory connecting");
+  if (PQstatus(c) != CONNECTION_OK) {
+    // libpq's message names host and port, never the password.
+    std::string m = PQerrorMessage(c);
+    PQfinish(c);
+    while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
+    for (char& ch : m) ch = ch == '\n' ? ' ' : ch;
+    return UnavailableError(options_.what + ": cannot connect to " + where_ + ": " + m);
+  }
+  return std::make_unique<PgConn>(c, options_.what);
+}
+
+Result<std::unique_ptr<PgConn>> PgDb::Acquire() {
+  {
+    MutexLock lock(mu_);
+    bool ready = released_.WaitFor(mu_, options_.acquire_timeout, [&]() REQUIRES(mu_) {
+      return !idle_.empty() || open_ < options_.pool_size;
+    });
+    if (!ready) {
+      return UnavailableError(options_.what + ": every connection to " + where_ + " is busy");
+    }
+    if (!idle_.empty()) {
+      std::unique_ptr<PgConn> c = std::move(idle_.back());
+      idle_.pop_back();
+      if (!c->broken()) return c;
+      --open_;  // dropped; a new one below
+    }
+    ++open_;
+  }
+  auto c = Connect();
+  if (!c.ok()) {
+    MutexLock lock(mu_);
+    --open_;
+    released_.NotifyOne();
+  }
+  return c;
+}
+
+void PgDb::Release(std::unique_ptr<PgConn> conn) {
+  MutexLock lock(mu_);
+  if (conn->broken()) {
+    --open_;
+  } else {
+    idle_.push_back(std::move(conn));
+  }
+  released_.NotifyOne();
+}
+
+Result<PgRows> PgDb::Exec(std::string_view what, std::string_view sql,
+                          std::span<const PgParam> params) {
+  ASSIGN_OR_RETURN(std::unique_ptr<PgConn> c, Acquire());
+  Result<PgRows> rows = c->Exec(what, sql, params);
+  Release(std::move(c));
+  return rows;
+}
+
+Status PgDb::Transact(std::string_view what, const std::function<Status(PgConn&)>& body) {
+  ASSIGN_OR_RETURN(std::unique_ptr<PgConn> c, Acquire());
+  Status st = c->Exec(what, "BEGIN").status();
+  if (st.ok()) {
+    st = body(*c);
+    if (st.ok()) {
+      st = c->Exec(what, "COMMIT").status();
+    } else {
+      (void)c->Exec(what, "ROLLBACK");  // the body's error is the one to report
+    }
+  }
+  Release(std::move(c));
+  return st;
+}
+
+}  // namespace custody::store

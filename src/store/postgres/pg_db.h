@@ -1,0 +1,133 @@
+// PgDb: the one way the PostgreSQL backend talks to its server (libpq): a bounded pool of
+// connections to one database, parameterised statements (never SQL built from values), one error
+// map, transactions on one connection, and URLs that never show their password.
+//
+// Values travel as text, except bytea, which is sent in binary and read back from PostgreSQL's
+// hex output. Thread-safe: each call borrows a connection from the pool (waiting up to
+// PgOptions::acquire_timeout when all are busy); a connection that broke is reset on its next use.
+//
+// Errors: a unique violation is AlreadyExists; everything else, the server unreachable included,
+// is Unavailable (a caller may try again), with what was being done and PostgreSQL's primary
+// message (no parameters, no password, no URL beyond host, port and database).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/mutex.h"
+#include "common/status.h"
+
+typedef struct pg_conn PGconn;
+typedef struct pg_result PGresult;
+
+namespace custody::store {
+
+// One statement parameter.
+struct PgParam {
+  std::string value;
+  bool null = false;
+  bool binary = false;  // bytea
+};
+inline PgParam PgText(std::string_view v) { return PgParam{std::string(v)}; }
+inline PgParam PgInt(int64_t v) { return PgParam{std::to_string(v)}; }
+inline PgParam PgBytes(std::span<const uint8_t> v) {
+  return PgParam{std::string(reinterpret_cast<const char*>(v.data()), v.size()), false, true};
+}
+inline PgParam PgNull() { return PgParam{"", true}; }
+inline PgParam PgOptionalInt(const std::optional<int64_t>& v) { return v ? PgInt(*v) : PgNull(); }
+
+// The rows of a statement's result (text format).
+class PgRows {
+ public:
+  PgRows() = default;
+  explicit PgRows(PGresult* result);
+  PgRows(PgRows&&) noexcept;
+  PgRows& operator=(PgRows&&) noexcept;
+  ~PgRows();
+
+  int size() const;
+  bool IsNull(int row, int col) const;
+  std::string_view Text(int row, int col) const;
+  int64_t Int(int row, int col) const;                 // 0 for NULL or not a number
+  std::vector<uint8_t> Bytes(int row, int col) const;  // a bytea column
+  int64_t affected() const;                            // rows an INSERT/UPDATE/DELETE touched
+
+ private:
+  PGresult* result_ = nullptr;
+};
+
+struct PgOptions {
+  size_t pool_size = 4;
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds acquire_timeout{10000};
+  std::string what = "PostgreSQL";  // names the store in errors, e.g. "token database"
+};
+
+class PgConn;
+
+class PgDb {
+ public:
+  // Connects once (so a wrong URL fails here, clearly) and keeps that connection in the pool.
+  static Result<std::unique_ptr<PgDb>> Open(const std::string& url, PgOptions options = {});
+  ~PgDb();
+  PgDb(const PgDb&) = delete;
+  PgDb& operator=(const PgDb&) = delete;
+
+  // One statement on a pooled connection, in its own implicit transaction.
+  Result<PgRows> Exec(std::string_view what, std::string_view sql,
+                      std::span<const PgParam> params = {});
+  Result<PgRows> Exec(std::string_view what, std::string_view sql,
+                      std::initializer_list<PgParam> params) {
+    return Exec(what, sql, std::span<const PgParam>(params.begin(), params.size()));
+  }
+  // BEGIN; body(conn); COMMIT on one connection (ROLLBACK when body fails or COMMIT fails).
+  Status Transact(std::string_view what, const std::function<Status(PgConn&)>& body);
+
+  // The URL without its password (or any other secret parameter): for logs and errors.
+  static std::string Redact(std::string_view url);
+  const std::string& where() const { return where_; }
+
+ private:
+  PgDb(std::string url, std::string where, PgOptions options);
+  Result<std::unique_ptr<PgConn>> Acquire() EXCLUDES(mu_);
+  void Release(std::unique_ptr<PgConn> conn) EXCLUDES(mu_);
+  Result<std::unique_ptr<PgConn>> Connect();
+
+  const std::string url_;
+  const std::string where_;  // host:port/database
+  const PgOptions options_;
+  Mutex mu_;
+  CondVar released_;
+  std::vector<std::unique_ptr<PgConn>> idle_ GUARDED_BY(mu_);
+  size_t open_ GUARDED_BY(mu_) = 0;  // idle + borrowed
+};
+
+// A connection borrowed for one transaction (PgDb::Transact).
+class PgConn {
+ public:
+  explicit PgConn(PGconn* conn, std::string what);
+  ~PgConn();
+  PgConn(const PgConn&) = delete;
+  PgConn& operator=(const PgConn&) = delete;
+
+  Result<PgRows> Exec(std::string_view what, std::string_view sql,
+                      std::span<const PgParam> params = {});
+  Result<PgRows> Exec(std::string_view what, std::string_view sql,
+                      std::initializer_list<PgParam> params) {
+    return Exec(what, sql, std::span<const PgParam>(params.begin(), params.size()));
+  }
+  bool broken() const;
+
+ private:
+  PGconn* conn_;
+  std::string what_;
+};
+
+}  // namespace custody::store

@@ -1,0 +1,53 @@
+#include "store/postgres/pg_schema.h"
+
+#include <string>
+
+namespace custody::store {
+namespace {
+
+constexpr const char* kSchemaTable =
+    "CREATE TABLE IF NOT EXISTS custody_schema(component TEXT PRIMARY KEY, "
+    "version BIGINT NOT NULL)";
+
+}  // namespace
+
+Result<int64_t> PgSchemaVersion(PgDb& db, std::string_view component) {
+  ASSIGN_OR_RETURN(PgRows rows, db.Exec("read schema version",
+                                        "SELECT version FROM custody_schema WHERE component = $1",
+                                        {PgText(component)}));
+  return rows.size() == 0 ? 0 : rows.Int(0, 0);
+}
+
+Status ApplyPgSchema(PgDb& db, std::string_view component, std::span<const char* const> steps) {
+  // Two nodes creating the table at once may collide on the catalog; the second try sees it.
+  Status created = db.Exec("create schema table", kSchemaTable).status();
+  if (!created.ok()) created = db.Exec("create schema table", kSchemaTable).status();
+  RETURN_IF_ERROR(created);
+  const int64_t known = static_cast<int64_t>(steps.size());
+  return db.Transact("apply schema", [&](PgConn& c) -> Status {
+    RETURN_IF_ERROR(c.Exec("lock schema", "SELECT pg_advisory_xact_lock(hashtext($1))",
+                           {PgText("custody_schema:" + std::string(component))})
+                        .status());
+    ASSIGN_OR_RETURN(PgRows rows, c.Exec("read schema version",
+                                         "SELECT version FROM custody_schema WHERE component = $1",
+                                         {PgText(component)}));
+    int64_t version = rows.size() == 0 ? 0 : rows.Int(0, 0);
+    if (version > known) {
+      return FailedPreconditionError(std::string(component) + " schema is version " +
+                                     std::to_string(version) + ", newer than this custody knows (" +
+                                     std::to_string(known) + "): upgrade custody");
+    }
+    for (int64_t v = version; v < known; ++v) {
+      RETURN_IF_ERROR(c.Exec("schema step " + std::to_string(v + 1), steps[v]).status());
+    }
+    if (version == known) return OkStatus();
+    return c
+        .Exec("record schema version",
+              "INSERT INTO custody_schema(component, version) VALUES($1, $2) "
+              "ON CONFLICT (component) DO UPDATE SET version = EXCLUDED.version",
+              {PgText(component), PgInt(known)})
+        .status();
+  });
+}
+
+}  // namespace custody::store

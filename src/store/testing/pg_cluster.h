@@ -1,0 +1,45 @@
+// A private, throwaway PostgreSQL cluster for tests: `initdb` in a temporary directory, a
+// `postgres` listening on 127.0.0.1 at a free port (and a Unix socket in that directory only),
+// stopped and removed when the test process exits. Nothing touches a system cluster. As root
+// (CI), initdb and postgres run as the unprivileged user `nobody` (PostgreSQL refuses root),
+// through setpriv(1). The server binaries are Debian's (/usr/lib/postgresql/<version>/bin, from
+// the `postgresql` package; scripts/install-deps.sh installs it); without them the tests fail,
+// they are not skipped.
+#pragma once
+
+#include <string>
+
+#include "common/status.h"
+
+namespace custody::store::testing {
+
+// Under CTest one cluster serves every test process: the fixture test `PgCluster.Start` runs
+// `custody_pg_cluster start DIR` and `PgCluster.Stop` runs `custody_pg_cluster stop DIR`, and
+// the tests find it through CUSTODY_TEST_PG_DIR=DIR. A test binary run by hand starts its own.
+class PgCluster {
+ public:
+  // The shared cluster (CUSTODY_TEST_PG_DIR), or one of this process's, started on first use.
+  static Result<PgCluster*> Shared();
+  // custody_pg_cluster: start a cluster in `dir` (created; must not exist) that outlives this
+  // process, and stop it again.
+  static Status StartDetached(const std::string& dir);
+  static Status StopDetached(const std::string& dir);
+
+  // A fresh, empty database on the cluster: its postgresql:// URL.
+  Result<std::string> NewDatabase();
+
+  int port() const { return port_; }
+
+ private:
+  PgCluster() = default;
+  Status Start(const std::string& dir, bool detached);
+  void Stop();
+
+  std::string dir_;
+  std::string bin_;
+  int port_ = 0;
+  int pid_ = 0;
+  int next_db_ = 0;
+};
+
+}  // namespace custody::store::testing
