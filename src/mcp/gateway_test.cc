@@ -204,7 +204,7 @@ class GatewayTest : public ::testing::Test {
     pins_ = std::move(*pins);
 
     GatewayOptions o;
-    o.audience = "custody";
+    o.audience = gateway_audience_;
     o.issuer = attribution::testkit::kTestIssuer;
     // Answers leave once the outcome is durable and queued for the index, so the tests can read
     // it back without racing the recorder.
@@ -332,6 +332,7 @@ class GatewayTest : public ::testing::Test {
   std::string path_ = "/mcp/files";
   std::string files_identity_ = "none";  // the files server's identity (set before SetUp)
   std::string files_txn_audience_;
+  std::string gateway_audience_ = "custody";
 };
 
 TEST_F(GatewayTest, AnAllowedCallIsRecordedForwardedAndAnsweredWithItsReceipt) {
@@ -970,6 +971,33 @@ TEST_F(GatewayTxnAudienceTest, TheConfiguredAudienceIsTheTokensAud) {
   std::vector<std::string> tokens = upstream_->TxnTokens();
   ASSERT_EQ(tokens.size(), 1u);
   EXPECT_EQ(JwtPart(tokens[0], 1).at("aud"), "https://files.internal.example");
+}
+
+// A server configured to be told who is behind each call never gets a call without: when no
+// token can be minted (here: a gateway with no audience has no req_wl to name), the allowed call
+// is not forwarded, the client hears why, and the outcome is recorded as an error.
+class GatewayTxnTokenFailClosedTest : public GatewayTxnTokenTest {
+ protected:
+  void SetUp() override {
+    gateway_audience_ = "";
+    GatewayTxnTokenTest::SetUp();
+  }
+};
+
+TEST_F(GatewayTxnTokenFailClosedTest, NoTokenNoCall) {
+  json::object answer = CallTool(2, "read");
+  ASSERT_TRUE(answer.contains("error")) << json::serialize(answer);
+  EXPECT_EQ(answer.at("error").at("code"), kUnavailable);
+  std::string message(answer.at("error").at("message").as_string());
+  EXPECT_NE(message.find("not forwarded: the transaction token for files could not be minted"),
+            std::string::npos)
+      << message;
+  EXPECT_TRUE(upstream_->Calls().empty()) << "the call reached the server without a token";
+  const json::object& receipt = answer.at("error").at("data").at(kReceiptMetaKey).as_object();
+  auto row = Action(std::string(receipt.at("action_id").as_string()));
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(row->decision, "allow");
+  EXPECT_EQ(row->status, "error");
 }
 
 TEST_F(GatewayTest, IdentityNoneSendsNothing) {
