@@ -201,6 +201,14 @@ constexpr KeyDef kKeys[] = {
              .description = "Development: accept http://127.0.0.1 (loopback) client ID URLs and "
                             "fetch documents from loopback addresses"},
      .field = [](Config& c) -> Field { return &c.oauth.client_metadata_allow_loopback; }},
+    {.key = {.name = "oauth.dynamic_client_registration",
+             .env = "CUSTODY_OAUTH_DYNAMIC_CLIENT_REGISTRATION",
+             .type = kBoolean,
+             .default_text = "false",
+             .description = "Development: RFC 7591 registration of public clients at "
+                            "/oauth2/register (needs oauth.dev_unknown_clients: they have no "
+                            "agent)"},
+     .field = [](Config& c) -> Field { return &c.oauth.dynamic_client_registration; }},
     // [oauth.clients."ID"]: file only; ID is the client_id.
     {.key = {.name = "oauth.clients.ID.redirect_uris",
              .type = kStringArray,
@@ -710,6 +718,11 @@ Status Validate(Config& c) {
   }
   if (!c.login.issuer.empty() && c.login.client_id.empty()) {
     return InvalidArgumentError("login.client_id must be set with login.issuer");
+  }
+  if (c.oauth.dynamic_client_registration && !c.oauth.dev_unknown_clients) {
+    return InvalidArgumentError(
+        "oauth.dynamic_client_registration needs oauth.dev_unknown_clients (registered clients "
+        "have no agent)");
   }
   if (c.login.issuer.empty() && (!c.login.client_id.empty() || !c.login.client_secret.empty())) {
     return InvalidArgumentError("login.client_id and login.client_secret need login.issuer");

@@ -82,6 +82,9 @@ struct Config {
     // http://127.0.0.1… client IDs and loopback addresses.
     bool client_metadata_documents = false;
     bool client_metadata_allow_loopback = false;
+    // RFC 7591 Dynamic Client Registration at /oauth2/register; its clients have no agent, so it
+    // needs dev_unknown_clients.
+    bool dynamic_client_registration = false;
     std::map<std::string, OAuthClient> clients;    // by client_id
     bool operator==(const OAuth&) const = default;
   } oauth;

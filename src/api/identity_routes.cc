@@ -169,7 +169,8 @@ Result<std::vector<identity::TrustedIssuer>> LoadTrustedIssuers(const std::strin
 }
 
 std::string AuthorizationServerMetadataJson(const std::string& issuer, bool authorization_code,
-                                            bool client_id_metadata_documents) {
+                                            bool client_id_metadata_documents,
+                                            bool dynamic_registration) {
   // Without the authorization code flow: no authorization_endpoint and no
   // response_types_supported, since no grant Custody accepts uses an authorization endpoint (RFC
   // 8414 §2, erratum 7793; §3.2 forbids empty arrays). No scopes_supported: scopes are each
@@ -202,6 +203,7 @@ std::string AuthorizationServerMetadataJson(const std::string& issuer, bool auth
     m["token_endpoint_auth_methods_supported"].as_array().push_back("none");
     // draft-ietf-oauth-client-id-metadata-document: https client_ids are fetched.
     if (client_id_metadata_documents) m["client_id_metadata_document_supported"] = true;
+    if (dynamic_registration) m["registration_endpoint"] = issuer + "/oauth2/register";
   }
   return json::serialize(m);
 }
@@ -220,8 +222,8 @@ Status AddIdentityRoutes(http::Router& router, TokenService& tokens, const std::
     RETURN_IF_ERROR(router.Add(
         {"GET", path,
          [metadata = AuthorizationServerMetadataJson(
-              issuer, as != nullptr, as != nullptr && as->client_id_metadata_documents())](
-             Request&, Responder respond) {
+              issuer, as != nullptr, as != nullptr && as->client_id_metadata_documents(),
+              as != nullptr && as->dynamic_registration())](Request&, Responder respond) {
            Response r = Response::Json(200, metadata);
            r.headers.Set("cache-control", "max-age=60");
            respond(std::move(r));

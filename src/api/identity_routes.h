@@ -31,7 +31,8 @@ Status AddIdentityRoutes(http::Router& router, identity::TokenService& tokens,
 // "Authorization server metadata").
 std::string AuthorizationServerMetadataJson(const std::string& issuer,
                                             bool authorization_code = false,
-                                            bool client_id_metadata_documents = false);
+                                            bool client_id_metadata_documents = false,
+                                            bool dynamic_registration = false);
 
 // Reads the trusted OIDC issuers file: [{"issuer": …, "audience": …, "jwks": {"keys": […]}}].
 Result<std::vector<identity::TrustedIssuer>> LoadTrustedIssuers(const std::string& path);

@@ -76,6 +76,17 @@ Status AddOAuthRoutes(http::Router& router, identity::AuthorizationServer& serve
                               },
                               http::AuthRequirement::None(), "application/x-www-form-urlencoded"}));
 
+  if (as->dynamic_registration()) {
+    // RFC 7591: public clients register themselves (admitted only in development).
+    RETURN_IF_ERROR(router.Add({"POST", "/oauth2/register",
+                                [as](Request& req, Responder respond) {
+                                  auto r = as->RegisterClient(req.body);
+                                  Response resp = Response::Json(r.status, std::move(r.json));
+                                  resp.headers.Set("cache-control", "no-store");
+                                  respond(std::move(resp));
+                                },
+                                http::AuthRequirement::None(), "application/json"}));
+  }
   RETURN_IF_ERROR(
       router.Add({"GET", "/v1/oauth/consents",
                   [as](Request& req, Responder respond) {

@@ -48,6 +48,8 @@ struct Service::Impl {
   std::unique_ptr<identity::StaticClientDirectory> oauth_clients;
   std::unique_ptr<identity::ClientMetadataFetcher> client_metadata;  // CIMD, when on
   std::unique_ptr<identity::MetadataDocumentClientDirectory> document_clients;
+  std::unique_ptr<identity::DynamicClientRegistry> registered_clients;  // RFC 7591, when on
+  std::unique_ptr<identity::FirstFoundClientDirectory> all_clients;
   std::unique_ptr<identity::AuthorizationServer> authorization;
   std::unique_ptr<store::AttributionStore> attribution_store;
   std::unique_ptr<attribution::AttributionService> attribution;
@@ -269,6 +271,13 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
       ao.code_lifetime_s = config.oauth.code_lifetime_s;
       ao.refresh_lifetime_s = config.oauth.refresh_token_lifetime_s;
       identity::ClientDirectory* directory = impl->oauth_clients.get();
+      if (config.oauth.dynamic_client_registration) {
+        impl->registered_clients = std::make_unique<identity::DynamicClientRegistry>(random);
+        impl->all_clients = std::make_unique<identity::FirstFoundClientDirectory>(
+            std::vector<identity::ClientDirectory*>{impl->oauth_clients.get(),
+                                                    impl->registered_clients.get()});
+        directory = impl->all_clients.get();
+      }
       if (config.oauth.client_metadata_documents) {
         identity::ClientMetadataOptions mo;
         mo.clock = &clock;
@@ -277,7 +286,7 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
         mo.allow_loopback_addresses = config.oauth.client_metadata_allow_loopback;
         impl->client_metadata = std::make_unique<identity::ClientMetadataFetcher>(mo);
         impl->document_clients = std::make_unique<identity::MetadataDocumentClientDirectory>(
-            *impl->oauth_clients, *impl->client_metadata);
+            *directory, *impl->client_metadata);
         directory = impl->document_clients.get();
         ao.client_id_metadata_documents = true;
       }
@@ -288,6 +297,7 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
             return rec->RecordText(event).status();
           },
           std::move(ao));
+      impl->authorization->EnableDynamicRegistration(impl->registered_clients.get());
       if (config.oauth.dev_unknown_clients) {
         log.Log(LogLevel::kWarn,
                 "oauth.dev_unknown_clients is on: unregistered OAuth clients may sign people in "

@@ -60,6 +60,7 @@ bool IsCustodyKind(std::string_view kind) {
                                                 "oauth.code_issue",
                                                 "oauth.token_issue",
                                                 "oauth.reuse",
+                                                "oauth.client_register",
                                                 "resource.definition_change",
                                                 "resource.approve",
                                                 "prompt.definition_change",

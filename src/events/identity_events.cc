@@ -191,4 +191,15 @@ std::string Build(const OAuthReuse& e) {
   return json::serialize(o);
 }
 
+std::string Build(const OAuthClientRegister& e) {
+  json::object o{{"kind", "oauth.client_register"},
+                 {"event_id", e.event_id},
+                 {"time", e.time},
+                 {"client",
+                  {{"id", e.client_id},
+                   {"name", e.client_name},
+                   {"redirect_uris", StringArray(e.redirect_uris)}}}};
+  return json::serialize(o);
+}
+
 }  // namespace custody::events

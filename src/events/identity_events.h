@@ -3,9 +3,9 @@
 // revocation (of a session tree, of an agent's sessions, or of one credential), key.rotate and
 // token.refuse (a refused /oauth2/token request); and the authorization code flow's steps
 // (identity/authorization_server.h): oauth.sign_in, oauth.consent, oauth.code_issue,
-// oauth.token_issue and oauth.reuse. Never a token, code, secret or verifier: codes and refresh
-// token families are named by ids of their own.
-// Each kind is built here and nowhere else; events_test.cc pins the bytes of each.
+// oauth.token_issue, oauth.reuse and oauth.client_register. Never a token, code, secret or
+// verifier: codes and refresh token families are named by ids of their own. Each kind is built here
+// and nowhere else; events_test.cc pins the bytes of each.
 //
 // Each builder returns the event's JSON text, which is what the identity event sink takes
 // (identity/token_service.h); the Recorder canonicalizes it and derives its index columns
@@ -145,6 +145,14 @@ struct OAuthReuse {
   std::vector<std::string> revoked_sessions;
 };
 
+// A client registered itself (RFC 7591 Dynamic Client Registration): its id, name and redirect
+// URIs.
+struct OAuthClientRegister {
+  std::string event_id, time;
+  std::string client_id, client_name;
+  std::vector<std::string> redirect_uris;
+};
+
 std::string Build(const AgentRegister& e);
 std::string Build(const AgentUpdate& e);
 std::string Build(const CredentialIssue& e);
@@ -157,5 +165,6 @@ std::string Build(const OAuthConsent& e);
 std::string Build(const OAuthCodeIssue& e);
 std::string Build(const OAuthTokenIssue& e);
 std::string Build(const OAuthReuse& e);
+std::string Build(const OAuthClientRegister& e);
 
 }  // namespace custody::events

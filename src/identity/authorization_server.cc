@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <boost/json.hpp>
 
 #include "common/encoding.h"
 #include "crypto/sha256.h"
@@ -617,6 +618,37 @@ BrowserAnswer AuthorizationServer::IssueCode(const Pending& p) {
     codes_[HexSha256(code)] = c;
   }
   return ToClient(p.redirect_uri, "code=" + FormEncode(code), p.state);
+}
+
+AuthorizationServer::Registration AuthorizationServer::RegisterClient(const std::string& body) {
+  namespace json = boost::json;
+  if (registry_ == nullptr) {
+    return {404, R"({"error":"invalid_request","error_description":"registration is off"})"};
+  }
+  DynamicClientRegistry::Error error;
+  auto r = registry_->Register(body, Now(), &error);
+  if (!r.ok()) {
+    return {400, json::serialize(json::object{{"error", error.error},
+                                              {"error_description", error.description}})};
+  }
+  if (!Record(events::Build(events::OAuthClientRegister{.event_id = ids_.NextString(),
+                                                        .time = FormatRfc3339Millis(clock_.Now()),
+                                                        .client_id = r->client.client_id,
+                                                        .client_name = r->client.name,
+                                                        .redirect_uris = r->client.redirect_uris}))
+           .ok()) {
+    return {503, R"({"error":"temporarily_unavailable"})"};
+  }
+  json::array uris;
+  for (const std::string& u : r->client.redirect_uris) uris.emplace_back(u);
+  json::object o{{"client_id", r->client.client_id},
+                 {"client_id_issued_at", r->issued_at},
+                 {"client_name", r->client.name},
+                 {"redirect_uris", uris},
+                 {"grant_types", json::array{"authorization_code", "refresh_token"}},
+                 {"response_types", json::array{"code"}},
+                 {"token_endpoint_auth_method", "none"}};
+  return {201, json::serialize(o)};
 }
 
 Status AuthorizationServer::RevokeConsent(const std::string& initiator_issuer,

@@ -116,6 +116,18 @@ class AuthorizationServer {
 
   bool client_id_metadata_documents() const { return options_.client_id_metadata_documents; }
 
+  // RFC 7591 Dynamic Client Registration (POST /oauth2/register), when `registry` is set (it
+  // must also be one of the directories the server looks clients up in, and outlive it).
+  void EnableDynamicRegistration(DynamicClientRegistry* registry) { registry_ = registry; }
+  bool dynamic_registration() const { return registry_ != nullptr; }
+  // 201 with the client's metadata (RFC 7591 §3.2.1), or 400 with its error (§3.2.2), 503 when
+  // the registration cannot be recorded; `json` is the body.
+  struct Registration {
+    int status = 201;
+    std::string json;
+  };
+  Registration RegisterClient(const std::string& body);
+
   // The dev agent name an unknown client gets (oauth-dev-<12 hex of SHA-256(client_id)>).
   static std::string DevAgentName(const std::string& client_id);
 
@@ -155,6 +167,7 @@ class AuthorizationServer {
   store::IdentityStore& store_;
   ClientDirectory& clients_;
   IdentityProvider* login_;
+  DynamicClientRegistry* registry_ = nullptr;
   const Clock& clock_;
   Random& random_;
   ErrorReporter& errors_;

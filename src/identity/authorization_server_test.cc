@@ -421,6 +421,47 @@ TEST_F(AuthorizationServerTest, ADocumentOnlyClientNeedsAnAgentMappingOrTheDevSw
   EXPECT_TRUE(a.location.starts_with(kIdp)) << a.location;
 }
 
+TEST_F(AuthorizationServerTest, DynamicallyRegisteredClientsArePublicAndComeInOnlyAsDevAgents) {
+  DynamicClientRegistry registry(random_);
+  FirstFoundClientDirectory all({clients_.get(), &registry});
+  AuthorizationServerOptions o;
+  o.issuer = kIssuer;
+  o.resource = kResource;
+  o.dev_unknown_clients = true;
+  o.dev_grants = {"fake/echo"};
+  AuthorizationServer server(*tokens_, store_, all, &idp_, clock_, random_, errors_, Sink(), o);
+  EXPECT_EQ(server.RegisterClient("{}").status, 404) << "off until enabled";
+  server.EnableDynamicRegistration(&registry);
+  auto bad = server.RegisterClient(R"({"redirect_uris":["http://app.example/cb"]})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.json.find("invalid_redirect_uri"), std::string::npos) << bad.json;
+  bad = server.RegisterClient(
+      R"({"redirect_uris":["https://app.example/cb"],"token_endpoint_auth_method":"client_secret_basic"})");
+  EXPECT_NE(bad.json.find("invalid_client_metadata"), std::string::npos) << bad.json;
+  bad = server.RegisterClient(
+      R"({"redirect_uris":["https://app.example/cb"],"grant_types":["implicit"]})");
+  EXPECT_EQ(bad.status, 400);
+  auto ok = server.RegisterClient(
+      R"({"redirect_uris":["https://app.example/cb"],"client_name":"Tool","token_endpoint_auth_method":"none"})");
+  ASSERT_EQ(ok.status, 201) << ok.json;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(ok.json, m, std::regex("\"client_id\":\"(dcr_[^\"]+)\"")));
+  std::string id = m[1];
+  EXPECT_NE(AllEvents().find("oauth.client_register"), std::string::npos);
+  AuthorizeRequest q = Request();
+  q.client_id = id;
+  q.redirect_uri = "https://app.example/other";
+  EXPECT_EQ(server.Authorize(q, "").status, 400) << "registered redirect URIs, exactly";
+  q.redirect_uri = "https://app.example/cb";
+  BrowserAnswer a = server.Authorize(q, "");
+  EXPECT_EQ(a.status, 302);
+  EXPECT_TRUE(a.location.starts_with(kIdp)) << a.location;
+  // Without the dev switch a registered client has no agent: refused.
+  o.dev_unknown_clients = false;
+  AuthorizationServer strict(*tokens_, store_, all, &idp_, clock_, random_, errors_, Sink(), o);
+  EXPECT_EQ(strict.Authorize(q, "").error, "invalid_client");
+}
+
 TEST(OAuthClients, RedirectUrisAreHttpsLoopbackOrPrivateUseAndClientsNeedAnAgent) {
   EXPECT_TRUE(ValidateRedirectUri("https://app.example/cb").ok());
   EXPECT_TRUE(ValidateRedirectUri("http://127.0.0.1:8080/cb").ok());

@@ -1,8 +1,10 @@
 #include "identity/oauth_clients.h"
 
+#include <boost/json.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
 
+#include "common/encoding.h"
 #include "identity/client_metadata.h"
 
 namespace custody::identity {
@@ -85,6 +87,98 @@ Result<StaticClientDirectory> StaticClientDirectory::Create(std::vector<OAuthCli
     }
   }
   return d;
+}
+
+Result<OAuthClient> FirstFoundClientDirectory::Find(const std::string& client_id) {
+  for (ClientDirectory* d : directories_) {
+    auto found = d->Find(client_id);
+    if (found.ok() || found.status().code() != StatusCode::kNotFound) return found;
+  }
+  return NotFoundError("unknown client");
+}
+
+Result<DynamicClientRegistry::Registered> DynamicClientRegistry::Register(const std::string& body,
+                                                                          int64_t now,
+                                                                          Error* error) {
+  namespace json = boost::json;
+  auto fail = [&](std::string code, std::string description) -> Status {
+    *error = Error{code, description};
+    return InvalidArgumentError(description);
+  };
+  boost::system::error_code ec;
+  json::value v = json::parse(body, ec);
+  if (ec || !v.is_object()) return fail("invalid_client_metadata", "body must be a JSON object");
+  const json::object& o = v.as_object();
+  auto strings = [&](std::string_view k, std::vector<std::string>* out) -> bool {
+    auto it = o.find(k);
+    if (it == o.end()) return true;
+    if (!it->value().is_array()) return false;
+    for (const auto& e : it->value().as_array()) {
+      if (!e.is_string()) return false;
+      out->emplace_back(e.as_string());
+    }
+    return true;
+  };
+  OAuthClient c;
+  if (!strings("redirect_uris", &c.redirect_uris) || c.redirect_uris.empty()) {
+    return fail("invalid_redirect_uri", "redirect_uris must be a non-empty array of strings");
+  }
+  for (const std::string& r : c.redirect_uris) {
+    if (Status s = ValidateRedirectUri(r); !s.ok()) {
+      return fail("invalid_redirect_uri", s.message());
+    }
+  }
+  if (auto it = o.find("client_name"); it != o.end()) {
+    if (!it->value().is_string() || it->value().as_string().size() > 200) {
+      return fail("invalid_client_metadata", "client_name must be a string of at most 200 bytes");
+    }
+    for (char ch : it->value().as_string()) {
+      if (static_cast<unsigned char>(ch) < 0x20) {
+        return fail("invalid_client_metadata", "client_name has control characters");
+      }
+    }
+    c.name = std::string(it->value().as_string());
+  }
+  if (auto it = o.find("token_endpoint_auth_method");
+      it != o.end() && !(it->value().is_string() && it->value().as_string() == "none")) {
+    return fail("invalid_client_metadata",
+                "token_endpoint_auth_method must be \"none\" (public clients only)");
+  }
+  std::vector<std::string> grants, responses;
+  if (!strings("grant_types", &grants) || !strings("response_types", &responses)) {
+    return fail("invalid_client_metadata", "grant_types and response_types must be arrays");
+  }
+  for (const std::string& g : grants) {
+    if (g != "authorization_code" && g != "refresh_token") {
+      return fail("invalid_client_metadata",
+                  "grant_types may be authorization_code and "
+                  "refresh_token only");
+    }
+  }
+  for (const std::string& r : responses) {
+    if (r != "code") return fail("invalid_client_metadata", "response_types may be code only");
+  }
+  std::vector<uint8_t> raw(32);
+  random_.Fill(raw);
+  c.client_id = "dcr_" + Base64UrlEncode(raw);
+  if (c.name.empty()) c.name = c.client_id;
+  {
+    MutexLock lock(mu_);
+    while (clients_.size() >= max_clients_ && !order_.empty()) {
+      clients_.erase(order_.front());
+      order_.pop_front();
+    }
+    clients_[c.client_id] = c;
+    order_.push_back(c.client_id);
+  }
+  return Registered{std::move(c), now};
+}
+
+Result<OAuthClient> DynamicClientRegistry::Find(const std::string& client_id) {
+  MutexLock lock(mu_);
+  auto it = clients_.find(client_id);
+  if (it == clients_.end()) return NotFoundError("unknown client");
+  return it->second;
 }
 
 Result<OAuthClient> MetadataDocumentClientDirectory::Find(const std::string& client_id) {

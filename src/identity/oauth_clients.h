@@ -8,11 +8,15 @@
 // (token_endpoint_auth_method "none"): PKCE S256 binds the code to the client that asked for it.
 #pragma once
 
+#include <cstdint>
+#include <deque>
 #include <map>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "common/mutex.h"
+#include "common/random.h"
 #include "common/status.h"
 
 namespace custody::identity {
@@ -46,6 +50,49 @@ class StaticClientDirectory final : public ClientDirectory {
 
  private:
   std::map<std::string, OAuthClient> clients_;
+};
+
+// The first directory that knows a client_id answers (NotFound from all: NotFound).
+class FirstFoundClientDirectory final : public ClientDirectory {
+ public:
+  explicit FirstFoundClientDirectory(std::vector<ClientDirectory*> directories)
+      : directories_(std::move(directories)) {}
+  Result<OAuthClient> Find(const std::string& client_id) override;
+
+ private:
+  std::vector<ClientDirectory*> directories_;
+};
+
+// RFC 7591 Dynamic Client Registration of public clients (token_endpoint_auth_method "none"):
+// redirect_uris (required, each checked as ValidateRedirectUri), client_name, grant_types within
+// authorization_code and refresh_token, response_types within code. Registered clients have no
+// agent, so the authorization server admits them only with oauth.dev_unknown_clients. Kept in
+// memory (at most max_clients, the oldest forgotten first; a restart forgets them all and the
+// client registers again). Thread-safe.
+class DynamicClientRegistry final : public ClientDirectory {
+ public:
+  struct Registered {
+    OAuthClient client;
+    int64_t issued_at = 0;
+  };
+  // An RFC 7591 §3.2.2 error: "invalid_redirect_uri" or "invalid_client_metadata".
+  struct Error {
+    std::string error, description;
+  };
+  DynamicClientRegistry(Random& random, size_t max_clients = 10000)
+      : random_(random), max_clients_(max_clients) {}
+  // `metadata_json`: the registration request's body. On success the client_id is
+  // "dcr_<32 random bytes, base64url>".
+  Result<Registered> Register(const std::string& metadata_json, int64_t now, Error* error)
+      EXCLUDES(mu_);
+  Result<OAuthClient> Find(const std::string& client_id) override EXCLUDES(mu_);
+
+ private:
+  Random& random_;
+  const size_t max_clients_;
+  Mutex mu_;
+  std::map<std::string, OAuthClient> clients_ GUARDED_BY(mu_);
+  std::deque<std::string> order_ GUARDED_BY(mu_);  // registration order, for the bound
 };
 
 class ClientMetadataFetcher;  // identity/client_metadata.h

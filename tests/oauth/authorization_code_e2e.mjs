@@ -9,6 +9,9 @@
 // refusals, each with its RFC error and nothing issued: missing PKCE, plain, a wrong verifier, a
 // redirect URI mismatch, code reuse (what the first use issued is revoked), refresh reuse (the
 // family and its sessions revoked), a wrong resource, an unknown client (no dev switch).
+// A Client ID Metadata Document client signs in; refused documents are invalid_client. A second
+// `custody serve` in development (oauth.dev_unknown_clients, oauth.dynamic_client_registration):
+// the SDK's default path, RFC 7591 registration, signs in as a dev agent owned by the person.
 // The browser is headless (browser.mjs: redirects followed, forms submitted from node).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -57,6 +60,8 @@ const AGENT = 'desktop-assistant';
 const custodyPort = await freePort();
 const idpPort = await freePort();
 const cbPort = await freePort();
+const devPort = await freePort();
+const DEV_URL = `http://127.0.0.1:${devPort}`;
 const URL_ = `http://127.0.0.1:${custodyPort}`;
 const RESOURCE = `${URL_}/mcp`;
 const REDIRECT = `http://127.0.0.1:${cbPort}/callback`;
@@ -180,7 +185,8 @@ class Provider {
 }
 
 try {
-  idp = await startIdp({ port: idpPort, custodyCallback: `${URL_}/oauth2/login/callback`, clientSecret: IDP_SECRET });
+  idp = await startIdp({ port: idpPort, clientSecret: IDP_SECRET,
+    custodyCallbacks: [`${URL_}/oauth2/login/callback`, `${DEV_URL}/oauth2/login/callback`] });
   const { adminToken } = await startCustody();
   assert.ok(adminToken, 'no quickstart admin token');
   assert.match(stderr, /login\.issuer is plain http on a loopback host/, 'no warning for the http IdP');
@@ -417,6 +423,88 @@ try {
     assert.match(r.text, why, clientId);
   }
   console.log('ok a Client ID Metadata Document client signs in (its name, redirect URIs; the configured agent); a mismatched, unmapped, missing or unreachable document is invalid_client on an error page');
+
+  // --- Development: a second custody serve lets unknown clients in. The SDK with no client
+  // information registers (RFC 7591), signs alice in, and its agent is a dev agent she owns.
+  {
+    const devDir = join(dir, 'dev');
+    const devConfig = join(dir, 'dev.toml');
+    writeFileSync(devConfig, `
+[login]
+issuer = "http://127.0.0.1:${idpPort}"
+client_id = "custody"
+
+[oauth]
+dev_unknown_clients = true
+dynamic_client_registration = true
+dev_grants = "fake/*"
+
+[mcp.servers.fake]
+command = ${JSON.stringify(process.execPath)}
+args = [${JSON.stringify(fake)}]
+`);
+    const dev = spawn(custody, ['serve', '--quickstart', '--config', devConfig, '--listen',
+      `127.0.0.1:${devPort}`, '--data-dir', devDir, '--log-level', 'warn'],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CUSTODY_LOGIN_CLIENT_SECRET: IDP_SECRET } });
+    let devErr = '';
+    dev.stderr.on('data', (d) => { devErr += d; });
+    let devAdmin;
+    try {
+      for await (const line of createInterface({ input: dev.stdout })) {
+        if (!line.startsWith('{')) continue;
+        const ev = JSON.parse(line);
+        if (ev.event === 'admin_token') devAdmin = ev.token;
+        if (ev.event === 'listening') break;
+      }
+      assert.match(devErr, /oauth\.dev_unknown_clients is on/);
+      const devMeta = await (await fetch(`${DEV_URL}/.well-known/oauth-authorization-server`)).json();
+      assert.equal(devMeta.registration_endpoint, `${DEV_URL}/oauth2/register`);
+      const pol = await fetch(`${DEV_URL}/v1/policies`, { method: 'POST', headers: {
+        authorization: `Bearer ${devAdmin}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ policies: '@id("fake") permit(principal, action == Action::"call_tool", resource in Server::"fake");' }) });
+      assert.equal(pol.status, 200);
+      const DEV_REDIRECT = `http://127.0.0.1:${cbPort}/dev-callback`;
+      const devProvider = new Provider();
+      Object.defineProperty(devProvider, 'redirectUrl', { get: () => DEV_REDIRECT });
+      Object.defineProperty(devProvider, 'clientMetadata', { get: () => ({ client_name: 'Unregistered Tool',
+        redirect_uris: [DEV_REDIRECT], grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'], token_endpoint_auth_method: 'none' }) });
+      devProvider.clientInformation = function () { return this.registered; };
+      devProvider.saveClientInformation = function (info) { this.registered = info; };
+      const devServer = new URL(`${DEV_URL}/mcp/fake`);
+      let t = new sdk.StreamableHTTPClientTransport(devServer, { authProvider: devProvider });
+      let cl = new sdk.Client({ name: 'oauth-e2e-dev', version: '1.0.0' });
+      await assert.rejects(cl.connect(t), (e) => e instanceof sdk.UnauthorizedError);
+      assert.match(devProvider.registered?.client_id ?? '', /^dcr_/, 'the SDK did not register');
+      const devBrowser = new Browser();
+      const devDone = await devBrowser.navigate(devProvider.authUrls[0].href, DEV_REDIRECT);
+      assert.ok(devDone.redirect, JSON.stringify(devDone.page?.text?.slice(0, 500)));
+      assert.match(devBrowser.lastFormPage.text, /Unregistered Tool/);
+      assert.match(devBrowser.lastFormPage.text, /development only/);
+      await t.finishAuth(new URL(devDone.redirect).searchParams.get('code'));
+      const devClaims = claims(devProvider.tokens().access_token);
+      assert.equal(devClaims.sub, 'alice');
+      const devAgent = devClaims.act.sub.split('/')[4];
+      assert.match(devAgent, /^oauth-dev-[0-9a-f]{12}$/);
+      const agent = await (await fetch(`${DEV_URL}/v1/agents/${devAgent}`, { headers: { authorization: `Bearer ${devAdmin}` } })).json();
+      assert.equal(agent.environment, 'dev');
+      assert.match(agent.business_owner, /^alice/);
+      t = new sdk.StreamableHTTPClientTransport(devServer, { authProvider: devProvider });
+      cl = new sdk.Client({ name: 'oauth-e2e-dev', version: '1.0.0' });
+      await cl.connect(t);
+      await cl.callTool({ name: 'echo', arguments: { dev: true } });
+      await cl.close();
+      const reg = await fetch(`${DEV_URL}/oauth2/register`, { method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ redirect_uris: ['http://evil.example/cb'] }) });
+      assert.equal(reg.status, 400);
+      assert.equal((await reg.json()).error, 'invalid_redirect_uri');
+      console.log('ok development: the SDK registers (RFC 7591), alice signs in, the client acts as a dev agent she owns and calls a tool');
+    } finally {
+      dev.kill('SIGTERM');
+      await new Promise((r) => (dev.exitCode !== null ? r() : dev.on('exit', r)));
+      assert.ok(!/Sanitizer/.test(devErr), 'the dev custody serve reported a sanitizer error');
+    }
+  }
 
   // --- The ledger: every step recorded; no code, token or secret in any event.
   let all = '';

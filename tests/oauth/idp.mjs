@@ -3,13 +3,13 @@
 // a user. Started by the tests on a loopback port.
 import Provider from 'oidc-provider';
 
-export async function startIdp({ port, custodyCallback, clientSecret }) {
+export async function startIdp({ port, custodyCallbacks, clientSecret }) {
   const issuer = `http://127.0.0.1:${port}`;
   const provider = new Provider(issuer, {
     clients: [{
       client_id: 'custody',
       client_secret: clientSecret,
-      redirect_uris: [custodyCallback],
+      redirect_uris: custodyCallbacks,
       grant_types: ['authorization_code'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
