@@ -347,6 +347,41 @@ TEST(ClientMetadataFetch, NotJsonIsRefused) {
   EXPECT_EQ(server.hits("secret.json"), 2);
 }
 
+TEST(ClientMetadataFetch, UnreachableOrUntrustedServerIsUnavailable) {
+  FakeClock clock;
+  DocumentServer server(true);
+  uint16_t closed_port = 0;
+  std::string url;
+  {
+    DocumentServer gone(true);
+    closed_port = gone.port();
+    url = gone.Url("tool.json");
+  }
+  // Nobody listens there any more.
+  ClientMetadataFetcher fetcher(OptionsFor(server, clock));
+  auto r = fetcher.Fetch(url);
+  ExpectRefused(r, StatusCode::kUnavailable, "could not be fetched");
+  EXPECT_EQ(r.status().message().find(std::to_string(closed_port)), std::string::npos)
+      << "no internal detail: " << r.status().message();
+  // A certificate nobody vouches for (the system store does not know the test's own).
+  server.SetDocument("tool.json");
+  ClientMetadataOptions untrusting = OptionsFor(server, clock);
+  untrusting.ca_file.clear();
+  ClientMetadataFetcher strict(untrusting);
+  ExpectRefused(strict.Fetch(server.Url("tool.json")), StatusCode::kUnavailable,
+                "connection or TLS failure");
+  // The certificate must name the client_id's host: other.test resolves to the same server,
+  // whose certificate names client.test and 127.0.0.1 only.
+  ClientMetadataOptions other = OptionsFor(server, clock);
+  other.resolve = [](const std::string&) -> Result<std::vector<std::string>> {
+    return std::vector<std::string>{"127.0.0.1"};
+  };
+  ClientMetadataFetcher misnamed(other);
+  ExpectRefused(
+      misnamed.Fetch("https://other.test:" + std::to_string(server.port()) + "/tool.json"),
+      StatusCode::kUnavailable, "connection or TLS failure");
+}
+
 TEST(ClientMetadataFetch, RedirectsAreNotFollowed) {
   DocumentServer server(true);
   FakeClock clock;
