@@ -268,6 +268,27 @@ TEST(ClientMetadataFetch, AsyncFormAnswersOnceAndConcurrentRequestsShareOneFetch
   EXPECT_TRUE(inline_answer);
 }
 
+TEST(ClientMetadataFetch, ConcurrentFetchesAreBounded) {
+  DocumentServer server(true);
+  FakeClock clock;
+  server.SetDocument("a.json");
+  server.SetDocument("b.json");
+  server.Hold("a.json");
+  ClientMetadataOptions o = OptionsFor(server, clock);
+  o.max_concurrent_fetches = 1;
+  ClientMetadataFetcher fetcher(o);
+  std::promise<Result<ClientMetadata>> a;
+  fetcher.FetchAsync(server.Url("a.json"),
+                     [&](Result<ClientMetadata> r) { a.set_value(std::move(r)); });
+  ExpectRefused(fetcher.Fetch(server.Url("b.json")), StatusCode::kUnavailable,
+                "too many client metadata documents are being fetched");
+  EXPECT_EQ(server.hits("b.json"), 0);
+  server.Release("a.json");
+  auto got = a.get_future().get();
+  EXPECT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(fetcher.Fetch(server.Url("b.json")).ok());  // room again
+}
+
 TEST(ClientMetadataFetch, ClientIdMustEqualTheUrlExactly) {
   DocumentServer server(true);
   FakeClock clock;
