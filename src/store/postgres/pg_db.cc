@@ -106,6 +106,16 @@ Result<PgRows> PgConn::Exec(std::string_view what, std::string_view sql,
   return rows;
 }
 
+Status PgConn::ExecScript(std::string_view what, std::string_view sql) {
+  std::string text(sql);
+  PGresult* r = PQexec(conn_, text.c_str());  // the result of the last statement, or the error
+  ExecStatusType st = r != nullptr ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+  Status out = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? OkStatus()
+                                                               : ResultError(what_, what, r, conn_);
+  if (r != nullptr) PQclear(r);
+  return out;
+}
+
 // --- PgDb
 
 std::string PgDb::Redact(std::string_view url) {

@@ -123,6 +123,8 @@ class PgConn {
                       std::initializer_list<PgParam> params) {
     return Exec(what, sql, std::span<const PgParam>(params.begin(), params.size()));
   }
+  // Several statements without parameters (schema steps), through the simple query protocol.
+  Status ExecScript(std::string_view what, std::string_view sql);
   bool broken() const;
 
  private:

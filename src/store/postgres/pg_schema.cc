@@ -38,7 +38,7 @@ Status ApplyPgSchema(PgDb& db, std::string_view component, std::span<const char*
                                      std::to_string(known) + "): upgrade custody");
     }
     for (int64_t v = version; v < known; ++v) {
-      RETURN_IF_ERROR(c.Exec("schema step " + std::to_string(v + 1), steps[v]).status());
+      RETURN_IF_ERROR(c.ExecScript("schema step " + std::to_string(v + 1), steps[v]));
     }
     if (version == known) return OkStatus();
     return c

@@ -1,0 +1,276 @@
+#include "store/postgres/pg_ledger_store.h"
+
+#include <cstring>
+
+#include "store/postgres/pg_schema.h"
+
+namespace custody::store {
+namespace {
+
+// Schema steps (store/postgres/pg_schema.h): released steps never change.
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE ledger_meta(
+  key   TEXT PRIMARY KEY,
+  value BYTEA NOT NULL);
+CREATE TABLE ledger_leaves(
+  idx       BIGINT PRIMARY KEY,
+  leaf_hash BYTEA NOT NULL,
+  data      BYTEA NOT NULL,
+  event_id  TEXT,
+  kind      TEXT,
+  session   TEXT,
+  agent     TEXT,
+  time      TEXT);
+CREATE INDEX ledger_leaves_event_id ON ledger_leaves(event_id) WHERE event_id IS NOT NULL;
+CREATE INDEX ledger_leaves_session ON ledger_leaves(session, idx) WHERE session IS NOT NULL;
+CREATE INDEX ledger_leaves_agent ON ledger_leaves(agent, idx) WHERE agent IS NOT NULL;
+CREATE TABLE ledger_tiles(
+  level  SMALLINT NOT NULL,
+  idx    BIGINT NOT NULL,
+  hashes BYTEA NOT NULL,
+  PRIMARY KEY(level, idx));
+CREATE TABLE ledger_checkpoints(
+  size BIGINT PRIMARY KEY,
+  root BYTEA NOT NULL,
+  note TEXT NOT NULL);
+)sql";
+constexpr const char* kSchemaSteps[] = {kSchemaV1};
+
+constexpr const char* kLeafColumns = "idx, leaf_hash, data, event_id, kind, session, agent, time";
+
+// Index columns: an empty string is stored as NULL.
+PgParam NullIfEmpty(const std::string& v) { return v.empty() ? PgNull() : PgText(v); }
+PgParam Index(uint64_t v) { return PgInt(static_cast<int64_t>(v)); }
+
+bool ReadHash(const PgRows& rows, int row, int col, crypto::Sha256Digest& out) {
+  std::vector<uint8_t> b = rows.Bytes(row, col);
+  if (b.size() != out.size()) return false;
+  std::memcpy(out.data(), b.data(), b.size());
+  return true;
+}
+
+Result<StoredLeaf> ReadLeaf(const PgRows& rows, int i) {
+  StoredLeaf leaf;
+  leaf.index = static_cast<uint64_t>(rows.Int(i, 0));
+  if (!ReadHash(rows, i, 1, leaf.leaf_hash)) {
+    return DataLossError("leaf " + std::to_string(leaf.index) +
+                         ": stored leaf hash is not 32 bytes");
+  }
+  std::vector<uint8_t> data = rows.Bytes(i, 2);
+  leaf.data.assign(data.begin(), data.end());
+  leaf.columns.event_id = std::string(rows.Text(i, 3));
+  leaf.columns.kind = std::string(rows.Text(i, 4));
+  leaf.columns.session = std::string(rows.Text(i, 5));
+  leaf.columns.agent = std::string(rows.Text(i, 6));
+  leaf.columns.time = std::string(rows.Text(i, 7));
+  return leaf;
+}
+
+Result<StoredCheckpoint> ReadCheckpoint(const PgRows& rows, int i) {
+  StoredCheckpoint cp;
+  cp.size = static_cast<uint64_t>(rows.Int(i, 0));
+  if (!ReadHash(rows, i, 1, cp.root)) {
+    return DataLossError("checkpoint at size " + std::to_string(cp.size) +
+                         ": stored root is not 32 bytes");
+  }
+  cp.note = std::string(rows.Text(i, 2));
+  return cp;
+}
+
+Result<std::optional<StoredCheckpoint>> OneCheckpoint(Result<PgRows> rows) {
+  if (!rows.ok()) return rows.status();
+  if (rows->size() == 0) return std::optional<StoredCheckpoint>();
+  ASSIGN_OR_RETURN(StoredCheckpoint cp, ReadCheckpoint(*rows, 0));
+  return std::optional<StoredCheckpoint>(std::move(cp));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PgLedgerStore>> PgLedgerStore::Open(const std::string& url,
+                                                           PgOptions options) {
+  options.what = "ledger database";
+  ASSIGN_OR_RETURN(std::unique_ptr<PgDb> db, PgDb::Open(url, std::move(options)));
+  RETURN_IF_ERROR(ApplyPgSchema(*db, "ledger", kSchemaSteps));
+  return std::unique_ptr<PgLedgerStore>(new PgLedgerStore(std::move(db)));
+}
+
+PgLedgerStore::~PgLedgerStore() = default;
+
+Result<std::optional<std::string>> PgLedgerStore::GetMeta(const std::string& key) {
+  ASSIGN_OR_RETURN(
+      PgRows rows,
+      db_->Exec("read meta", "SELECT value FROM ledger_meta WHERE key = $1", {PgText(key)}));
+  if (rows.size() == 0) return std::optional<std::string>();
+  std::vector<uint8_t> v = rows.Bytes(0, 0);
+  return std::optional<std::string>(std::string(v.begin(), v.end()));
+}
+
+Status PgLedgerStore::PutMeta(const std::string& key, const std::string& value) {
+  return db_
+      ->Exec("write meta",
+             "INSERT INTO ledger_meta(key, value) VALUES($1, $2) "
+             "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+             {PgText(key),
+              PgBytes(std::span(reinterpret_cast<const uint8_t*>(value.data()), value.size()))})
+      .status();
+}
+
+Status PgLedgerStore::CommitBatch(const LedgerBatch& batch) {
+  return db_->Transact("commit batch", [&](PgConn& c) -> Status {
+    for (const StoredLeaf& leaf : batch.leaves) {
+      RETURN_IF_ERROR(c.Exec("insert leaf",
+                             std::string("INSERT INTO ledger_leaves(") + kLeafColumns +
+                                 ") VALUES($1, $2, $3, $4, $5, $6, $7, $8)",
+                             {Index(leaf.index), PgBytes(leaf.leaf_hash),
+                              PgBytes(std::span(reinterpret_cast<const uint8_t*>(leaf.data.data()),
+                                                leaf.data.size())),
+                              NullIfEmpty(leaf.columns.event_id), NullIfEmpty(leaf.columns.kind),
+                              NullIfEmpty(leaf.columns.session), NullIfEmpty(leaf.columns.agent),
+                              NullIfEmpty(leaf.columns.time)})
+                          .status());
+    }
+    for (const StoredTile& tile : batch.tiles) {
+      // Partial rows of level 0 are the leaves' own hashes (GetTile reads them from there).
+      if (tile.level == 0 && tile.hashes.size() < kLedgerTileWidth) continue;
+      RETURN_IF_ERROR(
+          c.Exec("write tile",
+                 "INSERT INTO ledger_tiles(level, idx, hashes) VALUES($1, $2, $3) "
+                 "ON CONFLICT (level, idx) DO UPDATE SET hashes = EXCLUDED.hashes",
+                 {PgInt(tile.level), Index(tile.index),
+                  PgBytes(std::span(reinterpret_cast<const uint8_t*>(tile.hashes.data()),
+                                    tile.hashes.size() * 32))})
+              .status());
+    }
+    return c
+        .Exec("write checkpoint",
+              "INSERT INTO ledger_checkpoints(size, root, note) VALUES($1, $2, $3)",
+              {Index(batch.checkpoint.size), PgBytes(batch.checkpoint.root),
+               PgText(batch.checkpoint.note)})
+        .status();
+  });
+}
+
+Result<uint64_t> PgLedgerStore::LeafCount() {
+  ASSIGN_OR_RETURN(PgRows rows, db_->Exec("count leaves",
+                                          "SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_leaves"));
+  return static_cast<uint64_t>(rows.Int(0, 0));
+}
+
+Result<StoredLeaf> PgLedgerStore::GetLeaf(uint64_t index) {
+  ASSIGN_OR_RETURN(PgRows rows, db_->Exec("read leaf",
+                                          std::string("SELECT ") + kLeafColumns +
+                                              " FROM ledger_leaves WHERE idx = $1",
+                                          {Index(index)}));
+  if (rows.size() == 0) return NotFoundError("no ledger entry at index " + std::to_string(index));
+  return ReadLeaf(rows, 0);
+}
+
+Status PgLedgerStore::ScanLeaves(uint64_t from, const std::function<bool(const StoredLeaf&)>& fn) {
+  constexpr int kChunk = 1024;
+  while (true) {
+    // Each chunk is read before `fn` runs, so `fn` may use the store (its connection is back).
+    ASSIGN_OR_RETURN(PgRows rows, db_->Exec("scan leaves",
+                                            std::string("SELECT ") + kLeafColumns +
+                                                " FROM ledger_leaves WHERE idx >= $1 "
+                                                "ORDER BY idx LIMIT $2",
+                                            {Index(from), PgInt(kChunk)}));
+    for (int i = 0; i < rows.size(); ++i) {
+      ASSIGN_OR_RETURN(StoredLeaf leaf, ReadLeaf(rows, i));
+      from = leaf.index + 1;
+      if (!fn(leaf)) return OkStatus();
+    }
+    if (rows.size() < kChunk) return OkStatus();
+  }
+}
+
+Result<std::vector<uint64_t>> PgLedgerStore::FindLeaves(Column column, const std::string& value,
+                                                        const std::string& kind) {
+  std::vector<uint64_t> out;
+  if (value.empty()) return out;
+  const char* sql =
+      column == Column::kEventId
+          ? "SELECT idx FROM ledger_leaves WHERE event_id = $1 AND ($2::text IS NULL OR "
+            "kind = $2) ORDER BY idx"
+      : column == Column::kSession
+          ? "SELECT idx FROM ledger_leaves WHERE session = $1 AND ($2::text IS NULL OR "
+            "kind = $2) ORDER BY idx"
+          : "SELECT idx FROM ledger_leaves WHERE agent = $1 AND ($2::text IS NULL OR "
+            "kind = $2) ORDER BY idx";
+  ASSIGN_OR_RETURN(PgRows rows, db_->Exec("find leaves", sql, {PgText(value), NullIfEmpty(kind)}));
+  for (int i = 0; i < rows.size(); ++i) out.push_back(static_cast<uint64_t>(rows.Int(i, 0)));
+  return out;
+}
+
+Result<StoredTile> PgLedgerStore::GetTile(uint8_t level, uint64_t index) {
+  std::string where = "tile " + std::to_string(level) + "/" + std::to_string(index);
+  StoredTile tile;
+  tile.level = level;
+  tile.index = index;
+  ASSIGN_OR_RETURN(
+      PgRows row,
+      db_->Exec("read tile", "SELECT hashes FROM ledger_tiles WHERE level = $1 AND idx = $2",
+                {PgInt(level), Index(index)}));
+  if (row.size() != 0) {
+    std::vector<uint8_t> bytes = row.Bytes(0, 0);
+    if (bytes.empty() || bytes.size() % 32 != 0 || bytes.size() > kLedgerTileWidth * 32) {
+      return DataLossError(where + ": stored row has " + std::to_string(bytes.size()) + " bytes");
+    }
+    tile.hashes.resize(bytes.size() / 32);
+    std::memcpy(tile.hashes.data(), bytes.data(), bytes.size());
+  }
+  if (level != 0 || tile.hashes.size() == kLedgerTileWidth) {
+    if (tile.hashes.empty()) return NotFoundError(where + " not found");
+    return tile;
+  }
+  // Level 0 and not full: the hashes of the leaves stored so far.
+  tile.hashes.clear();
+  const uint64_t first = index * kLedgerTileWidth;
+  ASSIGN_OR_RETURN(PgRows leaves,
+                   db_->Exec("read leaf hashes",
+                             "SELECT idx, leaf_hash FROM ledger_leaves WHERE idx >= $1 AND "
+                             "idx < $2 ORDER BY idx",
+                             {Index(first), Index(first + kLedgerTileWidth)}));
+  for (int i = 0; i < leaves.size(); ++i) {
+    // Contiguous from the tile's first leaf: a gap ends the row (the verifier names it).
+    if (static_cast<uint64_t>(leaves.Int(i, 0)) != first + tile.hashes.size()) break;
+    crypto::Sha256Digest h;
+    if (!ReadHash(leaves, i, 1, h)) {
+      return DataLossError(where + ": leaf " + std::to_string(first + tile.hashes.size()) +
+                           " has a stored leaf hash that is not 32 bytes");
+    }
+    tile.hashes.push_back(h);
+  }
+  if (tile.hashes.empty()) return NotFoundError(where + " not found");
+  return tile;
+}
+
+Result<std::optional<StoredCheckpoint>> PgLedgerStore::LatestCheckpoint() {
+  return OneCheckpoint(
+      db_->Exec("read checkpoint",
+                "SELECT size, root, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1"));
+}
+
+Result<std::optional<StoredCheckpoint>> PgLedgerStore::GetCheckpoint(uint64_t size) {
+  return OneCheckpoint(db_->Exec("read checkpoint",
+                                 "SELECT size, root, note FROM ledger_checkpoints WHERE size = $1",
+                                 {Index(size)}));
+}
+
+Status PgLedgerStore::ScanCheckpoints(const std::function<bool(const StoredCheckpoint&)>& fn) {
+  constexpr int kChunk = 1024;
+  uint64_t from = 0;
+  while (true) {
+    ASSIGN_OR_RETURN(PgRows rows, db_->Exec("scan checkpoints",
+                                            "SELECT size, root, note FROM ledger_checkpoints "
+                                            "WHERE size >= $1 ORDER BY size LIMIT $2",
+                                            {Index(from), PgInt(kChunk)}));
+    for (int i = 0; i < rows.size(); ++i) {
+      ASSIGN_OR_RETURN(StoredCheckpoint cp, ReadCheckpoint(rows, i));
+      from = cp.size + 1;
+      if (!fn(cp)) return OkStatus();
+    }
+    if (rows.size() < kChunk) return OkStatus();
+  }
+}
+
+}  // namespace custody::store

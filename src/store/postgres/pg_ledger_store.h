@@ -1,0 +1,42 @@
+// PgLedgerStore: LedgerStore in PostgreSQL (storage.backend = "postgres"): the same layout as
+// SqliteLedgerStore (leaves, tiles, checkpoints, meta; component "ledger", version 1), bytea
+// for hashes and event bytes. A batch is one transaction; PostgreSQL's commit is durable
+// (synchronous_commit, which Custody does not change). Leaf indexes are the primary key, so two
+// writers that both think they append at index N cannot both succeed: the second batch fails
+// with AlreadyExists and writes nothing (one ledger for several nodes builds on this, #19).
+// Thread-safe (PgDb's pool).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "store/ledger_store.h"
+#include "store/postgres/pg_db.h"
+
+namespace custody::store {
+
+class PgLedgerStore final : public LedgerStore {
+ public:
+  static Result<std::unique_ptr<PgLedgerStore>> Open(const std::string& url,
+                                                     PgOptions options = {});
+  ~PgLedgerStore() override;
+
+  Result<std::optional<std::string>> GetMeta(const std::string& key) override;
+  Status PutMeta(const std::string& key, const std::string& value) override;
+  Status CommitBatch(const LedgerBatch& batch) override;
+  Result<uint64_t> LeafCount() override;
+  Result<StoredLeaf> GetLeaf(uint64_t index) override;
+  Status ScanLeaves(uint64_t from, const std::function<bool(const StoredLeaf&)>& fn) override;
+  Result<std::vector<uint64_t>> FindLeaves(Column column, const std::string& value,
+                                           const std::string& kind) override;
+  Result<StoredTile> GetTile(uint8_t level, uint64_t index) override;
+  Result<std::optional<StoredCheckpoint>> LatestCheckpoint() override;
+  Result<std::optional<StoredCheckpoint>> GetCheckpoint(uint64_t size) override;
+  Status ScanCheckpoints(const std::function<bool(const StoredCheckpoint&)>& fn) override;
+
+ private:
+  explicit PgLedgerStore(std::unique_ptr<PgDb> db) : db_(std::move(db)) {}
+  std::unique_ptr<PgDb> db_;
+};
+
+}  // namespace custody::store
