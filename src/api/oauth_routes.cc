@@ -56,13 +56,14 @@ Status AddOAuthRoutes(http::Router& router, identity::AuthorizationServer& serve
                               http::AuthRequirement::None(), ""}));
   // The IdP's redirect back. Redeeming its code calls the IdP from this thread (a few hundred
   // milliseconds at most, bounded by the login timeout).
-  RETURN_IF_ERROR(router.Add(
-      {"GET", "/oauth2/login/callback",
-       [as](Request& req, Responder respond) {
-         respond(ToResponse(as->LoginCallback(req.QueryParam("state"), req.QueryParam("code"),
-                                              req.QueryParam("error"), CookieHeader(req))));
-       },
-       http::AuthRequirement::None(), ""}));
+  RETURN_IF_ERROR(
+      router.Add({"GET", "/oauth2/login/callback",
+                  [as](Request& req, Responder respond) {
+                    respond(ToResponse(as->LoginCallback(
+                        req.QueryParam("state"), req.QueryParam("code"), req.QueryParam("error"),
+                        CookieHeader(req), req.QueryParam("iss"))));
+                  },
+                  http::AuthRequirement::None(), ""}));
   RETURN_IF_ERROR(router.Add({"POST", "/oauth2/consent",
                               [as](Request& req, Responder respond) {
                                 auto p = [&](std::string_view n) {

@@ -413,7 +413,8 @@ Result<Agent> AuthorizationServer::AgentFor(const OAuthClient& client,
 BrowserAnswer AuthorizationServer::LoginCallback(const std::optional<std::string>& state,
                                                  const std::optional<std::string>& code,
                                                  const std::optional<std::string>& error,
-                                                 const std::string& cookie_header) {
+                                                 const std::string& cookie_header,
+                                                 const std::optional<std::string>& iss) {
   if (!state || state->empty()) {
     return ErrorPage(400, "invalid_request", "The sign-in answer has no state.");
   }
@@ -439,6 +440,11 @@ BrowserAnswer AuthorizationServer::LoginCallback(const std::optional<std::string
   }
   if (error || !code || code->empty()) {
     return ClientError(p->redirect_uri, "access_denied", "the sign-in was not completed", p->state);
+  }
+  if (iss && !login_->issuer().empty() && *iss != login_->issuer()) {
+    // RFC 9207: an answer that names another issuer is a mix-up; its code is never redeemed.
+    return ClientError(p->redirect_uri, "access_denied",
+                       "the sign-in answer came from another issuer", p->state);
   }
   auto person = login_->Redeem(*code, p->idp_verifier, p->idp_nonce);
   if (!person.ok()) {

@@ -95,12 +95,14 @@ class AuthorizationServer {
   // HTML page (never a redirect); after, a redirect to the client with the RFC 6749 §4.1.2.1
   // error, its state and iss. On success: a redirect to the IdP, with the browser cookie.
   BrowserAnswer Authorize(const AuthorizeRequest& request, const std::string& cookie_header);
-  // GET /oauth2/login/callback: the IdP sends the browser back. Answers the consent page, or
-  // (consent remembered) the redirect to the client with code, state and iss.
+  // GET /oauth2/login/callback: the IdP sends the browser back. An `iss` (RFC 9207) other than
+  // the IdP's is refused (a mix-up: access_denied, the code never redeemed). Answers the consent
+  // page, or (consent remembered) the redirect to the client with code, state and iss.
   BrowserAnswer LoginCallback(const std::optional<std::string>& state,
                               const std::optional<std::string>& code,
                               const std::optional<std::string>& error,
-                              const std::string& cookie_header);
+                              const std::string& cookie_header,
+                              const std::optional<std::string>& iss = std::nullopt);
   // POST /oauth2/consent: `decision` "allow" or "deny", with the page's request id and CSRF
   // token, from the browser that started the request.
   BrowserAnswer Consent(const std::string& request_id, const std::string& csrf,

@@ -32,12 +32,15 @@ class FakeIdp final : public IdentityProvider {
   }
   Result<SignedInPerson> Redeem(const std::string& code, const std::string& verifier,
                                 const std::string& nonce) override {
+    ++redeemed;
     if (code != "idp-code") return UnauthenticatedError("bad code");
     if (PkceS256(verifier) != last_challenge) return UnauthenticatedError("bad verifier");
     if (nonce != last_nonce) return UnauthenticatedError("bad nonce");
     return SignedInPerson{"alice", kIdp, "Alice", "alice@example.com"};
   }
+  std::string issuer() const override { return kIdp; }
   std::string last_state, last_nonce, last_challenge;
+  int redeemed = 0;
 };
 
 std::string Param(const std::string& url, const std::string& name) {
@@ -360,6 +363,19 @@ TEST_F(AuthorizationServerTest, UnknownClientsComeInOnlyInDevelopmentAsDevAgents
   ASSERT_TRUE(agent.ok());
   EXPECT_EQ(agent->environment, Environment::kDev);
   EXPECT_EQ(agent->business_owner, "alice@example.com");
+}
+
+TEST_F(AuthorizationServerTest, AnIdpAnswerNamingAnotherIssuerIsAMixUpAndNeverRedeemed) {
+  BrowserAnswer a = server_->Authorize(Request(), "");
+  std::string cookie = Cookie(a);
+  BrowserAnswer back = server_->LoginCallback(idp_.last_state, std::string("idp-code"),
+                                              std::nullopt, cookie, "https://evil.test");
+  EXPECT_EQ(Param(back.location, "error"), "access_denied") << back.location;
+  EXPECT_EQ(idp_.redeemed, 0);
+  a = server_->Authorize(Request(), cookie);
+  BrowserAnswer page = server_->LoginCallback(idp_.last_state, std::string("idp-code"),
+                                              std::nullopt, cookie, std::string(kIdp));
+  EXPECT_EQ(page.status, 200) << "the IdP's own iss is fine";
 }
 
 TEST_F(AuthorizationServerTest, ConsentsCanBeRevoked) {

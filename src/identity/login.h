@@ -44,6 +44,8 @@ class IdentityProvider {
   // the provider cannot be reached. Messages never carry a token or secret.
   virtual Result<SignedInPerson> Redeem(const std::string& code, const std::string& code_verifier,
                                         const std::string& nonce) = 0;
+  // The provider's issuer, which an RFC 9207 `iss` in its answer must equal ("": not checked).
+  virtual std::string issuer() const { return ""; }
 };
 
 struct OidcLoginOptions {
@@ -69,6 +71,7 @@ class OidcLogin final : public IdentityProvider {
                                        const std::string& code_challenge) override;
   Result<SignedInPerson> Redeem(const std::string& code, const std::string& code_verifier,
                                 const std::string& nonce) override;
+  std::string issuer() const override { return options_.issuer; }
 
  private:
   struct Discovered;
