@@ -8,11 +8,13 @@
 #include <vector>
 
 #include "store/postgres/pg_admin_token_store.h"
+#include "store/postgres/pg_attribution_store.h"
 #include "store/postgres/pg_db.h"
 #include "store/postgres/pg_ledger_store.h"
 #include "store/postgres/pg_schema.h"
 #include "store/postgres/pg_tool_pin_store.h"
 #include "store/testing/admin_token_store_conformance.h"
+#include "store/testing/attribution_store_conformance.h"
 #include "store/testing/ledger_store_conformance.h"
 #include "store/testing/pg_cluster.h"
 #include "store/testing/tool_pin_store_conformance.h"
@@ -55,9 +57,19 @@ INSTANTIATE_TEST_SUITE_P(Backends, ToolPinStoreConformance,
                          ::testing::Values(ToolPinStoreBackend{"Postgres", OpenPostgresPins}),
                          BackendName<ToolPinStore>);
 
+Result<std::unique_ptr<AttributionStore>> OpenPostgresAttribution(const std::filesystem::path&) {
+  ASSIGN_OR_RETURN(std::string url, FreshDatabase());
+  ASSIGN_OR_RETURN(auto store, PgAttributionStore::Open(url));
+  return std::unique_ptr<AttributionStore>(std::move(store));
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, AttributionStoreConformance,
+                         ::testing::Values(AttributionStoreBackend{"Postgres",
+                                                                   OpenPostgresAttribution}),
+                         BackendName<AttributionStore>);
+
 // Not implemented on PostgreSQL yet (issue #19): their suites are linked in but not run here.
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(IdentityStoreConformance);
-GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(AttributionStoreConformance);
 
 TEST(PgDbTest, RedactDropsThePasswordAndParameters) {
   EXPECT_EQ(PgDb::Redact("postgresql://custody:s3cret@db.example:5432/custody?sslmode=require"),

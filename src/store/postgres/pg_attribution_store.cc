@@ -1,0 +1,345 @@
+#include "store/postgres/pg_attribution_store.h"
+
+#include <algorithm>
+
+#include "store/postgres/pg_schema.h"
+
+namespace custody::store {
+namespace {
+
+// Schema steps (store/postgres/pg_schema.h): released steps never change. Text is ordered
+// bytewise (COLLATE "C") wherever an order is promised, as in SQLite.
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE attribution_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE policy_sets(
+  hash TEXT PRIMARY KEY,
+  policies TEXT NOT NULL,
+  entities TEXT NOT NULL,
+  published_ms BIGINT NOT NULL,
+  published_by TEXT NOT NULL,
+  ledger_index BIGINT NOT NULL);
+CREATE TABLE actions(
+  action_id TEXT PRIMARY KEY,
+  decision_index BIGINT NOT NULL,
+  outcome_index BIGINT NOT NULL DEFAULT -1,
+  sid TEXT NOT NULL,
+  root_sid TEXT NOT NULL,
+  agent TEXT NOT NULL,
+  initiator TEXT NOT NULL,
+  action TEXT NOT NULL,
+  target TEXT NOT NULL,
+  decision TEXT NOT NULL,
+  trace_id TEXT NOT NULL,
+  span_id TEXT NOT NULL,
+  txn TEXT NOT NULL,
+  time_ms BIGINT NOT NULL,
+  status TEXT NOT NULL DEFAULT '');
+CREATE INDEX actions_sid ON actions(sid, time_ms);
+CREATE INDEX actions_root ON actions(root_sid, time_ms);
+CREATE INDEX actions_agent ON actions(agent, time_ms);
+CREATE INDEX actions_initiator ON actions(initiator, time_ms);
+CREATE INDEX actions_trace ON actions(trace_id, span_id);
+CREATE INDEX actions_txn ON actions(txn, time_ms);
+CREATE INDEX actions_target ON actions(target, time_ms);
+CREATE INDEX actions_time ON actions(time_ms);
+CREATE TABLE tool_usage(
+  agent TEXT NOT NULL,
+  target TEXT NOT NULL,
+  first_ms BIGINT NOT NULL,
+  PRIMARY KEY(agent, target));
+CREATE TABLE containments(
+  event_id TEXT PRIMARY KEY,
+  scope TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  trigger_action TEXT NOT NULL,
+  by TEXT NOT NULL,
+  time_ms BIGINT NOT NULL,
+  ledger_index BIGINT NOT NULL);
+CREATE INDEX containments_subject ON containments(subject);
+)sql";
+constexpr const char* kSchemaSteps[] = {kSchemaV1};
+
+constexpr const char* kActionColumns =
+    "action_id, decision_index, outcome_index, sid, root_sid, agent, initiator, action, target, "
+    "decision, trace_id, span_id, txn, time_ms, status";
+
+ActionRow ReadAction(const PgRows& rows, int i) {
+  auto t = [&](int c) { return std::string(rows.Text(i, c)); };
+  return ActionRow{t(0), rows.Int(i, 1), rows.Int(i, 2), t(3),  t(4),  t(5),  t(6),
+                   t(7), t(8),           t(9),           t(10), t(11), t(12), rows.Int(i, 13),
+                   t(14)};
+}
+
+std::vector<PgParam> ActionParams(const ActionRow& r) {
+  return {PgText(r.action_id), PgInt(r.decision_index), PgInt(r.outcome_index), PgText(r.sid),
+          PgText(r.root_sid),  PgText(r.agent),         PgText(r.initiator),    PgText(r.action),
+          PgText(r.target),    PgText(r.decision),      PgText(r.trace_id),     PgText(r.span_id),
+          PgText(r.txn),       PgInt(r.time_ms),        PgText(r.status)};
+}
+
+// A text[] literal: every element double-quoted, `"` and `\` escaped.
+std::string TextArray(const std::vector<std::string>& v) {
+  std::string out = "{";
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i != 0) out += ',';
+    out += '"';
+    for (char c : v[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PgAttributionStore>> PgAttributionStore::Open(const std::string& url,
+                                                                     PgOptions options) {
+  options.what = "attribution store";
+  ASSIGN_OR_RETURN(std::unique_ptr<PgDb> db, PgDb::Open(url, std::move(options)));
+  RETURN_IF_ERROR(ApplyPgSchema(*db, "attribution", kSchemaSteps));
+  return std::unique_ptr<PgAttributionStore>(new PgAttributionStore(std::move(db)));
+}
+
+PgAttributionStore::~PgAttributionStore() = default;
+
+Status PgAttributionStore::PutPolicySet(const PolicySetRecord& r) {
+  return db_->Transact("store policy set", [&](PgConn& c) -> Status {
+    RETURN_IF_ERROR(c.Exec("store policy set",
+                           "INSERT INTO policy_sets(hash, policies, entities, published_ms, "
+                           "published_by, ledger_index) VALUES($1, $2, $3, $4, $5, $6) "
+                           "ON CONFLICT (hash) DO UPDATE SET entities = EXCLUDED.entities, "
+                           "published_ms = EXCLUDED.published_ms, published_by = "
+                           "EXCLUDED.published_by, ledger_index = EXCLUDED.ledger_index",
+                           {PgText(r.hash), PgText(r.policies), PgText(r.entities),
+                            PgInt(r.published_ms), PgText(r.published_by), PgInt(r.ledger_index)})
+                        .status());
+    return c
+        .Exec("activate policy set",
+              "INSERT INTO attribution_meta(key, value) VALUES('active_policy', $1) "
+              "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+              {PgText(r.hash)})
+        .status();
+  });
+}
+
+Result<std::optional<PolicySetRecord>> PgAttributionStore::ActivePolicySet() {
+  ASSIGN_OR_RETURN(PgRows rows,
+                   db_->Exec("read active policy set",
+                             "SELECT p.hash, p.policies, p.entities, p.published_ms, "
+                             "p.published_by, p.ledger_index FROM attribution_meta m JOIN "
+                             "policy_sets p ON p.hash = m.value WHERE m.key = 'active_policy'"));
+  if (rows.size() == 0) return std::optional<PolicySetRecord>();
+  return std::optional<PolicySetRecord>(PolicySetRecord{
+      std::string(rows.Text(0, 0)), std::string(rows.Text(0, 1)), std::string(rows.Text(0, 2)),
+      rows.Int(0, 3), std::string(rows.Text(0, 4)), rows.Int(0, 5)});
+}
+
+Result<std::vector<PolicySetRecord>> PgAttributionStore::ListPolicySets() {
+  ASSIGN_OR_RETURN(PgRows rows, db_->Exec("list policy sets",
+                                          "SELECT hash, published_ms, published_by, ledger_index "
+                                          "FROM policy_sets ORDER BY published_ms DESC, "
+                                          "hash COLLATE \"C\""));
+  std::vector<PolicySetRecord> out;
+  for (int i = 0; i < rows.size(); ++i) {
+    PolicySetRecord r;
+    r.hash = std::string(rows.Text(i, 0));
+    r.published_ms = rows.Int(i, 1);
+    r.published_by = std::string(rows.Text(i, 2));
+    r.ledger_index = rows.Int(i, 3);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+Status PgAttributionStore::WriteActions(const std::vector<ActionRow>& rows,
+                                        const std::vector<ActionRow>& outcomes) {
+  if (rows.empty() && outcomes.empty()) return OkStatus();
+  const std::string upsert =
+      std::string("INSERT INTO actions(") + kActionColumns +
+      ") VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
+      "ON CONFLICT (action_id) DO UPDATE SET decision_index = EXCLUDED.decision_index, "
+      "outcome_index = EXCLUDED.outcome_index, sid = EXCLUDED.sid, root_sid = "
+      "EXCLUDED.root_sid, agent = EXCLUDED.agent, initiator = EXCLUDED.initiator, action = "
+      "EXCLUDED.action, target = EXCLUDED.target, decision = EXCLUDED.decision, trace_id = "
+      "EXCLUDED.trace_id, span_id = EXCLUDED.span_id, txn = EXCLUDED.txn, time_ms = "
+      "EXCLUDED.time_ms, status = EXCLUDED.status";
+  return db_->Transact("write actions", [&](PgConn& c) -> Status {
+    for (const ActionRow& r : rows) {
+      RETURN_IF_ERROR(c.Exec("insert action", upsert, ActionParams(r)).status());
+    }
+    for (const ActionRow& r : outcomes) {
+      ASSIGN_OR_RETURN(PgRows updated,
+                       c.Exec("record outcome",
+                              "UPDATE actions SET outcome_index = $2, status = $3 "
+                              "WHERE action_id = $1",
+                              {PgText(r.action_id), PgInt(r.outcome_index), PgText(r.status)}));
+      if (updated.affected() == 0) {
+        RETURN_IF_ERROR(c.Exec("insert action", upsert, ActionParams(r)).status());
+      }
+    }
+    return OkStatus();
+  });
+}
+
+Result<std::vector<ActionRow>> PgAttributionStore::QueryActions(
+    const std::string& where, std::initializer_list<PgParam> params) {
+  ASSIGN_OR_RETURN(PgRows rows, db_->Exec("query actions",
+                                          std::string("SELECT ") + kActionColumns +
+                                              " FROM actions WHERE " + where,
+                                          std::span<const PgParam>(params.begin(), params.size())));
+  std::vector<ActionRow> out;
+  out.reserve(rows.size());
+  for (int i = 0; i < rows.size(); ++i) out.push_back(ReadAction(rows, i));
+  return out;
+}
+
+Result<std::optional<ActionRow>> PgAttributionStore::GetAction(const std::string& action_id) {
+  ASSIGN_OR_RETURN(auto rows, QueryActions("action_id = $1", {PgText(action_id)}));
+  if (rows.empty()) return std::optional<ActionRow>();
+  return std::optional<ActionRow>(std::move(rows[0]));
+}
+
+Result<std::vector<ActionRow>> PgAttributionStore::ActionsOfSessions(
+    const std::vector<std::string>& sids) {
+  if (sids.empty()) return std::vector<ActionRow>();
+  return QueryActions("sid = ANY($1::text[]) ORDER BY time_ms, decision_index",
+                      {PgText(TextArray(sids))});
+}
+
+Result<std::vector<ActionRow>> PgAttributionStore::ActionsOfAgent(const std::string& agent,
+                                                                  int64_t since_ms) {
+  return QueryActions("agent = $1 AND time_ms >= $2 ORDER BY time_ms",
+                      {PgText(agent), PgInt(since_ms)});
+}
+
+Result<std::vector<ActionRow>> PgAttributionStore::ActionsOfInitiator(
+    const std::string& initiator) {
+  return QueryActions("initiator = $1 ORDER BY time_ms", {PgText(initiator)});
+}
+
+Result<std::optional<ActionRow>> PgAttributionStore::ActionBySpan(const std::string& trace_id,
+                                                                  const std::string& span_id) {
+  ASSIGN_OR_RETURN(auto rows, QueryActions("trace_id = $1 AND span_id = $2",
+                                           {PgText(trace_id), PgText(span_id)}));
+  if (rows.empty()) return std::optional<ActionRow>();
+  return std::optional<ActionRow>(std::move(rows[0]));
+}
+
+Result<SessionCounts> PgAttributionStore::CountSession(const std::string& sid, int64_t since_ms) {
+  ASSIGN_OR_RETURN(PgRows rows,
+                   db_->Exec("count session",
+                             "SELECT count(*), count(*) FILTER (WHERE decision = 'deny'), "
+                             "count(DISTINCT target), count(*) FILTER (WHERE time_ms >= $2) "
+                             "FROM actions WHERE sid = $1",
+                             {PgText(sid), PgInt(since_ms)}));
+  return SessionCounts{rows.Int(0, 0), rows.Int(0, 1), rows.Int(0, 2), rows.Int(0, 3)};
+}
+
+Result<bool> PgAttributionStore::HasUsed(const std::string& agent, const std::string& target) {
+  ASSIGN_OR_RETURN(
+      PgRows rows,
+      db_->Exec("read tool usage", "SELECT 1 FROM tool_usage WHERE agent = $1 AND target = $2",
+                {PgText(agent), PgText(target)}));
+  return rows.size() != 0;
+}
+
+Status PgAttributionStore::MarkUsed(const std::string& agent, const std::string& target,
+                                    int64_t time_ms) {
+  return db_
+      ->Exec("record tool usage",
+             "INSERT INTO tool_usage(agent, target, first_ms) VALUES($1, $2, $3) "
+             "ON CONFLICT DO NOTHING",
+             {PgText(agent), PgText(target), PgInt(time_ms)})
+      .status();
+}
+
+Result<std::vector<std::string>> PgAttributionStore::Strings(const char* what, const char* sql) {
+  ASSIGN_OR_RETURN(PgRows rows, db_->Exec(what, sql));
+  std::vector<std::string> out;
+  out.reserve(rows.size());
+  for (int i = 0; i < rows.size(); ++i) out.emplace_back(rows.Text(i, 0));
+  return out;
+}
+
+Result<std::vector<std::string>> PgAttributionStore::DistinctTargets() {
+  return Strings("query actions",
+                 "SELECT DISTINCT target COLLATE \"C\" AS t FROM actions ORDER BY t");
+}
+
+Result<std::vector<std::string>> PgAttributionStore::DistinctActions() {
+  return Strings("query actions",
+                 "SELECT DISTINCT action COLLATE \"C\" AS a FROM actions ORDER BY a");
+}
+
+Result<std::vector<ActionUsage>> PgAttributionStore::UsageBySession() {
+  // root_sid, agent and initiator are the same for every row of a session.
+  ASSIGN_OR_RETURN(PgRows rows,
+                   db_->Exec("query actions",
+                             "SELECT sid, MIN(root_sid), MIN(agent), MIN(initiator), "
+                             "target, decision, COUNT(*), MAX(time_ms) FROM actions "
+                             "GROUP BY sid, target, decision "
+                             "ORDER BY MIN(root_sid) COLLATE \"C\", sid COLLATE \"C\", "
+                             "target COLLATE \"C\""));
+  std::vector<ActionUsage> out;
+  out.reserve(rows.size());
+  for (int i = 0; i < rows.size(); ++i) {
+    auto t = [&](int c) { return std::string(rows.Text(i, c)); };
+    out.push_back(ActionUsage{t(0), t(1), t(2), t(3), t(4), t(5), rows.Int(i, 6), rows.Int(i, 7)});
+  }
+  return out;
+}
+
+Result<uint64_t> PgAttributionStore::IndexedSize() {
+  ASSIGN_OR_RETURN(PgRows rows, db_->Exec("read the index mark",
+                                          "SELECT value::bigint FROM attribution_meta WHERE key = "
+                                          "'indexed_size'"));
+  if (rows.size() == 0) return uint64_t{0};
+  return static_cast<uint64_t>(std::max<int64_t>(rows.Int(0, 0), 0));
+}
+
+Status PgAttributionStore::RaiseIndexedSize(uint64_t size) {
+  // One statement: the upsert keeps the larger of the stored and the new size.
+  return db_
+      ->Exec("record the index mark",
+             "INSERT INTO attribution_meta(key, value) VALUES('indexed_size', $1) "
+             "ON CONFLICT (key) DO UPDATE SET value = GREATEST(attribution_meta.value::bigint, "
+             "EXCLUDED.value::bigint)::text",
+             {PgInt(static_cast<int64_t>(size))})
+      .status();
+}
+
+Status PgAttributionStore::InsertContainment(const ContainmentRow& r) {
+  Status st =
+      db_->Exec("record containment",
+                "INSERT INTO containments(event_id, scope, subject, reason, "
+                "trigger_action, by, time_ms, ledger_index) "
+                "VALUES($1, $2, $3, $4, $5, $6, $7, $8)",
+                {PgText(r.event_id), PgText(r.scope), PgText(r.subject), PgText(r.reason),
+                 PgText(r.trigger_action), PgText(r.by), PgInt(r.time_ms), PgInt(r.ledger_index)})
+          .status();
+  if (st.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExistsError("containment " + r.event_id + " is recorded");
+  }
+  return st;
+}
+
+Result<std::vector<ContainmentRow>> PgAttributionStore::ContainmentsOf(const std::string& subject) {
+  ASSIGN_OR_RETURN(PgRows rows,
+                   db_->Exec("read containments",
+                             "SELECT event_id, scope, subject, reason, trigger_action, by, "
+                             "time_ms, ledger_index FROM containments WHERE subject = $1 "
+                             "ORDER BY time_ms",
+                             {PgText(subject)}));
+  std::vector<ContainmentRow> out;
+  for (int i = 0; i < rows.size(); ++i) {
+    auto t = [&](int c) { return std::string(rows.Text(i, c)); };
+    out.push_back(
+        ContainmentRow{t(0), t(1), t(2), t(3), t(4), t(5), rows.Int(i, 6), rows.Int(i, 7)});
+  }
+  return out;
+}
+
+}  // namespace custody::store

@@ -1,0 +1,52 @@
+// PgAttributionStore: AttributionStore in PostgreSQL (component "attribution", version 1): the
+// same tables as attribution.db (policy sets, the action index, first use, containments, the
+// index's high-water mark), shared by the nodes of a deployment so that investigations and
+// session counters see every node's actions. Thread-safe (PgDb's pool).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "store/attribution_store.h"
+#include "store/postgres/pg_db.h"
+
+namespace custody::store {
+
+class PgAttributionStore final : public AttributionStore {
+ public:
+  static Result<std::unique_ptr<PgAttributionStore>> Open(const std::string& url,
+                                                          PgOptions options = {});
+  ~PgAttributionStore() override;
+
+  Status PutPolicySet(const PolicySetRecord& r) override;
+  Result<std::optional<PolicySetRecord>> ActivePolicySet() override;
+  Result<std::vector<PolicySetRecord>> ListPolicySets() override;
+  Status WriteActions(const std::vector<ActionRow>& rows,
+                      const std::vector<ActionRow>& outcomes) override;
+  Result<std::optional<ActionRow>> GetAction(const std::string& action_id) override;
+  Result<std::vector<ActionRow>> ActionsOfSessions(const std::vector<std::string>& sids) override;
+  Result<std::vector<ActionRow>> ActionsOfAgent(const std::string& agent,
+                                                int64_t since_ms) override;
+  Result<std::vector<ActionRow>> ActionsOfInitiator(const std::string& initiator) override;
+  Result<std::optional<ActionRow>> ActionBySpan(const std::string& trace_id,
+                                                const std::string& span_id) override;
+  Result<std::vector<std::string>> DistinctTargets() override;
+  Result<std::vector<std::string>> DistinctActions() override;
+  Result<std::vector<ActionUsage>> UsageBySession() override;
+  Result<SessionCounts> CountSession(const std::string& sid, int64_t since_ms) override;
+  Result<bool> HasUsed(const std::string& agent, const std::string& target) override;
+  Status MarkUsed(const std::string& agent, const std::string& target, int64_t time_ms) override;
+  Result<uint64_t> IndexedSize() override;
+  Status RaiseIndexedSize(uint64_t size) override;
+  Status InsertContainment(const ContainmentRow& row) override;
+  Result<std::vector<ContainmentRow>> ContainmentsOf(const std::string& subject) override;
+
+ private:
+  explicit PgAttributionStore(std::unique_ptr<PgDb> db) : db_(std::move(db)) {}
+  Result<std::vector<ActionRow>> QueryActions(const std::string& where,
+                                              std::initializer_list<PgParam> params);
+  Result<std::vector<std::string>> Strings(const char* what, const char* sql);
+  std::unique_ptr<PgDb> db_;
+};
+
+}  // namespace custody::store
