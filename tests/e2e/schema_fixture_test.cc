@@ -26,7 +26,11 @@ namespace fs = std::filesystem;
 constexpr int64_t kCurrentVersion = 1;
 // mcp.db is at version 2 (resources and prompts pinned beside tools).
 constexpr int64_t kMcpVersion = 2;
+// identity.db is at version 2 (refresh token families and consents of the authorization code
+// flow).
+constexpr int64_t kIdentityVersion = 2;
 int64_t CurrentVersion(const std::string& file) {
+  if (file == "identity.db") return kIdentityVersion;
   return file == "mcp.db" ? kMcpVersion : kCurrentVersion;
 }
 // What the fixtures hold (tests/fixtures/README.md).
@@ -222,8 +226,12 @@ TEST_F(SchemaFixtureTest, IdentityIsMigratedAndKeepsItsAgentSessionAndKey) {
     ASSERT_TRUE(keys.ok()) << keys.status().ToString();
     ASSERT_EQ(keys->size(), 1u);
     EXPECT_NE((*keys)[0].private_pem.find("PRIVATE KEY"), std::string::npos);
+    // Version 2's tables are there and empty.
+    EXPECT_TRUE((*store)->ListConsents()->empty());
+    EXPECT_EQ((*store)->FindRefreshToken(std::string(64, '0')).status().code(),
+              StatusCode::kNotFound);
   }
-  EXPECT_EQ(UserVersion(path), kCurrentVersion);
+  EXPECT_EQ(UserVersion(path), kIdentityVersion);
 }
 
 TEST_F(SchemaFixtureTest, AdminTokensAreMigratedAndKeepTheQuickstartToken) {
