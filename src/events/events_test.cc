@@ -69,15 +69,27 @@ TEST(Columns, EveryBuiltKindIsACustodyKind) {
   refused.refusal = "session revoked: x";
   SessionStart delegation;
   delegation.parent_sid = "s-1";
-  std::vector<std::string> built = {
-      kind_of(Build(ActionDecision{})), kind_of(Build(ActionOutcome{})),
-      kind_of(Build(refused)),          kind_of(Build(Containment{})),
-      kind_of(Build(PolicyPublish{})),  kind_of(Build(ToolDefinitionChange{})),
-      kind_of(Build(ToolApprove{})),    kind_of(Build(AgentRegister{})),
-      kind_of(Build(AgentUpdate{})),    kind_of(Build(CredentialIssue{})),
-      kind_of(Build(SessionStart{})),   kind_of(Build(delegation)),
-      kind_of(Build(Revocation{})),     kind_of(Build(KeyRotate{})),
-      kind_of(Build(TokenRefuse{}))};
+  std::vector<std::string> built = {kind_of(Build(ActionDecision{})),
+                                    kind_of(Build(ActionOutcome{})),
+                                    kind_of(Build(refused)),
+                                    kind_of(Build(Containment{})),
+                                    kind_of(Build(PolicyPublish{})),
+                                    kind_of(Build(ToolDefinitionChange{})),
+                                    kind_of(Build(ToolApprove{})),
+                                    kind_of(Build(AgentRegister{})),
+                                    kind_of(Build(AgentUpdate{})),
+                                    kind_of(Build(CredentialIssue{})),
+                                    kind_of(Build(SessionStart{})),
+                                    kind_of(Build(delegation)),
+                                    kind_of(Build(Revocation{})),
+                                    kind_of(Build(KeyRotate{})),
+                                    kind_of(Build(TokenRefuse{})),
+                                    kind_of(Build(OAuthSignIn{})),
+                                    kind_of(Build(OAuthConsent{})),
+                                    kind_of(Build(OAuthCodeIssue{})),
+                                    kind_of(Build(OAuthTokenIssue{})),
+                                    kind_of(Build(OAuthReuse{})),
+                                    kind_of(Build(OAuthClientRegister{}))};
   for (const char* type : {"Resource", "Prompt"}) {
     ItemDefinitionChange change;
     change.type = type;
@@ -91,7 +103,7 @@ TEST(Columns, EveryBuiltKindIsACustodyKind) {
     EXPECT_TRUE(IsCustodyKind(kind)) << kind;
     kinds.insert(kind);
   }
-  EXPECT_EQ(kinds.size(), 19u);
+  EXPECT_EQ(kinds.size(), 25u);
   for (std::string_view other : {"app.event", "test", "", "action", "action.decision2"}) {
     EXPECT_FALSE(IsCustodyKind(other)) << other;
   }
@@ -480,6 +492,64 @@ TEST(IdentityEvents, TokenRefuseBytesArePinned) {
             R"("refusal":{"error":"invalid_client","reason":"client authentication failed"}})");
   EXPECT_EQ(ColumnsOfText(stranger).agent, "");
   EXPECT_EQ(ColumnsOfText(stranger).session, "");
+}
+
+// The authorization code flow's events (identity/authorization_server.h): ids of codes and
+// refresh token families, never a code or token.
+TEST(IdentityEvents, OAuthBytesArePinned) {
+  Initiator alice{"alice", "https://idp.test", true, ""};
+  EXPECT_EQ(Build(OAuthSignIn{"e-1", "t", alice, "app", "assistant"}),
+            R"({"kind":"oauth.sign_in","event_id":"e-1","time":"t","actor":{"agent":"assistant"},)"
+            R"("initiator":{"id":"alice","issuer":"https://idp.test","verification":"verified"},)"
+            R"("client":{"id":"app"}})");
+  EXPECT_EQ(Build(OAuthConsent{
+                "e-2", "t", "admin:1", "revoked", alice, "app", "assistant", {"fake/echo"}}),
+            R"({"kind":"oauth.consent","event_id":"e-2","time":"t","requested_by":"admin:1",)"
+            R"("decision":"revoked","actor":{"agent":"assistant"},)"
+            R"("initiator":{"id":"alice","issuer":"https://idp.test","verification":"verified"},)"
+            R"("client":{"id":"app"},"scopes":["fake/echo"]})");
+  EXPECT_EQ(
+      Build(OAuthCodeIssue{"e-3",
+                           "t",
+                           "c-1",
+                           "app",
+                           "assistant",
+                           "http://127.0.0.1/cb",
+                           "https://c.test/mcp",
+                           alice,
+                           {"fake/echo"},
+                           60}),
+      R"({"kind":"oauth.code_issue","event_id":"e-3","time":"t","actor":{"agent":"assistant"},)"
+      R"("initiator":{"id":"alice","issuer":"https://idp.test","verification":"verified"},)"
+      R"("client":{"id":"app","redirect_uri":"http://127.0.0.1/cb"},)"
+      R"("code":{"id":"c-1","exp":60},"resource":"https://c.test/mcp","scopes":["fake/echo"]})");
+  EXPECT_EQ(
+      Build(OAuthTokenIssue{"e-4",
+                            "t",
+                            "refresh_token",
+                            "app",
+                            "assistant",
+                            "spiffe://i",
+                            "s-1",
+                            "j-1",
+                            "f-1",
+                            "",
+                            alice,
+                            {"fake/echo"},
+                            90}),
+      R"({"kind":"oauth.token_issue","event_id":"e-4","time":"t","grant_type":"refresh_token",)"
+      R"("actor":{"agent":"assistant","instance":"spiffe://i","session":"s-1","credential":"j-1"},)"
+      R"("initiator":{"id":"alice","issuer":"https://idp.test","verification":"verified"},)"
+      R"("client":{"id":"app"},"family":"f-1","code":"","scopes":["fake/echo"],"exp":90})");
+  EXPECT_EQ(Build(OAuthReuse{
+                "e-5", "t", "refresh_token", "app", "assistant", "f-1", "", alice, {"s-1", "s-2"}}),
+            R"({"kind":"oauth.reuse","event_id":"e-5","time":"t","what":"refresh_token",)"
+            R"("actor":{"agent":"assistant"},)"
+            R"("initiator":{"id":"alice","issuer":"https://idp.test","verification":"verified"},)"
+            R"("client":{"id":"app"},"family":"f-1","code":"","revoked_sessions":["s-1","s-2"]})");
+  EXPECT_EQ(Build(OAuthClientRegister{"e-6", "t", "dcr_x", "Tool", {"https://a.test/cb"}}),
+            R"({"kind":"oauth.client_register","event_id":"e-6","time":"t",)"
+            R"("client":{"id":"dcr_x","name":"Tool","redirect_uris":["https://a.test/cb"]}})");
 }
 
 }  // namespace
