@@ -4,17 +4,21 @@
 // by several nodes.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <thread>
 #include <vector>
 
 #include "store/postgres/pg_admin_token_store.h"
 #include "store/postgres/pg_attribution_store.h"
 #include "store/postgres/pg_db.h"
+#include "store/postgres/pg_identity_store.h"
 #include "store/postgres/pg_ledger_store.h"
 #include "store/postgres/pg_schema.h"
 #include "store/postgres/pg_tool_pin_store.h"
 #include "store/testing/admin_token_store_conformance.h"
 #include "store/testing/attribution_store_conformance.h"
+#include "store/testing/identity_store_conformance.h"
 #include "store/testing/ledger_store_conformance.h"
 #include "store/testing/pg_cluster.h"
 #include "store/testing/tool_pin_store_conformance.h"
@@ -68,8 +72,15 @@ INSTANTIATE_TEST_SUITE_P(Backends, AttributionStoreConformance,
                                                                    OpenPostgresAttribution}),
                          BackendName<AttributionStore>);
 
-// Not implemented on PostgreSQL yet (issue #19): their suites are linked in but not run here.
-GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(IdentityStoreConformance);
+Result<std::unique_ptr<IdentityStore>> OpenPostgresIdentity(const std::filesystem::path&) {
+  ASSIGN_OR_RETURN(std::string url, FreshDatabase());
+  ASSIGN_OR_RETURN(auto store, PgIdentityStore::Open(url));
+  return std::unique_ptr<IdentityStore>(std::move(store));
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, IdentityStoreConformance,
+                         ::testing::Values(IdentityStoreBackend{"Postgres", OpenPostgresIdentity}),
+                         BackendName<IdentityStore>);
 
 TEST(PgDbTest, RedactDropsThePasswordAndParameters) {
   EXPECT_EQ(PgDb::Redact("postgresql://custody:s3cret@db.example:5432/custody?sslmode=require"),
@@ -191,6 +202,54 @@ TEST(PgToolPinStoreTest, NodesSeeingADefinitionFirstAtOncePinItOnce) {
   auto again = nodes[2]->Observe(PinKind::kTool, "files", "read", (*pins)[0].seen_hash, 2);
   ASSERT_TRUE(again.ok());
   EXPECT_TRUE(again->approved);
+}
+
+TEST(PgIdentityStoreTest, NoSessionStaysLiveBelowARevocationMadeAtAnotherNode) {
+  auto url = FreshDatabase();
+  ASSERT_TRUE(url.ok()) << url.status().ToString();
+  auto a = PgIdentityStore::Open(*url);  // the node that revokes
+  auto b = PgIdentityStore::Open(*url);  // the node that keeps delegating
+  ASSERT_TRUE(a.ok() && b.ok());
+  identity::Agent agent;
+  agent.name = "worker";
+  agent.environment = identity::Environment::kDev;
+  agent.max_delegation_depth = 3;
+  ASSERT_TRUE((*a)->CreateAgent(agent).ok());
+  auto session = [](const std::string& sid, const std::string& parent, int depth) {
+    identity::Session x;
+    x.sid = sid;
+    x.parent_sid = parent;
+    x.root_sid = "root";
+    x.depth = depth;
+    x.agent = "worker";
+    x.instance = "spiffe://custody.test/agent/worker/instance/" + sid;
+    x.initiator = "alice";
+    x.jti = "jti-" + sid;
+    x.created_at = 100 + depth;
+    x.expires_at = 10000;
+    return x;
+  };
+  ASSERT_TRUE((*a)->CreateSession(session("root", "", 0)).ok());
+  // Node b delegates children and grandchildren as fast as it can while node a revokes the tree.
+  std::atomic<bool> stop{false};
+  std::thread delegating([&] {
+    for (int i = 0; i < 400 && !stop; ++i) {
+      std::string child = "c" + std::to_string(i);
+      if ((*b)->CreateSession(session(child, "root", 1)).ok()) {
+        (void)(*b)->CreateSession(session("g" + std::to_string(i), child, 2));
+      }
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  auto revoked = (*a)->RevokeSessionTree("root", "contained", 500);
+  stop = true;
+  delegating.join();
+  ASSERT_TRUE(revoked.ok()) << revoked.status().ToString();
+  auto tree = (*a)->SessionTree("root");
+  ASSERT_TRUE(tree.ok());
+  EXPECT_GT(tree->size(), 1u);  // some delegations landed before the revocation
+  for (const identity::Session& x : *tree) EXPECT_TRUE(x.revoked) << x.sid << " is still live";
+  EXPECT_EQ(revoked->size(), tree->size());
 }
 
 TEST(PgSchemaTest, NodesStartingAtOnceApplyEachStepOnceAndANewerSchemaIsRefused) {

@@ -1,0 +1,653 @@
+#include "store/postgres/pg_identity_store.h"
+
+#include "store/postgres/pg_schema.h"
+
+namespace custody::store {
+
+using identity::Agent;
+using identity::InitiatorVerification;
+using identity::Session;
+using identity::SigningKeyRecord;
+
+namespace {
+
+// Schema steps (store/postgres/pg_schema.h): released steps never change.
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE agents(
+  name TEXT PRIMARY KEY,
+  description TEXT NOT NULL,
+  environment TEXT NOT NULL,
+  business_owner TEXT NOT NULL,
+  technical_owner TEXT NOT NULL,
+  sponsor TEXT NOT NULL,
+  revocation_contact TEXT NOT NULL,
+  grants TEXT NOT NULL,
+  permissions TEXT NOT NULL,
+  max_delegation_depth BIGINT NOT NULL,
+  max_token_lifetime_s BIGINT NOT NULL,
+  client_jwk TEXT NOT NULL,
+  client_secret_sha256 TEXT NOT NULL,
+  disabled BOOLEAN NOT NULL,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL);
+CREATE TABLE sessions(
+  sid TEXT PRIMARY KEY,
+  parent_sid TEXT,
+  root_sid TEXT NOT NULL,
+  depth BIGINT NOT NULL,
+  max_depth BIGINT NOT NULL,
+  agent TEXT NOT NULL,
+  instance TEXT NOT NULL,
+  initiator TEXT NOT NULL,
+  initiator_issuer TEXT NOT NULL,
+  verification TEXT NOT NULL,
+  asserted_by TEXT NOT NULL,
+  scopes TEXT NOT NULL,
+  objective_digest TEXT NOT NULL,
+  txn TEXT NOT NULL,
+  jti TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  revoked BOOLEAN NOT NULL DEFAULT false,
+  revoked_at BIGINT NOT NULL DEFAULT 0,
+  revoke_reason TEXT NOT NULL DEFAULT '');
+CREATE INDEX sessions_parent ON sessions(parent_sid);
+CREATE INDEX sessions_agent ON sessions(agent, revoked);
+CREATE INDEX sessions_root ON sessions(root_sid);
+CREATE TABLE revoked_jtis(jti TEXT PRIMARY KEY, expires_at BIGINT NOT NULL);
+CREATE TABLE assertion_jtis(jti TEXT PRIMARY KEY, expires_at BIGINT NOT NULL);
+CREATE TABLE signing_keys(
+  kid TEXT PRIMARY KEY,
+  private_pem TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  retired_at BIGINT NOT NULL,
+  publish_until BIGINT NOT NULL);
+CREATE TABLE refresh_families(
+  family_id TEXT PRIMARY KEY,
+  client_id TEXT NOT NULL,
+  agent TEXT NOT NULL,
+  instance TEXT NOT NULL,
+  initiator TEXT NOT NULL,
+  initiator_issuer TEXT NOT NULL,
+  scopes TEXT NOT NULL,
+  resource TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  revoked BOOLEAN NOT NULL DEFAULT false,
+  revoked_at BIGINT NOT NULL DEFAULT 0,
+  revoke_reason TEXT NOT NULL DEFAULT '',
+  current_sha256 TEXT NOT NULL);
+CREATE TABLE refresh_tokens(token_sha256 TEXT PRIMARY KEY, family_id TEXT NOT NULL);
+CREATE TABLE refresh_family_sessions(
+  family_id TEXT NOT NULL,
+  seq BIGINT NOT NULL,
+  sid TEXT NOT NULL,
+  PRIMARY KEY(family_id, seq));
+CREATE TABLE consents(
+  client_id TEXT NOT NULL,
+  initiator_issuer TEXT NOT NULL,
+  initiator TEXT NOT NULL,
+  agent TEXT NOT NULL,
+  scopes TEXT NOT NULL,
+  granted_at BIGINT NOT NULL,
+  PRIMARY KEY(client_id, initiator_issuer, initiator));
+)sql";
+constexpr const char* kSchemaSteps[] = {kSchemaV1};
+
+std::vector<std::string> SplitSpaces(std::string_view s) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos < s.size()) {
+    size_t sp = s.find(' ', pos);
+    if (sp == std::string_view::npos) sp = s.size();
+    if (sp > pos) out.emplace_back(s.substr(pos, sp - pos));
+    pos = sp + 1;
+  }
+  return out;
+}
+
+std::string JoinSpaces(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : " ") + s;
+  return out;
+}
+
+PgParam PgBool(bool b) { return PgText(b ? "true" : "false"); }
+bool Bool(const PgRows& rows, int i, int c) { return rows.Text(i, c) == "t"; }
+
+constexpr const char* kAgentColumns =
+    "name, description, environment, business_owner, technical_owner, sponsor, "
+    "revocation_contact, grants, permissions, max_delegation_depth, max_token_lifetime_s, "
+    "client_jwk, client_secret_sha256, disabled, created_at, updated_at";
+
+std::vector<PgParam> AgentParams(const Agent& a) {
+  return {PgText(a.name),
+          PgText(a.description),
+          PgText(identity::EnvironmentName(a.environment)),
+          PgText(a.business_owner),
+          PgText(a.technical_owner),
+          PgText(a.sponsor),
+          PgText(a.revocation_contact),
+          PgText(JoinSpaces(a.grants)),
+          PgText(JoinSpaces(a.permissions)),
+          PgInt(a.max_delegation_depth),
+          PgInt(a.max_token_lifetime_s),
+          PgText(a.client_jwk),
+          PgText(a.client_secret_sha256),
+          PgBool(a.disabled),
+          PgText(a.created_at),
+          PgText(a.updated_at)};
+}
+
+Result<Agent> ReadAgent(const PgRows& rows, int i) {
+  auto t = [&](int c) { return std::string(rows.Text(i, c)); };
+  Agent a;
+  a.name = t(0);
+  a.description = t(1);
+  ASSIGN_OR_RETURN(a.environment, identity::ParseEnvironment(t(2)));
+  a.business_owner = t(3);
+  a.technical_owner = t(4);
+  a.sponsor = t(5);
+  a.revocation_contact = t(6);
+  a.grants = SplitSpaces(rows.Text(i, 7));
+  a.permissions = SplitSpaces(rows.Text(i, 8));
+  a.max_delegation_depth = static_cast<int>(rows.Int(i, 9));
+  a.max_token_lifetime_s = rows.Int(i, 10);
+  a.client_jwk = t(11);
+  a.client_secret_sha256 = t(12);
+  a.disabled = Bool(rows, i, 13);
+  a.created_at = t(14);
+  a.updated_at = t(15);
+  return a;
+}
+
+constexpr const char* kSessionColumns =
+    "sid, parent_sid, root_sid, depth, agent, instance, initiator, initiator_issuer, "
+    "verification, asserted_by, scopes, objective_digest, txn, jti, created_at, expires_at, "
+    "revoked, revoked_at, revoke_reason, max_depth";
+
+Session ReadSession(const PgRows& rows, int i) {
+  auto t = [&](int c) { return std::string(rows.Text(i, c)); };
+  Session x;
+  x.sid = t(0);
+  x.parent_sid = t(1);  // empty when NULL
+  x.root_sid = t(2);
+  x.depth = static_cast<int>(rows.Int(i, 3));
+  x.agent = t(4);
+  x.instance = t(5);
+  x.initiator = t(6);
+  x.initiator_issuer = t(7);
+  x.verification =
+      t(8) == "asserted" ? InitiatorVerification::kAsserted : InitiatorVerification::kVerified;
+  x.asserted_by = t(9);
+  x.scopes = SplitSpaces(rows.Text(i, 10));
+  x.objective_digest = t(11);
+  x.txn = t(12);
+  x.jti = t(13);
+  x.created_at = rows.Int(i, 14);
+  x.expires_at = rows.Int(i, 15);
+  x.revoked = Bool(rows, i, 16);
+  x.revoked_at = rows.Int(i, 17);
+  x.revoke_reason = t(18);
+  x.max_depth = static_cast<int>(rows.Int(i, 19));
+  return x;
+}
+
+// The session and its descendants, parents before children (IdentityStore::SessionTree).
+std::string TreeSql() {
+  return std::string(
+             "WITH RECURSIVE tree(sid) AS (SELECT sid FROM sessions WHERE sid = $1 UNION ALL "
+             "SELECT s.sid FROM sessions s JOIN tree ON s.parent_sid = tree.sid) SELECT ") +
+         kSessionColumns +
+         " FROM sessions WHERE sid IN (SELECT sid FROM tree) ORDER BY depth, created_at, "
+         "sid COLLATE \"C\"";
+}
+
+template <typename Conn>
+Result<std::vector<Session>> ReadTree(Conn& c, const std::string& sid) {
+  ASSIGN_OR_RETURN(PgRows rows, c.Exec("read session tree", TreeSql(), {PgText(sid)}));
+  std::vector<Session> out;
+  out.reserve(rows.size());
+  for (int i = 0; i < rows.size(); ++i) out.push_back(ReadSession(rows, i));
+  if (out.empty()) return NotFoundError("no session " + sid);
+  return out;
+}
+
+// Revokes what is live in the tree of `sid`, in the caller's transaction, appending the sids
+// revoked now to `revoked` in tree order. Rounds until the tree has nothing live: an update waits
+// for a child insert in flight below it (which holds its parent FOR SHARE), and the next read
+// (a new snapshot) sees that child.
+Status RevokeTreeIn(PgConn& c, const std::string& sid, const std::string& reason, int64_t now,
+                    std::vector<std::string>& revoked) {
+  for (int round = 0; round < 64; ++round) {
+    ASSIGN_OR_RETURN(std::vector<Session> tree, ReadTree(c, sid));
+    bool changed = false;
+    for (const Session& x : tree) {
+      if (x.revoked) continue;
+      ASSIGN_OR_RETURN(PgRows u, c.Exec("revoke session",
+                                        "UPDATE sessions SET revoked = true, revoked_at = $2, "
+                                        "revoke_reason = $3 WHERE sid = $1 AND NOT revoked",
+                                        {PgText(x.sid), PgInt(now), PgText(reason)}));
+      if (u.affected() > 0) {
+        revoked.push_back(x.sid);
+        changed = true;
+      }
+    }
+    if (!changed) return OkStatus();
+  }
+  return UnavailableError("identity database: session tree " + sid + " kept growing");
+}
+
+constexpr const char* kFamilyColumns =
+    "family_id, client_id, agent, instance, initiator, initiator_issuer, scopes, resource, "
+    "created_at, expires_at, revoked, revoked_at, revoke_reason, current_sha256";
+
+template <typename Conn>
+Result<identity::RefreshFamily> ReadFamily(Conn& c, const std::string& family_id,
+                                           std::string* current, bool for_update = false) {
+  ASSIGN_OR_RETURN(PgRows rows, c.Exec("read refresh family",
+                                       std::string("SELECT ") + kFamilyColumns +
+                                           " FROM refresh_families WHERE family_id = $1" +
+                                           (for_update ? " FOR UPDATE" : ""),
+                                       {PgText(family_id)}));
+  if (rows.size() == 0) return NotFoundError("no refresh family " + family_id);
+  auto t = [&](int col) { return std::string(rows.Text(0, col)); };
+  identity::RefreshFamily f;
+  f.family_id = t(0);
+  f.client_id = t(1);
+  f.agent = t(2);
+  f.instance = t(3);
+  f.initiator = t(4);
+  f.initiator_issuer = t(5);
+  f.scopes = SplitSpaces(rows.Text(0, 6));
+  f.resource = t(7);
+  f.created_at = rows.Int(0, 8);
+  f.expires_at = rows.Int(0, 9);
+  f.revoked = Bool(rows, 0, 10);
+  f.revoked_at = rows.Int(0, 11);
+  f.revoke_reason = t(12);
+  if (current != nullptr) *current = t(13);
+  ASSIGN_OR_RETURN(PgRows sessions,
+                   c.Exec("read refresh family sessions",
+                          "SELECT sid FROM refresh_family_sessions WHERE family_id = $1 "
+                          "ORDER BY seq",
+                          {PgText(family_id)}));
+  for (int i = 0; i < sessions.size(); ++i) f.sessions.emplace_back(sessions.Text(i, 0));
+  return f;
+}
+
+constexpr const char* kConsentColumns =
+    "client_id, initiator_issuer, initiator, agent, scopes, granted_at";
+
+identity::Consent ReadConsent(const PgRows& rows, int i) {
+  identity::Consent c;
+  c.client_id = std::string(rows.Text(i, 0));
+  c.initiator_issuer = std::string(rows.Text(i, 1));
+  c.initiator = std::string(rows.Text(i, 2));
+  c.agent = std::string(rows.Text(i, 3));
+  c.scopes = SplitSpaces(rows.Text(i, 4));
+  c.granted_at = rows.Int(i, 5);
+  return c;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PgIdentityStore>> PgIdentityStore::Open(const std::string& url,
+                                                               PgOptions options) {
+  options.what = "identity database";
+  ASSIGN_OR_RETURN(std::unique_ptr<PgDb> db, PgDb::Open(url, std::move(options)));
+  RETURN_IF_ERROR(ApplyPgSchema(*db, "identity", kSchemaSteps));
+  return std::unique_ptr<PgIdentityStore>(new PgIdentityStore(std::move(db)));
+}
+
+PgIdentityStore::~PgIdentityStore() = default;
+
+Status PgIdentityStore::CreateAgent(const Agent& agent) {
+  Status st =
+      db_->Exec("create agent",
+                std::string("INSERT INTO agents(") + kAgentColumns +
+                    ") VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
+                    "$16)",
+                AgentParams(agent))
+          .status();
+  if (st.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExistsError("agent \"" + agent.name + "\" exists");
+  }
+  return st;
+}
+
+Status PgIdentityStore::UpdateAgent(const Agent& agent) {
+  ASSIGN_OR_RETURN(
+      PgRows rows,
+      db_->Exec("update agent",
+                "UPDATE agents SET description = $2, environment = $3, business_owner = $4, "
+                "technical_owner = $5, sponsor = $6, revocation_contact = $7, grants = $8, "
+                "permissions = $9, max_delegation_depth = $10, max_token_lifetime_s = $11, "
+                "client_jwk = $12, client_secret_sha256 = $13, disabled = $14, created_at = $15, "
+                "updated_at = $16 WHERE name = $1",
+                AgentParams(agent)));
+  if (rows.affected() == 0) return NotFoundError("no agent \"" + agent.name + "\"");
+  return OkStatus();
+}
+
+Result<Agent> PgIdentityStore::GetAgent(const std::string& name) {
+  ASSIGN_OR_RETURN(PgRows rows, db_->Exec("read agent",
+                                          std::string("SELECT ") + kAgentColumns +
+                                              " FROM agents WHERE name = $1",
+                                          {PgText(name)}));
+  if (rows.size() == 0) return NotFoundError("no agent \"" + name + "\"");
+  return ReadAgent(rows, 0);
+}
+
+Result<std::vector<Agent>> PgIdentityStore::ListAgents() {
+  ASSIGN_OR_RETURN(PgRows rows, db_->Exec("list agents", std::string("SELECT ") + kAgentColumns +
+                                                             " FROM agents ORDER BY name "
+                                                             "COLLATE \"C\""));
+  std::vector<Agent> out;
+  for (int i = 0; i < rows.size(); ++i) {
+    ASSIGN_OR_RETURN(Agent a, ReadAgent(rows, i));
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+Status PgIdentityStore::CreateSession(const Session& x) {
+  return db_->Transact("create session", [&](PgConn& c) -> Status {
+    // The parent revoked, or the agent disabled, since the exchange verified them: refused. The
+    // rows stay locked FOR SHARE until this insert commits, so a revocation or DisableAgent on
+    // another node waits for it (and then sees the new session) or wins before it.
+    if (!x.parent_sid.empty()) {
+      ASSIGN_OR_RETURN(
+          PgRows parent,
+          c.Exec("check session parent", "SELECT revoked FROM sessions WHERE sid = $1 FOR SHARE",
+                 {PgText(x.parent_sid)}));
+      if (parent.size() != 0 && Bool(parent, 0, 0)) {
+        return FailedPreconditionError("session " + x.parent_sid + " has been revoked");
+      }
+    }
+    ASSIGN_OR_RETURN(PgRows agent, c.Exec("check session agent",
+                                          "SELECT disabled FROM agents WHERE name = $1 FOR SHARE",
+                                          {PgText(x.agent)}));
+    if (agent.size() != 0 && Bool(agent, 0, 0)) {
+      return FailedPreconditionError("agent \"" + x.agent + "\" is disabled");
+    }
+    Status st =
+        c.Exec(
+             "create session",
+             std::string("INSERT INTO sessions(") + kSessionColumns +
+                 ") VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
+                 "$16, $17, $18, $19, $20)",
+             {PgText(x.sid),
+              x.parent_sid.empty() ? PgNull() : PgText(x.parent_sid),
+              PgText(x.root_sid),
+              PgInt(x.depth),
+              PgText(x.agent),
+              PgText(x.instance),
+              PgText(x.initiator),
+              PgText(x.initiator_issuer),
+              PgText(x.verification == InitiatorVerification::kAsserted ? "asserted" : "verified"),
+              PgText(x.asserted_by),
+              PgText(JoinSpaces(x.scopes)),
+              PgText(x.objective_digest),
+              PgText(x.txn),
+              PgText(x.jti),
+              PgInt(x.created_at),
+              PgInt(x.expires_at),
+              PgBool(x.revoked),
+              PgInt(x.revoked_at),
+              PgText(x.revoke_reason),
+              PgInt(x.max_depth)})
+            .status();
+    if (st.code() == StatusCode::kAlreadyExists) {
+      return AlreadyExistsError("session " + x.sid + " exists");
+    }
+    return st;
+  });
+}
+
+Result<Session> PgIdentityStore::GetSession(const std::string& sid) {
+  ASSIGN_OR_RETURN(PgRows rows, db_->Exec("read session",
+                                          std::string("SELECT ") + kSessionColumns +
+                                              " FROM sessions WHERE sid = $1",
+                                          {PgText(sid)}));
+  if (rows.size() == 0) return NotFoundError("no session " + sid);
+  return ReadSession(rows, 0);
+}
+
+Result<std::vector<Session>> PgIdentityStore::SessionTree(const std::string& sid) {
+  return ReadTree(*db_, sid);
+}
+
+Result<std::vector<std::string>> PgIdentityStore::RevokeSessionTree(const std::string& sid,
+                                                                    const std::string& reason,
+                                                                    int64_t now) {
+  std::vector<std::string> revoked;
+  RETURN_IF_ERROR(db_->Transact("revoke session tree", [&](PgConn& c) -> Status {
+    revoked.clear();
+    return RevokeTreeIn(c, sid, reason, now, revoked);
+  }));
+  return revoked;
+}
+
+Result<std::vector<std::string>> PgIdentityStore::RevokeAgentSessions(const std::string& agent,
+                                                                      const std::string& reason,
+                                                                      int64_t now) {
+  std::vector<std::string> revoked;
+  RETURN_IF_ERROR(db_->Transact("revoke agent sessions", [&](PgConn& c) -> Status {
+    revoked.clear();
+    ASSIGN_OR_RETURN(PgRows roots,
+                     c.Exec("read agent sessions",
+                            "SELECT sid FROM sessions WHERE agent = $1 AND NOT revoked "
+                            "ORDER BY depth, created_at, sid COLLATE \"C\"",
+                            {PgText(agent)}));
+    for (int i = 0; i < roots.size(); ++i) {
+      RETURN_IF_ERROR(RevokeTreeIn(c, std::string(roots.Text(i, 0)), reason, now, revoked));
+    }
+    return OkStatus();
+  }));
+  return revoked;
+}
+
+Status PgIdentityStore::RevokeJti(const std::string& jti, int64_t expires_at) {
+  return db_
+      ->Exec("revoke jti",
+             "INSERT INTO revoked_jtis(jti, expires_at) VALUES($1, $2) ON CONFLICT DO NOTHING",
+             {PgText(jti), PgInt(expires_at)})
+      .status();
+}
+
+Result<bool> PgIdentityStore::IsJtiRevoked(const std::string& jti) {
+  ASSIGN_OR_RETURN(
+      PgRows rows,
+      db_->Exec("read revoked jti", "SELECT 1 FROM revoked_jtis WHERE jti = $1", {PgText(jti)}));
+  return rows.size() != 0;
+}
+
+Status PgIdentityStore::UseAssertionJti(const std::string& jti, int64_t expires_at) {
+  Status st = db_->Exec("record assertion jti",
+                        "INSERT INTO assertion_jtis(jti, expires_at) VALUES($1, $2)",
+                        {PgText(jti), PgInt(expires_at)})
+                  .status();
+  if (st.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExistsError("client assertion jti already used");
+  }
+  return st;
+}
+
+Status PgIdentityStore::PutSigningKey(const SigningKeyRecord& k) {
+  return db_
+      ->Exec("store signing key",
+             "INSERT INTO signing_keys(kid, private_pem, created_at, retired_at, publish_until) "
+             "VALUES($1, $2, $3, $4, $5) ON CONFLICT (kid) DO UPDATE SET private_pem = "
+             "EXCLUDED.private_pem, created_at = EXCLUDED.created_at, retired_at = "
+             "EXCLUDED.retired_at, publish_until = EXCLUDED.publish_until",
+             {PgText(k.kid), PgText(k.private_pem), PgInt(k.created_at), PgInt(k.retired_at),
+              PgInt(k.publish_until)})
+      .status();
+}
+
+Result<std::vector<SigningKeyRecord>> PgIdentityStore::ListSigningKeys() {
+  ASSIGN_OR_RETURN(PgRows rows,
+                   db_->Exec("list signing keys",
+                             "SELECT kid, private_pem, created_at, retired_at, publish_until "
+                             "FROM signing_keys ORDER BY created_at, kid COLLATE \"C\""));
+  std::vector<SigningKeyRecord> out;
+  for (int i = 0; i < rows.size(); ++i) {
+    out.push_back(SigningKeyRecord{std::string(rows.Text(i, 0)), std::string(rows.Text(i, 1)),
+                                   rows.Int(i, 2), rows.Int(i, 3), rows.Int(i, 4)});
+  }
+  return out;
+}
+
+Status PgIdentityStore::CreateRefreshFamily(const identity::RefreshFamily& f,
+                                            const std::string& token_sha256) {
+  return db_->Transact("create refresh family", [&](PgConn& c) -> Status {
+    Status st =
+        c.Exec("create refresh family",
+               std::string("INSERT INTO refresh_families(") + kFamilyColumns +
+                   ") VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+               {PgText(f.family_id), PgText(f.client_id), PgText(f.agent), PgText(f.instance),
+                PgText(f.initiator), PgText(f.initiator_issuer), PgText(JoinSpaces(f.scopes)),
+                PgText(f.resource), PgInt(f.created_at), PgInt(f.expires_at), PgBool(f.revoked),
+                PgInt(f.revoked_at), PgText(f.revoke_reason), PgText(token_sha256)})
+            .status();
+    if (st.code() == StatusCode::kAlreadyExists) {
+      return AlreadyExistsError("refresh family " + f.family_id + " exists");
+    }
+    RETURN_IF_ERROR(st);
+    st = c.Exec("store refresh token hash",
+                "INSERT INTO refresh_tokens(token_sha256, family_id) VALUES($1, $2)",
+                {PgText(token_sha256), PgText(f.family_id)})
+             .status();
+    if (st.code() == StatusCode::kAlreadyExists) {
+      return AlreadyExistsError("refresh token hash exists");
+    }
+    RETURN_IF_ERROR(st);
+    int64_t seq = 0;
+    for (const std::string& sid : f.sessions) {
+      RETURN_IF_ERROR(c.Exec("store refresh family session",
+                             "INSERT INTO refresh_family_sessions(family_id, seq, sid) "
+                             "VALUES($1, $2, $3)",
+                             {PgText(f.family_id), PgInt(seq++), PgText(sid)})
+                          .status());
+    }
+    return OkStatus();
+  });
+}
+
+Result<identity::RefreshLookup> PgIdentityStore::FindRefreshToken(const std::string& token_sha256) {
+  ASSIGN_OR_RETURN(PgRows rows, db_->Exec("read refresh token",
+                                          "SELECT family_id FROM refresh_tokens "
+                                          "WHERE token_sha256 = $1",
+                                          {PgText(token_sha256)}));
+  if (rows.size() == 0) return NotFoundError("unknown refresh token");
+  std::string current;
+  ASSIGN_OR_RETURN(identity::RefreshFamily f,
+                   ReadFamily(*db_, std::string(rows.Text(0, 0)), &current));
+  return identity::RefreshLookup{std::move(f), current == token_sha256};
+}
+
+Status PgIdentityStore::RotateRefreshToken(const std::string& family_id,
+                                           const std::string& presented_sha256,
+                                           const std::string& next_sha256) {
+  return db_->Transact("rotate refresh token", [&](PgConn& c) -> Status {
+    std::string current;
+    ASSIGN_OR_RETURN(identity::RefreshFamily f,
+                     ReadFamily(c, family_id, &current, /*for_update=*/true));
+    if (f.revoked) return FailedPreconditionError("refresh family " + family_id + " is revoked");
+    if (current != presented_sha256) {
+      return FailedPreconditionError("refresh token is no longer current");
+    }
+    Status st = c.Exec("store refresh token hash",
+                       "INSERT INTO refresh_tokens(token_sha256, family_id) VALUES($1, $2)",
+                       {PgText(next_sha256), PgText(family_id)})
+                    .status();
+    if (st.code() == StatusCode::kAlreadyExists) {
+      return AlreadyExistsError("refresh token hash exists");
+    }
+    RETURN_IF_ERROR(st);
+    return c
+        .Exec("rotate refresh token",
+              "UPDATE refresh_families SET current_sha256 = $2 WHERE family_id = $1",
+              {PgText(family_id), PgText(next_sha256)})
+        .status();
+  });
+}
+
+Status PgIdentityStore::AddRefreshFamilySession(const std::string& family_id,
+                                                const std::string& sid) {
+  return db_->Transact("store refresh family session", [&](PgConn& c) -> Status {
+    // The family's row lock orders concurrent appends (their seq must differ).
+    ASSIGN_OR_RETURN(PgRows family, c.Exec("lock refresh family",
+                                           "SELECT 1 FROM refresh_families WHERE family_id = $1 "
+                                           "FOR UPDATE",
+                                           {PgText(family_id)}));
+    if (family.size() == 0) return NotFoundError("no refresh family " + family_id);
+    return c
+        .Exec("store refresh family session",
+              "INSERT INTO refresh_family_sessions(family_id, seq, sid) SELECT $1, "
+              "(SELECT COUNT(*) FROM refresh_family_sessions WHERE family_id = $1), $2",
+              {PgText(family_id), PgText(sid)})
+        .status();
+  });
+}
+
+Result<identity::RefreshFamily> PgIdentityStore::RevokeRefreshFamily(const std::string& family_id,
+                                                                     const std::string& reason,
+                                                                     int64_t now) {
+  RETURN_IF_ERROR(db_->Exec("revoke refresh family",
+                            "UPDATE refresh_families SET revoked = true, revoked_at = $2, "
+                            "revoke_reason = $3 WHERE family_id = $1 AND NOT revoked",
+                            {PgText(family_id), PgInt(now), PgText(reason)})
+                      .status());
+  return ReadFamily(*db_, family_id, nullptr);
+}
+
+Status PgIdentityStore::PutConsent(const identity::Consent& c) {
+  return db_
+      ->Exec("store consent",
+             "INSERT INTO consents(client_id, initiator_issuer, initiator, agent, scopes, "
+             "granted_at) VALUES($1, $2, $3, $4, $5, $6) ON CONFLICT (client_id, "
+             "initiator_issuer, initiator) DO UPDATE SET agent = EXCLUDED.agent, scopes = "
+             "EXCLUDED.scopes, granted_at = EXCLUDED.granted_at",
+             {PgText(c.client_id), PgText(c.initiator_issuer), PgText(c.initiator), PgText(c.agent),
+              PgText(JoinSpaces(c.scopes)), PgInt(c.granted_at)})
+      .status();
+}
+
+Result<identity::Consent> PgIdentityStore::GetConsent(const std::string& initiator_issuer,
+                                                      const std::string& initiator,
+                                                      const std::string& client_id) {
+  ASSIGN_OR_RETURN(PgRows rows,
+                   db_->Exec("read consent",
+                             std::string("SELECT ") + kConsentColumns +
+                                 " FROM consents WHERE client_id = $1 AND "
+                                 "initiator_issuer = $2 AND initiator = $3",
+                             {PgText(client_id), PgText(initiator_issuer), PgText(initiator)}));
+  if (rows.size() == 0) return NotFoundError("no consent");
+  return ReadConsent(rows, 0);
+}
+
+Result<std::vector<identity::Consent>> PgIdentityStore::ListConsents() {
+  ASSIGN_OR_RETURN(PgRows rows, db_->Exec("list consents",
+                                          std::string("SELECT ") + kConsentColumns +
+                                              " FROM consents ORDER BY client_id COLLATE \"C\", "
+                                              "initiator_issuer COLLATE \"C\", "
+                                              "initiator COLLATE \"C\""));
+  std::vector<identity::Consent> out;
+  for (int i = 0; i < rows.size(); ++i) out.push_back(ReadConsent(rows, i));
+  return out;
+}
+
+Status PgIdentityStore::DeleteConsent(const std::string& initiator_issuer,
+                                      const std::string& initiator, const std::string& client_id) {
+  ASSIGN_OR_RETURN(PgRows rows,
+                   db_->Exec("delete consent",
+                             "DELETE FROM consents WHERE client_id = $1 AND "
+                             "initiator_issuer = $2 AND initiator = $3",
+                             {PgText(client_id), PgText(initiator_issuer), PgText(initiator)}));
+  if (rows.affected() == 0) return NotFoundError("no consent");
+  return OkStatus();
+}
+
+}  // namespace custody::store

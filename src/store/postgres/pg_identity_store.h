@@ -1,0 +1,71 @@
+// PgIdentityStore: IdentityStore in PostgreSQL (component "identity", version 1): the same
+// tables as identity.db (agents, sessions, revoked and used jtis, signing keys, refresh token
+// families, consents), shared by the nodes of a deployment so that a token issued at one node
+// verifies at another and a revocation at one is seen by all.
+//
+// Races between nodes are settled by row locks, not by a process-wide mutex: a session insert
+// holds its parent's and its agent's rows FOR SHARE while it checks and inserts, so a
+// revocation (which updates those rows) either waits for it and then revokes it too, or makes
+// it fail. Revoking a tree re-reads the tree after each round of updates until no live session
+// is left, so a child inserted while the revocation ran is revoked in the same transaction.
+//
+// Not yet: signing keys are stored as PEM (the key-encryption key of #19 wraps them later).
+// Thread-safe (PgDb's pool).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "store/identity_store.h"
+#include "store/postgres/pg_db.h"
+
+namespace custody::store {
+
+class PgIdentityStore final : public IdentityStore {
+ public:
+  static Result<std::unique_ptr<PgIdentityStore>> Open(const std::string& url,
+                                                       PgOptions options = {});
+  ~PgIdentityStore() override;
+
+  Status CreateAgent(const identity::Agent& agent) override;
+  Status UpdateAgent(const identity::Agent& agent) override;
+  Result<identity::Agent> GetAgent(const std::string& name) override;
+  Result<std::vector<identity::Agent>> ListAgents() override;
+  Status CreateSession(const identity::Session& session) override;
+  Result<identity::Session> GetSession(const std::string& sid) override;
+  Result<std::vector<identity::Session>> SessionTree(const std::string& sid) override;
+  Result<std::vector<std::string>> RevokeSessionTree(const std::string& sid,
+                                                     const std::string& reason,
+                                                     int64_t now) override;
+  Result<std::vector<std::string>> RevokeAgentSessions(const std::string& agent,
+                                                       const std::string& reason,
+                                                       int64_t now) override;
+  Status RevokeJti(const std::string& jti, int64_t expires_at) override;
+  Result<bool> IsJtiRevoked(const std::string& jti) override;
+  Status UseAssertionJti(const std::string& jti, int64_t expires_at) override;
+  Status PutSigningKey(const identity::SigningKeyRecord& key) override;
+  Result<std::vector<identity::SigningKeyRecord>> ListSigningKeys() override;
+
+  Status CreateRefreshFamily(const identity::RefreshFamily& family,
+                             const std::string& token_sha256) override;
+  Result<identity::RefreshLookup> FindRefreshToken(const std::string& token_sha256) override;
+  Status RotateRefreshToken(const std::string& family_id, const std::string& presented_sha256,
+                            const std::string& next_sha256) override;
+  Status AddRefreshFamilySession(const std::string& family_id, const std::string& sid) override;
+  Result<identity::RefreshFamily> RevokeRefreshFamily(const std::string& family_id,
+                                                      const std::string& reason,
+                                                      int64_t now) override;
+  Status PutConsent(const identity::Consent& consent) override;
+  Result<identity::Consent> GetConsent(const std::string& initiator_issuer,
+                                       const std::string& initiator,
+                                       const std::string& client_id) override;
+  Result<std::vector<identity::Consent>> ListConsents() override;
+  Status DeleteConsent(const std::string& initiator_issuer, const std::string& initiator,
+                       const std::string& client_id) override;
+
+ private:
+  explicit PgIdentityStore(std::unique_ptr<PgDb> db) : db_(std::move(db)) {}
+  std::unique_ptr<PgDb> db_;
+};
+
+}  // namespace custody::store
