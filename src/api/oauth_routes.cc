@@ -51,17 +51,23 @@ Status AddOAuthRoutes(http::Router& router, identity::AuthorizationServer& serve
                                 q.code_challenge = req.QueryParam("code_challenge");
                                 q.code_challenge_method = req.QueryParam("code_challenge_method");
                                 q.resource = req.QueryParam("resource");
-                                respond(ToResponse(as->Authorize(q, CookieHeader(req))));
+                                // Off the server's threads: it may fetch the IdP's metadata or
+                                // a client's metadata document.
+                                as->Post([as, q = std::move(q), cookie = CookieHeader(req),
+                                          respond = std::move(respond)] {
+                                  respond(ToResponse(as->Authorize(q, cookie)));
+                                });
                               },
                               http::AuthRequirement::None(), ""}));
-  // The IdP's redirect back. Redeeming its code calls the IdP from this thread (a few hundred
-  // milliseconds at most, bounded by the login timeout).
+  // The IdP's redirect back. Redeeming its code calls the IdP: off the server's threads.
   RETURN_IF_ERROR(
       router.Add({"GET", "/oauth2/login/callback",
                   [as](Request& req, Responder respond) {
-                    respond(ToResponse(as->LoginCallback(
-                        req.QueryParam("state"), req.QueryParam("code"), req.QueryParam("error"),
-                        CookieHeader(req), req.QueryParam("iss"))));
+                    as->Post([as, state = req.QueryParam("state"), code = req.QueryParam("code"),
+                              error = req.QueryParam("error"), cookie = CookieHeader(req),
+                              iss = req.QueryParam("iss"), respond = std::move(respond)] {
+                      respond(ToResponse(as->LoginCallback(state, code, error, cookie, iss)));
+                    });
                   },
                   http::AuthRequirement::None(), ""}));
   RETURN_IF_ERROR(router.Add({"POST", "/oauth2/consent",

@@ -446,6 +446,8 @@ void Service::Shutdown() {
   impl_->shut_down = true;
   impl_->ReleasePort();
   impl_->server->Shutdown();
+  // Sign-ins still being answered finish (they record events) before the ledger closes.
+  if (impl_->authorization) impl_->authorization->Stop();
   if (impl_->mcp) impl_->mcp->Stop();  // before the ledger closes: outcomes are recorded
   impl_->ledger->Close();
   impl_->attribution->FlushIndex();

@@ -150,6 +150,48 @@ AuthorizationServer::AuthorizationServer(TokenService& tokens, store::IdentitySt
   options_.code_lifetime_s = std::clamp<int64_t>(options_.code_lifetime_s, 1, 60);
 }
 
+AuthorizationServer::~AuthorizationServer() { Stop(); }
+
+void AuthorizationServer::Post(std::function<void()> work) {
+  {
+    MutexLock lock(work_mu_);
+    if (!stopping_) {
+      if (workers_.empty()) {
+        for (size_t i = 0; i < kWorkers; ++i) workers_.emplace_back([this] { WorkLoop(); });
+      }
+      work_.push_back(std::move(work));
+      work_cv_.NotifyOne();
+      return;
+    }
+  }
+  work();
+}
+
+void AuthorizationServer::WorkLoop() {
+  while (true) {
+    std::function<void()> next;
+    {
+      MutexLock lock(work_mu_);
+      work_cv_.Wait(work_mu_, [&]() REQUIRES(work_mu_) { return stopping_ || !work_.empty(); });
+      if (work_.empty()) return;  // stopping, and nothing is left
+      next = std::move(work_.front());
+      work_.pop_front();
+    }
+    next();
+  }
+}
+
+void AuthorizationServer::Stop() {
+  std::vector<std::thread> workers;
+  {
+    MutexLock lock(work_mu_);
+    stopping_ = true;
+    work_cv_.NotifyAll();
+    workers.swap(workers_);
+  }
+  for (std::thread& t : workers) t.join();
+}
+
 int64_t AuthorizationServer::Now() const {
   return std::chrono::duration_cast<std::chrono::seconds>(clock_.Now().time_since_epoch()).count();
 }

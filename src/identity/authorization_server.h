@@ -17,10 +17,13 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/clock.h"
@@ -90,6 +93,17 @@ class AuthorizationServer {
                       IdentityProvider* login, const Clock& clock, Random& random,
                       ErrorReporter& errors, IdentityEventSink sink,
                       AuthorizationServerOptions options);
+  // Stop().
+  ~AuthorizationServer();
+
+  // Runs `work` on one of the server's own threads: the browser-facing steps call other hosts
+  // (the IdP's metadata and token endpoint, a client's metadata document), so the HTTP handlers
+  // hand them here and no server worker waits on another host. After Stop(), `work` runs on
+  // the calling thread.
+  void Post(std::function<void()> work) EXCLUDES(work_mu_);
+  // Finishes the work queued and in progress, then joins the threads. custody serve calls it
+  // after the HTTP server has stopped and before the ledger closes (the work records events).
+  void Stop() EXCLUDES(work_mu_);
 
   // GET /oauth2/authorize. Until the client and its redirect URI are validated, errors are an
   // HTML page (never a redirect); after, a redirect to the client with the RFC 6749 §4.1.2.1
@@ -176,6 +190,14 @@ class AuthorizationServer {
   UuidV7Generator ids_;
   IdentityEventSink sink_;
   AuthorizationServerOptions options_;
+
+  void WorkLoop() EXCLUDES(work_mu_);
+  static constexpr size_t kWorkers = 4;
+  Mutex work_mu_;
+  CondVar work_cv_;
+  std::deque<std::function<void()>> work_ GUARDED_BY(work_mu_);
+  std::vector<std::thread> workers_ GUARDED_BY(work_mu_);  // started on the first Post
+  bool stopping_ GUARDED_BY(work_mu_) = false;
 
   Mutex mu_;
   std::map<std::string, std::shared_ptr<Pending>> logins_ GUARDED_BY(mu_);    // by IdP state
