@@ -102,6 +102,28 @@ constexpr KeyDef kKeys[] = {
              .default_text = "",
              .description = "SQLite file of the admin tokens; empty: <data_dir>/custody.db"},
      .field = [](Config& c) -> Field { return &c.admin.token_db; }},
+    {.key = {.name = "storage.backend",
+             .env = "CUSTODY_STORAGE_BACKEND",
+             .default_text = "sqlite",
+             .description = "Where the stores live: sqlite (files in data_dir) or postgres (one "
+                            "database at storage.postgres_url)",
+             .choices = "sqlite|postgres"},
+     .field = [](Config& c) -> Field { return &c.storage.backend; }},
+    {.key = {.name = "storage.postgres_url",
+             .env = "CUSTODY_STORAGE_POSTGRES_URL",
+             .default_text = "",
+             .description = "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?PARAMS] with "
+                            "storage.backend = postgres; prefer the environment variable, as the "
+                            "password is a secret (it never appears in logs or errors)"},
+     .field = [](Config& c) -> Field { return &c.storage.postgres_url; }},
+    {.key = {.name = "storage.postgres_pool_size",
+             .env = "CUSTODY_STORAGE_POSTGRES_POOL_SIZE",
+             .type = kInteger,
+             .default_text = "8",
+             .description = "PostgreSQL connections each store may hold",
+             .min = 1,
+             .max = 256},
+     .field = [](Config& c) -> Field { return &c.storage.postgres_pool_size; }},
     {.key = {.name = "admin.protect_reads",
              .env = "CUSTODY_ADMIN_PROTECT_READS",
              .type = kBoolean,
@@ -724,6 +746,14 @@ Status Validate(Config& c) {
         "oauth.dynamic_client_registration needs oauth.dev_unknown_clients (registered clients "
         "have no agent)");
   }
+  if (c.storage.backend == "postgres" && c.storage.postgres_url.empty()) {
+    return InvalidArgumentError(
+        "storage.backend = postgres needs storage.postgres_url (or CUSTODY_STORAGE_POSTGRES_URL)");
+  }
+  if (c.storage.backend != "postgres" && !c.storage.postgres_url.empty()) {
+    return InvalidArgumentError("storage.postgres_url is set but storage.backend is " +
+                                c.storage.backend + " (set storage.backend = \"postgres\")");
+  }
   if (c.login.issuer.empty() && (!c.login.client_id.empty() || !c.login.client_secret.empty())) {
     return InvalidArgumentError("login.client_id and login.client_secret need login.issuer");
   }
@@ -767,6 +797,11 @@ store::StorageOptions Config::Storage() const {
   o.attribution_path = AttributionDbPath();
   o.admin_token_path = TokenDbPath();
   o.tool_pin_path = McpDbPath();
+  if (storage.backend == "postgres") {
+    o.backend = store::Backend::kPostgres;
+    o.postgres_url = storage.postgres_url;
+    o.postgres_pool_size = static_cast<size_t>(storage.postgres_pool_size);
+  }
   return o;
 }
 

@@ -42,6 +42,14 @@ struct Config {
     bool protect_reads = false;
     bool operator==(const Admin&) const = default;
   } admin;
+  // Where the stores live: SQLite files in data_dir (the default, nothing else to run) or one
+  // PostgreSQL database (store/postgres/; not yet for several nodes, see docs/ARCHITECTURE.md).
+  struct StorageSettings {
+    std::string backend = "sqlite";  // "sqlite" | "postgres"
+    std::string postgres_url;        // postgresql://…; never logged (PgDb::Redact)
+    int64_t postgres_pool_size = 8;  // connections per store
+    bool operator==(const StorageSettings&) const = default;
+  } storage;
   struct Identity {
     // iss of Custody's tokens and its published base URL. Empty: the URL `custody serve`
     // actually listens on (Service::Open resolves it, port 0 included, and warns).
@@ -85,7 +93,7 @@ struct Config {
     // RFC 7591 Dynamic Client Registration at /oauth2/register; its clients have no agent, so it
     // needs dev_unknown_clients.
     bool dynamic_client_registration = false;
-    std::map<std::string, OAuthClient> clients;    // by client_id
+    std::map<std::string, OAuthClient> clients;  // by client_id
     bool operator==(const OAuth&) const = default;
   } oauth;
   struct Attribution {

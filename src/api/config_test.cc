@@ -9,6 +9,8 @@
 #include <fstream>
 #include <set>
 
+#include "store/stores.h"
+
 namespace custody::api {
 namespace {
 
@@ -388,6 +390,10 @@ TEST(ConfigKeys, CheckedRangesAndChoicesComeFromTheTable) {
       for (size_t pos = 0; pos <= k.choices.size();) {
         size_t bar = std::min(k.choices.find('|', pos), k.choices.size());
         s.overrides = {{std::string(k.name), std::string(k.choices.substr(pos, bar - pos))}};
+        // A choice that needs a companion key gets it.
+        if (s.overrides[0].second == "postgres") {
+          s.overrides.emplace_back("storage.postgres_url", "postgresql://db.example/custody");
+        }
         EXPECT_TRUE(LoadConfig(s).ok()) << s.overrides[0].second;
         pos = bar + 1;
       }
@@ -466,6 +472,28 @@ agent = "assistant"
   auto loaded = LoadConfig(env);
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   EXPECT_EQ(loaded->login.client_secret, "s3cret");
+}
+
+TEST(ConfigStorage, PostgresNeedsItsUrlAndTheUrlNeedsPostgres) {
+  ConfigSources s;
+  s.overrides = {{"storage.backend", "postgres"}};
+  auto no_url = LoadConfig(s);
+  ASSERT_FALSE(no_url.ok());
+  EXPECT_NE(no_url.status().message().find("needs storage.postgres_url"), std::string::npos)
+      << no_url.status().message();
+  s.overrides = {{"storage.postgres_url", "postgresql://u:s3cret@db.example/custody"}};
+  auto no_backend = LoadConfig(s);
+  ASSERT_FALSE(no_backend.ok());
+  EXPECT_NE(no_backend.status().message().find("storage.backend is sqlite"), std::string::npos);
+  EXPECT_EQ(no_backend.status().message().find("s3cret"), std::string::npos);
+  s.overrides.emplace_back("storage.backend", "postgres");
+  auto both = LoadConfig(s);
+  ASSERT_TRUE(both.ok()) << both.status().ToString();
+  store::StorageOptions o = both->Storage();
+  EXPECT_EQ(o.backend, store::Backend::kPostgres);
+  EXPECT_EQ(o.postgres_url, "postgresql://u:s3cret@db.example/custody");
+  EXPECT_EQ(o.postgres_pool_size, 8u);
+  EXPECT_EQ(Config{}.Storage().backend, store::Backend::kSqlite);  // the embedded default
 }
 
 }  // namespace

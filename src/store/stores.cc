@@ -5,6 +5,11 @@
 #include "store/memory/memory_identity_store.h"
 #include "store/memory/memory_ledger_store.h"
 #include "store/memory/memory_tool_pin_store.h"
+#include "store/postgres/pg_admin_token_store.h"
+#include "store/postgres/pg_attribution_store.h"
+#include "store/postgres/pg_identity_store.h"
+#include "store/postgres/pg_ledger_store.h"
+#include "store/postgres/pg_tool_pin_store.h"
 #include "store/sqlite/sqlite_admin_token_store.h"
 #include "store/sqlite/sqlite_attribution_store.h"
 #include "store/sqlite/sqlite_identity_store.h"
@@ -12,6 +17,23 @@
 #include "store/sqlite/sqlite_tool_pin_store.h"
 
 namespace custody::store {
+namespace {
+
+PgOptions Pool(const StorageOptions& options) {
+  PgOptions o;
+  o.pool_size = options.postgres_pool_size;
+  return o;
+}
+
+// The PostgreSQL store of each interface, as the interface.
+template <typename Interface, typename Pg, typename... Args>
+Result<std::unique_ptr<Interface>> OpenPg(const StorageOptions& options, Args&&... args) {
+  ASSIGN_OR_RETURN(auto s,
+                   Pg::Open(options.postgres_url, std::forward<Args>(args)..., Pool(options)));
+  return std::unique_ptr<Interface>(std::move(s));
+}
+
+}  // namespace
 
 StorageOptions StorageOptions::InDirectory(const std::string& dir) {
   StorageOptions o;
@@ -27,6 +49,11 @@ Result<std::unique_ptr<LedgerStore>> OpenLedgerStore(const StorageOptions& optio
                                                      const LedgerOpenOptions& open) {
   if (options.backend == Backend::kMemory) {
     return std::unique_ptr<LedgerStore>(std::make_unique<MemoryLedgerStore>());
+  }
+  if (options.backend == Backend::kPostgres) {
+    PgLedgerStore::OpenOptions o;
+    o.read_only = open.read_only;
+    return OpenPg<LedgerStore, PgLedgerStore>(options, o);
   }
   SqliteLedgerStore::Options o;
   o.read_only = open.read_only;
@@ -46,6 +73,7 @@ Result<std::unique_ptr<IdentityStore>> OpenIdentityStore(const StorageOptions& o
   if (options.backend == Backend::kMemory) {
     return std::unique_ptr<IdentityStore>(std::make_unique<MemoryIdentityStore>());
   }
+  if (options.backend == Backend::kPostgres) return OpenPg<IdentityStore, PgIdentityStore>(options);
   ASSIGN_OR_RETURN(auto s, SqliteIdentityStore::Open(options.identity_path));
   return std::unique_ptr<IdentityStore>(std::move(s));
 }
@@ -54,6 +82,8 @@ Result<std::unique_ptr<AttributionStore>> OpenAttributionStore(const StorageOpti
   if (options.backend == Backend::kMemory) {
     return std::unique_ptr<AttributionStore>(std::make_unique<MemoryAttributionStore>());
   }
+  if (options.backend == Backend::kPostgres)
+    return OpenPg<AttributionStore, PgAttributionStore>(options);
   ASSIGN_OR_RETURN(auto s, SqliteAttributionStore::Open(options.attribution_path));
   return std::unique_ptr<AttributionStore>(std::move(s));
 }
@@ -62,6 +92,7 @@ Result<std::unique_ptr<ToolPinStore>> OpenToolPinStore(const StorageOptions& opt
   if (options.backend == Backend::kMemory) {
     return std::unique_ptr<ToolPinStore>(std::make_unique<MemoryToolPinStore>());
   }
+  if (options.backend == Backend::kPostgres) return OpenPg<ToolPinStore, PgToolPinStore>(options);
   ASSIGN_OR_RETURN(auto s, SqliteToolPinStore::Open(options.tool_pin_path));
   return std::unique_ptr<ToolPinStore>(std::move(s));
 }
@@ -71,6 +102,8 @@ Result<std::unique_ptr<AdminTokenStore>> OpenAdminTokenStore(const StorageOption
   if (options.backend == Backend::kMemory) {
     return std::unique_ptr<AdminTokenStore>(std::make_unique<MemoryAdminTokenStore>());
   }
+  if (options.backend == Backend::kPostgres)
+    return OpenPg<AdminTokenStore, PgAdminTokenStore>(options);
   ASSIGN_OR_RETURN(auto s,
                    SqliteAdminTokenStore::Open(options.admin_token_path, create_if_missing));
   return std::unique_ptr<AdminTokenStore>(std::move(s));

@@ -1,7 +1,8 @@
 // The one factory that opens Custody's stores, and the only code outside store/<backend>/ that
 // names a backend. `custody serve` opens them all (OpenStores); a command that touches one file
 // opens just that store (`custody ledger` the ledger, `custody admin token` the token store).
-// SQLite files by default; kMemory gives fresh, empty in-memory stores for unit tests.
+// SQLite files by default; kPostgres one PostgreSQL database; kMemory gives fresh, empty
+// in-memory stores for unit tests.
 //
 // What each store keeps, and how durably, is the store's own business (the ledger fsyncs every
 // commit; the attribution index is derived and synchronous=NORMAL): that is not an option here.
@@ -20,8 +21,9 @@
 namespace custody::store {
 
 enum class Backend {
-  kSqlite,  // one SQLite file per store, at the paths below
-  kMemory,  // in memory: empty when opened, gone when closed (tests)
+  kSqlite,    // one SQLite file per store, at the paths below
+  kMemory,    // in memory: empty when opened, gone when closed (tests)
+  kPostgres,  // one PostgreSQL database for every store (store/postgres/), at postgres_url
 };
 
 struct StorageOptions {
@@ -33,6 +35,10 @@ struct StorageOptions {
   std::string attribution_path;
   std::string admin_token_path;
   std::string tool_pin_path;
+  // PostgreSQL: a postgresql:// URL (its password never appears in errors or logs) and the
+  // connections each store may hold.
+  std::string postgres_url;
+  size_t postgres_pool_size = 4;
 
   // The files of a data directory: ledger.db, identity.db, attribution.db, custody.db, mcp.db.
   static StorageOptions InDirectory(const std::string& dir);

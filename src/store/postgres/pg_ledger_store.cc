@@ -1,6 +1,7 @@
 #include "store/postgres/pg_ledger_store.h"
 
 #include <cstring>
+#include <iterator>
 
 #include "store/postgres/pg_schema.h"
 
@@ -88,9 +89,25 @@ Result<std::optional<StoredCheckpoint>> OneCheckpoint(Result<PgRows> rows) {
 
 Result<std::unique_ptr<PgLedgerStore>> PgLedgerStore::Open(const std::string& url,
                                                            PgOptions options) {
+  return Open(url, OpenOptions{}, std::move(options));
+}
+
+Result<std::unique_ptr<PgLedgerStore>> PgLedgerStore::Open(const std::string& url, OpenOptions open,
+                                                           PgOptions options) {
   options.what = "ledger database";
   ASSIGN_OR_RETURN(std::unique_ptr<PgDb> db, PgDb::Open(url, std::move(options)));
-  RETURN_IF_ERROR(ApplyPgSchema(*db, "ledger", kSchemaSteps));
+  if (open.read_only) {
+    // PgSchemaVersion reads custody_schema, which a database Custody never opened lacks.
+    auto version = PgSchemaVersion(*db, "ledger");
+    const int64_t known = static_cast<int64_t>(std::size(kSchemaSteps));
+    if (!version.ok() || *version != known) {
+      return FailedPreconditionError(
+          "ledger database at " + db->where() + " has no Custody ledger of schema version " +
+          std::to_string(known) + " (open it once with `custody serve` to create or migrate it)");
+    }
+  } else {
+    RETURN_IF_ERROR(ApplyPgSchema(*db, "ledger", kSchemaSteps));
+  }
   return std::unique_ptr<PgLedgerStore>(new PgLedgerStore(std::move(db)));
 }
 

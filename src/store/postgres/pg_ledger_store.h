@@ -17,7 +17,14 @@ namespace custody::store {
 
 class PgLedgerStore final : public LedgerStore {
  public:
+  struct OpenOptions {
+    // Never writes, not even a migration: the schema must already be this binary's version
+    // (`custody ledger verify` and other readers).
+    bool read_only = false;
+  };
   static Result<std::unique_ptr<PgLedgerStore>> Open(const std::string& url,
+                                                     PgOptions options = {});
+  static Result<std::unique_ptr<PgLedgerStore>> Open(const std::string& url, OpenOptions open,
                                                      PgOptions options = {});
   ~PgLedgerStore() override;
 
