@@ -44,20 +44,10 @@ OAuthResult<IssuedToken> TokenService::IssueSignedInSession(const Agent& agent,
   s.created_at = now;
   s.expires_at = exp;
 
-  json::object claims{{"iss", options_.issuer},
-                      {"sub", s.initiator},
-                      {"aud", json::array{json::value(req.audience)}},
-                      {"exp", exp},
-                      {"iat", now},
-                      {"nbf", now},
-                      {"jti", s.jti},
-                      {"client_id", req.client_id},
-                      {"scope", JoinScopes(s.scopes)},
-                      {"sid", s.sid},
-                      {"txn", s.txn},
-                      {"act", json::object{{"sub", s.instance}}},
-                      {"initiator_verification", "verified"}};
-  auto token = Sign("at+jwt", json::serialize(claims), exp);
+  auto token = Sign("at+jwt",
+                    SessionTokenClaims(s, req.audience, req.client_id,
+                                       json::serialize(json::object{{"sub", s.instance}})),
+                    exp);
   if (!token.ok()) {
     errors_.Report("identity.sign", token.status());
     return R::Fail("server_error", "cannot sign token", 500);

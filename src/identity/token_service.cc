@@ -658,6 +658,28 @@ OAuthResult<IssuedToken> TokenService::Exchange(const Agent& client, const Excha
   return FinishIssue(std::move(*issue.value), recorded);
 }
 
+std::string TokenService::SessionTokenClaims(const Session& s, const std::string& audience,
+                                             const std::string& client_id,
+                                             const std::string& act_json) const {
+  json::object claims{
+      {"iss", options_.issuer},
+      {"sub", s.initiator},
+      {"aud", json::array{json::value(audience)}},
+      {"exp", s.expires_at},
+      {"iat", s.created_at},
+      {"nbf", s.created_at},
+      {"jti", s.jti},
+      {"client_id", client_id},
+      {"scope", JoinScopes(s.scopes)},
+      {"sid", s.sid},
+      {"txn", s.txn},
+      {"act", json::parse(act_json)},
+      {"initiator_verification",
+       s.verification == InitiatorVerification::kVerified ? "verified" : "asserted"}};
+  if (!s.objective_digest.empty()) claims["objective"] = "sha256:" + s.objective_digest;
+  return json::serialize(claims);
+}
+
 OAuthError TokenService::SessionNotStored(const Status& stored) {
   // Refused by the store: the parent was revoked, or the agent disabled, after the exchange
   // had verified them (store::IdentityStore::CreateSession).
@@ -813,23 +835,8 @@ OAuthResult<TokenService::Issue> TokenService::PrepareExchange(const Agent& clie
   // act: the current actor, with the prior actors nested inside (RFC 8693 §4.1).
   json::object act{{"sub", s.instance}};
   if (parent && !parent->act_json.empty()) act["act"] = json::parse(parent->act_json);
-  json::object claims{
-      {"iss", options_.issuer},
-      {"sub", s.initiator},
-      {"aud", json::array{json::value(req.audience)}},
-      {"exp", exp},
-      {"iat", now},
-      {"nbf", now},
-      {"jti", s.jti},
-      {"client_id", client.name},
-      {"scope", JoinScopes(s.scopes)},
-      {"sid", s.sid},
-      {"txn", s.txn},
-      {"act", act},
-      {"initiator_verification",
-       s.verification == InitiatorVerification::kVerified ? "verified" : "asserted"}};
-  if (!s.objective_digest.empty()) claims["objective"] = "sha256:" + s.objective_digest;
-  auto token = Sign("at+jwt", json::serialize(claims), exp);
+  auto token =
+      Sign("at+jwt", SessionTokenClaims(s, req.audience, client.name, json::serialize(act)), exp);
   if (!token.ok()) {
     errors_.Report("identity.sign", token.status());
     return R::Fail("server_error", "cannot sign token", 500);

@@ -305,6 +305,11 @@ class TokenService {
   };
   // Signature, header, iss, a SPIFFE ID of our trust domain as sub, a non-empty aud.
   Result<SvidClaims> VerifySvidSignature(const std::string& token);
+  // The claims (JSON) of an RFC 9068 session access token; every path that issues one (token
+  // exchange, the authorization code flow) signs these. `act_json`: the current actor with the
+  // prior actors nested inside (RFC 8693 §4.1).
+  std::string SessionTokenClaims(const Session& s, const std::string& audience,
+                                 const std::string& client_id, const std::string& act_json) const;
   Status Record(const std::string& event_json);
   // A token signed and its event built, neither stored nor recorded yet; an exchange's session
   // is stored before its event is recorded.
