@@ -7,6 +7,7 @@
 //   ./build/release/bench/custody_attribution_bench --mode http --threads 1,4,16
 //   ./build/release/bench/custody_attribution_bench --mode contain --rounds 200
 //   ./build/release/bench/custody_attribution_bench --mode trace --fill 10000000
+// Any mode: --postgres-url postgresql://… runs on that (empty) PostgreSQL database.
 #include <unistd.h>
 
 #include <algorithm>
@@ -78,10 +79,15 @@ double Us(Clk::duration d) { return std::chrono::duration<double, std::micro>(d)
 
 // Ledger, identity and attribution in one temporary directory (the tests' World), with the
 // benchmark's policies and two agents.
+// --postgres-url URL: every store in that (empty) PostgreSQL database instead of SQLite files.
+std::string g_postgres_url;
+
 struct World {
   World() {
     w = Must(attribution::testkit::World::Create(
-                 fs::temp_directory_path() / ("custody-attr-bench-" + std::to_string(::getpid()))),
+                 fs::temp_directory_path() / ("custody-attr-bench-" + std::to_string(::getpid())),
+                 {}, g_postgres_url.empty() ? store::Backend::kSqlite : store::Backend::kPostgres,
+                 g_postgres_url),
              "world");
     Must(w->svc->PublishPolicies(kPolicies, "", "bench").status(), "publish");
     Must(w->Register("planner", {"*"}, {"assert_initiator"}, identity::Environment::kProd),
@@ -423,6 +429,8 @@ int main(int argc, char** argv) {
       fill = std::stoull(v);
     else if (k == "--reps")
       reps = std::stoi(v);
+    else if (k == "--postgres-url")
+      custody::g_postgres_url = v;
     else {
       fprintf(stderr, "unknown flag %s\n", k.c_str());
       return 2;

@@ -10,16 +10,19 @@
 namespace custody::attribution::testkit {
 
 Result<std::unique_ptr<World>> World::Create(const std::filesystem::path& dir,
-                                             AttributionOptions options, store::Backend backend) {
+                                             AttributionOptions options, store::Backend backend,
+                                             const std::string& postgres_url) {
   std::unique_ptr<World> w(new World());
   w->dir = dir;
   w->backend_ = backend;
+  w->postgres_url_ = postgres_url;
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
   std::filesystem::create_directories(dir, ec);
   if (ec) return UnavailableError("cannot create " + dir.string() + ": " + ec.message());
   store::StorageOptions files = store::StorageOptions::InDirectory(dir.string());
   files.backend = backend;
+  files.postgres_url = postgres_url;
   ASSIGN_OR_RETURN(store::Stores stores, store::OpenStores(files));
   ASSIGN_OR_RETURN(auto key, crypto::Ed25519PrivateKey::Generate());
   w->verifier_key =
@@ -67,6 +70,7 @@ Status World::LoseIndex() {
   store.reset();
   store::StorageOptions files = store::StorageOptions::InDirectory(dir.string());
   files.backend = backend_;
+  files.postgres_url = postgres_url_;
   if (backend_ == store::Backend::kSqlite) {
     for (const char* suffix : {"", "-wal", "-shm"}) {
       std::error_code ec;

@@ -45,7 +45,8 @@ class World {
   // Backend::kMemory the stores are in memory and `dir` stays empty.
   static Result<std::unique_ptr<World>> Create(const std::filesystem::path& dir,
                                                AttributionOptions options = {},
-                                               store::Backend backend = store::Backend::kSqlite);
+                                               store::Backend backend = store::Backend::kSqlite,
+                                               const std::string& postgres_url = "");
   ~World();
 
   // A new AttributionService over the same stores (a restart).
@@ -83,6 +84,7 @@ class World {
                                  const std::string& subject_type, const std::string& scope);
   std::map<std::string, std::string> secrets_;
   store::Backend backend_ = store::Backend::kSqlite;
+  std::string postgres_url_;
 };
 
 }  // namespace custody::attribution::testkit
