@@ -166,6 +166,10 @@ Result<std::unique_ptr<PgConn>> PgDb::Connect() {
     for (char& ch : m) ch = ch == '\n' ? ' ' : ch;
     return UnavailableError(options_.what + ": cannot connect to " + where_ + ": " + m);
   }
+  // PostgreSQL's notices (e.g. "relation ... already exists, skipping") would go to stderr by
+  // default, unformatted, into the server's log; none of them is an error, so they are dropped.
+  PQsetNoticeProcessor(
+      c, [](void*, const char*) {}, nullptr);
   return std::make_unique<PgConn>(c, options_.what);
 }
 
