@@ -2,12 +2,13 @@
 
 #include <cstring>
 
+#include "store/internal/columns.h"
 #include "store/postgres/pg_schema.h"
 
 namespace custody::store {
-namespace {
 
-constexpr const char* kColumns = "id, hash, role, label, created_ms, revoked_ms";
+using internal::kAdminTokenColumns;
+namespace {
 
 // Schema steps (store/postgres/pg_schema.h): released steps never change.
 constexpr const char* kSchemaV1 =
@@ -41,7 +42,7 @@ PgAdminTokenStore::~PgAdminTokenStore() = default;
 
 Status PgAdminTokenStore::Insert(const AdminTokenRecord& r) {
   Status st = db_->Exec("insert token",
-                        std::string("INSERT INTO admin_tokens(") + kColumns +
+                        std::string("INSERT INTO admin_tokens(") + kAdminTokenColumns +
                             ") VALUES($1, $2, $3, $4, $5, $6)",
                         {PgText(r.id), PgBytes(r.hash), PgText(r.role), PgText(r.label),
                          PgInt(r.created_unix_ms), PgOptionalInt(r.revoked_unix_ms)})
@@ -53,18 +54,19 @@ Status PgAdminTokenStore::Insert(const AdminTokenRecord& r) {
 }
 
 Result<std::optional<AdminTokenRecord>> PgAdminTokenStore::Get(std::string_view id) {
-  ASSIGN_OR_RETURN(
-      PgRows rows,
-      db_->Exec("get token", std::string("SELECT ") + kColumns + " FROM admin_tokens WHERE id = $1",
-                {PgText(id)}));
+  ASSIGN_OR_RETURN(PgRows rows, db_->Exec("get token",
+                                          std::string("SELECT ") + kAdminTokenColumns +
+                                              " FROM admin_tokens WHERE id = $1",
+                                          {PgText(id)}));
   if (rows.size() == 0) return std::optional<AdminTokenRecord>();
   return std::optional<AdminTokenRecord>(ReadRow(rows, 0));
 }
 
 Result<std::vector<AdminTokenRecord>> PgAdminTokenStore::List() {
-  ASSIGN_OR_RETURN(PgRows rows, db_->Exec("list tokens", std::string("SELECT ") + kColumns +
-                                                             " FROM admin_tokens ORDER BY "
-                                                             "created_ms, id COLLATE \"C\""));
+  ASSIGN_OR_RETURN(PgRows rows,
+                   db_->Exec("list tokens", std::string("SELECT ") + kAdminTokenColumns +
+                                                " FROM admin_tokens ORDER BY "
+                                                "created_ms, id COLLATE \"C\""));
   std::vector<AdminTokenRecord> out;
   out.reserve(rows.size());
   for (int i = 0; i < rows.size(); ++i) out.push_back(ReadRow(rows, i));

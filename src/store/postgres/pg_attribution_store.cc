@@ -2,9 +2,12 @@
 
 #include <algorithm>
 
+#include "store/internal/columns.h"
 #include "store/postgres/pg_schema.h"
 
 namespace custody::store {
+
+using internal::kActionColumns;
 namespace {
 
 // Schema steps (store/postgres/pg_schema.h): released steps never change. Text is ordered
@@ -59,10 +62,6 @@ CREATE TABLE containments(
 CREATE INDEX containments_subject ON containments(subject);
 )sql";
 constexpr const char* kSchemaSteps[] = {kSchemaV1};
-
-constexpr const char* kActionColumns =
-    "action_id, decision_index, outcome_index, sid, root_sid, agent, initiator, action, target, "
-    "decision, trace_id, span_id, txn, time_ms, status";
 
 ActionRow ReadAction(const PgRows& rows, int i) {
   auto t = [&](int c) { return std::string(rows.Text(i, c)); };

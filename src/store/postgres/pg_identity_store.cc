@@ -1,8 +1,16 @@
 #include "store/postgres/pg_identity_store.h"
 
+#include "store/internal/columns.h"
 #include "store/postgres/pg_schema.h"
 
 namespace custody::store {
+
+using internal::JoinSpaces;
+using internal::kAgentColumns;
+using internal::kConsentColumns;
+using internal::kFamilyColumns;
+using internal::kSessionColumns;
+using internal::SplitSpaces;
 
 using identity::Agent;
 using identity::InitiatorVerification;
@@ -94,31 +102,8 @@ CREATE TABLE consents(
 )sql";
 constexpr const char* kSchemaSteps[] = {kSchemaV1};
 
-std::vector<std::string> SplitSpaces(std::string_view s) {
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while (pos < s.size()) {
-    size_t sp = s.find(' ', pos);
-    if (sp == std::string_view::npos) sp = s.size();
-    if (sp > pos) out.emplace_back(s.substr(pos, sp - pos));
-    pos = sp + 1;
-  }
-  return out;
-}
-
-std::string JoinSpaces(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& s : v) out += (out.empty() ? "" : " ") + s;
-  return out;
-}
-
 PgParam PgBool(bool b) { return PgText(b ? "true" : "false"); }
 bool Bool(const PgRows& rows, int i, int c) { return rows.Text(i, c) == "t"; }
-
-constexpr const char* kAgentColumns =
-    "name, description, environment, business_owner, technical_owner, sponsor, "
-    "revocation_contact, grants, permissions, max_delegation_depth, max_token_lifetime_s, "
-    "client_jwk, client_secret_sha256, disabled, created_at, updated_at";
 
 std::vector<PgParam> AgentParams(const Agent& a) {
   return {PgText(a.name),
@@ -160,11 +145,6 @@ Result<Agent> ReadAgent(const PgRows& rows, int i) {
   a.updated_at = t(15);
   return a;
 }
-
-constexpr const char* kSessionColumns =
-    "sid, parent_sid, root_sid, depth, agent, instance, initiator, initiator_issuer, "
-    "verification, asserted_by, scopes, objective_digest, txn, jti, created_at, expires_at, "
-    "revoked, revoked_at, revoke_reason, max_depth";
 
 Session ReadSession(const PgRows& rows, int i) {
   auto t = [&](int c) { return std::string(rows.Text(i, c)); };
@@ -238,10 +218,6 @@ Status RevokeTreeIn(PgConn& c, const std::string& sid, const std::string& reason
   return UnavailableError("identity database: session tree " + sid + " kept growing");
 }
 
-constexpr const char* kFamilyColumns =
-    "family_id, client_id, agent, instance, initiator, initiator_issuer, scopes, resource, "
-    "created_at, expires_at, revoked, revoked_at, revoke_reason, current_sha256";
-
 template <typename Conn>
 Result<identity::RefreshFamily> ReadFamily(Conn& c, const std::string& family_id,
                                            std::string* current, bool for_update = false) {
@@ -275,9 +251,6 @@ Result<identity::RefreshFamily> ReadFamily(Conn& c, const std::string& family_id
   for (int i = 0; i < sessions.size(); ++i) f.sessions.emplace_back(sessions.Text(i, 0));
   return f;
 }
-
-constexpr const char* kConsentColumns =
-    "client_id, initiator_issuer, initiator, agent, scopes, granted_at";
 
 identity::Consent ReadConsent(const PgRows& rows, int i) {
   identity::Consent c;

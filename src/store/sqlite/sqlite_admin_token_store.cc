@@ -5,9 +5,12 @@
 #include <cstring>
 #include <filesystem>
 
+#include "store/internal/columns.h"
 #include "store/sqlite/sqlite_schema.h"
 
 namespace custody::store {
+
+using internal::kAdminTokenColumns;
 namespace {
 
 AdminTokenRecord ReadRow(const Stmt& s) {
@@ -21,8 +24,6 @@ AdminTokenRecord ReadRow(const Stmt& s) {
   if (!s.IsNull(5)) r.revoked_unix_ms = s.Int(5);
   return r;
 }
-
-constexpr const char* kColumns = "id, hash, role, label, created_ms, revoked_ms";
 
 // Schema steps (store/sqlite/sqlite_schema.h): kSchemaSteps[i] takes custody.db from version i to
 // i+1. Released steps never change; a layout change is a new step.
@@ -53,7 +54,8 @@ SqliteAdminTokenStore::~SqliteAdminTokenStore() = default;
 
 Status SqliteAdminTokenStore::Insert(const AdminTokenRecord& r) {
   MutexLock lock(mu_);
-  std::string sql = std::string("INSERT INTO admin_tokens(") + kColumns + ") VALUES(?,?,?,?,?,?)";
+  std::string sql =
+      std::string("INSERT INTO admin_tokens(") + kAdminTokenColumns + ") VALUES(?,?,?,?,?,?)";
   Stmt s(*db_, sql.c_str());
   if (!s.ok()) return db_->Error("prepare insert");
   s.Bind(1, r.id).BindBlobRef(2, r.hash.data(), 32).Bind(3, r.role).Bind(4, r.label);
@@ -71,7 +73,7 @@ Status SqliteAdminTokenStore::Insert(const AdminTokenRecord& r) {
 
 Result<std::optional<AdminTokenRecord>> SqliteAdminTokenStore::Get(std::string_view id) {
   MutexLock lock(mu_);
-  std::string sql = std::string("SELECT ") + kColumns + " FROM admin_tokens WHERE id = ?";
+  std::string sql = std::string("SELECT ") + kAdminTokenColumns + " FROM admin_tokens WHERE id = ?";
   Stmt s(*db_, sql.c_str());
   if (!s.ok()) return db_->Error("prepare get");
   s.BindTextRef(1, id);
@@ -84,7 +86,7 @@ Result<std::optional<AdminTokenRecord>> SqliteAdminTokenStore::Get(std::string_v
 Result<std::vector<AdminTokenRecord>> SqliteAdminTokenStore::List() {
   MutexLock lock(mu_);
   std::string sql =
-      std::string("SELECT ") + kColumns + " FROM admin_tokens ORDER BY created_ms, id";
+      std::string("SELECT ") + kAdminTokenColumns + " FROM admin_tokens ORDER BY created_ms, id";
   Stmt s(*db_, sql.c_str());
   if (!s.ok()) return db_->Error("prepare list");
   std::vector<AdminTokenRecord> out;

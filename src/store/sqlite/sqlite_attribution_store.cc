@@ -4,7 +4,11 @@
 
 #include <algorithm>
 
+#include "store/internal/columns.h"
+
 namespace custody::store {
+
+using internal::kActionColumns;
 namespace {
 
 // Schema steps (store/sqlite_schema.h): kSchemaSteps[i] takes attribution.db from version i to
@@ -60,10 +64,6 @@ CREATE TABLE IF NOT EXISTS containments(
 CREATE INDEX IF NOT EXISTS containments_subject ON containments(subject);
 )sql";
 constexpr const char* kSchemaSteps[] = {kSchemaV1};
-
-constexpr const char* kActionColumns =
-    "action_id, decision_index, outcome_index, sid, root_sid, agent, initiator, action, target, "
-    "decision, trace_id, span_id, txn, time_ms, status";
 
 ActionRow ReadAction(const Stmt& s) {
   ActionRow r;

@@ -4,9 +4,17 @@
 
 #include <functional>
 
+#include "store/internal/columns.h"
 #include "store/sqlite/sqlite_schema.h"
 
 namespace custody::store {
+
+using internal::JoinSpaces;
+using internal::kAgentColumns;
+using internal::kConsentColumns;
+using internal::kFamilyColumns;
+using internal::kSessionColumns;
+using internal::SplitSpaces;
 
 using identity::Agent;
 using identity::InitiatorVerification;
@@ -103,29 +111,6 @@ CREATE TABLE consents(
 )sql";
 constexpr const char* kSchemaSteps[] = {kSchemaV1, kSchemaV2};
 
-std::vector<std::string> SplitSpaces(const std::string& s) {
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while (pos < s.size()) {
-    size_t sp = s.find(' ', pos);
-    if (sp == std::string::npos) sp = s.size();
-    if (sp > pos) out.push_back(s.substr(pos, sp - pos));
-    pos = sp + 1;
-  }
-  return out;
-}
-
-std::string JoinSpaces(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& s : v) out += (out.empty() ? "" : " ") + s;
-  return out;
-}
-
-constexpr const char* kAgentColumns =
-    "name, description, environment, business_owner, technical_owner, sponsor, "
-    "revocation_contact, grants, permissions, max_delegation_depth, max_token_lifetime_s, "
-    "client_jwk, client_secret_sha256, disabled, created_at, updated_at";
-
 void BindAgent(Stmt& s, const Agent& a) {
   s.Bind(1, a.name)
       .Bind(2, a.description)
@@ -157,11 +142,6 @@ Result<Agent> ReadAgent(const Stmt& s) {
   a.updated_at = s.Text(15);
   return a;
 }
-
-constexpr const char* kSessionColumns =
-    "sid, parent_sid, root_sid, depth, agent, instance, initiator, initiator_issuer, "
-    "verification, asserted_by, scopes, objective_digest, txn, jti, created_at, expires_at, "
-    "revoked, revoked_at, revoke_reason, max_depth";
 
 Session ReadSession(const Stmt& s) {
   Session x;
@@ -521,13 +501,7 @@ Result<std::vector<SigningKeyRecord>> SqliteIdentityStore::ListSigningKeys() {
 // The authorization code flow: refresh token families and consents. Refresh reads go through the
 // writer: a rotation must see the last one.
 
-namespace {
-
-constexpr const char* kFamilyColumns =
-    "family_id, client_id, agent, instance, initiator, initiator_issuer, scopes, resource, "
-    "created_at, expires_at, revoked, revoked_at, revoke_reason, current_sha256";
-
-}  // namespace
+namespace {}  // namespace
 
 Result<identity::RefreshFamily> SqliteIdentityStore::ReadFamilyLocked(const std::string& family_id,
                                                                       std::string* current) {
@@ -695,9 +669,6 @@ Status SqliteIdentityStore::PutConsent(const identity::Consent& c) {
 }
 
 namespace {
-
-constexpr const char* kConsentColumns =
-    "client_id, initiator_issuer, initiator, agent, scopes, granted_at";
 
 identity::Consent ReadConsent(const Stmt& s) {
   identity::Consent c;

@@ -1,0 +1,52 @@
+// What the SQL backends (store/sqlite/, store/postgres/) share about their rows: the column
+// lists of the tables both lay out alike, and the one encoding of a list of words (scopes,
+// grants, permissions) as one space-separated text column. Only store/ includes this.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace custody::store::internal {
+
+inline constexpr const char* kAdminTokenColumns = "id, hash, role, label, created_ms, revoked_ms";
+inline constexpr const char* kActionColumns =
+    "action_id, decision_index, outcome_index, sid, root_sid, agent, initiator, action, target, "
+    "decision, trace_id, span_id, txn, time_ms, status";
+inline constexpr const char* kAgentColumns =
+    "name, description, environment, business_owner, technical_owner, sponsor, "
+    "revocation_contact, grants, permissions, max_delegation_depth, max_token_lifetime_s, "
+    "client_jwk, client_secret_sha256, disabled, created_at, updated_at";
+inline constexpr const char* kSessionColumns =
+    "sid, parent_sid, root_sid, depth, agent, instance, initiator, initiator_issuer, "
+    "verification, asserted_by, scopes, objective_digest, txn, jti, created_at, expires_at, "
+    "revoked, revoked_at, revoke_reason, max_depth";
+inline constexpr const char* kFamilyColumns =
+    "family_id, client_id, agent, instance, initiator, initiator_issuer, scopes, resource, "
+    "created_at, expires_at, revoked, revoked_at, revoke_reason, current_sha256";
+inline constexpr const char* kConsentColumns =
+    "client_id, initiator_issuer, initiator, agent, scopes, granted_at";
+
+// "a b c" -> {"a", "b", "c"}; runs of spaces and an empty text give no empty words.
+inline std::vector<std::string> SplitSpaces(std::string_view s) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos < s.size()) {
+    size_t sp = s.find(' ', pos);
+    if (sp == std::string_view::npos) sp = s.size();
+    if (sp > pos) out.emplace_back(s.substr(pos, sp - pos));
+    pos = sp + 1;
+  }
+  return out;
+}
+
+inline std::string JoinSpaces(const std::vector<std::string>& words) {
+  std::string out;
+  for (const auto& w : words) {
+    if (!out.empty()) out += ' ';
+    out += w;
+  }
+  return out;
+}
+
+}  // namespace custody::store::internal
