@@ -16,6 +16,7 @@
 
 #include "common/utf8.h"
 #include "http/client.h"
+#include "http/testing/self_signed.h"
 
 namespace custody::http {
 namespace {
@@ -564,36 +565,10 @@ TEST(Server, AddressInUseIsAnErrorAndDestructionDoesNotHang) {
 // OpenSSL API.
 void MakeSelfSigned(const std::string& cert_path, const std::string& key_path,
                     const std::string& host = "127.0.0.1") {
-  EVP_PKEY* pkey = EVP_EC_gen("P-256");
-  ASSERT_NE(pkey, nullptr);
-  X509* x = X509_new();
-  X509_set_version(x, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-  X509_gmtime_adj(X509_getm_notBefore(x), -60);
-  X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-  X509_set_pubkey(x, pkey);
-  X509_NAME* name = X509_get_subject_name(x);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>(host.c_str()), -1, -1, 0);
-  X509_set_issuer_name(x, name);
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, x, x, nullptr, nullptr, 0);
   boost::system::error_code not_ip;
   asio::ip::make_address(host, not_ip);
-  std::string san = (not_ip ? "DNS:" : "IP:") + host;
-  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_alt_name, san.c_str());
-  X509_add_ext(x, ext, -1);
-  X509_EXTENSION_free(ext);
-  X509_sign(x, pkey, EVP_sha256());
-  FILE* cf = fopen(cert_path.c_str(), "w");
-  PEM_write_X509(cf, x);
-  fclose(cf);
-  FILE* kf = fopen(key_path.c_str(), "w");
-  PEM_write_PrivateKey(kf, pkey, nullptr, nullptr, 0, nullptr, nullptr);
-  fclose(kf);
-  X509_free(x);
-  EVP_PKEY_free(pkey);
+  ASSERT_TRUE(http::testing::WriteSelfSignedCertificate(cert_path, key_path, host,
+                                                        (not_ip ? "DNS:" : "IP:") + host));
 }
 
 TEST(Server, Tls) {

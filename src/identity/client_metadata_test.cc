@@ -20,6 +20,7 @@
 
 #include "common/random.h"
 #include "http/server.h"
+#include "http/testing/self_signed.h"
 
 namespace custody::identity {
 namespace {
@@ -29,33 +30,7 @@ using std::chrono::seconds;
 // A self-signed P-256 certificate whose subjectAltName is `san` (OpenSSL's syntax).
 void MakeCertificate(const std::string& cert_path, const std::string& key_path,
                      const std::string& san) {
-  EVP_PKEY* pkey = EVP_EC_gen("P-256");
-  ASSERT_NE(pkey, nullptr);
-  X509* x = X509_new();
-  X509_set_version(x, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-  X509_gmtime_adj(X509_getm_notBefore(x), -60);
-  X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-  X509_set_pubkey(x, pkey);
-  X509_NAME* subject = X509_get_subject_name(x);
-  X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>("client.test"), -1, -1, 0);
-  X509_set_issuer_name(x, subject);
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, x, x, nullptr, nullptr, 0);
-  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_alt_name, san.c_str());
-  X509_add_ext(x, ext, -1);
-  X509_EXTENSION_free(ext);
-  X509_sign(x, pkey, EVP_sha256());
-  FILE* cf = fopen(cert_path.c_str(), "w");
-  PEM_write_X509(cf, x);
-  fclose(cf);
-  FILE* kf = fopen(key_path.c_str(), "w");
-  PEM_write_PrivateKey(kf, pkey, nullptr, nullptr, 0, nullptr, nullptr);
-  fclose(kf);
-  X509_free(x);
-  EVP_PKEY_free(pkey);
+  ASSERT_TRUE(http::testing::WriteSelfSignedCertificate(cert_path, key_path, "client.test", san));
 }
 
 std::string Document(const std::string& client_id, const std::string& extra = "") {

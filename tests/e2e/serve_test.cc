@@ -25,6 +25,7 @@
 #include "common/jcs.h"
 #include "crypto/jose.h"
 #include "http/client.h"
+#include "http/testing/self_signed.h"
 #include "ledger/checkpoint.h"
 #include "ledger/merkle.h"
 #include "ledger/note.h"
@@ -753,32 +754,8 @@ TEST(Serve, LoadManyKeepAliveConnections) {
 }
 
 void MakeSelfSigned(const std::string& cert_path, const std::string& key_path) {
-  EVP_PKEY* pkey = EVP_EC_gen("P-256");
-  X509* x = X509_new();
-  X509_set_version(x, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-  X509_gmtime_adj(X509_getm_notBefore(x), -60);
-  X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-  X509_set_pubkey(x, pkey);
-  X509_NAME* name = X509_get_subject_name(x);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1, 0);
-  X509_set_issuer_name(x, name);
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, x, x, nullptr, nullptr, 0);
-  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_alt_name, "IP:127.0.0.1");
-  X509_add_ext(x, ext, -1);
-  X509_EXTENSION_free(ext);
-  X509_sign(x, pkey, EVP_sha256());
-  FILE* cf = fopen(cert_path.c_str(), "w");
-  PEM_write_X509(cf, x);
-  fclose(cf);
-  FILE* kf = fopen(key_path.c_str(), "w");
-  PEM_write_PrivateKey(kf, pkey, nullptr, nullptr, 0, nullptr, nullptr);
-  fclose(kf);
-  X509_free(x);
-  EVP_PKEY_free(pkey);
+  ASSERT_TRUE(
+      http::testing::WriteSelfSignedCertificate(cert_path, key_path, "127.0.0.1", "IP:127.0.0.1"));
 }
 
 TEST(Serve, Tls) {
