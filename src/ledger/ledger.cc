@@ -36,7 +36,8 @@ Ledger::Ledger(std::unique_ptr<store::LedgerStore> store, crypto::Ed25519Private
       key_(std::move(key)),
       origin_(std::move(origin)),
       options_(options),
-      tree_(*store_, options.tile_cache_tiles) {}
+      tree_(*store_, options.tile_cache_tiles),
+      shared_(store_->Shared()) {}
 
 Result<std::unique_ptr<Ledger>> Ledger::Open(std::unique_ptr<store::LedgerStore> store,
                                              crypto::Ed25519PrivateKey key,
@@ -70,10 +71,12 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(std::unique_ptr<store::LedgerStore>
   ledger->signer_.emplace(std::move(signer));
 
   // Recover: the leaves, tiles and checkpoint of a batch are one transaction, so the leaf count
-  // and the latest checkpoint agree unless the file was tampered with.
-  ASSIGN_OR_RETURN(uint64_t count, ledger->store_->LeafCount());
+  // and the latest checkpoint agree unless the file was tampered with. On a shared store another
+  // node may commit between the two reads: the checkpoint, read first, is where this node starts.
   ASSIGN_OR_RETURN(std::optional<store::StoredCheckpoint> cp, ledger->store_->LatestCheckpoint());
+  ASSIGN_OR_RETURN(uint64_t count, ledger->store_->LeafCount());
   uint64_t cp_size = cp ? cp->size : 0;
+  if (ledger->shared_ && count > cp_size) count = cp_size;
   if (cp_size != count) {
     return DataLossError("ledger has " + std::to_string(count) +
                          " leaves but its latest checkpoint covers " + std::to_string(cp_size) +
@@ -175,6 +178,76 @@ void Ledger::Run() {
   }
 }
 
+Status Ledger::CatchUpLocked(uint64_t head) {
+  const uint64_t have = tree_.size();
+  if (head == have) return OkStatus();
+  if (head < have) {
+    return DataLossError("the ledger store holds " + std::to_string(head) +
+                         " entries, fewer than the " + std::to_string(have) +
+                         " this node committed; run `custody ledger verify`");
+  }
+  // A short gap is cheapest as the leaf hashes (one read; the tile cache stays warm); a long
+  // one (a node that was down) as the tree's right edge.
+  constexpr uint64_t kAppendGap = 1 << 16;
+  Status st;
+  if (head - have <= kAppendGap) {
+    Result<std::vector<Hash>> hashes = store_->LeafHashes(have, head);
+    st = hashes.status();
+    if (st.ok()) {
+      for (const Hash& h : *hashes) tree_.Append(h);
+      (void)tree_.TakeDirtyTiles();  // the nodes that appended them stored their tiles
+      tree_.Committed();
+    }
+  } else {
+    st = tree_.Load(head);
+  }
+  Result<std::optional<store::StoredCheckpoint>> cp =
+      st.ok() ? store_->GetCheckpoint(head) : Result<std::optional<store::StoredCheckpoint>>(st);
+  if (cp.ok() && !*cp) {
+    cp = DataLossError("no checkpoint at size " + std::to_string(head));
+  }
+  if (cp.ok() && (*cp)->root != tree_.Root()) {
+    cp = DataLossError("the checkpoint another node signed at size " + std::to_string(head) +
+                       " does not match the entries stored; run `custody ledger verify`");
+  }
+  if (!cp.ok()) {
+    // Back to what this node knew; the next batch or read tries again.
+    Status rolled = tree_.Load(have);
+    if (!rolled.ok()) return rolled.WithContext("catching up failed and reload failed");
+    return cp.status().WithContext("catching up with the shared ledger");
+  }
+  checkpoint_ = std::move(**cp);
+  stats_.caught_up += head - have;
+  return OkStatus();
+}
+
+Status Ledger::Refresh() {
+  if (!shared_) return OkStatus();
+  // Read outside the tree lock: the sequencer may be committing meanwhile.
+  ASSIGN_OR_RETURN(std::optional<store::StoredCheckpoint> latest, store_->LatestCheckpoint());
+  if (!latest) return OkStatus();
+  MutexLock lock(tree_mu_);
+  if (latest->size <= tree_.size()) return OkStatus();
+  return CatchUpLocked(latest->size);
+}
+
+Status Ledger::PrepareLocked(uint64_t head, store::LedgerBatch& b) {
+  RETURN_IF_ERROR(CatchUpLocked(head));
+  const uint64_t start = tree_.size();
+  for (size_t i = 0; i < b.leaves.size(); ++i) {
+    tree_.Append(b.leaves[i].leaf_hash);
+    b.leaves[i].index = start + i;
+  }
+  Checkpoint cp;
+  cp.origin = origin_;
+  cp.size = tree_.size();
+  cp.root = tree_.Root();
+  ASSIGN_OR_RETURN(std::string note, SignCheckpoint(*signer_, cp));
+  b.tiles = tree_.TakeDirtyTiles();
+  b.checkpoint = store::StoredCheckpoint{cp.size, cp.root, std::move(note)};
+  return OkStatus();
+}
+
 void Ledger::CommitBatch(std::vector<Pending>& batch) {
   auto started = std::chrono::steady_clock::now();
   int64_t committed_micros = -1;  // set when the batch is durable
@@ -184,27 +257,24 @@ void Ledger::CommitBatch(std::vector<Pending>& batch) {
   {
     MutexLock lock(tree_mu_);
     store::LedgerBatch b;
-    uint64_t start = tree_.size();
     b.leaves.reserve(batch.size());
     for (size_t i = 0; i < batch.size(); ++i) {
-      tree_.Append(batch[i].leaf_hash);
       store::StoredLeaf leaf;
-      leaf.index = start + i;
       leaf.data = std::move(batch[i].data);
       leaf.leaf_hash = batch[i].leaf_hash;
       leaf.columns = std::move(batch[i].columns);
       b.leaves.push_back(std::move(leaf));
     }
-    Checkpoint cp;
-    cp.origin = origin_;
-    cp.size = tree_.size();
-    cp.root = tree_.Root();
-    Result<std::string> note = SignCheckpoint(*signer_, cp);
-    Status st = note.status();
-    if (st.ok()) {
-      b.tiles = tree_.TakeDirtyTiles();
-      b.checkpoint = store::StoredCheckpoint{cp.size, cp.root, *note};
-      st = store_->CommitBatch(b);
+    Status st;
+    if (shared_) {
+      // Runs on this thread inside the store's transaction, with tree_mu_ still held here.
+      st = store_->CommitAtHead(b, [this](uint64_t head, store::LedgerBatch& out) {
+        tree_mu_.AssertHeld();
+        return PrepareLocked(head, out);
+      });
+    } else {
+      st = PrepareLocked(tree_.size(), b);
+      if (st.ok()) st = store_->CommitBatch(b);
     }
     if (!st.ok()) {
       Status rolled = tree_.Rollback();
@@ -218,11 +288,12 @@ void Ledger::CommitBatch(std::vector<Pending>& batch) {
       tree_.Committed();
       commit_failure_.clear();
       checkpoint_ = b.checkpoint;
+      const uint64_t size = b.checkpoint.size;
       std::vector<Hash> proof;
       RightEdgeCache edge;  // every proof in the batch shares the same right edge
       for (size_t i = 0; i < batch.size(); ++i) {
-        uint64_t index = start + i;
-        Status ps = InclusionProofInto(index, cp.size, tree_, &proof, &edge);
+        uint64_t index = b.leaves[i].index;
+        Status ps = InclusionProofInto(index, size, tree_, &proof, &edge);
         if (!ps.ok()) {
           results.emplace_back(ps);
           continue;
@@ -230,7 +301,7 @@ void Ledger::CommitBatch(std::vector<Pending>& batch) {
         AppendResult r;
         r.index = index;
         r.leaf_hash = b.leaves[i].leaf_hash;
-        r.receipt = MakeReceipt(index, proof, *note);
+        r.receipt = MakeReceipt(index, proof, b.checkpoint.note);
         results.emplace_back(std::move(r));
       }
       auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
@@ -263,13 +334,18 @@ Status Ledger::CommitHealth() {
 }
 
 Result<store::StoredCheckpoint> Ledger::LatestCheckpoint() {
+  RETURN_IF_ERROR(Refresh());
   MutexLock lock(tree_mu_);
   if (!checkpoint_) return FailedPreconditionError("the ledger is empty: no checkpoint yet");
   return *checkpoint_;
 }
 
 uint64_t Ledger::Size() {
+  // A store that cannot be read now leaves the size this node knows: every caller reads the
+  // entries from the store next, and that read reports the failure.
+  Status refreshed = Refresh();
   MutexLock lock(tree_mu_);
+  if (!refreshed.ok()) stats_.refresh_failures++;
   return checkpoint_ ? checkpoint_->size : 0;
 }
 
@@ -278,7 +354,18 @@ LedgerStats Ledger::Stats() {
   return stats_;
 }
 
+// Reads beyond what this node knows catch up first when other nodes append to the store.
+Status Ledger::RefreshBeyond(uint64_t size) {
+  if (!shared_) return OkStatus();
+  {
+    MutexLock lock(tree_mu_);
+    if (size <= (checkpoint_ ? checkpoint_->size : 0)) return OkStatus();
+  }
+  return Refresh();
+}
+
 Result<std::vector<Hash>> Ledger::InclusionProof(uint64_t index, uint64_t size) {
+  RETURN_IF_ERROR(RefreshBeyond(size));
   MutexLock lock(tree_mu_);
   uint64_t have = checkpoint_ ? checkpoint_->size : 0;
   if (size > have) {
@@ -293,6 +380,7 @@ Result<std::vector<Hash>> Ledger::InclusionProof(uint64_t index, uint64_t size) 
 }
 
 Result<std::vector<Hash>> Ledger::ConsistencyProof(uint64_t size1, uint64_t size2) {
+  RETURN_IF_ERROR(RefreshBeyond(size2));
   MutexLock lock(tree_mu_);
   uint64_t have = checkpoint_ ? checkpoint_->size : 0;
   if (size2 > have) {
@@ -307,6 +395,7 @@ Result<std::vector<Hash>> Ledger::ConsistencyProof(uint64_t size1, uint64_t size
 }
 
 Result<std::string> Ledger::ReceiptFor(uint64_t index) {
+  RETURN_IF_ERROR(RefreshBeyond(index + 1));
   MutexLock lock(tree_mu_);
   if (!checkpoint_ || index >= checkpoint_->size) {
     return NotFoundError("no ledger entry at index " + std::to_string(index));

@@ -6,6 +6,14 @@
 // (Ed25519). Only after that commit does each caller get its receipt: a C2SP tlog-proof@v1
 // proving its leaf against that checkpoint. No append is acknowledged before it is durable.
 //
+// Several nodes, one ledger: when the store is shared (LedgerStore::Shared, PostgreSQL), every
+// node runs this sequencer over the same store with the same key. Each batch is built inside the
+// store's sequencing transaction (CommitAtHead), which excludes the other writers: the node first
+// catches up with the leaves the others appended (their hashes, checked against their signed
+// checkpoint, so a fork is refused), then numbers its own leaves after them. Reads (checkpoint,
+// size, proofs, receipts) catch up from the store's latest checkpoint first, outside that
+// transaction, so every node serves the same log.
+//
 // Thread-safe. The Ledger owns its store and signing key. Close() (or the destructor) commits
 // everything already queued, then stops the sequencer.
 #pragma once
@@ -64,6 +72,8 @@ struct LedgerStats {
   uint64_t events = 0;
   uint64_t commit_micros_total = 0;  // time spent in durable commits (includes fsync)
   uint64_t max_batch_seen = 0;
+  uint64_t caught_up = 0;  // leaves other nodes appended that this one took in (shared store)
+  uint64_t refresh_failures = 0;  // Size() could not read a shared store (it kept its size)
 };
 
 class Ledger {
@@ -123,6 +133,16 @@ class Ledger {
   void Enqueue(Pending p) EXCLUDES(queue_mu_);
   void Run() EXCLUDES(queue_mu_);
   void CommitBatch(std::vector<Pending>& batch) EXCLUDES(tree_mu_);
+  // Numbers `b`'s leaves from `head` (after catching up to it), appends them to the tree and
+  // fills in the tiles and signed checkpoint.
+  Status PrepareLocked(uint64_t head, store::LedgerBatch& b) REQUIRES(tree_mu_);
+  // Brings the tree and checkpoint up to `head` leaves that other nodes committed; DataLoss if
+  // the store holds fewer leaves than this node committed or its checkpoint disagrees.
+  Status CatchUpLocked(uint64_t head) REQUIRES(tree_mu_);
+  // Shared store: catches up with the store's latest checkpoint. Nothing to do otherwise.
+  Status Refresh() EXCLUDES(tree_mu_);
+  // Refresh, when the store is shared and `size` is beyond what this node knows.
+  Status RefreshBeyond(uint64_t size) EXCLUDES(tree_mu_);
 
   std::unique_ptr<store::LedgerStore> store_;
   crypto::Ed25519PrivateKey key_;
@@ -140,6 +160,7 @@ class Ledger {
   std::optional<store::StoredCheckpoint> checkpoint_ GUARDED_BY(tree_mu_);
   LedgerStats stats_ GUARDED_BY(tree_mu_);
   std::string commit_failure_ GUARDED_BY(tree_mu_);  // reason of the last commit, if it failed
+  const bool shared_;                                // store_->Shared()
 
   std::thread sequencer_;
 };

@@ -6,9 +6,10 @@
 //               the rightmost tile of each level is partial and rewritten as it grows
 //   checkpoints size -> root and the signed note text
 // A batch (leaves + changed tiles + one checkpoint) is committed atomically and durably.
-// Implementations are thread-safe: SqliteLedgerStore (store/sqlite/) and MemoryLedgerStore
-// (store/memory/), both checked by store/testing/ledger_store_conformance.h. The ledger
-// (ledger/ledger.h) owns its store; it is opened through store/stores.h.
+// Implementations are thread-safe: SqliteLedgerStore (store/sqlite/), MemoryLedgerStore
+// (store/memory/) and PgLedgerStore (store/postgres/, the one shared by several nodes), all checked
+// by store/testing/ledger_store_conformance.h. The ledger (ledger/ledger.h) owns its store; it is
+// opened through store/stores.h.
 #pragma once
 
 #include <cstddef>
@@ -72,6 +73,40 @@ class LedgerStore {
   // rows that changed, except partial rows of level 0: those are the leaves' own hashes, which
   // GetTile returns.
   virtual Status CommitBatch(const LedgerBatch& batch) = 0;
+
+  // True when other processes append to this store at the same time (several `custody serve`
+  // nodes on one PostgreSQL database). The ledger then sequences through CommitAtHead and catches
+  // up with what the others appended before it builds each batch (ledger/ledger.h).
+  virtual bool Shared() const { return false; }
+
+  // Sequencing for a shared store, in one transaction: excludes every other writer, reads the
+  // number of leaves (`head`), calls `prepare(head, batch)`, which must number the leaves from
+  // `head` and fill in the tiles and checkpoint, and commits the batch. `prepare` may read this
+  // store. When `prepare` fails nothing is written and its status is returned. The default,
+  // for a store with one writer, is LeafCount, then prepare, then CommitBatch.
+  using PrepareBatch = std::function<Status(uint64_t head, LedgerBatch& batch)>;
+  virtual Status CommitAtHead(LedgerBatch& batch, const PrepareBatch& prepare) {
+    ASSIGN_OR_RETURN(uint64_t head, LeafCount());
+    RETURN_IF_ERROR(prepare(head, batch));
+    return CommitBatch(batch);
+  }
+
+  // The leaf hashes of [from, to), in order (catching up with other writers). NotFound if one
+  // is missing. The default scans the leaves.
+  virtual Result<std::vector<crypto::Sha256Digest>> LeafHashes(uint64_t from, uint64_t to) {
+    std::vector<crypto::Sha256Digest> out;
+    if (to <= from) return out;
+    out.reserve(to - from);
+    RETURN_IF_ERROR(ScanLeaves(from, [&](const StoredLeaf& l) {
+      if (l.index != from + out.size()) return false;
+      out.push_back(l.leaf_hash);
+      return from + out.size() < to;
+    }));
+    if (out.size() != to - from) {
+      return NotFoundError("no ledger entry at index " + std::to_string(from + out.size()));
+    }
+    return out;
+  }
 
   // Number of leaves; equals the size of the latest checkpoint in a consistent store.
   virtual Result<uint64_t> LeafCount() = 0;

@@ -151,25 +151,31 @@ Result<std::unique_ptr<PgDb>> PgDb::Open(const std::string& url, PgOptions optio
   return db;
 }
 
-Result<std::unique_ptr<PgConn>> PgDb::Connect() {
+Result<PGconn*> PgConnect(const std::string& url, const std::string& where, const std::string& what,
+                          std::chrono::milliseconds connect_timeout) {
   std::string timeout = std::to_string(std::max<int64_t>(
-      1, std::chrono::duration_cast<std::chrono::seconds>(options_.connect_timeout).count()));
+      1, std::chrono::duration_cast<std::chrono::seconds>(connect_timeout).count()));
   const char* keys[] = {"dbname", "connect_timeout", "application_name", nullptr};
-  const char* values[] = {url_.c_str(), timeout.c_str(), "custody", nullptr};
+  const char* values[] = {url.c_str(), timeout.c_str(), "custody", nullptr};
   PGconn* c = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
-  if (c == nullptr) return UnavailableError(options_.what + ": out of memory connecting");
+  if (c == nullptr) return UnavailableError(what + ": out of memory connecting");
   if (PQstatus(c) != CONNECTION_OK) {
     // libpq's message names host and port, never the password.
     std::string m = PQerrorMessage(c);
     PQfinish(c);
     while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
     for (char& ch : m) ch = ch == '\n' ? ' ' : ch;
-    return UnavailableError(options_.what + ": cannot connect to " + where_ + ": " + m);
+    return UnavailableError(what + ": cannot connect to " + where + ": " + m);
   }
   // PostgreSQL's notices (e.g. "relation ... already exists, skipping") would go to stderr by
   // default, unformatted, into the server's log; none of them is an error, so they are dropped.
   PQsetNoticeProcessor(
       c, [](void*, const char*) {}, nullptr);
+  return c;
+}
+
+Result<std::unique_ptr<PgConn>> PgDb::Connect() {
+  ASSIGN_OR_RETURN(PGconn * c, PgConnect(url_, where_, options_.what, options_.connect_timeout));
   return std::make_unique<PgConn>(c, options_.what);
 }
 

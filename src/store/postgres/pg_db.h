@@ -72,6 +72,12 @@ struct PgOptions {
 
 class PgConn;
 
+// Opens one connection to `url` (the pool's way: a connect timeout, application_name "custody",
+// notices dropped); errors name `what` and `where`, never the password. For a connection that is
+// not pooled (PgChangeFeed's LISTEN). The caller PQfinish-es it.
+Result<PGconn*> PgConnect(const std::string& url, const std::string& where,
+                          const std::string& what, std::chrono::milliseconds connect_timeout);
+
 class PgDb {
  public:
   // Connects once (so a wrong URL fails here, clearly) and keeps that connection in the pool.

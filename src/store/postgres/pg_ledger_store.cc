@@ -1,5 +1,6 @@
 #include "store/postgres/pg_ledger_store.h"
 
+#include <algorithm>
 #include <cstring>
 #include <iterator>
 
@@ -95,6 +96,9 @@ Result<std::unique_ptr<PgLedgerStore>> PgLedgerStore::Open(const std::string& ur
 Result<std::unique_ptr<PgLedgerStore>> PgLedgerStore::Open(const std::string& url, OpenOptions open,
                                                            PgOptions options) {
   options.what = "ledger database";
+  // The sequencer's transaction holds one connection while it reads what other nodes appended
+  // through another.
+  options.pool_size = std::max<size_t>(options.pool_size, 2);
   ASSIGN_OR_RETURN(std::unique_ptr<PgDb> db, PgDb::Open(url, std::move(options)));
   if (open.read_only) {
     // PgSchemaVersion reads custody_schema, which a database Custody never opened lacks.
@@ -132,39 +136,104 @@ Status PgLedgerStore::PutMeta(const std::string& key, const std::string& value) 
       .status();
 }
 
+namespace {
+
+PgParam Bytes(const std::string& v) {
+  return PgBytes(std::span(reinterpret_cast<const uint8_t*>(v.data()), v.size()));
+}
+
+// Writes a batch on `c`, inside its transaction. Leaves go in multi-row INSERTs (one round trip
+// per kRowsPerInsert leaves instead of one per leaf).
+Status WriteBatch(PgConn& c, const LedgerBatch& batch) {
+  constexpr size_t kRowsPerInsert = 512;  // 8 parameters a row, far below PostgreSQL's 65535
+  std::vector<PgParam> params;
+  for (size_t first = 0; first < batch.leaves.size(); first += kRowsPerInsert) {
+    const size_t n = std::min(kRowsPerInsert, batch.leaves.size() - first);
+    std::string sql = std::string("INSERT INTO ledger_leaves(") + kLeafColumns + ") VALUES";
+    params.clear();
+    params.reserve(n * 8);
+    for (size_t i = 0; i < n; ++i) {
+      const StoredLeaf& leaf = batch.leaves[first + i];
+      const size_t p = params.size();
+      sql += i == 0 ? "(" : ",(";
+      for (size_t k = 1; k <= 8; ++k) {
+        sql += "$" + std::to_string(p + k);
+        sql += k == 8 ? ")" : ",";
+      }
+      params.push_back(Index(leaf.index));
+      params.push_back(PgBytes(leaf.leaf_hash));
+      params.push_back(Bytes(leaf.data));
+      params.push_back(NullIfEmpty(leaf.columns.event_id));
+      params.push_back(NullIfEmpty(leaf.columns.kind));
+      params.push_back(NullIfEmpty(leaf.columns.session));
+      params.push_back(NullIfEmpty(leaf.columns.agent));
+      params.push_back(NullIfEmpty(leaf.columns.time));
+    }
+    RETURN_IF_ERROR(c.Exec("insert leaves", sql, params).status());
+  }
+  for (const StoredTile& tile : batch.tiles) {
+    // Partial rows of level 0 are the leaves' own hashes (GetTile reads them from there).
+    if (tile.level == 0 && tile.hashes.size() < kLedgerTileWidth) continue;
+    RETURN_IF_ERROR(c.Exec("write tile",
+                           "INSERT INTO ledger_tiles(level, idx, hashes) VALUES($1, $2, $3) "
+                           "ON CONFLICT (level, idx) DO UPDATE SET hashes = EXCLUDED.hashes",
+                           {PgInt(tile.level), Index(tile.index),
+                            PgBytes(std::span(reinterpret_cast<const uint8_t*>(tile.hashes.data()),
+                                              tile.hashes.size() * 32))})
+                        .status());
+  }
+  return c
+      .Exec("write checkpoint",
+            "INSERT INTO ledger_checkpoints(size, root, note) VALUES($1, $2, $3)",
+            {Index(batch.checkpoint.size), PgBytes(batch.checkpoint.root),
+             PgText(batch.checkpoint.note)})
+      .status();
+}
+
+// The transaction-scoped advisory lock every node's sequencer takes before it reads the head:
+// appends from all nodes are numbered one batch at a time. Reads never take it.
+constexpr int64_t kSequencerLock = 0x437573746f64794c;  // "CustodyL"
+
+}  // namespace
+
 Status PgLedgerStore::CommitBatch(const LedgerBatch& batch) {
+  return db_->Transact("commit batch", [&](PgConn& c) { return WriteBatch(c, batch); });
+}
+
+Status PgLedgerStore::CommitAtHead(LedgerBatch& batch, const PrepareBatch& prepare) {
   return db_->Transact("commit batch", [&](PgConn& c) -> Status {
-    for (const StoredLeaf& leaf : batch.leaves) {
-      RETURN_IF_ERROR(c.Exec("insert leaf",
-                             std::string("INSERT INTO ledger_leaves(") + kLeafColumns +
-                                 ") VALUES($1, $2, $3, $4, $5, $6, $7, $8)",
-                             {Index(leaf.index), PgBytes(leaf.leaf_hash),
-                              PgBytes(std::span(reinterpret_cast<const uint8_t*>(leaf.data.data()),
-                                                leaf.data.size())),
-                              NullIfEmpty(leaf.columns.event_id), NullIfEmpty(leaf.columns.kind),
-                              NullIfEmpty(leaf.columns.session), NullIfEmpty(leaf.columns.agent),
-                              NullIfEmpty(leaf.columns.time)})
-                          .status());
-    }
-    for (const StoredTile& tile : batch.tiles) {
-      // Partial rows of level 0 are the leaves' own hashes (GetTile reads them from there).
-      if (tile.level == 0 && tile.hashes.size() < kLedgerTileWidth) continue;
-      RETURN_IF_ERROR(
-          c.Exec("write tile",
-                 "INSERT INTO ledger_tiles(level, idx, hashes) VALUES($1, $2, $3) "
-                 "ON CONFLICT (level, idx) DO UPDATE SET hashes = EXCLUDED.hashes",
-                 {PgInt(tile.level), Index(tile.index),
-                  PgBytes(std::span(reinterpret_cast<const uint8_t*>(tile.hashes.data()),
-                                    tile.hashes.size() * 32))})
-              .status());
-    }
-    return c
-        .Exec("write checkpoint",
-              "INSERT INTO ledger_checkpoints(size, root, note) VALUES($1, $2, $3)",
-              {Index(batch.checkpoint.size), PgBytes(batch.checkpoint.root),
-               PgText(batch.checkpoint.note)})
-        .status();
+    RETURN_IF_ERROR(
+        c.Exec("lock the sequencer", "SELECT pg_advisory_xact_lock($1)", {PgInt(kSequencerLock)})
+            .status());
+    ASSIGN_OR_RETURN(PgRows rows, c.Exec("read the head",
+                                         "SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_leaves"));
+    RETURN_IF_ERROR(prepare(static_cast<uint64_t>(rows.Int(0, 0)), batch));
+    return WriteBatch(c, batch);
   });
+}
+
+Result<std::vector<crypto::Sha256Digest>> PgLedgerStore::LeafHashes(uint64_t from, uint64_t to) {
+  std::vector<crypto::Sha256Digest> out;
+  if (to <= from) return out;
+  ASSIGN_OR_RETURN(PgRows rows,
+                   db_->Exec("read leaf hashes",
+                             "SELECT idx, leaf_hash FROM ledger_leaves WHERE idx >= $1 AND "
+                             "idx < $2 ORDER BY idx",
+                             {Index(from), Index(to)}));
+  out.reserve(static_cast<size_t>(rows.size()));
+  for (int i = 0; i < rows.size(); ++i) {
+    const uint64_t idx = static_cast<uint64_t>(rows.Int(i, 0));
+    if (idx != from + out.size()) break;
+    crypto::Sha256Digest h;
+    if (!ReadHash(rows, i, 1, h)) {
+      return DataLossError("leaf " + std::to_string(idx) + ": stored leaf hash is not 32 bytes");
+    }
+    out.push_back(h);
+  }
+  if (out.size() != to - from) {
+    return NotFoundError("no ledger entry at index " + std::to_string(from + out.size()));
+  }
+  return out;
 }
 
 Result<uint64_t> PgLedgerStore::LeafCount() {

@@ -1,10 +1,11 @@
 // PgLedgerStore: LedgerStore in PostgreSQL (storage.backend = "postgres"): the same layout as
 // SqliteLedgerStore (leaves, tiles, checkpoints, meta; component "ledger", version 1), bytea
 // for hashes and event bytes. A batch is one transaction; PostgreSQL's commit is durable
-// (synchronous_commit, which Custody does not change). Leaf indexes are the primary key, so two
-// writers that both think they append at index N cannot both succeed: the second batch fails
-// with AlreadyExists and writes nothing (one ledger for several nodes builds on this, #19).
-// Thread-safe (PgDb's pool).
+// (synchronous_commit, which Custody does not change). Several nodes append to one store
+// (Shared): CommitAtHead numbers each batch under a transaction-scoped advisory lock, after the
+// head it reads in that transaction; reads never take the lock. Leaf indexes are the primary key
+// as well, so two writers that both think they append at index N cannot both succeed: the second
+// batch fails with AlreadyExists and writes nothing. Thread-safe (PgDb's pool).
 #pragma once
 
 #include <memory>
@@ -31,6 +32,9 @@ class PgLedgerStore final : public LedgerStore {
   Result<std::optional<std::string>> GetMeta(const std::string& key) override;
   Status PutMeta(const std::string& key, const std::string& value) override;
   Status CommitBatch(const LedgerBatch& batch) override;
+  bool Shared() const override { return true; }
+  Status CommitAtHead(LedgerBatch& batch, const PrepareBatch& prepare) override;
+  Result<std::vector<crypto::Sha256Digest>> LeafHashes(uint64_t from, uint64_t to) override;
   Result<uint64_t> LeafCount() override;
   Result<StoredLeaf> GetLeaf(uint64_t index) override;
   Status ScanLeaves(uint64_t from, const std::function<bool(const StoredLeaf&)>& fn) override;

@@ -112,6 +112,43 @@ TEST_P(LedgerStoreConformance, AFailedBatchWritesNothing) {
   EXPECT_EQ(*store_->LeafCount(), 4u);
 }
 
+TEST_P(LedgerStoreConformance, CommitAtHeadNumbersTheBatchAfterWhatIsStored) {
+  ASSERT_TRUE(store_->CommitBatch(Batch(0, 3)).ok());
+  LedgerBatch b = Batch(0, 2);  // numbered by prepare, not here
+  uint64_t seen = 99;
+  Status st = store_->CommitAtHead(b, [&](uint64_t head, LedgerBatch& out) {
+    seen = head;
+    for (size_t i = 0; i < out.leaves.size(); ++i) {
+      out.leaves[i].index = head + i;
+      out.leaves[i].leaf_hash = H(head + i);
+    }
+    out.checkpoint = StoredCheckpoint{head + out.leaves.size(), H(5, 0xcc), "note at 5\n"};
+    return OkStatus();
+  });
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(seen, 3u);
+  EXPECT_EQ(*store_->LeafCount(), 5u);
+  EXPECT_EQ((*store_->LatestCheckpoint())->size, 5u);
+  EXPECT_EQ(store_->GetLeaf(4)->leaf_hash, H(4));
+  // A prepare that fails writes nothing, and its status comes back as it is.
+  LedgerBatch refused = Batch(0, 1);
+  st = store_->CommitAtHead(
+      refused, [](uint64_t, LedgerBatch&) { return DataLossError("the tree disagrees"); });
+  EXPECT_EQ(st.code(), StatusCode::kDataLoss);
+  EXPECT_EQ(*store_->LeafCount(), 5u);
+  EXPECT_EQ((*store_->LatestCheckpoint())->size, 5u);
+}
+
+TEST_P(LedgerStoreConformance, LeafHashesAreARangeInOrder) {
+  ASSERT_TRUE(store_->CommitBatch(Batch(0, 300)).ok());
+  auto hashes = store_->LeafHashes(250, 300);
+  ASSERT_TRUE(hashes.ok()) << hashes.status().ToString();
+  ASSERT_EQ(hashes->size(), 50u);
+  for (uint64_t i = 0; i < 50; ++i) EXPECT_EQ((*hashes)[i], H(250 + i));
+  EXPECT_TRUE(store_->LeafHashes(7, 7)->empty());
+  EXPECT_EQ(store_->LeafHashes(299, 301).status().code(), StatusCode::kNotFound);
+}
+
 // Only full tiles of level 0 are rows; a partial one is the hashes of the leaves stored so far.
 TEST_P(LedgerStoreConformance, PartialLevelZeroTilesComeFromTheLeaves) {
   const uint64_t w = kLedgerTileWidth;
