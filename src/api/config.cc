@@ -124,6 +124,19 @@ constexpr KeyDef kKeys[] = {
              .min = 1,
              .max = 256},
      .field = [](Config& c) -> Field { return &c.storage.postgres_pool_size; }},
+    {.key = {.name = "storage.key_encryption_key_file",
+             .env = "CUSTODY_STORAGE_KEY_ENCRYPTION_KEY_FILE",
+             .default_text = "",
+             .description = "With storage.backend = postgres: a file (mode 0600 or stricter) "
+                            "holding the 32-byte key that wraps the private keys stored in the "
+                            "database, as 64 hex digits or base64; the same on every node"},
+     .field = [](Config& c) -> Field { return &c.storage.key_encryption_key_file; }},
+    {.key = {.name = "storage.key_encryption_key",
+             .env = "CUSTODY_STORAGE_KEY_ENCRYPTION_KEY",
+             .default_text = "",
+             .description = "The key of storage.key_encryption_key_file itself (hex or base64); "
+                            "use the environment variable, never the config file"},
+     .field = [](Config& c) -> Field { return &c.storage.key_encryption_key; }},
     {.key = {.name = "admin.protect_reads",
              .env = "CUSTODY_ADMIN_PROTECT_READS",
              .type = kBoolean,
@@ -753,6 +766,10 @@ Status Validate(Config& c) {
   if (c.storage.backend != "postgres" && !c.storage.postgres_url.empty()) {
     return InvalidArgumentError("storage.postgres_url is set but storage.backend is " +
                                 c.storage.backend + " (set storage.backend = \"postgres\")");
+  }
+  if (!c.storage.key_encryption_key_file.empty() && !c.storage.key_encryption_key.empty()) {
+    return InvalidArgumentError(
+        "set storage.key_encryption_key_file or CUSTODY_STORAGE_KEY_ENCRYPTION_KEY, not both");
   }
   if (c.login.issuer.empty() && (!c.login.client_id.empty() || !c.login.client_secret.empty())) {
     return InvalidArgumentError("login.client_id and login.client_secret need login.issuer");

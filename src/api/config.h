@@ -48,6 +48,12 @@ struct Config {
     std::string backend = "sqlite";  // "sqlite" | "postgres"
     std::string postgres_url;        // postgresql://…; never logged (PgDb::Redact)
     int64_t postgres_pool_size = 8;  // connections per store
+    // The key-encryption key that wraps the private keys kept in PostgreSQL (the ledger key, the
+    // token signing keys): a file of mode 0600 or stricter, or the key itself (the environment
+    // variable CUSTODY_STORAGE_KEY_ENCRYPTION_KEY); 32 bytes as hex or base64. One of them is
+    // required with backend = postgres (api::Service), neither is read on SQLite.
+    std::string key_encryption_key_file;
+    std::string key_encryption_key;  // a secret: never logged
     bool operator==(const StorageSettings&) const = default;
   } storage;
   struct Identity {

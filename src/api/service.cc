@@ -16,6 +16,7 @@
 #include "api/routes.h"
 #include "attribution/attribution_service.h"
 #include "crypto/key_file.h"
+#include "crypto/key_wrap.h"
 #include "events/recorder.h"
 #include "http/server.h"
 #include "identity/authorization_server.h"
@@ -103,6 +104,67 @@ Result<uint16_t> ReservePort(const std::string& host, int* fd_out) {
   return ntohs(ss.ss_family == AF_INET ? v4->sin_port : v6->sin6_port);
 }
 
+// The key-encryption key of a PostgreSQL deployment: from storage.key_encryption_key_file or
+// CUSTODY_STORAGE_KEY_ENCRYPTION_KEY (LoadConfig refuses both at once).
+Result<std::shared_ptr<const crypto::KeyEncryptionKey>> LoadKeyEncryptionKey(const Config& c) {
+  if (!c.storage.key_encryption_key_file.empty()) {
+    ASSIGN_OR_RETURN(crypto::KeyEncryptionKey k,
+                     crypto::KeyEncryptionKey::FromFile(c.storage.key_encryption_key_file));
+    return std::make_shared<const crypto::KeyEncryptionKey>(std::move(k));
+  }
+  if (!c.storage.key_encryption_key.empty()) {
+    auto k = crypto::KeyEncryptionKey::Parse(c.storage.key_encryption_key);
+    if (!k.ok()) return k.status().WithContext("CUSTODY_STORAGE_KEY_ENCRYPTION_KEY");
+    return std::make_shared<const crypto::KeyEncryptionKey>(std::move(*k));
+  }
+  return InvalidArgumentError(
+      "storage.backend = postgres needs a key encryption key, the same on every node: set "
+      "storage.key_encryption_key_file (a file of mode 0600 holding 32 random bytes as hex or "
+      "base64, e.g. from `openssl rand -base64 32`) or CUSTODY_STORAGE_KEY_ENCRYPTION_KEY");
+}
+
+constexpr const char* kWrappedLedgerKey = "wrapped_signing_key";
+
+// The ledger's signing key on PostgreSQL: one key for every node, kept wrapped in ledger_meta.
+// The first node creates it (under a deployment lock, so two first nodes do not both create
+// one); the others unwrap it. A ledger written before keys were kept there adopts the node's
+// ledger.key file, if it has one; a ledger with entries and no key anywhere is refused rather
+// than signed with a new key its checkpoints would not verify under.
+Result<crypto::Ed25519PrivateKey> LoadOrCreateSharedLedgerKey(const store::StorageOptions& storage,
+                                                              store::LedgerStore& ledger,
+                                                              const crypto::KeyEncryptionKey& kek,
+                                                              Random& random,
+                                                              const std::string& local_key_path) {
+  std::optional<crypto::Ed25519PrivateKey> key;
+  RETURN_IF_ERROR(store::WithDeploymentLock(storage, "ledger-key", [&]() -> Status {
+    ASSIGN_OR_RETURN(std::optional<std::string> wrapped, ledger.GetMeta(kWrappedLedgerKey));
+    if (wrapped) {
+      auto pem = kek.Unwrap(*wrapped, crypto::kLedgerKeySlot);
+      if (!pem.ok()) {
+        return FailedPreconditionError(
+            "the key encryption key does not open the stored ledger key: wrong key?");
+      }
+      ASSIGN_OR_RETURN(key, crypto::Ed25519PrivateKey::FromPkcs8Pem(*pem));
+      return OkStatus();
+    }
+    if (std::filesystem::exists(local_key_path)) {
+      ASSIGN_OR_RETURN(key, crypto::LoadOrCreateEd25519Key(local_key_path));
+    } else {
+      ASSIGN_OR_RETURN(uint64_t leaves, ledger.LeafCount());
+      if (leaves > 0) {
+        return FailedPreconditionError(
+            "the ledger in PostgreSQL has entries but no stored ledger key, and this node has no "
+            "ledger.key in its data directory: start the node that created it once, so it stores "
+            "its key");
+      }
+      ASSIGN_OR_RETURN(key, crypto::Ed25519PrivateKey::Generate());
+    }
+    ASSIGN_OR_RETURN(std::string pem, key->ToPkcs8Pem());
+    return ledger.PutMeta(kWrappedLedgerKey, kek.Wrap(pem, crypto::kLedgerKeySlot, random));
+  }));
+  return std::move(*key);
+}
+
 }  // namespace
 
 Status EnsurePrivateDir(const std::string& dir, bool create) {
@@ -157,8 +219,25 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   }
   const Config& resolved = impl->config;
 
-  // Every store, through the one factory (store/stores.h).
-  ASSIGN_OR_RETURN(store::Stores stores, store::OpenStores(config.Storage()));
+  // Every store, through the one factory (store/stores.h). On PostgreSQL the private keys are
+  // wrapped with the key-encryption key, and the ledger key comes from the database: a wrong
+  // key stops the start here, before anything is written.
+  store::StorageOptions storage = config.Storage();
+  std::shared_ptr<const crypto::KeyEncryptionKey> kek;
+  if (storage.backend == store::Backend::kPostgres) {
+    ASSIGN_OR_RETURN(kek, LoadKeyEncryptionKey(config));
+    storage.key_encryption_key = kek;
+    storage.random = &random;
+    storage.migrate = options.migrate;
+  }
+  ASSIGN_OR_RETURN(store::Stores stores, store::OpenStores(storage));
+  std::optional<crypto::Ed25519PrivateKey> ledger_key;
+  if (kek) {
+    ASSIGN_OR_RETURN(ledger_key, LoadOrCreateSharedLedgerKey(storage, *stores.ledger, *kek, random,
+                                                             config.LedgerKeyPath()));
+  } else {
+    ASSIGN_OR_RETURN(ledger_key, crypto::LoadOrCreateEd25519Key(config.LedgerKeyPath()));
+  }
   impl->tokens = std::move(stores.admin_tokens);
   impl->authenticator = std::make_unique<TokenAuthenticator>(*impl->tokens);
   if (options.quickstart) {
@@ -174,8 +253,6 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
     }
   }
 
-  ASSIGN_OR_RETURN(crypto::Ed25519PrivateKey key,
-                   crypto::LoadOrCreateEd25519Key(config.LedgerKeyPath()));
   ledger::LedgerOptions lo;
   ASSIGN_OR_RETURN(std::optional<std::string> stored_origin, stores.ledger->GetMeta("origin"));
   // An existing ledger keeps its origin; the configured one names a new ledger.
@@ -198,7 +275,7 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
     errors->Report("ledger.commit", failure);
   };
   ASSIGN_OR_RETURN(impl->ledger,
-                   ledger::Ledger::Open(std::move(stores.ledger), std::move(key), lo));
+                   ledger::Ledger::Open(std::move(stores.ledger), std::move(*ledger_key), lo));
   ledger::Ledger* led = impl->ledger.get();
   impl->recorder = std::make_unique<events::Recorder>(*led);
   impl->metrics.AddGauge("custody_ledger_size", "Leaves in the latest signed checkpoint.",

@@ -23,6 +23,9 @@ struct ServiceOptions {
   // Create the data directory (0700) if missing and, if the token store has no usable admin
   // token, issue one (returned once by bootstrap_token()).
   bool quickstart = false;
+  // PostgreSQL: bring an older schema to this binary's version (`custody serve --migrate`);
+  // false refuses it, naming `custody migrate`. SQLite files always migrate.
+  bool migrate = false;
 };
 
 class Service {

@@ -12,6 +12,8 @@ namespace custody::cli {
 void RegisterLedgerCommands(CLI::App& app);
 void RegisterCedarCommands(CLI::App& app);
 void RegisterServeCommands(CLI::App& app);
+// migrate: the stores' schemas brought to this version (serve's configuration).
+void RegisterMigrateCommands(CLI::App& app);
 void RegisterAdminCommands(CLI::App& app);
 // agent register|list|show|disable; session show|revoke; credential revoke (over HTTP).
 void RegisterAgentCommands(CLI::App& app);

@@ -19,7 +19,9 @@
 #include "crypto/key_file.h"
 #include "ledger/ledger.h"
 #include "ledger/note.h"
+#include "ledger/proof.h"
 #include "ledger/receipt.h"
+#include "ledger/tile_tree.h"
 #include "ledger/verifier.h"
 #include "store/stores.h"
 #ifdef CUSTODY_HAVE_ATTRIBUTION
@@ -54,7 +56,8 @@ std::optional<std::filesystem::path> ServeKeyBeside(const std::string& db) {
 
 struct LedgerFlags {
   std::string db;
-  std::string key;  // default: see KeyPath()
+  std::string postgres_url;  // instead of db: the ledger of a PostgreSQL deployment, read only
+  std::string key;           // default: see KeyPath()
   std::string origin;
   size_t batch_size = 4096;
   int64_t batch_delay_us = 0;
@@ -83,6 +86,54 @@ void AddDbFlags(CLI::App* cmd, LedgerFlags& f) {
   cmd->add_option("--key", f.key,
                   "Ed25519 PKCS#8 PEM signing key, mode 0600 (default: <db>.key, or for "
                   "DIR/ledger.db the DIR/ledger.key of `custody serve --data-dir DIR`)");
+}
+
+// The reading commands (checkpoint, proof, consistency, verify) take a SQLite file or a
+// PostgreSQL URL; the callbacks check that exactly one is given (OnPostgres).
+void AddReadFlags(CLI::App* cmd, LedgerFlags& f) {
+  cmd->add_option("--db", f.db, "Ledger SQLite file");
+  cmd->add_option("--postgres-url", f.postgres_url,
+                  "Instead of --db: the ledger in this PostgreSQL database, read only "
+                  "(postgresql://USER@HOST/DB; give the password through PGPASSWORD or ~/.pgpass)");
+  cmd->add_option("--key", f.key,
+                  "Ed25519 PKCS#8 PEM signing key, mode 0600 (default: <db>.key, or for "
+                  "DIR/ledger.db the DIR/ledger.key of `custody serve --data-dir DIR`)");
+}
+
+// True for --postgres-url, false for --db; fails unless exactly one is given.
+bool OnPostgres(const LedgerFlags& f) {
+  if (f.db.empty() == f.postgres_url.empty()) {
+    Fail(InvalidArgumentError("give one of --db FILE and --postgres-url URL"), 2);
+  }
+  return !f.postgres_url.empty();
+}
+
+// A PostgreSQL ledger, read only: no signing key is needed to read what the nodes signed, and
+// none is trusted from the database (verify takes --vkey or --key, as for a file). Errors name
+// the database by host, port and name only (PgDb::Redact).
+struct PgLedgerView {
+  std::unique_ptr<store::LedgerStore> store;
+  store::StoredCheckpoint latest;
+};
+
+PgLedgerView OpenPgLedger(const LedgerFlags& f) {
+  store::StorageOptions o;
+  o.backend = store::Backend::kPostgres;
+  o.postgres_url = f.postgres_url;
+  o.postgres_pool_size = 1;
+  PgLedgerView v;
+  v.store = OrFail(store::OpenLedgerStore(o, {.read_only = true, .create_if_missing = false}));
+  auto latest = OrFail(v.store->LatestCheckpoint());
+  if (!latest) Fail(FailedPreconditionError("the ledger is empty: no checkpoint yet"));
+  v.latest = std::move(*latest);
+  return v;
+}
+
+// The tree of the latest checkpoint, for proofs: its tiles are read from the store.
+std::unique_ptr<ledger::TileTree> LoadTree(PgLedgerView& v) {
+  auto tree = std::make_unique<ledger::TileTree>(*v.store, /*cache_tiles=*/64);
+  if (Status st = tree->Load(v.latest.size); !st.ok()) Fail(st);
+  return tree;
 }
 
 // Opens (and for writers creates) the ledger with its signing key.
@@ -273,7 +324,10 @@ int RunAppend(const LedgerFlags& f) {
   return any_error || !read_status.ok() || !write_status.ok() ? 1 : 0;
 }
 
-Result<ledger::NoteVerifier> VerifierFor(const LedgerFlags& f, const std::string& vkey) {
+// The key to verify with: --vkey, else the public half of --key (for a file, also the key
+// beside it). Never one the ledger's own store offers: the store is what is being checked.
+Result<ledger::NoteVerifier> VerifierFor(const LedgerFlags& f, store::LedgerStore& store,
+                                         const std::string& vkey) {
   if (!vkey.empty()) {
     std::string text = vkey;
     if (std::filesystem::exists(vkey)) {
@@ -282,24 +336,38 @@ Result<ledger::NoteVerifier> VerifierFor(const LedgerFlags& f, const std::string
     }
     return ledger::NoteVerifier::FromVerifierKey(text);
   }
+  if (!f.postgres_url.empty() && f.key.empty()) {
+    return InvalidArgumentError(
+        "a PostgreSQL ledger is verified with --vkey (the verifier key the nodes print, or "
+        "a file holding it) or --key");
+  }
   if (!std::filesystem::exists(f.KeyPath())) {
     return NotFoundError("no key to verify with at " + f.KeyPathsTried() +
                          ": pass --vkey or --key");
   }
   ASSIGN_OR_RETURN(crypto::Ed25519PrivateKey key, crypto::LoadOrCreateEd25519Key(f.KeyPath()));
-  ASSIGN_OR_RETURN(auto store,
-                   store::OpenLedgerFile(f.db, {.read_only = true, .create_if_missing = false}));
-  ASSIGN_OR_RETURN(std::optional<std::string> origin, store->GetMeta("origin"));
+  ASSIGN_OR_RETURN(std::optional<std::string> origin, store.GetMeta("origin"));
   ASSIGN_OR_RETURN(ledger::NoteSigner signer,
                    ledger::NoteSigner::Create(origin.value_or(kDefaultOrigin), key));
   return ledger::NoteVerifier::FromVerifierKey(signer.VerifierKey());
 }
 
 int RunVerify(const LedgerFlags& f, const std::string& vkey) {
-  if (!std::filesystem::exists(f.db)) Fail(NotFoundError("no ledger at " + f.db));
-  auto verifier = OrFail(VerifierFor(f, vkey));
-  auto store = store::OpenLedgerFile(f.db, {.read_only = true, .create_if_missing = false});
-  if (!store.ok()) Fail(DataLossError("cannot open the ledger: " + store.status().message()));
+  Result<std::unique_ptr<store::LedgerStore>> store = UnavailableError("");
+  if (OnPostgres(f)) {
+    store::StorageOptions o;
+    o.backend = store::Backend::kPostgres;
+    o.postgres_url = f.postgres_url;
+    o.postgres_pool_size = 1;
+    // An unreachable or empty database is not evidence of tampering: its own error.
+    store = store::OpenLedgerStore(o, {.read_only = true, .create_if_missing = false});
+    if (!store.ok()) Fail(store.status());
+  } else {
+    if (!std::filesystem::exists(f.db)) Fail(NotFoundError("no ledger at " + f.db));
+    store = store::OpenLedgerFile(f.db, {.read_only = true, .create_if_missing = false});
+    if (!store.ok()) Fail(DataLossError("cannot open the ledger: " + store.status().message()));
+  }
+  auto verifier = OrFail(VerifierFor(f, **store, vkey));
   auto origin = (*store)->GetMeta("origin");
   if (!origin.ok()) Fail(DataLossError("cannot read the ledger: " + origin.status().message()));
   if (!*origin) Fail(DataLossError("the ledger has no origin recorded"));
@@ -428,8 +496,12 @@ void RegisterLedgerCommands(CLI::App& app) {
   });
 
   auto* checkpoint = ledger_cmd->add_subcommand("checkpoint", "Print the latest signed checkpoint");
-  AddDbFlags(checkpoint, *flags);
+  AddReadFlags(checkpoint, *flags);
   checkpoint->callback([flags] {
+    if (OnPostgres(*flags)) {
+      std::cout << OpenPgLedger(*flags).latest.note;
+      return;
+    }
     auto l = OpenLedger(*flags, false);
     std::cout << OrFail(l->LatestCheckpoint()).note;
   });
@@ -437,10 +509,39 @@ void RegisterLedgerCommands(CLI::App& app) {
   auto index = std::make_shared<uint64_t>(0);
   auto size = std::make_shared<uint64_t>(0);
   auto* proof = ledger_cmd->add_subcommand("proof", "Print an inclusion proof as JSON");
-  AddDbFlags(proof, *flags);
+  AddReadFlags(proof, *flags);
   proof->add_option("--index", *index, "Leaf index")->required();
   proof->add_option("--size", *size, "Tree size (default: the latest checkpoint)");
   proof->callback([flags, index, size] {
+    if (OnPostgres(*flags)) {
+      PgLedgerView v = OpenPgLedger(*flags);
+      uint64_t latest = v.latest.size;
+      uint64_t m = *size == 0 ? latest : *size;
+      if (m > latest) {
+        Fail(InvalidArgumentError("size " + std::to_string(m) + " exceeds the ledger size " +
+                                  std::to_string(latest)));
+      }
+      if (*index >= m) {
+        Fail(InvalidArgumentError("index " + std::to_string(*index) + " is not below size " +
+                                  std::to_string(m)));
+      }
+      auto tree = LoadTree(v);
+      auto hashes = OrFail(ledger::InclusionProof(*index, m, *tree));
+      auto leaf = OrFail(v.store->GetLeaf(*index));
+      std::string out = "{\"index\":" + std::to_string(*index) + ",\"size\":" + std::to_string(m) +
+                        ",\"leaf_hash\":\"" + HexEncode(leaf.leaf_hash) +
+                        "\",\"hashes\":" + HashesJson(hashes);
+      if (m == latest) {
+        ledger::Receipt r;
+        r.index = *index;
+        r.proof = hashes;
+        r.signed_checkpoint = v.latest.note;
+        out += ",\"receipt\":";
+        AppendJcsString(ledger::FormatReceipt(r), out);
+      }
+      std::cout << out << "}\n";
+      return;
+    }
     auto l = OpenLedger(*flags, false);
     uint64_t latest = l->Size();
     uint64_t m = *size == 0 ? latest : *size;
@@ -460,12 +561,27 @@ void RegisterLedgerCommands(CLI::App& app) {
   auto to = std::make_shared<uint64_t>(0);
   auto* consistency =
       ledger_cmd->add_subcommand("consistency", "Print a consistency proof as JSON");
-  AddDbFlags(consistency, *flags);
+  AddReadFlags(consistency, *flags);
   consistency->add_option("--from", *from, "Older tree size")->required();
   consistency->add_option("--to", *to, "Newer tree size")->required();
   consistency->callback([flags, from, to] {
-    auto l = OpenLedger(*flags, false);
-    auto hashes = OrFail(l->ConsistencyProof(*from, *to));
+    std::vector<Hash> hashes;
+    if (OnPostgres(*flags)) {
+      PgLedgerView v = OpenPgLedger(*flags);
+      if (*to > v.latest.size) {
+        Fail(InvalidArgumentError("size " + std::to_string(*to) + " exceeds the ledger size " +
+                                  std::to_string(v.latest.size)));
+      }
+      if (*from > *to) {
+        Fail(InvalidArgumentError("from (" + std::to_string(*from) + ") is greater than to (" +
+                                  std::to_string(*to) + ")"));
+      }
+      auto tree = LoadTree(v);
+      hashes = OrFail(ledger::ConsistencyProof(*from, *to, *tree));
+    } else {
+      auto l = OpenLedger(*flags, false);
+      hashes = OrFail(l->ConsistencyProof(*from, *to));
+    }
     std::cout << "{\"from\":" << *from << ",\"to\":" << *to << ",\"hashes\":" << HashesJson(hashes)
               << "}\n";
   });
@@ -479,8 +595,9 @@ void RegisterLedgerCommands(CLI::App& app) {
   });
 
   auto vkey = std::make_shared<std::string>();
-  auto* verify = ledger_cmd->add_subcommand("verify", "Verify a whole ledger file offline");
-  AddDbFlags(verify, *flags);
+  auto* verify = ledger_cmd->add_subcommand(
+      "verify", "Verify a whole ledger (a file, or a PostgreSQL database) against a key");
+  AddReadFlags(verify, *flags);
   verify->add_option("--vkey", *vkey, "Verifier key (string or file); default: from --key");
   verify->callback([flags, vkey] { RunVerify(*flags, *vkey); });
 

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
 #endif
 #ifdef CUSTODY_HAVE_API
   custody::cli::RegisterServeCommands(app);
+  custody::cli::RegisterMigrateCommands(app);
   custody::cli::RegisterAdminCommands(app);
 #endif
 #ifdef CUSTODY_HAVE_IDENTITY_CLI

@@ -18,25 +18,12 @@
 #include "api/config.h"
 #include "api/service.h"
 #include "cli/commands.h"
+#include "cli/serve_flags.h"
 #include "common/jcs.h"
 #include "common/stream_logger.h"
 
 namespace custody::cli {
 namespace {
-
-struct ServeFlags {
-  std::string config_file;
-  std::string listen;
-  std::string data_dir;
-  std::string origin;
-  std::string log_level;
-  std::string log_format;
-  std::string tls_cert;
-  std::string tls_key;
-  int64_t threads = -1;
-  bool quickstart = false;
-  std::vector<std::string> sets;  // key=value
-};
 
 [[noreturn]] void Fail(const Status& s) {
   std::cerr << "custody: " << s.ToString() << "\n";
@@ -54,30 +41,7 @@ int RunServe(const ServeFlags& f) {
   // its own user only, whatever umask it was started with (as SPIRE does). The data directory
   // is 0700 as well; this keeps the files private if it is ever moved or opened up.
   ::umask(077);
-  api::ConfigSources sources;
-  sources.env = api::ProcessEnvironment();
-  if (!f.config_file.empty()) {
-    sources.file = f.config_file;
-  } else if (auto it = sources.env.find("CUSTODY_CONFIG"); it != sources.env.end()) {
-    sources.file = it->second;
-  }
-  auto add = [&](const char* key, const std::string& v) {
-    if (!v.empty()) sources.overrides.emplace_back(key, v);
-  };
-  add("listen", f.listen);
-  add("data_dir", f.data_dir);
-  add("ledger.origin", f.origin);
-  add("log.level", f.log_level);
-  add("log.format", f.log_format);
-  add("tls.cert", f.tls_cert);
-  add("tls.key", f.tls_key);
-  if (f.threads >= 0) add("worker_threads", std::to_string(f.threads));
-  for (const std::string& kv : f.sets) {
-    size_t eq = kv.find('=');
-    if (eq == std::string::npos) Fail(InvalidArgumentError("--set expects KEY=VALUE: " + kv));
-    sources.overrides.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
-  }
-  Result<api::Config> config = api::LoadConfig(sources);
+  Result<api::Config> config = LoadServeConfig(f);
   if (!config.ok()) Fail(config.status().WithContext("configuration"));
 
   // Block the shutdown signals in every thread (threads inherit the mask), and take them
@@ -97,6 +61,7 @@ int RunServe(const ServeFlags& f) {
   StreamLogger log(*ParseLogLevel(config->log.level), config->log.format == "json", clock);
   api::ServiceOptions options;
   options.quickstart = f.quickstart;
+  options.migrate = f.migrate;
   auto service = api::Service::Open(*config, options, clock, random, log);
   if (!service.ok()) Fail(service.status());
   if (const auto& t = (*service)->bootstrap_token()) {
@@ -134,21 +99,54 @@ int RunServe(const ServeFlags& f) {
 
 }  // namespace
 
+void AddConfigFlags(CLI::App* cmd, ServeFlags& f) {
+  cmd->add_option("--config", f.config_file, "TOML config file (or CUSTODY_CONFIG)");
+  cmd->add_option("--data-dir", f.data_dir, "Data directory (default ./custody-data)");
+  cmd->add_option("--set", f.sets, "Any config key: --set limits.max_body_bytes=65536");
+}
+
+Result<api::Config> LoadServeConfig(const ServeFlags& f) {
+  api::ConfigSources sources;
+  sources.env = api::ProcessEnvironment();
+  if (!f.config_file.empty()) {
+    sources.file = f.config_file;
+  } else if (auto it = sources.env.find("CUSTODY_CONFIG"); it != sources.env.end()) {
+    sources.file = it->second;
+  }
+  auto add = [&](const char* key, const std::string& v) {
+    if (!v.empty()) sources.overrides.emplace_back(key, v);
+  };
+  add("listen", f.listen);
+  add("data_dir", f.data_dir);
+  add("ledger.origin", f.origin);
+  add("log.level", f.log_level);
+  add("log.format", f.log_format);
+  add("tls.cert", f.tls_cert);
+  add("tls.key", f.tls_key);
+  if (f.threads >= 0) add("worker_threads", std::to_string(f.threads));
+  for (const std::string& kv : f.sets) {
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos) return InvalidArgumentError("--set expects KEY=VALUE: " + kv);
+    sources.overrides.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  return api::LoadConfig(sources);
+}
+
 void RegisterServeCommands(CLI::App& app) {
   auto f = std::make_shared<ServeFlags>();
   auto* serve = app.add_subcommand("serve", "Run the HTTP service");
-  serve->add_option("--config", f->config_file, "TOML config file (or CUSTODY_CONFIG)");
+  AddConfigFlags(serve, *f);
   serve->add_option("--listen", f->listen, "ADDR:PORT (default 127.0.0.1:8750; port 0: any)");
-  serve->add_option("--data-dir", f->data_dir, "Data directory (default ./custody-data)");
   serve->add_option("--origin", f->origin, "Ledger origin for a new ledger");
   serve->add_option("--log-level", f->log_level, "debug|info|warn|error");
   serve->add_option("--log-format", f->log_format, "json|text");
   serve->add_option("--tls-cert", f->tls_cert, "PEM certificate chain (enables TLS)");
   serve->add_option("--tls-key", f->tls_key, "PEM private key");
   serve->add_option("--threads", f->threads, "Worker threads (0: one per hardware thread)");
-  serve->add_option("--set", f->sets, "Any config key: --set limits.max_body_bytes=65536");
   serve->add_flag("--quickstart", f->quickstart,
                   "Create the data directory, keys and an admin token if missing, then serve");
+  serve->add_flag("--migrate", f->migrate,
+                  "PostgreSQL: bring an older schema to this version first (as `custody migrate`)");
   serve->callback([f] {
     if (int rc = RunServe(*f); rc != 0) throw CLI::RuntimeError(rc);
   });

@@ -1,5 +1,10 @@
 #include "store/stores.h"
 
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <optional>
+
 #include "store/memory/memory_admin_token_store.h"
 #include "store/memory/memory_attribution_store.h"
 #include "store/memory/memory_identity_store.h"
@@ -9,11 +14,13 @@
 #include "store/postgres/pg_attribution_store.h"
 #include "store/postgres/pg_identity_store.h"
 #include "store/postgres/pg_ledger_store.h"
+#include "store/postgres/pg_schema.h"
 #include "store/postgres/pg_tool_pin_store.h"
 #include "store/sqlite/sqlite_admin_token_store.h"
 #include "store/sqlite/sqlite_attribution_store.h"
 #include "store/sqlite/sqlite_identity_store.h"
 #include "store/sqlite/sqlite_ledger_store.h"
+#include "store/sqlite/sqlite_schema.h"
 #include "store/sqlite/sqlite_tool_pin_store.h"
 
 namespace custody::store {
@@ -22,7 +29,39 @@ namespace {
 PgOptions Pool(const StorageOptions& options) {
   PgOptions o;
   o.pool_size = options.postgres_pool_size;
+  o.apply_schema_steps = options.migrate;
   return o;
+}
+
+// Connections of its own for a short look at the database (versions, a lock): two, so that a
+// look can be taken while the other holds a lock.
+Result<std::unique_ptr<PgDb>> OpenPgDb(const StorageOptions& options) {
+  PgOptions o;
+  o.pool_size = 2;
+  return PgDb::Open(options.postgres_url, o);
+}
+
+// The SQLite file of each store, by the name its component has in reports.
+std::vector<std::pair<std::string, std::string>> SqliteFiles(const StorageOptions& o) {
+  return {{"admin_tokens", o.admin_token_path},
+          {"ledger", o.ledger_path},
+          {"identity", o.identity_path},
+          {"attribution", o.attribution_path},
+          {"mcp_pins", o.tool_pin_path}};
+}
+
+Result<int64_t> SqliteFileVersion(const std::string& component, const std::string& path) {
+  if (!std::filesystem::exists(path)) return 0;
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  if (rc != SQLITE_OK) {
+    sqlite3_close(db);
+    return UnavailableError("cannot open the " + component + " database " +
+                            std::filesystem::path(path).filename().string());
+  }
+  Result<int64_t> v = SchemaVersion(db, component + " database");
+  sqlite3_close(db);
+  return v;
 }
 
 // The PostgreSQL store of each interface, as the interface.
@@ -73,7 +112,10 @@ Result<std::unique_ptr<IdentityStore>> OpenIdentityStore(const StorageOptions& o
   if (options.backend == Backend::kMemory) {
     return std::unique_ptr<IdentityStore>(std::make_unique<MemoryIdentityStore>());
   }
-  if (options.backend == Backend::kPostgres) return OpenPg<IdentityStore, PgIdentityStore>(options);
+  if (options.backend == Backend::kPostgres) {
+    return OpenPg<IdentityStore, PgIdentityStore>(options, options.key_encryption_key,
+                                                  options.random);
+  }
   ASSIGN_OR_RETURN(auto s, SqliteIdentityStore::Open(options.identity_path));
   return std::unique_ptr<IdentityStore>(std::move(s));
 }
@@ -109,7 +151,9 @@ Result<std::unique_ptr<AdminTokenStore>> OpenAdminTokenStore(const StorageOption
   return std::unique_ptr<AdminTokenStore>(std::move(s));
 }
 
-Result<Stores> OpenStores(const StorageOptions& options) {
+namespace {
+
+Result<Stores> OpenEach(const StorageOptions& options) {
   Stores s;
   ASSIGN_OR_RETURN(s.admin_tokens, OpenAdminTokenStore(options));
   ASSIGN_OR_RETURN(s.ledger, OpenLedgerStore(options));
@@ -117,6 +161,57 @@ Result<Stores> OpenStores(const StorageOptions& options) {
   ASSIGN_OR_RETURN(s.attribution, OpenAttributionStore(options));
   ASSIGN_OR_RETURN(s.tool_pins, OpenToolPinStore(options));
   return s;
+}
+
+}  // namespace
+
+Result<Stores> OpenStores(const StorageOptions& options) {
+  if (options.backend != Backend::kPostgres || options.migrate) return OpenEach(options);
+  // A database no Custody has opened has no schema to be older than: the first node creates
+  // it. Under a deployment lock, so that a node starting meanwhile sees all of it or none (a
+  // part would look like an older schema and be refused).
+  ASSIGN_OR_RETURN(auto db, OpenPgDb(options));
+  std::optional<Stores> stores;
+  RETURN_IF_ERROR(WithPgAdvisoryLock(*db, "schema", [&]() -> Status {
+    ASSIGN_OR_RETURN(std::vector<PgSchemaRow> versions, PgSchemaVersions(*db));
+    StorageOptions o = options;
+    o.migrate = versions.empty();
+    ASSIGN_OR_RETURN(stores, OpenEach(o));
+    return OkStatus();
+  }));
+  return std::move(*stores);
+}
+
+Result<std::vector<ComponentVersion>> ReadSchemaVersions(const StorageOptions& options) {
+  std::vector<ComponentVersion> out;
+  if (options.backend == Backend::kPostgres) {
+    ASSIGN_OR_RETURN(auto db, OpenPgDb(options));
+    ASSIGN_OR_RETURN(std::vector<PgSchemaRow> rows, PgSchemaVersions(*db));
+    for (auto& r : rows) out.push_back(ComponentVersion{std::move(r.component), r.version});
+    return out;
+  }
+  if (options.backend == Backend::kMemory) return out;
+  for (const auto& [component, path] : SqliteFiles(options)) {
+    ASSIGN_OR_RETURN(int64_t v, SqliteFileVersion(component, path));
+    out.push_back(ComponentVersion{component, v});
+  }
+  return out;
+}
+
+Status MigrateStores(StorageOptions options) {
+  options.migrate = true;
+  // Only schemas: the identity store is opened without a key encryption key, which wraps keys
+  // on write and checks them on read, neither of which opening does.
+  options.key_encryption_key = nullptr;
+  ASSIGN_OR_RETURN(Stores stores, OpenStores(options));
+  return OkStatus();
+}
+
+Status WithDeploymentLock(const StorageOptions& options, std::string_view name,
+                          const std::function<Status()>& fn) {
+  if (options.backend != Backend::kPostgres) return fn();
+  ASSIGN_OR_RETURN(auto db, OpenPgDb(options));
+  return WithPgAdvisoryLock(*db, name, fn);
 }
 
 }  // namespace custody::store

@@ -8,10 +8,15 @@
 // commit; the attribution index is derived and synchronous=NORMAL): that is not an option here.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
+#include "common/random.h"
 #include "common/status.h"
+#include "crypto/key_wrap.h"
 #include "store/admin_token_store.h"
 #include "store/attribution_store.h"
 #include "store/identity_store.h"
@@ -39,6 +44,15 @@ struct StorageOptions {
   // connections each store may hold.
   std::string postgres_url;
   size_t postgres_pool_size = 4;
+  // PostgreSQL: wraps the token signing keys' private parts (crypto/key_wrap.h), with `random`
+  // for the nonces. `custody serve` always sets it on PostgreSQL (api::Service); without it the
+  // keys are stored as PEM (tests, benchmarks), and with it a key stored unwrapped is refused.
+  std::shared_ptr<const crypto::KeyEncryptionKey> key_encryption_key;
+  Random* random = nullptr;
+  // Brings an older schema to this binary's version. false (`custody serve` on PostgreSQL
+  // without --migrate): an older schema is refused, naming `custody migrate`; a database no
+  // Custody has opened yet is still created. SQLite files always migrate (one node per file).
+  bool migrate = true;
 
   // The files of a data directory: ledger.db, identity.db, attribution.db, custody.db, mcp.db.
   static StorageOptions InDirectory(const std::string& dir);
@@ -61,6 +75,23 @@ struct Stores {
 // Opens every store, in the order above (an error names the store that failed; the stores
 // opened before it are closed again).
 Result<Stores> OpenStores(const StorageOptions& options);
+
+// One component's schema version: a SQLite file's user_version, a PostgreSQL custody_schema row.
+struct ComponentVersion {
+  std::string component;  // "ledger", "identity", … (SQLite: the file's name)
+  int64_t version = 0;    // 0: none yet
+};
+// The versions as they are, without writing anything (a missing file or table is version 0).
+Result<std::vector<ComponentVersion>> ReadSchemaVersions(const StorageOptions& options);
+// `custody migrate`: opens every store once with migrate on (which applies the missing steps,
+// or refuses a newer schema) and closes it again. Needs no key encryption key.
+Status MigrateStores(StorageOptions options);
+
+// Runs `fn` while no other node of the deployment runs a function under the same `name`
+// (PostgreSQL: an advisory lock). SQLite and memory: a single node, `fn` just runs. For what
+// several nodes starting at once must do exactly once, such as creating the ledger key.
+Status WithDeploymentLock(const StorageOptions& options, std::string_view name,
+                          const std::function<Status()>& fn);
 
 struct LedgerOpenOptions {
   // Never writes (not even a migration): `custody ledger verify`, readers of a live ledger.

@@ -68,6 +68,9 @@ struct PgOptions {
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds acquire_timeout{10000};
   std::string what = "PostgreSQL";  // names the store in errors, e.g. "token database"
+  // false: ApplyPgSchema refuses an older schema instead of migrating it (custody serve without
+  // --migrate; store/postgres/pg_schema.h).
+  bool apply_schema_steps = true;
 };
 
 class PgConn;
@@ -99,6 +102,7 @@ class PgDb {
   // The URL without its password (or any other secret parameter): for logs and errors.
   static std::string Redact(std::string_view url);
   const std::string& where() const { return where_; }
+  const PgOptions& options() const { return options_; }
 
  private:
   PgDb(std::string url, std::string where, PgOptions options);

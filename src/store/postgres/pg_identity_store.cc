@@ -267,10 +267,20 @@ identity::Consent ReadConsent(const PgRows& rows, int i) {
 
 Result<std::unique_ptr<PgIdentityStore>> PgIdentityStore::Open(const std::string& url,
                                                                PgOptions options) {
+  return Open(url, nullptr, nullptr, std::move(options));
+}
+
+Result<std::unique_ptr<PgIdentityStore>> PgIdentityStore::Open(
+    const std::string& url, std::shared_ptr<const crypto::KeyEncryptionKey> key_encryption_key,
+    Random* random, PgOptions options) {
+  if (key_encryption_key && random == nullptr) {
+    return InvalidArgumentError("identity database: key wrapping needs a source of randomness");
+  }
   options.what = "identity database";
   ASSIGN_OR_RETURN(std::unique_ptr<PgDb> db, PgDb::Open(url, std::move(options)));
   RETURN_IF_ERROR(ApplyPgSchema(*db, "identity", kSchemaSteps));
-  return std::unique_ptr<PgIdentityStore>(new PgIdentityStore(std::move(db)));
+  return std::unique_ptr<PgIdentityStore>(
+      new PgIdentityStore(std::move(db), std::move(key_encryption_key), random));
 }
 
 PgIdentityStore::~PgIdentityStore() = default;
@@ -454,8 +464,10 @@ Status PgIdentityStore::PutSigningKey(const SigningKeyRecord& k) {
              "VALUES($1, $2, $3, $4, $5) ON CONFLICT (kid) DO UPDATE SET private_pem = "
              "EXCLUDED.private_pem, created_at = EXCLUDED.created_at, retired_at = "
              "EXCLUDED.retired_at, publish_until = EXCLUDED.publish_until",
-             {PgText(k.kid), PgText(k.private_pem), PgInt(k.created_at), PgInt(k.retired_at),
-              PgInt(k.publish_until)})
+             {PgText(k.kid),
+              PgText(kek_ ? kek_->Wrap(k.private_pem, crypto::TokenSigningKeySlot(k.kid), *random_)
+                          : k.private_pem),
+              PgInt(k.created_at), PgInt(k.retired_at), PgInt(k.publish_until)})
       .status();
 }
 
@@ -466,8 +478,24 @@ Result<std::vector<SigningKeyRecord>> PgIdentityStore::ListSigningKeys() {
                              "FROM signing_keys ORDER BY created_at, kid COLLATE \"C\""));
   std::vector<SigningKeyRecord> out;
   for (int i = 0; i < rows.size(); ++i) {
-    out.push_back(SigningKeyRecord{std::string(rows.Text(i, 0)), std::string(rows.Text(i, 1)),
-                                   rows.Int(i, 2), rows.Int(i, 3), rows.Int(i, 4)});
+    SigningKeyRecord r{std::string(rows.Text(i, 0)), std::string(rows.Text(i, 1)), rows.Int(i, 2),
+                       rows.Int(i, 3), rows.Int(i, 4)};
+    if (kek_) {
+      // A row the key does not open was not written by a node of this deployment (or was
+      // altered, or moved from another kid): never sign with it.
+      if (!crypto::KeyEncryptionKey::LooksWrapped(r.private_pem)) {
+        return FailedPreconditionError("token signing key " + r.kid + " in " + db_->where() +
+                                       " is not wrapped with a key encryption key; refusing it");
+      }
+      auto pem = kek_->Unwrap(r.private_pem, crypto::TokenSigningKeySlot(r.kid));
+      if (!pem.ok()) {
+        return FailedPreconditionError(
+            "the key encryption key does not open the stored token signing key " + r.kid +
+            ": wrong key?");
+      }
+      r.private_pem = std::move(*pem);
+    }
+    out.push_back(std::move(r));
   }
   return out;
 }

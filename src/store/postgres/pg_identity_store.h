@@ -9,13 +9,17 @@
 // it fail. Revoking a tree re-reads the tree after each round of updates until no live session
 // is left, so a child inserted while the revocation ran is revoked in the same transaction.
 //
-// Not yet: signing keys are stored as PEM (the key-encryption key of #19 wraps them later).
-// Thread-safe (PgDb's pool).
+// Signing keys: opened with a key-encryption key, the private PEM is stored wrapped
+// (crypto/key_wrap.h, associated data TokenSigningKeySlot(kid)) and a row that is not wrapped, or
+// that the key does not open, is refused; without one (tests, benchmarks) it is stored as PEM.
+// `custody serve` always gives one. Thread-safe (PgDb's pool).
 #pragma once
 
 #include <memory>
 #include <string>
 
+#include "common/random.h"
+#include "crypto/key_wrap.h"
 #include "store/identity_store.h"
 #include "store/postgres/pg_db.h"
 
@@ -25,6 +29,10 @@ class PgIdentityStore final : public IdentityStore {
  public:
   static Result<std::unique_ptr<PgIdentityStore>> Open(const std::string& url,
                                                        PgOptions options = {});
+  // `random` (for the wrapping's nonces) must outlive the store.
+  static Result<std::unique_ptr<PgIdentityStore>> Open(
+      const std::string& url, std::shared_ptr<const crypto::KeyEncryptionKey> key_encryption_key,
+      Random* random, PgOptions options = {});
   ~PgIdentityStore() override;
 
   Status CreateAgent(const identity::Agent& agent) override;
@@ -64,8 +72,12 @@ class PgIdentityStore final : public IdentityStore {
                        const std::string& client_id) override;
 
  private:
-  explicit PgIdentityStore(std::unique_ptr<PgDb> db) : db_(std::move(db)) {}
+  PgIdentityStore(std::unique_ptr<PgDb> db, std::shared_ptr<const crypto::KeyEncryptionKey> kek,
+                  Random* random)
+      : db_(std::move(db)), kek_(std::move(kek)), random_(random) {}
   std::unique_ptr<PgDb> db_;
+  const std::shared_ptr<const crypto::KeyEncryptionKey> kek_;  // null: keys stored as PEM
+  Random* const random_;                                       // with kek_
 };
 
 }  // namespace custody::store
