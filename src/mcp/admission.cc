@@ -52,4 +52,32 @@ std::string ResourceMetadataUrl(const http::Request& req, bool tls, const std::s
          "/.well-known/oauth-protected-resource/mcp" + (server.empty() ? "" : "/" + server);
 }
 
+std::vector<std::string> StepUpScopes(const std::string& needed,
+                                      const std::vector<std::string>& held, bool modern) {
+  std::vector<std::string> out;
+  if (!modern) out = held;
+  out.push_back(needed);
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+std::string InsufficientScopeChallenge(const std::vector<std::string>& scopes,
+                                       std::string_view resource_metadata) {
+  // RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
+  auto token = [](const std::string& s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+      return c >= 0x21 && c <= 0x7e && c != '"' && c != '\\';
+    });
+  };
+  std::string list;
+  for (const auto& s : scopes) {
+    if (!token(s)) continue;
+    if (!list.empty()) list += ' ';
+    list += s;
+  }
+  return "Bearer error=\"insufficient_scope\", scope=\"" + list + "\", resource_metadata=\"" +
+         std::string(resource_metadata) + "\"";
+}
+
 }  // namespace custody::mcp

@@ -1,6 +1,7 @@
 // What the gateway checks of a request before it looks at the message: the protocol versions it
 // speaks, the Origin allow-list (DNS rebinding), and where its RFC 9728 metadata lives. Pure
-// functions, tested alone in admission_test.cc.
+// functions, tested alone in admission_test.cc. Also the step-up challenge a call refused for the
+// token's scopes is answered with.
 #pragma once
 
 #include <string>
@@ -27,5 +28,19 @@ bool OriginAllowed(std::string_view origin, const std::vector<std::string>& allo
 // The RFC 9728 metadata URL of the endpoint for `server` ("" for the aggregate /mcp), built
 // from the request's Host header; a missing or odd Host is replaced by 127.0.0.1.
 std::string ResourceMetadataUrl(const http::Request& req, bool tls, const std::string& server);
+
+// The scopes a 403 insufficient_scope challenge names when a request needed `needed` and the
+// token holds `held` (sorted). A 2025-era client (MCP 2025-11-25, "Scope challenge handling")
+// asks for exactly the challenged set, so it gets what it holds plus what is missing, and keeps
+// what it could do; a 2026-07-28 client (`modern`) adds what it holds itself (SEP-2350, RFC 6750
+// section 3.1), so it gets only what the operation needs.
+std::vector<std::string> StepUpScopes(const std::string& needed,
+                                      const std::vector<std::string>& held, bool modern);
+
+// The WWW-Authenticate value of that 403: `Bearer error="insufficient_scope", scope="...",
+// resource_metadata="..."`. A scope that cannot be a quoted-string (RFC 6749 scope-token
+// characters only) is left out rather than break the header.
+std::string InsufficientScopeChallenge(const std::vector<std::string>& scopes,
+                                       std::string_view resource_metadata);
 
 }  // namespace custody::mcp

@@ -45,6 +45,24 @@ TEST(AdmissionTest, MetadataUrlNamesTheEndpointAndDistrustsOddHosts) {
   }
 }
 
+TEST(AdmissionTest, AStepUpChallengeNamesTheScopesToAskForAndTheMetadata) {
+  const std::vector<std::string> held{"files/read", "github/*"};
+  // A 2025-era client asks for exactly the challenged set: it keeps what it holds.
+  EXPECT_EQ(StepUpScopes("files/write", held, /*modern=*/false),
+            (std::vector<std::string>{"files/read", "files/write", "github/*"}));
+  // A 2026-07-28 client adds what it holds itself (SEP-2350): only what the call needs.
+  EXPECT_EQ(StepUpScopes("files/write", held, /*modern=*/true),
+            (std::vector<std::string>{"files/write"}));
+  EXPECT_EQ(
+      InsufficientScopeChallenge({"files/read", "files/write"},
+                                 "https://gw.example/.well-known/oauth-protected-resource/mcp"),
+      "Bearer error=\"insufficient_scope\", scope=\"files/read files/write\", "
+      "resource_metadata=\"https://gw.example/.well-known/oauth-protected-resource/mcp\"");
+  // What cannot be a scope-token cannot break out of the quoted-string.
+  EXPECT_EQ(InsufficientScopeChallenge({"a\"b", "c d", "", "ok"}, "u"),
+            "Bearer error=\"insufficient_scope\", scope=\"ok\", resource_metadata=\"u\"");
+}
+
 TEST(AdmissionTest, BearerTokenIsTheOneParser) {
   http::Headers h;
   EXPECT_FALSE(http::BearerToken(h).has_value());

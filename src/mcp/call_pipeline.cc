@@ -223,12 +223,24 @@ void Gateway::DecideAndForward(std::shared_ptr<Call> call, AuthorizeRequest requ
     if (!r->allowed) {
       json::object data = DecisionData(*r);
       std::string why = r->reasons.empty() ? r->message : Join(r->reasons);
-      call->respond(RpcResponse(
+      http::Response refusal = RpcResponse(
           200,
           ErrorText(call->id, kDenied,
                     "denied by Custody policy: " + why +
                         (r->message.empty() || r->reasons.empty() ? "" : " (" + r->message + ")"),
-                    data)));
+                    data));
+      // Policy would allow it but the token's scopes do not cover it: a step-up (MCP
+      // authorization, "Scope challenge handling"), which a client answers by asking the person
+      // for the wider scope. A policy refusal stays a JSON-RPC error in a 200.
+      if (r->reasons.size() == 1 && r->reasons[0] == "custody:scope") {
+        refusal.status = 403;
+        refusal.headers.Set(
+            "www-authenticate",
+            InsufficientScopeChallenge(StepUpScopes(call->scope, call->caller.access.session.scopes,
+                                                    call->caller.modern.has_value()),
+                                       call->caller.resource_metadata));
+      }
+      call->respond(std::move(refusal));
       return;
     }
     call->decision = std::move(*r);

@@ -106,6 +106,7 @@ bool Gateway::Admit(Request& req, Responder& respond, Admitted* out) {
     return false;
   }
   caller.access = std::move(*access);
+  caller.resource_metadata = ResourceMetadataUrl(req, options_.tls, scope);
   return true;
 }
 

@@ -48,6 +48,8 @@ struct Gateway::Caller {
   std::string session_id;  // Mcp-Session-Id, when sent
   // A 2026-07-28 request: stateless (no session_id), with what it says of its client.
   std::optional<ModernRequest> modern;
+  // The RFC 9728 metadata URL of the endpoint asked, for a step-up challenge (a 403).
+  std::string resource_metadata;
 };
 
 struct Gateway::Admitted {

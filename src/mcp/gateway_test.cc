@@ -379,6 +379,47 @@ TEST_F(GatewayTest, ADeniedCallIsRecordedAndNeverForwarded) {
   EXPECT_EQ((*rows)[0].target, "files/delete");
 }
 
+// A call policy allows but the token's scopes do not cover is a step-up (MCP authorization,
+// "Scope challenge handling"): 403 with an RFC 6750 insufficient_scope challenge naming the
+// scopes to ask for and the RFC 9728 metadata. A policy refusal stays a JSON-RPC error in a 200.
+TEST_F(GatewayTest, ACallOutsideTheTokensScopesIsAStepUpChallenge) {
+  upstream_->SetTools(json::array{Tool("read", "Reads a file"), Tool("write", "Writes a file"),
+                                  Tool("delete", "Deletes")});
+  auto narrow = w_->Root("planner", "files/read");
+  ASSERT_TRUE(narrow.ok()) << narrow.status().ToString();
+  token_ = narrow->token;
+  mcp_session_.clear();
+  http::Response init = Post(Rpc(1, "initialize", {{"protocolVersion", "2025-11-25"}}));
+  ASSERT_EQ(init.status, 200) << init.body;
+  mcp_session_ = std::string(init.headers.Get("mcp-session-id").value_or(""));
+
+  http::Response r = Post(Rpc(2, "tools/call", {{"name", "write"}, {"arguments", {{"p", 1}}}}),
+                          {{"host", "gw.example:8443"}});
+  EXPECT_EQ(r.status, 403) << r.body;
+  EXPECT_EQ(r.headers.Get("www-authenticate").value_or(""),
+            "Bearer error=\"insufficient_scope\", scope=\"files/read files/write\", "
+            "resource_metadata=\"http://gw.example:8443/.well-known/oauth-protected-resource/mcp/"
+            "files\"");
+  json::object a = json::parse(r.body).as_object();
+  EXPECT_EQ(a.at("error").at("code"), kDenied) << r.body;
+  EXPECT_EQ(a.at("error").at("data").at("reasons").at(0), "custody:scope") << r.body;
+  EXPECT_TRUE(upstream_->Calls().empty());
+
+  // Forbidden by policy whatever the scopes: no challenge, asking for more would not help.
+  http::Response denied = Post(Rpc(3, "tools/call", {{"name", "delete"}, {"arguments", {}}}));
+  EXPECT_EQ(denied.status, 200) << denied.body;
+  EXPECT_FALSE(denied.headers.Get("www-authenticate").has_value());
+
+  // A 2026-07-28 client is told only what the call needs (it adds what it holds itself).
+  http::Response modern = PostModern(4, "tools/call", {{"name", "write"}, {"arguments", {}}});
+  EXPECT_EQ(modern.status, 403) << modern.body;
+  EXPECT_EQ(modern.headers.Get("www-authenticate").value_or(""),
+            "Bearer error=\"insufficient_scope\", scope=\"files/write\", "
+            "resource_metadata=\"http://127.0.0.1/.well-known/oauth-protected-resource/mcp/"
+            "files\"");
+  EXPECT_TRUE(upstream_->Calls().empty());
+}
+
 TEST_F(GatewayTest, ContainingTheSessionMidCallCancelsItUpstreamAndEndsTheMcpSession) {
   ListTools();
   upstream_->SetMode(FakeUpstream::Mode::kHold);

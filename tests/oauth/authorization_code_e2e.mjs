@@ -5,10 +5,12 @@
 // against a real `custody serve`: discovery from the gateway's 401, the authorization request
 // with PKCE S256, the IdP's login form, Custody's consent page, the code, the token, a tool call
 // through the gateway whose trace names the person as verified initiator and the client's agent
-// instance as actor, a refresh (also after a restart: families are in identity.db). Then the
-// refusals, each with its RFC error and nothing issued: missing PKCE, plain, a wrong verifier, a
-// redirect URI mismatch, code reuse (what the first use issued is revoked), refresh reuse (the
-// family and its sessions revoked), a wrong resource, an unknown client (no dev switch).
+// instance as actor, a refresh (also after a restart: families are in identity.db), a step-up
+// (a tool outside the token's scopes is a 403 insufficient_scope; the SDK re-authorizes with the
+// challenged scope and the tool answers). Then the refusals, each with its RFC error and nothing
+// issued: missing PKCE, plain, a wrong verifier, a redirect URI mismatch, code reuse (what the
+// first use issued is revoked), refresh reuse (the family and its sessions revoked), a wrong
+// resource, an unknown client (no dev switch).
 // A Client ID Metadata Document client signs in; refused documents are invalid_client. A second
 // `custody serve` in development (oauth.dev_unknown_clients, oauth.dynamic_client_registration):
 // the SDK's default path, RFC 7591 registration, signs in as a dev agent owned by the person.
@@ -302,6 +304,43 @@ try {
   await client.callTool({ name: 'echo', arguments: { again: true } });
   await client.close();
   console.log('ok refresh rotates (same instance), also after a restart; the new token calls tools');
+
+  // --- Step-up: a tool policy allows but the token's scopes do not cover is a 403
+  // insufficient_scope naming the wider scope set and the RFC 9728 metadata; the SDK
+  // re-authorizes with exactly that scope, and the new token calls the tool.
+  // The SDK refreshes first when it holds a refresh token, which cannot widen the scope
+  // (typescript-sdk#2255): a client that only holds the access token goes to the browser.
+  provider.saveTokens({ ...provider.tokens(), refresh_token: undefined });
+  const challenges = [];
+  const recording = async (url, init) => {
+    const r = await fetch(url, init);
+    if (r.status === 403) challenges.push(r.headers.get('www-authenticate'));
+    return r;
+  };
+  transport = new sdk.StreamableHTTPClientTransport(serverUrl, { authProvider: provider, fetch: recording });
+  client = new sdk.Client({ name: 'oauth-e2e', version: '1.0.0' });
+  await client.connect(transport);
+  const asked = provider.authUrls.length;
+  await assert.rejects(client.callTool({ name: 'subscriptions', arguments: {} }),
+    (e) => e instanceof sdk.UnauthorizedError);
+  assert.deepEqual(challenges, [`Bearer error="insufficient_scope", scope="fake/echo fake/slow fake/subscriptions", ` +
+    `resource_metadata="${URL_}/.well-known/oauth-protected-resource/mcp/fake"`]);
+  assert.equal(provider.authUrls.length, asked + 1, 'the SDK did not re-authorize on the challenge');
+  const stepUrl = provider.authUrls.at(-1);
+  assert.equal(stepUrl.searchParams.get('scope'), 'fake/echo fake/slow fake/subscriptions');
+  const stepped = await browser.navigate(stepUrl.href, REDIRECT);
+  assert.ok(stepped.redirect, 'the step-up did not come back: ' + JSON.stringify(stepped.page?.text?.slice(0, 500)));
+  await transport.finishAuth(new URL(stepped.redirect).searchParams.get('code'));
+  assert.equal(claims(provider.tokens().access_token).scope, 'fake/echo fake/slow fake/subscriptions');
+  // A new MCP session: the old one belongs to the narrower token's Custody session.
+  await client.close();
+  transport = new sdk.StreamableHTTPClientTransport(serverUrl, { authProvider: provider });
+  client = new sdk.Client({ name: 'oauth-e2e', version: '1.0.0' });
+  await client.connect(transport);
+  const widened = await client.callTool({ name: 'subscriptions', arguments: {} });
+  assert.ok(!widened.isError, JSON.stringify(widened));
+  await client.close();
+  console.log('ok step-up: 403 insufficient_scope with the wider scope, the SDK re-authorized with it, the tool answers');
 
   // --- Refusals. A raw authorization request, through the browser (consent is remembered now).
   const verifier = randomBytes(32).toString('base64url');
