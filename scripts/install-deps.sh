@@ -10,6 +10,7 @@ packages=(
   libsodium-dev libpq-dev postgresql
   libgtest-dev libgmock-dev libbenchmark-dev
   nodejs npm
+  chromium  # a real browser for the consent page test (tests/oauth, playwright-core)
 )
 
 missing=()
