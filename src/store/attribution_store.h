@@ -9,6 +9,11 @@
 // MemoryAttributionStore (store/memory/) serves unit tests. Both pass the same conformance suite
 // (store/testing/attribution_store_conformance.h), as every future backend must. Implementations
 // are thread-safe.
+//
+// Session counters (CountCall, CountDenial, SessionCounters) are kept apart from the action index,
+// which is written in batches behind the ledger: they are the counters policies see, exact at the
+// moment of a call. Every backend keeps them; the attribution service counts through them only
+// when the store is shared by several nodes (SharedAcrossNodes), and in memory otherwise.
 #pragma once
 
 #include <cstdint>
@@ -107,7 +112,25 @@ class AttributionStore {
   virtual Result<std::vector<std::string>> DistinctActions() = 0;
   // Usage summed per (session, target, decision). A full pass over the index: for graphs.
   virtual Result<std::vector<ActionUsage>> UsageBySession() = 0;
+  // Counted over the action index (as written so far).
   virtual Result<SessionCounts> CountSession(const std::string& sid, int64_t since_ms) = 0;
+
+  // True when other processes (other nodes) read and write the same store, so per-process
+  // state (the service's in-memory counters) would see only a part of a session.
+  virtual bool SharedAcrossNodes() const { return false; }
+  // Counts a call of `sid` on `target` at `time_ms` and returns the session's counters as they
+  // were just before it, in one atomic step: concurrent calls of one session, at any node, each
+  // see the ones counted before them. calls_since: calls at or after `since_ms`. A call's time is
+  // kept as at least the session's latest call time (clocks of nodes and threads are not
+  // ordered), so the calls of a session are in time order and the ones since a moment are a
+  // suffix of them. `since_ms` is meant to trail `time_ms` by a fixed window: call times older
+  // than one more window before `since_ms` may be forgotten.
+  virtual Result<SessionCounts> CountCall(const std::string& sid, const std::string& target,
+                                          int64_t time_ms, int64_t since_ms) = 0;
+  // Counts a denial of a call already counted by CountCall.
+  virtual Status CountDenial(const std::string& sid) = 0;
+  // The counters CountCall would return now, without counting anything (dry runs).
+  virtual Result<SessionCounts> SessionCounters(const std::string& sid, int64_t since_ms) = 0;
 
   virtual Result<bool> HasUsed(const std::string& agent, const std::string& target) = 0;
   // The first use is kept: marking a used target again changes nothing.

@@ -153,6 +153,44 @@ Result<SessionCounts> MemoryAttributionStore::CountSession(const std::string& si
   return c;
 }
 
+SessionCounts MemoryAttributionStore::Read(const Counters& c, int64_t since_ms) {
+  SessionCounts out{c.calls, c.denials, static_cast<int64_t>(c.targets.size()), 0};
+  // Times are in order: the first one at or after since_ms starts the suffix counted.
+  auto it = std::lower_bound(c.times.begin(), c.times.end(), std::make_pair(since_ms, int64_t{0}));
+  if (it != c.times.end()) out.calls_since = c.calls - it->second + 1;
+  return out;
+}
+
+Result<SessionCounts> MemoryAttributionStore::CountCall(const std::string& sid,
+                                                        const std::string& target, int64_t time_ms,
+                                                        int64_t since_ms) {
+  MutexLock lock(mu_);
+  Counters& c = counters_[sid];
+  SessionCounts before = Read(c, since_ms);
+  c.last_ms = c.calls == 0 ? time_ms : std::max(c.last_ms, time_ms);
+  ++c.calls;
+  c.targets.insert(target);
+  if (c.times.empty() || c.times.back().first != c.last_ms)
+    c.times.emplace_back(c.last_ms, c.calls);
+  const int64_t forget_before = since_ms - (time_ms - since_ms);
+  while (!c.times.empty() && c.times.front().first < forget_before) c.times.pop_front();
+  return before;
+}
+
+Status MemoryAttributionStore::CountDenial(const std::string& sid) {
+  MutexLock lock(mu_);
+  ++counters_[sid].denials;
+  return OkStatus();
+}
+
+Result<SessionCounts> MemoryAttributionStore::SessionCounters(const std::string& sid,
+                                                              int64_t since_ms) {
+  MutexLock lock(mu_);
+  auto it = counters_.find(sid);
+  if (it == counters_.end()) return SessionCounts{};
+  return Read(it->second, since_ms);
+}
+
 Result<bool> MemoryAttributionStore::HasUsed(const std::string& agent, const std::string& target) {
   MutexLock lock(mu_);
   return used_.count({agent, target}) != 0;

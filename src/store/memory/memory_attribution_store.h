@@ -3,6 +3,7 @@
 // store/testing/attribution_store_conformance.h. Thread-safe (one mutex).
 #pragma once
 
+#include <deque>
 #include <map>
 #include <set>
 #include <string>
@@ -31,6 +32,10 @@ class MemoryAttributionStore final : public AttributionStore {
   Result<std::vector<std::string>> DistinctActions() override;
   Result<std::vector<ActionUsage>> UsageBySession() override;
   Result<SessionCounts> CountSession(const std::string& sid, int64_t since_ms) override;
+  Result<SessionCounts> CountCall(const std::string& sid, const std::string& target,
+                                  int64_t time_ms, int64_t since_ms) override;
+  Status CountDenial(const std::string& sid) override;
+  Result<SessionCounts> SessionCounters(const std::string& sid, int64_t since_ms) override;
   Result<bool> HasUsed(const std::string& agent, const std::string& target) override;
   Status MarkUsed(const std::string& agent, const std::string& target, int64_t time_ms) override;
   Result<uint64_t> IndexedSize() override;
@@ -43,6 +48,16 @@ class MemoryAttributionStore final : public AttributionStore {
   template <class Pred>
   std::vector<ActionRow> Actions(Pred keep) const REQUIRES(mu_);
 
+  struct Counters {
+    int64_t calls = 0;
+    int64_t denials = 0;
+    std::set<std::string> targets;
+    int64_t last_ms = 0;
+    // (time, number of the first call at that time), oldest first: the recent calls.
+    std::deque<std::pair<int64_t, int64_t>> times;
+  };
+  static SessionCounts Read(const Counters& c, int64_t since_ms);
+
   mutable Mutex mu_;
   std::map<std::string, PolicySetRecord> policy_sets_ GUARDED_BY(mu_);  // by hash
   std::string active_policy_ GUARDED_BY(mu_);
@@ -50,6 +65,7 @@ class MemoryAttributionStore final : public AttributionStore {
   std::set<std::pair<std::string, std::string>> used_ GUARDED_BY(mu_);  // (agent, target)
   std::map<std::string, ContainmentRow> containments_ GUARDED_BY(mu_);  // by event id
   uint64_t indexed_size_ GUARDED_BY(mu_) = 0;
+  std::map<std::string, Counters> counters_ GUARDED_BY(mu_);  // by sid
 };
 
 }  // namespace custody::store

@@ -61,7 +61,60 @@ CREATE TABLE containments(
   ledger_index BIGINT NOT NULL);
 CREATE INDEX containments_subject ON containments(subject);
 )sql";
-constexpr const char* kSchemaSteps[] = {kSchemaV1};
+// Session counters shared by the nodes (AttributionStore::CountCall): one row per session, its
+// distinct targets, and per session the millisecond of each recent call with the number of the
+// first call made then (calls are numbered in time order, so the calls since a moment are the
+// numbers from that moment's first on). custody_count_call counts a call in one round trip: it
+// first locks the session's row (the upsert), so the calls of one session count one at a time at
+// every node, and each statement after it, in its own snapshot (READ COMMITTED, a VOLATILE
+// function), sees every call counted before. The step backfills calls, denials and targets from
+// the action index, so sessions of before the upgrade keep their counts.
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE session_counters(
+  sid TEXT PRIMARY KEY,
+  calls BIGINT NOT NULL,
+  denials BIGINT NOT NULL,
+  targets BIGINT NOT NULL,
+  last_ms BIGINT NOT NULL);
+CREATE TABLE session_targets(
+  sid TEXT NOT NULL,
+  target TEXT NOT NULL,
+  PRIMARY KEY(sid, target));
+CREATE TABLE session_calls(
+  sid TEXT NOT NULL,
+  time_ms BIGINT NOT NULL,
+  first_call BIGINT NOT NULL,
+  PRIMARY KEY(sid, time_ms));
+INSERT INTO session_counters(sid, calls, denials, targets, last_ms)
+  SELECT sid, count(*), count(*) FILTER (WHERE decision = 'deny'), count(DISTINCT target),
+         max(time_ms)
+  FROM actions GROUP BY sid;
+INSERT INTO session_targets(sid, target) SELECT DISTINCT sid, target FROM actions;
+CREATE FUNCTION custody_count_call(p_sid TEXT, p_target TEXT, p_time BIGINT, p_since BIGINT,
+    OUT calls BIGINT, OUT denials BIGINT, OUT targets BIGINT, OUT calls_since BIGINT)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  at_ms BIGINT;
+  first_n BIGINT;
+BEGIN
+  INSERT INTO session_counters AS c(sid, calls, denials, targets, last_ms)
+    VALUES(p_sid, 1, 0, 0, p_time)
+    ON CONFLICT (sid) DO UPDATE SET calls = c.calls + 1, last_ms = GREATEST(c.last_ms, p_time)
+    RETURNING c.calls - 1, c.denials, c.targets, c.last_ms INTO calls, denials, targets, at_ms;
+  INSERT INTO session_targets(sid, target) VALUES(p_sid, p_target) ON CONFLICT DO NOTHING;
+  IF FOUND THEN
+    UPDATE session_counters SET targets = session_counters.targets + 1 WHERE sid = p_sid;
+  END IF;
+  SELECT s.first_call INTO first_n FROM session_calls s
+    WHERE s.sid = p_sid AND s.time_ms >= p_since ORDER BY s.time_ms LIMIT 1;
+  calls_since := COALESCE(calls - first_n + 1, 0);
+  INSERT INTO session_calls(sid, time_ms, first_call) VALUES(p_sid, at_ms, calls + 1)
+    ON CONFLICT DO NOTHING;
+  DELETE FROM session_calls s WHERE s.sid = p_sid AND s.time_ms < p_since - (p_time - p_since);
+END
+$$;
+)sql";
+constexpr const char* kSchemaSteps[] = {kSchemaV1, kSchemaV2};
 
 ActionRow ReadAction(const PgRows& rows, int i) {
   auto t = [&](int c) { return std::string(rows.Text(i, c)); };
@@ -234,6 +287,39 @@ Result<SessionCounts> PgAttributionStore::CountSession(const std::string& sid, i
                              "count(DISTINCT target), count(*) FILTER (WHERE time_ms >= $2) "
                              "FROM actions WHERE sid = $1",
                              {PgText(sid), PgInt(since_ms)}));
+  return SessionCounts{rows.Int(0, 0), rows.Int(0, 1), rows.Int(0, 2), rows.Int(0, 3)};
+}
+
+Result<SessionCounts> PgAttributionStore::CountCall(const std::string& sid,
+                                                    const std::string& target, int64_t time_ms,
+                                                    int64_t since_ms) {
+  ASSIGN_OR_RETURN(PgRows rows,
+                   db_->Exec("count session call",
+                             "SELECT calls, denials, targets, calls_since FROM "
+                             "custody_count_call($1, $2, $3, $4)",
+                             {PgText(sid), PgText(target), PgInt(time_ms), PgInt(since_ms)}));
+  return SessionCounts{rows.Int(0, 0), rows.Int(0, 1), rows.Int(0, 2), rows.Int(0, 3)};
+}
+
+Status PgAttributionStore::CountDenial(const std::string& sid) {
+  return db_
+      ->Exec("count session denial",
+             "INSERT INTO session_counters AS c(sid, calls, denials, targets, last_ms) "
+             "VALUES($1, 0, 1, 0, 0) ON CONFLICT (sid) DO UPDATE SET denials = c.denials + 1",
+             {PgText(sid)})
+      .status();
+}
+
+Result<SessionCounts> PgAttributionStore::SessionCounters(const std::string& sid,
+                                                          int64_t since_ms) {
+  ASSIGN_OR_RETURN(PgRows rows,
+                   db_->Exec("read session counters",
+                             "SELECT c.calls, c.denials, c.targets, COALESCE(c.calls - (SELECT "
+                             "s.first_call FROM session_calls s WHERE s.sid = $1 AND s.time_ms "
+                             ">= $2 ORDER BY s.time_ms LIMIT 1) + 1, 0) FROM session_counters c "
+                             "WHERE c.sid = $1",
+                             {PgText(sid), PgInt(since_ms)}));
+  if (rows.size() == 0) return SessionCounts{};
   return SessionCounts{rows.Int(0, 0), rows.Int(0, 1), rows.Int(0, 2), rows.Int(0, 3)};
 }
 

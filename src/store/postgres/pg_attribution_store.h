@@ -1,7 +1,9 @@
 // PgAttributionStore: AttributionStore in PostgreSQL (component "attribution", version 1): the
 // same tables as attribution.db (policy sets, the action index, first use, containments, the
 // index's high-water mark), shared by the nodes of a deployment so that investigations and
-// session counters see every node's actions. Thread-safe (PgDb's pool).
+// session counters see every node's actions. Session counters are counted in the database, one
+// round trip per call (the function custody_count_call, schema step 2), so that a session calling
+// through several nodes sees the sum. Thread-safe (PgDb's pool).
 #pragma once
 
 #include <memory>
@@ -34,6 +36,11 @@ class PgAttributionStore final : public AttributionStore {
   Result<std::vector<std::string>> DistinctActions() override;
   Result<std::vector<ActionUsage>> UsageBySession() override;
   Result<SessionCounts> CountSession(const std::string& sid, int64_t since_ms) override;
+  bool SharedAcrossNodes() const override { return true; }
+  Result<SessionCounts> CountCall(const std::string& sid, const std::string& target,
+                                  int64_t time_ms, int64_t since_ms) override;
+  Status CountDenial(const std::string& sid) override;
+  Result<SessionCounts> SessionCounters(const std::string& sid, int64_t since_ms) override;
   Result<bool> HasUsed(const std::string& agent, const std::string& target) override;
   Status MarkUsed(const std::string& agent, const std::string& target, int64_t time_ms) override;
   Result<uint64_t> IndexedSize() override;

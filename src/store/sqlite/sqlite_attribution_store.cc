@@ -63,7 +63,27 @@ CREATE TABLE IF NOT EXISTS containments(
   ledger_index INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS containments_subject ON containments(subject);
 )sql";
-constexpr const char* kSchemaSteps[] = {kSchemaV1};
+// Session counters (AttributionStore::CountCall): one row per session, its distinct targets, and
+// per session the millisecond of each recent call with the number of the first call made then.
+// Written only by CountCall: a single node counts in memory, so nothing is backfilled here.
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE session_counters(
+  sid TEXT PRIMARY KEY,
+  calls INTEGER NOT NULL,
+  denials INTEGER NOT NULL,
+  targets INTEGER NOT NULL,
+  last_ms INTEGER NOT NULL);
+CREATE TABLE session_targets(
+  sid TEXT NOT NULL,
+  target TEXT NOT NULL,
+  PRIMARY KEY(sid, target)) WITHOUT ROWID;
+CREATE TABLE session_calls(
+  sid TEXT NOT NULL,
+  time_ms INTEGER NOT NULL,
+  first_call INTEGER NOT NULL,
+  PRIMARY KEY(sid, time_ms)) WITHOUT ROWID;
+)sql";
+constexpr const char* kSchemaSteps[] = {kSchemaV1, kSchemaV2};
 
 ActionRow ReadAction(const Stmt& s) {
   ActionRow r;
@@ -250,6 +270,77 @@ Result<SessionCounts> SqliteAttributionStore::CountSession(const std::string& si
   s.Bind(1, sid).Bind(2, since_ms);
   if (s.Step() != kSqliteRow) return db_->Error("count session");
   return SessionCounts{s.Int(0), s.Int(1), s.Int(2), s.Int(3)};
+}
+
+Result<SessionCounts> SqliteAttributionStore::ReadCounters(const std::string& sid,
+                                                           int64_t since_ms) {
+  Stmt s(*db_,
+         "SELECT c.calls, c.denials, c.targets, coalesce(c.calls - (SELECT first_call FROM "
+         "session_calls WHERE sid = ?1 AND time_ms >= ?2 ORDER BY time_ms LIMIT 1) + 1, 0) "
+         "FROM session_counters c WHERE c.sid = ?1");
+  if (!s.ok()) return db_->Error("prepare");
+  s.Bind(1, sid).Bind(2, since_ms);
+  int rc = s.Step();
+  if (rc == kSqliteDone) return SessionCounts{};
+  if (rc != kSqliteRow) return db_->Error("read session counters");
+  return SessionCounts{s.Int(0), s.Int(1), s.Int(2), s.Int(3)};
+}
+
+Result<SessionCounts> SqliteAttributionStore::CountCall(const std::string& sid,
+                                                        const std::string& target, int64_t time_ms,
+                                                        int64_t since_ms) {
+  MutexLock lock(mu_);
+  RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
+  auto fail = [&](const char* doing) REQUIRES(mu_) {
+    Status st = db_->Error(doing);
+    (void)db_->Exec("ROLLBACK");  // `st` is the error to report (see WriteActions)
+    return st;
+  };
+  auto before = ReadCounters(sid, since_ms);
+  if (!before.ok()) {
+    (void)db_->Exec("ROLLBACK");  // `before` is the error to report
+    return before.status();
+  }
+  Stmt target_ins(*db_, "INSERT OR IGNORE INTO session_targets(sid, target) VALUES(?1, ?2)");
+  if (!target_ins.ok()) return fail("prepare");
+  target_ins.Bind(1, sid).Bind(2, target);
+  if (target_ins.Step() != kSqliteDone) return fail("count session call");
+  const int64_t new_target = db_->changes();
+  Stmt up(*db_,
+          "INSERT INTO session_counters(sid, calls, denials, targets, last_ms) "
+          "VALUES(?1, 1, 0, ?2, ?3) ON CONFLICT(sid) DO UPDATE SET calls = calls + 1, "
+          "targets = targets + ?2, last_ms = max(last_ms, ?3) RETURNING calls, last_ms");
+  if (!up.ok()) return fail("prepare");
+  up.Bind(1, sid).Bind(2, new_target).Bind(3, time_ms);
+  if (up.Step() != kSqliteRow) return fail("count session call");
+  const int64_t number = up.Int(0), at = up.Int(1);
+  up.Reset();
+  Stmt call(*db_,
+            "INSERT OR IGNORE INTO session_calls(sid, time_ms, first_call) VALUES(?1, ?2, ?3)");
+  Stmt forget(*db_, "DELETE FROM session_calls WHERE sid = ?1 AND time_ms < ?2");
+  if (!call.ok() || !forget.ok()) return fail("prepare");
+  call.Bind(1, sid).Bind(2, at).Bind(3, number);
+  forget.Bind(1, sid).Bind(2, since_ms - (time_ms - since_ms));
+  if (call.Step() != kSqliteDone || forget.Step() != kSqliteDone) return fail("count session call");
+  RETURN_IF_ERROR(db_->Exec("COMMIT"));
+  return *before;
+}
+
+Status SqliteAttributionStore::CountDenial(const std::string& sid) {
+  MutexLock lock(mu_);
+  Stmt s(*db_,
+         "INSERT INTO session_counters(sid, calls, denials, targets, last_ms) "
+         "VALUES(?1, 0, 1, 0, 0) ON CONFLICT(sid) DO UPDATE SET denials = denials + 1");
+  if (!s.ok()) return db_->Error("prepare");
+  s.Bind(1, sid);
+  if (s.Step() != kSqliteDone) return db_->Error("count session denial");
+  return OkStatus();
+}
+
+Result<SessionCounts> SqliteAttributionStore::SessionCounters(const std::string& sid,
+                                                              int64_t since_ms) {
+  MutexLock lock(mu_);
+  return ReadCounters(sid, since_ms);
 }
 
 Result<bool> SqliteAttributionStore::HasUsed(const std::string& agent, const std::string& target) {

@@ -34,6 +34,10 @@ class SqliteAttributionStore final : public AttributionStore {
   Result<std::vector<std::string>> DistinctActions() override;
   Result<std::vector<ActionUsage>> UsageBySession() override;
   Result<SessionCounts> CountSession(const std::string& sid, int64_t since_ms) override;
+  Result<SessionCounts> CountCall(const std::string& sid, const std::string& target,
+                                  int64_t time_ms, int64_t since_ms) override;
+  Status CountDenial(const std::string& sid) override;
+  Result<SessionCounts> SessionCounters(const std::string& sid, int64_t since_ms) override;
   Result<bool> HasUsed(const std::string& agent, const std::string& target) override;
   Status MarkUsed(const std::string& agent, const std::string& target, int64_t time_ms) override;
   Result<uint64_t> IndexedSize() override;
@@ -46,6 +50,7 @@ class SqliteAttributionStore final : public AttributionStore {
   // The SQL stays in this file: `where` is one of the fixed clauses above, never caller input.
   Result<std::vector<ActionRow>> QueryActions(const std::string& where,
                                               const std::vector<std::string>& args);
+  Result<SessionCounts> ReadCounters(const std::string& sid, int64_t since_ms) REQUIRES(mu_);
   Mutex mu_;
   std::unique_ptr<SqliteDb> db_ PT_GUARDED_BY(mu_);
 };

@@ -1,5 +1,9 @@
 #include "store/testing/attribution_store_conformance.h"
 
+#include <algorithm>
+#include <mutex>
+#include <thread>
+
 namespace custody::store::testing {
 
 namespace {
@@ -188,6 +192,67 @@ TEST_P(AttributionStoreConformance, FirstUseIsKept) {
   used = store_->HasUsed("worker", "github/a");
   ASSERT_TRUE(used.ok());
   EXPECT_FALSE(*used);
+}
+
+void ExpectCounts(const Result<SessionCounts>& got, SessionCounts want, const char* when) {
+  ASSERT_TRUE(got.ok()) << when << ": " << got.status().ToString();
+  EXPECT_EQ(got->calls, want.calls) << when;
+  EXPECT_EQ(got->denials, want.denials) << when;
+  EXPECT_EQ(got->distinct_targets, want.distinct_targets) << when;
+  EXPECT_EQ(got->calls_since, want.calls_since) << when;
+}
+
+TEST_P(AttributionStoreConformance, CountCallAnswersTheCountersBeforeTheCall) {
+  // {calls, denials, distinct targets, calls at or after since}, each before the call counted.
+  ExpectCounts(store_->CountCall("s1", "a", 1000, 900), {0, 0, 0, 0}, "first call");
+  ExpectCounts(store_->CountCall("s1", "b", 1010, 910), {1, 0, 1, 1}, "second call");
+  ASSERT_TRUE(store_->CountDenial("s1").ok());
+  ExpectCounts(store_->CountCall("s1", "a", 1010, 910), {2, 1, 2, 2}, "same millisecond");
+  ExpectCounts(store_->CountCall("s1", "c", 1105, 1005), {3, 1, 2, 2}, "first call left window");
+  ExpectCounts(store_->CountCall("s1", "c", 1111, 1011), {4, 1, 3, 1}, "two more left");
+  // A clock behind the session's latest call (another node's, another thread's): the call is
+  // kept at the latest time, so the calls since a moment stay a suffix of the session's calls.
+  ExpectCounts(store_->CountCall("s1", "a", 1100, 1000), {5, 1, 3, 5}, "clock behind");
+  ExpectCounts(store_->SessionCounters("s1", 1106), {6, 1, 3, 2}, "the late call at 1111");
+  // Reading counts nothing; other sessions are apart.
+  ExpectCounts(store_->SessionCounters("s1", 1106), {6, 1, 3, 2}, "read again");
+  ExpectCounts(store_->SessionCounters("s2", 0), {0, 0, 0, 0}, "another session");
+  ExpectCounts(store_->CountCall("s2", "a", 5000, 4900), {0, 0, 0, 0}, "another session's call");
+  ExpectCounts(store_->SessionCounters("s1", 1200), {6, 1, 3, 0}, "nothing since");
+  // The action index is another thing: counting calls writes no action.
+  auto targets = store_->DistinctTargets();
+  ASSERT_TRUE(targets.ok());
+  EXPECT_TRUE(targets->empty());
+}
+
+TEST_P(AttributionStoreConformance, ConcurrentCallsOfASessionEachSeeTheOnesBefore) {
+  constexpr int kThreads = 8, kCalls = 25;
+  std::mutex mu;
+  std::vector<int64_t> seen;
+  std::vector<std::string> errors;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kCalls; ++i) {
+        auto c = store_->CountCall("s", "tool-" + std::to_string(t % 3), 1000 + i, 0);
+        std::lock_guard<std::mutex> lock(mu);
+        if (!c.ok()) {
+          errors.push_back(c.status().ToString());
+        } else {
+          seen.push_back(c->calls);
+          if (c->calls_since != c->calls) errors.push_back("calls_since differs from calls");
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_TRUE(errors.empty()) << errors.front();
+  // Each call saw a different number of calls before it: 0, 1, ..., n-1.
+  std::sort(seen.begin(), seen.end());
+  ASSERT_EQ(seen.size(), size_t{kThreads * kCalls});
+  for (size_t i = 0; i < seen.size(); ++i) ASSERT_EQ(seen[i], static_cast<int64_t>(i));
+  ExpectCounts(store_->SessionCounters("s", 0), {kThreads * kCalls, 0, 3, kThreads * kCalls},
+               "after");
 }
 
 TEST_P(AttributionStoreConformance, TheIndexMarkStartsAtZeroAndOnlyMovesForward) {
