@@ -29,6 +29,7 @@ struct PolicyBundle {
   policy::Entities entities;
   std::string hash;
   std::map<std::string, std::string> contain;  // policy id -> "session" | "agent"
+  std::string entities_text;                    // as published (ReloadPolicies compares it)
 };
 
 struct AttributionService::SessionState {
@@ -367,14 +368,15 @@ AttributionService::AttributionService(identity::TokenService& tokens, ledger::L
       recorder_(ledger),
       options_(std::move(options)),
       ids_(clock, random),
-      containment_(tokens, recorder_, store, errors, clock, random) {}
+      containment_(tokens, recorder_, store, errors, clock, random),
+      shared_counters_(store.SharedAcrossNodes()) {}
 
 namespace {
 
 Result<std::shared_ptr<const PolicyBundle>> MakeBundle(const std::string& policies,
                                                        const std::string& entities) {
   ASSIGN_OR_RETURN(auto set, policy::PolicySet::FromText(policies));
-  auto b = std::make_shared<PolicyBundle>(PolicyBundle{std::move(set), {}, "", {}});
+  auto b = std::make_shared<PolicyBundle>(PolicyBundle{std::move(set), {}, "", {}, entities});
   if (!entities.empty()) {
     ASSIGN_OR_RETURN(b->entities, policy::ParseEntitiesJson(entities, nullptr));
   }
@@ -643,6 +645,11 @@ std::shared_ptr<AttributionService::SessionState> AttributionService::StateOf(
     st->chain_agents.insert(st->chain_agents.begin(), s->agent);
     cur = s->parent_sid;
   }
+  // The store counts for every node (CountCall): nothing to rebuild, nothing kept here.
+  if (shared_counters_) {
+    MutexLock lock(sessions_mu_);
+    return sessions_.emplace(sid, st).first->second;
+  }
   // Counters survive a restart: rebuild them from the index.
   FlushIndex();
   if (auto rows = store_.ActionsOfSessions({sid}); rows.ok()) {
@@ -810,7 +817,19 @@ Status AttributionService::GatherContext(Decision& d) {
   d.agent = std::move(*agent);
   json::object sess = SessionContext(session, d.state->chain_agents, d.agent);
   d.first_use = FirstUse(session.agent, d.target_key);
-  json::object counters = CountersJson(LiveCounts(*d.state, d.now_ms), d.first_use);
+  SessionCounts counts;
+  if (shared_counters_) {
+    // Counted here, before the decision, and atomically with reading the counts, so concurrent
+    // calls at any node each see the ones before them; a denial is counted once decided
+    // (Count). The last step that can fail: a call that fails earlier is not counted, as on one
+    // node. Without exact counters there is no decision: the store's error is the answer.
+    auto counted = store_.CountCall(session.sid, d.target_key, d.now_ms, d.now_ms - kMinuteMs);
+    if (!counted.ok()) return counted.status().WithContext("counting the session's call");
+    counts = *counted;
+  } else {
+    counts = LiveCounts(*d.state, d.now_ms);
+  }
+  json::object counters = CountersJson(counts, d.first_use);
   d.context = json::object{{"session", std::move(sess)},
                            {"counters", std::move(counters)},
                            {"via", d.req.via},
@@ -875,7 +894,14 @@ void AttributionService::ContainIfTripped(Decision& d) {
 // The session's live counters, and the agent's first use of the target.
 void AttributionService::Count(Decision& d) {
   const identity::Session& session = d.va.session;
-  {
+  if (shared_counters_) {
+    // The call itself was counted in GatherContext. A denial not counted only makes later calls
+    // see one denial fewer; the deny stands either way.
+    if (!d.result.allowed) {
+      if (Status st = store_.CountDenial(session.sid); !st.ok())
+        errors_.Report("attribution.count_denial", st);
+    }
+  } else {
     MutexLock lock(d.state->mu);
     d.state->calls++;
     if (!d.result.allowed) d.state->denials++;
@@ -998,7 +1024,11 @@ Result<bool> AttributionService::WouldAllow(
   if (auto stored = tokens_.GetSession(session.sid); stored.ok()) {
     auto state = StateOf(session.sid, now_ms);
     chain = state->chain_agents;
-    counts = LiveCounts(*state, now_ms);
+    if (shared_counters_) {
+      ASSIGN_OR_RETURN(counts, store_.SessionCounters(session.sid, now_ms - kMinuteMs));
+    } else {
+      counts = LiveCounts(*state, now_ms);
+    }
   }
   const std::string key = target.Key();
   json::object context{{"session", SessionContext(session, chain, agent)},
@@ -1178,9 +1208,28 @@ Result<PublishResult> AttributionService::PublishPolicies(const std::string& pol
                       entities, UnixMillis(clock_.Now()),
                       by,       static_cast<int64_t>(appended.index)};
   RETURN_IF_ERROR(store_.PutPolicySet(rec));
+  {
+    MutexLock lock(bundle_mu_);
+    bundle_ = *bundle;
+  }
+  if (options_.on_policy_published) options_.on_policy_published();
+  return out;
+}
+
+Result<bool> AttributionService::ReloadPolicies() {
+  MutexLock publish(publish_mu_);  // not between a local publication's store write and its swap
+  ASSIGN_OR_RETURN(auto active, store_.ActivePolicySet());
+  if (!active) return false;
+  {
+    MutexLock lock(bundle_mu_);
+    if (bundle_ && bundle_->hash == active->hash && bundle_->entities_text == active->entities)
+      return false;
+  }
+  auto bundle = MakeBundle(active->policies, active->entities);
+  if (!bundle.ok()) return bundle.status().WithContext("the stored active policy set");
   MutexLock lock(bundle_mu_);
   bundle_ = *bundle;
-  return out;
+  return true;
 }
 
 }  // namespace custody::attribution

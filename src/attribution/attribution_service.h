@@ -89,6 +89,9 @@ struct AttributionOptions {
   ArgumentRecording arguments = ArgumentRecording::kDigest;
   std::vector<std::string> redact_fields;  // field names, at any depth
   size_t max_arguments_bytes = 256 * 1024;
+  // Runs after a publication here activated a new policy set (it is stored and recorded): the
+  // deployment's change feed tells the other nodes (ReloadPolicies). Must not block.
+  std::function<void()> on_policy_published;
 };
 
 struct AuthorizeRequest {
@@ -195,6 +198,10 @@ class AttributionService {
   Result<PublishResult> PublishPolicies(const std::string& policies, const std::string& entities,
                                         const std::string& by);
   Result<std::optional<PolicySetRecord>> ActivePolicySet() { return store_.ActivePolicySet(); }
+  // Another node published a policy set (the deployment's change feed, or its poll): activates
+  // the store's active set here if it is not the one in force. Records nothing: the publishing
+  // node did. True if the set in force changed.
+  Result<bool> ReloadPolicies();
 
   // Manual containment: scope "session" (the tree below it too) or "agent" (disables it).
   // ContainmentService::Contain, on the service's ledger and store.
@@ -280,12 +287,17 @@ class AttributionService {
   const AttributionOptions options_;
   UuidV7Generator ids_;                          // thread-safe
   containment::ContainmentService containment_;  // over tokens_, recorder_, store_
+  // The store is shared by several nodes: session counters are counted in it (CountCall), one
+  // round trip per call, instead of in sessions_, so a session calling through several nodes
+  // sees the sum. One node (SQLite, memory) keeps the in-memory counters: no write per call.
+  const bool shared_counters_;
 
   mutable Mutex bundle_mu_;
   std::shared_ptr<const PolicyBundle> bundle_ GUARDED_BY(bundle_mu_);
   Mutex publish_mu_;  // one publication at a time
 
   Mutex sessions_mu_;
+  // Chains, and (unless shared_counters_) live counters, of the sessions seen.
   std::unordered_map<std::string, std::shared_ptr<SessionState>> sessions_ GUARDED_BY(sessions_mu_);
   Mutex usage_mu_;
   // (agent, target) known used

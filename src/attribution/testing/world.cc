@@ -31,24 +31,45 @@ Result<std::unique_ptr<World>> World::Create(const std::filesystem::path& dir,
   lo.origin = kTestOrigin;
   ASSIGN_OR_RETURN(w->ledger, ledger::Ledger::Open(std::move(stores.ledger), std::move(key), lo));
   w->ids = std::move(stores.identity);
-  identity::TokenServiceOptions o;
-  o.trust_domain = "custody.test";
-  o.issuer = kTestIssuer;
-  ledger::Ledger* led = w->ledger.get();
-  ASSIGN_OR_RETURN(w->tokens, identity::TokenService::Create(
-                                  *w->ids, w->clock, w->random, w->errors,
-                                  [led](const std::string& e) {
-                                    return events::Recorder(*led).RecordText(e).status();
-                                  },
-                                  o));
+  ASSIGN_OR_RETURN(w->tokens, w->NewTokenService(*w->ids));
   w->store = std::move(stores.attribution);
   RETURN_IF_ERROR(w->Reopen(std::move(options)));
   return w;
 }
 
+Result<std::unique_ptr<identity::TokenService>> World::NewTokenService(
+    store::IdentityStore& store) {
+  identity::TokenServiceOptions o;
+  o.trust_domain = "custody.test";
+  o.issuer = kTestIssuer;
+  ledger::Ledger* led = ledger.get();
+  return identity::TokenService::Create(
+      store, clock, random, errors,
+      [led](const std::string& e) { return events::Recorder(*led).RecordText(e).status(); }, o);
+}
+
+Result<World::Node*> World::AddNode(AttributionOptions options) {
+  if (backend_ != store::Backend::kPostgres) {
+    return FailedPreconditionError("a second node needs a shared store (Backend::kPostgres)");
+  }
+  store::StorageOptions files = store::StorageOptions::InDirectory(dir.string());
+  files.backend = backend_;
+  files.postgres_url = postgres_url_;
+  auto node = std::make_unique<Node>();
+  ASSIGN_OR_RETURN(node->ids, store::OpenIdentityStore(files));
+  ASSIGN_OR_RETURN(node->tokens, NewTokenService(*node->ids));
+  ASSIGN_OR_RETURN(node->store, store::OpenAttributionStore(files));
+  ASSIGN_OR_RETURN(node->svc,
+                   AttributionService::Create(*node->tokens, *ledger, *node->store, clock, random,
+                                              errors, std::move(options)));
+  nodes.push_back(std::move(node));
+  return nodes.back().get();
+}
+
 World::~World() {
   // As `custody serve` stops: the ledger runs what is queued while the services are alive.
   if (ledger) ledger->Close();
+  nodes.clear();  // each node's service before its stores (Node's member order)
   svc.reset();
   tokens.reset();
   ledger.reset();

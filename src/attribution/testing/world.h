@@ -51,6 +51,19 @@ class World {
 
   // A new AttributionService over the same stores (a restart).
   Status Reopen(AttributionOptions options = {});
+
+  // Another node of the same deployment (PostgreSQL only): its own identity and attribution
+  // stores on the same database (its own connections), its own TokenService and
+  // AttributionService (its own caches and in-memory state), over this World's ledger, since a
+  // deployment has one ledger. The World is the first node; it owns the others and closes them
+  // before its ledger.
+  struct Node {
+    std::unique_ptr<store::IdentityStore> ids;
+    std::unique_ptr<identity::TokenService> tokens;
+    std::unique_ptr<store::AttributionStore> store;
+    std::unique_ptr<AttributionService> svc;
+  };
+  Result<Node*> AddNode(AttributionOptions options = {});
   // Closes the service and the attribution store, removes the store's file and opens an empty
   // one: an index that lost every row (the service is not reopened: Reopen()).
   Status LoseIndex();
@@ -77,8 +90,10 @@ class World {
   std::unique_ptr<identity::TokenService> tokens;
   std::unique_ptr<store::AttributionStore> store;
   std::unique_ptr<AttributionService> svc;
+  std::vector<std::unique_ptr<Node>> nodes;  // AddNode()
 
  private:
+  Result<std::unique_ptr<identity::TokenService>> NewTokenService(store::IdentityStore& store);
   World() = default;
   Result<IssuedSession> Exchange(const std::string& agent, const std::string& subject,
                                  const std::string& subject_type, const std::string& scope);

@@ -1,0 +1,172 @@
+// AttributionService on two nodes of one deployment: two services, each with its own identity
+// and attribution stores (own connections, caches and in-memory state) on one PostgreSQL
+// database, and the deployment's one ledger (testkit::World::AddNode). A session calling through
+// both nodes sees the sum in context.counters, so a tripwire fires on the same call as on one
+// node. Runs against the throwaway cluster of store/testing/pg_cluster.h.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/json.hpp>
+#include <filesystem>
+#include <thread>
+#include <vector>
+
+#include "attribution/attribution_service.h"
+#include "attribution/testing/world.h"
+#include "identity/token_service.h"
+#include "ledger/ledger.h"
+#include "store/testing/pg_cluster.h"
+
+namespace custody::attribution {
+namespace {
+
+namespace json = boost::json;
+
+class MultiNodeTest : public ::testing::Test {
+ protected:
+  // `policies` are published before the second node starts: a node reads the active policy set
+  // when it starts (spreading a publication to running nodes is not this test's subject).
+  void Start(const std::string& policies) {
+    auto cluster = store::testing::PgCluster::Shared();
+    ASSERT_TRUE(cluster.ok()) << cluster.status().ToString();
+    auto url = (*cluster)->NewDatabase();
+    ASSERT_TRUE(url.ok()) << url.status().ToString();
+    auto w = testkit::World::Create(
+        std::filesystem::temp_directory_path() /
+            ("custody-multinode-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name()),
+        {}, store::Backend::kPostgres, *url);
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    w_ = std::move(*w);
+    ASSERT_TRUE(
+        w_->Register("planner", {"*"}, {"assert_initiator"}, identity::Environment::kProd).ok());
+    auto published = w_->svc->PublishPolicies(policies, "", "admin");
+    ASSERT_TRUE(published.ok()) << published.status().ToString();
+    auto b = w_->AddNode();
+    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    nodes_ = {w_->svc.get(), (*b)->svc.get()};
+  }
+  std::string Root() {
+    auto s = w_->Root("planner");
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    return s.ok() ? s->token : "";
+  }
+  AuthorizeResult Call(int node, const std::string& token, const std::string& server,
+                       const std::string& tool) {
+    auto r = nodes_[node]->AuthorizeSync(testkit::World::Call(token, server, tool));
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : AuthorizeResult{};
+  }
+  json::object Counters(const AuthorizeResult& r) {
+    auto leaf = w_->ledger->GetEntry(r.ledger_index);
+    EXPECT_TRUE(leaf.ok()) << leaf.status().ToString();
+    if (!leaf.ok()) return {};
+    return json::parse(leaf->data).at("context").at("counters").as_object();
+  }
+
+  std::unique_ptr<testkit::World> w_;
+  std::vector<AttributionService*> nodes_;  // node 0 is the World's own service
+};
+
+TEST_F(MultiNodeTest, TripwireOnCallsFiresOnTheSameCallAsOnOneNode) {
+  Start(R"(@id("ok") permit(principal, action, resource);
+    @id("too-many-calls") @contain("session")
+    forbid(principal, action, resource) when { context.counters.calls > 3 };)");
+  // The call that trips the wire (1-based), with the calls made at `node_of(i)`.
+  auto trip_at = [&](auto node_of) {
+    std::string token = Root();
+    for (int i = 0; i < 8; ++i) {
+      AuthorizeResult r = Call(node_of(i), token, "github", "list_issues");
+      if (!r.contained.empty()) return i + 1;
+      EXPECT_TRUE(r.allowed) << "call " << i + 1 << ": " << r.message;
+    }
+    return 0;
+  };
+  const int one_node = trip_at([](int) { return 0; });
+  EXPECT_EQ(one_node, 5);
+  // Alternating nodes: each node alone has seen at most half of the calls.
+  EXPECT_EQ(trip_at([](int i) { return i % 2; }), one_node);
+  EXPECT_EQ(trip_at([](int i) { return 1 - i % 2; }), one_node);
+}
+
+TEST_F(MultiNodeTest, EveryCounterAndFirstUseAreTheSumOfBothNodes) {
+  Start(R"(@id("github") permit(principal, action, resource in Server::"github");)");
+  std::string token = Root();
+  struct Step {
+    int node;
+    const char* server;
+    const char* tool;
+    bool allowed;
+    // What the call's policy saw.
+    int64_t calls, denials, distinct_tools;
+    bool first_use;
+  };
+  const Step steps[] = {
+      {0, "github", "a", true, 0, 0, 0, true},
+      {1, "github", "a", true, 1, 0, 1, false},  // used through the other node
+      {0, "slack", "x", false, 2, 0, 1, true},
+      {1, "github", "b", true, 3, 1, 2, true},  // the denial at the other node counts
+      {0, "github", "b", true, 4, 1, 3, false},
+      {1, "slack", "x", false, 5, 1, 3, true},  // a denied call is no use of the target
+      {0, "github", "a", true, 6, 2, 3, false},
+  };
+  int first_uses = 0;
+  for (size_t i = 0; i < std::size(steps); ++i) {
+    const Step& s = steps[i];
+    SCOPED_TRACE("call " + std::to_string(i + 1) + " at node " + std::to_string(s.node));
+    AuthorizeResult r = Call(s.node, token, s.server, s.tool);
+    EXPECT_EQ(r.allowed, s.allowed) << r.message;
+    json::object c = Counters(r);
+    EXPECT_EQ(c.at("calls").as_int64(), s.calls);
+    EXPECT_EQ(c.at("denials").as_int64(), s.denials);
+    EXPECT_EQ(c.at("distinct_tools").as_int64(), s.distinct_tools);
+    EXPECT_EQ(c.at("calls_last_minute").as_int64(), s.calls);
+    EXPECT_EQ(c.at("first_use").as_bool(), s.first_use);
+    if (std::string(s.server) == "github" && s.tool == std::string("a") &&
+        c.at("first_use").as_bool())
+      ++first_uses;
+  }
+  EXPECT_EQ(first_uses, 1) << "github/a is used for the first time once, across both nodes";
+  // A dry run at either node sees the same counters, and counts nothing.
+  auto verified = w_->tokens->VerifyAccessToken(token, "");
+  ASSERT_TRUE(verified.ok()) << verified.status().ToString();
+  for (AttributionService* node : nodes_) {
+    auto would = node->WouldAllow(verified->session, "call_tool", Target{"github", "c", "", ""});
+    ASSERT_TRUE(would.ok()) << would.status().ToString();
+    EXPECT_TRUE(*would);
+  }
+  AuthorizeResult last = Call(1, token, "github", "c");
+  EXPECT_EQ(Counters(last).at("calls").as_int64(), 7);
+}
+
+// Calls of one session racing at both nodes: each sees the calls counted before it, so exactly
+// the first `kLimit` are allowed (in-memory counters, per node and read apart from the count,
+// let through up to all of them).
+TEST_F(MultiNodeTest, RacingCallsAtBothNodesAreAllowedExactlyUpToTheLimit) {
+  constexpr int kLimit = 12, kThreadsPerNode = 2, kCallsPerThread = 10;
+  Start("permit(principal, action, resource) when { context.counters.calls < 12 };");
+  std::string token = Root();
+  std::atomic<int> allowed{0}, failed{0};
+  std::vector<std::thread> threads;
+  for (int node = 0; node < 2; ++node) {
+    for (int t = 0; t < kThreadsPerNode; ++t) {
+      threads.emplace_back([&, node] {
+        for (int i = 0; i < kCallsPerThread; ++i) {
+          auto r = nodes_[node]->AuthorizeSync(testkit::World::Call(token, "github", "x"));
+          if (!r.ok()) {
+            ++failed;
+          } else if (r->allowed) {
+            ++allowed;
+          }
+        }
+      });
+    }
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(allowed.load(), kLimit);
+}
+
+}  // namespace
+}  // namespace custody::attribution
