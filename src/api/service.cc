@@ -27,6 +27,7 @@
 #include "investigate/evidence.h"
 #include "ledger/ledger.h"
 #include "mcp/gateway.h"
+#include "store/postgres/pg_change_feed.h"
 #include "store/stores.h"
 
 namespace custody::api {
@@ -56,6 +57,10 @@ struct Service::Impl {
   std::unique_ptr<attribution::AttributionService> attribution;
   std::unique_ptr<store::ToolPinStore> mcp_pins;
   std::unique_ptr<mcp::Gateway> mcp;  // after attribution: it calls it
+  // Several nodes on one database: tells the others what changed here, and reloads what they
+  // changed (store/change_feed.h). After everything it calls into; stopped first.
+  std::unique_ptr<store::ChangeFeed> feed;
+  int feed_listener = -1;  // the revocation listener that announces revocations
   http::Router router;
   std::unique_ptr<http::Server> server;
   std::optional<IssuedToken> bootstrap;
@@ -298,6 +303,17 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   io.trust_domain = config.trust_domain;
   io.issuer = resolved.identity.issuer;
   io.svid_lifetime_s = config.identity.svid_lifetime_s;
+  Impl* self = impl.get();
+  // Tells the deployment's other nodes that `topic` changed (no feed: a single node, nothing to
+  // do). A notification that cannot be sent is reported; the others' poll still finds the change.
+  auto announce = [self](const char* topic, const std::string& payload = "") {
+    if (!self->feed) return;
+    if (Status st = self->feed->Publish(topic, payload); !st.ok()) {
+      self->errors->Report("cluster.announce", st);
+    }
+  };
+  io.shared_store = storage.backend == store::Backend::kPostgres;
+  io.on_keys_rotated = [announce] { announce("keys"); };
   io.async_sink = [rec = impl->recorder.get()](const std::string& event,
                                                std::function<void(Status)> done) {
     rec->RecordTextAsync(
@@ -400,6 +416,7 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   impl->mcp_pins = std::move(stores.tool_pins);
   attribution::AttributionOptions ao;
   ao.audience = config.attribution.audience;
+  ao.on_policy_published = [announce] { announce("policy"); };
   ao.arguments = config.attribution.arguments == "redacted"
                      ? attribution::ArgumentRecording::kRedacted
                      : attribution::ArgumentRecording::kDigest;
@@ -459,6 +476,52 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   }
   RETURN_IF_ERROR(AddInvestigationRoutes(impl->router, *impl->identity, *impl->ledger,
                                          *impl->attribution, clock));
+
+  // Several nodes, one deployment (docs/DEPLOYMENT.md): each node's revocations reach the
+  // others' listeners (the MCP sessions, streams and calls they hold) at once, policy sets and
+  // signing keys follow within a notification, or the next poll if it was lost. Every request
+  // checks revocation in the database itself, so the feed only speeds up what is already true.
+  if (storage.backend == store::Backend::kPostgres) {
+    ASSIGN_OR_RETURN(auto feed, store::PgChangeFeed::Open(storage.postgres_url, {}));
+    impl->feed = std::move(feed);
+    impl->feed_listener =
+        impl->identity->AddRevocationListener([announce](const std::vector<std::string>& sids) {
+          std::string payload;
+          for (const std::string& sid : sids) {
+            if (payload.size() + sid.size() + 1 > store::ChangeFeed::kMaxPayload) {
+              announce("revoked", payload);
+              payload.clear();
+            }
+            payload += (payload.empty() ? "" : " ") + sid;
+          }
+          if (!payload.empty()) announce("revoked", payload);
+        });
+    // The other nodes' changes, applied here.
+    auto on_change = [self](const std::string& topic, const std::string& payload) {
+      if (topic == "revoked") {
+        std::vector<std::string> sids;
+        for (size_t pos = 0; pos < payload.size();) {
+          size_t sp = payload.find(' ', pos);
+          if (sp == std::string::npos) sp = payload.size();
+          if (sp > pos) sids.push_back(payload.substr(pos, sp - pos));
+          pos = sp + 1;
+        }
+        self->identity->RevokedElsewhere(sids, self->feed_listener);
+      } else if (topic == "policy") {
+        if (auto r = self->attribution->ReloadPolicies(); !r.ok()) {
+          self->errors->Report("cluster.policy_reload", r.status());
+        }
+      } else if (topic == "keys") {
+        if (Status st = self->identity->RefreshKeys(); !st.ok()) {
+          self->errors->Report("cluster.key_refresh", st);
+        }
+      }
+    };
+    impl->feed->Start(on_change, [on_change] {
+      on_change("policy", "");
+      on_change("keys", "");
+    });
+  }
   Impl* raw = impl.get();
   RETURN_IF_ERROR(AddOpsRoutes(
       impl->router, impl->metrics,
@@ -521,6 +584,7 @@ Status Service::Start() {
 void Service::Shutdown() {
   if (!impl_ || impl_->shut_down) return;
   impl_->shut_down = true;
+  if (impl_->feed) impl_->feed->Stop();  // no peer change is applied while shutting down
   impl_->ReleasePort();
   impl_->server->Shutdown();
   // Sign-ins still being answered finish (they record events) before the ledger closes.

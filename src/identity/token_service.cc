@@ -188,25 +188,35 @@ bool Published(const SigningKeyRecord& r, int64_t now) {
 
 }  // namespace
 
-Status TokenService::LoadOrCreateKeys() {
+Status TokenService::LoadKeys(bool create) {
   ASSIGN_OR_RETURN(std::vector<SigningKeyRecord> records, store_.ListSigningKeys());
   MutexLock lock(keys_mu_);
   int64_t now = Now();
-  keys_.clear();
+  std::vector<SigningKey> loaded;
   bool have_current = false;
   for (const auto& r : records) {
     if (!Published(r, now)) continue;  // no live token can use it
-    ASSIGN_OR_RETURN(crypto::EcdsaP256PrivateKey key,
-                     crypto::EcdsaP256PrivateKey::FromPkcs8Pem(r.private_pem));
-    keys_.push_back(
-        SigningKey{r.kid, std::make_shared<const crypto::EcdsaP256PrivateKey>(std::move(key)), r});
+    std::shared_ptr<const crypto::EcdsaP256PrivateKey> key;
+    for (const auto& k : keys_) {
+      if (k.kid == r.kid) key = k.key;  // parsed already
+    }
+    if (!key) {
+      ASSIGN_OR_RETURN(crypto::EcdsaP256PrivateKey parsed,
+                       crypto::EcdsaP256PrivateKey::FromPkcs8Pem(r.private_pem));
+      key = std::make_shared<const crypto::EcdsaP256PrivateKey>(std::move(parsed));
+    }
+    loaded.push_back(SigningKey{r.kid, std::move(key), r});
     have_current = have_current || r.retired_at == 0;
   }
-  // Retired keys first, the current (signing) key last.
-  std::stable_sort(keys_.begin(), keys_.end(), [](const SigningKey& a, const SigningKey& b) {
-    return (a.record.retired_at == 0) < (b.record.retired_at == 0);
+  // Retired keys first; of the current ones (several nodes may each have made one at their
+  // first start), the newest signs, so every node settles on the same key.
+  std::stable_sort(loaded.begin(), loaded.end(), [](const SigningKey& a, const SigningKey& b) {
+    const bool ac = a.record.retired_at == 0, bc = b.record.retired_at == 0;
+    if (ac != bc) return !ac;
+    return ac && a.record.created_at < b.record.created_at;
   });
-  if (have_current) return OkStatus();
+  keys_ = std::move(loaded);
+  if (have_current || !create) return OkStatus();
   ASSIGN_OR_RETURN(crypto::EcdsaP256PrivateKey key, crypto::EcdsaP256PrivateKey::Generate());
   SigningKeyRecord r;
   r.kid = crypto::JwkThumbprint(key.public_key());
@@ -216,6 +226,11 @@ Status TokenService::LoadOrCreateKeys() {
   keys_.push_back(
       SigningKey{r.kid, std::make_shared<const crypto::EcdsaP256PrivateKey>(std::move(key)), r});
   return OkStatus();
+}
+
+Status TokenService::RefreshKeys() {
+  keys_refreshed_ms_.store(UnixMillis(clock_.Now()), std::memory_order_relaxed);
+  return LoadKeys(/*create=*/false);
 }
 
 Result<std::string> TokenService::RotateSigningKey(const std::string& by) {
@@ -245,6 +260,7 @@ Result<std::string> TokenService::RotateSigningKey(const std::string& by) {
     keys_.push_back(SigningKey{
         fresh.kid, std::make_shared<const crypto::EcdsaP256PrivateKey>(std::move(key)), fresh});
   }
+  if (options_.on_keys_rotated) options_.on_keys_rotated();
   events::KeyRotate e;
   e.event_id = NewId();
   e.time = FormatRfc3339Millis(clock_.Now());
@@ -268,16 +284,33 @@ std::string TokenService::JwksJson() {
 
 std::shared_ptr<const crypto::EcdsaP256PrivateKey> TokenService::FindKey(std::string_view kid,
                                                                          int64_t* published_until) {
-  int64_t now = Now();
-  MutexLock lock(keys_mu_);
-  for (const auto& k : keys_) {
-    if (k.kid != kid) continue;
-    if (!Published(k.record, now)) return nullptr;
-    if (published_until != nullptr) {
-      *published_until =
-          k.record.retired_at == 0 ? std::numeric_limits<int64_t>::max() : k.record.publish_until;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    {
+      int64_t now = Now();
+      MutexLock lock(keys_mu_);
+      for (const auto& k : keys_) {
+        if (k.kid != kid) continue;
+        if (!Published(k.record, now)) return nullptr;
+        if (published_until != nullptr) {
+          *published_until = k.record.retired_at == 0 ? std::numeric_limits<int64_t>::max()
+                                                      : k.record.publish_until;
+        }
+        return k.key;
+      }
     }
-    return k.key;
+    // Not loaded here. With other nodes on the store it may be another node's key: re-read the
+    // keys, at most once a second (a stream of made-up kids costs one read a second).
+    if (!options_.shared_store || attempt > 0) break;
+    const int64_t now_ms = UnixMillis(clock_.Now());
+    int64_t last = keys_refreshed_ms_.load(std::memory_order_relaxed);
+    if (now_ms - last < 1000 ||
+        !keys_refreshed_ms_.compare_exchange_strong(last, now_ms, std::memory_order_relaxed)) {
+      break;
+    }
+    if (Status st = LoadKeys(/*create=*/false); !st.ok()) {
+      errors_.Report("identity.key_refresh", st);
+      break;
+    }
   }
   return nullptr;
 }
@@ -921,6 +954,14 @@ int TokenService::AddRevocationListener(RevocationListener listener) {
 void TokenService::RemoveRevocationListener(int id) {
   MutexLock lock(listeners_mu_);
   listeners_.erase(id);
+}
+
+void TokenService::RevokedElsewhere(const std::vector<std::string>& sids, int skip_listener) {
+  if (sids.empty()) return;
+  MutexLock lock(listeners_mu_);
+  for (const auto& [id, l] : listeners_) {
+    if (id != skip_listener) l(sids);
+  }
 }
 
 void TokenService::NotifyRevoked(const std::vector<std::string>& sids) {

@@ -12,6 +12,7 @@
 // thread-safe, the signing keys are guarded by keys_mu_; the verified-token caches lock themselves.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -80,6 +81,13 @@ struct TokenServiceOptions {
   //    recorded, reported as "identity.refusal_dropped".
   std::function<void(const std::string& event_json, std::function<void(Status)> done)> async_sink;
   size_t max_pending_refusals = 256;
+  // Other nodes share the identity store (several `custody serve` on one database): a token
+  // signed with a key this node has not loaded yet makes it re-read the keys (RefreshKeys), at
+  // most once a second, so a token from any node verifies at every node.
+  bool shared_store = false;
+  // Runs after RotateSigningKey stored the new key: the deployment's change feed tells the
+  // other nodes (RefreshKeys). Must not block.
+  std::function<void()> on_keys_rotated;
 };
 
 // An RFC 6749 §5.2 error: `error` is the OAuth code, `http_status` 400 or 401.
@@ -256,7 +264,16 @@ class TokenService {
   int AddRevocationListener(RevocationListener listener);
   void RemoveRevocationListener(int id);
 
+  // The sessions another node revoked (the deployment's change feed): runs this node's
+  // revocation listeners, except `skip_listener` (the one that told the other nodes), as if the
+  // revocation had happened here. The store already has it: nothing is written.
+  void RevokedElsewhere(const std::vector<std::string>& sids, int skip_listener)
+      EXCLUDES(listeners_mu_);
+
   // --- Keys.
+  // Re-reads the signing keys from the store, creating none: another node's keys verify here
+  // from now on and are published in the JWKS; a key another node retired stops signing here.
+  Status RefreshKeys() EXCLUDES(keys_mu_);
   std::string JwksJson();
   // Starts signing with a new key; the old one stays published until its last token expires.
   // Records a key.rotate event naming `by`. Returns the new key's kid.
@@ -272,7 +289,10 @@ class TokenService {
  private:
   TokenService(store::IdentityStore& store, const Clock& clock, Random& random,
                ErrorReporter& errors, IdentityEventSink sink, TokenServiceOptions options);
-  Status LoadOrCreateKeys() EXCLUDES(keys_mu_);
+  Status LoadOrCreateKeys() EXCLUDES(keys_mu_) { return LoadKeys(/*create=*/true); }
+  // The published keys from the store (reusing the ones already parsed); with `create`, a new
+  // current key when none is.
+  Status LoadKeys(bool create) EXCLUDES(keys_mu_);
   int64_t Now() const;
   std::string NewId();
   Result<std::string> Sign(const std::string& typ, const std::string& claims_json,
@@ -350,6 +370,7 @@ class TokenService {
   };
   Mutex keys_mu_;
   std::vector<SigningKey> keys_ GUARDED_BY(keys_mu_);  // the last one signs
+  std::atomic<int64_t> keys_refreshed_ms_{0};          // shared_store: an unknown kid's reload
 
   // Verified-token caches (options_.verify_cache_entries each): access tokens (a delegation's
   // subject token, every gateway call) and JWT-SVIDs (every exchange's actor token). An entry

@@ -1,0 +1,362 @@
+// Several nodes, one deployment: three real `custody serve` processes on one PostgreSQL database
+// (the CTest fixture's throwaway cluster), each with its own data directory, driven at the same
+// time. What a user notices: one ledger (every receipt from any node verifies offline under one
+// key, every node serves the same checkpoint, the whole log verifies independently), one
+// identity (a token one node issued works at another), containment that crosses nodes on the
+// next call, and a policy published at one node in force at the others.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "common/encoding.h"
+#include "ledger/checkpoint.h"
+#include "ledger/note.h"
+#include "ledger/proof.h"
+#include "ledger/receipt.h"
+#include "ledger/verifier.h"
+#include "serve_util.h"
+#include "store/postgres/pg_ledger_store.h"
+#include "store/testing/pg_cluster.h"
+
+namespace custody {
+namespace {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+using testing::Get;
+using testing::PostJson;
+using testing::ServeProcess;
+using testing::Subprocess;
+using testing::TempDir;
+
+constexpr const char* kIssuer = "https://custody.test";
+constexpr const char* kMcpVersion = "2025-06-18";
+// The key-encryption key every node of the deployment shares (hex of 32 bytes).
+constexpr const char* kKek = "4b454b2d666f722d7468652d6d756c74692d6e6f64652d746573742d2d2d2d21";
+
+struct CliResult {
+  int rc = -1;
+  std::string out, err;
+};
+
+class MultiNode : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto cluster = store::testing::PgCluster::Shared();
+    ASSERT_TRUE(cluster.ok()) << cluster.status().ToString();
+    auto url = (*cluster)->NewDatabase();
+    ASSERT_TRUE(url.ok()) << url.status().ToString();
+    url_ = *url;
+    ::setenv("CUSTODY_STORAGE_POSTGRES_URL", url_.c_str(), 1);
+    ::setenv("CUSTODY_STORAGE_KEY_ENCRYPTION_KEY", kKek, 1);
+    dir_ = TempDir(std::string("multi_node_") +
+                   ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  }
+  void TearDown() override {
+    for (auto& n : nodes_) {
+      if (n && n->started()) n->Stop();
+    }
+    nodes_.clear();
+    ::unsetenv("CUSTODY_STORAGE_POSTGRES_URL");
+    ::unsetenv("CUSTODY_STORAGE_KEY_ENCRYPTION_KEY");
+    fs::remove_all(dir_);
+  }
+
+  ServeProcess& Start(const std::string& name) {
+    // Every node has the same MCP server (a stdio one) behind its gateway.
+    fs::path config = dir_ / "custody.toml";
+    std::ofstream(config) << "[mcp.servers.fake]\ncommand = "
+                          << json::serialize(json::value(CUSTODY_NODE_BINARY)) << "\nargs = ["
+                          << json::serialize(json::value(std::string(CUSTODY_SOURCE_DIR) +
+                                                         "/src/mcp/testdata/fake_server.mjs"))
+                          << "]\n";
+    nodes_.push_back(std::make_unique<ServeProcess>(
+        dir_ / name,
+        std::vector<std::string>{"--config", config.string(), "--log-level", "warn", "--set",
+                                 "storage.backend=postgres", "--set",
+                                 std::string("identity.issuer=") + kIssuer},
+        /*quickstart=*/true, /*merge_stderr=*/false));
+    EXPECT_TRUE(nodes_.back()->started()) << name << " did not start";
+    if (admin_.empty()) admin_ = nodes_.back()->token();
+    return *nodes_.back();
+  }
+
+  // `custody ARGS… --server URL` with stdout and stderr apart.
+  CliResult Cli(std::vector<std::string> args, const ServeProcess& node) {
+    fs::path err = dir_ / "stderr.txt";
+    std::vector<std::string> argv = {
+        "/usr/bin/env", "CLI_ERR=" + err.string(),           "/bin/sh",
+        "-c",           "exec \"$0\" \"$@\" 2>\"$CLI_ERR\"", CUSTODY_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.insert(argv.end(), {"--server", node.url()});
+    Subprocess p(argv);
+    p.CloseStdin();
+    CliResult r;
+    std::string line;
+    while (p.ReadLine(&line)) r.out += line + "\n";
+    int st = p.Wait();
+    r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    std::ifstream in(err);
+    std::stringstream s;
+    s << in.rdbuf();
+    r.err = s.str();
+    return r;
+  }
+  std::string Token(const CliResult& r) {
+    EXPECT_EQ(r.rc, 0) << r.err;
+    return r.out.substr(0, r.out.find('\n'));
+  }
+
+  Result<http::ClientResponse> Authorize(ServeProcess& node, const std::string& session) {
+    return node.Client().Send(
+        PostJson(R"({"action":"call_tool","target":{"server":"github","tool":"get_issue"}})",
+                 session, "/v1/actions:authorize"));
+  }
+
+  // A JSON-RPC message to the gateway's /mcp/fake at `node`.
+  Result<http::ClientResponse> Mcp(ServeProcess& node, const std::string& body,
+                                   const std::string& token, const std::string& session) {
+    http::ClientRequest r = PostJson(body, token, "/mcp/fake");
+    r.headers.Set("accept", "application/json, text/event-stream");
+    if (!session.empty()) {
+      r.headers.Set("mcp-session-id", session);
+      r.headers.Set("mcp-protocol-version", kMcpVersion);
+    }
+    return node.Client().Send(r);
+  }
+  // initialize + notifications/initialized; the MCP session id.
+  std::string McpSession(ServeProcess& node, const std::string& token) {
+    auto init = Mcp(node,
+                    std::string(R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{)") +
+                        R"("protocolVersion":")" + kMcpVersion +
+                        R"(","capabilities":{},"clientInfo":{"name":"nodes","version":"1"}}})",
+                    token, "");
+    EXPECT_TRUE(init.ok() && init->status == 200) << (init.ok() ? init->body : "");
+    if (!init.ok()) return "";
+    std::string session(init->headers.Get("mcp-session-id").value_or(""));
+    auto note =
+        Mcp(node, R"({"jsonrpc":"2.0","method":"notifications/initialized"})", token, session);
+    EXPECT_TRUE(note.ok() && note->status < 300);
+    return session;
+  }
+  static constexpr const char* kCall =
+      R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"n":1}}})";
+
+  std::string Checkpoint(ServeProcess& node) {
+    auto r = node.Client().Send(Get("/v1/ledger/checkpoint"));
+    EXPECT_TRUE(r.ok() && r->status == 200);
+    return r.ok() ? r->body : "";
+  }
+
+  std::string url_;
+  fs::path dir_;
+  std::string admin_;
+  std::vector<std::unique_ptr<ServeProcess>> nodes_;
+};
+
+TEST_F(MultiNode, ThreeNodesOneLedgerOneIdentityContainmentAcrossNodes) {
+  ServeProcess& a = Start("a");
+  ASSERT_TRUE(a.started());
+  ASSERT_FALSE(admin_.empty());
+  ServeProcess& b = Start("b");
+  ServeProcess& c = Start("c");
+  ASSERT_TRUE(b.started() && c.started());
+  // One verifier key: the ledger key is the deployment's, not each node's.
+  EXPECT_EQ(b.vkey(), a.vkey());
+  EXPECT_EQ(c.vkey(), a.vkey());
+  std::vector<ServeProcess*> all = {&a, &b, &c};
+
+  // --- One ledger: appends through the three nodes at once.
+  struct Got {
+    std::string event, receipt;
+  };
+  std::mutex mu;
+  std::vector<Got> got;
+  std::vector<std::thread> threads;
+  for (size_t n = 0; n < all.size(); ++n) {
+    for (int t = 0; t < 2; ++t) {
+      threads.emplace_back([&, n, t] {
+        auto client = all[n]->Client();
+        for (int i = 0; i < 40; ++i) {
+          // Canonical already (keys in order), so the leaf is these very bytes.
+          std::string ev = R"({"i":)" + std::to_string(i) + R"(,"kind":"multi-node","node":)" +
+                           std::to_string(n) + R"(,"t":)" + std::to_string(t) + "}";
+          auto r = client.Send(PostJson(ev, admin_));
+          ASSERT_TRUE(r.ok());
+          ASSERT_EQ(r->status, 201) << r->body;
+          json::object o = json::parse(r->body).as_object();
+          std::lock_guard lock(mu);
+          got.push_back(Got{ev, std::string(o["receipt"].as_string())});
+        }
+      });
+    }
+  }
+  for (auto& th : threads) th.join();
+  ASSERT_EQ(got.size(), 240u);
+  auto verifier = ledger::NoteVerifier::FromVerifierKey(a.vkey());
+  ASSERT_TRUE(verifier.ok()) << verifier.status().ToString();
+  std::set<uint64_t> indexes;
+  for (const Got& g : got) {
+    auto receipt = ledger::ParseReceipt(g.receipt);
+    ASSERT_TRUE(receipt.ok()) << receipt.status().ToString();
+    EXPECT_TRUE(indexes.insert(receipt->index).second) << "index given twice";
+    Status st = ledger::VerifyReceipt(
+        *verifier, g.receipt,
+        std::span(reinterpret_cast<const uint8_t*>(g.event.data()), g.event.size()));
+    EXPECT_TRUE(st.ok()) << st.ToString();
+  }
+  // Every node serves the same checkpoint, and a proof from any node links any two.
+  std::string cp = Checkpoint(a);
+  EXPECT_EQ(Checkpoint(b), cp);
+  EXPECT_EQ(Checkpoint(c), cp);
+  auto latest = ledger::OpenCheckpoint(*verifier, cp);
+  ASSERT_TRUE(latest.ok()) << latest.status().ToString();
+  auto early = ledger::ParseReceipt(got.front().receipt);
+  auto early_cp = ledger::OpenCheckpoint(*verifier, early->signed_checkpoint);
+  ASSERT_TRUE(early_cp.ok());
+  auto proof =
+      c.Client().Send(Get("/v1/ledger/proof/consistency?from=" + std::to_string(early_cp->size) +
+                          "&to=" + std::to_string(latest->size)));
+  ASSERT_TRUE(proof.ok());
+  ASSERT_EQ(proof->status, 200) << proof->body;
+  std::vector<ledger::Hash> hashes;
+  json::value proof_json = json::parse(proof->body);
+  for (const json::value& h : proof_json.as_object()["hashes"].as_array()) {
+    auto bytes = Base64Decode(std::string(h.as_string()));
+    ASSERT_TRUE(bytes.ok() && bytes->size() == 32);
+    ledger::Hash hash;
+    std::copy(bytes->begin(), bytes->end(), hash.begin());
+    hashes.push_back(hash);
+  }
+  Status consistent =
+      ledger::VerifyConsistency(early_cp->size, latest->size, hashes, early_cp->root, latest->root);
+  EXPECT_TRUE(consistent.ok()) << consistent.ToString();
+
+  // --- One identity: an agent registered at A, its SVID from B, its session from C, used at A.
+  CliResult reg =
+      Cli({"agent", "register", "--name", "bot", "--scope", "github/*", "--scope", "fake/*",
+           "--permission", "assert_initiator", "--client-secret", "--token", admin_},
+          a);
+  ASSERT_EQ(reg.rc, 0) << reg.err;
+  std::ofstream(dir_ / "secret")
+      << std::string(json::parse(reg.out).as_object()["client_secret"].as_string()) << "\n";
+  std::ofstream(dir_ / "policy.cedar")
+      << R"(permit(principal == Agent::"bot", action == Action::"call_tool",
+                 resource in Server::"github");
+            permit(principal == Agent::"bot", action == Action::"call_tool",
+                 resource in Server::"fake");)";
+  CliResult pub =
+      Cli({"policy", "publish", (dir_ / "policy.cedar").string(), "--token", admin_}, b);
+  ASSERT_EQ(pub.rc, 0) << pub.err;
+  std::string svid = Token(Cli(
+      {"token", "svid", "--agent", "bot", "--client-secret-file", (dir_ / "secret").string()}, b));
+  std::string session =
+      Token(Cli({"token", "exchange", "--client-secret-file", (dir_ / "secret").string(),
+                 "--subject-token", R"({"sub":"alice@example.com","iss":"ci"})", "--actor-token",
+                 svid, "--audience", std::string(kIssuer) + "/mcp"},
+                c));
+  ASSERT_FALSE(session.empty());
+  // The policy published at B is in force at every node (pushed; allow a poll's worth).
+  for (ServeProcess* n : all) {
+    std::string decision;
+    for (int i = 0; i < 40; ++i) {
+      auto r = Authorize(*n, session);
+      ASSERT_TRUE(r.ok());
+      ASSERT_EQ(r->status, 200) << r->body;
+      decision = std::string(json::parse(r->body).as_object()["decision"].as_string());
+      if (decision == "allow") break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_EQ(decision, "allow") << "at " << n->url();
+  }
+
+  // --- A key rotated at C signs at C at once and verifies at A and B; every node's JWKS
+  // publishes it (pushed; allow a poll's worth).
+  auto rotated = c.Client().Send(PostJson("{}", admin_, "/v1/keys/rotate"));
+  ASSERT_TRUE(rotated.ok());
+  ASSERT_EQ(rotated->status, 200) << rotated->body;
+  std::string kid(json::parse(rotated->body).as_object()["kid"].as_string());
+  std::string svid_c = Token(Cli(
+      {"token", "svid", "--agent", "bot", "--client-secret-file", (dir_ / "secret").string()}, c));
+  std::string session_c =
+      Token(Cli({"token", "exchange", "--client-secret-file", (dir_ / "secret").string(),
+                 "--subject-token", R"({"sub":"alice@example.com","iss":"ci"})", "--actor-token",
+                 svid_c, "--audience", std::string(kIssuer) + "/mcp"},
+                c));
+  ASSERT_NE(session_c.find('.'), std::string::npos);
+  json::object header =
+      json::parse(AsString(*Base64UrlDecode(session_c.substr(0, session_c.find('.'))))).as_object();
+  EXPECT_EQ(header["kid"], json::value(kid));
+  for (ServeProcess* n : {&a, &b}) {
+    auto r = Authorize(*n, session_c);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 200) << "at " << n->url() << ": " << r->body;
+    bool published = false;
+    for (int i = 0; i < 40 && !published; ++i) {
+      auto jwks = n->Client().Send(Get("/.well-known/jwks.json"));
+      ASSERT_TRUE(jwks.ok());
+      published = jwks->body.find(kid) != std::string::npos;
+      if (!published) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_TRUE(published) << "the rotated key is not in " << n->url() << "'s JWKS";
+  }
+
+  // --- MCP sessions are sticky: one made at A works at A; at B its id is unknown (404, the
+  // clean MCP answer), and the client initializes again there.
+  std::string mcp_a = McpSession(a, session);
+  ASSERT_FALSE(mcp_a.empty());
+  auto call = Mcp(a, kCall, session, mcp_a);
+  ASSERT_TRUE(call.ok());
+  EXPECT_EQ(call->status, 200) << call->body;
+  EXPECT_NE(call->body.find("dev.custody/receipt"), std::string::npos) << call->body;
+  auto elsewhere = Mcp(b, kCall, session, mcp_a);
+  ASSERT_TRUE(elsewhere.ok());
+  EXPECT_EQ(elsewhere->status, 404) << elsewhere->body;
+  std::string mcp_b = McpSession(b, session);
+  ASSERT_FALSE(mcp_b.empty());
+  call = Mcp(b, kCall, session, mcp_b);
+  ASSERT_TRUE(call.ok());
+  EXPECT_EQ(call->status, 200) << call->body;
+
+  // --- Containment crosses nodes: revoked at B, refused at C and A on the very next call.
+  auto intro =
+      a.Client().Send(testing::PostForm("/oauth2/introspect", {{"token", session}}, admin_));
+  ASSERT_TRUE(intro.ok());
+  std::string sid(json::parse(intro->body).as_object()["sid"].as_string());
+  auto revoked = b.Client().Send(
+      PostJson(R"({"reason":"multi-node test"})", admin_, "/v1/sessions/" + sid + "/revoke"));
+  ASSERT_TRUE(revoked.ok());
+  ASSERT_EQ(revoked->status, 200) << revoked->body;
+  for (ServeProcess* n : {&c, &a}) {
+    auto r = Authorize(*n, session);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 401) << "at " << n->url() << ": " << r->body;
+  }
+  // A's MCP session for it is gone too (404, as for a session contained at A itself).
+  call = Mcp(a, kCall, session, mcp_a);
+  ASSERT_TRUE(call.ok());
+  EXPECT_TRUE(call->status == 404 || call->status == 401) << call->status << " " << call->body;
+
+  // --- The whole log, checked independently from the database, after the nodes stop.
+  for (ServeProcess* n : all) EXPECT_EQ(n->Stop(), 0);
+  auto store =
+      store::PgLedgerStore::Open(url_, store::PgLedgerStore::OpenOptions{.read_only = true});
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto origin = latest->origin;
+  auto report = ledger::VerifyLedger(**store, *verifier, origin);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_GE(report->leaves, 240u);
+}
+
+}  // namespace
+}  // namespace custody
