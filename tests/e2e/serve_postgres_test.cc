@@ -500,5 +500,34 @@ TEST(ServePostgres, LedgerCommandsReadAndVerifyAPostgresLedgerWithoutShowingTheP
   fs::remove_all(root);
 }
 
+TEST(ServePostgres, MigrateOnSqliteBringsEachFileToItsVersionAndNeedsTheDataDirectory) {
+  fs::path root = TempDir("migrate-sqlite");
+  fs::create_directories(root / "data");
+  ::chmod((root / "data").c_str(), 0700);
+  int rc = 0;
+  std::string out;
+  auto versions = Migrate(root / "data", {}, &rc, &out);
+  EXPECT_EQ(rc, 0) << out;
+  for (const char* c : {"admin_tokens", "ledger", "identity", "attribution", "mcp_pins"}) {
+    ASSERT_TRUE(versions.count(c)) << c << " missing from " << out;
+    EXPECT_EQ(versions[c].first, 0) << c;
+    EXPECT_GE(versions[c].second, 1) << c;
+  }
+  EXPECT_TRUE(fs::exists(root / "data" / "ledger.db"));
+  // Again: nothing left to do.
+  auto again = Migrate(root / "data", {}, &rc, &out);
+  EXPECT_EQ(rc, 0) << out;
+  for (const auto& [component, v] : again) {
+    EXPECT_EQ(v.first, v.second) << component;
+    EXPECT_EQ(v.second, versions[component].second) << component;
+  }
+  // A data directory that is not there is an error, not a new set of files.
+  Migrate(root / "typo", {}, &rc, &out);
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_NE(out.find("does not exist"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(root / "typo"));
+  fs::remove_all(root);
+}
+
 }  // namespace
 }  // namespace custody
