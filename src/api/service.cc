@@ -322,12 +322,16 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   if (!config.identity.trusted_issuers_file.empty()) {
     ASSIGN_OR_RETURN(io.trusted_issuers, LoadTrustedIssuers(config.identity.trusted_issuers_file));
   }
-  ASSIGN_OR_RETURN(impl->identity, identity::TokenService::Create(
-                                       *impl->identity_store, clock, random, *impl->errors,
-                                       [rec = impl->recorder.get()](const std::string& event) {
-                                         return rec->RecordText(event).status();
-                                       },
-                                       std::move(io)));
+  // Nodes starting together on a new database create one signing key between them, not one each.
+  RETURN_IF_ERROR(store::WithDeploymentLock(storage, "token-signing-key", [&]() -> Status {
+    ASSIGN_OR_RETURN(impl->identity, identity::TokenService::Create(
+                                         *impl->identity_store, clock, random, *impl->errors,
+                                         [rec = impl->recorder.get()](const std::string& event) {
+                                           return rec->RecordText(event).status();
+                                         },
+                                         std::move(io)));
+    return OkStatus();
+  }));
   // The authorization code flow of MCP clients: on when [login] names the company IdP
   // (docs/IDENTITY.md, "Authorization code flow").
   {
@@ -391,6 +395,7 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
           },
           std::move(ao));
       impl->authorization->EnableDynamicRegistration(impl->registered_clients.get());
+      impl->authorization->EnableClientLogos(impl->client_metadata.get());
       if (config.oauth.dev_unknown_clients) {
         log.Log(LogLevel::kWarn,
                 "oauth.dev_unknown_clients is on: unregistered OAuth clients may sign people in "

@@ -14,7 +14,9 @@
 #include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
+#include <thread>
 
 #include "serve_util.h"
 #include "store/postgres/pg_db.h"
@@ -527,6 +529,53 @@ TEST(ServePostgres, MigrateOnSqliteBringsEachFileToItsVersionAndNeedsTheDataDire
   EXPECT_NE(out.find("does not exist"), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(root / "typo"));
   fs::remove_all(root);
+}
+
+TEST(ServePostgres, NodesStartingTogetherOnAnEmptyDatabaseShareOneLedgerKeyAndOneSigningKey) {
+  std::string url = DatabaseUrl();
+  ASSERT_FALSE(url.empty());
+  ScopedEnv pg("CUSTODY_STORAGE_POSTGRES_URL", url);
+  ScopedEnv kek("CUSTODY_STORAGE_KEY_ENCRYPTION_KEY", kKek);
+  fs::path root = TempDir("serve-postgres-together");
+  // Each node is started by its own thread, which stays alive while the node is in use: a
+  // child started by a thread is killed when that thread ends (PR_SET_PDEATHSIG).
+  std::vector<std::unique_ptr<ServeProcess>> nodes(3);
+  std::vector<std::thread> starting;
+  std::promise<void> done;
+  std::shared_future<void> finished = done.get_future().share();
+  std::vector<std::promise<void>> up(nodes.size());
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    starting.emplace_back([&, i] {
+      nodes[i] = std::make_unique<ServeProcess>(
+          root / ("n" + std::to_string(i)),
+          std::vector<std::string>{"--set", "storage.backend=postgres"});
+      up[i].set_value();
+      finished.wait();
+      nodes[i].reset();
+    });
+  }
+  struct JoinAtEnd {
+    std::promise<void>& done;
+    std::vector<std::thread>& threads;
+    const fs::path& root;
+    ~JoinAtEnd() {
+      done.set_value();
+      for (auto& t : threads) t.join();
+      fs::remove_all(root);
+    }
+  } join_at_end{done, starting, root};
+  for (auto& u : up) u.get_future().wait();
+  for (auto& n : nodes) ASSERT_TRUE(n->started()) << "a node refused a schema another created";
+  std::string jwks = Jwks(*nodes[0]);
+  for (auto& n : nodes) {
+    EXPECT_EQ(n->vkey(), nodes[0]->vkey());
+    EXPECT_EQ(Jwks(*n), jwks);
+  }
+  auto db = Db(url);
+  ASSERT_TRUE(db);
+  auto keys = db->Exec("keys", "SELECT count(*) FROM signing_keys");
+  ASSERT_TRUE(keys.ok());
+  EXPECT_EQ(keys->Int(0, 0), 1);
 }
 
 }  // namespace
