@@ -178,7 +178,16 @@ void Ledger::Run() {
   }
 }
 
+Status Ledger::EnsureTreeLocked() {
+  if (!tree_stale_) return OkStatus();
+  RETURN_IF_ERROR(
+      tree_.Load(checkpoint_ ? checkpoint_->size : 0).WithContext("reloading the ledger's tree"));
+  tree_stale_ = false;
+  return OkStatus();
+}
+
 Status Ledger::CatchUpLocked(uint64_t head) {
+  RETURN_IF_ERROR(EnsureTreeLocked());
   const uint64_t have = tree_.size();
   if (head == have) return OkStatus();
   if (head < have) {
@@ -213,7 +222,10 @@ Status Ledger::CatchUpLocked(uint64_t head) {
   if (!cp.ok()) {
     // Back to what this node knew; the next batch or read tries again.
     Status rolled = tree_.Load(have);
-    if (!rolled.ok()) return rolled.WithContext("catching up failed and reload failed");
+    if (!rolled.ok()) {
+      tree_stale_ = true;
+      return rolled.WithContext("catching up failed and reload failed");
+    }
     return cp.status().WithContext("catching up with the shared ledger");
   }
   checkpoint_ = std::move(**cp);
@@ -227,7 +239,7 @@ Status Ledger::Refresh() {
   ASSIGN_OR_RETURN(std::optional<store::StoredCheckpoint> latest, store_->LatestCheckpoint());
   if (!latest) return OkStatus();
   MutexLock lock(tree_mu_);
-  if (latest->size <= tree_.size()) return OkStatus();
+  if (checkpoint_ && latest->size <= checkpoint_->size) return OkStatus();
   return CatchUpLocked(latest->size);
 }
 
@@ -273,11 +285,15 @@ void Ledger::CommitBatch(std::vector<Pending>& batch) {
         return PrepareLocked(head, out);
       });
     } else {
-      st = PrepareLocked(tree_.size(), b);
+      st = EnsureTreeLocked();
+      if (st.ok()) st = PrepareLocked(tree_.size(), b);
       if (st.ok()) st = store_->CommitBatch(b);
     }
     if (!st.ok()) {
-      Status rolled = tree_.Rollback();
+      // Back to the last durable state. When even that cannot be read (the store is
+      // unreachable), the tree is rebuilt before its next use (EnsureTreeLocked).
+      Status rolled = tree_stale_ ? OkStatus() : tree_.Rollback();
+      if (!rolled.ok()) tree_stale_ = true;
       failure = st.WithContext("ledger append not committed");
       if (!rolled.ok()) failure = rolled.WithContext("ledger append failed and reload failed");
       commit_failure_ = StorageReason(st);
@@ -367,6 +383,7 @@ Status Ledger::RefreshBeyond(uint64_t size) {
 Result<std::vector<Hash>> Ledger::InclusionProof(uint64_t index, uint64_t size) {
   RETURN_IF_ERROR(RefreshBeyond(size));
   MutexLock lock(tree_mu_);
+  RETURN_IF_ERROR(EnsureTreeLocked());
   uint64_t have = checkpoint_ ? checkpoint_->size : 0;
   if (size > have) {
     return InvalidArgumentError("size " + std::to_string(size) + " exceeds the ledger size " +
@@ -382,6 +399,7 @@ Result<std::vector<Hash>> Ledger::InclusionProof(uint64_t index, uint64_t size) 
 Result<std::vector<Hash>> Ledger::ConsistencyProof(uint64_t size1, uint64_t size2) {
   RETURN_IF_ERROR(RefreshBeyond(size2));
   MutexLock lock(tree_mu_);
+  RETURN_IF_ERROR(EnsureTreeLocked());
   uint64_t have = checkpoint_ ? checkpoint_->size : 0;
   if (size2 > have) {
     return InvalidArgumentError("size " + std::to_string(size2) + " exceeds the ledger size " +
@@ -397,6 +415,7 @@ Result<std::vector<Hash>> Ledger::ConsistencyProof(uint64_t size1, uint64_t size
 Result<std::string> Ledger::ReceiptFor(uint64_t index) {
   RETURN_IF_ERROR(RefreshBeyond(index + 1));
   MutexLock lock(tree_mu_);
+  RETURN_IF_ERROR(EnsureTreeLocked());
   if (!checkpoint_ || index >= checkpoint_->size) {
     return NotFoundError("no ledger entry at index " + std::to_string(index));
   }

@@ -136,6 +136,9 @@ class Ledger {
   // Numbers `b`'s leaves from `head` (after catching up to it), appends them to the tree and
   // fills in the tiles and signed checkpoint.
   Status PrepareLocked(uint64_t head, store::LedgerBatch& b) REQUIRES(tree_mu_);
+  // Rebuilds the tree from the last durable state this node knows (checkpoint_) when a reload
+  // failed before (the store was unreachable); nothing to do otherwise.
+  Status EnsureTreeLocked() REQUIRES(tree_mu_);
   // Brings the tree and checkpoint up to `head` leaves that other nodes committed; DataLoss if
   // the store holds fewer leaves than this node committed or its checkpoint disagrees.
   Status CatchUpLocked(uint64_t head) REQUIRES(tree_mu_);
@@ -160,6 +163,7 @@ class Ledger {
   std::optional<store::StoredCheckpoint> checkpoint_ GUARDED_BY(tree_mu_);
   LedgerStats stats_ GUARDED_BY(tree_mu_);
   std::string commit_failure_ GUARDED_BY(tree_mu_);  // reason of the last commit, if it failed
+  bool tree_stale_ GUARDED_BY(tree_mu_) = false;     // a reload failed: EnsureTreeLocked
   const bool shared_;                                // store_->Shared()
 
   std::thread sequencer_;

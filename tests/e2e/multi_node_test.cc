@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
@@ -158,11 +159,184 @@ class MultiNode : public ::testing::Test {
     return r.ok() ? r->body : "";
   }
 
+  // Appends through every node of `targets` until `stop`, one thread each. Every 201 is an
+  // acknowledgement kept in `acked` (the event's bytes and its receipt); a 503 is counted; any
+  // other answer is a failure (nothing else may come back while the database is away).
+  struct Load {
+    std::mutex mu;
+    std::vector<std::pair<std::string, std::string>> acked;
+    std::vector<std::string> failures;
+    std::atomic<int> unavailable{0};
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> threads;
+    std::vector<std::atomic<int>> ok_by_node = std::vector<std::atomic<int>>(8);
+  };
+  void StartLoad(Load& load, const std::vector<ServeProcess*>& targets) {
+    for (size_t n = 0; n < targets.size(); ++n) {
+      load.threads.emplace_back([this, &load, n, node = targets[n]] {
+        http::ClientOptions o;
+        o.timeout = std::chrono::milliseconds(15000);
+        auto client = node->Client(o);
+        for (int i = 0; !load.stop; ++i) {
+          std::string ev = R"({"i":)" + std::to_string(i) + R"(,"kind":"fault","node":)" +
+                           std::to_string(n) + "}";
+          auto r = client.Send(PostJson(ev, admin_));
+          std::lock_guard lock(load.mu);
+          if (!r.ok()) {
+            // The node itself is gone (killed): its thread stops.
+            load.failures.push_back("node " + std::to_string(n) + ": " + r.status().ToString());
+            return;
+          }
+          if (r->status == 201) {
+            json::object o = json::parse(r->body).as_object();
+            load.acked.emplace_back(ev, std::string(o["receipt"].as_string()));
+            load.ok_by_node[n]++;
+          } else if (r->status == 503) {
+            load.unavailable++;
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          } else {
+            load.failures.push_back("node " + std::to_string(n) + ": " + std::to_string(r->status) +
+                                    " " + r->body);
+          }
+        }
+      });
+    }
+  }
+  void StopLoad(Load& load) {
+    load.stop = true;
+    for (auto& t : load.threads) t.join();
+    load.threads.clear();
+  }
+  // Every acknowledged event is in the database at its receipt's index, every receipt verifies
+  // offline, and the whole log verifies from the database.
+  void CheckEverythingAcknowledgedIsThere(const std::string& url, const std::string& vkey,
+                                          const Load& load) {
+    auto verifier = ledger::NoteVerifier::FromVerifierKey(vkey);
+    ASSERT_TRUE(verifier.ok());
+    auto store =
+        store::PgLedgerStore::Open(url, store::PgLedgerStore::OpenOptions{.read_only = true});
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    for (const auto& [event, receipt] : load.acked) {
+      Status st = ledger::VerifyReceipt(
+          *verifier, receipt,
+          std::span(reinterpret_cast<const uint8_t*>(event.data()), event.size()));
+      ASSERT_TRUE(st.ok()) << st.ToString();
+      auto parsed = ledger::ParseReceipt(receipt);
+      auto leaf = (*store)->GetLeaf(parsed->index);
+      ASSERT_TRUE(leaf.ok()) << "acknowledged entry " << parsed->index << " is missing";
+      EXPECT_EQ(leaf->data, event);
+    }
+    auto cp = (*store)->LatestCheckpoint();
+    ASSERT_TRUE(cp.ok() && cp->has_value());
+    auto opened = ledger::OpenCheckpoint(*verifier, (*cp)->note);
+    ASSERT_TRUE(opened.ok());
+    auto report = ledger::VerifyLedger(**store, *verifier, opened->origin);
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+  }
+
   std::string url_;
   fs::path dir_;
   std::string admin_;
   std::vector<std::unique_ptr<ServeProcess>> nodes_;
 };
+
+// A node killed with SIGKILL under load: the others go on answering, nothing any node
+// acknowledged is lost, the killed node comes back and serves the same log.
+TEST_F(MultiNode, ANodeKilledUnderLoadLosesNothingAndTheOthersGoOn) {
+  ServeProcess& a = Start("a");
+  ServeProcess& b = Start("b");
+  ServeProcess& c = Start("c");
+  ASSERT_TRUE(a.started() && b.started() && c.started());
+  Load load;
+  StartLoad(load, {&a, &b, &c});
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  b.Stop(SIGKILL);
+  int a_at_kill = load.ok_by_node[0], c_at_kill = load.ok_by_node[2];
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  StopLoad(load);
+  EXPECT_GT(load.ok_by_node[0], a_at_kill + 5) << "A stopped answering when B was killed";
+  EXPECT_GT(load.ok_by_node[2], c_at_kill + 5) << "C stopped answering when B was killed";
+  {
+    std::lock_guard lock(load.mu);
+    for (const std::string& f : load.failures) {
+      EXPECT_EQ(f.rfind("node 1:", 0), 0u) << f;  // only the killed node's client fails
+    }
+    EXPECT_EQ(load.unavailable, 0);
+  }
+  // B again, on the same database: it catches up and serves what A serves.
+  nodes_.push_back(std::make_unique<ServeProcess>(
+      dir_ / "b",
+      std::vector<std::string>{"--config", (dir_ / "custody.toml").string(), "--log-level", "warn",
+                               "--set", "storage.backend=postgres", "--set",
+                               std::string("identity.issuer=") + kIssuer},
+      /*quickstart=*/true));
+  ServeProcess& b2 = *nodes_.back();
+  ASSERT_TRUE(b2.started());
+  EXPECT_EQ(Checkpoint(b2), Checkpoint(a));
+  auto appended = b2.Client().Send(PostJson(R"({"after":"restart"})", admin_));
+  ASSERT_TRUE(appended.ok());
+  EXPECT_EQ(appended->status, 201) << appended->body;
+  CheckEverythingAcknowledgedIsThere(url_, a.vkey(), load);
+}
+
+// PostgreSQL restarted under load: the nodes answer 503 while it is away (never acknowledging
+// what is not durable), /readyz says why, and they recover by themselves when it is back.
+TEST_F(MultiNode, PostgresRestartedUnderLoadMeans503ThenRecovery) {
+  auto pg = store::testing::PgCluster::StartPrivate();
+  ASSERT_TRUE(pg.ok()) << pg.status().ToString();
+  auto url = (*pg)->NewDatabase();
+  ASSERT_TRUE(url.ok());
+  url_ = *url;
+  ::setenv("CUSTODY_STORAGE_POSTGRES_URL", url_.c_str(), 1);
+  ServeProcess& a = Start("a");
+  ServeProcess& b = Start("b");
+  ASSERT_TRUE(a.started() && b.started());
+  Load load;
+  StartLoad(load, {&a, &b});
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_TRUE((*pg)->StopServer().ok());
+  const int acked_before = static_cast<int>(load.acked.size());
+  // Both nodes say they are not ready, and why.
+  for (ServeProcess* n : {&a, &b}) {
+    std::string body;
+    int status = 0;
+    for (int i = 0; i < 100 && status != 503; ++i) {
+      auto r = n->Client().Send(Get("/readyz"));
+      ASSERT_TRUE(r.ok());
+      status = r->status;
+      body = r->body;
+      if (status != 503) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_EQ(status, 503) << body;
+    EXPECT_NE(body.find("unavailable"), std::string::npos) << body;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_TRUE((*pg)->StartServer().ok());
+  // Back by themselves: appends succeed again at both nodes, and both are ready.
+  for (ServeProcess* n : {&a, &b}) {
+    int status = 0;
+    for (int i = 0; i < 150 && status != 201; ++i) {
+      auto r = n->Client().Send(PostJson(R"({"after":"postgres restart"})", admin_));
+      ASSERT_TRUE(r.ok());
+      status = r->status;
+      if (status != 201) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_EQ(status, 201) << n->url() << " did not recover";
+    auto ready = n->Client().Send(Get("/readyz"));
+    ASSERT_TRUE(ready.ok());
+    EXPECT_EQ(ready->status, 200) << ready->body;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  StopLoad(load);
+  {
+    std::lock_guard lock(load.mu);
+    for (const std::string& f : load.failures) ADD_FAILURE() << f;
+  }
+  EXPECT_GT(load.unavailable, 0) << "no request met the database away";
+  EXPECT_GT(static_cast<int>(load.acked.size()), acked_before) << "no append after the restart";
+  CheckEverythingAcknowledgedIsThere(url_, a.vkey(), load);
+  for (auto& n : nodes_) n->Stop();  // while their database is still there
+}
 
 TEST_F(MultiNode, ThreeNodesOneLedgerOneIdentityContainmentAcrossNodes) {
   ServeProcess& a = Start("a");

@@ -151,6 +151,7 @@ Status PgCluster::StartDetached(const std::string& dir) {
   if (f == nullptr) return InternalError("cannot write " + dir + "/port");
   std::fprintf(f, "%d\n", c.port_);
   std::fclose(f);
+  c.dir_.clear();  // it outlives this process: not removed with `c`
   return OkStatus();
 }
 
@@ -197,28 +198,64 @@ Status PgCluster::Start(const std::string& dir, bool detached) {
   if (pid < 0 || WaitExit(pid) != 0) return InternalError("initdb failed: " + Tail(log));
   for (int attempt = 0; attempt < 3; ++attempt) {
     port_ = FreePort();
-    pid_ = Spawn(
-        {bin_ + "/postgres", "-D", data, "-p", std::to_string(port_), "-k", dir_, "-c",
-         "listen_addresses=127.0.0.1", "-c", "max_connections=200", "-c", "shared_buffers=32MB"},
-        log, detached);
-    if (pid_ < 0) return InternalError("cannot start postgres");
-    std::string conninfo =
-        "host=127.0.0.1 port=" + std::to_string(port_) + " user=custody dbname=postgres";
-    for (int i = 0; i < 300; ++i) {  // 30 s
-      if (PQping(conninfo.c_str()) == PQPING_OK) {
-        if (detached) pid_ = 0;  // StopDetached stops it
-        return OkStatus();
-      }
-      int status;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = 0;
-        break;  // exited (the port was taken meanwhile?): try another
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    if (pid_ > 0) return InternalError("postgres did not become ready: " + Tail(log));
+    Result<bool> up = Serve(detached);
+    if (!up.ok()) return up.status();
+    if (*up) return OkStatus();
   }
   return InternalError("postgres did not start: " + Tail(log));
+}
+
+Result<bool> PgCluster::Serve(bool detached) {
+  std::string log = dir_ + "/server.log";
+  pid_ = Spawn(
+      {bin_ + "/postgres", "-D", dir_ + "/data", "-p", std::to_string(port_), "-k", dir_, "-c",
+       "listen_addresses=127.0.0.1", "-c", "max_connections=200", "-c", "shared_buffers=32MB"},
+      log, detached);
+  if (pid_ < 0) return InternalError("cannot start postgres");
+  std::string conninfo =
+      "host=127.0.0.1 port=" + std::to_string(port_) + " user=custody dbname=postgres";
+  for (int i = 0; i < 300; ++i) {  // 30 s
+    if (PQping(conninfo.c_str()) == PQPING_OK) {
+      if (detached) pid_ = 0;  // StopDetached stops it
+      return true;
+    }
+    int status;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = 0;
+      return false;  // exited (the port was taken meanwhile?)
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return InternalError("postgres did not become ready: " + Tail(log));
+}
+
+Result<std::unique_ptr<PgCluster>> PgCluster::StartPrivate() {
+  char tmpl[] = "/tmp/custody-pg-XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) return InternalError("mkdtemp failed");
+  std::unique_ptr<PgCluster> c(new PgCluster());
+  Status st = c->Start(tmpl, false);
+  if (!st.ok()) {
+    c->Stop();
+    return st;
+  }
+  return c;
+}
+
+PgCluster::~PgCluster() { Stop(); }
+
+Status PgCluster::StopServer() {
+  if (pid_ <= 0) return FailedPreconditionError("the server is not running");
+  ::kill(pid_, SIGINT);  // fast shutdown: open connections are cut
+  WaitExit(pid_);
+  pid_ = 0;
+  return OkStatus();
+}
+
+Status PgCluster::StartServer() {
+  if (pid_ > 0) return FailedPreconditionError("the server is running");
+  ASSIGN_OR_RETURN(bool up, Serve(false));
+  if (!up) return InternalError("postgres did not start again on port " + std::to_string(port_));
+  return OkStatus();
 }
 
 void PgCluster::Stop() {

@@ -7,6 +7,7 @@
 // they are not skipped.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "common/status.h"
@@ -25,6 +26,15 @@ class PgCluster {
   static Status StartDetached(const std::string& dir);
   static Status StopDetached(const std::string& dir);
 
+  // A cluster of the caller's own, stopped and removed with the object: for a test that stops
+  // and restarts the server under load (the shared cluster serves other tests meanwhile).
+  static Result<std::unique_ptr<PgCluster>> StartPrivate();
+  ~PgCluster();
+  // Fast shutdown of the server (open connections are cut); and a start again on the same port
+  // with the same data.
+  Status StopServer();
+  Status StartServer();
+
   // A fresh, empty database on the cluster: its postgresql:// URL.
   Result<std::string> NewDatabase();
 
@@ -33,6 +43,8 @@ class PgCluster {
  private:
   PgCluster() = default;
   Status Start(const std::string& dir, bool detached);
+  // Starts postgres on port_; false if it exited at once (its port taken).
+  Result<bool> Serve(bool detached);
   void Stop();
 
   std::string dir_;
