@@ -65,11 +65,26 @@ Status Gateway::AddRoutes(http::Router& router, const http::AuthRequirement& rea
         [this](Request& req, Responder respond) { HandleDelete(req, std::move(respond)); },
         http::AuthRequirement::None(), ""}));
   }
-  auto metadata = [this](Request&, Responder respond) {
+  // RFC 9728. scopes_supported: what MCP clients ask for when the 401 names no scope (MCP
+  // 2025-11-25, "Scope selection strategy"); the servers behind the endpoint, "<server>/*".
+  auto metadata = [this](Request& req, Responder respond) {
+    std::string server;
+    if (auto p = req.params.find("server"); p != req.params.end()) {
+      if (!servers_.contains(p->second)) {
+        respond(http::ErrorResponse(
+            NotFoundError("no MCP server named \"" + p->second + "\" is configured"),
+            req.request_id));
+        return;
+      }
+      server = p->second;
+    }
+    json::array scopes;
+    for (const std::string& s : EndpointScopes(server)) scopes.emplace_back(s);
     json::object m{{"resource", options_.audience},
                    {"authorization_servers", json::array{json::value(options_.issuer)}},
                    {"bearer_methods_supported", json::array{"header"}},
                    {"resource_name", "Custody MCP gateway"}};
+    if (!scopes.empty()) m["scopes_supported"] = std::move(scopes);
     respond(Response::Json(200, json::serialize(m)));
   };
   for (const char* path :

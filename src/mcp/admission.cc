@@ -62,20 +62,50 @@ std::vector<std::string> StepUpScopes(const std::string& needed,
   return out;
 }
 
-std::string InsufficientScopeChallenge(const std::vector<std::string>& scopes,
-                                       std::string_view resource_metadata) {
-  // RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
-  auto token = [](const std::string& s) {
-    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-      return c >= 0x21 && c <= 0x7e && c != '"' && c != '\\';
-    });
-  };
+namespace {
+
+// RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ); so also a quoted-string.
+bool ScopeToken(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return c >= 0x21 && c <= 0x7e && c != '"' && c != '\\';
+  });
+}
+
+// The scopes that are scope-tokens, space-separated.
+std::string ScopeList(const std::vector<std::string>& scopes) {
   std::string list;
   for (const auto& s : scopes) {
-    if (!token(s)) continue;
+    if (!ScopeToken(s)) continue;
     if (!list.empty()) list += ' ';
     list += s;
   }
+  return list;
+}
+
+}  // namespace
+
+std::vector<std::string> ScopesSupported(const std::string& server,
+                                         const std::vector<std::string>& servers) {
+  std::vector<std::string> out;
+  for (const std::string& s : server.empty() ? servers : std::vector<std::string>{server}) {
+    if (s.find('/') == std::string::npos && ScopeToken(s + "/*")) out.push_back(s + "/*");
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+std::string UnauthorizedChallenge(std::string_view resource_metadata,
+                                  const std::vector<std::string>& scopes, bool invalid_token) {
+  std::string challenge = "Bearer resource_metadata=\"" + std::string(resource_metadata) + "\"";
+  if (std::string list = ScopeList(scopes); !list.empty()) challenge += ", scope=\"" + list + "\"";
+  if (invalid_token) challenge += ", error=\"invalid_token\"";
+  return challenge;
+}
+
+std::string InsufficientScopeChallenge(const std::vector<std::string>& scopes,
+                                       std::string_view resource_metadata) {
+  std::string list = ScopeList(scopes);
   return "Bearer error=\"insufficient_scope\", scope=\"" + list + "\", resource_metadata=\"" +
          std::string(resource_metadata) + "\"";
 }

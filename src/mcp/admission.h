@@ -37,6 +37,20 @@ std::string ResourceMetadataUrl(const http::Request& req, bool tls, const std::s
 std::vector<std::string> StepUpScopes(const std::string& needed,
                                       const std::vector<std::string>& held, bool modern);
 
+// The scopes an endpoint's tools, resources and prompts are reached with, for its RFC 9728
+// `scopes_supported` and its 401 challenge (MCP 2025-11-25, "Scope selection strategy": clients
+// ask for the challenge's `scope`, else `scopes_supported`): "<server>/*" for each server behind
+// it (`servers`, the configured ones, for the aggregate /mcp; `server` alone for /mcp/{server}).
+// The authorization server narrows what a client asks for to its agent's grants, so asking for
+// every server's scope is safe. A name that cannot be a scope-token is left out.
+std::vector<std::string> ScopesSupported(const std::string& server,
+                                         const std::vector<std::string>& servers);
+
+// The WWW-Authenticate value of a 401: `Bearer resource_metadata="...", scope="..."` (scope left
+// out when `scopes` is empty), then `error="invalid_token"` when a token was sent.
+std::string UnauthorizedChallenge(std::string_view resource_metadata,
+                                  const std::vector<std::string>& scopes, bool invalid_token);
+
 // The WWW-Authenticate value of that 403: `Bearer error="insufficient_scope", scope="...",
 // resource_metadata="..."`. A scope that cannot be a quoted-string (RFC 6749 scope-token
 // characters only) is left out rather than break the header.

@@ -63,6 +63,22 @@ TEST(AdmissionTest, AStepUpChallengeNamesTheScopesToAskForAndTheMetadata) {
             "Bearer error=\"insufficient_scope\", scope=\"ok\", resource_metadata=\"u\"");
 }
 
+TEST(AdmissionTest, TheScopesOfAnEndpointAreItsServersAndGoInTheFirst401) {
+  EXPECT_EQ(ScopesSupported("files", {"files", "github"}), (std::vector<std::string>{"files/*"}));
+  EXPECT_EQ(ScopesSupported("", {"github", "files"}),
+            (std::vector<std::string>{"files/*", "github/*"}));
+  // A name that cannot be a scope-token (or would not be one server's prefix) is left out.
+  EXPECT_EQ(ScopesSupported("", {"a b", "x\"y", "p/q", "ok"}), (std::vector<std::string>{"ok/*"}));
+  EXPECT_TRUE(ScopesSupported("", {}).empty());
+
+  EXPECT_EQ(UnauthorizedChallenge("https://gw.example/m", {"files/*", "github/*"}, false),
+            "Bearer resource_metadata=\"https://gw.example/m\", scope=\"files/* github/*\"");
+  EXPECT_EQ(UnauthorizedChallenge("https://gw.example/m", {"files/*"}, true),
+            "Bearer resource_metadata=\"https://gw.example/m\", scope=\"files/*\", "
+            "error=\"invalid_token\"");
+  EXPECT_EQ(UnauthorizedChallenge("u", {}, false), "Bearer resource_metadata=\"u\"");
+}
+
 TEST(AdmissionTest, BearerTokenIsTheOneParser) {
   http::Headers h;
   EXPECT_FALSE(http::BearerToken(h).has_value());

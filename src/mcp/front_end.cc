@@ -34,11 +34,19 @@ Response SessionRefusal(const Status& s, const json::value& id) {
 Response Gateway::Unauthorized(const Request& req, const std::string& server,
                                const std::string& why) const {
   Response r = http::ErrorResponse(UnauthenticatedError(why), req.request_id);
-  std::string challenge =
-      "Bearer resource_metadata=\"" + ResourceMetadataUrl(req, options_.tls, server) + "\"";
-  if (!Bearer(req).empty()) challenge += ", error=\"invalid_token\"";
-  r.headers.Set("www-authenticate", challenge);
+  // MCP 2025-11-25: a 401 SHOULD name the scopes to ask for; clients use them first.
+  r.headers.Set("www-authenticate",
+                UnauthorizedChallenge(ResourceMetadataUrl(req, options_.tls, server),
+                                      EndpointScopes(server), !Bearer(req).empty()));
   return r;
+}
+
+std::vector<std::string> Gateway::EndpointScopes(const std::string& server) const {
+  std::vector<std::string> names;
+  if (server.empty()) {
+    for (const auto& entry : servers_) names.push_back(entry.first);
+  }
+  return ScopesSupported(server, names);
 }
 
 bool Gateway::ResolveServer(Request& req, Responder& respond, Server** server) {

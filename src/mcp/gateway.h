@@ -184,6 +184,8 @@ class Gateway {
                            const std::string& why, int http_status, http::Responder respond);
   http::Response Unauthorized(const http::Request& req, const std::string& server,
                               const std::string& why) const;
+  // The scopes of /mcp/{server} ("" for /mcp): its RFC 9728 scopes_supported, its 401's scope.
+  std::vector<std::string> EndpointScopes(const std::string& server) const;
 
   // --- modern_front_end.cc
   // A 2026-07-28 request (modern.h): the validation ladder, then stateless dispatch with the

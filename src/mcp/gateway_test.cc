@@ -420,6 +420,50 @@ TEST_F(GatewayTest, ACallOutsideTheTokensScopesIsAStepUpChallenge) {
   EXPECT_TRUE(upstream_->Calls().empty());
 }
 
+TEST_F(GatewayTest, TheFirst401AndTheResourceMetadataNameTheScopesToAskFor) {
+  // What MCP clients ask for first (MCP 2025-11-25, "Scope selection strategy"): the 401's
+  // scope, else the RFC 9728 metadata's scopes_supported; each "<server>/*".
+  auto call = [&](const std::string& method, const std::string& path, bool with_token) {
+    http::Request req;
+    req.method = method;
+    req.path = req.target = path;
+    req.headers.Set("host", "gw.example:8443");
+    if (with_token) req.headers.Set("authorization", "Bearer not-a-token");
+    if (method == "POST") req.body = Rpc(1, "initialize", {{"protocolVersion", "2025-11-25"}});
+    auto m = router_.Find(method, path);
+    EXPECT_NE(m.route, nullptr) << path;
+    http::Response out;
+    if (m.route == nullptr) return out;
+    req.params = m.params;
+    auto p = std::make_shared<std::promise<http::Response>>();
+    auto f = p->get_future();
+    m.route->handler(req, [p](http::Response r) { p->set_value(std::move(r)); });
+    EXPECT_EQ(f.wait_for(30s), std::future_status::ready) << path;
+    return f.get();
+  };
+  http::Response anon = call("POST", "/mcp/files", false);
+  EXPECT_EQ(anon.status, 401) << anon.body;
+  EXPECT_EQ(anon.headers.Get("www-authenticate").value_or(""),
+            "Bearer resource_metadata=\"http://gw.example:8443/.well-known/"
+            "oauth-protected-resource/mcp/files\", scope=\"files/*\"");
+  http::Response bad = call("POST", "/mcp", true);
+  EXPECT_EQ(bad.status, 401) << bad.body;
+  EXPECT_EQ(bad.headers.Get("www-authenticate").value_or(""),
+            "Bearer resource_metadata=\"http://gw.example:8443/.well-known/"
+            "oauth-protected-resource/mcp\", scope=\"files/*\", error=\"invalid_token\"");
+
+  for (const char* path :
+       {"/.well-known/oauth-protected-resource/mcp/files",
+        "/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"}) {
+    http::Response m = call("GET", path, false);
+    ASSERT_EQ(m.status, 200) << path;
+    json::object o = json::parse(m.body).as_object();
+    EXPECT_EQ(o.at("resource").as_string(), gateway_audience_) << m.body;
+    EXPECT_EQ(o.at("scopes_supported"), (json::array{"files/*"})) << m.body;
+  }
+  EXPECT_EQ(call("GET", "/.well-known/oauth-protected-resource/mcp/nope", false).status, 404);
+}
+
 TEST_F(GatewayTest, ContainingTheSessionMidCallCancelsItUpstreamAndEndsTheMcpSession) {
   ListTools();
   upstream_->SetMode(FakeUpstream::Mode::kHold);

@@ -224,7 +224,15 @@ try {
   assert.equal(authUrl.origin + authUrl.pathname, `${URL_}/oauth2/authorize`);
   assert.equal(authUrl.searchParams.get('code_challenge_method'), 'S256');
   assert.equal(authUrl.searchParams.get('resource'), RESOURCE);
-  console.log('ok the SDK discovered Custody from the 401 and asked with PKCE S256 and resource');
+  // MCP 2025-11-25 "Scope selection strategy": the 401's scope (the server's tools) comes before
+  // the client's own; the RFC 9728 metadata lists the same.
+  assert.equal(authUrl.searchParams.get('scope'), 'fake/*');
+  const prm = await http('/.well-known/oauth-protected-resource/mcp/fake');
+  assert.deepEqual(prm.json.scopes_supported, ['fake/*']);
+  console.log('ok the SDK discovered Custody from the 401 and asked with PKCE S256, resource and the 401\'s scope');
+  // Narrowed here to two tools, as a client asking for less would, so that the step-up below
+  // has a scope to widen.
+  authUrl.searchParams.set('scope', 'fake/echo fake/slow');
 
   // --- The browser: Custody -> IdP login form -> IdP consent -> Custody consent -> the client.
   const browser = new Browser();

@@ -3,7 +3,8 @@
 //
 // mcp-remote runs as the host runs it: a stdio process given the gateway URL, here with the
 // client ID an operator registered for it (--static-oauth-client-info; its redirect URI is
-// mcp-remote's callback server on a fixed port) and the tool scopes to ask for. On the gateway's 401 it discovers Custody,
+// mcp-remote's callback server on a fixed port), and nothing about scopes: it asks for the scope
+// the gateway's 401 names. On the gateway's 401 it discovers Custody,
 // starts the authorization with PKCE and opens "the browser": its `open` dependency runs
 // xdg-open, which (no desktop here) runs $BROWSER, a script that hands the URL to this test. The
 // test's headless browser (browser.mjs) goes through the IdP's login form and Custody's consent
@@ -77,11 +78,9 @@ exec ${JSON.stringify(process.execPath)} -e 'fetch(process.argv[1], { method: "P
   for (const k of ['DISPLAY', 'WAYLAND_DISPLAY', 'XDG_CURRENT_DESKTOP', 'DESKTOP_SESSION']) delete env[k];
   const transport = new sdk.StdioClientTransport({
     command: process.execPath,
+    // No --static-oauth-client-metadata: mcp-remote asks for the scope the gateway's 401 names.
     args: [proxy, `${w.url}/mcp/fake`, String(cbPort),
-      '--static-oauth-client-info', JSON.stringify({ client_id: CLIENT_ID }),
-      // Custody publishes no scopes_supported (scopes are each agent's grants), so without this
-      // mcp-remote asks for its fallback "openid email profile", which no agent is granted.
-      '--static-oauth-client-metadata', JSON.stringify({ scope: 'fake/echo fake/slow' })],
+      '--static-oauth-client-info', JSON.stringify({ client_id: CLIENT_ID })],
     env, stderr: 'pipe',
   });
   transport.stderr.on('data', (d) => { stderr += d; });
@@ -94,8 +93,10 @@ exec ${JSON.stringify(process.execPath)} -e 'fetch(process.argv[1], { method: "P
   assert.equal(authUrl.searchParams.get('code_challenge_method'), 'S256');
   assert.equal(authUrl.searchParams.get('redirect_uri'), CALLBACK);
   assert.equal(authUrl.searchParams.get('resource'), `${w.url}/mcp`);  // the gateway's resource
-  assert.equal(authUrl.searchParams.get('scope'), 'fake/echo fake/slow');
-  console.log('ok mcp-remote discovered Custody from the 401 and opened the authorization URL (PKCE S256, resource)');
+  // MCP 2025-11-25 "Scope selection strategy": the 401's scope (also the RFC 9728 metadata's
+  // scopes_supported), the server's tools; Custody narrows it to the agent's grants.
+  assert.equal(authUrl.searchParams.get('scope'), 'fake/*');
+  console.log('ok mcp-remote discovered Custody from the 401 and opened the authorization URL (PKCE S256, resource, the scope the 401 named)');
 
   const browser = new Browser();
   const done = await browser.navigate(authUrl.href, CALLBACK);
@@ -133,6 +134,7 @@ exec ${JSON.stringify(process.execPath)} -e 'fetch(process.argv[1], { method: "P
   assert.equal(at.sub, 'alice');
   assert.equal(at.client_id, CLIENT_ID);
   assert.match(at.act.sub, new RegExp(`^spiffe://custody\\.local/agent/${AGENT}/instance/`));
+  assert.equal(at.scope, 'fake/*', 'the scope asked for, within the agent\'s grants');
   assert.ok(held.refresh_token, 'no refresh token issued');
 
   const trace = await w.trace(receipt.action_id);
