@@ -4,6 +4,7 @@
 
 #include "common/json_array.h"
 #include "identity/authorization_server.h"
+#include "identity/client_metadata.h"
 
 namespace custody::api {
 namespace {
@@ -20,9 +21,11 @@ Response ToResponse(identity::BrowserAnswer a) {
     r.headers.Set("location", a.location);
   } else {
     r = Response::Text(a.status, std::move(a.html), "text/html; charset=utf-8");
-    // The pages are Custody's own: no script, no external asset, never framed.
+    // The pages are Custody's own: no script, no external asset (a client's logo is served by
+    // Custody, /oauth2/logo/), never framed.
     r.headers.Set("content-security-policy",
-                  "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'");
+                  "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
+                  "frame-ancestors 'none'");
     r.headers.Set("x-frame-options", "DENY");
   }
   r.headers.Set("cache-control", "no-store");
@@ -82,6 +85,24 @@ Status AddOAuthRoutes(http::Router& router, identity::AuthorizationServer& serve
                                 respond(ToResponse(std::move(a)));
                               },
                               http::AuthRequirement::None(), "application/x-www-form-urlencoded"}));
+
+  // A client's logo as its consent page shows it: only the image types CheckLogoImage let
+  // through, with that exact type, never sniffed, usable by Custody's pages only.
+  RETURN_IF_ERROR(router.Add(
+      {"GET", "/oauth2/logo/{id}",
+       [as](Request& req, Responder respond) {
+         auto logo = as->Logo(req.params["id"]);
+         if (logo == nullptr) {
+           return respond(http::ErrorResponse(NotFoundError("no such logo"), req.request_id));
+         }
+         Response r = Response::Text(200, logo->bytes, logo->content_type);
+         r.headers.Set("x-content-type-options", "nosniff");
+         r.headers.Set("content-security-policy", "default-src 'none'; sandbox");
+         r.headers.Set("cross-origin-resource-policy", "same-origin");
+         r.headers.Set("cache-control", "private, max-age=600");
+         respond(std::move(r));
+       },
+       http::AuthRequirement::None(), ""}));
 
   if (as->dynamic_registration()) {
     // RFC 7591: public clients register themselves (admitted only in development).

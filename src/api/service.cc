@@ -395,6 +395,7 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
           },
           std::move(ao));
       impl->authorization->EnableDynamicRegistration(impl->registered_clients.get());
+      impl->authorization->EnableClientLogos(impl->client_metadata.get());
       if (config.oauth.dev_unknown_clients) {
         log.Log(LogLevel::kWarn,
                 "oauth.dev_unknown_clients is on: unregistered OAuth clients may sign people in "

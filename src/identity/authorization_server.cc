@@ -8,6 +8,7 @@
 #include "common/encoding.h"
 #include "crypto/sha256.h"
 #include "events/identity_events.h"
+#include "identity/client_metadata.h"
 
 namespace custody::identity {
 
@@ -25,6 +26,7 @@ struct AuthorizationServer::Pending {
   // Set once the person signed in.
   SignedInPerson person;
   Agent agent;
+  std::string logo_id;  // the consent page's logo (/oauth2/logo/<id>), "" for none
 };
 
 struct AuthorizationServer::Code {
@@ -41,6 +43,24 @@ struct AuthorizationServer::Code {
 namespace {
 
 std::string HexSha256(std::string_view s) { return HexEncode(crypto::Sha256(s)); }
+
+// OpenID Connect's standard scopes (OIDC Core 1.0 sections 3.1.2.1, 5.4, 11). MCP clients ask for
+// them out of habit (mcp-remote's fallback is "openid email profile"; the SDK adds
+// offline_access when an AS lists it). Custody issues no ID token or user info, and always a
+// refresh token, so they ask for nothing it would withhold: they are dropped, not refused.
+bool IsOidcScope(std::string_view s) {
+  for (std::string_view o : {"openid", "profile", "email", "address", "phone", "offline_access"}) {
+    if (s == o) return true;
+  }
+  return false;
+}
+
+ScopeSet WithoutOidcScopes(ScopeSet scopes) {
+  scopes.erase(std::remove_if(scopes.begin(), scopes.end(),
+                              [](const std::string& s) { return IsOidcScope(s); }),
+               scopes.end());
+  return scopes;
+}
 
 bool ConstantTimeEquals(const std::string& a, const std::string& b) {
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
@@ -75,7 +95,7 @@ std::string HtmlEscape(std::string_view s) {
 constexpr std::string_view kStyle =
     "body{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;"
     "color:#222}code{background:#f2f2f2;padding:0 .2rem}button{font-size:1rem;padding:.4rem "
-    "1rem;margin-right:.5rem}ul{padding-left:1.2rem}";
+    "1rem;margin-right:.5rem}ul{padding-left:1.2rem}img.logo{display:block;object-fit:contain}";
 
 std::string Page(const std::string& title, const std::string& body) {
   return "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
@@ -222,6 +242,7 @@ void AuthorizationServer::PurgeLocked(int64_t now) {
   std::erase_if(codes_, [&](const auto& kv) {
     return kv.second->expires_at + (kv.second->used ? options_.login_lifetime_s : 0) <= now;
   });
+  std::erase_if(logos_, [now](const auto& kv) { return kv.second.expires_at <= now; });
 }
 
 bool AuthorizationServer::FullLocked() const {
@@ -360,13 +381,15 @@ BrowserAnswer AuthorizationServer::Authorize(const AuthorizeRequest& q,
     }
     grants = agent->grants;
   }
+  // OpenID Connect scopes are dropped; only those asked for (none: all the grants).
   ScopeSet scopes = grants;
   if (q.scope && !q.scope->empty()) {
     auto requested = ParseScopes(*q.scope);
     if (!requested.ok()) {
       return ClientError(redirect_uri, "invalid_scope", requested.status().message(), state);
     }
-    scopes = Intersect(*requested, grants);
+    ScopeSet tool_scopes = WithoutOidcScopes(std::move(*requested));
+    if (!tool_scopes.empty()) scopes = Intersect(tool_scopes, grants);
   }
   if (scopes.empty()) {
     return ClientError(redirect_uri, "invalid_scope",
@@ -545,6 +568,7 @@ BrowserAnswer AuthorizationServer::LoginCallback(const std::optional<std::string
   }
   std::string request_id = RandomToken(24);
   std::string csrf = RandomToken(32);
+  p->logo_id = ConsentLogo(*p);
   p->expires_at = now + options_.login_lifetime_s;
   p->idp_verifier.clear();
   p->idp_nonce = HexSha256(csrf);  // the CSRF token's hash (the nonce is spent)
@@ -559,13 +583,44 @@ BrowserAnswer AuthorizationServer::LoginCallback(const std::optional<std::string
   return ConsentPage(*p, request_id, csrf);
 }
 
+std::string AuthorizationServer::ConsentLogo(const Pending& p) {
+  if (logo_fetcher_ == nullptr || p.client.logo_uri.empty()) return "";
+  // Fetched on this (the authorization server's) thread; a logo that cannot be had is left out
+  // (the fetcher logs why), the page is shown without it.
+  auto logo = logo_fetcher_->FetchLogo(p.client.logo_uri);
+  if (!logo.ok()) return "";
+  std::string id = HexSha256(logo->bytes);
+  int64_t now = Now();
+  MutexLock lock(mu_);
+  PurgeLocked(now);
+  auto it = logos_.find(id);
+  if (it == logos_.end()) {
+    if (logos_.size() >= kMaxLogos) return "";  // bounded: this page goes without
+    it = logos_.emplace(id, ServedLogo{std::make_shared<const ClientLogo>(std::move(*logo)), 0})
+             .first;
+  }
+  it->second.expires_at = std::max(it->second.expires_at, now + options_.login_lifetime_s);
+  return id;
+}
+
+std::shared_ptr<const ClientLogo> AuthorizationServer::Logo(const std::string& id) {
+  MutexLock lock(mu_);
+  auto it = logos_.find(id);
+  if (it == logos_.end() || it->second.expires_at <= Now()) return nullptr;
+  return it->second.logo;
+}
+
 BrowserAnswer AuthorizationServer::ConsentPage(const Pending& p, const std::string& request_id,
                                                const std::string& csrf) {
   std::string scopes;
   for (const std::string& s : p.scopes) scopes += "<li><code>" + HtmlEscape(s) + "</code></li>";
   std::string who = p.person.email.empty() ? p.person.subject : p.person.email;
+  // The logo comes from Custody's own origin (the page's CSP allows img-src 'self' only).
+  std::string logo = p.logo_id.empty() ? ""
+                                       : "<img class=\"logo\" src=\"/oauth2/logo/" + p.logo_id +
+                                             "\" alt=\"\" width=\"64\" height=\"64\">";
   std::string body =
-      "<h1>Allow access?</h1><p>Signed in as <b>" + HtmlEscape(who) + "</b> (" +
+      logo + "<h1>Allow access?</h1><p>Signed in as <b>" + HtmlEscape(who) + "</b> (" +
       HtmlEscape(p.person.issuer) + ").</p><p>The application <b>" + HtmlEscape(p.client.name) +
       "</b> (client <code>" + HtmlEscape(p.client.client_id) + "</code>" +
       (p.client.dev ? ", not registered: development only" : "") +
@@ -972,12 +1027,13 @@ OAuthResult<CodeTokenAnswer> AuthorizationServer::RefreshGrant(const CodeTokenRe
   if (!req.scope.empty()) {
     auto requested = ParseScopes(req.scope);
     if (!requested.ok()) return R::Fail("invalid_scope", requested.status().message());
-    for (const std::string& s : *requested) {
+    ScopeSet tool_scopes = WithoutOidcScopes(std::move(*requested));  // as at /oauth2/authorize
+    for (const std::string& s : tool_scopes) {
       if (!CoveredBy(s, f.scopes)) {
         return R::Fail("invalid_scope", "scope " + s + " was not granted by the authorization");
       }
     }
-    scopes = *requested;
+    if (!tool_scopes.empty()) scopes = std::move(tool_scopes);
   }
   auto agent = tokens_.GetAgent(f.agent);
   if (!agent.ok()) return R::Fail("invalid_grant", "the client's agent is not registered");

@@ -39,6 +39,9 @@
 
 namespace custody::identity {
 
+class ClientMetadataFetcher;  // identity/client_metadata.h
+struct ClientLogo;
+
 inline constexpr std::string_view kBrowserCookie = "custody_authz";
 
 struct AuthorizationServerOptions {
@@ -144,6 +147,14 @@ class AuthorizationServer {
   };
   Registration RegisterClient(const std::string& body);
 
+  // Client logos (a metadata document's logo_uri) on the consent page, fetched with `fetcher`'s
+  // rules and limits (ClientMetadataFetcher::FetchLogo) and served by Custody itself at
+  // /oauth2/logo/<id>, never linked to the client's host. Null (the default): no logos.
+  void EnableClientLogos(ClientMetadataFetcher* fetcher) { logo_fetcher_ = fetcher; }
+  // The logo a consent page shows as /oauth2/logo/<id> (the hex SHA-256 of its bytes), while
+  // that page may be answered; null when unknown or expired.
+  std::shared_ptr<const ClientLogo> Logo(const std::string& id) EXCLUDES(mu_);
+
   // The dev agent name an unknown client gets (oauth-dev-<12 hex of SHA-256(client_id)>).
   static std::string DevAgentName(const std::string& client_id);
 
@@ -203,6 +214,16 @@ class AuthorizationServer {
   std::map<std::string, std::shared_ptr<Pending>> logins_ GUARDED_BY(mu_);    // by IdP state
   std::map<std::string, std::shared_ptr<Pending>> consents_ GUARDED_BY(mu_);  // by request id
   std::map<std::string, std::shared_ptr<Code>> codes_ GUARDED_BY(mu_);        // by SHA-256
+  // Logos of the consent pages shown, by the hex SHA-256 of their bytes (bounded by kMaxLogos).
+  struct ServedLogo {
+    std::shared_ptr<const ClientLogo> logo;
+    int64_t expires_at = 0;
+  };
+  static constexpr size_t kMaxLogos = 256;
+  std::map<std::string, ServedLogo> logos_ GUARDED_BY(mu_);
+  ClientMetadataFetcher* logo_fetcher_ = nullptr;  // set before serving; read-only after
+  // The consent page's logo id for `p`'s client ("" when none is shown): fetched and kept.
+  std::string ConsentLogo(const Pending& p) EXCLUDES(mu_);
 };
 
 // The RFC 8414 fields the authorization endpoint adds to the metadata (for identity_routes).

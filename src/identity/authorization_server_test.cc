@@ -10,6 +10,8 @@
 
 #include "common/error_reporter.h"
 #include "common/logger.h"
+#include "http/server.h"
+#include "identity/client_metadata.h"
 #include "store/memory/memory_identity_store.h"
 
 namespace custody::identity {
@@ -252,6 +254,32 @@ TEST_F(AuthorizationServerTest, TheWholeFlowIssuesASessionTokenForTheVerifiedPer
   EXPECT_NE(AllEvents().find("oauth.reuse"), std::string::npos);
 }
 
+TEST_F(AuthorizationServerTest, OpenIdConnectScopesAreDroppedNotRefused) {
+  // mcp-remote's fallback when a server names no scopes: the agent's grants, nothing more.
+  AuthorizeRequest q = Request();
+  q.scope = "openid email profile";
+  auto t = Redeem(Param(Through(q).location, "code"));
+  ASSERT_TRUE(t.ok()) << t.error.error << ": " << t.error.description;
+  EXPECT_EQ(t.value->token.scope, "db/read fake/*");
+  // Alongside tool scopes: only the tool scopes, even for an agent whose grants would cover them.
+  q.scope = "openid fake/echo offline_access";
+  t = Redeem(Param(Through(q, false).location, "code"));
+  ASSERT_TRUE(t.ok()) << t.error.error << ": " << t.error.description;
+  EXPECT_EQ(t.value->token.scope, "fake/echo");
+  // A refresh that repeats them (the SDK adds offline_access) keeps the grant's scopes.
+  CodeTokenRequest r;
+  r.grant_type = "refresh_token";
+  r.client_id = "desktop-app";
+  r.refresh_token = t.value->refresh_token;
+  r.scope = "fake/echo offline_access";
+  auto refreshed = server_->Token(r);
+  ASSERT_TRUE(refreshed.ok()) << refreshed.error.description;
+  EXPECT_EQ(refreshed.value->token.scope, "fake/echo");
+  // Scopes that are neither OpenID's nor granted are still refused.
+  q.scope = "openid github/write";
+  EXPECT_EQ(Param(server_->Authorize(q, "").location, "error"), "invalid_scope");
+}
+
 TEST_F(AuthorizationServerTest, ACodeIsSingleUseAndItsReuseRevokesWhatItIssued) {
   std::string code = Param(Through(Request()).location, "code");
   auto t = Redeem(code);
@@ -388,6 +416,68 @@ TEST_F(AuthorizationServerTest, ConsentsCanBeRevoked) {
   // Revoked: the page is shown again.
   server_->Authorize(Request(), "");
   EXPECT_EQ(Through(Request()).status, 302);
+}
+
+TEST_F(AuthorizationServerTest, TheConsentPageShowsTheClientsLogoFromCustodysOwnUrl) {
+  // The client's host: a PNG, and an SVG (which a browser would run as a page).
+  const std::string png = std::string("\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16) + "rest-of-the-image";
+  http::Router router;
+  ASSERT_TRUE(router
+                  .Add({"GET", "/{name}",
+                        [&](http::Request& r, http::Responder respond) {
+                          if (r.params["name"] == "logo.png") {
+                            return respond(http::Response::Text(200, png, "image/png"));
+                          }
+                          respond(http::Response::Text(200, "<svg/>", "image/svg+xml"));
+                        },
+                        http::AuthRequirement::None(), ""})
+                  .ok());
+  http::ServerOptions so;
+  so.host = "127.0.0.1";
+  so.port = 0;
+  so.threads = 1;
+  SystemClock wall;
+  http::Server host(so, router, nullptr, nullptr, wall, random_);
+  ASSERT_TRUE(host.Start().ok());
+  std::string base = "http://127.0.0.1:" + std::to_string(host.port());
+  ClientMetadataOptions mo;
+  mo.clock = &clock_;
+  mo.allow_loopback_http = true;
+  ClientMetadataFetcher fetcher(mo);
+
+  auto page_for = [&](const std::string& logo_uri) {
+    OAuthClient c{"desktop-app", "Desktop App", {kRedirect}, "assistant"};
+    c.logo_uri = logo_uri;
+    auto d = StaticClientDirectory::Create({c});
+    EXPECT_TRUE(d.ok());
+    clients_ = std::make_unique<StaticClientDirectory>(std::move(*d));
+    Make({});
+    server_->EnableClientLogos(&fetcher);
+    BrowserAnswer a = server_->Authorize(Request(), "");
+    return server_->LoginCallback(idp_.last_state, std::string("idp-code"), std::nullopt,
+                                  Cookie(a));
+  };
+  BrowserAnswer page = page_for(base + "/logo.png");
+  ASSERT_EQ(page.status, 200) << page.html;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(
+      page.html, m, std::regex("<img class=\"logo\" src=\"/oauth2/logo/([0-9a-f]{64})\"")))
+      << page.html;
+  EXPECT_EQ(page.html.find(base), std::string::npos) << "the client's host is never linked";
+  std::string id = m[1];
+  auto logo = server_->Logo(id);
+  ASSERT_NE(logo, nullptr);
+  EXPECT_EQ(logo->content_type, "image/png");
+  EXPECT_EQ(logo->bytes, png);
+  EXPECT_EQ(server_->Logo(std::string(64, '0')), nullptr);
+  clock_.Advance(std::chrono::seconds(601));  // the consent page has expired, and its logo
+  EXPECT_EQ(server_->Logo(id), nullptr);
+
+  // A logo that is not one of the four image types: the page is shown without it.
+  page = page_for(base + "/logo.svg");
+  ASSERT_EQ(page.status, 200) << page.html;
+  EXPECT_EQ(page.html.find("<img"), std::string::npos) << page.html;
+  host.Shutdown();
 }
 
 // A directory as MetadataDocumentClientDirectory answers: a client known by its document only

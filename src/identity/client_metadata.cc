@@ -501,6 +501,29 @@ Result<ClientMetadata> ParseClientMetadataDocument(std::string_view client_id,
   return m;
 }
 
+Result<std::string> CheckLogoImage(std::string_view content_type, std::string_view bytes) {
+  std::string type = LowerCopy(content_type.substr(0, content_type.find(';')));
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.pop_back();
+  // The formats' signatures: PNG's 8 bytes, JPEG's SOI and a marker, GIF87a/GIF89a, and WebP's
+  // RIFF container naming WEBP.
+  bool matches = false;
+  if (type == "image/png") {
+    matches = bytes.starts_with(std::string_view("\x89PNG\r\n\x1a\n", 8));
+  } else if (type == "image/jpeg") {
+    matches = bytes.starts_with("\xff\xd8\xff");
+  } else if (type == "image/gif") {
+    matches = bytes.starts_with("GIF87a") || bytes.starts_with("GIF89a");
+  } else if (type == "image/webp") {
+    matches = bytes.size() >= 12 && bytes.starts_with("RIFF") && bytes.substr(8, 4) == "WEBP";
+  } else {
+    return InvalidArgumentError(
+        "the logo is not served as image/png, image/jpeg, image/gif or "
+        "image/webp");
+  }
+  if (!matches) return InvalidArgumentError("the logo's bytes are not the " + type + " it claims");
+  return type;
+}
+
 std::chrono::seconds CacheLifetime(const http::Headers& headers, TimePoint now,
                                    const ClientMetadataOptions& options) {
   using std::chrono::seconds;
@@ -583,17 +606,76 @@ struct ClientMetadataFetcher::Impl {
   std::unordered_map<std::string, std::vector<Callback>> pending GUARDED_BY(mu);
   bool stopping GUARDED_BY(mu) = false;
 
-  void Log(std::string_view client_id, std::string_view why, std::string_view detail) {
+  void Log(std::string_view client_id, std::string_view why, std::string_view detail,
+           std::string_view what = "client metadata document refused",
+           std::string_view key = "client_id") {
     if (options.logger == nullptr || !options.logger->Enabled(LogLevel::kInfo)) return;
-    // The client_id is the client's text: at most 256 bytes of it.
-    options.logger->Log(
-        LogLevel::kInfo, "client metadata document refused",
-        {{"client_id", client_id.substr(0, 256)}, {"reason", why}, {"detail", detail}});
+    // The client_id (or logo URL) is the client's text: at most 256 bytes of it.
+    options.logger->Log(LogLevel::kInfo, what,
+                        {{key, client_id.substr(0, 256)}, {"reason", why}, {"detail", detail}});
   }
 
   Status Fail(std::string_view client_id, Status status, std::string_view detail = {}) {
     Log(client_id, status.message(), detail);
     return status;
+  }
+
+  Status FailLogo(std::string_view logo_uri, Status status, std::string_view detail = {}) {
+    Log(logo_uri, status.message(), detail, "client logo not shown", "logo_uri");
+    return status;
+  }
+
+  // The logo behind `u`: the document's address rules, then the logo's own (size, type).
+  asio::awaitable<Result<ClientLogo>> FetchLogoOnce(const std::string& logo_uri,
+                                                    const ClientIdUrl& u) {
+    using std::chrono::steady_clock;
+    auto deadline = steady_clock::now() + options.timeout;
+    auto resolved = co_await Resolve(u, deadline);
+    if (!resolved.ok() || resolved->empty() || steady_clock::now() >= deadline) {
+      co_return FailLogo(logo_uri, UnavailableError("the logo's host could not be resolved"),
+                         resolved.ok() ? "" : resolved.status().message());
+    }
+    for (const std::string& a : *resolved) {
+      auto c = ClassifyAddress(a);
+      if (!c.ok() || !Allowed(*c, u)) {
+        co_return FailLogo(logo_uri,
+                           InvalidArgumentError("the logo's host resolves to an address that is "
+                                                "not allowed"),
+                           a);
+      }
+    }
+    http::ClientOptions co;
+    co.tls = u.https;
+    co.ca_file = options.ca_file;
+    co.max_response_bytes = options.max_logo_bytes;
+    co.connect_addresses = *resolved;
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady_clock::now());
+    co.timeout = std::max(left, std::chrono::milliseconds(1));
+    http::HttpClient client(ioc.get_executor(), u.host, u.port, co);
+    http::ClientRequest req;
+    req.method = "GET";
+    req.target = u.target;
+    req.headers.Set("accept", "image/png, image/jpeg, image/gif, image/webp");
+    req.headers.Set("user-agent", "custody");
+    auto resp = co_await client.Send(std::move(req));
+    if (!resp.ok()) {
+      if (http::IsResponseTooLarge(resp.status())) {
+        co_return FailLogo(logo_uri,
+                           InvalidArgumentError("the logo is larger than " +
+                                                std::to_string(options.max_logo_bytes) + " bytes"));
+      }
+      co_return FailLogo(logo_uri, UnavailableError("the logo could not be fetched"),
+                         resp.status().message());
+    }
+    if (resp->status != 200) {
+      co_return FailLogo(logo_uri, InvalidArgumentError("the logo URL answered HTTP " +
+                                                        std::to_string(resp->status) +
+                                                        " (redirects are not followed)"));
+    }
+    auto type = CheckLogoImage(resp->headers.Get("content-type").value_or(""), resp->body);
+    if (!type.ok()) co_return FailLogo(logo_uri, type.status());
+    co_return ClientLogo{std::move(*type), std::move(resp->body)};
   }
 
   // Resolves `u.host`, bounded by `deadline`. Each lookup runs on a thread of its own:
@@ -850,6 +932,37 @@ void ClientMetadataFetcher::FetchAsync(std::string client_id, Callback done) {
       [&impl, client_id](std::exception_ptr e) {
         if (e) impl.Complete(client_id, InternalError("the client metadata fetch failed"));
       });
+}
+
+Result<ClientLogo> ClientMetadataFetcher::FetchLogo(std::string logo_uri) {
+  Impl& impl = *impl_;
+  auto url = ParseClientIdUrl(logo_uri, impl.options.allow_loopback_http);
+  if (!url.ok()) {
+    return impl.FailLogo(logo_uri,
+                         InvalidArgumentError("the logo_uri is not a URL Custody fetches"),
+                         url.status().message());
+  }
+  {
+    MutexLock lock(impl.mu);
+    if (impl.stopping) return UnavailableError("the authorization server is shutting down");
+  }
+  auto promise = std::make_shared<std::promise<Result<ClientLogo>>>();
+  auto future = promise->get_future();
+  asio::co_spawn(
+      impl.ioc,
+      [&impl, logo_uri, u = std::move(*url), promise]() -> asio::awaitable<void> {
+        promise->set_value(co_await impl.FetchLogoOnce(logo_uri, u));
+      },
+      [promise](std::exception_ptr e) {
+        if (e) promise->set_value(InternalError("the logo fetch failed"));
+      });
+  // The fetch ends by its deadline; a fetcher stopped meanwhile drops the coroutine, and with it
+  // the promise (broken_promise below).
+  try {
+    return future.get();
+  } catch (const std::future_error&) {
+    return UnavailableError("the authorization server is shutting down");
+  }
 }
 
 Result<ClientMetadata> ClientMetadataFetcher::Fetch(std::string client_id) {

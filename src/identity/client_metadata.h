@@ -55,6 +55,7 @@ struct ClientMetadataOptions {
   const Clock* clock = nullptr;          // required: fetch times and cache lifetimes
   Logger* logger = nullptr;              // optional: why a fetch failed, for operators (info level)
   size_t max_document_bytes = 5 * 1024;  // the draft's recommended limit
+  size_t max_logo_bytes = 64 * 1024;     // a client's logo (FetchLogo)
   std::chrono::milliseconds timeout{5000};  // the whole fetch: DNS, connect, TLS, response
   // Development only: accept http:// client IDs whose host is loopback (localhost,
   // 127.0.0.0/8, [::1]), fetched from loopback addresses.
@@ -104,6 +105,17 @@ Status ValidateClientIdUrl(std::string_view client_id, bool allow_loopback_http)
 Result<ClientMetadata> ParseClientMetadataDocument(std::string_view client_id,
                                                    std::string_view body, bool allow_loopback_http);
 
+// A client's logo: an image Custody serves itself (the consent page never links to the client's
+// host). Only these types, each checked against its first bytes as well as the Content-Type, so
+// nothing a browser would run as a page (SVG, HTML) is ever served as a logo.
+struct ClientLogo {
+  std::string content_type;  // image/png, image/jpeg, image/gif or image/webp
+  std::string bytes;
+};
+// The logo's type when `content_type` (a Content-Type header) names one of those four and
+// `bytes` begin as that format does; InvalidArgument otherwise.
+Result<std::string> CheckLogoImage(std::string_view content_type, std::string_view bytes);
+
 // How long a response with these headers may be cached at `now` (0: not at all).
 std::chrono::seconds CacheLifetime(const http::Headers& headers, TimePoint now,
                                    const ClientMetadataOptions& options);
@@ -125,6 +137,12 @@ class ClientMetadataFetcher {
   void FetchAsync(std::string client_id, Callback done);
   // FetchAsync, waiting for the answer. Never call it from a FetchAsync callback.
   Result<ClientMetadata> Fetch(std::string client_id);
+
+  // Fetches a document's logo_uri under the same rules as a document (https, or loopback http
+  // when allowed; every address checked; no redirects; the same timeout), at most
+  // max_logo_bytes, and CheckLogoImage. Not cached. Waits for the answer: for the authorization
+  // server's own threads, never a FetchAsync callback. Errors are for logs, not for clients.
+  Result<ClientLogo> FetchLogo(std::string logo_uri);
 
  private:
   struct Impl;

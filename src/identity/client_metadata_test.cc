@@ -390,6 +390,66 @@ TEST(ClientMetadataFetch, RedirectsAreNotFollowed) {
   EXPECT_EQ(server.hits("target.json"), 0);
 }
 
+// A PNG's signature and the start of its IHDR chunk: what CheckLogoImage looks at.
+const std::string kPng = std::string("\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16) + std::string(40, 'p');
+
+TEST(ClientMetadataFetch, LogosAreImagesOfFourTypesWithinTheSizeLimitAndNeverRedirected) {
+  DocumentServer server(true);
+  FakeClock clock;
+  ClientMetadataOptions o = OptionsFor(server, clock);
+  o.max_logo_bytes = 1024;
+  ClientMetadataFetcher fetcher(o);
+  server.Set("logo.png", kPng, {}, "image/png");
+  auto logo = fetcher.FetchLogo(server.Url("logo.png"));
+  ASSERT_TRUE(logo.ok()) << logo.status().ToString();
+  EXPECT_EQ(logo->content_type, "image/png");
+  EXPECT_EQ(logo->bytes, kPng);
+
+  auto refused = [&](const std::string& name, std::string_view words) {
+    auto r = fetcher.FetchLogo(server.Url(name));
+    ASSERT_FALSE(r.ok()) << name;
+    EXPECT_NE(r.status().message().find(words), std::string::npos) << r.status().ToString();
+  };
+  server.Set("logo.svg", "<svg xmlns=\"http://www.w3.org/2000/svg\"><script>x()</script></svg>", {},
+             "image/svg+xml");
+  refused("logo.svg", "not served as image/png, image/jpeg, image/gif or image/webp");
+  server.Set("page.png", "<html><script>x()</script></html>", {}, "image/png");
+  refused("page.png", "not the image/png it claims");
+  server.Set("big.png", kPng + std::string(2048, 'p'), {}, "image/png");
+  refused("big.png", "larger than 1024 bytes");
+  server.Set("moved.png", "", {{"location", server.Url("logo.png")}}, "text/plain", 302);
+  refused("moved.png", "HTTP 302");
+  refused("missing.png", "HTTP 404");
+  EXPECT_EQ(server.hits("logo.png"), 1) << "the redirect was not followed";
+  // The document's address rules: an http URL or a non-public host is not fetched at all.
+  EXPECT_FALSE(
+      fetcher.FetchLogo("http://client.test:" + std::to_string(server.port()) + "/logo.png").ok());
+  o.allow_loopback_addresses = false;
+  ClientMetadataFetcher strict(o);
+  EXPECT_FALSE(strict.FetchLogo(server.Url("logo.png")).ok());
+  EXPECT_EQ(server.hits("logo.png"), 1) << "a loopback host is refused before any connection";
+}
+
+TEST(ClientMetadataRules, LogoImages) {
+  EXPECT_EQ(*CheckLogoImage("image/png", kPng), "image/png");
+  EXPECT_EQ(*CheckLogoImage("IMAGE/PNG; charset=binary", kPng), "image/png");
+  EXPECT_EQ(*CheckLogoImage("image/jpeg", "\xff\xd8\xff\xe0rest"), "image/jpeg");
+  EXPECT_EQ(*CheckLogoImage("image/gif", "GIF89a..."), "image/gif");
+  EXPECT_EQ(*CheckLogoImage("image/gif", "GIF87a..."), "image/gif");
+  EXPECT_EQ(*CheckLogoImage("image/webp", std::string("RIFF\x10\0\0\0WEBPVP8 ", 16)), "image/webp");
+  for (const auto& [type, bytes] : std::vector<std::pair<std::string, std::string>>{
+           {"image/svg+xml", "<svg/>"},
+           {"text/html", "<html>"},
+           {"", kPng},
+           {"image/jpg", "\xff\xd8\xff"},
+           {"image/png", "GIF89a"},
+           {"image/jpeg", kPng},
+           {"image/webp", std::string("RIFF\x10\0\0\0WAVE", 12)},
+           {"image/png", ""}}) {
+    EXPECT_FALSE(CheckLogoImage(type, bytes).ok()) << type;
+  }
+}
+
 TEST(ClientMetadataFetch, PlainHttpOnlyOnLoopbackWithTheDevelopmentSwitch) {
   DocumentServer server(/*tls=*/false);
   FakeClock clock;

@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { createServer as createHttpServer } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { deflateSync } from 'node:zlib';
 
 import { freePort, startWorld } from './harness.mjs';
 
@@ -32,13 +33,61 @@ if (!custody) {
 }
 const CHROMIUM = process.env.CUSTODY_CHROMIUM ?? '/usr/bin/chromium';
 
+// A w x h PNG (8-bit RGB, one colour), written out: signature, IHDR, IDAT, IEND.
+function pngImage(w, h) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buf) => {
+    let c = 0xffffffff;
+    for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const sum = Buffer.alloc(4);
+    sum.writeUInt32BE(crc(body));
+    return Buffer.concat([len, body, sum]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  const row = Buffer.concat([Buffer.from([0]), Buffer.alloc(w * 3, 0x4a)]);
+  const raw = Buffer.concat(Array.from({ length: h }, () => row));
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+}
+
 const AGENT = 'desk-helper';
 const CLIENT_ID = 'browser-e2e-client';
 const CLIENT_NAME = 'Browser E2E Client';
 const cbPort = await freePort();
 const REDIRECT = `http://127.0.0.1:${cbPort}/callback`;
-// The client's redirect URI: a page that says it got the answer.
+// A second client known by its Client ID Metadata Document, served here with its logo.
+const DOC_CLIENT = `http://127.0.0.1:${cbPort}/client.json`;
+const DOC_NAME = 'Logo Tool';
+const LOGO = pngImage(16, 16);
+const logoFetches = [];  // the user agents that fetched the logo
+// The client's host: its redirect URI (a page that says it got the answer), its metadata
+// document and its logo.
 const callback = createHttpServer((req, res) => {
+  if (req.url === '/client.json') {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ client_id: DOC_CLIENT, client_name: DOC_NAME, redirect_uris: [REDIRECT],
+      logo_uri: `http://127.0.0.1:${cbPort}/logo.png` }));
+    return;
+  }
+  if (req.url === '/logo.png') {
+    logoFetches.push(req.headers['user-agent'] ?? '');
+    res.writeHead(200, { 'content-type': 'image/png' });
+    res.end(LOGO);
+    return;
+  }
   res.writeHead(200, { 'content-type': 'text/html' });
   res.end('<!doctype html><title>client</title><p>back at the client</p>');
 });
@@ -48,6 +97,13 @@ let w;
 let browser;
 try {
   w = await startWorld({ custody, sourceRoot, agent: AGENT, clients: `
+[oauth]
+client_metadata_documents = true
+client_metadata_allow_loopback = true
+
+[oauth.clients."${DOC_CLIENT}"]
+agent = "${AGENT}"
+
 [oauth.clients."${CLIENT_ID}"]
 redirect_uris = ["${REDIRECT}"]
 agent = "${AGENT}"
@@ -58,7 +114,7 @@ name = "${CLIENT_NAME}"
 
   // One person's visit: a fresh browser profile, the authorization URL a client would open,
   // the IdP's login (and its own consent), up to Custody's consent page.
-  const visit = async (user, state) => {
+  const visit = async (user, state, clientId = CLIENT_ID) => {
     const context = await browser.newContext();
     // Hermetic: nothing leaves the machine (the IdP's development pages ask for web fonts).
     await context.route((u) => u.hostname !== '127.0.0.1' && u.hostname !== 'localhost',
@@ -68,7 +124,7 @@ name = "${CLIENT_NAME}"
     page.on('request', (r) => requests.push({ url: r.url(), type: r.resourceType(),
       from: r.frame()?.url() ?? '' }));
     const u = new URL(`${w.url}/oauth2/authorize`);
-    for (const [k, v] of Object.entries({ response_type: 'code', client_id: CLIENT_ID,
+    for (const [k, v] of Object.entries({ response_type: 'code', client_id: clientId,
       redirect_uri: REDIRECT, state, code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
       code_challenge_method: 'S256', resource: `${w.url}/mcp`, scope: 'fake/echo fake/slow' })) {
       u.searchParams.set(k, v);
@@ -152,6 +208,31 @@ name = "${CLIENT_NAME}"
   assert.equal(refused.searchParams.get('iss'), w.url);
   await deny.context.close();
   console.log('ok Deny: back at the client with error=access_denied, state and iss, and no code');
+
+  // --- The client's logo (its metadata document's logo_uri): fetched by Custody, served from
+  // Custody's origin with its exact type and nosniff, and loaded by the browser from there.
+  const doc = await visit('carol', 'state-logo', DOC_CLIENT);
+  assert.match(await doc.page.innerText('body'), new RegExp(DOC_NAME));
+  const src = await doc.page.getAttribute('img.logo', 'src');
+  assert.match(src ?? '', /^\/oauth2\/logo\/[0-9a-f]{64}$/, 'no logo on the consent page');
+  await doc.page.waitForFunction(() => document.querySelector('img.logo')?.complete);
+  assert.equal(await doc.page.evaluate(() => document.querySelector('img.logo').naturalWidth), 16,
+    'the logo did not load');
+  const logoRequests = doc.requests.filter((r) => r.type === 'image');
+  assert.deepEqual(logoRequests.map((r) => r.url), [`${w.url}${src}`]);
+  for (const r of doc.requests.filter((r) => r.from.startsWith(custodyOrigin))) {
+    assert.equal(new URL(r.url).origin, custodyOrigin, `a ${r.type} request to another origin: ${r.url}`);
+  }
+  assert.deepEqual(logoFetches, ['custody'], 'the logo must be fetched by Custody, never by the browser');
+  const served = await fetch(`${w.url}${src}`);
+  assert.equal(served.status, 200);
+  assert.equal(served.headers.get('content-type'), 'image/png');
+  assert.equal(served.headers.get('x-content-type-options'), 'nosniff');
+  assert.ok(Buffer.from(await served.arrayBuffer()).equals(LOGO), 'the logo was altered');
+  assert.equal((await fetch(`${w.url}/oauth2/logo/${'0'.repeat(64)}`)).status, 404);
+  await doc.page.screenshot({ path: join(shotDir, 'consent_page_logo.png'), fullPage: true });
+  await doc.context.close();
+  console.log('ok the client\'s logo: fetched by Custody, served same-origin (image/png, nosniff), loaded by the browser');
 
   await browser.close();
   await w.stop();
