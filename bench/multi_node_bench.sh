@@ -19,7 +19,9 @@
 # Usage: bench/multi_node_bench.sh BIN [rounds=3] [duration_s=10] [connections=48]
 #                                  [server_threads=2] [containment_rounds=200]
 #   BIN: a custody binary, e.g. build/release/src/cli/custody
-#   env CONFIGS="sqlite pg1 pg2 pg3" picks configurations; GATEWAY=0 skips the gateway overhead.
+#   env CONFIGS="sqlite pg1 pg2 pg3" picks configurations; GATEWAY=0 skips the gateway overhead;
+#   PGSS=1 loads pg_stat_statements and prints, after each PostgreSQL run, the statements that
+#   took the most server time (calls per request, mean ms) to show where the time goes.
 # PostgreSQL: Debian's server binaries (/usr/lib/postgresql/<version>/bin); as root, initdb and
 # postgres run as `nobody` (setpriv). Its settings are the defaults (fsync, synchronous_commit on)
 # but max_connections=400. Everything lives in one temporary directory, removed at the end.
@@ -78,12 +80,15 @@ mkdir -p "$WORK/pg"
 "${AS[@]}" "$PGBIN/initdb" -D "$WORK/pg/data" -U custody -A trust -E UTF8 --no-instructions >"$WORK/initdb.log" 2>&1 ||
   { cat "$WORK/initdb.log" >&2; exit 1; }
 PGPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"${AS[@]}" "$PGBIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/log" -w \
-  -o "-p $PGPORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c max_connections=400" start >/dev/null
+PGOPTS="-p $PGPORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c max_connections=400"
+[ "${PGSS:-0}" = 1 ] && PGOPTS+=" -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+"${AS[@]}" "$PGBIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/log" -w -o "$PGOPTS" start >/dev/null
+psql_() { "$PGBIN/psql" -q -X -h 127.0.0.1 -p "$PGPORT" -U custody -d postgres "$@"; }
+[ "${PGSS:-0}" = 1 ] && psql_ -c "CREATE EXTENSION pg_stat_statements" >/dev/null
 DB=0
 new_database() {  # sets DBURL to a fresh, empty database
   DB=$((DB + 1))
-  "$PGBIN/psql" -q -h 127.0.0.1 -p "$PGPORT" -U custody -d postgres -c "CREATE DATABASE b$DB" >/dev/null
+  psql_ -c "CREATE DATABASE b$DB" >/dev/null
   DBURL="postgresql://custody@127.0.0.1:$PGPORT/b$DB"
 }
 # The key-encryption key every PostgreSQL node shares.
@@ -173,6 +178,7 @@ measure() {  # ROUND CONFIG WORKLOAD LUA PATH
   before=$(load)
   cn0=$(cpu_nodes)
   cp0=$(cpu_pg)
+  [ "${PGSS:-0}" = 1 ] && psql_ -c "SELECT pg_stat_statements_reset()" >/dev/null
   for i in $(seq 0 $((n - 1))); do
     TOKEN=$ADMIN BATCH=1 TOKENS=$TOKENS wrk -t1 -c"$c" -d"${DURATION}s" --latency -s "$HERE/$lua" \
       "${URLS[$i]}$path" >"$WORK/wrk.$i" 2>&1 &
@@ -197,6 +203,15 @@ measure() {  # ROUND CONFIG WORKLOAD LUA PATH
     "$(awk -v a="$cn0" -v b="$cn1" 'BEGIN {printf "%.1f", b - a}')" \
     "$(awk -v a="$cp0" -v b="$cp1" 'BEGIN {printf "%.1f", b - a}')" "$before" "$after"
   echo "$round $config $workload $total" >>"$WORK/results"
+  if [ "${PGSS:-0}" = 1 ] && [ "$config" != sqlite ]; then
+    local requests
+    requests=$(cat "$WORK"/wrk.* | awk '/requests in/ {s += $1} END {print s}')
+    psql_ -A -F ' | ' -t -c "SELECT round(calls::numeric / $requests, 2) AS per_request,
+        round(mean_exec_time::numeric, 3) AS mean_ms, round(total_exec_time::numeric) AS total_ms,
+        regexp_replace(left(query, 110), '\s+', ' ', 'g')
+      FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 12" |
+      sed 's/^/    pgss: /'
+  fi
 }
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; $(uname -r)"
