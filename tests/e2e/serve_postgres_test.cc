@@ -311,7 +311,22 @@ TEST(ServePostgres, AKekFileOthersCanReadOrNoKekAtAllIsRefusedWithAClearError) {
     EXPECT_NE(out.find("storage.key_encryption_key_file"), std::string::npos) << out;
     EXPECT_NE(out.find("CUSTODY_STORAGE_KEY_ENCRYPTION_KEY"), std::string::npos) << out;
   }
-  // Nothing was created in the database by either refusal.
+  {
+    // Both ways at once: which one wins would be a guess.
+    ScopedEnv env_kek("CUSTODY_STORAGE_KEY_ENCRYPTION_KEY", kKek);
+    ::chmod(kek.c_str(), 0600);
+    ServeProcess s(root / "data",
+                   {"--set", "storage.backend=postgres", "--set",
+                    "storage.key_encryption_key_file=" + kek.string()},
+                   /*quickstart=*/true, /*merge_stderr=*/true);
+    EXPECT_FALSE(s.started());
+    int status = s.Stop();
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status;
+    std::string out = AllOutput(s);
+    EXPECT_NE(out.find("not both"), std::string::npos) << out;
+    EXPECT_EQ(out.find(kKek), std::string::npos) << out;
+  }
+  // Nothing was created in the database by any of these refusals.
   auto db = Db(url);
   ASSERT_TRUE(db);
   auto tables = db->Exec("tables", "SELECT to_regclass('custody_schema') IS NULL");
