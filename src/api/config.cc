@@ -137,6 +137,15 @@ constexpr KeyDef kKeys[] = {
              .description = "The key of storage.key_encryption_key_file itself (hex or base64); "
                             "use the environment variable, never the config file"},
      .field = [](Config& c) -> Field { return &c.storage.key_encryption_key; }},
+    {.key = {.name = "storage.max_clock_skew_ms",
+             .env = "CUSTODY_STORAGE_MAX_CLOCK_SKEW_MS",
+             .type = kInteger,
+             .default_text = "2000",
+             .description = "With storage.backend = postgres: a node whose clock differs from the "
+                            "database server's by more than this refuses to start",
+             .min = 100,
+             .max = 600000},
+     .field = [](Config& c) -> Field { return &c.storage.max_clock_skew_ms; }},
     {.key = {.name = "admin.protect_reads",
              .env = "CUSTODY_ADMIN_PROTECT_READS",
              .type = kBoolean,

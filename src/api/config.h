@@ -43,7 +43,7 @@ struct Config {
     bool operator==(const Admin&) const = default;
   } admin;
   // Where the stores live: SQLite files in data_dir (the default, nothing else to run) or one
-  // PostgreSQL database (store/postgres/; not yet for several nodes, see docs/ARCHITECTURE.md).
+  // PostgreSQL database that several nodes share (store/postgres/, docs/DEPLOYMENT.md).
   struct StorageSettings {
     std::string backend = "sqlite";  // "sqlite" | "postgres"
     std::string postgres_url;        // postgresql://…; never logged (PgDb::Redact)
@@ -54,6 +54,10 @@ struct Config {
     // required with backend = postgres (api::Service), neither is read on SQLite.
     std::string key_encryption_key_file;
     std::string key_encryption_key;  // a secret: never logged
+    // Several nodes share one database: a node whose clock is further than this from the
+    // database server's refuses to start (its tokens and events would carry times the other
+    // nodes disagree with).
+    int64_t max_clock_skew_ms = 2000;
     bool operator==(const StorageSettings&) const = default;
   } storage;
   struct Identity {

@@ -231,6 +231,17 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   std::shared_ptr<const crypto::KeyEncryptionKey> kek;
   if (storage.backend == store::Backend::kPostgres) {
     ASSIGN_OR_RETURN(kek, LoadKeyEncryptionKey(config));
+    {
+      // Before anything is written: a node with a skewed clock would date its tokens and
+      // events differently from the others.
+      store::PgOptions po;
+      po.pool_size = 1;
+      po.what = "database";
+      ASSIGN_OR_RETURN(std::unique_ptr<store::PgDb> db,
+                       store::PgDb::Open(storage.postgres_url, po));
+      RETURN_IF_ERROR(
+          db->CheckClockSkew(clock, std::chrono::milliseconds(config.storage.max_clock_skew_ms)));
+    }
     storage.key_encryption_key = kek;
     storage.random = &random;
     storage.migrate = options.migrate;

@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 
 #include <charconv>
+#include <cstdlib>
 #include <cstring>
 
 #include "common/encoding.h"
@@ -221,6 +222,26 @@ Result<PgRows> PgDb::Exec(std::string_view what, std::string_view sql,
   Result<PgRows> rows = c->Exec(what, sql, params);
   Release(std::move(c));
   return rows;
+}
+
+Result<int64_t> PgDb::ClockSkewMillis(const Clock& clock) {
+  const int64_t before = UnixMillis(clock.Now());
+  ASSIGN_OR_RETURN(PgRows rows,
+                   Exec("read the server's clock",
+                        "SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint"));
+  const int64_t after = UnixMillis(clock.Now());
+  return before + (after - before) / 2 - rows.Int(0, 0);
+}
+
+Status PgDb::CheckClockSkew(const Clock& clock, std::chrono::milliseconds max) {
+  ASSIGN_OR_RETURN(int64_t skew, ClockSkewMillis(clock));
+  if (std::abs(skew) <= max.count()) return OkStatus();
+  return FailedPreconditionError(
+      "this node's clock is " + std::to_string(std::abs(skew)) + " ms " +
+      (skew > 0 ? "ahead of" : "behind") + " the database server's at " + where_ +
+      " (storage.max_clock_skew_ms is " + std::to_string(max.count()) +
+      "): fix its time (NTP) before it issues tokens or records events the other nodes would "
+      "date differently");
 }
 
 Status PgDb::Transact(std::string_view what, const std::function<Status(PgConn&)>& body) {

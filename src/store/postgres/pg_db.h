@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/mutex.h"
 #include "common/status.h"
 
@@ -78,8 +79,8 @@ class PgConn;
 // Opens one connection to `url` (the pool's way: a connect timeout, application_name "custody",
 // notices dropped); errors name `what` and `where`, never the password. For a connection that is
 // not pooled (PgChangeFeed's LISTEN). The caller PQfinish-es it.
-Result<PGconn*> PgConnect(const std::string& url, const std::string& where,
-                          const std::string& what, std::chrono::milliseconds connect_timeout);
+Result<PGconn*> PgConnect(const std::string& url, const std::string& where, const std::string& what,
+                          std::chrono::milliseconds connect_timeout);
 
 class PgDb {
  public:
@@ -98,6 +99,13 @@ class PgDb {
   }
   // BEGIN; body(conn); COMMIT on one connection (ROLLBACK when body fails or COMMIT fails).
   Status Transact(std::string_view what, const std::function<Status(PgConn&)>& body);
+
+  // How far `clock` is from the database server's clock, in ms: positive when `clock` is ahead.
+  // Read around one query; half its round trip is taken out.
+  Result<int64_t> ClockSkewMillis(const Clock& clock);
+  // FailedPrecondition, naming both clocks' difference, when it is over `max` (a node that
+  // would stamp its tokens and events with times the other nodes disagree with).
+  Status CheckClockSkew(const Clock& clock, std::chrono::milliseconds max);
 
   // The URL without its password (or any other secret parameter): for logs and errors.
   static std::string Redact(std::string_view url);

@@ -137,6 +137,32 @@ TEST(PgDbTest, UniqueViolationIsAlreadyExistsAndStatementsTakeParametersNotText)
   EXPECT_EQ((*db)->Exec("count", "SELECT count(*) FROM t")->Int(0, 0), 1);
 }
 
+TEST(PgDbTest, ANodeWhoseClockIsSkewedFromTheDatabaseIsRefused) {
+  auto url = FreshDatabase();
+  ASSERT_TRUE(url.ok()) << url.status().ToString();
+  auto db = PgDb::Open(*url);
+  ASSERT_TRUE(db.ok());
+  SystemClock now;
+  auto skew = (*db)->ClockSkewMillis(now);
+  ASSERT_TRUE(skew.ok()) << skew.status().ToString();
+  EXPECT_LT(std::abs(*skew), 500) << "the same machine's clocks";
+  EXPECT_TRUE((*db)->CheckClockSkew(now, std::chrono::milliseconds(2000)).ok());
+  // Ten seconds ahead, then behind: refused, saying which way and by how much.
+  FakeClock ahead(now.Now() + std::chrono::seconds(10));
+  Status st = (*db)->CheckClockSkew(ahead, std::chrono::milliseconds(2000));
+  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(st.message().find("ahead of the database server's"), std::string::npos)
+      << st.ToString();
+  EXPECT_NE(st.message().find("storage.max_clock_skew_ms is 2000"), std::string::npos)
+      << st.ToString();
+  FakeClock behind(now.Now() - std::chrono::seconds(10));
+  st = (*db)->CheckClockSkew(behind, std::chrono::milliseconds(2000));
+  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(st.message().find("behind the database server's"), std::string::npos) << st.ToString();
+  // A wider allowance takes it.
+  EXPECT_TRUE((*db)->CheckClockSkew(behind, std::chrono::milliseconds(60000)).ok());
+}
+
 TEST(PgLedgerStoreTest, TwoWritersAtTheSameIndexCannotBothCommit) {
   auto url = FreshDatabase();
   ASSERT_TRUE(url.ok()) << url.status().ToString();
