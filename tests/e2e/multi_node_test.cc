@@ -453,6 +453,19 @@ TEST_F(MultiNode, ThreeNodesOneLedgerOneIdentityContainmentAcrossNodes) {
     }
     EXPECT_EQ(decision, "allow") << "at " << n->url();
   }
+  // Investigations see every node's actions: an action decided at A, traced at C.
+  {
+    auto r = Authorize(a, session);
+    ASSERT_TRUE(r.ok());
+    std::string action(json::parse(r->body).as_object()["action_id"].as_string());
+    http::ClientRequest trace = Get("/v1/trace/" + action);
+    trace.headers.Set("authorization", "Bearer " + admin_);
+    auto tr = c.Client().Send(trace);
+    ASSERT_TRUE(tr.ok());
+    EXPECT_EQ(tr->status, 200) << tr->body;
+    EXPECT_NE(tr->body.find("alice@example.com"), std::string::npos) << tr->body;
+    EXPECT_NE(tr->body.find("\"bot\""), std::string::npos) << tr->body;
+  }
 
   // --- A key rotated at C signs at C at once and verifies at A and B; every node's JWKS
   // publishes it (pushed; allow a poll's worth).
