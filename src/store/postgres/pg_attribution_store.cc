@@ -69,8 +69,8 @@ CREATE INDEX containments_subject ON containments(subject);
 // every node, and each statement after it, in its own snapshot (READ COMMITTED, a VOLATILE
 // function), sees every call counted before. The counts commit asynchronously (synchronous_commit
 // off for that transaction alone): like the action index they are derived, not the record, and
-// waiting for a WAL flush per call cost 2-4x the authorize throughput; a crash of PostgreSQL may
-// forget the last moment's counts, never a ledger entry. The step backfills calls, denials and
+// waiting for a WAL flush per call cost 1.5-2x the authorize throughput; a crash of PostgreSQL
+// may forget the last moment's counts, never a ledger entry. The step backfills calls, denials and
 // targets from the action index, so sessions of before the upgrade keep their counts.
 constexpr const char* kSchemaV2 = R"sql(
 CREATE TABLE session_counters(
