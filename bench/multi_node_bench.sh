@@ -67,10 +67,12 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 # to tell where a run's time went.
 TICK=$(getconf CLK_TCK)
 cpu_of() { cat "$@" 2>/dev/null | awk -v t="$TICK" '{s += $14 + $15} END {printf "%.1f", s / t}'; }
+# shellcheck disable=SC2046  # one argument per file, split on purpose
 cpu_nodes() { cpu_of $(printf '/proc/%s/stat ' "${PIDS[@]}"); }
 cpu_pg() {
   local pm
   pm=$(head -1 "$WORK/pg/data/postmaster.pid")
+  # shellcheck disable=SC2046
   cpu_of "/proc/$pm/stat" $(ps --ppid "$pm" -o pid= | sed 's:.*:/proc/&/stat:' | tr -d ' ')
 }
 
@@ -92,7 +94,8 @@ new_database() {  # sets DBURL to a fresh, empty database
   DBURL="postgresql://custody@127.0.0.1:$PGPORT/b$DB"
 }
 # The key-encryption key every PostgreSQL node shares.
-export CUSTODY_STORAGE_KEY_ENCRYPTION_KEY=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+CUSTODY_STORAGE_KEY_ENCRYPTION_KEY=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+export CUSTODY_STORAGE_KEY_ENCRYPTION_KEY
 
 # --- Nodes.
 URLS=()
@@ -236,6 +239,8 @@ for workload in appends authorize; do
   done
   for pair in "pg1 sqlite" "pg3 pg1" "pg2 pg1"; do
     set -- $pair
+    case " $CONFIGS " in *" $1 "*) ;; *) continue ;; esac
+    case " $CONFIGS " in *" $2 "*) ;; *) continue ;; esac
     printf '%-9s %s/%s per round: %s\n' "$workload" "$1" "$2" "$(awk -v w="$workload" -v a="$1" -v b="$2" '
       $3 == w && $2 == a {x[$1] = $4} $3 == w && $2 == b {y[$1] = $4}
       END {for (r = 1; r in x || r in y; ++r) if (r in x && r in y && y[r] > 0) printf "%.2f ", x[r] / y[r]}' "$WORK/results")"
