@@ -2,7 +2,8 @@
 // and attribution stores (own connections, caches and in-memory state) on one PostgreSQL
 // database, and the deployment's one ledger (testkit::World::AddNode). A session calling through
 // both nodes sees the sum in context.counters, so a tripwire fires on the same call as on one
-// node. Runs against the throwaway cluster of store/testing/pg_cluster.h.
+// node. And a database of before the counters keeps its sessions' counts. Runs against the
+// throwaway cluster of store/testing/pg_cluster.h.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -16,6 +17,8 @@
 #include "attribution/testing/world.h"
 #include "identity/token_service.h"
 #include "ledger/ledger.h"
+#include "store/postgres/pg_attribution_store.h"
+#include "store/postgres/pg_db.h"
 #include "store/testing/pg_cluster.h"
 
 namespace custody::attribution {
@@ -166,6 +169,69 @@ TEST_F(MultiNodeTest, RacingCallsAtBothNodesAreAllowedExactlyUpToTheLimit) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(failed.load(), 0);
   EXPECT_EQ(allowed.load(), kLimit);
+}
+
+// A database of before the counters (attribution schema version 1) keeps its sessions' counts:
+// the step that adds the counters fills them from the action index.
+TEST(PgSessionCountersUpgrade, CountsOfEarlierCallsComeFromTheActionIndex) {
+  auto cluster = store::testing::PgCluster::Shared();
+  ASSERT_TRUE(cluster.ok()) << cluster.status().ToString();
+  auto url = (*cluster)->NewDatabase();
+  ASSERT_TRUE(url.ok()) << url.status().ToString();
+  auto row = [](const std::string& id, const std::string& sid, const std::string& target,
+                const std::string& decision, int64_t time_ms) {
+    store::ActionRow r;
+    r.action_id = id;
+    r.decision_index = time_ms;
+    r.sid = r.root_sid = sid;
+    r.agent = "planner";
+    r.initiator = "alice@example.com";
+    r.action = "call_tool";
+    r.target = target;
+    r.decision = decision;
+    r.time_ms = time_ms;
+    return r;
+  };
+  {
+    auto s = store::PgAttributionStore::Open(*url);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    ASSERT_TRUE((*s)->WriteActions({row("a1", "s1", "github/a", "allow", 100),
+                                    row("a2", "s1", "github/b", "deny", 200),
+                                    row("a3", "s1", "github/a", "allow", 300),
+                                    row("a4", "s2", "github/a", "allow", 400)},
+                                   {})
+                    .ok());
+  }
+  {
+    // Back to version 1: what a database written before the counters looks like.
+    auto db = store::PgDb::Open(*url);
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    for (const char* sql :
+         {"DROP FUNCTION custody_count_call", "DROP TABLE session_counters",
+          "DROP TABLE session_targets", "DROP TABLE session_calls",
+          "UPDATE custody_schema SET version = 1 WHERE component = 'attribution'"}) {
+      auto r = (*db)->Exec("downgrade", sql);
+      ASSERT_TRUE(r.ok()) << sql << ": " << r.status().ToString();
+    }
+  }
+  auto s = store::PgAttributionStore::Open(*url);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  auto c = (*s)->SessionCounters("s1", 0);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->calls, 3);
+  EXPECT_EQ(c->denials, 1);
+  EXPECT_EQ(c->distinct_targets, 2);
+  // The next call counts on from there; a target seen before is not new.
+  auto next = (*s)->CountCall("s1", "github/b", 1000, 0);
+  ASSERT_TRUE(next.ok()) << next.status().ToString();
+  EXPECT_EQ(next->calls, 3);
+  c = (*s)->SessionCounters("s1", 0);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->calls, 4);
+  EXPECT_EQ(c->distinct_targets, 2);
+  c = (*s)->SessionCounters("s2", 0);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->calls, 1);
 }
 
 }  // namespace
