@@ -26,7 +26,7 @@ struct OAuthClient {
   std::string name;                        // shown on the consent page; default: client_id
   std::vector<std::string> redirect_uris;  // matched exactly (no patterns, no prefixes)
   std::string agent;                       // the registered agent the client acts as
-  std::string logo_uri;  // a metadata document's logo_uri: shown on the consent page via Custody
+  std::string logo_uri{};  // a metadata document's logo_uri: shown on the consent page via Custody
   // Admitted by oauth.dev_unknown_clients, not registered: its agent is a dev agent Custody
   // registers for it with the signing-in person as owner; loopback redirect URIs only.
   bool dev = false;
