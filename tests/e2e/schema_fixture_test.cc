@@ -29,8 +29,11 @@ constexpr int64_t kMcpVersion = 2;
 // identity.db is at version 2 (refresh token families and consents of the authorization code
 // flow).
 constexpr int64_t kIdentityVersion = 2;
+// attribution.db is at version 2 (session counters kept in the store, for several nodes).
+constexpr int64_t kAttributionVersion = 2;
 int64_t CurrentVersion(const std::string& file) {
   if (file == "identity.db") return kIdentityVersion;
+  if (file == "attribution.db") return kAttributionVersion;
   return file == "mcp.db" ? kMcpVersion : kCurrentVersion;
 }
 // What the fixtures hold (tests/fixtures/README.md).
@@ -272,7 +275,7 @@ TEST_F(SchemaFixtureTest, AttributionIsMigratedAndKeepsItsPolicySetAndAction) {
     EXPECT_EQ((*action)->status, "ok");
     EXPECT_EQ(*(*store)->HasUsed(kAgent, "github/create_issue"), true);
   }
-  EXPECT_EQ(UserVersion(path), kCurrentVersion);
+  EXPECT_EQ(UserVersion(path), kAttributionVersion);
 }
 
 TEST_F(SchemaFixtureTest, ToolPinsAreMigrated) {
