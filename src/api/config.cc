@@ -124,6 +124,14 @@ constexpr KeyDef kKeys[] = {
              .min = 1,
              .max = 256},
      .field = [](Config& c) -> Field { return &c.storage.postgres_pool_size; }},
+    {.key = {.name = "storage.postgres_prepared_statements",
+             .env = "CUSTODY_STORAGE_POSTGRES_PREPARED_STATEMENTS",
+             .type = kBoolean,
+             .default_text = "true",
+             .description = "Each connection prepares the statements it runs (parsed and planned "
+                            "once); false behind a pooler that does not keep one server session "
+                            "per client (PgBouncer in transaction mode before 1.21)"},
+     .field = [](Config& c) -> Field { return &c.storage.postgres_prepared_statements; }},
     {.key = {.name = "storage.key_encryption_key_file",
              .env = "CUSTODY_STORAGE_KEY_ENCRYPTION_KEY_FILE",
              .default_text = "",
@@ -827,6 +835,7 @@ store::StorageOptions Config::Storage() const {
     o.backend = store::Backend::kPostgres;
     o.postgres_url = storage.postgres_url;
     o.postgres_pool_size = static_cast<size_t>(storage.postgres_pool_size);
+    o.postgres_prepared_statements = storage.postgres_prepared_statements;
   }
   return o;
 }

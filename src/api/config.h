@@ -45,9 +45,10 @@ struct Config {
   // Where the stores live: SQLite files in data_dir (the default, nothing else to run) or one
   // PostgreSQL database that several nodes share (store/postgres/, docs/DEPLOYMENT.md).
   struct StorageSettings {
-    std::string backend = "sqlite";  // "sqlite" | "postgres"
-    std::string postgres_url;        // postgresql://…; never logged (PgDb::Redact)
-    int64_t postgres_pool_size = 8;  // connections per store
+    std::string backend = "sqlite";            // "sqlite" | "postgres"
+    std::string postgres_url;                  // postgresql://…; never logged (PgDb::Redact)
+    int64_t postgres_pool_size = 8;            // connections per store
+    bool postgres_prepared_statements = true;  // off behind PgBouncer in transaction mode
     // The key-encryption key that wraps the private keys kept in PostgreSQL (the ledger key, the
     // token signing keys): a file of mode 0600 or stricter, or the key itself (the environment
     // variable CUSTODY_STORAGE_KEY_ENCRYPTION_KEY); 32 bytes as hex or base64. One of them is

@@ -30,6 +30,7 @@ PgOptions Pool(const StorageOptions& options) {
   PgOptions o;
   o.pool_size = options.postgres_pool_size;
   o.apply_schema_steps = options.migrate;
+  o.prepare_statements = options.postgres_prepared_statements;
   return o;
 }
 

@@ -44,6 +44,7 @@ struct StorageOptions {
   // connections each store may hold.
   std::string postgres_url;
   size_t postgres_pool_size = 4;
+  bool postgres_prepared_statements = true;  // PgOptions::prepare_statements
   // PostgreSQL: wraps the token signing keys' private parts (crypto/key_wrap.h), with `random`
   // for the nonces. `custody serve` always sets it on PostgreSQL (api::Service); without it the
   // keys are stored as PEM (tests, benchmarks), and with it a key stored unwrapped is refused.

@@ -81,7 +81,8 @@ int64_t PgRows::affected() const {
 
 // --- PgConn
 
-PgConn::PgConn(PGconn* conn, std::string what) : conn_(conn), what_(std::move(what)) {}
+PgConn::PgConn(PGconn* conn, std::string what, bool prepare_statements)
+    : conn_(conn), what_(std::move(what)), prepare_(prepare_statements) {}
 PgConn::~PgConn() { PQfinish(conn_); }
 
 bool PgConn::broken() const { return PQstatus(conn_) != CONNECTION_OK; }
@@ -97,8 +98,28 @@ Result<PgRows> PgConn::Exec(std::string_view what, std::string_view sql,
     formats[i] = params[i].binary ? 1 : 0;
   }
   std::string text(sql);
-  PGresult* r = PQexecParams(conn_, text.c_str(), static_cast<int>(params.size()), nullptr,
-                             values.data(), lengths.data(), formats.data(), 0);
+  const int n = static_cast<int>(params.size());
+  // Prepared once per connection: the server parses and plans the statement once. Statements
+  // with many parameters (multi-row INSERTs, whose text varies with the row count) are not.
+  constexpr size_t kMaxPreparedParams = 64, kMaxPrepared = 256;
+  const std::string* name = nullptr;
+  if (prepare_ && params.size() <= kMaxPreparedParams) {
+    auto it = prepared_.find(text);
+    if (it == prepared_.end() && prepared_.size() < kMaxPrepared) {
+      std::string fresh = "custody_" + std::to_string(prepared_.size());
+      PGresult* p = PQprepare(conn_, fresh.c_str(), text.c_str(), n, nullptr);
+      PgRows prepared(p);  // owns p
+      if (p == nullptr || PQresultStatus(p) != PGRES_COMMAND_OK) {
+        return ResultError(what_, what, p, conn_);
+      }
+      it = prepared_.emplace(text, std::move(fresh)).first;
+    }
+    if (it != prepared_.end()) name = &it->second;
+  }
+  PGresult* r = name != nullptr ? PQexecPrepared(conn_, name->c_str(), n, values.data(),
+                                                 lengths.data(), formats.data(), 0)
+                                : PQexecParams(conn_, text.c_str(), n, nullptr, values.data(),
+                                               lengths.data(), formats.data(), 0);
   PgRows rows(r);  // owns r from here
   ExecStatusType st = r != nullptr ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
@@ -177,7 +198,7 @@ Result<PGconn*> PgConnect(const std::string& url, const std::string& where, cons
 
 Result<std::unique_ptr<PgConn>> PgDb::Connect() {
   ASSIGN_OR_RETURN(PGconn * c, PgConnect(url_, where_, options_.what, options_.connect_timeout));
-  return std::make_unique<PgConn>(c, options_.what);
+  return std::make_unique<PgConn>(c, options_.what, options_.prepare_statements);
 }
 
 Result<std::unique_ptr<PgConn>> PgDb::Acquire() {

@@ -19,6 +19,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "common/clock.h"
@@ -69,6 +70,11 @@ struct PgOptions {
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds acquire_timeout{10000};
   std::string what = "PostgreSQL";  // names the store in errors, e.g. "token database"
+  // Each connection prepares the statements it runs (once per distinct SQL text with at most
+  // 64 parameters, up to 256 of them), so the server parses and plans each once per connection.
+  // Off for a pooler that does not keep a server session per client (PgBouncer in transaction
+  // mode before 1.21).
+  bool prepare_statements = true;
   // false: ApplyPgSchema refuses an older schema instead of migrating it (custody serve without
   // --migrate; store/postgres/pg_schema.h).
   bool apply_schema_steps = true;
@@ -130,7 +136,7 @@ class PgDb {
 // A connection borrowed for one transaction (PgDb::Transact).
 class PgConn {
  public:
-  explicit PgConn(PGconn* conn, std::string what);
+  explicit PgConn(PGconn* conn, std::string what, bool prepare_statements = false);
   ~PgConn();
   PgConn(const PgConn&) = delete;
   PgConn& operator=(const PgConn&) = delete;
@@ -148,6 +154,8 @@ class PgConn {
  private:
   PGconn* conn_;
   std::string what_;
+  const bool prepare_;
+  std::unordered_map<std::string, std::string> prepared_;  // SQL text -> statement name
 };
 
 }  // namespace custody::store

@@ -137,6 +137,46 @@ TEST(PgDbTest, UniqueViolationIsAlreadyExistsAndStatementsTakeParametersNotText)
   EXPECT_EQ((*db)->Exec("count", "SELECT count(*) FROM t")->Int(0, 0), 1);
 }
 
+// Statements are prepared once per connection; a statement that could not be prepared (its
+// transaction had failed) is prepared on its next use, and a rollback keeps what was prepared.
+TEST(PgDbTest, StatementsArePreparedOncePerConnectionAndSurviveRollbacks) {
+  auto url = FreshDatabase();
+  ASSERT_TRUE(url.ok()) << url.status().ToString();
+  for (bool prepare : {true, false}) {
+    PgOptions o;
+    o.pool_size = 1;  // one connection: every call below runs on it
+    o.prepare_statements = prepare;
+    auto db = PgDb::Open(*url, o);
+    ASSERT_TRUE(db.ok());
+    auto prepared = [&] {
+      auto n = (*db)->Exec("count", "SELECT count(*) FROM pg_prepared_statements");
+      return n.ok() ? n->Int(0, 0) : -1;
+    };
+    for (int i = 0; i < 3; ++i) {
+      auto r = (*db)->Exec("add", "SELECT $1::bigint + 1", {PgInt(i)});
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      EXPECT_EQ(r->Int(0, 0), i + 1);
+    }
+    // The add and the count itself.
+    EXPECT_EQ(prepared(), prepare ? 2 : 0);
+    // A transaction fails; a statement first seen after the failure cannot be prepared then.
+    Status st = (*db)->Transact("fails", [](PgConn& c) -> Status {
+      EXPECT_TRUE(c.Exec("add", "SELECT $1::bigint + 1", {PgInt(1)}).ok());
+      EXPECT_FALSE(c.Exec("bad", "SELECT 1/0").ok());
+      return c.Exec("new", "SELECT $1::bigint * 2", {PgInt(21)}).status();
+    });
+    EXPECT_FALSE(st.ok());
+    auto doubled = (*db)->Exec("new", "SELECT $1::bigint * 2", {PgInt(21)});
+    ASSERT_TRUE(doubled.ok()) << doubled.status().ToString();
+    EXPECT_EQ(doubled->Int(0, 0), 42);
+    auto again = (*db)->Exec("add", "SELECT $1::bigint + 1", {PgInt(41)});
+    ASSERT_TRUE(again.ok()) << again.status().ToString();
+    EXPECT_EQ(again->Int(0, 0), 42);
+    // add, count, BEGIN, "SELECT 1/0", ROLLBACK and new (prepared after the rollback).
+    EXPECT_EQ(prepared(), prepare ? 6 : 0);
+  }
+}
+
 TEST(PgDbTest, ANodeWhoseClockIsSkewedFromTheDatabaseIsRefused) {
   auto url = FreshDatabase();
   ASSERT_TRUE(url.ok()) << url.status().ToString();
