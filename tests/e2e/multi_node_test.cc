@@ -34,6 +34,7 @@ namespace {
 
 namespace fs = std::filesystem;
 namespace json = boost::json;
+using testing::CliResult;
 using testing::Get;
 using testing::PostJson;
 using testing::ServeProcess;
@@ -44,11 +45,6 @@ constexpr const char* kIssuer = "https://custody.test";
 constexpr const char* kMcpVersion = "2025-06-18";
 // The key-encryption key every node of the deployment shares (hex of 32 bytes).
 constexpr const char* kKek = "4b454b2d666f722d7468652d6d756c74692d6e6f64652d746573742d2d2d2d21";
-
-struct CliResult {
-  int rc = -1;
-  std::string out, err;
-};
 
 class MultiNode : public ::testing::Test {
  protected:
@@ -94,24 +90,8 @@ class MultiNode : public ::testing::Test {
 
   // `custody ARGS… --server URL` with stdout and stderr apart.
   CliResult Cli(std::vector<std::string> args, const ServeProcess& node) {
-    fs::path err = dir_ / "stderr.txt";
-    std::vector<std::string> argv = {
-        "/usr/bin/env", "CLI_ERR=" + err.string(),           "/bin/sh",
-        "-c",           "exec \"$0\" \"$@\" 2>\"$CLI_ERR\"", CUSTODY_BINARY};
-    argv.insert(argv.end(), args.begin(), args.end());
-    argv.insert(argv.end(), {"--server", node.url()});
-    Subprocess p(argv);
-    p.CloseStdin();
-    CliResult r;
-    std::string line;
-    while (p.ReadLine(&line)) r.out += line + "\n";
-    int st = p.Wait();
-    r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    std::ifstream in(err);
-    std::stringstream s;
-    s << in.rdbuf();
-    r.err = s.str();
-    return r;
+    args.insert(args.end(), {"--server", node.url()});
+    return testing::RunCli(args, dir_);
   }
   std::string Token(const CliResult& r) {
     EXPECT_EQ(r.rc, 0) << r.err;

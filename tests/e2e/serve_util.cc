@@ -1,10 +1,13 @@
 #include "serve_util.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
 #include <cctype>
+#include <fstream>
+#include <sstream>
 
 namespace custody::testing {
 
@@ -120,6 +123,30 @@ ClientRequest PostForm(const std::string& target,
   r.body = FormEncode(fields);
   r.headers.Set("content-type", "application/x-www-form-urlencoded");
   if (!token.empty()) r.headers.Set("authorization", "Bearer " + token);
+  return r;
+}
+
+CliResult RunCli(const std::vector<std::string>& args, const std::filesystem::path& scratch,
+                 const std::string& input, const std::vector<std::string>& env) {
+  std::filesystem::path err = scratch / "cli-stderr.txt";
+  std::vector<std::string> argv = {"/usr/bin/env", "CLI_ERR=" + err.string()};
+  argv.insert(argv.end(), env.begin(), env.end());
+  argv.insert(argv.end(), {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>\"$CLI_ERR\"", CUSTODY_BINARY});
+  argv.insert(argv.end(), args.begin(), args.end());
+  Subprocess p(argv);
+  if (!input.empty()) {
+    EXPECT_TRUE(p.Write(input));
+  }
+  p.CloseStdin();
+  CliResult r;
+  std::string line;
+  while (p.ReadLine(&line)) r.out += line + "\n";
+  int st = p.Wait();
+  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  std::ifstream in(err);
+  std::stringstream text;
+  text << in.rdbuf();
+  r.err = text.str();
   return r;
 }
 

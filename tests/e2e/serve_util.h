@@ -58,6 +58,16 @@ std::string FormEncode(const std::vector<std::pair<std::string, std::string>>& f
 http::ClientRequest PostForm(const std::string& target,
                              const std::vector<std::pair<std::string, std::string>>& fields,
                              const std::string& token = "");
+// What a finished `custody` command printed: its exit code, stdout and stderr apart.
+struct CliResult {
+  int rc = -1;
+  std::string out, err;
+};
+// Runs `custody ARGS…` with `input` on stdin (closed after it), `env` ("NAME=value") added to
+// its environment; its stderr goes through a file in `scratch` (a directory of the test's).
+CliResult RunCli(const std::vector<std::string>& args, const std::filesystem::path& scratch,
+                 const std::string& input = "", const std::vector<std::string>& env = {});
+
 // `custody admin token create --role ROLE` on `data`; returns the token (and its id).
 std::string CreateToken(const std::filesystem::path& data, const std::string& role,
                         std::string* id);

@@ -24,17 +24,13 @@ namespace {
 
 namespace fs = std::filesystem;
 namespace json = boost::json;
+using testing::CliResult;
 using testing::PostJson;
 using testing::ServeProcess;
 using testing::Subprocess;
 using testing::TempDir;
 
 constexpr const char* kIdp = "https://idp.example";
-
-struct CliResult {
-  int rc = -1;
-  std::string out, err;
-};
 
 json::object Claims(const std::string& jwt, int part) {
   size_t a = jwt.find('.');
@@ -79,30 +75,11 @@ class TokenCliE2e : public ::testing::Test {
   // Runs `custody ARGS…` with `input` on stdin; stdout and stderr apart. --server is added for
   // the commands that talk to the server unless given.
   CliResult Cli(std::vector<std::string> args, const std::string& input = "") {
-    fs::path err = dir_ / "stderr.txt";
-    std::vector<std::string> argv = {
-        "/usr/bin/env", "CLI_ERR=" + err.string(),           "/bin/sh",
-        "-c",           "exec \"$0\" \"$@\" 2>\"$CLI_ERR\"", CUSTODY_BINARY};
-    argv.insert(argv.end(), args.begin(), args.end());
     bool offline = args.size() >= 2 && args[1] == "keygen";
     if (!offline && std::find(args.begin(), args.end(), "--server") == args.end()) {
-      argv.insert(argv.end(), {"--server", server_->url()});
+      args.insert(args.end(), {"--server", server_->url()});
     }
-    Subprocess p(argv);
-    if (!input.empty()) {
-      EXPECT_TRUE(p.Write(input));
-    }
-    p.CloseStdin();
-    CliResult r;
-    std::string line;
-    while (p.ReadLine(&line)) r.out += line + "\n";
-    int st = p.Wait();
-    r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    std::ifstream in(err);
-    std::stringstream s;
-    s << in.rdbuf();
-    r.err = s.str();
-    return r;
+    return testing::RunCli(args, dir_, input);
   }
   // The token a successful `custody token …` printed: its only line.
   std::string Token(const CliResult& r) {
