@@ -1,6 +1,9 @@
 #include "store/postgres/pg_attribution_store.h"
 
 #include <algorithm>
+#include <iterator>
+#include <string_view>
+#include <unordered_map>
 
 #include "store/internal/columns.h"
 #include "store/postgres/pg_schema.h"
@@ -213,18 +216,47 @@ Result<std::vector<PolicySetRecord>> PgAttributionStore::ListPolicySets() {
 Status PgAttributionStore::WriteActions(const std::vector<ActionRow>& rows,
                                         const std::vector<ActionRow>& outcomes) {
   if (rows.empty() && outcomes.empty()) return OkStatus();
-  const std::string upsert =
-      std::string("INSERT INTO actions(") + kActionColumns +
-      ") VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
-      "ON CONFLICT (action_id) DO UPDATE SET decision_index = EXCLUDED.decision_index, "
+  constexpr const char* kOnConflict =
+      " ON CONFLICT (action_id) DO UPDATE SET decision_index = EXCLUDED.decision_index, "
       "outcome_index = EXCLUDED.outcome_index, sid = EXCLUDED.sid, root_sid = "
       "EXCLUDED.root_sid, agent = EXCLUDED.agent, initiator = EXCLUDED.initiator, action = "
       "EXCLUDED.action, target = EXCLUDED.target, decision = EXCLUDED.decision, trace_id = "
       "EXCLUDED.trace_id, span_id = EXCLUDED.span_id, txn = EXCLUDED.txn, time_ms = "
       "EXCLUDED.time_ms, status = EXCLUDED.status";
+  // `n` rows in one statement ($1..$15 the first, and so on).
+  auto upsert_of = [&](size_t n) {
+    std::string sql = std::string("INSERT INTO actions(") + kActionColumns + ") VALUES";
+    for (size_t i = 0; i < n; ++i) {
+      sql += i == 0 ? "(" : ",(";
+      for (size_t k = 1; k <= 15; ++k) {
+        sql += "$" + std::to_string(i * 15 + k) + (k == 15 ? ")" : ",");
+      }
+    }
+    return sql + kOnConflict;
+  };
+  const std::string upsert = upsert_of(1);
+  // The decisions go in multi-row statements (one round trip per kRows rows). A statement may
+  // not update one row twice, so a row whose action comes again later in the batch is left
+  // out: the later one carries the newer state.
+  constexpr size_t kRows = 64;
+  std::vector<const ActionRow*> unique;
+  {
+    std::unordered_map<std::string_view, size_t> last;
+    for (size_t i = 0; i < rows.size(); ++i) last[rows[i].action_id] = i;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      if (last[rows[i].action_id] == i) unique.push_back(&rows[i]);
+    }
+  }
   return db_->Transact("write actions", [&](PgConn& c) -> Status {
-    for (const ActionRow& r : rows) {
-      RETURN_IF_ERROR(c.Exec("insert action", upsert, ActionParams(r)).status());
+    std::vector<PgParam> params;
+    for (size_t first = 0; first < unique.size(); first += kRows) {
+      const size_t n = std::min(kRows, unique.size() - first);
+      params.clear();
+      for (size_t i = 0; i < n; ++i) {
+        std::vector<PgParam> p = ActionParams(*unique[first + i]);
+        std::move(p.begin(), p.end(), std::back_inserter(params));
+      }
+      RETURN_IF_ERROR(c.Exec("insert actions", n == 1 ? upsert : upsert_of(n), params).status());
     }
     for (const ActionRow& r : outcomes) {
       ASSIGN_OR_RETURN(PgRows updated,

@@ -107,6 +107,24 @@ TEST_P(AttributionStoreConformance, ActionsAreWrittenWholeAndOutcomesFoldIntoThe
   EXPECT_TRUE(store_->WriteActions({}, {}).ok());
 }
 
+// A batch is written whole, however many rows it has, and an action that comes twice in one
+// batch ends as its last row says.
+TEST_P(AttributionStoreConformance, ALargeBatchIsWrittenWholeAndTheLastRowOfAnActionWins) {
+  std::vector<ActionRow> rows;
+  for (int i = 0; i < 150; ++i) {
+    rows.push_back(Row("b" + std::to_string(i), "s1", "github/list", 1000 + i));
+  }
+  rows.push_back(Row("b7", "s1", "github/list", 2000, "deny"));
+  ASSERT_TRUE(store_->WriteActions(rows, {}).ok());
+  auto all = store_->ActionsOfSessions({"s1"});
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(all->size(), 150u);
+  auto b7 = store_->GetAction("b7");
+  ASSERT_TRUE(b7.ok() && b7->has_value());
+  EXPECT_EQ((*b7)->decision, "deny");
+  EXPECT_EQ((*b7)->time_ms, 2000);
+}
+
 TEST_P(AttributionStoreConformance, QueriesAnswerOldestFirst) {
   ASSERT_TRUE(
       store_
