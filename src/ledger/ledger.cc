@@ -13,8 +13,19 @@ namespace {
 std::string StorageReason(const Status& st) {
   std::string_view m = st.message();
   if (size_t colon = m.rfind(": "); colon != std::string_view::npos) m = m.substr(colon + 2);
-  if (m.empty() || m.find('/') != std::string_view::npos) return "storage error";
-  return std::string(m);
+  // Words that could be a path or a URL are left out ("TCP/IP" stays).
+  std::string out;
+  for (size_t pos = 0; pos < m.size();) {
+    size_t end = m.find(' ', pos);
+    if (end == std::string_view::npos) end = m.size();
+    std::string_view word = m.substr(pos, end - pos);
+    if (!word.empty() && word.front() != '/' && word.find("://") == std::string_view::npos) {
+      if (!out.empty()) out += ' ';
+      out += word;
+    }
+    pos = end + 1;
+  }
+  return out.empty() ? "storage error" : out;
 }
 
 constexpr const char* kOriginMetaKey = "origin";
@@ -222,10 +233,7 @@ Status Ledger::CatchUpLocked(uint64_t head) {
   if (!cp.ok()) {
     // Back to what this node knew; the next batch or read tries again.
     Status rolled = tree_.Load(have);
-    if (!rolled.ok()) {
-      tree_stale_ = true;
-      return rolled.WithContext("catching up failed and reload failed");
-    }
+    if (!rolled.ok()) tree_stale_ = true;  // rebuilt before its next use
     return cp.status().WithContext("catching up with the shared ledger");
   }
   checkpoint_ = std::move(**cp);
@@ -293,9 +301,15 @@ void Ledger::CommitBatch(std::vector<Pending>& batch) {
       // Back to the last durable state. When even that cannot be read (the store is
       // unreachable), the tree is rebuilt before its next use (EnsureTreeLocked).
       Status rolled = tree_stale_ ? OkStatus() : tree_.Rollback();
-      if (!rolled.ok()) tree_stale_ = true;
       failure = st.WithContext("ledger append not committed");
-      if (!rolled.ok()) failure = rolled.WithContext("ledger append failed and reload failed");
+      if (!rolled.ok()) {
+        // The store cannot be read either (unreachable): rebuilt before the tree's next use.
+        tree_stale_ = true;
+        failure = st.WithContext(
+            "ledger append not committed, and the last durable state "
+            "could not be reloaded yet (" +
+            rolled.message() + ")");
+      }
       commit_failure_ = StorageReason(st);
       Status answer = UnavailableError("the event was not recorded: the ledger cannot commit (" +
                                        commit_failure_ + ")");

@@ -289,6 +289,14 @@ TEST_F(MultiNode, PostgresRestartedUnderLoadMeans503ThenRecovery) {
     }
     EXPECT_EQ(status, 503) << body;
     EXPECT_NE(body.find("unavailable"), std::string::npos) << body;
+    // Says why: the database's own words (connection refused, or the connection cut), or which
+    // store could not reach it; never a bare "storage error".
+    EXPECT_TRUE(body.find("Connection refused") != std::string::npos ||
+                body.find("connection") != std::string::npos ||
+                body.find("database") != std::string::npos)
+        << "says why: " << body;
+    EXPECT_EQ(body.find("storage error"), std::string::npos) << body;
+    EXPECT_EQ(body.find("\\t"), std::string::npos) << "one line: " << body;
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   ASSERT_TRUE((*pg)->StartServer().ok());

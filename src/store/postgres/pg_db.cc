@@ -15,12 +15,21 @@ namespace {
 constexpr std::string_view kUniqueViolation = "23505";
 
 // PostgreSQL's primary message, one line; never the statement or its parameters.
+// libpq's messages span lines (and indent the second with a tab): one line, single spaces.
+std::string OneLine(std::string_view text) {
+  std::string s;
+  for (char c : text) {
+    if (c == '\n' || c == '\t' || c == '\r') c = ' ';
+    if (c == ' ' && (s.empty() || s.back() == ' ')) continue;
+    s += c;
+  }
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  return s;
+}
+
 std::string Primary(const PGresult* r, PGconn* conn) {
   const char* m = r != nullptr ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
-  std::string s = m != nullptr ? m : (conn != nullptr ? PQerrorMessage(conn) : "no result");
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  for (char& c : s) c = c == '\n' ? ' ' : c;
-  return s;
+  return OneLine(m != nullptr ? m : (conn != nullptr ? PQerrorMessage(conn) : "no result"));
 }
 
 Status ResultError(std::string_view what, std::string_view op, const PGresult* r, PGconn* conn) {
@@ -183,10 +192,8 @@ Result<PGconn*> PgConnect(const std::string& url, const std::string& where, cons
   if (c == nullptr) return UnavailableError(what + ": out of memory connecting");
   if (PQstatus(c) != CONNECTION_OK) {
     // libpq's message names host and port, never the password.
-    std::string m = PQerrorMessage(c);
+    std::string m = OneLine(PQerrorMessage(c));
     PQfinish(c);
-    while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
-    for (char& ch : m) ch = ch == '\n' ? ' ' : ch;
     return UnavailableError(what + ": cannot connect to " + where + ": " + m);
   }
   // PostgreSQL's notices (e.g. "relation ... already exists, skipping") would go to stderr by
