@@ -198,6 +198,19 @@ constexpr KeyDef kKeys[] = {
              .description = "Custody's client secret at the login provider (client_secret_basic); "
                             "prefer the environment variable to the file"},
      .field = [](Config& c) -> Field { return &c.login.client_secret; }},
+    {.key = {.name = "login.private_key_file",
+             .env = "CUSTODY_LOGIN_PRIVATE_KEY_FILE",
+             .default_text = "",
+             .description = "PEM EC P-256 private key (mode 0600) Custody authenticates with at "
+                            "the login provider (private_key_jwt, ES256) instead of a client "
+                            "secret"},
+     .field = [](Config& c) -> Field { return &c.login.private_key_file; }},
+    {.key = {.name = "login.private_key_kid",
+             .env = "CUSTODY_LOGIN_PRIVATE_KEY_KID",
+             .default_text = "",
+             .description = "The kid of login.private_key_file at the login provider; empty: the "
+                            "key's RFC 7638 thumbprint"},
+     .field = [](Config& c) -> Field { return &c.login.private_key_kid; }},
     {.key = {.name = "login.scopes",
              .env = "CUSTODY_LOGIN_SCOPES",
              .default_text = "openid email profile",
@@ -771,6 +784,15 @@ Status Validate(Config& c) {
   if (!c.login.issuer.empty() && c.login.client_id.empty()) {
     return InvalidArgumentError("login.client_id must be set with login.issuer");
   }
+  if (!c.login.issuer.empty() &&
+      c.login.client_secret.empty() == c.login.private_key_file.empty()) {
+    return InvalidArgumentError(
+        "[login] needs exactly one of login.client_secret (or CUSTODY_LOGIN_CLIENT_SECRET) and "
+        "login.private_key_file (private_key_jwt)");
+  }
+  if (!c.login.private_key_kid.empty() && c.login.private_key_file.empty()) {
+    return InvalidArgumentError("login.private_key_kid needs login.private_key_file");
+  }
   if (c.oauth.dynamic_client_registration && !c.oauth.dev_unknown_clients) {
     return InvalidArgumentError(
         "oauth.dynamic_client_registration needs oauth.dev_unknown_clients (registered clients "
@@ -788,8 +810,10 @@ Status Validate(Config& c) {
     return InvalidArgumentError(
         "set storage.key_encryption_key_file or CUSTODY_STORAGE_KEY_ENCRYPTION_KEY, not both");
   }
-  if (c.login.issuer.empty() && (!c.login.client_id.empty() || !c.login.client_secret.empty())) {
-    return InvalidArgumentError("login.client_id and login.client_secret need login.issuer");
+  if (c.login.issuer.empty() && (!c.login.client_id.empty() || !c.login.client_secret.empty() ||
+                                 !c.login.private_key_file.empty())) {
+    return InvalidArgumentError(
+        "login.client_id, login.client_secret and login.private_key_file need login.issuer");
   }
   return OkStatus();
 }

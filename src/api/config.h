@@ -78,6 +78,10 @@ struct Config {
     std::string issuer;  // https://…; http:// only on a loopback host (development)
     std::string client_id;
     std::string client_secret;  // also CUSTODY_LOGIN_CLIENT_SECRET
+    // Or private_key_jwt: a PEM EC P-256 key (mode 0600) and the kid the provider knows it by
+    // (empty: its RFC 7638 thumbprint). Exactly one of client_secret and private_key_file.
+    std::string private_key_file;
+    std::string private_key_kid;
     std::string scopes = "openid email profile";
     std::string ca_file;  // PEM trust anchors for the provider; empty: the system store
     bool operator==(const Login&) const = default;

@@ -472,6 +472,20 @@ agent = "assistant"
   auto loaded = LoadConfig(env);
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   EXPECT_EQ(loaded->login.client_secret, "s3cret");
+  // private_key_jwt: exactly one of the secret and the key file.
+  env.env["CUSTODY_LOGIN_PRIVATE_KEY_FILE"] = "login.pem";
+  auto both = LoadConfig(env);
+  ASSERT_FALSE(both.ok());
+  EXPECT_NE(both.status().message().find("exactly one of login.client_secret"), std::string::npos);
+  env.env.erase("CUSTODY_LOGIN_CLIENT_SECRET");
+  env.env["CUSTODY_LOGIN_PRIVATE_KEY_KID"] = "k1";
+  loaded = LoadConfig(env);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_EQ(loaded->login.private_key_file, "login.pem");
+  EXPECT_EQ(loaded->login.private_key_kid, "k1");
+  env.env.erase("CUSTODY_LOGIN_PRIVATE_KEY_FILE");
+  auto neither = LoadConfig(env);
+  ASSERT_FALSE(neither.ok()) << "login.issuer with neither a secret nor a key";
 }
 
 TEST(ConfigStorage, PostgresNeedsItsUrlAndTheUrlNeedsPostgres) {

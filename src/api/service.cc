@@ -360,6 +360,11 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
       lo.issuer = config.login.issuer;
       lo.client_id = config.login.client_id;
       lo.client_secret = config.login.client_secret;
+      if (!config.login.private_key_file.empty()) {
+        ASSIGN_OR_RETURN(lo.private_key,
+                         identity::LoadLoginPrivateKey(config.login.private_key_file));
+        lo.private_key_kid = config.login.private_key_kid;
+      }
       lo.scopes = config.login.scopes;
       lo.ca_file = config.login.ca_file;
       lo.redirect_uri = resolved.identity.issuer + "/oauth2/login/callback";
@@ -371,6 +376,13 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
                 {{"issuer", std::string_view(config.login.issuer)}});
       }
       impl->login = std::make_unique<identity::OidcLogin>(std::move(lo), clock);
+      // A provider that cannot take Custody's client authentication stops start-up; one not
+      // reachable yet is retried at the first sign-in.
+      if (Status s = impl->login->CheckProvider(); !s.ok()) {
+        if (s.code() == StatusCode::kFailedPrecondition) return s.WithContext("[login]");
+        log.Log(LogLevel::kWarn, "login provider not usable at start-up; sign-in will retry",
+                {{"error", std::string_view(s.message())}});
+      }
       identity::AuthorizationServerOptions ao;
       ao.issuer = resolved.identity.issuer;
       ao.resource = resolved.McpAudience();

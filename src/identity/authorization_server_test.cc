@@ -610,6 +610,7 @@ TEST(OidcLogin, IdTokenClaimsAreCheckedStrictly) {
   o.issuer = "http://127.0.0.1:9/";
   o.client_id = "c";
   o.redirect_uri = "https://c/cb";
+  o.client_secret = "s";
   EXPECT_TRUE(ValidateOidcLoginOptions(o, &plain).ok());
   EXPECT_TRUE(plain);
   o.issuer = "http://idp.example";

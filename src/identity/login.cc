@@ -1,8 +1,18 @@
 #include "identity/login.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
 
 #include "common/encoding.h"
 #include "crypto/sha256.h"
@@ -85,7 +95,72 @@ Status ValidateOidcLoginOptions(const OidcLoginOptions& o, bool* plain_http) {
   if (plain_http != nullptr) *plain_http = t.scheme == "http";
   if (o.client_id.empty()) return InvalidArgumentError("login.client_id must be set");
   if (o.redirect_uri.empty()) return InvalidArgumentError("login redirect URI must be set");
+  if (o.client_secret.empty() == (o.private_key == nullptr)) {
+    return InvalidArgumentError(
+        "set exactly one of login.client_secret and login.private_key_file (private_key_jwt)");
+  }
   return OkStatus();
+}
+
+Result<std::shared_ptr<const crypto::EcdsaP256PrivateKey>> LoadLoginPrivateKey(
+    const std::string& path) {
+  const std::string name = std::filesystem::path(path).filename().string();
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return NotFoundError("cannot open login.private_key_file " + name + ": " +
+                         std::strerror(errno));
+  }
+  // The mode of the file we read, not of whatever the path names a moment later.
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return InvalidArgumentError("login.private_key_file " + name + " is not a regular file");
+  }
+  if ((st.st_mode & 0177) != 0) {
+    ::close(fd);
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return FailedPreconditionError("login.private_key_file " + name + " has mode " + mode +
+                                   ": it must be 0600 or stricter (chmod 600 it)");
+  }
+  std::string pem;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ::close(fd);
+      return UnavailableError("cannot read login.private_key_file " + name);
+    }
+    if (n == 0) break;
+    pem.append(buf, static_cast<size_t>(n));
+    if (pem.size() > 64 * 1024) {
+      ::close(fd);
+      return InvalidArgumentError("login.private_key_file " + name + " is too large for a key");
+    }
+  }
+  ::close(fd);
+  auto key = crypto::EcdsaP256PrivateKey::FromPkcs8Pem(pem);
+  std::fill(pem.begin(), pem.end(), '\0');
+  std::fill(std::begin(buf), std::end(buf), '\0');
+  if (!key.ok()) {
+    return InvalidArgumentError("login.private_key_file " + name +
+                                " is not a PEM EC P-256 private key (ES256)");
+  }
+  return std::make_shared<const crypto::EcdsaP256PrivateKey>(std::move(*key));
+}
+
+Result<std::string> MakeClientAssertion(const std::string& client_id, const std::string& audience,
+                                        const crypto::EcdsaP256PrivateKey& key,
+                                        const std::string& kid, int64_t now, Random& random) {
+  std::array<uint8_t, 16> jti{};
+  random.Fill(jti);
+  json::object header{{"alg", "ES256"}, {"typ", "JWT"}};
+  header["kid"] = kid.empty() ? crypto::JwkThumbprint(key.public_key()) : kid;
+  json::object claims{{"iss", client_id}, {"sub", client_id},
+                      {"aud", audience},  {"jti", Base64UrlEncode(std::span<const uint8_t>(jti))},
+                      {"iat", now},       {"exp", now + kClientAssertionLifetimeS}};
+  return crypto::SignJwsEs256(json::serialize(header), json::serialize(claims), key);
 }
 
 Result<SignedInPerson> CheckIdTokenClaims(std::string_view payload, const std::string& issuer,
@@ -140,6 +215,7 @@ Result<SignedInPerson> CheckIdTokenClaims(std::string_view payload, const std::s
 
 struct OidcLogin::Discovered {
   std::string issuer, authorization_endpoint, token_endpoint, jwks_uri;
+  std::vector<std::string> token_endpoint_auth_methods;  // as the provider lists them
   crypto::Jwks jwks;
 };
 
@@ -207,6 +283,23 @@ Result<std::shared_ptr<const OidcLogin::Discovered>> OidcLogin::Discover(bool re
     d->authorization_endpoint = Str(m, "authorization_endpoint");
     d->token_endpoint = Str(m, "token_endpoint");
     d->jwks_uri = Str(m, "jwks_uri");
+    if (auto it = m.find("token_endpoint_auth_methods_supported");
+        it != m.end() && it->value().is_array()) {
+      for (const auto& a : it->value().as_array()) {
+        if (a.is_string()) d->token_endpoint_auth_methods.emplace_back(a.as_string());
+      }
+    } else {
+      // OpenID Connect Discovery 1.0 §3: "If omitted, the default is client_secret_basic".
+      d->token_endpoint_auth_methods.emplace_back("client_secret_basic");
+    }
+    const char* method = options_.private_key ? "private_key_jwt" : "client_secret_basic";
+    if (std::find(d->token_endpoint_auth_methods.begin(), d->token_endpoint_auth_methods.end(),
+                  method) == d->token_endpoint_auth_methods.end()) {
+      return FailedPreconditionError(
+          std::string("login provider does not support ") + method +
+          " at its token endpoint (token_endpoint_auth_methods_supported)" +
+          (options_.private_key ? "; use login.client_secret" : "; use login.private_key_file"));
+    }
     for (const auto& [what, url] :
          {std::pair{"authorization_endpoint", d->authorization_endpoint},
           std::pair{"token_endpoint", d->token_endpoint}, std::pair{"jwks_uri", d->jwks_uri}}) {
@@ -223,6 +316,8 @@ Result<std::shared_ptr<const OidcLogin::Discovered>> OidcLogin::Discover(bool re
   discovered_ = d;
   return std::shared_ptr<const Discovered>(d);
 }
+
+Status OidcLogin::CheckProvider() { return Discover(false).status(); }
 
 Result<std::string> OidcLogin::AuthorizationUrl(const std::string& state, const std::string& nonce,
                                                 const std::string& code_challenge) {
@@ -243,12 +338,26 @@ Result<SignedInPerson> OidcLogin::Redeem(const std::string& code, const std::str
   http::ClientRequest req;
   req.method = "POST";
   req.headers.Set("content-type", "application/x-www-form-urlencoded");
-  // client_secret_basic (RFC 6749 §2.3.1): both parts form-encoded first.
-  req.headers.Set("authorization", "Basic " + Base64Encode(FormEncode(options_.client_id) + ":" +
-                                                           FormEncode(options_.client_secret)));
   req.body = "grant_type=authorization_code&code=" + FormEncode(code) +
              "&redirect_uri=" + FormEncode(options_.redirect_uri) +
              "&code_verifier=" + FormEncode(verifier);
+  if (options_.private_key) {
+    // private_key_jwt. aud is the issuer identifier: what OIDC Core's 2025 errata and
+    // draft-ietf-oauth-rfc7523bis ask for (an assertion aimed at one provider cannot be replayed
+    // at another's token endpoint), and what providers accept alongside the token endpoint URL.
+    int64_t now =
+        std::chrono::duration_cast<std::chrono::seconds>(clock_.Now().time_since_epoch()).count();
+    ASSIGN_OR_RETURN(std::string assertion,
+                     MakeClientAssertion(options_.client_id, d->issuer, *options_.private_key,
+                                         options_.private_key_kid, now, random_));
+    req.body += "&client_id=" + FormEncode(options_.client_id) + "&client_assertion_type=" +
+                FormEncode("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") +
+                "&client_assertion=" + FormEncode(assertion);
+  } else {
+    // client_secret_basic (RFC 6749 §2.3.1): both parts form-encoded first.
+    req.headers.Set("authorization", "Basic " + Base64Encode(FormEncode(options_.client_id) + ":" +
+                                                             FormEncode(options_.client_secret)));
+  }
   ASSIGN_OR_RETURN(http::ClientResponse r,
                    Fetch(d->token_endpoint, "token endpoint", options_, std::move(req)));
   boost::system::error_code ec;

@@ -19,7 +19,9 @@
 
 #include "common/clock.h"
 #include "common/mutex.h"
+#include "common/random.h"
 #include "common/status.h"
+#include "crypto/ecdsa_p256.h"
 #include "crypto/jose.h"
 
 namespace custody::identity {
@@ -51,7 +53,13 @@ class IdentityProvider {
 struct OidcLoginOptions {
   std::string issuer;  // https://…; http:// only on a loopback host (development)
   std::string client_id;
-  std::string client_secret;  // sent with HTTP Basic (client_secret_basic)
+  // Exactly one way to authenticate at the provider's token endpoint:
+  std::string client_secret;  // sent with HTTP Basic (client_secret_basic), or
+  // private_key_jwt (RFC 7523 §2.2, OIDC Core §9): an ES256 client assertion signed with this
+  // key, whose public half the provider holds. The provider's discovery metadata must list
+  // private_key_jwt in token_endpoint_auth_methods_supported.
+  std::shared_ptr<const crypto::EcdsaP256PrivateKey> private_key;
+  std::string private_key_kid;  // the assertion's header kid; empty: the key's RFC 7638 thumbprint
   std::string scopes = "openid email profile";
   std::string redirect_uri;  // Custody's callback: <identity.issuer>/oauth2/login/callback
   std::string ca_file;       // PEM trust anchors for https; empty: the system store
@@ -60,7 +68,8 @@ struct OidcLoginOptions {
 };
 
 // Checks the options: an issuer that is https, or http on a loopback host (then `*plain_http`
-// is set, for the caller's start-up warning); a client_id; a redirect_uri.
+// is set, for the caller's start-up warning); a client_id; a redirect_uri; exactly one of
+// client_secret and private_key.
 Status ValidateOidcLoginOptions(const OidcLoginOptions& options, bool* plain_http);
 
 class OidcLogin final : public IdentityProvider {
@@ -72,6 +81,11 @@ class OidcLogin final : public IdentityProvider {
   Result<SignedInPerson> Redeem(const std::string& code, const std::string& code_verifier,
                                 const std::string& nonce) override;
   std::string issuer() const override { return options_.issuer; }
+  // Fetches the provider's metadata and JWKS now (start-up) rather than at the first sign-in.
+  // FailedPrecondition when the provider does not support the configured token endpoint
+  // authentication (client_secret_basic or private_key_jwt); Unavailable when it cannot be
+  // reached or its metadata is unusable.
+  Status CheckProvider();
 
  private:
   struct Discovered;
@@ -79,6 +93,7 @@ class OidcLogin final : public IdentityProvider {
 
   OidcLoginOptions options_;
   const Clock& clock_;
+  SystemRandom random_;  // the client assertions' jti
   Mutex mu_;
   std::shared_ptr<const Discovered> discovered_ GUARDED_BY(mu_);
 };
@@ -89,6 +104,20 @@ class OidcLogin final : public IdentityProvider {
 Result<SignedInPerson> CheckIdTokenClaims(std::string_view payload_json, const std::string& issuer,
                                           const std::string& client_id, const std::string& nonce,
                                           int64_t now, int64_t leeway_s);
+
+// Loads login.private_key_file: a PEM (PKCS#8) EC P-256 private key. The file must be a regular
+// file of mode 0600 or stricter (a key others can read is no proof of Custody). Errors name the
+// file by its base name only.
+Result<std::shared_ptr<const crypto::EcdsaP256PrivateKey>> LoadLoginPrivateKey(
+    const std::string& path);
+
+// A private_key_jwt client assertion (RFC 7523 §2.2, OIDC Core §9), ES256 with header `kid`:
+// iss = sub = `client_id`, aud = `audience` (the provider's issuer identifier), a fresh random
+// jti, iat = `now`, exp = `now` + 60 s. It is a credential: never log it.
+Result<std::string> MakeClientAssertion(const std::string& client_id, const std::string& audience,
+                                        const crypto::EcdsaP256PrivateKey& key,
+                                        const std::string& kid, int64_t now, Random& random);
+inline constexpr int64_t kClientAssertionLifetimeS = 60;
 
 // PKCE (RFC 7636): the S256 challenge of a verifier, and the verifier syntax (43-128 characters
 // of [A-Za-z0-9-._~]).

@@ -1,19 +1,32 @@
 // The company IdP of the OAuth tests: oidc-provider (a certified OpenID Provider) with its
 // development login and consent forms, one confidential client (Custody) and any login name as
 // a user. Started by the tests on a loopback port.
+//
+// Custody authenticates at its token endpoint with the client secret (client_secret_basic), or,
+// given `jwks` (the public JWKS of Custody's login.private_key_file), with private_key_jwt.
+// `authMethods` overrides the token_endpoint_auth_methods_supported the IdP announces (and
+// accepts).
 import Provider from 'oidc-provider';
 
-export async function startIdp({ port, custodyCallbacks, clientSecret }) {
+export async function startIdp({ port, custodyCallbacks, clientSecret, jwks, authMethods }) {
   const issuer = `http://127.0.0.1:${port}`;
+  const client = {
+    client_id: 'custody',
+    redirect_uris: custodyCallbacks,
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+  };
+  if (jwks) {
+    client.token_endpoint_auth_method = 'private_key_jwt';
+    client.token_endpoint_auth_signing_alg = 'ES256';
+    client.jwks = jwks;
+  } else {
+    client.token_endpoint_auth_method = 'client_secret_basic';
+    client.client_secret = clientSecret;
+  }
   const provider = new Provider(issuer, {
-    clients: [{
-      client_id: 'custody',
-      client_secret: clientSecret,
-      redirect_uris: custodyCallbacks,
-      grant_types: ['authorization_code'],
-      response_types: ['code'],
-      token_endpoint_auth_method: 'client_secret_basic',
-    }],
+    clients: [client],
+    ...(authMethods ? { clientAuthMethods: authMethods } : {}),
     findAccount: (ctx, id) => ({
       accountId: id,
       claims: () => ({ sub: id, email: `${id}@example.com`, name: id }),
@@ -23,7 +36,11 @@ export async function startIdp({ port, custodyCallbacks, clientSecret }) {
     features: { devInteractions: { enabled: true } },
   });
   provider.on('server_error', (ctx, err) => console.error('idp server_error', err));
+  // What the token endpoint decided about each client authentication, for the tests.
+  const clientAuth = [];
+  provider.on('grant.success', () => clientAuth.push('ok'));
+  provider.on('grant.error', (ctx, err) => clientAuth.push(err.error ?? String(err)));
   const server = provider.listen(port, '127.0.0.1');
   await new Promise((resolve) => server.once('listening', resolve));
-  return { issuer, close: () => new Promise((r) => server.close(r)) };
+  return { issuer, clientAuth, close: () => new Promise((r) => server.close(r)) };
 }

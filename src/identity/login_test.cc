@@ -1,0 +1,122 @@
+// [login] with private_key_jwt: the client assertion Custody presents at the company IdP's token
+// endpoint (RFC 7523 §2.2, OIDC Core §9), the key file it is signed with, and the options check.
+#include "identity/login.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <boost/json.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "common/random.h"
+
+namespace custody::identity {
+namespace {
+
+namespace json = boost::json;
+
+TEST(LoginPrivateKeyJwt, ClientAssertionIsWellFormedAndFresh) {
+  auto key = crypto::EcdsaP256PrivateKey::Generate();
+  ASSERT_TRUE(key.ok());
+  SystemRandom random;
+  std::set<std::string> jtis;
+  for (int i = 0; i < 3; ++i) {
+    auto a = MakeClientAssertion("custody", "https://idp.test", *key, "k1", 1000, random);
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    auto v = crypto::VerifyJwsEs256(
+        *a, [&](std::string_view kid) { return kid == "k1" ? &key->public_key() : nullptr; });
+    ASSERT_TRUE(v.ok()) << v.status().ToString();
+    EXPECT_EQ(v->alg, "ES256");
+    EXPECT_EQ(v->kid, "k1");
+    json::object c = json::parse(v->payload).as_object();
+    EXPECT_EQ(c.at("iss").as_string(), "custody");
+    EXPECT_EQ(c.at("sub").as_string(), "custody");
+    EXPECT_EQ(c.at("aud").as_string(), "https://idp.test");
+    EXPECT_EQ(c.at("iat").to_number<int64_t>(), 1000);
+    int64_t exp = c.at("exp").to_number<int64_t>();
+    EXPECT_GT(exp, 1000);
+    EXPECT_LE(exp, 1000 + 300) << "a client assertion lives at most 5 minutes";
+    std::string jti(c.at("jti").as_string());
+    EXPECT_GE(jti.size(), 22u) << "128 random bits";
+    jtis.insert(jti);
+  }
+  EXPECT_EQ(jtis.size(), 3u) << "a fresh jti each time";
+
+  // Another key's signature does not verify; an empty kid is the key's RFC 7638 thumbprint.
+  auto other = crypto::EcdsaP256PrivateKey::Generate();
+  ASSERT_TRUE(other.ok());
+  auto forged = MakeClientAssertion("custody", "https://idp.test", *other, "k1", 1000, random);
+  ASSERT_TRUE(forged.ok());
+  EXPECT_FALSE(
+      crypto::VerifyJwsEs256(*forged, [&](std::string_view) { return &key->public_key(); }).ok());
+  auto by_thumbprint = MakeClientAssertion("custody", "https://idp.test", *key, "", 1000, random);
+  ASSERT_TRUE(by_thumbprint.ok());
+  auto v = crypto::VerifyJwsEs256(*by_thumbprint, [&](std::string_view kid) {
+    return kid == crypto::JwkThumbprint(key->public_key()) ? &key->public_key() : nullptr;
+  });
+  EXPECT_TRUE(v.ok()) << v.status().ToString();
+}
+
+class LoginKeyFile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("custody-login-key-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string Write(const std::string& name, const std::string& text, mode_t mode) {
+    std::string path = (dir_ / name).string();
+    std::ofstream(path) << text;
+    ::chmod(path.c_str(), mode);
+    return path;
+  }
+  std::filesystem::path dir_;
+};
+
+TEST_F(LoginKeyFile, LoadsA0600P256KeyAndRefusesOthers) {
+  auto key = crypto::EcdsaP256PrivateKey::Generate();
+  ASSERT_TRUE(key.ok());
+  auto pem = key->ToPkcs8Pem();
+  ASSERT_TRUE(pem.ok());
+  auto loaded = LoadLoginPrivateKey(Write("login.pem", *pem, 0600));
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_EQ(crypto::JwkThumbprint((*loaded)->public_key()),
+            crypto::JwkThumbprint(key->public_key()));
+
+  auto open = LoadLoginPrivateKey(Write("open.pem", *pem, 0644));
+  ASSERT_FALSE(open.ok());
+  EXPECT_NE(open.status().message().find("mode 0644"), std::string::npos)
+      << open.status().message();
+  EXPECT_EQ(open.status().message().find(dir_.string()), std::string::npos) << "no absolute path";
+
+  auto junk = LoadLoginPrivateKey(Write("junk.pem", "not a key", 0600));
+  ASSERT_FALSE(junk.ok());
+  EXPECT_NE(junk.status().message().find("EC P-256"), std::string::npos);
+  EXPECT_FALSE(LoadLoginPrivateKey((dir_ / "missing.pem").string()).ok());
+}
+
+TEST(LoginPrivateKeyJwt, OptionsNeedExactlyOneCredential) {
+  OidcLoginOptions o;
+  o.issuer = "https://idp.test";
+  o.client_id = "custody";
+  o.redirect_uri = "https://custody.test/oauth2/login/callback";
+  EXPECT_FALSE(ValidateOidcLoginOptions(o, nullptr).ok()) << "neither";
+  o.client_secret = "s";
+  EXPECT_TRUE(ValidateOidcLoginOptions(o, nullptr).ok());
+  auto key = crypto::EcdsaP256PrivateKey::Generate();
+  ASSERT_TRUE(key.ok());
+  o.private_key = std::make_shared<const crypto::EcdsaP256PrivateKey>(std::move(*key));
+  auto both = ValidateOidcLoginOptions(o, nullptr);
+  ASSERT_FALSE(both.ok()) << "both";
+  EXPECT_NE(both.message().find("exactly one"), std::string::npos);
+  o.client_secret.clear();
+  EXPECT_TRUE(ValidateOidcLoginOptions(o, nullptr).ok());
+}
+
+}  // namespace
+}  // namespace custody::identity
