@@ -60,6 +60,14 @@ TEST(LoginPrivateKeyJwt, ClientAssertionIsWellFormedAndFresh) {
   EXPECT_TRUE(v.ok()) << v.status().ToString();
 }
 
+// A throwaway test key, used nowhere else.
+const char kSec1Pem[] = R"(-----BEGIN EC PRIVATE KEY-----
+MHcCAQEEIBKiokPf+q2A8zlMXUQ2HQZyAcIaQMrj7bNNbInXTp5roAoGCCqGSM49
+AwEHoUQDQgAEYsGKbATfw06wfgyu9oXuYbQpzNADUuFdt6TY1ufOjd88VXUWY6px
+E7O436+Qu6cLyZvCFKPtw4UZlgADX2SBHg==
+-----END EC PRIVATE KEY-----
+)";
+
 class LoginKeyFile : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -93,6 +101,10 @@ TEST_F(LoginKeyFile, LoadsA0600P256KeyAndRefusesOthers) {
   EXPECT_NE(open.status().message().find("mode 0644"), std::string::npos)
       << open.status().message();
   EXPECT_EQ(open.status().message().find(dir_.string()), std::string::npos) << "no absolute path";
+
+  // SEC1 ("EC PRIVATE KEY", what `openssl ecparam -genkey` writes) is read too.
+  auto sec1 = LoadLoginPrivateKey(Write("sec1.pem", kSec1Pem, 0600));
+  EXPECT_TRUE(sec1.ok()) << sec1.status().ToString();
 
   auto junk = LoadLoginPrivateKey(Write("junk.pem", "not a key", 0600));
   ASSERT_FALSE(junk.ok());
