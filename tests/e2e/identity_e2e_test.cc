@@ -36,7 +36,6 @@ using testing::Get;
 using testing::PostForm;
 using testing::PostJson;
 using testing::ServeProcess;
-using testing::Subprocess;
 using testing::TempDir;
 using Form = std::vector<std::pair<std::string, std::string>>;
 
@@ -609,9 +608,8 @@ TEST_F(IdentityE2e, ProdAgentWithoutOwnersIsRefused) {
 
 // --- The CLI against the same server --------------------------------------------------------
 
-struct CliResult {
-  int rc = -1;
-  std::string out, err;
+// What the CLI printed (testing::RunCli), with its stdout read as JSON.
+struct CliResult : testing::CliResult {
   json::value Json() const {
     boost::system::error_code ec;
     json::value v = json::parse(out, ec);
@@ -625,28 +623,11 @@ class IdentityCli : public IdentityE2e {
   // Runs `custody ARGS --server URL [--token T]`, stdout and stderr apart.
   CliResult Cli(std::vector<std::string> args, bool with_token = true,
                 std::vector<std::string> env = {}) {
-    fs::path err = dir_ / "stderr.txt";
-    std::vector<std::string> argv = {"/usr/bin/env"};
-    for (auto& e : env) argv.push_back(e);
-    argv.insert(argv.end(), {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>\"$CLI_ERR\"", CUSTODY_BINARY});
-    argv.insert(argv.begin() + 1, "CLI_ERR=" + err.string());
-    for (auto& a : args) argv.push_back(a);
     if (std::find(args.begin(), args.end(), "--server") == args.end()) {
-      argv.insert(argv.end(), {"--server", server_->url()});
+      args.insert(args.end(), {"--server", server_->url()});
     }
-    if (with_token) argv.insert(argv.end(), {"--token", admin()});
-    Subprocess p(argv);
-    p.CloseStdin();
-    CliResult r;
-    std::string line;
-    while (p.ReadLine(&line)) r.out += line + "\n";
-    int st = p.Wait();
-    r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    std::ifstream in(err);
-    std::stringstream s;
-    s << in.rdbuf();
-    r.err = s.str();
-    return r;
+    if (with_token) args.insert(args.end(), {"--token", admin()});
+    return CliResult{testing::RunCli(args, dir_, "", env)};
   }
 };
 
