@@ -950,11 +950,9 @@ OAuthResult<CodeTokenAnswer> AuthorizationServer::IssueTokens(
       return R::Fail("server_error", "cannot store the refresh token", 500);
     }
   } else {
+    // The session joins the family with the rotation (RefreshGrant): one commit per refresh.
     family_id = family->family_id;
     instance = family->instance;
-    if (Status st = store_.AddRefreshFamilySession(family_id, answer.token.sid); !st.ok()) {
-      errors_.Report("identity.refresh_family_store", st);
-    }
   }
   answer.family_id = family_id;
   if (!Record(events::Build(events::OAuthTokenIssue{
@@ -1038,11 +1036,12 @@ OAuthResult<CodeTokenAnswer> AuthorizationServer::RefreshGrant(const CodeTokenRe
   auto agent = tokens_.GetAgent(f.agent);
   if (!agent.ok()) return R::Fail("invalid_grant", "the client's agent is not registered");
   scopes = Intersect(scopes, agent->grants);
-  // The next token is chosen before the rotation, so the rotation is one compare-and-swap.
+  // The next token is chosen before the rotation, so the rotation is one compare-and-swap, and
+  // it appends the new session to the family in the same transaction.
   auto answer = IssueTokens(*agent, f.client_id, person, scopes, f.resource, &f, "");
   if (!answer.ok()) return answer;
-  Status rotated =
-      store_.RotateRefreshToken(f.family_id, hash, HexSha256(answer.value->refresh_token));
+  Status rotated = store_.RotateRefreshToken(
+      f.family_id, hash, HexSha256(answer.value->refresh_token), answer.value->token.sid);
   if (!rotated.ok()) {
     // The session just issued goes with the family either way.
     (void)tokens_.RevokeSession(answer.value->token.sid, "refresh token not rotated",

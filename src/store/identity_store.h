@@ -87,18 +87,15 @@ class IdentityStore {
     (void)token_sha256;
     return InternalError("refresh tokens are not supported by this store");
   }
-  // Replaces the family's current token `presented_sha256` by `next_sha256`, atomically.
-  // FailedPrecondition, and nothing changed, when `presented_sha256` is no longer current (a
-  // concurrent refresh won) or the family is revoked; NotFound for an unknown family.
+  // A refresh's bookkeeping, in one transaction (one commit per refresh): replaces the family's
+  // current token `presented_sha256` by `next_sha256` (compare-and-set) and appends `sid`, the
+  // session issued by this refresh, to the family's sessions. FailedPrecondition, and nothing
+  // changed (no session appended), when `presented_sha256` is no longer current (a concurrent
+  // refresh won) or the family is revoked; NotFound for an unknown family.
   virtual Status RotateRefreshToken(const std::string& family_id,
                                     const std::string& presented_sha256,
-                                    const std::string& next_sha256) {
-    (void)family_id, (void)presented_sha256, (void)next_sha256;
-    return InternalError("refresh tokens are not supported by this store");
-  }
-  // Appends a session issued from the family. NotFound for an unknown family.
-  virtual Status AddRefreshFamilySession(const std::string& family_id, const std::string& sid) {
-    (void)family_id, (void)sid;
+                                    const std::string& next_sha256, const std::string& sid) {
+    (void)family_id, (void)presented_sha256, (void)next_sha256, (void)sid;
     return InternalError("refresh tokens are not supported by this store");
   }
   // Revokes the family (no token of it refreshes again) and returns it as it now is; a second

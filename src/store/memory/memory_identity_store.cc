@@ -184,7 +184,8 @@ Result<identity::RefreshLookup> MemoryIdentityStore::FindRefreshToken(
 
 Status MemoryIdentityStore::RotateRefreshToken(const std::string& family_id,
                                                const std::string& presented_sha256,
-                                               const std::string& next_sha256) {
+                                               const std::string& next_sha256,
+                                               const std::string& sid) {
   MutexLock lock(mu_);
   auto it = families_.find(family_id);
   if (it == families_.end()) return NotFoundError("no refresh family " + family_id);
@@ -199,14 +200,6 @@ Status MemoryIdentityStore::RotateRefreshToken(const std::string& family_id,
   }
   it->second.current = next_sha256;
   refresh_hashes_[next_sha256] = family_id;
-  return OkStatus();
-}
-
-Status MemoryIdentityStore::AddRefreshFamilySession(const std::string& family_id,
-                                                    const std::string& sid) {
-  MutexLock lock(mu_);
-  auto it = families_.find(family_id);
-  if (it == families_.end()) return NotFoundError("no refresh family " + family_id);
   it->second.family.sessions.push_back(sid);
   return OkStatus();
 }

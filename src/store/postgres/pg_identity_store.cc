@@ -220,11 +220,10 @@ Status RevokeTreeIn(PgConn& c, const std::string& sid, const std::string& reason
 
 template <typename Conn>
 Result<identity::RefreshFamily> ReadFamily(Conn& c, const std::string& family_id,
-                                           std::string* current, bool for_update = false) {
+                                           std::string* current) {
   ASSIGN_OR_RETURN(PgRows rows, c.Exec("read refresh family",
                                        std::string("SELECT ") + kFamilyColumns +
-                                           " FROM refresh_families WHERE family_id = $1" +
-                                           (for_update ? " FOR UPDATE" : ""),
+                                           " FROM refresh_families WHERE family_id = $1",
                                        {PgText(family_id)}));
   if (rows.size() == 0) return NotFoundError("no refresh family " + family_id);
   auto t = [&](int col) { return std::string(rows.Text(0, col)); };
@@ -550,13 +549,25 @@ Result<identity::RefreshLookup> PgIdentityStore::FindRefreshToken(const std::str
 
 Status PgIdentityStore::RotateRefreshToken(const std::string& family_id,
                                            const std::string& presented_sha256,
-                                           const std::string& next_sha256) {
+                                           const std::string& next_sha256, const std::string& sid) {
   return db_->Transact("rotate refresh token", [&](PgConn& c) -> Status {
-    std::string current;
-    ASSIGN_OR_RETURN(identity::RefreshFamily f,
-                     ReadFamily(c, family_id, &current, /*for_update=*/true));
-    if (f.revoked) return FailedPreconditionError("refresh family " + family_id + " is revoked");
-    if (current != presented_sha256) {
+    // The compare-and-set: a token rotated out by a concurrent refresh, or a revoked family,
+    // matches no row. The updated row stays locked to the commit, which orders concurrent
+    // appends to the family (their seq must differ).
+    ASSIGN_OR_RETURN(PgRows rotated,
+                     c.Exec("rotate refresh token",
+                            "UPDATE refresh_families SET current_sha256 = $3 WHERE family_id = $1 "
+                            "AND current_sha256 = $2 AND NOT revoked RETURNING 1",
+                            {PgText(family_id), PgText(presented_sha256), PgText(next_sha256)}));
+    if (rotated.size() == 0) {
+      ASSIGN_OR_RETURN(PgRows family, c.Exec("read refresh family",
+                                             "SELECT revoked FROM refresh_families "
+                                             "WHERE family_id = $1",
+                                             {PgText(family_id)}));
+      if (family.size() == 0) return NotFoundError("no refresh family " + family_id);
+      if (Bool(family, 0, 0)) {
+        return FailedPreconditionError("refresh family " + family_id + " is revoked");
+      }
       return FailedPreconditionError("refresh token is no longer current");
     }
     Status st = c.Exec("store refresh token hash",
@@ -567,27 +578,12 @@ Status PgIdentityStore::RotateRefreshToken(const std::string& family_id,
       return AlreadyExistsError("refresh token hash exists");
     }
     RETURN_IF_ERROR(st);
-    return c
-        .Exec("rotate refresh token",
-              "UPDATE refresh_families SET current_sha256 = $2 WHERE family_id = $1",
-              {PgText(family_id), PgText(next_sha256)})
-        .status();
-  });
-}
-
-Status PgIdentityStore::AddRefreshFamilySession(const std::string& family_id,
-                                                const std::string& sid) {
-  return db_->Transact("store refresh family session", [&](PgConn& c) -> Status {
-    // The family's row lock orders concurrent appends (their seq must differ).
-    ASSIGN_OR_RETURN(PgRows family, c.Exec("lock refresh family",
-                                           "SELECT 1 FROM refresh_families WHERE family_id = $1 "
-                                           "FOR UPDATE",
-                                           {PgText(family_id)}));
-    if (family.size() == 0) return NotFoundError("no refresh family " + family_id);
+    // The next seq from the last one on the (family_id, seq) key, not a count of the history.
     return c
         .Exec("store refresh family session",
-              "INSERT INTO refresh_family_sessions(family_id, seq, sid) SELECT $1, "
-              "(SELECT COUNT(*) FROM refresh_family_sessions WHERE family_id = $1), $2",
+              "INSERT INTO refresh_family_sessions(family_id, seq, sid) VALUES($1, "
+              "COALESCE((SELECT seq FROM refresh_family_sessions WHERE family_id = $1 "
+              "ORDER BY seq DESC LIMIT 1) + 1, 0), $2)",
               {PgText(family_id), PgText(sid)})
         .status();
   });

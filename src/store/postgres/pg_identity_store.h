@@ -58,8 +58,7 @@ class PgIdentityStore final : public IdentityStore {
                              const std::string& token_sha256) override;
   Result<identity::RefreshLookup> FindRefreshToken(const std::string& token_sha256) override;
   Status RotateRefreshToken(const std::string& family_id, const std::string& presented_sha256,
-                            const std::string& next_sha256) override;
-  Status AddRefreshFamilySession(const std::string& family_id, const std::string& sid) override;
+                            const std::string& next_sha256, const std::string& sid) override;
   Result<identity::RefreshFamily> RevokeRefreshFamily(const std::string& family_id,
                                                       const std::string& reason,
                                                       int64_t now) override;

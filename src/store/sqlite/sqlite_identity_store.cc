@@ -600,21 +600,36 @@ Result<identity::RefreshLookup> SqliteIdentityStore::FindRefreshToken(
 
 Status SqliteIdentityStore::RotateRefreshToken(const std::string& family_id,
                                                const std::string& presented_sha256,
-                                               const std::string& next_sha256) {
+                                               const std::string& next_sha256,
+                                               const std::string& sid) {
   MutexLock lock(mu_);
   RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
   auto fail = [&](Status st) REQUIRES(mu_) {
     (void)db_->Exec("ROLLBACK");
     return st;
   };
-  std::string current;
-  auto f = ReadFamilyLocked(family_id, &current);
-  if (!f.ok()) return fail(f.status());
-  if (f->revoked)
-    return fail(FailedPreconditionError("refresh family " + family_id + " is revoked"));
-  if (current != presented_sha256) {
+  // The compare-and-set: a token rotated out by a concurrent refresh, or a revoked family,
+  // matches no row. The family's sessions are not read: the refresh has the family at hand.
+  Stmt u(*db_,
+         "UPDATE refresh_families SET current_sha256=?3 WHERE family_id=?1 AND "
+         "current_sha256=?2 AND revoked=0");
+  if (!u.ok()) return fail(db_->Error("prepare"));
+  u.Bind(1, family_id).Bind(2, presented_sha256).Bind(3, next_sha256);
+  if (u.Step() != SQLITE_DONE) return fail(db_->Error("rotate refresh token"));
+  if (db_->changes() == 0) {
+    u.Reset();
+    Stmt q(*db_, "SELECT revoked FROM refresh_families WHERE family_id=?1");
+    if (!q.ok()) return fail(db_->Error("prepare"));
+    q.Bind(1, family_id);
+    int rc = q.Step();
+    if (rc == SQLITE_DONE) return fail(NotFoundError("no refresh family " + family_id));
+    if (rc != SQLITE_ROW) return fail(db_->Error("read refresh family"));
+    if (q.Int(0) != 0) {
+      return fail(FailedPreconditionError("refresh family " + family_id + " is revoked"));
+    }
     return fail(FailedPreconditionError("refresh token is no longer current"));
   }
+  u.Reset();
   Stmt t(*db_, "INSERT INTO refresh_tokens(token_sha256, family_id) VALUES(?1, ?2)");
   if (!t.ok()) return fail(db_->Error("prepare"));
   t.Bind(1, next_sha256).Bind(2, family_id);
@@ -622,25 +637,16 @@ Status SqliteIdentityStore::RotateRefreshToken(const std::string& family_id,
   if (rc == SQLITE_CONSTRAINT) return fail(AlreadyExistsError("refresh token hash exists"));
   if (rc != SQLITE_DONE) return fail(db_->Error("store refresh token hash"));
   t.Reset();
-  Stmt u(*db_, "UPDATE refresh_families SET current_sha256=?2 WHERE family_id=?1");
-  if (!u.ok()) return fail(db_->Error("prepare"));
-  u.Bind(1, family_id).Bind(2, next_sha256);
-  if (u.Step() != SQLITE_DONE) return fail(db_->Error("rotate refresh token"));
+  // The next seq from the last one on the (family_id, seq) key, not a count of the history.
+  Stmt a(*db_,
+         "INSERT INTO refresh_family_sessions(family_id, seq, sid) VALUES(?1, COALESCE((SELECT "
+         "seq FROM refresh_family_sessions WHERE family_id=?1 ORDER BY seq DESC LIMIT 1) + 1, "
+         "0), ?2)");
+  if (!a.ok()) return fail(db_->Error("prepare"));
+  a.Bind(1, family_id).Bind(2, sid);
+  if (a.Step() != SQLITE_DONE) return fail(db_->Error("store refresh family session"));
+  a.Reset();
   return db_->Exec("COMMIT");
-}
-
-Status SqliteIdentityStore::AddRefreshFamilySession(const std::string& family_id,
-                                                    const std::string& sid) {
-  MutexLock lock(mu_);
-  Stmt s(*db_,
-         "INSERT INTO refresh_family_sessions(family_id, seq, sid) SELECT ?1, "
-         "(SELECT COUNT(*) FROM refresh_family_sessions WHERE family_id=?1), ?2 WHERE EXISTS "
-         "(SELECT 1 FROM refresh_families WHERE family_id=?1)");
-  if (!s.ok()) return db_->Error("prepare");
-  s.Bind(1, family_id).Bind(2, sid);
-  if (s.Step() != SQLITE_DONE) return db_->Error("store refresh family session");
-  if (db_->changes() == 0) return NotFoundError("no refresh family " + family_id);
-  return OkStatus();
 }
 
 Result<identity::RefreshFamily> SqliteIdentityStore::RevokeRefreshFamily(

@@ -370,16 +370,17 @@ TEST_P(IdentityStoreConformance, RefreshFamiliesRotateOnceAndRevocationSticks) {
   EXPECT_FALSE(found->family.revoked);
   EXPECT_EQ(found->family.sessions, (Strings{"s1"}));
 
-  ASSERT_TRUE(store_->RotateRefreshToken("fam-1", "h1", "h2").ok());
-  EXPECT_EQ(store_->RotateRefreshToken("fam-1", "h1", "h3").code(), StatusCode::kFailedPrecondition)
+  ASSERT_TRUE(store_->RotateRefreshToken("fam-1", "h1", "h2", "s2").ok());
+  EXPECT_EQ(store_->RotateRefreshToken("fam-1", "h1", "h3", "s3").code(),
+            StatusCode::kFailedPrecondition)
       << "a rotated-out token rotates no more (a concurrent refresh lost)";
-  EXPECT_EQ(store_->RotateRefreshToken("nope", "h1", "h3").code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->RotateRefreshToken("nope", "h1", "h3", "s3").code(), StatusCode::kNotFound);
   EXPECT_FALSE(store_->FindRefreshToken("h1")->current) << "h1 was rotated out: reuse";
   EXPECT_TRUE(store_->FindRefreshToken("h2")->current);
   EXPECT_EQ(store_->FindRefreshToken("h3").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->FindRefreshToken("h2")->family.sessions, (Strings{"s1", "s2"}))
+      << "the rotation appends its session; the stale one (s3) added nothing";
 
-  ASSERT_TRUE(store_->AddRefreshFamilySession("fam-1", "s2").ok());
-  EXPECT_EQ(store_->AddRefreshFamilySession("nope", "s2").code(), StatusCode::kNotFound);
   auto revoked = store_->RevokeRefreshFamily("fam-1", "refresh token reused", 500);
   ASSERT_TRUE(revoked.ok()) << revoked.status().ToString();
   EXPECT_TRUE(revoked->revoked);
@@ -390,10 +391,40 @@ TEST_P(IdentityStoreConformance, RefreshFamiliesRotateOnceAndRevocationSticks) {
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->revoked_at, 500) << "the first revocation is kept";
   EXPECT_EQ(again->revoke_reason, "refresh token reused");
-  EXPECT_EQ(store_->RotateRefreshToken("fam-1", "h2", "h4").code(), StatusCode::kFailedPrecondition)
+  EXPECT_EQ(store_->RotateRefreshToken("fam-1", "h2", "h4", "s4").code(),
+            StatusCode::kFailedPrecondition)
       << "a revoked family never refreshes";
   EXPECT_TRUE(store_->FindRefreshToken("h2")->family.revoked);
+  EXPECT_EQ(store_->FindRefreshToken("h2")->family.sessions, (Strings{"s1", "s2"}))
+      << "a refused rotation appends no session";
+  EXPECT_EQ(store_->FindRefreshToken("h4").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(store_->RevokeRefreshFamily("nope", "x", 1).status().code(), StatusCode::kNotFound);
+}
+
+// A refresh's bookkeeping is one operation: each rotation appends its session in order (the
+// next seq follows the last one, also from an empty list), and a rotation refused for any reason
+// (a hash already taken, a stale token) changes nothing.
+TEST_P(IdentityStoreConformance, RefreshRotationsAppendSessionsInOrder) {
+  identity::RefreshFamily f = MakeFamily("fam-1");
+  f.sessions.clear();
+  ASSERT_TRUE(store_->CreateRefreshFamily(f, "h0").ok());
+  ASSERT_TRUE(store_->CreateRefreshFamily(MakeFamily("fam-2"), "other").ok());
+  Strings expected;
+  for (int i = 1; i <= 12; ++i) {
+    std::string sid = "s" + std::to_string(i);
+    Status st = store_->RotateRefreshToken("fam-1", "h" + std::to_string(i - 1),
+                                           "h" + std::to_string(i), sid);
+    ASSERT_TRUE(st.ok()) << i << ": " << st.ToString();
+    expected.push_back(sid);
+  }
+  EXPECT_EQ(store_->RotateRefreshToken("fam-1", "h12", "other", "taken").code(),
+            StatusCode::kAlreadyExists);
+  auto found = store_->FindRefreshToken("h12");
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  EXPECT_TRUE(found->current) << "a refused rotation keeps the current token";
+  EXPECT_EQ(found->family.sessions, expected) << "oldest first, nothing from refused rotations";
+  EXPECT_EQ(store_->FindRefreshToken("other")->family.family_id, "fam-2");
+  EXPECT_EQ(store_->FindRefreshToken("other")->family.sessions, (Strings{"s1"}));
 }
 
 TEST_P(IdentityStoreConformance, ConsentsArePerPersonAndClientAndCanBeDeleted) {
