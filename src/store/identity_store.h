@@ -82,7 +82,9 @@ class IdentityStore {
     (void)family, (void)token_sha256;
     return InternalError("refresh tokens are not supported by this store");
   }
-  // The family of a refresh token (current or rotated out); NotFound for an unknown hash.
+  // The family of a refresh token (current or rotated out), without its sessions (`sessions` is
+  // empty: the list grows by one per refresh and a refresh does not need it;
+  // RevokeRefreshFamily returns it); NotFound for an unknown hash.
   virtual Result<identity::RefreshLookup> FindRefreshToken(const std::string& token_sha256) {
     (void)token_sha256;
     return InternalError("refresh tokens are not supported by this store");

@@ -179,7 +179,9 @@ Result<identity::RefreshLookup> MemoryIdentityStore::FindRefreshToken(
   auto h = refresh_hashes_.find(token_sha256);
   if (h == refresh_hashes_.end()) return NotFoundError("unknown refresh token");
   const Family& f = families_.at(h->second);
-  return identity::RefreshLookup{f.family, f.current == token_sha256};
+  identity::RefreshLookup out{f.family, f.current == token_sha256};
+  out.family.sessions.clear();  // as the SQL stores: a lookup leaves the list out
+  return out;
 }
 
 Status MemoryIdentityStore::RotateRefreshToken(const std::string& family_id,

@@ -220,7 +220,7 @@ Status RevokeTreeIn(PgConn& c, const std::string& sid, const std::string& reason
 
 template <typename Conn>
 Result<identity::RefreshFamily> ReadFamily(Conn& c, const std::string& family_id,
-                                           std::string* current) {
+                                           std::string* current, bool with_sessions) {
   ASSIGN_OR_RETURN(PgRows rows, c.Exec("read refresh family",
                                        std::string("SELECT ") + kFamilyColumns +
                                            " FROM refresh_families WHERE family_id = $1",
@@ -242,6 +242,7 @@ Result<identity::RefreshFamily> ReadFamily(Conn& c, const std::string& family_id
   f.revoked_at = rows.Int(0, 11);
   f.revoke_reason = t(12);
   if (current != nullptr) *current = t(13);
+  if (!with_sessions) return f;
   ASSIGN_OR_RETURN(PgRows sessions,
                    c.Exec("read refresh family sessions",
                           "SELECT sid FROM refresh_family_sessions WHERE family_id = $1 "
@@ -543,7 +544,8 @@ Result<identity::RefreshLookup> PgIdentityStore::FindRefreshToken(const std::str
   if (rows.size() == 0) return NotFoundError("unknown refresh token");
   std::string current;
   ASSIGN_OR_RETURN(identity::RefreshFamily f,
-                   ReadFamily(*db_, std::string(rows.Text(0, 0)), &current));
+                   ReadFamily(*db_, std::string(rows.Text(0, 0)), &current,
+                              /*with_sessions=*/false));
   return identity::RefreshLookup{std::move(f), current == token_sha256};
 }
 
@@ -597,7 +599,7 @@ Result<identity::RefreshFamily> PgIdentityStore::RevokeRefreshFamily(const std::
                             "revoke_reason = $3 WHERE family_id = $1 AND NOT revoked",
                             {PgText(family_id), PgInt(now), PgText(reason)})
                       .status());
-  return ReadFamily(*db_, family_id, nullptr);
+  return ReadFamily(*db_, family_id, nullptr, /*with_sessions=*/true);
 }
 
 Status PgIdentityStore::PutConsent(const identity::Consent& c) {

@@ -504,7 +504,8 @@ Result<std::vector<SigningKeyRecord>> SqliteIdentityStore::ListSigningKeys() {
 namespace {}  // namespace
 
 Result<identity::RefreshFamily> SqliteIdentityStore::ReadFamilyLocked(const std::string& family_id,
-                                                                      std::string* current) {
+                                                                      std::string* current,
+                                                                      bool with_sessions) {
   std::string sql =
       std::string("SELECT ") + kFamilyColumns + " FROM refresh_families WHERE family_id=?1";
   Stmt s(*db_, sql.c_str());
@@ -529,6 +530,7 @@ Result<identity::RefreshFamily> SqliteIdentityStore::ReadFamilyLocked(const std:
   f.revoke_reason = s.Text(12);
   if (current != nullptr) *current = s.Text(13);
   s.Reset();
+  if (!with_sessions) return f;
   Stmt q(*db_, "SELECT sid FROM refresh_family_sessions WHERE family_id=?1 ORDER BY seq");
   if (!q.ok()) return db_->Error("prepare");
   q.Bind(1, family_id);
@@ -594,7 +596,8 @@ Result<identity::RefreshLookup> SqliteIdentityStore::FindRefreshToken(
     family_id = s.Text(0);
   }
   std::string current;
-  ASSIGN_OR_RETURN(identity::RefreshFamily f, ReadFamilyLocked(family_id, &current));
+  ASSIGN_OR_RETURN(identity::RefreshFamily f,
+                   ReadFamilyLocked(family_id, &current, /*with_sessions=*/false));
   return identity::RefreshLookup{std::move(f), current == token_sha256};
 }
 
@@ -659,7 +662,7 @@ Result<identity::RefreshFamily> SqliteIdentityStore::RevokeRefreshFamily(
   u.Bind(1, family_id).Bind(2, now).Bind(3, reason);
   if (u.Step() != SQLITE_DONE) return db_->Error("revoke refresh family");
   u.Reset();
-  return ReadFamilyLocked(family_id, nullptr);
+  return ReadFamilyLocked(family_id, nullptr, /*with_sessions=*/true);
 }
 
 Status SqliteIdentityStore::PutConsent(const identity::Consent& c) {

@@ -74,9 +74,11 @@ class SqliteIdentityStore final : public IdentityStore {
       REQUIRES(mu_);
   Status InsertSessionLocked(const identity::Session& session) REQUIRES(mu_);
   void WriterLoop() EXCLUDES(mu_, queue_mu_);
-  // The family and its current token's hash, through the writer.
+  // The family and its current token's hash, through the writer; its sessions (a row per
+  // refresh) only `with_sessions`.
   Result<identity::RefreshFamily> ReadFamilyLocked(const std::string& family_id,
-                                                   std::string* current) REQUIRES(mu_);
+                                                   std::string* current, bool with_sessions)
+      REQUIRES(mu_);
 
   Mutex mu_;
   // Its prepared statements are kept by SQL text and reused across calls (preparing costs more
