@@ -29,7 +29,7 @@ struct PolicyBundle {
   policy::Entities entities;
   std::string hash;
   std::map<std::string, std::string> contain;  // policy id -> "session" | "agent"
-  std::string entities_text;                    // as published (ReloadPolicies compares it)
+  std::string entities_text;                   // as published (ReloadPolicies compares it)
 };
 
 struct AttributionService::SessionState {
