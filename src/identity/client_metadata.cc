@@ -628,46 +628,11 @@ struct ClientMetadataFetcher::Impl {
   // The logo behind `u`: the document's address rules, then the logo's own (size, type).
   asio::awaitable<Result<ClientLogo>> FetchLogoOnce(const std::string& logo_uri,
                                                     const ClientIdUrl& u) {
-    using std::chrono::steady_clock;
-    auto deadline = steady_clock::now() + options.timeout;
-    auto resolved = co_await Resolve(u, deadline);
-    if (!resolved.ok() || resolved->empty() || steady_clock::now() >= deadline) {
-      co_return FailLogo(logo_uri, UnavailableError("the logo's host could not be resolved"),
-                         resolved.ok() ? "" : resolved.status().message());
-    }
-    for (const std::string& a : *resolved) {
-      auto c = ClassifyAddress(a);
-      if (!c.ok() || !Allowed(*c, u)) {
-        co_return FailLogo(logo_uri,
-                           InvalidArgumentError("the logo's host resolves to an address that is "
-                                                "not allowed"),
-                           a);
-      }
-    }
-    http::ClientOptions co;
-    co.tls = u.https;
-    co.ca_file = options.ca_file;
-    co.max_response_bytes = options.max_logo_bytes;
-    co.connect_addresses = *resolved;
-    auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady_clock::now());
-    co.timeout = std::max(left, std::chrono::milliseconds(1));
-    http::HttpClient client(ioc.get_executor(), u.host, u.port, co);
-    http::ClientRequest req;
-    req.method = "GET";
-    req.target = u.target;
-    req.headers.Set("accept", "image/png, image/jpeg, image/gif, image/webp");
-    req.headers.Set("user-agent", "custody");
-    auto resp = co_await client.Send(std::move(req));
-    if (!resp.ok()) {
-      if (http::IsResponseTooLarge(resp.status())) {
-        co_return FailLogo(logo_uri,
-                           InvalidArgumentError("the logo is larger than " +
-                                                std::to_string(options.max_logo_bytes) + " bytes"));
-      }
-      co_return FailLogo(logo_uri, UnavailableError("the logo could not be fetched"),
-                         resp.status().message());
-    }
+    static constexpr FetchOf kLogo{"the logo's host", "the logo", "logos",
+                                   "image/png, image/jpeg, image/gif, image/webp"};
+    std::string detail;
+    auto resp = co_await Get(u, kLogo, options.max_logo_bytes, &detail);
+    if (!resp.ok()) co_return FailLogo(logo_uri, resp.status(), detail);
     if (resp->status != 200) {
       co_return FailLogo(logo_uri, InvalidArgumentError("the logo URL answered HTTP " +
                                                         std::to_string(resp->status) +
@@ -736,71 +701,85 @@ struct ClientMetadataFetcher::Impl {
     }
   }
 
-  asio::awaitable<Result<ClientMetadata>> FetchOnce(const std::string& client_id,
-                                                    const ClientIdUrl& u) {
+  // What a GET is of, for its errors.
+  struct FetchOf {
+    std::string_view host;    // "the client_id host"
+    std::string_view thing;   // "the client metadata document"
+    std::string_view things;  // "client metadata documents"
+    const char* accept;
+  };
+
+  // GET `u` under the rules every fetch of a client's URL follows: resolved within the time
+  // limit, every address allowed (the connection may go to any of them), at most `max_bytes`,
+  // no redirect followed (the caller sees the 3xx). A refusal is the status for the client;
+  // `detail` receives what only the operator's log should say.
+  asio::awaitable<Result<http::ClientResponse>> Get(const ClientIdUrl& u, const FetchOf& of,
+                                                    size_t max_bytes, std::string* detail) {
     using std::chrono::steady_clock;
     auto deadline = steady_clock::now() + options.timeout;
     std::string limit_text = std::to_string(options.timeout.count()) + " ms";
+    std::string host(of.host), thing(of.thing);
 
     auto resolved = co_await Resolve(u, deadline);
     if (!resolved.ok() && resolved.status().code() == StatusCode::kFailedPrecondition) {
-      co_return Fail(client_id, UnavailableError("too many client metadata documents are being "
-                                                 "fetched; try again later"));
+      co_return UnavailableError("too many " + std::string(of.things) +
+                                 " are being fetched; try again later");
     }
     if (steady_clock::now() >= deadline) {
-      co_return Fail(
-          client_id,
-          UnavailableError("the client_id host could not be resolved within " + limit_text));
+      co_return UnavailableError(host + " could not be resolved within " + limit_text);
     }
     if (!resolved.ok() || resolved->empty()) {
-      co_return Fail(client_id, UnavailableError("the client_id host could not be resolved"),
-                     resolved.ok() ? "no addresses" : resolved.status().message());
+      *detail = resolved.ok() ? "no addresses" : resolved.status().message();
+      co_return UnavailableError(host + " could not be resolved");
     }
-    // Every address must be allowed: the connection may go to any of them.
     for (const std::string& a : *resolved) {
       auto c = ClassifyAddress(a);
-      if (!c.ok()) co_return Fail(client_id, UnavailableError("the client_id host is invalid"), a);
+      *detail = a;
+      if (!c.ok()) co_return UnavailableError(host + " is invalid");
       if (!Allowed(*c, u)) {
-        co_return Fail(client_id,
-                       InvalidArgumentError("the client_id host resolves to a " +
-                                            std::string(AddressClassName(*c)) +
-                                            " address, which is not allowed"),
-                       a);
+        co_return InvalidArgumentError(host + " resolves to a " +
+                                       std::string(AddressClassName(*c)) +
+                                       " address, which is not allowed");
       }
     }
+    detail->clear();
 
     http::ClientOptions co;
     co.tls = u.https;
     co.ca_file = options.ca_file;
-    co.max_response_bytes = options.max_document_bytes;
+    co.max_response_bytes = max_bytes;
     co.connect_addresses = *resolved;
-    auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady_clock::now());
+    // Rounded up, so a fetch the client gives up on is past the deadline when checked below.
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - steady_clock::now());
     co.timeout = std::max(left, std::chrono::milliseconds(1));
     http::HttpClient client(ioc.get_executor(), u.host, u.port, co);
     http::ClientRequest req;
     req.method = "GET";
     req.target = u.target;
-    req.headers.Set("accept", "application/json");
+    req.headers.Set("accept", of.accept);
     req.headers.Set("user-agent", "custody");
     auto resp = co_await client.Send(std::move(req));
     if (!resp.ok()) {
       if (http::IsResponseTooLarge(resp.status())) {
-        co_return Fail(client_id,
-                       InvalidArgumentError("the client metadata document is larger than " +
-                                            std::to_string(options.max_document_bytes) + " bytes"));
+        co_return InvalidArgumentError(thing + " is larger than " + std::to_string(max_bytes) +
+                                       " bytes");
       }
+      *detail = resp.status().message();
       if (steady_clock::now() >= deadline) {
-        co_return Fail(
-            client_id,
-            UnavailableError("the client metadata document was not fetched within " + limit_text),
-            resp.status().message());
+        co_return UnavailableError(thing + " was not fetched within " + limit_text);
       }
-      co_return Fail(client_id,
-                     UnavailableError("the client metadata document could not be "
-                                      "fetched (connection or TLS failure)"),
-                     resp.status().message());
+      co_return UnavailableError(thing + " could not be fetched (connection or TLS failure)");
     }
+    co_return resp;
+  }
+
+  asio::awaitable<Result<ClientMetadata>> FetchOnce(const std::string& client_id,
+                                                    const ClientIdUrl& u) {
+    static constexpr FetchOf kDocument{"the client_id host", "the client metadata document",
+                                       "client metadata documents", "application/json"};
+    std::string detail;
+    auto resp = co_await Get(u, kDocument, options.max_document_bytes, &detail);
+    if (!resp.ok()) co_return Fail(client_id, resp.status(), detail);
     std::string status_text = std::to_string(resp->status);
     if (resp->status >= 300 && resp->status < 400) {
       co_return Fail(client_id,
