@@ -15,6 +15,7 @@
 #include "api/oauth_routes.h"
 #include "api/routes.h"
 #include "attribution/attribution_service.h"
+#include "common/words.h"
 #include "crypto/key_file.h"
 #include "crypto/key_wrap.h"
 #include "events/recorder.h"
@@ -527,14 +528,7 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
     // The other nodes' changes, applied here.
     auto on_change = [self](const std::string& topic, const std::string& payload) {
       if (topic == "revoked") {
-        std::vector<std::string> sids;
-        for (size_t pos = 0; pos < payload.size();) {
-          size_t sp = payload.find(' ', pos);
-          if (sp == std::string::npos) sp = payload.size();
-          if (sp > pos) sids.push_back(payload.substr(pos, sp - pos));
-          pos = sp + 1;
-        }
-        self->identity->RevokedElsewhere(sids, self->feed_listener);
+        self->identity->RevokedElsewhere(SplitSpaces(payload), self->feed_listener);
       } else if (topic == "policy") {
         if (auto r = self->attribution->ReloadPolicies(); !r.ok()) {
           self->errors->Report("cluster.policy_reload", r.status());

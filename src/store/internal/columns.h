@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/words.h"
+
 namespace custody::store::internal {
 
 inline constexpr const char* kAdminTokenColumns = "id, hash, role, label, created_ms, revoked_ms";
@@ -27,26 +29,8 @@ inline constexpr const char* kFamilyColumns =
 inline constexpr const char* kConsentColumns =
     "client_id, initiator_issuer, initiator, agent, scopes, granted_at";
 
-// "a b c" -> {"a", "b", "c"}; runs of spaces and an empty text give no empty words.
-inline std::vector<std::string> SplitSpaces(std::string_view s) {
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while (pos < s.size()) {
-    size_t sp = s.find(' ', pos);
-    if (sp == std::string_view::npos) sp = s.size();
-    if (sp > pos) out.emplace_back(s.substr(pos, sp - pos));
-    pos = sp + 1;
-  }
-  return out;
-}
-
-inline std::string JoinSpaces(const std::vector<std::string>& words) {
-  std::string out;
-  for (const auto& w : words) {
-    if (!out.empty()) out += ' ';
-    out += w;
-  }
-  return out;
-}
+// The word lists (common/words.h).
+using custody::JoinSpaces;
+using custody::SplitSpaces;
 
 }  // namespace custody::store::internal

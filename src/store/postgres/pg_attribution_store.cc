@@ -225,14 +225,8 @@ Status PgAttributionStore::WriteActions(const std::vector<ActionRow>& rows,
       "EXCLUDED.time_ms, status = EXCLUDED.status";
   // `n` rows in one statement ($1..$15 the first, and so on).
   auto upsert_of = [&](size_t n) {
-    std::string sql = std::string("INSERT INTO actions(") + kActionColumns + ") VALUES";
-    for (size_t i = 0; i < n; ++i) {
-      sql += i == 0 ? "(" : ",(";
-      for (size_t k = 1; k <= 15; ++k) {
-        sql += "$" + std::to_string(i * 15 + k) + (k == 15 ? ")" : ",");
-      }
-    }
-    return sql + kOnConflict;
+    return std::string("INSERT INTO actions(") + kActionColumns + ") VALUES" + PgValueRows(n, 15) +
+           kOnConflict;
   };
   const std::string upsert = upsert_of(1);
   // The decisions go in multi-row statements (one round trip per kRows rows). A statement may

@@ -182,6 +182,17 @@ Result<std::unique_ptr<PgDb>> PgDb::Open(const std::string& url, PgOptions optio
   return db;
 }
 
+std::string PgValueRows(size_t rows, size_t columns) {
+  std::string out;
+  for (size_t r = 0; r < rows; ++r) {
+    out += r == 0 ? "(" : ", (";
+    for (size_t c = 1; c <= columns; ++c) {
+      out += "$" + std::to_string(r * columns + c) + (c == columns ? ")" : ", ");
+    }
+  }
+  return out;
+}
+
 Result<PGconn*> PgConnect(const std::string& url, const std::string& where, const std::string& what,
                           std::chrono::milliseconds connect_timeout) {
   std::string timeout = std::to_string(std::max<int64_t>(

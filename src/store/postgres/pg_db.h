@@ -82,6 +82,10 @@ struct PgOptions {
 
 class PgConn;
 
+// The VALUES list of a multi-row INSERT: `rows` groups of `columns` placeholders, numbered on
+// ("($1, $2), ($3, $4)" for 2 and 2).
+std::string PgValueRows(size_t rows, size_t columns);
+
 // Opens one connection to `url` (the pool's way: a connect timeout, application_name "custody",
 // notices dropped); errors name `what` and `where`, never the password. For a connection that is
 // not pooled (PgChangeFeed's LISTEN). The caller PQfinish-es it.

@@ -149,17 +149,12 @@ Status WriteBatch(PgConn& c, const LedgerBatch& batch) {
   std::vector<PgParam> params;
   for (size_t first = 0; first < batch.leaves.size(); first += kRowsPerInsert) {
     const size_t n = std::min(kRowsPerInsert, batch.leaves.size() - first);
-    std::string sql = std::string("INSERT INTO ledger_leaves(") + kLeafColumns + ") VALUES";
+    const std::string sql =
+        std::string("INSERT INTO ledger_leaves(") + kLeafColumns + ") VALUES" + PgValueRows(n, 8);
     params.clear();
     params.reserve(n * 8);
     for (size_t i = 0; i < n; ++i) {
       const StoredLeaf& leaf = batch.leaves[first + i];
-      const size_t p = params.size();
-      sql += i == 0 ? "(" : ",(";
-      for (size_t k = 1; k <= 8; ++k) {
-        sql += "$" + std::to_string(p + k);
-        sql += k == 8 ? ")" : ",";
-      }
       params.push_back(Index(leaf.index));
       params.push_back(PgBytes(leaf.leaf_hash));
       params.push_back(Bytes(leaf.data));
