@@ -84,6 +84,33 @@ struct ContainmentRow {
   int64_t ledger_index = -1;
 };
 
+// A person's approval of one exact action (docs/APPROVALS.md). Asked for by a decision that a
+// `@approval` policy held (decision "approval_required"), then approved or denied by a member of
+// its group, or expired, or cancelled (the session was contained); an approved one is used by
+// the retry it allows. State changes go through UpdateApproval, a compare-and-set on the state,
+// so nodes racing to decide or use one approval cannot both win.
+struct ApprovalRow {
+  std::string id;      // UUIDv7
+  std::string digest;  // "sha256:<hex>" of what was asked: instance, session, action, target, args
+  // "pending" | "approved" | "denied" | "expired" | "cancelled" | "used"
+  std::string state;
+  std::string sid, root_sid, agent, instance, initiator;
+  std::string action;
+  std::string target;             // the target's key
+  std::string group;              // the approver group, a Cedar entity uid: Group::"finance"
+  std::string policies;           // the @approval policies that held the action, space-separated
+  std::string request_action;     // the decision that asked (its action id)
+  int64_t requested_ms = 0;
+  int64_t expires_ms = 0;         // pending: approvable until then; approved: usable until then
+  std::string approver;           // who approved or denied
+  std::string verified_by;        // how the approver was verified ("admin-token:<id>", "oidc:<iss>")
+  std::string reason;             // the approver's reason, or why it expired or was cancelled
+  int64_t decided_ms = 0;         // approved, denied, expired or cancelled at
+  int64_t decided_index = -1;     // the ledger index of the approval.* event that decided it
+  std::string used_by;            // the last action it allowed
+  int64_t uses = 0;               // actions it allowed
+};
+
 class AttributionStore {
  public:
   virtual ~AttributionStore() = default;
@@ -145,6 +172,23 @@ class AttributionStore {
   virtual Status InsertContainment(const ContainmentRow& row) = 0;
   // Containments of `subject`, oldest first.
   virtual Result<std::vector<ContainmentRow>> ContainmentsOf(const std::string& subject) = 0;
+
+  // Approvals. AlreadyExists if the id is taken.
+  virtual Status InsertApproval(const ApprovalRow& row) = 0;
+  virtual Result<std::optional<ApprovalRow>> GetApproval(const std::string& id) = 0;
+  // The newest approval (by requested_ms, then id) with `digest` in one of `states`.
+  virtual Result<std::optional<ApprovalRow>> FindApproval(
+      const std::string& digest, const std::vector<std::string>& states) = 0;
+  // Approvals in one of `states` (every state when empty), newest first, at most `limit`.
+  virtual Result<std::vector<ApprovalRow>> ListApprovals(const std::vector<std::string>& states,
+                                                         size_t limit) = 0;
+  // Approvals of any of `sids` in one of `states` (every state when empty), oldest first.
+  virtual Result<std::vector<ApprovalRow>> ApprovalsOfSessions(
+      const std::vector<std::string>& sids, const std::vector<std::string>& states) = 0;
+  // Replaces the stored row `row.id` with `row` if the stored state is `expected_state`, in one
+  // atomic step. NotFound if there is no such row; FailedPrecondition (naming the stored state)
+  // if its state is another: the caller lost a race or the approval moved on.
+  virtual Status UpdateApproval(const ApprovalRow& row, const std::string& expected_state) = 0;
 };
 
 }  // namespace custody::store
