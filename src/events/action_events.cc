@@ -52,7 +52,9 @@ json::object Build(const ActionDecision& d) {
         {"determining", StringArray(d.reasons)},
         {"errors", StringArray(d.errors)}}},
       {"context", d.context},
-      {"decision", d.allowed ? "allow" : "deny"},
+      {"decision", d.allowed                                       ? "allow"
+                   : d.approval && d.approval->state == "required" ? "approval_required"
+                                                                   : "deny"},
       {"reasons", StringArray(d.reasons)},
       {"message", d.message}};
   if (!d.parent_event.empty()) e["parent_event"] = d.parent_event;
@@ -60,6 +62,49 @@ json::object Build(const ActionDecision& d) {
     e["containment"] = {{"scope", d.containment->scope},
                         {"tripwire", d.containment->tripwire},
                         {"revoked_sessions", StringArray(d.containment->revoked_sessions)}};
+  }
+  if (d.approval) {
+    const DecisionApproval& a = *d.approval;
+    json::object o{{"id", a.id},
+                   {"state", a.state},
+                   {"groups", StringArray(a.groups)},
+                   {"policies", StringArray(a.policies)},
+                   {"digest", a.digest},
+                   {"expires_at", a.expires_at}};
+    if (a.state == "used") {
+      o["approver"] = a.approver;
+      o["verified_by"] = a.verified_by;
+      o["approval_index"] = a.approval_index;
+    }
+    e["approval"] = std::move(o);
+  }
+  return e;
+}
+
+json::object Build(const ApprovalChange& a) {
+  json::object e{{"kind", a.kind},
+                 {"event_id", a.event_id},
+                 {"time", a.time},
+                 {"approval",
+                  {{"id", a.approval_id},
+                   {"digest", a.digest},
+                   {"groups", StringArray(a.groups)},
+                   {"policies", StringArray(a.policies)},
+                   {"request_action", a.request_action},
+                   {"action", a.action},
+                   {"target", a.target}}},
+                 {"target",
+                  {{"session", a.sid},
+                   {"root_sid", a.root_sid},
+                   {"agent", a.agent},
+                   {"instance", a.instance},
+                   {"initiator", a.initiator}}},
+                 {"reason", a.reason}};
+  if (a.kind == "approval.approve" || a.kind == "approval.deny")
+    e["by"] = {{"person", a.approver}, {"verified_by", a.verified_by}};
+  if (a.kind == "approval.approve") {
+    e["expires_at"] = a.expires_at;
+    e["single_use"] = a.single_use;
   }
   return e;
 }

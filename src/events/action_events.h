@@ -18,6 +18,20 @@
 
 namespace custody::events {
 
+// A person's approval, as a decision names it: the one it asks for ("required": an `@approval`
+// policy held the action) or the one it ran under ("used": allowed after that approval).
+struct DecisionApproval {
+  std::string id;
+  std::string state;                // "required" | "used"
+  std::vector<std::string> groups;  // the approver groups (Cedar entity uids)
+  std::vector<std::string> policies;
+  std::string digest;      // of what was asked ("sha256:<hex>")
+  std::string expires_at;  // required: approvable until; used: was usable until
+  // used: who approved it, how they were verified, and the approval.approve event's index
+  std::string approver, verified_by;
+  int64_t approval_index = -1;
+};
+
 // What an action is aimed at: a tool of a server, or a typed resource.
 struct TargetRef {
   std::string key;  // attribution::Target::Key()
@@ -47,6 +61,9 @@ struct ActionDecision {
     std::vector<std::string> revoked_sessions;
   };
   std::optional<Containment> containment;  // set when this decision tripped a wire
+  // Set when an `@approval` policy held the action (decision "approval_required") or when the
+  // action runs under an approval (decision "allow").
+  std::optional<DecisionApproval> approval;
 };
 
 struct ActionOutcome {
@@ -86,7 +103,24 @@ struct PolicyPublish {
   std::string previous;  // the set it replaces, "" for the first
 };
 
+// What happened to an approval: approved or denied by a person, expired, or cancelled (its
+// session was contained or revoked). Indexed under the session and agent it is about (`target`).
+struct ApprovalChange {
+  std::string kind;  // "approval.approve" | "approval.deny" | "approval.expire" | "approval.cancel"
+  std::string event_id, time;
+  std::string approval_id, digest;
+  std::vector<std::string> groups, policies;
+  std::string request_action;  // the decision that asked for it
+  std::string action, target;  // target key
+  std::string sid, root_sid, agent, instance, initiator;
+  std::string approver, verified_by;  // approve and deny: who, and how they were verified
+  std::string reason;
+  std::string expires_at;  // approve: usable until
+  bool single_use = true;  // approve
+};
+
 boost::json::object Build(const ActionDecision& e);
+boost::json::object Build(const ApprovalChange& e);
 boost::json::object Build(const ActionOutcome& e);
 boost::json::object Build(const Containment& e);
 boost::json::object Build(const PolicyPublish& e);

@@ -64,7 +64,11 @@ bool IsCustodyKind(std::string_view kind) {
                                                 "resource.definition_change",
                                                 "resource.approve",
                                                 "prompt.definition_change",
-                                                "prompt.approve"};
+                                                "prompt.approve",
+                                                "approval.approve",
+                                                "approval.deny",
+                                                "approval.expire",
+                                                "approval.cancel"};
   for (std::string_view k : kKinds) {
     if (k == kind) return true;
   }

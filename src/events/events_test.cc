@@ -90,6 +90,12 @@ TEST(Columns, EveryBuiltKindIsACustodyKind) {
                                     kind_of(Build(OAuthTokenIssue{})),
                                     kind_of(Build(OAuthReuse{})),
                                     kind_of(Build(OAuthClientRegister{}))};
+  for (const char* kind :
+       {"approval.approve", "approval.deny", "approval.expire", "approval.cancel"}) {
+    ApprovalChange change;
+    change.kind = kind;
+    built.push_back(kind_of(Build(change)));
+  }
   for (const char* type : {"Resource", "Prompt"}) {
     ItemDefinitionChange change;
     change.type = type;
@@ -103,7 +109,7 @@ TEST(Columns, EveryBuiltKindIsACustodyKind) {
     EXPECT_TRUE(IsCustodyKind(kind)) << kind;
     kinds.insert(kind);
   }
-  EXPECT_EQ(kinds.size(), 25u);
+  EXPECT_EQ(kinds.size(), 29u);
   for (std::string_view other : {"app.event", "test", "", "action", "action.decision2"}) {
     EXPECT_FALSE(IsCustodyKind(other)) << other;
   }
@@ -212,6 +218,88 @@ TEST(ActionEvents, DecisionBytesArePinned) {
   EXPECT_EQ(
       json::serialize(o.at("initiator")),
       R"({"id":"alice@example.com","issuer":"https://hr.example.com","verification":"verified"})");
+}
+
+TEST(ActionEvents, ApprovalOfADecisionBytesArePinned) {
+  ActionDecision d;
+  d.event_id = "e-1";
+  d.time = "2026-12-05T10:00:00.000Z";
+  d.actor = TestActor();
+  d.sid = "s-2";
+  d.action = "call_tool";
+  d.target = TargetRef{"pay/refund", "pay", "refund", "", ""};
+  d.reasons = {"big-refunds"};
+  d.approval = DecisionApproval{"ap-1",
+                                "required",
+                                {R"(Group::"finance")"},
+                                {"big-refunds"},
+                                "sha256:cd",
+                                "2026-12-05T11:00:00.000Z",
+                                "",
+                                "",
+                                -1};
+  json::object o = Build(d);
+  EXPECT_EQ(o.at("decision"), "approval_required");
+  EXPECT_EQ(
+      Canonical(o.at("approval").as_object()),
+      R"({"digest":"sha256:cd","expires_at":"2026-12-05T11:00:00.000Z","groups":["Group::\"finance\""],)"
+      R"("id":"ap-1","policies":["big-refunds"],"state":"required"})");
+  // The retry it allowed cites the approver and the approval's own event.
+  d.allowed = true;
+  d.approval->state = "used";
+  d.approval->approver = "bob";
+  d.approval->verified_by = "admin-token:0123456789abcdef";
+  d.approval->approval_index = 41;
+  o = Build(d);
+  EXPECT_EQ(o.at("decision"), "allow");
+  EXPECT_EQ(
+      Canonical(o.at("approval").as_object()),
+      R"({"approval_index":41,"approver":"bob","digest":"sha256:cd",)"
+      R"("expires_at":"2026-12-05T11:00:00.000Z","groups":["Group::\"finance\""],"id":"ap-1",)"
+      R"("policies":["big-refunds"],"state":"used","verified_by":"admin-token:0123456789abcdef"})");
+  // A plain deny names no approval.
+  d.allowed = false;
+  d.approval.reset();
+  EXPECT_EQ(Build(d).at("decision"), "deny");
+}
+
+TEST(ActionEvents, ApprovalChangeBytesArePinnedAndIndexedUnderItsSession) {
+  ApprovalChange a;
+  a.kind = "approval.approve";
+  a.event_id = "e-5";
+  a.time = "2026-12-05T10:01:00.000Z";
+  a.approval_id = "ap-1";
+  a.digest = "sha256:cd";
+  a.groups = {"Group::\"finance\""};
+  a.policies = {"big-refunds"};
+  a.request_action = "e-1";
+  a.action = "call_tool";
+  a.target = "pay/refund";
+  a.sid = "s-2";
+  a.root_sid = "s-1";
+  a.agent = "worker";
+  a.instance = "spiffe://custody.test/agent/worker/i1";
+  a.initiator = "alice@example.com";
+  a.approver = "bob";
+  a.verified_by = "admin-token:0123456789abcdef";
+  a.reason = "ticket 42";
+  a.expires_at = "2026-12-05T10:16:00.000Z";
+  EXPECT_EQ(
+      Canonical(Build(a)),
+      R"({"approval":{"action":"call_tool","digest":"sha256:cd","groups":["Group::\"finance\""],"id":"ap-1",)"
+      R"("policies":["big-refunds"],"request_action":"e-1","target":"pay/refund"},)"
+      R"("by":{"person":"bob","verified_by":"admin-token:0123456789abcdef"},"event_id":"e-5",)"
+      R"("expires_at":"2026-12-05T10:16:00.000Z","kind":"approval.approve","reason":"ticket 42","single_use":true,)"
+      R"("target":{"agent":"worker","initiator":"alice@example.com","instance":"spiffe://custody.test/agent/worker/i1",)"
+      R"("root_sid":"s-1","session":"s-2"},"time":"2026-12-05T10:01:00.000Z"})");
+  store::EventColumns c = ColumnsOf(Build(a));
+  EXPECT_EQ(c.session, "s-2");
+  EXPECT_EQ(c.agent, "worker");
+  // Expiry and cancellation name no person.
+  a.kind = "approval.cancel";
+  json::object o = Build(a);
+  EXPECT_FALSE(o.contains("by"));
+  EXPECT_FALSE(o.contains("expires_at"));
 }
 
 TEST(ActionEvents, OutcomeBytesArePinned) {
