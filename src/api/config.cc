@@ -1,5 +1,7 @@
 #include "api/config.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -308,6 +310,87 @@ constexpr KeyDef kKeys[] = {
              .description = "Comma-separated argument field names (at any depth) recorded as "
                             "\"[redacted]\" when arguments = redacted"},
      .field = [](Config& c) -> Field { return &c.attribution.redact_fields; }},
+    {.key = {.name = "approval.ttl_ms",
+             .env = "CUSTODY_APPROVAL_TTL_MS",
+             .type = kInteger,
+             .default_text = "900000",
+             .description = "How long an approved approval stays usable (the agent's retry must "
+                            "come within it), in milliseconds",
+             .min = 1000,
+             .max = 7 * 24 * kHourMs},
+     .field = [](Config& c) -> Field { return &c.approval.ttl_ms; }},
+    {.key = {.name = "approval.request_ttl_ms",
+             .env = "CUSTODY_APPROVAL_REQUEST_TTL_MS",
+             .type = kInteger,
+             .default_text = "3600000",
+             .description = "How long a pending approval can be approved before it expires, in "
+                            "milliseconds",
+             .min = 1000,
+             .max = 30 * 24 * kHourMs},
+     .field = [](Config& c) -> Field { return &c.approval.request_ttl_ms; }},
+    {.key = {.name = "approval.single_use",
+             .env = "CUSTODY_APPROVAL_SINGLE_USE",
+             .type = kBoolean,
+             .default_text = "true",
+             .description = "An approval allows one action; false: every identical action within "
+                            "approval.ttl_ms"},
+     .field = [](Config& c) -> Field { return &c.approval.single_use; }},
+    {.key = {.name = "approval.allow_self_approval",
+             .env = "CUSTODY_APPROVAL_ALLOW_SELF_APPROVAL",
+             .type = kBoolean,
+             .default_text = "false",
+             .description = "Whether the person who started a session may approve its actions "
+                            "(false: separation of duties)"},
+     .field = [](Config& c) -> Field { return &c.approval.allow_self_approval; }},
+    {.key = {.name = "approval.hold_ms",
+             .env = "CUSTODY_APPROVAL_HOLD_MS",
+             .type = kInteger,
+             .default_text = "0",
+             .description = "How long the MCP gateway holds a tools/call that needs approval, "
+                            "waiting for it; 0: it answers at once",
+             .min = 0,
+             .max = 300'000},
+     .field = [](Config& c) -> Field { return &c.approval.hold_ms; }},
+    {.key = {.name = "approval.person_type",
+             .env = "CUSTODY_APPROVAL_PERSON_TYPE",
+             .default_text = "User",
+             .description = "Cedar entity type of approvers (Name or Namespace::Name)",
+             .non_empty = true},
+     .field = [](Config& c) -> Field { return &c.approval.person_type; }},
+    {.key = {.name = "approval.base_url",
+             .env = "CUSTODY_APPROVAL_BASE_URL",
+             .default_text = "",
+             .description = "http(s) base URL of the approval links; empty: identity.issuer"},
+     .field = [](Config& c) -> Field { return &c.approval.base_url; }},
+    {.key = {.name = "approval.webhook.url",
+             .env = "CUSTODY_APPROVAL_WEBHOOK_URL",
+             .default_text = "",
+             .description = "Where approvers are notified, signed per Standard Webhooks (https; "
+                            "http only to a loopback host); empty: no webhook"},
+     .field = [](Config& c) -> Field { return &c.approval.webhook.url; }},
+    {.key = {.name = "approval.webhook.secret_file",
+             .env = "CUSTODY_APPROVAL_WEBHOOK_SECRET_FILE",
+             .default_text = "",
+             .description = "File (mode 0600 or stricter) holding the webhook's signing secret, "
+                            "whsec_<base64>; required with approval.webhook.url"},
+     .field = [](Config& c) -> Field { return &c.approval.webhook.secret_file; }},
+    {.key = {.name = "approval.webhook.timeout_ms",
+             .env = "CUSTODY_APPROVAL_WEBHOOK_TIMEOUT_MS",
+             .type = kInteger,
+             .default_text = "5000",
+             .description = "Time limit of one webhook delivery attempt",
+             .min = 1,
+             .max = 60'000},
+     .field = [](Config& c) -> Field { return &c.approval.webhook.timeout_ms; }},
+    {.key = {.name = "approval.webhook.max_attempts",
+             .env = "CUSTODY_APPROVAL_WEBHOOK_MAX_ATTEMPTS",
+             .type = kInteger,
+             .default_text = "5",
+             .description = "Attempts per notification (retried on failure or non-2xx, after "
+                            "500 ms, then twice as long each time)",
+             .min = 1,
+             .max = 20},
+     .field = [](Config& c) -> Field { return &c.approval.webhook.max_attempts; }},
     {.key = {.name = "log.level",
              .env = "CUSTODY_LOG_LEVEL",
              .default_text = "info",
@@ -772,6 +855,78 @@ Status CheckValue(const ConfigKey& key, const Field& f) {
   return InvalidArgumentError(name + " must be " + list);
 }
 
+// The host of an http(s) URL ("" if it has none, or user info: a password there would be
+// logged with the URL), without brackets or port.
+std::string UrlHost(std::string_view url) {
+  size_t scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) return "";
+  std::string_view authority = url.substr(scheme_end + 3);
+  authority = authority.substr(0, authority.find_first_of("/?#"));
+  if (authority.find('@') != std::string_view::npos) return "";
+  if (authority.starts_with("[")) {
+    size_t close = authority.find(']');
+    return close == std::string_view::npos ? "" : std::string(authority.substr(1, close - 1));
+  }
+  return std::string(authority.substr(0, authority.find(':')));
+}
+
+// localhost, 127.0.0.0/8 or ::1: where plain http is allowed for development.
+bool IsLoopbackHost(std::string_view host) {
+  std::string h(host);
+  std::transform(h.begin(), h.end(), h.begin(),
+                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  if (h == "localhost") return true;
+  in_addr v4{};
+  if (::inet_pton(AF_INET, h.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  return ::inet_pton(AF_INET6, h.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
+// A Cedar entity type: identifiers joined by "::" ("User", "Acme::Person").
+bool IsCedarEntityType(std::string_view type) {
+  for (size_t pos = 0;;) {
+    size_t sep = type.find("::", pos);
+    std::string_view id = type.substr(pos, sep == std::string_view::npos ? sep : sep - pos);
+    if (id.empty() || std::isdigit(static_cast<unsigned char>(id.front()))) return false;
+    for (char ch : id) {
+      if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_') return false;
+    }
+    if (sep == std::string_view::npos) return true;
+    pos = sep + 2;
+  }
+}
+
+Status ValidateApproval(const Config::Approval& a) {
+  if (!IsCedarEntityType(a.person_type)) {
+    return InvalidArgumentError(
+        "approval.person_type must be a Cedar entity type such as User or Acme::Person");
+  }
+  if (!a.base_url.empty() &&
+      ((!a.base_url.starts_with("https://") && !a.base_url.starts_with("http://")) ||
+       UrlHost(a.base_url).empty())) {
+    return InvalidArgumentError("approval.base_url must be an http:// or https:// URL with a host");
+  }
+  const Config::Approval::Webhook& w = a.webhook;
+  if (w.url.empty()) {
+    if (!w.secret_file.empty()) {
+      return InvalidArgumentError("approval.webhook.secret_file needs approval.webhook.url");
+    }
+    return OkStatus();
+  }
+  std::string host = UrlHost(w.url);
+  bool https = w.url.starts_with("https://");
+  if (host.empty() || (!https && !(w.url.starts_with("http://") && IsLoopbackHost(host)))) {
+    return InvalidArgumentError(
+        "approval.webhook.url must be an https:// URL with a host and no user info (http:// only "
+        "to a loopback host)");
+  }
+  if (w.secret_file.empty()) {
+    return InvalidArgumentError(
+        "approval.webhook.url needs approval.webhook.secret_file (notifications are signed)");
+  }
+  return OkStatus();
+}
+
 // `c` is not changed; it is not const only because the table's accessors take a Config&.
 Status Validate(Config& c) {
   RETURN_IF_ERROR(ParseListen(c.listen).status().WithContext("listen"));
@@ -810,6 +965,7 @@ Status Validate(Config& c) {
     return InvalidArgumentError(
         "set storage.key_encryption_key_file or CUSTODY_STORAGE_KEY_ENCRYPTION_KEY, not both");
   }
+  RETURN_IF_ERROR(ValidateApproval(c.approval));
   if (c.login.issuer.empty() && (!c.login.client_id.empty() || !c.login.client_secret.empty() ||
                                  !c.login.private_key_file.empty())) {
     return InvalidArgumentError(

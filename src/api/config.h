@@ -117,6 +117,27 @@ struct Config {
     std::string redact_fields;         // comma-separated field names (redacted mode)
     bool operator==(const Attribution&) const = default;
   } attribution;
+  // [approval]: a person in the loop for the actions an `@approval` forbid holds (issue #20).
+  // Durations are milliseconds, like every other duration key.
+  struct Approval {
+    int64_t ttl_ms = 15 * 60'000;          // how long an approved approval stays usable
+    int64_t request_ttl_ms = 60 * 60'000;  // how long a pending one can be approved
+    bool single_use = true;
+    bool allow_self_approval = false;  // false: separation of duties (not the initiator)
+    int64_t hold_ms = 0;               // the MCP gateway holds a tools/call this long for it
+    std::string person_type = "User";  // Cedar entity type of approvers
+    std::string base_url;              // of the approval links; empty: identity.issuer
+    // [approval.webhook]: approvers notified per Standard Webhooks
+    // (attribution/approval_webhook.h).
+    struct Webhook {
+      std::string url;          // https; http only to a loopback host. Empty: no webhook
+      std::string secret_file;  // "whsec_<base64>", mode 0600 or stricter; read at start
+      int64_t timeout_ms = 5000;
+      int64_t max_attempts = 5;
+      bool operator==(const Webhook&) const = default;
+    } webhook;
+    bool operator==(const Approval&) const = default;
+  } approval;
   struct Log {
     std::string level = "info";
     std::string format = "json";

@@ -510,5 +510,135 @@ TEST(ConfigStorage, PostgresNeedsItsUrlAndTheUrlNeedsPostgres) {
   EXPECT_EQ(Config{}.Storage().backend, store::Backend::kSqlite);  // the embedded default
 }
 
+TEST(ConfigApproval, DefaultsHoldForEveryActionAndSeparateDuties) {
+  auto c = LoadConfig({});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->approval.ttl_ms, 15 * 60'000);
+  EXPECT_EQ(c->approval.request_ttl_ms, 60 * 60'000);
+  EXPECT_TRUE(c->approval.single_use);
+  EXPECT_FALSE(c->approval.allow_self_approval);
+  EXPECT_EQ(c->approval.hold_ms, 0);
+  EXPECT_EQ(c->approval.person_type, "User");
+  EXPECT_EQ(c->approval.base_url, "");
+  EXPECT_EQ(c->approval.webhook.url, "");
+  EXPECT_EQ(c->approval.webhook.secret_file, "");
+  EXPECT_EQ(c->approval.webhook.timeout_ms, 5000);
+  EXPECT_EQ(c->approval.webhook.max_attempts, 5);
+}
+
+TEST(ConfigApproval, EveryKeyFromTheFileAndTheEnvironment) {
+  std::string path = WriteTemp("approval.toml", R"(
+[approval]
+ttl_ms = 60000
+request_ttl_ms = 120000
+single_use = false
+allow_self_approval = true
+hold_ms = 30000
+person_type = "Acme::Person"
+base_url = "https://custody.example.com"
+[approval.webhook]
+url = "https://hooks.example.com/custody"
+secret_file = "/etc/custody/webhook.secret"
+timeout_ms = 2000
+max_attempts = 3
+)");
+  ConfigSources s;
+  s.file = path;
+  s.env = {{"CUSTODY_APPROVAL_MAX_ATTEMPTS", "ignored: no such key"},
+           {"CUSTODY_APPROVAL_WEBHOOK_MAX_ATTEMPTS", "7"}};
+  auto c = LoadConfig(s);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  const Config::Approval& a = c->approval;
+  EXPECT_EQ(a.ttl_ms, 60000);
+  EXPECT_EQ(a.request_ttl_ms, 120000);
+  EXPECT_FALSE(a.single_use);
+  EXPECT_TRUE(a.allow_self_approval);
+  EXPECT_EQ(a.hold_ms, 30000);
+  EXPECT_EQ(a.person_type, "Acme::Person");
+  EXPECT_EQ(a.base_url, "https://custody.example.com");
+  EXPECT_EQ(a.webhook.url, "https://hooks.example.com/custody");
+  EXPECT_EQ(a.webhook.secret_file, "/etc/custody/webhook.secret");
+  EXPECT_EQ(a.webhook.timeout_ms, 2000);
+  EXPECT_EQ(a.webhook.max_attempts, 7);  // the variable beats the file
+
+  // A misspelt key in either section is refused with its position.
+  auto typo = ParseConfigToml("[approval.webhook]\nsecret = \"whsec_x\"\n", "w.toml");
+  ASSERT_FALSE(typo.ok());
+  EXPECT_NE(typo.status().message().find("w.toml:2:10: unknown key approval.webhook.secret"),
+            std::string::npos)
+      << typo.status().message();
+  typo = ParseConfigToml("[approval]\nttl = \"15m\"\n", "t.toml");
+  ASSERT_FALSE(typo.ok());
+  EXPECT_NE(typo.status().message().find("unknown key approval.ttl"), std::string::npos);
+  typo = ParseConfigToml("[approval.hook]\nurl = \"https://h\"\n", "h.toml");
+  ASSERT_FALSE(typo.ok());
+  EXPECT_NE(typo.status().message().find("unknown section [approval.hook]"), std::string::npos);
+}
+
+// LoadConfig's message for these overrides ("" when accepted).
+std::string Refusal(std::vector<std::pair<std::string, std::string>> overrides) {
+  ConfigSources s;
+  s.overrides = std::move(overrides);
+  auto c = LoadConfig(s);
+  return c.ok() ? "" : c.status().message();
+}
+
+TEST(ConfigApproval, BadValuesAreRefusedNamingTheKey) {
+  EXPECT_EQ(Refusal({{"approval.hold_ms", "300001"}}),
+            "approval.hold_ms must be in [0, 300000], got 300001");
+  EXPECT_EQ(Refusal({{"approval.hold_ms", "300000"}}), "");
+  EXPECT_EQ(Refusal({{"approval.ttl_ms", "0"}}),
+            "approval.ttl_ms must be in [1000, 604800000], got 0");
+  EXPECT_EQ(Refusal({{"approval.request_ttl_ms", "-5"}}),
+            "approval.request_ttl_ms must be in [1000, 2592000000], got -5");
+  EXPECT_EQ(Refusal({{"approval.webhook.max_attempts", "0"}}),
+            "approval.webhook.max_attempts must be in [1, 20], got 0");
+  EXPECT_EQ(Refusal({{"approval.webhook.timeout_ms", "0"}}),
+            "approval.webhook.timeout_ms must be in [1, 60000], got 0");
+  ConfigSources env;
+  env.env = {{"CUSTODY_APPROVAL_SINGLE_USE", "yes"}};
+  auto b = LoadConfig(env);
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.status().message().find("CUSTODY_APPROVAL_SINGLE_USE"), std::string::npos);
+  EXPECT_NE(b.status().message().find("approval.single_use must be true or false"),
+            std::string::npos);
+
+  // person_type is a Cedar entity type.
+  EXPECT_EQ(Refusal({{"approval.person_type", ""}}), "approval.person_type must not be empty");
+  for (std::string bad : {"User::", "::User", "9User", "User Name", "User\"x\""}) {
+    EXPECT_NE(Refusal({{"approval.person_type", bad}}).find("approval.person_type must be a Cedar"),
+              std::string::npos)
+        << bad;
+  }
+  EXPECT_EQ(Refusal({{"approval.person_type", "Acme::Hr::Person_2"}}), "");
+
+  EXPECT_NE(Refusal({{"approval.base_url", "custody.example.com"}}).find("approval.base_url"),
+            std::string::npos);
+  EXPECT_EQ(Refusal({{"approval.base_url", "http://127.0.0.1:8750"}}), "");
+
+  // The webhook: https anywhere, http only to loopback, always with a secret.
+  const std::string secret = "/etc/custody/webhook.secret";
+  for (std::string good : {"https://hooks.example.com/x", "http://127.0.0.1:9000/hook",
+                           "http://localhost/hook", "http://[::1]:8/h", "http://127.8.0.1"}) {
+    EXPECT_EQ(Refusal({{"approval.webhook.url", good}, {"approval.webhook.secret_file", secret}}),
+              "")
+        << good;
+  }
+  for (std::string bad : {"http://hooks.example.com/x", "http://10.0.0.1/hook", "ftp://h/x",
+                          "hooks.example.com", "https://", "https://user:pw@hooks.example.com/",
+                          "http://127.0.0.1.example.com/", "http://[::2]/"}) {
+    std::string message =
+        Refusal({{"approval.webhook.url", bad}, {"approval.webhook.secret_file", secret}});
+    EXPECT_NE(message.find("approval.webhook.url must be an https:// URL"), std::string::npos)
+        << bad << ": " << message;
+    EXPECT_EQ(message.find("pw"), std::string::npos) << "the URL is not repeated";
+  }
+  EXPECT_NE(Refusal({{"approval.webhook.url", "https://hooks.example.com/x"}})
+                .find("approval.webhook.url needs approval.webhook.secret_file"),
+            std::string::npos);
+  EXPECT_EQ(Refusal({{"approval.webhook.secret_file", secret}}),
+            "approval.webhook.secret_file needs approval.webhook.url");
+}
+
 }  // namespace
 }  // namespace custody::api
