@@ -203,11 +203,11 @@ TEST(PgSessionCountersUpgrade, CountsOfEarlierCallsComeFromTheActionIndex) {
                     .ok());
   }
   {
-    // Back to version 1: what a database written before the counters looks like.
+    // Back to version 1: what a database written before the counters (and approvals) looks like.
     auto db = store::PgDb::Open(*url);
     ASSERT_TRUE(db.ok()) << db.status().ToString();
     for (const char* sql :
-         {"DROP FUNCTION custody_count_call", "DROP TABLE session_counters",
+         {"DROP TABLE approvals", "DROP FUNCTION custody_count_call", "DROP TABLE session_counters",
           "DROP TABLE session_targets", "DROP TABLE session_calls",
           "UPDATE custody_schema SET version = 1 WHERE component = 'attribution'"}) {
       auto r = (*db)->Exec("downgrade", sql);

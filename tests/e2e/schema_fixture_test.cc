@@ -29,8 +29,9 @@ constexpr int64_t kMcpVersion = 2;
 // identity.db is at version 2 (refresh token families and consents of the authorization code
 // flow).
 constexpr int64_t kIdentityVersion = 2;
-// attribution.db is at version 2 (session counters kept in the store, for several nodes).
-constexpr int64_t kAttributionVersion = 2;
+// attribution.db is at version 3 (session counters kept in the store, for several nodes; then
+// approvals).
+constexpr int64_t kAttributionVersion = 3;
 int64_t CurrentVersion(const std::string& file) {
   if (file == "identity.db") return kIdentityVersion;
   if (file == "attribution.db") return kAttributionVersion;

@@ -15,6 +15,11 @@ inline constexpr const char* kAdminTokenColumns = "id, hash, role, label, create
 inline constexpr const char* kActionColumns =
     "action_id, decision_index, outcome_index, sid, root_sid, agent, initiator, action, target, "
     "decision, trace_id, span_id, txn, time_ms, status";
+// `approver_group` is ApprovalRow::group (GROUP is an SQL keyword).
+inline constexpr const char* kApprovalColumns =
+    "id, digest, state, sid, root_sid, agent, instance, initiator, action, target, "
+    "approver_group, policies, request_action, requested_ms, expires_ms, approver, verified_by, "
+    "reason, decided_ms, decided_index, used_by, uses";
 inline constexpr const char* kAgentColumns =
     "name, description, environment, business_owner, technical_owner, sponsor, "
     "revocation_contact, grants, permissions, max_delegation_depth, max_token_lifetime_s, "

@@ -235,4 +235,72 @@ Result<std::vector<ContainmentRow>> MemoryAttributionStore::ContainmentsOf(
   return out;
 }
 
+Status MemoryAttributionStore::InsertApproval(const ApprovalRow& row) {
+  MutexLock lock(mu_);
+  if (!approvals_.emplace(row.id, row).second) {
+    return AlreadyExistsError("approval " + row.id + " exists");
+  }
+  return OkStatus();
+}
+
+Result<std::optional<ApprovalRow>> MemoryAttributionStore::GetApproval(const std::string& id) {
+  MutexLock lock(mu_);
+  auto it = approvals_.find(id);
+  if (it == approvals_.end()) return std::optional<ApprovalRow>();
+  return std::optional<ApprovalRow>(it->second);
+}
+
+template <class Pred>
+std::vector<ApprovalRow> MemoryAttributionStore::Approvals(const std::vector<std::string>& states,
+                                                           Pred keep) const {
+  std::vector<ApprovalRow> out;
+  for (const auto& [id, r] : approvals_) {
+    if (!states.empty() && std::find(states.begin(), states.end(), r.state) == states.end()) {
+      continue;
+    }
+    if (keep(r)) out.push_back(r);
+  }
+  std::sort(out.begin(), out.end(), [](const ApprovalRow& a, const ApprovalRow& b) {
+    return std::tie(b.requested_ms, b.id) < std::tie(a.requested_ms, a.id);
+  });
+  return out;
+}
+
+Result<std::optional<ApprovalRow>> MemoryAttributionStore::FindApproval(
+    const std::string& digest, const std::vector<std::string>& states) {
+  MutexLock lock(mu_);
+  auto rows = Approvals(states, [&](const ApprovalRow& r) { return r.digest == digest; });
+  if (rows.empty()) return std::optional<ApprovalRow>();
+  return std::optional<ApprovalRow>(std::move(rows.front()));
+}
+
+Result<std::vector<ApprovalRow>> MemoryAttributionStore::ListApprovals(
+    const std::vector<std::string>& states, size_t limit) {
+  MutexLock lock(mu_);
+  auto rows = Approvals(states, [](const ApprovalRow&) { return true; });
+  if (rows.size() > limit) rows.resize(limit);
+  return rows;
+}
+
+Result<std::vector<ApprovalRow>> MemoryAttributionStore::ApprovalsOfSessions(
+    const std::vector<std::string>& sids, const std::vector<std::string>& states) {
+  MutexLock lock(mu_);
+  std::set<std::string> wanted(sids.begin(), sids.end());
+  auto rows = Approvals(states, [&](const ApprovalRow& r) { return wanted.count(r.sid) != 0; });
+  std::reverse(rows.begin(), rows.end());  // oldest first
+  return rows;
+}
+
+Status MemoryAttributionStore::UpdateApproval(const ApprovalRow& row,
+                                              const std::string& expected_state) {
+  MutexLock lock(mu_);
+  auto it = approvals_.find(row.id);
+  if (it == approvals_.end()) return NotFoundError("no approval " + row.id);
+  if (it->second.state != expected_state) {
+    return FailedPreconditionError("approval " + row.id + " is " + it->second.state);
+  }
+  it->second = row;
+  return OkStatus();
+}
+
 }  // namespace custody::store

@@ -42,8 +42,23 @@ class MemoryAttributionStore final : public AttributionStore {
   Status RaiseIndexedSize(uint64_t size) override;
   Status InsertContainment(const ContainmentRow& row) override;
   Result<std::vector<ContainmentRow>> ContainmentsOf(const std::string& subject) override;
+  Status InsertApproval(const ApprovalRow& row) override;
+  Result<std::optional<ApprovalRow>> GetApproval(const std::string& id) override;
+  Result<std::optional<ApprovalRow>> FindApproval(const std::string& digest,
+                                                  const std::vector<std::string>& states) override;
+  Result<std::vector<ApprovalRow>> ListApprovals(const std::vector<std::string>& states,
+                                                 size_t limit) override;
+  Result<std::vector<ApprovalRow>> ApprovalsOfSessions(
+      const std::vector<std::string>& sids, const std::vector<std::string>& states) override;
+  Status UpdateApproval(const ApprovalRow& row, const std::string& expected_state) override;
 
  private:
+  // The approvals matching `keep` and in one of `states` (every state when empty), newest first
+  // (requested_ms, then id).
+  template <class Pred>
+  std::vector<ApprovalRow> Approvals(const std::vector<std::string>& states, Pred keep) const
+      REQUIRES(mu_);
+
   // The rows matching `keep`, oldest first (time, then decision index, then id).
   template <class Pred>
   std::vector<ActionRow> Actions(Pred keep) const REQUIRES(mu_);
@@ -65,7 +80,8 @@ class MemoryAttributionStore final : public AttributionStore {
   std::set<std::pair<std::string, std::string>> used_ GUARDED_BY(mu_);  // (agent, target)
   std::map<std::string, ContainmentRow> containments_ GUARDED_BY(mu_);  // by event id
   uint64_t indexed_size_ GUARDED_BY(mu_) = 0;
-  std::map<std::string, Counters> counters_ GUARDED_BY(mu_);  // by sid
+  std::map<std::string, Counters> counters_ GUARDED_BY(mu_);      // by sid
+  std::map<std::string, ApprovalRow> approvals_ GUARDED_BY(mu_);  // by id
 };
 
 }  // namespace custody::store

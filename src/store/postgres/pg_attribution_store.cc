@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <limits>
 #include <string_view>
 #include <unordered_map>
 
@@ -11,6 +12,7 @@
 namespace custody::store {
 
 using internal::kActionColumns;
+using internal::kApprovalColumns;
 namespace {
 
 // Schema steps (store/postgres/pg_schema.h): released steps never change. Text is ordered
@@ -121,7 +123,40 @@ BEGIN
 END
 $$;
 )sql";
-constexpr const char* kSchemaSteps[] = {kSchemaV1, kSchemaV2};
+// Approvals (AttributionStore::InsertApproval, docs/APPROVALS.md): one row per approval asked
+// for, found by the digest of what was asked, listed by state, and cancelled by session. The id
+// breaks ties of requested_ms, bytewise as in SQLite. State changes are one UPDATE ... WHERE
+// state = expected: READ COMMITTED re-checks the condition on the row a concurrent update left, so
+// of the nodes racing on one approval exactly one changes it.
+constexpr const char* kSchemaV3 = R"sql(
+CREATE TABLE approvals(
+  id TEXT COLLATE "C" PRIMARY KEY,
+  digest TEXT NOT NULL,
+  state TEXT NOT NULL,
+  sid TEXT NOT NULL,
+  root_sid TEXT NOT NULL,
+  agent TEXT NOT NULL,
+  instance TEXT NOT NULL,
+  initiator TEXT NOT NULL,
+  action TEXT NOT NULL,
+  target TEXT NOT NULL,
+  approver_group TEXT NOT NULL,
+  policies TEXT NOT NULL,
+  request_action TEXT NOT NULL,
+  requested_ms BIGINT NOT NULL,
+  expires_ms BIGINT NOT NULL,
+  approver TEXT NOT NULL,
+  verified_by TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  decided_ms BIGINT NOT NULL,
+  decided_index BIGINT NOT NULL,
+  used_by TEXT NOT NULL,
+  uses BIGINT NOT NULL);
+CREATE INDEX approvals_digest ON approvals(digest, requested_ms, id);
+CREATE INDEX approvals_state ON approvals(state, requested_ms, id);
+CREATE INDEX approvals_sid ON approvals(sid, requested_ms, id);
+)sql";
+constexpr const char* kSchemaSteps[] = {kSchemaV1, kSchemaV2, kSchemaV3};
 
 ActionRow ReadAction(const PgRows& rows, int i) {
   auto t = [&](int c) { return std::string(rows.Text(i, c)); };
@@ -150,6 +185,60 @@ std::string TextArray(const std::vector<std::string>& v) {
     out += '"';
   }
   return out + "}";
+}
+
+ApprovalRow ReadApproval(const PgRows& rows, int i) {
+  auto t = [&](int c) { return std::string(rows.Text(i, c)); };
+  ApprovalRow r;
+  r.id = t(0);
+  r.digest = t(1);
+  r.state = t(2);
+  r.sid = t(3);
+  r.root_sid = t(4);
+  r.agent = t(5);
+  r.instance = t(6);
+  r.initiator = t(7);
+  r.action = t(8);
+  r.target = t(9);
+  r.group = t(10);
+  r.policies = t(11);
+  r.request_action = t(12);
+  r.requested_ms = rows.Int(i, 13);
+  r.expires_ms = rows.Int(i, 14);
+  r.approver = t(15);
+  r.verified_by = t(16);
+  r.reason = t(17);
+  r.decided_ms = rows.Int(i, 18);
+  r.decided_index = rows.Int(i, 19);
+  r.used_by = t(20);
+  r.uses = rows.Int(i, 21);
+  return r;
+}
+
+// Every column of `r` in kApprovalColumns' order ($1..$22).
+std::vector<PgParam> ApprovalParams(const ApprovalRow& r) {
+  return {PgText(r.id),
+          PgText(r.digest),
+          PgText(r.state),
+          PgText(r.sid),
+          PgText(r.root_sid),
+          PgText(r.agent),
+          PgText(r.instance),
+          PgText(r.initiator),
+          PgText(r.action),
+          PgText(r.target),
+          PgText(r.group),
+          PgText(r.policies),
+          PgText(r.request_action),
+          PgInt(r.requested_ms),
+          PgInt(r.expires_ms),
+          PgText(r.approver),
+          PgText(r.verified_by),
+          PgText(r.reason),
+          PgInt(r.decided_ms),
+          PgInt(r.decided_index),
+          PgText(r.used_by),
+          PgInt(r.uses)};
 }
 
 }  // namespace
@@ -457,6 +546,103 @@ Result<std::vector<ContainmentRow>> PgAttributionStore::ContainmentsOf(const std
         ContainmentRow{t(0), t(1), t(2), t(3), t(4), t(5), rows.Int(i, 6), rows.Int(i, 7)});
   }
   return out;
+}
+
+Status PgAttributionStore::InsertApproval(const ApprovalRow& r) {
+  std::vector<PgParam> params = ApprovalParams(r);
+  Status st = db_->Exec("record approval",
+                        std::string("INSERT INTO approvals(") + kApprovalColumns + ") VALUES" +
+                            PgValueRows(1, params.size()),
+                        std::span<const PgParam>(params))
+                  .status();
+  if (st.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExistsError("approval " + r.id + " exists");
+  }
+  return st;
+}
+
+Result<std::vector<ApprovalRow>> PgAttributionStore::QueryApprovals(
+    const std::string& where, const std::vector<PgParam>& params, const std::string& order_limit) {
+  std::string sql = std::string("SELECT ") + kApprovalColumns + " FROM approvals";
+  if (!where.empty()) sql += " WHERE " + where;
+  sql += order_limit;
+  ASSIGN_OR_RETURN(PgRows rows, db_->Exec("read approvals", sql, std::span<const PgParam>(params)));
+  std::vector<ApprovalRow> out;
+  out.reserve(rows.size());
+  for (int i = 0; i < rows.size(); ++i) out.push_back(ReadApproval(rows, i));
+  return out;
+}
+
+Result<std::optional<ApprovalRow>> PgAttributionStore::GetApproval(const std::string& id) {
+  ASSIGN_OR_RETURN(auto rows, QueryApprovals("id = $1", {PgText(id)}, ""));
+  if (rows.empty()) return std::optional<ApprovalRow>();
+  return std::optional<ApprovalRow>(std::move(rows[0]));
+}
+
+Result<std::optional<ApprovalRow>> PgAttributionStore::FindApproval(
+    const std::string& digest, const std::vector<std::string>& states) {
+  ASSIGN_OR_RETURN(
+      auto rows,
+      states.empty()
+          ? QueryApprovals("digest = $1", {PgText(digest)},
+                           " ORDER BY requested_ms DESC, id COLLATE \"C\" DESC LIMIT 1")
+          : QueryApprovals("digest = $1 AND state = ANY($2::text[])",
+                           {PgText(digest), PgText(TextArray(states))},
+                           " ORDER BY requested_ms DESC, id COLLATE \"C\" DESC LIMIT 1"));
+  if (rows.empty()) return std::optional<ApprovalRow>();
+  return std::optional<ApprovalRow>(std::move(rows[0]));
+}
+
+Result<std::vector<ApprovalRow>> PgAttributionStore::ListApprovals(
+    const std::vector<std::string>& states, size_t limit) {
+  const PgParam most = PgInt(static_cast<int64_t>(
+      std::min<uint64_t>(limit, static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))));
+  if (states.empty()) {
+    return QueryApprovals("", {most},
+                          " ORDER BY requested_ms DESC, id COLLATE \"C\" DESC LIMIT $1");
+  }
+  return QueryApprovals("state = ANY($1::text[])", {PgText(TextArray(states)), most},
+                        " ORDER BY requested_ms DESC, id COLLATE \"C\" DESC LIMIT $2");
+}
+
+Result<std::vector<ApprovalRow>> PgAttributionStore::ApprovalsOfSessions(
+    const std::vector<std::string>& sids, const std::vector<std::string>& states) {
+  if (sids.empty()) return std::vector<ApprovalRow>();
+  if (states.empty()) {
+    return QueryApprovals("sid = ANY($1::text[])", {PgText(TextArray(sids))},
+                          " ORDER BY requested_ms, id COLLATE \"C\"");
+  }
+  return QueryApprovals("sid = ANY($1::text[]) AND state = ANY($2::text[])",
+                        {PgText(TextArray(sids)), PgText(TextArray(states))},
+                        " ORDER BY requested_ms, id COLLATE \"C\"");
+}
+
+Status PgAttributionStore::UpdateApproval(const ApprovalRow& r, const std::string& expected_state) {
+  std::vector<PgParam> params = ApprovalParams(r);
+  params.push_back(PgText(expected_state));
+  // The compare-and-set is this one statement (schema step 3). When it changes nothing, the
+  // state read after it says why; should that read find the expected state (the row moved on
+  // and back between the two), the update is tried again.
+  for (int attempt = 0;; ++attempt) {
+    ASSIGN_OR_RETURN(
+        PgRows updated,
+        db_->Exec("update approval",
+                  "UPDATE approvals SET digest = $2, state = $3, sid = $4, root_sid = $5, "
+                  "agent = $6, instance = $7, initiator = $8, action = $9, target = $10, "
+                  "approver_group = $11, policies = $12, request_action = $13, "
+                  "requested_ms = $14, expires_ms = $15, approver = $16, verified_by = $17, "
+                  "reason = $18, decided_ms = $19, decided_index = $20, used_by = $21, "
+                  "uses = $22 WHERE id = $1 AND state = $23",
+                  std::span<const PgParam>(params)));
+    if (updated.affected() == 1) return OkStatus();
+    ASSIGN_OR_RETURN(
+        PgRows now,
+        db_->Exec("read approval", "SELECT state FROM approvals WHERE id = $1", {PgText(r.id)}));
+    if (now.size() == 0) return NotFoundError("no approval " + r.id);
+    if (now.Text(0, 0) != expected_state || attempt == 2) {
+      return FailedPreconditionError("approval " + r.id + " is " + std::string(now.Text(0, 0)));
+    }
+  }
 }
 
 }  // namespace custody::store

@@ -1,7 +1,7 @@
-// PgAttributionStore: AttributionStore in PostgreSQL (component "attribution", version 1): the
+// PgAttributionStore: AttributionStore in PostgreSQL (component "attribution", version 3): the
 // same tables as attribution.db (policy sets, the action index, first use, containments, the
-// index's high-water mark), shared by the nodes of a deployment so that investigations and
-// session counters see every node's actions. Session counters are counted in the database, one
+// index's high-water mark, approvals), shared by the nodes of a deployment so that investigations
+// and session counters see every node's actions. Session counters are counted in the database, one
 // round trip per call (the function custody_count_call, schema step 2), so that a session calling
 // through several nodes sees the sum. Thread-safe (PgDb's pool).
 #pragma once
@@ -47,11 +47,24 @@ class PgAttributionStore final : public AttributionStore {
   Status RaiseIndexedSize(uint64_t size) override;
   Status InsertContainment(const ContainmentRow& row) override;
   Result<std::vector<ContainmentRow>> ContainmentsOf(const std::string& subject) override;
+  Status InsertApproval(const ApprovalRow& row) override;
+  Result<std::optional<ApprovalRow>> GetApproval(const std::string& id) override;
+  Result<std::optional<ApprovalRow>> FindApproval(const std::string& digest,
+                                                  const std::vector<std::string>& states) override;
+  Result<std::vector<ApprovalRow>> ListApprovals(const std::vector<std::string>& states,
+                                                 size_t limit) override;
+  Result<std::vector<ApprovalRow>> ApprovalsOfSessions(
+      const std::vector<std::string>& sids, const std::vector<std::string>& states) override;
+  Status UpdateApproval(const ApprovalRow& row, const std::string& expected_state) override;
 
  private:
   explicit PgAttributionStore(std::unique_ptr<PgDb> db) : db_(std::move(db)) {}
   Result<std::vector<ActionRow>> QueryActions(const std::string& where,
                                               std::initializer_list<PgParam> params);
+  // `where` and `order_limit` are fixed clauses of this file, never caller input.
+  Result<std::vector<ApprovalRow>> QueryApprovals(const std::string& where,
+                                                  const std::vector<PgParam>& params,
+                                                  const std::string& order_limit);
   Result<std::vector<std::string>> Strings(const char* what, const char* sql);
   std::unique_ptr<PgDb> db_;
 };

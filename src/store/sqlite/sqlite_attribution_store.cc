@@ -3,12 +3,14 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "store/internal/columns.h"
 
 namespace custody::store {
 
 using internal::kActionColumns;
+using internal::kApprovalColumns;
 namespace {
 
 // Schema steps (store/sqlite_schema.h): kSchemaSteps[i] takes attribution.db from version i to
@@ -83,7 +85,37 @@ CREATE TABLE session_calls(
   first_call INTEGER NOT NULL,
   PRIMARY KEY(sid, time_ms)) WITHOUT ROWID;
 )sql";
-constexpr const char* kSchemaSteps[] = {kSchemaV1, kSchemaV2};
+// Approvals (AttributionStore::InsertApproval, docs/APPROVALS.md): one row per approval asked
+// for, found by the digest of what was asked, listed by state, and cancelled by session.
+constexpr const char* kSchemaV3 = R"sql(
+CREATE TABLE approvals(
+  id TEXT PRIMARY KEY,
+  digest TEXT NOT NULL,
+  state TEXT NOT NULL,
+  sid TEXT NOT NULL,
+  root_sid TEXT NOT NULL,
+  agent TEXT NOT NULL,
+  instance TEXT NOT NULL,
+  initiator TEXT NOT NULL,
+  action TEXT NOT NULL,
+  target TEXT NOT NULL,
+  approver_group TEXT NOT NULL,
+  policies TEXT NOT NULL,
+  request_action TEXT NOT NULL,
+  requested_ms INTEGER NOT NULL,
+  expires_ms INTEGER NOT NULL,
+  approver TEXT NOT NULL,
+  verified_by TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  decided_ms INTEGER NOT NULL,
+  decided_index INTEGER NOT NULL,
+  used_by TEXT NOT NULL,
+  uses INTEGER NOT NULL);
+CREATE INDEX approvals_digest ON approvals(digest, requested_ms, id);
+CREATE INDEX approvals_state ON approvals(state, requested_ms, id);
+CREATE INDEX approvals_sid ON approvals(sid, requested_ms, id);
+)sql";
+constexpr const char* kSchemaSteps[] = {kSchemaV1, kSchemaV2, kSchemaV3};
 
 ActionRow ReadAction(const Stmt& s) {
   ActionRow r;
@@ -103,6 +135,50 @@ ActionRow ReadAction(const Stmt& s) {
   r.time_ms = s.Int(13);
   r.status = s.Text(14);
   return r;
+}
+
+ApprovalRow ReadApproval(const Stmt& s) {
+  ApprovalRow r;
+  r.id = s.Text(0);
+  r.digest = s.Text(1);
+  r.state = s.Text(2);
+  r.sid = s.Text(3);
+  r.root_sid = s.Text(4);
+  r.agent = s.Text(5);
+  r.instance = s.Text(6);
+  r.initiator = s.Text(7);
+  r.action = s.Text(8);
+  r.target = s.Text(9);
+  r.group = s.Text(10);
+  r.policies = s.Text(11);
+  r.request_action = s.Text(12);
+  r.requested_ms = s.Int(13);
+  r.expires_ms = s.Int(14);
+  r.approver = s.Text(15);
+  r.verified_by = s.Text(16);
+  r.reason = s.Text(17);
+  r.decided_ms = s.Int(18);
+  r.decided_index = s.Int(19);
+  r.used_by = s.Text(20);
+  r.uses = s.Int(21);
+  return r;
+}
+
+// Binds every column of `r` in kApprovalColumns' order, from ?1.
+void BindApproval(Stmt& s, const ApprovalRow& r) {
+  s.Bind(1, r.id).Bind(2, r.digest).Bind(3, r.state).Bind(4, r.sid).Bind(5, r.root_sid);
+  s.Bind(6, r.agent).Bind(7, r.instance).Bind(8, r.initiator).Bind(9, r.action);
+  s.Bind(10, r.target).Bind(11, r.group).Bind(12, r.policies).Bind(13, r.request_action);
+  s.Bind(14, r.requested_ms).Bind(15, r.expires_ms).Bind(16, r.approver);
+  s.Bind(17, r.verified_by).Bind(18, r.reason).Bind(19, r.decided_ms);
+  s.Bind(20, r.decided_index).Bind(21, r.used_by).Bind(22, r.uses);
+}
+
+// "<column> IN (?n,?n+1,...)" for `count` values, the first numbered `first`.
+std::string InList(const char* column, size_t first, size_t count) {
+  std::string out = std::string(column) + " IN (";
+  for (size_t i = 0; i < count; ++i) out += (i ? ",?" : "?") + std::to_string(first + i);
+  return out + ")";
 }
 
 }  // namespace
@@ -459,6 +535,104 @@ Result<std::vector<ContainmentRow>> SqliteAttributionStore::ContainmentsOf(
   }
   if (rc != kSqliteDone) return db_->Error("read containments");
   return out;
+}
+
+Status SqliteAttributionStore::InsertApproval(const ApprovalRow& r) {
+  MutexLock lock(mu_);
+  const std::string sql = std::string("INSERT INTO approvals(") + kApprovalColumns +
+                          ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,"
+                          "?18,?19,?20,?21,?22)";
+  Stmt s(*db_, sql.c_str());
+  if (!s.ok()) return db_->Error("prepare");
+  BindApproval(s, r);
+  if (s.Step() != kSqliteDone) {
+    if (sqlite3_errcode(db_->raw()) == SQLITE_CONSTRAINT) {
+      return AlreadyExistsError("approval " + r.id + " exists");
+    }
+    return db_->Error("record approval");
+  }
+  return OkStatus();
+}
+
+Result<std::vector<ApprovalRow>> SqliteAttributionStore::QueryApprovals(
+    const std::string& where, const std::vector<std::string>& args,
+    const std::string& order_limit) {
+  MutexLock lock(mu_);
+  std::string sql = std::string("SELECT ") + kApprovalColumns + " FROM approvals";
+  if (!where.empty()) sql += " WHERE " + where;
+  sql += order_limit;
+  Stmt s(*db_, sql.c_str());
+  if (!s.ok()) return db_->Error("prepare");
+  for (size_t i = 0; i < args.size(); ++i) s.Bind(static_cast<int>(i + 1), args[i]);
+  std::vector<ApprovalRow> out;
+  int rc;
+  while ((rc = s.Step()) == kSqliteRow) out.push_back(ReadApproval(s));
+  if (rc != kSqliteDone) return db_->Error("read approvals");
+  return out;
+}
+
+Result<std::optional<ApprovalRow>> SqliteAttributionStore::GetApproval(const std::string& id) {
+  ASSIGN_OR_RETURN(auto rows, QueryApprovals("id = ?1", {id}, ""));
+  if (rows.empty()) return std::optional<ApprovalRow>();
+  return std::optional<ApprovalRow>(std::move(rows[0]));
+}
+
+Result<std::optional<ApprovalRow>> SqliteAttributionStore::FindApproval(
+    const std::string& digest, const std::vector<std::string>& states) {
+  std::string where = "digest = ?1";
+  std::vector<std::string> args = {digest};
+  if (!states.empty()) {
+    where += " AND " + InList("state", 2, states.size());
+    args.insert(args.end(), states.begin(), states.end());
+  }
+  ASSIGN_OR_RETURN(auto rows,
+                   QueryApprovals(where, args, " ORDER BY requested_ms DESC, id DESC LIMIT 1"));
+  if (rows.empty()) return std::optional<ApprovalRow>();
+  return std::optional<ApprovalRow>(std::move(rows[0]));
+}
+
+Result<std::vector<ApprovalRow>> SqliteAttributionStore::ListApprovals(
+    const std::vector<std::string>& states, size_t limit) {
+  const uint64_t most = std::min<uint64_t>(limit, std::numeric_limits<int64_t>::max());
+  return QueryApprovals(states.empty() ? "" : InList("state", 1, states.size()), states,
+                        " ORDER BY requested_ms DESC, id DESC LIMIT " + std::to_string(most));
+}
+
+Result<std::vector<ApprovalRow>> SqliteAttributionStore::ApprovalsOfSessions(
+    const std::vector<std::string>& sids, const std::vector<std::string>& states) {
+  if (sids.empty()) return std::vector<ApprovalRow>();
+  std::string where = InList("sid", 1, sids.size());
+  std::vector<std::string> args = sids;
+  if (!states.empty()) {
+    where += " AND " + InList("state", sids.size() + 1, states.size());
+    args.insert(args.end(), states.begin(), states.end());
+  }
+  return QueryApprovals(where, args, " ORDER BY requested_ms, id");
+}
+
+Status SqliteAttributionStore::UpdateApproval(const ApprovalRow& r,
+                                              const std::string& expected_state) {
+  MutexLock lock(mu_);
+  // One statement under the one connection's mutex: the state is compared and set at once.
+  Stmt s(*db_,
+         "UPDATE approvals SET digest=?2, state=?3, sid=?4, root_sid=?5, agent=?6, instance=?7, "
+         "initiator=?8, action=?9, target=?10, approver_group=?11, policies=?12, "
+         "request_action=?13, requested_ms=?14, expires_ms=?15, approver=?16, verified_by=?17, "
+         "reason=?18, decided_ms=?19, decided_index=?20, used_by=?21, uses=?22 "
+         "WHERE id=?1 AND state=?23");
+  if (!s.ok()) return db_->Error("prepare");
+  BindApproval(s, r);
+  s.Bind(23, expected_state);
+  if (s.Step() != kSqliteDone) return db_->Error("update approval");
+  if (db_->changes() == 1) return OkStatus();
+  // Nothing changed: say why (the mutex still held, so this is the state that refused it).
+  Stmt q(*db_, "SELECT state FROM approvals WHERE id = ?1");
+  if (!q.ok()) return db_->Error("prepare");
+  q.Bind(1, r.id);
+  int rc = q.Step();
+  if (rc == kSqliteDone) return NotFoundError("no approval " + r.id);
+  if (rc != kSqliteRow) return db_->Error("read approval");
+  return FailedPreconditionError("approval " + r.id + " is " + q.Text(0));
 }
 
 }  // namespace custody::store

@@ -44,12 +44,26 @@ class SqliteAttributionStore final : public AttributionStore {
   Status RaiseIndexedSize(uint64_t size) override;
   Status InsertContainment(const ContainmentRow& row) override;
   Result<std::vector<ContainmentRow>> ContainmentsOf(const std::string& subject) override;
+  Status InsertApproval(const ApprovalRow& row) override;
+  Result<std::optional<ApprovalRow>> GetApproval(const std::string& id) override;
+  Result<std::optional<ApprovalRow>> FindApproval(const std::string& digest,
+                                                  const std::vector<std::string>& states) override;
+  Result<std::vector<ApprovalRow>> ListApprovals(const std::vector<std::string>& states,
+                                                 size_t limit) override;
+  Result<std::vector<ApprovalRow>> ApprovalsOfSessions(
+      const std::vector<std::string>& sids, const std::vector<std::string>& states) override;
+  Status UpdateApproval(const ApprovalRow& row, const std::string& expected_state) override;
 
  private:
   explicit SqliteAttributionStore(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
   // The SQL stays in this file: `where` is one of the fixed clauses above, never caller input.
   Result<std::vector<ActionRow>> QueryActions(const std::string& where,
                                               const std::vector<std::string>& args);
+  // Approvals WHERE `where` (built here from fixed clauses and numbered placeholders, never
+  // caller input) with `args` bound in order, then `order_limit`.
+  Result<std::vector<ApprovalRow>> QueryApprovals(const std::string& where,
+                                                  const std::vector<std::string>& args,
+                                                  const std::string& order_limit);
   Result<SessionCounts> ReadCounters(const std::string& sid, int64_t since_ms) REQUIRES(mu_);
   Mutex mu_;
   std::unique_ptr<SqliteDb> db_ PT_GUARDED_BY(mu_);

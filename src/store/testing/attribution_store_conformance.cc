@@ -318,5 +318,250 @@ TEST_P(AttributionStoreConformance, ContainmentsByTimeAndADuplicateIsRefused) {
   EXPECT_TRUE(none->empty());
 }
 
+// An approval with every field set, each to a value of its own.
+ApprovalRow Approval(const std::string& id, const std::string& digest, const std::string& state,
+                     const std::string& sid, int64_t requested_ms) {
+  ApprovalRow r;
+  r.id = id;
+  r.digest = digest;
+  r.state = state;
+  r.sid = sid;
+  r.root_sid = "root-" + sid;
+  r.agent = "planner";
+  r.instance = "inst-" + id;
+  r.initiator = "alice@example.com";
+  r.action = "call_tool";
+  r.target = "payments/refund";
+  r.group = "Group::\"finance\"";
+  r.policies = "refund-limit deploy-prod";
+  r.request_action = "act-" + id;
+  r.requested_ms = requested_ms;
+  r.expires_ms = requested_ms + 600000;
+  return r;
+}
+
+void ExpectSameApproval(const ApprovalRow& got, const ApprovalRow& want) {
+  EXPECT_EQ(got.id, want.id);
+  EXPECT_EQ(got.digest, want.digest);
+  EXPECT_EQ(got.state, want.state);
+  EXPECT_EQ(got.sid, want.sid);
+  EXPECT_EQ(got.root_sid, want.root_sid);
+  EXPECT_EQ(got.agent, want.agent);
+  EXPECT_EQ(got.instance, want.instance);
+  EXPECT_EQ(got.initiator, want.initiator);
+  EXPECT_EQ(got.action, want.action);
+  EXPECT_EQ(got.target, want.target);
+  EXPECT_EQ(got.group, want.group);
+  EXPECT_EQ(got.policies, want.policies);
+  EXPECT_EQ(got.request_action, want.request_action);
+  EXPECT_EQ(got.requested_ms, want.requested_ms);
+  EXPECT_EQ(got.expires_ms, want.expires_ms);
+  EXPECT_EQ(got.approver, want.approver);
+  EXPECT_EQ(got.verified_by, want.verified_by);
+  EXPECT_EQ(got.reason, want.reason);
+  EXPECT_EQ(got.decided_ms, want.decided_ms);
+  EXPECT_EQ(got.decided_index, want.decided_index);
+  EXPECT_EQ(got.used_by, want.used_by);
+  EXPECT_EQ(got.uses, want.uses);
+}
+
+std::vector<std::string> ApprovalIds(const std::vector<ApprovalRow>& rows) {
+  std::vector<std::string> out;
+  for (const ApprovalRow& r : rows) out.push_back(r.id);
+  return out;
+}
+
+TEST_P(AttributionStoreConformance, AnApprovalIsStoredWholeAndADuplicateIdIsRefused) {
+  auto missing = store_->GetApproval("nope");
+  ASSERT_TRUE(missing.ok()) << missing.status().ToString();
+  EXPECT_FALSE(missing->has_value());
+
+  ApprovalRow a = Approval("ap1", "sha256:aa", "approved", "s1", 1000);
+  a.approver = "carol@example.com";
+  a.verified_by = "oidc:https://idp.example.com";
+  a.reason = "within the quarter's budget, \"urgent\"";
+  a.decided_ms = 1500;
+  a.decided_index = 42;
+  a.used_by = "act-later";
+  a.uses = 3;
+  ASSERT_TRUE(store_->InsertApproval(a).ok());
+  auto got = store_->GetApproval("ap1");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_TRUE(got->has_value());
+  ExpectSameApproval(**got, a);
+
+  // The id is taken: refused, and the stored row stays as it was.
+  ApprovalRow again = Approval("ap1", "sha256:bb", "pending", "s2", 2000);
+  Status dup = store_->InsertApproval(again);
+  EXPECT_EQ(dup.code(), StatusCode::kAlreadyExists) << dup.ToString();
+  got = store_->GetApproval("ap1");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  ExpectSameApproval(**got, a);
+}
+
+TEST_P(AttributionStoreConformance, FindApprovalAnswersTheNewestWithTheDigestInTheStates) {
+  ASSERT_TRUE(store_->InsertApproval(Approval("old", "sha256:aa", "approved", "s1", 100)).ok());
+  ASSERT_TRUE(store_->InsertApproval(Approval("new", "sha256:aa", "approved", "s1", 300)).ok());
+  ASSERT_TRUE(store_->InsertApproval(Approval("newest", "sha256:aa", "used", "s1", 400)).ok());
+  ASSERT_TRUE(store_->InsertApproval(Approval("mid", "sha256:aa", "pending", "s1", 200)).ok());
+  ASSERT_TRUE(store_->InsertApproval(Approval("other", "sha256:bb", "approved", "s1", 900)).ok());
+
+  auto found = store_->FindApproval("sha256:aa", {"approved"});
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->id, "new");
+  EXPECT_EQ((*found)->instance, "inst-new");
+  found = store_->FindApproval("sha256:aa", {"pending", "approved"});
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_EQ((*found)->id, "new");
+  found = store_->FindApproval("sha256:aa", {"pending"});
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_EQ((*found)->id, "mid");
+  found = store_->FindApproval("sha256:aa", {"used", "approved"});
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_EQ((*found)->id, "newest");
+  // At the same time, the greater id (bytewise: "b" after "Z") is the newer.
+  ASSERT_TRUE(store_->InsertApproval(Approval("tie-Z", "sha256:cc", "pending", "s1", 500)).ok());
+  ASSERT_TRUE(store_->InsertApproval(Approval("tie-b", "sha256:cc", "pending", "s1", 500)).ok());
+  found = store_->FindApproval("sha256:cc", {"pending"});
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_EQ((*found)->id, "tie-b");
+
+  // None in those states, or none with that digest.
+  found = store_->FindApproval("sha256:aa", {"denied", "expired"});
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  EXPECT_FALSE(found->has_value());
+  found = store_->FindApproval("sha256:zz", {"approved"});
+  ASSERT_TRUE(found.ok());
+  EXPECT_FALSE(found->has_value());
+}
+
+TEST_P(AttributionStoreConformance, ListApprovalsFiltersByStateNewestFirstUpToTheLimit) {
+  ASSERT_TRUE(store_->InsertApproval(Approval("a", "sha256:1", "pending", "s1", 100)).ok());
+  ASSERT_TRUE(store_->InsertApproval(Approval("d", "sha256:4", "pending", "s2", 400)).ok());
+  ASSERT_TRUE(store_->InsertApproval(Approval("b", "sha256:2", "denied", "s1", 200)).ok());
+  ASSERT_TRUE(store_->InsertApproval(Approval("c", "sha256:3", "approved", "s3", 300)).ok());
+  ASSERT_TRUE(store_->InsertApproval(Approval("e", "sha256:5", "expired", "s1", 300)).ok());
+
+  auto all = store_->ListApprovals({}, 100);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(ApprovalIds(*all), (Strings{"d", "e", "c", "b", "a"}));
+  ASSERT_EQ(all->size(), 5u);
+  EXPECT_EQ((*all)[0].sid, "s2");
+  auto pending = store_->ListApprovals({"pending"}, 100);
+  ASSERT_TRUE(pending.ok()) << pending.status().ToString();
+  EXPECT_EQ(ApprovalIds(*pending), (Strings{"d", "a"}));
+  auto two = store_->ListApprovals({"pending", "approved", "denied"}, 2);
+  ASSERT_TRUE(two.ok());
+  EXPECT_EQ(ApprovalIds(*two), (Strings{"d", "c"}));
+  auto first = store_->ListApprovals({}, 1);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(ApprovalIds(*first), (Strings{"d"}));
+  auto none = store_->ListApprovals({"cancelled"}, 100);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
+TEST_P(AttributionStoreConformance, ApprovalsOfSessionsOldestFirstInTheStates) {
+  ASSERT_TRUE(store_->InsertApproval(Approval("c", "sha256:3", "pending", "s1", 300)).ok());
+  ASSERT_TRUE(store_->InsertApproval(Approval("a", "sha256:1", "pending", "s1", 100)).ok());
+  ASSERT_TRUE(store_->InsertApproval(Approval("b", "sha256:2", "approved", "s2", 200)).ok());
+  ASSERT_TRUE(store_->InsertApproval(Approval("d", "sha256:4", "pending", "s3", 50)).ok());
+  ASSERT_TRUE(store_->InsertApproval(Approval("e", "sha256:5", "used", "s2", 500)).ok());
+
+  auto of = store_->ApprovalsOfSessions({"s2", "s1"}, {});
+  ASSERT_TRUE(of.ok()) << of.status().ToString();
+  EXPECT_EQ(ApprovalIds(*of), (Strings{"a", "b", "c", "e"}));
+  auto pending = store_->ApprovalsOfSessions({"s1", "s2", "s3"}, {"pending"});
+  ASSERT_TRUE(pending.ok()) << pending.status().ToString();
+  EXPECT_EQ(ApprovalIds(*pending), (Strings{"d", "a", "c"}));
+  auto live = store_->ApprovalsOfSessions({"s2"}, {"pending", "approved"});
+  ASSERT_TRUE(live.ok());
+  EXPECT_EQ(ApprovalIds(*live), (Strings{"b"}));
+  auto no_sessions = store_->ApprovalsOfSessions({}, {});
+  ASSERT_TRUE(no_sessions.ok());
+  EXPECT_TRUE(no_sessions->empty());
+  auto unknown = store_->ApprovalsOfSessions({"nobody"}, {"pending"});
+  ASSERT_TRUE(unknown.ok());
+  EXPECT_TRUE(unknown->empty());
+}
+
+TEST_P(AttributionStoreConformance, UpdateApprovalSetsTheRowOnlyFromTheExpectedState) {
+  const ApprovalRow pending = Approval("ap1", "sha256:aa", "pending", "s1", 1000);
+  ASSERT_TRUE(store_->InsertApproval(pending).ok());
+  ASSERT_TRUE(store_->InsertApproval(Approval("ap2", "sha256:bb", "pending", "s1", 1100)).ok());
+
+  ApprovalRow approved = pending;
+  approved.state = "approved";
+  approved.approver = "carol@example.com";
+  approved.verified_by = "admin-token:0db749c7f94e5ab7";
+  approved.reason = "ok";
+  approved.decided_ms = 1200;
+  approved.decided_index = 17;
+  approved.expires_ms = 5000;
+  Status st = store_->UpdateApproval(approved, "pending");
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  auto got = store_->GetApproval("ap1");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  ExpectSameApproval(**got, approved);
+
+  // From a state it is not in: refused, naming the stored state, and the row stays as it was.
+  ApprovalRow denied = pending;
+  denied.state = "denied";
+  denied.approver = "mallory@example.com";
+  st = store_->UpdateApproval(denied, "pending");
+  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
+  EXPECT_NE(st.message().find("approved"), std::string::npos) << st.ToString();
+  got = store_->GetApproval("ap1");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  ExpectSameApproval(**got, approved);
+
+  // An unknown id is NotFound, and creates nothing.
+  ApprovalRow ghost = Approval("ghost", "sha256:cc", "used", "s1", 1000);
+  st = store_->UpdateApproval(ghost, "approved");
+  EXPECT_EQ(st.code(), StatusCode::kNotFound) << st.ToString();
+  auto none = store_->GetApproval("ghost");
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+
+  // The other approval was not touched.
+  got = store_->GetApproval("ap2");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  ExpectSameApproval(**got, Approval("ap2", "sha256:bb", "pending", "s1", 1100));
+}
+
+TEST_P(AttributionStoreConformance, OfThreadsRacingToUseOneApprovalExactlyOneWins) {
+  ApprovalRow approved = Approval("ap1", "sha256:aa", "approved", "s1", 1000);
+  approved.approver = "carol@example.com";
+  ASSERT_TRUE(store_->InsertApproval(approved).ok());
+  constexpr int kThreads = 8;
+  std::mutex mu;
+  std::vector<std::string> winners, errors;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      ApprovalRow used = approved;
+      used.state = "used";
+      used.used_by = "act-" + std::to_string(t);
+      used.uses = 1;
+      Status st = store_->UpdateApproval(used, "approved");
+      std::lock_guard<std::mutex> lock(mu);
+      if (st.ok()) {
+        winners.push_back(used.used_by);
+      } else if (st.code() != StatusCode::kFailedPrecondition) {
+        errors.push_back(st.ToString());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_TRUE(errors.empty()) << errors.front();
+  ASSERT_EQ(winners.size(), 1u);
+  auto got = store_->GetApproval("ap1");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->state, "used");
+  EXPECT_EQ((*got)->used_by, winners.front());
+  EXPECT_EQ((*got)->uses, 1);
+}
+
 }  // namespace
 }  // namespace custody::store::testing
