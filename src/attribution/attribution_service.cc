@@ -8,6 +8,7 @@
 #include "common/encoding.h"
 #include "common/jcs_value.h"
 #include "common/json_array.h"
+#include "common/words.h"
 #include "crypto/sha256.h"
 #include "events/action_events.h"
 #include "events/recorder.h"
@@ -30,6 +31,11 @@ struct PolicyBundle {
   std::string hash;
   std::map<std::string, std::string> contain;  // policy id -> "session" | "agent"
   std::string entities_text;                   // as published (ReloadPolicies compares it)
+  // policy id -> its approver group (an entity uid, Type::"id"), for each `@approval` forbid
+  std::map<std::string, std::string> approval;
+  // The set without the `@approval` forbids: would anything else hold the action? (Only
+  // evaluated when every determining forbid is an `@approval` one.)
+  std::optional<policy::PolicySet> without_approval;
 };
 
 struct AttributionService::SessionState {
@@ -264,7 +270,7 @@ json::object SessionContext(const identity::Session& session,
 policy::Response Evaluate(const PolicyBundle& bundle, const identity::Agent& agent,
                           const std::string& action, const Target& target,
                           const std::map<std::string, std::string>& resource_attrs,
-                          const json::object& context) {
+                          const json::object& context, bool without_approval = false) {
   policy::Entities overlay(&bundle.entities);
   {
     policy::Record a;
@@ -317,7 +323,9 @@ policy::Response Evaluate(const PolicyBundle& bundle, const identity::Agent& age
   creq.action = EntityUid{"Action", action};
   creq.resource = resource;
   creq.context = ToCedar(json::value(context));
-  return bundle.set.IsAuthorized(creq, overlay);
+  const policy::PolicySet& set =
+      without_approval && bundle.without_approval ? *bundle.without_approval : bundle.set;
+  return set.IsAuthorized(creq, overlay);
 }
 
 }  // namespace
@@ -373,10 +381,30 @@ AttributionService::AttributionService(identity::TokenService& tokens, ledger::L
 
 namespace {
 
+// An `@approval` annotation's group: an entity uid `Type::"id"`, or a bare id, which names a
+// `Group::"<id>"`. Returns the uid's text, `Type::"id"`.
+Result<std::string> ApproverGroup(const std::string& v) {
+  std::string type = "Group", id = v;
+  if (size_t q = v.find("::\""); q != std::string::npos) {
+    type = v.substr(0, q);
+    if (v.size() < q + 4 || v.back() != '"')
+      return InvalidArgumentError("\"" + v + "\" is not Type::\"id\"");
+    id = v.substr(q + 3, v.size() - q - 4);
+    if (!IsTypeName(type)) return InvalidArgumentError("\"" + type + "\" is not an entity type");
+  }
+  if (!Printable(id, 256) || id.find('"') != std::string::npos ||
+      id.find('\\') != std::string::npos)
+    return InvalidArgumentError(
+        "the group must be 1-256 printable characters without quotes or "
+        "backslashes, or Type::\"id\"");
+  return type + "::\"" + id + "\"";
+}
+
 Result<std::shared_ptr<const PolicyBundle>> MakeBundle(const std::string& policies,
                                                        const std::string& entities) {
   ASSIGN_OR_RETURN(auto set, policy::PolicySet::FromText(policies));
-  auto b = std::make_shared<PolicyBundle>(PolicyBundle{std::move(set), {}, "", {}, entities});
+  auto b =
+      std::make_shared<PolicyBundle>(PolicyBundle{std::move(set), {}, "", {}, entities, {}, {}});
   if (!entities.empty()) {
     ASSIGN_OR_RETURN(b->entities, policy::ParseEntitiesJson(entities, nullptr));
   }
@@ -391,6 +419,26 @@ Result<std::shared_ptr<const PolicyBundle>> MakeBundle(const std::string& polici
             "policy " + p.id + ": @contain must be \"session\" or \"agent\", not \"" + v + "\"");
       b->contain[p.id] = v;
     }
+    for (const auto& [k, v] : p.annotations) {
+      if (k != "approval") continue;
+      if (p.effect != policy::Effect::kForbid)
+        return InvalidArgumentError("policy " + p.id + ": @approval is only allowed on forbid");
+      if (b->contain.count(p.id))
+        return InvalidArgumentError("policy " + p.id +
+                                    ": a tripwire (@contain) cannot be approved (@approval)");
+      auto group = ApproverGroup(v);
+      if (!group.ok()) return group.status().WithContext("policy " + p.id + ": @approval");
+      b->approval[p.id] = *group;
+    }
+  }
+  if (!b->approval.empty()) {
+    // Policies do not copy: parse the text again and keep all but the `@approval` forbids.
+    ASSIGN_OR_RETURN(std::vector<policy::Policy> all, policy::ParsePolicySetText(policies));
+    std::vector<policy::Policy> rest;
+    for (policy::Policy& p : all)
+      if (!b->approval.count(p.id)) rest.push_back(std::move(p));
+    ASSIGN_OR_RETURN(auto set, policy::PolicySet::Create(std::move(rest)));
+    b->without_approval.emplace(std::move(set));
   }
   return std::shared_ptr<const PolicyBundle>(std::move(b));
 }
@@ -430,10 +478,27 @@ Result<std::unique_ptr<AttributionService>> AttributionService::Create(
                       {"containments", static_cast<int64_t>(reindexed->containments)}});
   }
   s->indexer_ = std::thread([p = s.get()] { p->IndexLoop(); });
+  // Revoked sessions' approvals are cancelled on the approvals thread: a listener must not block.
+  s->revocation_listener_ =
+      tokens.AddRevocationListener([p = s.get()](const std::vector<std::string>& sids) {
+        {
+          MutexLock lock(p->approvals_mu_);
+          p->revoked_queue_.insert(p->revoked_queue_.end(), sids.begin(), sids.end());
+        }
+        p->approvals_cv_.NotifyOne();
+      });
+  s->approvals_thread_ = std::thread([p = s.get()] { p->ApprovalLoop(); });
   return s;
 }
 
 AttributionService::~AttributionService() {
+  if (revocation_listener_ >= 0) tokens_.RemoveRevocationListener(revocation_listener_);
+  {
+    MutexLock lock(approvals_mu_);
+    approvals_stop_ = true;
+  }
+  approvals_cv_.NotifyAll();
+  if (approvals_thread_.joinable()) approvals_thread_.join();
   {
     MutexLock lock(index_mu_);
     index_stop_ = true;
@@ -722,6 +787,12 @@ struct AttributionService::Decision {
   std::string contain_scope;  // "session" | "agent" when a tripwire determined the deny
   std::string tripwire;
   std::vector<std::string> revoked_sids;
+  // Every determining forbid is an `@approval` one and nothing else holds the action.
+  bool needs_approval = false;
+  std::vector<std::string> approval_policies, approval_groups;
+  std::vector<std::string> permits;                  // what allows it once approved
+  std::string digest;                                // what an approval binds to
+  std::optional<events::DecisionApproval> approval;  // for the decision event
   AuthorizeResult result;
 };
 
@@ -734,6 +805,7 @@ void AttributionService::Authorize(AuthorizeRequest req, AuthorizeCallback done)
   OpenSpan(d);
   if (Status st = GatherContext(d); !st.ok()) return done(std::move(st));
   Decide(d);
+  ApplyApproval(d);
   ContainIfTripped(d);
   Count(d);
   Record(std::move(d), std::move(done));
@@ -866,6 +938,24 @@ void AttributionService::Decide(Decision& d) const {
     }
     result.message = resp.reasons.empty() ? "no permit policy matched"
                                           : "forbidden by policy " + resp.reasons.front();
+    // Held only by `@approval` forbids (a plain forbid or a tripwire still wins): would the rest
+    // of the set, and the session's scopes, allow it?
+    const bool only_approval =
+        !resp.reasons.empty() && d.contain_scope.empty() &&
+        std::all_of(resp.reasons.begin(), resp.reasons.end(),
+                    [&](const std::string& id) { return d.bundle->approval.count(id) > 0; });
+    if (only_approval && identity::CoveredBy(d.target_key, session.scopes)) {
+      policy::Response rest = Evaluate(*d.bundle, d.agent, d.req.action, d.req.target,
+                                       d.req.resource_attrs, d.context, true);
+      if (rest.decision == policy::Decision::kAllow) {
+        d.needs_approval = true;
+        d.permits = rest.reasons;
+        d.approval_policies = resp.reasons;
+        std::set<std::string> groups;
+        for (const auto& id : resp.reasons) groups.insert(d.bundle->approval.at(id));
+        d.approval_groups.assign(groups.begin(), groups.end());
+      }
+    }
   }
   if (result.allowed && !identity::CoveredBy(d.target_key, session.scopes)) {
     result.allowed = false;
@@ -875,6 +965,117 @@ void AttributionService::Decide(Decision& d) const {
   if (result.allowed)
     result.message =
         "allowed by " + (result.reasons.empty() ? std::string("policy") : result.reasons.front());
+}
+
+std::vector<std::string> ApprovalGroups(const ApprovalRow& row);  // approvals.cc
+
+namespace {
+
+std::string JoinLines(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : "\n") + s;
+  return out;
+}
+
+events::DecisionApproval DecisionApprovalOf(const ApprovalRow& row, const std::string& state) {
+  events::DecisionApproval a;
+  a.id = row.id;
+  a.state = state;
+  a.groups = ApprovalGroups(row);
+  a.policies = SplitSpaces(row.policies);
+  a.digest = row.digest;
+  a.expires_at = FormatRfc3339Millis(TimePoint(std::chrono::milliseconds(row.expires_ms)));
+  if (state == "used") {
+    a.approver = row.approver;
+    a.verified_by = row.verified_by;
+    a.approval_index = row.decided_index;
+  }
+  return a;
+}
+
+}  // namespace
+
+// An action only `@approval` forbids hold: a usable approval of exactly this action (same
+// digest: instance, session, action, target, arguments) allows it, and is used up if
+// single-use; otherwise the pending approval of the same digest is named again, or a new one is
+// asked for. A store that cannot answer leaves the deny standing, with the reason.
+void AttributionService::ApplyApproval(Decision& d) {
+  if (!d.needs_approval) return;
+  const identity::Session& session = d.va.session;
+  const ApprovalOptions& opts = options_.approvals;
+  AuthorizeResult& result = d.result;
+  d.digest = ApprovalDigest(session.instance, session.sid, d.req.action, d.target_key, d.args);
+  auto fail = [&](const Status& st) {
+    errors_.Report("approval.request", st);
+    result.errors.push_back("approvals: " + st.message());
+    result.message = "needs approval, but approvals are unavailable: " + st.message();
+  };
+  auto usable = store_.FindApproval(d.digest, {"approved"});
+  if (!usable.ok()) return fail(usable.status());
+  if (*usable && (*usable)->expires_ms > d.now_ms && (*usable)->decided_index >= 0) {
+    ApprovalRow row = **usable;
+    const std::string before = row.state;
+    row.uses++;
+    row.used_by = d.action_id;
+    if (opts.single_use) row.state = "used";
+    // Compare-and-set: of two calls racing for a single-use approval, one gets it.
+    if (store_.UpdateApproval(row, before).ok()) {
+      result.allowed = true;
+      result.reasons = d.permits;
+      result.message = "allowed by " +
+                       (d.permits.empty() ? std::string("policy") : d.permits.front()) +
+                       " under approval " + row.id + " by " + row.approver;
+      d.approval = DecisionApprovalOf(row, "used");
+      result.approval = row;
+      if (opts.on_changed) opts.on_changed(row);
+      return;
+    }
+  }
+  auto pending = store_.FindApproval(d.digest, {"pending"});
+  if (!pending.ok()) return fail(pending.status());
+  ApprovalRow row;
+  if (*pending && (*pending)->expires_ms > d.now_ms) {
+    row = **pending;
+  } else {
+    row.id = ids_.NextString();
+    row.digest = d.digest;
+    row.state = "pending";
+    row.sid = session.sid;
+    row.root_sid = session.root_sid;
+    row.agent = session.agent;
+    row.instance = session.instance;
+    row.initiator = session.initiator;
+    row.action = d.req.action;
+    row.target = d.target_key;
+    row.group = JoinLines(d.approval_groups);
+    row.policies = JoinSpaces(d.approval_policies);
+    row.request_action = d.action_id;
+    row.requested_ms = d.now_ms;
+    row.expires_ms = d.now_ms + opts.request_ttl.count();
+    if (Status st = store_.InsertApproval(row); !st.ok()) return fail(st);
+    if (opts.on_requested) opts.on_requested(row);
+  }
+  result.approval_required = true;
+  result.reasons = d.approval_policies;
+  if (!opts.base_url.empty()) result.approval_url = opts.base_url + "/approvals/" + row.id;
+  std::string groups;
+  for (const auto& g : d.approval_groups) groups += (groups.empty() ? "" : " and ") + g;
+  result.message = "needs the approval of a member of " + groups + " (approval " + row.id + ")";
+  d.approval = DecisionApprovalOf(row, "required");
+  result.approval = std::move(row);
+}
+
+bool AttributionService::IsApprover(const Approver& who, const std::string& group) const {
+  const size_t q = group.find("::\"");
+  const policy::EntityUid g =
+      q == std::string::npos || group.size() < q + 4
+          ? policy::EntityUid{"Group", group}
+          : policy::EntityUid{group.substr(0, q), group.substr(q + 3, group.size() - q - 4)};
+  // A group the IdP asserted for the person: its uid, or a Group's bare id.
+  for (const std::string& claimed : who.groups) {
+    if (claimed == group || (g.type == "Group" && claimed == g.id)) return true;
+  }
+  return Bundle()->entities.In(EntityUid{options_.approvals.person_type, who.person}, g);
 }
 
 // Containment takes effect before the answer leaves: the next request is refused.
@@ -897,14 +1098,14 @@ void AttributionService::Count(Decision& d) {
   if (shared_counters_) {
     // The call itself was counted in GatherContext. A denial not counted only makes later calls
     // see one denial fewer; the deny stands either way.
-    if (!d.result.allowed) {
+    if (!d.result.allowed && !d.result.approval_required) {
       if (Status st = store_.CountDenial(session.sid); !st.ok())
         errors_.Report("attribution.count_denial", st);
     }
   } else {
     MutexLock lock(d.state->mu);
     d.state->calls++;
-    if (!d.result.allowed) d.state->denials++;
+    if (!d.result.allowed && !d.result.approval_required) d.state->denials++;
     d.state->targets.insert(d.target_key);
     d.state->recent_ms.push_back(d.now_ms);
   }
@@ -951,6 +1152,7 @@ json::object AttributionService::DecisionEvent(const Decision& d) const {
     e.containment =
         events::ActionDecision::Containment{d.contain_scope, d.tripwire, d.revoked_sids};
   }
+  e.approval = d.approval;
   return events::Build(e);
 }
 
@@ -968,7 +1170,9 @@ void AttributionService::Record(Decision d, AuthorizeCallback done) {
   row.initiator = session.initiator;
   row.action = d.req.action;
   row.target = d.target_key;
-  row.decision = d.result.allowed ? "allow" : "deny";
+  row.decision = d.result.allowed             ? "allow"
+                 : d.result.approval_required ? "approval_required"
+                                              : "deny";
   row.trace_id = d.trace_id;
   row.span_id = d.span_id;
   row.txn = session.txn;

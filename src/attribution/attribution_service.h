@@ -53,6 +53,7 @@ namespace custody::attribution {
 // The attribution module's names for its store and the store's records (store/attribution_store.h).
 using store::ActionRow;
 using store::ActionUsage;
+using store::ApprovalRow;
 using store::AttributionStore;
 using store::ContainmentRow;
 using store::PolicySetRecord;
@@ -83,6 +84,23 @@ enum class ArgumentRecording {
   kRedacted,  // the arguments, with the named fields replaced by "[redacted]"
 };
 
+// Person-in-the-loop approvals (docs/APPROVALS.md): a `forbid` annotated `@approval("<group>")`
+// holds a matching action for a member of that group instead of denying it.
+struct ApprovalOptions {
+  std::chrono::milliseconds ttl{15 * 60 * 1000};          // an approved one stays usable
+  std::chrono::milliseconds request_ttl{60 * 60 * 1000};  // a pending one can be approved
+  bool single_use = true;
+  // Separation of duties: the person who started the session may not approve its actions.
+  bool allow_self_approval = false;
+  std::string person_type = "User";  // approvers are `<person_type>::"<name>"` in the entities
+  std::string base_url;              // the approval link: <base_url>/approvals/<id>
+  // Runs when a new approval is asked for (the approvers' webhook). Must not block.
+  std::function<void(const ApprovalRow&)> on_requested;
+  // Runs when an approval changes state (decided, expired, cancelled, used), so a caller holding
+  // an action for it (the MCP gateway) can look again. Must not block.
+  std::function<void(const ApprovalRow&)> on_changed;
+};
+
 struct AttributionOptions {
   // When non-empty, session tokens must carry this audience.
   std::string audience;
@@ -92,6 +110,7 @@ struct AttributionOptions {
   // Runs after a publication here activated a new policy set (it is stored and recorded): the
   // deployment's change feed tells the other nodes (ReloadPolicies). Must not block.
   std::function<void()> on_policy_published;
+  ApprovalOptions approvals;
 };
 
 struct AuthorizeRequest {
@@ -123,6 +142,12 @@ struct AuthorizeResult {
   std::string sid;
   std::string traceparent;  // the span Custody opened for this action (propagate it)
   std::string contained;    // "session <sid>" or "agent <name>" when this call tripped a wire
+  // An `@approval` policy held the action: `approval` is the approval asked for (pending). When
+  // an approval allowed the action instead, `approval` is that one (state "used" or, if approvals
+  // are reusable, "approved") and `allowed` is true.
+  bool approval_required = false;
+  std::optional<ApprovalRow> approval;
+  std::string approval_url;  // where a person approves it (required only)
 };
 using AuthorizeCallback = std::function<void(Result<AuthorizeResult>)>;
 
@@ -173,6 +198,15 @@ struct PublishResult {
 
 using containment::ContainResult;
 
+// A person deciding an approval, as authenticated by the caller (an approver's admin token, or a
+// sign-in at the company IdP).
+struct Approver {
+  std::string person;       // the approver's name: `<person_type>::"<person>"` in the entities
+  std::string verified_by;  // how: "admin-token:<id>", "oidc:<issuer>"
+  // Groups the IdP asserted for the person (entity uids or bare ids); published entities count too.
+  std::vector<std::string> groups;
+};
+
 class AttributionService {
  public:
   static Result<std::unique_ptr<AttributionService>> Create(
@@ -222,6 +256,29 @@ class AttributionService {
   // groups named in `skip_types`) in the active set's published entities, sorted by key.
   std::vector<Target> PublishedTargets(const std::set<std::string>& skip_types = {}) const;
 
+  // Approvals. Approve or deny a pending approval: the approver must be a member of every group
+  // it names (through the published entities or `approver.groups`), and not the session's
+  // initiator unless self-approval is allowed. The change is recorded (approval.approve or
+  // approval.deny) before it takes effect. FailedPrecondition for an approval that is not
+  // pending (naming its state), expired, or whose session is revoked (it is cancelled);
+  // PermissionDenied for a non-member or a self-approval; NotFound for an unknown id.
+  Result<ApprovalRow> DecideApproval(const std::string& id, bool approve, const Approver& approver,
+                                     const std::string& reason);
+  Result<std::optional<ApprovalRow>> GetApproval(const std::string& id);
+  // states: "pending", "approved", …; empty for all. Newest first.
+  Result<std::vector<ApprovalRow>> ListApprovals(const std::vector<std::string>& states,
+                                                 size_t limit);
+  // Records the expiry of every pending or approved approval past its time (each once, whichever
+  // node gets there first). The service runs it every second; tests call it.
+  void ExpireApprovals();
+  // Cancels the pending and approved approvals of `sids` (they were revoked) and records it.
+  void CancelApprovals(const std::vector<std::string>& sids, const std::string& reason);
+  // The digest an approval binds to: SHA-256 over the canonical JSON of the agent instance, the
+  // session, the action, the target's key and the arguments ("sha256:<hex>").
+  static std::string ApprovalDigest(const std::string& instance, const std::string& sid,
+                                    const std::string& action, const std::string& target_key,
+                                    const boost::json::value& arguments);
+
   AttributionStore& store() { return store_; }
   // Action `action_id` as the index will hold it: a row still queued for the index, else the
   // index's row, else its decision (and outcome) read from the ledger, for an action the index
@@ -268,6 +325,16 @@ class AttributionService {
   Status GatherContext(Decision& d);
   void Decide(Decision& d) const;
   void ContainIfTripped(Decision& d);
+  // After Decide: an action held only by `@approval` policies is allowed under a usable approval
+  // of the same digest (used up if single-use), or gets one asked for.
+  void ApplyApproval(Decision& d);
+  Result<uint64_t> RecordApprovalChange(const ApprovalRow& row, const std::string& kind);
+  // Moves an approval from `from` to `to` (compare-and-set on from.state), records `kind`, and
+  // notes the event's index on the row; undone if the event cannot be recorded.
+  Result<ApprovalRow> ChangeApproval(const ApprovalRow& from, ApprovalRow to,
+                                     const std::string& kind);
+  bool IsApprover(const Approver& who, const std::string& group) const;
+  void ApprovalLoop();
   void Count(Decision& d);
   void Record(Decision d, AuthorizeCallback done);
   boost::json::object DecisionEvent(const Decision& d) const;
@@ -333,6 +400,13 @@ class AttributionService {
   uint64_t index_last_failed_attempt_ GUARDED_BY(index_mu_) = 0;
   Status index_last_error_ GUARDED_BY(index_mu_);
   std::thread indexer_;
+
+  Mutex approvals_mu_;
+  CondVar approvals_cv_;
+  bool approvals_stop_ GUARDED_BY(approvals_mu_) = false;
+  std::vector<std::string> revoked_queue_ GUARDED_BY(approvals_mu_);  // sids to cancel for
+  int revocation_listener_ = -1;
+  std::thread approvals_thread_;  // expiries
 };
 
 }  // namespace custody::attribution

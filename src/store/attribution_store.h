@@ -97,7 +97,9 @@ struct ApprovalRow {
   std::string sid, root_sid, agent, instance, initiator;
   std::string action;
   std::string target;             // the target's key
-  std::string group;              // the approver group, a Cedar entity uid: Group::"finance"
+  // The approver groups, Cedar entity uids (Group::"finance"), one per line when several
+  // `@approval` policies held the action: an approver must be in every one.
+  std::string group;
   std::string policies;           // the @approval policies that held the action, space-separated
   std::string request_action;     // the decision that asked (its action id)
   int64_t requested_ms = 0;
