@@ -332,7 +332,7 @@ ApprovalRow Approval(const std::string& id, const std::string& digest, const std
   r.initiator = "alice@example.com";
   r.action = "call_tool";
   r.target = "payments/refund";
-  r.group = "Group::\"finance\"";
+  r.group = "Group::\"finance\"\nGroup::\"audit\"";  // one line per group
   r.policies = "refund-limit deploy-prod";
   r.request_action = "act-" + id;
   r.requested_ms = requested_ms;
