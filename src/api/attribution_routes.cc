@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 #include <memory>
 
+#include "api/approval_routes.h"
 #include "common/json_array.h"
 
 namespace custody::api {
@@ -61,9 +62,20 @@ Result<std::string> OptObjectText(const json::object& o, std::string_view key) {
   return json::serialize(it->value());
 }
 
+std::string_view DecisionOf(const AuthorizeResult& r) {
+  return r.allowed ? "allow" : r.approval_required ? "approval_required" : "deny";
+}
+
+// The approval a decision asks for (approval_required) or ran under (allow).
+json::object ApprovalOf(const AuthorizeResult& r) {
+  json::object o = ApprovalJson(*r.approval, "");
+  if (!r.approval_url.empty()) o["url"] = r.approval_url;
+  return o;
+}
+
 json::object ResultJson(const AuthorizeResult& r) {
   json::object o{{"action_id", r.action_id},
-                 {"decision", r.allowed ? "allow" : "deny"},
+                 {"decision", DecisionOf(r)},
                  {"reasons", StringArray(r.reasons)},
                  {"message", r.message},
                  {"policy_hash", r.policy_hash},
@@ -73,6 +85,7 @@ json::object ResultJson(const AuthorizeResult& r) {
                  {"receipt", r.receipt}};
   if (!r.errors.empty()) o["errors"] = StringArray(r.errors);
   if (!r.contained.empty()) o["contained"] = r.contained;
+  if (r.approval) o["approval"] = ApprovalOf(r);
   return o;
 }
 
@@ -182,15 +195,22 @@ json::object AuthzenDecision(const Result<AuthorizeResult>& r) {
          {{"error",
            {{"status", static_cast<int>(r.status().code())}, {"message", r.status().message()}}}}}};
   }
-  return {{"decision", r->allowed},
-          {"context",
-           {{"id", r->action_id},
-            {"reasons", StringArray(r->reasons)},
-            {"reason_admin", {{"en", r->message}}},
-            {"policy_hash", r->policy_hash},
-            {"ledger_index", r->ledger_index},
-            {"receipt", r->receipt},
-            {"traceparent", r->traceparent}}}};
+  json::object o{{"decision", r->allowed},
+                 {"context",
+                  {{"id", r->action_id},
+                   {"reasons", StringArray(r->reasons)},
+                   {"reason_admin", {{"en", r->message}}},
+                   {"policy_hash", r->policy_hash},
+                   {"ledger_index", r->ledger_index},
+                   {"receipt", r->receipt},
+                   {"traceparent", r->traceparent}}}};
+  // AuthZEN's decision is a boolean: what a person must approve goes in its context.
+  if (r->approval) {
+    json::object& ctx = o["context"].as_object();
+    ctx["custody_decision"] = DecisionOf(*r);
+    ctx["approval"] = ApprovalOf(*r);
+  }
+  return o;
 }
 
 Result<Evaluation> Merge(const json::object& defaults, const json::object* item) {

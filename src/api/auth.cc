@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
 #include <array>
 
 #include "common/encoding.h"
@@ -15,7 +16,9 @@ constexpr size_t kIdHex = 16;
 constexpr size_t kSecretChars = 43;  // base64url of 32 bytes, unpadded
 }  // namespace
 
-bool IsKnownRole(std::string_view role) { return role == kRoleAdmin || role == kRoleReader; }
+bool IsKnownRole(std::string_view role) {
+  return role == kRoleAdmin || role == kRoleReader || role == kRoleApprover;
+}
 
 Result<std::string> TokenId(std::string_view token) {
   if (token.size() != kPrefix.size() + kIdHex + 1 + kSecretChars || !token.starts_with(kPrefix) ||
@@ -35,7 +38,14 @@ Result<IssuedToken> IssueAdminToken(store::AdminTokenStore& store, std::string_v
                                     std::string_view label, const Clock& clock, Random& random) {
   if (!IsKnownRole(role)) {
     return InvalidArgumentError("unknown role \"" + std::string(role) +
-                                "\" (expected admin or reader)");
+                                "\" (expected admin, reader or approver)");
+  }
+  if (role == kRoleApprover &&
+      (label.empty() || label.size() > 256 || !std::all_of(label.begin(), label.end(), [](char c) {
+         return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f && c != '"' && c != '\\';
+       }))) {
+    return InvalidArgumentError(
+        "an approver token's label is the person's name: 1-256 printable characters, no quotes");
   }
   std::array<uint8_t, 8> id_bytes;
   std::array<uint8_t, 32> secret;

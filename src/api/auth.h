@@ -5,7 +5,8 @@
 // is authenticated by looking the id up and comparing hashes in constant time, so neither the
 // token nor a comparison timing leaks. Revoked tokens are refused (401).
 //
-// Roles: "admin" (everything) and "reader" (read-only routes; refused with 403 elsewhere).
+// Roles: "admin" (everything), "reader" (read-only routes; refused with 403 elsewhere) and
+// "approver" (a person: reads and decides approvals, nothing else).
 #pragma once
 
 #include <string>
@@ -21,6 +22,9 @@ namespace custody::api {
 
 inline constexpr std::string_view kRoleAdmin = "admin";
 inline constexpr std::string_view kRoleReader = "reader";
+// A person who approves or denies actions that need approval (docs/APPROVALS.md): the token's
+// label is the person's name (`<approval.person_type>::"<label>"` in the published entities).
+inline constexpr std::string_view kRoleApprover = "approver";
 bool IsKnownRole(std::string_view role);
 
 struct IssuedToken {

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 
+#include "api/approval_routes.h"
 #include "api/attribution_routes.h"
 #include "api/identity_routes.h"
 #include "api/investigation_routes.h"
@@ -458,6 +459,17 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
     if (!f.empty()) ao.redact_fields.push_back(f);
     pos = comma + 1;
   }
+  // Approvals (docs/APPROVALS.md): links point at this deployment's public URL.
+  ao.approvals.ttl = std::chrono::milliseconds(config.approval.ttl_ms);
+  ao.approvals.request_ttl = std::chrono::milliseconds(config.approval.request_ttl_ms);
+  ao.approvals.single_use = config.approval.single_use;
+  ao.approvals.allow_self_approval = config.approval.allow_self_approval;
+  ao.approvals.person_type = config.approval.person_type;
+  ao.approvals.base_url =
+      config.approval.base_url.empty() ? resolved.identity.issuer : config.approval.base_url;
+  while (!ao.approvals.base_url.empty() && ao.approvals.base_url.back() == '/')
+    ao.approvals.base_url.pop_back();
+  const std::string approval_base = ao.approvals.base_url;
   ASSIGN_OR_RETURN(impl->attribution, attribution::AttributionService::Create(
                                           *impl->identity, *impl->ledger, *impl->attribution_store,
                                           clock, random, *impl->errors, std::move(ao)));
@@ -465,6 +477,8 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   aro.read_auth = ro.read_auth;
   aro.base_url = resolved.identity.issuer;
   RETURN_IF_ERROR(AddAttributionRoutes(impl->router, *impl->attribution, aro));
+  RETURN_IF_ERROR(AddApprovalRoutes(impl->router, *impl->attribution, *impl->tokens,
+                                    ApprovalRouteOptions{approval_base}));
 
   // The MCP gateway: /mcp/{server} for the configured stdio servers, every tools/call
   // authorized and recorded by attribution (docs/MCP.md). Upstreams start with the server.

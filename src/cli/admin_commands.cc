@@ -62,8 +62,11 @@ void RegisterAdminCommands(CLI::App& app) {
 
   auto* create = token->add_subcommand("create", "Create a token; prints it once");
   common(create);
-  create->add_option("--role", f->role, "admin (default) or reader");
-  create->add_option("--label", f->label, "A note for operators (e.g. who holds it)");
+  create->add_option("--role", f->role,
+                     "admin (default), reader, or approver (a person who decides approvals)");
+  create->add_option(
+      "--label", f->label,
+      "A note for operators (e.g. who holds it); for an approver, the person's name");
   create->callback([f] {
     api::Config c = LoadAdminConfig(*f);
     auto store = OpenStore(c, /*create=*/true);

@@ -26,6 +26,8 @@ void RegisterKeyCommands(CLI::App& app);
 // policy publish|show|list; contain (over HTTP).
 void RegisterPolicyCommands(CLI::App& app);
 void RegisterContainCommands(CLI::App& app);
+// approval list|show|approve|deny (over HTTP).
+void RegisterApprovalCommands(CLI::App& app);
 // trace, session-events, blast-radius, review, graph, evidence (over HTTP).
 void RegisterInvestigateCommands(CLI::App& app);
 // tool|resource|prompt list|approve: the MCP gateway's definition pins (over HTTP).

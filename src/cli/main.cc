@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
 #ifdef CUSTODY_HAVE_POLICY_CLI
   custody::cli::RegisterPolicyCommands(app);
   custody::cli::RegisterContainCommands(app);
+  custody::cli::RegisterApprovalCommands(app);
 #endif
 #ifdef CUSTODY_HAVE_INVESTIGATE_CLI
   custody::cli::RegisterInvestigateCommands(app);

@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 
 #include "common/encoding.h"
+#include "common/html.h"
 #include "crypto/sha256.h"
 #include "events/identity_events.h"
 #include "identity/client_metadata.h"
@@ -64,32 +65,6 @@ ScopeSet WithoutOidcScopes(ScopeSet scopes) {
 
 bool ConstantTimeEquals(const std::string& a, const std::string& b) {
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-}
-
-std::string HtmlEscape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
 }
 
 constexpr std::string_view kStyle =

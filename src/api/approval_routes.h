@@ -1,0 +1,31 @@
+// HTTP routes of approvals (docs/APPROVALS.md):
+//   GET  /v1/approvals?state=pending&limit=N   (admin, reader or approver token)
+//   GET  /v1/approvals/{id}                    (admin, reader or approver token)
+//   POST /v1/approvals/{id}:approve  {"reason"} (approver token: the token's label is the person)
+//   POST /v1/approvals/{id}:deny     {"reason"} (approver token)
+//   GET  /approvals/{id}                       the page an approval link opens: what is asked,
+//                                              its state, and how to decide it
+#pragma once
+
+#include <boost/json/fwd.hpp>
+#include <string>
+
+#include "attribution/attribution_service.h"
+#include "common/status.h"
+#include "http/http.h"
+#include "store/admin_token_store.h"
+
+namespace custody::api {
+
+struct ApprovalRouteOptions {
+  std::string base_url;  // approval links: <base_url>/approvals/<id>
+};
+
+// An approval as the API shows it (times RFC 3339, groups and policies as arrays, its link).
+boost::json::object ApprovalJson(const store::ApprovalRow& row, const std::string& base_url);
+
+// `tokens` gives an approver token's person (its label); it must outlive the router.
+Status AddApprovalRoutes(http::Router& router, attribution::AttributionService& service,
+                         store::AdminTokenStore& tokens, const ApprovalRouteOptions& options);
+
+}  // namespace custody::api
