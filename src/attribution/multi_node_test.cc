@@ -30,7 +30,7 @@ class MultiNodeTest : public ::testing::Test {
  protected:
   // `policies` are published before the second node starts: a node reads the active policy set
   // when it starts (spreading a publication to running nodes is not this test's subject).
-  void Start(const std::string& policies) {
+  void Start(const std::string& policies, const std::string& entities = "") {
     auto cluster = store::testing::PgCluster::Shared();
     ASSERT_TRUE(cluster.ok()) << cluster.status().ToString();
     auto url = (*cluster)->NewDatabase();
@@ -44,7 +44,7 @@ class MultiNodeTest : public ::testing::Test {
     w_ = std::move(*w);
     ASSERT_TRUE(
         w_->Register("planner", {"*"}, {"assert_initiator"}, identity::Environment::kProd).ok());
-    auto published = w_->svc->PublishPolicies(policies, "", "admin");
+    auto published = w_->svc->PublishPolicies(policies, entities, "admin");
     ASSERT_TRUE(published.ok()) << published.status().ToString();
     auto b = w_->AddNode();
     ASSERT_TRUE(b.ok()) << b.status().ToString();
@@ -173,6 +173,45 @@ TEST_F(MultiNodeTest, RacingCallsAtBothNodesAreAllowedExactlyUpToTheLimit) {
 
 // A database of before the counters (attribution schema version 1) keeps its sessions' counts:
 // the step that adds the counters fills them from the action index.
+// An approval asked for at one node is decided at the other and used once: of the two nodes'
+// retries racing for it, exactly one runs the action, the other is asked again.
+TEST_F(MultiNodeTest, AnApprovalAskedAtOneNodeIsDecidedAtTheOtherAndUsedOnce) {
+  Start(R"(@id("ok") permit(principal, action, resource);
+    @id("deploys") @approval("sre") forbid(principal, action, resource == Tool::"ci/deploy");)",
+        R"([{"uid": {"type": "Group", "id": "sre"}, "attrs": {}, "parents": []},
+            {"uid": {"type": "User", "id": "bob"}, "attrs": {},
+             "parents": [{"type": "Group", "id": "sre"}]}])");
+  std::string t = Root();
+  AuthorizeResult asked = Call(0, t, "ci", "deploy");
+  ASSERT_TRUE(asked.approval_required);
+  const std::string id = asked.approval->id;
+  // The other node sees the same pending approval for the same action.
+  AuthorizeResult again = Call(1, t, "ci", "deploy");
+  ASSERT_TRUE(again.approval_required);
+  EXPECT_EQ(again.approval->id, id);
+  auto decided = nodes_[1]->DecideApproval(id, true, Approver{"bob", "test", {}}, "change 9");
+  ASSERT_TRUE(decided.ok()) << decided.status().ToString();
+  // Deciding it again at the first node is refused: it is no longer pending.
+  EXPECT_EQ(nodes_[0]->DecideApproval(id, false, Approver{"bob", "test", {}}, "").status().code(),
+            StatusCode::kFailedPrecondition);
+  std::vector<AuthorizeResult> runs(2);
+  std::thread a([&] { runs[0] = Call(0, t, "ci", "deploy"); });
+  std::thread b([&] { runs[1] = Call(1, t, "ci", "deploy"); });
+  a.join();
+  b.join();
+  int allowed = 0;
+  for (const AuthorizeResult& r : runs) {
+    if (r.allowed) {
+      ++allowed;
+      EXPECT_EQ(r.approval->id, id);
+    } else {
+      EXPECT_TRUE(r.approval_required);
+      EXPECT_NE(r.approval->id, id);
+    }
+  }
+  EXPECT_EQ(allowed, 1);
+}
+
 TEST(PgSessionCountersUpgrade, CountsOfEarlierCallsComeFromTheActionIndex) {
   auto cluster = store::testing::PgCluster::Shared();
   ASSERT_TRUE(cluster.ok()) << cluster.status().ToString();
