@@ -214,38 +214,49 @@ void Gateway::AuthorizeCall(std::shared_ptr<Call> call, std::optional<ToolCatalo
 void Gateway::DecideAndForward(std::shared_ptr<Call> call, AuthorizeRequest request) {
   call->action = request.action;
   call->scope = request.target.Key();
-  attribution_.Authorize(std::move(request), [this, call](Result<AuthorizeResult> r) {
+  // A call an approval may hold is authorized again, as it was asked, once approved.
+  std::optional<AuthorizeRequest> again;
+  if (holds_) again = request;
+  attribution_.Authorize(std::move(request), [this, call, again = std::move(again)](
+                                                 Result<AuthorizeResult> r) mutable {
     if (!r.ok()) {
       call->respond(RpcResponse(
           200, ErrorText(call->id, JsonRpcCodeFor(r.status().code()), r.status().message())));
       return;
     }
+    if (r->approval_required) {
+      OnApprovalRequired(call, std::move(again), std::move(*r), std::nullopt);
+      return;
+    }
     if (!r->allowed) {
-      json::object data = DecisionData(*r);
-      std::string why = r->reasons.empty() ? r->message : Join(r->reasons);
-      http::Response refusal = RpcResponse(
-          200,
-          ErrorText(call->id, kDenied,
-                    "denied by Custody policy: " + why +
-                        (r->message.empty() || r->reasons.empty() ? "" : " (" + r->message + ")"),
-                    data));
-      // Policy would allow it but the token's scopes do not cover it: a step-up (MCP
-      // authorization, "Scope challenge handling"), which a client answers by asking the person
-      // for the wider scope. A policy refusal stays a JSON-RPC error in a 200.
-      if (r->reasons.size() == 1 && r->reasons[0] == "custody:scope") {
-        refusal.status = 403;
-        refusal.headers.Set(
-            "www-authenticate",
-            InsufficientScopeChallenge(StepUpScopes(call->scope, call->caller.access.session.scopes,
-                                                    call->caller.modern.has_value()),
-                                       call->caller.resource_metadata));
-      }
-      call->respond(std::move(refusal));
+      call->respond(DenialOf(*call, *r));
       return;
     }
     call->decision = std::move(*r);
     ForwardCall(call);
   });
+}
+
+http::Response Gateway::DenialOf(const Call& call, const AuthorizeResult& r) const {
+  json::object data = DecisionData(r);
+  std::string why = r.reasons.empty() ? r.message : Join(r.reasons);
+  http::Response refusal = RpcResponse(
+      200, ErrorText(call.id, kDenied,
+                     "denied by Custody policy: " + why +
+                         (r.message.empty() || r.reasons.empty() ? "" : " (" + r.message + ")"),
+                     data));
+  // Policy would allow it but the token's scopes do not cover it: a step-up (MCP
+  // authorization, "Scope challenge handling"), which a client answers by asking the person
+  // for the wider scope. A policy refusal stays a JSON-RPC error in a 200.
+  if (r.reasons.size() == 1 && r.reasons[0] == "custody:scope") {
+    refusal.status = 403;
+    refusal.headers.Set(
+        "www-authenticate",
+        InsufficientScopeChallenge(StepUpScopes(call.scope, call.caller.access.session.scopes,
+                                                call.caller.modern.has_value()),
+                                   call.caller.resource_metadata));
+  }
+  return refusal;
 }
 
 void Gateway::ForwardCall(std::shared_ptr<Call> call) {
@@ -367,6 +378,10 @@ void Gateway::FinishCall(std::shared_ptr<Call> call, Result<json::object> r) {
                          {"traceparent", call->decision.traceparent},
                          {"outcome", std::move(outcome)}};
     if (!call->hash.empty()) receipt["definition_hash"] = call->hash;
+    if (const auto& a = call->decision.approval) {  // it ran under a person's approval
+      receipt["approval"] = json::object{
+          {"id", a->id}, {"approver", a->approver}, {"ledger_index", a->decided_index}};
+    }
     if (!call->txn_token_jti.empty()) {
       receipt["txn_token"] =
           json::object{{"jti", call->txn_token_jti}, {"aud", call->server->txn_audience}};

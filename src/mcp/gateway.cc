@@ -20,7 +20,10 @@ Gateway::Gateway(identity::TokenService& tokens, attribution::AttributionService
       sessions_(std::make_unique<SessionRegistry>(options_.session_idle_timeout,
                                                   options_.max_sessions_per_custody_session)),
       relay_(std::make_unique<Relay>()),
-      subs_(std::make_unique<Subscriptions>()) {}
+      subs_(std::make_unique<Subscriptions>()) {
+  // The holds' thread only where calls may be held.
+  if (options_.approval_hold.count() > 0) holds_ = std::make_unique<ApprovalHolds>();
+}
 
 Result<std::unique_ptr<Gateway>> Gateway::Create(std::vector<UpstreamConfig> servers,
                                                  identity::TokenService& tokens,
@@ -82,6 +85,7 @@ void Gateway::Start() {
 }
 
 void Gateway::Stop() {
+  if (holds_) holds_->Stop();  // held calls answered, before their upstreams go
   for (auto& s : sessions_->TakeStreams()) s->Close();
   for (auto& [key, l] : subs_->TakeAll()) l.sink->Close();
   for (auto& [_, s] : servers_) s->upstream->Stop();

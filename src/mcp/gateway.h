@@ -41,10 +41,12 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "common/random.h"
 #include "common/status.h"
 #include "http/http.h"
 #include "mcp/admission.h"
+#include "mcp/approval_holds.h"
 #include "mcp/tool_catalog.h"
 #include "mcp/tool_pins.h"
 #include "mcp/upstream.h"
@@ -56,7 +58,11 @@ struct Session;
 namespace custody::attribution {
 class AttributionService;
 struct AuthorizeRequest;
+struct AuthorizeResult;
 }  // namespace custody::attribution
+namespace custody::store {
+struct ApprovalRow;
+}
 
 namespace custody::mcp {
 
@@ -88,6 +94,11 @@ struct GatewayOptions {
   // Start() waits at most this long for every upstream's own handshake.
   std::chrono::milliseconds upstream_ready_wait{5000};
   UpstreamOptions upstream;  // timeouts, backoff, log (shared by every server)
+  // A request an `@approval` policy holds, from a client that cannot be sent to the approval
+  // page (no URL-mode elicitation), waits this long for a person to decide, with progress
+  // notifications, and goes on if approved ([approval] hold_ms). 0: refused at once, naming the
+  // approval (docs/MCP.md, "Approvals").
+  std::chrono::milliseconds approval_hold{0};
   // Makes each server's upstream; empty: MakeUpstream (stdio or Streamable HTTP). Tests inject
   // an in-process fake here.
   std::function<Result<std::unique_ptr<Upstream>>(UpstreamConfig, UpstreamOptions)> make_upstream;
@@ -120,6 +131,11 @@ class Gateway {
 
   size_t session_count() const;
 
+  // An approval changed state (AttributionService's ApprovalOptions::on_changed): the requests
+  // held for it look again at once, and the clients sent to its page by a URL elicitation are
+  // told it is complete (notifications/elicitation/complete on their GET stream). Never blocks.
+  void OnApprovalChanged(const store::ApprovalRow& row);
+
  private:
   Gateway(identity::TokenService& tokens, attribution::AttributionService& attribution,
           ToolPinStore& pins, EventSink events, const Clock& clock, Random& random,
@@ -132,6 +148,7 @@ class Gateway {
   //   modern_front_end.cc  2026-07-28 requests: checks, stateless dispatch, server/discover
   //   tools_list.cc        tools/list, filtered to what policy could allow
   //   call_pipeline.cc     tools/call: pin check, Authorize, forward, Complete, answer
+  //   held_calls.cc        requests an @approval policy holds: elicitation, hold or refusal
   //   relaying.cc          the server's requests and log messages to the client, and back
   //   subscribing.cc       resource subscriptions, 2026-07-28 listen streams, list changes
   //   aggregate.cc         resources and prompts of every server on /mcp
@@ -251,6 +268,29 @@ class Gateway {
   // to ForwardCall.
   void DecideAndForward(std::shared_ptr<Call> call, attribution::AuthorizeRequest request);
 
+  // A refusal of `call` by decision `r` (-32001 with the decision's data; a step-up 403 for a
+  // scope refusal).
+  http::Response DenialOf(const Call& call, const attribution::AuthorizeResult& r) const;
+
+  // --- held_calls.cc
+  // `r` (of `request`) asks for an approval: a client that declared URL-mode elicitation gets
+  // -32042 pointing at the approval page; otherwise, with approval_hold, the call is held until
+  // the approval is decided (or `deadline`, unset: approval_hold from now); otherwise refused,
+  // naming the approval. `request` is kept only for a hold (nullopt without approval_hold).
+  void OnApprovalRequired(std::shared_ptr<Call> call,
+                          std::optional<attribution::AuthorizeRequest> request,
+                          attribution::AuthorizeResult r,
+                          std::optional<std::chrono::steady_clock::time_point> deadline);
+  // Whether the caller of `call` declared URL-mode elicitation (at initialize, or 2026-07-28:
+  // in the request).
+  bool DeclaredUrlElicitation(const Call& call) const;
+  struct Held;  // one held call (held_calls.cc)
+  // A poll of held call `h` (ApprovalHolds): false once it is answered or authorized again.
+  bool PollHeld(const std::shared_ptr<Held>& h, ApprovalHolds::Why why);
+  // Approval `row` of held call `h` is no longer pending: approved, authorized again (and
+  // forwarded if allowed); otherwise refused, naming it.
+  void ResolveHeld(const std::shared_ptr<Held>& h, const store::ApprovalRow& row);
+
   // --- resources_prompts.cc
   // resources/read (Cedar action read_resource on Resource::"<server>/<uri>") and prompts/get
   // (get_prompt on Prompt::"<server>/<name>"), as `m` describes them: decided, recorded and
@@ -327,6 +367,13 @@ class Gateway {
   int revocation_listener_ = 0;
 
   std::map<std::string, std::unique_ptr<Server>> servers_;  // fixed after construction
+
+  // Approvals a client was sent to by a URL elicitation -> the MCP sessions sent there (bounded,
+  // oldest forgotten first: approval ids are UUIDv7), for notifications/elicitation/complete.
+  mutable Mutex elicited_mu_;
+  std::map<std::string, std::set<std::string>> elicited_ GUARDED_BY(elicited_mu_);
+  // Held calls' waits (null without approval_hold). Last: stopped and destroyed first.
+  std::unique_ptr<ApprovalHolds> holds_;
 };
 
 }  // namespace custody::mcp

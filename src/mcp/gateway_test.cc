@@ -180,11 +180,17 @@ class GatewayTest : public ::testing::Test {
  protected:
   void SetUp() override {
     // Every store in memory: the gateway's behaviour, not the files, is under test here.
+    // Approvals change state on the service; the gateway hears of it (as `custody serve` wires
+    // ApprovalOptions::on_changed to Gateway::OnApprovalChanged).
+    world_options_.approvals.base_url = "https://custody.test";
+    world_options_.approvals.on_changed = [this](const store::ApprovalRow& row) {
+      if (Gateway* g = live_gateway_.load()) g->OnApprovalChanged(row);
+    };
     auto w = attribution::testkit::World::Create(
         std::filesystem::temp_directory_path() /
             ("custody-gw-" + std::to_string(::getpid()) + "-" +
              ::testing::UnitTest::GetInstance()->current_test_info()->name()),
-        {}, store::Backend::kMemory);
+        world_options_, store::Backend::kMemory);
     ASSERT_TRUE(w.ok()) << w.status().ToString();
     w_ = std::move(*w);
     ASSERT_TRUE(
@@ -209,6 +215,7 @@ class GatewayTest : public ::testing::Test {
     // Answers leave once the outcome is durable and queued for the index, so the tests can read
     // it back without racing the recorder.
     o.await_outcome = true;
+    o.approval_hold = approval_hold_;
     o.make_upstream = [this](UpstreamConfig cfg, UpstreamOptions) {
       auto u = std::make_unique<FakeUpstream>(cfg.name);
       upstream_ = u.get();
@@ -226,6 +233,7 @@ class GatewayTest : public ::testing::Test {
         w_->clock, w_->random, o);
     ASSERT_TRUE(g.ok()) << g.status().ToString();
     gateway_ = std::move(*g);
+    live_gateway_ = gateway_.get();
     ASSERT_TRUE(gateway_->AddRoutes(router_, http::AuthRequirement{}).ok());
     gateway_->Start();
     upstream_->SetTools(json::array{Tool("read", "Reads a file"), Tool("delete", "Deletes")});
@@ -242,6 +250,7 @@ class GatewayTest : public ::testing::Test {
   void TearDown() override {
     // As `custody serve` stops: the ledger runs what is queued while everything is alive.
     gateway_->Stop();
+    live_gateway_ = nullptr;
     w_->ledger->Close();
     gateway_.reset();
     pins_.reset();
@@ -333,6 +342,9 @@ class GatewayTest : public ::testing::Test {
   std::string files_identity_ = "none";  // the files server's identity (set before SetUp)
   std::string files_txn_audience_;
   std::string gateway_audience_ = "custody";
+  attribution::AttributionOptions world_options_;  // set before SetUp
+  std::chrono::milliseconds approval_hold_{0};     // GatewayOptions::approval_hold
+  std::atomic<Gateway*> live_gateway_{nullptr};
 };
 
 TEST_F(GatewayTest, AnAllowedCallIsRecordedForwardedAndAnsweredWithItsReceipt) {
@@ -1137,6 +1149,203 @@ TEST(TxnTokenPlacement, OnlyTheGatewaysTokenIsInMeta) {
   remote.name = "gh";
   remote.url = "https://h.example/mcp";
   EXPECT_EQ(DefaultTxnAudience(remote), "https://h.example/mcp");
+}
+
+// Person-in-the-loop approvals through the gateway (docs/MCP.md, "Approvals"): refunds over 100
+// need a member of Group::"finance" (bob); eve is not in it.
+constexpr const char* kApprovalPolicies = R"(
+  @id("files-ok") permit(principal, action == Action::"call_tool", resource in Server::"files");
+  @id("big-refunds") @approval("finance")
+  forbid(principal, action == Action::"call_tool", resource == Tool::"files/refund")
+    when { context.arguments.amount > 100 };)";
+constexpr const char* kApprovalEntities = R"([
+  {"uid": {"type": "Group", "id": "finance"}, "attrs": {}, "parents": []},
+  {"uid": {"type": "User", "id": "bob"}, "attrs": {}, "parents": [{"type": "Group", "id": "finance"}]},
+  {"uid": {"type": "User", "id": "eve"}, "attrs": {}, "parents": []}
+])";
+
+// A JSON string's text ("" for anything else), to compare with std::string.
+std::string Str(const json::value& v) { return v.is_string() ? std::string(v.get_string()) : ""; }
+
+class GatewayApprovalTest : public GatewayTest {
+ protected:
+  GatewayApprovalTest() {
+    world_options_.approvals.on_requested = [this](const store::ApprovalRow& row) {
+      std::lock_guard lock(requested_mu_);
+      requested_.push_back(row.id);
+      requested_cv_.notify_all();
+    };
+  }
+  void SetUp() override {
+    GatewayTest::SetUp();
+    if (HasFatalFailure()) return;
+    auto pub = w_->svc->PublishPolicies(kApprovalPolicies, kApprovalEntities, "admin");
+    ASSERT_TRUE(pub.ok()) << pub.status().ToString();
+    upstream_->SetTools(json::array{Tool("refund", "Refunds an order")});
+  }
+  json::object Refund(int id, int amount) {
+    http::Response r =
+        Post(Rpc(id, "tools/call", {{"name", "refund"}, {"arguments", {{"amount", amount}}}}));
+    EXPECT_EQ(r.status, 200) << r.body;
+    return json::parse(r.body).as_object();
+  }
+  // The calls are answered on another thread while the test decides.
+  std::future<json::object> RefundAsync(int id, int amount) {
+    return std::async(std::launch::async, [this, id, amount] { return Refund(id, amount); });
+  }
+  // The id of the n-th approval asked for (1-based), once it is.
+  std::string Requested(size_t n) {
+    std::unique_lock lock(requested_mu_);
+    if (!requested_cv_.wait_for(lock, 20s, [&] { return requested_.size() >= n; })) return "";
+    return requested_[n - 1];
+  }
+  Result<store::ApprovalRow> Decide(const std::string& id, bool approve, const std::string& who) {
+    return w_->svc->DecideApproval(id, approve, attribution::Approver{who, "test:" + who, {}},
+                                   "ticket 7");
+  }
+
+  std::mutex requested_mu_;
+  std::condition_variable requested_cv_;
+  std::vector<std::string> requested_;  // guarded by requested_mu_
+};
+
+TEST_F(GatewayApprovalTest, WithoutHoldOrUrlElicitationTheCallIsRefusedNamingTheApproval) {
+  json::object a = Refund(2, 500);
+  ASSERT_TRUE(a.contains("error")) << json::serialize(a);
+  EXPECT_EQ(a.at("error").at("code"), kDenied);
+  const json::object& approval = a.at("error").at("data").at("approval").as_object();
+  const std::string id(approval.at("id").as_string());
+  EXPECT_EQ(approval.at("state"), "pending");
+  EXPECT_EQ(Str(approval.at("url")), "https://custody.test/approvals/" + id);
+  EXPECT_EQ(approval.at("groups").at(0), "Group::\"finance\"");
+  const std::string message(a.at("error").at("message").as_string());
+  EXPECT_NE(message.find(id), std::string::npos) << message;
+  EXPECT_NE(message.find("https://custody.test/approvals/" + id), std::string::npos) << message;
+  EXPECT_EQ(a.at("error").at("data").at("reasons").at(0), "big-refunds");
+  EXPECT_TRUE(upstream_->Calls().empty());
+
+  // A small refund needs nobody.
+  json::object small = Refund(3, 100);
+  ASSERT_TRUE(small.contains("result")) << json::serialize(small);
+
+  // Approved by a member of the group: the same call passes, and its receipt names the approval.
+  EXPECT_EQ(Decide(id, true, "eve").status().code(), StatusCode::kPermissionDenied);
+  ASSERT_TRUE(Decide(id, true, "bob").ok());
+  json::object again = Refund(4, 500);
+  ASSERT_TRUE(again.contains("result")) << json::serialize(again);
+  const json::object& receipt = again.at("result").at("_meta").at(kReceiptMetaKey).as_object();
+  EXPECT_EQ(Str(receipt.at("approval").at("id")), id);
+  EXPECT_EQ(receipt.at("approval").at("approver"), "bob");
+  EXPECT_EQ(upstream_->Calls().size(), 2u);
+  // Single use: the next one asks anew.
+  json::object third = Refund(5, 500);
+  ASSERT_TRUE(third.contains("error")) << json::serialize(third);
+  EXPECT_NE(Str(third.at("error").at("data").at("approval").at("id")), id);
+}
+
+TEST_F(GatewayApprovalTest, AClientDeclaringUrlElicitationIsSentToTheApprovalPage) {
+  mcp_session_.clear();
+  http::Response init = Post(Rpc(1, "initialize",
+                                 {{"protocolVersion", "2025-11-25"},
+                                  {"capabilities", {{"elicitation", {{"url", json::object{}}}}}}}));
+  ASSERT_EQ(init.status, 200) << init.body;
+  mcp_session_ = std::string(init.headers.Get("mcp-session-id").value_or(""));
+
+  json::object a = Refund(2, 500);
+  ASSERT_TRUE(a.contains("error")) << json::serialize(a);
+  EXPECT_EQ(a.at("error").at("code"), kUrlElicitationRequired);
+  const json::array& elicitations = a.at("error").at("data").at("elicitations").as_array();
+  ASSERT_EQ(elicitations.size(), 1u);
+  const std::string id(elicitations[0].at("elicitationId").as_string());
+  EXPECT_EQ(elicitations[0].at("mode"), "url");
+  EXPECT_EQ(Str(elicitations[0].at("url")), "https://custody.test/approvals/" + id);
+  EXPECT_NE(elicitations[0].at("message").as_string().find("Group::\"finance\""),
+            std::string::npos);
+  EXPECT_TRUE(upstream_->Calls().empty());
+
+  // Retried before anyone decided: the same approval again.
+  json::object early = Refund(3, 500);
+  EXPECT_EQ(Str(early.at("error").at("data").at("elicitations").at(0).at("elicitationId")), id);
+  ASSERT_TRUE(Decide(id, true, "bob").ok());
+  json::object retry = Refund(4, 500);
+  ASSERT_TRUE(retry.contains("result")) << json::serialize(retry);
+  // Other arguments are another action: a new approval.
+  json::object other = Refund(5, 501);
+  ASSERT_TRUE(other.contains("error")) << json::serialize(other);
+  EXPECT_NE(Str(other.at("error").at("data").at("elicitations").at(0).at("elicitationId")), id);
+  EXPECT_EQ(upstream_->Calls().size(), 1u);
+}
+
+class GatewayHoldTest : public GatewayApprovalTest {
+ protected:
+  GatewayHoldTest() { approval_hold_ = 20s; }
+};
+
+TEST_F(GatewayHoldTest, AHeldCallGoesOnOnceApproved) {
+  auto answer = RefundAsync(2, 500);
+  const std::string id = Requested(1);
+  ASSERT_FALSE(id.empty());
+  EXPECT_EQ(answer.wait_for(50ms), std::future_status::timeout) << "held, not answered";
+  EXPECT_TRUE(upstream_->Calls().empty());
+  // A non-member's approval is refused; the call still waits.
+  EXPECT_EQ(Decide(id, true, "eve").status().code(), StatusCode::kPermissionDenied);
+  ASSERT_TRUE(Decide(id, true, "bob").ok());
+  ASSERT_EQ(answer.wait_for(20s), std::future_status::ready);
+  json::object a = answer.get();
+  ASSERT_TRUE(a.contains("result")) << json::serialize(a);
+  EXPECT_EQ(a.at("result").at("content").at(0).at("text"), "done by files");
+  EXPECT_EQ(Str(a.at("result").at("_meta").at(kReceiptMetaKey).at("approval").at("id")), id);
+  ASSERT_EQ(upstream_->Calls().size(), 1u);
+  // Recorded twice: the decision that asked, and the one that allowed it under the approval.
+  w_->svc->FlushIndex();
+  auto rows = w_->store->ActionsOfSessions({sid_});
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].decision, "approval_required");
+  EXPECT_EQ((*rows)[1].decision, "allow");
+}
+
+TEST_F(GatewayHoldTest, AHeldCallIsRefusedWhenTheApprovalIsDenied) {
+  auto answer = RefundAsync(2, 500);
+  const std::string id = Requested(1);
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(Decide(id, false, "bob").ok());
+  ASSERT_EQ(answer.wait_for(20s), std::future_status::ready);
+  json::object a = answer.get();
+  ASSERT_TRUE(a.contains("error")) << json::serialize(a);
+  EXPECT_EQ(a.at("error").at("code"), kDenied);
+  const std::string message(a.at("error").at("message").as_string());
+  EXPECT_NE(message.find("approval " + id + " was denied by bob: ticket 7"), std::string::npos)
+      << message;
+  EXPECT_EQ(a.at("error").at("data").at("approval").at("state"), "denied");
+  EXPECT_TRUE(upstream_->Calls().empty());
+}
+
+class GatewayShortHoldTest : public GatewayApprovalTest {
+ protected:
+  GatewayShortHoldTest() { approval_hold_ = 300ms; }
+};
+
+TEST_F(GatewayShortHoldTest, AHeldCallIsRefusedWhenTheHoldEnds) {
+  json::object a = Refund(2, 500);
+  ASSERT_TRUE(a.contains("error")) << json::serialize(a);
+  EXPECT_EQ(a.at("error").at("code"), kDenied);
+  const std::string id(a.at("error").at("data").at("approval").at("id").as_string());
+  const std::string message(a.at("error").at("message").as_string());
+  EXPECT_NE(message.find("approval " + id + " is still pending after"), std::string::npos)
+      << message;
+  EXPECT_EQ(a.at("error").at("data").at("approval").at("state"), "pending");
+  EXPECT_TRUE(upstream_->Calls().empty());
+}
+
+TEST_F(GatewayHoldTest, StoppingTheGatewayAnswersAHeldCall) {
+  auto answer = RefundAsync(2, 500);
+  ASSERT_FALSE(Requested(1).empty());
+  gateway_->Stop();
+  ASSERT_EQ(answer.wait_for(20s), std::future_status::ready);
+  json::object a = answer.get();
+  ASSERT_TRUE(a.contains("error")) << json::serialize(a);
+  EXPECT_NE(a.at("error").at("message").as_string().find("stopping"), std::string::npos);
 }
 
 }  // namespace

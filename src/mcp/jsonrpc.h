@@ -25,6 +25,9 @@ inline constexpr int kInvalidParams = -32602;
 inline constexpr int kInternalError = -32603;
 inline constexpr int kDenied = -32001;       // refused by policy, containment or pinning
 inline constexpr int kUnavailable = -32002;  // the upstream server is down or timed out
+// MCP 2025-11-25 URLElicitationRequiredError: the request needs the person to visit a URL first
+// (the gateway: an approval page), data.elicitations names it; the client retries after.
+inline constexpr int kUrlElicitationRequired = -32042;
 // error.data.reason of the gateway's own -32002 (ErrorObject adds it when no data is given).
 inline constexpr std::string_view kUnavailableReason = "custody:upstream_unavailable";
 
