@@ -300,6 +300,25 @@ TEST_F(ApprovalsTest, ContainmentCancelsTheSessionsApprovals) {
   EXPECT_EQ(late.status().code(), StatusCode::kFailedPrecondition);
 }
 
+// The gateway lists what a session may call by the dry run: what an approval can allow is listed,
+// what a plain forbid denies is not.
+TEST_F(ApprovalsTest, TheDryRunCountsWhatAnApprovalCanAllow) {
+  Publish(R"(@id("pay-ok") permit(principal, action, resource in Server::"pay");
+    @id("refunds") @approval("finance") forbid(principal, action, resource == Tool::"pay/refund");
+    @id("no-wipe") forbid(principal, action, resource == Tool::"pay/wipe");)",
+          kEntities);
+  auto root = w_->Root("planner");
+  ASSERT_TRUE(root.ok());
+  auto session = w_->tokens->GetSession(root->sid);
+  ASSERT_TRUE(session.ok());
+  auto refund = w_->svc->WouldAllow(*session, "call_tool", Target{"pay", "refund", "", ""});
+  ASSERT_TRUE(refund.ok());
+  EXPECT_TRUE(*refund);
+  auto wipe = w_->svc->WouldAllow(*session, "call_tool", Target{"pay", "wipe", "", ""});
+  ASSERT_TRUE(wipe.ok());
+  EXPECT_FALSE(*wipe);
+}
+
 TEST_F(ApprovalsTest, UnknownApprovalIsNotFound) {
   EXPECT_EQ(Decide("0190aaaa-0000-7000-8000-000000000000", true, "bob").status().code(),
             StatusCode::kNotFound);

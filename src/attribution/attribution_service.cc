@@ -1036,6 +1036,8 @@ void AttributionService::ApplyApproval(Decision& d) {
   ApprovalRow row;
   if (*pending && (*pending)->expires_ms > d.now_ms) {
     row = **pending;
+  } else if (*usable && (*usable)->decided_index < 0 && (*usable)->expires_ms > d.now_ms) {
+    row = **usable;  // approved a moment ago, its event not yet noted on the row: not new
   } else {
     row.id = ids_.NextString();
     row.digest = d.digest;
@@ -1242,7 +1244,18 @@ Result<bool> AttributionService::WouldAllow(
                        {"caller", json::object()}};
   auto bundle = Bundle();
   policy::Response resp = Evaluate(*bundle, agent, action, target, resource_attrs, context);
-  if (resp.decision != policy::Decision::kAllow) return false;
+  if (resp.decision != policy::Decision::kAllow) {
+    // What only `@approval` forbids hold can run once approved: it stays visible (the gateway
+    // lists tools by this), and the call itself asks for the approval.
+    const bool only_approval =
+        !resp.reasons.empty() &&
+        std::all_of(resp.reasons.begin(), resp.reasons.end(),
+                    [&](const std::string& id) { return bundle->approval.count(id) > 0; });
+    if (!only_approval ||
+        Evaluate(*bundle, agent, action, target, resource_attrs, context, true).decision !=
+            policy::Decision::kAllow)
+      return false;
+  }
   return identity::CoveredBy(key, session.scopes);
 }
 
