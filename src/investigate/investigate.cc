@@ -1,5 +1,6 @@
 #include "investigate/investigate.h"
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <ctime>
 #include <functional>
@@ -109,6 +110,128 @@ Result<json::object> ParseLeaf(const store::StoredLeaf& leaf) {
 
 bool Live(const identity::Session& s, int64_t now_s) {
   return !s.revoked && (s.expires_at == 0 || s.expires_at > now_s);
+}
+
+int64_t IntField(const json::object& o, std::string_view key) {
+  auto it = o.find(key);
+  if (it == o.end()) return -1;
+  if (it->value().is_int64()) return it->value().get_int64();
+  if (it->value().is_uint64()) return static_cast<int64_t>(it->value().get_uint64());
+  return -1;
+}
+
+constexpr const char* kApprovalKinds[] = {"approval.approve", "approval.deny", "approval.expire",
+                                          "approval.cancel"};
+
+// An approval.* event as investigations show it.
+json::object ApprovalEventJson(const json::object& ev, uint64_t index) {
+  const json::object& a = Obj(ev, "approval");
+  json::object o{{"kind", StringField(ev, "kind")},    {"index", index},
+                 {"time", StringField(ev, "time")},    {"event_id", StringField(ev, "event_id")},
+                 {"approval", StringField(a, "id")},   {"action", StringField(a, "action")},
+                 {"target", StringField(a, "target")}, {"reason", StringField(ev, "reason")}};
+  if (ev.contains("by")) o["by"] = Obj(ev, "by");
+  if (ev.contains("expires_at")) o["expires_at"] = StringField(ev, "expires_at");
+  return o;
+}
+
+// The approval.* events indexed under session `sid` (of approval `approval_id` only, unless
+// empty), in ledger order. Indexed lookups: one per kind.
+Result<std::vector<json::object>> ApprovalEventsOf(ledger::Ledger& ledger, const std::string& sid,
+                                                   const std::string& approval_id = "") {
+  std::vector<uint64_t> indexes;
+  for (const char* kind : kApprovalKinds) {
+    ASSIGN_OR_RETURN(auto found,
+                     ledger.store().FindLeaves(store::LedgerStore::Column::kSession, sid, kind));
+    indexes.insert(indexes.end(), found.begin(), found.end());
+  }
+  std::sort(indexes.begin(), indexes.end());
+  std::vector<json::object> out;
+  for (uint64_t i : indexes) {
+    ASSIGN_OR_RETURN(store::StoredLeaf leaf, ledger.GetEntry(i));
+    ASSIGN_OR_RETURN(json::object ev, ParseLeaf(leaf));
+    if (!approval_id.empty() && StringField(Obj(ev, "approval"), "id") != approval_id) continue;
+    out.push_back(ApprovalEventJson(ev, leaf.index));
+  }
+  return out;
+}
+
+std::string PersonOf(const json::object& approval_event) {
+  return StringField(Obj(approval_event, "by"), "person");
+}
+
+// The approval a decision ran under (its `approval`, state "used"), with its approval.approve
+// event read back from the ledger at `approval_index` and checked against the decision: the same
+// approval, approved by the same person. A mismatch is reported in the answer, not hidden.
+json::object UsedApproval(ledger::Ledger& ledger, const json::object& cited) {
+  json::object a = cited;
+  const std::string id = StringField(cited, "id");
+  const int64_t index = IntField(cited, "approval_index");
+  std::string problem;
+  if (index < 0) {
+    problem = "the decision names no approval event";
+  } else if (auto leaf = ledger.GetEntry(static_cast<uint64_t>(index)); !leaf.ok()) {
+    problem =
+        "ledger entry " + std::to_string(index) + " cannot be read: " + leaf.status().message();
+  } else if (auto ev = ParseLeaf(*leaf); !ev.ok()) {
+    problem = ev.status().message();
+  } else if (StringField(*ev, "kind") != "approval.approve" ||
+             StringField(Obj(*ev, "approval"), "id") != id) {
+    problem = "ledger entry " + std::to_string(index) + " is not the approval.approve event of " +
+              "approval " + id;
+  } else if (StringField(Obj(*ev, "by"), "person") != StringField(cited, "approver")) {
+    problem = "ledger entry " + std::to_string(index) + " says approval " + id +
+              " was approved by " + StringField(Obj(*ev, "by"), "person") + ", not " +
+              StringField(cited, "approver");
+  } else {
+    a["approved_at"] = StringField(*ev, "time");
+    a["reason"] = StringField(*ev, "reason");
+    a["approval_event"] = StringField(*ev, "event_id");
+    a["request_action"] = StringField(Obj(*ev, "approval"), "request_action");
+    if (auto it = ev->find("single_use"); it != ev->end()) a["single_use"] = it->value();
+  }
+  a["confirmed_by_ledger"] = problem.empty();
+  if (!problem.empty()) a["problem"] = problem;
+  a["execution"] = "autonomous after approval";
+  return a;
+}
+
+std::string Groups(const json::object& approval) {
+  std::string out;
+  for (const auto& g : Arr(approval, "groups")) {
+    if (!g.is_string()) continue;
+    out += (out.empty() ? "" : " and ") + std::string(g.get_string());
+  }
+  return out;
+}
+
+// What became of an approval a decision was held for, from its recorded events.
+std::string ApprovalFate(const json::object& a) {
+  const json::array history = Arr(a, "history");
+  if (history.empty() || !history.back().is_object()) return "not decided yet";
+  const json::object& last = history.back().get_object();
+  std::string s = StringField(a, "outcome");
+  if (!PersonOf(last).empty()) s += " by " + PersonOf(last);
+  s += " at " + StringField(last, "time");
+  if (!StringField(last, "reason").empty()) s += " (\"" + StringField(last, "reason") + "\")";
+  if (!StringField(a, "used_by").empty()) s += ", used by action " + StringField(a, "used_by");
+  return s;
+}
+
+// "under what approval", as a sentence, from a trace's approval object.
+std::string UnderWhatApproval(const json::object& a) {
+  const std::string id = StringField(a, "id");
+  if (StringField(a, "state") == "used") {
+    std::string s = "approval " + id + ", approved by " + StringField(a, "approver") +
+                    " (verified by " + StringField(a, "verified_by") + ")";
+    if (!StringField(a, "problem").empty())
+      return s + ", NOT confirmed by the ledger: " + StringField(a, "problem");
+    s += " at " + StringField(a, "approved_at");
+    if (!StringField(a, "reason").empty()) s += " (\"" + StringField(a, "reason") + "\")";
+    return s + "; autonomous after approval: the agent ran the action itself, after " +
+           StringField(a, "approver") + " approved it";
+  }
+  return "none: held for approval " + id + " by a member of " + Groups(a) + "; " + ApprovalFate(a);
 }
 
 }  // namespace
@@ -240,10 +363,54 @@ Result<std::string> Investigator::Trace(const std::string& event_id) {
     if (!allowed_by.empty()) allowed_by += ", ";
     allowed_by += std::string(v.get_string());
   }
-  std::string what = StringField(d, "decision") == "allow"
-                         ? "allowed by " + (allowed_by.empty() ? "policy" : allowed_by) +
-                               " under policy set " + StringField(policy, "set_hash")
-                         : "denied: " + StringField(d, "message");
+  // Under what approval: the one the decision ran under, or the one it was held for and what
+  // became of it (the approval.* events of its session, indexed under it).
+  json::array approvals;
+  std::string under = "none: no approval was involved";
+  if (const json::object& cited = Obj(d, "approval"); !cited.empty()) {
+    json::object a;
+    if (StringField(cited, "state") == "used") {
+      a = UsedApproval(ledger_, cited);
+    } else {
+      a = cited;
+      const std::string id = StringField(cited, "id");
+      json::array history;
+      std::string outcome = "undecided";
+      if (auto events = ApprovalEventsOf(ledger_, row->sid, id); events.ok()) {
+        for (auto& e : *events) {
+          const std::string kind = StringField(e, "kind");
+          outcome = kind == "approval.approve"  ? "approved"
+                    : kind == "approval.deny"   ? "denied"
+                    : kind == "approval.expire" ? "expired"
+                                                : "cancelled";
+          history.push_back(std::move(e));
+        }
+      } else {
+        a["problem"] = "its events cannot be read: " + events.status().message();
+      }
+      a["history"] = std::move(history);
+      a["outcome"] = outcome;
+      // Which action it let run, if any (the store keeps the last).
+      if (auto stored = attribution_.GetApproval(id); stored.ok() && *stored) {
+        if (!(*stored)->used_by.empty()) a["used_by"] = (*stored)->used_by;
+      }
+    }
+    under = UnderWhatApproval(a);
+    approvals.push_back(std::move(a));
+  }
+
+  std::string what;
+  if (StringField(d, "decision") == "allow") {
+    what = "allowed by " + (allowed_by.empty() ? "policy" : allowed_by) + " under policy set " +
+           StringField(policy, "set_hash");
+    if (!approvals.empty())
+      what += ", under approval " + StringField(Obj(d, "approval"), "id") + " by " +
+              StringField(Obj(d, "approval"), "approver");
+  } else if (StringField(d, "decision") == "approval_required") {
+    what = "held for approval: " + StringField(d, "message");
+  } else {
+    what = "denied: " + StringField(d, "message");
+  }
 
   json::object out{{"event_id", row->action_id},
                    {"index", dleaf.index},
@@ -270,8 +437,7 @@ Result<std::string> Investigator::Trace(const std::string& event_id) {
                      {"policy_set", policy_set},
                      {"delegation_chain", delegation},
                      {"context", Obj(d, "context")},
-                     {"approvals", json::array()},
-                     {"approvals_note", "Custody has no approval workflow yet"}}},
+                     {"approvals", std::move(approvals)}}},
                    {"path", path},
                    {"containments", containments},
                    {"trace",
@@ -285,7 +451,8 @@ Result<std::string> Investigator::Trace(const std::string& event_id) {
                                           StringField(actor, "instance") + " in session " +
                                           StringField(actor, "session") + " with credential " +
                                           StringField(actor, "credential")},
-                     {"what_allowed", what}}}};
+                     {"what_allowed", what},
+                     {"under_what_approval", under}}}};
   if (d.contains("containment")) out["allowed_by"].as_object()["tripwire"] = d.at("containment");
   if (!outcome.empty()) out["outcome"] = outcome;
   if (!traced_from.empty()) out["traced_from"] = traced_from;
@@ -311,6 +478,11 @@ Result<std::string> Investigator::SessionEvents(const std::string& sid) {
     if (auto c = attribution_.store().ContainmentsOf(s.sid); c.ok())
       for (const auto& row : *c) cs.push_back(ContainmentJson(row));
     o["containments"] = std::move(cs);
+    // Approvals asked for, decided, expired or cancelled: events, not actions.
+    ASSIGN_OR_RETURN(auto approval_events, ApprovalEventsOf(ledger_, s.sid));
+    json::array as;
+    for (auto& e : approval_events) as.push_back(std::move(e));
+    o["approval_events"] = std::move(as);
     sessions.push_back(std::move(o));
   }
   json::object out{{"session", sid},
@@ -466,13 +638,14 @@ Result<std::string> Investigator::BlastRadius(const std::string& kind, const std
     ASSIGN_OR_RETURN(rows, store.ActionsOfSessions(sids));
   }
   struct Use {
-    int64_t count = 0, denied = 0, last_ms = 0;
+    int64_t count = 0, denied = 0, held = 0, last_ms = 0;
     std::set<std::string> agents, actions;
   };
   std::map<std::string, Use> used;
   for (const auto& r : rows) {
     Use& u = used[r.target];
-    (r.decision == "allow" ? u.count : u.denied)++;
+    // Held for a person's approval is neither a use nor a denial.
+    (r.decision == "allow" ? u.count : r.decision == "approval_required" ? u.held : u.denied)++;
     u.last_ms = std::max(u.last_ms, r.time_ms);
     u.agents.insert(r.agent);
     u.actions.insert(r.action);
@@ -482,6 +655,7 @@ Result<std::string> Investigator::BlastRadius(const std::string& kind, const std
     actual.push_back(json::object{{"target", key},
                                   {"count", u.count},
                                   {"denied", u.denied},
+                                  {"held_for_approval", u.held},
                                   {"last", TimeOf(u.last_ms)},
                                   {"actions", StringArray({u.actions.begin(), u.actions.end()})},
                                   {"agents", StringArray({u.agents.begin(), u.agents.end()})}});
@@ -582,17 +756,22 @@ Result<std::string> Investigator::Graph(const std::string& format) {
   // by a client, or no longer known), "session:<sid>", "agent:<name>", "tool:<key>" /
   // "resource:<key>".
   std::map<std::string, json::object> nodes;
-  std::map<std::tuple<std::string, std::string, std::string>, std::pair<int64_t, int64_t>> edges;
+  struct Counts {
+    int64_t allowed = 0, denied = 0, held = 0;
+  };
+  std::map<std::tuple<std::string, std::string, std::string>, Counts> edges;
   auto node = [&](const std::string& type, const std::string& id) {
     std::string key = type + ":" + id;
     nodes.try_emplace(key, json::object{{"id", key}, {"type", type}, {"label", id}});
     return key;
   };
   auto edge = [&](const std::string& from, const std::string& to, const std::string& label,
-                  int64_t count, int64_t denied) {
-    auto& e = edges[{from, to, label}];
-    e.first += count;
-    e.second += denied;
+                  const std::string& decision = "", int64_t count = 0) {
+    Counts& e = edges[{from, to, label}];
+    // Held for a person's approval is neither allowed nor denied.
+    (decision == "allow"               ? e.allowed
+     : decision == "approval_required" ? e.held
+                                       : e.denied) += count;
   };
   // How each initiator is known is part of its node: only an ID token verified against a
   // trusted issuer makes a "human"; what a client asserted stays an assertion, by that client.
@@ -616,30 +795,30 @@ Result<std::string> Investigator::Graph(const std::string& format) {
       bool verified = s.verification == identity::InitiatorVerification::kVerified;
       edge(initiator(s.initiator, verified ? "verified" : "asserted", s.initiator_issuer,
                      verified ? "" : s.asserted_by),
-           sn, "started", 0, 0);
+           sn, "started");
     } else {
-      edge(node("session", s.parent_sid), sn, "delegated", 0, 0);
+      edge(node("session", s.parent_sid), sn, "delegated");
     }
-    edge(sn, node("agent", s.agent), "acted_as", 0, 0);
+    edge(sn, node("agent", s.agent), "acted_as");
   }
   for (const auto& u : usage) {
     if (!sessions.count(u.sid)) {  // not in the registry any more: still show what it did
       node("session", u.sid);
-      edge(initiator(u.initiator, "unknown", "", ""), node("session", u.sid), "started", 0, 0);
-      edge(node("session", u.sid), node("agent", u.agent), "acted_as", 0, 0);
+      edge(initiator(u.initiator, "unknown", "", ""), node("session", u.sid), "started");
+      edge(node("session", u.sid), node("agent", u.agent), "acted_as");
     }
     auto t = ParseTargetKey(u.target);
     std::string tn = node(t && !t->is_tool() ? "resource" : "tool", u.target);
-    bool allowed = u.decision == "allow";
-    edge(node("agent", u.agent), tn, "used", allowed ? u.count : 0, allowed ? 0 : u.count);
+    edge(node("agent", u.agent), tn, "used", u.decision, u.count);
   }
   json::array ns, es;
   for (auto& [k, n] : nodes) ns.push_back(n);
   for (const auto& [k, v] : edges) {
     json::object e{{"from", std::get<0>(k)}, {"to", std::get<1>(k)}, {"type", std::get<2>(k)}};
     if (std::get<2>(k) == "used") {
-      e["allowed"] = v.first;
-      e["denied"] = v.second;
+      e["allowed"] = v.allowed;
+      e["denied"] = v.denied;
+      e["held_for_approval"] = v.held;
     }
     es.push_back(std::move(e));
   }
@@ -683,10 +862,11 @@ Result<std::string> GraphToDot(std::string_view graph_json) {
         auto it = e.find(k);
         return it != e.end() && it->value().is_int64() ? it->value().get_int64() : int64_t{0};
       };
-      int64_t allowed = num("allowed"), denied = num("denied");
+      int64_t allowed = num("allowed"), denied = num("denied"), held = num("held_for_approval");
       label = std::to_string(allowed) + " allowed";
       if (denied) label += ", " + std::to_string(denied) + " denied";
-      only_denied = denied && !allowed;
+      if (held) label += ", " + std::to_string(held) + " held for approval";
+      only_denied = (denied || held) && !allowed;
     }
     dot += "  " + DotId(StringField(e, "from")) + " -> " + DotId(StringField(e, "to")) +
            " [label=" + DotId(label) + (only_denied ? ", style=dashed" : "") + "];\n";
@@ -779,7 +959,29 @@ Result<std::string> RenderTrace(std::string_view trace_json) {
     out += "  tripwire:       " + StringField(tw, "tripwire") + " contained " +
            StringField(tw, "scope") + " (revoked: " + Join(Arr(tw, "revoked_sessions")) + ")\n";
   }
-  out += "  approvals:      none\n";
+  const json::array approvals = Arr(allowed, "approvals");
+  static const json::object kNone;
+  const json::object& ap =
+      !approvals.empty() && approvals[0].is_object() ? approvals[0].get_object() : kNone;
+  if (ap.empty()) {
+    out += "  approvals:      none\n";
+  } else if (StringField(ap, "state") == "used") {
+    out += "  under approval: " + StringField(ap, "id") + " by " + StringField(ap, "approver") +
+           " (verified by " + StringField(ap, "verified_by") + ")";
+    if (StringField(ap, "problem").empty()) {
+      out += " at " + StringField(ap, "approved_at") + ", reason \"" + StringField(ap, "reason") +
+             "\" (ledger index " + std::to_string(IntField(ap, "approval_index")) + ")\n";
+    } else {
+      out +=
+          "\n                  NOT confirmed by the ledger: " + StringField(ap, "problem") + "\n";
+    }
+    out += "  execution:      autonomous after approval (the agent ran it itself, after " +
+           StringField(ap, "approver") + " approved)\n";
+  } else {
+    out += "  held for:       approval " + StringField(ap, "id") + " by a member of " + Groups(ap) +
+           "\n";
+    out += "  then:           " + ApprovalFate(ap) + "\n";
+  }
   out += "path:\n";
   json::array path = Arr(t, "path");
   std::string indent = "  ";
@@ -843,17 +1045,34 @@ Result<std::string> RenderSessionEvents(std::string_view session_events_json) {
         std::string here = top ? "" : (last ? "└─ " : "├─ ");
         std::string below = top ? "" : (last ? "   " : "│  ");
         out += prefix + here + SessionLine(s) + "\n";
-        json::array actions = Arr(s, "actions");
+        // Actions and approval events, in ledger order.
+        std::vector<std::pair<int64_t, std::string>> lines;
+        for (const auto& v : Arr(s, "actions")) {
+          if (!v.is_object()) continue;
+          const json::object& a = v.get_object();
+          lines.emplace_back(
+              IntField(a, "decision_index"),
+              StringField(a, "time") + " " + StringField(a, "action") + " " +
+                  StringField(a, "target") + " -> " + StringField(a, "decision") +
+                  (StringField(a, "outcome").empty() ? ""
+                                                     : " [" + StringField(a, "outcome") + "]") +
+                  "  (" + StringField(a, "action_id") + ")");
+        }
+        for (const auto& v : Arr(s, "approval_events")) {
+          if (!v.is_object()) continue;
+          const json::object& e = v.get_object();
+          std::string line = StringField(e, "time") + " " + StringField(e, "kind") + " " +
+                             StringField(e, "approval") + " of " + StringField(e, "target");
+          if (!PersonOf(e).empty()) line += " by " + PersonOf(e);
+          if (!StringField(e, "reason").empty()) line += ": " + StringField(e, "reason");
+          lines.emplace_back(IntField(e, "index"), std::move(line));
+        }
+        std::stable_sort(lines.begin(), lines.end(),
+                         [](const auto& a, const auto& b) { return a.first < b.first; });
         auto& kids = children[StringField(s, "sid")];
-        for (size_t i = 0; i < actions.size(); ++i) {
-          if (!actions[i].is_object()) continue;
-          const json::object& a = actions[i].get_object();
-          bool lastline = kids.empty() && i + 1 == actions.size();
-          out += prefix + below + (lastline ? "└─ " : "├─ ") + StringField(a, "time") + " " +
-                 StringField(a, "action") + " " + StringField(a, "target") + " -> " +
-                 StringField(a, "decision") +
-                 (StringField(a, "outcome").empty() ? "" : " [" + StringField(a, "outcome") + "]") +
-                 "  (" + StringField(a, "action_id") + ")\n";
+        for (size_t i = 0; i < lines.size(); ++i) {
+          bool lastline = kids.empty() && i + 1 == lines.size();
+          out += prefix + below + (lastline ? "└─ " : "├─ ") + lines[i].second + "\n";
         }
         for (size_t i = 0; i < kids.size(); ++i)
           walk(*kids[i], prefix + below, i + 1 == kids.size(), false);

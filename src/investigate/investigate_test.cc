@@ -8,6 +8,7 @@
 
 #include <boost/json.hpp>
 #include <filesystem>
+#include <tuple>
 
 #include "attribution/attribution_service.h"
 #include "attribution/testing/world.h"
@@ -456,6 +457,237 @@ TEST(ParseSinceTest, AcceptsMillisRelativeAndRfc3339AndRefusesTheRest) {
     EXPECT_EQ(ParseSince(bad, now).status().code(), StatusCode::kInvalidArgument) << bad;
 }
 
+// --- Approvals -----------------------------------------------------------------------------------
+
+// Refunds over 100 need a member of Group::"finance": bob is one, eve is not.
+constexpr const char* kApprovalPolicies = R"(
+  @id("pay-ok") permit(principal, action == Action::"call_tool", resource in Server::"pay");
+  @id("big-refunds") @approval("finance")
+  forbid(principal, action == Action::"call_tool", resource == Tool::"pay/refund")
+    when { context.arguments.amount > 100 };)";
+constexpr const char* kApprovalEntities = R"([
+  {"uid": {"type": "Group", "id": "finance"}, "attrs": {}, "parents": []},
+  {"uid": {"type": "User", "id": "bob"}, "attrs": {}, "parents": [{"type": "Group", "id": "finance"}]},
+  {"uid": {"type": "User", "id": "eve"}, "attrs": {}, "parents": []}
+])";
+
+class ApprovalInvestigationTest : public InvestigateTest {
+ protected:
+  void SetUp() override {
+    InvestigateTest::SetUp();
+    ASSERT_TRUE(svc_->PublishPolicies(kApprovalPolicies, kApprovalEntities, "admin").ok());
+    std::tie(token_, sid_) = Root();
+  }
+  AuthorizeResult Refund(int amount) {
+    auto r = svc_->AuthorizeSync(testkit::World::Call(
+        token_, "pay", "refund", "{\"amount\":" + std::to_string(amount) + "}"));
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : AuthorizeResult{};
+  }
+  attribution::ApprovalRow Decide(const std::string& id, bool approve, const std::string& person,
+                                  const std::string& reason = "ticket 7") {
+    auto r = svc_->DecideApproval(id, approve, attribution::Approver{person, "test:" + person, {}},
+                                  reason);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : attribution::ApprovalRow{};
+  }
+  static json::object Approval(json::object& trace) {
+    json::array a = trace["allowed_by"].at("approvals").as_array();
+    EXPECT_EQ(a.size(), 1u) << json::serialize(trace);
+    return a.empty() ? json::object() : a[0].as_object();
+  }
+  std::string token_, sid_;
+};
+
+TEST_F(ApprovalInvestigationTest, TraceSaysUnderWhatApprovalAndThatTheAgentRanItItself) {
+  AuthorizeResult held = Refund(500);
+  ASSERT_TRUE(held.approval_required);
+  ASSERT_TRUE(held.approval);
+  const std::string id = held.approval->id;
+
+  // Held, not decided yet.
+  json::object t = Answer(inv_->Trace(held.action_id));
+  EXPECT_EQ(S(t["decision"]), "approval_required");
+  json::object a = Approval(t);
+  EXPECT_EQ(S(a["id"]), id);
+  EXPECT_EQ(S(a["state"]), "required");
+  EXPECT_EQ(S(a["groups"].as_array()[0]), R"(Group::"finance")");
+  EXPECT_EQ(S(a["outcome"]), "undecided");
+  EXPECT_TRUE(a["history"].as_array().empty());
+  EXPECT_EQ(S(t["answers"].at("what_allowed")).rfind("held for approval: ", 0), 0u)
+      << json::serialize(t["answers"]);
+  EXPECT_NE(S(t["answers"].at("under_what_approval")).find("not decided yet"), std::string::npos);
+
+  Decide(id, true, "bob", "refund of order 42, checked");
+  AuthorizeResult ran = Refund(500);
+  ASSERT_TRUE(ran.allowed) << ran.message;
+
+  // The retry: allowed under bob's approval, read back from the approval.approve event.
+  json::object r = Answer(inv_->Trace(ran.action_id));
+  EXPECT_EQ(S(r["decision"]), "allow");
+  json::object u = Approval(r);
+  EXPECT_EQ(S(u["id"]), id);
+  EXPECT_EQ(S(u["state"]), "used");
+  EXPECT_EQ(S(u["approver"]), "bob");
+  EXPECT_EQ(S(u["verified_by"]), "test:bob");
+  EXPECT_EQ(S(u["reason"]), "refund of order 42, checked");
+  EXPECT_EQ(S(u["request_action"]), held.action_id);
+  EXPECT_TRUE(u["confirmed_by_ledger"].as_bool()) << json::serialize(u);
+  EXPECT_FALSE(u.contains("problem"));
+  EXPECT_EQ(S(u["execution"]), "autonomous after approval");
+  auto approve_leaf = ledger_->GetEntry(static_cast<uint64_t>(u["approval_index"].as_int64()));
+  ASSERT_TRUE(approve_leaf.ok());
+  EXPECT_EQ(approve_leaf->columns.kind, "approval.approve");
+  EXPECT_EQ(S(u["approved_at"]), approve_leaf->columns.time);
+  EXPECT_EQ(S(u["approval_event"]), approve_leaf->columns.event_id);
+  std::string under = S(r["answers"].at("under_what_approval"));
+  EXPECT_NE(under.find("approved by bob (verified by test:bob)"), std::string::npos) << under;
+  EXPECT_NE(under.find("autonomous after approval"), std::string::npos) << under;
+  EXPECT_NE(S(r["answers"].at("what_allowed")).find("under approval " + id + " by bob"),
+            std::string::npos);
+  auto tree = RenderTrace(*inv_->Trace(ran.action_id));
+  ASSERT_TRUE(tree.ok());
+  EXPECT_NE(tree->find("under approval: " + id + " by bob (verified by test:bob) at "),
+            std::string::npos)
+      << *tree;
+  EXPECT_NE(tree->find("execution:      autonomous after approval"), std::string::npos) << *tree;
+
+  // The held decision now says what became of its approval, and which action it let run.
+  json::object h = Answer(inv_->Trace(held.action_id));
+  json::object ha = Approval(h);
+  EXPECT_EQ(S(ha["outcome"]), "approved");
+  ASSERT_EQ(ha["history"].as_array().size(), 1u);
+  EXPECT_EQ(S(ha["history"].as_array()[0].at("by").at("person")), "bob");
+  EXPECT_EQ(S(ha["used_by"]), ran.action_id);
+  auto held_tree = RenderTrace(*inv_->Trace(held.action_id));
+  ASSERT_TRUE(held_tree.ok());
+  EXPECT_NE(
+      held_tree->find("held for:       approval " + id + " by a member of Group::\"finance\""),
+      std::string::npos)
+      << *held_tree;
+  EXPECT_NE(held_tree->find("then:           approved by bob at "), std::string::npos)
+      << *held_tree;
+  EXPECT_NE(held_tree->find("used by action " + ran.action_id), std::string::npos) << *held_tree;
+
+  // No approval involved: said so.
+  AuthorizeResult small = Refund(50);
+  json::object p = Answer(inv_->Trace(small.action_id));
+  EXPECT_TRUE(p["allowed_by"].at("approvals").as_array().empty());
+  EXPECT_EQ(S(p["answers"].at("under_what_approval")), "none: no approval was involved");
+  EXPECT_NE(RenderTrace(*inv_->Trace(small.action_id))->find("approvals:      none"),
+            std::string::npos);
+}
+
+TEST_F(ApprovalInvestigationTest, TraceOfAHeldActionSaysItsApprovalWasDeniedOrCancelled) {
+  AuthorizeResult denied = Refund(500);
+  ASSERT_TRUE(denied.approval);
+  Decide(denied.approval->id, false, "bob", "no such order");
+  json::object t = Answer(inv_->Trace(denied.action_id));
+  json::object a = Approval(t);
+  EXPECT_EQ(S(a["outcome"]), "denied");
+  EXPECT_FALSE(a.contains("used_by"));
+  EXPECT_NE(S(t["answers"].at("under_what_approval")).find("denied by bob at "), std::string::npos)
+      << S(t["answers"].at("under_what_approval"));
+
+  // Changed arguments: another approval; the session's containment cancels it.
+  AuthorizeResult cancelled = Refund(700);
+  ASSERT_TRUE(cancelled.approval);
+  EXPECT_NE(cancelled.approval->id, denied.approval->id);
+  svc_->CancelApprovals({sid_}, "session revoked");
+  json::object c = Answer(inv_->Trace(cancelled.action_id));
+  json::object ca = Approval(c);
+  EXPECT_EQ(S(ca["outcome"]), "cancelled");
+  ASSERT_EQ(ca["history"].as_array().size(), 1u);  // only its own events, not the other's
+  EXPECT_EQ(S(ca["history"].as_array()[0].at("reason")), "session revoked");
+}
+
+// A decision citing an approval the ledger does not confirm: the trace says so rather than
+// repeat the claim.
+TEST_F(ApprovalInvestigationTest, TraceChecksTheCitedApprovalEventAgainstTheLedger) {
+  AuthorizeResult held = Refund(500);
+  ASSERT_TRUE(held.approval);
+  Decide(held.approval->id, true, "bob");
+  AuthorizeResult ran = Refund(500);
+  ASSERT_TRUE(ran.allowed);
+  // The same decision again, but citing the held decision's entry as the approval event.
+  auto leaf = ledger_->GetEntry(ran.ledger_index);
+  ASSERT_TRUE(leaf.ok());
+  json::object forged = json::parse(leaf->data).as_object();
+  forged["event_id"] = "forged-decision";
+  forged["approval"].as_object()["approval_index"] = held.ledger_index;
+  std::string text = json::serialize(forged);
+  ASSERT_TRUE(ledger_->Append(text, events::ColumnsOfText(text)).ok());
+  json::object t = Answer(inv_->Trace("forged-decision"));
+  json::object a = Approval(t);
+  EXPECT_FALSE(a["confirmed_by_ledger"].as_bool());
+  EXPECT_NE(
+      S(a["problem"]).find("is not the approval.approve event of approval " + held.approval->id),
+      std::string::npos)
+      << S(a["problem"]);
+  EXPECT_FALSE(a.contains("approved_at"));
+  EXPECT_NE(S(t["answers"].at("under_what_approval")).find("NOT confirmed by the ledger"),
+            std::string::npos);
+  EXPECT_NE(RenderTrace(*inv_->Trace("forged-decision"))->find("NOT confirmed by the ledger"),
+            std::string::npos);
+}
+
+TEST_F(ApprovalInvestigationTest, SessionEventsShowApprovalEventsAmongTheActions) {
+  AuthorizeResult held = Refund(500);
+  ASSERT_TRUE(held.approval);
+  Decide(held.approval->id, true, "bob", "ok by finance");
+  AuthorizeResult ran = Refund(500);
+  ASSERT_TRUE(ran.allowed);
+  json::object e = Answer(inv_->SessionEvents(sid_));
+  const json::object& root = e["sessions"].as_array()[0].as_object();
+  json::array evs = root.at("approval_events").as_array();
+  ASSERT_EQ(evs.size(), 1u) << json::serialize(root);
+  EXPECT_EQ(S(evs[0].at("kind")), "approval.approve");
+  EXPECT_EQ(S(evs[0].at("approval")), held.approval->id);
+  EXPECT_EQ(S(evs[0].at("by").at("person")), "bob");
+  EXPECT_EQ(S(evs[0].at("target")), "pay/refund");
+  EXPECT_EQ(root.at("actions").as_array().size(), 2u);
+  auto tree = RenderSessionEvents(*inv_->SessionEvents(sid_));
+  ASSERT_TRUE(tree.ok());
+  // In ledger order: the held decision, the approval, the allowed retry.
+  size_t h = tree->find("pay/refund -> approval_required");
+  size_t ap =
+      tree->find("approval.approve " + held.approval->id + " of pay/refund by bob: ok by finance");
+  size_t r = tree->find("pay/refund -> allow");
+  ASSERT_NE(h, std::string::npos) << *tree;
+  ASSERT_NE(ap, std::string::npos) << *tree;
+  ASSERT_NE(r, std::string::npos) << *tree;
+  EXPECT_LT(h, ap);
+  EXPECT_LT(ap, r);
+}
+
+TEST_F(ApprovalInvestigationTest, HeldActionsAreNeitherUsesNorDenials) {
+  AuthorizeResult held = Refund(500);
+  ASSERT_TRUE(held.approval_required);
+  Refund(50);
+  json::object b = Answer(inv_->BlastRadius("session", sid_));
+  json::array actual = b["actual"].as_array();
+  ASSERT_EQ(actual.size(), 1u) << json::serialize(b);
+  EXPECT_EQ(S(actual[0].at("target")), "pay/refund");
+  EXPECT_EQ(actual[0].at("count").as_int64(), 1);
+  EXPECT_EQ(actual[0].at("denied").as_int64(), 0);
+  EXPECT_EQ(actual[0].at("held_for_approval").as_int64(), 1);
+
+  json::object g = Answer(inv_->Graph("json"));
+  bool found = false;
+  for (const auto& v : g["edges"].as_array()) {
+    if (S(v.at("type")) != "used" || S(v.at("to")) != "tool:pay/refund") continue;
+    found = true;
+    EXPECT_EQ(v.at("allowed").as_int64(), 1);
+    EXPECT_EQ(v.at("denied").as_int64(), 0);
+    EXPECT_EQ(v.at("held_for_approval").as_int64(), 1);
+  }
+  EXPECT_TRUE(found);
+  EXPECT_NE(inv_->Graph("dot")->find("1 allowed, 1 held for approval"), std::string::npos);
+
+  json::object rv = Answer(inv_->Review("planner", 0));
+  EXPECT_EQ(rv["allowed_actions"].as_int64(), 1);
+}
+
 // --- Evidence ------------------------------------------------------------------------------------
 
 // An action the index lost (and whose loss the index's mark does not show) is traced from the
@@ -609,6 +841,52 @@ TEST_F(EvidenceTest, DuplicateEventsAndNonBundlesAreRefused) {
   EXPECT_NE(r.problems[0].find("appears more than once"), std::string::npos);
   EXPECT_EQ(VerifyEvidence("{}", std::nullopt).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(VerifyEvidence("not json", std::nullopt).status().code(), StatusCode::kInvalidArgument);
+}
+
+// The approval events of a session are in its bundle (indexed under it), and verify offline;
+// a changed approver is caught like any other changed byte.
+class ApprovalEvidenceTest : public ApprovalInvestigationTest {};
+
+TEST_F(ApprovalEvidenceTest, BundleCarriesTheApprovalEventsAndVerifiesOffline) {
+  AuthorizeResult held = Refund(500);
+  ASSERT_TRUE(held.approval);
+  Decide(held.approval->id, true, "bob");
+  ASSERT_TRUE(Refund(500).allowed);
+  AuthorizeResult again = Refund(900);
+  ASSERT_TRUE(again.approval);
+  svc_->CancelApprovals({sid_}, "session revoked");
+
+  auto bundle = BuildEvidence(*tokens_, *ledger_, *store_, sid_);
+  ASSERT_TRUE(bundle.ok()) << bundle.status().ToString();
+  json::object b = json::parse(*bundle).as_object();
+  std::map<std::string, int> kinds;
+  size_t approve_at = 0;
+  json::array& events = b["events"].as_array();
+  for (size_t i = 0; i < events.size(); ++i) {
+    kinds[S(events[i].at("kind"))]++;
+    if (S(events[i].at("kind")) == "approval.approve") approve_at = i;
+  }
+  EXPECT_EQ(kinds["action.decision"], 3);
+  EXPECT_EQ(kinds["approval.approve"], 1);
+  EXPECT_EQ(kinds["approval.cancel"], 1);
+  auto r = VerifyEvidence(*bundle, verifier_key_);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->ok);
+  EXPECT_EQ(r->verified, events.size());
+
+  // Someone else named as the approver: still canonical JSON, other bytes.
+  json::object& e = events[approve_at].as_object();
+  std::string jcs = S(e["jcs"]);
+  size_t at = jcs.find("\"person\":\"bob\"");
+  ASSERT_NE(at, std::string::npos) << jcs;
+  jcs[at + 11] = 'i';  // "bob" -> "bib"
+  e["jcs"] = jcs;
+  auto tampered = VerifyEvidence(json::serialize(b), verifier_key_);
+  ASSERT_TRUE(tampered.ok());
+  EXPECT_FALSE(tampered->ok);
+  ASSERT_EQ(tampered->problems.size(), 1u);
+  EXPECT_NE(tampered->problems[0].find("approval.approve"), std::string::npos)
+      << tampered->problems[0];
 }
 
 }  // namespace
