@@ -470,6 +470,9 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   while (!ao.approvals.base_url.empty() && ao.approvals.base_url.back() == '/')
     ao.approvals.base_url.pop_back();
   const std::string approval_base = ao.approvals.base_url;
+  // The gateway holds calls for approvals: it hears of their changes (docs/MCP.md, "Approvals").
+  auto approval_changes = std::make_shared<mcp::ApprovalChanges>();
+  ao.approvals.on_changed = [approval_changes](const auto& row) { approval_changes->Changed(row); };
   ASSIGN_OR_RETURN(impl->attribution, attribution::AttributionService::Create(
                                           *impl->identity, *impl->ledger, *impl->attribution_store,
                                           clock, random, *impl->errors, std::move(ao)));
@@ -508,6 +511,8 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
         static_cast<size_t>(config.mcp.max_sessions_per_custody_session);
     go.upstream.log = &log;
     go.upstream.errors = impl->errors.get();
+    go.approval_hold = std::chrono::milliseconds(config.approval.hold_ms);
+    go.approval_changes = approval_changes;
     ASSIGN_OR_RETURN(impl->mcp,
                      mcp::Gateway::Create(
                          std::move(servers), *impl->identity, *impl->attribution, *impl->mcp_pins,

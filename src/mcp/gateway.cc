@@ -57,12 +57,20 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(std::vector<UpstreamConfig> ser
                                       : MakeUpstream(std::move(cfg), std::move(uo)));
     g->servers_[s->name] = std::move(s);
   }
+  if (g->options_.approval_changes) {
+    MutexLock lock(g->options_.approval_changes->mu_);
+    g->options_.approval_changes->gateway_ = g.get();
+  }
   g->revocation_listener_ = tokens.AddRevocationListener(
       [gw = g.get()](const std::vector<std::string>& sids) { gw->OnRevoked(sids); });
   return g;
 }
 
 Gateway::~Gateway() {
+  if (options_.approval_changes) {
+    MutexLock lock(options_.approval_changes->mu_);
+    options_.approval_changes->gateway_ = nullptr;
+  }
   tokens_.RemoveRevocationListener(revocation_listener_);
   Stop();
 }

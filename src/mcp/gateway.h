@@ -76,6 +76,22 @@ class Subscriptions;
 struct Message;
 struct ServerItemMethod;
 
+class Gateway;
+
+// Where the attribution service's approval changes (ApprovalOptions::on_changed) reach the
+// gateway: made before both, handed to both (GatewayOptions::approval_changes). The gateway is
+// attached while it lives, so a change reported while it is destroyed is never delivered to it
+// half-gone. Thread-safe.
+class ApprovalChanges {
+ public:
+  void Changed(const store::ApprovalRow& row);  // Gateway::OnApprovalChanged, if attached
+
+ private:
+  friend class Gateway;
+  Mutex mu_;
+  Gateway* gateway_ GUARDED_BY(mu_) = nullptr;
+};
+
 struct GatewayOptions {
   std::string audience;  // access tokens must carry this audience (the gateway's resource id)
   std::string issuer;    // the authorization server named in the RFC 9728 metadata
@@ -99,6 +115,8 @@ struct GatewayOptions {
   // notifications, and goes on if approved ([approval] hold_ms). 0: refused at once, naming the
   // approval (docs/MCP.md, "Approvals").
   std::chrono::milliseconds approval_hold{0};
+  // Set: the gateway hears of approval changes through it (OnApprovalChanged).
+  std::shared_ptr<ApprovalChanges> approval_changes;
   // Makes each server's upstream; empty: MakeUpstream (stdio or Streamable HTTP). Tests inject
   // an in-process fake here.
   std::function<Result<std::unique_ptr<Upstream>>(UpstreamConfig, UpstreamOptions)> make_upstream;

@@ -183,8 +183,8 @@ class GatewayTest : public ::testing::Test {
     // Approvals change state on the service; the gateway hears of it (as `custody serve` wires
     // ApprovalOptions::on_changed to Gateway::OnApprovalChanged).
     world_options_.approvals.base_url = "https://custody.test";
-    world_options_.approvals.on_changed = [this](const store::ApprovalRow& row) {
-      if (Gateway* g = live_gateway_.load()) g->OnApprovalChanged(row);
+    world_options_.approvals.on_changed = [c = approval_changes_](const store::ApprovalRow& row) {
+      c->Changed(row);
     };
     auto w = attribution::testkit::World::Create(
         std::filesystem::temp_directory_path() /
@@ -216,6 +216,7 @@ class GatewayTest : public ::testing::Test {
     // it back without racing the recorder.
     o.await_outcome = true;
     o.approval_hold = approval_hold_;
+    o.approval_changes = approval_changes_;
     o.make_upstream = [this](UpstreamConfig cfg, UpstreamOptions) {
       auto u = std::make_unique<FakeUpstream>(cfg.name);
       upstream_ = u.get();
@@ -233,7 +234,6 @@ class GatewayTest : public ::testing::Test {
         w_->clock, w_->random, o);
     ASSERT_TRUE(g.ok()) << g.status().ToString();
     gateway_ = std::move(*g);
-    live_gateway_ = gateway_.get();
     ASSERT_TRUE(gateway_->AddRoutes(router_, http::AuthRequirement{}).ok());
     gateway_->Start();
     upstream_->SetTools(json::array{Tool("read", "Reads a file"), Tool("delete", "Deletes")});
@@ -250,7 +250,6 @@ class GatewayTest : public ::testing::Test {
   void TearDown() override {
     // As `custody serve` stops: the ledger runs what is queued while everything is alive.
     gateway_->Stop();
-    live_gateway_ = nullptr;
     w_->ledger->Close();
     gateway_.reset();
     pins_.reset();
@@ -344,7 +343,7 @@ class GatewayTest : public ::testing::Test {
   std::string gateway_audience_ = "custody";
   attribution::AttributionOptions world_options_;  // set before SetUp
   std::chrono::milliseconds approval_hold_{0};     // GatewayOptions::approval_hold
-  std::atomic<Gateway*> live_gateway_{nullptr};
+  std::shared_ptr<ApprovalChanges> approval_changes_ = std::make_shared<ApprovalChanges>();
 };
 
 TEST_F(GatewayTest, AnAllowedCallIsRecordedForwardedAndAnsweredWithItsReceipt) {

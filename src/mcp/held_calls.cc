@@ -229,6 +229,11 @@ void Gateway::ResolveHeld(const std::shared_ptr<Held>& h, const ApprovalRow& row
                                  data));
 }
 
+void ApprovalChanges::Changed(const ApprovalRow& row) {
+  MutexLock lock(mu_);  // held while it runs: the gateway is not destroyed meanwhile
+  if (gateway_) gateway_->OnApprovalChanged(row);
+}
+
 void Gateway::OnApprovalChanged(const ApprovalRow& row) {
   if (holds_) holds_->Wake(row.id);
   if (row.state == "pending") return;
