@@ -28,6 +28,9 @@ struct AuthorizationServer::Pending {
   SignedInPerson person;
   Agent agent;
   std::string logo_id;  // the consent page's logo (/oauth2/logo/<id>), "" for none
+  // Set for an approver's sign-in (StartApproverSignIn): the approval page it returns to. Such
+  // a sign-in has no client, redirect URI or consent.
+  std::string approval_id;
 };
 
 struct AuthorizationServer::Code {
@@ -91,6 +94,30 @@ BrowserAnswer ErrorPage(int status, const std::string& error, const std::string&
   return a;
 }
 
+// A page of the approver's sign-in that went wrong, with the way back to the approval.
+BrowserAnswer ApproverErrorPage(int status, const std::string& error,
+                                const std::string& description, const std::string& approval_id) {
+  BrowserAnswer a;
+  a.status = status;
+  a.error = error;
+  std::string back = approval_id.empty() ? ""
+                                         : "<p><a href=\"/approvals/" + HtmlEscape(approval_id) +
+                                               "\">Back to the approval</a></p>";
+  a.html =
+      Page("Sign-in failed", "<h1>Sign-in failed</h1><p>" + HtmlEscape(description) +
+                                 "</p><p>Error: <code>" + HtmlEscape(error) + "</code></p>" + back);
+  return a;
+}
+
+// An approval id as it may appear in a path: UUIDs and the like, nothing a URL would reinterpret.
+bool IsApprovalId(std::string_view s) {
+  if (s.empty() || s.size() > 128) return false;
+  return std::all_of(
+             s.begin(), s.end(),
+             [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '_' || c == '.'; }) &&
+         s != "." && s != "..";
+}
+
 // The value of cookie `name` in a Cookie header, or "".
 std::string CookieValue(const std::string& header, std::string_view name) {
   size_t pos = 0;
@@ -106,6 +133,15 @@ std::string CookieValue(const std::string& header, std::string_view name) {
     pos = end + 1;
   }
   return "";
+}
+
+// The browser cookie that binds a sign-in to the browser that started it. Secure: browsers keep
+// Secure cookies from http://localhost and 127.0.0.1 too; HttpOnly; SameSite=Lax: sent on the
+// IdP's top-level redirect back, never on cross-site subrequests.
+std::string BrowserCookie(const std::string& value, int64_t lifetime_s) {
+  return std::string(kBrowserCookie) + "=" + value +
+         "; Path=/oauth2/; Max-Age=" + std::to_string(lifetime_s) +
+         "; HttpOnly; Secure; SameSite=Lax";
 }
 
 bool IsBase64UrlToken(std::string_view s, size_t min, size_t max) {
@@ -218,6 +254,7 @@ void AuthorizationServer::PurgeLocked(int64_t now) {
     return kv.second->expires_at + (kv.second->used ? options_.login_lifetime_s : 0) <= now;
   });
   std::erase_if(logos_, [now](const auto& kv) { return kv.second.expires_at <= now; });
+  std::erase_if(approvers_, [now](const auto& kv) { return kv.second.expires_at <= now; });
 }
 
 bool AuthorizationServer::FullLocked() const {
@@ -406,11 +443,7 @@ BrowserAnswer AuthorizationServer::Authorize(const AuthorizeRequest& q,
   BrowserAnswer a;
   a.status = 302;
   a.location = *url;
-  // Secure: browsers keep Secure cookies from http://localhost and 127.0.0.1 too; HttpOnly;
-  // SameSite=Lax: sent on the IdP's top-level redirect back, never on cross-site subrequests.
-  a.set_cookies.push_back(std::string(kBrowserCookie) + "=" + browser +
-                          "; Path=/oauth2/; Max-Age=" + std::to_string(options_.login_lifetime_s) +
-                          "; HttpOnly; Secure; SameSite=Lax");
+  a.set_cookies.push_back(BrowserCookie(browser, options_.login_lifetime_s));
   return a;
 }
 
@@ -478,6 +511,7 @@ BrowserAnswer AuthorizationServer::LoginCallback(const std::optional<std::string
     return ErrorPage(400, "invalid_request",
                      "This sign-in was started in another browser (or its cookie is missing).");
   }
+  if (!p->approval_id.empty()) return ApproverSignedIn(*p, code, error, iss);
   if (error || !code || code->empty()) {
     return ClientError(p->redirect_uri, "access_denied", "the sign-in was not completed", p->state);
   }
@@ -696,6 +730,131 @@ BrowserAnswer AuthorizationServer::IssueCode(const Pending& p) {
     codes_[HexSha256(code)] = c;
   }
   return ToClient(p.redirect_uri, "code=" + FormEncode(code), p.state);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Approvers: the same sign-in, then an approver session for the approval pages
+
+BrowserAnswer AuthorizationServer::StartApproverSignIn(const std::string& approval_id,
+                                                       const std::string& cookie_header) {
+  if (!IsApprovalId(approval_id)) {
+    return ApproverErrorPage(400, "invalid_request", "The approval id is malformed.", "");
+  }
+  if (login_ == nullptr) {
+    return ApproverErrorPage(503, "server_error", "No login provider is configured ([login]).",
+                             approval_id);
+  }
+  auto p = std::make_shared<Pending>();
+  p->approval_id = approval_id;
+  int64_t now = Now();
+  p->expires_at = now + options_.login_lifetime_s;
+  std::string browser = CookieValue(cookie_header, kBrowserCookie);
+  if (!IsBase64UrlToken(browser, 43, 43)) browser = RandomToken(32);
+  p->browser_sha256 = HexSha256(browser);
+  p->idp_nonce = RandomToken(32);
+  p->idp_verifier = RandomToken(32);
+  std::string idp_state = RandomToken(32);
+  auto url = login_->AuthorizationUrl(idp_state, p->idp_nonce, PkceS256(p->idp_verifier));
+  if (!url.ok()) {
+    errors_.Report("identity.login_discovery", url.status());
+    return ApproverErrorPage(503, "temporarily_unavailable",
+                             "The login provider cannot be reached.", approval_id);
+  }
+  {
+    MutexLock lock(mu_);
+    PurgeLocked(now);
+    if (FullLocked()) {
+      return ApproverErrorPage(503, "temporarily_unavailable",
+                               "Too many sign-ins are in progress; try again shortly.",
+                               approval_id);
+    }
+    logins_[idp_state] = p;
+  }
+  BrowserAnswer a;
+  a.status = 302;
+  a.location = *url;
+  a.set_cookies.push_back(BrowserCookie(browser, options_.login_lifetime_s));
+  return a;
+}
+
+BrowserAnswer AuthorizationServer::ApproverSignedIn(Pending& p,
+                                                    const std::optional<std::string>& code,
+                                                    const std::optional<std::string>& error,
+                                                    const std::optional<std::string>& iss) {
+  const std::string& id = p.approval_id;
+  if (error || !code || code->empty()) {
+    return ApproverErrorPage(403, "access_denied", "The sign-in was not completed.", id);
+  }
+  if (iss && !login_->issuer().empty() && *iss != login_->issuer()) {
+    // RFC 9207, as for a client's sign-in: the code of a mixed-up answer is never redeemed.
+    return ApproverErrorPage(403, "access_denied", "The sign-in answer came from another issuer.",
+                             id);
+  }
+  auto person = login_->Redeem(*code, p.idp_verifier, p.idp_nonce);
+  if (!person.ok()) {
+    errors_.Report("identity.login_redeem", person.status());
+    if (person.status().code() == StatusCode::kUnavailable) {
+      return ApproverErrorPage(503, "temporarily_unavailable",
+                               "The login provider cannot be reached.", id);
+    }
+    return ApproverErrorPage(403, "access_denied", "The sign-in could not be verified.", id);
+  }
+  // Recorded as any sign-in; the client it names is the approval pages.
+  if (!Record(events::Build(events::OAuthSignIn{.event_id = ids_.NextString(),
+                                                .time = FormatRfc3339Millis(clock_.Now()),
+                                                .initiator = InitiatorOf(*person),
+                                                .client_id = std::string(kApprovalPagesClient),
+                                                .agent = ""}))
+           .ok()) {
+    return ApproverErrorPage(503, "temporarily_unavailable", "The sign-in cannot be recorded now.",
+                             id);
+  }
+  std::string token = RandomToken(32);
+  int64_t now = Now();
+  {
+    MutexLock lock(mu_);
+    PurgeLocked(now);
+    if (approvers_.size() >= options_.max_approver_sessions) {
+      return ApproverErrorPage(503, "temporarily_unavailable",
+                               "Too many approvers are signed in; try again shortly.", id);
+    }
+    approvers_[HexSha256(token)] = ApproverSession{std::move(*person), RandomToken(32),
+                                                   now + options_.approver_session_lifetime_s};
+  }
+  BrowserAnswer a;
+  a.status = 302;
+  a.location = options_.issuer + "/approvals/" + id;
+  // Only the approval pages see it. SameSite=Lax, not Strict: the browser arrives here from the
+  // IdP, a cross-site navigation whose redirect to the approval page must carry the cookie; the
+  // page's form is a same-site POST, and it carries the session's CSRF token as well.
+  a.set_cookies.push_back(
+      std::string(kApproverCookie) + "=" + token + "; Path=/approvals; Max-Age=" +
+      std::to_string(options_.approver_session_lifetime_s) + "; HttpOnly; Secure; SameSite=Lax");
+  return a;
+}
+
+std::optional<ApproverSession> AuthorizationServer::FindApproverSession(
+    const std::string& cookie_header) {
+  std::string token = CookieValue(cookie_header, kApproverCookie);
+  if (!IsBase64UrlToken(token, 43, 43)) return std::nullopt;
+  int64_t now = Now();
+  MutexLock lock(mu_);
+  auto it = approvers_.find(HexSha256(token));
+  if (it == approvers_.end() || it->second.expires_at <= now) return std::nullopt;
+  return it->second;
+}
+
+Result<SignedInPerson> AuthorizationServer::ApproverOfForm(const std::string& cookie_header,
+                                                           const std::string& csrf) {
+  auto session = FindApproverSession(cookie_header);
+  if (!session) {
+    return UnauthenticatedError("not signed in as an approver, or the sign-in has expired");
+  }
+  if (csrf.empty() || !ConstantTimeEquals(csrf, session->csrf)) {
+    return PermissionDeniedError(
+        "this form was not sent from the page Custody showed (CSRF check failed)");
+  }
+  return std::move(session->person);
 }
 
 AuthorizationServer::Registration AuthorizationServer::RegisterClient(const std::string& body) {

@@ -13,6 +13,11 @@
 // Every step is a ledger event (events/identity_events.h: oauth.*); never a token, code,
 // verifier or secret in an event, a log line or an error.
 //
+// The same sign-in serves approvers (docs/APPROVALS.md, "Approving in the browser"): an
+// approval page starts it, the IdP's answer at the same callback opens an approver session (a
+// random cookie, held in memory, bounded, short-lived) instead of the consent page, and the
+// approval page's form is checked against that session's CSRF token.
+//
 // Thread-safe: the in-memory state is guarded by mu_.
 #pragma once
 
@@ -43,6 +48,11 @@ class ClientMetadataFetcher;  // identity/client_metadata.h
 struct ClientLogo;
 
 inline constexpr std::string_view kBrowserCookie = "custody_authz";
+// The approver session's cookie (Path=/approvals): a random token; the server keeps its hash.
+inline constexpr std::string_view kApproverCookie = "custody_approver";
+// The client id an approver's oauth.sign_in event names: the sign-in is for the approval pages,
+// not for an OAuth client.
+inline constexpr std::string_view kApprovalPagesClient = "custody:approvals";
 
 struct AuthorizationServerOptions {
   std::string issuer;    // RFC 9207 iss; the IdP callback is <issuer>/oauth2/login/callback
@@ -57,6 +67,15 @@ struct AuthorizationServerOptions {
   int64_t login_lifetime_s = 600;               // sign-in + consent must finish within this
   int64_t refresh_lifetime_s = 30 * 24 * 3600;  // a refresh token family's lifetime
   size_t max_in_flight = 10000;                 // sign-ins, consents and codes held in memory
+  int64_t approver_session_lifetime_s = 900;    // a person signed in on the approval pages
+  size_t max_approver_sessions = 10000;         // approver sessions held in memory
+};
+
+// A person signed in on the approval pages.
+struct ApproverSession {
+  SignedInPerson person;
+  std::string csrf;  // the session's form token, put in the approval page's form
+  int64_t expires_at = 0;
 };
 
 // GET /oauth2/authorize's query, as sent (nullopt: absent).
@@ -125,6 +144,21 @@ class AuthorizationServer {
   BrowserAnswer Consent(const std::string& request_id, const std::string& csrf,
                         const std::string& decision, const std::string& cookie_header);
 
+  // GET /approvals/{id}/sign-in: an approver's sign-in at the IdP (PKCE S256, state, nonce, the
+  // browser cookie, as for a client). Its answer at LoginCallback opens an approver session
+  // (the kApproverCookie cookie: HttpOnly, Secure, SameSite=Lax, Path=/approvals) and sends the
+  // browser back to <issuer>/approvals/<approval_id>; errors are pages. `approval_id` is only
+  // checked for its syntax here: the route knows the approvals.
+  BrowserAnswer StartApproverSignIn(const std::string& approval_id,
+                                    const std::string& cookie_header) EXCLUDES(mu_);
+  // The approver session of the browser that sent `cookie_header`, if it has a live one.
+  std::optional<ApproverSession> FindApproverSession(const std::string& cookie_header)
+      EXCLUDES(mu_);
+  // The person behind an approval page's form: Unauthenticated without a live approver session,
+  // PermissionDenied when `csrf` is not that session's token.
+  Result<SignedInPerson> ApproverOfForm(const std::string& cookie_header, const std::string& csrf)
+      EXCLUDES(mu_);
+
   // POST /oauth2/token, grant_type authorization_code or refresh_token.
   OAuthResult<CodeTokenAnswer> Token(const CodeTokenRequest& request);
 
@@ -174,6 +208,10 @@ class AuthorizationServer {
   BrowserAnswer IssueCode(const Pending& p);
   BrowserAnswer ConsentPage(const Pending& p, const std::string& request_id,
                             const std::string& csrf);
+  // The IdP's answer to an approver's sign-in (LoginCallback, once the state and browser match).
+  BrowserAnswer ApproverSignedIn(Pending& p, const std::optional<std::string>& code,
+                                 const std::optional<std::string>& error,
+                                 const std::optional<std::string>& iss) EXCLUDES(mu_);
   // The agent a client acts as; a dev client's is registered on first use.
   Result<Agent> AgentFor(const OAuthClient& client, const SignedInPerson& person);
   void PurgeLocked(int64_t now) REQUIRES(mu_);
@@ -214,6 +252,7 @@ class AuthorizationServer {
   std::map<std::string, std::shared_ptr<Pending>> logins_ GUARDED_BY(mu_);    // by IdP state
   std::map<std::string, std::shared_ptr<Pending>> consents_ GUARDED_BY(mu_);  // by request id
   std::map<std::string, std::shared_ptr<Code>> codes_ GUARDED_BY(mu_);        // by SHA-256
+  std::map<std::string, ApproverSession> approvers_ GUARDED_BY(mu_);  // by SHA-256 of the cookie
   // Logos of the consent pages shown, by the hex SHA-256 of their bytes (bounded by kMaxLogos).
   struct ServedLogo {
     std::shared_ptr<const ClientLogo> logo;

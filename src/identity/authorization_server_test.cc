@@ -406,6 +406,199 @@ TEST_F(AuthorizationServerTest, AnIdpAnswerNamingAnotherIssuerIsAMixUpAndNeverRe
   EXPECT_EQ(page.status, 200) << "the IdP's own iss is fine";
 }
 
+// --- Approvers: the same sign-in, ending in an approver session instead of consent.
+
+std::string ApproverCookie(const BrowserAnswer& a) {
+  for (const std::string& c : a.set_cookies) {
+    if (c.starts_with("custody_approver=")) return c.substr(0, c.find(';'));
+  }
+  return "";
+}
+
+std::string SetCookieOf(const BrowserAnswer& a, std::string_view name) {
+  for (const std::string& c : a.set_cookies) {
+    if (c.starts_with(std::string(name) + "=")) return c;
+  }
+  return "";
+}
+
+TEST_F(AuthorizationServerTest, AnApproverSessionIsOpenedOnlyByAVerifiedSignIn) {
+  BrowserAnswer start = server_->StartApproverSignIn("0198c3a2-aaaa", "");
+  ASSERT_EQ(start.status, 302) << start.html;
+  EXPECT_TRUE(start.location.starts_with(std::string(kIdp) + "/auth")) << start.location;
+  EXPECT_FALSE(idp_.last_challenge.empty()) << "PKCE S256 towards the IdP";
+  std::string browser = Cookie(start);
+  ASSERT_FALSE(browser.empty()) << "the sign-in is bound to the browser";
+  EXPECT_TRUE(ApproverCookie(start).empty()) << "no approver session before the IdP answers";
+
+  // The IdP's code does not verify: an error page, no session, the pending sign-in spent.
+  BrowserAnswer bad =
+      server_->LoginCallback(idp_.last_state, std::string("forged-code"), std::nullopt, browser);
+  EXPECT_EQ(bad.status, 403);
+  EXPECT_EQ(bad.error, "access_denied");
+  EXPECT_TRUE(bad.location.empty());
+  EXPECT_TRUE(ApproverCookie(bad).empty());
+  EXPECT_NE(bad.html.find("href=\"/approvals/0198c3a2-aaaa\""), std::string::npos)
+      << "the way back to the approval";
+  EXPECT_EQ(AllEvents().find("oauth.sign_in"), std::string::npos);
+
+  // The IdP says the person did not sign in: nothing redeemed, no session.
+  int redeemed = idp_.redeemed;
+  start = server_->StartApproverSignIn("0198c3a2-aaaa", browser);
+  EXPECT_EQ(Cookie(start), browser) << "a browser keeps its cookie";
+  BrowserAnswer refused =
+      server_->LoginCallback(idp_.last_state, std::nullopt, std::string("access_denied"), browser);
+  EXPECT_EQ(refused.status, 403);
+  EXPECT_TRUE(ApproverCookie(refused).empty());
+  EXPECT_EQ(idp_.redeemed, redeemed);
+
+  // Verified: the session cookie, and back to the approval page.
+  start = server_->StartApproverSignIn("0198c3a2-aaaa", browser);
+  BrowserAnswer done =
+      server_->LoginCallback(idp_.last_state, std::string("idp-code"), std::nullopt, browser);
+  ASSERT_EQ(done.status, 302) << done.html;
+  EXPECT_EQ(done.location, std::string(kIssuer) + "/approvals/0198c3a2-aaaa");
+  std::string set = SetCookieOf(done, kApproverCookie);
+  EXPECT_NE(set.find("; Path=/approvals;"), std::string::npos) << set;
+  EXPECT_NE(set.find("; Max-Age=900;"), std::string::npos) << set;
+  EXPECT_NE(set.find("; HttpOnly"), std::string::npos) << set;
+  EXPECT_NE(set.find("; Secure"), std::string::npos) << set;
+  EXPECT_NE(set.find("; SameSite=Lax"), std::string::npos) << set;
+  std::string approver = ApproverCookie(done);
+  auto session = server_->FindApproverSession("other=1; " + approver);
+  ASSERT_TRUE(session.has_value());
+  EXPECT_EQ(session->person.subject, "alice");
+  EXPECT_EQ(session->person.issuer, kIdp);
+  EXPECT_EQ(session->csrf.size(), 43u);
+  EXPECT_EQ(approver.find(session->csrf), std::string::npos) << "the CSRF token is not the cookie";
+  // Recorded as a sign-in for the approval pages; the cookie's token is in no event.
+  std::string events = AllEvents();
+  EXPECT_NE(events.find("\"kind\":\"oauth.sign_in\""), std::string::npos) << events;
+  EXPECT_NE(events.find("custody:approvals"), std::string::npos) << events;
+  EXPECT_EQ(events.find(approver.substr(approver.find('=') + 1)), std::string::npos);
+  EXPECT_EQ(events.find(session->csrf), std::string::npos);
+
+  // The same IdP state again: one answer per sign-in.
+  EXPECT_EQ(server_->LoginCallback(idp_.last_state, std::string("idp-code"), std::nullopt, browser)
+                .status,
+            400);
+}
+
+TEST_F(AuthorizationServerTest, AnApproverSignInNeedsItsStateAndItsBrowser) {
+  BrowserAnswer start = server_->StartApproverSignIn("apr-1", "");
+  std::string browser = Cookie(start);
+  std::string state = idp_.last_state;
+  BrowserAnswer wrong_state =
+      server_->LoginCallback(std::string(43, 's'), std::string("idp-code"), std::nullopt, browser);
+  EXPECT_EQ(wrong_state.status, 400);
+  EXPECT_TRUE(ApproverCookie(wrong_state).empty());
+  EXPECT_EQ(
+      server_->LoginCallback(std::nullopt, std::string("idp-code"), std::nullopt, browser).status,
+      400);
+  // No browser cookie, or another browser's: refused (and the sign-in is spent).
+  BrowserAnswer no_cookie =
+      server_->LoginCallback(state, std::string("idp-code"), std::nullopt, "");
+  EXPECT_EQ(no_cookie.status, 400);
+  EXPECT_TRUE(ApproverCookie(no_cookie).empty());
+  server_->StartApproverSignIn("apr-1", "");
+  BrowserAnswer other =
+      server_->LoginCallback(idp_.last_state, std::string("idp-code"), std::nullopt,
+                             "custody_authz=" + std::string(43, 'x'));
+  EXPECT_EQ(other.status, 400);
+  EXPECT_TRUE(ApproverCookie(other).empty());
+  EXPECT_EQ(idp_.redeemed, 0) << "no code is redeemed for a sign-in that does not match";
+  // A mixed-up answer (RFC 9207 iss of another issuer) is never redeemed.
+  server_->StartApproverSignIn("apr-1", browser);
+  BrowserAnswer mixed = server_->LoginCallback(idp_.last_state, std::string("idp-code"),
+                                               std::nullopt, browser, "https://evil.test");
+  EXPECT_EQ(mixed.status, 403);
+  EXPECT_EQ(idp_.redeemed, 0);
+  // An id that is not an approval id is not put in a URL.
+  for (const std::string& bad :
+       std::vector<std::string>{"", "a/b", "..", "x?y", "a b", std::string(129, 'a')}) {
+    BrowserAnswer a = server_->StartApproverSignIn(bad, "");
+    EXPECT_EQ(a.status, 400) << bad;
+    EXPECT_TRUE(a.location.empty()) << bad;
+  }
+  EXPECT_FALSE(server_->FindApproverSession("").has_value());
+  EXPECT_FALSE(
+      server_->FindApproverSession("custody_approver=" + std::string(43, 'x')).has_value());
+}
+
+TEST_F(AuthorizationServerTest, TheApproverFormNeedsTheSessionAndItsCsrfTokenUntilItExpires) {
+  server_->StartApproverSignIn("apr-1", "");
+  BrowserAnswer start = server_->StartApproverSignIn("apr-1", "");
+  BrowserAnswer done =
+      server_->LoginCallback(idp_.last_state, std::string("idp-code"), std::nullopt, Cookie(start));
+  std::string cookie = ApproverCookie(done);
+  ASSERT_FALSE(cookie.empty()) << done.html;
+  auto session = server_->FindApproverSession(cookie);
+  ASSERT_TRUE(session.has_value());
+
+  EXPECT_EQ(server_->ApproverOfForm("", session->csrf).status().code(),
+            StatusCode::kUnauthenticated)
+      << "no cookie";
+  EXPECT_EQ(server_->ApproverOfForm("custody_approver=" + std::string(43, 'x'), session->csrf)
+                .status()
+                .code(),
+            StatusCode::kUnauthenticated)
+      << "a cookie no sign-in opened";
+  EXPECT_EQ(server_->ApproverOfForm(cookie, "").status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(server_->ApproverOfForm(cookie, std::string(43, 'c')).status().code(),
+            StatusCode::kPermissionDenied)
+      << "wrong CSRF token";
+  auto person = server_->ApproverOfForm(cookie, session->csrf);
+  ASSERT_TRUE(person.ok()) << person.status().ToString();
+  EXPECT_EQ(person->subject, "alice");
+  EXPECT_EQ(person->issuer, kIdp);
+  EXPECT_TRUE(server_->ApproverOfForm(cookie, session->csrf).ok()) << "the session decides again";
+
+  // Another person's session has its own CSRF token.
+  start = server_->StartApproverSignIn("apr-2", "");
+  std::string other = ApproverCookie(server_->LoginCallback(
+      idp_.last_state, std::string("idp-code"), std::nullopt, Cookie(start)));
+  ASSERT_FALSE(other.empty());
+  EXPECT_NE(other, cookie);
+  EXPECT_EQ(server_->ApproverOfForm(other, session->csrf).status().code(),
+            StatusCode::kPermissionDenied);
+
+  clock_.Advance(std::chrono::seconds(901));
+  EXPECT_FALSE(server_->FindApproverSession(cookie).has_value());
+  EXPECT_EQ(server_->ApproverOfForm(cookie, session->csrf).status().code(),
+            StatusCode::kUnauthenticated)
+      << "the session expired";
+}
+
+TEST_F(AuthorizationServerTest, ApproverSessionsAreBounded) {
+  AuthorizationServerOptions o;
+  o.max_approver_sessions = 1;
+  Make(o);
+  BrowserAnswer start = server_->StartApproverSignIn("apr-1", "");
+  ASSERT_FALSE(ApproverCookie(server_->LoginCallback(idp_.last_state, std::string("idp-code"),
+                                                     std::nullopt, Cookie(start)))
+                   .empty());
+  start = server_->StartApproverSignIn("apr-1", "");
+  BrowserAnswer full =
+      server_->LoginCallback(idp_.last_state, std::string("idp-code"), std::nullopt, Cookie(start));
+  EXPECT_EQ(full.status, 503);
+  EXPECT_TRUE(ApproverCookie(full).empty());
+  clock_.Advance(std::chrono::seconds(901));
+  start = server_->StartApproverSignIn("apr-1", "");
+  EXPECT_FALSE(ApproverCookie(server_->LoginCallback(idp_.last_state, std::string("idp-code"),
+                                                     std::nullopt, Cookie(start)))
+                   .empty())
+      << "an expired session makes room";
+}
+
+TEST_F(AuthorizationServerTest, AClientsSignInStateNeverOpensAnApproverSession) {
+  // The client's sign-in goes to consent, whatever the browser holds.
+  BrowserAnswer a = server_->Authorize(Request(), "");
+  BrowserAnswer page =
+      server_->LoginCallback(idp_.last_state, std::string("idp-code"), std::nullopt, Cookie(a));
+  EXPECT_EQ(page.status, 200);
+  EXPECT_TRUE(ApproverCookie(page).empty());
+}
+
 TEST_F(AuthorizationServerTest, ConsentsCanBeRevoked) {
   ASSERT_EQ(Through(Request()).status, 302);
   ASSERT_TRUE(store_.GetConsent(kIdp, "alice", "desktop-app").ok());
