@@ -163,6 +163,13 @@ constexpr KeyDef kKeys[] = {
              .description = "Reads (GET routes) need a reader or admin token; false: they are "
                             "public"},
      .field = [](Config& c) -> Field { return &c.admin.protect_reads; }},
+    {.key = {.name = "console.enabled",
+             .env = "CUSTODY_CONSOLE_ENABLED",
+             .type = kBoolean,
+             .default_text = "true",
+             .description = "Serve the web console at /console/ and its sign-in routes "
+                            "(/v1/console/session); false: those routes are not registered"},
+     .field = [](Config& c) -> Field { return &c.console.enabled; }},
     {.key = {.name = "identity.issuer",
              .env = "CUSTODY_IDENTITY_ISSUER",
              .default_text = "",

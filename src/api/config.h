@@ -42,6 +42,11 @@ struct Config {
     bool protect_reads = false;
     bool operator==(const Admin&) const = default;
   } admin;
+  // [console]: the web console at /console/ and its session routes (docs/CONSOLE.md).
+  struct Console {
+    bool enabled = true;
+    bool operator==(const Console&) const = default;
+  } console;
   // Where the stores live: SQLite files in data_dir (the default, nothing else to run) or one
   // PostgreSQL database that several nodes share (store/postgres/, docs/DEPLOYMENT.md).
   struct StorageSettings {
