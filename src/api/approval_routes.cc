@@ -127,6 +127,13 @@ json::object ApprovalJson(const store::ApprovalRow& a, const std::string& base_u
   return o;
 }
 
+std::string ApprovalWebhookBody(std::string_view type, const store::ApprovalRow& row,
+                                const std::string& base_url, TimePoint now) {
+  return json::serialize(json::object{{"type", type},
+                                      {"timestamp", FormatRfc3339Millis(now)},
+                                      {"data", ApprovalJson(row, base_url)}});
+}
+
 Status AddApprovalRoutes(http::Router& router, AttributionService& service,
                          store::AdminTokenStore& tokens, const ApprovalRouteOptions& options) {
   AttributionService* svc = &service;

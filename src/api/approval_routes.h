@@ -9,8 +9,10 @@
 
 #include <boost/json/fwd.hpp>
 #include <string>
+#include <string_view>
 
 #include "attribution/attribution_service.h"
+#include "common/clock.h"
 #include "common/status.h"
 #include "http/http.h"
 #include "store/admin_token_store.h"
@@ -23,6 +25,11 @@ struct ApprovalRouteOptions {
 
 // An approval as the API shows it (times RFC 3339, groups and policies as arrays, its link).
 boost::json::object ApprovalJson(const store::ApprovalRow& row, const std::string& base_url);
+
+// A webhook notification's body, in Standard Webhooks' payload shape: {"type": `type`,
+// "timestamp": RFC 3339, "data": the approval}.
+std::string ApprovalWebhookBody(std::string_view type, const store::ApprovalRow& row,
+                                const std::string& base_url, TimePoint now);
 
 // `tokens` gives an approver token's person (its label); it must outlive the router.
 Status AddApprovalRoutes(http::Router& router, attribution::AttributionService& service,

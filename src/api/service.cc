@@ -15,6 +15,7 @@
 #include "api/metrics.h"
 #include "api/oauth_routes.h"
 #include "api/routes.h"
+#include "attribution/approval_webhook.h"
 #include "attribution/attribution_service.h"
 #include "common/words.h"
 #include "crypto/key_file.h"
@@ -56,6 +57,8 @@ struct Service::Impl {
   std::unique_ptr<identity::FirstFoundClientDirectory> all_clients;
   std::unique_ptr<identity::AuthorizationServer> authorization;
   std::unique_ptr<store::AttributionStore> attribution_store;
+  // The approvers' webhook ([approval.webhook]): before attribution, which queues to it.
+  std::unique_ptr<attribution::WebhookSender> approval_webhook;
   std::unique_ptr<attribution::AttributionService> attribution;
   std::unique_ptr<store::ToolPinStore> mcp_pins;
   std::unique_ptr<mcp::Gateway> mcp;  // after attribution: it calls it
@@ -470,6 +473,24 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   while (!ao.approvals.base_url.empty() && ao.approvals.base_url.back() == '/')
     ao.approvals.base_url.pop_back();
   const std::string approval_base = ao.approvals.base_url;
+  if (!config.approval.webhook.url.empty()) {
+    auto secret = attribution::ReadWebhookSecretFile(config.approval.webhook.secret_file);
+    if (!secret.ok()) return secret.status().WithContext("approval.webhook.secret_file");
+    attribution::WebhookOptions wo;
+    wo.url = config.approval.webhook.url;
+    wo.secret = std::move(*secret);
+    wo.timeout = std::chrono::milliseconds(config.approval.webhook.timeout_ms);
+    wo.max_attempts = static_cast<int>(config.approval.webhook.max_attempts);
+    wo.allow_loopback_http = true;  // the configuration allows http only to a loopback host
+    ASSIGN_OR_RETURN(impl->approval_webhook,
+                     attribution::WebhookSender::Create(std::move(wo), clock, *impl->errors));
+    // The message id is the approval's, so a receiver drops a duplicate delivery of one request.
+    ao.approvals.on_requested = [hook = impl->approval_webhook.get(), approval_base,
+                                 &clock](const store::ApprovalRow& row) {
+      hook->Send("approval_" + row.id,
+                 ApprovalWebhookBody("approval.requested", row, approval_base, clock.Now()));
+    };
+  }
   // The gateway holds calls for approvals: it hears of their changes (docs/MCP.md, "Approvals").
   auto approval_changes = std::make_shared<mcp::ApprovalChanges>();
   ao.approvals.on_changed = [approval_changes](const auto& row) { approval_changes->Changed(row); };
