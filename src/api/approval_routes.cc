@@ -1,13 +1,16 @@
 #include "api/approval_routes.h"
 
 #include <boost/json.hpp>
+#include <optional>
 #include <set>
 
 #include "api/auth.h"
+#include "api/oauth_routes.h"
 #include "common/clock.h"
 #include "common/html.h"
 #include "common/json_array.h"
 #include "common/words.h"
+#include "identity/authorization_server.h"
 
 namespace custody::api {
 
@@ -66,34 +69,106 @@ std::vector<std::string> Lines(const std::string& s) {
   return out;
 }
 
-// The page an approval link opens. It shows what is asked and its state, and how an approver
-// decides it; it changes nothing (deciding needs an approver's credential).
-std::string Page(const store::ApprovalRow& a) {
+// What the approval page shows besides the approval.
+struct PageView {
+  bool sign_in = false;  // [login] is configured: people can sign in and decide here
+  std::optional<identity::ApproverSession> approver;  // signed in on this browser
+  std::string note_html;  // the result of a decision, or why it was refused (already HTML)
+};
+
+// The page an approval link opens: what is asked, its state, and (pending) how to decide it:
+// the form for a signed-in approver, else the way to sign in and the approver-token commands.
+std::string Page(const store::ApprovalRow& a, const PageView& v = {}) {
   std::string groups;
   for (const auto& g : Lines(a.group)) groups += (groups.empty() ? "" : " and ") + g;
   auto row = [](const char* k, const std::string& v) {
     return "<tr><th>" + std::string(k) + "</th><td>" + HtmlEscape(v) + "</td></tr>";
   };
+  const std::string id = HtmlEscape(a.id);
   std::string html =
-      "<!doctype html><html><head><meta charset=\"utf-8\"><title>Approval " + HtmlEscape(a.id) +
+      "<!doctype html><html><head><meta charset=\"utf-8\"><title>Approval " + id +
       "</title><style>body{font:15px system-ui,sans-serif;max-width:44em;margin:2em auto}"
       "th{text-align:left;padding-right:1em;vertical-align:top}td{font-family:monospace}"
+      "textarea{width:100%;font:inherit}button{font-size:1rem;padding:.4rem 1rem;"
+      "margin-right:.5rem}.note{border-left:4px solid #888;padding:.2rem .8rem}"
       "</style></head><body><h1>Approval " +
-      HtmlEscape(a.state) + "</h1><table>" + row("approval", a.id) +
+      HtmlEscape(a.state) + "</h1>" + v.note_html + "<table>" + row("approval", a.id) +
       row("agent", a.agent + " (" + a.instance + ")") + row("session", a.sid) +
       row("started by", a.initiator) + row("action", a.action) + row("target", a.target) +
       row("approvers", groups) + row("policies", a.policies) + row("binds to", a.digest) +
       row("requested", Time(a.requested_ms)) +
       row(a.state == "pending" ? "decide by" : "usable until", Time(a.expires_ms));
-  if (!a.approver.empty()) html += row("decided by", a.approver) + row("reason", a.reason);
-  html += "</table>";
-  if (a.state == "pending") {
-    html += "<p>A member of " + HtmlEscape(groups) +
-            " decides it with an approver token:</p><pre>custody approval approve " +
-            HtmlEscape(a.id) + " --reason \"...\"\ncustody approval deny " + HtmlEscape(a.id) +
-            " --reason \"...\"</pre>";
+  if (!a.approver.empty()) {
+    html +=
+        row("decided by", a.approver) + row("verified by", a.verified_by) + row("reason", a.reason);
   }
+  html += "</table>";
+  if (a.state != "pending") return html + "</body></html>";
+  if (v.approver) {
+    const identity::SignedInPerson& p = v.approver->person;
+    const std::string& shown = !p.name.empty() ? p.name : !p.email.empty() ? p.email : p.subject;
+    html += "<p>Signed in as <b>" + HtmlEscape(shown) + "</b> (<code>" + HtmlEscape(p.subject) +
+            "</code> at " + HtmlEscape(p.issuer) +
+            "). Your decision is recorded with your name and the reason.</p>"
+            "<form method=\"post\" action=\"/approvals/" +
+            id + "\"><input type=\"hidden\" name=\"csrf\" value=\"" + HtmlEscape(v.approver->csrf) +
+            "\"><p><label for=\"reason\">Reason</label><br><textarea id=\"reason\" "
+            "name=\"reason\" rows=\"3\" maxlength=\"1024\"></textarea></p>"
+            "<button type=\"submit\" name=\"decision\" value=\"approve\">Approve</button>"
+            "<button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form>";
+    return html + "</body></html>";
+  }
+  if (v.sign_in) {
+    html += "<p>A member of " + HtmlEscape(groups) + " decides it: <a href=\"/approvals/" + id +
+            "/sign-in\">Sign in to decide</a></p><p>Or with an approver token:</p>";
+  } else {
+    html += "<p>A member of " + HtmlEscape(groups) + " decides it with an approver token:</p>";
+  }
+  html += "<pre>custody approval approve " + id + " --reason \"...\"\ncustody approval deny " + id +
+          " --reason \"...\"</pre>";
   return html + "</body></html>";
+}
+
+// A page of Custody's own: no script, nothing from elsewhere, forms only to itself, never framed.
+Response HtmlPage(int status, std::string html) {
+  Response r = Response::Text(status, std::move(html), "text/html; charset=utf-8");
+  r.headers.Set("content-security-policy",
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                "frame-ancestors 'none'");
+  r.headers.Set("x-frame-options", "DENY");
+  r.headers.Set("cache-control", "no-store");
+  r.headers.Set("referrer-policy", "no-referrer");
+  return r;
+}
+
+Response TextPage(int status, const std::string& text) {
+  Response r = Response::Text(status, text + "\n");
+  r.headers.Set("cache-control", "no-store");
+  r.headers.Set("referrer-policy", "no-referrer");
+  return r;
+}
+
+std::string CookieHeader(const Request& req) {
+  return std::string(req.headers.Get("cookie").value_or(""));
+}
+
+// Why a decision on the page was refused, for the person: the service's message where it is
+// about the approval or the person (never a secret), a generic one for faults.
+std::string RefusalNote(const Status& s) {
+  std::string why;
+  switch (s.code()) {
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kNotFound:
+    case StatusCode::kPermissionDenied:
+    case StatusCode::kUnauthenticated:
+    case StatusCode::kFailedPrecondition:
+    case StatusCode::kAlreadyExists:
+      why = s.message();
+      break;
+    default:
+      why = "the decision could not be recorded now; nothing changed, try again shortly";
+  }
+  return "<p class=\"note\"><b>Not decided:</b> " + HtmlEscape(why) + "</p>";
 }
 
 }  // namespace
@@ -210,26 +285,80 @@ Status AddApprovalRoutes(http::Router& router, AttributionService& service,
        },
        AuthRequirement::AnyOf({std::string(kRoleApprover)}), "application/json"}));
 
+  identity::AuthorizationServer* as = options.sign_in;
   RETURN_IF_ERROR(router.Add({"GET", "/approvals/{id}",
-                              [svc](Request& req, Responder respond) {
+                              [svc, as](Request& req, Responder respond) {
                                 auto row = svc->GetApproval(req.params["id"]);
-                                Response r;
-                                if (!row.ok() || !*row) {
-                                  r = Response::Text(row.ok() ? 404 : 503,
-                                                     row.ok() ? "no such approval\n"
-                                                              : "approvals are unavailable\n");
-                                } else {
-                                  r = Response::Text(200, Page(**row), "text/html; charset=utf-8");
-                                  r.headers.Set("content-security-policy",
-                                                "default-src 'none'; style-src 'unsafe-inline'; "
-                                                "frame-ancestors 'none'");
-                                  r.headers.Set("x-frame-options", "DENY");
-                                }
-                                r.headers.Set("cache-control", "no-store");
-                                r.headers.Set("referrer-policy", "no-referrer");
-                                respond(std::move(r));
+                                if (!row.ok())
+                                  return respond(TextPage(503, "approvals are unavailable"));
+                                if (!*row) return respond(TextPage(404, "no such approval"));
+                                PageView v;
+                                v.sign_in = as != nullptr;
+                                if (as) v.approver = as->FindApproverSession(CookieHeader(req));
+                                respond(HtmlPage(200, Page(**row, v)));
                               },
                               AuthRequirement::None(), ""}));
+  if (as == nullptr) return OkStatus();
+
+  // The approver's sign-in at the company IdP; the IdP's answer (/oauth2/login/callback) opens
+  // the approver session and comes back to the page.
+  RETURN_IF_ERROR(
+      router.Add({"GET", "/approvals/{id}/sign-in",
+                  [svc, as](Request& req, Responder respond) {
+                    const std::string id = req.params["id"];
+                    auto row = svc->GetApproval(id);
+                    if (!row.ok()) return respond(TextPage(503, "approvals are unavailable"));
+                    if (!*row) return respond(TextPage(404, "no such approval"));
+                    if ((*row)->state != "pending") {
+                      // Nothing to decide: the page says what became of it.
+                      identity::BrowserAnswer back;
+                      back.location = "/approvals/" + id;
+                      return respond(BrowserResponse(std::move(back)));
+                    }
+                    // Off the server's threads: the IdP's metadata may have to be fetched.
+                    as->Post([as, id, cookie = CookieHeader(req), respond = std::move(respond)] {
+                      respond(BrowserResponse(as->StartApproverSignIn(id, cookie)));
+                    });
+                  },
+                  AuthRequirement::None(), ""}));
+
+  // The page's form: the signed-in person approves or denies, with the session's CSRF token.
+  RETURN_IF_ERROR(router.Add(
+      {"POST", "/approvals/{id}",
+       [svc, as](Request& req, Responder respond) {
+         const std::string id = req.params["id"];
+         auto field = [&](std::string_view n) { return http::FormParam(req.body, n).value_or(""); };
+         const std::string cookie = CookieHeader(req);
+         // The page again, with why nothing was decided.
+         auto refused = [&](const Status& s) {
+           auto row = svc->GetApproval(id);
+           if (!row.ok()) return respond(TextPage(503, "approvals are unavailable"));
+           if (!*row) return respond(TextPage(404, "no such approval"));
+           PageView v;
+           v.sign_in = true;
+           v.approver = as->FindApproverSession(cookie);
+           v.note_html = RefusalNote(s);
+           respond(HtmlPage(http::HttpStatusFor(s.code()), Page(**row, v)));
+         };
+         auto person = as->ApproverOfForm(cookie, field("csrf"));
+         if (!person.ok()) return refused(person.status());
+         const std::string decision = field("decision");
+         if (decision != "approve" && decision != "deny")
+           return refused(InvalidArgumentError("the decision must be approve or deny"));
+         Approver who;
+         who.person = person->subject;
+         who.verified_by = "oidc:" + person->issuer;
+         auto row = svc->DecideApproval(id, decision == "approve", who, field("reason"));
+         if (!row.ok()) return refused(row.status());
+         PageView v;
+         v.sign_in = true;
+         v.note_html = "<p class=\"note\"><b>You " +
+                       std::string(decision == "approve" ? "approved" : "denied") +
+                       " this action.</b> The decision is recorded at ledger index " +
+                       std::to_string(row->decided_index) + ".</p>";
+         respond(HtmlPage(200, Page(*row, v)));
+       },
+       AuthRequirement::None(), "application/x-www-form-urlencoded"}));
   return OkStatus();
 }
 

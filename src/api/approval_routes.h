@@ -5,6 +5,10 @@
 //   POST /v1/approvals/{id}:deny     {"reason"} (approver token)
 //   GET  /approvals/{id}                       the page an approval link opens: what is asked,
 //                                              its state, and how to decide it
+// With [login] (ApprovalRouteOptions::sign_in), people decide on that page (docs/APPROVALS.md,
+// "Approving in the browser"):
+//   GET  /approvals/{id}/sign-in               sign in at the company IdP, back to the page
+//   POST /approvals/{id}   decision=approve|deny&reason=…&csrf=…   (the page's form)
 #pragma once
 
 #include <boost/json/fwd.hpp>
@@ -17,10 +21,17 @@
 #include "http/http.h"
 #include "store/admin_token_store.h"
 
+namespace custody::identity {
+class AuthorizationServer;
+}  // namespace custody::identity
+
 namespace custody::api {
 
 struct ApprovalRouteOptions {
   std::string base_url;  // approval links: <base_url>/approvals/<id>
+  // The company IdP's sign-in ([login]); null: the page only shows how to decide elsewhere.
+  // Must outlive the router.
+  identity::AuthorizationServer* sign_in = nullptr;
 };
 
 // An approval as the API shows it (times RFC 3339, groups and policies as arrays, its link).

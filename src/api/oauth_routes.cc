@@ -14,13 +14,19 @@ using http::Request;
 using http::Responder;
 using http::Response;
 
-Response ToResponse(identity::BrowserAnswer a) {
-  Response r;
+std::string CookieHeader(const Request& req) {
+  return std::string(req.headers.Get("cookie").value_or(""));
+}
+
+}  // namespace
+
+http::Response BrowserResponse(identity::BrowserAnswer a) {
+  http::Response r;
   if (!a.location.empty()) {
     r.status = a.status == 200 ? 302 : a.status;
     r.headers.Set("location", a.location);
   } else {
-    r = Response::Text(a.status, std::move(a.html), "text/html; charset=utf-8");
+    r = http::Response::Text(a.status, std::move(a.html), "text/html; charset=utf-8");
     // The pages are Custody's own: no script, no external asset (a client's logo is served by
     // Custody, /oauth2/logo/), never framed.
     r.headers.Set("content-security-policy",
@@ -33,12 +39,6 @@ Response ToResponse(identity::BrowserAnswer a) {
   for (std::string& c : a.set_cookies) r.headers.Add("set-cookie", std::move(c));
   return r;
 }
-
-std::string CookieHeader(const Request& req) {
-  return std::string(req.headers.Get("cookie").value_or(""));
-}
-
-}  // namespace
 
 Status AddOAuthRoutes(http::Router& router, identity::AuthorizationServer& server,
                       const http::AuthRequirement& read_auth) {
@@ -58,7 +58,7 @@ Status AddOAuthRoutes(http::Router& router, identity::AuthorizationServer& serve
                                 // a client's metadata document.
                                 as->Post([as, q = std::move(q), cookie = CookieHeader(req),
                                           respond = std::move(respond)] {
-                                  respond(ToResponse(as->Authorize(q, cookie)));
+                                  respond(BrowserResponse(as->Authorize(q, cookie)));
                                 });
                               },
                               http::AuthRequirement::None(), ""}));
@@ -69,7 +69,7 @@ Status AddOAuthRoutes(http::Router& router, identity::AuthorizationServer& serve
                     as->Post([as, state = req.QueryParam("state"), code = req.QueryParam("code"),
                               error = req.QueryParam("error"), cookie = CookieHeader(req),
                               iss = req.QueryParam("iss"), respond = std::move(respond)] {
-                      respond(ToResponse(as->LoginCallback(state, code, error, cookie, iss)));
+                      respond(BrowserResponse(as->LoginCallback(state, code, error, cookie, iss)));
                     });
                   },
                   http::AuthRequirement::None(), ""}));
@@ -82,7 +82,7 @@ Status AddOAuthRoutes(http::Router& router, identity::AuthorizationServer& serve
                                     p("request"), p("csrf"), p("decision"), CookieHeader(req));
                                 // 303: the browser follows a form POST's redirect with a GET.
                                 if (!a.location.empty()) a.status = 303;
-                                respond(ToResponse(std::move(a)));
+                                respond(BrowserResponse(std::move(a)));
                               },
                               http::AuthRequirement::None(), "application/x-www-form-urlencoded"}));
 

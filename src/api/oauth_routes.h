@@ -11,9 +11,14 @@
 
 namespace custody::identity {
 class AuthorizationServer;
+struct BrowserAnswer;
 }  // namespace custody::identity
 
 namespace custody::api {
+
+// A BrowserAnswer as the browser gets it: the redirect or the page (with the pages' CSP and
+// frame denial), no-store, no referrer, its cookies. Also used by the approval pages' sign-in.
+http::Response BrowserResponse(identity::BrowserAnswer a);
 
 Status AddOAuthRoutes(http::Router& router, identity::AuthorizationServer& server,
                       const http::AuthRequirement& read_auth);

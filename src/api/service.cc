@@ -502,7 +502,8 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   aro.base_url = resolved.identity.issuer;
   RETURN_IF_ERROR(AddAttributionRoutes(impl->router, *impl->attribution, aro));
   RETURN_IF_ERROR(AddApprovalRoutes(impl->router, *impl->attribution, *impl->tokens,
-                                    ApprovalRouteOptions{approval_base}));
+                                    ApprovalRouteOptions{approval_base,
+                                                         impl->authorization.get()}));
 
   // The MCP gateway: /mcp/{server} for the configured stdio servers, every tools/call
   // authorized and recorded by attribution (docs/MCP.md). Upstreams start with the server.
