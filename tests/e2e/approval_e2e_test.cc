@@ -233,6 +233,17 @@ TEST_F(ApprovalE2E, AskedApprovedByAMemberRetriedAllowedAndTracedToTheApprover) 
   EXPECT_EQ(S(asked["outcome"]), "approved");
   EXPECT_EQ(S(asked["used_by"]), ran_id);
 
+  EXPECT_EQ(S(CliJson({"approval", "show", id})["state"]), "used");
+  // The session's events: the approval between the held call and the allowed one.
+  CliResult events = Cli({"session-events", sid, "--tree"});
+  ASSERT_EQ(events.rc, 0) << events.err;
+  size_t at_held = events.out.find("pay/refund -> approval_required");
+  size_t at_approve = events.out.find("approval.approve " + id + " of pay/refund by bob");
+  size_t at_ran = events.out.find("pay/refund -> allow");
+  EXPECT_NE(at_approve, std::string::npos) << events.out;
+  EXPECT_LT(at_held, at_approve) << events.out;
+  EXPECT_LT(at_approve, at_ran) << events.out;
+
   // Single use: the same call once more is held again, under a new approval.
   json::object third = Refund(token, 500);
   EXPECT_EQ(S(third["decision"]), "approval_required") << json::serialize(third);
