@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 
 #include "common/encoding.h"
 #include "crypto/sha256.h"
@@ -102,8 +103,7 @@ Status ValidateOidcLoginOptions(const OidcLoginOptions& o, bool* plain_http) {
   return OkStatus();
 }
 
-Result<std::shared_ptr<const crypto::EcdsaP256PrivateKey>> LoadLoginPrivateKey(
-    const std::string& path) {
+Result<std::shared_ptr<const ClientAssertionKey>> LoadLoginPrivateKey(const std::string& path) {
   const std::string name = std::filesystem::path(path).filename().string();
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -140,27 +140,54 @@ Result<std::shared_ptr<const crypto::EcdsaP256PrivateKey>> LoadLoginPrivateKey(
     }
   }
   ::close(fd);
-  auto key = crypto::EcdsaP256PrivateKey::FromPkcs8Pem(pem);
+  auto ec = crypto::EcdsaP256PrivateKey::FromPkcs8Pem(pem);
+  std::optional<Result<crypto::RsaPrivateKey>> rsa;
+  if (!ec.ok()) rsa.emplace(crypto::RsaPrivateKey::FromPem(pem));
   std::fill(pem.begin(), pem.end(), '\0');
   std::fill(std::begin(buf), std::end(buf), '\0');
-  if (!key.ok()) {
-    return InvalidArgumentError("login.private_key_file " + name +
-                                " is not a PEM EC P-256 private key (ES256)");
-  }
-  return std::make_shared<const crypto::EcdsaP256PrivateKey>(std::move(*key));
+  if (ec.ok()) return std::make_shared<const ClientAssertionKey>(std::move(*ec));
+  if (rsa->ok()) return std::make_shared<const ClientAssertionKey>(std::move(**rsa));
+  return InvalidArgumentError("login.private_key_file " + name +
+                              " is not a PEM EC P-256 (ES256) or RSA (RS256, 2048-8192 bits) "
+                              "private key");
+}
+
+ClientAssertionKey::ClientAssertionKey(crypto::EcdsaP256PrivateKey ec)
+    : ec_(std::make_shared<const crypto::EcdsaP256PrivateKey>(std::move(ec))) {}
+ClientAssertionKey::ClientAssertionKey(crypto::RsaPrivateKey rsa)
+    : rsa_(std::make_shared<const crypto::RsaPrivateKey>(std::move(rsa))) {}
+
+std::string ClientAssertionKey::Thumbprint() const {
+  if (ec_) return crypto::JwkThumbprint(ec_->public_key());
+  // RFC 7638 §3.2: the required members of an RSA key, e, kty, n, in that order.
+  const crypto::RsaPublicKey& pub = rsa_->public_key();
+  std::string members = "{\"e\":\"" + Base64UrlEncode(std::span<const uint8_t>(pub.e())) +
+                        "\",\"kty\":\"RSA\",\"n\":\"" +
+                        Base64UrlEncode(std::span<const uint8_t>(pub.n())) + "\"}";
+  return Base64UrlEncode(crypto::Sha256(members));
+}
+
+Result<std::string> ClientAssertionKey::Sign(std::string_view header_json,
+                                             std::string_view claims_json) const {
+  if (ec_) return crypto::SignJwsEs256(header_json, claims_json, *ec_);
+  std::string input = Base64UrlEncode(header_json) + "." + Base64UrlEncode(claims_json);
+  ASSIGN_OR_RETURN(std::vector<uint8_t> sig,
+                   rsa_->SignRs256(std::span<const uint8_t>(
+                       reinterpret_cast<const uint8_t*>(input.data()), input.size())));
+  return input + "." + Base64UrlEncode(std::span<const uint8_t>(sig));
 }
 
 Result<std::string> MakeClientAssertion(const std::string& client_id, const std::string& audience,
-                                        const crypto::EcdsaP256PrivateKey& key,
-                                        const std::string& kid, int64_t now, Random& random) {
+                                        const ClientAssertionKey& key, const std::string& kid,
+                                        int64_t now, Random& random) {
   std::array<uint8_t, 16> jti{};
   random.Fill(jti);
-  json::object header{{"alg", "ES256"}, {"typ", "JWT"}};
-  header["kid"] = kid.empty() ? crypto::JwkThumbprint(key.public_key()) : kid;
+  json::object header{{"alg", key.alg()}, {"typ", "JWT"}};
+  header["kid"] = kid.empty() ? key.Thumbprint() : kid;
   json::object claims{{"iss", client_id}, {"sub", client_id},
                       {"aud", audience},  {"jti", Base64UrlEncode(std::span<const uint8_t>(jti))},
                       {"iat", now},       {"exp", now + kClientAssertionLifetimeS}};
-  return crypto::SignJwsEs256(json::serialize(header), json::serialize(claims), key);
+  return key.Sign(json::serialize(header), json::serialize(claims));
 }
 
 Result<SignedInPerson> CheckIdTokenClaims(std::string_view payload, const std::string& issuer,
@@ -299,6 +326,21 @@ Result<std::shared_ptr<const OidcLogin::Discovered>> OidcLogin::Discover(bool re
           std::string("login provider does not support ") + method +
           " at its token endpoint (token_endpoint_auth_methods_supported)" +
           (options_.private_key ? "; use login.client_secret" : "; use login.private_key_file"));
+    }
+    // A provider that lists the assertion algorithms it takes must list the key's.
+    if (auto it = m.find("token_endpoint_auth_signing_alg_values_supported");
+        options_.private_key && it != m.end() && it->value().is_array()) {
+      const std::string alg(options_.private_key->alg());
+      const auto& algs = it->value().as_array();
+      if (std::none_of(algs.begin(), algs.end(), [&](const json::value& a) {
+            return a.is_string() && a.as_string() == alg;
+          })) {
+        return FailedPreconditionError(
+            "login provider does not take " + alg +
+            " client assertions (token_endpoint_auth_signing_alg_values_supported); use a " +
+            (alg == "ES256" ? "RSA (RS256)" : "EC P-256 (ES256)") +
+            " key in login.private_key_file");
+      }
     }
     for (const auto& [what, url] :
          {std::pair{"authorization_endpoint", d->authorization_endpoint},

@@ -23,6 +23,7 @@
 #include "common/status.h"
 #include "crypto/ecdsa_p256.h"
 #include "crypto/jose.h"
+#include "crypto/rsa_private.h"
 
 namespace custody::identity {
 
@@ -50,15 +51,34 @@ class IdentityProvider {
   virtual std::string issuer() const { return ""; }
 };
 
+// The key of Custody's private_key_jwt client assertions to the IdP: EC P-256 (ES256, the
+// default and Custody's own algorithm) or RSA (RS256, for providers that register only RSA keys
+// for their clients). Immutable; thread-safe.
+class ClientAssertionKey {
+ public:
+  explicit ClientAssertionKey(crypto::EcdsaP256PrivateKey ec);
+  explicit ClientAssertionKey(crypto::RsaPrivateKey rsa);
+  std::string_view alg() const { return ec_ ? "ES256" : "RS256"; }
+  // RFC 7638 thumbprint of the public key (the default kid).
+  std::string Thumbprint() const;
+  // The compact JWS of `claims_json` under `header_json` (which must name alg()).
+  Result<std::string> Sign(std::string_view header_json, std::string_view claims_json) const;
+
+ private:
+  std::shared_ptr<const crypto::EcdsaP256PrivateKey> ec_;
+  std::shared_ptr<const crypto::RsaPrivateKey> rsa_;
+};
+
 struct OidcLoginOptions {
   std::string issuer;  // https://…; http:// only on a loopback host (development)
   std::string client_id;
   // Exactly one way to authenticate at the provider's token endpoint:
   std::string client_secret;  // sent with HTTP Basic (client_secret_basic), or
-  // private_key_jwt (RFC 7523 §2.2, OIDC Core §9): an ES256 client assertion signed with this
-  // key, whose public half the provider holds. The provider's discovery metadata must list
-  // private_key_jwt in token_endpoint_auth_methods_supported.
-  std::shared_ptr<const crypto::EcdsaP256PrivateKey> private_key;
+  // private_key_jwt (RFC 7523 §2.2, OIDC Core §9): a client assertion signed with this key
+  // (ES256 or RS256), whose public half the provider holds. The provider's discovery metadata
+  // must list private_key_jwt in token_endpoint_auth_methods_supported and, when it lists
+  // token_endpoint_auth_signing_alg_values_supported, the key's algorithm.
+  std::shared_ptr<const ClientAssertionKey> private_key;
   std::string private_key_kid;  // the assertion's header kid; empty: the key's RFC 7638 thumbprint
   std::string scopes = "openid email profile";
   std::string redirect_uri;  // Custody's callback: <identity.issuer>/oauth2/login/callback
@@ -105,18 +125,19 @@ Result<SignedInPerson> CheckIdTokenClaims(std::string_view payload_json, const s
                                           const std::string& client_id, const std::string& nonce,
                                           int64_t now, int64_t leeway_s);
 
-// Loads login.private_key_file: a PEM (PKCS#8) EC P-256 private key. The file must be a regular
-// file of mode 0600 or stricter (a key others can read is no proof of Custody). Errors name the
-// file by its base name only.
-Result<std::shared_ptr<const crypto::EcdsaP256PrivateKey>> LoadLoginPrivateKey(
-    const std::string& path);
+// Loads login.private_key_file: a PEM EC P-256 private key (PKCS#8; ES256) or RSA private key
+// (PKCS#8 or PKCS#1, 2048-8192 bits; RS256). The file must be a regular file of mode 0600 or
+// stricter (a key others can read is no proof of Custody). Errors name the file by its base
+// name only.
+Result<std::shared_ptr<const ClientAssertionKey>> LoadLoginPrivateKey(const std::string& path);
 
-// A private_key_jwt client assertion (RFC 7523 §2.2, OIDC Core §9), ES256 with header `kid`:
+// A private_key_jwt client assertion (RFC 7523 §2.2, OIDC Core §9), ES256 or RS256 as the key
+// is, with header `kid`:
 // iss = sub = `client_id`, aud = `audience` (the provider's issuer identifier), a fresh random
 // jti, iat = `now`, exp = `now` + 60 s. It is a credential: never log it.
 Result<std::string> MakeClientAssertion(const std::string& client_id, const std::string& audience,
-                                        const crypto::EcdsaP256PrivateKey& key,
-                                        const std::string& kid, int64_t now, Random& random);
+                                        const ClientAssertionKey& key, const std::string& kid,
+                                        int64_t now, Random& random);
 inline constexpr int64_t kClientAssertionLifetimeS = 60;
 
 // PKCE (RFC 7636): the S256 challenge of a verifier, and the verifier syntax (43-128 characters

@@ -19,15 +19,18 @@ namespace {
 namespace json = boost::json;
 
 TEST(LoginPrivateKeyJwt, ClientAssertionIsWellFormedAndFresh) {
-  auto key = crypto::EcdsaP256PrivateKey::Generate();
-  ASSERT_TRUE(key.ok());
+  auto generated = crypto::EcdsaP256PrivateKey::Generate();
+  ASSERT_TRUE(generated.ok());
+  const crypto::EcdsaP256PublicKey pub = generated->public_key();
+  const ClientAssertionKey key(std::move(*generated));
+  EXPECT_EQ(key.alg(), "ES256");
   SystemRandom random;
   std::set<std::string> jtis;
   for (int i = 0; i < 3; ++i) {
-    auto a = MakeClientAssertion("custody", "https://idp.test", *key, "k1", 1000, random);
+    auto a = MakeClientAssertion("custody", "https://idp.test", key, "k1", 1000, random);
     ASSERT_TRUE(a.ok()) << a.status().ToString();
     auto v = crypto::VerifyJwsEs256(
-        *a, [&](std::string_view kid) { return kid == "k1" ? &key->public_key() : nullptr; });
+        *a, [&](std::string_view kid) { return kid == "k1" ? &pub : nullptr; });
     ASSERT_TRUE(v.ok()) << v.status().ToString();
     EXPECT_EQ(v->alg, "ES256");
     EXPECT_EQ(v->kid, "k1");
@@ -48,16 +51,43 @@ TEST(LoginPrivateKeyJwt, ClientAssertionIsWellFormedAndFresh) {
   // Another key's signature does not verify; an empty kid is the key's RFC 7638 thumbprint.
   auto other = crypto::EcdsaP256PrivateKey::Generate();
   ASSERT_TRUE(other.ok());
-  auto forged = MakeClientAssertion("custody", "https://idp.test", *other, "k1", 1000, random);
+  auto forged = MakeClientAssertion("custody", "https://idp.test",
+                                    ClientAssertionKey(std::move(*other)), "k1", 1000, random);
   ASSERT_TRUE(forged.ok());
-  EXPECT_FALSE(
-      crypto::VerifyJwsEs256(*forged, [&](std::string_view) { return &key->public_key(); }).ok());
-  auto by_thumbprint = MakeClientAssertion("custody", "https://idp.test", *key, "", 1000, random);
+  EXPECT_FALSE(crypto::VerifyJwsEs256(*forged, [&](std::string_view) { return &pub; }).ok());
+  auto by_thumbprint = MakeClientAssertion("custody", "https://idp.test", key, "", 1000, random);
   ASSERT_TRUE(by_thumbprint.ok());
   auto v = crypto::VerifyJwsEs256(*by_thumbprint, [&](std::string_view kid) {
-    return kid == crypto::JwkThumbprint(key->public_key()) ? &key->public_key() : nullptr;
+    return kid == crypto::JwkThumbprint(pub) ? &pub : nullptr;
   });
   EXPECT_TRUE(v.ok()) << v.status().ToString();
+}
+
+// An IdP that registers only RSA keys for its clients gets an RS256 assertion, verified here
+// through the same JWKS path as the IdPs' own RS256 ID tokens.
+TEST(LoginPrivateKeyJwt, RsaKeySignsRs256Assertions) {
+  auto generated = crypto::RsaPrivateKey::Generate(2048);
+  ASSERT_TRUE(generated.ok()) << generated.status().ToString();
+  const crypto::RsaPublicKey pub = generated->public_key();
+  const ClientAssertionKey key(std::move(*generated));
+  EXPECT_EQ(key.alg(), "RS256");
+  SystemRandom random;
+  auto a = MakeClientAssertion("custody", "https://idp.test", key, "", 1000, random);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  auto jwks =
+      crypto::Jwks::Parse("{\"keys\":[" + crypto::RsaPublicJwkJson(pub, key.Thumbprint()) + "]}");
+  ASSERT_TRUE(jwks.ok()) << jwks.status().ToString();
+  auto v = crypto::VerifyJwsWithJwks(*a, *jwks, crypto::kTrustedIssuerAlgorithms);
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(v->alg, "RS256");
+  EXPECT_EQ(v->kid, key.Thumbprint());
+  json::object c = json::parse(v->payload).as_object();
+  EXPECT_EQ(c.at("iss").as_string(), "custody");
+  EXPECT_EQ(c.at("aud").as_string(), "https://idp.test");
+  // A flipped byte of the signature does not verify.
+  std::string tampered = *a;
+  tampered[tampered.size() - 5] = tampered[tampered.size() - 5] == 'A' ? 'B' : 'A';
+  EXPECT_FALSE(crypto::VerifyJwsWithJwks(tampered, *jwks, crypto::kTrustedIssuerAlgorithms).ok());
 }
 
 // A throwaway test key, used nowhere else.
@@ -93,8 +123,8 @@ TEST_F(LoginKeyFile, LoadsA0600P256KeyAndRefusesOthers) {
   ASSERT_TRUE(pem.ok());
   auto loaded = LoadLoginPrivateKey(Write("login.pem", *pem, 0600));
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
-  EXPECT_EQ(crypto::JwkThumbprint((*loaded)->public_key()),
-            crypto::JwkThumbprint(key->public_key()));
+  EXPECT_EQ((*loaded)->alg(), "ES256");
+  EXPECT_EQ((*loaded)->Thumbprint(), crypto::JwkThumbprint(key->public_key()));
 
   auto open = LoadLoginPrivateKey(Write("open.pem", *pem, 0644));
   ASSERT_FALSE(open.ok());
@@ -105,6 +135,16 @@ TEST_F(LoginKeyFile, LoadsA0600P256KeyAndRefusesOthers) {
   // SEC1 ("EC PRIVATE KEY", what `openssl ecparam -genkey` writes) is read too.
   auto sec1 = LoadLoginPrivateKey(Write("sec1.pem", kSec1Pem, 0600));
   EXPECT_TRUE(sec1.ok()) << sec1.status().ToString();
+
+  // RSA keys (PKCS#8) sign RS256; a key under 2048 bits is refused.
+  auto rsa = crypto::RsaPrivateKey::Generate(3072);
+  ASSERT_TRUE(rsa.ok());
+  auto rsa_pem = rsa->ToPkcs8Pem();
+  ASSERT_TRUE(rsa_pem.ok());
+  auto rsa_loaded = LoadLoginPrivateKey(Write("rsa.pem", *rsa_pem, 0600));
+  ASSERT_TRUE(rsa_loaded.ok()) << rsa_loaded.status().ToString();
+  EXPECT_EQ((*rsa_loaded)->alg(), "RS256");
+  EXPECT_EQ(crypto::RsaPrivateKey::Generate(1024).status().code(), StatusCode::kInvalidArgument);
 
   auto junk = LoadLoginPrivateKey(Write("junk.pem", "not a key", 0600));
   ASSERT_FALSE(junk.ok());
@@ -122,7 +162,7 @@ TEST(LoginPrivateKeyJwt, OptionsNeedExactlyOneCredential) {
   EXPECT_TRUE(ValidateOidcLoginOptions(o, nullptr).ok());
   auto key = crypto::EcdsaP256PrivateKey::Generate();
   ASSERT_TRUE(key.ok());
-  o.private_key = std::make_shared<const crypto::EcdsaP256PrivateKey>(std::move(*key));
+  o.private_key = std::make_shared<const ClientAssertionKey>(std::move(*key));
   auto both = ValidateOidcLoginOptions(o, nullptr);
   ASSERT_FALSE(both.ok()) << "both";
   EXPECT_NE(both.message().find("exactly one"), std::string::npos);

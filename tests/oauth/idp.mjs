@@ -5,10 +5,12 @@
 // Custody authenticates at its token endpoint with the client secret (client_secret_basic), or,
 // given `jwks` (the public JWKS of Custody's login.private_key_file), with private_key_jwt.
 // `authMethods` overrides the token_endpoint_auth_methods_supported the IdP announces (and
-// accepts).
+// accepts); `signingAlg` is the client assertion algorithm registered for Custody (ES256 by
+// default, RS256 for an RSA key).
 import Provider from 'oidc-provider';
 
-export async function startIdp({ port, custodyCallbacks, clientSecret, jwks, authMethods }) {
+export async function startIdp({ port, custodyCallbacks, clientSecret, jwks, authMethods,
+  signingAlg = 'ES256' }) {
   const issuer = `http://127.0.0.1:${port}`;
   const client = {
     client_id: 'custody',
@@ -18,7 +20,7 @@ export async function startIdp({ port, custodyCallbacks, clientSecret, jwks, aut
   };
   if (jwks) {
     client.token_endpoint_auth_method = 'private_key_jwt';
-    client.token_endpoint_auth_signing_alg = 'ES256';
+    client.token_endpoint_auth_signing_alg = signingAlg;
     client.jwks = jwks;
   } else {
     client.token_endpoint_auth_method = 'client_secret_basic';

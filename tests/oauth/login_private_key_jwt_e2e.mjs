@@ -10,7 +10,9 @@
 // in Custody's logs. Refusals: a second Custody with a key the IdP does not know (same kid) gets
 // invalid_client at the IdP, and the person lands back at the client with access_denied, no
 // code; an IdP that does not announce private_key_jwt stops Custody's start-up with a clear
-// error; a key file others can read stops start-up too.
+// error; a key file others can read stops start-up too. And an IdP that registers only RSA keys
+// for its clients: Custody signs with an RSA login key (RS256), its kid the RFC 7638 thumbprint
+// that `jose` computes, and the IdP accepts it.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -19,6 +21,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+
+import { calculateJwkThumbprint } from 'jose';
 
 import { Browser } from './browser.mjs';
 import { startIdp } from './idp.mjs';
@@ -56,7 +60,7 @@ function newKey(name, mode = 0o600) {
 const running = [];
 // Starts `custody serve --quickstart` with [login] using `keyFile`; resolves when it listens
 // (with its admin token) or rejects with its stderr when it exits first.
-async function startCustody(name, { port, idpIssuer, keyFile }) {
+async function startCustody(name, { port, idpIssuer, keyFile, kid = KID }) {
   const url = `http://127.0.0.1:${port}`;
   const config = join(dir, `${name}.toml`);
   writeFileSync(config, `
@@ -64,7 +68,7 @@ async function startCustody(name, { port, idpIssuer, keyFile }) {
 issuer = "${idpIssuer}"
 client_id = "custody"
 private_key_file = ${JSON.stringify(keyFile)}
-private_key_kid = "${KID}"
+${kid ? `private_key_kid = "${kid}"` : ''}
 
 [oauth.clients."${CLIENT_ID}"]
 redirect_uris = ["${REDIRECT}"]
@@ -227,6 +231,30 @@ try {
       return true;
     });
   console.log('ok a login.private_key_file of mode 0644 stops start-up');
+
+  // --- An IdP that takes RS256 client assertions only: an RSA login key, no configured kid.
+  const { privateKey: rsaPriv, publicKey: rsaPub } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const rsaPath = join(dir, 'login-rsa.pem');
+  writeFileSync(rsaPath, rsaPriv.export({ type: 'pkcs1', format: 'pem' }), { mode: 0o600 });
+  chmodSync(rsaPath, 0o600);
+  const rsaJwk = rsaPub.export({ format: 'jwk' });
+  const rsaKid = await calculateJwkThumbprint(rsaJwk);
+  const rsaPort = await freePort();
+  const rsaIdpPort = await freePort();
+  const rsaIdp = await startIdp({ port: rsaIdpPort, signingAlg: 'RS256',
+    jwks: { keys: [{ ...rsaJwk, kid: rsaKid, alg: 'RS256', use: 'sig' }] },
+    custodyCallbacks: [`http://127.0.0.1:${rsaPort}/oauth2/login/callback`] });
+  idps.push(rsaIdp);
+  const r = await startCustody('rsa', { port: rsaPort, idpIssuer: rsaIdp.issuer, keyFile: rsaPath, kid: '' });
+  const rsaDone = await new Browser().navigate(authorize(r.url), REDIRECT);
+  assert.ok(rsaDone.redirect, JSON.stringify(rsaDone.page?.text?.slice(0, 500)) + '\n' + r.stderr.slice(-2000));
+  const rsaBack = new URL(rsaDone.redirect);
+  assert.equal(rsaBack.searchParams.get('error'), null, rsaDone.redirect);
+  assert.ok(rsaBack.searchParams.get('code'), rsaDone.redirect);
+  assert.deepEqual(rsaIdp.clientAuth, ['ok'], 'the IdP did not accept Custody\'s RS256 client assertion');
+  await stop(r);
+  assert.deepEqual(assertionsIn(r.stderr + r.stdout, rsaIdp.issuer), [], 'a client assertion was logged');
+  console.log('ok an RSA login key (PKCS#1): the IdP accepted Custody\'s RS256 client assertion, kid = the RFC 7638 thumbprint');
   console.log('PASS');
 } catch (e) {
   console.error('FAIL:', e);
