@@ -10,8 +10,10 @@
 
 #include "api/approval_routes.h"
 #include "api/attribution_routes.h"
+#include "api/console_routes.h"
 #include "api/identity_routes.h"
 #include "api/investigation_routes.h"
+#include "api/ledger_stream.h"
 #include "api/metrics.h"
 #include "api/oauth_routes.h"
 #include "api/routes.h"
@@ -66,6 +68,9 @@ struct Service::Impl {
   // changed (store/change_feed.h). After everything it calls into; stopped first.
   std::unique_ptr<store::ChangeFeed> feed;
   int feed_listener = -1;  // the revocation listener that announces revocations
+  std::unique_ptr<LedgerStreamer> ledger_stream;  // GET /v1/ledger/stream; stopped before ledger
+  std::unique_ptr<ConsoleSessions> console_sessions;   // [console] enabled
+  std::unique_ptr<ConsoleAuthenticator> console_auth;  // bearer tokens, or a console session
   http::Router router;
   std::unique_ptr<http::Server> server;
   std::optional<IssuedToken> bootstrap;
@@ -309,6 +314,8 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   }
   ro.max_events_per_request = static_cast<size_t>(config.ledger.max_events_per_request);
   RETURN_IF_ERROR(AddLedgerRoutes(impl->router, *impl->ledger, ro));
+  impl->ledger_stream = std::make_unique<LedgerStreamer>(*impl->ledger);
+  RETURN_IF_ERROR(impl->ledger_stream->AddRoute(impl->router, ro.read_auth));
 
   // Identity: every registration, issuance, exchange and revocation is a ledger event, durable
   // before the caller gets its answer. The token endpoint's events go to the ledger's group
@@ -546,6 +553,15 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   }
   RETURN_IF_ERROR(AddInvestigationRoutes(impl->router, *impl->identity, *impl->ledger,
                                          *impl->attribution, clock));
+  // The web console (docs/CONSOLE.md): a reader or admin token becomes a session cookie that
+  // counts only with its CSRF header.
+  if (config.console.enabled) {
+    impl->console_sessions = std::make_unique<ConsoleSessions>(*impl->tokens, clock, random);
+    impl->console_auth =
+        std::make_unique<ConsoleAuthenticator>(*impl->authenticator, *impl->console_sessions);
+    RETURN_IF_ERROR(AddConsoleRoutes(impl->router, *impl->authenticator, *impl->console_sessions,
+                                     ConsoleRouteOptions{config.TlsEnabled()}));
+  }
 
   // Several nodes, one deployment (docs/DEPLOYMENT.md): each node's revocations reach the
   // others' listeners (the MCP sessions, streams and calls they hold) at once, policy sets and
@@ -630,8 +646,10 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
                    {"bytes_out", static_cast<int64_t>(r.response_bytes)}});
     }
   };
-  impl->server = std::make_unique<http::Server>(so, impl->router, impl->authenticator.get(),
-                                                observer, clock, random);
+  http::Authenticator* auth = impl->console_auth
+                                  ? static_cast<http::Authenticator*>(impl->console_auth.get())
+                                  : impl->authenticator.get();
+  impl->server = std::make_unique<http::Server>(so, impl->router, auth, observer, clock, random);
   return std::unique_ptr<Service>(new Service(std::move(impl)));
 }
 
@@ -649,6 +667,7 @@ void Service::Shutdown() {
   impl_->shut_down = true;
   if (impl_->feed) impl_->feed->Stop();  // no peer change is applied while shutting down
   impl_->ReleasePort();
+  impl_->ledger_stream->Stop();  // ends the event streams, so the server's drain is not held up
   impl_->server->Shutdown();
   // Sign-ins still being answered finish (they record events) before the ledger closes.
   if (impl_->authorization) impl_->authorization->Stop();

@@ -12,6 +12,7 @@
 
 #include "common/mutex.h"
 #include "common/uuid.h"
+#include "http/request_authenticator.h"
 
 namespace custody::http {
 namespace {
@@ -324,14 +325,22 @@ asio::awaitable<Response> Server::Impl::Dispatch(Request& req, const Route** rou
   req.params = std::move(m.params);
   if (route.auth.required) {
     std::optional<std::string_view> token = BearerToken(req.headers);
+    // Without a bearer token, another credential the authenticator knows may do (the console's
+    // session cookie with its CSRF header, http/request_authenticator.h).
+    std::optional<Result<Principal>> other;
     if (!token) {
-      co_return ErrorResponse(UnauthenticatedError("a bearer token is required"), req.request_id);
+      if (auto* ra = dynamic_cast<RequestAuthenticator*>(authenticator)) {
+        other = ra->AuthenticateOther(req);
+      }
+      if (!other) {
+        co_return ErrorResponse(UnauthenticatedError("a bearer token is required"), req.request_id);
+      }
     }
     if (!authenticator) {
       co_return ErrorResponse(UnauthenticatedError("authentication is not configured"),
                               req.request_id);
     }
-    Result<Principal> p = authenticator->Authenticate(*token);
+    Result<Principal> p = other ? std::move(*other) : authenticator->Authenticate(*token);
     if (!p.ok()) co_return ErrorResponse(p.status(), req.request_id);
     if (!route.auth.roles.empty() && std::find(route.auth.roles.begin(), route.auth.roles.end(),
                                                p->role) == route.auth.roles.end()) {

@@ -1,0 +1,92 @@
+// The console's one way to the public HTTP API (docs/API.md). After sign-in the browser holds an
+// HttpOnly session cookie it cannot read; this module holds the CSRF token in memory only (never
+// in storage or the URL) and sends it as X-Custody-CSRF on every request, which is what makes
+// the cookie count (src/api/console_sessions.h).
+
+let csrf: string | null = null;
+let onSignedOut: (() => void) | null = null;
+
+export interface SessionInfo {
+  role: string;
+  expires_at: string;
+}
+
+export class ApiError extends Error {
+  constructor(
+    public status: number,
+    public code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function whenSignedOut(f: () => void) {
+  onSignedOut = f;
+}
+
+export function headers(extra: Record<string, string> = {}): Record<string, string> {
+  const h: Record<string, string> = { ...extra };
+  if (csrf) h['X-Custody-CSRF'] = csrf;
+  return h;
+}
+
+async function fail(r: Response): Promise<never> {
+  let code = 'unknown';
+  let message = `${r.status} ${r.statusText}`;
+  try {
+    const body = await r.json();
+    code = body?.error?.code ?? code;
+    message = body?.error?.message ?? message;
+  } catch {
+    /* not the error shape */
+  }
+  if (r.status === 401 && csrf) {
+    csrf = null;
+    onSignedOut?.();
+  }
+  throw new ApiError(r.status, code, message);
+}
+
+export async function request(path: string, init: RequestInit = {}): Promise<Response> {
+  const r = await fetch(path, {
+    ...init,
+    credentials: 'same-origin',
+    cache: 'no-store',
+    headers: headers((init.headers as Record<string, string>) ?? {}),
+  });
+  if (!r.ok) await fail(r);
+  return r;
+}
+
+export async function getJson<T>(path: string): Promise<T> {
+  return (await request(path)).json() as Promise<T>;
+}
+
+export async function getText(path: string): Promise<string> {
+  return (await request(path)).text();
+}
+
+// Exchanges a reader or admin token for a console session. The token leaves this function only
+// in the request body; the caller clears its input field.
+export async function signIn(token: string): Promise<SessionInfo> {
+  const r = await fetch('/v1/console/session', {
+    method: 'POST',
+    credentials: 'same-origin',
+    cache: 'no-store',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ token }),
+  });
+  if (!r.ok) await fail(r);
+  const body = (await r.json()) as { csrf: string; role: string; expires_at: string };
+  csrf = body.csrf;
+  return { role: body.role, expires_at: body.expires_at };
+}
+
+export async function signOut(): Promise<void> {
+  try {
+    await request('/v1/console/session/logout', { method: 'POST' });
+  } finally {
+    csrf = null;
+  }
+}

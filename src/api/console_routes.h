@@ -1,0 +1,28 @@
+// The web console's routes (docs/CONSOLE.md), registered when console.enabled:
+//   GET  /console, /console/, /console/{path...}   the embedded files (console_assets.h), with a
+//        strict Content-Security-Policy; hashed assets cached for a year, index.html never
+//   POST /v1/console/session          {"token"} -> session cookie + {"csrf","role","expires_at"}
+//   POST /v1/console/session/logout   ends the session of the cookie (reader)
+// The handlers hold references: the token authenticator and sessions must outlive the server.
+#pragma once
+
+#include "api/console_sessions.h"
+#include "common/status.h"
+#include "http/http.h"
+
+namespace custody::api {
+
+// The policy every console page is served with: no inline script or style, nothing from
+// elsewhere, no framing.
+inline constexpr std::string_view kConsoleCsp =
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+struct ConsoleRouteOptions {
+  bool tls = false;  // the cookie is Secure when Custody serves TLS
+};
+
+Status AddConsoleRoutes(http::Router& router, http::Authenticator& tokens,
+                        ConsoleSessions& sessions, const ConsoleRouteOptions& options);
+
+}  // namespace custody::api

@@ -1,0 +1,320 @@
+// The console's server side through a real `custody serve` Service on port 0: its embedded files
+// and their headers, sign-in (cookie + CSRF), what a console session may do and when it ends, and
+// the ledger event stream.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+#include <thread>
+
+#include "api/auth.h"
+#include "api/console_assets.h"
+#include "api/console_routes.h"
+#include "api/service.h"
+#include "common/clock.h"
+#include "common/logger.h"
+#include "common/random.h"
+#include "http/client.h"
+#include "store/stores.h"
+
+namespace custody::api {
+namespace {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+
+class ConsoleTest : public ::testing::Test {
+ protected:
+  void Open(bool console_enabled = true) {
+    static int n = 0;
+    dir_ = fs::temp_directory_path() /
+           ("custody-console-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
+    fs::remove_all(dir_);
+    Config c;
+    c.data_dir = dir_.string();
+    c.listen = "127.0.0.1:0";
+    c.worker_threads = 2;
+    c.identity.issuer = "https://custody.example";
+    c.console.enabled = console_enabled;
+    auto s = Service::Open(c, {.quickstart = true}, clock_, random_, log_);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    service_ = std::move(*s);
+    ASSERT_TRUE(service_->Start().ok());
+    admin_ = service_->bootstrap_token()->token;
+    auto tokens = store::OpenAdminTokenStore(c.Storage());
+    ASSERT_TRUE(tokens.ok()) << tokens.status().ToString();
+    tokens_ = std::move(*tokens);
+  }
+  void SetUp() override { Open(); }
+  void TearDown() override {
+    service_.reset();
+    tokens_.reset();
+    fs::remove_all(dir_);
+  }
+
+  std::string Issue(std::string_view role) {
+    auto t = IssueAdminToken(*tokens_, role, "person", clock_, random_);
+    EXPECT_TRUE(t.ok()) << t.status().ToString();
+    return t.ok() ? t->token : "";
+  }
+
+  http::ClientResponse Send(http::ClientRequest r) {
+    auto resp = http::BlockingHttpClient("127.0.0.1", service_->port()).Send(std::move(r));
+    EXPECT_TRUE(resp.ok()) << resp.status().ToString();
+    return resp.ok() ? *resp : http::ClientResponse{};
+  }
+  http::ClientRequest Req(std::string method, std::string target, std::string body = "") {
+    http::ClientRequest r;
+    r.method = std::move(method);
+    r.target = std::move(target);
+    r.body = std::move(body);
+    if (!r.body.empty()) r.headers.Set("content-type", "application/json");
+    return r;
+  }
+
+  struct Session {
+    std::string cookie;  // "custody_console=…"
+    std::string csrf;
+    std::string set_cookie;
+  };
+  Session SignIn(const std::string& token) {
+    auto r = Send(Req("POST", "/v1/console/session", "{\"token\":\"" + token + "\"}"));
+    EXPECT_EQ(r.status, 200) << r.body;
+    Session s;
+    s.set_cookie = std::string(r.headers.Get("set-cookie").value_or(""));
+    s.cookie = s.set_cookie.substr(0, s.set_cookie.find(';'));
+    if (r.status == 200) s.csrf = json::parse(r.body).at("csrf").as_string().c_str();
+    return s;
+  }
+  // A request carrying the session's cookie and, when `csrf` is set, a CSRF header.
+  http::ClientRequest With(const Session& s, std::optional<std::string> csrf,
+                           http::ClientRequest r) {
+    r.headers.Set("cookie", "other=1; " + s.cookie);
+    if (csrf) r.headers.Set("x-custody-csrf", *csrf);
+    return r;
+  }
+  static std::string Code(const http::ClientResponse& r) {
+    auto v = json::parse(r.body);
+    return v.as_object().contains("error") ? std::string(v.at("error").at("code").as_string()) : "";
+  }
+  static std::string Message(const http::ClientResponse& r) {
+    return std::string(json::parse(r.body).at("error").at("message").as_string());
+  }
+  // A route that needs a reader (404: authenticated, no such event) and one that needs an admin.
+  http::ClientRequest ReaderRoute() {
+    return Req("GET", "/v1/trace/0198c3a2-0000-7000-8000-000000000010");
+  }
+  http::ClientRequest AdminRoute() {
+    return Req("POST", "/v1/ledger/entries", "{\"kind\":\"test.console\",\"n\":1}");
+  }
+
+  FakeClock clock_;
+  SystemRandom random_;
+  NullLogger log_;
+  fs::path dir_;
+  std::unique_ptr<Service> service_;
+  std::unique_ptr<store::AdminTokenStore> tokens_;
+  std::string admin_;
+};
+
+TEST_F(ConsoleTest, ServesTheEmbeddedConsoleWithAStrictPolicy) {
+  ASSERT_FALSE(ConsoleAssets().empty()) << "the console was not embedded";
+  auto index = Send(Req("GET", "/console/"));
+  ASSERT_EQ(index.status, 200) << index.body;
+  EXPECT_EQ(index.headers.Get("content-type").value_or(""), "text/html; charset=utf-8");
+  EXPECT_EQ(index.headers.Get("content-security-policy").value_or(""), kConsoleCsp);
+  EXPECT_EQ(index.headers.Get("cache-control").value_or(""), "no-store");
+  EXPECT_EQ(index.headers.Get("x-frame-options").value_or(""), "DENY");
+  EXPECT_EQ(index.headers.Get("x-content-type-options").value_or(""), "nosniff");
+  // No inline script: every <script> names a file of the console.
+  size_t at = index.body.find("<script");
+  ASSERT_NE(at, std::string::npos);
+  for (; at != std::string::npos; at = index.body.find("<script", at + 1)) {
+    std::string tag = index.body.substr(at, index.body.find('>', at) - at);
+    EXPECT_NE(tag.find("src=\"/console/assets/"), std::string::npos) << tag;
+    EXPECT_EQ(index.body.substr(index.body.find('>', at) + 1, 9), "</script>") << tag;
+  }
+  // Each asset index.html names is served, cached for good (its name is its content's hash).
+  size_t src = index.body.find("/console/assets/");
+  std::string asset = index.body.substr(src, index.body.find('"', src) - src);
+  auto js = Send(Req("GET", asset));
+  EXPECT_EQ(js.status, 200) << asset;
+  EXPECT_EQ(js.headers.Get("content-type").value_or(""), "text/javascript; charset=utf-8");
+  EXPECT_EQ(js.headers.Get("cache-control").value_or(""), "public, max-age=31536000, immutable");
+  EXPECT_EQ(js.headers.Get("content-security-policy").value_or(""), kConsoleCsp);
+
+  EXPECT_EQ(Send(Req("GET", "/console/assets/nope.js")).status, 404);
+  EXPECT_EQ(Send(Req("GET", "/console/../v1/ledger/key")).status, 404);
+  auto bare = Send(Req("GET", "/console"));
+  EXPECT_EQ(bare.status, 301);
+  EXPECT_EQ(bare.headers.Get("location").value_or(""), "/console/");
+}
+
+TEST_F(ConsoleTest, DisabledConsoleHasNoRoutes) {
+  service_.reset();
+  Open(/*console_enabled=*/false);
+  EXPECT_EQ(Send(Req("GET", "/console/")).status, 404);
+  EXPECT_EQ(Send(Req("POST", "/v1/console/session", "{\"token\":\"" + admin_ + "\"}")).status, 404);
+}
+
+TEST_F(ConsoleTest, SignInSetsAStrictHttpOnlyCookieAndReturnsACsrfToken) {
+  auto r = Send(Req("POST", "/v1/console/session", "{\"token\":\"" + admin_ + "\"}"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  std::string cookie(r.headers.Get("set-cookie").value_or(""));
+  EXPECT_TRUE(cookie.starts_with("custody_console=")) << cookie;
+  EXPECT_NE(cookie.find("; HttpOnly"), std::string::npos) << cookie;
+  EXPECT_NE(cookie.find("; SameSite=Strict"), std::string::npos) << cookie;
+  EXPECT_NE(cookie.find("; Path=/"), std::string::npos) << cookie;
+  EXPECT_NE(cookie.find("; Max-Age=28800"), std::string::npos) << cookie;
+  EXPECT_EQ(cookie.find("Secure"), std::string::npos) << "no TLS here: " << cookie;
+  EXPECT_EQ(r.headers.Get("cache-control").value_or(""), "no-store");
+  auto body = json::parse(r.body).as_object();
+  EXPECT_EQ(body.at("role").as_string(), "admin");
+  EXPECT_EQ(body.at("csrf").as_string().size(), 43u);
+  EXPECT_TRUE(body.contains("expires_at"));
+  // The token itself is never echoed, and the cookie is not the token.
+  EXPECT_EQ(r.body.find(admin_), std::string::npos);
+  EXPECT_EQ(cookie.find(admin_), std::string::npos);
+}
+
+TEST_F(ConsoleTest, SignInRefusals) {
+  auto bad = Send(Req("POST", "/v1/console/session", "{\"token\":\"cst_nope\"}"));
+  EXPECT_EQ(bad.status, 401);
+  EXPECT_EQ(bad.headers.Get("set-cookie"), std::nullopt);
+  EXPECT_EQ(Send(Req("POST", "/v1/console/session", "{\"tok\":1}")).status, 400);
+  EXPECT_EQ(Send(Req("POST", "/v1/console/session", "not json")).status, 400);
+  auto approver =
+      Send(Req("POST", "/v1/console/session", "{\"token\":\"" + Issue(kRoleApprover) + "\"}"));
+  EXPECT_EQ(approver.status, 403) << approver.body;
+  http::ClientRequest form = Req("POST", "/v1/console/session", "token=x");
+  form.headers.Set("content-type", "application/x-www-form-urlencoded");
+  EXPECT_EQ(Send(form).status, 415) << "a cross-site form cannot sign in";
+}
+
+TEST_F(ConsoleTest, CookieWithItsCsrfTokenActsAsTheToken) {
+  Session s = SignIn(admin_);
+  EXPECT_EQ(Send(With(s, s.csrf, ReaderRoute())).status, 404);  // authenticated; no such event
+  auto appended = Send(With(s, s.csrf, AdminRoute()));
+  EXPECT_EQ(appended.status, 201) << appended.body;
+}
+
+TEST_F(ConsoleTest, CookieWithoutCsrfIsRefused) {
+  Session s = SignIn(admin_);
+  auto r = Send(With(s, std::nullopt, ReaderRoute()));
+  EXPECT_EQ(r.status, 403) << r.body;
+  EXPECT_EQ(Code(r), "permission_denied");
+  EXPECT_EQ(Send(With(s, std::nullopt, AdminRoute())).status, 403);
+  EXPECT_EQ(Send(With(s, "", AdminRoute())).status, 403);
+}
+
+TEST_F(ConsoleTest, CookieWithAWrongCsrfIsRefused) {
+  Session s = SignIn(admin_);
+  Session other = SignIn(admin_);
+  ASSERT_NE(s.csrf, other.csrf);
+  EXPECT_EQ(Send(With(s, other.csrf, ReaderRoute())).status, 403);
+  EXPECT_EQ(Send(With(s, s.csrf + "x", AdminRoute())).status, 403);
+  EXPECT_EQ(Send(With(s, s.csrf.substr(1), AdminRoute())).status, 403);
+  // An unknown session is not authenticated at all.
+  Session forged{"custody_console=" + std::string(43, 'A'), s.csrf, ""};
+  EXPECT_EQ(Send(With(forged, s.csrf, ReaderRoute())).status, 401);
+}
+
+TEST_F(ConsoleTest, ReaderCookieCannotCallAdminRoutes) {
+  Session s = SignIn(Issue(kRoleReader));
+  EXPECT_EQ(Send(With(s, s.csrf, ReaderRoute())).status, 404);
+  auto r = Send(With(s, s.csrf, AdminRoute()));
+  EXPECT_EQ(r.status, 403) << r.body;
+  EXPECT_EQ(Message(r), "role \"reader\" may not call this route");
+}
+
+TEST_F(ConsoleTest, RevokingTheTokenEndsItsSessions) {
+  std::string token = Issue(kRoleAdmin);
+  Session s = SignIn(token);
+  ASSERT_EQ(Send(With(s, s.csrf, AdminRoute())).status, 201);
+  auto id = TokenId(token);
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(tokens_->Revoke(*id, UnixMillis(clock_.Now())).ok());
+  auto r = Send(With(s, s.csrf, AdminRoute()));
+  EXPECT_EQ(r.status, 401) << r.body;
+  EXPECT_EQ(Message(r), "token revoked");
+  // The session is gone, not just refused once.
+  auto again = Send(With(s, s.csrf, ReaderRoute()));
+  EXPECT_EQ(again.status, 401);
+  EXPECT_EQ(Message(again), "console session unknown or ended");
+}
+
+TEST_F(ConsoleTest, SessionsExpireAfterEightHours) {
+  Session s = SignIn(admin_);
+  clock_.Advance(std::chrono::hours(8) - std::chrono::seconds(1));
+  EXPECT_EQ(Send(With(s, s.csrf, ReaderRoute())).status, 404);
+  clock_.Advance(std::chrono::seconds(1));
+  auto r = Send(With(s, s.csrf, ReaderRoute()));
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(Message(r), "console session expired");
+}
+
+TEST_F(ConsoleTest, LogoutEndsTheSessionAndClearsTheCookie) {
+  Session s = SignIn(admin_);
+  EXPECT_EQ(Send(With(s, std::nullopt, Req("POST", "/v1/console/session/logout"))).status, 403)
+      << "logout needs the CSRF header too";
+  auto out = Send(With(s, s.csrf, Req("POST", "/v1/console/session/logout")));
+  EXPECT_EQ(out.status, 200) << out.body;
+  std::string cleared(out.headers.Get("set-cookie").value_or(""));
+  EXPECT_TRUE(cleared.starts_with("custody_console=;")) << cleared;
+  EXPECT_NE(cleared.find("Max-Age=0"), std::string::npos) << cleared;
+  EXPECT_EQ(Send(With(s, s.csrf, ReaderRoute())).status, 401);
+}
+
+TEST_F(ConsoleTest, BearerTokenStillWorksAndDecidesOverACookie) {
+  Session s = SignIn(Issue(kRoleReader));
+  http::ClientRequest r = With(s, s.csrf, AdminRoute());
+  r.headers.Set("authorization", "Bearer " + admin_);
+  EXPECT_EQ(Send(r).status, 201);
+}
+
+TEST_F(ConsoleTest, LedgerStreamSendsEntriesFromAnIndexThenNewOnes) {
+  auto first = Send([&] {
+    auto r = AdminRoute();
+    r.headers.Set("authorization", "Bearer " + admin_);
+    return r;
+  }());
+  ASSERT_EQ(first.status, 201) << first.body;
+  uint64_t index = json::parse(first.body).at("index").to_number<uint64_t>();
+
+  std::vector<json::object> got;
+  bool appended = false;
+  http::ClientRequest req = Req("GET", "/v1/ledger/stream?from=" + std::to_string(index));
+  auto head = http::BlockingHttpClient("127.0.0.1", service_->port())
+                  .Stream(req, [&](const http::SseEvent& e) {
+                    EXPECT_EQ(e.event, "entry");
+                    auto o = json::parse(e.data).as_object();
+                    EXPECT_EQ(e.id, std::to_string(o.at("index").to_number<uint64_t>()));
+                    got.push_back(o);
+                    if (!appended) {
+                      // An entry appended while the stream is open arrives on it.
+                      appended = true;
+                      auto r = AdminRoute();
+                      r.body = "{\"kind\":\"test.console\",\"n\":2}";
+                      r.headers.Set("authorization", "Bearer " + admin_);
+                      EXPECT_EQ(Send(r).status, 201);
+                    }
+                    return got.back().at("event").at("kind") != "test.console" ||
+                           got.back().at("event").at("n") != 2;
+                  });
+  ASSERT_TRUE(head.ok()) << head.status().ToString();
+  EXPECT_EQ(head->status, 200);
+  EXPECT_EQ(head->headers.Get("content-type").value_or(""), "text/event-stream");
+  ASSERT_GE(got.size(), 2u);
+  EXPECT_EQ(got[0].at("index").to_number<uint64_t>(), index);
+  EXPECT_EQ(got[0].at("event").at("n"), 1);
+  for (size_t i = 1; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].at("index").to_number<uint64_t>(), index + i) << "in order, none skipped";
+  }
+
+  EXPECT_EQ(Send(Req("GET", "/v1/ledger/stream?from=x")).status, 400);
+  EXPECT_EQ(Send(Req("GET", "/v1/ledger/stream?from=01")).status, 400);
+}
+
+}  // namespace
+}  // namespace custody::api
