@@ -210,9 +210,9 @@ constexpr KeyDef kKeys[] = {
     {.key = {.name = "login.private_key_file",
              .env = "CUSTODY_LOGIN_PRIVATE_KEY_FILE",
              .default_text = "",
-             .description = "PEM EC P-256 private key (mode 0600) Custody authenticates with at "
-                            "the login provider (private_key_jwt, ES256) instead of a client "
-                            "secret"},
+             .description = "PEM EC P-256 (ES256) or RSA (RS256) private key (mode 0600) "
+                            "Custody authenticates with at the login provider (private_key_jwt) "
+                            "instead of a client secret"},
      .field = [](Config& c) -> Field { return &c.login.private_key_file; }},
     {.key = {.name = "login.private_key_kid",
              .env = "CUSTODY_LOGIN_PRIVATE_KEY_KID",
