@@ -21,6 +21,7 @@
 
 #include "common/encoding.h"
 #include "common/mutex.h"
+#include "crypto/key_file.h"
 #include "http/client.h"
 
 namespace custody::attribution {
@@ -133,41 +134,8 @@ Result<std::string> ParseWebhookSecret(std::string_view text) {
 }
 
 Result<std::string> ReadWebhookSecretFile(const std::string& path) {
+  ASSIGN_OR_RETURN(std::string text, crypto::ReadSecretFile(path, "the webhook secret file", 4096));
   const std::string name = std::filesystem::path(path).filename().string();
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return NotFoundError("cannot open the webhook secret file " + name + ": " +
-                         std::strerror(errno));
-  }
-  // The mode of the file we read, not of whatever the path names a moment later.
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return InvalidArgumentError("the webhook secret file " + name + " is not a regular file");
-  }
-  if ((st.st_mode & 0177) != 0) {
-    ::close(fd);
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return FailedPreconditionError("the webhook secret file " + name + " has mode " + mode +
-                                   ": it must be 0600 or stricter (chmod 600 it)");
-  }
-  std::string text;
-  char buf[256];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      ::close(fd);
-      OPENSSL_cleanse(buf, sizeof buf);
-      OPENSSL_cleanse(text.data(), text.size());
-      return UnavailableError("cannot read the webhook secret file " + name);
-    }
-    if (n == 0 || text.size() > 4096) break;
-    text.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  OPENSSL_cleanse(buf, sizeof buf);
   Result<std::string> key = ParseWebhookSecret(text);
   OPENSSL_cleanse(text.data(), text.size());
   if (!key.ok()) return key.status().WithContext("webhook secret file " + name);

@@ -1,11 +1,14 @@
 #include "crypto/key_file.h"
 
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -72,6 +75,51 @@ Result<Ed25519PrivateKey> LoadOrCreateEd25519Key(const std::string& path) {
   ASSIGN_OR_RETURN(std::string pem, key.ToPkcs8Pem());
   RETURN_IF_ERROR(WriteSecretFile(path, pem));
   return key;
+}
+
+Result<std::string> ReadSecretFile(const std::string& path, std::string_view what,
+                                   size_t max_bytes) {
+  const std::string name =
+      std::string(what) + " " + std::filesystem::path(path).filename().string();
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NotFoundError("cannot open " + name + ": " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return InvalidArgumentError(name + " is not a regular file");
+  }
+  if ((st.st_mode & 0177) != 0) {
+    ::close(fd);
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return FailedPreconditionError(name + " has mode " + mode +
+                                   ": it must be 0600 or stricter (chmod 600 it)");
+  }
+  std::string text;
+  char buf[4096];
+  Status failed;
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      failed = UnavailableError("cannot read " + name);
+      break;
+    }
+    if (n == 0) break;
+    if (text.size() + static_cast<size_t>(n) > max_bytes) {
+      failed = InvalidArgumentError(name + " is too large (at most " + std::to_string(max_bytes) +
+                                    " bytes)");
+      break;
+    }
+    text.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  OPENSSL_cleanse(buf, sizeof buf);
+  if (!failed.ok()) {
+    OPENSSL_cleanse(text.data(), text.size());
+    return failed;
+  }
+  return text;
 }
 
 }  // namespace custody::crypto

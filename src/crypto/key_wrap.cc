@@ -1,17 +1,12 @@
 #include "crypto/key_wrap.h"
 
-#include <fcntl.h>
 #include <sodium.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <vector>
 
 #include "common/encoding.h"
+#include "crypto/key_file.h"
 
 namespace custody::crypto {
 namespace {
@@ -59,40 +54,8 @@ Result<KeyEncryptionKey> KeyEncryptionKey::Parse(std::string_view text) {
 }
 
 Result<KeyEncryptionKey> KeyEncryptionKey::FromFile(const std::string& path) {
+  ASSIGN_OR_RETURN(std::string text, ReadSecretFile(path, "the key encryption key file", 4096));
   const std::string name = std::filesystem::path(path).filename().string();
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return NotFoundError("cannot open the key encryption key file " + name + ": " +
-                         std::strerror(errno));
-  }
-  // The mode of the file we read, not of whatever the path names a moment later.
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return InvalidArgumentError("the key encryption key file " + name + " is not a regular file");
-  }
-  if ((st.st_mode & 0177) != 0) {
-    ::close(fd);
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return FailedPreconditionError("the key encryption key file " + name + " has mode " + mode +
-                                   ": it must be 0600 or stricter (chmod 600 it)");
-  }
-  std::string text;
-  char buf[256];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      ::close(fd);
-      sodium_memzero(buf, sizeof buf);
-      return UnavailableError("cannot read the key encryption key file " + name);
-    }
-    if (n == 0 || text.size() > 4096) break;
-    text.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  sodium_memzero(buf, sizeof buf);
   Result<KeyEncryptionKey> k = Parse(text);
   sodium_memzero(text.data(), text.size());
   if (!k.ok()) return k.status().WithContext("key encryption key file " + name);

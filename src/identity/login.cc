@@ -1,6 +1,7 @@
 #include "identity/login.h"
 
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include <optional>
 
 #include "common/encoding.h"
+#include "crypto/key_file.h"
 #include "crypto/sha256.h"
 #include "http/client.h"
 
@@ -104,47 +106,13 @@ Status ValidateOidcLoginOptions(const OidcLoginOptions& o, bool* plain_http) {
 }
 
 Result<std::shared_ptr<const ClientAssertionKey>> LoadLoginPrivateKey(const std::string& path) {
+  ASSIGN_OR_RETURN(std::string pem,
+                   crypto::ReadSecretFile(path, "login.private_key_file", 64 * 1024));
   const std::string name = std::filesystem::path(path).filename().string();
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return NotFoundError("cannot open login.private_key_file " + name + ": " +
-                         std::strerror(errno));
-  }
-  // The mode of the file we read, not of whatever the path names a moment later.
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return InvalidArgumentError("login.private_key_file " + name + " is not a regular file");
-  }
-  if ((st.st_mode & 0177) != 0) {
-    ::close(fd);
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return FailedPreconditionError("login.private_key_file " + name + " has mode " + mode +
-                                   ": it must be 0600 or stricter (chmod 600 it)");
-  }
-  std::string pem;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      ::close(fd);
-      return UnavailableError("cannot read login.private_key_file " + name);
-    }
-    if (n == 0) break;
-    pem.append(buf, static_cast<size_t>(n));
-    if (pem.size() > 64 * 1024) {
-      ::close(fd);
-      return InvalidArgumentError("login.private_key_file " + name + " is too large for a key");
-    }
-  }
-  ::close(fd);
   auto ec = crypto::EcdsaP256PrivateKey::FromPkcs8Pem(pem);
   std::optional<Result<crypto::RsaPrivateKey>> rsa;
   if (!ec.ok()) rsa.emplace(crypto::RsaPrivateKey::FromPem(pem));
-  std::fill(pem.begin(), pem.end(), '\0');
-  std::fill(std::begin(buf), std::end(buf), '\0');
+  OPENSSL_cleanse(pem.data(), pem.size());
   if (ec.ok()) return std::make_shared<const ClientAssertionKey>(std::move(*ec));
   if (rsa->ok()) return std::make_shared<const ClientAssertionKey>(std::move(**rsa));
   return InvalidArgumentError("login.private_key_file " + name +
