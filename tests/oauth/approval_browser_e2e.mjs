@@ -7,8 +7,9 @@
 // the approval's link. In the browser, on that link: carol (not in finance) signs in and is
 // refused (403, nothing changes); alice (in finance, but she started the session) is refused for
 // separation of duties; a form posted without the page's CSRF token is refused; bob (in finance)
-// approves with a reason. The agent's retry is allowed under the approval, which the API shows
-// used, approved by bob, verified_by oidc:<the IdP>. A screenshot of the page goes to argv[4].
+// approves with a reason, and denies another approval in the same session. The agent's retry is
+// allowed under the approval, which the API shows used, approved by bob, verified_by
+// oidc:<the IdP>. A screenshot of the page goes to argv[4].
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
@@ -183,6 +184,24 @@ name = "Approval E2E"
     if (q.type === 'document') continue;  // the sign-in's navigations to the IdP and back
     assert.equal(new URL(q.url).origin, custodyOrigin, `a ${q.type} request to ${q.url}`);
   }
+
+  // Another action (other arguments: another approval); bob's session decides it too, no new
+  // sign-in: he denies it.
+  const other = await w.http('/v1/actions:authorize', { token: agentToken, body: {
+    target: { server: 'fake', tool: 'echo' }, arguments: { text: 'refund order 43', amount: 900 } } });
+  assert.equal(other.json.decision, 'approval_required', other.text);
+  assert.notEqual(other.json.approval.id, approval.id);
+  await bob.page.goto(other.json.approval.url);
+  assert.equal(bob.page.url(), other.json.approval.url, 'signed in already: no trip to the IdP');
+  r = await decide(bob.page, 'deny', 'not this one');
+  assert.equal(r.status, 200, r.text);
+  assert.match(r.text, /You denied this action/);
+  const denied = (await w.http(`/v1/approvals/${other.json.approval.id}`, { token: w.adminToken })).json;
+  assert.equal(denied.state, 'denied');
+  assert.equal(denied.approver, 'bob');
+  // The page of a decided approval offers nothing more.
+  assert.equal(await bob.page.locator('form').count(), 0);
+  console.log('ok bob\'s session decides another approval without signing in again: denied');
   await bob.context.close();
   let a = await state();
   assert.equal(a.state, 'approved');
