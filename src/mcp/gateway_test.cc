@@ -1320,6 +1320,24 @@ TEST_F(GatewayHoldTest, AHeldCallIsRefusedWhenTheApprovalIsDenied) {
   EXPECT_TRUE(upstream_->Calls().empty());
 }
 
+// Containment cancels the session's pending approvals (attribution), which ends the hold at once:
+// refused, naming the cancelled approval, never forwarded.
+TEST_F(GatewayHoldTest, ContainingTheSessionEndsTheHold) {
+  auto answer = RefundAsync(2, 500);
+  const std::string id = Requested(1);
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(w_->svc->Contain("session", sid_, "exfiltration suspected", "admin").ok());
+  ASSERT_EQ(answer.wait_for(20s), std::future_status::ready);
+  json::object a = answer.get();
+  ASSERT_TRUE(a.contains("error")) << json::serialize(a);
+  EXPECT_EQ(a.at("error").at("code"), kDenied);
+  EXPECT_EQ(Str(a.at("error").at("data").at("approval").at("id")), id);
+  EXPECT_EQ(a.at("error").at("data").at("approval").at("state"), "cancelled");
+  EXPECT_NE(a.at("error").at("message").as_string().find("was cancelled"), std::string::npos)
+      << json::serialize(a);
+  EXPECT_TRUE(upstream_->Calls().empty());
+}
+
 class GatewayShortHoldTest : public GatewayApprovalTest {
  protected:
   GatewayShortHoldTest() { approval_hold_ = 300ms; }
