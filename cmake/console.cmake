@@ -37,7 +37,7 @@ function(custody_console_assets)
     DEPENDS ${src}/package-lock.json ${src}/package.json
     COMMENT "Console: npm ci (package-lock.json changed)"
     VERBATIM)
-  file(GLOB_RECURSE sources CONFIGURE_DEPENDS ${src}/src/*)
+  file(GLOB_RECURSE sources CONFIGURE_DEPENDS ${src}/src/* ${src}/public/*)
   add_custom_command(OUTPUT ${dist_stamp}
     COMMAND ${CUSTODY_NODE_FOR_CONSOLE} node_modules/vite/bin/vite.js build --outDir ${dist}
             --emptyOutDir --logLevel warn

@@ -48,6 +48,7 @@ function App() {
           data-testid="sign-out"
           onClick={async () => {
             await signOut().catch(() => undefined);
+            location.hash = '';
             setSession(null);
           }}
         >

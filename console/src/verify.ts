@@ -52,8 +52,12 @@ export interface VerifierKey {
 
 // "<name>+<8 hex key id>+<base64(0x01 || 32-byte Ed25519 public key)>"
 export async function parseVerifierKey(text: string): Promise<VerifierKey> {
-  const parts = text.trim().split('+');
-  if (parts.length !== 3 || !/^[0-9a-f]{8}$/.test(parts[1])) throw new Error('malformed verifier key');
+  // The name has no '+'; the base64 key may.
+  const t = text.trim();
+  const i = t.indexOf('+');
+  const j = t.indexOf('+', i + 1);
+  const parts = [t.slice(0, i), t.slice(i + 1, j), t.slice(j + 1)];
+  if (i <= 0 || j < 0 || !/^[0-9a-f]{8}$/.test(parts[1])) throw new Error('malformed verifier key');
   const raw = b64(parts[2]);
   if (raw.length !== 33 || raw[0] !== 0x01) throw new Error('verifier key is not an Ed25519 key');
   const key: VerifierKey = {
