@@ -348,6 +348,7 @@ Status AddApprovalRoutes(http::Router& router, AttributionService& service,
          Approver who;
          who.person = person->subject;
          who.verified_by = "oidc:" + person->issuer;
+         who.groups = person->groups;  // what the IdP asserted, besides the published entities
          auto row = svc->DecideApproval(id, decision == "approve", who, field("reason"));
          if (!row.ok()) return refused(row.status());
          PageView v;

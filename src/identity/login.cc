@@ -205,6 +205,16 @@ Result<SignedInPerson> CheckIdTokenClaims(std::string_view payload, const std::s
   p.issuer = issuer;
   p.name = Str(o, "name");
   p.email = Str(o, "email");
+  if (auto it = o.find("groups"); it != o.end() && !it->value().is_null()) {
+    if (!it->value().is_array() || it->value().as_array().size() > kMaxIdpGroups)
+      return UnauthenticatedError("ID token groups is not an array of at most " +
+                                  std::to_string(kMaxIdpGroups) + " strings");
+    for (const auto& g : it->value().as_array()) {
+      if (!g.is_string() || g.as_string().empty() || g.as_string().size() > 256)
+        return UnauthenticatedError("ID token groups holds something other than a group name");
+      p.groups.emplace_back(g.as_string());
+    }
+  }
   return p;
 }
 

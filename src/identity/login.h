@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/mutex.h"
@@ -33,7 +34,12 @@ struct SignedInPerson {
   std::string issuer;   // iss
   std::string name;     // optional claims, for the consent page
   std::string email;
+  // The ID token's `groups` claim (an array of strings; what most IdPs send when asked for
+  // groups): an approver's groups besides those of the published entities (docs/APPROVALS.md).
+  // At most kMaxIdpGroups, each at most 256 bytes; a claim beyond that is refused.
+  std::vector<std::string> groups;
 };
+inline constexpr size_t kMaxIdpGroups = 256;
 
 class IdentityProvider {
  public:

@@ -152,6 +152,35 @@ TEST_F(LoginKeyFile, LoadsA0600P256KeyAndRefusesOthers) {
   EXPECT_FALSE(LoadLoginPrivateKey((dir_ / "missing.pem").string()).ok());
 }
 
+// The IdP's `groups` claim reaches the signed-in person (approvers' groups); a malformed one
+// refuses the sign-in rather than being half read.
+TEST(LoginIdToken, GroupsClaimIsReadAndAMalformedOneRefused) {
+  auto claims = [](const std::string& groups) {
+    return R"({"iss":"https://idp.test","aud":"custody","sub":"dana","exp":2000,"iat":1000,)"
+           R"("nonce":"n1")" +
+           (groups.empty() ? std::string() : ",\"groups\":" + groups) + "}";
+  };
+  auto p = CheckIdTokenClaims(claims(R"(["finance","sre"])"), "https://idp.test", "custody", "n1",
+                              1500, 60);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->groups, (std::vector<std::string>{"finance", "sre"}));
+  auto none = CheckIdTokenClaims(claims(""), "https://idp.test", "custody", "n1", 1500, 60);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->groups.empty());
+  for (const char* bad : {R"("finance")", R"([1])", R"([""])", R"({"a":1})"}) {
+    EXPECT_EQ(CheckIdTokenClaims(claims(bad), "https://idp.test", "custody", "n1", 1500, 60)
+                  .status()
+                  .code(),
+              StatusCode::kUnauthenticated)
+        << bad;
+  }
+  std::string many = "[";
+  for (size_t i = 0; i <= kMaxIdpGroups; ++i)
+    many += (i ? ",\"g" : "\"g") + std::to_string(i) + "\"";
+  EXPECT_FALSE(
+      CheckIdTokenClaims(claims(many + "]"), "https://idp.test", "custody", "n1", 1500, 60).ok());
+}
+
 TEST(LoginPrivateKeyJwt, OptionsNeedExactlyOneCredential) {
   OidcLoginOptions o;
   o.issuer = "https://idp.test";

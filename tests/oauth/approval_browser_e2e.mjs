@@ -99,7 +99,7 @@ name = "Approval E2E"
 
   // One person: a fresh browser profile opens the link, signs in at the IdP, and is back on the
   // approval page with the form.
-  const signIn = async (user) => {
+  const signIn = async (user, link = approval.url) => {
     const context = await browser.newContext();
     await context.route((u) => u.hostname !== '127.0.0.1' && u.hostname !== 'localhost',
       (route) => route.abort());
@@ -107,7 +107,7 @@ name = "Approval E2E"
     const requests = [];
     page.on('request', (r) => requests.push({ url: r.url(), type: r.resourceType(),
       from: r.frame()?.url() ?? '' }));
-    await page.goto(approval.url);
+    await page.goto(link);
     assert.match(await page.innerText('body'), /Sign in to decide/);
     assert.equal(await page.locator('form').count(), 0, 'a form before signing in');
     await Promise.all([page.waitForNavigation(), page.click('text=Sign in to decide')]);
@@ -118,7 +118,7 @@ name = "Approval E2E"
       }
       await Promise.all([page.waitForNavigation(), page.click('button[type="submit"]')]);
     }
-    assert.equal(page.url(), approval.url, 'not back on the approval page');
+    assert.equal(page.url(), link, 'not back on the approval page');
     await page.waitForSelector('button[value="approve"]');
     assert.match(await page.innerText('body'), new RegExp(`Signed in as ${user}`));
     return { context, page, requests };
@@ -203,6 +203,19 @@ name = "Approval E2E"
   assert.equal(await bob.page.locator('form').count(), 0);
   console.log('ok bob\'s session decides another approval without signing in again: denied');
   await bob.context.close();
+
+  // --- dana: in no group of the published entities, but the IdP's groups claim says finance.
+  const third = await w.http('/v1/actions:authorize', { token: agentToken, body: {
+    target: { server: 'fake', tool: 'echo' }, arguments: { text: 'refund order 44', amount: 700 } } });
+  assert.equal(third.json.decision, 'approval_required', third.text);
+  const dana = await signIn('dana', third.json.approval.url);
+  r = await decide(dana.page, 'approve', 'finance on-call');
+  assert.equal(r.status, 200, r.text);
+  const byDana = (await w.http(`/v1/approvals/${third.json.approval.id}`, { token: w.adminToken })).json;
+  assert.equal(byDana.state, 'approved');
+  assert.equal(byDana.approver, 'dana');
+  console.log('ok dana approves as a member of finance by the IdP\'s groups claim');
+  await dana.context.close();
   let a = await state();
   assert.equal(a.state, 'approved');
   assert.equal(a.approver, 'bob');
@@ -231,10 +244,10 @@ name = "Approval E2E"
   }
   const events = entries.map((e) => e.json.event);
   const signIns = events.filter((e) => e.kind === 'oauth.sign_in' && e.client?.id === 'custody:approvals');
-  assert.deepEqual(signIns.map((e) => e.initiator.id), ['carol', 'alice', 'bob']);
+  assert.deepEqual(signIns.map((e) => e.initiator.id), ['carol', 'alice', 'bob', 'dana']);
   for (const e of signIns) assert.equal(e.initiator.issuer, w.idpIssuer);
   const approved = events.filter((e) => e.kind === 'approval.approve');
-  assert.equal(approved.length, 1);
+  assert.equal(approved.length, 2);
   assert.ok(JSON.stringify(approved[0]).includes(`"oidc:${w.idpIssuer}"`), JSON.stringify(approved[0]));
   assert.ok(!entries.some((e) => e.text.includes(session.value)), 'an approver cookie in the ledger');
   console.log(`ok the ledger (${entries.length} entries) has the approvers' sign-ins and the approval, no cookie`);

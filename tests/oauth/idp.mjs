@@ -31,9 +31,13 @@ export async function startIdp({ port, custodyCallbacks, clientSecret, jwks, aut
     ...(authMethods ? { clientAuthMethods: authMethods } : {}),
     findAccount: (ctx, id) => ({
       accountId: id,
-      claims: () => ({ sub: id, email: `${id}@example.com`, name: id }),
+      // dana's groups come from the IdP only (an approver by the IdP's word, not the entities').
+      claims: () => ({ sub: id, email: `${id}@example.com`, name: id,
+        ...(id === 'dana' ? { groups: ['finance'] } : {}) }),
     }),
-    claims: { openid: ['sub'], email: ['email'], profile: ['name'] },
+    claims: { openid: ['sub'], email: ['email'], profile: ['name', 'groups'] },
+    // The claims of the scopes in the ID token itself, as IdPs configured to send groups do.
+    conformIdTokenClaims: false,
     cookies: { keys: ['custody-oauth-e2e-cookie-key'] },
     features: { devInteractions: { enabled: true } },
   });
