@@ -22,6 +22,10 @@ const kBacklog = 2_000;
 
 type Obj = Record<string, any>;
 
+// Decisions by action id, so an outcome (whose event names neither initiator nor target) shows
+// those of its decision. Bounded like the rows.
+const decisions = new Map<string, Row>();
+
 function toRow(e: StreamedEntry): Row | null {
   const ev = e.event as Obj;
   const kind = String(ev.kind ?? '');
@@ -30,17 +34,23 @@ function toRow(e: StreamedEntry): Row | null {
   const init = (ev.initiator ?? {}) as Obj;
   const target = ((ev.request ?? {}) as Obj).target as Obj | undefined;
   const outcome = (ev.outcome ?? {}) as Obj;
-  return {
+  const decided = kind === 'action.decision' ? undefined : decisions.get(String(ev.action_id ?? ''));
+  const row: Row = {
     index: e.index,
     kind,
     time: String(ev.time ?? ''),
     agent: String(actor.agent ?? ''),
     session: String(actor.session ?? (ev.session as Obj)?.sid ?? ''),
-    initiator: init.id ? `${init.id} (${init.verification ?? '?'})` : '',
-    target: String(target?.key ?? ''),
+    initiator: init.id ? `${init.id} (${init.verification ?? '?'})` : (decided?.initiator ?? ''),
+    target: String(target?.key ?? decided?.target ?? ''),
     decision: kind === 'action.decision' ? String(ev.decision ?? '') : String(outcome.status ?? kind),
     event_id: String(ev.event_id ?? ''),
   };
+  if (kind === 'action.decision') {
+    if (decisions.size >= kMaxRows) decisions.clear();
+    decisions.set(row.event_id, row);
+  }
+  return row;
 }
 
 export const feed = {
@@ -92,5 +102,6 @@ export function stopFeed() {
   feed.stop?.();
   feed.stop = null;
   feed.rows = [];
+  decisions.clear();
   feed.state = 'idle';
 }
