@@ -57,18 +57,6 @@ Result<std::string> ReasonOf(const std::string& body) {
   return reason;
 }
 
-std::vector<std::string> Lines(const std::string& s) {
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while (pos < s.size()) {
-    size_t nl = s.find('\n', pos);
-    if (nl == std::string::npos) nl = s.size();
-    if (nl > pos) out.push_back(s.substr(pos, nl - pos));
-    pos = nl + 1;
-  }
-  return out;
-}
-
 // What the approval page shows besides the approval.
 struct PageView {
   bool sign_in = false;  // [login] is configured: people can sign in and decide here
@@ -79,8 +67,7 @@ struct PageView {
 // The page an approval link opens: what is asked, its state, and (pending) how to decide it:
 // the form for a signed-in approver, else the way to sign in and the approver-token commands.
 std::string Page(const store::ApprovalRow& a, const PageView& v = {}) {
-  std::string groups;
-  for (const auto& g : Lines(a.group)) groups += (groups.empty() ? "" : " and ") + g;
+  const std::string groups = attribution::ApprovalGroupsText(a);
   auto row = [](const char* k, const std::string& v) {
     return "<tr><th>" + std::string(k) + "</th><td>" + HtmlEscape(v) + "</td></tr>";
   };
@@ -184,7 +171,7 @@ json::object ApprovalJson(const store::ApprovalRow& a, const std::string& base_u
                  {"initiator", a.initiator},
                  {"action", a.action},
                  {"target", a.target},
-                 {"groups", StringArray(Lines(a.group))},
+                 {"groups", StringArray(attribution::ApprovalGroups(a))},
                  {"policies", StringArray(SplitSpaces(a.policies))},
                  {"request_action", a.request_action},
                  {"requested_at", Time(a.requested_ms)},

@@ -31,6 +31,12 @@ std::string AttributionService::ApprovalDigest(const std::string& instance, cons
   return "sha256:" + HexEncode(crypto::Sha256(c.ok() ? *c : json::serialize(o)));
 }
 
+std::string ApprovalGroupsText(const ApprovalRow& row) {
+  std::string out;
+  for (const auto& g : ApprovalGroups(row)) out += (out.empty() ? "" : " and ") + g;
+  return out;
+}
+
 std::vector<std::string> ApprovalGroups(const ApprovalRow& row) {
   std::vector<std::string> out;
   size_t pos = 0;

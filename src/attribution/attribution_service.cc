@@ -967,8 +967,6 @@ void AttributionService::Decide(Decision& d) const {
         "allowed by " + (result.reasons.empty() ? std::string("policy") : result.reasons.front());
 }
 
-std::vector<std::string> ApprovalGroups(const ApprovalRow& row);  // approvals.cc
-
 namespace {
 
 std::string JoinLines(const std::vector<std::string>& v) {
@@ -1060,9 +1058,8 @@ void AttributionService::ApplyApproval(Decision& d) {
   result.approval_required = true;
   result.reasons = d.approval_policies;
   if (!opts.base_url.empty()) result.approval_url = opts.base_url + "/approvals/" + row.id;
-  std::string groups;
-  for (const auto& g : d.approval_groups) groups += (groups.empty() ? "" : " and ") + g;
-  result.message = "needs the approval of a member of " + groups + " (approval " + row.id + ")";
+  result.message =
+      "needs the approval of a member of " + ApprovalGroupsText(row) + " (approval " + row.id + ")";
   d.approval = DecisionApprovalOf(row, "required");
   result.approval = std::move(row);
 }

@@ -198,6 +198,11 @@ struct PublishResult {
 
 using containment::ContainResult;
 
+// The approver groups an approval names (ApprovalRow::group holds one per line), and the same
+// for people: `Group::"a" and Group::"b"`.
+std::vector<std::string> ApprovalGroups(const ApprovalRow& row);
+std::string ApprovalGroupsText(const ApprovalRow& row);
+
 // A person deciding an approval, as authenticated by the caller (an approver's admin token, or a
 // sign-in at the company IdP).
 struct Approver {

@@ -23,27 +23,16 @@ constexpr std::chrono::seconds kProgressPeriod{1};
 // Remembered elicitations (approval id -> MCP sessions), for notifications/elicitation/complete.
 constexpr size_t kMaxElicited = 10000;
 
-std::vector<std::string> Lines(const std::string& s) {
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while (pos < s.size()) {
-    size_t nl = s.find('\n', pos);
-    if (nl == std::string::npos) nl = s.size();
-    if (nl > pos) out.push_back(s.substr(pos, nl - pos));
-    pos = nl + 1;
-  }
-  return out;
-}
-
 std::string Groups(const ApprovalRow& row) {
-  std::string out;
-  for (const auto& g : Lines(row.group)) out += (out.empty() ? "" : " and ") + g;
+  std::string out = attribution::ApprovalGroupsText(row);
   return out.empty() ? "the approvers" : out;
 }
 
 // The approval as a refusal's error data names it (docs/MCP.md, "Approvals").
 json::object ApprovalJson(const ApprovalRow& row, const std::string& url) {
-  json::object a{{"id", row.id}, {"state", row.state}, {"groups", StringArray(Lines(row.group))}};
+  json::object a{{"id", row.id},
+                 {"state", row.state},
+                 {"groups", StringArray(attribution::ApprovalGroups(row))}};
   if (!url.empty()) a["url"] = url;
   if (row.expires_ms > 0) {
     a["expires_at"] = FormatRfc3339Millis(TimePoint(std::chrono::milliseconds(row.expires_ms)));
