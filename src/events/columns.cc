@@ -68,7 +68,8 @@ bool IsCustodyKind(std::string_view kind) {
                                                 "approval.approve",
                                                 "approval.deny",
                                                 "approval.expire",
-                                                "approval.cancel"};
+                                                "approval.cancel",
+                                                "action.observed"};
   for (std::string_view k : kKinds) {
     if (k == kind) return true;
   }

@@ -12,6 +12,7 @@
 #include "events/action_events.h"
 #include "events/columns.h"
 #include "events/identity_events.h"
+#include "events/observed_events.h"
 #include "events/recorder.h"
 #include "events/tool_events.h"
 #include "store/stores.h"
@@ -89,7 +90,8 @@ TEST(Columns, EveryBuiltKindIsACustodyKind) {
                                     kind_of(Build(OAuthCodeIssue{})),
                                     kind_of(Build(OAuthTokenIssue{})),
                                     kind_of(Build(OAuthReuse{})),
-                                    kind_of(Build(OAuthClientRegister{}))};
+                                    kind_of(Build(OAuthClientRegister{})),
+                                    kind_of(Build(ActionObserved{}))};
   for (const char* kind :
        {"approval.approve", "approval.deny", "approval.expire", "approval.cancel"}) {
     ApprovalChange change;
@@ -109,7 +111,7 @@ TEST(Columns, EveryBuiltKindIsACustodyKind) {
     EXPECT_TRUE(IsCustodyKind(kind)) << kind;
     kinds.insert(kind);
   }
-  EXPECT_EQ(kinds.size(), 29u);
+  EXPECT_EQ(kinds.size(), 30u);
   for (std::string_view other : {"app.event", "test", "", "action", "action.decision2"}) {
     EXPECT_FALSE(IsCustodyKind(other)) << other;
   }
@@ -382,6 +384,61 @@ TEST(ActionEvents, ContainmentAndPolicyPublishBytesArePinned) {
       Canonical(Build(p)),
       R"({"by":"admin","event_id":"e-5","kind":"policy.publish","policy":{"entities":2,)"
       R"("entities_digest":"sha256:ef","policies":4,"previous":"h1","set_hash":"h2","tripwires":["no-prod"]},"time":"t"})");
+}
+
+// An observed action says it was observed, names the agent as claimed apart from the session it
+// was linked to, and is indexed under that session only.
+TEST(ObservedEvents, ActionObservedBytesArePinnedAndIndexedUnderTheLinkedSession) {
+  ActionObserved e;
+  e.event_id = "e-9";
+  e.time = "t";
+  e.operation = "execute_tool";
+  e.trace_id = "0af7651916cd43dd8448eb211c80319c";
+  e.span_id = "b7ad6b7169203331";
+  e.parent_span_id = "00f067aa0ba902b7";
+  e.span_name = "execute_tool read";
+  e.start_ns = "1";
+  e.end_ns = "2";
+  e.service = "svc";
+  e.tool = "read";
+  e.tool_call_id = "c1";
+  e.claimed_agent_name = "worker";
+  e.registered_agent = "worker";
+  e.session = "s-1";
+  e.session_agent = "worker";
+  e.link = "decision-span";
+  e.decision = "a-1";
+  e.decision_target = "files/read";
+  e.credential_type = "ingest-token";
+  e.credential_id = "0123";
+  e.status_code = "error";
+  e.error_type = "timeout";
+  json::object built = Build(e);
+  EXPECT_EQ(
+      Canonical(built),
+      R"({"actor":{"agent":"worker","session":"s-1"},)"
+      R"("claimed_agent":{"id":"","name":"worker","registered":"worker"},)"
+      R"("credential":{"id":"0123","type":"ingest-token"},"event_id":"e-9",)"
+      R"("kind":"action.observed",)"
+      R"("link":{"asserted_by":"ingest-token:0123","decision":"a-1",)"
+      R"("decision_target":"files/read","how":"decision-span","session":"s-1",)"
+      R"("verification":"asserted"},"observed":true,"operation":"execute_tool",)"
+      R"("span":{"end_ns":"2","name":"execute_tool read","parent_span_id":"00f067aa0ba902b7",)"
+      R"("service":"svc","span_id":"b7ad6b7169203331","start_ns":"1",)"
+      R"("trace_id":"0af7651916cd43dd8448eb211c80319c"},)"
+      R"("status":{"code":"error","error_type":"timeout","message":""},"time":"t",)"
+      R"("tool":{"call_id":"c1","mcp_method":"","name":"read"}})");
+  auto c = ColumnsOf(built);
+  EXPECT_EQ(c.session, "s-1");
+  EXPECT_EQ(c.agent, "worker");
+  // Sent with the session's own token: verified, no asserted_by; unlinked: indexed under nobody.
+  e.link_verified = true;
+  EXPECT_FALSE(Build(e).at("link").as_object().contains("asserted_by"));
+  e.session = e.session_agent = "";
+  e.link = "none";
+  c = ColumnsOf(Build(e));
+  EXPECT_EQ(c.session, "");
+  EXPECT_EQ(c.agent, "");
 }
 
 TEST(ToolEvents, DefinitionChangeAndApproveBytesArePinned) {
