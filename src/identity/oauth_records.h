@@ -1,6 +1,7 @@
-// The authorization code flow's stored values (identity/authorization_server.h): refresh token
-// families and remembered consents. Plain values; store::IdentityStore keeps them in identity.db
-// so that they survive a restart. A refresh token itself is never stored: only its SHA-256.
+// The authorization code flow's stored values (identity/authorization_server.h): authorization
+// codes, refresh token families and remembered consents. Plain values; store::IdentityStore keeps
+// them in identity.db so that they survive a restart. A refresh token itself is never stored: only
+// its SHA-256.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +37,28 @@ struct RefreshFamily {
 struct RefreshLookup {
   RefreshFamily family;
   bool current = false;
+};
+
+// An authorization code issued at /oauth2/authorize, redeemed once at POST /oauth2/token. Kept in
+// the identity store so that every node redeems it (the token request is server to server: no
+// browser stickiness pins it to the node that issued the code); only its SHA-256 is the key.
+struct AuthorizationCode {
+  std::string code_id;  // the code's id in events (never the code)
+  std::string client_id, redirect_uri, code_challenge, resource, agent;
+  ScopeSet scopes;
+  // The signed-in person (identity/login.h SignedInPerson).
+  std::string subject, issuer, name, email;
+  std::vector<std::string> groups;
+  int64_t expires_at = 0;
+  bool used = false;
+  std::string sid, family_id;  // what the first use issued ("" until noted)
+};
+
+// What redeeming a code found: the code (its sid and family as noted so far), and whether this
+// redemption was the first (false: the code was used before, so this is reuse).
+struct CodeRedemption {
+  AuthorizationCode code;
+  bool first = false;
 };
 
 // A person's consent to a client acting as its agent with these scopes; remembered until revoked.

@@ -1,5 +1,6 @@
 // IdentityStore: durable state of the identity module: agents, sessions (the delegation tree),
-// revoked credentials, used client-assertion ids (replay protection) and token signing keys.
+// revoked credentials, used client-assertion ids (replay protection), token signing keys, and the
+// authorization code flow's codes, refresh token families and consents.
 // The values are the identity module's own (identity/agent.h, identity/records.h, in the small
 // custody_identity_model library), so store/ depends on them and identity's services depend on
 // store/. Implementations are thread-safe: SqliteIdentityStore (store/sqlite/) and
@@ -108,6 +109,38 @@ class IdentityStore {
     (void)family_id, (void)reason, (void)now;
     return InternalError("refresh tokens are not supported by this store");
   }
+  // Authorization codes, keyed by the SHA-256 (hex) of the code, never the code itself; shared
+  // by every node of a deployment, so a code issued at one is redeemed at another.
+  // AlreadyExists if the hash is taken.
+  virtual Status CreateAuthorizationCode(const identity::AuthorizationCode& code,
+                                         const std::string& code_sha256) {
+    (void)code, (void)code_sha256;
+    return InternalError("authorization codes are not supported by this store");
+  }
+  // Marks the code used and returns it, in one atomic step: of any number of redemptions (on
+  // any nodes) exactly one is `first`. A later one also marks the code reused, which
+  // NoteAuthorizationCodeIssued reports. The code is returned whether or not it expired (the
+  // caller checks). NotFound for an unknown (or purged) hash.
+  virtual Result<identity::CodeRedemption> RedeemAuthorizationCode(const std::string& code_sha256) {
+    (void)code_sha256;
+    return InternalError("authorization codes are not supported by this store");
+  }
+  // Records what the first use issued (its session and refresh family), so that a reuse revokes
+  // them. Returns true when the code was redeemed again before this note (the reuse found
+  // nothing to revoke: the caller revokes what it issued). NotFound for an unknown hash.
+  virtual Result<bool> NoteAuthorizationCodeIssued(const std::string& code_sha256,
+                                                   const std::string& sid,
+                                                   const std::string& family_id) {
+    (void)code_sha256, (void)sid, (void)family_id;
+    return InternalError("authorization codes are not supported by this store");
+  }
+  // Deletes the codes expired at `now`; a used code is kept `used_grace_s` longer, so that its
+  // reuse is detected (and revokes what its first use issued) rather than answered "unknown".
+  virtual Status PurgeAuthorizationCodes(int64_t now, int64_t used_grace_s) {
+    (void)now, (void)used_grace_s;
+    return InternalError("authorization codes are not supported by this store");
+  }
+
   // Inserts or replaces the consent of (initiator_issuer, initiator, client_id).
   virtual Status PutConsent(const identity::Consent& consent) {
     (void)consent;

@@ -26,9 +26,9 @@ namespace fs = std::filesystem;
 constexpr int64_t kCurrentVersion = 1;
 // mcp.db is at version 2 (resources and prompts pinned beside tools).
 constexpr int64_t kMcpVersion = 2;
-// identity.db is at version 2 (refresh token families and consents of the authorization code
-// flow).
-constexpr int64_t kIdentityVersion = 2;
+// identity.db is at version 3 (refresh token families and consents of the authorization code
+// flow, then its authorization codes).
+constexpr int64_t kIdentityVersion = 3;
 // attribution.db is at version 3 (session counters kept in the store, for several nodes; then
 // approvals).
 constexpr int64_t kAttributionVersion = 3;

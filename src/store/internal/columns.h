@@ -31,6 +31,11 @@ inline constexpr const char* kSessionColumns =
 inline constexpr const char* kFamilyColumns =
     "family_id, client_id, agent, instance, initiator, initiator_issuer, scopes, resource, "
     "created_at, expires_at, revoked, revoked_at, revoke_reason, current_sha256";
+// An authorization code's row, without its key (code_sha256); `groups_json` is a JSON array
+// (internal/string_list.h): group names may hold spaces.
+inline constexpr const char* kCodeColumns =
+    "code_id, client_id, redirect_uri, code_challenge, resource, agent, scopes, subject, issuer, "
+    "name, email, groups_json, expires_at, used, sid, family_id";
 inline constexpr const char* kConsentColumns =
     "client_id, initiator_issuer, initiator, agent, scopes, granted_at";
 

@@ -220,6 +220,46 @@ Result<identity::RefreshFamily> MemoryIdentityStore::RevokeRefreshFamily(
   return f;
 }
 
+Status MemoryIdentityStore::CreateAuthorizationCode(const identity::AuthorizationCode& code,
+                                                    const std::string& code_sha256) {
+  MutexLock lock(mu_);
+  if (!codes_.emplace(code_sha256, StoredCode{code, false}).second) {
+    return AlreadyExistsError("authorization code hash exists");
+  }
+  return OkStatus();
+}
+
+Result<identity::CodeRedemption> MemoryIdentityStore::RedeemAuthorizationCode(
+    const std::string& code_sha256) {
+  MutexLock lock(mu_);
+  auto it = codes_.find(code_sha256);
+  if (it == codes_.end()) return NotFoundError("unknown authorization code");
+  StoredCode& c = it->second;
+  bool first = !c.code.used;
+  if (!first) c.reused = true;
+  c.code.used = true;
+  return identity::CodeRedemption{c.code, first};
+}
+
+Result<bool> MemoryIdentityStore::NoteAuthorizationCodeIssued(const std::string& code_sha256,
+                                                              const std::string& sid,
+                                                              const std::string& family_id) {
+  MutexLock lock(mu_);
+  auto it = codes_.find(code_sha256);
+  if (it == codes_.end()) return NotFoundError("unknown authorization code");
+  it->second.code.sid = sid;
+  it->second.code.family_id = family_id;
+  return it->second.reused;
+}
+
+Status MemoryIdentityStore::PurgeAuthorizationCodes(int64_t now, int64_t used_grace_s) {
+  MutexLock lock(mu_);
+  std::erase_if(codes_, [&](const auto& kv) {
+    return kv.second.code.expires_at + (kv.second.code.used ? used_grace_s : 0) <= now;
+  });
+  return OkStatus();
+}
+
 Status MemoryIdentityStore::PutConsent(const identity::Consent& consent) {
   MutexLock lock(mu_);
   consents_[{consent.client_id, consent.initiator_issuer, consent.initiator}] = consent;

@@ -43,6 +43,12 @@ class MemoryIdentityStore final : public IdentityStore {
   Result<identity::RefreshFamily> RevokeRefreshFamily(const std::string& family_id,
                                                       const std::string& reason,
                                                       int64_t now) override;
+  Status CreateAuthorizationCode(const identity::AuthorizationCode& code,
+                                 const std::string& code_sha256) override;
+  Result<identity::CodeRedemption> RedeemAuthorizationCode(const std::string& code_sha256) override;
+  Result<bool> NoteAuthorizationCodeIssued(const std::string& code_sha256, const std::string& sid,
+                                           const std::string& family_id) override;
+  Status PurgeAuthorizationCodes(int64_t now, int64_t used_grace_s) override;
   Status PutConsent(const identity::Consent& consent) override;
   Result<identity::Consent> GetConsent(const std::string& initiator_issuer,
                                        const std::string& initiator,
@@ -70,6 +76,11 @@ class MemoryIdentityStore final : public IdentityStore {
   };
   std::map<std::string, Family> families_ GUARDED_BY(mu_);             // by family id
   std::map<std::string, std::string> refresh_hashes_ GUARDED_BY(mu_);  // hash -> family id
+  struct StoredCode {
+    identity::AuthorizationCode code;
+    bool reused = false;  // redeemed again after its first use
+  };
+  std::map<std::string, StoredCode> codes_ GUARDED_BY(mu_);  // by SHA-256 of the code
   // (client_id, issuer, initiator) -> consent
   std::map<std::tuple<std::string, std::string, std::string>, identity::Consent> consents_
       GUARDED_BY(mu_);

@@ -1,12 +1,16 @@
 #include "store/postgres/pg_identity_store.h"
 
 #include "store/internal/columns.h"
+#include "store/internal/string_list.h"
 #include "store/postgres/pg_schema.h"
 
 namespace custody::store {
 
+using internal::DecodeStringList;
+using internal::EncodeStringList;
 using internal::JoinSpaces;
 using internal::kAgentColumns;
+using internal::kCodeColumns;
 using internal::kConsentColumns;
 using internal::kFamilyColumns;
 using internal::kSessionColumns;
@@ -100,7 +104,32 @@ CREATE TABLE consents(
   granted_at BIGINT NOT NULL,
   PRIMARY KEY(client_id, initiator_issuer, initiator));
 )sql";
-constexpr const char* kSchemaSteps[] = {kSchemaV1};
+// Version 2: authorization codes (keyed by their SHA-256), so that the node a client's token
+// request reaches redeems a code another node issued; `reused` marks a redemption after the
+// first.
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE authorization_codes(
+  code_sha256 TEXT PRIMARY KEY,
+  code_id TEXT NOT NULL,
+  client_id TEXT NOT NULL,
+  redirect_uri TEXT NOT NULL,
+  code_challenge TEXT NOT NULL,
+  resource TEXT NOT NULL,
+  agent TEXT NOT NULL,
+  scopes TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  issuer TEXT NOT NULL,
+  name TEXT NOT NULL,
+  email TEXT NOT NULL,
+  groups_json TEXT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  used BOOLEAN NOT NULL DEFAULT false,
+  sid TEXT NOT NULL DEFAULT '',
+  family_id TEXT NOT NULL DEFAULT '',
+  reused BOOLEAN NOT NULL DEFAULT false);
+CREATE INDEX authorization_codes_expiry ON authorization_codes(expires_at);
+)sql";
+constexpr const char* kSchemaSteps[] = {kSchemaV1, kSchemaV2};
 
 PgParam PgBool(bool b) { return PgText(b ? "true" : "false"); }
 bool Bool(const PgRows& rows, int i, int c) { return rows.Text(i, c) == "t"; }
@@ -250,6 +279,28 @@ Result<identity::RefreshFamily> ReadFamily(Conn& c, const std::string& family_id
                           {PgText(family_id)}));
   for (int i = 0; i < sessions.size(); ++i) f.sessions.emplace_back(sessions.Text(i, 0));
   return f;
+}
+
+identity::AuthorizationCode ReadCode(const PgRows& rows, int i) {
+  auto t = [&](int c) { return std::string(rows.Text(i, c)); };
+  identity::AuthorizationCode c;
+  c.code_id = t(0);
+  c.client_id = t(1);
+  c.redirect_uri = t(2);
+  c.code_challenge = t(3);
+  c.resource = t(4);
+  c.agent = t(5);
+  c.scopes = SplitSpaces(rows.Text(i, 6));
+  c.subject = t(7);
+  c.issuer = t(8);
+  c.name = t(9);
+  c.email = t(10);
+  c.groups = DecodeStringList(rows.Text(i, 11));
+  c.expires_at = rows.Int(i, 12);
+  c.used = Bool(rows, i, 13);
+  c.sid = t(14);
+  c.family_id = t(15);
+  return c;
 }
 
 identity::Consent ReadConsent(const PgRows& rows, int i) {
@@ -600,6 +651,59 @@ Result<identity::RefreshFamily> PgIdentityStore::RevokeRefreshFamily(const std::
                             {PgText(family_id), PgInt(now), PgText(reason)})
                       .status());
   return ReadFamily(*db_, family_id, nullptr, /*with_sessions=*/true);
+}
+
+Status PgIdentityStore::CreateAuthorizationCode(const identity::AuthorizationCode& c,
+                                                const std::string& code_sha256) {
+  Status st =
+      db_->Exec("store authorization code",
+                std::string("INSERT INTO authorization_codes(") + kCodeColumns +
+                    ", code_sha256) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
+                    "$13, $14, $15, $16, $17)",
+                {PgText(c.code_id), PgText(c.client_id), PgText(c.redirect_uri),
+                 PgText(c.code_challenge), PgText(c.resource), PgText(c.agent),
+                 PgText(JoinSpaces(c.scopes)), PgText(c.subject), PgText(c.issuer), PgText(c.name),
+                 PgText(c.email), PgText(EncodeStringList(c.groups)), PgInt(c.expires_at),
+                 PgBool(c.used), PgText(c.sid), PgText(c.family_id), PgText(code_sha256)})
+          .status();
+  if (st.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExistsError("authorization code hash exists");
+  }
+  return st;
+}
+
+Result<identity::CodeRedemption> PgIdentityStore::RedeemAuthorizationCode(
+    const std::string& code_sha256) {
+  // One statement: the row lock orders concurrent redemptions on every node, and the SET's
+  // right-hand sides read the row as it was, so `reused` comes back true for all but the first.
+  ASSIGN_OR_RETURN(PgRows rows,
+                   db_->Exec("redeem authorization code",
+                             std::string("UPDATE authorization_codes SET reused = used, used = "
+                                         "true WHERE code_sha256 = $1 RETURNING ") +
+                                 kCodeColumns + ", reused",
+                             {PgText(code_sha256)}));
+  if (rows.size() == 0) return NotFoundError("unknown authorization code");
+  return identity::CodeRedemption{ReadCode(rows, 0), !Bool(rows, 0, 16)};
+}
+
+Result<bool> PgIdentityStore::NoteAuthorizationCodeIssued(const std::string& code_sha256,
+                                                          const std::string& sid,
+                                                          const std::string& family_id) {
+  ASSIGN_OR_RETURN(PgRows rows, db_->Exec("note authorization code issuance",
+                                          "UPDATE authorization_codes SET sid = $2, family_id = "
+                                          "$3 WHERE code_sha256 = $1 RETURNING reused",
+                                          {PgText(code_sha256), PgText(sid), PgText(family_id)}));
+  if (rows.size() == 0) return NotFoundError("unknown authorization code");
+  return Bool(rows, 0, 0);
+}
+
+Status PgIdentityStore::PurgeAuthorizationCodes(int64_t now, int64_t used_grace_s) {
+  return db_
+      ->Exec("purge authorization codes",
+             "DELETE FROM authorization_codes WHERE expires_at + (CASE WHEN used THEN "
+             "$2::bigint ELSE 0 END) <= $1::bigint",
+             {PgInt(now), PgInt(used_grace_s)})
+      .status();
 }
 
 Status PgIdentityStore::PutConsent(const identity::Consent& c) {

@@ -1,7 +1,8 @@
-// PgIdentityStore: IdentityStore in PostgreSQL (component "identity", version 1): the same
-// tables as identity.db (agents, sessions, revoked and used jtis, signing keys, refresh token
-// families, consents), shared by the nodes of a deployment so that a token issued at one node
-// verifies at another and a revocation at one is seen by all.
+// PgIdentityStore: IdentityStore in PostgreSQL (component "identity", version 2): the same
+// tables as identity.db (agents, sessions, revoked and used jtis, signing keys, authorization
+// codes, refresh token families, consents), shared by the nodes of a deployment so that a token
+// issued at one node verifies at another, a code issued at one is redeemed at another, and a
+// revocation at one is seen by all.
 //
 // Races between nodes are settled by row locks, not by a process-wide mutex: a session insert
 // holds its parent's and its agent's rows FOR SHARE while it checks and inserts, so a
@@ -62,6 +63,12 @@ class PgIdentityStore final : public IdentityStore {
   Result<identity::RefreshFamily> RevokeRefreshFamily(const std::string& family_id,
                                                       const std::string& reason,
                                                       int64_t now) override;
+  Status CreateAuthorizationCode(const identity::AuthorizationCode& code,
+                                 const std::string& code_sha256) override;
+  Result<identity::CodeRedemption> RedeemAuthorizationCode(const std::string& code_sha256) override;
+  Result<bool> NoteAuthorizationCodeIssued(const std::string& code_sha256, const std::string& sid,
+                                           const std::string& family_id) override;
+  Status PurgeAuthorizationCodes(int64_t now, int64_t used_grace_s) override;
   Status PutConsent(const identity::Consent& consent) override;
   Result<identity::Consent> GetConsent(const std::string& initiator_issuer,
                                        const std::string& initiator,

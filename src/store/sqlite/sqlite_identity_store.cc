@@ -5,12 +5,16 @@
 #include <functional>
 
 #include "store/internal/columns.h"
+#include "store/internal/string_list.h"
 #include "store/sqlite/sqlite_schema.h"
 
 namespace custody::store {
 
+using internal::DecodeStringList;
+using internal::EncodeStringList;
 using internal::JoinSpaces;
 using internal::kAgentColumns;
+using internal::kCodeColumns;
 using internal::kConsentColumns;
 using internal::kFamilyColumns;
 using internal::kSessionColumns;
@@ -109,7 +113,31 @@ CREATE TABLE consents(
   granted_at INTEGER NOT NULL,
   PRIMARY KEY(client_id, initiator_issuer, initiator));
 )sql";
-constexpr const char* kSchemaSteps[] = {kSchemaV1, kSchemaV2};
+// Version 3: authorization codes (keyed by their SHA-256), shared with the other nodes in
+// PostgreSQL and here for the same code path; `reused` marks a redemption after the first.
+constexpr const char* kSchemaV3 = R"sql(
+CREATE TABLE authorization_codes(
+  code_sha256 TEXT PRIMARY KEY,
+  code_id TEXT NOT NULL,
+  client_id TEXT NOT NULL,
+  redirect_uri TEXT NOT NULL,
+  code_challenge TEXT NOT NULL,
+  resource TEXT NOT NULL,
+  agent TEXT NOT NULL,
+  scopes TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  issuer TEXT NOT NULL,
+  name TEXT NOT NULL,
+  email TEXT NOT NULL,
+  groups_json TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  used INTEGER NOT NULL DEFAULT 0,
+  sid TEXT NOT NULL DEFAULT '',
+  family_id TEXT NOT NULL DEFAULT '',
+  reused INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX authorization_codes_expiry ON authorization_codes(expires_at);
+)sql";
+constexpr const char* kSchemaSteps[] = {kSchemaV1, kSchemaV2, kSchemaV3};
 
 void BindAgent(Stmt& s, const Agent& a) {
   s.Bind(1, a.name)
@@ -663,6 +691,103 @@ Result<identity::RefreshFamily> SqliteIdentityStore::RevokeRefreshFamily(
   if (u.Step() != SQLITE_DONE) return db_->Error("revoke refresh family");
   u.Reset();
   return ReadFamilyLocked(family_id, nullptr, /*with_sessions=*/true);
+}
+
+namespace {
+
+identity::AuthorizationCode ReadCode(const Stmt& s) {
+  identity::AuthorizationCode c;
+  c.code_id = s.Text(0);
+  c.client_id = s.Text(1);
+  c.redirect_uri = s.Text(2);
+  c.code_challenge = s.Text(3);
+  c.resource = s.Text(4);
+  c.agent = s.Text(5);
+  c.scopes = SplitSpaces(s.Text(6));
+  c.subject = s.Text(7);
+  c.issuer = s.Text(8);
+  c.name = s.Text(9);
+  c.email = s.Text(10);
+  c.groups = DecodeStringList(s.Text(11));
+  c.expires_at = s.Int(12);
+  c.used = s.Int(13) != 0;
+  c.sid = s.Text(14);
+  c.family_id = s.Text(15);
+  return c;
+}
+
+}  // namespace
+
+Status SqliteIdentityStore::CreateAuthorizationCode(const identity::AuthorizationCode& c,
+                                                    const std::string& code_sha256) {
+  MutexLock lock(mu_);
+  std::string sql = std::string("INSERT INTO authorization_codes(") + kCodeColumns +
+                    ", code_sha256) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,"
+                    "?16,?17)";
+  Stmt s(*db_, sql.c_str());
+  if (!s.ok()) return db_->Error("prepare");
+  s.Bind(1, c.code_id).Bind(2, c.client_id).Bind(3, c.redirect_uri).Bind(4, c.code_challenge);
+  s.Bind(5, c.resource).Bind(6, c.agent).Bind(7, JoinSpaces(c.scopes)).Bind(8, c.subject);
+  s.Bind(9, c.issuer).Bind(10, c.name).Bind(11, c.email).Bind(12, EncodeStringList(c.groups));
+  s.Bind(13, c.expires_at).Bind(14, int64_t{c.used ? 1 : 0}).Bind(15, c.sid);
+  s.Bind(16, c.family_id).Bind(17, code_sha256);
+  int rc = s.Step();
+  if (rc == SQLITE_CONSTRAINT) return AlreadyExistsError("authorization code hash exists");
+  if (rc != SQLITE_DONE) return db_->Error("store authorization code");
+  return OkStatus();
+}
+
+Result<identity::CodeRedemption> SqliteIdentityStore::RedeemAuthorizationCode(
+    const std::string& code_sha256) {
+  // The writer's mutex makes the read and the mark one step (the file has one process).
+  MutexLock lock(mu_);
+  identity::CodeRedemption out;
+  {
+    std::string sql =
+        std::string("SELECT ") + kCodeColumns + " FROM authorization_codes WHERE code_sha256=?1";
+    Stmt s(*db_, sql.c_str());
+    if (!s.ok()) return db_->Error("prepare");
+    s.Bind(1, code_sha256);
+    int rc = s.Step();
+    if (rc == SQLITE_DONE) return NotFoundError("unknown authorization code");
+    if (rc != SQLITE_ROW) return db_->Error("read authorization code");
+    out.code = ReadCode(s);
+  }
+  out.first = !out.code.used;
+  Stmt u(*db_, "UPDATE authorization_codes SET reused=used, used=1 WHERE code_sha256=?1");
+  if (!u.ok()) return db_->Error("prepare");
+  u.Bind(1, code_sha256);
+  if (u.Step() != SQLITE_DONE) return db_->Error("redeem authorization code");
+  out.code.used = true;
+  return out;
+}
+
+Result<bool> SqliteIdentityStore::NoteAuthorizationCodeIssued(const std::string& code_sha256,
+                                                              const std::string& sid,
+                                                              const std::string& family_id) {
+  MutexLock lock(mu_);
+  Stmt u(*db_, "UPDATE authorization_codes SET sid=?2, family_id=?3 WHERE code_sha256=?1");
+  if (!u.ok()) return db_->Error("prepare");
+  u.Bind(1, code_sha256).Bind(2, sid).Bind(3, family_id);
+  if (u.Step() != SQLITE_DONE) return db_->Error("note authorization code issuance");
+  if (db_->changes() == 0) return NotFoundError("unknown authorization code");
+  u.Reset();
+  Stmt q(*db_, "SELECT reused FROM authorization_codes WHERE code_sha256=?1");
+  if (!q.ok()) return db_->Error("prepare");
+  q.Bind(1, code_sha256);
+  if (q.Step() != SQLITE_ROW) return db_->Error("read authorization code");
+  return q.Int(0) != 0;
+}
+
+Status SqliteIdentityStore::PurgeAuthorizationCodes(int64_t now, int64_t used_grace_s) {
+  MutexLock lock(mu_);
+  Stmt s(*db_,
+         "DELETE FROM authorization_codes WHERE expires_at + (CASE WHEN used=1 THEN ?2 ELSE 0 "
+         "END) <= ?1");
+  if (!s.ok()) return db_->Error("prepare");
+  s.Bind(1, now).Bind(2, used_grace_s);
+  if (s.Step() != SQLITE_DONE) return db_->Error("purge authorization codes");
+  return OkStatus();
 }
 
 Status SqliteIdentityStore::PutConsent(const identity::Consent& c) {

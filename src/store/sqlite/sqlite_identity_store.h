@@ -54,6 +54,12 @@ class SqliteIdentityStore final : public IdentityStore {
   Result<identity::RefreshFamily> RevokeRefreshFamily(const std::string& family_id,
                                                       const std::string& reason,
                                                       int64_t now) override;
+  Status CreateAuthorizationCode(const identity::AuthorizationCode& code,
+                                 const std::string& code_sha256) override;
+  Result<identity::CodeRedemption> RedeemAuthorizationCode(const std::string& code_sha256) override;
+  Result<bool> NoteAuthorizationCodeIssued(const std::string& code_sha256, const std::string& sid,
+                                           const std::string& family_id) override;
+  Status PurgeAuthorizationCodes(int64_t now, int64_t used_grace_s) override;
   Status PutConsent(const identity::Consent& consent) override;
   Result<identity::Consent> GetConsent(const std::string& initiator_issuer,
                                        const std::string& initiator,

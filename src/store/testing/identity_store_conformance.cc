@@ -427,6 +427,141 @@ TEST_P(IdentityStoreConformance, RefreshRotationsAppendSessionsInOrder) {
   EXPECT_EQ(store_->RevokeRefreshFamily("fam-2", "test", 1)->sessions, (Strings{"s1"}));
 }
 
+identity::AuthorizationCode MakeCode(const std::string& code_id, int64_t expires_at = 1060) {
+  identity::AuthorizationCode c;
+  c.code_id = code_id;
+  c.client_id = "https://client.example/metadata.json";
+  c.redirect_uri = "http://127.0.0.1:3334/callback?x=1";
+  c.code_challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+  c.resource = "https://custody.example/mcp";
+  c.agent = "planner";
+  c.scopes = {"db/read", "github/*"};
+  c.subject = "alice";
+  c.issuer = "https://idp.example";
+  c.name = "Alice Liddell";
+  c.email = "alice@example.com";
+  c.groups = {"Finance Team", "a\"quoted\" one", "line\nbreak"};
+  c.expires_at = expires_at;
+  return c;
+}
+
+// Authorization codes: every field kept (the key is the code's hash), redeemed once: the first
+// redemption says so, every later one says reuse and shows what the first use issued.
+TEST_P(IdentityStoreConformance, AuthorizationCodesKeepEveryFieldAndAreRedeemedOnce) {
+  identity::AuthorizationCode c = MakeCode("code-1");
+  Status created = store_->CreateAuthorizationCode(c, "hc1");
+  ASSERT_TRUE(created.ok()) << created.ToString();
+  EXPECT_EQ(store_->CreateAuthorizationCode(MakeCode("code-2"), "hc1").code(),
+            StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->RedeemAuthorizationCode("nope").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->NoteAuthorizationCodeIssued("nope", "s", "f").status().code(),
+            StatusCode::kNotFound);
+
+  auto first = store_->RedeemAuthorizationCode("hc1");
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_TRUE(first->first);
+  const identity::AuthorizationCode& got = first->code;
+  EXPECT_EQ(got.code_id, "code-1");
+  EXPECT_EQ(got.client_id, c.client_id);
+  EXPECT_EQ(got.redirect_uri, c.redirect_uri);
+  EXPECT_EQ(got.code_challenge, c.code_challenge);
+  EXPECT_EQ(got.resource, c.resource);
+  EXPECT_EQ(got.agent, "planner");
+  EXPECT_EQ(got.scopes, c.scopes);
+  EXPECT_EQ(got.subject, "alice");
+  EXPECT_EQ(got.issuer, "https://idp.example");
+  EXPECT_EQ(got.name, c.name);
+  EXPECT_EQ(got.email, c.email);
+  EXPECT_EQ(got.groups, c.groups) << "group names keep their spaces, quotes and newlines";
+  EXPECT_EQ(got.expires_at, 1060);
+  EXPECT_TRUE(got.used);
+  EXPECT_EQ(got.sid, "");
+  EXPECT_EQ(got.family_id, "");
+
+  auto noted = store_->NoteAuthorizationCodeIssued("hc1", "s1", "fam-1");
+  ASSERT_TRUE(noted.ok()) << noted.status().ToString();
+  EXPECT_FALSE(*noted) << "nobody presented the code again yet";
+
+  auto second = store_->RedeemAuthorizationCode("hc1");
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_FALSE(second->first) << "a second redemption is reuse";
+  EXPECT_EQ(second->code.sid, "s1") << "reuse finds what the first use issued";
+  EXPECT_EQ(second->code.family_id, "fam-1");
+  EXPECT_FALSE(store_->RedeemAuthorizationCode("hc1")->first);
+}
+
+// A reuse that lands before the first use noted what it issued finds nothing to revoke: the
+// note tells the first use, which revokes it itself.
+TEST_P(IdentityStoreConformance, AReuseBeforeTheNoteIsReportedByTheNote) {
+  ASSERT_TRUE(store_->CreateAuthorizationCode(MakeCode("code-1"), "hc1").ok());
+  ASSERT_TRUE(store_->CreateAuthorizationCode(MakeCode("code-2"), "hc2").ok());
+  ASSERT_TRUE(store_->RedeemAuthorizationCode("hc1")->first);
+  auto reuse = store_->RedeemAuthorizationCode("hc1");
+  ASSERT_TRUE(reuse.ok());
+  EXPECT_FALSE(reuse->first);
+  EXPECT_EQ(reuse->code.family_id, "");
+  auto noted = store_->NoteAuthorizationCodeIssued("hc1", "s1", "fam-1");
+  ASSERT_TRUE(noted.ok()) << noted.status().ToString();
+  EXPECT_TRUE(*noted) << "the code was reused while its first use was being answered";
+  EXPECT_TRUE(store_->RedeemAuthorizationCode("hc2")->first) << "codes are independent";
+}
+
+// Redemptions racing on one code (as from several nodes): exactly one is first.
+TEST_P(IdentityStoreConformance, RacingRedemptionsHaveExactlyOneFirst) {
+  constexpr int kCodes = 4;
+  constexpr int kThreads = 8;
+  for (int c = 0; c < kCodes; ++c) {
+    ASSERT_TRUE(store_
+                    ->CreateAuthorizationCode(MakeCode("code-" + std::to_string(c)),
+                                              "hc" + std::to_string(c))
+                    .ok());
+  }
+  std::atomic<int> firsts[kCodes] = {};
+  std::atomic<int> failures{0};
+  std::atomic<bool> go{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      while (!go.load()) std::this_thread::yield();
+      for (int c = 0; c < kCodes; ++c) {
+        auto r = store_->RedeemAuthorizationCode("hc" + std::to_string(c));
+        if (!r.ok()) {
+          ++failures;
+        } else if (r->first) {
+          ++firsts[c];
+        }
+      }
+    });
+  }
+  go = true;
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  for (int c = 0; c < kCodes; ++c) EXPECT_EQ(firsts[c].load(), 1) << "code " << c;
+}
+
+// Purging drops expired codes, but keeps a used one for the grace period so that its reuse is
+// still detected rather than answered "unknown".
+TEST_P(IdentityStoreConformance, PurgeKeepsUsedCodesForTheGracePeriod) {
+  ASSERT_TRUE(store_->CreateAuthorizationCode(MakeCode("unused", 1060), "h-unused").ok());
+  ASSERT_TRUE(store_->CreateAuthorizationCode(MakeCode("used", 1060), "h-used").ok());
+  ASSERT_TRUE(store_->CreateAuthorizationCode(MakeCode("live", 2000), "h-live").ok());
+  ASSERT_TRUE(store_->RedeemAuthorizationCode("h-used")->first);
+  ASSERT_TRUE(store_->PurgeAuthorizationCodes(1059, 600).ok());
+  EXPECT_TRUE(store_->RedeemAuthorizationCode("h-unused")->first) << "not expired yet";
+  ASSERT_TRUE(store_->CreateAuthorizationCode(MakeCode("unused2", 1060), "h-unused2").ok());
+  ASSERT_TRUE(store_->PurgeAuthorizationCodes(1060, 600).ok());
+  EXPECT_EQ(store_->RedeemAuthorizationCode("h-unused2").status().code(), StatusCode::kNotFound)
+      << "an expired, unused code is gone";
+  auto used = store_->RedeemAuthorizationCode("h-used");
+  ASSERT_TRUE(used.ok()) << "a used code outlives its expiry by the grace period";
+  EXPECT_FALSE(used->first);
+  EXPECT_TRUE(store_->RedeemAuthorizationCode("h-live")->first);
+  ASSERT_TRUE(store_->PurgeAuthorizationCodes(1660, 600).ok());
+  EXPECT_EQ(store_->RedeemAuthorizationCode("h-used").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->RedeemAuthorizationCode("h-unused").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->RedeemAuthorizationCode("h-live").ok()) << "used at 1060, expires at 2000";
+}
+
 TEST_P(IdentityStoreConformance, ConsentsArePerPersonAndClientAndCanBeDeleted) {
   identity::Consent c{"https://idp.example", "alice", "client-a", "planner", {"db/read"}, 10};
   Status put = store_->PutConsent(c);

@@ -2,8 +2,9 @@
 // agents (AlreadyExists, NotFound, every field kept), sessions and SessionTree's order,
 // cascading revocation that returns only what it revoked now, an agent's sessions revoked at
 // once, no session stored below a revoked parent or for a disabled agent, concurrent
-// CreateSessionAsync calls each answered once, revoked and used jtis, signing keys. Cases in
-// identity_store_conformance.cc.
+// CreateSessionAsync calls each answered once, revoked and used jtis, signing keys, authorization
+// codes redeemed exactly once (also by racing threads) and purged after a grace period, refresh
+// families, consents. Cases in identity_store_conformance.cc.
 #pragma once
 
 #include "store/identity_store.h"
