@@ -26,9 +26,10 @@ struct ActionObserved {
   std::string claimed_agent_id, claimed_agent_name, registered_agent;
   // The Custody session the span was linked to ("" for none) and that session's agent.
   std::string session, session_agent;
-  // How: "decision-span" (its parent is a Custody decision's span), "session-attribute"
-  // (custody.session.id), "baggage", "session-token" (sent with the session's own token), or
-  // "none" (attributed to what the telemetry claims).
+  // How: "decision-span" (its parent is a Custody decision's span), "parent-span" (its parent
+  // span, sent with it, was linked), "session-token" (sent with the session's own token),
+  // "session-attribute" (custody.session.id, where baggage lands too), or "none" (attributed
+  // to what the telemetry claims).
   std::string link = "none";
   std::string decision, decision_target;  // the decision it was linked through, and its target
   // "verified" only when the span came with the linked session's own token; otherwise the
