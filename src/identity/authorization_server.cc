@@ -33,17 +33,6 @@ struct AuthorizationServer::Pending {
   std::string approval_id;
 };
 
-struct AuthorizationServer::Code {
-  std::string code_id;
-  std::string client_id, redirect_uri, code_challenge, resource, agent;
-  ScopeSet scopes;
-  SignedInPerson person;
-  int64_t expires_at = 0;
-  bool used = false;
-  bool reused = false;         // presented again: what the first use issues is revoked
-  std::string sid, family_id;  // what the first use issued
-};
-
 namespace {
 
 std::string HexSha256(std::string_view s) { return HexEncode(crypto::Sha256(s)); }
@@ -248,17 +237,12 @@ void AuthorizationServer::PurgeLocked(int64_t now) {
   for (auto* m : {&logins_, &consents_}) {
     std::erase_if(*m, [now](const auto& kv) { return kv.second->expires_at <= now; });
   }
-  // A used code is kept until it would have expired plus a grace period, so that its reuse
-  // is detected (and revokes what its first use issued) rather than answered "unknown".
-  std::erase_if(codes_, [&](const auto& kv) {
-    return kv.second->expires_at + (kv.second->used ? options_.login_lifetime_s : 0) <= now;
-  });
   std::erase_if(logos_, [now](const auto& kv) { return kv.second.expires_at <= now; });
   std::erase_if(approvers_, [now](const auto& kv) { return kv.second.expires_at <= now; });
 }
 
 bool AuthorizationServer::FullLocked() const {
-  return logins_.size() + consents_.size() + codes_.size() >= options_.max_in_flight;
+  return logins_.size() + consents_.size() >= options_.max_in_flight;
 }
 
 BrowserAnswer AuthorizationServer::ToClient(const std::string& redirect_uri,
@@ -699,37 +683,54 @@ BrowserAnswer AuthorizationServer::Consent(const std::string& request_id, const 
 
 BrowserAnswer AuthorizationServer::IssueCode(const Pending& p) {
   std::string code = RandomToken(32);
-  auto c = std::make_shared<Code>();
-  c->code_id = ids_.NextString();
-  c->client_id = p.client.client_id;
-  c->redirect_uri = p.redirect_uri;
-  c->code_challenge = p.code_challenge;
-  c->resource = p.resource;
-  c->agent = p.agent.name;
-  c->scopes = p.scopes;
-  c->person = p.person;
+  AuthorizationCode c;
+  c.code_id = ids_.NextString();
+  c.client_id = p.client.client_id;
+  c.redirect_uri = p.redirect_uri;
+  c.code_challenge = p.code_challenge;
+  c.resource = p.resource;
+  c.agent = p.agent.name;
+  c.scopes = p.scopes;
+  c.subject = p.person.subject;
+  c.issuer = p.person.issuer;
+  c.name = p.person.name;
+  c.email = p.person.email;
+  c.groups = p.person.groups;
   int64_t now = Now();
-  c->expires_at = now + options_.code_lifetime_s;
+  c.expires_at = now + options_.code_lifetime_s;
   if (!Record(events::Build(events::OAuthCodeIssue{.event_id = ids_.NextString(),
                                                    .time = FormatRfc3339Millis(clock_.Now()),
-                                                   .code_id = c->code_id,
-                                                   .client_id = c->client_id,
-                                                   .agent = c->agent,
-                                                   .redirect_uri = c->redirect_uri,
-                                                   .resource = c->resource,
-                                                   .initiator = InitiatorOf(c->person),
-                                                   .scopes = c->scopes,
-                                                   .exp = c->expires_at}))
+                                                   .code_id = c.code_id,
+                                                   .client_id = c.client_id,
+                                                   .agent = c.agent,
+                                                   .redirect_uri = c.redirect_uri,
+                                                   .resource = c.resource,
+                                                   .initiator = InitiatorOf(p.person),
+                                                   .scopes = c.scopes,
+                                                   .exp = c.expires_at}))
            .ok()) {
     return ClientError(p.redirect_uri, "temporarily_unavailable", "cannot record the code",
                        p.state);
   }
-  {
-    MutexLock lock(mu_);
-    PurgeLocked(now);
-    codes_[HexSha256(code)] = c;
+  PurgeCodes(now);
+  // In the identity store, not this node's memory: the client's token request is server to
+  // server, so browser stickiness does not bring it back here.
+  if (Status st = store_.CreateAuthorizationCode(c, HexSha256(code)); !st.ok()) {
+    errors_.Report("identity.code_store", st);
+    return ClientError(p.redirect_uri, "temporarily_unavailable", "cannot store the code", p.state);
   }
   return ToClient(p.redirect_uri, "code=" + FormEncode(code), p.state);
+}
+
+void AuthorizationServer::PurgeCodes(int64_t now) {
+  {
+    MutexLock lock(mu_);
+    if (now < next_code_purge_) return;
+    next_code_purge_ = now + options_.code_lifetime_s;  // one DELETE per code lifetime
+  }
+  if (Status st = store_.PurgeAuthorizationCodes(now, CodeReuseGrace()); !st.ok()) {
+    errors_.Report("identity.code_purge", st);  // the rows stay until the next purge
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -944,77 +945,76 @@ void AuthorizationServer::RecordRefusal(const CodeTokenRequest& req, const OAuth
 OAuthResult<CodeTokenAnswer> AuthorizationServer::CodeGrant(const CodeTokenRequest& req) {
   using R = OAuthResult<CodeTokenAnswer>;
   if (req.code.empty()) return R::Fail("invalid_request", "code is required");
-  std::shared_ptr<Code> c;
-  bool reuse = false;
-  std::string reuse_sid, reuse_family;
+  const std::string hash = HexSha256(req.code);
   int64_t now = Now();
-  {
-    MutexLock lock(mu_);
-    auto it = codes_.find(HexSha256(req.code));
-    if (it != codes_.end()) {
-      c = it->second;
-      if (c->used) {
-        reuse = true;
-        c->reused = true;
-        reuse_sid = c->sid;
-        reuse_family = c->family_id;
-      } else {
-        c->used = true;  // single use: whatever happens next, this code is spent
-      }
+  // Single use across every node: whatever happens next, this code is spent.
+  auto redeemed = store_.RedeemAuthorizationCode(hash);
+  if (!redeemed.ok()) {
+    if (redeemed.status().code() == StatusCode::kNotFound) {
+      return R::Fail("invalid_grant", "unknown or expired authorization code");
     }
+    errors_.Report("identity.code_redeem", redeemed.status());
+    return R::Fail("server_error", "cannot look the authorization code up", 500);
   }
-  if (!c) return R::Fail("invalid_grant", "unknown or expired authorization code");
-  if (reuse) {
+  const AuthorizationCode& c = redeemed->code;
+  const SignedInPerson person{c.subject, c.issuer, c.name, c.email, c.groups};
+  if (!redeemed->first) {
+    // Past the grace period a used code would have been purged: answered as unknown, whether or
+    // not a purge has run yet.
+    if (c.expires_at + CodeReuseGrace() <= now) {
+      return R::Fail("invalid_grant", "unknown or expired authorization code");
+    }
     // OAuth 2.1 §4.1.3: the code was already redeemed; what its first use issued is revoked.
     std::vector<std::string> revoked;
-    if (!reuse_family.empty()) {
-      revoked = RevokeFamily(reuse_family, "authorization code reused");
-    } else if (!reuse_sid.empty()) {
-      auto r = tokens_.RevokeSession(reuse_sid, "authorization code reused", "oauth:code-reuse");
+    if (!c.family_id.empty()) {
+      revoked = RevokeFamily(c.family_id, "authorization code reused");
+    } else if (!c.sid.empty()) {
+      auto r = tokens_.RevokeSession(c.sid, "authorization code reused", "oauth:code-reuse");
       if (r.ok()) revoked = *r;
     }
     (void)Record(events::Build(events::OAuthReuse{.event_id = ids_.NextString(),
                                                   .time = FormatRfc3339Millis(clock_.Now()),
                                                   .what = "authorization_code",
-                                                  .client_id = c->client_id,
-                                                  .agent = c->agent,
-                                                  .family_id = reuse_family,
-                                                  .code_id = c->code_id,
-                                                  .initiator = InitiatorOf(c->person),
+                                                  .client_id = c.client_id,
+                                                  .agent = c.agent,
+                                                  .family_id = c.family_id,
+                                                  .code_id = c.code_id,
+                                                  .initiator = InitiatorOf(person),
                                                   .revoked_sessions = revoked}));
     return R::Fail("invalid_grant",
                    "authorization code was already used; the tokens issued from it are revoked");
   }
-  if (c->expires_at <= now) return R::Fail("invalid_grant", "authorization code expired");
-  if (req.client_id != c->client_id) {
+  if (c.expires_at <= now) return R::Fail("invalid_grant", "authorization code expired");
+  if (req.client_id != c.client_id) {
     return R::Fail("invalid_grant", "authorization code was issued to another client");
   }
-  if (req.redirect_uri != c->redirect_uri) {
+  if (req.redirect_uri != c.redirect_uri) {
     return R::Fail("invalid_grant", "redirect_uri does not match the authorization request");
   }
   if (req.code_verifier.empty()) return R::Fail("invalid_grant", "code_verifier is required");
   if (!IsPkceVerifier(req.code_verifier) ||
-      !ConstantTimeEquals(PkceS256(req.code_verifier), c->code_challenge)) {
+      !ConstantTimeEquals(PkceS256(req.code_verifier), c.code_challenge)) {
     return R::Fail("invalid_grant", "code_verifier does not match the code_challenge");
   }
-  if (!req.resource.empty() && req.resource != c->resource) {
+  if (!req.resource.empty() && req.resource != c.resource) {
     return R::Fail("invalid_target", "resource does not match the authorization request");
   }
-  auto agent = tokens_.GetAgent(c->agent);
+  auto agent = tokens_.GetAgent(c.agent);
   if (!agent.ok()) return R::Fail("invalid_grant", "the client's agent is not registered");
-  ScopeSet scopes = Intersect(c->scopes, agent->grants);
-  auto out = IssueTokens(*agent, c->client_id, c->person, scopes, c->resource, nullptr, c->code_id);
+  ScopeSet scopes = Intersect(c.scopes, agent->grants);
+  auto out = IssueTokens(*agent, c.client_id, person, scopes, c.resource, nullptr, c.code_id);
   if (!out.ok()) return out;
-  bool raced = false;
-  {
-    MutexLock lock(mu_);
-    c->sid = out.value->token.sid;
-    c->family_id = out.value->family_id;
-    raced = c->reused;
+  auto raced = store_.NoteAuthorizationCodeIssued(hash, out.value->token.sid, out.value->family_id);
+  if (!raced.ok()) {
+    // Unnoted, a reuse could not revoke these tokens: they do not leave.
+    errors_.Report("identity.code_note", raced.status());
+    RevokeFamily(out.value->family_id, "authorization code issuance not stored");
+    return R::Fail("server_error", "cannot store the authorization code's use", 500);
   }
-  if (raced) {
-    // Reused while this first use was being answered: revoke what it just issued.
-    RevokeFamily(c->family_id, "authorization code reused");
+  if (*raced) {
+    // Reused (at this node or another) while this first use was being answered: revoke what it
+    // just issued.
+    RevokeFamily(out.value->family_id, "authorization code reused");
     return R::Fail("invalid_grant", "authorization code was used twice; its tokens are revoked");
   }
   return out;

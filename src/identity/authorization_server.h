@@ -8,8 +8,10 @@
 // treat it as any other session.
 //
 // HTTP-free: api/oauth_routes.cc turns requests into these calls and BrowserAnswers into
-// responses. Authorization codes (single use, at most 60 s) and sign-ins in flight are kept in
-// memory, bounded; refresh token families (hashes only) and consents are in the identity store.
+// responses. Sign-ins and consents in flight are kept in memory, bounded (the browser's part:
+// sticky sessions pin it to one node); authorization codes (single use, at most 60 s, keyed by
+// their hash), refresh token families (hashes only) and consents are in the identity store, so
+// the client's token request (server to server, not pinned) may reach any node.
 // Every step is a ledger event (events/identity_events.h: oauth.*); never a token, code,
 // verifier or secret in an event, a log line or an error.
 //
@@ -18,7 +20,7 @@
 // random cookie, held in memory, bounded, short-lived) instead of the consent page, and the
 // approval page's form is checked against that session's CSRF token.
 //
-// Thread-safe: the in-memory state is guarded by mu_.
+// Thread-safe: the in-memory state is guarded by mu_; the store settles races between nodes.
 #pragma once
 
 #include <cstdint>
@@ -66,7 +68,7 @@ struct AuthorizationServerOptions {
   int64_t code_lifetime_s = 60;
   int64_t login_lifetime_s = 600;               // sign-in + consent must finish within this
   int64_t refresh_lifetime_s = 30 * 24 * 3600;  // a refresh token family's lifetime
-  size_t max_in_flight = 10000;                 // sign-ins, consents and codes held in memory
+  size_t max_in_flight = 10000;                 // sign-ins and consents held in memory
   int64_t approver_session_lifetime_s = 900;    // a person signed in on the approval pages
   size_t max_approver_sessions = 10000;         // approver sessions held in memory
 };
@@ -194,7 +196,6 @@ class AuthorizationServer {
 
  private:
   struct Pending;  // an authorization request in flight (sign-in, then consent)
-  struct Code;
 
   int64_t Now() const;
   std::string RandomToken(size_t bytes);
@@ -215,6 +216,12 @@ class AuthorizationServer {
   // The agent a client acts as; a dev client's is registered on first use.
   Result<Agent> AgentFor(const OAuthClient& client, const SignedInPerson& person);
   void PurgeLocked(int64_t now) REQUIRES(mu_);
+  // Deletes the stored codes expired at `now` (used ones after CodeReuseGrace()), at most once
+  // per code lifetime.
+  void PurgeCodes(int64_t now) EXCLUDES(mu_);
+  // How long a used code is kept past its expiry, so that its reuse is detected (and revokes
+  // what its first use issued) rather than answered "unknown".
+  int64_t CodeReuseGrace() const { return options_.login_lifetime_s; }
   bool FullLocked() const REQUIRES(mu_);
   Status Record(const std::string& event);
   OAuthResult<CodeTokenAnswer> CodeGrant(const CodeTokenRequest& request);
@@ -251,7 +258,7 @@ class AuthorizationServer {
   Mutex mu_;
   std::map<std::string, std::shared_ptr<Pending>> logins_ GUARDED_BY(mu_);    // by IdP state
   std::map<std::string, std::shared_ptr<Pending>> consents_ GUARDED_BY(mu_);  // by request id
-  std::map<std::string, std::shared_ptr<Code>> codes_ GUARDED_BY(mu_);        // by SHA-256
+  int64_t next_code_purge_ GUARDED_BY(mu_) = 0;  // PurgeCodes' next run (store_'s codes)
   std::map<std::string, ApproverSession> approvers_ GUARDED_BY(mu_);  // by SHA-256 of the cookie
   // Logos of the consent pages shown, by the hex SHA-256 of their bytes (bounded by kMaxLogos).
   struct ServedLogo {

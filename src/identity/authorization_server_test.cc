@@ -8,8 +8,10 @@
 
 #include <regex>
 
+#include "common/encoding.h"
 #include "common/error_reporter.h"
 #include "common/logger.h"
+#include "crypto/sha256.h"
 #include "http/server.h"
 #include "identity/client_metadata.h"
 #include "store/memory/memory_identity_store.h"
@@ -290,6 +292,51 @@ TEST_F(AuthorizationServerTest, ACodeIsSingleUseAndItsReuseRevokesWhatItIssued) 
   EXPECT_EQ(again.error.error, "invalid_grant");
   EXPECT_FALSE(Live(t.value->token.access_token)) << "the first use's token is revoked";
   EXPECT_EQ(Refresh(t.value->refresh_token).error.error, "invalid_grant");
+}
+
+// Codes live in the identity store, not the issuing server's memory: behind several nodes the
+// client's token request (server to server, not pinned by browser stickiness) lands anywhere.
+TEST_F(AuthorizationServerTest, ACodeIssuedByOneServerIsRedeemedAtAnotherOverTheSameStore) {
+  std::string code = Param(Through(Request()).location, "code");
+  ASSERT_FALSE(code.empty());
+  AuthorizationServerOptions o;
+  o.issuer = kIssuer;
+  o.resource = kResource;
+  AuthorizationServer other(*tokens_, store_, *clients_, &idp_, clock_, random_, errors_, Sink(),
+                            o);
+  CodeTokenRequest t;
+  t.grant_type = "authorization_code";
+  t.client_id = "desktop-app";
+  t.code = code;
+  t.redirect_uri = kRedirect;
+  t.code_verifier = kVerifier;
+  t.resource = kResource;
+  auto first = other.Token(t);
+  ASSERT_TRUE(first.ok()) << first.error.description;
+  EXPECT_TRUE(Live(first.value->token.access_token));
+  auto again = Redeem(code);  // at the server that issued it
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error.error, "invalid_grant");
+  EXPECT_FALSE(Live(first.value->token.access_token))
+      << "a reuse at another server revokes what the first use issued";
+  EXPECT_EQ(Refresh(first.value->refresh_token).error.error, "invalid_grant");
+}
+
+// A used code is kept for a grace period so that its reuse is detected; after it, the code is
+// unknown whether or not a purge ran, and the store is purged as new codes are issued.
+TEST_F(AuthorizationServerTest, AUsedCodeIsForgottenAfterTheGracePeriod) {
+  std::string code = Param(Through(Request()).location, "code");
+  auto t = Redeem(code);
+  ASSERT_TRUE(t.ok());
+  clock_.Advance(std::chrono::seconds(60 + 600));
+  auto late = Redeem(code);
+  EXPECT_EQ(late.error.error, "invalid_grant");
+  EXPECT_NE(late.error.description.find("unknown"), std::string::npos) << late.error.description;
+  EXPECT_FALSE(store_.GetSession(t.value->token.sid)->revoked)
+      << "past the grace period nothing is revoked";
+  ASSERT_FALSE(Param(Through(Request(), false).location, "code").empty());  // purges
+  EXPECT_EQ(store_.RedeemAuthorizationCode(HexEncode(crypto::Sha256(code))).status().code(),
+            StatusCode::kNotFound);
 }
 
 TEST_F(AuthorizationServerTest, TheCodeIsBoundToVerifierClientRedirectResourceAndTime) {
