@@ -16,6 +16,7 @@
 #include "common/logger.h"
 #include "common/random.h"
 #include "http/client.h"
+#include "http/testing/self_signed.h"
 #include "store/stores.h"
 
 namespace custody::api {
@@ -26,7 +27,7 @@ namespace json = boost::json;
 
 class ConsoleTest : public ::testing::Test {
  protected:
-  void Open(bool console_enabled = true) {
+  void Open(bool console_enabled = true, bool tls = false) {
     static int n = 0;
     dir_ = fs::temp_directory_path() /
            ("custody-console-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
@@ -37,6 +38,15 @@ class ConsoleTest : public ::testing::Test {
     c.worker_threads = 2;
     c.identity.issuer = "https://custody.example";
     c.console.enabled = console_enabled;
+    if (tls) {
+      fs::create_directories(dir_);
+      fs::permissions(dir_, fs::perms::owner_all, fs::perm_options::replace);
+      c.tls.cert = (dir_ / "cert.pem").string();
+      c.tls.key = (dir_ / "key.pem").string();
+      ASSERT_TRUE(http::testing::WriteSelfSignedCertificate(c.tls.cert, c.tls.key, "127.0.0.1",
+                                                            "IP:127.0.0.1"));
+      tls_ = true;
+    }
     auto s = Service::Open(c, {.quickstart = true}, clock_, random_, log_);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     service_ = std::move(*s);
@@ -60,7 +70,10 @@ class ConsoleTest : public ::testing::Test {
   }
 
   http::ClientResponse Send(http::ClientRequest r) {
-    auto resp = http::BlockingHttpClient("127.0.0.1", service_->port()).Send(std::move(r));
+    http::ClientOptions o;
+    o.tls = tls_;
+    o.verify_peer = false;  // a self-signed certificate of this test's
+    auto resp = http::BlockingHttpClient("127.0.0.1", service_->port(), o).Send(std::move(r));
     EXPECT_TRUE(resp.ok()) << resp.status().ToString();
     return resp.ok() ? *resp : http::ClientResponse{};
   }
@@ -116,6 +129,7 @@ class ConsoleTest : public ::testing::Test {
   std::unique_ptr<Service> service_;
   std::unique_ptr<store::AdminTokenStore> tokens_;
   std::string admin_;
+  bool tls_ = false;
 };
 
 TEST_F(ConsoleTest, ServesTheEmbeddedConsoleWithAStrictPolicy) {
@@ -176,6 +190,14 @@ TEST_F(ConsoleTest, SignInSetsAStrictHttpOnlyCookieAndReturnsACsrfToken) {
   // The token itself is never echoed, and the cookie is not the token.
   EXPECT_EQ(r.body.find(admin_), std::string::npos);
   EXPECT_EQ(cookie.find(admin_), std::string::npos);
+}
+
+TEST_F(ConsoleTest, CookieIsSecureUnderTls) {
+  service_.reset();
+  Open(/*console_enabled=*/true, /*tls=*/true);
+  Session s = SignIn(admin_);
+  EXPECT_NE(s.set_cookie.find("; Secure"), std::string::npos) << s.set_cookie;
+  EXPECT_EQ(Send(With(s, s.csrf, AdminRoute())).status, 201);
 }
 
 TEST_F(ConsoleTest, SignInRefusals) {
