@@ -8,6 +8,7 @@ packages=(
   clang
   libboost1.81-dev libssl-dev libsqlite3-dev sqlite3 libcli11-dev libtomlplusplus-dev
   libsodium-dev libpq-dev postgresql
+  protobuf-compiler libprotobuf-dev zlib1g-dev  # OTLP ingest (src/ingest)
   libgtest-dev libgmock-dev libbenchmark-dev
   nodejs npm
   chromium  # a real browser for the consent page test (tests/oauth, playwright-core)

@@ -17,7 +17,7 @@ constexpr size_t kSecretChars = 43;  // base64url of 32 bytes, unpadded
 }  // namespace
 
 bool IsKnownRole(std::string_view role) {
-  return role == kRoleAdmin || role == kRoleReader || role == kRoleApprover;
+  return role == kRoleAdmin || role == kRoleReader || role == kRoleApprover || role == kRoleIngest;
 }
 
 Result<std::string> TokenId(std::string_view token) {
@@ -38,7 +38,7 @@ Result<IssuedToken> IssueAdminToken(store::AdminTokenStore& store, std::string_v
                                     std::string_view label, const Clock& clock, Random& random) {
   if (!IsKnownRole(role)) {
     return InvalidArgumentError("unknown role \"" + std::string(role) +
-                                "\" (expected admin, reader or approver)");
+                                "\" (expected admin, reader, approver or ingest)");
   }
   if (role == kRoleApprover &&
       (label.empty() || label.size() > 256 || !std::all_of(label.begin(), label.end(), [](char c) {

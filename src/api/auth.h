@@ -6,7 +6,8 @@
 // token nor a comparison timing leaks. Revoked tokens are refused (401).
 //
 // Roles: "admin" (everything), "reader" (read-only routes; refused with 403 elsewhere) and
-// "approver" (a person: reads and decides approvals, nothing else).
+// "approver" (a person: reads and decides approvals, nothing else) and "ingest" (a telemetry
+// pipeline: POST /v1/traces only, docs/OTLP.md).
 #pragma once
 
 #include <string>
@@ -25,6 +26,8 @@ inline constexpr std::string_view kRoleReader = "reader";
 // A person who approves or denies actions that need approval (docs/APPROVALS.md): the token's
 // label is the person's name (`<approval.person_type>::"<label>"` in the published entities).
 inline constexpr std::string_view kRoleApprover = "approver";
+// An OpenTelemetry Collector or exporter sending agents' spans (POST /v1/traces, docs/OTLP.md).
+inline constexpr std::string_view kRoleIngest = "ingest";
 bool IsKnownRole(std::string_view role);
 
 struct IssuedToken {

@@ -162,6 +162,15 @@ struct Config {
     int64_t shutdown_timeout_ms = 30000;
     bool operator==(const Limits&) const = default;
   } limits;
+  // OTLP ingest, POST /v1/traces (docs/OTLP.md).
+  struct Ingest {
+    int64_t max_body_bytes = 1024 * 1024;          // as received (at most limits.max_body_bytes)
+    int64_t max_inflated_bytes = 8 * 1024 * 1024;  // a gzip body inflated
+    int64_t max_spans_per_request = 4096;
+    int64_t spans_per_second = 5000;  // per credential, sustained
+    int64_t burst_spans = 20000;      // per credential, at once (at least max_spans_per_request)
+    bool operator==(const Ingest&) const = default;
+  } ingest;
   struct McpServer {
     std::string command;  // stdio upstream
     std::vector<std::string> args;

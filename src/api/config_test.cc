@@ -640,5 +640,34 @@ TEST(ConfigApproval, BadValuesAreRefusedNamingTheKey) {
             "approval.webhook.secret_file needs approval.webhook.url");
 }
 
+TEST(ConfigIngest, DefaultsAndEveryKeyFromTheFileAndTheEnvironment) {
+  auto d = LoadConfig({});
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->ingest.max_body_bytes, 1 << 20);
+  EXPECT_EQ(d->ingest.max_inflated_bytes, 8 << 20);
+  EXPECT_EQ(d->ingest.max_spans_per_request, 4096);
+  EXPECT_EQ(d->ingest.spans_per_second, 5000);
+  EXPECT_EQ(d->ingest.burst_spans, 20000);
+  std::string path = WriteTemp("ingest.toml", R"(
+[ingest]
+max_body_bytes = 2000
+max_inflated_bytes = 4000
+max_spans_per_request = 10
+spans_per_second = 5
+)");
+  ConfigSources s;
+  s.file = path;
+  s.env = {{"CUSTODY_INGEST_BURST_SPANS", "50"}};
+  auto c = LoadConfig(s);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->ingest.max_body_bytes, 2000);
+  EXPECT_EQ(c->ingest.max_inflated_bytes, 4000);
+  EXPECT_EQ(c->ingest.max_spans_per_request, 10);
+  EXPECT_EQ(c->ingest.spans_per_second, 5);
+  EXPECT_EQ(c->ingest.burst_spans, 50);
+  EXPECT_EQ(Refusal({{"ingest.spans_per_second", "0"}}),
+            "ingest.spans_per_second must be in [1, 100000000], got 0");
+}
+
 }  // namespace
 }  // namespace custody::api

@@ -30,6 +30,8 @@ void RegisterContainCommands(CLI::App& app);
 void RegisterApprovalCommands(CLI::App& app);
 // trace, session-events, blast-radius, review, graph, evidence (over HTTP).
 void RegisterInvestigateCommands(CLI::App& app);
+// unmediated: tool calls seen in telemetry without a decision (over HTTP).
+void RegisterUnmediatedCommands(CLI::App& app);
 // tool|resource|prompt list|approve: the MCP gateway's definition pins (over HTTP).
 void RegisterToolCommands(CLI::App& app);
 // index rebuild: the action index derived from the ledger again (offline).

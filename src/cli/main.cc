@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
 #endif
 #ifdef CUSTODY_HAVE_INVESTIGATE_CLI
   custody::cli::RegisterInvestigateCommands(app);
+  custody::cli::RegisterUnmediatedCommands(app);
 #endif
 #ifdef CUSTODY_HAVE_TOOL_CLI
   custody::cli::RegisterToolCommands(app);
