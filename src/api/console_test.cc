@@ -219,6 +219,9 @@ TEST_F(ConsoleTest, CookieWithItsCsrfTokenActsAsTheToken) {
   EXPECT_EQ(Send(With(s, s.csrf, ReaderRoute())).status, 404);  // authenticated; no such event
   auto appended = Send(With(s, s.csrf, AdminRoute()));
   EXPECT_EQ(appended.status, 201) << appended.body;
+  auto metrics = Send(Req("GET", "/metrics"));
+  EXPECT_NE(metrics.body.find("\ncustody_console_sessions 1\n"), std::string::npos) << metrics.body;
+  EXPECT_NE(metrics.body.find("\ncustody_ledger_streams 0\n"), std::string::npos);
 }
 
 TEST_F(ConsoleTest, CookieWithoutCsrfIsRefused) {
