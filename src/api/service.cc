@@ -12,6 +12,7 @@
 #include "api/attribution_routes.h"
 #include "api/console_routes.h"
 #include "api/identity_routes.h"
+#include "api/ingest_routes.h"
 #include "api/investigation_routes.h"
 #include "api/ledger_stream.h"
 #include "api/metrics.h"
@@ -29,6 +30,7 @@
 #include "identity/login.h"
 #include "identity/oauth_clients.h"
 #include "identity/token_service.h"
+#include "ingest/ingest_service.h"
 #include "investigate/evidence.h"
 #include "ledger/ledger.h"
 #include "mcp/gateway.h"
@@ -64,6 +66,8 @@ struct Service::Impl {
   std::unique_ptr<attribution::AttributionService> attribution;
   std::unique_ptr<store::ToolPinStore> mcp_pins;
   std::unique_ptr<mcp::Gateway> mcp;  // after attribution: it calls it
+  // OTLP ingest: after attribution, which it reads.
+  std::unique_ptr<ingest::IngestService> ingest;
   // Several nodes on one database: tells the others what changed here, and reloads what they
   // changed (store/change_feed.h). After everything it calls into; stopped first.
   std::unique_ptr<store::ChangeFeed> feed;
@@ -320,6 +324,10 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
                          [streams = impl->ledger_stream.get()] {
                            return static_cast<double>(streams->open_streams());
                          });
+  impl->metrics.AddGauge("custody_ledger_streams", "Open GET /v1/ledger/stream connections.",
+                         [streams = impl->ledger_stream.get()] {
+                           return static_cast<double>(streams->open_streams());
+                         });
 
   // Identity: every registration, issuance, exchange and revocation is a ledger event, durable
   // before the caller gets its answer. The token endpoint's events go to the ledger's group
@@ -512,9 +520,9 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   aro.read_auth = ro.read_auth;
   aro.base_url = resolved.identity.issuer;
   RETURN_IF_ERROR(AddAttributionRoutes(impl->router, *impl->attribution, aro));
-  RETURN_IF_ERROR(AddApprovalRoutes(impl->router, *impl->attribution, *impl->tokens,
-                                    ApprovalRouteOptions{approval_base,
-                                                         impl->authorization.get()}));
+  RETURN_IF_ERROR(
+      AddApprovalRoutes(impl->router, *impl->attribution, *impl->tokens,
+                        ApprovalRouteOptions{approval_base, impl->authorization.get()}));
 
   // The MCP gateway: /mcp/{server} for the configured stdio servers, every tools/call
   // authorized and recorded by attribution (docs/MCP.md). Upstreams start with the server.
@@ -557,6 +565,22 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   }
   RETURN_IF_ERROR(AddInvestigationRoutes(impl->router, *impl->identity, *impl->ledger,
                                          *impl->attribution, clock));
+  {
+    // OTLP ingest, POST /v1/traces (docs/OTLP.md).
+    ingest::IngestOptions io;
+    io.max_body_bytes = static_cast<size_t>(config.ingest.max_body_bytes);
+    io.limits.max_inflated_bytes = static_cast<size_t>(config.ingest.max_inflated_bytes);
+    io.limits.max_spans = static_cast<size_t>(config.ingest.max_spans_per_request);
+    io.spans_per_second = static_cast<double>(config.ingest.spans_per_second);
+    // A request of the largest size must be able to pass.
+    io.burst_spans = static_cast<double>(
+        std::max(config.ingest.burst_spans, config.ingest.max_spans_per_request));
+    impl->ingest = std::make_unique<ingest::IngestService>(*impl->identity, *impl->attribution,
+                                                           *impl->recorder, clock, random, io);
+    RETURN_IF_ERROR(AddIngestRoutes(impl->router, *impl->ingest, *impl->identity,
+                                    *impl->authenticator, clock,
+                                    IngestRouteOptions{config.attribution.audience}));
+  }
   // The web console (docs/CONSOLE.md): a reader or admin token becomes a session cookie that
   // counts only with its CSRF header.
   if (config.console.enabled) {
@@ -565,6 +589,10 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
         std::make_unique<ConsoleAuthenticator>(*impl->authenticator, *impl->console_sessions);
     RETURN_IF_ERROR(AddConsoleRoutes(impl->router, *impl->authenticator, *impl->console_sessions,
                                      ConsoleRouteOptions{config.TlsEnabled()}));
+    impl->metrics.AddGauge("custody_console_sessions", "Console sessions held by this node.",
+                           [sessions = impl->console_sessions.get()] {
+                             return static_cast<double>(sessions->size());
+                           });
     impl->metrics.AddGauge("custody_console_sessions", "Console sessions held by this node.",
                            [sessions = impl->console_sessions.get()] {
                              return static_cast<double>(sessions->size());
