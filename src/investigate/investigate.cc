@@ -483,6 +483,18 @@ Result<std::string> Investigator::SessionEvents(const std::string& sid) {
     json::array as;
     for (auto& e : approval_events) as.push_back(std::move(e));
     o["approval_events"] = std::move(as);
+    // What the session's telemetry reported (OTLP ingest, docs/OTLP.md): observed, not decided,
+    // and kept apart from the actions.
+    ASSIGN_OR_RETURN(auto observed, ledger_.store().FindLeaves(store::LedgerStore::Column::kSession,
+                                                               s.sid, "action.observed"));
+    json::array obs;
+    for (uint64_t i : observed) {
+      ASSIGN_OR_RETURN(store::StoredLeaf leaf, ledger_.GetEntry(i));
+      ASSIGN_OR_RETURN(json::object ev, ParseLeaf(leaf));
+      ev["ledger_index"] = leaf.index;
+      obs.push_back(std::move(ev));
+    }
+    o["observed_actions"] = std::move(obs);
     sessions.push_back(std::move(o));
   }
   json::object out{{"session", sid},

@@ -175,6 +175,16 @@ burst_spans = 400
   assert.equal(api.status, 200, api.text);
   assert.equal(api.json.calls.length, 2);
   assert.equal((await request(url, '/v1/unmediated', { method: 'GET' })).status, 401);
+  // The session's events list its observed actions apart from its decided ones.
+  const se = await request(url, `/v1/sessions/${plannerSid}/events`, { method: 'GET', token: readerToken });
+  assert.equal(se.status, 200, se.text);
+  const root = se.json.sessions.find((x) => x.sid === plannerSid);
+  assert.deepEqual(root.observed_actions.map((e) => e.tool.name || e.operation).sort(),
+    ['invoke_agent', 'read_file', 'shell']);
+  assert.ok(root.observed_actions.every((e) => e.observed === true && e.kind === 'action.observed'));
+  assert.equal(root.actions.length, 1, 'the one decided action');
+  const subTree = se.json.sessions.find((x) => x.sid === researcherSid);
+  assert.equal(subTree.observed_actions.length, 1);
 
   // --- Bad input: the OTLP error shape (google.rpc.Status), nothing recorded, server fine.
   const before = (await ledgerEvents(url, admin)).length;
