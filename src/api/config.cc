@@ -512,6 +512,70 @@ constexpr KeyDef kKeys[] = {
              .min = 1,
              .max = 1000000000},
      .field = [](Config& c) -> Field { return &c.ingest.burst_spans; }},
+    {.key = {.name = "export.ocsf.url",
+             .env = "CUSTODY_EXPORT_OCSF_URL",
+             .default_text = "",
+             .description = "Where every ledger entry is sent as an OCSF record (NDJSON batches "
+                            "by POST, http or https, retried); empty: no HTTP export"},
+     .field = [](Config& c) -> Field { return &c.export_.ocsf.url; }},
+    {.key = {.name = "export.ocsf.file",
+             .env = "CUSTODY_EXPORT_OCSF_FILE",
+             .default_text = "",
+             .description = "Or: the file every ledger entry is appended to as an OCSF record "
+                            "(NDJSON, rotated by size); empty: no file export"},
+     .field = [](Config& c) -> Field { return &c.export_.ocsf.file; }},
+    {.key = {.name = "export.ocsf.cursor_file",
+             .env = "CUSTODY_EXPORT_OCSF_CURSOR_FILE",
+             .default_text = "",
+             .description = "The export's durable cursor (the next ledger index to send); empty: "
+                            "<data_dir>/ocsf-export.cursor"},
+     .field = [](Config& c) -> Field { return &c.export_.ocsf.cursor_file; }},
+    {.key = {.name = "export.ocsf.authorization_file",
+             .env = "CUSTODY_EXPORT_OCSF_AUTHORIZATION_FILE",
+             .default_text = "",
+             .description = "File (mode 0600 or stricter) holding the Authorization header sent "
+                            "with each POST (e.g. \"Bearer …\", \"Splunk …\"); empty: none"},
+     .field = [](Config& c) -> Field { return &c.export_.ocsf.authorization_file; }},
+    {.key = {.name = "export.ocsf.ca_file",
+             .env = "CUSTODY_EXPORT_OCSF_CA_FILE",
+             .default_text = "",
+             .description = "PEM trust anchors for an https export.ocsf.url; empty: the system "
+                            "store"},
+     .field = [](Config& c) -> Field { return &c.export_.ocsf.ca_file; }},
+    {.key = {.name = "export.ocsf.max_file_bytes",
+             .env = "CUSTODY_EXPORT_OCSF_MAX_FILE_BYTES",
+             .type = kInteger,
+             .default_text = "67108864",
+             .description = "The export file is rotated (name.1, name.2, …) before it passes "
+                            "this size",
+             .min = 4096,
+             .max = kGiB * 64},
+     .field = [](Config& c) -> Field { return &c.export_.ocsf.max_file_bytes; }},
+    {.key = {.name = "export.ocsf.keep_files",
+             .env = "CUSTODY_EXPORT_OCSF_KEEP_FILES",
+             .type = kInteger,
+             .default_text = "5",
+             .description = "Rotated export files kept",
+             .min = 0,
+             .max = 1000},
+     .field = [](Config& c) -> Field { return &c.export_.ocsf.keep_files; }},
+    {.key = {.name = "export.ocsf.batch",
+             .env = "CUSTODY_EXPORT_OCSF_BATCH",
+             .type = kInteger,
+             .default_text = "500",
+             .description = "Most records per POST or file write",
+             .min = 1,
+             .max = 100000},
+     .field = [](Config& c) -> Field { return &c.export_.ocsf.batch; }},
+    {.key = {.name = "export.ocsf.poll_ms",
+             .env = "CUSTODY_EXPORT_OCSF_POLL_MS",
+             .type = kInteger,
+             .default_text = "500",
+             .description = "How often the export reads the ledger's size when it has sent "
+                            "everything",
+             .min = 10,
+             .max = kHourMs},
+     .field = [](Config& c) -> Field { return &c.export_.ocsf.poll_ms; }},
     {.key = {.name = "mcp.audience",
              .env = "CUSTODY_MCP_AUDIENCE",
              .default_text = "",
@@ -1014,6 +1078,13 @@ Status Validate(Config& c) {
         "set storage.key_encryption_key_file or CUSTODY_STORAGE_KEY_ENCRYPTION_KEY, not both");
   }
   RETURN_IF_ERROR(ValidateApproval(c.approval));
+  if (!c.export_.ocsf.url.empty() && !c.export_.ocsf.file.empty()) {
+    return InvalidArgumentError("set export.ocsf.url or export.ocsf.file, not both");
+  }
+  if (!c.export_.ocsf.url.empty() && !c.export_.ocsf.url.starts_with("http://") &&
+      !c.export_.ocsf.url.starts_with("https://")) {
+    return InvalidArgumentError("export.ocsf.url must be an http:// or https:// URL");
+  }
   if (c.login.issuer.empty() && (!c.login.client_id.empty() || !c.login.client_secret.empty() ||
                                  !c.login.private_key_file.empty())) {
     return InvalidArgumentError(

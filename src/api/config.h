@@ -171,6 +171,22 @@ struct Config {
     int64_t burst_spans = 20000;      // per credential, at once (at least max_spans_per_request)
     bool operator==(const Ingest&) const = default;
   } ingest;
+  // [export.ocsf]: every ledger entry streamed as an OCSF record (docs/OCSF.md, export/sink.h).
+  struct Export {
+    struct Ocsf {
+      std::string url;                 // POST NDJSON batches here (http or https), or
+      std::string file;                // append to this file, rotated by size
+      std::string cursor_file;         // the durable cursor; empty: <data_dir>/ocsf-export.cursor
+      std::string authorization_file;  // url: the Authorization header's value, read at start
+      std::string ca_file;             // https trust anchors (default: system store)
+      int64_t max_file_bytes = 64 * 1024 * 1024;
+      int64_t keep_files = 5;
+      int64_t batch = 500;
+      int64_t poll_ms = 500;
+      bool operator==(const Ocsf&) const = default;
+    } ocsf;
+    bool operator==(const Export&) const = default;
+  } export_;
   struct McpServer {
     std::string command;  // stdio upstream
     std::vector<std::string> args;

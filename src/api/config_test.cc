@@ -669,5 +669,43 @@ spans_per_second = 5
             "ingest.spans_per_second must be in [1, 100000000], got 0");
 }
 
+TEST(ConfigExportOcsf, EveryKeyFromTheFileAndTheEnvironmentAndBadValuesRefused) {
+  std::string path = WriteTemp("export.toml", R"(
+[export.ocsf]
+url = "https://siem.example.com/ocsf"
+cursor_file = "/var/lib/custody/ocsf.cursor"
+authorization_file = "/etc/custody/siem.auth"
+ca_file = "/etc/custody/siem-ca.pem"
+max_file_bytes = 1048576
+keep_files = 2
+batch = 100
+)");
+  ConfigSources s;
+  s.file = path;
+  s.env = {{"CUSTODY_EXPORT_OCSF_POLL_MS", "250"}};
+  auto c = LoadConfig(s);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  const Config::Export::Ocsf& o = c->export_.ocsf;
+  EXPECT_EQ(o.url, "https://siem.example.com/ocsf");
+  EXPECT_EQ(o.file, "");
+  EXPECT_EQ(o.cursor_file, "/var/lib/custody/ocsf.cursor");
+  EXPECT_EQ(o.authorization_file, "/etc/custody/siem.auth");
+  EXPECT_EQ(o.ca_file, "/etc/custody/siem-ca.pem");
+  EXPECT_EQ(o.max_file_bytes, 1048576);
+  EXPECT_EQ(o.keep_files, 2);
+  EXPECT_EQ(o.batch, 100);
+  EXPECT_EQ(o.poll_ms, 250);
+  EXPECT_EQ(Config{}.export_.ocsf, Config::Export::Ocsf{});  // off by default
+  EXPECT_EQ(Refusal({{"export.ocsf.url", "https://a/x"}, {"export.ocsf.file", "/tmp/x"}}),
+            "set export.ocsf.url or export.ocsf.file, not both");
+  EXPECT_EQ(Refusal({{"export.ocsf.url", "ftp://a/x"}}),
+            "export.ocsf.url must be an http:// or https:// URL");
+  EXPECT_EQ(Refusal({{"export.ocsf.batch", "0"}}),
+            "export.ocsf.batch must be in [1, 100000], got 0");
+  auto typo = ParseConfigToml("[export.ocsf]\nurls = \"https://h\"\n", "o.toml");
+  ASSERT_FALSE(typo.ok());
+  EXPECT_NE(typo.status().message().find("unknown key export.ocsf.urls"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace custody::api

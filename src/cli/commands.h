@@ -38,5 +38,7 @@ void RegisterToolCommands(CLI::App& app);
 void RegisterIndexCommands(CLI::App& app);
 // config keys: every configuration key (docs/CONFIG.md is its Markdown output).
 void RegisterConfigCommands(CLI::App& app);
+// export --format ocsf: every ledger entry as an OCSF record (offline, read only).
+void RegisterExportCommands(CLI::App& app);
 
 }  // namespace custody::cli

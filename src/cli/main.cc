@@ -46,6 +46,9 @@ int main(int argc, char** argv) {
 #ifdef CUSTODY_HAVE_CONFIG_CLI
   custody::cli::RegisterConfigCommands(app);
 #endif
+#ifdef CUSTODY_HAVE_EXPORT_CLI
+  custody::cli::RegisterExportCommands(app);
+#endif
   CLI11_PARSE(app, argc, argv);
   return 0;
 }
