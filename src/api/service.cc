@@ -24,6 +24,7 @@
 #include "crypto/key_file.h"
 #include "crypto/key_wrap.h"
 #include "events/recorder.h"
+#include "export/sink.h"
 #include "http/server.h"
 #include "identity/authorization_server.h"
 #include "identity/client_metadata.h"
@@ -73,6 +74,7 @@ struct Service::Impl {
   std::unique_ptr<store::ChangeFeed> feed;
   int feed_listener = -1;  // the revocation listener that announces revocations
   std::unique_ptr<LedgerStreamer> ledger_stream;  // GET /v1/ledger/stream; stopped before ledger
+  std::unique_ptr<ocsf::OcsfSink> ocsf_export;    // [export.ocsf]; stopped before the ledger closes
   std::unique_ptr<ConsoleSessions> console_sessions;   // [console] enabled
   std::unique_ptr<ConsoleAuthenticator> console_auth;  // bearer tokens, or a console session
   http::Router router;
@@ -318,6 +320,35 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   }
   ro.max_events_per_request = static_cast<size_t>(config.ledger.max_events_per_request);
   RETURN_IF_ERROR(AddLedgerRoutes(impl->router, *impl->ledger, ro));
+  // [export.ocsf]: committed entries streamed as OCSF records on the sink's own thread
+  // (docs/OCSF.md); it reads the ledger's store, never the append path.
+  if (const Config::Export::Ocsf& x = config.export_.ocsf; !x.url.empty() || !x.file.empty()) {
+    ocsf::SinkOptions so;
+    so.url = x.url;
+    so.file = x.file;
+    so.cursor_file = x.cursor_file.empty()
+                         ? (std::filesystem::path(config.data_dir) / "ocsf-export.cursor").string()
+                         : x.cursor_file;
+    so.ca_file = x.ca_file;
+    if (!x.authorization_file.empty()) {
+      ASSIGN_OR_RETURN(std::string auth,
+                       crypto::ReadSecretFile(x.authorization_file,
+                                              "export.ocsf.authorization_file", 16 * 1024));
+      while (!auth.empty() && (auth.back() == '\n' || auth.back() == '\r')) auth.pop_back();
+      so.authorization = std::move(auth);
+    }
+    so.max_file_bytes = static_cast<uint64_t>(x.max_file_bytes);
+    so.keep_files = static_cast<int>(x.keep_files);
+    so.batch = static_cast<size_t>(x.batch);
+    so.poll = std::chrono::milliseconds(x.poll_ms);
+    so.ocsf.origin = led->origin();
+    ASSIGN_OR_RETURN(impl->ocsf_export,
+                     ocsf::OcsfSink::Create(
+                         std::move(so), led->store(), [led] { return led->Size(); },
+                         [errors = impl->errors.get()](const Status& st) {
+                           errors->Report("export.ocsf", st);
+                         }));
+  }
   impl->ledger_stream = std::make_unique<LedgerStreamer>(*impl->ledger);
   RETURN_IF_ERROR(impl->ledger_stream->AddRoute(impl->router, ro.read_auth));
   impl->metrics.AddGauge("custody_ledger_streams", "Open GET /v1/ledger/stream connections.",
@@ -693,6 +724,7 @@ Status Service::Start() {
   // The MCP upstreams first (their handshakes, at most upstream_ready_wait): the port opens
   // once a client's initialize can say what each server has, not tools alone.
   if (impl_->mcp) impl_->mcp->Start();
+  if (impl_->ocsf_export) impl_->ocsf_export->Start();
   Status started = impl_->server->Start();
   impl_->ReleasePort();  // the server holds it now (or failed to, and says so)
   return started;
@@ -708,6 +740,7 @@ void Service::Shutdown() {
   // Sign-ins still being answered finish (they record events) before the ledger closes.
   if (impl_->authorization) impl_->authorization->Stop();
   if (impl_->mcp) impl_->mcp->Stop();  // before the ledger closes: outcomes are recorded
+  if (impl_->ocsf_export) impl_->ocsf_export->Stop();
   impl_->ledger->Close();
   impl_->attribution->FlushIndex();
 }
