@@ -63,7 +63,8 @@ void RegisterAdminCommands(CLI::App& app) {
   auto* create = token->add_subcommand("create", "Create a token; prints it once");
   common(create);
   create->add_option("--role", f->role,
-                     "admin (default), reader, or approver (a person who decides approvals)");
+                     "admin (default), reader, approver (a person who decides approvals), or "
+                     "ingest (sends telemetry to POST /v1/traces)");
   create->add_option(
       "--label", f->label,
       "A note for operators (e.g. who holds it); for an approver, the person's name");

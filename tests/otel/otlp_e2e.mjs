@@ -1,7 +1,7 @@
 // OTLP ingest end to end (docs/OTLP.md): an agent instrumented with the OpenTelemetry JS SDK
 // (pinned in this folder) exports GenAI spans to `custody serve` at /v1/traces with the
 // official OTLP exporters: protobuf (exporter-trace-otlp-proto) with an ingest-role token, and
-// JSON (exporter-trace-otlp-http) with a sub-agent's own session token.
+// gzip-compressed JSON (exporter-trace-otlp-http) with a sub-agent's own session token.
 //   - a tool call made through Custody (native authorize; the returned traceparent is the
 //     parent of the tool's span) links to its decision and is mediated;
 //   - tool calls made directly (under the agent's span, and with no link at all) are listed by
@@ -37,8 +37,8 @@ function adminToken(role) {
   return JSON.parse(out.trim().split('\n').pop()).token;
 }
 
-function provider(url, token, exporterClass, serviceName) {
-  const exporter = new exporterClass({ url: url + '/v1/traces',
+function provider(url, token, exporterClass, serviceName, compression = 'none') {
+  const exporter = new exporterClass({ url: url + '/v1/traces', compression,
     headers: { authorization: `Bearer ${token}` } });
   const p = new NodeTracerProvider({
     resource: resourceFromAttributes({ 'service.name': serviceName }),
@@ -129,8 +129,8 @@ burst_spans = 400
   agentSpan.end();
   await p.forceFlush();
 
-  // --- The sub-agent: OTLP JSON with its own session token.
-  const sub = provider(url, researcherToken, JsonExporter, 'researcher-agent');
+  // --- The sub-agent: OTLP JSON, gzip-compressed, with its own session token.
+  const sub = provider(url, researcherToken, JsonExporter, 'researcher-agent', 'gzip');
   const subSpan = sub.getTracer('researcher').startSpan('invoke_agent researcher', { attributes: {
     'gen_ai.operation.name': 'invoke_agent', 'gen_ai.agent.name': 'researcher' } }, agentCtx);
   subSpan.end();
