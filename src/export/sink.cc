@@ -5,12 +5,11 @@
 
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
-#include <condition_variable>
 #include <filesystem>
 #include <fstream>
-#include <mutex>
 #include <thread>
 
+#include "common/mutex.h"
 #include "export/reader.h"
 #include "http/client.h"
 
@@ -117,10 +116,10 @@ struct OcsfSink::Impl {
   std::optional<Endpoint> endpoint;
   std::unique_ptr<http::BlockingHttpClient> client;
 
-  std::mutex mu;
-  std::condition_variable cv;
-  bool stopping = false;
-  SinkStats stats;
+  Mutex mu;
+  CondVar cv;
+  bool stopping GUARDED_BY(mu) = false;
+  SinkStats stats GUARDED_BY(mu);
   std::thread thread;
 
   Impl(SinkOptions o, store::LedgerStore& s, std::function<uint64_t()> c,
@@ -128,13 +127,13 @@ struct OcsfSink::Impl {
       : options(std::move(o)), store(s), committed(std::move(c)), on_error(std::move(e)) {}
 
   // Waits up to `d`; false when stopping.
-  bool Wait(std::chrono::milliseconds d) {
-    std::unique_lock lock(mu);
-    cv.wait_for(lock, d, [this] { return stopping; });
+  bool Wait(std::chrono::milliseconds d) EXCLUDES(mu) {
+    MutexLock lock(mu);
+    cv.WaitFor(mu, d, [this]() REQUIRES(mu) { return stopping; });
     return !stopping;
   }
-  bool Stopping() {
-    std::lock_guard lock(mu);
+  bool Stopping() EXCLUDES(mu) {
+    MutexLock lock(mu);
     return stopping;
   }
 
@@ -242,7 +241,7 @@ struct OcsfSink::Impl {
 
   void Report(const Status& st) {
     {
-      std::lock_guard lock(mu);
+      MutexLock lock(mu);
       ++stats.failures;
       stats.last_error = st.message();
     }
@@ -262,7 +261,7 @@ struct OcsfSink::Impl {
       if (auto last = LastIndexIn(options.file); last && *last + 1 > cursor) cursor = *last + 1;
     }
     {
-      std::lock_guard lock(mu);
+      MutexLock lock(mu);
       stats.cursor = cursor;
     }
     auto backoff = options.min_backoff;
@@ -293,7 +292,7 @@ struct OcsfSink::Impl {
       }
       backoff = options.min_backoff;
       {
-        std::lock_guard lock(mu);
+        MutexLock lock(mu);
         stats.records += to - cursor;
         ++stats.batches;
         stats.cursor = to;
@@ -331,15 +330,15 @@ void OcsfSink::Start() {
 
 void OcsfSink::Stop() {
   {
-    std::lock_guard lock(impl_->mu);
+    MutexLock lock(impl_->mu);
     impl_->stopping = true;
   }
-  impl_->cv.notify_all();
+  impl_->cv.NotifyAll();
   if (impl_->thread.joinable()) impl_->thread.join();
 }
 
 SinkStats OcsfSink::Stats() {
-  std::lock_guard lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   return impl_->stats;
 }
 
