@@ -116,6 +116,13 @@ std::optional<int64_t> IngestService::Admit(const std::string& key, double spans
   const int64_t now_ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(clock_.Now().time_since_epoch()).count();
   MutexLock lock(buckets_mu_);
+  if (buckets_.size() >= kMaxBuckets && !buckets_.count(key)) {
+    // Buckets refilled to the brim are the same as no bucket: forget those (sessions end).
+    const double full_after_ns = options_.burst_spans / options_.spans_per_second * 1e9;
+    std::erase_if(buckets_, [&](const auto& kv) {
+      return static_cast<double>(now_ns - kv.second.last_ns) >= full_after_ns;
+    });
+  }
   auto [it, fresh] = buckets_.try_emplace(key);
   Bucket& b = it->second;
   if (fresh) {
@@ -137,10 +144,16 @@ void IngestService::Export(IngestCredential credential, std::vector<OtlpSpan> sp
                            ExportCallback done) {
   {
     MutexLock lock(mu_);
-    if (!stop_) {
+    // Requests wait here while earlier ones are linked: bounded, so many credentials at once
+    // cannot queue without end (each is within its own rate); the exporter retries a 503.
+    if (!stop_ && queue_.size() < kMaxQueued) {
       queue_.push_back(Job{std::move(credential), std::move(spans), std::move(done)});
       cv_.NotifyOne();
       return;
+    }
+    if (!stop_) {
+      lock.Unlock();
+      return done(UnavailableError("too many export requests waiting; retry"));
     }
   }
   done(UnavailableError("the server is shutting down"));

@@ -94,7 +94,8 @@ class IngestService {
   std::optional<int64_t> Admit(const std::string& key, double spans);
 
   // Validates, maps, links and records `spans`. `done` runs once, on another thread, after
-  // every event is durable (Unavailable if one could not be recorded). A request whose every
+  // every event is durable (Unavailable if one could not be recorded, or at once when too many
+  // requests wait already). A request whose every
   // span was rejected is InvalidArgument, and nothing is recorded.
   void Export(IngestCredential credential, std::vector<OtlpSpan> spans, ExportCallback done);
   Result<ExportOutcome> ExportSync(IngestCredential credential, std::vector<OtlpSpan> spans);
@@ -109,6 +110,8 @@ class IngestService {
     std::vector<OtlpSpan> spans;
     ExportCallback done;
   };
+  static constexpr size_t kMaxQueued = 256;      // export requests waiting for the worker
+  static constexpr size_t kMaxBuckets = 100000;  // credentials tracked before idle ones go
   void Run();
   void Process(Job& job);
 
