@@ -457,6 +457,22 @@ Result<std::string> Investigator::Trace(const std::string& event_id) {
   if (!outcome.empty()) out["outcome"] = outcome;
   if (!traced_from.empty()) out["traced_from"] = traced_from;
   if (auto receipt = ledger_.ReceiptFor(dleaf.index); receipt.ok()) out["receipt"] = *receipt;
+  // What the agent's telemetry reported doing under this decision (OTLP ingest, docs/OTLP.md):
+  // observed, not decided; present only when there is some.
+  if (auto found = ledger_.store().FindLeaves(store::LedgerStore::Column::kSession, row->sid,
+                                              "action.observed");
+      found.ok()) {
+    json::array observed;
+    for (uint64_t i : *found) {
+      auto leaf = ledger_.GetEntry(i);
+      if (!leaf.ok()) continue;
+      auto ev = ParseLeaf(*leaf);
+      if (!ev.ok() || StringField(Obj(*ev, "link"), "decision") != row->action_id) continue;
+      (*ev)["ledger_index"] = leaf->index;
+      observed.push_back(std::move(*ev));
+    }
+    if (!observed.empty()) out["observed"] = std::move(observed);
+  }
   return json::serialize(out);
 }
 

@@ -185,6 +185,11 @@ burst_spans = 400
   assert.equal(root.actions.length, 1, 'the one decided action');
   const subTree = se.json.sessions.find((x) => x.sid === researcherSid);
   assert.equal(subTree.observed_actions.length, 1);
+  // The decision's trace shows what the agent reported doing under it.
+  const traced = await request(url, `/v1/trace/${decided.json.action_id}`, { method: 'GET', token: readerToken });
+  assert.equal(traced.status, 200, traced.text);
+  assert.deepEqual(traced.json.observed.map((e) => e.tool.name), ['read_file']);
+  assert.equal(traced.json.observed[0].observed, true);
 
   // --- Bad input: the OTLP error shape (google.rpc.Status), nothing recorded, server fine.
   const before = (await ledgerEvents(url, admin)).length;
