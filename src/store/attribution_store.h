@@ -96,21 +96,21 @@ struct ApprovalRow {
   std::string state;
   std::string sid, root_sid, agent, instance, initiator;
   std::string action;
-  std::string target;             // the target's key
+  std::string target;  // the target's key
   // The approver groups, Cedar entity uids (Group::"finance"), one per line when several
   // `@approval` policies held the action: an approver must be in every one.
   std::string group;
-  std::string policies;           // the @approval policies that held the action, space-separated
-  std::string request_action;     // the decision that asked (its action id)
+  std::string policies;        // the @approval policies that held the action, space-separated
+  std::string request_action;  // the decision that asked (its action id)
   int64_t requested_ms = 0;
-  int64_t expires_ms = 0;         // pending: approvable until then; approved: usable until then
-  std::string approver;           // who approved or denied
-  std::string verified_by;        // how the approver was verified ("admin-token:<id>", "oidc:<iss>")
-  std::string reason;             // the approver's reason, or why it expired or was cancelled
-  int64_t decided_ms = 0;         // approved, denied, expired or cancelled at
-  int64_t decided_index = -1;     // the ledger index of the approval.* event that decided it
-  std::string used_by;            // the last action it allowed
-  int64_t uses = 0;               // actions it allowed
+  int64_t expires_ms = 0;      // pending: approvable until then; approved: usable until then
+  std::string approver;        // who approved or denied
+  std::string verified_by;     // how the approver was verified ("admin-token:<id>", "oidc:<iss>")
+  std::string reason;          // the approver's reason, or why it expired or was cancelled
+  int64_t decided_ms = 0;      // approved, denied, expired or cancelled at
+  int64_t decided_index = -1;  // the ledger index of the approval.* event that decided it
+  std::string used_by;         // the last action it allowed
+  int64_t uses = 0;            // actions it allowed
 };
 
 class AttributionStore {
