@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/json_array.h"
+#include "common/rfc3339.h"
 
 namespace custody::attribution {
 namespace {
@@ -32,20 +33,8 @@ Result<json::object> Parse(const StoredLeaf& leaf) {
   return std::move(v.as_object());
 }
 
-// "2026-01-02T03:04:05.678Z" (FormatRfc3339Millis) -> Unix milliseconds; 0 if it is not that.
-int64_t MillisOf(const std::string& t) {
-  std::tm tm{};
-  if (t.size() != 24 || t[19] != '.' || t[23] != 'Z') return 0;
-  const std::string seconds = t.substr(0, 19);
-  const char* end = ::strptime(seconds.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (end == nullptr || *end != '\0') return 0;
-  int64_t ms = 0;
-  for (size_t i = 20; i < 23; ++i) {
-    if (t[i] < '0' || t[i] > '9') return 0;
-    ms = ms * 10 + (t[i] - '0');
-  }
-  return static_cast<int64_t>(::timegm(&tm)) * 1000 + ms;
-}
+// An event's time (FormatRfc3339Millis) -> Unix milliseconds; 0 if it is not one.
+int64_t MillisOf(const std::string& t) { return ParseRfc3339Millis(t).value_or(0); }
 
 Result<ActionRow> RowOfDecision(const json::object& e, uint64_t index) {
   if (StringField(e, "kind") != "action.decision")

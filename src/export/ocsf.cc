@@ -17,6 +17,7 @@
 #include <limits>
 
 #include "common/encoding.h"
+#include "common/rfc3339.h"
 #include "ledger/merkle.h"
 
 namespace custody::ocsf {
@@ -66,33 +67,6 @@ void Put(json::object& o, std::string_view k, const std::string& v) {
 }
 void PutObj(json::object& o, std::string_view k, const json::object* v) {
   if (v && !v->empty()) o[k] = *v;
-}
-
-// "2026-12-05T10:00:00.123Z" -> Unix milliseconds; nullopt for anything else.
-std::optional<int64_t> EpochMillis(const std::string& t) {
-  int y, mo, d, h, mi, s;
-  char rest[8] = {};
-  if (std::sscanf(t.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%7s", &y, &mo, &d, &h, &mi, &s, rest) < 6) {
-    return std::nullopt;
-  }
-  std::tm tm{};
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = s;
-  int64_t ms = 0;
-  std::string_view r(rest);
-  if (!r.empty() && r[0] == '.') {
-    int digits = 0;
-    size_t i = 1;
-    for (; i < r.size() && r[i] >= '0' && r[i] <= '9'; ++i) {
-      if (digits < 3) ms = ms * 10 + (r[i] - '0'), ++digits;
-    }
-    while (digits++ < 3) ms *= 10;
-  }
-  return int64_t(timegm(&tm)) * 1000 + ms;
 }
 
 // OCSF enumerations used here (1.8.0).
@@ -900,7 +874,7 @@ Result<std::string> MapEntry(uint64_t index, std::string_view leaf, const Option
   json::object& r = m.r;
   std::string time = Str(&e, "time");
   // An entry without a parseable time (only hand-appended ones) keeps 0: time is required.
-  r["time"] = EpochMillis(time).value_or(0);
+  r["time"] = ParseRfc3339Millis(time).value_or(0);
   if (!r.contains("severity_id")) r["severity_id"] = kSeverityInformational;
   r["severity"] = StatusName(int(r["severity_id"].as_int64()));
 
