@@ -401,6 +401,16 @@ BrowserAnswer AuthorizationServer::Authorize(const AuthorizeRequest& q,
   p->code_challenge = *q.code_challenge;
   p->resource = resource;
   p->scopes = std::move(scopes);
+  bool full = false;
+  if (auto sent = SendToIdp(std::move(p), cookie_header, &full)) return std::move(*sent);
+  return ClientError(
+      redirect_uri, "temporarily_unavailable",
+      full ? "too many authorizations in progress" : "the login provider cannot be reached", state);
+}
+
+std::optional<BrowserAnswer> AuthorizationServer::SendToIdp(std::shared_ptr<Pending> p,
+                                                            const std::string& cookie_header,
+                                                            bool* full) {
   int64_t now = Now();
   p->expires_at = now + options_.login_lifetime_s;
   std::string browser = CookieValue(cookie_header, kBrowserCookie);
@@ -412,17 +422,16 @@ BrowserAnswer AuthorizationServer::Authorize(const AuthorizeRequest& q,
   auto url = login_->AuthorizationUrl(idp_state, p->idp_nonce, PkceS256(p->idp_verifier));
   if (!url.ok()) {
     errors_.Report("identity.login_discovery", url.status());
-    return ClientError(redirect_uri, "temporarily_unavailable",
-                       "the login provider cannot be reached", state);
+    return std::nullopt;
   }
   {
     MutexLock lock(mu_);
     PurgeLocked(now);
     if (FullLocked()) {
-      return ClientError(redirect_uri, "temporarily_unavailable",
-                         "too many authorizations in progress", state);
+      *full = true;
+      return std::nullopt;
     }
-    logins_[idp_state] = p;
+    logins_[idp_state] = std::move(p);
   }
   BrowserAnswer a;
   a.status = 302;
@@ -747,35 +756,12 @@ BrowserAnswer AuthorizationServer::StartApproverSignIn(const std::string& approv
   }
   auto p = std::make_shared<Pending>();
   p->approval_id = approval_id;
-  int64_t now = Now();
-  p->expires_at = now + options_.login_lifetime_s;
-  std::string browser = CookieValue(cookie_header, kBrowserCookie);
-  if (!IsBase64UrlToken(browser, 43, 43)) browser = RandomToken(32);
-  p->browser_sha256 = HexSha256(browser);
-  p->idp_nonce = RandomToken(32);
-  p->idp_verifier = RandomToken(32);
-  std::string idp_state = RandomToken(32);
-  auto url = login_->AuthorizationUrl(idp_state, p->idp_nonce, PkceS256(p->idp_verifier));
-  if (!url.ok()) {
-    errors_.Report("identity.login_discovery", url.status());
-    return ApproverErrorPage(503, "temporarily_unavailable",
-                             "The login provider cannot be reached.", approval_id);
-  }
-  {
-    MutexLock lock(mu_);
-    PurgeLocked(now);
-    if (FullLocked()) {
-      return ApproverErrorPage(503, "temporarily_unavailable",
-                               "Too many sign-ins are in progress; try again shortly.",
-                               approval_id);
-    }
-    logins_[idp_state] = p;
-  }
-  BrowserAnswer a;
-  a.status = 302;
-  a.location = *url;
-  a.set_cookies.push_back(BrowserCookie(browser, options_.login_lifetime_s));
-  return a;
+  bool full = false;
+  if (auto sent = SendToIdp(std::move(p), cookie_header, &full)) return std::move(*sent);
+  return ApproverErrorPage(503, "temporarily_unavailable",
+                           full ? "Too many sign-ins are in progress; try again shortly."
+                                : "The login provider cannot be reached.",
+                           approval_id);
 }
 
 BrowserAnswer AuthorizationServer::ApproverSignedIn(Pending& p,

@@ -207,6 +207,12 @@ class AuthorizationServer {
                             const std::string& description,
                             const std::optional<std::string>& state) const;
   BrowserAnswer IssueCode(const Pending& p);
+  // Sends the browser to the IdP for `p` (a client's authorization or an approver's sign-in):
+  // binds it to the browser's cookie, gives it a fresh nonce, PKCE verifier and IdP state, and
+  // holds it until the IdP answers. nullopt when the IdP's metadata cannot be read or (`*full`)
+  // too many sign-ins are in progress: the caller answers in its own shape.
+  std::optional<BrowserAnswer> SendToIdp(std::shared_ptr<Pending> p,
+                                         const std::string& cookie_header, bool* full);
   BrowserAnswer ConsentPage(const Pending& p, const std::string& request_id,
                             const std::string& csrf);
   // The IdP's answer to an approver's sign-in (LoginCallback, once the state and browser match).
