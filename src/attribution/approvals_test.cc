@@ -287,9 +287,10 @@ TEST_F(ApprovalsTest, ContainmentCancelsTheSessionsApprovals) {
   ASSERT_TRUE(w_->svc->Contain("session", asked.sid, "incident 12", "admin:test").ok());
   // The approvals thread cancels it (the revocation listener only queues).
   ApprovalRow row;
+  // The row changes state first and takes its event's index just after: wait for both.
   for (int i = 0; i < 100; ++i) {
     row = Stored(id);
-    if (row.state != "pending") break;
+    if (row.state != "pending" && row.decided_index >= 0) break;
     std::this_thread::sleep_for(20ms);
   }
   EXPECT_EQ(row.state, "cancelled");
