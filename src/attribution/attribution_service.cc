@@ -33,6 +33,8 @@ struct PolicyBundle {
   std::string entities_text;                   // as published (ReloadPolicies compares it)
   // policy id -> its approver group (an entity uid, Type::"id"), for each `@approval` forbid
   std::map<std::string, std::string> approval;
+  // Each approver group's text -> its uid, parsed once here rather than at every approval.
+  std::map<std::string, policy::EntityUid> approver_uids;
   // The set without the `@approval` forbids: would anything else hold the action? (Only
   // evaluated when every determining forbid is an `@approval` one.)
   std::optional<policy::PolicySet> without_approval;
@@ -197,6 +199,8 @@ events::ActionOutcome OutcomeEvent(const CompleteRequest& req, const ActionRow& 
   o.output_digest = req.output_digest;
   o.latency_ms = req.latency_ms;
   o.exchanges = ExchangesJson(req.exchanges, options);
+  o.txn_token_jti = req.txn_token_jti;
+  o.txn_token_aud = req.txn_token_aud;
   return o;
 }
 
@@ -400,11 +404,20 @@ Result<std::string> ApproverGroup(const std::string& v) {
   return type + "::\"" + id + "\"";
 }
 
+// The uid of an approver group's text (ApproverGroup's form, `Type::"id"`; a bare id names a
+// Group).
+EntityUid ApproverGroupUid(const std::string& group) {
+  const size_t q = group.find("::\"");
+  return q == std::string::npos || group.size() < q + 4
+             ? EntityUid{"Group", group}
+             : EntityUid{group.substr(0, q), group.substr(q + 3, group.size() - q - 4)};
+}
+
 Result<std::shared_ptr<const PolicyBundle>> MakeBundle(const std::string& policies,
                                                        const std::string& entities) {
   ASSIGN_OR_RETURN(auto set, policy::PolicySet::FromText(policies));
-  auto b =
-      std::make_shared<PolicyBundle>(PolicyBundle{std::move(set), {}, "", {}, entities, {}, {}});
+  auto b = std::make_shared<PolicyBundle>(
+      PolicyBundle{std::move(set), {}, "", {}, entities, {}, {}, {}});
   if (!entities.empty()) {
     ASSIGN_OR_RETURN(b->entities, policy::ParseEntitiesJson(entities, nullptr));
   }
@@ -429,6 +442,7 @@ Result<std::shared_ptr<const PolicyBundle>> MakeBundle(const std::string& polici
       auto group = ApproverGroup(v);
       if (!group.ok()) return group.status().WithContext("policy " + p.id + ": @approval");
       b->approval[p.id] = *group;
+      b->approver_uids.emplace(*group, ApproverGroupUid(*group));
     }
   }
   if (!b->approval.empty()) {
@@ -1008,15 +1022,20 @@ void AttributionService::ApplyApproval(Decision& d) {
     result.errors.push_back("approvals: " + st.message());
     result.message = "needs approval, but approvals are unavailable: " + st.message();
   };
-  auto usable = store_.FindApproval(d.digest, {"approved"});
-  if (!usable.ok()) return fail(usable.status());
-  if (*usable && (*usable)->expires_ms > d.now_ms && (*usable)->decided_index >= 0) {
-    ApprovalRow row = **usable;
+  // One read: the newest open approval of this digest. An older one of the other state cannot
+  // be the one to use: a new approval is only asked for once the previous one is past its time.
+  auto found = store_.FindApproval(d.digest, {"approved", "pending"});
+  if (!found.ok()) return fail(found.status());
+  const std::optional<ApprovalRow>& open = *found;
+  const bool live = open && open->expires_ms > d.now_ms;
+  if (live && open->state == "approved" && open->decided_index >= 0) {
+    ApprovalRow row = *open;
     const std::string before = row.state;
     row.uses++;
     row.used_by = d.action_id;
     if (opts.single_use) row.state = "used";
-    // Compare-and-set: of two calls racing for a single-use approval, one gets it.
+    // Compare-and-set: of two calls racing for a single-use approval, one gets it; the other
+    // asks anew.
     if (store_.UpdateApproval(row, before).ok()) {
       result.allowed = true;
       result.reasons = d.permits;
@@ -1029,13 +1048,10 @@ void AttributionService::ApplyApproval(Decision& d) {
       return;
     }
   }
-  auto pending = store_.FindApproval(d.digest, {"pending"});
-  if (!pending.ok()) return fail(pending.status());
   ApprovalRow row;
-  if (*pending && (*pending)->expires_ms > d.now_ms) {
-    row = **pending;
-  } else if (*usable && (*usable)->decided_index < 0 && (*usable)->expires_ms > d.now_ms) {
-    row = **usable;  // approved a moment ago, its event not yet noted on the row: not new
+  if (live && (open->state == "pending" || open->decided_index < 0)) {
+    // Pending, or approved a moment ago with its event not yet noted on the row: not new.
+    row = *open;
   } else {
     row.id = ids_.NextString();
     row.digest = d.digest;
@@ -1065,16 +1081,17 @@ void AttributionService::ApplyApproval(Decision& d) {
 }
 
 bool AttributionService::IsApprover(const Approver& who, const std::string& group) const {
-  const size_t q = group.find("::\"");
+  const std::shared_ptr<const PolicyBundle> bundle = Bundle();
+  // Parsed when the policies were published; a group only an older policy set named (the
+  // approval was asked before a republish) is parsed here.
+  auto known = bundle->approver_uids.find(group);
   const policy::EntityUid g =
-      q == std::string::npos || group.size() < q + 4
-          ? policy::EntityUid{"Group", group}
-          : policy::EntityUid{group.substr(0, q), group.substr(q + 3, group.size() - q - 4)};
+      known != bundle->approver_uids.end() ? known->second : ApproverGroupUid(group);
   // A group the IdP asserted for the person: its uid, or a Group's bare id.
   for (const std::string& claimed : who.groups) {
     if (claimed == group || (g.type == "Group" && claimed == g.id)) return true;
   }
-  return Bundle()->entities.In(EntityUid{options_.approvals.person_type, who.person}, g);
+  return bundle->entities.In(EntityUid{options_.approvals.person_type, who.person}, g);
 }
 
 // Containment takes effect before the answer leaves: the next request is refused.

@@ -180,6 +180,8 @@ struct CompleteRequest {
   std::string event_id;
   const identity::VerifiedAccess* verified = nullptr;
   std::vector<RelayedExchange> exchanges;  // the gateway's relays during the action
+  // The Transaction Token the gateway forwarded the action with (jti, aud), if any.
+  std::string txn_token_jti, txn_token_aud;
 };
 struct CompleteResult {
   std::string event_id;

@@ -125,6 +125,9 @@ json::object Build(const ActionOutcome& o) {
                  {"trace", {{"trace_id", o.trace_id}, {"span_id", o.span_id}, {"txn", o.txn}}},
                  {"outcome", std::move(outcome)}};
   if (!o.refusal.empty()) e["refusal"] = o.refusal;
+  if (!o.txn_token_jti.empty()) {
+    e["txn_token"] = {{"jti", o.txn_token_jti}, {"aud", o.txn_token_aud}};
+  }
   return e;
 }
 

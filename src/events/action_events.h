@@ -80,6 +80,9 @@ struct ActionOutcome {
   // The requests the MCP server sent the client during the action, as the gateway relayed them
   // (outcome.exchanges; absent when none).
   boost::json::array exchanges;
+  // The Transaction Token the gateway forwarded the action with (its jti and aud, never the
+  // token; `txn_token`, absent when none): the upstream's logs meet the ledger by this jti.
+  std::string txn_token_jti, txn_token_aud;
 };
 
 // A containment a tripwire caused (`actor` set, `trigger_action` its decision) or an operator

@@ -368,6 +368,10 @@ void Gateway::FinishCall(std::shared_ptr<Call> call, Result<json::object> r) {
   // outcome is clipped instead, so it is never lost, with or without await_outcome.
   c.error = Clip(std::move(c.error), 4096);
   c.exchanges = call->TakeExchanges();
+  if (!call->txn_token_jti.empty()) {
+    c.txn_token_jti = call->txn_token_jti;
+    c.txn_token_aud = call->server->txn_audience;
+  }
   auto answer = [this, call, out](json::object outcome) {
     json::object receipt{{"action_id", call->decision.action_id},
                          {"decision", "allow"},

@@ -1014,6 +1014,17 @@ TEST_F(GatewayTxnTokenTest, EachAllowedCallCarriesATokenForItAlone) {
   const json::object& receipt = first.at("result").at("_meta").at(kReceiptMetaKey).as_object();
   EXPECT_EQ(receipt.at("txn_token").at("jti"), c.at("jti"));
   EXPECT_EQ(json::serialize(first).find(tokens[0]), std::string::npos);
+  // The outcome event names it too (jti and aud, never the token): the upstream's logs meet the
+  // ledger there.
+  auto outcome =
+      w_->ledger->GetEntry(receipt.at("outcome").at("ledger_index").to_number<uint64_t>());
+  ASSERT_TRUE(outcome.ok()) << json::serialize(receipt);
+  json::object oe = json::parse(outcome->data).as_object();
+  EXPECT_EQ(oe.at("kind"), "action.outcome");
+  ASSERT_TRUE(oe.contains("txn_token")) << outcome->data;
+  EXPECT_EQ(oe.at("txn_token").at("jti"), c.at("jti"));
+  EXPECT_EQ(oe.at("txn_token").at("aud"), "urn:custody:mcp:files");
+  EXPECT_EQ(outcome->data.find(tokens[0]), std::string::npos);
   // Never the client's own token, in the token or anywhere in what the server got.
   for (const std::string& t : {token_, parent_token_}) {
     EXPECT_EQ(tokens[0].find(t), std::string::npos);
