@@ -7,17 +7,20 @@
 
 #include "store/memory/memory_admin_token_store.h"
 #include "store/memory/memory_attribution_store.h"
+#include "store/memory/memory_credential_store.h"
 #include "store/memory/memory_identity_store.h"
 #include "store/memory/memory_ledger_store.h"
 #include "store/memory/memory_tool_pin_store.h"
 #include "store/postgres/pg_admin_token_store.h"
 #include "store/postgres/pg_attribution_store.h"
+#include "store/postgres/pg_credential_store.h"
 #include "store/postgres/pg_identity_store.h"
 #include "store/postgres/pg_ledger_store.h"
 #include "store/postgres/pg_schema.h"
 #include "store/postgres/pg_tool_pin_store.h"
 #include "store/sqlite/sqlite_admin_token_store.h"
 #include "store/sqlite/sqlite_attribution_store.h"
+#include "store/sqlite/sqlite_credential_store.h"
 #include "store/sqlite/sqlite_identity_store.h"
 #include "store/sqlite/sqlite_ledger_store.h"
 #include "store/sqlite/sqlite_schema.h"
@@ -82,6 +85,7 @@ StorageOptions StorageOptions::InDirectory(const std::string& dir) {
   o.attribution_path = dir + "/attribution.db";
   o.admin_token_path = dir + "/custody.db";
   o.tool_pin_path = dir + "/mcp.db";
+  o.credential_path = dir + "/credentials.db";
   return o;
 }
 
@@ -138,6 +142,16 @@ Result<std::unique_ptr<ToolPinStore>> OpenToolPinStore(const StorageOptions& opt
   if (options.backend == Backend::kPostgres) return OpenPg<ToolPinStore, PgToolPinStore>(options);
   ASSIGN_OR_RETURN(auto s, SqliteToolPinStore::Open(options.tool_pin_path));
   return std::unique_ptr<ToolPinStore>(std::move(s));
+}
+
+Result<std::unique_ptr<CredentialStore>> OpenCredentialStore(const StorageOptions& options) {
+  if (options.backend == Backend::kMemory) {
+    return std::unique_ptr<CredentialStore>(std::make_unique<MemoryCredentialStore>());
+  }
+  if (options.backend == Backend::kPostgres)
+    return OpenPg<CredentialStore, PgCredentialStore>(options);
+  ASSIGN_OR_RETURN(auto s, SqliteCredentialStore::Open(options.credential_path));
+  return std::unique_ptr<CredentialStore>(std::move(s));
 }
 
 Result<std::unique_ptr<AdminTokenStore>> OpenAdminTokenStore(const StorageOptions& options,
@@ -205,6 +219,11 @@ Status MigrateStores(StorageOptions options) {
   // on write and checks them on read, neither of which opening does.
   options.key_encryption_key = nullptr;
   ASSIGN_OR_RETURN(Stores stores, OpenStores(options));
+  // The credential leases are not among OpenStores (a server without [credentials.*] has no
+  // credentials.db), but a migrated database has their schema for when one is configured.
+  if (options.backend == Backend::kPostgres) {
+    ASSIGN_OR_RETURN(auto credentials, OpenCredentialStore(options));
+  }
   return OkStatus();
 }
 

@@ -19,6 +19,7 @@
 #include "crypto/key_wrap.h"
 #include "store/admin_token_store.h"
 #include "store/attribution_store.h"
+#include "store/credential_store.h"
 #include "store/identity_store.h"
 #include "store/ledger_store.h"
 #include "store/tool_pin_store.h"
@@ -40,6 +41,7 @@ struct StorageOptions {
   std::string attribution_path;
   std::string admin_token_path;
   std::string tool_pin_path;
+  std::string credential_path;  // credentials.db: the just-in-time credential leases
   // PostgreSQL: a postgresql:// URL (its password never appears in errors or logs) and the
   // connections each store may hold.
   std::string postgres_url;
@@ -55,7 +57,8 @@ struct StorageOptions {
   // Custody has opened yet is still created. SQLite files always migrate (one node per file).
   bool migrate = true;
 
-  // The files of a data directory: ledger.db, identity.db, attribution.db, custody.db, mcp.db.
+  // The files of a data directory: ledger.db, identity.db, attribution.db, custody.db, mcp.db,
+  // credentials.db.
   static StorageOptions InDirectory(const std::string& dir);
   static StorageOptions InMemory() {
     StorageOptions o;
@@ -109,6 +112,9 @@ Result<std::unique_ptr<LedgerStore>> OpenLedgerFile(const std::string& path,
 Result<std::unique_ptr<IdentityStore>> OpenIdentityStore(const StorageOptions& options);
 Result<std::unique_ptr<AttributionStore>> OpenAttributionStore(const StorageOptions& options);
 Result<std::unique_ptr<ToolPinStore>> OpenToolPinStore(const StorageOptions& options);
+// The just-in-time credential leases (credentials/). Not one of OpenStores: only a server with
+// [credentials.*] configured opens it (`custody migrate` creates it too).
+Result<std::unique_ptr<CredentialStore>> OpenCredentialStore(const StorageOptions& options);
 // `create_if_missing` false: a missing token database is NotFound.
 Result<std::unique_ptr<AdminTokenStore>> OpenAdminTokenStore(const StorageOptions& options,
                                                              bool create_if_missing = true);
