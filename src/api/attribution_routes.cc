@@ -430,6 +430,32 @@ Status AddAttributionRoutes(http::Router& router, AttributionService& service,
                   },
                   options.read_auth, ""}));
 
+  // One version by its hash, texts included: what a decision recorded under an older set was
+  // judged against (the console highlights its determining policy in this text).
+  RETURN_IF_ERROR(router.Add(
+      {"GET", "/v1/policies/{hash}",
+       [svc](Request& req, Responder respond) {
+         auto r = svc->store().GetPolicySet(req.params["hash"]);
+         if (!r.ok()) return Reply(respond, req.request_id, r.status());
+         if (!*r)
+           return Reply(respond, req.request_id,
+                        NotFoundError("no policy set " + req.params["hash"].substr(0, 64)));
+         const auto& p = **r;
+         auto active = svc->store().ActivePolicySet();
+         if (!active.ok()) return Reply(respond, req.request_id, active.status());
+         json::value entities =
+             p.entities.empty() ? json::value(json::array()) : json::parse(p.entities);
+         json::object body{{"hash", p.hash},
+                           {"policies", p.policies},
+                           {"entities", entities},
+                           {"published_ms", p.published_ms},
+                           {"published_by", p.published_by},
+                           {"ledger_index", p.ledger_index},
+                           {"active", *active && (*active)->hash == p.hash}};
+         respond(Response::Json(200, json::serialize(body)));
+       },
+       options.read_auth, ""}));
+
   RETURN_IF_ERROR(
       router.Add({"POST", "/v1/contain",
                   [svc](Request& req, Responder respond) {

@@ -66,9 +66,11 @@ void SignIn(http::Authenticator& tokens, ConsoleSessions& sessions, bool tls, Re
   if (!token) return fail(InvalidArgumentError("body must be {\"token\": \"cst_…\"}"));
   Result<http::Principal> p = tokens.Authenticate(std::string_view(*token));
   if (!p.ok()) return fail(p.status());
-  if (p->role != kRoleAdmin && p->role != kRoleReader) {
-    return fail(PermissionDeniedError("the console takes a reader or admin token, not role \"" +
-                                      p->role + "\""));
+  // An approver signs in to decide approvals (the approvals queue); it can call nothing more
+  // through the console than with its token.
+  if (p->role != kRoleAdmin && p->role != kRoleReader && p->role != kRoleApprover) {
+    return fail(PermissionDeniedError(
+        "the console takes a reader, admin or approver token, not role \"" + p->role + "\""));
   }
   req.principal = *p;  // the access log names the token id
   NewConsoleSession s = sessions.Create(*p);
@@ -111,16 +113,35 @@ Status AddConsoleRoutes(http::Router& router, http::Authenticator& tokens,
                                 SignIn(tokens, sessions, tls, req, std::move(respond));
                               },
                               http::AuthRequirement::None(), "application/json"}));
-  RETURN_IF_ERROR(router.Add(
-      {"POST", "/v1/console/session/logout",
-       [&sessions, tls](Request& req, Responder respond) {
-         if (auto id = CookieValue(req.headers, kConsoleCookie)) sessions.End(*id);
-         Response r = Response::Json(200, "{\"signed_out\":true}");
-         r.headers.Set("set-cookie", CookieHeader("", 0, tls));
-         r.headers.Set("cache-control", "no-store");
-         respond(std::move(r));
-       },
-       http::AuthRequirement::AnyOf({std::string(kRoleAdmin), std::string(kRoleReader)}), ""}));
+  RETURN_IF_ERROR(
+      router.Add({"POST", "/v1/console/session/logout",
+                  [&sessions, tls](Request& req, Responder respond) {
+                    if (auto id = CookieValue(req.headers, kConsoleCookie)) sessions.End(*id);
+                    Response r = Response::Json(200, "{\"signed_out\":true}");
+                    r.headers.Set("set-cookie", CookieHeader("", 0, tls));
+                    r.headers.Set("cache-control", "no-store");
+                    respond(std::move(r));
+                  },
+                  http::AuthRequirement::AnyOf({std::string(kRoleAdmin), std::string(kRoleReader),
+                                                std::string(kRoleApprover)}),
+                  ""}));
+  // What the sign-in page offers. The IdP is listed when [login] names one; signing in to the
+  // console through it is not wired yet (console sessions are made from tokens only), so the
+  // page shows it as unavailable rather than hiding that it exists.
+  std::string methods = "{\"methods\":[{\"type\":\"token\",\"available\":true}";
+  if (!options.idp_issuer.empty()) {
+    methods += ",{\"type\":\"idp\",\"available\":false,\"issuer\":";
+    AppendJcsString(options.idp_issuer, methods);
+    methods += "}";
+  }
+  methods += "]}";
+  RETURN_IF_ERROR(router.Add({"GET", "/v1/console/methods",
+                              [methods](Request&, Responder respond) {
+                                Response r = Response::Json(200, methods);
+                                r.headers.Set("cache-control", "no-store");
+                                respond(std::move(r));
+                              },
+                              http::AuthRequirement::None(), ""}));
   return OkStatus();
 }
 

@@ -3,8 +3,11 @@
 //        strict Content-Security-Policy; hashed assets cached for a year, index.html never
 //   POST /v1/console/session          {"token"} -> session cookie + {"csrf","role","expires_at"}
 //   POST /v1/console/session/logout   ends the session of the cookie (reader)
+//   GET  /v1/console/methods          the sign-in methods the page offers (public)
 // The handlers hold references: the token authenticator and sessions must outlive the server.
 #pragma once
+
+#include <string>
 
 #include "api/console_sessions.h"
 #include "common/status.h"
@@ -20,6 +23,8 @@ inline constexpr std::string_view kConsoleCsp =
 
 struct ConsoleRouteOptions {
   bool tls = false;  // the cookie is Secure when Custody serves TLS
+  // [login] issuer: the company IdP the sign-in page offers (empty: token sign-in only).
+  std::string idp_issuer;
 };
 
 Status AddConsoleRoutes(http::Router& router, http::Authenticator& tokens,

@@ -206,12 +206,29 @@ TEST_F(ConsoleTest, SignInRefusals) {
   EXPECT_EQ(bad.headers.Get("set-cookie"), std::nullopt);
   EXPECT_EQ(Send(Req("POST", "/v1/console/session", "{\"tok\":1}")).status, 400);
   EXPECT_EQ(Send(Req("POST", "/v1/console/session", "not json")).status, 400);
-  auto approver =
-      Send(Req("POST", "/v1/console/session", "{\"token\":\"" + Issue(kRoleApprover) + "\"}"));
-  EXPECT_EQ(approver.status, 403) << approver.body;
+  auto ingest =
+      Send(Req("POST", "/v1/console/session", "{\"token\":\"" + Issue(kRoleIngest) + "\"}"));
+  EXPECT_EQ(ingest.status, 403) << ingest.body;
   http::ClientRequest form = Req("POST", "/v1/console/session", "token=x");
   form.headers.Set("content-type", "application/x-www-form-urlencoded");
   EXPECT_EQ(Send(form).status, 415) << "a cross-site form cannot sign in";
+}
+
+// An approver signs in to decide approvals from the console and can do no more than its token:
+// the approvals queue yes, a reader's route (the ledger) and an admin's no.
+TEST_F(ConsoleTest, ApproverSignsInWithItsTokensPowersOnly) {
+  Session s = SignIn(Issue(kRoleApprover));
+  ASSERT_FALSE(s.csrf.empty());
+  http::ClientRequest queue = Req("GET", "/v1/approvals", "");
+  EXPECT_EQ(Send(With(s, s.csrf, queue)).status, 200);
+  EXPECT_EQ(Send(With(s, s.csrf, ReaderRoute())).status, 403);
+  EXPECT_EQ(Send(With(s, s.csrf, AdminRoute())).status, 403);
+}
+
+TEST_F(ConsoleTest, SignInMethodsListTheTokenOnlyWithoutLogin) {
+  auto r = Send(Req("GET", "/v1/console/methods", ""));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body, "{\"methods\":[{\"type\":\"token\",\"available\":true}]}");
 }
 
 TEST_F(ConsoleTest, CookieWithItsCsrfTokenActsAsTheToken) {

@@ -3,13 +3,21 @@
 #include <atomic>
 #include <boost/json.hpp>
 #include <charconv>
+#include <chrono>
+#include <map>
+#include <memory>
 #include <mutex>
 
 #include "api/auth.h"
 #include "common/encoding.h"
 #include "common/jcs.h"
+#include "common/mutex.h"
 #include "events/columns.h"
+#include "ledger/checkpoint.h"
+#include "ledger/merkle.h"
+#include "ledger/note.h"
 #include "ledger/tiles.h"
+#include "ledger/verifier.h"
 
 namespace custody::api {
 namespace {
@@ -204,6 +212,85 @@ void HandleTile(ledger::Ledger& ledger, Request& req, Responder respond) {
   respond(std::move(resp));
 }
 
+// A server-side verification of the ledger up to the checkpoint that was latest when it started
+// (`POST /v1/ledger/verify`, the console's progress bar): every leaf's stored bytes rehashed and
+// checked canonical, the tree rebuilt from them and its root compared with that checkpoint's,
+// whose signature is checked under the ledger's verifier key. It advances while it is polled
+// (each `GET /v1/ledger/verify/{id}` does at most kVerifyBudget of work), so it needs no thread
+// of its own, holds no lock between polls, and a job nobody polls just waits to be evicted.
+constexpr auto kVerifyBudget = std::chrono::milliseconds(100);
+constexpr size_t kMaxVerifyJobs = 16;
+
+// Each poll holds `mu` while it advances the job (two polls of one job take turns).
+struct VerifyJob {
+  Mutex mu;
+  uint64_t size = 0;           // the checkpoint's; set under mu, before the job is shared
+  ledger::Hash signed_root{};  // likewise
+  std::string checkpoint;      // its note; likewise
+  ledger::CompactRange range GUARDED_BY(mu);
+  std::string state GUARDED_BY(mu) = "running";  // running | verified | failed
+  std::string problem GUARDED_BY(mu);
+};
+
+struct VerifyJobs {
+  Mutex mu;
+  uint64_t next GUARDED_BY(mu) = 1;
+  std::map<uint64_t, std::shared_ptr<VerifyJob>> jobs GUARDED_BY(mu);  // oldest evicted first
+};
+
+std::string VerifyJobJson(uint64_t id, const VerifyJob& j) REQUIRES(j.mu) {
+  std::string out = "{\"id\":\"" + std::to_string(id) + "\",\"state\":\"" + j.state +
+                    "\",\"verified\":" + std::to_string(j.range.size()) +
+                    ",\"size\":" + std::to_string(j.size) + ",\"root\":\"" +
+                    HexEncode(j.signed_root) + "\",\"checkpoint\":";
+  AppendJcsString(j.checkpoint, out);
+  if (!j.problem.empty()) {
+    out += ",\"problem\":";
+    AppendJcsString(j.problem, out);
+  }
+  return out + "}";
+}
+
+void AdvanceVerifyJob(ledger::Ledger& ledger, VerifyJob& j) REQUIRES(j.mu) {
+  if (j.state != "running") return;
+  const auto deadline = std::chrono::steady_clock::now() + kVerifyBudget;
+  const uint64_t size = j.size;
+  // The scan's callback works on a local range: it cannot be shown to hold j.mu.
+  ledger::CompactRange range = std::move(j.range);
+  Status problem;
+  bool paused = false;
+  Status scan;
+  if (range.size() < size) {
+    scan = ledger.store().ScanLeaves(range.size(), [&](const store::StoredLeaf& leaf) {
+      Result<ledger::Hash> h = ledger::CheckStoredLeaf(leaf, range.size());
+      if (!h.ok()) {
+        problem = h.status();
+        return false;
+      }
+      range.Append(*h);
+      if (range.size() >= size) return false;
+      // The clock is read every 256 leaves only.
+      paused = range.size() % 256 == 0 && std::chrono::steady_clock::now() >= deadline;
+      return !paused;
+    });
+  }
+  if (!scan.ok()) problem = DataLossError("cannot read the ledger: " + scan.message());
+  if (problem.ok() && !paused && range.size() < size) {
+    problem = DataLossError("leaf " + std::to_string(range.size()) + " is missing");
+  }
+  if (problem.ok() && range.size() >= size && range.Root() != j.signed_root) {
+    problem = DataLossError("the root rebuilt from the " + std::to_string(size) +
+                            " leaves does not match the checkpoint's signed root");
+  }
+  j.range = std::move(range);
+  if (!problem.ok()) {
+    j.state = "failed";
+    j.problem = problem.message();
+  } else if (j.range.size() >= size) {
+    j.state = "verified";
+  }
+}
+
 }  // namespace
 
 std::vector<std::string_view> SplitCanonicalArray(std::string_view s) {
@@ -327,6 +414,68 @@ Status AddLedgerRoutes(http::Router& router, ledger::Ledger& ledger, const Route
         respond(Response::Json(200, "{\"from\":" + std::to_string(*from) +
                                         ",\"to\":" + std::to_string(to) +
                                         ",\"hashes\":" + HashesJson(*proof) + "}"));
+      },
+      o)));
+
+  auto jobs = std::make_shared<VerifyJobs>();
+  http::Route verify;
+  verify.method = "POST";
+  verify.pattern = "/v1/ledger/verify";
+  verify.auth = o.read_auth;  // it reads and changes nothing
+  verify.handler = [&ledger, jobs](Request& req, Responder respond) {
+    Result<store::StoredCheckpoint> cp = ledger.LatestCheckpoint();
+    if (!cp.ok()) {
+      return respond(Error(NotFoundError("the ledger is empty: no checkpoint yet"), req));
+    }
+    auto job = std::make_shared<VerifyJob>();
+    MutexLock job_lock(job->mu);
+    job->size = cp->size;
+    job->checkpoint = cp->note;
+    auto verifier = ledger::NoteVerifier::FromVerifierKey(ledger.VerifierKey());
+    Result<ledger::Checkpoint> opened =
+        verifier.ok() ? ledger::OpenCheckpoint(*verifier, cp->note, ledger.origin())
+                      : Result<ledger::Checkpoint>(verifier.status());
+    if (!opened.ok()) {
+      job->state = "failed";
+      job->problem = "the checkpoint at size " + std::to_string(cp->size) +
+                     " does not verify: " + opened.status().message();
+    } else if (opened->size != cp->size || opened->root != cp->root) {
+      job->state = "failed";
+      job->problem = "the signed checkpoint does not match the stored size and root";
+    } else {
+      job->signed_root = opened->root;
+    }
+    uint64_t id;
+    {
+      MutexLock lock(jobs->mu);
+      id = jobs->next++;
+      if (jobs->jobs.size() >= kMaxVerifyJobs) jobs->jobs.erase(jobs->jobs.begin());
+      jobs->jobs[id] = job;
+    }
+    respond(Response::Json(202, VerifyJobJson(id, *job)));
+  };
+  RETURN_IF_ERROR(router.Add(std::move(verify)));
+  RETURN_IF_ERROR(router.Add(Get(
+      "/v1/ledger/verify/{id}",
+      [&ledger, jobs](Request& req, Responder respond) {
+        Result<uint64_t> id = ParseUint("id", req.params["id"]);
+        if (!id.ok()) return respond(Error(id.status(), req));
+        std::shared_ptr<VerifyJob> job;
+        {
+          MutexLock lock(jobs->mu);
+          auto it = jobs->jobs.find(*id);
+          if (it != jobs->jobs.end()) job = it->second;
+        }
+        if (!job) {
+          return respond(Error(NotFoundError("no verification " + std::to_string(*id) +
+                                             " (only the 16 newest are kept)"),
+                               req));
+        }
+        MutexLock lock(job->mu);
+        AdvanceVerifyJob(ledger, *job);
+        Response r = Response::Json(200, VerifyJobJson(*id, *job));
+        r.headers.Set("cache-control", "no-store");
+        respond(std::move(r));
       },
       o)));
 

@@ -1,6 +1,7 @@
 // The service's routes, added to an http::Router:
 //   ledger:  POST /v1/ledger/entries, GET /v1/ledger/{checkpoint,key,entries/{index},
-//            proof/inclusion,proof/consistency}
+//            proof/inclusion,proof/consistency}; POST /v1/ledger/verify and
+//            GET /v1/ledger/verify/{id} (a server-side verification, advanced by each poll)
 //   tlog:    GET /tlog/checkpoint, /tlog/tile/<L>/<N>[.p/<W>], /tlog/tile/entries/<N>[.p/<W>]
 //            (C2SP tlog-tiles, read-only)
 //   ops:     GET /healthz, /readyz, /metrics

@@ -618,8 +618,9 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
     impl->console_sessions = std::make_unique<ConsoleSessions>(*impl->tokens, clock, random);
     impl->console_auth =
         std::make_unique<ConsoleAuthenticator>(*impl->authenticator, *impl->console_sessions);
-    RETURN_IF_ERROR(AddConsoleRoutes(impl->router, *impl->authenticator, *impl->console_sessions,
-                                     ConsoleRouteOptions{config.TlsEnabled()}));
+    RETURN_IF_ERROR(
+        AddConsoleRoutes(impl->router, *impl->authenticator, *impl->console_sessions,
+                         ConsoleRouteOptions{config.TlsEnabled(), config.login.issuer}));
     impl->metrics.AddGauge("custody_console_sessions", "Console sessions held by this node.",
                            [sessions = impl->console_sessions.get()] {
                              return static_cast<double>(sessions->size());

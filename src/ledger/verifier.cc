@@ -67,6 +67,24 @@ class TileChecker {
 
 }  // namespace
 
+Result<Hash> CheckStoredLeaf(const store::StoredLeaf& leaf, uint64_t expected) {
+  if (leaf.index != expected) {
+    return DataLossError("leaf " + std::to_string(expected) + " is missing (next stored leaf is " +
+                         std::to_string(leaf.index) + ")");
+  }
+  Hash h = HashLeaf(leaf.data);
+  if (h != leaf.leaf_hash) {
+    return DataLossError("leaf " + std::to_string(leaf.index) +
+                         ": stored bytes do not hash to the stored leaf hash");
+  }
+  auto canonical = CanonicalizeJson(leaf.data);
+  if (!canonical.ok() || *canonical != leaf.data) {
+    return DataLossError("leaf " + std::to_string(leaf.index) +
+                         ": stored bytes are not RFC 8785 canonical JSON");
+  }
+  return h;
+}
+
 Result<LedgerVerifyReport> VerifyLedger(store::LedgerStore& store, const NoteVerifier& verifier,
                                         const std::string& origin) {
   std::vector<store::StoredCheckpoint> checkpoints;
@@ -127,31 +145,18 @@ Result<LedgerVerifyReport> VerifyLedger(store::LedgerStore& store, const NoteVer
 
   RETURN_IF_ERROR(check_checkpoints());  // a checkpoint of size 0 would be checked here
   Status scan = store.ScanLeaves(0, [&](const store::StoredLeaf& leaf) {
-    if (leaf.index != expected) {
-      problem =
-          DataLossError("leaf " + std::to_string(expected) + " is missing (next stored leaf is " +
-                        std::to_string(leaf.index) + ")");
-      return false;
-    }
-    if (leaf.index >= signed_max) {
+    if (leaf.index == expected && leaf.index >= signed_max) {
       problem = DataLossError("leaves from " + std::to_string(leaf.index) +
                               " on are not covered by any checkpoint");
       return false;
     }
-    Hash h = HashLeaf(leaf.data);
-    if (h != leaf.leaf_hash) {
-      problem = DataLossError("leaf " + std::to_string(leaf.index) +
-                              ": stored bytes do not hash to the stored leaf hash");
-      return false;
-    }
-    auto canonical = CanonicalizeJson(leaf.data);
-    if (!canonical.ok() || *canonical != leaf.data) {
-      problem = DataLossError("leaf " + std::to_string(leaf.index) +
-                              ": stored bytes are not RFC 8785 canonical JSON");
+    Result<Hash> h = CheckStoredLeaf(leaf, expected);
+    if (!h.ok()) {
+      problem = h.status();
       return false;
     }
     Status visit_status;
-    range.Append(h, [&](uint8_t level, uint64_t index, const Hash& node) {
+    range.Append(*h, [&](uint8_t level, uint64_t index, const Hash& node) {
       if (visit_status.ok()) visit_status = tiles.Check(level, index, node);
     });
     if (!visit_status.ok()) {

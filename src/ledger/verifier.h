@@ -25,4 +25,9 @@ struct LedgerVerifyReport {
 Result<LedgerVerifyReport> VerifyLedger(store::LedgerStore& store, const NoteVerifier& verifier,
                                         const std::string& origin);
 
+// One stored leaf as VerifyLedger checks it: it is at index `expected`, its bytes hash to its
+// stored leaf hash, and they are RFC 8785 canonical. Its leaf hash, or DataLoss naming the leaf.
+// (Also the server-side verification's step, src/api/routes.cc.)
+Result<Hash> CheckStoredLeaf(const store::StoredLeaf& leaf, uint64_t expected);
+
 }  // namespace custody::ledger

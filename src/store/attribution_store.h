@@ -120,6 +120,8 @@ class AttributionStore {
   virtual Status PutPolicySet(const PolicySetRecord& r) = 0;  // and makes it the active one
   virtual Result<std::optional<PolicySetRecord>> ActivePolicySet() = 0;
   virtual Result<std::vector<PolicySetRecord>> ListPolicySets() = 0;  // newest first, no texts
+  // One published set, with its texts, by hash (any version, not only the active one).
+  virtual Result<std::optional<PolicySetRecord>> GetPolicySet(const std::string& hash) = 0;
 
   // One transaction: every row of `rows` is written whole (insert or replace), then each of
   // `outcomes` sets outcome_index and status of its row, written whole if it is missing.

@@ -41,6 +41,14 @@ Result<std::vector<PolicySetRecord>> MemoryAttributionStore::ListPolicySets() {
   return out;
 }
 
+Result<std::optional<PolicySetRecord>> MemoryAttributionStore::GetPolicySet(
+    const std::string& hash) {
+  MutexLock lock(mu_);
+  auto it = policy_sets_.find(hash);
+  if (it == policy_sets_.end()) return std::optional<PolicySetRecord>();
+  return std::optional<PolicySetRecord>(it->second);
+}
+
 Status MemoryAttributionStore::WriteActions(const std::vector<ActionRow>& rows,
                                             const std::vector<ActionRow>& outcomes) {
   MutexLock lock(mu_);

@@ -19,6 +19,7 @@ class MemoryAttributionStore final : public AttributionStore {
   Status PutPolicySet(const PolicySetRecord& r) override;
   Result<std::optional<PolicySetRecord>> ActivePolicySet() override;
   Result<std::vector<PolicySetRecord>> ListPolicySets() override;
+  Result<std::optional<PolicySetRecord>> GetPolicySet(const std::string& hash) override;
   Status WriteActions(const std::vector<ActionRow>& rows,
                       const std::vector<ActionRow>& outcomes) override;
   Result<std::optional<ActionRow>> GetAction(const std::string& action_id) override;

@@ -302,6 +302,18 @@ Result<std::vector<PolicySetRecord>> PgAttributionStore::ListPolicySets() {
   return out;
 }
 
+Result<std::optional<PolicySetRecord>> PgAttributionStore::GetPolicySet(const std::string& hash) {
+  ASSIGN_OR_RETURN(PgRows rows, db_->Exec("read policy set",
+                                          "SELECT hash, policies, entities, published_ms, "
+                                          "published_by, ledger_index FROM policy_sets "
+                                          "WHERE hash = $1",
+                                          {PgText(hash)}));
+  if (rows.size() == 0) return std::optional<PolicySetRecord>();
+  return std::optional<PolicySetRecord>(PolicySetRecord{
+      std::string(rows.Text(0, 0)), std::string(rows.Text(0, 1)), std::string(rows.Text(0, 2)),
+      rows.Int(0, 3), std::string(rows.Text(0, 4)), rows.Int(0, 5)});
+}
+
 Status PgAttributionStore::WriteActions(const std::vector<ActionRow>& rows,
                                         const std::vector<ActionRow>& outcomes) {
   if (rows.empty() && outcomes.empty()) return OkStatus();

@@ -248,6 +248,21 @@ Result<std::vector<PolicySetRecord>> SqliteAttributionStore::ListPolicySets() {
   return out;
 }
 
+Result<std::optional<PolicySetRecord>> SqliteAttributionStore::GetPolicySet(
+    const std::string& hash) {
+  MutexLock lock(mu_);
+  Stmt s(*db_,
+         "SELECT hash, policies, entities, published_ms, published_by, ledger_index "
+         "FROM policy_sets WHERE hash = ?1");
+  if (!s.ok()) return db_->Error("prepare");
+  s.Bind(1, hash);
+  int rc = s.Step();
+  if (rc == kSqliteDone) return std::optional<PolicySetRecord>();
+  if (rc != kSqliteRow) return db_->Error("read policy set");
+  PolicySetRecord r{s.Text(0), s.Text(1), s.Text(2), s.Int(3), s.Text(4), s.Int(5)};
+  return std::optional<PolicySetRecord>(std::move(r));
+}
+
 Status SqliteAttributionStore::WriteActions(const std::vector<ActionRow>& rows,
                                             const std::vector<ActionRow>& outcomes) {
   if (rows.empty() && outcomes.empty()) return OkStatus();

@@ -67,6 +67,16 @@ TEST_P(AttributionStoreConformance, PolicySetsOneActiveNewestFirstTextKeptOnRepu
   EXPECT_EQ((*list)[1].hash, "bbb");
   EXPECT_EQ((*list)[0].policies, "") << "listed without texts";
   EXPECT_EQ((*list)[1].published_by, "ops");
+
+  // Any version by its hash, with its texts, whether active or not.
+  auto older = store_->GetPolicySet("bbb");
+  ASSERT_TRUE(older.ok() && older->has_value()) << older.status().ToString();
+  EXPECT_EQ((*older)->policies, "forbid(principal,action,resource);");
+  EXPECT_EQ((*older)->published_by, "ops");
+  EXPECT_EQ((*older)->ledger_index, 2);
+  auto unknown = store_->GetPolicySet("ccc");
+  ASSERT_TRUE(unknown.ok());
+  EXPECT_FALSE(unknown->has_value());
 }
 
 TEST_P(AttributionStoreConformance, ActionsAreWrittenWholeAndOutcomesFoldIntoTheirRow) {
