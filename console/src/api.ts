@@ -67,6 +67,29 @@ export async function getText(path: string): Promise<string> {
   return (await request(path)).text();
 }
 
+// A state-changing call: JSON body (or none), the CSRF header added by request().
+export async function postJson<T>(path: string, body?: unknown): Promise<T> {
+  const init: RequestInit = { method: 'POST' };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers = { 'Content-Type': 'application/json' };
+  }
+  return (await request(path, init)).json() as Promise<T>;
+}
+
+export interface SignInMethod {
+  type: string; // "token" | "idp"
+  available: boolean;
+  issuer?: string;
+}
+
+// What the sign-in page offers (GET /v1/console/methods, public).
+export async function signInMethods(): Promise<SignInMethod[]> {
+  const r = await fetch('/v1/console/methods', { credentials: 'same-origin', cache: 'no-store' });
+  if (!r.ok) return [{ type: 'token', available: true }];
+  return ((await r.json()) as { methods: SignInMethod[] }).methods;
+}
+
 // Exchanges a reader or admin token for a console session. The token leaves this function only
 // in the request body; the caller clears its input field.
 export async function signIn(token: string): Promise<SessionInfo> {

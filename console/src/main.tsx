@@ -7,6 +7,7 @@ import { startFeed, stopFeed } from './feed';
 import { SignIn } from './views/SignIn';
 import { Feed } from './views/Feed';
 import { Action } from './views/Action';
+import { registryNav, registryView } from './registryRoutes';
 import './style.css';
 
 function useHash(): string {
@@ -24,12 +25,14 @@ function App() {
   const hash = useHash();
   useEffect(() => whenSignedOut(() => setSession(null)), []);
   useEffect(() => {
-    if (session) void startFeed();
+    // An approver reads the approvals only: no ledger stream.
+    if (session && session.role !== 'approver') void startFeed();
     else stopFeed();
   }, [session]);
 
   if (!session) return <SignIn onSignedIn={setSession} />;
   const action = /^#\/action\/([0-9a-f-]+)$/.exec(hash);
+  const registry = registryView(hash, session.role);
   return (
     <div class="shell">
       <header>
@@ -37,9 +40,10 @@ function App() {
           Custody
         </a>
         <nav>
-          <a href="#/feed" class={action ? '' : 'active'}>
+          <a href="#/feed" class={action || registry ? '' : 'active'}>
             Live feed
           </a>
+          {registryNav(hash, session.role)}
         </nav>
         <span class="who" data-testid="role">
           {session.role}
@@ -55,7 +59,7 @@ function App() {
           Sign out
         </button>
       </header>
-      <main>{action ? <Action id={action[1]} /> : <Feed />}</main>
+      <main>{registry ?? (action ? <Action id={action[1]} /> : <Feed />)}</main>
     </div>
   );
 }

@@ -4,6 +4,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, getJson, getText } from '../api';
 import { verifyReceipt, Verification } from '../verify';
+import { pieces } from '../policytext';
 
 type Obj = Record<string, any>;
 
@@ -55,6 +56,116 @@ function Receipt({ index }: { index: number }) {
           </li>
         ))}
       </ul>
+    </div>
+  );
+}
+
+
+// The policy text of the exact policy-set version the decision was made under (fetched by its
+// hash), the determining policies highlighted in it.
+function PolicyText({ hash, determining }: { hash: string; determining: string[] }) {
+  const [text, setText] = useState<string | null>(null);
+  const [err, setErr] = useState('');
+  useEffect(() => {
+    if (!hash) return;
+    getJson<Obj>(`/v1/policies/${encodeURIComponent(hash)}`)
+      .then((p) => setText(String(p.policies ?? '')))
+      .catch((e) => setErr(e instanceof Error ? e.message : String(e)));
+  }, [hash]);
+  if (!hash) return <p class="muted">No policy set was in force.</p>;
+  if (err) return <p class="error">Policy set {hash.slice(0, 12)}…: {err}</p>;
+  if (text === null) return <p class="muted">Loading the policy set…</p>;
+  const hit = new Set(determining);
+  return (
+    <pre class="policy" data-testid="policy-text">
+      {pieces(text).map((p) =>
+        p.id && hit.has(p.id) ? (
+          <mark data-testid="policy-highlight" data-policy-id={p.id} title={`determining policy ${p.id}`}>
+            {p.text}
+          </mark>
+        ) : (
+          p.text
+        ),
+      )}
+    </pre>
+  );
+}
+
+// The action's parent (the decision it was made under, by trace) and its children: the actions
+// of the sessions delegated below its session, each linked to its own answer.
+function Related({ t }: { t: Obj }) {
+  const [children, setChildren] = useState<Obj[] | null>(null);
+  const sid = String(t.executed_by?.session ?? '');
+  useEffect(() => {
+    if (!sid) return setChildren([]);
+    getJson<Obj>(`/v1/sessions/${encodeURIComponent(sid)}/events`)
+      .then((r) => {
+        const out: Obj[] = [];
+        for (const s of (r.sessions ?? []) as Obj[]) {
+          if (s.sid === sid) continue;
+          for (const a of (s.actions ?? []) as Obj[]) out.push({ ...a, sid: s.sid });
+        }
+        setChildren(out);
+      })
+      .catch(() => setChildren([]));
+  }, [sid]);
+  const parent = String(t.trace?.parent_event ?? '');
+  return (
+    <div class="card" data-testid="related">
+      <h2>Parent and child actions</h2>
+      <dl>
+        <Field label="parent">
+          {parent ? (
+            <a href={`#/action/${parent}`} data-testid="parent-link">
+              {parent}
+            </a>
+          ) : (
+            'none (a root action)'
+          )}
+        </Field>
+        <Field label="children">
+          {children === null
+            ? '…'
+            : children.length === 0
+              ? 'none'
+              : children.map((c) => (
+                  <div>
+                    <a href={`#/action/${c.action_id}`} data-testid="child-link">
+                      {c.action} {c.target}
+                    </a>{' '}
+                    <span class={'d-' + c.decision}>{c.decision}</span>
+                  </div>
+                ))}
+        </Field>
+      </dl>
+    </div>
+  );
+}
+
+function ApprovalCard({ approvals }: { approvals: Obj[] }) {
+  return (
+    <div class="card" data-testid="approval">
+      <h2>Approval</h2>
+      {approvals.length === 0 ? (
+        <p class="muted">None was involved.</p>
+      ) : (
+        approvals.map((a) => (
+          <dl>
+            <Field label="approval">
+              <span class="mono">{a.id}</span> ({a.state}
+              {a.outcome ? `, ${a.outcome}` : ''})
+            </Field>
+            <Field label="groups">{(a.groups ?? []).join(', ')}</Field>
+            {a.approver && (
+              <Field label="approved by">
+                {a.approver} ({a.verified_by})
+              </Field>
+            )}
+            {a.reason && <Field label="reason">{a.reason}</Field>}
+            {a.execution && <Field label="execution">{a.execution}</Field>}
+          </dl>
+        ))
+      )}
     </div>
   );
 }
@@ -157,7 +268,19 @@ export function Action({ id }: { id: string }) {
           <p class="muted">No outcome recorded yet.</p>
         )}
       </div>
-      <details class="card">
+      <ApprovalCard approvals={(allowed.approvals ?? []) as Obj[]} />
+      <Related t={t} />
+      <div class="card" data-testid="policy">
+        <h2>
+          Policy set <span class="mono muted">{String(allowed.policy_set?.hash ?? '').slice(0, 16)}…</span>, the
+          determining {(allowed.determining_policies ?? []).length === 1 ? 'policy' : 'policies'} highlighted
+        </h2>
+        <PolicyText
+          hash={String(allowed.policy_set?.hash ?? '')}
+          determining={(allowed.determining_policies ?? []) as string[]}
+        />
+      </div>
+      <details class="card" open data-testid="context">
         <summary>Evaluated context</summary>
         <pre>{JSON.stringify(allowed.context ?? {}, null, 2)}</pre>
       </details>

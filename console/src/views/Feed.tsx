@@ -7,11 +7,20 @@ import { feed, Row } from '../feed';
 const kRowHeight = 28;
 const kOverscan = 10;
 
-type Filters = Record<'agent' | 'session' | 'initiator' | 'target' | 'decision', string>;
-const kEmpty: Filters = { agent: '', session: '', initiator: '', target: '', decision: '' };
+type Filters = Record<'agent' | 'session' | 'initiator' | 'target' | 'decision' | 'from' | 'to', string>;
+const kEmpty: Filters = { agent: '', session: '', initiator: '', target: '', decision: '', from: '', to: '' };
 
-function matches(r: Row, f: Filters): boolean {
+// A datetime-local value (the browser's time zone) as Unix ms; NaN when empty or invalid.
+function localMs(v: string): number {
+  return v ? new Date(v).getTime() : NaN;
+}
+
+function matches(r: Row, f: Filters, from: number, to: number): boolean {
+  const t = Number.isNaN(from) && Number.isNaN(to) ? 0 : Date.parse(r.time);
+  // Comparisons with NaN are false: an empty bound excludes nothing.
   return (
+    !(t < from) &&
+    !(t > to) &&
     (!f.agent || r.agent.includes(f.agent)) &&
     (!f.session || r.session.includes(f.session)) &&
     (!f.initiator || r.initiator.includes(f.initiator)) &&
@@ -45,7 +54,11 @@ export function Feed() {
   const view = useMemo(() => {
     if (!active) return null;
     const out: Row[] = [];
-    for (let i = feed.rows.length - 1; i >= 0; i--) if (matches(feed.rows[i], filters)) out.push(feed.rows[i]);
+    const from = localMs(filters.from);
+    // "to" is inclusive to the end of the second or minute given.
+    const to = localMs(filters.to) + (filters.to.length > 16 ? 999 : 59_999);
+    for (let i = feed.rows.length - 1; i >= 0; i--)
+      if (matches(feed.rows[i], filters, from, to)) out.push(feed.rows[i]);
     return out;
   }, [version, filters]);
   const count = view ? view.length : feed.rows.length;
@@ -90,6 +103,18 @@ export function Feed() {
       />
     </label>
   );
+  const time = (k: 'from' | 'to', label: string) => (
+    <label>
+      {label} (local time)
+      <input
+        type="datetime-local"
+        step={1}
+        value={filters[k]}
+        data-testid={'filter-' + k}
+        onInput={(e) => setFilters({ ...filters, [k]: (e.target as HTMLInputElement).value })}
+      />
+    </label>
+  );
   return (
     <section class="feed">
       <div class="toolbar">
@@ -106,6 +131,8 @@ export function Feed() {
         {field('session', 'Session')}
         {field('initiator', 'Initiator')}
         {field('target', 'Target')}
+        {time('from', 'From')}
+        {time('to', 'To')}
         <label>
           Decision
           <select

@@ -1,14 +1,30 @@
 // Sign-in: a reader or admin token pasted once, exchanged for an HttpOnly session cookie. The
 // token is sent in a POST body only and the field is cleared at once; it never reaches the URL
-// or browser storage. The list of methods is where the company IdP will be offered once the
-// OAuth sign-in for people lands (issue #21).
-import { useState } from 'preact/hooks';
-import { ApiError, SessionInfo, signIn } from '../api';
+// or browser storage. The methods come from GET /v1/console/methods: when [login] names the
+// company IdP it is listed, and shown here as not available yet (a console session is made from
+// a token only; making one from an IdP sign-in is what is missing, docs/CONSOLE.md).
+import { useEffect, useState } from 'preact/hooks';
+import { ApiError, SessionInfo, SignInMethod, signIn, signInMethods } from '../api';
+
+function hostOf(issuer?: string): string {
+  try {
+    return new URL(issuer ?? '').host || 'the company IdP';
+  } catch {
+    return 'the company IdP';
+  }
+}
 
 export function SignIn({ onSignedIn }: { onSignedIn: (s: SessionInfo) => void }) {
   const [token, setToken] = useState('');
   const [error, setError] = useState('');
   const [busy, setBusy] = useState(false);
+  const [methods, setMethods] = useState<SignInMethod[]>([]);
+  useEffect(() => {
+    signInMethods()
+      .then(setMethods)
+      .catch(() => undefined);
+  }, []);
+  const idp = methods.find((m) => m.type === 'idp');
   async function submit(e: Event) {
     e.preventDefault();
     setBusy(true);
@@ -30,8 +46,8 @@ export function SignIn({ onSignedIn }: { onSignedIn: (s: SessionInfo) => void })
       <section class="method" data-testid="method-token">
         <h2>Sign in with a token</h2>
         <p class="muted">
-          A <code>reader</code> or <code>admin</code> token (<code>custody admin token create</code>). It is exchanged
-          for a session cookie and not kept by this page.
+          A <code>reader</code>, <code>admin</code> or <code>approver</code> token (
+          <code>custody admin token create</code>). It is exchanged for a session cookie and not kept by this page.
         </p>
         <form onSubmit={submit} autocomplete="off">
           <input
@@ -54,6 +70,20 @@ export function SignIn({ onSignedIn }: { onSignedIn: (s: SessionInfo) => void })
           </p>
         )}
       </section>
+      {idp && (
+        <section class="method" data-testid="method-idp">
+          <h2>Sign in with your company account</h2>
+          <button disabled={!idp.available} data-testid="sign-in-idp">
+            Continue with {hostOf(idp.issuer)}
+          </button>
+          {!idp.available && (
+            <p class="muted">
+              Not available yet: Custody signs people in at this IdP for approvals and MCP clients, but a console
+              session is still made from a token.
+            </p>
+          )}
+        </section>
+      )}
     </div>
   );
 }
