@@ -279,6 +279,51 @@ TEST_F(ApprovalsTest, APendingApprovalExpiresAndItsExpiryIsRecorded) {
   EXPECT_NE(Refund(t, 500).approval->id, id);
 }
 
+// More approvals fall due at once than one query of the store answers: one pass expires them
+// all (it once listed the first 1,000 open ones and left the rest for later ticks, if ever).
+TEST_F(ApprovalsTest, EveryApprovalDueExpiresInOnePass) {
+  Publish();
+  const int64_t now_ms = UnixMillis(w_->clock.Now());
+  constexpr int kDue = 1001;
+  for (int i = 0; i < kDue; ++i) {
+    ApprovalRow r;
+    r.id = "due-" + std::to_string(10000 + i);  // "due-10000" is the oldest
+    r.digest = "sha256:" + std::to_string(i);
+    r.state = i % 2 == 0 ? "pending" : "approved";
+    r.sid = "s-" + std::to_string(i);
+    r.root_sid = r.sid;
+    r.agent = "planner";
+    r.action = "call_tool";
+    r.target = "pay/refund";
+    r.group = "Group::\"finance\"";
+    r.policies = "big-refunds";
+    r.requested_ms = now_ms - 100000 + i;
+    r.expires_ms = now_ms - 1000 + i % 7;
+    ASSERT_TRUE(w_->store->InsertApproval(r).ok());
+  }
+  ApprovalRow later;
+  later.id = "not-yet";
+  later.digest = "sha256:later";
+  later.state = "pending";
+  later.sid = "s-later";
+  later.group = "Group::\"finance\"";
+  later.requested_ms = now_ms;
+  later.expires_ms = now_ms + 3600000;
+  ASSERT_TRUE(w_->store->InsertApproval(later).ok());
+
+  w_->svc->ExpireApprovals();
+  auto open = w_->store->ListApprovals({"pending", "approved"}, 5000);
+  ASSERT_TRUE(open.ok());
+  ASSERT_EQ(open->size(), 1u);
+  EXPECT_EQ((*open)[0].id, "not-yet");
+  EXPECT_EQ(Stored("due-10000").state, "expired");
+  EXPECT_EQ(Stored("due-10000").reason, "not decided in time");
+  EXPECT_EQ(Stored("due-10001").reason, "not used in time");
+  auto expired = w_->store->ListApprovals({"expired"}, 5000);
+  ASSERT_TRUE(expired.ok());
+  EXPECT_EQ(expired->size(), static_cast<size_t>(kDue));
+}
+
 TEST_F(ApprovalsTest, ContainmentCancelsTheSessionsApprovals) {
   Publish();
   std::string t = Root();

@@ -186,6 +186,10 @@ class AttributionStore {
   // Approvals in one of `states` (every state when empty), newest first, at most `limit`.
   virtual Result<std::vector<ApprovalRow>> ListApprovals(const std::vector<std::string>& states,
                                                          size_t limit) = 0;
+  // Open approvals (pending or approved) whose expires_ms is at or before `now_ms`, the
+  // longest expired first (then by id), at most `limit`: what the expiry loop moves to expired.
+  // Answered from an index on (state, expires_ms), so an idle node's check reads nothing.
+  virtual Result<std::vector<ApprovalRow>> DueApprovals(int64_t now_ms, size_t limit) = 0;
   // Approvals of any of `sids` in one of `states` (every state when empty), oldest first.
   virtual Result<std::vector<ApprovalRow>> ApprovalsOfSessions(
       const std::vector<std::string>& sids, const std::vector<std::string>& states) = 0;

@@ -290,6 +290,18 @@ Result<std::vector<ApprovalRow>> MemoryAttributionStore::ListApprovals(
   return rows;
 }
 
+Result<std::vector<ApprovalRow>> MemoryAttributionStore::DueApprovals(int64_t now_ms,
+                                                                      size_t limit) {
+  MutexLock lock(mu_);
+  auto rows = Approvals({"pending", "approved"},
+                        [&](const ApprovalRow& r) { return r.expires_ms <= now_ms; });
+  std::sort(rows.begin(), rows.end(), [](const ApprovalRow& a, const ApprovalRow& b) {
+    return std::tie(a.expires_ms, a.id) < std::tie(b.expires_ms, b.id);
+  });
+  if (rows.size() > limit) rows.resize(limit);
+  return rows;
+}
+
 Result<std::vector<ApprovalRow>> MemoryAttributionStore::ApprovalsOfSessions(
     const std::vector<std::string>& sids, const std::vector<std::string>& states) {
   MutexLock lock(mu_);

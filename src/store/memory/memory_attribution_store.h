@@ -49,6 +49,7 @@ class MemoryAttributionStore final : public AttributionStore {
                                                   const std::vector<std::string>& states) override;
   Result<std::vector<ApprovalRow>> ListApprovals(const std::vector<std::string>& states,
                                                  size_t limit) override;
+  Result<std::vector<ApprovalRow>> DueApprovals(int64_t now_ms, size_t limit) override;
   Result<std::vector<ApprovalRow>> ApprovalsOfSessions(
       const std::vector<std::string>& sids, const std::vector<std::string>& states) override;
   Status UpdateApproval(const ApprovalRow& row, const std::string& expected_state) override;

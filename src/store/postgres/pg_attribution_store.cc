@@ -156,7 +156,12 @@ CREATE INDEX approvals_digest ON approvals(digest, requested_ms, id);
 CREATE INDEX approvals_state ON approvals(state, requested_ms, id);
 CREATE INDEX approvals_sid ON approvals(sid, requested_ms, id);
 )sql";
-constexpr const char* kSchemaSteps[] = {kSchemaV1, kSchemaV2, kSchemaV3};
+// Open approvals by expiry (DueApprovals): the expiry loop's check every second reads only the
+// approvals due, not every open one.
+constexpr const char* kSchemaV4 = R"sql(
+CREATE INDEX approvals_expiry ON approvals(state, expires_ms);
+)sql";
+constexpr const char* kSchemaSteps[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4};
 
 ActionRow ReadAction(const PgRows& rows, int i) {
   auto t = [&](int c) { return std::string(rows.Text(i, c)); };
@@ -615,6 +620,13 @@ Result<std::vector<ApprovalRow>> PgAttributionStore::ListApprovals(
   }
   return QueryApprovals("state = ANY($1::text[])", {PgText(TextArray(states)), most},
                         " ORDER BY requested_ms DESC, id COLLATE \"C\" DESC LIMIT $2");
+}
+
+Result<std::vector<ApprovalRow>> PgAttributionStore::DueApprovals(int64_t now_ms, size_t limit) {
+  const PgParam most = PgInt(static_cast<int64_t>(
+      std::min<uint64_t>(limit, static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))));
+  return QueryApprovals("state IN ('pending', 'approved') AND expires_ms <= $1",
+                        {PgInt(now_ms), most}, " ORDER BY expires_ms, id COLLATE \"C\" LIMIT $2");
 }
 
 Result<std::vector<ApprovalRow>> PgAttributionStore::ApprovalsOfSessions(

@@ -115,7 +115,12 @@ CREATE INDEX approvals_digest ON approvals(digest, requested_ms, id);
 CREATE INDEX approvals_state ON approvals(state, requested_ms, id);
 CREATE INDEX approvals_sid ON approvals(sid, requested_ms, id);
 )sql";
-constexpr const char* kSchemaSteps[] = {kSchemaV1, kSchemaV2, kSchemaV3};
+// Open approvals by expiry (DueApprovals): the expiry loop's check every second reads only the
+// approvals due, not every open one.
+constexpr const char* kSchemaV4 = R"sql(
+CREATE INDEX approvals_expiry ON approvals(state, expires_ms);
+)sql";
+constexpr const char* kSchemaSteps[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4};
 
 ActionRow ReadAction(const Stmt& s) {
   ActionRow r;
@@ -611,6 +616,14 @@ Result<std::vector<ApprovalRow>> SqliteAttributionStore::ListApprovals(
   const uint64_t most = std::min<uint64_t>(limit, std::numeric_limits<int64_t>::max());
   return QueryApprovals(states.empty() ? "" : InList("state", 1, states.size()), states,
                         " ORDER BY requested_ms DESC, id DESC LIMIT " + std::to_string(most));
+}
+
+Result<std::vector<ApprovalRow>> SqliteAttributionStore::DueApprovals(int64_t now_ms,
+                                                                      size_t limit) {
+  const uint64_t most = std::min<uint64_t>(limit, std::numeric_limits<int64_t>::max());
+  return QueryApprovals(
+      "state IN ('pending', 'approved') AND expires_ms <= " + std::to_string(now_ms), {},
+      " ORDER BY expires_ms, id LIMIT " + std::to_string(most));
 }
 
 Result<std::vector<ApprovalRow>> SqliteAttributionStore::ApprovalsOfSessions(

@@ -472,6 +472,57 @@ TEST_P(AttributionStoreConformance, ListApprovalsFiltersByStateNewestFirstUpToTh
   EXPECT_TRUE(none->empty());
 }
 
+TEST_P(AttributionStoreConformance, DueApprovalsAreTheOpenOnesExpiredByNowLongestExpiredFirst) {
+  auto with_expiry = [](ApprovalRow r, int64_t expires_ms) {
+    r.expires_ms = expires_ms;
+    return r;
+  };
+  // Open and due: pending or approved, expires_ms at or before now (1000).
+  ASSERT_TRUE(
+      store_->InsertApproval(with_expiry(Approval("p-late", "sha256:1", "pending", "s1", 1), 1000))
+          .ok());
+  ASSERT_TRUE(
+      store_->InsertApproval(with_expiry(Approval("a-early", "sha256:2", "approved", "s1", 2), 10))
+          .ok());
+  ASSERT_TRUE(
+      store_->InsertApproval(with_expiry(Approval("p-tie-b", "sha256:3", "pending", "s2", 3), 500))
+          .ok());
+  ASSERT_TRUE(
+      store_->InsertApproval(with_expiry(Approval("p-tie-a", "sha256:4", "pending", "s2", 4), 500))
+          .ok());
+  // Not due, or not open.
+  ASSERT_TRUE(
+      store_
+          ->InsertApproval(with_expiry(Approval("p-future", "sha256:5", "pending", "s1", 5), 1001))
+          .ok());
+  for (const char* state : {"used", "denied", "expired", "cancelled"}) {
+    ASSERT_TRUE(store_
+                    ->InsertApproval(with_expiry(
+                        Approval(std::string("closed-") + state, "sha256:6", state, "s1", 6), 10))
+                    .ok());
+  }
+
+  auto due = store_->DueApprovals(1000, 100);
+  ASSERT_TRUE(due.ok()) << due.status().ToString();
+  EXPECT_EQ(ApprovalIds(*due), (Strings{"a-early", "p-tie-a", "p-tie-b", "p-late"}));
+  ASSERT_FALSE(due->empty());
+  ExpectSameApproval((*due)[0],
+                     with_expiry(Approval("a-early", "sha256:2", "approved", "s1", 2), 10));
+  auto two = store_->DueApprovals(1000, 2);
+  ASSERT_TRUE(two.ok());
+  EXPECT_EQ(ApprovalIds(*two), (Strings{"a-early", "p-tie-a"}));
+  auto none = store_->DueApprovals(9, 100);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+  // Once moved on, an approval is no longer due.
+  ApprovalRow expired = (*due)[0];
+  expired.state = "expired";
+  ASSERT_TRUE(store_->UpdateApproval(expired, "approved").ok());
+  auto after = store_->DueApprovals(1001, 100);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(ApprovalIds(*after), (Strings{"p-tie-a", "p-tie-b", "p-late", "p-future"}));
+}
+
 TEST_P(AttributionStoreConformance, ApprovalsOfSessionsOldestFirstInTheStates) {
   ASSERT_TRUE(store_->InsertApproval(Approval("c", "sha256:3", "pending", "s1", 300)).ok());
   ASSERT_TRUE(store_->InsertApproval(Approval("a", "sha256:1", "pending", "s1", 100)).ok());
