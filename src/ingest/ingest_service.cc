@@ -4,11 +4,13 @@
 #include <boost/json.hpp>
 #include <cmath>
 #include <future>
+#include <limits>
 #include <memory>
 #include <set>
 #include <unordered_map>
 
 #include "attribution/attribution_service.h"
+#include "common/rfc3339.h"
 #include "common/utf8.h"
 #include "events/observed_events.h"
 #include "events/recorder.h"
@@ -354,8 +356,36 @@ void IngestService::Process(Job& job) {
   }
 }
 
-Result<std::vector<UnmediatedCall>> IngestService::Unmediated(int64_t since_ms) {
+Result<uint64_t> IngestService::FirstIndexSince(int64_t since_ms) {
+  if (since_ms <= 0) return 0;
+  // Spans were accepted up to max_future_ms ahead of the receiving clock; never less than the
+  // default, in case an earlier configuration allowed that much.
+  const int64_t ahead = std::max(options_.max_future_ms, IngestOptions().max_future_ms);
+  if (since_ms < std::numeric_limits<int64_t>::min() + ahead + kMaxClockSkewMs) return 0;
+  const int64_t cutoff = since_ms - ahead - kMaxClockSkewMs;
+  store::LedgerStore& ledger = recorder_.ledger().store();
+  ASSIGN_OR_RETURN(uint64_t lo, ledger.LeafCount());
+  uint64_t hi = lo;
+  lo = 0;
+  // The first entry recorded at or after `cutoff`. An entry without a readable time counts as
+  // late: the scan then starts earlier, never later.
+  while (lo < hi) {
+    const uint64_t mid = lo + (hi - lo) / 2;
+    ASSIGN_OR_RETURN(store::StoredLeaf leaf, ledger.GetLeaf(mid));
+    std::optional<int64_t> t = ParseRfc3339Millis(leaf.columns.time);
+    if (t && *t < cutoff) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+Result<std::vector<UnmediatedCall>> IngestService::Unmediated(int64_t since_ms, uint64_t* scanned) {
   std::vector<UnmediatedCall> out;
+  ASSIGN_OR_RETURN(const uint64_t from, FirstIndexSince(since_ms));
+  uint64_t read = 0;
   const int64_t since_ns_ms = since_ms;
   auto field = [](const json::object& o, const char* k) -> std::string {
     auto it = o.find(k);
@@ -366,7 +396,8 @@ Result<std::vector<UnmediatedCall>> IngestService::Unmediated(int64_t since_ms) 
     auto it = o.find(k);
     return it != o.end() && it->value().is_object() ? it->value().get_object() : kEmpty;
   };
-  RETURN_IF_ERROR(recorder_.ledger().store().ScanLeaves(0, [&](const store::StoredLeaf& leaf) {
+  RETURN_IF_ERROR(recorder_.ledger().store().ScanLeaves(from, [&](const store::StoredLeaf& leaf) {
+    ++read;
     if (leaf.columns.kind != "action.observed") return true;
     boost::system::error_code ec;
     json::value v = json::parse(leaf.data, ec);
@@ -414,6 +445,7 @@ Result<std::vector<UnmediatedCall>> IngestService::Unmediated(int64_t since_ms) 
     out.push_back(std::move(c));
     return true;
   }));
+  if (scanned) *scanned = read;
   return out;
 }
 

@@ -101,8 +101,14 @@ class IngestService {
   Result<ExportOutcome> ExportSync(IngestCredential credential, std::vector<OtlpSpan> spans);
 
   // Observed tool calls at or after `since_ms` (Unix ms of the span's start) with no Custody
-  // decision for them, oldest first. Reads every action.observed event of the ledger.
-  Result<std::vector<UnmediatedCall>> Unmediated(int64_t since_ms);
+  // decision for them, oldest first. Reads the ledger from the first entry recorded late enough
+  // to hold such a span, found by bisecting the entries' times: a span is refused when it starts
+  // more than max_future_ms after it is received, so one starting at or after `since_ms` was
+  // recorded after since_ms - max_future_ms; entries are in time order up to the skew of the
+  // nodes' clocks, which kMaxClockSkewMs bounds. `scanned`, when given, gets the number of
+  // entries read by the scan (the bisection reads about log2 of the ledger's size more).
+  Result<std::vector<UnmediatedCall>> Unmediated(int64_t since_ms, uint64_t* scanned = nullptr);
+  static constexpr int64_t kMaxClockSkewMs = 5 * 60 * 1000;
 
  private:
   struct Job {
@@ -114,6 +120,8 @@ class IngestService {
   static constexpr size_t kMaxBuckets = 100000;  // credentials tracked before idle ones go
   void Run();
   void Process(Job& job);
+  // The first ledger index at which an observed span starting at or after `since_ms` can be.
+  Result<uint64_t> FirstIndexSince(int64_t since_ms);
 
   identity::TokenService& tokens_;
   attribution::AttributionService& attribution_;

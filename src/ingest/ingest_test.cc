@@ -274,6 +274,61 @@ TEST_F(IngestTest, ToolSpansLinkToTheDecisionTheyRanUnderOrAreUnmediated) {
   EXPECT_TRUE(later->empty());
 }
 
+// --since bounds what `unmediated` reads: the ledger from the first entry recorded late enough
+// to hold a span of that time, not every entry; and it finds what the whole scan finds.
+TEST_F(IngestTest, UnmediatedSinceReadsTheLedgerOnlyFromThatTimeOn) {
+  FakeClock clock(w_->clock.Now() + std::chrono::hours(72));
+  IngestOptions o;
+  o.spans_per_second = 1e6;
+  o.burst_spans = 1e6;
+  IngestService at(*w_->tokens, *w_->svc, *recorder_, clock, w_->random, o);
+  auto spans = [&](int first, int n, const std::string& tool) {
+    const uint64_t now_ns = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(clock.Now().time_since_epoch())
+            .count());
+    std::vector<OtlpSpan> out;
+    for (int i = first; i < first + n; ++i) {
+      char id[17];
+      snprintf(id, sizeof id, "%016x", 0x1000 + i);
+      OtlpSpan s = ToolSpan(id, tool);
+      s.start_ns = now_ns - 2'000'000;
+      s.end_ns = now_ns;
+      out.push_back(std::move(s));
+    }
+    return out;
+  };
+  const int64_t day3_ms = UnixMillis(clock.Now());
+  auto early = at.ExportSync(IngestToken(), spans(0, 300, "curl"));
+  ASSERT_TRUE(early.ok()) << early.status().ToString();
+  ASSERT_EQ(early->recorded, 300);
+  clock.Advance(std::chrono::hours(48));
+  const int64_t day5_ms = UnixMillis(clock.Now());
+  auto late = at.ExportSync(IngestToken(), spans(300, 2, "shell"));
+  ASSERT_TRUE(late.ok()) << late.status().ToString();
+  const uint64_t size = w_->ledger->Size();
+
+  uint64_t scanned = 0;
+  auto all = at.Unmediated(0, &scanned);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(all->size(), 302u);
+  EXPECT_EQ(scanned, size);
+  auto both = at.Unmediated(day3_ms - 60000, &scanned);
+  ASSERT_TRUE(both.ok());
+  EXPECT_EQ(both->size(), 302u);
+  EXPECT_LT(scanned, size);  // not the entries of the World's set-up, three days before
+
+  auto recent = at.Unmediated(day5_ms - 24 * 3600 * 1000, &scanned);
+  ASSERT_TRUE(recent.ok());
+  ASSERT_EQ(recent->size(), 2u);
+  EXPECT_EQ((*recent)[0].tool, "shell");
+  EXPECT_EQ((*recent)[1].tool, "shell");
+  EXPECT_EQ(scanned, 2u);  // the two entries of day 5, none of the 300 of day 3
+  auto none = at.Unmediated(day5_ms + 60000, &scanned);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+  EXPECT_LE(scanned, 2u);
+}
+
 TEST_F(IngestTest, ASessionTokenVerifiesItsOwnSpansAndCannotClaimAnotherTree) {
   auto mine = w_->Root("planner");
   auto other = w_->Root("planner");
