@@ -7,6 +7,7 @@
 // exit code 1 (usage errors: 2); no message ever holds a token, secret or key.
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
+#include <charconv>
 #include <chrono>
 #include <iostream>
 #include <optional>
@@ -39,8 +40,26 @@ struct TokenFlags {
   std::string audience;
   std::string subject_token, subject_token_type, actor_token, scope, objective;
   int64_t lifetime = 0;
-  std::string out;  // keygen
+  std::string svid_lifetime;  // svid --lifetime: 90, 90s, 5m, 1h
+  std::string out;            // keygen
 };
+
+// A --lifetime of `token svid`: whole seconds, minutes or hours (90, 90s, 5m, 1h), positive;
+// nullopt when malformed. The server bounds it (identity.svid_lifetime_s) and says so.
+std::optional<int64_t> ParseLifetimeSeconds(std::string_view text) {
+  int64_t unit = 1;
+  if (!text.empty() && (text.back() == 's' || text.back() == 'm' || text.back() == 'h')) {
+    unit = text.back() == 'h' ? 3600 : text.back() == 'm' ? 60 : 1;
+    text.remove_suffix(1);
+  }
+  int64_t n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || n <= 0 ||
+      n > 366 * 24 * 3600 / unit) {
+    return std::nullopt;
+  }
+  return n * unit;
+}
 
 void AddConnectionOptions(CLI::App* cmd, TokenFlags& f) {
   cmd->add_option(
@@ -166,11 +185,21 @@ void Keygen(const TokenFlags& f) {
 
 void Svid(const TokenFlags& f) {
   const std::string what = "token svid";
+  std::optional<int64_t> lifetime;
+  if (!f.svid_lifetime.empty()) {
+    lifetime = ParseLifetimeSeconds(f.svid_lifetime);
+    if (!lifetime) {
+      FailWith("--lifetime: expected a positive duration such as 90, 90s, 5m or 1h, not " +
+                   f.svid_lifetime,
+               2);
+    }
+  }
   Credential credential = LoadCredential(f, what);
   std::string issuer;
   Form form = ClientAuth(f, credential, what, f.audience.empty() ? &issuer : nullptr);
   form.emplace_back("grant_type", "client_credentials");
   form.emplace_back("audience", f.audience.empty() ? issuer : f.audience);
+  if (lifetime) form.emplace_back("requested_lifetime", std::to_string(*lifetime));
   PrintAccessToken(PostServerForm(f.server, "/oauth2/token", form, what), what);
 }
 
@@ -228,6 +257,9 @@ void RegisterTokenCommands(CLI::App& app) {
   svid->add_option("--audience", f->audience,
                    "The SVID's aud (default: the issuer, what /oauth2/token expects of an actor "
                    "token)");
+  svid->add_option("--lifetime", f->svid_lifetime,
+                   "How long the SVID lives: 90, 90s, 5m, 1h (default and maximum: the server's "
+                   "identity.svid_lifetime_s; past it the server refuses)");
   svid->callback([f] { Svid(*f); });
 
   auto* exchange = token->add_subcommand(

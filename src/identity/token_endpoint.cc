@@ -44,7 +44,16 @@ void TokenService::TokenAsync(const TokenRequest& req, TokenCallback done) {
   }
   const Agent& agent = *client.value;
   OAuthResult<Issue> issue = [&]() -> OAuthResult<Issue> {
-    if (req.grant_type == "client_credentials") return PrepareSvid(agent, req.audience);
+    int64_t requested_lifetime_s = 0;
+    if (const std::string& lt = req.requested_lifetime; !lt.empty()) {
+      auto [end, ec] = std::from_chars(lt.data(), lt.data() + lt.size(), requested_lifetime_s);
+      if (ec != std::errc() || end != lt.data() + lt.size()) {
+        return OAuthResult<Issue>::Fail("invalid_request", "bad requested_lifetime");
+      }
+    }
+    if (req.grant_type == "client_credentials") {
+      return PrepareSvid(agent, req.audience, requested_lifetime_s);
+    }
     if (req.grant_type != kGrantTokenExchange) {
       return OAuthResult<Issue>::Fail("unsupported_grant_type", "grant_type not supported");
     }
@@ -56,12 +65,7 @@ void TokenService::TokenAsync(const TokenRequest& req, TokenCallback done) {
     x.scope = req.scope;
     x.audience = req.audience;
     x.objective = req.objective;
-    if (const std::string& lt = req.requested_lifetime; !lt.empty()) {
-      auto [end, ec] = std::from_chars(lt.data(), lt.data() + lt.size(), x.requested_lifetime_s);
-      if (ec != std::errc() || end != lt.data() + lt.size()) {
-        return OAuthResult<Issue>::Fail("invalid_request", "bad requested_lifetime");
-      }
-    }
+    x.requested_lifetime_s = requested_lifetime_s;
     return PrepareExchange(agent, x, &facts);
   }();
   if (!issue.ok()) {

@@ -496,22 +496,35 @@ OAuthResult<Agent> TokenService::AuthenticateClient(const std::string& client_id
 // ---------------------------------------------------------------------------------------------
 // JWT-SVID
 
-OAuthResult<IssuedToken> TokenService::IssueSvid(const Agent& client, const std::string& audience) {
-  auto issue = PrepareSvid(client, audience);
+OAuthResult<IssuedToken> TokenService::IssueSvid(const Agent& client, const std::string& audience,
+                                                 int64_t requested_lifetime_s) {
+  auto issue = PrepareSvid(client, audience, requested_lifetime_s);
   if (!issue.ok()) return OAuthResult<IssuedToken>{std::nullopt, issue.error};
   Status recorded = Record(issue.value->event);
   return FinishIssue(std::move(*issue.value), recorded);
 }
 
 OAuthResult<TokenService::Issue> TokenService::PrepareSvid(const Agent& client,
-                                                           const std::string& audience) {
+                                                           const std::string& audience,
+                                                           int64_t requested_lifetime_s) {
   using R = OAuthResult<Issue>;
   if (audience.empty()) return R::Fail("invalid_request", "audience is required (JWT-SVID aud)");
+  if (requested_lifetime_s < 0) {
+    return R::Fail("invalid_request", "requested_lifetime must be a positive number of seconds");
+  }
+  if (requested_lifetime_s > options_.svid_lifetime_s) {
+    return R::Fail("invalid_request", "requested_lifetime " + std::to_string(requested_lifetime_s) +
+                                          " s is past this server's JWT-SVID maximum of " +
+                                          std::to_string(options_.svid_lifetime_s) +
+                                          " s (identity.svid_lifetime_s)");
+  }
+  const int64_t lifetime_s =
+      requested_lifetime_s > 0 ? requested_lifetime_s : options_.svid_lifetime_s;
   std::string instance = NewId();
   auto sub = AgentInstanceSpiffeId(options_.trust_domain, client.name, instance);
   if (!sub.ok()) return R::Fail("invalid_request", sub.status().message());
   int64_t now = Now();
-  int64_t exp = now + options_.svid_lifetime_s;
+  int64_t exp = now + lifetime_s;
   std::string jti = NewId();
   json::object claims{{"aud", json::array{json::value(audience)}},
                       {"exp", exp},

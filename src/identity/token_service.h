@@ -223,8 +223,10 @@ class TokenService {
                                         const std::string& client_assertion_type,
                                         const std::string& client_assertion,
                                         const std::string& client_secret);
-  // grant_type=client_credentials: a JWT-SVID for a new agent instance.
-  OAuthResult<IssuedToken> IssueSvid(const Agent& client, const std::string& audience);
+  // grant_type=client_credentials: a JWT-SVID for a new agent instance, living
+  // `requested_lifetime_s` (0: svid_lifetime_s; past svid_lifetime_s: invalid_request).
+  OAuthResult<IssuedToken> IssueSvid(const Agent& client, const std::string& audience,
+                                     int64_t requested_lifetime_s = 0);
   // grant_type=urn:ietf:params:oauth:grant-type:token-exchange.
   // `facts` (if given) receives what was verified before a refusal.
   OAuthResult<IssuedToken> Exchange(const Agent& client, const ExchangeRequest& request,
@@ -339,7 +341,8 @@ class TokenService {
     int64_t exp = 0;
     std::optional<Session> session;  // exchange only
   };
-  OAuthResult<Issue> PrepareSvid(const Agent& client, const std::string& audience);
+  OAuthResult<Issue> PrepareSvid(const Agent& client, const std::string& audience,
+                                 int64_t requested_lifetime_s = 0);
   OAuthResult<Issue> PrepareExchange(const Agent& client, const ExchangeRequest& request,
                                      ExchangeFacts* facts);
   // Records the issuance's event (through async_sink when set) and answers `done` once it is

@@ -287,6 +287,36 @@ TEST_F(TokenCliE2e, ExpiredAndForgedSubjectTokensAreInvalidGrant) {
                 "invalid_grant", "actor_token", {forged_svid});
 }
 
+// `token svid --lifetime`: a shorter SVID on request, never longer than the server's maximum
+// (identity.svid_lifetime_s, 300 s by default), and a malformed duration is a usage error.
+TEST_F(TokenCliE2e, SvidLifetimeIsAskedForAndBoundedByTheServer) {
+  RegisterWithKey("planner");
+  auto lifetime = [&](const std::string& svid) {
+    json::object c = Claims(svid, 1);
+    return c["exp"].to_number<int64_t>() - c["iat"].to_number<int64_t>();
+  };
+  EXPECT_EQ(lifetime(Svid("planner")), 300);
+  EXPECT_EQ(lifetime(Token(Cli({"token", "svid", "--agent", "planner", "--key", KeyFile("planner"),
+                                "--lifetime", "90s"}))),
+            90);
+  EXPECT_EQ(lifetime(Token(Cli({"token", "svid", "--agent", "planner", "--key", KeyFile("planner"),
+                                "--lifetime", "2m"}))),
+            120);
+  EXPECT_EQ(lifetime(Token(Cli({"token", "svid", "--agent", "planner", "--key", KeyFile("planner"),
+                                "--lifetime", "300"}))),
+            300);
+  ExpectRefused(
+      Cli({"token", "svid", "--agent", "planner", "--key", KeyFile("planner"), "--lifetime", "1h"}),
+      "invalid_request", "3600 s is past this server's JWT-SVID maximum of 300 s");
+  for (const char* bad : {"0", "5d", "soon", "m"}) {
+    CliResult r = Cli(
+        {"token", "svid", "--agent", "planner", "--key", KeyFile("planner"), "--lifetime", bad});
+    EXPECT_EQ(r.rc, 2) << bad << ": " << r.err;
+    EXPECT_EQ(r.out, "");
+    EXPECT_NE(r.err.find("--lifetime"), std::string::npos) << r.err;
+  }
+}
+
 TEST_F(TokenCliE2e, MissingFlagsAreUsageErrorsAndNothingIsSent) {
   RegisterWithKey("planner");
   std::string svid = Svid("planner");
