@@ -90,7 +90,14 @@ std::string Page(const store::ApprovalRow& a, const PageView& v = {}) {
         row("decided by", a.approver) + row("verified by", a.verified_by) + row("reason", a.reason);
   }
   html += "</table>";
-  if (a.state != "pending") return html + "</body></html>";
+  // A signed-in approver can sign out from any approval page (the session's CSRF token).
+  const std::string sign_out =
+      v.approver ? "<form method=\"post\" action=\"/approvals/" + id +
+                       "/sign-out\"><input type=\"hidden\" name=\"csrf\" value=\"" +
+                       HtmlEscape(v.approver->csrf) +
+                       "\"><p><button type=\"submit\">Sign out</button></p></form>"
+                 : "";
+  if (a.state != "pending") return html + sign_out + "</body></html>";
   if (v.approver) {
     const identity::SignedInPerson& p = v.approver->person;
     const std::string& shown = !p.name.empty() ? p.name : !p.email.empty() ? p.email : p.subject;
@@ -103,7 +110,7 @@ std::string Page(const store::ApprovalRow& a, const PageView& v = {}) {
             "name=\"reason\" rows=\"3\" maxlength=\"1024\"></textarea></p>"
             "<button type=\"submit\" name=\"decision\" value=\"approve\">Approve</button>"
             "<button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form>";
-    return html + "</body></html>";
+    return html + sign_out + "</body></html>";
   }
   if (v.sign_in) {
     html += "<p>A member of " + HtmlEscape(groups) + " decides it: <a href=\"/approvals/" + id +
@@ -289,25 +296,29 @@ Status AddApprovalRoutes(http::Router& router, AttributionService& service,
 
   // The approver's sign-in at the company IdP; the IdP's answer (/oauth2/login/callback) opens
   // the approver session and comes back to the page.
-  RETURN_IF_ERROR(
-      router.Add({"GET", "/approvals/{id}/sign-in",
-                  [svc, as](Request& req, Responder respond) {
-                    const std::string id = req.params["id"];
-                    auto row = svc->GetApproval(id);
-                    if (!row.ok()) return respond(TextPage(503, "approvals are unavailable"));
-                    if (!*row) return respond(TextPage(404, "no such approval"));
-                    if ((*row)->state != "pending") {
-                      // Nothing to decide: the page says what became of it.
-                      identity::BrowserAnswer back;
-                      back.location = "/approvals/" + id;
-                      return respond(BrowserResponse(std::move(back)));
-                    }
-                    // Off the server's threads: the IdP's metadata may have to be fetched.
-                    as->Post([as, id, cookie = CookieHeader(req), respond = std::move(respond)] {
-                      respond(BrowserResponse(as->StartApproverSignIn(id, cookie)));
-                    });
-                  },
-                  AuthRequirement::None(), ""}));
+  RETURN_IF_ERROR(router.Add({"GET", "/approvals/{id}/sign-in",
+                              [svc, as](Request& req, Responder respond) {
+                                const std::string id = req.params["id"];
+                                auto row = svc->GetApproval(id);
+                                if (!row.ok())
+                                  return respond(TextPage(503, "approvals are unavailable"));
+                                if (!*row) return respond(TextPage(404, "no such approval"));
+                                if ((*row)->state != "pending") {
+                                  // Nothing to decide: the page says what became of it.
+                                  identity::BrowserAnswer back;
+                                  back.location = "/approvals/" + id;
+                                  return respond(BrowserResponse(std::move(back)));
+                                }
+                                // Off the server's threads: the IdP's metadata may have to be
+                                // fetched.
+                                if (!as->Post([as, id, cookie = CookieHeader(req), respond] {
+                                      respond(BrowserResponse(as->StartApproverSignIn(id, cookie)));
+                                    })) {
+                                  respond(
+                                      BrowserResponse(identity::AuthorizationServer::BusyPage()));
+                                }
+                              },
+                              AuthRequirement::None(), ""}));
 
   // The page's form: the signed-in person approves or denies, with the session's CSRF token.
   RETURN_IF_ERROR(router.Add(
@@ -345,6 +356,41 @@ Status AddApprovalRoutes(http::Router& router, AttributionService& service,
                        " this action.</b> The decision is recorded at ledger index " +
                        std::to_string(row->decided_index) + ".</p>";
          respond(HtmlPage(200, Page(*row, v)));
+       },
+       AuthRequirement::None(), "application/x-www-form-urlencoded"}));
+
+  // Sign-out: the session is dropped at the server and the cookie cleared; back to the page.
+  // Only with the page's CSRF token (another site cannot sign an approver out); without a live
+  // session there is nothing to end, and the cookie is cleared all the same.
+  RETURN_IF_ERROR(router.Add(
+      {"POST", "/approvals/{id}/sign-out",
+       [svc, as](Request& req, Responder respond) {
+         const std::string id = req.params["id"];
+         Status s =
+             as->SignOutApprover(CookieHeader(req), http::FormParam(req.body, "csrf").value_or(""));
+         if (s.code() == StatusCode::kPermissionDenied) {
+           auto row = svc->GetApproval(id);
+           if (!row.ok()) return respond(TextPage(503, "approvals are unavailable"));
+           if (!*row) return respond(TextPage(404, "no such approval"));
+           PageView v;
+           v.sign_in = true;
+           v.approver = as->FindApproverSession(CookieHeader(req));
+           v.note_html = RefusalNote(s);
+           return respond(HtmlPage(403, Page(**row, v)));
+         }
+         identity::BrowserAnswer back;
+         auto row = svc->GetApproval(id);
+         if (row.ok() && *row) {
+           back.status = 303;  // the browser follows a form POST's redirect with a GET
+           back.location = "/approvals/" + id;
+         } else {
+           back.status = 200;  // no approval page to go back to
+           back.html =
+               "<!doctype html><html><head><meta charset=\"utf-8\"><title>Signed out</title>"
+               "</head><body><p>Signed out.</p></body></html>";
+         }
+         back.set_cookies.push_back(identity::AuthorizationServer::ClearedApproverCookie());
+         respond(BrowserResponse(std::move(back)));
        },
        AuthRequirement::None(), "application/x-www-form-urlencoded"}));
   return OkStatus();

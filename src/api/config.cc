@@ -371,6 +371,15 @@ constexpr KeyDef kKeys[] = {
      .field = [](Config& c) -> Field { return &c.approval.base_url; }},
     {.key = {.name = "approval.webhook.url",
              .env = "CUSTODY_APPROVAL_WEBHOOK_URL",
+    {.key = {.name = "approval.session_ttl_s",
+             .env = "CUSTODY_APPROVAL_SESSION_TTL_S",
+             .type = kInteger,
+             .default_text = "900",
+             .description = "How long an approver signed in at the company IdP on the approval "
+                            "pages stays signed in, in seconds",
+             .min = 60,
+             .max = 24 * 3600},
+     .field = [](Config& c) -> Field { return &c.approval.session_ttl_s; }},
              .default_text = "",
              .description = "Where approvers are notified, signed per Standard Webhooks (https; "
                             "http only to a loopback host); empty: no webhook"},

@@ -132,6 +132,9 @@ struct Config {
     int64_t hold_ms = 0;               // the MCP gateway holds a tools/call this long for it
     std::string person_type = "User";  // Cedar entity type of approvers
     std::string base_url;              // of the approval links; empty: identity.issuer
+    // How long an approver signed in at the IdP on the approval pages stays signed in, in
+    // seconds (as the other sign-in lifetimes, oauth.*_lifetime_s).
+    int64_t session_ttl_s = 900;
     // [approval.webhook]: approvers notified per Standard Webhooks
     // (attribution/approval_webhook.h).
     struct Webhook {

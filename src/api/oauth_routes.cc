@@ -43,36 +43,40 @@ http::Response BrowserResponse(identity::BrowserAnswer a) {
 Status AddOAuthRoutes(http::Router& router, identity::AuthorizationServer& server,
                       const http::AuthRequirement& read_auth) {
   identity::AuthorizationServer* as = &server;
-  RETURN_IF_ERROR(router.Add({"GET", "/oauth2/authorize",
-                              [as](Request& req, Responder respond) {
-                                identity::AuthorizeRequest q;
-                                q.response_type = req.QueryParam("response_type");
-                                q.client_id = req.QueryParam("client_id");
-                                q.redirect_uri = req.QueryParam("redirect_uri");
-                                q.scope = req.QueryParam("scope");
-                                q.state = req.QueryParam("state");
-                                q.code_challenge = req.QueryParam("code_challenge");
-                                q.code_challenge_method = req.QueryParam("code_challenge_method");
-                                q.resource = req.QueryParam("resource");
-                                // Off the server's threads: it may fetch the IdP's metadata or
-                                // a client's metadata document.
-                                as->Post([as, q = std::move(q), cookie = CookieHeader(req),
-                                          respond = std::move(respond)] {
-                                  respond(BrowserResponse(as->Authorize(q, cookie)));
-                                });
-                              },
-                              http::AuthRequirement::None(), ""}));
-  // The IdP's redirect back. Redeeming its code calls the IdP: off the server's threads.
   RETURN_IF_ERROR(
-      router.Add({"GET", "/oauth2/login/callback",
+      router.Add({"GET", "/oauth2/authorize",
                   [as](Request& req, Responder respond) {
-                    as->Post([as, state = req.QueryParam("state"), code = req.QueryParam("code"),
-                              error = req.QueryParam("error"), cookie = CookieHeader(req),
-                              iss = req.QueryParam("iss"), respond = std::move(respond)] {
-                      respond(BrowserResponse(as->LoginCallback(state, code, error, cookie, iss)));
-                    });
+                    identity::AuthorizeRequest q;
+                    q.response_type = req.QueryParam("response_type");
+                    q.client_id = req.QueryParam("client_id");
+                    q.redirect_uri = req.QueryParam("redirect_uri");
+                    q.scope = req.QueryParam("scope");
+                    q.state = req.QueryParam("state");
+                    q.code_challenge = req.QueryParam("code_challenge");
+                    q.code_challenge_method = req.QueryParam("code_challenge_method");
+                    q.resource = req.QueryParam("resource");
+                    // Off the server's threads: it may fetch the IdP's metadata or
+                    // a client's metadata document.
+                    if (!as->Post([as, q = std::move(q), cookie = CookieHeader(req), respond] {
+                          respond(BrowserResponse(as->Authorize(q, cookie)));
+                        })) {
+                      respond(BrowserResponse(identity::AuthorizationServer::BusyPage()));
+                    }
                   },
                   http::AuthRequirement::None(), ""}));
+  // The IdP's redirect back. Redeeming its code calls the IdP: off the server's threads.
+  RETURN_IF_ERROR(router.Add(
+      {"GET", "/oauth2/login/callback",
+       [as](Request& req, Responder respond) {
+         if (!as->Post([as, state = req.QueryParam("state"), code = req.QueryParam("code"),
+                        error = req.QueryParam("error"), cookie = CookieHeader(req),
+                        iss = req.QueryParam("iss"), respond] {
+               respond(BrowserResponse(as->LoginCallback(state, code, error, cookie, iss)));
+             })) {
+           respond(BrowserResponse(identity::AuthorizationServer::BusyPage()));
+         }
+       },
+       http::AuthRequirement::None(), ""}));
   RETURN_IF_ERROR(router.Add({"POST", "/oauth2/consent",
                               [as](Request& req, Responder respond) {
                                 auto p = [&](std::string_view n) {

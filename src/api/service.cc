@@ -445,6 +445,7 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
       ao.dev_grants = *dev_grants;
       ao.code_lifetime_s = config.oauth.code_lifetime_s;
       ao.refresh_lifetime_s = config.oauth.refresh_token_lifetime_s;
+      ao.approver_session_lifetime_s = config.approval.session_ttl_s;
       identity::ClientDirectory* directory = impl->oauth_clients.get();
       if (config.oauth.dynamic_client_registration) {
         impl->registered_clients = std::make_unique<identity::DynamicClientRegistry>(random);

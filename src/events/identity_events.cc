@@ -121,6 +121,7 @@ std::string Build(const TokenRefuse& e) {
         {"actor_token_type", e.actor_token_type},
         {"requested_lifetime", e.requested_lifetime}}},
       {"refusal", {{"error", e.error}, {"reason", e.reason}}}};
+  if (e.unrecorded > 0) o["refusal"].as_object()["unrecorded"] = e.unrecorded;
   return json::serialize(o);
 }
 

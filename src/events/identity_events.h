@@ -94,6 +94,9 @@ struct TokenRefuse {
   std::string session;   // the verified subject token's session; "" if none was
   std::string error;     // the OAuth error code answered (RFC 6749 §5.2)
   std::string reason;    // the error_description answered
+  // Refusals before this one that were counted but not recorded one by one (a flood past the
+  // authorization server's refusal_events_per_minute); refusal.unrecorded, absent when 0.
+  int64_t unrecorded = 0;
 };
 
 // A person signed in at the company IdP ([login]) during an authorization request: the IdP's ID

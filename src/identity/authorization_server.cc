@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <utility>
 
 #include "common/encoding.h"
 #include "common/html.h"
@@ -98,6 +99,52 @@ BrowserAnswer ApproverErrorPage(int status, const std::string& error,
   return a;
 }
 
+// An OAuth error code as an IdP sent it, safe to show and to put in a redirect: the RFC 6749
+// syntax narrowed to [a-z0-9_], at most 64 characters; anything else is "".
+std::string IdpErrorCode(std::string_view code) {
+  if (code.empty() || code.size() > 64) return "";
+  for (unsigned char c : code) {
+    if (!(std::islower(c) || std::isdigit(c) || c == '_')) return "";
+  }
+  return std::string(code);
+}
+
+// The error code in a refusal OidcLogin::Redeem reports ("login provider refused the code
+// (HTTP 401, invalid_client)"), and whether the HTTP status was 401: "" when the message has
+// none (an unreachable IdP, an ID token that does not verify).
+std::string RedeemRefusalCode(const Status& s, bool* unauthorized) {
+  static constexpr std::string_view kPrefix = "login provider refused the code (HTTP ";
+  std::string_view m = s.message();
+  size_t at = m.find(kPrefix);
+  if (at == std::string_view::npos) return "";
+  m.remove_prefix(at + kPrefix.size());
+  *unauthorized = m.starts_with("401");
+  size_t comma = m.find(", "), close = m.find(')');
+  if (close == std::string_view::npos) return "";
+  if (comma == std::string_view::npos || comma > close) return "refused";
+  std::string code = IdpErrorCode(m.substr(comma + 2, close - comma - 2));
+  return code.empty() ? "refused" : code;
+}
+
+// The IdP refused Custody itself, not the person: its client authentication or registration
+// (a configuration for an operator to fix, not something the person can retry).
+bool IsIdpClientRefusal(const std::string& code, bool unauthorized) {
+  return unauthorized || code == "invalid_client" || code == "unauthorized_client" ||
+         code == "unsupported_grant_type";
+}
+
+// What the client hears (RFC 6749 §4.1.2.1) when the IdP answered the sign-in with `code`:
+// the person's refusal or failed sign-in is access_denied; the IdP's own outage is passed on;
+// anything else is Custody's request or configuration failing at the IdP: server_error.
+std::string ClientErrorForIdpError(const std::string& code) {
+  for (std::string_view person : {"access_denied", "login_required", "consent_required",
+                                  "interaction_required", "account_selection_required"}) {
+    if (code == person) return "access_denied";
+  }
+  if (code == "temporarily_unavailable") return "temporarily_unavailable";
+  return "server_error";
+}
+
 // An approval id as it may appear in a path: UUIDs and the like, nothing a URL would reinterpret.
 bool IsApprovalId(std::string_view s) {
   if (s.empty() || s.size() > 128) return false;
@@ -172,19 +219,39 @@ AuthorizationServer::AuthorizationServer(TokenService& tokens, store::IdentitySt
 
 AuthorizationServer::~AuthorizationServer() { Stop(); }
 
-void AuthorizationServer::Post(std::function<void()> work) {
+bool AuthorizationServer::Post(std::function<void()> work) {
   {
     MutexLock lock(work_mu_);
     if (!stopping_) {
+      if (work_.size() >= options_.max_queued_work) return false;
       if (workers_.empty()) {
         for (size_t i = 0; i < kWorkers; ++i) workers_.emplace_back([this] { WorkLoop(); });
       }
       work_.push_back(std::move(work));
       work_cv_.NotifyOne();
-      return;
+      return true;
     }
   }
   work();
+  return true;
+}
+
+BrowserAnswer AuthorizationServer::BusyPage() {
+  return ErrorPage(503, "temporarily_unavailable",
+                   "Custody has too many sign-ins waiting on other hosts right now. Try again in "
+                   "a moment.");
+}
+
+AuthorizationServer::Held AuthorizationServer::held() {
+  Held h;
+  {
+    MutexLock lock(mu_);
+    h.in_flight = logins_.size() + consents_.size();
+    h.approver_sessions = approvers_.size();
+  }
+  MutexLock lock(work_mu_);
+  h.queued_work = work_.size();
+  return h;
 }
 
 void AuthorizationServer::WorkLoop() {
@@ -253,6 +320,27 @@ BrowserAnswer AuthorizationServer::ToClient(const std::string& redirect_uri,
   a.location = redirect_uri + (redirect_uri.find('?') == std::string::npos ? "?" : "&") + params;
   if (state) a.location += "&state=" + FormEncode(*state);
   a.location += "&iss=" + FormEncode(options_.issuer);  // RFC 9207
+  return a;
+}
+
+BrowserAnswer AuthorizationServer::IdpRefusedPage(const Pending& p, const std::string& what) const {
+  // The client's RFC 6749 §4.1.2.1 answer, server_error, is the page's way back: the person
+  // reads what happened here (the client could only show a code), then returns to the client.
+  BrowserAnswer back =
+      ClientError(p.redirect_uri, "server_error",
+                  what + "; an operator must check Custody's [login] settings", p.state);
+  std::string sentence = what;
+  if (!sentence.empty()) sentence[0] = static_cast<char>(std::toupper(sentence[0]));
+  BrowserAnswer a;
+  a.status = 502;
+  a.error = "server_error";
+  a.html = Page("Sign-in failed",
+                "<h1>Sign-in failed</h1><p>" + HtmlEscape(sentence) +
+                    ".</p><p>Nothing is wrong with your account: Custody's settings for your "
+                    "company's login provider need an operator's attention.</p><p>Error: "
+                    "<code>server_error</code></p><p><a href=\"" +
+                    HtmlEscape(back.location) + "\">Return to " + HtmlEscape(p.client.name) +
+                    "</a></p>");
   return a;
 }
 
@@ -496,8 +584,14 @@ BrowserAnswer AuthorizationServer::LoginCallback(const std::optional<std::string
     }
   }
   if (!p) {
+    std::string idp_error = error ? IdpErrorCode(*error) : "";
     return ErrorPage(400, "invalid_request",
-                     "This sign-in is unknown or has expired. Start again from your application.");
+                     idp_error.empty()
+                         ? "This sign-in is unknown or has expired. Start again from your "
+                           "application."
+                         : "The login provider answered " + idp_error +
+                               " for a sign-in that is unknown or has expired. Start again from "
+                               "your application.");
   }
   std::string browser = CookieValue(cookie_header, kBrowserCookie);
   if (browser.empty() || !ConstantTimeEquals(HexSha256(browser), p->browser_sha256)) {
@@ -505,7 +599,20 @@ BrowserAnswer AuthorizationServer::LoginCallback(const std::optional<std::string
                      "This sign-in was started in another browser (or its cookie is missing).");
   }
   if (!p->approval_id.empty()) return ApproverSignedIn(*p, code, error, iss);
-  if (error || !code || code->empty()) {
+  if (error) {
+    // The IdP's own answer (RFC 6749 §4.1.2.1 towards Custody), named to the client: the
+    // person's refusal is access_denied, the IdP refusing Custody's request server_error.
+    std::string idp_error = IdpErrorCode(*error);
+    if (idp_error.empty()) idp_error = "an unreadable error";
+    const std::string mapped = ClientErrorForIdpError(idp_error);
+    if (mapped == "server_error") {
+      return IdpRefusedPage(
+          *p, "the login provider refused Custody's sign-in request (" + idp_error + ")");
+    }
+    return ClientError(p->redirect_uri, mapped,
+                       "the login provider answered the sign-in with " + idp_error, p->state);
+  }
+  if (!code || code->empty()) {
     return ClientError(p->redirect_uri, "access_denied", "the sign-in was not completed", p->state);
   }
   if (iss && !login_->issuer().empty() && *iss != login_->issuer()) {
@@ -519,6 +626,17 @@ BrowserAnswer AuthorizationServer::LoginCallback(const std::optional<std::string
     if (person.status().code() == StatusCode::kUnavailable) {
       return ClientError(p->redirect_uri, "temporarily_unavailable",
                          "the login provider cannot be reached", p->state);
+    }
+    bool unauthorized = false;
+    std::string refused = RedeemRefusalCode(person.status(), &unauthorized);
+    if (IsIdpClientRefusal(refused, unauthorized)) {
+      // Custody's own credentials at the IdP: nothing the person or the client can fix.
+      return IdpRefusedPage(
+          *p, "the login provider refused Custody's client authentication (" + refused + ")");
+    }
+    if (!refused.empty()) {
+      return ClientError(p->redirect_uri, "access_denied",
+                         "the login provider refused the sign-in code (" + refused + ")", p->state);
     }
     return ClientError(p->redirect_uri, "access_denied", "the sign-in could not be verified",
                        p->state);
@@ -769,7 +887,14 @@ BrowserAnswer AuthorizationServer::ApproverSignedIn(Pending& p,
                                                     const std::optional<std::string>& error,
                                                     const std::optional<std::string>& iss) {
   const std::string& id = p.approval_id;
-  if (error || !code || code->empty()) {
+  if (error) {
+    std::string idp_error = IdpErrorCode(*error);
+    if (idp_error.empty()) idp_error = "an unreadable error";
+    const std::string mapped = ClientErrorForIdpError(idp_error);
+    return ApproverErrorPage(mapped == "access_denied" ? 403 : 502, mapped,
+                             "The login provider answered the sign-in with " + idp_error + ".", id);
+  }
+  if (!code || code->empty()) {
     return ApproverErrorPage(403, "access_denied", "The sign-in was not completed.", id);
   }
   if (iss && !login_->issuer().empty() && *iss != login_->issuer()) {
@@ -783,6 +908,21 @@ BrowserAnswer AuthorizationServer::ApproverSignedIn(Pending& p,
     if (person.status().code() == StatusCode::kUnavailable) {
       return ApproverErrorPage(503, "temporarily_unavailable",
                                "The login provider cannot be reached.", id);
+    }
+    bool unauthorized = false;
+    std::string refused = RedeemRefusalCode(person.status(), &unauthorized);
+    if (IsIdpClientRefusal(refused, unauthorized)) {
+      return ApproverErrorPage(502, "server_error",
+                               "The login provider refused Custody's client authentication (" +
+                                   refused +
+                                   "). Nothing is wrong with your account: an operator must check "
+                                   "Custody's [login] settings.",
+                               id);
+    }
+    if (!refused.empty()) {
+      return ApproverErrorPage(403, "access_denied",
+                               "The login provider refused the sign-in code (" + refused + ").",
+                               id);
     }
     return ApproverErrorPage(403, "access_denied", "The sign-in could not be verified.", id);
   }
@@ -818,6 +958,32 @@ BrowserAnswer AuthorizationServer::ApproverSignedIn(Pending& p,
       std::string(kApproverCookie) + "=" + token + "; Path=/approvals; Max-Age=" +
       std::to_string(options_.approver_session_lifetime_s) + "; HttpOnly; Secure; SameSite=Lax");
   return a;
+}
+
+std::string AuthorizationServer::ClearedApproverCookie() {
+  return std::string(kApproverCookie) + "=; Path=/approvals; Max-Age=0; HttpOnly; Secure; " +
+         "SameSite=Lax";
+}
+
+Status AuthorizationServer::SignOutApprover(const std::string& cookie_header,
+                                            const std::string& csrf) {
+  std::string token = CookieValue(cookie_header, kApproverCookie);
+  if (!IsBase64UrlToken(token, 43, 43)) {
+    return UnauthenticatedError("not signed in as an approver");
+  }
+  int64_t now = Now();
+  MutexLock lock(mu_);
+  auto it = approvers_.find(HexSha256(token));
+  if (it == approvers_.end() || it->second.expires_at <= now) {
+    return UnauthenticatedError("not signed in as an approver, or the sign-in has expired");
+  }
+  // The CSRF token, as for a decision: another site cannot sign the approver out.
+  if (csrf.empty() || !ConstantTimeEquals(csrf, it->second.csrf)) {
+    return PermissionDeniedError(
+        "this form was not sent from the page Custody showed (CSRF check failed)");
+  }
+  approvers_.erase(it);
+  return OkStatus();
 }
 
 std::optional<ApproverSession> AuthorizationServer::FindApproverSession(
@@ -914,7 +1080,35 @@ OAuthResult<CodeTokenAnswer> AuthorizationServer::Token(const CodeTokenRequest& 
 }
 
 void AuthorizationServer::RecordRefusal(const CodeTokenRequest& req, const OAuthError& error) {
+  int64_t unrecorded = 0;
+  {
+    int64_t now = Now();
+    MutexLock lock(mu_);
+    if (now >= refusal_window_start_ + 60) {
+      refusal_window_start_ = now;
+      refusals_recorded_ = 0;
+      refusal_flood_noticed_ = false;
+    }
+    if (refusals_recorded_ >= options_.refusal_events_per_minute) {
+      // Counted, not recorded: the next refusal recorded carries the count. Logged once a
+      // minute.
+      ++refusals_unrecorded_;
+      const bool notice = !std::exchange(refusal_flood_noticed_, true);
+      lock.Unlock();
+      if (notice) {
+        errors_.Report(
+            "identity.oauth_refusal_flood",
+            UnavailableError("more than " + std::to_string(options_.refusal_events_per_minute) +
+                             " token refusals a minute: the rest are counted, not "
+                             "recorded one by one"));
+      }
+      return;
+    }
+    ++refusals_recorded_;
+    unrecorded = std::exchange(refusals_unrecorded_, 0);
+  }
   events::TokenRefuse e;
+  e.unrecorded = unrecorded;
   e.event_id = ids_.NextString();
   e.time = FormatRfc3339Millis(clock_.Now());
   e.grant_type = Bounded(req.grant_type);

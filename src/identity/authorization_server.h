@@ -69,8 +69,15 @@ struct AuthorizationServerOptions {
   int64_t login_lifetime_s = 600;               // sign-in + consent must finish within this
   int64_t refresh_lifetime_s = 30 * 24 * 3600;  // a refresh token family's lifetime
   size_t max_in_flight = 10000;                 // sign-ins and consents held in memory
-  int64_t approver_session_lifetime_s = 900;    // a person signed in on the approval pages
+  int64_t approver_session_lifetime_s = 900;    // approval.session_ttl_s
   size_t max_approver_sessions = 10000;         // approver sessions held in memory
+  // Browser steps waiting for one of the server's threads (Post); past it they are refused
+  // (503) rather than queued without end behind a slow IdP or metadata host.
+  size_t max_queued_work = 1024;
+  // token.refuse events of the two grants recorded one by one per minute; past it a flood of
+  // bad requests is counted, and the next refusal recorded says how many were not
+  // (TokenRefuse::unrecorded), so the ledger does not grow with the flood.
+  int64_t refusal_events_per_minute = 600;
 };
 
 // A person signed in on the approval pages.
@@ -123,8 +130,11 @@ class AuthorizationServer {
   // Runs `work` on one of the server's own threads: the browser-facing steps call other hosts
   // (the IdP's metadata and token endpoint, a client's metadata document), so the HTTP handlers
   // hand them here and no server worker waits on another host. After Stop(), `work` runs on
-  // the calling thread.
-  void Post(std::function<void()> work) EXCLUDES(work_mu_);
+  // the calling thread. False (and `work` dropped, not run) when max_queued_work steps are
+  // already waiting: the caller answers 503 itself.
+  [[nodiscard]] bool Post(std::function<void()> work) EXCLUDES(work_mu_);
+  // The page a browser gets when Post refused its step.
+  static BrowserAnswer BusyPage();
   // Finishes the work queued and in progress, then joins the threads. custody serve calls it
   // after the HTTP server has stopped and before the ledger closes (the work records events).
   void Stop() EXCLUDES(work_mu_);
@@ -160,6 +170,20 @@ class AuthorizationServer {
   // PermissionDenied when `csrf` is not that session's token.
   Result<SignedInPerson> ApproverOfForm(const std::string& cookie_header, const std::string& csrf)
       EXCLUDES(mu_);
+  // POST /approvals/{id}/sign-out: ends the browser's approver session (dropped here, so the
+  // cookie is worth nothing even if the browser kept it). Unauthenticated when there is no live
+  // session (nothing to end), PermissionDenied when `csrf` is not its token (a forged sign-out;
+  // the session stays). The route clears the cookie with ClearedApproverCookie() either way but
+  // the second.
+  Status SignOutApprover(const std::string& cookie_header, const std::string& csrf) EXCLUDES(mu_);
+  static std::string ClearedApproverCookie();
+
+  // What is held in memory now (tests, the flood bounds): sign-ins and consents in flight,
+  // approver sessions, steps queued for the server's threads.
+  struct Held {
+    size_t in_flight = 0, approver_sessions = 0, queued_work = 0;
+  };
+  Held held() EXCLUDES(mu_, work_mu_);
 
   // POST /oauth2/token, grant_type authorization_code or refresh_token.
   OAuthResult<CodeTokenAnswer> Token(const CodeTokenRequest& request);
@@ -206,6 +230,9 @@ class AuthorizationServer {
   BrowserAnswer ClientError(const std::string& redirect_uri, const std::string& error,
                             const std::string& description,
                             const std::optional<std::string>& state) const;
+  // The IdP refused Custody itself (its client authentication or its request): a page saying
+  // so, with a link back to the client carrying server_error, its state and iss.
+  BrowserAnswer IdpRefusedPage(const Pending& p, const std::string& what) const;
   BrowserAnswer IssueCode(const Pending& p);
   // Sends the browser to the IdP for `p` (a client's authorization or an approver's sign-in):
   // binds it to the browser's cookie, gives it a fresh nonce, PKCE verifier and IdP state, and
@@ -234,7 +261,7 @@ class AuthorizationServer {
   OAuthResult<CodeTokenAnswer> RefreshGrant(const CodeTokenRequest& request);
   // Revokes a refresh family and its sessions (reuse detected); returns the sessions revoked.
   std::vector<std::string> RevokeFamily(const std::string& family_id, const std::string& reason);
-  void RecordRefusal(const CodeTokenRequest& request, const OAuthError& error);
+  void RecordRefusal(const CodeTokenRequest& request, const OAuthError& error) EXCLUDES(mu_);
   // Issues the session and the refresh token of a grant; `family` is set for a refresh.
   OAuthResult<CodeTokenAnswer> IssueTokens(const Agent& agent, const std::string& client_id,
                                            const SignedInPerson& person, const ScopeSet& scopes,
@@ -265,6 +292,12 @@ class AuthorizationServer {
   std::map<std::string, std::shared_ptr<Pending>> logins_ GUARDED_BY(mu_);    // by IdP state
   std::map<std::string, std::shared_ptr<Pending>> consents_ GUARDED_BY(mu_);  // by request id
   int64_t next_code_purge_ GUARDED_BY(mu_) = 0;  // PurgeCodes' next run (store_'s codes)
+  // The refusal events' budget (refusal_events_per_minute): the minute's start, the refusals
+  // recorded in it, and those counted but not recorded since the last one recorded.
+  int64_t refusal_window_start_ GUARDED_BY(mu_) = 0;
+  int64_t refusals_recorded_ GUARDED_BY(mu_) = 0;
+  int64_t refusals_unrecorded_ GUARDED_BY(mu_) = 0;
+  bool refusal_flood_noticed_ GUARDED_BY(mu_) = false;                // logged in this minute
   std::map<std::string, ApproverSession> approvers_ GUARDED_BY(mu_);  // by SHA-256 of the cookie
   // Logos of the consent pages shown, by the hex SHA-256 of their bytes (bounded by kMaxLogos).
   struct ServedLogo {

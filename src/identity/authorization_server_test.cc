@@ -6,7 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <future>
 #include <regex>
+#include <thread>
 
 #include "common/encoding.h"
 #include "common/error_reporter.h"
@@ -37,6 +40,7 @@ class FakeIdp final : public IdentityProvider {
   Result<SignedInPerson> Redeem(const std::string& code, const std::string& verifier,
                                 const std::string& nonce) override {
     ++redeemed;
+    if (!refuse.ok()) return refuse;
     if (code != "idp-code") return UnauthenticatedError("bad code");
     if (PkceS256(verifier) != last_challenge) return UnauthenticatedError("bad verifier");
     if (nonce != last_nonce) return UnauthenticatedError("bad nonce");
@@ -45,6 +49,7 @@ class FakeIdp final : public IdentityProvider {
   std::string issuer() const override { return kIdp; }
   std::string last_state, last_nonce, last_challenge;
   int redeemed = 0;
+  Status refuse;  // what Redeem answers instead, when not OK
 };
 
 std::string Param(const std::string& url, const std::string& name) {
@@ -855,6 +860,244 @@ TEST(OidcLogin, IdTokenClaimsAreCheckedStrictly) {
   EXPECT_TRUE(plain);
   o.issuer = "http://idp.example";
   EXPECT_FALSE(ValidateOidcLoginOptions(o, &plain).ok()) << "plain http only for a loopback issuer";
+}
+
+}  // namespace
+}  // namespace custody::identity
+
+namespace custody::identity {
+namespace {
+
+// --- The IdP refusing: named to the client (RFC 6749 §4.1.2.1) and on the approver's page.
+
+TEST_F(AuthorizationServerTest, AnIdpRefusalIsNamedToTheClientAsServerErrorOrAccessDenied) {
+  auto back_from_idp = [&](const Status& refusal, const std::optional<std::string>& idp_error) {
+    idp_.refuse = refusal;
+    BrowserAnswer a = server_->Authorize(Request(), "");
+    return server_->LoginCallback(idp_.last_state,
+                                  idp_error ? std::nullopt : std::optional<std::string>("idp-code"),
+                                  idp_error, Cookie(a));
+  };
+  // The link back to the client on a page: its RFC 6749 §4.1.2.1 redirect (HTML-escaped).
+  auto back_link = [](const BrowserAnswer& page) {
+    std::smatch m;
+    if (!std::regex_search(page.html, m, std::regex("<a href=\"([^\"]+)\">Return to"))) {
+      return std::string();
+    }
+    return std::regex_replace(std::string(m[1]), std::regex("&amp;"), "&");
+  };
+  // The IdP refuses Custody's own client authentication at the code exchange: the person gets
+  // Custody's page naming the IdP's code (nothing they can fix), whose way back is the client's
+  // redirect with server_error, its state and iss; nothing is issued.
+  BrowserAnswer b = back_from_idp(
+      UnauthenticatedError("login provider refused the code (HTTP 401, invalid_client)"),
+      std::nullopt);
+  ASSERT_EQ(b.status, 502) << b.location;
+  EXPECT_TRUE(b.location.empty());
+  EXPECT_EQ(b.error, "server_error");
+  EXPECT_TRUE(b.html.starts_with("<!doctype html>"));
+  EXPECT_NE(b.html.find("refused Custody&#39;s client authentication (invalid_client)"),
+            std::string::npos)
+      << b.html;
+  std::string link = back_link(b);
+  ASSERT_TRUE(link.starts_with(std::string(kRedirect) + "?")) << b.html;
+  EXPECT_EQ(Param(link, "error"), "server_error") << link;
+  EXPECT_NE(Param(link, "error_description").find("invalid_client"), std::string::npos) << link;
+  EXPECT_EQ(Param(link, "code"), "");
+  EXPECT_EQ(Param(link, "state"), "client-state");
+  EXPECT_FALSE(Param(link, "iss").empty());
+  // A 401 without a code is the same failure.
+  b = back_from_idp(UnauthenticatedError("login provider refused the code (HTTP 401)"),
+                    std::nullopt);
+  EXPECT_EQ(b.status, 502);
+  EXPECT_EQ(Param(back_link(b), "error"), "server_error") << b.html;
+  // The IdP refuses the code itself: the sign-in failed, access_denied naming it.
+  b = back_from_idp(
+      UnauthenticatedError("login provider refused the code (HTTP 400, invalid_grant)"),
+      std::nullopt);
+  EXPECT_EQ(Param(b.location, "error"), "access_denied") << b.location;
+  EXPECT_NE(Param(b.location, "error_description").find("invalid_grant"), std::string::npos);
+  // An ID token that does not verify: access_denied, as before.
+  b = back_from_idp(UnauthenticatedError("ID token: bad signature"), std::nullopt);
+  EXPECT_EQ(Param(b.location, "error"), "access_denied") << b.location;
+  idp_.refuse = OkStatus();
+
+  // The IdP answers the sign-in with an error: the person's is access_denied, the IdP refusing
+  // Custody's request is server_error; either way named, and nothing is redeemed.
+  int redeemed = idp_.redeemed;
+  b = back_from_idp(OkStatus(), "login_required");
+  EXPECT_EQ(Param(b.location, "error"), "access_denied") << b.location;
+  EXPECT_NE(Param(b.location, "error_description").find("login_required"), std::string::npos);
+  b = back_from_idp(OkStatus(), "unauthorized_client");
+  EXPECT_EQ(b.status, 502);
+  EXPECT_NE(b.html.find("unauthorized_client"), std::string::npos) << b.html;
+  EXPECT_EQ(Param(back_link(b), "error"), "server_error") << b.html;
+  b = back_from_idp(OkStatus(), "temporarily_unavailable");
+  EXPECT_EQ(Param(b.location, "error"), "temporarily_unavailable") << b.location;
+  // What is not an error code is not repeated.
+  b = back_from_idp(OkStatus(), "<script>x</script>");
+  EXPECT_EQ(b.status, 502);
+  EXPECT_EQ(b.html.find("<script"), std::string::npos) << b.html;
+  EXPECT_EQ(b.html.find("&lt;script"), std::string::npos) << b.html;
+  EXPECT_EQ(b.html.find("%3Cscript"), std::string::npos) << b.html;
+  EXPECT_NE(b.html.find("an unreadable error"), std::string::npos) << b.html;
+  EXPECT_EQ(Param(back_link(b), "error"), "server_error") << b.html;
+  EXPECT_EQ(idp_.redeemed, redeemed);
+  EXPECT_EQ(AllEvents().find("oauth.code_issue"), std::string::npos);
+
+  // An IdP error for a sign-in Custody does not know: a page naming it, no redirect.
+  BrowserAnswer page =
+      server_->LoginCallback(std::string(43, 's'), std::nullopt, std::string("access_denied"), "");
+  EXPECT_EQ(page.status, 400);
+  EXPECT_TRUE(page.location.empty());
+  EXPECT_NE(page.html.find("access_denied"), std::string::npos) << page.html;
+}
+
+TEST_F(AuthorizationServerTest, AnIdpRefusalOfAnApproverSignInIsAPageNamingIt) {
+  auto back_from_idp = [&](const Status& refusal, const std::optional<std::string>& idp_error) {
+    idp_.refuse = refusal;
+    BrowserAnswer start = server_->StartApproverSignIn("apr-1", "");
+    return server_->LoginCallback(idp_.last_state,
+                                  idp_error ? std::nullopt : std::optional<std::string>("idp-code"),
+                                  idp_error, Cookie(start));
+  };
+  BrowserAnswer b = back_from_idp(
+      UnauthenticatedError("login provider refused the code (HTTP 401, invalid_client)"),
+      std::nullopt);
+  EXPECT_EQ(b.status, 502);
+  EXPECT_EQ(b.error, "server_error");
+  EXPECT_TRUE(b.location.empty());
+  EXPECT_TRUE(b.html.starts_with("<!doctype html>"));
+  EXPECT_NE(b.html.find("invalid_client"), std::string::npos) << b.html;
+  EXPECT_NE(b.html.find("client authentication"), std::string::npos) << b.html;
+  EXPECT_NE(b.html.find("href=\"/approvals/apr-1\""), std::string::npos);
+  EXPECT_TRUE(ApproverCookie(b).empty());
+  b = back_from_idp(OkStatus(), "access_denied");
+  EXPECT_EQ(b.status, 403);
+  EXPECT_NE(b.html.find("access_denied"), std::string::npos) << b.html;
+  b = back_from_idp(OkStatus(), "invalid_request");
+  EXPECT_EQ(b.status, 502);
+  EXPECT_EQ(b.error, "server_error");
+  EXPECT_NE(b.html.find("invalid_request"), std::string::npos) << b.html;
+}
+
+// --- Approver sign-out, and the session's lifetime.
+
+TEST_F(AuthorizationServerTest, AnApproverSignsOutWithTheCsrfTokenAndTheSessionIsDropped) {
+  BrowserAnswer start = server_->StartApproverSignIn("apr-1", "");
+  std::string cookie = ApproverCookie(server_->LoginCallback(
+      idp_.last_state, std::string("idp-code"), std::nullopt, Cookie(start)));
+  auto session = server_->FindApproverSession(cookie);
+  ASSERT_TRUE(session.has_value());
+  EXPECT_EQ(server_->held().approver_sessions, 1u);
+  // Without the page's CSRF token: refused, the session stays.
+  EXPECT_EQ(server_->SignOutApprover(cookie, "").code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(server_->SignOutApprover(cookie, std::string(43, 'c')).code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_TRUE(server_->FindApproverSession(cookie).has_value());
+  // With it: the session is gone at the server, whatever the browser keeps.
+  EXPECT_TRUE(server_->SignOutApprover(cookie, session->csrf).ok());
+  EXPECT_FALSE(server_->FindApproverSession(cookie).has_value());
+  EXPECT_EQ(server_->ApproverOfForm(cookie, session->csrf).status().code(),
+            StatusCode::kUnauthenticated);
+  EXPECT_EQ(server_->held().approver_sessions, 0u);
+  EXPECT_EQ(server_->SignOutApprover(cookie, session->csrf).code(), StatusCode::kUnauthenticated);
+  EXPECT_EQ(server_->SignOutApprover("", "").code(), StatusCode::kUnauthenticated);
+  std::string cleared = AuthorizationServer::ClearedApproverCookie();
+  EXPECT_TRUE(cleared.starts_with("custody_approver=;")) << cleared;
+  EXPECT_NE(cleared.find("; Path=/approvals;"), std::string::npos) << cleared;
+  EXPECT_NE(cleared.find("; Max-Age=0;"), std::string::npos) << cleared;
+}
+
+TEST_F(AuthorizationServerTest, TheApproverSessionLifetimeIsConfigurable) {
+  AuthorizationServerOptions o;
+  o.approver_session_lifetime_s = 120;
+  Make(o);
+  BrowserAnswer start = server_->StartApproverSignIn("apr-1", "");
+  BrowserAnswer done =
+      server_->LoginCallback(idp_.last_state, std::string("idp-code"), std::nullopt, Cookie(start));
+  EXPECT_NE(SetCookieOf(done, kApproverCookie).find("; Max-Age=120;"), std::string::npos);
+  std::string cookie = ApproverCookie(done);
+  clock_.Advance(std::chrono::seconds(119));
+  EXPECT_TRUE(server_->FindApproverSession(cookie).has_value());
+  clock_.Advance(std::chrono::seconds(2));
+  EXPECT_FALSE(server_->FindApproverSession(cookie).has_value());
+}
+
+// --- Floods of bad requests: what is held and recorded stays bounded.
+
+TEST_F(AuthorizationServerTest, AFloodOfBadTokenRequestsIsCountedNotRecordedOneByOne) {
+  AuthorizationServerOptions o;
+  o.refusal_events_per_minute = 50;
+  Make(o);
+  auto refusals = [&] {
+    size_t n = 0;
+    for (const auto& e : events_) n += e.find("\"kind\":\"token.refuse\"") != std::string::npos;
+    return n;
+  };
+  for (int i = 0; i < 5000; ++i) {
+    EXPECT_EQ(Redeem("no-such-code-" + std::to_string(i)).error.error, "invalid_grant");
+  }
+  EXPECT_EQ(refusals(), 50u) << "the ledger does not grow with the flood";
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(Refresh("rt_bogus").error.error, "invalid_grant");
+  EXPECT_EQ(refusals(), 50u);
+  // The next minute: recorded again, the first saying how many were not.
+  clock_.Advance(std::chrono::seconds(61));
+  EXPECT_EQ(Redeem("late").error.error, "invalid_grant");
+  ASSERT_EQ(refusals(), 51u);
+  EXPECT_NE(events_.back().find("\"unrecorded\":5050"), std::string::npos) << events_.back();
+  EXPECT_EQ(Redeem("later").error.error, "invalid_grant");
+  EXPECT_EQ(events_.back().find("unrecorded"), std::string::npos) << events_.back();
+}
+
+TEST_F(AuthorizationServerTest, AFloodOfAuthorizationsStaysWithinTheInFlightBound) {
+  AuthorizationServerOptions o;
+  o.max_in_flight = 100;
+  Make(o);
+  size_t sent = 0, refused = 0;
+  for (int i = 0; i < 2000; ++i) {
+    BrowserAnswer a = server_->Authorize(Request(), "");
+    if (a.location.starts_with(kIdp)) {
+      ++sent;
+    } else {
+      EXPECT_EQ(Param(a.location, "error"), "temporarily_unavailable") << a.location;
+      ++refused;
+    }
+  }
+  EXPECT_EQ(sent, 100u);
+  EXPECT_EQ(refused, 1900u);
+  EXPECT_EQ(server_->held().in_flight, 100u);
+  // Abandoned sign-ins expire and make room.
+  clock_.Advance(std::chrono::seconds(601));
+  EXPECT_TRUE(server_->Authorize(Request(), "").location.starts_with(kIdp));
+  EXPECT_EQ(server_->held().in_flight, 1u);
+}
+
+TEST_F(AuthorizationServerTest, BrowserStepsWaitingForTheServersThreadsAreBounded) {
+  AuthorizationServerOptions o;
+  o.max_queued_work = 8;
+  Make(o);
+  std::promise<void> gate;
+  std::shared_future<void> open = gate.get_future().share();
+  std::atomic<int> ran{0};
+  // Every thread busy (a slow IdP): later steps queue, up to the bound.
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(server_->Post([open, &ran] {
+      open.wait();
+      ++ran;
+    }));
+  }
+  for (int i = 0; i < 500 && server_->held().queued_work > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(server_->held().queued_work, 0u) << "the four threads took their steps";
+  for (int i = 0; i < 8; ++i) EXPECT_TRUE(server_->Post([&ran] { ++ran; }));
+  EXPECT_FALSE(server_->Post([&ran] { ++ran; })) << "past the bound: refused, not queued";
+  EXPECT_EQ(server_->held().queued_work, 8u);
+  EXPECT_EQ(AuthorizationServer::BusyPage().status, 503);
+  gate.set_value();
+  server_->Stop();
+  EXPECT_EQ(ran.load(), 12);
 }
 
 }  // namespace

@@ -158,6 +158,31 @@ name = "Approval E2E"
   assert.equal(anonymous.status, 401);
   assert.equal((await state()).state, 'pending');
   console.log('ok a post without the page\'s CSRF token is refused (403), without a sign-in too (401)');
+
+  // Sign-out: not without the page's CSRF token (another site cannot sign carol out) ...
+  const forgedOut = await fetch(`${approval.url}/sign-out`, { method: 'POST', redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `custody_approver=${session.value}` },
+    body: new URLSearchParams({ csrf: 'x'.repeat(43) }).toString() });
+  assert.equal(forgedOut.status, 403);
+  assert.match(await forgedOut.text(), /CSRF/);
+  await carol.page.goto(approval.url);
+  assert.match(await carol.page.innerText('body'), /Signed in as carol/, 'a forged sign-out ended the session');
+  // ... with it (the page's button): the cookie cleared, the page offers the sign-in again, and
+  // the session is gone at the server: the old cookie with the old CSRF token decides nothing.
+  const csrf = await carol.page.getAttribute('form[action$="/sign-out"] input[name="csrf"]', 'value');
+  assert.ok(csrf);
+  const [out] = await Promise.all([carol.page.waitForNavigation(), carol.page.click('text=Sign out')]);
+  assert.equal(out.status(), 200);
+  assert.equal(carol.page.url(), approval.url);
+  assert.match(await carol.page.innerText('body'), /Sign in to decide/);
+  assert.equal((await carol.context.cookies(approval.url)).find((c) => c.name === 'custody_approver'), undefined,
+    'the approver cookie was not cleared');
+  const replayed = await fetch(approval.url, { method: 'POST', redirect: 'manual', headers: {
+    'content-type': 'application/x-www-form-urlencoded', cookie: `custody_approver=${session.value}` },
+  body: new URLSearchParams({ decision: 'approve', reason: 'after sign-out', csrf }).toString() });
+  assert.equal(replayed.status, 401, 'the session outlived its sign-out');
+  assert.equal((await state()).state, 'pending');
+  console.log('ok sign-out needs the page\'s CSRF token; it clears the cookie and drops the session at the server (the old cookie is refused, 401)');
   await carol.context.close();
 
   // --- alice: in finance, but she started the session.

@@ -8,8 +8,8 @@
 // and consent -> Custody's consent -> the client) and the client redeems the code: the IdP
 // accepted Custody's client assertion, the access token names the person. No assertion appears
 // in Custody's logs. Refusals: a second Custody with a key the IdP does not know (same kid) gets
-// invalid_client at the IdP, and the person lands back at the client with access_denied, no
-// code; an IdP that does not announce private_key_jwt stops Custody's start-up with a clear
+// invalid_client at the IdP, and the person gets Custody's error page naming it (HTML, 502),
+// whose link back is the client's redirect with server_error, no code; an IdP that does not announce private_key_jwt stops Custody's start-up with a clear
 // error; a key file others can read stops start-up too. And an IdP that registers only RSA keys
 // for its clients: Custody signs with an RSA login key (RS256), its kid the RFC 7638 thumbprint
 // that `jose` computes, and the IdP accepts it.
@@ -185,18 +185,29 @@ try {
   // --- A key the IdP does not know (same kid): invalid_client at the IdP, nothing issued.
   const w = await startCustody('wrong', { port: wrongPort, idpIssuer: idp.issuer, keyFile: wrong.path });
   const wrongBrowser = new Browser();
+  // The person gets Custody's page (HTML, not JSON, not a bare 500) naming the IdP's error, and
+  // its way back is the client's redirect with server_error (RFC 6749 §4.1.2.1), state and iss.
   const refused = await wrongBrowser.navigate(authorize(w.url), REDIRECT);
-  assert.ok(refused.redirect, JSON.stringify(refused.page?.text?.slice(0, 500)));
-  const refusedUrl = new URL(refused.redirect);
-  assert.equal(refusedUrl.searchParams.get('error'), 'access_denied', refused.redirect);
+  assert.ok(refused.page, 'not a page: ' + refused.redirect);
+  assert.equal(refused.page.status, 502, refused.page.text.slice(0, 500));
+  assert.match(refused.page.headers.get('content-type') ?? '', /^text\/html/);
+  assert.match(refused.page.text, /refused Custody&#39;s client authentication \(invalid_client\)/);
+  assert.match(refused.page.text, /<code>server_error<\/code>/);
+  assert.doesNotMatch(refused.page.text, /eyJ|client_assertion|BEGIN /, 'a credential on the page');
+  const backLink = /<a href="([^"]+)">Return to/.exec(refused.page.text);
+  assert.ok(backLink, refused.page.text);
+  const refusedUrl = new URL(backLink[1].replace(/&amp;/g, '&'));
+  assert.ok(refusedUrl.href.startsWith(REDIRECT), refusedUrl.href);
+  assert.equal(refusedUrl.searchParams.get('error'), 'server_error', refusedUrl.href);
   assert.equal(refusedUrl.searchParams.get('code'), null, 'a code was issued');
   assert.equal(refusedUrl.searchParams.get('state'), 'st-1');
-  assert.match(refusedUrl.searchParams.get('error_description') ?? '', /sign-in could not be verified/);
+  assert.equal(refusedUrl.searchParams.get('iss'), w.url);
+  assert.match(refusedUrl.searchParams.get('error_description') ?? '', /invalid_client/);
   assert.deepEqual(idp.clientAuth, ['ok', 'invalid_client'], 'the IdP did not refuse the wrong key');
   for (let i = 0; i < 50 && !/invalid_client/.test(w.stderr + w.stdout); i++) await new Promise((r) => setTimeout(r, 20));
   assert.match(w.stderr + w.stdout, /login provider refused the code \(HTTP 401, invalid_client\)/,
     'the operator is not told why');
-  console.log('ok a key the IdP does not know: invalid_client at the IdP, the person is back at the client with access_denied, no code');
+  console.log('ok a key the IdP does not know: invalid_client at the IdP, the person gets Custody\'s page naming it, its way back the client\'s redirect with server_error, no code');
 
   // Never log the assertion.
   await stop(c);
