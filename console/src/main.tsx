@@ -8,6 +8,7 @@ import { SignIn } from './views/SignIn';
 import { Feed } from './views/Feed';
 import { Action } from './views/Action';
 import { registryNav, registryView } from './registryRoutes';
+import { graphNav, graphView } from './graphRoutes';
 import './style.css';
 
 function useHash(): string {
@@ -33,6 +34,7 @@ function App() {
   if (!session) return <SignIn onSignedIn={setSession} />;
   const action = /^#\/action\/([0-9a-f-]+)$/.exec(hash);
   const registry = registryView(hash, session.role);
+  const mine = graphView(hash, session.role);
   return (
     <div class="shell">
       <header>
@@ -40,10 +42,11 @@ function App() {
           Custody
         </a>
         <nav>
-          <a href="#/feed" class={action || registry ? '' : 'active'}>
+          <a href="#/feed" class={action || registry || mine ? '' : 'active'}>
             Live feed
           </a>
           {registryNav(hash, session.role)}
+          {graphNav(hash)}
         </nav>
         <span class="who" data-testid="role">
           {session.role}
@@ -59,7 +62,7 @@ function App() {
           Sign out
         </button>
       </header>
-      <main>{registry ?? (action ? <Action id={action[1]} /> : <Feed />)}</main>
+      <main>{registry ?? mine ?? (action ? <Action id={action[1]} /> : <Feed />)}</main>
     </div>
   );
 }
