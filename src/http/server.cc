@@ -1,5 +1,8 @@
 #include "http/server.h"
 
+#include <sys/socket.h>
+
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -183,8 +186,64 @@ struct PendingResponse {
     timer.expires_at(asio::steady_timer::time_point::max());
   }
   asio::steady_timer timer;
-  std::optional<Response> response;  // touched only on the connection's strand
+  // Touched only on the connection's strand.
+  std::optional<Response> response;
+  std::optional<std::string> direct_rest;  // set when the answer was sent by the responder
+  size_t direct_bytes = 0;
 };
+
+// The HTTP/1.1 message a Response is sent as (the body moved out of `resp`). One function for
+// both ways an answer is written, so they cannot differ.
+bhttp::response<bhttp::string_body> WireResponse(Response& resp, unsigned version, bool keep_alive,
+                                                 bool head_only, const std::string& request_id) {
+  bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(resp.status), version};
+  for (const auto& [k, v] : resp.headers.entries()) res.set(k, v);
+  res.set("x-request-id", request_id);
+  res.keep_alive(keep_alive);
+  size_t len = resp.body.size();
+  res.body() = head_only ? std::string() : std::move(resp.body);
+  res.prepare_payload();
+  if (head_only) res.content_length(len);
+  return res;
+}
+
+std::string Serialize(bhttp::response<bhttp::string_body>& res) {
+  std::string out;
+  bhttp::response_serializer<bhttp::string_body> sr{res};
+  error_code ec;
+  while (!sr.is_done() && !ec) {
+    sr.next(ec, [&](error_code&, const auto& buffers) {
+      size_t n = 0;
+      for (auto b : beast::buffers_range_ref(buffers)) {
+        out.append(static_cast<const char*>(b.data()), b.size());
+        n += b.size();
+      }
+      sr.consume(n);
+    });
+  }
+  return out;
+}
+
+// A plain-TCP connection's socket, lent to Dispatch for the one request it is answering. When
+// an asynchronous handler answers on another thread (the ledger's sequencer after a durable
+// commit, say), the responder sends the answer from that thread at once, instead of posting it
+// to the connection's strand and waking the worker thread to write it: on a 2-vCPU VM that hop
+// (an eventfd write, epoll_ctl, a thread wake-up) was a fifth of an authorize call's latency at
+// one client (docs/PERFORMANCE.md, #16). Nothing else touches the socket meanwhile: the
+// connection's coroutine is parked waiting for the answer, and reads only after it.
+struct DirectWrite {
+  int fd = -1;
+  unsigned version = 11;
+  bool keep_alive = false;
+  bool head_only = false;
+  std::string request_id;
+};
+
+// Answers are sent by the responder only while at most this many requests wait for an
+// asynchronous answer in the whole server: with more, the thread that answers them (one
+// sequencer for a whole batch) would spend its time in send() that the workers can do in
+// parallel, and latency is queueing anyway.
+constexpr int kDirectWriteMaxWaiting = 2;
 
 }  // namespace
 
@@ -217,6 +276,9 @@ struct Server::Impl {
   std::map<uint64_t, std::function<void()>> stoppers GUARDED_BY(mu);  // posts to the strand
   size_t active GUARDED_BY(mu) = 0;
   bool shut_down GUARDED_BY(mu) = false;
+  std::atomic<int> waiting_async{0};  // requests whose handler has not answered yet
+  // Read by responders on any thread until the io_contexts are destroyed, hence declared here.
+  std::atomic<bool> stopping{false};
   std::optional<asio::ssl::context> ssl;
   // One io_context per worker thread, each run by that thread alone: a connection stays on the
   // thread that accepted it (round robin), so a request and its response never hop between
@@ -230,7 +292,6 @@ struct Server::Impl {
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work;
   std::vector<std::thread> threads;
   uint16_t bound_port = 0;
-  std::atomic<bool> stopping{false};
   std::atomic<bool> started{false};
   std::atomic<bool> running{false};  // Start() succeeded: worker threads are running
 
@@ -246,7 +307,12 @@ struct Server::Impl {
   asio::awaitable<void> Session(std::shared_ptr<ConnIo<Stream>> io, std::string remote);
   template <class Stream>
   asio::awaitable<void> Lingering(std::shared_ptr<ConnIo<Stream>> io);
-  asio::awaitable<Response> Dispatch(Request& req, const Route** route_out);
+  // `direct`, when set, lets the answer be written by the responder's thread (DirectWrite); it
+  // is then returned with `*sent` holding what is still to be written (usually nothing) and
+  // `*sent_bytes` the size of the whole message.
+  asio::awaitable<Response> Dispatch(Request& req, const Route** route_out,
+                                     const DirectWrite* direct, std::optional<std::string>* sent,
+                                     size_t* sent_bytes);
   void Finish(uint64_t id) {
     MutexLock lock(mu);
     stoppers.erase(id);
@@ -307,7 +373,10 @@ asio::awaitable<void> Server::Impl::Accept() {
   }
 }
 
-asio::awaitable<Response> Server::Impl::Dispatch(Request& req, const Route** route_out) {
+asio::awaitable<Response> Server::Impl::Dispatch(Request& req, const Route** route_out,
+                                                 const DirectWrite* direct,
+                                                 std::optional<std::string>* sent,
+                                                 size_t* sent_bytes) {
   Router::Match m = router.Find(req.method, req.path);
   if (!m.route) {
     if (m.path_matched) {
@@ -367,11 +436,32 @@ asio::awaitable<Response> Server::Impl::Dispatch(Request& req, const Route** rou
   auto mailbox = std::make_shared<Mailbox>();
   {
     std::weak_ptr<PendingResponse> weak = pending;
-    mailbox->Set([weak, ex](Response r) {
-      asio::post(ex, [weak, r = std::move(r)]() mutable {
+    std::shared_ptr<const DirectWrite> target =
+        direct ? std::make_shared<const DirectWrite>(*direct) : nullptr;
+    // Mailbox::Deliver serializes calls: `answered` needs no lock. A second call is ignored.
+    mailbox->Set([this, weak, ex, target, answered = false](Response r) mutable {
+      if (answered) return;
+      answered = true;
+      std::optional<std::string> rest;
+      size_t bytes = 0;
+      if (target && !r.sse &&
+          waiting_async.load(std::memory_order_relaxed) <= kDirectWriteMaxWaiting) {
+        // A server that is stopping closes the connection after this answer, and says so.
+        auto res = WireResponse(r, target->version, target->keep_alive && !stopping,
+                                target->head_only, target->request_id);
+        std::string wire = Serialize(res);
+        // Never blocks: what the socket does not take now, the strand writes (with its timeout).
+        ssize_t n = ::send(target->fd, wire.data(), wire.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0) n = 0;  // EAGAIN, or an error the strand's write meets again and reports
+        bytes = wire.size();
+        rest = wire.substr(static_cast<size_t>(n));
+      }
+      asio::post(ex, [weak, r = std::move(r), rest = std::move(rest), bytes]() mutable {
         auto pending = weak.lock();
-        if (!pending || pending->response) return;  // gone, or a second call: ignored
+        if (!pending || pending->response) return;  // gone
         pending->response = std::move(r);
+        pending->direct_rest = std::move(rest);
+        pending->direct_bytes = bytes;
         pending->timer.cancel();
       });
     });
@@ -380,6 +470,11 @@ asio::awaitable<Response> Server::Impl::Dispatch(Request& req, const Route** rou
     Mailbox* m;
     ~ClearOnExit() { m->Clear(); }
   } clear_on_exit{mailbox.get()};
+  struct Waiting {
+    std::atomic<int>* n;
+    explicit Waiting(std::atomic<int>* c) : n(c) { n->fetch_add(1, std::memory_order_relaxed); }
+    ~Waiting() { n->fetch_sub(1, std::memory_order_relaxed); }
+  } waiting{&waiting_async};
   Responder respond = [mailbox](Response r) { mailbox->Deliver(std::move(r)); };
   try {
     route.handler(req, std::move(respond));
@@ -388,6 +483,10 @@ asio::awaitable<Response> Server::Impl::Dispatch(Request& req, const Route** rou
   }
   while (!pending->response) {
     co_await pending->timer.async_wait(kTuple);
+  }
+  if (pending->direct_rest) {
+    *sent = std::move(pending->direct_rest);
+    *sent_bytes = pending->direct_bytes;
   }
   co_return std::move(*pending->response);
 }
@@ -521,6 +620,8 @@ asio::awaitable<void> Server::Impl::Session(std::shared_ptr<ConnIo<Stream>> io,
     Request req;
     const Route* route = nullptr;
     Response resp;
+    std::optional<std::string> sent;  // the answer went out from the responder's thread: the rest
+    size_t sent_bytes = 0;
     bool keep_alive = false;
     unsigned version = 11;
     uint64_t request_bytes = 0;
@@ -544,7 +645,16 @@ asio::awaitable<void> Server::Impl::Session(std::shared_ptr<ConnIo<Stream>> io,
       if (Status bad = CheckRequestHead(req); !bad.ok()) {
         resp = ErrorResponse(bad, request_id);
       } else {
-        resp = co_await Dispatch(req, &route);
+        std::optional<DirectWrite> direct;
+        if constexpr (std::is_same_v<Stream, tcp::socket>) {
+          direct.emplace();
+          direct->fd = io->stream.native_handle();
+          direct->version = version;
+          direct->keep_alive = keep_alive;
+          direct->head_only = req.method == "HEAD";
+          direct->request_id = request_id;
+        }
+        resp = co_await Dispatch(req, &route, direct ? &*direct : nullptr, &sent, &sent_bytes);
       }
     }
     if (io->stop || stopping) keep_alive = false;
@@ -610,16 +720,18 @@ asio::awaitable<void> Server::Impl::Session(std::shared_ptr<ConnIo<Stream>> io,
         writer->Close();
       }
       keep_alive = false;
+    } else if (sent) {
+      if (!sent->empty()) {
+        Arm(io, options.write_timeout);
+        auto [wec, wn] = co_await asio::async_write(io->stream, asio::buffer(*sent), kTuple);
+        Disarm(io);
+        write_failed = static_cast<bool>(wec);
+      }
+      response_bytes = write_failed ? 0 : sent_bytes;
+      // The answer told the client the connection stays open; one that must close now (the
+      // server is stopping) just closes after it, as any keep-alive connection may.
     } else {
-      bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(resp.status), version};
-      for (const auto& [k, v] : resp.headers.entries()) res.set(k, v);
-      res.set("x-request-id", request_id);
-      res.keep_alive(keep_alive);
-      bool head_only = req.method == "HEAD";
-      size_t len = resp.body.size();
-      res.body() = head_only ? std::string() : std::move(resp.body);
-      res.prepare_payload();
-      if (head_only) res.content_length(len);
+      auto res = WireResponse(resp, version, keep_alive, req.method == "HEAD", request_id);
       Arm(io, options.write_timeout);
       auto [wec, wn] = co_await bhttp::async_write(io->stream, res, kTuple);
       Disarm(io);
