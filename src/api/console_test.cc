@@ -2,6 +2,7 @@
 // and their headers, sign-in (cookie + CSRF), what a console session may do and when it ends, and
 // the ledger event stream.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
@@ -223,6 +224,57 @@ TEST_F(ConsoleTest, ApproverSignsInWithItsTokensPowersOnly) {
   EXPECT_EQ(Send(With(s, s.csrf, queue)).status, 200);
   EXPECT_EQ(Send(With(s, s.csrf, ReaderRoute())).status, 403);
   EXPECT_EQ(Send(With(s, s.csrf, AdminRoute())).status, 403);
+}
+
+// The server-side verification behind the console's progress bar (POST /v1/ledger/verify, then
+// polls): it reaches the checkpoint's size, and a leaf whose stored bytes were changed behind the
+// ledger's back fails it.
+TEST_F(ConsoleTest, LedgerVerificationReachesTheCheckpointAndCatchesAChangedLeaf) {
+  auto bearer = [&](http::ClientRequest r) {
+    r.headers.Set("authorization", "Bearer " + admin_);
+    return Send(std::move(r));
+  };
+  std::string events = "[";
+  for (int i = 0; i < 600; ++i)
+    events += (i ? "," : "") + ("{\"kind\":\"test.v\",\"n\":" + std::to_string(i) + "}");
+  ASSERT_EQ(bearer(Req("POST", "/v1/ledger/entries", events + "]")).status, 201);
+  auto verify = [&]() {
+    auto started = bearer(Req("POST", "/v1/ledger/verify"));
+    EXPECT_EQ(started.status, 202) << started.body;
+    json::object job = json::parse(started.body).as_object();
+    EXPECT_GE(job.at("size").as_int64(), 600);
+    int polls = 0;
+    while (job.at("state").as_string() == "running" && polls++ < 10000) {
+      auto r = bearer(Req("GET", "/v1/ledger/verify/" + std::string(job.at("id").as_string())));
+      EXPECT_EQ(r.status, 200) << r.body;
+      job = json::parse(r.body).as_object();
+    }
+    return job;
+  };
+  json::object ok = verify();
+  EXPECT_EQ(ok.at("state").as_string(), "verified") << json::serialize(ok);
+  EXPECT_EQ(ok.at("verified").as_int64(), ok.at("size").as_int64());
+
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "ledger.db").c_str(), &db), SQLITE_OK);
+  char* err = nullptr;
+  int rc = sqlite3_exec(
+      db,
+      "UPDATE leaves SET data = CAST(replace(CAST(data AS TEXT), '\"n\":7}', '\"n\":8}') "
+      "AS BLOB) WHERE CAST(data AS TEXT) LIKE '%\"n\":7}'",
+      nullptr, nullptr, &err);
+  EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "");
+  EXPECT_EQ(sqlite3_changes(db), 1);
+  sqlite3_free(err);
+  sqlite3_close(db);
+  json::object bad = verify();
+  ASSERT_EQ(bad.at("state").as_string(), "failed") << json::serialize(bad);
+  EXPECT_NE(std::string(bad.at("problem").as_string()).find("do not hash to the stored leaf hash"),
+            std::string::npos)
+      << json::serialize(bad);
+
+  EXPECT_EQ(bearer(Req("GET", "/v1/ledger/verify/999")).status, 404);
+  EXPECT_EQ(bearer(Req("GET", "/v1/ledger/verify/x")).status, 400);
 }
 
 TEST_F(ConsoleTest, SignInMethodsListTheTokenOnlyWithoutLogin) {
