@@ -10,6 +10,8 @@
 #include <charconv>
 #include <variant>
 
+#include "credentials/grant_template.h"
+#include "credentials/role_manager.h"
 #include "store/stores.h"
 
 extern char** environ;
@@ -894,6 +896,118 @@ Status ApplyMcpServers(Config& c, const toml::table& servers, std::string_view n
   return OkStatus();
 }
 
+// A name of [credentials.postgres.NAME] or of an access level: 1-64 of [A-Za-z0-9_-].
+bool IsCredentialName(std::string_view n) {
+  if (n.empty() || n.size() > 64) return false;
+  for (char ch : n) {
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_') return false;
+  }
+  return true;
+}
+
+// [credentials.postgres.NAME] and its [credentials.postgres.NAME.access.LEVEL] tables, each key
+// checked here: the URL (no password in it), one source of the password at most, the ranges, and
+// every grant template (credentials/grant_template.h). Unknown keys are errors.
+Status ApplyCredentials(Config& c, const toml::table& credentials, std::string_view name) {
+  for (const auto& [kind, kind_node] : credentials) {
+    const toml::table* dbs = kind_node.as_table();
+    if (kind.str() != "postgres" || !dbs) {
+      return InvalidArgumentError(Where(name, kind_node.source()) +
+                                  ": unknown section [credentials." + std::string(kind.str()) +
+                                  "] (only [credentials.postgres.NAME])");
+    }
+    for (const auto& [k, node] : *dbs) {
+      const std::string db(k.str());
+      const std::string prefix = "credentials.postgres." + db;
+      const toml::table* t = node.as_table();
+      if (!t)
+        return InvalidArgumentError(Where(name, node.source()) + ": " + prefix +
+                                    " must be a table");
+      if (!IsCredentialName(db)) {
+        return InvalidArgumentError(Where(name, node.source()) + ": database name \"" + db +
+                                    "\" must be 1-64 of [A-Za-z0-9_-]");
+      }
+      Config::CredentialDatabase d;
+      for (const auto& [mk, mv] : *t) {
+        const std::string key = prefix + "." + std::string(mk.str());
+        const std::string where = Where(name, mv.source()) + ": " + key;
+        if (mk.str() == "access") {
+          const toml::table* levels = mv.as_table();
+          if (!levels) return InvalidArgumentError(where + " must be a table of access levels");
+          for (const auto& [lk, lv] : *levels) {
+            const std::string level(lk.str());
+            const std::string lkey = key + "." + level;
+            const toml::table* lt = lv.as_table();
+            if (!lt || !IsCredentialName(level)) {
+              return InvalidArgumentError(Where(name, lv.source()) + ": " + lkey +
+                                          " must be a table named 1-64 of [A-Za-z0-9_-]");
+            }
+            Config::CredentialAccess a;
+            for (const auto& [ak, av] : *lt) {
+              const std::string akey = lkey + "." + std::string(ak.str());
+              if (ak.str() == "grant" && av.is_string()) {
+                a.grant = *av.value<std::string>();
+              } else if (ak.str() == "max_ttl_s" && av.is_integer()) {
+                a.max_ttl_s = *av.value<int64_t>();
+              } else if (ak.str() == "grant" || ak.str() == "max_ttl_s") {
+                return InvalidArgumentError(Where(name, av.source()) + ": " + akey + " must be " +
+                                            (ak.str() == "grant" ? "a string" : "an integer"));
+              } else {
+                return InvalidArgumentError(Where(name, av.source()) + ": unknown key " + akey);
+              }
+            }
+            RETURN_IF_ERROR(credentials::ValidateGrantTemplate(a.grant, lkey + ".grant"));
+            d.access[level] = std::move(a);
+          }
+          continue;
+        }
+        std::string* str = mk.str() == "admin_url"             ? &d.admin_url
+                           : mk.str() == "admin_password_env"  ? &d.admin_password_env
+                           : mk.str() == "admin_password_file" ? &d.admin_password_file
+                                                               : nullptr;
+        int64_t* num = mk.str() == "max_ttl_s"          ? &d.max_ttl_s
+                       : mk.str() == "connection_limit" ? &d.connection_limit
+                                                        : nullptr;
+        if (str) {
+          if (!mv.is_string()) return InvalidArgumentError(where + " must be a string");
+          *str = *mv.value<std::string>();
+        } else if (num) {
+          if (!mv.is_integer()) return InvalidArgumentError(where + " must be an integer");
+          *num = *mv.value<int64_t>();
+        } else {
+          return InvalidArgumentError(Where(name, mv.source()) + ": unknown key " + key);
+        }
+      }
+      const std::string where = Where(name, node.source()) + ": " + prefix;
+      if (d.admin_url.empty()) return InvalidArgumentError(where + ".admin_url is required");
+      if (auto info = credentials::ParseAdminUrl(d.admin_url, prefix + ".admin_url"); !info.ok()) {
+        return InvalidArgumentError(Where(name, node.source()) + ": " + info.status().message());
+      }
+      if (!d.admin_password_env.empty() && !d.admin_password_file.empty()) {
+        return InvalidArgumentError(
+            where + ": admin_password_env and admin_password_file exclude each other");
+      }
+      if (d.max_ttl_s < 1 || d.max_ttl_s > 7 * 24 * 3600) {
+        return InvalidArgumentError(where + ".max_ttl_s must be in [1, 604800]");
+      }
+      if (d.connection_limit < 1 || d.connection_limit > 10'000) {
+        return InvalidArgumentError(where + ".connection_limit must be in [1, 10000]");
+      }
+      if (d.access.empty()) {
+        return InvalidArgumentError(where + " needs at least one [" + prefix + ".access.LEVEL]");
+      }
+      for (const auto& [level, a] : d.access) {
+        if (a.max_ttl_s < 0 || a.max_ttl_s > d.max_ttl_s) {
+          return InvalidArgumentError(where + ".access." + level + ".max_ttl_s must be in [0, " +
+                                      std::to_string(d.max_ttl_s) + "] (0: max_ttl_s)");
+        }
+      }
+      c.credentials.postgres[db] = std::move(d);
+    }
+  }
+  return OkStatus();
+}
+
 Status ApplyTable(Config& c, const toml::table& table, const std::string& prefix,
                   std::string_view name) {
   for (const auto& [k, node] : table) {
@@ -904,6 +1018,13 @@ Status ApplyTable(Config& c, const toml::table& table, const std::string& prefix
         return InvalidArgumentError(Where(name, node.source()) + ": oauth.clients must be a table");
       }
       RETURN_IF_ERROR(ApplyOAuthClients(c, *sub, name));
+      continue;
+    }
+    if (key == "credentials") {
+      const toml::table* sub = node.as_table();
+      if (!sub)
+        return InvalidArgumentError(Where(name, node.source()) + ": credentials must be a table");
+      RETURN_IF_ERROR(ApplyCredentials(c, *sub, name));
       continue;
     }
     if (key == kServersSection) {
@@ -1139,6 +1260,7 @@ store::StorageOptions Config::Storage() const {
   o.attribution_path = AttributionDbPath();
   o.admin_token_path = TokenDbPath();
   o.tool_pin_path = McpDbPath();
+  o.credential_path = data_dir + "/credentials.db";
   if (storage.backend == "postgres") {
     o.backend = store::Backend::kPostgres;
     o.postgres_url = storage.postgres_url;

@@ -213,6 +213,27 @@ struct Config {
     std::map<std::string, McpServer> servers;
     bool operator==(const Mcp&) const = default;
   } mcp;
+  // [credentials.postgres.NAME]: just-in-time PostgreSQL credentials bound to a session
+  // (credentials/, docs/CREDENTIALS.md). File only; the administrative password comes from the
+  // environment or a file, never from the URL.
+  struct CredentialAccess {
+    std::string grant;      // SQL whose one parameter is {{role}} (credentials/grant_template.h)
+    int64_t max_ttl_s = 0;  // 0: the database's max_ttl_s
+    bool operator==(const CredentialAccess&) const = default;
+  };
+  struct CredentialDatabase {
+    std::string admin_url;            // postgresql://USER@HOST[:PORT]/DATABASE, without a password
+    std::string admin_password_env;   // the variable that holds the administrative password
+    std::string admin_password_file;  // or a file of mode 0600 or stricter that holds it
+    int64_t max_ttl_s = 3600;
+    int64_t connection_limit = 5;
+    std::map<std::string, CredentialAccess> access;  // by access level
+    bool operator==(const CredentialDatabase&) const = default;
+  };
+  struct Credentials {
+    std::map<std::string, CredentialDatabase> postgres;  // by NAME (Database::"NAME")
+    bool operator==(const Credentials&) const = default;
+  } credentials;
 
   std::string TokenDbPath() const;
   // Where the stores live (store/stores.h): the files below, SQLite.

@@ -495,10 +495,19 @@ Status AddOpsRoutes(http::Router& router, Metrics& metrics, std::function<Status
       open)));
   RETURN_IF_ERROR(router.Add(Get(
       "/readyz",
-      [ready](Request& req, Responder respond) {
+      [ready, degraded = o.degraded](Request& req, Responder respond) {
         Status st = ready();
         if (!st.ok()) {
           return respond(http::ErrorResponse(UnavailableError(st.message()), req.request_id));
+        }
+        std::vector<std::string> why = degraded ? degraded() : std::vector<std::string>();
+        if (!why.empty()) {
+          std::string body = "{\"status\":\"degraded\",\"degraded\":[";
+          for (size_t i = 0; i < why.size(); ++i) {
+            if (i) body += ',';
+            AppendJcsString(why[i], body);
+          }
+          return respond(Response::Json(200, body + "]}"));
         }
         respond(Response::Json(200, "{\"status\":\"ready\"}"));
       },

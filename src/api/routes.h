@@ -10,6 +10,8 @@
 
 #include <cstddef>
 #include <functional>
+#include <string>
+#include <vector>
 
 #include "api/metrics.h"
 #include "common/status.h"
@@ -22,6 +24,9 @@ struct RouteOptions {
   // Applied to read routes (GET); state-changing routes always require the admin role.
   http::AuthRequirement read_auth;
   size_t max_events_per_request = 1000;
+  // What runs degraded though the service is ready (e.g. "2 credential revocations pending"):
+  // /readyz answers 200 with status "degraded" and these, rather than failing.
+  std::function<std::vector<std::string>()> degraded;
 };
 
 Status AddLedgerRoutes(http::Router& router, ledger::Ledger& ledger, const RouteOptions& options);

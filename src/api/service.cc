@@ -11,6 +11,7 @@
 #include "api/approval_routes.h"
 #include "api/attribution_routes.h"
 #include "api/console_routes.h"
+#include "api/credential_routes.h"
 #include "api/identity_routes.h"
 #include "api/ingest_routes.h"
 #include "api/investigation_routes.h"
@@ -21,6 +22,7 @@
 #include "attribution/approval_webhook.h"
 #include "attribution/attribution_service.h"
 #include "common/words.h"
+#include "credentials/credential_service.h"
 #include "crypto/key_file.h"
 #include "crypto/key_wrap.h"
 #include "events/recorder.h"
@@ -66,6 +68,10 @@ struct Service::Impl {
   std::unique_ptr<attribution::WebhookSender> approval_webhook;
   std::unique_ptr<attribution::AttributionService> attribution;
   std::unique_ptr<store::ToolPinStore> mcp_pins;
+  // Just-in-time database credentials ([credentials.postgres.*]): after attribution, which
+  // decides each issue. Stopped before the ledger closes (it records revocations).
+  std::unique_ptr<store::CredentialStore> credential_store;
+  std::unique_ptr<credentials::CredentialService> credentials;
   std::unique_ptr<mcp::Gateway> mcp;  // after attribution: it calls it
   // OTLP ingest: after attribution, which it reads.
   std::unique_ptr<ingest::IngestService> ingest;
@@ -556,6 +562,53 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
       AddApprovalRoutes(impl->router, *impl->attribution, *impl->tokens,
                         ApprovalRouteOptions{approval_base, impl->authorization.get()}));
 
+  // Just-in-time database credentials (docs/CREDENTIALS.md).
+  if (!config.credentials.postgres.empty()) {
+    credentials::CredentialOptions co;
+    co.audience = config.attribution.audience;
+    for (const auto& [name, d] : config.credentials.postgres) {
+      const std::string key = "credentials.postgres." + name;
+      std::string password;
+      if (!d.admin_password_env.empty()) {
+        const char* v = std::getenv(d.admin_password_env.c_str());
+        if (v == nullptr) {
+          return InvalidArgumentError(key + ".admin_password_env names " + d.admin_password_env +
+                                      ", which is not set");
+        }
+        password = v;
+      } else if (!d.admin_password_file.empty()) {
+        ASSIGN_OR_RETURN(password, crypto::ReadSecretFile(d.admin_password_file,
+                                                          key + ".admin_password_file", 4096));
+        while (!password.empty() && (password.back() == '\n' || password.back() == '\r'))
+          password.pop_back();
+      }
+      credentials::Database db;
+      db.name = name;
+      ASSIGN_OR_RETURN(db.connect, credentials::ParseAdminUrl(d.admin_url, key + ".admin_url"));
+      db.max_ttl_s = d.max_ttl_s;
+      db.connection_limit = d.connection_limit;
+      for (const auto& [level, a] : d.access) db.access[level] = {a.grant, a.max_ttl_s};
+      db.roles =
+          std::make_shared<credentials::PgRoleManager>(d.admin_url, std::move(password), name);
+      co.databases.push_back(std::move(db));
+    }
+    ASSIGN_OR_RETURN(impl->credential_store, store::OpenCredentialStore(storage));
+    ASSIGN_OR_RETURN(impl->credentials,
+                     credentials::CredentialService::Create(
+                         *impl->identity, *impl->attribution, *impl->credential_store,
+                         *impl->recorder, clock, random, *impl->errors, std::move(co)));
+    RETURN_IF_ERROR(AddCredentialRoutes(impl->router, *impl->credentials, *impl->authenticator));
+    impl->metrics.AddGauge(
+        "custody_credential_revocations_pending",
+        "Credential revocations begun and not yet completed (retried).",
+        [c = impl->credentials.get()] { return static_cast<double>(c->PendingRevocations()); });
+    ro.degraded = [c = impl->credentials.get()]() -> std::vector<std::string> {
+      int64_t n = c->PendingRevocations();
+      if (n == 0) return {};
+      return {std::to_string(n) + " credential revocation(s) pending"};
+    };
+  }
+
   // The MCP gateway: /mcp/{server} for the configured stdio servers, every tools/call
   // authorized and recorded by attribution (docs/MCP.md). Upstreams start with the server.
   {
@@ -743,6 +796,7 @@ void Service::Shutdown() {
   if (impl_->authorization) impl_->authorization->Stop();
   if (impl_->mcp) impl_->mcp->Stop();  // before the ledger closes: outcomes are recorded
   if (impl_->ocsf_export) impl_->ocsf_export->Stop();
+  impl_->credentials.reset();  // its loop records revocations: before the ledger closes
   impl_->ledger->Close();
   impl_->attribution->FlushIndex();
 }

@@ -3,6 +3,8 @@
 // CLI::RuntimeError(exit_code) after printing a clear message to stderr.
 #pragma once
 
+#include <string>
+
 namespace CLI {
 class App;
 }
@@ -19,6 +21,12 @@ void RegisterAdminCommands(CLI::App& app);
 void RegisterAgentCommands(CLI::App& app);
 void RegisterSessionCommands(CLI::App& app);
 void RegisterCredentialCommands(CLI::App& app);
+// credential issue|renew: just-in-time database credentials (after RegisterCredentialCommands);
+// `credential revoke` of a database role (custody_…) goes to RevokeDatabaseCredential.
+void RegisterDatabaseCredentialCommands(CLI::App& app);
+struct ServerFlags;
+bool IsDatabaseRole(const std::string& id);
+void RevokeDatabaseCredential(const ServerFlags& server, const std::string& role);
 // token keygen|svid|exchange: an agent's JWT-SVID and session token (over /oauth2/token).
 void RegisterTokenCommands(CLI::App& app);
 // key rotate (over HTTP).

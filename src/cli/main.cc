@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   custody::cli::RegisterAgentCommands(app);
   custody::cli::RegisterSessionCommands(app);
   custody::cli::RegisterCredentialCommands(app);
+  custody::cli::RegisterDatabaseCredentialCommands(app);
 #endif
 #ifdef CUSTODY_HAVE_TOKEN_CLI
   custody::cli::RegisterTokenCommands(app);

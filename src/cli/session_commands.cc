@@ -159,8 +159,9 @@ void RegisterCredentialCommands(CLI::App& app) {
   credential->require_subcommand(1);
   auto* revoke = credential->add_subcommand("revoke", "Revoke one token by its jti");
   AddServerOptions(revoke, f->server);
-  revoke->add_option("jti", f->id, "The token's jti")->required();
+  revoke->add_option("jti", f->id, "The token's jti, or a database credential's role")->required();
   revoke->callback([f] {
+    if (IsDatabaseRole(f->id)) return RevokeDatabaseCredential(f->server, f->id);
     json::value r =
         CallServer(f->server, "POST", "/v1/credentials/" + PathSegment(f->id) + "/revoke", "",
                    "credential revoke " + f->id);
