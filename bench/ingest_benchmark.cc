@@ -6,6 +6,10 @@
 // commit, in a temporary directory. Not a test.
 //
 //   ./build/release/bench/custody_ingest_bench --batch 512 --clients 4 --seconds 10
+//
+// With --write-body FILE it only writes one such request body (--batch unlinked execute_tool
+// spans, started now) to FILE and exits: bench/ingest_http_bench.mjs posts it to a real
+// `custody serve` over loopback.
 #include <unistd.h>
 
 #include <atomic>
@@ -13,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -42,16 +47,51 @@ std::string Hex(uint64_t v, int digits) {
   return buf;
 }
 
+// One ExportTraceServiceRequest of `batch` direct tool calls, each in a trace of its own.
+int WriteBody(size_t batch, const std::string& path) {
+  const uint64_t now_ns =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count());
+  std::vector<ingest::OtlpSpan> spans;
+  for (size_t i = 1; i <= batch; ++i) {
+    ingest::OtlpSpan s;
+    s.trace_id = Hex(now_ns, 16) + Hex(i, 16);
+    s.span_id = Hex(i, 16);
+    s.name = "execute_tool read_file";
+    s.start_ns = now_ns - 1000000;
+    s.end_ns = now_ns;
+    s.attributes = {{"gen_ai.operation.name", "execute_tool"},
+                    {"gen_ai.tool.name", "read_file"},
+                    {"gen_ai.tool.call.id", "call-" + std::to_string(i)},
+                    {"gen_ai.agent.name", "planner"}};
+    s.resource = {{"service.name", "bench-agent"}};
+    spans.push_back(std::move(s));
+  }
+  const std::string body = ingest::EncodeExportRequestForTest(spans);
+  std::ofstream out(path, std::ios::binary);
+  out.write(body.data(), static_cast<std::streamsize>(body.size()));
+  if (!out.good()) {
+    fprintf(stderr, "could not write %s\n", path.c_str());
+    return 1;
+  }
+  printf("%zu spans, %zu bytes\n", batch, body.size());
+  return 0;
+}
+
 int Run(int argc, char** argv) {
   size_t batch = 512;
   int clients = 4;
   double seconds = 10;
+  std::string write_body;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i];
     if (k == "--batch") batch = std::stoul(argv[i + 1]);
     if (k == "--clients") clients = std::stoi(argv[i + 1]);
     if (k == "--seconds") seconds = std::stod(argv[i + 1]);
+    if (k == "--write-body") write_body = argv[i + 1];
   }
+  if (!write_body.empty()) return WriteBody(batch, write_body);
   auto dir = std::filesystem::temp_directory_path() /
              ("custody-ingest-bench-" + std::to_string(::getpid()));
   auto w = attribution::testkit::World::Create(dir);
