@@ -31,8 +31,9 @@ const chromium = await loadChromium();
 
 const POLICY = '@id("allow-tools") permit(principal, action == Action::"call_tool", resource);\n' +
   '@id("no-vault") forbid(principal, action == Action::"call_tool", resource in Server::"vault");';
+// Larger deployments for a measurement: CUSTODY_GRAPHS_SESSIONS=<per agent> (default 30).
 const AGENTS = 40;
-const SESSIONS_PER_AGENT = 30;
+const SESSIONS_PER_AGENT = Number(process.env.CUSTODY_GRAPHS_SESSIONS ?? 30);
 const USERS = 25;
 const pad = (n) => String(n).padStart(2, '0');
 
@@ -116,6 +117,8 @@ try {
   await page.click('[data-testid=nav-graph]');
   await page.waitForSelector('[data-testid=identity-graph][data-rendered=true]', { timeout: 60000 });
   const drawnIn = Date.now() - t1;
+  const fetchedIn = Math.round(await page.evaluate(() =>
+    performance.getEntriesByType('resource').filter((e) => e.name.endsWith('/v1/graph')).at(-1)?.duration ?? -1));
   const chunk = loaded.find((r) => /cytoscape.*\.js$/.test(r.url));
   assert.ok(chunk, 'the graph library came as its own chunk');
   const cyNodes = Number(await page.getAttribute('[data-testid=identity-graph]', 'data-nodes'));
@@ -125,7 +128,7 @@ try {
   assert.ok((await page.textContent('[data-testid=graph-count]')).startsWith(`${nodeCount} of ${nodeCount} nodes`));
   await page.screenshot({ path: join(shotDir, 'console_identity_graph.png') });
   console.log(`ok the identity graph rendered ${cyNodes} nodes and ${cyEdges} edges in cytoscape ` +
-    `(${drawnIn} ms from the click, chunk ${gzipSync(chunk.body).length} bytes gzip)`);
+    `(${drawnIn} ms from the click, of which GET /v1/graph ${fetchedIn} ms; chunk ${gzipSync(chunk.body).length} bytes gzip)`);
   // Filtered: one person, with what their sessions touched one step away.
   // Redrawn with between lo and hi nodes (no eval in the page: the CSP forbids it).
   const waitRedraw = async (lo, hi) => page.waitForFunction(([l, h]) => {
