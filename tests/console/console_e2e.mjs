@@ -112,6 +112,9 @@ try {
   for (const r of loaded) assert.ok(r.url.startsWith(url + '/'), `loaded from elsewhere: ${r.url}`);
   console.log(`ok first load: ${loaded.length} files, ${raw} bytes, ${gz} bytes gzip; CSP as required`);
   await page.screenshot({ path: join(shotDir, 'console_sign_in.png') });
+  // Without [login] the page offers the token only (GET /v1/console/methods).
+  await page.waitForSelector('[data-testid=method-token]');
+  assert.equal((await page.$$('[data-testid=method-idp]')).length, 0, 'no IdP without [login]');
 
   // --- Sign in.
   await page.fill('[data-testid=token]', 'cst_0000000000000000_' + 'A'.repeat(43));
