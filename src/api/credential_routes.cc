@@ -73,7 +73,7 @@ Result<std::string> Bearer(const Request& req) {
 
 // Who may act on `role`: an admin, or the lease's own session. "admin:<id>" or "session:<sid>".
 Result<std::string> Caller(const Request& req, CredentialService& svc, http::Authenticator& admins,
-                           const std::string& role) {
+                           const std::string& role, bool reader_too = false) {
   ASSIGN_OR_RETURN(std::string token, Bearer(req));
   if (auto sid = svc.SessionOf(token); sid.ok()) {
     ASSIGN_OR_RETURN(std::optional<LeaseRow> lease, svc.Get(role));
@@ -87,8 +87,11 @@ Result<std::string> Caller(const Request& req, CredentialService& svc, http::Aut
   if (!principal.ok()) {
     return UnauthenticatedError("an admin token or the lease's session token is required");
   }
-  if (principal->role != "admin") return PermissionDeniedError("the admin role is required");
-  return "admin:" + principal->id;
+  if (principal->role != "admin" && !(reader_too && principal->role == "reader")) {
+    return PermissionDeniedError(reader_too ? "the admin or reader role is required"
+                                            : "the admin role is required");
+  }
+  return principal->role + ":" + principal->id;
 }
 
 void HandleIssue(CredentialService& svc, Request& req, Responder respond) {

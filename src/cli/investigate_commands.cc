@@ -43,12 +43,30 @@ void RegisterInvestigateCommands(CLI::App& app) {
     auto tree = std::make_shared<bool>(false);
     CLI::App* c = app.add_subcommand(
         "trace", "Who initiated an action, which identity executed it, and what allowed it");
-    c->add_option("EVENT_ID", *id, "Action id (or the event id of its outcome or containment)")
-        ->required();
+    auto role = std::make_shared<std::string>();
+    auto* event =
+        c->add_option("EVENT_ID", *id, "Action id (or the event id of its outcome or containment)");
+    // A just-in-time database credential's role (docs/CREDENTIALS.md): its lease names the
+    // decision that issued it, whose trace leads to the initiator.
+    auto* by_role = c->add_option("--role", *role, "A database credential's PostgreSQL role");
+    event->excludes(by_role);
     c->add_flag("--tree", *tree, "Readable tree instead of JSON");
     AddServerOptions(c, *server);
-    c->callback([server, id, tree] {
+    c->callback([server, id, tree, role] {
+      json::value lease;
+      if (!role->empty()) {
+        lease = CallServer(*server, "GET", "/v1/credentials/" + PathSegment(*role), "",
+                           "credential " + *role);
+        const json::value* action =
+            lease.is_object() ? lease.as_object().if_contains("action_id") : nullptr;
+        if (action && action->is_string()) *id = std::string(action->get_string());
+      }
+      if (id->empty()) throw CLI::ValidationError("trace", "EVENT_ID or --role is required");
       json::value v = CallServer(*server, "GET", "/v1/trace/" + PathSegment(*id), "", "trace");
+      if (!lease.is_null() && !*tree) {
+        PrintJson(json::object{{"credential", lease}, {"trace", v}});
+        return;
+      }
       PrintTreeOr(v, *tree, &investigate::RenderTrace);
     });
   }

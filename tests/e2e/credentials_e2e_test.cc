@@ -248,6 +248,14 @@ TEST_F(CredentialsE2E, IssueReadContainAndRevokeOverHttp) {
   EXPECT_NE(cli.out.find("\"revoked\""), std::string::npos) << cli.out;
   EXPECT_EQ(Admin("SELECT count(*) FROM pg_roles WHERE rolname = '" + role2 + "'"), "0");
 
+  // From the database role back to the human: custody trace --role.
+  auto trace = testing::RunCli(
+      {"trace", "--role", role, "--server", server_->url(), "--token", server_->token()}, dir_);
+  EXPECT_EQ(trace.rc, 0) << trace.err;
+  EXPECT_NE(trace.out.find("\"credential\""), std::string::npos) << trace.out;
+  EXPECT_NE(trace.out.find("issue_credential"), std::string::npos) << trace.out;
+  EXPECT_NE(trace.out.find("alice"), std::string::npos) << trace.out;
+
   // Containment of the parent session cuts the child's open connection.
   json::object contain{{"session", S(cred.if_contains("root_session"))}, {"reason", "e2e"}};
   auto start = std::chrono::steady_clock::now();
