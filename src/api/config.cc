@@ -371,8 +371,6 @@ constexpr KeyDef kKeys[] = {
              .default_text = "",
              .description = "http(s) base URL of the approval links; empty: identity.issuer"},
      .field = [](Config& c) -> Field { return &c.approval.base_url; }},
-    {.key = {.name = "approval.webhook.url",
-             .env = "CUSTODY_APPROVAL_WEBHOOK_URL",
     {.key = {.name = "approval.session_ttl_s",
              .env = "CUSTODY_APPROVAL_SESSION_TTL_S",
              .type = kInteger,
@@ -382,6 +380,8 @@ constexpr KeyDef kKeys[] = {
              .min = 60,
              .max = 24 * 3600},
      .field = [](Config& c) -> Field { return &c.approval.session_ttl_s; }},
+    {.key = {.name = "approval.webhook.url",
+             .env = "CUSTODY_APPROVAL_WEBHOOK_URL",
              .default_text = "",
              .description = "Where approvers are notified, signed per Standard Webhooks (https; "
                             "http only to a loopback host); empty: no webhook"},
