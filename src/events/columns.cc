@@ -69,7 +69,11 @@ bool IsCustodyKind(std::string_view kind) {
                                                 "approval.deny",
                                                 "approval.expire",
                                                 "approval.cancel",
-                                                "action.observed"};
+                                                "action.observed",
+                                                "db_credential.issue",
+                                                "db_credential.renew",
+                                                "db_credential.revoke",
+                                                "db_credential.revoke_failed"};
   for (std::string_view k : kKinds) {
     if (k == kind) return true;
   }

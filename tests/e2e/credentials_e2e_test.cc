@@ -248,6 +248,13 @@ TEST_F(CredentialsE2E, IssueReadContainAndRevokeOverHttp) {
   EXPECT_NE(cli.out.find("\"revoked\""), std::string::npos) << cli.out;
   EXPECT_EQ(Admin("SELECT count(*) FROM pg_roles WHERE rolname = '" + role2 + "'"), "0");
 
+  // Nobody appends a credential event but Custody: a forged revoke is refused.
+  auto forged = Send(
+      PostJson(R"({"kind":"db_credential.revoke","event_id":"x","time":"2026-01-01T00:00:00Z"})",
+               server_->token(), "/v1/ledger/entries"));
+  ASSERT_TRUE(forged.ok());
+  EXPECT_EQ(forged->status, 400) << forged->body;
+
   // From the database role back to the human: custody trace --role.
   auto trace = testing::RunCli(
       {"trace", "--role", role, "--server", server_->url(), "--token", server_->token()}, dir_);
