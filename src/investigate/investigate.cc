@@ -476,6 +476,46 @@ Result<std::string> Investigator::Trace(const std::string& event_id) {
   return json::serialize(out);
 }
 
+namespace {
+
+// The just-in-time database credentials recorded for `column` = `value` (a session or an agent),
+// from their db_credential.issue and db_credential.revoke events (docs/CREDENTIALS.md): what
+// they reached (database, access level), until when, and whether they are revoked. By role.
+Result<std::map<std::string, json::object>> CredentialsOf(ledger::Ledger& ledger,
+                                                          store::LedgerStore::Column column,
+                                                          const std::string& value) {
+  std::map<std::string, json::object> out;
+  for (const char* kind : {"db_credential.issue", "db_credential.revoke"}) {
+    ASSIGN_OR_RETURN(auto found, ledger.store().FindLeaves(column, value, kind));
+    for (uint64_t i : found) {
+      ASSIGN_OR_RETURN(store::StoredLeaf leaf, ledger.GetEntry(i));
+      ASSIGN_OR_RETURN(json::object ev, ParseLeaf(leaf));
+      const json::object& c = Obj(ev, "credential");
+      const std::string role = StringField(c, "role");
+      if (role.empty()) continue;
+      json::object& o = out[role];
+      if (std::string_view(kind) == "db_credential.issue") {
+        o["role"] = role;
+        o["database"] = StringField(c, "database");
+        o["access"] = StringField(c, "access");
+        o["session"] = StringField(Obj(ev, "target"), "session");
+        o["agent"] = StringField(Obj(ev, "target"), "agent");
+        o["issued_at"] = StringField(ev, "time");
+        o["expires_at"] = StringField(c, "expires_at");
+        o["issue_index"] = leaf.index;
+        if (!o.contains("revoked")) o["revoked"] = false;
+      } else {
+        o["revoked"] = true;
+        o["revoked_at"] = StringField(ev, "time");
+        o["revoke_reason"] = StringField(ev, "reason");
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 // --- Session events ----------------------------------------------------------------------------
 
 Result<std::string> Investigator::SessionEvents(const std::string& sid) {
@@ -705,6 +745,13 @@ Result<std::string> Investigator::BlastRadius(const std::string& kind, const std
                     {{"targets", static_cast<int64_t>(targets.size())},
                      {"actions", StringArray({actions.begin(), actions.end()})}}},
                    {"notes", StringArray(notes)}};
+  // What the sessions' database credentials reached (docs/CREDENTIALS.md).
+  json::array credentials;
+  for (const auto& [sid, s] : sessions) {
+    ASSIGN_OR_RETURN(auto found, CredentialsOf(ledger_, store::LedgerStore::Column::kSession, sid));
+    for (auto& [role, c] : found) credentials.push_back(std::move(c));
+  }
+  out["credentials"] = std::move(credentials);
   return json::serialize(out);
 }
 
@@ -746,6 +793,23 @@ Result<std::string> Investigator::Review(const std::string& agent_name, int64_t 
                    {"unused_grants", unused},
                    {"removal_candidates", unused},
                    {"used_outside_grants", uncovered}};
+  // Database credentials the agent was issued in the window, by database and access level.
+  ASSIGN_OR_RETURN(auto creds,
+                   CredentialsOf(ledger_, store::LedgerStore::Column::kAgent, agent_name));
+  std::map<std::pair<std::string, std::string>, std::pair<int64_t, std::string>> issued;
+  for (auto& [role, c] : creds) {
+    const std::string at = StringField(c, "issued_at");
+    if (at.empty() || at < TimeOf(since_ms)) continue;
+    auto& e = issued[{StringField(c, "database"), StringField(c, "access")}];
+    e.first++;
+    e.second = std::max(e.second, at);
+  }
+  json::array credentials;
+  for (const auto& [key, e] : issued) {
+    credentials.push_back(json::object{
+        {"database", key.first}, {"access", key.second}, {"issued", e.first}, {"last", e.second}});
+  }
+  out["credentials"] = std::move(credentials);
   return json::serialize(out);
 }
 

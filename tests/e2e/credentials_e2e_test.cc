@@ -150,6 +150,12 @@ class CredentialsE2E : public ::testing::Test {
     return first;
   }
   Result<ClientResponse> Send(http::ClientRequest r) { return server_->Client().Send(r); }
+  // A GET with the admin token (the investigation routes want a reader).
+  Result<ClientResponse> AdminGet(const std::string& target) {
+    http::ClientRequest r = testing::Get(target);
+    r.headers.Set("authorization", "Bearer " + server_->token());
+    return Send(r);
+  }
   void Register(const std::string& name, const std::string& env, std::vector<std::string> grants) {
     json::array g;
     for (auto& s : grants) g.emplace_back(s);
@@ -262,6 +268,29 @@ TEST_F(CredentialsE2E, IssueReadContainAndRevokeOverHttp) {
   EXPECT_NE(trace.out.find("\"credential\""), std::string::npos) << trace.out;
   EXPECT_NE(trace.out.find("issue_credential"), std::string::npos) << trace.out;
   EXPECT_NE(trace.out.find("alice"), std::string::npos) << trace.out;
+
+  // Blast radius of the session and review of the agent name the databases and access levels.
+  auto blast = AdminGet("/v1/blast-radius?kind=session&id=" + S(cred.if_contains("root_session")));
+  ASSERT_TRUE(blast.ok() && blast->status == 200) << (blast.ok() ? blast->body : "");
+  json::object radius = Body(blast);
+  ASSERT_TRUE(radius.contains("credentials")) << blast->body;
+  bool found = false;
+  for (const auto& c : radius.at("credentials").as_array()) {
+    const json::object& o = c.as_object();
+    if (S(o.if_contains("role")) == role) {
+      found = true;
+      EXPECT_EQ(S(o.if_contains("database")), "orders");
+      EXPECT_EQ(S(o.if_contains("access")), "read");
+      EXPECT_FALSE(o.at("revoked").as_bool());
+    }
+    if (S(o.if_contains("role")) == role2) EXPECT_TRUE(o.at("revoked").as_bool());
+  }
+  EXPECT_TRUE(found) << blast->body;
+  auto review = AdminGet("/v1/review/worker");
+  ASSERT_TRUE(review.ok() && review->status == 200);
+  EXPECT_NE(review->body.find(R"({"database":"orders","access":"read","issued":2)"),
+            std::string::npos)
+      << review->body;
 
   // Containment of the parent session cuts the child's open connection.
   json::object contain{{"session", S(cred.if_contains("root_session"))}, {"reason", "e2e"}};
