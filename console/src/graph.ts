@@ -4,7 +4,7 @@
 // The layout is computed here rather than by a force-directed layout: the identity graph is
 // layered by nature (initiators -> sessions -> agents -> tools), and a layered grid is instant
 // and stable at 5,000 nodes where cose would take seconds and move every time.
-import type { Core, ElementDefinition, EventObject } from 'cytoscape';
+import type { Core, ElementDefinition, EventObject, StylesheetJson } from 'cytoscape';
 
 export interface GNode {
   id: string;
@@ -59,10 +59,10 @@ export function layeredPositions(nodes: GNode[], edges: GEdge[]): Map<string, { 
     if (!earlier.has(hi)) earlier.set(hi, []);
     earlier.get(hi)!.push(lo);
   }
-  // About as wide as tall on a wide screen: rows ~ sqrt(2.6 n) with these gaps.
-  const rows = Math.max(12, Math.ceil(Math.sqrt(nodes.length * 2.6)));
   const gapY = 36;
-  const gapX = 150;
+  const gapX = 180;
+  // About 1.6 times as wide as tall (a wide screen): rows ~ sqrt(n gapX / (1.6 gapY)).
+  const rows = Math.max(12, Math.ceil(Math.sqrt((nodes.length * gapX) / (1.6 * gapY))));
   const pos = new Map<string, { x: number; y: number }>();
   const rank = new Map<string, number>();
   let x = 0;
@@ -97,9 +97,77 @@ export const TYPE_COLORS: Record<string, string> = {
   subject: '#1d2230',
 };
 
+// The viewport that shows every position with a margin (what cy.fit() does, without measuring
+// labels).
+function fitTo(cy: Core, container: HTMLElement, pos: Map<string, { x: number; y: number }>) {
+  let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+  for (const p of pos.values()) {
+    x0 = Math.min(x0, p.x);
+    y0 = Math.min(y0, p.y);
+    x1 = Math.max(x1, p.x);
+    y1 = Math.max(y1, p.y);
+  }
+  if (!isFinite(x0)) return;
+  const pad = 40;
+  const w = Math.max(1, container.clientWidth - 2 * pad);
+  const h = Math.max(1, container.clientHeight - 2 * pad);
+  const zoom = Math.min(2, Math.max(cy.minZoom(), Math.min(w / Math.max(1, x1 - x0), h / Math.max(1, y1 - y0))));
+  cy.viewport({
+    zoom,
+    pan: { x: container.clientWidth / 2 - ((x0 + x1) / 2) * zoom, y: container.clientHeight / 2 - ((y0 + y1) / 2) * zoom },
+  });
+}
+
+// The style sheet; `labels` false leaves nodes unlabelled.
+function graphStyle(big: boolean, labels: boolean): StylesheetJson {
+  return [
+    {
+      selector: 'node',
+      style: {
+        'background-color': 'data(color)',
+        // Large graphs: labels only once zoomed in enough to read them (below); measuring
+        // thousands of labels nobody can read costs seconds on the first frame.
+        label: labels ? 'data(label)' : '',
+        'font-size': 10,
+        'min-zoomed-font-size': 7,
+        'text-valign': 'bottom',
+        'text-margin-y': 2,
+        // Ellipsis measures every label; at thousands of nodes only the zoomed-in few show.
+        'text-max-width': '140px',
+        'text-wrap': big ? 'none' : 'ellipsis',
+        width: 14,
+        height: 14,
+      },
+    },
+    { selector: 'node[type = "session"]', style: { shape: 'round-rectangle', width: 10, height: 10 } },
+    { selector: 'node[type = "agent"]', style: { shape: 'hexagon', width: 20, height: 20 } },
+    { selector: 'node[type = "tool"], node[type = "resource"]', style: { shape: 'diamond' } },
+    { selector: 'node[type = "subject"]', style: { width: 26, height: 26, 'font-weight': 'bold' } },
+    {
+      selector: 'edge',
+      style: {
+        width: 1,
+        'line-color': 'data(color)',
+        'line-style': 'data(line)' as any,
+        'curve-style': big ? 'haystack' : 'bezier',
+        'target-arrow-shape': big ? 'none' : 'triangle',
+        'target-arrow-color': 'data(color)',
+        'arrow-scale': 0.6,
+        opacity: 0.7,
+      },
+    },
+    { selector: '.faded', style: { opacity: 0.08 } },
+    { selector: 'node:selected', style: { 'border-width': 3, 'border-color': '#f59e0b' } },
+    { selector: 'edge.hl', style: { width: 2, opacity: 1 } },
+  ];
+}
+
 export interface Drawn {
   cy: Core;
   destroy(): void;
+  // Zooms by `factor` about the middle of the view; fit() shows everything again.
+  zoom(factor: number): void;
+  fit(): void;
 }
 
 // Draws nodes and edges into `container` (laid out by layeredPositions) and calls `onRendered`
@@ -139,7 +207,8 @@ export async function drawGraph(
   const cy = cytoscape({
     container,
     elements,
-    layout: { name: 'preset', fit: true, padding: 20 },
+    // Fitted below from the positions: cytoscape's own fit measures every label first.
+    layout: { name: 'preset', fit: false },
     // Large graphs: draw a texture while panning or zooming, hide labels too small to read.
     textureOnViewport: big,
     hideEdgesOnViewport: big,
@@ -148,44 +217,21 @@ export async function drawGraph(
     maxZoom: 4,
     wheelSensitivity: 0.3,
     boxSelectionEnabled: false,
-    style: [
-      {
-        selector: 'node',
-        style: {
-          'background-color': 'data(color)',
-          label: 'data(label)',
-          'font-size': 10,
-          'min-zoomed-font-size': 7,
-          'text-valign': 'bottom',
-          'text-margin-y': 2,
-          'text-max-width': '140px',
-          'text-wrap': 'ellipsis',
-          width: 14,
-          height: 14,
-        },
-      },
-      { selector: 'node[type = "session"]', style: { shape: 'round-rectangle', width: 10, height: 10 } },
-      { selector: 'node[type = "agent"]', style: { shape: 'hexagon', width: 20, height: 20 } },
-      { selector: 'node[type = "tool"], node[type = "resource"]', style: { shape: 'diamond' } },
-      { selector: 'node[type = "subject"]', style: { width: 26, height: 26, 'font-weight': 'bold' } },
-      {
-        selector: 'edge',
-        style: {
-          width: 1,
-          'line-color': 'data(color)',
-          'line-style': 'data(line)' as any,
-          'curve-style': big ? 'haystack' : 'bezier',
-          'target-arrow-shape': big ? 'none' : 'triangle',
-          'target-arrow-color': 'data(color)',
-          'arrow-scale': 0.6,
-          opacity: 0.7,
-        },
-      },
-      { selector: '.faded', style: { opacity: 0.08 } },
-      { selector: 'node:selected', style: { 'border-width': 3, 'border-color': '#f59e0b' } },
-      { selector: 'edge.hl', style: { width: 2, opacity: 1 } },
-    ],
+    style: graphStyle(big, !big),
   });
+  fitTo(cy, container, pos);
+  container.dataset.labels = String(!big);
+  if (big) {
+    let labelled = false;
+    cy.on('zoom', () => {
+      // Where 'min-zoomed-font-size' (7 px for 10 px labels) starts drawing them.
+      const want = cy.zoom() >= 0.7;
+      if (want === labelled) return;
+      labelled = want;
+      cy.style(graphStyle(big, want));
+      container.dataset.labels = String(want);
+    });
+  }
   cy.on('tap', 'node', (ev: EventObject) => {
     const n = ev.target;
     cy.elements().addClass('faded').removeClass('hl');
@@ -203,5 +249,14 @@ export async function drawGraph(
   container.dataset.nodes = String(cy.nodes().length);
   container.dataset.edges = String(cy.edges().length);
   container.dataset.rendered = 'true';
-  return { cy, destroy: () => cy.destroy() };
+  return {
+    cy,
+    destroy: () => cy.destroy(),
+    zoom: (factor) =>
+      cy.zoom({
+        level: Math.min(cy.maxZoom(), Math.max(cy.minZoom(), cy.zoom() * factor)),
+        renderedPosition: { x: container.clientWidth / 2, y: container.clientHeight / 2 },
+      }),
+    fit: () => fitTo(cy, container, pos),
+  };
 }

@@ -129,7 +129,15 @@ try {
   await page.screenshot({ path: join(shotDir, 'console_identity_graph.png') });
   console.log(`ok the identity graph rendered ${cyNodes} nodes and ${cyEdges} edges in cytoscape ` +
     `(${drawnIn} ms from the click, of which GET /v1/graph ${fetchedIn} ms; chunk ${gzipSync(chunk.body).length} bytes gzip)`);
-  // Filtered: one person, with what their sessions touched one step away.
+  // Zoomed in (the + button, about the middle): labels drawn once they can be read.
+  assert.equal(await page.getAttribute('[data-testid=identity-graph]', 'data-labels'), 'false');
+  for (let i = 0; i < 6 && await page.getAttribute('[data-testid=identity-graph]', 'data-labels') !== 'true'; i++) {
+    await page.click('[data-testid=graph-zoom-in]');
+  }
+  assert.equal(await page.getAttribute('[data-testid=identity-graph]', 'data-labels'), 'true', 'labels once zoomed in');
+  await page.waitForTimeout(500);
+  await page.screenshot({ path: join(shotDir, 'console_identity_graph_zoomed.png') });
+  // Filtered: one agent, with what their sessions touched one step away.
   // Redrawn with between lo and hi nodes (no eval in the page: the CSP forbids it).
   const waitRedraw = async (lo, hi) => page.waitForFunction(([l, h]) => {
     const el = document.querySelector('[data-testid=identity-graph]');

@@ -31,7 +31,7 @@ export async function signIn(page, url, token) {
 export function createReaderToken(custody, dataDir) {
   const created = spawnSync(custody, ['admin', 'token', 'create', '--role', 'reader', '--data-dir', dataDir],
     { encoding: 'utf8' });
-  assert.equal(created.status, 0, created.stderr);
+  assert.equal(created.status, 0, `custody admin token create: ${created.signal ?? ''} ${created.error ?? ''} ${created.stderr}`);
   const token = /cst_[0-9a-f]{16}_[A-Za-z0-9_-]{43}/.exec(created.stdout)?.[0];
   assert.ok(token, created.stdout);
   return token;

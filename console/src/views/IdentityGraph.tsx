@@ -20,6 +20,7 @@ export function IdentityGraph() {
   const [applied, setApplied] = useState('');
   const [selected, setSelected] = useState<string | null>(null);
   const box = useRef<HTMLDivElement>(null);
+  const view = useRef<Drawn | null>(null);
   useEffect(() => {
     getJson<Obj>('/v1/graph')
       .then(setGraph)
@@ -57,7 +58,14 @@ export function IdentityGraph() {
     if (!shown || !box.current) return;
     let drawn: Drawn | null = null;
     let live = true;
-    const nodes: GNode[] = shown.nodes.map((n) => ({ id: n.id, label: n.label, type: n.type, layer: LAYER[n.type] ?? 4 }));
+    // A session's label is the end of its id (UUIDv7: the start is the time, shared by
+    // neighbours); the full id is in the details of a clicked node.
+    const nodes: GNode[] = shown.nodes.map((n) => ({
+      id: n.id,
+      label: n.type === 'session' ? '…' + String(n.label).slice(-12) : n.label,
+      type: n.type,
+      layer: LAYER[n.type] ?? 4,
+    }));
     const edges: GEdge[] = shown.edges.map((e) => ({ from: e.from, to: e.to, type: e.type }));
     delete box.current.dataset.rendered;
     setSelected(null);
@@ -65,10 +73,15 @@ export function IdentityGraph() {
       edgeColor: (e) => (e.type === 'used' ? '#c4b5fd' : e.type === 'delegated' ? '#f59e0b' : '#b8bfcc'),
       onSelect: setSelected,
     })
-      .then((d) => (live ? (drawn = d) : d.destroy()))
+      .then((d) => {
+        if (!live) return d.destroy();
+        drawn = d;
+        view.current = d;
+      })
       .catch((e) => setError('cannot draw the graph: ' + String(e)));
     return () => {
       live = false;
+      view.current = null;
       drawn?.destroy();
     };
   }, [shown]);
@@ -110,6 +123,17 @@ export function IdentityGraph() {
             </span>
           </label>
         ))}
+        <span class="zoom">
+          <button type="button" title="Zoom in" data-testid="graph-zoom-in" onClick={() => view.current?.zoom(2)}>
+            +
+          </button>
+          <button type="button" title="Zoom out" data-testid="graph-zoom-out" onClick={() => view.current?.zoom(0.5)}>
+            −
+          </button>
+          <button type="button" title="Show everything" data-testid="graph-fit" onClick={() => view.current?.fit()}>
+            Fit
+          </button>
+        </span>
         <label>
           Name contains (keeps its neighbours)
           <input data-testid="graph-filter" value={text} onInput={(e) => setText((e.target as HTMLInputElement).value)} />
@@ -146,7 +170,7 @@ export function IdentityGraph() {
         )}
       </div>
       <p class="muted small">
-        Scroll to zoom, drag to pan, click a node for its neighbourhood; labels appear as you zoom in.
+        Scroll or + and − to zoom, drag to pan, click a node for its neighbourhood; labels appear as you zoom in.
       </p>
     </div>
   );
