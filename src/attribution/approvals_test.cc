@@ -250,6 +250,23 @@ TEST_F(ApprovalsTest, OnlyAMemberWhoDidNotStartTheSessionMayApprove) {
   EXPECT_NE(after.approval->id, id);
 }
 
+// Approver groups are parsed once per published set; one that only an older set named (the
+// approval was asked before a republish) is still understood.
+TEST_F(ApprovalsTest, AnApprovalAskedBeforeARepublishIsDecidedByItsGroup) {
+  Publish();
+  std::string t = Root();
+  const std::string id = Refund(t, 500).approval->id;
+  Publish(
+      R"(@id("pay-ok") permit(principal, action == Action::"call_tool", resource in Server::"pay");
+    @id("audited") @approval("audit") forbid(principal, action, resource == Tool::"pay/wipe");)",
+      kEntities);
+  auto eve = Decide(id, true, "eve");
+  EXPECT_EQ(eve.status().code(), StatusCode::kPermissionDenied);
+  auto bob = Decide(id, true, "bob");
+  ASSERT_TRUE(bob.ok()) << bob.status().ToString();
+  EXPECT_EQ(bob->state, "approved");
+}
+
 TEST_F(ApprovalsTest, SelfApprovalWhenAllowed) {
   ApprovalOptions o;
   o.allow_self_approval = true;
