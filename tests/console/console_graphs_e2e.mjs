@@ -136,7 +136,9 @@ try {
   }
   assert.equal(await page.getAttribute('[data-testid=identity-graph]', 'data-labels'), 'true', 'labels once zoomed in');
   await page.waitForTimeout(500);
-  await page.screenshot({ path: join(shotDir, 'console_identity_graph_zoomed.png') });
+  const zoomBox = await page.locator('[data-testid=identity-graph]').boundingBox();
+  await page.screenshot({ path: join(shotDir, 'console_identity_graph_zoomed.png'),
+    clip: { x: zoomBox.x, y: zoomBox.y, width: Math.min(zoomBox.width, 900), height: Math.min(zoomBox.height, 420) } });
   // Filtered: one agent, with what their sessions touched one step away.
   // Redrawn with between lo and hi nodes (no eval in the page: the CSP forbids it).
   const waitRedraw = async (lo, hi) => page.waitForFunction(([l, h]) => {
