@@ -148,8 +148,17 @@ Result<std::unique_ptr<CredentialStore>> OpenCredentialStore(const StorageOption
   if (options.backend == Backend::kMemory) {
     return std::unique_ptr<CredentialStore>(std::make_unique<MemoryCredentialStore>());
   }
-  if (options.backend == Backend::kPostgres)
-    return OpenPg<CredentialStore, PgCredentialStore>(options);
+  if (options.backend == Backend::kPostgres) {
+    StorageOptions o = options;
+    if (!o.migrate) {
+      // A component no node has created yet has no older layout to refuse: it is created (only
+      // a server with [credentials.*] configured has one).
+      ASSIGN_OR_RETURN(auto db, OpenPgDb(options));
+      ASSIGN_OR_RETURN(int64_t version, PgSchemaVersion(*db, "credentials"));
+      o.migrate = version == 0;
+    }
+    return OpenPg<CredentialStore, PgCredentialStore>(o);
+  }
   ASSIGN_OR_RETURN(auto s, SqliteCredentialStore::Open(options.credential_path));
   return std::unique_ptr<CredentialStore>(std::move(s));
 }
@@ -219,10 +228,12 @@ Status MigrateStores(StorageOptions options) {
   // on write and checks them on read, neither of which opening does.
   options.key_encryption_key = nullptr;
   ASSIGN_OR_RETURN(Stores stores, OpenStores(options));
-  // The credential leases are not among OpenStores (a server without [credentials.*] has no
-  // credentials.db), but a migrated database has their schema for when one is configured.
+  // The credential leases are not among OpenStores (a server without [credentials.*] has none):
+  // their schema is brought up to date where it exists, and created by the server that needs it.
   if (options.backend == Backend::kPostgres) {
-    ASSIGN_OR_RETURN(auto credentials, OpenCredentialStore(options));
+    ASSIGN_OR_RETURN(auto db, OpenPgDb(options));
+    ASSIGN_OR_RETURN(int64_t version, PgSchemaVersion(*db, "credentials"));
+    if (version > 0) RETURN_IF_ERROR(OpenCredentialStore(options).status());
   }
   return OkStatus();
 }

@@ -113,7 +113,8 @@ Result<std::unique_ptr<IdentityStore>> OpenIdentityStore(const StorageOptions& o
 Result<std::unique_ptr<AttributionStore>> OpenAttributionStore(const StorageOptions& options);
 Result<std::unique_ptr<ToolPinStore>> OpenToolPinStore(const StorageOptions& options);
 // The just-in-time credential leases (credentials/). Not one of OpenStores: only a server with
-// [credentials.*] configured opens it (`custody migrate` creates it too).
+// [credentials.*] configured opens it. On PostgreSQL without `migrate` a missing component is
+// created all the same (nothing older to refuse); `custody migrate` upgrades it once it exists.
 Result<std::unique_ptr<CredentialStore>> OpenCredentialStore(const StorageOptions& options);
 // `create_if_missing` false: a missing token database is NotFound.
 Result<std::unique_ptr<AdminTokenStore>> OpenAdminTokenStore(const StorageOptions& options,
