@@ -266,6 +266,9 @@ struct HttpClient::Impl {
     }
 
     bhttp::response_parser<bhttp::empty_body> head;
+    // Beast's own default (8 MB) would refuse a larger Content-Length while reading the head;
+    // the client's limit is checked just below instead.
+    head.body_limit(boost::none);
     if (request.method == "HEAD") head.skip(true);
     auto [hec, hn] = co_await bhttp::async_read_header(stream, buffer, head, kTuple);
     if (hec || closed) {
