@@ -156,7 +156,7 @@ class CredentialServiceTest : public ::testing::Test {
     svc_.reset();
     if (log_file_) std::fclose(log_file_);
   }
-  void Open() {
+  void Open(Ms expiry_interval = Ms(50)) {
     auto info = ParseAdminUrl(admin_url, "admin_url");
     ASSERT_TRUE(info.ok()) << info.status().ToString();
     Database db;
@@ -174,7 +174,7 @@ class CredentialServiceTest : public ::testing::Test {
     db.roles = std::make_shared<PgRoleManager>(admin_url, "", "orders", Ms(2000));
     CredentialOptions o;
     o.databases.push_back(std::move(db));
-    o.expiry_interval = Ms(50);
+    o.expiry_interval = expiry_interval;
     o.retry_first = Ms(50);
     o.retry_max = Ms(200);
     auto svc = CredentialService::Create(*w_->tokens, *w_->svc, *store_, *recorder_, w_->clock,
@@ -328,6 +328,22 @@ TEST_F(CredentialServiceTest, ExpiryEndsLoginsAndDropsTheRole) {
   EXPECT_FALSE(Login(*cred)->ok());
   EXPECT_FALSE(RoleExists(cred->lease.role));
   EXPECT_EQ((*store_->Get(cred->lease.role))->revoke_reason, "expired");
+}
+
+TEST_F(CredentialServiceTest, ValidUntilRefusesLoginEvenBeforeCustodyDropsTheRole) {
+  svc_.reset();
+  Open(Ms(3'600'000));  // the loop looks once, then not for an hour
+  Sessions();
+  auto cred = Issue(child_.token, "read", 1);
+  ASSERT_TRUE(cred.ok()) << cred.status().ToString();
+  ASSERT_TRUE(Login(*cred)->ok());
+  std::this_thread::sleep_for(Ms(cred->lease.expires_ms - cred->lease.issued_ms + 200));
+  EXPECT_FALSE(Login(*cred)->ok()) << "PostgreSQL itself refuses a role past VALID UNTIL";
+  EXPECT_TRUE(RoleExists(cred->lease.role)) << "not dropped yet";
+  EXPECT_EQ((*store_->Get(cred->lease.role))->state, LeaseState::kActive);
+  svc_->RunOnce();
+  EXPECT_EQ((*store_->Get(cred->lease.role))->state, LeaseState::kRevoked);
+  EXPECT_FALSE(RoleExists(cred->lease.role));
 }
 
 TEST_F(CredentialServiceTest, ARevokedRoleIsGoneAndNeitherLedgerNorLogHoldsThePassword) {
