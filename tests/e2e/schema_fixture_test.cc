@@ -29,9 +29,9 @@ constexpr int64_t kMcpVersion = 2;
 // identity.db is at version 3 (refresh token families and consents of the authorization code
 // flow, then its authorization codes).
 constexpr int64_t kIdentityVersion = 3;
-// attribution.db is at version 3 (session counters kept in the store, for several nodes; then
-// approvals).
-constexpr int64_t kAttributionVersion = 3;
+// attribution.db is at version 4 (session counters kept in the store, for several nodes; then
+// approvals; then the index the expiry loop asks for the approvals due by).
+constexpr int64_t kAttributionVersion = 4;
 int64_t CurrentVersion(const std::string& file) {
   if (file == "identity.db") return kIdentityVersion;
   if (file == "attribution.db") return kAttributionVersion;
