@@ -17,21 +17,14 @@
 // Screenshots of each view go to argv[4] (the test's build directory).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 
-import { registerAgent, request, startCustody, stopCleanly } from '../mcp/harness.mjs';
-
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch (e) {
-  console.error('FAIL: cannot load playwright-core; run `npm ci` in tests/console (' + e.message + ')');
-  process.exit(1);
-}
+import { registerAgent, request, startCustody } from '../mcp/harness.mjs';
+import { finish, launch, loadChromium } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const custody = process.argv[2];
@@ -40,7 +33,7 @@ if (!custody) {
   console.error('usage: node console_e2e.mjs /path/to/custody [source root] [screenshot dir]');
   process.exit(2);
 }
-const CHROMIUM = process.env.CUSTODY_CHROMIUM ?? '/usr/bin/chromium';
+const chromium = await loadChromium();
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
   "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 const AGENT = 'issue-bot';
@@ -62,14 +55,11 @@ function mintToken(custody, dataDir, role, label) {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'custody-console-e2e-'));
-let custodyProc;
-let browser;
-let failed = false;
-let current;  // the page in use, for a screenshot when something fails
+const t = { dir };  // what the test started, for finish()
+let error;
 try {
-  const started = await startCustody(custody, dir, '');
-  custodyProc = started;
-  const { url, adminToken } = started;
+  t.proc = await startCustody(custody, dir, '');
+  const { url, adminToken } = t.proc;
   const pub = await request(url, '/v1/policies', { token: adminToken, body: { policies: POLICY } });
   assert.equal(pub.status, 200, pub.text);
   const { session } = await registerAgent(url, adminToken, AGENT, ['github/*']);
@@ -82,10 +72,10 @@ try {
     assert.equal(r.status, 201, r.text);
   }
 
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
-  const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, timezoneId: 'UTC' });
+  t.browser = await launch(chromium);
+  const context = await t.browser.newContext({ viewport: { width: 1400, height: 900 }, timezoneId: 'UTC' });
   const page = await context.newPage();
-  current = page;
+  t.page = page;
   const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(m.text()); });
@@ -411,7 +401,7 @@ try {
   // not asserted: tests check, benchmarks measure.)
   const N = 20000;
   const burst = await context.newPage();
-  current = burst;
+  t.page = burst;
   let served = false;
   await burst.route('**/v1/ledger/stream*', async (route) => {
     if (served) return route.continue();
@@ -452,21 +442,6 @@ try {
     `rows in the DOM, the next frame in ${Math.round(frame)} ms; scrolling and filtering work`);
   await burst.close();
 } catch (e) {
-  failed = true;
-  console.error('FAIL:', e);
-  await current?.screenshot({ path: join(shotDir, 'console_failure.png') }).catch(() => {});
-  if (custodyProc) console.error(custodyProc.stderr().split('\n').slice(-30).join('\n'));
-} finally {
-  await browser?.close();
-  if (custodyProc) {
-    try {
-      await stopCleanly(custodyProc.server, custodyProc.stderr);
-    } catch (e) {
-      failed = true;
-      console.error('FAIL:', e);
-    }
-  }
-  rmSync(dir, { recursive: true, force: true });
+  error = e;
 }
-if (failed) process.exit(1);
-console.log('PASS');
+await finish(t, error, join(shotDir, 'console_failure.png'));

@@ -11,14 +11,14 @@
 // - A reader sees no contain button, and the API refuses the reader's console session anyway.
 // Screenshots of each view go to argv[4] (the test's build directory).
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 
-import { request, startCustody, stopCleanly } from '../mcp/harness.mjs';
-import { agentWithSessions, createReaderToken, dataDir, evaluate, launch, loadChromium, pool, signIn } from './lib.mjs';
+import { request, startCustody } from '../mcp/harness.mjs';
+import { agentWithSessions, createReaderToken, dataDir, evaluate, finish, launch, loadChromium, pool, signIn } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const custody = process.argv[2];
@@ -38,13 +38,11 @@ const USERS = 25;
 const pad = (n) => String(n).padStart(2, '0');
 
 const dir = mkdtempSync(join(tmpdir(), 'custody-console-graphs-'));
-let custodyProc;
-let browser;
-let failed = false;
-let current;
+const t = { dir };  // what the test started, for finish()
+let error;
 try {
-  custodyProc = await startCustody(custody, dir, '');
-  const { url, adminToken } = custodyProc;
+  t.proc = await startCustody(custody, dir, '');
+  const { url, adminToken } = t.proc;
   const api = (path, opts = {}) => request(url, path, { method: 'GET', token: adminToken, ...opts });
   const pub = await request(url, '/v1/policies', { token: adminToken, body: { policies: POLICY } });
   assert.equal(pub.status, 200, pub.text);
@@ -92,10 +90,10 @@ try {
   console.log(`ok a deployment of ${nodeCount} graph nodes and ${graph.json.edges.length} edges ` +
     `(${AGENTS} agents, ${AGENTS * SESSIONS_PER_AGENT + 4} sessions) made in ${Date.now() - t0} ms`);
 
-  browser = await launch(chromium);
-  const context = await browser.newContext({ viewport: { width: 1500, height: 950 } });
+  t.browser = await launch(chromium);
+  const context = await t.browser.newContext({ viewport: { width: 1500, height: 950 } });
   const page = await context.newPage();
-  current = page;
+  t.page = page;
   const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(m.text()); });
@@ -267,21 +265,6 @@ try {
   const unexpected = pageErrors.filter((e) => !/status of 40[13]/.test(e));
   assert.equal(unexpected.length, 0, 'no errors in the page (a CSP refusal would be one): ' + unexpected.join('\n'));
 } catch (e) {
-  failed = true;
-  console.error('FAIL:', e);
-  await current?.screenshot({ path: join(shotDir, 'console_graphs_failure.png') }).catch(() => {});
-  if (custodyProc) console.error(custodyProc.stderr().split('\n').slice(-30).join('\n'));
-} finally {
-  await browser?.close();
-  if (custodyProc) {
-    try {
-      await stopCleanly(custodyProc.server, custodyProc.stderr);
-    } catch (e) {
-      failed = true;
-      console.error('FAIL:', e);
-    }
-  }
-  rmSync(dir, { recursive: true, force: true });
+  error = e;
 }
-if (failed) process.exit(1);
-console.log('PASS');
+await finish(t, error, join(shotDir, 'console_graphs_failure.png'));

@@ -1,10 +1,11 @@
-// Shared by the console's browser tests (console_graphs_e2e.mjs): the browser, sign-in, a
+// Shared by the console's browser tests (console_e2e.mjs, console_graphs_e2e.mjs): the browser, sign-in, a
 // reader token, agents with sessions for any initiator, and a generated deployment.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { AUDIENCE, ISSUER, request } from '../mcp/harness.mjs';
+import { AUDIENCE, ISSUER, request, stopCleanly } from '../mcp/harness.mjs';
 
 export const CHROMIUM = process.env.CUSTODY_CHROMIUM ?? '/usr/bin/chromium';
 
@@ -19,6 +20,33 @@ export async function loadChromium() {
 }
 
 export const launch = async (chromium) => chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+
+// The end of a console test. `t` holds what the test started: `page` (the page in use), `proc`
+// (startCustody's answer), `browser`, `dir` (its data directory). On `error`, a screenshot of the
+// page to `failureShot` and the server's last log lines; always the browser closed, the server
+// stopped cleanly (a fault there fails the test too) and the directory removed. Exits 1 on any
+// failure, else prints PASS.
+export async function finish(t, error, failureShot) {
+  let failed = false;
+  if (error !== undefined) {
+    failed = true;
+    console.error('FAIL:', error);
+    await t.page?.screenshot({ path: failureShot }).catch(() => {});
+    if (t.proc) console.error(t.proc.stderr().split('\n').slice(-30).join('\n'));
+  }
+  await t.browser?.close();
+  if (t.proc) {
+    try {
+      await stopCleanly(t.proc.server, t.proc.stderr);
+    } catch (e) {
+      failed = true;
+      console.error('FAIL:', e);
+    }
+  }
+  if (t.dir) rmSync(t.dir, { recursive: true, force: true });
+  if (failed) process.exit(1);
+  console.log('PASS');
+}
 
 // Signs `page` in at `url`/console/ with `token` and waits for the signed-in shell.
 export async function signIn(page, url, token) {
