@@ -44,36 +44,12 @@ constexpr const char* kPolicies = R"(
 PgCluster* cluster = nullptr;
 std::string admin_url;  // the cluster's superuser on the database the credentials are for
 
-struct Conn {
-  PGconn* c = nullptr;
-  ~Conn() {
-    if (c) PQfinish(c);
-  }
-  bool ok() const { return c && PQstatus(c) == CONNECTION_OK; }
-  // true if the statement ran
-  bool Run(const std::string& sql) {
-    PGresult* r = PQexec(c, sql.c_str());
-    ExecStatusType s = PQresultStatus(r);
-    PQclear(r);
-    return s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
-  }
-  std::string Error() const { return c ? PQerrorMessage(c) : "no connection"; }
-};
+using store::testing::PgTestConnection;
 
-std::unique_ptr<Conn> Login(const IssuedCredential& cred, const std::string& password = "") {
-  auto conn = std::make_unique<Conn>();
-  const std::string port = std::to_string(cred.connect.port);
-  const std::string pw = password.empty() ? cred.password : password;
-  const char* keys[] = {"host", "port", "dbname", "user", "password", "connect_timeout", nullptr};
-  const char* vals[] = {cred.connect.host.c_str(),
-                        port.c_str(),
-                        cred.connect.dbname.c_str(),
-                        cred.lease.role.c_str(),
-                        pw.c_str(),
-                        "5",
-                        nullptr};
-  conn->c = PQconnectdbParams(keys, vals, 0);
-  return conn;
+std::unique_ptr<PgTestConnection> Login(const IssuedCredential& cred,
+                                        const std::string& password = "") {
+  return PgTestConnection::Connect(cred.connect.host, cred.connect.port, cred.connect.dbname,
+                                   cred.lease.role, password.empty() ? cred.password : password);
 }
 
 // A statement as the cluster's superuser, on the credentials' database.

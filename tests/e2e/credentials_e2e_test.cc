@@ -50,31 +50,11 @@ std::string S(const json::value* v) {
   return v && v->is_string() ? std::string(v->get_string()) : "";
 }
 
-struct Conn {
-  PGconn* c = nullptr;
-  ~Conn() {
-    if (c) PQfinish(c);
-  }
-  bool ok() const { return c && PQstatus(c) == CONNECTION_OK; }
-  bool Run(const std::string& sql) {
-    PGresult* r = PQexec(c, sql.c_str());
-    ExecStatusType s = PQresultStatus(r);
-    PQclear(r);
-    return s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
-  }
-};
-
-std::unique_ptr<Conn> Login(const json::object& cred) {
+std::unique_ptr<store::testing::PgTestConnection> Login(const json::object& cred) {
   const json::object& c = cred.at("connection").as_object();
-  const std::string host = S(c.if_contains("host")), db = S(c.if_contains("dbname")),
-                    user = S(c.if_contains("user")), pw = S(c.if_contains("password")),
-                    port = std::to_string(c.at("port").to_number<int64_t>());
-  const char* keys[] = {"host", "port", "dbname", "user", "password", "connect_timeout", nullptr};
-  const char* vals[] = {host.c_str(), port.c_str(), db.c_str(), user.c_str(),
-                        pw.c_str(),   "5",          nullptr};
-  auto conn = std::make_unique<Conn>();
-  conn->c = PQconnectdbParams(keys, vals, 0);
-  return conn;
+  return store::testing::PgTestConnection::Connect(
+      S(c.if_contains("host")), static_cast<int>(c.at("port").to_number<int64_t>()),
+      S(c.if_contains("dbname")), S(c.if_contains("user")), S(c.if_contains("password")));
 }
 
 class CredentialsE2E : public ::testing::Test {
@@ -226,7 +206,7 @@ TEST_F(CredentialsE2E, IssueReadContainAndRevokeOverHttp) {
   EXPECT_EQ(S(cred.if_contains("state")), "active");
   EXPECT_EQ(S(cred.if_contains("initiator")), "alice");
   auto conn = Login(cred);
-  ASSERT_TRUE(conn->ok()) << PQerrorMessage(conn->c);
+  ASSERT_TRUE(conn->ok()) << conn->Error();
   EXPECT_TRUE(conn->Run("SELECT * FROM orders"));
   EXPECT_FALSE(conn->Run("INSERT INTO orders VALUES (2, 'y')"));
 
@@ -283,7 +263,9 @@ TEST_F(CredentialsE2E, IssueReadContainAndRevokeOverHttp) {
       EXPECT_EQ(S(o.if_contains("access")), "read");
       EXPECT_FALSE(o.at("revoked").as_bool());
     }
-    if (S(o.if_contains("role")) == role2) EXPECT_TRUE(o.at("revoked").as_bool());
+    if (S(o.if_contains("role")) == role2) {
+      EXPECT_TRUE(o.at("revoked").as_bool());
+    }
   }
   EXPECT_TRUE(found) << blast->body;
   auto review = AdminGet("/v1/review/worker");

@@ -291,4 +291,35 @@ Result<std::string> PgCluster::NewDatabase() {
   return "postgresql://custody@127.0.0.1:" + std::to_string(port_) + "/" + name;
 }
 
+std::unique_ptr<PgTestConnection> PgTestConnection::Connect(const std::string& host, int port,
+                                                            const std::string& dbname,
+                                                            const std::string& user,
+                                                            const std::string& password) {
+  const std::string port_text = std::to_string(port);
+  const char* keys[] = {"host", "port", "dbname", "user", "password", "connect_timeout", nullptr};
+  const char* vals[] = {host.c_str(), port_text.c_str(), dbname.c_str(),
+                        user.c_str(), password.c_str(),  "5",
+                        nullptr};
+  std::unique_ptr<PgTestConnection> c(new PgTestConnection);
+  c->conn_ = PQconnectdbParams(keys, vals, 0);
+  return c;
+}
+
+PgTestConnection::~PgTestConnection() {
+  if (conn_) PQfinish(conn_);
+}
+
+bool PgTestConnection::ok() const { return conn_ && PQstatus(conn_) == CONNECTION_OK; }
+
+bool PgTestConnection::Run(const std::string& sql) {
+  PGresult* r = PQexec(conn_, sql.c_str());
+  const ExecStatusType st = PQresultStatus(r);
+  PQclear(r);
+  return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+std::string PgTestConnection::Error() const {
+  return conn_ ? PQerrorMessage(conn_) : "no connection";
+}
+
 }  // namespace custody::store::testing

@@ -12,7 +12,31 @@
 
 #include "common/status.h"
 
+struct pg_conn;  // libpq's PGconn
+
 namespace custody::store::testing {
+
+// A libpq connection a test makes as a database user would (a credential's role, say), closed
+// with the object. ok() is false when the login was refused; Error() says why.
+class PgTestConnection {
+ public:
+  static std::unique_ptr<PgTestConnection> Connect(const std::string& host, int port,
+                                                   const std::string& dbname,
+                                                   const std::string& user,
+                                                   const std::string& password);
+  ~PgTestConnection();
+  PgTestConnection(const PgTestConnection&) = delete;
+  PgTestConnection& operator=(const PgTestConnection&) = delete;
+
+  bool ok() const;
+  // true if the statement ran (a command, or a query with or without rows)
+  bool Run(const std::string& sql);
+  std::string Error() const;
+
+ private:
+  PgTestConnection() = default;
+  pg_conn* conn_ = nullptr;
+};
 
 // Under CTest one cluster serves every test process: the fixture test `PgCluster.Start` runs
 // `custody_pg_cluster start DIR` and `PgCluster.Stop` runs `custody_pg_cluster stop DIR`, and
