@@ -138,13 +138,16 @@ Result<PgRows> PgConn::Exec(std::string_view what, std::string_view sql,
 }
 
 Status PgConn::ExecScript(std::string_view what, std::string_view sql) {
+  return QueryScript(what, sql).status();
+}
+
+Result<PgRows> PgConn::QueryScript(std::string_view what, std::string_view sql) {
   std::string text(sql);
   PGresult* r = PQexec(conn_, text.c_str());  // the result of the last statement, or the error
+  PgRows rows(r);                             // owns r from here
   ExecStatusType st = r != nullptr ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-  Status out = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? OkStatus()
-                                                               : ResultError(what_, what, r, conn_);
-  if (r != nullptr) PQclear(r);
-  return out;
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return ResultError(what_, what, r, conn_);
+  return rows;
 }
 
 // --- PgDb
@@ -294,6 +297,21 @@ Status PgDb::Transact(std::string_view what, const std::function<Status(PgConn&)
       (void)c->Exec(what, "ROLLBACK");  // the body's error is the one to report
     }
   }
+  Release(std::move(c));
+  return st;
+}
+
+Status PgDb::TransactAfter(std::string_view what, std::string_view first,
+                           const std::function<Status(PgConn&, const PgRows&)>& body) {
+  ASSIGN_OR_RETURN(std::unique_ptr<PgConn> c, Acquire());
+  Result<PgRows> begun = c->QueryScript(what, std::string("BEGIN; ") + std::string(first));
+  Status st = begun.status();
+  if (st.ok()) {
+    st = body(*c, *begun);
+    if (st.ok()) st = c->Exec(what, "COMMIT").status();
+  }
+  // After a failed BEGIN script the transaction may be open and aborted (a failed lock).
+  if (!st.ok()) (void)c->Exec(what, "ROLLBACK");  // the first error is the one to report
   Release(std::move(c));
   return st;
 }

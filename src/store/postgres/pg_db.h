@@ -109,6 +109,12 @@ class PgDb {
   }
   // BEGIN; body(conn); COMMIT on one connection (ROLLBACK when body fails or COMMIT fails).
   Status Transact(std::string_view what, const std::function<Status(PgConn&)>& body);
+  // As Transact, with `first` (constant SQL without parameters, e.g. a lock and a read) sent in
+  // the same round trip as BEGIN; body gets the rows of first's last statement. One round trip
+  // fewer per statement in `first`. Each statement still takes its own snapshot (READ COMMITTED),
+  // so a read after a lock sees what the lock's previous holder committed.
+  Status TransactAfter(std::string_view what, std::string_view first,
+                       const std::function<Status(PgConn&, const PgRows&)>& body);
 
   // How far `clock` is from the database server's clock, in ms: positive when `clock` is ahead.
   // Read around one query; half its round trip is taken out.
@@ -153,6 +159,8 @@ class PgConn {
   }
   // Several statements without parameters (schema steps), through the simple query protocol.
   Status ExecScript(std::string_view what, std::string_view sql);
+  // As ExecScript, returning the rows of the last statement.
+  Result<PgRows> QueryScript(std::string_view what, std::string_view sql);
   bool broken() const;
 
  private:

@@ -142,17 +142,29 @@ PgParam Bytes(const std::string& v) {
   return PgBytes(std::span(reinterpret_cast<const uint8_t*>(v.data()), v.size()));
 }
 
-// Writes a batch on `c`, inside its transaction. Leaves go in multi-row INSERTs (one round trip
-// per kRowsPerInsert leaves instead of one per leaf).
+// Writes a batch on `c`, inside its transaction, in as few round trips as PostgreSQL's limit of
+// 65535 parameters allows: one statement whose data-modifying CTEs insert the leaves and upsert
+// the tiles beside the checkpoint's INSERT (up to kLeavesPerStatement leaves; the leaves of a
+// larger batch go first in statements of their own). A leaf index stored already fails the
+// statement with a unique violation (AlreadyExists), and the transaction with it.
 Status WriteBatch(PgConn& c, const LedgerBatch& batch) {
-  constexpr size_t kRowsPerInsert = 512;  // 8 parameters a row, far below PostgreSQL's 65535
+  constexpr size_t kLeafParams = 8, kTileParams = 3;
+  constexpr size_t kMaxParams = 65535;
+  constexpr size_t kLeavesPerStatement = 4096;  // 32768 parameters
+  // Partial rows of level 0 are the leaves' own hashes (GetTile reads them from there). One
+  // statement may not upsert a row twice: a row that comes again later in the batch is left out.
+  std::vector<const StoredTile*> tiles;
+  for (size_t i = 0; i < batch.tiles.size(); ++i) {
+    const StoredTile& t = batch.tiles[i];
+    if (t.level == 0 && t.hashes.size() < kLedgerTileWidth) continue;
+    bool later = false;
+    for (size_t j = i + 1; j < batch.tiles.size() && !later; ++j) {
+      later = batch.tiles[j].level == t.level && batch.tiles[j].index == t.index;
+    }
+    if (!later) tiles.push_back(&t);
+  }
   std::vector<PgParam> params;
-  for (size_t first = 0; first < batch.leaves.size(); first += kRowsPerInsert) {
-    const size_t n = std::min(kRowsPerInsert, batch.leaves.size() - first);
-    const std::string sql =
-        std::string("INSERT INTO ledger_leaves(") + kLeafColumns + ") VALUES" + PgValueRows(n, 8);
-    params.clear();
-    params.reserve(n * 8);
+  auto add_leaves = [&](size_t first, size_t n) {
     for (size_t i = 0; i < n; ++i) {
       const StoredLeaf& leaf = batch.leaves[first + i];
       params.push_back(Index(leaf.index));
@@ -164,25 +176,72 @@ Status WriteBatch(PgConn& c, const LedgerBatch& batch) {
       params.push_back(NullIfEmpty(leaf.columns.agent));
       params.push_back(NullIfEmpty(leaf.columns.time));
     }
-    RETURN_IF_ERROR(c.Exec("insert leaves", sql, params).status());
+  };
+  auto leaves_sql = [](size_t n) {
+    return std::string("INSERT INTO ledger_leaves(") + kLeafColumns + ") VALUES" +
+           PgValueRows(n, kLeafParams);
+  };
+  size_t first = 0;
+  const size_t total = batch.leaves.size();
+  while (total - first > kLeavesPerStatement) {
+    params.clear();
+    add_leaves(first, kLeavesPerStatement);
+    RETURN_IF_ERROR(c.Exec("insert leaves", leaves_sql(kLeavesPerStatement), params).status());
+    first += kLeavesPerStatement;
   }
-  for (const StoredTile& tile : batch.tiles) {
-    // Partial rows of level 0 are the leaves' own hashes (GetTile reads them from there).
-    if (tile.level == 0 && tile.hashes.size() < kLedgerTileWidth) continue;
-    RETURN_IF_ERROR(c.Exec("write tile",
-                           "INSERT INTO ledger_tiles(level, idx, hashes) VALUES($1, $2, $3) "
-                           "ON CONFLICT (level, idx) DO UPDATE SET hashes = EXCLUDED.hashes",
-                           {PgInt(tile.level), Index(tile.index),
-                            PgBytes(std::span(reinterpret_cast<const uint8_t*>(tile.hashes.data()),
-                                              tile.hashes.size() * 32))})
-                        .status());
+  const size_t last = total - first;
+  // Tiles: a few per batch (one per level, plus the level-0 rows a batch fills); a batch with
+  // more than fit beside its leaves upserts them in statements of their own.
+  const size_t tile_room = (kMaxParams - 3 - last * kLeafParams) / kTileParams;
+  auto tiles_sql = [](size_t n, size_t offset) {  // $offset+1 the first parameter
+    std::string values;
+    for (size_t r = 0; r < n; ++r) {
+      values += r == 0 ? "(" : ", (";
+      values += "$" + std::to_string(offset + r * kTileParams + 1) + "::smallint, $" +
+                std::to_string(offset + r * kTileParams + 2) + "::bigint, $" +
+                std::to_string(offset + r * kTileParams + 3) + "::bytea)";
+    }
+    return "INSERT INTO ledger_tiles(level, idx, hashes) VALUES" + values +
+           " ON CONFLICT (level, idx) DO UPDATE SET hashes = EXCLUDED.hashes";
+  };
+  auto add_tile = [&](const StoredTile& t) {
+    params.push_back(PgInt(t.level));
+    params.push_back(Index(t.index));
+    params.push_back(PgBytes(
+        std::span(reinterpret_cast<const uint8_t*>(t.hashes.data()), t.hashes.size() * 32)));
+  };
+  size_t tile_first = 0;
+  while (tiles.size() - tile_first > tile_room) {
+    const size_t n = std::min(tiles.size() - tile_first, (kMaxParams - 1) / kTileParams);
+    params.clear();
+    for (size_t i = 0; i < n; ++i) add_tile(*tiles[tile_first + i]);
+    RETURN_IF_ERROR(c.Exec("write tiles", tiles_sql(n, 0), params).status());
+    tile_first += n;
   }
-  return c
-      .Exec("write checkpoint",
-            "INSERT INTO ledger_checkpoints(size, root, note) VALUES($1, $2, $3)",
-            {Index(batch.checkpoint.size), PgBytes(batch.checkpoint.root),
-             PgText(batch.checkpoint.note)})
-      .status();
+  // The rest and the checkpoint: one statement. Parameters are numbered in the order added.
+  params.clear();
+  std::string sql;
+  std::vector<std::string> ctes;
+  if (last > 0) {
+    add_leaves(first, last);
+    ctes.push_back("leaves AS (" + leaves_sql(last) + ")");
+  }
+  const size_t tile_count = tiles.size() - tile_first;
+  if (tile_count > 0) {
+    // The tiles' parameters come after the leaves'.
+    const std::string t = tiles_sql(tile_count, params.size());
+    for (size_t i = 0; i < tile_count; ++i) add_tile(*tiles[tile_first + i]);
+    ctes.push_back("tiles AS (" + t + ")");
+  }
+  for (size_t i = 0; i < ctes.size(); ++i) sql += (i == 0 ? "WITH " : ", ") + ctes[i];
+  if (!sql.empty()) sql += " ";
+  const size_t cp = params.size();
+  sql += "INSERT INTO ledger_checkpoints(size, root, note) VALUES($" + std::to_string(cp + 1) +
+         ", $" + std::to_string(cp + 2) + ", $" + std::to_string(cp + 3) + ")";
+  params.push_back(Index(batch.checkpoint.size));
+  params.push_back(PgBytes(batch.checkpoint.root));
+  params.push_back(PgText(batch.checkpoint.note));
+  return c.Exec("write batch", sql, params).status();
 }
 
 // The transaction-scoped advisory lock every node's sequencer takes before it reads the head:
@@ -196,13 +255,15 @@ Status PgLedgerStore::CommitBatch(const LedgerBatch& batch) {
 }
 
 Status PgLedgerStore::CommitAtHead(LedgerBatch& batch, const PrepareBatch& prepare) {
-  return db_->Transact("commit batch", [&](PgConn& c) -> Status {
-    RETURN_IF_ERROR(
-        c.Exec("lock the sequencer", "SELECT pg_advisory_xact_lock($1)", {PgInt(kSequencerLock)})
-            .status());
-    ASSIGN_OR_RETURN(PgRows rows, c.Exec("read the head",
-                                         "SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_leaves"));
-    RETURN_IF_ERROR(prepare(static_cast<uint64_t>(rows.Int(0, 0)), batch));
+  // BEGIN, the lock and the head in one round trip (three statements of the simple protocol: the
+  // head's read takes its snapshot after the lock is held, so it sees the previous holder's
+  // batch). Then the batch (one statement) and COMMIT.
+  static const std::string kBegin = "SELECT pg_advisory_xact_lock(" +
+                                    std::to_string(kSequencerLock) +
+                                    "); SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_leaves";
+  return db_->TransactAfter("commit batch", kBegin, [&](PgConn& c, const PgRows& head) -> Status {
+    if (head.size() != 1) return UnavailableError("ledger database: reading the head gave no row");
+    RETURN_IF_ERROR(prepare(static_cast<uint64_t>(head.Int(0, 0)), batch));
     return WriteBatch(c, batch);
   });
 }

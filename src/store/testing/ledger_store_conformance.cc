@@ -112,6 +112,70 @@ TEST_P(LedgerStoreConformance, AFailedBatchWritesNothing) {
   EXPECT_EQ(*store_->LeafCount(), 4u);
 }
 
+// A batch far larger than the sequencer's usual one (a backend may write it in one statement or
+// several): every leaf, every tile row and the checkpoint come back exactly, and a batch that
+// clashes on its very last leaf leaves nothing of itself behind.
+TEST_P(LedgerStoreConformance, ALargeBatchIsAllOrNothing) {
+  constexpr uint64_t kLeaves = 1000;
+  LedgerBatch b = Batch(0, kLeaves,
+                        {Row(0, 0, kLedgerTileWidth), Row(0, 1, kLedgerTileWidth),
+                         Row(0, 2, kLedgerTileWidth), Row(1, 0, 3, 7)});
+  for (uint64_t i = 0; i < kLeaves; i += 7) {
+    b.leaves[i].columns = {"ev-" + std::to_string(i), "action.decision",
+                           "sid-" + std::to_string(i % 5), "agent", "2026-01-01T00:00:00Z"};
+  }
+  Status st = store_->CommitBatch(b);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(*store_->LeafCount(), kLeaves);
+  uint64_t next = 0;
+  ASSERT_TRUE(store_
+                  ->ScanLeaves(0,
+                               [&](const StoredLeaf& leaf) {
+                                 const StoredLeaf& want = b.leaves[next];
+                                 EXPECT_EQ(leaf.index, next);
+                                 EXPECT_EQ(leaf.data, want.data);
+                                 EXPECT_EQ(leaf.leaf_hash, want.leaf_hash);
+                                 EXPECT_EQ(leaf.columns.event_id, want.columns.event_id);
+                                 EXPECT_EQ(leaf.columns.session, want.columns.session);
+                                 ++next;
+                                 return true;
+                               })
+                  .ok());
+  EXPECT_EQ(next, kLeaves);
+  for (uint64_t t = 0; t < 3; ++t) EXPECT_EQ(store_->GetTile(0, t)->hashes, b.tiles[t].hashes);
+  EXPECT_EQ(store_->GetTile(0, 3)->hashes.size(), kLeaves - 3 * kLedgerTileWidth);  // partial
+  EXPECT_EQ(store_->GetTile(1, 0)->hashes, b.tiles[3].hashes);
+  EXPECT_EQ(*store_->FindLeaves(LedgerStore::Column::kSession, "sid-2", ""),
+            (*store_->FindLeaves(LedgerStore::Column::kSession, "sid-2", "action.decision")));
+  EXPECT_EQ((*store_->LatestCheckpoint())->size, kLeaves);
+
+  // Leaves 1000..1998 are new, 999 is stored: the whole batch is refused.
+  LedgerBatch clash =
+      Batch(kLeaves, 2 * kLeaves - 1, {Row(0, 3, kLedgerTileWidth, 9), Row(1, 0, 7, 9)});
+  clash.leaves.push_back(Leaf(kLeaves - 1));
+  clash.checkpoint.size = 2 * kLeaves;
+  EXPECT_FALSE(store_->CommitBatch(clash).ok());
+  EXPECT_EQ(*store_->LeafCount(), kLeaves);
+  EXPECT_EQ(store_->GetLeaf(kLeaves).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetTile(0, 3)->hashes.size(), kLeaves - 3 * kLedgerTileWidth);
+  EXPECT_EQ(store_->GetTile(1, 0)->hashes, b.tiles[3].hashes);
+  EXPECT_EQ((*store_->LatestCheckpoint())->size, kLeaves);
+  EXPECT_FALSE(store_->GetCheckpoint(2 * kLeaves)->has_value());
+  // The same clash through CommitAtHead, numbered at a stale head (as a second node would).
+  LedgerBatch stale = Batch(0, kLeaves);
+  st = store_->CommitAtHead(stale, [&](uint64_t, LedgerBatch& out) {
+    for (size_t i = 0; i < out.leaves.size(); ++i) out.leaves[i].index = kLeaves - 1 + i;
+    out.checkpoint.size = 2 * kLeaves - 1;
+    return OkStatus();
+  });
+  EXPECT_FALSE(st.ok());
+  EXPECT_EQ(*store_->LeafCount(), kLeaves);
+  EXPECT_EQ((*store_->LatestCheckpoint())->size, kLeaves);
+  // And the store takes the next good batch.
+  st = store_->CommitBatch(Batch(kLeaves, kLeaves + 1));
+  EXPECT_TRUE(st.ok()) << st.ToString();
+}
+
 TEST_P(LedgerStoreConformance, CommitAtHeadNumbersTheBatchAfterWhatIsStored) {
   ASSERT_TRUE(store_->CommitBatch(Batch(0, 3)).ok());
   LedgerBatch b = Batch(0, 2);  // numbered by prepare, not here
