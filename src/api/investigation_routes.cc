@@ -37,8 +37,10 @@ void Answer(Responder& respond, const Request& req, Result<std::string> r,
 
 Status AddInvestigationRoutes(http::Router& router, identity::TokenService& tokens,
                               ledger::Ledger& ledger, attribution::AttributionService& attribution,
-                              const Clock& clock) {
+                              const Clock& clock,
+                              std::map<std::string, std::vector<std::string>> credential_levels) {
   auto inv = std::make_shared<investigate::Investigator>(tokens, ledger, attribution, clock);
+  inv->SetCredentialAccessLevels(std::move(credential_levels));
   auto reader = AuthRequirement::AnyOf({"admin", "reader"});
   identity::TokenService* tok = &tokens;
   ledger::Ledger* led = &ledger;

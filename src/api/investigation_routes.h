@@ -2,11 +2,15 @@
 //   /v1/trace/{event_id}[?format=tree]          who initiated, who executed, what allowed it
 //   /v1/sessions/{sid}/events[?format=tree]     the session tree with its actions in order
 //   /v1/blast-radius?kind=agent|session|user&id=…
-//   /v1/review/{agent}[?since=…]                granted vs used scopes
+//   /v1/review/{agent}[?since=…]                granted vs used scopes and credential templates
 //   /v1/graph[?format=json|dot]
 //   /v1/evidence/{sid}                          a custody-evidence/v1 bundle
 // JSON answers unless format=tree (text/plain) or format=dot (text/vnd.graphviz).
 #pragma once
+
+#include <map>
+#include <string>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/status.h"
@@ -24,9 +28,11 @@ class AttributionService;
 
 namespace custody::api {
 
-// The collaborators must outlive the router.
-Status AddInvestigationRoutes(http::Router& router, identity::TokenService& tokens,
-                              ledger::Ledger& ledger, attribution::AttributionService& attribution,
-                              const Clock& clock);
+// The collaborators must outlive the router. `credential_levels`: the configured database
+// credentials' access levels by database, for the review's unused_credential_templates.
+Status AddInvestigationRoutes(
+    http::Router& router, identity::TokenService& tokens, ledger::Ledger& ledger,
+    attribution::AttributionService& attribution, const Clock& clock,
+    std::map<std::string, std::vector<std::string>> credential_levels = {});
 
 }  // namespace custody::api

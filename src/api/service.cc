@@ -648,8 +648,10 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
                          clock, random, std::move(go)));
     RETURN_IF_ERROR(impl->mcp->AddRoutes(impl->router, ro.read_auth));
   }
-  RETURN_IF_ERROR(AddInvestigationRoutes(impl->router, *impl->identity, *impl->ledger,
-                                         *impl->attribution, clock));
+  RETURN_IF_ERROR(AddInvestigationRoutes(
+      impl->router, *impl->identity, *impl->ledger, *impl->attribution, clock,
+      impl->credentials ? impl->credentials->AccessLevels()
+                        : std::map<std::string, std::vector<std::string>>{}));
   {
     // OTLP ingest, POST /v1/traces (docs/OTLP.md).
     ingest::IngestOptions io;
@@ -672,9 +674,12 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
     impl->console_sessions = std::make_unique<ConsoleSessions>(*impl->tokens, clock, random);
     impl->console_auth =
         std::make_unique<ConsoleAuthenticator>(*impl->authenticator, *impl->console_sessions);
+    ConsoleRouteOptions cro{config.TlsEnabled(), config.login.issuer};
+    cro.sign_in = impl->authorization.get();  // null without [login]
+    cro.admin_groups = config.console.idp_roles.admin_groups;
+    cro.reader_groups = config.console.idp_roles.reader_groups;
     RETURN_IF_ERROR(
-        AddConsoleRoutes(impl->router, *impl->authenticator, *impl->console_sessions,
-                         ConsoleRouteOptions{config.TlsEnabled(), config.login.issuer}));
+        AddConsoleRoutes(impl->router, *impl->authenticator, *impl->console_sessions, cro));
     impl->metrics.AddGauge("custody_console_sessions", "Console sessions held by this node.",
                            [sessions = impl->console_sessions.get()] {
                              return static_cast<double>(sessions->size());

@@ -1233,8 +1233,15 @@ void AttributionService::Record(Decision d, AuthorizeCallback done) {
 
 Result<bool> AttributionService::WouldAllow(
     const identity::Session& session, const std::string& action, const Target& target,
-    const std::map<std::string, std::string>& resource_attrs) {
+    const std::map<std::string, std::string>& resource_attrs, const std::string& arguments_json) {
   RETURN_IF_ERROR(target.Validate());
+  json::object arguments;
+  if (!arguments_json.empty()) {
+    boost::system::error_code ec;
+    json::value v = json::parse(arguments_json, ec);
+    if (ec || !v.is_object()) return InvalidArgumentError("the arguments must be a JSON object");
+    arguments = std::move(v.get_object());
+  }
   const int64_t now_ms = UnixMillis(clock_.Now());
   ASSIGN_OR_RETURN(identity::Agent agent, tokens_.GetAgent(session.agent));
   // A stored session: its real chain and live counters. A synthesized one (no sid in the
@@ -1254,7 +1261,7 @@ Result<bool> AttributionService::WouldAllow(
   json::object context{{"session", SessionContext(session, chain, agent)},
                        {"counters", CountersJson(counts, FirstUse(session.agent, key))},
                        {"via", "native"},
-                       {"arguments", json::object()},
+                       {"arguments", std::move(arguments)},
                        {"caller", json::object()}};
   auto bundle = Bundle();
   policy::Response resp = Evaluate(*bundle, agent, action, target, resource_attrs, context);

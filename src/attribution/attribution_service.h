@@ -255,10 +255,13 @@ class AttributionService {
   // session's scopes? Nothing is recorded and no counter moves. A session the registry knows is
   // evaluated with its real chain and live counters; any other (e.g. one synthesized for an
   // agent without live sessions) as a root session with no history. A tripwire that would
-  // determine a deny is just a deny here.
+  // determine a deny is just a deny here. `arguments_json` (a JSON object, or empty for none) is
+  // the action's arguments as a real call would carry them (context.arguments): e.g. the access
+  // level of an issue_credential dry run.
   Result<bool> WouldAllow(const identity::Session& session, const std::string& action,
                           const Target& target,
-                          const std::map<std::string, std::string>& resource_attrs = {});
+                          const std::map<std::string, std::string>& resource_attrs = {},
+                          const std::string& arguments_json = "");
   // The tools (Tool::"<server>/<tool>") and resources (any type but Agent, Server, Action and
   // groups named in `skip_types`) in the active set's published entities, sorted by key.
   std::vector<Target> PublishedTargets(const std::set<std::string>& skip_types = {}) const;

@@ -119,6 +119,14 @@ class CredentialService {
   Result<std::string> SessionOf(const std::string& token);
   Result<std::optional<store::LeaseRow>> Get(const std::string& role) { return store_.Get(role); }
 
+  // The configured access levels, by database (what `review` dry-runs against the policies).
+  std::map<std::string, std::vector<std::string>> AccessLevels() const {
+    std::map<std::string, std::vector<std::string>> out;
+    for (const Database& d : options_.databases)
+      for (const auto& [level, a] : d.access) out[d.name].push_back(level);
+    return out;
+  }
+
   // Revocations begun and not yet completed (leases in state revoking), as last counted.
   int64_t PendingRevocations() const;
   // One pass of the background loop now: queued containments, expiries, due retries (tests).

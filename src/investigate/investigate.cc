@@ -810,6 +810,36 @@ Result<std::string> Investigator::Review(const std::string& agent_name, int64_t 
         {"database", key.first}, {"access", key.second}, {"issued", e.first}, {"last", e.second}});
   }
   out["credentials"] = std::move(credentials);
+
+  // Credential templates granted but never used: each configured database's access levels that
+  // the policies would let the agent issue (a dry run of issue_credential with the level in
+  // context.arguments, as a fresh root session with its grants as scopes: what a new session of
+  // it could get) and for which no credential was ever issued to it (any time, not only in the
+  // window). A disabled agent can start no session: it is granted none.
+  std::set<std::pair<std::string, std::string>> ever;
+  for (auto& [role, c] : creds) ever.insert({StringField(c, "database"), StringField(c, "access")});
+  json::array unused_templates;
+  if (!agent.disabled) {
+    identity::Session s;
+    s.agent = agent_name;
+    s.sid = "";  // not in the registry: WouldAllow treats it as a fresh root session
+    s.instance = "spiffe://(none)/agent/" + agent_name;
+    s.verification = identity::InitiatorVerification::kAsserted;
+    s.scopes = agent.grants;
+    for (const auto& [database, levels] : credential_levels_) {
+      Target target;
+      target.type = "Database";
+      target.id = database;
+      for (const std::string& level : levels) {
+        if (ever.count({database, level})) continue;
+        ASSIGN_OR_RETURN(bool ok,
+                         attribution_.WouldAllow(s, "issue_credential", target, {},
+                                                 json::serialize(json::object{{"access", level}})));
+        if (ok) unused_templates.push_back(json::object{{"database", database}, {"access", level}});
+      }
+    }
+  }
+  out["unused_credential_templates"] = std::move(unused_templates);
   return json::serialize(out);
 }
 

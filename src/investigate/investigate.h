@@ -9,7 +9,9 @@
 //                          every known tool and resource, bounded by grants, for live sessions
 //                          only: a contained tree reaches nothing) and actual use, denied
 //                          attempts included
-//   Review(agent, since)   granted scopes against used ones; unused grants
+//   Review(agent, since)   granted scopes against used ones; unused grants; database
+//                          credentials issued, and access levels the policies allow but never
+//                          issued
 //   Graph(format)          initiators (each with how it is known) -> sessions -> agents ->
 //                          targets, as DOT or JSON
 //
@@ -21,8 +23,10 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/status.h"
@@ -58,11 +62,19 @@ class Investigator {
   // format: "json" or "dot".
   Result<std::string> Graph(const std::string& format);
 
+  // The configured database credentials' access levels, by database ([credentials.postgres.*]):
+  // Review dry-runs each against the policies to list those allowed but never issued. Call
+  // before use (not synchronized).
+  void SetCredentialAccessLevels(std::map<std::string, std::vector<std::string>> levels) {
+    credential_levels_ = std::move(levels);
+  }
+
  private:
   identity::TokenService& tokens_;
   ledger::Ledger& ledger_;
   AttributionService& attribution_;
   const Clock& clock_;
+  std::map<std::string, std::vector<std::string>> credential_levels_;
 };
 
 // A review's "since": "" (everything), Unix milliseconds, a relative "<N>d", "<N>h" or "<N>m"

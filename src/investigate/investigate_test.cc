@@ -14,6 +14,7 @@
 #include "attribution/testing/world.h"
 #include "common/encoding.h"
 #include "events/columns.h"
+#include "events/recorder.h"
 #include "identity/token_service.h"
 #include "investigate/evidence.h"
 #include "ledger/ledger.h"
@@ -388,6 +389,56 @@ TEST_F(InvestigateTest, ReviewListsGrantsNeverUsedAsRemovalCandidates) {
   // Since a moment in the future: nothing used.
   json::object later = Answer(inv_->Review("worker", UnixMillis(clock_.Now()) + 3'600'000));
   EXPECT_EQ(later["removal_candidates"].as_array().size(), 3u);
+}
+
+// "Templates granted but never used": each configured access level the policies would let the
+// agent issue (the level is in context.arguments, as in a real issue) and that was never issued.
+TEST_F(InvestigateTest, ReviewListsCredentialAccessLevelsAllowedButNeverIssued) {
+  ASSERT_TRUE(svc_->PublishPolicies(std::string(kPolicies) + R"(
+    @id("orders-read") permit(principal, action == Action::"issue_credential",
+                              resource == Database::"orders")
+      when { context.arguments.access == "read" };)",
+                                    kEntities, "admin")
+                  .ok());
+  inv_->SetCredentialAccessLevels({{"orders", {"read", "write"}}, {"payments", {"read"}}});
+  json::object r = Answer(inv_->Review("worker", 0));
+  ASSERT_TRUE(r.contains("unused_credential_templates"));
+  json::array t = r["unused_credential_templates"].as_array();
+  ASSERT_EQ(t.size(), 1u) << json::serialize(t);
+  EXPECT_EQ(S(t[0].at("database")), "orders");
+  EXPECT_EQ(S(t[0].at("access")), "read");
+  // The policy names no principal: the planner (grants "*") has it too, and keeps it after the
+  // worker's issue below, which is the worker's alone.
+  EXPECT_EQ(Answer(inv_->Review("planner", 0))["unused_credential_templates"].as_array().size(),
+            1u);
+
+  // Once a read credential was issued to the worker (its ledger event), it is used.
+  events::Recorder recorder(*ledger_);
+  ASSERT_TRUE(
+      recorder
+          .Record(json::object{
+              {"kind", "db_credential.issue"},
+              {"target", json::object{{"session", "s1"}, {"agent", "worker"}}},
+              {"credential",
+               json::object{{"role", "custody_x_1"}, {"database", "orders"}, {"access", "read"}}}})
+          .ok());
+  json::object after = Answer(inv_->Review("worker", 0));
+  EXPECT_TRUE(after["unused_credential_templates"].as_array().empty())
+      << json::serialize(after["unused_credential_templates"]);
+  EXPECT_EQ(Answer(inv_->Review("planner", 0))["unused_credential_templates"].as_array().size(),
+            1u);
+  // Ever issued, not only in the review's window.
+  EXPECT_TRUE(Answer(inv_->Review(
+      "worker", UnixMillis(clock_.Now()) + 3'600'000))["unused_credential_templates"]
+                  .as_array()
+                  .empty());
+
+  // The dry run's arguments must be a JSON object.
+  EXPECT_EQ(svc_->WouldAllow(identity::Session{}, "issue_credential",
+                             attribution::Target{"", "", "Database", "orders"}, {}, "[1]")
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
 }
 
 TEST_F(InvestigateTest, GraphLinksHumansSessionsAgentsAndTools) {
