@@ -9,6 +9,8 @@ let onSignedOut: (() => void) | null = null;
 export interface SessionInfo {
   role: string;
   expires_at: string;
+  name?: string; // a person signed in at the company IdP
+  verified_by?: string; // "oidc:<issuer>"
 }
 
 export class ApiError extends Error {
@@ -104,6 +106,16 @@ export async function signIn(token: string): Promise<SessionInfo> {
   const body = (await r.json()) as { csrf: string; role: string; expires_at: string };
   csrf = body.csrf;
   return { role: body.role, expires_at: body.expires_at };
+}
+
+// The session of the cookie, when the page holds none in memory: after the IdP's redirect back
+// (the cookie was set there). Null when there is no live session.
+export async function resumeSession(): Promise<SessionInfo | null> {
+  const r = await fetch('/v1/console/session', { credentials: 'same-origin', cache: 'no-store' });
+  if (!r.ok) return null;
+  const body = (await r.json()) as SessionInfo & { csrf: string };
+  csrf = body.csrf;
+  return { role: body.role, expires_at: body.expires_at, name: body.name, verified_by: body.verified_by };
 }
 
 export async function signOut(): Promise<void> {

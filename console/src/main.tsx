@@ -48,6 +48,11 @@ function App() {
           {registryNav(hash, session.role)}
           {graphNav(hash)}
         </nav>
+        {session.name && (
+          <span class="who" data-testid="person" title={session.verified_by}>
+            {session.name}
+          </span>
+        )}
         <span class="who" data-testid="role">
           {session.role}
         </span>

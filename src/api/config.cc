@@ -172,6 +172,19 @@ constexpr KeyDef kKeys[] = {
              .description = "Serve the web console at /console/ and its sign-in routes "
                             "(/v1/console/session); false: those routes are not registered"},
      .field = [](Config& c) -> Field { return &c.console.enabled; }},
+    // [console.idp_roles] (ApplyConsoleIdpRoles): listed here for `custody config keys` and the
+    // docs; the file only, read by ApplyTable itself.
+    {.key = {.name = "console.idp_roles.admin_groups",
+             .type = kStringArray,
+             .default_text = "[]",
+             .description = "IdP groups (the ID token's groups claim) whose members sign in to "
+                            "the console as admin; empty with reader_groups: IdP sign-in to the "
+                            "console is refused"}},
+    {.key = {.name = "console.idp_roles.reader_groups",
+             .type = kStringArray,
+             .default_text = "[]",
+             .description = "IdP groups whose members sign in to the console as reader (when in "
+                            "no admin group); a group may not be in both lists"}},
     {.key = {.name = "identity.issuer",
              .env = "CUSTODY_IDENTITY_ISSUER",
              .default_text = "",
@@ -1008,6 +1021,56 @@ Status ApplyCredentials(Config& c, const toml::table& credentials, std::string_v
   return OkStatus();
 }
 
+// [console.idp_roles]: admin_groups and reader_groups, arrays of IdP group names.
+Status ApplyConsoleIdpRoles(Config& c, const toml::table& roles, std::string_view name) {
+  for (const auto& [k, node] : roles) {
+    const std::string key = "console.idp_roles." + std::string(k.str());
+    std::vector<std::string>* list = k.str() == "admin_groups" ? &c.console.idp_roles.admin_groups
+                                     : k.str() == "reader_groups"
+                                         ? &c.console.idp_roles.reader_groups
+                                         : nullptr;
+    if (!list) {
+      return InvalidArgumentError(Where(name, node.source()) + ": unknown key " + key +
+                                  " (admin_groups or reader_groups)");
+    }
+    const toml::array* a = node.as_array();
+    if (!a) {
+      return InvalidArgumentError(Where(name, node.source()) + ": " + key +
+                                  " must be an array of strings");
+    }
+    list->clear();
+    for (const toml::node& e : *a) {
+      auto v = e.value<std::string>();
+      if (!e.is_string() || !v) {
+        return InvalidArgumentError(Where(name, e.source()) + ": " + key +
+                                    " must be an array of strings");
+      }
+      list->push_back(*v);
+    }
+  }
+  return OkStatus();
+}
+
+// The IdP groups of [console.idp_roles]: names as an IdP sends them, each in one list only.
+Status ValidateConsoleIdpRoles(const Config::Console::IdpRoles& r) {
+  for (const auto* list : {&r.admin_groups, &r.reader_groups}) {
+    const char* key = list == &r.admin_groups ? "admin_groups" : "reader_groups";
+    for (const std::string& g : *list) {
+      if (g.empty() || g.size() > 256) {
+        return InvalidArgumentError(std::string("console.idp_roles.") + key +
+                                    ": a group name must be 1-256 bytes");
+      }
+    }
+  }
+  for (const std::string& g : r.admin_groups) {
+    if (std::find(r.reader_groups.begin(), r.reader_groups.end(), g) != r.reader_groups.end()) {
+      return InvalidArgumentError("console.idp_roles: group \"" + g +
+                                  "\" is in both admin_groups and reader_groups");
+    }
+  }
+  return OkStatus();
+}
+
 Status ApplyTable(Config& c, const toml::table& table, const std::string& prefix,
                   std::string_view name) {
   for (const auto& [k, node] : table) {
@@ -1025,6 +1088,15 @@ Status ApplyTable(Config& c, const toml::table& table, const std::string& prefix
       if (!sub)
         return InvalidArgumentError(Where(name, node.source()) + ": credentials must be a table");
       RETURN_IF_ERROR(ApplyCredentials(c, *sub, name));
+      continue;
+    }
+    if (key == "console.idp_roles") {
+      const toml::table* sub = node.as_table();
+      if (!sub) {
+        return InvalidArgumentError(Where(name, node.source()) +
+                                    ": console.idp_roles must be a table");
+      }
+      RETURN_IF_ERROR(ApplyConsoleIdpRoles(c, *sub, name));
       continue;
     }
     if (key == kServersSection) {
@@ -1208,6 +1280,7 @@ Status Validate(Config& c) {
         "set storage.key_encryption_key_file or CUSTODY_STORAGE_KEY_ENCRYPTION_KEY, not both");
   }
   RETURN_IF_ERROR(ValidateApproval(c.approval));
+  RETURN_IF_ERROR(ValidateConsoleIdpRoles(c.console.idp_roles));
   if (!c.export_.ocsf.url.empty() && !c.export_.ocsf.file.empty()) {
     return InvalidArgumentError("set export.ocsf.url or export.ocsf.file, not both");
   }

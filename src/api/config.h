@@ -45,6 +45,14 @@ struct Config {
   // [console]: the web console at /console/ and its session routes (docs/CONSOLE.md).
   struct Console {
     bool enabled = true;
+    // [console.idp_roles]: the console role of a person signed in at the company IdP ([login]),
+    // from the ID token's `groups`: admin if any is in admin_groups, else reader if any is in
+    // reader_groups, else refused. Both empty (the default): IdP sign-in is refused.
+    struct IdpRoles {
+      std::vector<std::string> admin_groups;
+      std::vector<std::string> reader_groups;
+      bool operator==(const IdpRoles&) const = default;
+    } idp_roles;
     bool operator==(const Console&) const = default;
   } console;
   // Where the stores live: SQLite files in data_dir (the default, nothing else to run) or one

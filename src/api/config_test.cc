@@ -175,7 +175,8 @@ TEST(Config, UnknownKeysAndBadValuesAreErrorsWithPositions) {
 bool IsServerKey(const ConfigKey& k) { return k.name.starts_with("mcp.servers.NAME."); }
 // A key of one [mcp.servers.NAME] or [oauth.clients."ID"] table: the file only.
 bool IsFileOnlyKey(const ConfigKey& k) {
-  return IsServerKey(k) || k.name.starts_with("oauth.clients.ID.");
+  return IsServerKey(k) || k.name.starts_with("oauth.clients.ID.") ||
+         k.name.starts_with("console.idp_roles.");
 }
 
 // A value of the key's type that differs from its default, as --set or a variable gives it.
@@ -705,6 +706,56 @@ batch = 100
   auto typo = ParseConfigToml("[export.ocsf]\nurls = \"https://h\"\n", "o.toml");
   ASSERT_FALSE(typo.ok());
   EXPECT_NE(typo.status().message().find("unknown key export.ocsf.urls"), std::string::npos);
+}
+
+// [console.idp_roles]: the IdP groups that make a console admin or reader (docs/CONFIG.md).
+TEST(Config, ConsoleIdpRolesAreListsOfGroups) {
+  auto c = ParseConfigToml(R"([console.idp_roles]
+admin_groups = ["secops"]
+reader_groups = ["audit", "secops-readonly"]
+)",
+                           "c.toml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->console.idp_roles.admin_groups, std::vector<std::string>{"secops"});
+  EXPECT_EQ(c->console.idp_roles.reader_groups,
+            (std::vector<std::string>{"audit", "secops-readonly"}));
+  EXPECT_TRUE(c->console.enabled);
+  // The default: no groups, so every IdP sign-in to the console is refused.
+  EXPECT_TRUE(Config{}.console.idp_roles.admin_groups.empty());
+  EXPECT_TRUE(Config{}.console.idp_roles.reader_groups.empty());
+
+  auto unknown = ParseConfigToml("[console.idp_roles]\nadmins = [\"x\"]\n", "u.toml");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("unknown key console.idp_roles.admins"),
+            std::string::npos)
+      << unknown.status().ToString();
+  auto not_list = ParseConfigToml("[console.idp_roles]\nadmin_groups = \"secops\"\n", "l.toml");
+  ASSERT_FALSE(not_list.ok());
+  EXPECT_NE(not_list.status().message().find("must be an array of strings"), std::string::npos);
+  auto numbers = ParseConfigToml("[console.idp_roles]\nreader_groups = [1]\n", "n.toml");
+  ASSERT_FALSE(numbers.ok());
+  EXPECT_NE(numbers.status().message().find("reader_groups must be an array of strings"),
+            std::string::npos);
+  auto not_table = ParseConfigToml("[console]\nidp_roles = 1\n", "t.toml");
+  ASSERT_FALSE(not_table.ok());
+  EXPECT_NE(not_table.status().message().find("console.idp_roles must be a table"),
+            std::string::npos);
+}
+
+TEST(Config, ConsoleIdpRolesRefuseAGroupInBothListsAndEmptyNames) {
+  auto load = [](const std::string& text) {
+    auto path = std::filesystem::temp_directory_path() /
+                ("custody-idp-roles-" + std::to_string(::getpid()) + ".toml");
+    std::ofstream(path) << text;
+    auto c = LoadConfig({.file = path.string()});
+    std::filesystem::remove(path);
+    return c.ok() ? std::string() : std::string(c.status().message());
+  };
+  EXPECT_EQ(load("[console.idp_roles]\nadmin_groups = [\"a\"]\nreader_groups = [\"b\"]\n"), "");
+  EXPECT_EQ(load("[console.idp_roles]\nadmin_groups = [\"a\"]\nreader_groups = [\"b\", \"a\"]\n"),
+            "console.idp_roles: group \"a\" is in both admin_groups and reader_groups");
+  EXPECT_EQ(load("[console.idp_roles]\nreader_groups = [\"\"]\n"),
+            "console.idp_roles.reader_groups: a group name must be 1-256 bytes");
 }
 
 }  // namespace

@@ -5,7 +5,10 @@
 
 #include "api/auth.h"
 #include "api/console_assets.h"
+#include "api/oauth_routes.h"
+#include "common/html.h"
 #include "common/jcs.h"
+#include "identity/authorization_server.h"
 
 namespace custody::api {
 namespace {
@@ -54,6 +57,8 @@ std::string CookieHeader(std::string_view value, int64_t max_age_s, bool tls) {
   return c;
 }
 
+void AppendSessionJson(const NewConsoleSession& s, std::string& body);
+
 void SignIn(http::Authenticator& tokens, ConsoleSessions& sessions, bool tls, Request& req,
             Responder respond) {
   auto fail = [&](const Status& s) { respond(http::ErrorResponse(s, req.request_id)); };
@@ -74,17 +79,72 @@ void SignIn(http::Authenticator& tokens, ConsoleSessions& sessions, bool tls, Re
   }
   req.principal = *p;  // the access log names the token id
   NewConsoleSession s = sessions.Create(*p);
-  std::string body = "{\"csrf\":";
+  std::string body;
+  AppendSessionJson(s, body);
+  Response r = Response::Json(200, std::move(body));
+  r.headers.Set("set-cookie", CookieHeader(s.id, sessions.lifetime().count(), tls));
+  r.headers.Set("cache-control", "no-store");
+  respond(std::move(r));
+}
+
+// The client an IdP sign-in's oauth.sign_in event names: the console, not an OAuth client.
+constexpr std::string_view kConsoleClient = "custody:console";
+
+void AppendSessionJson(const NewConsoleSession& s, std::string& body) {
+  body += "{\"csrf\":";
   AppendJcsString(s.csrf, body);
   body += ",\"role\":";
   AppendJcsString(s.principal.role, body);
   body += ",\"expires_at\":";
   AppendJcsString(FormatRfc3339Millis(s.expires), body);
+  if (!s.person.subject.empty()) {
+    body += ",\"name\":";
+    AppendJcsString(s.person.name, body);
+    body += ",\"subject\":";
+    AppendJcsString(s.person.subject, body);
+    body += ",\"verified_by\":";
+    AppendJcsString(s.person.verified_by, body);
+  }
   body += "}";
-  Response r = Response::Json(200, std::move(body));
-  r.headers.Set("set-cookie", CookieHeader(s.id, sessions.lifetime().count(), tls));
-  r.headers.Set("cache-control", "no-store");
-  respond(std::move(r));
+}
+
+std::string PageHtml(const std::string& title, const std::string& body) {
+  return "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>" +
+         HtmlEscape(title) +
+         "</title><style>body{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem "
+         "auto;padding:0 1rem}</style></head><body>" +
+         body + "</body></html>";
+}
+
+// The IdP vouched for `p`: a console session with the role of its groups, or a page saying why
+// not.
+identity::BrowserAnswer PersonSignedIn(ConsoleSessions& sessions, const ConsoleRouteOptions& o,
+                                       const identity::SignedInPerson& p) {
+  const std::string& shown = !p.name.empty() ? p.name : !p.email.empty() ? p.email : p.subject;
+  std::optional<std::string> role = ConsoleRoleForGroups(p.groups, o.admin_groups, o.reader_groups);
+  if (!role) {
+    identity::BrowserAnswer a;
+    a.status = 403;
+    a.error = "access_denied";
+    const std::string why =
+        o.admin_groups.empty() && o.reader_groups.empty()
+            ? "This Custody gives no console role to IdP groups yet ([console.idp_roles] is "
+              "empty): an operator must name the admin and reader groups."
+            : "None of your groups at the company IdP gives a console role. Ask an operator "
+              "to add you to one of the console's admin or reader groups.";
+    a.html = PageHtml("Console sign-in refused",
+                      "<h1>Console sign-in refused</h1><p>Signed in at the company IdP as <b>" +
+                          HtmlEscape(shown) + "</b>.</p><p data-testid=\"refused\">" +
+                          HtmlEscape(why) + "</p><p><a href=\"/console/\">Back</a></p>");
+    return a;
+  }
+  NewConsoleSession s =
+      sessions.CreateForPerson(ConsolePerson{p.subject, shown, "oidc:" + p.issuer}, *role);
+  identity::BrowserAnswer a;
+  a.status = 302;
+  a.location = "/console/?signed-in=idp";  // the page then reads its CSRF token
+  a.set_cookies.push_back(CookieHeader(s.id, sessions.lifetime().count(), o.tls));
+  return a;
 }
 
 }  // namespace
@@ -125,12 +185,60 @@ Status AddConsoleRoutes(http::Router& router, http::Authenticator& tokens,
                   http::AuthRequirement::AnyOf({std::string(kRoleAdmin), std::string(kRoleReader),
                                                 std::string(kRoleApprover)}),
                   ""}));
-  // What the sign-in page offers. The IdP is listed when [login] names one; signing in to the
-  // console through it is not wired yet (console sessions are made from tokens only), so the
-  // page shows it as unavailable rather than hiding that it exists.
+  // The page holds only the cookie after the IdP's redirect (or a reload): it reads its CSRF
+  // token here. The cookie is SameSite=Strict and the answer is not readable cross-origin, so
+  // only Custody's own page learns it.
+  RETURN_IF_ERROR(router.Add({"GET", "/v1/console/session",
+                              [&sessions](Request& req, Responder respond) {
+                                auto id = CookieValue(req.headers, kConsoleCookie);
+                                if (!id || id->empty()) {
+                                  return respond(http::ErrorResponse(
+                                      UnauthenticatedError("no console session"), req.request_id));
+                                }
+                                Result<NewConsoleSession> s = sessions.Resume(*id);
+                                if (!s.ok()) {
+                                  return respond(http::ErrorResponse(s.status(), req.request_id));
+                                }
+                                req.principal = s->principal;  // the access log names who
+                                std::string body;
+                                AppendSessionJson(*s, body);
+                                Response r = Response::Json(200, std::move(body));
+                                r.headers.Set("cache-control", "no-store");
+                                respond(std::move(r));
+                              },
+                              http::AuthRequirement::None(), ""}));
+  // Sign-in at the company IdP: the approvers' sign-in (PKCE, state, nonce, the ID token
+  // verified), then a console session with the role of the person's groups.
+  if (identity::AuthorizationServer* as = options.sign_in) {
+    RETURN_IF_ERROR(router.Add({"GET", "/console/sign-in/idp",
+                                [as, &sessions, options](Request& req, Responder respond) {
+                                  std::string cookie(req.headers.Get("cookie").value_or(""));
+                                  // Off the server's threads: the IdP's metadata may have to be
+                                  // fetched.
+                                  if (!as->Post([as, &sessions, options, cookie, respond] {
+                                        respond(BrowserResponse(as->StartSignIn(
+                                            std::string(kConsoleClient),
+                                            [&sessions, options](identity::SignedInPerson p) {
+                                              return PersonSignedIn(sessions, options, p);
+                                            },
+                                            cookie)));
+                                      })) {
+                                    respond(
+                                        BrowserResponse(identity::AuthorizationServer::BusyPage()));
+                                  }
+                                },
+                                http::AuthRequirement::None(), ""}));
+  }
+  // What the sign-in page offers. The IdP is listed when [login] names one, available when the
+  // sign-in is wired and [console.idp_roles] names a group (else every IdP sign-in would be
+  // refused).
   std::string methods = "{\"methods\":[{\"type\":\"token\",\"available\":true}";
   if (!options.idp_issuer.empty()) {
-    methods += ",{\"type\":\"idp\",\"available\":false,\"issuer\":";
+    const bool available = options.sign_in != nullptr &&
+                           (!options.admin_groups.empty() || !options.reader_groups.empty());
+    methods += ",{\"type\":\"idp\",\"available\":";
+    methods += available ? "true" : "false";
+    methods += ",\"issuer\":";
     AppendJcsString(options.idp_issuer, methods);
     methods += "}";
   }

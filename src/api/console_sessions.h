@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "api/auth.h"
 #include "common/clock.h"
@@ -35,12 +36,30 @@ struct ConsoleSessionOptions {
   std::chrono::seconds lifetime{8 * 3600};
 };
 
+// A person signed in at the company IdP ([login]): who, and who vouched for it.
+struct ConsolePerson {
+  std::string subject;      // the IdP's sub
+  std::string name;         // shown by the console: name, else email, else subject
+  std::string verified_by;  // "oidc:<issuer>"
+};
+
 struct NewConsoleSession {
   std::string id;    // the cookie's value: never logged
   std::string csrf;  // the X-Custody-CSRF value: never logged
   http::Principal principal;
   TimePoint expires;
+  ConsolePerson person;  // empty subject for a token's session
 };
+
+// The console role of a person from the IdP's groups ([console.idp_roles]): admin if any group
+// is an admin group, else reader if any is a reader group, else none (the sign-in is refused).
+std::optional<std::string> ConsoleRoleForGroups(const std::vector<std::string>& groups,
+                                                const std::vector<std::string>& admin_groups,
+                                                const std::vector<std::string>& reader_groups);
+
+// The principal id of a person's session: what the ledger names as the actor of its changes
+// (contain records "admin:oidc:<sub>", as an admin token's records "admin:<token id>").
+std::string ConsolePersonPrincipalId(std::string_view subject);
 
 class ConsoleSessions {
  public:
@@ -50,6 +69,13 @@ class ConsoleSessions {
   // A session for an authenticated principal. When full, expired sessions go first, then the
   // one closest to expiring.
   NewConsoleSession Create(const http::Principal& principal);
+  // A session for a person signed in at the IdP with `role`: no token behind it, so it lasts
+  // its lifetime or until signed out.
+  NewConsoleSession CreateForPerson(const ConsolePerson& person, const std::string& role);
+  // The session of cookie `id` without its CSRF token, for the page that holds only the cookie
+  // (after the IdP's redirect, or a reload): same-origin reads only (the cookie is SameSite=
+  // Strict and the answer is not readable cross-origin). Unauthenticated as Authenticate.
+  Result<NewConsoleSession> Resume(std::string_view id);
   // The principal of session `id` if `csrf` is its CSRF token and the token it was made from is
   // still valid. Unauthenticated for an unknown or expired session or a revoked token (the
   // session ends); PermissionDenied for a missing or wrong CSRF token.
@@ -63,7 +89,11 @@ class ConsoleSessions {
     std::string csrf;
     http::Principal principal;
     TimePoint expires;
+    ConsolePerson person;
   };
+  NewConsoleSession Insert(const http::Principal& principal, const ConsolePerson& person);
+  // The live entry of `id` (an expired one is dropped).
+  Result<Entry> Find(std::string_view id);
   store::AdminTokenStore& tokens_;
   const Clock& clock_;
   Random& random_;

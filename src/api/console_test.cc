@@ -12,6 +12,7 @@
 #include "api/auth.h"
 #include "api/console_assets.h"
 #include "api/console_routes.h"
+#include "api/console_sessions.h"
 #include "api/service.h"
 #include "common/clock.h"
 #include "common/logger.h"
@@ -408,6 +409,54 @@ TEST_F(ConsoleTest, LedgerStreamSendsEntriesFromAnIndexThenNewOnes) {
 
   EXPECT_EQ(Send(Req("GET", "/v1/ledger/stream?from=x")).status, 400);
   EXPECT_EQ(Send(Req("GET", "/v1/ledger/stream?from=01")).status, 400);
+}
+
+// A person signed in at the IdP ([console.idp_roles]): admin wins over reader; no group, no role.
+TEST(ConsoleIdpRoles, GroupsMapToTheHighestRole) {
+  const std::vector<std::string> admins{"secops"}, readers{"audit", "secops-readonly"};
+  EXPECT_EQ(ConsoleRoleForGroups({"secops"}, admins, readers), "admin");
+  EXPECT_EQ(ConsoleRoleForGroups({"audit", "secops"}, admins, readers), "admin");
+  EXPECT_EQ(ConsoleRoleForGroups({"x", "secops-readonly"}, admins, readers), "reader");
+  EXPECT_EQ(ConsoleRoleForGroups({"secops-ro", "SECOPS", "audit "}, admins, readers), std::nullopt)
+      << "group names match exactly";
+  EXPECT_EQ(ConsoleRoleForGroups({}, admins, readers), std::nullopt);
+  EXPECT_EQ(ConsoleRoleForGroups({"secops"}, {}, {}), std::nullopt) << "no groups configured";
+}
+
+// A person's session: no token behind it, the person named, the CSRF rules as for a token's.
+TEST(ConsoleIdpSessions, APersonsSessionActsAsItsRoleAndResumesWithTheCookieOnly) {
+  FakeClock clock;
+  SystemRandom random;
+  auto tokens = store::OpenAdminTokenStore(store::StorageOptions::InMemory());
+  ASSERT_TRUE(tokens.ok()) << tokens.status().ToString();
+  ConsoleSessions sessions(**tokens, clock, random);
+  NewConsoleSession s = sessions.CreateForPerson(
+      ConsolePerson{"alice-sub", "Alice", "oidc:https://idp.example"}, std::string(kRoleReader));
+  EXPECT_EQ(s.principal.id, "oidc:alice-sub");
+  EXPECT_EQ(s.principal.role, "reader");
+  auto p = sessions.Authenticate(s.id, s.csrf);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->id, "oidc:alice-sub");
+  EXPECT_EQ(sessions.Authenticate(s.id, "").status().code(), StatusCode::kPermissionDenied);
+  auto resumed = sessions.Resume(s.id);
+  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  EXPECT_EQ(resumed->csrf, s.csrf);
+  EXPECT_EQ(resumed->person.name, "Alice");
+  EXPECT_EQ(resumed->person.verified_by, "oidc:https://idp.example");
+  EXPECT_EQ(sessions.Resume("nope").status().code(), StatusCode::kUnauthenticated);
+  clock.Advance(sessions.lifetime());
+  EXPECT_EQ(sessions.Resume(s.id).status().code(), StatusCode::kUnauthenticated);
+}
+
+TEST_F(ConsoleTest, SessionRouteGivesTheCookiesCsrfTokenBack) {
+  Session s = SignIn(admin_);
+  auto none = Send(Req("GET", "/v1/console/session"));
+  EXPECT_EQ(none.status, 401) << none.body;
+  auto r = Send(With(s, std::nullopt, Req("GET", "/v1/console/session")));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body).at("csrf").as_string(), s.csrf);
+  EXPECT_EQ(json::parse(r.body).at("role").as_string(), "admin");
+  EXPECT_EQ(r.headers.Get("cache-control").value_or(""), "no-store");
 }
 
 }  // namespace

@@ -32,6 +32,9 @@ struct AuthorizationServer::Pending {
   // Set for an approver's sign-in (StartApproverSignIn): the approval page it returns to. Such
   // a sign-in has no client, redirect URI or consent.
   std::string approval_id;
+  // Set for StartSignIn: the part of Custody the person signs in to, and what answers then.
+  std::string sign_in_client;
+  SignedInAnswer signed_in;
 };
 
 namespace {
@@ -598,7 +601,7 @@ BrowserAnswer AuthorizationServer::LoginCallback(const std::optional<std::string
     return ErrorPage(400, "invalid_request",
                      "This sign-in was started in another browser (or its cookie is missing).");
   }
-  if (!p->approval_id.empty()) return ApproverSignedIn(*p, code, error, iss);
+  if (!p->approval_id.empty() || p->signed_in) return ApproverSignedIn(*p, code, error, iss);
   if (error) {
     // The IdP's own answer (RFC 6749 §4.1.2.1 towards Custody), named to the client: the
     // person's refusal is access_denied, the IdP refusing Custody's request server_error.
@@ -882,6 +885,22 @@ BrowserAnswer AuthorizationServer::StartApproverSignIn(const std::string& approv
                            approval_id);
 }
 
+BrowserAnswer AuthorizationServer::StartSignIn(const std::string& client, SignedInAnswer signed_in,
+                                               const std::string& cookie_header) {
+  if (login_ == nullptr) {
+    return ApproverErrorPage(503, "server_error", "No login provider is configured ([login]).", "");
+  }
+  auto p = std::make_shared<Pending>();
+  p->sign_in_client = client;
+  p->signed_in = std::move(signed_in);
+  bool full = false;
+  if (auto sent = SendToIdp(std::move(p), cookie_header, &full)) return std::move(*sent);
+  return ApproverErrorPage(503, "temporarily_unavailable",
+                           full ? "Too many sign-ins are in progress; try again shortly."
+                                : "The login provider cannot be reached.",
+                           "");
+}
+
 BrowserAnswer AuthorizationServer::ApproverSignedIn(Pending& p,
                                                     const std::optional<std::string>& code,
                                                     const std::optional<std::string>& error,
@@ -927,15 +946,17 @@ BrowserAnswer AuthorizationServer::ApproverSignedIn(Pending& p,
     return ApproverErrorPage(403, "access_denied", "The sign-in could not be verified.", id);
   }
   // Recorded as any sign-in; the client it names is the approval pages.
-  if (!Record(events::Build(events::OAuthSignIn{.event_id = ids_.NextString(),
-                                                .time = FormatRfc3339Millis(clock_.Now()),
-                                                .initiator = InitiatorOf(*person),
-                                                .client_id = std::string(kApprovalPagesClient),
-                                                .agent = ""}))
+  if (!Record(events::Build(events::OAuthSignIn{
+                  .event_id = ids_.NextString(),
+                  .time = FormatRfc3339Millis(clock_.Now()),
+                  .initiator = InitiatorOf(*person),
+                  .client_id = p.signed_in ? p.sign_in_client : std::string(kApprovalPagesClient),
+                  .agent = ""}))
            .ok()) {
     return ApproverErrorPage(503, "temporarily_unavailable", "The sign-in cannot be recorded now.",
                              id);
   }
+  if (p.signed_in) return p.signed_in(std::move(*person));
   std::string token = RandomToken(32);
   int64_t now = Now();
   {

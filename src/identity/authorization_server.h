@@ -178,6 +178,15 @@ class AuthorizationServer {
   Status SignOutApprover(const std::string& cookie_header, const std::string& csrf) EXCLUDES(mu_);
   static std::string ClearedApproverCookie();
 
+  // Another page of Custody's own signs a person in the same way (the console,
+  // api/console_routes.cc): PKCE S256, state, nonce and the browser cookie; the IdP's answer at
+  // LoginCallback is redeemed and its ID token verified as an approver's, the sign-in recorded
+  // (oauth.sign_in naming `client`), then `signed_in` answers the browser (on the server's
+  // thread). Errors before that are pages.
+  using SignedInAnswer = std::function<BrowserAnswer(SignedInPerson)>;
+  BrowserAnswer StartSignIn(const std::string& client, SignedInAnswer signed_in,
+                            const std::string& cookie_header) EXCLUDES(mu_);
+
   // What is held in memory now (tests, the flood bounds): sign-ins and consents in flight,
   // approver sessions, steps queued for the server's threads.
   struct Held {

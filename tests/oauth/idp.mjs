@@ -9,6 +9,8 @@
 // default, RS256 for an RSA key).
 import Provider from 'oidc-provider';
 
+const GROUPS = { dana: ['finance'], sam: ['secops'], rita: ['audit'] };
+
 export async function startIdp({ port, custodyCallbacks, clientSecret, jwks, authMethods,
   signingAlg = 'ES256' }) {
   const issuer = `http://127.0.0.1:${port}`;
@@ -31,9 +33,10 @@ export async function startIdp({ port, custodyCallbacks, clientSecret, jwks, aut
     ...(authMethods ? { clientAuthMethods: authMethods } : {}),
     findAccount: (ctx, id) => ({
       accountId: id,
-      // dana's groups come from the IdP only (an approver by the IdP's word, not the entities').
+      // dana's groups come from the IdP only (an approver by the IdP's word, not the entities');
+      // sam's and rita's make a console admin and reader (console_idp_e2e.mjs).
       claims: () => ({ sub: id, email: `${id}@example.com`, name: id,
-        ...(id === 'dana' ? { groups: ['finance'] } : {}) }),
+        ...(GROUPS[id] ? { groups: GROUPS[id] } : {}) }),
     }),
     claims: { openid: ['sub'], email: ['email'], profile: ['name', 'groups'] },
     // The claims of the scopes in the ID token itself, as IdPs configured to send groups do.

@@ -1,10 +1,11 @@
-// Sign-in: a reader or admin token pasted once, exchanged for an HttpOnly session cookie. The
-// token is sent in a POST body only and the field is cleared at once; it never reaches the URL
-// or browser storage. The methods come from GET /v1/console/methods: when [login] names the
-// company IdP it is listed, and shown here as not available yet (a console session is made from
-// a token only; making one from an IdP sign-in is what is missing, docs/CONSOLE.md).
+// Sign-in: a reader or admin token pasted once, exchanged for an HttpOnly session cookie, or the
+// company IdP when [login] names one and [console.idp_roles] gives its groups a role. The token
+// is sent in a POST body only and the field is cleared at once; it never reaches the URL or
+// browser storage. The IdP sign-in is a navigation (/console/sign-in/idp, then the IdP, then back
+// to /console/?signed-in=idp with the cookie set); the page then reads its session's CSRF token
+// once (GET /v1/console/session).
 import { useEffect, useState } from 'preact/hooks';
-import { ApiError, SessionInfo, SignInMethod, signIn, signInMethods } from '../api';
+import { ApiError, SessionInfo, SignInMethod, resumeSession, signIn, signInMethods } from '../api';
 
 function hostOf(issuer?: string): string {
   try {
@@ -20,6 +21,14 @@ export function SignIn({ onSignedIn }: { onSignedIn: (s: SessionInfo) => void })
   const [busy, setBusy] = useState(false);
   const [methods, setMethods] = useState<SignInMethod[]>([]);
   useEffect(() => {
+    // Back from the IdP (/console/?signed-in=idp): the cookie is set, the CSRF token is read once.
+    // Otherwise a page starts signed out, as after a reload (a token's session needs the token).
+    if (new URLSearchParams(location.search).get('signed-in') === 'idp') {
+      history.replaceState(null, '', location.pathname + location.hash);
+      resumeSession()
+        .then((s) => s && onSignedIn(s))
+        .catch(() => undefined);
+    }
     signInMethods()
       .then(setMethods)
       .catch(() => undefined);
@@ -73,13 +82,19 @@ export function SignIn({ onSignedIn }: { onSignedIn: (s: SessionInfo) => void })
       {idp && (
         <section class="method" data-testid="method-idp">
           <h2>Sign in with your company account</h2>
-          <button disabled={!idp.available} data-testid="sign-in-idp">
-            Continue with {hostOf(idp.issuer)}
-          </button>
+          {idp.available ? (
+            // A navigation, not a form: the CSP's form-action 'self' would stop the redirect to the IdP.
+            <button data-testid="sign-in-idp" onClick={() => location.assign('/console/sign-in/idp')}>
+              Continue with {hostOf(idp.issuer)}
+            </button>
+          ) : (
+            <button disabled data-testid="sign-in-idp">
+              Continue with {hostOf(idp.issuer)}
+            </button>
+          )}
           {!idp.available && (
             <p class="muted">
-              Not available yet: Custody signs people in at this IdP for approvals and MCP clients, but a console
-              session is still made from a token.
+              Not available: no IdP group is given a console role yet (<code>[console.idp_roles]</code>).
             </p>
           )}
         </section>
