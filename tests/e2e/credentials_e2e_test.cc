@@ -195,6 +195,14 @@ TEST_F(CredentialsE2E, IssueReadContainAndRevokeOverHttp) {
   ASSERT_FALSE(root.empty());
   std::string child = Exchange("worker", root, "urn:ietf:params:oauth:token-type:access_token");
   ASSERT_FALSE(child.empty());
+  // Before any issue, review lists read (allowed by policy) as granted but never used; write is
+  // configured but no policy allows it.
+  auto before = AdminGet("/v1/review/worker");
+  ASSERT_TRUE(before.ok() && before->status == 200);
+  EXPECT_NE(
+      before->body.find(R"("unused_credential_templates":[{"database":"orders","access":"read"}])"),
+      std::string::npos)
+      << before->body;
 
   auto issued = Issue(child, "read");
   ASSERT_TRUE(issued.ok());
@@ -272,6 +280,8 @@ TEST_F(CredentialsE2E, IssueReadContainAndRevokeOverHttp) {
   ASSERT_TRUE(review.ok() && review->status == 200);
   EXPECT_NE(review->body.find(R"({"database":"orders","access":"read","issued":2)"),
             std::string::npos)
+      << review->body;
+  EXPECT_NE(review->body.find(R"("unused_credential_templates":[])"), std::string::npos)
       << review->body;
 
   // Containment of the parent session cuts the child's open connection.
