@@ -141,7 +141,9 @@ TEST_P(LedgerStoreConformance, ALargeBatchIsAllOrNothing) {
                                  return true;
                                })
                   .ok());
-  EXPECT_EQ(next, kLeaves);
+  ASSERT_EQ(next, kLeaves);
+  for (uint64_t t = 0; t < 4; ++t) ASSERT_TRUE(store_->GetTile(0, t).ok()) << t;
+  ASSERT_TRUE(store_->GetTile(1, 0).ok());
   for (uint64_t t = 0; t < 3; ++t) EXPECT_EQ(store_->GetTile(0, t)->hashes, b.tiles[t].hashes);
   EXPECT_EQ(store_->GetTile(0, 3)->hashes.size(), kLeaves - 3 * kLedgerTileWidth);  // partial
   EXPECT_EQ(store_->GetTile(1, 0)->hashes, b.tiles[3].hashes);
