@@ -12,29 +12,12 @@
 // oidc:<the IdP>. A screenshot of the page goes to argv[4].
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 
 import { Browser as FormBrowser } from './browser.mjs';
-import { freePort, startWorld } from './harness.mjs';
+import { browserTest, freePort, startWorld } from './harness.mjs';
 
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch (e) {
-  console.error('FAIL: cannot load playwright-core; run `npm ci` in tests/oauth (' + e.message + ')');
-  process.exit(1);
-}
-
-const here = dirname(fileURLToPath(import.meta.url));
-const custody = process.argv[2];
-const sourceRoot = process.argv[3] ?? join(here, '..', '..');
-const shotDir = process.argv[4] ?? join(sourceRoot, 'build');
-if (!custody) {
-  console.error('usage: node approval_browser_e2e.mjs /path/to/custody [source root] [screenshot dir]');
-  process.exit(2);
-}
-const CHROMIUM = process.env.CUSTODY_CHROMIUM ?? '/usr/bin/chromium';
+const { custody, sourceRoot, shotDir, launch } = await browserTest('approval_browser_e2e.mjs');
 
 const AGENT = 'pay-helper';
 const CLIENT_ID = 'approval-e2e-client';
@@ -94,7 +77,7 @@ name = "Approval E2E"
   console.log(`ok the agent's action needs finance's approval: ${approval.url}`);
   const state = async () => (await w.http(`/v1/approvals/${approval.id}`, { token: w.adminToken })).json;
 
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  browser = await launch();
   const custodyOrigin = new URL(w.url).origin;
 
   // One person: a fresh browser profile opens the link, signs in at the IdP, and is back on the

@@ -9,29 +9,12 @@
 // consent page goes to the build directory (argv[4]) for people to look at.
 import assert from 'node:assert/strict';
 import { createServer as createHttpServer } from 'node:http';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 
-import { freePort, startWorld } from './harness.mjs';
+import { browserTest, freePort, startWorld } from './harness.mjs';
 
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch (e) {
-  console.error('FAIL: cannot load playwright-core; run `npm ci` in tests/oauth (' + e.message + ')');
-  process.exit(1);
-}
-
-const here = dirname(fileURLToPath(import.meta.url));
-const custody = process.argv[2];
-const sourceRoot = process.argv[3] ?? join(here, '..', '..');
-const shotDir = process.argv[4] ?? join(sourceRoot, 'build');
-if (!custody) {
-  console.error('usage: node consent_browser_e2e.mjs /path/to/custody [source root] [screenshot dir]');
-  process.exit(2);
-}
-const CHROMIUM = process.env.CUSTODY_CHROMIUM ?? '/usr/bin/chromium';
+const { custody, sourceRoot, shotDir, launch } = await browserTest('consent_browser_e2e.mjs');
 
 // A w x h PNG (8-bit RGB, one colour), written out: signature, IHDR, IDAT, IEND.
 function pngImage(w, h) {
@@ -109,7 +92,7 @@ redirect_uris = ["${REDIRECT}"]
 agent = "${AGENT}"
 name = "${CLIENT_NAME}"
 ` });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  browser = await launch();
   const custodyOrigin = new URL(w.url).origin;
 
   // One person's visit: a fresh browser profile, the authorization URL a client would open,

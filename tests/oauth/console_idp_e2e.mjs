@@ -6,28 +6,11 @@
 // contain (403); carol (in no group) is refused with a page saying why, and gets no session.
 // A screenshot of the signed-in console goes to argv[4].
 import assert from 'node:assert/strict';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 
-import { startWorld } from './harness.mjs';
+import { browserTest, startWorld } from './harness.mjs';
 
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch (e) {
-  console.error('FAIL: cannot load playwright-core; run `npm ci` in tests/oauth (' + e.message + ')');
-  process.exit(1);
-}
-
-const here = dirname(fileURLToPath(import.meta.url));
-const custody = process.argv[2];
-const sourceRoot = process.argv[3] ?? join(here, '..', '..');
-const shotDir = process.argv[4] ?? join(sourceRoot, 'build');
-if (!custody) {
-  console.error('usage: node console_idp_e2e.mjs /path/to/custody [source root] [screenshot dir]');
-  process.exit(2);
-}
-const CHROMIUM = process.env.CUSTODY_CHROMIUM ?? '/usr/bin/chromium';
+const { custody, sourceRoot, shotDir, launch } = await browserTest('console_idp_e2e.mjs');
 const AGENT = 'console-helper';
 
 let w;
@@ -43,7 +26,7 @@ reader_groups = ["audit", "secops-readonly"]
   assert.deepEqual(methods.json.methods.find((m) => m.type === 'idp'),
     { type: 'idp', available: true, issuer: w.idpIssuer }, methods.text);
 
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  browser = await launch();
   // One person in a fresh profile: the console's sign-in page, the IdP button, the IdP's forms,
   // and back at Custody.
   const signIn = async (user) => {

@@ -8,10 +8,34 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 
 import { startIdp } from './idp.mjs';
+
+// The set-up of a browser test (`node NAME /path/to/custody [source root] [screenshot dir]`):
+// its arguments, and a `launch()` of Debian's chromium (CUSTODY_CHROMIUM overrides) through
+// playwright-core. A missing playwright-core fails the test (never a skip).
+export async function browserTest(name) {
+  const custody = process.argv[2];
+  const sourceRoot = process.argv[3] ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const shotDir = process.argv[4] ?? join(sourceRoot, 'build');
+  if (!custody) {
+    console.error(`usage: node ${name} /path/to/custody [source root] [screenshot dir]`);
+    process.exit(2);
+  }
+  let chromium;
+  try {
+    ({ chromium } = await import('playwright-core'));
+  } catch (e) {
+    console.error('FAIL: cannot load playwright-core; run `npm ci` in tests/oauth (' + e.message + ')');
+    process.exit(1);
+  }
+  const executablePath = process.env.CUSTODY_CHROMIUM ?? '/usr/bin/chromium';
+  const launch = () => chromium.launch({ executablePath, args: ['--no-sandbox'] });
+  return { custody, sourceRoot, shotDir, launch };
+}
 
 export const freePort = () => new Promise((resolve, reject) => {
   const s = createServer();
