@@ -196,7 +196,7 @@ Status AddCredentialRoutes(http::Router& router, CredentialService& service,
   RETURN_IF_ERROR(router.Add({"GET", "/v1/credentials/{role}",
                               [svc, auth](Request& req, Responder respond) {
                                 const std::string& role = req.params["role"];
-                                auto by = Caller(req, *svc, *auth, role);
+                                auto by = Caller(req, *svc, *auth, role, /*reader_too=*/true);
                                 if (!by.ok()) return Reply(respond, req.request_id, by.status());
                                 auto lease = svc->Get(role);
                                 if (!lease.ok())

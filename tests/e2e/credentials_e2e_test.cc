@@ -256,6 +256,15 @@ TEST_F(CredentialsE2E, IssueReadContainAndRevokeOverHttp) {
   EXPECT_NE(trace.out.find("\"credential\""), std::string::npos) << trace.out;
   EXPECT_NE(trace.out.find("issue_credential"), std::string::npos) << trace.out;
   EXPECT_NE(trace.out.find("alice"), std::string::npos) << trace.out;
+  // An investigator with a reader token reads the lease and traces it, and may not revoke it.
+  const std::string reader = testing::CreateToken(dir_ / "data", "reader", nullptr);
+  auto by_reader = testing::RunCli(
+      {"trace", "--role", role, "--server", server_->url(), "--token", reader}, dir_);
+  EXPECT_EQ(by_reader.rc, 0) << by_reader.err;
+  EXPECT_NE(by_reader.out.find("alice"), std::string::npos) << by_reader.out;
+  auto revoke_by_reader = Send(PostJson("{}", reader, "/v1/credentials/" + role + ":revoke"));
+  ASSERT_TRUE(revoke_by_reader.ok());
+  EXPECT_EQ(revoke_by_reader->status, 403) << revoke_by_reader->body;
 
   // Blast radius of the session and review of the agent name the databases and access levels.
   auto blast = AdminGet("/v1/blast-radius?kind=session&id=" + S(cred.if_contains("root_session")));
