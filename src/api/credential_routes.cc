@@ -2,6 +2,8 @@
 
 #include <boost/json.hpp>
 
+#include "http/request_authenticator.h"
+
 namespace custody::api {
 namespace {
 
@@ -74,7 +76,23 @@ Result<std::string> Bearer(const Request& req) {
 // Who may act on `role`: an admin, or the lease's own session. "admin:<id>" or "session:<sid>".
 Result<std::string> Caller(const Request& req, CredentialService& svc, http::Authenticator& admins,
                            const std::string& role, bool reader_too = false) {
-  ASSIGN_OR_RETURN(std::string token, Bearer(req));
+  auto bearer = Bearer(req);
+  if (!bearer.ok()) {
+    // No bearer token: the console's session (cookie + CSRF header), when `admins` knows one,
+    // with the same role rules as an admin or reader token.
+    auto* console = dynamic_cast<http::RequestAuthenticator*>(&admins);
+    std::optional<Result<http::Principal>> other;
+    if (console) other = console->AuthenticateOther(req);
+    if (!other) return bearer.status();
+    if (!other->ok()) return other->status();
+    const http::Principal& p = **other;
+    if (p.role != "admin" && !(reader_too && p.role == "reader")) {
+      return PermissionDeniedError(reader_too ? "the admin or reader role is required"
+                                              : "the admin role is required");
+    }
+    return p.role + ":" + p.id;
+  }
+  std::string token = std::move(*bearer);
   if (auto sid = svc.SessionOf(token); sid.ok()) {
     ASSIGN_OR_RETURN(std::optional<LeaseRow> lease, svc.Get(role));
     if (!lease) return NotFoundError("no credential lease for role " + role);

@@ -562,6 +562,13 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
       AddApprovalRoutes(impl->router, *impl->attribution, *impl->tokens,
                         ApprovalRouteOptions{approval_base, impl->authorization.get()}));
 
+  // The console's authenticator exists before the credential routes, which take its session
+  // (cookie + CSRF header) too: the console follows a database role back to the human.
+  if (config.console.enabled) {
+    impl->console_sessions = std::make_unique<ConsoleSessions>(*impl->tokens, clock, random);
+    impl->console_auth =
+        std::make_unique<ConsoleAuthenticator>(*impl->authenticator, *impl->console_sessions);
+  }
   // Just-in-time database credentials (docs/CREDENTIALS.md).
   if (!config.credentials.postgres.empty()) {
     credentials::CredentialOptions co;
@@ -597,7 +604,10 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
                      credentials::CredentialService::Create(
                          *impl->identity, *impl->attribution, *impl->credential_store,
                          *impl->recorder, clock, random, *impl->errors, std::move(co)));
-    RETURN_IF_ERROR(AddCredentialRoutes(impl->router, *impl->credentials, *impl->authenticator));
+    http::Authenticator& cred_auth = impl->console_auth
+                                         ? static_cast<http::Authenticator&>(*impl->console_auth)
+                                         : static_cast<http::Authenticator&>(*impl->authenticator);
+    RETURN_IF_ERROR(AddCredentialRoutes(impl->router, *impl->credentials, cred_auth));
     impl->metrics.AddGauge(
         "custody_credential_revocations_pending",
         "Credential revocations begun and not yet completed (retried).",
@@ -671,9 +681,6 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   // The web console (docs/CONSOLE.md): a reader or admin token becomes a session cookie that
   // counts only with its CSRF header.
   if (config.console.enabled) {
-    impl->console_sessions = std::make_unique<ConsoleSessions>(*impl->tokens, clock, random);
-    impl->console_auth =
-        std::make_unique<ConsoleAuthenticator>(*impl->authenticator, *impl->console_sessions);
     ConsoleRouteOptions cro{config.TlsEnabled(), config.login.issuer};
     cro.sign_in = impl->authorization.get();  // null without [login]
     cro.admin_groups = config.console.idp_roles.admin_groups;
