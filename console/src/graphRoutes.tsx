@@ -1,6 +1,8 @@
 // The hash routes and nav entries of the session, blast-radius and identity-graph views, kept
-// here so main.tsx only asks: #/sessions[/<sid>], #/blast[/<kind>/<id>], #/graph.
+// here so main.tsx only asks: #/sessions[/<sid>], #/blast[/<kind>/<id>], #/graph,
+// #/credential[/<role>].
 import { BlastRadius } from './views/BlastRadius';
+import { Credential } from './views/Credential';
 import { IdentityGraph } from './views/IdentityGraph';
 import { Sessions } from './views/Sessions';
 
@@ -10,6 +12,8 @@ export function graphView(hash: string, role: string) {
   m = /^#\/blast(?:\/(agent|session|user)\/(.+))?$/.exec(hash);
   if (m) return <BlastRadius kind={m[1]} id={m[2] ? decodeURIComponent(m[2]) : undefined} />;
   if (hash === '#/graph') return <IdentityGraph />;
+  m = /^#\/credential(?:\/(.+))?$/.exec(hash);
+  if (m) return <Credential role={m[1] ? decodeURIComponent(m[1]) : undefined} />;
   return null;
 }
 
