@@ -361,10 +361,6 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
                          [streams = impl->ledger_stream.get()] {
                            return static_cast<double>(streams->open_streams());
                          });
-  impl->metrics.AddGauge("custody_ledger_streams", "Open GET /v1/ledger/stream connections.",
-                         [streams = impl->ledger_stream.get()] {
-                           return static_cast<double>(streams->open_streams());
-                         });
 
   // Identity: every registration, issuance, exchange and revocation is a ledger event, durable
   // before the caller gets its answer. The token endpoint's events go to the ledger's group
@@ -687,10 +683,6 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
     cro.reader_groups = config.console.idp_roles.reader_groups;
     RETURN_IF_ERROR(
         AddConsoleRoutes(impl->router, *impl->authenticator, *impl->console_sessions, cro));
-    impl->metrics.AddGauge("custody_console_sessions", "Console sessions held by this node.",
-                           [sessions = impl->console_sessions.get()] {
-                             return static_cast<double>(sessions->size());
-                           });
     impl->metrics.AddGauge("custody_console_sessions", "Console sessions held by this node.",
                            [sessions = impl->console_sessions.get()] {
                              return static_cast<double>(sessions->size());

@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "common/encoding.h"
@@ -606,6 +607,13 @@ TEST(Serve, MetricsAndAccessLogsWithoutSecrets) {
   EXPECT_NE(m.find("custody_ledger_size 3"), std::string::npos);
   EXPECT_NE(m.find("custody_ledger_batch_size_count"), std::string::npos);
   EXPECT_NE(m.find("custody_ledger_commit_duration_seconds_bucket"), std::string::npos);
+  // Each metric family once: Prometheus refuses an exposition that repeats one.
+  std::set<std::string> families;
+  for (size_t at = m.find("# TYPE "); at != std::string::npos; at = m.find("# TYPE ", at + 1)) {
+    std::string name = m.substr(at + 7, m.find(' ', at + 7) - (at + 7));
+    EXPECT_TRUE(families.insert(name).second) << name << " is exposed twice";
+  }
+  EXPECT_TRUE(families.count("custody_console_sessions")) << m;
   EXPECT_NE(m.find("custody_http_request_duration_seconds_bucket{method=\"POST\",route=\"/v1/"
                    "ledger/entries\",le=\"+Inf\"} 4"),
             std::string::npos);
