@@ -8,7 +8,7 @@
 // Usage: CUSTODY_TEST_PG_DIR=DIR node console_credential_e2e.mjs <custody> [source root] [shot dir]
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -70,7 +70,6 @@ grant = "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {{role}}"
   assert.equal(await page.textContent('[data-testid=credential-database]'), 'orders');
   assert.equal(await page.textContent('[data-testid=credential-state]'), 'active');
   await page.screenshot({ path: join(shotDir, 'console_credential.png') });
-  if (sourceRoot) copyFileSync(join(shotDir, 'console_credential.png'), join(sourceRoot, 'docs', 'console', 'console_credential.png'));
 
   // The issuing decision: who initiated it.
   await page.click('[data-testid=credential-action]');
