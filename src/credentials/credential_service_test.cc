@@ -294,6 +294,32 @@ TEST_F(CredentialServiceTest, ContainingTheParentCutsTheOpenConnectionWithinASec
   EXPECT_FALSE(Issue(child_.token, "read").ok());
 }
 
+// A tripwire on the credential action contains like one on any other action: the worker asking
+// for write contains its session, and the read credential it already holds is cut with it; the
+// parent session is spared.
+TEST_F(CredentialServiceTest, ATripwireOnIssuingContainsTheSessionAndCutsItsCredential) {
+  ASSERT_TRUE(w_->svc
+                  ->PublishPolicies(std::string(kPolicies) + R"(
+@id("worker-asks-write") @contain("session")
+forbid(principal == Agent::"worker", action == Action::"issue_credential", resource)
+  when { context.arguments.access == "write" };
+)",
+                                    "", "admin")
+                  .ok());
+  Sessions();
+  auto cred = Issue(child_.token, "read");
+  ASSERT_TRUE(cred.ok()) << cred.status().ToString();
+  auto conn = Login(*cred);
+  ASSERT_TRUE(conn->ok()) << conn->Error();
+  EXPECT_FALSE(Issue(child_.token, "write").ok());
+  ASSERT_TRUE(WaitFor(cred->lease.role, LeaseState::kRevoked));
+  EXPECT_FALSE(conn->Run("SELECT 1")) << "its open connection is cut";
+  EXPECT_FALSE(Login(*cred)->ok());
+  EXPECT_FALSE(RoleExists(cred->lease.role));
+  EXPECT_NE(Ledger().find("worker-asks-write"), std::string::npos);
+  EXPECT_TRUE(Issue(root_.token, "write").ok()) << "the parent session is not contained";
+}
+
 TEST_F(CredentialServiceTest, ExpiryEndsLoginsAndDropsTheRole) {
   Sessions();
   auto cred = Issue(child_.token, "read", 1);
