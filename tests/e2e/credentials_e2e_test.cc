@@ -28,6 +28,7 @@ namespace json = boost::json;
 using http::ClientResponse;
 using testing::PostForm;
 using testing::PostJson;
+using testing::RegisterAgent;
 using testing::ServeProcess;
 using testing::TempDir;
 using Ms = std::chrono::milliseconds;
@@ -137,16 +138,7 @@ class CredentialsE2E : public ::testing::Test {
     return Send(r);
   }
   void Register(const std::string& name, const std::string& env, std::vector<std::string> grants) {
-    json::array g;
-    for (auto& s : grants) g.emplace_back(s);
-    json::object a{{"name", name},
-                   {"environment", env},
-                   {"business_owner", "ops"},
-                   {"technical_owner", "platform"},
-                   {"revocation_contact", "sec@example.com"},
-                   {"grants", g},
-                   {"client_secret", true}};
-    auto r = Send(PostJson(json::serialize(a), server_->token(), "/v1/agents"));
+    auto r = Send(RegisterAgent(name, env, grants, server_->token()));
     ASSERT_TRUE(r.ok());
     ASSERT_EQ(r->status, 201) << r->body;
     secrets_[name] = S(Body(r).if_contains("client_secret"));

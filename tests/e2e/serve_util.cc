@@ -93,6 +93,21 @@ std::string CreateToken(const fs::path& data, const std::string& role, std::stri
   return obj.at("token").as_string().c_str();
 }
 
+http::ClientRequest RegisterAgent(const std::string& name, const std::string& environment,
+                                  const std::vector<std::string>& grants,
+                                  const std::string& admin_token) {
+  boost::json::array g;
+  for (const std::string& grant : grants) g.emplace_back(grant);
+  boost::json::object a{{"name", name},
+                        {"environment", environment},
+                        {"business_owner", "ops"},
+                        {"technical_owner", "platform"},
+                        {"revocation_contact", "sec@example.com"},
+                        {"grants", g},
+                        {"client_secret", true}};
+  return PostJson(boost::json::serialize(a), admin_token, "/v1/agents");
+}
+
 std::string FormEncode(const std::vector<std::pair<std::string, std::string>>& fields) {
   static const char* kHex = "0123456789ABCDEF";
   std::string out;

@@ -53,6 +53,11 @@ http::ClientRequest Get(std::string target);
 // A JSON POST, with a bearer token unless `token` is empty.
 http::ClientRequest PostJson(std::string body, const std::string& token,
                              std::string target = "/v1/ledger/entries");
+// POST /v1/agents with `admin_token`: an agent with a client secret, the given environment and
+// grants, and placeholder owners and revocation contact.
+http::ClientRequest RegisterAgent(const std::string& name, const std::string& environment,
+                                  const std::vector<std::string>& grants,
+                                  const std::string& admin_token);
 std::string FormEncode(const std::vector<std::pair<std::string, std::string>>& fields);
 // An application/x-www-form-urlencoded POST (the OAuth endpoints).
 http::ClientRequest PostForm(const std::string& target,
