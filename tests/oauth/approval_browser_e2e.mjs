@@ -15,7 +15,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 
 import { Browser as FormBrowser } from './browser.mjs';
-import { browserTest, freePort, startWorld } from './harness.mjs';
+import { browserTest, finishBrowserTest, freePort, startWorld } from './harness.mjs';
 
 const { custody, sourceRoot, shotDir, launch } = await browserTest('approval_browser_e2e.mjs');
 
@@ -34,6 +34,7 @@ const ENTITIES = [{ uid: { type: 'Group', id: 'finance' }, attrs: {}, parents: [
 
 let w;
 let browser;
+let error;
 try {
   w = await startWorld({ custody, sourceRoot, agent: AGENT, clients: `
 [oauth.clients."${CLIENT_ID}"]
@@ -260,15 +261,7 @@ name = "Approval E2E"
   assert.ok(!entries.some((e) => e.text.includes(session.value)), 'an approver cookie in the ledger');
   console.log(`ok the ledger (${entries.length} entries) has the approvers' sign-ins and the approval, no cookie`);
 
-  await browser.close();
-  await w.stop();
-  w.cleanup();
-  console.log('PASS');
-  process.exit(0);
 } catch (e) {
-  console.error('FAIL', e);
-  console.error('--- custody stderr (tail) ---\n' + (w?.stderr ?? '').slice(-3000));
-  try { await browser?.close(); } catch { /* the failure above is what matters */ }
-  w?.cleanup();
-  process.exit(1);
+  error = e;
 }
+await finishBrowserTest(w, browser, error);

@@ -12,7 +12,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 
-import { browserTest, freePort, startWorld } from './harness.mjs';
+import { browserTest, finishBrowserTest, freePort, startWorld } from './harness.mjs';
 
 const { custody, sourceRoot, shotDir, launch } = await browserTest('consent_browser_e2e.mjs');
 
@@ -78,6 +78,7 @@ await new Promise((r) => callback.listen(cbPort, '127.0.0.1', r));
 
 let w;
 let browser;
+let error;
 try {
   w = await startWorld({ custody, sourceRoot, agent: AGENT, clients: `
 [oauth]
@@ -217,16 +218,8 @@ name = "${CLIENT_NAME}"
   await doc.context.close();
   console.log('ok the client\'s logo: fetched by Custody, served same-origin (image/png, nosniff), loaded by the browser');
 
-  await browser.close();
-  await w.stop();
   callback.close();
-  w.cleanup();
-  console.log('PASS');
-  process.exit(0);
 } catch (e) {
-  console.error('FAIL', e);
-  console.error('--- custody stderr (tail) ---\n' + (w?.stderr ?? '').slice(-3000));
-  try { await browser?.close(); } catch { /* the failure above is what matters */ }
-  w?.cleanup();
-  process.exit(1);
+  error = e;
 }
+await finishBrowserTest(w, browser, error);

@@ -8,13 +8,14 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 
-import { browserTest, startWorld } from './harness.mjs';
+import { browserTest, finishBrowserTest, startWorld } from './harness.mjs';
 
 const { custody, sourceRoot, shotDir, launch } = await browserTest('console_idp_e2e.mjs');
 const AGENT = 'console-helper';
 
 let w;
 let browser;
+let error;
 try {
   w = await startWorld({ custody, sourceRoot, agent: AGENT, clients: `
 [console.idp_roles]
@@ -123,15 +124,7 @@ reader_groups = ["audit", "secops-readonly"]
   for (const s of w.secrets) assert.ok(!entries.some((e) => e.text.includes(s)), 'a secret in the ledger');
   console.log(`ok the ledger has the three console sign-ins, no cookie or CSRF token`);
 
-  await browser.close();
-  await w.stop();
-  w.cleanup();
-  console.log('PASS');
-  process.exit(0);
 } catch (e) {
-  console.error('FAIL', e);
-  console.error('--- custody stderr (tail) ---\n' + (w?.stderr ?? '').slice(-3000));
-  try { await browser?.close(); } catch { /* the failure above is what matters */ }
-  w?.cleanup();
-  process.exit(1);
+  error = e;
 }
+await finishBrowserTest(w, browser, error);

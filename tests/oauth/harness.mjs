@@ -37,6 +37,28 @@ export async function browserTest(name) {
   return { custody, sourceRoot, shotDir, launch };
 }
 
+// The end of a browser test over startWorld: on success the browser closed, Custody stopped
+// (a fault there fails the test), PASS; on `error`, FAIL with Custody's stderr tail. The world's
+// directory is removed either way; exits 0 or 1.
+export async function finishBrowserTest(w, browser, error) {
+  if (error === undefined) {
+    try {
+      await browser.close();
+      await w.stop();
+      w.cleanup();
+      console.log('PASS');
+      process.exit(0);
+    } catch (e) {
+      error = e;
+    }
+  }
+  console.error('FAIL', error);
+  console.error('--- custody stderr (tail) ---\n' + (w?.stderr ?? '').slice(-3000));
+  try { await browser?.close(); } catch { /* the failure above is what matters */ }
+  w?.cleanup();
+  process.exit(1);
+}
+
 export const freePort = () => new Promise((resolve, reject) => {
   const s = createServer();
   s.on('error', reject);
