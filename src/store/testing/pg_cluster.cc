@@ -318,6 +318,19 @@ bool PgTestConnection::Run(const std::string& sql) {
   return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 }
 
+int64_t PgTestConnection::MillisUntilCut(std::chrono::steady_clock::time_point since,
+                                         std::chrono::milliseconds limit) {
+  using std::chrono::steady_clock;
+  while (steady_clock::now() - since < limit) {
+    if (!Run("SELECT 1")) {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - since)
+          .count();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return -1;
+}
+
 std::string PgTestConnection::Error() const {
   return conn_ ? PQerrorMessage(conn_) : "no connection";
 }

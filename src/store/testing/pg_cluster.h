@@ -7,6 +7,8 @@
 // they are not skipped.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -32,6 +34,10 @@ class PgTestConnection {
   // true if the statement ran (a command, or a query with or without rows)
   bool Run(const std::string& sql);
   std::string Error() const;
+  // Milliseconds from `since` until a statement on this connection fails (the server cut it),
+  // polling every 5 ms for at most `limit`; -1 if it never did.
+  int64_t MillisUntilCut(std::chrono::steady_clock::time_point since,
+                         std::chrono::milliseconds limit);
 
  private:
   PgTestConnection() = default;
