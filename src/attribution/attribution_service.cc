@@ -33,8 +33,6 @@ struct PolicyBundle {
   std::string entities_text;                   // as published (ReloadPolicies compares it)
   // policy id -> its approver group (an entity uid, Type::"id"), for each `@approval` forbid
   std::map<std::string, std::string> approval;
-  // Each approver group's text -> its uid, parsed once here rather than at every approval.
-  std::map<std::string, policy::EntityUid> approver_uids;
   // The set without the `@approval` forbids: would anything else hold the action? (Only
   // evaluated when every determining forbid is an `@approval` one.)
   std::optional<policy::PolicySet> without_approval;
@@ -416,8 +414,8 @@ EntityUid ApproverGroupUid(const std::string& group) {
 Result<std::shared_ptr<const PolicyBundle>> MakeBundle(const std::string& policies,
                                                        const std::string& entities) {
   ASSIGN_OR_RETURN(auto set, policy::PolicySet::FromText(policies));
-  auto b = std::make_shared<PolicyBundle>(
-      PolicyBundle{std::move(set), {}, "", {}, entities, {}, {}, {}});
+  auto b =
+      std::make_shared<PolicyBundle>(PolicyBundle{std::move(set), {}, "", {}, entities, {}, {}});
   if (!entities.empty()) {
     ASSIGN_OR_RETURN(b->entities, policy::ParseEntitiesJson(entities, nullptr));
   }
@@ -442,7 +440,6 @@ Result<std::shared_ptr<const PolicyBundle>> MakeBundle(const std::string& polici
       auto group = ApproverGroup(v);
       if (!group.ok()) return group.status().WithContext("policy " + p.id + ": @approval");
       b->approval[p.id] = *group;
-      b->approver_uids.emplace(*group, ApproverGroupUid(*group));
     }
   }
   if (!b->approval.empty()) {
@@ -1081,17 +1078,14 @@ void AttributionService::ApplyApproval(Decision& d) {
 }
 
 bool AttributionService::IsApprover(const Approver& who, const std::string& group) const {
-  const std::shared_ptr<const PolicyBundle> bundle = Bundle();
-  // Parsed when the policies were published; a group only an older policy set named (the
-  // approval was asked before a republish) is parsed here.
-  auto known = bundle->approver_uids.find(group);
-  const policy::EntityUid g =
-      known != bundle->approver_uids.end() ? known->second : ApproverGroupUid(group);
+  // Parsed from the approval's own text (a few string operations, once per decision), so a group
+  // only an older policy set named is read the same way as a current one.
+  const policy::EntityUid g = ApproverGroupUid(group);
   // A group the IdP asserted for the person: its uid, or a Group's bare id.
   for (const std::string& claimed : who.groups) {
     if (claimed == group || (g.type == "Group" && claimed == g.id)) return true;
   }
-  return bundle->entities.In(EntityUid{options_.approvals.person_type, who.person}, g);
+  return Bundle()->entities.In(EntityUid{options_.approvals.person_type, who.person}, g);
 }
 
 // Containment takes effect before the answer leaves: the next request is refused.
