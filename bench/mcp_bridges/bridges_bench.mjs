@@ -14,9 +14,12 @@
 // on that session).
 //   node bridges_bench.mjs /path/to/custody [source root] [calls per round] [rounds]
 // LEVELS=1,8 picks the concurrencies. BENCH_CONFIG adds top-level Custody config lines.
+// CUSTODY_BEFORE=/path/to/other/custody adds a fifth target, `custody-before`: a second Custody
+// (its own data directory and server process) measured in the same interleaved rounds, so a
+// change is compared with the binary before it on the same machine minute by minute.
 // A benchmark, not a test: it prints figures and checks only that each answer is the echo.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -107,6 +110,7 @@ let stopping = false;
 const dir = mkdtempSync(join(tmpdir(), 'custody-bridges-bench-'));
 const bridges = [];
 let started;
+let startedBefore;
 const sessions = [];
 try {
   const fakeCmd = `${JSON.stringify(process.execPath)} ${JSON.stringify(fake)}`;
@@ -119,17 +123,32 @@ try {
     '--host', '127.0.0.1', '--port', String(mpPort), '--server', 'stream', '--',
     process.execPath, fake], mpPort));
 
-  started = await startCustody(custody, dir, `${process.env.BENCH_CONFIG ?? ''}
+  // One Custody with the gateway in front of the fake server, a permitting policy and an agent
+  // session: the MCP URL and the bearer token.
+  const custodyTarget = async (binary, sub) => {
+    const s = await startCustody(binary, join(dir, sub), `${process.env.BENCH_CONFIG ?? ''}
 [mcp.servers.fake]
 command = ${JSON.stringify(process.execPath)}
 args = [${JSON.stringify(fake)}]
 `, 'warn');
-  const { url, adminToken } = started;
-  const { session } = await registerAgent(url, adminToken, 'bench-agent', ['fake/*']);
-  const token = await session();
-  const pub = await request(url, '/v1/policies', { token: adminToken, body: {
-    policies: '@id("bench") permit(principal, action == Action::"call_tool", resource in Server::"fake");' } });
-  if (pub.status !== 200) throw new Error(pub.text);
+    const { url, adminToken } = s;
+    const { session } = await registerAgent(url, adminToken, 'bench-agent', ['fake/*']);
+    const token = await session();
+    const pub = await request(url, '/v1/policies', { token: adminToken, body: {
+      policies: '@id("bench") permit(principal, action == Action::"call_tool", resource in Server::"fake");' } });
+    if (pub.status !== 200) throw new Error(pub.text);
+    return { s, url, token };
+  };
+  mkdirSync(join(dir, 'custody'));
+  const main = await custodyTarget(custody, 'custody');
+  started = main.s;
+  let before;
+  if (process.env.CUSTODY_BEFORE) {
+    mkdirSync(join(dir, 'custody-before'));
+    before = await custodyTarget(process.env.CUSTODY_BEFORE, 'custody-before');
+    startedBefore = before.s;
+  }
+  const { url, token } = main;
   for (const b of bridges) await b.ready;
 
   const targets = [
@@ -137,6 +156,9 @@ args = [${JSON.stringify(fake)}]
       { command: process.execPath, args: [fake], stderr: 'ignore' }))) },
     { name: 'custody', ...(await sdkSession(new StreamableHTTPClientTransport(new URL(`${url}/mcp/fake`),
       { requestInit: { headers: { authorization: `Bearer ${token}` } } }), 'dev.custody/receipt')) },
+    ...(before ? [{ name: 'custody-before', ...(await sdkSession(new StreamableHTTPClientTransport(
+      new URL(`${before.url}/mcp/fake`), { requestInit: { headers: { authorization: `Bearer ${before.token}` } } }),
+    'dev.custody/receipt')) }] : []),
     { name: 'supergateway', ...(await sdkSession(new StreamableHTTPClientTransport(
       new URL(`http://127.0.0.1:${sgPort}/mcp`)))) },
     { name: 'mcp-proxy', ...(await sdkSession(new StreamableHTTPClientTransport(
@@ -163,7 +185,7 @@ args = [${JSON.stringify(fake)}]
     process.stderr.write(`round ${r + 1}/${rounds} done\n`);
   }
 
-  console.log(`custody: ${custody}; server: ${fake}; ${rounds} rounds x ${calls} calls per ` +
+  console.log(`custody: ${custody}${process.env.CUSTODY_BEFORE ? `; custody-before: ${process.env.CUSTODY_BEFORE}` : ''}; server: ${fake}; ${rounds} rounds x ${calls} calls per ` +
     `target and concurrency, interleaved; node ${process.version}`);
   console.log('\nlatencies pooled over the rounds; the spread of the rounds\' own p50 and calls/s in ()');
   console.log('target        | conc | p50 ms (rounds) | p90 ms | p99 ms | calls/s median (rounds)');
@@ -184,7 +206,7 @@ args = [${JSON.stringify(fake)}]
   console.log('bridge        | conc | p50  | p90  | p99  | calls/s');
   for (const c of levels) {
     const g = summary.get(`custody@${c}`);
-    for (const b of ['supergateway', 'mcp-proxy']) {
+    for (const b of ['supergateway', 'mcp-proxy', ...(before ? ['custody-before'] : [])]) {
       const s = summary.get(`${b}@${c}`);
       console.log(`${b.padEnd(13)} | ${String(c).padStart(4)} | ${(g.p50 / s.p50).toFixed(2)} | ` +
         `${(g.p90 / s.p90).toFixed(2)} | ${(g.p99 / s.p99).toFixed(2)} | ${(g.rate / s.rate).toFixed(2)}`);
@@ -195,6 +217,8 @@ args = [${JSON.stringify(fake)}]
   for (const t of sessions) await t.client.close().catch(() => {});
   const exited = (p) => new Promise((r) => (p.exitCode !== null || p.signalCode !== null ? r() : p.on('exit', r)));
   for (const b of bridges) { b.child.kill('SIGTERM'); await exited(b.child); }
-  if (started) { started.server.kill('SIGTERM'); await exited(started.server); }
+  for (const s of [started, startedBefore]) {
+    if (s) { s.server.kill('SIGTERM'); await exited(s.server); }
+  }
   rmSync(dir, { recursive: true, force: true });
 }
