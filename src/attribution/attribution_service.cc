@@ -895,9 +895,13 @@ Status AttributionService::GatherContext(Decision& d) {
   d.state = StateOf(session.sid, d.now_ms);
   d.bundle = Bundle();
   d.result.policy_hash = d.bundle->hash;
-  auto agent = tokens_.GetAgent(session.agent);
-  if (!agent.ok()) return InternalError("the session's agent is not registered");
-  d.agent = std::move(*agent);
+  if (d.va.agent) {
+    d.agent = std::move(*d.va.agent);  // read with the session
+  } else {
+    auto agent = tokens_.GetAgent(session.agent);
+    if (!agent.ok()) return InternalError("the session's agent is not registered");
+    d.agent = std::move(*agent);
+  }
   json::object sess = SessionContext(session, d.state->chain_agents, d.agent);
   d.first_use = FirstUse(session.agent, d.target_key);
   SessionCounts counts;

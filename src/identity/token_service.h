@@ -163,6 +163,7 @@ struct SignedInSessionRequest {
 // The verified facts behind a Custody access token.
 struct VerifiedAccess {
   Session session;
+  std::optional<Agent> agent;  // the session's agent, read with it (nullopt when gone)
   std::string jti;
   std::vector<std::string> audiences;
   std::string act_json;  // the act claim, as issued

@@ -153,8 +153,9 @@ std::vector<PgParam> AgentParams(const Agent& a) {
           PgText(a.updated_at)};
 }
 
-Result<Agent> ReadAgent(const PgRows& rows, int i) {
-  auto t = [&](int c) { return std::string(rows.Text(i, c)); };
+// The agent's columns from `b` on (a row that joins the agent to something else).
+Result<Agent> ReadAgent(const PgRows& rows, int i, int b = 0) {
+  auto t = [&](int c) { return std::string(rows.Text(i, b + c)); };
   Agent a;
   a.name = t(0);
   a.description = t(1);
@@ -163,13 +164,13 @@ Result<Agent> ReadAgent(const PgRows& rows, int i) {
   a.technical_owner = t(4);
   a.sponsor = t(5);
   a.revocation_contact = t(6);
-  a.grants = SplitSpaces(rows.Text(i, 7));
-  a.permissions = SplitSpaces(rows.Text(i, 8));
-  a.max_delegation_depth = static_cast<int>(rows.Int(i, 9));
-  a.max_token_lifetime_s = rows.Int(i, 10);
+  a.grants = SplitSpaces(rows.Text(i, b + 7));
+  a.permissions = SplitSpaces(rows.Text(i, b + 8));
+  a.max_delegation_depth = static_cast<int>(rows.Int(i, b + 9));
+  a.max_token_lifetime_s = rows.Int(i, b + 10);
   a.client_jwk = t(11);
   a.client_secret_sha256 = t(12);
-  a.disabled = Bool(rows, i, 13);
+  a.disabled = Bool(rows, i, b + 13);
   a.created_at = t(14);
   a.updated_at = t(15);
   return a;
@@ -446,6 +447,43 @@ Result<Session> PgIdentityStore::GetSession(const std::string& sid) {
                                           {PgText(sid)}));
   if (rows.size() == 0) return NotFoundError("no session " + sid);
   return ReadSession(rows, 0);
+}
+
+namespace {
+
+// A column list `a, b, c` with each name qualified by `table`: `t.a, t.b, t.c`.
+std::string Qualified(const char* table, std::string_view columns) {
+  std::string out;
+  while (!columns.empty()) {
+    size_t comma = columns.find(',');
+    std::string_view name = columns.substr(0, comma);
+    while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
+    out += (out.empty() ? "" : ", ") + std::string(table) + "." + std::string(name);
+    columns = comma == std::string_view::npos ? std::string_view() : columns.substr(comma + 1);
+  }
+  return out;
+}
+
+}  // namespace
+
+// One statement: the session, whether the jti is revoked, and the agent (NULLs when gone).
+Result<SessionForToken> PgIdentityStore::GetSessionForToken(const std::string& sid,
+                                                            const std::string& jti) {
+  static const std::string sql =
+      "SELECT " + Qualified("s", kSessionColumns) +
+      ", EXISTS(SELECT 1 FROM revoked_jtis r WHERE r.jti = $2), " + Qualified("a", kAgentColumns) +
+      " FROM sessions s LEFT JOIN agents a ON a.name = s.agent WHERE s.sid = $1";
+  ASSIGN_OR_RETURN(PgRows rows,
+                   db_->Exec("read session for token", sql, {PgText(sid), PgText(jti)}));
+  if (rows.size() == 0) return NotFoundError("no session " + sid);
+  SessionForToken out;
+  out.session = ReadSession(rows, 0);
+  constexpr int kRevoked = 20;  // after the session's 20 columns
+  out.jti_revoked = Bool(rows, 0, kRevoked);
+  if (!rows.IsNull(0, kRevoked + 1)) {
+    ASSIGN_OR_RETURN(out.agent, ReadAgent(rows, 0, kRevoked + 1));
+  }
+  return out;
 }
 
 Result<std::vector<Session>> PgIdentityStore::SessionTree(const std::string& sid) {

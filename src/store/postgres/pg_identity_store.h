@@ -42,6 +42,8 @@ class PgIdentityStore final : public IdentityStore {
   Result<std::vector<identity::Agent>> ListAgents() override;
   Status CreateSession(const identity::Session& session) override;
   Result<identity::Session> GetSession(const std::string& sid) override;
+  Result<SessionForToken> GetSessionForToken(const std::string& sid,
+                                             const std::string& jti) override;
   Result<std::vector<identity::Session>> SessionTree(const std::string& sid) override;
   Result<std::vector<std::string>> RevokeSessionTree(const std::string& sid,
                                                      const std::string& reason,

@@ -160,6 +160,40 @@ TEST_P(IdentityStoreConformance, SessionsKeepEveryFieldAndSidsAreUnique) {
   EXPECT_EQ(store_->SessionTree("nope").status().code(), StatusCode::kNotFound);
 }
 
+// GetSessionForToken: what verifying an access token reads, as the separate reads would answer.
+TEST_P(IdentityStoreConformance, SessionForTokenReadsTheSessionItsJtiAndItsAgentAtOnce) {
+  Session s = MakeSession("child", "root", 1);
+  s.scopes = {"db/read"};
+  ASSERT_TRUE(store_->CreateSession(s).ok());
+  auto found = store_->GetSessionForToken("child", "jti-child");
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  EXPECT_EQ(found->session.sid, "child");
+  EXPECT_EQ(found->session.jti, "jti-child");
+  EXPECT_EQ(found->session.scopes, s.scopes);
+  EXPECT_EQ(found->session.expires_at, 1000);
+  EXPECT_FALSE(found->jti_revoked);
+  EXPECT_FALSE(found->agent.has_value()) << "the session's agent is not registered";
+
+  Agent worker = MakeAgent("worker");
+  worker.grants = {"db/*"};
+  ASSERT_TRUE(store_->CreateAgent(worker).ok());
+  ASSERT_TRUE(store_->RevokeJti("jti-child", 2000).ok());
+  found = store_->GetSessionForToken("child", "jti-child");
+  ASSERT_TRUE(found.ok());
+  ASSERT_TRUE(found->agent.has_value());
+  ExpectSameAgent(*found->agent, worker);
+  EXPECT_TRUE(found->jti_revoked);
+  EXPECT_FALSE(store_->GetSessionForToken("child", "another-jti")->jti_revoked)
+      << "only the jti asked about";
+
+  ASSERT_TRUE(store_->RevokeSessionTree("child", "contained", 500).ok());
+  found = store_->GetSessionForToken("child", "jti-child");
+  ASSERT_TRUE(found.ok());
+  EXPECT_TRUE(found->session.revoked);
+  EXPECT_EQ(found->session.revoke_reason, "contained");
+  EXPECT_EQ(store_->GetSessionForToken("nope", "jti-child").status().code(), StatusCode::kNotFound);
+}
+
 // SessionTree: parents before children, by depth, then creation time, then sid.
 TEST_P(IdentityStoreConformance, SessionTreeIsTheSubtreeByDepthThenTimeThenSid) {
   ASSERT_TRUE(store_->CreateSession(MakeSession("root", "", 0)).ok());
