@@ -56,6 +56,7 @@ bool IsCustodyKind(std::string_view kind) {
                                                 "key.rotate",
                                                 "token.refuse",
                                                 "oauth.sign_in",
+                                                "oauth.sign_out",
                                                 "oauth.consent",
                                                 "oauth.code_issue",
                                                 "oauth.token_issue",

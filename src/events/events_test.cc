@@ -92,6 +92,7 @@ TEST(Columns, EveryBuiltKindIsACustodyKind) {
                                     kind_of(Build(OAuthReuse{})),
                                     kind_of(Build(OAuthClientRegister{})),
                                     kind_of(Build(ActionObserved{}))};
+  built.push_back(kind_of(Build(OAuthSignOut{})));
   for (const char* kind :
        {"approval.approve", "approval.deny", "approval.expire", "approval.cancel"}) {
     ApprovalChange change;
@@ -111,7 +112,7 @@ TEST(Columns, EveryBuiltKindIsACustodyKind) {
     EXPECT_TRUE(IsCustodyKind(kind)) << kind;
     kinds.insert(kind);
   }
-  EXPECT_EQ(kinds.size(), 30u);
+  EXPECT_EQ(kinds.size(), 31u);
   for (std::string_view other : {"app.event", "test", "", "action", "action.decision2"}) {
     EXPECT_FALSE(IsCustodyKind(other)) << other;
   }
@@ -647,6 +648,11 @@ TEST(IdentityEvents, OAuthBytesArePinned) {
             R"({"kind":"oauth.sign_in","event_id":"e-1","time":"t","actor":{"agent":"assistant"},)"
             R"("initiator":{"id":"alice","issuer":"https://idp.test","verification":"verified"},)"
             R"("client":{"id":"app"}})");
+  // An approver's sign-out: the person and the pages, never the session's cookie.
+  EXPECT_EQ(Build(OAuthSignOut{"e-9", "t", alice, "custody:approvals"}),
+            R"({"kind":"oauth.sign_out","event_id":"e-9","time":"t","actor":{"agent":""},)"
+            R"("initiator":{"id":"alice","issuer":"https://idp.test","verification":"verified"},)"
+            R"("client":{"id":"custody:approvals"}})");
   EXPECT_EQ(Build(OAuthConsent{
                 "e-2", "t", "admin:1", "revoked", alice, "app", "assistant", {"fake/echo"}}),
             R"({"kind":"oauth.consent","event_id":"e-2","time":"t","requested_by":"admin:1",)"

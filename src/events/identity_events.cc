@@ -137,6 +137,17 @@ std::string Build(const OAuthSignIn& e) {
   return json::serialize(o);
 }
 
+// The same shape as oauth.sign_in (an empty agent: no agent acts), so one reader takes both.
+std::string Build(const OAuthSignOut& e) {
+  json::object o{{"kind", "oauth.sign_out"},
+                 {"event_id", e.event_id},
+                 {"time", e.time},
+                 {"actor", {{"agent", ""}}},
+                 {"initiator", internal::InitiatorJson(e.initiator)},
+                 {"client", {{"id", e.client_id}}}};
+  return json::serialize(o);
+}
+
 std::string Build(const OAuthConsent& e) {
   json::object o{{"kind", "oauth.consent"},
                  {"event_id", e.event_id},

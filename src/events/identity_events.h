@@ -2,10 +2,10 @@
 // credential.issue (a JWT-SVID for a new agent instance), session.start and delegation,
 // revocation (of a session tree, of an agent's sessions, or of one credential), key.rotate and
 // token.refuse (a refused /oauth2/token request); and the authorization code flow's steps
-// (identity/authorization_server.h): oauth.sign_in, oauth.consent, oauth.code_issue,
-// oauth.token_issue, oauth.reuse and oauth.client_register. Never a token, code, secret or
-// verifier: codes and refresh token families are named by ids of their own. Each kind is built here
-// and nowhere else; events_test.cc pins the bytes of each.
+// (identity/authorization_server.h): oauth.sign_in, oauth.sign_out, oauth.consent,
+// oauth.code_issue, oauth.token_issue, oauth.reuse and oauth.client_register. Never a token, code,
+// secret or verifier: codes and refresh token families are named by ids of their own. Each kind is
+// built here and nowhere else; events_test.cc pins the bytes of each.
 //
 // Each builder returns the event's JSON text, which is what the identity event sink takes
 // (identity/token_service.h); the Recorder canonicalizes it and derives its index columns
@@ -108,6 +108,15 @@ struct OAuthSignIn {
   std::string agent;      // the agent it acts as
 };
 
+// A person signed out of one of Custody's own pages (an approver's POST
+// /approvals/{id}/sign-out): the person as the IdP verified them at sign-in, and the pages
+// (client) signed out of. Never the session's cookie, its hash or its CSRF token.
+struct OAuthSignOut {
+  std::string event_id, time;
+  Initiator initiator;
+  std::string client_id;  // the pages signed out of: custody:approvals
+};
+
 // A consent decision: "granted" (on the consent page), "denied", "remembered" (an earlier
 // consent covered the request, no page shown) or "revoked" (by an operator).
 struct OAuthConsent {
@@ -164,6 +173,7 @@ std::string Build(const Revocation& e);
 std::string Build(const KeyRotate& e);
 std::string Build(const TokenRefuse& e);
 std::string Build(const OAuthSignIn& e);
+std::string Build(const OAuthSignOut& e);
 std::string Build(const OAuthConsent& e);
 std::string Build(const OAuthCodeIssue& e);
 std::string Build(const OAuthTokenIssue& e);

@@ -22,6 +22,7 @@ struct AuthorizationServer::Pending {
   std::string resource;
   ScopeSet scopes;
   std::string browser_sha256;  // of the browser cookie that started the request
+  std::string source;          // its source address (SourceAddress), "" when unknown
   int64_t expires_at = 0;
   // The sign-in leg.
   std::string idp_nonce, idp_verifier;
@@ -245,6 +246,25 @@ BrowserAnswer AuthorizationServer::BusyPage() {
                    "a moment.");
 }
 
+std::string AuthorizationServer::SourceAddress(std::string_view remote) {
+  // The HTTP server writes "ADDR:PORT" (an IPv6 address unbracketed): the port is after the
+  // last colon. "[ADDR]:PORT" is taken too.
+  size_t colon = remote.rfind(':');
+  if (colon == std::string_view::npos) return std::string(remote);
+  std::string_view addr = remote.substr(0, colon);
+  if (addr.size() >= 2 && addr.front() == '[' && addr.back() == ']') {
+    addr = addr.substr(1, addr.size() - 2);
+  }
+  return std::string(addr);
+}
+
+size_t AuthorizationServer::held_from(std::string_view remote) {
+  std::string source = SourceAddress(remote);
+  MutexLock lock(mu_);
+  auto it = in_flight_by_source_.find(source);
+  return it == in_flight_by_source_.end() ? 0 : it->second;
+}
+
 AuthorizationServer::Held AuthorizationServer::held() {
   Held h;
   {
@@ -305,7 +325,14 @@ std::string AuthorizationServer::DevAgentName(const std::string& client_id) {
 
 void AuthorizationServer::PurgeLocked(int64_t now) {
   for (auto* m : {&logins_, &consents_}) {
-    std::erase_if(*m, [now](const auto& kv) { return kv.second->expires_at <= now; });
+    for (auto it = m->begin(); it != m->end();) {
+      if (it->second->expires_at > now) {
+        ++it;
+        continue;
+      }
+      ReleaseSourceLocked(*it->second);
+      it = m->erase(it);
+    }
   }
   std::erase_if(logos_, [now](const auto& kv) { return kv.second.expires_at <= now; });
   std::erase_if(approvers_, [now](const auto& kv) { return kv.second.expires_at <= now; });
@@ -313,6 +340,29 @@ void AuthorizationServer::PurgeLocked(int64_t now) {
 
 bool AuthorizationServer::FullLocked() const {
   return logins_.size() + consents_.size() >= options_.max_in_flight;
+}
+
+void AuthorizationServer::HoldLocked(std::map<std::string, std::shared_ptr<Pending>>& m,
+                                     const std::string& key, std::shared_ptr<Pending> p) {
+  if (!p->source.empty()) ++in_flight_by_source_[p->source];
+  m[key] = std::move(p);  // keys are fresh random tokens: nothing held is replaced
+}
+
+std::shared_ptr<AuthorizationServer::Pending> AuthorizationServer::TakeLocked(
+    std::map<std::string, std::shared_ptr<Pending>>& m, const std::string& key) {
+  auto it = m.find(key);
+  if (it == m.end()) return nullptr;
+  std::shared_ptr<Pending> p = std::move(it->second);
+  m.erase(it);
+  ReleaseSourceLocked(*p);
+  return p;
+}
+
+void AuthorizationServer::ReleaseSourceLocked(const Pending& p) {
+  if (p.source.empty()) return;
+  auto it = in_flight_by_source_.find(p.source);
+  if (it == in_flight_by_source_.end()) return;
+  if (--it->second == 0) in_flight_by_source_.erase(it);  // the map holds live sources only
 }
 
 BrowserAnswer AuthorizationServer::ToClient(const std::string& redirect_uri,
@@ -492,16 +542,20 @@ BrowserAnswer AuthorizationServer::Authorize(const AuthorizeRequest& q,
   p->code_challenge = *q.code_challenge;
   p->resource = resource;
   p->scopes = std::move(scopes);
-  bool full = false;
+  p->source = SourceAddress(q.remote);
+  Full full = Full::kNo;
   if (auto sent = SendToIdp(std::move(p), cookie_header, &full)) return std::move(*sent);
-  return ClientError(
-      redirect_uri, "temporarily_unavailable",
-      full ? "too many authorizations in progress" : "the login provider cannot be reached", state);
+  return ClientError(redirect_uri, "temporarily_unavailable",
+                     full == Full::kAll      ? "too many authorizations in progress"
+                     : full == Full::kSource ? "too many authorizations in progress from this "
+                                               "address"
+                                             : "the login provider cannot be reached",
+                     state);
 }
 
 std::optional<BrowserAnswer> AuthorizationServer::SendToIdp(std::shared_ptr<Pending> p,
                                                             const std::string& cookie_header,
-                                                            bool* full) {
+                                                            Full* full) {
   int64_t now = Now();
   p->expires_at = now + options_.login_lifetime_s;
   std::string browser = CookieValue(cookie_header, kBrowserCookie);
@@ -519,10 +573,17 @@ std::optional<BrowserAnswer> AuthorizationServer::SendToIdp(std::shared_ptr<Pend
     MutexLock lock(mu_);
     PurgeLocked(now);
     if (FullLocked()) {
-      *full = true;
+      *full = Full::kAll;
       return std::nullopt;
     }
-    logins_[idp_state] = std::move(p);
+    if (options_.max_in_flight_per_source > 0 && !p->source.empty()) {
+      auto it = in_flight_by_source_.find(p->source);
+      if (it != in_flight_by_source_.end() && it->second >= options_.max_in_flight_per_source) {
+        *full = Full::kSource;
+        return std::nullopt;
+      }
+    }
+    HoldLocked(logins_, idp_state, std::move(p));
   }
   BrowserAnswer a;
   a.status = 302;
@@ -580,11 +641,7 @@ BrowserAnswer AuthorizationServer::LoginCallback(const std::optional<std::string
   {
     MutexLock lock(mu_);
     PurgeLocked(now);
-    auto it = logins_.find(*state);
-    if (it != logins_.end()) {
-      p = it->second;
-      logins_.erase(it);  // one answer per sign-in
-    }
+    p = TakeLocked(logins_, *state);  // one answer per sign-in
   }
   if (!p) {
     std::string idp_error = error ? IdpErrorCode(*error) : "";
@@ -701,7 +758,8 @@ BrowserAnswer AuthorizationServer::LoginCallback(const std::optional<std::string
       return ClientError(p->redirect_uri, "temporarily_unavailable",
                          "too many authorizations in progress", p->state);
     }
-    consents_[request_id] = p;
+    // Counted for its source again, not checked: the same authorization, one step on.
+    HoldLocked(consents_, request_id, p);
   }
   return ConsentPage(*p, request_id, csrf);
 }
@@ -771,11 +829,7 @@ BrowserAnswer AuthorizationServer::Consent(const std::string& request_id, const 
   {
     MutexLock lock(mu_);
     PurgeLocked(now);
-    auto it = consents_.find(request_id);
-    if (it != consents_.end()) {
-      p = it->second;
-      consents_.erase(it);  // one decision per request
-    }
+    p = TakeLocked(consents_, request_id);  // one decision per request
   }
   if (!p) {
     return ErrorPage(400, "invalid_request",
@@ -866,8 +920,22 @@ void AuthorizationServer::PurgeCodes(int64_t now) {
 // ---------------------------------------------------------------------------------------------
 // Approvers: the same sign-in, then an approver session for the approval pages
 
+std::string AuthorizationServer::BusySentence(Full full) {
+  switch (full) {
+    case Full::kAll:
+      return "Too many sign-ins are in progress; try again shortly.";
+    case Full::kSource:
+      return "Too many sign-ins are in progress from your address; finish or abandon one, or "
+             "try again in a few minutes.";
+    case Full::kNo:
+      break;
+  }
+  return "The login provider cannot be reached.";
+}
+
 BrowserAnswer AuthorizationServer::StartApproverSignIn(const std::string& approval_id,
-                                                       const std::string& cookie_header) {
+                                                       const std::string& cookie_header,
+                                                       const std::string& remote) {
   if (!IsApprovalId(approval_id)) {
     return ApproverErrorPage(400, "invalid_request", "The approval id is malformed.", "");
   }
@@ -877,28 +945,25 @@ BrowserAnswer AuthorizationServer::StartApproverSignIn(const std::string& approv
   }
   auto p = std::make_shared<Pending>();
   p->approval_id = approval_id;
-  bool full = false;
+  p->source = SourceAddress(remote);
+  Full full = Full::kNo;
   if (auto sent = SendToIdp(std::move(p), cookie_header, &full)) return std::move(*sent);
-  return ApproverErrorPage(503, "temporarily_unavailable",
-                           full ? "Too many sign-ins are in progress; try again shortly."
-                                : "The login provider cannot be reached.",
-                           approval_id);
+  return ApproverErrorPage(503, "temporarily_unavailable", BusySentence(full), approval_id);
 }
 
 BrowserAnswer AuthorizationServer::StartSignIn(const std::string& client, SignedInAnswer signed_in,
-                                               const std::string& cookie_header) {
+                                               const std::string& cookie_header,
+                                               const std::string& remote) {
   if (login_ == nullptr) {
     return ApproverErrorPage(503, "server_error", "No login provider is configured ([login]).", "");
   }
   auto p = std::make_shared<Pending>();
   p->sign_in_client = client;
   p->signed_in = std::move(signed_in);
-  bool full = false;
+  p->source = SourceAddress(remote);
+  Full full = Full::kNo;
   if (auto sent = SendToIdp(std::move(p), cookie_header, &full)) return std::move(*sent);
-  return ApproverErrorPage(503, "temporarily_unavailable",
-                           full ? "Too many sign-ins are in progress; try again shortly."
-                                : "The login provider cannot be reached.",
-                           "");
+  return ApproverErrorPage(503, "temporarily_unavailable", BusySentence(full), "");
 }
 
 BrowserAnswer AuthorizationServer::ApproverSignedIn(Pending& p,
@@ -993,17 +1058,29 @@ Status AuthorizationServer::SignOutApprover(const std::string& cookie_header,
     return UnauthenticatedError("not signed in as an approver");
   }
   int64_t now = Now();
-  MutexLock lock(mu_);
-  auto it = approvers_.find(HexSha256(token));
-  if (it == approvers_.end() || it->second.expires_at <= now) {
-    return UnauthenticatedError("not signed in as an approver, or the sign-in has expired");
+  SignedInPerson person;
+  {
+    MutexLock lock(mu_);
+    auto it = approvers_.find(HexSha256(token));
+    if (it == approvers_.end() || it->second.expires_at <= now) {
+      return UnauthenticatedError("not signed in as an approver, or the sign-in has expired");
+    }
+    // The CSRF token, as for a decision: another site cannot sign the approver out.
+    if (csrf.empty() || !ConstantTimeEquals(csrf, it->second.csrf)) {
+      return PermissionDeniedError(
+          "this form was not sent from the page Custody showed (CSRF check failed)");
+    }
+    person = std::move(it->second.person);
+    approvers_.erase(it);
   }
-  // The CSRF token, as for a decision: another site cannot sign the approver out.
-  if (csrf.empty() || !ConstantTimeEquals(csrf, it->second.csrf)) {
-    return PermissionDeniedError(
-        "this form was not sent from the page Custody showed (CSRF check failed)");
-  }
-  approvers_.erase(it);
+  // Dropped first, recorded after (outside mu_: the ledger may wait for its fsync). When the
+  // event cannot be recorded the session stays dropped: the person asked to end their authority,
+  // and keeping it alive because the ledger is down would be the worse failure. Record reports
+  // the error; the sign-out still succeeds.
+  (void)Record(events::Build(events::OAuthSignOut{.event_id = ids_.NextString(),
+                                                  .time = FormatRfc3339Millis(clock_.Now()),
+                                                  .initiator = InitiatorOf(person),
+                                                  .client_id = std::string(kApprovalPagesClient)}));
   return OkStatus();
 }
 

@@ -30,6 +30,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -69,8 +70,12 @@ struct AuthorizationServerOptions {
   int64_t login_lifetime_s = 600;               // sign-in + consent must finish within this
   int64_t refresh_lifetime_s = 30 * 24 * 3600;  // a refresh token family's lifetime
   size_t max_in_flight = 10000;                 // sign-ins and consents held in memory
-  int64_t approver_session_lifetime_s = 900;    // approval.session_ttl_s
-  size_t max_approver_sessions = 10000;         // approver sessions held in memory
+  // Of those, at most this many started from one source address (SourceAddress of the TCP
+  // peer), so that one browser or host cannot take every slot and lock everyone else out; 0: no
+  // bound per address (behind a reverse proxy every browser shares the proxy's address).
+  size_t max_in_flight_per_source = 64;
+  int64_t approver_session_lifetime_s = 900;  // approval.session_ttl_s
+  size_t max_approver_sessions = 10000;       // approver sessions held in memory
   // Browser steps waiting for one of the server's threads (Post); past it they are refused
   // (503) rather than queued without end behind a slow IdP or metadata host.
   size_t max_queued_work = 1024;
@@ -91,6 +96,9 @@ struct ApproverSession {
 struct AuthorizeRequest {
   std::optional<std::string> response_type, client_id, redirect_uri, scope, state, code_challenge,
       code_challenge_method, resource;
+  // Not from the query: the TCP peer as the HTTP server records it (http::Request::remote,
+  // "ADDR:PORT"), for the bound per source address; "" (unknown): not bounded per address.
+  std::string remote;
 };
 
 // What the browser gets: a redirect (`location` set, 302/303), or a small HTML page.
@@ -161,8 +169,10 @@ class AuthorizationServer {
   // (the kApproverCookie cookie: HttpOnly, Secure, SameSite=Lax, Path=/approvals) and sends the
   // browser back to <issuer>/approvals/<approval_id>; errors are pages. `approval_id` is only
   // checked for its syntax here: the route knows the approvals.
+  // `remote`: the TCP peer ("ADDR:PORT", http::Request::remote), as AuthorizeRequest::remote.
   BrowserAnswer StartApproverSignIn(const std::string& approval_id,
-                                    const std::string& cookie_header) EXCLUDES(mu_);
+                                    const std::string& cookie_header,
+                                    const std::string& remote = "") EXCLUDES(mu_);
   // The approver session of the browser that sent `cookie_header`, if it has a live one.
   std::optional<ApproverSession> FindApproverSession(const std::string& cookie_header)
       EXCLUDES(mu_);
@@ -171,10 +181,12 @@ class AuthorizationServer {
   Result<SignedInPerson> ApproverOfForm(const std::string& cookie_header, const std::string& csrf)
       EXCLUDES(mu_);
   // POST /approvals/{id}/sign-out: ends the browser's approver session (dropped here, so the
-  // cookie is worth nothing even if the browser kept it). Unauthenticated when there is no live
-  // session (nothing to end), PermissionDenied when `csrf` is not its token (a forged sign-out;
-  // the session stays). The route clears the cookie with ClearedApproverCookie() either way but
-  // the second.
+  // cookie is worth nothing even if the browser kept it) and records oauth.sign_out naming the
+  // person, their IdP and kApprovalPagesClient (never the cookie). The session is dropped even
+  // when the event cannot be recorded (reported, still OK): ending authority never waits for the
+  // ledger. Unauthenticated when there is no live session (nothing to end; an expiry is not
+  // recorded), PermissionDenied when `csrf` is not its token (a forged sign-out; the session
+  // stays). The route clears the cookie with ClearedApproverCookie() either way but the second.
   Status SignOutApprover(const std::string& cookie_header, const std::string& csrf) EXCLUDES(mu_);
   static std::string ClearedApproverCookie();
 
@@ -185,7 +197,12 @@ class AuthorizationServer {
   // thread). Errors before that are pages.
   using SignedInAnswer = std::function<BrowserAnswer(SignedInPerson)>;
   BrowserAnswer StartSignIn(const std::string& client, SignedInAnswer signed_in,
-                            const std::string& cookie_header) EXCLUDES(mu_);
+                            const std::string& cookie_header, const std::string& remote = "")
+      EXCLUDES(mu_);
+
+  // The source address a bound per address counts: the address of a TCP peer given as
+  // "ADDR:PORT" (the port dropped, so one host's connections count together); "" for "".
+  static std::string SourceAddress(std::string_view remote);
 
   // What is held in memory now (tests, the flood bounds): sign-ins and consents in flight,
   // approver sessions, steps queued for the server's threads.
@@ -193,6 +210,8 @@ class AuthorizationServer {
     size_t in_flight = 0, approver_sessions = 0, queued_work = 0;
   };
   Held held() EXCLUDES(mu_, work_mu_);
+  // Sign-ins and consents in flight started from `remote`'s source address (SourceAddress).
+  size_t held_from(std::string_view remote) EXCLUDES(mu_);
 
   // POST /oauth2/token, grant_type authorization_code or refresh_token.
   OAuthResult<CodeTokenAnswer> Token(const CodeTokenRequest& request);
@@ -245,10 +264,13 @@ class AuthorizationServer {
   BrowserAnswer IssueCode(const Pending& p);
   // Sends the browser to the IdP for `p` (a client's authorization or an approver's sign-in):
   // binds it to the browser's cookie, gives it a fresh nonce, PKCE verifier and IdP state, and
-  // holds it until the IdP answers. nullopt when the IdP's metadata cannot be read or (`*full`)
-  // too many sign-ins are in progress: the caller answers in its own shape.
+  // holds it until the IdP answers. nullopt when the IdP's metadata cannot be read or too many
+  // sign-ins are in progress (`*full`: kAll in all, kSource from p->source): the caller answers
+  // in its own shape.
+  enum class Full { kNo, kAll, kSource };
+  static std::string BusySentence(Full full);  // an approver's or console sign-in's page
   std::optional<BrowserAnswer> SendToIdp(std::shared_ptr<Pending> p,
-                                         const std::string& cookie_header, bool* full);
+                                         const std::string& cookie_header, Full* full);
   BrowserAnswer ConsentPage(const Pending& p, const std::string& request_id,
                             const std::string& csrf);
   // The IdP's answer to an approver's sign-in (LoginCallback, once the state and browser match).
@@ -265,6 +287,12 @@ class AuthorizationServer {
   // what its first use issued) rather than answered "unknown".
   int64_t CodeReuseGrace() const { return options_.login_lifetime_s; }
   bool FullLocked() const REQUIRES(mu_);
+  // logins_ and consents_ are changed only through these, which keep in_flight_by_source_.
+  void HoldLocked(std::map<std::string, std::shared_ptr<Pending>>& m, const std::string& key,
+                  std::shared_ptr<Pending> p) REQUIRES(mu_);
+  std::shared_ptr<Pending> TakeLocked(std::map<std::string, std::shared_ptr<Pending>>& m,
+                                      const std::string& key) REQUIRES(mu_);
+  void ReleaseSourceLocked(const Pending& p) REQUIRES(mu_);
   Status Record(const std::string& event);
   OAuthResult<CodeTokenAnswer> CodeGrant(const CodeTokenRequest& request);
   OAuthResult<CodeTokenAnswer> RefreshGrant(const CodeTokenRequest& request);
@@ -300,6 +328,8 @@ class AuthorizationServer {
   Mutex mu_;
   std::map<std::string, std::shared_ptr<Pending>> logins_ GUARDED_BY(mu_);    // by IdP state
   std::map<std::string, std::shared_ptr<Pending>> consents_ GUARDED_BY(mu_);  // by request id
+  // How many of those were started from each source address ("" not counted).
+  std::map<std::string, size_t> in_flight_by_source_ GUARDED_BY(mu_);
   int64_t next_code_purge_ GUARDED_BY(mu_) = 0;  // PurgeCodes' next run (store_'s codes)
   // The refusal events' budget (refusal_events_per_minute): the minute's start, the refusals
   // recorded in it, and those counted but not recorded since the last one recorded.

@@ -87,6 +87,7 @@ class AuthorizationServerTest : public ::testing::Test {
   }
   IdentityEventSink Sink() {
     return [this](const std::string& e) {
+      if (!ledger_down_.ok()) return ledger_down_;
       events_.push_back(e);
       return OkStatus();
     };
@@ -158,6 +159,7 @@ class AuthorizationServerTest : public ::testing::Test {
   ErrorReporter errors_{log_};
   store::MemoryIdentityStore store_;
   std::vector<std::string> events_;
+  Status ledger_down_;  // what the sink answers instead of recording, when not OK
   std::unique_ptr<TokenService> tokens_;
   std::unique_ptr<StaticClientDirectory> clients_;
   FakeIdp idp_;
@@ -1009,6 +1011,69 @@ TEST_F(AuthorizationServerTest, AnApproverSignsOutWithTheCsrfTokenAndTheSessionI
   EXPECT_NE(cleared.find("; Max-Age=0;"), std::string::npos) << cleared;
 }
 
+// The sign-out is on the record as the sign-in is: the person, their IdP, the approval pages;
+// never the cookie (nor its hash) or the CSRF token.
+TEST_F(AuthorizationServerTest, AnApproverSignOutIsRecordedNamingThePersonNeverTheCookie) {
+  BrowserAnswer start = server_->StartApproverSignIn("apr-1", "");
+  std::string cookie = ApproverCookie(server_->LoginCallback(
+      idp_.last_state, std::string("idp-code"), std::nullopt, Cookie(start)));
+  auto session = server_->FindApproverSession(cookie);
+  ASSERT_TRUE(session.has_value());
+  auto sign_outs = [&] {
+    std::vector<std::string> out;
+    for (const auto& e : events_) {
+      if (e.find("\"kind\":\"oauth.sign_out\"") != std::string::npos) out.push_back(e);
+    }
+    return out;
+  };
+  // A forged sign-out (no CSRF token) and a sign-out without a session record nothing.
+  EXPECT_EQ(server_->SignOutApprover(cookie, "").code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(server_->SignOutApprover("", "").code(), StatusCode::kUnauthenticated);
+  EXPECT_TRUE(sign_outs().empty());
+
+  ASSERT_TRUE(server_->SignOutApprover(cookie, session->csrf).ok());
+  ASSERT_EQ(sign_outs().size(), 1u) << AllEvents();
+  const std::string e = sign_outs()[0];
+  EXPECT_NE(e.find("\"initiator\":{\"id\":\"alice\",\"issuer\":\"https://idp.test\","
+                   "\"verification\":\"verified\"}"),
+            std::string::npos)
+      << e;
+  EXPECT_NE(e.find("\"client\":{\"id\":\"custody:approvals\"}"), std::string::npos) << e;
+  const std::string token = cookie.substr(cookie.find('=') + 1);
+  EXPECT_EQ(e.find(token), std::string::npos) << "the cookie";
+  EXPECT_EQ(e.find(HexEncode(crypto::Sha256(token))), std::string::npos) << "its hash";
+  EXPECT_EQ(e.find(session->csrf), std::string::npos) << "the CSRF token";
+  // Signed out already: nothing more to end, nothing more recorded.
+  EXPECT_EQ(server_->SignOutApprover(cookie, session->csrf).code(), StatusCode::kUnauthenticated);
+  EXPECT_EQ(sign_outs().size(), 1u);
+
+  // An expiry is not recorded (the sign-in's time and approval.session_ttl_s bound the session).
+  start = server_->StartApproverSignIn("apr-1", "");
+  std::string expiring = ApproverCookie(server_->LoginCallback(
+      idp_.last_state, std::string("idp-code"), std::nullopt, Cookie(start)));
+  ASSERT_TRUE(server_->FindApproverSession(expiring).has_value());
+  size_t before = events_.size();
+  clock_.Advance(std::chrono::seconds(901));
+  EXPECT_FALSE(server_->FindApproverSession(expiring).has_value());
+  EXPECT_EQ(events_.size(), before);
+}
+
+// The ledger cannot take the event: the session is dropped all the same (ending authority never
+// waits for the ledger), and the failure is reported.
+TEST_F(AuthorizationServerTest, AnApproverSignOutDropsTheSessionEvenWhenItCannotBeRecorded) {
+  BrowserAnswer start = server_->StartApproverSignIn("apr-1", "");
+  std::string cookie = ApproverCookie(server_->LoginCallback(
+      idp_.last_state, std::string("idp-code"), std::nullopt, Cookie(start)));
+  auto session = server_->FindApproverSession(cookie);
+  ASSERT_TRUE(session.has_value());
+  ledger_down_ = UnavailableError("ledger unavailable");
+  EXPECT_TRUE(server_->SignOutApprover(cookie, session->csrf).ok());
+  EXPECT_FALSE(server_->FindApproverSession(cookie).has_value());
+  EXPECT_EQ(server_->ApproverOfForm(cookie, session->csrf).status().code(),
+            StatusCode::kUnauthenticated);
+  EXPECT_EQ(server_->held().approver_sessions, 0u);
+}
+
 TEST_F(AuthorizationServerTest, TheApproverSessionLifetimeIsConfigurable) {
   AuthorizationServerOptions o;
   o.approver_session_lifetime_s = 120;
@@ -1071,6 +1136,93 @@ TEST_F(AuthorizationServerTest, AFloodOfAuthorizationsStaysWithinTheInFlightBoun
   clock_.Advance(std::chrono::seconds(601));
   EXPECT_TRUE(server_->Authorize(Request(), "").location.starts_with(kIdp));
   EXPECT_EQ(server_->held().in_flight, 1u);
+}
+
+// One source address (the TCP peer, its port dropped) cannot take every in-flight slot: past
+// max_in_flight_per_source it gets the global bound's refusal, while other addresses still sign
+// in, and a finished or expired sign-in gives its slot back.
+TEST_F(AuthorizationServerTest, OneAddressAtItsBoundIsRefusedWhileAnotherStillSignsIn) {
+  AuthorizationServerOptions o;
+  o.max_in_flight_per_source = 3;
+  Make(o);
+  auto from = [&](const std::string& remote) {
+    AuthorizeRequest q = Request();
+    q.remote = remote;
+    return server_->Authorize(q, "");
+  };
+  // Three sign-ins from one host, over three connections (ports).
+  BrowserAnswer first = from("203.0.113.7:40001");
+  ASSERT_TRUE(first.location.starts_with(kIdp)) << first.location;
+  const std::string first_state = idp_.last_state;
+  ASSERT_TRUE(from("203.0.113.7:40002").location.starts_with(kIdp));
+  ASSERT_TRUE(from("203.0.113.7:40003").location.starts_with(kIdp));
+  EXPECT_EQ(server_->held_from("203.0.113.7:1"), 3u);
+  // The fourth: the clean refusal of the global bound, back to the client.
+  BrowserAnswer refused = from("203.0.113.7:40004");
+  EXPECT_TRUE(refused.location.starts_with(kRedirect)) << refused.location;
+  EXPECT_EQ(Param(refused.location, "error"), "temporarily_unavailable") << refused.location;
+  EXPECT_EQ(Param(refused.location, "state"), "client-state");
+  // An approver's or the console's sign-in from that address: a 503 page.
+  BrowserAnswer approver = server_->StartApproverSignIn("apr-1", "", "203.0.113.7:40005");
+  EXPECT_EQ(approver.status, 503);
+  EXPECT_EQ(approver.error, "temporarily_unavailable");
+  EXPECT_NE(approver.html.find("from your address"), std::string::npos) << approver.html;
+  EXPECT_EQ(server_
+                ->StartSignIn(
+                    "custody:console", [](SignedInPerson) { return BrowserAnswer{}; }, "",
+                    "203.0.113.7:40006")
+                .status,
+            503);
+  EXPECT_EQ(server_->held().in_flight, 3u) << "nothing held for the refused ones";
+
+  // Everyone else still signs in, the whole way (an IPv6 peer too).
+  BrowserAnswer other = from("198.51.100.2:50000");
+  ASSERT_TRUE(other.location.starts_with(kIdp)) << other.location;
+  BrowserAnswer page =
+      server_->LoginCallback(idp_.last_state, std::string("idp-code"), std::nullopt, Cookie(other));
+  ASSERT_EQ(page.status, 200) << page.html;
+  EXPECT_EQ(server_->held_from("198.51.100.2:50001"), 1u) << "the consent is held for it";
+  EXPECT_TRUE(from("2001:db8::1:443").location.starts_with(kIdp));
+  EXPECT_EQ(server_->held_from("[2001:db8::1]:8"), 1u);
+  EXPECT_TRUE(
+      server_->StartApproverSignIn("apr-1", "", "198.51.100.3:1").location.starts_with(kIdp));
+
+  // The full address's sign-in that ends (here: the IdP answers that the person declined)
+  // frees its slot; so does one that expires.
+  BrowserAnswer declined = server_->LoginCallback(first_state, std::nullopt,
+                                                  std::string("access_denied"), Cookie(first));
+  EXPECT_EQ(Param(declined.location, "error"), "access_denied") << declined.location;
+  EXPECT_EQ(server_->held_from("203.0.113.7:1"), 2u);
+  EXPECT_TRUE(from("203.0.113.7:40007").location.starts_with(kIdp));
+  EXPECT_FALSE(from("203.0.113.7:40008").location.starts_with(kIdp));
+  clock_.Advance(std::chrono::seconds(601));
+  EXPECT_TRUE(from("203.0.113.7:40009").location.starts_with(kIdp));
+  EXPECT_EQ(server_->held_from("203.0.113.7:1"), 1u);
+  EXPECT_EQ(server_->held_from("198.51.100.2:1"), 0u);
+}
+
+// The default bound per address is 64; 0 turns it off (behind a reverse proxy every browser
+// has the proxy's address); an unknown address ("") is not bounded per address.
+TEST_F(AuthorizationServerTest, TheBoundPerAddressDefaultsTo64AndZeroTurnsItOff) {
+  auto fill = [&](const std::string& remote, int n) {
+    int sent = 0;
+    for (int i = 0; i < n; ++i) {
+      AuthorizeRequest q = Request();
+      q.remote = remote;
+      sent += server_->Authorize(q, "").location.starts_with(kIdp);
+    }
+    return sent;
+  };
+  EXPECT_EQ(fill("192.0.2.1:1", 100), 64);
+  EXPECT_EQ(fill("", 100), 100);
+  AuthorizationServerOptions o;
+  o.max_in_flight_per_source = 0;
+  o.max_in_flight = 150;
+  Make(o);
+  EXPECT_EQ(fill("192.0.2.1:1", 200), 150) << "only the global bound";
+  EXPECT_EQ(AuthorizationServer::SourceAddress("10.0.0.1:8443"), "10.0.0.1");
+  EXPECT_EQ(AuthorizationServer::SourceAddress("::ffff:10.0.0.1:8443"), "::ffff:10.0.0.1");
+  EXPECT_EQ(AuthorizationServer::SourceAddress(""), "");
 }
 
 TEST_F(AuthorizationServerTest, BrowserStepsWaitingForTheServersThreadsAreBounded) {
