@@ -296,29 +296,28 @@ Status AddApprovalRoutes(http::Router& router, AttributionService& service,
 
   // The approver's sign-in at the company IdP; the IdP's answer (/oauth2/login/callback) opens
   // the approver session and comes back to the page.
-  RETURN_IF_ERROR(router.Add({"GET", "/approvals/{id}/sign-in",
-                              [svc, as](Request& req, Responder respond) {
-                                const std::string id = req.params["id"];
-                                auto row = svc->GetApproval(id);
-                                if (!row.ok())
-                                  return respond(TextPage(503, "approvals are unavailable"));
-                                if (!*row) return respond(TextPage(404, "no such approval"));
-                                if ((*row)->state != "pending") {
-                                  // Nothing to decide: the page says what became of it.
-                                  identity::BrowserAnswer back;
-                                  back.location = "/approvals/" + id;
-                                  return respond(BrowserResponse(std::move(back)));
-                                }
-                                // Off the server's threads: the IdP's metadata may have to be
-                                // fetched.
-                                if (!as->Post([as, id, cookie = CookieHeader(req), respond] {
-                                      respond(BrowserResponse(as->StartApproverSignIn(id, cookie)));
-                                    })) {
-                                  respond(
-                                      BrowserResponse(identity::AuthorizationServer::BusyPage()));
-                                }
-                              },
-                              AuthRequirement::None(), ""}));
+  RETURN_IF_ERROR(router.Add(
+      {"GET", "/approvals/{id}/sign-in",
+       [svc, as](Request& req, Responder respond) {
+         const std::string id = req.params["id"];
+         auto row = svc->GetApproval(id);
+         if (!row.ok()) return respond(TextPage(503, "approvals are unavailable"));
+         if (!*row) return respond(TextPage(404, "no such approval"));
+         if ((*row)->state != "pending") {
+           // Nothing to decide: the page says what became of it.
+           identity::BrowserAnswer back;
+           back.location = "/approvals/" + id;
+           return respond(BrowserResponse(std::move(back)));
+         }
+         // Off the server's threads: the IdP's metadata may have to be fetched. The peer's
+         // address counts against max_in_flight_per_source.
+         if (!as->Post([as, id, cookie = CookieHeader(req), remote = req.remote, respond] {
+               respond(BrowserResponse(as->StartApproverSignIn(id, cookie, remote)));
+             })) {
+           respond(BrowserResponse(identity::AuthorizationServer::BusyPage()));
+         }
+       },
+       AuthRequirement::None(), ""}));
 
   // The page's form: the signed-in person approves or denies, with the session's CSRF token.
   RETURN_IF_ERROR(router.Add(

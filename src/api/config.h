@@ -121,6 +121,14 @@ struct Config {
     // RFC 7591 Dynamic Client Registration at /oauth2/register; its clients have no agent, so it
     // needs dev_unknown_clients.
     bool dynamic_client_registration = false;
+    // Flood bounds of the browser sign-ins (identity::AuthorizationServerOptions): sign-ins and
+    // consents held in memory, in all and per source address (0: no bound per address), browser
+    // steps waiting for the authorization server's threads, and token.refuse events recorded one
+    // by one per minute.
+    int64_t max_sign_ins_in_flight = 10000;
+    int64_t max_sign_ins_per_address = 64;
+    int64_t max_waiting_browser_steps = 1024;
+    int64_t refusal_events_per_minute = 600;
     std::map<std::string, OAuthClient> clients;  // by client_id
     bool operator==(const OAuth&) const = default;
   } oauth;
@@ -143,6 +151,7 @@ struct Config {
     // How long an approver signed in at the IdP on the approval pages stays signed in, in
     // seconds (as the other sign-in lifetimes, oauth.*_lifetime_s).
     int64_t session_ttl_s = 900;
+    int64_t max_sessions = 10000;  // approver sessions held in memory
     // [approval.webhook]: approvers notified per Standard Webhooks
     // (attribution/approval_webhook.h).
     struct Webhook {

@@ -584,6 +584,47 @@ std::string Refusal(std::vector<std::pair<std::string, std::string>> overrides) 
   return c.ok() ? "" : c.status().message();
 }
 
+// The browser sign-ins' flood bounds (identity::AuthorizationServerOptions) are keys, with
+// ranges; 0 turns the bound per address off, nothing else may be 0.
+TEST(ConfigOAuth, SignInFloodBoundsAreKeysWithCheckedRanges) {
+  Config d;
+  EXPECT_EQ(d.oauth.max_sign_ins_in_flight, 10000);
+  EXPECT_EQ(d.oauth.max_sign_ins_per_address, 64);
+  EXPECT_EQ(d.oauth.max_waiting_browser_steps, 1024);
+  EXPECT_EQ(d.oauth.refusal_events_per_minute, 600);
+  EXPECT_EQ(d.approval.max_sessions, 10000);
+  auto c = ParseConfigToml(R"([oauth]
+max_sign_ins_in_flight = 50
+max_sign_ins_per_address = 0
+max_waiting_browser_steps = 8
+refusal_events_per_minute = 30
+[approval]
+max_sessions = 5
+)",
+                           "f.toml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->oauth.max_sign_ins_in_flight, 50);
+  EXPECT_EQ(c->oauth.max_sign_ins_per_address, 0);
+  EXPECT_EQ(c->oauth.max_waiting_browser_steps, 8);
+  EXPECT_EQ(c->oauth.refusal_events_per_minute, 30);
+  EXPECT_EQ(c->approval.max_sessions, 5);
+  EXPECT_EQ(Refusal({{"oauth.max_sign_ins_in_flight", "0"}}),
+            "oauth.max_sign_ins_in_flight must be in [1, 100000], got 0");
+  EXPECT_EQ(Refusal({{"oauth.max_sign_ins_per_address", "-1"}}),
+            "oauth.max_sign_ins_per_address must be in [0, 100000], got -1");
+  EXPECT_EQ(Refusal({{"oauth.max_waiting_browser_steps", "0"}}),
+            "oauth.max_waiting_browser_steps must be in [1, 100000], got 0");
+  EXPECT_EQ(Refusal({{"oauth.refusal_events_per_minute", "0"}}),
+            "oauth.refusal_events_per_minute must be in [1, 1000000], got 0");
+  EXPECT_EQ(Refusal({{"approval.max_sessions", "100001"}}),
+            "approval.max_sessions must be in [1, 100000], got 100001");
+  ConfigSources env;
+  env.env = {{"CUSTODY_OAUTH_MAX_SIGN_INS_PER_ADDRESS", "16"}};
+  auto from_env = LoadConfig(env);
+  ASSERT_TRUE(from_env.ok()) << from_env.status().ToString();
+  EXPECT_EQ(from_env->oauth.max_sign_ins_per_address, 16);
+}
+
 TEST(ConfigApproval, BadValuesAreRefusedNamingTheKey) {
   EXPECT_EQ(Refusal({{"approval.hold_ms", "300001"}}),
             "approval.hold_ms must be in [0, 300000], got 300001");

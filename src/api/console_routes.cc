@@ -210,24 +210,24 @@ Status AddConsoleRoutes(http::Router& router, http::Authenticator& tokens,
   // Sign-in at the company IdP: the approvers' sign-in (PKCE, state, nonce, the ID token
   // verified), then a console session with the role of the person's groups.
   if (identity::AuthorizationServer* as = options.sign_in) {
-    RETURN_IF_ERROR(router.Add({"GET", "/console/sign-in/idp",
-                                [as, &sessions, options](Request& req, Responder respond) {
-                                  std::string cookie(req.headers.Get("cookie").value_or(""));
-                                  // Off the server's threads: the IdP's metadata may have to be
-                                  // fetched.
-                                  if (!as->Post([as, &sessions, options, cookie, respond] {
-                                        respond(BrowserResponse(as->StartSignIn(
-                                            std::string(kConsoleClient),
-                                            [&sessions, options](identity::SignedInPerson p) {
-                                              return PersonSignedIn(sessions, options, p);
-                                            },
-                                            cookie)));
-                                      })) {
-                                    respond(
-                                        BrowserResponse(identity::AuthorizationServer::BusyPage()));
-                                  }
+    RETURN_IF_ERROR(
+        router.Add({"GET", "/console/sign-in/idp",
+                    [as, &sessions, options](Request& req, Responder respond) {
+                      std::string cookie(req.headers.Get("cookie").value_or(""));
+                      // Off the server's threads: the IdP's metadata may have to be
+                      // fetched.
+                      if (!as->Post([as, &sessions, options, cookie, remote = req.remote, respond] {
+                            respond(BrowserResponse(as->StartSignIn(
+                                std::string(kConsoleClient),
+                                [&sessions, options](identity::SignedInPerson p) {
+                                  return PersonSignedIn(sessions, options, p);
                                 },
-                                http::AuthRequirement::None(), ""}));
+                                cookie, remote)));
+                          })) {
+                        respond(BrowserResponse(identity::AuthorizationServer::BusyPage()));
+                      }
+                    },
+                    http::AuthRequirement::None(), ""}));
   }
   // What the sign-in page offers. The IdP is listed when [login] names one, available when the
   // sign-in is wired and [console.idp_roles] names a group (else every IdP sign-in would be

@@ -55,6 +55,7 @@ Status AddOAuthRoutes(http::Router& router, identity::AuthorizationServer& serve
                     q.code_challenge = req.QueryParam("code_challenge");
                     q.code_challenge_method = req.QueryParam("code_challenge_method");
                     q.resource = req.QueryParam("resource");
+                    q.remote = req.remote;  // the bound per source address
                     // Off the server's threads: it may fetch the IdP's metadata or
                     // a client's metadata document.
                     if (!as->Post([as, q = std::move(q), cookie = CookieHeader(req), respond] {

@@ -448,6 +448,11 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
       ao.code_lifetime_s = config.oauth.code_lifetime_s;
       ao.refresh_lifetime_s = config.oauth.refresh_token_lifetime_s;
       ao.approver_session_lifetime_s = config.approval.session_ttl_s;
+      ao.max_approver_sessions = static_cast<size_t>(config.approval.max_sessions);
+      ao.max_in_flight = static_cast<size_t>(config.oauth.max_sign_ins_in_flight);
+      ao.max_in_flight_per_source = static_cast<size_t>(config.oauth.max_sign_ins_per_address);
+      ao.max_queued_work = static_cast<size_t>(config.oauth.max_waiting_browser_steps);
+      ao.refusal_events_per_minute = config.oauth.refusal_events_per_minute;
       identity::ClientDirectory* directory = impl->oauth_clients.get();
       if (config.oauth.dynamic_client_registration) {
         impl->registered_clients = std::make_unique<identity::DynamicClientRegistry>(random);
