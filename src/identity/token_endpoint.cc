@@ -35,15 +35,14 @@ TokenService::~TokenService() {
 
 void TokenService::TokenAsync(const TokenRequest& req, TokenCallback done) {
   using R = OAuthResult<IssuedToken>;
-  ExchangeFacts facts;
-  auto client = AuthenticateClient(req.client_id, req.client_assertion_type, req.client_assertion,
-                                   req.client_secret);
+  std::optional<AssertionJti> jti;
+  auto client = VerifyClient(req.client_id, req.client_assertion_type, req.client_assertion,
+                             req.client_secret, &jti);
   if (!client.ok()) {
-    RecordRefusal(req, nullptr, facts, client.error);
+    RecordRefusal(req, nullptr, ExchangeFacts{}, client.error);
     return done(R{std::nullopt, client.error});
   }
-  const Agent& agent = *client.value;
-  OAuthResult<Issue> issue = [&]() -> OAuthResult<Issue> {
+  auto prepare = [this, &req](const Agent& agent, ExchangeFacts* facts) -> OAuthResult<Issue> {
     int64_t requested_lifetime_s = 0;
     if (const std::string& lt = req.requested_lifetime; !lt.empty()) {
       auto [end, ec] = std::from_chars(lt.data(), lt.data() + lt.size(), requested_lifetime_s);
@@ -66,8 +65,80 @@ void TokenService::TokenAsync(const TokenRequest& req, TokenCallback done) {
     x.audience = req.audience;
     x.objective = req.objective;
     x.requested_lifetime_s = requested_lifetime_s;
-    return PrepareExchange(agent, x, &facts);
-  }();
+    return PrepareExchange(agent, x, facts);
+  };
+  if (!jti) {
+    ExchangeFacts facts;
+    OAuthResult<Issue> issue = prepare(*client.value, &facts);
+    return FinishToken(req, *client.value, std::move(issue), facts, std::move(done));
+  }
+
+  // private_key_jwt: the assertion's jti is stored (IdentityStore::UseAssertionJtiAsync: many
+  // requests' jtis share one transaction) while the grant is validated and signed here. Whichever
+  // of the two ends last goes on, so nothing is stored, recorded or answered before the jti is
+  // durable; a token signed for a refused jti never leaves this process.
+  struct Join {
+    Mutex mu;
+    bool first_arrived GUARDED_BY(mu) = false;
+    bool jti_arrived GUARDED_BY(mu) = false;
+    Status jti;  // written before the jti's arrival
+    // Written before the request thread's arrival.
+    TokenRequest req;
+    std::optional<Agent> agent;
+    std::optional<OAuthResult<Issue>> issue;
+    ExchangeFacts facts;
+    TokenCallback done;
+  };
+  auto join = std::make_shared<Join>();
+  join->req = req;
+  join->agent = std::move(*client.value);
+  join->done = std::move(done);
+  // The second to arrive answers: a refused jti as the refused authentication it is.
+  auto go_on = [this](Join& j) {
+    if (!j.jti.ok()) {
+      OAuthError error = JtiNotRecorded(j.jti);
+      if (error.error != "server_error") RecordRefusal(j.req, nullptr, ExchangeFacts{}, error);
+      return j.done(R{std::nullopt, std::move(error)});
+    }
+    FinishToken(j.req, *j.agent, std::move(*j.issue), j.facts, std::move(j.done));
+  };
+  {
+    MutexLock lock(async_mu_);
+    ++issues_pending_;
+  }
+  store_.UseAssertionJtiAsync(jti->key, jti->exp, [this, join, go_on](Status stored) {
+    join->jti = std::move(stored);
+    bool last = false;
+    {
+      MutexLock lock(join->mu);
+      last = join->first_arrived;
+      join->first_arrived = join->jti_arrived = true;
+    }
+    if (last) go_on(*join);
+    MutexLock lock(async_mu_);
+    if (--issues_pending_ == 0) async_done_.NotifyAll();
+  });
+  bool refused_already = false;
+  {
+    MutexLock lock(join->mu);
+    refused_already = join->jti_arrived && !join->jti.ok();
+  }
+  // A replay refused at once (its first use still in flight) is not worth a signature.
+  join->issue = refused_already ? OAuthResult<Issue>::Fail("invalid_client", "replay")
+                                : prepare(*join->agent, &join->facts);
+  bool last = false;
+  {
+    MutexLock lock(join->mu);
+    last = join->first_arrived;
+    join->first_arrived = true;
+  }
+  if (last) go_on(*join);
+}
+
+void TokenService::FinishToken(const TokenRequest& req, const Agent& agent,
+                               OAuthResult<Issue> issue, const ExchangeFacts& facts,
+                               TokenCallback done) {
+  using R = OAuthResult<IssuedToken>;
   if (!issue.ok()) {
     // A server_error is Custody's failure, not the client's: it is reported where it happened.
     if (issue.error.error != "server_error") RecordRefusal(req, &agent, facts, issue.error);

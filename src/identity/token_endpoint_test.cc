@@ -5,9 +5,11 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/json.hpp>
 #include <filesystem>
+#include <future>
 #include <thread>
 #include <vector>
 
@@ -69,6 +71,18 @@ class RacedStore final : public store::IdentityStore {
   Status UseAssertionJti(const std::string& jti, int64_t exp) override {
     return real_->UseAssertionJti(jti, exp);
   }
+  // Set: each UseAssertionJtiAsync is handed to it, to be passed on to the store when the test
+  // says (a jti whose write has not ended yet).
+  std::function<void(std::function<void()>)> hold_jti;
+  void UseAssertionJtiAsync(std::string jti, int64_t exp,
+                            std::function<void(Status)> done) override {
+    std::function<void()> go = [this, jti = std::move(jti), exp, done = std::move(done)] {
+      real_->UseAssertionJtiAsync(jti, exp, done);
+    };
+    if (hold_jti) return hold_jti(std::move(go));
+    go();
+  }
+  Status PurgeAssertionJtis(int64_t before) override { return real_->PurgeAssertionJtis(before); }
   Status PutSigningKey(const SigningKeyRecord& k) override { return real_->PutSigningKey(k); }
   Result<std::vector<SigningKeyRecord>> ListSigningKeys() override {
     return real_->ListSigningKeys();
@@ -155,6 +169,45 @@ class TokenEndpointTest : public ::testing::Test {
     return t;
   }
 
+  // Registers "signer", a client authenticating with private_key_jwt.
+  void RegisterSigner() {
+    signer_key_ =
+        std::make_unique<crypto::EcdsaP256PrivateKey>(*crypto::EcdsaP256PrivateKey::Generate());
+    Agent a;
+    a.name = "signer";
+    a.grants = {"github/*"};
+    a.client_jwk = crypto::EcPublicJwkJson(signer_key_->public_key(), "signer-key");
+    auto r = svc_->RegisterAgent(a, /*generate_secret=*/false, "admin-1");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  }
+  int64_t Now() const {
+    return std::chrono::duration_cast<std::chrono::seconds>(clock_.Now().time_since_epoch())
+        .count();
+  }
+  // A JWT-SVID request authenticated by a client assertion of "signer" with this jti.
+  TokenRequest AssertedSvidRequest(const std::string& jti) const {
+    json::object c{{"iss", "signer"},   {"sub", "signer"}, {"aud", kIssuer},
+                   {"exp", Now() + 60}, {"iat", Now()},    {"jti", jti}};
+    TokenRequest t;
+    t.grant_type = "client_credentials";
+    t.client_id = "signer";
+    t.client_assertion_type = std::string(kClientAssertionTypeJwtBearer);
+    t.client_assertion = *crypto::SignJwsEs256(R"({"alg":"ES256","kid":"signer-key"})",
+                                               json::serialize(c), *signer_key_);
+    t.audience = kIssuer;
+    return t;
+  }
+  // The kinds of the committed ledger's events.
+  std::vector<std::string> CommittedKinds() {
+    std::vector<std::string> kinds;
+    for (uint64_t i = 0; i < ledger_->Size(); ++i) {
+      auto leaf = ledger_->GetEntry(i);
+      if (!leaf.ok()) break;
+      kinds.emplace_back(json::parse(leaf->data).as_object().at("kind").as_string());
+    }
+    return kinds;
+  }
+
   // The committed ledger's event carrying this jti, or null.
   std::optional<json::object> CommittedEventWithJti(const std::string& jti) {
     uint64_t size = ledger_->Size();  // the latest signed checkpoint: durable
@@ -179,6 +232,7 @@ class TokenEndpointTest : public ::testing::Test {
   std::unique_ptr<events::Recorder> recorder_;
   std::unique_ptr<TokenService> svc_;
   std::string secret_;
+  std::unique_ptr<crypto::EcdsaP256PrivateKey> signer_key_;
   Mutex handed_mu_;
   std::vector<std::string> handed_ GUARDED_BY(handed_mu_);  // every event given to async_sink
 };
@@ -370,6 +424,125 @@ TEST_F(TokenEndpointTest, ADelegationRacingItsParentsRevocationIsRefusedAndRecor
               std::string::npos)
         << "a session.start below the revoked session: " << e;
   }
+}
+
+}  // namespace
+}  // namespace custody::identity
+
+namespace custody::identity {
+namespace {
+
+// private_key_jwt: the assertion's jti is stored while the grant is prepared, and the answer
+// waits for it. TokenAsync returns with the jti's write still pending and nothing answered; once
+// the write ends, the JWT-SVID is issued and its event recorded; a replay is then refused (401)
+// and recorded as a refusal, not an issuance.
+TEST_F(TokenEndpointTest, AnAssertionIsAnsweredOnlyOnceItsJtiIsStoredWithoutHoldingTheCaller) {
+  Start({});
+  RegisterSigner();
+  std::vector<std::function<void()>> held;  // this thread's only
+  store_->hold_jti = [&](std::function<void()> go) { held.push_back(std::move(go)); };
+  std::promise<OAuthResult<IssuedToken>> answer;
+  auto answered = answer.get_future();
+  TokenRequest req = AssertedSvidRequest("first");
+  svc_->TokenAsync(req, [&](OAuthResult<IssuedToken> r) { answer.set_value(std::move(r)); });
+  ASSERT_EQ(held.size(), 1u) << "the jti goes to the store without holding the caller";
+  EXPECT_EQ(answered.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout)
+      << "answered before its jti was stored";
+  EXPECT_EQ(ledger_->Size(), 0u) << "nothing recorded before the jti is stored";
+  store_->hold_jti = nullptr;
+  held.front()();
+  OAuthResult<IssuedToken> r = answered.get();
+  ASSERT_TRUE(r.ok()) << r.error.description;
+  EXPECT_TRUE(svc_->VerifySvid(r.value->access_token, kIssuer).ok());
+  ASSERT_TRUE(CommittedEventWithJti(r.value->jti).has_value());
+
+  auto replay = svc_->Token(req);
+  ASSERT_FALSE(replay.ok());
+  EXPECT_EQ(replay.error.error, "invalid_client");
+  EXPECT_EQ(replay.error.http_status, 401);
+  EXPECT_EQ(replay.error.description, "client assertion was already used");
+  svc_.reset();  // waits for the refusal's event
+  EXPECT_EQ(CommittedKinds(), (std::vector<std::string>{"credential.issue", "token.refuse"}));
+  EXPECT_TRUE(errors_.Counts().empty());
+}
+
+// The same assertions sent from several threads at once: of each, exactly one is issued a
+// JWT-SVID, the others are refused as replays, and the ledger holds one issuance per assertion.
+TEST_F(TokenEndpointTest, ConcurrentUsesOfOneAssertionIssueExactlyOneToken) {
+  Start({});
+  RegisterSigner();
+  constexpr int kAssertions = 10, kThreads = 4;
+  std::vector<TokenRequest> requests;
+  for (int i = 0; i < kAssertions; ++i) requests.push_back(AssertedSvidRequest(std::to_string(i)));
+  std::vector<std::atomic<int>> issued(kAssertions), replays(kAssertions), other(kAssertions);
+  std::atomic<int> answers{0};
+  std::promise<void> all_answered;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kAssertions; ++i) {
+        svc_->TokenAsync(requests[i], [&, i](OAuthResult<IssuedToken> r) {
+          if (r.ok()) {
+            ++issued[i];
+          } else if (r.error.description == "client assertion was already used") {
+            ++replays[i];
+          } else {
+            ++other[i];
+          }
+          if (++answers == kAssertions * kThreads) all_answered.set_value();
+        });
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  all_answered.get_future().wait();
+  for (int i = 0; i < kAssertions; ++i) {
+    EXPECT_EQ(issued[i].load(), 1) << "assertion " << i;
+    EXPECT_EQ(replays[i].load(), kThreads - 1) << "assertion " << i;
+    EXPECT_EQ(other[i].load(), 0) << "assertion " << i;
+  }
+  svc_.reset();
+  std::vector<std::string> kinds = CommittedKinds();
+  EXPECT_EQ(std::count(kinds.begin(), kinds.end(), "credential.issue"), kAssertions);
+  EXPECT_EQ(std::count(kinds.begin(), kinds.end(), "token.refuse"), kAssertions * (kThreads - 1));
+}
+
+// identity.db cannot store the jti (a full disk): the request is answered server_error (500,
+// naming no file), nothing is issued or recorded, the failure is reported; once the disk has
+// room, the same assertion (its jti was not kept) and the next work.
+TEST_F(TokenEndpointTest, AJtiThatCannotBeStoredFailsTheRequestCleanly) {
+  Start({});
+  RegisterSigner();
+  TokenRequest req = AssertedSvidRequest("full-disk");
+  FaultVfs::Fail("identity.db", Fault::kDiskFull);
+  auto out = svc_->Token(req);
+  FaultVfs::Clear();
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.error.error, "server_error");
+  EXPECT_EQ(out.error.http_status, 500);
+  EXPECT_EQ(out.error.description, "cannot record client assertion");
+  EXPECT_EQ(errors_.Count("identity.assertion_jti"), 1u);
+  EXPECT_EQ(ledger_->Size(), 0u) << "nothing issued, nothing recorded";
+
+  auto again = svc_->Token(req);
+  ASSERT_TRUE(again.ok()) << again.error.description;
+  auto next = svc_->Token(AssertedSvidRequest("next"));
+  ASSERT_TRUE(next.ok()) << next.error.description;
+  EXPECT_EQ(svc_->Token(req).error.description, "client assertion was already used");
+}
+
+// The jtis of expired assertions are purged (at most once a minute, as assertions are verified),
+// so the table holds only what can still be replayed.
+TEST_F(TokenEndpointTest, TheJtisOfExpiredAssertionsArePurged) {
+  Start({});
+  RegisterSigner();
+  ASSERT_TRUE(svc_->Token(AssertedSvidRequest("old")).ok());
+  ASSERT_EQ(store_->UseAssertionJti("signer/old", Now() + 60).code(), StatusCode::kAlreadyExists);
+  // Past its exp (60 s), the leeway (30 s) and the purge's margin (60 s).
+  clock_.Advance(std::chrono::seconds(60 + 30 + 60 + 5));
+  ASSERT_TRUE(svc_->Token(AssertedSvidRequest("new")).ok());
+  EXPECT_TRUE(store_->UseAssertionJti("signer/old", 1).ok()) << "purged";
+  EXPECT_EQ(store_->UseAssertionJti("signer/new", Now() + 60).code(), StatusCode::kAlreadyExists);
 }
 
 }  // namespace

@@ -426,6 +426,41 @@ OAuthResult<Agent> TokenService::AuthenticateClient(const std::string& client_id
                                                     const std::string& assertion_type,
                                                     const std::string& assertion,
                                                     const std::string& secret) {
+  std::optional<AssertionJti> jti;
+  auto client = VerifyClient(client_id, assertion_type, assertion, secret, &jti);
+  if (!client.ok() || !jti) return client;
+  if (Status fresh = store_.UseAssertionJti(jti->key, jti->exp); !fresh.ok()) {
+    return OAuthResult<Agent>{std::nullopt, JtiNotRecorded(fresh)};
+  }
+  return client;
+}
+
+OAuthError TokenService::JtiNotRecorded(const Status& recorded) {
+  if (recorded.code() == StatusCode::kAlreadyExists) {
+    return OAuthError{"invalid_client", "client assertion was already used", 401};
+  }
+  errors_.Report("identity.assertion_jti", recorded);
+  return OAuthError{"server_error", "cannot record client assertion", 500};
+}
+
+void TokenService::MaybePurgeAssertionJtis(int64_t now) {
+  // An assertion whose exp + leeway has passed is refused as expired (CheckTimes), so its jti
+  // is no longer needed to refuse its replay; another minute's margin covers nodes whose clocks
+  // differ a little.
+  constexpr int64_t kPurgeIntervalS = 60;
+  int64_t last = jtis_purged_s_.load(std::memory_order_relaxed);
+  if (now - last < kPurgeIntervalS) return;
+  if (!jtis_purged_s_.compare_exchange_strong(last, now)) return;  // another thread purges
+  if (Status st = store_.PurgeAssertionJtis(now - options_.leeway_s - kPurgeIntervalS); !st.ok()) {
+    errors_.Report("identity.assertion_jti_purge", st);
+  }
+}
+
+OAuthResult<Agent> TokenService::VerifyClient(const std::string& client_id,
+                                              const std::string& assertion_type,
+                                              const std::string& assertion,
+                                              const std::string& secret,
+                                              std::optional<AssertionJti>* jti) {
   using R = OAuthResult<Agent>;
   if (client_id.empty()) return R::Fail("invalid_client", "client_id is required", 401);
   auto agent = store_.GetAgent(client_id);
@@ -472,14 +507,8 @@ OAuthResult<Agent> TokenService::AuthenticateClient(const std::string& client_id
       return R::Fail("invalid_client", "client assertion lifetime is too long", 401);
     }
     if (claims->jti.empty()) return R::Fail("invalid_client", "client assertion has no jti", 401);
-    Status fresh = store_.UseAssertionJti(client_id + "/" + claims->jti, *claims->exp);
-    if (fresh.code() == StatusCode::kAlreadyExists) {
-      return R::Fail("invalid_client", "client assertion was already used", 401);
-    }
-    if (!fresh.ok()) {
-      errors_.Report("identity.assertion_jti", fresh);
-      return R::Fail("server_error", "cannot record client assertion", 500);
-    }
+    MaybePurgeAssertionJtis(now);
+    *jti = AssertionJti{client_id + "/" + claims->jti, *claims->exp};
   } else if (!secret.empty()) {
     if (agent->client_secret_sha256.empty() ||
         !ConstantTimeEquals(HexSha256(secret), agent->client_secret_sha256)) {

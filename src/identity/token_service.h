@@ -219,7 +219,9 @@ class TokenService {
   void TokenAsync(const TokenRequest& request, TokenCallback done);
   // TokenAsync, waiting for its answer (the CLI and tests).
   OAuthResult<IssuedToken> Token(const TokenRequest& request);
-  // private_key_jwt (RFC 7523) or client_secret; returns the authenticated agent.
+  // private_key_jwt (RFC 7523) or client_secret; returns the authenticated agent. An
+  // assertion's jti is recorded (replay protection) before this returns; TokenAsync instead
+  // records it while the grant is being prepared (see there).
   OAuthResult<Agent> AuthenticateClient(const std::string& client_id,
                                         const std::string& client_assertion_type,
                                         const std::string& client_assertion,
@@ -346,6 +348,25 @@ class TokenService {
                                  int64_t requested_lifetime_s = 0);
   OAuthResult<Issue> PrepareExchange(const Agent& client, const ExchangeRequest& request,
                                      ExchangeFacts* facts);
+  // A verified client assertion's jti, still to be recorded (IdentityStore::UseAssertionJti).
+  struct AssertionJti {
+    std::string key;  // client_id "/" jti
+    int64_t exp = 0;
+  };
+  // AuthenticateClient without recording the assertion's jti: that is left in `*jti` (set only
+  // for private_key_jwt).
+  OAuthResult<Agent> VerifyClient(const std::string& client_id,
+                                  const std::string& client_assertion_type,
+                                  const std::string& client_assertion,
+                                  const std::string& client_secret,
+                                  std::optional<AssertionJti>* jti);
+  // The answer to a jti the store did not record: a replay, or a reported server_error.
+  OAuthError JtiNotRecorded(const Status& recorded);
+  // Deletes the jtis of assertions that can no longer verify, at most once a minute.
+  void MaybePurgeAssertionJtis(int64_t now);
+  // TokenAsync once the client is authenticated (its jti durable) and its grant prepared.
+  void FinishToken(const TokenRequest& request, const Agent& agent, OAuthResult<Issue> issue,
+                   const ExchangeFacts& facts, TokenCallback done) EXCLUDES(async_mu_);
   // Records the issuance's event (through async_sink when set) and answers `done` once it is
   // durable; on failure revokes what was issued and answers temporarily_unavailable.
   void RecordIssue(Issue issue, TokenCallback done) EXCLUDES(async_mu_);
@@ -375,6 +396,7 @@ class TokenService {
   Mutex keys_mu_;
   std::vector<SigningKey> keys_ GUARDED_BY(keys_mu_);  // the last one signs
   std::atomic<int64_t> keys_refreshed_ms_{0};          // shared_store: an unknown kid's reload
+  std::atomic<int64_t> jtis_purged_s_{0};              // MaybePurgeAssertionJtis' last run
 
   // Verified-token caches (options_.verify_cache_entries each): access tokens (a delegation's
   // subject token, every gateway call) and JWT-SVIDs (every exchange's actor token). An entry

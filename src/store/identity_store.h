@@ -89,8 +89,24 @@ class IdentityStore {
   // Revoking a jti twice keeps the first record.
   virtual Status RevokeJti(const std::string& jti, int64_t expires_at) = 0;
   virtual Result<bool> IsJtiRevoked(const std::string& jti) = 0;
-  // Records a client assertion's jti; AlreadyExists if it was used before (replay).
+  // Records a client assertion's jti; AlreadyExists if it was used before (replay). The
+  // database's unique key decides, so a jti used at one node is refused at every other.
   virtual Status UseAssertionJti(const std::string& jti, int64_t expires_at) = 0;
+  // UseAssertionJti answered through `done` (exactly once, on any thread, possibly before this
+  // returns): ok once the jti is durable; AlreadyExists when it was used before, including while
+  // its first use is still being stored. A backend may store the jtis of concurrent calls in one
+  // transaction (SqliteIdentityStore: one fsync for many, shared with queued sessions); this
+  // default stores it synchronously.
+  virtual void UseAssertionJtiAsync(std::string jti, int64_t expires_at,
+                                    std::function<void(Status)> done) {
+    done(UseAssertionJti(jti, expires_at));
+  }
+  // Deletes the jtis whose expires_at is before `before`: an assertion past its exp is refused
+  // for that, so its jti need not be kept. The default keeps everything (a test double).
+  virtual Status PurgeAssertionJtis(int64_t before) {
+    (void)before;
+    return OkStatus();
+  }
 
   // Inserts, or replaces the record with the same kid.
   virtual Status PutSigningKey(const identity::SigningKeyRecord& key) = 0;

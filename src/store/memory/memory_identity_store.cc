@@ -142,6 +142,12 @@ Status MemoryIdentityStore::UseAssertionJti(const std::string& jti, int64_t expi
   return OkStatus();
 }
 
+Status MemoryIdentityStore::PurgeAssertionJtis(int64_t before) {
+  MutexLock lock(mu_);
+  std::erase_if(assertion_jtis_, [&](const auto& kv) { return kv.second < before; });
+  return OkStatus();
+}
+
 Status MemoryIdentityStore::PutSigningKey(const SigningKeyRecord& key) {
   MutexLock lock(mu_);
   keys_[key.kid] = key;

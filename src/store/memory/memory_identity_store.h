@@ -33,6 +33,7 @@ class MemoryIdentityStore final : public IdentityStore {
   Status RevokeJti(const std::string& jti, int64_t expires_at) override;
   Result<bool> IsJtiRevoked(const std::string& jti) override;
   Status UseAssertionJti(const std::string& jti, int64_t expires_at) override;
+  Status PurgeAssertionJtis(int64_t before) override;
   Status PutSigningKey(const identity::SigningKeyRecord& key) override;
   Result<std::vector<identity::SigningKeyRecord>> ListSigningKeys() override;
   Status CreateRefreshFamily(const identity::RefreshFamily& family,

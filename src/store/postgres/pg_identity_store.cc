@@ -546,6 +546,13 @@ Status PgIdentityStore::UseAssertionJti(const std::string& jti, int64_t expires_
   return st;
 }
 
+Status PgIdentityStore::PurgeAssertionJtis(int64_t before) {
+  return db_
+      ->Exec("purge assertion jtis", "DELETE FROM assertion_jtis WHERE expires_at < $1",
+             {PgInt(before)})
+      .status();
+}
+
 Status PgIdentityStore::PutSigningKey(const SigningKeyRecord& k) {
   return db_
       ->Exec("store signing key",

@@ -318,6 +318,31 @@ TEST(PgIdentityStoreTest, NoSessionStaysLiveBelowARevocationMadeAtAnotherNode) {
   EXPECT_EQ(revoked->size(), tree->size());
 }
 
+// A client assertion used at one node is refused at every other: two nodes on one database
+// each try the same jtis at once (and again later); the table's key lets exactly one win.
+TEST(PgIdentityStoreTest, AnAssertionJtiUsedAtOneNodeIsRefusedAtAnother) {
+  auto url = FreshDatabase();
+  ASSERT_TRUE(url.ok()) << url.status().ToString();
+  auto a = PgIdentityStore::Open(*url);
+  auto b = PgIdentityStore::Open(*url);
+  ASSERT_TRUE(a.ok() && b.ok());
+  constexpr int kJtis = 100;
+  constexpr int64_t kExp = 9'000'000'000;
+  std::vector<Status> at_a(kJtis), at_b(kJtis);
+  std::thread node_a([&] {
+    for (int i = 0; i < kJtis; ++i) at_a[i] = (*a)->UseAssertionJti("c/" + std::to_string(i), kExp);
+  });
+  for (int i = 0; i < kJtis; ++i) at_b[i] = (*b)->UseAssertionJti("c/" + std::to_string(i), kExp);
+  node_a.join();
+  for (int i = 0; i < kJtis; ++i) {
+    EXPECT_NE(at_a[i].ok(), at_b[i].ok()) << "jti " << i << ": exactly one node wins";
+    const Status& lost = at_a[i].ok() ? at_b[i] : at_a[i];
+    EXPECT_EQ(lost.code(), StatusCode::kAlreadyExists) << lost.ToString();
+  }
+  EXPECT_EQ((*a)->UseAssertionJti("c/0", kExp).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ((*b)->UseAssertionJti("c/0", kExp).code(), StatusCode::kAlreadyExists);
+}
+
 TEST(PgSchemaTest, NodesStartingAtOnceApplyEachStepOnceAndANewerSchemaIsRefused) {
   auto url = FreshDatabase();
   ASSERT_TRUE(url.ok()) << url.status().ToString();

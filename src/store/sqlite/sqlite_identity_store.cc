@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <functional>
+#include <future>
 
 #include "store/internal/columns.h"
 #include "store/internal/string_list.h"
@@ -307,7 +308,7 @@ SqliteIdentityStore::~SqliteIdentityStore() {
 
 Status SqliteIdentityStore::CreateSession(const Session& x) {
   MutexLock lock(mu_);
-  return CreateSessionsLocked(std::span<const Session>(&x, 1)).front();
+  return WriteBatchLocked({}, std::span<const Session>(&x, 1)).front();
 }
 
 void SqliteIdentityStore::CreateSessionAsync(Session session, std::function<void(Status)> done) {
@@ -323,32 +324,82 @@ void SqliteIdentityStore::CreateSessionAsync(Session session, std::function<void
   done(UnavailableError("identity database: closing; session " + session.sid + " not stored"));
 }
 
+Status SqliteIdentityStore::UseAssertionJti(const std::string& jti, int64_t expires_at) {
+  std::promise<Status> answer;
+  auto f = answer.get_future();
+  UseAssertionJtiAsync(jti, expires_at, [&answer](Status st) { answer.set_value(std::move(st)); });
+  return f.get();
+}
+
+void SqliteIdentityStore::UseAssertionJtiAsync(std::string jti, int64_t expires_at,
+                                               std::function<void(Status)> done) {
+  {
+    MutexLock lock(queue_mu_);
+    if (!stopping_) {
+      // A replay racing its first use is refused here; once that use is committed, the
+      // table's primary key refuses it (and one from another store on the same file).
+      if (!jtis_in_flight_.insert(jti).second) {
+        lock.Unlock();
+        return done(AlreadyExistsError("client assertion jti already used"));
+      }
+      if (!writer_.joinable()) writer_ = std::thread([this] { WriterLoop(); });
+      jti_queue_.push_back(QueuedJti{std::move(jti), expires_at, std::move(done)});
+      queue_cv_.NotifyOne();
+      return;
+    }
+  }
+  done(UnavailableError("identity database: closing; client assertion jti not stored"));
+}
+
+Status SqliteIdentityStore::PurgeAssertionJtis(int64_t before) {
+  MutexLock lock(mu_);
+  Stmt s(*db_, "DELETE FROM assertion_jtis WHERE expires_at < ?1");
+  s.Bind(1, before);
+  if (s.Step() != SQLITE_DONE) return db_->Error("purge assertion jtis");
+  return OkStatus();
+}
+
 void SqliteIdentityStore::WriterLoop() {
   std::vector<QueuedSession> batch;
+  std::vector<QueuedJti> jtis;
   std::vector<Session> sessions;
   while (true) {
     {
       MutexLock lock(queue_mu_);
-      queue_cv_.Wait(queue_mu_, [&]() REQUIRES(queue_mu_) { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping, and nothing is left to store
+      queue_cv_.Wait(queue_mu_, [&]() REQUIRES(queue_mu_) {
+        return stopping_ || !queue_.empty() || !jti_queue_.empty();
+      });
+      if (queue_.empty() && jti_queue_.empty()) return;  // stopping, and nothing is left
       batch.swap(queue_);
+      jtis.swap(jti_queue_);
     }
     // Whatever queued while the last batch was being committed goes in this one: under load
-    // many sessions share one transaction and its fsync.
+    // many sessions and jtis share one transaction and its fsync.
     sessions.clear();
     for (QueuedSession& q : batch) sessions.push_back(std::move(q.session));
     std::vector<Status> each;
     {
       MutexLock lock(mu_);
-      each = CreateSessionsLocked(sessions);
+      each = WriteBatchLocked(jtis, sessions);
     }
-    for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(each[i]));
+    if (!jtis.empty()) {
+      // Committed (the primary key refuses a replay from now on) or failed (nothing stored:
+      // the same assertion may be tried again).
+      MutexLock lock(queue_mu_);
+      for (const QueuedJti& q : jtis) jtis_in_flight_.erase(q.jti);
+    }
+    for (size_t i = 0; i < jtis.size(); ++i) jtis[i].done(std::move(each[i]));
+    for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(each[jtis.size() + i]));
+    jtis.clear();
     batch.clear();
   }
 }
 
-std::vector<Status> SqliteIdentityStore::CreateSessionsLocked(std::span<const Session> sessions) {
-  auto all = [&](const Status& st) { return std::vector<Status>(sessions.size(), st); };
+std::vector<Status> SqliteIdentityStore::WriteBatchLocked(std::span<const QueuedJti> jtis,
+                                                          std::span<const Session> sessions) {
+  auto all = [&](const Status& st) {
+    return std::vector<Status>(jtis.size() + sessions.size(), st);
+  };
   if (Status st = db_->Exec("BEGIN IMMEDIATE"); !st.ok()) return all(st);
   auto abandon = [&](const Status& st) REQUIRES(mu_) {
     // `st` is the error to report. Should the rollback fail too, the transaction stays open
@@ -357,7 +408,19 @@ std::vector<Status> SqliteIdentityStore::CreateSessionsLocked(std::span<const Se
     return all(st);
   };
   std::vector<Status> each;
-  each.reserve(sessions.size());
+  each.reserve(jtis.size() + sessions.size());
+  for (const QueuedJti& q : jtis) {
+    Stmt s(*db_, "INSERT INTO assertion_jtis(jti, expires_at) VALUES(?1, ?2)");
+    if (!s.ok()) return abandon(db_->Error("prepare"));
+    s.Bind(1, q.jti).Bind(2, q.expires_at);
+    int rc = s.Step();
+    if (rc == SQLITE_CONSTRAINT) {
+      each.push_back(AlreadyExistsError("client assertion jti already used"));
+      continue;
+    }
+    if (rc != SQLITE_DONE) return abandon(db_->Error("record assertion jti"));
+    each.push_back(OkStatus());
+  }
   for (const Session& x : sessions) {
     Status st = InsertSessionLocked(x);
     // A refused session is that request's answer; a failed write (a full disk) is everyone's.
@@ -488,16 +551,6 @@ Result<bool> SqliteIdentityStore::IsJtiRevoked(const std::string& jti) {
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
   return reader_->Error("read revoked jti");
-}
-
-Status SqliteIdentityStore::UseAssertionJti(const std::string& jti, int64_t expires_at) {
-  MutexLock lock(mu_);
-  Stmt s(*db_, "INSERT INTO assertion_jtis(jti, expires_at) VALUES(?1, ?2)");
-  s.Bind(1, jti).Bind(2, expires_at);
-  int rc = s.Step();
-  if (rc == SQLITE_CONSTRAINT) return AlreadyExistsError("client assertion jti already used");
-  if (rc != SQLITE_DONE) return db_->Error("record assertion jti");
-  return OkStatus();
 }
 
 Status SqliteIdentityStore::PutSigningKey(const SigningKeyRecord& k) {

@@ -2,8 +2,10 @@
 // synchronous=FULL), opened exclusively by the serving process.
 // Thread-safe: two connections, each behind its own mutex: every write goes through the writer,
 // every read (agents, sessions, revoked jtis, keys) through the reader, so reads never wait for
-// a write's fsync. CreateSessionAsync hands sessions to a writer thread (started on first use)
-// that stores everything queued meanwhile in one transaction: one fsync for many exchanges.
+// a write's fsync. CreateSessionAsync and UseAssertionJtiAsync hand their rows to a writer thread
+// (started on first use) that stores everything queued meanwhile in one transaction: one fsync
+// for many exchanges and client authentications. A jti queued or being stored is kept in memory
+// too, so its replay is refused before its first use is durable.
 // The process owns the file through `identity.db.lock` (SqliteDb::Options::owner_lock_file).
 #pragma once
 
@@ -12,6 +14,7 @@
 #include <span>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "common/mutex.h"
@@ -43,7 +46,11 @@ class SqliteIdentityStore final : public IdentityStore {
                                                        int64_t now) override;
   Status RevokeJti(const std::string& jti, int64_t expires_at) override;
   Result<bool> IsJtiRevoked(const std::string& jti) override;
+  // Through the writer (UseAssertionJtiAsync), waiting for its answer.
   Status UseAssertionJti(const std::string& jti, int64_t expires_at) override;
+  void UseAssertionJtiAsync(std::string jti, int64_t expires_at,
+                            std::function<void(Status)> done) override;
+  Status PurgeAssertionJtis(int64_t before) override;
   Status PutSigningKey(const identity::SigningKeyRecord& key) override;
   Result<std::vector<identity::SigningKeyRecord>> ListSigningKeys() override;
   Status CreateRefreshFamily(const identity::RefreshFamily& family,
@@ -74,10 +81,16 @@ class SqliteIdentityStore final : public IdentityStore {
   Result<std::vector<std::string>> RevokeTreeLocked(const std::string& sid,
                                                     const std::string& reason, int64_t now)
       REQUIRES(mu_);
-  // One transaction: each session's status, in order. A refused session (AlreadyExists,
-  // FailedPrecondition) is not stored and the others are; a failed write stores none.
-  std::vector<Status> CreateSessionsLocked(std::span<const identity::Session> sessions)
-      REQUIRES(mu_);
+  struct QueuedJti {
+    std::string jti;
+    int64_t expires_at = 0;
+    std::function<void(Status)> done;
+  };
+  // One transaction: each jti's status, then each session's, in order. A refused jti or
+  // session (AlreadyExists, FailedPrecondition) is not stored and the others are; a failed
+  // write stores none.
+  std::vector<Status> WriteBatchLocked(std::span<const QueuedJti> jtis,
+                                       std::span<const identity::Session> sessions) REQUIRES(mu_);
   Status InsertSessionLocked(const identity::Session& session) REQUIRES(mu_);
   void WriterLoop() EXCLUDES(mu_, queue_mu_);
   // The family and its current token's hash, through the writer; its sessions (a row per
@@ -100,6 +113,9 @@ class SqliteIdentityStore final : public IdentityStore {
   Mutex queue_mu_;
   CondVar queue_cv_;
   std::vector<QueuedSession> queue_ GUARDED_BY(queue_mu_);
+  std::vector<QueuedJti> jti_queue_ GUARDED_BY(queue_mu_);
+  // The jtis queued or in the writer's transaction: a second use is refused at once.
+  std::unordered_set<std::string> jtis_in_flight_ GUARDED_BY(queue_mu_);
   bool stopping_ GUARDED_BY(queue_mu_) = false;
   std::thread writer_ GUARDED_BY(queue_mu_);
 };

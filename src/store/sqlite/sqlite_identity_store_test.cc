@@ -1,7 +1,7 @@
-// SqliteIdentityStore's group commit (CreateSessionAsync): what it answered ok is in the file
-// when it is opened again, a store closed with sessions still queued stores them first, and a
-// failed write (a full disk) fails every session of its transaction, stores none of them, and
-// leaves the store ready for the next.
+// SqliteIdentityStore's group commit (CreateSessionAsync, UseAssertionJtiAsync): what it
+// answered ok is in the file when it is opened again, a store closed with sessions or jtis still
+// queued stores them first, and a failed write (a full disk) fails every session and jti of its
+// transaction, stores none of them, and leaves the store ready for the next.
 #include "store/sqlite/sqlite_identity_store.h"
 
 #include <gtest/gtest.h>
@@ -110,6 +110,67 @@ TEST_F(SqliteIdentityStoreTest, AFullDiskFailsTheWholeBatchAndTheNextOneIsStored
     EXPECT_EQ(store->GetSession("lost" + std::to_string(i)).status().code(), StatusCode::kNotFound)
         << "a session answered with an error is not in the file";
   }
+}
+
+// Queues `n` assertion jtis named prefix0.. and returns their answers' futures.
+std::vector<std::future<Status>> QueueJtis(SqliteIdentityStore& store, const std::string& prefix,
+                                           int n) {
+  std::vector<std::future<Status>> answers;
+  for (int i = 0; i < n; ++i) {
+    auto p = std::make_shared<std::promise<Status>>();
+    answers.push_back(p->get_future());
+    store.UseAssertionJtiAsync(prefix + std::to_string(i), 1000,
+                               [p](Status st) { p->set_value(std::move(st)); });
+  }
+  return answers;
+}
+
+TEST_F(SqliteIdentityStoreTest, AJtiAnsweredOkIsRefusedAfterTheFileIsOpenedAgain) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  for (auto& f : QueueJtis(*store, "c/a", 100)) ASSERT_TRUE(f.get().ok());
+  // Jtis and sessions queued together, not waited for: closing stores them first.
+  auto jtis = QueueJtis(*store, "c/b", 50);
+  auto sessions = Queue(*store, "s", 50);
+  store.reset();
+  for (auto& f : jtis) EXPECT_TRUE(f.get().ok());
+  for (auto& f : sessions) EXPECT_TRUE(f.get().ok());
+
+  store = Open();
+  ASSERT_NE(store, nullptr);
+  for (const char* jti : {"c/a0", "c/a99", "c/b0", "c/b49"}) {
+    EXPECT_EQ(store->UseAssertionJti(jti, 1000).code(), StatusCode::kAlreadyExists) << jti;
+  }
+  EXPECT_TRUE(store->GetSession("s49").ok());
+  EXPECT_TRUE(store->UseAssertionJti("c/c0", 1000).ok());
+}
+
+TEST_F(SqliteIdentityStoreTest, AJtiThatCannotBeStoredFailsAndTheNextOneIsStored) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->UseAssertionJti("c/before", 1000).ok());
+  FaultVfs::Fail("identity.db", Fault::kIoError);
+  auto lost = QueueJtis(*store, "c/lost", 20);
+  auto lost_sessions = Queue(*store, "lost", 5);
+  for (auto& f : lost) {
+    Status st = f.get();
+    EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
+    EXPECT_EQ(st.message().find(dir_.string()), std::string::npos)
+        << "names no path: " << st.ToString();
+  }
+  for (auto& f : lost_sessions) EXPECT_FALSE(f.get().ok());
+  EXPECT_EQ(store->UseAssertionJti("c/sync", 1000).code(), StatusCode::kUnavailable);
+  FaultVfs::Clear();
+  // Nothing of the failed transaction was kept: the same jtis are fresh, and the store works.
+  for (auto& f : QueueJtis(*store, "c/lost", 20)) EXPECT_TRUE(f.get().ok());
+  EXPECT_TRUE(store->UseAssertionJti("c/sync", 1000).ok());
+  EXPECT_EQ(store->UseAssertionJti("c/before", 1000).code(), StatusCode::kAlreadyExists);
+  store.reset();
+
+  store = Open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->UseAssertionJti("c/lost19", 1000).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(store->GetSession("lost0").status().code(), StatusCode::kNotFound);
 }
 
 }  // namespace

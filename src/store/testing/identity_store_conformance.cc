@@ -343,6 +343,61 @@ TEST_P(IdentityStoreConformance, AssertionJtiReplayIsDetectedAndRevokedJtisAreKe
   EXPECT_FALSE(*store_->IsJtiRevoked("c/1")) << "a used assertion is not a revoked token";
 }
 
+// Concurrent first uses of one jti (the same assertion sent twice at once): exactly one is
+// answered ok, through UseAssertionJtiAsync (the token endpoint's path) and UseAssertionJti
+// alike, whether or not the first use is still being stored; each call answered exactly once.
+TEST_P(IdentityStoreConformance, ConcurrentUsesOfOneAssertionJtiLetExactlyOneWin) {
+  constexpr int kJtis = 40, kThreads = 4;
+  std::vector<std::atomic<int>> ok(kJtis), exists(kJtis), other(kJtis);
+  std::atomic<int> answers{0};
+  std::promise<void> all_answered;
+  auto answer = [&](int j, const Status& st) {
+    if (st.ok()) {
+      ++ok[j];
+    } else if (st.code() == StatusCode::kAlreadyExists) {
+      ++exists[j];
+    } else {
+      ++other[j];
+    }
+    if (++answers == kJtis * kThreads) all_answered.set_value();
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int j = 0; j < kJtis; ++j) {
+        std::string jti = "client/" + std::to_string(j);
+        if (t == 0) {
+          answer(j, store_->UseAssertionJti(jti, 1000));
+        } else {
+          store_->UseAssertionJtiAsync(jti, 1000, [&, j](Status st) { answer(j, st); });
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  all_answered.get_future().wait();
+  for (int j = 0; j < kJtis; ++j) {
+    EXPECT_EQ(ok[j].load(), 1) << "jti " << j;
+    EXPECT_EQ(exists[j].load(), kThreads - 1) << "jti " << j;
+    EXPECT_EQ(other[j].load(), 0) << "jti " << j;
+  }
+  EXPECT_EQ(answers.load(), kJtis * kThreads) << "each answered exactly once";
+  // Stored, not only remembered: a later use is refused too.
+  EXPECT_EQ(store_->UseAssertionJti("client/0", 1000).code(), StatusCode::kAlreadyExists);
+}
+
+// An expired assertion's jti may go: the purge deletes the jtis that expire before the time
+// given and keeps the others.
+TEST_P(IdentityStoreConformance, PurgeDeletesOnlyTheJtisOfExpiredAssertions) {
+  ASSERT_TRUE(store_->UseAssertionJti("c/old", 100).ok());
+  ASSERT_TRUE(store_->UseAssertionJti("c/edge", 150).ok());
+  ASSERT_TRUE(store_->UseAssertionJti("c/new", 200).ok());
+  ASSERT_TRUE(store_->PurgeAssertionJtis(150).ok());
+  EXPECT_TRUE(store_->UseAssertionJti("c/old", 100).ok()) << "purged";
+  EXPECT_EQ(store_->UseAssertionJti("c/edge", 150).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->UseAssertionJti("c/new", 200).code(), StatusCode::kAlreadyExists);
+}
+
 TEST_P(IdentityStoreConformance, SigningKeysAreReplacedByKidAndListedOldestFirst) {
   EXPECT_TRUE(store_->ListSigningKeys()->empty());
   ASSERT_TRUE(store_->PutSigningKey({"k2", "pem-2", 20, 0, 0}).ok());
