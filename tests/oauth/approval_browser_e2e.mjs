@@ -12,6 +12,7 @@
 // oidc:<the IdP>. A screenshot of the page goes to argv[4].
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 
 import { Browser as FormBrowser } from './browser.mjs';
@@ -37,6 +38,9 @@ let browser;
 let error;
 try {
   w = await startWorld({ custody, sourceRoot, agent: AGENT, clients: `
+[oauth]
+max_sign_ins_per_address = 3
+
 [oauth.clients."${CLIENT_ID}"]
 redirect_uris = ["${REDIRECT}"]
 agent = "${AGENT}"
@@ -260,6 +264,41 @@ name = "Approval E2E"
   assert.ok(JSON.stringify(approved[0]).includes(`"oidc:${w.idpIssuer}"`), JSON.stringify(approved[0]));
   assert.ok(!entries.some((e) => e.text.includes(session.value)), 'an approver cookie in the ledger');
   console.log(`ok the ledger (${entries.length} entries) has the approvers' sign-ins and the approval, no cookie`);
+  // carol's sign-out is on the record as her sign-in is: the person, the IdP, the pages; never
+  // the cookie or the page's CSRF token.
+  const signOuts = events.filter((e) => e.kind === 'oauth.sign_out');
+  assert.deepEqual(signOuts.map((e) => [e.initiator.id, e.initiator.issuer, e.initiator.verification, e.client.id]),
+    [['carol', w.idpIssuer, 'verified', 'custody:approvals']]);
+  assert.ok(!entries.some((e) => e.text.includes(csrf)), 'a CSRF token in the ledger');
+  console.log('ok carol\'s sign-out is in the ledger (oauth.sign_out: carol, the IdP, custody:approvals), no cookie or CSRF token');
+
+  // --- One address cannot take every sign-in slot (oauth.max_sign_ins_per_address = 3): sign-ins
+  // left at the IdP from 127.0.0.3 hold three, the fourth from there gets the busy page, and
+  // 127.0.0.4 still goes to the IdP (Linux routes all of 127/8 to the loopback).
+  const pending = await w.http('/v1/actions:authorize', { token: agentToken, body: {
+    target: { server: 'fake', tool: 'echo' }, arguments: { text: 'refund order 45', amount: 800 } } });
+  assert.equal(pending.json.decision, 'approval_required', pending.text);
+  const signInFrom = (localAddress) => new Promise((resolve, reject) => {
+    const q = httpRequest(`${pending.json.approval.url}/sign-in`, { localAddress }, (res) => {
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode, location: res.headers.location ?? '', body }));
+    });
+    q.on('error', reject);
+    q.end();
+  });
+  for (let i = 0; i < 3; i++) {
+    const sent = await signInFrom('127.0.0.3');
+    assert.equal(sent.status, 302, sent.body);
+    assert.ok(sent.location.startsWith(w.idpIssuer), sent.location);
+  }
+  const busy = await signInFrom('127.0.0.3');
+  assert.equal(busy.status, 503, busy.body);
+  assert.match(busy.body, /from your address/);
+  const elsewhere = await signInFrom('127.0.0.4');
+  assert.equal(elsewhere.status, 302, elsewhere.body);
+  assert.ok(elsewhere.location.startsWith(w.idpIssuer), elsewhere.location);
+  console.log('ok a fourth sign-in from one address is refused (503) while another address still signs in');
 
 } catch (e) {
   error = e;
