@@ -64,7 +64,9 @@ constexpr KeyDef kKeys[] = {
              .env = "CUSTODY_WORKER_THREADS",
              .type = kInteger,
              .default_text = "0",
-             .description = "HTTP worker threads; 0: one per hardware thread",
+             .description = "HTTP worker threads; 0: one per hardware thread (four with "
+                            "storage.backend = postgres, "
+                            "whose requests wait for database round trips)",
              .min = 0,
              .max = 256},
      .field = [](Config& c) -> Field { return &c.worker_threads; }},

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <thread>
 
 #include "api/approval_routes.h"
 #include "api/attribution_routes.h"
@@ -752,6 +753,12 @@ Result<std::unique_ptr<Service>> Service::Open(const Config& config, const Servi
   so.host = hp.host;
   so.port = hp.port;
   so.threads = static_cast<int>(config.worker_threads);
+  if (so.threads == 0 && storage.backend == store::Backend::kPostgres) {
+    // A request waits on its worker for the database's round trips (the session read, the
+    // call's count), so by default four workers per hardware thread keep the CPUs busy
+    // meanwhile; on SQLite those reads are local and one per hardware thread is enough.
+    so.threads = 4 * std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  }
   so.max_body_bytes = static_cast<size_t>(config.limits.max_body_bytes);
   so.max_header_bytes = static_cast<size_t>(config.limits.max_header_bytes);
   so.header_timeout = std::chrono::milliseconds(config.limits.header_timeout_ms);

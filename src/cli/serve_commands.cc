@@ -142,7 +142,8 @@ void RegisterServeCommands(CLI::App& app) {
   serve->add_option("--log-format", f->log_format, "json|text");
   serve->add_option("--tls-cert", f->tls_cert, "PEM certificate chain (enables TLS)");
   serve->add_option("--tls-key", f->tls_key, "PEM private key");
-  serve->add_option("--threads", f->threads, "Worker threads (0: one per hardware thread)");
+  serve->add_option("--threads", f->threads,
+                    "Worker threads (0: one per hardware thread, four on PostgreSQL)");
   serve->add_flag("--quickstart", f->quickstart,
                   "Create the data directory, keys and an admin token if missing, then serve");
   serve->add_flag("--migrate", f->migrate,
