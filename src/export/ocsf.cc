@@ -525,6 +525,13 @@ void MapOAuth(const json::object& e, const std::string& kind, Mapped& m) {
     r["service"] = Service(client_id.empty() ? "custody" : client_id);
     SetStatus(r, kStatusSuccess);
     r["message"] = person + " signed in to authorize " + client_id;
+  } else if (kind == "oauth.sign_out") {
+    // The person ends their session on Custody's own pages (an approver's sign-out).
+    Classify(r, kAuthentication, 2, "Logoff");
+    r["user"] = PersonUser(person, kUserTypeUser);
+    r["service"] = Service(client_id.empty() ? "custody" : client_id);
+    SetStatus(r, kStatusSuccess);
+    r["message"] = person + " signed out of " + client_id;
   } else if (kind == "oauth.consent") {
     std::string decision = Str(&e, "decision");
     Classify(r, kUserAccess, decision == "revoked" ? 2 : 1,
@@ -811,7 +818,7 @@ int ClassUidForKind(std::string_view kind) {
     return kApiActivity.uid;
   }
   if (kind == "credential.issue" || kind == "token.refuse" || kind == "oauth.sign_in" ||
-      kind == "oauth.code_issue" || kind == "oauth.token_issue") {
+      kind == "oauth.sign_out" || kind == "oauth.code_issue" || kind == "oauth.token_issue") {
     return kAuthentication.uid;
   }
   if (kind == "session.start" || kind == "delegation") return kAuthorizeSession.uid;

@@ -232,6 +232,8 @@ std::vector<std::pair<std::string, std::string>> AllKinds() {
     add(Leaf(events::Build(anon)));
     add(Leaf(events::Build(
         events::OAuthSignIn{"e-18", "2026-12-05T11:00:00.000Z", kAlice, "app", "assistant"})));
+    add(Leaf(events::Build(
+        events::OAuthSignOut{"e-18b", "2026-12-05T11:05:00.000Z", kAlice, "custody:approvals"})));
     add(Leaf(events::Build(events::OAuthConsent{"e-19",
                                                 "2026-12-05T11:00:00.000Z",
                                                 "",
@@ -334,6 +336,7 @@ TEST(OcsfTest, EveryKindMapsToItsClassWithTheRequiredAttributes) {
                                                    {"credential.issue", 3002},
                                                    {"token.refuse", 3002},
                                                    {"oauth.sign_in", 3002},
+                                                   {"oauth.sign_out", 3002},
                                                    {"oauth.code_issue", 3002},
                                                    {"oauth.token_issue", 3002},
                                                    {"session.start", 3003},
