@@ -5,7 +5,13 @@
 # wrk (bench/token_http_bench.lua) at each concurrency, for each kind of exchange:
 #   root:     a root session for an asserted initiator (one ES256 verification, one signature);
 #   delegate: a child of one root session (its access token verified too: two verifications
-#             and one signature, the parent's session and revocation state read).
+#             and one signature, the parent's session and revocation state read);
+#   svid:     a JWT-SVID (grant_type=client_credentials) for a client authenticating with
+#             private_key_jwt: its assertion verified (ES256) and its jti recorded (replay
+#             protection), the SVID signed, its credential.issue event recorded;
+#   root-jwt: a root exchange like `root`, the client authenticating with private_key_jwt.
+#   The private_key_jwt kinds sign a fresh assertion per request beforehand
+#   (bench/token_assertions.mjs, node), ASSERTIONS_PER_S (default 8000) per second of run.
 # Usage: bench/token_http_bench.sh BIN [duration_s=10] [connections="1 32"] [server_threads=2]
 #                                  [kinds="root delegate"]
 #   BIN: a custody binary, e.g. build/release/src/cli/custody
@@ -44,14 +50,35 @@ ROOT=$(curl -sf -X POST "$URL/oauth2/token" -H 'Content-Type: application/x-www-
 CHECK=$(SUBJECT=$ROOT wrk -t1 -c1 -d1s -s "$HERE/token_http_bench.lua" "$URL" | grep -c 'Non-2xx' || true)
 if [ "$CHECK" != 0 ]; then echo "token_http_bench: the delegation is refused" >&2; exit 1; fi
 
+# The private_key_jwt client: its key and its own JWT-SVID (the actor of its exchanges).
+node "$HERE/token_assertions.mjs" bench-jwt "$URL/oauth2/token" 1 "$WORK/jwk.json" "$WORK/a.txt" \
+  "$WORK/client.pem"
+curl -sf -X POST "$URL/v1/agents" -H "Authorization: Bearer $TOKEN" \
+  -H 'Content-Type: application/json' \
+  -d '{"name":"bench-jwt","description":"token bench, private_key_jwt","environment":"dev",
+       "grants":["tools/*"],"permissions":["assert_initiator"],"max_delegation_depth":3,
+       "client_jwk":'"$(cat "$WORK/jwk.json")"'}' >/dev/null
+JWT_SVID=$(curl -sf -X POST "$URL/oauth2/token" -H 'Content-Type: application/x-www-form-urlencoded' \
+  -d "grant_type=client_credentials&client_id=bench-jwt&audience=$URL&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=$(cat "$WORK/a.txt")" |
+  sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+
 echo "server: $URL, $SERVER_THREADS worker threads; ${DURATION}s per run"
 for kind in $KINDS; do
   subject=""
   [ "$kind" = delegate ] && subject=$ROOT
+  client=bench svid=$SVID grant="" assertions=""
+  case "$kind" in
+    svid) client=bench-jwt grant=client_credentials assertions=$WORK/a.txt ;;
+    root-jwt) client=bench-jwt svid=$JWT_SVID assertions=$WORK/a.txt ;;
+  esac
   for c in $CONNS; do
     t=$(( c < 2 ? 1 : 2 ))
-    echo "== $kind exchanges, $c connections (wrk -t$t)"
-    SUBJECT=$subject wrk -t"$t" -c"$c" -d"${DURATION}s" --latency -s "$HERE/token_http_bench.lua" \
+    if [ -n "$assertions" ]; then
+      node "$HERE/token_assertions.mjs" bench-jwt "$URL/oauth2/token" \
+        $(( DURATION * ${ASSERTIONS_PER_S:-8000} )) "$WORK/jwk.json" "$assertions" "$WORK/client.pem"
+    fi
+    echo "== $kind, $c connections (wrk -t$t)"
+    CLIENT=$client SVID=$svid GRANT=$grant ASSERTIONS=$assertions WRK_THREADS=$t SUBJECT=$subject wrk -t"$t" -c"$c" -d"${DURATION}s" --latency -s "$HERE/token_http_bench.lua" \
       "$URL" | grep -E 'Requests/sec|^ +50%|^ +99%|Non-2xx|Socket errors'
   done
 done
