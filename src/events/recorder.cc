@@ -11,11 +11,12 @@ namespace custody::events {
 
 namespace json = boost::json;
 
-Status Recorder::RecordAsync(const json::object& event, ledger::Ledger::Callback done) {
+Status Recorder::RecordAsync(const json::object& event, ledger::Ledger::Callback done,
+                             ledger::Lane lane) {
   // Canonical bytes straight from the value: printing and parsing the text again was ~40% of
   // an Authorize's own time.
   ASSIGN_OR_RETURN(std::string canonical, CanonicalizeJsonValue(event));
-  ledger_.AppendCanonicalAsync(std::move(canonical), ColumnsOf(event), std::move(done));
+  ledger_.AppendCanonicalAsync(std::move(canonical), ColumnsOf(event), std::move(done), lane);
   return OkStatus();
 }
 

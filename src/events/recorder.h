@@ -16,8 +16,9 @@ class Recorder {
   explicit Recorder(ledger::Ledger& ledger) : ledger_(ledger) {}
 
   // Returns the canonicalization error (and does not call `done`), or queues the event: `done`
-  // runs on the ledger's sequencer once it is durable (or failed).
-  Status RecordAsync(const boost::json::object& event, ledger::Ledger::Callback done);
+  // runs on the ledger's sequencer once it is durable (or failed). `lane`: ledger/ledger.h.
+  Status RecordAsync(const boost::json::object& event, ledger::Ledger::Callback done,
+                     ledger::Lane lane = ledger::Lane::kInteractive);
   // Blocks until the event is durable.
   Result<ledger::AppendResult> Record(const boost::json::object& event);
   // For sinks that hand over event text (identity, the MCP gateway) and the generic append

@@ -1,5 +1,7 @@
 #include "ledger/ledger.h"
 
+#include <algorithm>
+
 #include "common/jcs.h"
 #include "ledger/checkpoint.h"
 #include "ledger/proof.h"
@@ -129,16 +131,16 @@ Status Ledger::AppendAsync(std::string_view event_json, const store::EventColumn
 }
 
 void Ledger::AppendCanonicalAsync(std::string canonical, const store::EventColumns& columns,
-                                  Callback done) {
+                                  Callback done, Lane lane) {
   Pending p;
   p.leaf_hash = HashLeaf(canonical);  // hashed on the caller's thread, off the sequencer
   p.data = std::move(canonical);
   p.columns = columns;
   p.done = std::move(done);
-  Enqueue(std::move(p));
+  Enqueue(std::move(p), lane);
 }
 
-void Ledger::Enqueue(Pending p) {
+void Ledger::Enqueue(Pending p, Lane lane) {
   bool wake;
   {
     MutexLock lock(queue_mu_);
@@ -147,8 +149,9 @@ void Ledger::Enqueue(Pending p) {
       p.done(UnavailableError("ledger is closed"));
       return;
     }
-    queue_.push_back(std::move(p));
-    wake = queue_.size() == 1 || queue_.size() >= options_.max_batch;
+    (lane == Lane::kBulk ? bulk_queue_ : queue_).push_back(std::move(p));
+    const size_t queued = queue_.size() + bulk_queue_.size();
+    wake = queued == 1 || queued >= options_.max_batch;
   }
   // Notified after the unlock, so the woken sequencer does not block on the mutex at once.
   if (wake) queue_cv_.NotifyOne();
@@ -166,23 +169,45 @@ Result<AppendResult> Ledger::Append(std::string_view event_json,
 
 void Ledger::Run() {
   std::vector<Pending> batch;
+  bool last_took_bulk = false;
+  auto last_interactive = std::chrono::steady_clock::now() - std::chrono::hours(1);
   while (true) {
     {
       MutexLock lock(queue_mu_);
-      queue_cv_.Wait(queue_mu_, [&]() REQUIRES(queue_mu_) { return closing_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // closing and drained
+      queue_cv_.Wait(queue_mu_, [&]() REQUIRES(queue_mu_) {
+        return closing_ || !queue_.empty() || !bulk_queue_.empty();
+      });
+      if (queue_.empty() && bulk_queue_.empty()) return;  // closing and drained
       if (options_.max_delay.count() > 0 && !closing_) {
         auto deadline = std::chrono::steady_clock::now() + options_.max_delay;
         queue_cv_.WaitUntil(queue_mu_, deadline, [&]() REQUIRES(queue_mu_) {
-          return closing_ || queue_.size() >= options_.max_batch;
+          return closing_ || queue_.size() + bulk_queue_.size() >= options_.max_batch;
         });
       }
-      size_t n = std::min(queue_.size(), options_.max_batch);
+      // Interactive events first. Bulk ones fill the rest, up to their share while interactive
+      // events came in the last second (alone, they fill whole batches); and a batch with
+      // interactive events takes none when the one before took some. A decision then waits
+      // for a short commit in flight and a short one of its own, and the bulk lane still moves
+      // at least every other commit.
+      const size_t n = std::min(queue_.size(), options_.max_batch);
+      const auto now = std::chrono::steady_clock::now();
+      if (n > 0) last_interactive = now;
+      const bool bulk_turn = n == 0 || !last_took_bulk;
+      const size_t share = now - last_interactive < std::chrono::seconds(1)
+                               ? std::max<size_t>(1, options_.max_bulk_per_batch)
+                               : options_.max_batch;
+      const size_t m =
+          bulk_turn ? std::min({bulk_queue_.size(), options_.max_batch - n, share}) : 0;
+      last_took_bulk = m > 0;
       batch.clear();
-      batch.reserve(n);
+      batch.reserve(n + m);
       for (size_t i = 0; i < n; ++i) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
+      }
+      for (size_t i = 0; i < m; ++i) {
+        batch.push_back(std::move(bulk_queue_.front()));
+        bulk_queue_.pop_front();
       }
     }
     CommitBatch(batch);

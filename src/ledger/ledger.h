@@ -50,6 +50,11 @@ struct LedgerOptions {
   // ...or this long after its first event arrived, whichever comes first. Zero commits whatever
   // is queued as soon as the previous commit has finished.
   std::chrono::microseconds max_delay{0};
+  // At most this many bulk events (Lane::kBulk) a batch while interactive events come (one in
+  // the last second; alone, bulk events fill whole batches). A commit's time grows with its
+  // events, and an interactive event waits for the commit in flight and then its own: the bulk
+  // share bounds both, so a decision is not held behind a burst of telemetry (docs/OTLP.md).
+  size_t max_bulk_per_batch = 128;
   size_t tile_cache_tiles = 1024;
   // Called on the sequencer thread after each durable commit with the batch's event count and
   // the time from taking the batch to the end of the commit (fsync included). For metrics; it
@@ -59,6 +64,12 @@ struct LedgerOptions {
   // operator: it may name files). Callers of the failed appends get a clean Unavailable instead.
   std::function<void(const Status& failure)> on_commit_failed;
 };
+
+// Which queue an append waits in. Interactive events (decisions, identity, the gateway's) are
+// taken first into every batch; bulk events (ingested telemetry, which no interactive caller
+// waits on) fill the rest, up to LedgerOptions::max_bulk_per_batch, first in first out within
+// their lane.
+enum class Lane { kInteractive, kBulk };
 
 struct AppendResult {
   uint64_t index = 0;
@@ -96,7 +107,7 @@ class Ledger {
                      Callback done);
   // Appends bytes that are already RFC 8785 canonical (the caller guarantees it).
   void AppendCanonicalAsync(std::string canonical, const store::EventColumns& columns,
-                            Callback done);
+                            Callback done, Lane lane = Lane::kInteractive);
 
   // Commits everything queued and stops accepting appends. Idempotent.
   void Close();
@@ -130,7 +141,7 @@ class Ledger {
 
   Ledger(std::unique_ptr<store::LedgerStore> store, crypto::Ed25519PrivateKey key,
          std::string origin, const LedgerOptions& options);
-  void Enqueue(Pending p) EXCLUDES(queue_mu_);
+  void Enqueue(Pending p, Lane lane) EXCLUDES(queue_mu_);
   void Run() EXCLUDES(queue_mu_);
   void CommitBatch(std::vector<Pending>& batch) EXCLUDES(tree_mu_);
   // Numbers `b`'s leaves from `head` (after catching up to it), appends them to the tree and
@@ -156,6 +167,7 @@ class Ledger {
   Mutex queue_mu_;
   CondVar queue_cv_;
   std::deque<Pending> queue_ GUARDED_BY(queue_mu_);
+  std::deque<Pending> bulk_queue_ GUARDED_BY(queue_mu_);
   bool closing_ GUARDED_BY(queue_mu_) = false;
 
   Mutex tree_mu_;

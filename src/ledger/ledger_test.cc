@@ -358,6 +358,36 @@ TEST_F(LedgerTest, RefusesAnotherOriginOrAnotherKey) {
   }
 }
 
+// A decision is not queued behind a burst of telemetry: interactive appends go before the bulk
+// events already waiting, which fill a batch only up to their share (docs/OTLP.md), and every
+// bulk event is still committed.
+TEST_F(LedgerTest, AnInteractiveAppendIsNotQueuedBehindBulkOnes) {
+  LedgerOptions options;
+  options.max_bulk_per_batch = 64;
+  auto ledger = Open(options);
+  ASSERT_NE(ledger, nullptr);
+  ASSERT_TRUE(ledger->Append(Event(0)).ok());  // interactive traffic: bulk gets its share only
+  constexpr int kBulk = 4000;
+  std::atomic<int> bulk_ok{0};
+  for (int i = 1; i <= kBulk; ++i) {
+    auto canonical = CanonicalizeJson(Event(i));
+    ASSERT_TRUE(canonical.ok());
+    ledger->AppendCanonicalAsync(
+        std::move(*canonical), {},
+        [&bulk_ok](Result<AppendResult> r) {
+          if (r.ok()) ++bulk_ok;
+        },
+        Lane::kBulk);
+  }
+  auto decision = ledger->Append(Event(-1));
+  ASSERT_TRUE(decision.ok()) << decision.status().ToString();
+  // First in, first out would put it at index kBulk + 1.
+  EXPECT_LT(decision->index, static_cast<uint64_t>(kBulk / 2));
+  ledger->Close();
+  EXPECT_EQ(bulk_ok.load(), kBulk);
+  EXPECT_EQ(ledger->Size(), static_cast<uint64_t>(kBulk + 2));
+}
+
 TEST_F(LedgerTest, AppendAfterCloseFailsCleanly) {
   auto ledger = Open();
   ASSERT_TRUE(ledger->Append(Event(0)).ok());
