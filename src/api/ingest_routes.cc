@@ -54,8 +54,13 @@ Response ErrorFor(const Status& s, Encoding e) {
       return OtlpError(401, e, kGrpcUnauthenticated, s.message());
     case StatusCode::kPermissionDenied:
       return OtlpError(403, e, kGrpcPermissionDenied, s.message());
-    default:
-      return OtlpError(503, e, kGrpcUnavailable, s.message());
+    default: {
+      // OTLP/HTTP: 503 is retryable, and Retry-After says when (the queue full, the ledger
+      // failing, a shutdown: nothing of the request was acknowledged).
+      Response r = OtlpError(503, e, kGrpcUnavailable, s.message());
+      r.headers.Set("retry-after", std::to_string(ingest::IngestService::kRetryAfterSeconds));
+      return r;
+    }
   }
 }
 

@@ -21,6 +21,8 @@ namespace {
 
 namespace json = boost::json;
 
+constexpr std::string_view kOverloaded = "too many spans waiting to be recorded; retry later";
+
 // Recorded strings are bounded: telemetry is the sender's to fill, the ledger is forever.
 constexpr size_t kMaxName = 256;
 constexpr size_t kMaxMessage = 1024;
@@ -106,6 +108,11 @@ IngestService::~IngestService() {
     stop_ = true;
   }
   cv_.NotifyAll();
+  {
+    MutexLock lock(backlog_->mu);
+    backlog_->stop = true;
+  }
+  backlog_->cv.NotifyAll();
   worker_.join();
   {
     MutexLock lock(mu_);
@@ -148,14 +155,17 @@ void IngestService::Export(IngestCredential credential, std::vector<OtlpSpan> sp
     MutexLock lock(mu_);
     // Requests wait here while earlier ones are linked: bounded, so many credentials at once
     // cannot queue without end (each is within its own rate); the exporter retries a 503.
-    if (!stop_ && queue_.size() < kMaxQueued) {
+    // A request larger than the span bound alone is still taken when nothing waits.
+    if (!stop_ && queue_.size() < kMaxQueued &&
+        (queue_.empty() || queued_spans_ + spans.size() <= options_.max_queued_spans)) {
+      queued_spans_ += spans.size();
       queue_.push_back(Job{std::move(credential), std::move(spans), std::move(done)});
       cv_.NotifyOne();
       return;
     }
     if (!stop_) {
       lock.Unlock();
-      return done(UnavailableError("too many export requests waiting; retry"));
+      return done(UnavailableError(std::string(kOverloaded)));
     }
   }
   done(UnavailableError("the server is shutting down"));
@@ -175,8 +185,20 @@ void IngestService::Run() {
   while (true) {
     cv_.Wait(mu_, [&]() REQUIRES(mu_) { return stop_ || !queue_.empty(); });
     if (stop_) return;
+    lock.Unlock();
+    // The ledger commits bulk events at its own pace: wait for it rather than queue there
+    // without bound; requests wait in queue_ meanwhile, and beyond its bound get 503.
+    {
+      Backlog& b = *backlog_;
+      MutexLock wait(b.mu);
+      b.cv.Wait(b.mu, [&]() REQUIRES(b.mu) { return b.stop || b.events < options_.max_events_in_ledger; });
+      if (b.stop) return;
+    }
+    lock.Lock();
+    if (stop_) return;
     Job job = std::move(queue_.front());
     queue_.pop_front();
+    queued_spans_ -= job.spans.size();
     lock.Unlock();
     Process(job);
     lock.Lock();
@@ -334,15 +356,27 @@ void IngestService::Process(Job& job) {
     std::atomic<bool> failed{false};
     ExportOutcome out;
     ExportCallback done;
+    std::shared_ptr<Backlog> backlog;
   };
   auto pending = std::make_shared<Pending>();
   pending->left = events.size();
   out.recorded = static_cast<int64_t>(events.size());
   pending->out = out;
   pending->done = std::move(job.done);
+  pending->backlog = backlog_;
+  {
+    MutexLock lock(backlog_->mu);
+    backlog_->events += static_cast<int64_t>(events.size());
+  }
   auto finish_one = [pending](bool ok) {
     if (!ok) pending->failed = true;
     if (pending->left.fetch_sub(1) != 1) return;
+    {
+      Backlog& b = *pending->backlog;
+      MutexLock lock(b.mu);
+      b.events -= pending->out.recorded;
+    }
+    pending->backlog->cv.NotifyAll();
     if (pending->failed) {
       pending->done(UnavailableError("the ledger could not record every span; retry"));
     } else {
@@ -351,7 +385,8 @@ void IngestService::Process(Job& job) {
   };
   for (const json::object& ev : events) {
     Status queued = recorder_.RecordAsync(
-        ev, [finish_one](Result<ledger::AppendResult> r) { finish_one(r.ok()); });
+        ev, [finish_one](Result<ledger::AppendResult> r) { finish_one(r.ok()); },
+        ledger::Lane::kBulk);
     if (!queued.ok()) finish_one(false);
   }
 }

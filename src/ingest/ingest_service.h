@@ -12,6 +12,11 @@
 //
 // Export does the linking and recording on the service's own thread (store look-ups must not
 // hold a server thread) and answers once every event is durable (the ledger's group commit).
+// Its events go in the ledger's bulk lane (ledger::Lane::kBulk), so an interactive event (a
+// gateway decision) is never queued behind a burst of them; and at most max_events_in_ledger
+// wait there: beyond that the worker waits, requests queue before it (at most kMaxQueued
+// requests, max_queued_spans spans), and beyond those Export answers Unavailable at once (503
+// with Retry-After: OTLP/HTTP's "server overloaded" answer, which exporters retry).
 // Thread-safe. Every reference must outlive the service.
 #pragma once
 
@@ -19,6 +24,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -51,6 +57,11 @@ struct IngestOptions {
   // Spans dated further than this from the receiving clock are rejected.
   int64_t max_future_ms = 10 * 60 * 1000;
   int64_t max_age_ms = 30LL * 24 * 3600 * 1000;
+  // Backpressure (not configuration keys; tests make them small): spans of the requests
+  // waiting for the worker, beyond which Export answers Unavailable at once; and events
+  // recorded and not yet durable, beyond which the worker waits for the ledger.
+  size_t max_queued_spans = 32768;
+  int64_t max_events_in_ledger = 4096;
 };
 
 // Who sent the spans.
@@ -94,9 +105,9 @@ class IngestService {
   std::optional<int64_t> Admit(const std::string& key, double spans);
 
   // Validates, maps, links and records `spans`. `done` runs once, on another thread, after
-  // every event is durable (Unavailable if one could not be recorded, or at once when too many
-  // requests wait already). A request whose every
-  // span was rejected is InvalidArgument, and nothing is recorded.
+  // every event is durable (Unavailable if one could not be recorded, or at once, with nothing
+  // recorded, when too many requests or spans wait already: see Overloaded). A request whose
+  // every span was rejected is InvalidArgument, and nothing is recorded.
   void Export(IngestCredential credential, std::vector<OtlpSpan> spans, ExportCallback done);
   Result<ExportOutcome> ExportSync(IngestCredential credential, std::vector<OtlpSpan> spans);
 
@@ -110,13 +121,24 @@ class IngestService {
   Result<std::vector<UnmediatedCall>> Unmediated(int64_t since_ms, uint64_t* scanned = nullptr);
   static constexpr int64_t kMaxClockSkewMs = 5 * 60 * 1000;
 
+  // What an Unavailable answer of Export tells the sender to wait before retrying (seconds).
+  static constexpr int64_t kRetryAfterSeconds = 1;
+
  private:
   struct Job {
     IngestCredential credential;
     std::vector<OtlpSpan> spans;
     ExportCallback done;
   };
-  static constexpr size_t kMaxQueued = 256;      // export requests waiting for the worker
+  static constexpr size_t kMaxQueued = 256;  // export requests waiting for the worker
+  // The events this service has in the ledger; shared with the ledger's callbacks, which may
+  // run after the service is gone.
+  struct Backlog {
+    Mutex mu;
+    CondVar cv;
+    int64_t events GUARDED_BY(mu) = 0;
+    bool stop GUARDED_BY(mu) = false;
+  };
   static constexpr size_t kMaxBuckets = 100000;  // credentials tracked before idle ones go
   void Run();
   void Process(Job& job);
@@ -140,6 +162,8 @@ class IngestService {
   Mutex mu_;
   CondVar cv_;
   std::deque<Job> queue_ GUARDED_BY(mu_);
+  size_t queued_spans_ GUARDED_BY(mu_) = 0;
+  std::shared_ptr<Backlog> backlog_ = std::make_shared<Backlog>();
   bool stop_ GUARDED_BY(mu_) = false;
   std::thread worker_;
 };

@@ -6,6 +6,9 @@
 
 #include <boost/json.hpp>
 #include <chrono>
+#include <cstdio>
+#include <future>
+#include <set>
 
 #include "attribution/testing/world.h"
 #include "events/recorder.h"
@@ -403,6 +406,74 @@ TEST_F(IngestTest, AFloodFromOneCredentialIsHeldBackOthersAreNot) {
   ASSERT_TRUE(wait.has_value());
   EXPECT_EQ(*wait, 2);  // 20 spans at 10/s
   EXPECT_FALSE(svc_->Admit("b", 100).has_value());
+}
+
+// Backpressure: beyond its bound of queued spans, Export answers Unavailable at once (the route
+// makes it 503 with Retry-After) and records nothing of that request; every request it took is
+// recorded whole, though the worker also waits for the ledger (a small bound of events in it).
+TEST(IngestBackpressure, AFullQueueIsRefusedAndWhatItTookIsRecordedWhole) {
+  auto w = World::Create(std::filesystem::temp_directory_path() /
+                         ("custody-ingest-backpressure-" + std::to_string(::getpid())));
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  events::Recorder recorder(*(*w)->ledger);
+  IngestOptions o;
+  o.max_queued_spans = 512;
+  o.max_events_in_ledger = 256;
+  auto svc = std::make_unique<IngestService>(*(*w)->tokens, *(*w)->svc, recorder, (*w)->clock,
+                                             (*w)->random, o);
+  const uint64_t from = (*w)->ledger->Size();
+
+  constexpr int kRequests = 24;
+  constexpr int kSpans = 128;
+  std::vector<std::vector<OtlpSpan>> bodies(kRequests);
+  for (int r = 0; r < kRequests; ++r) {
+    for (int i = 0; i < kSpans; ++i) {
+      char id[17];
+      std::snprintf(id, sizeof id, "%016x", r * kSpans + i + 1);
+      bodies[r].push_back(ToolSpan(id, "read"));
+    }
+  }
+  // All at once, as exporters that do not wait for each other: far more than the bound.
+  std::vector<std::promise<Result<ExportOutcome>>> answers(kRequests);
+  std::vector<std::future<Result<ExportOutcome>>> futures;
+  for (auto& a : answers) futures.push_back(a.get_future());
+  for (int r = 0; r < kRequests; ++r) {
+    svc->Export(IngestCredential{"ingest-token", "0123456789abcdef", "", ""}, bodies[r],
+                [&answers, r](Result<ExportOutcome> out) { answers[r].set_value(std::move(out)); });
+  }
+  std::vector<bool> took(kRequests);
+  int refused = 0;
+  for (int r = 0; r < kRequests; ++r) {
+    Result<ExportOutcome> out = futures[r].get();
+    took[r] = out.ok();
+    if (out.ok()) {
+      EXPECT_EQ(out->recorded, kSpans);
+    } else {
+      EXPECT_EQ(out.status().code(), StatusCode::kUnavailable) << out.status().ToString();
+      ++refused;
+    }
+  }
+  EXPECT_GT(refused, 0);
+  EXPECT_LT(refused, kRequests);
+
+  std::set<std::string> recorded;
+  ASSERT_TRUE((*w)->ledger->store()
+                  .ScanLeaves(from,
+                              [&](const store::StoredLeaf& l) {
+                                if (l.columns.kind == "action.observed") {
+                                  recorded.insert(std::string(
+                                      json::parse(l.data).at("span").at("span_id").as_string()));
+                                }
+                                return true;
+                              })
+                  .ok());
+  for (int r = 0; r < kRequests; ++r) {
+    int in_ledger = 0;
+    for (const OtlpSpan& s : bodies[r]) in_ledger += recorded.count(s.span_id);
+    EXPECT_EQ(in_ledger, took[r] ? kSpans : 0) << "request " << r;
+  }
+  EXPECT_EQ(recorded.size(), static_cast<size_t>(kRequests - refused) * kSpans);
+  svc.reset();
 }
 
 }  // namespace
