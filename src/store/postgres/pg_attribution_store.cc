@@ -161,7 +161,46 @@ CREATE INDEX approvals_sid ON approvals(sid, requested_ms, id);
 constexpr const char* kSchemaV4 = R"sql(
 CREATE INDEX approvals_expiry ON approvals(state, expires_ms);
 )sql";
-constexpr const char* kSchemaSteps[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4};
+// custody_count_call in two statements where step 2 had five (and a sixth for a new target):
+// each statement of a PL/pgSQL function is its own executor run, and the count runs on every
+// call. The upsert comes first and alone, as before: it takes the session's row lock, so the one
+// statement after it, in a snapshot of its own, sees every call counted before this one; in it
+// the target, this call's moment and the pruning of old moments are data-modifying CTEs that the
+// read of the window's first call does not see (it must not: it counts the calls before this
+// one). synchronous_commit is set inside the upsert. Same answers as step 2's function (checked
+// on 3,000 calls with repeated milliseconds, new targets and pruning).
+constexpr const char* kSchemaV5 = R"sql(
+CREATE OR REPLACE FUNCTION custody_count_call(p_sid TEXT, p_target TEXT, p_time BIGINT,
+    p_since BIGINT, OUT calls BIGINT, OUT denials BIGINT, OUT targets BIGINT,
+    OUT calls_since BIGINT)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  at_ms BIGINT;
+  first_n BIGINT;
+  new_target BOOLEAN;
+BEGIN
+  INSERT INTO session_counters AS c(sid, calls, denials, targets, last_ms)
+    SELECT p_sid, 1, 0, 0, p_time FROM (SELECT set_config('synchronous_commit', 'off', true)) AS a
+    ON CONFLICT (sid) DO UPDATE SET calls = c.calls + 1, last_ms = GREATEST(c.last_ms, p_time)
+    RETURNING c.calls - 1, c.denials, c.targets, c.last_ms INTO calls, denials, targets, at_ms;
+  WITH t AS (INSERT INTO session_targets(sid, target) VALUES(p_sid, p_target)
+               ON CONFLICT DO NOTHING RETURNING 1),
+       m AS (INSERT INTO session_calls(sid, time_ms, first_call) VALUES(p_sid, at_ms, calls + 1)
+               ON CONFLICT DO NOTHING),
+       d AS (DELETE FROM session_calls s
+               WHERE s.sid = p_sid AND s.time_ms < p_since - (p_time - p_since))
+  SELECT EXISTS(SELECT 1 FROM t),
+         (SELECT s.first_call FROM session_calls s
+            WHERE s.sid = p_sid AND s.time_ms >= p_since ORDER BY s.time_ms LIMIT 1)
+    INTO new_target, first_n;
+  IF new_target THEN
+    UPDATE session_counters SET targets = session_counters.targets + 1 WHERE sid = p_sid;
+  END IF;
+  calls_since := COALESCE(calls - first_n + 1, 0);
+END
+$$;
+)sql";
+constexpr const char* kSchemaSteps[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5};
 
 ActionRow ReadAction(const PgRows& rows, int i) {
   auto t = [&](int c) { return std::string(rows.Text(i, c)); };
