@@ -217,6 +217,11 @@ void Gateway::DecideAndForward(std::shared_ptr<Call> call, AuthorizeRequest requ
   // A call an approval may hold is authorized again, as it was asked, once approved.
   std::optional<AuthorizeRequest> again;
   if (holds_) again = request;
+  // The outcomes of calls answered before this decision: queued right after it (into its
+  // commit, or the next one while this call is upstream), rather than ahead of it. Taken first,
+  // so that one answered meanwhile (even this call, by a fast upstream) waits for the next.
+  std::vector<TrailingOutcomes::Record> outcomes;
+  if (trailing_) outcomes = trailing_->Take();
   attribution_.Authorize(std::move(request), [this, call, again = std::move(again)](
                                                  Result<AuthorizeResult> r) mutable {
     if (!r.ok()) {
@@ -235,6 +240,7 @@ void Gateway::DecideAndForward(std::shared_ptr<Call> call, AuthorizeRequest requ
     call->decision = std::move(*r);
     ForwardCall(call);
   });
+  for (auto& record : outcomes) record();
 }
 
 http::Response Gateway::DenialOf(const Call& call, const AuthorizeResult& r) const {
@@ -435,16 +441,25 @@ void Gateway::FinishCall(std::shared_ptr<Call> call, Result<json::object> r) {
   c.event_id = attribution_.NewEventId();
   c.verified = &call->caller.access;
   answer(json::object{{"event_id", c.event_id}, {"durable", false}});
-  std::string action = call->decision.action_id;
   // The callback may run after the gateway is gone (the ledger's sequencer runs it): it holds
-  // the reporter, which outlives both, not the gateway.
-  attribution_.Complete(
-      std::move(c), [upstream = options_.upstream, action](Result<CompleteResult> cr) {
-        if (!cr.ok()) {
-          ReportUpstream(upstream, "mcp.outcome_record",
-                         cr.status().WithContext("recording the outcome of " + action));
-        }
-      });
+  // the reporter, which outlives both, not the gateway. The record holds the call, whose caller
+  // c.verified points into.
+  auto record = [&attribution = attribution_, upstream = options_.upstream, call,
+                 c = std::move(c)]() mutable {
+    attribution.Complete(
+        std::move(c), [upstream = std::move(upstream),
+                       action = call->decision.action_id](Result<CompleteResult> cr) {
+          if (!cr.ok()) {
+            ReportUpstream(upstream, "mcp.outcome_record",
+                           cr.status().WithContext("recording the outcome of " + action));
+          }
+        });
+  };
+  if (trailing_) {
+    trailing_->Add(std::move(record));  // queued after the next decision (trailing_outcomes.h)
+  } else {
+    record();
+  }
 }
 
 void Gateway::Reply(Call& call, int http_status, std::string body) {

@@ -23,6 +23,9 @@ Gateway::Gateway(identity::TokenService& tokens, attribution::AttributionService
       subs_(std::make_unique<Subscriptions>()) {
   // The holds' thread only where calls may be held.
   if (options_.approval_hold.count() > 0) holds_ = std::make_unique<ApprovalHolds>();
+  if (!options_.await_outcome && options_.outcome_linger.count() > 0) {
+    trailing_ = std::make_unique<TrailingOutcomes>(options_.outcome_linger);
+  }
 }
 
 Result<std::unique_ptr<Gateway>> Gateway::Create(std::vector<UpstreamConfig> servers,
@@ -97,6 +100,9 @@ void Gateway::Stop() {
   for (auto& s : sessions_->TakeStreams()) s->Close();
   for (auto& [key, l] : subs_->TakeAll()) l.sink->Close();
   for (auto& [_, s] : servers_) s->upstream->Stop();
+  // Every answered call's outcome queued (calls the upstreams' Stop answered too) before the
+  // ledger that records them closes.
+  if (trailing_) trailing_->Stop();
 }
 
 size_t Gateway::session_count() const { return sessions_->size(); }

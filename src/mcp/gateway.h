@@ -49,6 +49,7 @@
 #include "mcp/approval_holds.h"
 #include "mcp/tool_catalog.h"
 #include "mcp/tool_pins.h"
+#include "mcp/trailing_outcomes.h"
 #include "mcp/upstream.h"
 
 namespace custody::identity {
@@ -102,6 +103,11 @@ struct GatewayOptions {
   // outcome's inclusion proof). Off: the decision is durable before forwarding, the outcome is
   // queued for the ledger before the answer leaves, and its event id is in the receipt.
   bool await_outcome = false;
+  // Without await_outcome, an answered call's outcome is queued for the ledger right after the
+  // next decision (so it rides in that commit or the one after it, off the next call's wait), or
+  // this long after it was answered when no call follows (mcp/trailing_outcomes.h). 0: queued as
+  // the answer leaves.
+  std::chrono::microseconds outcome_linger{5000};
   // An MCP session unused this long (no request, no open GET stream, no call in flight) ends:
   // later requests on it get 404 and the client initializes again.
   std::chrono::milliseconds session_idle_timeout{3'600'000};
@@ -390,6 +396,9 @@ class Gateway {
   // oldest forgotten first: approval ids are UUIDv7), for notifications/elicitation/complete.
   mutable Mutex elicited_mu_;
   std::map<std::string, std::set<std::string>> elicited_ GUARDED_BY(elicited_mu_);
+  // Answered calls' outcomes waiting for the next decision (null with await_outcome or no
+  // outcome_linger).
+  std::unique_ptr<TrailingOutcomes> trailing_;
   // Held calls' waits (null without approval_hold). Last: stopped and destroyed first.
   std::unique_ptr<ApprovalHolds> holds_;
 };

@@ -214,7 +214,8 @@ class GatewayTest : public ::testing::Test {
     o.issuer = attribution::testkit::kTestIssuer;
     // Answers leave once the outcome is durable and queued for the index, so the tests can read
     // it back without racing the recorder.
-    o.await_outcome = true;
+    o.await_outcome = await_outcome_;
+    o.outcome_linger = outcome_linger_;
     o.approval_hold = approval_hold_;
     o.approval_changes = approval_changes_;
     o.make_upstream = [this](UpstreamConfig cfg, UpstreamOptions) {
@@ -341,8 +342,10 @@ class GatewayTest : public ::testing::Test {
   std::string files_identity_ = "none";  // the files server's identity (set before SetUp)
   std::string files_txn_audience_;
   std::string gateway_audience_ = "custody";
-  attribution::AttributionOptions world_options_;  // set before SetUp
-  std::chrono::milliseconds approval_hold_{0};     // GatewayOptions::approval_hold
+  attribution::AttributionOptions world_options_;   // set before SetUp
+  std::chrono::milliseconds approval_hold_{0};      // GatewayOptions::approval_hold
+  bool await_outcome_ = true;                       // GatewayOptions::await_outcome
+  std::chrono::microseconds outcome_linger_{5000};  // GatewayOptions::outcome_linger
   std::shared_ptr<ApprovalChanges> approval_changes_ = std::make_shared<ApprovalChanges>();
 };
 
@@ -368,6 +371,69 @@ TEST_F(GatewayTest, AnAllowedCallIsRecordedForwardedAndAnsweredWithItsReceipt) {
   EXPECT_EQ(row->target, "files/read");
   EXPECT_EQ(row->status, "ok");
   EXPECT_EQ(row->sid, sid_);
+}
+
+// mcp.await_outcome = false (the default of `custody serve`): the answer leaves before the
+// outcome is queued, and the outcome waits for the next decision (mcp/trailing_outcomes.h).
+class GatewayTrailingOutcomeTest : public GatewayTest {
+ protected:
+  GatewayTrailingOutcomeTest() {
+    await_outcome_ = false;
+    outcome_linger_ = 60s;  // no call outstays it here: only the next decision or Stop records
+  }
+  // The call's decision index and action id, from its receipt.
+  std::pair<int64_t, std::string> Called(int id) {
+    json::object a = CallTool(id, "read");
+    EXPECT_TRUE(a.contains("result")) << json::serialize(a);
+    if (!a.contains("result")) return {-1, ""};
+    const json::object& receipt = a.at("result").at("_meta").at(kReceiptMetaKey).as_object();
+    EXPECT_EQ(receipt.at("outcome").at("durable"), false);
+    return {receipt.at("ledger_index").to_number<int64_t>(),
+            std::string(receipt.at("action_id").as_string())};
+  }
+  // The outcome's ledger index once it is durable (-1 after 10 s).
+  int64_t OutcomeIndex(const std::string& action_id) {
+    for (int i = 0; i < 1000; ++i) {
+      auto row = Action(action_id);
+      if (row && row->outcome_index >= 0) return row->outcome_index;
+      std::this_thread::sleep_for(10ms);
+    }
+    return -1;
+  }
+};
+
+TEST_F(GatewayTrailingOutcomeTest, AnOutcomeIsRecordedAfterTheNextDecisionOrAtStop) {
+  auto [first_decision, first] = Called(2);
+  ASSERT_FALSE(first.empty());
+  // Answered, its outcome held: not claimed, not in the ledger.
+  auto row = Action(first);
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(row->outcome_index, -1);
+  EXPECT_EQ(row->status, "");
+  auto [second_decision, second] = Called(3);
+  ASSERT_FALSE(second.empty());
+  // The next decision came first; the first call's outcome followed it into the ledger.
+  const int64_t first_outcome = OutcomeIndex(first);
+  EXPECT_GT(first_outcome, second_decision);
+  EXPECT_GT(second_decision, first_decision);
+  row = Action(first);
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(row->status, "ok");
+  EXPECT_EQ(Action(second)->outcome_index, -1);
+  // The last call's outcome is not lost when the gateway stops (before the ledger closes).
+  gateway_->Stop();
+  EXPECT_GT(OutcomeIndex(second), first_outcome);
+}
+
+class GatewayShortLingerTest : public GatewayTrailingOutcomeTest {
+ protected:
+  GatewayShortLingerTest() { outcome_linger_ = 50ms; }
+};
+
+TEST_F(GatewayShortLingerTest, WithNoNextCallTheOutcomeIsRecordedAfterTheLinger) {
+  auto [decision, action] = Called(2);
+  ASSERT_FALSE(action.empty());
+  EXPECT_GT(OutcomeIndex(action), decision);
 }
 
 TEST_F(GatewayTest, ADeniedCallIsRecordedAndNeverForwarded) {
