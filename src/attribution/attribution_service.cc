@@ -842,11 +842,26 @@ Status AttributionService::CheckRequest(Decision& d) const {
 
 // The session token, and the subject the caller expects it to name (AuthZEN).
 Status AttributionService::VerifySession(Decision& d) {
+  if (d.req.verified != nullptr) {
+    d.va = *d.req.verified;
+    d.req.verified = nullptr;
+    const auto& aud = d.va.audiences;
+    if (!options_.audience.empty() &&
+        std::find(aud.begin(), aud.end(), options_.audience) == aud.end()) {
+      return UnauthenticatedError("access token audience does not include " + options_.audience);
+    }
+    return CheckSubject(d);
+  }
   identity::VerifiedAccess revoked;
   auto access = tokens_.VerifyAccessToken(d.req.token, options_.audience, &revoked);
   d.session_revoked = !access.ok() && !revoked.session.sid.empty();
   if (!access.ok() && !d.session_revoked) return access.status();
   d.va = access.ok() ? std::move(*access) : std::move(revoked);
+  return CheckSubject(d);
+}
+
+// The subject the caller expects the session token to name (AuthZEN), if any.
+Status AttributionService::CheckSubject(const Decision& d) const {
   const identity::Session& session = d.va.session;
   if (!d.req.expected_subject.empty() && d.req.expected_subject != session.agent &&
       d.req.expected_subject != session.instance) {

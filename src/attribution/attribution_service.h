@@ -126,6 +126,11 @@ struct AuthorizeRequest {
   std::string expected_subject;
   // Extra string attributes of the resource entity (the gateway adds the definition hash).
   std::map<std::string, std::string> resource_attrs;
+  // For in-process callers only (the MCP gateway): the caller's own verification of `token`,
+  // genuine and unrevoked, made for this same request a moment ago (a store read), which is
+  // then not repeated; Authorize copies it before it returns. The audience is still checked. A
+  // request authorized again later (a call held for approval) must leave it null.
+  const identity::VerifiedAccess* verified = nullptr;
 };
 
 struct AuthorizeResult {
@@ -331,6 +336,7 @@ class AttributionService {
   // The steps of Authorize, in order.
   Status CheckRequest(Decision& d) const;
   Status VerifySession(Decision& d);
+  Status CheckSubject(const Decision& d) const;
   void OpenSpan(Decision& d);
   Status GatherContext(Decision& d);
   void Decide(Decision& d) const;

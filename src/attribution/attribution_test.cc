@@ -332,6 +332,34 @@ TEST_F(AttributionTest, DeniedCallIsRecordedToo) {
   EXPECT_EQ(S(e.at("request").at("target").at("key")), "slack/post_message");
 }
 
+// The gateway verifies a call's token when it admits the request; Authorize then uses that
+// verification instead of reading the session again, but still checks its own audience.
+TEST_F(AttributionTest, ACallersOwnVerificationIsUsedAndItsAudienceStillChecked) {
+  Publish(kPermitGithub);
+  const std::string token = Root();
+  auto va = w_->tokens->VerifyAccessToken(token, "");
+  ASSERT_TRUE(va.ok()) << va.status().ToString();
+  AuthorizeRequest r = testkit::World::Call("", "github", "create_issue");
+  r.verified = &*va;
+  auto allowed = w_->svc->AuthorizeSync(r);
+  ASSERT_TRUE(allowed.ok()) << allowed.status().ToString();
+  EXPECT_TRUE(allowed->allowed) << "the verification stands in for the (empty) token";
+  EXPECT_EQ(allowed->sid, va->session.sid);
+  EXPECT_EQ(S(Event(allowed->ledger_index).at("session").at("sid")), va->session.sid);
+
+  r.verified = nullptr;
+  EXPECT_EQ(w_->svc->AuthorizeSync(r).status().code(), StatusCode::kUnauthenticated)
+      << "without it the token is verified, and an empty one is refused";
+
+  AttributionOptions o;
+  o.audience = "https://elsewhere.example";
+  Open(o);
+  r.verified = &*va;
+  auto other = w_->svc->AuthorizeSync(r);
+  EXPECT_EQ(other.status().code(), StatusCode::kUnauthenticated);
+  EXPECT_NE(other.status().message().find("audience"), std::string::npos);
+}
+
 TEST_F(AttributionTest, NothingPublishedMeansEverythingIsDenied) {
   auto r = Call(Root(), "github", "create_issue");
   ASSERT_TRUE(r.ok());

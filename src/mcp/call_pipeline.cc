@@ -217,6 +217,10 @@ void Gateway::DecideAndForward(std::shared_ptr<Call> call, AuthorizeRequest requ
   // A call an approval may hold is authorized again, as it was asked, once approved.
   std::optional<AuthorizeRequest> again;
   if (holds_) again = request;
+  // The token was verified when this request was admitted, a moment ago (a store read): the
+  // decision uses that rather than reading the session again. Not for `again`, which runs later.
+  const identity::VerifiedAccess& access = call->caller.access;
+  if (!access.session.sid.empty() && !access.session.revoked) request.verified = &access;
   // The outcomes of calls answered before this decision: queued right after it (into its
   // commit, or the next one while this call is upstream), rather than ahead of it. Taken first,
   // so that one answered meanwhile (even this call, by a fast upstream) waits for the next.
