@@ -20,8 +20,9 @@
 #                                  [server_threads=2] [containment_rounds=200]
 #   BIN: a custody binary, e.g. build/release/src/cli/custody
 #   env CONFIGS="sqlite pg1 pg2 pg3" picks configurations; GATEWAY=0 skips the gateway overhead;
-#   PGSS=1 loads pg_stat_statements and prints, after each PostgreSQL run, the statements that
-#   took the most server time (calls per request, mean ms) to show where the time goes.
+#   PGSS=1 loads pg_stat_statements and prints, after each PostgreSQL run (the gateway's too), the
+#   statements that took the most server time (calls per request, mean ms) to show where the time
+#   goes.
 # PostgreSQL: Debian's server binaries (/usr/lib/postgresql/<version>/bin); as root, initdb and
 # postgres run as `nobody` (setpriv). Its settings are the defaults (fsync, synchronous_commit on)
 # but max_connections=400. Everything lives in one temporary directory, removed at the end.
@@ -207,14 +208,17 @@ measure() {  # ROUND CONFIG WORKLOAD LUA PATH
     "$(awk -v a="$cp0" -v b="$cp1" 'BEGIN {printf "%.1f", b - a}')" "$before" "$after"
   echo "$round $config $workload $total" >>"$WORK/results"
   if [ "${PGSS:-0}" = 1 ] && [ "$config" != sqlite ]; then
-    local requests
-    requests=$(cat "$WORK"/wrk.* | awk '/requests in/ {s += $1} END {print s}')
-    psql_ -A -F ' | ' -t -c "SELECT round(calls::numeric / $requests, 2) AS per_request,
-        round(mean_exec_time::numeric, 3) AS mean_ms, round(total_exec_time::numeric) AS total_ms,
-        regexp_replace(left(query, 110), '\s+', ' ', 'g')
-      FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 12" |
-      sed 's/^/    pgss: /'
+    pgss_top "$(cat "$WORK"/wrk.* | awk '/requests in/ {s += $1} END {print s}')"
   fi
+}
+# PGSS=1: the statements that took the most server time since the last reset, with their calls
+# per request (of $1 requests).
+pgss_top() {
+  psql_ -A -F ' | ' -t -c "SELECT round(calls::numeric / $1, 2) AS per_request,
+      round(mean_exec_time::numeric, 3) AS mean_ms, round(total_exec_time::numeric) AS total_ms,
+      regexp_replace(left(query, 110), '\s+', ' ', 'g')
+    FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 12" |
+    sed 's/^/    pgss: /'
 }
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; $(uname -r)"
@@ -261,8 +265,11 @@ fi
 if [ "$GATEWAY" = 1 ]; then
   new_database
   echo "== gateway overhead, PostgreSQL (load $(load))"
+  [ "${PGSS:-0}" = 1 ] && psql_ -c "SELECT pg_stat_statements_reset()" >/dev/null
   (cd "$ROOT/tests/mcp" && BENCH_CONFIG='storage.backend = "postgres"' CUSTODY_STORAGE_POSTGRES_URL=$DBURL \
     LEVELS=1 node overhead_bench.mjs "$BIN" "$ROOT" 2000)
+  # Per gateway call: 2,000 timed calls through each of the two upstream kinds (plus warm-ups).
+  [ "${PGSS:-0}" = 1 ] && pgss_top 4000
   echo "== gateway overhead, SQLite (load $(load))"
   (cd "$ROOT/tests/mcp" && LEVELS=1 node overhead_bench.mjs "$BIN" "$ROOT" 2000)
   echo "   (load $(load))"
