@@ -11,11 +11,12 @@ TrailingOutcomes::TrailingOutcomes(std::chrono::microseconds linger) : linger_(l
 TrailingOutcomes::~TrailingOutcomes() { Stop(); }
 
 void TrailingOutcomes::Add(Record record) {
-  bool held = false, first = false;
+  bool held = false, first = false, wake = false;
   {
     MutexLock lock(mu_);
     if (!stop_) {
       first = held_.empty();
+      wake = idle_;
       if (first) oldest_ = std::chrono::steady_clock::now();
       held_.push_back(std::move(record));
       held = true;
@@ -25,8 +26,11 @@ void TrailingOutcomes::Add(Record record) {
     record();  // stopped: nothing would run it later
     return;
   }
-  // Only the first of a generation starts the thread's wait; later ones ride with it.
-  if (first) cv_.NotifyOne();
+  // Only the first of a generation starts the thread's wait, and only when the thread is idle:
+  // one in a timed wait (for a generation a Take ended meanwhile, the usual case at one call in
+  // flight) wakes at that earlier deadline and then waits for this one, so a call's answer costs
+  // no thread wake-up.
+  if (first && wake) cv_.NotifyOne();
 }
 
 std::vector<TrailingOutcomes::Record> TrailingOutcomes::Take() {
@@ -60,7 +64,9 @@ size_t TrailingOutcomes::size() const {
 void TrailingOutcomes::Run() {
   MutexLock lock(mu_);
   while (true) {
+    idle_ = true;
     cv_.Wait(mu_, [&]() REQUIRES(mu_) { return stop_ || !held_.empty(); });
+    idle_ = false;
     if (stop_) return;  // Stop flushes what is held
     const uint64_t generation = generation_;
     const auto deadline = oldest_ + linger_;

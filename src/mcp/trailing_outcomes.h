@@ -54,6 +54,7 @@ class TrailingOutcomes {
   // thread's wait is for one generation, so one Flush and a new Add meanwhile start a new wait.
   std::chrono::steady_clock::time_point oldest_ GUARDED_BY(mu_);
   uint64_t generation_ GUARDED_BY(mu_) = 0;
+  bool idle_ GUARDED_BY(mu_) = false;  // the thread waits for a record, with no deadline
   bool stop_ GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
