@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include "common/encoding.h"
 
@@ -96,39 +97,50 @@ PgConn::~PgConn() { PQfinish(conn_); }
 
 bool PgConn::broken() const { return PQstatus(conn_) != CONNECTION_OK; }
 
-Result<PgRows> PgConn::Exec(std::string_view what, std::string_view sql,
-                            std::span<const PgParam> params) {
-  std::vector<const char*> values(params.size());
-  std::vector<int> lengths(params.size());
-  std::vector<int> formats(params.size());
-  for (size_t i = 0; i < params.size(); ++i) {
-    values[i] = params[i].null ? nullptr : params[i].value.data();
-    lengths[i] = static_cast<int>(params[i].value.size());
-    formats[i] = params[i].binary ? 1 : 0;
+// The statement's parameters as libpq takes them (pointers into `params`).
+struct PgConn::Args {
+  explicit Args(std::span<const PgParam> params)
+      : values(params.size()), lengths(params.size()), formats(params.size()) {
+    for (size_t i = 0; i < params.size(); ++i) {
+      values[i] = params[i].null ? nullptr : params[i].value.data();
+      lengths[i] = static_cast<int>(params[i].value.size());
+      formats[i] = params[i].binary ? 1 : 0;
+    }
   }
-  std::string text(sql);
-  const int n = static_cast<int>(params.size());
+  int n() const { return static_cast<int>(values.size()); }
+  std::vector<const char*> values;
+  std::vector<int> lengths;
+  std::vector<int> formats;
+};
+
+Result<const std::string*> PgConn::Prepared(std::string_view what, const std::string& text, int n) {
   // Prepared once per connection: the server parses and plans the statement once. Statements
   // with many parameters (multi-row INSERTs, whose text varies with the row count) are not.
   constexpr size_t kMaxPreparedParams = 64, kMaxPrepared = 256;
-  const std::string* name = nullptr;
-  if (prepare_ && params.size() <= kMaxPreparedParams) {
-    auto it = prepared_.find(text);
-    if (it == prepared_.end() && prepared_.size() < kMaxPrepared) {
-      std::string fresh = "custody_" + std::to_string(prepared_.size());
-      PGresult* p = PQprepare(conn_, fresh.c_str(), text.c_str(), n, nullptr);
-      PgRows prepared(p);  // owns p
-      if (p == nullptr || PQresultStatus(p) != PGRES_COMMAND_OK) {
-        return ResultError(what_, what, p, conn_);
-      }
-      it = prepared_.emplace(text, std::move(fresh)).first;
+  if (!prepare_ || static_cast<size_t>(n) > kMaxPreparedParams) return nullptr;
+  auto it = prepared_.find(text);
+  if (it == prepared_.end()) {
+    if (prepared_.size() >= kMaxPrepared) return nullptr;
+    std::string fresh = "custody_" + std::to_string(prepared_.size());
+    PGresult* p = PQprepare(conn_, fresh.c_str(), text.c_str(), n, nullptr);
+    PgRows prepared(p);  // owns p
+    if (p == nullptr || PQresultStatus(p) != PGRES_COMMAND_OK) {
+      return ResultError(what_, what, p, conn_);
     }
-    if (it != prepared_.end()) name = &it->second;
+    it = prepared_.emplace(text, std::move(fresh)).first;
   }
-  PGresult* r = name != nullptr ? PQexecPrepared(conn_, name->c_str(), n, values.data(),
-                                                 lengths.data(), formats.data(), 0)
-                                : PQexecParams(conn_, text.c_str(), n, nullptr, values.data(),
-                                               lengths.data(), formats.data(), 0);
+  return &it->second;
+}
+
+Result<PgRows> PgConn::Exec(std::string_view what, std::string_view sql,
+                            std::span<const PgParam> params) {
+  const Args a(params);
+  std::string text(sql);
+  ASSIGN_OR_RETURN(const std::string* name, Prepared(what, text, a.n()));
+  PGresult* r = name != nullptr ? PQexecPrepared(conn_, name->c_str(), a.n(), a.values.data(),
+                                                 a.lengths.data(), a.formats.data(), 0)
+                                : PQexecParams(conn_, text.c_str(), a.n(), nullptr, a.values.data(),
+                                               a.lengths.data(), a.formats.data(), 0);
   PgRows rows(r);  // owns r from here
   ExecStatusType st = r != nullptr ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
@@ -136,6 +148,52 @@ Result<PgRows> PgConn::Exec(std::string_view what, std::string_view sql,
   }
   return rows;
 }
+
+Status PgConn::ExecThenCommit(std::string_view what, std::string_view sql,
+                              std::span<const PgParam> params) {
+  const Args a(params);
+  std::string text(sql);
+  ASSIGN_OR_RETURN(const std::string* name, Prepared(what, text, a.n()));
+  if (PQenterPipelineMode(conn_) != 1) return ResultError(what_, what, nullptr, conn_);
+  bool sent =
+      (name != nullptr ? PQsendQueryPrepared(conn_, name->c_str(), a.n(), a.values.data(),
+                                             a.lengths.data(), a.formats.data(), 0)
+                       : PQsendQueryParams(conn_, text.c_str(), a.n(), nullptr, a.values.data(),
+                                           a.lengths.data(), a.formats.data(), 0)) == 1;
+  sent = sent && PQsendQueryParams(conn_, "COMMIT", 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
+  sent = sent && PQpipelineSync(conn_) == 1;
+  Status st = sent ? OkStatus() : ResultError(what_, what, nullptr, conn_);
+  auto keep_first = [&st](Status next) {
+    if (st.ok()) st = std::move(next);
+  };
+  // Each query's results end with a null; the sync's result comes last. The first error is the
+  // one to report: after a failed statement COMMIT is skipped (PGRES_PIPELINE_ABORTED) and the
+  // transaction stays open, aborted, for the caller to roll back.
+  for (int q = 0; sent && q < 2; ++q) {
+    PGresult* r = PQgetResult(conn_);
+    if (r == nullptr) {  // the connection is gone
+      keep_first(ResultError(what_, q == 0 ? what : std::string_view("COMMIT"), nullptr, conn_));
+      sent = false;
+      break;
+    }
+    {
+      PgRows owned(r);
+      ExecStatusType rs = PQresultStatus(r);
+      if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK && rs != PGRES_PIPELINE_ABORTED) {
+        keep_first(ResultError(what_, q == 0 ? what : std::string_view("COMMIT"), r, conn_));
+      }
+    }
+    while ((r = PQgetResult(conn_)) != nullptr) PQclear(r);
+  }
+  if (sent) {
+    PgRows sync(PQgetResult(conn_));  // PGRES_PIPELINE_SYNC
+  }
+  if (PQexitPipelineMode(conn_) != 1) keep_first(ResultError(what_, what, nullptr, conn_));
+  if (st.ok()) committed_ = true;
+  return st;
+}
+
+bool PgConn::TakeCommitted() { return std::exchange(committed_, false); }
 
 Status PgConn::ExecScript(std::string_view what, std::string_view sql) {
   return QueryScript(what, sql).status();
@@ -292,7 +350,7 @@ Status PgDb::Transact(std::string_view what, const std::function<Status(PgConn&)
   if (st.ok()) {
     st = body(*c);
     if (st.ok()) {
-      st = c->Exec(what, "COMMIT").status();
+      if (!c->TakeCommitted()) st = c->Exec(what, "COMMIT").status();
     } else {
       (void)c->Exec(what, "ROLLBACK");  // the body's error is the one to report
     }
@@ -308,7 +366,7 @@ Status PgDb::TransactAfter(std::string_view what, std::string_view first,
   Status st = begun.status();
   if (st.ok()) {
     st = body(*c, *begun);
-    if (st.ok()) st = c->Exec(what, "COMMIT").status();
+    if (st.ok() && !c->TakeCommitted()) st = c->Exec(what, "COMMIT").status();
   }
   // After a failed BEGIN script the transaction may be open and aborted (a failed lock).
   if (!st.ok()) (void)c->Exec(what, "ROLLBACK");  // the first error is the one to report

@@ -157,6 +157,14 @@ class PgConn {
                       std::initializer_list<PgParam> params) {
     return Exec(what, sql, std::span<const PgParam>(params.begin(), params.size()));
   }
+  // Exec, then COMMIT, sent together (libpq's pipeline mode): the transaction's last statement
+  // and its end in one round trip where they took two. Inside PgDb::Transact or TransactAfter,
+  // which then do not commit again. The first error is returned: after a failed statement COMMIT
+  // is skipped and the transaction is left aborted, for the caller to roll back.
+  Status ExecThenCommit(std::string_view what, std::string_view sql,
+                        std::span<const PgParam> params);
+  // True once after ExecThenCommit committed (PgDb's transactions ask, then forget).
+  bool TakeCommitted();
   // Several statements without parameters (schema steps), through the simple query protocol.
   Status ExecScript(std::string_view what, std::string_view sql);
   // As ExecScript, returning the rows of the last statement.
@@ -164,10 +172,16 @@ class PgConn {
   bool broken() const;
 
  private:
+  struct Args;
+  // The name `text` is prepared under on this connection (preparing it on first use), or null
+  // when it is run unprepared.
+  Result<const std::string*> Prepared(std::string_view what, const std::string& text, int n);
+
   PGconn* conn_;
   std::string what_;
   const bool prepare_;
   std::unordered_map<std::string, std::string> prepared_;  // SQL text -> statement name
+  bool committed_ = false;                                 // ExecThenCommit ended the transaction
 };
 
 }  // namespace custody::store

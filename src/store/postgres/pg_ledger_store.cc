@@ -146,7 +146,8 @@ PgParam Bytes(const std::string& v) {
 // 65535 parameters allows: one statement whose data-modifying CTEs insert the leaves and upsert
 // the tiles beside the checkpoint's INSERT (up to kLeavesPerStatement leaves; the leaves of a
 // larger batch go first in statements of their own). A leaf index stored already fails the
-// statement with a unique violation (AlreadyExists), and the transaction with it.
+// statement with a unique violation (AlreadyExists), and the transaction with it. The last
+// statement goes with COMMIT, in one round trip (PgConn::ExecThenCommit).
 Status WriteBatch(PgConn& c, const LedgerBatch& batch) {
   constexpr size_t kLeafParams = 8, kTileParams = 3;
   constexpr size_t kMaxParams = 65535;
@@ -241,7 +242,7 @@ Status WriteBatch(PgConn& c, const LedgerBatch& batch) {
   params.push_back(Index(batch.checkpoint.size));
   params.push_back(PgBytes(batch.checkpoint.root));
   params.push_back(PgText(batch.checkpoint.note));
-  return c.Exec("write batch", sql, params).status();
+  return c.ExecThenCommit("write batch", sql, params);
 }
 
 // The transaction-scoped advisory lock every node's sequencer takes before it reads the head:
@@ -257,7 +258,7 @@ Status PgLedgerStore::CommitBatch(const LedgerBatch& batch) {
 Status PgLedgerStore::CommitAtHead(LedgerBatch& batch, const PrepareBatch& prepare) {
   // BEGIN, the lock and the head in one round trip (three statements of the simple protocol: the
   // head's read takes its snapshot after the lock is held, so it sees the previous holder's
-  // batch). Then the batch (one statement) and COMMIT.
+  // batch). Then the batch (one statement) and COMMIT, in one more (two round trips in all).
   static const std::string kBegin = "SELECT pg_advisory_xact_lock(" +
                                     std::to_string(kSequencerLock) +
                                     "); SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_leaves";

@@ -177,6 +177,38 @@ TEST(PgDbTest, StatementsArePreparedOncePerConnectionAndSurviveRollbacks) {
   }
 }
 
+// A transaction's last statement sent with its COMMIT (one round trip): committed when it
+// succeeds, prepared or not; when it fails, its own error, nothing kept, and the connection (the
+// pool's only one) goes on.
+TEST(PgDbTest, ALastStatementSentWithCommitCommitsOrLeavesNothing) {
+  auto url = FreshDatabase();
+  ASSERT_TRUE(url.ok()) << url.status().ToString();
+  for (bool prepare : {true, false}) {
+    PgOptions o;
+    o.pool_size = 1;
+    o.prepare_statements = prepare;
+    auto db = PgDb::Open(*url, o);
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)->Exec("reset", "DROP TABLE IF EXISTS t").ok());
+    ASSERT_TRUE((*db)->Exec("create", "CREATE TABLE t(k TEXT PRIMARY KEY)").ok());
+    auto insert_two = [&](const std::string& a, const std::string& b) {
+      return (*db)->Transact("two inserts", [&](PgConn& c) -> Status {
+        RETURN_IF_ERROR(c.Exec("insert", "INSERT INTO t VALUES($1)", {PgText(a)}).status());
+        const PgParam last[] = {PgText(b)};
+        return c.ExecThenCommit("insert", "INSERT INTO t VALUES($1)", last);
+      });
+    };
+    ASSERT_TRUE(insert_two("a", "b").ok());
+    Status clash = insert_two("c", "a");
+    EXPECT_EQ(clash.code(), StatusCode::kAlreadyExists) << clash.message();
+    auto rows = (*db)->Exec("read", "SELECT string_agg(k, ',' ORDER BY k) FROM t");
+    ASSERT_TRUE(rows.ok()) << rows.status().ToString() << " (the connection after a failure)";
+    EXPECT_EQ(rows->Text(0, 0), "a,b") << "the first committed, nothing of the second";
+    ASSERT_TRUE(insert_two("c", "d").ok());
+    EXPECT_EQ((*db)->Exec("count", "SELECT count(*) FROM t")->Int(0, 0), 4);
+  }
+}
+
 TEST(PgDbTest, ANodeWhoseClockIsSkewedFromTheDatabaseIsRefused) {
   auto url = FreshDatabase();
   ASSERT_TRUE(url.ok()) << url.status().ToString();
