@@ -12,7 +12,9 @@
 //   call, one at a time (concurrency 1, node:http keep-alive, as tests/mcp/overhead_bench.mjs).
 // - Phases of SECONDS each, interleaved: ingest alone; then ROUNDS times a quiet phase (gateway
 //   calls, no ingest) and a loaded phase (gateway calls while ingest runs at full speed). The
-//   p50s of the quiet and the loaded calls are over all rounds.
+//   p50s of the quiet and the loaded calls are over all rounds. Per phase, from /metrics: the
+//   ledger's batches (events per batch, ms per commit: what a decision waits for) and the
+//   server's time per POST /v1/traces.
 //
 //   ./build/release/bench/custody_ingest_bench --batch 512 --write-body /tmp/body.pb
 //   node bench/ingest_http_bench.mjs ./build/release/src/cli/custody /tmp/body.pb \
@@ -187,14 +189,32 @@ url = ${JSON.stringify(upstreamUrl)}
     await sleep(seconds * 1000);
     console.log(ingestLine('ingest alone', await alone.stop()));
 
+    // The ledger's batches per phase (from /metrics): how many events a gateway decision's
+    // commit carried, and how long a commit took, with and without ingest beside it.
+    const ledgerTotals = async () => {
+      const m = await request(url, '/metrics', { method: 'GET', token: adminToken });
+      const num = (name) => Number((m.text.match(new RegExp(`^${name} (\\S+)$`, 'm')) ?? [])[1] ?? 0);
+      const traces = (k) => Number((m.text.match(new RegExp(
+        `^custody_http_request_duration_seconds_${k}\\{method="POST",route="/v1/traces"\\} (\\S+)$`, 'm')) ?? [])[1] ?? 0);
+      return { batches: num('custody_ledger_batch_size_count'), events: num('custody_ledger_batch_size_sum'),
+        commitSecs: num('custody_ledger_commit_duration_seconds_sum'), traces: traces('count'),
+        tracesSecs: traces('sum') };
+    };
+    const ledgerPhase = { quiet: { batches: 0, events: 0, commitSecs: 0, traces: 0, tracesSecs: 0 },
+      loaded: { batches: 0, events: 0, commitSecs: 0, traces: 0, tracesSecs: 0 } };
+    const addLedger = (into, a, b) => { for (const k of Object.keys(into)) into[k] += b[k] - a[k]; };
     const quiet = { gw: [], dr: [] };
     const loaded = { gw: [], dr: [] };
     const besides = [];
     for (let r = 0; r < rounds; r++) {
+      let l0 = await ledgerTotals();
       await callFor(seconds * 1000, quiet.gw, quiet.dr);
+      addLedger(ledgerPhase.quiet, l0, await ledgerTotals());
       const ing = startIngest();
       await sleep(300);  // the clients connect and the first requests are in flight
+      l0 = await ledgerTotals();
       await callFor(seconds * 1000, loaded.gw, loaded.dr);
+      addLedger(ledgerPhase.loaded, l0, await ledgerTotals());
       const got = await ing.stop();
       besides.push(got);
       console.log(ingestLine(`round ${r + 1}, ingest beside the gateway`, got));
@@ -213,6 +233,12 @@ url = ${JSON.stringify(upstreamUrl)}
       const d = stats(s.dr);
       console.log(`${label.padEnd(25)} | ${String(g.n).padStart(5)} | ${g.p50.toFixed(3)} / ${g.p99.toFixed(3)} | ` +
         `${d.p50.toFixed(3)} / ${d.p99.toFixed(3)} | ${(g.p50 - d.p50).toFixed(3)}`);
+    }
+    for (const [label, l] of [['no ingest', ledgerPhase.quiet], ['ingest at full speed', ledgerPhase.loaded]]) {
+      console.log(`ledger, ${label}: ${l.batches} batches, ${(l.events / Math.max(1, l.batches)).toFixed(1)} ` +
+        `events per batch, ${(l.commitSecs * 1000 / Math.max(1, l.batches)).toFixed(3)} ms per commit; ` +
+        `${l.traces} POST /v1/traces answered, ${(l.tracesSecs * 1000 / Math.max(1, l.traces)).toFixed(1)} ms ` +
+        'each in the server');
     }
     const added = pct(loaded.gw, 0.5) - pct(quiet.gw, 0.5);
     console.log(`p50 added to a gateway call by ingest beside it: ${added.toFixed(3)} ms`);
