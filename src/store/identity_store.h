@@ -1,6 +1,7 @@
 // IdentityStore: durable state of the identity module: agents, sessions (the delegation tree),
 // revoked credentials, used client-assertion ids (replay protection), token signing keys, and the
-// authorization code flow's codes, refresh token families and consents.
+// authorization code flow's codes, refresh token families, consents, and the browser's part of a
+// sign-in and approver sessions (by hashes of the browser's secrets).
 // The values are the identity module's own (identity/agent.h, identity/records.h, in the small
 // custody_identity_model library), so store/ depends on them and identity's services depend on
 // store/. Implementations are thread-safe: SqliteIdentityStore (store/sqlite/) and
@@ -178,6 +179,37 @@ class IdentityStore {
   virtual Status PurgeAuthorizationCodes(int64_t now, int64_t used_grace_s) {
     (void)now, (void)used_grace_s;
     return InternalError("authorization codes are not supported by this store");
+  }
+
+  // --- The browser's part of a sign-in and the approvers' sessions
+  // (identity/authorization_server.h), shared by every node so that a browser's next step may
+  // reach any of them. An entry is keyed by its `kind` ("login", "consent", "approver") and the
+  // SHA-256 (hex) of the secret the browser holds (the IdP state, the consent request id, the
+  // approver cookie), never the secret itself; `body` is the server's own JSON, `expires_at` in
+  // seconds. AlreadyExists if (kind, key) is taken.
+  virtual Status PutBrowserState(const std::string& kind, const std::string& key_sha256,
+                                 const std::string& body, int64_t expires_at) {
+    (void)kind, (void)key_sha256, (void)body, (void)expires_at;
+    return InternalError("browser states are not supported by this store");
+  }
+  // Deletes the entry and returns its body, in one atomic step: of any number of takes (on any
+  // nodes) exactly one gets it, which makes a step single-use across nodes. NotFound for an
+  // unknown, already taken, or expired (expires_at <= now) entry.
+  virtual Result<std::string> TakeBrowserState(const std::string& kind,
+                                               const std::string& key_sha256, int64_t now) {
+    (void)kind, (void)key_sha256, (void)now;
+    return InternalError("browser states are not supported by this store");
+  }
+  // The body of a live entry, left in place; NotFound for an unknown or expired one.
+  virtual Result<std::string> GetBrowserState(const std::string& kind,
+                                              const std::string& key_sha256, int64_t now) {
+    (void)kind, (void)key_sha256, (void)now;
+    return InternalError("browser states are not supported by this store");
+  }
+  // Deletes the entries whose expires_at <= now.
+  virtual Status PurgeBrowserStates(int64_t now) {
+    (void)now;
+    return InternalError("browser states are not supported by this store");
   }
 
   // Inserts or replaces the consent of (initiator_issuer, initiator, client_id).

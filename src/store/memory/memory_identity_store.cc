@@ -266,6 +266,45 @@ Status MemoryIdentityStore::PurgeAuthorizationCodes(int64_t now, int64_t used_gr
   return OkStatus();
 }
 
+Status MemoryIdentityStore::PutBrowserState(const std::string& kind, const std::string& key_sha256,
+                                            const std::string& body, int64_t expires_at) {
+  MutexLock lock(mu_);
+  if (!browser_states_.emplace(std::pair{kind, key_sha256}, BrowserState{body, expires_at})
+           .second) {
+    return AlreadyExistsError("browser state exists");
+  }
+  return OkStatus();
+}
+
+Result<std::string> MemoryIdentityStore::TakeBrowserState(const std::string& kind,
+                                                          const std::string& key_sha256,
+                                                          int64_t now) {
+  MutexLock lock(mu_);
+  auto it = browser_states_.find({kind, key_sha256});
+  if (it == browser_states_.end()) return NotFoundError("unknown browser state");
+  BrowserState taken = std::move(it->second);
+  browser_states_.erase(it);
+  if (taken.expires_at <= now) return NotFoundError("unknown browser state");
+  return std::move(taken.body);
+}
+
+Result<std::string> MemoryIdentityStore::GetBrowserState(const std::string& kind,
+                                                         const std::string& key_sha256,
+                                                         int64_t now) {
+  MutexLock lock(mu_);
+  auto it = browser_states_.find({kind, key_sha256});
+  if (it == browser_states_.end() || it->second.expires_at <= now) {
+    return NotFoundError("unknown browser state");
+  }
+  return it->second.body;
+}
+
+Status MemoryIdentityStore::PurgeBrowserStates(int64_t now) {
+  MutexLock lock(mu_);
+  std::erase_if(browser_states_, [&](const auto& kv) { return kv.second.expires_at <= now; });
+  return OkStatus();
+}
+
 Status MemoryIdentityStore::PutConsent(const identity::Consent& consent) {
   MutexLock lock(mu_);
   consents_[{consent.client_id, consent.initiator_issuer, consent.initiator}] = consent;

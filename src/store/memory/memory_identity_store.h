@@ -50,6 +50,13 @@ class MemoryIdentityStore final : public IdentityStore {
   Result<bool> NoteAuthorizationCodeIssued(const std::string& code_sha256, const std::string& sid,
                                            const std::string& family_id) override;
   Status PurgeAuthorizationCodes(int64_t now, int64_t used_grace_s) override;
+  Status PutBrowserState(const std::string& kind, const std::string& key_sha256,
+                         const std::string& body, int64_t expires_at) override;
+  Result<std::string> TakeBrowserState(const std::string& kind, const std::string& key_sha256,
+                                       int64_t now) override;
+  Result<std::string> GetBrowserState(const std::string& kind, const std::string& key_sha256,
+                                      int64_t now) override;
+  Status PurgeBrowserStates(int64_t now) override;
   Status PutConsent(const identity::Consent& consent) override;
   Result<identity::Consent> GetConsent(const std::string& initiator_issuer,
                                        const std::string& initiator,
@@ -82,6 +89,12 @@ class MemoryIdentityStore final : public IdentityStore {
     bool reused = false;  // redeemed again after its first use
   };
   std::map<std::string, StoredCode> codes_ GUARDED_BY(mu_);  // by SHA-256 of the code
+  struct BrowserState {
+    std::string body;
+    int64_t expires_at = 0;
+  };
+  // (kind, SHA-256 of the browser's secret) -> entry
+  std::map<std::pair<std::string, std::string>, BrowserState> browser_states_ GUARDED_BY(mu_);
   // (client_id, issuer, initiator) -> consent
   std::map<std::tuple<std::string, std::string, std::string>, identity::Consent> consents_
       GUARDED_BY(mu_);

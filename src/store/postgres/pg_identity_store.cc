@@ -129,7 +129,19 @@ CREATE TABLE authorization_codes(
   reused BOOLEAN NOT NULL DEFAULT false);
 CREATE INDEX authorization_codes_expiry ON authorization_codes(expires_at);
 )sql";
-constexpr const char* kSchemaSteps[] = {kSchemaV1, kSchemaV2};
+// Version 3: the browser's part of a sign-in and the approvers' sessions (by `kind` and the
+// SHA-256 of the browser's secret), so that any node continues a sign-in another started and
+// honours an approver session another opened.
+constexpr const char* kSchemaV3 = R"sql(
+CREATE TABLE browser_states(
+  kind TEXT NOT NULL,
+  key_sha256 TEXT NOT NULL,
+  body TEXT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  PRIMARY KEY(kind, key_sha256));
+CREATE INDEX browser_states_expiry ON browser_states(expires_at);
+)sql";
+constexpr const char* kSchemaSteps[] = {kSchemaV1, kSchemaV2, kSchemaV3};
 
 PgParam PgBool(bool b) { return PgText(b ? "true" : "false"); }
 bool Bool(const PgRows& rows, int i, int c) { return rows.Text(i, c) == "t"; }
@@ -748,6 +760,47 @@ Status PgIdentityStore::PurgeAuthorizationCodes(int64_t now, int64_t used_grace_
              "DELETE FROM authorization_codes WHERE expires_at + (CASE WHEN used THEN "
              "$2::bigint ELSE 0 END) <= $1::bigint",
              {PgInt(now), PgInt(used_grace_s)})
+      .status();
+}
+
+Status PgIdentityStore::PutBrowserState(const std::string& kind, const std::string& key_sha256,
+                                        const std::string& body, int64_t expires_at) {
+  Status st = db_->Exec("store browser state",
+                        "INSERT INTO browser_states(kind, key_sha256, body, expires_at) "
+                        "VALUES($1, $2, $3, $4)",
+                        {PgText(kind), PgText(key_sha256), PgText(body), PgInt(expires_at)})
+                  .status();
+  if (st.code() == StatusCode::kAlreadyExists) return AlreadyExistsError("browser state exists");
+  return st;
+}
+
+Result<std::string> PgIdentityStore::TakeBrowserState(const std::string& kind,
+                                                      const std::string& key_sha256, int64_t now) {
+  // One statement: the row lock orders concurrent takes on every node; one deletes the row and
+  // gets it, the others find nothing.
+  ASSIGN_OR_RETURN(PgRows rows, db_->Exec("take browser state",
+                                          "DELETE FROM browser_states WHERE kind = $1 AND "
+                                          "key_sha256 = $2 RETURNING body, expires_at",
+                                          {PgText(kind), PgText(key_sha256)}));
+  if (rows.size() == 0) return NotFoundError("unknown browser state");
+  if (rows.Int(0, 1) <= now) return NotFoundError("unknown browser state");
+  return std::string(rows.Text(0, 0));
+}
+
+Result<std::string> PgIdentityStore::GetBrowserState(const std::string& kind,
+                                                     const std::string& key_sha256, int64_t now) {
+  ASSIGN_OR_RETURN(PgRows rows, db_->Exec("read browser state",
+                                          "SELECT body FROM browser_states WHERE kind = $1 AND "
+                                          "key_sha256 = $2 AND expires_at > $3::bigint",
+                                          {PgText(kind), PgText(key_sha256), PgInt(now)}));
+  if (rows.size() == 0) return NotFoundError("unknown browser state");
+  return std::string(rows.Text(0, 0));
+}
+
+Status PgIdentityStore::PurgeBrowserStates(int64_t now) {
+  return db_
+      ->Exec("purge browser states", "DELETE FROM browser_states WHERE expires_at <= $1::bigint",
+             {PgInt(now)})
       .status();
 }
 

@@ -138,7 +138,19 @@ CREATE TABLE authorization_codes(
   reused INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX authorization_codes_expiry ON authorization_codes(expires_at);
 )sql";
-constexpr const char* kSchemaSteps[] = {kSchemaV1, kSchemaV2, kSchemaV3};
+// Version 4: the browser's part of a sign-in and the approvers' sessions (by `kind` and the
+// SHA-256 of the browser's secret), shared with the other nodes in PostgreSQL and here for the
+// same code path.
+constexpr const char* kSchemaV4 = R"sql(
+CREATE TABLE browser_states(
+  kind TEXT NOT NULL,
+  key_sha256 TEXT NOT NULL,
+  body TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY(kind, key_sha256));
+CREATE INDEX browser_states_expiry ON browser_states(expires_at);
+)sql";
+constexpr const char* kSchemaSteps[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4};
 
 void BindAgent(Stmt& s, const Agent& a) {
   s.Bind(1, a.name)
@@ -840,6 +852,61 @@ Status SqliteIdentityStore::PurgeAuthorizationCodes(int64_t now, int64_t used_gr
   if (!s.ok()) return db_->Error("prepare");
   s.Bind(1, now).Bind(2, used_grace_s);
   if (s.Step() != SQLITE_DONE) return db_->Error("purge authorization codes");
+  return OkStatus();
+}
+
+Status SqliteIdentityStore::PutBrowserState(const std::string& kind, const std::string& key_sha256,
+                                            const std::string& body, int64_t expires_at) {
+  MutexLock lock(mu_);
+  Stmt s(*db_,
+         "INSERT INTO browser_states(kind, key_sha256, body, expires_at) VALUES(?1, ?2, ?3, ?4)");
+  if (!s.ok()) return db_->Error("prepare");
+  s.Bind(1, kind).Bind(2, key_sha256).Bind(3, body).Bind(4, expires_at);
+  int rc = s.Step();
+  if (rc == SQLITE_CONSTRAINT) return AlreadyExistsError("browser state exists");
+  if (rc != SQLITE_DONE) return db_->Error("store browser state");
+  return OkStatus();
+}
+
+Result<std::string> SqliteIdentityStore::TakeBrowserState(const std::string& kind,
+                                                          const std::string& key_sha256,
+                                                          int64_t now) {
+  // The writer's mutex makes the read and the delete one step (the file has one process).
+  MutexLock lock(mu_);
+  Stmt s(*db_,
+         "DELETE FROM browser_states WHERE kind=?1 AND key_sha256=?2 RETURNING body, expires_at");
+  if (!s.ok()) return db_->Error("prepare");
+  s.Bind(1, kind).Bind(2, key_sha256);
+  int rc = s.Step();
+  if (rc == SQLITE_DONE) return NotFoundError("unknown browser state");
+  if (rc != SQLITE_ROW) return db_->Error("take browser state");
+  std::string body = s.Text(0);
+  int64_t expires_at = s.Int(1);
+  if (s.Step() != SQLITE_DONE) return db_->Error("take browser state");
+  if (expires_at <= now) return NotFoundError("unknown browser state");
+  return body;
+}
+
+Result<std::string> SqliteIdentityStore::GetBrowserState(const std::string& kind,
+                                                         const std::string& key_sha256,
+                                                         int64_t now) {
+  MutexLock lock(read_mu_);
+  Stmt s(*reader_,
+         "SELECT body FROM browser_states WHERE kind=?1 AND key_sha256=?2 AND expires_at>?3");
+  if (!s.ok()) return reader_->Error("prepare");
+  s.Bind(1, kind).Bind(2, key_sha256).Bind(3, now);
+  int rc = s.Step();
+  if (rc == SQLITE_DONE) return NotFoundError("unknown browser state");
+  if (rc != SQLITE_ROW) return reader_->Error("read browser state");
+  return s.Text(0);
+}
+
+Status SqliteIdentityStore::PurgeBrowserStates(int64_t now) {
+  MutexLock lock(mu_);
+  Stmt s(*db_, "DELETE FROM browser_states WHERE expires_at <= ?1");
+  if (!s.ok()) return db_->Error("prepare");
+  s.Bind(1, now);
+  if (s.Step() != SQLITE_DONE) return db_->Error("purge browser states");
   return OkStatus();
 }
 

@@ -67,6 +67,13 @@ class SqliteIdentityStore final : public IdentityStore {
   Result<bool> NoteAuthorizationCodeIssued(const std::string& code_sha256, const std::string& sid,
                                            const std::string& family_id) override;
   Status PurgeAuthorizationCodes(int64_t now, int64_t used_grace_s) override;
+  Status PutBrowserState(const std::string& kind, const std::string& key_sha256,
+                         const std::string& body, int64_t expires_at) override;
+  Result<std::string> TakeBrowserState(const std::string& kind, const std::string& key_sha256,
+                                       int64_t now) override;
+  Result<std::string> GetBrowserState(const std::string& kind, const std::string& key_sha256,
+                                      int64_t now) override;
+  Status PurgeBrowserStates(int64_t now) override;
   Status PutConsent(const identity::Consent& consent) override;
   Result<identity::Consent> GetConsent(const std::string& initiator_issuer,
                                        const std::string& initiator,

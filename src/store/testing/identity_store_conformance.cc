@@ -689,5 +689,73 @@ TEST_P(IdentityStoreConformance, ConsentsArePerPersonAndClientAndCanBeDeleted) {
   EXPECT_TRUE(store_->GetConsent("https://idp.example", "bob", "client-a").ok());
 }
 
+// The browser's part of a sign-in, shared by the nodes: an entry is read while live, taken
+// once, keyed by kind and hash, and gone once expired or purged.
+TEST_P(IdentityStoreConformance, BrowserStatesAreTakenOnceAndExpire) {
+  Status put = store_->PutBrowserState("login", "h1", R"({"a":1})", 1000);
+  ASSERT_TRUE(put.ok()) << put.ToString();
+  EXPECT_EQ(store_->PutBrowserState("login", "h1", "{}", 2000).code(), StatusCode::kAlreadyExists);
+  ASSERT_TRUE(store_->PutBrowserState("consent", "h1", R"({"b":2})", 1000).ok())
+      << "the kind is part of the key";
+  ASSERT_TRUE(store_->PutBrowserState("approver", "h2", R"({"c":3})", 1000).ok());
+  auto got = store_->GetBrowserState("approver", "h2", 999);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, R"({"c":3})");
+  EXPECT_TRUE(store_->GetBrowserState("approver", "h2", 999).ok()) << "a read leaves it";
+  EXPECT_EQ(store_->GetBrowserState("approver", "h2", 1000).status().code(), StatusCode::kNotFound)
+      << "expired at expires_at";
+  EXPECT_EQ(store_->GetBrowserState("login", "h2", 999).status().code(), StatusCode::kNotFound);
+  auto taken = store_->TakeBrowserState("login", "h1", 999);
+  ASSERT_TRUE(taken.ok()) << taken.status().ToString();
+  EXPECT_EQ(*taken, R"({"a":1})");
+  EXPECT_EQ(store_->TakeBrowserState("login", "h1", 999).status().code(), StatusCode::kNotFound)
+      << "taken once";
+  EXPECT_EQ(store_->GetBrowserState("login", "h1", 999).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->TakeBrowserState("consent", "h1", 1000).status().code(), StatusCode::kNotFound)
+      << "an expired entry is not taken";
+  EXPECT_EQ(store_->TakeBrowserState("consent", "h1", 0).status().code(), StatusCode::kNotFound)
+      << "and is gone";
+  EXPECT_EQ(store_->TakeBrowserState("login", "nope", 0).status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store_->PutBrowserState("login", "old", "{}", 100).ok());
+  ASSERT_TRUE(store_->PutBrowserState("login", "edge", "{}", 150).ok());
+  ASSERT_TRUE(store_->PutBrowserState("login", "new", "{}", 151).ok());
+  ASSERT_TRUE(store_->PurgeBrowserStates(150).ok());
+  EXPECT_TRUE(store_->PutBrowserState("login", "old", "{}", 100).ok()) << "purged";
+  EXPECT_TRUE(store_->PutBrowserState("login", "edge", "{}", 100).ok()) << "purged";
+  EXPECT_EQ(store_->PutBrowserState("login", "new", "{}", 100).code(), StatusCode::kAlreadyExists)
+      << "live, kept";
+  EXPECT_TRUE(store_->GetBrowserState("approver", "h2", 0).ok()) << "purge is by expiry only";
+}
+
+// Takes racing on one entry (as the IdP's answer replayed at several nodes): exactly one wins.
+TEST_P(IdentityStoreConformance, RacingTakesOfABrowserStateHaveExactlyOneWinner) {
+  constexpr int kEntries = 4;
+  constexpr int kThreads = 8;
+  for (int e = 0; e < kEntries; ++e) {
+    ASSERT_TRUE(store_->PutBrowserState("login", "h" + std::to_string(e), "{}", 1000).ok());
+  }
+  std::atomic<int> wins[kEntries] = {};
+  std::atomic<int> failures{0};
+  std::atomic<bool> go{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      while (!go.load()) std::this_thread::yield();
+      for (int e = 0; e < kEntries; ++e) {
+        auto r = store_->TakeBrowserState("login", "h" + std::to_string(e), 10);
+        if (r.ok()) {
+          ++wins[e];
+        } else if (r.status().code() != StatusCode::kNotFound) {
+          ++failures;
+        }
+      }
+    });
+  }
+  go = true;
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  for (int e = 0; e < kEntries; ++e) EXPECT_EQ(wins[e].load(), 1) << "entry " << e;
+}
+
 }  // namespace
 }  // namespace custody::store::testing

@@ -4,7 +4,8 @@
 // once, no session stored below a revoked parent or for a disabled agent, concurrent
 // CreateSessionAsync calls each answered once, revoked and used jtis, signing keys, authorization
 // codes redeemed exactly once (also by racing threads) and purged after a grace period, refresh
-// families, consents. Cases in identity_store_conformance.cc.
+// families, consents, browser states taken once (also by racing threads) and purged by expiry.
+// Cases in identity_store_conformance.cc.
 #pragma once
 
 #include "store/identity_store.h"
