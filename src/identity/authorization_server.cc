@@ -36,6 +36,10 @@ struct AuthorizationServer::Pending {
   // Set for StartSignIn: the part of Custody the person signs in to, and what answers then.
   std::string sign_in_client;
   SignedInAnswer signed_in;
+  // Also in the identity store (PutBrowserState), so that another node may take it: the store's
+  // take then decides which node's step is the one (single use across nodes). False for a
+  // StartSignIn (its answer is code, held here only) or when the store could not keep it.
+  bool shared = false;
 };
 
 namespace {
@@ -202,7 +206,114 @@ std::string Bounded(std::string_view s) {
   return out;
 }
 
+// The identity store's kinds of browser state (IdentityStore::PutBrowserState).
+constexpr std::string_view kLoginState = "login";        // by SHA-256 of the IdP state
+constexpr std::string_view kConsentState = "consent";    // by SHA-256 of the request id
+constexpr std::string_view kApproverState = "approver";  // by SHA-256 of the approver cookie
+
+namespace json = boost::json;
+
+std::string Str(const json::object& o, std::string_view key) {
+  const json::value* v = o.if_contains(key);
+  return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string();
+}
+
+int64_t Int(const json::object& o, std::string_view key) {
+  const json::value* v = o.if_contains(key);
+  return v != nullptr && v->is_int64() ? v->get_int64() : 0;
+}
+
+json::array StrArray(const std::vector<std::string>& v) {
+  json::array a;
+  for (const std::string& s : v) a.emplace_back(s);
+  return a;
+}
+
+std::vector<std::string> Strs(const json::object& o, std::string_view key) {
+  std::vector<std::string> out;
+  const json::value* v = o.if_contains(key);
+  if (v == nullptr || !v->is_array()) return out;
+  for (const json::value& e : v->get_array()) {
+    if (e.is_string()) out.emplace_back(e.get_string());
+  }
+  return out;
+}
+
+json::object PersonJson(const SignedInPerson& p) {
+  return {{"sub", p.subject},
+          {"iss", p.issuer},
+          {"name", p.name},
+          {"email", p.email},
+          {"groups", StrArray(p.groups)}};
+}
+
+SignedInPerson PersonOf(const json::object& o) {
+  return SignedInPerson{Str(o, "sub"), Str(o, "iss"), Str(o, "name"), Str(o, "email"),
+                        Strs(o, "groups")};
+}
+
 }  // namespace
+
+std::string AuthorizationServer::PendingJson(const Pending& p) {
+  // What another node needs to continue `p`. Its secrets are the nonce and PKCE verifier of
+  // Custody's own sign-in at the IdP, of no use without the IdP's code, which only the browser
+  // gets; the browser binding and the consent's CSRF token are hashes. Of the agent only its
+  // name: nothing after the sign-in reads more.
+  json::object o{{"client_id", p.client.client_id},
+                 {"client_name", p.client.name},
+                 {"client_agent", p.client.agent},
+                 {"client_logo_uri", p.client.logo_uri},
+                 {"client_dev", p.client.dev},
+                 {"redirect_uri", p.redirect_uri},
+                 {"code_challenge", p.code_challenge},
+                 {"resource", p.resource},
+                 {"scopes", StrArray(p.scopes)},
+                 {"browser_sha256", p.browser_sha256},
+                 {"source", p.source},
+                 {"expires_at", p.expires_at},
+                 {"idp_nonce", p.idp_nonce},
+                 {"idp_verifier", p.idp_verifier},
+                 {"approval_id", p.approval_id},
+                 {"agent", p.agent.name},
+                 {"logo_id", p.logo_id}};
+  if (p.state) o["state"] = *p.state;
+  if (!p.person.subject.empty()) o["person"] = PersonJson(p.person);
+  return json::serialize(o);
+}
+
+std::shared_ptr<AuthorizationServer::Pending> AuthorizationServer::PendingOf(
+    const std::string& body) {
+  boost::system::error_code ec;
+  json::value v = json::parse(body, ec);
+  if (ec || !v.is_object()) return nullptr;
+  const json::object& o = v.get_object();
+  auto p = std::make_shared<Pending>();
+  p->client.client_id = Str(o, "client_id");
+  p->client.name = Str(o, "client_name");
+  p->client.agent = Str(o, "client_agent");
+  p->client.logo_uri = Str(o, "client_logo_uri");
+  const json::value* dev = o.if_contains("client_dev");
+  p->client.dev = dev != nullptr && dev->is_bool() && dev->get_bool();
+  p->redirect_uri = Str(o, "redirect_uri");
+  if (o.contains("state")) p->state = Str(o, "state");
+  p->code_challenge = Str(o, "code_challenge");
+  p->resource = Str(o, "resource");
+  p->scopes = Strs(o, "scopes");
+  p->browser_sha256 = Str(o, "browser_sha256");
+  p->source = Str(o, "source");
+  p->expires_at = Int(o, "expires_at");
+  p->idp_nonce = Str(o, "idp_nonce");
+  p->idp_verifier = Str(o, "idp_verifier");
+  p->approval_id = Str(o, "approval_id");
+  p->agent.name = Str(o, "agent");
+  p->logo_id = Str(o, "logo_id");
+  if (const json::value* person = o.if_contains("person"); person && person->is_object()) {
+    p->person = PersonOf(person->get_object());
+  }
+  p->shared = true;
+  if (p->browser_sha256.empty()) return nullptr;  // nothing binds it to a browser
+  return p;
+}
 
 AuthorizationServer::AuthorizationServer(TokenService& tokens, store::IdentityStore& store,
                                          ClientDirectory& clients, IdentityProvider* login,
@@ -335,7 +446,7 @@ void AuthorizationServer::PurgeLocked(int64_t now) {
     }
   }
   std::erase_if(logos_, [now](const auto& kv) { return kv.second.expires_at <= now; });
-  std::erase_if(approvers_, [now](const auto& kv) { return kv.second.expires_at <= now; });
+  std::erase_if(approvers_, [now](const auto& kv) { return kv.second.session.expires_at <= now; });
 }
 
 bool AuthorizationServer::FullLocked() const {
@@ -583,8 +694,11 @@ std::optional<BrowserAnswer> AuthorizationServer::SendToIdp(std::shared_ptr<Pend
         return std::nullopt;
       }
     }
-    HoldLocked(logins_, idp_state, std::move(p));
+    HoldLocked(logins_, idp_state, p);
   }
+  // Outside mu_ (the store may be across a network); the browser does not know idp_state yet.
+  Share(kLoginState, idp_state, *p);
+  PurgeShared(now);
   BrowserAnswer a;
   a.status = 302;
   a.location = *url;
@@ -642,6 +756,12 @@ BrowserAnswer AuthorizationServer::LoginCallback(const std::optional<std::string
     MutexLock lock(mu_);
     PurgeLocked(now);
     p = TakeLocked(logins_, *state);  // one answer per sign-in
+  }
+  bool unavailable = false;
+  p = TakeShared(kLoginState, *state, std::move(p), now, &unavailable);  // ... on every node
+  if (unavailable) {
+    return ErrorPage(503, "temporarily_unavailable",
+                     "This sign-in cannot be continued now. Start again from your application.");
   }
   if (!p) {
     std::string idp_error = error ? IdpErrorCode(*error) : "";
@@ -761,6 +881,8 @@ BrowserAnswer AuthorizationServer::LoginCallback(const std::optional<std::string
     // Counted for its source again, not checked: the same authorization, one step on.
     HoldLocked(consents_, request_id, p);
   }
+  // The form may be posted to any node; the page (with request_id) is not sent yet.
+  Share(kConsentState, request_id, *p);
   return ConsentPage(*p, request_id, csrf);
 }
 
@@ -830,6 +952,12 @@ BrowserAnswer AuthorizationServer::Consent(const std::string& request_id, const 
     MutexLock lock(mu_);
     PurgeLocked(now);
     p = TakeLocked(consents_, request_id);  // one decision per request
+  }
+  bool unavailable = false;
+  p = TakeShared(kConsentState, request_id, std::move(p), now, &unavailable);  // on every node
+  if (unavailable) {
+    return ErrorPage(503, "temporarily_unavailable",
+                     "This request cannot be answered now. Start again from your application.");
   }
   if (!p) {
     return ErrorPage(400, "invalid_request",
@@ -914,6 +1042,51 @@ void AuthorizationServer::PurgeCodes(int64_t now) {
   }
   if (Status st = store_.PurgeAuthorizationCodes(now, CodeReuseGrace()); !st.ok()) {
     errors_.Report("identity.code_purge", st);  // the rows stay until the next purge
+  }
+}
+
+void AuthorizationServer::Share(std::string_view kind, const std::string& secret, Pending& p) {
+  p.shared = false;
+  if (p.signed_in) return;  // code: it cannot be continued anywhere else
+  Status st =
+      store_.PutBrowserState(std::string(kind), HexSha256(secret), PendingJson(p), p.expires_at);
+  if (!st.ok()) {
+    // This node still continues it (the browser may come back here); no other node can.
+    errors_.Report("identity.browser_state_store", st);
+    return;
+  }
+  p.shared = true;
+}
+
+std::shared_ptr<AuthorizationServer::Pending> AuthorizationServer::TakeShared(
+    std::string_view kind, const std::string& secret, std::shared_ptr<Pending> local, int64_t now,
+    bool* unavailable) {
+  *unavailable = false;
+  if (local && !local->shared) return local;  // only this node ever had it
+  auto taken = store_.TakeBrowserState(std::string(kind), HexSha256(secret), now);
+  if (taken.ok()) {
+    if (local) return local;
+    auto p = PendingOf(*taken);
+    if (!p) errors_.Report("identity.browser_state_read", InternalError("unreadable entry"));
+    return p;
+  }
+  if (taken.status().code() == StatusCode::kNotFound) {
+    // Taken at another node (a replay there, or this step's first use), or expired.
+    return nullptr;
+  }
+  errors_.Report("identity.browser_state_take", taken.status());
+  *unavailable = true;
+  return nullptr;
+}
+
+void AuthorizationServer::PurgeShared(int64_t now) {
+  {
+    MutexLock lock(mu_);
+    if (now < next_state_purge_) return;
+    next_state_purge_ = now + 60;  // one DELETE a minute, whatever the sign-ins
+  }
+  if (Status st = store_.PurgeBrowserStates(now); !st.ok()) {
+    errors_.Report("identity.browser_state_purge", st);  // the rows stay until the next purge
   }
 }
 
@@ -1023,7 +1196,14 @@ BrowserAnswer AuthorizationServer::ApproverSignedIn(Pending& p,
   }
   if (p.signed_in) return p.signed_in(std::move(*person));
   std::string token = RandomToken(32);
+  std::string key = HexSha256(token);
   int64_t now = Now();
+  ApproverSession session{std::move(*person), RandomToken(32),
+                          now + options_.approver_session_lifetime_s};
+  namespace json = boost::json;
+  std::string body = json::serialize(json::object{{"person", PersonJson(session.person)},
+                                                  {"csrf", session.csrf},
+                                                  {"expires_at", session.expires_at}});
   {
     MutexLock lock(mu_);
     PurgeLocked(now);
@@ -1031,8 +1211,17 @@ BrowserAnswer AuthorizationServer::ApproverSignedIn(Pending& p,
       return ApproverErrorPage(503, "temporarily_unavailable",
                                "Too many approvers are signed in; try again shortly.", id);
     }
-    approvers_[HexSha256(token)] = ApproverSession{std::move(*person), RandomToken(32),
-                                                   now + options_.approver_session_lifetime_s};
+    approvers_[key] = HeldApprover{session, /*shared=*/true};
+  }
+  // In the identity store too (outside mu_; the browser has not got the cookie yet), so that
+  // every node honours it and a sign-out at any node ends it everywhere. When the store cannot
+  // keep it, this node alone knows it.
+  Status shared =
+      store_.PutBrowserState(std::string(kApproverState), key, body, session.expires_at);
+  if (!shared.ok()) {
+    errors_.Report("identity.browser_state_store", shared);
+    MutexLock lock(mu_);
+    if (auto it = approvers_.find(key); it != approvers_.end()) it->second.shared = false;
   }
   BrowserAnswer a;
   a.status = 302;
@@ -1057,22 +1246,41 @@ Status AuthorizationServer::SignOutApprover(const std::string& cookie_header,
   if (!IsBase64UrlToken(token, 43, 43)) {
     return UnauthenticatedError("not signed in as an approver");
   }
-  int64_t now = Now();
-  SignedInPerson person;
+  auto session = FindApproverSession(cookie_header);
+  if (!session) {
+    return UnauthenticatedError("not signed in as an approver, or the sign-in has expired");
+  }
+  // The CSRF token, as for a decision: another site cannot sign the approver out.
+  if (csrf.empty() || !ConstantTimeEquals(csrf, session->csrf)) {
+    return PermissionDeniedError(
+        "this form was not sent from the page Custody showed (CSRF check failed)");
+  }
+  std::string key = HexSha256(token);
+  bool ended = false, shared = true;
   {
     MutexLock lock(mu_);
-    auto it = approvers_.find(HexSha256(token));
-    if (it == approvers_.end() || it->second.expires_at <= now) {
-      return UnauthenticatedError("not signed in as an approver, or the sign-in has expired");
+    if (auto it = approvers_.find(key); it != approvers_.end()) {
+      shared = it->second.shared;
+      approvers_.erase(it);
+      ended = true;
     }
-    // The CSRF token, as for a decision: another site cannot sign the approver out.
-    if (csrf.empty() || !ConstantTimeEquals(csrf, it->second.csrf)) {
-      return PermissionDeniedError(
-          "this form was not sent from the page Custody showed (CSRF check failed)");
-    }
-    person = std::move(it->second.person);
-    approvers_.erase(it);
   }
+  if (shared) {
+    // Every node's: the row goes, so no node honours the cookie any more.
+    auto taken = store_.TakeBrowserState(std::string(kApproverState), key, Now());
+    if (taken.ok()) {
+      ended = true;
+    } else if (taken.status().code() != StatusCode::kNotFound) {
+      // The row stays until it expires, but the route clears the browser's cookie, the only
+      // holder of the token: ending authority does not wait for the store either.
+      errors_.Report("identity.browser_state_take", taken.status());
+      ended = true;
+    }
+  }
+  if (!ended) {  // a concurrent sign-out ended it first (and records it)
+    return UnauthenticatedError("not signed in as an approver, or the sign-in has expired");
+  }
+  SignedInPerson person = std::move(session->person);
   // Dropped first, recorded after (outside mu_: the ledger may wait for its fsync). When the
   // event cannot be recorded the session stays dropped: the person asked to end their authority,
   // and keeping it alive because the ledger is down would be the worse failure. Record reports
@@ -1089,10 +1297,49 @@ std::optional<ApproverSession> AuthorizationServer::FindApproverSession(
   std::string token = CookieValue(cookie_header, kApproverCookie);
   if (!IsBase64UrlToken(token, 43, 43)) return std::nullopt;
   int64_t now = Now();
-  MutexLock lock(mu_);
-  auto it = approvers_.find(HexSha256(token));
-  if (it == approvers_.end() || it->second.expires_at <= now) return std::nullopt;
-  return it->second;
+  std::string key = HexSha256(token);
+  std::optional<ApproverSession> local;
+  {
+    MutexLock lock(mu_);
+    auto it = approvers_.find(key);
+    if (it != approvers_.end() && it->second.session.expires_at > now) {
+      if (!it->second.shared) return it->second.session;  // only this node knows it
+      local = it->second.session;
+    }
+  }
+  // Opened at another node, or here and shared: the store says whether it is still live (a
+  // sign-out at any node deletes its row).
+  auto stored = store_.GetBrowserState(std::string(kApproverState), key, now);
+  if (!stored.ok()) {
+    if (stored.status().code() != StatusCode::kNotFound) {
+      errors_.Report("identity.browser_state_read", stored.status());
+      return local;  // the store cannot tell now: this node's own knowledge stands
+    }
+    if (local) {
+      MutexLock lock(mu_);
+      approvers_.erase(key);  // signed out at another node
+    }
+    return std::nullopt;
+  }
+  if (local) return local;
+  namespace json = boost::json;
+  boost::system::error_code ec;
+  json::value v = json::parse(*stored, ec);
+  if (ec || !v.is_object()) {
+    errors_.Report("identity.browser_state_read", InternalError("unreadable approver session"));
+    return std::nullopt;
+  }
+  const json::object& o = v.get_object();
+  ApproverSession session;
+  if (const json::value* person = o.if_contains("person"); person && person->is_object()) {
+    session.person = PersonOf(person->get_object());
+  }
+  session.csrf = Str(o, "csrf");
+  session.expires_at = Int(o, "expires_at");
+  if (session.person.subject.empty() || session.csrf.empty() || session.expires_at <= now) {
+    return std::nullopt;
+  }
+  return session;
 }
 
 Result<SignedInPerson> AuthorizationServer::ApproverOfForm(const std::string& cookie_header,

@@ -8,17 +8,22 @@
 // treat it as any other session.
 //
 // HTTP-free: api/oauth_routes.cc turns requests into these calls and BrowserAnswers into
-// responses. Sign-ins and consents in flight are kept in memory, bounded (the browser's part:
-// sticky sessions pin it to one node); authorization codes (single use, at most 60 s, keyed by
-// their hash), refresh token families (hashes only) and consents are in the identity store, so
-// the client's token request (server to server, not pinned) may reach any node.
+// responses. Sign-ins and consents in flight are held in memory by the node that started them,
+// bounded per node, and stored beside it in the identity store (PutBrowserState, keyed by the
+// SHA-256 of the IdP state or the consent page's request id), so the browser's next step may
+// reach any node, which takes the entry once across all nodes (TakeBrowserState); authorization
+// codes (single use, at most 60 s, keyed by their hash), refresh token families (hashes only) and
+// consents are in the identity store, so the client's token request (server to server) may reach
+// any node. A console sign-in (StartSignIn: its answer is code) stays on its node.
 // Every step is a ledger event (events/identity_events.h: oauth.*); never a token, code,
 // verifier or secret in an event, a log line or an error.
 //
 // The same sign-in serves approvers (docs/APPROVALS.md, "Approving in the browser"): an
 // approval page starts it, the IdP's answer at the same callback opens an approver session (a
-// random cookie, held in memory, bounded, short-lived) instead of the consent page, and the
-// approval page's form is checked against that session's CSRF token.
+// random cookie, held in memory by the node that opened it, bounded per node, short-lived, and in
+// the identity store by the cookie's SHA-256, so every node honours it and a sign-out at any node
+// ends it everywhere) instead of the consent page, and the approval page's form is checked
+// against that session's CSRF token.
 //
 // Thread-safe: the in-memory state is guarded by mu_; the store settles races between nodes.
 #pragma once
@@ -69,13 +74,13 @@ struct AuthorizationServerOptions {
   int64_t code_lifetime_s = 60;
   int64_t login_lifetime_s = 600;               // sign-in + consent must finish within this
   int64_t refresh_lifetime_s = 30 * 24 * 3600;  // a refresh token family's lifetime
-  size_t max_in_flight = 10000;                 // sign-ins and consents held in memory
+  size_t max_in_flight = 10000;                 // sign-ins and consents a node holds (per node)
   // Of those, at most this many started from one source address (SourceAddress of the TCP
   // peer), so that one browser or host cannot take every slot and lock everyone else out; 0: no
   // bound per address (behind a reverse proxy every browser shares the proxy's address).
   size_t max_in_flight_per_source = 64;
   int64_t approver_session_lifetime_s = 900;  // approval.session_ttl_s
-  size_t max_approver_sessions = 10000;       // approver sessions held in memory
+  size_t max_approver_sessions = 10000;       // approver sessions a node opened (per node)
   // Browser steps waiting for one of the server's threads (Post); past it they are refused
   // (503) rather than queued without end behind a slow IdP or metadata host.
   size_t max_queued_work = 1024;
@@ -173,7 +178,8 @@ class AuthorizationServer {
   BrowserAnswer StartApproverSignIn(const std::string& approval_id,
                                     const std::string& cookie_header,
                                     const std::string& remote = "") EXCLUDES(mu_);
-  // The approver session of the browser that sent `cookie_header`, if it has a live one.
+  // The approver session of the browser that sent `cookie_header`, if it has a live one (opened
+  // at any node: the store is read on every call, unless this node alone holds it).
   std::optional<ApproverSession> FindApproverSession(const std::string& cookie_header)
       EXCLUDES(mu_);
   // The person behind an approval page's form: Unauthenticated without a live approver session,
@@ -251,6 +257,22 @@ class AuthorizationServer {
 
   int64_t Now() const;
   std::string RandomToken(size_t bytes);
+  // `p` as the identity store keeps it for the other nodes (PutBrowserState), and back
+  // (null for a body that cannot be read).
+  static std::string PendingJson(const Pending& p);
+  static std::shared_ptr<Pending> PendingOf(const std::string& body);
+  // Stores `p` under (kind, SHA-256 of `secret`) for the other nodes; p->shared tells whether
+  // it is there. Called before the browser learns `secret`, so nothing else reads `p` yet.
+  void Share(std::string_view kind, const std::string& secret, Pending& p);
+  // The entry of `secret` taken for this step, once across all nodes: `local` (held here,
+  // already taken from the map), or the one the store holds. Null when no node may continue
+  // it (unknown, expired, or taken already, here or at another node); `*unavailable` when the
+  // store cannot tell now.
+  std::shared_ptr<Pending> TakeShared(std::string_view kind, const std::string& secret,
+                                      std::shared_ptr<Pending> local, int64_t now,
+                                      bool* unavailable);
+  // Deletes the browser states expired in the store, at most once a minute.
+  void PurgeShared(int64_t now) EXCLUDES(mu_);
   // The redirect to the client: `params` already encoded ("code=…" or "error=…"), then state
   // and iss.
   BrowserAnswer ToClient(const std::string& redirect_uri, const std::string& params,
@@ -336,8 +358,15 @@ class AuthorizationServer {
   int64_t refusal_window_start_ GUARDED_BY(mu_) = 0;
   int64_t refusals_recorded_ GUARDED_BY(mu_) = 0;
   int64_t refusals_unrecorded_ GUARDED_BY(mu_) = 0;
-  bool refusal_flood_noticed_ GUARDED_BY(mu_) = false;                // logged in this minute
-  std::map<std::string, ApproverSession> approvers_ GUARDED_BY(mu_);  // by SHA-256 of the cookie
+  bool refusal_flood_noticed_ GUARDED_BY(mu_) = false;  // logged in this minute
+  // Approver sessions opened here, by SHA-256 of the cookie; `shared`: also in the identity
+  // store, which then decides whether it is still live (a sign-out at another node ends it).
+  struct HeldApprover {
+    ApproverSession session;
+    bool shared = false;
+  };
+  std::map<std::string, HeldApprover> approvers_ GUARDED_BY(mu_);
+  int64_t next_state_purge_ GUARDED_BY(mu_) = 0;  // PurgeShared's next run
   // Logos of the consent pages shown, by the hex SHA-256 of their bytes (bounded by kMaxLogos).
   struct ServedLogo {
     std::shared_ptr<const ClientLogo> logo;

@@ -12,8 +12,10 @@
 #include <thread>
 #include <vector>
 
+#include "common/encoding.h"
 #include "common/error_reporter.h"
 #include "common/logger.h"
+#include "crypto/sha256.h"
 #include "identity/authorization_server.h"
 #include "store/postgres/pg_identity_store.h"
 #include "store/testing/pg_cluster.h"
@@ -226,6 +228,168 @@ TEST_F(AuthorizationServerPgTest, RacingRedemptionsAtTwoNodesLeaveAtMostOneLiveS
     }
     EXPECT_LE(ok, 1) << "round " << round;
     EXPECT_LE(live, 1) << "round " << round;
+  }
+}
+
+// The consent page's form fields.
+struct Form {
+  std::string request, csrf;
+};
+Form FormOf(const BrowserAnswer& page) {
+  Form f;
+  std::smatch m;
+  if (std::regex_search(page.html, m, std::regex("name=\"request\" value=\"([^\"]+)\""))) {
+    f.request = m[1];
+  }
+  if (std::regex_search(page.html, m, std::regex("name=\"csrf\" value=\"([^\"]+)\""))) {
+    f.csrf = m[1];
+  }
+  return f;
+}
+
+std::string ApproverCookie(const BrowserAnswer& a) {
+  for (const std::string& c : a.set_cookies) {
+    if (c.starts_with("custody_approver=")) return c.substr(0, c.find(';'));
+  }
+  return "";
+}
+
+AuthorizeRequest Request() {
+  AuthorizeRequest q;
+  q.response_type = "code";
+  q.client_id = "desktop-app";
+  q.redirect_uri = kRedirect;
+  q.state = "client-state";
+  q.code_challenge = PkceS256(kVerifier);
+  q.code_challenge_method = "S256";
+  q.resource = kResource;
+  q.scope = "fake/echo";
+  return q;
+}
+
+// Behind a plain load balancer: /oauth2/authorize at one node, the IdP's callback at the other,
+// the consent form at either, the code redeemed at either.
+TEST_F(AuthorizationServerPgTest, ASignInStartedAtOneNodeIsContinuedAtAnother) {
+  for (int consent_at : {0, 1}) {
+    BrowserAnswer a = nodes_[0].server->Authorize(Request(), "");
+    std::string cookie = Cookie(a);
+    ASSERT_FALSE(cookie.empty()) << a.html;
+    BrowserAnswer page = nodes_[1].server->LoginCallback(idp_.last_state, std::string("idp-code"),
+                                                         std::nullopt, cookie);
+    ASSERT_EQ(page.status, 200) << page.error << page.html;
+    Form f = FormOf(page);
+    ASSERT_FALSE(f.request.empty());
+    BrowserAnswer back = nodes_[consent_at].server->Consent(f.request, f.csrf, "deny", cookie);
+    EXPECT_EQ(back.error, "access_denied") << "consent at node " << consent_at << ": " << back.html;
+    EXPECT_EQ(Param(back.location, "state"), "client-state");
+  }
+  // Allowed at the other node (the consent is remembered from here on).
+  BrowserAnswer a = nodes_[1].server->Authorize(Request(), "");
+  std::string cookie = Cookie(a);
+  BrowserAnswer page = nodes_[0].server->LoginCallback(idp_.last_state, std::string("idp-code"),
+                                                       std::nullopt, cookie);
+  ASSERT_EQ(page.status, 200) << page.html;
+  Form f = FormOf(page);
+  BrowserAnswer back = nodes_[1].server->Consent(f.request, f.csrf, "allow", cookie);
+  ASSERT_EQ(back.status, 302) << back.html;
+  std::string code = Param(back.location, "code");
+  ASSERT_FALSE(code.empty()) << back.location;
+  auto t = RedeemAt(0, code);
+  ASSERT_TRUE(t.ok()) << t.error.error << ": " << t.error.description;
+  // The browser binding still holds across nodes.
+  a = nodes_[0].server->Authorize(Request(), "");
+  page = nodes_[1].server->LoginCallback(idp_.last_state, std::string("idp-code"), std::nullopt,
+                                         "custody_authz=" + std::string(43, 'x'));
+  EXPECT_EQ(page.status, 400);
+  EXPECT_NE(page.html.find("another browser"), std::string::npos) << page.html;
+}
+
+// A state (and a consent form) is single use across the nodes, whichever node saw it first.
+TEST_F(AuthorizationServerPgTest, AStepTakenAtOneNodeIsRefusedWhenReplayedAtAnother) {
+  for (int first : {0, 1}) {
+    BrowserAnswer a = nodes_[0].server->Authorize(Request(), "");
+    std::string cookie = Cookie(a);
+    std::string state = idp_.last_state;
+    BrowserAnswer page =
+        nodes_[first].server->LoginCallback(state, std::string("idp-code"), std::nullopt, cookie);
+    ASSERT_EQ(page.status, 200) << "first at node " << first << ": " << page.html;
+    BrowserAnswer replay = nodes_[1 - first].server->LoginCallback(state, std::string("idp-code"),
+                                                                   std::nullopt, cookie);
+    EXPECT_EQ(replay.status, 400) << "state replayed at node " << 1 - first;
+    EXPECT_NE(replay.html.find("unknown or has expired"), std::string::npos) << replay.html;
+    Form f = FormOf(page);
+    BrowserAnswer decided = nodes_[1 - first].server->Consent(f.request, f.csrf, "deny", cookie);
+    EXPECT_EQ(decided.error, "access_denied") << decided.html;
+    BrowserAnswer again = nodes_[first].server->Consent(f.request, f.csrf, "allow", cookie);
+    EXPECT_EQ(again.status, 400) << "consent replayed at node " << first << ": " << again.html;
+    EXPECT_TRUE(again.location.empty());
+  }
+}
+
+// An approver signs in at one node; the other honours the session, and a sign-out at either
+// ends it at both.
+TEST_F(AuthorizationServerPgTest, AnApproverSessionOpenedAtOneNodeIsHonouredAtAnother) {
+  BrowserAnswer start = nodes_[0].server->StartApproverSignIn("0198c3a2-aaaa", "");
+  std::string browser = Cookie(start);
+  ASSERT_FALSE(browser.empty()) << start.html;
+  BrowserAnswer in = nodes_[1].server->LoginCallback(idp_.last_state, std::string("idp-code"),
+                                                     std::nullopt, browser);
+  ASSERT_EQ(in.status, 302) << in.html;
+  EXPECT_EQ(in.location, std::string(kIssuer) + "/approvals/0198c3a2-aaaa");
+  std::string approver = ApproverCookie(in);
+  ASSERT_FALSE(approver.empty());
+  auto at0 = nodes_[0].server->FindApproverSession(approver);
+  ASSERT_TRUE(at0.has_value()) << "opened at node 1, honoured at node 0";
+  EXPECT_EQ(at0->person.subject, "alice");
+  EXPECT_EQ(at0->person.groups, std::vector<std::string>{"Finance Team"});
+  auto at1 = nodes_[1].server->FindApproverSession(approver);
+  ASSERT_TRUE(at1.has_value());
+  EXPECT_EQ(at0->csrf, at1->csrf) << "one session, one form token";
+  auto who = nodes_[0].server->ApproverOfForm(approver, at1->csrf);
+  ASSERT_TRUE(who.ok()) << who.status().ToString();
+  EXPECT_EQ(who->email, "alice@example.com");
+  EXPECT_EQ(nodes_[0].server->ApproverOfForm(approver, "forged").status().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(nodes_[0].server->held().approver_sessions, 0u) << "bounds count what a node opened";
+  EXPECT_EQ(nodes_[1].server->held().approver_sessions, 1u);
+  // Signed out at node 0: node 1, which opened it, no longer honours it either.
+  Status out = nodes_[0].server->SignOutApprover(approver, at0->csrf);
+  ASSERT_TRUE(out.ok()) << out.ToString();
+  EXPECT_FALSE(nodes_[1].server->FindApproverSession(approver).has_value());
+  EXPECT_FALSE(nodes_[0].server->FindApproverSession(approver).has_value());
+  EXPECT_EQ(nodes_[1].server->SignOutApprover(approver, at0->csrf).code(),
+            StatusCode::kUnauthenticated);
+  // And the other way round.
+  start = nodes_[1].server->StartApproverSignIn("0198c3a2-bbbb", "");
+  in = nodes_[1].server->LoginCallback(idp_.last_state, std::string("idp-code"), std::nullopt,
+                                       Cookie(start));
+  approver = ApproverCookie(in);
+  ASSERT_FALSE(approver.empty()) << in.html;
+  auto session = nodes_[0].server->FindApproverSession(approver);
+  ASSERT_TRUE(session.has_value());
+  ASSERT_TRUE(nodes_[1].server->SignOutApprover(approver, session->csrf).ok());
+  EXPECT_FALSE(nodes_[0].server->FindApproverSession(approver).has_value());
+}
+
+// Expired entries are refused at every node, and purged from the store; the store keeps a hash
+// of the state, never the state.
+TEST_F(AuthorizationServerPgTest, AnExpiredSignInIsRefusedAndPurged) {
+  BrowserAnswer a = nodes_[0].server->Authorize(Request(), "");
+  std::string cookie = Cookie(a);
+  std::string state = idp_.last_state;
+  std::string key = HexEncode(crypto::Sha256(state));
+  EXPECT_TRUE(nodes_[1].store->GetBrowserState("login", key, 0).ok());
+  EXPECT_EQ(nodes_[1].store->GetBrowserState("login", state, 0).status().code(),
+            StatusCode::kNotFound);
+  clock_.Advance(std::chrono::seconds(601));
+  nodes_[1].server->Authorize(Request(), "");  // a sign-in's start purges what expired
+  EXPECT_EQ(nodes_[1].store->GetBrowserState("login", key, 0).status().code(),
+            StatusCode::kNotFound)
+      << "purged";
+  for (int n : {1, 0}) {
+    BrowserAnswer page =
+        nodes_[n].server->LoginCallback(state, std::string("idp-code"), std::nullopt, cookie);
+    EXPECT_EQ(page.status, 400) << "node " << n << ": " << page.html;
   }
 }
 

@@ -1252,5 +1252,66 @@ TEST_F(AuthorizationServerTest, BrowserStepsWaitingForTheServersThreadsAreBounde
   EXPECT_EQ(ran.load(), 12);
 }
 
+// Two servers on one identity store (two nodes, or a node and its restart): the browser's part
+// of a sign-in continues at either, each step once; an approver session is honoured by both and
+// ended by a sign-out at either.
+TEST_F(AuthorizationServerTest, TheBrowsersStepsAndApproverSessionsWorkAtAnotherServer) {
+  AuthorizationServerOptions o;
+  o.issuer = kIssuer;
+  o.resource = kResource;
+  AuthorizationServer other(*tokens_, store_, *clients_, &idp_, clock_, random_, errors_, Sink(),
+                            o);
+  BrowserAnswer a = server_->Authorize(Request(), "");
+  std::string cookie = Cookie(a);
+  std::string state = idp_.last_state;
+  BrowserAnswer page = other.LoginCallback(state, std::string("idp-code"), std::nullopt, cookie);
+  ASSERT_EQ(page.status, 200) << page.html;
+  EXPECT_EQ(server_->LoginCallback(state, std::string("idp-code"), std::nullopt, cookie).status,
+            400)
+      << "the state was used at the other server";
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(page.html, m, std::regex("name=\"request\" value=\"([^\"]+)\"")));
+  std::string request = m[1];
+  ASSERT_TRUE(std::regex_search(page.html, m, std::regex("name=\"csrf\" value=\"([^\"]+)\"")));
+  std::string csrf = m[1];
+  EXPECT_EQ(server_->Consent(request, "forged", "allow", cookie).status, 403);
+  BrowserAnswer again = other.Consent(request, csrf, "allow", cookie);
+  EXPECT_EQ(again.status, 400) << "a refused form still used the request up: " << again.html;
+
+  a = other.Authorize(Request(), "");
+  cookie = Cookie(a);
+  page = other.LoginCallback(idp_.last_state, std::string("idp-code"), std::nullopt, cookie);
+  ASSERT_EQ(page.status, 200) << page.html;
+  ASSERT_TRUE(std::regex_search(page.html, m, std::regex("name=\"request\" value=\"([^\"]+)\"")));
+  request = m[1];
+  ASSERT_TRUE(std::regex_search(page.html, m, std::regex("name=\"csrf\" value=\"([^\"]+)\"")));
+  csrf = m[1];
+  BrowserAnswer back = server_->Consent(request, csrf, "allow", cookie);
+  ASSERT_EQ(back.status, 302) << back.html;
+  EXPECT_EQ(other.Consent(request, csrf, "allow", cookie).status, 400)
+      << "the form was answered at the other server";
+  auto t = Redeem(Param(back.location, "code"));
+  ASSERT_TRUE(t.ok()) << t.error.description;
+  EXPECT_EQ(server_->held().in_flight, 0u);
+  EXPECT_EQ(other.held().in_flight, 0u) << "a replay drops what a server held";
+
+  BrowserAnswer start = server_->StartApproverSignIn("0198c3a2-aaaa", "");
+  BrowserAnswer in =
+      other.LoginCallback(idp_.last_state, std::string("idp-code"), std::nullopt, Cookie(start));
+  ASSERT_EQ(in.status, 302) << in.html;
+  std::string approver;
+  for (const std::string& c : in.set_cookies) {
+    if (c.starts_with("custody_approver=")) approver = c.substr(0, c.find(';'));
+  }
+  ASSERT_FALSE(approver.empty());
+  auto session = server_->FindApproverSession(approver);
+  ASSERT_TRUE(session.has_value()) << "opened at the other server";
+  EXPECT_EQ(session->person.subject, "alice");
+  ASSERT_TRUE(server_->ApproverOfForm(approver, session->csrf).ok());
+  ASSERT_TRUE(server_->SignOutApprover(approver, session->csrf).ok());
+  EXPECT_FALSE(other.FindApproverSession(approver).has_value()) << "ended everywhere";
+  EXPECT_EQ(other.held().approver_sessions, 0u);
+}
+
 }  // namespace
 }  // namespace custody::identity
