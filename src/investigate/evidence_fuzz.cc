@@ -55,7 +55,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   event.erase("leaf_hash");
   event.erase("event_id");
   const std::string tampered = json::serialize(doc);
+  // Refused outright or verified with problems: either way it no longer verifies. (Refused
+  // happens when the bundle held a number beyond a double's range, which parses as infinity and
+  // serializes as no JSON number; the verifier's refusal of that text is right.)
   auto after = VerifyEvidence(tampered);
-  Check(after.ok() && !after->ok, "a bundle verifies after an event's bytes changed", tampered);
+  Check(!after.ok() || !after->ok, "a bundle verifies after an event's bytes changed", tampered);
   return 0;
 }
