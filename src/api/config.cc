@@ -304,8 +304,8 @@ constexpr KeyDef kKeys[] = {
              .env = "CUSTODY_OAUTH_MAX_SIGN_INS_IN_FLIGHT",
              .type = kInteger,
              .default_text = "10000",
-             .description = "Browser sign-ins and consents in progress held in memory (clients, "
-                            "approvers and the console); past it a new one is refused",
+             .description = "Browser sign-ins and consents in progress that this node started "
+                            "(clients, approvers and the console); past it a new one is refused",
              .min = 1,
              .max = 100'000},
      .field = [](Config& c) -> Field { return &c.oauth.max_sign_ins_in_flight; }},
@@ -435,7 +435,7 @@ constexpr KeyDef kKeys[] = {
              .env = "CUSTODY_APPROVAL_MAX_SESSIONS",
              .type = kInteger,
              .default_text = "10000",
-             .description = "Approvers signed in on the approval pages at once (held in memory); "
+             .description = "Approvers signed in on the approval pages at once through this node; "
                             "past it a sign-in is refused until one ends",
              .min = 1,
              .max = 100'000},
