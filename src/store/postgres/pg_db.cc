@@ -95,7 +95,7 @@ PgConn::PgConn(PGconn* conn, std::string what, bool prepare_statements)
     : conn_(conn), what_(std::move(what)), prepare_(prepare_statements) {}
 PgConn::~PgConn() { PQfinish(conn_); }
 
-bool PgConn::broken() const { return PQstatus(conn_) != CONNECTION_OK; }
+bool PgConn::broken() const { return unusable_ || PQstatus(conn_) != CONNECTION_OK; }
 
 // The statement's parameters as libpq takes them (pointers into `params`).
 struct PgConn::Args {
@@ -188,7 +188,12 @@ Status PgConn::ExecThenCommit(std::string_view what, std::string_view sql,
   if (sent) {
     PgRows sync(PQgetResult(conn_));  // PGRES_PIPELINE_SYNC
   }
-  if (PQexitPipelineMode(conn_) != 1) keep_first(ResultError(what_, what, nullptr, conn_));
+  if (PQexitPipelineMode(conn_) != 1) {
+    // Results left uncollected (the server cut the connection mid-pipeline, say): the
+    // connection is unusable for anything else and must not go back to the pool.
+    keep_first(ResultError(what_, what, nullptr, conn_));
+    unusable_ = true;
+  }
   if (st.ok()) committed_ = true;
   return st;
 }

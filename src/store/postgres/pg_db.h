@@ -182,6 +182,7 @@ class PgConn {
   const bool prepare_;
   std::unordered_map<std::string, std::string> prepared_;  // SQL text -> statement name
   bool committed_ = false;                                 // ExecThenCommit ended the transaction
+  bool unusable_ = false;  // left in pipeline mode: dropped, never pooled again
 };
 
 }  // namespace custody::store
