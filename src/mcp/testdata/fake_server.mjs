@@ -37,11 +37,12 @@ for await (const line of createInterface({ input: process.stdin })) {
   if (!line.trim()) continue;
   const m = JSON.parse(line);
   if (m.method === 'initialize') {
-    // FAKE_INIT_DELAY_MS: a server slow to start; FAKE_INIT_FILE: written when it has answered.
+    // FAKE_INIT_DELAY_MS: a server slow to start; FAKE_INIT_FILE: written just before it answers
+    // (after would race a gateway that reads the answer and listens before the file is there).
     const answer = () => {
+      if (process.env.FAKE_INIT_FILE) writeFileSync(process.env.FAKE_INIT_FILE, String(Date.now()));
       send({ id: m.id, result: { protocolVersion: m.params.protocolVersion, capabilities: { tools: {}, resources: { subscribe: true, listChanged: true }, prompts: { listChanged: true } },
         serverInfo: { name: 'fake', version: '1' } } });
-      if (process.env.FAKE_INIT_FILE) writeFileSync(process.env.FAKE_INIT_FILE, String(Date.now()));
     };
     const delay = Number(process.env.FAKE_INIT_DELAY_MS ?? 0);
     if (delay > 0) setTimeout(answer, delay); else answer();
