@@ -62,6 +62,20 @@ std::string Cookie(const BrowserAnswer& a) {
   return "";
 }
 
+// The desktop client's authorization request, as every test here makes it.
+AuthorizeRequest Request() {
+  AuthorizeRequest q;
+  q.response_type = "code";
+  q.client_id = "desktop-app";
+  q.redirect_uri = kRedirect;
+  q.state = "client-state";
+  q.code_challenge = PkceS256(kVerifier);
+  q.code_challenge_method = "S256";
+  q.resource = kResource;
+  q.scope = "fake/echo";
+  return q;
+}
+
 class AuthorizationServerPgTest : public ::testing::Test {
  protected:
   struct Node {
@@ -118,16 +132,7 @@ class AuthorizationServerPgTest : public ::testing::Test {
   // Authorize, sign in and consent at `node` (the browser's part, pinned to one node): the code.
   std::string CodeAt(int node) {
     AuthorizationServer& s = *nodes_[node].server;
-    AuthorizeRequest q;
-    q.response_type = "code";
-    q.client_id = "desktop-app";
-    q.redirect_uri = kRedirect;
-    q.state = "client-state";
-    q.code_challenge = PkceS256(kVerifier);
-    q.code_challenge_method = "S256";
-    q.resource = kResource;
-    q.scope = "fake/echo";
-    BrowserAnswer a = s.Authorize(q, "");
+    BrowserAnswer a = s.Authorize(Request(), "");
     std::string cookie = Cookie(a);
     EXPECT_FALSE(cookie.empty()) << a.html;
     BrowserAnswer page =
@@ -252,19 +257,6 @@ std::string ApproverCookie(const BrowserAnswer& a) {
     if (c.starts_with("custody_approver=")) return c.substr(0, c.find(';'));
   }
   return "";
-}
-
-AuthorizeRequest Request() {
-  AuthorizeRequest q;
-  q.response_type = "code";
-  q.client_id = "desktop-app";
-  q.redirect_uri = kRedirect;
-  q.state = "client-state";
-  q.code_challenge = PkceS256(kVerifier);
-  q.code_challenge_method = "S256";
-  q.resource = kResource;
-  q.scope = "fake/echo";
-  return q;
 }
 
 // Behind a plain load balancer: /oauth2/authorize at one node, the IdP's callback at the other,
