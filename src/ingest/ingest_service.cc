@@ -191,7 +191,9 @@ void IngestService::Run() {
     {
       Backlog& b = *backlog_;
       MutexLock wait(b.mu);
-      b.cv.Wait(b.mu, [&]() REQUIRES(b.mu) { return b.stop || b.events < options_.max_events_in_ledger; });
+      b.cv.Wait(b.mu, [&]() REQUIRES(b.mu) {
+        return b.stop || b.events < options_.max_events_in_ledger;
+      });
       if (b.stop) return;
     }
     lock.Lock();
