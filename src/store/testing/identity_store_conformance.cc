@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <future>
 #include <thread>
 
@@ -13,6 +14,20 @@ using identity::InitiatorVerification;
 using identity::Session;
 using identity::SigningKeyRecord;
 using Strings = std::vector<std::string>;
+
+// Runs body(t) on `n` threads released together (to make them race), and waits for them all.
+void RunTogether(int n, const std::function<void(int)>& body) {
+  std::atomic<bool> go{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < n; ++t) {
+    threads.emplace_back([&, t] {
+      while (!go.load()) std::this_thread::yield();
+      body(t);
+    });
+  }
+  go = true;
+  for (auto& th : threads) th.join();
+}
 
 Agent MakeAgent(const std::string& name) {
   Agent a;
@@ -607,23 +622,16 @@ TEST_P(IdentityStoreConformance, RacingRedemptionsHaveExactlyOneFirst) {
   }
   std::atomic<int> firsts[kCodes] = {};
   std::atomic<int> failures{0};
-  std::atomic<bool> go{false};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&] {
-      while (!go.load()) std::this_thread::yield();
-      for (int c = 0; c < kCodes; ++c) {
-        auto r = store_->RedeemAuthorizationCode("hc" + std::to_string(c));
-        if (!r.ok()) {
-          ++failures;
-        } else if (r->first) {
-          ++firsts[c];
-        }
+  RunTogether(kThreads, [&](int) {
+    for (int c = 0; c < kCodes; ++c) {
+      auto r = store_->RedeemAuthorizationCode("hc" + std::to_string(c));
+      if (!r.ok()) {
+        ++failures;
+      } else if (r->first) {
+        ++firsts[c];
       }
-    });
-  }
-  go = true;
-  for (auto& t : threads) t.join();
+    }
+  });
   EXPECT_EQ(failures.load(), 0);
   for (int c = 0; c < kCodes; ++c) EXPECT_EQ(firsts[c].load(), 1) << "code " << c;
 }
@@ -736,23 +744,16 @@ TEST_P(IdentityStoreConformance, RacingTakesOfABrowserStateHaveExactlyOneWinner)
   }
   std::atomic<int> wins[kEntries] = {};
   std::atomic<int> failures{0};
-  std::atomic<bool> go{false};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&] {
-      while (!go.load()) std::this_thread::yield();
-      for (int e = 0; e < kEntries; ++e) {
-        auto r = store_->TakeBrowserState("login", "h" + std::to_string(e), 10);
-        if (r.ok()) {
-          ++wins[e];
-        } else if (r.status().code() != StatusCode::kNotFound) {
-          ++failures;
-        }
+  RunTogether(kThreads, [&](int) {
+    for (int e = 0; e < kEntries; ++e) {
+      auto r = store_->TakeBrowserState("login", "h" + std::to_string(e), 10);
+      if (r.ok()) {
+        ++wins[e];
+      } else if (r.status().code() != StatusCode::kNotFound) {
+        ++failures;
       }
-    });
-  }
-  go = true;
-  for (auto& t : threads) t.join();
+    }
+  });
   EXPECT_EQ(failures.load(), 0);
   for (int e = 0; e < kEntries; ++e) EXPECT_EQ(wins[e].load(), 1) << "entry " << e;
 }
