@@ -23,6 +23,13 @@
 #   PGSS=1 loads pg_stat_statements and prints, after each PostgreSQL run (the gateway's too), the
 #   statements that took the most server time (calls per request, mean ms) to show where the time
 #   goes.
+#   NODE_CPU=0.25 (a fraction of one CPU, as root, cgroup v1 `cpu` controller) runs every node this
+#   script starts (sqlite, pgN, containment) in a cgroup of its own capped at that much CPU
+#   (cfs_quota_us over a 100 ms period), to simulate nodes on separate small machines; PostgreSQL,
+#   wrk and the gateway benchmark's node stay unconstrained. A simulation only: the nodes still
+#   share the memory bus, the disk and PostgreSQL's cores. Each run's line then also says how
+#   often the nodes were throttled (periods that hit the quota / periods with work). The cgroups
+#   are removed on exit.
 # PostgreSQL: Debian's server binaries (/usr/lib/postgresql/<version>/bin); as root, initdb and
 # postgres run as `nobody` (setpriv). Its settings are the defaults (fsync, synchronous_commit on)
 # but max_connections=400. Everything lives in one temporary directory, removed at the end.
@@ -51,6 +58,38 @@ AS=()
 if [ "$(id -u)" -eq 0 ]; then
   AS=(setpriv --reuid="$(id -u nobody)" --regid="$(id -g nobody)" --clear-groups --)
 fi
+# NODE_CPU: one cgroup per node name (n1, n2, ...) under CGROUP, made when a node of that name
+# first starts and reused by later configurations; removed (children first) in cleanup, after the
+# nodes have exited.
+NODE_CPU=${NODE_CPU:-}
+CGROUP=""
+if [ -n "$NODE_CPU" ]; then
+  CGCPU=/sys/fs/cgroup/cpu
+  [ "$(id -u)" -eq 0 ] || { echo "multi_node_bench: NODE_CPU needs root (it writes cgroups)" >&2; exit 1; }
+  [ -f "$CGCPU/cpu.cfs_quota_us" ] ||
+    { echo "multi_node_bench: NODE_CPU needs the cgroup v1 cpu controller at $CGCPU" >&2; exit 1; }
+  QUOTA_US=$(awk -v c="$NODE_CPU" 'BEGIN {if (c + 0 > 0 && c + 0 <= 64) printf "%d", c * 100000}')
+  if [ -z "$QUOTA_US" ] || [ "$QUOTA_US" -lt 1000 ]; then
+    echo "multi_node_bench: NODE_CPU must be a number of CPUs between 0.01 and 64, e.g. 0.25" >&2
+    exit 1
+  fi
+  CGROUP=$CGCPU/multi_node_bench.$$
+fi
+node_cgroup() {  # NAME: makes (once) the node's cgroup with its quota and prints its path
+  local cg="$CGROUP/$1"
+  if [ ! -d "$cg" ]; then
+    mkdir -p "$cg"
+    echo 100000 >"$cg/cpu.cfs_period_us"
+    echo "$QUOTA_US" >"$cg/cpu.cfs_quota_us"
+  fi
+  echo "$cg"
+}
+# Periods in which the nodes were throttled, and periods in which they ran, summed over the nodes'
+# cgroups: "throttled running".
+throttle_of() {
+  if [ -z "$CGROUP" ] || [ ! -d "$CGROUP" ]; then echo "0 0"; return; fi
+  cat "$CGROUP"/*/cpu.stat 2>/dev/null | awk '$1 == "nr_throttled" {t += $2} $1 == "nr_periods" {p += $2} END {print t + 0, p + 0}'
+}
 stop_nodes() {
   local p
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -60,9 +99,19 @@ stop_nodes() {
 cleanup() {
   stop_nodes
   [ -f "$WORK/pg/data/postmaster.pid" ] && "${AS[@]}" "$PGBIN/pg_ctl" -D "$WORK/pg/data" -m fast -w stop >/dev/null 2>&1
+  if [ -n "$CGROUP" ] && [ -d "$CGROUP" ]; then
+    local cg
+    for cg in "$CGROUP"/*/; do
+      if [ -d "$cg" ]; then rmdir "$cg" || true; fi
+    done
+    rmdir "$CGROUP" || echo "multi_node_bench: could not remove $CGROUP" >&2
+  fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+# Exit (running cleanup) on Ctrl-C or kill too, so no node or cgroup outlives the script.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 # CPU seconds (user + system) used so far by the nodes and by the PostgreSQL server's processes,
 # to tell where a run's time went.
@@ -107,7 +156,14 @@ start_node() {  # NAME BACKEND(sqlite|postgres): appends its URL to URLS; ADMIN 
   local args=(serve --quickstart --listen 127.0.0.1:0 --data-dir "$dir/data" --threads "$SERVER_THREADS"
               --log-level warn --set "identity.issuer=$ISSUER")
   [ "$2" = postgres ] && args+=(--set storage.backend=postgres)
-  CUSTODY_STORAGE_POSTGRES_URL=${DBURL:-} "$BIN" "${args[@]}" >"$dir/out" 2>"$dir/err" &
+  if [ -n "$CGROUP" ]; then
+    # Into its cgroup before exec, so every thread the node makes is capped from the start.
+    # shellcheck disable=SC2016  # $0/$@ are the inner shell's
+    CUSTODY_STORAGE_POSTGRES_URL=${DBURL:-} sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' \
+      "$(node_cgroup "$1")" "$BIN" "${args[@]}" >"$dir/out" 2>"$dir/err" &
+  else
+    CUSTODY_STORAGE_POSTGRES_URL=${DBURL:-} "$BIN" "${args[@]}" >"$dir/out" 2>"$dir/err" &
+  fi
   PIDS+=($!)
   for i in $(seq 300); do
     if grep -q '"event":"listening"' "$dir/out" 2>/dev/null; then
@@ -178,10 +234,11 @@ sessions() {  # TOKENS: NSESSIONS session tokens of the agent, exchanged at the 
 measure() {  # ROUND CONFIG WORKLOAD LUA PATH
   local round=$1 config=$2 workload=$3 lua=$4 path=$5 n=${#URLS[@]} i c before after total=0 line=""
   c=$((CONNS / n))
-  local wrks=() cn0 cp0 cn1 cp1
+  local wrks=() cn0 cp0 cn1 cp1 th0 th1 throttled=""
   before=$(load)
   cn0=$(cpu_nodes)
   cp0=$(cpu_pg)
+  th0=$(throttle_of)
   [ "${PGSS:-0}" = 1 ] && psql_ -c "SELECT pg_stat_statements_reset()" >/dev/null
   for i in $(seq 0 $((n - 1))); do
     TOKEN=$ADMIN BATCH=1 TOKENS=$TOKENS wrk -t1 -c"$c" -d"${DURATION}s" --latency -s "$HERE/$lua" \
@@ -192,6 +249,10 @@ measure() {  # ROUND CONFIG WORKLOAD LUA PATH
   after=$(load)
   cn1=$(cpu_nodes)
   cp1=$(cpu_pg)
+  th1=$(throttle_of)
+  if [ -n "$CGROUP" ]; then
+    throttled=$(echo "$th0 $th1" | awk '{p = $4 - $2; printf " (nodes capped at %s CPU each, throttled in %.0f%% of their periods)", c, (p > 0 ? 100 * ($3 - $1) / p : 0)}' c="$NODE_CPU")
+  fi
   for i in $(seq 0 $((n - 1))); do
     local rps p50 p99 bad
     rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.$i")
@@ -202,9 +263,9 @@ measure() {  # ROUND CONFIG WORKLOAD LUA PATH
     total=$(awk -v a="$total" -v b="$rps" 'BEGIN {printf "%.0f", a + b}')
     line+=" node$((i + 1)) ${rps%.*}/s p50 $p50 p99 $p99$bad;"
   done
-  printf 'round %s %-6s %-9s %6s/s  (%d x %d conns:%s) cpu s: custody %s postgres %s; load %s -> %s\n' \
+  printf 'round %s %-6s %-9s %6s/s  (%d x %d conns:%s) cpu s: custody %s%s postgres %s; load %s -> %s\n' \
     "$round" "$config" "$workload" "$total" "$n" "$c" "$line" \
-    "$(awk -v a="$cn0" -v b="$cn1" 'BEGIN {printf "%.1f", b - a}')" \
+    "$(awk -v a="$cn0" -v b="$cn1" 'BEGIN {printf "%.1f", b - a}')" "$throttled" \
     "$(awk -v a="$cp0" -v b="$cp1" 'BEGIN {printf "%.1f", b - a}')" "$before" "$after"
   echo "$round $config $workload $total" >>"$WORK/results"
   if [ "${PGSS:-0}" = 1 ] && [ "$config" != sqlite ]; then
@@ -224,6 +285,7 @@ pgss_top() {
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; $(uname -r)"
 echo "custody: $BIN; PostgreSQL: $("$PGBIN/postgres" --version)"
 echo "$ROUNDS rounds of: $CONFIGS; ${DURATION}s per run; $CONNS connections in all (split over the nodes, wrk -t1 each); $SERVER_THREADS worker threads per node"
+[ -n "$CGROUP" ] && echo "each node capped at $NODE_CPU CPU (cgroup $CGROUP/nI, cfs_quota_us $QUOTA_US per 100000): a simulation of separate machines"
 : >"$WORK/results"
 for round in $(seq "$ROUNDS"); do
   for config in $CONFIGS; do
