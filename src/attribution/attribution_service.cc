@@ -18,6 +18,7 @@
 #include "policy/authorizer.h"
 #include "policy/json_io.h"
 #include "policy/parser.h"
+#include "store/session_read_and_count.h"
 
 namespace custody::attribution {
 
@@ -379,7 +380,9 @@ AttributionService::AttributionService(identity::TokenService& tokens, ledger::L
       options_(std::move(options)),
       ids_(clock, random),
       containment_(tokens, recorder_, store, errors, clock, random),
-      shared_counters_(store.SharedAcrossNodes()) {}
+      shared_counters_(store.SharedAcrossNodes()),
+      session_reads_(shared_counters_ ? store::SessionReadAndCountOf(tokens.store(), store)
+                                      : nullptr) {}
 
 namespace {
 
@@ -784,6 +787,9 @@ struct AttributionService::Decision {
   json::value caller_ctx;  // the caller's context (an object)
   identity::VerifiedAccess va;
   bool session_revoked = false;  // a genuine token of a revoked session: refused, recorded
+  // The session's shared counters before this call, when VerifySession counted it with the
+  // session read (session_reads_).
+  std::optional<SessionCounts> counted;
   int64_t now_ms = 0;
   std::string time;
   std::string action_id;
@@ -853,7 +859,23 @@ Status AttributionService::VerifySession(Decision& d) {
     return CheckSubject(d);
   }
   identity::VerifiedAccess revoked;
-  auto access = tokens_.VerifyAccessToken(d.req.token, options_.audience, &revoked);
+  identity::TokenService::SessionRead read_and_count;
+  if (session_reads_ != nullptr) {
+    // The call is counted in the session read's round trip, under the same conditions the
+    // verification and the steps up to GatherContext's count check, so that only a call that
+    // goes on to a decision is counted, as when GatherContext counted it.
+    d.now_ms = UnixMillis(clock_.Now());
+    d.target_key = d.req.target.Key();
+    read_and_count = [&d, this](const std::string& sid, const std::string& jti,
+                                int64_t expired_at) -> Result<store::SessionForToken> {
+      store::CallToCount call{d.target_key, d.now_ms, d.now_ms - kMinuteMs, expired_at,
+                              d.req.expected_subject};
+      ASSIGN_OR_RETURN(store::CountedSessionRead r, session_reads_->ReadAndCount(sid, jti, call));
+      d.counted = r.counts;
+      return std::move(r.read);
+    };
+  }
+  auto access = tokens_.VerifyAccessToken(d.req.token, options_.audience, &revoked, read_and_count);
   d.session_revoked = !access.ok() && !revoked.session.sid.empty();
   if (!access.ok() && !d.session_revoked) return access.status();
   d.va = access.ok() ? std::move(*access) : std::move(revoked);
@@ -873,7 +895,7 @@ Status AttributionService::CheckSubject(const Decision& d) const {
 
 // The action's id, time and span (W3C trace context), and the decision it follows, if any.
 void AttributionService::OpenSpan(Decision& d) {
-  d.now_ms = UnixMillis(clock_.Now());
+  if (d.now_ms == 0) d.now_ms = UnixMillis(clock_.Now());  // unless counted with the session read
   d.time = FormatRfc3339Millis(clock_.Now());
   d.action_id = ids_.NextString();
   d.incoming = ParseTraceParent(d.req.traceparent);
@@ -920,11 +942,14 @@ Status AttributionService::GatherContext(Decision& d) {
   json::object sess = SessionContext(session, d.state->chain_agents, d.agent);
   d.first_use = FirstUse(session.agent, d.target_key);
   SessionCounts counts;
-  if (shared_counters_) {
-    // Counted here, before the decision, and atomically with reading the counts, so concurrent
-    // calls at any node each see the ones before them; a denial is counted once decided
-    // (Count). The last step that can fail: a call that fails earlier is not counted, as on one
-    // node. Without exact counters there is no decision: the store's error is the answer.
+  if (shared_counters_ && d.counted) {
+    counts = *d.counted;  // counted with the session read (VerifySession)
+  } else if (shared_counters_) {
+    // Counted here (a caller's own verification, AuthorizeRequest::verified), before the
+    // decision, and atomically with reading the counts, so concurrent calls at any node each
+    // see the ones before them; a denial is counted once decided (Count). The last step that
+    // can fail: a call that fails earlier is not counted, as on one node. Without exact
+    // counters there is no decision: the store's error is the answer.
     auto counted = store_.CountCall(session.sid, d.target_key, d.now_ms, d.now_ms - kMinuteMs);
     if (!counted.ok()) return counted.status().WithContext("counting the session's call");
     counts = *counted;

@@ -48,6 +48,10 @@ struct VerifiedAccess;
 struct Session;
 }  // namespace custody::identity
 
+namespace custody::store {
+class SessionReadAndCount;
+}
+
 namespace custody::attribution {
 
 // The attribution module's names for its store and the store's records (store/attribution_store.h).
@@ -374,6 +378,9 @@ class AttributionService {
   // round trip per call, instead of in sessions_, so a session calling through several nodes
   // sees the sum. One node (SQLite, memory) keeps the in-memory counters: no write per call.
   const bool shared_counters_;
+  // With shared_counters_: reads a token's session and counts its call in one step (one round
+  // trip on PostgreSQL), used by VerifySession so that GatherContext does not count again.
+  const std::unique_ptr<store::SessionReadAndCount> session_reads_;
 
   mutable Mutex bundle_mu_;
   std::shared_ptr<const PolicyBundle> bundle_ GUARDED_BY(bundle_mu_);

@@ -672,6 +672,13 @@ Result<TokenService::AccessClaims> TokenService::VerifyAccessSignature(const std
 Result<VerifiedAccess> TokenService::VerifyAccessToken(const std::string& token,
                                                        const std::string& audience,
                                                        VerifiedAccess* revoked) {
+  return VerifyAccessToken(token, audience, revoked, nullptr);
+}
+
+Result<VerifiedAccess> TokenService::VerifyAccessToken(const std::string& token,
+                                                       const std::string& audience,
+                                                       VerifiedAccess* revoked,
+                                                       const SessionRead& read_session) {
   int64_t now = Now();
   // Signature and claims, possibly from the verified-token cache. Everything below (times,
   // audience, session and revocation state) is checked on every call, cached or not, so
@@ -693,7 +700,8 @@ Result<VerifiedAccess> TokenService::VerifyAccessToken(const std::string& token,
   }
   // The session, the jti's revocation and the agent in one read: one round trip on a store
   // across the network, on every call.
-  auto read = store_.GetSessionForToken(c.sid, c.jti);
+  auto read = read_session ? read_session(c.sid, c.jti, now - options_.leeway_s)
+                           : store_.GetSessionForToken(c.sid, c.jti);
   if (!read.ok()) {
     if (read.status().code() != StatusCode::kNotFound) {
       errors_.Report("identity.session_lookup", read.status());

@@ -249,6 +249,15 @@ class TokenService {
   // is genuine and only its session is revoked, `revoked` (if given) receives its facts.
   Result<VerifiedAccess> VerifyAccessToken(const std::string& token, const std::string& audience,
                                            VerifiedAccess* revoked = nullptr);
+  // VerifyAccessToken with the session read by `read` instead of the store's GetSessionForToken:
+  // read(sid, jti, expired_at) once the token's signature and claims verified, where a session
+  // whose expires_at is at or before `expired_at` has expired. For the attribution service,
+  // which counts the call in the same round trip (store/session_read_and_count.h).
+  using SessionRead = std::function<Result<store::SessionForToken>(
+      const std::string& sid, const std::string& jti, int64_t expired_at)>;
+  Result<VerifiedAccess> VerifyAccessToken(const std::string& token, const std::string& audience,
+                                           VerifiedAccess* revoked, const SessionRead& read);
+  store::IdentityStore& store() { return store_; }
   // RFC 7662 response body.
   std::string Introspect(const std::string& token);
 

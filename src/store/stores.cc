@@ -18,6 +18,7 @@
 #include "store/postgres/pg_ledger_store.h"
 #include "store/postgres/pg_schema.h"
 #include "store/postgres/pg_tool_pin_store.h"
+#include "store/session_read_and_count.h"
 #include "store/sqlite/sqlite_admin_token_store.h"
 #include "store/sqlite/sqlite_attribution_store.h"
 #include "store/sqlite/sqlite_credential_store.h"
@@ -243,6 +244,58 @@ Status WithDeploymentLock(const StorageOptions& options, std::string_view name,
   if (options.backend != Backend::kPostgres) return fn();
   ASSIGN_OR_RETURN(auto db, OpenPgDb(options));
   return WithPgAdvisoryLock(*db, name, fn);
+}
+
+// --- SessionReadAndCount (store/session_read_and_count.h)
+
+namespace {
+
+// The two calls, one after the other.
+class SeparateReadAndCount final : public SessionReadAndCount {
+ public:
+  SeparateReadAndCount(IdentityStore& identity, AttributionStore& attribution)
+      : identity_(identity), attribution_(attribution) {}
+  Result<CountedSessionRead> ReadAndCount(const std::string& sid, const std::string& jti,
+                                          const CallToCount& call) override {
+    CountedSessionRead out;
+    ASSIGN_OR_RETURN(out.read, identity_.GetSessionForToken(sid, jti));
+    if (CountsCall(out.read, jti, call)) {
+      ASSIGN_OR_RETURN(out.counts,
+                       attribution_.CountCall(sid, call.target, call.time_ms, call.since_ms));
+    }
+    return out;
+  }
+
+ private:
+  IdentityStore& identity_;
+  AttributionStore& attribution_;
+};
+
+// One statement on the identity store's connections, which reach the attribution store's
+// counters too (one database).
+class PgReadAndCount final : public SessionReadAndCount {
+ public:
+  explicit PgReadAndCount(PgIdentityStore& identity) : identity_(identity) {}
+  Result<CountedSessionRead> ReadAndCount(const std::string& sid, const std::string& jti,
+                                          const CallToCount& call) override {
+    return identity_.GetSessionForTokenAndCountCall(sid, jti, call);
+  }
+
+ private:
+  PgIdentityStore& identity_;
+};
+
+}  // namespace
+
+std::unique_ptr<SessionReadAndCount> SessionReadAndCountOf(IdentityStore& identity,
+                                                           AttributionStore& attribution) {
+  auto* pg_identity = dynamic_cast<PgIdentityStore*>(&identity);
+  auto* pg_attribution = dynamic_cast<PgAttributionStore*>(&attribution);
+  if (pg_identity != nullptr && pg_attribution != nullptr &&
+      pg_identity->where() == pg_attribution->where()) {
+    return std::make_unique<PgReadAndCount>(*pg_identity);
+  }
+  return std::make_unique<SeparateReadAndCount>(identity, attribution);
 }
 
 }  // namespace custody::store

@@ -19,6 +19,8 @@ class PgAttributionStore final : public AttributionStore {
   static Result<std::unique_ptr<PgAttributionStore>> Open(const std::string& url,
                                                           PgOptions options = {});
   ~PgAttributionStore() override;
+  // host:port/database, to tell whether another store is in the same database.
+  const std::string& where() const { return db_->where(); }
 
   Status PutPolicySet(const PolicySetRecord& r) override;
   Result<std::optional<PolicySetRecord>> ActivePolicySet() override;

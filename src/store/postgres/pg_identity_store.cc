@@ -1,5 +1,8 @@
 #include "store/postgres/pg_identity_store.h"
 
+#include <charconv>
+#include <string_view>
+
 #include "store/internal/columns.h"
 #include "store/internal/string_list.h"
 #include "store/postgres/pg_schema.h"
@@ -478,22 +481,94 @@ std::string Qualified(const char* table, std::string_view columns) {
 
 }  // namespace
 
+namespace {
+
+// GetSessionForToken's select list and join, without its WHERE: the session's 20 columns, whether
+// the jti ($2) is revoked, then the agent's columns (NULLs when the agent is gone).
+std::string SessionForTokenSelect() {
+  return "SELECT " + Qualified("s", kSessionColumns) +
+         ", EXISTS(SELECT 1 FROM revoked_jtis r WHERE r.jti = $2), " +
+         Qualified("a", kAgentColumns) + " FROM sessions s LEFT JOIN agents a ON a.name = s.agent";
+}
+constexpr int ColumnCount(std::string_view columns) {
+  int n = 1;
+  for (char c : columns) n += c == ',' ? 1 : 0;
+  return n;
+}
+constexpr int kJtiRevokedColumn = ColumnCount(kSessionColumns);  // after the session's columns
+constexpr int kAgentColumnCount = ColumnCount(kAgentColumns);
+
+Result<SessionForToken> ReadSessionForToken(const PgRows& rows) {
+  SessionForToken out;
+  out.session = ReadSession(rows, 0);
+  out.jti_revoked = Bool(rows, 0, kJtiRevokedColumn);
+  if (!rows.IsNull(0, kJtiRevokedColumn + 1)) {
+    ASSIGN_OR_RETURN(out.agent, ReadAgent(rows, 0, kJtiRevokedColumn + 1));
+  }
+  return out;
+}
+
+// custody_count_call's four numbers as a bigint[] in text: "{calls,denials,targets,since}".
+Result<SessionCounts> ParseCounts(std::string_view text) {
+  int64_t v[4] = {0, 0, 0, 0};
+  if (text.size() < 2 || text.front() != '{' || text.back() != '}') {
+    return InternalError("unexpected session counters from the database");
+  }
+  text = text.substr(1, text.size() - 2);
+  for (int i = 0; i < 4; ++i) {
+    size_t comma = text.find(',');
+    std::string_view n = text.substr(0, comma);
+    auto [end, ec] = std::from_chars(n.data(), n.data() + n.size(), v[i]);
+    if (ec != std::errc() || end != n.data() + n.size() || (i < 3) == (comma == text.npos)) {
+      return InternalError("unexpected session counters from the database");
+    }
+    text = comma == text.npos ? std::string_view() : text.substr(comma + 1);
+  }
+  return SessionCounts{v[0], v[1], v[2], v[3]};
+}
+
+}  // namespace
+
 // One statement: the session, whether the jti is revoked, and the agent (NULLs when gone).
 Result<SessionForToken> PgIdentityStore::GetSessionForToken(const std::string& sid,
                                                             const std::string& jti) {
-  static const std::string sql =
-      "SELECT " + Qualified("s", kSessionColumns) +
-      ", EXISTS(SELECT 1 FROM revoked_jtis r WHERE r.jti = $2), " + Qualified("a", kAgentColumns) +
-      " FROM sessions s LEFT JOIN agents a ON a.name = s.agent WHERE s.sid = $1";
+  static const std::string sql = SessionForTokenSelect() + " WHERE s.sid = $1";
   ASSIGN_OR_RETURN(PgRows rows,
                    db_->Exec("read session for token", sql, {PgText(sid), PgText(jti)}));
   if (rows.size() == 0) return NotFoundError("no session " + sid);
-  SessionForToken out;
-  out.session = ReadSession(rows, 0);
-  constexpr int kRevoked = 20;  // after the session's 20 columns
-  out.jti_revoked = Bool(rows, 0, kRevoked);
-  if (!rows.IsNull(0, kRevoked + 1)) {
-    ASSIGN_OR_RETURN(out.agent, ReadAgent(rows, 0, kRevoked + 1));
+  return ReadSessionForToken(rows);
+}
+
+// GetSessionForToken's statement with one more column: the call counted by custody_count_call
+// (attribution schema), in a CASE on CountsCall's conditions so that the count runs only for a
+// session row that passes them (a CASE evaluates the branch it takes only; the count is a
+// subquery of the select list, which is not evaluated without a row). The function takes the
+// session's counter row lock and reads in snapshots of its own (it is VOLATILE), so counts stay
+// exact across nodes as with CountCall; its synchronous_commit off covers this read-only
+// statement's transaction alone.
+Result<CountedSessionRead> PgIdentityStore::GetSessionForTokenAndCountCall(
+    const std::string& sid, const std::string& jti, const CallToCount& call) {
+  static const std::string sql = [] {
+    // The count is the last column of the select list, after the agent's.
+    std::string select = SessionForTokenSelect();
+    size_t from = select.find(" FROM sessions s");
+    return select.substr(0, from) +
+           ", CASE WHEN s.jti = $2 AND a.name IS NOT NULL AND (s.revoked OR (s.expires_at > $6 "
+           "AND NOT EXISTS(SELECT 1 FROM revoked_jtis r WHERE r.jti = $2))) AND ($7 = '' OR "
+           "s.agent = $7 OR s.instance = $7) THEN (SELECT ARRAY[c.calls, c.denials, c.targets, "
+           "c.calls_since] FROM custody_count_call($1, $3, $4, $5) c) END" +
+           select.substr(from) + " WHERE s.sid = $1";
+  }();
+  ASSIGN_OR_RETURN(PgRows rows, db_->Exec("read session for token and count its call", sql,
+                                          {PgText(sid), PgText(jti), PgText(call.target),
+                                           PgInt(call.time_ms), PgInt(call.since_ms),
+                                           PgInt(call.expired_at_s), PgText(call.subject)}));
+  if (rows.size() == 0) return NotFoundError("no session " + sid);
+  CountedSessionRead out;
+  ASSIGN_OR_RETURN(out.read, ReadSessionForToken(rows));
+  constexpr int kCounts = kJtiRevokedColumn + 1 + kAgentColumnCount;
+  if (!rows.IsNull(0, kCounts)) {
+    ASSIGN_OR_RETURN(out.counts, ParseCounts(rows.Text(0, kCounts)));
   }
   return out;
 }

@@ -23,6 +23,7 @@
 #include "crypto/key_wrap.h"
 #include "store/identity_store.h"
 #include "store/postgres/pg_db.h"
+#include "store/session_read_and_count.h"
 
 namespace custody::store {
 
@@ -44,6 +45,14 @@ class PgIdentityStore final : public IdentityStore {
   Result<identity::Session> GetSession(const std::string& sid) override;
   Result<SessionForToken> GetSessionForToken(const std::string& sid,
                                              const std::string& jti) override;
+  // SessionReadAndCount::ReadAndCount in one statement: GetSessionForToken's, with the
+  // attribution component's custody_count_call run in it when CountsCall holds for the row
+  // read. The attribution store must be in this database (SessionReadAndCountOf checks it).
+  Result<CountedSessionRead> GetSessionForTokenAndCountCall(const std::string& sid,
+                                                            const std::string& jti,
+                                                            const CallToCount& call);
+  // host:port/database, to tell whether another store is in the same database.
+  const std::string& where() const { return db_->where(); }
   Result<std::vector<identity::Session>> SessionTree(const std::string& sid) override;
   Result<std::vector<std::string>> RevokeSessionTree(const std::string& sid,
                                                      const std::string& reason,
