@@ -77,4 +77,49 @@ Result<MintedTxnToken> TokenService::MintTxnToken(const TxnTokenRequest& request
   return out;
 }
 
+Result<std::shared_ptr<TxnTokenSeries>> TxnTokenSeries::Start(TokenService& tokens,
+                                                              const Clock& clock,
+                                                              TxnTokenRequest request) {
+  ASSIGN_OR_RETURN(MintedTxnToken first, tokens.MintTxnToken(request));
+  return std::make_shared<TxnTokenSeries>(tokens, clock, std::move(request), std::move(first));
+}
+
+TxnTokenSeries::TxnTokenSeries(TokenService& tokens, const Clock& clock, TxnTokenRequest request,
+                               MintedTxnToken first)
+    : tokens_(tokens),
+      clock_(clock),
+      request_(std::move(request)),
+      held_(std::move(first.token)),
+      held_exp_(first.exp),
+      last_jti_(std::move(first.jti)) {}
+
+Result<std::string> TxnTokenSeries::ForSend() {
+  {
+    MutexLock lock(mu_);
+    if (!held_.empty()) {
+      std::string first = std::exchange(held_, "");
+      const int64_t now =
+          std::chrono::duration_cast<std::chrono::seconds>(clock_.Now().time_since_epoch()).count();
+      if (held_exp_ - now >= kTxnTokenMinRemainingS) return first;
+    }
+  }
+  // Signed outside the lock: concurrent sends of one request do not happen, but a slow
+  // signature must not hold up last_jti() readers.
+  ASSIGN_OR_RETURN(MintedTxnToken fresh, tokens_.MintTxnToken(request_));
+  MutexLock lock(mu_);
+  last_jti_ = std::move(fresh.jti);
+  ++minted_;
+  return std::move(fresh.token);
+}
+
+std::string TxnTokenSeries::last_jti() const {
+  MutexLock lock(mu_);
+  return last_jti_;
+}
+
+int64_t TxnTokenSeries::minted() const {
+  MutexLock lock(mu_);
+  return minted_;
+}
+
 }  // namespace custody::identity

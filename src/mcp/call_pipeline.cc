@@ -274,18 +274,23 @@ void Gateway::ForwardCall(std::shared_ptr<Call> call) {
   call->key = {CallScope(call->caller), json::serialize(call->id)};
   RequestExtras extras;
   if (s.txn_tokens) {
-    auto minted =
-        tokens_.MintTxnToken(TxnTokenFor(s.name, s.txn_audience, options_.audience, call->action,
-                                         call->scope, call->decision, call->caller.access));
-    if (!minted.ok()) {
+    // The first token is minted here, with the decision; the upstream asks the series for one
+    // at each send, and a send after a wait (a retry, an input_required round answered minutes
+    // later) gets a fresh one with the same claims but iat, exp and jti (TxnTokenSeries).
+    auto series = identity::TxnTokenSeries::Start(
+        tokens_, clock_,
+        TxnTokenFor(s.name, s.txn_audience, options_.audience, call->action, call->scope,
+                    call->decision, call->caller.access));
+    if (!series.ok()) {
       // Fail closed: a server configured to be told who is behind a call never gets one
       // without. The outcome records why (no token is in the message).
       FinishCall(call, UnavailableError("not forwarded: the transaction token for " + s.name +
-                                        " could not be minted: " + minted.status().message()));
+                                        " could not be minted: " + series.status().message()));
       return;
     }
-    extras.txn_token = std::move(minted->token);
-    call->txn_token_jti = std::move(minted->jti);
+    call->txn_tokens = *series;
+    // The series, not the call: the upstream may hold this past the call's answer.
+    extras.txn_token = [series = std::move(*series)] { return series->ForSend(); };
   }
   // Registered before anything is sent, under the registry's lock that containment takes too:
   // a session contained after its decision but before this point is caught here, and one
@@ -378,11 +383,13 @@ void Gateway::FinishCall(std::shared_ptr<Call> call, Result<json::object> r) {
   // outcome is clipped instead, so it is never lost, with or without await_outcome.
   c.error = Clip(std::move(c.error), 4096);
   c.exchanges = call->TakeExchanges();
-  if (!call->txn_token_jti.empty()) {
-    c.txn_token_jti = call->txn_token_jti;
+  // The last token sent names them all in the ledger: each has the decision's action id as txn.
+  std::string txn_jti = call->txn_tokens ? call->txn_tokens->last_jti() : "";
+  if (!txn_jti.empty()) {
+    c.txn_token_jti = txn_jti;
     c.txn_token_aud = call->server->txn_audience;
   }
-  auto answer = [this, call, out](json::object outcome) {
+  auto answer = [this, call, out, txn_jti](json::object outcome) {
     json::object receipt{{"action_id", call->decision.action_id},
                          {"decision", "allow"},
                          {"reasons", StringArray(call->decision.reasons)},
@@ -396,9 +403,8 @@ void Gateway::FinishCall(std::shared_ptr<Call> call, Result<json::object> r) {
       receipt["approval"] = json::object{
           {"id", a->id}, {"approver", a->approver}, {"ledger_index", a->decided_index}};
     }
-    if (!call->txn_token_jti.empty()) {
-      receipt["txn_token"] =
-          json::object{{"jti", call->txn_token_jti}, {"aud", call->server->txn_audience}};
+    if (!txn_jti.empty()) {
+      receipt["txn_token"] = json::object{{"jti", txn_jti}, {"aud", call->server->txn_audience}};
     }
     // Contained while the call ran (OnRevoked ended its MCP session): the outcome is recorded,
     // but the result is withheld. No second token verification: the revocation listener has

@@ -16,6 +16,7 @@ Gateway::Gateway(identity::TokenService& tokens, attribution::AttributionService
       attribution_(attribution),
       options_(std::move(options)),
       random_(random),
+      clock_(clock),
       catalog_(pins, std::move(events), clock, random, options_.upstream),
       sessions_(std::make_unique<SessionRegistry>(options_.session_idle_timeout,
                                                   options_.max_sessions_per_custody_session)),

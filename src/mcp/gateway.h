@@ -383,6 +383,7 @@ class Gateway {
   attribution::AttributionService& attribution_;
   const GatewayOptions options_;
   Random& random_;
+  const Clock& clock_;  // the token service's: a held Transaction Token's age (call_pipeline.cc)
   ToolCatalog catalog_;
   std::unique_ptr<SessionRegistry> sessions_;
   std::unique_ptr<Relay> relay_;

@@ -12,6 +12,7 @@
 #include "attribution/attribution_service.h"
 #include "common/mutex.h"
 #include "identity/token_service.h"
+#include "identity/txn_token.h"
 #include "mcp/gateway.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/modern.h"
@@ -130,7 +131,8 @@ struct Gateway::Call : RelayTarget {
   std::string hash;    // the pinned definition hash (a tool's, resource's or prompt's), if any
   std::string action;  // the Cedar action decided (call_tool, read_resource, get_prompt)
   std::string scope;   // the scope that covers what it acts on (attribution::Target::Key)
-  std::string txn_token_jti;  // of the Transaction Token it was forwarded with, if any
+  // Its Transaction Tokens (identity = "txn-token"): one per send upstream; null: none.
+  std::shared_ptr<identity::TxnTokenSeries> txn_tokens;
   http::Responder respond;
   attribution::AuthorizeResult decision;
   std::chrono::steady_clock::time_point forwarded;

@@ -16,6 +16,7 @@
 #include "crypto/jose.h"
 #include "events/recorder.h"
 #include "identity/token_service.h"
+#include "identity/txn_token.h"
 #include "ledger/ledger.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/modern.h"
@@ -30,7 +31,9 @@ using namespace std::chrono_literals;
 // An upstream MCP server the test scripts: its tools, and what a tools/call does.
 class FakeUpstream final : public Upstream {
  public:
-  enum class Mode { kAnswer, kHold, kCrash };
+  // kHold: sent (its token taken) and held until cancelled, SendHeldAgain or AnswerHeld;
+  // kQueue: held without being sent (as before an upstream's handshake) until SendHeldAgain.
+  enum class Mode { kAnswer, kHold, kCrash, kQueue };
   explicit FakeUpstream(std::string name) : name_(std::move(name)) {}
 
   void Start() override {}
@@ -81,10 +84,12 @@ class FakeUpstream final : public Upstream {
       return id;
     }
     calls_.push_back(params.as_object());
-    txn_tokens_.push_back(std::move(extras.txn_token));
+    if (mode_ != Mode::kQueue) txn_tokens_.push_back(TokenOf(extras));
     switch (mode_) {
       case Mode::kHold:
+      case Mode::kQueue:
         held_[id] = std::move(done);
+        held_extras_[id] = std::move(extras);
         cv_.notify_all();
         return id;
       case Mode::kCrash:
@@ -151,6 +156,24 @@ class FakeUpstream final : public Upstream {
     std::lock_guard lock(mu_);
     return cancelled_;
   }
+  // Each held call is sent (again), as a transport does for a retry or an input_required
+  // round: with the token its extras give now.
+  void SendHeldAgain() {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, extras] : held_extras_) txn_tokens_.push_back(TokenOf(extras));
+  }
+  // The held calls are answered.
+  void AnswerHeld() {
+    std::map<int64_t, UpstreamCallback> held;
+    {
+      std::lock_guard lock(mu_);
+      held.swap(held_);
+      held_extras_.clear();
+    }
+    for (auto& [id, done] : held) {
+      done(json::object{{"result", {{"content", json::array{}}}}});
+    }
+  }
   bool WaitHeld(size_t n) {
     std::unique_lock lock(mu_);
     return cv_.wait_for(lock, 20s, [&] { return held_.size() >= n; });
@@ -160,14 +183,22 @@ class FakeUpstream final : public Upstream {
   const std::string name_;
   std::mutex mu_;
   std::condition_variable cv_;
-  json::array tools_;                         // guarded by mu_
-  Mode mode_ = Mode::kAnswer;                 // guarded by mu_
-  int64_t next_id_ = 1;                       // guarded by mu_
-  std::vector<json::object> calls_;           // guarded by mu_: params of every tools/call
-  std::vector<std::string> txn_tokens_;       // guarded by mu_: the Txn-Token of each call
-  std::map<int64_t, UpstreamCallback> held_;  // guarded by mu_
-  std::vector<int64_t> cancelled_;            // guarded by mu_
-  std::vector<std::string> methods_;          // guarded by mu_: every method called
+  json::array tools_;                             // guarded by mu_
+  Mode mode_ = Mode::kAnswer;                     // guarded by mu_
+  int64_t next_id_ = 1;                           // guarded by mu_
+  std::vector<json::object> calls_;               // guarded by mu_: params of every tools/call
+  std::vector<std::string> txn_tokens_;           // guarded by mu_: the Txn-Token of each call
+  std::map<int64_t, UpstreamCallback> held_;      // guarded by mu_
+  std::vector<int64_t> cancelled_;                // guarded by mu_
+  std::vector<std::string> methods_;              // guarded by mu_: every method called
+  std::map<int64_t, RequestExtras> held_extras_;  // guarded by mu_
+
+  // The token a send carries: "" for none, "error: …" when the source has none to give.
+  static std::string TokenOf(const RequestExtras& extras) {
+    if (!extras.txn_token) return "";
+    auto t = extras.txn_token();
+    return t.ok() ? *t : "error: " + t.status().message();
+  }
 };
 
 json::object Tool(const std::string& name, const std::string& description) {
@@ -224,15 +255,30 @@ class GatewayTest : public ::testing::Test {
       return Result<std::unique_ptr<Upstream>>(std::unique_ptr<Upstream>(std::move(u)));
     };
     ledger::Ledger* led = w_->ledger.get();
+    // With a test clock: a token service of its own on the same identity store (the same keys
+    // and sessions), minting and verifying at the test's time; the gateway's clock is the same.
+    identity::TokenService* tokens = w_->tokens.get();
+    const Clock* clock = &w_->clock;
+    if (fake_clock_) {
+      identity::TokenServiceOptions to;
+      to.trust_domain = "custody.test";
+      to.issuer = attribution::testkit::kTestIssuer;
+      auto t = identity::TokenService::Create(*w_->ids, *fake_clock_, w_->random, w_->errors,
+                                              nullptr, to);
+      ASSERT_TRUE(t.ok()) << t.status().ToString();
+      fake_tokens_ = std::move(*t);
+      tokens = fake_tokens_.get();
+      clock = fake_clock_.get();
+    }
     UpstreamConfig files;
     files.name = "files";
     files.command = "unused";  // the fake replaces the process
     files.identity = files_identity_;
     files.txn_audience = files_txn_audience_;
     auto g = Gateway::Create(
-        {files}, *w_->tokens, *w_->svc, *pins_,
+        {files}, *tokens, *w_->svc, *pins_,
         [led](const std::string& e) { return events::Recorder(*led).RecordText(e).status(); },
-        w_->clock, w_->random, o);
+        *clock, w_->random, o);
     ASSERT_TRUE(g.ok()) << g.status().ToString();
     gateway_ = std::move(*g);
     ASSERT_TRUE(gateway_->AddRoutes(router_, http::AuthRequirement{}).ok());
@@ -253,6 +299,7 @@ class GatewayTest : public ::testing::Test {
     gateway_->Stop();
     w_->ledger->Close();
     gateway_.reset();
+    fake_tokens_.reset();
     pins_.reset();
     w_.reset();  // removes the directory, once every store is closed
   }
@@ -335,6 +382,9 @@ class GatewayTest : public ::testing::Test {
   std::unique_ptr<attribution::testkit::World> w_;
   std::unique_ptr<ToolPinStore> pins_;
   std::unique_ptr<Gateway> gateway_;
+  // Set before SetUp: the gateway and its token service run on this clock (fake_tokens_).
+  std::unique_ptr<FakeClock> fake_clock_;
+  std::unique_ptr<identity::TokenService> fake_tokens_;
   FakeUpstream* upstream_ = nullptr;  // owned by the gateway
   http::Router router_;
   std::string token_, sid_, mcp_session_;
@@ -1171,6 +1221,83 @@ TEST_F(GatewayTxnTokenFailClosedTest, NoTokenNoCall) {
   ASSERT_TRUE(row.has_value());
   EXPECT_EQ(row->decision, "allow");
   EXPECT_EQ(row->status, "error");
+}
+
+// A call sent again (an HTTP retry, a 2026-07-28 input_required round a person answers minutes
+// later) carries a token valid when it is sent, not the first one (issue #18): on a test clock.
+class GatewayTxnTokenLateTest : public GatewayTxnTokenTest {
+ protected:
+  void SetUp() override {
+    // A few seconds ahead: the session tokens the world issues on the system clock are valid.
+    fake_clock_ = std::make_unique<FakeClock>(std::chrono::system_clock::now() + 5s);
+    GatewayTxnTokenTest::SetUp();
+  }
+  int64_t Now() const {
+    return std::chrono::duration_cast<std::chrono::seconds>(fake_clock_->Now().time_since_epoch())
+        .count();
+  }
+  // Every claim but iat, exp and jti.
+  static json::object Stable(json::object claims) {
+    for (const char* k : {"iat", "exp", "jti"}) claims.erase(k);
+    return claims;
+  }
+};
+
+TEST_F(GatewayTxnTokenLateTest, ASendAfterALongWaitCarriesAFreshTokenWithTheSameClaims) {
+  BecomeDelegatedWorker();
+  ListTools();
+  upstream_->SetMode(FakeUpstream::Mode::kHold);
+  auto answer = std::async(std::launch::async, [&] { return CallTool(4, "read"); });
+  ASSERT_TRUE(upstream_->WaitHeld(1));
+  // The upstream asks for input; the person answers 90 s later and the call is sent again.
+  fake_clock_->Advance(90s);
+  upstream_->SendHeldAgain();
+  upstream_->AnswerHeld();
+  json::object a = answer.get();
+  ASSERT_TRUE(a.contains("result")) << json::serialize(a);
+
+  std::vector<std::string> tokens = upstream_->TxnTokens();
+  ASSERT_EQ(tokens.size(), 2u);
+  ASSERT_FALSE(tokens[1].empty());
+  ASSERT_NE(tokens[1].rfind("error", 0), 0u) << tokens[1];
+  EXPECT_TRUE(VerifiesWithJwks(tokens[1]));
+  json::object first = JwtPart(tokens[0], 1), again = JwtPart(tokens[1], 1);
+  EXPECT_LT(first.at("exp").as_int64(), Now()) << "the first token has expired by now";
+  EXPECT_GT(again.at("exp").as_int64(), Now()) << "the send after the wait carries a valid one";
+  EXPECT_GE(again.at("iat").as_int64(), Now());
+  EXPECT_NE(again.at("jti"), first.at("jti"));
+  EXPECT_EQ(Stable(again), Stable(first)) << "the same transaction, actor chain, scope, audience";
+  EXPECT_EQ(again.at("txn"), ActionIdOf(a).c_str());
+
+  // The ledger names the last token sent (every token of the call has its action id as txn).
+  const json::object& receipt = a.at("result").at("_meta").at(kReceiptMetaKey).as_object();
+  EXPECT_EQ(receipt.at("txn_token").at("jti"), again.at("jti"));
+  auto outcome =
+      w_->ledger->GetEntry(receipt.at("outcome").at("ledger_index").to_number<uint64_t>());
+  ASSERT_TRUE(outcome.ok());
+  json::object oe = json::parse(outcome->data).as_object();
+  EXPECT_EQ(oe.at("txn_token").at("jti"), again.at("jti"));
+  EXPECT_EQ(outcome->data.find(tokens[1]), std::string::npos);
+}
+
+// Sent at once, the token minted with the decision goes; a first send after a wait (a server
+// still starting) gets a fresh one when the first has less than kTxnTokenMinRemainingS left.
+TEST_F(GatewayTxnTokenLateTest, AFirstSendAfterAWaitCarriesAFreshToken) {
+  ListTools();
+  upstream_->SetMode(FakeUpstream::Mode::kQueue);
+  auto answer = std::async(std::launch::async, [&] { return CallTool(4, "read"); });
+  ASSERT_TRUE(upstream_->WaitHeld(1));
+  fake_clock_->Advance(55s);
+  upstream_->SendHeldAgain();  // its first send
+  upstream_->AnswerHeld();
+  json::object a = answer.get();
+  ASSERT_TRUE(a.contains("result")) << json::serialize(a);
+  std::vector<std::string> tokens = upstream_->TxnTokens();
+  ASSERT_EQ(tokens.size(), 1u);
+  json::object sent = JwtPart(tokens[0], 1);
+  EXPECT_GE(sent.at("exp").as_int64() - Now(), identity::kTxnTokenMinRemainingS);
+  EXPECT_EQ(a.at("result").at("_meta").at(kReceiptMetaKey).at("txn_token").at("jti"),
+            sent.at("jti"));
 }
 
 TEST_F(GatewayTest, IdentityNoneSendsNothing) {

@@ -156,10 +156,11 @@ struct HttpUpstream::Impl {
     json::object request;
     UpstreamCallback done;
     Clock::time_point deadline;
-    bool sent = false;      // a POST carried it: cancelling must tell the server
-    bool retried = false;   // the one retry after a 404 (session expired) was used
-    uint64_t use = 0;       // serial of the connection use carrying it
-    std::string txn_token;  // sent as Txn-Token with every POST of it; never logged
+    bool sent = false;     // a POST carried it: cancelling must tell the server
+    bool retried = false;  // the one retry after a 404 (session expired) was used
+    uint64_t use = 0;      // serial of the connection use carrying it
+    // The Txn-Token of each POST of it, minted for that POST (RequestExtras).
+    TxnTokenSource txn_token;
   };
 
   Impl(UpstreamConfig c, UpstreamOptions o, Endpoint ep, HeaderList h)
@@ -425,7 +426,7 @@ struct HttpUpstream::Impl {
     uint64_t use = next_use++;
     std::optional<json::object> sent;  // a modern upstream's request as sent
     std::optional<json::object> local;
-    std::string txn_token;
+    TxnTokenSource txn_source;
     bool changed = false;
     {
       MutexLock lock(mu);
@@ -442,12 +443,20 @@ struct HttpUpstream::Impl {
         it->second.sent = true;
         it->second.use = use;
         body = json::serialize(it->second.request);
-        txn_token = it->second.txn_token;
+        txn_source = it->second.txn_token;
       }
     }
     if (local) {
       Finish(id, std::move(*local));
       if (changed) Relisten();
+      co_return;
+    }
+    // Minted for this POST, outside the lock: a retry or an input_required round answered
+    // minutes after the first POST still carries a valid token.
+    auto txn_token =
+        TxnTokenForSend(RequestExtras{std::move(txn_source)}, "upstream " + config.name);
+    if (!txn_token.ok()) {
+      Finish(id, txn_token.status());
       co_return;
     }
     uint64_t gen = generation;
@@ -457,7 +466,7 @@ struct HttpUpstream::Impl {
     http::ClientRequest post =
         Request("POST", true, std::move(body), options.request_timeout + std::chrono::seconds(1),
                 sent ? &*sent : nullptr);
-    if (!txn_token.empty()) post.headers.Add(kTxnTokenHeader, std::move(txn_token));
+    if (!txn_token->empty()) post.headers.Add(kTxnTokenHeader, std::move(*txn_token));
     auto r = co_await conn->Exchange(
         std::move(post), [&](const http::SseEvent& e) { return !Dispatch(e.data, id, &answer); });
     bool still;
@@ -973,7 +982,7 @@ int64_t HttpUpstream::Call(const std::string& method, json::value params, Reques
   p.request = std::move(req);
   p.done = std::move(done);
   p.deadline = Clock::now() + m.options.request_timeout;
-  p.txn_token = std::move(extras.txn_token);
+  p.txn_token = std::move(extras.txn_token);  // called at each POST
   bool now = m.ready && m.started;
   if (!now) m.waiting.push_back(id);
   lk.Unlock();

@@ -42,8 +42,8 @@ class HttpUpstream final : public Upstream {
   void Stop() override;
 
   using Upstream::Call;
-  // A Transaction Token in `extras` goes in the Txn-Token header of every POST carrying the
-  // request (a retry after a 404 or an input_required round too).
+  // The Transaction Token of `extras` goes in the Txn-Token header of every POST carrying the
+  // request, minted anew for each (a retry after a 404 or an input_required round too).
   int64_t Call(const std::string& method, boost::json::value params, RequestExtras extras,
                UpstreamCallback done) override;
   // notifications/cancelled goes upstream if the request was sent; its stream is abandoned.

@@ -486,7 +486,8 @@ TEST_F(HttpUpstreamTest, ATxnTokenGoesInTheTxnTokenHeaderOfItsRequestOnly) {
   auto with = p->get_future();
   json::object params{
       {"name", "echo"}, {"arguments", {{"i", 1}}}, {"_meta", {{kTxnTokenMetaKey, "client-made"}}}};
-  u->Call("tools/call", std::move(params), RequestExtras{.txn_token = "txn-token-1"},
+  u->Call("tools/call", std::move(params),
+          RequestExtras{.txn_token = [] { return Result<std::string>("txn-token-1"); }},
           [p](Result<json::object> r) { p->set_value(std::move(r)); });
   auto without = Call(*u, "echo", json::object{{"i", 2}});
   auto r1 = Get(with);

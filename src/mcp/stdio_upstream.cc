@@ -316,21 +316,20 @@ void StdioUpstream::HandleLine(std::string_view line) {
       modern_ = true;
       ready_ = true;
       capabilities_ = std::move(*caps);
-      std::vector<std::string> lines;
+      std::vector<Outgoing> outs;
       std::vector<std::pair<int64_t, json::object>> answered;
       for (int64_t w : waiting_) {
         std::optional<json::object> local;
         bool changed = false;
-        std::string line = Prepare(w, &local, &changed);
+        if (auto out = Prepare(w, &local, &changed)) outs.push_back(std::move(*out));
         if (local) answered.emplace_back(w, std::move(*local));
-        if (!line.empty()) lines.push_back(std::move(line));
       }
       waiting_.clear();
       lk.Unlock();
       LogUpstream(options_, LogLevel::kInfo, config_.name,
                   "upstream server speaks MCP " + std::string(kModernProtocol));
       for (auto& [w, a] : answered) Finish(w, std::move(a));
-      for (const auto& l : lines) (void)WriteLine(l);
+      for (auto& out : outs) (void)Send(std::move(out));
       Listen();
       return;
     }
@@ -366,18 +365,18 @@ void StdioUpstream::HandleLine(std::string_view line) {
     if (auto r = o.find("result"); r != o.end() && r->value().is_object()) {
       capabilities_ = CapabilityNames(r->value().get_object());
     }
-    std::vector<std::string> lines;
+    std::vector<Outgoing> outs;
     for (int64_t w : waiting_) {
-      auto it = pending_.find(w);
-      if (it != pending_.end())
-        lines.push_back(json::serialize(std::exchange(it->second.request, {})));
+      std::optional<json::object> local;  // only a modern server's requests are answered here
+      bool changed = false;
+      if (auto out = Prepare(w, &local, &changed)) outs.push_back(std::move(*out));
     }
     waiting_.clear();
     lk.Unlock();
     // Failed writes are reported by WriteLine; the waiting calls then time out (their callers
     // hear Unavailable) and the supervisor restarts the server.
     (void)WriteLine(R"({"jsonrpc":"2.0","method":"notifications/initialized"})");
-    for (const auto& l : lines) (void)WriteLine(l);
+    for (auto& out : outs) (void)Send(std::move(out));
     LogUpstream(options_, LogLevel::kInfo, config_.name, "upstream server initialized");
     return;
   }
@@ -397,14 +396,31 @@ void StdioUpstream::HandleLine(std::string_view line) {
   done(std::move(o));
 }
 
-std::string StdioUpstream::Prepare(int64_t id, std::optional<json::object>* local, bool* changed) {
+std::optional<StdioUpstream::Outgoing> StdioUpstream::Prepare(int64_t id,
+                                                              std::optional<json::object>* local,
+                                                              bool* changed) {
   auto it = pending_.find(id);
-  if (it == pending_.end()) return "";
-  if (!modern_) return json::serialize(std::exchange(it->second.request, {}));
-  *local = era_.Local(it->second.request, changed);
-  if (*local) return "";
-  era_.Shape(it->second.request);  // kept: a retry after input_required sends it again
-  return json::serialize(it->second.request);
+  if (it == pending_.end()) return std::nullopt;
+  Pending& p = it->second;
+  if (!modern_) return Outgoing{id, std::exchange(p.request, {}), p.txn_token};
+  *local = era_.Local(p.request, changed);
+  if (*local) return std::nullopt;
+  era_.Shape(p.request);  // kept (without its token): a retry after input_required sends it again
+  return Outgoing{id, p.request, p.txn_token};
+}
+
+bool StdioUpstream::Send(Outgoing out) {
+  if (out.txn_token) {
+    // Minted now, for this send: a round answered minutes after the first send still carries
+    // a valid token (RequestExtras).
+    auto token = TxnTokenForSend(RequestExtras{out.txn_token}, "upstream server " + config_.name);
+    if (!token.ok()) {
+      Finish(out.id, token.status());
+      return true;
+    }
+    PlaceTxnTokenMeta(out.request["params"], std::move(*token));
+  }
+  return WriteLine(json::serialize(out.request));
 }
 
 void StdioUpstream::Finish(int64_t id, Result<json::object> r) {
@@ -428,15 +444,15 @@ void StdioUpstream::Answered(ModernEra::Step step) {
       Finish(step.call, std::move(step.answer));
       break;
     case ModernEra::Step::kRetry: {
-      std::string line;
+      std::optional<Outgoing> out;
       {
         MutexLock lock(mu_);
         auto it = pending_.find(step.call);
         if (it == pending_.end()) break;
         it->second.request = std::move(step.request);
-        line = json::serialize(it->second.request);
+        out = Outgoing{step.call, it->second.request, it->second.txn_token};
       }
-      (void)WriteLine(line);  // a failed write is reported; the call then times out
+      (void)Send(std::move(*out));  // a failed write is reported; the call then times out
       break;
     }
     case ModernEra::Step::kAsk:  // delivered: Deliver returns kWait for it
@@ -492,7 +508,7 @@ bool StdioUpstream::WriteLine(const std::string& line) {
 
 int64_t StdioUpstream::Call(const std::string& method, json::value params, RequestExtras extras,
                             UpstreamCallback done) {
-  PlaceTxnTokenMeta(params, std::move(extras.txn_token));
+  PlaceTxnTokenMeta(params, "");  // the gateway's own token is placed at each send (Send)
   MutexLock lk(mu_);
   if (stop_) {
     lk.Unlock();
@@ -504,17 +520,17 @@ int64_t StdioUpstream::Call(const std::string& method, json::value params, Reque
   if (!params.is_null()) req["params"] = std::move(params);
   auto deadline = Clock::now() + options_.request_timeout;
   if (ready_) {
-    pending_[id] = Pending{std::move(done), deadline, std::move(req)};
+    pending_[id] = Pending{std::move(done), deadline, std::move(req), std::move(extras.txn_token)};
     std::optional<json::object> local;
     bool changed = false;
-    std::string line = Prepare(id, &local, &changed);
+    std::optional<Outgoing> out = Prepare(id, &local, &changed);
     lk.Unlock();
     if (local) {
       Finish(id, std::move(*local));
       if (changed) Listen();
       return id;
     }
-    if (!WriteLine(line)) {
+    if (out && !Send(std::move(*out))) {
       lk.Lock();
       auto it = pending_.find(id);
       if (it == pending_.end()) return id;
@@ -530,7 +546,7 @@ int64_t StdioUpstream::Call(const std::string& method, json::value params, Reque
     done(UnavailableError("upstream server " + config_.name + " is starting; too many waiting"));
     return 0;
   }
-  pending_[id] = Pending{std::move(done), deadline, std::move(req)};
+  pending_[id] = Pending{std::move(done), deadline, std::move(req), std::move(extras.txn_token)};
   waiting_.push_back(id);
   return id;
 }

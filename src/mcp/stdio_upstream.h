@@ -45,7 +45,8 @@ class StdioUpstream final : public Upstream {
 
   // Sends a request; `done` runs once. Returns the upstream id (for Cancel), 0 if refused.
   using Upstream::Call;
-  // A Transaction Token in `extras` goes in params._meta["dev.custody/txn-token"].
+  // The Transaction Token of `extras` goes in params._meta["dev.custody/txn-token"], minted
+  // anew for each send (a retry after input_required too).
   int64_t Call(const std::string& method, boost::json::value params, RequestExtras extras,
                UpstreamCallback done) override;
   // Gives up on request `id`: sends notifications/cancelled upstream (if it was sent) and runs
@@ -67,8 +68,15 @@ class StdioUpstream final : public Upstream {
     UpstreamCallback done;
     std::chrono::steady_clock::time_point deadline;
     // The request: kept while waiting for the handshake, and by a modern server's for a retry
-    // after input_required.
+    // after input_required. Without the Transaction Token, which each send gets anew.
     boost::json::object request;
+    TxnTokenSource txn_token;  // RequestExtras::txn_token (empty: none)
+  };
+  // One send of pending request `id`: the request as it goes, and the source of its token.
+  struct Outgoing {
+    int64_t id = 0;
+    boost::json::object request;
+    TxnTokenSource txn_token;
   };
   void Supervise() EXCLUDES(mu_, write_mu_);
   bool Spawn() EXCLUDES(mu_, write_mu_);
@@ -78,10 +86,13 @@ class StdioUpstream final : public Upstream {
   bool WriteLine(const std::string& line) EXCLUDES(write_mu_);  // takes write_mu_
   void FailAll(const std::string& why, bool include_waiting) EXCLUDES(mu_);
   void ExpireDeadlines() EXCLUDES(mu_);
-  // The line to write for pending request `id` (shaped for a modern server), or "" when the
-  // gateway answered it itself (then `*local` holds the answer).
-  std::string Prepare(int64_t id, std::optional<boost::json::object>* local, bool* changed)
-      REQUIRES(mu_);
+  // What to send for pending request `id` (shaped for a modern server), or nullopt when it is
+  // gone or the gateway answered it itself (then `*local` holds the answer).
+  std::optional<Outgoing> Prepare(int64_t id, std::optional<boost::json::object>* local,
+                                  bool* changed) REQUIRES(mu_);
+  // Writes `out` with a Transaction Token minted for this send (when it has a source); when
+  // none can be minted, the request is failed instead (true). False: the write failed.
+  bool Send(Outgoing out) EXCLUDES(mu_, write_mu_);
   void Answered(ModernEra::Step step) EXCLUDES(mu_, write_mu_);
   void Finish(int64_t id, Result<boost::json::object> r) EXCLUDES(mu_);
   // Opens a modern server's subscriptions/listen (cancelling the one open).

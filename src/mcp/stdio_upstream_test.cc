@@ -106,7 +106,9 @@ TEST_F(StdioUpstreamTest, ATxnTokenGoesInMetaAndOnlyTheGatewaysOwn) {
     auto f = p->get_future();
     u->Call("tools/call",
             json::object{{"name", "echo"}, {"arguments", json::object{}}, {"_meta", meta}},
-            RequestExtras{.txn_token = std::move(token)},
+            RequestExtras{.txn_token = token.empty()
+                                           ? TxnTokenSource()
+                                           : [token]() -> Result<std::string> { return token; }},
             [p](Result<json::object> r) { p->set_value(std::move(r)); });
     return f;
   };

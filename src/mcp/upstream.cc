@@ -109,6 +109,20 @@ void PlaceTxnTokenMeta(boost::json::value& params, std::string txn_token) {
   meta.get_object()[kTxnTokenMetaKey] = std::move(txn_token);
 }
 
+Result<std::string> TxnTokenForSend(const RequestExtras& extras, const std::string& server) {
+  if (!extras.txn_token) return std::string();
+  auto token = extras.txn_token();
+  if (!token.ok()) {
+    return UnavailableError(
+        "not sent to " + server +
+        ": its transaction token could not be minted: " + token.status().message());
+  }
+  if (token->empty()) {  // fail closed: a server that is told who is behind a call always is
+    return UnavailableError("not sent to " + server + ": its transaction token is empty");
+  }
+  return token;
+}
+
 std::string DefaultTxnAudience(const UpstreamConfig& config) {
   return config.url.empty() ? "urn:custody:mcp:" + config.name : config.url;
 }

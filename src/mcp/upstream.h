@@ -79,12 +79,24 @@ std::string DefaultTxnAudience(const UpstreamConfig& config);
 // transports run every request through it.
 void PlaceTxnTokenMeta(boost::json::value& params, std::string txn_token);
 
+// Gives the Transaction Token for one send of a request (a secret: never logged). The
+// transport calls it right before each send: the first, the retry after an HTTP 404, each
+// round of a 2026-07-28 input_required exchange, so that every send carries a token valid when
+// it leaves, however long the request waited. Called on the transport's threads, without its
+// locks held; must be thread-safe and quick (a signature). An error: the request is not sent
+// (again) and its callback gets Unavailable.
+using TxnTokenSource = std::function<Result<std::string>()>;
+
 // What travels with one request besides its params (Upstream::Call).
 struct RequestExtras {
-  // A Transaction Token for this request alone; empty: none. An HTTP upstream sends it in the
-  // Txn-Token header, a stdio one in params._meta[kTxnTokenMetaKey]. A secret: never logged.
-  std::string txn_token;
+  // The Transaction Token of each send of this request alone; empty: none. An HTTP upstream
+  // sends it in the Txn-Token header, a stdio one in params._meta[kTxnTokenMetaKey].
+  TxnTokenSource txn_token;
 };
+
+// The Transaction Token of one send of a request with `extras`: "" without a source, the
+// source's token, or Unavailable (naming `server`) when it cannot give one.
+Result<std::string> TxnTokenForSend(const RequestExtras& extras, const std::string& server);
 
 // The upstream's response object ({"result":…} or {"error":…}), or Unavailable.
 using UpstreamCallback = std::function<void(Result<boost::json::object>)>;
