@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/json.hpp>
 #include <filesystem>
@@ -19,6 +20,8 @@
 #include "ledger/ledger.h"
 #include "store/postgres/pg_attribution_store.h"
 #include "store/postgres/pg_db.h"
+#include "store/postgres/pg_identity_store.h"
+#include "store/session_read_and_count.h"
 #include "store/testing/pg_cluster.h"
 
 namespace custody::attribution {
@@ -35,6 +38,7 @@ class MultiNodeTest : public ::testing::Test {
     ASSERT_TRUE(cluster.ok()) << cluster.status().ToString();
     auto url = (*cluster)->NewDatabase();
     ASSERT_TRUE(url.ok()) << url.status().ToString();
+    url_ = *url;
     auto w = testkit::World::Create(
         std::filesystem::temp_directory_path() /
             ("custody-multinode-" + std::to_string(::getpid()) + "-" +
@@ -68,6 +72,14 @@ class MultiNodeTest : public ::testing::Test {
     return json::parse(leaf->data).at("context").at("counters").as_object();
   }
 
+  // The shared counters of `sid` as the database holds them.
+  store::SessionCounts Stored(const std::string& sid) {
+    auto c = w_->store->SessionCounters(sid, 0);
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return c.ok() ? *c : store::SessionCounts{};
+  }
+
+  std::string url_;
   std::unique_ptr<testkit::World> w_;
   std::vector<AttributionService*> nodes_;  // node 0 is the World's own service
 };
@@ -173,6 +185,162 @@ TEST_F(MultiNodeTest, RacingCallsAtBothNodesAreAllowedExactlyUpToTheLimit) {
 
 // A database of before the counters (attribution schema version 1) keeps its sessions' counts:
 // the step that adds the counters fills them from the action index.
+// Calls of one session at both nodes at once, each counted once: every call saw a different
+// number of calls before it, 0 to N-1, and the stored count is N (the session read and the count
+// are one statement on PostgreSQL: SessionReadAndCount).
+TEST_F(MultiNodeTest, ConcurrentCallsAtBothNodesAreEachCountedOnce) {
+  constexpr int kThreadsPerNode = 3, kCallsPerThread = 15;
+  constexpr int kCalls = 2 * kThreadsPerNode * kCallsPerThread;
+  Start("permit(principal, action, resource);");
+  std::string token = Root();
+  std::vector<AuthorizeResult> results(kCalls);
+  std::vector<std::thread> threads;
+  for (int node = 0; node < 2; ++node) {
+    for (int t = 0; t < kThreadsPerNode; ++t) {
+      const int first = (node * kThreadsPerNode + t) * kCallsPerThread;
+      threads.emplace_back([&, node, first] {
+        for (int i = 0; i < kCallsPerThread; ++i) {
+          auto r = nodes_[node]->AuthorizeSync(
+              testkit::World::Call(token, "github", "t" + std::to_string(i % 4)));
+          if (r.ok()) results[first + i] = std::move(*r);
+        }
+      });
+    }
+  }
+  for (auto& t : threads) t.join();
+  std::vector<int64_t> seen;
+  for (const AuthorizeResult& r : results) {
+    ASSERT_TRUE(r.allowed) << r.message;
+    seen.push_back(Counters(r).at("calls").as_int64());
+  }
+  std::sort(seen.begin(), seen.end());
+  for (int i = 0; i < kCalls; ++i) ASSERT_EQ(seen[i], i) << "call numbers seen: each once";
+  store::SessionCounts stored = Stored(results[0].sid);
+  EXPECT_EQ(stored.calls, kCalls);
+  EXPECT_EQ(stored.denials, 0);
+  EXPECT_EQ(stored.distinct_targets, 4);
+  EXPECT_EQ(Counters(Call(1, token, "github", "t0")).at("calls").as_int64(), kCalls);
+}
+
+// Only a call that goes on to a decision is counted, as when the count came after the session
+// read: a token of an unknown session, of a revoked credential, or naming another subject is
+// refused without counting; a revoked session's call is still decided (refused), recorded and
+// counted.
+TEST_F(MultiNodeTest, ARefusedCallIsCountedOnlyWhenItIsDecided) {
+  Start("permit(principal, action, resource);");
+  for (int node = 0; node < 2; ++node) {
+    SCOPED_TRACE("node " + std::to_string(node));
+    auto s = w_->Root("planner");
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    EXPECT_EQ(Counters(Call(node, s->token, "github", "a")).at("calls").as_int64(), 0);
+
+    // Another subject (AuthZEN): refused before the decision, not counted.
+    AuthorizeRequest other = testkit::World::Call(s->token, "github", "a");
+    other.expected_subject = "someone-else";
+    EXPECT_EQ(nodes_[node]->AuthorizeSync(other).status().code(), StatusCode::kPermissionDenied);
+    EXPECT_EQ(Stored(s->sid).calls, 1);
+    // The agent's name as subject: decided and counted.
+    other.expected_subject = "planner";
+    auto named = nodes_[node]->AuthorizeSync(other);
+    ASSERT_TRUE(named.ok()) << named.status().ToString();
+    EXPECT_EQ(Counters(*named).at("calls").as_int64(), 1);
+
+    // A revoked session: refused before policy, recorded, and counted.
+    ASSERT_TRUE(w_->tokens->RevokeSession(s->sid, "test", "admin").ok());
+    AuthorizeResult revoked = Call(node, s->token, "github", "a");
+    EXPECT_FALSE(revoked.allowed);
+    EXPECT_TRUE(revoked.session_revoked);
+    EXPECT_EQ(revoked.reasons, std::vector<std::string>{"custody:session_revoked"});
+    EXPECT_GT(revoked.ledger_index, 0u);
+    EXPECT_EQ(Counters(revoked).at("calls").as_int64(), 2);
+    EXPECT_EQ(Stored(s->sid).calls, 3);
+
+    // A revoked credential (the token's jti): unauthenticated, not counted.
+    auto t = w_->Root("planner");
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    auto verified = w_->tokens->VerifyAccessToken(t->token, "");
+    ASSERT_TRUE(verified.ok()) << verified.status().ToString();
+    ASSERT_TRUE(w_->tokens->RevokeCredential(verified->jti, "admin").ok());
+    EXPECT_EQ(
+        nodes_[node]->AuthorizeSync(testkit::World::Call(t->token, "github", "a")).status().code(),
+        StatusCode::kUnauthenticated);
+    EXPECT_EQ(Stored(t->sid).calls, 0);
+
+    // An unknown session (its row gone): unauthenticated, not counted, no counter row made.
+    auto u = w_->Root("planner");
+    ASSERT_TRUE(u.ok()) << u.status().ToString();
+    auto db = store::PgDb::Open(url_);
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    ASSERT_TRUE(
+        (*db)
+            ->Exec("forget session", "DELETE FROM sessions WHERE sid = $1", {store::PgText(u->sid)})
+            .ok());
+    EXPECT_EQ(
+        nodes_[node]->AuthorizeSync(testkit::World::Call(u->token, "github", "a")).status().code(),
+        StatusCode::kUnauthenticated);
+    auto rows = (*db)->Exec("read counters", "SELECT 1 FROM session_counters WHERE sid = $1",
+                            {store::PgText(u->sid)});
+    ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+    EXPECT_EQ(rows->size(), 0);
+  }
+}
+
+// The PostgreSQL statement counts exactly when CountsCall holds for the row it read (the
+// conditions are written twice: in SQL, and in C++ for the two-call default).
+TEST_F(MultiNodeTest, TheOneStatementCountsExactlyWhenCountsCallHolds) {
+  Start("permit(principal, action, resource);");
+  auto* pg = dynamic_cast<store::PgIdentityStore*>(w_->ids.get());
+  ASSERT_NE(pg, nullptr);
+  auto s = w_->Root("planner");
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  auto verified = w_->tokens->VerifyAccessToken(s->token, "");
+  ASSERT_TRUE(verified.ok()) << verified.status().ToString();
+  const identity::Session session = verified->session;
+  const std::string jti = verified->jti;
+  auto call = [&](int64_t expired_at, const std::string& subject) {
+    return store::CallToCount{"github/a", 1000, 0, expired_at, subject};
+  };
+  struct Case {
+    const char* what;
+    std::string jti;
+    store::CallToCount call;
+    bool counted;
+  };
+  const int64_t live = session.expires_at - 1, expired = session.expires_at;
+  std::vector<Case> cases = {
+      {"live", jti, call(live, ""), true},
+      {"another jti", jti + "x", call(live, ""), false},
+      {"expired", jti, call(expired, ""), false},
+      {"another subject", jti, call(live, "nobody"), false},
+      {"the agent as subject", jti, call(live, session.agent), true},
+      {"the instance as subject", jti, call(live, session.instance), true},
+  };
+  int64_t calls = 0;
+  auto check = [&](const Case& c) {
+    SCOPED_TRACE(c.what);
+    auto r = pg->GetSessionForTokenAndCountCall(s->sid, c.jti, c.call);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(store::CountsCall(r->read, c.jti, c.call), c.counted);
+    ASSERT_EQ(r->counts.has_value(), c.counted);
+    if (c.counted) EXPECT_EQ(r->counts->calls, calls++);
+    EXPECT_EQ(Stored(s->sid).calls, calls);
+    EXPECT_EQ(r->read.session.sid, s->sid);
+    ASSERT_TRUE(r->read.agent.has_value());
+    EXPECT_EQ(r->read.agent->name, "planner");
+  };
+  for (const Case& c : cases) check(c);
+  // A revoked session's call is counted even when expired; a revoked jti's is not.
+  ASSERT_TRUE(w_->tokens->RevokeCredential(jti, "admin").ok());
+  check({"revoked jti", jti, call(live, ""), false});
+  ASSERT_TRUE(w_->tokens->RevokeSession(s->sid, "test", "admin").ok());
+  check({"revoked session", jti, call(expired, ""), true});
+  check({"revoked session, another subject", jti, call(live, "nobody"), false});
+  // No session: NotFound, nothing counted.
+  EXPECT_EQ(pg->GetSessionForTokenAndCountCall("no-such-sid", jti, call(live, "")).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(Stored("no-such-sid").calls, 0);
+}
+
 // An approval asked for at one node is decided at the other and used once: of the two nodes'
 // retries racing for it, exactly one runs the action, the other is asked again.
 TEST_F(MultiNodeTest, AnApprovalAskedAtOneNodeIsDecidedAtTheOtherAndUsedOnce) {
