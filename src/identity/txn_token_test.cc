@@ -269,5 +269,64 @@ TEST_F(TxnTokenTest, ItsKeyIsWhatTheJwksSays) {
   EXPECT_TRUE(VerifyWithJwks(later->token, jwks_later).ok());
 }
 
+// TxnTokenSeries: one token per send. The first send takes the token minted with Start while it
+// has kTxnTokenMinRemainingS left; every later send, and a first send after a long wait, gets a
+// fresh one, valid then, with the same claims but iat, exp and jti (issue #18).
+TEST_F(TxnTokenTest, ASeriesGivesEachSendATokenValidWhenSent) {
+  VerifiedAccess v = DelegatedSession();
+  auto stable = [](json::object c) {
+    for (const char* k : {"iat", "exp", "jti"}) c.erase(k);
+    return c;
+  };
+  auto series = TxnTokenSeries::Start(*svc_, clock_, RequestFor(v));
+  ASSERT_TRUE(series.ok()) << series.status().ToString();
+  const std::string first_jti = (*series)->last_jti();
+  auto first = (*series)->ForSend();
+  ASSERT_TRUE(first.ok());
+  json::object c1 = Part(*first, 1);
+  EXPECT_EQ(c1.at("jti"), first_jti.c_str()) << "the token minted with the decision goes first";
+  EXPECT_EQ((*series)->minted(), 1);
+
+  clock_.Advance(std::chrono::seconds(300));  // a person answers an input request 5 min later
+  auto again = (*series)->ForSend();
+  ASSERT_TRUE(again.ok());
+  json::object c2 = Part(*again, 1);
+  EXPECT_GT(c2.at("exp").as_int64(), Now());
+  EXPECT_LT(c1.at("exp").as_int64(), Now());
+  EXPECT_NE(c2.at("jti"), c1.at("jti"));
+  EXPECT_EQ(stable(c2), stable(c1));
+  EXPECT_EQ((*series)->last_jti(), c2.at("jti").as_string().c_str());
+  auto third = (*series)->ForSend();  // sent again at once: still a token of its own
+  ASSERT_TRUE(third.ok());
+  EXPECT_NE(Part(*third, 1).at("jti"), c2.at("jti"));
+  EXPECT_EQ((*series)->minted(), 3);
+  EXPECT_TRUE(VerifyWithJwks(*third, svc_->JwksJson()).ok());
+
+  // A first send after a wait (a server still starting): a fresh token when the first has less
+  // than kTxnTokenMinRemainingS left, the first one otherwise.
+  auto late = TxnTokenSeries::Start(*svc_, clock_, RequestFor(v));
+  ASSERT_TRUE(late.ok());
+  const std::string minted_jti = (*late)->last_jti();
+  clock_.Advance(std::chrono::seconds(kTxnTokenMaxLifetimeS - kTxnTokenMinRemainingS + 1));
+  auto sent = (*late)->ForSend();
+  ASSERT_TRUE(sent.ok());
+  json::object c = Part(*sent, 1);
+  EXPECT_NE(c.at("jti"), minted_jti.c_str());
+  EXPECT_GE(c.at("exp").as_int64() - Now(), kTxnTokenMinRemainingS);
+  auto soon = TxnTokenSeries::Start(*svc_, clock_, RequestFor(v));
+  ASSERT_TRUE(soon.ok());
+  clock_.Advance(std::chrono::seconds(kTxnTokenMaxLifetimeS - kTxnTokenMinRemainingS));
+  auto taken = (*soon)->ForSend();
+  ASSERT_TRUE(taken.ok());
+  EXPECT_EQ(Part(*taken, 1).at("jti"), (*soon)->last_jti().c_str());
+  EXPECT_EQ((*soon)->minted(), 1);
+
+  // A request that cannot be minted is refused at Start, before anything is sent.
+  TxnTokenRequest bad = RequestFor(v);
+  bad.scope.clear();
+  EXPECT_EQ(TxnTokenSeries::Start(*svc_, clock_, bad).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace custody::identity

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/json.hpp>
 #include <condition_variable>
 #include <cstdlib>
@@ -512,6 +513,57 @@ TEST_F(HttpUpstreamTest, ATxnTokenGoesInTheTxnTokenHeaderOfItsRequestOnly) {
   auto bad = MakeUpstream(cfg, UpstreamOptions{});
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("set by the transport"), std::string::npos);
+}
+
+// Each POST of a request carries a token minted for that POST (issue #18): the retry after a
+// 404 (the session expired) gets a fresh one, not the first, which may have expired meanwhile.
+// A source with no token to give fails the request before anything is sent.
+TEST_F(HttpUpstreamTest, EachPostOfARequestCarriesATokenMintedForIt) {
+  FakeHttpServer server;
+  auto u = Make(server.url());
+  ASSERT_TRUE(u);
+  auto first = Call(*u, "echo", json::object{{"n", 0}});
+  ASSERT_TRUE(Get(first).ok());
+  server.Debug("POST", "/debug/forget");
+  auto minted = std::make_shared<std::atomic<int>>(0);
+  auto send = [&](TxnTokenSource source) {
+    auto p = std::make_shared<std::promise<Result<json::object>>>();
+    auto f = p->get_future();
+    u->Call("tools/call", json::object{{"name", "echo"}, {"arguments", {{"n", 1}}}},
+            RequestExtras{.txn_token = std::move(source)},
+            [p](Result<json::object> r) { p->set_value(std::move(r)); });
+    return f;
+  };
+  auto retried =
+      send([minted] { return Result<std::string>("txn-token-" + std::to_string(++*minted)); });
+  auto r = Get(retried);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(static_cast<HttpUpstream&>(*u).handshakes(), 2) << "a 404, a new session, a retry";
+  EXPECT_EQ(minted->load(), 2);
+  std::vector<std::string> carried;
+  json::value d = server.Debug();
+  for (const auto& e : d.at("headers").as_array()) {
+    if (const json::value* t = e.at("headers").as_object().if_contains("txn-token")) {
+      carried.emplace_back(t->as_string());
+    }
+  }
+  EXPECT_EQ(carried, (std::vector<std::string>{"txn-token-1", "txn-token-2"}));
+
+  auto posts = [&server] {
+    size_t n = 0;
+    json::value seen = server.Debug();
+    for (const auto& e : seen.at("headers").as_array()) n += e.at("method") == "POST";
+    return n;
+  };
+  size_t before = posts();
+  auto refused = send([] { return Result<std::string>(UnavailableError("no signing key")); });
+  auto f = Get(refused);
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(f.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(f.status().message().find("transaction token could not be minted: no signing key"),
+            std::string::npos)
+      << f.status().message();
+  EXPECT_EQ(posts(), before) << "nothing was sent";
 }
 
 TEST_F(HttpUpstreamTest, BadConfigurationsAreRefused) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -124,6 +125,44 @@ TEST_F(StdioUpstreamTest, ATxnTokenGoesInMetaAndOnlyTheGatewaysOwn) {
   const json::value& m2 = r2->at("result").at("structuredContent").at("meta");
   EXPECT_FALSE(m2.as_object().contains(kTxnTokenMetaKey)) << json::serialize(m2);
   EXPECT_EQ(m2.at("traceparent"), json::value("00-def"));
+}
+
+// A 2026-07-28 server's input_required round, answered later (by a person, minutes later in
+// life), sends the request again with a token minted for that send, not the first (issue #18).
+TEST_F(StdioUpstreamTest, AnInputRequiredRoundIsSentAgainWithAFreshTxnToken) {
+  const char* src = std::getenv("CUSTODY_SOURCE_DIR");
+  auto asked = std::make_shared<std::promise<json::value>>();
+  UpstreamOptions o;
+  o.request_timeout = std::chrono::seconds(20);
+  o.log = &logs_;
+  o.on_request = [asked](const json::object& request, int64_t) {
+    asked->set_value(request.at("id"));  // one ask in this test
+  };
+  UpstreamConfig cfg;
+  cfg.name = "modern";
+  cfg.command = "node";
+  cfg.args = {std::string(src ? src : ".") + "/src/mcp/testdata/fake_modern_server.mjs"};
+  StdioUpstream u(cfg, o);
+  u.Start();
+  auto minted = std::make_shared<std::atomic<int>>(0);
+  auto p = std::make_shared<std::promise<Result<json::object>>>();
+  auto f = p->get_future();
+  u.Call("tools/call", json::object{{"name", "ask"}, {"arguments", json::object{}}},
+         RequestExtras{.txn_token =
+                           [minted] {
+                             return Result<std::string>("txn-token-" + std::to_string(++*minted));
+                           }},
+         [p](Result<json::object> r) { p->set_value(std::move(r)); });
+  auto ask = asked->get_future();
+  ASSERT_EQ(ask.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  EXPECT_EQ(minted->load(), 1);
+  u.Respond(ask.get(), json::object{{"result", {{"action", "accept"}, {"content", {}}}}});
+  auto r = Get(f);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const json::object& sc = r->at("result").at("structuredContent").as_object();
+  EXPECT_EQ(sc.at("tokens"), (json::array{"txn-token-1", "txn-token-2"})) << json::serialize(sc);
+  EXPECT_EQ(sc.at("responses").at("who").at("action"), "accept");
+  u.Stop();
 }
 
 TEST_F(StdioUpstreamTest, ACrashFailsWhatIsInFlightAndTheServerIsRestarted) {
