@@ -51,13 +51,6 @@ command -v wrk >/dev/null 2>&1 || { echo "multi_node_bench: wrk is missing (apt-
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -x "$PGBIN/initdb" ] || { echo "multi_node_bench: PostgreSQL server binaries are missing (apt-get install postgresql)" >&2; exit 1; }
 
-WORK=$(mktemp -d /tmp/multi_node_bench.XXXXXX)
-chmod 755 "$WORK"
-PIDS=()
-AS=()
-if [ "$(id -u)" -eq 0 ]; then
-  AS=(setpriv --reuid="$(id -u nobody)" --regid="$(id -g nobody)" --clear-groups --)
-fi
 # NODE_CPU: one cgroup per node name (n1, n2, ...) under CGROUP, made when a node of that name
 # first starts and reused by later configurations; removed (children first) in cleanup, after the
 # nodes have exited.
@@ -74,6 +67,14 @@ if [ -n "$NODE_CPU" ]; then
     exit 1
   fi
   CGROUP=$CGCPU/multi_node_bench.$$
+fi
+
+WORK=$(mktemp -d /tmp/multi_node_bench.XXXXXX)
+chmod 755 "$WORK"
+PIDS=()
+AS=()
+if [ "$(id -u)" -eq 0 ]; then
+  AS=(setpriv --reuid="$(id -u nobody)" --regid="$(id -g nobody)" --clear-groups --)
 fi
 node_cgroup() {  # NAME: makes (once) the node's cgroup with its quota and prints its path
   local cg="$CGROUP/$1"
