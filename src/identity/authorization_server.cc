@@ -263,6 +263,7 @@ std::string AuthorizationServer::PendingJson(const Pending& p) {
                  {"client_name", p.client.name},
                  {"client_agent", p.client.agent},
                  {"client_logo_uri", p.client.logo_uri},
+                 {"client_uri", p.client.client_uri},
                  {"client_dev", p.client.dev},
                  {"redirect_uri", p.redirect_uri},
                  {"code_challenge", p.code_challenge},
@@ -292,6 +293,7 @@ std::shared_ptr<AuthorizationServer::Pending> AuthorizationServer::PendingOf(
   p->client.name = Str(o, "client_name");
   p->client.agent = Str(o, "client_agent");
   p->client.logo_uri = Str(o, "client_logo_uri");
+  p->client.client_uri = Str(o, "client_uri");
   const json::value* dev = o.if_contains("client_dev");
   p->client.dev = dev != nullptr && dev->is_bool() && dev->get_bool();
   p->redirect_uri = Str(o, "redirect_uri");
@@ -926,6 +928,10 @@ BrowserAnswer AuthorizationServer::ConsentPage(const Pending& p, const std::stri
       logo + "<h1>Allow access?</h1><p>Signed in as <b>" + HtmlEscape(who) + "</b> (" +
       HtmlEscape(p.person.issuer) + ").</p><p>The application <b>" + HtmlEscape(p.client.name) +
       "</b> (client <code>" + HtmlEscape(p.client.client_id) + "</code>" +
+      // Its site as its metadata document names it: text to read, not a link to follow.
+      (p.client.client_uri.empty()
+           ? ""
+           : ", whose site is <code>" + HtmlEscape(p.client.client_uri) + "</code>") +
       (p.client.dev ? ", not registered: development only" : "") +
       ") asks to act on your behalf as the agent <b>" + HtmlEscape(p.agent.name) + "</b>" +
       (p.agent.description.empty() ? "" : " (" + HtmlEscape(p.agent.description) + ")") +

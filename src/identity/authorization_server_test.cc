@@ -727,6 +727,39 @@ TEST_F(AuthorizationServerTest, TheConsentPageShowsTheClientsLogoFromCustodysOwn
   host.Shutdown();
 }
 
+TEST_F(AuthorizationServerTest, TheConsentPageNamesTheClientsSiteAsTextAtAnyServer) {
+  OAuthClient c{"desktop-app", "Desktop App", {kRedirect}, "assistant"};
+  c.client_uri = "https://desktop.example/app?a=1&b=<2>";
+  auto d = StaticClientDirectory::Create({c});
+  ASSERT_TRUE(d.ok());
+  clients_ = std::make_unique<StaticClientDirectory>(std::move(*d));
+  Make({});
+  // Started at one server, its page shown by another: the site travels with the stored sign-in.
+  AuthorizationServerOptions o;
+  o.issuer = kIssuer;
+  o.resource = kResource;
+  AuthorizationServer other(*tokens_, store_, *clients_, &idp_, clock_, random_, errors_, Sink(),
+                            o);
+  BrowserAnswer a = server_->Authorize(Request(), "");
+  BrowserAnswer page =
+      other.LoginCallback(idp_.last_state, std::string("idp-code"), std::nullopt, Cookie(a));
+  ASSERT_EQ(page.status, 200) << page.html;
+  EXPECT_NE(page.html.find("whose site is <code>https://desktop.example/app?a=1&amp;b=&lt;2&gt;"
+                           "</code>"),
+            std::string::npos)
+      << page.html;
+  EXPECT_EQ(page.html.find("<a "), std::string::npos) << "named, not linked: " << page.html;
+
+  // A client without one: nothing said about a site.
+  clients_ = std::make_unique<StaticClientDirectory>(*StaticClientDirectory::Create(
+      {OAuthClient{"desktop-app", "Desktop App", {kRedirect}, "assistant"}}));
+  Make({});
+  a = server_->Authorize(Request(), "");
+  page = server_->LoginCallback(idp_.last_state, std::string("idp-code"), std::nullopt, Cookie(a));
+  ASSERT_EQ(page.status, 200) << page.html;
+  EXPECT_EQ(page.html.find("whose site"), std::string::npos) << page.html;
+}
+
 // A directory as MetadataDocumentClientDirectory answers: a client known by its document only
 // (no agent), and a document refused.
 class DocumentDirectory final : public ClientDirectory {

@@ -197,6 +197,7 @@ Result<OAuthClient> MetadataDocumentClientDirectory::Find(const std::string& cli
   c.name = !doc.client_name.empty() ? doc.client_name : client_id;
   c.redirect_uris = doc.redirect_uris;
   c.logo_uri = doc.logo_uri;
+  c.client_uri = doc.client_uri;
   if (registered.ok()) c.agent = registered->agent;  // the operator's mapping to an agent
   return c;
 }

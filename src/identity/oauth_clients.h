@@ -27,6 +27,7 @@ struct OAuthClient {
   std::vector<std::string> redirect_uris;  // matched exactly (no patterns, no prefixes)
   std::string agent;                       // the registered agent the client acts as
   std::string logo_uri{};  // a metadata document's logo_uri: shown on the consent page via Custody
+  std::string client_uri{};  // a metadata document's client_uri: named on the consent page (text)
   // Admitted by oauth.dev_unknown_clients, not registered: its agent is a dev agent Custody
   // registers for it with the signing-in person as owner; loopback redirect URIs only.
   bool dev = false;

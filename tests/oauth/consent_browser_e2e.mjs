@@ -62,7 +62,7 @@ const callback = createHttpServer((req, res) => {
   if (req.url === '/client.json') {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ client_id: DOC_CLIENT, client_name: DOC_NAME, redirect_uris: [REDIRECT],
-      logo_uri: `http://127.0.0.1:${cbPort}/logo.png` }));
+      client_uri: 'https://logo-tool.example/about', logo_uri: `http://127.0.0.1:${cbPort}/logo.png` }));
     return;
   }
   if (req.url === '/logo.png') {
@@ -197,6 +197,9 @@ name = "${CLIENT_NAME}"
   // Custody's origin with its exact type and nosniff, and loaded by the browser from there.
   const doc = await visit('carol', 'state-logo', DOC_CLIENT);
   assert.match(await doc.page.innerText('body'), new RegExp(DOC_NAME));
+  assert.match(await doc.page.innerText('body'), /whose site is https:\/\/logo-tool\.example\/about/,
+    'the consent page does not name the client\'s site (client_uri)');
+  assert.equal(await doc.page.$('a[href]'), null, 'the site is named, not linked');
   const src = await doc.page.getAttribute('img.logo', 'src');
   assert.match(src ?? '', /^\/oauth2\/logo\/[0-9a-f]{64}$/, 'no logo on the consent page');
   await doc.page.waitForFunction(() => document.querySelector('img.logo')?.complete);
@@ -216,7 +219,7 @@ name = "${CLIENT_NAME}"
   assert.equal((await fetch(`${w.url}/oauth2/logo/${'0'.repeat(64)}`)).status, 404);
   await doc.page.screenshot({ path: join(shotDir, 'consent_page_logo.png'), fullPage: true });
   await doc.context.close();
-  console.log('ok the client\'s logo: fetched by Custody, served same-origin (image/png, nosniff), loaded by the browser');
+  console.log('ok the client\'s site named; its logo: fetched by Custody, served same-origin (image/png, nosniff), loaded by the browser');
 
   callback.close();
 } catch (e) {
