@@ -92,11 +92,13 @@ class AuthorizationServerTest : public ::testing::Test {
       return OkStatus();
     };
   }
-  void Make(AuthorizationServerOptions o) {
+  void Make(AuthorizationServerOptions o) { server_ = Another(std::move(o)); }
+  // A server on the same stores as server_: another node, or this one after a restart.
+  std::unique_ptr<AuthorizationServer> Another(AuthorizationServerOptions o = {}) {
     o.issuer = kIssuer;
     o.resource = kResource;
-    server_ = std::make_unique<AuthorizationServer>(*tokens_, store_, *clients_, &idp_, clock_,
-                                                    random_, errors_, Sink(), o);
+    return std::make_unique<AuthorizationServer>(*tokens_, store_, *clients_, &idp_, clock_,
+                                                 random_, errors_, Sink(), o);
   }
   AuthorizeRequest Request() {
     AuthorizeRequest q;
@@ -306,11 +308,7 @@ TEST_F(AuthorizationServerTest, ACodeIsSingleUseAndItsReuseRevokesWhatItIssued) 
 TEST_F(AuthorizationServerTest, ACodeIssuedByOneServerIsRedeemedAtAnotherOverTheSameStore) {
   std::string code = Param(Through(Request()).location, "code");
   ASSERT_FALSE(code.empty());
-  AuthorizationServerOptions o;
-  o.issuer = kIssuer;
-  o.resource = kResource;
-  AuthorizationServer other(*tokens_, store_, *clients_, &idp_, clock_, random_, errors_, Sink(),
-                            o);
+  std::unique_ptr<AuthorizationServer> other = Another();
   CodeTokenRequest t;
   t.grant_type = "authorization_code";
   t.client_id = "desktop-app";
@@ -318,7 +316,7 @@ TEST_F(AuthorizationServerTest, ACodeIssuedByOneServerIsRedeemedAtAnotherOverThe
   t.redirect_uri = kRedirect;
   t.code_verifier = kVerifier;
   t.resource = kResource;
-  auto first = other.Token(t);
+  auto first = other->Token(t);
   ASSERT_TRUE(first.ok()) << first.error.description;
   EXPECT_TRUE(Live(first.value->token.access_token));
   auto again = Redeem(code);  // at the server that issued it
@@ -735,14 +733,10 @@ TEST_F(AuthorizationServerTest, TheConsentPageNamesTheClientsSiteAsTextAtAnyServ
   clients_ = std::make_unique<StaticClientDirectory>(std::move(*d));
   Make({});
   // Started at one server, its page shown by another: the site travels with the stored sign-in.
-  AuthorizationServerOptions o;
-  o.issuer = kIssuer;
-  o.resource = kResource;
-  AuthorizationServer other(*tokens_, store_, *clients_, &idp_, clock_, random_, errors_, Sink(),
-                            o);
+  std::unique_ptr<AuthorizationServer> other = Another();
   BrowserAnswer a = server_->Authorize(Request(), "");
   BrowserAnswer page =
-      other.LoginCallback(idp_.last_state, std::string("idp-code"), std::nullopt, Cookie(a));
+      other->LoginCallback(idp_.last_state, std::string("idp-code"), std::nullopt, Cookie(a));
   ASSERT_EQ(page.status, 200) << page.html;
   EXPECT_NE(page.html.find("whose site is <code>https://desktop.example/app?a=1&amp;b=&lt;2&gt;"
                            "</code>"),
@@ -1289,15 +1283,11 @@ TEST_F(AuthorizationServerTest, BrowserStepsWaitingForTheServersThreadsAreBounde
 // of a sign-in continues at either, each step once; an approver session is honoured by both and
 // ended by a sign-out at either.
 TEST_F(AuthorizationServerTest, TheBrowsersStepsAndApproverSessionsWorkAtAnotherServer) {
-  AuthorizationServerOptions o;
-  o.issuer = kIssuer;
-  o.resource = kResource;
-  AuthorizationServer other(*tokens_, store_, *clients_, &idp_, clock_, random_, errors_, Sink(),
-                            o);
+  std::unique_ptr<AuthorizationServer> other = Another();
   BrowserAnswer a = server_->Authorize(Request(), "");
   std::string cookie = Cookie(a);
   std::string state = idp_.last_state;
-  BrowserAnswer page = other.LoginCallback(state, std::string("idp-code"), std::nullopt, cookie);
+  BrowserAnswer page = other->LoginCallback(state, std::string("idp-code"), std::nullopt, cookie);
   ASSERT_EQ(page.status, 200) << page.html;
   EXPECT_EQ(server_->LoginCallback(state, std::string("idp-code"), std::nullopt, cookie).status,
             400)
@@ -1308,12 +1298,12 @@ TEST_F(AuthorizationServerTest, TheBrowsersStepsAndApproverSessionsWorkAtAnother
   ASSERT_TRUE(std::regex_search(page.html, m, std::regex("name=\"csrf\" value=\"([^\"]+)\"")));
   std::string csrf = m[1];
   EXPECT_EQ(server_->Consent(request, "forged", "allow", cookie).status, 403);
-  BrowserAnswer again = other.Consent(request, csrf, "allow", cookie);
+  BrowserAnswer again = other->Consent(request, csrf, "allow", cookie);
   EXPECT_EQ(again.status, 400) << "a refused form still used the request up: " << again.html;
 
-  a = other.Authorize(Request(), "");
+  a = other->Authorize(Request(), "");
   cookie = Cookie(a);
-  page = other.LoginCallback(idp_.last_state, std::string("idp-code"), std::nullopt, cookie);
+  page = other->LoginCallback(idp_.last_state, std::string("idp-code"), std::nullopt, cookie);
   ASSERT_EQ(page.status, 200) << page.html;
   ASSERT_TRUE(std::regex_search(page.html, m, std::regex("name=\"request\" value=\"([^\"]+)\"")));
   request = m[1];
@@ -1321,16 +1311,16 @@ TEST_F(AuthorizationServerTest, TheBrowsersStepsAndApproverSessionsWorkAtAnother
   csrf = m[1];
   BrowserAnswer back = server_->Consent(request, csrf, "allow", cookie);
   ASSERT_EQ(back.status, 302) << back.html;
-  EXPECT_EQ(other.Consent(request, csrf, "allow", cookie).status, 400)
+  EXPECT_EQ(other->Consent(request, csrf, "allow", cookie).status, 400)
       << "the form was answered at the other server";
   auto t = Redeem(Param(back.location, "code"));
   ASSERT_TRUE(t.ok()) << t.error.description;
   EXPECT_EQ(server_->held().in_flight, 0u);
-  EXPECT_EQ(other.held().in_flight, 0u) << "a replay drops what a server held";
+  EXPECT_EQ(other->held().in_flight, 0u) << "a replay drops what a server held";
 
   BrowserAnswer start = server_->StartApproverSignIn("0198c3a2-aaaa", "");
   BrowserAnswer in =
-      other.LoginCallback(idp_.last_state, std::string("idp-code"), std::nullopt, Cookie(start));
+      other->LoginCallback(idp_.last_state, std::string("idp-code"), std::nullopt, Cookie(start));
   ASSERT_EQ(in.status, 302) << in.html;
   std::string approver;
   for (const std::string& c : in.set_cookies) {
@@ -1342,8 +1332,8 @@ TEST_F(AuthorizationServerTest, TheBrowsersStepsAndApproverSessionsWorkAtAnother
   EXPECT_EQ(session->person.subject, "alice");
   ASSERT_TRUE(server_->ApproverOfForm(approver, session->csrf).ok());
   ASSERT_TRUE(server_->SignOutApprover(approver, session->csrf).ok());
-  EXPECT_FALSE(other.FindApproverSession(approver).has_value()) << "ended everywhere";
-  EXPECT_EQ(other.held().approver_sessions, 0u);
+  EXPECT_FALSE(other->FindApproverSession(approver).has_value()) << "ended everywhere";
+  EXPECT_EQ(other->held().approver_sessions, 0u);
 }
 
 }  // namespace
