@@ -453,8 +453,7 @@ struct HttpUpstream::Impl {
     }
     // Minted for this POST, outside the lock: a retry or an input_required round answered
     // minutes after the first POST still carries a valid token.
-    auto txn_token =
-        TxnTokenForSend(RequestExtras{std::move(txn_source)}, "upstream " + config.name);
+    auto txn_token = TxnTokenForSend(txn_source, "upstream " + config.name);
     if (!txn_token.ok()) {
       Finish(id, txn_token.status());
       co_return;

@@ -413,7 +413,7 @@ bool StdioUpstream::Send(Outgoing out) {
   if (out.txn_token) {
     // Minted now, for this send: a round answered minutes after the first send still carries
     // a valid token (RequestExtras).
-    auto token = TxnTokenForSend(RequestExtras{out.txn_token}, "upstream server " + config_.name);
+    auto token = TxnTokenForSend(out.txn_token, "upstream server " + config_.name);
     if (!token.ok()) {
       Finish(out.id, token.status());
       return true;

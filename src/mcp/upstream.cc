@@ -109,9 +109,9 @@ void PlaceTxnTokenMeta(boost::json::value& params, std::string txn_token) {
   meta.get_object()[kTxnTokenMetaKey] = std::move(txn_token);
 }
 
-Result<std::string> TxnTokenForSend(const RequestExtras& extras, const std::string& server) {
-  if (!extras.txn_token) return std::string();
-  auto token = extras.txn_token();
+Result<std::string> TxnTokenForSend(const TxnTokenSource& source, const std::string& server) {
+  if (!source) return std::string();
+  auto token = source();
   if (!token.ok()) {
     return UnavailableError(
         "not sent to " + server +

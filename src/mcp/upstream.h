@@ -94,9 +94,9 @@ struct RequestExtras {
   TxnTokenSource txn_token;
 };
 
-// The Transaction Token of one send of a request with `extras`: "" without a source, the
-// source's token, or Unavailable (naming `server`) when it cannot give one.
-Result<std::string> TxnTokenForSend(const RequestExtras& extras, const std::string& server);
+// The Transaction Token of one send of a request: "" without a source, the source's token, or
+// Unavailable (naming `server`) when it cannot give one.
+Result<std::string> TxnTokenForSend(const TxnTokenSource& source, const std::string& server);
 
 // The upstream's response object ({"result":…} or {"error":…}), or Unavailable.
 using UpstreamCallback = std::function<void(Result<boost::json::object>)>;
