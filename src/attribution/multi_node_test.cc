@@ -16,6 +16,7 @@
 
 #include "attribution/attribution_service.h"
 #include "attribution/testing/world.h"
+#include "common/mutex.h"
 #include "identity/token_service.h"
 #include "ledger/ledger.h"
 #include "store/postgres/pg_attribution_store.h"
@@ -339,6 +340,145 @@ TEST_F(MultiNodeTest, TheOneStatementCountsExactlyWhenCountsCallHolds) {
   EXPECT_EQ(pg->GetSessionForTokenAndCountCall("no-such-sid", jti, call(live, "")).status().code(),
             StatusCode::kNotFound);
   EXPECT_EQ(Stored("no-such-sid").calls, 0);
+}
+
+// Counted reads sent together in one statement answer as one at a time would: sessions in any
+// order (the statement counts in sid order), a session twice, a call not counted, a session
+// that is absent (NotFound for that call alone).
+TEST_F(MultiNodeTest, CountedReadsSentTogetherAnswerAsOneAtATime) {
+  Start("permit(principal, action, resource);");
+  auto* pg = dynamic_cast<store::PgIdentityStore*>(w_->ids.get());
+  ASSERT_NE(pg, nullptr);
+  auto a = w_->Root("planner");
+  auto b = w_->Root("planner");
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto va = w_->tokens->VerifyAccessToken(a->token, "");
+  auto vb = w_->tokens->VerifyAccessToken(b->token, "");
+  ASSERT_TRUE(va.ok() && vb.ok());
+  const int64_t live = va->session.expires_at - 1;
+  auto req = [&](const std::string& sid, const std::string& jti, const std::string& target,
+                 int64_t expired_at, const std::string& subject) {
+    return store::PgIdentityStore::CountRequest{
+        sid, jti, store::CallToCount{target, 1000, 0, expired_at, subject}};
+  };
+  // The later sid first, so that the statement's order differs from the one asked.
+  const bool a_first = a->sid < b->sid;
+  const std::string& later = a_first ? b->sid : a->sid;
+  const std::string& later_jti = a_first ? vb->jti : va->jti;
+  const std::string& earlier = a_first ? a->sid : b->sid;
+  const std::string& earlier_jti = a_first ? va->jti : vb->jti;
+  std::vector<store::PgIdentityStore::CountRequest> calls = {
+      req(later, later_jti, "github/x", live, ""),            // later: call 0
+      req(earlier, earlier_jti, "github/x", live, ""),        // earlier: call 0
+      req(earlier, earlier_jti + "x", "github/y", live, ""),  // another jti: not counted
+      req("no-such-sid", earlier_jti, "github/x", live, ""),  // NotFound
+      req(later, later_jti, "github/y", live, "planner"),     // later: call 1, a new target
+      req(earlier, earlier_jti, "github/x", va->session.expires_at, ""),  // expired: not counted
+      req(earlier, earlier_jti, "github/z", live, ""),    // earlier: call 1, a new target
+      req(later, later_jti, "github/x", live, "nobody"),  // another subject: not counted
+  };
+  struct Want {
+    bool found;
+    bool counted;
+    int64_t calls;
+    int64_t targets;
+  };
+  const std::vector<Want> want = {{true, true, 0, 0},   {true, true, 0, 0}, {true, false, 0, 0},
+                                  {false, false, 0, 0}, {true, true, 1, 1}, {true, false, 0, 0},
+                                  {true, true, 1, 1},   {true, false, 0, 0}};
+  auto got = pg->GetSessionsForTokensAndCountCalls(calls);
+  ASSERT_EQ(got.size(), calls.size());
+  for (size_t i = 0; i < calls.size(); ++i) {
+    SCOPED_TRACE("call " + std::to_string(i));
+    if (!want[i].found) {
+      EXPECT_EQ(got[i].status().code(), StatusCode::kNotFound);
+      continue;
+    }
+    ASSERT_TRUE(got[i].ok()) << got[i].status().ToString();
+    EXPECT_EQ(got[i]->read.session.sid, calls[i].sid);
+    EXPECT_EQ(store::CountsCall(got[i]->read, calls[i].jti, calls[i].call), want[i].counted);
+    ASSERT_EQ(got[i]->counts.has_value(), want[i].counted);
+    if (!want[i].counted) continue;
+    EXPECT_EQ(got[i]->counts->calls, want[i].calls);
+    EXPECT_EQ(got[i]->counts->distinct_targets, want[i].targets);
+    EXPECT_EQ(got[i]->counts->calls_since, want[i].calls);
+  }
+  for (const std::string& sid : {earlier, later}) {
+    store::SessionCounts stored = Stored(sid);
+    EXPECT_EQ(stored.calls, 2) << sid;
+    EXPECT_EQ(stored.distinct_targets, 2) << sid;
+  }
+  EXPECT_EQ(Stored("no-such-sid").calls, 0);
+}
+
+// Many threads at two nodes counting calls of a few sessions at once: the calls that wait go
+// together in one statement (some do, with more threads than statements in flight), and every
+// session's calls are still counted once each, in one order: each call saw a different number
+// of calls before it (0 to N-1), the same number in the last minute, and the stored counts are
+// exact.
+TEST_F(MultiNodeTest, ConcurrentCountedReadsGoTogetherAndStayExact) {
+  constexpr int kSessions = 4, kThreadsPerNode = 8, kCallsPerThread = 40;
+  constexpr int kCalls = 2 * kThreadsPerNode * kCallsPerThread;
+  Start("permit(principal, action, resource);");
+  auto* a = dynamic_cast<store::PgIdentityStore*>(w_->ids.get());
+  ASSERT_NE(a, nullptr);
+  auto b = store::PgIdentityStore::Open(url_);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  std::vector<store::PgIdentityStore*> nodes = {a, b->get()};
+  std::vector<std::string> sids, jtis;
+  int64_t live = 0;
+  for (int i = 0; i < kSessions; ++i) {
+    auto s = w_->Root("planner");
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    auto v = w_->tokens->VerifyAccessToken(s->token, "");
+    ASSERT_TRUE(v.ok()) << v.status().ToString();
+    sids.push_back(s->sid);
+    jtis.push_back(v->jti);
+    live = v->session.expires_at - 1;
+  }
+  const uint64_t batched_before = a->batched_counts() + (*b)->batched_counts();
+  std::vector<std::vector<int64_t>> seen(kSessions);
+  std::vector<std::string> errors;
+  Mutex mu;
+  std::vector<std::thread> threads;
+  for (int node = 0; node < 2; ++node) {
+    for (int t = 0; t < kThreadsPerNode; ++t) {
+      threads.emplace_back([&, node, t] {
+        for (int i = 0; i < kCallsPerThread; ++i) {
+          const int s = (t + i) % kSessions;
+          store::CallToCount call{"github/t" + std::to_string(i % 3), 1000 + i, 0, live, ""};
+          auto r = nodes[node]->GetSessionForTokenAndCountCall(sids[s], jtis[s], call);
+          MutexLock lock(mu);
+          if (!r.ok()) {
+            errors.push_back(r.status().ToString());
+          } else if (!r->counts.has_value()) {
+            errors.push_back("a call was not counted");
+          } else if (r->read.session.sid != sids[s]) {
+            errors.push_back("another session's row");
+          } else {
+            if (r->counts->calls_since != r->counts->calls) errors.push_back("calls_since");
+            seen[s].push_back(r->counts->calls);
+          }
+        }
+      });
+    }
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_TRUE(errors.empty()) << errors.size() << " errors, the first: " << errors[0];
+  int64_t total = 0;
+  for (int s = 0; s < kSessions; ++s) {
+    std::sort(seen[s].begin(), seen[s].end());
+    for (size_t i = 0; i < seen[s].size(); ++i) {
+      ASSERT_EQ(seen[s][i], static_cast<int64_t>(i)) << "session " << s << ": each number once";
+    }
+    store::SessionCounts stored = Stored(sids[s]);
+    EXPECT_EQ(stored.calls, static_cast<int64_t>(seen[s].size()));
+    EXPECT_EQ(stored.distinct_targets, 3);
+    total += stored.calls;
+  }
+  EXPECT_EQ(total, kCalls);
+  EXPECT_GT(a->batched_counts() + (*b)->batched_counts(), batched_before)
+      << "no call waited for a statement in flight: nothing was sent together";
 }
 
 // An approval asked for at one node is decided at the other and used once: of the two nodes'

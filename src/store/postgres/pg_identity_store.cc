@@ -1,7 +1,10 @@
 #include "store/postgres/pg_identity_store.h"
 
+#include <algorithm>
 #include <charconv>
+#include <optional>
 #include <string_view>
+#include <vector>
 
 #include "store/internal/columns.h"
 #include "store/internal/string_list.h"
@@ -484,11 +487,28 @@ std::string Qualified(const char* table, std::string_view columns) {
 namespace {
 
 // GetSessionForToken's select list and join, without its WHERE: the session's 20 columns, whether
-// the jti ($2) is revoked, then the agent's columns (NULLs when the agent is gone).
-std::string SessionForTokenSelect() {
+// the jti (`jti`, a parameter or a column) is revoked, then the agent's columns (NULLs when the
+// agent is gone).
+std::string SessionForTokenSelect(std::string_view jti = "$2") {
   return "SELECT " + Qualified("s", kSessionColumns) +
-         ", EXISTS(SELECT 1 FROM revoked_jtis r WHERE r.jti = $2), " +
+         ", EXISTS(SELECT 1 FROM revoked_jtis r WHERE r.jti = " + std::string(jti) + "), " +
          Qualified("a", kAgentColumns) + " FROM sessions s LEFT JOIN agents a ON a.name = s.agent";
+}
+// GetSessionForTokenAndCountCall's statement for one call whose sid, jti, target, time_ms,
+// since_ms, expired_at_s and subject are the expressions `p` (parameters, or the columns of a
+// batch's row): SessionForTokenSelect's columns and one more, the call counted by
+// custody_count_call (attribution schema) in a CASE on CountsCall's conditions.
+std::string CountedReadSql(const std::string (&p)[7]) {
+  std::string select = SessionForTokenSelect(p[1]);
+  size_t from = select.find(" FROM sessions s");
+  return select.substr(0, from) + ", CASE WHEN s.jti = " + p[1] +
+         " AND a.name IS NOT NULL AND (s.revoked OR (s.expires_at > " + p[5] +
+         " AND NOT EXISTS(SELECT 1 FROM revoked_jtis r WHERE r.jti = " + p[1] + "))) AND (" + p[6] +
+         " = '' OR s.agent = " + p[6] + " OR s.instance = " + p[6] +
+         ") THEN (SELECT ARRAY[c.calls, c.denials, c.targets, c.calls_since] FROM "
+         "custody_count_call(" +
+         p[0] + ", " + p[2] + ", " + p[3] + ", " + p[4] + ") c) END" + select.substr(from) +
+         " WHERE s.sid = " + p[0];
 }
 constexpr int ColumnCount(std::string_view columns) {
   int n = 1;
@@ -498,12 +518,12 @@ constexpr int ColumnCount(std::string_view columns) {
 constexpr int kJtiRevokedColumn = ColumnCount(kSessionColumns);  // after the session's columns
 constexpr int kAgentColumnCount = ColumnCount(kAgentColumns);
 
-Result<SessionForToken> ReadSessionForToken(const PgRows& rows) {
+Result<SessionForToken> ReadSessionForToken(const PgRows& rows, int i = 0) {
   SessionForToken out;
-  out.session = ReadSession(rows, 0);
-  out.jti_revoked = Bool(rows, 0, kJtiRevokedColumn);
-  if (!rows.IsNull(0, kJtiRevokedColumn + 1)) {
-    ASSIGN_OR_RETURN(out.agent, ReadAgent(rows, 0, kJtiRevokedColumn + 1));
+  out.session = ReadSession(rows, i);
+  out.jti_revoked = Bool(rows, i, kJtiRevokedColumn);
+  if (!rows.IsNull(i, kJtiRevokedColumn + 1)) {
+    ASSIGN_OR_RETURN(out.agent, ReadAgent(rows, i, kJtiRevokedColumn + 1));
   }
   return out;
 }
@@ -539,36 +559,190 @@ Result<SessionForToken> PgIdentityStore::GetSessionForToken(const std::string& s
   return ReadSessionForToken(rows);
 }
 
-// GetSessionForToken's statement with one more column: the call counted by custody_count_call
-// (attribution schema), in a CASE on CountsCall's conditions so that the count runs only for a
+namespace {
+
+// The counted read's columns: SessionForTokenSelect's, then the count (NULL when not counted).
+constexpr int kCountsColumn = kJtiRevokedColumn + 1 + kAgentColumnCount;
+
+// A row of GetSessionForTokenAndCountCall's statement (or of the batch's) as its answer.
+Result<CountedSessionRead> ReadCounted(const PgRows& rows, int i) {
+  CountedSessionRead out;
+  ASSIGN_OR_RETURN(out.read, ReadSessionForToken(rows, i));
+  if (!rows.IsNull(i, kCountsColumn)) {
+    ASSIGN_OR_RETURN(out.counts, ParseCounts(rows.Text(i, kCountsColumn)));
+  }
+  return out;
+}
+
+// An array literal of `n` elements, element i written by `put(out, i)`.
+template <typename Put>
+std::string ArrayLiteral(size_t n, Put put) {
+  std::string out = "{";
+  for (size_t i = 0; i < n; ++i) {
+    if (i != 0) out += ',';
+    put(out, i);
+  }
+  return out + "}";
+}
+// A text[] element: double-quoted, `"` and `\` escaped.
+void QuoteElement(std::string& out, std::string_view v) {
+  out += '"';
+  for (char c : v) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  out += '"';
+}
+
+}  // namespace
+
+// The calls of concurrent authorizations, counted together (GetSessionForTokenAndCountCall).
+struct PgIdentityStore::PendingCount {
+  const std::string& sid;
+  const std::string& jti;
+  const CallToCount& call;
+  std::optional<Result<CountedSessionRead>> result;  // set by the batch that took it
+};
+
+std::vector<Result<CountedSessionRead>> PgIdentityStore::GetSessionsForTokensAndCountCalls(
+    const std::vector<CountRequest>& calls) {
+  std::vector<PendingCount> pending;
+  pending.reserve(calls.size());
+  for (const CountRequest& c : calls) pending.push_back(PendingCount{c.sid, c.jti, c.call, {}});
+  std::vector<PendingCount*> batch;
+  for (PendingCount& p : pending) batch.push_back(&p);
+  return CountBatch(batch);
+}
+
+// The counted read in one statement: GetSessionForToken's, plus the call counted by
+// custody_count_call in a CASE on CountsCall's conditions so that the count runs only for a
 // session row that passes them (a CASE evaluates the branch it takes only; the count is a
 // subquery of the select list, which is not evaluated without a row). The function takes the
 // session's counter row lock and reads in snapshots of its own (it is VOLATILE), so counts stay
-// exact across nodes as with CountCall; its synchronous_commit off covers this read-only
-// statement's transaction alone.
+// exact across nodes as with CountCall; its synchronous_commit off covers this statement's
+// transaction alone.
+//
+// Each statement is a transaction and a round trip, and their fixed cost (the protocol, the
+// transaction's start and commit, loopback TCP on both sides) was about a quarter of
+// PostgreSQL's CPU per authorization (docs/PERFORMANCE.md). So calls that arrive while
+// kMaxCountBatches statements (one) are already running wait and go together, up to
+// kMaxCountBatch in one statement (one transaction): whoever finds a free slot sends every call
+// waiting then. A lone call goes at once, alone, as before. A batch counts its calls in the order
+// of their sids (bytewise; a session's calls in their order of arrival) and holds each counted
+// session's row lock until it commits: every batch of every node takes its locks in that one order,
+// so two batches never wait for each other in a cycle.
 Result<CountedSessionRead> PgIdentityStore::GetSessionForTokenAndCountCall(
     const std::string& sid, const std::string& jti, const CallToCount& call) {
-  static const std::string sql = [] {
-    // The count is the last column of the select list, after the agent's.
-    std::string select = SessionForTokenSelect();
-    size_t from = select.find(" FROM sessions s");
-    return select.substr(0, from) +
-           ", CASE WHEN s.jti = $2 AND a.name IS NOT NULL AND (s.revoked OR (s.expires_at > $6 "
-           "AND NOT EXISTS(SELECT 1 FROM revoked_jtis r WHERE r.jti = $2))) AND ($7 = '' OR "
-           "s.agent = $7 OR s.instance = $7) THEN (SELECT ARRAY[c.calls, c.denials, c.targets, "
-           "c.calls_since] FROM custody_count_call($1, $3, $4, $5) c) END" +
-           select.substr(from) + " WHERE s.sid = $1";
+  PendingCount me{sid, jti, call, std::nullopt};
+  MutexLock lock(count_mu_);
+  count_queue_.push_back(&me);
+  while (!me.result.has_value()) {
+    if (counts_in_flight_ >= kMaxCountBatches || count_queue_.empty()) {
+      count_done_.Wait(count_mu_);
+      continue;
+    }
+    const size_t n = std::min(count_queue_.size(), kMaxCountBatch);
+    std::vector<PendingCount*> batch(count_queue_.begin(), count_queue_.begin() + n);
+    count_queue_.erase(count_queue_.begin(), count_queue_.begin() + n);
+    ++counts_in_flight_;
+    lock.Unlock();
+    if (n > 1) batched_counts_ += n;
+    // Each result is set before the lock is taken again; the waiters read it only with the
+    // lock held, after the loop below.
+    std::vector<Result<CountedSessionRead>> results = CountBatch(batch);
+    lock.Lock();
+    --counts_in_flight_;
+    for (size_t i = 0; i < batch.size(); ++i) batch[i]->result = std::move(results[i]);
+    count_done_.NotifyAll();
+  }
+  return std::move(*me.result);
+}
+
+std::vector<Result<CountedSessionRead>> PgIdentityStore::CountBatch(
+    const std::vector<PendingCount*>& batch) {
+  constexpr std::string_view kWhat = "read session for token and count its call";
+  if (batch.empty()) return {};
+  if (batch.size() == 1) {
+    static const std::string sql = CountedReadSql({"$1", "$2", "$3", "$4", "$5", "$6", "$7"});
+    const PendingCount& p = *batch[0];
+    Result<PgRows> rows =
+        db_->Exec(kWhat, sql,
+                  {PgText(p.sid), PgText(p.jti), PgText(p.call.target), PgInt(p.call.time_ms),
+                   PgInt(p.call.since_ms), PgInt(p.call.expired_at_s), PgText(p.call.subject)});
+    std::vector<Result<CountedSessionRead>> out;
+    if (!rows.ok()) {
+      out.push_back(rows.status());
+    } else if (rows->size() == 0) {
+      out.push_back(NotFoundError("no session " + p.sid));
+    } else {
+      out.push_back(ReadCounted(*rows, 0));
+    }
+    return out;
+  }
+  // One row per call, in the lock order; each row's statement is the single call's, run by a
+  // nested loop over the calls in array order (LATERAL, and OFFSET 0 so that the planner does
+  // not flatten it into a join of its own order). A call whose session is absent has no row.
+  // The LIMIT, the batch's size, is there for the planner: without it a generic plan reckons
+  // with 100 calls, never looks cheaper than a custom plan for the few of each batch, and the
+  // statement is planned again on every execution. So there is one statement per batch size.
+  static const std::vector<std::string> sqls = [] {
+    std::vector<std::string> v(kMaxCountBatch + 1);
+    for (size_t n = 2; n <= kMaxCountBatch; ++n) {
+      v[n] =
+          "SELECT x.*, q.n FROM (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
+          "$4::bigint[], $5::bigint[], $6::bigint[], $7::text[]) WITH ORDINALITY AS q(sid, jti, "
+          "target, time_ms, since_ms, expired_at, subject, n) LIMIT " +
+          std::to_string(n) + ") q CROSS JOIN LATERAL (" +
+          CountedReadSql({"q.sid", "q.jti", "q.target", "q.time_ms", "q.since_ms", "q.expired_at",
+                          "q.subject"}) +
+          " OFFSET 0) x";
+    }
+    return v;
   }();
-  ASSIGN_OR_RETURN(PgRows rows, db_->Exec("read session for token and count its call", sql,
-                                          {PgText(sid), PgText(jti), PgText(call.target),
-                                           PgInt(call.time_ms), PgInt(call.since_ms),
-                                           PgInt(call.expired_at_s), PgText(call.subject)}));
-  if (rows.size() == 0) return NotFoundError("no session " + sid);
-  CountedSessionRead out;
-  ASSIGN_OR_RETURN(out.read, ReadSessionForToken(rows));
-  constexpr int kCounts = kJtiRevokedColumn + 1 + kAgentColumnCount;
-  if (!rows.IsNull(0, kCounts)) {
-    ASSIGN_OR_RETURN(out.counts, ParseCounts(rows.Text(0, kCounts)));
+  if (batch.size() > kMaxCountBatch) {
+    return std::vector<Result<CountedSessionRead>>(
+        batch.size(), InvalidArgumentError("at most " + std::to_string(kMaxCountBatch) +
+                                           " counted session reads in one statement"));
+  }
+  const std::string& sql = sqls[batch.size()];
+  std::vector<size_t> order(batch.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return batch[a]->sid < batch[b]->sid; });
+  auto texts = [&](auto field) {
+    return PgText(ArrayLiteral(order.size(), [&](std::string& out, size_t i) {
+      QuoteElement(out, field(*batch[order[i]]));
+    }));
+  };
+  auto ints = [&](auto field) {
+    return PgText(ArrayLiteral(order.size(), [&](std::string& out, size_t i) {
+      out += std::to_string(field(*batch[order[i]]));
+    }));
+  };
+  Result<PgRows> rows =
+      db_->Exec(kWhat, sql,
+                {texts([](const PendingCount& p) -> std::string_view { return p.sid; }),
+                 texts([](const PendingCount& p) -> std::string_view { return p.jti; }),
+                 texts([](const PendingCount& p) -> std::string_view { return p.call.target; }),
+                 ints([](const PendingCount& p) { return p.call.time_ms; }),
+                 ints([](const PendingCount& p) { return p.call.since_ms; }),
+                 ints([](const PendingCount& p) { return p.call.expired_at_s; }),
+                 texts([](const PendingCount& p) -> std::string_view { return p.call.subject; })});
+  std::vector<Result<CountedSessionRead>> out;
+  out.reserve(batch.size());
+  if (!rows.ok()) {
+    for (size_t i = 0; i < batch.size(); ++i) out.push_back(rows.status());
+    return out;
+  }
+  for (const PendingCount* p : batch) out.push_back(NotFoundError("no session " + p->sid));
+  const int n_column = kCountsColumn + 1;
+  for (int r = 0; r < rows->size(); ++r) {
+    const int64_t n = rows->Int(r, n_column);  // 1-based, in `order`
+    if (n < 1 || static_cast<size_t>(n) > order.size()) {
+      return std::vector<Result<CountedSessionRead>>(
+          batch.size(), InternalError("unexpected row from the counted session reads"));
+    }
+    out[order[n - 1]] = ReadCounted(*rows, r);
   }
   return out;
 }
