@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "common/html.h"
 #include "common/json_array.h"
+#include "common/json_parse.h"
 #include "common/words.h"
 #include "identity/authorization_server.h"
 
@@ -46,7 +47,7 @@ void ReplyJson(const Responder& respond, const json::object& o) {
 Result<std::string> ReasonOf(const std::string& body) {
   if (body.empty()) return std::string();
   boost::system::error_code ec;
-  json::value v = json::parse(body, ec);
+  json::value v = ParseJson(body, ec);
   if (ec || !v.is_object()) return InvalidArgumentError("body must be a JSON object");
   std::string reason;
   for (const auto& [k, e] : v.get_object()) {

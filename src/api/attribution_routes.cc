@@ -5,6 +5,7 @@
 
 #include "api/approval_routes.h"
 #include "common/json_array.h"
+#include "common/json_parse.h"
 
 namespace custody::api {
 namespace {
@@ -41,7 +42,7 @@ Result<std::string> Bearer(const Request& req) {
 
 Result<json::object> ParseBody(const std::string& body) {
   boost::system::error_code ec;
-  json::value v = json::parse(body, ec);
+  json::value v = ParseJson(body, ec);
   if (ec || !v.is_object()) return InvalidArgumentError("body must be a JSON object");
   return std::move(v.as_object());
 }
@@ -403,7 +404,7 @@ Status AddAttributionRoutes(http::Router& router, AttributionService& service,
                                 const auto& p = **r;
                                 json::value entities = p.entities.empty()
                                                            ? json::value(json::array())
-                                                           : json::parse(p.entities);
+                                                           : ParseJson(p.entities);
                                 json::object body{{"hash", p.hash},
                                                   {"policies", p.policies},
                                                   {"entities", entities},
@@ -444,7 +445,7 @@ Status AddAttributionRoutes(http::Router& router, AttributionService& service,
          auto active = svc->store().ActivePolicySet();
          if (!active.ok()) return Reply(respond, req.request_id, active.status());
          json::value entities =
-             p.entities.empty() ? json::value(json::array()) : json::parse(p.entities);
+             p.entities.empty() ? json::value(json::array()) : ParseJson(p.entities);
          json::object body{{"hash", p.hash},
                            {"policies", p.policies},
                            {"entities", entities},

@@ -8,6 +8,7 @@
 #include "api/oauth_routes.h"
 #include "common/html.h"
 #include "common/jcs.h"
+#include "common/json_parse.h"
 #include "identity/authorization_server.h"
 
 namespace custody::api {
@@ -63,7 +64,7 @@ void SignIn(http::Authenticator& tokens, ConsoleSessions& sessions, bool tls, Re
             Responder respond) {
   auto fail = [&](const Status& s) { respond(http::ErrorResponse(s, req.request_id)); };
   boost::system::error_code ec;
-  json::value v = json::parse(req.body, ec);
+  json::value v = ParseJson(req.body, ec);
   const json::string* token = nullptr;
   if (!ec && v.is_object()) {
     if (auto* t = v.as_object().if_contains("token"); t && t->is_string()) token = &t->as_string();

@@ -2,6 +2,7 @@
 
 #include <boost/json.hpp>
 
+#include "common/json_parse.h"
 #include "http/request_authenticator.h"
 
 namespace custody::api {
@@ -52,7 +53,7 @@ json::object LeaseJson(const LeaseRow& l) {
 Result<json::object> ParseBody(const std::string& body, bool allow_empty) {
   if (allow_empty && body.find_first_not_of(" \t\r\n") == std::string::npos) return json::object();
   boost::system::error_code ec;
-  json::value v = json::parse(body, ec);
+  json::value v = ParseJson(body, ec);
   if (ec || !v.is_object()) return InvalidArgumentError("body must be a JSON object");
   return std::move(v.as_object());
 }

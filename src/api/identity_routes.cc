@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include "common/json_array.h"
+#include "common/json_parse.h"
 #include "crypto/key_file.h"
 #include "identity/authorization_server.h"
 #include "identity/session_json.h"
@@ -65,7 +66,7 @@ json::object AgentJson(const Agent& a) {
 Result<Agent> AgentFromJson(const std::string& body, const std::string& name_from_path,
                             bool* generate_secret) {
   boost::system::error_code ec;
-  json::value v = json::parse(body, ec);
+  json::value v = ParseJson(body, ec);
   if (ec || !v.is_object()) return InvalidArgumentError("body must be a JSON object");
   Agent a;
   a.name = name_from_path;
@@ -142,7 +143,7 @@ void Reply(Responder& respond, const Request& req, const Status& s) {
 Result<std::vector<identity::TrustedIssuer>> LoadTrustedIssuers(const std::string& path) {
   ASSIGN_OR_RETURN(std::string text, crypto::ReadFileToString(path));
   boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
+  json::value v = ParseJson(text, ec);
   if (ec || !v.is_array()) {
     return InvalidArgumentError(path + ": trusted issuers must be a JSON array");
   }
@@ -379,7 +380,7 @@ Status AddIdentityRoutes(http::Router& router, TokenService& tokens, const std::
          std::string reason = "revoked by operator";
          if (!req.body.empty()) {
            boost::system::error_code ec;
-           json::value v = json::parse(req.body, ec);
+           json::value v = ParseJson(req.body, ec);
            if (ec || !v.is_object()) {
              return Reply(respond, req, InvalidArgumentError("body must be a JSON object"));
            }
@@ -405,15 +406,14 @@ Status AddIdentityRoutes(http::Router& router, TokenService& tokens, const std::
 
   // Starts signing with a new key. The retired key stays in the JWKS until every token it
   // signed has expired, so nothing issued before stops verifying.
-  RETURN_IF_ERROR(
-      router.Add({"POST", "/v1/keys/rotate",
-                  [svc](Request& req, Responder respond) {
-                    auto kid = svc->RotateSigningKey(By(req));
-                    if (!kid.ok()) return Reply(respond, req, kid.status());
-                    json::object o{{"kid", *kid}, {"jwks", json::parse(svc->JwksJson())}};
-                    respond(Response::Json(200, json::serialize(o)));
-                  },
-                  admin, ""}));
+  RETURN_IF_ERROR(router.Add({"POST", "/v1/keys/rotate",
+                              [svc](Request& req, Responder respond) {
+                                auto kid = svc->RotateSigningKey(By(req));
+                                if (!kid.ok()) return Reply(respond, req, kid.status());
+                                json::object o{{"kid", *kid}, {"jwks", ParseJson(svc->JwksJson())}};
+                                respond(Response::Json(200, json::serialize(o)));
+                              },
+                              admin, ""}));
   return OkStatus();
 }
 

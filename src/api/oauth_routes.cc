@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include "common/json_array.h"
+#include "common/json_parse.h"
 #include "identity/authorization_server.h"
 #include "identity/client_metadata.h"
 
@@ -142,7 +143,7 @@ Status AddOAuthRoutes(http::Router& router, identity::AuthorizationServer& serve
       router.Add({"POST", "/v1/oauth/consents/revoke",
                   [as](Request& req, Responder respond) {
                     boost::system::error_code ec;
-                    json::value v = json::parse(req.body, ec);
+                    json::value v = ParseJson(req.body, ec);
                     auto field = [&](std::string_view k) -> std::string {
                       if (ec || !v.is_object()) return "";
                       auto it = v.as_object().find(k);

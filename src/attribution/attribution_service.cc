@@ -8,6 +8,7 @@
 #include "common/encoding.h"
 #include "common/jcs_value.h"
 #include "common/json_array.h"
+#include "common/json_parse.h"
 #include "common/words.h"
 #include "crypto/sha256.h"
 #include "events/action_events.h"
@@ -134,7 +135,7 @@ Result<json::value> ParseObject(const std::string& text, const char* what, size_
                                 " bytes");
   }
   boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
+  json::value v = ParseJson(text, ec);
   if (ec || !v.is_object())
     return InvalidArgumentError(std::string(what) + " must be a JSON object");
   return v;
@@ -165,7 +166,7 @@ json::array ExchangesJson(const std::vector<RelayedExchange>& exchanges,
   json::array out;
   for (const RelayedExchange& x : exchanges) {
     boost::system::error_code ec;
-    json::value params = x.params_json.empty() ? json::value() : json::parse(x.params_json, ec);
+    json::value params = x.params_json.empty() ? json::value() : ParseJson(x.params_json, ec);
     if (ec) params = x.params_json;  // recorded as the text it was
     json::object e{{"method", x.method},
                    {"client", x.client},
@@ -1276,7 +1277,7 @@ Result<bool> AttributionService::WouldAllow(
   json::object arguments;
   if (!arguments_json.empty()) {
     boost::system::error_code ec;
-    json::value v = json::parse(arguments_json, ec);
+    json::value v = ParseJson(arguments_json, ec);
     if (ec || !v.is_object()) return InvalidArgumentError("the arguments must be a JSON object");
     arguments = std::move(v.get_object());
   }

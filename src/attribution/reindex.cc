@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/json_array.h"
+#include "common/json_parse.h"
 #include "common/rfc3339.h"
 
 namespace custody::attribution {
@@ -27,7 +28,7 @@ const json::object& Obj(const json::object& o, std::string_view key) {
 
 Result<json::object> Parse(const StoredLeaf& leaf) {
   boost::system::error_code ec;
-  json::value v = json::parse(leaf.data, ec);
+  json::value v = ParseJson(leaf.data, ec);
   if (ec || !v.is_object())
     return DataLossError("ledger entry " + std::to_string(leaf.index) + " is not a JSON object");
   return std::move(v.as_object());

@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "cli/server_client.h"
+#include "common/json_parse.h"
 
 namespace custody::cli {
 namespace {
@@ -43,7 +44,7 @@ std::string ReadFile(const std::string& path, std::string_view flag) {
 
 json::object ParseObjectFile(const std::string& path, std::string_view flag) {
   boost::system::error_code ec;
-  json::value v = json::parse(ReadFile(path, flag), ec);
+  json::value v = ParseJson(ReadFile(path, flag), ec);
   if (ec || !v.is_object()) FailWith(std::string(flag) + ": " + path + " is not a JSON object", 2);
   return std::move(v.as_object());
 }

@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/server_client.h"
+#include "common/json_parse.h"
 
 namespace custody::cli {
 namespace {
@@ -56,7 +57,7 @@ void RegisterPolicyCommands(CLI::App& app) {
     if (!pub->entities.empty()) {
       std::string text = ReadFileOrFail(pub->entities, "entities file");
       boost::system::error_code ec;
-      json::value v = json::parse(text, ec);
+      json::value v = ParseJson(text, ec);
       if (ec || !v.is_array()) FailWith("entities file " + pub->entities + " is not a JSON array");
       body["entities"] = std::move(v);
     }

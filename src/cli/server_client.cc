@@ -7,6 +7,7 @@
 #include <iostream>
 #include <optional>
 
+#include "common/json_parse.h"
 #include "http/client.h"
 
 namespace custody::cli {
@@ -82,7 +83,7 @@ std::string EffectiveToken(const ServerFlags& f) {
 // The server's message for a failed request: our error shape, an OAuth error, or the status.
 std::string DescribeError(const http::ClientResponse& r) {
   boost::system::error_code ec;
-  json::value v = json::parse(r.body, ec);
+  json::value v = ParseJson(r.body, ec);
   std::string where = "HTTP " + std::to_string(r.status);
   if (!ec && v.is_object()) {
     const json::object& o = v.as_object();
@@ -213,7 +214,7 @@ std::optional<json::value> Call(const ServerFlags& flags, std::string_view metho
     FailWith(std::string(what) + ": " + DescribeError(*r) + hint);
   }
   boost::system::error_code ec;
-  json::value v = json::parse(r->body, ec);
+  json::value v = ParseJson(r->body, ec);
   if (ec && optional) return std::nullopt;
   if (ec) FailWith(std::string(what) + ": the server's answer is not JSON");
   return v;

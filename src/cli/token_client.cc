@@ -5,6 +5,7 @@
 #include <iterator>
 
 #include "common/encoding.h"
+#include "common/json_parse.h"
 #include "crypto/jose.h"
 #include "crypto/key_file.h"
 #include "identity/spiffe_id.h"
@@ -50,7 +51,7 @@ Result<json::object> JwtPart(std::string_view jwt, int part) {
   auto bytes = Base64UrlDecode(text);
   if (!bytes.ok()) return InvalidArgumentError("a JWT part is not base64url");
   boost::system::error_code ec;
-  json::value v = json::parse(AsString(*bytes), ec);
+  json::value v = ParseJson(AsString(*bytes), ec);
   if (ec || !v.is_object()) return InvalidArgumentError("a JWT part is not a JSON object");
   return std::move(v.as_object());
 }
@@ -78,7 +79,7 @@ Result<ClientKey> ParseClientKey(std::string_view text) {
     return ClientKey{std::move(*key), ""};
   }
   boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
+  json::value v = ParseJson(text, ec);
   if (ec || !v.is_object()) {
     return InvalidArgumentError("neither a PKCS#8 PEM private key nor a JSON Web Key");
   }

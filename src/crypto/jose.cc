@@ -4,6 +4,7 @@
 
 #include "common/encoding.h"
 #include "common/jcs.h"
+#include "common/json_parse.h"
 #include "crypto/sha256.h"
 
 namespace custody::crypto {
@@ -13,7 +14,7 @@ namespace json = boost::json;
 
 Result<json::object> ParseObject(std::string_view text, const char* what) {
   boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
+  json::value v = ParseJson(text, ec);
   if (ec || !v.is_object())
     return InvalidArgumentError(std::string(what) + " is not a JSON object");
   return std::move(v.as_object());

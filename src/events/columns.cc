@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include "common/json_array.h"
+#include "common/json_parse.h"
 
 namespace custody::events {
 namespace {
@@ -33,7 +34,7 @@ store::EventColumns ColumnsOf(const json::object& o) {
 
 store::EventColumns ColumnsOfText(std::string_view event_json) {
   boost::system::error_code ec;
-  json::value v = json::parse(event_json, ec);
+  json::value v = ParseJson(event_json, ec);
   if (ec || !v.is_object()) return {};
   return ColumnsOf(v.get_object());
 }

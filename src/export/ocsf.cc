@@ -17,6 +17,7 @@
 #include <limits>
 
 #include "common/encoding.h"
+#include "common/json_parse.h"
 #include "common/rfc3339.h"
 #include "ledger/merkle.h"
 
@@ -838,7 +839,7 @@ int ClassUidForKind(std::string_view kind) {
 
 Result<std::string> MapEntry(uint64_t index, std::string_view leaf, const Options& options) {
   boost::system::error_code ec;
-  json::value v = json::parse(leaf, ec);
+  json::value v = ParseJson(leaf, ec);
   if (ec || !v.is_object()) {
     return InvalidArgumentError("ledger entry " + std::to_string(index) + " is not a JSON object");
   }

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "common/json_parse.h"
 #include "common/rfc3339.h"
 
 namespace custody::ocsf {
@@ -42,7 +43,7 @@ Result<uint64_t> FirstAtOrAfter(store::LedgerStore& store, uint64_t from, uint64
   RETURN_IF_ERROR(store.ScanLeaves(from, [&](const store::StoredLeaf& leaf) {
     if (leaf.index >= to) return false;
     boost::system::error_code ec;
-    boost::json::value v = boost::json::parse(leaf.data, ec);
+    boost::json::value v = ParseJson(leaf.data, ec);
     if (!ec && v.is_object()) {
       if (auto* t = v.get_object().if_contains("time"); t && t->is_string()) {
         Result<int64_t> ms = ParseSince(std::string(t->get_string()));

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <thread>
 
+#include "common/json_parse.h"
 #include "common/mutex.h"
 #include "export/reader.h"
 #include "http/client.h"
@@ -89,7 +90,7 @@ std::optional<uint64_t> LastIndexIn(const std::string& path) {
     size_t begin = tail.rfind('\n', end - 1);
     begin = begin == std::string::npos ? 0 : begin + 1;
     boost::system::error_code ec;
-    auto v = boost::json::parse(std::string_view(tail).substr(begin, end - begin), ec);
+    auto v = ParseJson(std::string_view(tail).substr(begin, end - begin), ec);
     if (!ec && v.is_object()) {
       const auto* idx = v.get_object().if_contains("unmapped");
       if (idx && idx->is_object()) idx = idx->get_object().if_contains("custody");

@@ -8,6 +8,7 @@
 
 #include "common/encoding.h"
 #include "common/html.h"
+#include "common/json_parse.h"
 #include "crypto/sha256.h"
 #include "events/identity_events.h"
 #include "identity/client_metadata.h"
@@ -285,7 +286,7 @@ std::string AuthorizationServer::PendingJson(const Pending& p) {
 std::shared_ptr<AuthorizationServer::Pending> AuthorizationServer::PendingOf(
     const std::string& body) {
   boost::system::error_code ec;
-  json::value v = json::parse(body, ec);
+  json::value v = ParseJson(body, ec);
   if (ec || !v.is_object()) return nullptr;
   const json::object& o = v.get_object();
   auto p = std::make_shared<Pending>();
@@ -1330,7 +1331,7 @@ std::optional<ApproverSession> AuthorizationServer::FindApproverSession(
   if (local) return local;
   namespace json = boost::json;
   boost::system::error_code ec;
-  json::value v = json::parse(*stored, ec);
+  json::value v = ParseJson(*stored, ec);
   if (ec || !v.is_object()) {
     errors_.Report("identity.browser_state_read", InternalError("unreadable approver session"));
     return std::nullopt;

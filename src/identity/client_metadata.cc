@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "common/json_parse.h"
 #include "common/mutex.h"
 #include "http/client.h"
 
@@ -391,7 +392,7 @@ Result<ClientMetadata> ParseClientMetadataDocument(std::string_view client_id,
                                                    std::string_view body,
                                                    bool allow_loopback_http) {
   error_code ec;
-  json::value v = json::parse(body, ec);
+  json::value v = ParseJson(body, ec);
   if (ec) return InvalidArgumentError("the client metadata document is not valid JSON");
   const json::object* o = v.if_object();
   if (o == nullptr) return InvalidArgumentError("the client metadata document is not an object");

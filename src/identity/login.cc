@@ -17,6 +17,7 @@
 #include <optional>
 
 #include "common/encoding.h"
+#include "common/json_parse.h"
 #include "crypto/key_file.h"
 #include "crypto/sha256.h"
 #include "http/client.h"
@@ -162,7 +163,7 @@ Result<SignedInPerson> CheckIdTokenClaims(std::string_view payload, const std::s
                                           const std::string& client_id, const std::string& nonce,
                                           int64_t now, int64_t leeway_s) {
   boost::system::error_code ec;
-  json::value v = json::parse(payload, ec);
+  json::value v = ParseJson(payload, ec);
   if (ec || !v.is_object()) return UnauthenticatedError("ID token claims are not a JSON object");
   const json::object& o = v.as_object();
   if (Str(o, "iss") != issuer) return UnauthenticatedError("ID token iss is not the login issuer");
@@ -256,7 +257,7 @@ Result<json::object> FetchJson(const std::string& url, const std::string& what,
                             std::to_string(r.status));
   }
   boost::system::error_code ec;
-  json::value v = json::parse(r.body, ec);
+  json::value v = ParseJson(r.body, ec);
   if (ec || !v.is_object()) {
     return UnavailableError("login provider: " + what + " is not a JSON object");
   }
@@ -381,7 +382,7 @@ Result<SignedInPerson> OidcLogin::Redeem(const std::string& code, const std::str
   ASSIGN_OR_RETURN(http::ClientResponse r,
                    Fetch(d->token_endpoint, "token endpoint", options_, std::move(req)));
   boost::system::error_code ec;
-  json::value v = json::parse(r.body, ec);
+  json::value v = ParseJson(r.body, ec);
   if (r.status != 200) {
     std::string error = !ec && v.is_object() ? Str(v.as_object(), "error") : "";
     return UnauthenticatedError("login provider refused the code (HTTP " +

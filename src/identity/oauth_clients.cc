@@ -5,6 +5,7 @@
 #include <boost/url/url_view.hpp>
 
 #include "common/encoding.h"
+#include "common/json_parse.h"
 #include "identity/client_metadata.h"
 
 namespace custody::identity {
@@ -106,7 +107,7 @@ Result<DynamicClientRegistry::Registered> DynamicClientRegistry::Register(const 
     return InvalidArgumentError(description);
   };
   boost::system::error_code ec;
-  json::value v = json::parse(body, ec);
+  json::value v = ParseJson(body, ec);
   if (ec || !v.is_object()) return fail("invalid_client_metadata", "body must be a JSON object");
   const json::object& o = v.as_object();
   auto strings = [&](std::string_view k, std::vector<std::string>* out) -> bool {

@@ -8,6 +8,7 @@
 
 #include "common/encoding.h"
 #include "common/json_array.h"
+#include "common/json_parse.h"
 #include "crypto/sha256.h"
 #include "events/identity_events.h"
 #include "identity/spiffe_id.h"
@@ -44,7 +45,7 @@ std::optional<int64_t> NumericDate(const json::object& o, std::string_view name,
 
 Result<Claims> ParseClaims(const std::string& payload) {
   boost::system::error_code ec;
-  json::value v = json::parse(payload, ec);
+  json::value v = ParseJson(payload, ec);
   if (ec || !v.is_object()) return UnauthenticatedError("token claims are not a JSON object");
   Claims c;
   c.raw = std::move(v.as_object());
@@ -88,7 +89,7 @@ bool HasAudience(const C& c, std::string_view aud) {
 
 // The header of a verified JWS may carry only alg, kid and typ (JWT-SVID §2).
 Status CheckSvidHeader(const std::string& header_json, const std::string& typ) {
-  json::value v = json::parse(header_json);
+  json::value v = ParseJson(header_json);
   for (const auto& kv : v.as_object()) {
     if (kv.key() != "alg" && kv.key() != "kid" && kv.key() != "typ") {
       return UnauthenticatedError("JWT-SVID header may not carry \"" + std::string(kv.key()) +
@@ -130,7 +131,7 @@ std::string UnverifiedIssuer(const std::string& token) {
   auto payload = Base64UrlDecode(std::string_view(token).substr(d1 + 1, d2 - d1 - 1));
   if (!payload.ok()) return "";
   boost::system::error_code ec;
-  json::value v = json::parse(AsString(*payload), ec);
+  json::value v = ParseJson(AsString(*payload), ec);
   if (ec || !v.is_object()) return "";
   auto it = v.as_object().find("iss");
   return it != v.as_object().end() && it->value().is_string() ? std::string(it->value().as_string())
@@ -760,7 +761,7 @@ std::string TokenService::SessionTokenClaims(const Session& s, const std::string
       {"scope", JoinScopes(s.scopes)},
       {"sid", s.sid},
       {"txn", s.txn},
-      {"act", json::parse(act_json)},
+      {"act", ParseJson(act_json)},
       {"initiator_verification",
        s.verification == InitiatorVerification::kVerified ? "verified" : "asserted"}};
   if (!s.objective_digest.empty()) claims["objective"] = "sha256:" + s.objective_digest;
@@ -844,7 +845,7 @@ OAuthResult<TokenService::Issue> TokenService::PrepareExchange(const Agent& clie
       return R::Fail("invalid_grant", "client may not assert initiators (needs assert_initiator)");
     }
     boost::system::error_code ec;
-    json::value v = json::parse(req.subject_token, ec);
+    json::value v = ParseJson(req.subject_token, ec);
     if (ec || !v.is_object() || !v.as_object().contains("sub") ||
         !v.as_object().at("sub").is_string() || v.as_object().at("sub").as_string().empty()) {
       return R::Fail("invalid_request", "initiator assertion must be a JSON object with a sub");
@@ -921,7 +922,7 @@ OAuthResult<TokenService::Issue> TokenService::PrepareExchange(const Agent& clie
 
   // act: the current actor, with the prior actors nested inside (RFC 8693 §4.1).
   json::object act{{"sub", s.instance}};
-  if (parent && !parent->act_json.empty()) act["act"] = json::parse(parent->act_json);
+  if (parent && !parent->act_json.empty()) act["act"] = ParseJson(parent->act_json);
   auto token =
       Sign("at+jwt", SessionTokenClaims(s, req.audience, client.name, json::serialize(act)), exp);
   if (!token.ok()) {
@@ -979,7 +980,7 @@ std::string TokenService::Introspect(const std::string& token) {
                  {"token_type", "Bearer"},
                  {"initiator_verification",
                   s.verification == InitiatorVerification::kVerified ? "verified" : "asserted"}};
-  if (!v->act_json.empty()) o["act"] = json::parse(v->act_json);
+  if (!v->act_json.empty()) o["act"] = ParseJson(v->act_json);
   return json::serialize(o);
 }
 

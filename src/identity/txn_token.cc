@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 
 #include "common/encoding.h"
+#include "common/json_parse.h"
 #include "identity/token_service.h"
 
 namespace custody::identity {
@@ -39,7 +40,7 @@ Result<MintedTxnToken> TokenService::MintTxnToken(const TxnTokenRequest& request
   json::value act;
   if (!request.act_json.empty()) {
     boost::system::error_code ec;
-    act = json::parse(request.act_json, ec);
+    act = ParseJson(request.act_json, ec);
     if (ec || !act.is_object()) {
       return InvalidArgumentError("a transaction token's act must be a JSON object");
     }
@@ -67,7 +68,7 @@ Result<MintedTxnToken> TokenService::MintTxnToken(const TxnTokenRequest& request
   if (auto header = Base64UrlDecode(std::string_view(out.token).substr(0, out.token.find('.')));
       header.ok()) {
     boost::system::error_code ec;
-    json::value h = json::parse(AsString(*header), ec);
+    json::value h = ParseJson(AsString(*header), ec);
     if (!ec && h.is_object()) {
       if (const json::value* kid = h.as_object().if_contains("kid"); kid && kid->is_string()) {
         out.kid = std::string(kid->get_string());

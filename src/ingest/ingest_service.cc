@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "attribution/attribution_service.h"
+#include "common/json_parse.h"
 #include "common/rfc3339.h"
 #include "common/utf8.h"
 #include "events/observed_events.h"
@@ -437,7 +438,7 @@ Result<std::vector<UnmediatedCall>> IngestService::Unmediated(int64_t since_ms, 
     ++read;
     if (leaf.columns.kind != "action.observed") return true;
     boost::system::error_code ec;
-    json::value v = json::parse(leaf.data, ec);
+    json::value v = ParseJson(leaf.data, ec);
     if (ec || !v.is_object()) return true;
     const json::object& o = v.get_object();
     const json::object& span = obj(o, "span");

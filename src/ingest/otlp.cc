@@ -7,6 +7,7 @@
 #include <cctype>
 
 #include "common/encoding.h"
+#include "common/json_parse.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 #include "rpc_status.pb.h"
 
@@ -225,7 +226,7 @@ Result<std::vector<OtlpSpan>> DecodeExportRequest(std::string_view body, Encodin
     return SpansOf(req, limits);
   }
   boost::system::error_code ec;
-  json::value root = json::parse(body, ec);
+  json::value root = ParseJson(body, ec);
   if (ec) return InvalidArgumentError("the body is not JSON");
   RETURN_IF_ERROR(RewriteJsonIds(root));
   google::protobuf::util::JsonParseOptions options;

@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/json_parse.h"
 #include "investigate/evidence.h"
 
 namespace {
@@ -42,14 +43,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Check(r.verified <= r.events, "more events verified than the bundle holds", bundle);
   Check(!r.ok || (r.problems.empty() && r.verified == r.events), "ok with problems", bundle);
   boost::system::error_code ec;
-  json::value report_json = json::parse(EvidenceReportJson(r), ec);
+  json::value report_json = custody::ParseJson(EvidenceReportJson(r), ec);
   Check(!ec && report_json.is_object(), "the report is not a JSON object", bundle);
   if (!r.ok || r.events == 0) return 0;
 
   auto pinned = VerifyEvidence(bundle, std::string(kOtherKey));
   Check(pinned.ok() && !pinned->ok, "a bundle verifies under a key that did not sign it", bundle);
 
-  json::value doc = json::parse(bundle);
+  json::value doc = custody::ParseJson(bundle);
   json::object& event = doc.as_object()["events"].as_array()[0].as_object();
   event["jcs"] = "{\"tampered\":true}";
   event.erase("leaf_hash");

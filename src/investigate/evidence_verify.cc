@@ -1,6 +1,7 @@
 // Offline verification of evidence bundles (evidence.h). Apart from BuildEvidence (evidence.cc)
 
 #include "common/json_array.h"
+#include "common/json_parse.h"
 // because checking a bundle needs only the ledger's formats, not the stores that made it: the
 // evidence fuzzer links this file without the attribution stack.
 #include <boost/json.hpp>
@@ -27,7 +28,7 @@ constexpr size_t kMaxEvents = 1'000'000;
 Result<EvidenceReport> VerifyEvidence(std::string_view bundle,
                                       std::optional<std::string> pinned_key) {
   boost::system::error_code ec;
-  json::value v = json::parse(bundle, ec);
+  json::value v = ParseJson(bundle, ec);
   if (ec || !v.is_object()) return InvalidArgumentError("the bundle is not a JSON object");
   const json::object& b = v.get_object();
   if (StringField(b, "format") != kEvidenceFormat)
@@ -108,7 +109,7 @@ Result<EvidenceReport> VerifyEvidence(std::string_view bundle,
     }
     // The event's own event_id must be the one the bundle lists, so a listing cannot lie.
     if (!StringField(e, "event_id").empty()) {
-      json::value parsed = json::parse(data, ec);
+      json::value parsed = ParseJson(data, ec);
       if (ec || !parsed.is_object() ||
           StringField(parsed.get_object(), "event_id") != StringField(e, "event_id")) {
         r.problems.push_back(name + ": the listed event_id is not the event's");

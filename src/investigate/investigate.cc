@@ -10,6 +10,7 @@
 
 #include "attribution/attribution_service.h"
 #include "common/json_array.h"
+#include "common/json_parse.h"
 #include "identity/scopes.h"
 #include "identity/session_json.h"
 #include "identity/token_service.h"
@@ -102,7 +103,7 @@ std::optional<Target> ParseTargetKey(const std::string& key) {
 
 Result<json::object> ParseLeaf(const store::StoredLeaf& leaf) {
   boost::system::error_code ec;
-  json::value v = json::parse(leaf.data, ec);
+  json::value v = ParseJson(leaf.data, ec);
   if (ec || !v.is_object())
     return DataLossError("ledger entry " + std::to_string(leaf.index) + " is not a JSON object");
   return std::move(v.as_object());
@@ -951,7 +952,7 @@ Result<std::string> Investigator::Graph(const std::string& format) {
 
 Result<std::string> GraphToDot(std::string_view graph_json) {
   boost::system::error_code ec;
-  json::value v = json::parse(graph_json, ec);
+  json::value v = ParseJson(graph_json, ec);
   if (ec || !v.is_object()) return InvalidArgumentError("not a graph answer");
   const json::object& g = v.get_object();
   std::string dot = "digraph custody {\n  rankdir=LR;\n";
@@ -1034,7 +1035,7 @@ namespace {
 
 Result<json::object> ParseAnswer(std::string_view text) {
   boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
+  json::value v = ParseJson(text, ec);
   if (ec || !v.is_object()) return InvalidArgumentError("not a JSON object");
   return std::move(v.as_object());
 }

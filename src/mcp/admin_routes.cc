@@ -3,6 +3,7 @@
 // /v1/mcp/{tools,resources,prompts}/approve.
 #include <boost/json.hpp>
 
+#include "common/json_parse.h"
 #include "common/uri.h"
 #include "mcp/gateway.h"
 #include "mcp/gateway_internal.h"
@@ -113,7 +114,7 @@ Status Gateway::AddRoutes(http::Router& router, const http::AuthRequirement& rea
         [this, r](Request& req, Responder respond) {
           const PinKind kind = r.kind;
           boost::system::error_code ec;
-          json::value v = json::parse(req.body, ec);
+          json::value v = ParseJson(req.body, ec);
           auto str = [&](const char* k) -> std::string {
             if (ec || !v.is_object()) return "";
             auto it = v.get_object().find(k);

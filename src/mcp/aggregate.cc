@@ -8,6 +8,7 @@
 #include <boost/json.hpp>
 
 #include "common/json_array.h"
+#include "common/json_parse.h"
 #include "mcp/gateway.h"
 #include "mcp/gateway_internal.h"
 
@@ -169,7 +170,7 @@ void Gateway::RouteServerItem(const Caller& caller, const ServerItemMethod& m,
   if (m.member == "uri") {
     renamed = [respond, name = server->name](Response r) {
       boost::system::error_code ec;
-      json::value v = json::parse(r.body, ec);
+      json::value v = ParseJson(r.body, ec);
       json::value* res = !ec && v.is_object() ? v.get_object().if_contains("result") : nullptr;
       json::value* c =
           res && res->is_object() ? res->get_object().if_contains("contents") : nullptr;

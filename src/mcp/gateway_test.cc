@@ -7,13 +7,16 @@
 #include <unistd.h>
 
 #include <boost/json.hpp>
+#include <charconv>
 #include <chrono>
 #include <future>
 #include <mutex>
 
 #include "attribution/testing/world.h"
 #include "common/encoding.h"
+#include "common/jcs.h"
 #include "crypto/jose.h"
+#include "crypto/sha256.h"
 #include "events/recorder.h"
 #include "identity/token_service.h"
 #include "identity/txn_token.h"
@@ -421,6 +424,35 @@ TEST_F(GatewayTest, AnAllowedCallIsRecordedForwardedAndAnsweredWithItsReceipt) {
   EXPECT_EQ(row->target, "files/read");
   EXPECT_EQ(row->status, "ok");
   EXPECT_EQ(row->sid, sid_);
+}
+
+// A number with 17 significant digits (what JSON.stringify writes for a computed double) is
+// recorded and forwarded as the caller wrote it: Boost.JSON 1.81's own reading of this one is the
+// neighbouring double (common/json_parse.h).
+TEST_F(GatewayTest, AnArgumentIsForwardedAndRecordedAsTheCallerWroteIt) {
+  const std::string number = "1.0000000186631375";
+  const std::string arguments = R"({"path":"a","offset":)" + number + "}";
+  http::Response r =
+      Post(R"({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"read","arguments":)" +
+           arguments + "}}");
+  ASSERT_EQ(r.status, 200) << r.body;
+  json::object a = json::parse(r.body).as_object();
+  ASSERT_TRUE(a.contains("result")) << r.body;
+  double sent = 0;
+  std::from_chars(number.data(), number.data() + number.size(), sent);
+  auto calls = upstream_->Calls();
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].at("arguments").at("offset").as_double(), sent);
+  // The decision records the digest of the arguments as the caller sent them: the RFC 8785 form
+  // of the caller's own text hashes to it.
+  auto canonical = CanonicalizeJson(arguments);
+  ASSERT_TRUE(canonical.ok());
+  const json::object& receipt = a.at("result").at("_meta").at(kReceiptMetaKey).as_object();
+  auto leaf = w_->ledger->GetEntry(receipt.at("ledger_index").to_number<uint64_t>());
+  ASSERT_TRUE(leaf.ok());
+  EXPECT_NE(leaf->data.find("\"sha256:" + HexEncode(crypto::Sha256(*canonical)) + "\""),
+            std::string::npos)
+      << leaf->data;
 }
 
 // mcp.await_outcome = false (the default of `custody serve`): the answer leaves before the

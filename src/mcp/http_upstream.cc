@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/json_parse.h"
 #include "common/mutex.h"
 #include "http/client.h"
 #include "mcp/upstream_era.h"
@@ -334,7 +335,7 @@ struct HttpUpstream::Impl {
   // it is the response to `want` (then moved into `answer`).
   bool Dispatch(std::string_view data, int64_t want, std::optional<json::object>* answer) {
     error_code ec;
-    json::value v = json::parse(data, ec);
+    json::value v = ParseJson(data, ec);
     if (ec || !v.is_object()) {
       Log(LogLevel::kWarn, "ignored a message that is not a JSON-RPC object");
       return false;

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "common/json_parse.h"
+
 namespace custody::mcp {
 
 int JsonRpcCodeFor(StatusCode code) {
@@ -64,7 +66,7 @@ bool Fail(RpcError* error, int code, std::string message) {
 bool ParseMessage(std::string_view text, Message* out, RpcError* error, json::value* id) {
   *id = nullptr;
   boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
+  json::value v = ParseJson(text, ec);
   if (ec) return Fail(error, kParseError, "parse error: " + ec.message());
   if (v.is_array()) {
     return Fail(error, kInvalidRequest,

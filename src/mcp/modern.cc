@@ -1,6 +1,7 @@
 #include "mcp/modern.h"
 
 #include "common/encoding.h"
+#include "common/json_parse.h"
 #include "http/http.h"
 #include "mcp/admission.h"
 
@@ -136,7 +137,7 @@ bool CacheableMethod(std::string_view method) {
 std::string ModernBody(std::string body, bool cacheable, const json::object& server_info,
                        int* http_status) {
   boost::system::error_code ec;
-  json::value v = json::parse(body, ec);
+  json::value v = ParseJson(body, ec);
   if (ec || !v.is_object()) return body;
   json::object& o = v.get_object();
   if (json::value* r = o.if_contains("result"); r && r->is_object()) {

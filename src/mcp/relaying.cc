@@ -5,6 +5,7 @@
 
 #include "common/encoding.h"
 #include "common/json_array.h"
+#include "common/json_parse.h"
 #include "mcp/gateway.h"
 #include "mcp/gateway_internal.h"
 
@@ -102,7 +103,7 @@ void Gateway::Call::Answer(int http_status, std::string body) {
   }
   if (!id.is_null()) {  // a retry's answer carries the retry's id
     boost::system::error_code ec;
-    json::value v = json::parse(body, ec);
+    json::value v = ParseJson(body, ec);
     if (!ec && v.is_object()) {
       v.get_object()["id"] = id;
       body = json::serialize(v);
@@ -252,8 +253,7 @@ void Gateway::AskModern(Call& call) {
   for (const RelayedRequest& r : waiting) {
     json::object q{{"method", r.method}};
     boost::system::error_code ec;
-    if (json::value p = json::parse(r.params, ec);
-        !ec && p.is_object() && !p.get_object().empty()) {
+    if (json::value p = ParseJson(r.params, ec); !ec && p.is_object() && !p.get_object().empty()) {
       q["params"] = std::move(p);
     }
     requests[r.key] = std::move(q);
@@ -293,7 +293,7 @@ void Gateway::HandleRetry(const Caller& caller, const Message& msg, const json::
     if (!answer || !relay_->Take(r.mcp_session, r.id).ok()) continue;
     call->Exchanged(RelayedExchange{r.method, Asked(r.mcp_session), r.params, JsonDigest(*answer),
                                     "answered", ""});
-    call->server->upstream->Respond(json::parse(r.upstream_id), json::object{{"result", *answer}});
+    call->server->upstream->Respond(ParseJson(r.upstream_id), json::object{{"result", *answer}});
   }
   AskModern(*call);  // what is still unanswered (or was asked meanwhile) is asked again
 }
@@ -318,7 +318,7 @@ void Gateway::HandleClientResponse(const Caller& caller, const Message& msg, Res
     x.answer_digest = JsonDigest(result);
   }
   call.Exchanged(std::move(x));  // before the server hears it (see OnUpstreamRequest)
-  call.server->upstream->Respond(json::parse(r->upstream_id), std::move(answer));
+  call.server->upstream->Respond(ParseJson(r->upstream_id), std::move(answer));
   respond(Response::Text(202, ""));
 }
 
@@ -331,7 +331,7 @@ void Gateway::EndRelay(Call& call) {
                      {"params", json::object{{"requestId", r.id}, {"reason", why}}}}));
     call.Exchanged(
         RelayedExchange{r.method, Asked(r.mcp_session), r.params, "", "unanswered", why});
-    call.server->upstream->Respond(json::parse(r.upstream_id), ErrorAnswer(kInternalError, why));
+    call.server->upstream->Respond(ParseJson(r.upstream_id), ErrorAnswer(kInternalError, why));
   }
 }
 

@@ -12,6 +12,8 @@
 #include <cstring>
 #include <set>
 
+#include "common/json_parse.h"
+
 extern char** environ;
 
 namespace custody::mcp {
@@ -285,7 +287,7 @@ void StdioUpstream::HandleLine(std::string_view line) {
   while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
   if (line.empty()) return;
   boost::system::error_code ec;
-  json::value v = json::parse(line, ec);
+  json::value v = ParseJson(line, ec);
   if (ec || !v.is_object()) {
     LogUpstream(options_, LogLevel::kWarn, config_.name,
                 "ignored a stdout line that is not JSON-RPC");

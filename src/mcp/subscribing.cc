@@ -3,6 +3,7 @@
 // stream, and the upstream's notifications fanned out to those who asked, never to others.
 #include <boost/json.hpp>
 
+#include "common/json_parse.h"
 #include "common/uri.h"
 #include "mcp/gateway.h"
 #include "mcp/gateway_internal.h"
@@ -24,7 +25,7 @@ std::string Tagged(json::object message, const Listener& l) {
   if (!params.is_object()) params = json::object{};
   json::value& meta = params.get_object()["_meta"];
   if (!meta.is_object()) meta = json::object{};
-  meta.get_object()[kSubscriptionId] = json::parse(l.id_json);
+  meta.get_object()[kSubscriptionId] = ParseJson(l.id_json);
   return json::serialize(message);
 }
 

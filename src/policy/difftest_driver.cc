@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "common/json_parse.h"
 #include "policy/authorizer.h"
 #include "policy/json_io.h"
 #include "policy/schema.h"
@@ -27,8 +28,8 @@ json::value ErrorObject(const std::string& message) {
 }
 
 json::value RunCase(const std::string& line) {
-  std::error_code ec;
-  json::value c = json::parse(line, ec);
+  json::error_code ec;
+  json::value c = custody::ParseJson(line, ec);
   if (ec || !c.is_object()) return ErrorObject("bad case line");
   const json::object& o = c.get_object();
   if (!o.contains("policies") || !o.at("policies").is_string()) return ErrorObject("no policies");
@@ -51,7 +52,7 @@ json::value RunCase(const std::string& line) {
         results.push_back(ErrorObject(req.status().message()));
         continue;
       }
-      results.push_back(json::parse(ResponseToJson(ps->IsAuthorized(*req, *es))));
+      results.push_back(custody::ParseJson(ResponseToJson(ps->IsAuthorized(*req, *es))));
     }
   }
   json::object out;

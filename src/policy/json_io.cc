@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 #include <set>
 
+#include "common/json_parse.h"
 #include "policy/extensions.h"
 
 namespace custody::policy {
@@ -14,8 +15,8 @@ constexpr int kMaxDepth = 256;
 Result<json::value> ParseJson(std::string_view text, std::string_view what) {
   json::parse_options opts;
   opts.max_depth = kMaxDepth;
-  std::error_code ec;
-  json::value v = json::parse(json::string_view(text.data(), text.size()), ec, {}, opts);
+  json::error_code ec;
+  json::value v = custody::ParseJson(text, ec, {}, opts);
   if (ec) return InvalidArgumentError(std::string(what) + ": invalid JSON: " + ec.message());
   return v;
 }
