@@ -226,8 +226,9 @@ async function main() {
   const receipt = echo._meta?.['dev.custody/receipt'];
   assert.ok(receipt, 'no receipt in _meta: ' + JSON.stringify(echo));
   assert.match(receipt.receipt, /^c2sp\.org\/tlog-proof@v1\nindex \d+\n/);
-  // The decision is durable before forwarding; the outcome is queued before the answer and
-  // lands in the ledger right after (mcp.await_outcome = true would wait for it).
+  // The decision is durable before forwarding; the outcome is not yet (mcp.await_outcome = true
+  // would wait for it): it is held for the session's next decision, or the linger, and this test
+  // polls for it below.
   assert.match(receipt.outcome.event_id, /^[0-9a-f-]{36}$/);
   assert.equal(receipt.outcome.durable, false);
   assert.deepEqual(receipt.reasons, ['everything-tools']);
