@@ -26,10 +26,10 @@ namespace fs = std::filesystem;
 constexpr int64_t kCurrentVersion = 1;
 // mcp.db is at version 2 (resources and prompts pinned beside tools).
 constexpr int64_t kMcpVersion = 2;
-// identity.db is at version 4 (refresh token families and consents of the authorization code
+// identity.db is at version 5 (refresh token families and consents of the authorization code
 // flow, then its authorization codes, then the browser's part of a sign-in and approver
-// sessions).
-constexpr int64_t kIdentityVersion = 4;
+// sessions, then the expiry index of client assertion jtis).
+constexpr int64_t kIdentityVersion = 5;
 // attribution.db is at version 4 (session counters kept in the store, for several nodes; then
 // approvals; then the index the expiry loop asks for the approvals due by).
 constexpr int64_t kAttributionVersion = 4;

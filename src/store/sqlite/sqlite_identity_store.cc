@@ -150,7 +150,12 @@ CREATE TABLE browser_states(
   PRIMARY KEY(kind, key_sha256));
 CREATE INDEX browser_states_expiry ON browser_states(expires_at);
 )sql";
-constexpr const char* kSchemaSteps[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4};
+// Version 5: the expiry index the minutely purge of client assertion jtis deletes by. Without it
+// the purge read the whole table (every assertion of the last minutes) while holding the store.
+constexpr const char* kSchemaV5 = R"sql(
+CREATE INDEX assertion_jtis_expiry ON assertion_jtis(expires_at);
+)sql";
+constexpr const char* kSchemaSteps[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5};
 
 void BindAgent(Stmt& s, const Agent& a) {
   s.Bind(1, a.name)

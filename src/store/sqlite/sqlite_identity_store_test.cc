@@ -5,6 +5,7 @@
 #include "store/sqlite/sqlite_identity_store.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -143,6 +144,36 @@ TEST_F(SqliteIdentityStoreTest, AJtiAnsweredOkIsRefusedAfterTheFileIsOpenedAgain
   }
   EXPECT_TRUE(store->GetSession("s49").ok());
   EXPECT_TRUE(store->UseAssertionJti("c/c0", 1000).ok());
+}
+
+// The minutely purge deletes by the expiry index (schema version 5): it reads the expired jtis,
+// not every jti of the last minutes while it holds the store.
+TEST_F(SqliteIdentityStoreTest, ThePurgeOfAssertionJtisGoesByTheirExpiry) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(store->UseAssertionJti("c/" + std::to_string(i), 100 + i).ok());
+  }
+  ASSERT_TRUE(store->PurgeAssertionJtis(110).ok());
+  EXPECT_TRUE(store->UseAssertionJti("c/0", 1000).ok()) << "expired before 110: purged";
+  EXPECT_EQ(store->UseAssertionJti("c/10", 1000).code(), StatusCode::kAlreadyExists);
+  store.reset();
+
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* plan = nullptr;
+  ASSERT_EQ(
+      sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN DELETE FROM assertion_jtis WHERE expires_at < 1",
+                         -1, &plan, nullptr),
+      SQLITE_OK);
+  std::string detail;
+  while (sqlite3_step(plan) == SQLITE_ROW) {
+    detail += reinterpret_cast<const char*>(sqlite3_column_text(plan, 3));
+    detail += "; ";
+  }
+  sqlite3_finalize(plan);
+  sqlite3_close(db);
+  EXPECT_NE(detail.find("USING INDEX assertion_jtis_expiry"), std::string::npos) << detail;
 }
 
 TEST_F(SqliteIdentityStoreTest, AJtiThatCannotBeStoredFailsAndTheNextOneIsStored) {
