@@ -12,6 +12,7 @@
 #include <future>
 #include <vector>
 
+#include "store/sqlite/sqlite_db.h"
 #include "store/testing/fault_vfs.h"
 
 namespace custody::store {
@@ -159,20 +160,14 @@ TEST_F(SqliteIdentityStoreTest, ThePurgeOfAssertionJtisGoesByTheirExpiry) {
   EXPECT_EQ(store->UseAssertionJti("c/10", 1000).code(), StatusCode::kAlreadyExists);
   store.reset();
 
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
-  sqlite3_stmt* plan = nullptr;
-  ASSERT_EQ(
-      sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN DELETE FROM assertion_jtis WHERE expires_at < 1",
-                         -1, &plan, nullptr),
-      SQLITE_OK);
+  SqliteDb::Options existing;
+  existing.create_if_missing = false;
+  auto db = SqliteDb::Open(path_, "identity store", existing);
+  ASSERT_TRUE(db.ok()) << db.status().ToString();
+  Stmt plan(**db, "EXPLAIN QUERY PLAN DELETE FROM assertion_jtis WHERE expires_at < 1");
+  ASSERT_TRUE(plan.ok());
   std::string detail;
-  while (sqlite3_step(plan) == SQLITE_ROW) {
-    detail += reinterpret_cast<const char*>(sqlite3_column_text(plan, 3));
-    detail += "; ";
-  }
-  sqlite3_finalize(plan);
-  sqlite3_close(db);
+  while (plan.Step() == SQLITE_ROW) detail += plan.Text(3) + "; ";
   EXPECT_NE(detail.find("USING INDEX assertion_jtis_expiry"), std::string::npos) << detail;
 }
 
