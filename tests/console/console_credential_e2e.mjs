@@ -73,8 +73,11 @@ grant = "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {{role}}"
 
   // The issuing decision: who initiated it.
   await page.click('[data-testid=credential-action]');
-  await page.waitForFunction((who) => document.body.innerText.includes(who) && location.hash.startsWith('#/action/'), INITIATOR);
-  assert.match(await page.innerText('body'), /issue_credential/);
+  // The hash changes before the action view renders, and the credential view
+  // shows the initiator too: wait for the action view's own card.
+  await page.waitForFunction((who) => location.hash.startsWith('#/action/') &&
+    document.querySelector('[data-testid=who-initiated]')?.innerText.includes(who), INITIATOR);
+  assert.match(await page.innerText('[data-testid=action]'), /issue_credential/);
 
   // A reader's console session may read a lease, not revoke it.
   const si = await fetch(url + '/v1/console/session', { method: 'POST',
