@@ -87,11 +87,19 @@ try {
   });
 
   // --- First load: the CSP, what it costs, nothing from elsewhere.
+  // Each body is fetched after its response event: keep the promises, and wait for them all
+  // before reading `loaded`, so nothing that arrived is still missing from it.
   const loaded = [];
-  page.on('response', async (r) => {
-    try { loaded.push({ url: r.url(), body: await r.body() }); } catch { /* redirects */ }
+  const bodies = [];
+  page.on('response', (r) => {
+    // A stream (the live feed) never ends: its body would never arrive.
+    if ((r.headers()['content-type'] ?? '').startsWith('text/event-stream')) return;
+    bodies.push(r.body().then((body) => loaded.push({ url: r.url(), body }), () => { /* redirects */ }));
   });
+  const allLoaded = async () => { for (let n = 0; n !== bodies.length;) { n = bodies.length; await Promise.all(bodies); } };
+  const methodsSeen = page.waitForResponse((r) => r.url().endsWith('/v1/console/methods'));
   const index = await page.goto(url + '/console/', { waitUntil: 'networkidle' });
+  await allLoaded();
   assert.equal(index.status(), 200);
   assert.equal(index.headers()['content-security-policy'], CSP);
   assert.equal(index.headers()['cache-control'], 'no-store');
@@ -104,6 +112,8 @@ try {
   await page.screenshot({ path: join(shotDir, 'console_sign_in.png') });
   // Without [login] the page offers the token only (GET /v1/console/methods).
   await page.waitForSelector('[data-testid=method-token]');
+  await methodsSeen;
+  await page.evaluate(() => new Promise(requestAnimationFrame));
   assert.equal((await page.$$('[data-testid=method-idp]')).length, 0, 'no IdP without [login]');
 
   // --- Sign in.
@@ -155,7 +165,11 @@ try {
   await page.waitForFunction(() => document.querySelectorAll('[data-testid=feed-row]').length === 1);
   await page.selectOption('[data-testid=filter-decision]', '');
   await page.fill('[data-testid=filter-target]', 'github/');
-  await page.waitForFunction(() => document.querySelectorAll('[data-testid=feed-row][data-kind="action.decision"]').length === 1);
+  // Only the allowed github/ decision: the deny filter before also showed one decision row.
+  await page.waitForFunction((id) => {
+    const rows = document.querySelectorAll('[data-testid=feed-row][data-kind="action.decision"]');
+    return rows.length === 1 && rows[0].dataset.eventId === id;
+  }, actionId);
   await page.fill('[data-testid=filter-target]', '');
   await page.fill('[data-testid=filter-agent]', 'nobody');
   await page.waitForFunction(() => document.querySelectorAll('[data-testid=feed-row]').length === 0);

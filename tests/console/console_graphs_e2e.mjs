@@ -97,13 +97,20 @@ try {
   const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(m.text()); });
+  // Each body is fetched after its response event: keep the promises, and wait for them all
+  // before reading `loaded`, so nothing that arrived is still missing from it.
   const loaded = [];
-  page.on('response', async (r) => {
-    try { loaded.push({ url: r.url(), body: await r.body() }); } catch { /* redirects */ }
+  const bodies = [];
+  page.on('response', (r) => {
+    // A stream (the live feed) never ends: its body would never arrive.
+    if ((r.headers()['content-type'] ?? '').startsWith('text/event-stream')) return;
+    bodies.push(r.body().then((body) => loaded.push({ url: r.url(), body }), () => { /* redirects */ }));
   });
+  const allLoaded = async () => { for (let n = 0; n !== bodies.length;) { n = bodies.length; await Promise.all(bodies); } };
 
   // --- Sign in; the graph library is not in the first load.
   await signIn(page, url, adminToken);
+  await allLoaded();
   const first = loaded.filter((r) => r.url.includes('/console/'));
   const gz = first.reduce((n, r) => n + gzipSync(r.body).length, 0);
   assert.ok(gz < 300 * 1024, `first load is ${gz} bytes gzip`);
@@ -117,6 +124,7 @@ try {
   const drawnIn = Date.now() - t1;
   const fetchedIn = Math.round(await page.evaluate(() =>
     performance.getEntriesByType('resource').filter((e) => e.name.endsWith('/v1/graph')).at(-1)?.duration ?? -1));
+  await allLoaded();
   const chunk = loaded.find((r) => /cytoscape.*\.js$/.test(r.url));
   assert.ok(chunk, 'the graph library came as its own chunk');
   const cyNodes = Number(await page.getAttribute('[data-testid=identity-graph]', 'data-nodes'));
