@@ -45,9 +45,12 @@ async function main() {
   if (!Array.isArray(listed)) throw new Error(`${EXPECTED_FILE}: no "scenarios" list`);
   // A reference server for each run that needs one over HTTP: list changes and listen streams are
   // server-wide, so runs sharing a server could see each other's notifications.
-  const [direct, upstream] = await Promise.all([freePort(), freePort()]);
-  await Promise.all([direct, upstream].map((port) => startEverything(port, { server: SERVER, tsx })));
-  const through = await startGateway(custody, upstream, [join(here, 'everything-server-stdio.mjs')]);
+  // The stdio run's server is started here too, and its bridge is given its URL: a bridge that
+  // started it itself could answer the gateway's server/discover probe too late on a busy machine.
+  const [direct, upstream, behindStdio] = await Promise.all([freePort(), freePort(), freePort()]);
+  await Promise.all([direct, upstream, behindStdio].map((port) => startEverything(port, { server: SERVER, tsx })));
+  const through = await startGateway(custody, upstream,
+    [join(here, 'everything-server-stdio.mjs'), `http://127.0.0.1:${behindStdio}/mcp`]);
   const { names, results, problems } = await runEverywhere(
     { direct: `http://localhost:${direct}/mcp`, ...through }, SUITE, cell);
 

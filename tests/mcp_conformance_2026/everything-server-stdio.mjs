@@ -11,7 +11,7 @@
 //   - notifications/cancelled aborts the POST of the request it names (on HTTP, closing the
 //     stream is the cancel); nothing is written back for a notification.
 // Answers to the server's own requests are dropped (2026-07-28 servers send none).
-//   node everything-server-stdio.mjs        BRIDGE_LOG=<file>: every line in (>) and out (<)
+//   node everything-server-stdio.mjs [URL]  BRIDGE_LOG=<file>: every line in (>) and out (<)
 import { appendFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -25,16 +25,23 @@ const here = dirname(fileURLToPath(import.meta.url));
 const LOG = process.env.BRIDGE_LOG;
 const log = (dir, text) => { if (LOG) appendFileSync(LOG, `${new Date().toISOString()} ${dir} ${text}\n`); };
 
-const port = await freePort();
-const server = await startEverything(port,
-  { server: join(here, 'everything-server.ts'), tsx: installed(here).tsx });
-process.on('exit', () => server.kill('SIGKILL'));
+// The server's URL when given (the conformance run starts it beforehand, so that this bridge
+// answers the gateway's server/discover probe at once: starting everything-server.ts under tsx
+// can take longer than the 3 s the gateway waits on a busy machine, and the upstream would then
+// be taken for a 2025-era one); otherwise the bridge starts its own.
+let url = process.argv[2];
 for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(0));
-server.on('exit', (code, sig) => {
-  console.error(`everything-server-stdio: everything-server exited (${code ?? sig})`);
-  process.exit(1);
-});
-const url = `http://127.0.0.1:${port}/mcp`;
+if (!url) {
+  const port = await freePort();
+  const server = await startEverything(port,
+    { server: join(here, 'everything-server.ts'), tsx: installed(here).tsx });
+  process.on('exit', () => server.kill('SIGKILL'));
+  server.on('exit', (code, sig) => {
+    console.error(`everything-server-stdio: everything-server exited (${code ?? sig})`);
+    process.exit(1);
+  });
+  url = `http://127.0.0.1:${port}/mcp`;
+}
 
 const out = (msg) => { const line = JSON.stringify(msg); log('<', line); process.stdout.write(line + '\n'); };
 const inflight = new Map();  // JSON-RPC id (as JSON) -> AbortController of its POST
