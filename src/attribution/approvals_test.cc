@@ -288,7 +288,13 @@ TEST_F(ApprovalsTest, APendingApprovalExpiresAndItsExpiryIsRecorded) {
   auto late = Decide(id, true, "bob");
   EXPECT_EQ(late.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(late.status().message().find("expired"), std::string::npos);
+  // The approvals thread may be expiring it at this moment: the state is stored before the
+  // event, and decided_index after it.
   ApprovalRow row = Stored(id);
+  for (int i = 0; i < 100 && row.decided_index < 0; ++i) {
+    std::this_thread::sleep_for(20ms);
+    row = Stored(id);
+  }
   EXPECT_EQ(row.state, "expired");
   ASSERT_GE(row.decided_index, 0);
   EXPECT_EQ(S(Event(static_cast<uint64_t>(row.decided_index)).at("kind")), "approval.expire");

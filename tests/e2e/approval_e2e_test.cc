@@ -132,13 +132,14 @@ class ApprovalE2E : public ::testing::Test {
   }
 
   // `custody approval show ID` until its state is `state` (the containment's cancellations run
-  // on the server's approvals thread), for at most 10 s.
+  // on the server's approvals thread), for at most 10 s. A decided state counts once its event
+  // is in the ledger (`decided_index`): the stored state changes first.
   json::object WaitForState(const std::string& id, const std::string& state) {
     json::object a;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     do {
       a = CliJson({"approval", "show", id});
-      if (S(a["state"]) == state) return a;
+      if (S(a["state"]) == state && (state == "pending" || a.contains("decided_index"))) return a;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     } while (std::chrono::steady_clock::now() < deadline);
     return a;
@@ -260,6 +261,9 @@ TEST_F(ApprovalE2E, AskedApprovedByAMemberRetriedAllowedAndTracedToTheApprover) 
   ASSERT_EQ(contain.rc, 0) << contain.err;
   json::object cancelled = WaitForState(id2, "cancelled");
   EXPECT_EQ(S(cancelled["state"]), "cancelled") << json::serialize(cancelled);
+  EXPECT_TRUE(cancelled.contains("decided_index")) << json::serialize(cancelled);
+  json::object third_cancelled = WaitForState(S(third["approval"].at("id")), "cancelled");
+  EXPECT_TRUE(third_cancelled.contains("decided_index")) << json::serialize(third_cancelled);
   CliResult late = Cli({"approval", "approve", id2, "--reason", "too late"}, bob_);
   EXPECT_EQ(late.rc, 1) << late.out;
   EXPECT_NE(late.err.find("cancelled"), std::string::npos) << late.err;
