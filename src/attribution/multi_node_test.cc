@@ -11,6 +11,7 @@
 #include <atomic>
 #include <boost/json.hpp>
 #include <filesystem>
+#include <limits>
 #include <thread>
 #include <vector>
 
@@ -355,7 +356,9 @@ TEST_F(MultiNodeTest, CountedReadsSentTogetherAnswerAsOneAtATime) {
   auto va = w_->tokens->VerifyAccessToken(a->token, "");
   auto vb = w_->tokens->VerifyAccessToken(b->token, "");
   ASSERT_TRUE(va.ok() && vb.ok());
-  const int64_t live = va->session.expires_at - 1;
+  // The two sessions may have been made in different seconds: live for both, expired for both.
+  const int64_t live = std::min(va->session.expires_at, vb->session.expires_at) - 1;
+  const int64_t expired = std::max(va->session.expires_at, vb->session.expires_at);
   auto req = [&](const std::string& sid, const std::string& jti, const std::string& target,
                  int64_t expired_at, const std::string& subject) {
     return store::PgIdentityStore::CountRequest{
@@ -373,9 +376,9 @@ TEST_F(MultiNodeTest, CountedReadsSentTogetherAnswerAsOneAtATime) {
       req(earlier, earlier_jti + "x", "github/y", live, ""),  // another jti: not counted
       req("no-such-sid", earlier_jti, "github/x", live, ""),  // NotFound
       req(later, later_jti, "github/y", live, "planner"),     // later: call 1, a new target
-      req(earlier, earlier_jti, "github/x", va->session.expires_at, ""),  // expired: not counted
-      req(earlier, earlier_jti, "github/z", live, ""),    // earlier: call 1, a new target
-      req(later, later_jti, "github/x", live, "nobody"),  // another subject: not counted
+      req(earlier, earlier_jti, "github/x", expired, ""),     // expired: not counted
+      req(earlier, earlier_jti, "github/z", live, ""),        // earlier: call 1, a new target
+      req(later, later_jti, "github/x", live, "nobody"),      // another subject: not counted
   };
   struct Want {
     bool found;
@@ -426,7 +429,8 @@ TEST_F(MultiNodeTest, ConcurrentCountedReadsGoTogetherAndStayExact) {
   ASSERT_TRUE(b.ok()) << b.status().ToString();
   std::vector<store::PgIdentityStore*> nodes = {a, b->get()};
   std::vector<std::string> sids, jtis;
-  int64_t live = 0;
+  // Live for every session: on a busy machine they may be made in different seconds.
+  int64_t live = std::numeric_limits<int64_t>::max();
   for (int i = 0; i < kSessions; ++i) {
     auto s = w_->Root("planner");
     ASSERT_TRUE(s.ok()) << s.status().ToString();
@@ -434,7 +438,7 @@ TEST_F(MultiNodeTest, ConcurrentCountedReadsGoTogetherAndStayExact) {
     ASSERT_TRUE(v.ok()) << v.status().ToString();
     sids.push_back(s->sid);
     jtis.push_back(v->jti);
-    live = v->session.expires_at - 1;
+    live = std::min(live, v->session.expires_at - 1);
   }
   const uint64_t batched_before = a->batched_counts() + (*b)->batched_counts();
   std::vector<std::vector<int64_t>> seen(kSessions);
