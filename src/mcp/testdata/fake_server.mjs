@@ -14,7 +14,13 @@
 // resources/subscribe and unsubscribe are answered and logged; the tool `subscriptions` returns
 // that log. An echo with resource_updated: true sends notifications/resources/updated for
 // fake://echo, with prompts_changed: true notifications/prompts/list_changed.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+
+// A marker appears whole: a test that sees the file may read it at once (written, then renamed).
+const writeMarker = (path, text) => {
+  writeFileSync(path + '.tmp', text);
+  renameSync(path + '.tmp', path);
+};
 import { createInterface } from 'node:readline';
 
 process.stderr.write('fake server started\n');
@@ -40,7 +46,7 @@ for await (const line of createInterface({ input: process.stdin })) {
     // FAKE_INIT_DELAY_MS: a server slow to start; FAKE_INIT_FILE: written just before it answers
     // (after would race a gateway that reads the answer and listens before the file is there).
     const answer = () => {
-      if (process.env.FAKE_INIT_FILE) writeFileSync(process.env.FAKE_INIT_FILE, String(Date.now()));
+      if (process.env.FAKE_INIT_FILE) writeMarker(process.env.FAKE_INIT_FILE, String(Date.now()));
       send({ id: m.id, result: { protocolVersion: m.params.protocolVersion, capabilities: { tools: {}, resources: { subscribe: true, listChanged: true }, prompts: { listChanged: true } },
         serverInfo: { name: 'fake', version: '1' } } });
     };
@@ -75,9 +81,9 @@ for await (const line of createInterface({ input: process.stdin })) {
         structuredContent: { log: subscriptionLog } } });
       continue;
     }
-    if (m.params.name === 'touch') writeFileSync(process.env.FAKE_MARKER_FILE, 'reached\n');
+    if (m.params.name === 'touch') writeMarker(process.env.FAKE_MARKER_FILE, 'reached\n');
     if (m.params.name === 'slow' && process.env.FAKE_MARKER_FILE) {
-      writeFileSync(process.env.FAKE_MARKER_FILE + '.slow-started', 'started\n');
+      writeMarker(process.env.FAKE_MARKER_FILE + '.slow-started', 'started\n');
     }
     // slow with a progressToken reports progress 0 at once (so its answer is a stream).
     const token = m.params._meta?.progressToken;
@@ -110,7 +116,7 @@ for await (const line of createInterface({ input: process.stdin })) {
     clearTimeout(timers.get(m.params.requestId));
     timers.delete(m.params.requestId);
     if (process.env.FAKE_MARKER_FILE) {
-      writeFileSync(process.env.FAKE_MARKER_FILE + '.cancelled', JSON.stringify(m.params) + '\n');
+      writeMarker(process.env.FAKE_MARKER_FILE + '.cancelled', JSON.stringify(m.params) + '\n');
     }
   } else if (m.id !== undefined && m.method) {
     send({ id: m.id, error: { code: -32601, message: 'method not found' } });
