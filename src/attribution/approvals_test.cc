@@ -83,6 +83,16 @@ class ApprovalsTest : public ::testing::Test {
     EXPECT_TRUE(r.ok() && *r);
     return r.ok() && *r ? **r : ApprovalRow{};
   }
+  // The row once decided by the approvals thread (for at most 2 s): it changes state first and
+  // takes its event's index just after, so wait for both.
+  ApprovalRow StoredOnceDecided(const std::string& id) {
+    ApprovalRow row = Stored(id);
+    for (int i = 0; i < 100 && (row.state == "pending" || row.decided_index < 0); ++i) {
+      std::this_thread::sleep_for(20ms);
+      row = Stored(id);
+    }
+    return row;
+  }
 
   std::unique_ptr<testkit::World> w_;
 };
@@ -288,13 +298,8 @@ TEST_F(ApprovalsTest, APendingApprovalExpiresAndItsExpiryIsRecorded) {
   auto late = Decide(id, true, "bob");
   EXPECT_EQ(late.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(late.status().message().find("expired"), std::string::npos);
-  // The approvals thread may be expiring it at this moment: the state is stored before the
-  // event, and decided_index after it.
-  ApprovalRow row = Stored(id);
-  for (int i = 0; i < 100 && row.decided_index < 0; ++i) {
-    std::this_thread::sleep_for(20ms);
-    row = Stored(id);
-  }
+  // The approvals thread may be expiring it at this moment.
+  ApprovalRow row = StoredOnceDecided(id);
   EXPECT_EQ(row.state, "expired");
   ASSERT_GE(row.decided_index, 0);
   EXPECT_EQ(S(Event(static_cast<uint64_t>(row.decided_index)).at("kind")), "approval.expire");
@@ -354,13 +359,7 @@ TEST_F(ApprovalsTest, ContainmentCancelsTheSessionsApprovals) {
   const std::string id = asked.approval->id;
   ASSERT_TRUE(w_->svc->Contain("session", asked.sid, "incident 12", "admin:test").ok());
   // The approvals thread cancels it (the revocation listener only queues).
-  ApprovalRow row;
-  // The row changes state first and takes its event's index just after: wait for both.
-  for (int i = 0; i < 100; ++i) {
-    row = Stored(id);
-    if (row.state != "pending" && row.decided_index >= 0) break;
-    std::this_thread::sleep_for(20ms);
-  }
+  ApprovalRow row = StoredOnceDecided(id);
   EXPECT_EQ(row.state, "cancelled");
   EXPECT_EQ(row.reason, "session revoked");
   ASSERT_GE(row.decided_index, 0);

@@ -387,7 +387,8 @@ TEST_F(LedgerTest, AnInteractiveAppendIsNotQueuedBehindBulkOnes) {
   // First in, first out would put it after every bulk event still waiting (at kBulk + 1); it
   // goes in at most a batch or two after what was committed.
   const uint64_t waiting = kBulk + 1 - committed;
-  EXPECT_LT(decision->index - committed, std::max<uint64_t>(waiting / 2, 4 * 64))
+  EXPECT_LT(decision->index - committed,
+            std::max<uint64_t>(waiting / 2, 4 * options.max_bulk_per_batch))
       << committed << " committed before it, " << waiting << " bulk events waiting";
   ledger->Close();
   EXPECT_EQ(bulk_ok.load(), kBulk);

@@ -199,9 +199,10 @@ export function wireRecorder() {
   return wire;
 }
 
-// Waits until `check()` is truthy (polled every 20 ms), failing after `ms` with `what`.
+// Waits until `check()` (which may be async) is truthy (polled every 20 ms), failing after `ms`
+// with `what`.
 export async function eventually(what, check, ms = 5000) {
-  for (const end = Date.now() + ms; !check();) {
+  for (const end = Date.now() + ms; !(await check());) {
     if (Date.now() > end) assert.fail(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }

@@ -15,13 +15,13 @@
 // that log. An echo with resource_updated: true sends notifications/resources/updated for
 // fake://echo, with prompts_changed: true notifications/prompts/list_changed.
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 
 // A marker appears whole: a test that sees the file may read it at once (written, then renamed).
 const writeMarker = (path, text) => {
   writeFileSync(path + '.tmp', text);
   renameSync(path + '.tmp', path);
 };
-import { createInterface } from 'node:readline';
 
 process.stderr.write('fake server started\n');
 const send = (m) => process.stdout.write(JSON.stringify({ jsonrpc: '2.0', ...m }) + '\n');
