@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 
 import { registerAgent, request, startCustody } from '../mcp/harness.mjs';
-import { finish, launch, loadChromium } from './lib.mjs';
+import { collectBodies, finish, launch, loadChromium } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const custody = process.argv[2];
@@ -87,16 +87,7 @@ try {
   });
 
   // --- First load: the CSP, what it costs, nothing from elsewhere.
-  // Each body is fetched after its response event: keep the promises, and wait for them all
-  // before reading `loaded`, so nothing that arrived is still missing from it.
-  const loaded = [];
-  const bodies = [];
-  page.on('response', (r) => {
-    // A stream (the live feed) never ends: its body would never arrive.
-    if ((r.headers()['content-type'] ?? '').startsWith('text/event-stream')) return;
-    bodies.push(r.body().then((body) => loaded.push({ url: r.url(), body }), () => { /* redirects */ }));
-  });
-  const allLoaded = async () => { for (let n = 0; n !== bodies.length;) { n = bodies.length; await Promise.all(bodies); } };
+  const { loaded, allLoaded } = collectBodies(page);
   const methodsSeen = page.waitForResponse((r) => r.url().endsWith('/v1/console/methods'));
   const index = await page.goto(url + '/console/', { waitUntil: 'networkidle' });
   await allLoaded();

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 
 import { request, startCustody } from '../mcp/harness.mjs';
-import { agentWithSessions, createReaderToken, dataDir, evaluate, finish, launch, loadChromium, pool, signIn } from './lib.mjs';
+import { agentWithSessions, collectBodies, createReaderToken, dataDir, evaluate, finish, launch, loadChromium, pool, signIn } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const custody = process.argv[2];
@@ -97,16 +97,7 @@ try {
   const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(m.text()); });
-  // Each body is fetched after its response event: keep the promises, and wait for them all
-  // before reading `loaded`, so nothing that arrived is still missing from it.
-  const loaded = [];
-  const bodies = [];
-  page.on('response', (r) => {
-    // A stream (the live feed) never ends: its body would never arrive.
-    if ((r.headers()['content-type'] ?? '').startsWith('text/event-stream')) return;
-    bodies.push(r.body().then((body) => loaded.push({ url: r.url(), body }), () => { /* redirects */ }));
-  });
-  const allLoaded = async () => { for (let n = 0; n !== bodies.length;) { n = bodies.length; await Promise.all(bodies); } };
+  const { loaded, allLoaded } = collectBodies(page);
 
   // --- Sign in; the graph library is not in the first load.
   await signIn(page, url, adminToken);

@@ -119,3 +119,17 @@ export async function pool(jobs, width) {
 }
 
 export const dataDir = (dir) => join(dir, 'data');
+
+// Every response body `page` receives from now on, as {url, body} in `loaded`. A body is fetched
+// after its response event, so `allLoaded()` waits for the fetches begun so far (and any begun
+// meanwhile) before `loaded` is read. Event streams (the live feed) never end and are skipped.
+export function collectBodies(page) {
+  const loaded = [];
+  const bodies = [];
+  page.on('response', (r) => {
+    if ((r.headers()['content-type'] ?? '').startsWith('text/event-stream')) return;
+    bodies.push(r.body().then((body) => loaded.push({ url: r.url(), body }), () => { /* redirects */ }));
+  });
+  const allLoaded = async () => { for (let n = 0; n !== bodies.length;) { n = bodies.length; await Promise.all(bodies); } };
+  return { loaded, allLoaded };
+}
